@@ -1,0 +1,65 @@
+/*
+ * ts_net.h -- sockets and the one connection layer every link uses.
+ *
+ * All network I/O of Tessera goes through ts_conn_t, built on an OpenSSL
+ * BIO over a socket.  Today the BIO is a plain socket BIO; TLS (a later
+ * issue) swaps it for an SSL BIO inside ts_conn_new() without touching
+ * callers.  Two styles:
+ *   - non-blocking (event loops): ts_conn_read/ts_conn_write return -1
+ *     with errno EAGAIN when they would block;
+ *   - blocking with a deadline (clients, tools): *_full and the frame
+ *     helpers poll(2) with a total timeout; they never hang.
+ * A ts_conn_t belongs to one thread.  No shared state, nothing survives a
+ * crash (the peer sees EOF/RST and retries).
+ */
+#ifndef TS_NET_H_INCLUDED
+#define TS_NET_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "ts_proto.h"
+
+typedef struct ts_conn_s ts_conn_t;
+
+/* "IP:PORT" or "IP PORT" (IPv4 dotted quad or hostname-free IPv6 in []).
+ * Returns 0 or -1. ip gets the address text. */
+int ts_parse_hostport(const char *s, char *ip, size_t ipsz, uint16_t *port);
+
+/* Listening socket, non-blocking, SO_REUSEADDR; -1 with errno on error. */
+int ts_net_listen(const char *ip, uint16_t port, int backlog);
+/* Connect with a timeout; returns a blocking fd with TCP_NODELAY set, or
+ * -1 (errno ETIMEDOUT, ECONNREFUSED, ...). */
+int ts_net_connect(const char *ip, uint16_t port, int timeout_ms);
+int ts_net_set_nonblock(int fd, int on);
+
+/* Takes ownership of fd (closed by ts_conn_free). NULL on OOM. */
+ts_conn_t *ts_conn_new(int fd);
+void       ts_conn_free(ts_conn_t *c);
+int        ts_conn_fd(const ts_conn_t *c);
+
+/* Raw I/O: >0 bytes, 0 = EOF (read only), -1 = error (errno EAGAIN if
+ * the socket is non-blocking and would block). */
+ssize_t ts_conn_read(ts_conn_t *c, void *buf, size_t n);
+ssize_t ts_conn_write(ts_conn_t *c, const void *buf, size_t n);
+
+/* Deadline helpers: 0 on success, -1 on error/EOF/timeout (errno
+ * ETIMEDOUT on timeout, ECONNRESET on EOF). */
+int ts_conn_read_full(ts_conn_t *c, void *buf, size_t n, int timeout_ms);
+int ts_conn_write_full(ts_conn_t *c, const void *buf, size_t n, int timeout_ms);
+
+/* Send one frame.  0 or -1. */
+int ts_conn_send_frame(ts_conn_t *c, uint8_t type, uint8_t flags,
+                       uint64_t reqid, const void *payload, uint32_t len,
+                       int timeout_ms);
+/* Receive one frame within timeout_ms; *payload is malloc'd (free it;
+ * NULL when len is 0).  A header over max_payload fails with EMSGSIZE
+ * before anything is allocated; a bad header fails with EPROTO. */
+int ts_conn_recv_frame(ts_conn_t *c, ts_frame_hdr_t *h, uint8_t **payload,
+                       uint32_t max_payload, int timeout_ms);
+
+/* Monotonic and wall clocks in milliseconds. */
+int64_t ts_now_ms(void);        /* CLOCK_MONOTONIC */
+int64_t ts_wall_ms(void);       /* CLOCK_REALTIME */
+
+#endif

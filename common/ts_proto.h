@@ -1,0 +1,128 @@
+/*
+ * ts_proto.h -- the Tessera wire protocol: frame header, message types,
+ * status codes, and the field layout of every message.  One codec for the
+ * tracker, the client and the peers.
+ *
+ * Frame (network byte order), 16-byte header then payload:
+ *   u8  magic 0x54 ('T')   u8 version (TS_PROTO_VERSION)
+ *   u8  type (ts_msg_t)    u8 flags (TS_FF_*)
+ *   u32 payload length     (<= the receiver's limit, checked before malloc)
+ *   u64 request id         chosen by the requester; a reply echoes it.
+ *                          Clients keep it across retries and failover, so
+ *                          a tracker applies a write at most once.
+ *
+ * Payloads are ts_buf fields.  Every request that needs a login starts
+ * with the session token as raw TS_TOKEN_B bytes ("tok" below).  A reply
+ * (type TS_MSG_REPLY) is:  u16 status, str message (empty when OK), then
+ * on OK the body listed for the request.
+ *
+ * No state, no locks: pure functions over caller buffers.
+ */
+#ifndef TS_PROTO_H_INCLUDED
+#define TS_PROTO_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ts_config.h"
+#include "ts_buf.h"
+
+#define TS_FRAME_MAGIC  0x54
+
+#define TS_FF_REPLY     0x01
+
+typedef enum {
+    TS_MSG_REPLY          = 1,
+
+    /* accounts and sessions                     request fields -> OK body */
+    TS_MSG_CREATE_USER    = 10, /* str user, str password          -> -     */
+    TS_MSG_LOGIN          = 11, /* str user, str password, str node_addr
+                                   ("ip:port" the node serves on)
+                                                      -> raw tok[16]       */
+    TS_MSG_LOGOUT         = 12, /* tok                             -> -     */
+    TS_MSG_HEARTBEAT      = 13, /* tok                             -> -     */
+
+    /* groups */
+    TS_MSG_CREATE_GROUP   = 20, /* tok, str group                  -> -     */
+    TS_MSG_JOIN_GROUP     = 21, /* tok, str group                  -> -     */
+    TS_MSG_LEAVE_GROUP    = 22, /* tok, str group -> str new_owner ("" if
+                                   none changed; "-" if dissolved)         */
+    TS_MSG_LIST_REQUESTS  = 23, /* tok, str group -> u32 n, n x str user   */
+    TS_MSG_ACCEPT_REQUEST = 24, /* tok, str group, str user        -> -     */
+    TS_MSG_REJECT_REQUEST = 25, /* tok, str group, str user        -> -     */
+    TS_MSG_LIST_GROUPS    = 26, /* tok -> u32 n, n x (str group, str owner,
+                                   u32 members)                            */
+    TS_MSG_LIST_MY_GROUPS = 27, /* tok -> u32 n, n x (str group, str owner,
+                                   u32 members)                            */
+
+    /* files (the file-sharing issue; layouts in docs/PROTOCOL.md) */
+    TS_MSG_UPLOAD_FILE    = 30,
+    TS_MSG_LIST_FILES     = 31,
+    TS_MSG_FILE_INFO      = 32,
+    TS_MSG_STOP_SHARE     = 33,
+    TS_MSG_HAVE_CHUNKS    = 34,
+    TS_MSG_MY_SHARES      = 35,
+
+    /* tracker administration */
+    TS_MSG_STATUS         = 40, /* - -> str text (one "key: value" a line) */
+
+    /* tracker <-> tracker (the cluster issue) */
+    TS_MSG_SYNC_HELLO     = 50,
+    TS_MSG_SYNC_OPS       = 51,
+    TS_MSG_SYNC_ACK       = 52,
+    TS_MSG_SYNC_SNAPSHOT  = 53,
+
+    /* peer <-> peer (the file-sharing issue) */
+    TS_MSG_PEER_MAP       = 60,
+    TS_MSG_PEER_GET       = 61,
+    TS_MSG_PEER_DATA      = 62,
+
+    TS_MSG_MAX_           = 64
+} ts_msg_t;
+
+typedef enum {
+    TS_OK            = 0,
+    TS_ERR_BADREQ    = 1,   /* malformed or invalid argument */
+    TS_ERR_AUTH      = 2,   /* not logged in, bad credentials, expired */
+    TS_ERR_EXISTS    = 3,
+    TS_ERR_NOTFOUND  = 4,
+    TS_ERR_PERM      = 5,   /* not owner / not member */
+    TS_ERR_STATE     = 6,   /* already member, already pending, ... */
+    TS_ERR_LIMIT     = 7,   /* a table or list is full */
+    TS_ERR_BUSY      = 8,   /* try again (another tracker, later) */
+    TS_ERR_CONFLICT  = 9,   /* lost a concurrent creation (cluster) */
+    TS_ERR_INTERNAL  = 10
+} ts_status_t;
+
+typedef struct {
+    uint8_t  type;
+    uint8_t  flags;
+    uint32_t len;
+    uint64_t reqid;
+} ts_frame_hdr_t;
+
+/* Header codec.  decode returns 0, or -1 for a bad magic, version or type,
+ * or a length over max_payload (so nothing is allocated for it). */
+void ts_frame_hdr_encode(uint8_t out[TS_FRAME_HDR_B], const ts_frame_hdr_t *h);
+int  ts_frame_hdr_decode(const uint8_t in[TS_FRAME_HDR_B], ts_frame_hdr_t *h,
+                         uint32_t max_payload);
+
+/* Builds a whole frame (header + payload) into out (reset first). */
+void ts_frame_build(ts_wbuf_t *out, uint8_t type, uint8_t flags,
+                    uint64_t reqid, const void *payload, uint32_t len);
+
+/* Reply payload head: status + message.  Body fields follow via ts_put_*. */
+void ts_reply_begin(ts_wbuf_t *b, ts_status_t st, const char *msg);
+/* Parses the head of a reply; msg gets the message ("" when OK). */
+int  ts_reply_parse(ts_rbuf_t *r, ts_status_t *st, char *msg, size_t msgsz);
+
+const char *ts_msg_name(unsigned type);        /* "LOGIN", "?" if unknown */
+const char *ts_status_name(ts_status_t st);
+
+/* ---- validation of names that arrive from anywhere ------------------- */
+/* user/group ids: 1..64 chars of [A-Za-z0-9._-] */
+int ts_valid_id(const char *s);
+/* file names: 1..255 bytes, no '/', no control chars (< 0x20, 0x7f),
+ * not "." or "..", valid as a single path component. */
+int ts_valid_filename(const char *s);
+
+#endif
