@@ -30,13 +30,17 @@ OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
            -fno-sanitize-recover=undefined
 LDOPT    = -fsanitize=address,undefined
 OUT      = build/asan
-BINOUT   = build/asan
 else
 OPT      = -O2 -g
 LDOPT    =
 OUT      = build/release
-BINOUT   = .
 endif
+# Binaries are linked into $(OUT)/bin/.  The release build also puts them
+# beside their sources, tracker/tracker and client/client, so the seed's
+# invocation works from those folders (`cd tracker && ./tracker
+# ../tracker_info.txt 1`); a file cannot share the repo root with the
+# tracker/ and client/ folders.
+BINOUT   = $(OUT)/bin
 
 CFLAGS  += $(CSTD) $(WARN) $(OPT) $(INCS) $(PKG_CFLAGS) -pthread -MMD -MP
 LDLIBS  += $(PKG_LIBS) -lrt -pthread
@@ -60,14 +64,23 @@ TOOL_BIN    = $(TOOL_SRC:tests/tools/%.c=$(OUT)/tools/%)
         uninstall clean unit tools
 
 all: $(BINOUT)/tracker $(BINOUT)/client
+ifneq ($(BUILD),asan)
+all: tracker/tracker client/client
+tracker/tracker: $(BINOUT)/tracker
+	cp -f $< $@
+client/client: $(BINOUT)/client
+	cp -f $< $@
+endif
 
 asan:
 	$(MAKE) BUILD=asan all unit tools
 
 $(BINOUT)/tracker: $(CORE_OBJ) $(TRACKER_OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDOPT) -o $@ $^ $(LDLIBS)
 
 $(BINOUT)/client: $(CORE_OBJ) $(CLIENT_OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDOPT) -o $@ $^ $(LDLIBS)
 
 $(OUT)/%.o: %.c
@@ -77,10 +90,25 @@ $(OUT)/%.o: %.c
 unit: $(UNIT_BIN)
 tools: $(TOOL_BIN)
 
-$(OUT)/tests/%: tests/unit/%.c $(CORE_OBJ) $(TRACKER_LIB) $(CLIENT_LIB)
+# tests/unit/test_trk_*.c link the tracker's objects, test_cli_* and
+# test_node_* the client's, every other test only the core.
+CMOCKA_LIBS = $$(pkg-config --libs cmocka)
+
+$(OUT)/tests/test_trk_%: tests/unit/test_trk_%.c $(CORE_OBJ) $(TRACKER_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDOPT) -o $@ $< $(CORE_OBJ) $(TRACKER_LIB) $(CLIENT_LIB) \
-	    $(LDLIBS) $$(pkg-config --libs cmocka)
+	$(CC) $(CFLAGS) $(LDOPT) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+
+$(OUT)/tests/test_cli_%: tests/unit/test_cli_%.c $(CORE_OBJ) $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDOPT) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+
+$(OUT)/tests/test_node_%: tests/unit/test_node_%.c $(CORE_OBJ) $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDOPT) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+
+$(OUT)/tests/%: tests/unit/%.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDOPT) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
 
 $(OUT)/tools/%: tests/tools/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
@@ -116,11 +144,11 @@ deps-test: deps
 # ---- running ------------------------------------------------------------
 check: deps-test
 	$(MAKE) all unit tools
-	@tests/run.sh $(OUT)
+	@TESSERA_BIN=$(OUT)/bin tests/run.sh $(OUT)
 
 check-asan: deps-test
 	$(MAKE) BUILD=asan all unit tools
-	@TESSERA_BIN=build/asan tests/run.sh build/asan
+	@TESSERA_BIN=build/asan/bin tests/run.sh build/asan
 
 demo: deps
 	$(MAKE) all
@@ -132,13 +160,13 @@ bench: deps-test
 
 install: all
 	install -d $(DESTDIR)$(BINDIR)
-	install -m 0755 tracker $(DESTDIR)$(BINDIR)/tessera-tracker
-	install -m 0755 client $(DESTDIR)$(BINDIR)/tessera-client
+	install -m 0755 $(BINOUT)/tracker $(DESTDIR)$(BINDIR)/tessera-tracker
+	install -m 0755 $(BINOUT)/client $(DESTDIR)$(BINDIR)/tessera-client
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/tessera-tracker $(DESTDIR)$(BINDIR)/tessera-client
 
 clean:
-	rm -rf build tracker client
+	rm -rf build tracker/tracker client/client
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -51,6 +51,25 @@
 #define TS_RPC_CONNECT_MS         2000
 #define TS_RPC_ATTEMPTS_N         6        /* over all trackers */
 
+/* ---- client nodes ---------------------------------------------------- */
+#define TS_NODE_UPLOADERS_N       2        /* --uploaders */
+#define TS_NODE_DOWNLOADERS_N     4        /* --downloaders */
+#define TS_NODE_SHARES_N          1024     /* shared files a node serves */
+#define TS_NODE_DOWNLOADS_N       16       /* downloads in shm at once */
+#define TS_NODE_SOURCES_N         32       /* sources per download */
+#define TS_NODE_PIPELINE_N        4        /* GETs in flight per peer link */
+#define TS_NODE_WORKER_INFLIGHT_N 8        /* GETs in flight per downloader */
+#define TS_NODE_PEER_CONNS_N      256      /* uploader connections/worker */
+#define TS_NODE_PEER_TIMEOUT_MS   10000    /* a GET with no byte back */
+#define TS_NODE_CONNECT_MS        2000
+#define TS_NODE_PEER_IDLE_MS      120000   /* uploader: link with no request */
+#define TS_NODE_SRC_FAILS_MAX_N   3        /* bad chunks before a peer is dropped */
+#define TS_NODE_MAP_REFRESH_MS    1000     /* partial sources' chunk maps */
+#define TS_NODE_SRC_REFRESH_MS    2000     /* source list from the tracker */
+#define TS_NODE_PERSIST_MS        250      /* done bitmap -> node.tdb */
+#define TS_NODE_CLAIM_TIMEOUT_MS  30000    /* a claim older than this is stale */
+#define TS_NODE_IDLE_POLL_MS      50       /* downloader with nothing to do */
+
 /* ---- supervisor ------------------------------------------------------ */
 #define TS_SUP_WORKERS_MAX_N      64
 #define TS_SUP_RESPAWN_MIN_MS     0        /* first respawn: at once */

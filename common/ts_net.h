@@ -33,15 +33,26 @@ int ts_net_listen(const char *ip, uint16_t port, int backlog);
 int ts_net_connect(const char *ip, uint16_t port, int timeout_ms);
 int ts_net_set_nonblock(int fd, int on);
 
-/* Takes ownership of fd (closed by ts_conn_free). NULL on OOM. */
+/* Takes ownership of fd (closed by ts_conn_free). NULL on OOM; the fd
+ * is closed then too. */
 ts_conn_t *ts_conn_new(int fd);
 void       ts_conn_free(ts_conn_t *c);
 int        ts_conn_fd(const ts_conn_t *c);
+/* Bytes already buffered inside the BIO layer (0 for a plain socket; an
+ * SSL BIO may hold decrypted bytes poll(2) cannot see).  Event loops read
+ * again while this is > 0 before going back to poll. */
+int        ts_conn_pending(ts_conn_t *c);
 
 /* Raw I/O: >0 bytes, 0 = EOF (read only), -1 = error (errno EAGAIN if
  * the socket is non-blocking and would block). */
 ssize_t ts_conn_read(ts_conn_t *c, void *buf, size_t n);
 ssize_t ts_conn_write(ts_conn_t *c, const void *buf, size_t n);
+
+/* sendfile(2) of n bytes of in_fd from *off (advanced) to the connection
+ * (a plain socket today).  Non-blocking like ts_conn_write: >0 bytes
+ * sent, 0 = in_fd has no bytes at *off (file shrank), -1 = error (errno
+ * EAGAIN if the socket would block).  Defined in ts_net_sendfile.c. */
+ssize_t ts_conn_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n);
 
 /* Deadline helpers: 0 on success, -1 on error/EOF/timeout (errno
  * ETIMEDOUT on timeout, ECONNRESET on EOF). */

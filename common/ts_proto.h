@@ -54,13 +54,25 @@ typedef enum {
     TS_MSG_LIST_MY_GROUPS = 27, /* tok -> u32 n, n x (str group, str owner,
                                    u32 members)                            */
 
-    /* files (the file-sharing issue; layouts in docs/PROTOCOL.md) */
-    TS_MSG_UPLOAD_FILE    = 30,
-    TS_MSG_LIST_FILES     = 31,
-    TS_MSG_FILE_INFO      = 32,
-    TS_MSG_STOP_SHARE     = 33,
-    TS_MSG_HAVE_CHUNKS    = 34,
-    TS_MSG_MY_SHARES      = 35,
+    /* files.  hashes = raw 20-byte SHA1 per chunk, nchunks of them;
+     * bitmap = blob of (nchunks+7)/8 bytes, chunk i = bit (i & 7) of
+     * byte i/8.  A source is (user, node_addr of the login session); it
+     * is online while that session lives. */
+    TS_MSG_UPLOAD_FILE    = 30, /* tok, str group, str name, u64 size,
+                                   raw sha1[20], u32 nchunks, hashes
+                                   -> -   (this node = complete source)  */
+    TS_MSG_LIST_FILES     = 31, /* tok, str group -> u32 n, n x (str name,
+                                   u64 size, u32 sources_online)        */
+    TS_MSG_FILE_INFO      = 32, /* tok, str group, str name -> u64 size,
+                                   raw sha1[20], u32 nchunks, hashes,
+                                   u32 nsrc, nsrc x (str addr, u8 complete,
+                                   u32 chunks_held)   (online sources,
+                                   the requester's own node excluded)    */
+    TS_MSG_STOP_SHARE     = 33, /* tok, str group, str name -> -         */
+    TS_MSG_HAVE_CHUNKS    = 34, /* tok, str group, str name, u8 complete,
+                                   bitmap -> -  (partial source update)  */
+    TS_MSG_MY_SHARES      = 35, /* tok -> u32 n, n x (str group, str name,
+                                   u8 complete)  (this user, this node)  */
 
     /* tracker administration */
     TS_MSG_STATUS         = 40, /* - -> str text (one "key: value" a line) */
@@ -71,10 +83,17 @@ typedef enum {
     TS_MSG_SYNC_ACK       = 52,
     TS_MSG_SYNC_SNAPSHOT  = 53,
 
-    /* peer <-> peer (the file-sharing issue) */
-    TS_MSG_PEER_MAP       = 60,
-    TS_MSG_PEER_GET       = 61,
-    TS_MSG_PEER_DATA      = 62,
+    /* peer <-> peer, on the node's IP:PORT (uploader workers) */
+    TS_MSG_PEER_MAP       = 60, /* str group, str name -> REPLY: status,
+                                   msg, u32 load, u32 nchunks, bitmap    */
+    TS_MSG_PEER_GET       = 61, /* str group, str name, u32 index
+                                   -> PEER_DATA                          */
+    TS_MSG_PEER_DATA      = 62, /* (flags REPLY) u16 status, str msg,
+                                   u32 load, u32 index, then on OK:
+                                   u32 len + len bytes of chunk data.
+                                   load = the peer's active uploads +
+                                   queued requests.  Requests on one
+                                   connection are answered in order.    */
 
     TS_MSG_MAX_           = 64
 } ts_msg_t;

@@ -77,7 +77,7 @@ int  ts_shm_create(ts_shm_t *s, const char *name, uint32_t layout_version,
 int  ts_shm_attach(ts_shm_t *s, const char *name, uint32_t layout_version);
 void ts_shm_detach(ts_shm_t *s);
 int  ts_shm_unlink(const char *name);
-/* Table base for id (NULL if absent); *capacity/*entry_size if non-NULL. */
+/* Table base for id (NULL if absent); *capacity, *entry_size if non-NULL. */
 void *ts_shm_table(const ts_shm_t *s, uint32_t id, uint32_t *capacity,
                    uint32_t *entry_size);
 /* Total bytes a layout needs (for logs and tests). */

@@ -1,0 +1,116 @@
+#!/bin/bash
+# bench/run.sh -- tracker request benchmark (`make bench`; builds nothing).
+#
+# For each configuration (--fsync on, --fsync off) starts one tracker on a
+# free 127.0.0.1 port with a temp data dir, runs tests/tools/trk_bench
+# (CONNS logged-in connections, a LIST_GROUPS phase then a CREATE_GROUP
+# phase of SECS seconds each), prints the table, and stops the tracker by
+# pid (SIGTERM, bounded wait, SIGKILL).  A trap stops it on any exit.
+#
+# Usage: bench/run.sh [SECS] [CONNS] [WORKERS]   (defaults 5 64 2)
+# Environment: TESSERA_BIN (dir of ./tracker; default the repo root, or
+# build/release if the root holds no binary), TESSERA_TOOLS (default
+# build/release/tools), KDF (--kdf-iterations, default 1000: the bench
+# measures request handling, not PBKDF2), KEEP=1 keeps the temp dir.
+
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SECS=${1:-5}
+CONNS=${2:-64}
+WORKERS=${3:-2}
+KDF=${KDF:-1000}
+
+BIN=${TESSERA_BIN:-$ROOT}
+case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+if [ -z "${TESSERA_BIN:-}" ] && ! [ -f "$BIN/tracker" ] && \
+   [ -f "$ROOT/build/release/tracker" ]; then
+    BIN=$ROOT/build/release
+fi
+TOOLS=${TESSERA_TOOLS:-$ROOT/build/release/tools}
+case $TOOLS in /*) ;; *) TOOLS=$ROOT/$TOOLS ;; esac
+
+for f in "$BIN/tracker" "$TOOLS/trk_bench"; do
+    if ! [ -f "$f" ] || ! [ -x "$f" ]; then
+        echo "bench: $f is not built (run make bench)" >&2
+        exit 1
+    fi
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench.XXXXXX")
+TRK_PID=
+
+stop_tracker() {
+    local i
+    [ -n "$TRK_PID" ] || return 0
+    if kill -0 "$TRK_PID" 2>/dev/null; then
+        kill -TERM "$TRK_PID" 2>/dev/null
+        for i in $(seq 100); do
+            kill -0 "$TRK_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$TRK_PID" 2>/dev/null && kill -KILL "$TRK_PID" 2>/dev/null
+    fi
+    wait "$TRK_PID" 2>/dev/null
+    TRK_PID=
+}
+
+cleanup() {
+    stop_tracker
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "bench: files kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    /usr/bin/python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# run_one NAME TRACKER-OPTIONS...
+run_one() {
+    local name=$1; shift
+    local port dir i ready=0 rc
+    port=$(free_port)
+    dir=$WORK/$name
+    mkdir -p "$dir"
+    printf '127.0.0.1:%s\n' "$port" >"$dir/tracker_info.txt"
+    "$BIN/tracker" -d "$dir/data" --kdf-iterations "$KDF" -w "$WORKERS" \
+        -l warn "$@" "$dir/tracker_info.txt" 1 </dev/null \
+        >"$dir/tracker.log" 2>&1 &
+    TRK_PID=$!
+    for i in $(seq 100); do
+        if grep -q "ready on" "$dir/tracker.log" 2>/dev/null || \
+           (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            ready=1
+            break
+        fi
+        kill -0 "$TRK_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ $ready -ne 1 ]; then
+        echo "bench: tracker ($name) did not start:" >&2
+        cat "$dir/tracker.log" >&2
+        stop_tracker
+        return 1
+    fi
+    echo "== tracker $* workers=$WORKERS, $CONNS connections, ${SECS}s" \
+         "per request type"
+    timeout $((SECS * 2 + 60)) "$TOOLS/trk_bench" -c "$CONNS" -d "$SECS" \
+        "127.0.0.1:$port"
+    rc=$?
+    stop_tracker
+    echo
+    return $rc
+}
+
+echo "tessera tracker bench: $(nproc) cpus, $(uname -r)"
+echo
+status=0
+run_one fsync-on --fsync on || status=1
+run_one fsync-off --fsync off || status=1
+exit $status

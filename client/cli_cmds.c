@@ -1,0 +1,650 @@
+/*
+ * cli_cmds.c -- the registry and the account/group commands of the
+ * client (see cli_cmds.h for the rules every command follows).
+ *
+ * Each command encodes its request with ts_buf in the field order of
+ * common/ts_proto.h, sends it through cli_rpc (failover and request-id
+ * reuse live there), checks the reply body to the last byte
+ * (ts_rbuf_end) and prints the contract's text.  List counts from the
+ * wire are checked against the bytes left before anything is
+ * allocated.
+ *
+ * Locking: main thread only; the session has its own lock.
+ * Crash behaviour: nothing persistent here; a tracker crash is handled
+ * by cli_rpc's failover.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ts_config.h"
+#include "ts_buf.h"
+#include "ts_log.h"
+#include "ts_proto.h"
+#include "cli_cmds.h"
+#include "cli_rpc.h"
+#include "cli_session.h"
+
+static const cli_cmd_t  *cli_tables[CLI_TABLES_MAX_N];
+static int               cli_ntables;
+
+
+int
+cli_cmds_register(const cli_cmd_t *table)
+{
+    int  i;
+
+    for (i = 0; i < cli_ntables; i++) {
+        if (cli_tables[i] == table) {
+            return 0;
+        }
+    }
+    if (cli_ntables == CLI_TABLES_MAX_N) {
+        return -1;
+    }
+    cli_tables[cli_ntables++] = table;
+    return 0;
+}
+
+
+const cli_cmd_t *
+cli_cmd_find(const char *name)
+{
+    const cli_cmd_t  *c;
+    int               i;
+
+    for (i = 0; i < cli_ntables; i++) {
+        for (c = cli_tables[i]; c->name != NULL; c++) {
+            if (strcmp(c->name, name) == 0) {
+                return c;
+            }
+        }
+    }
+    return NULL;
+}
+
+
+int
+cli_error(const char *fmt, ...)
+{
+    va_list  ap;
+
+    fputs("error: ", stdout);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    return -1;
+}
+
+
+void
+cli_print_empty(cli_ctx_t *ctx)
+{
+    if (ctx->tty) {
+        puts("(none)");
+    }
+}
+
+
+int
+cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
+{
+    const cli_cmd_t  *c;
+    int               r, nargs;
+
+    if (argc < 1) {
+        return 0;
+    }
+    c = cli_cmd_find(argv[0]);
+    if (c == NULL) {
+        r = cli_error("unknown command '%s' (try help)", argv[0]);
+    } else {
+        nargs = argc - 1;
+        if (nargs < c->min_args || nargs > c->max_args) {
+            printf("usage: %s%s%s\n", c->name, c->args[0] ? " " : "",
+                   c->args);
+            r = -1;
+        } else if ((c->flags & CLI_CMD_LOGIN)
+                   && !cli_session_get(ctx->sess, NULL, 0, NULL))
+        {
+            r = cli_error("not logged in");
+        } else {
+            r = c->run(ctx, argc, argv);
+        }
+    }
+    fflush(stdout);
+    return r;
+}
+
+
+int
+cli_begin_authed(cli_ctx_t *ctx, ts_wbuf_t *req, uint8_t *tok)
+{
+    uint8_t  t[TS_TOKEN_B];
+
+    ts_wbuf_init(req);
+    if (!cli_session_get(ctx->sess, NULL, 0, t)) {
+        return cli_error("not logged in");
+    }
+    ts_put_raw(req, t, TS_TOKEN_B);
+    if (tok != NULL) {
+        memcpy(tok, t, TS_TOKEN_B);
+    }
+    return 0;
+}
+
+
+int
+cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
+            const uint8_t *tok, cli_reply_t *rep)
+{
+    if (req->err) {
+        memset(rep, 0, sizeof(*rep));
+        return cli_error("argument too long");
+    }
+    if (req->len > TS_FRAME_MAX_B) {
+        memset(rep, 0, sizeof(*rep));
+        return cli_error("request too large");
+    }
+    if (cli_rpc_call(ctx->rpc, type, req->data, (uint32_t) req->len, rep)
+        != 0)
+    {
+        cli_error("%s", rep->msg);
+        cli_reply_free(rep);
+        return -1;
+    }
+    if (rep->status != TS_OK) {
+        if (rep->status == TS_ERR_AUTH && tok != NULL) {
+            cli_session_lost(ctx->sess, tok);
+        }
+        cli_error("%s", rep->msg[0] ? rep->msg
+                        : ts_status_name(rep->status));
+        cli_reply_free(rep);
+        return -1;
+    }
+    return 0;
+}
+
+
+/* An OK reply must carry exactly the expected body. */
+static int
+cli_body_end(cli_reply_t *rep)
+{
+    if (ts_rbuf_end(&rep->body) != 0) {
+        cli_reply_free(rep);
+        return cli_error("malformed reply from tracker");
+    }
+    cli_reply_free(rep);
+    return 0;
+}
+
+
+/* A request with the token and n string fields; OK body empty. */
+static int
+cli_simple_authed(cli_ctx_t *ctx, uint8_t type, int n, char **strs)
+{
+    ts_wbuf_t    req;
+    cli_reply_t  rep;
+    uint8_t      tok[TS_TOKEN_B];
+    int          i, r;
+
+    if (cli_begin_authed(ctx, &req, tok) != 0) {
+        ts_wbuf_free(&req);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        ts_put_str(&req, strs[i]);
+    }
+    r = cli_request(ctx, type, &req, tok, &rep);
+    ts_wbuf_free(&req);
+    if (r != 0) {
+        return -1;
+    }
+    return cli_body_end(&rep);
+}
+
+
+/* ---- accounts ---------------------------------------------------------- */
+
+static int
+cli_cmd_create_user(cli_ctx_t *ctx, int argc, char **argv)
+{
+    ts_wbuf_t    req;
+    cli_reply_t  rep;
+    int          r;
+
+    ts_wbuf_init(&req);
+    ts_put_str(&req, argv[1]);
+    ts_put_str(&req, argv[2]);
+    r = cli_request(ctx, TS_MSG_CREATE_USER, &req, NULL, &rep);
+    ts_wbuf_free(&req);
+    if (r != 0 || cli_body_end(&rep) != 0) {
+        return -1;
+    }
+    printf("user %s created\n", argv[1]);
+    return 0;
+}
+
+
+static void
+cli_logout_rpc(cli_ctx_t *ctx, const uint8_t tok[TS_TOKEN_B], int attempts,
+               int timeout_ms)
+{
+    cli_reply_t  rep;
+
+    if (cli_rpc_call_ex(ctx->rpc, TS_MSG_LOGOUT, tok, TS_TOKEN_B, &rep,
+                        attempts, timeout_ms) != 0)
+    {
+        ts_warn("logout not confirmed by a tracker: %s", rep.msg);
+    }
+    cli_reply_free(&rep);
+}
+
+
+static int
+cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
+{
+    ts_wbuf_t    req;
+    cli_reply_t  rep;
+    uint8_t      tok[TS_TOKEN_B];
+    int          r;
+
+    /* a new login replaces the old session: log that one out first */
+    if (cli_session_get(ctx->sess, NULL, 0, tok)) {
+        cli_session_end(ctx->sess);
+        cli_logout_rpc(ctx, tok, TS_RPC_ATTEMPTS_N, 0);
+    }
+
+    ts_wbuf_init(&req);
+    ts_put_str(&req, argv[1]);
+    ts_put_str(&req, argv[2]);
+    ts_put_str(&req, ctx->node_addr);
+    r = cli_request(ctx, TS_MSG_LOGIN, &req, NULL, &rep);
+    ts_wbuf_free(&req);
+    if (r != 0) {
+        return -1;
+    }
+    if (ts_get_raw(&rep.body, tok, TS_TOKEN_B) != 0
+        || cli_body_end(&rep) != 0)
+    {
+        if (rep.payload != NULL) {
+            cli_reply_free(&rep);
+            return cli_error("malformed reply from tracker");
+        }
+        return -1;
+    }
+    if (cli_session_start(ctx->sess, argv[1], tok,
+                          cli_rpc_current(ctx->rpc)) != 0)
+    {
+        ts_warn("no heartbeat thread; the session will expire");
+    }
+    printf("logged in as %s\n", argv[1]);
+    return 0;
+}
+
+
+static int
+cli_cmd_logout(cli_ctx_t *ctx, int argc, char **argv)
+{
+    ts_wbuf_t    req;
+    cli_reply_t  rep;
+    uint8_t      tok[TS_TOKEN_B];
+    int          r;
+
+    if (cli_begin_authed(ctx, &req, tok) != 0) {
+        ts_wbuf_free(&req);
+        return -1;
+    }
+    /* the local session ends whatever the tracker says */
+    cli_session_end(ctx->sess);
+    r = cli_rpc_call(ctx->rpc, TS_MSG_LOGOUT, req.data, (uint32_t) req.len,
+                     &rep);
+    ts_wbuf_free(&req);
+    if (r != 0) {
+        cli_error("%s", rep.msg);
+        cli_reply_free(&rep);
+        return -1;
+    }
+    /* TS_ERR_AUTH: the session had already expired; we are logged out */
+    if (rep.status != TS_OK && rep.status != TS_ERR_AUTH) {
+        cli_error("%s", rep.msg[0] ? rep.msg : ts_status_name(rep.status));
+        cli_reply_free(&rep);
+        return -1;
+    }
+    cli_reply_free(&rep);
+    puts("logged out");
+    return 0;
+}
+
+
+void
+cli_cmds_logout_quietly(cli_ctx_t *ctx, int quick)
+{
+    uint8_t  tok[TS_TOKEN_B];
+
+    if (!cli_session_get(ctx->sess, NULL, 0, tok)) {
+        return;
+    }
+    cli_session_end(ctx->sess);
+    if (quick) {
+        cli_logout_rpc(ctx, tok, 1, 1000);
+    } else {
+        cli_logout_rpc(ctx, tok, ctx->rpc->trk.n > 0 ? ctx->rpc->trk.n : 1,
+                       0);
+    }
+}
+
+
+static int
+cli_cmd_exit(cli_ctx_t *ctx, int argc, char **argv)
+{
+    cli_cmds_logout_quietly(ctx, 0);
+    ctx->want_exit = 1;
+    return 0;
+}
+
+
+/* ---- groups ------------------------------------------------------------ */
+
+static int
+cli_cmd_create_group(cli_ctx_t *ctx, int argc, char **argv)
+{
+    if (cli_simple_authed(ctx, TS_MSG_CREATE_GROUP, 1, &argv[1]) != 0) {
+        return -1;
+    }
+    printf("group %s created\n", argv[1]);
+    return 0;
+}
+
+
+static int
+cli_cmd_join_group(cli_ctx_t *ctx, int argc, char **argv)
+{
+    if (cli_simple_authed(ctx, TS_MSG_JOIN_GROUP, 1, &argv[1]) != 0) {
+        return -1;
+    }
+    printf("join request sent to %s\n", argv[1]);
+    return 0;
+}
+
+
+static int
+cli_cmd_leave_group(cli_ctx_t *ctx, int argc, char **argv)
+{
+    ts_wbuf_t    req;
+    cli_reply_t  rep;
+    uint8_t      tok[TS_TOKEN_B];
+    char         owner[TS_ID_MAX_B + 2];
+    int          r;
+
+    if (cli_begin_authed(ctx, &req, tok) != 0) {
+        ts_wbuf_free(&req);
+        return -1;
+    }
+    ts_put_str(&req, argv[1]);
+    r = cli_request(ctx, TS_MSG_LEAVE_GROUP, &req, tok, &rep);
+    ts_wbuf_free(&req);
+    if (r != 0) {
+        return -1;
+    }
+    if (ts_get_str(&rep.body, owner, sizeof(owner)) != 0) {
+        cli_reply_free(&rep);
+        return cli_error("malformed reply from tracker");
+    }
+    if (cli_body_end(&rep) != 0) {
+        return -1;
+    }
+    if (owner[0] == '\0') {
+        printf("left %s\n", argv[1]);
+    } else if (strcmp(owner, "-") == 0) {
+        printf("left %s; group dissolved\n", argv[1]);
+    } else {
+        printf("left %s; %s is now the owner\n", argv[1], owner);
+    }
+    return 0;
+}
+
+
+static int
+cli_cmd_list_requests(cli_ctx_t *ctx, int argc, char **argv)
+{
+    ts_wbuf_t    req;
+    cli_reply_t  rep;
+    uint8_t      tok[TS_TOKEN_B];
+    char        *users, *u;
+    uint32_t     n, i;
+    int          r;
+
+    if (cli_begin_authed(ctx, &req, tok) != 0) {
+        ts_wbuf_free(&req);
+        return -1;
+    }
+    ts_put_str(&req, argv[1]);
+    r = cli_request(ctx, TS_MSG_LIST_REQUESTS, &req, tok, &rep);
+    ts_wbuf_free(&req);
+    if (r != 0) {
+        return -1;
+    }
+
+    n = ts_get_u32(&rep.body);
+    /* each entry takes at least 2 bytes on the wire */
+    if (rep.body.err || n > ts_rbuf_left(&rep.body) / 2) {
+        cli_reply_free(&rep);
+        return cli_error("malformed reply from tracker");
+    }
+    users = NULL;
+    if (n > 0) {
+        users = calloc(n, TS_ID_MAX_B + 2);
+        if (users == NULL) {
+            cli_reply_free(&rep);
+            return cli_error("out of memory");
+        }
+    }
+    for (i = 0; i < n; i++) {
+        u = users + (size_t) i * (TS_ID_MAX_B + 2);
+        if (ts_get_str(&rep.body, u, TS_ID_MAX_B + 2) != 0) {
+            break;
+        }
+    }
+    if (i < n || cli_body_end(&rep) != 0) {
+        if (i < n) {
+            cli_reply_free(&rep);
+            cli_error("malformed reply from tracker");
+        }
+        free(users);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        puts(users + (size_t) i * (TS_ID_MAX_B + 2));
+    }
+    if (n == 0) {
+        cli_print_empty(ctx);
+    }
+    free(users);
+    return 0;
+}
+
+
+static int
+cli_cmd_accept_request(cli_ctx_t *ctx, int argc, char **argv)
+{
+    if (cli_simple_authed(ctx, TS_MSG_ACCEPT_REQUEST, 2, &argv[1]) != 0) {
+        return -1;
+    }
+    printf("%s accepted into %s\n", argv[2], argv[1]);
+    return 0;
+}
+
+
+static int
+cli_cmd_reject_request(cli_ctx_t *ctx, int argc, char **argv)
+{
+    if (cli_simple_authed(ctx, TS_MSG_REJECT_REQUEST, 2, &argv[1]) != 0) {
+        return -1;
+    }
+    printf("request of %s to join %s rejected\n", argv[2], argv[1]);
+    return 0;
+}
+
+
+typedef struct {
+    char      group[TS_ID_MAX_B + 2];
+    char      owner[TS_ID_MAX_B + 2];
+    uint32_t  members;
+} cli_group_row_t;
+
+
+static int
+cli_group_cmp(const void *a, const void *b)
+{
+    const cli_group_row_t  *x = a, *y = b;
+
+    return strcmp(x->group, y->group);
+}
+
+
+static int
+cli_list_groups(cli_ctx_t *ctx, uint8_t type)
+{
+    ts_wbuf_t         req;
+    cli_reply_t       rep;
+    uint8_t           tok[TS_TOKEN_B];
+    cli_group_row_t  *rows;
+    uint32_t          n, i;
+    int               r;
+
+    if (cli_begin_authed(ctx, &req, tok) != 0) {
+        ts_wbuf_free(&req);
+        return -1;
+    }
+    r = cli_request(ctx, type, &req, tok, &rep);
+    ts_wbuf_free(&req);
+    if (r != 0) {
+        return -1;
+    }
+
+    n = ts_get_u32(&rep.body);
+    /* each entry takes at least 2 + 2 + 4 bytes on the wire */
+    if (rep.body.err || n > ts_rbuf_left(&rep.body) / 8) {
+        cli_reply_free(&rep);
+        return cli_error("malformed reply from tracker");
+    }
+    rows = NULL;
+    if (n > 0) {
+        rows = calloc(n, sizeof(*rows));
+        if (rows == NULL) {
+            cli_reply_free(&rep);
+            return cli_error("out of memory");
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (ts_get_str(&rep.body, rows[i].group, sizeof(rows[i].group)) != 0
+            || ts_get_str(&rep.body, rows[i].owner, sizeof(rows[i].owner))
+               != 0)
+        {
+            break;
+        }
+        rows[i].members = ts_get_u32(&rep.body);
+    }
+    if (i < n || cli_body_end(&rep) != 0) {
+        if (i < n) {
+            cli_reply_free(&rep);
+            cli_error("malformed reply from tracker");
+        }
+        free(rows);
+        return -1;
+    }
+
+    if (n > 1) {
+        qsort(rows, n, sizeof(*rows), cli_group_cmp);
+    }
+    for (i = 0; i < n; i++) {
+        printf("%s owner=%s members=%u\n", rows[i].group, rows[i].owner,
+               (unsigned) rows[i].members);
+    }
+    if (n == 0) {
+        cli_print_empty(ctx);
+    }
+    free(rows);
+    return 0;
+}
+
+
+static int
+cli_cmd_list_groups(cli_ctx_t *ctx, int argc, char **argv)
+{
+    return cli_list_groups(ctx, TS_MSG_LIST_GROUPS);
+}
+
+
+static int
+cli_cmd_list_my_groups(cli_ctx_t *ctx, int argc, char **argv)
+{
+    return cli_list_groups(ctx, TS_MSG_LIST_MY_GROUPS);
+}
+
+
+/* ---- help -------------------------------------------------------------- */
+
+static int
+cli_cmd_help(cli_ctx_t *ctx, int argc, char **argv)
+{
+    const cli_cmd_t  *c;
+    char              col[160];
+    int               i, w, len;
+
+    w = 0;
+    for (i = 0; i < cli_ntables; i++) {
+        for (c = cli_tables[i]; c->name != NULL; c++) {
+            len = snprintf(col, sizeof(col), "%s %s", c->name, c->args);
+            if (len > w) {
+                w = len;
+            }
+        }
+    }
+    if (w > 60) {
+        w = 60;
+    }
+
+    printf("%-*s  %s\n", w, "command", "description");
+    for (i = 0; i < cli_ntables; i++) {
+        for (c = cli_tables[i]; c->name != NULL; c++) {
+            snprintf(col, sizeof(col), "%s%s%s", c->name,
+                     c->args[0] ? " " : "", c->args);
+            printf("%-*s  %s\n", w, col, c->help);
+        }
+    }
+    return 0;
+}
+
+
+const cli_cmd_t  cli_cmds_core[] = {
+    { "create_user", "<user_id> <passwd>", 2, 2, 0, cli_cmd_create_user,
+      "create an account" },
+    { "login", "<user_id> <passwd>", 2, 2, 0, cli_cmd_login,
+      "log in (replaces any current session)" },
+    { "logout", "", 0, 0, CLI_CMD_LOGIN, cli_cmd_logout,
+      "end the session" },
+    { "create_group", "<group_id>", 1, 1, CLI_CMD_LOGIN,
+      cli_cmd_create_group, "create a group; you become its owner" },
+    { "join_group", "<group_id>", 1, 1, CLI_CMD_LOGIN, cli_cmd_join_group,
+      "ask the owner of a group to let you in" },
+    { "leave_group", "<group_id>", 1, 1, CLI_CMD_LOGIN, cli_cmd_leave_group,
+      "leave a group (an owner hands over to the next member)" },
+    { "list_requests", "<group_id>", 1, 1, CLI_CMD_LOGIN,
+      cli_cmd_list_requests, "pending join requests (owner only)" },
+    { "accept_request", "<group_id> <user_id>", 2, 2, CLI_CMD_LOGIN,
+      cli_cmd_accept_request, "let a user into your group" },
+    { "reject_request", "<group_id> <user_id>", 2, 2, CLI_CMD_LOGIN,
+      cli_cmd_reject_request, "turn down a join request" },
+    { "list_groups", "", 0, 0, CLI_CMD_LOGIN, cli_cmd_list_groups,
+      "every group: owner and member count" },
+    { "list_my_groups", "", 0, 0, CLI_CMD_LOGIN, cli_cmd_list_my_groups,
+      "the groups you are a member of" },
+    { "help", "", 0, 0, 0, cli_cmd_help, "this table" },
+    { "exit", "", 0, 0, 0, cli_cmd_exit,
+      "log out if logged in and quit" },
+    { NULL, NULL, 0, 0, 0, NULL, NULL }
+};

@@ -1,0 +1,81 @@
+/*
+ * cli_cmds.h -- the client's command registry, the shared context of
+ * commands, and helpers for files that add commands.
+ *
+ * Each command file exports a table of cli_cmd_t ending with a
+ * {NULL} entry (cli_cmds_core[] here; cli_files.c adds its own) and
+ * cli_main.c registers every table at start, so adding commands never
+ * means editing a switch.  cli_cmd_run() checks the argument count
+ * (printing "usage: ...") and the login requirement before calling a
+ * command.
+ *
+ * Output rules (the user-visible contract): results on stdout; a failure
+ * prints exactly one line "error: <reason>"; empty lists print nothing,
+ * or "(none)" on a TTY.
+ *
+ * Locking: commands run on the main thread only; the session they use is
+ * itself locked (cli_session.h).  Crash behaviour: nothing persistent.
+ */
+#ifndef CLI_CMDS_H_INCLUDED
+#define CLI_CMDS_H_INCLUDED
+
+#include <stdint.h>
+
+#include "ts_buf.h"
+#include "cli_rpc.h"
+#include "cli_session.h"
+
+#define CLI_TABLES_MAX_N    8
+
+typedef struct {
+    cli_rpc_t      *rpc;
+    cli_session_t  *sess;
+    char            node_addr[96];    /* "ip:port" this node serves on */
+    const char     *state_dir;
+    int             tty;              /* interactive: "(none)" for empty */
+    int             want_exit;        /* set by the exit command */
+    void           *ext;              /* for later command files */
+} cli_ctx_t;
+
+/* 0 = success, -1 = failure (the error line is already printed). */
+typedef int (*cli_cmd_pt)(cli_ctx_t *ctx, int argc, char **argv);
+
+#define CLI_CMD_LOGIN   0x01    /* needs a login */
+
+typedef struct {
+    const char  *name;
+    const char  *args;          /* "<group_id> <user_id>", "" for none */
+    int          min_args;      /* not counting the command name */
+    int          max_args;
+    unsigned     flags;         /* CLI_CMD_* */
+    cli_cmd_pt   run;
+    const char  *help;          /* one line */
+} cli_cmd_t;
+
+extern const cli_cmd_t  cli_cmds_core[];
+
+/* Adds a {NULL}-terminated table.  0, or -1 when the registry is full. */
+int              cli_cmds_register(const cli_cmd_t *table);
+const cli_cmd_t *cli_cmd_find(const char *name);
+/* Runs argv[0] with usage/login checks; 0 or -1.  Flushes stdout. */
+int              cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv);
+/* Best-effort logout on the way out (exit, EOF, SIGTERM): a single try
+ * with a short timeout when quick is set. */
+void             cli_cmds_logout_quietly(cli_ctx_t *ctx, int quick);
+
+/* ---- helpers for command implementations ----------------------------- */
+/* Prints "error: <fmt...>" and returns -1. */
+int  cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Starts a request that needs the session: puts the token; -1 (after
+ * printing "error: not logged in") if there is none. tok gets a copy. */
+int  cli_begin_authed(cli_ctx_t *ctx, ts_wbuf_t *req, uint8_t *tok);
+/* Sends req as type; returns 0 on a TS_OK reply (rep to be freed by the
+ * caller), else prints the error line, frees rep and returns -1.  tok
+ * (may be NULL) is the token the request carried: a TS_ERR_AUTH answer
+ * then also ends the local session. */
+int  cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
+                 const uint8_t *tok, cli_reply_t *rep);
+/* Prints "(none)" when interactive; for empty lists. */
+void cli_print_empty(cli_ctx_t *ctx);
+
+#endif

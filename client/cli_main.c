@@ -1,0 +1,620 @@
+/*
+ * cli_main.c -- entry point of ./client: options, tracker list, state
+ * directory, signals and the command loop (TTY via libedit, or plain
+ * line reading when stdin is not a terminal).
+ *
+ * Command tables are registered here (cli_cmds_core today; the file
+ * commands add theirs with one more cli_cmds_register() line), and the
+ * later node supervisor is meant to be forked from main() before the
+ * loop starts.
+ *
+ * Signals: handlers only set a flag and write a byte to a self-pipe.
+ * The loop's reads poll stdin together with that pipe, so a signal is
+ * never lost between a flag check and a blocking read.  SIGINT at the
+ * prompt abandons the line being typed; SIGTERM/SIGHUP (and SIGINT when
+ * stdin is not a terminal) end the loop, then the client logs out with
+ * one short try and exits.
+ *
+ * Locking: single-threaded except the heartbeat (cli_session.c).
+ * Crash behaviour: the history file is rewritten after each command, so
+ * a killed client loses at most the line being typed; its tracker
+ * session expires on its own.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <locale.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <editline/readline.h>
+
+#include "ts_config.h"
+#include "ts_log.h"
+#include "ts_net.h"
+#include "ts_trackers.h"
+#include "cli_cmds.h"
+#include "cli_parse.h"
+#include "cli_rpc.h"
+#include "cli_session.h"
+
+#define CLI_HISTORY_MAX_N   1000
+
+static volatile sig_atomic_t  cli_sig_int;
+static volatile sig_atomic_t  cli_sig_term;
+static int                    cli_sigpipe[2] = { -1, -1 };
+
+static cli_rpc_t              cli_rpc;
+static cli_session_t          cli_sess;     /* outlives the heartbeat */
+
+typedef struct {
+    const char  *state_dir;
+    int          prefer;        /* 0-based tracker index */
+    const char  *addr;
+    const char  *trackers_path;
+} cli_opts_t;
+
+
+static void
+cli_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: client [options] <IP>:<PORT> tracker_info.txt\n"
+        "  -s, --state-dir DIR   node state (default ./tsr-node-<ip>-<port>)\n"
+        "  -t, --tracker N       talk to tracker N (1-based) first\n"
+        "  -l, --log-level L     error|warn|info|debug\n"
+        "  -h, --help            this text\n"
+        "  -V, --version         print the version\n");
+}
+
+
+static void
+cli_on_signal(int signo)
+{
+    int  saved = errno;
+
+    if (signo == SIGINT) {
+        cli_sig_int = 1;
+    } else {
+        cli_sig_term = 1;
+    }
+    if (cli_sigpipe[1] >= 0) {
+        (void) !write(cli_sigpipe[1], "s", 1);
+    }
+    errno = saved;
+}
+
+
+static void
+cli_drain_sigpipe(void)
+{
+    char  buf[64];
+
+    while (read(cli_sigpipe[0], buf, sizeof(buf)) > 0) {
+        /* void */
+    }
+}
+
+
+static int
+cli_signals_init(void)
+{
+    struct sigaction  sa;
+
+    if (pipe2(cli_sigpipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        ts_err("pipe2() failed: %s", strerror(errno));
+        return -1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = cli_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;        /* no SA_RESTART: blocking calls see EINTR */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    return 0;
+}
+
+
+/* mkdir -p, new directories 0700. */
+static int
+cli_mkdirs(const char *path)
+{
+    char         buf[4096];
+    char        *p;
+    struct stat  st;
+
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int) sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (p = buf + 1; *p != '\0'; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    if (stat(buf, &st) != 0) {
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+
+static int
+cli_parse_level(const char *s, ts_log_level_t *out)
+{
+    static const char  *names[] = { "error", "warn", "info", "debug" };
+    int                 i;
+
+    for (i = 0; i < 4; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (ts_log_level_t) i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+
+/* Options and positional arguments; exits 0 or 2 itself. */
+static void
+cli_parse_args(int argc, char **argv, cli_opts_t *o)
+{
+    static const struct option  longopts[] = {
+        { "state-dir", required_argument, NULL, 's' },
+        { "tracker",   required_argument, NULL, 't' },
+        { "log-level", required_argument, NULL, 'l' },
+        { "help",      no_argument,       NULL, 'h' },
+        { "version",   no_argument,       NULL, 'V' },
+        { NULL, 0, NULL, 0 }
+    };
+    ts_log_level_t  lvl;
+    char           *end;
+    long            v;
+    int             c;
+
+    memset(o, 0, sizeof(*o));
+    o->prefer = -1;
+
+    while ((c = getopt_long(argc, argv, "s:t:l:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            o->state_dir = optarg;
+            break;
+        case 't':
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || v < 1
+                || v > TS_TRACKERS_MAX_N)
+            {
+                fprintf(stderr, "client: bad tracker number '%s'\n", optarg);
+                cli_usage(stderr);
+                exit(2);
+            }
+            o->prefer = (int) v - 1;
+            break;
+        case 'l':
+            if (cli_parse_level(optarg, &lvl) != 0) {
+                fprintf(stderr, "client: bad log level '%s'\n", optarg);
+                cli_usage(stderr);
+                exit(2);
+            }
+            ts_log_set_level(lvl);
+            break;
+        case 'h':
+            cli_usage(stdout);
+            exit(0);
+        case 'V':
+            printf("tessera client %s\n", TS_VERSION_STRING);
+            exit(0);
+        default:
+            cli_usage(stderr);
+            exit(2);
+        }
+    }
+    if (argc - optind != 2) {
+        cli_usage(stderr);
+        exit(2);
+    }
+    o->addr = argv[optind];
+    o->trackers_path = argv[optind + 1];
+}
+
+
+/* Validates <IP>:<PORT> into node_addr; exits 2 when it is bad. */
+static void
+cli_check_addr(const char *arg, char *ip, size_t ipsz, uint16_t *port,
+               char *node_addr, size_t nsz)
+{
+    unsigned char  tmp[16];
+    int            v6;
+
+    if (ts_parse_hostport(arg, ip, ipsz, port) != 0 || *port == 0) {
+        fprintf(stderr, "client: bad address '%s' (want <IP>:<PORT>)\n",
+                arg);
+        exit(2);
+    }
+    v6 = strchr(ip, ':') != NULL;
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, ip, tmp) != 1) {
+        fprintf(stderr, "client: bad IP address '%s'\n", ip);
+        exit(2);
+    }
+    snprintf(node_addr, nsz, v6 ? "[%s]:%u" : "%s:%u", ip, (unsigned) *port);
+}
+
+
+/* Runs one input line; sets *failed when the command failed. */
+static void
+cli_exec_line(cli_ctx_t *ctx, const char *line, int *failed)
+{
+    cli_args_t  a;
+    char        err[128];
+
+    if (cli_parse_line(line, &a, err, sizeof(err)) != 0) {
+        cli_error("%s", err);
+        fflush(stdout);
+        *failed = 1;
+        return;
+    }
+    if (a.argc > 0 && cli_cmd_run(ctx, a.argc, a.argv) != 0) {
+        *failed = 1;
+    }
+}
+
+
+/* ---- non-TTY input ------------------------------------------------------ */
+
+typedef struct {
+    char    buf[8192];
+    size_t  off;
+    size_t  end;
+    int     eof;
+} cli_reader_t;
+
+
+/*
+ * One line from fd 0 into line (at most linesz-1 bytes kept; *toolong is
+ * set if more were dropped).  1 = a line, 0 = EOF, -1 = a signal came.
+ */
+static int
+cli_read_line(cli_reader_t *r, char *line, size_t linesz, int *toolong)
+{
+    struct pollfd  pfd[2];
+    size_t         o;
+    ssize_t        n;
+    char           c;
+
+    o = 0;
+    *toolong = 0;
+
+    for ( ;; ) {
+        while (r->off < r->end) {
+            c = r->buf[r->off++];
+            if (c == '\n') {
+                line[o] = '\0';
+                return 1;
+            }
+            if (o + 1 < linesz) {
+                line[o++] = c;
+            } else {
+                *toolong = 1;
+            }
+        }
+        if (r->eof) {
+            line[o] = '\0';
+            return (o > 0 || *toolong) ? 1 : 0;
+        }
+        if (cli_sig_term || cli_sig_int) {
+            return -1;
+        }
+
+        pfd[0].fd = STDIN_FILENO;
+        pfd[0].events = POLLIN;
+        pfd[1].fd = cli_sigpipe[0];
+        pfd[1].events = POLLIN;
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            ts_err("poll() failed: %s", strerror(errno));
+            return -1;
+        }
+        if (pfd[1].revents & POLLIN) {
+            cli_drain_sigpipe();
+            continue;
+        }
+        if (pfd[0].revents == 0) {
+            continue;
+        }
+        n = read(STDIN_FILENO, r->buf, sizeof(r->buf));
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) {
+                continue;
+            }
+            ts_err("read() failed: %s", strerror(errno));
+            r->eof = 1;
+        } else if (n == 0) {
+            r->eof = 1;
+        } else {
+            r->off = 0;
+            r->end = (size_t) n;
+        }
+    }
+}
+
+
+static int
+cli_loop_plain(cli_ctx_t *ctx)
+{
+    static cli_reader_t  rd;
+    static char          line[CLI_LINE_MAX_B + 2];
+    int                  failed, toolong, r;
+
+    failed = 0;
+    while (!ctx->want_exit) {
+        r = cli_read_line(&rd, line, sizeof(line), &toolong);
+        if (r <= 0) {
+            break;
+        }
+        if (toolong) {
+            cli_error("line too long (max %d bytes)", CLI_LINE_MAX_B);
+            fflush(stdout);
+            failed = 1;
+            continue;
+        }
+        cli_exec_line(ctx, line, &failed);
+    }
+    return failed;
+}
+
+
+/* ---- TTY input (libedit) ------------------------------------------------ */
+
+/*
+ * libedit reads keys through this: it waits on stdin and the signal
+ * pipe together.  SIGINT ends the line early (the loop then drops it);
+ * SIGTERM is end of input.  UTF-8 sequences are decoded here because
+ * libedit takes one wide character per call.
+ */
+static int
+cli_tty_getc(FILE *f)
+{
+    struct pollfd  pfd[2];
+    unsigned char  b[4];
+    int            need, i, cp;
+    ssize_t        n;
+
+    (void) f;
+    for ( ;; ) {
+        if (cli_sig_term) {
+            return -1;
+        }
+        if (cli_sig_int) {
+            return '\n';
+        }
+        pfd[0].fd = STDIN_FILENO;
+        pfd[0].events = POLLIN;
+        pfd[1].fd = cli_sigpipe[0];
+        pfd[1].events = POLLIN;
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        if (pfd[1].revents & POLLIN) {
+            cli_drain_sigpipe();
+            continue;
+        }
+        if (pfd[0].revents == 0) {
+            continue;
+        }
+        n = read(STDIN_FILENO, b, 1);
+        if (n == 1) {
+            break;
+        }
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+            continue;
+        }
+        return -1;
+    }
+
+    if (b[0] < 0x80) {
+        return b[0];
+    }
+    if ((b[0] & 0xe0) == 0xc0) {
+        need = 1;
+        cp = b[0] & 0x1f;
+    } else if ((b[0] & 0xf0) == 0xe0) {
+        need = 2;
+        cp = b[0] & 0x0f;
+    } else if ((b[0] & 0xf8) == 0xf0) {
+        need = 3;
+        cp = b[0] & 0x07;
+    } else {
+        return b[0];
+    }
+    for (i = 1; i <= need; i++) {
+        pfd[0].fd = STDIN_FILENO;
+        pfd[0].events = POLLIN;
+        /* the rest of a character arrives with it; do not hang on junk */
+        if (poll(pfd, 1, 100) <= 0 || read(STDIN_FILENO, &b[i], 1) != 1
+            || (b[i] & 0xc0) != 0x80)
+        {
+            return b[0];
+        }
+        cp = (cp << 6) | (b[i] & 0x3f);
+    }
+    return cp;
+}
+
+
+/* Lines carrying a password never go to the history file. */
+static int
+cli_history_ok(const char *line)
+{
+    cli_args_t  a;
+
+    if (cli_parse_line(line, &a, NULL, 0) != 0) {
+        return 1;
+    }
+    if (a.argc == 0) {
+        return 0;
+    }
+    return strcmp(a.argv[0], "login") != 0
+           && strcmp(a.argv[0], "create_user") != 0;
+}
+
+
+static int
+cli_loop_tty(cli_ctx_t *ctx, const char *history)
+{
+    char   *line;
+    char    prompt[TS_ID_MAX_B + 32];
+    char    user[TS_ID_MAX_B + 1];
+
+    rl_catch_signals = 0;           /* our handlers, not libedit's */
+    rl_getc_function = cli_tty_getc;
+    using_history();
+    stifle_history(CLI_HISTORY_MAX_N);
+    (void) read_history(history);
+
+    while (!ctx->want_exit && !cli_sig_term) {
+        if (cli_session_get(ctx->sess, user, sizeof(user), NULL)) {
+            snprintf(prompt, sizeof(prompt), "%s@tessera> ", user);
+        } else {
+            snprintf(prompt, sizeof(prompt), "tessera> ");
+        }
+        cli_sig_int = 0;
+        cli_drain_sigpipe();
+
+        line = readline(prompt);
+        if (cli_sig_term) {
+            free(line);
+            break;
+        }
+        if (cli_sig_int) {
+            /* ^C: the line is abandoned, a fresh prompt follows */
+            free(line);
+            continue;
+        }
+        if (line == NULL) {
+            putchar('\n');
+            break;
+        }
+        if (line[0] != '\0' && cli_history_ok(line)) {
+            add_history(line);
+            if (write_history(history) != 0) {
+                ts_debug("write_history(%s) failed", history);
+            }
+        }
+        {
+            int  ignored = 0;
+
+            cli_exec_line(ctx, line, &ignored);
+        }
+        free(line);
+    }
+    return 0;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    cli_opts_t      o;
+    cli_ctx_t       ctx;
+    ts_trackers_t   trk;
+    char            err[512], ip[64], defdir[128], history[4200];
+    uint16_t        port;
+    int             failed;
+
+    setlocale(LC_CTYPE, "");
+    ts_log_set_role("client");
+
+    cli_parse_args(argc, argv, &o);
+
+    memset(&ctx, 0, sizeof(ctx));
+    cli_check_addr(o.addr, ip, sizeof(ip), &port, ctx.node_addr,
+                   sizeof(ctx.node_addr));
+
+    if (ts_trackers_load(o.trackers_path, &trk, err, sizeof(err)) != 0) {
+        fprintf(stderr, "client: %s\n", err);
+        return 2;
+    }
+    if (trk.n == 0) {
+        fprintf(stderr, "client: %s: no trackers listed\n", o.trackers_path);
+        return 2;
+    }
+    if (o.prefer >= trk.n) {
+        fprintf(stderr, "client: no tracker %d in %s (it lists %d)\n",
+                o.prefer + 1, o.trackers_path, trk.n);
+        return 2;
+    }
+
+    if (o.state_dir == NULL) {
+        snprintf(defdir, sizeof(defdir), "./tsr-node-%s-%u", ip,
+                 (unsigned) port);
+        o.state_dir = defdir;
+    }
+    if (cli_mkdirs(o.state_dir) != 0) {
+        fprintf(stderr, "client: cannot create state dir %s: %s\n",
+                o.state_dir, strerror(errno));
+        return 2;
+    }
+    snprintf(history, sizeof(history), "%s/history", o.state_dir);
+
+    if (cli_signals_init() != 0
+        || cli_rpc_init(&cli_rpc, &trk, o.prefer < 0 ? 0 : o.prefer) != 0
+        || cli_session_init(&cli_sess, &trk) != 0)
+    {
+        fprintf(stderr, "client: initialisation failed\n");
+        return 1;
+    }
+
+    /* one line per command file */
+    cli_cmds_register(cli_cmds_core);
+
+    ctx.rpc = &cli_rpc;
+    ctx.sess = &cli_sess;
+    ctx.state_dir = o.state_dir;
+    ctx.tty = isatty(STDIN_FILENO);
+
+    if (ctx.tty) {
+        failed = cli_loop_tty(&ctx, history);
+    } else {
+        failed = cli_loop_plain(&ctx);
+    }
+
+    /* exit already logged out; EOF and signals log out here */
+    cli_cmds_logout_quietly(&ctx, cli_sig_term || cli_sig_int);
+    fflush(stdout);
+
+    if (cli_session_wait_threads(&cli_sess, 500) > 0) {
+        /* a heartbeat is stuck in a request: leave without running the
+         * libraries' exit handlers under it */
+        fflush(stderr);
+        _exit(failed ? 1 : 0);
+    }
+    cli_rpc_destroy(&cli_rpc);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,331 @@
+/*
+ * cli_rpc.c -- tracker RPC with failover for the client (see cli_rpc.h).
+ *
+ * One logical request = one request id.  An attempt sends the frame on
+ * the persistent connection (connecting first if needed) and reads
+ * frames until the reply carrying that id arrives; frames with another
+ * id are late replies to an abandoned attempt and are dropped.  When an
+ * attempt fails (connect error, timeout, EOF, protocol error, or a
+ * TS_ERR_BUSY reply) the connection is closed and the next tracker of
+ * the list is tried after a short, doubling pause.  A reused connection
+ * that turns out to be dead (the tracker closed it while idle) is
+ * reopened once to the same tracker before counting as a failure.
+ *
+ * Locking: rpc->mu serialises calls on one instance.
+ * Crash behaviour: nothing persistent; see cli_rpc.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ts_config.h"
+#include "ts_crypto.h"
+#include "ts_log.h"
+#include "ts_net.h"
+#include "ts_proto.h"
+#include "cli_rpc.h"
+
+#define CLI_RPC_PAUSE_FIRST_MS  100
+#define CLI_RPC_PAUSE_MAX_MS    1000
+
+
+int
+cli_rpc_init(cli_rpc_t *rpc, const ts_trackers_t *trk, int prefer)
+{
+    memset(rpc, 0, sizeof(*rpc));
+    if (pthread_mutex_init(&rpc->mu, NULL) != 0) {
+        return -1;
+    }
+    rpc->trk = *trk;
+    if (rpc->trk.n < 0 || rpc->trk.n > TS_TRACKERS_MAX_N) {
+        rpc->trk.n = 0;
+    }
+    rpc->cur = (prefer >= 0 && prefer < rpc->trk.n) ? prefer : 0;
+    rpc->conn = NULL;
+    rpc->next_reqid = ts_random_u64();
+    if (rpc->next_reqid == 0) {
+        rpc->next_reqid = 1;
+    }
+    rpc->log_failover = 1;
+    return 0;
+}
+
+
+void
+cli_rpc_destroy(cli_rpc_t *rpc)
+{
+    cli_rpc_disconnect(rpc);
+    pthread_mutex_destroy(&rpc->mu);
+}
+
+
+static void
+cli_rpc_close_locked(cli_rpc_t *rpc)
+{
+    if (rpc->conn != NULL) {
+        ts_conn_free(rpc->conn);
+        rpc->conn = NULL;
+    }
+}
+
+
+void
+cli_rpc_disconnect(cli_rpc_t *rpc)
+{
+    pthread_mutex_lock(&rpc->mu);
+    cli_rpc_close_locked(rpc);
+    pthread_mutex_unlock(&rpc->mu);
+}
+
+
+int
+cli_rpc_current(cli_rpc_t *rpc)
+{
+    int  cur;
+
+    pthread_mutex_lock(&rpc->mu);
+    cur = rpc->cur;
+    pthread_mutex_unlock(&rpc->mu);
+    return cur;
+}
+
+
+void
+cli_reply_free(cli_reply_t *rep)
+{
+    free(rep->payload);
+    rep->payload = NULL;
+    rep->len = 0;
+    ts_rbuf_init(&rep->body, NULL, 0);
+}
+
+
+static void
+cli_sleep_ms(int ms)
+{
+    struct timespec  ts;
+
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (long) (ms % 1000) * 1000000L;
+    /* an interrupting signal only shortens the pause */
+    (void) nanosleep(&ts, NULL);
+}
+
+
+/*
+ * Reads frames until the reply to reqid arrives or the deadline passes.
+ * 0 with rep filled, or -1 with errno.
+ */
+static int
+cli_rpc_wait_reply(cli_rpc_t *rpc, uint64_t reqid, int64_t deadline,
+                   cli_reply_t *rep)
+{
+    ts_frame_hdr_t   h;
+    uint8_t         *pl;
+    int64_t          left;
+    ts_status_t      st;
+
+    for ( ;; ) {
+        left = deadline - ts_now_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        pl = NULL;
+        if (ts_conn_recv_frame(rpc->conn, &h, &pl, TS_FRAME_MAX_B,
+                               (int) left) != 0)
+        {
+            return -1;
+        }
+        if (h.type != TS_MSG_REPLY || h.reqid != reqid) {
+            ts_debug("dropping stale frame type %u id %llu (want %llu)",
+                     (unsigned) h.type, (unsigned long long) h.reqid,
+                     (unsigned long long) reqid);
+            free(pl);
+            continue;
+        }
+
+        ts_rbuf_init(&rep->body, pl, h.len);
+        if (ts_reply_parse(&rep->body, &st, rep->msg, sizeof(rep->msg))
+            != 0)
+        {
+            free(pl);
+            ts_rbuf_init(&rep->body, NULL, 0);
+            errno = EPROTO;
+            return -1;
+        }
+        rep->status = st;
+        rep->payload = pl;
+        rep->len = h.len;
+        return 0;
+    }
+}
+
+
+/*
+ * One attempt against rpc->cur.  0 = a reply arrived, -1 = this tracker
+ * failed (errno says how).
+ */
+static int
+cli_rpc_attempt(cli_rpc_t *rpc, uint8_t type, uint64_t reqid,
+                const void *payload, uint32_t len, int timeout_ms,
+                cli_reply_t *rep)
+{
+    const ts_tracker_addr_t  *t;
+    int64_t                   deadline, left;
+    int                       fd, fresh, round, err;
+
+    t = &rpc->trk.t[rpc->cur];
+    deadline = ts_now_ms() + timeout_ms;
+
+    for (round = 0; round < 2; round++) {
+        fresh = 0;
+        if (rpc->conn == NULL) {
+            fd = ts_net_connect(t->ip, t->port, TS_RPC_CONNECT_MS);
+            if (fd < 0) {
+                return -1;
+            }
+            rpc->conn = ts_conn_new(fd);
+            if (rpc->conn == NULL) {
+                close(fd);
+                errno = ENOMEM;
+                return -1;
+            }
+            fresh = 1;
+        }
+
+        left = deadline - ts_now_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        if (ts_conn_send_frame(rpc->conn, type, 0, reqid, payload, len,
+                               (int) left) == 0
+            && cli_rpc_wait_reply(rpc, reqid, deadline, rep) == 0)
+        {
+            return 0;
+        }
+
+        err = errno;
+        cli_rpc_close_locked(rpc);
+        /* an idle connection the tracker has closed: reopen it once */
+        if (fresh || err == ETIMEDOUT || err == EPROTO) {
+            errno = err;
+            return -1;
+        }
+        ts_debug("connection to tracker %s:%u went stale (%s); reopening",
+                 t->ip, (unsigned) t->port, strerror(err));
+    }
+    errno = ECONNRESET;
+    return -1;
+}
+
+
+int
+cli_rpc_call_ex(cli_rpc_t *rpc, uint8_t type, const void *payload,
+                uint32_t len, cli_reply_t *rep, int attempts, int timeout_ms)
+{
+    uint64_t                  reqid;
+    int                       attempt, pause_ms, have_busy, err, from;
+    const ts_tracker_addr_t  *a, *b;
+    char                      why[128];
+
+    memset(rep, 0, sizeof(*rep));
+    rep->status = TS_ERR_INTERNAL;
+    ts_rbuf_init(&rep->body, NULL, 0);
+
+    if (timeout_ms <= 0) {
+        timeout_ms = (type == TS_MSG_CREATE_USER || type == TS_MSG_LOGIN)
+                     ? TS_RPC_KDF_TIMEOUT_MS : TS_RPC_TIMEOUT_MS;
+    }
+    if (attempts < 1) {
+        attempts = 1;
+    }
+
+    pthread_mutex_lock(&rpc->mu);
+
+    if (rpc->trk.n == 0) {
+        pthread_mutex_unlock(&rpc->mu);
+        snprintf(rep->msg, sizeof(rep->msg), "no trackers configured");
+        return -1;
+    }
+
+    reqid = rpc->next_reqid++;
+    pause_ms = CLI_RPC_PAUSE_FIRST_MS;
+    have_busy = 0;
+    why[0] = '\0';
+
+    for (attempt = 0; attempt < attempts; attempt++) {
+        if (attempt > 0) {
+            cli_sleep_ms(pause_ms);
+            pause_ms *= 2;
+            if (pause_ms > CLI_RPC_PAUSE_MAX_MS) {
+                pause_ms = CLI_RPC_PAUSE_MAX_MS;
+            }
+        }
+
+        cli_reply_t  cur;
+
+        memset(&cur, 0, sizeof(cur));
+        if (cli_rpc_attempt(rpc, type, reqid, payload, len, timeout_ms,
+                            &cur) == 0)
+        {
+            if (cur.status != TS_ERR_BUSY) {
+                cli_reply_free(rep);
+                *rep = cur;
+                /* the body cursor points into cur.payload, now ours */
+                pthread_mutex_unlock(&rpc->mu);
+                return 0;
+            }
+            cli_reply_free(rep);
+            *rep = cur;
+            have_busy = 1;
+            snprintf(why, sizeof(why), "busy");
+        } else {
+            err = errno;
+            snprintf(why, sizeof(why), "%s",
+                     err == ETIMEDOUT ? "no answer in time" : strerror(err));
+        }
+
+        /* fail over to the next tracker, wrapping around */
+        cli_rpc_close_locked(rpc);
+        from = rpc->cur;
+        rpc->cur = (rpc->cur + 1) % rpc->trk.n;
+        if (attempt + 1 < attempts && rpc->log_failover) {
+            a = &rpc->trk.t[from];
+            b = &rpc->trk.t[rpc->cur];
+            if (strcmp(why, "busy") == 0) {
+                ts_info("tracker %s:%u busy; trying %s:%u", a->ip,
+                        (unsigned) a->port, b->ip, (unsigned) b->port);
+            } else {
+                ts_info("tracker %s:%u unreachable; trying %s:%u (%s)",
+                        a->ip, (unsigned) a->port, b->ip,
+                        (unsigned) b->port, why);
+            }
+        }
+    }
+
+    pthread_mutex_unlock(&rpc->mu);
+
+    if (have_busy) {
+        /* every tracker that answered was busy: report the last answer */
+        if (rep->msg[0] == '\0') {
+            snprintf(rep->msg, sizeof(rep->msg), "tracker busy; try again");
+        }
+        return 0;
+    }
+    snprintf(rep->msg, sizeof(rep->msg), "no tracker reachable (%s)", why);
+    return -1;
+}
+
+
+int
+cli_rpc_call(cli_rpc_t *rpc, uint8_t type, const void *payload,
+             uint32_t len, cli_reply_t *rep)
+{
+    return cli_rpc_call_ex(rpc, type, payload, len, rep, TS_RPC_ATTEMPTS_N,
+                           0);
+}

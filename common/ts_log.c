@@ -1,0 +1,186 @@
+/*
+ * ts_log.c -- one-line log records on stderr, tagged with role and pid.
+ *
+ * Purpose: every process of a node (supervisor and workers) shares one
+ * stderr; each record is formatted into a stack buffer and emitted with a
+ * single write(2) so lines never interleave.  Records longer than
+ * TS_LOG_LINE_B are truncated and still end in '\n'.
+ *
+ * Locking: none.  Role, pid and level are process-local globals written
+ * only at start-up or right after fork (ts_log_set_role); the level is
+ * read and written with relaxed atomics so a signal handler or another
+ * thread may change it.
+ * Crash behaviour: a record is either fully written or not at all (up to
+ * what the kernel guarantees for one write); nothing is buffered, so a
+ * crash loses no earlier lines.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ts_log.h"
+
+/* lets -Wformat=2 accept the va_list format below */
+void ts_vlog(ts_log_level_t level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static char        log_role[32] = "tessera";
+static _Atomic int log_level = -1;      /* -1: not yet read from env */
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+static int
+level_from_env(void)
+{
+    const char *e = getenv("TS_LOG_LEVEL");
+    int         i;
+
+    if (e == NULL) {
+        return TS_LOG_INFO;
+    }
+    for (i = 0; i <= TS_LOG_DEBUG; i++) {
+        if (strcasecmp(e, level_names[i]) == 0) {
+            return i;
+        }
+    }
+    if (strcasecmp(e, "warning") == 0) {
+        return TS_LOG_WARN;
+    }
+    return TS_LOG_INFO;
+}
+
+void
+ts_log_set_role(const char *role)
+{
+    size_t n;
+
+    if (role == NULL) {
+        role = "tessera";
+    }
+    n = strlen(role);
+    if (n >= sizeof(log_role)) {
+        n = sizeof(log_role) - 1;
+    }
+    memcpy(log_role, role, n);
+    log_role[n] = '\0';
+}
+
+void
+ts_log_set_level(ts_log_level_t level)
+{
+    if ((int) level < TS_LOG_ERROR) {
+        level = TS_LOG_ERROR;
+    }
+    if (level > TS_LOG_DEBUG) {
+        level = TS_LOG_DEBUG;
+    }
+    atomic_store_explicit(&log_level, (int) level, memory_order_relaxed);
+}
+
+ts_log_level_t
+ts_log_get_level(void)
+{
+    int l = atomic_load_explicit(&log_level, memory_order_relaxed);
+
+    if (l < 0) {
+        l = level_from_env();
+        atomic_store_explicit(&log_level, l, memory_order_relaxed);
+    }
+    return (ts_log_level_t) l;
+}
+
+/* write(2) until done or a real error; the stream is a pipe or tty */
+static void
+write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return;
+        }
+        p += w;
+        n -= (size_t) w;
+    }
+}
+
+void
+ts_vlog(ts_log_level_t level, const char *fmt, va_list ap)
+{
+    char            line[TS_LOG_LINE_B];
+    struct timespec ts;
+    struct tm       tm;
+    size_t          off;
+    int             n, saved = errno;
+    pid_t           pid;
+
+    if ((int) level < TS_LOG_ERROR || level > TS_LOG_DEBUG) {
+        level = TS_LOG_ERROR;
+    }
+    if (level > ts_log_get_level()) {
+        errno = saved;
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    /* read every time: a child that forgot ts_log_set_role() still
+     * shows its own pid */
+    pid = getpid();
+    n = snprintf(line, sizeof(line),
+                 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %s: ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L, log_role,
+                 (long) pid, level_names[level]);
+    if (n < 0) {
+        errno = saved;
+        return;
+    }
+    off = (size_t) n < sizeof(line) - 1 ? (size_t) n : sizeof(line) - 1;
+    n = vsnprintf(line + off, sizeof(line) - off, fmt, ap);
+    if (n > 0) {
+        off += (size_t) n;
+    }
+    if (off > sizeof(line) - 2) {
+        off = sizeof(line) - 2;     /* truncated: keep room for '\n' */
+    }
+    /* strip the caller's trailing newlines, then add exactly one */
+    while (off > 0 && line[off - 1] == '\n') {
+        off--;
+    }
+    line[off++] = '\n';
+    write_all(STDERR_FILENO, line, off);
+    errno = saved;
+}
+
+void
+ts_log(ts_log_level_t level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    ts_vlog(level, fmt, ap);
+    va_end(ap);
+}
+
+void
+ts_log_raw(const char *msg)
+{
+    int    saved = errno;
+    size_t n;
+
+    if (msg == NULL) {
+        return;
+    }
+    n = strlen(msg);
+    write_all(STDERR_FILENO, msg, n);
+    errno = saved;
+}

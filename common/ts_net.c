@@ -1,0 +1,683 @@
+/*
+ * ts_net.c -- sockets, address parsing, and ts_conn_t: the one connection
+ * layer every Tessera link (client-tracker, tracker-tracker, peer-peer)
+ * goes through.
+ *
+ * Purpose: a ts_conn_t wraps an OpenSSL BIO over a socket.  Today that is
+ * a plain socket BIO (BIO_new_socket); the struct is private so TLS can
+ * later put an SSL BIO in front inside ts_conn_new() without touching any
+ * caller.  Raw reads/writes map "BIO should retry" to errno EAGAIN for
+ * event loops; the *_full and frame helpers poll(2) against one total
+ * deadline taken from CLOCK_MONOTONIC, so they never hang, and a blocking
+ * fd is switched to non-blocking for the duration of a write so a full
+ * send buffer cannot outlive the deadline.  A frame's length is checked
+ * against the caller's limit before anything is allocated for it.
+ *
+ * Locking: none.  A ts_conn_t belongs to one thread.  The only process
+ * state is a one-time switch of SIGPIPE from "terminate" to "ignore"
+ * (socket BIOs use write(2), and a peer that vanishes must cost only its
+ * connection, never the process).
+ * Crash behaviour: nothing persistent.  If the process dies the kernel
+ * closes its sockets and the peer sees EOF or RST and retries.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+
+#include "ts_config.h"
+#include "ts_proto.h"
+#include "ts_net.h"
+
+struct ts_conn_s {
+    int  fd;
+    BIO *bio;       /* socket BIO today; an SSL BIO chain later */
+};
+
+/* frames up to this size are sent with one write (header + payload) */
+#define TS_NET_COALESCE_B  (64u * 1024u)
+
+/* ---- clocks ---------------------------------------------------------- */
+
+int64_t
+ts_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+ts_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+deadline_from(int timeout_ms)
+{
+    return ts_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+}
+
+/*
+ * Waits until fd is ready for events or the deadline passes.  0 = ready
+ * (or an error condition the next read/write will report), -1 with errno
+ * ETIMEDOUT, EBADF, ...  EINTR restarts with the time that is left.
+ */
+static int
+wait_fd(int fd, short events, int64_t deadline)
+{
+    struct pollfd pfd;
+    int64_t       left;
+    int           rc;
+
+    for (;;) {
+        left = deadline - ts_now_ms();
+        if (left < 0) {
+            left = 0;
+        }
+        pfd.fd = fd;
+        pfd.events = events;
+        pfd.revents = 0;
+        rc = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int) left);
+        if (rc < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        if (rc == 0) {
+            if (ts_now_ms() >= deadline) {
+                errno = ETIMEDOUT;
+                return -1;
+            }
+            continue;
+        }
+        if (pfd.revents & POLLNVAL) {
+            errno = EBADF;
+            return -1;
+        }
+        return 0;
+    }
+}
+
+/* ---- addresses ------------------------------------------------------- */
+
+static int
+is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static int
+parse_port(const char *s, size_t n, uint16_t *port)
+{
+    unsigned long v = 0;
+    size_t        i;
+
+    if (n == 0 || n > 5) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (unsigned long) (s[i] - '0');
+    }
+    if (v < 1 || v > 65535) {
+        return -1;
+    }
+    *port = (uint16_t) v;
+    return 0;
+}
+
+/* copies s[0..n) into ip and checks that it is a literal address of the
+ * allowed families (4: IPv4, 6: IPv6, 0: either) */
+static int
+take_ip(const char *s, size_t n, int fam, char *ip, size_t ipsz)
+{
+    char            tmp[INET6_ADDRSTRLEN + 1];
+    struct in6_addr a6;
+    struct in_addr  a4;
+    int             ok = 0;
+
+    if (n == 0 || n >= sizeof(tmp) || n >= ipsz) {
+        return -1;
+    }
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    if (fam != 6 && inet_pton(AF_INET, tmp, &a4) == 1) {
+        ok = 1;
+    }
+    if (!ok && fam != 4 && inet_pton(AF_INET6, tmp, &a6) == 1) {
+        ok = 1;
+    }
+    if (!ok) {
+        return -1;
+    }
+    memcpy(ip, tmp, n + 1);
+    return 0;
+}
+
+int
+ts_parse_hostport(const char *s, char *ip, size_t ipsz, uint16_t *port)
+{
+    const char *b, *e, *p, *q;
+
+    if (s == NULL || ip == NULL || port == NULL || ipsz == 0) {
+        return -1;
+    }
+    /* trim surrounding blanks */
+    b = s;
+    while (is_blank(*b)) {
+        b++;
+    }
+    e = b + strlen(b);
+    while (e > b && is_blank(e[-1])) {
+        e--;
+    }
+    if (b == e) {
+        return -1;
+    }
+
+    if (*b == '[') {
+        /* "[v6]:port" or "[v6] port" */
+        q = memchr(b, ']', (size_t) (e - b));
+        if (q == NULL) {
+            return -1;
+        }
+        p = q + 1;
+        if (p < e && *p == ':') {
+            p++;
+        } else if (p < e && is_blank(*p)) {
+            while (p < e && is_blank(*p)) {
+                p++;
+            }
+        } else {
+            return -1;
+        }
+        if (parse_port(p, (size_t) (e - p), port) != 0) {
+            return -1;
+        }
+        return take_ip(b + 1, (size_t) (q - b - 1), 6, ip, ipsz);
+    }
+
+    /* "ip port": the first blank run separates them */
+    for (q = b; q < e && !is_blank(*q); q++) {
+        /* find the blank */
+    }
+    if (q < e) {
+        p = q;
+        while (p < e && is_blank(*p)) {
+            p++;
+        }
+        if (parse_port(p, (size_t) (e - p), port) != 0) {
+            return -1;
+        }
+        return take_ip(b, (size_t) (q - b), 0, ip, ipsz);
+    }
+
+    /* "v4:port": exactly one colon (a bare IPv6 needs brackets) */
+    q = memchr(b, ':', (size_t) (e - b));
+    if (q == NULL || memchr(q + 1, ':', (size_t) (e - q - 1)) != NULL) {
+        return -1;
+    }
+    if (parse_port(q + 1, (size_t) (e - q - 1), port) != 0) {
+        return -1;
+    }
+    return take_ip(b, (size_t) (q - b), 4, ip, ipsz);
+}
+
+static int
+make_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss,
+              socklen_t *sl)
+{
+    struct sockaddr_in  *s4 = (struct sockaddr_in *) ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (ip == NULL || ip[0] == '\0') {
+        ip = "0.0.0.0";
+    }
+    if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        *sl = sizeof(*s4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        *sl = sizeof(*s6);
+        return 0;
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+/* ---- sockets --------------------------------------------------------- */
+
+int
+ts_net_set_nonblock(int fd, int on)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0) {
+        return -1;
+    }
+    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    return fcntl(fd, F_SETFL, fl) < 0 ? -1 : 0;
+}
+
+int
+ts_net_listen(const char *ip, uint16_t port, int backlog)
+{
+    struct sockaddr_storage ss;
+    socklen_t               sl;
+    int                     fd, one = 1, saved;
+
+    if (make_sockaddr(ip, port, &ss, &sl) != 0) {
+        return -1;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
+        goto fail;
+    }
+    if (ss.ss_family == AF_INET6
+        && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+    {
+        goto fail;
+    }
+    if (bind(fd, (struct sockaddr *) &ss, sl) < 0) {
+        goto fail;
+    }
+    if (listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
+        goto fail;
+    }
+    return fd;
+
+fail:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+int
+ts_net_connect(const char *ip, uint16_t port, int timeout_ms)
+{
+    struct sockaddr_storage ss;
+    socklen_t               sl, el;
+    int64_t                 deadline = deadline_from(timeout_ms);
+    int                     fd, one = 1, soerr = 0, saved;
+
+    if (ip == NULL || make_sockaddr(ip, port, &ss, &sl) != 0 || port == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    if (connect(fd, (struct sockaddr *) &ss, sl) < 0) {
+        if (errno != EINPROGRESS && errno != EINTR) {
+            goto fail;
+        }
+        /* EINTR: the connect goes on asynchronously, same as EINPROGRESS */
+        if (wait_fd(fd, POLLOUT, deadline) != 0) {
+            goto fail;
+        }
+        el = sizeof(soerr);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) < 0) {
+            goto fail;
+        }
+        if (soerr != 0) {
+            errno = soerr;
+            goto fail;
+        }
+    }
+    if (ts_net_set_nonblock(fd, 0) != 0) {
+        goto fail;
+    }
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+        goto fail;
+    }
+    return fd;
+
+fail:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+/* ---- connections ----------------------------------------------------- */
+
+static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
+
+static void
+ignore_sigpipe(void)
+{
+    struct sigaction sa;
+
+    /* leave a handler the program installed on purpose alone */
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL
+        && !(sa.sa_flags & SA_SIGINFO))
+    {
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
+ts_conn_t *
+ts_conn_new(int fd)
+{
+    ts_conn_t *c;
+
+    if (fd < 0) {
+        errno = EBADF;
+        return NULL;
+    }
+    pthread_once(&sigpipe_once, ignore_sigpipe);
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    c->fd = fd;
+    c->bio = BIO_new_socket(fd, BIO_CLOSE);
+    if (c->bio == NULL) {
+        free(c);
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return c;
+}
+
+void
+ts_conn_free(ts_conn_t *c)
+{
+    int saved = errno;
+
+    if (c == NULL) {
+        return;
+    }
+    BIO_free_all(c->bio);       /* BIO_CLOSE: closes the fd */
+    free(c);
+    errno = saved;
+}
+
+int
+ts_conn_fd(const ts_conn_t *c)
+{
+    return c ? c->fd : -1;
+}
+
+int
+ts_conn_pending(ts_conn_t *c)
+{
+    size_t n;
+
+    if (c == NULL) {
+        return 0;
+    }
+    n = BIO_ctrl_pending(c->bio);
+    return n > INT_MAX ? INT_MAX : (int) n;
+}
+
+ssize_t
+ts_conn_read(ts_conn_t *c, void *buf, size_t n)
+{
+    int rc, saved;
+
+    if (n == 0) {
+        return 0;
+    }
+    if (n > INT_MAX) {
+        n = INT_MAX;
+    }
+    errno = 0;
+    rc = BIO_read(c->bio, buf, (int) n);
+    if (rc > 0) {
+        return rc;
+    }
+    saved = errno;
+    if (BIO_should_retry(c->bio)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (rc == 0 || (saved == 0 && BIO_eof(c->bio))) {
+        return 0;
+    }
+    errno = saved ? saved : EIO;
+    return -1;
+}
+
+ssize_t
+ts_conn_write(ts_conn_t *c, const void *buf, size_t n)
+{
+    int rc, saved;
+
+    if (n == 0) {
+        return 0;
+    }
+    if (n > INT_MAX) {
+        n = INT_MAX;
+    }
+    errno = 0;
+    rc = BIO_write(c->bio, buf, (int) n);
+    if (rc > 0) {
+        return rc;
+    }
+    saved = errno;
+    if (BIO_should_retry(c->bio)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    errno = saved ? saved : EIO;
+    return -1;
+}
+
+static int
+read_full_until(ts_conn_t *c, void *buf, size_t n, int64_t deadline)
+{
+    uint8_t *p = buf;
+    size_t   got = 0;
+    ssize_t  r;
+    int      fl, blocking;
+
+    fl = fcntl(c->fd, F_GETFL);
+    if (fl < 0) {
+        return -1;
+    }
+    blocking = !(fl & O_NONBLOCK);
+    while (got < n) {
+        /* a blocking fd is only read once poll says data is there (or the
+         * BIO already holds some), so the deadline always holds */
+        if (blocking && ts_conn_pending(c) == 0
+            && wait_fd(c->fd, POLLIN, deadline) != 0)
+        {
+            return -1;
+        }
+        r = ts_conn_read(c, p + got, n - got);
+        if (r > 0) {
+            got += (size_t) r;
+            continue;
+        }
+        if (r == 0) {
+            errno = ECONNRESET;
+            return -1;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return -1;
+        }
+        if (!blocking && wait_fd(c->fd, POLLIN, deadline) != 0) {
+            return -1;
+        }
+        if (blocking && ts_now_ms() >= deadline) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+write_full_until(ts_conn_t *c, const void *buf, size_t n, int64_t deadline)
+{
+    const uint8_t *p = buf;
+    size_t         done = 0;
+    ssize_t        w;
+    int            fl, rc = 0, saved;
+
+    fl = fcntl(c->fd, F_GETFL);
+    if (fl < 0) {
+        return -1;
+    }
+    /* a blocking write of a large buffer could outlive the deadline */
+    if (!(fl & O_NONBLOCK) && fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        return -1;
+    }
+    while (done < n) {
+        w = ts_conn_write(c, p + done, n - done);
+        if (w > 0) {
+            done += (size_t) w;
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            rc = -1;
+            break;
+        }
+        if (wait_fd(c->fd, POLLOUT, deadline) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (!(fl & O_NONBLOCK)) {
+        saved = errno;
+        fcntl(c->fd, F_SETFL, fl);
+        errno = saved;
+    }
+    return rc;
+}
+
+int
+ts_conn_read_full(ts_conn_t *c, void *buf, size_t n, int timeout_ms)
+{
+    return read_full_until(c, buf, n, deadline_from(timeout_ms));
+}
+
+int
+ts_conn_write_full(ts_conn_t *c, const void *buf, size_t n, int timeout_ms)
+{
+    return write_full_until(c, buf, n, deadline_from(timeout_ms));
+}
+
+int
+ts_conn_send_frame(ts_conn_t *c, uint8_t type, uint8_t flags,
+                   uint64_t reqid, const void *payload, uint32_t len,
+                   int timeout_ms)
+{
+    ts_frame_hdr_t h;
+    uint8_t        hdr[TS_FRAME_HDR_B];
+    uint8_t       *one;
+    int64_t        deadline = deadline_from(timeout_ms);
+    int            rc;
+
+    if (len > 0 && payload == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (len > TS_FRAME_MAX_B) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    h.type = type;
+    h.flags = flags;
+    h.len = len;
+    h.reqid = reqid;
+    ts_frame_hdr_encode(hdr, &h);
+
+    /* small frames leave in one segment; big ones are not copied */
+    if (len <= TS_NET_COALESCE_B) {
+        one = malloc(TS_FRAME_HDR_B + (size_t) len);
+        if (one != NULL) {
+            memcpy(one, hdr, TS_FRAME_HDR_B);
+            if (len > 0) {
+                memcpy(one + TS_FRAME_HDR_B, payload, len);
+            }
+            rc = write_full_until(c, one, TS_FRAME_HDR_B + (size_t) len,
+                                  deadline);
+            free(one);
+            return rc;
+        }
+    }
+    if (write_full_until(c, hdr, TS_FRAME_HDR_B, deadline) != 0) {
+        return -1;
+    }
+    return len ? write_full_until(c, payload, len, deadline) : 0;
+}
+
+int
+ts_conn_recv_frame(ts_conn_t *c, ts_frame_hdr_t *h, uint8_t **payload,
+                   uint32_t max_payload, int timeout_ms)
+{
+    uint8_t  hdr[TS_FRAME_HDR_B];
+    uint8_t *buf = NULL;
+    int64_t  deadline = deadline_from(timeout_ms);
+    int      saved;
+
+    *payload = NULL;
+    if (read_full_until(c, hdr, sizeof(hdr), deadline) != 0) {
+        return -1;
+    }
+    /* first the shape (magic, version, type), then the size, so the two
+     * failures get distinct errnos */
+    if (ts_frame_hdr_decode(hdr, h, UINT32_MAX) != 0) {
+        errno = EPROTO;
+        return -1;
+    }
+    if (h->len > max_payload) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    if (h->len == 0) {
+        return 0;
+    }
+    buf = malloc(h->len);
+    if (buf == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (read_full_until(c, buf, h->len, deadline) != 0) {
+        saved = errno;
+        free(buf);
+        errno = saved;
+        return -1;
+    }
+    *payload = buf;
+    return 0;
+}

@@ -1,0 +1,237 @@
+"""
+test_bad_input.py -- hostile bytes on raw sockets against a running
+tracker.  After each attack a normal client must still get correct
+answers, no worker may have died (pids unchanged) and worker memory must
+stay bounded.
+"""
+
+import os
+import socket
+import struct
+import time
+
+import pytest
+
+import tessera
+
+RSS_JUMP_KB = 16 * 1024          # no attack may grow a worker this much
+RSS_MAX_KB = 256 * 1024          # absolute bound (ASan builds are big)
+
+
+@pytest.fixture
+def env(tracker, cli):
+    cli.users("honest")
+    pids = tracker.worker_pids()
+    rss = {p: tessera.vm_rss_kb(p) for p in pids}
+    return tracker, cli, pids, rss
+
+
+def still_fine(tracker, cli, pids, rss, tag):
+    """A normal client works; same workers; memory bounded."""
+    assert cli.as_user("honest", ["create_group %s" % tag,
+                                  "list_my_groups"]) == \
+        ["group %s created" % tag, "%s owner=honest members=1" % tag]
+    assert tracker.alive()
+    assert tracker.worker_pids() == pids, (pids, tracker.worker_pids(),
+                                           tracker.log()[-3000:])
+    for p in pids:
+        now = tessera.vm_rss_kb(p)
+        assert now is not None and now < RSS_MAX_KB, (p, now)
+        assert now - rss[p] < RSS_JUMP_KB, (p, rss[p], now)
+
+
+def closed_within(sock, timeout):
+    """True if the peer closes (EOF or reset) within timeout seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        sock.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            return False
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        if not data:
+            return True
+    return False
+
+
+def connect(port):
+    return socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_random_bytes(env):
+    tracker, cli, pids, rss = env
+    rnd = __import__("random").Random(7)
+    for i in range(20):
+        s = connect(tracker.port)
+        n = rnd.choice([1, 15, 16, 17, 100, 5000, 70000])
+        blob = bytes(rnd.getrandbits(8) for _ in range(n))
+        if blob[0] == tessera.MAGIC:        # garbage, not a valid header
+            blob = b"\0" + blob[1:]
+        try:
+            s.sendall(blob)
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        # garbage must not be answered with anything but a close
+        assert closed_within(s, 12), "connection %d left open" % i
+        s.close()
+    still_fine(tracker, cli, pids, rss, "rnd")
+
+
+def test_bad_magic_version_flags(env):
+    tracker, cli, pids, rss = env
+    for fr in (tessera.frame(26, magic=0x55),
+               tessera.frame(26, version=9),
+               tessera.frame(26, version=0)):
+        s = connect(tracker.port)
+        s.sendall(fr)
+        assert closed_within(s, 12)
+        s.close()
+    still_fine(tracker, cli, pids, rss, "magic")
+
+
+def test_truncated_frame_then_close(env):
+    tracker, cli, pids, rss = env
+    for cut in (1, 8, 15, 16, 20):
+        s = connect(tracker.port)
+        payload = tessera.pstr("honest") + tessera.pstr("pw")
+        s.sendall(tessera.frame(10, payload)[:cut])
+        s.close()
+    still_fine(tracker, cli, pids, rss, "trunc")
+
+
+def test_truncated_frame_then_silence(env):
+    tracker, cli, pids, rss = env
+    s1 = connect(tracker.port)
+    s1.sendall(tessera.frame(26, b"\0" * 16)[:10])       # half a header
+    s2 = connect(tracker.port)
+    s2.sendall(tessera.frame(26, b"\0" * 16)[:20])       # half a payload
+    t0 = time.monotonic()
+    # meanwhile others are served
+    still_fine(tracker, cli, pids, rss, "silent")
+    # TS_TRK_FRAME_TIMEOUT_MS is 10 s: closed by then, with some slack
+    assert closed_within(s1, 15 - (time.monotonic() - t0))
+    assert closed_within(s2, 15 - (time.monotonic() - t0))
+    assert time.monotonic() - t0 >= 5       # not closed at once either
+    s1.close()
+    s2.close()
+
+
+def test_oversized_length(env):
+    tracker, cli, pids, rss = env
+    for length in (0xFFFFFFFF, (4 << 20) + 1, 1 << 30):
+        s = connect(tracker.port)
+        s.sendall(tessera.frame(10, b"", length=length))
+        try:
+            s.sendall(b"x" * 65536)
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        assert closed_within(s, 5), length
+        s.close()
+    still_fine(tracker, cli, pids, rss, "big")
+
+
+def test_unknown_message_types(env):
+    tracker, cli, pids, rss = env
+    for mtype in (0, 1, 2, 9, 19, 41, 63, 64, 99, 255):
+        s = connect(tracker.port)
+        s.sendall(tessera.frame(mtype, b"\0" * 16, reqid=5))
+        # either an error reply or a close; never a success
+        try:
+            hdr = tessera.recv_exact(s, 16, 3)
+        except (EOFError, ConnectionResetError, socket.timeout):
+            hdr = b""
+        if len(hdr) == 16:
+            _, _, rtype, _, length, rid = tessera.HDR.unpack(hdr)
+            body = tessera.recv_exact(s, length, 5) if length else b""
+            assert rtype == 1 and rid == 5
+            assert struct.unpack(">H", body[:2])[0] != tessera.OK, mtype
+        s.close()
+    still_fine(tracker, cli, pids, rss, "unk")
+
+
+def test_malformed_payloads(env):
+    tracker, cli, pids, rss = env
+    P = tessera.pstr
+    bad = [
+        (10, b""),                                   # no fields
+        (10, struct.pack(">H", 500) + b"abc"),       # string runs past end
+        (11, P("honest") + P("pw")),                  # missing node_addr
+        (11, P("honest") + P("pw") + P("x") + b"junk"),   # trailing bytes
+        (10, P("a\0b") + P("pw")),                    # NUL inside
+        (26, b"\1" * 5),                              # short token
+        (20, b"\0" * 16 + struct.pack(">H", 0xFFFF)),  # group len too big
+    ]
+    for mtype, payload in bad:
+        s = connect(tracker.port)
+        s.sendall(tessera.frame(mtype, payload, reqid=9))
+        try:
+            hdr = tessera.recv_exact(s, 16, 3)
+        except (EOFError, ConnectionResetError, socket.timeout):
+            hdr = b""
+        if hdr:
+            length = tessera.HDR.unpack(hdr)[4]
+            body = tessera.recv_exact(s, length, 5)
+            assert struct.unpack(">H", body[:2])[0] != tessera.OK, \
+                (mtype, payload)
+        s.close()
+    still_fine(tracker, cli, pids, rss, "malformed")
+
+
+def test_many_half_open_connections(env):
+    tracker, cli, pids, rss = env
+    socks = []
+    try:
+        for i in range(200):
+            s = connect(tracker.port)
+            s.sendall(tessera.frame(26, b"\0" * 16)[:i % 16])
+            socks.append(s)
+        still_fine(tracker, cli, pids, rss, "half")
+    finally:
+        for s in socks:
+            s.close()
+    still_fine(tracker, cli, pids, rss, "half2")
+
+
+def test_idle_connection_then_request(env):
+    tracker, cli, pids, rss = env
+    raw = tessera.Raw(tracker.port)
+    time.sleep(2)                # well under TS_TRK_IDLE_TIMEOUT_MS
+    tok = raw.login("honest", "pw")
+    idle = connect(tracker.port)
+    still_fine(tracker, cli, pids, rss, "idle")
+    st, msg, groups = raw.list_groups(tok)
+    assert st == tessera.OK and ("idle", "honest", 1) in groups
+    idle.close()
+    raw.close()
+
+
+def test_everything_then_memory(env):
+    """All the above in one go on one tracker, then memory and pids."""
+    tracker, cli, pids, rss = env
+    rnd = __import__("random").Random(11)
+    for i in range(100):
+        s = connect(tracker.port)
+        kind = i % 4
+        try:
+            if kind == 0:
+                s.sendall(os.urandom(rnd.randint(1, 4000)))
+            elif kind == 1:
+                s.sendall(tessera.frame(10, b"", length=0xFFFFFFF0))
+            elif kind == 2:
+                s.sendall(tessera.frame(11, b"\0\5abc"))
+            else:
+                s.sendall(tessera.frame(26, b"\0" * 16)[:7])
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        s.close()
+    still_fine(tracker, cli, pids, rss, "all")
+    # the requests above left every worker serving and small
+    raw = tessera.Raw(tracker.port)
+    tok = raw.login("honest", "pw")
+    for _ in range(50):
+        st, _, _ = raw.list_groups(tok)
+        assert st == tessera.OK
+    raw.close()
+    still_fine(tracker, cli, pids, rss, "all2")

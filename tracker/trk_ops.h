@@ -1,0 +1,113 @@
+/*
+ * trk_ops.h -- tracker request handlers and their dispatch table.
+ *
+ * One entry per message type: {type, needs_login, is_write, handler}.
+ * The dispatcher (trk_ops_handle) does what every handler needs:
+ *   - is_write: opens ONE tdb transaction, answers from the reply cache
+ *     when the request id was already served (and does nothing else),
+ *     runs the handler, stores the reply under the request id, commits,
+ *     and only then returns the reply to be sent;
+ *   - needs_login: reads the token (raw TS_TOKEN_B bytes at the start of
+ *     the payload), finds the session (shm cache, else tdb), rejects an
+ *     unknown or expired one with TS_ERR_AUTH and refreshes its heartbeat.
+ * A handler reads its fields from rq->in, writes its OK body to rq->body
+ * and returns a ts_status_t (text in rq->msg on error).  It must check
+ * everything before it writes, so an error leaves tdb unchanged.
+ *
+ * Extending: another file (e.g. trk_files.c for types 30..35) calls
+ * trk_ops_register() with its own table, e.g. from a function marked
+ * __attribute__((constructor)), or trk_ops_init() can be given a line.
+ *
+ * create_user and login run PBKDF2 off the event loop: their handlers
+ * return TRK_OP_DEFER with a trk_kdf_job_t; a KDF thread runs
+ * trk_kdf_run(); the event loop then calls trk_ops_finish().
+ *
+ * Locking: called from a worker's event-loop thread only (the tdb handle
+ * is not thread-safe); trk_kdf_run() touches nothing but its job.
+ */
+#ifndef TRK_OPS_H_INCLUDED
+#define TRK_OPS_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ts_config.h"
+#include "ts_buf.h"
+#include "ts_proto.h"
+#include "ts_claim.h"
+#include "ts_crypto.h"
+#include "trk_store.h"
+#include "trk_shm.h"
+
+typedef struct {
+    int          tracker_id;
+    trk_store_t *st;
+    trk_shm_t   *shm;
+    uint32_t     kdf_iterations;
+    int64_t      session_timeout_ms;
+    int          workers_n;
+    ts_owner_t   me;
+} trk_env_t;
+
+typedef struct {
+    uint8_t   type;
+    uint64_t  reqid;
+    char      user[TS_ID_MAX_B + 1];
+    char      password[TS_PASSWORD_MAX_B + 1];
+    char      node_addr[TRK_ADDR_MAX_B];
+    trk_user_t rec;             /* create: new record; login: stored one */
+    int       user_found;
+    uint8_t   out[TS_KDF_HASH_B];
+    int       kdf_err;
+} trk_kdf_job_t;
+
+typedef struct {
+    trk_env_t     *env;
+    uint8_t        type;
+    uint64_t       reqid;
+    ts_rbuf_t      in;                      /* fields after the token */
+    uint8_t        tok_hash[TS_SHA256_B];   /* sha256(token), if logged in */
+    char           user[TS_ID_MAX_B + 1];   /* the logged-in user */
+    ts_wbuf_t      body;                    /* OK body */
+    char           msg[TRK_MSG_B];
+    int            drop_session;            /* after commit: shm remove */
+    trk_kdf_job_t *job;                     /* set with TRK_OP_DEFER */
+} trk_req_t;
+
+#define TRK_OP_DEFER  1000      /* handler result: KDF job queued */
+
+typedef int (*trk_handler_pt)(trk_req_t *rq);
+
+typedef struct {
+    uint8_t         type;
+    uint8_t         needs_login;
+    uint8_t         is_write;
+    trk_handler_pt  handler;
+} trk_op_t;
+
+/* Adds (or replaces) entries; 0, or -1 for a type out of range. */
+int  trk_ops_register(const trk_op_t *ops, size_t n);
+/* Registers the built-in account, group and status handlers. */
+void trk_ops_init(void);
+
+typedef enum {
+    TRK_DO_REPLY = 0,   /* send out as a REPLY frame */
+    TRK_DO_DEFER = 1,   /* *job must run in a KDF thread */
+    TRK_DO_CLOSE = 2    /* not a request: drop the connection */
+} trk_do_t;
+
+/* Handles one request; out gets the reply payload. */
+trk_do_t trk_ops_handle(trk_env_t *env, uint8_t type, uint64_t reqid,
+                        const uint8_t *payload, uint32_t len, ts_wbuf_t *out,
+                        trk_kdf_job_t **job);
+/* In a KDF thread. */
+void trk_kdf_run(trk_kdf_job_t *job);
+/* After the KDF: commits what the request does and fills out.  When
+ * deliver is 0 (the connection is gone) a login creates no session. */
+void trk_ops_finish(trk_env_t *env, trk_kdf_job_t *job, int deliver,
+                    ts_wbuf_t *out);
+void trk_kdf_job_free(trk_kdf_job_t *job);
+
+/* One housekeeping pass if it is due and no other worker runs one. */
+void trk_housekeep(trk_env_t *env, int64_t now_ms);
+
+#endif

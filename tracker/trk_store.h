@@ -1,0 +1,149 @@
+/*
+ * trk_store.h -- the tracker's durable state: tdb schema, record codec and
+ * the account/group rules that run inside one tdb transaction.
+ *
+ * Keys (all ASCII):
+ *   u/<user>          user      {salt[16], iterations, hash[20], created_ms}
+ *   g/<group>         group     {owner, next_join_seq, members[(user, seq)]
+ *                               in join order, pending[(user, seq)] in
+ *                               request order}
+ *   s/<hex sha256(t)> session   {user, node_addr, created_ms} (the token
+ *                               itself is never stored)
+ *   r/<reqid hex>     reply     {stored_ms, type, reply payload}
+ *
+ * Every record starts with a kind byte and a version byte and is decoded
+ * with ts_buf, so a corrupt record is an error (TS_ERR_INTERNAL for the
+ * request that met it), never a crash.
+ *
+ * Locking: a trk_store_t belongs to one thread of one process (tdb is not
+ * thread-safe and a file may be opened once per process).  Between
+ * processes tdb's fcntl locks serialise transactions.  The trk_*() rule
+ * functions below must run inside trk_store_begin()/commit(): they check
+ * everything first and only then write, so an error leaves no change.
+ */
+#ifndef TRK_STORE_H_INCLUDED
+#define TRK_STORE_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ts_config.h"
+#include "ts_buf.h"
+#include "ts_proto.h"
+
+#define TRK_TDB_HASH_SIZE   4099
+#define TRK_ADDR_MAX_B      80          /* node "ip:port" in a session */
+#define TRK_MSG_B           256         /* error text of one reply */
+
+typedef struct trk_store_s trk_store_t;
+
+typedef struct {
+    uint8_t  salt[TS_KDF_SALT_B];
+    uint32_t iterations;
+    uint8_t  hash[TS_KDF_HASH_B];
+    uint64_t created_ms;
+} trk_user_t;
+
+typedef struct {
+    char     user[TS_ID_MAX_B + 1];
+    uint64_t seq;
+} trk_member_t;
+
+typedef struct {
+    char          owner[TS_ID_MAX_B + 1];
+    uint64_t      next_join_seq;
+    uint32_t      nmembers;
+    uint32_t      npending;
+    trk_member_t *members;      /* malloc'd, join order */
+    trk_member_t *pending;      /* malloc'd, request order */
+} trk_group_t;
+
+typedef struct {
+    char     user[TS_ID_MAX_B + 1];
+    char     node_addr[TRK_ADDR_MAX_B];
+    uint64_t created_ms;
+} trk_session_t;
+
+/* ---- open, close, transactions ---------------------------------------- */
+/* Opens (creating if create) path.  nosync: TDB_NOSYNC.  NULL on failure
+ * with a reason in err. */
+trk_store_t *trk_store_open(const char *path, int create, int nosync,
+                            char *err, size_t errlen);
+void trk_store_close(trk_store_t *st);
+int  trk_store_begin(trk_store_t *st);      /* 0 or -1 */
+int  trk_store_commit(trk_store_t *st);     /* 0 or -1 (cancelled) */
+void trk_store_cancel(trk_store_t *st);
+int  trk_store_in_txn(const trk_store_t *st);
+/* tdb_errorstr of the last failure. */
+const char *trk_store_errstr(trk_store_t *st);
+
+/* ---- raw records (0 found, 1 absent, -1 error or corrupt) ------------- */
+int trk_user_get(trk_store_t *st, const char *user, trk_user_t *u);
+int trk_user_put(trk_store_t *st, const char *user, const trk_user_t *u);
+int trk_group_get(trk_store_t *st, const char *group, trk_group_t *g);
+int trk_group_put(trk_store_t *st, const char *group, const trk_group_t *g);
+int trk_group_del(trk_store_t *st, const char *group);
+void trk_group_free(trk_group_t *g);
+int trk_session_get(trk_store_t *st, const uint8_t h[32], trk_session_t *s);
+int trk_session_put(trk_store_t *st, const uint8_t h[32],
+                    const trk_session_t *s);
+int trk_session_del(trk_store_t *st, const uint8_t h[32]);
+
+/* Reply cache: get copies the cached reply payload into out (reset
+ * first) when the entry exists and was stored for the same type. */
+int trk_reply_get(trk_store_t *st, uint64_t reqid, uint8_t type,
+                  ts_wbuf_t *out);
+int trk_reply_put(trk_store_t *st, uint64_t reqid, uint8_t type,
+                  const void *payload, size_t len, uint64_t now_wall_ms);
+
+/* Codec (exported for tests and fuzzing).  decode: 0 or -1. */
+void trk_user_encode(ts_wbuf_t *b, const trk_user_t *u);
+int  trk_user_decode(const void *p, size_t n, trk_user_t *u);
+void trk_group_encode(ts_wbuf_t *b, const trk_group_t *g);
+int  trk_group_decode(const void *p, size_t n, trk_group_t *g);
+void trk_session_encode(ts_wbuf_t *b, const trk_session_t *s);
+int  trk_session_decode(const void *p, size_t n, trk_session_t *s);
+
+/* ---- rules (inside a transaction) ------------------------------------- */
+/* Each returns a status and, on error, the user-visible text in msg. */
+ts_status_t trk_do_create_user(trk_store_t *st, const char *user,
+                               const trk_user_t *u, char *msg, size_t msgsz);
+/* Checks a password against a stored user (runs the KDF; no tdb). */
+int trk_password_ok(const trk_user_t *u, const char *pw);
+ts_status_t trk_do_create_group(trk_store_t *st, const char *user,
+                                const char *group, char *msg, size_t msgsz);
+ts_status_t trk_do_join_group(trk_store_t *st, const char *user,
+                              const char *group, char *msg, size_t msgsz);
+/* new_owner: "" when ownership did not change, "-" when dissolved. */
+ts_status_t trk_do_leave_group(trk_store_t *st, const char *user,
+                               const char *group, char *new_owner,
+                               size_t nosz, char *msg, size_t msgsz);
+/* Appends u32 n + n x str user to body. */
+ts_status_t trk_do_list_requests(trk_store_t *st, const char *user,
+                                 const char *group, ts_wbuf_t *body,
+                                 char *msg, size_t msgsz);
+ts_status_t trk_do_accept(trk_store_t *st, const char *owner,
+                          const char *group, const char *user, int accept,
+                          char *msg, size_t msgsz);
+/* Appends u32 n + n x (str group, str owner, u32 members), sorted by
+ * group id; only groups member_of belongs to when it is not NULL. */
+ts_status_t trk_do_list_groups(trk_store_t *st, const char *member_of,
+                               ts_wbuf_t *body, char *msg, size_t msgsz);
+
+/* ---- maintenance ------------------------------------------------------ */
+typedef struct {
+    uint64_t users;
+    uint64_t groups;
+    uint64_t sessions;
+    uint64_t replies;
+} trk_counts_t;
+
+int trk_store_count(trk_store_t *st, trk_counts_t *c);
+/* Deletes reply-cache entries stored before cutoff_wall_ms, in its own
+ * transaction; returns how many or -1. */
+int trk_store_expire_replies(trk_store_t *st, uint64_t cutoff_wall_ms);
+/* Calls fn for every session hash in the store (read traverse). */
+int trk_store_each_session(trk_store_t *st,
+                           void (*fn)(const uint8_t h[32], void *arg),
+                           void *arg);
+
+#endif

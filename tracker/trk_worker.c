@@ -1,0 +1,781 @@
+/*
+ * trk_worker.c -- one tracker request worker: an epoll loop over the
+ * shared listen socket and its client connections, plus KDF thread(s).
+ *
+ * Purpose: accept connections (EPOLLEXCLUSIVE on the socket every worker
+ * inherited), assemble request frames (header first; the length is checked
+ * against TS_FRAME_MAX_B before any buffer grows, and buffers grow only as
+ * bytes really arrive), run each request through trk_ops in order, and
+ * queue the replies.  Requests may be pipelined; a connection whose login
+ * or create_user waits for the KDF is simply not read until it is done.
+ *
+ * Deadlines (checked every TRK_TICK_MS): a frame begun must complete
+ * within TS_TRK_FRAME_TIMEOUT_MS; a connection with nothing to do is
+ * closed after TS_TRK_IDLE_TIMEOUT_MS; a peer that does not read its
+ * replies (no write progress for TS_TRK_FRAME_TIMEOUT_MS, or more than
+ * TRK_OUT_MAX_B queued) is dropped.  Bad input closes that connection only.
+ *
+ * Locking: the event loop is single-threaded and owns the tdb handle and
+ * every connection.  KDF threads share only the job queues (one mutex +
+ * condition variable) and an eventfd that wakes the loop; they compute
+ * PBKDF2 over their job and touch nothing else.
+ *
+ * Crash behaviour: a dead worker's connections see RST and clients retry
+ * (on another worker or tracker) with the same request id; its tdb
+ * transaction, if any, never happened; its shm stripe locks are robust and
+ * repaired; the supervisor frees its slot and claims and forks a new one.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ts_log.h"
+#include "ts_net.h"
+#include "ts_proto.h"
+#include "trk_ops.h"
+#include "trk_store.h"
+#include "trk_worker.h"
+
+typedef struct {
+    ts_conn_t  *c;
+    int         fd;
+    uint32_t    idx;
+    uint64_t    id;             /* unique per worker: jobs find their conn */
+    char        peer[72];
+    uint8_t    *in;
+    size_t      in_len;
+    size_t      in_cap;
+    ts_wbuf_t   out;
+    size_t      out_off;
+    int64_t     last_ms;        /* last request answered (or accept) */
+    int64_t     frame_ms;       /* a partial frame began; 0 = none */
+    int64_t     wprog_ms;       /* last write progress while output queued */
+    uint32_t    ev;             /* epoll mask in force */
+    int         job_pending;
+    int         eof;
+    int         dead;           /* closed; freed after the epoll batch */
+    void       *next_dead;
+} conn_t;
+
+typedef struct kjob_s {
+    struct kjob_s  *next;
+    trk_kdf_job_t  *job;
+    uint32_t        idx;
+    uint64_t        cid;
+} kjob_t;
+
+typedef struct {
+    pthread_mutex_t  mu;
+    pthread_cond_t   cv;
+    kjob_t          *q_head, *q_tail;
+    kjob_t          *d_head, *d_tail;
+    int              queued;
+    int              stop;
+    int              evfd;
+    pthread_t        th[TS_TRK_KDF_THREADS_N];
+    int              nth;
+} kdf_pool_t;
+
+/* epoll tags for the non-connection fds */
+static char tag_listen, tag_stop, tag_kdf;
+
+static const trk_config_t *cfg;
+static trk_env_t           env;
+static conn_t             *conns[TS_TRK_CONNS_PER_WORKER_N];
+static conn_t             *dead_list;
+static uint32_t            nconns;
+static uint64_t            next_cid = 1;
+static int                 ep = -1;
+static kdf_pool_t          pool;
+static ts_wbuf_t           scratch;
+
+
+/* ---- KDF threads ---------------------------------------------------- */
+
+static void *
+kdf_thread(void *arg)
+{
+    kjob_t   *kj;
+    uint64_t  one = 1;
+
+    (void) arg;
+    for (;;) {
+        pthread_mutex_lock(&pool.mu);
+        while (pool.q_head == NULL && !pool.stop) {
+            pthread_cond_wait(&pool.cv, &pool.mu);
+        }
+        if (pool.stop) {
+            pthread_mutex_unlock(&pool.mu);
+            return NULL;
+        }
+        kj = pool.q_head;
+        pool.q_head = kj->next;
+        if (pool.q_head == NULL) {
+            pool.q_tail = NULL;
+        }
+        pthread_mutex_unlock(&pool.mu);
+
+        trk_kdf_run(kj->job);
+
+        pthread_mutex_lock(&pool.mu);
+        kj->next = NULL;
+        if (pool.d_tail != NULL) {
+            pool.d_tail->next = kj;
+        } else {
+            pool.d_head = kj;
+        }
+        pool.d_tail = kj;
+        pthread_mutex_unlock(&pool.mu);
+        if (write(pool.evfd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
+            ts_err("write(eventfd) failed: %s", strerror(errno));
+        }
+    }
+}
+
+
+static int
+kdf_pool_start(void)
+{
+    int i, rc;
+
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.cv, NULL);
+    pool.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (pool.evfd < 0) {
+        ts_err("eventfd() failed: %s", strerror(errno));
+        return -1;
+    }
+    for (i = 0; i < TS_TRK_KDF_THREADS_N; i++) {
+        rc = pthread_create(&pool.th[i], NULL, kdf_thread, NULL);
+        if (rc != 0) {
+            ts_err("pthread_create() failed: %s", strerror(rc));
+            return -1;
+        }
+        pool.nth++;
+    }
+    return 0;
+}
+
+
+static void
+kdf_pool_stop(void)
+{
+    kjob_t *kj, *next;
+    int     i;
+
+    pthread_mutex_lock(&pool.mu);
+    pool.stop = 1;
+    pthread_cond_broadcast(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
+    for (i = 0; i < pool.nth; i++) {
+        pthread_join(pool.th[i], NULL);
+    }
+    for (kj = pool.q_head; kj != NULL; kj = next) {
+        next = kj->next;
+        trk_kdf_job_free(kj->job);
+        free(kj);
+    }
+    for (kj = pool.d_head; kj != NULL; kj = next) {
+        next = kj->next;
+        trk_kdf_job_free(kj->job);
+        free(kj);
+    }
+    pool.q_head = pool.d_head = NULL;
+}
+
+
+static int
+kdf_submit(conn_t *c, trk_kdf_job_t *job)
+{
+    kjob_t *kj;
+
+    pthread_mutex_lock(&pool.mu);
+    if (pool.queued >= TRK_KDF_QUEUE_N) {
+        pthread_mutex_unlock(&pool.mu);
+        return -1;
+    }
+    kj = calloc(1, sizeof(*kj));
+    if (kj == NULL) {
+        pthread_mutex_unlock(&pool.mu);
+        return -1;
+    }
+    kj->job = job;
+    kj->idx = c->idx;
+    kj->cid = c->id;
+    if (pool.q_tail != NULL) {
+        pool.q_tail->next = kj;
+    } else {
+        pool.q_head = kj;
+    }
+    pool.q_tail = kj;
+    pool.queued++;
+    pthread_cond_signal(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
+    return 0;
+}
+
+
+/* ---- connections ---------------------------------------------------- */
+
+static void
+conn_close(conn_t *c, const char *why)
+{
+    if (why != NULL) {
+        ts_debug("closing connection from %s: %s", c->peer, why);
+    }
+    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    conns[c->idx] = NULL;
+    nconns--;
+    ts_conn_free(c->c);
+    c->c = NULL;
+    free(c->in);
+    c->in = NULL;
+    ts_wbuf_free(&c->out);
+    c->dead = 1;
+    c->next_dead = dead_list;
+    dead_list = c;
+}
+
+
+static void
+free_dead(void)
+{
+    conn_t *c;
+
+    while (dead_list != NULL) {
+        c = dead_list;
+        dead_list = c->next_dead;
+        free(c);
+    }
+}
+
+
+static void
+conn_update_events(conn_t *c)
+{
+    struct epoll_event e;
+    uint32_t           want;
+
+    want = 0;
+    if (!c->eof && !c->job_pending
+        && c->out.len - c->out_off < TRK_OUT_SOFT_B)
+    {
+        want |= EPOLLIN;
+    }
+    if (c->out.len > c->out_off) {
+        want |= EPOLLOUT;
+    }
+    if (want == c->ev) {
+        return;
+    }
+    memset(&e, 0, sizeof(e));
+    e.events = want;
+    e.data.ptr = c;
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e) == 0) {
+        c->ev = want;
+    } else {
+        ts_err("epoll_ctl() failed: %s", strerror(errno));
+    }
+}
+
+
+/* Writes what it can.  -1: the connection was closed. */
+static int
+conn_flush(conn_t *c)
+{
+    ssize_t n;
+
+    while (c->out.len > c->out_off) {
+        n = ts_conn_write(c->c, c->out.data + c->out_off,
+                          c->out.len - c->out_off);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                break;
+            }
+            conn_close(c, "write failed");
+            return -1;
+        }
+        c->out_off += (size_t) n;
+        c->wprog_ms = ts_now_ms();
+    }
+    if (c->out_off == c->out.len) {
+        ts_wbuf_reset(&c->out);
+        c->out_off = 0;
+        if (c->out.cap > TRK_OUT_SOFT_B) {
+            ts_wbuf_free(&c->out);
+            ts_wbuf_init(&c->out);
+        }
+    }
+    return 0;
+}
+
+
+/* Queues one REPLY frame with payload p.  -1: the connection was closed. */
+static int
+conn_reply(conn_t *c, uint64_t reqid, const ts_wbuf_t *p)
+{
+    uint8_t        hdr[TS_FRAME_HDR_B];
+    ts_frame_hdr_t h;
+
+    if (c->out.len - c->out_off + TS_FRAME_HDR_B + p->len > TRK_OUT_MAX_B) {
+        conn_close(c, "peer does not read its replies");
+        return -1;
+    }
+    if (c->out.len == c->out_off) {
+        c->wprog_ms = ts_now_ms();
+    }
+    h.type = TS_MSG_REPLY;
+    h.flags = TS_FF_REPLY;
+    h.len = (uint32_t) p->len;
+    h.reqid = reqid;
+    ts_frame_hdr_encode(hdr, &h);
+    ts_put_raw(&c->out, hdr, sizeof(hdr));
+    ts_put_raw(&c->out, p->data, p->len);
+    if (c->out.err) {
+        conn_close(c, "out of memory");
+        return -1;
+    }
+    c->last_ms = ts_now_ms();
+    return conn_flush(c);
+}
+
+
+static void
+conn_busy_reply(conn_t *c, uint64_t reqid)
+{
+    ts_wbuf_reset(&scratch);
+    ts_reply_begin(&scratch, TS_ERR_BUSY, "tracker busy; try again");
+    (void) conn_reply(c, reqid, &scratch);
+}
+
+
+/* Runs every complete frame in the input buffer, in order, until one
+ * must wait.  -1: the connection was closed. */
+static int
+conn_process(conn_t *c)
+{
+    ts_frame_hdr_t  h;
+    trk_kdf_job_t  *job;
+    trk_do_t        what;
+    size_t          flen;
+
+    while (!c->job_pending && c->out.len - c->out_off < TRK_OUT_SOFT_B) {
+        if (c->in_len < TS_FRAME_HDR_B) {
+            break;
+        }
+        if (ts_frame_hdr_decode(c->in, &h, TS_FRAME_MAX_B) != 0) {
+            ts_info("bad frame header from %s", c->peer);
+            conn_close(c, NULL);
+            return -1;
+        }
+        if (h.flags & TS_FF_REPLY) {
+            ts_info("unexpected reply frame from %s", c->peer);
+            conn_close(c, NULL);
+            return -1;
+        }
+        flen = TS_FRAME_HDR_B + (size_t) h.len;
+        if (c->in_len < flen) {
+            break;
+        }
+        what = trk_ops_handle(&env, h.type, h.reqid, c->in + TS_FRAME_HDR_B,
+                              h.len, &scratch, &job);
+        ts_debug("%s %s reqid %016llx", c->peer, ts_msg_name(h.type),
+                 (unsigned long long) h.reqid);
+        memmove(c->in, c->in + flen, c->in_len - flen);
+        c->in_len -= flen;
+        c->frame_ms = c->in_len > 0 ? ts_now_ms() : 0;
+        if (what == TRK_DO_CLOSE) {
+            ts_info("unexpected %s frame from %s", ts_msg_name(h.type),
+                    c->peer);
+            conn_close(c, NULL);
+            return -1;
+        }
+        if (what == TRK_DO_DEFER) {
+            if (kdf_submit(c, job) != 0) {
+                trk_kdf_job_free(job);
+                conn_busy_reply(c, h.reqid);
+                if (c->dead) {
+                    return -1;
+                }
+                continue;
+            }
+            c->job_pending = 1;
+            break;
+        }
+        if (conn_reply(c, h.reqid, &scratch) != 0) {
+            return -1;
+        }
+    }
+    if (c->eof && !c->job_pending && c->out.len == c->out_off) {
+        conn_close(c, "peer closed");
+        return -1;
+    }
+    conn_update_events(c);
+    return 0;
+}
+
+
+static void
+conn_read(conn_t *c)
+{
+    ts_frame_hdr_t  h;
+    uint8_t        *nb;
+    size_t          want, ncap;
+    ssize_t         n;
+
+    if (c->job_pending || c->eof) {
+        conn_update_events(c);
+        return;
+    }
+    /* grow toward the frame being assembled, never beyond it plus one
+     * read chunk, and only as bytes arrive */
+    want = TRK_READ_CHUNK_B;
+    if (c->in_len >= TS_FRAME_HDR_B) {
+        if (ts_frame_hdr_decode(c->in, &h, TS_FRAME_MAX_B) != 0) {
+            ts_info("bad frame header from %s", c->peer);
+            conn_close(c, NULL);
+            return;
+        }
+        if (TS_FRAME_HDR_B + (size_t) h.len > c->in_len + want) {
+            want = TS_FRAME_HDR_B + (size_t) h.len - c->in_len;
+            if (want > 4 * TRK_READ_CHUNK_B) {
+                want = 4 * TRK_READ_CHUNK_B;
+            }
+        }
+    }
+    if (c->in_cap - c->in_len < want) {
+        ncap = c->in_len + want;
+        nb = realloc(c->in, ncap);
+        if (nb == NULL) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        c->in = nb;
+        c->in_cap = ncap;
+    }
+    n = ts_conn_read(c->c, c->in + c->in_len, c->in_cap - c->in_len);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            return;
+        }
+        conn_close(c, "read failed");
+        return;
+    }
+    if (n == 0) {
+        c->eof = 1;
+    } else {
+        if (c->in_len == 0) {
+            c->frame_ms = ts_now_ms();
+        }
+        c->in_len += (size_t) n;
+    }
+    if (conn_process(c) != 0) {
+        return;
+    }
+    if (c->in_len == 0 && c->in_cap > TRK_READ_CHUNK_B) {
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+    }
+}
+
+
+static void
+accept_some(void)
+{
+    struct sockaddr_storage  ss;
+    struct epoll_event       e;
+    socklen_t                sl;
+    conn_t                  *c;
+    char                     ip[INET6_ADDRSTRLEN];
+    uint32_t                 i;
+    int                      fd, k;
+
+    for (k = 0; k < 64; k++) {
+        sl = sizeof(ss);
+        fd = accept4(cfg->listen_fd, (struct sockaddr *) &ss, &sl,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
+                && errno != ECONNABORTED)
+            {
+                ts_warn("accept4() failed: %s", strerror(errno));
+            }
+            return;
+        }
+        if (nconns >= TS_TRK_CONNS_PER_WORKER_N) {
+            ts_warn("connection limit (%d) reached; refusing one",
+                    TS_TRK_CONNS_PER_WORKER_N);
+            close(fd);
+            continue;
+        }
+        for (i = 0; i < TS_TRK_CONNS_PER_WORKER_N && conns[i] != NULL; i++) {
+            /* find a free index */
+        }
+        c = calloc(1, sizeof(*c));
+        if (c == NULL || (c->c = ts_conn_new(fd)) == NULL) {
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->idx = i;
+        c->id = next_cid++;
+        c->last_ms = ts_now_ms();
+        ts_wbuf_init(&c->out);
+        ip[0] = '\0';
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *) &ss;
+            inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+            snprintf(c->peer, sizeof(c->peer), "%s:%u", ip,
+                     (unsigned) ntohs(a->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *) &ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+            snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip,
+                     (unsigned) ntohs(a->sin6_port));
+        } else {
+            snprintf(c->peer, sizeof(c->peer), "?");
+        }
+        memset(&e, 0, sizeof(e));
+        e.events = EPOLLIN;
+        e.data.ptr = c;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0) {
+            ts_err("epoll_ctl() failed: %s", strerror(errno));
+            ts_conn_free(c->c);
+            free(c);
+            continue;
+        }
+        c->ev = EPOLLIN;
+        conns[i] = c;
+        nconns++;
+        ts_debug("connection from %s", c->peer);
+    }
+}
+
+
+/* KDF results: finish each request on the loop thread. */
+static void
+kdf_drain(void)
+{
+    kjob_t   *kj, *list;
+    conn_t   *c;
+    uint64_t  v;
+    int       live;
+
+    if (read(pool.evfd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
+        ts_err("read(eventfd) failed: %s", strerror(errno));
+    }
+    pthread_mutex_lock(&pool.mu);
+    list = pool.d_head;
+    pool.d_head = pool.d_tail = NULL;
+    pthread_mutex_unlock(&pool.mu);
+
+    while (list != NULL) {
+        kj = list;
+        list = kj->next;
+        pthread_mutex_lock(&pool.mu);
+        pool.queued--;
+        pthread_mutex_unlock(&pool.mu);
+
+        c = conns[kj->idx];
+        live = (c != NULL && c->id == kj->cid);
+        trk_ops_finish(&env, kj->job, live, &scratch);
+        if (live) {
+            c->job_pending = 0;
+            if (conn_reply(c, kj->job->reqid, &scratch) == 0) {
+                (void) conn_process(c);
+            }
+        }
+        trk_kdf_job_free(kj->job);
+        free(kj);
+    }
+}
+
+
+static void
+tick(const ts_worker_ctx_t *ctx, ts_slot_sh_t *slot, int64_t now)
+{
+    conn_t   *c;
+    uint32_t  i;
+
+    for (i = 0; i < TS_TRK_CONNS_PER_WORKER_N; i++) {
+        c = conns[i];
+        if (c == NULL) {
+            continue;
+        }
+        if (c->out.len > c->out_off
+            && now - c->wprog_ms > TS_TRK_FRAME_TIMEOUT_MS)
+        {
+            ts_info("dropping %s: it does not read its replies", c->peer);
+            conn_close(c, NULL);
+            continue;
+        }
+        if (c->job_pending || c->out.len > c->out_off) {
+            continue;
+        }
+        if (c->in_len > 0 && c->frame_ms != 0
+            && now - c->frame_ms > TS_TRK_FRAME_TIMEOUT_MS)
+        {
+            ts_info("dropping %s: frame not completed in %d ms", c->peer,
+                    TS_TRK_FRAME_TIMEOUT_MS);
+            conn_close(c, NULL);
+            continue;
+        }
+        if (c->in_len == 0 && now - c->last_ms > TS_TRK_IDLE_TIMEOUT_MS) {
+            conn_close(c, "idle");
+            continue;
+        }
+        if (c->eof && c->in_len > 0) {
+            conn_close(c, "peer closed inside a frame");
+        }
+    }
+    ts_slot_beat(slot);
+    if (atomic_load(&slot->state) != TS_SLOT_ACTIVE
+        && atomic_load(&slot->owner) == env.me)
+    {
+        ts_slot_set_active(slot, env.me);
+    }
+    (void) ctx;
+    trk_housekeep(&env, now);
+}
+
+
+int
+trk_worker_main(const ts_worker_ctx_t *ctx)
+{
+    struct epoll_event  e, evs[64];
+    ts_slot_sh_t       *slot;
+    trk_store_t        *st;
+    conn_t             *c;
+    char                err[512];
+    int64_t             now, last_tick;
+    uint32_t            i;
+    int                 n, k, stop;
+
+    cfg = ctx->arg;
+    env.me = ts_owner_make(getpid(), ctx->generation);
+    slot = &cfg->shm.slots[ctx->slot];
+    if (atomic_load(&slot->owner) != env.me) {
+        ts_slot_assign(slot, env.me, TRK_ROLE_WORKER);
+    }
+
+    st = trk_store_open(cfg->db_path, 0, cfg->nosync, err, sizeof(err));
+    if (st == NULL) {
+        ts_err("%s", err);
+        return 1;
+    }
+    trk_ops_init();
+    env.tracker_id = cfg->id;
+    env.st = st;
+    env.shm = (trk_shm_t *) &cfg->shm;
+    env.kdf_iterations = cfg->kdf_iterations;
+    env.session_timeout_ms = cfg->session_timeout_ms;
+    env.workers_n = cfg->workers;
+    ts_wbuf_init(&scratch);
+
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) {
+        ts_err("epoll_create1() failed: %s", strerror(errno));
+        return 1;
+    }
+    if (kdf_pool_start() != 0) {
+        return 1;
+    }
+    memset(&e, 0, sizeof(e));
+    e.events = EPOLLIN | EPOLLEXCLUSIVE;
+    e.data.ptr = &tag_listen;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, cfg->listen_fd, &e) != 0) {
+        ts_err("epoll_ctl(listen) failed: %s", strerror(errno));
+        return 1;
+    }
+    e.events = EPOLLIN;
+    e.data.ptr = &tag_stop;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, ts_worker_stop_fd(), &e) != 0) {
+        ts_err("epoll_ctl(stop) failed: %s", strerror(errno));
+        return 1;
+    }
+    e.data.ptr = &tag_kdf;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, pool.evfd, &e) != 0) {
+        ts_err("epoll_ctl(eventfd) failed: %s", strerror(errno));
+        return 1;
+    }
+
+    ts_worker_ready(ctx);
+    ts_slot_set_active(slot, env.me);
+    ts_debug("worker %d ready", ctx->slot);
+
+    stop = 0;
+    last_tick = ts_now_ms();
+    while (!stop) {
+        n = epoll_wait(ep, evs, 64, TRK_TICK_MS);
+        if (n < 0 && errno != EINTR) {
+            ts_err("epoll_wait() failed: %s", strerror(errno));
+            break;
+        }
+        for (k = 0; k < n; k++) {
+            if (evs[k].data.ptr == &tag_listen) {
+                accept_some();
+            } else if (evs[k].data.ptr == &tag_stop) {
+                stop = 1;
+            } else if (evs[k].data.ptr == &tag_kdf) {
+                kdf_drain();
+            } else {
+                c = evs[k].data.ptr;
+                /* an earlier event of this batch may have closed it (it
+                 * is freed only after the batch) */
+                if (c->dead) {
+                    continue;
+                }
+                if (evs[k].events & (EPOLLERR | EPOLLHUP)
+                    && !(evs[k].events & EPOLLIN))
+                {
+                    conn_close(c, "socket error");
+                    continue;
+                }
+                if (evs[k].events & EPOLLOUT) {
+                    if (conn_flush(c) != 0) {
+                        continue;
+                    }
+                    if (conn_process(c) != 0) {
+                        continue;
+                    }
+                }
+                if (evs[k].events & EPOLLIN) {
+                    conn_read(c);
+                }
+            }
+        }
+        free_dead();
+        if (ts_worker_stopping() || ts_worker_orphaned(ctx)) {
+            stop = 1;
+        }
+        now = ts_now_ms();
+        if (now - last_tick >= TRK_TICK_MS) {
+            last_tick = now;
+            tick(ctx, slot, now);
+        }
+    }
+
+    atomic_store(&slot->state, TS_SLOT_STOPPING);
+    for (i = 0; i < TS_TRK_CONNS_PER_WORKER_N; i++) {
+        if (conns[i] != NULL) {
+            conn_close(conns[i], NULL);
+        }
+    }
+    free_dead();
+    kdf_pool_stop();
+    trk_store_close(st);
+    ts_wbuf_free(&scratch);
+    close(ep);
+    ts_debug("worker %d stopped", ctx->slot);
+    return 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * trk_worker.h -- a tracker request worker (role "trk-worker") and the
+ * configuration the supervisor hands to it.
+ *
+ * The supervisor fills one trk_config_t before forking (listen socket and
+ * shm mapping included); every worker inherits it read-only.
+ */
+#ifndef TRK_WORKER_H_INCLUDED
+#define TRK_WORKER_H_INCLUDED
+
+#include <limits.h>
+#include <stdint.h>
+#include "ts_sup.h"
+#include "trk_shm.h"
+
+/* Tracker-local limits (units in the names). */
+#define TRK_OUT_SOFT_B      (256u * 1024u)   /* stop reading past this */
+#define TRK_OUT_MAX_B       (TS_FRAME_MAX_B + (1u << 20)) /* then drop */
+#define TRK_READ_CHUNK_B    (64u * 1024u)
+#define TRK_KDF_QUEUE_N     64       /* queued KDF jobs per worker */
+#define TRK_TICK_MS         100      /* deadlines, heartbeat, housekeeping */
+#define TRK_ROLE_WORKER     1
+
+typedef struct {
+    int        id;                  /* 1-based tracker id */
+    char       ip[64];
+    uint16_t   port;
+    char       data_dir[PATH_MAX];
+    char       db_path[PATH_MAX];
+    int        workers;
+    uint32_t   kdf_iterations;
+    int64_t    session_timeout_ms;
+    int        nosync;
+    int        listen_fd;
+    trk_shm_t  shm;
+} trk_config_t;
+
+/* ts_sup role main; ctx->arg is the trk_config_t. */
+int trk_worker_main(const ts_worker_ctx_t *ctx);
+
+#endif

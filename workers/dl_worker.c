@@ -1,0 +1,1476 @@
+/*
+ * dl_worker.c -- the downloader worker of a client node (dl_main).
+ *
+ * Purpose: one epoll loop per worker process.  It keeps one persistent
+ * connection per peer address (shared by every download from that peer),
+ * pipelines up to TS_NODE_PIPELINE_N PEER_GETs on each and at most
+ * TS_NODE_WORKER_INFLIGHT_N in total, and for every ACTIVE download in
+ * the node's segment: refreshes the sources' chunk maps (PEER_MAP),
+ * re-verifies "maybe" chunks left on disk by a crash, picks the rarest
+ * missing chunk that no one has claimed, sends it to the least-loaded
+ * holder, verifies every received chunk's SHA1 before pwrite() into the
+ * .part, and finally checks the whole file, fsyncs and renames it into
+ * place without ever replacing an existing file.
+ *
+ * ctx->arg points to the node's ts_shm_t (a node_t * works too: its first
+ * member is the ts_shm_t).
+ *
+ * Locking: none taken.  Text fields of a download are copied under its
+ * seqlock; chunk claims, the map-refresh claim and the finalize claim are
+ * CAS words owned by ts_owner_make(getpid(), ctx->generation); bits and
+ * counters are C11 atomics.  Several workers may have the same .part open
+ * and pwrite disjoint chunks into it.
+ *
+ * Crash behaviour: a SIGKILLed worker leaves claimed chunks, maybe a
+ * map_owner or finalize_owner claim, and its published in-flight counts
+ * (node_slot_inflight(shm, ctx->slot, dl)[src], F1's table: every GET
+ * counted in src[s].inflight is counted there first).  node_reclaim()
+ * (node.c) must undo all of it by owner: chunk claims -> 0, map_owner ->
+ * 0, finalize_owner -> 0 with the download FINALIZING -> ACTIVE, and
+ * subtract the dead slot's per-source counts from src[s].inflight.
+ * A chunk is marked done only after its hash matched and pwrite() returned, so a half-written chunk is
+ * simply fetched again; the final whole-file SHA1 catches anything else.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ts_config.h"
+#include "ts_log.h"
+#include "ts_buf.h"
+#include "ts_proto.h"
+#include "ts_net.h"
+#include "ts_crypto.h"
+#include "ts_claim.h"
+#include "ts_shm.h"
+#include "ts_sup.h"
+#include "node_shm.h"
+#include "node.h"
+
+#define DL_CONNS_MAX      (TS_NODE_DOWNLOADS_N * TS_NODE_SOURCES_N)
+#define DL_AVAIL_MS       100        /* rarest-first counts recomputed */
+#define DL_BACKOFF_MIN_MS 100
+#define DL_BACKOFF_MAX_MS 1000
+#define DL_HEAD_MAX_B     (4 + TS_STR_MAX_B + 16)
+#define DL_MAP_MAX_B      (4 + TS_STR_MAX_B + 8 + 4 \
+                           + (uint32_t) (TS_FILE_MAX_CHUNKS_N / 8) + 8)
+#define DL_FINAL_BLOCK_B  (4u << 20)
+#define DL_DEFAULT_RATE   (100ull << 20)
+
+enum { REQ_GET = 1, REQ_MAP = 2 };
+enum { RX_HDR = 0, RX_HEAD, RX_BODY, RX_DATA };
+
+typedef struct {
+    int       kind;
+    int       dl;            /* download index */
+    uint32_t  dl_id;         /* node_dl_sh_t.id when sent */
+    int       src;
+    uint32_t  chunk;
+    uint32_t  len;           /* expected chunk length */
+    int       pub;           /* counted in shm inflight */
+    uint64_t  reqid;
+    int64_t   sent_us;
+} dl_req_t;
+
+typedef struct {
+    char        addr[64];
+    ts_conn_t  *c;
+    int         fd;
+    int64_t     retry_at_ms;
+    int         errors;
+    /* requests, answered in order */
+    dl_req_t    q[TS_NODE_PIPELINE_N];
+    int         qhead, qn;
+    /* output */
+    ts_wbuf_t   out;
+    size_t      woff;
+    int         want_out;
+    /* input */
+    int         rx;
+    uint8_t     hdr[TS_FRAME_HDR_B];
+    ts_frame_hdr_t fh;
+    size_t      got;
+    size_t      need;
+    uint8_t    *small;       /* DL_MAP_MAX_B */
+    uint8_t    *data;        /* TS_CHUNK_B, allocated once */
+    uint16_t    st;
+    uint32_t    load;
+    uint32_t    index;
+    int64_t     last_rx_ms;
+    int64_t     start_us;    /* current reply started (for rate) */
+} dl_conn_t;
+
+typedef struct {
+    int        active;
+    uint32_t   id;
+    char       group[TS_ID_MAX_B + 1];
+    char       name[TS_NAME_MAX_B + 1];
+    char       dest[PATH_MAX];
+    char       part[PATH_MAX];
+    uint64_t   size;
+    uint32_t   nchunks;
+    uint8_t    sha1[20];
+    int        fd;
+    uint16_t  *avail;
+    uint8_t   *avoid;        /* src+1 that sent bad data for a chunk */
+    int64_t    avail_ms;
+    int        dirty;
+} dl_local_t;
+
+typedef struct {
+    const ts_worker_ctx_t *ctx;
+    const ts_shm_t  *shm;
+    node_dl_sh_t    *dls;
+    node_stats_sh_t *stats;
+    ts_owner_t       me;
+    int              slot;
+    int              ep;
+    int              inflight;
+    uint64_t         reqid;
+    uint64_t         rnd;
+    dl_conn_t       *conns[DL_CONNS_MAX];
+    dl_local_t       loc[TS_NODE_DOWNLOADS_N];
+    ts_wbuf_t        pl;
+    uint8_t         *fbuf;   /* finalize / maybe re-hash buffer */
+} dl_t;
+
+static int64_t
+dl_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t
+dl_rand(dl_t *w)
+{
+    /* xorshift64: tie-breaks only */
+    w->rnd ^= w->rnd << 13;
+    w->rnd ^= w->rnd >> 7;
+    w->rnd ^= w->rnd << 17;
+    return w->rnd;
+}
+
+static uint32_t
+dl_chunk_len(const dl_local_t *l, uint32_t i)
+{
+    uint64_t off = (uint64_t) i * TS_CHUNK_B;
+
+    return (uint32_t) (l->size - off < TS_CHUNK_B ? l->size - off
+                                                   : TS_CHUNK_B);
+}
+
+static void
+dl_sat_dec(_Atomic uint32_t *v, uint32_t n)
+{
+    uint32_t cur = atomic_load(v), nv;
+
+    do {
+        nv = cur > n ? cur - n : 0;
+    } while (!atomic_compare_exchange_weak(v, &cur, nv));
+}
+
+/* ---- in-flight accounting (see the header comment and node_shm.h) --- */
+
+static int
+dl_inflight_add(dl_t *w, int i, int s)
+{
+    _Atomic uint32_t *mine = node_slot_inflight(w->shm, w->slot, i);
+
+    if (mine == NULL) {
+        return 0;
+    }
+    /* per-slot share first: reclaim can only over-subtract, never leak */
+    atomic_fetch_add(&mine[s], 1);
+    atomic_fetch_add(&w->dls[i].src[s].inflight, 1);
+    return 1;
+}
+
+static void
+dl_inflight_sub(dl_t *w, const dl_req_t *r)
+{
+    node_dl_sh_t     *d = &w->dls[r->dl];
+    _Atomic uint32_t *mine = node_slot_inflight(w->shm, w->slot, r->dl);
+
+    w->inflight--;
+    if (!r->pub || mine == NULL || atomic_load(&d->id) != r->dl_id) {
+        return;
+    }
+    dl_sat_dec(&mine[r->src], 1);
+    dl_sat_dec(&d->src[r->src].inflight, 1);
+}
+
+/* ---- download snapshots ---------------------------------------------- */
+
+static void
+dl_local_drop(dl_local_t *l)
+{
+    if (l->fd >= 0) {
+        close(l->fd);
+    }
+    free(l->avail);
+    free(l->avoid);
+    memset(l, 0, sizeof(*l));
+    l->fd = -1;
+}
+
+/* Copies the text fields of download i under its seqlock.  1 if the
+ * download is usable (ACTIVE or FINALIZING and sane), else 0. */
+static int
+dl_snapshot(dl_t *w, int i)
+{
+    node_dl_sh_t *d = &w->dls[i];
+    dl_local_t   *l = &w->loc[i];
+    dl_local_t    t;
+    uint32_t      s1, s2, id, st;
+    int           tries;
+
+    st = atomic_load(&d->state);
+    if (st != NODE_DL_ACTIVE && st != NODE_DL_FINALIZING) {
+        if (l->active) {
+            dl_local_drop(l);
+        }
+        return 0;
+    }
+    id = atomic_load(&d->id);
+    if (l->active && l->id == id) {
+        return 1;
+    }
+    if (l->active) {
+        dl_local_drop(l);
+    }
+    memset(&t, 0, sizeof(t));
+    for (tries = 0; ; tries++) {
+        if (tries > 1000) {
+            return 0;
+        }
+        s1 = atomic_load_explicit(&d->seq, memory_order_acquire);
+        if (s1 & 1) {
+            sched_yield();
+            continue;
+        }
+        memcpy(t.group, d->group, sizeof(t.group));
+        memcpy(t.name, d->name, sizeof(t.name));
+        memcpy(t.dest, d->dest, sizeof(t.dest));
+        memcpy(t.part, d->part, sizeof(t.part));
+        memcpy(t.sha1, d->file_sha1, 20);
+        t.size = d->size;
+        t.nchunks = d->nchunks;
+        atomic_thread_fence(memory_order_acquire);
+        s2 = atomic_load_explicit(&d->seq, memory_order_relaxed);
+        if (s1 == s2) {
+            break;
+        }
+    }
+    t.group[sizeof(t.group) - 1] = '\0';
+    t.name[sizeof(t.name) - 1] = '\0';
+    t.dest[sizeof(t.dest) - 1] = '\0';
+    t.part[sizeof(t.part) - 1] = '\0';
+    if (t.size > TS_FILE_MAX_B
+        || t.nchunks != (t.size + TS_CHUNK_B - 1) / TS_CHUNK_B
+        || t.part[0] == '\0' || t.dest[0] == '\0')
+    {
+        return 0;
+    }
+    t.avail = calloc(t.nchunks ? t.nchunks : 1, sizeof(uint16_t));
+    t.avoid = calloc(t.nchunks ? t.nchunks : 1, 1);
+    if (t.avail == NULL || t.avoid == NULL) {
+        free(t.avail);
+        free(t.avoid);
+        return 0;
+    }
+    t.fd = -1;
+    t.id = id;
+    t.active = 1;
+    t.dirty = 1;
+    *l = t;
+    return 1;
+}
+
+static int
+dl_part_fd(dl_local_t *l)
+{
+    if (l->fd < 0) {
+        l->fd = open(l->part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (l->fd < 0) {
+            ts_err("open(\"%s\") failed: %s", l->part, strerror(errno));
+        }
+    }
+    return l->fd;
+}
+
+static void
+dl_fail(dl_t *w, int i, const char *why)
+{
+    node_dl_sh_t *d = &w->dls[i];
+
+    snprintf(d->error, sizeof(d->error), "%s", why);
+    atomic_store(&d->state, NODE_DL_FAILED);
+    atomic_store(&d->finished_ms, ts_wall_ms());
+    ts_err("download %s/%s failed: %s", w->loc[i].group, w->loc[i].name,
+           why);
+}
+
+/* ---- connections ----------------------------------------------------- */
+
+static void
+dl_src_backoff(dl_t *w, const char *addr, int64_t until)
+{
+    int i, s;
+
+    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
+        if (!w->loc[i].active) {
+            continue;
+        }
+        for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+            node_src_sh_t *src = &w->dls[i].src[s];
+
+            if (atomic_load(&src->state) != NODE_SRC_FREE
+                && strncmp(src->addr, addr, sizeof(src->addr)) == 0)
+            {
+                atomic_fetch_add(&src->errors, 1);
+                atomic_store(&src->retry_after_ms, until);
+            }
+        }
+    }
+}
+
+static void
+dl_req_release(dl_t *w, dl_req_t *r)
+{
+    node_dl_sh_t *d = &w->dls[r->dl];
+
+    if (atomic_load(&d->id) == r->dl_id) {
+        if (r->kind == REQ_GET) {
+            ts_claim_release(&node_dl_claims(w->shm, r->dl)[r->chunk], w->me);
+        } else {
+            ts_claim_release(&d->src[r->src].map_owner, w->me);
+        }
+    }
+    if (r->kind == REQ_GET) {
+        dl_inflight_sub(w, r);
+    }
+}
+
+/* Closes the connection, frees its claims; error = back off the peer. */
+static void
+dl_conn_close(dl_t *w, dl_conn_t *k, int error, const char *why)
+{
+    int64_t until;
+
+    while (k->qn > 0) {
+        dl_req_release(w, &k->q[k->qhead]);
+        k->qhead = (k->qhead + 1) % TS_NODE_PIPELINE_N;
+        k->qn--;
+    }
+    k->qhead = 0;
+    if (k->c != NULL) {
+        epoll_ctl(w->ep, EPOLL_CTL_DEL, k->fd, NULL);
+        ts_conn_free(k->c);
+        k->c = NULL;
+        k->fd = -1;
+    }
+    ts_wbuf_reset(&k->out);
+    k->woff = 0;
+    k->want_out = 0;
+    k->rx = RX_HDR;
+    k->got = 0;
+    if (error) {
+        k->errors++;
+        until = DL_BACKOFF_MIN_MS << (k->errors < 5 ? k->errors - 1 : 4);
+        if (until > DL_BACKOFF_MAX_MS) {
+            until = DL_BACKOFF_MAX_MS;
+        }
+        k->retry_at_ms = ts_now_ms() + until;
+        dl_src_backoff(w, k->addr, k->retry_at_ms);
+        /* the first failure is news; a peer that stays away is not */
+        ts_log(k->errors == 1 ? TS_LOG_WARN : TS_LOG_DEBUG,
+               "peer %s: %s; retry in %lld ms", k->addr, why,
+               (long long) until);
+    }
+}
+
+static dl_conn_t *
+dl_conn_find(dl_t *w, const char *addr, int create)
+{
+    int        i, freei = -1;
+    dl_conn_t *k;
+
+    for (i = 0; i < DL_CONNS_MAX; i++) {
+        if (w->conns[i] == NULL) {
+            if (freei < 0) {
+                freei = i;
+            }
+            continue;
+        }
+        if (strcmp(w->conns[i]->addr, addr) == 0) {
+            return w->conns[i];
+        }
+    }
+    if (!create || freei < 0) {
+        return NULL;
+    }
+    k = calloc(1, sizeof(*k));
+    if (k == NULL) {
+        return NULL;
+    }
+    k->small = malloc(DL_MAP_MAX_B);
+    if (k->small == NULL) {
+        free(k);
+        return NULL;
+    }
+    snprintf(k->addr, sizeof(k->addr), "%s", addr);
+    k->fd = -1;
+    ts_wbuf_init(&k->out);
+    w->conns[freei] = k;
+    return k;
+}
+
+/* A connected conn with room in its pipeline, or NULL (in backoff,
+ * connect failed, pipeline full). */
+static dl_conn_t *
+dl_conn_get(dl_t *w, const char *addr)
+{
+    dl_conn_t          *k;
+    char                ip[64];
+    uint16_t            port;
+    int                 fd;
+    struct epoll_event  ev;
+
+    k = dl_conn_find(w, addr, 1);
+    if (k == NULL) {
+        return NULL;
+    }
+    if (k->c != NULL) {
+        return k->qn < TS_NODE_PIPELINE_N ? k : NULL;
+    }
+    if (ts_now_ms() < k->retry_at_ms) {
+        return NULL;
+    }
+    if (ts_parse_hostport(addr, ip, sizeof(ip), &port) != 0) {
+        k->retry_at_ms = ts_now_ms() + DL_BACKOFF_MAX_MS;
+        return NULL;
+    }
+    fd = ts_net_connect(ip, port, TS_NODE_CONNECT_MS);
+    if (fd < 0) {
+        dl_conn_close(w, k, 1, "connect failed");
+        return NULL;
+    }
+    if (ts_net_set_nonblock(fd, 1) != 0) {
+        close(fd);
+        dl_conn_close(w, k, 1, "nonblock failed");
+        return NULL;
+    }
+    k->c = ts_conn_new(fd);
+    if (k->c == NULL) {
+        return NULL;
+    }
+    k->fd = fd;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = k;
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        ts_err("epoll_ctl() failed: %s", strerror(errno));
+        dl_conn_close(w, k, 1, "epoll failed");
+        return NULL;
+    }
+    k->rx = RX_HDR;
+    k->got = 0;
+    k->last_rx_ms = ts_now_ms();
+    return k;
+}
+
+static void
+dl_conn_want_out(dl_t *w, dl_conn_t *k, int on)
+{
+    struct epoll_event ev;
+
+    if (k->want_out == on || k->c == NULL) {
+        return;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN | (on ? EPOLLOUT : 0);
+    ev.data.ptr = k;
+    epoll_ctl(w->ep, EPOLL_CTL_MOD, k->fd, &ev);
+    k->want_out = on;
+}
+
+static int
+dl_conn_flush(dl_t *w, dl_conn_t *k)
+{
+    ssize_t n;
+
+    while (k->woff < k->out.len) {
+        n = ts_conn_write(k->c, k->out.data + k->woff, k->out.len - k->woff);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                dl_conn_want_out(w, k, 1);
+                return 0;
+            }
+            return -1;
+        }
+        k->woff += (size_t) n;
+    }
+    ts_wbuf_reset(&k->out);
+    k->woff = 0;
+    dl_conn_want_out(w, k, 0);
+    return 0;
+}
+
+/* Queues a request frame on k; r is copied into the pipeline. */
+static int
+dl_conn_send(dl_t *w, dl_conn_t *k, uint8_t type, const dl_req_t *r)
+{
+    dl_local_t     *l = &w->loc[r->dl];
+    ts_frame_hdr_t  h;
+    uint8_t         hb[TS_FRAME_HDR_B];
+    dl_req_t       *q;
+
+    ts_wbuf_reset(&w->pl);
+    ts_put_str(&w->pl, l->group);
+    ts_put_str(&w->pl, l->name);
+    if (type == TS_MSG_PEER_GET) {
+        ts_put_u32(&w->pl, r->chunk);
+    }
+    if (w->pl.err) {
+        return -1;
+    }
+    h.type = type;
+    h.flags = 0;
+    h.len = (uint32_t) w->pl.len;
+    h.reqid = ++w->reqid;
+    ts_frame_hdr_encode(hb, &h);
+    ts_put_raw(&k->out, hb, sizeof(hb));
+    ts_put_raw(&k->out, w->pl.data, w->pl.len);
+    if (k->out.err) {
+        return -1;
+    }
+    if (k->qn == 0) {
+        k->last_rx_ms = ts_now_ms();
+    }
+    q = &k->q[(k->qhead + k->qn) % TS_NODE_PIPELINE_N];
+    *q = *r;
+    q->reqid = h.reqid;
+    q->sent_us = dl_now_us();
+    k->qn++;
+    if (dl_conn_flush(w, k) != 0) {
+        dl_conn_close(w, k, 1, "write failed");
+        return 1;   /* queued and released again: not an error to undo */
+    }
+    return 0;
+}
+
+/* ---- replies --------------------------------------------------------- */
+
+static void
+dl_got_map(dl_t *w, dl_conn_t *k, const dl_req_t *r, const uint8_t *p,
+           size_t n)
+{
+    node_dl_sh_t      *d = &w->dls[r->dl];
+    dl_local_t        *l = &w->loc[r->dl];
+    ts_rbuf_t          rb;
+    ts_status_t        st;
+    char               msg[128];
+    uint32_t           load, nch, blen, i;
+    const uint8_t     *bm;
+    _Atomic uint64_t  *map;
+
+    if (atomic_load(&d->id) != r->dl_id || !l->active) {
+        return;
+    }
+    ts_rbuf_init(&rb, p, n);
+    if (ts_reply_parse(&rb, &st, msg, sizeof(msg)) != 0) {
+        /* a long message is no reason to drop the link */
+        if (rb.err) {
+            return;
+        }
+    }
+    map = node_dl_map(w->shm, r->dl, r->src);
+    if (st != TS_OK) {
+        /* the peer no longer has the file: nothing from it */
+        for (i = 0; i < (l->nchunks + 63) / 64; i++) {
+            atomic_store(&map[i], 0);
+        }
+        atomic_store(&d->src[r->src].map_ms, ts_now_ms());
+        l->dirty = 1;
+        return;
+    }
+    load = ts_get_u32(&rb);
+    nch = ts_get_u32(&rb);
+    bm = ts_get_blob(&rb, &blen, (uint32_t) (TS_FILE_MAX_CHUNKS_N / 8));
+    if (rb.err || nch != l->nchunks || blen != (nch + 7) / 8) {
+        ts_warn("peer %s: bad PEER_MAP reply", k->addr);
+        return;
+    }
+    atomic_store(&d->src[r->src].load, load);
+    for (i = 0; i < (nch + 63) / 64; i++) {
+        uint64_t v = 0;
+        uint32_t b;
+
+        for (b = 0; b < 8 && i * 8 + b < blen; b++) {
+            v |= (uint64_t) bm[i * 8 + b] << (8 * b);
+        }
+        if (i == (nch - 1) / 64 && (nch & 63)) {
+            v &= (1ull << (nch & 63)) - 1;
+        }
+        atomic_store(&map[i], v);
+    }
+    atomic_store(&d->src[r->src].map_ms, ts_now_ms());
+    l->dirty = 1;
+}
+
+static void
+dl_rate_update(node_src_sh_t *src, uint32_t len, int64_t us)
+{
+    uint64_t sample, old;
+
+    if (us < 1) {
+        us = 1;
+    }
+    sample = (uint64_t) len * 1000000ull / (uint64_t) us;
+    old = atomic_load(&src->rate_bps);
+    atomic_store(&src->rate_bps, old == 0 ? sample : (old * 7 + sample) / 8);
+}
+
+static void
+dl_got_chunk(dl_t *w, dl_conn_t *k, const dl_req_t *r)
+{
+    node_dl_sh_t     *d = &w->dls[r->dl];
+    dl_local_t       *l = &w->loc[r->dl];
+    node_src_sh_t    *src = &d->src[r->src];
+    uint8_t           md[20];
+    uint64_t          off, old;
+    size_t            put;
+    ssize_t           n;
+    int               fd;
+    _Atomic uint64_t *done;
+
+    if (atomic_load(&d->id) != r->dl_id || !l->active) {
+        return;
+    }
+    atomic_store(&src->load, k->load);
+    if (k->st != TS_OK) {
+        /* the peer lacks it (or its share went stale): not from it */
+        node_bit_clear(node_dl_map(w->shm, r->dl, r->src), r->chunk);
+        l->dirty = 1;
+        ts_debug("peer %s: chunk %u of %s: status %u", k->addr, r->chunk,
+                 l->name, k->st);
+        return;
+    }
+    atomic_store(&src->errors, 0);
+    k->errors = 0;
+    ts_sha1(k->data, r->len, md);
+    if (memcmp(md, node_dl_hashes(w->shm, r->dl) + 20ull * r->chunk, 20)
+        != 0)
+    {
+        uint32_t f = atomic_fetch_add(&src->failures, 1) + 1;
+
+        atomic_fetch_add(&w->stats->hash_failures, 1);
+        l->avoid[r->chunk] = (uint8_t) (r->src + 1);
+        ts_warn("peer %s: chunk %u of %s failed SHA1 (%u bad)", k->addr,
+                r->chunk, l->name, f);
+        if (f >= TS_NODE_SRC_FAILS_MAX_N) {
+            uint32_t live = NODE_SRC_LIVE;
+
+            if (atomic_compare_exchange_strong(&src->state, &live,
+                                               NODE_SRC_DROPPED))
+            {
+                ts_warn("peer %s dropped from %s/%s: %u bad chunks",
+                        k->addr, l->group, l->name, f);
+            }
+            l->dirty = 1;
+        }
+        return;
+    }
+    done = node_dl_done(w->shm, r->dl);
+    if (node_bit_test(done, r->chunk)) {
+        return;
+    }
+    fd = dl_part_fd(l);
+    if (fd < 0) {
+        dl_fail(w, r->dl, "cannot open the .part file");
+        return;
+    }
+    off = (uint64_t) r->chunk * TS_CHUNK_B;
+    for (put = 0; put < r->len; put += (size_t) n) {
+        n = pwrite(fd, k->data + put, r->len - put, (off_t) (off + put));
+        if (n < 0 && errno == EINTR) {
+            n = 0;
+            continue;
+        }
+        if (n <= 0) {
+            ts_err("pwrite(\"%s\") failed: %s", l->part, strerror(errno));
+            dl_fail(w, r->dl, "write to the .part file failed");
+            return;
+        }
+    }
+    old = atomic_fetch_or(&done[r->chunk >> 6], 1ull << (r->chunk & 63));
+    if (!(old & (1ull << (r->chunk & 63)))) {
+        atomic_fetch_add(&d->bytes_done, r->len);
+        atomic_fetch_add(&d->chunks_done, 1);
+    }
+    atomic_fetch_add(&w->stats->bytes_down, r->len);
+    atomic_fetch_add(&w->stats->chunks_down, 1);
+    atomic_fetch_add(&src->chunks, 1);
+    dl_rate_update(src, r->len, dl_now_us() - k->start_us);
+}
+
+/* A whole reply has arrived for the head request. */
+static void
+dl_reply_done(dl_t *w, dl_conn_t *k)
+{
+    dl_req_t r = k->q[k->qhead];
+
+    k->qhead = (k->qhead + 1) % TS_NODE_PIPELINE_N;
+    k->qn--;
+    if (r.kind == REQ_GET) {
+        dl_got_chunk(w, k, &r);
+    } else {
+        dl_got_map(w, k, &r, k->small, k->fh.len);
+    }
+    dl_req_release(w, &r);
+    k->rx = RX_HDR;
+    k->got = 0;
+    k->start_us = dl_now_us();
+}
+
+/* Parses a PEER_DATA head in k->small[0..got).  Returns bytes still
+ * needed for the head (>0), 0 when complete, -1 on a protocol error. */
+static int
+dl_parse_head(dl_conn_t *k)
+{
+    const dl_req_t *r = &k->q[k->qhead];
+    size_t          need;
+    uint16_t        mlen;
+    uint32_t        len;
+    uint8_t        *p = k->small;
+
+    if (k->got < 4) {
+        return (int) (4 - k->got);
+    }
+    k->st = (uint16_t) (p[0] << 8 | p[1]);
+    mlen = (uint16_t) (p[2] << 8 | p[3]);
+    if (mlen > TS_STR_MAX_B) {
+        return -1;
+    }
+    need = 4 + (size_t) mlen + 8 + (k->st == TS_OK ? 4 : 0);
+    if (need > k->fh.len) {
+        return -1;
+    }
+    if (k->got < need) {
+        return (int) (need - k->got);
+    }
+    p += 4 + mlen;
+    k->load = (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16
+              | (uint32_t) p[2] << 8 | p[3];
+    k->index = (uint32_t) p[4] << 24 | (uint32_t) p[5] << 16
+               | (uint32_t) p[6] << 8 | p[7];
+    if (k->index != r->chunk) {
+        return -1;
+    }
+    if (k->st != TS_OK) {
+        return need == k->fh.len ? 0 : -1;
+    }
+    len = (uint32_t) p[8] << 24 | (uint32_t) p[9] << 16
+          | (uint32_t) p[10] << 8 | p[11];
+    if (len != r->len || (uint64_t) need + len != k->fh.len) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads what the socket has.  0, or -1 after closing the connection. */
+static int
+dl_conn_input(dl_t *w, dl_conn_t *k)
+{
+    ssize_t  n;
+    int      rc;
+    uint8_t *dst;
+    size_t   want;
+
+    for ( ;; ) {
+        switch (k->rx) {
+        case RX_HDR:
+            dst = k->hdr + k->got;
+            want = TS_FRAME_HDR_B - k->got;
+            break;
+        case RX_HEAD:
+        case RX_BODY:
+            dst = k->small + k->got;
+            want = k->need;
+            break;
+        default:
+            dst = k->data + k->got;
+            want = k->need;
+            break;
+        }
+        n = ts_conn_read(k->c, dst, want);
+        if (n == 0) {
+            /* an idle link the peer closed is no fault of the peer */
+            dl_conn_close(w, k, k->qn > 0 || k->got > 0,
+                          "connection closed by peer");
+            return -1;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                return 0;
+            }
+            dl_conn_close(w, k, 1, "read failed");
+            return -1;
+        }
+        k->last_rx_ms = ts_now_ms();
+        k->got += (size_t) n;
+        if (k->rx != RX_HDR) {
+            k->need -= (size_t) n;
+        }
+        if (k->rx == RX_HDR) {
+            const dl_req_t *r;
+
+            if (k->got < TS_FRAME_HDR_B) {
+                continue;
+            }
+            if (k->qn == 0
+                || ts_frame_hdr_decode(k->hdr, &k->fh, DL_MAP_MAX_B
+                                       + TS_CHUNK_B) != 0)
+            {
+                dl_conn_close(w, k, 1, "unexpected or bad frame");
+                return -1;
+            }
+            r = &k->q[k->qhead];
+            if (k->fh.reqid != r->reqid
+                || (r->kind == REQ_GET && k->fh.type != TS_MSG_PEER_DATA)
+                || (r->kind == REQ_MAP && (k->fh.type != TS_MSG_REPLY
+                                           || k->fh.len > DL_MAP_MAX_B)))
+            {
+                dl_conn_close(w, k, 1, "reply out of order");
+                return -1;
+            }
+            k->got = 0;
+            if (r->kind == REQ_MAP) {
+                k->rx = RX_BODY;
+                k->need = k->fh.len;
+                if (k->need == 0) {
+                    dl_reply_done(w, k);
+                }
+            } else {
+                k->rx = RX_HEAD;
+                k->need = k->fh.len < 4 ? k->fh.len : 4;
+                if (k->need == 0) {
+                    dl_conn_close(w, k, 1, "empty PEER_DATA");
+                    return -1;
+                }
+            }
+            continue;
+        }
+        if (k->need > 0) {
+            continue;
+        }
+        if (k->rx == RX_BODY || k->rx == RX_DATA) {
+            dl_reply_done(w, k);
+            continue;
+        }
+        /* RX_HEAD */
+        rc = dl_parse_head(k);
+        if (rc < 0) {
+            dl_conn_close(w, k, 1, "bad PEER_DATA");
+            return -1;
+        }
+        if (rc > 0) {
+            k->need = (size_t) rc;
+            continue;
+        }
+        if (k->st != TS_OK) {
+            dl_reply_done(w, k);
+            continue;
+        }
+        if (k->data == NULL) {
+            k->data = malloc(TS_CHUNK_B);
+            if (k->data == NULL) {
+                dl_conn_close(w, k, 1, "out of memory");
+                return -1;
+            }
+        }
+        k->rx = RX_DATA;
+        k->got = 0;
+        k->need = k->q[k->qhead].len;
+        if (k->need == 0) {
+            dl_reply_done(w, k);
+        }
+    }
+}
+
+/* ---- scheduling ------------------------------------------------------ */
+
+static int
+dl_src_usable(const node_src_sh_t *src, int64_t now)
+{
+    return atomic_load(&src->state) == NODE_SRC_LIVE
+           && !(atomic_load(&src->errors) > 0
+                && atomic_load(&src->retry_after_ms) > now);
+}
+
+/* Complete sources get an all-ones map; partial ones a PEER_MAP. */
+static void
+dl_maps(dl_t *w, int i, int64_t now)
+{
+    node_dl_sh_t *d = &w->dls[i];
+    dl_local_t   *l = &w->loc[i];
+    int           s;
+    uint32_t      c;
+
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        node_src_sh_t    *src = &d->src[s];
+        _Atomic uint64_t *map;
+        dl_conn_t        *k;
+        dl_req_t          r;
+
+        if (!dl_src_usable(src, now)) {
+            continue;
+        }
+        if (atomic_load(&src->complete)) {
+            if (atomic_load(&src->map_ms) != 0
+                || !ts_claim_try(&src->map_owner, w->me))
+            {
+                continue;
+            }
+            map = node_dl_map(w->shm, i, s);
+            for (c = 0; c < l->nchunks; c++) {
+                node_bit_set(map, c);
+            }
+            atomic_store(&src->map_ms, now);
+            ts_claim_release(&src->map_owner, w->me);
+            l->dirty = 1;
+            continue;
+        }
+        if (atomic_load(&src->map_ms) != 0
+            && now - atomic_load(&src->map_ms) < TS_NODE_MAP_REFRESH_MS)
+        {
+            continue;
+        }
+        if (!ts_claim_try(&src->map_owner, w->me)) {
+            continue;
+        }
+        k = dl_conn_get(w, src->addr);
+        if (k == NULL) {
+            ts_claim_release(&src->map_owner, w->me);
+            continue;
+        }
+        memset(&r, 0, sizeof(r));
+        r.kind = REQ_MAP;
+        r.dl = i;
+        r.dl_id = l->id;
+        r.src = s;
+        if (dl_conn_send(w, k, TS_MSG_PEER_MAP, &r) < 0) {
+            ts_claim_release(&src->map_owner, w->me);
+        }
+    }
+}
+
+/* Chunks restored from disk after a crash: re-hash before fetching. */
+static void
+dl_maybe(dl_t *w, int i)
+{
+    dl_local_t       *l = &w->loc[i];
+    node_dl_sh_t     *d = &w->dls[i];
+    _Atomic uint64_t *maybe = node_dl_maybe(w->shm, i);
+    _Atomic uint64_t *done = node_dl_done(w->shm, i);
+    _Atomic uint64_t *claims = node_dl_claims(w->shm, i);
+    uint32_t          wd, c, len;
+    uint64_t          bits, old;
+    uint8_t           md[20];
+    ssize_t           n;
+    int               fd;
+
+    for (wd = 0; wd < (l->nchunks + 63) / 64; wd++) {
+        bits = atomic_load(&maybe[wd]);
+        while (bits) {
+            c = wd * 64 + (uint32_t) __builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (c >= l->nchunks || !ts_claim_try(&claims[c], w->me)) {
+                continue;
+            }
+            len = dl_chunk_len(l, c);
+            fd = dl_part_fd(l);
+            if (!node_bit_test(done, c) && fd >= 0) {
+                n = pread(fd, w->fbuf, len, (off_t) c * TS_CHUNK_B);
+                if (n == (ssize_t) len && ts_sha1(w->fbuf, len, md) == 0
+                    && memcmp(md, node_dl_hashes(w->shm, i) + 20ull * c, 20)
+                       == 0)
+                {
+                    old = atomic_fetch_or(&done[wd], 1ull << (c & 63));
+                    if (!(old & (1ull << (c & 63)))) {
+                        atomic_fetch_add(&d->bytes_done, len);
+                        atomic_fetch_add(&d->chunks_done, 1);
+                    }
+                }
+            }
+            node_bit_clear(maybe, c);
+            ts_claim_release(&claims[c], w->me);
+        }
+    }
+}
+
+/* Rarest-first counts over usable sources; sets waiting. */
+static void
+dl_avail(dl_t *w, int i, int64_t now)
+{
+    dl_local_t       *l = &w->loc[i];
+    node_dl_sh_t     *d = &w->dls[i];
+    _Atomic uint64_t *done = node_dl_done(w->shm, i);
+    uint32_t          wd, nw = (l->nchunks + 63) / 64, c;
+    uint64_t          bits, any = 0, missing = 0;
+    int               s;
+
+    memset(l->avail, 0, l->nchunks * sizeof(uint16_t));
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        _Atomic uint64_t *map;
+
+        if (!dl_src_usable(&d->src[s], now)) {
+            continue;
+        }
+        map = node_dl_map(w->shm, i, s);
+        for (wd = 0; wd < nw; wd++) {
+            bits = atomic_load(&map[wd]) & ~atomic_load(&done[wd]);
+            any |= bits;
+            while (bits) {
+                c = wd * 64 + (uint32_t) __builtin_ctzll(bits);
+                bits &= bits - 1;
+                if (c < l->nchunks) {
+                    l->avail[c]++;
+                }
+            }
+        }
+    }
+    for (wd = 0; wd < nw; wd++) {
+        missing |= ~atomic_load(&done[wd]);
+    }
+    atomic_store(&d->waiting, (l->nchunks > 0 && missing && !any) ? 1 : 0);
+    if (atomic_load(&d->chunks_done) >= l->nchunks) {
+        atomic_store(&d->waiting, 0);
+    }
+    l->avail_ms = now;
+    l->dirty = 0;
+}
+
+/* Picks and sends one GET for download i.  1 if sent, 0 if nothing. */
+static int
+dl_pick(dl_t *w, int i, int64_t now)
+{
+    dl_local_t       *l = &w->loc[i];
+    node_dl_sh_t     *d = &w->dls[i];
+    _Atomic uint64_t *done = node_dl_done(w->shm, i);
+    _Atomic uint64_t *claims = node_dl_claims(w->shm, i);
+    _Atomic uint64_t *maps[TS_NODE_SOURCES_N];
+    dl_conn_t        *ks[TS_NODE_SOURCES_N];
+    uint32_t          elig = 0, wd, c, best = UINT32_MAX, cnt = 0;
+    uint32_t          pick = UINT32_MAX;
+    uint64_t          bits, bcost = UINT64_MAX;
+    int               s, bs = -1, nbest = 0;
+    dl_req_t          r;
+
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        ks[s] = NULL;
+        if (!dl_src_usable(&d->src[s], now)
+            || atomic_load(&d->src[s].map_ms) == 0)
+        {
+            continue;
+        }
+        ks[s] = dl_conn_get(w, d->src[s].addr);
+        if (ks[s] != NULL) {
+            elig |= 1u << s;
+            maps[s] = node_dl_map(w->shm, i, s);
+        }
+    }
+    if (elig == 0) {
+        return 0;
+    }
+    for (wd = 0; wd < (l->nchunks + 63) / 64; wd++) {
+        bits = ~atomic_load(&done[wd]);
+        while (bits) {
+            uint32_t e;
+
+            c = wd * 64 + (uint32_t) __builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (c >= l->nchunks) {
+                break;
+            }
+            if (l->avail[c] == 0 || l->avail[c] > best
+                || atomic_load_explicit(&claims[c], memory_order_relaxed))
+            {
+                continue;
+            }
+            for (e = elig; e; e &= e - 1) {
+                s = __builtin_ctz(e);
+                if (node_bit_test(maps[s], c)) {
+                    break;
+                }
+            }
+            if (e == 0) {
+                continue;
+            }
+            if (l->avail[c] < best) {
+                best = l->avail[c];
+                cnt = 1;
+                pick = c;
+            } else if (dl_rand(w) % ++cnt == 0) {
+                pick = c;
+            }
+        }
+    }
+    if (pick == UINT32_MAX) {
+        return 0;
+    }
+    /* least-loaded holder: (reported load + our in-flight + 1) / rate */
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        node_src_sh_t *src = &d->src[s];
+        uint64_t       rate, cost;
+
+        if (!(elig & (1u << s)) || !node_bit_test(maps[s], pick)) {
+            continue;
+        }
+        rate = atomic_load(&src->rate_bps);
+        if (rate == 0) {
+            rate = DL_DEFAULT_RATE;
+        }
+        cost = ((uint64_t) atomic_load(&src->load)
+                + atomic_load(&src->inflight) + 1) * 1000000000ull / rate;
+        if (l->avoid[pick] == s + 1) {
+            cost = UINT64_MAX - 1;     /* only if no one else has it */
+        }
+        if (cost < bcost) {
+            bcost = cost;
+            bs = s;
+            nbest = 1;
+        } else if (cost == bcost && dl_rand(w) % ++nbest == 0) {
+            bs = s;
+        }
+    }
+    if (bs < 0 || !ts_claim_try(&claims[pick], w->me)) {
+        return 0;
+    }
+    if (node_bit_test(done, pick)) {
+        ts_claim_release(&claims[pick], w->me);
+        return 0;
+    }
+    memset(&r, 0, sizeof(r));
+    r.kind = REQ_GET;
+    r.dl = i;
+    r.dl_id = l->id;
+    r.src = bs;
+    r.chunk = pick;
+    r.len = dl_chunk_len(l, pick);
+    r.pub = dl_inflight_add(w, i, bs);
+    w->inflight++;
+    if (dl_conn_send(w, ks[bs], TS_MSG_PEER_GET, &r) < 0) {
+        dl_req_release(w, &r);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- finalization ---------------------------------------------------- */
+
+static void
+dl_finalize(dl_t *w, int i)
+{
+    node_dl_sh_t     *d = &w->dls[i];
+    dl_local_t       *l = &w->loc[i];
+    _Atomic uint64_t *done = node_dl_done(w->shm, i);
+    uint64_t          exp = 0, off;
+    uint32_t          st = NODE_DL_ACTIVE, c;
+    uint8_t           md[20];
+    ts_sha1_t        *h;
+    ssize_t           n;
+    int               fd, dfd;
+    char              dir[PATH_MAX], *slash;
+
+    for (c = 0; c < l->nchunks; c++) {
+        if (!node_bit_test(done, c)) {
+            return;
+        }
+    }
+    if (!atomic_compare_exchange_strong(&d->finalize_owner, &exp, w->me)) {
+        return;
+    }
+    if (!atomic_compare_exchange_strong(&d->state, &st, NODE_DL_FINALIZING)) {
+        ts_claim_release(&d->finalize_owner, w->me);
+        return;
+    }
+    fd = dl_part_fd(l);
+    if (fd < 0) {
+        dl_fail(w, i, "cannot open the .part file");
+        goto out;
+    }
+    if (ftruncate(fd, (off_t) l->size) != 0) {
+        ts_err("ftruncate(\"%s\") failed: %s", l->part, strerror(errno));
+        dl_fail(w, i, "cannot size the .part file");
+        goto out;
+    }
+    h = ts_sha1_new();
+    if (h == NULL) {
+        atomic_store(&d->state, NODE_DL_ACTIVE);
+        goto out;
+    }
+    for (off = 0; off < l->size; off += (uint64_t) n) {
+        size_t want = l->size - off < DL_FINAL_BLOCK_B ? l->size - off
+                                                       : DL_FINAL_BLOCK_B;
+
+        n = pread(fd, w->fbuf, want, (off_t) off);
+        if (n < 0 && errno == EINTR) {
+            n = 0;
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        ts_sha1_update(h, w->fbuf, (size_t) n);
+    }
+    ts_sha1_final(h, md);
+    ts_sha1_free(h);
+    if (off != l->size) {
+        ts_err("pread(\"%s\") failed: %s", l->part, strerror(errno));
+        dl_fail(w, i, "cannot read the .part file");
+        goto out;
+    }
+    if (memcmp(md, l->sha1, 20) != 0) {
+        dl_fail(w, i, "whole-file SHA1 mismatch (the .part is kept)");
+        goto out;
+    }
+    if (fsync(fd) != 0) {
+        ts_err("fsync(\"%s\") failed: %s", l->part, strerror(errno));
+        dl_fail(w, i, "fsync of the .part file failed");
+        goto out;
+    }
+    if (renameat2(AT_FDCWD, l->part, AT_FDCWD, l->dest, RENAME_NOREPLACE)
+        != 0)
+    {
+        char why[256];
+
+        ts_err("renameat2(\"%s\") failed: %s", l->dest, strerror(errno));
+        snprintf(why, sizeof(why), "cannot rename into place: %s",
+                 errno == EEXIST ? "destination exists" : strerror(errno));
+        dl_fail(w, i, why);
+        goto out;
+    }
+    /* make the rename durable too */
+    snprintf(dir, sizeof(dir), "%s", l->dest);
+    slash = strrchr(dir, '/');
+    if (slash != NULL) {
+        if (slash == dir) {
+            slash[1] = '\0';
+        } else {
+            *slash = '\0';
+        }
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    atomic_store(&d->finished_ms, ts_wall_ms());
+    atomic_store(&d->waiting, 0);
+    atomic_store(&d->state, NODE_DL_DONE);
+    ts_info("download %s/%s done: %llu bytes -> %s", l->group, l->name,
+            (unsigned long long) l->size, l->dest);
+out:
+    ts_claim_release(&d->finalize_owner, w->me);
+    dl_local_drop(l);
+}
+
+static void
+dl_schedule(dl_t *w)
+{
+    int64_t now = ts_now_ms();
+    int     i, progress;
+
+    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
+        node_dl_sh_t *d = &w->dls[i];
+        dl_local_t   *l = &w->loc[i];
+
+        if (!dl_snapshot(w, i)
+            || atomic_load(&d->state) != NODE_DL_ACTIVE)
+        {
+            continue;
+        }
+        if (atomic_load(&d->chunks_done) >= l->nchunks) {
+            dl_finalize(w, i);
+            continue;
+        }
+        dl_maps(w, i, now);
+        dl_maybe(w, i);
+        if (l->dirty || now - l->avail_ms >= DL_AVAIL_MS) {
+            dl_avail(w, i, now);
+        }
+    }
+    /* round-robin over downloads until our in-flight budget is used */
+    do {
+        progress = 0;
+        for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
+            if (w->inflight >= TS_NODE_WORKER_INFLIGHT_N) {
+                return;
+            }
+            if (!w->loc[i].active
+                || atomic_load(&w->dls[i].state) != NODE_DL_ACTIVE)
+            {
+                continue;
+            }
+            progress |= dl_pick(w, i, now);
+        }
+    } while (progress);
+}
+
+static void
+dl_timeouts(dl_t *w)
+{
+    int64_t now = ts_now_ms();
+    int     i;
+
+    for (i = 0; i < DL_CONNS_MAX; i++) {
+        dl_conn_t *k = w->conns[i];
+
+        if (k != NULL && k->c != NULL && k->qn > 0
+            && now - k->last_rx_ms > TS_NODE_PEER_TIMEOUT_MS)
+        {
+            dl_conn_close(w, k, 1, "timed out");
+        }
+    }
+}
+
+static void
+dl_cleanup(dl_t *w)
+{
+    int i;
+
+    for (i = 0; i < DL_CONNS_MAX; i++) {
+        dl_conn_t *k = w->conns[i];
+
+        if (k == NULL) {
+            continue;
+        }
+        dl_conn_close(w, k, 0, "");
+        ts_wbuf_free(&k->out);
+        free(k->small);
+        free(k->data);
+        free(k);
+        w->conns[i] = NULL;
+    }
+    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
+        dl_local_drop(&w->loc[i]);
+    }
+    ts_wbuf_free(&w->pl);
+    free(w->fbuf);
+    if (w->ep >= 0) {
+        close(w->ep);
+    }
+}
+
+int
+dl_main(const ts_worker_ctx_t *ctx)
+{
+    static dl_t         w;
+    struct epoll_event  evs[64], ev;
+    ts_slot_sh_t       *slot = NULL;
+    uint32_t            cap = 0;
+    int                 i, n, sfd;
+    int64_t             last_sched = 0, now;
+
+    memset(&w, 0, sizeof(w));
+    w.ctx = ctx;
+    w.shm = (const ts_shm_t *) ctx->arg;
+    w.me = ts_owner_make(getpid(), ctx->generation);
+    w.slot = ctx->slot;
+    w.ep = -1;
+    if (w.shm == NULL || w.slot < 0 || w.slot >= TS_SUP_WORKERS_MAX_N) {
+        ts_err("downloader: no segment or bad slot");
+        return 2;
+    }
+    w.dls = node_dls(w.shm);
+    w.stats = node_stats(w.shm);
+    if (w.dls == NULL || w.stats == NULL) {
+        ts_err("downloader: segment without downloads table");
+        return 2;
+    }
+    if (ts_shm_table(w.shm, NODE_T_SLOTS, &cap, NULL) != NULL
+        && (uint32_t) w.slot < cap)
+    {
+        slot = &node_slots(w.shm)[w.slot];
+    }
+    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
+        w.loc[i].fd = -1;
+    }
+    w.rnd = ts_random_u64() | 1;
+    ts_wbuf_init(&w.pl);
+    w.fbuf = malloc(DL_FINAL_BLOCK_B);
+    w.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (w.fbuf == NULL || w.ep < 0) {
+        ts_err("downloader init failed: %s", strerror(errno));
+        dl_cleanup(&w);
+        return 1;
+    }
+    sfd = ts_worker_stop_fd();
+    if (sfd >= 0) {
+        memset(&ev, 0, sizeof(ev));
+        ev.events = EPOLLIN;
+        ev.data.ptr = NULL;
+        epoll_ctl(w.ep, EPOLL_CTL_ADD, sfd, &ev);
+    }
+    if (slot != NULL) {
+        ts_slot_set_active(slot, w.me);
+    }
+    ts_worker_ready(ctx);
+    ts_debug("downloader ready (slot %d)", w.slot);
+
+    while (!ts_worker_stopping()) {
+        int need = 0;
+
+        n = epoll_wait(w.ep, evs, 64, TS_NODE_IDLE_POLL_MS);
+        if (n < 0 && errno != EINTR) {
+            ts_err("epoll_wait() failed: %s", strerror(errno));
+            break;
+        }
+        for (i = 0; i < n; i++) {
+            dl_conn_t *k = evs[i].data.ptr;
+            int        before;
+
+            if (k == NULL || k->c == NULL) {
+                continue;
+            }
+            if (evs[i].events & EPOLLOUT) {
+                if (dl_conn_flush(&w, k) != 0) {
+                    dl_conn_close(&w, k, 1, "write failed");
+                    need = 1;
+                    continue;
+                }
+            }
+            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+                before = k->qn;
+                if (dl_conn_input(&w, k) != 0 || k->qn != before) {
+                    need = 1;
+                }
+            }
+        }
+        now = ts_now_ms();
+        if (need || now - last_sched >= TS_NODE_IDLE_POLL_MS) {
+            dl_timeouts(&w);
+            dl_schedule(&w);
+            last_sched = now;
+            if (slot != NULL && atomic_load(&slot->owner) == w.me) {
+                ts_slot_beat(slot);
+            }
+        }
+        if (ts_worker_orphaned(ctx)) {
+            break;
+        }
+    }
+    dl_cleanup(&w);
+    return 0;
+}

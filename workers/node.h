@@ -1,0 +1,88 @@
+/*
+ * node.h -- a client node's data plane: the node supervisor with its
+ * uploader and downloader workers, and the CLI-side calls that publish
+ * shares and downloads into the node's shm segment (node_shm.h).
+ *
+ * Process tree:  client (CLI) -> node supervisor -> uploader x U,
+ *                                                   downloader x D
+ * The CLI creates the segment and the listening socket, then forks the
+ * supervisor (which inherits both); the supervisor dies with the CLI
+ * (PR_SET_PDEATHSIG) and takes its workers with it.
+ */
+#ifndef NODE_H_INCLUDED
+#define NODE_H_INCLUDED
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "ts_shm.h"
+#include "ts_sup.h"
+#include "node_shm.h"
+
+typedef struct {
+    char        ip[64];
+    uint16_t    port;
+    int         uploaders;      /* 0 = TS_NODE_UPLOADERS_N */
+    int         downloaders;    /* 0 = TS_NODE_DOWNLOADERS_N */
+} node_opts_t;
+
+typedef struct {
+    ts_shm_t    shm;
+    pid_t       sup_pid;
+    int         listen_fd;
+} node_t;
+
+/* Creates the segment (replacing a stale one), binds ip:port, forks the
+ * supervisor.  0, or -1 after logging why (port in use, ...). */
+int  node_start(node_t *n, const node_opts_t *o);
+/* Graceful stop: SIGTERM to the supervisor, bounded wait, then SIGKILL;
+ * unlinks the segment. */
+void node_stop(node_t *n);
+/* 1 while the supervisor runs. */
+int  node_alive(const node_t *n);
+
+/* Worker entry points (ts_sup roles).  ctx->arg is the node_t * of the
+ * supervisor (its shm is mapped, listen_fd is the shared listening
+ * socket).  Before main() the supervisor's on_child_init has already
+ * assigned node_slots()[ctx->slot] to ts_owner_make(getpid(),
+ * ctx->generation) (state STARTING); a worker calls ts_slot_set_active()
+ * and ts_worker_ready() when its init is done, and ts_slot_beat() now
+ * and then.  Uploaders keep slot counter[0] = their queued GETs,
+ * counter[1] = their active uploads (reclaim subtracts them from
+ * node_stats). */
+int  up_main(const ts_worker_ctx_t *ctx);
+int  dl_main(const ts_worker_ctx_t *ctx);
+
+/* Supervisor on_exit: frees every claim of the dead owner (chunk claims,
+ * map refresh claims, finalize claims -> download back to ACTIVE) and
+ * undoes its in-flight counts.  Lock-free. */
+void node_reclaim(const ts_shm_t *shm, ts_owner_t dead);
+
+/* ---- CLI side: publish into shm (single writer: the CLI process) ---- */
+/* Returns the share index, or -1 (table full). */
+int  node_share_add(ts_shm_t *s, const char *group, const char *name,
+                    const char *path, uint64_t size, int64_t mtime_ns,
+                    uint32_t nchunks);
+void node_share_remove(ts_shm_t *s, int idx);
+int  node_share_find(const ts_shm_t *s, const char *group, const char *name);
+
+/* Adds a download (state ACTIVE).  hashes: nchunks x 20 bytes.  done /
+ * maybe: optional bitmaps (nchunks bits, LSB first) restored from
+ * node.tdb.  Returns the index or -1. */
+int  node_dl_add(ts_shm_t *s, const char *group, const char *name,
+                 const char *dest, const char *part, uint64_t size,
+                 uint32_t nchunks, const uint8_t file_sha1[20],
+                 const uint8_t *hashes, const uint8_t *done,
+                 const uint8_t *maybe);
+/* Replaces the source list: addrs[i] "ip:port", complete[i] 0/1.  Sources
+ * no longer listed become GONE; new ones LIVE; known ones keep stats. */
+void node_dl_set_sources(ts_shm_t *s, int idx, const char *const *addrs,
+                         const int *complete, int n);
+void node_dl_remove(ts_shm_t *s, int idx);    /* frees the entry */
+
+/* Seqlock readers (added by F1): copy entry idx consistently into *out
+ * (text and size fields; atomics are loaded once).  0, or -1 if the entry
+ * is FREE. */
+int  node_share_snapshot(const ts_shm_t *s, int idx, node_share_sh_t *out);
+int  node_dl_snapshot(const ts_shm_t *s, int idx, node_dl_sh_t *out);
+
+#endif

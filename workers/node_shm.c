@@ -1,0 +1,241 @@
+/*
+ * node_shm.c -- the client node's segment: table specs, the segment name,
+ * typed accessors into the tables, and the seqlock readers.
+ *
+ * Purpose: one place that knows where each node table lives (node_shm.h
+ * holds the layout contract).  Accessors only add offsets; they never
+ * allocate or lock.
+ *
+ * Locking: none here beyond the seqlock protocol of node_shm.h: the
+ * readers below copy an entry between two loads of its seq and retry
+ * while the CLI (the single writer) is mid-write (seq odd) or moved on.
+ *
+ * Crash behaviour: the segment is a cache of node.tdb and the disk; a
+ * reader that dies mid-copy leaves nothing behind.  A writer that dies
+ * mid-write leaves seq odd: readers give up after a bounded number of
+ * tries and treat the entry as absent (the CLI's death ends the node
+ * anyway, PR_SET_PDEATHSIG).
+ */
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "node_shm.h"
+#include "node.h"
+
+/* seqlock reader: tries before declaring an entry unreadable */
+#define NODE_SEQ_TRIES_N  10000
+
+const ts_shm_spec_t node_shm_specs[] = {
+    { NODE_T_SLOTS,    sizeof(ts_slot_sh_t),    TS_SUP_WORKERS_MAX_N, NULL },
+    { NODE_T_STATS,    sizeof(node_stats_sh_t), 1,                    NULL },
+    { NODE_T_SHARES,   sizeof(node_share_sh_t), TS_NODE_SHARES_N,     NULL },
+    { NODE_T_DLS,      sizeof(node_dl_sh_t),    TS_NODE_DOWNLOADS_N,  NULL },
+    { NODE_T_DLDATA,   (uint32_t) NODE_DLDATA_B, TS_NODE_DOWNLOADS_N, NULL },
+    { NODE_T_INFLIGHT, sizeof(node_inflight_sh_t), TS_SUP_WORKERS_MAX_N,
+      NULL },
+};
+
+const int node_shm_nspecs = (int) (sizeof(node_shm_specs)
+                                   / sizeof(node_shm_specs[0]));
+
+_Static_assert(NODE_DLDATA_B < UINT32_MAX, "per-download arrays too big");
+_Static_assert(NODE_OFF_DONE % 8 == 0, "bitmaps must be 8-byte aligned");
+
+
+void
+node_shm_name(char *out, size_t outsz, uint16_t port)
+{
+    snprintf(out, outsz, "/tessera-node-%u", (unsigned) port);
+}
+
+
+static void *
+node_table(const ts_shm_t *s, uint32_t id)
+{
+    return ts_shm_table(s, id, NULL, NULL);
+}
+
+
+node_stats_sh_t *
+node_stats(const ts_shm_t *s)
+{
+    return node_table(s, NODE_T_STATS);
+}
+
+
+ts_slot_sh_t *
+node_slots(const ts_shm_t *s)
+{
+    return node_table(s, NODE_T_SLOTS);
+}
+
+
+node_share_sh_t *
+node_shares(const ts_shm_t *s)
+{
+    return node_table(s, NODE_T_SHARES);
+}
+
+
+node_dl_sh_t *
+node_dls(const ts_shm_t *s)
+{
+    return node_table(s, NODE_T_DLS);
+}
+
+
+static uint8_t *
+node_dldata(const ts_shm_t *s, int i)
+{
+    uint8_t *base = node_table(s, NODE_T_DLDATA);
+
+    if (base == NULL || i < 0 || i >= TS_NODE_DOWNLOADS_N) {
+        return NULL;
+    }
+    return base + (size_t) i * NODE_DLDATA_B;
+}
+
+
+uint8_t *
+node_dl_hashes(const ts_shm_t *s, int i)
+{
+    uint8_t *d = node_dldata(s, i);
+
+    return d ? d + NODE_OFF_HASHES : NULL;
+}
+
+
+_Atomic uint64_t *
+node_dl_done(const ts_shm_t *s, int i)
+{
+    uint8_t *d = node_dldata(s, i);
+
+    return d ? (_Atomic uint64_t *) (void *) (d + NODE_OFF_DONE) : NULL;
+}
+
+
+_Atomic uint64_t *
+node_dl_maybe(const ts_shm_t *s, int i)
+{
+    uint8_t *d = node_dldata(s, i);
+
+    return d ? (_Atomic uint64_t *) (void *) (d + NODE_OFF_MAYBE) : NULL;
+}
+
+
+_Atomic uint64_t *
+node_dl_claims(const ts_shm_t *s, int i)
+{
+    uint8_t *d = node_dldata(s, i);
+
+    return d ? (_Atomic uint64_t *) (void *) (d + NODE_OFF_CLAIMS) : NULL;
+}
+
+
+_Atomic uint64_t *
+node_dl_map(const ts_shm_t *s, int i, int src)
+{
+    uint8_t *d = node_dldata(s, i);
+
+    if (d == NULL || src < 0 || src >= TS_NODE_SOURCES_N) {
+        return NULL;
+    }
+    return (_Atomic uint64_t *) (void *) (d + NODE_OFF_MAPS
+               + 8ull * NODE_BITMAP_WORDS * (uint64_t) src);
+}
+
+
+_Atomic uint32_t *
+node_slot_inflight(const ts_shm_t *s, int slot, int i)
+{
+    node_inflight_sh_t *t = node_table(s, NODE_T_INFLIGHT);
+
+    if (t == NULL || slot < 0 || slot >= TS_SUP_WORKERS_MAX_N
+        || i < 0 || i >= TS_NODE_DOWNLOADS_N)
+    {
+        return NULL;
+    }
+    return t[slot].n[i];
+}
+
+
+/*
+ * Seqlock read: copy `size` bytes of an entry whose seq word is `seq`.
+ * The copy may race with the writer; it is only kept when seq was even
+ * and unchanged around it (the fences order the copy between the loads).
+ */
+static int
+node_seq_copy(_Atomic uint32_t *seq, void *dst, const void *src, size_t size)
+{
+    uint32_t  s1, s2;
+    int       tries;
+
+    for (tries = 0; tries < NODE_SEQ_TRIES_N; tries++) {
+        s1 = atomic_load_explicit(seq, memory_order_acquire);
+        if (s1 & 1) {
+            sched_yield();
+            continue;
+        }
+        memcpy(dst, src, size);
+        atomic_thread_fence(memory_order_acquire);
+        s2 = atomic_load_explicit(seq, memory_order_relaxed);
+        if (s1 == s2) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+
+int
+node_share_snapshot(const ts_shm_t *s, int idx, node_share_sh_t *out)
+{
+    node_share_sh_t *sh = node_shares(s);
+
+    if (sh == NULL || idx < 0 || idx >= TS_NODE_SHARES_N) {
+        return -1;
+    }
+    sh += idx;
+    if (atomic_load_explicit(&sh->state, memory_order_acquire)
+        == NODE_SHARE_FREE)
+    {
+        return -1;
+    }
+    if (node_seq_copy(&sh->seq, out, sh, sizeof(*out)) != 0) {
+        return -1;
+    }
+    /* strings from shm are never trusted to be terminated */
+    out->group[sizeof(out->group) - 1] = '\0';
+    out->name[sizeof(out->name) - 1] = '\0';
+    out->path[sizeof(out->path) - 1] = '\0';
+    return atomic_load_explicit(&out->state, memory_order_relaxed)
+           == NODE_SHARE_FREE ? -1 : 0;
+}
+
+
+int
+node_dl_snapshot(const ts_shm_t *s, int idx, node_dl_sh_t *out)
+{
+    node_dl_sh_t *d = node_dls(s);
+
+    if (d == NULL || idx < 0 || idx >= TS_NODE_DOWNLOADS_N) {
+        return -1;
+    }
+    d += idx;
+    if (atomic_load_explicit(&d->state, memory_order_acquire)
+        == NODE_DL_FREE)
+    {
+        return -1;
+    }
+    if (node_seq_copy(&d->seq, out, d, sizeof(*out)) != 0) {
+        return -1;
+    }
+    out->group[sizeof(out->group) - 1] = '\0';
+    out->name[sizeof(out->name) - 1] = '\0';
+    out->dest[sizeof(out->dest) - 1] = '\0';
+    out->part[sizeof(out->part) - 1] = '\0';
+    out->error[sizeof(out->error) - 1] = '\0';
+    return atomic_load_explicit(&out->state, memory_order_relaxed)
+           == NODE_DL_FREE ? -1 : 0;
+}

@@ -1,0 +1,212 @@
+/*
+ * node_shm.h -- the client node's shared-memory layout (one segment per
+ * node, "/tessera-node-<port>"), shared by the CLI process, the node
+ * supervisor, the uploader workers and the downloader workers.
+ *
+ * Tables (ids for ts_shm_table):
+ *   NODE_T_SLOTS   ts_slot_sh_t  x TS_SUP_WORKERS_MAX_N  worker slots
+ *   NODE_T_STATS   node_stats_sh_t x 1                   load and counters
+ *   NODE_T_SHARES  node_share_sh_t x TS_NODE_SHARES_N    files served
+ *   NODE_T_DLS     node_dl_sh_t x TS_NODE_DOWNLOADS_N    downloads
+ *   NODE_T_DLDATA  NODE_DLDATA_B x TS_NODE_DOWNLOADS_N   per-download arrays
+ *
+ * Per-download arrays (NODE_T_DLDATA entry i belongs to download i), at
+ * fixed offsets inside the entry (node_dl_* accessors below):
+ *   hashes  20 bytes x TS_FILE_MAX_CHUNKS_N   chunk SHA1s
+ *   done    1 bit per chunk (atomic u64 words) verified and written
+ *   maybe   1 bit per chunk: on disk from before a crash, not yet verified
+ *           (a downloader re-hashes it from the .part before fetching)
+ *   claims  ts_owner_t per chunk: the downloader fetching it (0 = free)
+ *   maps    1 bit per chunk per source (TS_NODE_SOURCES_N maps)
+ * Pages are touched only as far as a file's chunk count, so a 1 GiB file
+ * uses ~90 KiB of them.
+ *
+ * Writers and publication:
+ *   - Text and size fields of a share or a download are written by the CLI
+ *     process only, inside a seqlock (seq odd while writing), before state
+ *     leaves FREE; readers copy them and retry if seq moved.
+ *   - Bits, claims, counters and states change only by C11 atomics.
+ *   - A chunk is claimed (CAS 0 -> owner) before it is fetched, marked done
+ *     (fetch_or) only after its SHA1 verified and pwrite() returned, then
+ *     released.  The supervisor reclaims a dead worker's claims by owner.
+ *
+ * Crash behaviour: everything here is a cache of node.tdb and the disk.
+ * The CLI rebuilds shares and downloads from node.tdb at start (chunks
+ * recorded as verified -> done; the rest of an existing .part -> maybe).
+ */
+#ifndef NODE_SHM_H_INCLUDED
+#define NODE_SHM_H_INCLUDED
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include "ts_config.h"
+#include "ts_claim.h"
+#include "ts_shm.h"
+
+#define NODE_SHM_LAYOUT  1
+
+enum {
+    NODE_T_SLOTS  = 1,
+    NODE_T_STATS  = 2,
+    NODE_T_SHARES = 3,
+    NODE_T_DLS    = 4,
+    NODE_T_DLDATA = 5,
+    NODE_T_INFLIGHT = 6     /* added by F1: node_inflight_sh_t x slots */
+};
+
+/* worker roles in slots[].role and in the supervisor's role table */
+enum { NODE_ROLE_UPLOADER = 0, NODE_ROLE_DOWNLOADER = 1 };
+
+typedef struct {
+    _Atomic uint32_t active_uploads;   /* chunks being sent right now */
+    _Atomic uint32_t queued;           /* GETs received, not yet answered */
+    _Atomic uint32_t paused;           /* 1 = logged out: serve nothing */
+    _Atomic uint32_t pad0;
+    _Atomic uint64_t bytes_up;
+    _Atomic uint64_t bytes_down;
+    _Atomic uint64_t chunks_up;
+    _Atomic uint64_t chunks_down;
+    _Atomic uint64_t hash_failures;
+    _Atomic uint64_t reclaimed_claims;
+} node_stats_sh_t;
+
+typedef enum {
+    NODE_SHARE_FREE    = 0,
+    NODE_SHARE_READY   = 1,   /* served */
+    NODE_SHARE_STALE   = 2,   /* changed on disk: never served again */
+    NODE_SHARE_STOPPED = 3    /* stop_share: being removed */
+} node_share_state_t;
+
+typedef struct {
+    _Atomic uint32_t state;
+    _Atomic uint32_t seq;              /* seqlock over the fields below */
+    char             group[TS_ID_MAX_B + 1];
+    char             name[TS_NAME_MAX_B + 1];
+    char             path[PATH_MAX];
+    uint64_t         size;
+    int64_t          mtime_ns;         /* st_mtim at upload time */
+    uint32_t         nchunks;
+    uint32_t         pad;
+    _Atomic uint64_t chunks_served;
+    _Atomic uint64_t bytes_served;
+} node_share_sh_t;
+
+typedef enum {
+    NODE_SRC_FREE    = 0,
+    NODE_SRC_LIVE    = 1,
+    NODE_SRC_GONE    = 2,   /* no longer listed by the tracker */
+    NODE_SRC_DROPPED = 3    /* sent bad data too often */
+} node_src_state_t;
+
+typedef struct {
+    char             addr[64];         /* "ip:port", set while FREE */
+    _Atomic uint32_t state;
+    _Atomic uint32_t complete;         /* 1 = has every chunk */
+    _Atomic uint32_t load;             /* last load the peer reported */
+    _Atomic uint32_t inflight;         /* our GETs to it, all workers */
+    _Atomic uint32_t failures;         /* bad chunks from it */
+    _Atomic uint32_t errors;           /* consecutive I/O errors */
+    _Atomic uint64_t rate_bps;         /* measured, EWMA */
+    _Atomic uint64_t chunks;           /* chunks we got from it */
+    _Atomic int64_t  map_ms;           /* map refreshed at (monotonic) */
+    _Atomic int64_t  retry_after_ms;   /* after an error: back off */
+    _Atomic uint64_t map_owner;        /* claim: who refreshes the map */
+} node_src_sh_t;
+
+typedef enum {
+    NODE_DL_FREE       = 0,
+    NODE_DL_ACTIVE     = 1,   /* downloading (or waiting for sources) */
+    NODE_DL_FINALIZING = 2,   /* whole-file SHA1, fsync, rename */
+    NODE_DL_DONE       = 3,
+    NODE_DL_FAILED     = 4,
+    NODE_DL_PAUSED     = 5    /* logged out */
+} node_dl_state_t;
+
+typedef struct {
+    _Atomic uint32_t state;
+    _Atomic uint32_t seq;              /* seqlock over the text fields */
+    _Atomic uint32_t id;               /* bumped each time the entry is reused */
+    _Atomic uint32_t waiting;          /* 1 = no live source has what is missing */
+    char             group[TS_ID_MAX_B + 1];
+    char             name[TS_NAME_MAX_B + 1];
+    char             dest[PATH_MAX];   /* final path */
+    char             part[PATH_MAX];   /* dest + ".part" */
+    uint64_t         size;
+    uint32_t         nchunks;
+    uint8_t          file_sha1[20];
+    _Atomic uint64_t finalize_owner;   /* claim for FINALIZING */
+    _Atomic uint64_t bytes_done;
+    _Atomic uint32_t chunks_done;
+    _Atomic uint32_t pad0;
+    _Atomic int64_t  started_ms;       /* wall clock */
+    _Atomic int64_t  finished_ms;
+    char             error[256];       /* FAILED reason, set before state */
+    node_src_sh_t    src[TS_NODE_SOURCES_N];
+} node_dl_sh_t;
+
+/*
+ * Per-worker in-flight GETs (added by F1 for reclaim): entry w belongs to
+ * worker slot w (ctx->slot).  A downloader that sends a GET for download
+ * i to source k does atomic ++ on both dls[i].src[k].inflight and
+ * node_slot_inflight(s, ctx->slot, i)[k], and -- on both when the reply
+ * (or the connection's failure) retires it.  When the worker dies,
+ * node_reclaim subtracts its per-slot counts from src[].inflight and zeroes
+ * them, so nothing leaks.  node_dl_add zeroes the column of a reused
+ * download for every slot.
+ */
+typedef struct {
+    _Atomic uint32_t n[TS_NODE_DOWNLOADS_N][TS_NODE_SOURCES_N];
+} node_inflight_sh_t;
+
+/* per-download arrays */
+#define NODE_BITMAP_WORDS   ((TS_FILE_MAX_CHUNKS_N + 63) / 64)
+#define NODE_OFF_HASHES     0ull
+#define NODE_OFF_DONE       (NODE_OFF_HASHES + 20ull * TS_FILE_MAX_CHUNKS_N)
+#define NODE_OFF_MAYBE      (NODE_OFF_DONE + 8ull * NODE_BITMAP_WORDS)
+#define NODE_OFF_CLAIMS     (NODE_OFF_MAYBE + 8ull * NODE_BITMAP_WORDS)
+#define NODE_OFF_MAPS       (NODE_OFF_CLAIMS + 8ull * TS_FILE_MAX_CHUNKS_N)
+#define NODE_DLDATA_B       (NODE_OFF_MAPS + 8ull * NODE_BITMAP_WORDS \
+                             * TS_NODE_SOURCES_N)
+
+/* Accessors (defined in workers/node_shm.c). i = download index. */
+node_stats_sh_t  *node_stats(const ts_shm_t *s);
+ts_slot_sh_t     *node_slots(const ts_shm_t *s);
+node_share_sh_t  *node_shares(const ts_shm_t *s);
+node_dl_sh_t     *node_dls(const ts_shm_t *s);
+uint8_t          *node_dl_hashes(const ts_shm_t *s, int i);
+_Atomic uint64_t *node_dl_done(const ts_shm_t *s, int i);
+_Atomic uint64_t *node_dl_maybe(const ts_shm_t *s, int i);
+_Atomic uint64_t *node_dl_claims(const ts_shm_t *s, int i);
+_Atomic uint64_t *node_dl_map(const ts_shm_t *s, int i, int src);
+/* TS_NODE_SOURCES_N counters of worker slot `slot` for download i. */
+_Atomic uint32_t *node_slot_inflight(const ts_shm_t *s, int slot, int i);
+
+/* The table specs for ts_shm_create, and the segment name for a port. */
+extern const ts_shm_spec_t node_shm_specs[];
+extern const int           node_shm_nspecs;
+void node_shm_name(char *out, size_t outsz, uint16_t port);
+
+/* bit helpers on atomic u64 bitmaps */
+static inline int
+node_bit_test(_Atomic uint64_t *bm, uint32_t i)
+{
+    return (atomic_load_explicit(&bm[i >> 6], memory_order_acquire)
+            >> (i & 63)) & 1;
+}
+
+static inline void
+node_bit_set(_Atomic uint64_t *bm, uint32_t i)
+{
+    atomic_fetch_or_explicit(&bm[i >> 6], 1ull << (i & 63),
+                             memory_order_acq_rel);
+}
+
+static inline void
+node_bit_clear(_Atomic uint64_t *bm, uint32_t i)
+{
+    atomic_fetch_and_explicit(&bm[i >> 6], ~(1ull << (i & 63)),
+                              memory_order_acq_rel);
+}
+
+#endif

@@ -1,0 +1,1064 @@
+/*
+ * up_worker.c -- the uploader worker: serves PEER_MAP and PEER_GET to
+ * other nodes' downloaders on the node's shared listening socket.
+ *
+ * Purpose: each uploader runs one epoll loop; the listening socket is in
+ * every uploader's epoll set with EPOLLEXCLUSIVE, so one wakes per new
+ * link.  A link is persistent: requests are read into a fixed per-link
+ * buffer (the header's length is checked against UP_REQ_MAX_B before a
+ * byte of payload is taken, nothing is allocated per frame), queued, and
+ * answered strictly in order.  A chunk goes out as a small header
+ * (ts_conn_write) followed by the bytes straight from the page cache
+ * (ts_conn_sendfile), non-blocking, with the send state kept per link.
+ * Shares are served from their path after fstat/stat show the size and
+ * mtime recorded at upload (else the share becomes STALE and is never
+ * served again); downloads in progress are served from the .part (or the
+ * final file), only for chunks whose done bit is set.  Open files are
+ * cached per share/download entry and dup()ed for a send in progress.
+ *
+ * Locking: none.  Share and download text fields are copied with the
+ * seqlock readers (node_share_snapshot/node_dl_snapshot); states, bits
+ * and counters are atomics.  This worker's own part of the node's load
+ * (queued GETs, active uploads) is mirrored in its slot's counter[0] and
+ * counter[1] so reclaim can subtract it.
+ *
+ * Crash behaviour: a killed uploader's links close (the downloaders see
+ * EOF and re-request elsewhere); the supervisor reclaims its load counts
+ * and respawns it, and the new one joins the shared listening socket.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ts_config.h"
+#include "ts_buf.h"
+#include "ts_claim.h"
+#include "ts_log.h"
+#include "ts_net.h"
+#include "ts_proto.h"
+#include "ts_sup.h"
+#include "node_shm.h"
+#include "node.h"
+
+#define UP_REQ_MAX_B     1024   /* a peer request's payload; MAP/GET < 400 */
+#define UP_QUEUE_N       16     /* parsed requests waiting per link */
+#define UP_TICK_MS       100    /* timeouts and heartbeat */
+#define UP_ACCEPT_BURST  32
+#define UP_LOOKUP_N      8      /* (group, name) -> entry cache */
+#define UP_EV_N          64
+
+#define UP_KEY_LISTEN    ((uint64_t) -1)
+#define UP_KEY_STOP      ((uint64_t) -2)
+
+typedef struct {
+    uint8_t   type;
+    uint8_t   bad;              /* payload malformed */
+    uint64_t  reqid;
+    uint32_t  index;
+    char      group[TS_ID_MAX_B + 1];
+    char      name[TS_NAME_MAX_B + 1];
+} up_req_t;
+
+typedef struct {
+    ts_conn_t  *c;
+    int         fd;
+    uint32_t    events;
+    int64_t     last_ms;        /* last byte in or out */
+    int64_t     frame_ms;       /* a partial frame began at */
+    size_t      in_len;
+    uint8_t     in[TS_FRAME_HDR_B + UP_REQ_MAX_B];
+    up_req_t    q[UP_QUEUE_N];
+    int         q_head;
+    int         q_n;
+    /* output: out[out_off..] then file bytes */
+    ts_wbuf_t   out;
+    size_t      out_off;
+    int         file_fd;        /* dup()ed; -1 when none */
+    off_t       file_off;
+    size_t      file_left;
+    uint32_t    chunk_len;
+    int         active;         /* counted in active_uploads */
+    int         share_idx;      /* for per-share counters, or -1 */
+} up_conn_t;
+
+typedef struct {
+    int       fd;
+    uint32_t  gen;              /* share seq / download id when opened */
+} up_fcache_t;
+
+typedef struct {
+    char      group[TS_ID_MAX_B + 1];
+    char      name[TS_NAME_MAX_B + 1];
+    int       share;            /* share index or -1 */
+    int       dl;               /* download index or -1 */
+} up_lookup_t;
+
+typedef struct {
+    const ts_worker_ctx_t *ctx;
+    node_t            *node;
+    const ts_shm_t    *shm;
+    node_stats_sh_t   *st;
+    ts_slot_sh_t      *slot;
+    ts_owner_t         me;
+    int                ep;
+    int                listen_fd;
+    int                listening;
+    int                nconns;
+    up_conn_t         *conns[TS_NODE_PEER_CONNS_N];
+    up_fcache_t        shares[TS_NODE_SHARES_N];
+    up_fcache_t        dls[TS_NODE_DOWNLOADS_N];
+    up_lookup_t        look[UP_LOOKUP_N];
+    int                look_next;
+    node_share_sh_t    share_snap;
+    node_dl_sh_t       dl_snap;
+} up_t;
+
+
+/* ---- load accounting -------------------------------------------------- */
+
+static void
+up_queued_add(up_t *u, int d)
+{
+    if (d > 0) {
+        atomic_fetch_add(&u->slot->counter[0], (uint64_t) d);
+        atomic_fetch_add(&u->st->queued, (uint32_t) d);
+    } else if (d < 0) {
+        atomic_fetch_sub(&u->slot->counter[0], (uint64_t) -d);
+        atomic_fetch_sub(&u->st->queued, (uint32_t) -d);
+    }
+}
+
+
+static void
+up_active_add(up_t *u, int d)
+{
+    if (d > 0) {
+        atomic_fetch_add(&u->slot->counter[1], 1);
+        atomic_fetch_add(&u->st->active_uploads, 1);
+    } else {
+        atomic_fetch_sub(&u->slot->counter[1], 1);
+        atomic_fetch_sub(&u->st->active_uploads, 1);
+    }
+}
+
+
+static uint32_t
+up_load(up_t *u)
+{
+    return atomic_load(&u->st->active_uploads) + atomic_load(&u->st->queued);
+}
+
+
+/* ---- links ------------------------------------------------------------ */
+
+static void
+up_set_events(up_t *u, up_conn_t *k, int idx)
+{
+    struct epoll_event  ev;
+    uint32_t            want = 0;
+
+    /* stop reading while the queue is full: TCP pushes back on the peer */
+    if (k->q_n < UP_QUEUE_N) {
+        want |= EPOLLIN;
+    }
+    if (k->out_off < k->out.len || k->file_left > 0) {
+        want |= EPOLLOUT;
+    }
+    if (want == k->events) {
+        return;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.events = want;
+    ev.data.u64 = (uint64_t) idx;
+    if (epoll_ctl(u->ep, EPOLL_CTL_MOD, k->fd, &ev) == 0) {
+        k->events = want;
+    }
+}
+
+
+static void
+up_listen_on(up_t *u, int on)
+{
+    struct epoll_event  ev;
+
+    if (on == u->listening) {
+        return;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.u64 = UP_KEY_LISTEN;
+    if (on) {
+        if (epoll_ctl(u->ep, EPOLL_CTL_ADD, u->listen_fd, &ev) != 0) {
+            ts_err("epoll_ctl(listen) failed: %s", strerror(errno));
+            return;
+        }
+    } else {
+        epoll_ctl(u->ep, EPOLL_CTL_DEL, u->listen_fd, NULL);
+    }
+    u->listening = on;
+}
+
+
+static void
+up_close(up_t *u, int idx, const char *why)
+{
+    up_conn_t  *k = u->conns[idx];
+
+    if (k == NULL) {
+        return;
+    }
+    if (why != NULL) {
+        ts_debug("peer link %d closed: %s", k->fd, why);
+    }
+    /* requests never answered no longer count as load */
+    up_queued_add(u, -k->q_n);
+    if (k->active) {
+        up_active_add(u, -1);
+    }
+    if (k->file_fd >= 0) {
+        close(k->file_fd);
+    }
+    epoll_ctl(u->ep, EPOLL_CTL_DEL, k->fd, NULL);
+    ts_conn_free(k->c);
+    ts_wbuf_free(&k->out);
+    free(k);
+    u->conns[idx] = NULL;
+    u->nconns--;
+    if (u->nconns < TS_NODE_PEER_CONNS_N) {
+        up_listen_on(u, 1);
+    }
+}
+
+
+static void
+up_accept(up_t *u)
+{
+    struct epoll_event  ev;
+    up_conn_t          *k;
+    int                 fd, i, n, one = 1;
+
+    for (n = 0; n < UP_ACCEPT_BURST; n++) {
+        if (u->nconns >= TS_NODE_PEER_CONNS_N) {
+            up_listen_on(u, 0);
+            return;
+        }
+        fd = accept4(u->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
+                && errno != ECONNABORTED)
+            {
+                ts_warn("accept4() failed: %s", strerror(errno));
+            }
+            return;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+        for (i = 0; i < TS_NODE_PEER_CONNS_N; i++) {
+            if (u->conns[i] == NULL) {
+                break;
+            }
+        }
+        k = calloc(1, sizeof(*k));
+        if (k == NULL) {
+            ts_err("out of memory for a peer link");
+            close(fd);
+            return;
+        }
+        k->c = ts_conn_new(fd);
+        if (k->c == NULL) {
+            free(k);
+            return;
+        }
+        k->fd = fd;
+        k->file_fd = -1;
+        k->share_idx = -1;
+        k->last_ms = ts_now_ms();
+        ts_wbuf_init(&k->out);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.events = EPOLLIN;
+        ev.data.u64 = (uint64_t) i;
+        if (epoll_ctl(u->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            ts_err("epoll_ctl(peer) failed: %s", strerror(errno));
+            ts_conn_free(k->c);
+            free(k);
+            return;
+        }
+        k->events = EPOLLIN;
+        u->conns[i] = k;
+        u->nconns++;
+    }
+}
+
+
+/* ---- lookups ---------------------------------------------------------- */
+
+static int64_t
+up_mtime_ns(const struct stat *sb)
+{
+    return (int64_t) sb->st_mtim.tv_sec * 1000000000LL + sb->st_mtim.tv_nsec;
+}
+
+
+/* Finds (group, name): *share = READY/STALE share index (snapshot in
+ * u->share_snap) or -1, *dl = download index (snapshot in u->dl_snap)
+ * or -1. */
+static void
+up_find(up_t *u, const char *group, const char *name, int *share, int *dl)
+{
+    node_share_sh_t  *sh = node_shares(u->shm);
+    node_dl_sh_t     *dls = node_dls(u->shm);
+    up_lookup_t      *l;
+    uint32_t          state;
+    int               i, s = -1, d = -1;
+
+    *share = -1;
+    *dl = -1;
+
+    for (i = 0; i < UP_LOOKUP_N; i++) {
+        l = &u->look[i];
+        if (strcmp(l->group, group) == 0 && strcmp(l->name, name) == 0) {
+            s = l->share;
+            d = l->dl;
+            goto verify;
+        }
+    }
+
+scan:
+    s = -1;
+    d = -1;
+    for (i = 0; i < TS_NODE_SHARES_N; i++) {
+        state = atomic_load_explicit(&sh[i].state, memory_order_acquire);
+        if (state != NODE_SHARE_READY && state != NODE_SHARE_STALE) {
+            continue;
+        }
+        if (node_share_snapshot(u->shm, i, &u->share_snap) == 0
+            && strcmp(u->share_snap.group, group) == 0
+            && strcmp(u->share_snap.name, name) == 0)
+        {
+            s = i;
+            break;
+        }
+    }
+    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
+        if (atomic_load(&dls[i].state) == NODE_DL_FREE) {
+            continue;
+        }
+        if (node_dl_snapshot(u->shm, i, &u->dl_snap) == 0
+            && strcmp(u->dl_snap.group, group) == 0
+            && strcmp(u->dl_snap.name, name) == 0)
+        {
+            d = i;
+            break;
+        }
+    }
+    l = &u->look[u->look_next];
+    u->look_next = (u->look_next + 1) % UP_LOOKUP_N;
+    snprintf(l->group, sizeof(l->group), "%s", group);
+    snprintf(l->name, sizeof(l->name), "%s", name);
+    l->share = s;
+    l->dl = d;
+    l = NULL;
+
+verify:
+    /* a cached answer is re-checked against the entries themselves; a
+     * miss (or a changed entry) falls back to a full scan once */
+    if (s >= 0) {
+        if (node_share_snapshot(u->shm, s, &u->share_snap) != 0
+            || strcmp(u->share_snap.group, group) != 0
+            || strcmp(u->share_snap.name, name) != 0
+            || (atomic_load(&u->share_snap.state) != NODE_SHARE_READY
+                && atomic_load(&u->share_snap.state) != NODE_SHARE_STALE))
+        {
+            if (l != NULL) {
+                l->group[0] = '\0';
+                goto scan;
+            }
+            s = -1;
+        }
+    }
+    if (d >= 0) {
+        if (node_dl_snapshot(u->shm, d, &u->dl_snap) != 0
+            || strcmp(u->dl_snap.group, group) != 0
+            || strcmp(u->dl_snap.name, name) != 0)
+        {
+            if (l != NULL) {
+                l->group[0] = '\0';
+                goto scan;
+            }
+            d = -1;
+        }
+    }
+    if (s < 0 && d < 0 && l != NULL) {
+        /* maybe added since it was cached */
+        l->group[0] = '\0';
+        goto scan;
+    }
+    *share = s;
+    *dl = d;
+}
+
+
+static void
+up_share_stale(up_t *u, int idx, const char *why)
+{
+    node_share_sh_t  *sh = &node_shares(u->shm)[idx];
+    uint32_t          exp = NODE_SHARE_READY;
+
+    if (atomic_compare_exchange_strong(&sh->state, &exp, NODE_SHARE_STALE)) {
+        ts_warn("share %s/%s (%s): file changed on disk (%s); "
+                "no longer served", u->share_snap.group, u->share_snap.name,
+                u->share_snap.path, why);
+    }
+    if (u->shares[idx].fd >= 0) {
+        close(u->shares[idx].fd);
+        u->shares[idx].fd = -1;
+    }
+}
+
+
+/* An fd for share idx (snapshot in u->share_snap) whose file still has
+ * the recorded size and mtime; -1 after marking it STALE (or on an open
+ * error: *why says which). */
+static int
+up_share_fd(up_t *u, int idx, const char **why)
+{
+    up_fcache_t     *fc = &u->shares[idx];
+    node_share_sh_t *sn = &u->share_snap;
+    struct stat      fsb, psb;
+    uint32_t         gen = atomic_load(&sn->seq);
+
+    if (fc->fd >= 0 && fc->gen != gen) {
+        close(fc->fd);
+        fc->fd = -1;
+    }
+    if (stat(sn->path, &psb) != 0) {
+        up_share_stale(u, idx, strerror(errno));
+        *why = "file changed on disk";
+        return -1;
+    }
+    if ((uint64_t) psb.st_size != sn->size
+        || up_mtime_ns(&psb) != sn->mtime_ns)
+    {
+        up_share_stale(u, idx, "size or mtime differ");
+        *why = "file changed on disk";
+        return -1;
+    }
+    if (fc->fd >= 0) {
+        if (fstat(fc->fd, &fsb) != 0 || fsb.st_ino != psb.st_ino
+            || fsb.st_dev != psb.st_dev)
+        {
+            /* replaced by an identical-looking file: reopen the path */
+            close(fc->fd);
+            fc->fd = -1;
+        } else if ((uint64_t) fsb.st_size != sn->size
+                   || up_mtime_ns(&fsb) != sn->mtime_ns)
+        {
+            up_share_stale(u, idx, "size or mtime differ");
+            *why = "file changed on disk";
+            return -1;
+        }
+    }
+    if (fc->fd < 0) {
+        fc->fd = open(sn->path, O_RDONLY | O_CLOEXEC);
+        if (fc->fd < 0) {
+            ts_warn("open(\"%s\") failed: %s", sn->path, strerror(errno));
+            *why = "file not readable";
+            return -1;
+        }
+        fc->gen = gen;
+        if (fstat(fc->fd, &fsb) != 0 || (uint64_t) fsb.st_size != sn->size
+            || up_mtime_ns(&fsb) != sn->mtime_ns)
+        {
+            up_share_stale(u, idx, "size or mtime differ");
+            *why = "file changed on disk";
+            return -1;
+        }
+    }
+    return fc->fd;
+}
+
+
+/* An fd for download idx (snapshot in u->dl_snap): the .part, or the
+ * final file once renamed. */
+static int
+up_dl_fd(up_t *u, int idx)
+{
+    up_fcache_t   *fc = &u->dls[idx];
+    node_dl_sh_t  *sn = &u->dl_snap;
+    uint32_t       gen = atomic_load(&sn->id);
+
+    if (fc->fd >= 0 && fc->gen != gen) {
+        close(fc->fd);
+        fc->fd = -1;
+    }
+    if (fc->fd < 0) {
+        if (atomic_load(&sn->state) != NODE_DL_DONE) {
+            fc->fd = open(sn->part, O_RDONLY | O_CLOEXEC);
+        }
+        if (fc->fd < 0) {
+            fc->fd = open(sn->dest, O_RDONLY | O_CLOEXEC);
+        }
+        if (fc->fd < 0) {
+            return -1;
+        }
+        fc->gen = gen;
+    }
+    return fc->fd;
+}
+
+
+static int
+up_dl_servable(const node_dl_sh_t *d)
+{
+    uint32_t st = atomic_load(&((node_dl_sh_t *) d)->state);
+
+    return st == NODE_DL_ACTIVE || st == NODE_DL_FINALIZING
+           || st == NODE_DL_DONE;
+}
+
+
+/* ---- replies ---------------------------------------------------------- */
+
+static void
+up_frame_begin(ts_wbuf_t *b)
+{
+    static const uint8_t zero[TS_FRAME_HDR_B];
+
+    ts_wbuf_reset(b);
+    ts_put_raw(b, zero, sizeof(zero));
+}
+
+
+static void
+up_frame_end(ts_wbuf_t *b, uint8_t type, uint64_t reqid, uint32_t extra)
+{
+    ts_frame_hdr_t  h;
+
+    if (b->err || b->len < TS_FRAME_HDR_B) {
+        return;
+    }
+    h.type = type;
+    h.flags = TS_FF_REPLY;
+    h.len = (uint32_t) (b->len - TS_FRAME_HDR_B) + extra;
+    h.reqid = reqid;
+    ts_frame_hdr_encode(b->data, &h);
+}
+
+
+static void
+up_reply_map(up_t *u, up_conn_t *k, const up_req_t *r)
+{
+    ts_wbuf_t        *b = &k->out;
+    _Atomic uint64_t *done;
+    uint8_t          *bits;
+    uint32_t          n, i, nbytes;
+    int               s, d;
+    const char       *why = NULL;
+
+    up_frame_begin(b);
+
+    if (r->bad) {
+        ts_reply_begin(b, TS_ERR_BADREQ, "malformed request");
+        goto out;
+    }
+    if (atomic_load(&u->st->paused)) {
+        ts_reply_begin(b, TS_ERR_AUTH, "peer is not sharing right now");
+        goto out;
+    }
+    up_find(u, r->group, r->name, &s, &d);
+
+    if (s >= 0 && atomic_load(&u->share_snap.state) == NODE_SHARE_READY
+        && up_share_fd(u, s, &why) >= 0)
+    {
+        n = u->share_snap.nchunks;
+        nbytes = (n + 7) / 8;
+        ts_reply_begin(b, TS_OK, NULL);
+        ts_put_u32(b, up_load(u));
+        ts_put_u32(b, n);
+        ts_put_u32(b, nbytes);
+        if (ts_wbuf_reserve(b, nbytes) == 0) {
+            bits = b->data + b->len;
+            memset(bits, 0xff, nbytes);
+            if (n & 7) {
+                bits[nbytes - 1] = (uint8_t) ((1u << (n & 7)) - 1);
+            }
+            b->len += nbytes;
+        }
+        goto out;
+    }
+    if (d >= 0 && up_dl_servable(&u->dl_snap)) {
+        n = u->dl_snap.nchunks;
+        nbytes = (n + 7) / 8;
+        done = node_dl_done(u->shm, d);
+        ts_reply_begin(b, TS_OK, NULL);
+        ts_put_u32(b, up_load(u));
+        ts_put_u32(b, n);
+        ts_put_u32(b, nbytes);
+        if (ts_wbuf_reserve(b, nbytes) == 0) {
+            bits = b->data + b->len;
+            memset(bits, 0, nbytes);
+            for (i = 0; i < n; i++) {
+                if (node_bit_test(done, i)) {
+                    bits[i >> 3] |= (uint8_t) (1u << (i & 7));
+                }
+            }
+            b->len += nbytes;
+        }
+        goto out;
+    }
+    if (s >= 0 || why != NULL) {
+        ts_reply_begin(b, TS_ERR_STATE, why ? why : "file changed on disk");
+    } else {
+        ts_reply_begin(b, TS_ERR_NOTFOUND, "unknown file");
+    }
+
+out:
+    up_frame_end(b, TS_MSG_REPLY, r->reqid, 0);
+}
+
+
+static void
+up_data_error(up_t *u, up_conn_t *k, const up_req_t *r, ts_status_t st,
+    const char *msg)
+{
+    ts_wbuf_t  *b = &k->out;
+
+    up_frame_begin(b);
+    ts_reply_begin(b, st, msg);
+    ts_put_u32(b, up_load(u));
+    ts_put_u32(b, r->index);
+    up_frame_end(b, TS_MSG_PEER_DATA, r->reqid, 0);
+}
+
+
+static void
+up_reply_get(up_t *u, up_conn_t *k, const up_req_t *r)
+{
+    ts_wbuf_t   *b = &k->out;
+    struct stat  sb;
+    uint64_t     size, off;
+    uint32_t     n, len;
+    int          s, d, fd = -1;
+    const char  *why = NULL;
+
+    if (r->bad) {
+        up_data_error(u, k, r, TS_ERR_BADREQ, "malformed request");
+        return;
+    }
+    if (atomic_load(&u->st->paused)) {
+        up_data_error(u, k, r, TS_ERR_AUTH, "peer is not sharing right now");
+        return;
+    }
+    up_find(u, r->group, r->name, &s, &d);
+
+    k->share_idx = -1;
+    if (s >= 0 && atomic_load(&u->share_snap.state) == NODE_SHARE_READY) {
+        n = u->share_snap.nchunks;
+        size = u->share_snap.size;
+        if (r->index >= n) {
+            up_data_error(u, k, r, TS_ERR_BADREQ, "chunk index out of range");
+            return;
+        }
+        fd = up_share_fd(u, s, &why);
+        if (fd >= 0) {
+            k->share_idx = s;
+        }
+    }
+    if (fd < 0 && d >= 0 && up_dl_servable(&u->dl_snap)) {
+        n = u->dl_snap.nchunks;
+        size = u->dl_snap.size;
+        if (r->index >= n) {
+            up_data_error(u, k, r, TS_ERR_BADREQ, "chunk index out of range");
+            return;
+        }
+        if (!node_bit_test(node_dl_done(u->shm, d), r->index)) {
+            up_data_error(u, k, r, TS_ERR_NOTFOUND, "chunk not available");
+            return;
+        }
+        fd = up_dl_fd(u, d);
+        off = (uint64_t) r->index * TS_CHUNK_B;
+        len = (uint32_t) (size - off < TS_CHUNK_B ? size - off : TS_CHUNK_B);
+        if (fd < 0 || fstat(fd, &sb) != 0
+            || (uint64_t) sb.st_size < off + len)
+        {
+            up_data_error(u, k, r, TS_ERR_NOTFOUND, "chunk not available");
+            return;
+        }
+        why = NULL;
+    }
+    if (fd < 0) {
+        if (s >= 0 || why != NULL) {
+            up_data_error(u, k, r, TS_ERR_STATE,
+                          why ? why : "file changed on disk");
+        } else {
+            up_data_error(u, k, r, TS_ERR_NOTFOUND, "unknown file");
+        }
+        return;
+    }
+
+    off = (uint64_t) r->index * TS_CHUNK_B;
+    len = (uint32_t) (size - off < TS_CHUNK_B ? size - off : TS_CHUNK_B);
+
+    k->file_fd = dup(fd);
+    if (k->file_fd < 0) {
+        ts_err("dup() failed: %s", strerror(errno));
+        up_data_error(u, k, r, TS_ERR_INTERNAL, "out of file descriptors");
+        return;
+    }
+    k->file_off = (off_t) off;
+    k->file_left = len;
+    k->chunk_len = len;
+    k->active = 1;
+    up_active_add(u, 1);
+
+    up_frame_begin(b);
+    ts_reply_begin(b, TS_OK, NULL);
+    ts_put_u32(b, up_load(u));
+    ts_put_u32(b, r->index);
+    ts_put_u32(b, len);
+    up_frame_end(b, TS_MSG_PEER_DATA, r->reqid, len);
+}
+
+
+/* A chunk went out completely. */
+static void
+up_chunk_sent(up_t *u, up_conn_t *k)
+{
+    node_share_sh_t *sh;
+
+    close(k->file_fd);
+    k->file_fd = -1;
+    if (k->active) {
+        k->active = 0;
+        up_active_add(u, -1);
+        atomic_fetch_add(&u->st->chunks_up, 1);
+        atomic_fetch_add(&u->st->bytes_up, k->chunk_len);
+        atomic_fetch_add(&u->slot->counter[2], 1);
+        atomic_fetch_add(&u->slot->counter[3], k->chunk_len);
+        if (k->share_idx >= 0) {
+            sh = &node_shares(u->shm)[k->share_idx];
+            atomic_fetch_add(&sh->chunks_served, 1);
+            atomic_fetch_add(&sh->bytes_served, k->chunk_len);
+        }
+    }
+}
+
+
+/* Sends what is pending, then answers queued requests in order.  0, or
+ * -1 when the link must close. */
+static int
+up_pump(up_t *u, up_conn_t *k)
+{
+    up_req_t  *r;
+    ssize_t    w;
+
+    for (;;) {
+        while (k->out_off < k->out.len) {
+            w = ts_conn_write(k->c, k->out.data + k->out_off,
+                              k->out.len - k->out_off);
+            if (w < 0) {
+                return errno == EAGAIN ? 0 : -1;
+            }
+            k->out_off += (size_t) w;
+            k->last_ms = ts_now_ms();
+        }
+        while (k->file_left > 0) {
+            w = ts_conn_sendfile(k->c, k->file_fd, &k->file_off,
+                                 k->file_left);
+            if (w < 0) {
+                return errno == EAGAIN ? 0 : -1;
+            }
+            if (w == 0) {
+                /* the file shrank under us: the frame cannot be finished */
+                ts_warn("file shrank while sending a chunk; link closed");
+                return -1;
+            }
+            k->file_left -= (size_t) w;
+            k->last_ms = ts_now_ms();
+        }
+        if (k->file_fd >= 0) {
+            up_chunk_sent(u, k);
+        }
+        ts_wbuf_reset(&k->out);
+        k->out_off = 0;
+
+        if (k->q_n == 0) {
+            return 0;
+        }
+        r = &k->q[k->q_head];
+        k->q_head = (k->q_head + 1) % UP_QUEUE_N;
+        k->q_n--;
+        up_queued_add(u, -1);
+
+        if (r->type == TS_MSG_PEER_MAP) {
+            up_reply_map(u, k, r);
+        } else if (r->type == TS_MSG_PEER_GET) {
+            up_reply_get(u, k, r);
+        } else {
+            up_frame_begin(&k->out);
+            ts_reply_begin(&k->out, TS_ERR_BADREQ, "unexpected message");
+            up_frame_end(&k->out, TS_MSG_REPLY, r->reqid, 0);
+        }
+        if (k->out.err) {
+            ts_err("out of memory for a reply; link closed");
+            return -1;
+        }
+    }
+}
+
+
+/* Parses one complete frame into the queue.  -1 = drop the link. */
+static int
+up_parse(up_t *u, up_conn_t *k, const ts_frame_hdr_t *h, const uint8_t *p)
+{
+    up_req_t   *r;
+    ts_rbuf_t   rb;
+
+    if (h->flags & TS_FF_REPLY) {
+        return -1;      /* a peer never sends us replies */
+    }
+    r = &k->q[(k->q_head + k->q_n) % UP_QUEUE_N];
+    memset(r, 0, offsetof(up_req_t, group) + 1);
+    r->name[0] = '\0';
+    r->type = h->type;
+    r->reqid = h->reqid;
+
+    if (h->type == TS_MSG_PEER_MAP || h->type == TS_MSG_PEER_GET) {
+        ts_rbuf_init(&rb, p, h->len);
+        if (ts_get_str(&rb, r->group, sizeof(r->group)) != 0
+            || ts_get_str(&rb, r->name, sizeof(r->name)) != 0)
+        {
+            r->bad = 1;
+        }
+        if (h->type == TS_MSG_PEER_GET) {
+            r->index = ts_get_u32(&rb);
+        }
+        if (ts_rbuf_end(&rb) != 0 || !ts_valid_id(r->group)
+            || !ts_valid_filename(r->name))
+        {
+            r->bad = 1;
+        }
+    }
+    k->q_n++;
+    up_queued_add(u, 1);
+    return 0;
+}
+
+
+/* Reads and parses what the link has.  -1 = drop the link. */
+static int
+up_read(up_t *u, up_conn_t *k)
+{
+    ts_frame_hdr_t  h;
+    size_t          used, need;
+    ssize_t         n;
+
+    for (;;) {
+        /* take complete frames out of the buffer */
+        used = 0;
+        while (k->q_n < UP_QUEUE_N && k->in_len - used >= TS_FRAME_HDR_B) {
+            if (ts_frame_hdr_decode(k->in + used, &h, UP_REQ_MAX_B) != 0) {
+                ts_info("bad frame from a peer; link closed");
+                return -1;
+            }
+            need = TS_FRAME_HDR_B + h.len;
+            if (k->in_len - used < need) {
+                break;
+            }
+            if (up_parse(u, k, &h, k->in + used + TS_FRAME_HDR_B) != 0) {
+                ts_info("unexpected frame from a peer; link closed");
+                return -1;
+            }
+            used += need;
+        }
+        if (used > 0) {
+            memmove(k->in, k->in + used, k->in_len - used);
+            k->in_len -= used;
+        }
+        /* the deadline runs from the first byte of an unfinished frame */
+        if (k->in_len == 0) {
+            k->frame_ms = 0;
+        } else if (used > 0 || k->frame_ms == 0) {
+            k->frame_ms = ts_now_ms();
+        }
+        if (k->q_n >= UP_QUEUE_N || k->in_len == sizeof(k->in)) {
+            return 0;
+        }
+
+        n = ts_conn_read(k->c, k->in + k->in_len, sizeof(k->in) - k->in_len);
+        if (n < 0) {
+            return errno == EAGAIN ? 0 : -1;
+        }
+        if (n == 0) {
+            return -1;
+        }
+        k->in_len += (size_t) n;
+        k->last_ms = ts_now_ms();
+        if (k->frame_ms == 0) {
+            k->frame_ms = k->last_ms;
+        }
+    }
+}
+
+
+static void
+up_handle(up_t *u, int idx, uint32_t events)
+{
+    up_conn_t  *k = u->conns[idx];
+
+    if (k == NULL) {
+        return;
+    }
+    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && up_read(u, k) != 0) {
+        up_close(u, idx, "read");
+        return;
+    }
+    if (up_pump(u, k) != 0) {
+        up_close(u, idx, "write");
+        return;
+    }
+    /* answering may have made room in the queue for buffered frames */
+    if (k->in_len > 0 && k->q_n < UP_QUEUE_N && up_read(u, k) != 0) {
+        up_close(u, idx, "read");
+        return;
+    }
+    if (up_pump(u, k) != 0) {
+        up_close(u, idx, "write");
+        return;
+    }
+    up_set_events(u, k, idx);
+}
+
+
+static void
+up_timeouts(up_t *u)
+{
+    int64_t     now = ts_now_ms();
+    up_conn_t  *k;
+    int         i, busy;
+
+    for (i = 0; i < TS_NODE_PEER_CONNS_N; i++) {
+        k = u->conns[i];
+        if (k == NULL) {
+            continue;
+        }
+        busy = k->out_off < k->out.len || k->file_left > 0;
+        if (k->frame_ms != 0 && now - k->frame_ms > TS_NODE_PEER_TIMEOUT_MS)
+        {
+            up_close(u, i, "frame timeout");
+        } else if (busy && now - k->last_ms > TS_NODE_PEER_TIMEOUT_MS) {
+            up_close(u, i, "send stalled");
+        } else if (!busy && k->q_n == 0
+                   && now - k->last_ms > TS_NODE_PEER_IDLE_MS)
+        {
+            up_close(u, i, "idle");
+        }
+    }
+}
+
+
+int
+up_main(const ts_worker_ctx_t *ctx)
+{
+    struct epoll_event  ev, evs[UP_EV_N];
+    up_t               *u;
+    int64_t             last_tick = 0, now;
+    int                 i, n, rc = 0;
+
+    u = calloc(1, sizeof(*u));
+    if (u == NULL) {
+        ts_err("out of memory");
+        return 1;
+    }
+    u->ctx = ctx;
+    u->node = ctx->arg;
+    u->shm = &u->node->shm;
+    u->st = node_stats(u->shm);
+    u->slot = &node_slots(u->shm)[ctx->slot];
+    u->me = ts_owner_make(getpid(), ctx->generation);
+    u->listen_fd = u->node->listen_fd;
+    for (i = 0; i < TS_NODE_SHARES_N; i++) {
+        u->shares[i].fd = -1;
+    }
+    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
+        u->dls[i].fd = -1;
+    }
+
+    u->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (u->ep < 0) {
+        ts_err("epoll_create1() failed: %s", strerror(errno));
+        free(u);
+        return 1;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.u64 = UP_KEY_STOP;
+    if (ts_worker_stop_fd() >= 0) {
+        epoll_ctl(u->ep, EPOLL_CTL_ADD, ts_worker_stop_fd(), &ev);
+    }
+    up_listen_on(u, 1);
+    if (!u->listening) {
+        close(u->ep);
+        free(u);
+        return 2;
+    }
+
+    ts_slot_set_active(u->slot, u->me);
+    ts_worker_ready(ctx);
+
+    while (!ts_worker_stopping() && !ts_worker_orphaned(ctx)) {
+        n = epoll_wait(u->ep, evs, UP_EV_N, UP_TICK_MS);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            ts_err("epoll_wait() failed: %s", strerror(errno));
+            rc = 1;
+            break;
+        }
+        for (i = 0; i < n; i++) {
+            if (evs[i].data.u64 == UP_KEY_STOP) {
+                continue;
+            }
+            if (evs[i].data.u64 == UP_KEY_LISTEN) {
+                up_accept(u);
+                continue;
+            }
+            if (evs[i].data.u64 < TS_NODE_PEER_CONNS_N) {
+                up_handle(u, (int) evs[i].data.u64, evs[i].events);
+            }
+        }
+        now = ts_now_ms();
+        if (now - last_tick >= UP_TICK_MS) {
+            last_tick = now;
+            ts_slot_beat(u->slot);
+            up_timeouts(u);
+        }
+    }
+
+    for (i = 0; i < TS_NODE_PEER_CONNS_N; i++) {
+        up_close(u, i, NULL);
+    }
+    for (i = 0; i < TS_NODE_SHARES_N; i++) {
+        if (u->shares[i].fd >= 0) {
+            close(u->shares[i].fd);
+        }
+    }
+    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
+        if (u->dls[i].fd >= 0) {
+            close(u->dls[i].fd);
+        }
+    }
+    close(u->ep);
+    free(u);
+    return rc;
+}
