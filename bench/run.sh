@@ -8,8 +8,8 @@
 # pid (SIGTERM, bounded wait, SIGKILL).  A trap stops it on any exit.
 #
 # Usage: bench/run.sh [SECS] [CONNS] [WORKERS]   (defaults 5 64 2)
-# Environment: TESSERA_BIN (dir of ./tracker; default the repo root, or
-# build/release if the root holds no binary), TESSERA_TOOLS (default
+# Environment: TESSERA_BIN (dir of the tracker; default build/release/bin),
+# TESSERA_TOOLS (default
 # build/release/tools), KDF (--kdf-iterations, default 1000: the bench
 # measures request handling, not PBKDF2), KEEP=1 keeps the temp dir.
 
@@ -21,12 +21,8 @@ CONNS=${2:-64}
 WORKERS=${3:-2}
 KDF=${KDF:-1000}
 
-BIN=${TESSERA_BIN:-$ROOT}
+BIN=${TESSERA_BIN:-$ROOT/build/release/bin}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
-if [ -z "${TESSERA_BIN:-}" ] && ! [ -f "$BIN/tracker" ] && \
-   [ -f "$ROOT/build/release/tracker" ]; then
-    BIN=$ROOT/build/release
-fi
 TOOLS=${TESSERA_TOOLS:-$ROOT/build/release/tools}
 case $TOOLS in /*) ;; *) TOOLS=$ROOT/$TOOLS ;; esac
 

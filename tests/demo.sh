@@ -6,19 +6,14 @@
 # then plays a scripted session of every command with two users, printing
 # each command before its output.  Every process is stopped by pid on exit
 # (trap), whatever happened; every wait is bounded.
-# Environment: TESSERA_BIN (dir holding tracker and client; default the
-# repo root, or build/release if the root holds no binaries), KEEP=1 keeps
-# the temp dir.
+# Environment: TESSERA_BIN (dir holding tracker and client; default
+# build/release/bin), KEEP=1 keeps the temp dir.
 
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${TESSERA_BIN:-$ROOT}
+BIN=${TESSERA_BIN:-$ROOT/build/release/bin}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
-if [ -z "${TESSERA_BIN:-}" ] && ! [ -f "$BIN/tracker" ] && \
-   [ -f "$ROOT/build/release/tracker" ]; then
-    BIN=$ROOT/build/release
-fi
 for b in tracker client; do
     if ! [ -f "$BIN/$b" ] || ! [ -x "$BIN/$b" ]; then
         echo "demo: $BIN/$b is not built (run make)" >&2

@@ -9,8 +9,8 @@
 # that dies without a summary.
 #
 # Environment for the system tests: TESSERA_BIN (the directory holding
-# ./tracker and ./client; default the repo root) and TESSERA_TOOLS
-# (OUTDIR/tools).  No locks; every child is bounded by timeout(1).
+# tracker and client; default OUTDIR/bin, which is where the Makefile
+# links them) and TESSERA_TOOLS (OUTDIR/tools).  No locks; every child is bounded by timeout(1).
 
 set -u
 
@@ -23,14 +23,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$1
 case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
 
-BIN=${TESSERA_BIN:-$ROOT}
+# The binaries live in OUTDIR/bin (the Makefile also copies the release
+# ones to tracker/tracker and client/client).
+BIN=${TESSERA_BIN:-$OUT/bin}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
-# ./tracker and ./client share their names with the source directories
-# tracker/ and client/; if the root holds no binaries, use OUTDIR's.
-if [ -z "${TESSERA_BIN:-}" ] && ! [ -f "$BIN/tracker" ] && [ -f "$OUT/tracker" ]
-then
-    BIN=$OUT
-fi
 export TESSERA_BIN=$BIN
 export TESSERA_TOOLS=$OUT/tools
 

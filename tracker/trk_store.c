@@ -1030,7 +1030,9 @@ trk_do_list_groups(trk_store_t *st, const char *member_of, ts_wbuf_t *body,
         free(w.rows);
         return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
     }
-    qsort(w.rows, w.n, sizeof(*w.rows), row_cmp);
+    if (w.n > 1) {
+        qsort(w.rows, w.n, sizeof(*w.rows), row_cmp);
+    }
     ts_put_u32(body, (uint32_t) w.n);
     for (i = 0; i < w.n; i++) {
         ts_put_str(body, w.rows[i].name);

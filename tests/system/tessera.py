@@ -20,7 +20,8 @@ import subprocess
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.path.abspath(os.environ.get("TESSERA_BIN", REPO))
+BIN = os.path.abspath(os.environ.get("TESSERA_BIN",
+                                     os.path.join(REPO, "build/release/bin")))
 TOOLS = os.path.abspath(os.environ.get("TESSERA_TOOLS",
                                        os.path.join(REPO, "build/release/tools")))
 KDF = "1000"
