@@ -96,23 +96,23 @@ CMOCKA_LIBS = $$(pkg-config --libs cmocka)
 
 $(OUT)/tests/test_trk_%: tests/unit/test_trk_%.c $(CORE_OBJ) $(TRACKER_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDOPT) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS) $(LDOPT) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(CMOCKA_LIBS)
 
 $(OUT)/tests/test_cli_%: tests/unit/test_cli_%.c $(CORE_OBJ) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDOPT) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS) $(LDOPT) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(CMOCKA_LIBS)
 
 $(OUT)/tests/test_node_%: tests/unit/test_node_%.c $(CORE_OBJ) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDOPT) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS) $(LDOPT) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(CMOCKA_LIBS)
 
 $(OUT)/tests/%: tests/unit/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDOPT) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS) $(LDOPT) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(CMOCKA_LIBS)
 
 $(OUT)/tools/%: tests/tools/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDOPT) -o $@ $< $(CORE_OBJ) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDOPT) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 # ---- packages -----------------------------------------------------------
 # deps: what building needs; deps-test: what the tests need on top.

@@ -249,6 +249,7 @@ cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
     ts_wbuf_t    req;
     cli_reply_t  rep;
     uint8_t      tok[TS_TOKEN_B];
+    uint32_t     hb_ms;
     int          r;
 
     /* a new login replaces the old session: log that one out first */
@@ -266,14 +267,24 @@ cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
     if (r != 0) {
         return -1;
     }
-    if (ts_get_raw(&rep.body, tok, TS_TOKEN_B) != 0
-        || cli_body_end(&rep) != 0)
+    /* token, then (optional) the heartbeat period the tracker asks for */
+    hb_ms = 0;
+    if (ts_get_raw(&rep.body, tok, TS_TOKEN_B) == 0
+        && ts_rbuf_left(&rep.body) >= 4)
     {
+        hb_ms = ts_get_u32(&rep.body);
+    }
+    if (rep.body.err || cli_body_end(&rep) != 0) {
         if (rep.payload != NULL) {
             cli_reply_free(&rep);
             return cli_error("malformed reply from tracker");
         }
         return -1;
+    }
+    if (hb_ms >= 100 && hb_ms <= 600000) {
+        pthread_mutex_lock(&ctx->sess->mu);
+        ctx->sess->heartbeat_ms = (int) hb_ms;
+        pthread_mutex_unlock(&ctx->sess->mu);
     }
     if (cli_session_start(ctx->sess, argv[1], tok,
                           cli_rpc_current(ctx->rpc)) != 0)

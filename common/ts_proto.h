@@ -37,7 +37,8 @@ typedef enum {
     TS_MSG_CREATE_USER    = 10, /* str user, str password          -> -     */
     TS_MSG_LOGIN          = 11, /* str user, str password, str node_addr
                                    ("ip:port" the node serves on)
-                                                      -> raw tok[16]       */
+                                   -> raw tok[16], u32 heartbeat_ms
+                                   (how often the client must beat)      */
     TS_MSG_LOGOUT         = 12, /* tok                             -> -     */
     TS_MSG_HEARTBEAT      = 13, /* tok                             -> -     */
 

@@ -82,7 +82,11 @@ sed -n 's/^/   | /p' "$WORK/tracker.log"
 step() {
     local user=$1 pw=$2 cmd=$3 port out
     port=$(free_port)
-    printf '%-8s> %s\n' "$user" "$cmd"
+    if [ "$user" = "-" ]; then
+        printf '%16s %s\n' "tessera>" "$cmd"
+    else
+        printf '%16s %s\n' "$user@tessera>" "$cmd"
+    fi
     if [ "$user" = "-" ]; then
         out=$(timeout 60 "$BIN/client" -s "$WORK/node-$port" \
                   "127.0.0.1:$port" "$WORK/tracker_info.txt" \
@@ -94,14 +98,15 @@ step() {
                   2>>"$WORK/client.log" | tail -n +2)
     fi
     if [ -n "$out" ]; then
-        printf '%s\n' "$out" | sed 's/^/            /'
+        printf '%s\n' "$out" | sed 's/^/                  /'
     else
-        echo "            (nothing)"
+        echo "                  (nothing)"
     fi
 }
 
 echo
-echo "== accounts (each line below is a fresh client process)"
+echo "== accounts (each command runs in a fresh client process; as"
+echo "   user@tessera it logs in first, and that login is not shown)"
 step - - "help"
 step - - "create_user alice 'alice pw'"
 step - - "create_user bob bobpw"

@@ -231,10 +231,14 @@ trk_kdf_job_free(trk_kdf_job_t *job)
 
 
 /* Reads user + password into a new job; status on error. */
+static int get_id(ts_rbuf_t *in, char *dst);
+
+
 static int
 kdf_job_new(trk_req_t *rq, int with_addr)
 {
     trk_kdf_job_t *job;
+    int            rc;
 
     job = calloc(1, sizeof(*job));
     if (job == NULL) {
@@ -243,7 +247,8 @@ kdf_job_new(trk_req_t *rq, int with_addr)
     }
     job->type = rq->type;
     job->reqid = rq->reqid;
-    if (ts_get_str(&rq->in, job->user, sizeof(job->user)) != 0
+    rc = get_id(&rq->in, job->user);
+    if (rc == -1
         || ts_get_str(&rq->in, job->password, sizeof(job->password)) != 0
         || (with_addr
             && ts_get_str(&rq->in, job->node_addr,
@@ -254,7 +259,7 @@ kdf_job_new(trk_req_t *rq, int with_addr)
         set_msg(rq, MALFORMED);
         return TS_ERR_BADREQ;
     }
-    if (!ts_valid_id(job->user)) {
+    if (rc == -2) {
         trk_kdf_job_free(job);
         set_msg(rq, "invalid user id (use 1..64 characters of "
                     "A-Z a-z 0-9 . _ -)");
@@ -431,6 +436,9 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
     }
     (void) trk_sess_insert(env->shm, h, s.user, ts_now_ms());
     ts_put_raw(&rq.body, tok, sizeof(tok));
+    /* the heartbeat period this tracker wants: a third of its timeout */
+    ts_put_u32(&rq.body, (uint32_t) (env->session_timeout_ms / 3 > 100
+                                     ? env->session_timeout_ms / 3 : 100));
     build_reply(out, &rq, TS_OK);
     ts_wbuf_free(&rq.body);
     explicit_bzero(tok, sizeof(tok));
@@ -488,18 +496,46 @@ op_heartbeat(trk_req_t *rq)
 /* ---- groups --------------------------------------------------------- */
 
 /* Reads n id strings (the whole rest of the payload). */
+/*
+ * get_id -- reads one id string field into dst (TS_ID_MAX_B + 1 bytes).
+ * 0 ok; -1 malformed field; -2 a well-formed string that is no valid id
+ * (too long or bad characters), which the caller reports as a bad id.
+ */
+static int
+get_id(ts_rbuf_t *in, char *dst)
+{
+    char tmp[TS_STR_MAX_B + 1];
+
+    if (ts_get_str(in, tmp, sizeof(tmp)) != 0) {
+        return -1;
+    }
+    if (strlen(tmp) > TS_ID_MAX_B || !ts_valid_id(tmp)) {
+        return -2;
+    }
+    memcpy(dst, tmp, strlen(tmp) + 1);
+    return 0;
+}
+
+
+/* Reads one or two id strings (the whole rest of the payload). */
 static int
 get_ids(trk_req_t *rq, char *a, char *b)
 {
-    if (ts_get_str(&rq->in, a, TS_ID_MAX_B + 1) != 0
-        || (b != NULL && ts_get_str(&rq->in, b, TS_ID_MAX_B + 1) != 0)
-        || ts_rbuf_end(&rq->in) != 0)
+    int ra, rb = 0;
+
+    ra = get_id(&rq->in, a);
+    if (ra == 0 && b != NULL) {
+        rb = get_id(&rq->in, b);
+    }
+    if (ra == -1 || rb == -1 || (ra == 0 && rb == 0
+                                 && ts_rbuf_end(&rq->in) != 0))
     {
-        /* an over-long id is a bad id, not a protocol error */
-        set_msg(rq, rq->in.err && ts_rbuf_left(&rq->in) > 0
-                    ? "invalid id (use 1..64 characters of "
-                      "A-Z a-z 0-9 . _ -)"
-                    : MALFORMED);
+        set_msg(rq, MALFORMED);
+        return -1;
+    }
+    if (ra == -2 || rb == -2) {
+        set_msg(rq, "invalid id (use 1..64 characters of "
+                    "A-Z a-z 0-9 . _ -)");
         return -1;
     }
     return 0;

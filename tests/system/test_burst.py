@@ -6,6 +6,7 @@ transparently (same request id), so no write is lost or applied twice.
 """
 
 import random
+import threading
 import time
 
 import tessera
@@ -119,18 +120,38 @@ def test_burst_with_worker_kill(tracker_factory, tmp_path):
     t = tracker_factory()
     models = [Model("b%d" % i, 1000 + i).build() for i in range(N_CLIENTS)]
     clients = [tessera.Client(t.info, tmp_path) for _ in models]
-    half = N_COMMANDS // 2
-    for c, m in zip(clients, models):
-        c.send(m.script[:half])
+    outs = [[] for _ in clients]
+
+    def reader(c, out):
+        for raw in c.proc.stdout:
+            out.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    readers = [threading.Thread(target=reader, args=(c, o), daemon=True)
+               for c, o in zip(clients, outs)]
+    for r in readers:
+        r.start()
     before = t.worker_pids()
     assert len(before) == 2
-    time.sleep(0.05)
+    for c, m in zip(clients, models):
+        c.send(m.script)
+        c.proc.stdin.close()
+    # kill a worker once the burst is well under way (bounded wait)
+    total = sum(len(m.expect) for m in models)
+    tessera.wait_until(lambda: sum(map(len, outs)) >= total // 3, 60, 0.002)
+    done_at_kill = sum(map(len, outs))
     victim = before[0]
     tessera.kill_pid(victim)
-    for c, m in zip(clients, models):
-        c.send(m.script[half:])
-    results = [c.finish(120) for c in clients]
-    for i, ((rc, out, err), m) in enumerate(zip(results, models)):
+    end = time.monotonic() + 120
+    for c in clients:
+        try:
+            c.proc.wait(max(1, end - time.monotonic()))
+        except Exception:
+            pass
+    for r in readers:
+        r.join(max(1, end - time.monotonic()))
+    assert done_at_kill < total, "the burst ended before the kill"
+    for i, (c, out, m) in enumerate(zip(clients, outs, models)):
+        rc, err = c.proc.returncode, c.stderr()
         if out != m.expect:
             diff = next((k for k in range(min(len(out), len(m.expect)))
                          if out[k] != m.expect[k]),

@@ -4,7 +4,9 @@
  * requests per second and p50/p99 latency of a read (LIST_GROUPS) and a
  * write (CREATE_GROUP with unique names) over a fixed duration each.
  *
- * Usage: trk_bench [-c CONNS] [-d SECONDS] [-p PREFIX] IP:PORT
+ * Usage: trk_bench [-c CONNS] [-d SECONDS] [-g GROUPS] [-p PREFIX] IP:PORT
+ *   GROUPS: groups each connection creates before the read phase (2),
+ *   so LIST_GROUPS returns CONNS x GROUPS groups.
  *
  * Locking: each thread owns its connection and its latency array; the
  * phases are separated by a pthread barrier and the main thread merges
@@ -29,7 +31,6 @@
 #include "ts_proto.h"
 
 #define BENCH_CONNS_MAX_N    1024
-#define BENCH_PRE_GROUPS_N   2          /* per connection, before reads */
 #define BENCH_IO_TIMEOUT_MS  10000
 
 typedef struct {
@@ -52,6 +53,7 @@ static char               g_ip[64];
 static uint16_t           g_port;
 static int                g_conns = 64;
 static int                g_secs = 5;
+static int                g_pre_groups = 2;   /* per connection, -g */
 static char               g_prefix[32];
 static pthread_barrier_t  g_barrier;
 static _Atomic int        g_phase_stop;
@@ -193,7 +195,7 @@ setup(bench_thr_t *t)
     free(body);
 
     /* a few groups so that LIST_GROUPS has something to say */
-    for (i = 0; i < BENCH_PRE_GROUPS_N; i++) {
+    for (i = 0; i < g_pre_groups; i++) {
         char g[64];
 
         snprintf(g, sizeof(g), "%spre%d_%d", g_prefix, t->idx, i);
@@ -304,7 +306,8 @@ pct_us(const uint64_t *v, size_t n, double p)
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: trk_bench [-c CONNS] [-d SECONDS] [-p PREFIX] "
+    fprintf(stderr, "usage: trk_bench [-c CONNS] [-d SECONDS] [-g GROUPS] "
+            "[-p PREFIX] "
             "IP:PORT\n");
 }
 
@@ -316,13 +319,16 @@ main(int argc, char **argv)
     uint64_t   t0;
 
     snprintf(g_prefix, sizeof(g_prefix), "b%d_", (int) getpid());
-    while ((opt = getopt(argc, argv, "c:d:p:h")) != -1) {
+    while ((opt = getopt(argc, argv, "c:d:g:p:h")) != -1) {
         switch (opt) {
         case 'c':
             g_conns = atoi(optarg);
             break;
         case 'd':
             g_secs = atoi(optarg);
+            break;
+        case 'g':
+            g_pre_groups = atoi(optarg);
             break;
         case 'p':
             snprintf(g_prefix, sizeof(g_prefix), "%s", optarg);
@@ -337,6 +343,7 @@ main(int argc, char **argv)
     }
     if (optind != argc - 1 || g_conns < 1 || g_conns > BENCH_CONNS_MAX_N
         || g_secs < 1 || g_secs > 3600
+        || g_pre_groups < 0 || g_pre_groups > 10000
         || ts_parse_hostport(argv[optind], g_ip, sizeof(g_ip), &g_port) != 0)
     {
         usage();
