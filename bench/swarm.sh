@@ -13,14 +13,14 @@
 #   RUNS    runs of each system (default 3)
 #   ANCHOR  yes|no: also run aria2+opentracker, interleaved (default yes,
 #           when ../shared/bench/anchor_swarm.sh exists)
-# Environment: TESSERA_BIN (dir of tracker/client, default repo root),
+# Environment: TESSERA_BIN (dir of tracker/client, default build/release/bin),
 #   KEEP=1 keeps the temp dir.  Every process is stopped by pid; every wait
 #   is bounded (LEECH_TIMEOUT, default 300 s).
 set -u -o pipefail
 export LC_ALL=C
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${TESSERA_BIN:-$ROOT}
+BIN=${TESSERA_BIN:-$ROOT/build/release/bin}
 SIZE=${1:-1G}
 N=${2:-4}
 RUNS=${3:-3}

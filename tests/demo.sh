@@ -1,13 +1,20 @@
 #!/bin/bash
-# tests/demo.sh -- the loopback demo (`make demo`).
+# tests/demo.sh -- the loopback demo (`make demo`): file sharing.
 #
-# Starts one tracker on a free 127.0.0.1 port (temp tracker_info.txt, data
-# dir under a mktemp dir, the production-like --kdf-iterations 100000),
-# then plays a scripted session of every command with two users, printing
-# each command before its output.  Every process is stopped by pid on exit
-# (trap), whatever happened; every wait is bounded.
-# Environment: TESSERA_BIN (dir holding tracker and client; default
-# build/release/bin), KEEP=1 keeps the temp dir.
+# Starts 2 trackers (a temp tracker_info.txt with free 127.0.0.1 ports,
+# data dirs under a mktemp dir), 3 seeder nodes and 2 leecher nodes (each
+# a ./client --keep-running whose stdin is a FIFO we write commands to and
+# whose stdout goes to a file we read back).  Users and a group are set up
+# through the client; a random file of DEMO_MIB MiB (default 200) is shared
+# by the 3 seeders; both leechers download it at once while show_downloads
+# progress lines are printed every 0.5 s; then every copy's SHA1 is checked
+# against the original and a summary is printed (time, MiB/s, and the
+# chunks each seeder served, read from the nodes' shm counters).
+#
+# Every process is stopped by pid on exit (trap), whatever happened; every
+# wait is bounded.  Environment: TESSERA_BIN (dir holding tracker and
+# client; default build/release/bin), DEMO_MIB, KEEP=1 keeps the temp dir.
+# Exit 0 only if every copy is identical.
 
 set -u
 
@@ -20,22 +27,38 @@ for b in tracker client; do
         exit 1
     fi
 done
+MIB=${DEMO_MIB:-200}
+PY=/usr/bin/python3
+[ -x $PY ] || PY=python3
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tessera-demo.XXXXXX")
-TRK_PID=
+PIDS=()            # every process we started, stopped by pid at exit
+FDS=()             # FIFO write ends we hold open
 
 cleanup() {
-    local i
-    if [ -n "$TRK_PID" ] && kill -0 "$TRK_PID" 2>/dev/null; then
-        kill -TERM "$TRK_PID" 2>/dev/null
-        for i in $(seq 50); do
-            kill -0 "$TRK_PID" 2>/dev/null || break
-            sleep 0.1
+    local p i fd
+    trap - EXIT INT TERM
+    for fd in "${FDS[@]}"; do
+        eval "exec $fd>&-" 2>/dev/null
+    done
+    for p in "${PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null
+    done
+    for i in $(seq 50); do
+        local alive=0
+        for p in "${PIDS[@]}"; do
+            kill -0 "$p" 2>/dev/null && alive=1
         done
-        kill -0 "$TRK_PID" 2>/dev/null && kill -KILL "$TRK_PID" 2>/dev/null
-        wait "$TRK_PID" 2>/dev/null
-    fi
-    exec 9>&-
+        [ $alive -eq 0 ] && break
+        sleep 0.1
+    done
+    for p in "${PIDS[@]}"; do
+        if kill -0 "$p" 2>/dev/null; then
+            echo "demo: pid $p did not stop; killing it" >&2
+            kill -KILL "$p" 2>/dev/null
+        fi
+        wait "$p" 2>/dev/null
+    done
     if [ "${KEEP:-0}" = 1 ]; then
         echo "demo: files kept in $WORK"
     else
@@ -45,97 +68,231 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+die() {
+    echo "demo: $*" >&2
+    exit 1
+}
+
 free_port() {
-    /usr/bin/python3 -c 'import socket
+    $PY -c 'import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-TPORT=$(free_port)
-printf '# demo tracker\n127.0.0.1:%s\n' "$TPORT" >"$WORK/tracker_info.txt"
+now_ms() {
+    date +%s%3N
+}
 
-echo "== starting tracker 1 on 127.0.0.1:$TPORT (log: tracker.log)"
-mkfifo "$WORK/tracker.stdin"
-"$BIN/tracker" -d "$WORK/tracker-data" --kdf-iterations 100000 \
-    "$WORK/tracker_info.txt" 1 <"$WORK/tracker.stdin" \
-    >"$WORK/tracker.log" 2>&1 &
-TRK_PID=$!
-# keep the tracker's stdin open (EOF does not stop it, but "quit" could)
-exec 9>"$WORK/tracker.stdin"
+# ---- trackers ---------------------------------------------------------------
+TP1=$(free_port)
+TP2=$(free_port)
+while [ "$TP2" = "$TP1" ]; do TP2=$(free_port); done
+INFO=$WORK/tracker_info.txt
+printf '# demo trackers\n127.0.0.1:%s\n127.0.0.1:%s\n' "$TP1" "$TP2" >"$INFO"
 
-ready=0
-for i in $(seq 100); do
-    if grep -q "ready on" "$WORK/tracker.log" 2>/dev/null; then
-        ready=1
-        break
-    fi
-    kill -0 "$TRK_PID" 2>/dev/null || break
-    sleep 0.1
+start_tracker() {
+    local id=$1 fd
+    mkfifo "$WORK/tracker$id.stdin"
+    "$BIN/tracker" -d "$WORK/tracker$id-data" --kdf-iterations 100000 \
+        "$INFO" "$id" <"$WORK/tracker$id.stdin" \
+        >"$WORK/tracker$id.log" 2>&1 &
+    PIDS+=($!)
+    # keep its stdin open (EOF does not stop it, but "quit" would)
+    exec {fd}>"$WORK/tracker$id.stdin"
+    FDS+=("$fd")
+}
+
+echo "== starting 2 trackers on 127.0.0.1:$TP1 and 127.0.0.1:$TP2"
+start_tracker 1
+start_tracker 2
+for id in 1 2; do
+    ok=0
+    for i in $(seq 150); do
+        if grep -q "ready on" "$WORK/tracker$id.log" 2>/dev/null; then
+            ok=1
+            break
+        fi
+        sleep 0.1
+    done
+    [ $ok -eq 1 ] || { cat "$WORK/tracker$id.log" >&2;
+                       die "tracker $id not ready within 15 s"; }
+    grep "ready on" "$WORK/tracker$id.log" | sed 's/^/   | /'
 done
-if [ $ready -ne 1 ]; then
-    echo "demo: tracker did not become ready within 10 s:" >&2
-    cat "$WORK/tracker.log" >&2
-    exit 1
-fi
-sed -n 's/^/   | /p' "$WORK/tracker.log"
 
-# step USER PASSWORD CMD: one command as USER, printed before its output
-step() {
-    local user=$1 pw=$2 cmd=$3 port out
+# ---- users ------------------------------------------------------------------
+SEEDERS=(seeder1 seeder2 seeder3)
+LEECHERS=(leecher1 leecher2)
+ALL=("${SEEDERS[@]}" "${LEECHERS[@]}")
+
+echo
+echo "== creating users through the client: ${ALL[*]}"
+port=$(free_port)
+out=$(for u in "${ALL[@]}"; do echo "create_user $u pw-$u"; done |
+      timeout 60 "$BIN/client" -s "$WORK/setup-node" "127.0.0.1:$port" \
+          "$INFO" 2>>"$WORK/setup.log") || {
+    echo "$out"; die "create_user failed"; }
+echo "$out" | sed 's/^/   /'
+
+# ---- nodes ------------------------------------------------------------------
+declare -A NODE_FD NODE_OUT NODE_PORT NODE_MARK
+NODE_NPID=()
+
+start_node() {
+    local u=$1 port fd
     port=$(free_port)
-    if [ "$user" = "-" ]; then
-        printf '%16s %s\n' "tessera>" "$cmd"
-    else
-        printf '%16s %s\n' "$user@tessera>" "$cmd"
-    fi
-    if [ "$user" = "-" ]; then
-        out=$(timeout 60 "$BIN/client" -s "$WORK/node-$port" \
-                  "127.0.0.1:$port" "$WORK/tracker_info.txt" \
-                  <<<"$cmd" 2>>"$WORK/client.log")
-    else
-        out=$(timeout 60 "$BIN/client" -s "$WORK/node-$port" \
-                  "127.0.0.1:$port" "$WORK/tracker_info.txt" \
-                  <<<"$(printf 'login %s %s\n%s\n' "$user" "$pw" "$cmd")" \
-                  2>>"$WORK/client.log" | tail -n +2)
-    fi
-    if [ -n "$out" ]; then
-        printf '%s\n' "$out" | sed 's/^/                  /'
-    else
-        echo "                  (nothing)"
-    fi
+    mkdir -p "$WORK/$u"
+    mkfifo "$WORK/$u/stdin"
+    "$BIN/client" -s "$WORK/$u/state" -l warn --keep-running \
+        "127.0.0.1:$port" "$INFO" <"$WORK/$u/stdin" \
+        >"$WORK/$u/out" 2>"$WORK/$u/err" &
+    PIDS+=($!)
+    exec {fd}>"$WORK/$u/stdin"
+    FDS+=("$fd")
+    NODE_FD[$u]=$fd
+    NODE_OUT[$u]=$WORK/$u/out
+    NODE_PORT[$u]=$port
+    NODE_MARK[$u]=0
+    printf '   %-9s node on 127.0.0.1:%s (pid %s)\n' "$u" "$port" "$!"
+}
+
+# ncmd USER CMD [QUIET]: runs CMD on USER's node; its output lines go to
+# stdout (prefixed unless QUIET).  A marker command after it (an unknown
+# command, whose error line is fixed) tells where the output ends.
+ncmd() {
+    local u=$1 cmd=$2 quiet=${3:-} mark out n0 i
+    NODE_MARK[$u]=$((NODE_MARK[$u] + 1))
+    mark="zz-demo-mark-${NODE_MARK[$u]}"
+    out=${NODE_OUT[$u]}
+    n0=$(wc -l <"$out")
+    printf '%s\n%s\n' "$cmd" "$mark" >&"${NODE_FD[$u]}" ||
+        die "$u: node stdin closed"
+    for i in $(seq 600); do
+        if tail -n +$((n0 + 1)) "$out" | grep -q "'$mark'"; then
+            tail -n +$((n0 + 1)) "$out" | sed "/'$mark'/,\$d" |
+                if [ -n "$quiet" ]; then cat; else
+                    sed "s/^/$(printf '%16s' '') /"; fi
+            return 0
+        fi
+        sleep 0.05
+    done
+    die "$u: no answer to '$cmd' within 30 s (see $WORK/$u/err)"
+}
+
+# show USER CMD: prints the command as a prompt line, then its output
+show() {
+    printf '%16s %s\n' "$1@tessera>" "$2"
+    ncmd "$1" "$2"
 }
 
 echo
-echo "== accounts (each command runs in a fresh client process; as"
-echo "   user@tessera it logs in first, and that login is not shown)"
-step - - "help"
-step - - "create_user alice 'alice pw'"
-step - - "create_user bob bobpw"
-step - - "create_user alice again"
-step - - "login alice wrong"
-step - - "list_groups"
-step alice "'alice pw'" "list_groups"
+echo "== starting 5 nodes (3 seeders, 2 leechers)"
+for u in "${ALL[@]}"; do
+    start_node "$u"
+done
+for u in "${ALL[@]}"; do
+    show "$u" "login $u pw-$u"
+done
 
 echo
-echo "== groups"
-step alice "'alice pw'" "create_group films"
-step alice "'alice pw'" "create_group books"
-step bob bobpw "join_group films"
-step bob bobpw "join_group films"
-step bob bobpw "list_requests films"
-step alice "'alice pw'" "list_requests films"
-step alice "'alice pw'" "accept_request films bob"
-step bob bobpw "join_group books"
-step alice "'alice pw'" "reject_request books bob"
-step alice "'alice pw'" "list_groups"
-step bob bobpw "list_my_groups"
-step alice "'alice pw'" "leave_group films"
-step bob bobpw "list_groups"
-step bob bobpw "leave_group films"
-step bob bobpw "list_groups"
+echo "== a group, through the client"
+show seeder1 "create_group demo"
+for u in seeder2 seeder3 leecher1 leecher2; do
+    show "$u" "join_group demo"
+done
+show seeder1 "list_requests demo"
+for u in seeder2 seeder3 leecher1 leecher2; do
+    show seeder1 "accept_request demo $u"
+done
+show leecher1 "list_groups"
 
-step alice "'alice pw'" "logout"
-step alice "'alice pw'" "exit"
+# ---- the file -----------------------------------------------------------------
+echo
+echo "== making a random file of $MIB MiB"
+mkdir -p "$WORK/share"
+FILE=$WORK/share/movie.bin
+head -c $((MIB * 1024 * 1024)) /dev/urandom >"$FILE" || die "no room"
+ORIG=$(sha1sum "$FILE" | cut -d' ' -f1)
+echo "   sha1 $ORIG"
+for u in "${SEEDERS[@]}"; do
+    show "$u" "upload_file $FILE demo"
+done
+show leecher1 "list_files demo"
+
+# ---- both leechers download at once -----------------------------------------
+echo
+echo "== both leechers download it at once (show_downloads every 0.5 s)"
+for u in "${LEECHERS[@]}"; do
+    mkdir -p "$WORK/$u/downloads"
+    show "$u" "download_file demo movie.bin $WORK/$u/downloads"
+done
+T0=$(now_ms)
+finished=0
+for i in $(seq 1200); do         # at most 600 s
+    finished=1
+    line=""
+    for u in "${LEECHERS[@]}"; do
+        l=$(ncmd "$u" "show_downloads" quiet | grep -F "] movie.bin" |
+            head -n 1)
+        line="$line$(printf '  %-8s %-58s' "$u" "${l:-(none)}")"
+        case $l in "[C]"*|"[F]"*) ;; *) finished=0 ;; esac
+    done
+    printf '%6.1fs%s\n' "$(awk -v a="$(now_ms)" -v b="$T0" \
+        'BEGIN { print (a - b) / 1000 }')" "$line"
+    [ $finished -eq 1 ] && break
+    sleep 0.5
+done
+T1=$(now_ms)
+[ $finished -eq 1 ] || die "downloads did not finish within 600 s"
+
+# ---- verify and summarize ---------------------------------------------------
+echo
+echo "== verifying every copy against the original ($ORIG)"
+bad=0
+for u in "${LEECHERS[@]}"; do
+    f=$WORK/$u/downloads/movie.bin
+    if [ -f "$f" ]; then
+        s=$(sha1sum "$f" | cut -d' ' -f1)
+    else
+        s="(missing)"
+    fi
+    if [ "$s" = "$ORIG" ]; then
+        printf '   %-9s %s  OK\n' "$u" "$s"
+    else
+        printf '   %-9s %s  MISMATCH\n' "$u" "$s"
+        bad=1
+    fi
+done
+
+ms=$((T1 - T0))
+[ $ms -gt 0 ] || ms=1
+echo
+echo "== summary"
+awk -v mib="$MIB" -v ms="$ms" 'BEGIN {
+    printf "   %d MiB to each of 2 leechers in %.2f s: %.1f MiB/s in total\n",
+        mib, ms / 1000, 2 * mib * 1000 / ms }'
+# chunks each seeder served: the shares' counters in the nodes' shm
+# segments (the client prints no such counter); offsets come from the
+# real headers through tests/system/nodes.py.
+args=()
+for u in "${SEEDERS[@]}" "${LEECHERS[@]}"; do
+    args+=("$u" "${NODE_PORT[$u]}")
+done
+ROOT=$ROOT $PY - "${args[@]}" <<'EOF' 2>/dev/null || echo "   (chunks per source: shm counters not readable)"
+import os, sys
+sys.path.insert(0, os.path.join(os.environ.get("ROOT", "."), "tests/system"))
+import nodes
+a = sys.argv[1:]
+for u, port in zip(a[::2], a[1::2]):
+    s = nodes.NodeShm(int(port))
+    served = sum(x["chunks_served"] for x in s.shares()
+                 if x["name"] == "movie.bin")
+    st = s.stats()
+    print("   %-9s served %5d chunks of movie.bin   (node: %d chunks up, "
+          "%d down, %d hash failures)" % (u, served, st["chunks_up"],
+                                          st["chunks_down"],
+                                          st["hash_failures"]))
+    s.close()
+EOF
 
 echo
-echo "== stopping tracker (pid $TRK_PID)"
-exit 0
+echo "== stopping everything by pid"
+exit $bad

@@ -10,7 +10,8 @@
 #
 # Environment for the system tests: TESSERA_BIN (the directory holding
 # tracker and client; default OUTDIR/bin, which is where the Makefile
-# links them) and TESSERA_TOOLS (OUTDIR/tools).  No locks; every child is bounded by timeout(1).
+# links them) and TESSERA_TOOLS (OUTDIR/tools).  No locks; every child
+# is bounded by timeout(1).
 
 set -u
 

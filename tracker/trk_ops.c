@@ -27,6 +27,7 @@
 #include "ts_log.h"
 #include "ts_net.h"
 #include "trk_ops.h"
+#include "trk_files.h"         /* G1: presence hooks */
 
 #define SESSION_GONE  "session expired; log in again"
 #define BAD_LOGIN     "wrong user id or password"
@@ -425,8 +426,11 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
         build_reply(out, &rq, TS_ERR_INTERNAL);
         return;
     }
+    /* G1: the node's presence record learns the session in the same
+     * transaction */
     if (trk_store_begin(env->st) != 0
         || trk_session_put(env->st, h, &s) != 0
+        || trk_files_session_added(env->st, h, s.user, s.node_addr) != 0
         || trk_store_commit(env->st) != 0)
     {
         trk_store_cancel(env->st);
@@ -471,7 +475,11 @@ op_logout(trk_req_t *rq)
         set_msg(rq, MALFORMED);
         return TS_ERR_BADREQ;
     }
-    rc = trk_session_del(rq->env->st, rq->tok_hash);
+    /* G1: this node's sources go offline with the session */
+    rc = trk_files_session_gone(rq->env->st, rq->tok_hash);
+    if (rc == 0) {
+        rc = trk_session_del(rq->env->st, rq->tok_hash);
+    }
     if (rc < 0) {
         set_msg(rq, "tracker database error");
         return TS_ERR_INTERNAL;
@@ -773,6 +781,8 @@ housekeep_pass(trk_env_t *env, int64_t now)
     deleted = 0;
     if (sw.expired.n > 0 && trk_store_begin(env->st) == 0) {
         for (i = 0; i < sw.expired.n; i++) {
+            /* G1: presence record first (it reads the session) */
+            (void) trk_files_session_gone(env->st, sw.expired.h[i]);
             if (trk_session_del(env->st, sw.expired.h[i]) == 0) {
                 deleted++;
             }

@@ -30,6 +30,7 @@
 #include "ts_crypto.h"
 #include "ts_log.h"
 #include "trk_store.h"
+#include "trk_files.h"         /* G1: leave/dissolve hooks */
 
 #define REC_USER     'U'
 #define REC_GROUP    'G'
@@ -169,6 +170,14 @@ const char *
 trk_store_errstr(trk_store_t *st)
 {
     return tdb_errorstr(st->tdb);
+}
+
+
+/* G1: raw handle for trk_files.c (its own key kinds). */
+struct tdb_context *
+trk_store_tdb(trk_store_t *st)
+{
+    return st->tdb;
 }
 
 
@@ -824,7 +833,10 @@ trk_do_leave_group(trk_store_t *st, const char *user, const char *group,
     remove_at(g.members, &g.nmembers, (uint32_t) i);
     if (g.nmembers == 0) {
         /* last member: the group and its pending requests go */
-        if (trk_group_del(st, group) != 0) {
+        /* G1: a dissolved group's files go with it */
+        if (trk_group_del(st, group) != 0
+            || trk_files_group_gone(st, group) != 0)
+        {
             s = fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
             goto done;
         }
@@ -836,7 +848,10 @@ trk_do_leave_group(trk_store_t *st, const char *user, const char *group,
         snprintf(g.owner, sizeof(g.owner), "%s", g.members[0].user);
         snprintf(new_owner, nosz, "%s", g.owner);
     }
-    if (trk_group_put(st, group, &g) != 0) {
+    /* G1: the leaver stops being a source of the group's files */
+    if (trk_group_put(st, group, &g) != 0
+        || trk_files_member_left(st, group, user) != 0)
+    {
         s = fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
     }
 

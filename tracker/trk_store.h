@@ -75,6 +75,10 @@ void trk_store_cancel(trk_store_t *st);
 int  trk_store_in_txn(const trk_store_t *st);
 /* tdb_errorstr of the last failure. */
 const char *trk_store_errstr(trk_store_t *st);
+/* G1 (trk_files.c): the tdb handle, for the file registry's own keys
+ * (f/ p/ l/ m/ n/).  Same thread rules as the store itself. */
+struct tdb_context;
+struct tdb_context *trk_store_tdb(trk_store_t *st);
 
 /* ---- raw records (0 found, 1 absent, -1 error or corrupt) ------------- */
 int trk_user_get(trk_store_t *st, const char *user, trk_user_t *u);

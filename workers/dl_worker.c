@@ -31,8 +31,13 @@
  * A chunk is marked done only after its hash matched and pwrite() returned, so a half-written chunk is
  * simply fetched again; the final whole-file SHA1 catches anything else.
  */
+/* SHA_CTX is a plain struct that can live in shm (node_fhash_sh_t); the
+ * SHA1_* calls are deprecated in OpenSSL 3 but are the same assembly */
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +68,12 @@
                            + (uint32_t) (TS_FILE_MAX_CHUNKS_N / 8) + 8)
 #define DL_FINAL_BLOCK_B  (4u << 20)
 #define DL_DEFAULT_RATE   (100ull << 20)
+#define DL_FH_BUSY        UINT32_MAX
+#define DL_FH_BATCH_N     8          /* chunks per frontier-hash turn */
+#define DL_PICK_WINDOW_N  16         /* in-order candidates picked among */
+#define DL_WB_STEP_B      (32ull << 20)  /* start writeback every ... */
+
+_Static_assert(sizeof(SHA_CTX) <= NODE_FHASH_CTX_B, "SHA_CTX too big");
 
 enum { REQ_GET = 1, REQ_MAP = 2 };
 enum { RX_HDR = 0, RX_HEAD, RX_BODY, RX_DATA };
@@ -122,6 +133,8 @@ typedef struct {
     uint8_t   *avoid;        /* src+1 that sent bad data for a chunk */
     int64_t    avail_ms;
     int        dirty;
+    uint32_t   fh_next;      /* frontier last seen (a lower bound) */
+    uint64_t   wb_off;       /* writeback started up to here */
 } dl_local_t;
 
 typedef struct {
@@ -569,6 +582,137 @@ dl_conn_send(dl_t *w, dl_conn_t *k, uint8_t type, const dl_req_t *r)
     return 0;
 }
 
+/* ---- whole-file SHA1 frontier (node_fhash_sh_t in node_shm.h) -------- */
+
+/* Feeds done chunks at the frontier of download i into the whole-file
+ * SHA1, at most max of them; chunk `chunk` is taken from buf (when not
+ * NULL), the others are read back from the .part (page cache).  Returns
+ * the frontier after the call, or DL_FH_BUSY when another worker holds
+ * the claim (or the entry was reused). */
+static uint32_t
+dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
+              uint32_t max)
+{
+    dl_local_t        *l = &w->loc[i];
+    node_fhash_sh_t   *fh = node_dl_fhash(w->shm, i);
+    _Atomic uint64_t  *done = node_dl_done(w->shm, i);
+    node_fhash_copy_t *cp, *np;
+    SHA_CTX            ctx;
+    uint64_t           pub, off, wb;
+    uint32_t           next, n = 0, len;
+    ssize_t            got;
+    int                fd;
+
+    if (fh == NULL || !l->active) {
+        return DL_FH_BUSY;
+    }
+    /* fh_next is a lower bound: its chunk not done = nothing to do */
+    if (l->fh_next >= l->nchunks || !node_bit_test(done, l->fh_next)) {
+        return l->fh_next;
+    }
+    if (!ts_claim_try(&fh->owner, w->me)) {
+        return DL_FH_BUSY;
+    }
+    pub = atomic_load_explicit(&fh->pub, memory_order_acquire);
+    if ((uint32_t) (pub >> 32) != l->id) {
+        ts_claim_release(&fh->owner, w->me);
+        return DL_FH_BUSY;
+    }
+    cp = &fh->copy[pub & 1];
+    np = &fh->copy[(pub & 1) ^ 1];
+    next = cp->id == l->id ? cp->next : 0;
+    if (next > l->nchunks) {
+        next = 0;
+    }
+    if (next == 0) {
+        SHA1_Init(&ctx);
+    } else {
+        memcpy(&ctx, cp->ctx, sizeof(ctx));
+    }
+    fd = -1;
+    while (next < l->nchunks && n < max && node_bit_test(done, next)) {
+        len = dl_chunk_len(l, next);
+        if (buf != NULL && next == chunk) {
+            SHA1_Update(&ctx, buf, len);
+        } else {
+            if (fd < 0 && (fd = dl_part_fd(l)) < 0) {
+                break;
+            }
+            do {
+                got = pread(fd, w->fbuf, len, (off_t) next * TS_CHUNK_B);
+            } while (got < 0 && errno == EINTR);
+            if (got != (ssize_t) len) {
+                break;          /* finalization falls back to a re-read */
+            }
+            SHA1_Update(&ctx, w->fbuf, len);
+        }
+        next++;
+        n++;
+    }
+    if (n > 0) {
+        /* write the other copy, then publish it; a kill before the CAS
+         * leaves the valid copy as it was */
+        np->id = l->id;
+        np->next = next;
+        memcpy(np->ctx, &ctx, sizeof(ctx));
+        if (!atomic_compare_exchange_strong_explicit(&fh->pub, &pub, pub + 1,
+                                                     memory_order_acq_rel,
+                                                     memory_order_relaxed))
+        {
+            ts_claim_release(&fh->owner, w->me);
+            return DL_FH_BUSY;  /* the entry was reset under us */
+        }
+    }
+    ts_claim_release(&fh->owner, w->me);
+    if (next > l->fh_next) {
+        l->fh_next = next;
+    }
+    /* start writeback of what is hashed so the final fsync has little
+     * left to do (no wait here: SYNC_FILE_RANGE_WRITE only queues) */
+    off = (uint64_t) l->fh_next * TS_CHUNK_B;
+    if (off > l->size) {
+        off = l->size;
+    }
+    if (DL_WB_STEP_B > 0 && off >= l->wb_off + DL_WB_STEP_B && l->fd >= 0) {
+        wb = off - l->wb_off;
+        sync_file_range(l->fd, (off_t) l->wb_off, (off_t) wb,
+                        SYNC_FILE_RANGE_WRITE);
+        l->wb_off = off;
+    }
+    return next;
+}
+
+/* The whole-file SHA1 once the frontier reached the end: 0, or -1 if
+ * the published state is not complete (then the caller re-reads). */
+static int
+dl_fh_final(dl_t *w, int i, uint8_t md[20])
+{
+    dl_local_t        *l = &w->loc[i];
+    node_fhash_sh_t   *fh = node_dl_fhash(w->shm, i);
+    node_fhash_copy_t  cp;
+    SHA_CTX            ctx;
+    uint64_t           pub;
+
+    if (fh == NULL || !ts_claim_try(&fh->owner, w->me)) {
+        return -1;
+    }
+    pub = atomic_load_explicit(&fh->pub, memory_order_acquire);
+    cp = fh->copy[pub & 1];
+    ts_claim_release(&fh->owner, w->me);
+    if ((uint32_t) (pub >> 32) != l->id || cp.id != l->id
+        || cp.next != l->nchunks)
+    {
+        return -1;
+    }
+    if (l->nchunks == 0) {
+        SHA1_Init(&ctx);
+    } else {
+        memcpy(&ctx, cp.ctx, sizeof(ctx));
+    }
+    SHA1_Final(md, &ctx);
+    return 0;
+}
+
 /* ---- replies --------------------------------------------------------- */
 
 static void
@@ -668,7 +812,7 @@ dl_got_chunk(dl_t *w, dl_conn_t *k, const dl_req_t *r)
     }
     atomic_store(&src->errors, 0);
     k->errors = 0;
-    ts_sha1(k->data, r->len, md);
+    SHA1(k->data, r->len, md);
     if (memcmp(md, node_dl_hashes(w->shm, r->dl) + 20ull * r->chunk, 20)
         != 0)
     {
@@ -722,6 +866,8 @@ dl_got_chunk(dl_t *w, dl_conn_t *k, const dl_req_t *r)
     atomic_fetch_add(&w->stats->chunks_down, 1);
     atomic_fetch_add(&src->chunks, 1);
     dl_rate_update(src, r->len, dl_now_us() - k->start_us);
+    /* the chunk is cache-hot: if it is the frontier, hash it from here */
+    dl_fh_advance(w, r->dl, k->data, r->chunk, DL_FH_BATCH_N);
 }
 
 /* A whole reply has arrived for the head request. */
@@ -1121,7 +1267,11 @@ dl_pick(dl_t *w, int i, int64_t now)
                 best = l->avail[c];
                 cnt = 1;
                 pick = c;
-            } else if (dl_rand(w) % ++cnt == 0) {
+            } else if (cnt < DL_PICK_WINDOW_N
+                       && dl_rand(w) % ++cnt == 0)
+            {
+                /* among equally rare chunks, one of the first few in file
+                 * order: the whole-file hash frontier keeps up */
                 pick = c;
             }
         }
@@ -1192,11 +1342,19 @@ dl_finalize(dl_t *w, int i)
     ssize_t           n;
     int               fd, dfd;
     char              dir[PATH_MAX], *slash;
+    int64_t           t0 = ts_now_ms(), t1, t2;
+    uint32_t          front;
 
     for (c = 0; c < l->nchunks; c++) {
         if (!node_bit_test(done, c)) {
             return;
         }
+    }
+    /* finish the frontier hash; if another worker is feeding it, it
+     * comes back here itself when its turn ends */
+    front = dl_fh_advance(w, i, NULL, 0, UINT32_MAX - 1);
+    if (front == DL_FH_BUSY) {
+        return;
     }
     if (!atomic_compare_exchange_strong(&d->finalize_owner, &exp, w->me)) {
         return;
@@ -1215,6 +1373,16 @@ dl_finalize(dl_t *w, int i)
         dl_fail(w, i, "cannot size the .part file");
         goto out;
     }
+    if (front == l->nchunks && dl_fh_final(w, i, md) == 0
+        && memcmp(md, l->sha1, 20) == 0)
+    {
+        goto hashed;
+    }
+    /* no complete frontier hash (a read failed) or it disagrees: the
+     * file itself decides, read back from the .part */
+    ts_warn("download %s/%s: frontier hash %s; re-reading the .part",
+            l->group, l->name, front == l->nchunks ? "mismatch"
+                                                   : "incomplete");
     h = ts_sha1_new();
     if (h == NULL) {
         atomic_store(&d->state, NODE_DL_ACTIVE);
@@ -1245,6 +1413,8 @@ dl_finalize(dl_t *w, int i)
         dl_fail(w, i, "whole-file SHA1 mismatch (the .part is kept)");
         goto out;
     }
+hashed:
+    t1 = ts_now_ms();
     if (fsync(fd) != 0) {
         ts_err("fsync(\"%s\") failed: %s", l->part, strerror(errno));
         dl_fail(w, i, "fsync of the .part file failed");
@@ -1261,6 +1431,7 @@ dl_finalize(dl_t *w, int i)
         dl_fail(w, i, why);
         goto out;
     }
+    t2 = ts_now_ms();
     /* make the rename durable too */
     snprintf(dir, sizeof(dir), "%s", l->dest);
     slash = strrchr(dir, '/');
@@ -1279,8 +1450,10 @@ dl_finalize(dl_t *w, int i)
     atomic_store(&d->finished_ms, ts_wall_ms());
     atomic_store(&d->waiting, 0);
     atomic_store(&d->state, NODE_DL_DONE);
-    ts_info("download %s/%s done: %llu bytes -> %s", l->group, l->name,
-            (unsigned long long) l->size, l->dest);
+    ts_info("download %s/%s done: %llu bytes -> %s (final hash %lld ms, "
+            "fsync+rename %lld ms, dir fsync %lld ms)", l->group, l->name,
+            (unsigned long long) l->size, l->dest, (long long) (t1 - t0),
+            (long long) (t2 - t1), (long long) (ts_now_ms() - t2));
 out:
     ts_claim_release(&d->finalize_owner, w->me);
     dl_local_drop(l);
@@ -1307,6 +1480,7 @@ dl_schedule(dl_t *w)
         }
         dl_maps(w, i, now);
         dl_maybe(w, i);
+        dl_fh_advance(w, i, NULL, 0, DL_FH_BATCH_N);
         if (l->dirty || now - l->avail_ms >= DL_AVAIL_MS) {
             dl_avail(w, i, now);
         }

@@ -271,6 +271,7 @@ node_reclaim(const ts_shm_t *shm, ts_owner_t dead)
     ts_slot_sh_t     *slots = node_slots(shm);
     node_dl_sh_t     *dls = node_dls(shm);
     _Atomic uint32_t *slot_if;
+    node_fhash_sh_t  *fh;
     size_t            freed = 0;
     uint64_t          exp;
     uint32_t          nchunks, state, k;
@@ -339,6 +340,15 @@ node_reclaim(const ts_shm_t *shm, ts_owner_t dead)
                 ts_warn("download %d: finalizer %d died; back to ACTIVE", i,
                         (int) ts_owner_pid(dead));
             }
+        }
+
+        /* frontier hasher claim: the valid copy is intact (node_shm.h) */
+        fh = node_dl_fhash(shm, i);
+        exp = dead;
+        if (fh != NULL
+            && atomic_compare_exchange_strong(&fh->owner, &exp, 0))
+        {
+            freed++;
         }
 
         /* chunk claims */
@@ -516,6 +526,7 @@ node_dl_add(ts_shm_t *s, const char *group, const char *name,
     node_dl_sh_t      *dls = node_dls(s), *d;
     _Atomic uint64_t  *bm;
     _Atomic uint32_t  *sif;
+    node_fhash_sh_t   *fh;
     uint32_t           c, ndone = 0;
     uint64_t           bytes = 0;
     int                i, j, k;
@@ -604,6 +615,14 @@ node_dl_add(ts_shm_t *s, const char *group, const char *name,
     atomic_store(&d->started_ms, ts_wall_ms());
     atomic_store(&d->finished_ms, 0);
     atomic_fetch_add(&d->id, 1);
+    /* frontier hasher: generation 0 of the new id, both copies unused */
+    fh = node_dl_fhash(s, i);
+    if (fh != NULL) {
+        fh->copy[0].id = fh->copy[1].id = 0;
+        fh->copy[0].next = fh->copy[1].next = 0;
+        atomic_store(&fh->owner, 0);
+        atomic_store(&fh->pub, (uint64_t) atomic_load(&d->id) << 32);
+    }
     atomic_store_explicit(&d->state, NODE_DL_ACTIVE, memory_order_release);
     return i;
 }

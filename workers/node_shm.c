@@ -34,6 +34,7 @@ const ts_shm_spec_t node_shm_specs[] = {
     { NODE_T_DLDATA,   (uint32_t) NODE_DLDATA_B, TS_NODE_DOWNLOADS_N, NULL },
     { NODE_T_INFLIGHT, sizeof(node_inflight_sh_t), TS_SUP_WORKERS_MAX_N,
       NULL },
+    { NODE_T_FHASH,    sizeof(node_fhash_sh_t), TS_NODE_DOWNLOADS_N,  NULL },
 };
 
 const int node_shm_nspecs = (int) (sizeof(node_shm_specs)
@@ -157,6 +158,18 @@ node_slot_inflight(const ts_shm_t *s, int slot, int i)
         return NULL;
     }
     return t[slot].n[i];
+}
+
+
+node_fhash_sh_t *
+node_dl_fhash(const ts_shm_t *s, int i)
+{
+    node_fhash_sh_t *t = node_table(s, NODE_T_FHASH);
+
+    if (t == NULL || i < 0 || i >= TS_NODE_DOWNLOADS_N) {
+        return NULL;
+    }
+    return &t[i];
 }
 
 

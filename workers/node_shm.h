@@ -52,7 +52,8 @@ enum {
     NODE_T_SHARES = 3,
     NODE_T_DLS    = 4,
     NODE_T_DLDATA = 5,
-    NODE_T_INFLIGHT = 6     /* added by F1: node_inflight_sh_t x slots */
+    NODE_T_INFLIGHT = 6,    /* added by F1: node_inflight_sh_t x slots */
+    NODE_T_FHASH  = 7       /* added by P: node_fhash_sh_t x downloads */
 };
 
 /* worker roles in slots[].role and in the supervisor's role table */
@@ -159,6 +160,36 @@ typedef struct {
     _Atomic uint32_t n[TS_NODE_DOWNLOADS_N][TS_NODE_SOURCES_N];
 } node_inflight_sh_t;
 
+/*
+ * Whole-file SHA1 computed while downloading (added by P): entry i belongs
+ * to download i.  The "frontier" is the count of leading chunks already
+ * fed, in order, into a SHA1 state; a downloader that finds the chunk at
+ * the frontier done (after claiming `owner`) feeds it and the done chunks
+ * after it, so finalization only has to finish the hash, fsync and rename.
+ *
+ * Two copies, published by `pub` = (download id << 32 | generation):
+ * copy[gen & 1] is the valid one.  The owner copies it, hashes, writes the
+ * result into the other copy (with the download id), then CASes pub to
+ * gen + 1.  A worker SIGKILLed mid-update leaves the valid copy untouched
+ * (reclaim only frees `owner`); a stale writer from an earlier use of the
+ * entry writes its own id into the copy and its CAS fails, and readers
+ * ignore a copy whose id is not the download's (frontier 0 then).
+ * node_dl_add resets pub to (new id << 32) before state leaves FREE.
+ * `ctx` holds an OpenSSL SHA_CTX (plain struct, no pointers).
+ */
+#define NODE_FHASH_CTX_B  128
+typedef struct {
+    uint32_t         id;               /* download id this copy is for */
+    uint32_t         next;             /* chunks [0, next) are hashed */
+    uint64_t         ctx[NODE_FHASH_CTX_B / 8];
+} node_fhash_copy_t;
+
+typedef struct {
+    _Atomic uint64_t  owner;           /* claim: the worker advancing it */
+    _Atomic uint64_t  pub;             /* id << 32 | generation */
+    node_fhash_copy_t copy[2];
+} node_fhash_sh_t;
+
 /* per-download arrays */
 #define NODE_BITMAP_WORDS   ((TS_FILE_MAX_CHUNKS_N + 63) / 64)
 #define NODE_OFF_HASHES     0ull
@@ -181,6 +212,8 @@ _Atomic uint64_t *node_dl_claims(const ts_shm_t *s, int i);
 _Atomic uint64_t *node_dl_map(const ts_shm_t *s, int i, int src);
 /* TS_NODE_SOURCES_N counters of worker slot `slot` for download i. */
 _Atomic uint32_t *node_slot_inflight(const ts_shm_t *s, int slot, int i);
+/* The frontier hasher of download i, or NULL (added by P). */
+node_fhash_sh_t  *node_dl_fhash(const ts_shm_t *s, int i);
 
 /* The table specs for ts_shm_create, and the segment name for a port. */
 extern const ts_shm_spec_t node_shm_specs[];

@@ -26,6 +26,18 @@ TOOLS = os.path.abspath(os.environ.get("TESSERA_TOOLS",
                                        os.path.join(REPO, "build/release/tools")))
 KDF = "1000"
 
+
+def _is_asan(path):
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+# ASan builds are slower and keep freed memory in quarantine.
+ASAN = _is_asan(os.path.join(BIN, "tracker"))
+
 # Protocol constants (common/ts_proto.h).
 MAGIC = 0x54
 VERSION = 1
@@ -485,8 +497,10 @@ class Raw:
         st, msg, body = self.request("LOGIN", pstr(user) + pstr(pw) +
                                      pstr(node))
         assert st == OK, (st, msg)
-        assert len(body) == 16, body
-        return body
+        # raw tok[16], u32 heartbeat_ms
+        assert len(body) == 20, body
+        self.heartbeat_ms = struct.unpack(">I", body[16:])[0]
+        return body[:16]
 
     def list_groups(self, tok):
         st, msg, body = self.request("LIST_GROUPS", tok)

@@ -1,0 +1,30 @@
+/*
+ * cli_node.h -- the client's node: started with the CLI on its <IP>:<PORT>
+ * and stopped when the CLI exits (exit, EOF, SIGTERM/SIGINT).
+ *
+ * The node (workers/node.h) is one supervisor process forked by the CLI
+ * with uploader and downloader workers; this module only owns the
+ * node_t and its options.
+ *
+ * Locking: main thread only (start before any other thread exists, stop
+ * after the agent thread has been joined).
+ * Crash behaviour: if the CLI dies, the supervisor gets SIGTERM through
+ * PR_SET_PDEATHSIG and its workers follow; the shm segment is replaced by
+ * the next start on the same port.
+ */
+#ifndef CLI_NODE_H_INCLUDED
+#define CLI_NODE_H_INCLUDED
+
+#include <stdint.h>
+#include "node.h"
+
+/* Starts the node on ip:port with the given worker counts (0 = default).
+ * 0, or -1 after printing a clear error on stderr (port in use, ...). */
+int      cli_node_start(const char *ip, uint16_t port, int uploaders,
+                        int downloaders);
+/* The running node, or NULL. */
+node_t  *cli_node_get(void);
+/* Stops the node (idempotent). */
+void     cli_node_stop(void);
+
+#endif

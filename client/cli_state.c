@@ -1,0 +1,624 @@
+/*
+ * cli_state.c -- node.tdb: the client node's shares and downloads, per
+ * user (see cli_state.h for keys and record layouts).
+ *
+ * Records are ts_buf encoded with a version byte first; decode checks
+ * every length against its bound before anything is allocated and the
+ * whole record is consumed (ts_rbuf_end), so a truncated, padded or
+ * otherwise corrupt record is rejected as a unit.
+ *
+ * Locking: none here; the CLI serialises every call (cli_agent.c's
+ * lock).  tdb's own fcntl locks keep a second process honest.
+ * Crash behaviour: every put/delete runs inside a tdb transaction (its
+ * own, or the caller's wider one), so a crash leaves each record old or
+ * new; tdb replays or discards an interrupted transaction on open.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <tdb.h>
+
+#include "ts_config.h"
+#include "ts_buf.h"
+#include "ts_log.h"
+#include "ts_proto.h"
+#include "cli_state.h"
+
+#define CLI_KEY_MAX_B  (2 + TS_ID_MAX_B + 1 + TS_ID_MAX_B + 1 \
+                        + TS_NAME_MAX_B + 1)
+
+struct cli_state_s {
+    struct tdb_context  *tdb;
+    int                  in_tx;
+};
+
+
+uint32_t
+cli_nchunks(uint64_t size)
+{
+    return (uint32_t) ((size + TS_CHUNK_B - 1) / TS_CHUNK_B);
+}
+
+
+size_t
+cli_bitmap_b(uint32_t nchunks)
+{
+    return ((size_t) nchunks + 7) / 8;
+}
+
+
+/* ---- codec ------------------------------------------------------------ */
+
+void
+cli_share_encode(const cli_share_rec_t *r, ts_wbuf_t *b)
+{
+    ts_put_u8(b, CLI_REC_VERSION);
+    ts_put_str(b, r->group);
+    ts_put_str(b, r->name);
+    ts_put_str(b, r->path);
+    ts_put_u64(b, r->size);
+    ts_put_u64(b, (uint64_t) r->mtime_ns);
+    ts_put_u32(b, r->nchunks);
+    ts_put_raw(b, r->sha1, 20);
+}
+
+
+/* an absolute path, not empty */
+static int
+cli_path_ok(const char *p)
+{
+    return p[0] == '/';
+}
+
+
+static int
+cli_size_ok(uint64_t size, uint32_t nchunks)
+{
+    return size <= TS_FILE_MAX_B && nchunks == cli_nchunks(size);
+}
+
+
+int
+cli_share_decode(const void *p, size_t n, cli_share_rec_t *r)
+{
+    ts_rbuf_t  rb;
+
+    memset(r, 0, sizeof(*r));
+    ts_rbuf_init(&rb, p, n);
+    if (ts_get_u8(&rb) != CLI_REC_VERSION) {
+        return -1;
+    }
+    ts_get_str(&rb, r->group, sizeof(r->group));
+    ts_get_str(&rb, r->name, sizeof(r->name));
+    ts_get_str(&rb, r->path, sizeof(r->path));
+    r->size = ts_get_u64(&rb);
+    r->mtime_ns = (int64_t) ts_get_u64(&rb);
+    r->nchunks = ts_get_u32(&rb);
+    ts_get_raw(&rb, r->sha1, 20);
+    if (ts_rbuf_end(&rb) != 0 || !ts_valid_id(r->group)
+        || !ts_valid_filename(r->name) || !cli_path_ok(r->path)
+        || !cli_size_ok(r->size, r->nchunks))
+    {
+        memset(r, 0, sizeof(*r));
+        return -1;
+    }
+    return 0;
+}
+
+
+void
+cli_dl_encode(const cli_dl_rec_t *r, ts_wbuf_t *b)
+{
+    ts_put_u8(b, CLI_REC_VERSION);
+    ts_put_str(b, r->group);
+    ts_put_str(b, r->name);
+    ts_put_str(b, r->dest);
+    ts_put_str(b, r->part);
+    ts_put_u64(b, r->size);
+    ts_put_u32(b, r->nchunks);
+    ts_put_raw(b, r->sha1, 20);
+    ts_put_blob(b, r->hashes, (uint32_t) (20ull * r->nchunks));
+    ts_put_u8(b, (uint8_t) r->state);
+    ts_put_str(b, r->error);
+    ts_put_blob(b, r->done, (uint32_t) cli_bitmap_b(r->nchunks));
+}
+
+
+int
+cli_dl_alloc(cli_dl_rec_t *r)
+{
+    r->hashes = NULL;
+    r->done = NULL;
+    if (r->nchunks > TS_FILE_MAX_CHUNKS_N) {
+        return -1;
+    }
+    if (r->nchunks == 0) {
+        return 0;
+    }
+    r->hashes = calloc(r->nchunks, 20);
+    r->done = calloc(cli_bitmap_b(r->nchunks), 1);
+    if (r->hashes == NULL || r->done == NULL) {
+        cli_dl_free(r);
+        return -1;
+    }
+    return 0;
+}
+
+
+void
+cli_dl_free(cli_dl_rec_t *r)
+{
+    free(r->hashes);
+    free(r->done);
+    r->hashes = NULL;
+    r->done = NULL;
+}
+
+
+int
+cli_dl_copy(cli_dl_rec_t *dst, const cli_dl_rec_t *src)
+{
+    *dst = *src;
+    if (cli_dl_alloc(dst) != 0) {
+        return -1;
+    }
+    if (src->nchunks > 0) {
+        memcpy(dst->hashes, src->hashes, 20ull * src->nchunks);
+        memcpy(dst->done, src->done, cli_bitmap_b(src->nchunks));
+    }
+    return 0;
+}
+
+
+int
+cli_dl_decode(const void *p, size_t n, cli_dl_rec_t *r)
+{
+    ts_rbuf_t       rb;
+    const uint8_t  *hashes, *done;
+    uint32_t        hlen, dlen;
+    uint32_t        i;
+
+    memset(r, 0, sizeof(*r));
+    ts_rbuf_init(&rb, p, n);
+    if (ts_get_u8(&rb) != CLI_REC_VERSION) {
+        return -1;
+    }
+    ts_get_str(&rb, r->group, sizeof(r->group));
+    ts_get_str(&rb, r->name, sizeof(r->name));
+    ts_get_str(&rb, r->dest, sizeof(r->dest));
+    ts_get_str(&rb, r->part, sizeof(r->part));
+    r->size = ts_get_u64(&rb);
+    r->nchunks = ts_get_u32(&rb);
+    ts_get_raw(&rb, r->sha1, 20);
+    if (rb.err || !cli_size_ok(r->size, r->nchunks)) {
+        goto bad;
+    }
+    /* the blobs' bounds follow from nchunks, checked above */
+    hashes = ts_get_blob(&rb, &hlen, (uint32_t) (20ull * r->nchunks));
+    r->state = ts_get_u8(&rb);
+    ts_get_str(&rb, r->error, sizeof(r->error));
+    done = ts_get_blob(&rb, &dlen, (uint32_t) cli_bitmap_b(r->nchunks));
+    if (ts_rbuf_end(&rb) != 0
+        || hlen != 20ull * r->nchunks || dlen != cli_bitmap_b(r->nchunks)
+        || (r->state != CLI_DL_ACTIVE && r->state != CLI_DL_DONE
+            && r->state != CLI_DL_FAILED)
+        || !ts_valid_id(r->group) || !ts_valid_filename(r->name)
+        || !cli_path_ok(r->dest) || !cli_path_ok(r->part))
+    {
+        goto bad;
+    }
+    /* bits past the last chunk must be clear */
+    for (i = r->nchunks; i < dlen * 8; i++) {
+        if ((done[i >> 3] >> (i & 7)) & 1) {
+            goto bad;
+        }
+    }
+    if (cli_dl_alloc(r) != 0) {
+        goto bad;
+    }
+    if (r->nchunks > 0) {
+        memcpy(r->hashes, hashes, hlen);
+        memcpy(r->done, done, dlen);
+    }
+    return 0;
+
+bad:
+    memset(r, 0, sizeof(*r));
+    return -1;
+}
+
+
+/* ---- database ------------------------------------------------------- */
+
+cli_state_t *
+cli_state_open(const char *dir)
+{
+    cli_state_t  *st;
+    char          path[PATH_MAX];
+
+    if (snprintf(path, sizeof(path), "%s/%s", dir, CLI_STATE_FILE)
+        >= (int) sizeof(path))
+    {
+        ts_err("state dir path too long: %s", dir);
+        return NULL;
+    }
+    st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return NULL;
+    }
+    st->tdb = tdb_open(path, 0, TDB_DEFAULT, O_RDWR | O_CREAT | O_CLOEXEC,
+                       0600);
+    if (st->tdb == NULL) {
+        ts_err("tdb_open(%s) failed: %s", path, strerror(errno));
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+
+void
+cli_state_close(cli_state_t *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    if (st->in_tx) {
+        tdb_transaction_cancel(st->tdb);
+    }
+    tdb_close(st->tdb);
+    free(st);
+}
+
+
+int
+cli_state_begin(cli_state_t *st)
+{
+    if (st->in_tx) {
+        return -1;
+    }
+    if (tdb_transaction_start(st->tdb) != 0) {
+        ts_err("tdb_transaction_start() failed: %s", tdb_errorstr(st->tdb));
+        return -1;
+    }
+    st->in_tx = 1;
+    return 0;
+}
+
+
+int
+cli_state_commit(cli_state_t *st)
+{
+    if (!st->in_tx) {
+        return -1;
+    }
+    st->in_tx = 0;
+    if (tdb_transaction_commit(st->tdb) != 0) {
+        ts_err("tdb_transaction_commit() failed: %s", tdb_errorstr(st->tdb));
+        return -1;
+    }
+    return 0;
+}
+
+
+void
+cli_state_cancel(cli_state_t *st)
+{
+    if (st->in_tx) {
+        st->in_tx = 0;
+        tdb_transaction_cancel(st->tdb);
+    }
+}
+
+
+static int
+cli_key(char *out, char kind, const char *user, const char *group,
+        const char *name)
+{
+    int  n;
+
+    if (!ts_valid_id(user) || !ts_valid_id(group)
+        || !ts_valid_filename(name))
+    {
+        return -1;
+    }
+    n = snprintf(out, CLI_KEY_MAX_B + 1, "%c/%s/%s/%s", kind, user, group,
+                 name);
+    return (n > 0 && n <= CLI_KEY_MAX_B) ? n : -1;
+}
+
+
+/* One store or delete, in its own transaction unless one is open. */
+static int
+cli_write(cli_state_t *st, const char *key, int klen, const ts_wbuf_t *val)
+{
+    TDB_DATA  k, v;
+    int       own, r;
+
+    k.dptr = (unsigned char *) key;
+    k.dsize = (size_t) klen;
+    own = !st->in_tx;
+    if (own && cli_state_begin(st) != 0) {
+        return -1;
+    }
+    if (val != NULL) {
+        v.dptr = val->data;
+        v.dsize = val->len;
+        r = tdb_store(st->tdb, k, v, TDB_REPLACE);
+    } else {
+        r = tdb_delete(st->tdb, k);
+        if (r != 0 && tdb_error(st->tdb) == TDB_ERR_NOEXIST) {
+            r = 0;
+        }
+    }
+    if (r != 0) {
+        ts_err("tdb write of %s failed: %s", key, tdb_errorstr(st->tdb));
+        if (own) {
+            cli_state_cancel(st);
+        }
+        return -1;
+    }
+    return own ? cli_state_commit(st) : 0;
+}
+
+
+int
+cli_state_share_put(cli_state_t *st, const char *user,
+                    const cli_share_rec_t *r)
+{
+    char       key[CLI_KEY_MAX_B + 1];
+    ts_wbuf_t  b;
+    int        klen, rc;
+
+    klen = cli_key(key, 's', user, r->group, r->name);
+    if (klen < 0) {
+        return -1;
+    }
+    ts_wbuf_init(&b);
+    cli_share_encode(r, &b);
+    rc = b.err ? -1 : cli_write(st, key, klen, &b);
+    ts_wbuf_free(&b);
+    return rc;
+}
+
+
+int
+cli_state_dl_put(cli_state_t *st, const char *user, const cli_dl_rec_t *r)
+{
+    char       key[CLI_KEY_MAX_B + 1];
+    ts_wbuf_t  b;
+    int        klen, rc;
+
+    klen = cli_key(key, 'd', user, r->group, r->name);
+    if (klen < 0) {
+        return -1;
+    }
+    ts_wbuf_init(&b);
+    cli_dl_encode(r, &b);
+    rc = b.err ? -1 : cli_write(st, key, klen, &b);
+    ts_wbuf_free(&b);
+    return rc;
+}
+
+
+int
+cli_state_share_del(cli_state_t *st, const char *user, const char *group,
+                    const char *name)
+{
+    char  key[CLI_KEY_MAX_B + 1];
+    int   klen = cli_key(key, 's', user, group, name);
+
+    return klen < 0 ? -1 : cli_write(st, key, klen, NULL);
+}
+
+
+int
+cli_state_dl_del(cli_state_t *st, const char *user, const char *group,
+                 const char *name)
+{
+    char  key[CLI_KEY_MAX_B + 1];
+    int   klen = cli_key(key, 'd', user, group, name);
+
+    return klen < 0 ? -1 : cli_write(st, key, klen, NULL);
+}
+
+
+/* 0 found (data->dptr malloc'd), 1 not found, -1 error */
+static int
+cli_fetch(cli_state_t *st, char kind, const char *user, const char *group,
+          const char *name, TDB_DATA *data)
+{
+    char      key[CLI_KEY_MAX_B + 1];
+    TDB_DATA  k;
+    int       klen = cli_key(key, kind, user, group, name);
+
+    if (klen < 0) {
+        return -1;
+    }
+    k.dptr = (unsigned char *) key;
+    k.dsize = (size_t) klen;
+    *data = tdb_fetch(st->tdb, k);
+    if (data->dptr == NULL) {
+        return tdb_error(st->tdb) == TDB_ERR_NOEXIST ? 1 : -1;
+    }
+    return 0;
+}
+
+
+int
+cli_state_share_get(cli_state_t *st, const char *user, const char *group,
+                    const char *name, cli_share_rec_t *r)
+{
+    TDB_DATA  d;
+    int       rc = cli_fetch(st, 's', user, group, name, &d);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = cli_share_decode(d.dptr, d.dsize, r);
+    free(d.dptr);
+    if (rc == 0 && (strcmp(r->group, group) != 0
+                    || strcmp(r->name, name) != 0))
+    {
+        rc = -1;
+    }
+    return rc;
+}
+
+
+int
+cli_state_dl_get(cli_state_t *st, const char *user, const char *group,
+                 const char *name, cli_dl_rec_t *r)
+{
+    TDB_DATA  d;
+    int       rc = cli_fetch(st, 'd', user, group, name, &d);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = cli_dl_decode(d.dptr, d.dsize, r);
+    free(d.dptr);
+    if (rc == 0 && (strcmp(r->group, group) != 0
+                    || strcmp(r->name, name) != 0))
+    {
+        cli_dl_free(r);
+        rc = -1;
+    }
+    return rc;
+}
+
+
+/* ---- traversal -------------------------------------------------------- */
+
+typedef struct {
+    char             kind;
+    const char      *user;
+    size_t           plen;
+    char             prefix[2 + TS_ID_MAX_B + 2];
+    cli_share_cb_t   share_fn;
+    cli_dl_cb_t      dl_fn;
+    void            *arg;
+    int              count;
+} cli_trav_t;
+
+
+/* Splits "<group>/<name>" (not NUL-terminated) into the two fields. */
+static int
+cli_key_rest(const unsigned char *p, size_t n, char *group, char *name)
+{
+    const unsigned char  *slash;
+    size_t                glen;
+
+    slash = memchr(p, '/', n);
+    if (slash == NULL) {
+        return -1;
+    }
+    glen = (size_t) (slash - p);
+    if (glen == 0 || glen > TS_ID_MAX_B || n - glen - 1 == 0
+        || n - glen - 1 > TS_NAME_MAX_B)
+    {
+        return -1;
+    }
+    memcpy(group, p, glen);
+    group[glen] = '\0';
+    memcpy(name, slash + 1, n - glen - 1);
+    name[n - glen - 1] = '\0';
+    if (strlen(name) != n - glen - 1) {
+        return -1;
+    }
+    return 0;
+}
+
+
+static int
+cli_trav_fn(struct tdb_context *tdb, TDB_DATA key, TDB_DATA val, void *arg)
+{
+    cli_trav_t       *t = arg;
+    char              group[TS_ID_MAX_B + 1], name[TS_NAME_MAX_B + 1];
+    cli_share_rec_t   sr;
+    cli_dl_rec_t      dr;
+
+    (void) tdb;
+    if (key.dsize <= t->plen || memcmp(key.dptr, t->prefix, t->plen) != 0) {
+        return 0;
+    }
+    if (cli_key_rest(key.dptr + t->plen, key.dsize - t->plen, group, name)
+        != 0)
+    {
+        ts_warn("node.tdb: bad key skipped");
+        return 0;
+    }
+    if (t->kind == 's') {
+        if (cli_share_decode(val.dptr, val.dsize, &sr) != 0
+            || strcmp(sr.group, group) != 0 || strcmp(sr.name, name) != 0)
+        {
+            ts_warn("node.tdb: corrupt share record %s/%s skipped", group,
+                    name);
+            return 0;
+        }
+        t->share_fn(t->arg, &sr);
+    } else {
+        if (cli_dl_decode(val.dptr, val.dsize, &dr) != 0) {
+            ts_warn("node.tdb: corrupt download record %s/%s skipped",
+                    group, name);
+            return 0;
+        }
+        if (strcmp(dr.group, group) != 0 || strcmp(dr.name, name) != 0) {
+            ts_warn("node.tdb: download record %s/%s does not match its "
+                    "key; skipped", group, name);
+            cli_dl_free(&dr);
+            return 0;
+        }
+        t->dl_fn(t->arg, &dr);
+        cli_dl_free(&dr);
+    }
+    t->count++;
+    return 0;
+}
+
+
+static int
+cli_traverse(cli_state_t *st, char kind, const char *user, cli_trav_t *t)
+{
+    if (!ts_valid_id(user)) {
+        return -1;
+    }
+    t->kind = kind;
+    t->user = user;
+    t->plen = (size_t) snprintf(t->prefix, sizeof(t->prefix), "%c/%s/",
+                                kind, user);
+    t->count = 0;
+    if (tdb_traverse(st->tdb, cli_trav_fn, t) < 0) {
+        ts_err("tdb_traverse() failed: %s", tdb_errorstr(st->tdb));
+        return -1;
+    }
+    return t->count;
+}
+
+
+int
+cli_state_shares(cli_state_t *st, const char *user, cli_share_cb_t fn,
+                 void *arg)
+{
+    cli_trav_t  t;
+
+    memset(&t, 0, sizeof(t));
+    t.share_fn = fn;
+    t.arg = arg;
+    return cli_traverse(st, 's', user, &t);
+}
+
+
+int
+cli_state_dls(cli_state_t *st, const char *user, cli_dl_cb_t fn, void *arg)
+{
+    cli_trav_t  t;
+
+    memset(&t, 0, sizeof(t));
+    t.dl_fn = fn;
+    t.arg = arg;
+    return cli_traverse(st, 'd', user, &t);
+}

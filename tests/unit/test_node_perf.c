@@ -1,0 +1,598 @@
+/*
+ * test_node_perf.c -- the data-plane benchmark: 1 seeder node -> N
+ * leecher nodes on 127.0.0.1, real supervisors, uploaders, downloaders,
+ * real files.
+ *
+ * Purpose: without TESSERA_PERF=1 it runs one small correctness case
+ * (8 MiB to 2 leechers, byte-for-byte compared) so the unit run stays
+ * fast.  With TESSERA_PERF=1 it runs the benchmark:
+ *     TESSERA_PERF=1 SIZE=<MiB> N=<leechers> RUNS=<runs> [PAUSE=<s>]
+ *         build/release/tests/test_node_perf
+ * and prints per run: wall time until every leecher is DONE, time until
+ * every chunk was verified and written ("chunks"), the finalization tail
+ * (whole-file check, fsync, rename), aggregate MiB/s, the CPU time of
+ * every node's process tree (utime + stime from /proc), and the peak
+ * PSS of each node's process tree sampled every 50 ms; then the medians.
+ * Destination files are deleted between runs; PAUSE seconds of sleep
+ * before each run selects the "cold" memory state of LIMIT-RESULTS.md
+ * (default 0 = warm, back to back).
+ *
+ * Locking: none; the test process only reads the nodes' segments.
+ *
+ * Crash behaviour: every node is stopped by node_stop (its supervisor's
+ * pid) before the test returns; every wait is bounded.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ts_config.h"
+#include "ts_crypto.h"
+#include "ts_log.h"
+#include "ts_net.h"
+#include "node.h"
+#include "node_shm.h"
+
+#define P_MAX_NODES 9
+#define P_RUNS_MAX  15
+
+typedef struct {
+    char      path[PATH_MAX];
+    uint64_t  size;
+    uint32_t  nchunks;
+    uint8_t  *hashes;
+    uint8_t   sha1[20];
+    int64_t   mtime_ns;
+} p_file_t;
+
+static char     p_dir[256];
+static node_t   p_nodes[P_MAX_NODES];
+static int      p_used[P_MAX_NODES];
+static int      p_seq;
+
+static void
+p_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+static int64_t
+p_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+p_make_file(p_file_t *f, uint64_t size)
+{
+    uint8_t    *buf = malloc(TS_CHUNK_B);
+    ts_sha1_t  *h = ts_sha1_new();
+    uint64_t    off;
+    uint32_t    i = 0;
+    struct stat st;
+    int         fd;
+
+    assert_non_null(buf);
+    assert_non_null(h);
+    snprintf(f->path, sizeof(f->path), "%s/src%d", p_dir, ++p_seq);
+    f->size = size;
+    f->nchunks = (uint32_t) ((size + TS_CHUNK_B - 1) / TS_CHUNK_B);
+    f->hashes = malloc(f->nchunks ? 20ull * f->nchunks : 1);
+    assert_non_null(f->hashes);
+    fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    for (off = 0; off < size; off += TS_CHUNK_B, i++) {
+        size_t n = size - off < TS_CHUNK_B ? size - off : TS_CHUNK_B;
+
+        assert_int_equal(ts_random(buf, n), 0);
+        assert_int_equal(write(fd, buf, n), (ssize_t) n);
+        ts_sha1(buf, n, f->hashes + 20ull * i);
+        ts_sha1_update(h, buf, n);
+    }
+    ts_sha1_final(h, f->sha1);
+    ts_sha1_free(h);
+    assert_int_equal(fstat(fd, &st), 0);
+    f->mtime_ns = (int64_t) st.st_mtim.tv_sec * 1000000000
+                  + st.st_mtim.tv_nsec;
+    close(fd);
+    free(buf);
+}
+
+static int
+p_same_file(const char *a, const char *b)
+{
+    static char ba[1 << 20], bb[1 << 20];
+    int         fa = open(a, O_RDONLY), fb = open(b, O_RDONLY), same = 1;
+    ssize_t     na, nb;
+
+    if (fa < 0 || fb < 0) {
+        same = 0;
+        goto out;
+    }
+    do {
+        na = read(fa, ba, sizeof(ba));
+        nb = read(fb, bb, sizeof(bb));
+        if (na != nb || na < 0 || memcmp(ba, bb, (size_t) na) != 0) {
+            same = 0;
+            break;
+        }
+    } while (na > 0);
+out:
+    if (fa >= 0) close(fa);
+    if (fb >= 0) close(fb);
+    return same;
+}
+
+static int
+p_node(int ups, int downs, char *addr, size_t addrsz)
+{
+    node_opts_t        o;
+    struct sockaddr_in sin;
+    socklen_t          sl = sizeof(sin);
+    int                i;
+
+    for (i = 0; i < P_MAX_NODES && p_used[i]; i++) {
+    }
+    assert_true(i < P_MAX_NODES);
+    memset(&o, 0, sizeof(o));
+    snprintf(o.ip, sizeof(o.ip), "127.0.0.1");
+    o.uploaders = ups;
+    o.downloaders = downs;
+    assert_int_equal(node_start(&p_nodes[i], &o), 0);
+    p_used[i] = 1;
+    assert_int_equal(getsockname(p_nodes[i].listen_fd,
+                                 (struct sockaddr *) &sin, &sl), 0);
+    if (addr != NULL) {
+        snprintf(addr, addrsz, "127.0.0.1:%u", ntohs(sin.sin_port));
+    }
+    return i;
+}
+
+static void
+p_stop_all(void)
+{
+    int i;
+
+    for (i = 0; i < P_MAX_NODES; i++) {
+        if (p_used[i]) {
+            node_stop(&p_nodes[i]);
+            p_used[i] = 0;
+        }
+    }
+}
+
+/* Waits until the node's workers all went ACTIVE (bounded). */
+static void
+p_wait_workers(int ni, int want)
+{
+    ts_slot_sh_t *sl = node_slots(&p_nodes[ni].shm);
+    int64_t       end = ts_now_ms() + 5000;
+    int           i, n;
+
+    do {
+        for (n = 0, i = 0; i < TS_SUP_WORKERS_MAX_N; i++) {
+            n += atomic_load(&sl[i].state) == TS_SLOT_ACTIVE;
+        }
+        if (n >= want) {
+            return;
+        }
+        p_sleep_ms(5);
+    } while (ts_now_ms() < end);
+}
+
+static int
+p_leech(int li, const p_file_t *f, char *dest, size_t destsz,
+        const char *src)
+{
+    char        part[PATH_MAX + 8];
+    const char *a[1] = { src };
+    int         c[1] = { 1 }, idx;
+
+    snprintf(dest, destsz, "%s/dl%d", p_dir, ++p_seq);
+    snprintf(part, sizeof(part), "%s.part", dest);
+    idx = node_dl_add(&p_nodes[li].shm, "grp", "file", dest, part, f->size,
+                      f->nchunks, f->sha1, f->hashes, NULL, NULL);
+    assert_true(idx >= 0);
+    node_dl_set_sources(&p_nodes[li].shm, idx, a, c, 1);
+    return idx;
+}
+
+/* ---- /proc: a node's process tree ------------------------------------ */
+
+/* The supervisor and its children.  Returns how many pids. */
+static int
+p_tree(pid_t sup, pid_t *pids, int max)
+{
+    DIR           *dir = opendir("/proc");
+    struct dirent *de;
+    char           path[300], buf[512], *p;
+    int            n = 0, fd, ppid;
+    ssize_t        r;
+
+    pids[n++] = sup;
+    if (dir == NULL) {
+        return n;
+    }
+    while ((de = readdir(dir)) != NULL && n < max) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+        fd = open(path, O_RDONLY);
+        if (fd < 0) {
+            continue;
+        }
+        r = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (r <= 0) {
+            continue;
+        }
+        buf[r] = '\0';
+        p = strrchr(buf, ')');
+        if (p != NULL && sscanf(p + 2, "%*c %d", &ppid) == 1
+            && ppid == sup)
+        {
+            pids[n++] = (pid_t) atoi(de->d_name);
+        }
+    }
+    closedir(dir);
+    return n;
+}
+
+/* utime + stime in clock ticks, of one pid (and its reaped children). */
+static long long
+p_cpu_ticks(pid_t pid)
+{
+    char      path[64], buf[1024], *p;
+    long long ut, st, cut, cst;
+    int       fd;
+    ssize_t   r;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+    fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        return 0;
+    }
+    r = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (r <= 0) {
+        return 0;
+    }
+    buf[r] = '\0';
+    p = strrchr(buf, ')');
+    if (p == NULL
+        || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                  "%lld %lld %lld %lld", &ut, &st, &cut, &cst) != 4)
+    {
+        return 0;
+    }
+    return ut + st + cut + cst;
+}
+
+static long long
+p_tree_cpu(pid_t sup)
+{
+    pid_t     pids[64];
+    int       i, n = p_tree(sup, pids, 64);
+    long long t = 0;
+
+    for (i = 0; i < n; i++) {
+        t += p_cpu_ticks(pids[i]);
+    }
+    return t;
+}
+
+static long
+p_pss_kb(pid_t pid)
+{
+    char  path[64], line[256];
+    FILE *fp;
+    long  kb = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int) pid);
+    fp = fopen(path, "r");
+    if (fp == NULL) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        if (sscanf(line, "Pss: %ld kB", &kb) == 1) {
+            break;
+        }
+    }
+    fclose(fp);
+    return kb;
+}
+
+static long
+p_tree_pss(pid_t sup)
+{
+    pid_t pids[64];
+    int   i, n = p_tree(sup, pids, 64);
+    long  kb = 0;
+
+    for (i = 0; i < n; i++) {
+        kb += p_pss_kb(pids[i]);
+    }
+    return kb;
+}
+
+/* ---- one run ---------------------------------------------------------- */
+
+typedef struct {
+    double wall_s;       /* dl_add -> every leecher DONE */
+    double chunks_s;     /* dl_add -> every chunk of every leecher done */
+    double tail_s;       /* chunks -> DONE (worst leecher) */
+    double cpu_s;        /* all nodes, seeder included */
+    double seed_cpu_s;
+    long   pss_kb_max;   /* peak over leecher trees */
+    long   seed_pss_kb;
+} p_res_t;
+
+static void
+p_run(const p_file_t *f, int n, int ups, int downs, p_res_t *res,
+      int verbose)
+{
+    char          addr[64], dest[P_MAX_NODES][PATH_MAX];
+    int           si, li[P_MAX_NODES], idx[P_MAX_NODES], k, left;
+    int64_t       t0, tchunks[P_MAX_NODES], tdone[P_MAX_NODES], end, lastp;
+    long long     cpu0[P_MAX_NODES + 1], cpu1;
+    long          tck = sysconf(_SC_CLK_TCK);
+    node_dl_sh_t *d;
+
+    memset(res, 0, sizeof(*res));
+    si = p_node(ups, 1, addr, sizeof(addr));
+    assert_true(node_share_add(&p_nodes[si].shm, "grp", "file", f->path,
+                               f->size, f->mtime_ns, f->nchunks) >= 0);
+    for (k = 0; k < n; k++) {
+        li[k] = p_node(1, downs, NULL, 0);
+    }
+    p_wait_workers(si, ups + 1);
+    for (k = 0; k < n; k++) {
+        p_wait_workers(li[k], downs + 1);
+    }
+    cpu0[0] = p_tree_cpu(p_nodes[si].sup_pid);
+    for (k = 0; k < n; k++) {
+        cpu0[k + 1] = p_tree_cpu(p_nodes[li[k]].sup_pid);
+        tchunks[k] = tdone[k] = 0;
+    }
+    t0 = p_now_us();
+    for (k = 0; k < n; k++) {
+        idx[k] = p_leech(li[k], f, dest[k], sizeof(dest[k]), addr);
+    }
+    end = ts_now_ms() + 120000;
+    lastp = 0;
+    do {
+        left = 0;
+        for (k = 0; k < n; k++) {
+            uint32_t st;
+
+            d = &node_dls(&p_nodes[li[k]].shm)[idx[k]];
+            st = atomic_load(&d->state);
+            if (tchunks[k] == 0 && atomic_load(&d->chunks_done) >= f->nchunks) {
+                tchunks[k] = p_now_us();
+            }
+            if (tdone[k] == 0 && (st == NODE_DL_DONE || st == NODE_DL_FAILED)) {
+                tdone[k] = p_now_us();
+                if (tchunks[k] == 0) {
+                    tchunks[k] = tdone[k];
+                }
+            }
+            left += tdone[k] == 0;
+        }
+        if (ts_now_ms() - lastp >= 50) {
+            lastp = ts_now_ms();
+            for (k = 0; k < n; k++) {
+                long kb = p_tree_pss(p_nodes[li[k]].sup_pid);
+
+                if (kb > res->pss_kb_max) {
+                    res->pss_kb_max = kb;
+                }
+            }
+            k = (int) p_tree_pss(p_nodes[si].sup_pid);
+            if (k > res->seed_pss_kb) {
+                res->seed_pss_kb = k;
+            }
+        }
+        if (left > 0) {
+            struct timespec ts = { 0, 200000 };
+
+            nanosleep(&ts, NULL);
+        }
+    } while (left > 0 && ts_now_ms() < end);
+
+    res->seed_cpu_s = (double) (p_tree_cpu(p_nodes[si].sup_pid) - cpu0[0])
+                      / (double) tck;
+    res->cpu_s = res->seed_cpu_s;
+    for (k = 0; k < n; k++) {
+        int64_t t = tdone[k] - t0;
+
+        cpu1 = p_tree_cpu(p_nodes[li[k]].sup_pid);
+        res->cpu_s += (double) (cpu1 - cpu0[k + 1]) / (double) tck;
+        if (t / 1e6 > res->wall_s) {
+            res->wall_s = (double) t / 1e6;
+        }
+        if ((tchunks[k] - t0) / 1e6 > res->chunks_s) {
+            res->chunks_s = (double) (tchunks[k] - t0) / 1e6;
+        }
+        if ((tdone[k] - tchunks[k]) / 1e6 > res->tail_s) {
+            res->tail_s = (double) (tdone[k] - tchunks[k]) / 1e6;
+        }
+    }
+    for (k = 0; k < n; k++) {
+        d = &node_dls(&p_nodes[li[k]].shm)[idx[k]];
+        if (atomic_load(&d->state) != NODE_DL_DONE) {
+            fprintf(stderr, "leecher %d: state %u, %u/%u chunks, '%s'\n", k,
+                    atomic_load(&d->state), atomic_load(&d->chunks_done),
+                    f->nchunks, d->error);
+        }
+        assert_int_equal(atomic_load(&d->state), NODE_DL_DONE);
+        if (verbose < 2) {
+            assert_true(p_same_file(f->path, dest[k]));
+        }
+    }
+    p_stop_all();
+    for (k = 0; k < n; k++) {
+        unlink(dest[k]);
+    }
+    if (verbose) {
+        double mib = (double) f->size * n / 1048576.0;
+
+        printf("run: wall %.3f s  chunks %.3f s  tail %.3f s  %.0f MiB/s "
+               "(chunks %.0f MiB/s)  cpu %.2f s (seeder %.2f)  "
+               "pss max leecher %ld KiB, seeder %ld KiB\n",
+               res->wall_s, res->chunks_s, res->tail_s, mib / res->wall_s,
+               mib / res->chunks_s, res->cpu_s, res->seed_cpu_s,
+               res->pss_kb_max, res->seed_pss_kb);
+        fflush(stdout);
+    }
+}
+
+static int
+p_cmp(const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double
+p_median(double *v, int n)
+{
+    qsort(v, (size_t) n, sizeof(double), p_cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int
+p_env(const char *name, int def)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && *v != '\0' ? atoi(v) : def;
+}
+
+/* ---- tests ----------------------------------------------------------- */
+
+static void
+test_small_two_leechers(void **state)
+{
+    p_file_t f;
+    p_res_t  r;
+
+    (void) state;
+    p_make_file(&f, 8ull * 1024 * 1024 + 12345);
+    p_run(&f, 2, 2, 0, &r, 0);
+    free(f.hashes);
+}
+
+static void
+test_bench(void **state)
+{
+    p_file_t f;
+    p_res_t  r[P_RUNS_MAX];
+    double   wall[P_RUNS_MAX], chunks[P_RUNS_MAX], tail[P_RUNS_MAX];
+    double   cpu[P_RUNS_MAX], pss[P_RUNS_MAX];
+    int      size = p_env("SIZE", 1024), n = p_env("N", 1);
+    int      runs = p_env("RUNS", 3), pause_s = p_env("PAUSE", 0);
+    int      ups = p_env("UPLOADERS", 0), downs = p_env("DOWNLOADERS", 0);
+    int      i, verbose = p_env("NOCMP", 0) ? 2 : 1;
+    double   mib;
+
+    (void) state;
+    if (n < 1 || n > P_MAX_NODES - 1 || runs < 1 || runs > P_RUNS_MAX
+        || size < 1)
+    {
+        fail_msg("bad N/RUNS/SIZE");
+    }
+    if (ups <= 0) {
+        ups = TS_NODE_UPLOADERS_N;
+    }
+    if (downs <= 0) {
+        downs = TS_NODE_DOWNLOADERS_N;
+    }
+    p_make_file(&f, (uint64_t) size << 20);
+    printf("bench: %d MiB, 1 seeder (%d uploaders) -> %d leechers "
+           "(%d downloaders), %d runs, pause %d s\n", size, ups, n, downs,
+           runs, pause_s);
+    fflush(stdout);
+    for (i = 0; i < runs; i++) {
+        if (pause_s > 0) {
+            sleep((unsigned) pause_s);
+        }
+        p_run(&f, n, ups, downs, &r[i], verbose);
+        wall[i] = r[i].wall_s;
+        chunks[i] = r[i].chunks_s;
+        tail[i] = r[i].tail_s;
+        cpu[i] = r[i].cpu_s;
+        pss[i] = (double) r[i].pss_kb_max;
+    }
+    mib = (double) size * n;
+    printf("median of %d: wall %.3f s (%.0f MiB/s)  chunks %.3f s "
+           "(%.0f MiB/s)  tail %.3f s  cpu %.2f s  leecher pss %.0f KiB\n",
+           runs, p_median(wall, runs), mib / p_median(wall, runs),
+           p_median(chunks, runs), mib / p_median(chunks, runs),
+           p_median(tail, runs), p_median(cpu, runs), p_median(pss, runs));
+    unlink(f.path);
+    free(f.hashes);
+}
+
+static int
+p_setup(void **state)
+{
+    const char *base = getenv("PERF_DIR");
+
+    (void) state;
+    snprintf(p_dir, sizeof(p_dir), "%s/ts_node_perf.XXXXXX",
+             base != NULL ? base : "/tmp");
+    return mkdtemp(p_dir) == NULL ? -1 : 0;
+}
+
+static int
+p_teardown(void **state)
+{
+    char cmd[PATH_MAX + 16];
+
+    (void) state;
+    p_stop_all();
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest quick[] = {
+        cmocka_unit_test(test_small_two_leechers),
+    };
+    const struct CMUnitTest bench[] = {
+        cmocka_unit_test(test_bench),
+    };
+    const char *perf = getenv("TESSERA_PERF");
+
+    signal(SIGPIPE, SIG_IGN);
+    if (perf != NULL && strcmp(perf, "1") == 0) {
+        return cmocka_run_group_tests(bench, p_setup, p_teardown);
+    }
+    return cmocka_run_group_tests(quick, p_setup, p_teardown);
+}
