@@ -96,14 +96,24 @@ raw_get(trk_store_t *st, TDB_DATA key, TDB_DATA *out)
 {
     struct tdb_context *tdb = trk_store_tdb(st);
 
+    ts_wbuf_t b;
+    int       rc;
+
+    (void) tdb;
     if (key.dsize == 0) {
         return -1;
     }
-    *out = tdb_fetch(tdb, key);
-    if (out->dptr == NULL) {
-        return tdb_error(tdb) == TDB_ERR_NOEXIST ? 1 : -1;
+    /* K1: every key here is replicated; the store hands out the
+     * application value of its merge envelope */
+    ts_wbuf_init(&b);
+    rc = trk_kv_get(st, (const char *) key.dptr, key.dsize, &b);
+    if (rc == 0) {
+        out->dptr = b.data;
+        out->dsize = b.len;
+    } else {
+        ts_wbuf_free(&b);
     }
-    return 0;
+    return rc;
 }
 
 
@@ -113,16 +123,13 @@ raw_put(trk_store_t *st, TDB_DATA key, const ts_wbuf_t *b)
     struct tdb_context *tdb = trk_store_tdb(st);
     TDB_DATA            v;
 
+    (void) tdb;
+    (void) v;
     if (key.dsize == 0 || b->err) {
         return -1;
     }
-    v.dptr = b->data;
-    v.dsize = b->len;
-    if (tdb_store(tdb, key, v, TDB_REPLACE) != 0) {
-        ts_err("tdb_store() failed: %s", tdb_errorstr(tdb));
-        return -1;
-    }
-    return 0;
+    return trk_kv_put(st, (const char *) key.dptr, key.dsize, b->data,
+                      b->len);
 }
 
 
@@ -132,14 +139,11 @@ raw_del(trk_store_t *st, TDB_DATA key)
 {
     struct tdb_context *tdb = trk_store_tdb(st);
 
+    (void) tdb;
     if (key.dsize == 0) {
         return -1;
     }
-    if (tdb_delete(tdb, key) != 0 && tdb_error(tdb) != TDB_ERR_NOEXIST) {
-        ts_err("tdb_delete() failed: %s", tdb_errorstr(tdb));
-        return -1;
-    }
-    return 0;
+    return trk_kv_del(st, (const char *) key.dptr, key.dsize) < 0 ? -1 : 0;
 }
 
 

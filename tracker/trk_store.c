@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@
 #include "ts_log.h"
 #include "trk_store.h"
 #include "trk_files.h"         /* G1: leave/dissolve hooks */
+#include "trk_merge.h"
+#include "trk_oplog.h"
 
 #define REC_USER     'U'
 #define REC_GROUP    'G'
@@ -43,7 +46,20 @@
 struct trk_store_s {
     struct tdb_context *tdb;
     int                 in_txn;
+    /* K1: replication */
+    int                 origin;
+    _Atomic uint64_t   *hlc;
+    _Atomic uint64_t   *wake;
+    trk_stamp_t         stamp;      /* of this transaction's writes */
+    uint64_t            reqid;
+    char              **keys;       /* replicated keys written */
+    size_t              nkeys;
+    size_t              capkeys;
 };
+
+/* Used when no tracker shm is attached (tests, tools). */
+static _Atomic uint64_t  local_hlc;
+static _Atomic uint64_t  local_wake;
 
 
 static void
@@ -91,6 +107,9 @@ trk_store_open(const char *path, int create, int nosync, char *err,
     lctx.log_private = NULL;
     flags = TDB_DEFAULT | (nosync ? TDB_NOSYNC : 0);
     errno = 0;
+    st->origin = 1;
+    st->hlc = &local_hlc;
+    st->wake = &local_wake;
     st->tdb = tdb_open_ex(path, TRK_TDB_HASH_SIZE, flags,
                           O_RDWR | (create ? O_CREAT : 0), 0600, &lctx,
                           NULL);
@@ -104,6 +123,21 @@ trk_store_open(const char *path, int create, int nosync, char *err,
 }
 
 
+static void
+txn_reset(trk_store_t *st)
+{
+    size_t i;
+
+    for (i = 0; i < st->nkeys; i++) {
+        free(st->keys[i]);
+    }
+    st->nkeys = 0;
+    st->stamp.hlc = 0;
+    st->stamp.origin = 0;
+    st->reqid = 0;
+}
+
+
 void
 trk_store_close(trk_store_t *st)
 {
@@ -113,6 +147,8 @@ trk_store_close(trk_store_t *st)
     if (st->in_txn) {
         tdb_transaction_cancel(st->tdb);
     }
+    txn_reset(st);
+    free(st->keys);
     tdb_close(st->tdb);
     free(st);
 }
@@ -129,6 +165,7 @@ trk_store_begin(trk_store_t *st)
         return -1;
     }
     st->in_txn = 1;
+    txn_reset(st);
     return 0;
 }
 
@@ -136,14 +173,29 @@ trk_store_begin(trk_store_t *st)
 int
 trk_store_commit(trk_store_t *st)
 {
+    int logged;
+
     if (!st->in_txn) {
         return -1;
     }
+    /* K1: the op that replicates this transaction commits with it */
+    logged = st->nkeys > 0;
+    if (logged && trk_oplog_append(st, st->stamp, st->reqid, st->keys,
+                                   st->nkeys) != 0)
+    {
+        ts_err("cannot append to the op log");
+        trk_store_cancel(st);
+        return -1;
+    }
     st->in_txn = 0;
+    txn_reset(st);
     if (tdb_transaction_commit(st->tdb) != 0) {
         /* tdb cancels a transaction whose commit failed */
         ts_err("tdb_transaction_commit() failed: %s", tdb_errorstr(st->tdb));
         return -1;
+    }
+    if (logged) {
+        atomic_fetch_add(st->wake, 1);
     }
     return 0;
 }
@@ -156,6 +208,7 @@ trk_store_cancel(trk_store_t *st)
         tdb_transaction_cancel(st->tdb);
         st->in_txn = 0;
     }
+    txn_reset(st);
 }
 
 
@@ -209,12 +262,26 @@ hashkey(char *buf, const uint8_t h[32])
 }
 
 
-/* 0 found (*out malloc'd), 1 absent, -1 error. */
+/* 0 found (*out malloc'd, the application value), 1 absent, -1 error. */
 static int
 raw_get(trk_store_t *st, TDB_DATA key, TDB_DATA *out)
 {
+    ts_wbuf_t b;
+    int       rc;
+
     if (key.dsize == 0) {
         return -1;
+    }
+    if (trk_key_replicated(key.dptr, key.dsize)) {
+        ts_wbuf_init(&b);
+        rc = trk_kv_get(st, (const char *) key.dptr, key.dsize, &b);
+        if (rc == 0) {
+            out->dptr = b.data;     /* ownership passes to the caller */
+            out->dsize = b.len;
+        } else {
+            ts_wbuf_free(&b);
+        }
+        return rc;
     }
     *out = tdb_fetch(st->tdb, key);
     if (out->dptr == NULL) {
@@ -232,6 +299,10 @@ raw_put(trk_store_t *st, TDB_DATA key, const ts_wbuf_t *b)
     if (key.dsize == 0 || b->err) {
         return -1;
     }
+    if (trk_key_replicated(key.dptr, key.dsize)) {
+        return trk_kv_put(st, (const char *) key.dptr, key.dsize, b->data,
+                          b->len);
+    }
     v.dptr = b->data;
     v.dsize = b->len;
     if (tdb_store(st->tdb, key, v, TDB_REPLACE) != 0) {
@@ -248,10 +319,302 @@ raw_del(trk_store_t *st, TDB_DATA key)
     if (key.dsize == 0) {
         return -1;
     }
+    if (trk_key_replicated(key.dptr, key.dsize)) {
+        return trk_kv_del(st, (const char *) key.dptr, key.dsize);
+    }
     if (tdb_delete(st->tdb, key) != 0) {
         return tdb_error(st->tdb) == TDB_ERR_NOEXIST ? 1 : -1;
     }
     return 0;
+}
+
+
+/* ---- K1: replicated keys ------------------------------------------ */
+
+void
+trk_store_set_origin(trk_store_t *st, int origin, void *hlc_word,
+                     void *wake_word)
+{
+    st->origin = origin;
+    if (hlc_word != NULL) {
+        st->hlc = hlc_word;
+    }
+    if (wake_word != NULL) {
+        st->wake = wake_word;
+    }
+}
+
+
+int
+trk_store_origin(const trk_store_t *st)
+{
+    return st->origin;
+}
+
+
+void
+trk_store_set_reqid(trk_store_t *st, uint64_t reqid)
+{
+    st->reqid = reqid;
+}
+
+
+/* Like trk_kv_rec() but -2 for a record that does not decode. */
+static int
+kv_rec_ex(trk_store_t *st, const char *key, size_t klen, trk_rec_t *rec)
+{
+    TDB_DATA k, v;
+    int      rc;
+
+    k.dptr = (unsigned char *) key;
+    k.dsize = klen;
+    v = tdb_fetch(st->tdb, k);
+    if (v.dptr == NULL) {
+        trk_rec_init(rec);
+        return tdb_error(st->tdb) == TDB_ERR_NOEXIST ? 1 : -1;
+    }
+    rc = trk_rec_decode(v.dptr, v.dsize, rec);
+    free(v.dptr);
+    if (rc != 0) {
+        ts_err("corrupt envelope for %.*s", (int) klen, key);
+        return -2;
+    }
+    return 0;
+}
+
+
+int
+trk_kv_rec(trk_store_t *st, const char *key, size_t klen, void *rec)
+{
+    int rc = kv_rec_ex(st, key, klen, rec);
+
+    return rc < 0 ? -1 : rc;
+}
+
+
+static int
+rec_store(trk_store_t *st, const char *key, size_t klen, const trk_rec_t *r)
+{
+    ts_wbuf_t b;
+    TDB_DATA  k, v;
+    int       rc = 0;
+
+    ts_wbuf_init(&b);
+    trk_rec_encode(&b, r);
+    k.dptr = (unsigned char *) key;
+    k.dsize = klen;
+    v.dptr = b.data;
+    v.dsize = b.len;
+    if (b.err || tdb_store(st->tdb, k, v, TDB_REPLACE) != 0) {
+        ts_err("tdb_store() failed: %s", tdb_errorstr(st->tdb));
+        rc = -1;
+    }
+    ts_wbuf_free(&b);
+    return rc;
+}
+
+
+int
+trk_kv_get(trk_store_t *st, const char *key, size_t klen, ts_wbuf_t *out)
+{
+    trk_rec_t r;
+    int       rc;
+
+    rc = trk_kv_rec(st, key, klen, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = trk_rec_view(&r, key, klen, out);
+    trk_rec_free(&r);
+    return rc;
+}
+
+
+static int
+note_key(trk_store_t *st, const char *key, size_t klen)
+{
+    size_t   i;
+    char   **nk;
+
+    if (trk_stamp_zero(st->stamp)) {
+        st->stamp.hlc = trk_hlc_next(st->hlc);
+        st->stamp.origin = (uint8_t) st->origin;
+    }
+    for (i = 0; i < st->nkeys; i++) {
+        if (strlen(st->keys[i]) == klen && memcmp(st->keys[i], key, klen) == 0)
+        {
+            return 0;
+        }
+    }
+    if (st->nkeys == st->capkeys) {
+        st->capkeys = st->capkeys ? st->capkeys * 2 : 16;
+        nk = realloc(st->keys, st->capkeys * sizeof(*nk));
+        if (nk == NULL) {
+            return -1;
+        }
+        st->keys = nk;
+    }
+    st->keys[st->nkeys] = strndup(key, klen);
+    if (st->keys[st->nkeys] == NULL) {
+        return -1;
+    }
+    st->nkeys++;
+    return 0;
+}
+
+
+/* A write outside a transaction gets one of its own. */
+static int
+kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
+         size_t vlen, int del)
+{
+    trk_rec_t r;
+    ts_wbuf_t view;
+    int       rc, own = 0;
+
+    if (!st->in_txn) {
+        if (trk_store_begin(st) != 0) {
+            return -1;
+        }
+        own = 1;
+    }
+    rc = kv_rec_ex(st, key, klen, &r);
+    if (rc == -2 && del) {
+        /* a corrupt record can always be deleted: it becomes a
+         * tombstone (set kinds: an empty envelope) */
+        trk_rec_init(&r);
+        if (note_key(st, key, klen) != 0) {
+            goto fail;
+        }
+        if (trk_key_fww(key, klen)) {
+            r.d = st->stamp;
+        }
+        if (rec_store(st, key, klen, &r) != 0) {
+            goto fail;
+        }
+        if (own && trk_store_commit(st) != 0) {
+            return -1;
+        }
+        return 0;
+    }
+    if (rc < 0 || note_key(st, key, klen) != 0) {
+        goto fail;
+    }
+    if (del) {
+        ts_wbuf_init(&view);
+        rc = trk_rec_view(&r, key, klen, &view);
+        ts_wbuf_free(&view);
+        if (rc != 0) {
+            trk_rec_free(&r);
+            if (own) {
+                trk_store_cancel(st);
+            }
+            return rc < 0 ? -1 : 1;
+        }
+        rc = trk_rec_del(&r, key, klen, st->stamp);
+    } else {
+        rc = trk_rec_put(&r, key, klen, val, vlen, st->stamp);
+    }
+    if (rc != 0 || rec_store(st, key, klen, &r) != 0) {
+        goto fail;
+    }
+    trk_rec_free(&r);
+    if (own && trk_store_commit(st) != 0) {
+        return -1;
+    }
+    return 0;
+
+fail:
+    trk_rec_free(&r);
+    if (own) {
+        trk_store_cancel(st);
+    }
+    return -1;
+}
+
+
+int
+trk_kv_put(trk_store_t *st, const char *key, size_t klen, const void *val,
+           size_t vlen)
+{
+    return kv_write(st, key, klen, val, vlen, 0);
+}
+
+
+int
+trk_kv_del(trk_store_t *st, const char *key, size_t klen)
+{
+    return kv_write(st, key, klen, NULL, 0, 1);
+}
+
+
+int
+trk_kv_merge(trk_store_t *st, const char *key, size_t klen, const void *rec)
+{
+    trk_rec_t r;
+    int       rc;
+
+    if (!trk_key_replicated(key, klen)) {
+        return -1;
+    }
+    rc = trk_kv_rec(st, key, klen, &r);
+    if (rc < 0) {
+        return -1;
+    }
+    rc = trk_rec_merge(&r, rec);
+    if (rc > 0) {
+        rc = rec_store(st, key, klen, &r);
+    }
+    trk_rec_free(&r);
+    return rc < 0 ? -1 : 0;
+}
+
+
+int
+trk_group_lost(trk_store_t *st, const char *group, const char *user)
+{
+    char      kb[KEY_B + TS_ID_MAX_B];
+    TDB_DATA  k;
+    trk_rec_t r;
+    int       lost;
+
+    k = mkkey(kb, sizeof(kb), 'g', group);
+    if (k.dsize == 0 || trk_kv_rec(st, kb, k.dsize, &r) != 0) {
+        return 0;
+    }
+    lost = trk_rec_group_lost(&r, user);
+    trk_rec_free(&r);
+    return lost;
+}
+
+
+int
+trk_user_stamp(trk_store_t *st, const char *user, uint64_t *hlc,
+               uint8_t *origin)
+{
+    char             kb[KEY_B + TS_ID_MAX_B];
+    TDB_DATA         k;
+    trk_rec_t        r;
+    const trk_inc_t *in;
+    int              rc;
+
+    k = mkkey(kb, sizeof(kb), 'u', user);
+    if (k.dsize == 0) {
+        return -1;
+    }
+    rc = trk_kv_rec(st, kb, k.dsize, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    in = trk_rec_visible(&r);
+    rc = 1;
+    if (in != NULL) {
+        *hlc = in->c.hlc;
+        *origin = in->c.origin;
+        rc = 0;
+    }
+    trk_rec_free(&r);
+    return rc;
 }
 
 
@@ -415,6 +778,8 @@ trk_session_encode(ts_wbuf_t *b, const trk_session_t *s)
     ts_put_str(b, s->user);
     ts_put_str(b, s->node_addr);
     ts_put_u64(b, s->created_ms);
+    ts_put_u64(b, s->user_hlc);
+    ts_put_u8(b, s->user_origin);
 }
 
 
@@ -431,6 +796,8 @@ trk_session_decode(const void *p, size_t n, trk_session_t *s)
         return -1;
     }
     s->created_ms = ts_get_u64(&r);
+    s->user_hlc = ts_get_u64(&r);
+    s->user_origin = ts_get_u8(&r);
     if (ts_rbuf_end(&r) != 0 || !ts_valid_id(s->user)) {
         return -1;
     }
@@ -957,6 +1324,23 @@ done:
 
 /* ---- listings and maintenance --------------------------------------- */
 
+/* K1: the application value of a replicated record met in a traverse:
+ * 0 (out filled), 1 no live value, -1 corrupt. */
+static int
+walk_view(TDB_DATA k, TDB_DATA v, ts_wbuf_t *out)
+{
+    trk_rec_t r;
+    int       rc;
+
+    if (trk_rec_decode(v.dptr, v.dsize, &r) != 0) {
+        return -1;
+    }
+    rc = trk_rec_view(&r, k.dptr, k.dsize, out);
+    trk_rec_free(&r);
+    return rc;
+}
+
+
 typedef struct {
     char     name[TS_ID_MAX_B + 1];
     char     owner[TS_ID_MAX_B + 1];
@@ -988,9 +1372,23 @@ group_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
     if (nl > TS_ID_MAX_B) {
         return 0;
     }
-    if (trk_group_decode(v.dptr, v.dsize, &g) != 0) {
-        ts_warn("skipping a corrupt group record");
-        return 0;
+    {
+        ts_wbuf_t b;
+        int       rc;
+
+        ts_wbuf_init(&b);
+        rc = walk_view(k, v, &b);
+        if (rc == 0) {
+            rc = trk_group_decode(b.data, b.len, &g);
+        }
+        ts_wbuf_free(&b);
+        if (rc == 1) {
+            return 0;               /* dissolved: a tombstone */
+        }
+        if (rc != 0) {
+            ts_warn("skipping a corrupt group record");
+            return 0;
+        }
     }
     if (w->member_of != NULL
         && find_member(g.members, g.nmembers, w->member_of) < 0)
@@ -1063,11 +1461,18 @@ static int
 count_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
 {
     trk_counts_t *c = arg;
+    ts_wbuf_t     b;
+    int           rc;
 
     (void) tdb;
-    (void) v;
-    if (k.dsize < 2 || k.dptr[1] != '/') {
+    if (k.dsize < 2 || k.dptr[1] != '/' || !strchr("ugsr", k.dptr[0])) {
         return 0;
+    }
+    ts_wbuf_init(&b);
+    rc = walk_view(k, v, &b);
+    ts_wbuf_free(&b);
+    if (rc != 0) {
+        return 0;                   /* tombstones are not counted */
     }
     switch (k.dptr[0]) {
     case 'u': c->users++; break;
@@ -1109,10 +1514,22 @@ old_reply_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
     if (k.dsize < 3 || k.dptr[0] != 'r' || k.dptr[1] != '/') {
         return 0;
     }
-    ts_rbuf_init(&r, v.dptr, v.dsize);
-    stored = 0;
-    if (get_head(&r, REC_REPLY) == 0) {
-        stored = ts_get_u64(&r);
+    {
+        ts_wbuf_t b;
+        int       rc;
+
+        ts_wbuf_init(&b);
+        rc = walk_view(k, v, &b);
+        if (rc != 0) {
+            ts_wbuf_free(&b);
+            return 0;               /* already a tombstone (or corrupt) */
+        }
+        ts_rbuf_init(&r, b.data, b.len);
+        stored = 0;
+        if (get_head(&r, REC_REPLY) == 0) {
+            stored = ts_get_u64(&r);
+        }
+        ts_wbuf_free(&b);
     }
     /* a reply record that does not decode is useless: expire it too */
     if (!r.err && stored >= w->cutoff) {
@@ -1158,7 +1575,7 @@ trk_store_expire_replies(trk_store_t *st, uint64_t cutoff_wall_ms)
             rc = -1;
         } else {
             for (i = 0; i < w.n; i++) {
-                tdb_delete(st->tdb, w.keys[i]);
+                (void) raw_del(st, w.keys[i]);
             }
             if (trk_store_commit(st) != 0) {
                 rc = -1;
@@ -1185,13 +1602,20 @@ sess_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
     sess_walk_t *w = arg;
     uint8_t      h[TS_SHA256_B];
     char         hex[2 * TS_SHA256_B + 1];
+    ts_wbuf_t    b;
+    int          rc;
 
     (void) tdb;
-    (void) v;
     if (k.dsize != 2 + 2 * TS_SHA256_B || k.dptr[0] != 's'
         || k.dptr[1] != '/')
     {
         return 0;
+    }
+    ts_wbuf_init(&b);
+    rc = walk_view(k, v, &b);
+    ts_wbuf_free(&b);
+    if (rc != 0) {
+        return 0;                   /* a logged-out or expired session */
     }
     memcpy(hex, k.dptr + 2, 2 * TS_SHA256_B);
     hex[2 * TS_SHA256_B] = '\0';

@@ -61,6 +61,8 @@ typedef struct {
     char     user[TS_ID_MAX_B + 1];
     char     node_addr[TRK_ADDR_MAX_B];
     uint64_t created_ms;
+    uint64_t user_hlc;          /* creation stamp of the user's account */
+    uint8_t  user_origin;       /* incarnation at login (cluster) */
 } trk_session_t;
 
 /* ---- open, close, transactions ---------------------------------------- */
@@ -79,6 +81,33 @@ const char *trk_store_errstr(trk_store_t *st);
  * (f/ p/ l/ m/ n/).  Same thread rules as the store itself. */
 struct tdb_context;
 struct tdb_context *trk_store_tdb(trk_store_t *st);
+
+/* ---- cluster (K1): every replicated key goes through these ---------- */
+/* Keys u/ g/ s/ r/ f/ p/ l/ m/ n/ hold merge envelopes (trk_merge.h);
+ * get returns the application value.  Writes inside a transaction are
+ * stamped with one HLC value and recorded; trk_store_commit() appends one
+ * op (trk_oplog.h) for them in the same transaction.  0 ok / 1 absent /
+ * -1 error, like the raw record functions. */
+struct trk_rec_s;
+void trk_store_set_origin(trk_store_t *st, int origin, void *hlc_word,
+                          void *wake_word);
+int  trk_store_origin(const trk_store_t *st);
+void trk_store_set_reqid(trk_store_t *st, uint64_t reqid);
+int  trk_kv_get(trk_store_t *st, const char *key, size_t klen,
+                ts_wbuf_t *out);
+int  trk_kv_put(trk_store_t *st, const char *key, size_t klen,
+                const void *val, size_t vlen);
+int  trk_kv_del(trk_store_t *st, const char *key, size_t klen);
+/* Envelope of a key (trk_rec_t *): 0 / 1 absent / -1. */
+int  trk_kv_rec(trk_store_t *st, const char *key, size_t klen, void *rec);
+/* Merges a received envelope into key (no op is logged for it). */
+int  trk_kv_merge(trk_store_t *st, const char *key, size_t klen,
+                  const void *rec);
+/* 1 if user is a member of a losing incarnation of group only. */
+int  trk_group_lost(trk_store_t *st, const char *group, const char *user);
+/* The visible creation stamp of user's account: 0 / 1 absent / -1. */
+int  trk_user_stamp(trk_store_t *st, const char *user, uint64_t *hlc,
+                    uint8_t *origin);
 
 /* ---- raw records (0 found, 1 absent, -1 error or corrupt) ------------- */
 int trk_user_get(trk_store_t *st, const char *user, trk_user_t *u);

@@ -1,0 +1,836 @@
+/*
+ * trk_oplog.c -- op log, version vector, epoch, HLC and state digest.
+ *
+ * Purpose: turn one committed transaction into one replicable op
+ * (o/<origin>/<seq>), apply ops received from peers exactly once and in
+ * per-origin order, find the ops a peer lacks, compact what every tracker
+ * has, and hash the replicated state for convergence checks.
+ *
+ * Locking: writers run inside the caller's tdb transaction, so seq
+ * allocation and the VV bump are serialised between worker processes by
+ * tdb's transaction lock.  The HLC word lives in the tracker shm and is
+ * advanced with compare-and-swap only.
+ *
+ * Crash behaviour: an op, its effects and the VV move together in one
+ * transaction; a crash leaves either all or none.  Compaction deletes in
+ * its own transaction and records the floor first, so a peer never gets
+ * a delta with a hole.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tdb.h>
+
+#include "ts_crypto.h"
+#include "ts_log.h"
+#include "ts_net.h"
+#include "trk_oplog.h"
+
+#define OP_MAGIC    'O'
+#define OP_VERSION  1
+#define SEGS_MAX_N  1024
+
+
+uint64_t
+trk_hlc_next(_Atomic uint64_t *h)
+{
+    uint64_t old, wall, nv;
+
+    old = atomic_load(h);
+    do {
+        wall = (uint64_t) ts_wall_ms() << 16;
+        nv = wall > old ? wall : old + 1;
+    } while (!atomic_compare_exchange_weak(h, &old, nv));
+    return nv;
+}
+
+
+void
+trk_hlc_observe(_Atomic uint64_t *h, uint64_t seen)
+{
+    uint64_t old = atomic_load(h);
+
+    while (seen > old && !atomic_compare_exchange_weak(h, &old, seen)) {
+    }
+}
+
+
+/* ---- small local records --------------------------------------------- */
+
+static TDB_DATA
+key_of(char *buf, size_t sz, const char *prefix, int o)
+{
+    TDB_DATA k;
+    int      n;
+
+    n = snprintf(buf, sz, "%s%02x", prefix, o);
+    k.dptr = (unsigned char *) buf;
+    k.dsize = n > 0 && (size_t) n < sz ? (size_t) n : 0;
+    return k;
+}
+
+
+static int
+u64_get(struct tdb_context *tdb, TDB_DATA k, uint64_t *v)
+{
+    TDB_DATA  d;
+    ts_rbuf_t r;
+
+    *v = 0;
+    d = tdb_fetch(tdb, k);
+    if (d.dptr == NULL) {
+        return tdb_error(tdb) == TDB_ERR_NOEXIST ? 1 : -1;
+    }
+    ts_rbuf_init(&r, d.dptr, d.dsize);
+    *v = ts_get_u64(&r);
+    free(d.dptr);
+    return ts_rbuf_end(&r) == 0 ? 0 : -1;
+}
+
+
+static int
+u64_put(struct tdb_context *tdb, TDB_DATA k, uint64_t v)
+{
+    uint8_t  b[8];
+    TDB_DATA d;
+    int      i;
+
+    for (i = 0; i < 8; i++) {
+        b[i] = (uint8_t) (v >> (56 - 8 * i));
+    }
+    d.dptr = b;
+    d.dsize = 8;
+    return tdb_store(tdb, k, d, TDB_REPLACE) == 0 ? 0 : -1;
+}
+
+
+static int
+vv_get1(struct tdb_context *tdb, int o, uint64_t *v)
+{
+    char kb[32];
+
+    return u64_get(tdb, key_of(kb, sizeof(kb), "v/", o), v)
+           < 0 ? -1 : 0;
+}
+
+
+static int
+vv_put1(struct tdb_context *tdb, int o, uint64_t v)
+{
+    char kb[32];
+
+    return u64_put(tdb, key_of(kb, sizeof(kb), "v/", o), v);
+}
+
+
+int
+trk_vv_load(trk_store_t *st, trk_vv_t *vv)
+{
+    int o;
+
+    memset(vv, 0, sizeof(*vv));
+    for (o = 1; o < TRK_ORIGINS_N; o++) {
+        if (vv_get1(trk_store_tdb(st), o, &vv->seq[o]) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+void
+trk_vv_encode(ts_wbuf_t *b, const trk_vv_t *vv)
+{
+    int      o;
+    uint32_t n = 0;
+
+    for (o = 1; o < TRK_ORIGINS_N; o++) {
+        n += vv->seq[o] != 0;
+    }
+    ts_put_u32(b, n);
+    for (o = 1; o < TRK_ORIGINS_N; o++) {
+        if (vv->seq[o] != 0) {
+            ts_put_u8(b, (uint8_t) o);
+            ts_put_u64(b, vv->seq[o]);
+        }
+    }
+}
+
+
+int
+trk_vv_decode(ts_rbuf_t *r, trk_vv_t *vv)
+{
+    uint32_t n, i;
+    uint8_t  o;
+    uint64_t s;
+
+    memset(vv, 0, sizeof(*vv));
+    n = ts_get_u32(r);
+    if (r->err || n >= TRK_ORIGINS_N) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        o = ts_get_u8(r);
+        s = ts_get_u64(r);
+        if (r->err || o == 0 || o >= TRK_ORIGINS_N) {
+            return -1;
+        }
+        vv->seq[o] = s;
+    }
+    return 0;
+}
+
+
+void
+trk_vv_format(const trk_vv_t *vv, char *out, size_t outsz)
+{
+    size_t len = 0;
+    int    o, n;
+
+    out[0] = '\0';
+    for (o = 1; o < TRK_ORIGINS_N; o++) {
+        if (vv->seq[o] == 0) {
+            continue;
+        }
+        n = snprintf(out + len, outsz - len, "%s%d:%llu", len ? "," : "", o,
+                     (unsigned long long) vv->seq[o]);
+        if (n < 0 || (size_t) n >= outsz - len) {
+            return;
+        }
+        len += (size_t) n;
+    }
+}
+
+
+uint64_t
+trk_epoch_get(trk_store_t *st, int create)
+{
+    struct tdb_context *tdb = trk_store_tdb(st);
+    TDB_DATA            k;
+    uint64_t            e = 0;
+
+    k.dptr = (unsigned char *) "x/epoch";
+    k.dsize = 7;
+    if (u64_get(tdb, k, &e) == 0 && e != 0) {
+        return e;
+    }
+    if (!create) {
+        return 0;
+    }
+    e = ts_random_u64() | 1;
+    if (trk_store_begin(st) != 0) {
+        return 0;
+    }
+    if (u64_put(tdb, k, e) != 0 || trk_store_commit(st) != 0) {
+        trk_store_cancel(st);
+        return 0;
+    }
+    return e;
+}
+
+
+uint64_t
+trk_hlc_saved(trk_store_t *st)
+{
+    TDB_DATA k;
+    uint64_t v = 0;
+
+    k.dptr = (unsigned char *) "x/hlc";
+    k.dsize = 5;
+    (void) u64_get(trk_store_tdb(st), k, &v);
+    return v;
+}
+
+
+/* Segment starts of an origin (first seqs of its epochs), sorted. */
+static int
+segs_get(struct tdb_context *tdb, int o, uint64_t *v, uint32_t *n)
+{
+    char      kb[32];
+    TDB_DATA  d;
+    ts_rbuf_t r;
+    uint32_t  i, cnt;
+
+    *n = 0;
+    d = tdb_fetch(tdb, key_of(kb, sizeof(kb), "x/seg/", o));
+    if (d.dptr == NULL) {
+        return 0;
+    }
+    ts_rbuf_init(&r, d.dptr, d.dsize);
+    cnt = ts_get_u32(&r);
+    if (cnt > SEGS_MAX_N || (size_t) cnt * 8 != ts_rbuf_left(&r)) {
+        free(d.dptr);
+        return -1;
+    }
+    for (i = 0; i < cnt; i++) {
+        v[i] = ts_get_u64(&r);
+    }
+    *n = cnt;
+    free(d.dptr);
+    return 0;
+}
+
+
+static int
+segs_add(struct tdb_context *tdb, int o, uint64_t start)
+{
+    char      kb[32];
+    uint64_t  v[SEGS_MAX_N];
+    uint32_t  n, i;
+    ts_wbuf_t b;
+    TDB_DATA  d;
+    int       rc;
+
+    if (segs_get(tdb, o, v, &n) != 0) {
+        n = 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (v[i] == start) {
+            return 0;
+        }
+    }
+    if (n == SEGS_MAX_N) {
+        memmove(v, v + 1, (n - 1) * sizeof(*v));
+        n--;
+    }
+    for (i = n; i > 0 && v[i - 1] > start; i--) {
+        v[i] = v[i - 1];
+    }
+    v[i] = start;
+    n++;
+    ts_wbuf_init(&b);
+    ts_put_u32(&b, n);
+    for (i = 0; i < n; i++) {
+        ts_put_u64(&b, v[i]);
+    }
+    d.dptr = b.data;
+    d.dsize = b.len;
+    rc = b.err ? -1 : tdb_store(tdb, key_of(kb, sizeof(kb), "x/seg/", o), d, TDB_REPLACE);
+    ts_wbuf_free(&b);
+    return rc == 0 ? 0 : -1;
+}
+
+
+static uint64_t
+floor_get(struct tdb_context *tdb, int o)
+{
+    char     kb[32];
+    uint64_t v = 0;
+
+    (void) u64_get(tdb, key_of(kb, sizeof(kb), "x/floor/", o),
+                   &v);
+    return v;
+}
+
+
+static int
+floor_put(struct tdb_context *tdb, int o, uint64_t v)
+{
+    char kb[32];
+
+    return u64_put(tdb, key_of(kb, sizeof(kb), "x/floor/", o),
+                   v);
+}
+
+
+static TDB_DATA
+opkey(char *kb, size_t sz, int o, uint64_t seq)
+{
+    TDB_DATA k;
+    int      n;
+
+    n = snprintf(kb, sz, "o/%02x/%016llx", o, (unsigned long long) seq);
+    k.dptr = (unsigned char *) kb;
+    k.dsize = n > 0 && (size_t) n < sz ? (size_t) n : 0;
+    return k;
+}
+
+
+/* ---- append ------------------------------------------------------------ */
+
+int
+trk_oplog_append(trk_store_t *st, trk_stamp_t s, uint64_t reqid,
+                 char **keys, size_t nkeys)
+{
+    struct tdb_context *tdb = trk_store_tdb(st);
+    int                 o = trk_store_origin(st);
+    uint64_t            cur, seq, prev;
+    ts_wbuf_t           b, e;
+    trk_rec_t           r, d;
+    size_t              i;
+    char                kb[64];
+    TDB_DATA            k, v;
+    int                 rc = -1;
+
+    if (o < 1 || o >= TRK_ORIGINS_N || vv_get1(tdb, o, &cur) != 0) {
+        return -1;
+    }
+    if (cur == 0) {
+        /* a new data directory: start above any seq an earlier directory
+         * of this tracker id can have used */
+        seq = (uint64_t) ts_wall_ms() << 16;
+        prev = 0;
+        if (segs_add(tdb, o, seq) != 0) {
+            return -1;
+        }
+    } else {
+        seq = cur + 1;
+        prev = cur;
+    }
+    ts_wbuf_init(&b);
+    ts_wbuf_init(&e);
+    ts_put_u8(&b, OP_MAGIC);
+    ts_put_u8(&b, OP_VERSION);
+    ts_put_u8(&b, (uint8_t) o);
+    ts_put_u64(&b, seq);
+    ts_put_u64(&b, prev);
+    ts_put_u64(&b, s.hlc);
+    ts_put_u64(&b, reqid);
+    ts_put_u32(&b, (uint32_t) nkeys);
+    for (i = 0; i < nkeys; i++) {
+        if (trk_kv_rec(st, keys[i], strlen(keys[i]), &r) < 0) {
+            goto done;
+        }
+        if (trk_rec_delta(&r, s, &d) != 0) {
+            trk_rec_free(&r);
+            trk_rec_free(&d);
+            goto done;
+        }
+        ts_wbuf_reset(&e);
+        trk_rec_encode(&e, &d);
+        ts_put_blob(&b, keys[i], (uint32_t) strlen(keys[i]));
+        ts_put_blob(&b, e.data, (uint32_t) e.len);
+        trk_rec_free(&r);
+        trk_rec_free(&d);
+    }
+    if (b.err || e.err) {
+        goto done;
+    }
+    k = opkey(kb, sizeof(kb), o, seq);
+    v.dptr = b.data;
+    v.dsize = b.len;
+    if (tdb_store(tdb, k, v, TDB_REPLACE) != 0 || vv_put1(tdb, o, seq) != 0) {
+        goto done;
+    }
+    k.dptr = (unsigned char *) "x/hlc";
+    k.dsize = 5;
+    if (u64_put(tdb, k, s.hlc) != 0) {
+        goto done;
+    }
+    rc = 0;
+
+done:
+    ts_wbuf_free(&b);
+    ts_wbuf_free(&e);
+    return rc;
+}
+
+
+/* ---- apply ------------------------------------------------------------- */
+
+int
+trk_oplog_apply(trk_store_t *st, const uint8_t *op, size_t n,
+                uint64_t *maxhlc)
+{
+    struct tdb_context *tdb = trk_store_tdb(st);
+    ts_rbuf_t           r;
+    uint8_t             o;
+    uint64_t            seq, prev, hlc, cur;
+    uint32_t            cnt, i, kl, el;
+    const uint8_t      *k, *e;
+    trk_rec_t           rec;
+    trk_stamp_t         mx;
+    char                kb[64];
+    TDB_DATA            key, val;
+
+    ts_rbuf_init(&r, op, n);
+    if (ts_get_u8(&r) != OP_MAGIC || ts_get_u8(&r) != OP_VERSION) {
+        return -1;
+    }
+    o = ts_get_u8(&r);
+    seq = ts_get_u64(&r);
+    prev = ts_get_u64(&r);
+    hlc = ts_get_u64(&r);
+    (void) ts_get_u64(&r);
+    cnt = ts_get_u32(&r);
+    if (r.err || o == 0 || o >= TRK_ORIGINS_N || seq == 0
+        || (size_t) cnt * 8 > ts_rbuf_left(&r))
+    {
+        return -1;
+    }
+    if (vv_get1(tdb, o, &cur) != 0) {
+        return -1;
+    }
+    if (seq <= cur) {
+        return 0;
+    }
+    if (prev != cur && prev != 0) {
+        return 2;
+    }
+    if (hlc > *maxhlc) {
+        *maxhlc = hlc;
+    }
+    for (i = 0; i < cnt; i++) {
+        k = ts_get_blob(&r, &kl, 4096);
+        e = ts_get_blob(&r, &el, TS_FRAME_MAX_B);
+        if (r.err || k == NULL || e == NULL || !trk_key_replicated(k, kl)
+            || trk_rec_decode(e, el, &rec) != 0)
+        {
+            return -1;
+        }
+        mx = trk_rec_max_stamp(&rec);
+        if (mx.hlc > *maxhlc) {
+            *maxhlc = mx.hlc;
+        }
+        if (trk_kv_merge(st, (const char *) k, kl, &rec) != 0) {
+            trk_rec_free(&rec);
+            return -1;
+        }
+        trk_rec_free(&rec);
+    }
+    if (ts_rbuf_end(&r) != 0) {
+        return -1;
+    }
+    /* kept so that this tracker can relay it */
+    key = opkey(kb, sizeof(kb), o, seq);
+    val.dptr = (unsigned char *) op;
+    val.dsize = n;
+    if (tdb_store(tdb, key, val, TDB_REPLACE) != 0 || vv_put1(tdb, o, seq) != 0
+        || (prev == 0 && segs_add(tdb, o, seq) != 0))
+    {
+        return -1;
+    }
+    return 1;
+}
+
+
+int
+trk_oplog_get(trk_store_t *st, int origin, uint64_t seq, ts_wbuf_t *out)
+{
+    struct tdb_context *tdb = trk_store_tdb(st);
+    char                kb[64];
+    TDB_DATA            d;
+
+    d = tdb_fetch(tdb, opkey(kb, sizeof(kb), origin, seq));
+    if (d.dptr == NULL) {
+        return tdb_error(tdb) == TDB_ERR_NOEXIST ? 1 : -1;
+    }
+    ts_wbuf_reset(out);
+    ts_put_raw(out, d.dptr, d.dsize);
+    free(d.dptr);
+    return out->err ? -1 : 0;
+}
+
+
+int
+trk_oplog_next(trk_store_t *st, int origin, uint64_t after, uint64_t *seq)
+{
+    struct tdb_context *tdb = trk_store_tdb(st);
+    char                kb[64];
+    uint64_t            segs[SEGS_MAX_N], mine;
+    uint32_t            n, i;
+
+    if (vv_get1(tdb, origin, &mine) != 0 || mine <= after) {
+        return 1;
+    }
+    if (after < floor_get(tdb, origin)) {
+        return 2;
+    }
+    if (tdb_exists(tdb, opkey(kb, sizeof(kb), origin, after + 1))) {
+        *seq = after + 1;
+        return 0;
+    }
+    if (segs_get(tdb, origin, segs, &n) != 0) {
+        return 2;
+    }
+    for (i = 0; i < n; i++) {
+        if (segs[i] > after) {
+            if (tdb_exists(tdb, opkey(kb, sizeof(kb), origin, segs[i]))) {
+                *seq = segs[i];
+                return 0;
+            }
+            break;
+        }
+    }
+    return 2;
+}
+
+
+int
+trk_oplog_adopt(trk_store_t *st, const trk_vv_t *vv)
+{
+    struct tdb_context *tdb = trk_store_tdb(st);
+    uint64_t            cur;
+    int                 o;
+
+    for (o = 1; o < TRK_ORIGINS_N; o++) {
+        if (vv_get1(tdb, o, &cur) != 0) {
+            return -1;
+        }
+        if (vv->seq[o] > cur) {
+            /* the ops up to there are in the state, not in this log */
+            if (vv_put1(tdb, o, vv->seq[o]) != 0
+                || floor_put(tdb, o, vv->seq[o]) != 0)
+            {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+
+/* ---- compaction, counting, digest ----------------------------------------- */
+
+typedef struct {
+    const trk_vv_t *upto;
+    TDB_DATA       *keys;
+    size_t          n;
+    size_t          cap;
+    uint64_t        top[TRK_ORIGINS_N];
+    long            count;
+} op_walk_t;
+
+
+static int
+parse_opkey(TDB_DATA k, int *o, uint64_t *seq)
+{
+    char buf[32];
+    unsigned int oo;
+    unsigned long long s;
+
+    if (k.dsize != 2 + 2 + 1 + 16 || k.dptr[0] != 'o' || k.dptr[1] != '/') {
+        return -1;
+    }
+    memcpy(buf, k.dptr, k.dsize);
+    buf[k.dsize] = '\0';
+    if (sscanf(buf, "o/%2x/%16llx", &oo, &s) != 2 || oo == 0
+        || oo >= TRK_ORIGINS_N)
+    {
+        return -1;
+    }
+    *o = (int) oo;
+    *seq = s;
+    return 0;
+}
+
+
+static int
+op_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
+{
+    op_walk_t *w = arg;
+    TDB_DATA  *nk;
+    int        o;
+    uint64_t   seq;
+
+    (void) tdb;
+    (void) v;
+    if (parse_opkey(k, &o, &seq) != 0) {
+        return 0;
+    }
+    w->count++;
+    if (w->upto == NULL || seq > w->upto->seq[o]) {
+        return 0;
+    }
+    if (w->n == w->cap) {
+        if (w->n >= 200000) {
+            return -1;
+        }
+        w->cap = w->cap ? w->cap * 2 : 256;
+        nk = realloc(w->keys, w->cap * sizeof(*nk));
+        if (nk == NULL) {
+            return -1;
+        }
+        w->keys = nk;
+    }
+    w->keys[w->n].dptr = malloc(k.dsize);
+    if (w->keys[w->n].dptr == NULL) {
+        return -1;
+    }
+    memcpy(w->keys[w->n].dptr, k.dptr, k.dsize);
+    w->keys[w->n].dsize = k.dsize;
+    w->n++;
+    if (seq > w->top[o]) {
+        w->top[o] = seq;
+    }
+    return 0;
+}
+
+
+int
+trk_oplog_compact(trk_store_t *st, const trk_vv_t *upto)
+{
+    struct tdb_context *tdb = trk_store_tdb(st);
+    op_walk_t           w;
+    size_t              i;
+    int                 o, rc;
+
+    memset(&w, 0, sizeof(w));
+    w.upto = upto;
+    tdb_traverse_read(tdb, op_walk, &w);
+    rc = (int) w.n;
+    if (w.n > 0) {
+        if (trk_store_begin(st) != 0) {
+            rc = -1;
+        } else {
+            for (o = 1; o < TRK_ORIGINS_N; o++) {
+                if (w.top[o] > floor_get(tdb, o)) {
+                    (void) floor_put(tdb, o, w.top[o]);
+                }
+            }
+            for (i = 0; i < w.n; i++) {
+                (void) tdb_delete(tdb, w.keys[i]);
+            }
+            if (trk_store_commit(st) != 0) {
+                rc = -1;
+            }
+        }
+    }
+    for (i = 0; i < w.n; i++) {
+        free(w.keys[i].dptr);
+    }
+    free(w.keys);
+    return rc;
+}
+
+
+long
+trk_oplog_count(trk_store_t *st)
+{
+    op_walk_t w;
+
+    memset(&w, 0, sizeof(w));
+    if (tdb_traverse_read(trk_store_tdb(st), op_walk, &w) < 0) {
+        return -1;
+    }
+    return w.count;
+}
+
+
+typedef struct {
+    int (*fn)(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+              void *arg);
+    void *arg;
+} rep_walk_t;
+
+
+static int
+rep_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
+{
+    rep_walk_t *w = arg;
+
+    (void) tdb;
+    if (!trk_key_replicated(k.dptr, k.dsize)) {
+        return 0;
+    }
+    return w->fn(k.dptr, k.dsize, v.dptr, v.dsize, w->arg);
+}
+
+
+int
+trk_each_replicated(trk_store_t *st,
+                    int (*fn)(const uint8_t *k, size_t kl, const uint8_t *v,
+                              size_t vl, void *arg),
+                    void *arg)
+{
+    rep_walk_t w;
+
+    w.fn = fn;
+    w.arg = arg;
+    return tdb_traverse_read(trk_store_tdb(st), rep_walk, &w) < 0 ? -1 : 0;
+}
+
+
+typedef struct {
+    char    *key;
+    size_t   klen;
+    uint8_t  h[32];
+} dg_row_t;
+
+typedef struct {
+    dg_row_t *rows;
+    size_t    n;
+    size_t    cap;
+    int       err;
+} dg_t;
+
+
+static int
+dg_collect(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+           void *arg)
+{
+    dg_t      *d = arg;
+    dg_row_t  *nr;
+    ts_wbuf_t  b;
+
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 1024;
+        nr = realloc(d->rows, d->cap * sizeof(*nr));
+        if (nr == NULL) {
+            d->err = 1;
+            return -1;
+        }
+        d->rows = nr;
+    }
+    ts_wbuf_init(&b);
+    ts_put_blob(&b, k, (uint32_t) kl);
+    ts_put_blob(&b, v, (uint32_t) vl);
+    d->rows[d->n].key = malloc(kl);
+    if (b.err || d->rows[d->n].key == NULL
+        || ts_sha256(b.data, b.len, d->rows[d->n].h) != 0)
+    {
+        free(d->rows[d->n].key);
+        ts_wbuf_free(&b);
+        d->err = 1;
+        return -1;
+    }
+    memcpy(d->rows[d->n].key, k, kl);
+    d->rows[d->n].klen = kl;
+    d->n++;
+    ts_wbuf_free(&b);
+    return 0;
+}
+
+
+static int
+dg_cmp(const void *a, const void *b)
+{
+    const dg_row_t *x = a, *y = b;
+    int             c = memcmp(x->key, y->key,
+                               x->klen < y->klen ? x->klen : y->klen);
+
+    if (c != 0) {
+        return c;
+    }
+    return x->klen == y->klen ? 0 : (x->klen < y->klen ? -1 : 1);
+}
+
+
+int
+trk_digest(trk_store_t *st, uint8_t out[32])
+{
+    dg_t      d;
+    ts_wbuf_t b;
+    size_t    i;
+    int       rc = -1;
+
+    memset(&d, 0, sizeof(d));
+    ts_wbuf_init(&b);
+    if (trk_each_replicated(st, dg_collect, &d) == 0 && !d.err) {
+        if (d.n > 1) {
+            qsort(d.rows, d.n, sizeof(*d.rows), dg_cmp);
+        }
+        for (i = 0; i < d.n; i++) {
+            ts_put_raw(&b, d.rows[i].h, 32);
+        }
+        if (!b.err && ts_sha256(b.data, b.len, out) == 0) {
+            rc = 0;
+        }
+    }
+    for (i = 0; i < d.n; i++) {
+        free(d.rows[i].key);
+    }
+    free(d.rows);
+    ts_wbuf_free(&b);
+    return rc;
+}

@@ -1,0 +1,88 @@
+/*
+ * trk_oplog.h -- the replication op log, version vector, epoch and hybrid
+ * logical clock (docs/REPLICATION.md).
+ *
+ * Local tdb keys:  o/<origin hex2>/<seq hex16>  op record
+ *                  v/<origin hex2>              u64 highest seq applied
+ *                  x/epoch  x/hlc  x/seg/<o>  x/floor/<o>
+ * Op record: u8 'O', u8 version, u8 origin, u64 seq, u64 prev, u64 hlc,
+ *            u64 reqid, u32 n, n x (blob key, blob delta envelope).
+ *
+ * Locking: every function that writes runs inside the caller's tdb
+ * transaction (trk_store_begin/commit), which serialises seq allocation
+ * between worker processes.  The HLC is one atomic word in the tracker
+ * shm, advanced by CAS.
+ *
+ * Crash behaviour: an op, its effects and the VV bump commit together or
+ * not at all.  The HLC high-water mark is persisted with every op, so a
+ * restarted tracker never reuses a stamp.
+ */
+#ifndef TRK_OPLOG_H_INCLUDED
+#define TRK_OPLOG_H_INCLUDED
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "ts_config.h"
+#include "ts_buf.h"
+#include "trk_store.h"
+#include "trk_merge.h"
+
+#define TRK_ORIGINS_N  (TS_TRACKERS_MAX_N + 1)     /* index 1..16 */
+
+typedef struct {
+    uint64_t seq[TRK_ORIGINS_N];
+} trk_vv_t;
+
+/* HLC: 48-bit wall ms << 16 | counter; strictly increasing per tracker. */
+uint64_t trk_hlc_next(_Atomic uint64_t *h);
+void     trk_hlc_observe(_Atomic uint64_t *h, uint64_t seen);
+
+int  trk_vv_load(trk_store_t *st, trk_vv_t *vv);            /* 0 / -1 */
+void trk_vv_encode(ts_wbuf_t *b, const trk_vv_t *vv);
+int  trk_vv_decode(ts_rbuf_t *r, trk_vv_t *vv);              /* 0 / -1 */
+/* "1:5,2:7" (origins with seq 0 omitted). */
+void trk_vv_format(const trk_vv_t *vv, char *out, size_t outsz);
+
+/* The data directory's epoch; created (random) when absent.  0 on error. */
+uint64_t trk_epoch_get(trk_store_t *st, int create);
+/* Persisted HLC high-water mark (0 if none). */
+uint64_t trk_hlc_saved(trk_store_t *st);
+
+/* Called by trk_store_commit() inside the transaction: appends one op
+ * for the keys written under stamp s.  0 / -1. */
+int  trk_oplog_append(trk_store_t *st, trk_stamp_t s, uint64_t reqid,
+                      char **keys, size_t nkeys);
+
+/* Applies one received op inside the caller's transaction.  Returns 1
+ * applied, 0 already had it, 2 out of order (stop the batch), -1 bad op
+ * or database error.  *maxhlc gets the largest stamp seen. */
+int  trk_oplog_apply(trk_store_t *st, const uint8_t *op, size_t n,
+                     uint64_t *maxhlc);
+
+/* Next op of origin after seq `after`: 0 found (*seq), 1 none yet,
+ * 2 the peer needs ops this log no longer holds (send a snapshot). */
+int  trk_oplog_next(trk_store_t *st, int origin, uint64_t after,
+                    uint64_t *seq);
+/* The op record bytes (out reset first): 0, 1 absent, -1. */
+int  trk_oplog_get(trk_store_t *st, int origin, uint64_t seq,
+                   ts_wbuf_t *out);
+/* Deletes ops every tracker has (seq <= upto[origin]); own transaction.
+ * Returns how many or -1. */
+int  trk_oplog_compact(trk_store_t *st, const trk_vv_t *upto);
+/* Raises the VV to max(own, vv) after a snapshot (inside a txn). */
+int  trk_oplog_adopt(trk_store_t *st, const trk_vv_t *vv);
+/* Number of op records kept. */
+long trk_oplog_count(trk_store_t *st);
+
+/* SHA-256 over every replicated key and its envelope, keys sorted. */
+int  trk_digest(trk_store_t *st, uint8_t out[32]);
+
+/* Calls fn(key, klen, env, envlen, arg) for every replicated key (read
+ * traverse; fn copies what it keeps). */
+int  trk_each_replicated(trk_store_t *st,
+                         int (*fn)(const uint8_t *k, size_t kl,
+                                   const uint8_t *v, size_t vl, void *arg),
+                         void *arg);
+
+#endif
