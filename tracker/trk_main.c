@@ -37,6 +37,8 @@
 #include "trk_shm.h"
 #include "trk_store.h"
 #include "trk_worker.h"
+#include "trk_oplog.h"
+#include "trk_sync.h"
 
 #define LISTEN_BACKLOG  511
 #define SUP_TICK_MS     50
@@ -59,6 +61,8 @@ usage(FILE *f)
         "      --session-timeout MS    session ends without a heartbeat "
         "(default %d)\n"
         "      --fsync on|off          sync tdb commits (default on)\n"
+        "      --status                print STATUS of tracker <id> and "
+        "exit\n"
         "  -l, --log-level LEVEL       error|warn|info|debug\n"
         "  -h, --help                  this text\n"
         "  -V, --version               print the version\n",
@@ -162,7 +166,9 @@ on_spawn(int slot, pid_t pid, uint32_t gen, int role, void *arg)
     ts_owner_t    o = ts_owner_make(pid, gen);
 
     (void) arg;
-    (void) role;
+    if (role != 0) {
+        return;                 /* K1: the sync process has no slot */
+    }
     /* the child may have assigned itself already (it races with us) */
     if (atomic_load(&s->owner) != o) {
         ts_slot_assign(s, o, TRK_ROLE_WORKER);
@@ -177,8 +183,11 @@ on_exit_hook(int slot, pid_t pid, uint32_t gen, int role, int wstatus,
     ts_owner_t o = ts_owner_make(pid, gen);
 
     (void) arg;
-    (void) role;
     (void) wstatus;
+    if (role != 0) {
+        atomic_store(&cfg.shm.stats->sync_pid, 0);
+        return;
+    }
     ts_slot_free(&cfg.shm.slots[slot], o);
     if (ts_claim_reclaim(&cfg.shm.stats->hk_owner, 1, o) > 0) {
         ts_warn("worker %d died during housekeeping; claim released",
@@ -222,11 +231,14 @@ main(int argc, char **argv)
         { "session-timeout", required_argument, NULL, 't' },
         { "fsync",           required_argument, NULL, 'f' },
         { "log-level",       required_argument, NULL, 'l' },
+        { "status",          no_argument,       NULL, 'S' },
         { "help",            no_argument,       NULL, 'h' },
         { "version",         no_argument,       NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
-    ts_sup_role_t    role;
+    ts_sup_role_t    roles[2];
+    uint64_t         epoch, hlc0;
+    int              status_mode = 0;
     ts_sup_config_t  sc;
     ts_trackers_t    trk;
     trk_store_t     *st;
@@ -291,6 +303,9 @@ main(int argc, char **argv)
                 bad_usage("bad --log-level '%s'", optarg);
             }
             break;
+        case 'S':
+            status_mode = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -315,6 +330,10 @@ main(int argc, char **argv)
     }
     cfg.id = (int) v;
 
+    if (status_mode) {
+        return trk_status_cmd(argv[optind], cfg.id);
+    }
+
     /* a closed stdin must not be mistaken for a socket opened later */
     stdin_ok = fcntl(STDIN_FILENO, F_GETFD) != -1;
 
@@ -327,6 +346,7 @@ main(int argc, char **argv)
                 "%d tracker(s)\n", cfg.id, argv[optind], trk.n);
         return 2;
     }
+    cfg.trackers = trk;
     snprintf(cfg.ip, sizeof(cfg.ip), "%s", trk.t[cfg.id - 1].ip);
     cfg.port = trk.t[cfg.id - 1].port;
 
@@ -356,7 +376,15 @@ main(int argc, char **argv)
         ts_err("%s", err);
         return 1;
     }
+    /* K1: the data directory's epoch (new dir = new epoch) and the HLC
+     * high-water mark, so stamps never go back across restarts */
+    epoch = trk_epoch_get(st, 1);
+    hlc0 = trk_hlc_saved(st);
     trk_store_close(st);
+    if (epoch == 0) {
+        ts_err("cannot initialise the database epoch in %s", cfg.db_path);
+        return 1;
+    }
 
     cfg.listen_fd = ts_net_listen(cfg.ip, cfg.port, LISTEN_BACKLOG);
     if (cfg.listen_fd < 0) {
@@ -378,22 +406,31 @@ main(int argc, char **argv)
     atomic_store(&cfg.shm.stats->start_wall_ms, ts_wall_ms());
     atomic_store(&cfg.shm.stats->sup_pid, (int32_t) getpid());
     atomic_store(&cfg.shm.stats->workers_n, (uint32_t) cfg.workers);
+    atomic_store(&cfg.shm.stats->epoch, epoch);
+    atomic_store(&cfg.shm.stats->hlc, hlc0);
+    atomic_store(&cfg.shm.stats->leader, cfg.id);
+    atomic_store(&cfg.shm.stats->ntrackers, trk.n);
     trk_ops_init();
 
     ts_info("tracker %d starting on %s:%u (%d workers, data %s, fsync %s)",
             cfg.id, cfg.ip, (unsigned) cfg.port, cfg.workers, cfg.data_dir,
             cfg.nosync ? "off" : "on");
 
-    memset(&role, 0, sizeof(role));
-    role.name = "trk-worker";
-    role.count = cfg.workers;
-    role.main = trk_worker_main;
-    role.arg = &cfg;
+    memset(roles, 0, sizeof(roles));
+    roles[0].name = "trk-worker";
+    roles[0].count = cfg.workers;
+    roles[0].main = trk_worker_main;
+    roles[0].arg = &cfg;
+    /* K1: one sync process when there is any other tracker */
+    roles[1].name = "trk-sync";
+    roles[1].count = 1;
+    roles[1].main = trk_sync_main;
+    roles[1].arg = &cfg;
 
     memset(&sc, 0, sizeof(sc));
     sc.name = "supervisor";
-    sc.roles = &role;
-    sc.nroles = 1;
+    sc.roles = roles;
+    sc.nroles = trk.n > 1 ? 2 : 1;
     sc.on_spawn = on_spawn;
     sc.on_exit = on_exit_hook;
     sc.watch_fd = stdin_ok ? STDIN_FILENO : -1;

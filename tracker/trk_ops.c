@@ -28,6 +28,7 @@
 #include "ts_net.h"
 #include "trk_ops.h"
 #include "trk_files.h"         /* G1: presence hooks */
+#include "trk_oplog.h"         /* K1: status */
 
 #define SESSION_GONE  "session expired; log in again"
 #define BAD_LOGIN     "wrong user id or password"
@@ -64,12 +65,36 @@ set_msg(trk_req_t *rq, const char *m)
 
 /* ---- sessions ------------------------------------------------------- */
 
+/* K1: the session was opened on an account that then lost a concurrent
+ * creation on another tracker (first writer wins). */
+static ts_status_t
+lost_account(trk_req_t *rq)
+{
+    trk_session_t s;
+    uint64_t      hlc;
+    uint8_t       origin;
+
+    if (trk_session_get(rq->env->st, rq->tok_hash, &s) != 0
+        || s.user_hlc == 0
+        || trk_user_stamp(rq->env->st, s.user, &hlc, &origin) != 0
+        || (hlc == s.user_hlc && origin == s.user_origin))
+    {
+        return TS_OK;
+    }
+    snprintf(rq->msg, sizeof(rq->msg), "account '%s' was created "
+             "concurrently on another tracker and lost; create a new one",
+             s.user);
+    return TS_ERR_CONFLICT;
+}
+
+
 /* Finds the session of token tok: 0 (rq->user set) or a status. */
 static ts_status_t
 authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
 {
     trk_env_t     *env = rq->env;
     trk_session_t  s;
+    char           user_tmp[TS_ID_MAX_B + 1];
     int64_t        now;
     int            rc;
 
@@ -81,7 +106,7 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
     rc = trk_sess_lookup(env->shm, rq->tok_hash, now, env->session_timeout_ms,
                          1, rq->user, sizeof(rq->user));
     if (rc == 1) {
-        return TS_OK;
+        return lost_account(rq);
     }
     if (rc == 2) {
         set_msg(rq, SESSION_GONE);
@@ -99,7 +124,10 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
     }
     snprintf(rq->user, sizeof(rq->user), "%s", s.user);
     (void) trk_sess_insert(env->shm, rq->tok_hash, s.user, now);
-    return TS_OK;
+    (void) trk_sess_lookup(env->shm, rq->tok_hash, now,
+                           env->session_timeout_ms, 1, user_tmp,
+                           sizeof(user_tmp));
+    return lost_account(rq);
 }
 
 
@@ -156,6 +184,7 @@ trk_ops_handle(trk_env_t *env, uint8_t type, uint64_t reqid,
             build_reply(out, &rq, TS_ERR_BUSY);
             return TRK_DO_REPLY;
         }
+        trk_store_set_reqid(env->st, reqid);
         if (trk_reply_get(env->st, reqid, type, out) == 0) {
             /* already served: answer as before, change nothing */
             trk_store_cancel(env->st);
@@ -419,6 +448,8 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
     snprintf(s.user, sizeof(s.user), "%s", job->user);
     snprintf(s.node_addr, sizeof(s.node_addr), "%s", job->node_addr);
     s.created_ms = (uint64_t) ts_wall_ms();
+    /* K1: bound to this incarnation of the account */
+    (void) trk_user_stamp(env->st, job->user, &s.user_hlc, &s.user_origin);
     if (ts_random(tok, sizeof(tok)) != 0
         || ts_sha256(tok, sizeof(tok), h) != 0)
     {
@@ -439,6 +470,13 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
         return;
     }
     (void) trk_sess_insert(env->shm, h, s.user, ts_now_ms());
+    {
+        char u[TS_ID_MAX_B + 1];
+
+        /* a request here: gossip it to the peers */
+        (void) trk_sess_lookup(env->shm, h, ts_now_ms(),
+                               env->session_timeout_ms, 1, u, sizeof(u));
+    }
     ts_put_raw(&rq.body, tok, sizeof(tok));
     /* the heartbeat period this tracker wants: a third of its timeout */
     ts_put_u32(&rq.body, (uint32_t) (env->session_timeout_ms / 3 > 100
@@ -650,10 +688,36 @@ op_status(trk_req_t *rq)
     trk_env_t      *env = rq->env;
     trk_stats_sh_t *sb = env->shm->stats;
     trk_counts_t    c;
-    char            text[1024];
-    int             i, active;
+    char            text[2048];
+    char            vvs[TRK_ORIGINS_N * 28], dhex[65], peers[256];
+    uint8_t         dg[32];
+    trk_vv_t        vv;
+    uint32_t        up_mask;
+    int             i, active, n, nt;
+    size_t          pl;
     int64_t         up;
 
+    if (trk_vv_load(env->st, &vv) != 0 || trk_digest(env->st, dg) != 0) {
+        set_msg(rq, "tracker database error");
+        return TS_ERR_INTERNAL;
+    }
+    trk_vv_format(&vv, vvs, sizeof(vvs));
+    ts_hex(dg, 32, dhex);
+    up_mask = atomic_load(&sb->peers_up);
+    nt = atomic_load(&sb->ntrackers);
+    peers[0] = '\0';
+    pl = 0;
+    for (i = 1; i <= nt && i < TRK_ORIGINS_N; i++) {
+        if (i == env->tracker_id) {
+            continue;
+        }
+        n = snprintf(peers + pl, sizeof(peers) - pl, "%s%d=%s",
+                     pl ? "," : "", i, (up_mask >> i) & 1 ? "up" : "down");
+        if (n < 0 || (size_t) n >= sizeof(peers) - pl) {
+            break;
+        }
+        pl += (size_t) n;
+    }
     if (trk_store_count(env->st, &c) != 0) {
         set_msg(rq, "tracker database error");
         return TS_ERR_INTERNAL;
@@ -671,6 +735,13 @@ op_status(trk_req_t *rq)
              env->tracker_id, (int) atomic_load(&sb->sup_pid), active,
              (unsigned long long) c.users, (unsigned long long) c.groups,
              (unsigned long long) c.sessions, (long long) (up < 0 ? 0 : up));
+    n = (int) strlen(text);
+    snprintf(text + n, sizeof(text) - (size_t) n,
+             "leader: %d\nvv: %s\ndigest: %s\nepoch: %016llx\npeers: %s\n"
+             "ops_logged: %ld\nsync_pid: %d\n",
+             (int) atomic_load(&sb->leader), vvs, dhex,
+             (unsigned long long) atomic_load(&sb->epoch), peers,
+             trk_oplog_count(env->st), (int) atomic_load(&sb->sync_pid));
     ts_put_str(&rq->body, text);
     return TS_OK;
 }
@@ -759,7 +830,7 @@ housekeep_pass(trk_env_t *env, int64_t now)
     trk_session_t  s;
     char           user[TS_ID_MAX_B + 1];
     size_t         i;
-    int            rc, deleted, rr;
+    int            rc, deleted, rr, leader;
 
     memset(&tdbs, 0, sizeof(tdbs));
     memset(&sw, 0, sizeof(sw));
@@ -779,7 +850,9 @@ housekeep_pass(trk_env_t *env, int64_t now)
      *    entry, kept EXPIRED meanwhile, stops a reload from tdb) */
     trk_sess_each(env->shm, now, env->session_timeout_ms, collect_shm, &sw);
     deleted = 0;
-    if (sw.expired.n > 0 && trk_store_begin(env->st) == 0) {
+    /* K1: only the leader expires (its deletes replicate as ops) */
+    leader = atomic_load(&env->shm->stats->leader) == env->tracker_id;
+    if (leader && sw.expired.n > 0 && trk_store_begin(env->st) == 0) {
         for (i = 0; i < sw.expired.n; i++) {
             /* G1: presence record first (it reads the session) */
             (void) trk_files_session_gone(env->st, sw.expired.h[i]);
@@ -804,8 +877,8 @@ housekeep_pass(trk_env_t *env, int64_t now)
         ts_info("expired %d session(s)", deleted);
     }
 
-    /* 4. the reply cache */
-    rr = trk_store_expire_replies(env->st, (uint64_t) ts_wall_ms()
+    /* 4. the reply cache (leader only, like sessions) */
+    rr = !leader ? 0 : trk_store_expire_replies(env->st, (uint64_t) ts_wall_ms()
                                   - (uint64_t) TS_REPLY_CACHE_TTL_S * 1000);
     if (rr > 0) {
         ts_debug("expired %d cached replies", rr);

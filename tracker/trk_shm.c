@@ -223,6 +223,7 @@ trk_sess_lookup(trk_shm_t *t, const uint8_t h[32], int64_t now_ms,
         snprintf(user, usersz, "%s", e[i].user);
         if (touch) {
             atomic_store(&e[i].last_hb_ms, now_ms);
+            atomic_store(&e[i].local_hb_ms, now_ms);
         }
         rc = 1;
     }
@@ -255,6 +256,7 @@ trk_sess_insert(trk_shm_t *t, const uint8_t h[32], const char *user,
     memcpy(e[i].h, h, 32);
     snprintf(e[i].user, sizeof(e[i].user), "%s", user);
     atomic_store(&e[i].last_hb_ms, now_ms);
+    atomic_store(&e[i].local_hb_ms, 0);
     atomic_store(&e[i].state, TRK_SESS_LIVE);
     ts_shlock_unlock(&t->stripes[stripe]);
     return 0;
@@ -313,6 +315,57 @@ trk_sess_each(trk_shm_t *t, int64_t now_ms, int64_t timeout_ms,
             if (st == TRK_SESS_LIVE || st == TRK_SESS_EXPIRED) {
                 fn(h, (int) st, arg);
             }
+        }
+    }
+}
+
+
+int
+trk_sess_refresh(trk_shm_t *t, const uint8_t h[32], int64_t now_ms)
+{
+    trk_sess_sh_t *e;
+    uint32_t       stripe;
+    int            i, fi, rc = 0;
+
+    e = stripe_lock(t, h, &stripe);
+    if (e == NULL) {
+        return 0;
+    }
+    i = stripe_find(e, h, &fi);
+    if (i >= 0) {
+        /* the session is alive elsewhere: an entry this tracker had
+         * marked expired (it is not the leader) comes back */
+        atomic_store(&e[i].last_hb_ms, now_ms);
+        atomic_store(&e[i].state, TRK_SESS_LIVE);
+        rc = 1;
+    }
+    ts_shlock_unlock(&t->stripes[stripe]);
+    return rc;
+}
+
+
+void
+trk_sess_each_local(trk_shm_t *t, int64_t since_ms,
+                    void (*fn)(const uint8_t h[32], void *arg), void *arg)
+{
+    trk_sess_sh_t *e;
+    uint8_t        h[32];
+    uint32_t       s, i;
+    int64_t        l;
+
+    /* lock-free peek: a torn hash only costs a useless refresh */
+    for (s = 0; s < TRK_SESS_STRIPES_N; s++) {
+        e = t->sess + (size_t) s * STRIPE_N;
+        for (i = 0; i < STRIPE_N; i++) {
+            if (atomic_load(&e[i].state) != TRK_SESS_LIVE) {
+                continue;
+            }
+            l = atomic_load(&e[i].local_hb_ms);
+            if (l == 0 || l < since_ms) {
+                continue;
+            }
+            memcpy(h, e[i].h, 32);
+            fn(h, arg);
         }
     }
 }

@@ -23,7 +23,7 @@
 #include "ts_claim.h"
 #include "ts_shlock.h"
 
-#define TRK_SHM_LAYOUT_VERSION  1
+#define TRK_SHM_LAYOUT_VERSION  2
 #define TRK_SESS_STRIPES_N      64
 
 enum {
@@ -47,6 +47,8 @@ typedef struct {
     uint8_t          h[32];                  /* sha256(token) */
     char             user[TS_ID_MAX_B + 1];
     _Atomic int64_t  last_hb_ms;             /* monotonic */
+    _Atomic int64_t  local_hb_ms;            /* last request HERE (K1
+                                                gossip); 0 = none */
 } trk_sess_sh_t;
 
 typedef struct {
@@ -57,6 +59,14 @@ typedef struct {
     _Atomic uint32_t workers_n;
     _Atomic uint32_t ready_logged;
     _Atomic uint64_t lock_repairs;
+    /* K1: cluster */
+    _Atomic uint64_t hlc;            /* hybrid logical clock */
+    _Atomic uint64_t op_wake;        /* bumped after each logged commit */
+    _Atomic int32_t  leader;         /* tracker id; 0 = not known yet */
+    _Atomic uint32_t peers_up;       /* bit i = tracker id i is up */
+    _Atomic int32_t  sync_pid;
+    _Atomic uint64_t epoch;
+    _Atomic int32_t  ntrackers;      /* lines in tracker_info.txt */
 } trk_stats_sh_t;
 
 typedef struct {
@@ -82,6 +92,13 @@ int  trk_sess_lookup(trk_shm_t *t, const uint8_t h[32], int64_t now_ms,
 int  trk_sess_insert(trk_shm_t *t, const uint8_t h[32], const char *user,
                      int64_t now_ms);
 void trk_sess_remove(trk_shm_t *t, const uint8_t h[32]);
+/* K1: a peer saw a request of session h: refresh its heartbeat if cached
+ * (live or expired-but-kept entries alike).  1 refreshed, 0 absent. */
+int  trk_sess_refresh(trk_shm_t *t, const uint8_t h[32], int64_t now_ms);
+/* K1: sessions with a request on this tracker since since_ms. */
+void trk_sess_each_local(trk_shm_t *t, int64_t since_ms,
+                         void (*fn)(const uint8_t h[32], void *arg),
+                         void *arg);
 /* Visits every non-free entry (copy, outside the lock). state is the
  * entry's state, with live entries older than timeout reported EXPIRED. */
 void trk_sess_each(trk_shm_t *t, int64_t now_ms, int64_t timeout_ms,

@@ -1032,6 +1032,21 @@ find_member(const trk_member_t *list, uint32_t n, const char *user)
 }
 
 
+/* K1: "not a member", or the clearer conflict when user belonged to an
+ * incarnation of the group that lost a concurrent creation. */
+static ts_status_t
+not_member(trk_store_t *st, const char *group, const char *user, char *msg,
+           size_t msgsz)
+{
+    if (trk_group_lost(st, group, user)) {
+        return fail(msg, msgsz, TS_ERR_CONFLICT, "group '%s' was created "
+                    "concurrently on another tracker and lost; create a "
+                    "new one", group);
+    }
+    return fail(msg, msgsz, TS_ERR_PERM, "not a member of '%s'", group);
+}
+
+
 static void
 remove_at(trk_member_t *list, uint32_t *n, uint32_t i)
 {
@@ -1194,7 +1209,7 @@ trk_do_leave_group(trk_store_t *st, const char *user, const char *group,
     }
     i = find_member(g.members, g.nmembers, user);
     if (i < 0) {
-        s = fail(msg, msgsz, TS_ERR_PERM, "not a member of '%s'", group);
+        s = not_member(st, group, user, msg, msgsz);
         goto done;
     }
     remove_at(g.members, &g.nmembers, (uint32_t) i);
@@ -1241,7 +1256,7 @@ load_owned(trk_store_t *st, const char *user, const char *group,
     }
     if (find_member(g->members, g->nmembers, user) < 0) {
         trk_group_free(g);
-        return fail(msg, msgsz, TS_ERR_PERM, "not a member of '%s'", group);
+        return not_member(st, group, user, msg, msgsz);
     }
     if (strcmp(g->owner, user) != 0) {
         trk_group_free(g);

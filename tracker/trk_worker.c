@@ -673,6 +673,9 @@ trk_worker_main(const ts_worker_ctx_t *ctx)
         ts_err("%s", err);
         return 1;
     }
+    /* K1: writes are stamped by the shared HLC and wake the sync process */
+    trk_store_set_origin(st, cfg->id, (void *) &cfg->shm.stats->hlc,
+                         (void *) &cfg->shm.stats->op_wake);
     trk_ops_init();
     env.tracker_id = cfg->id;
     env.st = st;

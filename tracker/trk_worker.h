@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include "ts_sup.h"
 #include "trk_shm.h"
+#include "ts_trackers.h"
 
 /* Tracker-local limits (units in the names). */
 #define TRK_OUT_SOFT_B      (256u * 1024u)   /* stop reading past this */
@@ -20,6 +21,7 @@
 #define TRK_KDF_QUEUE_N     64       /* queued KDF jobs per worker */
 #define TRK_TICK_MS         100      /* deadlines, heartbeat, housekeeping */
 #define TRK_ROLE_WORKER     1
+#define TRK_ROLE_SYNC       2
 
 typedef struct {
     int        id;                  /* 1-based tracker id */
@@ -33,6 +35,7 @@ typedef struct {
     int        nosync;
     int        listen_fd;
     trk_shm_t  shm;
+    ts_trackers_t trackers;         /* K1: every tracker, for trk-sync */
 } trk_config_t;
 
 /* ts_sup role main; ctx->arg is the trk_config_t. */
