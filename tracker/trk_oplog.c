@@ -206,7 +206,7 @@ uint64_t
 trk_epoch_get(trk_store_t *st, int create)
 {
     struct tdb_context *tdb = trk_store_tdb(st);
-    TDB_DATA            k;
+    TDB_DATA            k, f;
     uint64_t            e = 0;
 
     k.dptr = (unsigned char *) "x/epoch";
@@ -221,11 +221,32 @@ trk_epoch_get(trk_store_t *st, int create)
     if (trk_store_begin(st) != 0) {
         return 0;
     }
-    if (u64_put(tdb, k, e) != 0 || trk_store_commit(st) != 0) {
+    f.dptr = (unsigned char *) "x/fresh";
+    f.dsize = 7;
+    /* a new directory takes one full snapshot from a peer (it may hold
+     * older ops of its own id that a seq comparison would skip) */
+    if (u64_put(tdb, k, e) != 0 || u64_put(tdb, f, 1) != 0
+        || trk_store_commit(st) != 0)
+    {
         trk_store_cancel(st);
         return 0;
     }
     return e;
+}
+
+
+int
+trk_fresh(trk_store_t *st, int clear)
+{
+    TDB_DATA k;
+
+    k.dptr = (unsigned char *) "x/fresh";
+    k.dsize = 7;
+    if (clear) {
+        (void) tdb_delete(trk_store_tdb(st), k);
+        return 0;
+    }
+    return tdb_exists(trk_store_tdb(st), k) ? 1 : 0;
 }
 
 

@@ -46,6 +46,9 @@ void trk_vv_format(const trk_vv_t *vv, char *out, size_t outsz);
 
 /* The data directory's epoch; created (random) when absent.  0 on error. */
 uint64_t trk_epoch_get(trk_store_t *st, int create);
+/* 1 while a new data directory has not merged a full snapshot yet;
+ * clear (inside a transaction) drops the mark. */
+int      trk_fresh(trk_store_t *st, int clear);
 /* Persisted HLC high-water mark (0 if none). */
 uint64_t trk_hlc_saved(trk_store_t *st);
 

@@ -60,6 +60,9 @@ static peer_t           peers[TRK_ORIGINS_N];
 static _Atomic int      sync_stop;
 
 
+static int do_snapshot(peer_t *p, ts_conn_t *c);
+
+
 /* ---- a blocking request/reply over one link ---------------------------- */
 
 /* Sends one request and waits for its reply; on OK *body / *blen get the
@@ -126,7 +129,7 @@ do_hello(peer_t *p, ts_conn_t *c)
     ts_rbuf_t  r;
     uint8_t   *frame;
     trk_vv_t   mine;
-    int        rc, id;
+    int        rc, id, fresh = 0;
 
     pthread_mutex_lock(&mu);
     rc = trk_vv_load(sst, &mine);
@@ -143,6 +146,7 @@ do_hello(peer_t *p, ts_conn_t *c)
     if (rc == 0) {
         id = ts_get_u8(&r);
         (void) ts_get_u64(&r);
+        fresh = ts_get_u8(&r);
         if (id != p->id) {
             ts_warn("tracker at %s:%u says it is %d, not %d", p->ip,
                     (unsigned) p->port, id, p->id);
@@ -152,6 +156,10 @@ do_hello(peer_t *p, ts_conn_t *c)
         }
     }
     free(frame);
+    if (rc == 0 && fresh == 1) {
+        /* a new data directory: one full snapshot first */
+        rc = do_snapshot(p, c);
+    }
     return rc;
 }
 
@@ -638,6 +646,7 @@ op_sync_hello(trk_req_t *rq)
     }
     ts_put_u8(&rq->body, (uint8_t) rq->env->tracker_id);
     ts_put_u64(&rq->body, atomic_load(&rq->env->shm->stats->epoch));
+    ts_put_u8(&rq->body, (uint8_t) trk_fresh(rq->env->st, 0));
     return reply_vv(rq);
 }
 
@@ -745,7 +754,8 @@ op_sync_snapshot(trk_req_t *rq)
     }
     if (rc == 0 && last) {
         if (trk_vv_decode(&rq->in, &vv) != 0
-            || trk_oplog_adopt(rq->env->st, &vv) != 0)
+            || trk_oplog_adopt(rq->env->st, &vv) != 0
+            || trk_fresh(rq->env->st, 1) != 0)
         {
             rc = -1;
         }
