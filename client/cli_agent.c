@@ -1535,7 +1535,8 @@ cli_agent_show(cli_ctx_t *ctx)
     pthread_mutex_lock(&agent.mu);
     for (i = 0; i < agent.ndls; i++) {
         e = agent.dls[i];
-        cli_quote_name(e->rec.name, qn, sizeof(qn));
+        /* names as they are: only list_files quotes them */
+        snprintf(qn, sizeof(qn), "%s", e->rec.name);
         if (e->rec.state == CLI_DL_DONE) {
             printf("[C] [%s] %s -> %s\n", e->rec.group, qn, e->rec.dest);
             shown++;
