@@ -207,7 +207,7 @@ cli_finfo_parse(ts_rbuf_t *r, cli_finfo_t *fi)
         {
             continue;
         }
-        snprintf(tmp[ntmp].addr, sizeof(tmp[ntmp].addr), "%s", addr);
+        memcpy(tmp[ntmp].addr, addr, strlen(addr) + 1);
         tmp[ntmp].complete = complete;
         ntmp++;
     }
@@ -443,6 +443,38 @@ cli_unqueue_stop(const char *group, const char *name)
 
 /* ---- shm <-> entries (agent.mu held) --------------------------------- */
 
+/* Finished and failed downloads stay in the node's table (readers of the
+ * segment see how they ended) until a new download needs the room: then
+ * the one that ended first goes.  1 if a slot is free now. */
+static int
+cli_dl_room(ts_shm_t *shm)
+{
+    node_dl_sh_t  *dls = node_dls(shm);
+    cli_dlent_t   *e, *old = NULL;
+    int            i;
+
+    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
+        if (atomic_load(&dls[i].state) == NODE_DL_FREE) {
+            return 1;
+        }
+    }
+    for (i = 0; i < agent.ndls; i++) {
+        e = agent.dls[i];
+        if (e->rec.state != CLI_DL_ACTIVE && e->idx >= 0
+            && (old == NULL || e->serial < old->serial))
+        {
+            old = e;
+        }
+    }
+    if (old == NULL) {
+        return 0;
+    }
+    node_dl_remove(shm, old->idx);
+    old->idx = -1;
+    return 1;
+}
+
+
 /* Puts a running entry into the node's table: done from the record,
  * maybe = the rest of an existing .part.  0, or -1 (table full). */
 static int
@@ -456,7 +488,7 @@ cli_ent_publish(cli_dlent_t *e)
     uint32_t      c;
     int           idx, cleared = 0;
 
-    if (shm == NULL) {
+    if (shm == NULL || !cli_dl_room(shm)) {
         return -1;
     }
     have = 0;
@@ -534,8 +566,7 @@ cli_ent_finish(cli_dlent_t *e, ts_shm_t *shm)
     if (r->nchunks > 0) {
         cli_bitmap_fill(r->done, r->nchunks);
     }
-    node_dl_remove(shm, e->idx);
-    e->idx = -1;
+    /* the entry stays in shm (DONE) until its slot is needed */
 
     memset(&sr, 0, sizeof(sr));
     snprintf(sr.group, sizeof(sr.group), "%s", r->group);
@@ -589,10 +620,14 @@ cli_ent_fail(cli_dlent_t *e, ts_shm_t *shm, const char *why)
     r->state = CLI_DL_FAILED;
     snprintf(r->error, sizeof(r->error), "%s",
              why != NULL && why[0] != '\0' ? why : "failed");
-    if (e->idx >= 0 && shm != NULL) {
+    /* the node's own FAILED entry stays; one the agent gave up on (still
+     * running in shm) is taken away from the downloaders */
+    if (e->idx >= 0 && shm != NULL
+        && atomic_load(&node_dls(shm)[e->idx].state) != NODE_DL_FAILED)
+    {
         node_dl_remove(shm, e->idx);
+        e->idx = -1;
     }
-    e->idx = -1;
     e->dirty = 1;
     e->have_dirty = 0;
     e->have_complete = 0;
@@ -1146,6 +1181,9 @@ cli_agent_wait_downloads(void)
                 reporting++;
             }
         }
+        if (agent.nstops > 0 && !agent.paused) {
+            reporting++;
+        }
         pthread_mutex_unlock(&agent.mu);
         if (running == 0) {
             if (reporting == 0) {
@@ -1449,6 +1487,12 @@ cli_agent_dl_start(cli_dl_rec_t *rec, const cli_finfo_t *fi, char *err,
         cli_dl_free(rec);
         goto out;
     }
+    /* the finished or failed download it replaces (same key) leaves shm
+     * first, so the table never holds the name twice */
+    if (old != NULL && old->idx >= 0) {
+        node_dl_remove(shm, old->idx);
+        old->idx = -1;
+    }
     e = cli_ent_new(rec);
     if (e == NULL) {
         snprintf(err, errsz, "out of memory");
@@ -1465,7 +1509,6 @@ cli_agent_dl_start(cli_dl_rec_t *rec, const cli_finfo_t *fi, char *err,
         cli_ent_drop(e);
         goto out;
     }
-    /* the finished or failed download it replaces (same key) goes */
     if (old != NULL) {
         cli_ent_drop(old);
     }
@@ -1535,7 +1578,8 @@ cli_agent_show(cli_ctx_t *ctx)
     pthread_mutex_lock(&agent.mu);
     for (i = 0; i < agent.ndls; i++) {
         e = agent.dls[i];
-        cli_quote_name(e->rec.name, qn, sizeof(qn));
+        /* names as they are: only list_files quotes them */
+        snprintf(qn, sizeof(qn), "%s", e->rec.name);
         if (e->rec.state == CLI_DL_DONE) {
             printf("[C] [%s] %s -> %s\n", e->rec.group, qn, e->rec.dest);
             shown++;

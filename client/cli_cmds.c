@@ -25,6 +25,7 @@
 #include "cli_cmds.h"
 #include "cli_rpc.h"
 #include "cli_session.h"
+#include "cli_agent.h"
 
 static const cli_cmd_t  *cli_tables[CLI_TABLES_MAX_N];
 static int               cli_ntables;
@@ -254,6 +255,9 @@ cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
 
     /* a new login replaces the old session: log that one out first */
     if (cli_session_get(ctx->sess, NULL, 0, tok)) {
+        if (ctx->ext != NULL) {
+            cli_agent_logout();
+        }
         cli_session_end(ctx->sess);
         cli_logout_rpc(ctx, tok, TS_RPC_ATTEMPTS_N, 0);
     }
@@ -291,6 +295,10 @@ cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
     {
         ts_warn("no heartbeat thread; the session will expire");
     }
+    /* this user's shares and downloads on this node (re)start */
+    if (ctx->ext != NULL) {
+        cli_agent_login(argv[1]);
+    }
     printf("logged in as %s\n", argv[1]);
     return 0;
 }
@@ -308,7 +316,11 @@ cli_cmd_logout(cli_ctx_t *ctx, int argc, char **argv)
         ts_wbuf_free(&req);
         return -1;
     }
-    /* the local session ends whatever the tracker says */
+    /* sharing and downloads pause, then the local session ends whatever
+     * the tracker says */
+    if (ctx->ext != NULL) {
+        cli_agent_logout();
+    }
     cli_session_end(ctx->sess);
     r = cli_rpc_call(ctx->rpc, TS_MSG_LOGOUT, req.data, (uint32_t) req.len,
                      &rep);
@@ -338,6 +350,9 @@ cli_cmds_logout_quietly(cli_ctx_t *ctx, int quick)
     if (!cli_session_get(ctx->sess, NULL, 0, tok)) {
         return;
     }
+    if (ctx->ext != NULL) {
+        cli_agent_logout();
+    }
     cli_session_end(ctx->sess);
     if (quick) {
         cli_logout_rpc(ctx, tok, 1, 1000);
@@ -351,6 +366,12 @@ cli_cmds_logout_quietly(cli_ctx_t *ctx, int quick)
 static int
 cli_cmd_exit(cli_ctx_t *ctx, int argc, char **argv)
 {
+    /* a script's downloads end before its session does */
+    if (!ctx->tty && ctx->ext != NULL
+        && cli_session_get(ctx->sess, NULL, 0, NULL))
+    {
+        cli_agent_wait_downloads();
+    }
     cli_cmds_logout_quietly(ctx, 0);
     ctx->want_exit = 1;
     return 0;

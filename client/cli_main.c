@@ -3,10 +3,12 @@
  * directory, signals and the command loop (TTY via libedit, or plain
  * line reading when stdin is not a terminal).
  *
- * Command tables are registered here (cli_cmds_core today; the file
- * commands add theirs with one more cli_cmds_register() line), and the
- * later node supervisor is meant to be forked from main() before the
- * loop starts.
+ * Command tables are registered here (cli_cmds_core, cli_files_cmds).
+ * The node (cli_node.c: supervisor, uploaders, downloaders) is forked
+ * from main() before any thread exists, then the agent thread
+ * (cli_agent.c) starts; both stop after the loop.  At the end of non-TTY
+ * input the client waits for its downloads (exit 1 if one failed), and
+ * with --keep-running keeps seeding until SIGTERM/SIGINT.
  *
  * Signals: handlers only set a flag and write a byte to a self-pipe.
  * The loop's reads poll stdin together with that pipe, so a signal is
@@ -42,6 +44,9 @@
 #include "cli_parse.h"
 #include "cli_rpc.h"
 #include "cli_session.h"
+#include "cli_agent.h"
+#include "cli_files.h"
+#include "cli_node.h"
 
 #define CLI_HISTORY_MAX_N   1000
 
@@ -57,6 +62,9 @@ typedef struct {
     int          prefer;        /* 0-based tracker index */
     const char  *addr;
     const char  *trackers_path;
+    int          uploaders;     /* 0 = default */
+    int          downloaders;
+    int          keep_running;
 } cli_opts_t;
 
 
@@ -68,8 +76,13 @@ cli_usage(FILE *f)
         "  -s, --state-dir DIR   node state (default ./tsr-node-<ip>-<port>)\n"
         "  -t, --tracker N       talk to tracker N (1-based) first\n"
         "  -l, --log-level L     error|warn|info|debug\n"
+        "      --uploaders N     uploader workers (default %d)\n"
+        "      --downloaders N   downloader workers (default %d)\n"
+        "      --keep-running    keep seeding after input ends, until "
+        "SIGTERM\n"
         "  -h, --help            this text\n"
-        "  -V, --version         print the version\n");
+        "  -V, --version         print the version\n",
+        TS_NODE_UPLOADERS_N, TS_NODE_DOWNLOADERS_N);
 }
 
 
@@ -185,6 +198,9 @@ cli_parse_args(int argc, char **argv, cli_opts_t *o)
         { "log-level", required_argument, NULL, 'l' },
         { "help",      no_argument,       NULL, 'h' },
         { "version",   no_argument,       NULL, 'V' },
+        { "uploaders", required_argument, NULL, 'U' },
+        { "downloaders", required_argument, NULL, 'D' },
+        { "keep-running", no_argument,    NULL, 'K' },
         { NULL, 0, NULL, 0 }
     };
     ts_log_level_t  lvl;
@@ -219,6 +235,27 @@ cli_parse_args(int argc, char **argv, cli_opts_t *o)
                 exit(2);
             }
             ts_log_set_level(lvl);
+            break;
+        case 'U':
+        case 'D':
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || v < 1
+                || v > TS_SUP_WORKERS_MAX_N / 2)
+            {
+                fprintf(stderr, "client: bad worker count '%s' (1..%d)\n",
+                        optarg, TS_SUP_WORKERS_MAX_N / 2);
+                cli_usage(stderr);
+                exit(2);
+            }
+            if (c == 'U') {
+                o->uploaders = (int) v;
+            } else {
+                o->downloaders = (int) v;
+            }
+            break;
+        case 'K':
+            o->keep_running = 1;
             break;
         case 'h':
             cli_usage(stdout);
@@ -384,6 +421,31 @@ cli_loop_plain(cli_ctx_t *ctx)
         cli_exec_line(ctx, line, &failed);
     }
     return failed;
+}
+
+
+/* 1 once SIGTERM/SIGINT/SIGHUP asked the client to stop. */
+static int
+cli_stop_requested(void)
+{
+    return cli_sig_term || cli_sig_int;
+}
+
+
+/* --keep-running: serve until a signal comes. */
+static void
+cli_keep_running(void)
+{
+    struct pollfd  pfd;
+
+    ts_info("input ended; still seeding until SIGTERM");
+    while (!cli_stop_requested() && cli_node_get() != NULL) {
+        pfd.fd = cli_sigpipe[0];
+        pfd.events = POLLIN;
+        if (poll(&pfd, 1, 1000) > 0) {
+            cli_drain_sigpipe();
+        }
+    }
 }
 
 
@@ -583,21 +645,36 @@ main(int argc, char **argv)
     }
     snprintf(history, sizeof(history), "%s/history", o.state_dir);
 
+    /* the node first: fork before any thread exists */
+    if (cli_node_start(ip, port, o.uploaders, o.downloaders) != 0) {
+        return 1;
+    }
+
     if (cli_signals_init() != 0
         || cli_rpc_init(&cli_rpc, &trk, o.prefer < 0 ? 0 : o.prefer) != 0
         || cli_session_init(&cli_sess, &trk) != 0)
     {
         fprintf(stderr, "client: initialisation failed\n");
+        cli_node_stop();
         return 1;
     }
 
     /* one line per command file */
     cli_cmds_register(cli_cmds_core);
+    cli_cmds_register(cli_files_cmds);
 
     ctx.rpc = &cli_rpc;
     ctx.sess = &cli_sess;
     ctx.state_dir = o.state_dir;
     ctx.tty = isatty(STDIN_FILENO);
+
+    if (cli_agent_init(&ctx, o.state_dir, cli_stop_requested) != 0
+        || cli_agent_start() != 0)
+    {
+        fprintf(stderr, "client: cannot open %s/node.tdb\n", o.state_dir);
+        cli_node_stop();
+        return 1;
+    }
 
     if (ctx.tty) {
         failed = cli_loop_tty(&ctx, history);
@@ -605,9 +682,25 @@ main(int argc, char **argv)
         failed = cli_loop_plain(&ctx);
     }
 
+    fflush(stdout);
+    /* end of a script: its downloads finish first (exit already waited) */
+    if (!ctx.tty && !ctx.want_exit && !cli_stop_requested()
+        && cli_session_get(&cli_sess, NULL, 0, NULL))
+    {
+        cli_agent_wait_downloads();
+    }
+    if (o.keep_running && !cli_stop_requested()) {
+        cli_keep_running();
+    }
+    if (cli_agent_failures() > 0) {
+        failed = 1;
+    }
+
     /* exit already logged out; EOF and signals log out here */
     cli_cmds_logout_quietly(&ctx, cli_sig_term || cli_sig_int);
     fflush(stdout);
+    cli_agent_stop();
+    cli_node_stop();
 
     if (cli_session_wait_threads(&cli_sess, 500) > 0) {
         /* a heartbeat is stuck in a request: leave without running the

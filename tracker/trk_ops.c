@@ -580,8 +580,11 @@ get_ids(trk_req_t *rq, char *a, char *b)
         return -1;
     }
     if (ra == -2 || rb == -2) {
-        set_msg(rq, "invalid id (use 1..64 characters of "
-                    "A-Z a-z 0-9 . _ -)");
+        /* the first field is always the group, the second a user */
+        set_msg(rq, ra == -2 ? "invalid group id (use 1..64 characters of "
+                               "A-Z a-z 0-9 . _ -)"
+                             : "invalid user id (use 1..64 characters of "
+                               "A-Z a-z 0-9 . _ -)");
         return -1;
     }
     return 0;

@@ -1452,7 +1452,13 @@ trk_do_list_groups(trk_store_t *st, const char *member_of, ts_wbuf_t *body,
     if (st->in_txn) {
         rc = tdb_traverse(st->tdb, group_walk, &w);
     } else {
+        /* one read lock over the whole file instead of one fcntl lock per
+         * hash chain (thousands of syscalls per listing) */
+        if (tdb_lockall_read(st->tdb) != 0) {
+            return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
+        }
         rc = tdb_traverse_read(st->tdb, group_walk, &w);
+        tdb_unlockall_read(st->tdb);
     }
     if (rc < 0 || w.err) {
         free(w.rows);

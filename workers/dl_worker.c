@@ -1380,6 +1380,7 @@ dl_finalize(dl_t *w, int i)
     }
     /* no complete frontier hash (a read failed) or it disagrees: the
      * file itself decides, read back from the .part */
+    atomic_fetch_add(&w->stats->fh_rereads, 1);
     ts_warn("download %s/%s: frontier hash %s; re-reading the .part",
             l->group, l->name, front == l->nchunks ? "mismatch"
                                                    : "incomplete");

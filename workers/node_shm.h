@@ -70,6 +70,10 @@ typedef struct {
     _Atomic uint64_t chunks_down;
     _Atomic uint64_t hash_failures;
     _Atomic uint64_t reclaimed_claims;
+    _Atomic uint64_t fh_rereads;       /* added by P: finalizations that
+                                          re-read the .part because the
+                                          frontier hash was incomplete or
+                                          disagreed */
 } node_stats_sh_t;
 
 typedef enum {

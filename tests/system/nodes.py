@@ -127,6 +127,8 @@ _PROBE_FIELDS = [
     ("T_STATS", "NODE_T_STATS"),
     ("T_SHARES", "NODE_T_SHARES"),
     ("T_DLS", "NODE_T_DLS"),
+    ("st.active_uploads", "offsetof(node_stats_sh_t, active_uploads)"),
+    ("st.queued", "offsetof(node_stats_sh_t, queued)"),
     ("st.paused", "offsetof(node_stats_sh_t, paused)"),
     ("st.bytes_up", "offsetof(node_stats_sh_t, bytes_up)"),
     ("st.bytes_down", "offsetof(node_stats_sh_t, bytes_down)"),
@@ -232,7 +234,8 @@ class NodeShm:
 
     def stats(self):
         base, _, _ = self.table(self.L["T_STATS"])
-        return {k[3:]: self._u(base + v, "Q" if k != "st.paused" else "I")
+        small = ("st.paused", "st.active_uploads", "st.queued")
+        return {k[3:]: self._u(base + v, "I" if k in small else "Q")
                 for k, v in self.L.items() if k.startswith("st.")}
 
     def shares(self):
@@ -253,6 +256,29 @@ class NodeShm:
                         "bytes_served": self._u(e + L["sh.bytes_served"],
                                                 "Q")})
         return out
+
+    def find_dl(self, group, name):
+        """Index of the non-FREE download group/name, or None."""
+        L = self.L
+        base, esz, cap = self.table(L["T_DLS"])
+        for i in range(cap):
+            e = base + i * esz
+            if self._u(e + L["dl.state"], "I") != 0 and \
+                    self._str(e + L["dl.group"], 65) == group and \
+                    self._str(e + L["dl.name"], 256) == name:
+                return i
+        return None
+
+    def dl_progress(self, i):
+        """(state, bytes_done, size) of download i, cheaply."""
+        L = self.L
+        base, esz, _ = self._dls if hasattr(self, "_dls") else \
+            self.table(L["T_DLS"])
+        self._dls = (base, esz, 0)
+        e = base + i * esz
+        return (self._u(e + L["dl.state"], "I"),
+                self._u(e + L["dl.bytes_done"], "Q"),
+                self._u(e + L["dl.size"], "Q"))
 
     def downloads(self):
         """[{group, name, state, waiting, bytes_done, chunks_done,
@@ -444,6 +470,13 @@ class Node:
         except subprocess.TimeoutExpired:
             pass
         self._close_pipes()
+        # a SIGKILLed node leaves its segment behind: drop it once nothing
+        # of ours maps it (a later node on the port would replace it anyway)
+        if not any(pid_alive(p) for p in pids):
+            try:
+                os.unlink("/dev/shm/tessera-node-%d" % self.port)
+            except OSError:
+                pass
 
     # -- commands -----------------------------------------------------------
 

@@ -3,16 +3,20 @@
  * leecher nodes on 127.0.0.1, real supervisors, uploaders, downloaders,
  * real files.
  *
- * Purpose: without TESSERA_PERF=1 it runs one small correctness case
- * (8 MiB to 2 leechers, byte-for-byte compared) so the unit run stays
- * fast.  With TESSERA_PERF=1 it runs the benchmark:
+ * Purpose: without TESSERA_PERF=1 it runs the quick correctness cases
+ * so the unit run stays fast: 8 MiB to 2 leechers (byte-for-byte
+ * compared), and the whole-file hash "frontier" (node_fhash_sh_t):
+ * resumed from chunks already on disk, a wrong file SHA1 (FAILED, .part
+ * kept), and its holder SIGKILLed again and again mid-update.  With TESSERA_PERF=1 it runs the benchmark:
  *     TESSERA_PERF=1 SIZE=<MiB> N=<leechers> RUNS=<runs> [PAUSE=<s>]
  *         build/release/tests/test_node_perf
  * and prints per run: wall time until every leecher is DONE, time until
  * every chunk was verified and written ("chunks"), the finalization tail
  * (whole-file check, fsync, rename), aggregate MiB/s, the CPU time of
  * every node's process tree (utime + stime from /proc), and the peak
- * PSS of each node's process tree sampled every 50 ms; then the medians.
+ * PSS of each node's process tree sampled every 200 ms (completion is
+ * polled every 2 ms); then the medians.  TRACE=1 prints each leecher's
+ * chunk count at every sample; NOCMP=1 skips the byte comparison.
  * Destination files are deleted between runs; PAUSE seconds of sleep
  * before each run selects the "cold" memory state of LIMIT-RESULTS.md
  * (default 0 = warm, back to back).
@@ -338,6 +342,14 @@ p_tree_pss(pid_t sup)
     return kb;
 }
 
+static int
+p_env(const char *name, int def)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && *v != '\0' ? atoi(v) : def;
+}
+
 /* ---- one run ---------------------------------------------------------- */
 
 typedef struct {
@@ -401,8 +413,18 @@ p_run(const p_file_t *f, int n, int ups, int downs, p_res_t *res,
             }
             left += tdone[k] == 0;
         }
-        if (ts_now_ms() - lastp >= 50) {
+        /* light sampling: this process shares the 2 cores with the
+         * nodes it measures */
+        if (ts_now_ms() - lastp >= 200) {
             lastp = ts_now_ms();
+            if (p_env("TRACE", 0)) {
+                printf("  %6.3f s:", (double) (p_now_us() - t0) / 1e6);
+                for (k = 0; k < n; k++) {
+                    d = &node_dls(&p_nodes[li[k]].shm)[idx[k]];
+                    printf(" %5u", atomic_load(&d->chunks_done));
+                }
+                printf("\n");
+            }
             for (k = 0; k < n; k++) {
                 long kb = p_tree_pss(p_nodes[li[k]].sup_pid);
 
@@ -416,7 +438,7 @@ p_run(const p_file_t *f, int n, int ups, int downs, p_res_t *res,
             }
         }
         if (left > 0) {
-            struct timespec ts = { 0, 200000 };
+            struct timespec ts = { 0, 2000000 };
 
             nanosleep(&ts, NULL);
         }
@@ -484,13 +506,6 @@ p_median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static int
-p_env(const char *name, int def)
-{
-    const char *v = getenv(name);
-
-    return v != NULL && *v != '\0' ? atoi(v) : def;
-}
 
 /* ---- tests ----------------------------------------------------------- */
 
@@ -503,6 +518,191 @@ test_small_two_leechers(void **state)
     (void) state;
     p_make_file(&f, 8ull * 1024 * 1024 + 12345);
     p_run(&f, 2, 2, 0, &r, 0);
+    free(f.hashes);
+}
+
+/* Waits for download idx of node li to leave ACTIVE/FINALIZING. */
+static uint32_t
+p_wait_end(int li, int idx, int ms)
+{
+    node_dl_sh_t *d = &node_dls(&p_nodes[li].shm)[idx];
+    int64_t       end = ts_now_ms() + ms;
+    uint32_t      st;
+
+    for ( ;; ) {
+        st = atomic_load(&d->state);
+        if (st == NODE_DL_DONE || st == NODE_DL_FAILED || ts_now_ms() > end) {
+            return st;
+        }
+        p_sleep_ms(2);
+    }
+}
+
+/* 1 if pid is a child of node ni's supervisor (so ours to signal). */
+static int
+p_is_worker(int ni, pid_t pid)
+{
+    pid_t pids[64];
+    int   i, n = p_tree(p_nodes[ni].sup_pid, pids, 64);
+
+    for (i = 1; i < n; i++) {
+        if (pids[i] == pid) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The downloader holding the whole-file hash frontier is SIGKILLed
+ * whenever it is seen holding it: the file still completes, correct,
+ * from the published copy (no re-read of the .part), with no claim
+ * left. */
+static void
+test_frontier_kill(void **state)
+{
+    p_file_t         f;
+    char             addr[64], dest[PATH_MAX];
+    int              si, li, idx, kills = 0;
+    node_fhash_sh_t *fh;
+    node_dl_sh_t    *d;
+    int64_t          end, next = 0;
+    uint64_t         own, pub;
+
+    (void) state;
+    p_make_file(&f, 192ull * 1024 * 1024 + 777);
+    si = p_node(1, 1, addr, sizeof(addr));
+    assert_true(node_share_add(&p_nodes[si].shm, "grp", "file", f.path,
+                               f.size, f.mtime_ns, f.nchunks) >= 0);
+    li = p_node(1, 4, NULL, 0);
+    p_wait_workers(li, 5);
+    idx = p_leech(li, &f, dest, sizeof(dest), addr);
+    fh = node_dl_fhash(&p_nodes[li].shm, idx);
+    d = &node_dls(&p_nodes[li].shm)[idx];
+    assert_non_null(fh);
+    end = ts_now_ms() + 60000;
+    while (ts_now_ms() < end) {
+        uint32_t st = atomic_load(&d->state);
+
+        if (st == NODE_DL_DONE || st == NODE_DL_FAILED) {
+            break;
+        }
+        own = atomic_load(&fh->owner);
+        if (own != 0 && ts_now_ms() >= next
+            && p_is_worker(li, ts_owner_pid(own)))
+        {
+            kill(ts_owner_pid(own), SIGKILL);
+            kills++;
+            next = ts_now_ms() + 40;
+            if (kills >= 20) {
+                break;
+            }
+        }
+        {
+            struct timespec ts = { 0, 100000 };
+
+            nanosleep(&ts, NULL);
+        }
+    }
+    fprintf(stderr, "%d kills of the frontier holder\n", kills);
+    assert_true(kills > 0);
+    assert_int_equal(p_wait_end(li, idx, 30000), NODE_DL_DONE);
+    assert_true(p_same_file(f.path, dest));
+    pub = atomic_load(&fh->pub);
+    assert_int_equal(fh->copy[pub & 1].next, f.nchunks);
+    assert_int_equal(atomic_load(&node_stats(&p_nodes[li].shm)->fh_rereads),
+                     0);
+    end = ts_now_ms() + 3000;
+    while (atomic_load(&fh->owner) != 0 && ts_now_ms() < end) {
+        p_sleep_ms(5);
+    }
+    assert_int_equal(atomic_load(&fh->owner), 0);
+    p_stop_all();
+    unlink(dest);
+    free(f.hashes);
+}
+
+/* A resumed download: the first chunks are already in the .part and
+ * marked done; the frontier reads them back from disk. */
+static void
+test_frontier_resume(void **state)
+{
+    p_file_t  f;
+    char      addr[64], dest[PATH_MAX], part[PATH_MAX + 8];
+    uint8_t  *buf, done[8];
+    const char *a[1];
+    int       si, li, idx, c[1] = { 1 }, in, out;
+    uint32_t  k;
+
+    (void) state;
+    p_make_file(&f, 20ull * TS_CHUNK_B + 5);
+    snprintf(dest, sizeof(dest), "%s/resume%d", p_dir, ++p_seq);
+    snprintf(part, sizeof(part), "%s.part", dest);
+    /* chunks 0..8 and 12 on disk (and 9 on disk but not marked done) */
+    buf = malloc(TS_CHUNK_B);
+    assert_non_null(buf);
+    in = open(f.path, O_RDONLY);
+    out = open(part, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(in >= 0 && out >= 0);
+    memset(done, 0, sizeof(done));
+    for (k = 0; k < 13; k++) {
+        assert_int_equal(pread(in, buf, TS_CHUNK_B, (off_t) k * TS_CHUNK_B),
+                         TS_CHUNK_B);
+        assert_int_equal(pwrite(out, buf, TS_CHUNK_B,
+                                (off_t) k * TS_CHUNK_B), TS_CHUNK_B);
+        if (k <= 8 || k == 12) {
+            done[k >> 3] |= (uint8_t) (1u << (k & 7));
+        }
+    }
+    close(in);
+    close(out);
+    free(buf);
+    si = p_node(1, 1, addr, sizeof(addr));
+    assert_true(node_share_add(&p_nodes[si].shm, "grp", "file", f.path,
+                               f.size, f.mtime_ns, f.nchunks) >= 0);
+    li = p_node(1, 2, NULL, 0);
+    idx = node_dl_add(&p_nodes[li].shm, "grp", "file", dest, part, f.size,
+                      f.nchunks, f.sha1, f.hashes, done, NULL);
+    assert_true(idx >= 0);
+    a[0] = addr;
+    node_dl_set_sources(&p_nodes[li].shm, idx, a, c, 1);
+    assert_int_equal(p_wait_end(li, idx, 20000), NODE_DL_DONE);
+    assert_true(p_same_file(f.path, dest));
+    assert_int_equal(atomic_load(&node_stats(&p_nodes[li].shm)->fh_rereads),
+                     0);
+    p_stop_all();
+    unlink(dest);
+    free(f.hashes);
+}
+
+/* A wrong whole-file SHA1: every chunk verifies, the frontier hash
+ * disagrees, the re-read agrees with it, the download FAILS and the
+ * .part is kept (never renamed into place). */
+static void
+test_file_sha1_mismatch(void **state)
+{
+    p_file_t      f;
+    char          addr[64], dest[PATH_MAX], part[PATH_MAX + 8];
+    int           si, li, idx;
+    node_dl_sh_t *d;
+
+    (void) state;
+    p_make_file(&f, 3ull * TS_CHUNK_B + 100);
+    f.sha1[7] ^= 0x40;
+    si = p_node(1, 1, addr, sizeof(addr));
+    assert_true(node_share_add(&p_nodes[si].shm, "grp", "file", f.path,
+                               f.size, f.mtime_ns, f.nchunks) >= 0);
+    li = p_node(1, 2, NULL, 0);
+    idx = p_leech(li, &f, dest, sizeof(dest), addr);
+    d = &node_dls(&p_nodes[li].shm)[idx];
+    assert_int_equal(p_wait_end(li, idx, 20000), NODE_DL_FAILED);
+    assert_non_null(strstr(d->error, "SHA1 mismatch"));
+    assert_int_equal(atomic_load(&node_stats(&p_nodes[li].shm)->fh_rereads),
+                     1);
+    assert_int_equal(access(dest, F_OK), -1);
+    snprintf(part, sizeof(part), "%s.part", dest);
+    assert_int_equal(access(part, F_OK), 0);
+    p_stop_all();
+    unlink(part);
     free(f.hashes);
 }
 
@@ -584,6 +784,9 @@ main(void)
 {
     const struct CMUnitTest quick[] = {
         cmocka_unit_test(test_small_two_leechers),
+        cmocka_unit_test(test_frontier_resume),
+        cmocka_unit_test(test_file_sha1_mismatch),
+        cmocka_unit_test(test_frontier_kill),
     };
     const struct CMUnitTest bench[] = {
         cmocka_unit_test(test_bench),
