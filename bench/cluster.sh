@@ -21,9 +21,10 @@
 #
 # Usage: bench/cluster.sh [OPS] [SAMPLES] [KILLS]   (defaults 100000 300 5)
 # Environment: TESSERA_BIN (dir of tracker and client; default
-# build/release/bin), FSYNC (tracker --fsync, default on), KEEP=1 keeps
-# the temp dir.  The writes of step 2 take about OPS / 900 seconds on a
-# 2-core VM (the tracker commits about 900 writes/s).
+# build/release/bin), FSYNC (tracker --fsync for steps 1 and 3, default
+# on), CATCHUP_FSYNC (the same for step 2, default off: with fsync a
+# 2-core VM commits about 90 writes/s, so 100,000 writes would take 20
+# minutes; without, about 900/s), KEEP=1 keeps the temp dir.
 
 set -u
 
@@ -43,6 +44,7 @@ done
 export TESSERA_BIN=$BIN
 export BENCH_OPS=$OPS BENCH_SAMPLES=$SAMPLES BENCH_KILLS=$KILLS
 export BENCH_FSYNC=${FSYNC:-on} BENCH_KEEP=${KEEP:-0}
+export BENCH_CATCHUP_FSYNC=${CATCHUP_FSYNC:-off}
 export PYTHONPATH=$ROOT/tests/system${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONDONTWRITEBYTECODE=1
 
@@ -63,6 +65,7 @@ OPS = int(os.environ["BENCH_OPS"])
 SAMPLES = int(os.environ["BENCH_SAMPLES"])
 KILLS = int(os.environ["BENCH_KILLS"])
 FSYNC = os.environ["BENCH_FSYNC"]
+CATCHUP_FSYNC = os.environ["BENCH_CATCHUP_FSYNC"]
 KEEP = os.environ["BENCH_KEEP"] == "1"
 
 
@@ -165,11 +168,12 @@ def catch_up_time(cl, i, timeout=900):
 
 def catch_up(tmp):
     cl = C.Cluster(os.path.join(tmp, "catchup"), 2,
-                   extra_args=["--fsync", FSYNC]).start()
+                   extra_args=["--fsync", CATCHUP_FSYNC]).start()
     cl.t(2).stop()
     say("catch-up: tracker 2 stopped; writing %d ops on tracker 1" % OPS)
     done, secs = load(cl, 1, OPS)
-    rows.append(("write rate during load (1 tracker)",
+    rows.append(("write rate during load (1 tracker, fsync %s)"
+                 % CATCHUP_FSYNC,
                  "%.0f ops/s" % (done / secs)))
     ops1 = cl.status(1).get("ops_logged", "?")
     say("  %d ops in %.1fs; tracker 1 keeps %s ops; restarting 2"
@@ -224,8 +228,9 @@ def pause(tmp):
 tmp = tempfile.mkdtemp(prefix="tessera-bench-cluster.")
 rc = 0
 try:
-    say("bench/cluster.sh: OPS=%d SAMPLES=%d KILLS=%d fsync=%s tmp=%s"
-        % (OPS, SAMPLES, KILLS, FSYNC, tmp))
+    say("bench/cluster.sh: OPS=%d SAMPLES=%d KILLS=%d fsync=%s "
+        "(catch-up: %s) tmp=%s"
+        % (OPS, SAMPLES, KILLS, FSYNC, CATCHUP_FSYNC, tmp))
     lag(tmp)
     pause(tmp)
     catch_up(tmp)
@@ -238,7 +243,8 @@ finally:
         shutil.rmtree(tmp, ignore_errors=True)
 w = max([len(r[0]) for r in rows] + [10])
 say("")
-say("%-*s  %s" % (w, "cluster metric (2 trackers, loopback)", "value"))
+say("%-*s  %s" % (w, "cluster metric (2 trackers, loopback, fsync %s)"
+                 % FSYNC, "value"))
 for name, val in rows:
     say("%-*s  %s" % (w, name, val))
 sys.exit(rc)

@@ -230,9 +230,10 @@ cli_finfo_parse(ts_rbuf_t *r, cli_finfo_t *fi)
 static void
 cli_set_sources(ts_shm_t *shm, int idx, const cli_finfo_t *fi)
 {
-    const char  *addrs[TS_NODE_SOURCES_N];
-    int          complete[TS_NODE_SOURCES_N];
-    int          i, n = 0;
+    const char    *addrs[TS_NODE_SOURCES_N] = { NULL };
+    int            complete[TS_NODE_SOURCES_N] = { 0 };
+    node_dl_sh_t  *d;
+    int            i, j, n = 0;
 
     for (i = 0; i < fi->nsrc; i++) {
         /* never ourselves, whatever the tracker says */
@@ -246,6 +247,29 @@ cli_set_sources(ts_shm_t *shm, int idx, const cli_finfo_t *fi)
         n++;
     }
     node_dl_set_sources(shm, idx, addrs, complete, n);
+
+    /*
+     * A waiting download whose tracker still lists a complete source: the
+     * downloaders fill a complete source's map once and clear bits that
+     * the peer refused (e.g. while it restarted, before its user logged
+     * in), so it could stay empty for good.  The tracker just vouched for
+     * the source: map_ms = 0 makes the next downloader trust it again.
+     * At worst one retry per TS_NODE_SRC_REFRESH_MS.
+     */
+    d = &node_dls(shm)[idx];
+    if (atomic_load(&d->waiting)) {
+        for (i = 0; i < n; i++) {
+            for (j = 0; j < TS_NODE_SOURCES_N; j++) {
+                if (complete[i] && atomic_load(&d->src[j].state)
+                                   == NODE_SRC_LIVE
+                    && atomic_load(&d->src[j].complete)
+                    && strcmp(d->src[j].addr, addrs[i]) == 0)
+                {
+                    atomic_store(&d->src[j].map_ms, 0);
+                }
+            }
+        }
+    }
 }
 
 
@@ -991,6 +1015,7 @@ cli_agent_tick(void)
     int64_t      now = ts_now_ms();
     int          n, cap = 0, i, online;
 
+    user[0] = '\0';
     pthread_mutex_lock(&agent.mu);
     if (agent.user[0] == '\0') {
         pthread_mutex_unlock(&agent.mu);
@@ -1006,7 +1031,8 @@ cli_agent_tick(void)
 
     for (i = 0; i < n; i++) {
         pthread_mutex_lock(&agent.mu);
-        if (agent.stop && w[i].kind == CLI_W_INFO) {
+        /* stopping: the rest waits for the next start (node.tdb has it) */
+        if (agent.stop) {
             w[i].ok = 0;
             pthread_mutex_unlock(&agent.mu);
             continue;
@@ -1314,6 +1340,13 @@ cli_agent_login(const char *user)
         agent.paused = 0;
         for (i = 0; i < agent.ndls; i++) {
             e = agent.dls[i];
+            /* a finished download still shared: say complete=1 again, in
+             * case the last run died before the tracker heard it */
+            if (e->rec.state == CLI_DL_DONE
+                && node_share_find(shm, e->rec.group, e->rec.name) >= 0)
+            {
+                e->have_complete = 1;
+            }
             if (e->rec.state == CLI_DL_ACTIVE && cli_ent_publish(e) != 0) {
                 ts_warn("download %s/%s waits for a free slot",
                         e->rec.group, e->rec.name);

@@ -12,6 +12,20 @@
  * .part, and finally checks the whole file, fsyncs and renames it into
  * place without ever replacing an existing file.
  *
+ * Speed (see tests/unit/test_node_perf.c for the benchmark): the
+ * whole-file SHA1 is computed while downloading, not by re-reading the
+ * .part at the end.  The shared "frontier" state (node_fhash_sh_t) is
+ * advanced by whichever worker finds the chunk at the frontier done: the
+ * chunk it just verified is hashed straight from its receive buffer, the
+ * following done chunks are read back from the page cache.  Among equally
+ * rare chunks the pick is random within the first DL_PICK_WINDOW_N in
+ * file order, so chunks complete roughly in order and the frontier keeps
+ * up.  Writeback of the hashed prefix is started every DL_WB_STEP_B
+ * (sync_file_range, no wait), so the final fsync has little left to do.
+ * Finalization then only finishes the hash, fsyncs and renames; if the
+ * frontier is incomplete or disagrees, the .part is re-read and decides
+ * (node_stats fh_rereads counts that).
+ *
  * ctx->arg points to the node's ts_shm_t (a node_t * works too: its first
  * member is the ts_shm_t).
  *
@@ -28,8 +42,12 @@
  * (node.c) must undo all of it by owner: chunk claims -> 0, map_owner ->
  * 0, finalize_owner -> 0 with the download FINALIZING -> ACTIVE, and
  * subtract the dead slot's per-source counts from src[s].inflight.
- * A chunk is marked done only after its hash matched and pwrite() returned, so a half-written chunk is
- * simply fetched again; the final whole-file SHA1 catches anything else.
+ * A chunk is marked done only after its hash matched and pwrite()
+ * returned, so a half-written chunk is simply fetched again; the final
+ * whole-file SHA1 catches anything else.  A worker killed while feeding
+ * the frontier leaves the published copy intact (two copies + a CAS'd
+ * generation); reclaim frees its fhash owner claim and the next worker
+ * carries on from the last published frontier.
  */
 /* SHA_CTX is a plain struct that can live in shm (node_fhash_sh_t); the
  * SHA1_* calls are deprecated in OpenSSL 3 but are the same assembly */
@@ -63,6 +81,8 @@
 #define DL_AVAIL_MS       100        /* rarest-first counts recomputed */
 #define DL_BACKOFF_MIN_MS 100
 #define DL_BACKOFF_MAX_MS 1000
+#define DL_PAUSED_RETRY_MS 1000       /* a paused peer is asked again */
+#define DL_COMPLETE_REFILL_MS (4 * TS_NODE_MAP_REFRESH_MS) /* seeder map */
 #define DL_HEAD_MAX_B     (4 + TS_STR_MAX_B + 16)
 #define DL_MAP_MAX_B      (4 + TS_STR_MAX_B + 8 + 4 \
                            + (uint32_t) (TS_FILE_MAX_CHUNKS_N / 8) + 8)
@@ -70,7 +90,7 @@
 #define DL_DEFAULT_RATE   (100ull << 20)
 #define DL_FH_BUSY        UINT32_MAX
 #define DL_FH_BATCH_N     8          /* chunks per frontier-hash turn */
-#define DL_PICK_WINDOW_N  16         /* in-order candidates picked among */
+#define DL_PICK_WINDOW_N  64         /* in-order candidates picked among */
 #define DL_WB_STEP_B      (32ull << 20)  /* start writeback every ... */
 
 _Static_assert(sizeof(SHA_CTX) <= NODE_FHASH_CTX_B, "SHA_CTX too big");
@@ -587,8 +607,9 @@ dl_conn_send(dl_t *w, dl_conn_t *k, uint8_t type, const dl_req_t *r)
 /* Feeds done chunks at the frontier of download i into the whole-file
  * SHA1, at most max of them; chunk `chunk` is taken from buf (when not
  * NULL), the others are read back from the .part (page cache).  Returns
- * the frontier after the call, or DL_FH_BUSY when another worker holds
- * the claim (or the entry was reused). */
+ * the frontier after the call (0 when there is none for this download),
+ * or DL_FH_BUSY when another worker holds the claim or the entry was
+ * reset under us. */
 static uint32_t
 dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
               uint32_t max)
@@ -604,7 +625,7 @@ dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
     int                fd;
 
     if (fh == NULL || !l->active) {
-        return DL_FH_BUSY;
+        return 0;               /* no frontier: finalization re-reads */
     }
     /* fh_next is a lower bound: its chunk not done = nothing to do */
     if (l->fh_next >= l->nchunks || !node_bit_test(done, l->fh_next)) {
@@ -616,7 +637,7 @@ dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
     pub = atomic_load_explicit(&fh->pub, memory_order_acquire);
     if ((uint32_t) (pub >> 32) != l->id) {
         ts_claim_release(&fh->owner, w->me);
-        return DL_FH_BUSY;
+        return 0;               /* not ours (entry reused): no frontier */
     }
     cp = &fh->copy[pub & 1];
     np = &fh->copy[(pub & 1) ^ 1];
@@ -739,6 +760,13 @@ dl_got_map(dl_t *w, dl_conn_t *k, const dl_req_t *r, const uint8_t *p,
         }
     }
     map = node_dl_map(w->shm, r->dl, r->src);
+    if (st == TS_ERR_AUTH || st == TS_ERR_INTERNAL || st == TS_ERR_BUSY) {
+        /* paused (its user logged out) or short of resources: a passing
+         * state, so back off and ask again; its map stays as it was */
+        dl_src_backoff(w, k->addr, ts_now_ms() + DL_PAUSED_RETRY_MS);
+        atomic_store(&d->src[r->src].map_ms, 0);
+        return;
+    }
     if (st != TS_OK) {
         /* the peer no longer has the file: nothing from it */
         for (i = 0; i < (l->nchunks + 63) / 64; i++) {
@@ -802,6 +830,15 @@ dl_got_chunk(dl_t *w, dl_conn_t *k, const dl_req_t *r)
         return;
     }
     atomic_store(&src->load, k->load);
+    if (k->st == TS_ERR_AUTH || k->st == TS_ERR_INTERNAL
+        || k->st == TS_ERR_BUSY)
+    {
+        /* paused or out of resources: try it again later, keep its map */
+        dl_src_backoff(w, k->addr, ts_now_ms() + DL_PAUSED_RETRY_MS);
+        ts_debug("peer %s: chunk %u of %s: status %u, backing off", k->addr,
+                 r->chunk, l->name, k->st);
+        return;
+    }
     if (k->st != TS_OK) {
         /* the peer lacks it (or its share went stale): not from it */
         node_bit_clear(node_dl_map(w->shm, r->dl, r->src), r->chunk);
@@ -1083,7 +1120,10 @@ dl_maps(dl_t *w, int i, int64_t now)
             continue;
         }
         if (atomic_load(&src->complete)) {
-            if (atomic_load(&src->map_ms) != 0
+            /* refilled now and then too: a seeder that answered "not
+             * available" while it restarted has every chunk again */
+            if ((atomic_load(&src->map_ms) != 0
+                 && now - atomic_load(&src->map_ms) < DL_COMPLETE_REFILL_MS)
                 || !ts_claim_try(&src->map_owner, w->me))
             {
                 continue;

@@ -16,7 +16,8 @@
  *
  * Crash behaviour: a worker that dies is reaped by the supervisor, whose
  * on_exit hook (node_reclaim) frees every claim of that (pid,
- * generation): chunk claims, map refresh claims, finalize claims (the
+ * generation): chunk claims, map refresh claims, the whole-file hash
+ * frontier claim (node_fhash_sh_t), finalize claims (the
  * download goes back from FINALIZING to ACTIVE), its per-source in-flight
  * counts and its uploader load counts; then the slot is freed and
  * ts_sup respawns the worker.  The supervisor dies with the CLI

@@ -471,6 +471,7 @@ class Writer(threading.Thread):
         self.acked_groups = []
         self.failovers = 0
         self.relogins = 0
+        self.login_retries = 0
         self.uncertain = []             # (op, status, msg) not counted
         self.unexpected = []            # answers that should not happen
         self.gave_up = []
@@ -507,12 +508,21 @@ class Writer(threading.Thread):
         return None
 
     def _login(self):
-        r = self._rpc("LOGIN", lambda: pstr(self.name_) + pstr(self.pw) +
-                      pstr("127.0.0.1:1"), new_reqid())
-        if r is None or r[0] != OK:
-            return False
-        self.tok = r[2][:16]
-        return True
+        # the account may not have reached this tracker yet (its own
+        # tracker died or was cut off just after the create): retry with
+        # a new request id (the AUTH answer is cached under the old one)
+        end = time.monotonic() + self.give_up
+        while time.monotonic() < end:
+            r = self._rpc("LOGIN", lambda: pstr(self.name_) +
+                          pstr(self.pw) + pstr("127.0.0.1:1"), new_reqid())
+            if r is not None and r[0] == OK:
+                self.tok = r[2][:16]
+                return True
+            if r is None or r[0] != ERR_AUTH:
+                return False
+            self.login_retries += 1
+            time.sleep(0.2)
+        return False
 
     def run(self):
         try:
@@ -540,18 +550,27 @@ class Writer(threading.Thread):
             g = "%s-g%d" % (self.name_, n)
             reqid = new_reqid()
             t0 = time.monotonic()
-            relogged = False
+            relogs = 0
+            fresh = False
             while True:
                 r = self._rpc("CREATE_GROUP", lambda: self.tok + pstr(g),
                               reqid)
-                if r is not None and r[0] == ERR_AUTH and not relogged:
-                    # the session did not reach this tracker before its
-                    # own tracker died: log in again, retry the same id
+                if r is not None and r[0] == ERR_AUTH and relogs < 3:
+                    # the session had not reached this tracker when the
+                    # one that made it died or was cut off: log in again.
+                    # The tracker caches the AUTH reply under this request
+                    # id, so the retry needs a new id; an EXISTS then
+                    # means an earlier attempt landed (uncertain).
                     self.relogins += 1
-                    relogged = True
+                    relogs += 1
                     if self._login():
+                        reqid = new_reqid()
+                        fresh = True
                         continue
                 break
+            if fresh and r is not None and r[0] == ERR_EXISTS:
+                self.uncertain.append((g, r[0], r[1]))
+                r = (-1, "", b"")
             self.max_stall = max(self.max_stall, time.monotonic() - t0)
             self.ops += 1
             if r is None:
@@ -559,18 +578,20 @@ class Writer(threading.Thread):
             elif r[0] == OK:
                 with self.lock:
                     self.acked_groups.append((g, self.name_))
-            elif r[0] == ERR_EXISTS:
-                self.uncertain.append((g, r[0], r[1]))
+            elif r[0] == -1:
+                pass
             else:
                 self.unexpected.append((g, r[0], r[1]))
             if self.pause:
                 self._halt.wait(self.pause)
 
     def summary(self):
-        return ("%s: ops=%d acked=%d failovers=%d relogins=%d uncertain=%d "
+        return ("%s: ops=%d acked=%d failovers=%d relogins=%d "
+                "login_retries=%d uncertain=%d "
                 "unexpected=%d gave_up=%d max_stall=%.2fs"
                 % (self.name_, self.ops, len(self.acked_groups),
-                   self.failovers, self.relogins, len(self.uncertain),
+                   self.failovers, self.relogins, self.login_retries,
+                   len(self.uncertain),
                    len(self.unexpected), len(self.gave_up), self.max_stall))
 
 
