@@ -237,6 +237,9 @@ try:
 except (AssertionError, C.Unreachable) as e:
     say("bench failed: %s" % e)
     rc = 1
+except SystemExit:
+    say("bench interrupted; partial table")
+    rc = 130
 finally:
     tessera.reap_all()
     if not KEEP:

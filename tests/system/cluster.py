@@ -298,7 +298,7 @@ class Cluster:
 
     def close(self):
         for w in self.writers:
-            w.stop()
+            w.abort()
         for w in self.writers:
             w.join(10)
         for p in list(self.stopped):
@@ -466,6 +466,7 @@ class Writer(threading.Thread):
         self.tok = None
         self.pw = "pw-" + name
         self._halt = threading.Event()
+        self._abort = False
         self.lock = threading.Lock()
         self.acked_users = []
         self.acked_groups = []
@@ -481,6 +482,11 @@ class Writer(threading.Thread):
     def stop(self):
         self._halt.set()
 
+    def abort(self):
+        """Stops at once, also in the middle of a write (teardown)."""
+        self._abort = True
+        self._halt.set()
+
     def _port(self):
         return self.c.port(self.order[self.cur % len(self.order)])
 
@@ -489,7 +495,7 @@ class Writer(threading.Thread):
         if it gave up.  A stop() does not cut a started write short.  payload_fn() builds the payload (the token may
         have changed after a re-login)."""
         end = time.monotonic() + self.give_up
-        while time.monotonic() < end:
+        while time.monotonic() < end and not self._abort:
             try:
                 if self.conn is None:
                     self.conn = Conn(self._port(), self.req_timeout)
