@@ -217,16 +217,19 @@ trk_ops_handle(trk_env_t *env, uint8_t type, uint64_t reqid,
 
     build_reply(out, &rq, (ts_status_t) st);
     if (op->is_write) {
-        if (st == TS_ERR_INTERNAL
-            || trk_reply_put(env->st, reqid, type, out->data, out->len,
-                             (uint64_t) ts_wall_ms()) != 0
-            || trk_store_commit(env->st) != 0)
+        /* Only a write that changed something is cached under its request
+         * id: a refused one changed nothing (handlers check before they
+         * write), so a retry -- say after a re-login on another tracker --
+         * is judged afresh instead of getting a stale error back. */
+        if (st != TS_OK) {
+            trk_store_cancel(env->st);
+        } else if (trk_reply_put(env->st, reqid, type, out->data, out->len,
+                                 (uint64_t) ts_wall_ms()) != 0
+                   || trk_store_commit(env->st) != 0)
         {
             trk_store_cancel(env->st);
-            if (st != TS_ERR_INTERNAL) {
-                set_msg(&rq, "tracker database error");
-                build_reply(out, &rq, TS_ERR_INTERNAL);
-            }
+            set_msg(&rq, "tracker database error");
+            build_reply(out, &rq, TS_ERR_INTERNAL);
             rq.drop_session = 0;
         }
     }
@@ -402,9 +405,12 @@ finish_create_user(trk_env_t *env, trk_kdf_job_t *job, ts_wbuf_t *out)
     st = trk_do_create_user(env->st, job->user, &job->rec, rq.msg,
                             sizeof(rq.msg));
     build_reply(out, &rq, (ts_status_t) st);
-    if (st == TS_ERR_INTERNAL
-        || trk_reply_put(env->st, job->reqid, job->type, out->data, out->len,
-                         (uint64_t) ts_wall_ms()) != 0
+    if (st != TS_OK) {
+        trk_store_cancel(env->st);      /* nothing changed, nothing cached */
+        return;
+    }
+    if (trk_reply_put(env->st, job->reqid, job->type, out->data, out->len,
+                      (uint64_t) ts_wall_ms()) != 0
         || trk_store_commit(env->st) != 0)
     {
         trk_store_cancel(env->st);

@@ -81,6 +81,7 @@
 #define DL_AVAIL_MS       100        /* rarest-first counts recomputed */
 #define DL_BACKOFF_MIN_MS 100
 #define DL_BACKOFF_MAX_MS 1000
+#define DL_SPILL_FACTOR   3          /* see dl_pick: no spill to worse */
 #define DL_PAUSED_RETRY_MS 1000       /* a paused peer is asked again */
 #define DL_COMPLETE_REFILL_MS (4 * TS_NODE_MAP_REFRESH_MS) /* seeder map */
 #define DL_HEAD_MAX_B     (4 + TS_STR_MAX_B + 16)
@@ -1344,7 +1345,33 @@ dl_pick(dl_t *w, int i, int64_t now)
             bs = s;
         }
     }
-    if (bs < 0 || !ts_claim_try(&claims[pick], w->me)) {
+    if (bs < 0) {
+        return 0;
+    }
+    /* No spill to a much worse peer: if a holder whose pipeline is full
+     * right now costs less than a third of the best one with room, wait
+     * for it to drain instead (a busy peer gets only what others lack). */
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        node_src_sh_t *src = &d->src[s];
+        uint64_t       rate, cost;
+
+        if ((elig & (1u << s)) || !dl_src_usable(src, now)
+            || atomic_load(&src->map_ms) == 0
+            || !node_bit_test(node_dl_map(w->shm, i, s), pick))
+        {
+            continue;
+        }
+        rate = atomic_load(&src->rate_bps);
+        if (rate == 0) {
+            rate = DL_DEFAULT_RATE;
+        }
+        cost = ((uint64_t) atomic_load(&src->load)
+                + atomic_load(&src->inflight) + 1) * 1000000000ull / rate;
+        if (cost < bcost / DL_SPILL_FACTOR) {
+            return 0;
+        }
+    }
+    if (!ts_claim_try(&claims[pick], w->me)) {
         return 0;
     }
     if (node_bit_test(done, pick)) {
