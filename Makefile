@@ -60,7 +60,7 @@ CLIENT_LIB  = $(filter-out $(OUT)/client/cli_main.o,$(CLIENT_OBJ))
 UNIT_BIN    = $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
 TOOL_BIN    = $(TOOL_SRC:tests/tools/%.c=$(OUT)/tools/%)
 
-.PHONY: all asan deps deps-test check check-asan demo bench install \
+.PHONY: all asan deps deps-test check check-asan demo bench soak install \
         uninstall clean unit tools
 
 all: $(BINOUT)/tracker $(BINOUT)/client
@@ -154,9 +154,25 @@ demo: deps
 	$(MAKE) all
 	@tests/demo.sh
 
+# bench: tracker requests, cluster replication, then the swarm against
+# aria2 + opentracker (installed by ../shared/bench/anchor_swarm.sh).
 bench: deps-test
 	$(MAKE) all tools
 	@bench/run.sh
+	@bench/cluster.sh
+	@bench/swarm.sh $(SWARM_SIZE) $(SWARM_N) $(SWARM_RUNS)
+
+SWARM_SIZE ?= 1G
+SWARM_N    ?= 4
+SWARM_RUNS ?= 3
+SOAK_S     ?= 1800
+
+# soak: the randomized nemesis (kills, pauses, partitions) for SOAK_S s.
+soak: deps-test
+	$(MAKE) all unit tools
+	TESSERA_BIN=$(OUT)/bin TESSERA_NEMESIS_S=$(SOAK_S) \
+	    /usr/bin/python3 -m pytest tests/system/test_nemesis.py -q -s \
+	    -p no:cacheprovider
 
 install: all
 	install -d $(DESTDIR)$(BINDIR)

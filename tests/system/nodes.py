@@ -156,6 +156,9 @@ _PROBE_FIELDS = [
     ("src.failures", "offsetof(node_src_sh_t, failures)"),
     ("src.chunks", "offsetof(node_src_sh_t, chunks)"),
     ("sources_n", "TS_NODE_SOURCES_N"),
+    ("T_DLDATA", "NODE_T_DLDATA"),
+    ("off.claims", "NODE_OFF_CLAIMS"),
+    ("src.inflight", "offsetof(node_src_sh_t, inflight)"),
 ]
 
 _layout = None
@@ -268,6 +271,25 @@ class NodeShm:
                     self._str(e + L["dl.name"], 256) == name:
                 return i
         return None
+
+    def dl_claims(self, i):
+        """Chunk claims of download i still held: [(chunk, owner word)]."""
+        L = self.L
+        e = self.table(L["T_DLS"])
+        nch = self._u(e[0] + i * e[1] + L["dl.nchunks"], "I")
+        base, esz, _ = self.table(L["T_DLDATA"])
+        c0 = base + i * esz + L["off.claims"]
+        return [(c, w) for c, w in
+                ((c, self._u(c0 + 8 * c, "Q")) for c in range(nch)) if w]
+
+    def dl_inflight(self, i):
+        """Sum of the in-flight counts of download i's sources."""
+        L = self.L
+        base, esz, _ = self.table(L["T_DLS"])
+        e = base + i * esz
+        return sum(self._u(e + L["dl.src"] + k * L["src.size"]
+                           + L["src.inflight"], "I")
+                   for k in range(L["sources_n"]))
 
     def dl_progress(self, i):
         """(state, bytes_done, size) of download i, cheaply."""

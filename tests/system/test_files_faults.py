@@ -221,6 +221,15 @@ def test_worker_crashes_256m(tracker_factory, tmp_path):
     assert line == "[C] [%s] big.bin -> %s" % (G, dest), (line, kills)
     assert kills["uploader"] > 0 and kills["downloader"] > 0, kills
     assert sha1_file(dest) == want
+    # no claim or in-flight count outlived the workers that were killed
+    shm = leech.shm()
+    try:
+        i = shm.find_dl(G, "big.bin")     # kept in shm after DONE
+        assert i is not None
+        assert shm.dl_claims(i) == [], shm.dl_claims(i)[:5]
+        assert shm.dl_inflight(i) == 0
+    finally:
+        shm.close()
     for n in nodes:
         assert wait_until(lambda: len(n.workers("uploader")) == n.uploaders
                           and len(n.workers("downloader")) ==
