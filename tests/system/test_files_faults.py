@@ -23,7 +23,7 @@ import pytest
 
 from nodes import CHUNK, Swarm, Node, create_users, make_file, sha1_file, \
     nchunks
-from tessera import kill_pid, pid_alive, wait_until
+from tessera import kill_pid, pid_alive, proc_stat, wait_until
 
 G = "g"
 MiB = 1024 * 1024
@@ -200,26 +200,46 @@ def test_worker_crashes_256m(tracker_factory, tmp_path):
     kills = {"uploader": 0, "downloader": 0}
     end = time.monotonic() + 150
     state = None
-    while time.monotonic() < end:
-        d = leech.shm_download(G, "big.bin")
-        state = d and d["state"]
-        # a finished download leaves the shm table (it became a share)
-        if state in (DL_DONE, DL_FAILED) or \
-                (d is None and (leech.dl_line(G, "big.bin") or "")[:3]
-                 in ("[C]", "[F]")):
-            break
-        pool = []
-        for n in nodes:
-            pool += [("uploader", p) for p in n.workers("uploader")]
-        pool += [("downloader", p) for p in leech.workers("downloader")]
-        if pool:
-            kind, pid = rnd.choice(pool)
-            kill_pid(pid, signal.SIGKILL)
-            kills[kind] += 1
-        time.sleep(0.2)
+    n = 0
+    # Loopback moves 256 MiB in well under a second, so the leecher's
+    # downloaders run only 10 ms of every 200 ms (SIGSTOP/SIGCONT): the
+    # download then lasts long enough for a kill every 200 ms to land
+    # throughout it.  Kills alternate between the two kinds; the victim
+    # within a kind is random (a stopped process dies of SIGKILL too).
+    try:
+        while time.monotonic() < end:
+            d = leech.shm_download(G, "big.bin")
+            state = d and d["state"]
+            if state in (DL_DONE, DL_FAILED) or \
+                    (d is None and (leech.dl_line(G, "big.bin") or "")[:3]
+                     in ("[C]", "[F]")):
+                break
+            for p in leech.workers("downloader"):
+                kill_pid(p, signal.SIGCONT)
+            time.sleep(0.01)
+            for p in leech.workers("downloader"):
+                kill_pid(p, signal.SIGSTOP)
+            kind = ("downloader", "uploader")[n % 2]
+            if kind == "downloader":
+                pool = leech.workers("downloader")
+            else:
+                pool = [p for x in nodes for p in x.workers("uploader")]
+            if pool:
+                kill_pid(rnd.choice(pool), signal.SIGKILL)
+                kills[kind] += 1
+                n += 1
+            # a respawned downloader starts running: stop it too
+            for _ in range(19):
+                time.sleep(0.01)
+                for p in leech.workers("downloader"):
+                    if (proc_stat(p) or ("", "T"))[1] != "T":
+                        kill_pid(p, signal.SIGSTOP)
+    finally:
+        for p in leech.workers("downloader"):
+            kill_pid(p, signal.SIGCONT)
     line = leech.wait_download(G, "big.bin", 30)
     assert line == "[C] [%s] big.bin -> %s" % (G, dest), (line, kills)
-    assert kills["uploader"] > 0 and kills["downloader"] > 0, kills
+    assert kills["uploader"] >= 3 and kills["downloader"] >= 3, kills
     assert sha1_file(dest) == want
     # no claim or in-flight count outlived the workers that were killed
     shm = leech.shm()
