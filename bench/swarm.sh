@@ -67,7 +67,8 @@ wait_port() { # PORT: bounded wait until something accepts on it
 
 # ---------------------------------------------------------------- one run
 tessera_run() { # RUN -> prints "wall_s status verified"
-    local run=$1 rd=$WORK/t$run i
+    local run=$1
+    local rd=$WORK/t$run i
     mkdir -p "$rd"
     local tport; tport=$(free_port)
     echo "127.0.0.1:$tport" > "$rd/trackers.txt"
@@ -140,7 +141,7 @@ tessera_run() { # RUN -> prints "wall_s status verified"
     done
     [ "$status" = OK ] && [ "$ok" != "$N" ] && status=BADHASH
     [ "$status" = OK ] || { mkdir -p "$WORK/failed$run"; cp "$rd"/*.log "$rd"/*.out "$WORK/failed$run/" 2>/dev/null; }
-    rm -rf "$rd"
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$rd"
     sync
     awk -v a="$t0" -v b="$t1" -v st="$status" -v ok="$ok" -v n="$N" -v pss="$pss" \
         'BEGIN{printf "%.3f %s %d/%d %d\n", (b-a)/1e6, st, ok, n, pss}'

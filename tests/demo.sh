@@ -5,9 +5,9 @@
 # data dirs under a mktemp dir), 3 seeder nodes and 2 leecher nodes (each
 # a ./client --keep-running whose stdin is a FIFO we write commands to and
 # whose stdout goes to a file we read back).  Users and a group are set up
-# through the client; a random file of DEMO_MIB MiB (default 200) is shared
+# through the client; a random file of DEMO_MIB MiB (default 400) is shared
 # by the 3 seeders; both leechers download it at once while show_downloads
-# progress lines are printed every 0.5 s; then every copy's SHA1 is checked
+# progress lines are printed every 0.2 s; then every copy's SHA1 is checked
 # against the original and a summary is printed (time, MiB/s, and the
 # chunks each seeder served, read from the nodes' shm counters).
 #
@@ -27,7 +27,7 @@ for b in tracker client; do
         exit 1
     fi
 done
-MIB=${DEMO_MIB:-200}
+MIB=${DEMO_MIB:-400}
 PY=/usr/bin/python3
 [ -x $PY ] || PY=python3
 
@@ -133,15 +133,21 @@ out=$(for u in "${ALL[@]}"; do echo "create_user $u pw-$u"; done |
 echo "$out" | sed 's/^/   /'
 
 # ---- nodes ------------------------------------------------------------------
-declare -A NODE_FD NODE_OUT NODE_PORT NODE_MARK
+declare -A NODE_FD NODE_OUT NODE_PORT NODE_MARK NODE_TRK
 NODE_NPID=()
 
+NODE_COUNT=0
 start_node() {
-    local u=$1 port fd
+    local u=$1 port fd trk
     port=$(free_port)
     mkdir -p "$WORK/$u"
     mkfifo "$WORK/$u/stdin"
-    "$BIN/client" -s "$WORK/$u/state" -l warn --keep-running \
+    # nodes alternate between the two trackers: the cluster keeps them in
+    # one view (users, groups, files and sources replicate both ways)
+    trk=$((NODE_COUNT % 2 + 1))
+    NODE_COUNT=$((NODE_COUNT + 1))
+    NODE_TRK[$u]=$trk
+    "$BIN/client" -s "$WORK/$u/state" -l warn --keep-running --tracker "$trk" \
         "127.0.0.1:$port" "$INFO" <"$WORK/$u/stdin" \
         >"$WORK/$u/out" 2>"$WORK/$u/err" &
     PIDS+=($!)
@@ -151,7 +157,7 @@ start_node() {
     NODE_OUT[$u]=$WORK/$u/out
     NODE_PORT[$u]=$port
     NODE_MARK[$u]=0
-    printf '   %-9s node on 127.0.0.1:%s (pid %s)\n' "$u" "$port" "$!"
+    printf '   %-9s node on 127.0.0.1:%s (pid %s), tracker %s\n' "$u" "$port" "$!" "$trk"
 }
 
 # ncmd USER CMD [QUIET]: runs CMD on USER's node; its output lines go to
@@ -219,14 +225,14 @@ show leecher1 "list_files demo"
 
 # ---- both leechers download at once -----------------------------------------
 echo
-echo "== both leechers download it at once (show_downloads every 0.5 s)"
+echo "== both leechers download it at once (show_downloads every 0.2 s)"
 for u in "${LEECHERS[@]}"; do
     mkdir -p "$WORK/$u/downloads"
     show "$u" "download_file demo movie.bin $WORK/$u/downloads"
 done
 T0=$(now_ms)
 finished=0
-for i in $(seq 1200); do         # at most 600 s
+for i in $(seq 3000); do         # at most 600 s
     finished=1
     line=""
     for u in "${LEECHERS[@]}"; do
@@ -238,7 +244,7 @@ for i in $(seq 1200); do         # at most 600 s
     printf '%6.1fs%s\n' "$(awk -v a="$(now_ms)" -v b="$T0" \
         'BEGIN { print (a - b) / 1000 }')" "$line"
     [ $finished -eq 1 ] && break
-    sleep 0.5
+    sleep 0.2
 done
 T1=$(now_ms)
 [ $finished -eq 1 ] || die "downloads did not finish within 600 s"
