@@ -22,6 +22,7 @@
  * download and its new share commit in one transaction.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -34,6 +35,7 @@
 
 #include "ts_config.h"
 #include "ts_buf.h"
+#include "ts_crypto.h"
 #include "ts_log.h"
 #include "ts_net.h"
 #include "ts_proto.h"
@@ -499,8 +501,63 @@ cli_dl_room(ts_shm_t *shm)
 }
 
 
+static void cli_ent_finish(cli_dlent_t *e, ts_shm_t *shm);
+
+/* 1 if path is a regular file (not a symlink) of the record's size whose
+ * SHA1 is the record's: the finished file, renamed into place by a
+ * downloader killed before DONE was recorded. */
+static int
+cli_dest_is_done(const cli_dl_rec_t *r)
+{
+    struct stat  sb;
+    ts_sha1_t   *h;
+    uint8_t      md[20], *buf;
+    uint64_t     off;
+    ssize_t      n = 0;
+    int          fd;
+
+    if (lstat(r->dest, &sb) != 0 || !S_ISREG(sb.st_mode)
+        || (uint64_t) sb.st_size != r->size)
+    {
+        return 0;
+    }
+    fd = open(r->dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    buf = malloc(TS_CHUNK_B);
+    h = ts_sha1_new();
+    if (buf == NULL || h == NULL) {
+        free(buf);
+        ts_sha1_free(h);
+        close(fd);
+        return 0;
+    }
+    for (off = 0; off < r->size; off += (uint64_t) n) {
+        size_t want = r->size - off < TS_CHUNK_B ? r->size - off
+                                                 : TS_CHUNK_B;
+
+        n = pread(fd, buf, want, (off_t) off);
+        if (n < 0 && errno == EINTR) {
+            n = 0;
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        ts_sha1_update(h, buf, (size_t) n);
+    }
+    ts_sha1_final(h, md);
+    ts_sha1_free(h);
+    free(buf);
+    close(fd);
+    return off == r->size && memcmp(md, r->sha1, 20) == 0;
+}
+
 /* Puts a running entry into the node's table: done from the record,
- * maybe = the rest of an existing .part.  0, or -1 (table full). */
+ * maybe = the rest of an existing .part (a regular file, never through a
+ * symlink).  With no .part and the finished file already at dest, the
+ * entry is finished instead (idx stays -1).  0, or -1 (table full). */
 static int
 cli_ent_publish(cli_dlent_t *e)
 {
@@ -510,13 +567,25 @@ cli_ent_publish(cli_dlent_t *e)
     struct stat   sb;
     uint64_t      have;
     uint32_t      c;
-    int           idx, cleared = 0;
+    int           idx, cleared = 0, part;
 
-    if (shm == NULL || !cli_dl_room(shm)) {
+    if (shm == NULL) {
+        return -1;
+    }
+    part = lstat(r->part, &sb) == 0;
+    if (!part && errno == ENOENT && agent.st != NULL
+        && cli_dest_is_done(r))
+    {
+        ts_info("%s/%s: %s is already complete", r->group, r->name,
+                r->dest);
+        cli_ent_finish(e, shm);
+        return 0;
+    }
+    if (!cli_dl_room(shm)) {
         return -1;
     }
     have = 0;
-    if (stat(r->part, &sb) == 0 && S_ISREG(sb.st_mode)) {
+    if (part && S_ISREG(sb.st_mode)) {
         have = (uint64_t) sb.st_size;
     }
     if (r->nchunks > 0) {
@@ -646,11 +715,18 @@ cli_ent_fail(cli_dlent_t *e, ts_shm_t *shm, const char *why)
              why != NULL && why[0] != '\0' ? why : "failed");
     /* the node's own FAILED entry stays; one the agent gave up on (still
      * running in shm) is taken away from the downloaders */
-    if (e->idx >= 0 && shm != NULL
-        && atomic_load(&node_dls(shm)[e->idx].state) != NODE_DL_FAILED)
-    {
-        node_dl_remove(shm, e->idx);
-        e->idx = -1;
+    if (e->idx >= 0 && shm != NULL) {
+        uint32_t st = atomic_load(&node_dls(shm)[e->idx].state);
+
+        /* a FINALIZING entry may be renaming the file right now and a
+         * DONE one has: never pull those from under the downloader (the
+         * collector still sees them and the entry is kept for its slot) */
+        if (st != NODE_DL_FAILED && st != NODE_DL_FINALIZING
+            && st != NODE_DL_DONE)
+        {
+            node_dl_remove(shm, e->idx);
+            e->idx = -1;
+        }
     }
     e->dirty = 1;
     e->have_dirty = 0;
@@ -1545,7 +1621,9 @@ cli_agent_dl_start(cli_dl_rec_t *rec, const cli_finfo_t *fi, char *err,
     if (old != NULL) {
         cli_ent_drop(old);
     }
-    cli_set_sources(shm, e->idx, fi);
+    if (e->idx >= 0) {
+        cli_set_sources(shm, e->idx, fi);
+    }
     e->next_src_ms = ts_now_ms() + TS_NODE_SRC_REFRESH_MS;
     r = 0;
 out:

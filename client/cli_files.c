@@ -442,6 +442,23 @@ cli_cmd_download_file(cli_ctx_t *ctx, int argc, char **argv)
         cli_finfo_free(&fi);
         return cli_error("%s", err);
     }
+    /* a new download never adopts (or writes through) a .part it did not
+     * make: resumes come from node.tdb, not from this command */
+    {
+        struct stat sb;
+        char        part[PATH_MAX];
+
+        if (snprintf(part, sizeof(part), "%s.part", final)
+            >= (int) sizeof(part))
+        {
+            cli_finfo_free(&fi);
+            return cli_error("destination path too long");
+        }
+        if (lstat(part, &sb) == 0) {
+            cli_finfo_free(&fi);
+            return cli_error("'%s' already exists", part);
+        }
+    }
 
     memset(&rec, 0, sizeof(rec));
     snprintf(rec.group, sizeof(rec.group), "%s", group);

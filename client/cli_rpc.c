@@ -190,7 +190,7 @@ cli_rpc_attempt(cli_rpc_t *rpc, uint8_t type, uint64_t reqid,
             }
             rpc->conn = ts_conn_new(fd);
             if (rpc->conn == NULL) {
-                close(fd);
+                /* ts_conn_new closed fd already */
                 errno = ENOMEM;
                 return -1;
             }

@@ -47,7 +47,12 @@
  * whole-file SHA1 catches anything else.  A worker killed while feeding
  * the frontier leaves the published copy intact (two copies + a CAS'd
  * generation); reclaim frees its fhash owner claim and the next worker
- * carries on from the last published frontier.
+ * carries on from the last published frontier.  A finalizer killed
+ * between its rename and DONE leaves no .part: the next finalizer finds
+ * dest a regular file of the right size and SHA1 and records DONE.  Only
+ * a chunk writer creates the .part, never through a symlink (O_NOFOLLOW);
+ * every state change is a CAS from the expected state of the same
+ * download id, so a stale worker never overrides the CLI.
  */
 /* SHA_CTX is a plain struct that can live in shm (node_fhash_sh_t); the
  * SHA1_* calls are deprecated in OpenSSL 3 but are the same assembly */
@@ -239,8 +244,11 @@ dl_inflight_sub(dl_t *w, const dl_req_t *r)
     if (!r->pub || mine == NULL || atomic_load(&d->id) != r->dl_id) {
         return;
     }
-    dl_sat_dec(&mine[r->src], 1);
+    /* global count first, then our slot's share (the reverse of the
+     * way up): a kill in between makes reclaim subtract once more from
+     * the global count, an over-subtraction that saturates, never a leak */
     dl_sat_dec(&d->src[r->src].inflight, 1);
+    dl_sat_dec(&mine[r->src], 1);
 }
 
 /* ---- download snapshots ---------------------------------------------- */
@@ -330,28 +338,66 @@ dl_snapshot(dl_t *w, int i)
     return 1;
 }
 
+/* The .part, opened once per snapshot.  Only a chunk writer creates it
+ * (create = 1): readers must not leave an empty one where a killed
+ * finalizer already renamed the finished file away. */
 static int
-dl_part_fd(dl_local_t *l)
+dl_part_fd(dl_local_t *l, int create)
 {
     if (l->fd < 0) {
-        l->fd = open(l->part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (l->fd < 0) {
+        /* never follow a symlink planted at the .part's name */
+        l->fd = open(l->part, O_RDWR | O_NOFOLLOW | O_CLOEXEC
+                              | (create ? O_CREAT : 0), 0644);
+        if (l->fd < 0 && (create || errno != ENOENT)) {
             ts_err("open(\"%s\") failed: %s", l->part, strerror(errno));
         }
     }
     return l->fd;
 }
 
+/*
+ * Moves download i from state `from` to `to`, only while the entry still
+ * holds the download we snapshotted (id) and is still in `from`: the CLI
+ * may have removed, reused or paused it meanwhile.  `why` (or NULL) goes
+ * into error first, and only when the move is about to win.  1 if moved.
+ */
+static int
+dl_set_state(dl_t *w, int i, uint32_t from, uint32_t to, const char *why)
+{
+    node_dl_sh_t *d = &w->dls[i];
+    uint32_t      exp = from;
+
+    if (atomic_load(&d->id) != w->loc[i].id
+        || atomic_load(&d->state) != from)
+    {
+        return 0;
+    }
+    if (why != NULL) {
+        snprintf(d->error, sizeof(d->error), "%s", why);
+    }
+    return atomic_compare_exchange_strong(&d->state, &exp, to);
+}
+
 static void
-dl_fail(dl_t *w, int i, const char *why)
+dl_fail(dl_t *w, int i, uint32_t from, const char *why)
 {
     node_dl_sh_t *d = &w->dls[i];
 
-    snprintf(d->error, sizeof(d->error), "%s", why);
-    atomic_store(&d->state, NODE_DL_FAILED);
+    if (!dl_set_state(w, i, from, NODE_DL_FAILED, why)) {
+        return;
+    }
     atomic_store(&d->finished_ms, ts_wall_ms());
     ts_err("download %s/%s failed: %s", w->loc[i].group, w->loc[i].name,
            why);
+}
+
+/* 1 while chunk c of download i (as of id) is still claimed by us: a
+ * late reply or re-hash for a reused entry or a lost claim counts nothing */
+static int
+dl_chunk_mine(dl_t *w, int i, uint32_t id, uint32_t c)
+{
+    return atomic_load(&w->dls[i].id) == id
+           && atomic_load(&node_dl_claims(w->shm, i)[c]) == w->me;
 }
 
 /* ---- connections ----------------------------------------------------- */
@@ -568,6 +614,7 @@ dl_conn_send(dl_t *w, dl_conn_t *k, uint8_t type, const dl_req_t *r)
     ts_frame_hdr_t  h;
     uint8_t         hb[TS_FRAME_HDR_B];
     dl_req_t       *q;
+    size_t          len0;
 
     ts_wbuf_reset(&w->pl);
     ts_put_str(&w->pl, l->group);
@@ -583,9 +630,13 @@ dl_conn_send(dl_t *w, dl_conn_t *k, uint8_t type, const dl_req_t *r)
     h.len = (uint32_t) w->pl.len;
     h.reqid = ++w->reqid;
     ts_frame_hdr_encode(hb, &h);
+    len0 = k->out.len;
     ts_put_raw(&k->out, hb, sizeof(hb));
     ts_put_raw(&k->out, w->pl.data, w->pl.len);
     if (k->out.err) {
+        /* no half frame may stay queued: drop what this call added */
+        k->out.len = len0;
+        k->out.err = 0;
         return -1;
     }
     if (k->qn == 0) {
@@ -657,7 +708,7 @@ dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
         if (buf != NULL && next == chunk) {
             SHA1_Update(&ctx, buf, len);
         } else {
-            if (fd < 0 && (fd = dl_part_fd(l)) < 0) {
+            if (fd < 0 && (fd = dl_part_fd(l, 0)) < 0) {
                 break;
             }
             do {
@@ -877,9 +928,9 @@ dl_got_chunk(dl_t *w, dl_conn_t *k, const dl_req_t *r)
     if (node_bit_test(done, r->chunk)) {
         return;
     }
-    fd = dl_part_fd(l);
+    fd = dl_part_fd(l, 1);
     if (fd < 0) {
-        dl_fail(w, r->dl, "cannot open the .part file");
+        dl_fail(w, r->dl, NODE_DL_ACTIVE, "cannot open the .part file");
         return;
     }
     off = (uint64_t) r->chunk * TS_CHUNK_B;
@@ -891,9 +942,13 @@ dl_got_chunk(dl_t *w, dl_conn_t *k, const dl_req_t *r)
         }
         if (n <= 0) {
             ts_err("pwrite(\"%s\") failed: %s", l->part, strerror(errno));
-            dl_fail(w, r->dl, "write to the .part file failed");
+            dl_fail(w, r->dl, NODE_DL_ACTIVE,
+                    "write to the .part file failed");
             return;
         }
+    }
+    if (!dl_chunk_mine(w, r->dl, r->dl_id, r->chunk)) {
+        return;
     }
     old = atomic_fetch_or(&done[r->chunk >> 6], 1ull << (r->chunk & 63));
     if (!(old & (1ull << (r->chunk & 63)))) {
@@ -1186,12 +1241,12 @@ dl_maybe(dl_t *w, int i)
                 continue;
             }
             len = dl_chunk_len(l, c);
-            fd = dl_part_fd(l);
+            fd = dl_part_fd(l, 0);
             if (!node_bit_test(done, c) && fd >= 0) {
                 n = pread(fd, w->fbuf, len, (off_t) c * TS_CHUNK_B);
                 if (n == (ssize_t) len && ts_sha1(w->fbuf, len, md) == 0
                     && memcmp(md, node_dl_hashes(w->shm, i) + 20ull * c, 20)
-                       == 0)
+                       == 0 && dl_chunk_mine(w, i, l->id, c))
                 {
                     old = atomic_fetch_or(&done[wd], 1ull << (c & 63));
                     if (!(old & (1ull << (c & 63)))) {
@@ -1200,7 +1255,9 @@ dl_maybe(dl_t *w, int i)
                     }
                 }
             }
-            node_bit_clear(maybe, c);
+            if (atomic_load(&d->id) == l->id) {
+                node_bit_clear(maybe, c);
+            }
             ts_claim_release(&claims[c], w->me);
         }
     }
@@ -1396,6 +1453,56 @@ dl_pick(dl_t *w, int i, int64_t now)
 
 /* ---- finalization ---------------------------------------------------- */
 
+/*
+ * 1 if dest already is the finished file: a regular file (not followed
+ * through a symlink) of the right size whose SHA1 is the file's.  That is
+ * what a finalizer killed between its rename and DONE leaves behind.
+ */
+static int
+dl_dest_is_done(dl_t *w, const dl_local_t *l)
+{
+    struct stat  sb;
+    ts_sha1_t   *h;
+    uint8_t      md[20];
+    uint64_t     off;
+    ssize_t      n = 0;
+    int          fd;
+
+    fd = open(l->dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)
+        || (uint64_t) sb.st_size != l->size)
+    {
+        close(fd);
+        return 0;
+    }
+    h = ts_sha1_new();
+    if (h == NULL) {
+        close(fd);
+        return 0;
+    }
+    for (off = 0; off < l->size; off += (uint64_t) n) {
+        size_t want = l->size - off < DL_FINAL_BLOCK_B ? l->size - off
+                                                       : DL_FINAL_BLOCK_B;
+
+        n = pread(fd, w->fbuf, want, (off_t) off);
+        if (n < 0 && errno == EINTR) {
+            n = 0;
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        ts_sha1_update(h, w->fbuf, (size_t) n);
+    }
+    ts_sha1_final(h, md);
+    ts_sha1_free(h);
+    close(fd);
+    return off == l->size && memcmp(md, l->sha1, 20) == 0;
+}
+
 static void
 dl_finalize(dl_t *w, int i)
 {
@@ -1409,7 +1516,7 @@ dl_finalize(dl_t *w, int i)
     ssize_t           n;
     int               fd, dfd;
     char              dir[PATH_MAX], *slash;
-    int64_t           t0 = ts_now_ms(), t1, t2;
+    int64_t           t0 = ts_now_ms(), t1 = t0, t2;
     uint32_t          front;
 
     for (c = 0; c < l->nchunks; c++) {
@@ -1426,18 +1533,43 @@ dl_finalize(dl_t *w, int i)
     if (!atomic_compare_exchange_strong(&d->finalize_owner, &exp, w->me)) {
         return;
     }
-    if (!atomic_compare_exchange_strong(&d->state, &st, NODE_DL_FINALIZING)) {
+    if (atomic_load(&d->id) != l->id
+        || !atomic_compare_exchange_strong(&d->state, &st, NODE_DL_FINALIZING))
+    {
         ts_claim_release(&d->finalize_owner, w->me);
         return;
     }
-    fd = dl_part_fd(l);
+    /* a fresh descriptor of whatever is at the .part's name now, never
+     * created here: a finalizer killed after its rename left none, and
+     * the finished file is then already at dest */
+    if (l->fd >= 0) {
+        close(l->fd);
+        l->fd = -1;
+    }
+    fd = open(l->part, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        if (dl_dest_is_done(w, l)) {
+            ts_info("download %s/%s: %s is already in place", l->group,
+                    l->name, l->dest);
+            goto durable;
+        }
+        if (l->size == 0) {
+            /* an empty file has no chunk that would have created it */
+            fd = open(l->part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW
+                               | O_CLOEXEC, 0644);
+        } else {
+            errno = ENOENT;
+        }
+    }
     if (fd < 0) {
-        dl_fail(w, i, "cannot open the .part file");
+        ts_err("open(\"%s\") failed: %s", l->part, strerror(errno));
+        dl_fail(w, i, NODE_DL_FINALIZING, "cannot open the .part file");
         goto out;
     }
+    l->fd = fd;
     if (ftruncate(fd, (off_t) l->size) != 0) {
         ts_err("ftruncate(\"%s\") failed: %s", l->part, strerror(errno));
-        dl_fail(w, i, "cannot size the .part file");
+        dl_fail(w, i, NODE_DL_FINALIZING, "cannot size the .part file");
         goto out;
     }
     if (front == l->nchunks && dl_fh_final(w, i, md) == 0
@@ -1453,7 +1585,7 @@ dl_finalize(dl_t *w, int i)
                                                    : "incomplete");
     h = ts_sha1_new();
     if (h == NULL) {
-        atomic_store(&d->state, NODE_DL_ACTIVE);
+        (void) dl_set_state(w, i, NODE_DL_FINALIZING, NODE_DL_ACTIVE, NULL);
         goto out;
     }
     for (off = 0; off < l->size; off += (uint64_t) n) {
@@ -1474,31 +1606,40 @@ dl_finalize(dl_t *w, int i)
     ts_sha1_free(h);
     if (off != l->size) {
         ts_err("pread(\"%s\") failed: %s", l->part, strerror(errno));
-        dl_fail(w, i, "cannot read the .part file");
+        dl_fail(w, i, NODE_DL_FINALIZING, "cannot read the .part file");
         goto out;
     }
     if (memcmp(md, l->sha1, 20) != 0) {
-        dl_fail(w, i, "whole-file SHA1 mismatch (the .part is kept)");
+        dl_fail(w, i, NODE_DL_FINALIZING,
+                "whole-file SHA1 mismatch (the .part is kept)");
         goto out;
     }
 hashed:
     t1 = ts_now_ms();
     if (fsync(fd) != 0) {
         ts_err("fsync(\"%s\") failed: %s", l->part, strerror(errno));
-        dl_fail(w, i, "fsync of the .part file failed");
+        dl_fail(w, i, NODE_DL_FINALIZING, "fsync of the .part file failed");
         goto out;
     }
     if (renameat2(AT_FDCWD, l->part, AT_FDCWD, l->dest, RENAME_NOREPLACE)
         != 0)
     {
         char why[256];
+        int  err = errno;
 
-        ts_err("renameat2(\"%s\") failed: %s", l->dest, strerror(errno));
+        /* EEXIST / ENOENT: a killed finalizer may have renamed it already */
+        if ((err == EEXIST || err == ENOENT) && dl_dest_is_done(w, l)) {
+            ts_info("download %s/%s: %s is already in place", l->group,
+                    l->name, l->dest);
+            goto durable;
+        }
+        ts_err("renameat2(\"%s\") failed: %s", l->dest, strerror(err));
         snprintf(why, sizeof(why), "cannot rename into place: %s",
-                 errno == EEXIST ? "destination exists" : strerror(errno));
-        dl_fail(w, i, why);
+                 err == EEXIST ? "destination exists" : strerror(err));
+        dl_fail(w, i, NODE_DL_FINALIZING, why);
         goto out;
     }
+durable:
     t2 = ts_now_ms();
     /* make the rename durable too */
     snprintf(dir, sizeof(dir), "%s", l->dest);
@@ -1515,9 +1656,13 @@ hashed:
             close(dfd);
         }
     }
-    atomic_store(&d->finished_ms, ts_wall_ms());
-    atomic_store(&d->waiting, 0);
-    atomic_store(&d->state, NODE_DL_DONE);
+    if (atomic_load(&d->id) == l->id) {
+        atomic_store(&d->finished_ms, ts_wall_ms());
+        atomic_store(&d->waiting, 0);
+    }
+    if (!dl_set_state(w, i, NODE_DL_FINALIZING, NODE_DL_DONE, NULL)) {
+        goto out;
+    }
     ts_info("download %s/%s done: %llu bytes -> %s (final hash %lld ms, "
             "fsync+rename %lld ms, dir fsync %lld ms)", l->group, l->name,
             (unsigned long long) l->size, l->dest, (long long) (t1 - t0),

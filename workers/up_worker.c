@@ -124,6 +124,23 @@ typedef struct {
 
 /* ---- load accounting -------------------------------------------------- */
 
+/*
+ * Up: slot first, then the node total; down: the node total first (never
+ * below 0), then the slot.  A kill in between either way leaves the slot
+ * holding at least what we added to the total, so reclaim can only
+ * over-subtract (saturating here), never leak load.
+ */
+static void
+up_sat_dec(_Atomic uint32_t *v, uint32_t n)
+{
+    uint32_t cur = atomic_load(v), nv;
+
+    do {
+        nv = cur > n ? cur - n : 0;
+    } while (!atomic_compare_exchange_weak(v, &cur, nv));
+}
+
+
 static void
 up_queued_add(up_t *u, int d)
 {
@@ -131,8 +148,8 @@ up_queued_add(up_t *u, int d)
         atomic_fetch_add(&u->slot->counter[0], (uint64_t) d);
         atomic_fetch_add(&u->st->queued, (uint32_t) d);
     } else if (d < 0) {
+        up_sat_dec(&u->st->queued, (uint32_t) -d);
         atomic_fetch_sub(&u->slot->counter[0], (uint64_t) -d);
-        atomic_fetch_sub(&u->st->queued, (uint32_t) -d);
     }
 }
 
@@ -144,8 +161,8 @@ up_active_add(up_t *u, int d)
         atomic_fetch_add(&u->slot->counter[1], 1);
         atomic_fetch_add(&u->st->active_uploads, 1);
     } else {
+        up_sat_dec(&u->st->active_uploads, 1);
         atomic_fetch_sub(&u->slot->counter[1], 1);
-        atomic_fetch_sub(&u->st->active_uploads, 1);
     }
 }
 

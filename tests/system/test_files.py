@@ -240,3 +240,49 @@ def test_stop_share_last_source(tracker, tmp_path):
     assert b.cmd("download_file %s f.bin %s" % (G, tmp_path)) == \
         ["error: no file 'f.bin' in '%s'" % G]
     assert os.path.exists(dest)     # stop_share never deletes the file
+
+
+def test_download_refuses_existing_part(tracker, tmp_path):
+    """A fresh download_file never adopts a .part it did not make: a
+    leftover file or a symlink at <dest>.part is refused, the symlink's
+    target is left untouched and no dest appears."""
+    create_users(tracker.info, tmp_path, "a", "b")
+    sw = Swarm(tracker, tmp_path)
+    a = sw.node("a")
+    b = sw.node("b")
+    want = make_file(str(tmp_path / "f.bin"), 2 * CHUNK + 7, seed=11)
+    a.upload(str(tmp_path / "f.bin"), G)
+    dl = tmp_path / "dl"
+    dl.mkdir()
+
+    # a leftover regular .part
+    dest = dl / "f.bin"
+    with open(str(dest) + ".part", "wb") as f:
+        f.write(b"x" * 1000)
+    assert b.cmd("download_file %s f.bin %s" % (G, dl)) == \
+        ["error: '%s.part' already exists" % dest]
+    assert os.path.getsize(str(dest) + ".part") == 1000
+    assert not os.path.lexists(str(dest))
+
+    # a symlink .part pointing at a victim file (and a dangling one)
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    dest2 = dl / "g.bin"
+    os.symlink(str(victim), str(dest2) + ".part")
+    assert b.cmd("download_file %s f.bin %s" % (G, dest2)) == \
+        ["error: '%s.part' already exists" % dest2]
+    dest3 = dl / "h.bin"
+    os.symlink(str(tmp_path / "nowhere"), str(dest3) + ".part")
+    assert b.cmd("download_file %s f.bin %s" % (G, dest3)) == \
+        ["error: '%s.part' already exists" % dest3]
+    assert victim.read_bytes() == b"precious"
+    assert not os.path.lexists(str(tmp_path / "nowhere"))
+    assert not os.path.lexists(str(dest2))
+    assert not os.path.lexists(str(dest3))
+
+    # with no .part the same download goes through
+    os.unlink(str(dest) + ".part")
+    got = b.download(G, "f.bin", str(dl))
+    assert b.wait_download(G, "f.bin", 30) in done_lines("f.bin", got)
+    assert sha1_file(got) == want
+    assert victim.read_bytes() == b"precious"

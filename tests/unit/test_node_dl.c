@@ -392,6 +392,69 @@ test_dest_exists(void **state)
     free(f.hashes);
 }
 
+/* Every chunk recorded done, no .part, and dest already the finished
+ * file (a finalizer killed between rename and DONE): DONE, dest kept. */
+static void
+test_already_renamed(void **state)
+{
+    t_file_t  f;
+    char      dest[PATH_MAX], part[PATH_MAX + 8], cmd[2 * PATH_MAX + 16];
+    uint8_t  *done;
+    int       li, idx;
+
+    t_make_file(&f, 2ull * TS_CHUNK_B + 99);
+    li = t_node(0, 1, 2, NULL, 0);
+    snprintf(dest, sizeof(dest), "%s/dl%d", t_dir, ++t_seq);
+    snprintf(part, sizeof(part), "%s.part", dest);
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", f.path, dest);
+    assert_int_equal(system(cmd), 0);
+    done = calloc((f.nchunks + 7) / 8, 1);
+    assert_non_null(done);
+    memset(done, 0xff, (f.nchunks + 7) / 8);
+    idx = node_dl_add(&t_nodes[li].shm, "grp", "file", dest, part, f.size,
+                      f.nchunks, f.sha1, f.hashes, done, NULL);
+    assert_true(idx >= 0);
+    t_expect_done(li, idx, &f, dest, 10000);
+    t_check_clean(li, idx, &f);
+    t_stop_all();
+    free(done);
+    free(f.hashes);
+}
+
+/* A symlink planted at the .part is never written through: FAILED, and
+ * its target keeps its bytes. */
+static void
+test_part_symlink(void **state)
+{
+    t_file_t f;
+    char     addrs[1][64], dest[PATH_MAX], part[PATH_MAX + 8];
+    char     victim[PATH_MAX], buf[16];
+    int      li, idx, fd;
+
+    t_make_file(&f, 2ull * TS_CHUNK_B);
+    t_seeder(&f, 0, addrs[0], sizeof(addrs[0]));
+    li = t_node(0, 1, 2, NULL, 0);
+    snprintf(victim, sizeof(victim), "%s/victim%d", t_dir, t_seq);
+    fd = open(victim, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "precious", 8), 8);
+    close(fd);
+    snprintf(dest, sizeof(dest), "%s/dl%d", t_dir, t_seq + 1);
+    snprintf(part, sizeof(part), "%s.part", dest);
+    assert_int_equal(symlink(victim, part), 0);
+    idx = t_leech(li, &f, dest, sizeof(dest), addrs, 1);
+    assert_int_equal(t_wait_state(li, idx, NODE_DL_FAILED, 10000),
+                     NODE_DL_FAILED);
+    assert_int_equal(access(dest, F_OK), -1);
+    fd = open(victim, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, buf, sizeof(buf)), 8);
+    close(fd);
+    assert_memory_equal(buf, "precious", 8);
+    t_stop_all();
+    free(f.hashes);
+}
+
 /* ---- a lying peer ------------------------------------------------------ */
 
 static _Atomic int      t_liar_stop;
@@ -778,6 +841,8 @@ main(void)
         cmocka_unit_test(test_three_seeders),
         cmocka_unit_test(test_edge_sizes),
         cmocka_unit_test(test_dest_exists),
+        cmocka_unit_test(test_already_renamed),
+        cmocka_unit_test(test_part_symlink),
         cmocka_unit_test(test_corrupt_peer),
         cmocka_unit_test(test_liar_dropped),
         cmocka_unit_test(test_seeder_stops),
