@@ -125,6 +125,7 @@ deps:
 	pkg-config --exists openssl 2>/dev/null || miss="$$miss libssl-dev"; \
 	pkg-config --exists tdb 2>/dev/null || miss="$$miss libtdb-dev"; \
 	pkg-config --exists libedit 2>/dev/null || miss="$$miss libedit-dev"; \
+	[ -x /usr/bin/python3 ] || miss="$$miss python3"; \
 	if [ -n "$$miss" ]; then \
 	  echo "installing:$$miss"; \
 	  apt-get update -q && $(APT_INSTALL) $$miss; \
