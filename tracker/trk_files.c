@@ -1184,6 +1184,12 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
         if (rc < 0) {
             return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
         }
+        if (rc == 0 && (s.size != size || s.nchunks != nchunks)) {
+            /* sources of a concurrent upload of other contents (the
+             * LWW header): not sources of this file */
+            trk_srcs_free(&s);
+            rc = 1;
+        }
         if (rc == 1) {
             memset(&s, 0, sizeof(s));
         }
@@ -1264,9 +1270,11 @@ trk_do_list_files(const trk_fctx_t *c, const char *group, ts_wbuf_t *body,
     char        kb[KEY_B];
     strlist_t   l;
     trk_srcs_t  s;
+    trk_file_t  f;
     ts_wbuf_t   rows;
     ts_status_t st;
     uint32_t    i, k, n = 0, on;
+    uint64_t    size;
     int         rc;
 
     st = check_member(c, group, msg, msgsz);
@@ -1284,11 +1292,19 @@ trk_do_list_files(const trk_fctx_t *c, const char *group, ts_wbuf_t *body,
             continue;       /* logged; one bad file does not hide all */
         }
         on = 0;
-        for (k = 0; k < s.n; k++) {
-            on += (uint32_t) src_useful(c, &s.v[k]);
+        size = s.size;
+        if (trk_file_get(c->st, group, l.v[i], &f) == 0) {
+            /* sources of a concurrent upload that lost do not count */
+            if (f.size == s.size && f.nchunks == s.nchunks) {
+                for (k = 0; k < s.n; k++) {
+                    on += (uint32_t) src_useful(c, &s.v[k]);
+                }
+            }
+            size = f.size;
+            trk_file_free(&f);
         }
         ts_put_str(&rows, l.v[i]);
-        ts_put_u64(&rows, s.size);
+        ts_put_u64(&rows, size);
         ts_put_u32(&rows, on);
         n++;
         trk_srcs_free(&s);
@@ -1330,6 +1346,12 @@ trk_do_file_info(const trk_fctx_t *c, const char *group, const char *name,
     if (rc < 0) {
         trk_file_free(&f);
         return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
+    }
+    if (rc == 0 && (s.size != f.size || s.nchunks != f.nchunks)) {
+        /* concurrent uploads of different contents: the sources are
+         * those of the other (losing) file, none of this one */
+        trk_srcs_free(&s);
+        rc = 1;
     }
     ts_wbuf_init(&rows);
     for (k = 0; rc == 0 && k < s.n; k++) {

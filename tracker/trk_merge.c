@@ -779,10 +779,43 @@ join_group(const trk_inc_t *in, ts_wbuf_t *out)
 }
 
 
+/* 1 if a p/ source element (u8 complete, u32 held, blob bitmap) is
+ * consistent with a header of nchunks chunks. */
+static int
+src_fits(const trk_elem_t *e, uint32_t nchunks)
+{
+    ts_rbuf_t      r;
+    const uint8_t *bm;
+    uint32_t       bml, held, cnt = 0, i;
+    uint8_t        complete;
+
+    if (memchr(e->ek, '/', e->eklen) == NULL) {
+        return 0;
+    }
+    ts_rbuf_init(&r, e->val, e->vlen);
+    complete = ts_get_u8(&r);
+    held = ts_get_u32(&r);
+    bm = ts_get_blob(&r, &bml, (nchunks + 7) / 8);
+    if (r.err || ts_rbuf_left(&r) != 0 || complete > 1) {
+        return 0;
+    }
+    if (complete) {
+        return bml == 0 && held == nchunks;
+    }
+    if (bml != (nchunks + 7) / 8 || (bml > 0 && bm == NULL)) {
+        return 0;
+    }
+    for (i = 0; i < nchunks; i++) {
+        cnt += (bm[i / 8] >> (i % 8)) & 1u;
+    }
+    return cnt == held;
+}
+
+
 static int
 join_value(uint8_t kind, const trk_inc_t *in, ts_wbuf_t *out)
 {
-    uint32_t i, n = 0;
+    uint32_t i, n = 0, hn;
     const trk_elem_t *hdr = NULL;
 
     for (i = 0; i < in->n; i++) {
@@ -807,15 +840,27 @@ join_value(uint8_t kind, const trk_inc_t *in, ts_wbuf_t *out)
         if (n <= 1 || hdr->vlen != 12) {
             return 1;
         }
+        /* the header is LWW, sources are written against the header
+         * their writer saw: after concurrent uploads of different
+         * contents they may not fit; such sources are left out */
+        hn = (uint32_t) hdr->val[8] << 24 | (uint32_t) hdr->val[9] << 16
+             | (uint32_t) hdr->val[10] << 8 | hdr->val[11];
+        n = 0;
+        for (i = 1; i < in->n; i++) {
+            n += !in->e[i].tomb && src_fits(&in->e[i], hn);
+        }
+        if (n == 0) {
+            return 1;
+        }
         ts_put_u8(out, 'P');
         ts_put_u8(out, APP_VERSION);
         ts_put_raw(out, hdr->val, 12);
-        ts_put_u32(out, n - 1);
+        ts_put_u32(out, n);
         for (i = 1; i < in->n; i++) {
             const trk_elem_t *e = &in->e[i];
             const uint8_t    *sl;
 
-            if (e->tomb) {
+            if (e->tomb || !src_fits(e, hn)) {
                 continue;
             }
             sl = memchr(e->ek, '/', e->eklen);

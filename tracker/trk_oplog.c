@@ -29,6 +29,7 @@
 #define OP_MAGIC    'O'
 #define OP_VERSION  1
 #define SEGS_MAX_N  1024
+#define NEWSEG_KEY  "x/newseg"   /* next local op starts a new segment */
 
 
 uint64_t
@@ -250,6 +251,28 @@ trk_fresh(trk_store_t *st, int clear)
 }
 
 
+static int
+hlc_raise(struct tdb_context *tdb, uint64_t hlc)
+{
+    TDB_DATA k;
+    uint64_t v = 0;
+
+    k.dptr = (unsigned char *) "x/hlc";
+    k.dsize = 5;
+    if (u64_get(tdb, k, &v) < 0) {
+        v = 0;
+    }
+    return hlc > v ? u64_put(tdb, k, hlc) : 0;
+}
+
+
+int
+trk_hlc_persist(trk_store_t *st, uint64_t hlc)
+{
+    return hlc_raise(trk_store_tdb(st), hlc);
+}
+
+
 uint64_t
 trk_hlc_saved(trk_store_t *st)
 {
@@ -380,18 +403,27 @@ trk_oplog_append(trk_store_t *st, trk_stamp_t s, uint64_t reqid,
     trk_rec_t           r, d;
     size_t              i;
     char                kb[64];
-    TDB_DATA            k, v;
+    TDB_DATA            k, v, nk;
     int                 rc = -1;
 
     if (o < 1 || o >= TRK_ORIGINS_N || vv_get1(tdb, o, &cur) != 0) {
         return -1;
     }
-    if (cur == 0) {
-        /* a new data directory: start above any seq an earlier directory
-         * of this tracker id can have used */
+    nk.dptr = (unsigned char *) NEWSEG_KEY;
+    nk.dsize = sizeof(NEWSEG_KEY) - 1;
+    if (cur == 0 || tdb_exists(tdb, nk)) {
+        /* a new data directory (or one that adopted its own origin's
+         * seq from a snapshot): start a new segment above any seq an
+         * earlier directory of this tracker id can have used */
         seq = (uint64_t) ts_wall_ms() << 16;
+        if (seq <= cur) {
+            seq = cur + 1;
+        }
         prev = 0;
         if (segs_add(tdb, o, seq) != 0) {
+            return -1;
+        }
+        if (tdb_exists(tdb, nk) && tdb_delete(tdb, nk) != 0) {
             return -1;
         }
     } else {
@@ -433,9 +465,7 @@ trk_oplog_append(trk_store_t *st, trk_stamp_t s, uint64_t reqid,
     if (tdb_store(tdb, k, v, TDB_REPLACE) != 0 || vv_put1(tdb, o, seq) != 0) {
         goto done;
     }
-    k.dptr = (unsigned char *) "x/hlc";
-    k.dsize = 5;
-    if (u64_put(tdb, k, s.hlc) != 0) {
+    if (hlc_raise(tdb, s.hlc) != 0) {
         goto done;
     }
     rc = 0;
@@ -517,7 +547,8 @@ trk_oplog_apply(trk_store_t *st, const uint8_t *op, size_t n,
     val.dptr = (unsigned char *) op;
     val.dsize = n;
     if (tdb_store(tdb, key, val, TDB_REPLACE) != 0 || vv_put1(tdb, o, seq) != 0
-        || (prev == 0 && segs_add(tdb, o, seq) != 0))
+        || (prev == 0 && segs_add(tdb, o, seq) != 0)
+        || hlc_raise(tdb, *maxhlc) != 0)
     {
         return -1;
     }
@@ -582,8 +613,11 @@ trk_oplog_adopt(trk_store_t *st, const trk_vv_t *vv)
 {
     struct tdb_context *tdb = trk_store_tdb(st);
     uint64_t            cur;
+    TDB_DATA            nk;
     int                 o;
 
+    nk.dptr = (unsigned char *) NEWSEG_KEY;
+    nk.dsize = sizeof(NEWSEG_KEY) - 1;
     for (o = 1; o < TRK_ORIGINS_N; o++) {
         if (vv_get1(tdb, o, &cur) != 0) {
             return -1;
@@ -593,6 +627,12 @@ trk_oplog_adopt(trk_store_t *st, const trk_vv_t *vv)
             if (vv_put1(tdb, o, vv->seq[o]) != 0
                 || floor_put(tdb, o, vv->seq[o]) != 0)
             {
+                return -1;
+            }
+            /* our own origin's old seqs came from an earlier directory:
+             * ops of it that this snapshot lacks may exist elsewhere, so
+             * the next local op must not continue that sequence */
+            if (o == trk_store_origin(st) && u64_put(tdb, nk, 1) != 0) {
                 return -1;
             }
         }

@@ -4,7 +4,8 @@
  *
  * Local tdb keys:  o/<origin hex2>/<seq hex16>  op record
  *                  v/<origin hex2>              u64 highest seq applied
- *                  x/epoch  x/hlc  x/seg/<o>  x/floor/<o>
+ *                  x/epoch  x/hlc  x/seg/<o>  x/floor/<o>  x/fresh
+ *                  x/newseg (next local op starts a new segment)
  * Op record: u8 'O', u8 version, u8 origin, u64 seq, u64 prev, u64 hlc,
  *            u64 reqid, u32 n, n x (blob key, blob delta envelope).
  *
@@ -14,8 +15,9 @@
  * shm, advanced by CAS.
  *
  * Crash behaviour: an op, its effects and the VV bump commit together or
- * not at all.  The HLC high-water mark is persisted with every op, so a
- * restarted tracker never reuses a stamp.
+ * not at all.  The HLC high-water mark is persisted with every op (local
+ * or received) and snapshot batch, so a restarted tracker never stamps
+ * below a stored stamp.
  */
 #ifndef TRK_OPLOG_H_INCLUDED
 #define TRK_OPLOG_H_INCLUDED
@@ -51,6 +53,8 @@ uint64_t trk_epoch_get(trk_store_t *st, int create);
 int      trk_fresh(trk_store_t *st, int clear);
 /* Persisted HLC high-water mark (0 if none). */
 uint64_t trk_hlc_saved(trk_store_t *st);
+/* Raises the persisted mark to hlc if it is below (inside a txn). */
+int      trk_hlc_persist(trk_store_t *st, uint64_t hlc);
 
 /* Called by trk_store_commit() inside the transaction: appends one op
  * for the keys written under stamp s.  0 / -1. */

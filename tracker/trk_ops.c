@@ -838,7 +838,7 @@ housekeep_pass(trk_env_t *env, int64_t now)
     shm_walk_t     sw;
     trk_session_t  s;
     char           user[TS_ID_MAX_B + 1];
-    size_t         i;
+    size_t         i, j = 0;
     int            rc, deleted, rr, leader;
 
     memset(&tdbs, 0, sizeof(tdbs));
@@ -861,11 +861,24 @@ housekeep_pass(trk_env_t *env, int64_t now)
     deleted = 0;
     /* K1: only the leader expires (its deletes replicate as ops) */
     leader = atomic_load(&env->shm->stats->leader) == env->tracker_id;
-    if (leader && sw.expired.n > 0 && trk_store_begin(env->st) == 0) {
-        for (i = 0; i < sw.expired.n; i++) {
+    /* in bounded transactions: each is one op that must fit a frame (a
+     * session delete also writes its presence records) */
+    for (i = 0; leader && i < sw.expired.n && deleted >= 0; i += j) {
+        if (trk_store_begin(env->st) != 0) {
+            break;
+        }
+        for (j = 0; j < TRK_EXPIRE_CHUNK_N / 4 && i + j < sw.expired.n; j++) {
+            /* a gossiped heartbeat may have revived it since the walk:
+             * re-check under its stripe lock (2 = still expired) */
+            if (trk_sess_lookup(env->shm, sw.expired.h[i + j], ts_now_ms(),
+                                env->session_timeout_ms, 0, user,
+                                sizeof(user)) != 2)
+            {
+                continue;
+            }
             /* G1: presence record first (it reads the session) */
-            (void) trk_files_session_gone(env->st, sw.expired.h[i]);
-            if (trk_session_del(env->st, sw.expired.h[i]) == 0) {
+            (void) trk_files_session_gone(env->st, sw.expired.h[i + j]);
+            if (trk_session_del(env->st, sw.expired.h[i + j]) == 0) {
                 deleted++;
             }
         }

@@ -497,10 +497,11 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
         }
         return 0;
     }
-    if (rc < 0 || note_key(st, key, klen) != 0) {
+    if (rc < 0) {
         goto fail;
     }
     if (del) {
+        /* deleting nothing writes nothing (and logs no key) */
         ts_wbuf_init(&view);
         rc = trk_rec_view(&r, key, klen, &view);
         ts_wbuf_free(&view);
@@ -511,6 +512,14 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
             }
             return rc < 0 ? -1 : 1;
         }
+    }
+    /* the write's stamp must be above everything it overwrites, even if
+     * the clock was behind a stamp merged from a peer */
+    trk_hlc_observe(st->hlc, trk_rec_max_stamp(&r).hlc);
+    if (note_key(st, key, klen) != 0) {
+        goto fail;
+    }
+    if (del) {
         rc = trk_rec_del(&r, key, klen, st->stamp);
     } else {
         rc = trk_rec_put(&r, key, klen, val, vlen, st->stamp);
@@ -557,11 +566,21 @@ trk_kv_merge(trk_store_t *st, const char *key, size_t klen, const void *rec)
     if (!trk_key_replicated(key, klen)) {
         return -1;
     }
-    rc = trk_kv_rec(st, key, klen, &r);
-    if (rc < 0) {
+    rc = kv_rec_ex(st, key, klen, &r);
+    if (rc == -1) {
         return -1;
     }
-    rc = trk_rec_merge(&r, rec);
+    if (rc == -2) {
+        /* a stored record that does not decode (logged by kv_rec_ex)
+         * must not refuse every batch forever: it counts as empty and
+         * the merged record replaces it */
+        trk_rec_free(&r);
+        trk_rec_init(&r);
+        rc = trk_rec_merge(&r, rec);
+        rc = rc < 0 ? -1 : 1;
+    } else {
+        rc = trk_rec_merge(&r, rec);
+    }
     if (rc > 0) {
         rc = rec_store(st, key, klen, &r);
     }
@@ -1584,23 +1603,25 @@ int
 trk_store_expire_replies(trk_store_t *st, uint64_t cutoff_wall_ms)
 {
     old_walk_t w;
-    size_t     i;
+    size_t     i, j = 0;
     int        rc;
 
     memset(&w, 0, sizeof(w));
     w.cutoff = cutoff_wall_ms;
     tdb_traverse_read(st->tdb, old_reply_walk, &w);
     rc = (int) w.n;
-    if (w.n > 0) {
+    /* bounded transactions: each one is one op, which must fit a
+     * SYNC_OPS frame (TRK_EXPIRE_CHUNK_N keys at most) */
+    for (i = 0; i < w.n && rc >= 0; i += j) {
         if (trk_store_begin(st) != 0) {
             rc = -1;
-        } else {
-            for (i = 0; i < w.n; i++) {
-                (void) raw_del(st, w.keys[i]);
-            }
-            if (trk_store_commit(st) != 0) {
-                rc = -1;
-            }
+            break;
+        }
+        for (j = 0; j < TRK_EXPIRE_CHUNK_N && i + j < w.n; j++) {
+            (void) raw_del(st, w.keys[i + j]);
+        }
+        if (trk_store_commit(st) != 0) {
+            rc = -1;
         }
     }
     for (i = 0; i < w.n; i++) {

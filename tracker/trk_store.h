@@ -171,8 +171,12 @@ typedef struct {
 } trk_counts_t;
 
 int trk_store_count(trk_store_t *st, trk_counts_t *c);
-/* Deletes reply-cache entries stored before cutoff_wall_ms, in its own
- * transaction; returns how many or -1. */
+/* Most keys one maintenance transaction (expiry) deletes: each
+ * transaction is one replicated op, which must fit a SYNC_OPS frame. */
+#define TRK_EXPIRE_CHUNK_N  2000
+
+/* Deletes reply-cache entries stored before cutoff_wall_ms, in
+ * transactions of at most TRK_EXPIRE_CHUNK_N keys; returns how many or -1. */
 int trk_store_expire_replies(trk_store_t *st, uint64_t cutoff_wall_ms);
 /* Calls fn for every session hash in the store (read traverse). */
 int trk_store_each_session(trk_store_t *st,

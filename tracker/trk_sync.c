@@ -269,7 +269,15 @@ do_snapshot(peer_t *p, ts_conn_t *c)
 
 /* ---- ops ---------------------------------------------------------------- */
 
-/* Sends what the peer lacks until it has everything: 0, or -1. */
+/* A SYNC_OPS request never exceeds this (frame limit minus room for the
+ * header and the request's own fields). */
+#define PUSH_FRAME_B   (TS_FRAME_MAX_B - 64 * 1024)
+/* Batches per do_push() call, so that gossip (the heartbeat) is never
+ * starved by a steady write load. */
+#define PUSH_ROUNDS_N  8
+
+/* Sends what the peer lacks, at most PUSH_ROUNDS_N batches: 0 done (or
+ * no progress), 1 more to send, -1 link error. */
 static int
 do_push(peer_t *p, ts_conn_t *c)
 {
@@ -279,11 +287,16 @@ do_push(peer_t *p, ts_conn_t *c)
     uint8_t   *frame;
     uint64_t   after, seq;
     uint32_t   n;
-    int        o, rc, snap, rounds = 0;
+    int        o, rc, snap, full, rounds = 0, sent = 0;
 
     ts_wbuf_init(&b);
     ts_wbuf_init(&op);
     for (;;) {
+        if (++sent > PUSH_ROUNDS_N) {
+            /* bounded: the caller gossips if due and comes back */
+            rc = 1;
+            break;
+        }
         ts_wbuf_reset(&b);
         ts_put_u8(&b, (uint8_t) scfg->id);
         ts_put_u32(&b, 0);               /* count, patched below */
@@ -292,7 +305,8 @@ do_push(peer_t *p, ts_conn_t *c)
         pthread_mutex_lock(&mu);
         theirs = p->vv;
         rc = trk_vv_load(sst, &mine);
-        for (o = 1; rc == 0 && o < TRK_ORIGINS_N && !snap; o++) {
+        full = 0;
+        for (o = 1; rc == 0 && o < TRK_ORIGINS_N && !snap && !full; o++) {
             after = theirs.seq[o];
             while (mine.seq[o] > after && n < TRK_SYNC_BATCH_N
                    && b.len < TRK_SYNC_BATCH_B)
@@ -308,6 +322,18 @@ do_push(peer_t *p, ts_conn_t *c)
                     break;
                 }
                 if (trk_oplog_get(sst, o, seq, &op) != 0) {
+                    break;
+                }
+                if (b.len + 4 + op.len > PUSH_FRAME_B) {
+                    if (n > 0) {
+                        full = 1;       /* send what is there first */
+                        break;
+                    }
+                    /* cannot happen (every op is bounded); a snapshot
+                     * still gets its effects across */
+                    ts_err("op %d/%llu too big for a frame (%zu bytes)", o,
+                           (unsigned long long) seq, op.len);
+                    snap = 1;
                     break;
                 }
                 ts_put_blob(&b, op.data, (uint32_t) op.len);
@@ -461,17 +487,23 @@ peer_main(void *arg)
         while (!atomic_load(&sync_stop) && rc == 0) {
             wake = atomic_load(&scfg->shm.stats->op_wake);
             now = ts_now_ms();
-            if (wake != seen) {
-                seen = wake;
-                rc = do_push(p, c);
-            } else if (now - last_gossip >= TRK_SYNC_GOSSIP_MS) {
+            if (now - last_gossip >= TRK_SYNC_GOSSIP_MS) {
+                /* the heartbeat first, even under a steady write load */
                 rc = do_gossip(p, c);
                 last_gossip = now;
                 if (rc == 0) {
+                    seen = wake;
                     rc = do_push(p, c);   /* the peer's VV may lag */
                 }
+            } else if (wake != seen) {
+                seen = wake;
+                rc = do_push(p, c);
             } else {
                 usleep(TRK_SYNC_POLL_MS * 1000);
+            }
+            if (rc == 1) {
+                seen = (uint64_t) -1;     /* more to send: come back */
+                rc = 0;
             }
         }
         atomic_store(&p->connected, 0);
@@ -702,6 +734,9 @@ op_sync_ops(trk_req_t *rq)
         }
         rc = 0;
     }
+    /* raise the clock before the merged stamps become visible, so no
+     * local write in between can be stamped below them */
+    trk_hlc_observe(&rq->env->shm->stats->hlc, maxhlc);
     if (rc < 0 || trk_store_commit(rq->env->st) != 0) {
         trk_store_cancel(rq->env->st);
         snprintf(rq->msg, sizeof(rq->msg), "bad op or database error");
@@ -760,6 +795,10 @@ op_sync_snapshot(trk_req_t *rq)
             rc = -1;
         }
     }
+    if (rc == 0 && trk_hlc_persist(rq->env->st, maxhlc) != 0) {
+        rc = -1;
+    }
+    trk_hlc_observe(&rq->env->shm->stats->hlc, maxhlc);
     if (rc != 0 || ts_rbuf_end(&rq->in) != 0
         || trk_store_commit(rq->env->st) != 0)
     {
