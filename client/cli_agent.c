@@ -48,9 +48,6 @@
 #include "cli_node.h"
 #include "cli_agent.h"
 
-#define CLI_RATE_SAMPLES_N   21     /* 5 s of TS_NODE_PERSIST_MS ticks */
-#define CLI_AGENT_RPC_MS     3000   /* one agent request, per attempt */
-#define CLI_REPORT_GRACE_MS  3000   /* end of input: last HAVE_CHUNKS */
 
 typedef struct {
     int64_t   ms;
@@ -67,7 +64,7 @@ typedef struct {
     int           advertised;       /* tracker knows us as a source */
     int           need_stop;        /* failed after advertising */
     int64_t       next_src_ms;
-    cli_sample_t  samp[CLI_RATE_SAMPLES_N];
+    cli_sample_t  samp[TS_CLI_RATE_SAMPLES_N];
     int           nsamp, head;
 } cli_dlent_t;
 
@@ -638,8 +635,8 @@ cli_ent_sample(cli_dlent_t *e, int64_t now, uint64_t bytes)
 {
     e->samp[e->head].ms = now;
     e->samp[e->head].bytes = bytes;
-    e->head = (e->head + 1) % CLI_RATE_SAMPLES_N;
-    if (e->nsamp < CLI_RATE_SAMPLES_N) {
+    e->head = (e->head + 1) % TS_CLI_RATE_SAMPLES_N;
+    if (e->nsamp < TS_CLI_RATE_SAMPLES_N) {
         e->nsamp++;
     }
 }
@@ -979,7 +976,7 @@ cli_agent_do(cli_work_t *x, const uint8_t tok[TS_TOKEN_B])
     }
     if (cli_rpc_call_ex(&agent.rpc, type, req.data, (uint32_t) req.len,
                         &rep, agent.ctx->sess->trk.n > 1 ? 2 : 1,
-                        CLI_AGENT_RPC_MS) != 0)
+                        TS_CLI_AGENT_RPC_MS) != 0)
     {
         ts_debug("agent: %s %s/%s: %s", ts_msg_name(type), x->group,
                  x->name, rep.msg);
@@ -1294,7 +1291,7 @@ cli_agent_wait_downloads(void)
             /* the last HAVE_CHUNKS: a short grace, the tracker may be down */
             if (quiet_since < 0) {
                 quiet_since = ts_now_ms();
-            } else if (ts_now_ms() - quiet_since > CLI_REPORT_GRACE_MS) {
+            } else if (ts_now_ms() - quiet_since > TS_CLI_REPORT_GRACE_MS) {
                 break;
             }
         }
@@ -1740,8 +1737,8 @@ cli_agent_show(cli_ctx_t *ctx)
             /* bytes over the sample window (oldest kept sample -> now) */
             bps = 0;
             if (e->nsamp > 0) {
-                int           oi = (e->head - e->nsamp + CLI_RATE_SAMPLES_N)
-                                   % CLI_RATE_SAMPLES_N;
+                int           oi = (e->head - e->nsamp + TS_CLI_RATE_SAMPLES_N)
+                                   % TS_CLI_RATE_SAMPLES_N;
                 cli_sample_t *o = &e->samp[oi];
 
                 if (now - o->ms >= 200 && bytes >= o->bytes) {

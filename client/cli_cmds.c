@@ -27,7 +27,7 @@
 #include "cli_session.h"
 #include "cli_agent.h"
 
-static const cli_cmd_t  *cli_tables[CLI_TABLES_MAX_N];
+static const cli_cmd_t  *cli_tables[TS_CLI_TABLES_MAX_N];
 static int               cli_ntables;
 
 
@@ -41,7 +41,7 @@ cli_cmds_register(const cli_cmd_t *table)
             return 0;
         }
     }
-    if (cli_ntables == CLI_TABLES_MAX_N) {
+    if (cli_ntables == TS_CLI_TABLES_MAX_N) {
         return -1;
     }
     cli_tables[cli_ntables++] = table;

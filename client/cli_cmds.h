@@ -21,11 +21,11 @@
 
 #include <stdint.h>
 
+#include "ts_config.h"
 #include "ts_buf.h"
 #include "cli_rpc.h"
 #include "cli_session.h"
 
-#define CLI_TABLES_MAX_N    8
 
 typedef struct {
     cli_rpc_t      *rpc;

@@ -48,7 +48,6 @@
 #include "cli_files.h"
 #include "cli_node.h"
 
-#define CLI_HISTORY_MAX_N   1000
 
 static volatile sig_atomic_t  cli_sig_int;
 static volatile sig_atomic_t  cli_sig_term;
@@ -403,7 +402,7 @@ static int
 cli_loop_plain(cli_ctx_t *ctx)
 {
     static cli_reader_t  rd;
-    static char          line[CLI_LINE_MAX_B + 2];
+    static char          line[TS_CLI_LINE_MAX_B + 2];
     int                  failed, toolong, r;
 
     failed = 0;
@@ -413,7 +412,7 @@ cli_loop_plain(cli_ctx_t *ctx)
             break;
         }
         if (toolong) {
-            cli_error("line too long (max %d bytes)", CLI_LINE_MAX_B);
+            cli_error("line too long (max %d bytes)", TS_CLI_LINE_MAX_B);
             fflush(stdout);
             failed = 1;
             continue;
@@ -557,7 +556,7 @@ cli_loop_tty(cli_ctx_t *ctx, const char *history)
     rl_catch_signals = 0;           /* our handlers, not libedit's */
     rl_getc_function = cli_tty_getc;
     using_history();
-    stifle_history(CLI_HISTORY_MAX_N);
+    stifle_history(TS_CLI_HISTORY_MAX_N);
     (void) read_history(history);
 
     while (!ctx->want_exit && !cli_sig_term) {

@@ -54,11 +54,11 @@ cli_parse_line(const char *line, cli_args_t *out, char *err, size_t errlen)
             n--;
         }
     }
-    if (n > CLI_LINE_MAX_B) {
+    if (n > TS_CLI_LINE_MAX_B) {
         char  msg[64];
 
         snprintf(msg, sizeof(msg), "line too long (max %d bytes)",
-                 CLI_LINE_MAX_B);
+                 TS_CLI_LINE_MAX_B);
         return cli_fail(err, errlen, msg);
     }
 
@@ -111,11 +111,11 @@ cli_parse_line(const char *line, cli_args_t *out, char *err, size_t errlen)
         }
 
         if (!in_arg) {
-            if (out->argc == CLI_ARGS_MAX_N) {
+            if (out->argc == TS_CLI_ARGS_MAX_N) {
                 char  msg[64];
 
                 snprintf(msg, sizeof(msg), "too many arguments (max %d)",
-                         CLI_ARGS_MAX_N);
+                         TS_CLI_ARGS_MAX_N);
                 out->argc = 0;
                 out->argv[0] = NULL;
                 return cli_fail(err, errlen, msg);

@@ -5,7 +5,7 @@
  * taken literally; "..." allows the escapes \" \\ and \n; quoted and bare
  * pieces next to each other join into one argument (as in sh); a line
  * whose first non-blank character is '#' is a comment.  At most
- * CLI_ARGS_MAX_N arguments and CLI_LINE_MAX_B bytes per line.
+ * TS_CLI_ARGS_MAX_N arguments and TS_CLI_LINE_MAX_B bytes per line.
  *
  * No locks, no allocation: the result lives in the caller's cli_args_t.
  */
@@ -13,14 +13,13 @@
 #define CLI_PARSE_H_INCLUDED
 
 #include <stddef.h>
+#include "ts_config.h"
 
-#define CLI_ARGS_MAX_N  16
-#define CLI_LINE_MAX_B  4096
 
 typedef struct {
     int    argc;                          /* 0 for blank/comment lines */
-    char  *argv[CLI_ARGS_MAX_N + 1];      /* NULL-terminated, into buf */
-    char   buf[CLI_LINE_MAX_B + CLI_ARGS_MAX_N + 2];
+    char  *argv[TS_CLI_ARGS_MAX_N + 1];      /* NULL-terminated, into buf */
+    char   buf[TS_CLI_LINE_MAX_B + TS_CLI_ARGS_MAX_N + 2];
 } cli_args_t;
 
 /* Returns 0 (out->argc may be 0) or -1 with a reason in err, e.g.

@@ -28,8 +28,6 @@
 #include "ts_proto.h"
 #include "cli_rpc.h"
 
-#define CLI_RPC_PAUSE_FIRST_MS  100
-#define CLI_RPC_PAUSE_MAX_MS    1000
 
 
 int
@@ -254,7 +252,7 @@ cli_rpc_call_ex(cli_rpc_t *rpc, uint8_t type, const void *payload,
     }
 
     reqid = rpc->next_reqid++;
-    pause_ms = CLI_RPC_PAUSE_FIRST_MS;
+    pause_ms = TS_CLI_RPC_PAUSE_FIRST_MS;
     have_busy = 0;
     why[0] = '\0';
 
@@ -262,8 +260,8 @@ cli_rpc_call_ex(cli_rpc_t *rpc, uint8_t type, const void *payload,
         if (attempt > 0) {
             cli_sleep_ms(pause_ms);
             pause_ms *= 2;
-            if (pause_ms > CLI_RPC_PAUSE_MAX_MS) {
-                pause_ms = CLI_RPC_PAUSE_MAX_MS;
+            if (pause_ms > TS_CLI_RPC_PAUSE_MAX_MS) {
+                pause_ms = TS_CLI_RPC_PAUSE_MAX_MS;
             }
         }
 

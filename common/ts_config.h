@@ -44,12 +44,65 @@
 #define TS_GROUP_MEMBERS_MAX_N    4096
 #define TS_GROUP_PENDING_MAX_N    4096
 
+/* ---- tracker: registry bounds (refused beyond them with TS_ERR_LIMIT) - */
+#define TS_TRK_FILE_SOURCES_MAX_N   1024    /* sources of one file */
+#define TS_TRK_GROUP_FILES_MAX_N    10000   /* files in one group: a
+                                               LIST_FILES reply stays < 4 MiB */
+#define TS_TRK_NODE_SHARES_MAX_N    8192    /* files one (user, node) shares */
+#define TS_TRK_NODE_SESSIONS_MAX_N  64      /* sessions kept per (user, node) */
+
+/* ---- tracker: request workers, store, shm ---------------------------- */
+/* bytes queued to one connection: stop reading past SOFT, drop past MAX */
+#define TS_TRK_OUT_SOFT_B      (256u * 1024u)   /* stop reading past this */
+#define TS_TRK_OUT_MAX_B       (TS_FRAME_MAX_B + (1u << 20)) /* then drop */
+#define TS_TRK_READ_CHUNK_B    (64u * 1024u)    /* bytes per read() */
+#define TS_TRK_KDF_QUEUE_N     64       /* queued KDF jobs per worker */
+#define TS_TRK_TICK_MS         100      /* deadlines, heartbeat, housekeeping */
+#define TS_TRK_LISTEN_BACKLOG_N 511     /* listen() backlog, connections */
+#define TS_TRK_SUP_TICK_MS     50       /* tracker supervisor loop period */
+#define TS_TRK_TDB_HASH_SIZE   4099     /* tdb hash buckets (count, prime) */
+/* Most keys one maintenance transaction (expiry) deletes: each
+ * transaction is one replicated op, which must fit a SYNC_OPS frame. */
+#define TS_TRK_EXPIRE_CHUNK_N  2000
+#define TS_TRK_SESS_STRIPES_N  64       /* session cache lock stripes;
+                                           must divide TS_SESSIONS_SHM_N */
+#define TS_TRK_OPLOG_SEGS_MAX_N 1024    /* op log segments kept (count) */
+#define TS_TRK_REC_INC_MAX_N   256      /* increments in one merge record */
+#define TS_TRK_REC_ELEM_MAX_N  (1u << 20) /* elements in one increment */
+
+/* ---- tracker: replication (trk_sync, docs/REPLICATION.md) ------------ */
+#define TS_SYNC_POLL_MS         2        /* new local op -> push */
+#define TS_SYNC_GOSSIP_MS       500      /* SYNC_ACK: heartbeat + sessions */
+#define TS_SYNC_PEER_DEAD_MS    3000     /* no answer: peer down */
+#define TS_SYNC_RPC_TIMEOUT_MS  10000    /* one SYNC_* request */
+#define TS_SYNC_CONNECT_MS      1000     /* connect() to a peer tracker */
+#define TS_SYNC_BACKOFF_MIN_MS  100      /* link reconnect backoff: first */
+#define TS_SYNC_BACKOFF_MAX_MS  2000     /* link reconnect backoff: cap */
+#define TS_SYNC_BATCH_N         512      /* ops per SYNC_OPS */
+#define TS_SYNC_BATCH_B         (1u << 20) /* bytes of ops per SYNC_OPS */
+#define TS_SYNC_COMPACT_MS      5000     /* op log compaction period */
+#define TS_SYNC_GOSSIP_MAX_N    8192     /* session hashes per SYNC_ACK */
+/* Batches per do_push() call, so that gossip (the heartbeat) is never
+ * starved by a steady write load. */
+#define TS_SYNC_PUSH_ROUNDS_N   8
+
 /* ---- clients --------------------------------------------------------- */
 #define TS_HEARTBEAT_MS           3000     /* client -> tracker */
 #define TS_RPC_TIMEOUT_MS         5000     /* one request, then fail over */
 #define TS_RPC_KDF_TIMEOUT_MS     30000    /* login/create_user run the KDF */
 #define TS_RPC_CONNECT_MS         2000
 #define TS_RPC_ATTEMPTS_N         6        /* over all trackers */
+
+/* ---- client (CLI) ---------------------------------------------------- */
+#define TS_CLI_ARGS_MAX_N       16       /* words in one command line */
+#define TS_CLI_LINE_MAX_B       4096     /* bytes in one command line */
+#define TS_CLI_TABLES_MAX_N     8        /* command tables registered */
+#define TS_CLI_HISTORY_MAX_N    1000     /* line-editor history entries */
+#define TS_CLI_RPC_PAUSE_FIRST_MS 100    /* pause before a retry: first */
+#define TS_CLI_RPC_PAUSE_MAX_MS 1000     /* pause before a retry: cap */
+#define TS_CLI_RATE_SAMPLES_N   21       /* 5 s of TS_NODE_PERSIST_MS ticks */
+#define TS_CLI_AGENT_RPC_MS     3000     /* one agent request, per attempt */
+#define TS_CLI_REPORT_GRACE_MS  3000     /* end of input: last HAVE_CHUNKS */
 
 /* ---- client nodes ---------------------------------------------------- */
 #define TS_NODE_UPLOADERS_N       2        /* --uploaders */
@@ -69,6 +122,32 @@
 #define TS_NODE_PERSIST_MS        250      /* done bitmap -> node.tdb */
 #define TS_NODE_CLAIM_TIMEOUT_MS  30000    /* a claim older than this is stale */
 #define TS_NODE_IDLE_POLL_MS      50       /* downloader with nothing to do */
+#define TS_NODE_LISTEN_BACKLOG_N  1024  /* listen() backlog, connections */
+#define TS_NODE_SEQ_TRIES_N   10000    /* seqlock reader: tries before
+                                          declaring an entry unreadable */
+
+/* ---- client nodes: downloader (dl_worker) ---------------------------- */
+#define TS_DL_AVAIL_MS          100      /* rarest-first counts recomputed */
+#define TS_DL_BACKOFF_MIN_MS    100      /* source retry backoff: first */
+#define TS_DL_BACKOFF_MAX_MS    1000     /* source retry backoff: cap */
+#define TS_DL_SPILL_FACTOR      3        /* cost ratio; see dl_pick: no spill
+                                            to worse */
+#define TS_DL_PAUSED_RETRY_MS   1000     /* a paused peer is asked again */
+#define TS_DL_COMPLETE_REFILL_MS (4 * TS_NODE_MAP_REFRESH_MS) /* seeder map */
+#define TS_DL_FINAL_BLOCK_B     (4u << 20) /* pread() block, final file pass */
+#define TS_DL_DEFAULT_RATE      (100ull << 20) /* bytes/s, unmeasured peer */
+#define TS_DL_FH_BATCH_N        8        /* chunks per frontier-hash turn */
+#define TS_DL_PICK_WINDOW_N     64       /* in-order candidates picked among */
+#define TS_DL_WB_STEP_B         (32ull << 20)  /* start writeback every ... B */
+
+/* ---- client nodes: uploader (up_worker) ------------------------------ */
+#define TS_UP_REQ_MAX_B         1024     /* a peer request's payload;
+                                            MAP/GET < 400 */
+#define TS_UP_QUEUE_N           16       /* parsed requests waiting per link */
+#define TS_UP_TICK_MS           100      /* timeouts and heartbeat */
+#define TS_UP_ACCEPT_BURST      32       /* accept() calls per wakeup (count) */
+#define TS_UP_LOOKUP_N          8        /* (group, name) -> entry cache */
+#define TS_UP_EV_N              64       /* epoll events per epoll_wait() */
 
 /* ---- supervisor ------------------------------------------------------ */
 #define TS_SUP_WORKERS_MAX_N      64

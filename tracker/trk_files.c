@@ -305,7 +305,7 @@ trk_srcs_decode(const void *p, size_t n, trk_srcs_t *s)
     /* an entry takes at least 2+1 + 2 + 1 + 4 + 4 bytes */
     if (r.err || s->size > TS_FILE_MAX_B
         || s->nchunks != expect_chunks(s->size)
-        || cnt > TRK_FILE_SOURCES_MAX_N
+        || cnt > TS_TRK_FILE_SOURCES_MAX_N
         || (size_t) cnt * 14 > ts_rbuf_left(&r))
     {
         return -1;
@@ -579,7 +579,7 @@ strlist_put(trk_store_t *st, TDB_DATA key, uint8_t kind, const strlist_t *l)
 
 typedef struct {
     uint32_t n;
-    uint8_t  h[TRK_NODE_SESSIONS_MAX_N][32];
+    uint8_t  h[TS_TRK_NODE_SESSIONS_MAX_N][32];
 } sesslist_t;
 
 
@@ -601,7 +601,7 @@ sesslist_get(trk_store_t *st, TDB_DATA key, sesslist_t *s)
     rc = -1;
     if (get_head(&r, REC_NODE) == 0) {
         s->n = ts_get_u32(&r);
-        if (!r.err && s->n <= TRK_NODE_SESSIONS_MAX_N
+        if (!r.err && s->n <= TS_TRK_NODE_SESSIONS_MAX_N
             && ts_rbuf_left(&r) == (size_t) s->n * 32)
         {
             for (i = 0; i < s->n; i++) {
@@ -741,14 +741,14 @@ shares_update(trk_store_t *st, const char *user, const char *addr,
 
     snprintf(ent, sizeof(ent), "%s/%s", group, name);
     key = mkkey(kb, 'm', user, addr);
-    rc = strlist_get(st, key, REC_SHARES, TRK_NODE_SHARES_MAX_N, &l);
+    rc = strlist_get(st, key, REC_SHARES, TS_TRK_NODE_SHARES_MAX_N, &l);
     if (rc < 0) {
         /* an index that does not decode is rebuilt from what follows:
          * MY_SHARES checks every entry against p/ anyway */
         memset(&l, 0, sizeof(l));
     }
     if (add) {
-        if (l.n >= TRK_NODE_SHARES_MAX_N) {
+        if (l.n >= TS_TRK_NODE_SHARES_MAX_N) {
             strlist_free(&l);
             return -2;
         }
@@ -781,7 +781,7 @@ file_drop(trk_store_t *st, const char *group, const char *name)
         return -1;
     }
     key = mkkey(kb, 'l', group, NULL);
-    rc = strlist_get(st, key, REC_LIST, TRK_GROUP_FILES_MAX_N, &l);
+    rc = strlist_get(st, key, REC_LIST, TS_TRK_GROUP_FILES_MAX_N, &l);
     if (rc == 1) {
         return 0;
     }
@@ -887,7 +887,7 @@ trk_files_session_added(trk_store_t *st, const uint8_t h[32],
         memmove(sl->h[j++], sl->h[i], 32);
     }
     sl->n = j;
-    if (sl->n == TRK_NODE_SESSIONS_MAX_N) {
+    if (sl->n == TS_TRK_NODE_SESSIONS_MAX_N) {
         memmove(sl->h[0], sl->h[1], (sl->n - 1) * 32);    /* oldest out */
         sl->n--;
     }
@@ -952,7 +952,7 @@ drop_sources(trk_store_t *st, const char *group, const char *user)
     int        rc, changed, lchanged = 0, err = 0;
 
     lkey = mkkey(kb, 'l', group, NULL);
-    rc = strlist_get(st, lkey, REC_LIST, TRK_GROUP_FILES_MAX_N, &l);
+    rc = strlist_get(st, lkey, REC_LIST, TS_TRK_GROUP_FILES_MAX_N, &l);
     if (rc == 1) {
         return 0;
     }
@@ -1114,7 +1114,7 @@ src_set(const trk_fctx_t *c, trk_srcs_t *s, int complete,
     }
     i = src_find(s, c->user, c->node_addr);
     if (i < 0) {
-        if (s->n >= TRK_FILE_SOURCES_MAX_N) {
+        if (s->n >= TS_TRK_FILE_SOURCES_MAX_N) {
             free(nb);
             return -2;
         }
@@ -1215,11 +1215,11 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
 
     /* a new file */
     lkey = mkkey(kb, 'l', group, NULL);
-    rc = strlist_get(c->st, lkey, REC_LIST, TRK_GROUP_FILES_MAX_N, &l);
+    rc = strlist_get(c->st, lkey, REC_LIST, TS_TRK_GROUP_FILES_MAX_N, &l);
     if (rc < 0) {
         return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
     }
-    if (l.n >= TRK_GROUP_FILES_MAX_N) {
+    if (l.n >= TS_TRK_GROUP_FILES_MAX_N) {
         strlist_free(&l);
         return fail(msg, msgsz, TS_ERR_LIMIT, "too many files in '%s'",
                     group);
@@ -1282,7 +1282,7 @@ trk_do_list_files(const trk_fctx_t *c, const char *group, ts_wbuf_t *body,
         return st;
     }
     rc = strlist_get(c->st, mkkey(kb, 'l', group, NULL), REC_LIST,
-                     TRK_GROUP_FILES_MAX_N, &l);
+                     TS_TRK_GROUP_FILES_MAX_N, &l);
     if (rc < 0) {
         return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
     }
@@ -1495,7 +1495,7 @@ trk_do_my_shares(const trk_fctx_t *c, ts_wbuf_t *body, char *msg,
         return TS_OK;
     }
     rc = strlist_get(c->st, mkkey(kb, 'm', c->user, c->node_addr),
-                     REC_SHARES, TRK_NODE_SHARES_MAX_N, &l);
+                     REC_SHARES, TS_TRK_NODE_SHARES_MAX_N, &l);
     if (rc < 0) {
         return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
     }

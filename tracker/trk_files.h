@@ -38,12 +38,6 @@
 #include "trk_store.h"
 #include "trk_shm.h"
 
-/* Registry bounds (records are refused beyond them with TS_ERR_LIMIT). */
-#define TRK_FILE_SOURCES_MAX_N   1024    /* sources of one file */
-#define TRK_GROUP_FILES_MAX_N    10000   /* files in one group: a
-                                            LIST_FILES reply stays < 4 MiB */
-#define TRK_NODE_SHARES_MAX_N    8192    /* files one (user, node) shares */
-#define TRK_NODE_SESSIONS_MAX_N  64      /* sessions kept per (user, node) */
 
 typedef struct {
     uint64_t  size;

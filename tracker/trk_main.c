@@ -40,8 +40,6 @@
 #include "trk_oplog.h"
 #include "trk_sync.h"
 
-#define LISTEN_BACKLOG  511
-#define SUP_TICK_MS     50
 
 static trk_config_t  cfg;
 static char          stdin_line[256];
@@ -386,7 +384,7 @@ main(int argc, char **argv)
         return 1;
     }
 
-    cfg.listen_fd = ts_net_listen(cfg.ip, cfg.port, LISTEN_BACKLOG);
+    cfg.listen_fd = ts_net_listen(cfg.ip, cfg.port, TS_TRK_LISTEN_BACKLOG_N);
     if (cfg.listen_fd < 0) {
         ts_err("cannot listen on %s:%u: %s", cfg.ip, (unsigned) cfg.port,
                strerror(errno));
@@ -435,7 +433,7 @@ main(int argc, char **argv)
     sc.on_exit = on_exit_hook;
     sc.watch_fd = stdin_ok ? STDIN_FILENO : -1;
     sc.on_watch = on_watch;
-    sc.tick_ms = SUP_TICK_MS;
+    sc.tick_ms = TS_TRK_SUP_TICK_MS;
     sc.on_tick = on_tick;
 
     rc = ts_sup_run(&sc);

@@ -368,7 +368,7 @@ trk_rec_decode(const void *p, size_t n, trk_rec_t *r)
     }
     r->d = get_stamp(&rb);
     ninc = ts_get_u32(&rb);
-    if (rb.err || ninc > TRK_REC_INC_MAX_N
+    if (rb.err || ninc > TS_TRK_REC_INC_MAX_N
         || (size_t) ninc * 13 > ts_rbuf_left(&rb)
         || rec_reserve(r, ninc) != 0)
     {
@@ -379,7 +379,7 @@ trk_rec_decode(const void *p, size_t n, trk_rec_t *r)
         in->c = get_stamp(&rb);
         nel = ts_get_u32(&rb);
         /* an element takes at least 4 + 9 + 1 + 4 bytes */
-        if (rb.err || nel > TRK_REC_ELEM_MAX_N
+        if (rb.err || nel > TS_TRK_REC_ELEM_MAX_N
             || (size_t) nel * 18 > ts_rbuf_left(&rb)
             || (i > 0 && trk_stamp_cmp(r->inc[i - 1].c, in->c) >= 0)
             || inc_reserve(in, nel) != 0)
@@ -500,7 +500,7 @@ trk_rec_merge(trk_rec_t *a, const trk_rec_t *b)
         }
         in = rec_find_inc(a, b->inc[i].c, 0);
         if (in == NULL) {
-            if (a->n >= TRK_REC_INC_MAX_N) {
+            if (a->n >= TS_TRK_REC_INC_MAX_N) {
                 continue;           /* bounded; never in practice */
             }
             in = rec_find_inc(a, b->inc[i].c, 1);

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "ts_config.h"
 #include "ts_buf.h"
 
 typedef struct {
@@ -49,8 +50,6 @@ typedef struct {
     trk_inc_t   *inc;
 } trk_rec_t;
 
-#define TRK_REC_INC_MAX_N    256
-#define TRK_REC_ELEM_MAX_N   (1u << 20)
 
 int  trk_stamp_cmp(trk_stamp_t a, trk_stamp_t b);
 int  trk_stamp_zero(trk_stamp_t a);

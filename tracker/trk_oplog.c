@@ -28,7 +28,6 @@
 
 #define OP_MAGIC    'O'
 #define OP_VERSION  1
-#define SEGS_MAX_N  1024
 #define NEWSEG_KEY  "x/newseg"   /* next local op starts a new segment */
 
 
@@ -302,7 +301,7 @@ segs_get(struct tdb_context *tdb, int o, uint64_t *v, uint32_t *n)
     }
     ts_rbuf_init(&r, d.dptr, d.dsize);
     cnt = ts_get_u32(&r);
-    if (cnt > SEGS_MAX_N || (size_t) cnt * 8 != ts_rbuf_left(&r)) {
+    if (cnt > TS_TRK_OPLOG_SEGS_MAX_N || (size_t) cnt * 8 != ts_rbuf_left(&r)) {
         free(d.dptr);
         return -1;
     }
@@ -319,7 +318,7 @@ static int
 segs_add(struct tdb_context *tdb, int o, uint64_t start)
 {
     char      kb[32];
-    uint64_t  v[SEGS_MAX_N];
+    uint64_t  v[TS_TRK_OPLOG_SEGS_MAX_N];
     uint32_t  n, i;
     ts_wbuf_t b;
     TDB_DATA  d;
@@ -333,7 +332,7 @@ segs_add(struct tdb_context *tdb, int o, uint64_t start)
             return 0;
         }
     }
-    if (n == SEGS_MAX_N) {
+    if (n == TS_TRK_OPLOG_SEGS_MAX_N) {
         memmove(v, v + 1, (n - 1) * sizeof(*v));
         n--;
     }
@@ -579,7 +578,7 @@ trk_oplog_next(trk_store_t *st, int origin, uint64_t after, uint64_t *seq)
 {
     struct tdb_context *tdb = trk_store_tdb(st);
     char                kb[64];
-    uint64_t            segs[SEGS_MAX_N], mine;
+    uint64_t            segs[TS_TRK_OPLOG_SEGS_MAX_N], mine;
     uint32_t            n, i;
 
     if (vv_get1(tdb, origin, &mine) != 0 || mine <= after) {

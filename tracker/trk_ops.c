@@ -867,7 +867,9 @@ housekeep_pass(trk_env_t *env, int64_t now)
         if (trk_store_begin(env->st) != 0) {
             break;
         }
-        for (j = 0; j < TRK_EXPIRE_CHUNK_N / 4 && i + j < sw.expired.n; j++) {
+        for (j = 0; j < TS_TRK_EXPIRE_CHUNK_N / 4 && i + j < sw.expired.n;
+             j++)
+        {
             /* a gossiped heartbeat may have revived it since the walk:
              * re-check under its stripe lock (2 = still expired) */
             if (trk_sess_lookup(env->shm, sw.expired.h[i + j], ts_now_ms(),

@@ -22,9 +22,9 @@
 #include "ts_log.h"
 #include "trk_shm.h"
 
-#define STRIPE_N  (TS_SESSIONS_SHM_N / TRK_SESS_STRIPES_N)
+#define STRIPE_N  (TS_SESSIONS_SHM_N / TS_TRK_SESS_STRIPES_N)
 
-_Static_assert(TS_SESSIONS_SHM_N % TRK_SESS_STRIPES_N == 0,
+_Static_assert(TS_SESSIONS_SHM_N % TS_TRK_SESS_STRIPES_N == 0,
                "session cache must split evenly into stripes");
 
 
@@ -67,7 +67,7 @@ trk_shm_bind(trk_shm_t *t)
         return -1;
     }
     t->stripes = ts_shm_table(&t->shm, TRK_TBL_STRIPES, &cap, &esz);
-    if (t->stripes == NULL || cap != TRK_SESS_STRIPES_N
+    if (t->stripes == NULL || cap != TS_TRK_SESS_STRIPES_N
         || esz != sizeof(ts_shlock_sh_t))
     {
         return -1;
@@ -87,7 +87,7 @@ trk_shm_create(trk_shm_t *t, uint16_t port)
     const ts_shm_spec_t specs[] = {
         { TRK_TBL_SLOTS, sizeof(ts_slot_sh_t), TS_SUP_WORKERS_MAX_N, NULL },
         { TRK_TBL_SESS, sizeof(trk_sess_sh_t), TS_SESSIONS_SHM_N, NULL },
-        { TRK_TBL_STRIPES, sizeof(ts_shlock_sh_t), TRK_SESS_STRIPES_N,
+        { TRK_TBL_STRIPES, sizeof(ts_shlock_sh_t), TS_TRK_SESS_STRIPES_N,
           stripes_init },
         { TRK_TBL_STATS, sizeof(trk_stats_sh_t), 1, NULL },
     };
@@ -139,7 +139,7 @@ stripe_repair(void *arg)
 static uint32_t
 stripe_of(const uint8_t h[32])
 {
-    return (uint32_t) (h[0] | (h[1] << 8)) % TRK_SESS_STRIPES_N;
+    return (uint32_t) (h[0] | (h[1] << 8)) % TS_TRK_SESS_STRIPES_N;
 }
 
 
@@ -292,7 +292,7 @@ trk_sess_each(trk_shm_t *t, int64_t now_ms, int64_t timeout_ms,
     uint8_t        h[32];
     uint32_t       s, i, st;
 
-    for (s = 0; s < TRK_SESS_STRIPES_N; s++) {
+    for (s = 0; s < TS_TRK_SESS_STRIPES_N; s++) {
         ra.t = t;
         ra.stripe = s;
         e = t->sess + (size_t) s * STRIPE_N;
@@ -354,7 +354,7 @@ trk_sess_each_local(trk_shm_t *t, int64_t since_ms,
     int64_t        l;
 
     /* lock-free peek: a torn hash only costs a useless refresh */
-    for (s = 0; s < TRK_SESS_STRIPES_N; s++) {
+    for (s = 0; s < TS_TRK_SESS_STRIPES_N; s++) {
         e = t->sess + (size_t) s * STRIPE_N;
         for (i = 0; i < STRIPE_N; i++) {
             if (atomic_load(&e[i].state) != TRK_SESS_LIVE) {

@@ -3,7 +3,7 @@
  * worker slots, the session cache with its lock stripes, and a stats /
  * housekeeper block.
  *
- * Session cache: TS_SESSIONS_SHM_N entries split into TRK_SESS_STRIPES_N
+ * Session cache: TS_SESSIONS_SHM_N entries split into TS_TRK_SESS_STRIPES_N
  * stripes; a session hashes (first bytes of sha256(token)) to one stripe
  * and is probed linearly inside it, under that stripe's robust mutex.  An
  * entry is marked WRITING while it changes; the repair callback that runs
@@ -24,7 +24,6 @@
 #include "ts_shlock.h"
 
 #define TRK_SHM_LAYOUT_VERSION  2
-#define TRK_SESS_STRIPES_N      64
 
 enum {
     TRK_TBL_SLOTS   = 1,

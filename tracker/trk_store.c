@@ -110,7 +110,7 @@ trk_store_open(const char *path, int create, int nosync, char *err,
     st->origin = 1;
     st->hlc = &local_hlc;
     st->wake = &local_wake;
-    st->tdb = tdb_open_ex(path, TRK_TDB_HASH_SIZE, flags,
+    st->tdb = tdb_open_ex(path, TS_TRK_TDB_HASH_SIZE, flags,
                           O_RDWR | (create ? O_CREAT : 0), 0600, &lctx,
                           NULL);
     if (st->tdb == NULL) {
@@ -1611,13 +1611,13 @@ trk_store_expire_replies(trk_store_t *st, uint64_t cutoff_wall_ms)
     tdb_traverse_read(st->tdb, old_reply_walk, &w);
     rc = (int) w.n;
     /* bounded transactions: each one is one op, which must fit a
-     * SYNC_OPS frame (TRK_EXPIRE_CHUNK_N keys at most) */
+     * SYNC_OPS frame (TS_TRK_EXPIRE_CHUNK_N keys at most) */
     for (i = 0; i < w.n && rc >= 0; i += j) {
         if (trk_store_begin(st) != 0) {
             rc = -1;
             break;
         }
-        for (j = 0; j < TRK_EXPIRE_CHUNK_N && i + j < w.n; j++) {
+        for (j = 0; j < TS_TRK_EXPIRE_CHUNK_N && i + j < w.n; j++) {
             (void) raw_del(st, w.keys[i + j]);
         }
         if (trk_store_commit(st) != 0) {

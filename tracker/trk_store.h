@@ -30,7 +30,6 @@
 #include "ts_buf.h"
 #include "ts_proto.h"
 
-#define TRK_TDB_HASH_SIZE   4099
 #define TRK_ADDR_MAX_B      80          /* node "ip:port" in a session */
 #define TRK_MSG_B           256         /* error text of one reply */
 
@@ -171,12 +170,9 @@ typedef struct {
 } trk_counts_t;
 
 int trk_store_count(trk_store_t *st, trk_counts_t *c);
-/* Most keys one maintenance transaction (expiry) deletes: each
- * transaction is one replicated op, which must fit a SYNC_OPS frame. */
-#define TRK_EXPIRE_CHUNK_N  2000
-
 /* Deletes reply-cache entries stored before cutoff_wall_ms, in
- * transactions of at most TRK_EXPIRE_CHUNK_N keys; returns how many or -1. */
+ * transactions of at most TS_TRK_EXPIRE_CHUNK_N keys; returns how many
+ * or -1. */
 int trk_store_expire_replies(trk_store_t *st, uint64_t cutoff_wall_ms);
 /* Calls fn for every session hash in the store (read traverse). */
 int trk_store_each_session(trk_store_t *st,

@@ -6,8 +6,8 @@
  * log (its own ops and relayed ones): one TCP link per peer, HELLO to
  * learn the peer's version vector, then SYNC_OPS batches in per-origin
  * seq order (or a SNAPSHOT when the peer needs ops compacted away), woken
- * within TRK_SYNC_POLL_MS of a local commit; SYNC_ACK every
- * TRK_SYNC_GOSSIP_MS carries the sessions that had requests here (soft
+ * within TS_SYNC_POLL_MS of a local commit; SYNC_ACK every
+ * TS_SYNC_GOSSIP_MS carries the sessions that had requests here (soft
  * state) and doubles as the liveness probe from which the leader (lowest
  * live id) is chosen.  The receiving side is ordinary request workers:
  * each SYNC_OPS / SYNC_SNAPSHOT batch is merged in one tdb transaction.
@@ -80,12 +80,12 @@ rpc(ts_conn_t *c, uint8_t type, const ts_wbuf_t *req, uint8_t **frame,
     *frame = NULL;
     if (req->err || ts_conn_send_frame(c, type, 0, reqid, req->data,
                                        (uint32_t) req->len,
-                                       TRK_SYNC_RPC_TIMEOUT_MS) != 0)
+                                       TS_SYNC_RPC_TIMEOUT_MS) != 0)
     {
         return -1;
     }
     if (ts_conn_recv_frame(c, &h, frame, TS_FRAME_MAX_B,
-                           TRK_SYNC_RPC_TIMEOUT_MS) != 0)
+                           TS_SYNC_RPC_TIMEOUT_MS) != 0)
     {
         return -1;
     }
@@ -184,7 +184,7 @@ snap_collect(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
     uint32_t  *nc;
 
     if (s->n == 0 || s->batches[s->n - 1].len + kl + vl + 8
-                     > TRK_SYNC_BATCH_B)
+                     > TS_SYNC_BATCH_B)
     {
         if (s->n == s->cap) {
             s->cap = s->cap ? s->cap * 2 : 16;
@@ -272,12 +272,9 @@ do_snapshot(peer_t *p, ts_conn_t *c)
 /* A SYNC_OPS request never exceeds this (frame limit minus room for the
  * header and the request's own fields). */
 #define PUSH_FRAME_B   (TS_FRAME_MAX_B - 64 * 1024)
-/* Batches per do_push() call, so that gossip (the heartbeat) is never
- * starved by a steady write load. */
-#define PUSH_ROUNDS_N  8
 
-/* Sends what the peer lacks, at most PUSH_ROUNDS_N batches: 0 done (or
- * no progress), 1 more to send, -1 link error. */
+/* Sends what the peer lacks, at most TS_SYNC_PUSH_ROUNDS_N batches: 0 done
+ * (or no progress), 1 more to send, -1 link error. */
 static int
 do_push(peer_t *p, ts_conn_t *c)
 {
@@ -292,7 +289,7 @@ do_push(peer_t *p, ts_conn_t *c)
     ts_wbuf_init(&b);
     ts_wbuf_init(&op);
     for (;;) {
-        if (++sent > PUSH_ROUNDS_N) {
+        if (++sent > TS_SYNC_PUSH_ROUNDS_N) {
             /* bounded: the caller gossips if due and comes back */
             rc = 1;
             break;
@@ -308,8 +305,8 @@ do_push(peer_t *p, ts_conn_t *c)
         full = 0;
         for (o = 1; rc == 0 && o < TRK_ORIGINS_N && !snap && !full; o++) {
             after = theirs.seq[o];
-            while (mine.seq[o] > after && n < TRK_SYNC_BATCH_N
-                   && b.len < TRK_SYNC_BATCH_B)
+            while (mine.seq[o] > after && n < TS_SYNC_BATCH_N
+                   && b.len < TS_SYNC_BATCH_B)
             {
                 rc = trk_oplog_next(sst, o, after, &seq);
                 if (rc == 2) {
@@ -398,7 +395,7 @@ gossip_add(const uint8_t h[32], void *arg)
 {
     gossip_t *g = arg;
 
-    if (g->n < TRK_SYNC_GOSSIP_MAX_N) {
+    if (g->n < TS_SYNC_GOSSIP_MAX_N) {
         ts_put_raw(g->b, h, 32);
         g->n++;
     }
@@ -417,7 +414,7 @@ do_gossip(peer_t *p, ts_conn_t *c)
     ts_wbuf_init(&hs);
     g.b = &hs;
     g.n = 0;
-    trk_sess_each_local(&scfg->shm, ts_now_ms() - 3 * TRK_SYNC_GOSSIP_MS,
+    trk_sess_each_local(&scfg->shm, ts_now_ms() - 3 * TS_SYNC_GOSSIP_MS,
                         gossip_add, &g);
     ts_wbuf_init(&b);
     ts_put_u8(&b, (uint8_t) scfg->id);
@@ -453,16 +450,16 @@ peer_main(void *arg)
 {
     peer_t    *p = arg;
     ts_conn_t *c;
-    int        fd, backoff = TRK_SYNC_BACKOFF_MIN_MS, rc;
+    int        fd, backoff = TS_SYNC_BACKOFF_MIN_MS, rc;
     uint64_t   wake, seen;
     int64_t    last_gossip, now;
 
     while (!atomic_load(&sync_stop)) {
-        fd = ts_net_connect(p->ip, p->port, TRK_SYNC_CONNECT_MS);
+        fd = ts_net_connect(p->ip, p->port, TS_SYNC_CONNECT_MS);
         if (fd < 0) {
             nap_ms(backoff);
-            backoff = backoff * 2 > TRK_SYNC_BACKOFF_MAX_MS
-                      ? TRK_SYNC_BACKOFF_MAX_MS : backoff * 2;
+            backoff = backoff * 2 > TS_SYNC_BACKOFF_MAX_MS
+                      ? TS_SYNC_BACKOFF_MAX_MS : backoff * 2;
             continue;
         }
         c = ts_conn_new(fd);
@@ -474,20 +471,20 @@ peer_main(void *arg)
         if (do_hello(p, c) != 0) {
             ts_conn_free(c);
             nap_ms(backoff);
-            backoff = backoff * 2 > TRK_SYNC_BACKOFF_MAX_MS
-                      ? TRK_SYNC_BACKOFF_MAX_MS : backoff * 2;
+            backoff = backoff * 2 > TS_SYNC_BACKOFF_MAX_MS
+                      ? TS_SYNC_BACKOFF_MAX_MS : backoff * 2;
             continue;
         }
         ts_info("sync link to tracker %d up", p->id);
         atomic_store(&p->connected, 1);
-        backoff = TRK_SYNC_BACKOFF_MIN_MS;
+        backoff = TS_SYNC_BACKOFF_MIN_MS;
         seen = (uint64_t) -1;
         last_gossip = 0;
         rc = 0;
         while (!atomic_load(&sync_stop) && rc == 0) {
             wake = atomic_load(&scfg->shm.stats->op_wake);
             now = ts_now_ms();
-            if (now - last_gossip >= TRK_SYNC_GOSSIP_MS) {
+            if (now - last_gossip >= TS_SYNC_GOSSIP_MS) {
                 /* the heartbeat first, even under a steady write load */
                 rc = do_gossip(p, c);
                 last_gossip = now;
@@ -499,7 +496,7 @@ peer_main(void *arg)
                 seen = wake;
                 rc = do_push(p, c);
             } else {
-                usleep(TRK_SYNC_POLL_MS * 1000);
+                usleep(TS_SYNC_POLL_MS * 1000);
             }
             if (rc == 1) {
                 seen = (uint64_t) -1;     /* more to send: come back */
@@ -531,7 +528,7 @@ elect(void)
             continue;
         }
         if (atomic_load(&peers[i].connected)
-            && now - atomic_load(&peers[i].last_ok_ms) < TRK_SYNC_PEER_DEAD_MS)
+            && now - atomic_load(&peers[i].last_ok_ms) < TS_SYNC_PEER_DEAD_MS)
         {
             mask |= 1u << i;
             if (i < leader) {
@@ -614,7 +611,7 @@ trk_sync_main(const ts_worker_ctx_t *ctx)
     }
     while (!ts_worker_stopping() && !ts_worker_orphaned(ctx)) {
         elect();
-        if (ts_now_ms() - last_compact >= TRK_SYNC_COMPACT_MS) {
+        if (ts_now_ms() - last_compact >= TS_SYNC_COMPACT_MS) {
             compact();
             last_compact = ts_now_ms();
         }
@@ -706,7 +703,7 @@ op_sync_ops(trk_req_t *rq)
         return TS_ERR_BADREQ;
     }
     n = ts_get_u32(&rq->in);
-    if (rq->in.err || n > 4 * TRK_SYNC_BATCH_N
+    if (rq->in.err || n > 4 * TS_SYNC_BATCH_N
         || (size_t) n * 4 > ts_rbuf_left(&rq->in))
     {
         snprintf(rq->msg, sizeof(rq->msg), "malformed request");
@@ -826,7 +823,7 @@ op_sync_ack(trk_req_t *rq)
     }
     (void) ts_get_u8(&rq->in);          /* the sender's leader (info) */
     n = ts_get_u32(&rq->in);
-    if (rq->in.err || n > TRK_SYNC_GOSSIP_MAX_N
+    if (rq->in.err || n > TS_SYNC_GOSSIP_MAX_N
         || (size_t) n * 32 != ts_rbuf_left(&rq->in))
     {
         snprintf(rq->msg, sizeof(rq->msg), "malformed request");

@@ -9,11 +9,11 @@
  * queue the replies.  Requests may be pipelined; a connection whose login
  * or create_user waits for the KDF is simply not read until it is done.
  *
- * Deadlines (checked every TRK_TICK_MS): a frame begun must complete
+ * Deadlines (checked every TS_TRK_TICK_MS): a frame begun must complete
  * within TS_TRK_FRAME_TIMEOUT_MS; a connection with nothing to do is
  * closed after TS_TRK_IDLE_TIMEOUT_MS; a peer that does not read its
  * replies (no write progress for TS_TRK_FRAME_TIMEOUT_MS, or more than
- * TRK_OUT_MAX_B queued) is dropped.  Bad input closes that connection only.
+ * TS_TRK_OUT_MAX_B queued) is dropped.  Bad input closes that connection only.
  *
  * Locking: the event loop is single-threaded and owns the tdb handle and
  * every connection.  KDF threads share only the job queues (one mutex +
@@ -198,7 +198,7 @@ kdf_submit(conn_t *c, trk_kdf_job_t *job)
     kjob_t *kj;
 
     pthread_mutex_lock(&pool.mu);
-    if (pool.queued >= TRK_KDF_QUEUE_N) {
+    if (pool.queued >= TS_TRK_KDF_QUEUE_N) {
         pthread_mutex_unlock(&pool.mu);
         return -1;
     }
@@ -266,7 +266,7 @@ conn_update_events(conn_t *c)
 
     want = 0;
     if (!c->eof && !c->job_pending
-        && c->out.len - c->out_off < TRK_OUT_SOFT_B)
+        && c->out.len - c->out_off < TS_TRK_OUT_SOFT_B)
     {
         want |= EPOLLIN;
     }
@@ -309,7 +309,7 @@ conn_flush(conn_t *c)
     if (c->out_off == c->out.len) {
         ts_wbuf_reset(&c->out);
         c->out_off = 0;
-        if (c->out.cap > TRK_OUT_SOFT_B) {
+        if (c->out.cap > TS_TRK_OUT_SOFT_B) {
             ts_wbuf_free(&c->out);
             ts_wbuf_init(&c->out);
         }
@@ -325,7 +325,7 @@ conn_reply(conn_t *c, uint64_t reqid, const ts_wbuf_t *p)
     uint8_t        hdr[TS_FRAME_HDR_B];
     ts_frame_hdr_t h;
 
-    if (c->out.len - c->out_off + TS_FRAME_HDR_B + p->len > TRK_OUT_MAX_B) {
+    if (c->out.len - c->out_off + TS_FRAME_HDR_B + p->len > TS_TRK_OUT_MAX_B) {
         conn_close(c, "peer does not read its replies");
         return -1;
     }
@@ -367,7 +367,7 @@ conn_process(conn_t *c)
     trk_do_t        what;
     size_t          flen;
 
-    while (!c->job_pending && c->out.len - c->out_off < TRK_OUT_SOFT_B) {
+    while (!c->job_pending && c->out.len - c->out_off < TS_TRK_OUT_SOFT_B) {
         if (c->in_len < TS_FRAME_HDR_B) {
             break;
         }
@@ -437,7 +437,7 @@ conn_read(conn_t *c)
     }
     /* grow toward the frame being assembled, never beyond it plus one
      * read chunk, and only as bytes arrive */
-    want = TRK_READ_CHUNK_B;
+    want = TS_TRK_READ_CHUNK_B;
     if (c->in_len >= TS_FRAME_HDR_B) {
         if (ts_frame_hdr_decode(c->in, &h, TS_FRAME_MAX_B) != 0) {
             ts_info("bad frame header from %s", c->peer);
@@ -446,8 +446,8 @@ conn_read(conn_t *c)
         }
         if (TS_FRAME_HDR_B + (size_t) h.len > c->in_len + want) {
             want = TS_FRAME_HDR_B + (size_t) h.len - c->in_len;
-            if (want > 4 * TRK_READ_CHUNK_B) {
-                want = 4 * TRK_READ_CHUNK_B;
+            if (want > 4 * TS_TRK_READ_CHUNK_B) {
+                want = 4 * TS_TRK_READ_CHUNK_B;
             }
         }
     }
@@ -480,7 +480,7 @@ conn_read(conn_t *c)
     if (conn_process(c) != 0) {
         return;
     }
-    if (c->in_len == 0 && c->in_cap > TRK_READ_CHUNK_B) {
+    if (c->in_len == 0 && c->in_cap > TS_TRK_READ_CHUNK_B) {
         free(c->in);
         c->in = NULL;
         c->in_cap = 0;
@@ -719,7 +719,7 @@ trk_worker_main(const ts_worker_ctx_t *ctx)
     stop = 0;
     last_tick = ts_now_ms();
     while (!stop) {
-        n = epoll_wait(ep, evs, 64, TRK_TICK_MS);
+        n = epoll_wait(ep, evs, 64, TS_TRK_TICK_MS);
         if (n < 0 && errno != EINTR) {
             ts_err("epoll_wait() failed: %s", strerror(errno));
             break;
@@ -762,7 +762,7 @@ trk_worker_main(const ts_worker_ctx_t *ctx)
             stop = 1;
         }
         now = ts_now_ms();
-        if (now - last_tick >= TRK_TICK_MS) {
+        if (now - last_tick >= TS_TRK_TICK_MS) {
             last_tick = now;
             tick(ctx, slot, now);
         }

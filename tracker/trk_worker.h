@@ -14,12 +14,6 @@
 #include "trk_shm.h"
 #include "ts_trackers.h"
 
-/* Tracker-local limits (units in the names). */
-#define TRK_OUT_SOFT_B      (256u * 1024u)   /* stop reading past this */
-#define TRK_OUT_MAX_B       (TS_FRAME_MAX_B + (1u << 20)) /* then drop */
-#define TRK_READ_CHUNK_B    (64u * 1024u)
-#define TRK_KDF_QUEUE_N     64       /* queued KDF jobs per worker */
-#define TRK_TICK_MS         100      /* deadlines, heartbeat, housekeeping */
 #define TRK_ROLE_WORKER     1
 #define TRK_ROLE_SYNC       2
 

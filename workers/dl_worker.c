@@ -18,9 +18,9 @@
  * advanced by whichever worker finds the chunk at the frontier done: the
  * chunk it just verified is hashed straight from its receive buffer, the
  * following done chunks are read back from the page cache.  Among equally
- * rare chunks the pick is random within the first DL_PICK_WINDOW_N in
+ * rare chunks the pick is random within the first TS_DL_PICK_WINDOW_N in
  * file order, so chunks complete roughly in order and the frontier keeps
- * up.  Writeback of the hashed prefix is started every DL_WB_STEP_B
+ * up.  Writeback of the hashed prefix is started every TS_DL_WB_STEP_B
  * (sync_file_range, no wait), so the final fsync has little left to do.
  * Finalization then only finishes the hash, fsyncs and renames; if the
  * frontier is incomplete or disagrees, the .part is re-read and decides
@@ -83,21 +83,10 @@
 #include "node.h"
 
 #define DL_CONNS_MAX      (TS_NODE_DOWNLOADS_N * TS_NODE_SOURCES_N)
-#define DL_AVAIL_MS       100        /* rarest-first counts recomputed */
-#define DL_BACKOFF_MIN_MS 100
-#define DL_BACKOFF_MAX_MS 1000
-#define DL_SPILL_FACTOR   3          /* see dl_pick: no spill to worse */
-#define DL_PAUSED_RETRY_MS 1000       /* a paused peer is asked again */
-#define DL_COMPLETE_REFILL_MS (4 * TS_NODE_MAP_REFRESH_MS) /* seeder map */
 #define DL_HEAD_MAX_B     (4 + TS_STR_MAX_B + 16)
 #define DL_MAP_MAX_B      (4 + TS_STR_MAX_B + 8 + 4 \
                            + (uint32_t) (TS_FILE_MAX_CHUNKS_N / 8) + 8)
-#define DL_FINAL_BLOCK_B  (4u << 20)
-#define DL_DEFAULT_RATE   (100ull << 20)
 #define DL_FH_BUSY        UINT32_MAX
-#define DL_FH_BATCH_N     8          /* chunks per frontier-hash turn */
-#define DL_PICK_WINDOW_N  64         /* in-order candidates picked among */
-#define DL_WB_STEP_B      (32ull << 20)  /* start writeback every ... */
 
 _Static_assert(sizeof(SHA_CTX) <= NODE_FHASH_CTX_B, "SHA_CTX too big");
 
@@ -466,9 +455,9 @@ dl_conn_close(dl_t *w, dl_conn_t *k, int error, const char *why)
     k->got = 0;
     if (error) {
         k->errors++;
-        until = DL_BACKOFF_MIN_MS << (k->errors < 5 ? k->errors - 1 : 4);
-        if (until > DL_BACKOFF_MAX_MS) {
-            until = DL_BACKOFF_MAX_MS;
+        until = TS_DL_BACKOFF_MIN_MS << (k->errors < 5 ? k->errors - 1 : 4);
+        if (until > TS_DL_BACKOFF_MAX_MS) {
+            until = TS_DL_BACKOFF_MAX_MS;
         }
         k->retry_at_ms = ts_now_ms() + until;
         dl_src_backoff(w, k->addr, k->retry_at_ms);
@@ -537,7 +526,7 @@ dl_conn_get(dl_t *w, const char *addr)
         return NULL;
     }
     if (ts_parse_hostport(addr, ip, sizeof(ip), &port) != 0) {
-        k->retry_at_ms = ts_now_ms() + DL_BACKOFF_MAX_MS;
+        k->retry_at_ms = ts_now_ms() + TS_DL_BACKOFF_MAX_MS;
         return NULL;
     }
     fd = ts_net_connect(ip, port, TS_NODE_CONNECT_MS);
@@ -746,7 +735,9 @@ dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
     if (off > l->size) {
         off = l->size;
     }
-    if (DL_WB_STEP_B > 0 && off >= l->wb_off + DL_WB_STEP_B && l->fd >= 0) {
+    if (TS_DL_WB_STEP_B > 0 && off >= l->wb_off + TS_DL_WB_STEP_B
+        && l->fd >= 0)
+    {
         wb = off - l->wb_off;
         sync_file_range(l->fd, (off_t) l->wb_off, (off_t) wb,
                         SYNC_FILE_RANGE_WRITE);
@@ -815,7 +806,7 @@ dl_got_map(dl_t *w, dl_conn_t *k, const dl_req_t *r, const uint8_t *p,
     if (st == TS_ERR_AUTH || st == TS_ERR_INTERNAL || st == TS_ERR_BUSY) {
         /* paused (its user logged out) or short of resources: a passing
          * state, so back off and ask again; its map stays as it was */
-        dl_src_backoff(w, k->addr, ts_now_ms() + DL_PAUSED_RETRY_MS);
+        dl_src_backoff(w, k->addr, ts_now_ms() + TS_DL_PAUSED_RETRY_MS);
         atomic_store(&d->src[r->src].map_ms, 0);
         return;
     }
@@ -886,7 +877,7 @@ dl_got_chunk(dl_t *w, dl_conn_t *k, const dl_req_t *r)
         || k->st == TS_ERR_BUSY)
     {
         /* paused or out of resources: try it again later, keep its map */
-        dl_src_backoff(w, k->addr, ts_now_ms() + DL_PAUSED_RETRY_MS);
+        dl_src_backoff(w, k->addr, ts_now_ms() + TS_DL_PAUSED_RETRY_MS);
         ts_debug("peer %s: chunk %u of %s: status %u, backing off", k->addr,
                  r->chunk, l->name, k->st);
         return;
@@ -960,7 +951,7 @@ dl_got_chunk(dl_t *w, dl_conn_t *k, const dl_req_t *r)
     atomic_fetch_add(&src->chunks, 1);
     dl_rate_update(src, r->len, dl_now_us() - k->start_us);
     /* the chunk is cache-hot: if it is the frontier, hash it from here */
-    dl_fh_advance(w, r->dl, k->data, r->chunk, DL_FH_BATCH_N);
+    dl_fh_advance(w, r->dl, k->data, r->chunk, TS_DL_FH_BATCH_N);
 }
 
 /* A whole reply has arrived for the head request. */
@@ -1179,7 +1170,7 @@ dl_maps(dl_t *w, int i, int64_t now)
             /* refilled now and then too: a seeder that answered "not
              * available" while it restarted has every chunk again */
             if ((atomic_load(&src->map_ms) != 0
-                 && now - atomic_load(&src->map_ms) < DL_COMPLETE_REFILL_MS)
+                 && now - atomic_load(&src->map_ms) < TS_DL_COMPLETE_REFILL_MS)
                 || !ts_claim_try(&src->map_owner, w->me))
             {
                 continue;
@@ -1365,7 +1356,7 @@ dl_pick(dl_t *w, int i, int64_t now)
                 best = l->avail[c];
                 cnt = 1;
                 pick = c;
-            } else if (cnt < DL_PICK_WINDOW_N
+            } else if (cnt < TS_DL_PICK_WINDOW_N
                        && dl_rand(w) % ++cnt == 0)
             {
                 /* among equally rare chunks, one of the first few in file
@@ -1387,7 +1378,7 @@ dl_pick(dl_t *w, int i, int64_t now)
         }
         rate = atomic_load(&src->rate_bps);
         if (rate == 0) {
-            rate = DL_DEFAULT_RATE;
+            rate = TS_DL_DEFAULT_RATE;
         }
         cost = ((uint64_t) atomic_load(&src->load)
                 + atomic_load(&src->inflight) + 1) * 1000000000ull / rate;
@@ -1420,11 +1411,11 @@ dl_pick(dl_t *w, int i, int64_t now)
         }
         rate = atomic_load(&src->rate_bps);
         if (rate == 0) {
-            rate = DL_DEFAULT_RATE;
+            rate = TS_DL_DEFAULT_RATE;
         }
         cost = ((uint64_t) atomic_load(&src->load)
                 + atomic_load(&src->inflight) + 1) * 1000000000ull / rate;
-        if (cost < bcost / DL_SPILL_FACTOR) {
+        if (cost < bcost / TS_DL_SPILL_FACTOR) {
             return 0;
         }
     }
@@ -1484,8 +1475,8 @@ dl_dest_is_done(dl_t *w, const dl_local_t *l)
         return 0;
     }
     for (off = 0; off < l->size; off += (uint64_t) n) {
-        size_t want = l->size - off < DL_FINAL_BLOCK_B ? l->size - off
-                                                       : DL_FINAL_BLOCK_B;
+        size_t want = l->size - off < TS_DL_FINAL_BLOCK_B ? l->size - off
+                                                       : TS_DL_FINAL_BLOCK_B;
 
         n = pread(fd, w->fbuf, want, (off_t) off);
         if (n < 0 && errno == EINTR) {
@@ -1589,8 +1580,8 @@ dl_finalize(dl_t *w, int i)
         goto out;
     }
     for (off = 0; off < l->size; off += (uint64_t) n) {
-        size_t want = l->size - off < DL_FINAL_BLOCK_B ? l->size - off
-                                                       : DL_FINAL_BLOCK_B;
+        size_t want = l->size - off < TS_DL_FINAL_BLOCK_B ? l->size - off
+                                                       : TS_DL_FINAL_BLOCK_B;
 
         n = pread(fd, w->fbuf, want, (off_t) off);
         if (n < 0 && errno == EINTR) {
@@ -1693,8 +1684,8 @@ dl_schedule(dl_t *w)
         }
         dl_maps(w, i, now);
         dl_maybe(w, i);
-        dl_fh_advance(w, i, NULL, 0, DL_FH_BATCH_N);
-        if (l->dirty || now - l->avail_ms >= DL_AVAIL_MS) {
+        dl_fh_advance(w, i, NULL, 0, TS_DL_FH_BATCH_N);
+        if (l->dirty || now - l->avail_ms >= TS_DL_AVAIL_MS) {
             dl_avail(w, i, now);
         }
     }
@@ -1796,7 +1787,7 @@ dl_main(const ts_worker_ctx_t *ctx)
     }
     w.rnd = ts_random_u64() | 1;
     ts_wbuf_init(&w.pl);
-    w.fbuf = malloc(DL_FINAL_BLOCK_B);
+    w.fbuf = malloc(TS_DL_FINAL_BLOCK_B);
     w.ep = epoll_create1(EPOLL_CLOEXEC);
     if (w.fbuf == NULL || w.ep < 0) {
         ts_err("downloader init failed: %s", strerror(errno));

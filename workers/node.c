@@ -45,7 +45,6 @@
 #include "node_shm.h"
 #include "node.h"
 
-#define NODE_LISTEN_BACKLOG_N  1024
 
 /* the supervisor's copy of the node; ctx->arg of every worker */
 static node_t  node_sup_self;
@@ -140,7 +139,7 @@ node_start(node_t *n, const node_opts_t *o)
     n->sup_pid = -1;
 
     /* bind first: a port in use must fail before any segment is touched */
-    n->listen_fd = ts_net_listen(o->ip, o->port, NODE_LISTEN_BACKLOG_N);
+    n->listen_fd = ts_net_listen(o->ip, o->port, TS_NODE_LISTEN_BACKLOG_N);
     if (n->listen_fd < 0) {
         ts_err("listen on %s:%u failed: %s", o->ip, (unsigned) o->port,
                strerror(errno));

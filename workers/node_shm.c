@@ -23,9 +23,6 @@
 #include "node_shm.h"
 #include "node.h"
 
-/* seqlock reader: tries before declaring an entry unreadable */
-#define NODE_SEQ_TRIES_N  10000
-
 const ts_shm_spec_t node_shm_specs[] = {
     { NODE_T_SLOTS,    sizeof(ts_slot_sh_t),    TS_SUP_WORKERS_MAX_N, NULL },
     { NODE_T_STATS,    sizeof(node_stats_sh_t), 1,                    NULL },
@@ -184,7 +181,7 @@ node_seq_copy(_Atomic uint32_t *seq, void *dst, const void *src, size_t size)
     uint32_t  s1, s2;
     int       tries;
 
-    for (tries = 0; tries < NODE_SEQ_TRIES_N; tries++) {
+    for (tries = 0; tries < TS_NODE_SEQ_TRIES_N; tries++) {
         s1 = atomic_load_explicit(seq, memory_order_acquire);
         if (s1 & 1) {
             sched_yield();

@@ -5,7 +5,7 @@
  * Purpose: each uploader runs one epoll loop; the listening socket is in
  * every uploader's epoll set with EPOLLEXCLUSIVE, so one wakes per new
  * link.  A link is persistent: requests are read into a fixed per-link
- * buffer (the header's length is checked against UP_REQ_MAX_B before a
+ * buffer (the header's length is checked against TS_UP_REQ_MAX_B before a
  * byte of payload is taken, nothing is allocated per frame), queued, and
  * answered strictly in order.  A chunk goes out as a small header
  * (ts_conn_write) followed by the bytes straight from the page cache
@@ -48,12 +48,6 @@
 #include "node_shm.h"
 #include "node.h"
 
-#define UP_REQ_MAX_B     1024   /* a peer request's payload; MAP/GET < 400 */
-#define UP_QUEUE_N       16     /* parsed requests waiting per link */
-#define UP_TICK_MS       100    /* timeouts and heartbeat */
-#define UP_ACCEPT_BURST  32
-#define UP_LOOKUP_N      8      /* (group, name) -> entry cache */
-#define UP_EV_N          64
 
 #define UP_KEY_LISTEN    ((uint64_t) -1)
 #define UP_KEY_STOP      ((uint64_t) -2)
@@ -74,8 +68,8 @@ typedef struct {
     int64_t     last_ms;        /* last byte in or out */
     int64_t     frame_ms;       /* a partial frame began at */
     size_t      in_len;
-    uint8_t     in[TS_FRAME_HDR_B + UP_REQ_MAX_B];
-    up_req_t    q[UP_QUEUE_N];
+    uint8_t     in[TS_FRAME_HDR_B + TS_UP_REQ_MAX_B];
+    up_req_t    q[TS_UP_QUEUE_N];
     int         q_head;
     int         q_n;
     /* output: out[out_off..] then file bytes */
@@ -115,7 +109,7 @@ typedef struct {
     up_conn_t         *conns[TS_NODE_PEER_CONNS_N];
     up_fcache_t        shares[TS_NODE_SHARES_N];
     up_fcache_t        dls[TS_NODE_DOWNLOADS_N];
-    up_lookup_t        look[UP_LOOKUP_N];
+    up_lookup_t        look[TS_UP_LOOKUP_N];
     int                look_next;
     node_share_sh_t    share_snap;
     node_dl_sh_t       dl_snap;
@@ -183,7 +177,7 @@ up_set_events(up_t *u, up_conn_t *k, int idx)
     uint32_t            want = 0;
 
     /* stop reading while the queue is full: TCP pushes back on the peer */
-    if (k->q_n < UP_QUEUE_N) {
+    if (k->q_n < TS_UP_QUEUE_N) {
         want |= EPOLLIN;
     }
     if (k->out_off < k->out.len || k->file_left > 0) {
@@ -262,7 +256,7 @@ up_accept(up_t *u)
     up_conn_t          *k;
     int                 fd, i, n, one = 1;
 
-    for (n = 0; n < UP_ACCEPT_BURST; n++) {
+    for (n = 0; n < TS_UP_ACCEPT_BURST; n++) {
         if (u->nconns >= TS_NODE_PEER_CONNS_N) {
             up_listen_on(u, 0);
             return;
@@ -340,7 +334,7 @@ up_find(up_t *u, const char *group, const char *name, int *share, int *dl)
     *share = -1;
     *dl = -1;
 
-    for (i = 0; i < UP_LOOKUP_N; i++) {
+    for (i = 0; i < TS_UP_LOOKUP_N; i++) {
         l = &u->look[i];
         if (strcmp(l->group, group) == 0 && strcmp(l->name, name) == 0) {
             s = l->share;
@@ -378,7 +372,7 @@ scan:
         }
     }
     l = &u->look[u->look_next];
-    u->look_next = (u->look_next + 1) % UP_LOOKUP_N;
+    u->look_next = (u->look_next + 1) % TS_UP_LOOKUP_N;
     snprintf(l->group, sizeof(l->group), "%s", group);
     snprintf(l->name, sizeof(l->name), "%s", name);
     l->share = s;
@@ -812,7 +806,7 @@ up_pump(up_t *u, up_conn_t *k)
             return 0;
         }
         r = &k->q[k->q_head];
-        k->q_head = (k->q_head + 1) % UP_QUEUE_N;
+        k->q_head = (k->q_head + 1) % TS_UP_QUEUE_N;
         k->q_n--;
         up_queued_add(u, -1);
 
@@ -843,7 +837,7 @@ up_parse(up_t *u, up_conn_t *k, const ts_frame_hdr_t *h, const uint8_t *p)
     if (h->flags & TS_FF_REPLY) {
         return -1;      /* a peer never sends us replies */
     }
-    r = &k->q[(k->q_head + k->q_n) % UP_QUEUE_N];
+    r = &k->q[(k->q_head + k->q_n) % TS_UP_QUEUE_N];
     memset(r, 0, offsetof(up_req_t, group) + 1);
     r->name[0] = '\0';
     r->type = h->type;
@@ -882,8 +876,8 @@ up_read(up_t *u, up_conn_t *k)
     for (;;) {
         /* take complete frames out of the buffer */
         used = 0;
-        while (k->q_n < UP_QUEUE_N && k->in_len - used >= TS_FRAME_HDR_B) {
-            if (ts_frame_hdr_decode(k->in + used, &h, UP_REQ_MAX_B) != 0) {
+        while (k->q_n < TS_UP_QUEUE_N && k->in_len - used >= TS_FRAME_HDR_B) {
+            if (ts_frame_hdr_decode(k->in + used, &h, TS_UP_REQ_MAX_B) != 0) {
                 ts_info("bad frame from a peer; link closed");
                 return -1;
             }
@@ -907,7 +901,7 @@ up_read(up_t *u, up_conn_t *k)
         } else if (used > 0 || k->frame_ms == 0) {
             k->frame_ms = ts_now_ms();
         }
-        if (k->q_n >= UP_QUEUE_N || k->in_len == sizeof(k->in)) {
+        if (k->q_n >= TS_UP_QUEUE_N || k->in_len == sizeof(k->in)) {
             return 0;
         }
 
@@ -944,7 +938,7 @@ up_handle(up_t *u, int idx, uint32_t events)
         return;
     }
     /* answering may have made room in the queue for buffered frames */
-    if (k->in_len > 0 && k->q_n < UP_QUEUE_N && up_read(u, k) != 0) {
+    if (k->in_len > 0 && k->q_n < TS_UP_QUEUE_N && up_read(u, k) != 0) {
         up_close(u, idx, "read");
         return;
     }
@@ -986,7 +980,7 @@ up_timeouts(up_t *u)
 int
 up_main(const ts_worker_ctx_t *ctx)
 {
-    struct epoll_event  ev, evs[UP_EV_N];
+    struct epoll_event  ev, evs[TS_UP_EV_N];
     up_t               *u;
     int64_t             last_tick = 0, now;
     int                 i, n, rc = 0;
@@ -1033,7 +1027,7 @@ up_main(const ts_worker_ctx_t *ctx)
     ts_worker_ready(ctx);
 
     while (!ts_worker_stopping() && !ts_worker_orphaned(ctx)) {
-        n = epoll_wait(u->ep, evs, UP_EV_N, UP_TICK_MS);
+        n = epoll_wait(u->ep, evs, TS_UP_EV_N, TS_UP_TICK_MS);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -1055,7 +1049,7 @@ up_main(const ts_worker_ctx_t *ctx)
             }
         }
         now = ts_now_ms();
-        if (now - last_tick >= UP_TICK_MS) {
+        if (now - last_tick >= TS_UP_TICK_MS) {
             last_tick = now;
             ts_slot_beat(u->slot);
             up_timeouts(u);

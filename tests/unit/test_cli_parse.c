@@ -173,12 +173,12 @@ test_arg_limit(void **state)
 
     (void) state;
     line[0] = '\0';
-    for (i = 0; i < CLI_ARGS_MAX_N; i++) {
+    for (i = 0; i < TS_CLI_ARGS_MAX_N; i++) {
         strcat(line, "a ");
     }
     assert_int_equal(parse(line), 0);
-    assert_int_equal(a.argc, CLI_ARGS_MAX_N);
-    assert_null(a.argv[CLI_ARGS_MAX_N]);
+    assert_int_equal(a.argc, TS_CLI_ARGS_MAX_N);
+    assert_null(a.argv[TS_CLI_ARGS_MAX_N]);
 
     strcat(line, "b");
     assert_int_equal(parse(line), -1);
@@ -188,28 +188,28 @@ test_arg_limit(void **state)
     /* blanks after the 16th argument are fine */
     line[strlen(line) - 1] = ' ';
     assert_int_equal(parse(line), 0);
-    assert_int_equal(a.argc, CLI_ARGS_MAX_N);
+    assert_int_equal(a.argc, TS_CLI_ARGS_MAX_N);
 }
 
 
 static void
 test_line_limit(void **state)
 {
-    static char  line[CLI_LINE_MAX_B + 8];
+    static char  line[TS_CLI_LINE_MAX_B + 8];
 
     (void) state;
-    memset(line, 'x', CLI_LINE_MAX_B);
-    line[CLI_LINE_MAX_B] = '\0';
+    memset(line, 'x', TS_CLI_LINE_MAX_B);
+    line[TS_CLI_LINE_MAX_B] = '\0';
     assert_int_equal(parse(line), 0);
     assert_int_equal(a.argc, 1);
-    assert_int_equal(strlen(a.argv[0]), CLI_LINE_MAX_B);
+    assert_int_equal(strlen(a.argv[0]), TS_CLI_LINE_MAX_B);
 
     /* the terminator does not count */
-    line[CLI_LINE_MAX_B] = '\n';
-    line[CLI_LINE_MAX_B + 1] = '\0';
+    line[TS_CLI_LINE_MAX_B] = '\n';
+    line[TS_CLI_LINE_MAX_B + 1] = '\0';
     assert_int_equal(parse(line), 0);
 
-    line[CLI_LINE_MAX_B] = 'x';
+    line[TS_CLI_LINE_MAX_B] = 'x';
     assert_int_equal(parse(line), -1);
     assert_non_null(strstr(err, "line too long"));
 }
@@ -218,21 +218,21 @@ test_line_limit(void **state)
 static void
 test_worst_case_fill(void **state)
 {
-    static char  line[CLI_LINE_MAX_B + 1];
+    static char  line[TS_CLI_LINE_MAX_B + 1];
     int          i;
 
     (void) state;
     /* 16 arguments filling the whole line: the buffer must hold them all
      * with their terminators */
-    memset(line, 'y', CLI_LINE_MAX_B);
-    line[CLI_LINE_MAX_B] = '\0';
-    for (i = 1; i < CLI_ARGS_MAX_N; i++) {
-        line[i * (CLI_LINE_MAX_B / CLI_ARGS_MAX_N)] = ' ';
+    memset(line, 'y', TS_CLI_LINE_MAX_B);
+    line[TS_CLI_LINE_MAX_B] = '\0';
+    for (i = 1; i < TS_CLI_ARGS_MAX_N; i++) {
+        line[i * (TS_CLI_LINE_MAX_B / TS_CLI_ARGS_MAX_N)] = ' ';
     }
     assert_int_equal(parse(line), 0);
-    assert_int_equal(a.argc, CLI_ARGS_MAX_N);
-    assert_int_equal(strlen(a.argv[CLI_ARGS_MAX_N - 1]),
-                     CLI_LINE_MAX_B / CLI_ARGS_MAX_N - 1);
+    assert_int_equal(a.argc, TS_CLI_ARGS_MAX_N);
+    assert_int_equal(strlen(a.argv[TS_CLI_ARGS_MAX_N - 1]),
+                     TS_CLI_LINE_MAX_B / TS_CLI_ARGS_MAX_N - 1);
 }
 
 

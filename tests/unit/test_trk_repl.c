@@ -226,7 +226,7 @@ test_expiry_bounded_ops(void **state)
     mkdir_tmp();
     atomic_init(&h, 0);
     st = open_store("e", 1, &h);
-    n = TRK_EXPIRE_CHUNK_N * 2 + 10;
+    n = TS_TRK_EXPIRE_CHUNK_N * 2 + 10;
     assert_int_equal(trk_store_begin(st), 0);
     for (i = 0; i < (uint64_t) n; i++) {
         assert_int_equal(trk_reply_put(st, 1000 + i, 20, "ok", 2, 5), 0);
