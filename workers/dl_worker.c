@@ -2,7 +2,9 @@
  * dl_worker.c -- the downloader worker of a client node (dl_main).
  *
  * Purpose: one epoll loop per worker process.  It keeps one persistent
- * connection per peer address (shared by every download from that peer),
+ * connection per peer address (shared by every download from that peer;
+ * connected without blocking: the socket waits in the epoll set for
+ * EPOLLOUT until TS_NODE_CONNECT_MS, and is not used before it is up),
  * pipelines up to TS_NODE_PIPELINE_N PEER_GETs on each and at most
  * TS_NODE_WORKER_INFLIGHT_N in total, and for every ACTIVE download in
  * the node's segment: refreshes the sources' chunk maps (PEER_MAP),
@@ -66,6 +68,10 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -109,6 +115,8 @@ typedef struct {
     char        addr[64];
     ts_conn_t  *c;
     int         fd;
+    int         connecting;  /* fd in the epoll set for EPOLLOUT, no c */
+    int64_t     connect_until_ms;
     int64_t     retry_at_ms;
     int         errors;
     /* requests, answered in order */
@@ -447,7 +455,13 @@ dl_conn_close(dl_t *w, dl_conn_t *k, int error, const char *why)
         ts_conn_free(k->c);
         k->c = NULL;
         k->fd = -1;
+    } else if (k->fd >= 0) {
+        /* still connecting: a bare socket */
+        epoll_ctl(w->ep, EPOLL_CTL_DEL, k->fd, NULL);
+        close(k->fd);
+        k->fd = -1;
     }
+    k->connecting = 0;
     ts_wbuf_reset(&k->out);
     k->woff = 0;
     k->want_out = 0;
@@ -504,16 +518,102 @@ dl_conn_find(dl_t *w, const char *addr, int create)
     return k;
 }
 
+/* Starts a non-blocking connect to ip:port: the socket goes into the
+ * epoll set for EPOLLOUT and k->connecting is set; dl_conn_connected()
+ * finishes it, dl_timeouts() enforces TS_NODE_CONNECT_MS.  0 or -1. */
+static int
+dl_conn_start(dl_t *w, dl_conn_t *k, const char *ip, uint16_t port)
+{
+    struct sockaddr_storage  ss;
+    struct sockaddr_in      *s4 = (struct sockaddr_in *) &ss;
+    struct sockaddr_in6     *s6 = (struct sockaddr_in6 *) &ss;
+    socklen_t                sl;
+    struct epoll_event       ev;
+    int                      fd;
+
+    memset(&ss, 0, sizeof(ss));
+    if (port != 0 && inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        sl = sizeof(*s4);
+    } else if (port != 0 && inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        sl = sizeof(*s6);
+    } else {
+        return -1;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    /* 0 (rare, loopback) is finished by EPOLLOUT like EINPROGRESS */
+    if (connect(fd, (struct sockaddr *) &ss, sl) < 0
+        && errno != EINPROGRESS && errno != EINTR)
+    {
+        close(fd);
+        return -1;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLOUT;
+    ev.data.ptr = k;
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        ts_err("epoll_ctl() failed: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    k->fd = fd;
+    k->connecting = 1;
+    k->connect_until_ms = ts_now_ms() + TS_NODE_CONNECT_MS;
+    return 0;
+}
+
+/* EPOLLOUT/ERR/HUP on a connecting k: done or failed (closed, backoff). */
+static void
+dl_conn_connected(dl_t *w, dl_conn_t *k)
+{
+    struct epoll_event ev;
+    socklen_t          el;
+    int                soerr = 0, one = 1, fd = k->fd;
+
+    el = sizeof(soerr);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) < 0
+        || soerr != 0
+        || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+    {
+        dl_conn_close(w, k, 1, "connect failed");
+        return;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = k;
+    if (epoll_ctl(w->ep, EPOLL_CTL_MOD, fd, &ev) != 0) {
+        ts_err("epoll_ctl() failed: %s", strerror(errno));
+        dl_conn_close(w, k, 1, "epoll failed");
+        return;
+    }
+    k->connecting = 0;
+    k->c = ts_conn_new(fd);
+    if (k->c == NULL) {
+        /* fd closed by ts_conn_new (and so out of the epoll set) */
+        k->fd = -1;
+        dl_conn_close(w, k, 1, "out of memory");
+        return;
+    }
+    k->want_out = 0;
+    k->rx = RX_HDR;
+    k->got = 0;
+    k->last_rx_ms = ts_now_ms();
+}
+
 /* A connected conn with room in its pipeline, or NULL (in backoff,
- * connect failed, pipeline full). */
+ * connecting, connect failed, pipeline full). */
 static dl_conn_t *
 dl_conn_get(dl_t *w, const char *addr)
 {
     dl_conn_t          *k;
     char                ip[64];
     uint16_t            port;
-    int                 fd;
-    struct epoll_event  ev;
 
     k = dl_conn_find(w, addr, 1);
     if (k == NULL) {
@@ -522,40 +622,17 @@ dl_conn_get(dl_t *w, const char *addr)
     if (k->c != NULL) {
         return k->qn < TS_NODE_PIPELINE_N ? k : NULL;
     }
-    if (ts_now_ms() < k->retry_at_ms) {
+    if (k->connecting || ts_now_ms() < k->retry_at_ms) {
         return NULL;
     }
     if (ts_parse_hostport(addr, ip, sizeof(ip), &port) != 0) {
         k->retry_at_ms = ts_now_ms() + TS_DL_BACKOFF_MAX_MS;
         return NULL;
     }
-    fd = ts_net_connect(ip, port, TS_NODE_CONNECT_MS);
-    if (fd < 0) {
+    if (dl_conn_start(w, k, ip, port) != 0) {
         dl_conn_close(w, k, 1, "connect failed");
-        return NULL;
     }
-    if (ts_net_set_nonblock(fd, 1) != 0) {
-        close(fd);
-        dl_conn_close(w, k, 1, "nonblock failed");
-        return NULL;
-    }
-    k->c = ts_conn_new(fd);
-    if (k->c == NULL) {
-        return NULL;
-    }
-    k->fd = fd;
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN;
-    ev.data.ptr = k;
-    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        ts_err("epoll_ctl() failed: %s", strerror(errno));
-        dl_conn_close(w, k, 1, "epoll failed");
-        return NULL;
-    }
-    k->rx = RX_HDR;
-    k->got = 0;
-    k->last_rx_ms = ts_now_ms();
-    return k;
+    return NULL;
 }
 
 static void
@@ -1715,6 +1792,10 @@ dl_timeouts(dl_t *w)
     for (i = 0; i < DL_CONNS_MAX; i++) {
         dl_conn_t *k = w->conns[i];
 
+        if (k != NULL && k->connecting && now >= k->connect_until_ms) {
+            dl_conn_close(w, k, 1, "connect failed");
+            continue;
+        }
         if (k != NULL && k->c != NULL && k->qn > 0
             && now - k->last_rx_ms > TS_NODE_PEER_TIMEOUT_MS)
         {
@@ -1819,6 +1900,11 @@ dl_main(const ts_worker_ctx_t *ctx)
             dl_conn_t *k = evs[i].data.ptr;
             int        before;
 
+            if (k != NULL && k->connecting) {
+                dl_conn_connected(&w, k);
+                need = 1;
+                continue;
+            }
             if (k == NULL || k->c == NULL) {
                 continue;
             }

@@ -460,6 +460,7 @@ test_part_symlink(void **state)
 static _Atomic int      t_liar_stop;
 static _Atomic uint32_t t_liar_chunks;
 static uint32_t         t_liar_nchunks;
+static uint64_t         t_liar_size;      /* so the last chunk is short */
 
 static void *
 t_liar_conn(void *arg)
@@ -497,7 +498,14 @@ t_liar_conn(void *arg)
                                b.data, (uint32_t) b.len, 2000);
         } else if (h.type == TS_MSG_PEER_GET) {
             idx = ts_get_u32(&r);
+            /* wrong bytes, right length: the lie must reach the SHA1
+             * check, not fail as a framing error on the short last chunk */
             len = TS_CHUNK_B;
+            if ((uint64_t) idx * TS_CHUNK_B < t_liar_size
+                && t_liar_size - (uint64_t) idx * TS_CHUNK_B < TS_CHUNK_B)
+            {
+                len = (uint32_t) (t_liar_size - (uint64_t) idx * TS_CHUNK_B);
+            }
             ts_random(junk, len);
             ts_reply_begin(&b, TS_OK, "");
             ts_put_u32(&b, 0);
@@ -558,6 +566,7 @@ test_corrupt_peer(void **state)
 
     t_make_file(&f, 6ull * TS_CHUNK_B + 777);
     t_liar_nchunks = f.nchunks;
+    t_liar_size = 6ull * TS_CHUNK_B + 777;
     t_seeder(&f, 0, addrs[0], sizeof(addrs[0]));
     li = t_node(0, 1, 2, NULL, 0);
     /* the liar's threads start after every fork */
@@ -607,6 +616,7 @@ test_liar_dropped(void **state)
 
     t_make_file(&f, 8ull * TS_CHUNK_B);
     t_liar_nchunks = f.nchunks;
+    t_liar_size = 8ull * TS_CHUNK_B;
     t_seeder(&f, 0, addrs[1], sizeof(addrs[1]));
     li = t_node(0, 1, 2, NULL, 0);
     lfd = ts_net_listen("127.0.0.1", port, 16);
