@@ -77,7 +77,11 @@ lost_account(trk_req_t *rq)
     if (trk_session_get(rq->env->st, rq->tok_hash, &s) != 0
         || s.user_hlc == 0
         || trk_user_stamp(rq->env->st, s.user, &hlc, &origin) != 0
-        || (hlc == s.user_hlc && origin == s.user_origin))
+        || (hlc == s.user_hlc && origin == s.user_origin)
+        /* a create_user retried on another tracker after a failover made
+         * a second incarnation with the same salt and hash: one account */
+        || trk_user_same_account(rq->env->st, s.user, s.user_hlc,
+                                 s.user_origin) == 1)
     {
         return TS_OK;
     }
@@ -337,11 +341,28 @@ op_create_user(trk_req_t *rq)
             return TS_ERR_EXISTS;
         }
     }
-    if (ts_random(job->rec.salt, sizeof(job->rec.salt)) != 0) {
-        trk_kdf_job_free(job);
-        rq->job = NULL;
-        set_msg(rq, "internal error");
-        return TS_ERR_INTERNAL;
+    /* The salt is derived from the user id and the client's request id
+     * (random per client, 64 bits): unique per creation, and the SAME
+     * when a client retries this create_user on another tracker after a
+     * failover.  Both trackers then store the same salt and hash, so the
+     * two incarnations are one account (see lost_account()). */
+    {
+        uint8_t  d[TS_SHA256_B];
+        ts_wbuf_t sb;
+
+        ts_wbuf_init(&sb);
+        ts_put_str(&sb, "tessera/salt/1");
+        ts_put_str(&sb, job->user);
+        ts_put_u64(&sb, job->reqid);
+        if (sb.err || ts_sha256(sb.data, sb.len, d) != 0) {
+            ts_wbuf_free(&sb);
+            trk_kdf_job_free(job);
+            rq->job = NULL;
+            set_msg(rq, "internal error");
+            return TS_ERR_INTERNAL;
+        }
+        ts_wbuf_free(&sb);
+        memcpy(job->rec.salt, d, sizeof(job->rec.salt));
     }
     job->rec.iterations = env->kdf_iterations;
     job->rec.created_ms = (uint64_t) ts_wall_ms();

@@ -637,6 +637,59 @@ trk_user_stamp(trk_store_t *st, const char *user, uint64_t *hlc,
 }
 
 
+static int
+inc_user(const trk_inc_t *in, trk_user_t *u)
+{
+    uint32_t j;
+
+    for (j = 0; j < in->n; j++) {
+        if (!in->e[j].tomb) {
+            return trk_user_decode(in->e[j].val, in->e[j].vlen, u);
+        }
+    }
+    return -1;
+}
+
+
+int
+trk_user_same_account(trk_store_t *st, const char *user, uint64_t hlc,
+                      uint8_t origin)
+{
+    char             kb[KEY_B + TS_ID_MAX_B];
+    TDB_DATA         k;
+    trk_rec_t        r;
+    const trk_inc_t *vis, *mine = NULL;
+    trk_user_t       a, b;
+    uint32_t         i;
+    int              rc;
+
+    k = mkkey(kb, sizeof(kb), 'u', user);
+    if (k.dsize == 0) {
+        return -1;
+    }
+    rc = trk_kv_rec(st, kb, k.dsize, &r);
+    if (rc != 0) {
+        return -1;
+    }
+    vis = trk_rec_visible(&r);
+    for (i = 0; i < r.n; i++) {
+        if (r.inc[i].c.hlc == hlc && r.inc[i].c.origin == origin) {
+            mine = &r.inc[i];
+        }
+    }
+    rc = 0;
+    if (vis != NULL && mine != NULL && inc_user(vis, &a) == 0
+        && inc_user(mine, &b) == 0 && a.iterations == b.iterations
+        && memcmp(a.salt, b.salt, sizeof(a.salt)) == 0
+        && memcmp(a.hash, b.hash, sizeof(a.hash)) == 0)
+    {
+        rc = 1;
+    }
+    trk_rec_free(&r);
+    return rc;
+}
+
+
 static void
 put_head(ts_wbuf_t *b, uint8_t kind)
 {

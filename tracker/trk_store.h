@@ -105,6 +105,11 @@ int  trk_kv_merge(trk_store_t *st, const char *key, size_t klen,
 /* 1 if user is a member of a losing incarnation of group only. */
 int  trk_group_lost(trk_store_t *st, const char *group, const char *user);
 /* The visible creation stamp of user's account: 0 / 1 absent / -1. */
+/* 1 if the incarnation of user created at (hlc, origin) holds the same
+ * credentials (salt, iterations, hash) as the visible one: a create_user
+ * that a failover retry applied twice.  0 otherwise, -1 on error. */
+int  trk_user_same_account(trk_store_t *st, const char *user, uint64_t hlc,
+                           uint8_t origin);
 int  trk_user_stamp(trk_store_t *st, const char *user, uint64_t *hlc,
                     uint8_t *origin);
 
