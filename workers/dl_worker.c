@@ -1373,6 +1373,21 @@ dl_avail(dl_t *w, int i, int64_t now)
     l->dirty = 0;
 }
 
+/* Least-loaded score of a source: (its reported load + our requests in
+ * flight to it + 1) per unit of measured throughput; lower is better. */
+static uint64_t
+dl_src_cost(const node_src_sh_t *src)
+{
+    uint64_t rate = atomic_load(&src->rate_bps);
+
+    if (rate == 0) {
+        rate = TS_DL_DEFAULT_RATE;
+    }
+    return ((uint64_t) atomic_load(&src->load) + atomic_load(&src->inflight)
+            + 1) * 1000000000ull / rate;
+}
+
+
 /* Picks and sends one GET for download i.  1 if sent, 0 if nothing. */
 static int
 dl_pick(dl_t *w, int i, int64_t now)
@@ -1448,17 +1463,12 @@ dl_pick(dl_t *w, int i, int64_t now)
     /* least-loaded holder: (reported load + our in-flight + 1) / rate */
     for (s = 0; s < TS_NODE_SOURCES_N; s++) {
         node_src_sh_t *src = &d->src[s];
-        uint64_t       rate, cost;
+        uint64_t       cost;
 
         if (!(elig & (1u << s)) || !node_bit_test(maps[s], pick)) {
             continue;
         }
-        rate = atomic_load(&src->rate_bps);
-        if (rate == 0) {
-            rate = TS_DL_DEFAULT_RATE;
-        }
-        cost = ((uint64_t) atomic_load(&src->load)
-                + atomic_load(&src->inflight) + 1) * 1000000000ull / rate;
+        cost = dl_src_cost(src);
         if (l->avoid[pick] == s + 1) {
             cost = UINT64_MAX - 1;     /* only if no one else has it */
         }
@@ -1478,7 +1488,7 @@ dl_pick(dl_t *w, int i, int64_t now)
      * for it to drain instead (a busy peer gets only what others lack). */
     for (s = 0; s < TS_NODE_SOURCES_N; s++) {
         node_src_sh_t *src = &d->src[s];
-        uint64_t       rate, cost;
+        uint64_t       cost;
 
         if ((elig & (1u << s)) || !dl_src_usable(src, now)
             || atomic_load(&src->map_ms) == 0
@@ -1486,12 +1496,7 @@ dl_pick(dl_t *w, int i, int64_t now)
         {
             continue;
         }
-        rate = atomic_load(&src->rate_bps);
-        if (rate == 0) {
-            rate = TS_DL_DEFAULT_RATE;
-        }
-        cost = ((uint64_t) atomic_load(&src->load)
-                + atomic_load(&src->inflight) + 1) * 1000000000ull / rate;
+        cost = dl_src_cost(src);
         if (cost < bcost / TS_DL_SPILL_FACTOR) {
             return 0;
         }
