@@ -30,6 +30,12 @@ OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
            -fno-sanitize-recover=undefined
 LDOPT    = -fsanitize=address,undefined
 OUT      = build/asan
+else ifeq ($(BUILD),notls)
+# Benchmark-only build: every link in plaintext, fingerprints zero (the
+# TLS-on/off comparison of `make bench`).  Never deploy it.
+OPT      = -O2 -g -DTS_TLS_OFF
+LDOPT    =
+OUT      = build/notls
 else
 OPT      = -O2 -g
 LDOPT    =
@@ -64,7 +70,7 @@ TOOL_BIN    = $(TOOL_SRC:tests/tools/%.c=$(OUT)/tools/%)
         uninstall clean unit tools
 
 all: $(BINOUT)/tracker $(BINOUT)/client
-ifneq ($(BUILD),asan)
+ifeq ($(BUILD),release)
 all: tracker/tracker client/client
 tracker/tracker: $(BINOUT)/tracker
 	cp -f $< $@
@@ -159,9 +165,10 @@ demo: deps
 # aria2 + opentracker (installed by ../shared/bench/anchor_swarm.sh).
 bench: deps-test
 	$(MAKE) all tools
+	$(MAKE) BUILD=notls all
 	@bench/run.sh
 	@bench/cluster.sh
-	@bench/swarm.sh $(SWARM_SIZE) $(SWARM_N) $(SWARM_RUNS)
+	@NOTLS_BIN=build/notls/bin bench/swarm.sh $(SWARM_SIZE) $(SWARM_N) $(SWARM_RUNS)
 
 SWARM_SIZE ?= 1G
 SWARM_N    ?= 4
@@ -185,5 +192,8 @@ uninstall:
 
 clean:
 	rm -rf build tracker/tracker client/client
+
+# fuzz, fuzz-check: libFuzzer targets (tests/fuzz/fuzz.mk)
+-include tests/fuzz/fuzz.mk
 
 -include $(shell find build -name '*.d' 2>/dev/null)

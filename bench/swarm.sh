@@ -14,6 +14,8 @@
 #   ANCHOR  yes|no: also run aria2+opentracker, interleaved (default yes,
 #           when ../shared/bench/anchor_swarm.sh exists)
 # Environment: TESSERA_BIN (dir of tracker/client, default build/release/bin),
+#   NOTLS_BIN (dir of a `make BUILD=notls` build: when set, every round
+#   also runs that build, so TLS on and off are compared in one run),
 #   KEEP=1 keeps the temp dir.  Every process is stopped by pid; every wait
 #   is bounded (LEECH_TIMEOUT, default 300 s).
 set -u -o pipefail
@@ -66,8 +68,9 @@ wait_port() { # PORT: bounded wait until something accepts on it
 }
 
 # ---------------------------------------------------------------- one run
-tessera_run() { # RUN -> prints "wall_s status verified"
+tessera_run() { # RUN [BIN] -> prints "wall_s status verified pss"
     local run=$1
+    local BIN=${2:-$BIN}
     local rd=$WORK/t$run i
     mkdir -p "$rd"
     local tport; tport=$(free_port)
@@ -167,8 +170,15 @@ log "creating $SIZE of random data"
 head -c "$BYTES" /dev/urandom > "$SRC" || die "cannot create $SRC"
 SRC_SHA1=$(sha1sum "$SRC" | awk '{print $1}')
 
-ours=() theirs=()
+ours=() theirs=() plain=()
+NOTLS_BIN=${NOTLS_BIN:-}
 for ((r = 1; r <= RUNS; r++)); do
+    if [ -n "$NOTLS_BIN" ]; then
+        read -r w st ver pss < <(tessera_run "p$r" "$NOTLS_BIN")
+        log "tessera TLS-off run $r: ${w}s $st verified=$ver"
+        [ "$st" = OK ] && plain+=("$w")
+        echo "$r $w $st $ver $pss" >> "$WORK/plain.tsv"
+    fi
     if [ "$ANCHOR" = yes ]; then
         a=$(anchor_run); theirs+=("$a"); log "anchor run $r: ${a}s"
     fi
@@ -181,6 +191,11 @@ mo=$(printf '%s\n' "${ours[@]}" | median)
 echo
 echo "swarm: $SIZE to $N leechers, $RUNS runs (medians, wall seconds)"
 printf '  tessera          %s s  (runs: %s)\n' "$mo" "$(cut -d' ' -f2 "$WORK/tessera.tsv" | tr '\n' ' ')"
+if [ -n "$NOTLS_BIN" ]; then
+    mp=$(printf '%s\n' "${plain[@]}" | median)
+    printf '  tessera TLS off  %s s  (runs: %s)\n' "$mp" "$(cut -d' ' -f2 "$WORK/plain.tsv" | tr '\n' ' ')"
+    awk -v a="$mo" -v b="$mp" 'BEGIN{if(a!="NA"&&b!="NA") printf "  TLS extra = %.2f s\n", a-b}'
+fi
 if [ "$ANCHOR" = yes ]; then
     ma=$(printf '%s\n' "${theirs[@]}" | grep -v NA | median)
     printf '  aria2+opentracker %s s  (runs: %s)\n' "$ma" "${theirs[*]}"

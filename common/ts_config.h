@@ -13,7 +13,7 @@
 #define TS_VERSION_STRING         "0.1.0"
 
 /* ---- wire protocol --------------------------------------------------- */
-#define TS_PROTO_VERSION          1
+#define TS_PROTO_VERSION          2   /* 2: TLS, fingerprints, tickets */
 #define TS_FRAME_HDR_B            16
 #define TS_FRAME_MAX_B            (4u << 20)  /* any payload, checked before malloc */
 #define TS_STR_MAX_B              4096        /* one string field */
@@ -148,6 +148,35 @@
 #define TS_UP_ACCEPT_BURST      32       /* accept() calls per wakeup (count) */
 #define TS_UP_LOOKUP_N          8        /* (group, name) -> entry cache */
 #define TS_UP_EV_N              64       /* epoll events per epoll_wait() */
+
+/* ---- security: TLS, identities, tickets, limits ---------------------- */
+#define TS_TLS_HANDSHAKE_MS       5000     /* a TLS handshake must finish */
+#define TS_TLS_CERT_DAYS_N        3650     /* validity of generated certs */
+#define TS_TLS_STAGE_B            (256u * 1024u) /* ts_conn_sendfile over
+                                            TLS: pread() staging buffer */
+#define TS_FP_HEX_B               65       /* fingerprint as hex + NUL */
+#define TS_TICKET_TTL_MS          120000   /* --ticket-ttl (tracker): a
+                                            download ticket's lifetime */
+#define TS_TICKET_MAX_B           3072     /* a ticket on the wire */
+#define TS_TICKET_CERT_MAX_B      2048     /* issuer cert inside a ticket */
+#define TS_TICKET_CACHE_N         8        /* verified issuer certs cached */
+#define TS_TICKET_RENEW_MS        (TS_TICKET_TTL_MS / 2) /* renew when less
+                                            than this is left */
+#define TS_LOGIN_WINDOW_MS        60000    /* failed-login counting window */
+#define TS_LOGIN_FAILS_USER_N     5        /* per user, then throttled */
+#define TS_LOGIN_FAILS_ADDR_N     20       /* per address, then throttled */
+#define TS_LOGIN_DELAY_MAX_MS     30000    /* throttled: refused this long
+                                            at most (doubles per failure) */
+#define TS_THROTTLE_SLOTS_N       4096     /* shm table of login counters */
+#define TS_TRK_CONNS_MAX_N        8192     /* connections, whole tracker */
+#define TS_TRK_CONNS_ADDR_N       512      /* connections from one address */
+#define TS_TRK_UNAUTH_MAX_N       1024     /* not yet logged in (whole tracker) */
+#define TS_NODE_CONNS_ADDR_N      64       /* uploader links from one address */
+#define TS_NODE_UNAUTH_MAX_N      128      /* uploader links with no ticket yet */
+#define TS_NODE_UNAUTH_MS         10000    /* a link must show a ticket by then */
+#define TS_ADDR_SLOTS_N           1024     /* per-address counter buckets */
+#define TS_UP_AUTH_N              16       /* tickets remembered per link */
+#define TS_UP_OUT_MAX_B           (TS_CHUNK_B + 4096u) /* send queue per link */
 
 /* ---- supervisor ------------------------------------------------------ */
 #define TS_SUP_WORKERS_MAX_N      64

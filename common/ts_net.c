@@ -40,11 +40,9 @@
 #include "ts_config.h"
 #include "ts_proto.h"
 #include "ts_net.h"
+#include "ts_tls.h"
 
-struct ts_conn_s {
-    int  fd;
-    BIO *bio;       /* socket BIO today; an SSL BIO chain later */
-};
+#include "ts_conn_int.h"
 
 /* frames up to this size are sent with one write (header + payload) */
 #define TS_NET_COALESCE_B  (64u * 1024u)
@@ -425,7 +423,12 @@ ts_conn_free(ts_conn_t *c)
     if (c == NULL) {
         return;
     }
-    BIO_free_all(c->bio);       /* BIO_CLOSE: closes the fd */
+    if (c->ssl != NULL) {
+        ts_tls_conn_free(c);    /* frees the session, closes the fd */
+    } else {
+        BIO_free_all(c->bio);   /* BIO_CLOSE: closes the fd */
+    }
+    free(c->stage);
     free(c);
     errno = saved;
 }
@@ -444,6 +447,9 @@ ts_conn_pending(ts_conn_t *c)
     if (c == NULL) {
         return 0;
     }
+    if (c->ssl != NULL) {
+        return ts_tls_pending(c);
+    }
     n = BIO_ctrl_pending(c->bio);
     return n > INT_MAX ? INT_MAX : (int) n;
 }
@@ -456,10 +462,14 @@ ts_conn_read(ts_conn_t *c, void *buf, size_t n)
     if (n == 0) {
         return 0;
     }
+    if (c->ssl != NULL) {
+        return ts_tls_read(c, buf, n);
+    }
     if (n > INT_MAX) {
         n = INT_MAX;
     }
     errno = 0;
+    c->want = 1;
     rc = BIO_read(c->bio, buf, (int) n);
     if (rc > 0) {
         return rc;
@@ -484,10 +494,14 @@ ts_conn_write(ts_conn_t *c, const void *buf, size_t n)
     if (n == 0) {
         return 0;
     }
+    if (c->ssl != NULL) {
+        return ts_tls_write(c, buf, n);
+    }
     if (n > INT_MAX) {
         n = INT_MAX;
     }
     errno = 0;
+    c->want = 2;
     rc = BIO_write(c->bio, buf, (int) n);
     if (rc > 0) {
         return rc;
@@ -501,27 +515,60 @@ ts_conn_write(ts_conn_t *c, const void *buf, size_t n)
     return -1;
 }
 
+/*
+ * Both directions run the fd non-blocking for the duration of the call
+ * (restored after), so neither a blocking socket nor a TLS record that
+ * arrives in pieces can outlive the deadline.  After EAGAIN the wait is
+ * for the direction the layer asked for: a TLS read may need to write.
+ */
+static int
+nonblock_begin(int fd, int *fl)
+{
+    *fl = fcntl(fd, F_GETFL);
+    if (*fl < 0) {
+        return -1;
+    }
+    if (!(*fl & O_NONBLOCK) && fcntl(fd, F_SETFL, *fl | O_NONBLOCK) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void
+nonblock_end(int fd, int fl)
+{
+    int saved = errno;
+
+    if (!(fl & O_NONBLOCK)) {
+        fcntl(fd, F_SETFL, fl);
+    }
+    errno = saved;
+}
+
+static short
+want_events(const ts_conn_t *c, short dflt)
+{
+    if (c->want == 1) {
+        return POLLIN;
+    }
+    if (c->want == 2) {
+        return POLLOUT;
+    }
+    return dflt;
+}
+
 static int
 read_full_until(ts_conn_t *c, void *buf, size_t n, int64_t deadline)
 {
     uint8_t *p = buf;
     size_t   got = 0;
     ssize_t  r;
-    int      fl, blocking;
+    int      fl, rc = 0;
 
-    fl = fcntl(c->fd, F_GETFL);
-    if (fl < 0) {
+    if (nonblock_begin(c->fd, &fl) != 0) {
         return -1;
     }
-    blocking = !(fl & O_NONBLOCK);
     while (got < n) {
-        /* a blocking fd is only read once poll says data is there (or the
-         * BIO already holds some), so the deadline always holds */
-        if (blocking && ts_conn_pending(c) == 0
-            && wait_fd(c->fd, POLLIN, deadline) != 0)
-        {
-            return -1;
-        }
         r = ts_conn_read(c, p + got, n - got);
         if (r > 0) {
             got += (size_t) r;
@@ -529,20 +576,20 @@ read_full_until(ts_conn_t *c, void *buf, size_t n, int64_t deadline)
         }
         if (r == 0) {
             errno = ECONNRESET;
-            return -1;
+            rc = -1;
+            break;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            return -1;
+            rc = -1;
+            break;
         }
-        if (!blocking && wait_fd(c->fd, POLLIN, deadline) != 0) {
-            return -1;
-        }
-        if (blocking && ts_now_ms() >= deadline) {
-            errno = ETIMEDOUT;
-            return -1;
+        if (wait_fd(c->fd, want_events(c, POLLIN), deadline) != 0) {
+            rc = -1;
+            break;
         }
     }
-    return 0;
+    nonblock_end(c->fd, fl);
+    return rc;
 }
 
 static int
@@ -551,14 +598,9 @@ write_full_until(ts_conn_t *c, const void *buf, size_t n, int64_t deadline)
     const uint8_t *p = buf;
     size_t         done = 0;
     ssize_t        w;
-    int            fl, rc = 0, saved;
+    int            fl, rc = 0;
 
-    fl = fcntl(c->fd, F_GETFL);
-    if (fl < 0) {
-        return -1;
-    }
-    /* a blocking write of a large buffer could outlive the deadline */
-    if (!(fl & O_NONBLOCK) && fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    if (nonblock_begin(c->fd, &fl) != 0) {
         return -1;
     }
     while (done < n) {
@@ -571,17 +613,43 @@ write_full_until(ts_conn_t *c, const void *buf, size_t n, int64_t deadline)
             rc = -1;
             break;
         }
-        if (wait_fd(c->fd, POLLOUT, deadline) != 0) {
+        if (wait_fd(c->fd, want_events(c, POLLOUT), deadline) != 0) {
             rc = -1;
             break;
         }
     }
-    if (!(fl & O_NONBLOCK)) {
-        saved = errno;
-        fcntl(c->fd, F_SETFL, fl);
-        errno = saved;
-    }
+    nonblock_end(c->fd, fl);
     return rc;
+}
+
+int
+ts_conn_handshake(ts_conn_t *c, int timeout_ms)
+{
+    int64_t deadline = deadline_from(timeout_ms);
+    int     fl, rc;
+
+    if (c == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (c->ssl == NULL || c->ready) {
+        return 0;
+    }
+    if (nonblock_begin(c->fd, &fl) != 0) {
+        return -1;
+    }
+    for (;;) {
+        rc = ts_tls_handshake_step(c);
+        if (rc != 0) {
+            break;
+        }
+        if (wait_fd(c->fd, want_events(c, POLLIN), deadline) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    nonblock_end(c->fd, fl);
+    return rc > 0 ? 0 : -1;
 }
 
 int

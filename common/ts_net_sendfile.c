@@ -3,18 +3,67 @@
  * uploader (ts_conn_sendfile, declared in ts_net.h).
  *
  * Purpose: chunks go from the page cache to the socket with sendfile(2),
- * never through a user buffer.  This works on the plain socket under a
- * ts_conn_t; when TLS arrives, this file gets a pread + ts_conn_write
- * fallback for SSL BIOs (the caller's contract does not change).
+ * never through a user buffer, on a plain connection.  On a TLS
+ * connection the bytes must pass through the cipher in user space: they
+ * are pread() into a per-connection staging buffer (TS_TLS_STAGE_B,
+ * allocated on first use) and written with ts_conn_write, which encrypts
+ * them once straight into the record sent.  The staged bytes are the
+ * ones at *off, so a partial write or EAGAIN resumes from the stage
+ * without reading again; *off and the return value count bytes that
+ * actually left, as with sendfile(2).
  *
  * Locking: none; a ts_conn_t belongs to one thread.
  * Crash behaviour: nothing persistent; a dead sender's peer sees EOF/RST.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/sendfile.h>
 #include <sys/types.h>
+#include <unistd.h>
 
+#include "ts_config.h"
+#include "ts_conn_int.h"
 #include "ts_net.h"
+
+static ssize_t
+tls_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n)
+{
+    ssize_t r, w;
+    size_t  want;
+
+    if (c->stage == NULL) {
+        c->stage = malloc(TS_TLS_STAGE_B);
+        if (c->stage == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+        c->stage_len = c->stage_pos = 0;
+    }
+    if (c->stage_pos >= c->stage_len) {
+        want = n < TS_TLS_STAGE_B ? n : TS_TLS_STAGE_B;
+        do {
+            r = pread(in_fd, c->stage, want, *off);
+        } while (r < 0 && errno == EINTR);
+        if (r <= 0) {
+            return r;           /* 0: the file has no bytes at *off */
+        }
+        c->stage_len = (size_t) r;
+        c->stage_pos = 0;
+    }
+    want = c->stage_len - c->stage_pos;
+    if (want > n) {
+        want = n;
+    }
+    w = ts_conn_write(c, c->stage + c->stage_pos, want);
+    if (w > 0) {
+        c->stage_pos += (size_t) w;
+        *off += w;
+        if (c->stage_pos >= c->stage_len) {
+            c->stage_pos = c->stage_len = 0;
+        }
+    }
+    return w;
+}
 
 /* one call moves at most this much, so a big n cannot starve a loop */
 #define TS_SENDFILE_MAX_B  (1u << 30)
@@ -27,6 +76,9 @@ ts_conn_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n)
 
     if (n == 0) {
         return 0;
+    }
+    if (c != NULL && c->ssl != NULL) {
+        return tls_sendfile(c, in_fd, off, n);
     }
     fd = ts_conn_fd(c);
     if (fd < 0 || in_fd < 0 || off == NULL) {

@@ -157,6 +157,7 @@ ts_msg_name(unsigned type)
     case TS_MSG_PEER_MAP:       return "PEER_MAP";
     case TS_MSG_PEER_GET:       return "PEER_GET";
     case TS_MSG_PEER_DATA:      return "PEER_DATA";
+    case TS_MSG_PEER_AUTH:      return "PEER_AUTH";
     default:                    return "?";
     }
 }

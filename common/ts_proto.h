@@ -38,7 +38,9 @@ typedef enum {
     TS_MSG_LOGIN          = 11, /* str user, str password, str node_addr
                                    ("ip:port" the node serves on)
                                    -> raw tok[16], u32 heartbeat_ms
-                                   (how often the client must beat)      */
+                                   (how often the client must beat).  The
+                                   node's fingerprint is taken from the
+                                   TLS client certificate of the link.  */
     TS_MSG_LOGOUT         = 12, /* tok                             -> -     */
     TS_MSG_HEARTBEAT      = 13, /* tok                             -> -     */
 
@@ -67,8 +69,13 @@ typedef enum {
     TS_MSG_FILE_INFO      = 32, /* tok, str group, str name -> u64 size,
                                    raw sha1[20], u32 nchunks, hashes,
                                    u32 nsrc, nsrc x (str addr, u8 complete,
-                                   u32 chunks_held)   (online sources,
-                                   the requester's own node excluded)    */
+                                   u32 chunks_held, raw fp[32])  (online
+                                   sources, the requester's own node
+                                   excluded; fp = the source node's
+                                   certificate fingerprint), blob ticket
+                                   (ts_ticket.h, for the requester's
+                                   node fingerprint; empty if it showed
+                                   no certificate)                       */
     TS_MSG_STOP_SHARE     = 33, /* tok, str group, str name -> -         */
     TS_MSG_HAVE_CHUNKS    = 34, /* tok, str group, str name, u8 complete,
                                    bitmap -> -  (partial source update)  */
@@ -95,6 +102,13 @@ typedef enum {
                                    load = the peer's active uploads +
                                    queued requests.  Requests on one
                                    connection are answered in order.    */
+    TS_MSG_PEER_AUTH      = 63, /* blob ticket -> REPLY (status, msg).
+                                   Authorizes MAP/GET of the ticket's
+                                   (group, name) on this link until it
+                                   expires; the ticket must name the
+                                   fingerprint of this link's client
+                                   certificate.  Without one, MAP/GET
+                                   get TS_ERR_PERM.                      */
 
     TS_MSG_MAX_           = 64
 } ts_msg_t;

@@ -1,0 +1,128 @@
+/*
+ * ts_tls.h -- TLS 1.3 for every Tessera link, and the keys behind it.
+ *
+ * Identities (all Ed25519, X.509, PEM files written temp+fsync+rename):
+ *   cluster CA     <pki>/ca.crt, <pki>/ca.key   signs tracker certificates
+ *   tracker N      <pki>/tracker-N.crt/.key     CN "tessera-tracker-N",
+ *                                               SAN IP of its address
+ *   node           <state>/node.crt/.key        self-signed, CN
+ *                                               "tessera-node"; known to
+ *                                               others by its fingerprint
+ * A fingerprint is SHA-256 of the certificate's DER (TS_FP_B bytes).
+ *
+ * Links and what each end checks (ts_tls_ctx_new roles):
+ *   client -> tracker   TS_TLS_TRACKER_CLIENT: the server's chain ends at
+ *                       the CA and its CN names the tracker id dialled;
+ *                       the client presents its node certificate.
+ *   tracker <- anyone   TS_TLS_TRACKER_SERVER: tracker cert; a client
+ *                       certificate is asked for but optional.  After the
+ *                       handshake ts_conn_peer_tracker() says whether the
+ *                       peer proved to be tracker N (CA chain + CN) and
+ *                       ts_conn_peer_fp() gives a node's fingerprint.
+ *   tracker -> tracker  TS_TLS_TRACKER_CLIENT with the tracker's own
+ *                       certificate: mutual authentication.
+ *   node -> node        TS_TLS_PEER_CLIENT: node cert both ways; the
+ *                       caller compares ts_conn_peer_fp() with the
+ *                       fingerprint the tracker gave (ts_conn_new_tls
+ *                       can do it during the handshake: expect_fp).
+ *   node <- node        TS_TLS_PEER_SERVER: a client certificate is
+ *                       required (any key; its fingerprint is what a
+ *                       download ticket must name).
+ *
+ * Built with -DTS_TLS_OFF (bench only: `make BUILD=notls`), every
+ * ts_conn_new_tls() returns a plain connection and fingerprints are all
+ * zero; nothing else changes.
+ *
+ * Locking: a ts_tls_t (SSL_CTX) is shared read-only by the threads of a
+ * process after creation.  PKI creation takes an flock(2) on <pki>/.lock
+ * so trackers started together make one CA.
+ * Crash behaviour: key files appear whole or not at all (temp + fsync +
+ * rename); a kill mid-creation leaves at most a temp file that the next
+ * run overwrites.
+ */
+#ifndef TS_TLS_H_INCLUDED
+#define TS_TLS_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ts_net.h"
+
+#define TS_FP_B   32            /* certificate fingerprint, SHA-256 */
+
+typedef struct ts_tls_s ts_tls_t;
+
+typedef enum {
+    TS_TLS_TRACKER_SERVER = 1,
+    TS_TLS_TRACKER_CLIENT,
+    TS_TLS_PEER_SERVER,
+    TS_TLS_PEER_CLIENT
+} ts_tls_role_t;
+
+/* 1 if this build encrypts (0 in a TS_TLS_OFF build). */
+int ts_tls_enabled(void);
+
+/* ---- PKI files ------------------------------------------------------ */
+/* Creates <dir>/ca.crt and ca.key if both are missing (dir made 0700).
+ * 0 (created or already there) or -1 with err. */
+int ts_pki_ensure_ca(const char *dir, char *err, size_t errsz);
+/* Creates <dir>/tracker-<id>.crt/.key signed by <dir>/ca.key if missing
+ * (ip goes into subjectAltName).  Needs ca.key only when it must issue.
+ * 0 or -1 with err. */
+int ts_pki_ensure_tracker(const char *dir, int id, const char *ip,
+                          char *err, size_t errsz);
+/* Creates <state_dir>/node.crt/.key (self-signed) if missing; fills fp
+ * (may be NULL).  0 or -1 with err. */
+int ts_pki_ensure_node(const char *state_dir, uint8_t fp[TS_FP_B],
+                       char *err, size_t errsz);
+/* Fingerprint of a PEM certificate file.  0 or -1. */
+int ts_pki_cert_fp(const char *crt_path, uint8_t fp[TS_FP_B]);
+
+/* ---- contexts ------------------------------------------------------- */
+/* crt/key: this end's certificate and key (PEM files; NULL for a client
+ * that presents none).  ca: the cluster CA (PEM file); needed by
+ * TRACKER_CLIENT and TRACKER_SERVER, ignored by the peer roles (NULL ok).
+ * NULL with err on failure. */
+ts_tls_t *ts_tls_ctx_new(ts_tls_role_t role, const char *crt,
+                         const char *key, const char *ca,
+                         char *err, size_t errsz);
+void      ts_tls_ctx_free(ts_tls_t *t);
+
+/* ---- connections ---------------------------------------------------- */
+/* Wraps fd in a TLS session of t's role (client or server side).  The
+ * handshake is not done here:
+ *   - event loops just call ts_conn_read/ts_conn_write: they drive the
+ *     handshake and return -1/EAGAIN until data can flow; ts_conn_want()
+ *     tells which direction to wait for; ts_conn_ready() becomes 1 when
+ *     the handshake is complete;
+ *   - blocking callers call ts_conn_handshake(c, timeout_ms).
+ * expect_tracker (> 0, TRACKER_CLIENT): the server must be tracker N.
+ * expect_fp (PEER_CLIENT, may be NULL): the server's fingerprint must be
+ * this; otherwise the handshake fails (errno EPERM).  Takes ownership of
+ * fd; NULL (fd closed) on OOM. */
+ts_conn_t *ts_conn_new_tls(int fd, ts_tls_t *t, int expect_tracker,
+                           const uint8_t *expect_fp);
+
+/* Blocking handshake with a deadline: 0, or -1 with errno ETIMEDOUT,
+ * EPROTO (not TLS, bad certificate), EPERM (wrong identity),
+ * ECONNRESET.  A plain connection returns 0 at once. */
+int ts_conn_handshake(ts_conn_t *c, int timeout_ms);
+/* 1 when application data can flow (always 1 for a plain connection). */
+int ts_conn_ready(const ts_conn_t *c);
+/* After an EAGAIN: 1 = wait for readable, 2 = wait for writable. */
+int ts_conn_want(const ts_conn_t *c);
+/* 1 if this connection is TLS. */
+int ts_conn_is_tls(const ts_conn_t *c);
+
+/* Peer identity, valid once ts_conn_ready():
+ * ts_conn_peer_fp: 0 and fp filled if the peer presented a certificate,
+ * -1 if none (or a plain connection: fp zeroed, returns -1).
+ * ts_conn_peer_tracker: N if the peer's certificate chains to the CA and
+ * names tracker N, else 0. */
+int ts_conn_peer_fp(const ts_conn_t *c, uint8_t fp[TS_FP_B]);
+int ts_conn_peer_tracker(const ts_conn_t *c);
+
+/* Last TLS failure of this thread as text (for logs), "" if none. */
+const char *ts_tls_last_error(void);
+
+#endif
