@@ -143,6 +143,10 @@ deps-test: deps
 	/usr/bin/python3 -c 'import pytest' 2>/dev/null || miss="$$miss python3-pytest"; \
 	command -v tdbtool >/dev/null || miss="$$miss tdb-tools"; \
 	command -v ps >/dev/null || miss="$$miss procps"; \
+	command -v openssl >/dev/null || miss="$$miss openssl"; \
+	command -v clang-14 >/dev/null || miss="$$miss clang-14"; \
+	ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
+	  >/dev/null 2>&1 || miss="$$miss libclang-rt-14-dev"; \
 	if [ -n "$$miss" ]; then \
 	  echo "installing:$$miss"; \
 	  apt-get update -q && $(APT_INSTALL) $$miss; \
@@ -166,7 +170,7 @@ demo: deps
 bench: deps-test
 	$(MAKE) all tools
 	$(MAKE) BUILD=notls all
-	@bench/run.sh
+	@NOTLS_BIN=build/notls/bin bench/run.sh
 	@bench/cluster.sh
 	@NOTLS_BIN=build/notls/bin bench/swarm.sh $(SWARM_SIZE) $(SWARM_N) $(SWARM_RUNS)
 

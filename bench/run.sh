@@ -6,12 +6,20 @@
 # (CONNS logged-in connections, a LIST_GROUPS phase then a CREATE_GROUP
 # phase of SECS seconds each), prints the table, and stops the tracker by
 # pid (SIGTERM, bounded wait, SIGKILL).  A trap stops it on any exit.
+# Every connection is TLS 1.3 and presents a node certificate, as the
+# CLI's do (the tracker makes its PKI in the temp dir; the handshakes
+# happen before the clock starts).  With NOTLS_BIN set (the bin dir of a
+# `make BUILD=notls` build) the fsync-off run is repeated with that
+# tracker over plaintext, so the cost of TLS is measured in one run.
+# All connections come from 127.0.0.1, so the per-address and
+# not-logged-in connection caps are lifted for the bench.
 #
 # Usage: bench/run.sh [SECS] [CONNS] [WORKERS]   (defaults 5 64 2)
 # Environment: TESSERA_BIN (dir of the tracker; default build/release/bin),
 # TESSERA_TOOLS (default
 # build/release/tools), KDF (--kdf-iterations, default 1000: the bench
-# measures request handling, not PBKDF2), KEEP=1 keeps the temp dir.
+# measures request handling, not PBKDF2), NOTLS_BIN (see above), KEEP=1
+# keeps the temp dir.
 
 set -u
 
@@ -67,15 +75,16 @@ free_port() {
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# run_one NAME TRACKER-OPTIONS...
+# run_one NAME TLS(1|0) TRACKER-BIN-DIR TRACKER-OPTIONS...
 run_one() {
-    local name=$1; shift
-    local port dir i ready=0 rc
+    local name=$1 tls=$2 tbin=$3; shift 3
+    local port dir i ready=0 rc tlsargs=()
     port=$(free_port)
     dir=$WORK/$name
     mkdir -p "$dir"
     printf '127.0.0.1:%s\n' "$port" >"$dir/tracker_info.txt"
-    "$BIN/tracker" -d "$dir/data" --kdf-iterations "$KDF" -w "$WORKERS" \
+    "$tbin/tracker" -d "$dir/data" --kdf-iterations "$KDF" -w "$WORKERS" \
+        --max-conns-per-addr 100000 --max-unauth 100000 \
         -l warn "$@" "$dir/tracker_info.txt" 1 </dev/null \
         >"$dir/tracker.log" 2>&1 &
     TRK_PID=$!
@@ -94,10 +103,14 @@ run_one() {
         stop_tracker
         return 1
     fi
+    if [ "$tls" = 1 ]; then
+        tlsargs=(-a "$dir/pki/ca.crt" -i 1 -s "$dir/node")
+    fi
     echo "== tracker $* workers=$WORKERS, $CONNS connections, ${SECS}s" \
-         "per request type"
+         "per request type ($([ "$tls" = 1 ] && echo TLS 1.3 ||
+                                echo plaintext, notls build))"
     timeout $((SECS * 2 + 60)) "$TOOLS/trk_bench" -c "$CONNS" -d "$SECS" \
-        "127.0.0.1:$port"
+        "${tlsargs[@]}" "127.0.0.1:$port"
     rc=$?
     stop_tracker
     echo
@@ -107,6 +120,15 @@ run_one() {
 echo "tessera tracker bench: $(nproc) cpus, $(uname -r)"
 echo
 status=0
-run_one fsync-on --fsync on || status=1
-run_one fsync-off --fsync off || status=1
+run_one fsync-on 1 "$BIN" --fsync on || status=1
+run_one fsync-off 1 "$BIN" --fsync off || status=1
+if [ -n "${NOTLS_BIN:-}" ]; then
+    NB=$NOTLS_BIN
+    case $NB in /*) ;; *) NB=$ROOT/$NB ;; esac
+    if [ -x "$NB/tracker" ]; then
+        run_one fsync-off-notls 0 "$NB" --fsync off || status=1
+    else
+        echo "bench: NOTLS_BIN=$NOTLS_BIN has no tracker; skipped" >&2
+    fi
+fi
 exit $status

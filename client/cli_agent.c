@@ -39,6 +39,7 @@
 #include "ts_log.h"
 #include "ts_net.h"
 #include "ts_proto.h"
+#include "ts_ticket.h"
 #include "node.h"
 #include "node_shm.h"
 #include "cli_cmds.h"
@@ -64,6 +65,8 @@ typedef struct {
     int           advertised;       /* tracker knows us as a source */
     int           need_stop;        /* failed after advertising */
     int64_t       next_src_ms;
+    int64_t       ticket_exp_ms;    /* wall clock; 0 = none in shm yet */
+    int64_t       ticket_renew_ms;  /* renew when less than this is left */
     cli_sample_t  samp[TS_CLI_RATE_SAMPLES_N];
     int           nsamp, head;
 } cli_dlent_t;
@@ -163,11 +166,13 @@ cli_finfo_free(cli_finfo_t *fi)
 int
 cli_finfo_parse(ts_rbuf_t *r, cli_finfo_t *fi)
 {
-    char       addr[TS_STR_MAX_B + 1];
-    uint32_t   n, i;
-    int        complete, j, pass;
-    cli_src_t  tmp[TS_NODE_SOURCES_N * 2];
-    int        ntmp = 0;
+    char            addr[TS_STR_MAX_B + 1];
+    uint8_t         fp[TS_FP_B];
+    const uint8_t  *tk;
+    uint32_t        n, i, tlen;
+    int             complete, j, pass;
+    cli_src_t       tmp[TS_NODE_SOURCES_N * 2];
+    int             ntmp = 0;
 
     memset(fi, 0, sizeof(*fi));
     fi->size = ts_get_u64(r);
@@ -187,8 +192,8 @@ cli_finfo_parse(ts_rbuf_t *r, cli_finfo_t *fi)
         ts_get_raw(r, fi->hashes, 20ull * fi->nchunks);
     }
     n = ts_get_u32(r);
-    /* each source takes at least 2 + 1 + 4 bytes */
-    if (r->err || n > ts_rbuf_left(r) / 7) {
+    /* each source takes at least 2 + 1 + 4 + TS_FP_B bytes */
+    if (r->err || n > ts_rbuf_left(r) / (7 + TS_FP_B)) {
         cli_finfo_free(fi);
         return -1;
     }
@@ -198,6 +203,7 @@ cli_finfo_parse(ts_rbuf_t *r, cli_finfo_t *fi)
         }
         complete = ts_get_u8(r) != 0;
         (void) ts_get_u32(r);
+        ts_get_raw(r, fp, TS_FP_B);
         if (r->err) {
             break;
         }
@@ -208,11 +214,22 @@ cli_finfo_parse(ts_rbuf_t *r, cli_finfo_t *fi)
         }
         memcpy(tmp[ntmp].addr, addr, strlen(addr) + 1);
         tmp[ntmp].complete = complete;
+        memcpy(tmp[ntmp].fp, fp, TS_FP_B);
         ntmp++;
     }
-    if (i < n || ts_rbuf_end(r) != 0) {
+    if (i < n) {
         cli_finfo_free(fi);
         return -1;
+    }
+    /* the ticket: opaque here (the peers verify it), only bounded */
+    tk = ts_get_blob(r, &tlen, TS_TICKET_MAX_B);
+    if (r->err || ts_rbuf_end(r) != 0) {
+        cli_finfo_free(fi);
+        return -1;
+    }
+    if (tlen > 0 && tk != NULL) {
+        memcpy(fi->ticket, tk, tlen);
+        fi->ticket_len = tlen;
     }
     /* complete sources first when there are more than we can keep */
     for (pass = 1; pass >= 0; pass--) {
@@ -226,26 +243,41 @@ cli_finfo_parse(ts_rbuf_t *r, cli_finfo_t *fi)
 }
 
 
+/* 1 if fp is this node's own identity */
+static int
+cli_fp_is_mine(const uint8_t fp[TS_FP_B])
+{
+    static const uint8_t  zero[TS_FP_B];
+
+    return agent.ctx != NULL
+           && memcmp(agent.ctx->node_fp, zero, TS_FP_B) != 0
+           && memcmp(fp, agent.ctx->node_fp, TS_FP_B) == 0;
+}
+
+
 static void
 cli_set_sources(ts_shm_t *shm, int idx, const cli_finfo_t *fi)
 {
     const char    *addrs[TS_NODE_SOURCES_N] = { NULL };
     int            complete[TS_NODE_SOURCES_N] = { 0 };
+    uint8_t        fps[TS_NODE_SOURCES_N * TS_FP_B] = { 0 };
     node_dl_sh_t  *d;
     int            i, j, n = 0;
 
     for (i = 0; i < fi->nsrc; i++) {
         /* never ourselves, whatever the tracker says */
-        if (agent.ctx != NULL && strcmp(fi->src[i].addr,
-                                        agent.ctx->node_addr) == 0)
+        if ((agent.ctx != NULL && strcmp(fi->src[i].addr,
+                                         agent.ctx->node_addr) == 0)
+            || cli_fp_is_mine(fi->src[i].fp))
         {
             continue;
         }
         addrs[n] = fi->src[i].addr;
         complete[n] = fi->src[i].complete;
+        memcpy(fps + (size_t) n * TS_FP_B, fi->src[i].fp, TS_FP_B);
         n++;
     }
-    node_dl_set_sources(shm, idx, addrs, complete, n);
+    node_dl_set_sources(shm, idx, addrs, complete, fps, n);
 
     /*
      * A waiting download whose tracker still lists a complete source: the
@@ -262,13 +294,80 @@ cli_set_sources(ts_shm_t *shm, int idx, const cli_finfo_t *fi)
                 if (complete[i] && atomic_load(&d->src[j].state)
                                    == NODE_SRC_LIVE
                     && atomic_load(&d->src[j].complete)
-                    && strcmp(d->src[j].addr, addrs[i]) == 0)
+                    && strcmp(d->src[j].addr, addrs[i]) == 0
+                    && memcmp(d->src[j].fp, fps + (size_t) i * TS_FP_B,
+                              TS_FP_B) == 0)
                 {
                     atomic_store(&d->src[j].map_ms, 0);
                 }
             }
         }
     }
+}
+
+
+/*
+ * Puts fi's ticket into download e's shm entry when e has none yet (or
+ * force), or when the current one has less than its renewal margin left:
+ * TS_TICKET_RENEW_MS, or half the ticket's lifetime if that is shorter
+ * (a tracker with a short --ticket-ttl).  A ticket that is not for this
+ * download is ignored (the tracker answered another question).
+ */
+static void
+cli_ticket_apply(ts_shm_t *shm, cli_dlent_t *e, const cli_finfo_t *fi,
+                 int force)
+{
+    ts_ticket_t  t;
+    int64_t      now = ts_wall_ms(), life, renew;
+
+    if (fi->ticket_len == 0 || e->idx < 0) {
+        return;
+    }
+    if (ts_ticket_parse(fi->ticket, fi->ticket_len, &t, NULL, NULL, NULL,
+                        NULL, NULL) != 0
+        || strcmp(t.group, e->rec.group) != 0
+        || strcmp(t.name, e->rec.name) != 0)
+    {
+        ts_warn("agent: the tracker's ticket for %s/%s is malformed or for "
+                "another file; ignored", e->rec.group, e->rec.name);
+        return;
+    }
+    if (!force && e->ticket_exp_ms != 0
+        && e->ticket_exp_ms - now > e->ticket_renew_ms)
+    {
+        return;
+    }
+    life = (int64_t) (t.expires_ms - t.issued_ms);
+    renew = TS_TICKET_RENEW_MS;
+    if (life > 0 && life / 2 < renew) {
+        renew = life / 2;
+    }
+    if (node_dl_set_ticket(shm, e->idx, fi->ticket, fi->ticket_len,
+                           (int64_t) t.expires_ms) == 0)
+    {
+        e->ticket_exp_ms = (int64_t) t.expires_ms;
+        e->ticket_renew_ms = renew;
+    }
+}
+
+
+/* When the next FILE_INFO is due (monotonic): every
+ * TS_NODE_SRC_REFRESH_MS, sooner if the ticket needs renewing before. */
+static int64_t
+cli_next_info_ms(const cli_dlent_t *e, int64_t now)
+{
+    int64_t  due = now + TS_NODE_SRC_REFRESH_MS, left;
+
+    if (e->ticket_exp_ms != 0) {
+        left = e->ticket_exp_ms - e->ticket_renew_ms - ts_wall_ms();
+        if (left < TS_NODE_PERSIST_MS) {
+            left = TS_NODE_PERSIST_MS;
+        }
+        if (now + left < due) {
+            due = now + left;
+        }
+    }
+    return due;
 }
 
 
@@ -620,6 +719,7 @@ cli_ent_publish(cli_dlent_t *e)
     e->nsamp = 0;
     e->head = 0;
     e->next_src_ms = 0;
+    e->ticket_exp_ms = 0;       /* a fresh entry: the next FILE_INFO's */
     if (agent.paused) {
         uint32_t act = NODE_DL_ACTIVE;
 
@@ -935,7 +1035,7 @@ cli_agent_plan(int64_t now, cli_work_t **w, int *cap)
         if (e->rec.state == CLI_DL_ACTIVE && e->idx >= 0 && !agent.paused
             && now >= e->next_src_ms)
         {
-            e->next_src_ms = now + TS_NODE_SRC_REFRESH_MS;
+            e->next_src_ms = cli_next_info_ms(e, now);
             cli_work_add(w, &n, cap, CLI_W_INFO, e->serial, e->rec.group,
                          e->rec.name);
         }
@@ -1061,7 +1161,11 @@ cli_agent_apply(cli_work_t *x)
             {
                 cli_ent_fail(e, shm, "the file changed on the tracker");
             } else {
+                /* the ticket first: downloaders that see a new source
+                 * have the ticket to show it */
+                cli_ticket_apply(shm, e, &x->fi, 0);
                 cli_set_sources(shm, e->idx, &x->fi);
+                e->next_src_ms = cli_next_info_ms(e, ts_now_ms());
             }
         } else if (x->status == TS_ERR_NOTFOUND
                    || x->status == TS_ERR_PERM)
@@ -1069,8 +1173,10 @@ cli_agent_apply(cli_work_t *x)
             snprintf(why, sizeof(why), "%s is no longer shared in '%s'",
                      e->rec.name, e->rec.group);
             if (x->status == TS_ERR_PERM) {
-                snprintf(why, sizeof(why), "not a member of '%s'",
-                         e->rec.group);
+                /* removed from the group (or left it): no new ticket,
+                 * and the peers refuse the old one once it expires */
+                snprintf(why, sizeof(why), "not permitted: not a member "
+                         "of '%s' any more", e->rec.group);
             }
             cli_ent_fail(e, shm, why);
         }
@@ -1619,9 +1725,10 @@ cli_agent_dl_start(cli_dl_rec_t *rec, const cli_finfo_t *fi, char *err,
         cli_ent_drop(old);
     }
     if (e->idx >= 0) {
+        cli_ticket_apply(shm, e, fi, 1);
         cli_set_sources(shm, e->idx, fi);
     }
-    e->next_src_ms = ts_now_ms() + TS_NODE_SRC_REFRESH_MS;
+    e->next_src_ms = cli_next_info_ms(e, ts_now_ms());
     r = 0;
 out:
     pthread_cond_broadcast(&agent.cond);
@@ -1667,6 +1774,22 @@ cli_fmt_eta(double secs, char *out, size_t outsz)
     } else {
         snprintf(out, outsz, "%lds", s);
     }
+}
+
+
+/* 1 if download e made no progress over its sample window */
+static int
+cli_ent_stalled(const cli_dlent_t *e, int64_t now)
+{
+    int                 oi, li;
+
+    if (e->nsamp < 2) {
+        return 1;
+    }
+    oi = (e->head - e->nsamp + TS_CLI_RATE_SAMPLES_N) % TS_CLI_RATE_SAMPLES_N;
+    li = (e->head - 1 + TS_CLI_RATE_SAMPLES_N) % TS_CLI_RATE_SAMPLES_N;
+    (void) now;
+    return e->samp[li].bytes == e->samp[oi].bytes;
 }
 
 
@@ -1728,6 +1851,12 @@ cli_agent_show(cli_ctx_t *ctx)
         }
         if (agent.paused || state == NODE_DL_PAUSED) {
             printf("[D] [%s] %s %d%% paused\n", e->rec.group, qn, pct);
+        } else if (d != NULL && atomic_load(&d->denied)
+                   && state == NODE_DL_ACTIVE && cli_ent_stalled(e, now))
+        {
+            printf("[D] [%s] %s %d%% not permitted: peers refuse the "
+                   "download ticket; waiting for a new one\n",
+                   e->rec.group, qn, pct);
         } else if (d == NULL || (atomic_load(&d->waiting)
                                  && state == NODE_DL_ACTIVE))
         {

@@ -9,7 +9,12 @@
  *   - every TS_NODE_SRC_REFRESH_MS: FILE_INFO -> node_dl_set_sources;
  *   - DONE -> a share (node_share_add, persisted with the download in one
  *     transaction, HAVE_CHUNKS complete=1); FAILED -> persisted with its
- *     reason; a STALE share -> STOP_SHARE, dropped, warning on stderr.
+ *     reason; a STALE share -> STOP_SHARE, dropped, warning on stderr;
+ *   - each FILE_INFO reply carries a download ticket: it replaces the
+ *     one in shm when that has less than TS_TICKET_RENEW_MS (or half its
+ *     lifetime) left, and FILE_INFO comes early enough for that.  A
+ *     FILE_INFO refused with TS_ERR_PERM (the user left or was removed
+ *     from the group) fails the download: "not permitted: ...".
  * Commands (cli_files.c) and the login/logout hooks (cli_cmds.c) go
  * through the functions below.
  *
@@ -29,13 +34,15 @@
 #include <stdint.h>
 
 #include "ts_buf.h"
+#include "ts_tls.h"
 #include "cli_cmds.h"
 #include "cli_state.h"
 
 /* ---- FILE_INFO replies ---------------------------------------------- */
 typedef struct {
-    char  addr[64];
-    int   complete;
+    char     addr[64];
+    int      complete;
+    uint8_t  fp[TS_FP_B];       /* its certificate fingerprint */
 } cli_src_t;
 
 typedef struct {
@@ -45,10 +52,13 @@ typedef struct {
     uint8_t    *hashes;         /* nchunks x 20 (malloc) */
     int         nsrc;           /* kept: at most TS_NODE_SOURCES_N */
     cli_src_t   src[TS_NODE_SOURCES_N];
+    uint32_t    ticket_len;     /* 0: the tracker gave none */
+    uint8_t     ticket[TS_TICKET_MAX_B];    /* ts_ticket.h wire form */
 } cli_finfo_t;
 
-/* Parses a FILE_INFO OK body to its last byte; 0, or -1 (nothing to
- * free).  Complete sources are kept first when there are too many. */
+/* Parses a FILE_INFO OK body to its last byte (sources with their
+ * fingerprints, then the ticket blob); 0, or -1 (nothing to free).
+ * Complete sources are kept first when there are too many. */
 int  cli_finfo_parse(ts_rbuf_t *r, cli_finfo_t *fi);
 void cli_finfo_free(cli_finfo_t *fi);
 

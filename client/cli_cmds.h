@@ -23,6 +23,7 @@
 
 #include "ts_config.h"
 #include "ts_buf.h"
+#include "ts_tls.h"
 #include "cli_rpc.h"
 #include "cli_session.h"
 
@@ -31,6 +32,8 @@ typedef struct {
     cli_rpc_t      *rpc;
     cli_session_t  *sess;
     char            node_addr[96];    /* "ip:port" this node serves on */
+    uint8_t         node_fp[TS_FP_B]; /* this node's certificate
+                                         fingerprint: its identity */
     const char     *state_dir;
     int             tty;              /* interactive: "(none)" for empty */
     int             want_exit;        /* set by the exit command */

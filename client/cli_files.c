@@ -70,6 +70,41 @@ cli_last_component(const char *path, char *out, size_t outsz)
 }
 
 
+/* A name for an error line: control characters, DEL and backslashes as
+ * \xNN / \\, so a hostile name cannot drive the terminal. */
+static void
+cli_printable(const char *s, char *out, size_t outsz)
+{
+    size_t  o = 0;
+
+    for ( ; *s != '\0' && o + 5 < outsz; s++) {
+        unsigned char c = (unsigned char) *s;
+
+        if (c < 0x20 || c == 0x7f) {
+            o += (size_t) snprintf(out + o, outsz - o, "\\x%02x", c);
+        } else if (c == '\\') {
+            out[o++] = '\\';
+            out[o++] = '\\';
+        } else {
+            out[o++] = (char) c;
+        }
+    }
+    out[o] = '\0';
+}
+
+
+/* "error: invalid file name ..." for a name ts_valid_filename refuses */
+static int
+cli_bad_name(const char *name)
+{
+    char  pn[4 * TS_NAME_MAX_B + 8];
+
+    cli_printable(name, pn, sizeof(pn));
+    return cli_error("invalid file name '%s' (no '/', control characters, "
+                     "'.' or '..')", pn);
+}
+
+
 /* Reads exactly n bytes unless EOF comes first; returns bytes or -1. */
 static ssize_t
 cli_read_full(int fd, uint8_t *buf, size_t n)
@@ -121,6 +156,10 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
 
     memset(&sr, 0, sizeof(sr));
     cli_last_component(path, sr.name, sizeof(sr.name));
+    /* the name others will see and build paths from: checked first */
+    if (sr.name[0] != '\0' && !ts_valid_filename(sr.name)) {
+        return cli_bad_name(sr.name);
+    }
 
     fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
@@ -140,7 +179,7 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
     (void) fcntl(fd, F_SETFL, 0);
     if (!ts_valid_filename(sr.name)) {
         close(fd);
-        return cli_error("invalid file name '%s'", sr.name);
+        return cli_bad_name(sr.name);
     }
     if ((uint64_t) sb.st_size > TS_FILE_MAX_B) {
         close(fd);
@@ -313,6 +352,17 @@ cli_cmd_list_files(cli_ctx_t *ctx, int argc, char **argv)
         return cli_malformed(&rep);
     }
     cli_reply_free(&rep);
+    /* names from the network: only valid file names are shown (nothing
+     * could be downloaded under another one anyway) */
+    for (i = 0; i < n; ) {
+        if (ts_valid_filename(rows[i].name)) {
+            i++;
+            continue;
+        }
+        ts_warn("list_files %s: the tracker listed an invalid file name; "
+                "not shown", argv[1]);
+        rows[i] = rows[--n];
+    }
     if (n > 1) {
         qsort(rows, n, sizeof(*rows), cli_file_cmp);
     }
@@ -416,7 +466,7 @@ cli_cmd_download_file(cli_ctx_t *ctx, int argc, char **argv)
     int            r;
 
     if (!ts_valid_filename(name)) {
-        return cli_error("no file '%s' in '%s'", name, group);
+        return cli_bad_name(name);
     }
     if (cli_begin_authed(ctx, &req, tok) != 0) {
         ts_wbuf_free(&req);

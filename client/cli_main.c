@@ -4,6 +4,12 @@
  * line reading when stdin is not a terminal).
  *
  * Command tables are registered here (cli_cmds_core, cli_files_cmds).
+ * Identity (issue 5): the cluster CA (--ca, default <dir of
+ * tracker_info.txt>/pki/ca.crt) must exist; the node certificate and key
+ * (<state dir>/node.crt, node.key) are created at the first start and
+ * their fingerprint is this node's identity.  Every tracker link is TLS
+ * with them (cli_rpc_tls_init); the node gets their paths.
+ *
  * The node (cli_node.c: supervisor, uploaders, downloaders) is forked
  * from main() before any thread exists, then the agent thread
  * (cli_agent.c) starts; both stop after the loop.  At the end of non-TTY
@@ -40,6 +46,7 @@
 #include "ts_log.h"
 #include "ts_net.h"
 #include "ts_trackers.h"
+#include "ts_tls.h"
 #include "cli_cmds.h"
 #include "cli_parse.h"
 #include "cli_rpc.h"
@@ -64,6 +71,7 @@ typedef struct {
     int          uploaders;     /* 0 = default */
     int          downloaders;
     int          keep_running;
+    const char  *ca;            /* cluster CA certificate (--ca) */
 } cli_opts_t;
 
 
@@ -79,6 +87,10 @@ cli_usage(FILE *f)
         "      --downloaders N   downloader workers (default %d)\n"
         "      --keep-running    keep seeding after input ends, until "
         "SIGTERM\n"
+        "      --ca FILE         the cluster CA certificate (default "
+        "<dir of tracker_info.txt>/pki/ca.crt,\n"
+        "                        written by the first tracker started "
+        "there)\n"
         "  -h, --help            this text\n"
         "  -V, --version         print the version\n",
         TS_NODE_UPLOADERS_N, TS_NODE_DOWNLOADERS_N);
@@ -200,6 +212,7 @@ cli_parse_args(int argc, char **argv, cli_opts_t *o)
         { "uploaders", required_argument, NULL, 'U' },
         { "downloaders", required_argument, NULL, 'D' },
         { "keep-running", no_argument,    NULL, 'K' },
+        { "ca",        required_argument, NULL, 'C' },
         { NULL, 0, NULL, 0 }
     };
     ts_log_level_t  lvl;
@@ -256,6 +269,9 @@ cli_parse_args(int argc, char **argv, cli_opts_t *o)
         case 'K':
             o->keep_running = 1;
             break;
+        case 'C':
+            o->ca = optarg;
+            break;
         case 'h':
             cli_usage(stdout);
             exit(0);
@@ -295,6 +311,55 @@ cli_check_addr(const char *arg, char *ip, size_t ipsz, uint16_t *port,
         exit(2);
     }
     snprintf(node_addr, nsz, v6 ? "[%s]:%u" : "%s:%u", ip, (unsigned) *port);
+}
+
+
+/* The default CA: <directory of tracker_info.txt>/pki/ca.crt. */
+static void
+cli_default_ca(const char *trackers_path, char *out, size_t outsz)
+{
+    const char  *slash = strrchr(trackers_path, '/');
+
+    if (slash == NULL) {
+        snprintf(out, outsz, "pki/ca.crt");
+    } else if (slash == trackers_path) {
+        snprintf(out, outsz, "/pki/ca.crt");
+    } else {
+        snprintf(out, outsz, "%.*s/pki/ca.crt",
+                 (int) (slash - trackers_path), trackers_path);
+    }
+}
+
+
+/*
+ * The node's identity and the cluster CA: the CA must exist (the first
+ * tracker creates it); node.crt/node.key are created in the state dir
+ * if missing.  Fills the paths and fp; exits 2 with a clear message.
+ */
+static void
+cli_identity(const cli_opts_t *o, char *ca, char *crt, char *key,
+             size_t pathsz, uint8_t fp[TS_FP_B])
+{
+    struct stat  sb;
+    char         err[512];
+
+    if (o->ca != NULL) {
+        snprintf(ca, pathsz, "%s", o->ca);
+    } else {
+        cli_default_ca(o->trackers_path, ca, pathsz);
+    }
+    if (stat(ca, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fprintf(stderr, "client: no cluster CA at %s: start a tracker "
+                "first or copy ca.crt (or give --ca FILE)\n", ca);
+        exit(2);
+    }
+    if (ts_pki_ensure_node(o->state_dir, fp, err, sizeof(err)) != 0) {
+        fprintf(stderr, "client: cannot create the node identity in %s: "
+                "%s\n", o->state_dir, err);
+        exit(2);
+    }
+    snprintf(crt, pathsz, "%s/node.crt", o->state_dir);
+    snprintf(key, pathsz, "%s/node.key", o->state_dir);
 }
 
 
@@ -606,6 +671,7 @@ main(int argc, char **argv)
     cli_ctx_t       ctx;
     ts_trackers_t   trk;
     char            err[512], ip[64], defdir[128], history[4200];
+    static char     ca[4096], crt[4200], key[4200];
     uint16_t        port;
     int             failed;
 
@@ -644,8 +710,17 @@ main(int argc, char **argv)
     }
     snprintf(history, sizeof(history), "%s/history", o.state_dir);
 
+    /* who we are (node.crt) and whom we trust (the cluster CA) */
+    cli_identity(&o, ca, crt, key, sizeof(ca), ctx.node_fp);
+    if (cli_rpc_tls_init(crt, key, ca, err, sizeof(err)) != 0) {
+        fprintf(stderr, "client: TLS setup failed: %s\n", err);
+        return 2;
+    }
+
     /* the node first: fork before any thread exists */
-    if (cli_node_start(ip, port, o.uploaders, o.downloaders) != 0) {
+    if (cli_node_start(ip, port, o.uploaders, o.downloaders, crt, key, ca)
+        != 0)
+    {
         return 1;
     }
 
@@ -708,5 +783,6 @@ main(int argc, char **argv)
         _exit(failed ? 1 : 0);
     }
     cli_rpc_destroy(&cli_rpc);
+    cli_rpc_tls_free();
     return failed ? 1 : 0;
 }

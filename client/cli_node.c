@@ -20,7 +20,8 @@ static int     cli_node_up;
 
 int
 cli_node_start(const char *ip, uint16_t port, int uploaders,
-               int downloaders)
+               int downloaders, const char *crt, const char *key,
+               const char *ca)
 {
     node_opts_t  o;
     int          err;
@@ -30,6 +31,9 @@ cli_node_start(const char *ip, uint16_t port, int uploaders,
     o.port = port;
     o.uploaders = uploaders;
     o.downloaders = downloaders;
+    snprintf(o.crt_path, sizeof(o.crt_path), "%s", crt);
+    snprintf(o.key_path, sizeof(o.key_path), "%s", key);
+    snprintf(o.ca_path, sizeof(o.ca_path), "%s", ca);
 
     errno = 0;
     if (node_start(&cli_node, &o) != 0) {

@@ -18,10 +18,13 @@
 #include <stdint.h>
 #include "node.h"
 
-/* Starts the node on ip:port with the given worker counts (0 = default).
- * 0, or -1 after printing a clear error on stderr (port in use, ...). */
+/* Starts the node on ip:port with the given worker counts (0 = default)
+ * and identity: crt/key = the node certificate and key, ca = the cluster
+ * CA (uploaders verify tickets with it).  0, or -1 after printing a
+ * clear error on stderr (port in use, ...). */
 int      cli_node_start(const char *ip, uint16_t port, int uploaders,
-                        int downloaders);
+                        int downloaders, const char *crt, const char *key,
+                        const char *ca);
 /* The running node, or NULL. */
 node_t  *cli_node_get(void);
 /* Stops the node (idempotent). */

@@ -10,11 +10,15 @@
  * the list is tried after a short, doubling pause.  A reused connection
  * that turns out to be dead (the tracker closed it while idle) is
  * reopened once to the same tracker before counting as a failure.
+ * Connections are TLS (cli_rpc.h): a tracker whose handshake fails (not
+ * signed by our CA, another tracker's id) fails the attempt like an
+ * unreachable one, with the reason logged once per tracker.
  *
  * Locking: rpc->mu serialises calls on one instance.
  * Crash behaviour: nothing persistent; see cli_rpc.h.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +30,34 @@
 #include "ts_log.h"
 #include "ts_net.h"
 #include "ts_proto.h"
+#include "ts_tls.h"
 #include "cli_rpc.h"
+
+
+/* the process-wide TLS context (read-only once set) */
+static ts_tls_t           *cli_rpc_tls;
+/* 1 = a handshake failure of tracker i was logged (until one succeeds) */
+static _Atomic int         cli_rpc_hs_logged[TS_TRACKERS_MAX_N];
+
+
+int
+cli_rpc_tls_init(const char *crt, const char *key, const char *ca,
+                 char *err, size_t errsz)
+{
+    cli_rpc_tls = ts_tls_ctx_new(TS_TLS_TRACKER_CLIENT, crt, key, ca, err,
+                                 errsz);
+    return cli_rpc_tls != NULL ? 0 : -1;
+}
+
+
+void
+cli_rpc_tls_free(void)
+{
+    if (cli_rpc_tls != NULL) {
+        ts_tls_ctx_free(cli_rpc_tls);
+        cli_rpc_tls = NULL;
+    }
+}
 
 
 
@@ -164,17 +195,81 @@ cli_rpc_wait_reply(cli_rpc_t *rpc, uint64_t reqid, int64_t deadline,
 
 
 /*
+ * Opens the link to tracker index cur: TCP, then the TLS handshake within
+ * the attempt's deadline.  0, or -1 with errno and why (a handshake
+ * failure is logged once per tracker until one succeeds).
+ */
+static int
+cli_rpc_open(cli_rpc_t *rpc, int64_t deadline, char *why, size_t whysz)
+{
+    const ts_tracker_addr_t  *t = &rpc->trk.t[rpc->cur];
+    int64_t                   left;
+    int                       fd, err, hs_ms;
+
+    fd = ts_net_connect(t->ip, t->port, TS_RPC_CONNECT_MS);
+    if (fd < 0) {
+        return -1;
+    }
+    if (cli_rpc_tls == NULL) {
+        rpc->conn = ts_conn_new(fd);
+    } else {
+        /* the tracker's id is its position in tracker_info.txt */
+        rpc->conn = ts_conn_new_tls(fd, cli_rpc_tls, rpc->cur + 1, NULL);
+    }
+    if (rpc->conn == NULL) {
+        /* ts_conn_new* closed fd already */
+        errno = ENOMEM;
+        return -1;
+    }
+    left = deadline - ts_now_ms();
+    hs_ms = left < TS_TLS_HANDSHAKE_MS ? (int) left : TS_TLS_HANDSHAKE_MS;
+    if (hs_ms <= 0) {
+        cli_rpc_close_locked(rpc);
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    if (ts_conn_handshake(rpc->conn, hs_ms) != 0) {
+        err = errno;
+        if (err == EPERM) {
+            snprintf(why, whysz, "TLS: not tracker %d of our cluster CA%s%s",
+                     rpc->cur + 1, ts_tls_last_error()[0] ? ": " : "",
+                     ts_tls_last_error());
+        } else if (err == ETIMEDOUT) {
+            snprintf(why, whysz, "TLS handshake timed out");
+        } else {
+            snprintf(why, whysz, "TLS handshake failed: %s",
+                     ts_tls_last_error()[0] ? ts_tls_last_error()
+                                            : strerror(err));
+        }
+        if (rpc->cur < TS_TRACKERS_MAX_N
+            && atomic_exchange(&cli_rpc_hs_logged[rpc->cur], 1) == 0)
+        {
+            ts_warn("tracker %s:%u (id %d): %s", t->ip, (unsigned) t->port,
+                    rpc->cur + 1, why);
+        }
+        cli_rpc_close_locked(rpc);
+        errno = err;
+        return -1;
+    }
+    if (rpc->cur < TS_TRACKERS_MAX_N) {
+        atomic_store(&cli_rpc_hs_logged[rpc->cur], 0);
+    }
+    return 0;
+}
+
+
+/*
  * One attempt against rpc->cur.  0 = a reply arrived, -1 = this tracker
- * failed (errno says how).
+ * failed (errno says how; why may say more).
  */
 static int
 cli_rpc_attempt(cli_rpc_t *rpc, uint8_t type, uint64_t reqid,
                 const void *payload, uint32_t len, int timeout_ms,
-                cli_reply_t *rep)
+                cli_reply_t *rep, char *why, size_t whysz)
 {
     const ts_tracker_addr_t  *t;
     int64_t                   deadline, left;
-    int                       fd, fresh, round, err;
+    int                       fresh, round, err;
 
     t = &rpc->trk.t[rpc->cur];
     deadline = ts_now_ms() + timeout_ms;
@@ -182,14 +277,7 @@ cli_rpc_attempt(cli_rpc_t *rpc, uint8_t type, uint64_t reqid,
     for (round = 0; round < 2; round++) {
         fresh = 0;
         if (rpc->conn == NULL) {
-            fd = ts_net_connect(t->ip, t->port, TS_RPC_CONNECT_MS);
-            if (fd < 0) {
-                return -1;
-            }
-            rpc->conn = ts_conn_new(fd);
-            if (rpc->conn == NULL) {
-                /* ts_conn_new closed fd already */
-                errno = ENOMEM;
+            if (cli_rpc_open(rpc, deadline, why, whysz) != 0) {
                 return -1;
             }
             fresh = 1;
@@ -266,10 +354,12 @@ cli_rpc_call_ex(cli_rpc_t *rpc, uint8_t type, const void *payload,
         }
 
         cli_reply_t  cur;
+        char         tlswhy[128];
 
         memset(&cur, 0, sizeof(cur));
+        tlswhy[0] = '\0';
         if (cli_rpc_attempt(rpc, type, reqid, payload, len, timeout_ms,
-                            &cur) == 0)
+                            &cur, tlswhy, sizeof(tlswhy)) == 0)
         {
             if (cur.status != TS_ERR_BUSY) {
                 cli_reply_free(rep);
@@ -284,8 +374,12 @@ cli_rpc_call_ex(cli_rpc_t *rpc, uint8_t type, const void *payload,
             snprintf(why, sizeof(why), "busy");
         } else {
             err = errno;
-            snprintf(why, sizeof(why), "%s",
-                     err == ETIMEDOUT ? "no answer in time" : strerror(err));
+            if (tlswhy[0] != '\0') {
+                snprintf(why, sizeof(why), "%s", tlswhy);
+            } else {
+                snprintf(why, sizeof(why), "%s", err == ETIMEDOUT
+                         ? "no answer in time" : strerror(err));
+            }
         }
 
         /* fail over to the next tracker, wrapping around */

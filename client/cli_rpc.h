@@ -6,9 +6,19 @@
  * start, +1 per logical request).  A logical request keeps its id across
  * retries and failover, so a tracker applies a write at most once.
  *
+ * Every connection is TLS (TS_TLS_TRACKER_CLIENT): the tracker must show
+ * a certificate of the cluster CA naming the tracker id dialled (its line
+ * among the trackers), and we present the node certificate (the tracker
+ * takes our node identity from it).  The context is process-wide, set
+ * once by cli_rpc_tls_init() before any instance connects; a failed
+ * handshake (wrong CA, wrong tracker id, not TLS) makes that tracker
+ * unusable for the attempt, is logged once per tracker with its reason,
+ * and failover goes on.
+ *
  * Locking: every call takes rpc->mu, so one cli_rpc_t may be shared by
  * threads (requests are then serialised); the heartbeat thread uses its
- * own instance so it never waits behind a slow command.
+ * own instance so it never waits behind a slow command.  The TLS context
+ * is read-only after cli_rpc_tls_init().
  * Crash behaviour: nothing persistent.  A tracker dying mid-request looks
  * like EOF or a timeout: the call moves to the next tracker and resends
  * the same request id.
@@ -41,6 +51,13 @@ typedef struct {
     uint32_t     len;
     ts_rbuf_t    body;                    /* positioned after the head */
 } cli_reply_t;
+
+/* Creates the process-wide TLS context: crt/key = the node certificate,
+ * ca = the cluster CA.  Main thread, before any thread.  0, or -1 with
+ * err.  Without it, links are plain (unit tests only). */
+int  cli_rpc_tls_init(const char *crt, const char *key, const char *ca,
+                      char *err, size_t errsz);
+void cli_rpc_tls_free(void);
 
 /* prefer: index (0-based) of the first tracker to use; clamped. */
 int  cli_rpc_init(cli_rpc_t *rpc, const ts_trackers_t *trk, int prefer);

@@ -31,7 +31,8 @@
 #define TS_TRK_WORKERS_N          2        /* --workers */
 #define TS_TRK_CONNS_PER_WORKER_N 4096
 #define TS_TRK_IDLE_TIMEOUT_MS    120000   /* a connection with no request */
-#define TS_TRK_FRAME_TIMEOUT_MS   10000    /* a frame begun must finish */
+#define TS_TRK_FRAME_TIMEOUT_MS   10000    /* a frame begun must finish
+                                            (--frame-timeout) */
 #define TS_TRK_KDF_THREADS_N      1        /* per request worker */
 #define TS_KDF_ITERATIONS_N       1300000  /* --kdf-iterations; OWASP, SHA1 */
 #define TS_KDF_SALT_B             16
@@ -150,7 +151,8 @@
 #define TS_UP_EV_N              64       /* epoll events per epoll_wait() */
 
 /* ---- security: TLS, identities, tickets, limits ---------------------- */
-#define TS_TLS_HANDSHAKE_MS       5000     /* a TLS handshake must finish */
+#define TS_TLS_HANDSHAKE_MS       5000     /* a TLS handshake must finish
+                                            (tracker --handshake-ms) */
 #define TS_TLS_CERT_DAYS_N        3650     /* validity of generated certs */
 #define TS_TLS_STAGE_B            (256u * 1024u) /* ts_conn_sendfile over
                                             TLS: pread() staging buffer */
@@ -163,14 +165,21 @@
 #define TS_TICKET_RENEW_MS        (TS_TICKET_TTL_MS / 2) /* renew when less
                                             than this is left */
 #define TS_LOGIN_WINDOW_MS        60000    /* failed-login counting window */
-#define TS_LOGIN_FAILS_USER_N     5        /* per user, then throttled */
-#define TS_LOGIN_FAILS_ADDR_N     20       /* per address, then throttled */
+#define TS_LOGIN_FAILS_USER_N     5        /* per user, then throttled
+                                            (--login-fails-user) */
+#define TS_LOGIN_FAILS_ADDR_N     20       /* per address, then throttled
+                                            (--login-fails-addr) */
+#define TS_LOGIN_DELAY_MIN_MS     1000     /* first refusal period; doubles
+                                            per further failure */
 #define TS_LOGIN_DELAY_MAX_MS     30000    /* throttled: refused this long
                                             at most (doubles per failure) */
 #define TS_THROTTLE_SLOTS_N       4096     /* shm table of login counters */
-#define TS_TRK_CONNS_MAX_N        8192     /* connections, whole tracker */
-#define TS_TRK_CONNS_ADDR_N       512      /* connections from one address */
-#define TS_TRK_UNAUTH_MAX_N       1024     /* not yet logged in (whole tracker) */
+#define TS_TRK_CONNS_MAX_N        8192     /* connections, whole tracker
+                                            (--max-conns) */
+#define TS_TRK_CONNS_ADDR_N       512      /* connections from one address
+                                            (--max-conns-per-addr) */
+#define TS_TRK_UNAUTH_MAX_N       1024     /* not yet logged in, whole
+                                            tracker (--max-unauth) */
 #define TS_NODE_CONNS_ADDR_N      64       /* uploader links from one address */
 #define TS_NODE_UNAUTH_MAX_N      128      /* uploader links with no ticket yet */
 #define TS_NODE_UNAUTH_MS         10000    /* a link must show a ticket by then */

@@ -24,6 +24,7 @@ struct ts_conn_s {
     int       want;         /* after EAGAIN: 1 readable, 2 writable */
     int       ready;        /* application data can flow */
     int       failed;       /* identity check failed: errno EPERM */
+    int       strict;       /* the handshake verifies a CA chain */
     int       expect_tracker;       /* TRACKER_CLIENT: server must be N */
     int       has_expect_fp;
     uint8_t   expect_fp[32];

@@ -2,8 +2,10 @@
 # tests/run.sh OUTDIR -- the single test entry point (`make check`).
 #
 # Runs every OUTDIR/tests/test_* cmocka binary (each under timeout 120),
-# then the pytest system tests (under timeout 540), and prints one last
-# line "N passed, M failed" with the totals.  Exit 0 only if nothing
+# then the pytest system tests (under timeout 540), then the libFuzzer
+# targets of tests/fuzz/ (built with clang-14 into build/fuzz/, each
+# replaying its corpus and fuzzing 20 s; one test per target), and prints
+# one last line "N passed, M failed" with the totals.  Exit 0 only if nothing
 # failed and something ran.  A unit binary that crashes, times out or
 # prints no cmocka summary counts as one failure; so does a pytest run
 # that dies without a summary.
@@ -90,6 +92,31 @@ if [ -d tests/system ]; then
                               [ "$f" -eq 0 ]; }; then
         echo "pytest: exit $rc (timed out, crashed or usage error)"
         f=$((f + 1))
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+fi
+
+# ---- fuzz targets --------------------------------------------------------
+# tests/fuzz/: build the libFuzzer targets (clang-14, build/fuzz/), replay
+# each committed corpus and fuzz each target TESSERA_FUZZ_S seconds (20),
+# two at a time; each target is one test.  TESSERA_FUZZ=0 skips the step.
+# A target that does not build (another module half-changed) fails alone.
+if [ "${TESSERA_FUZZ:-1}" != 0 ] && [ -f tests/fuzz/fuzz.mk ]; then
+    make --no-print-directory -k -j2 -f tests/fuzz/fuzz.mk fuzz-build \
+        >"$log/fuzz-build.out" 2>&1 || {
+        echo "fuzz: some targets did not build:"
+        grep -E 'error|Error' "$log/fuzz-build.out" | head -n 10 | \
+            sed 's/^/    /'
+    }
+    timeout -k 10 400 tests/fuzz/run.sh check "${TESSERA_FUZZ_S:-20}" 2 \
+        >"$log/fuzz.out" 2>&1
+    grep -v '^fuzz: [0-9]* targets ok' "$log/fuzz.out"
+    p=$(grep -c '^fuzz [^ ]*: ok (' "$log/fuzz.out")
+    f=$(grep -c '^fuzz [^ ]*: FAILED' "$log/fuzz.out")
+    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+        echo "fuzz: the runner reported nothing"
+        f=1
     fi
     passed=$((passed + p))
     failed=$((failed + f))

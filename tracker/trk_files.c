@@ -8,7 +8,10 @@
  * n/<user>/<node> lists the sessions logged in from a node, which is all
  * that presence needs: a source is online while one of those sessions is
  * live (shm session cache, or tdb when the cache does not know it).  The
- * key schema is described in trk_files.h.
+ * key schema is described in trk_files.h.  FILE_INFO (issue 5) gives each
+ * source's node fingerprint (from its newest live session) and, after
+ * the membership check, a download ticket signed with this tracker's key
+ * for the requesting link's certificate (trk_fctx_t.signer / req_fp).
  *
  * Locking: runs on a worker's event-loop thread with that worker's tdb
  * handle.  Writes run inside the dispatcher's transaction (or the caller's,
@@ -822,21 +825,39 @@ sess_live(const trk_fctx_t *c, const uint8_t h[32])
 }
 
 
+/* 1 if one of the node's sessions is live.  fp != NULL: fp gets the
+ * node fingerprint of its newest live session (zeros if none). */
 static int
-node_online(const trk_fctx_t *c, const char *user, const char *addr)
+node_online(const trk_fctx_t *c, const char *user, const char *addr,
+            uint8_t *fp)
 {
-    char       kb[KEY_B];
-    sesslist_t *sl;
-    uint32_t   i;
-    int        on = 0;
+    char          kb[KEY_B];
+    sesslist_t   *sl;
+    trk_session_t s;
+    uint64_t      newest = 0;
+    uint32_t      i;
+    int           on = 0;
 
+    if (fp != NULL) {
+        memset(fp, 0, TS_FP_B);
+    }
     sl = malloc(sizeof(*sl));
     if (sl == NULL) {
         return 0;
     }
     if (sesslist_get(c->st, mkkey(kb, 'n', user, addr), sl) == 0) {
-        for (i = 0; i < sl->n && !on; i++) {
-            on = sess_live(c, sl->h[i]);
+        for (i = 0; i < sl->n && (!on || fp != NULL); i++) {
+            if (!sess_live(c, sl->h[i])) {
+                continue;
+            }
+            /* a node that came back with a new key has a newer session */
+            if (fp != NULL && trk_session_get(c->st, sl->h[i], &s) == 0
+                && (!on || s.created_ms >= newest))
+            {
+                newest = s.created_ms;
+                memcpy(fp, s.fp, TS_FP_B);
+            }
+            on = 1;
         }
     }
     free(sl);
@@ -844,14 +865,15 @@ node_online(const trk_fctx_t *c, const char *user, const char *addr)
 }
 
 
-/* A source worth handing out: online and holding something. */
+/* A source worth handing out: online and holding something (fp as for
+ * node_online). */
 static int
-src_useful(const trk_fctx_t *c, const trk_src_t *e)
+src_useful(const trk_fctx_t *c, const trk_src_t *e, uint8_t *fp)
 {
     if (!e->complete && e->held == 0) {
         return 0;
     }
-    return node_online(c, e->user, e->addr);
+    return node_online(c, e->user, e->addr, fp);
 }
 
 
@@ -1297,7 +1319,7 @@ trk_do_list_files(const trk_fctx_t *c, const char *group, ts_wbuf_t *body,
             /* sources of a concurrent upload that lost do not count */
             if (f.size == s.size && f.nchunks == s.nchunks) {
                 for (k = 0; k < s.n; k++) {
-                    on += (uint32_t) src_useful(c, &s.v[k]);
+                    on += (uint32_t) src_useful(c, &s.v[k], NULL);
                 }
             }
             size = f.size;
@@ -1319,6 +1341,46 @@ trk_do_list_files(const trk_fctx_t *c, const char *group, ts_wbuf_t *body,
 }
 
 
+/* Appends blob ticket: the requester may fetch group/name until now +
+ * TTL.  0, or -1 when signing failed. */
+static int
+put_ticket(const trk_fctx_t *c, const char *group, const char *name,
+           ts_wbuf_t *body)
+{
+    ts_ticket_t  t;
+    ts_wbuf_t    tb;
+    int          rc;
+
+    /* no certificate, no ticket (the bench build has no certificates and
+     * gets tickets for the zero fingerprint) */
+    if (c->signer == NULL || (c->req_fp == NULL && ts_tls_enabled())) {
+        ts_put_blob(body, NULL, 0);
+        return 0;
+    }
+    memset(&t, 0, sizeof(t));
+    snprintf(t.group, sizeof(t.group), "%s", group);
+    snprintf(t.name, sizeof(t.name), "%s", name);
+    if (c->req_fp != NULL) {
+        memcpy(t.fp, c->req_fp, TS_FP_B);
+    }
+    t.issued_ms = (uint64_t) ts_wall_ms();
+    t.expires_ms = t.issued_ms + (uint64_t) (c->ticket_ttl_ms > 0
+                                             ? c->ticket_ttl_ms
+                                             : TS_TICKET_TTL_MS);
+    ts_wbuf_init(&tb);
+    rc = ts_ticket_sign(c->signer, &t, &tb);
+    if (rc == 0 && !tb.err && tb.len <= TS_TICKET_MAX_B) {
+        ts_put_blob(body, tb.data, (uint32_t) tb.len);
+    } else {
+        ts_err("cannot sign a download ticket for '%s' in '%s'", name,
+               group);
+        rc = -1;
+    }
+    ts_wbuf_free(&tb);
+    return rc;
+}
+
+
 ts_status_t
 trk_do_file_info(const trk_fctx_t *c, const char *group, const char *name,
                  ts_wbuf_t *body, char *msg, size_t msgsz)
@@ -1327,6 +1389,7 @@ trk_do_file_info(const trk_fctx_t *c, const char *group, const char *name,
     trk_srcs_t  s;
     ts_wbuf_t   rows;
     ts_status_t st;
+    uint8_t     fp[TS_FP_B];
     uint32_t    k, n = 0;
     int         rc;
 
@@ -1360,12 +1423,13 @@ trk_do_file_info(const trk_fctx_t *c, const char *group, const char *name,
         {
             continue;                   /* the requester's own node */
         }
-        if (!src_useful(c, &s.v[k])) {
+        if (!src_useful(c, &s.v[k], fp)) {
             continue;
         }
         ts_put_str(&rows, s.v[k].addr);
         ts_put_u8(&rows, s.v[k].complete);
         ts_put_u32(&rows, s.v[k].held);
+        ts_put_raw(&rows, fp, TS_FP_B);
         n++;
     }
     if (rc == 0) {
@@ -1380,7 +1444,14 @@ trk_do_file_info(const trk_fctx_t *c, const char *group, const char *name,
     rc = rows.err;
     ts_wbuf_free(&rows);
     trk_file_free(&f);
-    return rc ? fail(msg, msgsz, TS_ERR_INTERNAL, "reply too large") : TS_OK;
+    if (rc) {
+        return fail(msg, msgsz, TS_ERR_INTERNAL, "reply too large");
+    }
+    /* the membership check above is what gates the ticket */
+    if (put_ticket(c, group, name, body) != 0) {
+        return fail(msg, msgsz, TS_ERR_INTERNAL, "cannot sign a ticket");
+    }
+    return TS_OK;
 }
 
 
@@ -1546,6 +1617,11 @@ req_ctx(trk_req_t *rq, trk_fctx_t *c, trk_session_t *sess)
     c->timeout_ms = rq->env->session_timeout_ms;
     c->user = rq->user;
     c->node_addr = sess->node_addr;
+    c->signer = rq->env->signer;
+    c->ticket_ttl_ms = rq->env->ticket_ttl_ms;
+    if (rq->env->link != NULL && rq->env->link->has_fp) {
+        c->req_fp = rq->env->link->fp;
+    }
     return TS_OK;
 }
 

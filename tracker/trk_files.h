@@ -37,6 +37,7 @@
 #include "ts_proto.h"
 #include "trk_store.h"
 #include "trk_shm.h"
+#include "ts_ticket.h"
 
 
 typedef struct {
@@ -73,6 +74,11 @@ typedef struct {
     int64_t      timeout_ms;
     const char  *user;
     const char  *node_addr;             /* of the requesting session */
+    /* FILE_INFO tickets (issue 5); signer NULL = an empty ticket */
+    ts_ticket_signer_t *signer;
+    const uint8_t      *req_fp;         /* requesting link's client cert
+                                           fingerprint, NULL = none */
+    int64_t             ticket_ttl_ms;
 } trk_fctx_t;
 
 /* ---- codec (exported for tests; decode: 0 or -1, never a crash) ------- */
@@ -97,7 +103,10 @@ ts_status_t trk_do_upload(const trk_fctx_t *c, const char *group,
 /* Appends u32 n, n x (str name, u64 size, u32 sources_online). */
 ts_status_t trk_do_list_files(const trk_fctx_t *c, const char *group,
                               ts_wbuf_t *body, char *msg, size_t msgsz);
-/* Appends the FILE_INFO body (see ts_proto.h). */
+/* Appends the FILE_INFO body (see ts_proto.h): each source's node
+ * fingerprint is that of the newest live session of the source node;
+ * the ticket is signed by c->signer for c->req_fp (empty when there is
+ * no signer, or no fingerprint in a TLS build). */
 ts_status_t trk_do_file_info(const trk_fctx_t *c, const char *group,
                              const char *name, ts_wbuf_t *body, char *msg,
                              size_t msgsz);

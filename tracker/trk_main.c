@@ -3,11 +3,15 @@
  *
  * Purpose: parse the command line, find this tracker's address in
  * tracker_info.txt, make sure the data directory and tracker.tdb are
- * usable (so a bad setup fails here, with a clear message, instead of in
- * a crash-looping worker), open the listen socket that every worker
- * inherits, create the shm segment /tessera-trk-<port>, and run the
- * supervisor with N "trk-worker" processes.  Typing "quit" on stdin stops
- * the tracker; end of stdin does not.
+ * usable and that the PKI is in place (cluster CA and this tracker's
+ * certificate under --pki, created when missing and possible; the TLS
+ * context and the ticket key are loaded once here) -- so a bad setup
+ * fails here, with a clear message, instead of in a crash-looping worker
+ * -- open the listen socket that every worker inherits, create the shm
+ * segment /tessera-trk-<port>, and run the supervisor with N "trk-worker"
+ * processes.  Typing "quit" on stdin stops the tracker; end of stdin does
+ * not.  `--init-pki tracker_info.txt` only creates the CA and every
+ * tracker's certificate, prints what it wrote, and exits.
  *
  * Locking: the supervisor never takes a shm lock.  It writes worker slots
  * at spawn and, after reaping, frees the slot and reclaims the dead
@@ -21,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +37,8 @@
 #include "ts_log.h"
 #include "ts_net.h"
 #include "ts_sup.h"
+#include "ts_ticket.h"
+#include "ts_tls.h"
 #include "ts_trackers.h"
 #include "trk_ops.h"
 #include "trk_shm.h"
@@ -51,6 +58,8 @@ usage(FILE *f)
 {
     fprintf(f,
         "usage: tracker [options] tracker_info.txt <id>\n"
+        "       tracker [--pki DIR] --init-pki tracker_info.txt\n"
+        "       tracker [--pki DIR] --status tracker_info.txt <id>\n"
         "  -d, --data-dir DIR          state directory "
         "(default ./tsr-tracker-<id>)\n"
         "  -w, --workers N             request workers (default %d)\n"
@@ -61,10 +70,52 @@ usage(FILE *f)
         "      --fsync on|off          sync tdb commits (default on)\n"
         "      --status                print STATUS of tracker <id> and "
         "exit\n"
+        "  security (TLS 1.3 on every link):\n"
+        "      --pki DIR               CA and tracker certificates "
+        "(default <dir of\n"
+        "                              tracker_info.txt>/pki); ca.crt/.key "
+        "and this\n"
+        "                              tracker's tracker-<id>.crt/.key are "
+        "created\n"
+        "                              there when missing (the latter needs "
+        "ca.key)\n"
+        "      --init-pki              create the CA and every tracker's "
+        "certificate\n"
+        "                              for tracker_info.txt, then exit (copy "
+        "ca.crt +\n"
+        "                              tracker-N.* to tracker N, ca.crt to "
+        "clients,\n"
+        "                              keep ca.key offline)\n"
+        "      --ticket-ttl MS         lifetime of download tickets "
+        "(default %d)\n"
+        "      --handshake-ms MS       a TLS handshake must finish "
+        "(default %d)\n"
+        "      --frame-timeout MS      a request frame begun must finish "
+        "(default %d)\n"
+        "      --max-conns N           connections in all (default %d)\n"
+        "      --max-conns-per-addr N  connections from one address "
+        "(default %d)\n"
+        "      --max-unauth N          connections not logged in "
+        "(default %d)\n"
+        "      --login-fails-user N    failed logins of a user before "
+        "refusals\n"
+        "                              (default %d; 0 = never refuse)\n"
+        "      --login-fails-addr N    failed logins from an address "
+        "before refusals\n"
+        "                              (default %d; 0 = never refuse); "
+        "refusals last\n"
+        "                              %d ms, doubling per failure up to "
+        "%d ms; a\n"
+        "                              counter is forgotten after %d ms "
+        "without failures\n"
         "  -l, --log-level LEVEL       error|warn|info|debug\n"
         "  -h, --help                  this text\n"
         "  -V, --version               print the version\n",
-        TS_TRK_WORKERS_N, TS_KDF_ITERATIONS_N, TS_SESSION_TIMEOUT_MS);
+        TS_TRK_WORKERS_N, TS_KDF_ITERATIONS_N, TS_SESSION_TIMEOUT_MS,
+        TS_TICKET_TTL_MS, TS_TLS_HANDSHAKE_MS, TS_TRK_FRAME_TIMEOUT_MS,
+        TS_TRK_CONNS_MAX_N, TS_TRK_CONNS_ADDR_N, TS_TRK_UNAUTH_MAX_N,
+        TS_LOGIN_FAILS_USER_N, TS_LOGIN_FAILS_ADDR_N, TS_LOGIN_DELAY_MIN_MS,
+        TS_LOGIN_DELAY_MAX_MS, TS_LOGIN_WINDOW_MS);
 }
 
 
@@ -187,6 +238,8 @@ on_exit_hook(int slot, pid_t pid, uint32_t gen, int role, int wstatus,
         return;
     }
     ts_slot_free(&cfg.shm.slots[slot], o);
+    /* its connections died with it: so do their counts */
+    trk_conns_reset(&cfg.shm, slot);
     if (ts_claim_reclaim(&cfg.shm.stats->hk_owner, 1, o) > 0) {
         ts_warn("worker %d died during housekeeping; claim released",
                 (int) pid);
@@ -217,6 +270,130 @@ on_tick(void *arg)
 }
 
 
+/* ---- PKI ------------------------------------------------------------ */
+
+/* <dirname of info>/pki, unless --pki gave one. */
+static int
+pki_dir_of(const char *info, const char *opt, char *out, size_t outsz)
+{
+    char tmp[PATH_MAX];
+    int  n;
+
+    if (opt != NULL) {
+        n = snprintf(out, outsz, "%s", opt);
+    } else {
+        snprintf(tmp, sizeof(tmp), "%s", info);
+        n = snprintf(out, outsz, "%s/pki", dirname(tmp));
+    }
+    return n < 0 || (size_t) n >= outsz ? -1 : 0;
+}
+
+
+static int
+exists(const char *p)
+{
+    return access(p, F_OK) == 0;
+}
+
+
+/* tracker --init-pki tracker_info.txt: CA + every tracker's certificate. */
+static int
+init_pki(const char *info, const char *dir)
+{
+    ts_trackers_t  t;
+    char           err[512], p[PATH_MAX + 32], k[PATH_MAX + 32];
+    int            i, had_c, had_k;
+
+    if (ts_trackers_load(info, &t, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tracker: %s\n", err);
+        return 1;
+    }
+    snprintf(p, sizeof(p), "%s/ca.crt", dir);
+    snprintf(k, sizeof(k), "%s/ca.key", dir);
+    had_c = exists(p);
+    had_k = exists(k);
+    if (ts_pki_ensure_ca(dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tracker: %s\n", err);
+        return 1;
+    }
+    printf("%s %s\n", had_c ? "kept   " : "created", p);
+    if (had_k || !had_c) {
+        printf("%s %s  (keep it offline once every tracker has its "
+               "certificate)\n", had_k ? "kept   " : "created", k);
+    }
+    for (i = 1; i <= t.n; i++) {
+        snprintf(p, sizeof(p), "%s/tracker-%d.crt", dir, i);
+        snprintf(k, sizeof(k), "%s/tracker-%d.key", dir, i);
+        had_c = exists(p) && exists(k);
+        if (ts_pki_ensure_tracker(dir, i, t.t[i - 1].ip, err, sizeof(err))
+            != 0)
+        {
+            fprintf(stderr, "tracker: %s\n", err);
+            return 1;
+        }
+        /* ensure_tracker replaces a certificate the CA did not sign */
+        printf("%s %s, %s  (tracker %d, %s:%u)\n",
+               had_c ? "checked" : "created", p, k, i, t.t[i - 1].ip,
+               (unsigned) t.t[i - 1].port);
+    }
+    printf("copy ca.crt and tracker-N.crt/.key to tracker N's %s, and "
+           "ca.crt to every client's <dir of tracker_info.txt>/pki\n", dir);
+    return 0;
+}
+
+
+/* Makes sure the CA and this tracker's certificate exist (creating what
+ * is missing and can be created), then loads them once, so that every
+ * problem is reported here.  0 or -1 (logged). */
+static int
+setup_pki(void)
+{
+    ts_tls_t           *t;
+    ts_ticket_signer_t *sg;
+    char                err[512];
+    int                 n;
+
+    n = snprintf(cfg.ca_path, sizeof(cfg.ca_path), "%s/ca.crt",
+                 cfg.pki_dir);
+    n |= snprintf(cfg.crt_path, sizeof(cfg.crt_path), "%s/tracker-%d.crt",
+                  cfg.pki_dir, cfg.id);
+    n |= snprintf(cfg.key_path, sizeof(cfg.key_path), "%s/tracker-%d.key",
+                  cfg.pki_dir, cfg.id);
+    if (n < 0 || strlen(cfg.pki_dir) + 32 >= sizeof(cfg.ca_path)) {
+        ts_err("PKI directory path too long: %s", cfg.pki_dir);
+        return -1;
+    }
+    if (!exists(cfg.ca_path)) {
+        ts_info("no cluster CA in %s: creating one", cfg.pki_dir);
+    }
+    if (ts_pki_ensure_ca(cfg.pki_dir, err, sizeof(err)) != 0) {
+        ts_err("PKI: %s", err);
+        return -1;
+    }
+    if (ts_pki_ensure_tracker(cfg.pki_dir, cfg.id, cfg.ip, err, sizeof(err))
+        != 0)
+    {
+        ts_err("PKI: %s", err);
+        return -1;
+    }
+    t = ts_tls_ctx_new(TS_TLS_TRACKER_SERVER, cfg.crt_path, cfg.key_path,
+                       cfg.ca_path, err, sizeof(err));
+    if (t == NULL) {
+        ts_err("cannot load this tracker's certificate: %s", err);
+        return -1;
+    }
+    ts_tls_ctx_free(t);
+    sg = ts_ticket_signer_new((uint32_t) cfg.id, cfg.crt_path, cfg.key_path,
+                              err, sizeof(err));
+    if (sg == NULL) {
+        ts_err("cannot load the ticket signing key: %s", err);
+        return -1;
+    }
+    ts_ticket_signer_free(sg);
+    return 0;
+}
+
+
 /* ---- main ----------------------------------------------------------- */
 
 int
@@ -230,13 +407,24 @@ main(int argc, char **argv)
         { "fsync",           required_argument, NULL, 'f' },
         { "log-level",       required_argument, NULL, 'l' },
         { "status",          no_argument,       NULL, 'S' },
+        { "pki",             required_argument, NULL, 'P' },
+        { "init-pki",        no_argument,       NULL, 'I' },
+        { "ticket-ttl",      required_argument, NULL, 'T' },
+        { "handshake-ms",    required_argument, NULL, 'H' },
+        { "frame-timeout",   required_argument, NULL, 'F' },
+        { "max-conns",       required_argument, NULL, 'C' },
+        { "max-conns-per-addr", required_argument, NULL, 'A' },
+        { "max-unauth",      required_argument, NULL, 'U' },
+        { "login-fails-user", required_argument, NULL, 'u' },
+        { "login-fails-addr", required_argument, NULL, 'a' },
         { "help",            no_argument,       NULL, 'h' },
         { "version",         no_argument,       NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
     ts_sup_role_t    roles[2];
     uint64_t         epoch, hlc0;
-    int              status_mode = 0;
+    int              status_mode = 0, init_mode = 0;
+    const char      *pki_opt = NULL;
     ts_sup_config_t  sc;
     ts_trackers_t    trk;
     trk_store_t     *st;
@@ -251,6 +439,14 @@ main(int argc, char **argv)
     cfg.kdf_iterations = TS_KDF_ITERATIONS_N;
     cfg.session_timeout_ms = TS_SESSION_TIMEOUT_MS;
     cfg.listen_fd = -1;
+    cfg.ticket_ttl_ms = TS_TICKET_TTL_MS;
+    cfg.handshake_ms = TS_TLS_HANDSHAKE_MS;
+    cfg.frame_ms = TS_TRK_FRAME_TIMEOUT_MS;
+    cfg.conns_max = TS_TRK_CONNS_MAX_N;
+    cfg.conns_addr = TS_TRK_CONNS_ADDR_N;
+    cfg.unauth_max = TS_TRK_UNAUTH_MAX_N;
+    cfg.login_fails_user = TS_LOGIN_FAILS_USER_N;
+    cfg.login_fails_addr = TS_LOGIN_FAILS_ADDR_N;
 
     while ((opt = getopt_long(argc, argv, "d:w:l:hV", longopts, NULL)) != -1) {
         switch (opt) {
@@ -304,6 +500,61 @@ main(int argc, char **argv)
         case 'S':
             status_mode = 1;
             break;
+        case 'P':
+            pki_opt = optarg;
+            break;
+        case 'I':
+            init_mode = 1;
+            break;
+        case 'T':
+            v = parse_num(optarg, 1000, 86400000);
+            if (v < 0) {
+                bad_usage("bad --ticket-ttl '%s' (1000..86400000 ms)", optarg);
+            }
+            cfg.ticket_ttl_ms = v;
+            break;
+        case 'H':
+        case 'F':
+            v = parse_num(optarg, 50, 3600000);
+            if (v < 0) {
+                bad_usage("bad --%s '%s' (50..3600000 ms)",
+                          opt == 'H' ? "handshake-ms" : "frame-timeout",
+                          optarg);
+            }
+            if (opt == 'H') {
+                cfg.handshake_ms = v;
+            } else {
+                cfg.frame_ms = v;
+            }
+            break;
+        case 'C':
+        case 'A':
+        case 'U':
+            v = parse_num(optarg, 1, 1000000);
+            if (v < 0) {
+                bad_usage("bad connection cap '%s' (1..1000000)", optarg);
+            }
+            if (opt == 'C') {
+                cfg.conns_max = (uint32_t) v;
+            } else if (opt == 'A') {
+                cfg.conns_addr = (uint32_t) v;
+            } else {
+                cfg.unauth_max = (uint32_t) v;
+            }
+            break;
+        case 'u':
+        case 'a':
+            v = parse_num(optarg, 0, 1000000);
+            if (v < 0) {
+                bad_usage("bad login failure limit '%s' (0..1000000)",
+                          optarg);
+            }
+            if (opt == 'u') {
+                cfg.login_fails_user = (uint32_t) v;
+            } else {
+                cfg.login_fails_addr = (uint32_t) v;
+            }
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -316,10 +567,28 @@ main(int argc, char **argv)
             return 2;
         }
     }
+    if (init_mode) {
+        if (argc - optind != 1 || status_mode) {
+            fprintf(stderr, "usage: tracker [--pki DIR] --init-pki "
+                    "tracker_info.txt (try --help)\n");
+            return 2;
+        }
+        if (pki_dir_of(argv[optind], pki_opt, cfg.pki_dir,
+                       sizeof(cfg.pki_dir)) != 0)
+        {
+            bad_usage("PKI directory path too long");
+        }
+        return init_pki(argv[optind], cfg.pki_dir);
+    }
     if (argc - optind != 2) {
         fprintf(stderr, "usage: tracker [options] tracker_info.txt <id> "
                 "(try --help)\n");
         return 2;
+    }
+    if (pki_dir_of(argv[optind], pki_opt, cfg.pki_dir, sizeof(cfg.pki_dir))
+        != 0)
+    {
+        bad_usage("PKI directory path too long");
     }
     v = parse_num(argv[optind + 1], 1, TS_TRACKERS_MAX_N);
     if (v < 0) {
@@ -329,7 +598,9 @@ main(int argc, char **argv)
     cfg.id = (int) v;
 
     if (status_mode) {
-        return trk_status_cmd(argv[optind], cfg.id);
+        snprintf(cfg.ca_path, sizeof(cfg.ca_path), "%.*s/ca.crt",
+                 (int) (sizeof(cfg.ca_path) - 8), cfg.pki_dir);
+        return trk_status_cmd(argv[optind], cfg.id, cfg.ca_path);
     }
 
     /* a closed stdin must not be mistaken for a socket opened later */
@@ -383,6 +654,9 @@ main(int argc, char **argv)
         ts_err("cannot initialise the database epoch in %s", cfg.db_path);
         return 1;
     }
+    if (setup_pki() != 0) {
+        return 1;
+    }
 
     cfg.listen_fd = ts_net_listen(cfg.ip, cfg.port, TS_TRK_LISTEN_BACKLOG_N);
     if (cfg.listen_fd < 0) {
@@ -410,9 +684,11 @@ main(int argc, char **argv)
     atomic_store(&cfg.shm.stats->ntrackers, trk.n);
     trk_ops_init();
 
-    ts_info("tracker %d starting on %s:%u (%d workers, data %s, fsync %s)",
-            cfg.id, cfg.ip, (unsigned) cfg.port, cfg.workers, cfg.data_dir,
-            cfg.nosync ? "off" : "on");
+    ts_info("tracker %d starting on %s:%u (%d workers, data %s, fsync %s, "
+            "%s, pki %s)", cfg.id, cfg.ip, (unsigned) cfg.port, cfg.workers,
+            cfg.data_dir, cfg.nosync ? "off" : "on",
+            ts_tls_enabled() ? "TLS 1.3" : "NO TLS (bench build)",
+            cfg.pki_dir);
 
     memset(roles, 0, sizeof(roles));
     roles[0].name = "trk-worker";

@@ -556,6 +556,40 @@ trk_oplog_apply(trk_store_t *st, const uint8_t *op, size_t n,
 
 
 int
+trk_oplog_each_key(const uint8_t *op, size_t n,
+                   void (*fn)(const uint8_t *k, uint32_t kl, void *arg),
+                   void *arg)
+{
+    ts_rbuf_t      r;
+    uint32_t       cnt, i, kl, el;
+    const uint8_t *k, *e;
+
+    ts_rbuf_init(&r, op, n);
+    if (ts_get_u8(&r) != OP_MAGIC || ts_get_u8(&r) != OP_VERSION) {
+        return -1;
+    }
+    (void) ts_get_u8(&r);
+    (void) ts_get_u64(&r);
+    (void) ts_get_u64(&r);
+    (void) ts_get_u64(&r);
+    (void) ts_get_u64(&r);
+    cnt = ts_get_u32(&r);
+    if (r.err || (size_t) cnt * 8 > ts_rbuf_left(&r)) {
+        return -1;
+    }
+    for (i = 0; i < cnt; i++) {
+        k = ts_get_blob(&r, &kl, 4096);
+        e = ts_get_blob(&r, &el, TS_FRAME_MAX_B);
+        if (k == NULL || e == NULL) {
+            return -1;
+        }
+        fn(k, kl, arg);
+    }
+    return 0;
+}
+
+
+int
 trk_oplog_get(trk_store_t *st, int origin, uint64_t seq, ts_wbuf_t *out)
 {
     struct tdb_context *tdb = trk_store_tdb(st);

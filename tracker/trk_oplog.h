@@ -61,6 +61,12 @@ int      trk_hlc_persist(trk_store_t *st, uint64_t hlc);
 int  trk_oplog_append(trk_store_t *st, trk_stamp_t s, uint64_t reqid,
                       char **keys, size_t nkeys);
 
+/* Calls fn for every key an op writes (structure only; nothing checked
+ * beyond the framing).  0, or -1 for a malformed op. */
+int  trk_oplog_each_key(const uint8_t *op, size_t n,
+                        void (*fn)(const uint8_t *k, uint32_t kl, void *arg),
+                        void *arg);
+
 /* Applies one received op inside the caller's transaction.  Returns 1
  * applied, 0 already had it, 2 out of order (stop the batch), -1 bad op
  * or database error.  *maxhlc gets the largest stamp seen. */

@@ -5,10 +5,22 @@
  * (create_user, login, logout, heartbeat), groups (types 20..27) and
  * STATUS are here; other files add theirs through trk_ops_register().
  *
+ * Security (issue 5): a LOGIN stores the link's client certificate
+ * fingerprint in the session; every logged-in request must come over a
+ * link showing the same one (or none, if the login showed none), so a
+ * token is bound to its node identity and a stolen token alone is
+ * worthless.  Failed logins are counted per user and per address in the
+ * shm throttle table; past TS_LOGIN_FAILS_*_N a LOGIN is refused with
+ * TS_ERR_BUSY before the KDF runs (even with the right password) for a
+ * period that doubles per failure; a success resets the user's counter.
+ * A LOGOUT deletes the session record, which replicates, so the token is
+ * refused on every tracker.
+ *
  * Locking: runs on a worker's event-loop thread.  Write requests run in
  * one tdb transaction (tdb serialises them between workers); the session
  * cache takes one stripe lock at a time (trk_shm.c) and never while
- * waiting for anything else.  The housekeeper is one worker at a time,
+ * waiting for anything else; the throttle table's lock is taken alone,
+ * outside any stripe lock.  The housekeeper is one worker at a time,
  * chosen by a CAS on an owner word in shm.
  *
  * Crash behaviour: a request either committed with its reply-cache entry
@@ -31,6 +43,8 @@
 #include "trk_oplog.h"         /* K1: status */
 
 #define SESSION_GONE  "session expired; log in again"
+#define OTHER_NODE    "this session belongs to another node identity; " \
+                      "log in from this node"
 #define BAD_LOGIN     "wrong user id or password"
 #define MALFORMED     "malformed request"
 
@@ -92,6 +106,37 @@ lost_account(trk_req_t *rq)
 }
 
 
+/* A token is bound to the node identity it logged in with: the link
+ * must show the same client certificate (or none, if the login showed
+ * none).  A token copied to another machine is worth nothing without
+ * that node's key.  1 if the link may use a session of fingerprint fp. */
+static int
+link_matches(const trk_env_t *env, const uint8_t fp[TS_FP_B])
+{
+    static const uint8_t zero[TS_FP_B];
+    const uint8_t       *mine;
+
+    if (!ts_tls_enabled()) {
+        return 1;               /* bench build: no identities */
+    }
+    mine = env->link != NULL && env->link->has_fp ? env->link->fp : zero;
+    return ts_ct_equal(mine, fp, TS_FP_B);
+}
+
+
+/* Logged-in request: the link has shown a valid token. */
+static ts_status_t
+authed(trk_req_t *rq)
+{
+    ts_status_t st = lost_account(rq);
+
+    if (st == TS_OK && rq->env->link != NULL) {
+        rq->env->link->authed = 1;
+    }
+    return st;
+}
+
+
 /* Finds the session of token tok: 0 (rq->user set) or a status. */
 static ts_status_t
 authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
@@ -99,6 +144,7 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
     trk_env_t     *env = rq->env;
     trk_session_t  s;
     char           user_tmp[TS_ID_MAX_B + 1];
+    uint8_t        fp[TS_FP_B];
     int64_t        now;
     int            rc;
 
@@ -107,10 +153,21 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
         return TS_ERR_INTERNAL;
     }
     now = ts_now_ms();
-    rc = trk_sess_lookup(env->shm, rq->tok_hash, now, env->session_timeout_ms,
-                         1, rq->user, sizeof(rq->user));
+    /* the identity check comes before the heartbeat is refreshed, so a
+     * stolen token cannot even keep the session alive */
+    rc = trk_sess_lookup_fp(env->shm, rq->tok_hash, now,
+                            env->session_timeout_ms, 0, rq->user,
+                            sizeof(rq->user), fp);
     if (rc == 1) {
-        return lost_account(rq);
+        if (!link_matches(env, fp)) {
+            rq->user[0] = '\0';
+            set_msg(rq, OTHER_NODE);
+            return TS_ERR_AUTH;
+        }
+        (void) trk_sess_lookup(env->shm, rq->tok_hash, now,
+                               env->session_timeout_ms, 1, user_tmp,
+                               sizeof(user_tmp));
+        return authed(rq);
     }
     if (rc == 2) {
         set_msg(rq, SESSION_GONE);
@@ -126,12 +183,16 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
         set_msg(rq, SESSION_GONE);
         return TS_ERR_AUTH;
     }
+    if (!link_matches(env, s.fp)) {
+        set_msg(rq, OTHER_NODE);
+        return TS_ERR_AUTH;
+    }
     snprintf(rq->user, sizeof(rq->user), "%s", s.user);
-    (void) trk_sess_insert(env->shm, rq->tok_hash, s.user, now);
+    (void) trk_sess_insert(env->shm, rq->tok_hash, s.user, s.fp, now);
     (void) trk_sess_lookup(env->shm, rq->tok_hash, now,
                            env->session_timeout_ms, 1, user_tmp,
                            sizeof(user_tmp));
-    return lost_account(rq);
+    return authed(rq);
 }
 
 
@@ -370,11 +431,26 @@ op_create_user(trk_req_t *rq)
 }
 
 
+/* ms a login of user from addr must still wait (failed-login throttle). */
+static int64_t
+login_wait_ms(trk_env_t *env, const char *user, const char *addr)
+{
+    int64_t now = ts_now_ms(), wu, wa = 0;
+
+    wu = trk_thr_wait_ms(env->shm, 'u', user, &env->thr_user, now);
+    if (addr[0] != '\0') {
+        wa = trk_thr_wait_ms(env->shm, 'a', addr, &env->thr_addr, now);
+    }
+    return wu > wa ? wu : wa;
+}
+
+
 static int
 op_login(trk_req_t *rq)
 {
     trk_env_t     *env = rq->env;
     trk_kdf_job_t *job;
+    int64_t        wait;
     int            rc;
 
     rc = kdf_job_new(rq, 1);
@@ -382,6 +458,23 @@ op_login(trk_req_t *rq)
         return rc;
     }
     job = rq->job;
+    if (env->link != NULL) {
+        snprintf(job->addr, sizeof(job->addr), "%s", env->link->addr);
+        if (env->link->has_fp) {
+            memcpy(job->fp, env->link->fp, TS_FP_B);
+        }
+    }
+    /* refused before the KDF runs: a throttled guess costs nothing */
+    wait = login_wait_ms(env, job->user, job->addr);
+    if (wait > 0) {
+        snprintf(rq->msg, sizeof(rq->msg), "too many failed logins; try "
+                 "again in %lld s", (long long) ((wait + 999) / 1000));
+        ts_info("login for '%s' from %s refused: throttled for %lld ms",
+                job->user, job->addr[0] ? job->addr : "-", (long long) wait);
+        trk_kdf_job_free(job);
+        rq->job = NULL;
+        return TS_ERR_BUSY;
+    }
     rc = trk_user_get(env->st, job->user, &job->rec);
     if (rc < 0) {
         trk_kdf_job_free(job);
@@ -463,15 +556,28 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
     if (!job->user_found
         || !ts_ct_equal(job->out, job->rec.hash, sizeof(job->out)))
     {
+        uint32_t fu, fa = 0;
+        int64_t  now = ts_now_ms();
+
         set_msg(&rq, BAD_LOGIN);
         build_reply(out, &rq, TS_ERR_AUTH);
-        ts_info("failed login for '%s'", job->user);
+        fu = trk_thr_fail(env->shm, 'u', job->user, &env->thr_user, now);
+        if (job->addr[0] != '\0') {
+            fa = trk_thr_fail(env->shm, 'a', job->addr, &env->thr_addr, now);
+        }
+        ts_info("failed login for '%s' from %s (%u for the user, %u from "
+                "the address)", job->user, job->addr[0] ? job->addr : "-",
+                fu, fa);
         return;
     }
+    /* a success clears the user's failures (not the address's: one good
+     * account must not launder guesses at others) */
+    trk_thr_reset(env->shm, 'u', job->user);
     if (!deliver) {
         return;
     }
     memset(&s, 0, sizeof(s));
+    memcpy(s.fp, job->fp, TS_FP_B);
     snprintf(s.user, sizeof(s.user), "%s", job->user);
     snprintf(s.node_addr, sizeof(s.node_addr), "%s", job->node_addr);
     s.created_ms = (uint64_t) ts_wall_ms();
@@ -496,7 +602,8 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
         build_reply(out, &rq, TS_ERR_INTERNAL);
         return;
     }
-    (void) trk_sess_insert(env->shm, h, s.user, ts_now_ms());
+    (void) trk_sess_insert(env->shm, h, s.user, s.fp, ts_now_ms());
+    job->logged_in = 1;
     {
         char u[TS_ID_MAX_B + 1];
 
@@ -778,6 +885,18 @@ op_status(trk_req_t *rq)
 
 
 void
+trk_ops_thr_defaults(trk_thr_cfg_t *user, trk_thr_cfg_t *addr)
+{
+    user->limit = TS_LOGIN_FAILS_USER_N;
+    user->window_ms = TS_LOGIN_WINDOW_MS;
+    user->delay_min_ms = TS_LOGIN_DELAY_MIN_MS;
+    user->delay_max_ms = TS_LOGIN_DELAY_MAX_MS;
+    *addr = *user;
+    addr->limit = TS_LOGIN_FAILS_ADDR_N;
+}
+
+
+void
 trk_ops_init(void)
 {
     static const trk_op_t ops[] = {
@@ -872,7 +991,7 @@ housekeep_pass(trk_env_t *env, int64_t now)
         rc = trk_sess_lookup(env->shm, tdbs.h[i], now,
                              env->session_timeout_ms, 0, user, sizeof(user));
         if (rc == 0 && trk_session_get(env->st, tdbs.h[i], &s) == 0) {
-            (void) trk_sess_insert(env->shm, tdbs.h[i], s.user, now);
+            (void) trk_sess_insert(env->shm, tdbs.h[i], s.user, s.fp, now);
         }
     }
 

@@ -22,6 +22,15 @@
  * return TRK_OP_DEFER with a trk_kdf_job_t; a KDF thread runs
  * trk_kdf_run(); the event loop then calls trk_ops_finish().
  *
+ * The link (issue 5): before each trk_ops_handle() the worker points
+ * env->link at what it knows of the connection the request came on --
+ * peer address, the fingerprint of its TLS client certificate, the
+ * tracker id that certificate proves.  LOGIN stores the fingerprint in
+ * the session, every logged-in request must come over a link with the
+ * same fingerprint (a token is bound to its node identity), FILE_INFO
+ * signs the download ticket for it, SYNC_* require the tracker id.
+ * env->link NULL (unit tests) = an anonymous link.
+ *
  * Locking: called from a worker's event-loop thread only (the tdb handle
  * is not thread-safe); trk_kdf_run() touches nothing but its job.
  */
@@ -35,8 +44,21 @@
 #include "ts_proto.h"
 #include "ts_claim.h"
 #include "ts_crypto.h"
+#include "ts_ticket.h"
 #include "trk_store.h"
 #include "trk_shm.h"
+
+/* What the worker knows about the connection a request came on. */
+typedef struct {
+    char     addr[64];              /* peer IP address, no port */
+    uint8_t  fp[TS_FP_B];           /* client certificate fingerprint */
+    int      has_fp;                /* 0: no certificate (fp zeros) */
+    int      tracker;               /* CA-proven tracker id, else 0 */
+    int      authed;                /* set by trk_ops: a login or a
+                                       valid token was seen here */
+    int      close_after;           /* set by trk_ops: close the link
+                                       once this reply is sent */
+} trk_link_t;
 
 typedef struct {
     int          tracker_id;
@@ -46,6 +68,12 @@ typedef struct {
     int64_t      session_timeout_ms;
     int          workers_n;
     ts_owner_t   me;
+    /* issue 5 */
+    trk_link_t          *link;          /* the request's link, or NULL */
+    ts_ticket_signer_t  *signer;        /* FILE_INFO tickets; NULL: none */
+    int64_t              ticket_ttl_ms;
+    trk_thr_cfg_t        thr_user;      /* failed logins per user */
+    trk_thr_cfg_t        thr_addr;      /* failed logins per address */
 } trk_env_t;
 
 typedef struct {
@@ -58,6 +86,10 @@ typedef struct {
     int       user_found;
     uint8_t   out[TS_KDF_HASH_B];
     int       kdf_err;
+    /* issue 5: the link the login came on (copied: it may be gone) */
+    char      addr[64];
+    uint8_t   fp[TS_FP_B];
+    int       logged_in;            /* set by trk_ops_finish on success */
 } trk_kdf_job_t;
 
 typedef struct {
@@ -88,6 +120,8 @@ typedef struct {
 int  trk_ops_register(const trk_op_t *ops, size_t n);
 /* Registers the built-in account, group and status handlers. */
 void trk_ops_init(void);
+/* The default login throttle settings (TS_LOGIN_* in ts_config.h). */
+void trk_ops_thr_defaults(trk_thr_cfg_t *user, trk_thr_cfg_t *addr);
 
 typedef enum {
     TRK_DO_REPLY = 0,   /* send out as a REPLY frame */

@@ -2,27 +2,35 @@
  * trk_shm.c -- the tracker's shm segment and its session cache.
  *
  * Purpose: lay out /tessera-trk-<port> (worker slots, session cache, lock
- * stripes, stats block) and give workers a fast session table so that an
- * authenticated request and a heartbeat cost no disk access.
+ * stripes, stats block, login throttle, connection counters) and give
+ * workers a fast session table so that an authenticated request and a
+ * heartbeat cost no disk access.
  *
  * Locking: one robust mutex per stripe of the session table.  Only entry
  * fields of that stripe are touched under it; no other lock is taken while
- * holding it.  The stats block is lock-free atomics.  The supervisor never
- * locks anything here (it creates the segment and reclaims claims).
+ * holding it.  The throttle table has one robust mutex of its own, never
+ * held together with a stripe.  The stats block and the connection
+ * counters are lock-free atomics (each worker writes only its own slot's
+ * counters).  The supervisor never locks anything here (it creates the
+ * segment, reclaims claims and resets a dead worker's counters).
  *
  * Crash behaviour: an entry being changed has state WRITING; if its writer
  * dies, the next locker gets EOWNERDEAD and the repair callback frees all
  * WRITING entries of the stripe.  Losing an entry is harmless: tdb still
- * holds the session, and it is reloaded with a fresh heartbeat.
+ * holds the session, and it is reloaded with a fresh heartbeat.  A dead
+ * holder of the throttle lock makes the next locker clear the throttle
+ * table (counting restarts; nothing else depends on it).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "ts_crypto.h"
 #include "ts_log.h"
 #include "trk_shm.h"
 
 #define STRIPE_N  (TS_SESSIONS_SHM_N / TS_TRK_SESS_STRIPES_N)
+#define THR_PROBE_N  32         /* throttle entries probed per lookup */
 
 _Static_assert(TS_SESSIONS_SHM_N % TS_TRK_SESS_STRIPES_N == 0,
                "session cache must split evenly into stripes");
@@ -76,6 +84,22 @@ trk_shm_bind(trk_shm_t *t)
     if (t->stats == NULL || esz != sizeof(trk_stats_sh_t)) {
         return -1;
     }
+    t->thr = ts_shm_table(&t->shm, TRK_TBL_THR, &cap, &esz);
+    if (t->thr == NULL || cap != TS_THROTTLE_SLOTS_N
+        || esz != sizeof(trk_thr_sh_t))
+    {
+        return -1;
+    }
+    t->thr_lock = ts_shm_table(&t->shm, TRK_TBL_THRLOCK, &cap, &esz);
+    if (t->thr_lock == NULL || cap != 1 || esz != sizeof(ts_shlock_sh_t)) {
+        return -1;
+    }
+    t->conns = ts_shm_table(&t->shm, TRK_TBL_CONNS, &cap, &esz);
+    if (t->conns == NULL || cap != TS_SUP_WORKERS_MAX_N
+        || esz != sizeof(trk_conns_sh_t))
+    {
+        return -1;
+    }
     return 0;
 }
 
@@ -90,6 +114,10 @@ trk_shm_create(trk_shm_t *t, uint16_t port)
         { TRK_TBL_STRIPES, sizeof(ts_shlock_sh_t), TS_TRK_SESS_STRIPES_N,
           stripes_init },
         { TRK_TBL_STATS, sizeof(trk_stats_sh_t), 1, NULL },
+        { TRK_TBL_THR, sizeof(trk_thr_sh_t), TS_THROTTLE_SLOTS_N, NULL },
+        { TRK_TBL_THRLOCK, sizeof(ts_shlock_sh_t), 1, stripes_init },
+        { TRK_TBL_CONNS, sizeof(trk_conns_sh_t), TS_SUP_WORKERS_MAX_N,
+          NULL },
     };
 
     memset(t, 0, sizeof(*t));
@@ -103,6 +131,14 @@ trk_shm_create(trk_shm_t *t, uint16_t port)
         ts_shm_detach(&t->shm);
         ts_shm_unlink(name);
         errno = EPROTO;
+        return -1;
+    }
+    /* before any worker exists: keys the throttle and address hashes so
+     * that nobody can aim collisions at someone else's counter */
+    if (ts_random(t->stats->key, sizeof(t->stats->key)) != 0) {
+        ts_shm_detach(&t->shm);
+        ts_shm_unlink(name);
+        errno = EIO;
         return -1;
     }
     return 0;
@@ -203,6 +239,16 @@ int
 trk_sess_lookup(trk_shm_t *t, const uint8_t h[32], int64_t now_ms,
                 int64_t timeout_ms, int touch, char *user, size_t usersz)
 {
+    return trk_sess_lookup_fp(t, h, now_ms, timeout_ms, touch, user, usersz,
+                              NULL);
+}
+
+
+int
+trk_sess_lookup_fp(trk_shm_t *t, const uint8_t h[32], int64_t now_ms,
+                   int64_t timeout_ms, int touch, char *user, size_t usersz,
+                   uint8_t *fp)
+{
     trk_sess_sh_t *e;
     uint32_t       stripe;
     int            i, fi, rc;
@@ -221,6 +267,9 @@ trk_sess_lookup(trk_shm_t *t, const uint8_t h[32], int64_t now_ms,
         rc = 2;
     } else {
         snprintf(user, usersz, "%s", e[i].user);
+        if (fp != NULL) {
+            memcpy(fp, e[i].fp, TS_FP_B);
+        }
         if (touch) {
             atomic_store(&e[i].last_hb_ms, now_ms);
             atomic_store(&e[i].local_hb_ms, now_ms);
@@ -234,7 +283,7 @@ trk_sess_lookup(trk_shm_t *t, const uint8_t h[32], int64_t now_ms,
 
 int
 trk_sess_insert(trk_shm_t *t, const uint8_t h[32], const char *user,
-                int64_t now_ms)
+                const uint8_t *fp, int64_t now_ms)
 {
     trk_sess_sh_t *e;
     uint32_t       stripe;
@@ -255,6 +304,11 @@ trk_sess_insert(trk_shm_t *t, const uint8_t h[32], const char *user,
     atomic_store(&e[i].state, TRK_SESS_WRITING);
     memcpy(e[i].h, h, 32);
     snprintf(e[i].user, sizeof(e[i].user), "%s", user);
+    if (fp != NULL) {
+        memcpy(e[i].fp, fp, TS_FP_B);
+    } else {
+        memset(e[i].fp, 0, TS_FP_B);
+    }
     atomic_store(&e[i].last_hb_ms, now_ms);
     atomic_store(&e[i].local_hb_ms, 0);
     atomic_store(&e[i].state, TRK_SESS_LIVE);
@@ -367,5 +421,246 @@ trk_sess_each_local(trk_shm_t *t, int64_t since_ms,
             memcpy(h, e[i].h, 32);
             fn(h, arg);
         }
+    }
+}
+
+
+/* ---- keyed hashes ------------------------------------------------------ */
+
+static uint64_t
+keyed_hash(const trk_shm_t *t, char kind, const char *name)
+{
+    uint8_t  buf[32 + 1 + TS_STR_MAX_B], d[TS_SHA256_B];
+    size_t   n = strlen(name);
+    uint64_t v = 0;
+    int      i;
+
+    if (n > TS_STR_MAX_B) {
+        n = TS_STR_MAX_B;
+    }
+    memcpy(buf, t->stats->key, 32);
+    buf[32] = (uint8_t) kind;
+    memcpy(buf + 33, name, n);
+    if (ts_sha256(buf, 33 + n, d) != 0) {
+        /* cannot happen; still a usable (unkeyed) value */
+        for (i = 0; (size_t) i < n; i++) {
+            v = v * 131 + (uint8_t) name[i];
+        }
+        return v ^ (uint64_t) (uint8_t) kind;
+    }
+    for (i = 0; i < 8; i++) {
+        v = (v << 8) | d[i];
+    }
+    return v;
+}
+
+
+uint32_t
+trk_addr_bucket(const trk_shm_t *t, const char *addr)
+{
+    return (uint32_t) (keyed_hash(t, 'A', addr) % TS_ADDR_SLOTS_N);
+}
+
+
+/* ---- failed-login throttle --------------------------------------------- */
+
+static void
+thr_repair(void *arg)
+{
+    trk_shm_t *t = arg;
+
+    /* a torn counter cannot be told from a good one: forget them all */
+    memset(t->thr, 0, sizeof(trk_thr_sh_t) * TS_THROTTLE_SLOTS_N);
+    atomic_fetch_add(&t->stats->lock_repairs, 1);
+    ts_warn("login throttle table cleared after a worker died");
+}
+
+
+static int
+thr_lock(trk_shm_t *t)
+{
+    if (ts_shlock_lock(t->thr_lock, thr_repair, t) < 0) {
+        atomic_store(&t->shm.hdr->reset_needed, 1);
+        return -1;
+    }
+    return 0;
+}
+
+
+/* How reusable an entry is: 0 free, 1 stale (quiet for a window), 2 in
+ * use (then the oldest last failure goes first). */
+static int
+thr_rank(const trk_thr_sh_t *e, const trk_thr_cfg_t *cfg, int64_t now_ms)
+{
+    if (e->key == 0) {
+        return 0;
+    }
+    return now_ms - e->last_ms >= cfg->window_ms ? 1 : 2;
+}
+
+
+/* The entry of key, or NULL; *victim gets the slot to (re)use for it.
+ * Every probe position is looked at (no early stop at a free entry), so
+ * removing an entry needs no tombstone. */
+static trk_thr_sh_t *
+thr_find(trk_shm_t *t, uint64_t key, const trk_thr_cfg_t *cfg,
+         int64_t now_ms, trk_thr_sh_t **victim)
+{
+    trk_thr_sh_t *e, *v = NULL;
+    uint32_t      i, k;
+    int           r, vr = 3;
+
+    for (k = 0, i = (uint32_t) (key % TS_THROTTLE_SLOTS_N); k < THR_PROBE_N;
+         k++, i = (i + 1) % TS_THROTTLE_SLOTS_N)
+    {
+        e = &t->thr[i];
+        if (e->key == key) {
+            *victim = e;
+            return e;
+        }
+        r = thr_rank(e, cfg, now_ms);
+        if (r < vr || (r == 2 && vr == 2 && e->last_ms < v->last_ms)) {
+            v = e;
+            vr = r;
+        }
+    }
+    *victim = v;
+    return NULL;
+}
+
+
+static uint64_t
+thr_key(trk_shm_t *t, char kind, const char *name)
+{
+    uint64_t k = keyed_hash(t, kind, name);
+
+    return k == 0 ? 1 : k;
+}
+
+
+int64_t
+trk_thr_wait_ms(trk_shm_t *t, char kind, const char *name,
+                const trk_thr_cfg_t *cfg, int64_t now_ms)
+{
+    trk_thr_sh_t *e, *v;
+    uint64_t      key = thr_key(t, kind, name);
+    int64_t       delay, left = 0;
+    uint32_t      over;
+
+    if (cfg->limit == 0 || thr_lock(t) != 0) {
+        return 0;
+    }
+    e = thr_find(t, key, cfg, now_ms, &v);
+    if (e != NULL && now_ms - e->last_ms < cfg->window_ms
+        && e->fails >= cfg->limit)
+    {
+        over = e->fails - cfg->limit;
+        delay = cfg->delay_min_ms;
+        while (over-- > 0 && delay < cfg->delay_max_ms) {
+            delay *= 2;
+        }
+        if (delay > cfg->delay_max_ms) {
+            delay = cfg->delay_max_ms;
+        }
+        left = e->last_ms + delay - now_ms;
+        if (left < 0) {
+            left = 0;
+        }
+    }
+    ts_shlock_unlock(t->thr_lock);
+    return left;
+}
+
+
+uint32_t
+trk_thr_fail(trk_shm_t *t, char kind, const char *name,
+             const trk_thr_cfg_t *cfg, int64_t now_ms)
+{
+    trk_thr_sh_t *e, *v;
+    uint64_t      key = thr_key(t, kind, name);
+    uint32_t      n = 0;
+
+    if (cfg->limit == 0 || thr_lock(t) != 0) {
+        return 0;
+    }
+    e = thr_find(t, key, cfg, now_ms, &v);
+    if (e == NULL) {
+        e = v;                  /* never NULL: THR_PROBE_N > 0 */
+        e->key = key;
+        e->fails = 0;
+    } else if (now_ms - e->last_ms >= cfg->window_ms) {
+        e->fails = 0;           /* quiet for a window: a fresh run */
+    }
+    if (e->fails < UINT32_MAX) {
+        e->fails++;
+    }
+    e->last_ms = now_ms;
+    n = e->fails;
+    ts_shlock_unlock(t->thr_lock);
+    return n;
+}
+
+
+void
+trk_thr_reset(trk_shm_t *t, char kind, const char *name)
+{
+    trk_thr_sh_t  *e, *v;
+    trk_thr_cfg_t  any = { 1, INT64_MAX, 0, 0 };
+    uint64_t       key = thr_key(t, kind, name);
+
+    if (thr_lock(t) != 0) {
+        return;
+    }
+    e = thr_find(t, key, &any, 0, &v);
+    if (e != NULL) {
+        e->key = 0;
+        e->fails = 0;
+        e->last_ms = 0;
+    }
+    ts_shlock_unlock(t->thr_lock);
+}
+
+
+/* ---- connection counters ----------------------------------------------- */
+
+void
+trk_conns_sum(const trk_shm_t *t, uint32_t bucket, uint32_t *total,
+              uint32_t *in_bucket, uint32_t *unauth)
+{
+    uint32_t i, a = 0, b = 0, u = 0;
+
+    for (i = 0; i < TS_SUP_WORKERS_MAX_N; i++) {
+        a += atomic_load(&t->conns[i].total);
+        u += atomic_load(&t->conns[i].unauth);
+        if (bucket < TS_ADDR_SLOTS_N) {
+            b += atomic_load(&t->conns[i].addr[bucket]);
+        }
+    }
+    if (total != NULL) {
+        *total = a;
+    }
+    if (in_bucket != NULL) {
+        *in_bucket = b;
+    }
+    if (unauth != NULL) {
+        *unauth = u;
+    }
+}
+
+
+void
+trk_conns_reset(trk_shm_t *t, int slot)
+{
+    trk_conns_sh_t *c;
+    uint32_t        i;
+
+    if (slot < 0 || slot >= TS_SUP_WORKERS_MAX_N) {
+        return;
+    }
+    c = &t->conns[slot];
+    atomic_store(&c->total, 0);
+    atomic_store(&c->unauth, 0);
+    for (i = 0; i < TS_ADDR_SLOTS_N; i++) {
+        atomic_store(&c->addr[i], 0);
     }
 }

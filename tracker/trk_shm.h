@@ -1,7 +1,8 @@
 /*
  * trk_shm.h -- the tracker's shared-memory segment /tessera-trk-<port>:
- * worker slots, the session cache with its lock stripes, and a stats /
- * housekeeper block.
+ * worker slots, the session cache with its lock stripes, a stats /
+ * housekeeper block, the failed-login throttle table and the per-worker
+ * connection counters.
  *
  * Session cache: TS_SESSIONS_SHM_N entries split into TS_TRK_SESS_STRIPES_N
  * stripes; a session hashes (first bytes of sha256(token)) to one stripe
@@ -10,8 +11,24 @@
  * when a holder died frees every WRITING entry of the stripe, so a
  * half-written entry is never read (the session is then reloaded from tdb).
  *
+ * Login throttle (issue 5): TS_THROTTLE_SLOTS_N counters of failed
+ * logins, keyed by a keyed hash of ('u', user) or ('a', address), under
+ * one robust mutex (logins are rare: each runs the KDF).  Per tracker,
+ * not replicated.  A counter decays to nothing when its last failure is
+ * older than the window.  When the table is full the entry with the
+ * oldest last failure is reused, so a flood of failures for made-up
+ * names can at worst forget old counters -- and such a flood is itself
+ * throttled per address.
+ *
+ * Connection counters (issue 5): one trk_conns_sh_t per worker slot,
+ * written only by the worker that owns the slot (lock-free atomics) and
+ * summed over all slots by whoever checks a cap.  A dead worker's counts
+ * vanish when the supervisor resets its slot (trk_conns_reset).
+ *
  * Crash behaviour: the whole segment is a cache of tdb plus liveness data.
- * A lost entry only costs a tdb lookup (and a fresh grace period).
+ * A lost entry only costs a tdb lookup (and a fresh grace period).  A
+ * worker that dies holding the throttle lock leaves at most one torn
+ * counter; the repair callback clears the table (counters restart).
  */
 #ifndef TRK_SHM_H_INCLUDED
 #define TRK_SHM_H_INCLUDED
@@ -22,15 +39,22 @@
 #include "ts_shm.h"
 #include "ts_claim.h"
 #include "ts_shlock.h"
+#include "ts_tls.h"
 
-#define TRK_SHM_LAYOUT_VERSION  2
+#define TRK_SHM_LAYOUT_VERSION  3
 
 enum {
     TRK_TBL_SLOTS   = 1,
     TRK_TBL_SESS    = 2,
     TRK_TBL_STRIPES = 3,
-    TRK_TBL_STATS   = 4
+    TRK_TBL_STATS   = 4,
+    TRK_TBL_THR     = 5,        /* failed-login counters */
+    TRK_TBL_THRLOCK = 6,        /* one ts_shlock_sh_t for TRK_TBL_THR */
+    TRK_TBL_CONNS   = 7         /* connection counters per worker slot */
 };
+
+/* base of the doubling refusal delay once a login counter is over its
+ * limit (the cap is TS_LOGIN_DELAY_MAX_MS) */
 
 enum {
     TRK_SESS_FREE    = 0,
@@ -45,6 +69,7 @@ typedef struct {
     uint32_t         pad;
     uint8_t          h[32];                  /* sha256(token) */
     char             user[TS_ID_MAX_B + 1];
+    uint8_t          fp[TS_FP_B];            /* node identity at login */
     _Atomic int64_t  last_hb_ms;             /* monotonic */
     _Atomic int64_t  local_hb_ms;            /* last request HERE (K1
                                                 gossip); 0 = none */
@@ -66,7 +91,22 @@ typedef struct {
     _Atomic int32_t  sync_pid;
     _Atomic uint64_t epoch;
     _Atomic int32_t  ntrackers;      /* lines in tracker_info.txt */
+    uint8_t          key[32];        /* keys the throttle and address
+                                        hashes; written once at create */
 } trk_stats_sh_t;
+
+typedef struct {
+    uint64_t key;                    /* keyed hash; 0 = free */
+    uint32_t fails;                  /* failures in the current run */
+    uint32_t pad;
+    int64_t  last_ms;                /* monotonic, last failure */
+} trk_thr_sh_t;
+
+typedef struct {
+    _Atomic uint32_t total;          /* open connections */
+    _Atomic uint32_t unauth;         /* not (yet) logged in */
+    _Atomic uint32_t addr[TS_ADDR_SLOTS_N];  /* by address bucket */
+} trk_conns_sh_t;
 
 typedef struct {
     ts_shm_t        shm;
@@ -74,7 +114,18 @@ typedef struct {
     trk_sess_sh_t  *sess;
     ts_shlock_sh_t *stripes;
     trk_stats_sh_t *stats;
+    trk_thr_sh_t   *thr;
+    ts_shlock_sh_t *thr_lock;
+    trk_conns_sh_t *conns;           /* TS_SUP_WORKERS_MAX_N */
 } trk_shm_t;
+
+/* What one throttle counter allows (trk_thr_*). */
+typedef struct {
+    uint32_t limit;                  /* failures before refusals start */
+    int64_t  window_ms;              /* forgotten after this long quiet */
+    int64_t  delay_min_ms;           /* first refusal period, doubles */
+    int64_t  delay_max_ms;           /* ... up to this */
+} trk_thr_cfg_t;
 
 /* Creator (supervisor): creates the segment (replacing a stale one). */
 int  trk_shm_create(trk_shm_t *t, uint16_t port);
@@ -87,9 +138,15 @@ void trk_shm_name(char *buf, size_t bufsz, uint16_t port);
 int  trk_sess_lookup(trk_shm_t *t, const uint8_t h[32], int64_t now_ms,
                      int64_t timeout_ms, int touch, char *user,
                      size_t usersz);
-/* Inserts or refreshes a live entry (last heartbeat = now). 0 / -1 full. */
+/* Like trk_sess_lookup; fp (may be NULL) gets the session's node
+ * fingerprint when found live. */
+int  trk_sess_lookup_fp(trk_shm_t *t, const uint8_t h[32], int64_t now_ms,
+                        int64_t timeout_ms, int touch, char *user,
+                        size_t usersz, uint8_t *fp);
+/* Inserts or refreshes a live entry (last heartbeat = now). 0 / -1 full.
+ * fp: the node fingerprint of the session (NULL = none, zeros). */
 int  trk_sess_insert(trk_shm_t *t, const uint8_t h[32], const char *user,
-                     int64_t now_ms);
+                     const uint8_t *fp, int64_t now_ms);
 void trk_sess_remove(trk_shm_t *t, const uint8_t h[32]);
 /* K1: a peer saw a request of session h: refresh its heartbeat if cached
  * (live or expired-but-kept entries alike).  1 refreshed, 0 absent. */
@@ -103,5 +160,25 @@ void trk_sess_each_local(trk_shm_t *t, int64_t since_ms,
 void trk_sess_each(trk_shm_t *t, int64_t now_ms, int64_t timeout_ms,
                    void (*fn)(const uint8_t h[32], int state, void *arg),
                    void *arg);
+
+/* ---- failed-login throttle ------------------------------------------ */
+/* kind 'u' (user id) or 'a' (peer address).  How many ms a login for
+ * name is still refused (0 = go ahead). */
+int64_t trk_thr_wait_ms(trk_shm_t *t, char kind, const char *name,
+                        const trk_thr_cfg_t *cfg, int64_t now_ms);
+/* Counts one failure; returns the failures now counted. */
+uint32_t trk_thr_fail(trk_shm_t *t, char kind, const char *name,
+                      const trk_thr_cfg_t *cfg, int64_t now_ms);
+/* Forgets name's counter (a successful login resets its user). */
+void trk_thr_reset(trk_shm_t *t, char kind, const char *name);
+
+/* ---- connection counters -------------------------------------------- */
+/* The counter bucket of a peer address (keyed hash, < TS_ADDR_SLOTS_N). */
+uint32_t trk_addr_bucket(const trk_shm_t *t, const char *addr);
+/* Sums over every worker slot (any may be NULL). */
+void trk_conns_sum(const trk_shm_t *t, uint32_t bucket, uint32_t *total,
+                   uint32_t *in_bucket, uint32_t *unauth);
+/* Zeroes slot's counters (worker start; supervisor after a death). */
+void trk_conns_reset(trk_shm_t *t, int slot);
 
 #endif

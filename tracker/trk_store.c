@@ -852,6 +852,7 @@ trk_session_encode(ts_wbuf_t *b, const trk_session_t *s)
     ts_put_u64(b, s->created_ms);
     ts_put_u64(b, s->user_hlc);
     ts_put_u8(b, s->user_origin);
+    ts_put_raw(b, s->fp, TS_FP_B);
 }
 
 
@@ -870,6 +871,11 @@ trk_session_decode(const void *p, size_t n, trk_session_t *s)
     s->created_ms = ts_get_u64(&r);
     s->user_hlc = ts_get_u64(&r);
     s->user_origin = ts_get_u8(&r);
+    /* the node fingerprint came with issue 5: older records end here */
+    memset(s->fp, 0, sizeof(s->fp));
+    if (!r.err && ts_rbuf_left(&r) == TS_FP_B) {
+        (void) ts_get_raw(&r, s->fp, TS_FP_B);
+    }
     if (ts_rbuf_end(&r) != 0 || !ts_valid_id(s->user)) {
         return -1;
     }

@@ -7,8 +7,10 @@
  *   g/<group>         group     {owner, next_join_seq, members[(user, seq)]
  *                               in join order, pending[(user, seq)] in
  *                               request order}
- *   s/<hex sha256(t)> session   {user, node_addr, created_ms} (the token
- *                               itself is never stored)
+ *   s/<hex sha256(t)> session   {user, node_addr, created_ms, user_hlc,
+ *                               user_origin, node fp[32]} (the token
+ *                               itself is never stored; a record written
+ *                               before issue 5 has no fp: zeros)
  *   r/<reqid hex>     reply     {stored_ms, type, reply payload}
  *
  * Every record starts with a kind byte and a version byte and is decoded
@@ -29,6 +31,7 @@
 #include "ts_config.h"
 #include "ts_buf.h"
 #include "ts_proto.h"
+#include "ts_tls.h"
 
 #define TRK_ADDR_MAX_B      80          /* node "ip:port" in a session */
 #define TRK_MSG_B           256         /* error text of one reply */
@@ -62,6 +65,9 @@ typedef struct {
     uint64_t created_ms;
     uint64_t user_hlc;          /* creation stamp of the user's account */
     uint8_t  user_origin;       /* incarnation at login (cluster) */
+    uint8_t  fp[TS_FP_B];       /* the node's certificate fingerprint
+                                   (TLS client cert of the login link;
+                                   zeros: none) */
 } trk_session_t;
 
 /* ---- open, close, transactions ---------------------------------------- */

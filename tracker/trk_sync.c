@@ -3,7 +3,11 @@
  * request handlers (docs/REPLICATION.md).
  *
  * Purpose: keep every other tracker up to date with this tracker's op
- * log (its own ops and relayed ones): one TCP link per peer, HELLO to
+ * log (its own ops and relayed ones): one TLS link per peer (mutual:
+ * this tracker presents its own CA-signed certificate and checks that
+ * the peer's names the tracker id dialled; the receiving worker accepts
+ * SYNC_* only from a link whose certificate proves the tracker id the
+ * request claims, else TS_ERR_AUTH and the link is closed), HELLO to
  * learn the peer's version vector, then SYNC_OPS batches in per-origin
  * seq order (or a SNAPSHOT when the peer needs ops compacted away), woken
  * within TS_SYNC_POLL_MS of a local commit; SYNC_ACK every
@@ -34,6 +38,7 @@
 #include "ts_crypto.h"
 #include "ts_log.h"
 #include "ts_net.h"
+#include "ts_tls.h"
 #include "ts_trackers.h"
 #include "trk_ops.h"
 #include "trk_oplog.h"
@@ -51,11 +56,13 @@ typedef struct {
     int              vv_known;
     _Atomic int64_t  last_ok_ms;
     _Atomic int      connected;
+    char             last_err[160];  /* last dial failure logged */
 } peer_t;
 
 static pthread_mutex_t  mu = PTHREAD_MUTEX_INITIALIZER;
 static trk_store_t     *sst;
 static trk_config_t    *scfg;
+static ts_tls_t        *cli_tls;     /* TRACKER_CLIENT, own certificate */
 static peer_t           peers[TRK_ORIGINS_N];
 static _Atomic int      sync_stop;
 
@@ -445,27 +452,63 @@ nap_ms(int ms)
 }
 
 
+/* Logs a failed dial once per distinct reason (a peer that is down must
+ * not fill the log every backoff period). */
+static void
+dial_failed(peer_t *p, const char *why)
+{
+    if (strcmp(p->last_err, why) != 0) {
+        snprintf(p->last_err, sizeof(p->last_err), "%s", why);
+        ts_warn("sync link to tracker %d at %s:%u: %s", p->id, p->ip,
+                (unsigned) p->port, why);
+    }
+}
+
+
+/* Connects to the peer and completes a mutually authenticated TLS
+ * handshake with it within the deadlines.  NULL on failure. */
+static ts_conn_t *
+dial(peer_t *p)
+{
+    ts_conn_t *c;
+    char       why[160];
+    int        fd;
+
+    fd = ts_net_connect(p->ip, p->port, TS_SYNC_CONNECT_MS);
+    if (fd < 0) {
+        return NULL;            /* down: nothing worth a log line */
+    }
+    c = ts_conn_new_tls(fd, cli_tls, p->id, NULL);
+    if (c == NULL) {
+        return NULL;
+    }
+    if (ts_conn_handshake(c, (int) scfg->handshake_ms) != 0) {
+        snprintf(why, sizeof(why), "TLS handshake failed: %s",
+                 ts_tls_last_error()[0] ? ts_tls_last_error()
+                                        : strerror(errno));
+        dial_failed(p, why);
+        ts_conn_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+
 static void *
 peer_main(void *arg)
 {
     peer_t    *p = arg;
     ts_conn_t *c;
-    int        fd, backoff = TS_SYNC_BACKOFF_MIN_MS, rc;
+    int        backoff = TS_SYNC_BACKOFF_MIN_MS, rc;
     uint64_t   wake, seen;
     int64_t    last_gossip, now;
 
     while (!atomic_load(&sync_stop)) {
-        fd = ts_net_connect(p->ip, p->port, TS_SYNC_CONNECT_MS);
-        if (fd < 0) {
+        c = dial(p);
+        if (c == NULL) {
             nap_ms(backoff);
             backoff = backoff * 2 > TS_SYNC_BACKOFF_MAX_MS
                       ? TS_SYNC_BACKOFF_MAX_MS : backoff * 2;
-            continue;
-        }
-        c = ts_conn_new(fd);
-        if (c == NULL) {
-            close(fd);
-            nap_ms(backoff);
             continue;
         }
         if (do_hello(p, c) != 0) {
@@ -476,6 +519,7 @@ peer_main(void *arg)
             continue;
         }
         ts_info("sync link to tracker %d up", p->id);
+        p->last_err[0] = '\0';
         atomic_store(&p->connected, 1);
         backoff = TS_SYNC_BACKOFF_MIN_MS;
         seen = (uint64_t) -1;
@@ -591,6 +635,14 @@ trk_sync_main(const ts_worker_ctx_t *ctx)
     }
     trk_store_set_origin(sst, scfg->id, (void *) &scfg->shm.stats->hlc,
                          (void *) &scfg->shm.stats->op_wake);
+    cli_tls = ts_tls_ctx_new(TS_TLS_TRACKER_CLIENT, scfg->crt_path,
+                             scfg->key_path, scfg->ca_path, err,
+                             sizeof(err));
+    if (cli_tls == NULL) {
+        ts_err("cannot set up TLS for the sync links: %s", err);
+        trk_store_close(sst);
+        return 1;
+    }
     atomic_store(&scfg->shm.stats->sync_pid, (int32_t) getpid());
     for (i = 1; i <= scfg->trackers.n; i++) {
         peers[i].id = i;
@@ -624,22 +676,44 @@ trk_sync_main(const ts_worker_ctx_t *ctx)
         }
     }
     trk_store_close(sst);
+    ts_tls_ctx_free(cli_tls);
     return 0;
 }
 
 
 /* ---- receiving side: request handlers ----------------------------------- */
 
+/* The sending tracker's id, after checking that the link proves it:
+ * its TLS client certificate is CA-signed for exactly that tracker.
+ * -1 with *st (BADREQ: not a peer id; AUTH: not proven -- and the link
+ * is closed after the reply). */
 static int
-sync_from(trk_req_t *rq)
+sync_from(trk_req_t *rq, int *st)
 {
-    int from = ts_get_u8(&rq->in);
+    trk_link_t *l = rq->env->link;
+    int         from = ts_get_u8(&rq->in);
 
     if (rq->in.err || from < 1 || from >= TRK_ORIGINS_N
         || from > atomic_load(&rq->env->shm->stats->ntrackers)
         || from == rq->env->tracker_id)
     {
         snprintf(rq->msg, sizeof(rq->msg), "not a peer tracker");
+        *st = TS_ERR_BADREQ;
+        return -1;
+    }
+    if (ts_tls_enabled() && (l == NULL || l->tracker != from)) {
+        snprintf(rq->msg, sizeof(rq->msg), "%s is only accepted from "
+                 "tracker %d's certificate", ts_msg_name(rq->type), from);
+        ts_warn("%s claiming tracker %d from %s refused: the link %s",
+                ts_msg_name(rq->type), from,
+                l != NULL && l->addr[0] ? l->addr : "?",
+                l == NULL || l->tracker == 0
+                ? "has no tracker certificate"
+                : "proves another tracker");
+        if (l != NULL) {
+            l->close_after = 1;
+        }
+        *st = TS_ERR_AUTH;
         return -1;
     }
     return from;
@@ -664,9 +738,10 @@ static int
 op_sync_hello(trk_req_t *rq)
 {
     trk_vv_t vv;
+    int      st;
 
-    if (sync_from(rq) < 0) {
-        return TS_ERR_BADREQ;
+    if (sync_from(rq, &st) < 0) {
+        return st;
     }
     (void) ts_get_u64(&rq->in);
     if (trk_vv_decode(&rq->in, &vv) != 0 || ts_rbuf_end(&rq->in) != 0) {
@@ -677,6 +752,50 @@ op_sync_hello(trk_req_t *rq)
     ts_put_u64(&rq->body, atomic_load(&rq->env->shm->stats->epoch));
     ts_put_u8(&rq->body, (uint8_t) trk_fresh(rq->env->st, 0));
     return reply_vv(rq);
+}
+
+
+/* Session keys a batch touched: after the commit, those whose record is
+ * gone (a logout or an expiry elsewhere) leave the session cache at once,
+ * so a revoked token stops working here within the replication delay
+ * (the housekeeper would get there too, within TS_HOUSEKEEP_MS). */
+#define SESS_TOUCHED_N  1024
+
+typedef struct {
+    uint8_t  h[SESS_TOUCHED_N][32];
+    uint32_t n;
+} sess_touched_t;
+
+
+static void
+note_session_key(const uint8_t *k, uint32_t kl, void *arg)
+{
+    sess_touched_t *t = arg;
+
+    /* "s/" + 64 hex digits (trk_store.c) */
+    if (kl == 2 + 64 && k[0] == 's' && k[1] == '/' && t->n < SESS_TOUCHED_N) {
+        char hex[65];
+
+        memcpy(hex, k + 2, 64);
+        hex[64] = '\0';
+        if (ts_unhex(hex, t->h[t->n], 32) == 0) {
+            t->n++;
+        }
+    }
+}
+
+
+static void
+drop_gone_sessions(trk_req_t *rq, const sess_touched_t *t)
+{
+    trk_session_t s;
+    uint32_t      i;
+
+    for (i = 0; i < t->n; i++) {
+        if (trk_session_get(rq->env->st, t->h[i], &s) == 1) {
+            trk_sess_remove(rq->env->shm, t->h[i]);
+        }
+    }
 }
 
 
@@ -697,10 +816,11 @@ op_sync_ops(trk_req_t *rq)
     const uint8_t *op;
     uint32_t       n, i, len;
     uint64_t       maxhlc = 0;
-    int            rc = 0, any = 0;
+    int            rc = 0, any = 0, st;
+    sess_touched_t *touched;
 
-    if (sync_from(rq) < 0) {
-        return TS_ERR_BADREQ;
+    if (sync_from(rq, &st) < 0) {
+        return st;
     }
     n = ts_get_u32(&rq->in);
     if (rq->in.err || n > 4 * TS_SYNC_BATCH_N
@@ -713,11 +833,15 @@ op_sync_ops(trk_req_t *rq)
         snprintf(rq->msg, sizeof(rq->msg), "tracker database busy");
         return TS_ERR_BUSY;
     }
+    touched = calloc(1, sizeof(*touched));  /* NULL: the housekeeper */
     for (i = 0; i < n; i++) {
         op = ts_get_blob(&rq->in, &len, TS_FRAME_MAX_B);
         if (op == NULL) {
             rc = -1;
             break;
+        }
+        if (touched != NULL) {
+            (void) trk_oplog_each_key(op, len, note_session_key, touched);
         }
         rc = trk_oplog_apply(rq->env->st, op, len, &maxhlc);
         if (rc < 0) {
@@ -736,8 +860,13 @@ op_sync_ops(trk_req_t *rq)
     trk_hlc_observe(&rq->env->shm->stats->hlc, maxhlc);
     if (rc < 0 || trk_store_commit(rq->env->st) != 0) {
         trk_store_cancel(rq->env->st);
+        free(touched);
         snprintf(rq->msg, sizeof(rq->msg), "bad op or database error");
         return TS_ERR_BADREQ;
+    }
+    if (touched != NULL) {
+        drop_gone_sessions(rq, touched);
+        free(touched);
     }
     applied(rq, maxhlc, any);
     return reply_vv(rq);
@@ -753,10 +882,10 @@ op_sync_snapshot(trk_req_t *rq)
     trk_stamp_t    mx;
     trk_vv_t       vv;
     uint64_t       maxhlc = 0;
-    int            last, rc = 0;
+    int            last, rc = 0, st;
 
-    if (sync_from(rq) < 0) {
-        return TS_ERR_BADREQ;
+    if (sync_from(rq, &st) < 0) {
+        return st;
     }
     last = ts_get_u8(&rq->in);
     n = ts_get_u32(&rq->in);
@@ -817,9 +946,10 @@ op_sync_ack(trk_req_t *rq)
     uint32_t n, i;
     uint8_t  h[32];
     int64_t  now = ts_now_ms();
+    int      st;
 
-    if (sync_from(rq) < 0) {
-        return TS_ERR_BADREQ;
+    if (sync_from(rq, &st) < 0) {
+        return st;
     }
     (void) ts_get_u8(&rq->in);          /* the sender's leader (info) */
     n = ts_get_u32(&rq->in);
@@ -863,9 +993,10 @@ trk_sync_ctor(void)
 /* ---- ./tracker --status --------------------------------------------------- */
 
 int
-trk_status_cmd(const char *info_path, int id)
+trk_status_cmd(const char *info_path, int id, const char *ca_path)
 {
     ts_trackers_t  t;
+    ts_tls_t      *tls;
     ts_conn_t     *c;
     ts_wbuf_t      b;
     ts_rbuf_t      r;
@@ -882,13 +1013,29 @@ trk_status_cmd(const char *info_path, int id)
         fprintf(stderr, "tracker: no tracker %d in %s\n", id, info_path);
         return 2;
     }
+    /* no client certificate: STATUS needs no login */
+    tls = ts_tls_ctx_new(TS_TLS_TRACKER_CLIENT, NULL, NULL, ca_path, err,
+                         sizeof(err));
+    if (tls == NULL) {
+        fprintf(stderr, "tracker: cannot use the CA certificate %s: %s "
+                "(see --pki)\n", ca_path, err);
+        return 2;
+    }
     fd = ts_net_connect(t.t[id - 1].ip, t.t[id - 1].port, 2000);
-    if (fd < 0 || (c = ts_conn_new(fd)) == NULL) {
+    if (fd < 0) {
         fprintf(stderr, "tracker: cannot reach tracker %d at %s:%u\n", id,
                 t.t[id - 1].ip, (unsigned) t.t[id - 1].port);
-        if (fd >= 0) {
-            close(fd);
-        }
+        ts_tls_ctx_free(tls);
+        return 1;
+    }
+    c = ts_conn_new_tls(fd, tls, id, NULL);
+    if (c == NULL || ts_conn_handshake(c, TS_TLS_HANDSHAKE_MS) != 0) {
+        fprintf(stderr, "tracker: TLS with tracker %d at %s:%u failed: %s\n",
+                id, t.t[id - 1].ip, (unsigned) t.t[id - 1].port,
+                ts_tls_last_error()[0] ? ts_tls_last_error()
+                                       : strerror(errno));
+        ts_conn_free(c);
+        ts_tls_ctx_free(tls);
         return 1;
     }
     ts_wbuf_init(&b);
@@ -906,5 +1053,6 @@ trk_status_cmd(const char *info_path, int id)
     free(text);
     free(frame);
     ts_conn_free(c);
+    ts_tls_ctx_free(tls);
     return rc;
 }

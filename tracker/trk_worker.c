@@ -3,17 +3,37 @@
  * shared listen socket and its client connections, plus KDF thread(s).
  *
  * Purpose: accept connections (EPOLLEXCLUSIVE on the socket every worker
- * inherited), assemble request frames (header first; the length is checked
- * against TS_FRAME_MAX_B before any buffer grows, and buffers grow only as
- * bytes really arrive), run each request through trk_ops in order, and
- * queue the replies.  Requests may be pipelined; a connection whose login
- * or create_user waits for the KDF is simply not read until it is done.
+ * inherited), run the TLS handshake of each (role TRACKER_SERVER: this
+ * tracker's certificate; a client certificate is asked for, optional),
+ * assemble request frames (header first; the length is checked against
+ * TS_FRAME_MAX_B before any buffer grows, and buffers grow only as bytes
+ * really arrive), run each request through trk_ops in order, and queue
+ * the replies.  Requests may be pipelined; a connection whose login or
+ * create_user waits for the KDF is simply not read until it is done.
+ * Each request sees its link (trk_link_t: peer address, client
+ * certificate fingerprint, proven tracker id) through env.link.
  *
- * Deadlines (checked every TS_TRK_TICK_MS): a frame begun must complete
- * within TS_TRK_FRAME_TIMEOUT_MS; a connection with nothing to do is
- * closed after TS_TRK_IDLE_TIMEOUT_MS; a peer that does not read its
- * replies (no write progress for TS_TRK_FRAME_TIMEOUT_MS, or more than
- * TS_TRK_OUT_MAX_B queued) is dropped.  Bad input closes that connection only.
+ * TLS and the event loop: ts_conn_read/ts_conn_write drive the handshake
+ * and may want the other direction (ts_conn_want) -- the epoll mask
+ * follows; decrypted bytes buffered inside TLS (ts_conn_pending) are not
+ * seen by epoll, so such a connection goes on a ready list that is
+ * served before the next epoll_wait (with a zero timeout).  A plaintext
+ * client or garbage fails the handshake: the connection is closed, and
+ * nothing else happens.
+ *
+ * Caps (checked at accept, counters in shm per worker slot, summed over
+ * the slots): connections in all (--max-conns), from one address
+ * (--max-conns-per-addr), and not logged in (--max-unauth: no LOGIN, no
+ * valid token and no tracker certificate seen on the link yet).  Over a
+ * cap the new connection is closed at once.
+ *
+ * Deadlines (checked every TS_TRK_TICK_MS): the TLS handshake must finish
+ * within --handshake-ms (TS_TLS_HANDSHAKE_MS); a frame begun must
+ * complete within --frame-timeout (TS_TRK_FRAME_TIMEOUT_MS); a connection
+ * with nothing to do is closed after TS_TRK_IDLE_TIMEOUT_MS; a peer that
+ * does not read its replies (no write progress for the frame timeout, or
+ * more than TS_TRK_OUT_MAX_B queued) is dropped.  Bad input closes that
+ * connection only.
  *
  * Locking: the event loop is single-threaded and owns the tdb handle and
  * every connection.  KDF threads share only the job queues (one mutex +
@@ -23,11 +43,13 @@
  * Crash behaviour: a dead worker's connections see RST and clients retry
  * (on another worker or tracker) with the same request id; its tdb
  * transaction, if any, never happened; its shm stripe locks are robust and
- * repaired; the supervisor frees its slot and claims and forks a new one.
+ * repaired; the supervisor frees its slot and claims, zeroes its
+ * connection counters, and forks a new one.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,16 +62,27 @@
 #include "ts_log.h"
 #include "ts_net.h"
 #include "ts_proto.h"
+#include "ts_ticket.h"
+#include "ts_tls.h"
 #include "trk_ops.h"
 #include "trk_store.h"
 #include "trk_worker.h"
 
-typedef struct {
+typedef struct conn_s {
     ts_conn_t  *c;
     int         fd;
     uint32_t    idx;
     uint64_t    id;             /* unique per worker: jobs find their conn */
     char        peer[72];
+    trk_link_t  link;           /* filled when the handshake is done */
+    int         ready;          /* handshake done, link filled */
+    int64_t     acc_ms;         /* accepted (handshake deadline) */
+    uint32_t    bucket;         /* address bucket of the shm counters */
+    int         unauth;         /* counted as not logged in */
+    int         rwant;          /* last read EAGAIN: 2 = wants writable */
+    int         wwant;          /* last write EAGAIN: 1 = wants readable */
+    int         queued;         /* on the ready list */
+    struct conn_s *next_ready;
     uint8_t    *in;
     size_t      in_len;
     size_t      in_cap;
@@ -89,6 +122,12 @@ static char tag_listen, tag_stop, tag_kdf;
 
 static const trk_config_t *cfg;
 static trk_env_t           env;
+static ts_tls_t           *server_tls;
+static trk_conns_sh_t     *my_counts;     /* this worker slot's counters */
+static conn_t             *ready_list;    /* TLS bytes pending, see top */
+static int64_t             refuse_log_ms;
+static uint8_t             rbuf[TS_TRK_READ_CHUNK_B];  /* every read */
+static uint32_t            refused_n;
 static conn_t             *conns[TS_TRK_CONNS_PER_WORKER_N];
 static conn_t             *dead_list;
 static uint32_t            nconns;
@@ -234,6 +273,12 @@ conn_close(conn_t *c, const char *why)
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     conns[c->idx] = NULL;
     nconns--;
+    atomic_fetch_sub(&my_counts->total, 1);
+    atomic_fetch_sub(&my_counts->addr[c->bucket], 1);
+    if (c->unauth) {
+        c->unauth = 0;
+        atomic_fetch_sub(&my_counts->unauth, 1);
+    }
     ts_conn_free(c->c);
     c->c = NULL;
     free(c->in);
@@ -242,6 +287,30 @@ conn_close(conn_t *c, const char *why)
     c->dead = 1;
     c->next_dead = dead_list;
     dead_list = c;
+}
+
+
+/* The link has logged in (or is a proven tracker): it no longer counts
+ * against the not-logged-in cap. */
+static void
+conn_authed(conn_t *c)
+{
+    if (c->unauth) {
+        c->unauth = 0;
+        atomic_fetch_sub(&my_counts->unauth, 1);
+    }
+}
+
+
+/* Puts c on the ready list: TLS holds bytes epoll will not report. */
+static void
+conn_queue(conn_t *c)
+{
+    if (!c->queued && !c->dead) {
+        c->queued = 1;
+        c->next_ready = ready_list;
+        ready_list = c;
+    }
 }
 
 
@@ -263,15 +332,21 @@ conn_update_events(conn_t *c)
 {
     struct epoll_event e;
     uint32_t           want;
+    int                reading;
 
     want = 0;
-    if (!c->eof && !c->job_pending
-        && c->out.len - c->out_off < TS_TRK_OUT_SOFT_B)
-    {
-        want |= EPOLLIN;
+    reading = !c->ready
+              || (!c->eof && !c->job_pending
+                  && c->out.len - c->out_off < TS_TRK_OUT_SOFT_B);
+    if (reading) {
+        /* TLS may need to write to go on reading (handshake) */
+        want |= c->rwant == 2 ? EPOLLOUT : EPOLLIN;
+        if (c->ready && ts_conn_pending(c->c) > 0) {
+            conn_queue(c);
+        }
     }
     if (c->out.len > c->out_off) {
-        want |= EPOLLOUT;
+        want |= c->wwant == 1 ? EPOLLIN : EPOLLOUT;
     }
     if (want == c->ev) {
         return;
@@ -298,11 +373,15 @@ conn_flush(conn_t *c)
                           c->out.len - c->out_off);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                /* TLS may need to read before it can write on */
+                c->wwant = errno == EAGAIN && ts_conn_is_tls(c->c)
+                           && ts_conn_want(c->c) == 1 ? 1 : 0;
                 break;
             }
             conn_close(c, "write failed");
             return -1;
         }
+        c->wwant = 0;
         c->out_off += (size_t) n;
         c->wprog_ms = ts_now_ms();
     }
@@ -385,8 +464,13 @@ conn_process(conn_t *c)
         if (c->in_len < flen) {
             break;
         }
+        env.link = &c->link;
         what = trk_ops_handle(&env, h.type, h.reqid, c->in + TS_FRAME_HDR_B,
                               h.len, &scratch, &job);
+        env.link = NULL;
+        if (c->link.authed) {
+            conn_authed(c);
+        }
         ts_debug("%s %s reqid %016llx", c->peer, ts_msg_name(h.type),
                  (unsigned long long) h.reqid);
         memmove(c->in, c->in + flen, c->in_len - flen);
@@ -413,6 +497,14 @@ conn_process(conn_t *c)
         if (conn_reply(c, h.reqid, &scratch) != 0) {
             return -1;
         }
+        if (c->link.close_after) {
+            /* e.g. SYNC_* without the tracker certificate: the reply
+             * goes out, then the link closes; nothing more is read */
+            c->eof = 1;
+            c->in_len = 0;
+            c->frame_ms = 0;
+            break;
+        }
     }
     if (c->eof && !c->job_pending && c->out.len == c->out_off) {
         conn_close(c, "peer closed");
@@ -423,55 +515,93 @@ conn_process(conn_t *c)
 }
 
 
+/* The handshake just finished: who is on the other end. */
+static void
+conn_on_ready(conn_t *c)
+{
+    c->ready = 1;
+    c->link.has_fp = ts_conn_peer_fp(c->c, c->link.fp) == 0;
+    c->link.tracker = ts_conn_peer_tracker(c->c);
+    c->last_ms = ts_now_ms();
+    if (c->link.tracker > 0) {
+        conn_authed(c);         /* a peer tracker (CA-signed cert) */
+    }
+    ts_debug("TLS with %s up (%s%s)", c->peer,
+             c->link.tracker > 0 ? "tracker certificate"
+             : c->link.has_fp ? "node certificate" : "no certificate",
+             ts_conn_is_tls(c->c) ? "" : ", plain build");
+}
+
+
 static void
 conn_read(conn_t *c)
 {
     ts_frame_hdr_t  h;
     uint8_t        *nb;
-    size_t          want, ncap;
+    size_t          need, ncap, flen;
     ssize_t         n;
 
-    if (c->job_pending || c->eof) {
+    if (c->ready && (c->job_pending || c->eof)) {
         conn_update_events(c);
         return;
     }
-    /* grow toward the frame being assembled, never beyond it plus one
-     * read chunk, and only as bytes arrive */
-    want = TS_TRK_READ_CHUNK_B;
-    if (c->in_len >= TS_FRAME_HDR_B) {
-        if (ts_frame_hdr_decode(c->in, &h, TS_FRAME_MAX_B) != 0) {
-            ts_info("bad frame header from %s", c->peer);
-            conn_close(c, NULL);
-            return;
-        }
-        if (TS_FRAME_HDR_B + (size_t) h.len > c->in_len + want) {
-            want = TS_FRAME_HDR_B + (size_t) h.len - c->in_len;
-            if (want > 4 * TS_TRK_READ_CHUNK_B) {
-                want = 4 * TS_TRK_READ_CHUNK_B;
-            }
-        }
+    /* read into the worker's buffer, keep only what arrived: an idle
+     * connection holds no input buffer, one in the middle of a frame
+     * holds that frame's bytes so far (a header is checked against
+     * TS_FRAME_MAX_B as soon as it is whole, in conn_process) */
+    n = ts_conn_read(c->c, rbuf, sizeof(rbuf));
+    if (!c->ready && ts_conn_ready(c->c)) {
+        conn_on_ready(c);
     }
-    if (c->in_cap - c->in_len < want) {
-        ncap = c->in_len + want;
-        nb = realloc(c->in, ncap);
-        if (nb == NULL) {
-            conn_close(c, "out of memory");
-            return;
-        }
-        c->in = nb;
-        c->in_cap = ncap;
-    }
-    n = ts_conn_read(c->c, c->in + c->in_len, c->in_cap - c->in_len);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            c->rwant = errno == EAGAIN && ts_conn_is_tls(c->c)
+                       && ts_conn_want(c->c) == 2 ? 2 : 0;
+            conn_update_events(c);
+            return;
+        }
+        if (!c->ready) {
+            ts_info("TLS handshake with %s failed: %s", c->peer,
+                    ts_tls_last_error()[0] ? ts_tls_last_error()
+                                           : strerror(errno));
+            conn_close(c, NULL);
             return;
         }
         conn_close(c, "read failed");
         return;
     }
+    c->rwant = 0;
+    if (n == 0 && !c->ready) {
+        conn_close(c, "closed during the TLS handshake");
+        return;
+    }
     if (n == 0) {
         c->eof = 1;
     } else {
+        need = c->in_len + (size_t) n;
+        if (need > c->in_cap) {
+            /* doubling, but never past the frame being assembled (once
+             * its header is known) plus this read */
+            ncap = c->in_cap * 2 > need ? c->in_cap * 2 : need;
+            if (c->in_len >= TS_FRAME_HDR_B
+                && ts_frame_hdr_decode(c->in, &h, TS_FRAME_MAX_B) == 0)
+            {
+                flen = TS_FRAME_HDR_B + (size_t) h.len;
+                if (ncap > flen && flen >= need) {
+                    ncap = flen;
+                } else if (ncap > need && flen < need) {
+                    ncap = need;
+                }
+            }
+            nb = realloc(c->in, ncap);
+            if (nb == NULL) {
+                conn_close(c, "out of memory");
+                return;
+            }
+            c->in = nb;
+            c->in_cap = ncap;
+        }
+        memcpy(c->in + c->in_len, rbuf, (size_t) n);
         if (c->in_len == 0) {
             c->frame_ms = ts_now_ms();
         }
@@ -480,10 +610,47 @@ conn_read(conn_t *c)
     if (conn_process(c) != 0) {
         return;
     }
-    if (c->in_len == 0 && c->in_cap > TS_TRK_READ_CHUNK_B) {
+    if (c->in_len == 0 && c->in != NULL) {
         free(c->in);
         c->in = NULL;
         c->in_cap = 0;
+    }
+}
+
+
+/* Which cap a new connection from bucket would break, or NULL. */
+static const char *
+over_cap(uint32_t bucket)
+{
+    uint32_t total, in_bucket, unauth;
+
+    trk_conns_sum(env.shm, bucket, &total, &in_bucket, &unauth);
+    if (total >= cfg->conns_max) {
+        return "connection cap of the tracker";
+    }
+    if (in_bucket >= cfg->conns_addr) {
+        return "connection cap per address";
+    }
+    if (unauth >= cfg->unauth_max) {
+        return "cap on connections not logged in";
+    }
+    return NULL;
+}
+
+
+/* Logs refused connections, at most once a second (a flood must not
+ * flood the log too). */
+static void
+refused(const char *ip, const char *why)
+{
+    int64_t now = ts_now_ms();
+
+    refused_n++;
+    if (now - refuse_log_ms >= 1000) {
+        ts_warn("refused %u connection(s) since the last report (last "
+                "from %s: %s)", refused_n, ip[0] ? ip : "?", why);
+        refuse_log_ms = now;
+        refused_n = 0;
     }
 }
 
@@ -496,8 +663,9 @@ accept_some(void)
     socklen_t                sl;
     conn_t                  *c;
     char                     ip[INET6_ADDRSTRLEN];
-    uint32_t                 i;
-    int                      fd, k;
+    const char              *why;
+    uint32_t                 i, bucket;
+    int                      fd, k, one = 1;
 
     for (k = 0; k < 64; k++) {
         sl = sizeof(ss);
@@ -517,21 +685,46 @@ accept_some(void)
             close(fd);
             continue;
         }
+        /* TLS writes one record per write(2): without this a reply's
+         * short last record would wait for the previous one's ACK */
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        ip[0] = '\0';
+        if (ss.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((const struct sockaddr_in *) &ss)->sin_addr,
+                      ip, sizeof(ip));
+        } else if (ss.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6,
+                      &((const struct sockaddr_in6 *) &ss)->sin6_addr, ip,
+                      sizeof(ip));
+        }
+        bucket = trk_addr_bucket(env.shm, ip);
+        why = over_cap(bucket);
+        if (why != NULL) {
+            refused(ip, why);
+            close(fd);
+            continue;
+        }
         for (i = 0; i < TS_TRK_CONNS_PER_WORKER_N && conns[i] != NULL; i++) {
             /* find a free index */
         }
         c = calloc(1, sizeof(*c));
-        if (c == NULL || (c->c = ts_conn_new(fd)) == NULL) {
-            free(c);
+        if (c == NULL) {
             close(fd);
+            continue;
+        }
+        c->c = ts_conn_new_tls(fd, server_tls, 0, NULL);
+        if (c->c == NULL) {
+            free(c);            /* fd closed by ts_conn_new_tls */
             continue;
         }
         c->fd = fd;
         c->idx = i;
         c->id = next_cid++;
         c->last_ms = ts_now_ms();
+        c->acc_ms = c->last_ms;
+        c->bucket = bucket;
+        snprintf(c->link.addr, sizeof(c->link.addr), "%s", ip);
         ts_wbuf_init(&c->out);
-        ip[0] = '\0';
         if (ss.ss_family == AF_INET) {
             const struct sockaddr_in *a = (const struct sockaddr_in *) &ss;
             inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
@@ -551,13 +744,21 @@ accept_some(void)
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0) {
             ts_err("epoll_ctl() failed: %s", strerror(errno));
             ts_conn_free(c->c);
+            ts_wbuf_free(&c->out);
             free(c);
             continue;
         }
         c->ev = EPOLLIN;
         conns[i] = c;
         nconns++;
+        c->unauth = 1;
+        atomic_fetch_add(&my_counts->total, 1);
+        atomic_fetch_add(&my_counts->addr[bucket], 1);
+        atomic_fetch_add(&my_counts->unauth, 1);
         ts_debug("connection from %s", c->peer);
+        if (!ts_conn_is_tls(c->c)) {
+            conn_on_ready(c);   /* plain build: nothing to negotiate */
+        }
     }
 }
 
@@ -588,8 +789,13 @@ kdf_drain(void)
 
         c = conns[kj->idx];
         live = (c != NULL && c->id == kj->cid);
+        env.link = live ? &c->link : NULL;
         trk_ops_finish(&env, kj->job, live, &scratch);
+        env.link = NULL;
         if (live) {
+            if (kj->job->logged_in) {
+                conn_authed(c);
+            }
             c->job_pending = 0;
             if (conn_reply(c, kj->job->reqid, &scratch) == 0) {
                 (void) conn_process(c);
@@ -597,6 +803,27 @@ kdf_drain(void)
         }
         trk_kdf_job_free(kj->job);
         free(kj);
+    }
+}
+
+
+/* Reads connections whose TLS layer holds decrypted bytes; those that
+ * still hold some go on a fresh list.  Must run before free_dead(): the
+ * list may name connections closed in this round. */
+static void
+serve_ready(void)
+{
+    conn_t *c, *next;
+
+    c = ready_list;
+    ready_list = NULL;
+    for (; c != NULL; c = next) {
+        next = c->next_ready;
+        c->queued = 0;
+        c->next_ready = NULL;
+        if (!c->dead) {
+            conn_read(c);
+        }
     }
 }
 
@@ -612,8 +839,16 @@ tick(const ts_worker_ctx_t *ctx, ts_slot_sh_t *slot, int64_t now)
         if (c == NULL) {
             continue;
         }
+        if (!c->ready) {
+            if (now - c->acc_ms > cfg->handshake_ms) {
+                ts_info("dropping %s: TLS handshake not done in %lld ms",
+                        c->peer, (long long) cfg->handshake_ms);
+                conn_close(c, NULL);
+            }
+            continue;
+        }
         if (c->out.len > c->out_off
-            && now - c->wprog_ms > TS_TRK_FRAME_TIMEOUT_MS)
+            && now - c->wprog_ms > cfg->frame_ms)
         {
             ts_info("dropping %s: it does not read its replies", c->peer);
             conn_close(c, NULL);
@@ -623,10 +858,10 @@ tick(const ts_worker_ctx_t *ctx, ts_slot_sh_t *slot, int64_t now)
             continue;
         }
         if (c->in_len > 0 && c->frame_ms != 0
-            && now - c->frame_ms > TS_TRK_FRAME_TIMEOUT_MS)
+            && now - c->frame_ms > cfg->frame_ms)
         {
-            ts_info("dropping %s: frame not completed in %d ms", c->peer,
-                    TS_TRK_FRAME_TIMEOUT_MS);
+            ts_info("dropping %s: frame not completed in %lld ms", c->peer,
+                    (long long) cfg->frame_ms);
             conn_close(c, NULL);
             continue;
         }
@@ -683,7 +918,29 @@ trk_worker_main(const ts_worker_ctx_t *ctx)
     env.kdf_iterations = cfg->kdf_iterations;
     env.session_timeout_ms = cfg->session_timeout_ms;
     env.workers_n = cfg->workers;
+    env.ticket_ttl_ms = cfg->ticket_ttl_ms;
+    trk_ops_thr_defaults(&env.thr_user, &env.thr_addr);
+    env.thr_user.limit = cfg->login_fails_user;
+    env.thr_addr.limit = cfg->login_fails_addr;
     ts_wbuf_init(&scratch);
+
+    /* this slot's connection counters start from nothing (a predecessor
+     * in the slot may have died with connections open) */
+    trk_conns_reset(env.shm, ctx->slot);
+    my_counts = &env.shm->conns[ctx->slot];
+    server_tls = ts_tls_ctx_new(TS_TLS_TRACKER_SERVER, cfg->crt_path,
+                                cfg->key_path, cfg->ca_path, err,
+                                sizeof(err));
+    if (server_tls == NULL) {
+        ts_err("cannot set up TLS: %s", err);
+        return 1;
+    }
+    env.signer = ts_ticket_signer_new((uint32_t) cfg->id, cfg->crt_path,
+                                      cfg->key_path, err, sizeof(err));
+    if (env.signer == NULL) {
+        ts_err("cannot load the ticket signing key: %s", err);
+        return 1;
+    }
 
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) {
@@ -719,7 +976,8 @@ trk_worker_main(const ts_worker_ctx_t *ctx)
     stop = 0;
     last_tick = ts_now_ms();
     while (!stop) {
-        n = epoll_wait(ep, evs, 64, TS_TRK_TICK_MS);
+        /* bytes waiting inside TLS: look again at once */
+        n = epoll_wait(ep, evs, 64, ready_list != NULL ? 0 : TS_TRK_TICK_MS);
         if (n < 0 && errno != EINTR) {
             ts_err("epoll_wait() failed: %s", strerror(errno));
             break;
@@ -744,19 +1002,28 @@ trk_worker_main(const ts_worker_ctx_t *ctx)
                     conn_close(c, "socket error");
                     continue;
                 }
-                if (evs[k].events & EPOLLOUT) {
-                    if (conn_flush(c) != 0) {
+                if (!c->ready) {
+                    conn_read(c);       /* drives the handshake */
+                    continue;
+                }
+                if ((evs[k].events & EPOLLOUT)
+                    || ((evs[k].events & EPOLLIN) && c->wwant == 1))
+                {
+                    if (c->out.len > c->out_off && conn_flush(c) != 0) {
                         continue;
                     }
                     if (conn_process(c) != 0) {
                         continue;
                     }
                 }
-                if (evs[k].events & EPOLLIN) {
+                if ((evs[k].events & EPOLLIN)
+                    || ((evs[k].events & EPOLLOUT) && c->rwant == 2))
+                {
                     conn_read(c);
                 }
             }
         }
+        serve_ready();
         free_dead();
         if (ts_worker_stopping() || ts_worker_orphaned(ctx)) {
             stop = 1;
@@ -776,6 +1043,8 @@ trk_worker_main(const ts_worker_ctx_t *ctx)
     }
     free_dead();
     kdf_pool_stop();
+    ts_ticket_signer_free(env.signer);
+    ts_tls_ctx_free(server_tls);
     trk_store_close(st);
     ts_wbuf_free(&scratch);
     close(ep);

@@ -30,6 +30,20 @@ typedef struct {
     int        listen_fd;
     trk_shm_t  shm;
     ts_trackers_t trackers;         /* K1: every tracker, for trk-sync */
+    /* issue 5: identities (PEM files under --pki) */
+    char       pki_dir[PATH_MAX];
+    char       ca_path[PATH_MAX];   /* <pki>/ca.crt */
+    char       crt_path[PATH_MAX];  /* <pki>/tracker-<id>.crt */
+    char       key_path[PATH_MAX];  /* <pki>/tracker-<id>.key */
+    int64_t    ticket_ttl_ms;       /* --ticket-ttl */
+    /* issue 5: deadlines and caps (options; defaults in ts_config.h) */
+    int64_t    handshake_ms;        /* --handshake-ms */
+    int64_t    frame_ms;            /* --frame-timeout */
+    uint32_t   conns_max;           /* --max-conns */
+    uint32_t   conns_addr;          /* --max-conns-per-addr */
+    uint32_t   unauth_max;          /* --max-unauth */
+    uint32_t   login_fails_user;    /* --login-fails-user (0 = off) */
+    uint32_t   login_fails_addr;    /* --login-fails-addr (0 = off) */
 } trk_config_t;
 
 /* ts_sup role main; ctx->arg is the trk_config_t. */

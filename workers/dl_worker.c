@@ -28,8 +28,21 @@
  * frontier is incomplete or disagrees, the .part is re-read and decides
  * (node_stats fh_rereads counts that).
  *
- * ctx->arg points to the node's ts_shm_t (a node_t * works too: its first
- * member is the ts_shm_t).
+ * Security (issue 5): every link is TLS (TS_TLS_PEER_CLIENT with our node
+ * certificate).  A link belongs to one peer identity: (address, the
+ * certificate fingerprint the tracker listed for it), and the handshake
+ * fails unless the peer presents exactly that certificate (a failure is
+ * that source failing: logged with the address, backoff).  The handshake
+ * is driven through the epoll loop like the connect before it, with a
+ * TS_TLS_HANDSHAKE_MS deadline.  Before the first MAP/GET of a download
+ * on a link, and again whenever the agent renewed the download's ticket
+ * (node_dl_sh_t ticket_gen), PEER_AUTH carries the ticket, pipelined.  A
+ * peer that refuses the ticket gets no MAP/GET of that download until the
+ * next ticket; "no valid ticket" (TS_ERR_PERM) to a MAP/GET re-sends it
+ * after TS_DL_PAUSED_RETRY_MS.
+ *
+ * ctx->arg points to the node_t (node_start's supervisor copy): its shm
+ * and its opts (certificate and key paths).
  *
  * Locking: none taken.  Text fields of a download are copied under its
  * seqlock; chunk claims, the map-refresh claim and the finalize claim are
@@ -85,10 +98,13 @@
 #include "ts_claim.h"
 #include "ts_shm.h"
 #include "ts_sup.h"
+#include "ts_tls.h"
 #include "node_shm.h"
 #include "node.h"
 
 #define DL_CONNS_MAX      (TS_NODE_DOWNLOADS_N * TS_NODE_SOURCES_N)
+/* a link's pipeline: TS_NODE_PIPELINE_N MAP/GETs plus PEER_AUTHs */
+#define DL_QMAX           (TS_NODE_PIPELINE_N + TS_NODE_DOWNLOADS_N)
 #define DL_HEAD_MAX_B     (4 + TS_STR_MAX_B + 16)
 #define DL_MAP_MAX_B      (4 + TS_STR_MAX_B + 8 + 4 \
                            + (uint32_t) (TS_FILE_MAX_CHUNKS_N / 8) + 8)
@@ -96,7 +112,7 @@
 
 _Static_assert(sizeof(SHA_CTX) <= NODE_FHASH_CTX_B, "SHA_CTX too big");
 
-enum { REQ_GET = 1, REQ_MAP = 2 };
+enum { REQ_GET = 1, REQ_MAP = 2, REQ_AUTH = 3 };
 enum { RX_HDR = 0, RX_HEAD, RX_BODY, RX_DATA };
 
 typedef struct {
@@ -106,22 +122,38 @@ typedef struct {
     int       src;
     uint32_t  chunk;
     uint32_t  len;           /* expected chunk length */
+    uint32_t  gen;           /* REQ_AUTH: ticket generation sent */
     int       pub;           /* counted in shm inflight */
     uint64_t  reqid;
     int64_t   sent_us;
 } dl_req_t;
 
+/* What one link's peer knows of one download's ticket.  A link is one
+ * TLS session: the uploader remembers authorizations per link, so this
+ * is reset whenever the link closes. */
+typedef struct {
+    uint32_t    dl_id;       /* download id this state is for */
+    uint32_t    sent_gen;    /* ticket generation sent (0 = none) */
+    uint32_t    bad_gen;     /* generation the peer refused (0 = none) */
+    int64_t     hold_ms;     /* no MAP/GET of the download before */
+} dl_auth_t;
+
 typedef struct {
     char        addr[64];
+    uint8_t     fp[TS_FP_B]; /* the identity the tracker gave for addr */
     ts_conn_t  *c;
     int         fd;
     int         connecting;  /* fd in the epoll set for EPOLLOUT, no c */
-    int64_t     connect_until_ms;
+    int         hs;          /* c exists, TLS handshake not finished */
+    int         hs_warned;   /* a handshake failure was logged */
+    int64_t     connect_until_ms;   /* connect, then handshake deadline */
     int64_t     retry_at_ms;
     int         errors;
+    dl_auth_t   auth[TS_NODE_DOWNLOADS_N];
     /* requests, answered in order */
-    dl_req_t    q[TS_NODE_PIPELINE_N];
+    dl_req_t    q[DL_QMAX];
     int         qhead, qn;
+    int         nauth;       /* PEER_AUTHs among the qn */
     /* output */
     ts_wbuf_t   out;
     size_t      woff;
@@ -158,10 +190,16 @@ typedef struct {
     int        dirty;
     uint32_t   fh_next;      /* frontier last seen (a lower bound) */
     uint64_t   wb_off;       /* writeback started up to here */
+    uint32_t   tgen;         /* ticket generation copied (0 = none) */
+    uint32_t   tlen;
+    uint8_t    ticket[TS_TICKET_MAX_B];
 } dl_local_t;
 
 typedef struct {
     const ts_worker_ctx_t *ctx;
+    const node_t    *node;
+    ts_tls_t        *tls;    /* TS_TLS_PEER_CLIENT, our node certificate */
+    int              need;   /* a link became usable: schedule now */
     const ts_shm_t  *shm;
     node_dl_sh_t    *dls;
     node_stats_sh_t *stats;
@@ -399,8 +437,16 @@ dl_chunk_mine(dl_t *w, int i, uint32_t id, uint32_t c)
 
 /* ---- connections ----------------------------------------------------- */
 
+/* 1 if source src is the peer of link k: same address and identity */
+static int
+dl_src_is(const node_src_sh_t *src, const dl_conn_t *k)
+{
+    return strncmp(src->addr, k->addr, sizeof(src->addr)) == 0
+           && memcmp(src->fp, k->fp, TS_FP_B) == 0;
+}
+
 static void
-dl_src_backoff(dl_t *w, const char *addr, int64_t until)
+dl_src_backoff(dl_t *w, const dl_conn_t *k, int64_t until)
 {
     int i, s;
 
@@ -412,7 +458,7 @@ dl_src_backoff(dl_t *w, const char *addr, int64_t until)
             node_src_sh_t *src = &w->dls[i].src[s];
 
             if (atomic_load(&src->state) != NODE_SRC_FREE
-                && strncmp(src->addr, addr, sizeof(src->addr)) == 0)
+                && dl_src_is(src, k))
             {
                 atomic_fetch_add(&src->errors, 1);
                 atomic_store(&src->retry_after_ms, until);
@@ -426,6 +472,9 @@ dl_req_release(dl_t *w, dl_req_t *r)
 {
     node_dl_sh_t *d = &w->dls[r->dl];
 
+    if (r->kind == REQ_AUTH) {
+        return;                 /* nothing claimed, nothing counted */
+    }
     if (atomic_load(&d->id) == r->dl_id) {
         if (r->kind == REQ_GET) {
             ts_claim_release(&node_dl_claims(w->shm, r->dl)[r->chunk], w->me);
@@ -438,7 +487,8 @@ dl_req_release(dl_t *w, dl_req_t *r)
     }
 }
 
-/* Closes the connection, frees its claims; error = back off the peer. */
+/* Closes the connection, frees its claims; error = back off the peer.
+ * why NULL: the caller has logged already. */
 static void
 dl_conn_close(dl_t *w, dl_conn_t *k, int error, const char *why)
 {
@@ -446,10 +496,14 @@ dl_conn_close(dl_t *w, dl_conn_t *k, int error, const char *why)
 
     while (k->qn > 0) {
         dl_req_release(w, &k->q[k->qhead]);
-        k->qhead = (k->qhead + 1) % TS_NODE_PIPELINE_N;
+        k->qhead = (k->qhead + 1) % DL_QMAX;
         k->qn--;
     }
     k->qhead = 0;
+    k->nauth = 0;
+    k->hs = 0;
+    /* the next link is a new TLS session: the peer knows no ticket */
+    memset(k->auth, 0, sizeof(k->auth));
     if (k->c != NULL) {
         epoll_ctl(w->ep, EPOLL_CTL_DEL, k->fd, NULL);
         ts_conn_free(k->c);
@@ -474,16 +528,21 @@ dl_conn_close(dl_t *w, dl_conn_t *k, int error, const char *why)
             until = TS_DL_BACKOFF_MAX_MS;
         }
         k->retry_at_ms = ts_now_ms() + until;
-        dl_src_backoff(w, k->addr, k->retry_at_ms);
+        dl_src_backoff(w, k, k->retry_at_ms);
         /* the first failure is news; a peer that stays away is not */
-        ts_log(k->errors == 1 ? TS_LOG_WARN : TS_LOG_DEBUG,
-               "peer %s: %s; retry in %lld ms", k->addr, why,
-               (long long) until);
+        if (why != NULL) {
+            ts_log(k->errors == 1 ? TS_LOG_WARN : TS_LOG_DEBUG,
+                   "peer %s: %s; retry in %lld ms", k->addr, why,
+                   (long long) until);
+        }
     }
 }
 
+/* The link to (addr, fp): one per peer identity, shared by every
+ * download from it. */
 static dl_conn_t *
-dl_conn_find(dl_t *w, const char *addr, int create)
+dl_conn_find(dl_t *w, const char *addr, const uint8_t fp[TS_FP_B],
+             int create)
 {
     int        i, freei = -1;
     dl_conn_t *k;
@@ -495,7 +554,9 @@ dl_conn_find(dl_t *w, const char *addr, int create)
             }
             continue;
         }
-        if (strcmp(w->conns[i]->addr, addr) == 0) {
+        if (strcmp(w->conns[i]->addr, addr) == 0
+            && memcmp(w->conns[i]->fp, fp, TS_FP_B) == 0)
+        {
             return w->conns[i];
         }
     }
@@ -512,6 +573,7 @@ dl_conn_find(dl_t *w, const char *addr, int create)
         return NULL;
     }
     snprintf(k->addr, sizeof(k->addr), "%s", addr);
+    memcpy(k->fp, fp, TS_FP_B);
     k->fd = -1;
     ts_wbuf_init(&k->out);
     w->conns[freei] = k;
@@ -568,11 +630,41 @@ dl_conn_start(dl_t *w, dl_conn_t *k, const char *ip, uint16_t port)
     return 0;
 }
 
-/* EPOLLOUT/ERR/HUP on a connecting k: done or failed (closed, backoff). */
+static int dl_conn_input(dl_t *w, dl_conn_t *k);
+
+/* 1 if fp is all zero (no identity known) */
+static int
+dl_fp_zero(const uint8_t fp[TS_FP_B])
+{
+    int i;
+
+    for (i = 0; i < TS_FP_B; i++) {
+        if (fp[i] != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void
+dl_conn_events(dl_t *w, dl_conn_t *k, uint32_t events)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events;
+    ev.data.ptr = k;
+    if (epoll_ctl(w->ep, EPOLL_CTL_MOD, k->fd, &ev) != 0) {
+        ts_err("epoll_ctl() failed: %s", strerror(errno));
+    }
+}
+
+/* EPOLLOUT/ERR/HUP on a connecting k: TCP is up (the TLS handshake
+ * starts, driven by dl_conn_input through the epoll loop, deadline
+ * TS_TLS_HANDSHAKE_MS) or failed (closed, backoff). */
 static void
 dl_conn_connected(dl_t *w, dl_conn_t *k)
 {
-    struct epoll_event ev;
     socklen_t          el;
     int                soerr = 0, one = 1, fd = k->fd;
 
@@ -584,45 +676,97 @@ dl_conn_connected(dl_t *w, dl_conn_t *k)
         dl_conn_close(w, k, 1, "connect failed");
         return;
     }
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN;
-    ev.data.ptr = k;
-    if (epoll_ctl(w->ep, EPOLL_CTL_MOD, fd, &ev) != 0) {
-        ts_err("epoll_ctl() failed: %s", strerror(errno));
-        dl_conn_close(w, k, 1, "epoll failed");
-        return;
-    }
     k->connecting = 0;
-    k->c = ts_conn_new(fd);
+    /* the peer must prove the identity the tracker listed for it (a TLS
+     * build without a listed identity never gets this far) */
+    k->c = ts_conn_new_tls(fd, w->tls, 0, ts_tls_enabled() ? k->fp : NULL);
     if (k->c == NULL) {
-        /* fd closed by ts_conn_new (and so out of the epoll set) */
+        /* fd closed by ts_conn_new_tls (and so out of the epoll set) */
         k->fd = -1;
         dl_conn_close(w, k, 1, "out of memory");
         return;
     }
+    k->hs = 1;
     k->want_out = 0;
     k->rx = RX_HDR;
     k->got = 0;
     k->last_rx_ms = ts_now_ms();
+    k->connect_until_ms = k->last_rx_ms + TS_TLS_HANDSHAKE_MS;
+    (void) dl_conn_input(w, k);
 }
 
-/* A connected conn with room in its pipeline, or NULL (in backoff,
- * connecting, connect failed, pipeline full). */
+/* The handshake of k finished: the link carries requests from now on. */
+static void
+dl_conn_hs_done(dl_t *w, dl_conn_t *k)
+{
+    k->hs = 0;
+    k->hs_warned = 0;
+    k->want_out = 0;
+    k->last_rx_ms = ts_now_ms();
+    dl_conn_events(w, k, EPOLLIN);
+    w->need = 1;
+}
+
+/* A failed handshake (errno from ts_conn_read): that source failed;
+ * logged with the address and the reason, then backoff as for any
+ * failure.  The first failure of a streak is a warning. */
+static void
+dl_conn_hs_fail(dl_t *w, dl_conn_t *k, int err)
+{
+    char why[256];
+
+    if (err == EPERM) {
+        snprintf(why, sizeof(why), "refused: its certificate is not the "
+                 "identity the tracker listed for it");
+    } else if (err == ECONNRESET || err == EPIPE) {
+        snprintf(why, sizeof(why), "connection reset during the TLS "
+                 "handshake");
+    } else {
+        snprintf(why, sizeof(why), "TLS handshake failed (%s%s%s)",
+                 strerror(err), ts_tls_last_error()[0] ? ": " : "",
+                 ts_tls_last_error());
+    }
+    ts_log(k->hs_warned ? TS_LOG_DEBUG : TS_LOG_WARN, "peer %s: %s",
+           k->addr, why);
+    k->hs_warned = 1;
+    dl_conn_close(w, k, 1, NULL);
+}
+
+/* A connected conn (TLS up) to source src with room in its pipeline,
+ * or NULL (in backoff, connecting, handshaking, failed, pipeline full). */
 static dl_conn_t *
-dl_conn_get(dl_t *w, const char *addr)
+dl_conn_get(dl_t *w, const node_src_sh_t *src)
 {
     dl_conn_t          *k;
-    char                ip[64];
+    char                ip[64], addr[64];
+    uint8_t             fp[TS_FP_B];
     uint16_t            port;
 
-    k = dl_conn_find(w, addr, 1);
+    /* addr and fp are written while the source entry is FREE */
+    memcpy(addr, src->addr, sizeof(addr));
+    addr[sizeof(addr) - 1] = '\0';
+    memcpy(fp, src->fp, TS_FP_B);
+    k = dl_conn_find(w, addr, fp, 1);
     if (k == NULL) {
         return NULL;
     }
     if (k->c != NULL) {
-        return k->qn < TS_NODE_PIPELINE_N ? k : NULL;
+        /* room for a request and the PEER_AUTH that may precede it */
+        return !k->hs && k->qn - k->nauth < TS_NODE_PIPELINE_N
+               && k->qn + 2 <= DL_QMAX ? k : NULL;
     }
     if (k->connecting || ts_now_ms() < k->retry_at_ms) {
+        return NULL;
+    }
+    if (ts_tls_enabled() && dl_fp_zero(fp)) {
+        /* no identity to check it against: never trusted */
+        if (!k->hs_warned) {
+            ts_warn("peer %s: refused: the tracker listed no certificate "
+                    "fingerprint for it", addr);
+            k->hs_warned = 1;
+        }
+        k->errors = 4;
+        dl_conn_close(w, k, 1, NULL);
         return NULL;
     }
     if (ts_parse_hostport(addr, ip, sizeof(ip), &port) != 0) {
@@ -640,7 +784,7 @@ dl_conn_want_out(dl_t *w, dl_conn_t *k, int on)
 {
     struct epoll_event ev;
 
-    if (k->want_out == on || k->c == NULL) {
+    if (k->want_out == on || k->c == NULL || k->hs) {
         return;
     }
     memset(&ev, 0, sizeof(ev));
@@ -659,7 +803,9 @@ dl_conn_flush(dl_t *w, dl_conn_t *k)
         n = ts_conn_write(k->c, k->out.data + k->woff, k->out.len - k->woff);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
-                dl_conn_want_out(w, k, 1);
+                /* TLS may need to read first: EPOLLIN alone then, and
+                 * the loop retries the flush on any event of k */
+                dl_conn_want_out(w, k, ts_conn_want(k->c) != 1);
                 return 0;
             }
             return -1;
@@ -672,23 +818,49 @@ dl_conn_flush(dl_t *w, dl_conn_t *k)
     return 0;
 }
 
-/* Queues a request frame on k; r is copied into the pipeline. */
-static int
-dl_conn_send(dl_t *w, dl_conn_t *k, uint8_t type, const dl_req_t *r)
+/* The peer-side authorization state of download i on link k (reset when
+ * the download entry was reused). */
+static dl_auth_t *
+dl_auth(dl_conn_t *k, int i, uint32_t id)
 {
-    dl_local_t     *l = &w->loc[r->dl];
+    dl_auth_t *a = &k->auth[i];
+
+    if (a->dl_id != id) {
+        memset(a, 0, sizeof(*a));
+        a->dl_id = id;
+    }
+    return a;
+}
+
+/* 1 if MAP/GET of download i may go on link k now: not while the peer
+ * refused the current ticket (a new one comes with the agent's next
+ * renewal: no hammering) or within a hold after "no valid ticket". */
+static int
+dl_auth_ok(dl_t *w, dl_conn_t *k, int i, int64_t now)
+{
+    dl_local_t *l = &w->loc[i];
+    dl_auth_t  *a = dl_auth(k, i, l->id);
+
+    if (l->tgen == 0 && ts_tls_enabled()) {
+        return 0;               /* no ticket yet: the agent brings one */
+    }
+    if (l->tgen != 0 && a->bad_gen == l->tgen) {
+        return 0;
+    }
+    return now >= a->hold_ms;
+}
+
+/* Appends one frame to k's output; the pipeline entry r (copied) waits
+ * for its reply.  0, or -1 with nothing added. */
+static int
+dl_conn_queue(dl_t *w, dl_conn_t *k, uint8_t type, const dl_req_t *r)
+{
     ts_frame_hdr_t  h;
     uint8_t         hb[TS_FRAME_HDR_B];
     dl_req_t       *q;
     size_t          len0;
 
-    ts_wbuf_reset(&w->pl);
-    ts_put_str(&w->pl, l->group);
-    ts_put_str(&w->pl, l->name);
-    if (type == TS_MSG_PEER_GET) {
-        ts_put_u32(&w->pl, r->chunk);
-    }
-    if (w->pl.err) {
+    if (w->pl.err || k->qn >= DL_QMAX) {
         return -1;
     }
     h.type = type;
@@ -708,11 +880,55 @@ dl_conn_send(dl_t *w, dl_conn_t *k, uint8_t type, const dl_req_t *r)
     if (k->qn == 0) {
         k->last_rx_ms = ts_now_ms();
     }
-    q = &k->q[(k->qhead + k->qn) % TS_NODE_PIPELINE_N];
+    q = &k->q[(k->qhead + k->qn) % DL_QMAX];
     *q = *r;
     q->reqid = h.reqid;
     q->sent_us = dl_now_us();
     k->qn++;
+    if (r->kind == REQ_AUTH) {
+        k->nauth++;
+    }
+    return 0;
+}
+
+/* Queues a request frame on k; r is copied into the pipeline.  Before the
+ * first MAP/GET of a download on the link, and whenever the download's
+ * ticket was renewed since, PEER_AUTH with the ticket goes first
+ * (pipelined: answered in order, no need to wait for it). */
+static int
+dl_conn_send(dl_t *w, dl_conn_t *k, uint8_t type, const dl_req_t *r)
+{
+    dl_local_t     *l = &w->loc[r->dl];
+    dl_auth_t      *a = dl_auth(k, r->dl, l->id);
+    dl_req_t        ar;
+
+    if (l->tlen > 0 && a->sent_gen != l->tgen) {
+        ts_wbuf_reset(&w->pl);
+        ts_put_blob(&w->pl, l->ticket, l->tlen);
+        memset(&ar, 0, sizeof(ar));
+        ar.kind = REQ_AUTH;
+        ar.dl = r->dl;
+        ar.dl_id = l->id;
+        ar.src = r->src;
+        ar.gen = l->tgen;
+        if (dl_conn_queue(w, k, TS_MSG_PEER_AUTH, &ar) != 0) {
+            return -1;
+        }
+        a->sent_gen = l->tgen;
+    }
+    ts_wbuf_reset(&w->pl);
+    ts_put_str(&w->pl, l->group);
+    ts_put_str(&w->pl, l->name);
+    if (type == TS_MSG_PEER_GET) {
+        ts_put_u32(&w->pl, r->chunk);
+    }
+    if (dl_conn_queue(w, k, type, r) != 0) {
+        /* a PEER_AUTH queued above stays: it is harmless and answered */
+        if (dl_conn_flush(w, k) != 0) {
+            dl_conn_close(w, k, 1, "write failed");
+        }
+        return -1;
+    }
     if (dl_conn_flush(w, k) != 0) {
         dl_conn_close(w, k, 1, "write failed");
         return 1;   /* queued and released again: not an error to undo */
@@ -856,6 +1072,74 @@ dl_fh_final(dl_t *w, int i, uint8_t md[20])
 
 /* ---- replies --------------------------------------------------------- */
 
+/* The reply to a PEER_AUTH: accepted, or the peer refused this ticket
+ * (forged, expired, another identity's): no MAP/GET of the download on
+ * this link until the agent brings a new ticket. */
+static void
+dl_got_auth(dl_t *w, dl_conn_t *k, const dl_req_t *r, const uint8_t *p,
+            size_t n)
+{
+    node_dl_sh_t *d = &w->dls[r->dl];
+    dl_local_t   *l = &w->loc[r->dl];
+    dl_auth_t    *a;
+    ts_rbuf_t     rb;
+    ts_status_t   st;
+    char          msg[128];
+
+    if (atomic_load(&d->id) != r->dl_id || !l->active || l->id != r->dl_id)
+    {
+        return;
+    }
+    a = dl_auth(k, r->dl, r->dl_id);
+    ts_rbuf_init(&rb, p, n);
+    msg[0] = '\0';
+    if (ts_reply_parse(&rb, &st, msg, sizeof(msg)) != 0 && rb.err) {
+        st = TS_ERR_BADREQ;
+        snprintf(msg, sizeof(msg), "malformed reply");
+    }
+    if (st == TS_OK) {
+        if (a->bad_gen == r->gen) {
+            a->bad_gen = 0;
+        }
+        return;
+    }
+    if (st == TS_ERR_INTERNAL || st == TS_ERR_BUSY) {
+        /* the peer's trouble, not the ticket's: send it again later */
+        if (a->sent_gen == r->gen) {
+            a->sent_gen = 0;
+        }
+        a->hold_ms = ts_now_ms() + TS_DL_PAUSED_RETRY_MS;
+        return;
+    }
+    if (a->bad_gen != r->gen) {
+        ts_warn("peer %s refused our ticket for %s/%s: %s", k->addr,
+                l->group, l->name, msg[0] ? msg : ts_status_name(st));
+    }
+    a->bad_gen = r->gen;
+    if (atomic_load(&d->ticket_gen) == r->gen) {
+        atomic_store(&d->denied, 1);
+    }
+}
+
+/* A MAP/GET answered TS_ERR_PERM ("no valid ticket"): the link holds no
+ * live authorization for the download (its ticket expired there, or none
+ * was sent).  The ticket goes again with the next request, after a
+ * pause; a refused one waits for the next ticket (dl_auth_ok). */
+static void
+dl_no_ticket(dl_t *w, dl_conn_t *k, const dl_req_t *r)
+{
+    dl_local_t *l = &w->loc[r->dl];
+    dl_auth_t  *a = dl_auth(k, r->dl, r->dl_id);
+
+    if (a->sent_gen != 0 && a->bad_gen != a->sent_gen) {
+        ts_debug("peer %s: no valid ticket for %s/%s on the link", k->addr,
+                 l->group, l->name);
+    }
+    a->sent_gen = 0;
+    a->hold_ms = ts_now_ms() + TS_DL_PAUSED_RETRY_MS;
+    l->dirty = 1;
+}
+
 static void
 dl_got_map(dl_t *w, dl_conn_t *k, const dl_req_t *r, const uint8_t *p,
            size_t n)
@@ -880,10 +1164,16 @@ dl_got_map(dl_t *w, dl_conn_t *k, const dl_req_t *r, const uint8_t *p,
         }
     }
     map = node_dl_map(w->shm, r->dl, r->src);
+    if (st == TS_ERR_PERM) {
+        /* no valid ticket on the link: its map is unknown, not empty */
+        dl_no_ticket(w, k, r);
+        atomic_store(&d->src[r->src].map_ms, 0);
+        return;
+    }
     if (st == TS_ERR_AUTH || st == TS_ERR_INTERNAL || st == TS_ERR_BUSY) {
         /* paused (its user logged out) or short of resources: a passing
          * state, so back off and ask again; its map stays as it was */
-        dl_src_backoff(w, k->addr, ts_now_ms() + TS_DL_PAUSED_RETRY_MS);
+        dl_src_backoff(w, k, ts_now_ms() + TS_DL_PAUSED_RETRY_MS);
         atomic_store(&d->src[r->src].map_ms, 0);
         return;
     }
@@ -950,11 +1240,16 @@ dl_got_chunk(dl_t *w, dl_conn_t *k, const dl_req_t *r)
         return;
     }
     atomic_store(&src->load, k->load);
+    if (k->st == TS_ERR_PERM) {
+        /* no valid ticket on the link: the peer may well hold the chunk */
+        dl_no_ticket(w, k, r);
+        return;
+    }
     if (k->st == TS_ERR_AUTH || k->st == TS_ERR_INTERNAL
         || k->st == TS_ERR_BUSY)
     {
         /* paused or out of resources: try it again later, keep its map */
-        dl_src_backoff(w, k->addr, ts_now_ms() + TS_DL_PAUSED_RETRY_MS);
+        dl_src_backoff(w, k, ts_now_ms() + TS_DL_PAUSED_RETRY_MS);
         ts_debug("peer %s: chunk %u of %s: status %u, backing off", k->addr,
                  r->chunk, l->name, k->st);
         return;
@@ -1037,10 +1332,13 @@ dl_reply_done(dl_t *w, dl_conn_t *k)
 {
     dl_req_t r = k->q[k->qhead];
 
-    k->qhead = (k->qhead + 1) % TS_NODE_PIPELINE_N;
+    k->qhead = (k->qhead + 1) % DL_QMAX;
     k->qn--;
     if (r.kind == REQ_GET) {
         dl_got_chunk(w, k, &r);
+    } else if (r.kind == REQ_AUTH) {
+        k->nauth--;
+        dl_got_auth(w, k, &r, k->small, k->fh.len);
     } else {
         dl_got_map(w, k, &r, k->small, k->fh.len);
     }
@@ -1095,7 +1393,10 @@ dl_parse_head(dl_conn_t *k)
     return 0;
 }
 
-/* Reads what the socket has.  0, or -1 after closing the connection. */
+/* Reads what the socket has (driving the TLS handshake first while it
+ * runs).  Reads until EAGAIN, so bytes TLS has already decrypted
+ * (ts_conn_pending(), which epoll cannot see) are never left behind.
+ * 0, or -1 after closing the connection. */
 static int
 dl_conn_input(dl_t *w, dl_conn_t *k)
 {
@@ -1121,7 +1422,14 @@ dl_conn_input(dl_t *w, dl_conn_t *k)
             break;
         }
         n = ts_conn_read(k->c, dst, want);
+        if (k->hs && (n > 0 || ts_conn_ready(k->c))) {
+            dl_conn_hs_done(w, k);
+        }
         if (n == 0) {
+            if (k->hs) {
+                dl_conn_hs_fail(w, k, ECONNRESET);
+                return -1;
+            }
             /* an idle link the peer closed is no fault of the peer */
             dl_conn_close(w, k, k->qn > 0 || k->got > 0,
                           "connection closed by peer");
@@ -1129,9 +1437,32 @@ dl_conn_input(dl_t *w, dl_conn_t *k)
         }
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
+                if (k->hs) {
+                    /* wait for what the handshake wants next */
+                    dl_conn_events(w, k, ts_conn_want(k->c) == 2 ? EPOLLOUT
+                                                                 : EPOLLIN);
+                }
                 return 0;
             }
-            dl_conn_close(w, k, 1, "read failed");
+            if (k->hs) {
+                dl_conn_hs_fail(w, k, errno);
+                return -1;
+            }
+            if (k->qn == 0 && k->got == 0) {
+                /* an idle link broken by a peer going away (TLS may say
+                 * so as an error, not EOF): no fault of the peer */
+                ts_debug("peer %s: idle link closed (%s)", k->addr,
+                         strerror(errno));
+                dl_conn_close(w, k, 0, NULL);
+                return -1;
+            }
+            {
+                char why[96];
+
+                snprintf(why, sizeof(why), "read failed: %s",
+                         strerror(errno));
+                dl_conn_close(w, k, 1, why);
+            }
             return -1;
         }
         k->last_rx_ms = ts_now_ms();
@@ -1155,14 +1486,14 @@ dl_conn_input(dl_t *w, dl_conn_t *k)
             r = &k->q[k->qhead];
             if (k->fh.reqid != r->reqid
                 || (r->kind == REQ_GET && k->fh.type != TS_MSG_PEER_DATA)
-                || (r->kind == REQ_MAP && (k->fh.type != TS_MSG_REPLY
+                || (r->kind != REQ_GET && (k->fh.type != TS_MSG_REPLY
                                            || k->fh.len > DL_MAP_MAX_B)))
             {
                 dl_conn_close(w, k, 1, "reply out of order");
                 return -1;
             }
             k->got = 0;
-            if (r->kind == REQ_MAP) {
+            if (r->kind != REQ_GET) {
                 k->rx = RX_BODY;
                 k->need = k->fh.len;
                 if (k->need == 0) {
@@ -1269,8 +1600,8 @@ dl_maps(dl_t *w, int i, int64_t now)
         if (!ts_claim_try(&src->map_owner, w->me)) {
             continue;
         }
-        k = dl_conn_get(w, src->addr);
-        if (k == NULL) {
+        k = dl_conn_get(w, src);
+        if (k == NULL || !dl_auth_ok(w, k, i, now)) {
             ts_claim_release(&src->map_owner, w->me);
             continue;
         }
@@ -1411,7 +1742,10 @@ dl_pick(dl_t *w, int i, int64_t now)
         {
             continue;
         }
-        ks[s] = dl_conn_get(w, d->src[s].addr);
+        ks[s] = dl_conn_get(w, &d->src[s]);
+        if (ks[s] != NULL && !dl_auth_ok(w, ks[s], i, now)) {
+            ks[s] = NULL;
+        }
         if (ks[s] != NULL) {
             elig |= 1u << s;
             maps[s] = node_dl_map(w->shm, i, s);
@@ -1745,6 +2079,26 @@ out:
     dl_local_drop(l);
 }
 
+/* Copies download i's ticket when the CLI has replaced it. */
+static void
+dl_ticket_refresh(dl_t *w, int i)
+{
+    dl_local_t *l = &w->loc[i];
+    uint32_t    g, len, gen;
+
+    g = atomic_load_explicit(&w->dls[i].ticket_gen, memory_order_acquire);
+    if (g == l->tgen) {
+        return;
+    }
+    if (node_dl_ticket(w->shm, i, l->ticket, sizeof(l->ticket), &len, &gen)
+        == 0)
+    {
+        l->tlen = len;
+        l->tgen = gen;
+        l->dirty = 1;
+    }
+}
+
 static void
 dl_schedule(dl_t *w)
 {
@@ -1764,6 +2118,7 @@ dl_schedule(dl_t *w)
             dl_finalize(w, i);
             continue;
         }
+        dl_ticket_refresh(w, i);
         dl_maps(w, i, now);
         dl_maybe(w, i);
         dl_fh_advance(w, i, NULL, 0, TS_DL_FH_BATCH_N);
@@ -1801,6 +2156,12 @@ dl_timeouts(dl_t *w)
             dl_conn_close(w, k, 1, "connect failed");
             continue;
         }
+        if (k != NULL && k->c != NULL && k->hs
+            && now >= k->connect_until_ms)
+        {
+            dl_conn_hs_fail(w, k, ETIMEDOUT);
+            continue;
+        }
         if (k != NULL && k->c != NULL && k->qn > 0
             && now - k->last_rx_ms > TS_NODE_PEER_TIMEOUT_MS)
         {
@@ -1835,6 +2196,10 @@ dl_cleanup(dl_t *w)
     if (w->ep >= 0) {
         close(w->ep);
     }
+    if (w->tls != NULL) {
+        ts_tls_ctx_free(w->tls);
+        w->tls = NULL;
+    }
 }
 
 int
@@ -1849,13 +2214,27 @@ dl_main(const ts_worker_ctx_t *ctx)
 
     memset(&w, 0, sizeof(w));
     w.ctx = ctx;
-    w.shm = (const ts_shm_t *) ctx->arg;
+    w.node = (const node_t *) ctx->arg;
+    w.shm = w.node != NULL ? &w.node->shm : NULL;
     w.me = ts_owner_make(getpid(), ctx->generation);
     w.slot = ctx->slot;
     w.ep = -1;
     if (w.shm == NULL || w.slot < 0 || w.slot >= TS_SUP_WORKERS_MAX_N) {
         ts_err("downloader: no segment or bad slot");
         return 2;
+    }
+    {
+        char err[256];
+
+        /* our node certificate goes to every peer: its fingerprint is
+         * the identity our tickets name */
+        w.tls = ts_tls_ctx_new(TS_TLS_PEER_CLIENT, w.node->opts.crt_path,
+                               w.node->opts.key_path, NULL, err,
+                               sizeof(err));
+        if (w.tls == NULL) {
+            ts_err("downloader: TLS setup failed: %s", err);
+            return 2;
+        }
     }
     w.dls = node_dls(w.shm);
     w.stats = node_stats(w.shm);
@@ -1913,7 +2292,13 @@ dl_main(const ts_worker_ctx_t *ctx)
             if (k == NULL || k->c == NULL) {
                 continue;
             }
-            if (evs[i].events & EPOLLOUT) {
+            if (k->hs) {
+                /* the handshake reads and writes as it needs */
+                (void) dl_conn_input(&w, k);
+                need = 1;
+                continue;
+            }
+            if ((evs[i].events & EPOLLOUT) || k->woff < k->out.len) {
                 if (dl_conn_flush(&w, k) != 0) {
                     dl_conn_close(&w, k, 1, "write failed");
                     need = 1;
@@ -1928,6 +2313,10 @@ dl_main(const ts_worker_ctx_t *ctx)
             }
         }
         now = ts_now_ms();
+        if (w.need) {
+            need = 1;
+            w.need = 0;
+        }
         if (need || now - last_sched >= TS_NODE_IDLE_POLL_MS) {
             dl_timeouts(&w);
             dl_schedule(&w);

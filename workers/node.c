@@ -6,7 +6,12 @@
  * Purpose: the CLI creates the segment and binds the node's ip:port, then
  * forks a supervisor that inherits both (the mapping and the listening
  * socket) and preforks the workers; every worker reaches the segment
- * through ctx->arg (this node_t, as copied into the supervisor).
+ * through ctx->arg (this node_t, as copied into the supervisor), and
+ * the node's identity through its opts (node_start copies them: the
+ * certificate and key every link presents, the CA tickets chain to).
+ * The CLI also publishes each download's ticket (node_dl_set_ticket,
+ * under the entry's seqlock, then a generation bump) and each source's
+ * certificate fingerprint (node_dl_set_sources).
  *
  * Locking: the CLI is the single writer of share and download text
  * fields; it writes them inside the entry's seqlock (seq odd while
@@ -137,6 +142,7 @@ node_start(node_t *n, const node_opts_t *o)
     memset(n, 0, sizeof(*n));
     n->listen_fd = -1;
     n->sup_pid = -1;
+    n->opts = *o;
 
     /* bind first: a port in use must fail before any segment is touched */
     n->listen_fd = ts_net_listen(o->ip, o->port, TS_NODE_LISTEN_BACKLOG_N);
@@ -152,6 +158,7 @@ node_start(node_t *n, const node_opts_t *o)
     {
         port = ntohs(sin.sin_port);
     }
+    n->opts.port = port;
 
     node_shm_name(name, sizeof(name), port);
     if (ts_shm_create(&n->shm, name, NODE_SHM_LAYOUT, node_shm_specs,
@@ -590,11 +597,16 @@ node_dl_add(ts_shm_t *s, const char *group, const char *name,
     d->nchunks = nchunks;
     memcpy(d->file_sha1, file_sha1, 20);
     d->error[0] = '\0';
+    d->ticket_len = 0;
+    atomic_store(&d->ticket_gen, 0);
+    atomic_store(&d->denied, 0);
+    atomic_store(&d->ticket_expires_ms, 0);
     for (j = 0; j < TS_NODE_SOURCES_N; j++) {
         node_src_sh_t *sr = &d->src[j];
 
         atomic_store(&sr->state, NODE_SRC_FREE);
         memset(sr->addr, 0, sizeof(sr->addr));
+        memset(sr->fp, 0, sizeof(sr->fp));
         atomic_store(&sr->complete, 0);
         atomic_store(&sr->load, 0);
         atomic_store(&sr->inflight, 0);
@@ -628,9 +640,19 @@ node_dl_add(ts_shm_t *s, const char *group, const char *name,
 }
 
 
+static int
+node_fp_eq(const node_src_sh_t *sr, const uint8_t *fps, int i)
+{
+    static const uint8_t  zero[TS_FP_B];
+
+    return memcmp(sr->fp, fps != NULL ? fps + (size_t) i * TS_FP_B : zero,
+                  TS_FP_B) == 0;
+}
+
+
 void
 node_dl_set_sources(ts_shm_t *s, int idx, const char *const *addrs,
-    const int *complete, int n)
+    const int *complete, const uint8_t *fps, int n)
 {
     node_dl_sh_t      *d;
     node_src_sh_t     *sr;
@@ -644,7 +666,8 @@ node_dl_set_sources(ts_shm_t *s, int idx, const char *const *addrs,
     }
     d = &node_dls(s)[idx];
 
-    /* sources no longer listed */
+    /* sources no longer listed (an address now listed with another
+     * fingerprint is another node: the old entry goes) */
     for (j = 0; j < TS_NODE_SOURCES_N; j++) {
         sr = &d->src[j];
         if (atomic_load(&sr->state) != NODE_SRC_LIVE) {
@@ -652,7 +675,9 @@ node_dl_set_sources(ts_shm_t *s, int idx, const char *const *addrs,
         }
         found = 0;
         for (i = 0; i < n; i++) {
-            if (addrs[i] != NULL && strcmp(addrs[i], sr->addr) == 0) {
+            if (addrs[i] != NULL && strcmp(addrs[i], sr->addr) == 0
+                && node_fp_eq(sr, fps, i))
+            {
                 found = 1;
                 break;
             }
@@ -671,7 +696,8 @@ node_dl_set_sources(ts_shm_t *s, int idx, const char *const *addrs,
         found = -1;
         for (j = 0; j < TS_NODE_SOURCES_N; j++) {
             st = atomic_load(&d->src[j].state);
-            if (st != NODE_SRC_FREE && strcmp(d->src[j].addr, addrs[i]) == 0)
+            if (st != NODE_SRC_FREE && strcmp(d->src[j].addr, addrs[i]) == 0
+                && node_fp_eq(&d->src[j], fps, i))
             {
                 found = j;
                 break;
@@ -717,6 +743,11 @@ node_dl_set_sources(ts_shm_t *s, int idx, const char *const *addrs,
         sr = &d->src[j];
         memset(sr->addr, 0, sizeof(sr->addr));
         snprintf(sr->addr, sizeof(sr->addr), "%s", addrs[i]);
+        if (fps != NULL) {
+            memcpy(sr->fp, fps + (size_t) i * TS_FP_B, TS_FP_B);
+        } else {
+            memset(sr->fp, 0, sizeof(sr->fp));
+        }
         atomic_store(&sr->complete, complete ? (complete[i] != 0) : 0);
         atomic_store(&sr->load, 0);
         atomic_store(&sr->failures, 0);
@@ -729,6 +760,37 @@ node_dl_set_sources(ts_shm_t *s, int idx, const char *const *addrs,
         atomic_store_explicit(&sr->state, NODE_SRC_LIVE,
                               memory_order_release);
     }
+}
+
+
+int
+node_dl_set_ticket(ts_shm_t *s, int idx, const void *ticket, size_t len,
+    int64_t expires_ms)
+{
+    node_dl_sh_t  *d;
+    uint32_t       g;
+
+    if (node_dls(s) == NULL || idx < 0 || idx >= TS_NODE_DOWNLOADS_N
+        || len > TS_TICKET_MAX_B || (len > 0 && ticket == NULL))
+    {
+        return -1;
+    }
+    d = &node_dls(s)[idx];
+    node_seq_begin(&d->seq);
+    if (len > 0) {
+        memcpy(d->ticket, ticket, len);
+    }
+    d->ticket_len = (uint32_t) len;
+    node_seq_end(&d->seq);
+    atomic_store(&d->ticket_expires_ms, expires_ms);
+    atomic_store(&d->denied, 0);
+    /* never 0 again once set: 0 means "no ticket yet" */
+    g = atomic_fetch_add_explicit(&d->ticket_gen, 1, memory_order_acq_rel)
+        + 1;
+    if (g == 0) {
+        atomic_fetch_add_explicit(&d->ticket_gen, 1, memory_order_acq_rel);
+    }
+    return 0;
 }
 
 

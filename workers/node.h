@@ -23,12 +23,17 @@ typedef struct {
     uint16_t    port;
     int         uploaders;      /* 0 = TS_NODE_UPLOADERS_N */
     int         downloaders;    /* 0 = TS_NODE_DOWNLOADERS_N */
+    char        crt_path[4096]; /* node certificate (PEM, state dir) */
+    char        key_path[4096]; /* node key (PEM, state dir) */
+    char        ca_path[4096];  /* cluster CA (PEM): ticket issuers */
 } node_opts_t;
 
 typedef struct {
     ts_shm_t    shm;
     pid_t       sup_pid;
     int         listen_fd;
+    node_opts_t opts;           /* copied by node_start: workers reach
+                                   crt_path/key_path/ca_path here */
 } node_t;
 
 /* Creates the segment (replacing a stale one), binds ip:port, forks the
@@ -73,10 +78,22 @@ int  node_dl_add(ts_shm_t *s, const char *group, const char *name,
                  uint32_t nchunks, const uint8_t file_sha1[20],
                  const uint8_t *hashes, const uint8_t *done,
                  const uint8_t *maybe);
-/* Replaces the source list: addrs[i] "ip:port", complete[i] 0/1.  Sources
- * no longer listed become GONE; new ones LIVE; known ones keep stats. */
+/* Replaces the source list: addrs[i] "ip:port", complete[i] 0/1, fps:
+ * n x TS_FP_B certificate fingerprints (NULL = all zero).  A source is
+ * (addr, fp): sources no longer listed become GONE; new ones LIVE; known
+ * ones keep stats. */
 void node_dl_set_sources(ts_shm_t *s, int idx, const char *const *addrs,
-                         const int *complete, int n);
+                         const int *complete, const uint8_t *fps, int n);
+/* Replaces download idx's ticket (len <= TS_TICKET_MAX_B; expires_ms is
+ * wall clock) and bumps its generation, so every downloader re-sends it
+ * (PEER_AUTH) on its links; clears `denied`.  0 or -1. */
+int  node_dl_set_ticket(ts_shm_t *s, int idx, const void *ticket,
+                        size_t len, int64_t expires_ms);
+/* Seqlock reader: copies download idx's ticket into buf (bufsz >=
+ * TS_TICKET_MAX_B), *len and its generation *gen (0 = none yet).
+ * 0, or -1 (no consistent copy). */
+int  node_dl_ticket(const ts_shm_t *s, int idx, uint8_t *buf, size_t bufsz,
+                    uint32_t *len, uint32_t *gen);
 void node_dl_remove(ts_shm_t *s, int idx);    /* frees the entry */
 
 /* Seqlock readers (added by F1): copy entry idx consistently into *out

@@ -249,3 +249,42 @@ node_dl_snapshot(const ts_shm_t *s, int idx, node_dl_sh_t *out)
     return atomic_load_explicit(&out->state, memory_order_relaxed)
            == NODE_DL_FREE ? -1 : 0;
 }
+
+
+int
+node_dl_ticket(const ts_shm_t *s, int idx, uint8_t *buf, size_t bufsz,
+    uint32_t *len, uint32_t *gen)
+{
+    node_dl_sh_t *d = node_dls(s);
+    uint32_t      s1, s2, g1, g2, n;
+    int           tries;
+
+    if (d == NULL || idx < 0 || idx >= TS_NODE_DOWNLOADS_N
+        || bufsz < TS_TICKET_MAX_B)
+    {
+        return -1;
+    }
+    d += idx;
+    for (tries = 0; tries < TS_NODE_SEQ_TRIES_N; tries++) {
+        g1 = atomic_load_explicit(&d->ticket_gen, memory_order_acquire);
+        s1 = atomic_load_explicit(&d->seq, memory_order_acquire);
+        if (s1 & 1) {
+            sched_yield();
+            continue;
+        }
+        n = d->ticket_len;
+        if (n > TS_TICKET_MAX_B) {
+            n = 0;              /* torn or garbage: retried below */
+        }
+        memcpy(buf, d->ticket, n);
+        atomic_thread_fence(memory_order_acquire);
+        s2 = atomic_load_explicit(&d->seq, memory_order_relaxed);
+        g2 = atomic_load_explicit(&d->ticket_gen, memory_order_relaxed);
+        if (s1 == s2 && g1 == g2 && d->ticket_len == n) {
+            *len = n;
+            *gen = g1;
+            return 0;
+        }
+    }
+    return -1;
+}

@@ -25,6 +25,10 @@
  *   - Text and size fields of a share or a download are written by the CLI
  *     process only, inside a seqlock (seq odd while writing), before state
  *     leaves FREE; readers copy them and retry if seq moved.
+ *   - A download's ticket is written by the CLI inside the same seqlock,
+ *     then ticket_gen is bumped; downloaders copy it when ticket_gen
+ *     moved (node_dl_ticket).  A source's addr and fp are written while
+ *     it is FREE and never change after: a source is (addr, fp).
  *   - Bits, claims, counters and states change only by C11 atomics.
  *   - A chunk is claimed (CAS 0 -> owner) before it is fetched, marked done
  *     (fetch_or) only after its SHA1 verified and pwrite() returned, then
@@ -43,8 +47,10 @@
 #include "ts_config.h"
 #include "ts_claim.h"
 #include "ts_shm.h"
+#include "ts_tls.h"
 
-#define NODE_SHM_LAYOUT  1
+/* 2: source fingerprints, download tickets (issue 5) */
+#define NODE_SHM_LAYOUT  2
 
 enum {
     NODE_T_SLOTS  = 1,
@@ -106,6 +112,11 @@ typedef enum {
 
 typedef struct {
     char             addr[64];         /* "ip:port", set while FREE */
+    uint8_t          fp[TS_FP_B];      /* its certificate fingerprint (from
+                                          the tracker), set while FREE: a
+                                          source is (addr, fp), so a new
+                                          identity at an address is a new
+                                          source */
     _Atomic uint32_t state;
     _Atomic uint32_t complete;         /* 1 = has every chunk */
     _Atomic uint32_t load;             /* last load the peer reported */
@@ -147,6 +158,17 @@ typedef struct {
     _Atomic int64_t  started_ms;       /* wall clock */
     _Atomic int64_t  finished_ms;
     char             error[256];       /* FAILED reason, set before state */
+    /* The download ticket (ts_ticket.h) the tracker's last FILE_INFO gave
+     * this node: written by the CLI inside seq (with the text fields'
+     * seqlock), then ticket_gen is bumped (release).  Downloaders copy
+     * ticket/ticket_len under seq when ticket_gen moved and send it in
+     * PEER_AUTH on each link.  ticket_gen 0 = no ticket yet. */
+    _Atomic uint32_t ticket_gen;
+    _Atomic uint32_t denied;           /* 1 = a peer refused the current
+                                          ticket (cleared by a new one) */
+    _Atomic int64_t  ticket_expires_ms;   /* wall clock */
+    uint32_t         ticket_len;
+    uint8_t          ticket[TS_TICKET_MAX_B];
     node_src_sh_t    src[TS_NODE_SOURCES_N];
 } node_dl_sh_t;
 

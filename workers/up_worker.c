@@ -16,6 +16,25 @@
  * final file), only for chunks whose done bit is set.  Open files are
  * cached per share/download entry and dup()ed for a send in progress.
  *
+ * Security (issue 5): every accepted link is TLS (TS_TLS_PEER_SERVER
+ * with the node's certificate; the peer must present a certificate, its
+ * SHA-256 fingerprint is the peer's identity).  The handshake is driven
+ * by the same non-blocking reads, epoll interest follows ts_conn_want(),
+ * and it must finish within TS_TLS_HANDSHAKE_MS.  MAP/GET are answered
+ * only for a (group, name) the link holds an unexpired authorization for
+ * (up_auth.h), which a PEER_AUTH with a tracker-signed ticket naming the
+ * link's fingerprint grants; otherwise TS_ERR_PERM "no valid ticket".  A
+ * bad ticket gets TS_ERR_AUTH with the verifier's reason and costs
+ * nothing else, but a link that has shown no valid ticket within
+ * TS_NODE_UNAUTH_MS is closed.  Authorization is checked both when a
+ * request is parsed (so AUTH/MAP/GET take effect strictly in stream
+ * order) and when it is answered (a ticket that expired while the request
+ * was queued no longer counts).  Caps at accept: TS_NODE_CONNS_ADDR_N
+ * links from one address and TS_NODE_UNAUTH_MAX_N links without a ticket
+ * yet -- counted per worker (there is no shared per-address table in the
+ * node segment yet), so the node-wide limits are U times these.  Over a
+ * cap the new link is closed at once.
+ *
  * Locking: none.  Share and download text fields are copied with the
  * seqlock readers (node_share_snapshot/node_dl_snapshot); states, bits
  * and counters are atomics.  This worker's own part of the node's load
@@ -45,30 +64,60 @@
 #include "ts_net.h"
 #include "ts_proto.h"
 #include "ts_sup.h"
+#include "ts_ticket.h"
+#include "ts_tls.h"
 #include "node_shm.h"
 #include "node.h"
+#include "up_auth.h"
 
 
 #define UP_KEY_LISTEN    ((uint64_t) -1)
 #define UP_KEY_STOP      ((uint64_t) -2)
 
+/* a PEER_AUTH carries a whole ticket (u32 blob length + bytes); MAP/GET
+ * stay limited to TS_UP_REQ_MAX_B */
+#define UP_AUTH_REQ_MAX_B  (4u + TS_TICKET_MAX_B)
+#define UP_IN_MAX_B        (UP_AUTH_REQ_MAX_B > TS_UP_REQ_MAX_B            \
+                            ? UP_AUTH_REQ_MAX_B : TS_UP_REQ_MAX_B)
+#define UP_MSG_B           128  /* a PEER_AUTH refusal's reason */
+#define UP_HANDLE_ROUNDS_N 8    /* answer/read rounds per link per wakeup */
+
 typedef struct {
     uint8_t   type;
     uint8_t   bad;              /* payload malformed */
+    uint8_t   perm;             /* MAP/GET: authorized when parsed */
+    uint8_t   status;           /* PEER_AUTH: the answer, decided when
+                                   parsed */
     uint64_t  reqid;
     uint32_t  index;
     char      group[TS_ID_MAX_B + 1];
     char      name[TS_NAME_MAX_B + 1];
+    char      msg[UP_MSG_B];    /* PEER_AUTH: the reason of a refusal */
 } up_req_t;
+
+typedef struct {
+    uint8_t   b[16];            /* IPv6, or IPv4-mapped */
+} up_addr_t;
 
 typedef struct {
     ts_conn_t  *c;
     int         fd;
     uint32_t    events;
+    int64_t     born_ms;        /* accepted at: handshake, ticket deadlines */
     int64_t     last_ms;        /* last byte in or out */
     int64_t     frame_ms;       /* a partial frame began at */
+    int         ready;          /* handshake done, peer identity known */
+    int         again;          /* has buffered requests: handle it again
+                                   without waiting for epoll */
+    int         authed;         /* has shown a valid ticket */
+    int         has_fp;
+    uint32_t    rd_want;        /* a read's EAGAIN needs this event too */
+    uint32_t    wr_want;        /* a write's EAGAIN needs this event too */
+    uint8_t     fp[TS_FP_B];    /* the peer's certificate fingerprint */
+    up_addr_t   addr;
+    up_auth_tab_t auth;
     size_t      in_len;
-    uint8_t     in[TS_FRAME_HDR_B + TS_UP_REQ_MAX_B];
+    uint8_t     in[TS_FRAME_HDR_B + UP_IN_MAX_B];
     up_req_t    q[TS_UP_QUEUE_N];
     int         q_head;
     int         q_n;
@@ -106,6 +155,11 @@ typedef struct {
     int                listen_fd;
     int                listening;
     int                nconns;
+    int                nunauth;     /* links that showed no ticket yet */
+    int                nagain;      /* links with again set */
+    ts_tls_t          *tls;
+    ts_ticket_verifier_t *verifier; /* NULL while the CA is unreadable */
+    int64_t            verifier_ms; /* last attempt to load it */
     up_conn_t         *conns[TS_NODE_PEER_CONNS_N];
     up_fcache_t        shares[TS_NODE_SHARES_N];
     up_fcache_t        dls[TS_NODE_DOWNLOADS_N];
@@ -176,12 +230,20 @@ up_set_events(up_t *u, up_conn_t *k, int idx)
     struct epoll_event  ev;
     uint32_t            want = 0;
 
-    /* stop reading while the queue is full: TCP pushes back on the peer */
-    if (k->q_n < TS_UP_QUEUE_N) {
-        want |= EPOLLIN;
-    }
-    if (k->out_off < k->out.len || k->file_left > 0) {
-        want |= EPOLLOUT;
+    if (!k->ready) {
+        /* the handshake says which way it is blocked */
+        want = ts_conn_want(k->c) == 2 ? EPOLLOUT : EPOLLIN;
+    } else {
+        /* stop reading while the queue is full: TCP pushes back on the
+         * peer */
+        if (k->q_n < TS_UP_QUEUE_N) {
+            want |= EPOLLIN;
+        }
+        if (k->out_off < k->out.len || k->file_left > 0) {
+            want |= EPOLLOUT;
+            want |= k->wr_want;     /* TLS: a write that must read first */
+        }
+        want |= k->rd_want;         /* TLS: a read that must write first */
     }
     if (want == k->events) {
         return;
@@ -229,6 +291,12 @@ up_close(up_t *u, int idx, const char *why)
     if (why != NULL) {
         ts_debug("peer link %d closed: %s", k->fd, why);
     }
+    if (!k->authed) {
+        u->nunauth--;
+    }
+    if (k->again) {
+        u->nagain--;
+    }
     /* requests never answered no longer count as load */
     up_queued_add(u, -k->q_n);
     if (k->active) {
@@ -250,18 +318,58 @@ up_close(up_t *u, int idx, const char *why)
 
 
 static void
+up_addr_of(const struct sockaddr_storage *ss, up_addr_t *a)
+{
+    const struct sockaddr_in   *s4 = (const struct sockaddr_in *) ss;
+    const struct sockaddr_in6  *s6 = (const struct sockaddr_in6 *) ss;
+
+    memset(a, 0, sizeof(*a));
+    if (ss->ss_family == AF_INET6) {
+        memcpy(a->b, &s6->sin6_addr, 16);
+    } else if (ss->ss_family == AF_INET) {
+        a->b[10] = 0xff;
+        a->b[11] = 0xff;
+        memcpy(a->b + 12, &s4->sin_addr, 4);
+    }
+}
+
+
+/* Links of this worker from address a. */
+static int
+up_addr_count(const up_t *u, const up_addr_t *a)
+{
+    int  i, n = 0;
+
+    for (i = 0; i < TS_NODE_PEER_CONNS_N; i++) {
+        if (u->conns[i] != NULL
+            && memcmp(u->conns[i]->addr.b, a->b, sizeof(a->b)) == 0)
+        {
+            n++;
+        }
+    }
+    return n;
+}
+
+
+static void
 up_accept(up_t *u)
 {
-    struct epoll_event  ev;
-    up_conn_t          *k;
-    int                 fd, i, n, one = 1;
+    struct epoll_event       ev;
+    struct sockaddr_storage  ss;
+    socklen_t                sl;
+    up_addr_t                a;
+    up_conn_t               *k;
+    int                      fd, i, n, one = 1;
 
     for (n = 0; n < TS_UP_ACCEPT_BURST; n++) {
         if (u->nconns >= TS_NODE_PEER_CONNS_N) {
             up_listen_on(u, 0);
             return;
         }
-        fd = accept4(u->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        sl = sizeof(ss);
+        memset(&ss, 0, sizeof(ss));
+        fd = accept4(u->listen_fd, (struct sockaddr *) &ss, &sl,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
                 && errno != ECONNABORTED)
@@ -269,6 +377,20 @@ up_accept(up_t *u)
                 ts_warn("accept4() failed: %s", strerror(errno));
             }
             return;
+        }
+        /* caps: close at once (nothing was read, nothing is owed) */
+        up_addr_of(&ss, &a);
+        if (u->nunauth >= TS_NODE_UNAUTH_MAX_N) {
+            ts_debug("peer link refused: %d links without a ticket",
+                     u->nunauth);
+            close(fd);
+            continue;
+        }
+        if (up_addr_count(u, &a) >= TS_NODE_CONNS_ADDR_N) {
+            ts_debug("peer link refused: %d links from that address",
+                     TS_NODE_CONNS_ADDR_N);
+            close(fd);
+            continue;
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
@@ -283,15 +405,19 @@ up_accept(up_t *u)
             close(fd);
             return;
         }
-        k->c = ts_conn_new(fd);
+        k->c = ts_conn_new_tls(fd, u->tls, 0, NULL);
         if (k->c == NULL) {
+            ts_err("out of memory for a peer link");
             free(k);
             return;
         }
         k->fd = fd;
         k->file_fd = -1;
         k->share_idx = -1;
-        k->last_ms = ts_now_ms();
+        k->addr = a;
+        k->born_ms = ts_now_ms();
+        k->last_ms = k->born_ms;
+        up_auth_init(&k->auth);
         ts_wbuf_init(&k->out);
 
         memset(&ev, 0, sizeof(ev));
@@ -306,6 +432,7 @@ up_accept(up_t *u)
         k->events = EPOLLIN;
         u->conns[i] = k;
         u->nconns++;
+        u->nunauth++;
     }
 }
 
@@ -565,6 +692,27 @@ up_frame_end(ts_wbuf_t *b, uint8_t type, uint64_t reqid, uint32_t extra)
 }
 
 
+/* MAP/GET r may be answered: the link held an unexpired authorization
+ * for its (group, name) when r was parsed and still does. */
+static int
+up_authorized(const up_conn_t *k, const up_req_t *r)
+{
+    return r->perm && up_auth_ok(&k->auth, r->group, r->name, ts_wall_ms());
+}
+
+
+static void
+up_reply_auth(up_conn_t *k, const up_req_t *r)
+{
+    ts_wbuf_t  *b = &k->out;
+
+    up_frame_begin(b);
+    ts_reply_begin(b, (ts_status_t) r->status,
+                   r->status == TS_OK ? NULL : r->msg);
+    up_frame_end(b, TS_MSG_REPLY, r->reqid, 0);
+}
+
+
 static void
 up_reply_map(up_t *u, up_conn_t *k, const up_req_t *r)
 {
@@ -579,6 +727,10 @@ up_reply_map(up_t *u, up_conn_t *k, const up_req_t *r)
 
     if (r->bad) {
         ts_reply_begin(b, TS_ERR_BADREQ, "malformed request");
+        goto out;
+    }
+    if (!up_authorized(k, r)) {
+        ts_reply_begin(b, TS_ERR_PERM, "no valid ticket");
         goto out;
     }
     if (atomic_load(&u->st->paused)) {
@@ -663,6 +815,10 @@ up_reply_get(up_t *u, up_conn_t *k, const up_req_t *r)
 
     if (r->bad) {
         up_data_error(u, k, r, TS_ERR_BADREQ, "malformed request");
+        return;
+    }
+    if (!up_authorized(k, r)) {
+        up_data_error(u, k, r, TS_ERR_PERM, "no valid ticket");
         return;
     }
     if (atomic_load(&u->st->paused)) {
@@ -764,8 +920,27 @@ up_chunk_sent(up_t *u, up_conn_t *k)
 }
 
 
+/* After a failed ts_conn_read/write/sendfile: 0 if it would only block
+ * (*want gets the other event a TLS link may need first: a read that
+ * must write, a write that must read), -1 if the link is broken. */
+static int
+up_again(up_conn_t *k, uint32_t *want, int other)
+{
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        return -1;
+    }
+    *want = 0;
+    if (ts_conn_is_tls(k->c) && ts_conn_want(k->c) == other) {
+        *want = other == 1 ? EPOLLIN : EPOLLOUT;
+    }
+    return 0;
+}
+
+
 /* Sends what is pending, then answers queued requests in order.  0, or
- * -1 when the link must close. */
+ * -1 when the link must close.  A partial write keeps out_off /
+ * file_off / file_left where the bytes stopped; after EAGAIN the same
+ * remaining bytes are offered again, as TLS requires. */
 static int
 up_pump(up_t *u, up_conn_t *k)
 {
@@ -777,8 +952,9 @@ up_pump(up_t *u, up_conn_t *k)
             w = ts_conn_write(k->c, k->out.data + k->out_off,
                               k->out.len - k->out_off);
             if (w < 0) {
-                return errno == EAGAIN ? 0 : -1;
+                return up_again(k, &k->wr_want, 1);
             }
+            k->wr_want = 0;
             k->out_off += (size_t) w;
             k->last_ms = ts_now_ms();
         }
@@ -786,8 +962,9 @@ up_pump(up_t *u, up_conn_t *k)
             w = ts_conn_sendfile(k->c, k->file_fd, &k->file_off,
                                  k->file_left);
             if (w < 0) {
-                return errno == EAGAIN ? 0 : -1;
+                return up_again(k, &k->wr_want, 1);
             }
+            k->wr_want = 0;
             if (w == 0) {
                 /* the file shrank under us: the frame cannot be finished */
                 ts_warn("file shrank while sending a chunk; link closed");
@@ -814,6 +991,8 @@ up_pump(up_t *u, up_conn_t *k)
             up_reply_map(u, k, r);
         } else if (r->type == TS_MSG_PEER_GET) {
             up_reply_get(u, k, r);
+        } else if (r->type == TS_MSG_PEER_AUTH) {
+            up_reply_auth(k, r);
         } else {
             up_frame_begin(&k->out);
             ts_reply_begin(&k->out, TS_ERR_BADREQ, "unexpected message");
@@ -823,6 +1002,88 @@ up_pump(up_t *u, up_conn_t *k)
             ts_err("out of memory for a reply; link closed");
             return -1;
         }
+    }
+}
+
+
+/* The verifier needs the cluster CA; if it could not be read at start
+ * (not there yet), try again now and then. */
+static ts_ticket_verifier_t *
+up_verifier(up_t *u)
+{
+    char     err[256];
+    int64_t  now;
+
+    if (u->verifier != NULL) {
+        return u->verifier;
+    }
+    now = ts_now_ms();
+    if (u->verifier_ms != 0 && now - u->verifier_ms < TS_UP_TICK_MS * 10) {
+        return NULL;
+    }
+    u->verifier_ms = now;
+    err[0] = '\0';
+    u->verifier = ts_ticket_verifier_new(u->node->opts.ca_path, err,
+                                         sizeof(err));
+    if (u->verifier == NULL) {
+        ts_err("cannot check download tickets: CA \"%s\": %s",
+               u->node->opts.ca_path, err);
+    }
+    return u->verifier;
+}
+
+
+/* PEER_AUTH: verifies the ticket now, so that the requests behind it on
+ * the link see its effect; the answer goes out in turn. */
+static void
+up_parse_auth(up_t *u, up_conn_t *k, up_req_t *r, const uint8_t *p,
+    uint32_t len)
+{
+    ts_ticket_verifier_t  *v;
+    ts_ticket_t            t;
+    ts_rbuf_t              rb;
+    const uint8_t         *tk;
+    uint32_t               tn = 0;
+    int64_t                now = ts_wall_ms();
+    char                   err[UP_MSG_B];
+
+    ts_rbuf_init(&rb, p, len);
+    tk = ts_get_blob(&rb, &tn, TS_TICKET_MAX_B);
+    if (tk == NULL || tn == 0 || ts_rbuf_end(&rb) != 0) {
+        r->bad = 1;
+        r->status = TS_ERR_BADREQ;
+        snprintf(r->msg, sizeof(r->msg), "malformed request");
+        return;
+    }
+    v = up_verifier(u);
+    if (v == NULL) {
+        r->status = TS_ERR_AUTH;
+        snprintf(r->msg, sizeof(r->msg), "peer cannot check tickets");
+        return;
+    }
+    err[0] = '\0';
+    /* the ticket must name this link's certificate; a TS_TLS_OFF build
+     * has no identities to compare */
+    if (ts_ticket_verify(v, tk, tn, now, k->has_fp ? k->fp : NULL, &t,
+                         err, sizeof(err)) != 0)
+    {
+        r->status = TS_ERR_AUTH;
+        snprintf(r->msg, sizeof(r->msg), "%s",
+                 err[0] != '\0' ? err : "invalid ticket");
+        ts_debug("peer link %d: ticket refused: %s", k->fd, r->msg);
+        return;
+    }
+    if (up_auth_put(&k->auth, t.group, t.name, (int64_t) t.expires_ms,
+                    now) != 0)
+    {
+        r->status = TS_ERR_AUTH;
+        snprintf(r->msg, sizeof(r->msg), "expired");
+        return;
+    }
+    r->status = TS_OK;
+    if (!k->authed) {
+        k->authed = 1;
+        u->nunauth--;
     }
 }
 
@@ -840,10 +1101,13 @@ up_parse(up_t *u, up_conn_t *k, const ts_frame_hdr_t *h, const uint8_t *p)
     r = &k->q[(k->q_head + k->q_n) % TS_UP_QUEUE_N];
     memset(r, 0, offsetof(up_req_t, group) + 1);
     r->name[0] = '\0';
+    r->msg[0] = '\0';
     r->type = h->type;
     r->reqid = h->reqid;
 
-    if (h->type == TS_MSG_PEER_MAP || h->type == TS_MSG_PEER_GET) {
+    if (h->type == TS_MSG_PEER_AUTH) {
+        up_parse_auth(u, k, r, p, h->len);
+    } else if (h->type == TS_MSG_PEER_MAP || h->type == TS_MSG_PEER_GET) {
         ts_rbuf_init(&rb, p, h->len);
         if (ts_get_str(&rb, r->group, sizeof(r->group)) != 0
             || ts_get_str(&rb, r->name, sizeof(r->name)) != 0)
@@ -858,9 +1122,30 @@ up_parse(up_t *u, up_conn_t *k, const ts_frame_hdr_t *h, const uint8_t *p)
         {
             r->bad = 1;
         }
+        r->perm = !r->bad
+                  && up_auth_ok(&k->auth, r->group, r->name, ts_wall_ms());
     }
     k->q_n++;
     up_queued_add(u, 1);
+    return 0;
+}
+
+
+/* The handshake is complete: learn the peer's identity.  0, or -1 when
+ * the link must close (no client certificate in a TLS build). */
+static int
+up_ready(up_conn_t *k)
+{
+    if (k->ready || !ts_conn_ready(k->c)) {
+        return 0;
+    }
+    k->ready = 1;
+    if (ts_conn_peer_fp(k->c, k->fp) == 0) {
+        k->has_fp = 1;
+    } else if (ts_tls_enabled()) {
+        ts_info("peer link without a client certificate; closed");
+        return -1;
+    }
     return 0;
 }
 
@@ -877,7 +1162,9 @@ up_read(up_t *u, up_conn_t *k)
         /* take complete frames out of the buffer */
         used = 0;
         while (k->q_n < TS_UP_QUEUE_N && k->in_len - used >= TS_FRAME_HDR_B) {
-            if (ts_frame_hdr_decode(k->in + used, &h, TS_UP_REQ_MAX_B) != 0) {
+            if (ts_frame_hdr_decode(k->in + used, &h, UP_IN_MAX_B) != 0
+                || (h.type != TS_MSG_PEER_AUTH && h.len > TS_UP_REQ_MAX_B))
+            {
                 ts_info("bad frame from a peer; link closed");
                 return -1;
             }
@@ -905,11 +1192,18 @@ up_read(up_t *u, up_conn_t *k)
             return 0;
         }
 
+        /* a TLS link may hold decrypted bytes epoll cannot see: this
+         * loop reads until EAGAIN (or a full queue, and then up_handle
+         * comes back when the queue has room: ts_conn_pending) */
         n = ts_conn_read(k->c, k->in + k->in_len, sizeof(k->in) - k->in_len);
         if (n < 0) {
-            return errno == EAGAIN ? 0 : -1;
+            return up_again(k, &k->rd_want, 2);
         }
         if (n == 0) {
+            return -1;
+        }
+        k->rd_want = 0;
+        if (!k->ready && up_ready(k) != 0) {
             return -1;
         }
         k->in_len += (size_t) n;
@@ -925,26 +1219,61 @@ static void
 up_handle(up_t *u, int idx, uint32_t events)
 {
     up_conn_t  *k = u->conns[idx];
+    int         rounds, before;
 
     if (k == NULL) {
         return;
     }
-    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && up_read(u, k) != 0) {
+    if (k->again) {
+        k->again = 0;
+        u->nagain--;
+    }
+    /* during the handshake any event may move it on; a TLS read may
+     * also have been waiting for writability */
+    if (((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || !k->ready
+         || (k->rd_want != 0 && (events & EPOLLOUT)))
+        && up_read(u, k) != 0)
+    {
         up_close(u, idx, "read");
         return;
     }
-    if (up_pump(u, k) != 0) {
-        up_close(u, idx, "write");
-        return;
+    if (!k->ready) {
+        if (up_ready(k) != 0) {
+            up_close(u, idx, "no client certificate");
+            return;
+        }
+        if (!k->ready) {
+            up_set_events(u, k, idx);
+            return;
+        }
     }
-    /* answering may have made room in the queue for buffered frames */
-    if (k->in_len > 0 && k->q_n < TS_UP_QUEUE_N && up_read(u, k) != 0) {
-        up_close(u, idx, "read");
-        return;
-    }
-    if (up_pump(u, k) != 0) {
-        up_close(u, idx, "write");
-        return;
+    for (rounds = 0; ; rounds++) {
+        if (up_pump(u, k) != 0) {
+            up_close(u, idx, "write");
+            return;
+        }
+        /* answering may have made room in the queue for frames already
+         * buffered here or, decrypted, inside the TLS layer (which epoll
+         * does not report) */
+        if (k->q_n >= TS_UP_QUEUE_N
+            || (k->in_len == 0 && ts_conn_pending(k->c) <= 0))
+        {
+            break;
+        }
+        if (rounds == UP_HANDLE_ROUNDS_N) {
+            /* fairness: come back at once, after the other links */
+            k->again = 1;
+            u->nagain++;
+            break;
+        }
+        before = k->q_n;
+        if (up_read(u, k) != 0) {
+            up_close(u, idx, "read");
+            return;
+        }
+        if (k->q_n == before) {
+            break;
+        }
     }
     up_set_events(u, k, idx);
 }
@@ -963,7 +1292,12 @@ up_timeouts(up_t *u)
             continue;
         }
         busy = k->out_off < k->out.len || k->file_left > 0;
-        if (k->frame_ms != 0 && now - k->frame_ms > TS_NODE_PEER_TIMEOUT_MS)
+        if (!k->ready && now - k->born_ms > TS_TLS_HANDSHAKE_MS) {
+            up_close(u, i, "handshake timeout");
+        } else if (!k->authed && now - k->born_ms > TS_NODE_UNAUTH_MS) {
+            up_close(u, i, "no valid ticket in time");
+        } else if (k->frame_ms != 0
+                   && now - k->frame_ms > TS_NODE_PEER_TIMEOUT_MS)
         {
             up_close(u, i, "frame timeout");
         } else if (busy && now - k->last_ms > TS_NODE_PEER_TIMEOUT_MS) {
@@ -977,6 +1311,18 @@ up_timeouts(up_t *u)
 }
 
 
+static void
+up_free_keys(up_t *u)
+{
+    if (u->verifier != NULL) {
+        ts_ticket_verifier_free(u->verifier);
+    }
+    if (u->tls != NULL) {
+        ts_tls_ctx_free(u->tls);
+    }
+}
+
+
 int
 up_main(const ts_worker_ctx_t *ctx)
 {
@@ -984,6 +1330,7 @@ up_main(const ts_worker_ctx_t *ctx)
     up_t               *u;
     int64_t             last_tick = 0, now;
     int                 i, n, rc = 0;
+    char                err[256];
 
     u = calloc(1, sizeof(*u));
     if (u == NULL) {
@@ -1004,9 +1351,22 @@ up_main(const ts_worker_ctx_t *ctx)
         u->dls[i].fd = -1;
     }
 
+    err[0] = '\0';
+    u->tls = ts_tls_ctx_new(TS_TLS_PEER_SERVER, u->node->opts.crt_path,
+                            u->node->opts.key_path, NULL, err, sizeof(err));
+    if (u->tls == NULL) {
+        ts_err("cannot serve peers: node certificate \"%s\": %s",
+               u->node->opts.crt_path, err);
+        free(u);
+        return 1;
+    }
+    /* NULL if the CA cannot be read yet: retried on the next PEER_AUTH */
+    (void) up_verifier(u);
+
     u->ep = epoll_create1(EPOLL_CLOEXEC);
     if (u->ep < 0) {
         ts_err("epoll_create1() failed: %s", strerror(errno));
+        up_free_keys(u);
         free(u);
         return 1;
     }
@@ -1019,6 +1379,7 @@ up_main(const ts_worker_ctx_t *ctx)
     up_listen_on(u, 1);
     if (!u->listening) {
         close(u->ep);
+        up_free_keys(u);
         free(u);
         return 2;
     }
@@ -1027,7 +1388,8 @@ up_main(const ts_worker_ctx_t *ctx)
     ts_worker_ready(ctx);
 
     while (!ts_worker_stopping() && !ts_worker_orphaned(ctx)) {
-        n = epoll_wait(u->ep, evs, TS_UP_EV_N, TS_UP_TICK_MS);
+        n = epoll_wait(u->ep, evs, TS_UP_EV_N,
+                       u->nagain > 0 ? 0 : TS_UP_TICK_MS);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -1046,6 +1408,13 @@ up_main(const ts_worker_ctx_t *ctx)
             }
             if (evs[i].data.u64 < TS_NODE_PEER_CONNS_N) {
                 up_handle(u, (int) evs[i].data.u64, evs[i].events);
+            }
+        }
+        /* links with requests left in their buffers (TLS-decrypted ones
+         * epoll cannot see) */
+        for (i = 0; u->nagain > 0 && i < TS_NODE_PEER_CONNS_N; i++) {
+            if (u->conns[i] != NULL && u->conns[i]->again) {
+                up_handle(u, i, 0);
             }
         }
         now = ts_now_ms();
@@ -1070,6 +1439,7 @@ up_main(const ts_worker_ctx_t *ctx)
         }
     }
     close(u->ep);
+    up_free_keys(u);
     free(u);
     return rc;
 }

@@ -2,8 +2,10 @@
 cluster.py -- helpers for the tracker-cluster fault tests.
 
 Purpose: start N real ./tracker processes on 127.0.0.1, each with its own
-data dir, optionally with a fault proxy (tests/tools/faultproxy.py) on
-every tracker-to-tracker link; read each tracker's STATUS (digest, vv,
+data dir and one PKI for the cluster (<dir of the info files>/pki, made
+by the first tracker to start; every raw connection here is TLS, through
+tessera.tls_connect), optionally with a fault proxy
+(tests/tools/faultproxy.py) on every tracker-to-tracker link; read each tracker's STATUS (digest, vv,
 peers, leader, sync pid); wait, bounded, until the live trackers report
 equal digests; crash, pause, restart or wipe trackers and their sync
 process; and run client writers (raw protocol, one thread each) that fail
@@ -83,9 +85,8 @@ class Conn:
         self.port = port
         self.timeout = timeout
         try:
-            self.sock = socket.create_connection(("127.0.0.1", port),
-                                                 timeout=timeout)
-        except OSError as e:
+            self.sock = tessera.tls_connect(port, timeout)
+        except (OSError, ValueError) as e:
             raise Unreachable("connect %d: %s" % (port, e))
 
     def close(self):

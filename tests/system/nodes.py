@@ -9,6 +9,9 @@ prints nothing.  Also: random test files, SHA1s, the raw frames of the
 file messages, and a read-only view of a node's shm segment
 (/dev/shm/tessera-node-<port>) for the counters the client keeps there
 (chunks served per share, chunks fetched per source, bytes fetched).
+Peer links as a hostile or test downloader makes them (issue 5: TLS with
+a node certificate, a download ticket from FILE_INFO, PEER_AUTH):
+file_info(), peer_connect(), peer_auth(), peer_get().
 The struct offsets of that segment are not hard-coded: they are taken
 from the real headers (workers/node_shm.h, shm/ts_shm.h) by compiling a
 tiny offsetof() probe once per test session.
@@ -30,6 +33,8 @@ import random
 import re
 import shutil
 import signal
+import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -38,13 +43,16 @@ import time
 
 import tessera
 from tessera import (BIN, REPO, REGISTRY, descendants, free_port, kill_pid,
-                     pid_alive, comm, wait_until, pstr)
+                     pid_alive, comm, wait_until, pstr, frame, recv_exact,
+                     HDR, Raw, OK)
 
 CHUNK = 512 * 1024
 
 # file messages (common/ts_proto.h); added to tessera.MSG for Raw.request
 FILE_MSG = {"UPLOAD_FILE": 30, "LIST_FILES": 31, "FILE_INFO": 32,
             "STOP_SHARE": 33, "HAVE_CHUNKS": 34, "MY_SHARES": 35}
+PEER_MAP, PEER_GET, PEER_DATA, PEER_AUTH = 60, 61, 62, 63
+ERR_AUTH, ERR_PERM = 2, 5
 tessera.MSG.update({k: v for k, v in FILE_MSG.items()
                     if k not in tessera.MSG})
 
@@ -110,6 +118,105 @@ def parse_list_files(body):
         off += 12
         out.append((name, size, src))
     return out
+
+
+# ---- peer links (TLS, tickets) ------------------------------------------------
+
+def parse_file_info(body):
+    """FILE_INFO OK body -> (size, sha1, hashes, [(addr, complete, held,
+    fp)], ticket bytes)."""
+    size, = struct.unpack(">Q", body[:8])
+    sha1 = body[8:28]
+    n, = struct.unpack(">I", body[28:32])
+    off = 32
+    hashes = [body[off + 20 * i:off + 20 * i + 20] for i in range(n)]
+    off += 20 * n
+    nsrc, = struct.unpack(">I", body[off:off + 4])
+    off += 4
+    srcs = []
+    for _ in range(nsrc):
+        ln, = struct.unpack(">H", body[off:off + 2])
+        addr = body[off + 2:off + 2 + ln].decode()
+        off += 2 + ln
+        complete, held = struct.unpack(">BI", body[off:off + 5])
+        off += 5
+        srcs.append((addr, complete, held, body[off:off + 32]))
+        off += 32
+    tl, = struct.unpack(">I", body[off:off + 4])
+    ticket = body[off + 4:off + 4 + tl]
+    assert off + 4 + tl == len(body), "FILE_INFO: trailing bytes"
+    return size, sha1, hashes, srcs, ticket
+
+
+def file_info(tracker_port, user, pw, group, name, cert):
+    """Logs user in over a tracker link presenting cert (crt, key) and asks
+    FILE_INFO: returns (status, msg, parsed body or None).  The ticket in
+    it names cert's fingerprint."""
+    r = Raw(tracker_port, cert=cert)
+    try:
+        tok = r.login(user, pw)
+        st, msg, body = r.request("FILE_INFO", tok + pstr(group) +
+                                  pstr(name))
+        return st, msg, (parse_file_info(body) if st == OK else None)
+    finally:
+        r.close()
+
+
+def peer_connect(port, cert, expect_fp=None, rcvbuf=None, timeout=5):
+    """A TLS peer link to the node on 127.0.0.1:port presenting cert (crt,
+    key); if expect_fp is given, the node's certificate must have it."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE      # self-signed: checked by fp below
+    ctx.load_cert_chain(*cert)
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    raw.settimeout(timeout)
+    raw.connect(("127.0.0.1", port))
+    s = ctx.wrap_socket(raw)
+    if expect_fp is not None:
+        got = hashlib.sha256(s.getpeercert(binary_form=True)).digest()
+        assert got == expect_fp, "peer %d is not who we expected" % port
+    return s
+
+
+def _peer_reply(s, reqid, timeout=10):
+    h = recv_exact(s, HDR.size, timeout)
+    magic, ver, mtype, flags, length, rid = HDR.unpack(h)
+    assert rid == reqid, (rid, reqid)
+    body = recv_exact(s, length, timeout) if length else b""
+    st, ml = struct.unpack(">HH", body[:4])
+    return mtype, st, body[4:4 + ml].decode("utf-8", "replace"), \
+        body[4 + ml:]
+
+
+def peer_auth(s, ticket, reqid=1, wait=True):
+    """PEER_AUTH with ticket; returns (status, msg) (None if not wait)."""
+    s.sendall(frame(PEER_AUTH, struct.pack(">I", len(ticket)) + ticket,
+                    reqid))
+    if not wait:
+        return None
+    _, st, msg, _ = _peer_reply(s, reqid)
+    return st, msg
+
+
+def get_frame(group, name, index, reqid):
+    return frame(PEER_GET, pstr(group) + pstr(name) +
+                 struct.pack(">I", index), reqid)
+
+
+def peer_get(s, group, name, index, reqid=2):
+    """One PEER_GET; returns (status, msg, chunk bytes or b"")."""
+    s.sendall(get_frame(group, name, index, reqid))
+    mtype, st, msg, rest = _peer_reply(s, reqid)
+    assert mtype == PEER_DATA, mtype
+    data = b""
+    if st == OK:
+        ln, = struct.unpack(">I", rest[8:12])
+        data = rest[12:12 + ln]
+    return st, msg, data
 
 
 # ---- shm view -----------------------------------------------------------------

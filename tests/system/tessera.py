@@ -6,6 +6,14 @@ to them (through the client's non-TTY mode or raw protocol frames), and
 stop every process by pid whatever happens.  Nothing here is shared
 between test processes; every wait is bounded.
 
+TLS (issue 5): every raw connection to a tracker is TLS 1.3 (python
+`ssl`), verifying the tracker's chain against the cluster CA, which the
+tracker creates at start in <dir of its tracker_info.txt>/pki (the
+hostname check is off: the tracker id is in the CN, checked by
+tls_connect when asked).  A connection may present a client certificate
+made by node_cert() (`openssl req -x509 -newkey ed25519`), which the
+tracker takes as the node identity.
+
 Crash behaviour: every process started is recorded in REGISTRY; the
 conftest fixture calls reap_all() at teardown, which SIGKILLs whatever is
 still alive (the tracker's workers and a client's children are found by
@@ -15,6 +23,7 @@ ppid and recorded before the parent is killed).
 import os
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -40,7 +49,7 @@ ASAN = _is_asan(os.path.join(BIN, "tracker"))
 
 # Protocol constants (common/ts_proto.h).
 MAGIC = 0x54
-VERSION = 1
+VERSION = 2
 HDR = struct.Struct(">BBBBIQ")
 FF_REPLY = 0x01
 MSG = {
@@ -48,9 +57,12 @@ MSG = {
     "HEARTBEAT": 13, "CREATE_GROUP": 20, "JOIN_GROUP": 21,
     "LEAVE_GROUP": 22, "LIST_REQUESTS": 23, "ACCEPT_REQUEST": 24,
     "REJECT_REQUEST": 25, "LIST_GROUPS": 26, "LIST_MY_GROUPS": 27,
-    "STATUS": 40,
+    "STATUS": 40, "UPLOAD_FILE": 30, "LIST_FILES": 31, "FILE_INFO": 32,
+    "STOP_SHARE": 33, "HAVE_CHUNKS": 34, "MY_SHARES": 35,
+    "SYNC_HELLO": 50, "SYNC_OPS": 51, "SYNC_ACK": 52, "SYNC_SNAPSHOT": 53,
 }
 OK, ERR_BADREQ, ERR_AUTH = 0, 1, 2
+ERR_PERM, ERR_BUSY = 5, 8
 
 REGISTRY = []           # every Popen / Tracker started by a test
 
@@ -156,6 +168,76 @@ def port_accepts(port, timeout=0.2):
     return True
 
 
+# ---- TLS ----------------------------------------------------------------
+
+CA_BY_PORT = {}         # tracker port -> its cluster's ca.crt
+
+
+def pki_dir(info, extra_args=()):
+    """The PKI directory a tracker started with these arguments uses."""
+    a = list(extra_args)
+    if "--pki" in a and a.index("--pki") + 1 < len(a):
+        return os.path.abspath(a[a.index("--pki") + 1])
+    return os.path.join(os.path.dirname(os.path.abspath(info)), "pki")
+
+
+def tls_context(ca, cert=None, key=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False          # the CN names the tracker id
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(ca)
+    if cert is not None:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def tls_connect(port, timeout=5, cert=None, ca=None, tracker_id=None,
+                source=None):
+    """A TLS connection to the tracker on 127.0.0.1:port (handshake done
+    within timeout).  cert: (crt, key) paths to present, or None.
+    tracker_id: also check the server certificate names that tracker.
+    source: local address to bind (e.g. "127.0.0.2")."""
+    ca = ca or CA_BY_PORT.get(port)
+    if ca is None:
+        raise AssertionError("no CA known for port %d" % port)
+    ctx = tls_context(ca, *(cert or (None, None)))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                   source_address=(source, 0) if source
+                                   else None)
+    try:
+        s = ctx.wrap_socket(raw, server_hostname=None)
+    except BaseException:
+        raw.close()
+        raise
+    if tracker_id is not None:
+        cn = dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
+        assert cn == "tessera-tracker-%d" % tracker_id, cn
+    return s
+
+
+def node_cert(dirpath, name="node"):
+    """A self-signed Ed25519 certificate, as a node makes; returns
+    (crt path, key path)."""
+    os.makedirs(dirpath, exist_ok=True)
+    crt = os.path.join(dirpath, name + ".crt")
+    key = os.path.join(dirpath, name + ".key")
+    if not os.path.exists(crt):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ed25519",
+                        "-nodes", "-keyout", key, "-out", crt, "-days", "2",
+                        "-subj", "/CN=tessera-node"], check=True,
+                       capture_output=True, timeout=30)
+    return crt, key
+
+
+def cert_fp(crt):
+    """SHA-256 of a PEM certificate's DER: the node identity."""
+    import hashlib
+    with open(crt) as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    return hashlib.sha256(der).digest()
+
+
 def write_info(path, ports, extra_lines=()):
     with open(path, "w") as f:
         f.write("# written by the system tests\n")
@@ -188,6 +270,9 @@ class Tracker:
         self.workers = workers
         self.session_timeout = session_timeout
         self.extra_args = list(extra_args)
+        self.pki = pki_dir(info, self.extra_args)
+        self.ca = os.path.join(self.pki, "ca.crt")
+        CA_BY_PORT[self.port] = self.ca
         self.logpath = os.path.join(self.tmpdir, "tracker-%d.log" % tid)
         self.proc = None
         self.known_workers = set()
@@ -465,12 +550,20 @@ def recv_exact(sock, n, timeout):
 
 
 class Raw:
-    """A raw protocol connection to a tracker."""
+    """A raw protocol connection (TLS) to a tracker; cert = (crt, key) to
+    present as the node identity, or None."""
 
-    def __init__(self, port, timeout=5):
-        self.sock = socket.create_connection(("127.0.0.1", port),
-                                             timeout=timeout)
+    def __init__(self, port, timeout=5, cert=None, source=None):
+        self.sock = tls_connect(port, timeout, cert=cert, source=source)
         self.reqid = int.from_bytes(os.urandom(4), "big") << 16
+
+    @classmethod
+    def over(cls, sock):
+        """A Raw on an already connected (TLS) socket."""
+        r = cls.__new__(cls)
+        r.sock = sock
+        r.reqid = int.from_bytes(os.urandom(4), "big") << 16
+        return r
 
     def close(self):
         self.sock.close()

@@ -14,16 +14,15 @@ no test depends on loopback being slow.
 import os
 import random
 import signal
-import socket
-import struct
 import time
 
 import pytest
 
 
 from nodes import CHUNK, Swarm, Node, create_users, make_file, sha1_file, \
-    nchunks
-from tessera import kill_pid, pid_alive, proc_stat, wait_until
+    nchunks, file_info, peer_connect, peer_auth, get_frame
+from tessera import kill_pid, pid_alive, proc_stat, wait_until, node_cert, \
+    OK
 
 G = "g"
 MiB = 1024 * 1024
@@ -73,24 +72,24 @@ def catch_mid(leech, name, start, min_bytes=1, timeout=30):
     return frozen, d, res
 
 
-def slow_downloaders(port, group, name, conns=6, depth=16):
+def slow_downloaders(tracker, tmp_path, user, port, group, name, conns=6,
+                     depth=16):
     """Other downloaders that keep a seeder busy: each of `conns` peer
-    connections pipelines `depth` PEER_GETs for `name` with a tiny receive
-    buffer and never reads, so the seeder's uploads stay in progress (its
-    send buffers fill) and its reported load stays up.  Returns the
-    sockets; closing them ends the load."""
+    connections (TLS, with a ticket user got from the tracker for a node
+    certificate of its own) pipelines `depth` PEER_GETs for `name` with a
+    tiny receive buffer and never reads, so the seeder's uploads stay in
+    progress (its send buffers fill) and its reported load stays up.
+    Returns the sockets; closing them ends the load."""
+    cert = node_cert(str(tmp_path / "slow-peer"))
+    st, msg, fi = file_info(tracker.port, user, "pw", group, name, cert)
+    assert st == OK and fi[4], (st, msg)
     socks = []
     for c in range(conns):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.settimeout(5)
-        s.connect(("127.0.0.1", port))
+        s = peer_connect(port, cert, rcvbuf=4096)
+        assert peer_auth(s, fi[4], reqid=c * 1000 + 999) == (OK, "")
         for i in range(depth):
-            g, n = group.encode(), name.encode()
-            body = (struct.pack(">H", len(g)) + g + struct.pack(">H", len(n))
-                    + n + struct.pack(">I", (c * depth + i) % 128))
-            s.sendall(struct.pack(">BBBBIQ", 0x54, 1, 61, 0, len(body),
-                                  c * 1000 + i) + body)
+            s.sendall(get_frame(group, name, (c * depth + i) % 128,
+                                c * 1000 + i))
         socks.append(s)
     return socks
 
@@ -109,7 +108,8 @@ def test_least_loaded(tracker, tmp_path):
     _, want = seed_file(busy, tmp_path, "f.bin", 64 * MiB, seed=2)
     seed_file(idle, tmp_path, "f.bin", 64 * MiB, seed=2)
 
-    socks = slow_downloaders(busy.port, G, "heavy.bin")
+    socks = slow_downloaders(tracker, tmp_path, "l", busy.port, G,
+                             "heavy.bin")
     try:
         def loaded():
             st = busy.shm_stats()
@@ -129,7 +129,9 @@ def test_least_loaded(tracker, tmp_path):
     # the first requests go out before any reply has reported a load, so
     # the busy seeder gets some; after that it gets only what spills over
     assert busy_n * 2 <= idle_n, \
-        "busy seeder gave %d chunks, idle one %d" % (busy_n, idle_n)
+        "busy seeder gave %d chunks, idle one %d; leecher log:\n%s" % (
+            busy_n, idle_n, "\n".join(l for l in leech.stderr().splitlines()
+                                      if " warn: " in l or " error: " in l))
     # the busy seeder still serves others once the load is gone
     assert wait_until(lambda: busy.shm_stats()["active_uploads"] == 0, 10,
                       0.05)

@@ -196,6 +196,12 @@ def test_usage_help_version(tmp_path):
     assert r.returncode == 2
     r = run_tracker(["-h"], tmp_path)
     assert r.returncode == 0
+    for opt in (b"--pki", b"--init-pki", b"--ticket-ttl", b"--handshake-ms",
+                b"--frame-timeout", b"--max-conns-per-addr", b"--max-unauth",
+                b"--login-fails-user"):
+        assert opt in r.stdout, opt
+    r = run_tracker(["--handshake-ms", "1", "x", "1"], tmp_path)
+    assert r.returncode == 2 and b"handshake-ms" in r.stderr
     r = run_tracker(["-V"], tmp_path)
     assert r.returncode == 0 and b"0.1.0" in r.stdout + r.stderr
 

@@ -4,9 +4,16 @@
  * requests per second and p50/p99 latency of a read (LIST_GROUPS) and a
  * write (CREATE_GROUP with unique names) over a fixed duration each.
  *
- * Usage: trk_bench [-c CONNS] [-d SECONDS] [-g GROUPS] [-p PREFIX] IP:PORT
+ * Usage: trk_bench [-c CONNS] [-d SECONDS] [-g GROUPS] [-p PREFIX]
+ *                  [-a CA_CRT [-i TRACKER_ID] [-s NODE_DIR]] IP:PORT
  *   GROUPS: groups each connection creates before the read phase (2),
  *   so LIST_GROUPS returns CONNS x GROUPS groups.
+ *   -a: TLS, as a client does (role TRACKER_CLIENT, the tracker's chain
+ *   checked against CA_CRT and its CN against TRACKER_ID, default 1);
+ *   -s: present the node certificate of NODE_DIR (made if missing), as
+ *   the CLI does.  Without -a the connections are plaintext (only a
+ *   `make BUILD=notls` tracker accepts those).  Each connection does its
+ *   handshake once, before the clock starts.
  *
  * Locking: each thread owns its connection and its latency array; the
  * phases are separated by a pthread barrier and the main thread merges
@@ -29,6 +36,7 @@
 #include "ts_config.h"
 #include "ts_net.h"
 #include "ts_proto.h"
+#include "ts_tls.h"
 
 #define BENCH_CONNS_MAX_N    1024
 #define BENCH_IO_TIMEOUT_MS  10000
@@ -58,6 +66,8 @@ static char               g_prefix[32];
 static pthread_barrier_t  g_barrier;
 static _Atomic int        g_phase_stop;
 static bench_thr_t       *g_thr;
+static ts_tls_t          *g_tls;              /* -a: NULL = plaintext */
+static int                g_tracker_id = 1;   /* -i */
 
 /* per phase, per thread results, copied out before the next phase */
 static uint64_t          *g_res_lat[PH_N];
@@ -149,8 +159,16 @@ setup(bench_thr_t *t)
                 strerror(errno));
         return -1;
     }
-    t->conn = ts_conn_new(fd);
+    t->conn = g_tls != NULL ? ts_conn_new_tls(fd, g_tls, g_tracker_id, NULL)
+                            : ts_conn_new(fd);
     if (t->conn == NULL) {
+        return -1;
+    }
+    if (g_tls != NULL && ts_conn_handshake(t->conn, BENCH_IO_TIMEOUT_MS) != 0)
+    {
+        fprintf(stderr, "trk_bench: TLS with %s:%u: %s\n", g_ip, g_port,
+                ts_tls_last_error()[0] ? ts_tls_last_error()
+                                       : strerror(errno));
         return -1;
     }
     t->reqid = ((uint64_t) getpid() << 40) ^ ((uint64_t) t->idx << 24);
@@ -307,20 +325,31 @@ static void
 usage(void)
 {
     fprintf(stderr, "usage: trk_bench [-c CONNS] [-d SECONDS] [-g GROUPS] "
-            "[-p PREFIX] "
+            "[-p PREFIX] [-a CA_CRT [-i TRACKER_ID] [-s NODE_DIR]] "
             "IP:PORT\n");
 }
 
 int
 main(int argc, char **argv)
 {
-    pthread_t *tids;
-    int        i, opt, ph, nfailed = 0;
-    uint64_t   t0;
+    pthread_t  *tids;
+    const char *ca = NULL, *node_dir = NULL;
+    char        crt[4096], key[4096], err[512];
+    int         i, opt, ph, nfailed = 0;
+    uint64_t    t0;
 
     snprintf(g_prefix, sizeof(g_prefix), "b%d_", (int) getpid());
-    while ((opt = getopt(argc, argv, "c:d:g:p:h")) != -1) {
+    while ((opt = getopt(argc, argv, "c:d:g:p:a:i:s:h")) != -1) {
         switch (opt) {
+        case 'a':
+            ca = optarg;
+            break;
+        case 'i':
+            g_tracker_id = atoi(optarg);
+            break;
+        case 's':
+            node_dir = optarg;
+            break;
         case 'c':
             g_conns = atoi(optarg);
             break;
@@ -349,6 +378,28 @@ main(int argc, char **argv)
         usage();
         return 2;
     }
+    if (ca != NULL) {
+        if (node_dir != NULL) {
+            if (ts_pki_ensure_node(node_dir, NULL, err, sizeof(err)) != 0) {
+                fprintf(stderr, "trk_bench: %s\n", err);
+                return 1;
+            }
+            snprintf(crt, sizeof(crt), "%s/node.crt", node_dir);
+            snprintf(key, sizeof(key), "%s/node.key", node_dir);
+        }
+        g_tls = ts_tls_ctx_new(TS_TLS_TRACKER_CLIENT,
+                               node_dir != NULL ? crt : NULL,
+                               node_dir != NULL ? key : NULL, ca, err,
+                               sizeof(err));
+        if (g_tls == NULL) {
+            fprintf(stderr, "trk_bench: %s\n", err);
+            return 1;
+        }
+    }
+    printf("connections: %s\n", g_tls == NULL ? "plaintext"
+           : !ts_tls_enabled() ? "plaintext (TS_TLS_OFF build)"
+           : node_dir != NULL ? "TLS 1.3, node certificate"
+           : "TLS 1.3, no client certificate");
 
     g_thr = calloc((size_t) g_conns, sizeof(*g_thr));
     tids = calloc((size_t) g_conns, sizeof(*tids));
@@ -410,6 +461,7 @@ main(int argc, char **argv)
     }
     free(g_thr);
     free(tids);
+    ts_tls_ctx_free(g_tls);
     pthread_barrier_destroy(&g_barrier);
     if (nfailed) {
         fprintf(stderr, "trk_bench: %d connections failed\n", nfailed);

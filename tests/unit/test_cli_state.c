@@ -526,10 +526,10 @@ test_db_corrupt_records(void **state)
 /* ---- FILE_INFO parsing (cli_agent.c) ---------------------------------- */
 
 static void
-put_finfo(ts_wbuf_t *w, uint64_t size, uint32_t nchunks, uint32_t nsrc,
-          uint32_t claimed_nsrc)
+put_finfo_tk(ts_wbuf_t *w, uint64_t size, uint32_t nchunks, uint32_t nsrc,
+             uint32_t claimed_nsrc, uint32_t ticket_len)
 {
-    uint8_t   h[20];
+    uint8_t   h[20], fp[TS_FP_B], *tk;
     uint32_t  i;
     char      addr[32];
 
@@ -546,7 +546,23 @@ put_finfo(ts_wbuf_t *w, uint64_t size, uint32_t nchunks, uint32_t nsrc,
         ts_put_str(w, addr);
         ts_put_u8(w, (uint8_t) (i % 2));
         ts_put_u32(w, i);
+        memset(fp, (int) (0x40 + i), sizeof(fp));
+        ts_put_raw(w, fp, sizeof(fp));
     }
+    /* the ticket: opaque bytes to the parser */
+    tk = malloc(ticket_len + 1);
+    assert_non_null(tk);
+    memset(tk, 0x5c, ticket_len + 1);
+    ts_put_blob(w, tk, ticket_len);
+    free(tk);
+}
+
+
+static void
+put_finfo(ts_wbuf_t *w, uint64_t size, uint32_t nchunks, uint32_t nsrc,
+          uint32_t claimed_nsrc)
+{
+    put_finfo_tk(w, size, nchunks, nsrc, claimed_nsrc, 77);
 }
 
 
@@ -568,6 +584,11 @@ test_finfo_parse(void **state)
     assert_int_equal(fi.nsrc, 3);
     assert_int_equal(fi.src[0].complete, 1);        /* complete first */
     assert_string_equal(fi.src[0].addr, "127.0.0.1:1001");
+    assert_int_equal(fi.src[0].fp[0], 0x41);       /* its own fingerprint */
+    assert_int_equal(fi.src[0].fp[TS_FP_B - 1], 0x41);
+    assert_int_equal(fi.src[1].fp[0], 0x40);
+    assert_int_equal(fi.ticket_len, 77);
+    assert_int_equal(fi.ticket[76], 0x5c);
     cli_finfo_free(&fi);
 
     /* every truncation fails and leaves nothing allocated */
@@ -586,6 +607,20 @@ test_finfo_parse(void **state)
     ts_wbuf_free(&w);
     ts_wbuf_init(&w);
     put_finfo(&w, 10, 1, 1, 0x7fffffff);
+    ts_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(cli_finfo_parse(&r, &fi), -1);
+    ts_wbuf_free(&w);
+
+    /* no ticket is fine (empty blob); an oversize one is a lie */
+    ts_wbuf_init(&w);
+    put_finfo_tk(&w, 10, 1, 1, 1, 0);
+    ts_rbuf_init(&r, w.data, w.len);
+    assert_int_equal(cli_finfo_parse(&r, &fi), 0);
+    assert_int_equal(fi.ticket_len, 0);
+    cli_finfo_free(&fi);
+    ts_wbuf_free(&w);
+    ts_wbuf_init(&w);
+    put_finfo_tk(&w, 10, 1, 1, 1, TS_TICKET_MAX_B + 1);
     ts_rbuf_init(&r, w.data, w.len);
     assert_int_equal(cli_finfo_parse(&r, &fi), -1);
     ts_wbuf_free(&w);

@@ -8,7 +8,12 @@
  * sizes, a lying peer (a small server thread in this test answering
  * PEER_GET with wrong bytes), a seeder stopped mid-download, no source at
  * all until a seeder appears, and downloader workers SIGKILLed every
- * 200 ms.
+ * 200 ms.  Every node has its own identity (node.crt in its state dir),
+ * sources are listed with their fingerprints and every download carries
+ * a ticket signed by a test tracker key of a test CA, as the tracker
+ * would give them: a source that presents another certificate than the
+ * one listed is refused, a ticket the peers refuse stops nothing but
+ * that download until a good one comes.
  *
  * Locking: the lying peer runs in threads of the test process that share
  * nothing but an atomic stop flag and a counter.
@@ -44,6 +49,8 @@
 #include "ts_log.h"
 #include "ts_net.h"
 #include "ts_proto.h"
+#include "ts_ticket.h"
+#include "ts_tls.h"
 #include "node.h"
 #include "node_shm.h"
 
@@ -62,6 +69,108 @@ static char     t_dir[256];
 static node_t   t_nodes[T_MAX_NODES];
 static int      t_used[T_MAX_NODES];
 static int      t_seq;
+
+/* identities: the test CA, its tracker 1 (signs tickets), and who is
+ * who: (address, fingerprint) of every node and of the liar */
+static char                 t_ca[PATH_MAX];
+static ts_ticket_signer_t  *t_signer;
+static uint8_t              t_fp[T_MAX_NODES][TS_FP_B];
+static struct {
+    char     addr[64];
+    uint8_t  fp[TS_FP_B];
+} t_ids[64];
+static int                  t_nids;
+
+static void
+t_id_add(const char *addr, const uint8_t fp[TS_FP_B])
+{
+    assert_true(t_nids < 64);
+    snprintf(t_ids[t_nids].addr, sizeof(t_ids[0].addr), "%s", addr);
+    memcpy(t_ids[t_nids].fp, fp, TS_FP_B);
+    t_nids++;
+}
+
+/* the identity last seen at addr */
+static void
+t_fp_of(const char *addr, uint8_t fp[TS_FP_B])
+{
+    int i;
+
+    for (i = t_nids - 1; i >= 0; i--) {
+        if (strcmp(t_ids[i].addr, addr) == 0) {
+            memcpy(fp, t_ids[i].fp, TS_FP_B);
+            return;
+        }
+    }
+    fail_msg("no identity known for %s", addr);
+}
+
+static void
+t_pki_init(void)
+{
+    char  pki[PATH_MAX - 64], crt[PATH_MAX + 32], key[PATH_MAX + 32];
+    char  err[256];
+
+    snprintf(pki, sizeof(pki), "%s/pki", t_dir);
+    assert_int_equal(ts_pki_ensure_ca(pki, err, sizeof(err)), 0);
+    assert_int_equal(ts_pki_ensure_tracker(pki, 1, "127.0.0.1", err,
+                                           sizeof(err)), 0);
+    snprintf(t_ca, sizeof(t_ca), "%s/ca.crt", pki);
+    snprintf(crt, sizeof(crt), "%s/tracker-1.crt", pki);
+    snprintf(key, sizeof(key), "%s/tracker-1.key", pki);
+    t_signer = ts_ticket_signer_new(1, crt, key, err, sizeof(err));
+    if (t_signer == NULL) {
+        fail_msg("ticket signer: %s", err);
+    }
+}
+
+/* A fresh node identity in a new state dir: dir and fp filled. */
+static void
+t_identity(char *dir, size_t dirsz, uint8_t fp[TS_FP_B])
+{
+    char err[256];
+
+    snprintf(dir, dirsz, "%s/state%d", t_dir, ++t_seq);
+    if (ts_pki_ensure_node(dir, fp, err, sizeof(err)) != 0) {
+        fail_msg("node identity: %s", err);
+    }
+}
+
+/* Gives download idx of node li a ticket for grp/file naming fp (NULL:
+ * the node's own identity), valid for ttl_ms (< 0: already expired). */
+static void
+t_ticket(int li, int idx, const uint8_t *fp, int64_t ttl_ms)
+{
+    ts_ticket_t  t;
+    ts_wbuf_t    b;
+    int64_t      now = ts_wall_ms();
+
+    memset(&t, 0, sizeof(t));
+    snprintf(t.group, sizeof(t.group), "grp");
+    snprintf(t.name, sizeof(t.name), "file");
+    memcpy(t.fp, fp != NULL ? fp : t_fp[li], TS_FP_B);
+    t.issued_ms = (uint64_t) (ttl_ms < 0 ? now + 2 * ttl_ms : now);
+    t.expires_ms = (uint64_t) (now + ttl_ms);
+    ts_wbuf_init(&b);
+    assert_int_equal(ts_ticket_sign(t_signer, &t, &b), 0);
+    assert_int_equal(node_dl_set_ticket(&t_nodes[li].shm, idx, b.data,
+                                        b.len, (int64_t) t.expires_ms), 0);
+    ts_wbuf_free(&b);
+}
+
+/* node_dl_set_sources with each address's known identity */
+static void
+t_set_sources(int li, int idx, const char *const *a, const int *c, int n)
+{
+    uint8_t  fps[8 * TS_FP_B];
+    int      k;
+
+    assert_true(n <= 8);
+    for (k = 0; k < n; k++) {
+        t_fp_of(a[k], fps + (size_t) k * TS_FP_B);
+    }
+    node_dl_set_sources(&t_nodes[li].shm, idx, a, c, fps, n);
+}
 
 static void
 t_sleep_ms(int ms)
@@ -152,31 +261,52 @@ out:
     return same;
 }
 
-/* Starts a node; port 0 = any.  Returns its index in t_nodes. */
+/* Starts a node; port 0 = any; sdir NULL = a new identity.  Returns its
+ * index in t_nodes. */
 static int
-t_node(uint16_t port, int ups, int downs, char *addr, size_t addrsz)
+t_node_in(const char *sdir, uint16_t port, int ups, int downs, char *addr,
+          size_t addrsz)
 {
     node_opts_t        o;
     struct sockaddr_in sin;
     socklen_t          sl = sizeof(sin);
+    char               dir[PATH_MAX - 64], a[64], err[256];
     int                i;
 
     for (i = 0; i < T_MAX_NODES && t_used[i]; i++) {
     }
     assert_true(i < T_MAX_NODES);
+    if (sdir == NULL) {
+        t_identity(dir, sizeof(dir), t_fp[i]);
+    } else {
+        snprintf(dir, sizeof(dir), "%s", sdir);
+        assert_int_equal(ts_pki_ensure_node(dir, t_fp[i], err, sizeof(err)),
+                         0);
+    }
     memset(&o, 0, sizeof(o));
     snprintf(o.ip, sizeof(o.ip), "127.0.0.1");
     o.port = port;
     o.uploaders = ups;
     o.downloaders = downs;
+    snprintf(o.crt_path, sizeof(o.crt_path), "%s/node.crt", dir);
+    snprintf(o.key_path, sizeof(o.key_path), "%s/node.key", dir);
+    snprintf(o.ca_path, sizeof(o.ca_path), "%s", t_ca);
     assert_int_equal(node_start(&t_nodes[i], &o), 0);
     t_used[i] = 1;
     assert_int_equal(getsockname(t_nodes[i].listen_fd,
                                  (struct sockaddr *) &sin, &sl), 0);
+    snprintf(a, sizeof(a), "127.0.0.1:%u", ntohs(sin.sin_port));
+    t_id_add(a, t_fp[i]);
     if (addr != NULL) {
-        snprintf(addr, addrsz, "127.0.0.1:%u", ntohs(sin.sin_port));
+        snprintf(addr, addrsz, "%s", a);
     }
     return i;
+}
+
+static int
+t_node(uint16_t port, int ups, int downs, char *addr, size_t addrsz)
+{
+    return t_node_in(NULL, port, ups, downs, addr, addrsz);
 }
 
 static void
@@ -196,6 +326,17 @@ t_stop_all(void)
     for (i = 0; i < T_MAX_NODES; i++) {
         t_node_stop(i);
     }
+}
+
+static int
+t_seeder_in(const char *sdir, const t_file_t *f, uint16_t port, char *addr,
+            size_t addrsz)
+{
+    int i = t_node_in(sdir, port, 2, 1, addr, addrsz);
+
+    assert_true(node_share_add(&t_nodes[i].shm, "grp", "file", f->path,
+                               f->size, f->mtime_ns, f->nchunks) >= 0);
+    return i;
 }
 
 static int
@@ -225,7 +366,9 @@ t_leech(int li, const t_file_t *f, char *dest, size_t destsz,
         a[k] = addrs[k];
         c[k] = 1;
     }
-    node_dl_set_sources(&t_nodes[li].shm, idx, a, c, n);
+    /* as the agent does: the ticket first, then the sources */
+    t_ticket(li, idx, NULL, 60000);
+    t_set_sources(li, idx, a, c, n);
     return idx;
 }
 
@@ -461,11 +604,34 @@ static _Atomic int      t_liar_stop;
 static _Atomic uint32_t t_liar_chunks;
 static uint32_t         t_liar_nchunks;
 static uint64_t         t_liar_size;      /* so the last chunk is short */
+static ts_tls_t        *t_liar_tls;       /* the liar is a node too */
+static uint8_t          t_liar_fp[TS_FP_B];
+
+/* The liar's identity (made once), known at addr from now on. */
+static void
+t_liar_identity(const char *addr)
+{
+    char     dir[PATH_MAX], crt[PATH_MAX + 16], key[PATH_MAX + 16];
+    char     err[256];
+
+    if (t_liar_tls == NULL) {
+        t_identity(dir, sizeof(dir), t_liar_fp);
+        snprintf(crt, sizeof(crt), "%s/node.crt", dir);
+        snprintf(key, sizeof(key), "%s/node.key", dir);
+        t_liar_tls = ts_tls_ctx_new(TS_TLS_PEER_SERVER, crt, key, NULL, err,
+                                    sizeof(err));
+        if (t_liar_tls == NULL) {
+            fail_msg("liar TLS: %s", err);
+        }
+    }
+    t_id_add(addr, t_liar_fp);
+}
 
 static void *
 t_liar_conn(void *arg)
 {
-    ts_conn_t     *c = ts_conn_new((int) (intptr_t) arg);
+    ts_conn_t     *c = ts_conn_new_tls((int) (intptr_t) arg, t_liar_tls, 0,
+                                       NULL);
     ts_frame_hdr_t h;
     uint8_t       *p = NULL, *junk = malloc(TS_CHUNK_B);
     ts_wbuf_t      b;
@@ -474,6 +640,10 @@ t_liar_conn(void *arg)
     uint32_t       idx, len;
 
     ts_wbuf_init(&b);
+    if (c != NULL && ts_conn_handshake(c, 2000) != 0) {
+        ts_conn_free(c);
+        c = NULL;
+    }
     while (!atomic_load(&t_liar_stop) && c != NULL && junk != NULL) {
         if (ts_conn_recv_frame(c, &h, &p, 4096, 200) != 0) {
             if (errno == ETIMEDOUT) {
@@ -481,10 +651,19 @@ t_liar_conn(void *arg)
             }
             break;
         }
+        ts_wbuf_reset(&b);
+        if (h.type == TS_MSG_PEER_AUTH) {
+            /* any ticket will do for a liar */
+            ts_reply_begin(&b, TS_OK, "");
+            ts_conn_send_frame(c, TS_MSG_REPLY, TS_FF_REPLY, h.reqid,
+                               b.data, (uint32_t) b.len, 2000);
+            free(p);
+            p = NULL;
+            continue;
+        }
         ts_rbuf_init(&r, p, h.len);
         ts_get_str(&r, g, sizeof(g));
         ts_get_str(&r, n, sizeof(n));
-        ts_wbuf_reset(&b);
         if (h.type == TS_MSG_PEER_MAP) {
             uint32_t nb = (t_liar_nchunks + 7) / 8;
             uint8_t  ones[4096];
@@ -573,6 +752,7 @@ test_corrupt_peer(void **state)
     lfd = ts_net_listen("127.0.0.1", port, 16);
     assert_true(lfd >= 0);
     snprintf(addrs[1], sizeof(addrs[1]), "127.0.0.1:%u", port);
+    t_liar_identity(addrs[1]);
     atomic_store(&t_liar_stop, 0);
     assert_int_equal(pthread_create(&th, NULL, t_liar_accept,
                                     (void *) (intptr_t) lfd), 0);
@@ -622,6 +802,7 @@ test_liar_dropped(void **state)
     lfd = ts_net_listen("127.0.0.1", port, 16);
     assert_true(lfd >= 0);
     snprintf(addrs[0], sizeof(addrs[0]), "127.0.0.1:%u", port);
+    t_liar_identity(addrs[0]);
     atomic_store(&t_liar_stop, 0);
     assert_int_equal(pthread_create(&th, NULL, t_liar_accept,
                                     (void *) (intptr_t) lfd), 0);
@@ -639,7 +820,7 @@ test_liar_dropped(void **state)
     assert_int_equal(atomic_load(&d->chunks_done), 0);
     a[0] = addrs[0];
     a[1] = addrs[1];
-    node_dl_set_sources(&t_nodes[li].shm, idx, a, c, 2);
+    t_set_sources(li, idx, a, c, 2);
     t_expect_done(li, idx, &f, dest, 20000);
     assert_int_equal(atomic_load(&d->src[s].state), NODE_SRC_DROPPED);
     t_check_clean(li, idx, &f);
@@ -686,7 +867,8 @@ static void
 test_no_source_then_seeder(void **state)
 {
     t_file_t f;
-    char     addrs[1][64], dest[PATH_MAX];
+    char     addrs[1][64], dest[PATH_MAX], sdir[PATH_MAX];
+    uint8_t  fp[TS_FP_B];
     int      li, idx;
     uint16_t port = t_free_port();
     node_dl_sh_t *d;
@@ -694,6 +876,9 @@ test_no_source_then_seeder(void **state)
 
     t_make_file(&f, 4ull * TS_CHUNK_B + 3);
     snprintf(addrs[0], sizeof(addrs[0]), "127.0.0.1:%u", port);
+    /* the tracker would list the seeder with its identity */
+    t_identity(sdir, sizeof(sdir), fp);
+    t_id_add(addrs[0], fp);
     li = t_node(0, 1, 2, NULL, 0);
     idx = t_leech(li, &f, dest, sizeof(dest), addrs, 1);
     d = &node_dls(&t_nodes[li].shm)[idx];
@@ -703,9 +888,121 @@ test_no_source_then_seeder(void **state)
     }
     assert_int_equal(atomic_load(&d->waiting), 1);
     assert_int_equal(atomic_load(&d->state), NODE_DL_ACTIVE);
-    t_seeder(&f, port, NULL, 0);
+    t_seeder_in(sdir, &f, port, NULL, 0);
     t_expect_done(li, idx, &f, dest, 15000);
     assert_int_equal(atomic_load(&d->waiting), 0);
+    t_check_clean(li, idx, &f);
+    t_stop_all();
+    free(f.hashes);
+}
+
+/* The tracker lists seeder B's address with seeder A's fingerprint (A is
+ * not running there): B presents its own certificate, the handshake
+ * fails, B serves nothing and the source counts as failing; then the
+ * real A is listed too and the download completes from A alone. */
+static void
+test_wrong_identity(void **state)
+{
+    t_file_t    f;
+    char        addrs[2][64], dest[PATH_MAX], sdir[PATH_MAX];
+    const char *a[2];
+    int         c[2] = { 1, 1 };
+    uint8_t     fp_a[TS_FP_B];
+    int         li, idx, bi, ai, s;
+    node_dl_sh_t *d;
+    int64_t     end;
+
+    t_make_file(&f, 4ull * TS_CHUNK_B + 5);
+    bi = t_seeder(&f, 0, addrs[1], sizeof(addrs[1]));
+    t_identity(sdir, sizeof(sdir), fp_a);
+    t_id_add(addrs[1], fp_a);           /* the lie: B's address, A's id */
+    li = t_node(0, 1, 2, NULL, 0);
+    idx = t_leech(li, &f, dest, sizeof(dest), &addrs[1], 1);
+    d = &node_dls(&t_nodes[li].shm)[idx];
+    s = t_src_index(d, addrs[1]);
+    assert_true(s >= 0);
+    end = ts_now_ms() + 5000;
+    while (atomic_load(&d->src[s].errors) == 0 && ts_now_ms() < end) {
+        t_sleep_ms(5);
+    }
+    assert_true(atomic_load(&d->src[s].errors) > 0);
+    t_sleep_ms(500);
+    assert_int_equal(atomic_load(&d->chunks_done), 0);
+    assert_int_equal(atomic_load(&node_stats(&t_nodes[bi].shm)->chunks_up),
+                     0);
+    /* the real A appears */
+    ai = t_seeder_in(sdir, &f, 0, addrs[0], sizeof(addrs[0]));
+    a[0] = addrs[0];
+    a[1] = addrs[1];
+    t_set_sources(li, idx, a, c, 2);
+    t_expect_done(li, idx, &f, dest, 15000);
+    assert_int_equal(atomic_load(&d->src[s].chunks), 0);
+    assert_int_equal(atomic_load(&node_stats(&t_nodes[bi].shm)->chunks_up),
+                     0);
+    assert_true(atomic_load(&node_stats(&t_nodes[ai].shm)->chunks_up) > 0);
+    t_check_clean(li, idx, &f);
+    t_stop_all();
+    free(f.hashes);
+}
+
+/* A ticket the seeder refuses (another identity's, then an expired one):
+ * the download makes no progress and says so (denied), without
+ * hammering; a good ticket lets it finish. */
+static void
+test_ticket_refused(void **state)
+{
+    t_file_t  f;
+    char      addrs[1][64], dest[PATH_MAX];
+    int       li, si, idx;
+    uint8_t   other[TS_FP_B];
+    node_dl_sh_t *d;
+    int64_t   end;
+    uint64_t  up;
+
+    t_make_file(&f, 3ull * TS_CHUNK_B + 1);
+    si = t_seeder(&f, 0, addrs[0], sizeof(addrs[0]));
+    li = t_node(0, 1, 2, NULL, 0);
+    idx = t_leech(li, &f, dest, sizeof(dest), addrs, 1);
+    d = &node_dls(&t_nodes[li].shm)[idx];
+    /* replaced at once by a ticket for someone else (the race with the
+     * first one is harmless: the test only needs the refusal to come) */
+    memset(other, 0x33, sizeof(other));
+    atomic_store(&d->state, NODE_DL_PAUSED);
+    t_ticket(li, idx, other, 60000);
+    atomic_store(&d->state, NODE_DL_ACTIVE);
+    end = ts_now_ms() + 5000;
+    while (!atomic_load(&d->denied) && atomic_load(&d->state)
+           == NODE_DL_ACTIVE && ts_now_ms() < end)
+    {
+        t_sleep_ms(5);
+    }
+    if (atomic_load(&d->state) == NODE_DL_DONE) {
+        /* the first ticket won the race: nothing to see here */
+        fprintf(stderr, "download finished before the bad ticket\n");
+        t_stop_all();
+        free(f.hashes);
+        return;
+    }
+    assert_int_equal(atomic_load(&d->denied), 1);
+    up = atomic_load(&node_stats(&t_nodes[si].shm)->chunks_up);
+    t_sleep_ms(700);
+    assert_int_equal(atomic_load(&d->state), NODE_DL_ACTIVE);
+    assert_int_equal(atomic_load(&node_stats(&t_nodes[si].shm)->chunks_up),
+                     up);
+    /* an expired ticket is refused as well */
+    t_ticket(li, idx, NULL, -1000);
+    assert_int_equal(atomic_load(&d->denied), 0);
+    end = ts_now_ms() + 5000;
+    while (!atomic_load(&d->denied) && ts_now_ms() < end) {
+        t_sleep_ms(5);
+    }
+    assert_int_equal(atomic_load(&d->denied), 1);
+    assert_int_equal(atomic_load(&node_stats(&t_nodes[si].shm)->chunks_up),
+                     up);
+    /* the good one */
+    t_ticket(li, idx, NULL, 60000);
+    t_expect_done(li, idx, &f, dest, 10000);
+    assert_int_equal(atomic_load(&d->denied), 0);
     t_check_clean(li, idx, &f);
     t_stop_all();
     free(f.hashes);
@@ -831,6 +1128,7 @@ t_setup(void **state)
     if (mkdtemp(t_dir) == NULL) {
         return -1;
     }
+    t_pki_init();
     return 0;
 }
 
@@ -840,6 +1138,10 @@ t_teardown(void **state)
     char cmd[PATH_MAX + 16];
 
     t_stop_all();
+    ts_ticket_signer_free(t_signer);
+    if (t_liar_tls != NULL) {
+        ts_tls_ctx_free(t_liar_tls);
+    }
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t_dir);
     return system(cmd) == 0 ? 0 : -1;
 }
@@ -857,6 +1159,8 @@ main(void)
         cmocka_unit_test(test_liar_dropped),
         cmocka_unit_test(test_seeder_stops),
         cmocka_unit_test(test_no_source_then_seeder),
+        cmocka_unit_test(test_wrong_identity),
+        cmocka_unit_test(test_ticket_refused),
         cmocka_unit_test(test_kill_downloaders),
         cmocka_unit_test(test_speed_one_seeder),
     };

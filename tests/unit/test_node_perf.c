@@ -21,6 +21,10 @@
  * before each run selects the "cold" memory state of LIMIT-RESULTS.md
  * (default 0 = warm, back to back).
  *
+ * Every node has its own identity and the test signs each download's
+ * ticket with a test CA's tracker key, as a tracker would (TLS and
+ * tickets are part of what is measured).
+ *
  * Locking: none; the test process only reads the nodes' segments.
  *
  * Crash behaviour: every node is stopped by node_stop (its supervisor's
@@ -51,6 +55,8 @@
 #include "ts_crypto.h"
 #include "ts_log.h"
 #include "ts_net.h"
+#include "ts_ticket.h"
+#include "ts_tls.h"
 #include "node.h"
 #include "node_shm.h"
 
@@ -70,6 +76,62 @@ static char     p_dir[256];
 static node_t   p_nodes[P_MAX_NODES];
 static int      p_used[P_MAX_NODES];
 static int      p_seq;
+
+/* identities: a test CA, its tracker 1 (tickets), each node's fp */
+static char                 p_ca[PATH_MAX];
+static ts_ticket_signer_t  *p_signer;
+static uint8_t              p_fp[P_MAX_NODES][TS_FP_B];
+static char                 p_addr[P_MAX_NODES][64];
+
+static void
+p_pki_init(void)
+{
+    char  pki[PATH_MAX - 64], crt[PATH_MAX + 32], key[PATH_MAX + 32];
+    char  err[256];
+
+    snprintf(pki, sizeof(pki), "%s/pki", p_dir);
+    assert_int_equal(ts_pki_ensure_ca(pki, err, sizeof(err)), 0);
+    assert_int_equal(ts_pki_ensure_tracker(pki, 1, "127.0.0.1", err,
+                                           sizeof(err)), 0);
+    snprintf(p_ca, sizeof(p_ca), "%s/ca.crt", pki);
+    snprintf(crt, sizeof(crt), "%s/tracker-1.crt", pki);
+    snprintf(key, sizeof(key), "%s/tracker-1.key", pki);
+    p_signer = ts_ticket_signer_new(1, crt, key, err, sizeof(err));
+    if (p_signer == NULL) {
+        fail_msg("ticket signer: %s", err);
+    }
+}
+
+/* What the agent does with a FILE_INFO reply: download idx of node li
+ * gets a ticket, then its one source (a node of this test) with the
+ * source's identity. */
+static void
+p_give(int li, int idx, const char *src)
+{
+    const char  *a[1] = { src };
+    int          c[1] = { 1 }, i;
+    ts_ticket_t  t;
+    ts_wbuf_t    b;
+
+    memset(&t, 0, sizeof(t));
+    snprintf(t.group, sizeof(t.group), "grp");
+    snprintf(t.name, sizeof(t.name), "file");
+    memcpy(t.fp, p_fp[li], TS_FP_B);
+    t.issued_ms = (uint64_t) ts_wall_ms();
+    t.expires_ms = t.issued_ms + 600000;
+    ts_wbuf_init(&b);
+    assert_int_equal(ts_ticket_sign(p_signer, &t, &b), 0);
+    assert_int_equal(node_dl_set_ticket(&p_nodes[li].shm, idx, b.data,
+                                        b.len, (int64_t) t.expires_ms), 0);
+    ts_wbuf_free(&b);
+    for (i = 0; i < P_MAX_NODES; i++) {
+        if (p_used[i] && strcmp(p_addr[i], src) == 0) {
+            break;
+        }
+    }
+    assert_true(i < P_MAX_NODES);
+    node_dl_set_sources(&p_nodes[li].shm, idx, a, c, p_fp[i], 1);
+}
 
 static void
 p_sleep_ms(int ms)
@@ -157,19 +219,30 @@ p_node(int ups, int downs, char *addr, size_t addrsz)
     socklen_t          sl = sizeof(sin);
     int                i;
 
+    char               dir[PATH_MAX - 64], err[256];
+
     for (i = 0; i < P_MAX_NODES && p_used[i]; i++) {
     }
     assert_true(i < P_MAX_NODES);
+    snprintf(dir, sizeof(dir), "%s/state%d", p_dir, ++p_seq);
+    if (ts_pki_ensure_node(dir, p_fp[i], err, sizeof(err)) != 0) {
+        fail_msg("node identity: %s", err);
+    }
     memset(&o, 0, sizeof(o));
     snprintf(o.ip, sizeof(o.ip), "127.0.0.1");
     o.uploaders = ups;
     o.downloaders = downs;
+    snprintf(o.crt_path, sizeof(o.crt_path), "%s/node.crt", dir);
+    snprintf(o.key_path, sizeof(o.key_path), "%s/node.key", dir);
+    snprintf(o.ca_path, sizeof(o.ca_path), "%s", p_ca);
     assert_int_equal(node_start(&p_nodes[i], &o), 0);
     p_used[i] = 1;
     assert_int_equal(getsockname(p_nodes[i].listen_fd,
                                  (struct sockaddr *) &sin, &sl), 0);
+    snprintf(p_addr[i], sizeof(p_addr[i]), "127.0.0.1:%u",
+             ntohs(sin.sin_port));
     if (addr != NULL) {
-        snprintf(addr, addrsz, "127.0.0.1:%u", ntohs(sin.sin_port));
+        snprintf(addr, addrsz, "%s", p_addr[i]);
     }
     return i;
 }
@@ -211,15 +284,14 @@ p_leech(int li, const p_file_t *f, char *dest, size_t destsz,
         const char *src)
 {
     char        part[PATH_MAX + 8];
-    const char *a[1] = { src };
-    int         c[1] = { 1 }, idx;
+    int         idx;
 
     snprintf(dest, destsz, "%s/dl%d", p_dir, ++p_seq);
     snprintf(part, sizeof(part), "%s.part", dest);
     idx = node_dl_add(&p_nodes[li].shm, "grp", "file", dest, part, f->size,
                       f->nchunks, f->sha1, f->hashes, NULL, NULL);
     assert_true(idx >= 0);
-    node_dl_set_sources(&p_nodes[li].shm, idx, a, c, 1);
+    p_give(li, idx, src);
     return idx;
 }
 
@@ -629,8 +701,7 @@ test_frontier_resume(void **state)
     p_file_t  f;
     char      addr[64], dest[PATH_MAX], part[PATH_MAX + 8];
     uint8_t  *buf, done[8];
-    const char *a[1];
-    int       si, li, idx, c[1] = { 1 }, in, out;
+    int       si, li, idx, in, out;
     uint32_t  k;
 
     (void) state;
@@ -663,8 +734,7 @@ test_frontier_resume(void **state)
     idx = node_dl_add(&p_nodes[li].shm, "grp", "file", dest, part, f.size,
                       f.nchunks, f.sha1, f.hashes, done, NULL);
     assert_true(idx >= 0);
-    a[0] = addr;
-    node_dl_set_sources(&p_nodes[li].shm, idx, a, c, 1);
+    p_give(li, idx, addr);
     assert_int_equal(p_wait_end(li, idx, 20000), NODE_DL_DONE);
     assert_true(p_same_file(f.path, dest));
     assert_int_equal(atomic_load(&node_stats(&p_nodes[li].shm)->fh_rereads),
@@ -765,7 +835,11 @@ p_setup(void **state)
     (void) state;
     snprintf(p_dir, sizeof(p_dir), "%s/ts_node_perf.XXXXXX",
              base != NULL ? base : "/tmp");
-    return mkdtemp(p_dir) == NULL ? -1 : 0;
+    if (mkdtemp(p_dir) == NULL) {
+        return -1;
+    }
+    p_pki_init();
+    return 0;
 }
 
 static int
@@ -775,6 +849,7 @@ p_teardown(void **state)
 
     (void) state;
     p_stop_all();
+    ts_ticket_signer_free(p_signer);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p_dir);
     return system(cmd) == 0 ? 0 : -1;
 }

@@ -104,19 +104,64 @@ test_dl_publish(void **state)
     assert_int_equal(atomic_load(&d->bytes_done), TS_CHUNK_B + 7);
     assert_int_equal(atomic_load(&d->state), NODE_DL_ACTIVE);
 
-    node_dl_set_sources(&seg, i, a1, cpl, 2);
+    node_dl_set_sources(&seg, i, a1, cpl, NULL, 2);
     assert_int_equal(atomic_load(&d->src[0].state), NODE_SRC_LIVE);
     assert_int_equal(atomic_load(&d->src[1].state), NODE_SRC_LIVE);
     assert_int_equal(atomic_load(&d->src[0].complete), 1);
     atomic_store(&d->src[1].chunks, 9);
-    node_dl_set_sources(&seg, i, a2, cpl, 2);
+    node_dl_set_sources(&seg, i, a2, cpl, NULL, 2);
     assert_int_equal(atomic_load(&d->src[0].state), NODE_SRC_GONE);
     assert_int_equal(atomic_load(&d->src[1].chunks), 9);   /* kept stats */
     assert_string_equal(d->src[2].addr, "127.0.0.1:3");
     atomic_store(&d->src[2].state, NODE_SRC_DROPPED);
-    node_dl_set_sources(&seg, i, a3, cpl, 3);
+    node_dl_set_sources(&seg, i, a3, cpl, NULL, 3);
     assert_int_equal(atomic_load(&d->src[0].state), NODE_SRC_LIVE);
     assert_int_equal(atomic_load(&d->src[2].state), NODE_SRC_DROPPED);
+
+    /* a source is (address, identity): another fingerprint at a known
+     * address is another source, and the old one goes */
+    {
+        uint8_t   fps[3 * TS_FP_B], tk[TS_TICKET_MAX_B];
+        uint32_t  len, gen;
+        int       s, found = -1;
+
+        memset(fps, 0, sizeof(fps));
+        memset(fps + 2 * TS_FP_B, 0x77, TS_FP_B);
+        node_dl_set_sources(&seg, i, a3, cpl, fps, 3);
+        assert_int_equal(atomic_load(&d->src[0].state), NODE_SRC_LIVE);
+        /* (the dropped old one stays dropped) */
+        assert_int_equal(atomic_load(&d->src[2].state), NODE_SRC_DROPPED);
+        for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+            if (s != 2 && atomic_load(&d->src[s].state) == NODE_SRC_LIVE
+                && strcmp(d->src[s].addr, "127.0.0.1:3") == 0)
+            {
+                found = s;
+            }
+        }
+        assert_true(found >= 0);
+        assert_memory_equal(d->src[found].fp, fps + 2 * TS_FP_B, TS_FP_B);
+
+        /* tickets: generation 0 = none; each set bumps it */
+        assert_int_equal(node_dl_ticket(&seg, i, tk, sizeof(tk), &len, &gen),
+                         0);
+        assert_int_equal(gen, 0);
+        assert_int_equal(len, 0);
+        atomic_store(&d->denied, 1);
+        assert_int_equal(node_dl_set_ticket(&seg, i, "TKT1abc", 7, 1234), 0);
+        assert_int_equal(node_dl_ticket(&seg, i, tk, sizeof(tk), &len, &gen),
+                         0);
+        assert_int_equal(gen, 1);
+        assert_int_equal(len, 7);
+        assert_memory_equal(tk, "TKT1abc", 7);
+        assert_int_equal(atomic_load(&d->denied), 0);
+        assert_int_equal(atomic_load(&d->ticket_expires_ms), 1234);
+        assert_int_equal(node_dl_set_ticket(&seg, i, "x", 1, 5), 0);
+        assert_int_equal(node_dl_ticket(&seg, i, tk, sizeof(tk), &len, &gen),
+                         0);
+        assert_int_equal(gen, 2);
+        assert_int_equal(node_dl_set_ticket(&seg, i, tk,
+                                            TS_TICKET_MAX_B + 1, 5), -1);
+    }
 
     node_dl_remove(&seg, i);
     assert_int_equal(node_dl_snapshot(&seg, i, &snap), -1);

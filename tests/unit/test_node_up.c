@@ -3,7 +3,11 @@
  * downloaders on 127.0.0.1 and a kernel-chosen port) serving a real temp
  * file to a test peer over real sockets: PEER_MAP, pipelined PEER_GETs,
  * errors, STALE detection, pause, garbage frames, a partial download
- * served from its .part, and SIGKILLed uploaders being replaced.
+ * served from its .part, and SIGKILLed uploaders being replaced.  Every
+ * link is TLS with a download ticket (PEER_AUTH) signed by a test
+ * tracker key of a test CA (both in a temp dir); test_tickets checks the
+ * refusals: no ticket, another identity's, an expired one, another
+ * file's, and a peer that is not the node we meant to reach.
  *
  * Locking: none of its own.  Crash behaviour: every wait is bounded; the
  * node is stopped (node_stop: bounded SIGTERM then SIGKILL) in teardown
@@ -29,6 +33,8 @@
 #include "ts_crypto.h"
 #include "ts_net.h"
 #include "ts_proto.h"
+#include "ts_ticket.h"
+#include "ts_tls.h"
 #include "node_shm.h"
 #include "node.h"
 
@@ -41,6 +47,85 @@ static uint16_t  port;
 static char      path[64], part[64];
 static uint8_t  *data;
 static int       share_idx;
+
+/* the test's PKI, the node's identity and the test peer's */
+static char                 t_dir[64], t_ca[PATH_MAX];
+static ts_ticket_signer_t  *t_signer;
+static ts_tls_t            *t_peer_tls;
+static uint8_t              t_node_fp[TS_FP_B], t_peer_fp[TS_FP_B];
+
+static void
+t_pki_init(void)
+{
+    char  pki[128], crt[192], key[192], sdir[128], err[256];
+
+    snprintf(t_dir, sizeof(t_dir), "/tmp/tsup-pki.XXXXXX");
+    assert_non_null(mkdtemp(t_dir));
+    snprintf(pki, sizeof(pki), "%s/pki", t_dir);
+    assert_int_equal(ts_pki_ensure_ca(pki, err, sizeof(err)), 0);
+    assert_int_equal(ts_pki_ensure_tracker(pki, 1, "127.0.0.1", err,
+                                           sizeof(err)), 0);
+    snprintf(t_ca, sizeof(t_ca), "%s/ca.crt", pki);
+    snprintf(crt, sizeof(crt), "%s/tracker-1.crt", pki);
+    snprintf(key, sizeof(key), "%s/tracker-1.key", pki);
+    t_signer = ts_ticket_signer_new(1, crt, key, err, sizeof(err));
+    assert_non_null(t_signer);
+    snprintf(sdir, sizeof(sdir), "%s/peer", t_dir);
+    assert_int_equal(ts_pki_ensure_node(sdir, t_peer_fp, err, sizeof(err)),
+                     0);
+    snprintf(crt, sizeof(crt), "%s/node.crt", sdir);
+    snprintf(key, sizeof(key), "%s/node.key", sdir);
+    t_peer_tls = ts_tls_ctx_new(TS_TLS_PEER_CLIENT, crt, key, NULL, err,
+                                sizeof(err));
+    assert_non_null(t_peer_tls);
+}
+
+/* A ticket for (group, name) naming fp, expiring in ttl_ms (< 0: already
+ * expired), as its wire form in out. */
+static void
+t_ticket(ts_wbuf_t *out, const char *group, const char *name,
+    const uint8_t fp[TS_FP_B], int64_t ttl_ms)
+{
+    ts_ticket_t  t;
+    int64_t      now = ts_wall_ms();
+
+    memset(&t, 0, sizeof(t));
+    snprintf(t.group, sizeof(t.group), "%s", group);
+    snprintf(t.name, sizeof(t.name), "%s", name);
+    memcpy(t.fp, fp, TS_FP_B);
+    t.issued_ms = (uint64_t) (ttl_ms < 0 ? now + 2 * ttl_ms : now);
+    t.expires_ms = (uint64_t) (now + ttl_ms);
+    ts_wbuf_reset(out);
+    assert_int_equal(ts_ticket_sign(t_signer, &t, out), 0);
+}
+
+/* PEER_AUTH with a ticket; returns the reply's status (msg filled) */
+static ts_status_t
+t_auth(ts_conn_t *c, uint64_t reqid, const char *group, const char *name,
+    const uint8_t fp[TS_FP_B], int64_t ttl_ms, char *msg)
+{
+    ts_wbuf_t       tk, b;
+    ts_frame_hdr_t  h;
+    uint8_t        *p = NULL;
+    ts_rbuf_t       r;
+    ts_status_t     st;
+
+    ts_wbuf_init(&tk);
+    ts_wbuf_init(&b);
+    t_ticket(&tk, group, name, fp, ttl_ms);
+    ts_put_blob(&b, tk.data, (uint32_t) tk.len);
+    assert_int_equal(ts_conn_send_frame(c, TS_MSG_PEER_AUTH, 0, reqid,
+                                        b.data, (uint32_t) b.len, TMO), 0);
+    ts_wbuf_free(&tk);
+    ts_wbuf_free(&b);
+    assert_int_equal(ts_conn_recv_frame(c, &h, &p, TS_FRAME_MAX_B, TMO), 0);
+    assert_int_equal(h.type, TS_MSG_REPLY);
+    assert_int_equal(h.reqid, reqid);
+    ts_rbuf_init(&r, p, h.len);
+    assert_int_equal(ts_reply_parse(&r, &st, msg, 256), 0);
+    free(p);
+    return st;
+}
 
 static void
 write_file(const char *p, const uint8_t *buf, size_t n)
@@ -78,11 +163,22 @@ setup(void **state)
     assert_int_equal(ts_random(data, FILE_B), 0);
     write_file(path, data, FILE_B);
 
+    t_pki_init();
     memset(&o, 0, sizeof(o));
     snprintf(o.ip, sizeof(o.ip), "127.0.0.1");
     o.port = 0;
     o.uploaders = 2;
     o.downloaders = 1;
+    {
+        char sdir[128], err[256];
+
+        snprintf(sdir, sizeof(sdir), "%s/node", t_dir);
+        assert_int_equal(ts_pki_ensure_node(sdir, t_node_fp, err,
+                                            sizeof(err)), 0);
+        snprintf(o.crt_path, sizeof(o.crt_path), "%s/node.crt", sdir);
+        snprintf(o.key_path, sizeof(o.key_path), "%s/node.key", sdir);
+        snprintf(o.ca_path, sizeof(o.ca_path), "%s", t_ca);
+    }
     assert_int_equal(node_start(&nd, &o), 0);
     assert_int_equal(getsockname(nd.listen_fd, (struct sockaddr *) &sin,
                                  &sl), 0);
@@ -95,20 +191,44 @@ setup(void **state)
 static int
 teardown(void **state)
 {
+    char cmd[128];
+
     node_stop(&nd);
     unlink(path);
     unlink(part);
     free(data);
-    return 0;
+    ts_ticket_signer_free(t_signer);
+    ts_tls_ctx_free(t_peer_tls);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t_dir);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
+/* A TLS link to the node (which must prove it is the node), no ticket. */
+static ts_conn_t *
+peer_noauth(void)
+{
+    int         fd = ts_net_connect("127.0.0.1", port, TMO);
+    ts_conn_t  *c;
+
+    assert_true(fd >= 0);
+    c = ts_conn_new_tls(fd, t_peer_tls, 0, t_node_fp);
+    assert_non_null(c);
+    assert_int_equal(ts_conn_handshake(c, TMO), 0);
+    return c;
+}
+
+/* A TLS link with valid tickets for grp/file.bin and grp/dl.bin. */
 static ts_conn_t *
 peer(void)
 {
-    int fd = ts_net_connect("127.0.0.1", port, TMO);
+    ts_conn_t  *c = peer_noauth();
+    char        msg[256];
 
-    assert_true(fd >= 0);
-    return ts_conn_new(fd);
+    assert_int_equal(t_auth(c, 1000001, "grp", "file.bin", t_peer_fp, 60000,
+                            msg), TS_OK);
+    assert_int_equal(t_auth(c, 1000002, "grp", "dl.bin", t_peer_fp, 60000,
+                            msg), TS_OK);
+    return c;
 }
 
 static void
@@ -216,7 +336,10 @@ test_map_and_pipelined_gets(void **state)
     }
     assert_int_equal(recv_data(c, 20, NCHUNKS, buf, &len, msg),
                      TS_ERR_BADREQ);
-    assert_int_equal(recv_data(c, 21, 0, buf, &len, msg), TS_ERR_NOTFOUND);
+    /* no ticket for it: refused before anything is looked up */
+    assert_int_equal(recv_data(c, 21, 0, buf, &len, msg), TS_ERR_PERM);
+    assert_int_equal(t_auth(c, 23, "grp", "nope.bin", t_peer_fp, 60000,
+                            msg), TS_OK);
     send_req(c, TS_MSG_PEER_MAP, 22, "grp", "nope.bin", 0);
     assert_int_equal(recv_map(c, 22, &n, bits, msg), TS_ERR_NOTFOUND);
 
@@ -381,6 +504,92 @@ test_sigkill_uploaders(void **state)
     free(buf);
 }
 
+/* Tickets: without one MAP/GET get TS_ERR_PERM; another identity's, an
+ * expired one and a forged one get TS_ERR_AUTH and the link stays
+ * usable; another file's authorizes only that file.  A node that is not
+ * the one we meant (another fingerprint) fails the handshake. */
+static void
+test_tickets(void **state)
+{
+    ts_conn_t  *c = peer_noauth();
+    uint8_t    *buf = malloc(TS_CHUNK_B), bits[8], other[TS_FP_B];
+    uint32_t    n, len;
+    char        msg[256];
+    int         fd;
+    ts_wbuf_t   tk, b;
+    ts_frame_hdr_t h;
+    uint8_t    *p = NULL;
+    ts_rbuf_t   r;
+    ts_status_t st;
+
+    send_req(c, TS_MSG_PEER_MAP, 1, "grp", "file.bin", 0);
+    assert_int_equal(recv_map(c, 1, &n, bits, msg), TS_ERR_PERM);
+    send_req(c, TS_MSG_PEER_GET, 2, "grp", "file.bin", 0);
+    assert_int_equal(recv_data(c, 2, 0, buf, &len, msg), TS_ERR_PERM);
+
+    memset(other, 0x5a, sizeof(other));
+    assert_int_equal(t_auth(c, 3, "grp", "file.bin", other, 60000, msg),
+                     TS_ERR_AUTH);
+    fprintf(stderr, "other identity: %s\n", msg);
+    assert_int_equal(t_auth(c, 4, "grp", "file.bin", t_peer_fp, -1000, msg),
+                     TS_ERR_AUTH);
+    fprintf(stderr, "expired: %s\n", msg);
+
+    /* a forged one: a valid ticket with one signed byte changed */
+    ts_wbuf_init(&tk);
+    ts_wbuf_init(&b);
+    t_ticket(&tk, "grp", "file.bin", t_peer_fp, 60000);
+    tk.data[10] ^= 1;
+    ts_put_blob(&b, tk.data, (uint32_t) tk.len);
+    assert_int_equal(ts_conn_send_frame(c, TS_MSG_PEER_AUTH, 0, 5, b.data,
+                                        (uint32_t) b.len, TMO), 0);
+    assert_int_equal(ts_conn_recv_frame(c, &h, &p, TS_FRAME_MAX_B, TMO), 0);
+    ts_rbuf_init(&r, p, h.len);
+    assert_int_equal(ts_reply_parse(&r, &st, msg, sizeof(msg)), 0);
+    assert_int_equal(st, TS_ERR_AUTH);
+    fprintf(stderr, "forged: %s\n", msg);
+    free(p);
+    ts_wbuf_free(&tk);
+    ts_wbuf_free(&b);
+
+    /* still refused, and the link still works */
+    send_req(c, TS_MSG_PEER_GET, 6, "grp", "file.bin", 0);
+    assert_int_equal(recv_data(c, 6, 0, buf, &len, msg), TS_ERR_PERM);
+    assert_string_equal(msg, "no valid ticket");
+
+    /* another file's ticket: that file only */
+    assert_int_equal(t_auth(c, 7, "grp", "dl.bin", t_peer_fp, 60000, msg),
+                     TS_OK);
+    send_req(c, TS_MSG_PEER_GET, 8, "grp", "file.bin", 0);
+    assert_int_equal(recv_data(c, 8, 0, buf, &len, msg), TS_ERR_PERM);
+
+    /* the right one */
+    assert_int_equal(t_auth(c, 9, "grp", "file.bin", t_peer_fp, 60000, msg),
+                     TS_OK);
+    send_req(c, TS_MSG_PEER_GET, 10, "grp", "file.bin", 0);
+    assert_int_equal(recv_data(c, 10, 0, buf, &len, msg), TS_OK);
+    assert_memory_equal(buf, data, TS_CHUNK_B);
+    ts_conn_free(c);
+
+    /* we expect another node at this address: the handshake fails */
+    fd = ts_net_connect("127.0.0.1", port, TMO);
+    assert_true(fd >= 0);
+    c = ts_conn_new_tls(fd, t_peer_tls, 0, other);
+    assert_non_null(c);
+    assert_int_equal(ts_conn_handshake(c, TMO), -1);
+    assert_int_equal(errno, EPERM);
+    ts_conn_free(c);
+
+    /* a plain (non-TLS) peer gets nothing */
+    fd = ts_net_connect("127.0.0.1", port, TMO);
+    assert_true(fd >= 0);
+    c = ts_conn_new(fd);
+    send_req(c, TS_MSG_PEER_GET, 11, "grp", "file.bin", 0);
+    assert_int_equal(ts_conn_recv_frame(c, &h, &p, TS_FRAME_MAX_B, TMO), -1);
+    ts_conn_free(c);
+    free(buf);
+}
+
 /* last: the share goes STALE for good */
 static void
 test_modified_file_stale(void **state)
@@ -422,6 +631,7 @@ main(void)
         cmocka_unit_test(test_garbage_closes_only_that_link),
         cmocka_unit_test(test_partial_download_served),
         cmocka_unit_test(test_sigkill_uploaders),
+        cmocka_unit_test(test_tickets),
         cmocka_unit_test(test_modified_file_stale),
     };
 

@@ -8,8 +8,12 @@
  * out offline sources and the requester's own node, have_chunks partial
  * then complete, stop_share by the last source removing the file, leaving
  * a group dropping the leaver's sources, dissolving a group removing its
- * files, my_shares, corrupt records decoding as errors, and an expired
- * entry of a real shm session cache counting as offline.
+ * files, my_shares, corrupt records decoding as errors, an expired
+ * entry of a real shm session cache counting as offline, and (issue 5)
+ * FILE_INFO's per-source node fingerprint (newest live session) and its
+ * ticket: signed with a tracker key made in the temp dir, verifying
+ * against the CA for the requester only, until the TTL; none for a link
+ * without a certificate or a non-member.
  *
  * Locking: single-threaded; each test runs its writes in one transaction
  * like the dispatcher does.  Crash behaviour: none (temp files removed).
@@ -30,6 +34,8 @@
 #include "ts_proto.h"
 #include "trk_store.h"
 #include "trk_files.h"
+#include "ts_ticket.h"
+#include "ts_tls.h"
 
 typedef struct {
     char         dir[64];
@@ -224,6 +230,7 @@ typedef struct {
     char     addr[8][TRK_ADDR_MAX_B];
     uint8_t  complete[8];
     uint32_t held[8];
+    uint8_t  fp[8][TS_FP_B];
 } info_t;
 
 
@@ -235,7 +242,7 @@ info(fx_t *fx, const char *user, const char *addr, const char *g,
     ts_wbuf_t   b;
     ts_rbuf_t   r;
     uint8_t     sha1[20];
-    uint32_t    nchunks, i;
+    uint32_t    nchunks, i, tl;
     ts_status_t st;
 
     memset(out, 0, sizeof(*out));
@@ -255,7 +262,11 @@ info(fx_t *fx, const char *user, const char *addr, const char *g,
                                         sizeof(out->addr[i])), 0);
             out->complete[i] = ts_get_u8(&r);
             out->held[i] = ts_get_u32(&r);
+            assert_int_equal(ts_get_raw(&r, out->fp[i], TS_FP_B), 0);
         }
+        /* no signer in these tests: an empty ticket */
+        assert_non_null(ts_get_blob(&r, &tl, TS_TICKET_MAX_B));
+        assert_int_equal(tl, 0);
         assert_int_equal(ts_rbuf_end(&r), 0);
     }
     ts_wbuf_free(&b);
@@ -740,7 +751,7 @@ test_shm_presence(void **state)
     assert_int_equal(upload(fx, "alice", "127.0.0.1:7001", "g1", "f",
                             10, 1, 1), TS_OK);
     now = ts_now_ms();
-    assert_int_equal(trk_sess_insert(&shm, ha, "alice", now), 0);
+    assert_int_equal(trk_sess_insert(&shm, ha, "alice", NULL, now), 0);
 
     c = ctx(fx, "bob", "127.0.0.1:7002");
     c.shm = &shm;
@@ -771,6 +782,145 @@ test_shm_presence(void **state)
 }
 
 
+/* FILE_INFO with a signer: each source's node fingerprint (that of the
+ * newest live session of the node), and a ticket for the requester that
+ * verifies against the CA, names the requester and expires after TTL. */
+static void
+rm_pki(const char *dir)
+{
+    static const char *names[] = { "ca.crt", "ca.key", "tracker-1.crt",
+                                   "tracker-1.key", ".lock" };
+    char   p[256];
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+
+static void
+login_fp(fx_t *fx, const char *user, const char *addr, uint8_t tag,
+         uint8_t fpb, uint64_t created, uint8_t h[32])
+{
+    trk_session_t s;
+
+    memset(h, tag, 32);
+    memset(&s, 0, sizeof(s));
+    snprintf(s.user, sizeof(s.user), "%s", user);
+    snprintf(s.node_addr, sizeof(s.node_addr), "%s", addr);
+    s.created_ms = created;
+    memset(s.fp, fpb, sizeof(s.fp));
+    begin(fx);
+    assert_int_equal(trk_session_put(fx->st, h, &s), 0);
+    assert_int_equal(trk_files_session_added(fx->st, h, user, addr), 0);
+    commit(fx);
+}
+
+
+static void
+test_file_info_ticket(void **state)
+{
+    fx_t                 *fx = *state;
+    char                  pki[128], crt[160], key[160], ca[160], err[256];
+    char                  addr[TRK_ADDR_MAX_B];
+    uint8_t               ha1[32], ha2[32], hb[32], fpb[TS_FP_B];
+    uint8_t               fp[TS_FP_B], other[TS_FP_B];
+    ts_ticket_signer_t   *sg;
+    ts_ticket_verifier_t *vf;
+    ts_ticket_t           tk;
+    trk_fctx_t            c;
+    ts_wbuf_t             b;
+    ts_rbuf_t             r;
+    const uint8_t        *blob;
+    uint32_t              nchunks, tl;
+    int64_t               now;
+
+    snprintf(pki, sizeof(pki), "%s/pki", fx->dir);
+    snprintf(crt, sizeof(crt), "%s/tracker-1.crt", pki);
+    snprintf(key, sizeof(key), "%s/tracker-1.key", pki);
+    snprintf(ca, sizeof(ca), "%s/ca.crt", pki);
+    assert_int_equal(ts_pki_ensure_ca(pki, err, sizeof(err)), 0);
+    assert_int_equal(ts_pki_ensure_tracker(pki, 1, "127.0.0.1", err,
+                                           sizeof(err)), 0);
+    sg = ts_ticket_signer_new(1, crt, key, err, sizeof(err));
+    assert_non_null(sg);
+    vf = ts_ticket_verifier_new(ca, err, sizeof(err));
+    assert_non_null(vf);
+
+    mkgroup(fx, "g1", "alice", "bob", NULL);
+    /* alice's node logged in twice: an old session (key 0xa1), then a
+     * new one after the node got a new key (0xa2) */
+    login_fp(fx, "alice", "127.0.0.1:7001", 1, 0xa1, 1000, ha1);
+    login_fp(fx, "alice", "127.0.0.1:7001", 2, 0xa2, 2000, ha2);
+    login_fp(fx, "bob", "127.0.0.1:7002", 3, 0xb0, 1500, hb);
+    assert_int_equal(upload(fx, "alice", "127.0.0.1:7001", "g1", "f",
+                            10, 1, 1), TS_OK);
+
+    memset(fpb, 0xb0, sizeof(fpb));
+    c = ctx(fx, "bob", "127.0.0.1:7002");
+    c.signer = sg;
+    c.req_fp = fpb;
+    c.ticket_ttl_ms = 5000;
+    ts_wbuf_init(&b);
+    assert_int_equal(trk_do_file_info(&c, "g1", "f", &b, msg, sizeof(msg)),
+                     TS_OK);
+    ts_rbuf_init(&r, b.data, b.len);
+    (void) ts_get_u64(&r);
+    r.off += 20;
+    nchunks = ts_get_u32(&r);
+    r.off += (size_t) nchunks * 20;
+    assert_int_equal(ts_get_u32(&r), 1);
+    assert_int_equal(ts_get_str(&r, addr, sizeof(addr)), 0);
+    assert_string_equal(addr, "127.0.0.1:7001");
+    (void) ts_get_u8(&r);
+    (void) ts_get_u32(&r);
+    assert_int_equal(ts_get_raw(&r, fp, sizeof(fp)), 0);
+    memset(other, 0xa2, sizeof(other));
+    assert_memory_equal(fp, other, TS_FP_B);        /* the newest */
+    blob = ts_get_blob(&r, &tl, TS_TICKET_MAX_B);
+    assert_non_null(blob);
+    assert_true(tl > 0);
+    assert_int_equal(ts_rbuf_end(&r), 0);
+
+    now = ts_wall_ms();
+    assert_int_equal(ts_ticket_verify(vf, blob, tl, now, fpb, &tk, err,
+                                      sizeof(err)), 0);
+    assert_int_equal(tk.issuer, 1);
+    assert_string_equal(tk.group, "g1");
+    assert_string_equal(tk.name, "f");
+    assert_memory_equal(tk.fp, fpb, TS_FP_B);
+    assert_int_equal(tk.expires_ms - tk.issued_ms, 5000);
+    /* another identity, or too late: refused */
+    assert_int_not_equal(ts_ticket_verify(vf, blob, tl, now, other, &tk,
+                                          err, sizeof(err)), 0);
+    assert_int_not_equal(ts_ticket_verify(vf, blob, tl, now + 6000, fpb,
+                                          &tk, err, sizeof(err)), 0);
+
+    /* no certificate on the requesting link: sources, empty ticket */
+    c.req_fp = NULL;
+    ts_wbuf_reset(&b);
+    assert_int_equal(trk_do_file_info(&c, "g1", "f", &b, msg, sizeof(msg)),
+                     TS_OK);
+    assert_true(b.len >= 4);
+    assert_memory_equal(b.data + b.len - 4, "\0\0\0\0", 4);
+
+    /* not a member: no ticket at all */
+    c = ctx(fx, "carol", "127.0.0.1:7003");
+    c.signer = sg;
+    c.req_fp = fpb;
+    ts_wbuf_reset(&b);
+    assert_int_equal(trk_do_file_info(&c, "g1", "f", &b, msg, sizeof(msg)),
+                     TS_ERR_PERM);
+    ts_wbuf_free(&b);
+    ts_ticket_signer_free(sg);
+    ts_ticket_verifier_free(vf);
+    rm_pki(pki);
+}
+
+
 int
 main(void)
 {
@@ -785,6 +935,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shm_presence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_info_ticket, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
