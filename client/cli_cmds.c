@@ -4,15 +4,15 @@
  *
  * Each command encodes its request with ts_buf in the field order of
  * common/ts_proto.h, sends it through cli_rpc (failover and request-id
- * reuse live there), checks the reply body to the last byte
- * (ts_rbuf_end) and prints the contract's text.  List counts from the
- * wire are checked against the bytes left before anything is
- * allocated.
+ * reuse live there), decodes the reply body with cli_reply.h (checked to
+ * the last byte, counts against the bytes left before anything is
+ * allocated, ids validated) and prints the contract's text.
  *
  * Locking: main thread only; the session has its own lock.
  * Crash behaviour: nothing persistent here; a tracker crash is handled
  * by cli_rpc's failover.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +26,7 @@
 #include "cli_rpc.h"
 #include "cli_session.h"
 #include "cli_agent.h"
+#include "cli_reply.h"
 
 static const cli_cmd_t  *cli_tables[TS_CLI_TABLES_MAX_N];
 static int               cli_ntables;
@@ -169,13 +170,25 @@ cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
 }
 
 
-/* An OK reply must carry exactly the expected body. */
+/* A reply body cli_reply.h refused (errno says why): freed, then the
+ * error line. */
+static int
+cli_bad_body(cli_reply_t *rep)
+{
+    int  e = errno;
+
+    cli_reply_free(rep);
+    return cli_error(e == ENOMEM ? "out of memory"
+                                 : "malformed reply from tracker");
+}
+
+
+/* An OK reply with an empty body: freed; 0, or -1 after the error line. */
 static int
 cli_body_end(cli_reply_t *rep)
 {
-    if (ts_rbuf_end(&rep->body) != 0) {
-        cli_reply_free(rep);
-        return cli_error("malformed reply from tracker");
+    if (cli_reply_empty(&rep->body) != 0) {
+        return cli_bad_body(rep);
     }
     cli_reply_free(rep);
     return 0;
@@ -272,19 +285,10 @@ cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
         return -1;
     }
     /* token, then (optional) the heartbeat period the tracker asks for */
-    hb_ms = 0;
-    if (ts_get_raw(&rep.body, tok, TS_TOKEN_B) == 0
-        && ts_rbuf_left(&rep.body) >= 4)
-    {
-        hb_ms = ts_get_u32(&rep.body);
+    if (cli_reply_login(&rep.body, tok, &hb_ms) != 0) {
+        return cli_bad_body(&rep);
     }
-    if (rep.body.err || cli_body_end(&rep) != 0) {
-        if (rep.payload != NULL) {
-            cli_reply_free(&rep);
-            return cli_error("malformed reply from tracker");
-        }
-        return -1;
-    }
+    cli_reply_free(&rep);
     if (hb_ms >= 100 && hb_ms <= 600000) {
         pthread_mutex_lock(&ctx->sess->mu);
         ctx->sess->heartbeat_ms = (int) hb_ms;
@@ -408,7 +412,7 @@ cli_cmd_leave_group(cli_ctx_t *ctx, int argc, char **argv)
     ts_wbuf_t    req;
     cli_reply_t  rep;
     uint8_t      tok[TS_TOKEN_B];
-    char         owner[TS_ID_MAX_B + 2];
+    char         owner[TS_ID_MAX_B + 1];
     int          r;
 
     if (cli_begin_authed(ctx, &req, tok) != 0) {
@@ -421,13 +425,10 @@ cli_cmd_leave_group(cli_ctx_t *ctx, int argc, char **argv)
     if (r != 0) {
         return -1;
     }
-    if (ts_get_str(&rep.body, owner, sizeof(owner)) != 0) {
-        cli_reply_free(&rep);
-        return cli_error("malformed reply from tracker");
+    if (cli_reply_leave_group(&rep.body, owner) != 0) {
+        return cli_bad_body(&rep);
     }
-    if (cli_body_end(&rep) != 0) {
-        return -1;
-    }
+    cli_reply_free(&rep);
     if (owner[0] == '\0') {
         printf("left %s\n", argv[1]);
     } else if (strcmp(owner, "-") == 0) {
@@ -442,12 +443,12 @@ cli_cmd_leave_group(cli_ctx_t *ctx, int argc, char **argv)
 static int
 cli_cmd_list_requests(cli_ctx_t *ctx, int argc, char **argv)
 {
-    ts_wbuf_t    req;
-    cli_reply_t  rep;
-    uint8_t      tok[TS_TOKEN_B];
-    char        *users, *u;
-    uint32_t     n, i;
-    int          r;
+    ts_wbuf_t          req;
+    cli_reply_t        rep;
+    uint8_t            tok[TS_TOKEN_B];
+    cli_reply_user_t  *users;
+    uint32_t           n, i;
+    int                r;
 
     if (cli_begin_authed(ctx, &req, tok) != 0) {
         ts_wbuf_free(&req);
@@ -459,37 +460,12 @@ cli_cmd_list_requests(cli_ctx_t *ctx, int argc, char **argv)
     if (r != 0) {
         return -1;
     }
-
-    n = ts_get_u32(&rep.body);
-    /* each entry takes at least 2 bytes on the wire */
-    if (rep.body.err || n > ts_rbuf_left(&rep.body) / 2) {
-        cli_reply_free(&rep);
-        return cli_error("malformed reply from tracker");
+    if (cli_reply_list_requests(&rep.body, &users, &n) != 0) {
+        return cli_bad_body(&rep);
     }
-    users = NULL;
-    if (n > 0) {
-        users = calloc(n, TS_ID_MAX_B + 2);
-        if (users == NULL) {
-            cli_reply_free(&rep);
-            return cli_error("out of memory");
-        }
-    }
+    cli_reply_free(&rep);
     for (i = 0; i < n; i++) {
-        u = users + (size_t) i * (TS_ID_MAX_B + 2);
-        if (ts_get_str(&rep.body, u, TS_ID_MAX_B + 2) != 0) {
-            break;
-        }
-    }
-    if (i < n || cli_body_end(&rep) != 0) {
-        if (i < n) {
-            cli_reply_free(&rep);
-            cli_error("malformed reply from tracker");
-        }
-        free(users);
-        return -1;
-    }
-    for (i = 0; i < n; i++) {
-        puts(users + (size_t) i * (TS_ID_MAX_B + 2));
+        puts(users[i].user);
     }
     if (n == 0) {
         cli_print_empty(ctx);
@@ -521,17 +497,10 @@ cli_cmd_reject_request(cli_ctx_t *ctx, int argc, char **argv)
 }
 
 
-typedef struct {
-    char      group[TS_ID_MAX_B + 2];
-    char      owner[TS_ID_MAX_B + 2];
-    uint32_t  members;
-} cli_group_row_t;
-
-
 static int
 cli_group_cmp(const void *a, const void *b)
 {
-    const cli_group_row_t  *x = a, *y = b;
+    const cli_reply_group_t  *x = a, *y = b;
 
     return strcmp(x->group, y->group);
 }
@@ -540,12 +509,12 @@ cli_group_cmp(const void *a, const void *b)
 static int
 cli_list_groups(cli_ctx_t *ctx, uint8_t type)
 {
-    ts_wbuf_t         req;
-    cli_reply_t       rep;
-    uint8_t           tok[TS_TOKEN_B];
-    cli_group_row_t  *rows;
-    uint32_t          n, i;
-    int               r;
+    ts_wbuf_t           req;
+    cli_reply_t         rep;
+    uint8_t             tok[TS_TOKEN_B];
+    cli_reply_group_t  *rows;
+    uint32_t            n, i;
+    int                 r;
 
     if (cli_begin_authed(ctx, &req, tok) != 0) {
         ts_wbuf_free(&req);
@@ -556,38 +525,10 @@ cli_list_groups(cli_ctx_t *ctx, uint8_t type)
     if (r != 0) {
         return -1;
     }
-
-    n = ts_get_u32(&rep.body);
-    /* each entry takes at least 2 + 2 + 4 bytes on the wire */
-    if (rep.body.err || n > ts_rbuf_left(&rep.body) / 8) {
-        cli_reply_free(&rep);
-        return cli_error("malformed reply from tracker");
+    if (cli_reply_list_groups(&rep.body, &rows, &n) != 0) {
+        return cli_bad_body(&rep);
     }
-    rows = NULL;
-    if (n > 0) {
-        rows = calloc(n, sizeof(*rows));
-        if (rows == NULL) {
-            cli_reply_free(&rep);
-            return cli_error("out of memory");
-        }
-    }
-    for (i = 0; i < n; i++) {
-        if (ts_get_str(&rep.body, rows[i].group, sizeof(rows[i].group)) != 0
-            || ts_get_str(&rep.body, rows[i].owner, sizeof(rows[i].owner))
-               != 0)
-        {
-            break;
-        }
-        rows[i].members = ts_get_u32(&rep.body);
-    }
-    if (i < n || cli_body_end(&rep) != 0) {
-        if (i < n) {
-            cli_reply_free(&rep);
-            cli_error("malformed reply from tracker");
-        }
-        free(rows);
-        return -1;
-    }
+    cli_reply_free(&rep);
 
     if (n > 1) {
         qsort(rows, n, sizeof(*rows), cli_group_cmp);

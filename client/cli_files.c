@@ -34,6 +34,7 @@
 #include "cli_state.h"
 #include "cli_agent.h"
 #include "cli_files.h"
+#include "cli_reply.h"
 
 static uint8_t  *cli_chunk_buf;      /* TS_CHUNK_B, reused by every upload */
 
@@ -43,6 +44,18 @@ cli_malformed(cli_reply_t *rep)
 {
     cli_reply_free(rep);
     return cli_error("malformed reply from tracker");
+}
+
+
+/* A body cli_reply.h refused: errno tells memory from malformed. */
+static int
+cli_bad_body(cli_reply_t *rep)
+{
+    if (errno == ENOMEM) {
+        cli_reply_free(rep);
+        return cli_error("out of memory");
+    }
+    return cli_malformed(rep);
 }
 
 
@@ -263,7 +276,7 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
     if (e != 0) {
         goto out;
     }
-    if (ts_rbuf_end(&rep.body) != 0) {
+    if (cli_reply_empty(&rep.body) != 0) {
         cli_malformed(&rep);
         goto out;
     }
@@ -292,17 +305,10 @@ out:
 
 /* ---- list_files -------------------------------------------------------- */
 
-typedef struct {
-    char      name[TS_NAME_MAX_B + 1];
-    uint64_t  size;
-    uint32_t  sources;
-} cli_file_row_t;
-
-
 static int
 cli_file_cmp(const void *a, const void *b)
 {
-    const cli_file_row_t  *x = a, *y = b;
+    const cli_reply_file_t  *x = a, *y = b;
 
     return strcmp(x->name, y->name);
 }
@@ -311,12 +317,12 @@ cli_file_cmp(const void *a, const void *b)
 static int
 cli_cmd_list_files(cli_ctx_t *ctx, int argc, char **argv)
 {
-    ts_wbuf_t        req;
-    cli_reply_t      rep;
-    cli_file_row_t  *rows = NULL;
-    uint8_t          tok[TS_TOKEN_B];
-    char             qn[2 * TS_NAME_MAX_B + 3];
-    uint32_t         n, i;
+    ts_wbuf_t          req;
+    cli_reply_t        rep;
+    cli_reply_file_t  *rows = NULL;
+    uint8_t            tok[TS_TOKEN_B];
+    char               qn[2 * TS_NAME_MAX_B + 3];
+    uint32_t           n, i, dropped;
 
     if (cli_begin_authed(ctx, &req, tok) != 0) {
         ts_wbuf_free(&req);
@@ -328,40 +334,15 @@ cli_cmd_list_files(cli_ctx_t *ctx, int argc, char **argv)
     if (i != 0) {
         return -1;
     }
-    n = ts_get_u32(&rep.body);
-    /* each row takes at least 2 + 8 + 4 bytes */
-    if (rep.body.err || n > ts_rbuf_left(&rep.body) / 14) {
-        return cli_malformed(&rep);
-    }
-    if (n > 0) {
-        rows = calloc(n, sizeof(*rows));
-        if (rows == NULL) {
-            cli_reply_free(&rep);
-            return cli_error("out of memory");
-        }
-    }
-    for (i = 0; i < n; i++) {
-        if (ts_get_str(&rep.body, rows[i].name, sizeof(rows[i].name)) != 0) {
-            break;
-        }
-        rows[i].size = ts_get_u64(&rep.body);
-        rows[i].sources = ts_get_u32(&rep.body);
-    }
-    if (i < n || ts_rbuf_end(&rep.body) != 0) {
-        free(rows);
-        return cli_malformed(&rep);
-    }
-    cli_reply_free(&rep);
     /* names from the network: only valid file names are shown (nothing
      * could be downloaded under another one anyway) */
-    for (i = 0; i < n; ) {
-        if (ts_valid_filename(rows[i].name)) {
-            i++;
-            continue;
-        }
+    if (cli_reply_list_files(&rep.body, &rows, &n, &dropped) != 0) {
+        return cli_bad_body(&rep);
+    }
+    cli_reply_free(&rep);
+    for (i = 0; i < dropped; i++) {
         ts_warn("list_files %s: the tracker listed an invalid file name; "
                 "not shown", argv[1]);
-        rows[i] = rows[--n];
     }
     if (n > 1) {
         qsort(rows, n, sizeof(*rows), cli_file_cmp);

@@ -12,7 +12,9 @@
  * missing chunk that no one has claimed, sends it to the least-loaded
  * holder, verifies every received chunk's SHA1 before pwrite() into the
  * .part, and finally checks the whole file, fsyncs and renames it into
- * place without ever replacing an existing file.
+ * place without ever replacing an existing file.  Every request is
+ * encoded and every answer decoded by workers/peer_msg.h, the codec the
+ * fuzz target tests/fuzz/fuzz_peer.c exercises.
  *
  * Speed (see tests/unit/test_node_perf.c for the benchmark): the
  * whole-file SHA1 is computed while downloading, not by re-reading the
@@ -101,13 +103,15 @@
 #include "ts_tls.h"
 #include "node_shm.h"
 #include "node.h"
+#include "peer_msg.h"
 
 #define DL_CONNS_MAX      (TS_NODE_DOWNLOADS_N * TS_NODE_SOURCES_N)
 /* a link's pipeline: TS_NODE_PIPELINE_N MAP/GETs plus PEER_AUTHs */
 #define DL_QMAX           (TS_NODE_PIPELINE_N + TS_NODE_DOWNLOADS_N)
-#define DL_HEAD_MAX_B     (4 + TS_STR_MAX_B + 16)
-#define DL_MAP_MAX_B      (4 + TS_STR_MAX_B + 8 + 4 \
-                           + (uint32_t) (TS_FILE_MAX_CHUNKS_N / 8) + 8)
+/* k->small holds a whole REPLY or a PEER_DATA head (peer_msg.h) */
+#define DL_MAP_MAX_B      PEER_MSG_MAP_MAX_B
+_Static_assert(PEER_MSG_HEAD_MAX_B <= PEER_MSG_MAP_MAX_B,
+               "a PEER_DATA head must fit in k->small");
 #define DL_FH_BUSY        UINT32_MAX
 
 _Static_assert(sizeof(SHA_CTX) <= NODE_FHASH_CTX_B, "SHA_CTX too big");
@@ -904,7 +908,7 @@ dl_conn_send(dl_t *w, dl_conn_t *k, uint8_t type, const dl_req_t *r)
 
     if (l->tlen > 0 && a->sent_gen != l->tgen) {
         ts_wbuf_reset(&w->pl);
-        ts_put_blob(&w->pl, l->ticket, l->tlen);
+        peer_msg_auth_encode(&w->pl, l->ticket, l->tlen);
         memset(&ar, 0, sizeof(ar));
         ar.kind = REQ_AUTH;
         ar.dl = r->dl;
@@ -917,11 +921,7 @@ dl_conn_send(dl_t *w, dl_conn_t *k, uint8_t type, const dl_req_t *r)
         a->sent_gen = l->tgen;
     }
     ts_wbuf_reset(&w->pl);
-    ts_put_str(&w->pl, l->group);
-    ts_put_str(&w->pl, l->name);
-    if (type == TS_MSG_PEER_GET) {
-        ts_put_u32(&w->pl, r->chunk);
-    }
+    peer_msg_req_encode(&w->pl, type, l->group, l->name, r->chunk);
     if (dl_conn_queue(w, k, type, r) != 0) {
         /* a PEER_AUTH queued above stays: it is harmless and answered */
         if (dl_conn_flush(w, k) != 0) {
@@ -1082,18 +1082,15 @@ dl_got_auth(dl_t *w, dl_conn_t *k, const dl_req_t *r, const uint8_t *p,
     node_dl_sh_t *d = &w->dls[r->dl];
     dl_local_t   *l = &w->loc[r->dl];
     dl_auth_t    *a;
-    ts_rbuf_t     rb;
     ts_status_t   st;
-    char          msg[128];
+    char          msg[PEER_MSG_MSG_B];
 
     if (atomic_load(&d->id) != r->dl_id || !l->active || l->id != r->dl_id)
     {
         return;
     }
     a = dl_auth(k, r->dl, r->dl_id);
-    ts_rbuf_init(&rb, p, n);
-    msg[0] = '\0';
-    if (ts_reply_parse(&rb, &st, msg, sizeof(msg)) != 0 && rb.err) {
+    if (peer_msg_status_decode(p, n, &st, msg, sizeof(msg)) != 0) {
         st = TS_ERR_BADREQ;
         snprintf(msg, sizeof(msg), "malformed reply");
     }
@@ -1146,38 +1143,36 @@ dl_got_map(dl_t *w, dl_conn_t *k, const dl_req_t *r, const uint8_t *p,
 {
     node_dl_sh_t      *d = &w->dls[r->dl];
     dl_local_t        *l = &w->loc[r->dl];
-    ts_rbuf_t          rb;
-    ts_status_t        st;
-    char               msg[128];
-    uint32_t           load, nch, blen, i;
-    const uint8_t     *bm;
+    peer_msg_map_t     m;
+    uint32_t           i;
     _Atomic uint64_t  *map;
 
     if (atomic_load(&d->id) != r->dl_id || !l->active) {
         return;
     }
-    ts_rbuf_init(&rb, p, n);
-    if (ts_reply_parse(&rb, &st, msg, sizeof(msg)) != 0) {
-        /* a long message is no reason to drop the link */
-        if (rb.err) {
-            return;
-        }
+    /* a malformed answer changes nothing (a long message is no reason to
+     * drop the link: the decoder truncates it) */
+    if (peer_msg_map_decode(p, n, &m) != 0) {
+        ts_warn("peer %s: bad PEER_MAP reply", k->addr);
+        return;
     }
     map = node_dl_map(w->shm, r->dl, r->src);
-    if (st == TS_ERR_PERM) {
+    if (m.status == TS_ERR_PERM) {
         /* no valid ticket on the link: its map is unknown, not empty */
         dl_no_ticket(w, k, r);
         atomic_store(&d->src[r->src].map_ms, 0);
         return;
     }
-    if (st == TS_ERR_AUTH || st == TS_ERR_INTERNAL || st == TS_ERR_BUSY) {
+    if (m.status == TS_ERR_AUTH || m.status == TS_ERR_INTERNAL
+        || m.status == TS_ERR_BUSY)
+    {
         /* paused (its user logged out) or short of resources: a passing
          * state, so back off and ask again; its map stays as it was */
         dl_src_backoff(w, k, ts_now_ms() + TS_DL_PAUSED_RETRY_MS);
         atomic_store(&d->src[r->src].map_ms, 0);
         return;
     }
-    if (st != TS_OK) {
+    if (m.status != TS_OK) {
         /* the peer no longer has the file: nothing from it */
         for (i = 0; i < (l->nchunks + 63) / 64; i++) {
             atomic_store(&map[i], 0);
@@ -1186,39 +1181,51 @@ dl_got_map(dl_t *w, dl_conn_t *k, const dl_req_t *r, const uint8_t *p,
         l->dirty = 1;
         return;
     }
-    load = ts_get_u32(&rb);
-    nch = ts_get_u32(&rb);
-    bm = ts_get_blob(&rb, &blen, (uint32_t) (TS_FILE_MAX_CHUNKS_N / 8));
-    if (rb.err || nch != l->nchunks || blen != (nch + 7) / 8) {
+    if (m.nchunks != l->nchunks) {
         ts_warn("peer %s: bad PEER_MAP reply", k->addr);
         return;
     }
-    atomic_store(&d->src[r->src].load, load);
-    for (i = 0; i < (nch + 63) / 64; i++) {
-        uint64_t v = 0;
-        uint32_t b;
-
-        for (b = 0; b < 8 && i * 8 + b < blen; b++) {
-            v |= (uint64_t) bm[i * 8 + b] << (8 * b);
-        }
-        if (i == (nch - 1) / 64 && (nch & 63)) {
-            v &= (1ull << (nch & 63)) - 1;
-        }
-        atomic_store(&map[i], v);
+    atomic_store(&d->src[r->src].load, m.load);
+    for (i = 0; i < (m.nchunks + 63) / 64; i++) {
+        atomic_store(&map[i], peer_msg_map_word(&m, i));
     }
     atomic_store(&d->src[r->src].map_ms, ts_now_ms());
     l->dirty = 1;
 }
 
+/*
+ * How many of this node's downloader workers have requests at source k
+ * of download i right now (at least 1).  A peer's uploader shares its
+ * bandwidth among the links it serves, so one link's transfer rate times
+ * the number of our links it is serving estimates what the peer gives us
+ * in all; without that, a peer we keep busy looks slower than one we
+ * barely use, and the least-loaded choice drifts to the busier peer.
+ */
+static uint32_t
+dl_src_links(const dl_t *w, int i, uint32_t k)
+{
+    uint32_t n = 0;
+    int      s;
+
+    for (s = 0; s < TS_SUP_WORKERS_MAX_N; s++) {
+        _Atomic uint32_t *col = node_slot_inflight(w->shm, s, i);
+
+        if (col != NULL && atomic_load(&col[k]) > 0) {
+            n++;
+        }
+    }
+    return n > 0 ? n : 1;
+}
+
 static void
-dl_rate_update(node_src_sh_t *src, uint32_t len, int64_t us)
+dl_rate_update(node_src_sh_t *src, uint32_t len, int64_t us, uint32_t links)
 {
     uint64_t sample, old;
 
     if (us < 1) {
         us = 1;
     }
-    sample = (uint64_t) len * 1000000ull / (uint64_t) us;
+    sample = (uint64_t) len * 1000000ull * links / (uint64_t) us;
     old = atomic_load(&src->rate_bps);
     atomic_store(&src->rate_bps, old == 0 ? sample : (old * 7 + sample) / 8);
 }
@@ -1321,7 +1328,8 @@ dl_got_chunk(dl_t *w, dl_conn_t *k, const dl_req_t *r)
     atomic_fetch_add(&w->stats->bytes_down, r->len);
     atomic_fetch_add(&w->stats->chunks_down, 1);
     atomic_fetch_add(&src->chunks, 1);
-    dl_rate_update(src, r->len, dl_now_us() - k->start_us);
+    dl_rate_update(src, r->len, dl_now_us() - k->start_us,
+                   dl_src_links(w, r->dl, r->src));
     /* the chunk is cache-hot: if it is the frontier, hash it from here */
     dl_fh_advance(w, r->dl, k->data, r->chunk, TS_DL_FH_BATCH_N);
 }
@@ -1348,48 +1356,31 @@ dl_reply_done(dl_t *w, dl_conn_t *k)
     k->start_us = dl_now_us();
 }
 
-/* Parses a PEER_DATA head in k->small[0..got).  Returns bytes still
- * needed for the head (>0), 0 when complete, -1 on a protocol error. */
+/* Parses a PEER_DATA head in k->small[0..got) (peer_msg.h).  Returns
+ * bytes still needed for the head (>0), 0 when complete, -1 on a protocol
+ * error (a malformed head, another chunk or length than asked for). */
 static int
 dl_parse_head(dl_conn_t *k)
 {
-    const dl_req_t *r = &k->q[k->qhead];
-    size_t          need;
-    uint16_t        mlen;
-    uint32_t        len;
-    uint8_t        *p = k->small;
+    const dl_req_t  *r = &k->q[k->qhead];
+    peer_msg_data_t  h;
+    long             need;
 
-    if (k->got < 4) {
-        return (int) (4 - k->got);
-    }
-    k->st = (uint16_t) (p[0] << 8 | p[1]);
-    mlen = (uint16_t) (p[2] << 8 | p[3]);
-    if (mlen > TS_STR_MAX_B) {
+    need = peer_msg_data_head_len(k->small, k->got, k->fh.len);
+    if (need < 0) {
         return -1;
     }
-    need = 4 + (size_t) mlen + 8 + (k->st == TS_OK ? 4 : 0);
-    if (need > k->fh.len) {
+    if (k->got < (size_t) need) {
+        return (int) ((size_t) need - k->got);
+    }
+    if (peer_msg_data_decode(k->small, k->got, k->fh.len, &h) != 0
+        || h.index != r->chunk || (h.status == TS_OK && h.len != r->len))
+    {
         return -1;
     }
-    if (k->got < need) {
-        return (int) (need - k->got);
-    }
-    p += 4 + mlen;
-    k->load = (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16
-              | (uint32_t) p[2] << 8 | p[3];
-    k->index = (uint32_t) p[4] << 24 | (uint32_t) p[5] << 16
-               | (uint32_t) p[6] << 8 | p[7];
-    if (k->index != r->chunk) {
-        return -1;
-    }
-    if (k->st != TS_OK) {
-        return need == k->fh.len ? 0 : -1;
-    }
-    len = (uint32_t) p[8] << 24 | (uint32_t) p[9] << 16
-          | (uint32_t) p[10] << 8 | p[11];
-    if (len != r->len || (uint64_t) need + len != k->fh.len) {
-        return -1;
-    }
+    k->st = (uint16_t) h.status;
+    k->load = h.load;
+    k->index = h.index;
     return 0;
 }
 
@@ -1477,17 +1468,20 @@ dl_conn_input(dl_t *w, dl_conn_t *k)
                 continue;
             }
             if (k->qn == 0
-                || ts_frame_hdr_decode(k->hdr, &k->fh, DL_MAP_MAX_B
-                                       + TS_CHUNK_B) != 0)
+                || ts_frame_hdr_decode(k->hdr, &k->fh,
+                                       PEER_MSG_REPLY_IN_MAX_B) != 0)
             {
                 dl_conn_close(w, k, 1, "unexpected or bad frame");
                 return -1;
             }
             r = &k->q[k->qhead];
             if (k->fh.reqid != r->reqid
-                || (r->kind == REQ_GET && k->fh.type != TS_MSG_PEER_DATA)
-                || (r->kind != REQ_GET && (k->fh.type != TS_MSG_REPLY
-                                           || k->fh.len > DL_MAP_MAX_B)))
+                || peer_msg_reply_hdr_check(&k->fh,
+                                            r->kind == REQ_GET
+                                            ? TS_MSG_PEER_GET
+                                            : r->kind == REQ_AUTH
+                                            ? TS_MSG_PEER_AUTH
+                                            : TS_MSG_PEER_MAP) != 0)
             {
                 dl_conn_close(w, k, 1, "reply out of order");
                 return -1;
@@ -1705,7 +1699,8 @@ dl_avail(dl_t *w, int i, int64_t now)
 }
 
 /* Least-loaded score of a source: (its reported load + our requests in
- * flight to it + 1) per unit of measured throughput; lower is better. */
+ * flight to it + 1) per unit of its estimated throughput to this node
+ * (dl_rate_update); lower is better. */
 static uint64_t
 dl_src_cost(const node_src_sh_t *src)
 {

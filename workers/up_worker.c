@@ -7,9 +7,11 @@
  * link.  A link is persistent: requests are read into a fixed per-link
  * buffer (the header's length is checked against TS_UP_REQ_MAX_B before a
  * byte of payload is taken, nothing is allocated per frame), queued, and
- * answered strictly in order.  A chunk goes out as a small header
- * (ts_conn_write) followed by the bytes straight from the page cache
- * (ts_conn_sendfile), non-blocking, with the send state kept per link.
+ * answered strictly in order.  Requests are decoded and answers encoded
+ * by workers/peer_msg.h (the codec tests/fuzz/fuzz_peer.c exercises).  A
+ * chunk goes out as a small header (ts_conn_write) followed by the bytes
+ * straight from the page cache (ts_conn_sendfile), non-blocking, with the
+ * send state kept per link.
  * Shares are served from their path after fstat/stat show the size and
  * mtime recorded at upload (else the share becomes STALE and is never
  * served again); downloads in progress are served from the .part (or the
@@ -69,16 +71,15 @@
 #include "node_shm.h"
 #include "node.h"
 #include "up_auth.h"
+#include "peer_msg.h"
 
 
 #define UP_KEY_LISTEN    ((uint64_t) -1)
 #define UP_KEY_STOP      ((uint64_t) -2)
 
-/* a PEER_AUTH carries a whole ticket (u32 blob length + bytes); MAP/GET
- * stay limited to TS_UP_REQ_MAX_B */
-#define UP_AUTH_REQ_MAX_B  (4u + TS_TICKET_MAX_B)
-#define UP_IN_MAX_B        (UP_AUTH_REQ_MAX_B > TS_UP_REQ_MAX_B            \
-                            ? UP_AUTH_REQ_MAX_B : TS_UP_REQ_MAX_B)
+/* a PEER_AUTH carries a whole ticket; MAP/GET stay limited to
+ * TS_UP_REQ_MAX_B (peer_msg_req_hdr_decode) */
+#define UP_IN_MAX_B        PEER_MSG_REQ_IN_MAX_B
 #define UP_MSG_B           128  /* a PEER_AUTH refusal's reason */
 #define UP_HANDLE_ROUNDS_N 8    /* answer/read rounds per link per wakeup */
 
@@ -94,6 +95,12 @@ typedef struct {
     char      name[TS_NAME_MAX_B + 1];
     char      msg[UP_MSG_B];    /* PEER_AUTH: the reason of a refusal */
 } up_req_t;
+
+_Static_assert(sizeof(((up_req_t *) 0)->group)
+               == sizeof(((peer_msg_req_t *) 0)->group)
+               && sizeof(((up_req_t *) 0)->name)
+               == sizeof(((peer_msg_req_t *) 0)->name),
+               "up_req_t and peer_msg_req_t name buffers differ");
 
 typedef struct {
     uint8_t   b[16];            /* IPv6, or IPv4-mapped */
@@ -719,7 +726,7 @@ up_reply_map(up_t *u, up_conn_t *k, const up_req_t *r)
     ts_wbuf_t        *b = &k->out;
     _Atomic uint64_t *done;
     uint8_t          *bits;
-    uint32_t          n, i, nbytes;
+    uint32_t          n, i;
     int               s, d;
     const char       *why = NULL;
 
@@ -742,39 +749,19 @@ up_reply_map(up_t *u, up_conn_t *k, const up_req_t *r)
     if (s >= 0 && atomic_load(&u->share_snap.state) == NODE_SHARE_READY
         && up_share_fd(u, s, &why) >= 0)
     {
-        n = u->share_snap.nchunks;
-        nbytes = (n + 7) / 8;
-        ts_reply_begin(b, TS_OK, NULL);
-        ts_put_u32(b, up_load(u));
-        ts_put_u32(b, n);
-        ts_put_u32(b, nbytes);
-        if (ts_wbuf_reserve(b, nbytes) == 0) {
-            bits = b->data + b->len;
-            memset(bits, 0xff, nbytes);
-            if (n & 7) {
-                bits[nbytes - 1] = (uint8_t) ((1u << (n & 7)) - 1);
-            }
-            b->len += nbytes;
-        }
+        (void) peer_msg_map_encode(b, up_load(u), u->share_snap.nchunks, 1);
         goto out;
     }
     if (d >= 0 && up_dl_servable(&u->dl_snap)) {
         n = u->dl_snap.nchunks;
-        nbytes = (n + 7) / 8;
         done = node_dl_done(u->shm, d);
-        ts_reply_begin(b, TS_OK, NULL);
-        ts_put_u32(b, up_load(u));
-        ts_put_u32(b, n);
-        ts_put_u32(b, nbytes);
-        if (ts_wbuf_reserve(b, nbytes) == 0) {
-            bits = b->data + b->len;
-            memset(bits, 0, nbytes);
+        bits = peer_msg_map_encode(b, up_load(u), n, 0);
+        if (bits != NULL) {
             for (i = 0; i < n; i++) {
                 if (node_bit_test(done, i)) {
                     bits[i >> 3] |= (uint8_t) (1u << (i & 7));
                 }
             }
-            b->len += nbytes;
         }
         goto out;
     }
@@ -796,9 +783,7 @@ up_data_error(up_t *u, up_conn_t *k, const up_req_t *r, ts_status_t st,
     ts_wbuf_t  *b = &k->out;
 
     up_frame_begin(b);
-    ts_reply_begin(b, st, msg);
-    ts_put_u32(b, up_load(u));
-    ts_put_u32(b, r->index);
+    peer_msg_data_encode(b, st, msg, up_load(u), r->index, 0);
     up_frame_end(b, TS_MSG_PEER_DATA, r->reqid, 0);
 }
 
@@ -888,10 +873,7 @@ up_reply_get(up_t *u, up_conn_t *k, const up_req_t *r)
     up_active_add(u, 1);
 
     up_frame_begin(b);
-    ts_reply_begin(b, TS_OK, NULL);
-    ts_put_u32(b, up_load(u));
-    ts_put_u32(b, r->index);
-    ts_put_u32(b, len);
+    peer_msg_data_encode(b, TS_OK, NULL, up_load(u), r->index, len);
     up_frame_end(b, TS_MSG_PEER_DATA, r->reqid, len);
 }
 
@@ -1041,15 +1023,12 @@ up_parse_auth(up_t *u, up_conn_t *k, up_req_t *r, const uint8_t *p,
 {
     ts_ticket_verifier_t  *v;
     ts_ticket_t            t;
-    ts_rbuf_t              rb;
     const uint8_t         *tk;
-    uint32_t               tn = 0;
+    uint32_t               tn;
     int64_t                now = ts_wall_ms();
     char                   err[UP_MSG_B];
 
-    ts_rbuf_init(&rb, p, len);
-    tk = ts_get_blob(&rb, &tn, TS_TICKET_MAX_B);
-    if (tk == NULL || tn == 0 || ts_rbuf_end(&rb) != 0) {
+    if (peer_msg_auth_decode(p, len, &tk, &tn) != 0) {
         r->bad = 1;
         r->status = TS_ERR_BADREQ;
         snprintf(r->msg, sizeof(r->msg), "malformed request");
@@ -1092,8 +1071,8 @@ up_parse_auth(up_t *u, up_conn_t *k, up_req_t *r, const uint8_t *p,
 static int
 up_parse(up_t *u, up_conn_t *k, const ts_frame_hdr_t *h, const uint8_t *p)
 {
-    up_req_t   *r;
-    ts_rbuf_t   rb;
+    up_req_t        *r;
+    peer_msg_req_t   m;
 
     if (h->flags & TS_FF_REPLY) {
         return -1;      /* a peer never sends us replies */
@@ -1108,18 +1087,11 @@ up_parse(up_t *u, up_conn_t *k, const ts_frame_hdr_t *h, const uint8_t *p)
     if (h->type == TS_MSG_PEER_AUTH) {
         up_parse_auth(u, k, r, p, h->len);
     } else if (h->type == TS_MSG_PEER_MAP || h->type == TS_MSG_PEER_GET) {
-        ts_rbuf_init(&rb, p, h->len);
-        if (ts_get_str(&rb, r->group, sizeof(r->group)) != 0
-            || ts_get_str(&rb, r->name, sizeof(r->name)) != 0)
-        {
-            r->bad = 1;
-        }
-        if (h->type == TS_MSG_PEER_GET) {
-            r->index = ts_get_u32(&rb);
-        }
-        if (ts_rbuf_end(&rb) != 0 || !ts_valid_id(r->group)
-            || !ts_valid_filename(r->name))
-        {
+        if (peer_msg_req_decode(h->type, p, h->len, &m) == 0) {
+            memcpy(r->group, m.group, sizeof(r->group));
+            memcpy(r->name, m.name, sizeof(r->name));
+            r->index = m.index;
+        } else {
             r->bad = 1;
         }
         r->perm = !r->bad
@@ -1162,9 +1134,7 @@ up_read(up_t *u, up_conn_t *k)
         /* take complete frames out of the buffer */
         used = 0;
         while (k->q_n < TS_UP_QUEUE_N && k->in_len - used >= TS_FRAME_HDR_B) {
-            if (ts_frame_hdr_decode(k->in + used, &h, UP_IN_MAX_B) != 0
-                || (h.type != TS_MSG_PEER_AUTH && h.len > TS_UP_REQ_MAX_B))
-            {
+            if (peer_msg_req_hdr_decode(k->in + used, &h) != 0) {
                 ts_info("bad frame from a peer; link closed");
                 return -1;
             }

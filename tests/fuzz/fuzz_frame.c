@@ -32,21 +32,6 @@
 
 #define STREAM_MAX_B  (64u * 1024u)     /* socketpair buffers hold this */
 
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void) argc;
-    (void) argv;
-    fz_quiet();
-    return 0;
-}
-
-
 /* What a tracker worker reads first from a request payload. */
 static void
 walk_request(const uint8_t *p, uint32_t n)
@@ -258,19 +243,7 @@ mode_buf(const uint8_t *p, size_t n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size == 0) {
-        return 0;
-    }
-    switch (data[0] % 3) {
-    case 0:
-        mode_stream(data + 1, size - 1);
-        break;
-    case 1:
-        mode_header(data + 1, size - 1);
-        break;
-    default:
-        mode_buf(data + 1, size - 1);
-        break;
-    }
-    return 0;
+    static const fz_mode_t modes[] = { mode_stream, mode_header, mode_buf };
+
+    return FZ_MODES(data, size, modes);
 }

@@ -1,27 +1,36 @@
 /*
- * fuzz_peer.c -- libFuzzer target: the peer-to-peer messages.
+ * fuzz_peer.c -- libFuzzer target: the peer-to-peer messages, through
+ * the very codec the workers run (workers/peer_msg.h: up_worker.c's
+ * up_read / up_parse / up_parse_auth and dl_worker.c's dl_conn_input /
+ * dl_got_map / dl_got_auth / dl_parse_head call these functions and
+ * nothing else to read the wire).  PEER_AUTH is checked further with the
+ * real ts_ticket_verify (CA made at start-up) and the real per-link
+ * authorization table (workers/up_auth.h, header-only).
  *
- * The uploader's request parsing (up_read / up_parse / up_parse_auth in
- * workers/up_worker.c) is static inside the worker, so this target
- * replays the same steps on the input with the real pieces they call:
- * ts_frame_hdr_decode with the same limits, the same ts_buf field
- * sequence for PEER_MAP / PEER_GET, and for PEER_AUTH the real
- * ts_ticket_verify (CA made at start-up) and the real per-link
- * authorization table (workers/up_auth.h, header-only).  The downloader's
- * reply parsing (dl_got_map, dl_parse_head in workers/dl_worker.c) is
- * replayed the same way.
+ * fuzz.mk links this target against the client archive, so the codec
+ * is the very object the workers are built from, instrumented alike.
  *
  * Input byte 0: even = uploader side, odd = downloader side; the rest is
  * the byte stream the other peer sends, frame after frame.
- *   uploader: a frame with flags bit 7 set carries a ticket that the
+ *   uploader: frame headers pass peer_msg_req_hdr_decode (else the link
+ *   closes), payloads peer_msg_auth_decode / peer_msg_req_decode.  A
+ *   PEER_AUTH frame with flags bit 7 set carries a ticket that the
  *   harness parses and signs again with the genuine tracker key before
  *   the verifier sees it (issued now, default lifetime; bit 6: for this
- *   link's fingerprint), so the accepting paths are reached.  Oracle: a
- *   MAP/GET is authorized exactly when a ticket for its (group, name)
- *   was accepted earlier on the link (while at most TS_UP_AUTH_N
- *   distinct files were granted, so nothing was evicted).
- *   downloader: each frame answers a MAP (type REPLY) or a GET (type
- *   PEER_DATA) of a download of nchunks = 1 + byte 1 chunks.
+ *   link's fingerprint), so the accepting paths are reached.  Oracles:
+ *   whatever decodes re-encodes to the same bytes (canonical), names are
+ *   valid, and a MAP/GET is authorized exactly when a ticket for its
+ *   (group, name) was accepted earlier on the link (while at most
+ *   TS_UP_AUTH_N distinct files were granted, so nothing was evicted).
+ *   downloader: each frame answers a MAP or PEER_AUTH (type REPLY) or a
+ *   GET (type PEER_DATA) of a download of nchunks = 1 + byte 1 chunks
+ *   (the count a MAP answer must match, as in dl_got_map);
+ *   headers pass ts_frame_hdr_decode and peer_msg_reply_hdr_check, a
+ *   PEER_DATA head is read piece by piece as dl_conn_input does
+ *   (peer_msg_data_head_len, then peer_msg_data_decode), a REPLY goes to
+ *   peer_msg_map_decode and peer_msg_status_decode.  Oracles: re-encoding
+ *   gives the same bytes, lengths add up to the frame, no bitmap bit past
+ *   nchunks, and the two REPLY decoders agree on refusals.
  *
  * Locking: single-threaded.  Crash behaviour: PEM files in the temp dir.
  */
@@ -36,13 +45,9 @@
 #include "ts_proto.h"
 #include "ts_ticket.h"
 #include "up_auth.h"
+#include "peer_msg.h"
 #include "fz_util.h"
 
-#define UP_AUTH_REQ_MAX_B  (4u + TS_TICKET_MAX_B)
-#define UP_IN_MAX_B        (UP_AUTH_REQ_MAX_B > TS_UP_REQ_MAX_B            \
-                            ? UP_AUTH_REQ_MAX_B : TS_UP_REQ_MAX_B)
-#define DL_MAP_MAX_B       (4 + TS_STR_MAX_B + 8 + 4                       \
-                            + TS_FILE_MAX_CHUNKS_N / 8)
 #define FRAMES_MAX_N       64
 
 static ts_ticket_verifier_t *verifier;
@@ -53,9 +58,6 @@ typedef struct {
     char group[TS_ID_MAX_B + 1];
     char name[TS_NAME_MAX_B + 1];
 } grant_t;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
 int
@@ -77,20 +79,27 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 
+/* b holds exactly the n bytes at p */
+static void
+same_bytes(const ts_wbuf_t *b, const uint8_t *p, size_t n)
+{
+    FZ_CHECK(!b->err);
+    FZ_CHECK(b->len == n);
+    FZ_CHECK(n == 0 || memcmp(b->data, p, n) == 0);
+}
+
+
 /* The harness's re-signing of a PEER_AUTH payload (flags bit 7). */
 static uint8_t *
 resign(const uint8_t *p, uint32_t len, int for_link, uint32_t *outlen)
 {
-    ts_rbuf_t      rb;
     const uint8_t *tk;
     uint32_t       tn;
     ts_ticket_t    t;
     ts_wbuf_t      tw, w;
     uint8_t       *out;
 
-    ts_rbuf_init(&rb, p, len);
-    tk = ts_get_blob(&rb, &tn, TS_TICKET_MAX_B);
-    if (tk == NULL
+    if (peer_msg_auth_decode(p, len, &tk, &tn) != 0
         || ts_ticket_parse(tk, tn, &t, NULL, NULL, NULL, NULL, NULL) != 0)
     {
         return NULL;
@@ -103,7 +112,7 @@ resign(const uint8_t *p, uint32_t len, int for_link, uint32_t *outlen)
     ts_wbuf_init(&tw);
     ts_wbuf_init(&w);
     FZ_CHECK(ts_ticket_sign(signer, &t, &tw) == 0);
-    ts_put_blob(&w, tw.data, (uint32_t) tw.len);
+    peer_msg_auth_encode(&w, tw.data, (uint32_t) tw.len);
     FZ_CHECK(!w.err);
     ts_wbuf_free(&tw);
     out = fz_dup(w.data, w.len);
@@ -127,132 +136,225 @@ granted(const grant_t *g, int ng, const char *group, const char *name)
 }
 
 
+/* up_parse_auth: decode, verify, grant */
+static void
+up_auth_frame(up_auth_tab_t *tab, grant_t *g, int *ng, const uint8_t *pl,
+              uint32_t len)
+{
+    ts_ticket_t     t;
+    ts_wbuf_t       w;
+    const uint8_t  *tk;
+    uint32_t        tn;
+    char            err[128];
+    int64_t         now;
+
+    if (peer_msg_auth_decode(pl, len, &tk, &tn) != 0) {
+        FZ_CHECK(tk == NULL && tn == 0);
+        return;                         /* TS_ERR_BADREQ */
+    }
+    FZ_CHECK(tn > 0 && tn <= TS_TICKET_MAX_B && tk == pl + 4);
+    ts_wbuf_init(&w);
+    peer_msg_auth_encode(&w, tk, tn);
+    same_bytes(&w, pl, len);
+    ts_wbuf_free(&w);
+
+    now = ts_wall_ms();
+    if (ts_ticket_verify(verifier, tk, tn, now, link_fp, &t, err,
+                         sizeof(err)) != 0)
+    {
+        return;
+    }
+    FZ_CHECK(memcmp(t.fp, link_fp, TS_FP_B) == 0);
+    FZ_CHECK((int64_t) t.expires_ms > now);
+    if (up_auth_put(tab, t.group, t.name, (int64_t) t.expires_ms, now) == 0
+        && !granted(g, *ng, t.group, t.name) && *ng <= TS_UP_AUTH_N)
+    {
+        snprintf(g[*ng].group, sizeof(g[*ng].group), "%s", t.group);
+        snprintf(g[*ng].name, sizeof(g[*ng].name), "%s", t.name);
+        (*ng)++;
+    }
+}
+
+
+/* up_parse of a MAP / GET */
+static void
+up_req_frame(const up_auth_tab_t *tab, const grant_t *g, int ng,
+             uint8_t type, const uint8_t *pl, uint32_t len)
+{
+    peer_msg_req_t  m;
+    ts_wbuf_t       w;
+    int             perm;
+
+    if (peer_msg_req_decode(type, pl, len, &m) != 0) {
+        FZ_CHECK(m.group[0] == '\0' && m.name[0] == '\0' && m.index == 0);
+        return;                         /* TS_ERR_BADREQ */
+    }
+    FZ_CHECK(ts_valid_id(m.group) && ts_valid_filename(m.name));
+    FZ_CHECK(type == TS_MSG_PEER_GET || m.index == 0);
+    ts_wbuf_init(&w);
+    peer_msg_req_encode(&w, type, m.group, m.name, m.index);
+    same_bytes(&w, pl, len);
+    ts_wbuf_free(&w);
+    perm = up_auth_ok(tab, m.group, m.name, ts_wall_ms());
+    if (ng <= TS_UP_AUTH_N) {
+        FZ_CHECK(perm == granted(g, ng, m.group, m.name));
+    }
+}
+
+
 static void
 uploader(const uint8_t *p, size_t n)
 {
     up_auth_tab_t  *tab = malloc(sizeof(*tab));
     grant_t        *g = calloc(TS_UP_AUTH_N + 1, sizeof(*g));
     ts_frame_hdr_t  h;
-    ts_rbuf_t       rb;
-    ts_ticket_t     t;
-    const uint8_t  *pl, *tk;
-    uint8_t        *own;
-    uint32_t        len, tn;
-    char            group[TS_ID_MAX_B + 1], name[TS_NAME_MAX_B + 1];
-    char            err[128];
-    int             ng = 0, frames, bad, perm, ok;
-    int64_t         now;
+    uint8_t        *own, *signed_;
+    uint32_t        len;
+    int             ng = 0, frames;
 
     FZ_CHECK(tab != NULL && g != NULL);
     up_auth_init(tab);
     for (frames = 0; frames < FRAMES_MAX_N && n >= TS_FRAME_HDR_B; frames++)
     {
-        if (ts_frame_hdr_decode(p, &h, UP_IN_MAX_B) != 0
-            || (h.type != TS_MSG_PEER_AUTH && h.len > TS_UP_REQ_MAX_B)
-            || n - TS_FRAME_HDR_B < h.len)
-        {
-            break;                      /* link closed (or frame unfinished) */
+        if (peer_msg_req_hdr_decode(p, &h) != 0) {
+            break;                      /* link closed */
         }
-        pl = p + TS_FRAME_HDR_B;
+        FZ_CHECK(h.len <= PEER_MSG_REQ_IN_MAX_B);
+        FZ_CHECK(h.type == TS_MSG_PEER_AUTH || h.len <= TS_UP_REQ_MAX_B);
+        if (n - TS_FRAME_HDR_B < h.len) {
+            break;                      /* frame unfinished */
+        }
+        /* an exact-size copy: a read past the payload shows */
+        own = fz_dup(p + TS_FRAME_HDR_B, h.len);
         len = h.len;
         p += TS_FRAME_HDR_B + h.len;
         n -= TS_FRAME_HDR_B + h.len;
         if (h.flags & TS_FF_REPLY) {
-            break;
+            free(own);
+            break;                      /* a peer never sends replies */
         }
-        own = NULL;
         if (h.type == TS_MSG_PEER_AUTH) {
             if (h.flags & 0x80) {
-                own = resign(pl, len, h.flags & 0x40, &len);
-                if (own != NULL) {
-                    pl = own;
+                signed_ = resign(own, len, h.flags & 0x40, &len);
+                if (signed_ != NULL) {
+                    free(own);
+                    own = signed_;
+                } else {
+                    len = h.len;
                 }
             }
-            own = own ? own : fz_dup(pl, len);
-            ts_rbuf_init(&rb, own, len);
-            tk = ts_get_blob(&rb, &tn, TS_TICKET_MAX_B);
-            if (tk == NULL || tn == 0 || ts_rbuf_end(&rb) != 0) {
-                free(own);
-                continue;               /* TS_ERR_BADREQ */
-            }
-            now = ts_wall_ms();
-            ok = ts_ticket_verify(verifier, tk, tn, now, link_fp, &t, err,
-                                  sizeof(err)) == 0;
-            if (ok) {
-                FZ_CHECK(memcmp(t.fp, link_fp, TS_FP_B) == 0);
-                FZ_CHECK((int64_t) t.expires_ms > now);
-                if (up_auth_put(tab, t.group, t.name, (int64_t) t.expires_ms,
-                                now) == 0
-                    && !granted(g, ng, t.group, t.name) && ng <= TS_UP_AUTH_N)
-                {
-                    snprintf(g[ng].group, sizeof(g[ng].group), "%s", t.group);
-                    snprintf(g[ng].name, sizeof(g[ng].name), "%s", t.name);
-                    ng++;
-                }
-            }
-            free(own);
+            up_auth_frame(tab, g, &ng, own, len);
         } else if (h.type == TS_MSG_PEER_MAP || h.type == TS_MSG_PEER_GET) {
-            own = fz_dup(pl, len);
-            ts_rbuf_init(&rb, own, len);
-            bad = ts_get_str(&rb, group, sizeof(group)) != 0
-                  || ts_get_str(&rb, name, sizeof(name)) != 0;
-            if (h.type == TS_MSG_PEER_GET) {
-                (void) ts_get_u32(&rb);
-            }
-            if (ts_rbuf_end(&rb) != 0 || !ts_valid_id(group)
-                || !ts_valid_filename(name))
-            {
-                bad = 1;
-            }
-            perm = !bad && up_auth_ok(tab, group, name, ts_wall_ms());
-            if (!bad && ng <= TS_UP_AUTH_N) {
-                FZ_CHECK(perm == granted(g, ng, group, name));
-            }
-            free(own);
+            up_req_frame(tab, g, ng, h.type, own, len);
         }
+        free(own);
     }
     free(tab);
     free(g);
 }
 
 
-/* dl_parse_head of workers/dl_worker.c on a complete head */
-static int
-data_head(const uint8_t *p, uint32_t flen, uint32_t chunk, uint32_t clen)
+/* dl_parse_head on a PEER_DATA payload of flen bytes at p (exact size),
+ * read as dl_conn_input reads it: the first 4 bytes, then what
+ * peer_msg_data_head_len asks for */
+static void
+dl_data_frame(const uint8_t *p, uint32_t flen)
 {
-    uint16_t st, mlen;
-    size_t   need;
-    uint32_t index, len;
+    peer_msg_data_t  d;
+    ts_wbuf_t        w;
+    size_t           got;
+    long             need;
 
-    if (flen < 4) {
-        return -1;
+    got = flen < PEER_MSG_HEAD_MIN_B ? flen : PEER_MSG_HEAD_MIN_B;
+    for (;;) {
+        need = peer_msg_data_head_len(p, got, flen);
+        if (need < 0) {
+            return;                     /* "bad PEER_DATA" */
+        }
+        FZ_CHECK(need >= (long) PEER_MSG_HEAD_MIN_B
+                 && need <= (long) PEER_MSG_HEAD_MAX_B
+                 && (uint32_t) need <= flen);
+        if (got >= (size_t) need) {
+            break;
+        }
+        got = (size_t) need;
     }
-    st = (uint16_t) (p[0] << 8 | p[1]);
-    mlen = (uint16_t) (p[2] << 8 | p[3]);
-    if (mlen > TS_STR_MAX_B) {
-        return -1;
+    if (peer_msg_data_decode(p, got, flen, &d) != 0) {
+        FZ_CHECK(d.head_len == 0 && d.len == 0);
+        return;
     }
-    need = 4 + (size_t) mlen + 8 + (st == TS_OK ? 4 : 0);
-    if (need > flen) {
-        return -1;
+    FZ_CHECK(d.head_len == got);
+    FZ_CHECK(d.status <= TS_ERR_INTERNAL);
+    if (d.status == TS_OK) {
+        FZ_CHECK(d.msg[0] == '\0');
+        FZ_CHECK(d.len <= TS_CHUNK_B && got + d.len == flen);
+    } else {
+        FZ_CHECK(d.len == 0 && got == flen);
     }
-    p += 4 + mlen;
-    (void) ((uint32_t) p[0] << 24 | (uint32_t) p[1] << 16
-            | (uint32_t) p[2] << 8 | p[3]);     /* load */
-    index = (uint32_t) p[4] << 24 | (uint32_t) p[5] << 16
-            | (uint32_t) p[6] << 8 | p[7];
-    if (index != chunk) {
-        return -1;
+    /* canonical: the head re-encodes to its bytes (when the message was
+     * not truncated in the copy) */
+    if (strlen(d.msg) < PEER_MSG_MSG_B - 1) {
+        ts_wbuf_init(&w);
+        peer_msg_data_encode(&w, d.status, d.msg, d.load, d.index, d.len);
+        same_bytes(&w, p, got);
+        ts_wbuf_free(&w);
     }
-    if (st != TS_OK) {
-        return need == flen ? 0 : -1;
+}
+
+
+/* dl_got_map / dl_got_auth on a REPLY payload */
+static void
+dl_reply_frame(const uint8_t *p, uint32_t len, uint32_t nchunks)
+{
+    peer_msg_map_t   m;
+    ts_status_t      st;
+    ts_wbuf_t        w;
+    uint8_t         *bits;
+    char             msg[PEER_MSG_MSG_B];
+    uint64_t         v;
+    uint32_t         i;
+    int              rs;
+
+    rs = peer_msg_status_decode(p, len, &st, msg, sizeof(msg));
+    if (peer_msg_map_decode(p, len, &m) != 0) {
+        FZ_CHECK(m.bitmap == NULL && m.nchunks == 0);
+        /* a refusal is a map answer too */
+        FZ_CHECK(rs != 0 || st == TS_OK);
+        return;
     }
-    len = (uint32_t) p[8] << 24 | (uint32_t) p[9] << 16
-          | (uint32_t) p[10] << 8 | p[11];
-    if (len != clen || (uint64_t) need + len != flen) {
-        return -1;
+    ts_wbuf_init(&w);
+    if (m.status != TS_OK) {
+        FZ_CHECK(rs == 0 && st == m.status && strcmp(msg, m.msg) == 0);
+        FZ_CHECK(m.bitmap == NULL && m.nchunks == 0 && m.load == 0);
+        if (strlen(m.msg) < PEER_MSG_MSG_B - 1) {
+            ts_reply_begin(&w, m.status, m.msg);
+            same_bytes(&w, p, len);
+        }
+        ts_wbuf_free(&w);
+        return;
     }
-    return 0;
+    FZ_CHECK(rs != 0);                  /* an OK map has a body */
+    FZ_CHECK(m.msg[0] == '\0' && m.nchunks <= TS_FILE_MAX_CHUNKS_N);
+    FZ_CHECK(m.bitmap_len == (m.nchunks + 7) / 8);
+    FZ_CHECK(m.bitmap_len == 0
+             || (m.bitmap >= p && m.bitmap + m.bitmap_len == p + len));
+    bits = peer_msg_map_encode(&w, m.load, m.nchunks, 0);
+    FZ_CHECK(bits != NULL);
+    if (m.bitmap_len > 0) {
+        memcpy(bits, m.bitmap, m.bitmap_len);
+    }
+    same_bytes(&w, p, len);
+    ts_wbuf_free(&w);
+    /* the worker's words: no chunk past the last */
+    for (i = 0; i < (m.nchunks + 63) / 64; i++) {
+        v = peer_msg_map_word(&m, i);
+        if (i == (m.nchunks - 1) / 64 && (m.nchunks & 63)) {
+            FZ_CHECK((v >> (m.nchunks & 63)) == 0);
+        }
+    }
+    FZ_CHECK(peer_msg_map_word(&m, (m.nchunks + 63) / 64) == 0);
+    /* the worker takes it only for its download's chunk count */
+    FZ_CHECK(m.nchunks != nchunks || (nchunks + 63) / 64 <= 4);
 }
 
 
@@ -260,59 +362,35 @@ static void
 downloader(uint32_t nchunks, const uint8_t *p, size_t n)
 {
     ts_frame_hdr_t  h;
-    ts_rbuf_t       rb;
-    ts_status_t     st;
-    char            msg[128];
-    uint32_t        nch, blen, i, b;
-    const uint8_t  *bm;
     uint8_t        *own;
-    uint64_t        map[4];
     int             frames;
 
     for (frames = 0; frames < FRAMES_MAX_N && n >= TS_FRAME_HDR_B; frames++)
     {
-        if (ts_frame_hdr_decode(p, &h, DL_MAP_MAX_B + TS_CHUNK_B) != 0
-            || (h.type != TS_MSG_REPLY && h.type != TS_MSG_PEER_DATA)
-            || (h.type == TS_MSG_REPLY && h.len > DL_MAP_MAX_B)
-            || n - TS_FRAME_HDR_B < h.len)
+        if (ts_frame_hdr_decode(p, &h, PEER_MSG_REPLY_IN_MAX_B) != 0) {
+            break;                      /* "unexpected or bad frame" */
+        }
+        /* the request this answers: a GET for PEER_DATA, else a MAP or
+         * a PEER_AUTH (the same checks) */
+        if (peer_msg_reply_hdr_check(&h, h.type == TS_MSG_PEER_DATA
+                                         ? TS_MSG_PEER_GET
+                                         : TS_MSG_PEER_MAP) != 0)
         {
+            FZ_CHECK(peer_msg_reply_hdr_check(&h, TS_MSG_PEER_AUTH) != 0
+                     || h.type == TS_MSG_PEER_DATA);
+            break;                      /* "reply out of order" */
+        }
+        if (n - TS_FRAME_HDR_B < h.len) {
             break;
         }
         own = fz_dup(p + TS_FRAME_HDR_B, h.len);
         p += TS_FRAME_HDR_B + h.len;
         n -= TS_FRAME_HDR_B + h.len;
         if (h.type == TS_MSG_PEER_DATA) {
-            (void) data_head(own, h.len, (uint32_t) (h.reqid % nchunks),
-                             h.len > 16 ? h.len - 16 : 0);
-            free(own);
-            continue;
-        }
-        /* dl_got_map */
-        ts_rbuf_init(&rb, own, h.len);
-        if (ts_reply_parse(&rb, &st, msg, sizeof(msg)) != 0 && rb.err) {
-            free(own);
-            continue;
-        }
-        if (st == TS_OK) {
-            (void) ts_get_u32(&rb);
-            nch = ts_get_u32(&rb);
-            bm = ts_get_blob(&rb, &blen,
-                             (uint32_t) (TS_FILE_MAX_CHUNKS_N / 8));
-            if (!rb.err && nch == nchunks && blen == (nch + 7) / 8) {
-                memset(map, 0, sizeof(map));
-                for (i = 0; i < (nch + 63) / 64; i++) {
-                    uint64_t v = 0;
-
-                    for (b = 0; b < 8 && i * 8 + b < blen; b++) {
-                        v |= (uint64_t) bm[i * 8 + b] << (8 * b);
-                    }
-                    if (i == (nch - 1) / 64 && (nch & 63)) {
-                        v &= (1ull << (nch & 63)) - 1;
-                    }
-                    FZ_CHECK(i < 4);
-                    map[i] = v;
-                }
-            }
+            dl_data_frame(own, h.len);
+        } else {
+            FZ_CHECK(h.len <= PEER_MSG_MAP_MAX_B);
+            dl_reply_frame(own, h.len, nchunks);
         }
         free(own);
     }

@@ -42,49 +42,14 @@ static trk_store_t *trk;                /* open for good */
 static ts_wbuf_t    trk_tmpl;           /* its initial records */
 
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
+void
+fz_init(void)
 {
-    char path[600], err[256];
-
-    (void) argc;
-    (void) argv;
-    fz_quiet();
     snprintf(node_dir, sizeof(node_dir), "%s", fz_tmpdir());
     snprintf(node_path, sizeof(node_path), "%s/%s", node_dir,
              CLI_STATE_FILE);
-    snprintf(path, sizeof(path), "%s/tracker.tdb", fz_tmpdir());
-    trk = trk_store_open(path, 1, 1, err, sizeof(err));
-    if (trk == NULL || trk_epoch_get(trk, 1) == 0) {
-        fz_fail(__FILE__, __LINE__, "tracker store");
-    }
-    fz_tdb_save(trk_store_tdb(trk), &trk_tmpl);
-    return 0;
+    trk = fz_trk_store("tracker.tdb", &trk_tmpl);
 }
-
-
-/* decode -> encode -> decode -> encode: the two encodings are equal */
-#define ROUND_TRIP(type, dec, enc, fin)                                   \
-    do {                                                                  \
-        type      r1, r2;                                                 \
-        ts_wbuf_t b1, b2;                                                 \
-                                                                          \
-        memset(&r1, 0, sizeof(r1));                                       \
-        memset(&r2, 0, sizeof(r2));                                       \
-        if (dec(p, n, &r1) != 0) {                                        \
-            break;                                                        \
-        }                                                                 \
-        ts_wbuf_init(&b1);                                                \
-        ts_wbuf_init(&b2);                                                \
-        enc;                                                              \
-        FZ_CHECK(!b1.err);                                                \
-        FZ_CHECK(dec(b1.data, b1.len, &r2) == 0);                         \
-        fin;                                                              \
-    } while (0)
 
 
 static void
@@ -97,47 +62,49 @@ cmp_bufs(ts_wbuf_t *b1, ts_wbuf_t *b2)
 }
 
 
-static void
-codecs(int mode, const uint8_t *p, size_t n)
-{
-    switch (mode) {
-    case 0:
-        ROUND_TRIP(trk_user_t, trk_user_decode, trk_user_encode(&b1, &r1),
-                   (trk_user_encode(&b2, &r2), cmp_bufs(&b1, &b2)));
-        break;
-    case 1:
-        ROUND_TRIP(trk_group_t, trk_group_decode,
-                   trk_group_encode(&b1, &r1),
-                   (trk_group_encode(&b2, &r2), cmp_bufs(&b1, &b2),
-                    trk_group_free(&r1), trk_group_free(&r2)));
-        break;
-    case 2:
-        ROUND_TRIP(trk_session_t, trk_session_decode,
-                   trk_session_encode(&b1, &r1),
-                   (trk_session_encode(&b2, &r2), cmp_bufs(&b1, &b2)));
-        break;
-    case 3:
-        ROUND_TRIP(trk_file_t, trk_file_decode, trk_file_encode(&b1, &r1),
-                   (trk_file_encode(&b2, &r2), cmp_bufs(&b1, &b2),
-                    trk_file_free(&r1), trk_file_free(&r2)));
-        break;
-    case 4:
-        ROUND_TRIP(trk_srcs_t, trk_srcs_decode, trk_srcs_encode(&b1, &r1),
-                   (trk_srcs_encode(&b2, &r2), cmp_bufs(&b1, &b2),
-                    trk_srcs_free(&r1), trk_srcs_free(&r2)));
-        break;
-    case 5:
-        ROUND_TRIP(cli_share_rec_t, cli_share_decode,
-                   cli_share_encode(&r1, &b1),
-                   (cli_share_encode(&r2, &b2), cmp_bufs(&b1, &b2)));
-        break;
-    default:
-        ROUND_TRIP(cli_dl_rec_t, cli_dl_decode, cli_dl_encode(&r1, &b1),
-                   (cli_dl_encode(&r2, &b2), cmp_bufs(&b1, &b2),
-                    cli_dl_free(&r1), cli_dl_free(&r2)));
-        break;
-    }
+/* Mode fn: decode -> encode -> decode -> encode, and the two encodings
+ * are equal.  enc(b, r) encodes record r into buffer b; fin(r) frees a
+ * record. */
+#define ROUND_TRIP(fn, type, dec, enc, fin)                               \
+static void                                                               \
+fn(const uint8_t *p, size_t n)                                            \
+{                                                                         \
+    type      r1, r2;                                                     \
+    ts_wbuf_t b1, b2;                                                     \
+                                                                          \
+    memset(&r1, 0, sizeof(r1));                                           \
+    memset(&r2, 0, sizeof(r2));                                           \
+    if (dec(p, n, &r1) != 0) {                                            \
+        return;                                                           \
+    }                                                                     \
+    ts_wbuf_init(&b1);                                                    \
+    ts_wbuf_init(&b2);                                                    \
+    enc(&b1, &r1);                                                        \
+    FZ_CHECK(!b1.err);                                                    \
+    FZ_CHECK(dec(b1.data, b1.len, &r2) == 0);                             \
+    enc(&b2, &r2);                                                        \
+    cmp_bufs(&b1, &b2);                                                   \
+    fin(&r1);                                                             \
+    fin(&r2);                                                             \
 }
+
+/* the client's encoders take (record, buffer) */
+#define CLI_SHARE_ENC(b, r)  cli_share_encode(r, b)
+#define CLI_DL_ENC(b, r)     cli_dl_encode(r, b)
+#define NO_FREE(r)           ((void) (r))
+
+ROUND_TRIP(rt_user, trk_user_t, trk_user_decode, trk_user_encode, NO_FREE)
+ROUND_TRIP(rt_group, trk_group_t, trk_group_decode, trk_group_encode,
+           trk_group_free)
+ROUND_TRIP(rt_session, trk_session_t, trk_session_decode,
+           trk_session_encode, NO_FREE)
+ROUND_TRIP(rt_file, trk_file_t, trk_file_decode, trk_file_encode,
+           trk_file_free)
+ROUND_TRIP(rt_srcs, trk_srcs_t, trk_srcs_decode, trk_srcs_encode,
+           trk_srcs_free)
+ROUND_TRIP(rt_share, cli_share_rec_t, cli_share_decode, CLI_SHARE_ENC,
+           NO_FREE)
+ROUND_TRIP(rt_dl, cli_dl_rec_t, cli_dl_decode, CLI_DL_ENC, cli_dl_free)
 
 
 /* Stores u8 n, n x (str key, blob value) raw into tdb. */
@@ -258,25 +225,10 @@ tracker_tdb(const uint8_t *p, size_t n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint8_t *p;
-    size_t   n;
+    static const fz_mode_t modes[] = {
+        rt_user, rt_group, rt_session, rt_file, rt_srcs, rt_share, rt_dl,
+        node_tdb, tracker_tdb,
+    };
 
-    if (size == 0) {
-        return 0;
-    }
-    n = size - 1;
-    p = fz_dup(data + 1, n);        /* exact size: overreads show */
-    switch (data[0] % 9) {
-    case 7:
-        node_tdb(p, n);
-        break;
-    case 8:
-        tracker_tdb(p, n);
-        break;
-    default:
-        codecs(data[0] % 9, p, n);
-        break;
-    }
-    free(p);
-    return 0;
+    return FZ_MODES(data, size, modes);
 }

@@ -46,9 +46,6 @@
 static ts_ticket_verifier_t *verifier;
 static ts_ticket_signer_t   *signers[SIGNERS_N];   /* [0] is genuine */
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 
 static ts_ticket_signer_t *
 signer(uint32_t issuer, const char *crt, const char *key)
@@ -64,15 +61,12 @@ signer(uint32_t issuer, const char *crt, const char *key)
 }
 
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
+void
+fz_init(void)
 {
     char ca[PATH_MAX], c1[PATH_MAX], k1[PATH_MAX], c2[PATH_MAX],
          k2[PATH_MAX], err[256];
 
-    (void) argc;
-    (void) argv;
-    fz_quiet();
     fz_pki("pki", ca, c1, k1, c2, k2);
     verifier = ts_ticket_verifier_new(ca, err, sizeof(err));
     if (verifier == NULL) {
@@ -83,7 +77,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     signers[2] = signer(2, c1, k1);
     fz_pki("rogue", NULL, c1, k1, NULL, NULL);
     signers[3] = signer(1, c1, k1);
-    return 0;
 }
 
 
@@ -212,28 +205,26 @@ mode_resign(const uint8_t *in, size_t size, int twice)
 }
 
 
+static void
+mode_resign_once(const uint8_t *p, size_t n)
+{
+    mode_resign(p, n, 0);
+}
+
+
+static void
+mode_resign_twice(const uint8_t *p, size_t n)
+{
+    mode_resign(p, n, 1);
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint8_t *p;
-    size_t   n;
+    static const fz_mode_t modes[] = {
+        mode_parse, mode_verify, mode_resign_once, mode_resign_twice,
+    };
 
-    if (size == 0) {
-        return 0;
-    }
-    n = size - 1;
-    p = fz_dup(data + 1, n);            /* exact size: overreads show */
-    switch (data[0] % 4) {
-    case 0:
-        mode_parse(p, n);
-        break;
-    case 1:
-        mode_verify(p, n);
-        break;
-    default:
-        mode_resign(p, n, data[0] % 4 == 3);
-        break;
-    }
-    free(p);
-    return 0;
+    return FZ_MODES(data, size, modes);
 }

@@ -22,18 +22,11 @@
 static char     path[600];
 static unsigned count;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
+void
+fz_init(void)
 {
-    (void) argc;
-    (void) argv;
-    fz_quiet();
     snprintf(path, sizeof(path), "%s/tracker_info.txt", fz_tmpdir());
-    return 0;
 }
 
 

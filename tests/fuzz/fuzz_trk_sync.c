@@ -49,26 +49,11 @@ static trk_store_t     *work;          /* open for good */
 static ts_wbuf_t        tmpl;          /* its initial records */
 
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
+void
+fz_init(void)
 {
-    char path[600], err[256];
-
-    (void) argc;
-    (void) argv;
-    fz_quiet();
-    snprintf(path, sizeof(path), "%s/work.tdb", fz_tmpdir());
-    work = trk_store_open(path, 1, 1, err, sizeof(err));
-    if (work == NULL || trk_epoch_get(work, 1) == 0) {
-        fz_fail(__FILE__, __LINE__, "work store");
-    }
+    work = fz_trk_store("work.tdb", &tmpl);
     trk_store_set_origin(work, 1, (void *) &hlc, NULL);
-    fz_tdb_save(trk_store_tdb(work), &tmpl);
-    return 0;
 }
 
 
@@ -327,27 +312,9 @@ mode_snapshot(const uint8_t *p, size_t n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint8_t *copy;
+    static const fz_mode_t modes[] = {
+        mode_one, mode_two, mode_op, mode_snapshot,
+    };
 
-    if (size == 0) {
-        return 0;
-    }
-    /* an exact-size copy, so reads past the end show */
-    copy = fz_dup(data + 1, size - 1);
-    switch (data[0] % 4) {
-    case 0:
-        mode_one(copy, size - 1);
-        break;
-    case 1:
-        mode_two(copy, size - 1);
-        break;
-    case 2:
-        mode_op(copy, size - 1);
-        break;
-    default:
-        mode_snapshot(copy, size - 1);
-        break;
-    }
-    free(copy);
-    return 0;
+    return FZ_MODES(data, size, modes);
 }

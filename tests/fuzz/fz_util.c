@@ -32,6 +32,43 @@ fz_quiet(void)
 }
 
 
+/* weak: the set-up of a target that defines none */
+__attribute__((weak)) void
+fz_init(void)
+{
+}
+
+
+/* weak: a target's own LLVMFuzzerInitialize replaces it */
+__attribute__((weak)) int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void) argc;
+    (void) argv;
+    fz_quiet();
+    fz_init();
+    return 0;
+}
+
+
+int
+fz_modes(const uint8_t *data, size_t size, const fz_mode_t *modes,
+         size_t nmodes)
+{
+    uint8_t *p;
+    size_t   n;
+
+    if (size == 0) {
+        return 0;
+    }
+    n = size - 1;
+    p = fz_dup(data + 1, n);
+    modes[data[0] % nmodes](p, n);
+    free(p);
+    return 0;
+}
+
+
 static int
 rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {

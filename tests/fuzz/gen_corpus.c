@@ -2,8 +2,9 @@
  * gen_corpus.c -- writes the seed corpora of the fuzz targets
  * (tests/fuzz/corpus/<target>/) with the real encoders: ts_buf fields,
  * ts_frame_build, the tracker's rule functions on real tdb stores (for
- * op records and merge envelopes), the record codecs and a real ticket
- * signer.  `make fuzz-corpus` runs it; only its output is committed.
+ * op records and merge envelopes), the record codecs, the peer message
+ * codec (workers/peer_msg.h) and a real ticket signer.
+ * `make fuzz-corpus` runs it; only its output is committed.
  *
  * Usage: gen_corpus OUTDIR.  Existing files of the same name are
  * replaced; others are left alone (libFuzzer-found inputs added by hand,
@@ -33,6 +34,7 @@
 #include "trk_oplog.h"
 #include "trk_store.h"
 #include "cli_state.h"
+#include "peer_msg.h"
 #include "fz_util.h"
 
 static const char *outdir;
@@ -766,7 +768,28 @@ gen_cli_reply(ts_ticket_signer_t *s)
     ts_put_str(&b, "f1.bin");
     ts_put_u64(&b, 2ull * TS_CHUNK_B + 5);
     ts_put_u32(&b, 2);
+    ts_put_str(&b, "../hidden");        /* dropped by the client */
+    ts_put_u64(&b, 1);
+    ts_put_u32(&b, 1);
+    b.data[2 + 2 + 3] = 2;              /* the row count, now 2 */
     emit_m("cli_reply", "list_files", 6, b.data, b.len);
+    ts_wbuf_reset(&b);
+    ts_reply_begin(&b, TS_OK, NULL);
+    ts_put_u32(&b, 2);
+    ts_put_str(&b, "g1");
+    ts_put_str(&b, "f1.bin");
+    ts_put_u8(&b, 1);
+    ts_put_str(&b, "g2");
+    ts_put_str(&b, "part.bin");
+    ts_put_u8(&b, 0);
+    emit_m("cli_reply", "my_shares", 7, b.data, b.len);
+    ts_wbuf_reset(&b);
+    ts_reply_begin(&b, TS_OK, NULL);
+    emit_m("cli_reply", "empty", 8, b.data, b.len);
+    ts_wbuf_reset(&b);
+    ts_reply_begin(&b, TS_OK, NULL);
+    ts_put_str(&b, "-");
+    emit_m("cli_reply", "leave-dissolved", 3, b.data, b.len);
     ts_wbuf_free(&b);
     ts_wbuf_free(&tk);
 }
@@ -790,8 +813,7 @@ static void
 gen_peer(ts_ticket_signer_t *s)
 {
     ts_wbuf_t all, pl, tk;
-    uint8_t   bm[1] = { 0x05 };
-    uint8_t   chunk[64];
+    uint8_t   chunk[64], *bits;
 
     ts_wbuf_init(&all);
     ts_wbuf_init(&pl);
@@ -802,13 +824,16 @@ gen_peer(ts_ticket_signer_t *s)
     /* uploader: AUTH (re-signed for this link), MAP, GET */
     ts_put_u8(&all, 0);
     ts_put_u8(&all, 0);
-    ts_put_blob(&pl, tk.data, (uint32_t) tk.len);
+    peer_msg_auth_encode(&pl, tk.data, (uint32_t) tk.len);
     frame(&all, TS_MSG_PEER_AUTH, 0xc0, 1, &pl);
-    strs(&pl, "g1", "f1.bin", NULL);
+    ts_wbuf_reset(&pl);
+    peer_msg_req_encode(&pl, TS_MSG_PEER_MAP, "g1", "f1.bin", 0);
     frame(&all, TS_MSG_PEER_MAP, 0, 2, &pl);
-    ts_put_u32(&pl, 1);
+    ts_wbuf_reset(&pl);
+    peer_msg_req_encode(&pl, TS_MSG_PEER_GET, "g1", "f1.bin", 1);
     frame(&all, TS_MSG_PEER_GET, 0, 3, &pl);
-    strs(&pl, "g1", "other.bin", NULL);
+    ts_wbuf_reset(&pl);
+    peer_msg_req_encode(&pl, TS_MSG_PEER_MAP, "g1", "other.bin", 0);
     frame(&all, TS_MSG_PEER_MAP, 0, 4, &pl);
     emit("peer", "up-auth-map-get", all.data, all.len);
 
@@ -816,14 +841,15 @@ gen_peer(ts_ticket_signer_t *s)
     ts_wbuf_reset(&all);
     ts_put_u8(&all, 0);
     ts_put_u8(&all, 0);
-    strs(&pl, "g1", "f1.bin", NULL);
+    ts_wbuf_reset(&pl);
+    peer_msg_req_encode(&pl, TS_MSG_PEER_MAP, "g1", "f1.bin", 0);
     frame(&all, TS_MSG_PEER_MAP, 0, 1, &pl);
     ts_wbuf_reset(&pl);
-    ts_put_blob(&pl, tk.data, (uint32_t) tk.len);
+    peer_msg_auth_encode(&pl, tk.data, (uint32_t) tk.len);
     frame(&all, TS_MSG_PEER_AUTH, 0x80, 2, &pl);
     frame(&all, TS_MSG_PEER_AUTH, 0, 3, &pl);
-    strs(&pl, "g1", "f1.bin", NULL);
-    ts_put_u32(&pl, 0);
+    ts_wbuf_reset(&pl);
+    peer_msg_req_encode(&pl, TS_MSG_PEER_GET, "g1", "f1.bin", 0);
     frame(&all, TS_MSG_PEER_GET, 0, 4, &pl);
     emit("peer", "up-unauth", all.data, all.len);
 
@@ -832,27 +858,40 @@ gen_peer(ts_ticket_signer_t *s)
     ts_put_u8(&all, 1);
     ts_put_u8(&all, 2);
     ts_wbuf_reset(&pl);
-    ts_reply_begin(&pl, TS_OK, NULL);
-    ts_put_u32(&pl, 1);
-    ts_put_u32(&pl, 3);
-    ts_put_blob(&pl, bm, 1);
+    bits = peer_msg_map_encode(&pl, 1, 3, 0);
+    must(bits != NULL, "peer_msg_map_encode");
+    bits[0] = 0x05;
     frame(&all, TS_MSG_REPLY, TS_FF_REPLY, 1, &pl);
     memset(chunk, 0x77, sizeof(chunk));
     ts_wbuf_reset(&pl);
-    ts_put_u16(&pl, TS_OK);
-    ts_put_str(&pl, "");
-    ts_put_u32(&pl, 1);
-    ts_put_u32(&pl, 2);                 /* reqid 2 % 3 = chunk 2 */
-    ts_put_u32(&pl, sizeof(chunk) - 16);
+    /* reqid 2 % 3 = chunk 2 */
+    peer_msg_data_encode(&pl, TS_OK, NULL, 1, 2, sizeof(chunk) - 16);
     ts_put_raw(&pl, chunk, sizeof(chunk) - 16);
     frame(&all, TS_MSG_PEER_DATA, TS_FF_REPLY, 2, &pl);
     ts_wbuf_reset(&pl);
-    ts_put_u16(&pl, TS_ERR_PERM);
-    ts_put_str(&pl, "no valid ticket");
-    ts_put_u32(&pl, 0);
-    ts_put_u32(&pl, 0);
+    peer_msg_data_encode(&pl, TS_ERR_PERM, "no valid ticket", 0, 0, 0);
     frame(&all, TS_MSG_PEER_DATA, TS_FF_REPLY, 3, &pl);
     emit("peer", "dl-map-data", all.data, all.len);
+
+    /* downloader: the answers to a PEER_AUTH (accepted, refused), a
+     * refused MAP, and a whole seeder's map of 1 + 0x81 chunks */
+    ts_wbuf_reset(&all);
+    ts_put_u8(&all, 1);
+    ts_put_u8(&all, 0x81);
+    ts_wbuf_reset(&pl);
+    ts_reply_begin(&pl, TS_OK, NULL);
+    frame(&all, TS_MSG_REPLY, TS_FF_REPLY, 1, &pl);
+    ts_wbuf_reset(&pl);
+    ts_reply_begin(&pl, TS_ERR_AUTH, "ticket expired");
+    frame(&all, TS_MSG_REPLY, TS_FF_REPLY, 2, &pl);
+    ts_wbuf_reset(&pl);
+    ts_reply_begin(&pl, TS_ERR_NOTFOUND, "unknown file");
+    frame(&all, TS_MSG_REPLY, TS_FF_REPLY, 3, &pl);
+    ts_wbuf_reset(&pl);
+    must(peer_msg_map_encode(&pl, 4, 1 + 0x81, 1) != NULL,
+         "peer_msg_map_encode");
+    frame(&all, TS_MSG_REPLY, TS_FF_REPLY, 4, &pl);
+    emit("peer", "dl-auth-maps", all.data, all.len);
 
     ts_wbuf_free(&all);
     ts_wbuf_free(&pl);

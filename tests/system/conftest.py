@@ -24,6 +24,28 @@ def pytest_configure(config):
                                     % (path, tessera.BIN))
 
 
+def _shm_segments():
+    try:
+        return {n for n in os.listdir("/dev/shm") if n.startswith("tessera-")}
+    except OSError:
+        return set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _unlink_leftover_segments():
+    """Segments of nodes and trackers the tests SIGKILLed stay in /dev/shm
+    (nobody was left to unlink them); remove the ones this session made,
+    after every process it started is gone."""
+    before = _shm_segments()
+    yield
+    tessera.reap_all()
+    for name in _shm_segments() - before:
+        try:
+            os.unlink(os.path.join("/dev/shm", name))
+        except OSError:
+            pass
+
+
 @pytest.fixture(autouse=True)
 def _reap_everything():
     yield

@@ -549,6 +549,36 @@ def recv_exact(sock, n, timeout):
     return buf
 
 
+def send_or_closed(sock, data):
+    """sendall, except that a peer which has already closed (reset,
+    broken pipe, TLS EOF) is no error: the close is what an attack test
+    checks next."""
+    try:
+        sock.sendall(data)
+    except OSError:
+        pass
+
+
+def closed_within(sock, timeout, no_frame=False):
+    """True if the peer closes (EOF, reset, broken pipe, TLS failure)
+    within timeout seconds.  With no_frame, any bytes received before
+    must not be a protocol frame."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        sock.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+        if not data:
+            return True
+        if no_frame:
+            assert data[:1] != bytes([MAGIC]), data[:32]
+    return False
+
+
 class Raw:
     """A raw protocol connection (TLS) to a tracker; cert = (crt, key) to
     present as the node identity, or None."""

@@ -8,13 +8,13 @@ test_sec_tracker.py.
 """
 
 import os
-import socket
 import struct
 import time
 
 import pytest
 
 import tessera
+from tessera import closed_within
 
 # No attack may grow a worker by this much (ASan's redzones and quarantine
 # inflate every allocation, hence its larger bound).
@@ -58,22 +58,6 @@ def still_fine(tracker, cli, pids, rss, tag, env=None):
         assert now - rss[p] < RSS_JUMP_KB, (p, rss[p], now)
 
 
-def closed_within(sock, timeout):
-    """True if the peer closes (EOF or reset) within timeout seconds."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        sock.settimeout(max(0.01, end - time.monotonic()))
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            return False
-        except OSError:         # reset, broken pipe, TLS EOF
-            return True
-        if not data:
-            return True
-    return False
-
-
 def connect(port):
     return tessera.tls_connect(port, 5)
 
@@ -89,10 +73,7 @@ def test_random_bytes(env):
         blob = bytes(rnd.getrandbits(8) for _ in range(n))
         if blob[0] == tessera.MAGIC:        # garbage, not a valid header
             blob = b"\0" + blob[1:]
-        try:
-            s.sendall(blob)
-        except OSError:
-            pass
+        tessera.send_or_closed(s, blob)
         # garbage must not be answered with anything but a close
         assert closed_within(s, 12), "connection %d left open" % i
         s.close()
@@ -143,10 +124,7 @@ def test_oversized_length(env):
     for length in (0xFFFFFFFF, (4 << 20) + 1, 1 << 30):
         s = connect(tracker.port)
         s.sendall(tessera.frame(10, b"", length=length))
-        try:
-            s.sendall(b"x" * 65536)
-        except OSError:
-            pass
+        tessera.send_or_closed(s, b"x" * 65536)
         assert closed_within(s, 5), length
         s.close()
     still_fine(tracker, cli, pids, rss, "big", env)

@@ -124,6 +124,15 @@ class Setup:
         rc, out, err = sec(*args)
         return rc, (fields(out) if out else {}), err
 
+    def refused(self, tk, why, cert=None):
+        """The seeder refuses ticket tk (AUTH), so the GET after it too
+        (PERM), and says why; then a normal download still works."""
+        rc, f, err = self.peer(cert=cert, ticket=tk, get=0)
+        assert rc == 0 and f["auth"] == "AUTH" and f["get"] == "PERM", \
+            (f, err)
+        assert why in err, err
+        self.normal_download()
+
     def normal_download(self):
         """bob downloads the next check file from alice: still works."""
         name, want = self.checks[self.ndl]
@@ -153,41 +162,26 @@ def test_tickets_gate_map_and_get(tracker, tmp_path):
     # with its own key
     tk = s.ticket(s.fp1, key=os.path.join(s.a1, "node.key"),
                   crt=os.path.join(s.a1, "node.crt"))
-    rc, f, err = s.peer(ticket=tk, get=0)
-    assert rc == 0 and f["auth"] == "AUTH" and f["get"] == "PERM", (f, err)
-    assert "forged" in err, err
-    s.normal_download()
+    s.refused(tk, "forged")
 
     # forged: the real tracker certificate, signed with another key
     tk = s.ticket(s.fp1, key=os.path.join(s.a1, "node.key"),
                   crt=os.path.join(s.pki, "tracker-1.crt"))
-    rc, f, err = s.peer(ticket=tk, get=0)
-    assert rc == 0 and f["auth"] == "AUTH" and f["get"] == "PERM", (f, err)
-    assert "forged" in err, err
-    s.normal_download()
+    s.refused(tk, "forged")
 
     # forged: a rogue CA with its own "tracker 1"
     rogue = str(tmp_path / "rogue-pki")
     sec_ok("pki", rogue, "--trackers", 1)
     tk = s.ticket(s.fp1, pki=rogue)
-    rc, f, err = s.peer(ticket=tk, get=0)
-    assert rc == 0 and f["auth"] == "AUTH" and f["get"] == "PERM", (f, err)
-    assert "forged" in err, err
-    s.normal_download()
+    s.refused(tk, "forged")
 
     # expired (genuinely signed)
     tk = s.ticket(s.fp1, ttl_ms=-5000)
-    rc, f, err = s.peer(ticket=tk, get=0)
-    assert rc == 0 and f["auth"] == "AUTH" and f["get"] == "PERM", (f, err)
-    assert "expired" in err, err
-    s.normal_download()
+    s.refused(tk, "expired")
 
     # issued to atk1, replayed by atk2 (another certificate)
     tk = s.ticket(s.fp1)
-    rc, f, err = s.peer(cert=s.a2, ticket=tk, get=0)
-    assert rc == 0 and f["auth"] == "AUTH" and f["get"] == "PERM", (f, err)
-    assert "identity" in err, err
-    s.normal_download()
+    s.refused(tk, "identity", cert=s.a2)
 
     # genuine, but for another file: that file only
     tk_other = s.ticket(s.fp1, name=s.checks[-1][0])
@@ -231,21 +225,6 @@ def tls_link(s, cert_dir):
     return ctx.wrap_socket(raw)
 
 
-def frame(mtype, payload, reqid):
-    return struct.pack(">BBBBIQ", 0x54, 2, mtype, 0, len(payload),
-                       reqid) + payload
-
-
-def recv_exact(sock, n):
-    b = b""
-    while len(b) < n:
-        c = sock.recv(n - len(b))
-        if not c:
-            raise EOFError("closed after %d of %d bytes" % (len(b), n))
-        b += c
-    return b
-
-
 def pipelined_maps(s, tickets, n):
     """AUTH with each ticket in turn, then n PEER_MAPs, all in one write
     (far more than the uploader's per-link queue): every reply arrives, in
@@ -255,21 +234,22 @@ def pipelined_maps(s, tickets, n):
     for tk in tickets:
         rid += 1
         b = bytes.fromhex(tk)
-        out += frame(PEER_AUTH, struct.pack(">I", len(b)) + b, rid)
+        out += tessera.frame(PEER_AUTH, struct.pack(">I", len(b)) + b,
+                             reqid=rid)
     name = tessera.pstr("f.bin")
     for _ in range(n):
         rid += 1
-        out += frame(PEER_MAP, tessera.pstr(G) + name, rid)
+        out += tessera.frame(PEER_MAP, tessera.pstr(G) + name, reqid=rid)
     sk = tls_link(s, s.a1)
     try:
         sk.sendall(out)
         sts = []
         for want in range(1, rid + 1):
-            hdr = recv_exact(sk, 16)
+            hdr = tessera.recv_exact(sk, 16, 10)
             magic, ver, mtype, flags, ln, r = struct.unpack(">BBBBIQ", hdr)
             assert magic == 0x54 and mtype == REPLY and r == want, \
                 (magic, mtype, r, want)
-            body = recv_exact(sk, ln)
+            body = tessera.recv_exact(sk, ln, 10)
             sts.append(struct.unpack(">H", body[:2])[0])
     finally:
         sk.close()
@@ -288,8 +268,8 @@ def test_transport_identity_and_limits(tracker, tmp_path):
     assert rc == 1 and f.get("get") != "OK", (rc, f, err)
     sk = socket.create_connection(("127.0.0.1", s.seed.port), timeout=5)
     try:
-        sk.sendall(frame(PEER_MAP, tessera.pstr(G) + tessera.pstr("f.bin"),
-                         1))
+        sk.sendall(tessera.frame(PEER_MAP, tessera.pstr(G) +
+                                 tessera.pstr("f.bin"), reqid=1))
         got = b""
         try:
             while len(got) < 64:

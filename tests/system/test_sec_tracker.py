@@ -64,21 +64,9 @@ def serves(t, user="honest", pw="pw"):
 
 
 def closed_within(sock, timeout):
-    """True if the peer closes (EOF, reset, TLS failure) within timeout
-    seconds; any bytes received before must not be a protocol frame."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        sock.settimeout(max(0.01, end - time.monotonic()))
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            return False
-        except OSError:
-            return True
-        if not data:
-            return True
-        assert data[:1] != bytes([tessera.MAGIC]), data[:32]
-    return False
+    """True if the peer closes within timeout seconds; any bytes received
+    before must not be a protocol frame."""
+    return tessera.closed_within(sock, timeout, no_frame=True)
 
 
 def worker_rss(t):
@@ -359,10 +347,7 @@ def test_plaintext_client_is_dropped(tracker):
                     tessera.frame(10, pstr("x") + pstr("y")),  # CREATE_USER
                     b"GET / HTTP/1.0\r\n\r\n", os.urandom(3000)):
         s = socket.create_connection(("127.0.0.1", tracker.port), timeout=5)
-        try:
-            s.sendall(payload)
-        except OSError:
-            pass
+        tessera.send_or_closed(s, payload)
         assert closed_within(s, 10), payload[:20]
         s.close()
     # nothing happened: no user was created
@@ -476,10 +461,7 @@ def test_oversized_frame_header_rejected_before_allocation(tracker):
         s = tessera.tls_connect(tracker.port, 5)
         length = (0xFFFFFFFF, (4 << 20) + 1, 1 << 30)[i % 3]
         s.sendall(tessera.frame(26, b"", length=length))
-        try:
-            s.sendall(b"x" * 16384)
-        except OSError:
-            pass
+        tessera.send_or_closed(s, b"x" * 16384)
         assert closed_within(s, 5), length
         s.close()
     after = worker_rss(tracker)

@@ -36,71 +36,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "ts_config.h"
-#include "ts_crypto.h"
 #include "ts_log.h"
-#include "ts_net.h"
-#include "ts_ticket.h"
-#include "ts_tls.h"
-#include "node.h"
-#include "node_shm.h"
 
-#define P_MAX_NODES 9
+#define NF_MAX_NODES 9
+#include "node_fixture.h"
+
 #define P_RUNS_MAX  15
-
-typedef struct {
-    char      path[PATH_MAX];
-    uint64_t  size;
-    uint32_t  nchunks;
-    uint8_t  *hashes;
-    uint8_t   sha1[20];
-    int64_t   mtime_ns;
-} p_file_t;
-
-static char     p_dir[256];
-static node_t   p_nodes[P_MAX_NODES];
-static int      p_used[P_MAX_NODES];
-static int      p_seq;
-
-/* identities: a test CA, its tracker 1 (tickets), each node's fp */
-static char                 p_ca[PATH_MAX];
-static ts_ticket_signer_t  *p_signer;
-static uint8_t              p_fp[P_MAX_NODES][TS_FP_B];
-static char                 p_addr[P_MAX_NODES][64];
-
-static void
-p_pki_init(void)
-{
-    char  pki[PATH_MAX - 64], crt[PATH_MAX + 32], key[PATH_MAX + 32];
-    char  err[256];
-
-    snprintf(pki, sizeof(pki), "%s/pki", p_dir);
-    assert_int_equal(ts_pki_ensure_ca(pki, err, sizeof(err)), 0);
-    assert_int_equal(ts_pki_ensure_tracker(pki, 1, "127.0.0.1", err,
-                                           sizeof(err)), 0);
-    snprintf(p_ca, sizeof(p_ca), "%s/ca.crt", pki);
-    snprintf(crt, sizeof(crt), "%s/tracker-1.crt", pki);
-    snprintf(key, sizeof(key), "%s/tracker-1.key", pki);
-    p_signer = ts_ticket_signer_new(1, crt, key, err, sizeof(err));
-    if (p_signer == NULL) {
-        fail_msg("ticket signer: %s", err);
-    }
-}
 
 /* What the agent does with a FILE_INFO reply: download idx of node li
  * gets a ticket, then its one source (a node of this test) with the
@@ -110,35 +54,15 @@ p_give(int li, int idx, const char *src)
 {
     const char  *a[1] = { src };
     int          c[1] = { 1 }, i;
-    ts_ticket_t  t;
-    ts_wbuf_t    b;
 
-    memset(&t, 0, sizeof(t));
-    snprintf(t.group, sizeof(t.group), "grp");
-    snprintf(t.name, sizeof(t.name), "file");
-    memcpy(t.fp, p_fp[li], TS_FP_B);
-    t.issued_ms = (uint64_t) ts_wall_ms();
-    t.expires_ms = t.issued_ms + 600000;
-    ts_wbuf_init(&b);
-    assert_int_equal(ts_ticket_sign(p_signer, &t, &b), 0);
-    assert_int_equal(node_dl_set_ticket(&p_nodes[li].shm, idx, b.data,
-                                        b.len, (int64_t) t.expires_ms), 0);
-    ts_wbuf_free(&b);
-    for (i = 0; i < P_MAX_NODES; i++) {
-        if (p_used[i] && strcmp(p_addr[i], src) == 0) {
+    nf_give_ticket(li, idx, NULL, 600000);
+    for (i = 0; i < NF_MAX_NODES; i++) {
+        if (nf_used[i] && strcmp(nf_addr[i], src) == 0) {
             break;
         }
     }
-    assert_true(i < P_MAX_NODES);
-    node_dl_set_sources(&p_nodes[li].shm, idx, a, c, p_fp[i], 1);
-}
-
-static void
-p_sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-
-    nanosleep(&ts, NULL);
+    assert_true(i < NF_MAX_NODES);
+    node_dl_set_sources(&nf_nodes[li].shm, idx, a, c, nf_fp[i], 1);
 }
 
 static int64_t
@@ -150,121 +74,18 @@ p_now_us(void)
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void
-p_make_file(p_file_t *f, uint64_t size)
-{
-    uint8_t    *buf = malloc(TS_CHUNK_B);
-    ts_sha1_t  *h = ts_sha1_new();
-    uint64_t    off;
-    uint32_t    i = 0;
-    struct stat st;
-    int         fd;
-
-    assert_non_null(buf);
-    assert_non_null(h);
-    snprintf(f->path, sizeof(f->path), "%s/src%d", p_dir, ++p_seq);
-    f->size = size;
-    f->nchunks = (uint32_t) ((size + TS_CHUNK_B - 1) / TS_CHUNK_B);
-    f->hashes = malloc(f->nchunks ? 20ull * f->nchunks : 1);
-    assert_non_null(f->hashes);
-    fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    assert_true(fd >= 0);
-    for (off = 0; off < size; off += TS_CHUNK_B, i++) {
-        size_t n = size - off < TS_CHUNK_B ? size - off : TS_CHUNK_B;
-
-        assert_int_equal(ts_random(buf, n), 0);
-        assert_int_equal(write(fd, buf, n), (ssize_t) n);
-        ts_sha1(buf, n, f->hashes + 20ull * i);
-        ts_sha1_update(h, buf, n);
-    }
-    ts_sha1_final(h, f->sha1);
-    ts_sha1_free(h);
-    assert_int_equal(fstat(fd, &st), 0);
-    f->mtime_ns = (int64_t) st.st_mtim.tv_sec * 1000000000
-                  + st.st_mtim.tv_nsec;
-    close(fd);
-    free(buf);
-}
-
-static int
-p_same_file(const char *a, const char *b)
-{
-    static char ba[1 << 20], bb[1 << 20];
-    int         fa = open(a, O_RDONLY), fb = open(b, O_RDONLY), same = 1;
-    ssize_t     na, nb;
-
-    if (fa < 0 || fb < 0) {
-        same = 0;
-        goto out;
-    }
-    do {
-        na = read(fa, ba, sizeof(ba));
-        nb = read(fb, bb, sizeof(bb));
-        if (na != nb || na < 0 || memcmp(ba, bb, (size_t) na) != 0) {
-            same = 0;
-            break;
-        }
-    } while (na > 0);
-out:
-    if (fa >= 0) close(fa);
-    if (fb >= 0) close(fb);
-    return same;
-}
-
+/* A pool node with a new identity on any port. */
 static int
 p_node(int ups, int downs, char *addr, size_t addrsz)
 {
-    node_opts_t        o;
-    struct sockaddr_in sin;
-    socklen_t          sl = sizeof(sin);
-    int                i;
-
-    char               dir[PATH_MAX - 64], err[256];
-
-    for (i = 0; i < P_MAX_NODES && p_used[i]; i++) {
-    }
-    assert_true(i < P_MAX_NODES);
-    snprintf(dir, sizeof(dir), "%s/state%d", p_dir, ++p_seq);
-    if (ts_pki_ensure_node(dir, p_fp[i], err, sizeof(err)) != 0) {
-        fail_msg("node identity: %s", err);
-    }
-    memset(&o, 0, sizeof(o));
-    snprintf(o.ip, sizeof(o.ip), "127.0.0.1");
-    o.uploaders = ups;
-    o.downloaders = downs;
-    snprintf(o.crt_path, sizeof(o.crt_path), "%s/node.crt", dir);
-    snprintf(o.key_path, sizeof(o.key_path), "%s/node.key", dir);
-    snprintf(o.ca_path, sizeof(o.ca_path), "%s", p_ca);
-    assert_int_equal(node_start(&p_nodes[i], &o), 0);
-    p_used[i] = 1;
-    assert_int_equal(getsockname(p_nodes[i].listen_fd,
-                                 (struct sockaddr *) &sin, &sl), 0);
-    snprintf(p_addr[i], sizeof(p_addr[i]), "127.0.0.1:%u",
-             ntohs(sin.sin_port));
-    if (addr != NULL) {
-        snprintf(addr, addrsz, "%s", p_addr[i]);
-    }
-    return i;
-}
-
-static void
-p_stop_all(void)
-{
-    int i;
-
-    for (i = 0; i < P_MAX_NODES; i++) {
-        if (p_used[i]) {
-            node_stop(&p_nodes[i]);
-            p_used[i] = 0;
-        }
-    }
+    return nf_node_in(NULL, 0, ups, downs, addr, addrsz);
 }
 
 /* Waits until the node's workers all went ACTIVE (bounded). */
 static void
 p_wait_workers(int ni, int want)
 {
-    ts_slot_sh_t *sl = node_slots(&p_nodes[ni].shm);
+    ts_slot_sh_t *sl = node_slots(&nf_nodes[ni].shm);
     int64_t       end = ts_now_ms() + 5000;
     int           i, n;
 
@@ -275,22 +96,16 @@ p_wait_workers(int ni, int want)
         if (n >= want) {
             return;
         }
-        p_sleep_ms(5);
+        nf_sleep_ms(5);
     } while (ts_now_ms() < end);
 }
 
 static int
-p_leech(int li, const p_file_t *f, char *dest, size_t destsz,
+p_leech(int li, const nf_file_t *f, char *dest, size_t destsz,
         const char *src)
 {
-    char        part[PATH_MAX + 8];
-    int         idx;
+    int idx = nf_dl_add(li, f, dest, destsz);
 
-    snprintf(dest, destsz, "%s/dl%d", p_dir, ++p_seq);
-    snprintf(part, sizeof(part), "%s.part", dest);
-    idx = node_dl_add(&p_nodes[li].shm, "grp", "file", dest, part, f->size,
-                      f->nchunks, f->sha1, f->hashes, NULL, NULL);
-    assert_true(idx >= 0);
     p_give(li, idx, src);
     return idx;
 }
@@ -435,20 +250,19 @@ typedef struct {
 } p_res_t;
 
 static void
-p_run(const p_file_t *f, int n, int ups, int downs, p_res_t *res,
+p_run(const nf_file_t *f, int n, int ups, int downs, p_res_t *res,
       int verbose)
 {
-    char          addr[64], dest[P_MAX_NODES][PATH_MAX];
-    int           si, li[P_MAX_NODES], idx[P_MAX_NODES], k, left;
-    int64_t       t0, tchunks[P_MAX_NODES], tdone[P_MAX_NODES], end, lastp;
-    long long     cpu0[P_MAX_NODES + 1], cpu1;
+    char          addr[64], dest[NF_MAX_NODES][PATH_MAX];
+    int           si, li[NF_MAX_NODES], idx[NF_MAX_NODES], k, left;
+    int64_t       t0, tchunks[NF_MAX_NODES], tdone[NF_MAX_NODES], end, lastp;
+    long long     cpu0[NF_MAX_NODES + 1], cpu1;
     long          tck = sysconf(_SC_CLK_TCK);
     node_dl_sh_t *d;
 
     memset(res, 0, sizeof(*res));
     si = p_node(ups, 1, addr, sizeof(addr));
-    assert_true(node_share_add(&p_nodes[si].shm, "grp", "file", f->path,
-                               f->size, f->mtime_ns, f->nchunks) >= 0);
+    nf_share(si, f);
     for (k = 0; k < n; k++) {
         li[k] = p_node(1, downs, NULL, 0);
     }
@@ -456,9 +270,9 @@ p_run(const p_file_t *f, int n, int ups, int downs, p_res_t *res,
     for (k = 0; k < n; k++) {
         p_wait_workers(li[k], downs + 1);
     }
-    cpu0[0] = p_tree_cpu(p_nodes[si].sup_pid);
+    cpu0[0] = p_tree_cpu(nf_nodes[si].sup_pid);
     for (k = 0; k < n; k++) {
-        cpu0[k + 1] = p_tree_cpu(p_nodes[li[k]].sup_pid);
+        cpu0[k + 1] = p_tree_cpu(nf_nodes[li[k]].sup_pid);
         tchunks[k] = tdone[k] = 0;
     }
     t0 = p_now_us();
@@ -472,7 +286,7 @@ p_run(const p_file_t *f, int n, int ups, int downs, p_res_t *res,
         for (k = 0; k < n; k++) {
             uint32_t st;
 
-            d = &node_dls(&p_nodes[li[k]].shm)[idx[k]];
+            d = &node_dls(&nf_nodes[li[k]].shm)[idx[k]];
             st = atomic_load(&d->state);
             if (tchunks[k] == 0 && atomic_load(&d->chunks_done) >= f->nchunks) {
                 tchunks[k] = p_now_us();
@@ -492,19 +306,19 @@ p_run(const p_file_t *f, int n, int ups, int downs, p_res_t *res,
             if (p_env("TRACE", 0)) {
                 printf("  %6.3f s:", (double) (p_now_us() - t0) / 1e6);
                 for (k = 0; k < n; k++) {
-                    d = &node_dls(&p_nodes[li[k]].shm)[idx[k]];
+                    d = &node_dls(&nf_nodes[li[k]].shm)[idx[k]];
                     printf(" %5u", atomic_load(&d->chunks_done));
                 }
                 printf("\n");
             }
             for (k = 0; k < n; k++) {
-                long kb = p_tree_pss(p_nodes[li[k]].sup_pid);
+                long kb = p_tree_pss(nf_nodes[li[k]].sup_pid);
 
                 if (kb > res->pss_kb_max) {
                     res->pss_kb_max = kb;
                 }
             }
-            k = (int) p_tree_pss(p_nodes[si].sup_pid);
+            k = (int) p_tree_pss(nf_nodes[si].sup_pid);
             if (k > res->seed_pss_kb) {
                 res->seed_pss_kb = k;
             }
@@ -516,13 +330,13 @@ p_run(const p_file_t *f, int n, int ups, int downs, p_res_t *res,
         }
     } while (left > 0 && ts_now_ms() < end);
 
-    res->seed_cpu_s = (double) (p_tree_cpu(p_nodes[si].sup_pid) - cpu0[0])
+    res->seed_cpu_s = (double) (p_tree_cpu(nf_nodes[si].sup_pid) - cpu0[0])
                       / (double) tck;
     res->cpu_s = res->seed_cpu_s;
     for (k = 0; k < n; k++) {
         int64_t t = tdone[k] - t0;
 
-        cpu1 = p_tree_cpu(p_nodes[li[k]].sup_pid);
+        cpu1 = p_tree_cpu(nf_nodes[li[k]].sup_pid);
         res->cpu_s += (double) (cpu1 - cpu0[k + 1]) / (double) tck;
         if (t / 1e6 > res->wall_s) {
             res->wall_s = (double) t / 1e6;
@@ -535,7 +349,7 @@ p_run(const p_file_t *f, int n, int ups, int downs, p_res_t *res,
         }
     }
     for (k = 0; k < n; k++) {
-        d = &node_dls(&p_nodes[li[k]].shm)[idx[k]];
+        d = &node_dls(&nf_nodes[li[k]].shm)[idx[k]];
         if (atomic_load(&d->state) != NODE_DL_DONE) {
             fprintf(stderr, "leecher %d: state %u, %u/%u chunks, '%s'\n", k,
                     atomic_load(&d->state), atomic_load(&d->chunks_done),
@@ -543,10 +357,10 @@ p_run(const p_file_t *f, int n, int ups, int downs, p_res_t *res,
         }
         assert_int_equal(atomic_load(&d->state), NODE_DL_DONE);
         if (verbose < 2) {
-            assert_true(p_same_file(f->path, dest[k]));
+            assert_true(nf_same_file(f->path, dest[k]));
         }
     }
-    p_stop_all();
+    nf_stop_all();
     for (k = 0; k < n; k++) {
         unlink(dest[k]);
     }
@@ -584,30 +398,13 @@ p_median(double *v, int n)
 static void
 test_small_two_leechers(void **state)
 {
-    p_file_t f;
+    nf_file_t f;
     p_res_t  r;
 
     (void) state;
-    p_make_file(&f, 8ull * 1024 * 1024 + 12345);
+    nf_make_file(&f, 8ull * 1024 * 1024 + 12345);
     p_run(&f, 2, 2, 0, &r, 0);
     free(f.hashes);
-}
-
-/* Waits for download idx of node li to leave ACTIVE/FINALIZING. */
-static uint32_t
-p_wait_end(int li, int idx, int ms)
-{
-    node_dl_sh_t *d = &node_dls(&p_nodes[li].shm)[idx];
-    int64_t       end = ts_now_ms() + ms;
-    uint32_t      st;
-
-    for ( ;; ) {
-        st = atomic_load(&d->state);
-        if (st == NODE_DL_DONE || st == NODE_DL_FAILED || ts_now_ms() > end) {
-            return st;
-        }
-        p_sleep_ms(2);
-    }
 }
 
 /* 1 if pid is a child of node ni's supervisor (so ours to signal). */
@@ -615,7 +412,7 @@ static int
 p_is_worker(int ni, pid_t pid)
 {
     pid_t pids[64];
-    int   i, n = p_tree(p_nodes[ni].sup_pid, pids, 64);
+    int   i, n = p_tree(nf_nodes[ni].sup_pid, pids, 64);
 
     for (i = 1; i < n; i++) {
         if (pids[i] == pid) {
@@ -632,7 +429,7 @@ p_is_worker(int ni, pid_t pid)
 static void
 test_frontier_kill(void **state)
 {
-    p_file_t         f;
+    nf_file_t         f;
     char             addr[64], dest[PATH_MAX];
     int              si, li, idx, kills = 0;
     node_fhash_sh_t *fh;
@@ -641,15 +438,14 @@ test_frontier_kill(void **state)
     uint64_t         own, pub;
 
     (void) state;
-    p_make_file(&f, 192ull * 1024 * 1024 + 777);
+    nf_make_file(&f, 192ull * 1024 * 1024 + 777);
     si = p_node(1, 1, addr, sizeof(addr));
-    assert_true(node_share_add(&p_nodes[si].shm, "grp", "file", f.path,
-                               f.size, f.mtime_ns, f.nchunks) >= 0);
+    nf_share(si, &f);
     li = p_node(1, 4, NULL, 0);
     p_wait_workers(li, 5);
     idx = p_leech(li, &f, dest, sizeof(dest), addr);
-    fh = node_dl_fhash(&p_nodes[li].shm, idx);
-    d = &node_dls(&p_nodes[li].shm)[idx];
+    fh = node_dl_fhash(&nf_nodes[li].shm, idx);
+    d = &node_dls(&nf_nodes[li].shm)[idx];
     assert_non_null(fh);
     end = ts_now_ms() + 60000;
     while (ts_now_ms() < end) {
@@ -677,18 +473,19 @@ test_frontier_kill(void **state)
     }
     fprintf(stderr, "%d kills of the frontier holder\n", kills);
     assert_true(kills > 0);
-    assert_int_equal(p_wait_end(li, idx, 30000), NODE_DL_DONE);
-    assert_true(p_same_file(f.path, dest));
+    assert_int_equal(nf_wait_state(li, idx, NODE_DL_DONE, 30000),
+                     NODE_DL_DONE);
+    assert_true(nf_same_file(f.path, dest));
     pub = atomic_load(&fh->pub);
     assert_int_equal(fh->copy[pub & 1].next, f.nchunks);
-    assert_int_equal(atomic_load(&node_stats(&p_nodes[li].shm)->fh_rereads),
+    assert_int_equal(atomic_load(&node_stats(&nf_nodes[li].shm)->fh_rereads),
                      0);
     end = ts_now_ms() + 3000;
     while (atomic_load(&fh->owner) != 0 && ts_now_ms() < end) {
-        p_sleep_ms(5);
+        nf_sleep_ms(5);
     }
     assert_int_equal(atomic_load(&fh->owner), 0);
-    p_stop_all();
+    nf_stop_all();
     unlink(dest);
     free(f.hashes);
 }
@@ -698,15 +495,15 @@ test_frontier_kill(void **state)
 static void
 test_frontier_resume(void **state)
 {
-    p_file_t  f;
+    nf_file_t  f;
     char      addr[64], dest[PATH_MAX], part[PATH_MAX + 8];
     uint8_t  *buf, done[8];
     int       si, li, idx, in, out;
     uint32_t  k;
 
     (void) state;
-    p_make_file(&f, 20ull * TS_CHUNK_B + 5);
-    snprintf(dest, sizeof(dest), "%s/resume%d", p_dir, ++p_seq);
+    nf_make_file(&f, 20ull * TS_CHUNK_B + 5);
+    snprintf(dest, sizeof(dest), "%s/resume%d", nf_dir, ++nf_seq);
     snprintf(part, sizeof(part), "%s.part", dest);
     /* chunks 0..8 and 12 on disk (and 9 on disk but not marked done) */
     buf = malloc(TS_CHUNK_B);
@@ -728,18 +525,18 @@ test_frontier_resume(void **state)
     close(out);
     free(buf);
     si = p_node(1, 1, addr, sizeof(addr));
-    assert_true(node_share_add(&p_nodes[si].shm, "grp", "file", f.path,
-                               f.size, f.mtime_ns, f.nchunks) >= 0);
+    nf_share(si, &f);
     li = p_node(1, 2, NULL, 0);
-    idx = node_dl_add(&p_nodes[li].shm, "grp", "file", dest, part, f.size,
+    idx = node_dl_add(&nf_nodes[li].shm, "grp", "file", dest, part, f.size,
                       f.nchunks, f.sha1, f.hashes, done, NULL);
     assert_true(idx >= 0);
     p_give(li, idx, addr);
-    assert_int_equal(p_wait_end(li, idx, 20000), NODE_DL_DONE);
-    assert_true(p_same_file(f.path, dest));
-    assert_int_equal(atomic_load(&node_stats(&p_nodes[li].shm)->fh_rereads),
+    assert_int_equal(nf_wait_state(li, idx, NODE_DL_DONE, 20000),
+                     NODE_DL_DONE);
+    assert_true(nf_same_file(f.path, dest));
+    assert_int_equal(atomic_load(&node_stats(&nf_nodes[li].shm)->fh_rereads),
                      0);
-    p_stop_all();
+    nf_stop_all();
     unlink(dest);
     free(f.hashes);
 }
@@ -750,28 +547,28 @@ test_frontier_resume(void **state)
 static void
 test_file_sha1_mismatch(void **state)
 {
-    p_file_t      f;
+    nf_file_t      f;
     char          addr[64], dest[PATH_MAX], part[PATH_MAX + 8];
     int           si, li, idx;
     node_dl_sh_t *d;
 
     (void) state;
-    p_make_file(&f, 3ull * TS_CHUNK_B + 100);
+    nf_make_file(&f, 3ull * TS_CHUNK_B + 100);
     f.sha1[7] ^= 0x40;
     si = p_node(1, 1, addr, sizeof(addr));
-    assert_true(node_share_add(&p_nodes[si].shm, "grp", "file", f.path,
-                               f.size, f.mtime_ns, f.nchunks) >= 0);
+    nf_share(si, &f);
     li = p_node(1, 2, NULL, 0);
     idx = p_leech(li, &f, dest, sizeof(dest), addr);
-    d = &node_dls(&p_nodes[li].shm)[idx];
-    assert_int_equal(p_wait_end(li, idx, 20000), NODE_DL_FAILED);
+    d = &node_dls(&nf_nodes[li].shm)[idx];
+    assert_int_equal(nf_wait_state(li, idx, NODE_DL_FAILED, 20000),
+                     NODE_DL_FAILED);
     assert_non_null(strstr(d->error, "SHA1 mismatch"));
-    assert_int_equal(atomic_load(&node_stats(&p_nodes[li].shm)->fh_rereads),
+    assert_int_equal(atomic_load(&node_stats(&nf_nodes[li].shm)->fh_rereads),
                      1);
     assert_int_equal(access(dest, F_OK), -1);
     snprintf(part, sizeof(part), "%s.part", dest);
     assert_int_equal(access(part, F_OK), 0);
-    p_stop_all();
+    nf_stop_all();
     unlink(part);
     free(f.hashes);
 }
@@ -779,7 +576,7 @@ test_file_sha1_mismatch(void **state)
 static void
 test_bench(void **state)
 {
-    p_file_t f;
+    nf_file_t f;
     p_res_t  r[P_RUNS_MAX];
     double   wall[P_RUNS_MAX], chunks[P_RUNS_MAX], tail[P_RUNS_MAX];
     double   cpu[P_RUNS_MAX], pss[P_RUNS_MAX];
@@ -790,7 +587,7 @@ test_bench(void **state)
     double   mib;
 
     (void) state;
-    if (n < 1 || n > P_MAX_NODES - 1 || runs < 1 || runs > P_RUNS_MAX
+    if (n < 1 || n > NF_MAX_NODES - 1 || runs < 1 || runs > P_RUNS_MAX
         || size < 1)
     {
         fail_msg("bad N/RUNS/SIZE");
@@ -801,7 +598,7 @@ test_bench(void **state)
     if (downs <= 0) {
         downs = TS_NODE_DOWNLOADERS_N;
     }
-    p_make_file(&f, (uint64_t) size << 20);
+    nf_make_file(&f, (uint64_t) size << 20);
     printf("bench: %d MiB, 1 seeder (%d uploaders) -> %d leechers "
            "(%d downloaders), %d runs, pause %d s\n", size, ups, n, downs,
            runs, pause_s);
@@ -831,27 +628,19 @@ static int
 p_setup(void **state)
 {
     const char *base = getenv("PERF_DIR");
+    char        tmpl[200];
 
     (void) state;
-    snprintf(p_dir, sizeof(p_dir), "%s/ts_node_perf.XXXXXX",
+    snprintf(tmpl, sizeof(tmpl), "%s/ts_node_perf.XXXXXX",
              base != NULL ? base : "/tmp");
-    if (mkdtemp(p_dir) == NULL) {
-        return -1;
-    }
-    p_pki_init();
-    return 0;
+    return nf_setup(tmpl);
 }
 
 static int
 p_teardown(void **state)
 {
-    char cmd[PATH_MAX + 16];
-
     (void) state;
-    p_stop_all();
-    ts_ticket_signer_free(p_signer);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return nf_teardown();
 }
 
 int

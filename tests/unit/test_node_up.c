@@ -37,6 +37,7 @@
 #include "ts_tls.h"
 #include "node_shm.h"
 #include "node.h"
+#include "node_fixture.h"
 
 #define FILE_B   (2u * TS_CHUNK_B + 12345u)
 #define NCHUNKS  3
@@ -48,55 +49,20 @@ static char      path[64], part[64];
 static uint8_t  *data;
 static int       share_idx;
 
-/* the test's PKI, the node's identity and the test peer's */
-static char                 t_dir[64], t_ca[PATH_MAX];
-static ts_ticket_signer_t  *t_signer;
+/* the node's identity and the test peer's (the test PKI is the
+ * fixture's) */
 static ts_tls_t            *t_peer_tls;
 static uint8_t              t_node_fp[TS_FP_B], t_peer_fp[TS_FP_B];
 
 static void
 t_pki_init(void)
 {
-    char  pki[128], crt[192], key[192], sdir[128], err[256];
+    char sdir[PATH_MAX - 64];
 
-    snprintf(t_dir, sizeof(t_dir), "/tmp/tsup-pki.XXXXXX");
-    assert_non_null(mkdtemp(t_dir));
-    snprintf(pki, sizeof(pki), "%s/pki", t_dir);
-    assert_int_equal(ts_pki_ensure_ca(pki, err, sizeof(err)), 0);
-    assert_int_equal(ts_pki_ensure_tracker(pki, 1, "127.0.0.1", err,
-                                           sizeof(err)), 0);
-    snprintf(t_ca, sizeof(t_ca), "%s/ca.crt", pki);
-    snprintf(crt, sizeof(crt), "%s/tracker-1.crt", pki);
-    snprintf(key, sizeof(key), "%s/tracker-1.key", pki);
-    t_signer = ts_ticket_signer_new(1, crt, key, err, sizeof(err));
-    assert_non_null(t_signer);
-    snprintf(sdir, sizeof(sdir), "%s/peer", t_dir);
-    assert_int_equal(ts_pki_ensure_node(sdir, t_peer_fp, err, sizeof(err)),
-                     0);
-    snprintf(crt, sizeof(crt), "%s/node.crt", sdir);
-    snprintf(key, sizeof(key), "%s/node.key", sdir);
-    t_peer_tls = ts_tls_ctx_new(TS_TLS_PEER_CLIENT, crt, key, NULL, err,
-                                sizeof(err));
-    assert_non_null(t_peer_tls);
-}
-
-/* A ticket for (group, name) naming fp, expiring in ttl_ms (< 0: already
- * expired), as its wire form in out. */
-static void
-t_ticket(ts_wbuf_t *out, const char *group, const char *name,
-    const uint8_t fp[TS_FP_B], int64_t ttl_ms)
-{
-    ts_ticket_t  t;
-    int64_t      now = ts_wall_ms();
-
-    memset(&t, 0, sizeof(t));
-    snprintf(t.group, sizeof(t.group), "%s", group);
-    snprintf(t.name, sizeof(t.name), "%s", name);
-    memcpy(t.fp, fp, TS_FP_B);
-    t.issued_ms = (uint64_t) (ttl_ms < 0 ? now + 2 * ttl_ms : now);
-    t.expires_ms = (uint64_t) (now + ttl_ms);
-    ts_wbuf_reset(out);
-    assert_int_equal(ts_ticket_sign(t_signer, &t, out), 0);
+    assert_int_equal(nf_setup("/tmp/tsup-pki.XXXXXX"), 0);
+    snprintf(sdir, sizeof(sdir), "%s/peer", nf_dir);
+    nf_identity(sdir, t_peer_fp);
+    t_peer_tls = nf_tls(TS_TLS_PEER_CLIENT, sdir);
 }
 
 /* PEER_AUTH with a ticket; returns the reply's status (msg filled) */
@@ -112,7 +78,7 @@ t_auth(ts_conn_t *c, uint64_t reqid, const char *group, const char *name,
 
     ts_wbuf_init(&tk);
     ts_wbuf_init(&b);
-    t_ticket(&tk, group, name, fp, ttl_ms);
+    nf_ticket(&tk, group, name, fp, ttl_ms);
     ts_put_blob(&b, tk.data, (uint32_t) tk.len);
     assert_int_equal(ts_conn_send_frame(c, TS_MSG_PEER_AUTH, 0, reqid,
                                         b.data, (uint32_t) b.len, TMO), 0);
@@ -152,9 +118,7 @@ add_share(void)
 static int
 setup(void **state)
 {
-    node_opts_t         o;
-    struct sockaddr_in  sin;
-    socklen_t           sl = sizeof(sin);
+    char sdir[PATH_MAX - 64];
 
     snprintf(path, sizeof(path), "/tmp/tsup-%d.bin", (int) getpid());
     snprintf(part, sizeof(part), "/tmp/tsup-%d.dl.part", (int) getpid());
@@ -164,25 +128,8 @@ setup(void **state)
     write_file(path, data, FILE_B);
 
     t_pki_init();
-    memset(&o, 0, sizeof(o));
-    snprintf(o.ip, sizeof(o.ip), "127.0.0.1");
-    o.port = 0;
-    o.uploaders = 2;
-    o.downloaders = 1;
-    {
-        char sdir[128], err[256];
-
-        snprintf(sdir, sizeof(sdir), "%s/node", t_dir);
-        assert_int_equal(ts_pki_ensure_node(sdir, t_node_fp, err,
-                                            sizeof(err)), 0);
-        snprintf(o.crt_path, sizeof(o.crt_path), "%s/node.crt", sdir);
-        snprintf(o.key_path, sizeof(o.key_path), "%s/node.key", sdir);
-        snprintf(o.ca_path, sizeof(o.ca_path), "%s", t_ca);
-    }
-    assert_int_equal(node_start(&nd, &o), 0);
-    assert_int_equal(getsockname(nd.listen_fd, (struct sockaddr *) &sin,
-                                 &sl), 0);
-    port = ntohs(sin.sin_port);
+    snprintf(sdir, sizeof(sdir), "%s/node", nf_dir);
+    port = nf_node_start(&nd, sdir, t_node_fp, 0, 2, 1);
     share_idx = add_share();
     assert_true(share_idx >= 0);
     return 0;
@@ -191,16 +138,12 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    char cmd[128];
-
     node_stop(&nd);
     unlink(path);
     unlink(part);
     free(data);
-    ts_ticket_signer_free(t_signer);
     ts_tls_ctx_free(t_peer_tls);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return nf_teardown();
 }
 
 /* A TLS link to the node (which must prove it is the node), no ticket. */
@@ -538,7 +481,7 @@ test_tickets(void **state)
     /* a forged one: a valid ticket with one signed byte changed */
     ts_wbuf_init(&tk);
     ts_wbuf_init(&b);
-    t_ticket(&tk, "grp", "file.bin", t_peer_fp, 60000);
+    nf_ticket(&tk, "grp", "file.bin", t_peer_fp, 60000);
     tk.data[10] ^= 1;
     ts_put_blob(&b, tk.data, (uint32_t) tk.len);
     assert_int_equal(ts_conn_send_frame(c, TS_MSG_PEER_AUTH, 0, 5, b.data,

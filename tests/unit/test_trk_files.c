@@ -37,13 +37,7 @@
 #include "ts_ticket.h"
 #include "ts_tls.h"
 
-typedef struct {
-    char         dir[64];
-    char         path[128];
-    trk_store_t *st;
-} fx_t;
-
-static char msg[TRK_MSG_B];
+#include "trk_fixture.h"
 
 #define SZ2  (TS_CHUNK_B + 1000)        /* two chunks */
 
@@ -51,30 +45,7 @@ static char msg[TRK_MSG_B];
 static int
 setup(void **state)
 {
-    fx_t *fx;
-    char  err[256];
-
-    fx = calloc(1, sizeof(*fx));
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_trk_files.XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    snprintf(fx->path, sizeof(fx->path), "%s/tracker.tdb", fx->dir);
-    fx->st = trk_store_open(fx->path, 1, 1, err, sizeof(err));
-    assert_non_null(fx->st);
-    *state = fx;
-    return 0;
-}
-
-
-static int
-teardown(void **state)
-{
-    fx_t *fx = *state;
-
-    trk_store_close(fx->st);
-    unlink(fx->path);
-    rmdir(fx->dir);
-    free(fx);
-    return 0;
+    return fx_setup(state, "/tmp/test_trk_files.XXXXXX");
 }
 
 
@@ -926,17 +897,17 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_upload_and_sources, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_offline_and_partial, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_my_shares, setup, teardown),
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_my_shares, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_leave_and_dissolve, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_presence, setup, teardown),
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_shm_presence, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_file_info_ticket, setup,
-                                        teardown),
+                                        fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,42 +28,13 @@
 #include "trk_ops.h"
 #include "trk_store.h"
 
-typedef struct {
-    char         dir[64];
-    char         path[128];
-    trk_store_t *st;
-} fx_t;
-
-static char msg[TRK_MSG_B];
+#include "trk_fixture.h"
 
 
 static int
 setup(void **state)
 {
-    fx_t *fx;
-    char  err[256];
-
-    fx = calloc(1, sizeof(*fx));
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_trk_store.XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    snprintf(fx->path, sizeof(fx->path), "%s/tracker.tdb", fx->dir);
-    fx->st = trk_store_open(fx->path, 1, 1, err, sizeof(err));
-    assert_non_null(fx->st);
-    *state = fx;
-    return 0;
-}
-
-
-static int
-teardown(void **state)
-{
-    fx_t *fx = *state;
-
-    trk_store_close(fx->st);
-    unlink(fx->path);
-    rmdir(fx->dir);
-    free(fx);
-    return 0;
+    return fx_setup(state, "/tmp/test_trk_store.XXXXXX");
 }
 
 
@@ -594,20 +565,20 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_user_create_duplicate_verify,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_rules, setup, teardown),
+                                        setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_group_rules, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_list_groups_sorted, setup,
-                                        teardown),
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_leaves_nothing, setup,
-                                        teardown),
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_commits, setup,
-                                        teardown),
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_reply_cache_idempotent, setup,
-                                        teardown),
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_records, setup,
-                                        teardown),
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_on_disk, setup,
-                                        teardown),
+                                        fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
