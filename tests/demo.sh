@@ -117,6 +117,10 @@ for id in 1 2; do
                        die "tracker $id not ready within 15 s"; }
     grep "ready on" "$WORK/tracker$id.log" | sed 's/^/   | /'
 done
+if [ -f "$WORK/pki/ca.crt" ]; then
+    echo "   every link is TLS 1.3: cluster CA and tracker certificates made in"
+    echo "   $WORK/pki/ ($(cd "$WORK/pki" && ls -- *.crt | tr '\n' ' '))"
+fi
 
 # ---- users ------------------------------------------------------------------
 SEEDERS=(seeder1 seeder2 seeder3)
