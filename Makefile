@@ -94,7 +94,7 @@ $(OUT)/%.o: %.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 unit: $(UNIT_BIN)
-tools: $(TOOL_BIN)
+tools: $(TOOL_BIN) $(OUT)/tools/drip.so
 
 # tests/unit/test_trk_*.c link the tracker's objects, test_cli_* and
 # test_node_* the client's, every other test only the core.
@@ -115,6 +115,11 @@ $(OUT)/tests/test_node_%: tests/unit/test_node_%.c $(CORE_OBJ) $(CLIENT_LIB)
 $(OUT)/tests/%: tests/unit/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDOPT) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(CMOCKA_LIBS)
+
+# LD_PRELOAD shims for the system tests (tests/tools/preload/)
+$(OUT)/tools/%.so: tests/tools/preload/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O2 -fPIC -shared -o $@ $< -ldl
 
 $(OUT)/tools/%: tests/tools/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)

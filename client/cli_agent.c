@@ -598,6 +598,7 @@ cli_dl_room(ts_shm_t *shm)
 
 
 static void cli_ent_finish(cli_dlent_t *e, ts_shm_t *shm);
+static void cli_ent_fail(cli_dlent_t *e, ts_shm_t *shm, const char *why);
 
 /* 1 if path is a regular file (not a symlink) of the record's size whose
  * SHA1 is the record's: the finished file, renamed into place by a
@@ -612,13 +613,13 @@ cli_dest_is_done(const cli_dl_rec_t *r)
     ssize_t      n = 0;
     int          fd;
 
-    if (lstat(r->dest, &sb) != 0 || !S_ISREG(sb.st_mode)
-        || (uint64_t) sb.st_size != r->size)
-    {
+    /* the renamed .part keeps its inode: nothing else is ours */
+    fd = node_open_part(r->dest, O_RDONLY, &r->part_id);
+    if (fd < 0) {
         return 0;
     }
-    fd = open(r->dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
+    if (fstat(fd, &sb) != 0 || (uint64_t) sb.st_size != r->size) {
+        close(fd);
         return 0;
     }
     buf = malloc(TS_CHUNK_B);
@@ -650,6 +651,116 @@ cli_dest_is_done(const cli_dl_rec_t *r)
     return off == r->size && memcmp(md, r->sha1, 20) == 0;
 }
 
+/* fsync of the directory holding path (a new or removed name) */
+static void
+cli_fsync_dir_of(const char *path)
+{
+    char   dir[PATH_MAX], *slash;
+    int    dfd;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    } else if (slash == dir) {
+        slash[1] = '\0';
+    } else {
+        *slash = '\0';
+    }
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void) fsync(dfd);
+        close(dfd);
+    }
+}
+
+
+int
+cli_agent_part_create(const char *part, node_fid_t *id, char *err,
+                      size_t errsz)
+{
+    int          fd;
+
+    fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              0644);
+    if (fd < 0) {
+        if (errno == EEXIST) {
+            snprintf(err, errsz, "'%s' already exists", part);
+        } else {
+            snprintf(err, errsz, "cannot create '%s': %s", part,
+                     strerror(errno));
+        }
+        return -1;
+    }
+    if (node_fid_of(fd, id) != 0) {
+        snprintf(err, errsz, "cannot create '%s': %s", part,
+                 strerror(errno));
+        close(fd);
+        (void) unlink(part);
+        return -1;
+    }
+    close(fd);
+    cli_fsync_dir_of(part);
+    return 0;
+}
+
+
+void
+cli_agent_part_unlink(const char *part, const node_fid_t *id)
+{
+    int fd = node_open_part(part, O_RDONLY, id);
+
+    if (fd >= 0) {
+        close(fd);
+        (void) unlink(part);
+    }
+}
+
+
+/* The .part of a download being put back (a node start, a login): 1 and
+ * its size in *have if it is there and is the download's own file (a
+ * version-1 record adopts the regular file it finds and pins it); 0 if
+ * it is missing and was made anew (empty); -1 with the reason in why if
+ * another file has taken its name or it cannot be made. */
+static int
+cli_part_reopen(cli_dlent_t *e, uint64_t *have, char *why, size_t whysz)
+{
+    static const node_fid_t  zero;
+    cli_dl_rec_t            *r = &e->rec;
+    struct stat              sb;
+    char                     err[PATH_MAX + 64];
+    int                      fd, unpinned;
+
+    *have = 0;
+    unpinned = memcmp(&r->part_id, &zero, sizeof(zero)) == 0;
+    fd = node_open_part(r->part, O_RDONLY, unpinned ? NULL : &r->part_id);
+    if (fd >= 0) {
+        if (fstat(fd, &sb) != 0 || (unpinned
+                                    && node_fid_of(fd, &r->part_id) != 0))
+        {
+            snprintf(why, whysz, "cannot use '%s': %s", r->part,
+                     strerror(errno));
+            close(fd);
+            return -1;
+        }
+        close(fd);
+        e->dirty |= unpinned;
+        *have = (uint64_t) sb.st_size;
+        return 1;
+    }
+    if (errno != ENOENT) {
+        snprintf(why, whysz, "another file has taken the name of '%s'; "
+                 "not adopted", r->part);
+        return -1;
+    }
+    if (cli_agent_part_create(r->part, &r->part_id, err, sizeof(err)) != 0) {
+        snprintf(why, whysz, "%s", err);
+        return -1;
+    }
+    e->dirty = 1;
+    return 0;
+}
+
 /* Puts a running entry into the node's table: done from the record,
  * maybe = the rest of an existing .part (a regular file, never through a
  * symlink).  With no .part and the finished file already at dest, the
@@ -663,13 +774,13 @@ cli_ent_publish(cli_dlent_t *e)
     struct stat   sb;
     uint64_t      have;
     uint32_t      c;
-    int           idx, cleared = 0, part;
+    int           idx, cleared = 0;
+    char          why[PATH_MAX + 128];
 
     if (shm == NULL) {
         return -1;
     }
-    part = lstat(r->part, &sb) == 0;
-    if (!part && errno == ENOENT && agent.st != NULL
+    if (lstat(r->part, &sb) != 0 && errno == ENOENT && agent.st != NULL
         && cli_dest_is_done(r))
     {
         ts_info("%s/%s: %s is already complete", r->group, r->name,
@@ -680,9 +791,10 @@ cli_ent_publish(cli_dlent_t *e)
     if (!cli_dl_room(shm)) {
         return -1;
     }
-    have = 0;
-    if (part && S_ISREG(sb.st_mode)) {
-        have = (uint64_t) sb.st_size;
+    if (cli_part_reopen(e, &have, why, sizeof(why)) < 0) {
+        ts_err("%s/%s: %s", r->group, r->name, why);
+        cli_ent_fail(e, shm, why);
+        return 0;
     }
     if (r->nchunks > 0) {
         maybe = calloc(cli_bitmap_b(r->nchunks), 1);
@@ -709,8 +821,9 @@ cli_ent_publish(cli_dlent_t *e)
             e->dirty = 1;
         }
     }
-    idx = node_dl_add(shm, r->group, r->name, r->dest, r->part, r->size,
-                      r->nchunks, r->sha1, r->hashes, r->done, maybe);
+    idx = node_dl_add(shm, r->group, r->name, r->dest, r->part, &r->part_id,
+                      r->size, r->nchunks, r->sha1, r->hashes,
+                      r->done, maybe);
     free(maybe);
     if (idx < 0) {
         return -1;
@@ -1162,8 +1275,12 @@ cli_agent_apply(cli_work_t *x)
                 cli_ent_fail(e, shm, "the file changed on the tracker");
             } else {
                 /* the ticket first: downloaders that see a new source
-                 * have the ticket to show it */
-                cli_ticket_apply(shm, e, &x->fi, 0);
+                 * have the ticket to show it.  One a peer refused (its
+                 * clock runs ahead, say) is replaced at once, not only
+                 * when it is due for renewal. */
+                cli_ticket_apply(shm, e, &x->fi,
+                                 atomic_load(&node_dls(shm)[e->idx].denied)
+                                 != 0);
                 cli_set_sources(shm, e->idx, &x->fi);
                 e->next_src_ms = cli_next_info_ms(e, ts_now_ms());
             }
@@ -1645,6 +1762,16 @@ cli_agent_share_stop(const char *group, const char *name)
 }
 
 
+/* 1 if part is path + ".part" */
+static int
+cli_is_part_of(const char *path, const char *part)
+{
+    size_t n = strlen(path);
+
+    return strncmp(path, part, n) == 0 && strcmp(part + n, ".part") == 0;
+}
+
+
 int
 cli_agent_dl_check(const char *group, const char *name, const char *dest,
                    char *err, size_t errsz)
@@ -1666,9 +1793,21 @@ cli_agent_dl_check(const char *group, const char *name, const char *dest,
             r = -1;
             break;
         }
-        if (dest != NULL && strcmp(e->rec.dest, dest) == 0) {
+        if (dest == NULL) {
+            continue;
+        }
+        /* nor may one's .part be the other's destination */
+        if (strcmp(e->rec.dest, dest) == 0
+            || cli_is_part_of(dest, e->rec.dest))
+        {
             snprintf(err, errsz, "'%s' is already the destination of a "
-                     "running download", dest);
+                     "running download", e->rec.dest);
+            r = -1;
+            break;
+        }
+        if (strcmp(e->rec.part, dest) == 0) {
+            snprintf(err, errsz, "'%s' is the .part of a running download",
+                     dest);
             r = -1;
             break;
         }

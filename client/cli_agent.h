@@ -96,6 +96,14 @@ int  cli_agent_share_stop(const char *group, const char *name);
  * 0, or -1 with the reason in err. */
 int  cli_agent_dl_check(const char *group, const char *name,
                         const char *dest, char *err, size_t errsz);
+/* Creates a download's .part, exclusively (O_EXCL, never through a
+ * symlink), durably (fsync of the directory), and gives its identity.
+ * 0, or -1 with the reason in err ("'<part>' already exists"). */
+int  cli_agent_part_create(const char *part, node_fid_t *id, char *err,
+                           size_t errsz);
+/* Removes a .part made by cli_agent_part_create, only if the name still
+ * is that file. */
+void cli_agent_part_unlink(const char *part, const node_fid_t *id);
 /* Adds a download (rec filled: arrays allocated, done zero) into shm with
  * fi's sources and persists it.  Takes rec's arrays in every case.
  * 0, or -1 with the reason in err. */

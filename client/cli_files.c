@@ -473,24 +473,6 @@ cli_cmd_download_file(cli_ctx_t *ctx, int argc, char **argv)
         cli_finfo_free(&fi);
         return cli_error("%s", err);
     }
-    /* a new download never adopts (or writes through) a .part it did not
-     * make: resumes come from node.tdb, not from this command */
-    {
-        struct stat sb;
-        char        part[PATH_MAX];
-
-        if (snprintf(part, sizeof(part), "%s.part", final)
-            >= (int) sizeof(part))
-        {
-            cli_finfo_free(&fi);
-            return cli_error("destination path too long");
-        }
-        if (lstat(part, &sb) == 0) {
-            cli_finfo_free(&fi);
-            return cli_error("'%s' already exists", part);
-        }
-    }
-
     memset(&rec, 0, sizeof(rec));
     snprintf(rec.group, sizeof(rec.group), "%s", group);
     snprintf(rec.name, sizeof(rec.name), "%s", name);
@@ -512,9 +494,20 @@ cli_cmd_download_file(cli_ctx_t *ctx, int argc, char **argv)
     if (rec.nchunks > 0) {
         memcpy(rec.hashes, fi.hashes, 20ull * rec.nchunks);
     }
+    /* the .part is made here, exclusively: a new download never adopts
+     * (or writes through) a file it did not make, and the workers open
+     * only this inode (resumes come from node.tdb, not from here) */
+    if (cli_agent_part_create(rec.part, &rec.part_id, err, sizeof(err))
+        != 0)
+    {
+        cli_dl_free(&rec);
+        cli_finfo_free(&fi);
+        return cli_error("%s", err);
+    }
     r = cli_agent_dl_start(&rec, &fi, err, sizeof(err));
     cli_finfo_free(&fi);
     if (r != 0) {
+        cli_agent_part_unlink(rec.part, &rec.part_id);
         return cli_error("%s", err);
     }
     snprintf(qn, sizeof(qn), "%s", name);

@@ -112,7 +112,7 @@ cli_share_decode(const void *p, size_t n, cli_share_rec_t *r)
 void
 cli_dl_encode(const cli_dl_rec_t *r, ts_wbuf_t *b)
 {
-    ts_put_u8(b, CLI_REC_VERSION);
+    ts_put_u8(b, CLI_DL_VERSION);
     ts_put_str(b, r->group);
     ts_put_str(b, r->name);
     ts_put_str(b, r->dest);
@@ -124,6 +124,9 @@ cli_dl_encode(const cli_dl_rec_t *r, ts_wbuf_t *b)
     ts_put_u8(b, (uint8_t) r->state);
     ts_put_str(b, r->error);
     ts_put_blob(b, r->done, (uint32_t) cli_bitmap_b(r->nchunks));
+    ts_put_u64(b, r->part_id.dev);
+    ts_put_u64(b, r->part_id.ino);
+    ts_put_u64(b, (uint64_t) r->part_id.btime_ns);
 }
 
 
@@ -180,10 +183,12 @@ cli_dl_decode(const void *p, size_t n, cli_dl_rec_t *r)
     const uint8_t  *hashes, *done;
     uint32_t        hlen, dlen;
     uint32_t        i;
+    uint8_t         ver;
 
     memset(r, 0, sizeof(*r));
     ts_rbuf_init(&rb, p, n);
-    if (ts_get_u8(&rb) != CLI_REC_VERSION) {
+    ver = ts_get_u8(&rb);
+    if (ver != CLI_REC_VERSION && ver != CLI_DL_VERSION) {
         return -1;
     }
     ts_get_str(&rb, r->group, sizeof(r->group));
@@ -201,6 +206,11 @@ cli_dl_decode(const void *p, size_t n, cli_dl_rec_t *r)
     r->state = ts_get_u8(&rb);
     ts_get_str(&rb, r->error, sizeof(r->error));
     done = ts_get_blob(&rb, &dlen, (uint32_t) cli_bitmap_b(r->nchunks));
+    if (ver >= CLI_DL_VERSION) {
+        r->part_id.dev = ts_get_u64(&rb);
+        r->part_id.ino = ts_get_u64(&rb);
+        r->part_id.btime_ns = (int64_t) ts_get_u64(&rb);
+    }
     if (ts_rbuf_end(&rb) != 0
         || hlen != 20ull * r->nchunks || dlen != cli_bitmap_b(r->nchunks)
         || (r->state != CLI_DL_ACTIVE && r->state != CLI_DL_DONE

@@ -6,7 +6,8 @@
  *   s/<user>/<group>/<name>   a share     {path, size, mtime_ns, nchunks,
  *                                          sha1}
  *   d/<user>/<group>/<name>   a download  {dest, part, size, nchunks, sha1,
- *                                          hashes, state, error, done}
+ *                                          hashes, state, error, done,
+ *                                          part_id}
  * user and group are ts_valid_id, name is ts_valid_filename, so '/' can
  * only be a separator.  Values use the bounded ts_buf codec with a version
  * byte; every field is checked on decode (lengths before allocation,
@@ -30,9 +31,11 @@
 
 #include "ts_config.h"
 #include "ts_buf.h"
+#include "node_shm.h"
 
 #define CLI_STATE_FILE   "node.tdb"
-#define CLI_REC_VERSION  1
+#define CLI_REC_VERSION  1      /* shares; downloads written before 2 */
+#define CLI_DL_VERSION   2      /* downloads: + the .part's identity */
 
 typedef struct cli_state_s cli_state_t;
 
@@ -64,6 +67,12 @@ typedef struct {
     uint32_t  state;        /* cli_dl_state_t */
     char      error[256];   /* FAILED reason */
     uint8_t  *done;         /* (nchunks+7)/8 bytes, LSB first (malloc) */
+    /* The .part this download made itself (O_EXCL) and may write: its
+     * device, inode and birth time.  Whoever opens the .part or the renamed file
+     * checks them, so a file put at either name by someone else is never
+     * written, adopted or served.  Zero: a version-1 record, which pins
+     * the .part it finds at its next start. */
+    node_fid_t part_id;
 } cli_dl_rec_t;
 
 /* chunk count of a size; bitmap bytes of a chunk count */

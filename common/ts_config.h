@@ -121,7 +121,6 @@
 #define TS_NODE_MAP_REFRESH_MS    1000     /* partial sources' chunk maps */
 #define TS_NODE_SRC_REFRESH_MS    2000     /* source list from the tracker */
 #define TS_NODE_PERSIST_MS        250      /* done bitmap -> node.tdb */
-#define TS_NODE_CLAIM_TIMEOUT_MS  30000    /* a claim older than this is stale */
 #define TS_NODE_IDLE_POLL_MS      50       /* downloader with nothing to do */
 #define TS_NODE_LISTEN_BACKLOG_N  1024  /* listen() backlog, connections */
 #define TS_NODE_SEQ_TRIES_N   10000    /* seqlock reader: tries before
@@ -140,6 +139,12 @@
 #define TS_DL_FH_BATCH_N        8        /* chunks per frontier-hash turn */
 #define TS_DL_PICK_WINDOW_N     64       /* in-order candidates picked among */
 #define TS_DL_WB_STEP_B         (32ull << 20)  /* start writeback every ... B */
+#define TS_DL_GET_SLOW_MS       20000    /* a chunk reply taking longer is
+                                            given up if another source has
+                                            the chunk (dl_slow_reply) */
+#define TS_DL_SLOW_PENALTY_MS   30000    /* ... and that peer is left alone */
+#define TS_DL_LINK_LINGER_MS    60000    /* a closed peer link's memory is
+                                            kept this long for a reconnect */
 
 /* ---- client nodes: uploader (up_worker) ------------------------------ */
 #define TS_UP_REQ_MAX_B         1024     /* a peer request's payload;
@@ -185,6 +190,8 @@
 #define TS_NODE_UNAUTH_MS         10000    /* a link must show a ticket by then */
 #define TS_ADDR_SLOTS_N           1024     /* per-address counter buckets */
 #define TS_UP_AUTH_N              16       /* tickets remembered per link */
+#define TS_UP_BAD_AUTH_N          8        /* refused tickets a link may show;
+                                            one more closes it */
 #define TS_UP_OUT_MAX_B           (TS_CHUNK_B + 4096u) /* send queue per link */
 
 /* ---- supervisor ------------------------------------------------------ */

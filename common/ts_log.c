@@ -4,7 +4,11 @@
  * Purpose: every process of a node (supervisor and workers) shares one
  * stderr; each record is formatted into a stack buffer and emitted with a
  * single write(2) so lines never interleave.  Records longer than
- * TS_LOG_LINE_B are truncated and still end in '\n'.
+ * TS_LOG_LINE_B are truncated and still end in '\n'.  A message may carry
+ * text from the network (a peer's refusal, an address the tracker gave):
+ * control characters in it are written as \xNN, so a record is always
+ * one line and can never move a terminal's cursor or fake another
+ * record.
  *
  * Locking: none.  Role, pid and level are process-local globals written
  * only at start-up or right after fork (ts_log_set_role); the level is
@@ -116,11 +120,12 @@ write_all(int fd, const char *p, size_t n)
 void
 ts_vlog(ts_log_level_t level, const char *fmt, va_list ap)
 {
-    char            line[TS_LOG_LINE_B];
+    char            line[TS_LOG_LINE_B], msg[TS_LOG_LINE_B];
     struct timespec ts;
     struct tm       tm;
-    size_t          off;
+    size_t          off, i, mlen;
     int             n, saved = errno;
+    unsigned char   c;
     pid_t           pid;
 
     if ((int) level < TS_LOG_ERROR || level > TS_LOG_DEBUG) {
@@ -145,16 +150,28 @@ ts_vlog(ts_log_level_t level, const char *fmt, va_list ap)
         return;
     }
     off = (size_t) n < sizeof(line) - 1 ? (size_t) n : sizeof(line) - 1;
-    n = vsnprintf(line + off, sizeof(line) - off, fmt, ap);
-    if (n > 0) {
-        off += (size_t) n;
+    n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    mlen = n < 0 ? 0 : (size_t) n < sizeof(msg) ? (size_t) n
+                                                : sizeof(msg) - 1;
+    /* strip the caller's trailing newlines; one is added below */
+    while (mlen > 0 && msg[mlen - 1] == '\n') {
+        mlen--;
     }
-    if (off > sizeof(line) - 2) {
-        off = sizeof(line) - 2;     /* truncated: keep room for '\n' */
-    }
-    /* strip the caller's trailing newlines, then add exactly one */
-    while (off > 0 && line[off - 1] == '\n') {
-        off--;
+    /* copy, escaping control characters; room is kept for '\n' */
+    for (i = 0; i < mlen; i++) {
+        c = (unsigned char) msg[i];
+        if (c >= 0x20 && c != 0x7f) {
+            if (off + 1 > sizeof(line) - 2) {
+                break;
+            }
+            line[off++] = (char) c;
+        } else {
+            if (off + 4 > sizeof(line) - 2) {
+                break;
+            }
+            snprintf(line + off, 5, "\\x%02x", c);
+            off += 4;
+        }
     }
     line[off++] = '\n';
     write_all(STDERR_FILENO, line, off);

@@ -28,6 +28,7 @@
 #include "ts_crypto.h"
 #include "ts_proto.h"
 #include "ts_ticket.h"
+#include "ts_tls.h"
 
 #define TKT_MAGIC      "TKT1"
 #define TKT_SIG_B      64           /* Ed25519 */
@@ -135,6 +136,9 @@ ts_ticket_signer_new(uint32_t issuer, const char *crt, const char *key,
         return NULL;
     }
     s->issuer = issuer;
+    if (ts_pki_key_private(key, err, errsz) != 0) {
+        goto fail;
+    }
     f = fopen(key, "r");
     if (f != NULL) {
         s->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);

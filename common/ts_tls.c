@@ -139,9 +139,19 @@ write_pem(const char *dir, const char *path, EVP_PKEY *key, X509 *crt)
         errno = ENAMETOOLONG;
         return -1;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+    /* a fresh file of our own: never one left there (or linked there)
+     * with another mode or owner */
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
               key != NULL ? 0600 : 0644);
     if (fd < 0) {
+        return -1;
+    }
+    if (fchmod(fd, key != NULL ? 0600 : 0644) != 0) {
+        close(fd);
+        unlink(tmp);
         return -1;
     }
     f = fdopen(fd, "w");
@@ -166,12 +176,38 @@ write_pem(const char *dir, const char *path, EVP_PKEY *key, X509 *crt)
     return fsync_dir(dir);
 }
 
+int
+ts_pki_key_private(const char *key_path, char *err, size_t errsz)
+{
+    struct stat st;
+
+    if (lstat(key_path, &st) != 0) {
+        snprintf(err, errsz, "%s: %s", key_path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errsz, "%s is not a regular file", key_path);
+        return -1;
+    }
+    if ((st.st_mode & 077) != 0) {
+        snprintf(err, errsz, "private key %s is accessible by others "
+                 "(mode %03o); run: chmod 600 %s", key_path,
+                 (unsigned) (st.st_mode & 0777), key_path);
+        return -1;
+    }
+    return 0;
+}
+
 static EVP_PKEY *
 load_key(const char *path)
 {
-    FILE     *f = fopen(path, "r");
+    FILE     *f;
     EVP_PKEY *k;
 
+    if (ts_pki_key_private(path, tls_err, sizeof(tls_err)) != 0) {
+        return NULL;
+    }
+    f = fopen(path, "r");
     if (f == NULL) {
         return NULL;
     }
@@ -447,6 +483,11 @@ ts_pki_ensure_tracker(const char *dir, int id, const char *ip, char *err,
         /* not from this CA (or unreadable): issue a new one if we can */
     }
     ca_key = load_key(cakey_p);
+    if (ca_key == NULL && file_exists(cakey_p)
+        && ts_pki_key_private(cakey_p, err, errsz) != 0)
+    {
+        goto out;
+    }
     if (ca_key == NULL) {
         snprintf(err, errsz, "no valid certificate for tracker %d at %s and "
                  "no %s to issue one (run `tracker --init-pki` where the "
@@ -530,6 +571,9 @@ ts_pki_ensure_node(const char *state_dir, uint8_t fp[TS_FP_B], char *err,
         return -1;
     }
     if (file_exists(crt_p) && file_exists(key_p)) {
+        if (ts_pki_key_private(key_p, err, errsz) != 0) {
+            goto out;
+        }
         crt = load_crt(crt_p);
         key = load_key(key_p);
         if (crt != NULL && key != NULL && X509_check_private_key(crt, key)) {
@@ -664,6 +708,9 @@ ts_tls_ctx_new(ts_tls_role_t role, const char *crt, const char *key,
         SSL_CTX_set_num_tickets(t->ctx, 0);
     }
     if (crt != NULL && key != NULL) {
+        if (ts_pki_key_private(key, err, errsz) != 0) {
+            goto fail;
+        }
         if (SSL_CTX_use_certificate_file(t->ctx, crt, SSL_FILETYPE_PEM) != 1
             || SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM)
                != 1

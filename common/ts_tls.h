@@ -75,6 +75,10 @@ int ts_pki_ensure_tracker(const char *dir, int id, const char *ip,
  * (may be NULL).  0 or -1 with err. */
 int ts_pki_ensure_node(const char *state_dir, uint8_t fp[TS_FP_B],
                        char *err, size_t errsz);
+/* A private key file must be a regular file that only its owner can
+ * read or write (as ssh insists): 0, or -1 with err saying what to do
+ * ("chmod 600 ..."). */
+int ts_pki_key_private(const char *key_path, char *err, size_t errsz);
 /* Fingerprint of a PEM certificate file.  0 or -1. */
 int ts_pki_cert_fp(const char *crt_path, uint8_t fp[TS_FP_B]);
 

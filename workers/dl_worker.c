@@ -153,6 +153,8 @@ typedef struct {
     int64_t     connect_until_ms;   /* connect, then handshake deadline */
     int64_t     retry_at_ms;
     int         errors;
+    int64_t     penalty_ms;  /* next error close: back off this long */
+    int64_t     closed_ms;   /* made or last closed at */
     dl_auth_t   auth[TS_NODE_DOWNLOADS_N];
     /* requests, answered in order */
     dl_req_t    q[DL_QMAX];
@@ -184,6 +186,7 @@ typedef struct {
     char       name[TS_NAME_MAX_B + 1];
     char       dest[PATH_MAX];
     char       part[PATH_MAX];
+    node_fid_t part_id;      /* the .part the CLI made (node_open_part) */
     uint64_t   size;
     uint32_t   nchunks;
     uint8_t    sha1[20];
@@ -343,6 +346,7 @@ dl_snapshot(dl_t *w, int i)
         memcpy(t.name, d->name, sizeof(t.name));
         memcpy(t.dest, d->dest, sizeof(t.dest));
         memcpy(t.part, d->part, sizeof(t.part));
+        t.part_id = d->part_id;
         memcpy(t.sha1, d->file_sha1, 20);
         t.size = d->size;
         t.nchunks = d->nchunks;
@@ -377,21 +381,37 @@ dl_snapshot(dl_t *w, int i)
     return 1;
 }
 
-/* The .part, opened once per snapshot.  Only a chunk writer creates it
- * (create = 1): readers must not leave an empty one where a killed
- * finalizer already renamed the finished file away. */
+/* The .part, opened once per snapshot.  Never created here: the CLI made
+ * it (O_EXCL) when the download was asked for, and only that file is
+ * ever opened (node_open_part: no symlink, same inode), so a file
+ * someone else put at the name is never written or read as ours. */
 static int
-dl_part_fd(dl_local_t *l, int create)
+dl_part_fd(dl_local_t *l)
 {
     if (l->fd < 0) {
-        /* never follow a symlink planted at the .part's name */
-        l->fd = open(l->part, O_RDWR | O_NOFOLLOW | O_CLOEXEC
-                              | (create ? O_CREAT : 0), 0644);
-        if (l->fd < 0 && (create || errno != ENOENT)) {
-            ts_err("open(\"%s\") failed: %s", l->part, strerror(errno));
+        l->fd = node_open_part(l->part, O_RDWR, &l->part_id);
+        if (l->fd < 0) {
+            ts_err("open(\"%s\") failed: %s", l->part,
+                   errno == ESTALE ? "another file has taken its name"
+                                   : strerror(errno));
         }
     }
     return l->fd;
+}
+
+/* Why the .part could not be opened, for the download's error. */
+static const char *
+dl_part_why(int err)
+{
+    switch (err) {
+    case ENOENT:
+        return "the .part file was removed";
+    case ESTALE:
+    case ELOOP:
+        return "another file has taken the .part file's name";
+    default:
+        return "cannot open the .part file";
+    }
 }
 
 /*
@@ -525,11 +545,16 @@ dl_conn_close(dl_t *w, dl_conn_t *k, int error, const char *why)
     k->want_out = 0;
     k->rx = RX_HDR;
     k->got = 0;
+    k->closed_ms = ts_now_ms();
     if (error) {
         k->errors++;
         until = TS_DL_BACKOFF_MIN_MS << (k->errors < 5 ? k->errors - 1 : 4);
         if (until > TS_DL_BACKOFF_MAX_MS) {
             until = TS_DL_BACKOFF_MAX_MS;
+        }
+        if (k->penalty_ms > 0) {
+            until = k->penalty_ms;
+            k->penalty_ms = 0;
         }
         k->retry_at_ms = ts_now_ms() + until;
         dl_src_backoff(w, k, k->retry_at_ms);
@@ -579,6 +604,7 @@ dl_conn_find(dl_t *w, const char *addr, const uint8_t fp[TS_FP_B],
     snprintf(k->addr, sizeof(k->addr), "%s", addr);
     memcpy(k->fp, fp, TS_FP_B);
     k->fd = -1;
+    k->closed_ms = ts_now_ms();
     ts_wbuf_init(&k->out);
     w->conns[freei] = k;
     return k;
@@ -883,6 +909,7 @@ dl_conn_queue(dl_t *w, dl_conn_t *k, uint8_t type, const dl_req_t *r)
     }
     if (k->qn == 0) {
         k->last_rx_ms = ts_now_ms();
+        k->start_us = dl_now_us();      /* the head reply starts now */
     }
     q = &k->q[(k->qhead + k->qn) % DL_QMAX];
     *q = *r;
@@ -990,7 +1017,7 @@ dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
         if (buf != NULL && next == chunk) {
             SHA1_Update(&ctx, buf, len);
         } else {
-            if (fd < 0 && (fd = dl_part_fd(l, 0)) < 0) {
+            if (fd < 0 && (fd = dl_part_fd(l)) < 0) {
                 break;
             }
             do {
@@ -1298,9 +1325,9 @@ dl_got_chunk(dl_t *w, dl_conn_t *k, const dl_req_t *r)
     if (node_bit_test(done, r->chunk)) {
         return;
     }
-    fd = dl_part_fd(l, 1);
+    fd = dl_part_fd(l);
     if (fd < 0) {
-        dl_fail(w, r->dl, NODE_DL_ACTIVE, "cannot open the .part file");
+        dl_fail(w, r->dl, NODE_DL_ACTIVE, dl_part_why(errno));
         return;
     }
     off = (uint64_t) r->chunk * TS_CHUNK_B;
@@ -1634,7 +1661,7 @@ dl_maybe(dl_t *w, int i)
                 continue;
             }
             len = dl_chunk_len(l, c);
-            fd = dl_part_fd(l, 0);
+            fd = dl_part_fd(l);
             if (!node_bit_test(done, c) && fd >= 0) {
                 n = pread(fd, w->fbuf, len, (off_t) c * TS_CHUNK_B);
                 if (n == (ssize_t) len && ts_sha1(w->fbuf, len, md) == 0
@@ -1870,13 +1897,12 @@ dl_dest_is_done(dl_t *w, const dl_local_t *l)
     ssize_t      n = 0;
     int          fd;
 
-    fd = open(l->dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* the renamed .part keeps its inode: nothing else is ours */
+    fd = node_open_part(l->dest, O_RDONLY, &l->part_id);
     if (fd < 0) {
         return 0;
     }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)
-        || (uint64_t) sb.st_size != l->size)
-    {
+    if (fstat(fd, &sb) != 0 || (uint64_t) sb.st_size != l->size) {
         close(fd);
         return 0;
     }
@@ -1948,24 +1974,17 @@ dl_finalize(dl_t *w, int i)
         close(l->fd);
         l->fd = -1;
     }
-    fd = open(l->part, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) {
-        if (dl_dest_is_done(w, l)) {
-            ts_info("download %s/%s: %s is already in place", l->group,
-                    l->name, l->dest);
-            goto durable;
-        }
-        if (l->size == 0) {
-            /* an empty file has no chunk that would have created it */
-            fd = open(l->part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW
-                               | O_CLOEXEC, 0644);
-        } else {
-            errno = ENOENT;
-        }
+    fd = node_open_part(l->part, O_RDWR, &l->part_id);
+    if (fd < 0 && errno == ENOENT && dl_dest_is_done(w, l)) {
+        ts_info("download %s/%s: %s is already in place", l->group,
+                l->name, l->dest);
+        goto durable;
     }
     if (fd < 0) {
-        ts_err("open(\"%s\") failed: %s", l->part, strerror(errno));
-        dl_fail(w, i, NODE_DL_FINALIZING, "cannot open the .part file");
+        int err = errno;
+
+        ts_err("open(\"%s\") failed: %s", l->part, strerror(err));
+        dl_fail(w, i, NODE_DL_FINALIZING, dl_part_why(err));
         goto out;
     }
     l->fd = fd;
@@ -2022,6 +2041,18 @@ hashed:
         ts_err("fsync(\"%s\") failed: %s", l->part, strerror(errno));
         dl_fail(w, i, NODE_DL_FINALIZING, "fsync of the .part file failed");
         goto out;
+    }
+    /* the rename goes by name: the name must still be the file hashed */
+    {
+        struct stat a, b;
+
+        if (fstat(fd, &a) != 0 || lstat(l->part, &b) != 0
+            || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        {
+            dl_fail(w, i, NODE_DL_FINALIZING,
+                    dl_part_why(ESTALE));
+            goto out;
+        }
     }
     if (renameat2(AT_FDCWD, l->part, AT_FDCWD, l->dest, RENAME_NOREPLACE)
         != 0)
@@ -2138,11 +2169,112 @@ dl_schedule(dl_t *w)
     } while (progress);
 }
 
+/* 1 if a usable source other than src has chunk c of download i */
+static int
+dl_chunk_elsewhere(dl_t *w, int i, int src, uint32_t c, int64_t now)
+{
+    node_dl_sh_t *d = &w->dls[i];
+    int           s;
+
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        if (s != src && dl_src_usable(&d->src[s], now)
+            && atomic_load(&d->src[s].map_ms) != 0
+            && node_bit_test(node_dl_map(w->shm, i, s), c))
+        {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * A peer that keeps a chunk's reply trickling (a byte now and then, so the
+ * no-byte timeout never fires) would hold the chunk's claim for as long
+ * as it likes.  A GET reply that has taken more than TS_DL_GET_SLOW_MS is
+ * given up when another source has the chunk: the link closes (the claim
+ * goes back), the peer's rate estimate becomes what it really delivered,
+ * and it is left alone for TS_DL_SLOW_PENALTY_MS.  The only holder of a
+ * chunk is waited for, however slow.  1 if k was closed.
+ */
+static int
+dl_slow_reply(dl_t *w, dl_conn_t *k, int64_t now)
+{
+    const dl_req_t *r = &k->q[k->qhead];
+    node_src_sh_t  *src;
+    int64_t         t0, age_us;
+    uint64_t        got;
+    char            why[128];
+
+    if (k->c == NULL || k->qn == 0) {
+        return 0;
+    }
+    t0 = r->sent_us > k->start_us ? r->sent_us : k->start_us;
+    age_us = dl_now_us() - t0;
+    if (age_us <= (int64_t) TS_DL_GET_SLOW_MS * 1000) {
+        return 0;
+    }
+    if (r->kind != REQ_GET) {
+        /* a MAP or AUTH reply is a few KiB at most */
+        dl_conn_close(w, k, 1, "reply too slow");
+        return 1;
+    }
+    if (atomic_load(&w->dls[r->dl].id) != r->dl_id
+        || !dl_chunk_elsewhere(w, r->dl, r->src, r->chunk, now))
+    {
+        return 0;
+    }
+    got = (k->rx == RX_DATA && r->len >= k->need) ? r->len - k->need : 0;
+    src = &w->dls[r->dl].src[r->src];
+    atomic_store(&src->rate_bps, got * 1000000ull / (uint64_t) age_us + 1);
+    snprintf(why, sizeof(why), "chunk %u too slow (%llu of %u bytes in "
+             "%lld ms)", r->chunk, (unsigned long long) got, r->len,
+             (long long) (age_us / 1000));
+    k->penalty_ms = TS_DL_SLOW_PENALTY_MS;
+    dl_conn_close(w, k, 1, why);
+    return 1;
+}
+
+/*
+ * Frees links that are closed and no longer wanted, so the table (one
+ * slot per peer identity ever met) cannot fill up for good: links closed
+ * for TS_DL_LINK_LINGER_MS past their retry time, and, when the table is
+ * more than three quarters full, every closed link past its retry time.
+ * Runs between epoll batches only: an event of the current batch may
+ * point at a link (data.ptr).
+ */
+static void
+dl_conns_reap(dl_t *w, int64_t now)
+{
+    dl_conn_t *k;
+    int        i, used = 0, crowded;
+
+    for (i = 0; i < DL_CONNS_MAX; i++) {
+        used += w->conns[i] != NULL;
+    }
+    crowded = used > DL_CONNS_MAX / 4 * 3;
+    for (i = 0; i < DL_CONNS_MAX; i++) {
+        k = w->conns[i];
+        if (k == NULL || k->c != NULL || k->fd >= 0 || k->connecting
+            || k->qn > 0 || now < k->retry_at_ms
+            || (!crowded && now - k->closed_ms < TS_DL_LINK_LINGER_MS))
+        {
+            continue;
+        }
+        ts_wbuf_free(&k->out);
+        free(k->small);
+        free(k->data);
+        free(k);
+        w->conns[i] = NULL;
+    }
+}
+
 static void
 dl_timeouts(dl_t *w)
 {
     int64_t now = ts_now_ms();
     int     i;
+
+    dl_conns_reap(w, now);
 
     for (i = 0; i < DL_CONNS_MAX; i++) {
         dl_conn_t *k = w->conns[i];
@@ -2161,6 +2293,10 @@ dl_timeouts(dl_t *w)
             && now - k->last_rx_ms > TS_NODE_PEER_TIMEOUT_MS)
         {
             dl_conn_close(w, k, 1, "timed out");
+            continue;
+        }
+        if (k != NULL) {
+            (void) dl_slow_reply(w, k, now);
         }
     }
 }

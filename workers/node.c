@@ -30,12 +30,14 @@
  * cache: the next node_start replaces it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <time.h>
@@ -526,7 +528,8 @@ node_bits_load(_Atomic uint64_t *bm, const uint8_t *bytes, uint32_t nbits)
 
 int
 node_dl_add(ts_shm_t *s, const char *group, const char *name,
-    const char *dest, const char *part, uint64_t size, uint32_t nchunks,
+    const char *dest, const char *part, const node_fid_t *part_id,
+    uint64_t size, uint32_t nchunks,
     const uint8_t file_sha1[20], const uint8_t *hashes, const uint8_t *done,
     const uint8_t *maybe)
 {
@@ -593,6 +596,10 @@ node_dl_add(ts_shm_t *s, const char *group, const char *name,
     snprintf(d->name, sizeof(d->name), "%s", name);
     snprintf(d->dest, sizeof(d->dest), "%s", dest);
     snprintf(d->part, sizeof(d->part), "%s", part);
+    memset(&d->part_id, 0, sizeof(d->part_id));
+    if (part_id != NULL) {
+        d->part_id = *part_id;
+    }
     d->size = size;
     d->nchunks = nchunks;
     memcpy(d->file_sha1, file_sha1, 20);
@@ -791,6 +798,67 @@ node_dl_set_ticket(ts_shm_t *s, int idx, const void *ticket, size_t len,
         atomic_fetch_add_explicit(&d->ticket_gen, 1, memory_order_acq_rel);
     }
     return 0;
+}
+
+
+int
+node_fid_of(int fd, node_fid_t *id)
+{
+    struct statx sx;
+
+    memset(id, 0, sizeof(*id));
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &sx) != 0) {
+        return -1;
+    }
+    id->dev = ((uint64_t) sx.stx_dev_major << 32) | sx.stx_dev_minor;
+    id->ino = sx.stx_ino;
+    if (sx.stx_mask & STATX_BTIME) {
+        id->btime_ns = (int64_t) sx.stx_btime.tv_sec * 1000000000
+                       + sx.stx_btime.tv_nsec;
+    }
+    return 0;
+}
+
+
+int
+node_fid_eq(const node_fid_t *a, const node_fid_t *b)
+{
+    return a->dev == b->dev && a->ino == b->ino
+           && (a->btime_ns == 0 || b->btime_ns == 0
+               || a->btime_ns == b->btime_ns);
+}
+
+
+int
+node_open_part(const char *path, int flags, const node_fid_t *id)
+{
+    static const node_fid_t  zero;
+    struct stat              sb;
+    node_fid_t               have;
+    int                      fd, e;
+
+    /* O_NONBLOCK: a FIFO put at the name must not block the open */
+    fd = open(path, (flags & ~(O_CREAT | O_EXCL | O_TRUNC)) | O_NOFOLLOW
+                    | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        return -1;              /* ELOOP: a symlink took the name */
+    }
+    if (fstat(fd, &sb) != 0) {
+        e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)
+        || (id != NULL && memcmp(id, &zero, sizeof(zero)) != 0
+            && (node_fid_of(fd, &have) != 0 || !node_fid_eq(&have, id))))
+    {
+        close(fd);
+        errno = ESTALE;
+        return -1;
+    }
+    (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
 }
 
 

@@ -70,11 +70,13 @@ int  node_share_add(ts_shm_t *s, const char *group, const char *name,
 void node_share_remove(ts_shm_t *s, int idx);
 int  node_share_find(const ts_shm_t *s, const char *group, const char *name);
 
-/* Adds a download (state ACTIVE).  hashes: nchunks x 20 bytes.  done /
- * maybe: optional bitmaps (nchunks bits, LSB first) restored from
- * node.tdb.  Returns the index or -1. */
+/* Adds a download (state ACTIVE).  part_id: the .part the CLI created
+ * for it (workers open nothing else; NULL or zero = any regular file).
+ * hashes: nchunks x 20 bytes.  done / maybe: optional bitmaps (nchunks
+ * bits, LSB first) restored from node.tdb.  Returns the index or -1. */
 int  node_dl_add(ts_shm_t *s, const char *group, const char *name,
-                 const char *dest, const char *part, uint64_t size,
+                 const char *dest, const char *part,
+                 const node_fid_t *part_id, uint64_t size,
                  uint32_t nchunks, const uint8_t file_sha1[20],
                  const uint8_t *hashes, const uint8_t *done,
                  const uint8_t *maybe);
@@ -95,6 +97,19 @@ int  node_dl_set_ticket(ts_shm_t *s, int idx, const void *ticket,
 int  node_dl_ticket(const ts_shm_t *s, int idx, uint8_t *buf, size_t bufsz,
                     uint32_t *len, uint32_t *gen);
 void node_dl_remove(ts_shm_t *s, int idx);    /* frees the entry */
+
+/* The identity of an open file (node_fid_t); 0 or -1. */
+int  node_fid_of(int fd, node_fid_t *id);
+/* 1 if a is b: same device and inode, and same birth time where both
+ * have one. */
+int  node_fid_eq(const node_fid_t *a, const node_fid_t *b);
+/* Opens a download's file, the .part or the final file it was renamed
+ * to, never through a symlink (O_NOFOLLOW added to flags, never
+ * O_CREAT), and only if it is a regular file that is the .part the CLI
+ * created (node_fid_eq with id; NULL or zero: any regular file).  The
+ * fd, or -1 with errno ENOENT (not there), ESTALE (another file has taken
+ * the name) or open(2)'s. */
+int  node_open_part(const char *path, int flags, const node_fid_t *id);
 
 /* Seqlock readers (added by F1): copy entry idx consistently into *out
  * (text and size fields; atomics are loaded once).  0, or -1 if the entry

@@ -49,8 +49,9 @@
 #include "ts_shm.h"
 #include "ts_tls.h"
 
-/* 2: source fingerprints, download tickets (issue 5) */
-#define NODE_SHM_LAYOUT  2
+/* 2: source fingerprints, download tickets (issue 5)
+ * 3: the .part's identity (part_id) */
+#define NODE_SHM_LAYOUT  3
 
 enum {
     NODE_T_SLOTS  = 1,
@@ -61,6 +62,16 @@ enum {
     NODE_T_INFLIGHT = 6,    /* added by F1: node_inflight_sh_t x slots */
     NODE_T_FHASH  = 7       /* added by P: node_fhash_sh_t x downloads */
 };
+
+/* Which file a download's .part is: a name can be taken by another file
+ * (even one with the same inode number, reused at once by ext4 after an
+ * unlink), so the identity is device, inode and birth time (statx; 0
+ * where the filesystem keeps none).  All zero: not pinned. */
+typedef struct {
+    uint64_t dev;
+    uint64_t ino;
+    int64_t  btime_ns;
+} node_fid_t;
 
 /* worker roles in slots[].role and in the supervisor's role table */
 enum { NODE_ROLE_UPLOADER = 0, NODE_ROLE_DOWNLOADER = 1 };
@@ -148,6 +159,9 @@ typedef struct {
     char             name[TS_NAME_MAX_B + 1];
     char             dest[PATH_MAX];   /* final path */
     char             part[PATH_MAX];   /* dest + ".part" */
+    node_fid_t       part_id;          /* the .part the CLI created (and
+                                          dest after the rename); zero =
+                                          any regular file (old record) */
     uint64_t         size;
     uint32_t         nchunks;
     uint8_t          file_sha1[20];

@@ -83,6 +83,23 @@ up_auth_put(up_auth_tab_t *t, const char *group, const char *name,
 }
 
 
+/* The latest expiry of any entry (wall clock ms), 0 if none: the link
+ * holds some valid ticket until then. */
+static inline int64_t
+up_auth_until(const up_auth_tab_t *t)
+{
+    int64_t  m = 0;
+    int      i;
+
+    for (i = 0; i < TS_UP_AUTH_N; i++) {
+        if (t->e[i].expires_ms > m) {
+            m = t->e[i].expires_ms;
+        }
+    }
+    return m;
+}
+
+
 /* 1 if (group, name) has an unexpired entry at now_ms, else 0. */
 static inline int
 up_auth_ok(const up_auth_tab_t *t, const char *group, const char *name,

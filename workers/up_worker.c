@@ -27,8 +27,11 @@
  * (up_auth.h), which a PEER_AUTH with a tracker-signed ticket naming the
  * link's fingerprint grants; otherwise TS_ERR_PERM "no valid ticket".  A
  * bad ticket gets TS_ERR_AUTH with the verifier's reason and costs
- * nothing else, but a link that has shown no valid ticket within
- * TS_NODE_UNAUTH_MS is closed.  Authorization is checked both when a
+ * nothing else, up to TS_UP_BAD_AUTH_N of them on a link (then the link
+ * closes: each costs a signature check).  A link that holds no valid
+ * ticket -- none shown yet, or the last one expired -- counts as
+ * unauthenticated, and is closed when it has been so for
+ * TS_NODE_UNAUTH_MS.  Authorization is checked both when a
  * request is parsed (so AUTH/MAP/GET take effect strictly in stream
  * order) and when it is answered (a ticket that expired while the request
  * was queued no longer counts).  Caps at accept: TS_NODE_CONNS_ADDR_N
@@ -116,7 +119,10 @@ typedef struct {
     int         ready;          /* handshake done, peer identity known */
     int         again;          /* has buffered requests: handle it again
                                    without waiting for epoll */
-    int         authed;         /* has shown a valid ticket */
+    int         authed;         /* holds an unexpired ticket */
+    int64_t     authed_until;   /* wall clock: the last ticket's expiry */
+    int64_t     unauth_ms;      /* unauthenticated since (monotonic) */
+    int         bad_auth;       /* tickets refused on this link */
     int         has_fp;
     uint32_t    rd_want;        /* a read's EAGAIN needs this event too */
     uint32_t    wr_want;        /* a write's EAGAIN needs this event too */
@@ -424,6 +430,7 @@ up_accept(up_t *u)
         k->addr = a;
         k->born_ms = ts_now_ms();
         k->last_ms = k->born_ms;
+        k->unauth_ms = k->born_ms;
         up_auth_init(&k->auth);
         ts_wbuf_init(&k->out);
 
@@ -646,11 +653,13 @@ up_dl_fd(up_t *u, int idx)
         fc->fd = -1;
     }
     if (fc->fd < 0) {
+        /* only the download's own file, under either name (the rename
+         * keeps the inode): never a symlink or a file put there later */
         if (atomic_load(&sn->state) != NODE_DL_DONE) {
-            fc->fd = open(sn->part, O_RDONLY | O_CLOEXEC);
+            fc->fd = node_open_part(sn->part, O_RDONLY, &sn->part_id);
         }
         if (fc->fd < 0) {
-            fc->fd = open(sn->dest, O_RDONLY | O_CLOEXEC);
+            fc->fd = node_open_part(sn->dest, O_RDONLY, &sn->part_id);
         }
         if (fc->fd < 0) {
             return -1;
@@ -1041,8 +1050,16 @@ up_parse_auth(up_t *u, up_conn_t *k, up_req_t *r, const uint8_t *p,
         return;
     }
     err[0] = '\0';
-    /* the ticket must name this link's certificate; a TS_TLS_OFF build
-     * has no identities to compare */
+    /* the ticket must name this link's certificate; only a TS_TLS_OFF
+     * build has no identities to compare */
+#ifndef TS_TLS_OFF
+    if (!k->has_fp) {
+        r->status = TS_ERR_AUTH;
+        snprintf(r->msg, sizeof(r->msg), "no certificate on this link");
+        k->bad_auth++;
+        return;
+    }
+#endif
     if (ts_ticket_verify(v, tk, tn, now, k->has_fp ? k->fp : NULL, &t,
                          err, sizeof(err)) != 0)
     {
@@ -1050,6 +1067,7 @@ up_parse_auth(up_t *u, up_conn_t *k, up_req_t *r, const uint8_t *p,
         snprintf(r->msg, sizeof(r->msg), "%s",
                  err[0] != '\0' ? err : "invalid ticket");
         ts_debug("peer link %d: ticket refused: %s", k->fd, r->msg);
+        k->bad_auth++;
         return;
     }
     if (up_auth_put(&k->auth, t.group, t.name, (int64_t) t.expires_ms,
@@ -1060,6 +1078,7 @@ up_parse_auth(up_t *u, up_conn_t *k, up_req_t *r, const uint8_t *p,
         return;
     }
     r->status = TS_OK;
+    k->authed_until = up_auth_until(&k->auth);
     if (!k->authed) {
         k->authed = 1;
         u->nunauth--;
@@ -1075,6 +1094,7 @@ up_parse(up_t *u, up_conn_t *k, const ts_frame_hdr_t *h, const uint8_t *p)
     peer_msg_req_t   m;
 
     if (h->flags & TS_FF_REPLY) {
+        ts_info("unexpected frame from a peer; link closed");
         return -1;      /* a peer never sends us replies */
     }
     r = &k->q[(k->q_head + k->q_n) % TS_UP_QUEUE_N];
@@ -1086,6 +1106,11 @@ up_parse(up_t *u, up_conn_t *k, const ts_frame_hdr_t *h, const uint8_t *p)
 
     if (h->type == TS_MSG_PEER_AUTH) {
         up_parse_auth(u, k, r, p, h->len);
+        if (k->bad_auth > TS_UP_BAD_AUTH_N) {
+            ts_info("peer link closed: more than %d refused tickets",
+                    TS_UP_BAD_AUTH_N);
+            return -1;
+        }
     } else if (h->type == TS_MSG_PEER_MAP || h->type == TS_MSG_PEER_GET) {
         if (peer_msg_req_decode(h->type, p, h->len, &m) == 0) {
             memcpy(r->group, m.group, sizeof(r->group));
@@ -1143,7 +1168,6 @@ up_read(up_t *u, up_conn_t *k)
                 break;
             }
             if (up_parse(u, k, &h, k->in + used + TS_FRAME_HDR_B) != 0) {
-                ts_info("unexpected frame from a peer; link closed");
                 return -1;
             }
             used += need;
@@ -1249,6 +1273,22 @@ up_handle(up_t *u, int idx, uint32_t events)
 }
 
 
+/* Every ticket link k showed has expired: it counts as unauthenticated
+ * again (and must show a new ticket within TS_NODE_UNAUTH_MS).  0, or -1
+ * when the cap on such links is reached (the caller closes k). */
+static int
+up_unauth_again(up_t *u, up_conn_t *k, int64_t now)
+{
+    if (u->nunauth >= TS_NODE_UNAUTH_MAX_N) {
+        return -1;
+    }
+    k->authed = 0;
+    k->unauth_ms = now;
+    u->nunauth++;
+    return 0;
+}
+
+
 static void
 up_timeouts(up_t *u)
 {
@@ -1264,8 +1304,15 @@ up_timeouts(up_t *u)
         busy = k->out_off < k->out.len || k->file_left > 0;
         if (!k->ready && now - k->born_ms > TS_TLS_HANDSHAKE_MS) {
             up_close(u, i, "handshake timeout");
-        } else if (!k->authed && now - k->born_ms > TS_NODE_UNAUTH_MS) {
-            up_close(u, i, "no valid ticket in time");
+        } else if (k->authed && ts_wall_ms() >= k->authed_until
+                   && up_unauth_again(u, k, now) != 0)
+        {
+            up_close(u, i, "its tickets expired and too many links hold "
+                     "none");
+        } else if (!k->authed && now - k->unauth_ms > TS_NODE_UNAUTH_MS) {
+            up_close(u, i, k->authed_until != 0
+                           ? "its tickets expired, no new one in time"
+                           : "no valid ticket in time");
         } else if (k->frame_ms != 0
                    && now - k->frame_ms > TS_NODE_PEER_TIMEOUT_MS)
         {

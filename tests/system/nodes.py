@@ -450,7 +450,7 @@ class Node:
 
     def __init__(self, info, tmpdir, name=None, port=None, state_dir=None,
                  uploaders=None, downloaders=None, log_level="info",
-                 extra=()):
+                 extra=(), env=None):
         Node._n += 1
         self.name = name or "node%d" % Node._n
         self.info = str(info)
@@ -463,6 +463,7 @@ class Node:
         self.downloaders = downloaders or 4
         self.log_level = log_level
         self.extra = list(extra)
+        self.env = dict(env or {})      # added to the client's environment
         self.errpath = os.path.join(self.dir, "stderr.log")
         self.proc = None
         self.known = set()
@@ -485,9 +486,13 @@ class Node:
         self.lines, self.eof = [], False
         errf = open(self.errpath, "ab")
         try:
+            env = None
+            if self.env:
+                env = dict(os.environ)
+                env.update(self.env)
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=errf,
-                                         cwd=self.dir)
+                                         cwd=self.dir, env=env)
         finally:
             errf.close()
         t = threading.Thread(target=self._reader, args=(self.proc,),
@@ -792,6 +797,16 @@ def group_of(owner, members, group):
                     "join request sent to %s" % group)
         owner.expect("accept_request %s %s" % (group, user),
                      "%s accepted into %s" % (user, group))
+
+
+def seed(node, tmp_path, name, size, seed_=1, group="g"):
+    """A random file of size bytes in the node's own folder under
+    tmp_path, shared by node in group: (its path, its SHA1)."""
+    d = tmp_path / ("files-%s" % node.name)
+    d.mkdir(exist_ok=True)
+    want = make_file(str(d / name), size, seed=seed_)
+    node.upload(str(d / name), group)
+    return str(d / name), want
 
 
 def create_users(info, tmpdir, *names, pw="pw"):

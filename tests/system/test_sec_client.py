@@ -25,7 +25,7 @@ import os
 import subprocess
 import time
 
-from nodes import Node, Swarm, create_users, make_file, sha1_file, \
+from nodes import Node, Swarm, create_users, sha1_file, seed, \
     file_info, peer_connect, peer_auth, peer_get, upload_frame, ERR_AUTH, \
     ERR_PERM
 from tessera import OK, Raw, node_cert, run_client, wait_until, \
@@ -33,14 +33,6 @@ from tessera import OK, Raw, node_cert, run_client, wait_until, \
 
 G = "g"
 MiB = 1024 * 1024
-
-
-def seed(node, tmp_path, name, size, seed_=1):
-    d = tmp_path / ("files-%s" % node.name)
-    d.mkdir(exist_ok=True)
-    want = make_file(str(d / name), size, seed=seed_)
-    node.upload(str(d / name), G)
-    return str(d / name), want
 
 
 def test_left_group_no_ticket(tracker_factory, tmp_path):
@@ -143,8 +135,10 @@ def test_ticket_renewed_long_download(tracker_factory, tmp_path):
             frozen = l.freeze_downloaders()
         time.sleep(0.2)
     d = l.shm_download(G, "big.bin")
-    assert d is not None and d["size"] * 0.3 < d["bytes_done"] < d["size"], d
     l.thaw(frozen)
+    assert d is not None and d["size"] * 0.3 < d["bytes_done"] < d["size"], \
+        (d, l.shm_downloads(), l.show_downloads(), l.stderr()[-3000:],
+         o.stderr()[-2000:])
     line = l.wait_download(G, "big.bin", 60)
     assert line.startswith("[C]"), line
     assert sha1_file(final) == want

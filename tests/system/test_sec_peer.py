@@ -334,3 +334,80 @@ def test_transport_identity_and_limits(tracker, tmp_path):
         for sk in socks:
             sk.close()
     s.normal_download()
+
+
+# ---- links whose tickets are bad or gone --------------------------------
+
+BAD_AUTH_N = 8          # TS_UP_BAD_AUTH_N
+
+
+def read_replies(sk, until_s):
+    """Reads replies until EOF or until_s seconds: (statuses, eof)."""
+    sts, end = [], time.monotonic() + until_s
+    while time.monotonic() < end:
+        try:
+            hdr = tessera.recv_exact(sk, 16, max(0.1, end - time.monotonic()))
+        except socket.timeout:
+            return sts, False
+        except (EOFError, ConnectionError, ssl.SSLError, OSError):
+            return sts, True
+        _, _, _, _, ln, _ = struct.unpack(">BBBBIQ", hdr)
+        body = tessera.recv_exact(sk, ln, 5)
+        sts.append(struct.unpack(">H", body[:2])[0])
+    return sts, False
+
+
+def test_bad_or_expired_tickets_close_the_link(tracker, tmp_path):
+    s = Setup(tracker, tmp_path, checks=2)
+
+    # a link that shows ticket after bad ticket is closed once it has
+    # shown more than TS_UP_BAD_AUTH_N (each costs a signature check)
+    bad = bytes.fromhex(s.ticket(s.fp1, ttl_ms=-5000))
+    out = b"".join(tessera.frame(PEER_AUTH, struct.pack(">I", len(bad)) + bad,
+                                 reqid=i + 1) for i in range(4 * BAD_AUTH_N))
+    sk = tls_link(s, s.a1)
+    try:
+        sk.sendall(out)
+        sts, eof = read_replies(sk, 10)
+    finally:
+        sk.close()
+    # closed at the (N+1)th refusal: what was answered before is AUTH
+    assert eof, sts
+    assert len(sts) <= BAD_AUTH_N and set(sts) <= {2}, sts
+    s.normal_download()
+
+    # a link whose only ticket expired is unauthenticated again: it gets
+    # PERM, and is closed TS_NODE_UNAUTH_MS later although it keeps asking
+    tk = bytes.fromhex(s.ticket(s.fp1, ttl_ms=2000))
+    sk = tls_link(s, s.a1)
+    try:
+        sk.sendall(tessera.frame(PEER_AUTH, struct.pack(">I", len(tk)) + tk,
+                                 reqid=1) +
+                   tessera.frame(PEER_MAP, tessera.pstr(G) +
+                                 tessera.pstr("f.bin"), reqid=2))
+        sts, eof = read_replies(sk, 1)
+        assert sts == [0, 0] and not eof, sts
+        t0 = time.monotonic()
+        closed = False
+        rid = 3
+        while time.monotonic() < t0 + UNAUTH_S + 15:
+            time.sleep(1)
+            try:
+                sk.sendall(tessera.frame(PEER_MAP, tessera.pstr(G) +
+                                         tessera.pstr("f.bin"), reqid=rid))
+            except (OSError, ssl.SSLError):
+                closed = True
+                break
+            rid += 1
+            sts, eof = read_replies(sk, 0.5)
+            if eof:
+                closed = True
+                break
+            if time.monotonic() > t0 + 3:
+                assert sts in ([], [5]), sts       # PERM after expiry
+        took = time.monotonic() - t0
+    finally:
+        sk.close()
+    assert closed
+    assert UNAUTH_S < took < UNAUTH_S + 15, took
+    s.normal_download()

@@ -341,18 +341,44 @@ nf_give_ticket(int li, int idx, const uint8_t *fp, int64_t ttl_ms)
     ts_wbuf_free(&b);
 }
 
+/* The identity of the file at path (a .part made by a test, as the CLI
+ * makes it), which node_dl_add pins. */
+static inline void
+nf_fid(const char *path, node_fid_t *id)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW);
+
+    assert_true(fd >= 0);
+    assert_int_equal(node_fid_of(fd, id), 0);
+    close(fd);
+}
+
+/* Creates an empty .part at path as the CLI does (O_EXCL) and gives its
+ * identity. */
+static inline void
+nf_part_make(const char *path, node_fid_t *id)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
+
+    assert_true(fd >= 0);
+    close(fd);
+    nf_fid(path, id);
+}
+
 /* Adds a download of f (grp/file) to pool node li, into a new dest under
- * nf_dir (its .part beside it), with no ticket or source yet.  Returns
- * the download's index. */
+ * nf_dir (its .part made beside it), with no ticket or source yet.
+ * Returns the download's index. */
 static inline int
 nf_dl_add(int li, const nf_file_t *f, char *dest, size_t destsz)
 {
-    char part[PATH_MAX + 8];
-    int  idx;
+    char       part[PATH_MAX + 8];
+    node_fid_t id;
+    int        idx;
 
     snprintf(dest, destsz, "%s/dl%d", nf_dir, ++nf_seq);
     snprintf(part, sizeof(part), "%s.part", dest);
-    idx = node_dl_add(&nf_nodes[li].shm, "grp", "file", dest, part,
+    nf_part_make(part, &id);
+    idx = node_dl_add(&nf_nodes[li].shm, "grp", "file", dest, part, &id,
                       f->size, f->nchunks, f->sha1, f->hashes, NULL, NULL);
     assert_true(idx >= 0);
     return idx;

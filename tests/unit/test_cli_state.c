@@ -82,6 +82,9 @@ mk_dl(cli_dl_rec_t *r, const char *group, const char *name, uint64_t size)
     snprintf(r->name, sizeof(r->name), "%s", name);
     snprintf(r->dest, sizeof(r->dest), "/dl/%s", name);
     snprintf(r->part, sizeof(r->part), "/dl/%s.part", name);
+    r->part_id.dev = 0x801;
+    r->part_id.ino = 1234567890123ull;
+    r->part_id.btime_ns = 1796551471552806147ll;
     r->size = size;
     r->nchunks = cli_nchunks(size);
     memset(r->sha1, 0x5a, 20);
@@ -100,6 +103,7 @@ assert_dl_equal(const cli_dl_rec_t *a, const cli_dl_rec_t *b)
     assert_string_equal(a->name, b->name);
     assert_string_equal(a->dest, b->dest);
     assert_string_equal(a->part, b->part);
+    assert_memory_equal(&a->part_id, &b->part_id, sizeof(a->part_id));
     assert_true(a->size == b->size);
     assert_int_equal(a->nchunks, b->nchunks);
     assert_memory_equal(a->sha1, b->sha1, 20);
@@ -263,8 +267,25 @@ test_corrupt_fields(void **state)
     mk_dl(&a, "g", "f.bin", 10);
     ts_wbuf_init(&w);
     cli_dl_encode(&a, &w);
-    w.data[0] = CLI_REC_VERSION + 1;
+    w.data[0] = CLI_DL_VERSION + 1;
     assert_int_equal(cli_dl_decode(w.data, w.len, &b), -1);
+    ts_wbuf_free(&w);
+
+    /* a version-1 record (no .part identity) still reads, unpinned; a
+     * version-2 one cut short does not */
+    mk_dl(&a, "g", "f.bin", 10);
+    ts_wbuf_init(&w);
+    cli_dl_encode(&a, &w);
+    assert_int_equal(w.data[0], CLI_DL_VERSION);
+    assert_int_equal(cli_dl_decode(w.data, w.len - 24, &b), -1);
+    w.data[0] = CLI_REC_VERSION;
+    assert_int_equal(cli_dl_decode(w.data, w.len, &b), -1);
+    assert_int_equal(cli_dl_decode(w.data, w.len - 24, &b), 0);
+    assert_true(b.part_id.dev == 0 && b.part_id.ino == 0
+                && b.part_id.btime_ns == 0);
+    assert_string_equal(b.part, a.part);
+    cli_dl_free(&b);
+    cli_dl_free(&a);
     ts_wbuf_free(&w);
 
     /* a hash blob that claims more than nchunks x 20 */

@@ -307,21 +307,26 @@ static void
 test_already_renamed(void **state)
 {
     nf_file_t  f;
-    char      dest[PATH_MAX], part[PATH_MAX + 8], cmd[2 * PATH_MAX + 16];
+    char      dest[PATH_MAX], part[PATH_MAX + 8], cmd[4 * PATH_MAX + 64];
     uint8_t  *done;
+    node_fid_t id;
     int       li, idx;
 
     nf_make_file(&f, 2ull * TS_CHUNK_B + 99);
     li = t_node(0, 1, 2, NULL, 0);
     snprintf(dest, sizeof(dest), "%s/dl%d", nf_dir, ++nf_seq);
     snprintf(part, sizeof(part), "%s.part", dest);
-    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", f.path, dest);
+    /* the .part the CLI made, filled and renamed by a finalizer that was
+     * killed before it recorded DONE */
+    nf_part_make(part, &id);
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && mv '%s' '%s'", f.path, part,
+             part, dest);
     assert_int_equal(system(cmd), 0);
     done = calloc((f.nchunks + 7) / 8, 1);
     assert_non_null(done);
     memset(done, 0xff, (f.nchunks + 7) / 8);
-    idx = node_dl_add(&nf_nodes[li].shm, "grp", "file", dest, part, f.size,
-                      f.nchunks, f.sha1, f.hashes, done, NULL);
+    idx = node_dl_add(&nf_nodes[li].shm, "grp", "file", dest, part, &id,
+                      f.size, f.nchunks, f.sha1, f.hashes, done, NULL);
     assert_true(idx >= 0);
     t_expect_done(li, idx, &f, dest, 10000);
     t_check_clean(li, idx, &f);
@@ -338,28 +343,50 @@ test_part_symlink(void **state)
     nf_file_t f;
     char     addrs[1][64], dest[PATH_MAX], part[PATH_MAX + 8];
     char     victim[PATH_MAX], buf[16];
-    int      li, idx, fd;
+    const char *a[1];
+    int      li, idx, fd, c[1] = { 1 }, round;
+    node_fid_t id;
 
     nf_make_file(&f, 2ull * TS_CHUNK_B);
     t_seeder(&f, 0, addrs[0], sizeof(addrs[0]));
+    a[0] = addrs[0];
     li = t_node(0, 1, 2, NULL, 0);
     snprintf(victim, sizeof(victim), "%s/victim%d", nf_dir, nf_seq);
     fd = open(victim, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "precious", 8), 8);
     close(fd);
-    snprintf(dest, sizeof(dest), "%s/dl%d", nf_dir, nf_seq + 1);
-    snprintf(part, sizeof(part), "%s.part", dest);
-    assert_int_equal(symlink(victim, part), 0);
-    idx = t_leech(li, &f, dest, sizeof(dest), addrs, 1);
-    assert_int_equal(nf_wait_state(li, idx, NODE_DL_FAILED, 10000),
-                     NODE_DL_FAILED);
-    assert_int_equal(access(dest, F_OK), -1);
-    fd = open(victim, O_RDONLY);
-    assert_true(fd >= 0);
-    assert_int_equal(read(fd, buf, sizeof(buf)), 8);
-    close(fd);
-    assert_memory_equal(buf, "precious", 8);
+    /* the .part the CLI made is replaced, before any chunk arrives, by a
+     * symlink to the victim (round 0) or by another regular file, a hard
+     * link of it (round 1): nothing is written through either, and the
+     * download fails saying so */
+    for (round = 0; round < 2; round++) {
+        snprintf(dest, sizeof(dest), "%s/dl%d", nf_dir, ++nf_seq);
+        snprintf(part, sizeof(part), "%s.part", dest);
+        nf_part_make(part, &id);
+        assert_int_equal(unlink(part), 0);
+        if (round == 0) {
+            assert_int_equal(symlink(victim, part), 0);
+        } else {
+            assert_int_equal(link(victim, part), 0);
+        }
+        idx = node_dl_add(&nf_nodes[li].shm, "grp", "file", dest, part, &id,
+                          f.size, f.nchunks, f.sha1, f.hashes, NULL, NULL);
+        assert_true(idx >= 0);
+        nf_give_ticket(li, idx, NULL, 60000);
+        t_set_sources(li, idx, a, c, 1);
+        assert_int_equal(nf_wait_state(li, idx, NODE_DL_FAILED, 10000),
+                         NODE_DL_FAILED);
+        assert_non_null(strstr(node_dls(&nf_nodes[li].shm)[idx].error,
+                               "another file has taken"));
+        assert_int_equal(access(dest, F_OK), -1);
+        fd = open(victim, O_RDONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(read(fd, buf, sizeof(buf)), 8);
+        close(fd);
+        assert_memory_equal(buf, "precious", 8);
+        node_dl_remove(&nf_nodes[li].shm, idx);
+    }
     nf_stop_all();
     free(f.hashes);
 }
@@ -655,6 +682,64 @@ test_no_source_then_seeder(void **state)
     free(f.hashes);
 }
 
+/* Peers come and go: more distinct peer identities over a download's life
+ * than a downloader has link slots (DL_CONNS_MAX = 512), none of them
+ * reachable.  Closed links are freed, so the real seeder listed last
+ * still gets a link and the download completes. */
+static void
+test_link_table_churn(void **state)
+{
+    enum { PER_ROUND = TS_NODE_SOURCES_N, ROUNDS = 18 };
+    nf_file_t     f;
+    char          addrs[1][64], dest[PATH_MAX], dead[64];
+    char          names[PER_ROUND][64];
+    const char   *a[PER_ROUND];
+    int           c[PER_ROUND], li, idx, r, k, tried;
+    uint8_t       fps[PER_ROUND * TS_FP_B];
+    node_dl_sh_t *d;
+    int64_t       end;
+
+    (void) state;
+    nf_make_file(&f, 2ull * TS_CHUNK_B + 7);
+    t_seeder(&f, 0, addrs[0], sizeof(addrs[0]));
+    li = t_node(0, 1, 1, NULL, 0);
+    idx = nf_dl_add(li, &f, dest, sizeof(dest));
+    nf_give_ticket(li, idx, NULL, 60000);
+    d = &node_dls(&nf_nodes[li].shm)[idx];
+    snprintf(dead, sizeof(dead), "127.0.0.1:%u", t_free_port());
+    for (r = 0; r < ROUNDS; r++) {
+        for (k = 0; k < PER_ROUND; k++) {
+            /* one closed address, a new identity each time: a new link */
+            snprintf(names[k], sizeof(names[k]), "%s", dead);
+            a[k] = names[k];
+            c[k] = 0;           /* partial: each must be asked for a map */
+            memset(fps + (size_t) k * TS_FP_B, 0, TS_FP_B);
+            fps[(size_t) k * TS_FP_B] = (uint8_t) r;
+            fps[(size_t) k * TS_FP_B + 1] = (uint8_t) k;
+            fps[(size_t) k * TS_FP_B + 2] = 0xee;
+        }
+        node_dl_set_sources(&nf_nodes[li].shm, idx, a, c, fps, PER_ROUND);
+        /* every one of them tried and failed before the next round */
+        end = ts_now_ms() + 10000;
+        do {
+            nf_sleep_ms(10);
+            tried = 0;
+            for (k = 0; k < TS_NODE_SOURCES_N; k++) {
+                tried += atomic_load(&d->src[k].state) == NODE_SRC_LIVE
+                         && atomic_load(&d->src[k].errors) > 0;
+            }
+        } while (tried < PER_ROUND && ts_now_ms() < end);
+        assert_int_equal(tried, PER_ROUND);
+    }
+    a[0] = addrs[0];
+    c[0] = 1;
+    t_set_sources(li, idx, a, c, 1);
+    t_expect_done(li, idx, &f, dest, 15000);
+    t_check_clean(li, idx, &f);
+    nf_stop_all();
+    free(f.hashes);
+}
+
 /* The tracker lists seeder B's address with seeder A's fingerprint (A is
  * not running there): B presents its own certificate, the handshake
  * fails, B serves nothing and the source counts as failing; then the
@@ -910,6 +995,7 @@ main(void)
         cmocka_unit_test(test_seeder_stops),
         cmocka_unit_test(test_no_source_then_seeder),
         cmocka_unit_test(test_wrong_identity),
+        cmocka_unit_test(test_link_table_churn),
         cmocka_unit_test(test_ticket_refused),
         cmocka_unit_test(test_kill_downloaders),
         cmocka_unit_test(test_speed_one_seeder),

@@ -498,6 +498,7 @@ test_frontier_resume(void **state)
     nf_file_t  f;
     char      addr[64], dest[PATH_MAX], part[PATH_MAX + 8];
     uint8_t  *buf, done[8];
+    node_fid_t id;
     int       si, li, idx, in, out;
     uint32_t  k;
 
@@ -527,8 +528,9 @@ test_frontier_resume(void **state)
     si = p_node(1, 1, addr, sizeof(addr));
     nf_share(si, &f);
     li = p_node(1, 2, NULL, 0);
-    idx = node_dl_add(&nf_nodes[li].shm, "grp", "file", dest, part, f.size,
-                      f.nchunks, f.sha1, f.hashes, done, NULL);
+    nf_fid(part, &id);
+    idx = node_dl_add(&nf_nodes[li].shm, "grp", "file", dest, part, &id,
+                      f.size, f.nchunks, f.sha1, f.hashes, done, NULL);
     assert_true(idx >= 0);
     p_give(li, idx, addr);
     assert_int_equal(nf_wait_state(li, idx, NODE_DL_DONE, 20000),

@@ -88,7 +88,7 @@ test_dl_publish(void **state)
 
     memset(hashes, 0xab, sizeof(hashes));
     memset(sha, 0xcd, sizeof(sha));
-    i = node_dl_add(&seg, "g", "big", "/tmp/big", "/tmp/big.part", size, 3,
+    i = node_dl_add(&seg, "g", "big", "/tmp/big", "/tmp/big.part", NULL, size, 3,
                     sha, hashes, done, maybe);
     assert_true(i >= 0);
     d = &node_dls(&seg)[i];
@@ -244,9 +244,9 @@ test_reclaim(void **state)
     _Atomic uint64_t  *cl;
     int                i, i2;
 
-    i = node_dl_add(&seg, "g", "r", "/tmp/r", "/tmp/r.part",
+    i = node_dl_add(&seg, "g", "r", "/tmp/r", "/tmp/r.part", NULL,
                     4ull * TS_CHUNK_B, 4, sha, hashes, NULL, NULL);
-    i2 = node_dl_add(&seg, "g", "r2", "/tmp/r2", "/tmp/r2.part",
+    i2 = node_dl_add(&seg, "g", "r2", "/tmp/r2", "/tmp/r2.part", NULL,
                      4ull * TS_CHUNK_B, 4, sha, hashes, NULL, NULL);
     assert_true(i >= 0 && i2 >= 0);
     d = &node_dls(&seg)[i];

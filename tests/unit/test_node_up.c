@@ -362,8 +362,16 @@ test_partial_download_served(void **state)
 
     /* a .part holding only chunk 2 (the short last one) */
     write_file(part, data, FILE_B);
-    i = node_dl_add(&nd.shm, "grp", "dl.bin", "/tmp/never-renamed.bin",
-                    part, FILE_B, NCHUNKS, sha, hashes, done, NULL);
+    {
+        node_fid_t id;
+        int        fd = open(part, O_RDONLY);
+
+        assert_true(fd >= 0);
+        assert_int_equal(node_fid_of(fd, &id), 0);
+        close(fd);
+        i = node_dl_add(&nd.shm, "grp", "dl.bin", "/tmp/never-renamed.bin",
+                        part, &id, FILE_B, NCHUNKS, sha, hashes, done, NULL);
+    }
     assert_true(i >= 0);
     send_req(c, TS_MSG_PEER_MAP, 1, "grp", "dl.bin", 0);
     assert_int_equal(recv_map(c, 1, &n, bits, msg), TS_OK);

@@ -641,6 +641,14 @@ log_long(void)
 }
 
 static void
+log_hostile(void)
+{
+    /* text from the network: a fake second record, a terminal escape */
+    ts_warn("peer said: %s", "no\n2026-01-01T00:00:00.000Z tracker[1] "
+            "error: fake\x1b[2J\x7f\tend");
+}
+
+static void
 log_env_error_level(void)
 {
     ts_warn("warn must be hidden");
@@ -710,6 +718,14 @@ test_log_format(void **state)
                      TS_LOG_LINE_B - 1);
     assert_int_equal(out[TS_LOG_LINE_B - 2], '\n');
     assert_null(memchr(out, '\n', TS_LOG_LINE_B - 2));
+
+    /* control characters in a message never make a second line or reach
+     * a terminal raw */
+    capture_stderr(log_hostile, out, sizeof(out));
+    assert_non_null(strstr(out, "peer said: no\\x0a2026-01-01T00:00:00.000Z"
+                           " tracker[1] error: fake\\x1b[2J\\x7f\\x09end\n"));
+    assert_int_equal(strchr(out, '\n') - out, (long) strlen(out) - 1);
+    assert_null(strchr(out, '\x1b'));
     ts_log_set_level(TS_LOG_INFO);
 }
 

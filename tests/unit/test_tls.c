@@ -235,6 +235,54 @@ test_pki_idempotent(void **state)
     }
 }
 
+/* Private keys others can read are refused, as ssh does; a temp file
+ * planted where a new key is written (a symlink to a file of the
+ * attacker's) is never written through. */
+static void
+test_pki_key_modes(void **state)
+{
+    char        err[512], d[256], tmp[512], bait[512];
+    ts_tls_t   *t;
+    struct stat st;
+    int         fd;
+
+    (void) state;
+    assert_int_equal(chmod(P(nodea, "node.key"), 0644), 0);
+    assert_int_equal(ts_pki_ensure_node(nodea, NULL, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "chmod 600"));
+    t = ts_tls_ctx_new(TS_TLS_PEER_SERVER, P(nodea, "node.crt"),
+                       P(nodea, "node.key"), NULL, err, sizeof(err));
+    assert_null(t);
+    assert_non_null(strstr(err, "chmod 600"));
+    assert_int_equal(chmod(P(nodea, "node.key"), 0600), 0);
+    assert_int_equal(ts_pki_ensure_node(nodea, NULL, err, sizeof(err)), 0);
+    t = ts_tls_ctx_new(TS_TLS_PEER_SERVER, P(nodea, "node.crt"),
+                       P(nodea, "node.key"), NULL, err, sizeof(err));
+    assert_non_null(t);
+    ts_tls_ctx_free(t);
+    /* the CA key too, when a tracker certificate must be issued */
+    assert_int_equal(chmod(P(dir, "ca.key"), 0640), 0);
+    assert_int_equal(ts_pki_ensure_tracker(dir, 7, "127.0.0.1", err,
+                                           sizeof(err)), -1);
+    assert_non_null(strstr(err, "chmod 600"));
+    assert_int_equal(chmod(P(dir, "ca.key"), 0600), 0);
+
+    /* a planted temp file (this process writes <key>.tmp.<pid>) */
+    snprintf(d, sizeof(d), "%s/nodec", dir);
+    assert_int_equal(mkdir(d, 0700), 0);
+    snprintf(bait, sizeof(bait), "%s/bait", dir);
+    fd = open(bait, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(tmp, sizeof(tmp), "%s/node.key.tmp.%ld", d, (long) getpid());
+    assert_int_equal(symlink(bait, tmp), 0);
+    assert_int_equal(ts_pki_ensure_node(d, NULL, err, sizeof(err)), 0);
+    assert_int_equal(stat(bait, &st), 0);
+    assert_int_equal(st.st_size, 0);            /* nothing written there */
+    assert_int_equal(lstat(P(d, "node.key"), &st), 0);
+    assert_true(S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0600);
+}
+
 static void
 test_client_to_tracker(void **state)
 {
@@ -530,6 +578,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pki_idempotent),
+        cmocka_unit_test(test_pki_key_modes),
         cmocka_unit_test(test_client_to_tracker),
         cmocka_unit_test(test_tracker_to_tracker),
         cmocka_unit_test(test_peer_pinning),

@@ -131,6 +131,25 @@ test_full_table(void **state)
     assert_int_equal(up_auth_ok(&t, "g", "new", NOW + 40000), 1);
 }
 
+/* up_auth_until: the link is authenticated until its last ticket ends */
+static void
+test_until(void **state)
+{
+    up_auth_tab_t t;
+
+    (void) state;
+    up_auth_init(&t);
+    assert_true(up_auth_until(&t) == 0);
+    assert_int_equal(up_auth_put(&t, "g", "a", NOW + 500, NOW), 0);
+    assert_int_equal(up_auth_put(&t, "g", "b", NOW + 200, NOW), 0);
+    assert_true(up_auth_until(&t) == NOW + 500);
+    assert_int_equal(up_auth_put(&t, "g", "b", NOW + 900, NOW), 0);
+    assert_true(up_auth_until(&t) == NOW + 900);
+    /* a refused ticket changes nothing */
+    assert_int_equal(up_auth_put(&t, "g", "c", NOW - 1, NOW), -1);
+    assert_true(up_auth_until(&t) == NOW + 900);
+}
+
 int
 main(void)
 {
@@ -140,6 +159,7 @@ main(void)
         cmocka_unit_test(test_expiry_and_renewal),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_full_table),
+        cmocka_unit_test(test_until),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
