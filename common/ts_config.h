@@ -194,6 +194,44 @@
                                             one more closes it */
 #define TS_UP_OUT_MAX_B           (TS_CHUNK_B + 4096u) /* send queue per link */
 
+/* ---- security: tracker hardening (review of the tracker) ------------- */
+#define TS_TRK_LOGIN_MS           30000    /* a connection must log in (or
+                                            show a valid token or a tracker
+                                            certificate) by then, else it
+                                            is closed (--login-timeout) */
+#define TS_TRK_UNAUTH_FRAME_MAX_B 8192     /* largest request frame before
+                                            login; LOGIN and CREATE_USER
+                                            need about 1.2 KiB */
+#define TS_TRK_REQS_PER_TURN_N    16       /* requests one connection may
+                                            run per event-loop turn */
+#define TS_TRK_WORKER_OUT_MAX_B   (256u << 20) /* replies queued in one
+                                            worker, all connections; above
+                                            it connections with queued
+                                            output are not read
+                                            (--worker-out-max) */
+#define TS_TRK_OUT_DRAIN_MS       TS_TRK_IDLE_TIMEOUT_MS /* output queued
+                                            without a break this long:
+                                            the link is closed */
+#define TS_TRK_FD_RESERVE_N       32       /* descriptors a worker keeps
+                                            for itself (tdb, epoll, KDF,
+                                            logs); the rest bounds its
+                                            connections */
+#define TS_TRK_ACCEPT_PAUSE_MS    500      /* accept() hit EMFILE/ENFILE:
+                                            the listening socket is not
+                                            polled for this long */
+#define TS_TRK_KDF_ADDR_N         4        /* KDF jobs (login, create_user)
+                                            in progress from one address
+                                            (--kdf-per-addr; 0 = no cap) */
+#define TS_TRK_CREATE_ADDR_N      30       /* create_users from one address
+                                            per TS_LOGIN_WINDOW_MS, then
+                                            refused for a doubling period
+                                            (--create-user-per-addr; 0 =
+                                            no cap) */
+#define TS_TRK_SESSIONS_PER_USER_N 64      /* sessions of one account; a
+                                            login past it ends the oldest */
+#define TS_THR_V6_PREFIX_BITS     64       /* IPv6 peers are counted per
+                                            this prefix (throttles, caps) */
+
 /* ---- supervisor ------------------------------------------------------ */
 #define TS_SUP_WORKERS_MAX_N      64
 #define TS_SUP_RESPAWN_MIN_MS     0        /* first respawn: at once */

@@ -11,14 +11,20 @@
  * when a holder died frees every WRITING entry of the stripe, so a
  * half-written entry is never read (the session is then reloaded from tdb).
  *
- * Login throttle (issue 5): TS_THROTTLE_SLOTS_N counters of failed
- * logins, keyed by a keyed hash of ('u', user) or ('a', address), under
- * one robust mutex (logins are rare: each runs the KDF).  Per tracker,
- * not replicated.  A counter decays to nothing when its last failure is
- * older than the window.  When the table is full the entry with the
- * oldest last failure is reused, so a flood of failures for made-up
- * names can at worst forget old counters -- and such a flood is itself
- * throttled per address.
+ * Login throttle (issue 5): TS_THROTTLE_SLOTS_N counters, keyed by a
+ * keyed hash of (kind, name): 'u' a user id; 'a' (failed logins), 'k'
+ * (KDF jobs in progress) and 'c' (create_users) a peer address -- IPv6
+ * addresses by their /TS_THR_V6_PREFIX_BITS prefix, IPv4-mapped ones as
+ * IPv4 -- under one robust mutex (each use runs a KDF).  Per tracker,
+ * not replicated.  A counter holds the failures of the current run and
+ * the attempts still pending (reserved before their KDF job is queued,
+ * so concurrent attempts count at once); it decays to nothing when its
+ * last activity is older than its window.  A full probe window reuses a
+ * free, stale, or else the least recently active entry that is neither
+ * throttling nor holding pending attempts; if every entry of the window
+ * is throttling or pending, the new name is refused as throttled, so a
+ * flood of failures for made-up names can never flush a counter that
+ * is refusing someone.
  *
  * Connection counters (issue 5): one trk_conns_sh_t per worker slot,
  * written only by the worker that owns the slot (lock-free atomics) and
@@ -41,7 +47,7 @@
 #include "ts_shlock.h"
 #include "ts_tls.h"
 
-#define TRK_SHM_LAYOUT_VERSION  3
+#define TRK_SHM_LAYOUT_VERSION  4
 
 enum {
     TRK_TBL_SLOTS   = 1,
@@ -98,8 +104,12 @@ typedef struct {
 typedef struct {
     uint64_t key;                    /* keyed hash; 0 = free */
     uint32_t fails;                  /* failures in the current run */
+    uint32_t pending;                /* attempts reserved, not done */
+    uint32_t limit;                  /* the cfg limit it was counted with */
     uint32_t pad;
     int64_t  last_ms;                /* monotonic, last failure */
+    int64_t  pend_ms;                /* monotonic, last reservation */
+    int64_t  window_ms;              /* the cfg window it was counted with */
 } trk_thr_sh_t;
 
 typedef struct {
@@ -169,11 +179,40 @@ int64_t trk_thr_wait_ms(trk_shm_t *t, char kind, const char *name,
 /* Counts one failure; returns the failures now counted. */
 uint32_t trk_thr_fail(trk_shm_t *t, char kind, const char *name,
                       const trk_thr_cfg_t *cfg, int64_t now_ms);
-/* Forgets name's counter (a successful login resets its user). */
+/* Forgets name's failures (a successful login resets its user); the
+ * attempts still pending stay counted. */
 void trk_thr_reset(trk_shm_t *t, char kind, const char *name);
 
+/* Why trk_thr_reserve refused. */
+enum {
+    TRK_THR_OK       = 0,
+    TRK_THR_FAILURES = 1,            /* too many failures: doubling wait */
+    TRK_THR_PENDING  = 2,            /* failures + attempts in progress
+                                        reach the limit */
+    TRK_THR_FULL     = 3             /* no counter can be had: every entry
+                                        of its probe window is throttling */
+};
+
+/* Before the work (the KDF job) is queued: if name may go ahead, counts
+ * one pending attempt for it and returns 0; else returns how many ms to
+ * wait (> 0; nothing counted) and *why (may be NULL) says why.  A
+ * limit of 0 never refuses and counts nothing. */
+int64_t trk_thr_reserve(trk_shm_t *t, char kind, const char *name,
+                        const trk_thr_cfg_t *cfg, int64_t now_ms, int *why);
+/* The reserved attempt is over: failed = 1 counts it as a failure (the
+ * doubling refusal period starts from now).  Returns the failures now
+ * counted. */
+uint32_t trk_thr_done(trk_shm_t *t, char kind, const char *name,
+                      const trk_thr_cfg_t *cfg, int64_t now_ms, int failed);
+/* The key a peer address is counted under (kinds 'a', 'k', 'c' and the
+ * connection buckets): an IPv4 address as it is, an IPv4-mapped IPv6 one
+ * as IPv4, any other IPv6 one as its /TS_THR_V6_PREFIX_BITS prefix
+ * ("2001:db8:1:2::/64"); anything else unchanged. */
+void trk_addr_norm(const char *addr, char *out, size_t outsz);
+
 /* ---- connection counters -------------------------------------------- */
-/* The counter bucket of a peer address (keyed hash, < TS_ADDR_SLOTS_N). */
+/* The counter bucket of a peer address (keyed hash of trk_addr_norm(),
+ * < TS_ADDR_SLOTS_N). */
 uint32_t trk_addr_bucket(const trk_shm_t *t, const char *addr);
 /* Sums over every worker slot (any may be NULL). */
 void trk_conns_sum(const trk_shm_t *t, uint32_t bucket, uint32_t *total,
