@@ -8,8 +8,12 @@
  * attempt fails (connect error, timeout, EOF, protocol error, or a
  * TS_ERR_BUSY reply) the connection is closed and the next tracker of
  * the list is tried after a short, doubling pause.  A reused connection
- * that turns out to be dead (the tracker closed it while idle) is
- * reopened once to the same tracker before counting as a failure.
+ * that turns out to be dead (the tracker closed it while idle, or because
+ * it did not log in within the tracker's login deadline -- e.g. after a
+ * create_user and a long pause) is reopened to the same tracker without
+ * counting as a failure: before a request goes out on a kept connection
+ * it is checked for a pending EOF (nothing else may arrive on an idle
+ * link), and one that fails anyway is reopened once.
  * Connections are TLS (cli_rpc.h): a tracker whose handshake fails (not
  * signed by our CA, another tracker's id) fails the attempt like an
  * unreachable one, with the reason logged once per tracker.
@@ -18,6 +22,7 @@
  * Crash behaviour: nothing persistent; see cli_rpc.h.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,6 +264,26 @@ cli_rpc_open(cli_rpc_t *rpc, int64_t deadline, char *why, size_t whysz)
 
 
 /*
+ * 1 if the kept connection has something to read while no request is out:
+ * the tracker closed it (EOF, reset or a TLS alert) -- e.g. its login
+ * deadline passed after a create_user -- so it is reopened before use.
+ */
+static int
+cli_rpc_stale(ts_conn_t *c)
+{
+    struct pollfd  p;
+
+    if (ts_conn_pending(c) > 0) {
+        return 1;
+    }
+    p.fd = ts_conn_fd(c);
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, 0) > 0;
+}
+
+
+/*
  * One attempt against rpc->cur.  0 = a reply arrived, -1 = this tracker
  * failed (errno says how; why may say more).
  */
@@ -276,6 +301,11 @@ cli_rpc_attempt(cli_rpc_t *rpc, uint8_t type, uint64_t reqid,
 
     for (round = 0; round < 2; round++) {
         fresh = 0;
+        if (rpc->conn != NULL && cli_rpc_stale(rpc->conn)) {
+            ts_debug("connection to tracker %s:%u was closed by the "
+                     "tracker; reopening", t->ip, (unsigned) t->port);
+            cli_rpc_close_locked(rpc);
+        }
         if (rpc->conn == NULL) {
             if (cli_rpc_open(rpc, deadline, why, whysz) != 0) {
                 return -1;
