@@ -85,6 +85,7 @@ run_one() {
     printf '127.0.0.1:%s\n' "$port" >"$dir/tracker_info.txt"
     "$tbin/tracker" -d "$dir/data" --kdf-iterations "$KDF" -w "$WORKERS" \
         --max-conns-per-addr 100000 --max-unauth 100000 \
+        --kdf-per-addr 0 --create-user-per-addr 0 \
         -l warn "$@" "$dir/tracker_info.txt" 1 </dev/null \
         >"$dir/tracker.log" 2>&1 &
     TRK_PID=$!

@@ -1,8 +1,10 @@
 /*
  * trk_main.c -- ./tracker: options, start-up checks, and the supervisor.
  *
- * Purpose: parse the command line, find this tracker's address in
- * tracker_info.txt, make sure the data directory and tracker.tdb are
+ * Purpose: parse the command line, raise the open files limit to its
+ * hard limit (and clamp the connection caps to what it allows), find
+ * this tracker's address in tracker_info.txt, make sure the data
+ * directory and tracker.tdb are
  * usable and that the PKI is in place (cluster CA and this tracker's
  * certificate under --pki, created when missing and possible; the TLS
  * context and the ticket key are loaded once here) -- so a bad setup
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,7 +72,10 @@ usage(FILE *f)
         "(default %d)\n"
         "      --fsync on|off          sync tdb commits (default on)\n"
         "      --status                print STATUS of tracker <id> and "
-        "exit\n"
+        "exit (shows\n"
+        "                              <pki>/tracker-<id>.crt: run it on "
+        "that tracker's\n"
+        "                              machine)\n"
         "  security (TLS 1.3 on every link):\n"
         "      --pki DIR               CA and tracker certificates "
         "(default <dir of\n"
@@ -108,6 +114,22 @@ usage(FILE *f)
         "%d ms; a\n"
         "                              counter is forgotten after %d ms "
         "without failures\n"
+        "      --login-timeout MS      a connection that has not logged in "
+        "by then is\n"
+        "                              closed (default %d)\n"
+        "      --kdf-per-addr N        password checks (login, create_user) "
+        "in progress\n"
+        "                              from one address (default %d; 0 = "
+        "no cap)\n"
+        "      --create-user-per-addr N  create_users from one address "
+        "before refusals\n"
+        "                              (default %d; 0 = no cap); refusals "
+        "double like\n"
+        "                              login refusals\n"
+        "      --worker-out-max BYTES  replies queued in one worker before "
+        "connections\n"
+        "                              with queued replies are not read "
+        "(default %u)\n"
         "  -l, --log-level LEVEL       error|warn|info|debug\n"
         "  -h, --help                  this text\n"
         "  -V, --version               print the version\n",
@@ -115,7 +137,8 @@ usage(FILE *f)
         TS_TICKET_TTL_MS, TS_TLS_HANDSHAKE_MS, TS_TRK_FRAME_TIMEOUT_MS,
         TS_TRK_CONNS_MAX_N, TS_TRK_CONNS_ADDR_N, TS_TRK_UNAUTH_MAX_N,
         TS_LOGIN_FAILS_USER_N, TS_LOGIN_FAILS_ADDR_N, TS_LOGIN_DELAY_MIN_MS,
-        TS_LOGIN_DELAY_MAX_MS, TS_LOGIN_WINDOW_MS);
+        TS_LOGIN_DELAY_MAX_MS, TS_LOGIN_WINDOW_MS, TS_TRK_LOGIN_MS,
+        TS_TRK_KDF_ADDR_N, TS_TRK_CREATE_ADDR_N, TS_TRK_WORKER_OUT_MAX_B);
 }
 
 
@@ -270,6 +293,68 @@ on_tick(void *arg)
 }
 
 
+/* ---- open files ----------------------------------------------------- */
+
+/*
+ * Raises the soft RLIMIT_NOFILE to the hard limit (the workers inherit
+ * it) and clamps the connection caps to what it allows: each worker
+ * keeps TS_TRK_FD_RESERVE_N descriptors for itself, the rest bounds its
+ * connections.  Without this a worker runs into EMFILE in accept4()
+ * long before --max-conns.  0, or -1 if the limit leaves no room.
+ */
+static int
+setup_nofile(void)
+{
+    struct rlimit       rl;
+    unsigned long long  before, lim, per;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        ts_err("getrlimit(RLIMIT_NOFILE) failed: %s", strerror(errno));
+        return -1;
+    }
+    before = (unsigned long long) rl.rlim_cur;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            ts_warn("setrlimit(RLIMIT_NOFILE, %llu) failed: %s",
+                    (unsigned long long) rl.rlim_max, strerror(errno));
+            (void) getrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    lim = rl.rlim_cur == RLIM_INFINITY ? ~0ull
+                                       : (unsigned long long) rl.rlim_cur;
+    if (lim <= TS_TRK_FD_RESERVE_N) {
+        ts_err("the open files limit (%llu) leaves no room for "
+               "connections: at least %d needed (ulimit -n)", lim,
+               TS_TRK_FD_RESERVE_N + 1);
+        return -1;
+    }
+    per = lim - TS_TRK_FD_RESERVE_N;
+    if (per > TS_TRK_CONNS_PER_WORKER_N) {
+        per = TS_TRK_CONNS_PER_WORKER_N;
+    }
+    cfg.conns_per_worker = (uint32_t) per;
+    ts_info("open files limit %llu (was %llu; hard limit %llu): up to "
+            "%llu connections per worker", lim, before,
+            rl.rlim_max == RLIM_INFINITY ? ~0ull
+                                         : (unsigned long long) rl.rlim_max,
+            per);
+    if (cfg.conns_max > per * (unsigned long long) cfg.workers) {
+        ts_warn("--max-conns %u clamped to %llu: %d workers x %llu "
+                "connections the open files limit allows", cfg.conns_max,
+                per * (unsigned long long) cfg.workers, cfg.workers, per);
+        cfg.conns_max = (uint32_t) (per * (unsigned long long) cfg.workers);
+    }
+    if (cfg.conns_addr > cfg.conns_max) {
+        cfg.conns_addr = cfg.conns_max;
+    }
+    if (cfg.unauth_max > cfg.conns_max) {
+        cfg.unauth_max = cfg.conns_max;
+    }
+    return 0;
+}
+
+
 /* ---- PKI ------------------------------------------------------------ */
 
 /* <dirname of info>/pki, unless --pki gave one. */
@@ -417,6 +502,10 @@ main(int argc, char **argv)
         { "max-unauth",      required_argument, NULL, 'U' },
         { "login-fails-user", required_argument, NULL, 'u' },
         { "login-fails-addr", required_argument, NULL, 'a' },
+        { "login-timeout",   required_argument, NULL, 'L' },
+        { "kdf-per-addr",    required_argument, NULL, 'K' },
+        { "create-user-per-addr", required_argument, NULL, 'c' },
+        { "worker-out-max",  required_argument, NULL, 'O' },
         { "help",            no_argument,       NULL, 'h' },
         { "version",         no_argument,       NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -447,6 +536,11 @@ main(int argc, char **argv)
     cfg.unauth_max = TS_TRK_UNAUTH_MAX_N;
     cfg.login_fails_user = TS_LOGIN_FAILS_USER_N;
     cfg.login_fails_addr = TS_LOGIN_FAILS_ADDR_N;
+    cfg.login_ms = TS_TRK_LOGIN_MS;
+    cfg.worker_out_max = TS_TRK_WORKER_OUT_MAX_B;
+    cfg.kdf_per_addr = TS_TRK_KDF_ADDR_N;
+    cfg.create_per_addr = TS_TRK_CREATE_ADDR_N;
+    cfg.conns_per_worker = TS_TRK_CONNS_PER_WORKER_N;
 
     while ((opt = getopt_long(argc, argv, "d:w:l:hV", longopts, NULL)) != -1) {
         switch (opt) {
@@ -555,6 +649,36 @@ main(int argc, char **argv)
                 cfg.login_fails_addr = (uint32_t) v;
             }
             break;
+        case 'L':
+            v = parse_num(optarg, 50, 3600000);
+            if (v < 0) {
+                bad_usage("bad --login-timeout '%s' (50..3600000 ms)",
+                          optarg);
+            }
+            cfg.login_ms = v;
+            break;
+        case 'K':
+        case 'c':
+            v = parse_num(optarg, 0, 1000000);
+            if (v < 0) {
+                bad_usage("bad --%s '%s' (0..1000000)",
+                          opt == 'K' ? "kdf-per-addr"
+                                     : "create-user-per-addr", optarg);
+            }
+            if (opt == 'K') {
+                cfg.kdf_per_addr = (uint32_t) v;
+            } else {
+                cfg.create_per_addr = (uint32_t) v;
+            }
+            break;
+        case 'O':
+            v = parse_num(optarg, 1 << 16, 1LL << 40);
+            if (v < 0) {
+                bad_usage("bad --worker-out-max '%s' (65536..2^40 bytes)",
+                          optarg);
+            }
+            cfg.worker_out_max = (uint64_t) v;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -598,9 +722,18 @@ main(int argc, char **argv)
     cfg.id = (int) v;
 
     if (status_mode) {
+        if (strlen(cfg.pki_dir) + 32 >= sizeof(cfg.ca_path)) {
+            bad_usage("PKI directory path too long");
+        }
+        /* (the length was checked above; the precision tells gcc) */
         snprintf(cfg.ca_path, sizeof(cfg.ca_path), "%.*s/ca.crt",
-                 (int) (sizeof(cfg.ca_path) - 8), cfg.pki_dir);
-        return trk_status_cmd(argv[optind], cfg.id, cfg.ca_path);
+                 (int) (sizeof(cfg.ca_path) - 32), cfg.pki_dir);
+        snprintf(cfg.crt_path, sizeof(cfg.crt_path), "%.*s/tracker-%d.crt",
+                 (int) (sizeof(cfg.crt_path) - 32), cfg.pki_dir, cfg.id);
+        snprintf(cfg.key_path, sizeof(cfg.key_path), "%.*s/tracker-%d.key",
+                 (int) (sizeof(cfg.key_path) - 32), cfg.pki_dir, cfg.id);
+        return trk_status_cmd(argv[optind], cfg.id, cfg.ca_path,
+                              cfg.crt_path, cfg.key_path);
     }
 
     /* a closed stdin must not be mistaken for a socket opened later */
@@ -655,6 +788,9 @@ main(int argc, char **argv)
         return 1;
     }
     if (setup_pki() != 0) {
+        return 1;
+    }
+    if (setup_nofile() != 0) {
         return 1;
     }
 

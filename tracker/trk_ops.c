@@ -7,14 +7,29 @@
  *
  * Security (issue 5): a LOGIN stores the link's client certificate
  * fingerprint in the session; every logged-in request must come over a
- * link showing the same one (or none, if the login showed none), so a
- * token is bound to its node identity and a stolen token alone is
- * worthless.  Failed logins are counted per user and per address in the
- * shm throttle table; past TS_LOGIN_FAILS_*_N a LOGIN is refused with
- * TS_ERR_BUSY before the KDF runs (even with the right password) for a
- * period that doubles per failure; a success resets the user's counter.
- * A LOGOUT deletes the session record, which replicates, so the token is
- * refused on every tracker.
+ * link showing the same one, so a token is bound to its node identity
+ * and a stolen token alone is worthless.  In TLS builds a LOGIN without
+ * a client certificate is refused, and a session record without a
+ * fingerprint (written before issue 5) is not accepted (the client logs
+ * in again).  The node address a LOGIN names is checked strictly (IPv4
+ * or [IPv6], port 1..65535) and its IP must be the connection's.
+ *
+ * KDF work (the review): every LOGIN and CREATE_USER reserves its attempt
+ * in the shm throttle table before its KDF job is queued -- per user and
+ * per address for logins (failures past TS_LOGIN_FAILS_*_N, counting the
+ * attempts still in progress, refuse with TS_ERR_BUSY for a period that
+ * doubles per failure, even with the right password), KDF jobs in
+ * progress per address (TS_TRK_KDF_ADDR_N) and create_users per address
+ * (TS_TRK_CREATE_ADDR_N) -- so parallel attempts cannot get past the
+ * limits; the KDF's end settles them (a success clears the user's
+ * failures).  An account holds at most TS_TRK_SESSIONS_PER_USER_N
+ * sessions (a login past that ends the oldest).  A LOGOUT deletes the
+ * session record, which replicates, so the token is refused on every
+ * tracker; a token read from tdb is re-checked after it enters the
+ * session cache, so a concurrent logout cannot be undone by the cache.
+ * STATUS (a full-database digest) is answered only over a link with a
+ * tracker certificate of the cluster, from a per-worker cache that is
+ * recomputed only when the state changed.
  *
  * Locking: runs on a worker's event-loop thread.  Write requests run in
  * one tdb transaction (tdb serialises them between workers); the session
@@ -28,8 +43,14 @@
  * crash gets the original answer and never applies twice.  Logins are not
  * cached (the reply holds the token); a retried login opens another
  * session.  A housekeeper that dies leaves its claim to the supervisor,
- * which frees it when it reaps the worker.
+ * which frees it when it reaps the worker.  A worker that dies with KDF
+ * jobs reserved leaves those reservations counted in shm: they lapse
+ * after the throttle window (TS_LOGIN_WINDOW_MS), so at worst an address
+ * or a user waits that long.  The STATUS cache is per process and starts
+ * empty.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +68,10 @@
                       "log in from this node"
 #define BAD_LOGIN     "wrong user id or password"
 #define MALFORMED     "malformed request"
+#define OLD_SESSION   "session from an older version (no node identity); " \
+                      "log in again"
+#define NO_CERT       "log in needs the node's TLS client certificate (its " \
+                      "node identity); this link shows none"
 
 static trk_op_t   op_table[TS_MSG_MAX_];
 static int        op_set[TS_MSG_MAX_];
@@ -107,9 +132,9 @@ lost_account(trk_req_t *rq)
 
 
 /* A token is bound to the node identity it logged in with: the link
- * must show the same client certificate (or none, if the login showed
- * none).  A token copied to another machine is worth nothing without
- * that node's key.  1 if the link may use a session of fingerprint fp. */
+ * must show the same client certificate.  A token copied to another
+ * machine is worth nothing without that node's key.  1 if the link may
+ * use a session of fingerprint fp. */
 static int
 link_matches(const trk_env_t *env, const uint8_t fp[TS_FP_B])
 {
@@ -124,6 +149,18 @@ link_matches(const trk_env_t *env, const uint8_t fp[TS_FP_B])
 }
 
 
+/* A session without a node fingerprint: written before issue 5 (or by a
+ * login without a certificate, no longer possible).  Not accepted in a
+ * TLS build: the token would be bound to nobody. */
+static int
+fp_missing(const uint8_t fp[TS_FP_B])
+{
+    static const uint8_t zero[TS_FP_B];
+
+    return ts_tls_enabled() && ts_ct_equal(fp, zero, TS_FP_B);
+}
+
+
 /* Logged-in request: the link has shown a valid token. */
 static ts_status_t
 authed(trk_req_t *rq)
@@ -134,6 +171,32 @@ authed(trk_req_t *rq)
         rq->env->link->authed = 1;
     }
     return st;
+}
+
+
+/*
+ * Puts session h (record s, just read from tdb) into the shm cache.  A
+ * LOGOUT or a replicated delete may remove the record between that read
+ * and the insert; its own trk_sess_remove() then ran before our insert
+ * and would be undone.  So the record is read again AFTER the insert:
+ * any delete that committed before this second read is seen here (and
+ * the entry removed again); any later one removes our entry itself.
+ * 0 cached (or the cache is full: tdb stays the truth), -1 gone.
+ */
+static int
+cache_session(trk_env_t *env, const uint8_t h[32], const trk_session_t *s,
+              int64_t now)
+{
+    trk_session_t again;
+
+    if (trk_sess_insert(env->shm, h, s->user, s->fp, now) != 0) {
+        return 0;
+    }
+    if (trk_session_get(env->st, h, &again) != 0) {
+        trk_sess_remove(env->shm, h);
+        return -1;
+    }
+    return 0;
 }
 
 
@@ -159,6 +222,11 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
                             env->session_timeout_ms, 0, rq->user,
                             sizeof(rq->user), fp);
     if (rc == 1) {
+        if (fp_missing(fp)) {
+            rq->user[0] = '\0';
+            set_msg(rq, OLD_SESSION);
+            return TS_ERR_AUTH;
+        }
         if (!link_matches(env, fp)) {
             rq->user[0] = '\0';
             set_msg(rq, OTHER_NODE);
@@ -183,12 +251,20 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
         set_msg(rq, SESSION_GONE);
         return TS_ERR_AUTH;
     }
+    if (fp_missing(s.fp)) {
+        set_msg(rq, OLD_SESSION);
+        return TS_ERR_AUTH;
+    }
     if (!link_matches(env, s.fp)) {
         set_msg(rq, OTHER_NODE);
         return TS_ERR_AUTH;
     }
+    if (cache_session(env, rq->tok_hash, &s, now) < 0) {
+        /* logged out (here or elsewhere) between the read and the insert */
+        set_msg(rq, SESSION_GONE);
+        return TS_ERR_AUTH;
+    }
     snprintf(rq->user, sizeof(rq->user), "%s", s.user);
-    (void) trk_sess_insert(env->shm, rq->tok_hash, s.user, s.fp, now);
     (void) trk_sess_lookup(env->shm, rq->tok_hash, now,
                            env->session_timeout_ms, 1, user_tmp,
                            sizeof(user_tmp));
@@ -243,6 +319,12 @@ trk_ops_handle(trk_env_t *env, uint8_t type, uint64_t reqid,
     }
     op = &op_table[type];
 
+    if (op->is_write || type == TS_MSG_CREATE_USER) {
+        /* the reply cache is keyed by id AND bytes: a genuine retry is
+         * byte-identical (token included); another request that drew or
+         * copied the id is never answered from it */
+        trk_req_hash(type, payload, len, rq.req_hash);
+    }
     if (op->is_write) {
         if (trk_store_begin(env->st) != 0) {
             set_msg(&rq, "tracker database busy");
@@ -250,13 +332,20 @@ trk_ops_handle(trk_env_t *env, uint8_t type, uint64_t reqid,
             return TRK_DO_REPLY;
         }
         trk_store_set_reqid(env->st, reqid);
-        if (trk_reply_get(env->st, reqid, type, out) == 0) {
+        if (trk_reply_get(env->st, reqid, type, rq.req_hash, out) == 0) {
             /* already served: answer as before, change nothing */
             trk_store_cancel(env->st);
             ts_debug("request %016llx answered from the reply cache",
                      (unsigned long long) reqid);
             return TRK_DO_REPLY;
         }
+    } else if (type == TS_MSG_CREATE_USER
+               && trk_reply_get(env->st, reqid, type, rq.req_hash, out) == 0)
+    {
+        /* a retried create_user that was done: no KDF, no throttle */
+        ts_debug("request %016llx answered from the reply cache",
+                 (unsigned long long) reqid);
+        return TRK_DO_REPLY;
     }
 
     st = TS_OK;
@@ -288,7 +377,8 @@ trk_ops_handle(trk_env_t *env, uint8_t type, uint64_t reqid,
          * is judged afresh instead of getting a stale error back. */
         if (st != TS_OK) {
             trk_store_cancel(env->st);
-        } else if (trk_reply_put(env->st, reqid, type, out->data, out->len,
+        } else if (trk_reply_put(env->st, reqid, type, rq.req_hash,
+                                 out->data, out->len,
                                  (uint64_t) ts_wall_ms()) != 0
                    || trk_store_commit(env->st) != 0)
         {
@@ -315,6 +405,7 @@ trk_kdf_run(trk_kdf_job_t *job)
                                   job->rec.salt, sizeof(job->rec.salt),
                                   job->rec.iterations, job->out,
                                   sizeof(job->out));
+    job->ran = 1;
 }
 
 
@@ -325,6 +416,118 @@ trk_kdf_job_free(trk_kdf_job_t *job)
         explicit_bzero(job, sizeof(*job));
         free(job);
     }
+}
+
+
+/* Throttle reservations a job holds (job->held). */
+#define HELD_USER    0x1u       /* 'u' failed logins of the user */
+#define HELD_ADDR    0x2u       /* 'a' failed logins from the address */
+#define HELD_KDF     0x4u       /* 'k' KDF jobs in progress, address */
+#define HELD_CREATE  0x8u       /* 'c' create_users from the address */
+
+
+/* Reserves one attempt of name in a throttle counter; records it in
+ * job->held.  0 = go ahead, else the ms to wait (and *why). */
+static int64_t
+reserve(trk_env_t *env, trk_kdf_job_t *job, char kind, const char *name,
+        const trk_thr_cfg_t *cfg, unsigned bit, int *why)
+{
+    int64_t w;
+
+    *why = TRK_THR_OK;
+    if (name[0] == '\0' || cfg->limit == 0) {
+        return 0;               /* no address (unit tests), or no cap */
+    }
+    w = trk_thr_reserve(env->shm, kind, name, cfg, ts_now_ms(), why);
+    if (w == 0) {
+        job->held |= bit;
+    }
+    return w;
+}
+
+
+/* Settles the reservations job holds; failed: its login failed (counts
+ * for the user and the address).  *fu / *fa (may be NULL) get the
+ * failures now counted. */
+static void
+settle(trk_env_t *env, trk_kdf_job_t *job, int failed, uint32_t *fu,
+       uint32_t *fa)
+{
+    int64_t  now = ts_now_ms();
+    uint32_t u = 0, a = 0;
+
+    if (job->held & HELD_USER) {
+        u = trk_thr_done(env->shm, 'u', job->user, &env->thr_user, now,
+                         failed);
+    }
+    if (job->held & HELD_ADDR) {
+        a = trk_thr_done(env->shm, 'a', job->addr, &env->thr_addr, now,
+                         failed);
+    }
+    if (job->held & HELD_KDF) {
+        (void) trk_thr_done(env->shm, 'k', job->addr, &env->thr_kdf, now,
+                            0);
+    }
+    if (job->held & HELD_CREATE) {
+        /* a create_user whose KDF ran counts, whatever its outcome; one
+         * refused or dropped before it only releases its place */
+        (void) trk_thr_done(env->shm, 'c', job->addr, &env->thr_create,
+                            now, job->ran);
+    }
+    job->held = 0;
+    if (fu != NULL) {
+        *fu = u;
+    }
+    if (fa != NULL) {
+        *fa = a;
+    }
+}
+
+
+void
+trk_kdf_job_abort(trk_env_t *env, trk_kdf_job_t *job)
+{
+    if (job == NULL) {
+        return;
+    }
+    settle(env, job, 0, NULL, NULL);
+    trk_kdf_job_free(job);
+}
+
+
+/* Refuses rq for a throttle: frees the job after releasing what it holds
+ * and sets the message.  Returns TS_ERR_BUSY. */
+static int
+refuse_throttled(trk_req_t *rq, char kind, int why, int64_t wait)
+{
+    trk_kdf_job_t *job = rq->job;
+    long long      s = (long long) ((wait + 999) / 1000);
+
+    if (kind == 'k') {
+        snprintf(rq->msg, sizeof(rq->msg), "too many password checks from "
+                 "your address in progress; try again in %lld s", s);
+    } else if (kind == 'c') {
+        snprintf(rq->msg, sizeof(rq->msg), "too many accounts created from "
+                 "your address; try again in %lld s", s);
+    } else if (why == TRK_THR_PENDING) {
+        snprintf(rq->msg, sizeof(rq->msg), "too many login attempts in "
+                 "progress; try again in %lld s", s);
+    } else {
+        snprintf(rq->msg, sizeof(rq->msg), "too many failed logins; try "
+                 "again in %lld s", s);
+    }
+    ts_info("%s %s%s%s from %s refused: %s (%lld ms)",
+            job->type == TS_MSG_LOGIN ? "login" : "create_user",
+            job->type == TS_MSG_LOGIN ? "for '" : "of '", job->user, "'",
+            job->addr[0] ? job->addr : "-",
+            kind == 'k' ? "KDF jobs in progress from the address"
+            : kind == 'c' ? "create_user rate of the address"
+            : kind == 'u' ? "user throttled" : "address throttled",
+            (long long) wait);
+    settle(rq->env, job, 0, NULL, NULL);
+    trk_kdf_job_free(job);
+    rq->job = NULL;
+    return TS_ERR_BUSY;
 }
 
 
@@ -345,6 +548,7 @@ kdf_job_new(trk_req_t *rq, int with_addr)
     }
     job->type = rq->type;
     job->reqid = rq->reqid;
+    memcpy(job->req_hash, rq->req_hash, sizeof(job->req_hash));
     rc = get_id(&rq->in, job->user);
     if (rc == -1
         || ts_get_str(&rq->in, job->password, sizeof(job->password)) != 0
@@ -368,8 +572,28 @@ kdf_job_new(trk_req_t *rq, int with_addr)
         set_msg(rq, "the password must not be empty");
         return TS_ERR_BADREQ;
     }
+    if (rq->env->link != NULL) {
+        snprintf(job->addr, sizeof(job->addr), "%s", rq->env->link->addr);
+        if (rq->env->link->has_fp) {
+            memcpy(job->fp, rq->env->link->fp, TS_FP_B);
+        }
+    }
     rq->job = job;
     return TS_OK;
+}
+
+
+/* Unauthenticated KDF work from one address: at most TS_TRK_KDF_ADDR_N
+ * jobs in progress.  0 or TS_ERR_BUSY (job freed). */
+static int
+reserve_kdf(trk_req_t *rq)
+{
+    int64_t w;
+    int     why;
+
+    w = reserve(rq->env, rq->job, 'k', rq->job->addr, &rq->env->thr_kdf,
+                HELD_KDF, &why);
+    return w > 0 ? refuse_throttled(rq, 'k', why, w) : TS_OK;
 }
 
 
@@ -379,28 +603,35 @@ op_create_user(trk_req_t *rq)
     trk_env_t     *env = rq->env;
     trk_kdf_job_t *job;
     trk_user_t     u;
-    ts_wbuf_t      cached;
-    int            rc;
+    int64_t        w;
+    int            rc, why;
 
     rc = kdf_job_new(rq, 0);
     if (rc != TS_OK) {
         return rc;
     }
     job = rq->job;
-    /* cheap answers first, so a duplicate costs no KDF; the final check
-     * is repeated in the transaction of trk_ops_finish() */
-    ts_wbuf_init(&cached);
-    rc = trk_reply_get(env->st, rq->reqid, rq->type, &cached);
-    ts_wbuf_free(&cached);
-    if (rc != 0) {
-        rc = trk_user_get(env->st, job->user, &u);
-        if (rc == 0) {
-            snprintf(rq->msg, sizeof(rq->msg), "user '%s' already exists",
-                     job->user);
-            trk_kdf_job_free(job);
-            rq->job = NULL;
-            return TS_ERR_EXISTS;
-        }
+    /* cheap answers first, so a duplicate costs no KDF (a retry of a
+     * create_user that was done was answered from the reply cache by
+     * trk_ops_handle); the final check is repeated in the transaction of
+     * trk_ops_finish() */
+    rc = trk_user_get(env->st, job->user, &u);
+    if (rc == 0) {
+        snprintf(rq->msg, sizeof(rq->msg), "user '%s' already exists",
+                 job->user);
+        trk_kdf_job_free(job);
+        rq->job = NULL;
+        return TS_ERR_EXISTS;
+    }
+    /* anyone may ask: the KDF work an address can cause is bounded */
+    rc = reserve_kdf(rq);
+    if (rc != TS_OK) {
+        return rc;
+    }
+    w = reserve(env, job, 'c', job->addr, &env->thr_create, HELD_CREATE,
+                &why);
+    if (w > 0) {
+        return refuse_throttled(rq, 'c', why, w);
     }
     /* The salt is derived from the user id and the client's request id
      * (random per client, 64 bits): unique per creation, and the SAME
@@ -417,6 +648,7 @@ op_create_user(trk_req_t *rq)
         ts_put_u64(&sb, job->reqid);
         if (sb.err || ts_sha256(sb.data, sb.len, d) != 0) {
             ts_wbuf_free(&sb);
+            settle(env, job, 0, NULL, NULL);
             trk_kdf_job_free(job);
             rq->job = NULL;
             set_msg(rq, "internal error");
@@ -431,52 +663,167 @@ op_create_user(trk_req_t *rq)
 }
 
 
-/* ms a login of user from addr must still wait (failed-login throttle). */
-static int64_t
-login_wait_ms(trk_env_t *env, const char *user, const char *addr)
-{
-    int64_t now = ts_now_ms(), wu, wa = 0;
+/* ---- node addresses ------------------------------------------------- */
 
-    wu = trk_thr_wait_ms(env->shm, 'u', user, &env->thr_user, now);
-    if (addr[0] != '\0') {
-        wa = trk_thr_wait_ms(env->shm, 'a', addr, &env->thr_addr, now);
+/* The IP of text (no port): 4 (a4 set), 6 (a6 set; an IPv4-mapped one
+ * is returned as 4), or 0. */
+static int
+ip_of(const char *text, struct in_addr *a4, struct in6_addr *a6)
+{
+    if (inet_pton(AF_INET, text, a4) == 1) {
+        return 4;
     }
-    return wu > wa ? wu : wa;
+    if (inet_pton(AF_INET6, text, a6) != 1) {
+        return 0;
+    }
+    if (IN6_IS_ADDR_V4MAPPED(a6)) {
+        memcpy(a4, &a6->s6_addr[12], 4);
+        return 4;
+    }
+    return 6;
 }
 
+
+int
+trk_node_addr_check(const char *s, const char *peer, char *canon,
+                    size_t canonsz, char *why, size_t whysz)
+{
+    struct in_addr   n4, p4;
+    struct in6_addr  n6, p6;
+    char             ip[INET6_ADDRSTRLEN], txt[INET6_ADDRSTRLEN];
+    const char      *end, *p;
+    unsigned long    port = 0;
+    size_t           iplen, k;
+    int              fam, pfam;
+
+    /* "a.b.c.d:PORT" or "[v6]:PORT", nothing else: it goes to other
+     * members as a download source and into logs */
+    end = NULL;
+    if (s[0] == '[') {
+        end = strchr(s, ']');
+        if (end == NULL || end[1] != ':') {
+            goto bad;
+        }
+        iplen = (size_t) (end - s - 1);
+        p = end + 2;
+        if (iplen == 0 || iplen >= sizeof(ip)) {
+            goto bad;
+        }
+        memcpy(ip, s + 1, iplen);
+        ip[iplen] = '\0';
+        if (inet_pton(AF_INET6, ip, &n6) != 1) {
+            goto bad;
+        }
+    } else {
+        end = strchr(s, ':');
+        if (end == NULL) {
+            goto bad;
+        }
+        iplen = (size_t) (end - s);
+        p = end + 1;
+        if (iplen == 0 || iplen >= sizeof(ip)) {
+            goto bad;
+        }
+        memcpy(ip, s, iplen);
+        ip[iplen] = '\0';
+        if (inet_pton(AF_INET, ip, &n4) != 1) {
+            goto bad;
+        }
+    }
+    for (k = 0; p[k] != '\0'; k++) {
+        if (p[k] < '0' || p[k] > '9' || k >= 5) {
+            goto bad;
+        }
+        port = port * 10 + (unsigned long) (p[k] - '0');
+    }
+    if (k == 0 || p[0] == '0' || port < 1 || port > 65535) {
+        goto bad;
+    }
+    fam = ip_of(ip, &n4, &n6);
+    if (fam == 4) {
+        inet_ntop(AF_INET, &n4, txt, sizeof(txt));
+        snprintf(canon, canonsz, "%s:%lu", txt, port);
+    } else {
+        inet_ntop(AF_INET6, &n6, txt, sizeof(txt));
+        snprintf(canon, canonsz, "[%s]:%lu", txt, port);
+    }
+    /* like opentracker: a node serves on the address it comes from */
+    pfam = peer != NULL ? ip_of(peer, &p4, &p6) : 0;
+    if (pfam == 0) {
+        snprintf(why, whysz, "the connection's own address is unknown");
+        return -2;
+    }
+    if (pfam != fam || (fam == 4 ? memcmp(&n4, &p4, 4) != 0
+                                 : memcmp(&n6, &p6, 16) != 0))
+    {
+        snprintf(why, whysz, "node address %s is not this connection's "
+                 "address %s: a node must serve on the IP it connects from",
+                 canon, peer);
+        return -2;
+    }
+    return 0;
+
+bad:
+    snprintf(why, whysz, "invalid node address (want IPv4:PORT or "
+             "[IPv6]:PORT, PORT 1-65535)");
+    return -1;
+}
+
+
+/* ---- login ---------------------------------------------------------- */
 
 static int
 op_login(trk_req_t *rq)
 {
     trk_env_t     *env = rq->env;
     trk_kdf_job_t *job;
-    int64_t        wait;
-    int            rc;
+    char           canon[TRK_ADDR_MAX_B], why[TRK_MSG_B];
+    int64_t        w;
+    int            rc, wy;
 
     rc = kdf_job_new(rq, 1);
     if (rc != TS_OK) {
         return rc;
     }
     job = rq->job;
-    if (env->link != NULL) {
-        snprintf(job->addr, sizeof(job->addr), "%s", env->link->addr);
-        if (env->link->has_fp) {
-            memcpy(job->fp, env->link->fp, TS_FP_B);
-        }
-    }
-    /* refused before the KDF runs: a throttled guess costs nothing */
-    wait = login_wait_ms(env, job->user, job->addr);
-    if (wait > 0) {
-        snprintf(rq->msg, sizeof(rq->msg), "too many failed logins; try "
-                 "again in %lld s", (long long) ((wait + 999) / 1000));
-        ts_info("login for '%s' from %s refused: throttled for %lld ms",
-                job->user, job->addr[0] ? job->addr : "-", (long long) wait);
+    /* the token will be bound to the link's certificate: without one it
+     * would be bound to nobody */
+    if (ts_tls_enabled() && (env->link == NULL || !env->link->has_fp)) {
         trk_kdf_job_free(job);
         rq->job = NULL;
-        return TS_ERR_BUSY;
+        set_msg(rq, NO_CERT);
+        return TS_ERR_AUTH;
+    }
+    rc = trk_node_addr_check(job->node_addr,
+                             env->link != NULL ? env->link->addr : NULL,
+                             canon, sizeof(canon), why, sizeof(why));
+    if (rc != 0) {
+        ts_info("login for '%s' from %s refused: %s", job->user,
+                job->addr[0] ? job->addr : "-",
+                rc == -1 ? "bad node address" : why);
+        trk_kdf_job_free(job);
+        rq->job = NULL;
+        set_msg(rq, why);
+        return TS_ERR_BADREQ;
+    }
+    snprintf(job->node_addr, sizeof(job->node_addr), "%s", canon);
+    /* refused before the KDF runs: a throttled guess costs nothing; the
+     * attempt counts from now on, so parallel guesses are limited too */
+    rc = reserve_kdf(rq);
+    if (rc != TS_OK) {
+        return rc;
+    }
+    w = reserve(env, job, 'a', job->addr, &env->thr_addr, HELD_ADDR, &wy);
+    if (w > 0) {
+        return refuse_throttled(rq, 'a', wy, w);
+    }
+    w = reserve(env, job, 'u', job->user, &env->thr_user, HELD_USER, &wy);
+    if (w > 0) {
+        return refuse_throttled(rq, 'u', wy, w);
     }
     rc = trk_user_get(env->st, job->user, &job->rec);
     if (rc < 0) {
+        settle(env, job, 0, NULL, NULL);
         trk_kdf_job_free(job);
         rq->job = NULL;
         set_msg(rq, "tracker database error");
@@ -501,6 +848,7 @@ finish_create_user(trk_env_t *env, trk_kdf_job_t *job, ts_wbuf_t *out)
 
     memset(&rq, 0, sizeof(rq));
     ts_wbuf_init(&rq.body);
+    settle(env, job, 0, NULL, NULL);
     if (job->kdf_err != 0) {
         set_msg(&rq, "key derivation failed");
         build_reply(out, &rq, TS_ERR_INTERNAL);
@@ -512,7 +860,9 @@ finish_create_user(trk_env_t *env, trk_kdf_job_t *job, ts_wbuf_t *out)
         build_reply(out, &rq, TS_ERR_BUSY);
         return;
     }
-    if (trk_reply_get(env->st, job->reqid, job->type, out) == 0) {
+    if (trk_reply_get(env->st, job->reqid, job->type, job->req_hash, out)
+        == 0)
+    {
         trk_store_cancel(env->st);
         return;
     }
@@ -523,8 +873,8 @@ finish_create_user(trk_env_t *env, trk_kdf_job_t *job, ts_wbuf_t *out)
         trk_store_cancel(env->st);      /* nothing changed, nothing cached */
         return;
     }
-    if (trk_reply_put(env->st, job->reqid, job->type, out->data, out->len,
-                      (uint64_t) ts_wall_ms()) != 0
+    if (trk_reply_put(env->st, job->reqid, job->type, job->req_hash,
+                      out->data, out->len, (uint64_t) ts_wall_ms()) != 0
         || trk_store_commit(env->st) != 0)
     {
         trk_store_cancel(env->st);
@@ -538,17 +888,100 @@ finish_create_user(trk_env_t *env, trk_kdf_job_t *job, ts_wbuf_t *out)
 }
 
 
+/* ---- sessions per user ---------------------------------------------- */
+
+typedef struct {
+    uint8_t  h[TS_SHA256_B];
+    uint64_t created_ms;
+} sess_age_t;
+
+typedef struct {
+    const char *user;
+    sess_age_t *v;
+    size_t      n;
+    size_t      cap;
+} user_sess_t;
+
+
+static void
+collect_user_sess(const uint8_t h[32], const trk_session_t *s, void *arg)
+{
+    user_sess_t *u = arg;
+    sess_age_t  *nv;
+
+    if (strcmp(s->user, u->user) != 0) {
+        return;
+    }
+    if (u->n == u->cap) {
+        u->cap = u->cap ? u->cap * 2 : 64;
+        nv = realloc(u->v, u->cap * sizeof(*nv));
+        if (nv == NULL) {
+            u->cap = u->n;
+            return;
+        }
+        u->v = nv;
+    }
+    memcpy(u->v[u->n].h, h, TS_SHA256_B);
+    u->v[u->n].created_ms = s->created_ms;
+    u->n++;
+}
+
+
+static int
+age_cmp(const void *a, const void *b)
+{
+    const sess_age_t *x = a, *y = b;
+
+    return x->created_ms < y->created_ms ? -1
+           : x->created_ms > y->created_ms ? 1
+           : memcmp(x->h, y->h, TS_SHA256_B);
+}
+
+
+/* The sessions of user to end so that a new one fits the cap: the
+ * oldest ones first, at most what one replicated op can carry (a user
+ * far over the cap comes down over several logins).  *n gets how many;
+ * the array is malloc'd (NULL when none). */
+static sess_age_t *
+sessions_over_cap(trk_env_t *env, const char *user, size_t *n)
+{
+    user_sess_t u;
+    size_t      drop;
+
+    memset(&u, 0, sizeof(u));
+    u.user = user;
+    *n = 0;
+    if (trk_store_each_session_rec(env->st, collect_user_sess, &u) != 0
+        || u.n < TS_TRK_SESSIONS_PER_USER_N)
+    {
+        free(u.v);
+        return NULL;
+    }
+    qsort(u.v, u.n, sizeof(*u.v), age_cmp);
+    drop = u.n - TS_TRK_SESSIONS_PER_USER_N + 1;
+    if (drop > TS_TRK_EXPIRE_CHUNK_N / 4) {
+        drop = TS_TRK_EXPIRE_CHUNK_N / 4;
+    }
+    *n = drop;
+    return u.v;
+}
+
+
 static void
 finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
 {
     trk_req_t      rq;
-    trk_session_t  s;
+    trk_session_t  s, old;
     uint8_t        tok[TS_TOKEN_B];
     uint8_t        h[TS_SHA256_B];
+    sess_age_t    *drop;
+    size_t         ndrop, i;
+    int            bad;
 
     memset(&rq, 0, sizeof(rq));
     ts_wbuf_init(&rq.body);
     if (job->kdf_err != 0) {
+        settle(env, job, 0, NULL, NULL);
         set_msg(&rq, "key derivation failed");
         build_reply(out, &rq, TS_ERR_INTERNAL);
         return;
@@ -556,15 +989,11 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
     if (!job->user_found
         || !ts_ct_equal(job->out, job->rec.hash, sizeof(job->out)))
     {
-        uint32_t fu, fa = 0;
-        int64_t  now = ts_now_ms();
+        uint32_t fu, fa;
 
         set_msg(&rq, BAD_LOGIN);
         build_reply(out, &rq, TS_ERR_AUTH);
-        fu = trk_thr_fail(env->shm, 'u', job->user, &env->thr_user, now);
-        if (job->addr[0] != '\0') {
-            fa = trk_thr_fail(env->shm, 'a', job->addr, &env->thr_addr, now);
-        }
+        settle(env, job, 1, &fu, &fa);
         ts_info("failed login for '%s' from %s (%u for the user, %u from "
                 "the address)", job->user, job->addr[0] ? job->addr : "-",
                 fu, fa);
@@ -572,6 +1001,7 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
     }
     /* a success clears the user's failures (not the address's: one good
      * account must not launder guesses at others) */
+    settle(env, job, 0, NULL, NULL);
     trk_thr_reset(env->shm, 'u', job->user);
     if (!deliver) {
         return;
@@ -590,18 +1020,37 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
         build_reply(out, &rq, TS_ERR_INTERNAL);
         return;
     }
+    /* one account holds at most TS_TRK_SESSIONS_PER_USER_N sessions (so
+     * it cannot fill the session cache): the oldest make room */
+    drop = sessions_over_cap(env, job->user, &ndrop);
     /* G1: the node's presence record learns the session in the same
      * transaction */
-    if (trk_store_begin(env->st) != 0
+    bad = trk_store_begin(env->st) != 0;
+    for (i = 0; !bad && i < ndrop; i++) {
+        if (trk_session_get(env->st, drop[i].h, &old) == 0) {
+            bad = trk_files_session_gone(env->st, drop[i].h) != 0
+                  || trk_session_del(env->st, drop[i].h) < 0;
+        }
+    }
+    if (bad
         || trk_session_put(env->st, h, &s) != 0
         || trk_files_session_added(env->st, h, s.user, s.node_addr) != 0
         || trk_store_commit(env->st) != 0)
     {
         trk_store_cancel(env->st);
+        free(drop);
         set_msg(&rq, "tracker database error");
         build_reply(out, &rq, TS_ERR_INTERNAL);
         return;
     }
+    for (i = 0; i < ndrop; i++) {
+        trk_sess_remove(env->shm, drop[i].h);
+    }
+    if (ndrop > 0) {
+        ts_info("'%s' is at %d sessions: ended the %zu oldest", s.user,
+                TS_TRK_SESSIONS_PER_USER_N, ndrop);
+    }
+    free(drop);
     (void) trk_sess_insert(env->shm, h, s.user, s.fp, ts_now_ms());
     job->logged_in = 1;
     {
@@ -819,27 +1268,85 @@ op_list_groups(trk_req_t *rq)
 
 /* ---- status --------------------------------------------------------- */
 
+/* What STATUS reports of the database: a full read of it (digest, counts,
+ * op log size), kept per worker and recomputed only when the state
+ * changed -- every commit that changes replicated state bumps the shm
+ * op_wake word, and every op it applies moves the version vector.  Not
+ * rate-limited by time: two trackers showing digests of different ages
+ * would look converged when they are not. */
+static struct {
+    int                valid;
+    const trk_store_t *st;
+    uint64_t           wake;
+    trk_vv_t           vv;
+    uint8_t            dg[32];
+    trk_counts_t       c;
+    long               ops;
+} status_cache;
+
+
+static int
+status_db(trk_env_t *env, const trk_vv_t *vv)
+{
+    uint64_t wake = atomic_load(&env->shm->stats->op_wake);
+
+    if (status_cache.valid && status_cache.st == env->st
+        && status_cache.wake == wake
+        && memcmp(&status_cache.vv, vv, sizeof(*vv)) == 0)
+    {
+        return 0;
+    }
+    status_cache.valid = 0;
+    ts_debug("STATUS: reading the whole database (state changed)");
+    if (trk_digest(env->st, status_cache.dg) != 0
+        || trk_store_count(env->st, &status_cache.c) != 0)
+    {
+        return -1;
+    }
+    status_cache.ops = trk_oplog_count(env->st);
+    status_cache.st = env->st;
+    status_cache.wake = wake;
+    status_cache.vv = *vv;
+    status_cache.valid = 1;
+    return 0;
+}
+
+
 static int
 op_status(trk_req_t *rq)
 {
     trk_env_t      *env = rq->env;
     trk_stats_sh_t *sb = env->shm->stats;
-    trk_counts_t    c;
     char            text[2048];
     char            vvs[TRK_ORIGINS_N * 28], dhex[65], peers[256];
-    uint8_t         dg[32];
     trk_vv_t        vv;
     uint32_t        up_mask;
     int             i, active, n, nt;
     size_t          pl;
     int64_t         up;
 
-    if (trk_vv_load(env->st, &vv) != 0 || trk_digest(env->st, dg) != 0) {
+    /* a full read of the database: only for the cluster's own trackers
+     * (`tracker --status` shows this tracker's certificate), never for
+     * an anonymous caller */
+    if (ts_tls_enabled() && (env->link == NULL || env->link->tracker == 0)) {
+        ts_debug("STATUS from %s refused: no tracker certificate",
+                 env->link != NULL && env->link->addr[0] ? env->link->addr
+                                                         : "?");
+        set_msg(rq, "STATUS is answered only over a link with a tracker "
+                    "certificate of this cluster (tracker --status, run "
+                    "where pki/tracker-N.crt and .key are)");
+        return TS_ERR_AUTH;
+    }
+    if (ts_rbuf_end(&rq->in) != 0) {
+        set_msg(rq, MALFORMED);
+        return TS_ERR_BADREQ;
+    }
+    if (trk_vv_load(env->st, &vv) != 0 || status_db(env, &vv) != 0) {
         set_msg(rq, "tracker database error");
         return TS_ERR_INTERNAL;
     }
     trk_vv_format(&vv, vvs, sizeof(vvs));
-    ts_hex(dg, 32, dhex);
+    ts_hex(status_cache.dg, 32, dhex);
     up_mask = atomic_load(&sb->peers_up);
     nt = atomic_load(&sb->ntrackers);
     peers[0] = '\0';
@@ -855,10 +1362,6 @@ op_status(trk_req_t *rq)
         }
         pl += (size_t) n;
     }
-    if (trk_store_count(env->st, &c) != 0) {
-        set_msg(rq, "tracker database error");
-        return TS_ERR_INTERNAL;
-    }
     active = 0;
     for (i = 0; i < TS_SUP_WORKERS_MAX_N; i++) {
         if (atomic_load(&env->shm->slots[i].state) == TS_SLOT_ACTIVE) {
@@ -870,17 +1373,41 @@ op_status(trk_req_t *rq)
              "tracker_id: %d\npid: %d\nworkers: %d\nusers: %llu\n"
              "groups: %llu\nsessions: %llu\nuptime_s: %lld\n",
              env->tracker_id, (int) atomic_load(&sb->sup_pid), active,
-             (unsigned long long) c.users, (unsigned long long) c.groups,
-             (unsigned long long) c.sessions, (long long) (up < 0 ? 0 : up));
+             (unsigned long long) status_cache.c.users,
+             (unsigned long long) status_cache.c.groups,
+             (unsigned long long) status_cache.c.sessions,
+             (long long) (up < 0 ? 0 : up));
     n = (int) strlen(text);
     snprintf(text + n, sizeof(text) - (size_t) n,
              "leader: %d\nvv: %s\ndigest: %s\nepoch: %016llx\npeers: %s\n"
              "ops_logged: %ld\nsync_pid: %d\n",
              (int) atomic_load(&sb->leader), vvs, dhex,
              (unsigned long long) atomic_load(&sb->epoch), peers,
-             trk_oplog_count(env->st), (int) atomic_load(&sb->sync_pid));
+             status_cache.ops, (int) atomic_load(&sb->sync_pid));
     ts_put_str(&rq->body, text);
     return TS_OK;
+}
+
+
+int
+trk_ops_preauth(trk_env_t *env, uint8_t type, const uint8_t *payload,
+                uint32_t len)
+{
+    trk_req_t rq;
+    int       st;
+
+    if (type >= TS_MSG_MAX_ || !op_set[type] || !op_table[type].needs_login
+        || len < TS_TOKEN_B)
+    {
+        return 0;
+    }
+    memset(&rq, 0, sizeof(rq));
+    rq.env = env;
+    rq.type = type;
+    ts_wbuf_init(&rq.body);
+    st = authenticate(&rq, payload);
+    ts_wbuf_free(&rq.body);
+    return st == TS_OK;
 }
 
 
@@ -893,6 +1420,19 @@ trk_ops_thr_defaults(trk_thr_cfg_t *user, trk_thr_cfg_t *addr)
     user->delay_max_ms = TS_LOGIN_DELAY_MAX_MS;
     *addr = *user;
     addr->limit = TS_LOGIN_FAILS_ADDR_N;
+}
+
+
+void
+trk_ops_kdf_defaults(trk_thr_cfg_t *kdf, trk_thr_cfg_t *create)
+{
+    /* 'k' counts only attempts in progress (they never fail): limit */
+    kdf->limit = TS_TRK_KDF_ADDR_N;
+    kdf->window_ms = TS_LOGIN_WINDOW_MS;
+    kdf->delay_min_ms = TS_LOGIN_DELAY_MIN_MS;
+    kdf->delay_max_ms = TS_LOGIN_DELAY_MAX_MS;
+    *create = *kdf;
+    create->limit = TS_TRK_CREATE_ADDR_N;
 }
 
 
@@ -971,61 +1511,118 @@ collect_shm(const uint8_t h[32], int state, void *arg)
 }
 
 
+/* Deletes the sessions of list (those keep(h) still says go) in bounded
+ * transactions: each is one op that must fit a frame (a session delete
+ * also writes its presence records).  Returns how many, or -1. */
+static int
+delete_sessions(trk_env_t *env, const hash_list_t *list,
+                int (*go)(trk_env_t *env, const uint8_t h[32]))
+{
+    size_t i, j = 0;
+    int    deleted = 0;
+
+    for (i = 0; i < list->n && deleted >= 0; i += j) {
+        if (trk_store_begin(env->st) != 0) {
+            return -1;
+        }
+        for (j = 0; j < TS_TRK_EXPIRE_CHUNK_N / 4 && i + j < list->n; j++) {
+            if (!go(env, list->h[i + j])) {
+                continue;
+            }
+            /* G1: presence record first (it reads the session) */
+            (void) trk_files_session_gone(env->st, list->h[i + j]);
+            if (trk_session_del(env->st, list->h[i + j]) == 0) {
+                deleted++;
+            }
+        }
+        if (trk_store_commit(env->st) != 0) {
+            deleted = -1;
+        }
+    }
+    return deleted;
+}
+
+
+/* A cache entry found expired: still expired?  A gossiped heartbeat may
+ * have revived it since the walk (re-checked under its stripe lock). */
+static int
+still_expired(trk_env_t *env, const uint8_t h[32])
+{
+    char user[TS_ID_MAX_B + 1];
+
+    return trk_sess_lookup(env->shm, h, ts_now_ms(), env->session_timeout_ms,
+                           0, user, sizeof(user)) == 2;
+}
+
+
+/* A session only tdb knows (no cache place): still without one? */
+static int
+still_uncached(trk_env_t *env, const uint8_t h[32])
+{
+    char user[TS_ID_MAX_B + 1];
+
+    return trk_sess_lookup(env->shm, h, ts_now_ms(), env->session_timeout_ms,
+                           0, user, sizeof(user)) == 0;
+}
+
+
 static void
 housekeep_pass(trk_env_t *env, int64_t now)
 {
     hash_list_t    tdbs;
     shm_walk_t     sw;
+    hash_list_t    gone;
     trk_session_t  s;
     char           user[TS_ID_MAX_B + 1];
-    size_t         i, j = 0;
-    int            rc, deleted, rr, leader;
+    uint64_t       cutoff;
+    size_t         i;
+    int            rc, deleted, dropped, rr, leader;
 
     memset(&tdbs, 0, sizeof(tdbs));
     memset(&sw, 0, sizeof(sw));
+    memset(&gone, 0, sizeof(gone));
+    cutoff = (uint64_t) ts_wall_ms() - (uint64_t) env->session_timeout_ms;
 
     /* 1. sessions in tdb that no worker has cached get a grace period
-     *    (e.g. after a restart), so live clients keep working */
+     *    (e.g. after a restart), so live clients keep working.  Those
+     *    that find no place in the cache (it is full) have nothing that
+     *    times them out: once older than a session timeout they go, like
+     *    sessions without a node fingerprint (never accepted again) */
     trk_store_each_session(env->st, collect_tdb, &tdbs);
     for (i = 0; i < tdbs.n; i++) {
         rc = trk_sess_lookup(env->shm, tdbs.h[i], now,
                              env->session_timeout_ms, 0, user, sizeof(user));
-        if (rc == 0 && trk_session_get(env->st, tdbs.h[i], &s) == 0) {
-            (void) trk_sess_insert(env->shm, tdbs.h[i], s.user, s.fp, now);
+        if (rc != 0 || trk_session_get(env->st, tdbs.h[i], &s) != 0) {
+            continue;
+        }
+        if (fp_missing(s.fp)) {
+            hash_list_add(&gone, tdbs.h[i]);
+        } else if (trk_sess_insert(env->shm, tdbs.h[i], s.user, s.fp, now)
+                   != 0)
+        {
+            if (s.created_ms < cutoff) {
+                hash_list_add(&gone, tdbs.h[i]);
+            }
+        } else if (trk_session_get(env->st, tdbs.h[i], &s) != 0) {
+            /* deleted meanwhile: see cache_session() */
+            trk_sess_remove(env->shm, tdbs.h[i]);
         }
     }
 
     /* 2. expired sessions leave tdb first, then the cache (the cache
      *    entry, kept EXPIRED meanwhile, stops a reload from tdb) */
     trk_sess_each(env->shm, now, env->session_timeout_ms, collect_shm, &sw);
-    deleted = 0;
     /* K1: only the leader expires (its deletes replicate as ops) */
     leader = atomic_load(&env->shm->stats->leader) == env->tracker_id;
-    /* in bounded transactions: each is one op that must fit a frame (a
-     * session delete also writes its presence records) */
-    for (i = 0; leader && i < sw.expired.n && deleted >= 0; i += j) {
-        if (trk_store_begin(env->st) != 0) {
-            break;
-        }
-        for (j = 0; j < TS_TRK_EXPIRE_CHUNK_N / 4 && i + j < sw.expired.n;
-             j++)
-        {
-            /* a gossiped heartbeat may have revived it since the walk:
-             * re-check under its stripe lock (2 = still expired) */
-            if (trk_sess_lookup(env->shm, sw.expired.h[i + j], ts_now_ms(),
-                                env->session_timeout_ms, 0, user,
-                                sizeof(user)) != 2)
-            {
-                continue;
+    deleted = 0;
+    dropped = 0;
+    if (leader) {
+        deleted = delete_sessions(env, &sw.expired, still_expired);
+        if (deleted >= 0) {
+            dropped = delete_sessions(env, &gone, still_uncached);
+            if (dropped < 0) {
+                deleted = -1;
             }
-            /* G1: presence record first (it reads the session) */
-            (void) trk_files_session_gone(env->st, sw.expired.h[i + j]);
-            if (trk_session_del(env->st, sw.expired.h[i + j]) == 0) {
-                deleted++;
-            }
-        }
-        if (trk_store_commit(env->st) != 0) {
-            deleted = -1;
         }
     }
     /* 3. cache entries whose tdb record is gone (expired above, logged
@@ -1040,6 +1637,10 @@ housekeep_pass(trk_env_t *env, int64_t now)
     if (deleted > 0) {
         ts_info("expired %d session(s)", deleted);
     }
+    if (dropped > 0) {
+        ts_info("expired %d session(s) the session cache had no place for "
+                "(or without a node identity)", dropped);
+    }
 
     /* 4. the reply cache (leader only, like sessions) */
     rr = !leader ? 0 : trk_store_expire_replies(env->st, (uint64_t) ts_wall_ms()
@@ -1048,6 +1649,7 @@ housekeep_pass(trk_env_t *env, int64_t now)
         ts_debug("expired %d cached replies", rr);
     }
     free(tdbs.h);
+    free(gone.h);
     free(sw.expired.h);
     free(sw.all.h);
 }

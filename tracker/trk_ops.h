@@ -4,9 +4,11 @@
  * One entry per message type: {type, needs_login, is_write, handler}.
  * The dispatcher (trk_ops_handle) does what every handler needs:
  *   - is_write: opens ONE tdb transaction, answers from the reply cache
- *     when the request id was already served (and does nothing else),
- *     runs the handler, stores the reply under the request id, commits,
- *     and only then returns the reply to be sent;
+ *     when the same request -- same id AND the same bytes (a hash of the
+ *     whole payload, token included: a genuine retry is byte-identical)
+ *     -- was already served (and does nothing else), runs the handler,
+ *     stores the reply under the request id and hash, commits, and only
+ *     then returns the reply to be sent;
  *   - needs_login: reads the token (raw TS_TOKEN_B bytes at the start of
  *     the payload), finds the session (shm cache, else tdb), rejects an
  *     unknown or expired one with TS_ERR_AUTH and refreshes its heartbeat.
@@ -20,7 +22,11 @@
  *
  * create_user and login run PBKDF2 off the event loop: their handlers
  * return TRK_OP_DEFER with a trk_kdf_job_t; a KDF thread runs
- * trk_kdf_run(); the event loop then calls trk_ops_finish().
+ * trk_kdf_run(); the event loop then calls trk_ops_finish().  Before a
+ * job is queued its attempt is reserved in the shm throttle table (per
+ * user, per address, KDF jobs in progress per address, create_users per
+ * address), so concurrent attempts count at once; trk_ops_finish() or
+ * trk_kdf_job_abort() settles the reservations.
  *
  * The link (issue 5): before each trk_ops_handle() the worker points
  * env->link at what it knows of the connection the request came on --
@@ -74,6 +80,9 @@ typedef struct {
     int64_t              ticket_ttl_ms;
     trk_thr_cfg_t        thr_user;      /* failed logins per user */
     trk_thr_cfg_t        thr_addr;      /* failed logins per address */
+    trk_thr_cfg_t        thr_kdf;       /* KDF jobs in progress per
+                                           address (pending only) */
+    trk_thr_cfg_t        thr_create;    /* create_users per address */
 } trk_env_t;
 
 typedef struct {
@@ -90,6 +99,9 @@ typedef struct {
     char      addr[64];
     uint8_t   fp[TS_FP_B];
     int       logged_in;            /* set by trk_ops_finish on success */
+    uint8_t   req_hash[TS_SHA256_B]; /* create_user: reply cache key */
+    unsigned  held;                 /* throttle reservations to settle */
+    int       ran;                  /* set by trk_kdf_run() */
 } trk_kdf_job_t;
 
 typedef struct {
@@ -98,6 +110,8 @@ typedef struct {
     uint64_t       reqid;
     ts_rbuf_t      in;                      /* fields after the token */
     uint8_t        tok_hash[TS_SHA256_B];   /* sha256(token), if logged in */
+    uint8_t        req_hash[TS_SHA256_B];   /* trk_req_hash() of the request
+                                               (writes and create_user) */
     char           user[TS_ID_MAX_B + 1];   /* the logged-in user */
     ts_wbuf_t      body;                    /* OK body */
     char           msg[TRK_MSG_B];
@@ -122,6 +136,9 @@ int  trk_ops_register(const trk_op_t *ops, size_t n);
 void trk_ops_init(void);
 /* The default login throttle settings (TS_LOGIN_* in ts_config.h). */
 void trk_ops_thr_defaults(trk_thr_cfg_t *user, trk_thr_cfg_t *addr);
+/* The default caps on KDF work per address: jobs in progress
+ * (TS_TRK_KDF_ADDR_N) and create_users (TS_TRK_CREATE_ADDR_N). */
+void trk_ops_kdf_defaults(trk_thr_cfg_t *kdf, trk_thr_cfg_t *create);
 
 typedef enum {
     TRK_DO_REPLY = 0,   /* send out as a REPLY frame */
@@ -140,6 +157,25 @@ void trk_kdf_run(trk_kdf_job_t *job);
 void trk_ops_finish(trk_env_t *env, trk_kdf_job_t *job, int deliver,
                     ts_wbuf_t *out);
 void trk_kdf_job_free(trk_kdf_job_t *job);
+/* A job that will never run (queue full, shutdown): settles its throttle
+ * reservations as not failed, then frees it. */
+void trk_kdf_job_abort(trk_env_t *env, trk_kdf_job_t *job);
+
+/* A frame bigger than the not-logged-in limit arrived on a link that has
+ * not logged in: 1 if it is a logged-in request type and the token at the
+ * start of payload (len bytes of it so far, at least TS_TOKEN_B) is a
+ * valid session for env->link (which is then marked authed), else 0. */
+int trk_ops_preauth(trk_env_t *env, uint8_t type, const uint8_t *payload,
+                    uint32_t len);
+
+/* The node address of a LOGIN: strict "a.b.c.d:PORT" or "[v6]:PORT"
+ * (PORT 1..65535, decimal, no leading zero), whose IP must equal peer,
+ * the address the connection comes from (an IPv4-mapped IPv6 address
+ * counts as IPv4).  0 with canon = the address re-printed from its
+ * binary form; -1 bad syntax; -2 another IP than peer (or peer unknown);
+ * why gets the reason. */
+int trk_node_addr_check(const char *s, const char *peer, char *canon,
+                        size_t canonsz, char *why, size_t whysz);
 
 /* One housekeeping pass if it is due and no other worker runs one. */
 void trk_housekeep(trk_env_t *env, int64_t now_ms);

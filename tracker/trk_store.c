@@ -1006,28 +1006,55 @@ trk_session_del(trk_store_t *st, const uint8_t h[32])
 }
 
 
-static TDB_DATA
-replykey(char *kb, uint64_t reqid)
+void
+trk_req_hash(uint8_t type, const void *payload, size_t len,
+             uint8_t out[TS_SHA256_B])
 {
-    char hex[17];
+    ts_wbuf_t b;
 
-    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long) reqid);
+    ts_wbuf_init(&b);
+    ts_put_str(&b, "tessera/request/1");
+    ts_put_u8(&b, type);
+    ts_put_raw(&b, payload, len);
+    if (b.err || ts_sha256(b.data, b.len, out) != 0) {
+        /* no memory: a hash that matches nothing stored (a stored one
+         * came from a successful sha256) */
+        memset(out, 0, TS_SHA256_B);
+        out[0] = 1;
+    }
+    ts_wbuf_free(&b);
+}
+
+
+/* r/<reqid>/<first 8 bytes of the request hash>: a request with the
+ * same id but other bytes has another key, so it can neither read nor
+ * overwrite the reply of the first one. */
+static TDB_DATA
+replykey(char *kb, uint64_t reqid, const uint8_t hash[TS_SHA256_B])
+{
+    char hex[40];
+
+    snprintf(hex, sizeof(hex), "%016llx/%02x%02x%02x%02x%02x%02x%02x%02x",
+             (unsigned long long) reqid, hash[0], hash[1], hash[2], hash[3],
+             hash[4], hash[5], hash[6], hash[7]);
     return mkkey(kb, KEY_B, 'r', hex);
 }
 
 
 int
-trk_reply_get(trk_store_t *st, uint64_t reqid, uint8_t type, ts_wbuf_t *out)
+trk_reply_get(trk_store_t *st, uint64_t reqid, uint8_t type,
+              const uint8_t hash[TS_SHA256_B], ts_wbuf_t *out)
 {
     char            kb[KEY_B];
     TDB_DATA        v;
     ts_rbuf_t       r;
     const uint8_t  *p;
+    uint8_t         h[TS_SHA256_B];
     uint32_t        n;
     uint8_t         t;
     int             rc;
 
-    rc = raw_get(st, replykey(kb, reqid), &v);
+    rc = raw_get(st, replykey(kb, reqid, hash), &v);
     if (rc != 0) {
         return rc;
     }
@@ -1036,10 +1063,11 @@ trk_reply_get(trk_store_t *st, uint64_t reqid, uint8_t type, ts_wbuf_t *out)
     if (get_head(&r, REC_REPLY) == 0) {
         (void) ts_get_u64(&r);
         t = ts_get_u8(&r);
+        (void) ts_get_raw(&r, h, sizeof(h));
         p = ts_get_blob(&r, &n, TS_FRAME_MAX_B);
         if (p != NULL && ts_rbuf_end(&r) == 0) {
-            if (t != type) {
-                rc = 1;     /* another request that drew the same id */
+            if (t != type || !ts_ct_equal(h, hash, sizeof(h))) {
+                rc = 1;     /* another request that drew the same key */
             } else {
                 ts_wbuf_reset(out);
                 ts_put_raw(out, p, n);
@@ -1054,7 +1082,8 @@ trk_reply_get(trk_store_t *st, uint64_t reqid, uint8_t type, ts_wbuf_t *out)
 
 int
 trk_reply_put(trk_store_t *st, uint64_t reqid, uint8_t type,
-              const void *payload, size_t len, uint64_t now_wall_ms)
+              const uint8_t hash[TS_SHA256_B], const void *payload,
+              size_t len, uint64_t now_wall_ms)
 {
     char      kb[KEY_B];
     ts_wbuf_t b;
@@ -1067,8 +1096,9 @@ trk_reply_put(trk_store_t *st, uint64_t reqid, uint8_t type,
     put_head(&b, REC_REPLY);
     ts_put_u64(&b, now_wall_ms);
     ts_put_u8(&b, type);
+    ts_put_raw(&b, hash, TS_SHA256_B);
     ts_put_blob(&b, payload, (uint32_t) len);
-    rc = raw_put(st, replykey(kb, reqid), &b);
+    rc = raw_put(st, replykey(kb, reqid, hash), &b);
     ts_wbuf_free(&b);
     return rc;
 }
@@ -1693,6 +1723,7 @@ trk_store_expire_replies(trk_store_t *st, uint64_t cutoff_wall_ms)
 
 typedef struct {
     void (*fn)(const uint8_t h[32], void *arg);
+    void (*rfn)(const uint8_t h[32], const trk_session_t *s, void *arg);
     void  *arg;
 } sess_walk_t;
 
@@ -1714,15 +1745,24 @@ sess_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
     }
     ts_wbuf_init(&b);
     rc = walk_view(k, v, &b);
-    ts_wbuf_free(&b);
     if (rc != 0) {
+        ts_wbuf_free(&b);
         return 0;                   /* a logged-out or expired session */
     }
     memcpy(hex, k.dptr + 2, 2 * TS_SHA256_B);
     hex[2 * TS_SHA256_B] = '\0';
     if (ts_unhex(hex, h, sizeof(h)) == 0) {
-        w->fn(h, w->arg);
+        if (w->rfn != NULL) {
+            trk_session_t s;
+
+            if (trk_session_decode(b.data, b.len, &s) == 0) {
+                w->rfn(h, &s, w->arg);
+            }
+        } else {
+            w->fn(h, w->arg);
+        }
     }
+    ts_wbuf_free(&b);
     return 0;
 }
 
@@ -1734,6 +1774,22 @@ trk_store_each_session(trk_store_t *st,
     sess_walk_t w;
 
     w.fn = fn;
+    w.rfn = NULL;
+    w.arg = arg;
+    return tdb_traverse_read(st->tdb, sess_walk, &w) < 0 ? -1 : 0;
+}
+
+
+int
+trk_store_each_session_rec(trk_store_t *st,
+                           void (*fn)(const uint8_t h[32],
+                                      const trk_session_t *s, void *arg),
+                           void *arg)
+{
+    sess_walk_t w;
+
+    w.fn = NULL;
+    w.rfn = fn;
     w.arg = arg;
     return tdb_traverse_read(st->tdb, sess_walk, &w) < 0 ? -1 : 0;
 }

@@ -11,7 +11,10 @@
  *                               user_origin, node fp[32]} (the token
  *                               itself is never stored; a record written
  *                               before issue 5 has no fp: zeros)
- *   r/<reqid hex>     reply     {stored_ms, type, reply payload}
+ *   r/<reqid hex>/<hash hex>  reply {stored_ms, type, request hash[32],
+ *                               reply payload}; hash = trk_req_hash() of
+ *                               the request (its first 8 bytes in the
+ *                               key): only a byte-identical retry finds it
  *
  * Every record starts with a kind byte and a version byte and is decoded
  * with ts_buf, so a corrupt record is an error (TS_ERR_INTERNAL for the
@@ -30,6 +33,7 @@
 #include <stdint.h>
 #include "ts_config.h"
 #include "ts_buf.h"
+#include "ts_crypto.h"
 #include "ts_proto.h"
 #include "ts_tls.h"
 
@@ -131,12 +135,18 @@ int trk_session_put(trk_store_t *st, const uint8_t h[32],
                     const trk_session_t *s);
 int trk_session_del(trk_store_t *st, const uint8_t h[32]);
 
-/* Reply cache: get copies the cached reply payload into out (reset
- * first) when the entry exists and was stored for the same type. */
+/* Reply cache, keyed by request id AND a hash of the whole request
+ * (trk_req_hash: type + payload, token included), so only a genuine,
+ * byte-identical retry is answered from it.  get copies the cached reply
+ * payload into out (reset first) when the entry exists and was stored
+ * for the same type and hash: 0, 1 absent, -1 error. */
+void trk_req_hash(uint8_t type, const void *payload, size_t len,
+                  uint8_t out[TS_SHA256_B]);
 int trk_reply_get(trk_store_t *st, uint64_t reqid, uint8_t type,
-                  ts_wbuf_t *out);
+                  const uint8_t hash[TS_SHA256_B], ts_wbuf_t *out);
 int trk_reply_put(trk_store_t *st, uint64_t reqid, uint8_t type,
-                  const void *payload, size_t len, uint64_t now_wall_ms);
+                  const uint8_t hash[TS_SHA256_B], const void *payload,
+                  size_t len, uint64_t now_wall_ms);
 
 /* Codec (exported for tests and fuzzing).  decode: 0 or -1. */
 void trk_user_encode(ts_wbuf_t *b, const trk_user_t *u);
@@ -189,5 +199,12 @@ int trk_store_expire_replies(trk_store_t *st, uint64_t cutoff_wall_ms);
 int trk_store_each_session(trk_store_t *st,
                            void (*fn)(const uint8_t h[32], void *arg),
                            void *arg);
+/* Calls fn for every session with its decoded record (read traverse; a
+ * record that does not decode is skipped). */
+int trk_store_each_session_rec(trk_store_t *st,
+                               void (*fn)(const uint8_t h[32],
+                                          const trk_session_t *s,
+                                          void *arg),
+                               void *arg);
 
 #endif

@@ -799,6 +799,56 @@ drop_gone_sessions(trk_req_t *rq, const sess_touched_t *t)
 }
 
 
+typedef struct {
+    uint8_t (*h)[32];
+    size_t    n;
+    size_t    cap;
+} cached_t;
+
+
+static void
+note_cached(const uint8_t h[32], int state, void *arg)
+{
+    cached_t *c = arg;
+    uint8_t (*nh)[32];
+
+    (void) state;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        nh = realloc(c->h, c->cap * sizeof(*nh));
+        if (nh == NULL) {
+            c->cap = c->n;
+            return;
+        }
+        c->h = nh;
+    }
+    memcpy(c->h[c->n++], h, 32);
+}
+
+
+/* After a whole snapshot: every cached session whose record the merged
+ * state no longer has leaves the cache (the keys of one batch were
+ * dropped already; this also catches sessions the snapshot removed in
+ * ways the batch keys do not show). */
+static void
+drop_uncached_gone(trk_req_t *rq)
+{
+    cached_t      c;
+    trk_session_t s;
+    size_t        i;
+
+    memset(&c, 0, sizeof(c));
+    trk_sess_each(rq->env->shm, ts_now_ms(), rq->env->session_timeout_ms,
+                  note_cached, &c);
+    for (i = 0; i < c.n; i++) {
+        if (trk_session_get(rq->env->st, c.h[i], &s) == 1) {
+            trk_sess_remove(rq->env->shm, c.h[i]);
+        }
+    }
+    free(c.h);
+}
+
+
 static void
 applied(trk_req_t *rq, uint64_t maxhlc, int any)
 {
@@ -883,6 +933,7 @@ op_sync_snapshot(trk_req_t *rq)
     trk_vv_t       vv;
     uint64_t       maxhlc = 0;
     int            last, rc = 0, st;
+    sess_touched_t *touched;
 
     if (sync_from(rq, &st) < 0) {
         return st;
@@ -897,6 +948,7 @@ op_sync_snapshot(trk_req_t *rq)
         snprintf(rq->msg, sizeof(rq->msg), "tracker database busy");
         return TS_ERR_BUSY;
     }
+    touched = calloc(1, sizeof(*touched));  /* NULL: the housekeeper */
     for (i = 0; i < n && rc == 0; i++) {
         k = ts_get_blob(&rq->in, &kl, 4096);
         v = ts_get_blob(&rq->in, &vl, TS_FRAME_MAX_B);
@@ -905,6 +957,9 @@ op_sync_snapshot(trk_req_t *rq)
         {
             rc = -1;
             break;
+        }
+        if (touched != NULL) {
+            note_session_key(k, kl, touched);
         }
         mx = trk_rec_max_stamp(&rec);
         if (mx.hlc > maxhlc) {
@@ -929,8 +984,18 @@ op_sync_snapshot(trk_req_t *rq)
         || trk_store_commit(rq->env->st) != 0)
     {
         trk_store_cancel(rq->env->st);
+        free(touched);
         snprintf(rq->msg, sizeof(rq->msg), "bad snapshot or database error");
         return TS_ERR_BADREQ;
+    }
+    /* like SYNC_OPS: a session the merge deleted (a logout or an expiry
+     * elsewhere) stops working here now, not at the next housekeeping */
+    if (touched != NULL) {
+        drop_gone_sessions(rq, touched);
+        free(touched);
+    }
+    if (last) {
+        drop_uncached_gone(rq);
     }
     applied(rq, maxhlc, 1);
     if (last) {
@@ -993,7 +1058,8 @@ trk_sync_ctor(void)
 /* ---- ./tracker --status --------------------------------------------------- */
 
 int
-trk_status_cmd(const char *info_path, int id, const char *ca_path)
+trk_status_cmd(const char *info_path, int id, const char *ca_path,
+               const char *crt_path, const char *key_path)
 {
     ts_trackers_t  t;
     ts_tls_t      *tls;
@@ -1013,12 +1079,24 @@ trk_status_cmd(const char *info_path, int id, const char *ca_path)
         fprintf(stderr, "tracker: no tracker %d in %s\n", id, info_path);
         return 2;
     }
-    /* no client certificate: STATUS needs no login */
-    tls = ts_tls_ctx_new(TS_TLS_TRACKER_CLIENT, NULL, NULL, ca_path, err,
-                         sizeof(err));
+    /* STATUS reads the whole database: trackers answer it only to a
+     * link showing a tracker certificate of their CA -- this machine's
+     * own (run it where the tracker runs) */
+    if (ts_tls_enabled()
+        && (access(crt_path, R_OK) != 0 || access(key_path, R_OK) != 0))
+    {
+        fprintf(stderr, "tracker: --status needs a tracker certificate "
+                "and key of the cluster (%s, %s): %s; run it on the "
+                "tracker's machine or give --pki\n", crt_path, key_path,
+                strerror(errno));
+        return 2;
+    }
+    tls = ts_tls_ctx_new(TS_TLS_TRACKER_CLIENT, crt_path, key_path, ca_path,
+                         err, sizeof(err));
     if (tls == NULL) {
-        fprintf(stderr, "tracker: cannot use the CA certificate %s: %s "
-                "(see --pki)\n", ca_path, err);
+        fprintf(stderr, "tracker: cannot use the CA certificate %s or the "
+                "tracker certificate %s: %s (see --pki)\n", ca_path,
+                crt_path, err);
         return 2;
     }
     fd = ts_net_connect(t.t[id - 1].ip, t.t[id - 1].port, 2000);
@@ -1047,7 +1125,8 @@ trk_status_cmd(const char *info_path, int id, const char *ca_path)
         fputs(text, stdout);
         rc = 0;
     } else {
-        fprintf(stderr, "tracker: no STATUS answer from tracker %d\n", id);
+        fprintf(stderr, "tracker: no STATUS answer from tracker %d%s\n", id,
+                rc == -2 ? " (refused; see the log line above)" : "");
         rc = 1;
     }
     free(text);

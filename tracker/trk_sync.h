@@ -18,7 +18,10 @@ int  trk_sync_main(const ts_worker_ctx_t *ctx);
 /* Registers the SYNC_* handlers (also run as a constructor). */
 void trk_sync_init(void);
 /* ./tracker --status tracker_info.txt <id>: prints STATUS; exit code.
- * TLS without a client certificate; ca_path verifies the tracker. */
-int  trk_status_cmd(const char *info_path, int id, const char *ca_path);
+ * TLS; ca_path verifies the tracker; crt_path/key_path (a tracker
+ * certificate of the same CA: STATUS is answered only to trackers) are
+ * presented as the client certificate. */
+int  trk_status_cmd(const char *info_path, int id, const char *ca_path,
+                    const char *crt_path, const char *key_path);
 
 #endif

@@ -25,15 +25,32 @@
  * the slots): connections in all (--max-conns), from one address
  * (--max-conns-per-addr), and not logged in (--max-unauth: no LOGIN, no
  * valid token and no tracker certificate seen on the link yet).  Over a
- * cap the new connection is closed at once.
+ * cap the new connection is closed at once.  The supervisor raised the
+ * open files limit and clamped the caps to it; if accept4() still fails
+ * with EMFILE/ENFILE (or ENOBUFS/ENOMEM) the listening socket leaves the
+ * epoll set for TS_TRK_ACCEPT_PAUSE_MS (as nginx does) instead of
+ * waking the loop at once again, and the failure is logged at most once
+ * a second.
+ *
+ * Fairness and memory: one connection runs at most TS_TRK_REQS_PER_TURN_N
+ * requests per loop turn (the rest waits on the ready list, unread, so
+ * timers and other connections come first); before login a frame may be
+ * at most TS_TRK_UNAUTH_FRAME_MAX_B (a bigger one must start with a
+ * valid token of a logged-in request type); the replies queued in this
+ * worker are summed, and above --worker-out-max connections that have
+ * replies queued are not read until it drops (backpressure).
  *
  * Deadlines (checked every TS_TRK_TICK_MS): the TLS handshake must finish
- * within --handshake-ms (TS_TLS_HANDSHAKE_MS); a frame begun must
- * complete within --frame-timeout (TS_TRK_FRAME_TIMEOUT_MS); a connection
- * with nothing to do is closed after TS_TRK_IDLE_TIMEOUT_MS; a peer that
- * does not read its replies (no write progress for the frame timeout, or
- * more than TS_TRK_OUT_MAX_B queued) is dropped.  Bad input closes that
- * connection only.
+ * within --handshake-ms (TS_TLS_HANDSHAKE_MS); a connection must log in
+ * (or show a valid token or a tracker certificate) within
+ * --login-timeout (TS_TRK_LOGIN_MS), whatever it sends meanwhile; a
+ * frame begun must complete within --frame-timeout
+ * (TS_TRK_FRAME_TIMEOUT_MS) of the time we read from the link (also
+ * while replies are queued); a connection with nothing to do is closed
+ * after TS_TRK_IDLE_TIMEOUT_MS; a peer that does not read its replies
+ * (no write progress for the frame timeout, replies queued without a
+ * break for TS_TRK_OUT_DRAIN_MS, or more than TS_TRK_OUT_MAX_B queued)
+ * is dropped.  Bad input closes that connection only.
  *
  * Locking: the event loop is single-threaded and owns the tdb handle and
  * every connection.  KDF threads share only the job queues (one mutex +
@@ -82,6 +99,7 @@ typedef struct conn_s {
     int         rwant;          /* last read EAGAIN: 2 = wants writable */
     int         wwant;          /* last write EAGAIN: 1 = wants readable */
     int         queued;         /* on the ready list */
+    int         backlog;        /* whole frames wait for the next turn */
     struct conn_s *next_ready;
     uint8_t    *in;
     size_t      in_len;
@@ -91,6 +109,7 @@ typedef struct conn_s {
     int64_t     last_ms;        /* last request answered (or accept) */
     int64_t     frame_ms;       /* a partial frame began; 0 = none */
     int64_t     wprog_ms;       /* last write progress while output queued */
+    int64_t     drain_ms;       /* output queued since; 0 = none queued */
     uint32_t    ev;             /* epoll mask in force */
     int         job_pending;
     int         eof;
@@ -135,6 +154,12 @@ static uint64_t            next_cid = 1;
 static int                 ep = -1;
 static kdf_pool_t          pool;
 static ts_wbuf_t           scratch;
+static uint64_t            out_total;     /* reply bytes queued, all conns */
+static int                 bp_on;         /* out_total over the cap */
+static int                 listen_on = 1; /* listening socket in epoll */
+static int64_t             accept_resume_ms;
+static int64_t             accept_log_ms;
+static uint32_t            accept_fails_n;
 
 
 /* ---- KDF threads ---------------------------------------------------- */
@@ -219,12 +244,12 @@ kdf_pool_stop(void)
     }
     for (kj = pool.q_head; kj != NULL; kj = next) {
         next = kj->next;
-        trk_kdf_job_free(kj->job);
+        trk_kdf_job_abort(&env, kj->job);
         free(kj);
     }
     for (kj = pool.d_head; kj != NULL; kj = next) {
         next = kj->next;
-        trk_kdf_job_free(kj->job);
+        trk_kdf_job_abort(&env, kj->job);
         free(kj);
     }
     pool.q_head = pool.d_head = NULL;
@@ -283,7 +308,9 @@ conn_close(conn_t *c, const char *why)
     c->c = NULL;
     free(c->in);
     c->in = NULL;
+    out_total -= c->out.len - c->out_off;
     ts_wbuf_free(&c->out);
+    c->out_off = 0;
     c->dead = 1;
     c->next_dead = dead_list;
     dead_list = c;
@@ -327,6 +354,33 @@ free_dead(void)
 }
 
 
+/* Reply bytes queued on c. */
+static size_t
+out_pending(const conn_t *c)
+{
+    return c->out.len - c->out_off;
+}
+
+
+/* Backpressure: the worker holds more queued replies than
+ * --worker-out-max, and c is one of the connections they wait on. */
+static int
+backpressured(const conn_t *c)
+{
+    return out_total > cfg->worker_out_max && out_pending(c) > 0;
+}
+
+
+/* 1 if we read from c (and run its requests) now; 0 while it waits for
+ * its KDF job, its queued replies, its next turn, or has ended. */
+static int
+conn_reading(const conn_t *c)
+{
+    return !c->eof && !c->job_pending && !c->backlog
+           && out_pending(c) < TS_TRK_OUT_SOFT_B && !backpressured(c);
+}
+
+
 static void
 conn_update_events(conn_t *c)
 {
@@ -335,9 +389,7 @@ conn_update_events(conn_t *c)
     int                reading;
 
     want = 0;
-    reading = !c->ready
-              || (!c->eof && !c->job_pending
-                  && c->out.len - c->out_off < TS_TRK_OUT_SOFT_B);
+    reading = !c->ready || conn_reading(c);
     if (reading) {
         /* TLS may need to write to go on reading (handshake) */
         want |= c->rwant == 2 ? EPOLLOUT : EPOLLIN;
@@ -383,11 +435,13 @@ conn_flush(conn_t *c)
         }
         c->wwant = 0;
         c->out_off += (size_t) n;
+        out_total -= (uint64_t) n;
         c->wprog_ms = ts_now_ms();
     }
     if (c->out_off == c->out.len) {
         ts_wbuf_reset(&c->out);
         c->out_off = 0;
+        c->drain_ms = 0;
         if (c->out.cap > TS_TRK_OUT_SOFT_B) {
             ts_wbuf_free(&c->out);
             ts_wbuf_init(&c->out);
@@ -410,20 +464,37 @@ conn_reply(conn_t *c, uint64_t reqid, const ts_wbuf_t *p)
     }
     if (c->out.len == c->out_off) {
         c->wprog_ms = ts_now_ms();
+        c->drain_ms = c->wprog_ms;
     }
     h.type = TS_MSG_REPLY;
     h.flags = TS_FF_REPLY;
     h.len = (uint32_t) p->len;
     h.reqid = reqid;
     ts_frame_hdr_encode(hdr, &h);
-    ts_put_raw(&c->out, hdr, sizeof(hdr));
-    ts_put_raw(&c->out, p->data, p->len);
+    {
+        size_t before = c->out.len;
+
+        ts_put_raw(&c->out, hdr, sizeof(hdr));
+        ts_put_raw(&c->out, p->data, p->len);
+        out_total += c->out.len - before;
+    }
     if (c->out.err) {
         conn_close(c, "out of memory");
         return -1;
     }
     c->last_ms = ts_now_ms();
-    return conn_flush(c);
+    if (conn_flush(c) != 0) {
+        return -1;
+    }
+    if (out_total > cfg->worker_out_max && !bp_on) {
+        bp_on = 1;
+        ts_warn("%llu bytes of replies queued in this worker (over "
+                "--worker-out-max %llu): connections with queued replies "
+                "are not read until it drops",
+                (unsigned long long) out_total,
+                (unsigned long long) cfg->worker_out_max);
+    }
+    return 0;
 }
 
 
@@ -436,8 +507,9 @@ conn_busy_reply(conn_t *c, uint64_t reqid)
 }
 
 
-/* Runs every complete frame in the input buffer, in order, until one
- * must wait.  -1: the connection was closed. */
+/* Runs the complete frames in the input buffer, in order, until one must
+ * wait or TS_TRK_REQS_PER_TURN_N have run (the rest goes on the ready
+ * list for the next loop turn).  -1: the connection was closed. */
 static int
 conn_process(conn_t *c)
 {
@@ -445,8 +517,12 @@ conn_process(conn_t *c)
     trk_kdf_job_t  *job;
     trk_do_t        what;
     size_t          flen;
+    int             ran = 0, ok;
 
-    while (!c->job_pending && c->out.len - c->out_off < TS_TRK_OUT_SOFT_B) {
+    c->backlog = 0;
+    while (!c->job_pending && out_pending(c) < TS_TRK_OUT_SOFT_B
+           && !backpressured(c))
+    {
         if (c->in_len < TS_FRAME_HDR_B) {
             break;
         }
@@ -460,10 +536,36 @@ conn_process(conn_t *c)
             conn_close(c, NULL);
             return -1;
         }
+        if (c->unauth && h.len > TS_TRK_UNAUTH_FRAME_MAX_B) {
+            /* before login frames are small (LOGIN, CREATE_USER); a big
+             * one must be a logged-in request with a valid token for
+             * this link, e.g. an upload on a new link after a failover */
+            if (c->in_len < TS_FRAME_HDR_B + TS_TOKEN_B) {
+                break;
+            }
+            env.link = &c->link;
+            ok = trk_ops_preauth(&env, h.type, c->in + TS_FRAME_HDR_B,
+                                 (uint32_t) (c->in_len - TS_FRAME_HDR_B));
+            env.link = NULL;
+            if (!ok) {
+                ts_info("%s: %u-byte %s frame before login", c->peer,
+                        (unsigned) h.len, ts_msg_name(h.type));
+                conn_close(c, NULL);
+                return -1;
+            }
+            conn_authed(c);
+        }
         flen = TS_FRAME_HDR_B + (size_t) h.len;
         if (c->in_len < flen) {
             break;
         }
+        if (ran == TS_TRK_REQS_PER_TURN_N) {
+            /* fair share used: timers and the other connections first */
+            c->backlog = 1;
+            conn_queue(c);
+            break;
+        }
+        ran++;
         env.link = &c->link;
         what = trk_ops_handle(&env, h.type, h.reqid, c->in + TS_FRAME_HDR_B,
                               h.len, &scratch, &job);
@@ -484,7 +586,7 @@ conn_process(conn_t *c)
         }
         if (what == TRK_DO_DEFER) {
             if (kdf_submit(c, job) != 0) {
-                trk_kdf_job_free(job);
+                trk_kdf_job_abort(&env, job);
                 conn_busy_reply(c, h.reqid);
                 if (c->dead) {
                     return -1;
@@ -506,7 +608,8 @@ conn_process(conn_t *c)
             break;
         }
     }
-    if (c->eof && !c->job_pending && c->out.len == c->out_off) {
+    if (c->eof && !c->job_pending && !c->backlog && c->out.len == c->out_off)
+    {
         conn_close(c, "peer closed");
         return -1;
     }
@@ -541,7 +644,7 @@ conn_read(conn_t *c)
     size_t          need, ncap, flen;
     ssize_t         n;
 
-    if (c->ready && (c->job_pending || c->eof)) {
+    if (c->ready && !conn_reading(c)) {
         conn_update_events(c);
         return;
     }
@@ -655,6 +758,53 @@ refused(const char *ip, const char *why)
 }
 
 
+/* The listening socket in or out of this worker's epoll set (it was
+ * added with EPOLLEXCLUSIVE, which EPOLL_CTL_MOD refuses: DEL and ADD). */
+static void
+listen_poll(int on)
+{
+    struct epoll_event e;
+
+    if (on == listen_on) {
+        return;
+    }
+    memset(&e, 0, sizeof(e));
+    e.events = EPOLLIN | EPOLLEXCLUSIVE;
+    e.data.ptr = &tag_listen;
+    if (epoll_ctl(ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, cfg->listen_fd,
+                  on ? &e : NULL) != 0)
+    {
+        ts_err("epoll_ctl(listen, %s) failed: %s", on ? "add" : "del",
+               strerror(errno));
+        return;
+    }
+    listen_on = on;
+}
+
+
+/* accept4() failed for want of descriptors or memory: the pending
+ * connection stays queued, so polling on would spin.  Stop polling the
+ * listening socket for a while (connections wait in the backlog or go to
+ * another worker); log at most once a second. */
+static void
+accept_pause(int err)
+{
+    int64_t now = ts_now_ms();
+
+    accept_fails_n++;
+    if (now - accept_log_ms >= 1000) {
+        ts_warn("accept4() failed: %s (%u time(s) since the last report, "
+                "%u connections here); not accepting for %d ms",
+                strerror(err), accept_fails_n, nconns,
+                TS_TRK_ACCEPT_PAUSE_MS);
+        accept_log_ms = now;
+        accept_fails_n = 0;
+    }
+    listen_poll(0);
+    accept_resume_ms = now + TS_TRK_ACCEPT_PAUSE_MS;
+}
+
+
 static void
 accept_some(void)
 {
@@ -672,16 +822,21 @@ accept_some(void)
         fd = accept4(cfg->listen_fd, (struct sockaddr *) &ss, &sl,
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
-                && errno != ECONNABORTED)
-            {
-                ts_warn("accept4() failed: %s", strerror(errno));
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                return;
             }
+            if (errno == ECONNABORTED || errno == EPROTO
+                || errno == EPERM)
+            {
+                continue;       /* that connection is gone: the next */
+            }
+            /* EMFILE, ENFILE, ENOBUFS, ENOMEM, ...: no busy loop */
+            accept_pause(errno);
             return;
         }
-        if (nconns >= TS_TRK_CONNS_PER_WORKER_N) {
-            ts_warn("connection limit (%d) reached; refusing one",
-                    TS_TRK_CONNS_PER_WORKER_N);
+        if (nconns >= cfg->conns_per_worker) {
+            refused("", "connection limit of this worker (open files "
+                    "limit)");
             close(fd);
             continue;
         }
@@ -821,6 +976,12 @@ serve_ready(void)
         next = c->next_ready;
         c->queued = 0;
         c->next_ready = NULL;
+        if (!c->dead && c->backlog) {
+            /* its next share of requests */
+            if (conn_process(c) != 0 || c->backlog) {
+                continue;
+            }
+        }
         if (!c->dead) {
             conn_read(c);
         }
@@ -833,7 +994,20 @@ tick(const ts_worker_ctx_t *ctx, ts_slot_sh_t *slot, int64_t now)
 {
     conn_t   *c;
     uint32_t  i;
+    int       resume;
 
+    /* backpressure over: connections with whole frames waiting run them
+     * (each also gets its EPOLLIN back from conn_process) */
+    resume = bp_on && out_total <= cfg->worker_out_max;
+    if (resume) {
+        bp_on = 0;
+        ts_info("replies queued in this worker down to %llu bytes: "
+                "reading every connection again",
+                (unsigned long long) out_total);
+    }
+    if (!listen_on && now >= accept_resume_ms) {
+        listen_poll(1);
+    }
     for (i = 0; i < TS_TRK_CONNS_PER_WORKER_N; i++) {
         c = conns[i];
         if (c == NULL) {
@@ -847,29 +1021,50 @@ tick(const ts_worker_ctx_t *ctx, ts_slot_sh_t *slot, int64_t now)
             }
             continue;
         }
-        if (c->out.len > c->out_off
-            && now - c->wprog_ms > cfg->frame_ms)
-        {
-            ts_info("dropping %s: it does not read its replies", c->peer);
+        if (c->out.len > c->out_off) {
+            if (now - c->wprog_ms > cfg->frame_ms) {
+                ts_info("dropping %s: it does not read its replies", c->peer);
+                conn_close(c, NULL);
+                continue;
+            }
+            if (c->drain_ms != 0 && now - c->drain_ms > TS_TRK_OUT_DRAIN_MS) {
+                ts_info("dropping %s: replies queued for %lld ms without a "
+                        "break", c->peer, (long long) TS_TRK_OUT_DRAIN_MS);
+                conn_close(c, NULL);
+                continue;
+            }
+        }
+        /* no login (nor token, nor tracker certificate) in time: whatever
+         * else it sent, the link goes (a login in its KDF may finish) */
+        if (c->unauth && !c->job_pending && now - c->acc_ms > cfg->login_ms) {
+            ts_info("dropping %s: not logged in within %lld ms", c->peer,
+                    (long long) cfg->login_ms);
             conn_close(c, NULL);
             continue;
+        }
+        if (c->in_len > 0 && c->frame_ms != 0) {
+            if (!conn_reading(c)) {
+                /* we are not reading it: its frame's clock restarts */
+                c->frame_ms = now;
+            } else if (now - c->frame_ms > cfg->frame_ms) {
+                ts_info("dropping %s: frame not completed in %lld ms",
+                        c->peer, (long long) cfg->frame_ms);
+                conn_close(c, NULL);
+                continue;
+            }
+        }
+        if (resume && c->in_len >= TS_FRAME_HDR_B && !c->backlog) {
+            c->backlog = 1;
+            conn_queue(c);
         }
         if (c->job_pending || c->out.len > c->out_off) {
-            continue;
-        }
-        if (c->in_len > 0 && c->frame_ms != 0
-            && now - c->frame_ms > cfg->frame_ms)
-        {
-            ts_info("dropping %s: frame not completed in %lld ms", c->peer,
-                    (long long) cfg->frame_ms);
-            conn_close(c, NULL);
             continue;
         }
         if (c->in_len == 0 && now - c->last_ms > TS_TRK_IDLE_TIMEOUT_MS) {
             conn_close(c, "idle");
             continue;
         }
-        if (c->eof && c->in_len > 0) {
+        if (c->eof && c->in_len > 0 && !c->backlog) {
             conn_close(c, "peer closed inside a frame");
         }
     }
@@ -922,6 +1117,9 @@ trk_worker_main(const ts_worker_ctx_t *ctx)
     trk_ops_thr_defaults(&env.thr_user, &env.thr_addr);
     env.thr_user.limit = cfg->login_fails_user;
     env.thr_addr.limit = cfg->login_fails_addr;
+    trk_ops_kdf_defaults(&env.thr_kdf, &env.thr_create);
+    env.thr_kdf.limit = cfg->kdf_per_addr;
+    env.thr_create.limit = cfg->create_per_addr;
     ts_wbuf_init(&scratch);
 
     /* this slot's connection counters start from nothing (a predecessor

@@ -44,6 +44,13 @@ typedef struct {
     uint32_t   unauth_max;          /* --max-unauth */
     uint32_t   login_fails_user;    /* --login-fails-user (0 = off) */
     uint32_t   login_fails_addr;    /* --login-fails-addr (0 = off) */
+    /* the tracker review: more deadlines and caps */
+    int64_t    login_ms;            /* --login-timeout */
+    uint64_t   worker_out_max;      /* --worker-out-max (bytes) */
+    uint32_t   kdf_per_addr;        /* --kdf-per-addr (0 = off) */
+    uint32_t   create_per_addr;     /* --create-user-per-addr (0 = off) */
+    uint32_t   conns_per_worker;    /* TS_TRK_CONNS_PER_WORKER_N, less if
+                                       the open files limit is lower */
 } trk_config_t;
 
 /* ts_sup role main; ctx->arg is the trk_config_t. */

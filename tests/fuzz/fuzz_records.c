@@ -215,7 +215,11 @@ tracker_tdb(const uint8_t *p, size_t n)
     if (trk_srcs_get(st, "g1", "f1.bin", &sr) == 0) {
         trk_srcs_free(&sr);
     }
-    (void) trk_reply_get(st, 0x1000, 30, &out);
+    {
+        static const uint8_t rh[TS_SHA256_B];   /* r/..1000/0000.. */
+
+        (void) trk_reply_get(st, 0x1000, 30, rh, &out);
+    }
     (void) trk_store_count(st, &c);
     (void) trk_digest(st, dg);
     ts_wbuf_free(&out);

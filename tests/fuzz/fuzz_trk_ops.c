@@ -64,8 +64,9 @@
 #define REQS_MAX_N  32
 
 static const char *const users[USERS_N] = { "alice", "bob", "carol" };
+/* user k's node, on its link's address (link_for: 127.0.0.<k+1>) */
 static const char *const addrs[USERS_N] = {
-    "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"
+    "127.0.0.2:7001", "127.0.0.3:7002", "127.0.0.4:7003"
 };
 
 static trk_shm_t             shm;
@@ -347,6 +348,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     env.me = ts_owner_make(getpid(), 1);
     env.ticket_ttl_ms = TS_TICKET_TTL_MS;
     trk_ops_thr_defaults(&env.thr_user, &env.thr_addr);
+    trk_ops_kdf_defaults(&env.thr_kdf, &env.thr_create);
     env.signer = ts_ticket_signer_new(1, crt, key, err, sizeof(err));
     if (env.signer == NULL) {
         die("ts_ticket_signer_new", err);

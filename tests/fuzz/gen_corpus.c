@@ -384,10 +384,13 @@ gen_trk_ops(const envs_t *e, const ts_wbuf_t *op)
 
     strs(&pl, "dave", "pw", NULL);
     one_req("create_user", TS_MSG_CREATE_USER, 0, &pl);
-    strs(&pl, "alice", "pw", "127.0.0.1:7009");
+    /* alice's link comes from 127.0.0.2 (fuzz_trk_ops link_for) */
+    strs(&pl, "alice", "pw", "127.0.0.2:7009");
     one_req("login", TS_MSG_LOGIN, ALICE | F_NOTOK, &pl);
-    strs(&pl, "alice", "wrong", "127.0.0.1:7009");
+    strs(&pl, "alice", "wrong", "127.0.0.2:7009");
     one_req("login-bad", TS_MSG_LOGIN, ALICE | F_NOTOK, &pl);
+    strs(&pl, "alice", "pw", "127.0.0.9:7009");
+    one_req("login-other-ip", TS_MSG_LOGIN, ALICE | F_NOTOK, &pl);
     one_req("logout", TS_MSG_LOGOUT, BOB, NULL);
     one_req("heartbeat", TS_MSG_HEARTBEAT, CAROL, NULL);
     strs(&pl, "g3", NULL, NULL);
@@ -421,7 +424,8 @@ gen_trk_ops(const envs_t *e, const ts_wbuf_t *op)
     ts_put_blob(&pl, &bm, 1);
     one_req("have_chunks", TS_MSG_HAVE_CHUNKS, BOB, &pl);
     one_req("my_shares", TS_MSG_MY_SHARES, ALICE, NULL);
-    one_req("status", TS_MSG_STATUS, 0, NULL);
+    one_req("status", TS_MSG_STATUS, F_TRK2, NULL);
+    one_req("status-anon", TS_MSG_STATUS, 0, NULL);
 
     /* SYNC_* from tracker 2, over a link that proves it */
     ts_wbuf_reset(&pl);
@@ -481,7 +485,7 @@ gen_trk_ops(const envs_t *e, const ts_wbuf_t *op)
     rec(&seq, TS_MSG_FILE_INFO, BOB, &pl);
     rec(&seq, 0, 0, NULL);                      /* housekeeping */
     rec(&seq, TS_MSG_HEARTBEAT, BOB, NULL);
-    strs(&pl, "alice", "pw", "127.0.0.1:7001");
+    strs(&pl, "alice", "pw", "127.0.0.2:7001");
     rec(&seq, TS_MSG_LOGIN, ALICE | F_NOTOK, &pl);
     emit("trk_ops", "seq-logout-expire", seq.data, seq.len);
 

@@ -79,13 +79,17 @@ def _recv_exact(sock, n, deadline):
 
 
 class Conn:
-    """One raw protocol connection to one tracker port."""
+    """One raw protocol connection to one tracker port; cert: (crt, key)
+    to present, default the test process's node certificate (LOGIN needs
+    one; STATUS needs a tracker certificate, see Cluster.status)."""
 
-    def __init__(self, port, timeout=2.0):
+    def __init__(self, port, timeout=2.0, cert=tessera.DEFAULT):
         self.port = port
         self.timeout = timeout
+        if cert is tessera.DEFAULT:
+            cert = tessera.default_node_cert()
         try:
-            self.sock = tessera.tls_connect(port, timeout)
+            self.sock = tessera.tls_connect(port, timeout, cert=cert)
         except (OSError, ValueError) as e:
             raise Unreachable("connect %d: %s" % (port, e))
 
@@ -131,8 +135,8 @@ def new_reqid():
         return _reqid_next[0]
 
 
-def one_request(port, mtype, payload, timeout=3.0):
-    c = Conn(port, timeout)
+def one_request(port, mtype, payload, timeout=3.0, cert=tessera.DEFAULT):
+    c = Conn(port, timeout, cert)
     try:
         return c.request(mtype, payload, new_reqid(), timeout)
     finally:
@@ -314,10 +318,12 @@ class Cluster:
     # -- status and convergence --------------------------------------------
 
     def status(self, i, timeout=2.0):
-        """STATUS of tracker i as a dict, or None if it does not answer."""
+        """STATUS of tracker i as a dict, or None if it does not answer.
+        Asked with tracker i's own certificate, like `tracker --status`."""
         try:
-            st, msg, body = one_request(self.port(i), "STATUS", b"",
-                                        timeout)
+            st, msg, body = one_request(
+                self.port(i), "STATUS", b"", timeout,
+                cert=tessera.tracker_cert(tessera.pki_dir(self.info), i))
         except Unreachable:
             return None
         if st != OK:

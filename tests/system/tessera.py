@@ -12,7 +12,9 @@ tracker creates at start in <dir of its tracker_info.txt>/pki (the
 hostname check is off: the tracker id is in the CN, checked by
 tls_connect when asked).  A connection may present a client certificate
 made by node_cert() (`openssl req -x509 -newkey ed25519`), which the
-tracker takes as the node identity.
+tracker takes as the node identity.  A LOGIN needs one, so Raw presents
+default_node_cert() unless told otherwise (cert=None: none); STATUS needs
+a tracker certificate of the cluster (tracker_cert()).
 
 Crash behaviour: every process started is recorded in REGISTRY; the
 conftest fixture calls reap_all() at teardown, which SIGKILLs whatever is
@@ -20,12 +22,15 @@ still alive (the tracker's workers and a client's children are found by
 ppid and recorded before the parent is killed).
 """
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import ssl
 import struct
 import subprocess
+import tempfile
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -228,6 +233,26 @@ def node_cert(dirpath, name="node"):
                         "-subj", "/CN=tessera-node"], check=True,
                        capture_output=True, timeout=30)
     return crt, key
+
+
+DEFAULT = object()       # "the default node certificate" (Raw, Conn)
+_default_cert = []
+
+
+def default_node_cert():
+    """One node certificate for this test process (made once, removed at
+    exit): what Raw presents when no cert is given."""
+    if not _default_cert:
+        d = tempfile.mkdtemp(prefix="tessera-test-node-")
+        atexit.register(shutil.rmtree, d, True)
+        _default_cert.append(node_cert(d, "node"))
+    return _default_cert[0]
+
+
+def tracker_cert(pki, tid):
+    """(crt, key) of tracker tid in the cluster PKI dir pki."""
+    return (os.path.join(pki, "tracker-%d.crt" % tid),
+            os.path.join(pki, "tracker-%d.key" % tid))
 
 
 def cert_fp(crt):
@@ -581,9 +606,12 @@ def closed_within(sock, timeout, no_frame=False):
 
 class Raw:
     """A raw protocol connection (TLS) to a tracker; cert = (crt, key) to
-    present as the node identity, or None."""
+    present as the node identity, None for none, default: the test
+    process's node certificate (a LOGIN needs one)."""
 
-    def __init__(self, port, timeout=5, cert=None, source=None):
+    def __init__(self, port, timeout=5, cert=DEFAULT, source=None):
+        if cert is DEFAULT:
+            cert = default_node_cert()
         self.sock = tls_connect(port, timeout, cert=cert, source=source)
         self.reqid = int.from_bytes(os.urandom(4), "big") << 16
 
@@ -615,6 +643,17 @@ class Raw:
 
     def create_user(self, user, pw):
         return self.request("CREATE_USER", pstr(user) + pstr(pw))
+
+    def status(self):
+        """STATUS text as {key: value} (needs a tracker certificate)."""
+        st, msg, body = self.request("STATUS")
+        assert st == OK, (st, msg)
+        ln = struct.unpack(">H", body[:2])[0]
+        out = {}
+        for line in body[2:2 + ln].decode().splitlines():
+            k, _, v = line.partition(":")
+            out[k.strip()] = v.strip()
+        return out
 
     def login(self, user, pw, node="127.0.0.1:1"):
         st, msg, body = self.request("LOGIN", pstr(user) + pstr(pw) +

@@ -464,8 +464,12 @@ random_writes(trk_store_t *st, int n, const char *tag)
                                           sizeof(m));
                 break;
         default:
-                (void) trk_reply_put(st, (uint64_t) rand_r(&seed), 20, "ok",
-                                     2, 1);
+                {
+                    static const uint8_t rh[TS_SHA256_B];
+
+                    (void) trk_reply_put(st, (uint64_t) rand_r(&seed), 20,
+                                         rh, "ok", 2, 1);
+                }
                 break;
         }
         assert_int_equal(trk_store_commit(st), 0);

@@ -229,7 +229,10 @@ test_expiry_bounded_ops(void **state)
     n = TS_TRK_EXPIRE_CHUNK_N * 2 + 10;
     assert_int_equal(trk_store_begin(st), 0);
     for (i = 0; i < (uint64_t) n; i++) {
-        assert_int_equal(trk_reply_put(st, 1000 + i, 20, "ok", 2, 5), 0);
+        uint8_t rh[TS_SHA256_B] = { 0 };
+
+        assert_int_equal(trk_reply_put(st, 1000 + i, 20, rh, "ok", 2, 5),
+                         0);
     }
     assert_int_equal(trk_store_commit(st), 0);
     before = trk_oplog_count(st);
