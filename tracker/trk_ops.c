@@ -740,6 +740,20 @@ trk_node_addr_check(const char *s, const char *peer, char *canon,
         goto bad;
     }
     fam = ip_of(ip, &n4, &n6);
+    pfam = peer != NULL ? ip_of(peer, &p4, &p6) : 0;
+    if (pfam == 0) {
+        snprintf(why, whysz, "the connection's own address is unknown");
+        return -2;
+    }
+    /* a node serving on every address (0.0.0.0, ::) is reached where its
+     * connection comes from */
+    if ((fam == 4 && n4.s_addr == htonl(INADDR_ANY))
+        || (fam == 6 && IN6_IS_ADDR_UNSPECIFIED(&n6)))
+    {
+        fam = pfam;
+        n4 = p4;
+        n6 = p6;
+    }
     if (fam == 4) {
         inet_ntop(AF_INET, &n4, txt, sizeof(txt));
         snprintf(canon, canonsz, "%s:%lu", txt, port);
@@ -748,11 +762,6 @@ trk_node_addr_check(const char *s, const char *peer, char *canon,
         snprintf(canon, canonsz, "[%s]:%lu", txt, port);
     }
     /* like opentracker: a node serves on the address it comes from */
-    pfam = peer != NULL ? ip_of(peer, &p4, &p6) : 0;
-    if (pfam == 0) {
-        snprintf(why, whysz, "the connection's own address is unknown");
-        return -2;
-    }
     if (pfam != fam || (fam == 4 ? memcmp(&n4, &p4, 4) != 0
                                  : memcmp(&n6, &p6, 16) != 0))
     {

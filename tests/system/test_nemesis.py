@@ -11,8 +11,8 @@ process fault and one network fault at a time, and never every tracker
 down.  At the end everything is healed and the test requires equal
 digests on all trackers and every acknowledged write present.
 
-Duration: TESSERA_NEMESIS_S seconds of faults (default 75, so the test
-takes about 2 minutes in `make check`); TESSERA_NEMESIS_SEED replays a
+Duration: TESSERA_NEMESIS_S seconds of faults (default 55, so the test
+takes about 65 s in `make check`); TESSERA_NEMESIS_SEED replays a
 run.  Soak: TESSERA_NEMESIS_S=1800 /usr/bin/python3 -m pytest
 tests/system/test_nemesis.py -q -s
 
@@ -27,7 +27,7 @@ import time
 from cluster import Cluster, start_writers, stop_writers, assert_writers_ok
 from tessera import kill_pid
 
-DURATION = float(os.environ.get("TESSERA_NEMESIS_S", "75"))
+DURATION = float(os.environ.get("TESSERA_NEMESIS_S", "55"))
 WRITERS = 4
 
 

@@ -314,6 +314,19 @@ test_node_address(void **state)
                                          canon, sizeof(canon), why,
                                          sizeof(why)), 0);
     assert_string_equal(canon, "10.1.2.3:80");
+    /* a node serving on every address is listed where it connects from */
+    assert_int_equal(trk_node_addr_check("0.0.0.0:7000", "10.1.2.3", canon,
+                                         sizeof(canon), why, sizeof(why)),
+                     0);
+    assert_string_equal(canon, "10.1.2.3:7000");
+    assert_int_equal(trk_node_addr_check("[::]:7000", "2001:db8::5", canon,
+                                         sizeof(canon), why, sizeof(why)),
+                     0);
+    assert_string_equal(canon, "[2001:db8::5]:7000");
+    assert_int_equal(trk_node_addr_check("0.0.0.0:7000", "::ffff:10.1.2.3",
+                                         canon, sizeof(canon), why,
+                                         sizeof(why)), 0);
+    assert_string_equal(canon, "10.1.2.3:7000");
     /* another IP than the connection's: refused */
     assert_int_equal(trk_node_addr_check("10.0.0.1:80", "127.0.0.1", canon,
                                          sizeof(canon), why, sizeof(why)),
