@@ -18,7 +18,7 @@ from tessera import closed_within
 
 # No attack may grow a worker by this much (ASan's redzones and quarantine
 # inflate every allocation, hence its larger bound).
-RSS_JUMP_KB = (64 if tessera.ASAN else 16) * 1024
+RSS_JUMP_KB = (128 if tessera.ASAN else 16) * 1024
 RSS_MAX_KB = (512 if tessera.ASAN else 64) * 1024
 
 

@@ -273,6 +273,7 @@ test_corrupt_fields(void **state)
 
     /* a version-1 record (no .part identity) still reads, unpinned; a
      * version-2 one cut short does not */
+    cli_dl_free(&a);
     mk_dl(&a, "g", "f.bin", 10);
     ts_wbuf_init(&w);
     cli_dl_encode(&a, &w);
