@@ -11,8 +11,8 @@
 # happen before the clock starts).  With NOTLS_BIN set (the bin dir of a
 # `make BUILD=notls` build) the fsync-off run is repeated with that
 # tracker over plaintext, so the cost of TLS is measured in one run.
-# All connections come from 127.0.0.1, so the per-address and
-# not-logged-in connection caps are lifted for the bench.
+# All connections come from 127.0.0.1, so the per-address limits (and
+# the cap on connections not logged in) are lifted for the bench.
 #
 # Usage: bench/run.sh [SECS] [CONNS] [WORKERS]   (defaults 5 64 2)
 # Environment: TESSERA_BIN (dir of the tracker; default build/release/bin),
@@ -85,7 +85,7 @@ run_one() {
     printf '127.0.0.1:%s\n' "$port" >"$dir/tracker_info.txt"
     "$tbin/tracker" -d "$dir/data" --kdf-iterations "$KDF" -w "$WORKERS" \
         --max-conns-per-addr 100000 --max-unauth 100000 \
-        --kdf-per-addr 0 --create-user-per-addr 0 \
+        --kdf-per-addr 0 --create-user-per-addr 0 --login-fails-addr 0 \
         -l warn "$@" "$dir/tracker_info.txt" 1 </dev/null \
         >"$dir/tracker.log" 2>&1 &
     TRK_PID=$!
