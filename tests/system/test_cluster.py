@@ -241,7 +241,8 @@ def test_download_goes_on_while_tracker_dies(tmp_path):
     cl.kill(1)
     leech.thaw(frozen)
     line = leech.wait_download("dg", "f.bin", 90)
-    assert line == "[C] [dg] f.bin -> %s" % dest, line
+    assert line == "[C] [dg] f.bin -> %s" % dest, \
+        (line, leech.stderr()[-3000:])
     assert N.sha1_file(dest) == want
     # the clients went on with tracker 2; tracker 1 rejoins and converges
     assert wait_until(lambda: leech.list_files("dg") ==
@@ -277,7 +278,8 @@ def _catch_mid(N, leech, group, name, timeout=30):
     frozen = downloaders + leech.freeze_downloaders()
     d = leech.shm_download(group, name)
     assert d is not None and 0 < d["bytes_done"] < d["size"], \
-        "download not caught in the middle: %r" % d
+        "download not caught in the middle: %r %r\n%s" % (
+            d, leech.show_downloads(), leech.stderr()[-3000:])
     return frozen
 
 
