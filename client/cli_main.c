@@ -70,6 +70,8 @@ typedef struct {
     const char  *trackers_path;
     int          uploaders;     /* 0 = default */
     int          downloaders;
+    int          ticket_wait_ms;  /* 0 = default */
+    int          slow_chunk_ms;   /* 0 = default */
     int          keep_running;
     const char  *ca;            /* cluster CA certificate (--ca) */
 } cli_opts_t;
@@ -85,6 +87,13 @@ cli_usage(FILE *f)
         "  -l, --log-level L     error|warn|info|debug\n"
         "      --uploaders N     uploader workers (default %d)\n"
         "      --downloaders N   downloader workers (default %d)\n"
+        "      --ticket-wait MS  a peer link must show a valid download "
+        "ticket within\n"
+        "                        this, and a new one when its tickets "
+        "expire (default %d)\n"
+        "      --slow-chunk MS   give up a chunk reply slower than this "
+        "when another\n"
+        "                        source has the chunk (default %d)\n"
         "      --keep-running    keep seeding after input ends, until "
         "SIGTERM\n"
         "      --ca FILE         the cluster CA certificate (default "
@@ -93,7 +102,8 @@ cli_usage(FILE *f)
         "there)\n"
         "  -h, --help            this text\n"
         "  -V, --version         print the version\n",
-        TS_NODE_UPLOADERS_N, TS_NODE_DOWNLOADERS_N);
+        TS_NODE_UPLOADERS_N, TS_NODE_DOWNLOADERS_N, TS_NODE_UNAUTH_MS,
+        TS_DL_GET_SLOW_MS);
 }
 
 
@@ -212,6 +222,8 @@ cli_parse_args(int argc, char **argv, cli_opts_t *o)
         { "uploaders", required_argument, NULL, 'U' },
         { "downloaders", required_argument, NULL, 'D' },
         { "keep-running", no_argument,    NULL, 'K' },
+        { "ticket-wait", required_argument, NULL, 'W' },
+        { "slow-chunk", required_argument, NULL, 'S' },
         { "ca",        required_argument, NULL, 'C' },
         { NULL, 0, NULL, 0 }
     };
@@ -264,6 +276,22 @@ cli_parse_args(int argc, char **argv, cli_opts_t *o)
                 o->uploaders = (int) v;
             } else {
                 o->downloaders = (int) v;
+            }
+            break;
+        case 'W':
+        case 'S':
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || v < 100 || v > 3600000) {
+                fprintf(stderr, "client: bad time '%s' (100..3600000 ms)\n",
+                        optarg);
+                cli_usage(stderr);
+                exit(2);
+            }
+            if (c == 'W') {
+                o->ticket_wait_ms = (int) v;
+            } else {
+                o->slow_chunk_ms = (int) v;
             }
             break;
         case 'K':
@@ -718,10 +746,29 @@ main(int argc, char **argv)
     }
 
     /* the node first: fork before any thread exists */
-    if (cli_node_start(ip, port, o.uploaders, o.downloaders, crt, key, ca)
-        != 0)
     {
-        return 1;
+        node_opts_t  no;
+
+        memset(&no, 0, sizeof(no));
+        snprintf(no.ip, sizeof(no.ip), "%s", ip);
+        no.port = port;
+        no.uploaders = o.uploaders;
+        no.downloaders = o.downloaders;
+        no.ticket_wait_ms = o.ticket_wait_ms;
+        no.slow_chunk_ms = o.slow_chunk_ms;
+        if (snprintf(no.crt_path, sizeof(no.crt_path), "%s", crt)
+            >= (int) sizeof(no.crt_path)
+            || snprintf(no.key_path, sizeof(no.key_path), "%s", key)
+               >= (int) sizeof(no.key_path)
+            || snprintf(no.ca_path, sizeof(no.ca_path), "%s", ca)
+               >= (int) sizeof(no.ca_path))
+        {
+            fprintf(stderr, "client: state or CA path too long\n");
+            return 2;
+        }
+        if (cli_node_start(&no) != 0) {
+            return 1;
+        }
     }
 
     if (cli_signals_init() != 0

@@ -19,31 +19,21 @@ static int     cli_node_up;
 
 
 int
-cli_node_start(const char *ip, uint16_t port, int uploaders,
-               int downloaders, const char *crt, const char *key,
-               const char *ca)
+cli_node_start(node_opts_t *o)
 {
-    node_opts_t  o;
+    const char  *ip = o->ip;
+    unsigned     port = o->port;
     int          err;
 
-    memset(&o, 0, sizeof(o));
-    snprintf(o.ip, sizeof(o.ip), "%s", ip);
-    o.port = port;
-    o.uploaders = uploaders;
-    o.downloaders = downloaders;
-    snprintf(o.crt_path, sizeof(o.crt_path), "%s", crt);
-    snprintf(o.key_path, sizeof(o.key_path), "%s", key);
-    snprintf(o.ca_path, sizeof(o.ca_path), "%s", ca);
-
     errno = 0;
-    if (node_start(&cli_node, &o) != 0) {
+    if (node_start(&cli_node, o) != 0) {
         err = errno;
         if (err == EADDRINUSE) {
             fprintf(stderr, "client: cannot serve on %s:%u: port already "
-                    "in use\n", ip, (unsigned) port);
+                    "in use\n", ip, port);
         } else {
             fprintf(stderr, "client: cannot start the node on %s:%u: %s\n",
-                    ip, (unsigned) port,
+                    ip, port,
                     err != 0 ? strerror(err) : "see the log above");
         }
         return -1;

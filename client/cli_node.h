@@ -18,13 +18,11 @@
 #include <stdint.h>
 #include "node.h"
 
-/* Starts the node on ip:port with the given worker counts (0 = default)
- * and identity: crt/key = the node certificate and key, ca = the cluster
- * CA (uploaders verify tickets with it).  0, or -1 after printing a
- * clear error on stderr (port in use, ...). */
-int      cli_node_start(const char *ip, uint16_t port, int uploaders,
-                        int downloaders, const char *crt, const char *key,
-                        const char *ca);
+/* Starts the node as o says: ip:port, worker counts and limits (0 =
+ * default) and identity (crt/key = the node certificate and key, ca =
+ * the cluster CA, which uploaders verify tickets with).  0, or -1 after
+ * printing a clear error on stderr (port in use, ...). */
+int      cli_node_start(node_opts_t *o);
 /* The running node, or NULL. */
 node_t  *cli_node_get(void);
 /* Stops the node (idempotent). */

@@ -220,6 +220,7 @@ typedef struct {
     dl_local_t       loc[TS_NODE_DOWNLOADS_N];
     ts_wbuf_t        pl;
     uint8_t         *fbuf;   /* finalize / maybe re-hash buffer */
+    int64_t          slow_ms; /* dl_slow_reply's limit */
 } dl_t;
 
 static int64_t
@@ -2210,7 +2211,7 @@ dl_slow_reply(dl_t *w, dl_conn_t *k, int64_t now)
     }
     t0 = r->sent_us > k->start_us ? r->sent_us : k->start_us;
     age_us = dl_now_us() - t0;
-    if (age_us <= (int64_t) TS_DL_GET_SLOW_MS * 1000) {
+    if (age_us <= (int64_t) w->slow_ms * 1000) {
         return 0;
     }
     if (r->kind != REQ_GET) {
@@ -2346,6 +2347,8 @@ dl_main(const ts_worker_ctx_t *ctx)
     memset(&w, 0, sizeof(w));
     w.ctx = ctx;
     w.node = (const node_t *) ctx->arg;
+    w.slow_ms = w.node->opts.slow_chunk_ms > 0 ? w.node->opts.slow_chunk_ms
+                                               : TS_DL_GET_SLOW_MS;
     w.shm = w.node != NULL ? &w.node->shm : NULL;
     w.me = ts_owner_make(getpid(), ctx->generation);
     w.slot = ctx->slot;

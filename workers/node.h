@@ -23,6 +23,11 @@ typedef struct {
     uint16_t    port;
     int         uploaders;      /* 0 = TS_NODE_UPLOADERS_N */
     int         downloaders;    /* 0 = TS_NODE_DOWNLOADERS_N */
+    int         ticket_wait_ms; /* 0 = TS_NODE_UNAUTH_MS: an uploader link
+                                   must hold a valid ticket within this */
+    int         slow_chunk_ms;  /* 0 = TS_DL_GET_SLOW_MS: a chunk reply
+                                   slower than this is given up when
+                                   another source has the chunk */
     char        crt_path[4096]; /* node certificate (PEM, state dir) */
     char        key_path[4096]; /* node key (PEM, state dir) */
     char        ca_path[4096];  /* cluster CA (PEM): ticket issuers */

@@ -173,6 +173,7 @@ typedef struct {
     ts_tls_t          *tls;
     ts_ticket_verifier_t *verifier; /* NULL while the CA is unreadable */
     int64_t            verifier_ms; /* last attempt to load it */
+    int64_t            unauth_ms;   /* links must hold a ticket within */
     up_conn_t         *conns[TS_NODE_PEER_CONNS_N];
     up_fcache_t        shares[TS_NODE_SHARES_N];
     up_fcache_t        dls[TS_NODE_DOWNLOADS_N];
@@ -1309,7 +1310,7 @@ up_timeouts(up_t *u)
         {
             up_close(u, i, "its tickets expired and too many links hold "
                      "none");
-        } else if (!k->authed && now - k->unauth_ms > TS_NODE_UNAUTH_MS) {
+        } else if (!k->authed && now - k->unauth_ms > u->unauth_ms) {
             up_close(u, i, k->authed_until != 0
                            ? "its tickets expired, no new one in time"
                            : "no valid ticket in time");
@@ -1356,6 +1357,8 @@ up_main(const ts_worker_ctx_t *ctx)
     }
     u->ctx = ctx;
     u->node = ctx->arg;
+    u->unauth_ms = u->node->opts.ticket_wait_ms > 0
+                   ? u->node->opts.ticket_wait_ms : TS_NODE_UNAUTH_MS;
     u->shm = &u->node->shm;
     u->st = node_stats(u->shm);
     u->slot = &node_slots(u->shm)[ctx->slot];

@@ -11,8 +11,9 @@ sources cannot be turned against the node that downloads.
     other's .part), in either order;
   - a source that keeps a chunk's reply trickling (a 16 KiB record every
     TS_DRIP_MS, so the no-byte timeout never fires) is given up after
-    TS_DL_GET_SLOW_MS when another source has the chunk, so the download
-    finishes long before the trickle could deliver a single chunk.
+    --slow-chunk (TS_DL_GET_SLOW_MS) when another source has the chunk, so
+    the download finishes long before the trickle could deliver a single
+    chunk.
 
 Real ./tracker and ./client processes on 127.0.0.1; the slow source is a
 real client with the tests/tools/preload/drip.c shim preloaded.  Every
@@ -33,7 +34,7 @@ G = "g"
 MiB = 1024 * 1024
 TS_SEC = os.path.join(TOOLS, "ts_sec")
 DRIP = os.path.join(TOOLS, "drip.so")
-GET_SLOW_S = 20.0           # TS_DL_GET_SLOW_MS
+SLOW_CHUNK_MS = 5000        # the leecher's --slow-chunk
 
 
 def sec(*args):
@@ -190,7 +191,7 @@ def test_trickling_source_given_up(tracker, tmp_path):
     """Two complete sources, one of which drips a 16 KiB TLS record every
     1.5 s (a 512 KiB chunk would take ~50 s, and it is never silent for
     the 10 s no-byte timeout).  Chunks requested from it are given up
-    after TS_DL_GET_SLOW_MS and fetched from the honest source: the whole
+    after --slow-chunk and fetched from the honest source: the whole
     file arrives intact, and the leecher says which peer was too slow."""
     create_users(tracker.info, tmp_path, "good", "evil", "l")
     sw = Swarm(tracker, tmp_path)
@@ -203,12 +204,12 @@ def test_trickling_source_given_up(tracker, tmp_path):
                         "ASAN_OPTIONS": "verify_asan_link_order=0:"
                         + os.environ.get("ASAN_OPTIONS", "")})
     evil.upload(path, G)
-    l = sw.node("l")
+    l = sw.node("l", extra=["--slow-chunk", str(SLOW_CHUNK_MS)])
     # the dripper is the only source when the download starts, so it is
     # asked for chunks; the honest one is back a few seconds later
     good.expect("logout", "logged out")
     final = l.download(G, "f.bin", str(tmp_path / "out.bin"))
-    time.sleep(4)
+    time.sleep(3)
     good.login("good")
     # bounded well below what the dripper's share would need (4 chunks
     # pipelined per link, ~50 s each)

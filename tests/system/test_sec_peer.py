@@ -32,7 +32,7 @@ from tessera import TOOLS, wait_until
 G = "g"
 TS_SEC = os.path.join(TOOLS, "ts_sec")
 PEER_MAP, PEER_GET, PEER_DATA, PEER_AUTH, REPLY = 60, 61, 62, 63, 1
-UNAUTH_S = 10.0         # TS_NODE_UNAUTH_MS
+UNAUTH_S = 3.0          # the seeder's --ticket-wait
 CONNS_ADDR_N = 64       # TS_NODE_CONNS_ADDR_N (per uploader worker)
 
 
@@ -64,7 +64,8 @@ class Setup:
         self.pki = os.path.join(os.path.dirname(tracker.info), "pki")
         create_users(tracker.info, tmp_path, "alice", "bob")
         sw = Swarm(tracker, tmp_path, group=G)
-        self.seed = sw.node("alice")
+        self.seed = sw.node("alice", extra=["--ticket-wait",
+                                            str(int(UNAUTH_S * 1000))])
         self.bob = sw.node("bob")
         src = tmp_path / "src"
         src.mkdir()
