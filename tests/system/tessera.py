@@ -669,6 +669,17 @@ class Raw:
         return st, msg, parse_groups(body) if st == OK else None
 
 
+def new_user(port, user, pw="pw", source=None):
+    """Creates user over a raw TLS link (from source, an address of
+    127.0.0.0/8, if given); asserts OK."""
+    r = Raw(port, source=source)
+    try:
+        st, msg, _ = r.create_user(user, pw)
+        assert st == OK, (st, msg)
+    finally:
+        r.close()
+
+
 def parse_groups(body):
     n = struct.unpack(">I", body[:4])[0]
     off, out = 4, []

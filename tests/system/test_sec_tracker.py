@@ -41,13 +41,7 @@ def start(tracker_factory, *extra, **kw):
     return tracker_factory(extra_args=list(extra), **kw)
 
 
-def new_user(port, user, pw="pw"):
-    r = tessera.Raw(port)
-    try:
-        st, msg, _ = r.create_user(user, pw)
-        assert st == OK, (st, msg)
-    finally:
-        r.close()
+new_user = tessera.new_user
 
 
 def serves(t, user="honest", pw="pw"):

@@ -21,8 +21,6 @@ import time
 import tessera
 from tessera import OK, ERR_AUTH, ERR_BADREQ, ERR_BUSY, pstr
 
-import cluster as cl
-
 ERR_EXISTS = 3
 
 
@@ -32,13 +30,7 @@ def start(tracker_factory, *extra, **kw):
     return tracker_factory(extra_args=list(extra), **kw)
 
 
-def new_user(port, user, pw="pw", source=None):
-    r = tessera.Raw(port, source=source)
-    try:
-        st, msg, _ = r.create_user(user, pw)
-        assert st == OK, (st, msg)
-    finally:
-        r.close()
+new_user = tessera.new_user
 
 
 def serves(t, user="honest", pw="pw"):
