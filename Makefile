@@ -133,6 +133,7 @@ deps:
 	@miss=""; \
 	command -v pkg-config >/dev/null || miss="$$miss pkg-config"; \
 	command -v cc >/dev/null || miss="$$miss gcc"; \
+	[ -f /usr/include/stdio.h ] || miss="$$miss libc6-dev"; \
 	pkg-config --exists openssl 2>/dev/null || miss="$$miss libssl-dev"; \
 	pkg-config --exists tdb 2>/dev/null || miss="$$miss libtdb-dev"; \
 	pkg-config --exists libedit 2>/dev/null || miss="$$miss libedit-dev"; \

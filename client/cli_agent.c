@@ -651,30 +651,6 @@ cli_dest_is_done(const cli_dl_rec_t *r)
     return off == r->size && memcmp(md, r->sha1, 20) == 0;
 }
 
-/* fsync of the directory holding path (a new or removed name) */
-static void
-cli_fsync_dir_of(const char *path)
-{
-    char   dir[PATH_MAX], *slash;
-    int    dfd;
-
-    snprintf(dir, sizeof(dir), "%s", path);
-    slash = strrchr(dir, '/');
-    if (slash == NULL) {
-        snprintf(dir, sizeof(dir), ".");
-    } else if (slash == dir) {
-        slash[1] = '\0';
-    } else {
-        *slash = '\0';
-    }
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void) fsync(dfd);
-        close(dfd);
-    }
-}
-
-
 int
 cli_agent_part_create(const char *part, node_fid_t *id, char *err,
                       size_t errsz)
@@ -700,7 +676,7 @@ cli_agent_part_create(const char *part, node_fid_t *id, char *err,
         return -1;
     }
     close(fd);
-    cli_fsync_dir_of(part);
+    node_fsync_dir_of(part);
     return 0;
 }
 

@@ -201,13 +201,9 @@ ts_pki_key_private(const char *key_path, char *err, size_t errsz)
 static EVP_PKEY *
 load_key(const char *path)
 {
-    FILE     *f;
+    FILE     *f = fopen(path, "r");
     EVP_PKEY *k;
 
-    if (ts_pki_key_private(path, tls_err, sizeof(tls_err)) != 0) {
-        return NULL;
-    }
-    f = fopen(path, "r");
     if (f == NULL) {
         return NULL;
     }
@@ -482,12 +478,11 @@ ts_pki_ensure_tracker(const char *dir, int id, const char *ip, char *err,
         crt = NULL;
         /* not from this CA (or unreadable): issue a new one if we can */
     }
-    ca_key = load_key(cakey_p);
-    if (ca_key == NULL && file_exists(cakey_p)
-        && ts_pki_key_private(cakey_p, err, errsz) != 0)
+    if (file_exists(cakey_p) && ts_pki_key_private(cakey_p, err, errsz) != 0)
     {
         goto out;
     }
+    ca_key = load_key(cakey_p);
     if (ca_key == NULL) {
         snprintf(err, errsz, "no valid certificate for tracker %d at %s and "
                  "no %s to issue one (run `tracker --init-pki` where the "

@@ -23,10 +23,11 @@
  * (TS_TRK_CREATE_ADDR_N) -- so parallel attempts cannot get past the
  * limits; the KDF's end settles them (a success clears the user's
  * failures).  An account holds at most TS_TRK_SESSIONS_PER_USER_N
- * sessions (a login past that ends the oldest).  A LOGOUT deletes the
- * session record, which replicates, so the token is refused on every
- * tracker; a token read from tdb is re-checked after it enters the
- * session cache, so a concurrent logout cannot be undone by the cache.
+ * sessions (a login past that ends the least recently used).  A LOGOUT
+ * deletes the session record, which replicates, so the token is refused
+ * on every tracker; a token read from tdb is re-checked after it enters
+ * the session cache, so a concurrent logout cannot be undone by the
+ * cache.
  * STATUS (a full-database digest) is answered only over a link with a
  * tracker certificate of the cluster, from a per-worker cache that is
  * recomputed only when the state changed.
@@ -901,11 +902,10 @@ finish_create_user(trk_env_t *env, trk_kdf_job_t *job, ts_wbuf_t *out)
 
 typedef struct {
     uint8_t  h[TS_SHA256_B];
-    uint64_t created_ms;
+    int64_t  hb_ms;             /* last heartbeat (monotonic) */
 } sess_age_t;
 
 typedef struct {
-    const char *user;
     sess_age_t *v;
     size_t      n;
     size_t      cap;
@@ -913,14 +913,11 @@ typedef struct {
 
 
 static void
-collect_user_sess(const uint8_t h[32], const trk_session_t *s, void *arg)
+collect_user_sess(const uint8_t h[32], int64_t hb_ms, void *arg)
 {
     user_sess_t *u = arg;
     sess_age_t  *nv;
 
-    if (strcmp(s->user, u->user) != 0) {
-        return;
-    }
     if (u->n == u->cap) {
         u->cap = u->cap ? u->cap * 2 : 64;
         nv = realloc(u->v, u->cap * sizeof(*nv));
@@ -931,7 +928,7 @@ collect_user_sess(const uint8_t h[32], const trk_session_t *s, void *arg)
         u->v = nv;
     }
     memcpy(u->v[u->n].h, h, TS_SHA256_B);
-    u->v[u->n].created_ms = s->created_ms;
+    u->v[u->n].hb_ms = hb_ms;
     u->n++;
 }
 
@@ -941,16 +938,19 @@ age_cmp(const void *a, const void *b)
 {
     const sess_age_t *x = a, *y = b;
 
-    return x->created_ms < y->created_ms ? -1
-           : x->created_ms > y->created_ms ? 1
+    return x->hb_ms < y->hb_ms ? -1
+           : x->hb_ms > y->hb_ms ? 1
            : memcmp(x->h, y->h, TS_SHA256_B);
 }
 
 
 /* The sessions of user to end so that a new one fits the cap: the
- * oldest ones first, at most what one replicated op can carry (a user
- * far over the cap comes down over several logins).  *n gets how many;
- * the array is malloc'd (NULL when none). */
+ * least recently used first, at most what one replicated op can carry (a
+ * user far over the cap comes down over several logins).  Counted in
+ * the session cache (a memory walk, not a database one): the cap is
+ * what keeps one account from filling it, and a session only tdb knows
+ * is expired by the housekeeper.  *n gets how many; the array is
+ * malloc'd (NULL when none). */
 static sess_age_t *
 sessions_over_cap(trk_env_t *env, const char *user, size_t *n)
 {
@@ -958,11 +958,9 @@ sessions_over_cap(trk_env_t *env, const char *user, size_t *n)
     size_t      drop;
 
     memset(&u, 0, sizeof(u));
-    u.user = user;
     *n = 0;
-    if (trk_store_each_session_rec(env->st, collect_user_sess, &u) != 0
-        || u.n < TS_TRK_SESSIONS_PER_USER_N)
-    {
+    trk_sess_each_user(env->shm, user, collect_user_sess, &u);
+    if (u.n < TS_TRK_SESSIONS_PER_USER_N) {
         free(u.v);
         return NULL;
     }
@@ -1030,7 +1028,8 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
         return;
     }
     /* one account holds at most TS_TRK_SESSIONS_PER_USER_N sessions (so
-     * it cannot fill the session cache): the oldest make room */
+     * it cannot fill the session cache): the least recently used make
+     * room */
     drop = sessions_over_cap(env, job->user, &ndrop);
     /* G1: the node's presence record learns the session in the same
      * transaction */
@@ -1056,8 +1055,8 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
         trk_sess_remove(env->shm, drop[i].h);
     }
     if (ndrop > 0) {
-        ts_info("'%s' is at %d sessions: ended the %zu oldest", s.user,
-                TS_TRK_SESSIONS_PER_USER_N, ndrop);
+        ts_info("'%s' is at %d sessions: ended the %zu least recently "
+                "used", s.user, TS_TRK_SESSIONS_PER_USER_N, ndrop);
     }
     free(drop);
     (void) trk_sess_insert(env->shm, h, s.user, s.fp, ts_now_ms());

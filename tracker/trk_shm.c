@@ -376,6 +376,42 @@ trk_sess_each(trk_shm_t *t, int64_t now_ms, int64_t timeout_ms,
 }
 
 
+void
+trk_sess_each_user(trk_shm_t *t, const char *user,
+                   void (*fn)(const uint8_t h[32], int64_t hb_ms, void *arg),
+                   void *arg)
+{
+    trk_sess_sh_t *e;
+    repair_arg_t   ra;
+    uint8_t        h[STRIPE_N][32];
+    int64_t        hb[STRIPE_N];
+    uint32_t       s, i, st, n, k;
+
+    for (s = 0; s < TS_TRK_SESS_STRIPES_N; s++) {
+        ra.t = t;
+        ra.stripe = s;
+        e = t->sess + (size_t) s * STRIPE_N;
+        if (ts_shlock_lock(&t->stripes[s], stripe_repair, &ra) < 0) {
+            return;
+        }
+        n = 0;
+        for (i = 0; i < STRIPE_N; i++) {
+            st = atomic_load(&e[i].state);
+            if ((st == TRK_SESS_LIVE || st == TRK_SESS_EXPIRED)
+                && strcmp(e[i].user, user) == 0)
+            {
+                memcpy(h[n], e[i].h, 32);
+                hb[n++] = atomic_load(&e[i].last_hb_ms);
+            }
+        }
+        ts_shlock_unlock(&t->stripes[s]);
+        for (k = 0; k < n; k++) {
+            fn(h[k], hb[k], arg);
+        }
+    }
+}
+
+
 int
 trk_sess_refresh(trk_shm_t *t, const uint8_t h[32], int64_t now_ms)
 {

@@ -165,6 +165,13 @@ int  trk_sess_refresh(trk_shm_t *t, const uint8_t h[32], int64_t now_ms);
 void trk_sess_each_local(trk_shm_t *t, int64_t since_ms,
                          void (*fn)(const uint8_t h[32], void *arg),
                          void *arg);
+/* Visits the cached sessions (live or expired) of user: fn gets each
+ * one's token hash and last heartbeat (monotonic ms), outside the lock.
+ * A memory walk of the cache, one stripe lock at a time. */
+void trk_sess_each_user(trk_shm_t *t, const char *user,
+                        void (*fn)(const uint8_t h[32], int64_t hb_ms,
+                                   void *arg),
+                        void *arg);
 /* Visits every non-free entry (copy, outside the lock). state is the
  * entry's state, with live entries older than timeout reported EXPIRED. */
 void trk_sess_each(trk_shm_t *t, int64_t now_ms, int64_t timeout_ms,

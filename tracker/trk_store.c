@@ -1723,7 +1723,6 @@ trk_store_expire_replies(trk_store_t *st, uint64_t cutoff_wall_ms)
 
 typedef struct {
     void (*fn)(const uint8_t h[32], void *arg);
-    void (*rfn)(const uint8_t h[32], const trk_session_t *s, void *arg);
     void  *arg;
 } sess_walk_t;
 
@@ -1745,24 +1744,15 @@ sess_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
     }
     ts_wbuf_init(&b);
     rc = walk_view(k, v, &b);
+    ts_wbuf_free(&b);
     if (rc != 0) {
-        ts_wbuf_free(&b);
         return 0;                   /* a logged-out or expired session */
     }
     memcpy(hex, k.dptr + 2, 2 * TS_SHA256_B);
     hex[2 * TS_SHA256_B] = '\0';
     if (ts_unhex(hex, h, sizeof(h)) == 0) {
-        if (w->rfn != NULL) {
-            trk_session_t s;
-
-            if (trk_session_decode(b.data, b.len, &s) == 0) {
-                w->rfn(h, &s, w->arg);
-            }
-        } else {
-            w->fn(h, w->arg);
-        }
+        w->fn(h, w->arg);
     }
-    ts_wbuf_free(&b);
     return 0;
 }
 
@@ -1774,22 +1764,6 @@ trk_store_each_session(trk_store_t *st,
     sess_walk_t w;
 
     w.fn = fn;
-    w.rfn = NULL;
-    w.arg = arg;
-    return tdb_traverse_read(st->tdb, sess_walk, &w) < 0 ? -1 : 0;
-}
-
-
-int
-trk_store_each_session_rec(trk_store_t *st,
-                           void (*fn)(const uint8_t h[32],
-                                      const trk_session_t *s, void *arg),
-                           void *arg)
-{
-    sess_walk_t w;
-
-    w.fn = NULL;
-    w.rfn = fn;
     w.arg = arg;
     return tdb_traverse_read(st->tdb, sess_walk, &w) < 0 ? -1 : 0;
 }

@@ -199,12 +199,5 @@ int trk_store_expire_replies(trk_store_t *st, uint64_t cutoff_wall_ms);
 int trk_store_each_session(trk_store_t *st,
                            void (*fn)(const uint8_t h[32], void *arg),
                            void *arg);
-/* Calls fn for every session with its decoded record (read traverse; a
- * record that does not decode is skipped). */
-int trk_store_each_session_rec(trk_store_t *st,
-                               void (*fn)(const uint8_t h[32],
-                                          const trk_session_t *s,
-                                          void *arg),
-                               void *arg);
 
 #endif

@@ -831,7 +831,7 @@ note_cached(const uint8_t h[32], int state, void *arg)
  * dropped already; this also catches sessions the snapshot removed in
  * ways the batch keys do not show). */
 static void
-drop_uncached_gone(trk_req_t *rq)
+drop_cached_gone(trk_req_t *rq)
 {
     cached_t      c;
     trk_session_t s;
@@ -995,7 +995,7 @@ op_sync_snapshot(trk_req_t *rq)
         free(touched);
     }
     if (last) {
-        drop_uncached_gone(rq);
+        drop_cached_gone(rq);
     }
     applied(rq, maxhlc, 1);
     if (last) {

@@ -1943,8 +1943,7 @@ dl_finalize(dl_t *w, int i)
     uint8_t           md[20];
     ts_sha1_t        *h;
     ssize_t           n;
-    int               fd, dfd;
-    char              dir[PATH_MAX], *slash;
+    int               fd;
     int64_t           t0 = ts_now_ms(), t1 = t0, t2;
     uint32_t          front;
 
@@ -2075,21 +2074,7 @@ hashed:
     }
 durable:
     t2 = ts_now_ms();
-    /* make the rename durable too */
-    snprintf(dir, sizeof(dir), "%s", l->dest);
-    slash = strrchr(dir, '/');
-    if (slash != NULL) {
-        if (slash == dir) {
-            slash[1] = '\0';
-        } else {
-            *slash = '\0';
-        }
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
+    node_fsync_dir_of(l->dest);        /* the rename durable too */
     if (atomic_load(&d->id) == l->id) {
         atomic_store(&d->finished_ms, ts_wall_ms());
         atomic_store(&d->waiting, 0);

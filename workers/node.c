@@ -801,6 +801,29 @@ node_dl_set_ticket(ts_shm_t *s, int idx, const void *ticket, size_t len,
 }
 
 
+void
+node_fsync_dir_of(const char *path)
+{
+    char   dir[PATH_MAX], *slash;
+    int    dfd;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    } else if (slash == dir) {
+        slash[1] = '\0';
+    } else {
+        *slash = '\0';
+    }
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void) fsync(dfd);
+        close(dfd);
+    }
+}
+
+
 int
 node_fid_of(int fd, node_fid_t *id)
 {

@@ -103,6 +103,9 @@ int  node_dl_ticket(const ts_shm_t *s, int idx, uint8_t *buf, size_t bufsz,
                     uint32_t *len, uint32_t *gen);
 void node_dl_remove(ts_shm_t *s, int idx);    /* frees the entry */
 
+/* fsync of the directory holding path, so a name made, renamed or
+ * removed there is durable (errors ignored: best effort). */
+void node_fsync_dir_of(const char *path);
 /* The identity of an open file (node_fid_t); 0 or -1. */
 int  node_fid_of(int fd, node_fid_t *id);
 /* 1 if a is b: same device and inode, and same birth time where both

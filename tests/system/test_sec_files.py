@@ -22,6 +22,7 @@ wait is bounded; every process is stopped by pid (conftest).
 
 import hashlib
 import os
+import signal
 import subprocess
 import time
 
@@ -102,8 +103,8 @@ def test_downloads_never_share_a_name(tracker, tmp_path):
     a = sw.node("a")
     l = sw.node("l")
     _, wx = seed(s, tmp_path, "x", 2 * MiB, seed_=1)
-    _, wy = seed(s, tmp_path, "y", 1 * MiB, seed_=5)
-    _, wxp = seed(a, tmp_path, "x.part", 1 * MiB, seed_=2)
+    seed(s, tmp_path, "y", 1 * MiB, seed_=5)
+    seed(a, tmp_path, "x.part", 1 * MiB, seed_=2)
     _, wyp = seed(a, tmp_path, "y.part", 1 * MiB, seed_=3)
     port, sd = s.port, s.state_dir
     s.kill()            # x and y wait; x.part and y.part have a source
@@ -116,7 +117,7 @@ def test_downloads_never_share_a_name(tracker, tmp_path):
 
     freeze = a.workers("uploader")      # keep y.part running a while
     for p in freeze:
-        os.kill(p, 19)
+        os.kill(p, signal.SIGSTOP)
     try:
         l.download(G, "y.part", str(dl))
         out = l.cmd("download_file %s y %s" % (G, dl))
@@ -124,7 +125,7 @@ def test_downloads_never_share_a_name(tracker, tmp_path):
                        "running download" % (dl / "y.part")], out
     finally:
         for p in freeze:
-            os.kill(p, 18)
+            os.kill(p, signal.SIGCONT)
     assert l.wait_download(G, "y.part", 60).startswith("[C]")
     assert sha1_file(str(dl / "y.part")) == wyp
 
@@ -134,7 +135,6 @@ def test_downloads_never_share_a_name(tracker, tmp_path):
     assert l.wait_download(G, "x", 60).startswith("[C]")
     assert sha1_file(str(dl / "x")) == wx
     assert sorted(os.listdir(str(dl))) == ["x", "y.part"]
-    assert wxp and wy        # seeded, never downloaded here
 
 
 def test_swapped_part_never_served(tracker, tmp_path):
