@@ -23,7 +23,17 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN     = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 CSTD     = -std=gnu11 -D_GNU_SOURCE
-INCS     = -Icommon -Ishm -Imaster -Iworkers -Itracker -Iclient
+# The include path follows the layers (docs/ARCHITECTURE.md): a folder
+# sees only itself and the folders below it, so an upward include does
+# not compile.  Tests see everything.
+INCS     = -Icommon -Inet -Ishm -Imaster -Iworkers -Itracker -Iclient
+INCS_common  = -Icommon
+INCS_net     = -Icommon -Inet
+INCS_shm     = -Icommon -Ishm
+INCS_master  = -Icommon -Imaster
+INCS_workers = -Icommon -Inet -Ishm -Imaster -Iworkers
+INCS_tracker = -Icommon -Inet -Ishm -Imaster -Itracker
+INCS_client  = -Icommon -Inet -Ishm -Imaster -Iworkers -Iclient
 
 ifeq ($(BUILD),asan)
 OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -51,7 +61,7 @@ BINOUT   = $(OUT)/bin
 CFLAGS  += $(CSTD) $(WARN) $(OPT) $(INCS) $(PKG_CFLAGS) -pthread -MMD -MP
 LDLIBS  += $(PKG_LIBS) -lrt -pthread
 
-CORE_SRC    = $(wildcard common/*.c shm/*.c master/*.c)
+CORE_SRC    = $(wildcard common/*.c net/*.c shm/*.c master/*.c)
 TRACKER_SRC = $(wildcard tracker/*.c)
 CLIENT_SRC  = $(wildcard client/*.c workers/*.c)
 UNIT_SRC    = $(wildcard tests/unit/test_*.c)
@@ -92,6 +102,9 @@ $(BINOUT)/client: $(CORE_OBJ) $(CLIENT_OBJ)
 $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+LAYERS = common net shm master workers tracker client
+$(foreach l,$(LAYERS),$(eval $(OUT)/$(l)/%.o: INCS = $(INCS_$(l))))
 
 unit: $(UNIT_BIN)
 tools: $(TOOL_BIN) $(OUT)/tools/drip.so

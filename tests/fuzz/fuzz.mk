@@ -29,7 +29,7 @@ FUZZ_PKG_CFLAGS := $(shell pkg-config --cflags openssl tdb libedit 2>/dev/null)
 FUZZ_PKG_LIBS   := $(shell pkg-config --libs openssl tdb libedit 2>/dev/null)
 FUZZ_CFLAGS   := -std=gnu11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
                  -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN) \
-                 -Icommon -Ishm -Imaster -Iworkers -Itracker -Iclient \
+                 -Icommon -Inet -Ishm -Imaster -Iworkers -Itracker -Iclient \
                  -Itests/fuzz $(FUZZ_PKG_CFLAGS) -pthread -MMD -MP
 FUZZ_LIBS     := $(FUZZ_PKG_LIBS) -lrt -pthread
 
@@ -37,7 +37,7 @@ FUZZ_LIBS     := $(FUZZ_PKG_LIBS) -lrt -pthread
 # archives (core, tracker, client) so that a module someone is changing
 # breaks only the targets that link it (run.sh builds with make -k); a
 # target pulls in only the objects it references
-FUZZ_CORE_SRC := $(wildcard common/*.c shm/*.c master/*.c)
+FUZZ_CORE_SRC := $(wildcard common/*.c net/*.c shm/*.c master/*.c)
 FUZZ_TRK_SRC  := $(filter-out tracker/trk_main.c, $(wildcard tracker/*.c))
 FUZZ_CLI_SRC  := $(filter-out client/cli_main.c, \
                    $(wildcard client/*.c workers/*.c))
