@@ -47,26 +47,6 @@
 /* frames up to this size are sent with one write (header + payload) */
 #define TS_NET_COALESCE_B  (64u * 1024u)
 
-/* ---- clocks ---------------------------------------------------------- */
-
-int64_t
-ts_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t
-ts_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t
 deadline_from(int timeout_ms)
 {

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "ts_proto.h"
+#include "ts_clock.h"   /* callers still get the clocks from here */
 
 typedef struct ts_conn_s ts_conn_t;
 
@@ -69,8 +70,5 @@ int ts_conn_send_frame(ts_conn_t *c, uint8_t type, uint8_t flags,
 int ts_conn_recv_frame(ts_conn_t *c, ts_frame_hdr_t *h, uint8_t **payload,
                        uint32_t max_payload, int timeout_ms);
 
-/* Monotonic and wall clocks in milliseconds. */
-int64_t ts_now_ms(void);        /* CLOCK_MONOTONIC */
-int64_t ts_wall_ms(void);       /* CLOCK_REALTIME */
 
 #endif
