@@ -47,8 +47,7 @@
 #include <stdint.h>
 
 #include "ts_net.h"
-
-#define TS_FP_B   32            /* certificate fingerprint, SHA-256 */
+#include "ts_pki_key.h"   /* TS_FP_B, ts_pki_key_private */
 
 typedef struct ts_tls_s ts_tls_t;
 
@@ -75,10 +74,6 @@ int ts_pki_ensure_tracker(const char *dir, int id, const char *ip,
  * (may be NULL).  0 or -1 with err. */
 int ts_pki_ensure_node(const char *state_dir, uint8_t fp[TS_FP_B],
                        char *err, size_t errsz);
-/* A private key file must be a regular file that only its owner can
- * read or write (as ssh insists): 0, or -1 with err saying what to do
- * ("chmod 600 ..."). */
-int ts_pki_key_private(const char *key_path, char *err, size_t errsz);
 /* Fingerprint of a PEM certificate file.  0 or -1. */
 int ts_pki_cert_fp(const char *crt_path, uint8_t fp[TS_FP_B]);
 

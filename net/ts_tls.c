@@ -176,28 +176,6 @@ write_pem(const char *dir, const char *path, EVP_PKEY *key, X509 *crt)
     return fsync_dir(dir);
 }
 
-int
-ts_pki_key_private(const char *key_path, char *err, size_t errsz)
-{
-    struct stat st;
-
-    if (lstat(key_path, &st) != 0) {
-        snprintf(err, errsz, "%s: %s", key_path, strerror(errno));
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errsz, "%s is not a regular file", key_path);
-        return -1;
-    }
-    if ((st.st_mode & 077) != 0) {
-        snprintf(err, errsz, "private key %s is accessible by others "
-                 "(mode %03o); run: chmod 600 %s", key_path,
-                 (unsigned) (st.st_mode & 0777), key_path);
-        return -1;
-    }
-    return 0;
-}
-
 static EVP_PKEY *
 load_key(const char *path)
 {

@@ -18,14 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "ts_addr.h"    /* ts_parse_hostport */
 #include "ts_proto.h"
 #include "ts_clock.h"   /* callers still get the clocks from here */
 
 typedef struct ts_conn_s ts_conn_t;
 
-/* "IP:PORT" or "IP PORT" (IPv4 dotted quad or hostname-free IPv6 in []).
- * Returns 0 or -1. ip gets the address text. */
-int ts_parse_hostport(const char *s, char *ip, size_t ipsz, uint16_t *port);
 
 /* Listening socket, non-blocking, SO_REUSEADDR; -1 with errno on error. */
 int ts_net_listen(const char *ip, uint16_t port, int backlog);
