@@ -1,7 +1,8 @@
 /*
  * ts_conn_int.h -- the private layout of ts_conn_t, shared by the three
  * files that implement it: ts_net.c (plain sockets, deadlines, frames),
- * ts_tls.c (TLS sessions) and ts_net_sendfile.c (chunk sending).  Nothing
+ * ts_tls.c (TLS sessions) and ts_net_sendfile.c (chunk sending), and the
+ * transport ops table each kind of connection fills in.  Nothing
  * else includes this; callers only see ts_net.h and ts_tls.h.
  *
  * Locking: none; a ts_conn_t belongs to one thread.
@@ -17,7 +18,30 @@
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 
+struct ts_conn_s;
+
+/*
+ * What a transport does; the plain socket (ts_net.c) and TLS (ts_tls.c)
+ * each fill one in.  read/write/sendfile: the contracts of ts_conn_read,
+ * ts_conn_write and ts_conn_sendfile (c->want set after EAGAIN).
+ * pending: bytes buffered inside the transport that poll(2) cannot see.
+ * handshake: one non-blocking step: 1 done, 0 again (c->want set), -1
+ * failed (errno EPROTO, EPERM for a wrong identity, ECONNRESET).
+ * close: frees the transport's state and closes c->fd (not c itself).
+ */
+typedef struct ts_conn_ops_s {
+    ssize_t (*read)(struct ts_conn_s *c, void *buf, size_t n);
+    ssize_t (*write)(struct ts_conn_s *c, const void *buf, size_t n);
+    int     (*pending)(struct ts_conn_s *c);
+    ssize_t (*sendfile)(struct ts_conn_s *c, int in_fd, off_t *off,
+                        size_t n);
+    int     (*handshake)(struct ts_conn_s *c);
+    void    (*close)(struct ts_conn_s *c);
+    int       is_tls;
+} ts_conn_ops_t;
+
 struct ts_conn_s {
+    const ts_conn_ops_t *ops;
     int       fd;
     BIO      *bio;          /* plain connection: socket BIO (else NULL) */
     SSL      *ssl;          /* TLS connection (else NULL) */
@@ -35,14 +59,12 @@ struct ts_conn_s {
     size_t    stage_len, stage_pos;
 };
 
-/* ts_tls.c: I/O on a TLS connection, same contract as ts_conn_read /
- * ts_conn_write; pending bytes inside the TLS layer; teardown. */
-ssize_t ts_tls_read(struct ts_conn_s *c, void *buf, size_t n);
-ssize_t ts_tls_write(struct ts_conn_s *c, const void *buf, size_t n);
-int     ts_tls_pending(struct ts_conn_s *c);
-void    ts_tls_conn_free(struct ts_conn_s *c);
-/* One non-blocking handshake step: 1 done, 0 again (c->want set), -1
- * failed (errno EPROTO, EPERM for a wrong identity, ECONNRESET). */
-int     ts_tls_handshake_step(struct ts_conn_s *c);
+/* ts_net_sendfile.c: sendfile(2) straight to the socket (plain), and the
+ * staged copy through ts_conn_write for transports that must see the
+ * bytes (TLS). */
+ssize_t ts_conn_sendfile_direct(struct ts_conn_s *c, int in_fd, off_t *off,
+                                size_t n);
+ssize_t ts_conn_sendfile_staged(struct ts_conn_s *c, int in_fd, off_t *off,
+                                size_t n);
 
 #endif

@@ -3,11 +3,11 @@
  * layer every Tessera link (client-tracker, tracker-tracker, peer-peer)
  * goes through.
  *
- * Purpose: a ts_conn_t wraps an OpenSSL BIO over a socket.  Today that is
- * a plain socket BIO (BIO_new_socket); the struct is private so TLS can
- * later put an SSL BIO in front inside ts_conn_new() without touching any
- * caller.  Raw reads/writes map "BIO should retry" to errno EAGAIN for
- * event loops; the *_full and frame helpers poll(2) against one total
+ * Purpose: a ts_conn_t is a socket plus a transport ops table
+ * (ts_conn_int.h): the plain transport here (an OpenSSL socket BIO) or TLS
+ * (ts_tls.c, set by ts_conn_new_tls).  The calls below dispatch through
+ * the table, so no caller and no code here asks which one it is.  Raw
+ * reads/writes map "should retry" to errno EAGAIN for event loops; the *_full and frame helpers poll(2) against one total
  * deadline taken from CLOCK_MONOTONIC, so they never hang, and a blocking
  * fd is switched to non-blocking for the duration of a write so a full
  * send buffer cannot outlive the deadline.  A frame's length is checked
@@ -47,12 +47,6 @@
 /* frames up to this size are sent with one write (header + payload) */
 #define TS_NET_COALESCE_B  (64u * 1024u)
 
-static int64_t
-deadline_from(int timeout_ms)
-{
-    return ts_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-}
-
 /*
  * Waits until fd is ready for events or the deadline passes.  0 = ready
  * (or an error condition the next read/write will report), -1 with errno
@@ -62,18 +56,13 @@ static int
 wait_fd(int fd, short events, int64_t deadline)
 {
     struct pollfd pfd;
-    int64_t       left;
     int           rc;
 
     for (;;) {
-        left = deadline - ts_now_ms();
-        if (left < 0) {
-            left = 0;
-        }
         pfd.fd = fd;
         pfd.events = events;
         pfd.revents = 0;
-        rc = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int) left);
+        rc = poll(&pfd, 1, ts_ms_left(deadline));
         if (rc < 0) {
             if (errno == EINTR) {
                 continue;
@@ -178,7 +167,7 @@ ts_net_connect(const char *ip, uint16_t port, int timeout_ms)
 {
     struct sockaddr_storage ss;
     socklen_t               sl, el;
-    int64_t                 deadline = deadline_from(timeout_ms);
+    int64_t                 deadline = ts_deadline_ms(timeout_ms);
     int                     fd, one = 1, soerr = 0, saved;
 
     if (ip == NULL || make_sockaddr(ip, port, &ss, &sl) != 0 || port == 0) {
@@ -241,83 +230,13 @@ ignore_sigpipe(void)
     }
 }
 
-ts_conn_t *
-ts_conn_new(int fd)
-{
-    ts_conn_t *c;
+/* ---- the plain transport ---------------------------------------------- */
 
-    if (fd < 0) {
-        errno = EBADF;
-        return NULL;
-    }
-    pthread_once(&sigpipe_once, ignore_sigpipe);
-    c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        close(fd);
-        errno = ENOMEM;
-        return NULL;
-    }
-    c->fd = fd;
-    c->bio = BIO_new_socket(fd, BIO_CLOSE);
-    if (c->bio == NULL) {
-        free(c);
-        close(fd);
-        errno = ENOMEM;
-        return NULL;
-    }
-    return c;
-}
-
-void
-ts_conn_free(ts_conn_t *c)
-{
-    int saved = errno;
-
-    if (c == NULL) {
-        return;
-    }
-    if (c->ssl != NULL) {
-        ts_tls_conn_free(c);    /* frees the session, closes the fd */
-    } else {
-        BIO_free_all(c->bio);   /* BIO_CLOSE: closes the fd */
-    }
-    free(c->stage);
-    free(c);
-    errno = saved;
-}
-
-int
-ts_conn_fd(const ts_conn_t *c)
-{
-    return c ? c->fd : -1;
-}
-
-int
-ts_conn_pending(ts_conn_t *c)
-{
-    size_t n;
-
-    if (c == NULL) {
-        return 0;
-    }
-    if (c->ssl != NULL) {
-        return ts_tls_pending(c);
-    }
-    n = BIO_ctrl_pending(c->bio);
-    return n > INT_MAX ? INT_MAX : (int) n;
-}
-
-ssize_t
-ts_conn_read(ts_conn_t *c, void *buf, size_t n)
+static ssize_t
+plain_read(ts_conn_t *c, void *buf, size_t n)
 {
     int rc, saved;
 
-    if (n == 0) {
-        return 0;
-    }
-    if (c->ssl != NULL) {
-        return ts_tls_read(c, buf, n);
-    }
     if (n > INT_MAX) {
         n = INT_MAX;
     }
@@ -339,17 +258,11 @@ ts_conn_read(ts_conn_t *c, void *buf, size_t n)
     return -1;
 }
 
-ssize_t
-ts_conn_write(ts_conn_t *c, const void *buf, size_t n)
+static ssize_t
+plain_write(ts_conn_t *c, const void *buf, size_t n)
 {
     int rc, saved;
 
-    if (n == 0) {
-        return 0;
-    }
-    if (c->ssl != NULL) {
-        return ts_tls_write(c, buf, n);
-    }
     if (n > INT_MAX) {
         n = INT_MAX;
     }
@@ -366,6 +279,120 @@ ts_conn_write(ts_conn_t *c, const void *buf, size_t n)
     }
     errno = saved ? saved : EIO;
     return -1;
+}
+
+static int
+plain_pending(ts_conn_t *c)
+{
+    size_t n = BIO_ctrl_pending(c->bio);
+
+    return n > INT_MAX ? INT_MAX : (int) n;
+}
+
+static int
+plain_handshake(ts_conn_t *c)
+{
+    return 1;                   /* nothing to agree on */
+}
+
+static void
+plain_close(ts_conn_t *c)
+{
+    BIO_free_all(c->bio);       /* BIO_CLOSE: closes the fd */
+    c->bio = NULL;
+    c->fd = -1;
+}
+
+static const ts_conn_ops_t plain_ops = {
+    plain_read, plain_write, plain_pending, ts_conn_sendfile_direct,
+    plain_handshake, plain_close, 0
+};
+
+/* ---- connections: the calls every transport shares ------------------- */
+
+ts_conn_t *
+ts_conn_new(int fd)
+{
+    ts_conn_t *c;
+
+    if (fd < 0) {
+        errno = EBADF;
+        return NULL;
+    }
+    pthread_once(&sigpipe_once, ignore_sigpipe);
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    c->ops = &plain_ops;
+    c->ready = 1;
+    c->fd = fd;
+    c->bio = BIO_new_socket(fd, BIO_CLOSE);
+    if (c->bio == NULL) {
+        free(c);
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return c;
+}
+
+void
+ts_conn_free(ts_conn_t *c)
+{
+    int saved = errno;
+
+    if (c == NULL) {
+        return;
+    }
+    c->ops->close(c);
+    free(c->stage);
+    free(c);
+    errno = saved;
+}
+
+int
+ts_conn_fd(const ts_conn_t *c)
+{
+    return c ? c->fd : -1;
+}
+
+int
+ts_conn_pending(ts_conn_t *c)
+{
+    return c != NULL ? c->ops->pending(c) : 0;
+}
+
+ssize_t
+ts_conn_read(ts_conn_t *c, void *buf, size_t n)
+{
+    return n == 0 ? 0 : c->ops->read(c, buf, n);
+}
+
+ssize_t
+ts_conn_write(ts_conn_t *c, const void *buf, size_t n)
+{
+    return n == 0 ? 0 : c->ops->write(c, buf, n);
+}
+
+int
+ts_conn_ready(const ts_conn_t *c)
+{
+    return c != NULL && c->ready;
+}
+
+int
+ts_conn_want(const ts_conn_t *c)
+{
+    return c != NULL && c->want == 2 ? 2 : 1;
+}
+
+int
+ts_conn_is_tls(const ts_conn_t *c)
+{
+    return c != NULL && c->ops->is_tls;
 }
 
 /*
@@ -478,21 +505,21 @@ write_full_until(ts_conn_t *c, const void *buf, size_t n, int64_t deadline)
 int
 ts_conn_handshake(ts_conn_t *c, int timeout_ms)
 {
-    int64_t deadline = deadline_from(timeout_ms);
+    int64_t deadline = ts_deadline_ms(timeout_ms);
     int     fl, rc;
 
     if (c == NULL) {
         errno = EINVAL;
         return -1;
     }
-    if (c->ssl == NULL || c->ready) {
+    if (c->ready) {
         return 0;
     }
     if (nonblock_begin(c->fd, &fl) != 0) {
         return -1;
     }
     for (;;) {
-        rc = ts_tls_handshake_step(c);
+        rc = c->ops->handshake(c);
         if (rc != 0) {
             break;
         }
@@ -508,13 +535,13 @@ ts_conn_handshake(ts_conn_t *c, int timeout_ms)
 int
 ts_conn_read_full(ts_conn_t *c, void *buf, size_t n, int timeout_ms)
 {
-    return read_full_until(c, buf, n, deadline_from(timeout_ms));
+    return read_full_until(c, buf, n, ts_deadline_ms(timeout_ms));
 }
 
 int
 ts_conn_write_full(ts_conn_t *c, const void *buf, size_t n, int timeout_ms)
 {
-    return write_full_until(c, buf, n, deadline_from(timeout_ms));
+    return write_full_until(c, buf, n, ts_deadline_ms(timeout_ms));
 }
 
 int
@@ -525,7 +552,7 @@ ts_conn_send_frame(ts_conn_t *c, uint8_t type, uint8_t flags,
     ts_frame_hdr_t h;
     uint8_t        hdr[TS_FRAME_HDR_B];
     uint8_t       *one;
-    int64_t        deadline = deadline_from(timeout_ms);
+    int64_t        deadline = ts_deadline_ms(timeout_ms);
     int            rc;
 
     if (len > 0 && payload == NULL) {
@@ -568,7 +595,7 @@ ts_conn_recv_frame(ts_conn_t *c, ts_frame_hdr_t *h, uint8_t **payload,
 {
     uint8_t  hdr[TS_FRAME_HDR_B];
     uint8_t *buf = NULL;
-    int64_t  deadline = deadline_from(timeout_ms);
+    int64_t  deadline = ts_deadline_ms(timeout_ms);
     int      saved;
 
     *payload = NULL;

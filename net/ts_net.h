@@ -1,10 +1,9 @@
 /*
  * ts_net.h -- sockets and the one connection layer every link uses.
  *
- * All network I/O of Tessera goes through ts_conn_t, built on an OpenSSL
- * BIO over a socket.  Today the BIO is a plain socket BIO; TLS (a later
- * issue) swaps it for an SSL BIO inside ts_conn_new() without touching
- * callers.  Two styles:
+ * All network I/O of Tessera goes through ts_conn_t: a socket with a
+ * transport, plain (ts_conn_new) or TLS (ts_conn_new_tls, ts_tls.h); the
+ * calls are the same for both.  Two styles:
  *   - non-blocking (event loops): ts_conn_read/ts_conn_write return -1
  *     with errno EAGAIN when they would block;
  *   - blocking with a deadline (clients, tools): *_full and the frame
@@ -47,10 +46,11 @@ int        ts_conn_pending(ts_conn_t *c);
 ssize_t ts_conn_read(ts_conn_t *c, void *buf, size_t n);
 ssize_t ts_conn_write(ts_conn_t *c, const void *buf, size_t n);
 
-/* sendfile(2) of n bytes of in_fd from *off (advanced) to the connection
- * (a plain socket today).  Non-blocking like ts_conn_write: >0 bytes
- * sent, 0 = in_fd has no bytes at *off (file shrank), -1 = error (errno
- * EAGAIN if the socket would block).  Defined in ts_net_sendfile.c. */
+/* sendfile(2) of n bytes of in_fd from *off (advanced) to the connection.
+ * Non-blocking like ts_conn_write: >0 bytes sent, 0 = in_fd has no bytes
+ * at *off (file shrank), -1 = error (errno EAGAIN if the socket would
+ * block).  Over TLS the bytes are staged
+ * through a buffer.  Defined in ts_net_sendfile.c. */
 ssize_t ts_conn_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n);
 
 /* Deadline helpers: 0 on success, -1 on error/EOF/timeout (errno

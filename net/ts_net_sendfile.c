@@ -25,8 +25,8 @@
 #include "ts_conn_int.h"
 #include "ts_net.h"
 
-static ssize_t
-tls_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n)
+ssize_t
+ts_conn_sendfile_staged(ts_conn_t *c, int in_fd, off_t *off, size_t n)
 {
     ssize_t r, w;
     size_t  want;
@@ -71,15 +71,22 @@ tls_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n)
 ssize_t
 ts_conn_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n)
 {
-    ssize_t  rc;
-    int      fd;
-
     if (n == 0) {
         return 0;
     }
-    if (c != NULL && c->ssl != NULL) {
-        return tls_sendfile(c, in_fd, off, n);
+    if (c == NULL) {
+        errno = EBADF;
+        return -1;
     }
+    return c->ops->sendfile(c, in_fd, off, n);
+}
+
+ssize_t
+ts_conn_sendfile_direct(ts_conn_t *c, int in_fd, off_t *off, size_t n)
+{
+    ssize_t  rc;
+    int      fd;
+
     fd = ts_conn_fd(c);
     if (fd < 0 || in_fd < 0 || off == NULL) {
         errno = EBADF;

@@ -33,12 +33,12 @@
  * ts_conn_new_tls() returns a plain connection and fingerprints are all
  * zero; nothing else changes.
  *
+ * The PKI files (CA, certificates, keys, fingerprints) are in ts_pki.h,
+ * which this header includes.
+ *
  * Locking: a ts_tls_t (SSL_CTX) is shared read-only by the threads of a
- * process after creation.  PKI creation takes an flock(2) on <pki>/.lock
- * so trackers started together make one CA.
- * Crash behaviour: key files appear whole or not at all (temp + fsync +
- * rename); a kill mid-creation leaves at most a temp file that the next
- * run overwrites.
+ * process after creation.
+ * Crash behaviour: nothing persistent here (see ts_pki.h for the files).
  */
 #ifndef TS_TLS_H_INCLUDED
 #define TS_TLS_H_INCLUDED
@@ -47,7 +47,7 @@
 #include <stdint.h>
 
 #include "ts_net.h"
-#include "ts_pki_key.h"   /* TS_FP_B, ts_pki_key_private */
+#include "ts_pki.h"       /* PKI files, TS_FP_B, ts_pki_key_private */
 
 typedef struct ts_tls_s ts_tls_t;
 
@@ -60,22 +60,6 @@ typedef enum {
 
 /* 1 if this build encrypts (0 in a TS_TLS_OFF build). */
 int ts_tls_enabled(void);
-
-/* ---- PKI files ------------------------------------------------------ */
-/* Creates <dir>/ca.crt and ca.key if both are missing (dir made 0700).
- * 0 (created or already there) or -1 with err. */
-int ts_pki_ensure_ca(const char *dir, char *err, size_t errsz);
-/* Creates <dir>/tracker-<id>.crt/.key signed by <dir>/ca.key if missing
- * (ip goes into subjectAltName).  Needs ca.key only when it must issue.
- * 0 or -1 with err. */
-int ts_pki_ensure_tracker(const char *dir, int id, const char *ip,
-                          char *err, size_t errsz);
-/* Creates <state_dir>/node.crt/.key (self-signed) if missing; fills fp
- * (may be NULL).  0 or -1 with err. */
-int ts_pki_ensure_node(const char *state_dir, uint8_t fp[TS_FP_B],
-                       char *err, size_t errsz);
-/* Fingerprint of a PEM certificate file.  0 or -1. */
-int ts_pki_cert_fp(const char *crt_path, uint8_t fp[TS_FP_B]);
 
 /* ---- contexts ------------------------------------------------------- */
 /* crt/key: this end's certificate and key (PEM files; NULL for a client
