@@ -44,9 +44,6 @@
 
 #include "ts_conn_int.h"
 
-/* frames up to this size are sent with one write (header + payload) */
-#define TS_NET_COALESCE_B  (64u * 1024u)
-
 /*
  * Waits until fd is ready for events or the deadline passes.  0 = ready
  * (or an error condition the next read/write will report), -1 with errno
@@ -163,12 +160,11 @@ fail:
 }
 
 int
-ts_net_connect(const char *ip, uint16_t port, int timeout_ms)
+ts_net_connect_start(const char *ip, uint16_t port)
 {
     struct sockaddr_storage ss;
-    socklen_t               sl, el;
-    int64_t                 deadline = ts_deadline_ms(timeout_ms);
-    int                     fd, one = 1, soerr = 0, saved;
+    socklen_t               sl;
+    int                     fd, saved;
 
     if (ip == NULL || make_sockaddr(ip, port, &ss, &sl) != 0 || port == 0) {
         errno = EINVAL;
@@ -178,36 +174,58 @@ ts_net_connect(const char *ip, uint16_t port, int timeout_ms)
     if (fd < 0) {
         return -1;
     }
-    if (connect(fd, (struct sockaddr *) &ss, sl) < 0) {
-        if (errno != EINPROGRESS && errno != EINTR) {
-            goto fail;
-        }
-        /* EINTR: the connect goes on asynchronously, same as EINPROGRESS */
-        if (wait_fd(fd, POLLOUT, deadline) != 0) {
-            goto fail;
-        }
-        el = sizeof(soerr);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) < 0) {
-            goto fail;
-        }
-        if (soerr != 0) {
-            errno = soerr;
-            goto fail;
-        }
-    }
-    if (ts_net_set_nonblock(fd, 0) != 0) {
-        goto fail;
-    }
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
-        goto fail;
+    /* EINTR: the connect goes on asynchronously, same as EINPROGRESS; 0
+     * (loopback) is reported writable at once like a finished one */
+    if (connect(fd, (struct sockaddr *) &ss, sl) < 0 && errno != EINPROGRESS
+        && errno != EINTR)
+    {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
     }
     return fd;
+}
 
-fail:
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
+int
+ts_net_connect_finish(int fd)
+{
+    socklen_t el;
+    int       soerr = 0, one = 1;
+
+    el = sizeof(soerr);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) < 0) {
+        return -1;
+    }
+    if (soerr != 0) {
+        errno = soerr;
+        return -1;
+    }
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int
+ts_net_connect(const char *ip, uint16_t port, int timeout_ms)
+{
+    int64_t deadline = ts_deadline_ms(timeout_ms);
+    int     fd, saved;
+
+    fd = ts_net_connect_start(ip, port);
+    if (fd < 0) {
+        return -1;
+    }
+    if (wait_fd(fd, POLLOUT, deadline) != 0 || ts_net_connect_finish(fd) != 0
+        || ts_net_set_nonblock(fd, 0) != 0)
+    {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
 }
 
 /* ---- connections ----------------------------------------------------- */
@@ -503,6 +521,16 @@ write_full_until(ts_conn_t *c, const void *buf, size_t n, int64_t deadline)
 }
 
 int
+ts_conn_handshake_step(ts_conn_t *c)
+{
+    if (c == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    return c->ready ? 1 : c->ops->handshake(c);
+}
+
+int
 ts_conn_handshake(ts_conn_t *c, int timeout_ms)
 {
     int64_t deadline = ts_deadline_ms(timeout_ms);
@@ -519,7 +547,7 @@ ts_conn_handshake(ts_conn_t *c, int timeout_ms)
         return -1;
     }
     for (;;) {
-        rc = c->ops->handshake(c);
+        rc = ts_conn_handshake_step(c);
         if (rc != 0) {
             break;
         }

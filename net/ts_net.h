@@ -29,6 +29,13 @@ int ts_net_listen(const char *ip, uint16_t port, int backlog);
 /* Connect with a timeout; returns a blocking fd with TCP_NODELAY set, or
  * -1 (errno ETIMEDOUT, ECONNREFUSED, ...). */
 int ts_net_connect(const char *ip, uint16_t port, int timeout_ms);
+/* The two halves of a non-blocking connect, for event loops:
+ * ts_net_connect_start returns a non-blocking fd whose connect is under
+ * way (wait for it to become writable), or -1 with errno;
+ * ts_net_connect_finish, once it is writable: 0 (connected, TCP_NODELAY
+ * set, still non-blocking) or -1 with errno (ECONNREFUSED, ...). */
+int ts_net_connect_start(const char *ip, uint16_t port);
+int ts_net_connect_finish(int fd);
 int ts_net_set_nonblock(int fd, int on);
 
 /* Takes ownership of fd (closed by ts_conn_free). NULL on OOM; the fd

@@ -65,9 +65,6 @@ ts_conn_sendfile_staged(ts_conn_t *c, int in_fd, off_t *off, size_t n)
     return w;
 }
 
-/* one call moves at most this much, so a big n cannot starve a loop */
-#define TS_SENDFILE_MAX_B  (1u << 30)
-
 ssize_t
 ts_conn_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n)
 {
@@ -92,8 +89,8 @@ ts_conn_sendfile_direct(ts_conn_t *c, int in_fd, off_t *off, size_t n)
         errno = EBADF;
         return -1;
     }
-    if (n > TS_SENDFILE_MAX_B) {
-        n = TS_SENDFILE_MAX_B;
+    if (n > TS_NET_SENDFILE_MAX_B) {
+        n = TS_NET_SENDFILE_MAX_B;
     }
 
     do {

@@ -133,7 +133,7 @@ ts_tls_ctx_new(ts_tls_role_t role, const char *crt, const char *key,
     } else {
         /* bulk data: one recv() takes several records */
         SSL_CTX_set_read_ahead(t->ctx, 1);
-        SSL_CTX_set_default_read_buffer_len(t->ctx, 256 * 1024);
+        SSL_CTX_set_default_read_buffer_len(t->ctx, TS_TLS_READ_BUF_B);
     }
     SSL_CTX_set_mode(t->ctx, mode);
     /* a peer that closes without close_notify reads as EOF: frames carry

@@ -90,6 +90,10 @@ ts_conn_t *ts_conn_new_tls(int fd, ts_tls_t *t, int expect_tracker,
  * EPROTO (not TLS, bad certificate), EPERM (wrong identity),
  * ECONNRESET.  A plain connection returns 0 at once. */
 int ts_conn_handshake(ts_conn_t *c, int timeout_ms);
+/* One non-blocking handshake step, for event loops: 1 done (always for a
+ * plain connection), 0 again (wait as ts_conn_want() says), -1 failed
+ * (errno as for ts_conn_handshake, never ETIMEDOUT). */
+int ts_conn_handshake_step(ts_conn_t *c);
 /* 1 when application data can flow (always 1 for a plain connection). */
 int ts_conn_ready(const ts_conn_t *c);
 /* After an EAGAIN: 1 = wait for readable, 2 = wait for writable. */
