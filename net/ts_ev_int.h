@@ -11,9 +11,9 @@
 
 #include <stdint.h>
 
-#include "ts_ev.h"
+struct ts_ev_s;
 
 /* Output bytes queued on the conns of ev changed by delta. */
-void ts_ev_out_add(ts_ev_t *ev, int64_t delta);
+void ts_ev_out_add(struct ts_ev_s *ev, int64_t delta);
 
 #endif

@@ -40,7 +40,6 @@
 #include "ts_config.h"
 #include "ts_proto.h"
 #include "ts_net.h"
-#include "ts_tls.h"
 
 #include "ts_conn_int.h"
 

@@ -43,10 +43,25 @@ int ts_net_set_nonblock(int fd, int on);
 ts_conn_t *ts_conn_new(int fd);
 void       ts_conn_free(ts_conn_t *c);
 int        ts_conn_fd(const ts_conn_t *c);
-/* Bytes already buffered inside the BIO layer (0 for a plain socket; an
- * SSL BIO may hold decrypted bytes poll(2) cannot see).  Event loops read
+/* Bytes already buffered inside the transport (0 for a plain socket; TLS
+ * may hold decrypted bytes poll(2) cannot see).  Event loops read
  * again while this is > 0 before going back to poll. */
 int        ts_conn_pending(ts_conn_t *c);
+
+/* Blocking handshake with a deadline: 0, or -1 with errno ETIMEDOUT,
+ * EPROTO (not TLS, bad certificate), EPERM (wrong identity),
+ * ECONNRESET.  A plain connection returns 0 at once. */
+int ts_conn_handshake(ts_conn_t *c, int timeout_ms);
+/* One non-blocking handshake step, for event loops: 1 done (always for a
+ * plain connection), 0 again (wait as ts_conn_want() says), -1 failed
+ * (errno as for ts_conn_handshake, never ETIMEDOUT). */
+int ts_conn_handshake_step(ts_conn_t *c);
+/* 1 when application data can flow (always 1 for a plain connection). */
+int ts_conn_ready(const ts_conn_t *c);
+/* After an EAGAIN: 1 = wait for readable, 2 = wait for writable. */
+int ts_conn_want(const ts_conn_t *c);
+/* 1 if this connection is TLS. */
+int ts_conn_is_tls(const ts_conn_t *c);
 
 /* Raw I/O: >0 bytes, 0 = EOF (read only), -1 = error (errno EAGAIN if
  * the socket is non-blocking and would block). */
@@ -56,8 +71,8 @@ ssize_t ts_conn_write(ts_conn_t *c, const void *buf, size_t n);
 /* sendfile(2) of n bytes of in_fd from *off (advanced) to the connection.
  * Non-blocking like ts_conn_write: >0 bytes sent, 0 = in_fd has no bytes
  * at *off (file shrank), -1 = error (errno EAGAIN if the socket would
- * block).  Over TLS the bytes are staged
- * through a buffer.  Defined in ts_net_sendfile.c. */
+ * block).  Over TLS the bytes are staged through a buffer.  Defined in
+ * ts_net_sendfile.c. */
 ssize_t ts_conn_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n);
 
 /* Deadline helpers: 0 on success, -1 on error/EOF/timeout (errno

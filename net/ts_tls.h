@@ -86,20 +86,8 @@ void      ts_tls_ctx_free(ts_tls_t *t);
 ts_conn_t *ts_conn_new_tls(int fd, ts_tls_t *t, int expect_tracker,
                            const uint8_t *expect_fp);
 
-/* Blocking handshake with a deadline: 0, or -1 with errno ETIMEDOUT,
- * EPROTO (not TLS, bad certificate), EPERM (wrong identity),
- * ECONNRESET.  A plain connection returns 0 at once. */
-int ts_conn_handshake(ts_conn_t *c, int timeout_ms);
-/* One non-blocking handshake step, for event loops: 1 done (always for a
- * plain connection), 0 again (wait as ts_conn_want() says), -1 failed
- * (errno as for ts_conn_handshake, never ETIMEDOUT). */
-int ts_conn_handshake_step(ts_conn_t *c);
-/* 1 when application data can flow (always 1 for a plain connection). */
-int ts_conn_ready(const ts_conn_t *c);
-/* After an EAGAIN: 1 = wait for readable, 2 = wait for writable. */
-int ts_conn_want(const ts_conn_t *c);
-/* 1 if this connection is TLS. */
-int ts_conn_is_tls(const ts_conn_t *c);
+/* ts_conn_handshake, ts_conn_handshake_step, ts_conn_ready, ts_conn_want
+ * and ts_conn_is_tls are in ts_net.h (the same for every transport). */
 
 /* Peer identity, valid once ts_conn_ready():
  * ts_conn_peer_fp: 0 and fp filled if the peer presented a certificate,
