@@ -318,18 +318,13 @@ int
 ts_ev_conn_send_frame(ts_ev_conn_t *ec, uint8_t type, uint8_t flags,
                       uint64_t reqid, const void *payload, uint32_t len)
 {
-    ts_frame_hdr_t h;
-    uint8_t        hdr[TS_FRAME_HDR_B];
+    uint8_t hdr[TS_FRAME_HDR_B];
 
     if (len > 0 && payload == NULL) {
         errno = EINVAL;
         return -1;
     }
-    h.type = type;
-    h.flags = flags;
-    h.len = len;
-    h.reqid = reqid;
-    ts_frame_hdr_encode(hdr, &h);
+    ts_frame_hdr_make(hdr, type, flags, reqid, len);
     return ec_queue(ec, hdr, sizeof(hdr), payload, len);
 }
 

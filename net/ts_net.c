@@ -249,8 +249,9 @@ ignore_sigpipe(void)
 
 /* ---- the plain transport ---------------------------------------------- */
 
+/* BIO_read or BIO_write with the ts_conn_read/ts_conn_write contract */
 static ssize_t
-plain_read(ts_conn_t *c, void *buf, size_t n)
+plain_io(ts_conn_t *c, void *buf, size_t n, int is_write)
 {
     int rc, saved;
 
@@ -258,8 +259,9 @@ plain_read(ts_conn_t *c, void *buf, size_t n)
         n = INT_MAX;
     }
     errno = 0;
-    c->want = 1;
-    rc = BIO_read(c->bio, buf, (int) n);
+    c->want = is_write ? 2 : 1;
+    rc = is_write ? BIO_write(c->bio, buf, (int) n)
+                  : BIO_read(c->bio, buf, (int) n);
     if (rc > 0) {
         return rc;
     }
@@ -268,7 +270,7 @@ plain_read(ts_conn_t *c, void *buf, size_t n)
         errno = EAGAIN;
         return -1;
     }
-    if (rc == 0 || (saved == 0 && BIO_eof(c->bio))) {
+    if (!is_write && (rc == 0 || (saved == 0 && BIO_eof(c->bio)))) {
         return 0;
     }
     errno = saved ? saved : EIO;
@@ -276,26 +278,15 @@ plain_read(ts_conn_t *c, void *buf, size_t n)
 }
 
 static ssize_t
+plain_read(ts_conn_t *c, void *buf, size_t n)
+{
+    return plain_io(c, buf, n, 0);
+}
+
+static ssize_t
 plain_write(ts_conn_t *c, const void *buf, size_t n)
 {
-    int rc, saved;
-
-    if (n > INT_MAX) {
-        n = INT_MAX;
-    }
-    errno = 0;
-    c->want = 2;
-    rc = BIO_write(c->bio, buf, (int) n);
-    if (rc > 0) {
-        return rc;
-    }
-    saved = errno;
-    if (BIO_should_retry(c->bio)) {
-        errno = EAGAIN;
-        return -1;
-    }
-    errno = saved ? saved : EIO;
-    return -1;
+    return plain_io(c, (void *) buf, n, 1);
 }
 
 static int
@@ -576,11 +567,10 @@ ts_conn_send_frame(ts_conn_t *c, uint8_t type, uint8_t flags,
                    uint64_t reqid, const void *payload, uint32_t len,
                    int timeout_ms)
 {
-    ts_frame_hdr_t h;
-    uint8_t        hdr[TS_FRAME_HDR_B];
-    uint8_t       *one;
-    int64_t        deadline = ts_deadline_ms(timeout_ms);
-    int            rc;
+    uint8_t  hdr[TS_FRAME_HDR_B];
+    uint8_t *one;
+    int64_t  deadline = ts_deadline_ms(timeout_ms);
+    int      rc;
 
     if (len > 0 && payload == NULL) {
         errno = EINVAL;
@@ -590,11 +580,7 @@ ts_conn_send_frame(ts_conn_t *c, uint8_t type, uint8_t flags,
         errno = EMSGSIZE;
         return -1;
     }
-    h.type = type;
-    h.flags = flags;
-    h.len = len;
-    h.reqid = reqid;
-    ts_frame_hdr_encode(hdr, &h);
+    ts_frame_hdr_make(hdr, type, flags, reqid, len);
 
     /* small frames leave in one segment; big ones are not copied */
     if (len <= TS_NET_COALESCE_B) {

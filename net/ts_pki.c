@@ -149,32 +149,32 @@ write_pem(const char *dir, const char *path, EVP_PKEY *key, X509 *crt)
     return fsync_dir(dir);
 }
 
-static EVP_PKEY *
-load_key(const char *path)
+/* reads a PEM private key (is_key) or certificate; NULL if unreadable */
+static void *
+read_pem(const char *path, int is_key)
 {
-    FILE     *f = fopen(path, "r");
-    EVP_PKEY *k;
+    FILE *f = fopen(path, "r");
+    void *p;
 
     if (f == NULL) {
         return NULL;
     }
-    k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    p = is_key ? (void *) PEM_read_PrivateKey(f, NULL, NULL, NULL)
+               : (void *) PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
-    return k;
+    return p;
+}
+
+static EVP_PKEY *
+load_key(const char *path)
+{
+    return read_pem(path, 1);
 }
 
 static X509 *
 load_crt(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    X509 *x;
-
-    if (f == NULL) {
-        return NULL;
-    }
-    x = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    return x;
+    return read_pem(path, 0);
 }
 
 static int
@@ -319,12 +319,48 @@ unlock_dir(int fd)
     }
 }
 
+/* what a new certificate says */
+typedef struct {
+    const char *cn;
+    EVP_PKEY   *ca_key;         /* NULL: self-signed */
+    X509       *ca_crt;
+    int         is_ca;
+    const char *san;            /* NULL: none */
+    const char *what;           /* the error when it cannot be made */
+} pki_spec_t;
+
+/* Makes a new key and its certificate as sp says and writes both (key
+ * first) into dir.  0, or -1 with err; *key and *crt are the caller's to
+ * free either way. */
+static int
+pki_issue(const char *dir, const char *key_p, const char *crt_p,
+          const pki_spec_t *sp, EVP_PKEY **key, X509 **crt, char *err,
+          size_t errsz)
+{
+    *key = new_key();
+    *crt = *key ? make_cert(*key, sp->cn, sp->ca_key ? sp->ca_key : *key,
+                            sp->ca_crt, sp->is_ca, sp->san)
+                : NULL;
+    if (*crt == NULL) {
+        ts_pki_set_err(sp->what, err, errsz);
+        return -1;
+    }
+    if (write_pem(dir, key_p, *key, NULL) != 0
+        || write_pem(dir, crt_p, NULL, *crt) != 0)
+    {
+        snprintf(err, errsz, "cannot write %s: %s", crt_p, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int
 ts_pki_ensure_ca(const char *dir, char *err, size_t errsz)
 {
     char      crt_p[PATH_MAX], key_p[PATH_MAX];
     EVP_PKEY *key = NULL;
     X509     *crt = NULL;
+    pki_spec_t spec = { 0 };
     int       lk, rc = -1, hc, hk;
 
     if (ensure_dir(dir) != 0) {
@@ -349,21 +385,10 @@ ts_pki_ensure_ca(const char *dir, char *err, size_t errsz)
                  key_p, crt_p);
         goto out;
     }
-    key = new_key();
-    crt = key ? make_cert(key, "Tessera cluster CA", key, NULL, 1, NULL)
-              : NULL;
-    if (crt == NULL) {
-        ts_pki_set_err("cannot create the cluster CA", err, errsz);
-        goto out;
-    }
-    if (write_pem(dir, key_p, key, NULL) != 0
-        || write_pem(dir, crt_p, NULL, crt) != 0)
-    {
-        snprintf(err, errsz, "cannot write the CA into %s: %s", dir,
-                 strerror(errno));
-        goto out;
-    }
-    rc = 0;
+    spec.cn = "Tessera cluster CA";
+    spec.is_ca = 1;
+    spec.what = "cannot create the cluster CA";
+    rc = pki_issue(dir, key_p, crt_p, &spec, &key, &crt, err, errsz);
 out:
     unlock_dir(lk);
     EVP_PKEY_free(key);
@@ -398,6 +423,7 @@ ts_pki_ensure_tracker(const char *dir, int id, const char *ip, char *err,
               cakey_p[PATH_MAX], cn[64], san[160];
     EVP_PKEY *key = NULL, *ca_key = NULL;
     X509     *crt = NULL, *ca_crt = NULL;
+    pki_spec_t spec = { 0 };
     int       lk, rc = -1;
 
     if (id <= 0 || id > TS_TRACKERS_MAX_N) {
@@ -446,19 +472,12 @@ ts_pki_ensure_tracker(const char *dir, int id, const char *ip, char *err,
     } else {
         snprintf(san, sizeof(san), "DNS:%s", cn);
     }
-    key = new_key();
-    crt = key ? make_cert(key, cn, ca_key, ca_crt, 0, san) : NULL;
-    if (crt == NULL) {
-        ts_pki_set_err("cannot issue the tracker certificate", err, errsz);
-        goto out;
-    }
-    if (write_pem(dir, key_p, key, NULL) != 0
-        || write_pem(dir, crt_p, NULL, crt) != 0)
-    {
-        snprintf(err, errsz, "cannot write %s: %s", crt_p, strerror(errno));
-        goto out;
-    }
-    rc = 0;
+    spec.cn = cn;
+    spec.ca_key = ca_key;
+    spec.ca_crt = ca_crt;
+    spec.san = san;
+    spec.what = "cannot issue the tracker certificate";
+    rc = pki_issue(dir, key_p, crt_p, &spec, &key, &crt, err, errsz);
 out:
     unlock_dir(lk);
     EVP_PKEY_free(key);
@@ -501,6 +520,7 @@ ts_pki_ensure_node(const char *state_dir, uint8_t fp[TS_FP_B], char *err,
     char      crt_p[PATH_MAX], key_p[PATH_MAX];
     EVP_PKEY *key = NULL;
     X509     *crt = NULL;
+    pki_spec_t spec = { 0 };
     int       lk, rc = -1;
 
     if (ensure_dir(state_dir) != 0) {
@@ -531,16 +551,11 @@ ts_pki_ensure_node(const char *state_dir, uint8_t fp[TS_FP_B], char *err,
         ERR_clear_error();
         goto out;
     }
-    key = new_key();
-    crt = key ? make_cert(key, TS_TLS_NODE_CN, key, NULL, 0, NULL) : NULL;
-    if (crt == NULL) {
-        ts_pki_set_err("cannot create the node identity", err, errsz);
-        goto out;
-    }
-    if (write_pem(state_dir, key_p, key, NULL) != 0
-        || write_pem(state_dir, crt_p, NULL, crt) != 0)
+    spec.cn = TS_TLS_NODE_CN;
+    spec.what = "cannot create the node identity";
+    if (pki_issue(state_dir, key_p, crt_p, &spec, &key, &crt, err, errsz)
+        != 0)
     {
-        snprintf(err, errsz, "cannot write %s: %s", crt_p, strerror(errno));
         goto out;
     }
     rc = 0;

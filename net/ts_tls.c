@@ -388,48 +388,51 @@ io_fail(struct ts_conn_s *c, int rc, int is_read)
     }
 }
 
-static ssize_t
-tls_read(struct ts_conn_s *c, void *buf, size_t n)
+/* before an SSL call: a link whose identity check failed stays failed */
+static int
+tls_begin(struct ts_conn_s *c)
 {
-    size_t got = 0;
-    int    rc;
-
     if (c->failed) {
         errno = EPERM;
         return -1;
     }
     ERR_clear_error();
     errno = 0;
-    rc = SSL_read_ex(c->ssl, buf, n, &got);
-    if (!c->ready && SSL_is_init_finished(c->ssl)) {
-        after_handshake(c);
-    }
-    if (rc == 1) {
-        return (ssize_t) got;
-    }
-    return io_fail(c, rc, 1);
+    return 0;
 }
 
+/* SSL_read_ex or SSL_write_ex with the ts_conn_read/ts_conn_write
+ * contract; the handshake moves on inside either */
 static ssize_t
-tls_write(struct ts_conn_s *c, const void *buf, size_t n)
+tls_io(struct ts_conn_s *c, void *buf, size_t n, int is_write)
 {
     size_t done = 0;
     int    rc;
 
-    if (c->failed) {
-        errno = EPERM;
+    if (tls_begin(c) != 0) {
         return -1;
     }
-    ERR_clear_error();
-    errno = 0;
-    rc = SSL_write_ex(c->ssl, buf, n, &done);
+    rc = is_write ? SSL_write_ex(c->ssl, buf, n, &done)
+                  : SSL_read_ex(c->ssl, buf, n, &done);
     if (!c->ready && SSL_is_init_finished(c->ssl)) {
         after_handshake(c);
     }
     if (rc == 1) {
         return (ssize_t) done;
     }
-    return io_fail(c, rc, 0);
+    return io_fail(c, rc, !is_write);
+}
+
+static ssize_t
+tls_read(struct ts_conn_s *c, void *buf, size_t n)
+{
+    return tls_io(c, buf, n, 0);
+}
+
+static ssize_t
+tls_write(struct ts_conn_s *c, const void *buf, size_t n)
+{
+    return tls_io(c, (void *) buf, n, 1);
 }
 
 static int
@@ -437,12 +440,9 @@ tls_handshake_step(struct ts_conn_s *c)
 {
     int rc;
 
-    if (c->failed) {
-        errno = EPERM;
+    if (tls_begin(c) != 0) {
         return -1;
     }
-    ERR_clear_error();
-    errno = 0;
     rc = SSL_do_handshake(c->ssl);
     if (rc == 1) {
         if (!c->ready) {

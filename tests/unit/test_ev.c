@@ -34,19 +34,11 @@
 #include "ts_ev.h"
 #include "ts_proto.h"
 
+#include "net_fixture.h"
+
 /* ---- helpers ------------------------------------------------------------- */
 
 #define T_WAIT_MS   5000            /* no test waits longer than this */
-
-static uint16_t
-local_port(int fd)
-{
-    struct sockaddr_in sa;
-    socklen_t          sl = sizeof(sa);
-
-    assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &sl), 0);
-    return ntohs(sa.sin_port);
-}
 
 /* what the callbacks saw */
 typedef struct {
