@@ -253,6 +253,9 @@
                                             moves at most (fairness) */
 #define TS_TLS_READ_BUF_B         (256u * 1024u) /* peer links: TLS
                                             read-ahead buffer */
+#define TS_TLS_CERT_BACKDATE_S    3600     /* generated certs are valid
+                                            from this long before now
+                                            (clock skew between hosts) */
 #define TS_EV_EVENTS_N            64       /* epoll events per wait */
 #define TS_EV_TIMERS_INIT_N       16       /* timer heap's first size */
 #define TS_EV_READ_CHUNK_B        (64u * 1024u) /* bytes per read() of a

@@ -73,7 +73,7 @@ ts_ev_free(ts_ev_t *ev)
     free(ev);
 }
 
-/* ---- fds ---------------------------------------------------------------- */
+/* ---- fds ------------------------------------------------------------- */
 
 int
 ts_ev_add(ts_ev_t *ev, ts_ev_io_t *io, int fd, uint32_t events,
@@ -190,7 +190,7 @@ ts_ev_stopped(const ts_ev_t *ev)
     return ev->stopped;
 }
 
-/* ---- timers --------------------------------------------------------------- */
+/* ---- timers ---------------------------------------------------------- */
 
 static int
 timer_before(const ts_ev_timer_t *a, const ts_ev_timer_t *b)
@@ -319,7 +319,7 @@ timers_fire(ts_ev_t *ev)
     }
 }
 
-/* ---- turns ---------------------------------------------------------------- */
+/* ---- turns ----------------------------------------------------------- */
 
 static int
 wait_ms(const ts_ev_t *ev, int max_wait_ms)
@@ -390,7 +390,7 @@ ts_ev_run(ts_ev_t *ev)
     return 0;
 }
 
-/* ---- for ts_ev_conn.c ------------------------------------------------------ */
+/* ---- for ts_ev_conn.c ------------------------------------------------ */
 
 void
 ts_ev_out_add(ts_ev_t *ev, int64_t delta)

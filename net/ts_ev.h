@@ -51,7 +51,7 @@
 #include "ts_net.h"
 #include "ts_tls.h"
 
-/* ---- the loop, fds ------------------------------------------------------ */
+/* ---- the loop, fds --------------------------------------------------- */
 
 typedef struct ts_ev_s    ts_ev_t;
 typedef struct ts_ev_io_s ts_ev_io_t;
@@ -102,7 +102,7 @@ int  ts_ev_run_once(ts_ev_t *ev, int max_wait_ms);
 /* Turns until stopped.  0, or -1 as ts_ev_run_once. */
 int  ts_ev_run(ts_ev_t *ev);
 
-/* ---- timers ------------------------------------------------------------- */
+/* ---- timers ---------------------------------------------------------- */
 
 typedef struct ts_ev_timer_s ts_ev_timer_t;
 typedef void (*ts_ev_timer_cb)(ts_ev_t *ev, ts_ev_timer_t *t);
@@ -125,7 +125,7 @@ int  ts_ev_timer_in(ts_ev_t *ev, ts_ev_timer_t *t, int ms);
 void ts_ev_timer_cancel(ts_ev_t *ev, ts_ev_timer_t *t);
 int  ts_ev_timer_armed(const ts_ev_timer_t *t);
 
-/* ---- framed connections ------------------------------------------------- */
+/* ---- framed connections ---------------------------------------------- */
 
 typedef struct ts_ev_conn_s ts_ev_conn_t;
 

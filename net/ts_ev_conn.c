@@ -65,7 +65,7 @@ static __thread uint8_t ev_rbuf[TS_EV_READ_CHUNK_B];
 
 static void ec_handle(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events);
 
-/* ---- closing ------------------------------------------------------------ */
+/* ---- closing --------------------------------------------------------- */
 
 static size_t
 ec_out_pending(const ts_ev_conn_t *ec)
@@ -129,7 +129,7 @@ ec_deadline(ts_ev_t *ev, ts_ev_timer_t *t)
                                     : "TLS handshake timed out");
 }
 
-/* ---- setting up ----------------------------------------------------------- */
+/* ---- setting up ------------------------------------------------------ */
 
 static ts_ev_conn_t *
 ec_new(ts_ev_t *ev, const ts_ev_conn_cfg_t *cfg, const ts_ev_conn_cb_t *cb,
@@ -233,7 +233,7 @@ ts_ev_conn_adopt(ts_ev_t *ev, ts_conn_t *c, const ts_ev_conn_cfg_t *cfg,
     return ec;
 }
 
-/* ---- output --------------------------------------------------------------- */
+/* ---- output ---------------------------------------------------------- */
 
 static void
 ec_flush(ts_ev_conn_t *ec)
@@ -328,7 +328,7 @@ ts_ev_conn_send_frame(ts_ev_conn_t *ec, uint8_t type, uint8_t flags,
     return ec_queue(ec, hdr, sizeof(hdr), payload, len);
 }
 
-/* ---- input ---------------------------------------------------------------- */
+/* ---- input ----------------------------------------------------------- */
 
 /* Delivers the whole frames buffered; a bad header fails the link even
  * while input is paused (nothing more is read for it). */
@@ -446,7 +446,7 @@ ec_input(ts_ev_conn_t *ec)
     }
 }
 
-/* ---- the handler ---------------------------------------------------------- */
+/* ---- the handler ----------------------------------------------------- */
 
 static void
 ec_ready(ts_ev_conn_t *ec)
@@ -565,7 +565,7 @@ ec_handle(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events)
     ec_update(ec);
 }
 
-/* ---- accessors ------------------------------------------------------------ */
+/* ---- accessors ------------------------------------------------------- */
 
 void
 ts_ev_conn_pause_input(ts_ev_conn_t *ec, int paused)

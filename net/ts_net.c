@@ -1,5 +1,5 @@
 /*
- * ts_net.c -- sockets, address parsing, and ts_conn_t: the one connection
+ * ts_net.c -- sockets (listen, connect) and ts_conn_t: the one connection
  * layer every Tessera link (client-tracker, tracker-tracker, peer-peer)
  * goes through.
  *
@@ -7,8 +7,9 @@
  * (ts_conn_int.h): the plain transport here (an OpenSSL socket BIO) or TLS
  * (ts_tls.c, set by ts_conn_new_tls).  The calls below dispatch through
  * the table, so no caller and no code here asks which one it is.  Raw
- * reads/writes map "should retry" to errno EAGAIN for event loops; the *_full and frame helpers poll(2) against one total
- * deadline taken from CLOCK_MONOTONIC, so they never hang, and a blocking
+ * reads/writes map "should retry" to errno EAGAIN for event loops; the
+ * *_full and frame helpers poll(2) against one total deadline taken from
+ * CLOCK_MONOTONIC (ts_clock.h), so they never hang, and a blocking
  * fd is switched to non-blocking for the duration of a write so a full
  * send buffer cannot outlive the deadline.  A frame's length is checked
  * against the caller's limit before anything is allocated for it.
@@ -247,7 +248,7 @@ ignore_sigpipe(void)
     }
 }
 
-/* ---- the plain transport ---------------------------------------------- */
+/* ---- the plain transport --------------------------------------------- */
 
 /* BIO_read or BIO_write with the ts_conn_read/ts_conn_write contract */
 static ssize_t

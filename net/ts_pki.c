@@ -75,7 +75,7 @@ ts_pki_set_err(const char *what, char *err, size_t errsz)
     }
 }
 
-/* ---- PKI files ------------------------------------------------------ */
+/* ---- PKI files ------------------------------------------------------- */
 
 static int
 file_exists(const char *p)
@@ -216,7 +216,8 @@ make_cert(EVP_PKEY *key, const char *cn, EVP_PKEY *ca_key, X509 *ca_crt,
     bn = BN_bin2bn(serial, sizeof(serial), NULL);
     if (bn == NULL || !X509_set_version(x, 2)
         || BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL
-        || X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL
+        || X509_gmtime_adj(X509_getm_notBefore(x), -TS_TLS_CERT_BACKDATE_S)
+           == NULL
         || X509_time_adj_ex(X509_getm_notAfter(x), TS_TLS_CERT_DAYS_N, 0,
                             NULL) == NULL
         || !X509_set_pubkey(x, key))

@@ -72,7 +72,7 @@ ts_tls_enabled(void)
 #endif
 }
 
-/* ---- contexts ------------------------------------------------------- */
+/* ---- contexts -------------------------------------------------------- */
 
 /* Accept-any callback for the roles whose peers are self-signed; the
  * pinned fingerprint (PEER_CLIENT) is checked here at depth 0. */
@@ -212,7 +212,7 @@ ts_tls_ctx_free(ts_tls_t *t)
     free(t);
 }
 
-/* ---- connections ---------------------------------------------------- */
+/* ---- connections ----------------------------------------------------- */
 
 static ssize_t tls_read(struct ts_conn_s *c, void *buf, size_t n);
 static ssize_t tls_write(struct ts_conn_s *c, const void *buf, size_t n);

@@ -36,7 +36,7 @@
 
 #include "net_fixture.h"
 
-/* ---- helpers ------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------- */
 
 #define T_WAIT_MS   5000            /* no test waits longer than this */
 
@@ -149,7 +149,7 @@ adopt_pair(ts_ev_t *ev, const ts_ev_conn_cfg_t *cfg, seen_t *s, int *peer)
     return s->ec;
 }
 
-/* ---- timers -------------------------------------------------------------- */
+/* ---- timers ---------------------------------------------------------- */
 
 static int fired[16], nfired;
 
@@ -211,7 +211,7 @@ test_timers_in_order(void **state)
     ts_ev_free(ev);
 }
 
-/* ---- the stop fd ---------------------------------------------------------- */
+/* ---- the stop fd ----------------------------------------------------- */
 
 static int stop_pipe[2];
 
@@ -246,7 +246,7 @@ test_stop_fd_ends_loop(void **state)
     close(stop_pipe[1]);
 }
 
-/* ---- connect and handshake deadlines -------------------------------------- */
+/* ---- connect and handshake deadlines --------------------------------- */
 
 static void
 test_connect_deadline(void **state)
@@ -372,7 +372,7 @@ test_handshake_deadline(void **state)
     assert_int_equal(system(err), 0);
 }
 
-/* ---- frames ----------------------------------------------------------------- */
+/* ---- frames ---------------------------------------------------------- */
 
 static seen_t *resume_s;
 
@@ -468,7 +468,7 @@ test_frame_too_big(void **state)
     ts_ev_free(ev);
 }
 
-/* ---- output --------------------------------------------------------------- */
+/* ---- output ---------------------------------------------------------- */
 
 static void
 test_output_cap(void **state)
@@ -525,7 +525,7 @@ test_output_cap(void **state)
     ts_ev_free(ev);
 }
 
-/* ---- a connected plain link, both ways -------------------------------------- */
+/* ---- a connected plain link, both ways ------------------------------- */
 
 static void
 test_connect_exchange(void **state)
