@@ -120,21 +120,24 @@ want_events(const ts_conn_t *c)
     return ts_conn_want(c) == 2 ? POLLOUT : POLLIN;
 }
 
+/* reads (or writes) all n bytes by the deadline: 0, or -1 with errno */
 static int
-read_full_until(ts_conn_t *c, void *buf, size_t n, int64_t deadline)
+full_until(ts_conn_t *c, void *buf, size_t n, int64_t deadline,
+           int is_write)
 {
     uint8_t *p = buf;
-    size_t   got = 0;
+    size_t   done = 0;
     ssize_t  r;
     int      fl, rc = 0;
 
     if (nonblock_begin(ts_conn_fd(c), &fl) != 0) {
         return -1;
     }
-    while (got < n) {
-        r = ts_conn_read(c, p + got, n - got);
+    while (done < n) {
+        r = is_write ? ts_conn_write(c, p + done, n - done)
+                     : ts_conn_read(c, p + done, n - done);
         if (r > 0) {
-            got += (size_t) r;
+            done += (size_t) r;
             continue;
         }
         if (r == 0) {
@@ -156,33 +159,15 @@ read_full_until(ts_conn_t *c, void *buf, size_t n, int64_t deadline)
 }
 
 static int
+read_full_until(ts_conn_t *c, void *buf, size_t n, int64_t deadline)
+{
+    return full_until(c, buf, n, deadline, 0);
+}
+
+static int
 write_full_until(ts_conn_t *c, const void *buf, size_t n, int64_t deadline)
 {
-    const uint8_t *p = buf;
-    size_t         done = 0;
-    ssize_t        w;
-    int            fl, rc = 0;
-
-    if (nonblock_begin(ts_conn_fd(c), &fl) != 0) {
-        return -1;
-    }
-    while (done < n) {
-        w = ts_conn_write(c, p + done, n - done);
-        if (w > 0) {
-            done += (size_t) w;
-            continue;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            rc = -1;
-            break;
-        }
-        if (wait_fd(ts_conn_fd(c), want_events(c), deadline) != 0) {
-            rc = -1;
-            break;
-        }
-    }
-    nonblock_end(ts_conn_fd(c), fl);
-    return rc;
+    return full_until(c, (void *) buf, n, deadline, 1);
 }
 
 int
