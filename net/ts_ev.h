@@ -18,7 +18,9 @@
  *      embedded by the caller, fired in time order (equal times in the
  *      order they were armed).
  *   3. ts_ev_conn_t: a framed connection (allocated by the layer) that
- *      reports whole frames, readiness and its close through callbacks.
+ *      reports whole frames, readiness and its close through callbacks;
+ *      output the queue does not hold (sendfile) goes through a writer
+ *      callback that runs when the socket may take more.
  *
  * Threading: a ts_ev_t and everything registered with it belong to the
  * thread that runs it; nothing here locks.  Other threads wake the loop
@@ -189,6 +191,21 @@ void ts_ev_conn_pause_input(ts_ev_conn_t *ec, int paused);
 /* Ends the link (see on_close for err); from a callback of ec the close
  * completes when that callback returns. */
 void ts_ev_conn_close(ts_ev_conn_t *ec, int err, const char *why);
+
+/* Output the queue does not hold (a chunk sent with ts_conn_sendfile):
+ * while ts_ev_conn_want_write(ec, 1) is on, the writer runs from the
+ * loop whenever the queue is empty and the socket may take more.  It
+ * writes on ts_ev_conn_conn(ec) itself (EAGAIN is fine: it runs again
+ * when the socket is writable), calls ts_ev_conn_touch on progress, and
+ * turns want_write off when it has nothing left. */
+typedef void (*ts_ev_conn_writer_cb)(ts_ev_conn_t *ec);
+void ts_ev_conn_set_writer(ts_ev_conn_t *ec, ts_ev_conn_writer_cb cb);
+void ts_ev_conn_want_write(ts_ev_conn_t *ec, int on);
+/* A byte went in or out (ts_ev_conn_last_ms is now). */
+void ts_ev_conn_touch(ts_ev_conn_t *ec);
+/* Changes cfg.max_frame_b (e.g. larger once the peer logged in); the
+ * input budget grows to one whole frame if needed. */
+void ts_ev_conn_set_max_frame(ts_ev_conn_t *ec, uint32_t max_frame_b);
 
 ts_conn_t *ts_ev_conn_conn(const ts_ev_conn_t *ec);  /* NULL connecting */
 void      *ts_ev_conn_data(const ts_ev_conn_t *ec);

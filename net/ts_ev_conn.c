@@ -50,6 +50,8 @@ struct ts_ev_conn_s {
     int               fd;
     int               state;
     int               paused, eof, drained;
+    int               want_write;
+    ts_ev_conn_writer_cb writer;
     int               depth;        /* inside a handler of this link */
     int               closing, close_err;
     char              why[160];
@@ -522,6 +524,8 @@ ec_update(ts_ev_conn_t *ec)
         }
         if (ec_out_pending(ec) > 0) {
             m |= EPOLLOUT | ec->wr_want;
+        } else if (ec->want_write && ec->writer != NULL) {
+            m |= EPOLLOUT;
         }
     }
     if (ts_ev_mod(ec->ev, &ec->io, m) != 0) {
@@ -545,6 +549,11 @@ ec_handle(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events)
     if (!ec->closing && ec->state == EC_READY) {
         if (ec_out_pending(ec) > 0) {
             ec_flush(ec);
+        }
+        if (!ec->closing && ec_out_pending(ec) == 0 && ec->want_write
+            && ec->writer != NULL && (events & EPOLLOUT || events == 0))
+        {
+            ec->writer(ec);
         }
         if (!ec->closing) {
             ec_input(ec);
@@ -579,6 +588,41 @@ ts_ev_conn_pause_input(ts_ev_conn_t *ec, int paused)
     }
     if (ec->depth == 0 && !ec->closing) {
         ec_update(ec);
+    }
+}
+
+void
+ts_ev_conn_set_writer(ts_ev_conn_t *ec, ts_ev_conn_writer_cb cb)
+{
+    ec->writer = cb;
+}
+
+void
+ts_ev_conn_want_write(ts_ev_conn_t *ec, int on)
+{
+    if (ec->want_write == !!on) {
+        return;
+    }
+    ec->want_write = !!on;
+    if (ec->depth == 0 && !ec->closing) {
+        ec_update(ec);
+    }
+}
+
+void
+ts_ev_conn_touch(ts_ev_conn_t *ec)
+{
+    ec->last_ms = ts_now_ms();
+}
+
+void
+ts_ev_conn_set_max_frame(ts_ev_conn_t *ec, uint32_t max_frame_b)
+{
+    size_t frame = TS_FRAME_HDR_B + (size_t) max_frame_b;
+
+    ec->cfg.max_frame_b = max_frame_b;
+    if (ec->cfg.in_budget_b < frame) {
+        ec->cfg.in_budget_b = frame;
     }
 }
 

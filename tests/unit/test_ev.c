@@ -8,7 +8,8 @@
  * in order, a paused link delivers nothing until resumed, and a header
  * over the maximum fails the link with EMSGSIZE before its payload; the
  * output queue refuses what would pass its cap (ENOBUFS) and counts what
- * it holds; a connected plain link exchanges frames both ways.
+ * it holds; a writer sends a file with ts_conn_sendfile after the queued
+ * frame; a connected plain link exchanges frames both ways.
  *
  * Locking: single-threaded test process.
  * Crash behaviour: sockets and the mkdtemp key directory die with the
@@ -420,6 +421,15 @@ test_frames_in_order_and_pause(void **state)
     assert_int_equal(ts_ev_conn_in_pending(s.ec), 0);
     assert_int_equal(ts_ev_conn_frame_ms(s.ec), 0);
 
+    /* a larger maximum lets a larger frame through */
+    ts_ev_conn_set_max_frame(s.ec, 2048);
+    put_frame(peer, 5, 2000, 0xdd);
+    for (i = 0; i < 20 && s.nframes < 5; i++) {
+        assert_int_equal(ts_ev_run_once(ev, 20), 0);
+    }
+    assert_int_equal(s.nframes, 5);
+    assert_int_equal(s.lens[4], 2000);
+
     /* the peer closes: the link ends cleanly */
     close(peer);
     run_until(ev, &s.closed);
@@ -525,6 +535,87 @@ test_output_cap(void **state)
     ts_ev_free(ev);
 }
 
+/* ---- a writer for output the queue does not hold ------------------- */
+
+static int    wr_fd = -1;
+static off_t  wr_off, wr_size;
+static int    wr_calls;
+
+static void
+file_writer(ts_ev_conn_t *ec)
+{
+    ssize_t n;
+
+    wr_calls++;
+    while (wr_off < wr_size) {
+        n = ts_conn_sendfile(ts_ev_conn_conn(ec), wr_fd, &wr_off,
+                             (size_t) (wr_size - wr_off));
+        if (n < 0) {
+            assert_int_equal(errno, EAGAIN);
+            return;
+        }
+        assert_true(n > 0);
+        ts_ev_conn_touch(ec);
+    }
+    ts_ev_conn_want_write(ec, 0);
+}
+
+static void
+test_writer_sendfile(void **state)
+{
+    ts_ev_t          *ev = ts_ev_new();
+    ts_ev_conn_cfg_t  cfg = cfg_plain();
+    seen_t            s;
+    char              path[] = "/tmp/test_ev_file.XXXXXX";
+    uint8_t           blk[4096], got[65536];
+    size_t            have = 0, at, total;
+    int               peer, i, bad = 0;
+    ssize_t           n;
+    int64_t           end;
+
+    assert_non_null(ev);
+    wr_fd = mkstemp(path);
+    assert_true(wr_fd >= 0);
+    unlink(path);
+    for (i = 0; i < 64; i++) {
+        memset(blk, i, sizeof(blk));
+        assert_int_equal(write(wr_fd, blk, sizeof(blk)), sizeof(blk));
+    }
+    wr_size = 64 * (off_t) sizeof(blk);
+    wr_off = 0;
+    wr_calls = 0;
+    total = TS_FRAME_HDR_B + 2 + (size_t) wr_size;
+    memset(&s, 0, sizeof(s));
+    adopt_pair(ev, &cfg, &s, &peer);
+    /* a queued frame goes first, then the file's bytes */
+    assert_int_equal(ts_ev_conn_send_frame(s.ec, 7, 0, 1, "hd", 2), 0);
+    ts_ev_conn_set_writer(s.ec, file_writer);
+    ts_ev_conn_want_write(s.ec, 1);
+    end = ts_deadline_ms(T_WAIT_MS);
+    while (have < total && ts_now_ms() < end) {
+        assert_int_equal(ts_ev_run_once(ev, 10), 0);
+        while ((n = recv(peer, got, sizeof(got), MSG_DONTWAIT)) > 0) {
+            for (i = 0; i < n; i++) {
+                at = have + (size_t) i;
+                if (at >= TS_FRAME_HDR_B + 2
+                    && got[i] != (uint8_t) ((at - TS_FRAME_HDR_B - 2)
+                                            / sizeof(blk)))
+                {
+                    bad++;
+                }
+            }
+            have += (size_t) n;
+        }
+    }
+    assert_int_equal(have, total);
+    assert_int_equal(bad, 0);
+    assert_true(wr_calls >= 1);
+    ts_ev_conn_close(s.ec, 0, NULL);
+    close(peer);
+    close(wr_fd);
+    ts_ev_free(ev);
+}
+
 /* ---- a connected plain link, both ways ------------------------------- */
 
 static void
@@ -582,6 +673,7 @@ main(void)
         cmocka_unit_test(test_frames_in_order_and_pause),
         cmocka_unit_test(test_frame_too_big),
         cmocka_unit_test(test_output_cap),
+        cmocka_unit_test(test_writer_sendfile),
         cmocka_unit_test(test_connect_exchange),
     };
 
