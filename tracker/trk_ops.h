@@ -132,7 +132,8 @@ typedef struct {
 
 /* Adds (or replaces) entries; 0, or -1 for a type out of range. */
 int  trk_ops_register(const trk_op_t *ops, size_t n);
-/* Registers the built-in account, group and status handlers. */
+/* Registers the account, presence, group and status handlers (the file
+ * and SYNC_* handlers register themselves at start-up). */
 void trk_ops_init(void);
 /* The default login throttle settings (TS_LOGIN_* in ts_config.h). */
 void trk_ops_thr_defaults(trk_thr_cfg_t *user, trk_thr_cfg_t *addr);
@@ -176,6 +177,32 @@ int trk_ops_preauth(trk_env_t *env, uint8_t type, const uint8_t *payload,
  * why gets the reason. */
 int trk_node_addr_check(const char *s, const char *peer, char *canon,
                         size_t canonsz, char *why, size_t whysz);
+
+/* ---- for the domain handlers ----------------------------------------- */
+#define TRK_MALFORMED  "malformed request"
+#define TRK_DB_FAIL    "tracker database error"
+
+/* Reads one id string field into dst (TS_ID_MAX_B + 1 bytes): 0 ok, -1
+ * malformed field, -2 a well-formed string that is no valid id. */
+int  trk_ops_get_id(ts_rbuf_t *in, char *dst);
+/* The error text of rq's reply. */
+void trk_ops_msg(trk_req_t *rq, const char *m);
+/* out := the REPLY payload of rq with status st (body when TS_OK). */
+void trk_ops_reply(ts_wbuf_t *out, trk_req_t *rq, ts_status_t st);
+/* 1 if fp is all zeros in a TLS build: a session without a node identity,
+ * never accepted. */
+int  trk_ops_fp_missing(const uint8_t fp[TS_FP_B]);
+/* Puts session h (record s, just read from tdb) into the shm cache and
+ * re-reads the record after the insert, so a concurrent delete is not
+ * undone: 0 cached (or the cache is full), -1 gone. */
+int  trk_ops_cache_session(trk_env_t *env, const uint8_t h[32],
+                           const trk_session_t *s, int64_t now);
+
+/* The op tables of the domains, registered by trk_ops_init(). */
+void trk_accounts_register(void);       /* trk_accounts.c */
+void trk_presence_register(void);       /* trk_presence.c */
+void trk_groups_register(void);         /* trk_groups.c */
+void trk_status_register(void);         /* trk_status.c */
 
 /* One housekeeping pass if it is due and no other worker runs one. */
 void trk_housekeep(trk_env_t *env, int64_t now_ms);
