@@ -155,7 +155,7 @@ op_login(trk_req_t *rq)
         trk_kdf_settle(env, job, 0, NULL, NULL);
         trk_kdf_job_free(job);
         rq->job = NULL;
-        trk_ops_msg(rq, "tracker database error");
+        trk_ops_msg(rq, TRK_DB_FAIL);
         return TS_ERR_INTERNAL;
     }
     job->user_found = (rc == 0);
@@ -207,7 +207,7 @@ finish_create_user(trk_env_t *env, trk_kdf_job_t *job, ts_wbuf_t *out)
         || trk_store_commit(env->st) != 0)
     {
         trk_store_cancel(env->st);
-        trk_ops_msg(&rq, "tracker database error");
+        trk_ops_msg(&rq, TRK_DB_FAIL);
         trk_ops_reply(out, &rq, TS_ERR_INTERNAL);
         return;
     }
@@ -366,7 +366,7 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
     {
         trk_store_cancel(env->st);
         free(drop);
-        trk_ops_msg(&rq, "tracker database error");
+        trk_ops_msg(&rq, TRK_DB_FAIL);
         trk_ops_reply(out, &rq, TS_ERR_INTERNAL);
         return;
     }
@@ -429,7 +429,7 @@ op_logout(trk_req_t *rq)
         rc = trk_session_del(rq->env->st, rq->tok_hash);
     }
     if (rc < 0) {
-        trk_ops_msg(rq, "tracker database error");
+        trk_ops_msg(rq, TRK_DB_FAIL);
         return TS_ERR_INTERNAL;
     }
     rq->drop_session = 1;
@@ -450,4 +450,38 @@ trk_accounts_register(void)
     };
 
     (void) trk_ops_register(ops, sizeof(ops) / sizeof(ops[0]));
+}
+ts_status_t
+trk_do_create_user(trk_store_t *st, const char *user, const trk_user_t *u,
+                   char *msg, size_t msgsz)
+{
+    trk_user_t old;
+    int        rc;
+
+    if (!ts_valid_id(user)) {
+        return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ, TRK_BAD_USER_ID);
+    }
+    rc = trk_user_get(st, user, &old);
+    if (rc == 0) {
+        return trk_ops_fail(msg, msgsz, TS_ERR_EXISTS, "user '%s' already exists",
+                    user);
+    }
+    if (rc < 0 || trk_user_put(st, user, u) != 0) {
+        return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
+    }
+    return TS_OK;
+}
+
+
+int
+trk_password_ok(const trk_user_t *u, const char *pw)
+{
+    uint8_t h[TS_KDF_HASH_B];
+
+    if (ts_pbkdf2_sha1(pw, strlen(pw), u->salt, sizeof(u->salt),
+                       u->iterations, h, sizeof(h)) != 0)
+    {
+        return 0;
+    }
+    return ts_ct_equal(h, u->hash, sizeof(h));
 }

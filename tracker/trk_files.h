@@ -35,35 +35,12 @@
 #include "ts_config.h"
 #include "ts_buf.h"
 #include "ts_proto.h"
+#include "trk_codec.h"
 #include "trk_store.h"
 #include "trk_shm.h"
 #include "ts_ticket.h"
 
 
-typedef struct {
-    uint64_t  size;
-    uint8_t   sha1[20];
-    uint32_t  nchunks;
-    uint8_t  *hashes;                   /* malloc'd, 20 x nchunks */
-    uint64_t  created_ms;
-    char      uploader[TS_ID_MAX_B + 1];
-} trk_file_t;
-
-typedef struct {
-    char      user[TS_ID_MAX_B + 1];
-    char      addr[TRK_ADDR_MAX_B];
-    uint8_t   complete;
-    uint32_t  held;                     /* chunks held */
-    uint32_t  bmlen;                    /* 0 when complete */
-    uint8_t  *bitmap;                   /* malloc'd, NULL when complete */
-} trk_src_t;
-
-typedef struct {
-    uint64_t   size;
-    uint32_t   nchunks;
-    uint32_t   n;
-    trk_src_t *v;                       /* malloc'd */
-} trk_srcs_t;
 
 /* Who asks, and how to tell whether a session is live.  shm may be NULL
  * (then tdb alone decides: a session record = live). */
@@ -81,13 +58,6 @@ typedef struct {
     int64_t             ticket_ttl_ms;
 } trk_fctx_t;
 
-/* ---- codec (exported for tests; decode: 0 or -1, never a crash) ------- */
-void trk_file_encode(ts_wbuf_t *b, const trk_file_t *f);
-int  trk_file_decode(const void *p, size_t n, trk_file_t *f);
-void trk_file_free(trk_file_t *f);
-void trk_srcs_encode(ts_wbuf_t *b, const trk_srcs_t *s);
-int  trk_srcs_decode(const void *p, size_t n, trk_srcs_t *s);
-void trk_srcs_free(trk_srcs_t *s);
 
 /* Records: 0 found, 1 absent, -1 error or corrupt. */
 int  trk_file_get(trk_store_t *st, const char *group, const char *name,

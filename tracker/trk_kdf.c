@@ -188,8 +188,7 @@ trk_kdf_job_new(trk_req_t *rq, int with_addr)
     }
     if (rc == -2) {
         trk_kdf_job_free(job);
-        trk_ops_msg(rq, "invalid user id (use 1..64 characters of "
-                    "A-Z a-z 0-9 . _ -)");
+        trk_ops_msg(rq, TRK_BAD_USER_ID);
         return TS_ERR_BADREQ;
     }
     if (job->password[0] == '\0') {

@@ -1108,3 +1108,19 @@ trk_rec_group_lost(const trk_rec_t *r, const char *user)
     }
     return 0;
 }
+
+
+int
+trk_env_view(const void *key, size_t klen, const void *env, size_t envlen,
+             ts_wbuf_t *out)
+{
+    trk_rec_t r;
+    int       rc;
+
+    if (trk_rec_decode(env, envlen, &r) != 0) {
+        return -1;
+    }
+    rc = trk_rec_view(&r, key, klen, out);
+    trk_rec_free(&r);
+    return rc;
+}

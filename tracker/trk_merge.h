@@ -77,6 +77,10 @@ const trk_inc_t *trk_rec_visible(const trk_rec_t *r);
  * key has no live value, -1 error. */
 int  trk_rec_view(const trk_rec_t *r, const void *key, size_t klen,
                   ts_wbuf_t *out);
+/* The application value of an encoded envelope env of key (a record met
+ * in a traverse): 0 (out filled), 1 no live value, -1 corrupt. */
+int  trk_env_view(const void *key, size_t klen, const void *env,
+                  size_t envlen, ts_wbuf_t *out);
 /* Writes application value (val, vlen) under stamp s: diff against the
  * visible incarnation (or start one).  0 ok, -1 bad value / memory. */
 int  trk_rec_put(trk_rec_t *r, const void *key, size_t klen,

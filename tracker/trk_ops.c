@@ -24,6 +24,7 @@
  * or left nothing, so a client's retry with the same request id after a
  * crash gets the original answer and never applies twice.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +262,18 @@ trk_ops_get_id(ts_rbuf_t *in, char *dst)
 
 
 
+ts_status_t
+trk_ops_fail(char *msg, size_t msgsz, ts_status_t st, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, msgsz, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+
 /* ---- dispatch ------------------------------------------------------- */
 
 void
@@ -372,7 +385,7 @@ trk_ops_handle(trk_env_t *env, uint8_t type, uint64_t reqid,
                    || trk_store_commit(env->st) != 0)
         {
             trk_store_cancel(env->st);
-            trk_ops_msg(&rq, "tracker database error");
+            trk_ops_msg(&rq, TRK_DB_FAIL);
             trk_ops_reply(out, &rq, TS_ERR_INTERNAL);
             rq.drop_session = 0;
         }

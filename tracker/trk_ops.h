@@ -181,10 +181,18 @@ int trk_node_addr_check(const char *s, const char *peer, char *canon,
 /* ---- for the domain handlers ----------------------------------------- */
 #define TRK_MALFORMED  "malformed request"
 #define TRK_DB_FAIL    "tracker database error"
+#define TRK_BAD_USER_ID \
+    "invalid user id (use 1..64 characters of A-Z a-z 0-9 . _ -)"
+#define TRK_BAD_GROUP_ID \
+    "invalid group id (use 1..64 characters of A-Z a-z 0-9 . _ -)"
 
 /* Reads one id string field into dst (TS_ID_MAX_B + 1 bytes): 0 ok, -1
  * malformed field, -2 a well-formed string that is no valid id. */
 int  trk_ops_get_id(ts_rbuf_t *in, char *dst);
+/* Writes the user-visible text of an error into msg; returns st. */
+ts_status_t trk_ops_fail(char *msg, size_t msgsz, ts_status_t st,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* The error text of rq's reply. */
 void trk_ops_msg(trk_req_t *rq, const char *m);
 /* out := the REPLY payload of rq with status st (body when TS_OK). */

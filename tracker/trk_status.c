@@ -97,7 +97,7 @@ op_status(trk_req_t *rq)
         return TS_ERR_BADREQ;
     }
     if (trk_vv_load(env->st, &vv) != 0 || status_db(env, &vv) != 0) {
-        trk_ops_msg(rq, "tracker database error");
+        trk_ops_msg(rq, TRK_DB_FAIL);
         return TS_ERR_INTERNAL;
     }
     trk_vv_format(&vv, vvs, sizeof(vvs));

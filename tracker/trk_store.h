@@ -31,48 +31,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <tdb.h>
 #include "ts_config.h"
 #include "ts_buf.h"
 #include "ts_crypto.h"
 #include "ts_proto.h"
 #include "ts_tls.h"
+#include "trk_codec.h"
 
-#define TRK_ADDR_MAX_B      80          /* node "ip:port" in a session */
-#define TRK_MSG_B           256         /* error text of one reply */
 
 typedef struct trk_store_s trk_store_t;
 
-typedef struct {
-    uint8_t  salt[TS_KDF_SALT_B];
-    uint32_t iterations;
-    uint8_t  hash[TS_KDF_HASH_B];
-    uint64_t created_ms;
-} trk_user_t;
-
-typedef struct {
-    char     user[TS_ID_MAX_B + 1];
-    uint64_t seq;
-} trk_member_t;
-
-typedef struct {
-    char          owner[TS_ID_MAX_B + 1];
-    uint64_t      next_join_seq;
-    uint32_t      nmembers;
-    uint32_t      npending;
-    trk_member_t *members;      /* malloc'd, join order */
-    trk_member_t *pending;      /* malloc'd, request order */
-} trk_group_t;
-
-typedef struct {
-    char     user[TS_ID_MAX_B + 1];
-    char     node_addr[TRK_ADDR_MAX_B];
-    uint64_t created_ms;
-    uint64_t user_hlc;          /* creation stamp of the user's account */
-    uint8_t  user_origin;       /* incarnation at login (cluster) */
-    uint8_t  fp[TS_FP_B];       /* the node's certificate fingerprint
-                                   (TLS client cert of the login link;
-                                   zeros: none) */
-} trk_session_t;
 
 /* ---- open, close, transactions ---------------------------------------- */
 /* Opens (creating if create) path.  nosync: TDB_NOSYNC.  NULL on failure
@@ -123,13 +92,27 @@ int  trk_user_same_account(trk_store_t *st, const char *user, uint64_t hlc,
 int  trk_user_stamp(trk_store_t *st, const char *user, uint64_t *hlc,
                     uint8_t *origin);
 
-/* ---- raw records (0 found, 1 absent, -1 error or corrupt) ------------- */
+/* Calls fn for every record: inside a transaction a traverse of it,
+ * else a read traverse under one whole-file read lock.  0 / -1. */
+int trk_store_walk(trk_store_t *st,
+                   int (*fn)(struct tdb_context *, TDB_DATA, TDB_DATA,
+                             void *),
+                   void *arg);
+
+/* Record access by tdb key (replicated keys through the envelope, others
+ * raw): fetch 0 (out->dptr malloc'd, the application value) / 1 absent /
+ * -1; store 0 / -1 (b->err counts as an error); delete 0 / 1 absent /
+ * -1.  An empty key (dsize 0) is an error. */
+int trk_kv_fetch(trk_store_t *st, TDB_DATA key, TDB_DATA *out);
+int trk_kv_store(trk_store_t *st, TDB_DATA key, const ts_wbuf_t *b);
+int trk_kv_delete(trk_store_t *st, TDB_DATA key);
+
+/* ---- typed records, trk_records.c (0 found, 1 absent, -1 error) ------- */
 int trk_user_get(trk_store_t *st, const char *user, trk_user_t *u);
 int trk_user_put(trk_store_t *st, const char *user, const trk_user_t *u);
 int trk_group_get(trk_store_t *st, const char *group, trk_group_t *g);
 int trk_group_put(trk_store_t *st, const char *group, const trk_group_t *g);
 int trk_group_del(trk_store_t *st, const char *group);
-void trk_group_free(trk_group_t *g);
 int trk_session_get(trk_store_t *st, const uint8_t h[32], trk_session_t *s);
 int trk_session_put(trk_store_t *st, const uint8_t h[32],
                     const trk_session_t *s);
@@ -148,13 +131,6 @@ int trk_reply_put(trk_store_t *st, uint64_t reqid, uint8_t type,
                   const uint8_t hash[TS_SHA256_B], const void *payload,
                   size_t len, uint64_t now_wall_ms);
 
-/* Codec (exported for tests and fuzzing).  decode: 0 or -1. */
-void trk_user_encode(ts_wbuf_t *b, const trk_user_t *u);
-int  trk_user_decode(const void *p, size_t n, trk_user_t *u);
-void trk_group_encode(ts_wbuf_t *b, const trk_group_t *g);
-int  trk_group_decode(const void *p, size_t n, trk_group_t *g);
-void trk_session_encode(ts_wbuf_t *b, const trk_session_t *s);
-int  trk_session_decode(const void *p, size_t n, trk_session_t *s);
 
 /* ---- rules (inside a transaction) ------------------------------------- */
 /* Each returns a status and, on error, the user-visible text in msg. */
