@@ -18,8 +18,7 @@
 
 #include "ts_config.h"
 #include "ts_proto.h"
-#include "trk_store.h"
-#include "trk_files.h"
+#include "trk_codec.h"
 #include "trk_merge.h"
 
 #define ENV_MAGIC    'E'

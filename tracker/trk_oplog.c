@@ -4,7 +4,10 @@
  * Purpose: turn one committed transaction into one replicable op
  * (o/<origin>/<seq>), apply ops received from peers exactly once and in
  * per-origin order, find the ops a peer lacks, compact what every tracker
- * has, and hash the replicated state for convergence checks.
+ * has, and hash the replicated state for convergence checks.  Works on a
+ * plain tdb handle: the caller gives the deltas of a local op and merges
+ * the keys of a received one through callbacks (trk_apply.c does both
+ * for the tracker store), so nothing here calls up into the store.
  *
  * Locking: writers run inside the caller's tdb transaction, so seq
  * allocation and the VV bump are serialised between worker processes by
@@ -124,13 +127,13 @@ vv_put1(struct tdb_context *tdb, int o, uint64_t v)
 
 
 int
-trk_vv_load(trk_store_t *st, trk_vv_t *vv)
+trk_log_vv_load(struct tdb_context *tdb, trk_vv_t *vv)
 {
     int o;
 
     memset(vv, 0, sizeof(*vv));
     for (o = 1; o < TRK_ORIGINS_N; o++) {
-        if (vv_get1(trk_store_tdb(st), o, &vv->seq[o]) != 0) {
+        if (vv_get1(tdb, o, &vv->seq[o]) != 0) {
             return -1;
         }
     }
@@ -203,9 +206,8 @@ trk_vv_format(const trk_vv_t *vv, char *out, size_t outsz)
 
 
 uint64_t
-trk_epoch_get(trk_store_t *st, int create)
+trk_log_epoch_get(struct tdb_context *tdb, int create)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
     TDB_DATA            k, f;
     uint64_t            e = 0;
 
@@ -218,35 +220,36 @@ trk_epoch_get(trk_store_t *st, int create)
         return 0;
     }
     e = ts_random_u64() | 1;
-    if (trk_store_begin(st) != 0) {
+    if (tdb_transaction_start(tdb) != 0) {
         return 0;
     }
     f.dptr = (unsigned char *) "x/fresh";
     f.dsize = 7;
     /* a new directory takes one full snapshot from a peer (it may hold
      * older ops of its own id that a seq comparison would skip) */
-    if (u64_put(tdb, k, e) != 0 || u64_put(tdb, f, 1) != 0
-        || trk_store_commit(st) != 0)
-    {
-        trk_store_cancel(st);
+    if (u64_put(tdb, k, e) != 0 || u64_put(tdb, f, 1) != 0) {
+        tdb_transaction_cancel(tdb);
         return 0;
+    }
+    if (tdb_transaction_commit(tdb) != 0) {
+        return 0;               /* tdb cancels a failed commit */
     }
     return e;
 }
 
 
 int
-trk_fresh(trk_store_t *st, int clear)
+trk_log_fresh(struct tdb_context *tdb, int clear)
 {
     TDB_DATA k;
 
     k.dptr = (unsigned char *) "x/fresh";
     k.dsize = 7;
     if (clear) {
-        (void) tdb_delete(trk_store_tdb(st), k);
+        (void) tdb_delete(tdb, k);
         return 0;
     }
-    return tdb_exists(trk_store_tdb(st), k) ? 1 : 0;
+    return tdb_exists(tdb, k) ? 1 : 0;
 }
 
 
@@ -266,21 +269,21 @@ hlc_raise(struct tdb_context *tdb, uint64_t hlc)
 
 
 int
-trk_hlc_persist(trk_store_t *st, uint64_t hlc)
+trk_log_hlc_persist(struct tdb_context *tdb, uint64_t hlc)
 {
-    return hlc_raise(trk_store_tdb(st), hlc);
+    return hlc_raise(tdb, hlc);
 }
 
 
 uint64_t
-trk_hlc_saved(trk_store_t *st)
+trk_log_hlc_saved(struct tdb_context *tdb)
 {
     TDB_DATA k;
     uint64_t v = 0;
 
     k.dptr = (unsigned char *) "x/hlc";
     k.dsize = 5;
-    (void) u64_get(trk_store_tdb(st), k, &v);
+    (void) u64_get(tdb, k, &v);
     return v;
 }
 
@@ -392,14 +395,12 @@ opkey(char *kb, size_t sz, int o, uint64_t seq)
 /* ---- append ------------------------------------------------------------ */
 
 int
-trk_oplog_append(trk_store_t *st, trk_stamp_t s, uint64_t reqid,
-                 char **keys, size_t nkeys)
+trk_log_append(struct tdb_context *tdb, int o, trk_stamp_t s,
+               uint64_t reqid, char **keys, size_t nkeys, trk_log_delta_fn delta, void *arg)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
-    int                 o = trk_store_origin(st);
     uint64_t            cur, seq, prev;
     ts_wbuf_t           b, e;
-    trk_rec_t           r, d;
+    trk_rec_t           d;
     size_t              i;
     char                kb[64];
     TDB_DATA            k, v, nk;
@@ -440,19 +441,13 @@ trk_oplog_append(trk_store_t *st, trk_stamp_t s, uint64_t reqid,
     ts_put_u64(&b, reqid);
     ts_put_u32(&b, (uint32_t) nkeys);
     for (i = 0; i < nkeys; i++) {
-        if (trk_kv_rec(st, keys[i], strlen(keys[i]), &r) < 0) {
-            goto done;
-        }
-        if (trk_rec_delta(&r, s, &d) != 0) {
-            trk_rec_free(&r);
-            trk_rec_free(&d);
+        if (delta(arg, keys[i], s, &d) != 0) {
             goto done;
         }
         ts_wbuf_reset(&e);
         trk_rec_encode(&e, &d);
         ts_put_blob(&b, keys[i], (uint32_t) strlen(keys[i]));
         ts_put_blob(&b, e.data, (uint32_t) e.len);
-        trk_rec_free(&r);
         trk_rec_free(&d);
     }
     if (b.err || e.err) {
@@ -479,10 +474,9 @@ done:
 /* ---- apply ------------------------------------------------------------- */
 
 int
-trk_oplog_apply(trk_store_t *st, const uint8_t *op, size_t n,
-                uint64_t *maxhlc)
+trk_log_apply(struct tdb_context *tdb, const uint8_t *op, size_t n,
+              uint64_t *maxhlc, trk_log_merge_fn merge, void *arg)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
     ts_rbuf_t           r;
     uint8_t             o;
     uint64_t            seq, prev, hlc, cur;
@@ -532,7 +526,7 @@ trk_oplog_apply(trk_store_t *st, const uint8_t *op, size_t n,
         if (mx.hlc > *maxhlc) {
             *maxhlc = mx.hlc;
         }
-        if (trk_kv_merge(st, (const char *) k, kl, &rec) != 0) {
+        if (merge(arg, k, kl, &rec) != 0) {
             trk_rec_free(&rec);
             return -1;
         }
@@ -590,9 +584,9 @@ trk_oplog_each_key(const uint8_t *op, size_t n,
 
 
 int
-trk_oplog_get(trk_store_t *st, int origin, uint64_t seq, ts_wbuf_t *out)
+trk_log_get(struct tdb_context *tdb, int origin, uint64_t seq,
+            ts_wbuf_t *out)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
     char                kb[64];
     TDB_DATA            d;
 
@@ -608,9 +602,9 @@ trk_oplog_get(trk_store_t *st, int origin, uint64_t seq, ts_wbuf_t *out)
 
 
 int
-trk_oplog_next(trk_store_t *st, int origin, uint64_t after, uint64_t *seq)
+trk_log_next(struct tdb_context *tdb, int origin, uint64_t after,
+             uint64_t *seq)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
     char                kb[64];
     uint64_t            segs[TS_TRK_OPLOG_SEGS_MAX_N], mine;
     uint32_t            n, i;
@@ -642,9 +636,8 @@ trk_oplog_next(trk_store_t *st, int origin, uint64_t after, uint64_t *seq)
 
 
 int
-trk_oplog_adopt(trk_store_t *st, const trk_vv_t *vv)
+trk_log_adopt(struct tdb_context *tdb, int self, const trk_vv_t *vv)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
     uint64_t            cur;
     TDB_DATA            nk;
     int                 o;
@@ -665,7 +658,7 @@ trk_oplog_adopt(trk_store_t *st, const trk_vv_t *vv)
             /* our own origin's old seqs came from an earlier directory:
              * ops of it that this snapshot lacks may exist elsewhere, so
              * the next local op must not continue that sequence */
-            if (o == trk_store_origin(st) && u64_put(tdb, nk, 1) != 0) {
+            if (o == self && u64_put(tdb, nk, 1) != 0) {
                 return -1;
             }
         }
@@ -752,9 +745,8 @@ op_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
 
 
 int
-trk_oplog_compact(trk_store_t *st, const trk_vv_t *upto)
+trk_log_compact(struct tdb_context *tdb, const trk_vv_t *upto)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
     op_walk_t           w;
     size_t              i;
     int                 o, rc;
@@ -764,7 +756,7 @@ trk_oplog_compact(trk_store_t *st, const trk_vv_t *upto)
     tdb_traverse_read(tdb, op_walk, &w);
     rc = (int) w.n;
     if (w.n > 0) {
-        if (trk_store_begin(st) != 0) {
+        if (tdb_transaction_start(tdb) != 0) {
             rc = -1;
         } else {
             for (o = 1; o < TRK_ORIGINS_N; o++) {
@@ -775,7 +767,7 @@ trk_oplog_compact(trk_store_t *st, const trk_vv_t *upto)
             for (i = 0; i < w.n; i++) {
                 (void) tdb_delete(tdb, w.keys[i]);
             }
-            if (trk_store_commit(st) != 0) {
+            if (tdb_transaction_commit(tdb) != 0) {
                 rc = -1;
             }
         }
@@ -789,12 +781,12 @@ trk_oplog_compact(trk_store_t *st, const trk_vv_t *upto)
 
 
 long
-trk_oplog_count(trk_store_t *st)
+trk_log_count(struct tdb_context *tdb)
 {
     op_walk_t w;
 
     memset(&w, 0, sizeof(w));
-    if (tdb_traverse_read(trk_store_tdb(st), op_walk, &w) < 0) {
+    if (tdb_traverse_read(tdb, op_walk, &w) < 0) {
         return -1;
     }
     return w.count;
@@ -822,16 +814,16 @@ rep_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
 
 
 int
-trk_each_replicated(trk_store_t *st,
-                    int (*fn)(const uint8_t *k, size_t kl, const uint8_t *v,
-                              size_t vl, void *arg),
-                    void *arg)
+trk_log_each_replicated(struct tdb_context *tdb,
+                        int (*fn)(const uint8_t *k, size_t kl,
+                                  const uint8_t *v, size_t vl, void *arg),
+                        void *arg)
 {
     rep_walk_t w;
 
     w.fn = fn;
     w.arg = arg;
-    return tdb_traverse_read(trk_store_tdb(st), rep_walk, &w) < 0 ? -1 : 0;
+    return tdb_traverse_read(tdb, rep_walk, &w) < 0 ? -1 : 0;
 }
 
 
@@ -901,7 +893,7 @@ dg_cmp(const void *a, const void *b)
 
 
 int
-trk_digest(trk_store_t *st, uint8_t out[32])
+trk_log_digest(struct tdb_context *tdb, uint8_t out[32])
 {
     dg_t      d;
     ts_wbuf_t b;
@@ -910,7 +902,7 @@ trk_digest(trk_store_t *st, uint8_t out[32])
 
     memset(&d, 0, sizeof(d));
     ts_wbuf_init(&b);
-    if (trk_each_replicated(st, dg_collect, &d) == 0 && !d.err) {
+    if (trk_log_each_replicated(tdb, dg_collect, &d) == 0 && !d.err) {
         if (d.n > 1) {
             qsort(d.rows, d.n, sizeof(*d.rows), dg_cmp);
         }
