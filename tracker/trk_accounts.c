@@ -26,7 +26,7 @@
 #include "ts_crypto.h"
 #include "ts_log.h"
 #include "trk_kdf.h"
-#include "trk_files.h"
+#include "trk_sources.h"
 
 #define BAD_LOGIN     "wrong user id or password"
 #define NO_CERT       "log in needs the node's TLS client certificate (its " \

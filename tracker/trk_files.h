@@ -35,41 +35,26 @@
 #include "ts_config.h"
 #include "ts_buf.h"
 #include "ts_proto.h"
-#include "trk_codec.h"
-#include "trk_store.h"
-#include "trk_shm.h"
-#include "ts_ticket.h"
+#include "trk_sources.h"
 
 
 
-/* Who asks, and how to tell whether a session is live.  shm may be NULL
- * (then tdb alone decides: a session record = live). */
-typedef struct {
-    trk_store_t *st;
-    trk_shm_t   *shm;
-    int64_t      now_ms;                /* monotonic */
-    int64_t      timeout_ms;
-    const char  *user;
-    const char  *node_addr;             /* of the requesting session */
-    /* FILE_INFO tickets (issue 5); signer NULL = an empty ticket */
-    ts_ticket_signer_t *signer;
-    const uint8_t      *req_fp;         /* requesting link's client cert
-                                           fingerprint, NULL = none */
-    int64_t             ticket_ttl_ms;
-} trk_fctx_t;
 
 
-/* Records: 0 found, 1 absent, -1 error or corrupt. */
-int  trk_file_get(trk_store_t *st, const char *group, const char *name,
-                  trk_file_t *f);
-int  trk_srcs_get(trk_store_t *st, const char *group, const char *name,
-                  trk_srcs_t *s);
 
 /* ---- rules (inside a transaction; the writes do not commit) ----------- */
 ts_status_t trk_do_upload(const trk_fctx_t *c, const char *group,
                           const char *name, uint64_t size,
                           const uint8_t sha1[20], uint32_t nchunks,
                           const uint8_t *hashes, char *msg, size_t msgsz);
+/* Membership of c->user in group (a valid id): TS_OK or an error with
+ * its text in msg. */
+ts_status_t trk_files_check_member(const trk_fctx_t *c, const char *group,
+                                   char *msg, size_t msgsz);
+/* A valid group id and file name (and a node address when need_node). */
+ts_status_t trk_files_check_args(const trk_fctx_t *c, const char *group,
+                                 const char *name, int need_node, char *msg,
+                                 size_t msgsz);
 /* Appends u32 n, n x (str name, u64 size, u32 sources_online). */
 ts_status_t trk_do_list_files(const trk_fctx_t *c, const char *group,
                               ts_wbuf_t *body, char *msg, size_t msgsz);
@@ -90,18 +75,6 @@ ts_status_t trk_do_have_chunks(const trk_fctx_t *c, const char *group,
 ts_status_t trk_do_my_shares(const trk_fctx_t *c, ts_wbuf_t *body,
                              char *msg, size_t msgsz);
 
-/* ---- hooks (inside the caller's transaction; 0 or -1) ----------------- */
-/* A session h of user was created from node_addr (login). */
-int trk_files_session_added(trk_store_t *st, const uint8_t h[32],
-                            const char *user, const char *node_addr);
-/* Session h is about to be deleted (logout, expiry): call before
- * trk_session_del(), it reads the session record. */
-int trk_files_session_gone(trk_store_t *st, const uint8_t h[32]);
-/* user left group (still existing): drops the user's sources there. */
-int trk_files_member_left(trk_store_t *st, const char *group,
-                          const char *user);
-/* group was dissolved: its files go. */
-int trk_files_group_gone(trk_store_t *st, const char *group);
 
 /* Registers the handlers of types 30..35 (also run as a constructor). */
 void trk_files_init(void);

@@ -23,7 +23,7 @@
 
 #include "ts_log.h"
 #include "trk_ops.h"
-#include "trk_files.h"
+#include "trk_sources.h"
 #include "trk_merge.h"
 
 /* ---- rules ---------------------------------------------------------- */

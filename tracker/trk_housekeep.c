@@ -20,7 +20,7 @@
 
 #include "ts_log.h"
 #include "trk_ops.h"
-#include "trk_files.h"
+#include "trk_sources.h"
 
 /* ---- housekeeping --------------------------------------------------- */
 
