@@ -5,7 +5,8 @@
  * Purpose: the op log itself works on a plain tdb handle (trk_oplog.c);
  * this file gives it the store's handle, origin and transaction, and
  * merges each key of a received op through the store's envelope layer
- * (trk_kv_merge), so the op log never calls up into the store.
+ * (trk_kv_merge), so the op log never calls up into the store.  The op
+ * of a local transaction is appended by trk_store_commit() (trk_store.c).
  *
  * Locking: one thread per trk_store_t; trk_oplog_apply runs inside the
  * caller's transaction; trk_epoch_get and trk_oplog_compact open their
@@ -33,34 +34,6 @@ trk_oplog_apply(trk_store_t *st, const uint8_t *op, size_t n,
                 uint64_t *maxhlc)
 {
     return trk_log_apply(trk_store_tdb(st), op, n, maxhlc, apply_merge, st);
-}
-
-
-static int
-append_delta(void *arg, const char *key, trk_stamp_t s, trk_rec_t *d)
-{
-    trk_rec_t r;
-    int       rc;
-
-    if (trk_kv_rec(arg, key, strlen(key), &r) < 0) {
-        return -1;
-    }
-    rc = trk_rec_delta(&r, s, d);
-    trk_rec_free(&r);
-    if (rc != 0) {
-        trk_rec_free(d);
-        return -1;
-    }
-    return 0;
-}
-
-
-int
-trk_oplog_append(trk_store_t *st, trk_stamp_t s, uint64_t reqid,
-                 char **keys, size_t nkeys)
-{
-    return trk_log_append(trk_store_tdb(st), trk_store_origin(st), s, reqid,
-                          keys, nkeys, append_delta, st);
 }
 
 

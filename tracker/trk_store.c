@@ -1,11 +1,14 @@
 /*
- * trk_store.c -- the tracker's tdb: record codec and account/group rules.
+ * trk_store.c -- the tracker's transaction module: one tdb file
+ * (<data-dir>/tracker.tdb) on ts_kv, replicated keys through their merge
+ * envelopes, and one op log entry per committed transaction.
  *
- * Purpose: everything the tracker keeps durably lives in one tdb file
- * (<data-dir>/tracker.tdb).  This file owns its key schema (see
- * trk_store.h), encodes records with ts_buf and decodes them strictly, and
- * implements the group rules as check-then-write functions meant to run in
- * one transaction together with the reply-cache entry of the request.
+ * Purpose: the domain rules read and write application values with
+ * trk_kv_get/put/del (or the typed records of trk_records.c); writes of a
+ * transaction are stamped with one HLC value and noted, and
+ * trk_store_commit() appends the op that replicates them (trk_oplog.h) in
+ * the same transaction -- the reply-cache entry of the request included.
+ * Keys: trk_keys.h; records: trk_codec.h; envelopes: trk_merge.h.
  *
  * Locking: a trk_store_t is used by one thread only.  tdb's fcntl locks
  * make transactions of different worker processes serialise; readers
@@ -14,33 +17,29 @@
  * Crash behaviour: tdb transactions are crash-atomic (a recovery area is
  * written before data is overwritten; the next opener or locker replays
  * or discards it).  A process killed inside a transaction leaves nothing
- * of it.  With --fsync off (TDB_NOSYNC) this still holds for process
- * crashes, not for power loss.  A record that fails to decode is reported
- * as an error to the request that met it and never trusted.
+ * of it, op included.  With --fsync off (TDB_NOSYNC) this still holds for
+ * process crashes, not for power loss.  A record that fails to decode is
+ * reported as an error to the request that met it and never trusted.
  */
-#include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <tdb.h>
 
 #include "ts_crypto.h"
 #include "ts_log.h"
+#include "ts_kv.h"
 #include "trk_store.h"
 #include "trk_keys.h"
 #include "trk_merge.h"
 #include "trk_oplog.h"
 
-
-
 struct trk_store_s {
-    struct tdb_context *tdb;
-    int                 in_txn;
-    /* K1: replication */
+    ts_kv_t            *kv;
+    struct tdb_context *tdb;        /* ts_kv_tdb(kv) */
+    /* replication */
     int                 origin;
     _Atomic uint64_t   *hlc;
     _Atomic uint64_t   *wake;
@@ -56,63 +55,28 @@ static _Atomic uint64_t  local_hlc;
 static _Atomic uint64_t  local_wake;
 
 
-static void
-store_log(struct tdb_context *tdb, enum tdb_debug_level level,
-          const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-store_log(struct tdb_context *tdb, enum tdb_debug_level level,
-          const char *fmt, ...)
-{
-    char     line[512];
-    size_t   n;
-    va_list  ap;
-
-    (void) tdb;
-    if (level > TDB_DEBUG_WARNING) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    n = strlen(line);
-    while (n > 0 && line[n - 1] == '\n') {
-        line[--n] = '\0';
-    }
-    ts_log(level == TDB_DEBUG_FATAL ? TS_LOG_ERROR : TS_LOG_WARN,
-           "tdb: %s", line);
-}
-
-
 trk_store_t *
 trk_store_open(const char *path, int create, int nosync, char *err,
                size_t errlen)
 {
-    trk_store_t                 *st;
-    struct tdb_logging_context   lctx;
-    int                          flags;
+    trk_store_t *st;
 
     st = calloc(1, sizeof(*st));
     if (st == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    lctx.log_fn = store_log;
-    lctx.log_private = NULL;
-    flags = TDB_DEFAULT | (nosync ? TDB_NOSYNC : 0);
-    errno = 0;
     st->origin = 1;
     st->hlc = &local_hlc;
     st->wake = &local_wake;
-    st->tdb = tdb_open_ex(path, TS_TRK_TDB_HASH_SIZE, flags,
-                          O_RDWR | (create ? O_CREAT : 0), 0600, &lctx,
-                          NULL);
-    if (st->tdb == NULL) {
-        snprintf(err, errlen, "cannot open database %s: %s", path,
-                 errno ? strerror(errno) : "not a tdb file");
+    st->kv = ts_kv_open(path, TS_TRK_TDB_HASH_SIZE,
+                        TDB_DEFAULT | (nosync ? TDB_NOSYNC : 0),
+                        create ? O_CREAT : 0, err, errlen);
+    if (st->kv == NULL) {
         free(st);
         return NULL;
     }
+    st->tdb = ts_kv_tdb(st->kv);
     return st;
 }
 
@@ -138,12 +102,10 @@ trk_store_close(trk_store_t *st)
     if (st == NULL) {
         return;
     }
-    if (st->in_txn) {
-        tdb_transaction_cancel(st->tdb);
-    }
+    ts_kv_cancel(st->kv);
     txn_reset(st);
     free(st->keys);
-    tdb_close(st->tdb);
+    ts_kv_close(st->kv);
     free(st);
 }
 
@@ -151,16 +113,40 @@ trk_store_close(trk_store_t *st)
 int
 trk_store_begin(trk_store_t *st)
 {
-    if (st->in_txn) {
+    if (ts_kv_in_txn(st->kv) || ts_kv_begin(st->kv) != 0) {
         return -1;
     }
-    if (tdb_transaction_start(st->tdb) != 0) {
-        ts_err("tdb_transaction_start() failed: %s", tdb_errorstr(st->tdb));
-        return -1;
-    }
-    st->in_txn = 1;
     txn_reset(st);
     return 0;
+}
+
+
+/* The delta of key under stamp s, for the op of this transaction. */
+static int
+append_delta(void *arg, const char *key, trk_stamp_t s, trk_rec_t *d)
+{
+    trk_rec_t r;
+    int       rc;
+
+    if (trk_kv_rec(arg, key, strlen(key), &r) < 0) {
+        return -1;
+    }
+    rc = trk_rec_delta(&r, s, d);
+    trk_rec_free(&r);
+    if (rc != 0) {
+        trk_rec_free(d);
+        return -1;
+    }
+    return 0;
+}
+
+
+int
+trk_oplog_append(trk_store_t *st, trk_stamp_t s, uint64_t reqid,
+                 char **keys, size_t nkeys)
+{
+    return trk_log_append(st->tdb, st->origin, s, reqid, keys, nkeys,
+                          append_delta, st);
 }
 
 
@@ -169,10 +155,10 @@ trk_store_commit(trk_store_t *st)
 {
     int logged;
 
-    if (!st->in_txn) {
+    if (!ts_kv_in_txn(st->kv)) {
         return -1;
     }
-    /* K1: the op that replicates this transaction commits with it */
+    /* the op that replicates this transaction commits with it */
     logged = st->nkeys > 0;
     if (logged && trk_oplog_append(st, st->stamp, st->reqid, st->keys,
                                    st->nkeys) != 0)
@@ -181,11 +167,8 @@ trk_store_commit(trk_store_t *st)
         trk_store_cancel(st);
         return -1;
     }
-    st->in_txn = 0;
     txn_reset(st);
-    if (tdb_transaction_commit(st->tdb) != 0) {
-        /* tdb cancels a transaction whose commit failed */
-        ts_err("tdb_transaction_commit() failed: %s", tdb_errorstr(st->tdb));
+    if (ts_kv_commit(st->kv) != 0) {
         return -1;
     }
     if (logged) {
@@ -198,10 +181,7 @@ trk_store_commit(trk_store_t *st)
 void
 trk_store_cancel(trk_store_t *st)
 {
-    if (st->in_txn) {
-        tdb_transaction_cancel(st->tdb);
-        st->in_txn = 0;
-    }
+    ts_kv_cancel(st->kv);
     txn_reset(st);
 }
 
@@ -209,18 +189,18 @@ trk_store_cancel(trk_store_t *st)
 int
 trk_store_in_txn(const trk_store_t *st)
 {
-    return st->in_txn;
+    return ts_kv_in_txn(st->kv);
 }
 
 
 const char *
 trk_store_errstr(trk_store_t *st)
 {
-    return tdb_errorstr(st->tdb);
+    return ts_kv_errstr(st->kv);
 }
 
 
-/* G1: raw handle for trk_files.c (its own key kinds). */
+/* The tdb handle, for the op log (trk_apply.c) and the traverses. */
 struct tdb_context *
 trk_store_tdb(trk_store_t *st)
 {
@@ -251,11 +231,7 @@ trk_kv_fetch(trk_store_t *st, TDB_DATA key, TDB_DATA *out)
         }
         return rc;
     }
-    *out = tdb_fetch(st->tdb, key);
-    if (out->dptr == NULL) {
-        return tdb_error(st->tdb) == TDB_ERR_NOEXIST ? 1 : -1;
-    }
-    return 0;
+    return ts_kv_fetch(st->kv, key, out);
 }
 
 
@@ -273,11 +249,7 @@ trk_kv_store(trk_store_t *st, TDB_DATA key, const ts_wbuf_t *b)
     }
     v.dptr = b->data;
     v.dsize = b->len;
-    if (tdb_store(st->tdb, key, v, TDB_REPLACE) != 0) {
-        ts_err("tdb_store() failed: %s", tdb_errorstr(st->tdb));
-        return -1;
-    }
-    return 0;
+    return ts_kv_store(st->kv, key, v);
 }
 
 
@@ -290,10 +262,7 @@ trk_kv_delete(trk_store_t *st, TDB_DATA key)
     if (trk_key_replicated(key.dptr, key.dsize)) {
         return trk_kv_del(st, (const char *) key.dptr, key.dsize);
     }
-    if (tdb_delete(st->tdb, key) != 0) {
-        return tdb_error(st->tdb) == TDB_ERR_NOEXIST ? 1 : -1;
-    }
-    return 0;
+    return ts_kv_delete(st->kv, key);
 }
 
 
@@ -336,10 +305,10 @@ kv_rec_ex(trk_store_t *st, const char *key, size_t klen, trk_rec_t *rec)
 
     k.dptr = (unsigned char *) key;
     k.dsize = klen;
-    v = tdb_fetch(st->tdb, k);
-    if (v.dptr == NULL) {
+    rc = ts_kv_fetch(st->kv, k, &v);
+    if (rc != 0) {
         trk_rec_init(rec);
-        return tdb_error(st->tdb) == TDB_ERR_NOEXIST ? 1 : -1;
+        return rc;
     }
     rc = trk_rec_decode(v.dptr, v.dsize, rec);
     free(v.dptr);
@@ -373,8 +342,7 @@ rec_store(trk_store_t *st, const char *key, size_t klen, const trk_rec_t *r)
     k.dsize = klen;
     v.dptr = b.data;
     v.dsize = b.len;
-    if (b.err || tdb_store(st->tdb, k, v, TDB_REPLACE) != 0) {
-        ts_err("tdb_store() failed: %s", tdb_errorstr(st->tdb));
+    if (b.err || ts_kv_store(st->kv, k, v) != 0) {
         rc = -1;
     }
     ts_wbuf_free(&b);
@@ -440,7 +408,7 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
     ts_wbuf_t view;
     int       rc, own = 0;
 
-    if (!st->in_txn) {
+    if (!ts_kv_in_txn(st->kv)) {
         if (trk_store_begin(st) != 0) {
             return -1;
         }
@@ -564,8 +532,8 @@ trk_store_walk(trk_store_t *st,
 {
     int rc;
 
-    if (st->in_txn) {
-        return tdb_traverse(st->tdb, fn, arg) < 0 ? -1 : 0;
+    if (ts_kv_in_txn(st->kv)) {
+        return ts_kv_walk(st->kv, fn, arg) < 0 ? -1 : 0;
     }
     /* one read lock over the whole file instead of one fcntl lock per
      * hash chain (thousands of syscalls per listing) */

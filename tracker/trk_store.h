@@ -1,30 +1,19 @@
 /*
- * trk_store.h -- the tracker's durable state: tdb schema, record codec and
- * the account/group rules that run inside one tdb transaction.
+ * trk_store.h -- the tracker's durable state: the transaction module
+ * (trk_store.c), the typed records of accounts, groups, sessions and the
+ * reply cache (trk_records.c), and the rules of accounts and groups
+ * (trk_accounts.c, trk_groups.c) that run inside one transaction.
  *
- * Keys (all ASCII):
- *   u/<user>          user      {salt[16], iterations, hash[20], created_ms}
- *   g/<group>         group     {owner, next_join_seq, members[(user, seq)]
- *                               in join order, pending[(user, seq)] in
- *                               request order}
- *   s/<hex sha256(t)> session   {user, node_addr, created_ms, user_hlc,
- *                               user_origin, node fp[32]} (the token
- *                               itself is never stored; a record written
- *                               before issue 5 has no fp: zeros)
- *   r/<reqid hex>/<hash hex>  reply {stored_ms, type, request hash[32],
- *                               reply payload}; hash = trk_req_hash() of
- *                               the request (its first 8 bytes in the
- *                               key): only a byte-identical retry finds it
- *
- * Every record starts with a kind byte and a version byte and is decoded
- * with ts_buf, so a corrupt record is an error (TS_ERR_INTERNAL for the
- * request that met it), never a crash.
+ * Keys: trk_keys.h.  Records and their codec: trk_codec.h.  Every record
+ * is decoded strictly, so a corrupt record is an error (TS_ERR_INTERNAL
+ * for the request that met it), never a crash.
  *
  * Locking: a trk_store_t belongs to one thread of one process (tdb is not
  * thread-safe and a file may be opened once per process).  Between
- * processes tdb's fcntl locks serialise transactions.  The trk_*() rule
- * functions below must run inside trk_store_begin()/commit(): they check
- * everything first and only then write, so an error leaves no change.
+ * processes tdb's fcntl locks serialise transactions.  The trk_do_*()
+ * rule functions below must run inside trk_store_begin()/commit(): they
+ * check everything first and only then write, so an error leaves no
+ * change.
  */
 #ifndef TRK_STORE_H_INCLUDED
 #define TRK_STORE_H_INCLUDED
@@ -55,12 +44,12 @@ void trk_store_cancel(trk_store_t *st);
 int  trk_store_in_txn(const trk_store_t *st);
 /* tdb_errorstr of the last failure. */
 const char *trk_store_errstr(trk_store_t *st);
-/* G1 (trk_files.c): the tdb handle, for the file registry's own keys
- * (f/ p/ l/ m/ n/).  Same thread rules as the store itself. */
+/* The tdb handle (the op log, traverses).  Same thread rules as the
+ * store itself. */
 struct tdb_context;
 struct tdb_context *trk_store_tdb(trk_store_t *st);
 
-/* ---- cluster (K1): every replicated key goes through these ---------- */
+/* ---- cluster: every replicated key goes through these ---------------- */
 /* Keys u/ g/ s/ r/ f/ p/ l/ m/ n/ hold merge envelopes (trk_merge.h);
  * get returns the application value.  Writes inside a transaction are
  * stamped with one HLC value and recorded; trk_store_commit() appends one
