@@ -198,7 +198,7 @@ trk_session_decode(const void *p, size_t n, trk_session_t *s)
     s->created_ms = ts_get_u64(&r);
     s->user_hlc = ts_get_u64(&r);
     s->user_origin = ts_get_u8(&r);
-    /* the node fingerprint came with issue 5: older records end here */
+    /* records of older versions have no node fingerprint: they end here */
     memset(s->fp, 0, sizeof(s->fp));
     if (!r.err && ts_rbuf_left(&r) == TS_FP_B) {
         (void) ts_get_raw(&r, s->fp, TS_FP_B);

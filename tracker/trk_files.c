@@ -63,7 +63,7 @@ trk_files_check_member(const trk_fctx_t *c, const char *group, char *msg,
     }
     trk_group_free(&g);
     if (!found && trk_group_lost(c->st, group, c->user)) {
-        /* K1: the user's incarnation of the group lost to an earlier
+        /* the user's incarnation of the group lost to an earlier
          * concurrent creation on another tracker; so did its files */
         return trk_ops_fail(msg, msgsz, TS_ERR_CONFLICT, "group '%s' was created "
                     "concurrently on another tracker and lost; your files "

@@ -44,7 +44,7 @@ find_member(const trk_member_t *list, uint32_t n, const char *user)
 }
 
 
-/* K1: "not a member", or the clearer conflict when user belonged to an
+/* "not a member", or the clearer conflict when user belonged to an
  * incarnation of the group that lost a concurrent creation. */
 static ts_status_t
 not_member(trk_store_t *st, const char *group, const char *user, char *msg,
@@ -193,7 +193,7 @@ trk_do_leave_group(trk_store_t *st, const char *user, const char *group,
     remove_at(g.members, &g.nmembers, (uint32_t) i);
     if (g.nmembers == 0) {
         /* last member: the group and its pending requests go */
-        /* G1: a dissolved group's files go with it */
+        /* a dissolved group's files go with it */
         if (trk_group_del(st, group) != 0
             || trk_files_group_gone(st, group) != 0)
         {
@@ -208,7 +208,7 @@ trk_do_leave_group(trk_store_t *st, const char *user, const char *group,
         snprintf(g.owner, sizeof(g.owner), "%s", g.members[0].user);
         snprintf(new_owner, nosz, "%s", g.owner);
     }
-    /* G1: the leaver stops being a source of the group's files */
+    /* the leaver stops being a source of the group's files */
     if (trk_group_put(st, group, &g) != 0
         || trk_files_member_left(st, group, user) != 0)
     {

@@ -28,7 +28,7 @@
  * address), so concurrent attempts count at once; trk_ops_finish() or
  * trk_kdf_job_abort() settles the reservations.
  *
- * The link (issue 5): before each trk_ops_handle() the worker points
+ * The link: before each trk_ops_handle() the worker points
  * env->link at what it knows of the connection the request came on --
  * peer address, the fingerprint of its TLS client certificate, the
  * tracker id that certificate proves.  LOGIN stores the fingerprint in
@@ -74,7 +74,7 @@ typedef struct {
     int64_t      session_timeout_ms;
     int          workers_n;
     ts_owner_t   me;
-    /* issue 5 */
+    /* the link and the download tickets */
     trk_link_t          *link;          /* the request's link, or NULL */
     ts_ticket_signer_t  *signer;        /* FILE_INFO tickets; NULL: none */
     int64_t              ticket_ttl_ms;
@@ -95,7 +95,7 @@ typedef struct {
     int       user_found;
     uint8_t   out[TS_KDF_HASH_B];
     int       kdf_err;
-    /* issue 5: the link the login came on (copied: it may be gone) */
+    /* the link the login came on (copied: it may be gone) */
     char      addr[64];
     uint8_t   fp[TS_FP_B];
     int       logged_in;            /* set by trk_ops_finish on success */

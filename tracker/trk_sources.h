@@ -30,7 +30,7 @@ typedef struct {
     int64_t      timeout_ms;
     const char  *user;
     const char  *node_addr;             /* of the requesting session */
-    /* FILE_INFO tickets (issue 5); signer NULL = an empty ticket */
+    /* FILE_INFO tickets; signer NULL = an empty ticket */
     ts_ticket_signer_t *signer;
     const uint8_t      *req_fp;         /* requesting link's client cert
                                            fingerprint, NULL = none */

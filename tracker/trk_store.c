@@ -266,7 +266,7 @@ trk_kv_delete(trk_store_t *st, TDB_DATA key)
 }
 
 
-/* ---- K1: replicated keys ------------------------------------------ */
+/* ---- replicated keys ---------------------------------------------- */
 
 void
 trk_store_set_origin(trk_store_t *st, int origin, void *hlc_word,
