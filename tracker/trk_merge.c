@@ -20,7 +20,7 @@
 #include "ts_config.h"
 #include "ts_proto.h"
 #include "trk_codec.h"
-#include "trk_merge_int.h"
+#include "trk_merge.h"
 
 #define ENV_MAGIC    'E'
 #define ENV_VERSION  1

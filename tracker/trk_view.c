@@ -21,7 +21,7 @@
 #include "ts_config.h"
 #include "ts_proto.h"
 #include "trk_codec.h"
-#include "trk_merge_int.h"
+#include "trk_merge.h"
 
 /* ---- split: application value -> elements ----------------------------- */
 
