@@ -64,8 +64,9 @@ op_create_user(trk_req_t *rq)
     if (rc != TS_OK) {
         return rc;
     }
-    w = trk_kdf_reserve(env, job, 'c', job->addr, &env->thr_create, TRK_HELD_CREATE,
-                &why);
+    w = trk_kdf_reserve(env, job, 'c', job->addr, &env->thr_create,
+                        TRK_HELD_CREATE,
+                        &why);
     if (w > 0) {
         return trk_kdf_refuse(rq, 'c', why, w);
     }
@@ -142,11 +143,13 @@ op_login(trk_req_t *rq)
     if (rc != TS_OK) {
         return rc;
     }
-    w = trk_kdf_reserve(env, job, 'a', job->addr, &env->thr_addr, TRK_HELD_ADDR, &wy);
+    w = trk_kdf_reserve(env, job, 'a', job->addr, &env->thr_addr,
+                        TRK_HELD_ADDR, &wy);
     if (w > 0) {
         return trk_kdf_refuse(rq, 'a', wy, w);
     }
-    w = trk_kdf_reserve(env, job, 'u', job->user, &env->thr_user, TRK_HELD_USER, &wy);
+    w = trk_kdf_reserve(env, job, 'u', job->user, &env->thr_user,
+                        TRK_HELD_USER, &wy);
     if (w > 0) {
         return trk_kdf_refuse(rq, 'u', wy, w);
     }
@@ -463,8 +466,8 @@ trk_do_create_user(trk_store_t *st, const char *user, const trk_user_t *u,
     }
     rc = trk_user_get(st, user, &old);
     if (rc == 0) {
-        return trk_ops_fail(msg, msgsz, TS_ERR_EXISTS, "user '%s' already exists",
-                    user);
+        return trk_ops_fail(msg, msgsz, TS_ERR_EXISTS,
+                            "user '%s' already exists", user);
     }
     if (rc < 0 || trk_user_put(st, user, u) != 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);

@@ -43,8 +43,9 @@ trk_do_list_files(const trk_fctx_t *c, const char *group, ts_wbuf_t *body,
     if (st != TS_OK) {
         return st;
     }
-    rc = trk_strlist_get(c->st, trk_key(kb, TRK_KEY_LIST, group, NULL), TRK_REC_LIST,
-                     TS_TRK_GROUP_FILES_MAX_N, &l);
+    rc = trk_strlist_get(c->st, trk_key(kb, TRK_KEY_LIST, group, NULL),
+                         TRK_REC_LIST,
+                         TS_TRK_GROUP_FILES_MAX_N, &l);
     if (rc < 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
@@ -139,8 +140,8 @@ trk_do_file_info(const trk_fctx_t *c, const char *group, const char *name,
     }
     rc = trk_file_get(c->st, group, name, &f);
     if (rc == 1) {
-        return trk_ops_fail(msg, msgsz, TS_ERR_NOTFOUND, "no file '%s' in '%s'",
-                    name, group);
+        return trk_ops_fail(msg, msgsz, TS_ERR_NOTFOUND,
+                            "no file '%s' in '%s'", name, group);
     }
     if (rc < 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
@@ -189,7 +190,8 @@ trk_do_file_info(const trk_fctx_t *c, const char *group, const char *name,
     }
     /* the membership check above is what gates the ticket */
     if (put_ticket(c, group, name, body) != 0) {
-        return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, "cannot sign a ticket");
+        return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL,
+                            "cannot sign a ticket");
     }
     return TS_OK;
 }
@@ -212,8 +214,9 @@ trk_do_my_shares(const trk_fctx_t *c, ts_wbuf_t *body, char *msg,
         ts_put_u32(body, 0);
         return TS_OK;
     }
-    rc = trk_strlist_get(c->st, trk_key(kb, TRK_KEY_SHARES, c->user, c->node_addr),
-                     TRK_REC_SHARES, TS_TRK_NODE_SHARES_MAX_N, &l);
+    rc = trk_strlist_get(c->st, trk_key(kb, TRK_KEY_SHARES, c->user,
+                         c->node_addr),
+                         TRK_REC_SHARES, TS_TRK_NODE_SHARES_MAX_N, &l);
     if (rc < 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
@@ -239,6 +242,7 @@ trk_do_my_shares(const trk_fctx_t *c, ts_wbuf_t *body, char *msg,
     ts_put_raw(body, rows.data, rows.len);
     rc = rows.err;
     ts_wbuf_free(&rows);
-    return rc ? trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, "reply too large") : TS_OK;
+    return rc ? trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL,
+                             "reply too large") : TS_OK;
 }
 

@@ -39,7 +39,7 @@
 
 ts_status_t
 trk_files_check_member(const trk_fctx_t *c, const char *group, char *msg,
-             size_t msgsz)
+                       size_t msgsz)
 {
     trk_group_t g;
     uint32_t    i;
@@ -51,7 +51,7 @@ trk_files_check_member(const trk_fctx_t *c, const char *group, char *msg,
     rc = trk_group_get(c->st, group, &g);
     if (rc == 1) {
         return trk_ops_fail(msg, msgsz, TS_ERR_NOTFOUND, "no such group '%s'",
-                    group);
+                            group);
     }
     if (rc < 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
@@ -65,12 +65,14 @@ trk_files_check_member(const trk_fctx_t *c, const char *group, char *msg,
     if (!found && trk_group_lost(c->st, group, c->user)) {
         /* the user's incarnation of the group lost to an earlier
          * concurrent creation on another tracker; so did its files */
-        return trk_ops_fail(msg, msgsz, TS_ERR_CONFLICT, "group '%s' was created "
-                    "concurrently on another tracker and lost; your files "
-                    "there are gone; create a new group", group);
+        return trk_ops_fail(msg, msgsz, TS_ERR_CONFLICT,
+                            "group '%s' was created concurrently on "
+                            "another tracker and lost; your files there "
+                            "are gone; create a new group", group);
     }
     if (!found) {
-        return trk_ops_fail(msg, msgsz, TS_ERR_PERM, "not a member of '%s'", group);
+        return trk_ops_fail(msg, msgsz, TS_ERR_PERM, "not a member of '%s'",
+                            group);
     }
     return TS_OK;
 }
@@ -78,7 +80,7 @@ trk_files_check_member(const trk_fctx_t *c, const char *group, char *msg,
 
 ts_status_t
 trk_files_check_args(const trk_fctx_t *c, const char *group, const char *name,
-                int need_node, char *msg, size_t msgsz)
+                     int need_node, char *msg, size_t msgsz)
 {
     if (!ts_valid_id(group)) {
         return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ, TRK_BAD_GROUP_ID);
@@ -157,12 +159,13 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
     int         rc, added;
 
     if (size > TS_FILE_MAX_B) {
-        return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ, "file too large (max %llu "
-                    "bytes)", (unsigned long long) TS_FILE_MAX_B);
+        return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ,
+                            "file too large (max %llu "
+                            "bytes)", (unsigned long long) TS_FILE_MAX_B);
     }
     if (nchunks != trk_file_nchunks(size)) {
         return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ,
-                    "chunk count does not match the size");
+                            "chunk count does not match the size");
     }
     st = trk_files_check_args(c, group, name, 1, msg, msgsz);
     if (st != TS_OK) {
@@ -179,8 +182,9 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
                    && memcmp(f.hashes, hashes, (size_t) nchunks * 20) == 0;
         trk_file_free(&f);
         if (!same) {
-            return trk_ops_fail(msg, msgsz, TS_ERR_EXISTS, "a different file named "
-                        "'%s' is already shared in '%s'", name, group);
+            return trk_ops_fail(msg, msgsz, TS_ERR_EXISTS,
+                                "a different file named "
+                                "'%s' is already shared in '%s'", name, group);
         }
         rc = trk_srcs_get(c->st, group, name, &s);
         if (rc < 0) {
@@ -201,36 +205,39 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
         if (added == -2) {
             trk_srcs_free(&s);
             return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT,
-                        "too many sources for '%s'", name);
+                                "too many sources for '%s'", name);
         }
         rc = added < 0 ? -1 : trk_srcs_put(c->st, group, name, &s);
         trk_srcs_free(&s);
         if (rc == 0 && added) {
-            rc = trk_shares_update(c->st, c->user, c->node_addr, group, name, 1);
+            rc = trk_shares_update(c->st, c->user, c->node_addr, group, name,
+                                   1);
         }
         if (rc == -2) {
             return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT,
-                        "this node shares too many files");
+                                "this node shares too many files");
         }
-        return rc == 0 ? TS_OK : trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
+        return rc == 0 ? TS_OK : trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL,
+                                              TRK_DB_FAIL);
     }
 
     /* a new file */
     lkey = trk_key(kb, TRK_KEY_LIST, group, NULL);
-    rc = trk_strlist_get(c->st, lkey, TRK_REC_LIST, TS_TRK_GROUP_FILES_MAX_N, &l);
+    rc = trk_strlist_get(c->st, lkey, TRK_REC_LIST, TS_TRK_GROUP_FILES_MAX_N,
+                         &l);
     if (rc < 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
     if (l.n >= TS_TRK_GROUP_FILES_MAX_N) {
         trk_strlist_free(&l);
         return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT, "too many files in '%s'",
-                    group);
+                            group);
     }
     rc = trk_shares_update(c->st, c->user, c->node_addr, group, name, 1);
     if (rc == -2) {
         trk_strlist_free(&l);
         return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT,
-                    "this node shares too many files");
+                            "this node shares too many files");
     }
     memset(&f, 0, sizeof(f));
     f.size = size;
@@ -257,11 +264,13 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
         rc = trk_srcs_put(c->st, group, name, &s);
     }
     if (rc == 0) {
-        rc = trk_strlist_put(c->st, trk_key(kb, TRK_KEY_LIST, group, NULL), TRK_REC_LIST, &l);
+        rc = trk_strlist_put(c->st, trk_key(kb, TRK_KEY_LIST, group, NULL),
+                             TRK_REC_LIST, &l);
     }
     trk_srcs_free(&s);
     trk_strlist_free(&l);
-    return rc == 0 ? TS_OK : trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
+    return rc == 0 ? TS_OK : trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL,
+                                          TRK_DB_FAIL);
 }
 
 
@@ -287,8 +296,8 @@ trk_do_stop_share(const trk_fctx_t *c, const char *group, const char *name,
         if (rc == 0) {
             trk_srcs_free(&s);
         }
-        return trk_ops_fail(msg, msgsz, TS_ERR_NOTFOUND, "not sharing '%s' in '%s'",
-                    name, group);
+        return trk_ops_fail(msg, msgsz, TS_ERR_NOTFOUND,
+                            "not sharing '%s' in '%s'", name, group);
     }
     trk_src_remove_at(&s, (uint32_t) i);
     rc = trk_shares_update(c->st, c->user, c->node_addr, group, name, 0);
@@ -298,7 +307,8 @@ trk_do_stop_share(const trk_fctx_t *c, const char *group, const char *name,
                       : trk_srcs_put(c->st, group, name, &s);
     }
     trk_srcs_free(&s);
-    return rc == 0 ? TS_OK : trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
+    return rc == 0 ? TS_OK : trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL,
+                                          TRK_DB_FAIL);
 }
 
 
@@ -318,8 +328,8 @@ trk_do_have_chunks(const trk_fctx_t *c, const char *group, const char *name,
     }
     rc = trk_srcs_get(c->st, group, name, &s);
     if (rc == 1) {
-        return trk_ops_fail(msg, msgsz, TS_ERR_NOTFOUND, "no file '%s' in '%s'",
-                    name, group);
+        return trk_ops_fail(msg, msgsz, TS_ERR_NOTFOUND,
+                            "no file '%s' in '%s'", name, group);
     }
     if (rc < 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
@@ -327,14 +337,14 @@ trk_do_have_chunks(const trk_fctx_t *c, const char *group, const char *name,
     if (bmlen != (s.nchunks + 7) / 8 || (bmlen > 0 && bitmap == NULL)) {
         trk_srcs_free(&s);
         return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ,
-                    "chunk bitmap of %u bytes, %u expected", bmlen,
-                    (s.nchunks + 7) / 8);
+                            "chunk bitmap of %u bytes, %u expected", bmlen,
+                            (s.nchunks + 7) / 8);
     }
     held = bmlen ? trk_bits_count(bitmap, s.nchunks) : 0;
     if (complete && held != s.nchunks) {
         trk_srcs_free(&s);
         return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ,
-                    "a complete source must hold every chunk");
+                            "a complete source must hold every chunk");
     }
     if (held == s.nchunks) {
         complete = 1;
@@ -342,8 +352,8 @@ trk_do_have_chunks(const trk_fctx_t *c, const char *group, const char *name,
     added = src_set(c, &s, complete, bitmap, bmlen, held);
     if (added == -2) {
         trk_srcs_free(&s);
-        return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT, "too many sources for '%s'",
-                    name);
+        return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT,
+                            "too many sources for '%s'", name);
     }
     rc = added < 0 ? -1 : trk_srcs_put(c->st, group, name, &s);
     trk_srcs_free(&s);
@@ -351,10 +361,11 @@ trk_do_have_chunks(const trk_fctx_t *c, const char *group, const char *name,
         rc = trk_shares_update(c->st, c->user, c->node_addr, group, name, 1);
         if (rc == -2) {
             return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT,
-                        "this node shares too many files");
+                                "this node shares too many files");
         }
     }
-    return rc == 0 ? TS_OK : trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
+    return rc == 0 ? TS_OK : trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL,
+                                          TRK_DB_FAIL);
 }
 
 

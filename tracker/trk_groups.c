@@ -51,11 +51,13 @@ not_member(trk_store_t *st, const char *group, const char *user, char *msg,
            size_t msgsz)
 {
     if (trk_group_lost(st, group, user)) {
-        return trk_ops_fail(msg, msgsz, TS_ERR_CONFLICT, "group '%s' was created "
-                    "concurrently on another tracker and lost; create a "
-                    "new one", group);
+        return trk_ops_fail(msg, msgsz, TS_ERR_CONFLICT,
+                            "group '%s' was created concurrently on "
+                            "another tracker and lost; create a new one",
+                            group);
     }
-    return trk_ops_fail(msg, msgsz, TS_ERR_PERM, "not a member of '%s'", group);
+    return trk_ops_fail(msg, msgsz, TS_ERR_PERM, "not a member of '%s'",
+                        group);
 }
 
 
@@ -83,8 +85,8 @@ trk_do_create_group(trk_store_t *st, const char *user, const char *group,
     rc = trk_group_get(st, group, &g);
     if (rc == 0) {
         trk_group_free(&g);
-        return trk_ops_fail(msg, msgsz, TS_ERR_EXISTS, "group '%s' already exists",
-                    group);
+        return trk_ops_fail(msg, msgsz, TS_ERR_EXISTS,
+                            "group '%s' already exists", group);
     }
     if (rc < 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
@@ -117,7 +119,7 @@ load_group(trk_store_t *st, const char *group, trk_group_t *g, char *msg,
     rc = trk_group_get(st, group, g);
     if (rc == 1) {
         return trk_ops_fail(msg, msgsz, TS_ERR_NOTFOUND, "no such group '%s'",
-                    group);
+                            group);
     }
     if (rc < 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
@@ -139,17 +141,18 @@ trk_do_join_group(trk_store_t *st, const char *user, const char *group,
         return s;
     }
     if (find_member(g.members, g.nmembers, user) >= 0) {
-        s = trk_ops_fail(msg, msgsz, TS_ERR_STATE, "already a member of '%s'", group);
+        s = trk_ops_fail(msg, msgsz, TS_ERR_STATE, "already a member of '%s'",
+                         group);
         goto done;
     }
     if (find_member(g.pending, g.npending, user) >= 0) {
         s = trk_ops_fail(msg, msgsz, TS_ERR_STATE,
-                 "a request to join '%s' is already pending", group);
+                         "a request to join '%s' is already pending", group);
         goto done;
     }
     if (g.npending >= TS_GROUP_PENDING_MAX_N) {
         s = trk_ops_fail(msg, msgsz, TS_ERR_LIMIT,
-                 "too many pending requests for '%s'", group);
+                         "too many pending requests for '%s'", group);
         goto done;
     }
     np = realloc(g.pending, (g.npending + 1) * sizeof(*np));
@@ -239,7 +242,7 @@ load_owned(trk_store_t *st, const char *user, const char *group,
     if (strcmp(g->owner, user) != 0) {
         trk_group_free(g);
         return trk_ops_fail(msg, msgsz, TS_ERR_PERM,
-                    "only the owner of '%s' can do that", group);
+                            "only the owner of '%s' can do that", group);
     }
     return TS_OK;
 }
@@ -285,13 +288,14 @@ trk_do_accept(trk_store_t *st, const char *owner, const char *group,
     i = find_member(g.pending, g.npending, user);
     if (i < 0) {
         s = trk_ops_fail(msg, msgsz, TS_ERR_NOTFOUND,
-                 "no pending request from '%s' for '%s'", user, group);
+                         "no pending request from '%s' for '%s'", user, group);
         goto done;
     }
     remove_at(g.pending, &g.npending, (uint32_t) i);
     if (accept) {
         if (g.nmembers >= TS_GROUP_MEMBERS_MAX_N) {
-            s = trk_ops_fail(msg, msgsz, TS_ERR_LIMIT, "group '%s' is full", group);
+            s = trk_ops_fail(msg, msgsz, TS_ERR_LIMIT, "group '%s' is full",
+                             group);
             goto done;
         }
         nm = realloc(g.members, (g.nmembers + 1) * sizeof(*nm));

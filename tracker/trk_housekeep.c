@@ -206,8 +206,9 @@ housekeep_pass(trk_env_t *env, int64_t now)
     }
 
     /* 4. the reply cache (leader only, like sessions) */
-    rr = !leader ? 0 : trk_store_expire_replies(env->st, (uint64_t) ts_wall_ms()
-                                  - (uint64_t) TS_REPLY_CACHE_TTL_S * 1000);
+    rr = !leader ? 0
+         : trk_store_expire_replies(env->st, (uint64_t) ts_wall_ms()
+                                    - (uint64_t) TS_REPLY_CACHE_TTL_S * 1000);
     if (rr > 0) {
         ts_debug("expired %d cached replies", rr);
     }

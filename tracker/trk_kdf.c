@@ -57,8 +57,9 @@ trk_kdf_job_free(trk_kdf_job_t *job)
 /* Reserves one attempt of name in a throttle counter; records it in
  * job->held.  0 = go ahead, else the ms to wait (and *why). */
 int64_t
-trk_kdf_reserve(trk_env_t *env, trk_kdf_job_t *job, char kind, const char *name,
-        const trk_thr_cfg_t *cfg, unsigned bit, int *why)
+trk_kdf_reserve(trk_env_t *env, trk_kdf_job_t *job, char kind,
+                const char *name,
+                const trk_thr_cfg_t *cfg, unsigned bit, int *why)
 {
     int64_t w;
 
@@ -79,7 +80,7 @@ trk_kdf_reserve(trk_env_t *env, trk_kdf_job_t *job, char kind, const char *name,
  * failures now counted. */
 void
 trk_kdf_settle(trk_env_t *env, trk_kdf_job_t *job, int failed, uint32_t *fu,
-       uint32_t *fa)
+               uint32_t *fa)
 {
     int64_t  now = ts_now_ms();
     uint32_t u = 0, a = 0;
@@ -215,7 +216,8 @@ trk_kdf_reserve_addr(trk_req_t *rq)
     int64_t w;
     int     why;
 
-    w = trk_kdf_reserve(rq->env, rq->job, 'k', rq->job->addr, &rq->env->thr_kdf,
-                TRK_HELD_KDF, &why);
+    w = trk_kdf_reserve(rq->env, rq->job, 'k', rq->job->addr,
+                        &rq->env->thr_kdf,
+                        TRK_HELD_KDF, &why);
     return w > 0 ? trk_kdf_refuse(rq, 'k', why, w) : TS_OK;
 }

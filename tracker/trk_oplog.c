@@ -396,7 +396,8 @@ opkey(char *kb, size_t sz, int o, uint64_t seq)
 
 int
 trk_log_append(struct tdb_context *tdb, int o, trk_stamp_t s,
-               uint64_t reqid, char **keys, size_t nkeys, trk_log_delta_fn delta, void *arg)
+               uint64_t reqid, char **keys, size_t nkeys,
+               trk_log_delta_fn delta, void *arg)
 {
     uint64_t            cur, seq, prev;
     ts_wbuf_t           b, e;

@@ -152,8 +152,8 @@ authed(trk_req_t *rq)
  * 0 cached (or the cache is full: tdb stays the truth), -1 gone.
  */
 int
-trk_ops_cache_session(trk_env_t *env, const uint8_t h[32], const trk_session_t *s,
-              int64_t now)
+trk_ops_cache_session(trk_env_t *env, const uint8_t h[32],
+                      const trk_session_t *s, int64_t now)
 {
     trk_session_t again;
 
@@ -241,7 +241,8 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
 
 
 /*
- * trk_ops_get_id -- reads one id string field into dst (TS_ID_MAX_B + 1 bytes).
+ * trk_ops_get_id -- reads one id string field into dst (TS_ID_MAX_B + 1
+ * bytes).
  * 0 ok; -1 malformed field; -2 a well-formed string that is no valid id
  * (too long or bad characters), which the caller reports as a bad id.
  */

@@ -37,7 +37,7 @@ typedef struct {
 /* 0 found, 1 absent (l empty), -1 error or corrupt. */
 int
 trk_strlist_get(trk_store_t *st, TDB_DATA key, uint8_t kind, uint32_t max,
-            trk_strlist_t *l)
+                trk_strlist_t *l)
 {
     TDB_DATA v;
     int      rc;
@@ -233,7 +233,8 @@ trk_shares_update(trk_store_t *st, const char *user, const char *addr,
 
     snprintf(ent, sizeof(ent), "%s/%s", group, name);
     key = trk_key(kb, TRK_KEY_SHARES, user, addr);
-    rc = trk_strlist_get(st, key, TRK_REC_SHARES, TS_TRK_NODE_SHARES_MAX_N, &l);
+    rc = trk_strlist_get(st, key, TRK_REC_SHARES, TS_TRK_NODE_SHARES_MAX_N,
+                         &l);
     if (rc < 0) {
         /* an index that does not decode is rebuilt from what follows:
          * MY_SHARES checks every entry against p/ anyway */
@@ -248,7 +249,8 @@ trk_shares_update(trk_store_t *st, const char *user, const char *addr,
     } else {
         rc = trk_strlist_del(&l, ent);
     }
-    if (rc < 0 || (rc > 0 && trk_strlist_put(st, key, TRK_REC_SHARES, &l) != 0)) {
+    if (rc < 0 || (rc > 0 && trk_strlist_put(st, key, TRK_REC_SHARES,
+                                             &l) != 0)) {
         trk_strlist_free(&l);
         return -1;
     }
@@ -334,7 +336,9 @@ trk_node_online(const trk_fctx_t *c, const char *user, const char *addr,
     if (sl == NULL) {
         return 0;
     }
-    if (trk_sesslist_get(c->st, trk_key(kb, TRK_KEY_NODE, user, addr), sl) == 0) {
+    if (trk_sesslist_get(c->st, trk_key(kb, TRK_KEY_NODE, user, addr), sl)
+        == 0)
+    {
         for (i = 0; i < sl->n && (!on || fp != NULL); i++) {
             if (!trk_sess_live(c, sl->h[i])) {
                 continue;
@@ -477,8 +481,10 @@ trk_drop_sources(trk_store_t *st, const char *group, const char *user)
         if (rc != 0) {
             /* absent or corrupt: drop what is left of the file */
             char fk[TRK_KEY_B];
-            if (trk_kv_delete(st, trk_key(fk, TRK_KEY_FILE, group, l.v[i])) != 0
-                || trk_kv_delete(st, trk_key(fk, TRK_KEY_SOURCES, group, l.v[i])) != 0)
+            if (trk_kv_delete(st, trk_key(fk, TRK_KEY_FILE, group,
+                              l.v[i])) != 0
+                || trk_kv_delete(st, trk_key(fk, TRK_KEY_SOURCES, group,
+                                 l.v[i])) != 0)
             {
                 err = 1;
             }
@@ -492,7 +498,7 @@ trk_drop_sources(trk_store_t *st, const char *group, const char *user)
         for (k = 0; k < s.n; ) {
             if (user == NULL || strcmp(s.v[k].user, user) == 0) {
                 if (trk_shares_update(st, s.v[k].user, s.v[k].addr, group,
-                                  l.v[i], 0) != 0)
+                                      l.v[i], 0) != 0)
                 {
                     err = 1;
                 }
@@ -504,8 +510,10 @@ trk_drop_sources(trk_store_t *st, const char *group, const char *user)
         }
         if (s.n == 0) {
             char fk[TRK_KEY_B];
-            if (trk_kv_delete(st, trk_key(fk, TRK_KEY_FILE, group, l.v[i])) != 0
-                || trk_kv_delete(st, trk_key(fk, TRK_KEY_SOURCES, group, l.v[i])) != 0)
+            if (trk_kv_delete(st, trk_key(fk, TRK_KEY_FILE, group,
+                              l.v[i])) != 0
+                || trk_kv_delete(st, trk_key(fk, TRK_KEY_SOURCES, group,
+                                 l.v[i])) != 0)
             {
                 err = 1;
             }

@@ -58,7 +58,7 @@ test_corrupt(void **state)
     fx_login(fx, "alice", "127.0.0.1:7001", 1, ha);
     fx_login(fx, "bob", "127.0.0.1:7002", 2, hb);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "f",
-                            SZ2, 2, 1), TS_OK);
+                               SZ2, 2, 1), TS_OK);
     assert_int_equal(trk_file_get(fx->st, "g1", "f", &f), 0);
     assert_int_equal(f.nchunks, 2);
 
@@ -158,7 +158,7 @@ test_shm_presence(void **state)
     fx_login(fx, "alice", "127.0.0.1:7001", 1, ha);
     fx_login(fx, "bob", "127.0.0.1:7002", 2, hb);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "f",
-                            10, 1, 1), TS_OK);
+                               10, 1, 1), TS_OK);
     now = ts_now_ms();
     assert_int_equal(trk_sess_insert(&shm, ha, "alice", NULL, now), 0);
 
@@ -266,7 +266,7 @@ test_file_info_ticket(void **state)
     login_fp(fx, "alice", "127.0.0.1:7001", 2, 0xa2, 2000, ha2);
     login_fp(fx, "bob", "127.0.0.1:7002", 3, 0xb0, 1500, hb);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "f",
-                            10, 1, 1), TS_OK);
+                               10, 1, 1), TS_OK);
 
     memset(fpb, 0xb0, sizeof(fpb));
     c = fx_ctx(fx, "bob", "127.0.0.1:7002");

@@ -57,13 +57,14 @@ test_upload_and_sources(void **state)
     fx_login(fx, "bob", "127.0.0.1:7002", 2, hb);
 
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "a.bin",
-                            SZ2, 2, 7), TS_OK);
+                               SZ2, 2, 7), TS_OK);
     assert_int_equal(fx_list(fx, "bob", "127.0.0.1:7002", "g1", "a.bin", &src),
                      1);
     assert_int_equal(src, 1);
 
     /* the uploader's own node is not handed out to itself */
-    assert_int_equal(fx_info(fx, "alice", "127.0.0.1:7001", "g1", "a.bin", &in),
+    assert_int_equal(fx_info(fx, "alice", "127.0.0.1:7001", "g1", "a.bin",
+                             &in),
                      TS_OK);
     assert_int_equal(in.n, 0);
     assert_int_equal(fx_info(fx, "bob", "127.0.0.1:7002", "g1", "a.bin", &in),
@@ -75,19 +76,19 @@ test_upload_and_sources(void **state)
 
     /* same content again: one more source; twice from one node: no more */
     assert_int_equal(fx_upload(fx, "bob", "127.0.0.1:7002", "g1", "a.bin",
-                            SZ2, 2, 7), TS_OK);
+                               SZ2, 2, 7), TS_OK);
     assert_int_equal(fx_upload(fx, "bob", "127.0.0.1:7002", "g1", "a.bin",
-                            SZ2, 2, 7), TS_OK);
+                               SZ2, 2, 7), TS_OK);
     fx_list(fx, "bob", "127.0.0.1:7002", "g1", "a.bin", &src);
     assert_int_equal(src, 2);
 
     /* other content, same name: refused, nothing changed */
     assert_int_equal(fx_upload(fx, "bob", "127.0.0.1:7002", "g1", "a.bin",
-                            SZ2, 2, 9), TS_ERR_EXISTS);
+                               SZ2, 2, 9), TS_ERR_EXISTS);
     assert_string_equal(msg, "a different file named 'a.bin' is already "
                         "shared in 'g1'");
     assert_int_equal(fx_upload(fx, "bob", "127.0.0.1:7002", "g1", "a.bin",
-                            SZ2 + TS_CHUNK_B, 3, 7), TS_ERR_EXISTS);
+                               SZ2 + TS_CHUNK_B, 3, 7), TS_ERR_EXISTS);
 
     /* same user from another node is another source */
     assert_int_equal(fx_info(fx, "bob", "127.0.0.1:7009", "g1", "a.bin", &in),
@@ -96,9 +97,9 @@ test_upload_and_sources(void **state)
 
     /* an empty file, a name with spaces */
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "empty",
-                            0, 0, 1), TS_OK);
+                               0, 0, 1), TS_OK);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1",
-                            "my \"file\" 1", 10, 1, 1), TS_OK);
+                               "my \"file\" 1", 10, 1, 1), TS_OK);
     assert_int_equal(fx_list(fx, "bob", "127.0.0.1:7002", "g1", "empty", &src),
                      3);
     assert_int_equal(src, 1);
@@ -119,55 +120,60 @@ test_bad_input(void **state)
     fx_login(fx, "carol", "127.0.0.1:7003", 3, hc);
 
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "x",
-                            SZ2, 3, 1), TS_ERR_BADREQ);
+                               SZ2, 3, 1), TS_ERR_BADREQ);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "x",
-                            SZ2, 1, 1), TS_ERR_BADREQ);
+                               SZ2, 1, 1), TS_ERR_BADREQ);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "x",
-                            0, 1, 1), TS_ERR_BADREQ);
+                               0, 1, 1), TS_ERR_BADREQ);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "a/b",
-                            10, 1, 1), TS_ERR_BADREQ);
+                               10, 1, 1), TS_ERR_BADREQ);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "..",
-                            10, 1, 1), TS_ERR_BADREQ);
+                               10, 1, 1), TS_ERR_BADREQ);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "a\nb",
-                            10, 1, 1), TS_ERR_BADREQ);
+                               10, 1, 1), TS_ERR_BADREQ);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "",
-                            10, 1, 1), TS_ERR_BADREQ);
+                               10, 1, 1), TS_ERR_BADREQ);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g/1", "x",
-                            10, 1, 1), TS_ERR_BADREQ);
+                               10, 1, 1), TS_ERR_BADREQ);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "x",
-                            TS_FILE_MAX_B + 1,
-                            (uint32_t) TS_FILE_MAX_CHUNKS_N + 1, 1),
+                               TS_FILE_MAX_B + 1,
+                               (uint32_t) TS_FILE_MAX_CHUNKS_N + 1, 1),
                      TS_ERR_BADREQ);
     assert_int_equal(fx_upload(fx, "alice", "", "g1", "x", 10, 1, 1),
                      TS_ERR_BADREQ);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "nog", "x",
-                            10, 1, 1), TS_ERR_NOTFOUND);
+                               10, 1, 1), TS_ERR_NOTFOUND);
     /* membership for every command */
     assert_int_equal(fx_upload(fx, "carol", "127.0.0.1:7003", "g1", "x",
-                            10, 1, 1), TS_ERR_PERM);
+                               10, 1, 1), TS_ERR_PERM);
     assert_string_equal(msg, "not a member of 'g1'");
     assert_int_equal(fx_list(fx, "alice", "127.0.0.1:7001", "g1", NULL, &src),
                      0);
 
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "x",
-                            SZ2, 2, 1), TS_OK);
+                               SZ2, 2, 1), TS_OK);
     assert_int_equal(fx_info(fx, "carol", "127.0.0.1:7003", "g1", "x", &in),
                      TS_ERR_PERM);
     assert_int_equal(fx_stop(fx, "carol", "127.0.0.1:7003", "g1", "x"),
                      TS_ERR_PERM);
-    assert_int_equal(fx_have(fx, "carol", "127.0.0.1:7003", "g1", "x", 0, bm, 1),
+    assert_int_equal(fx_have(fx, "carol", "127.0.0.1:7003", "g1", "x", 0, bm,
+                             1),
                      TS_ERR_PERM);
     /* bitmap length must be (nchunks + 7) / 8 */
-    assert_int_equal(fx_have(fx, "alice", "127.0.0.1:7005", "g1", "x", 0, bm, 2),
+    assert_int_equal(fx_have(fx, "alice", "127.0.0.1:7005", "g1", "x", 0, bm,
+                             2),
                      TS_ERR_BADREQ);
-    assert_int_equal(fx_have(fx, "alice", "127.0.0.1:7005", "g1", "x", 0, bm, 0),
+    assert_int_equal(fx_have(fx, "alice", "127.0.0.1:7005", "g1", "x", 0, bm,
+                             0),
                      TS_ERR_BADREQ);
     /* "complete" with chunks missing */
     bm[0] = 1;
-    assert_int_equal(fx_have(fx, "alice", "127.0.0.1:7005", "g1", "x", 1, bm, 1),
+    assert_int_equal(fx_have(fx, "alice", "127.0.0.1:7005", "g1", "x", 1, bm,
+                             1),
                      TS_ERR_BADREQ);
-    assert_int_equal(fx_have(fx, "alice", "127.0.0.1:7005", "g1", "nope", 0, bm,
-                          1), TS_ERR_NOTFOUND);
+    assert_int_equal(fx_have(fx, "alice", "127.0.0.1:7005", "g1", "nope", 0,
+                             bm,
+                             1), TS_ERR_NOTFOUND);
     assert_int_equal(fx_info(fx, "alice", "127.0.0.1:7001", "g1", "nope", &in),
                      TS_ERR_NOTFOUND);
     assert_string_equal(msg, "no file 'nope' in 'g1'");
@@ -191,11 +197,12 @@ test_offline_and_partial(void **state)
     fx_login(fx, "bob", "127.0.0.1:7002", 2, hb);
     fx_login(fx, "carol", "127.0.0.1:7003", 3, hc);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "f",
-                            SZ2 + TS_CHUNK_B, 3, 4), TS_OK);
+                               SZ2 + TS_CHUNK_B, 3, 4), TS_OK);
 
     /* carol downloads: a partial source with chunk 1 */
     bm[0] = 0x02;
-    assert_int_equal(fx_have(fx, "carol", "127.0.0.1:7003", "g1", "f", 0, bm, 1),
+    assert_int_equal(fx_have(fx, "carol", "127.0.0.1:7003", "g1", "f", 0, bm,
+                             1),
                      TS_OK);
     assert_int_equal(fx_info(fx, "bob", "127.0.0.1:7002", "g1", "f", &in),
                      TS_OK);
@@ -205,13 +212,15 @@ test_offline_and_partial(void **state)
     assert_int_equal(in.held[1], 1);
     /* bits past the last chunk do not count */
     bm[0] = 0xf3;
-    assert_int_equal(fx_have(fx, "carol", "127.0.0.1:7003", "g1", "f", 0, bm, 1),
+    assert_int_equal(fx_have(fx, "carol", "127.0.0.1:7003", "g1", "f", 0, bm,
+                             1),
                      TS_OK);
     assert_int_equal(fx_info(fx, "bob", "127.0.0.1:7002", "g1", "f", &in),
                      TS_OK);
     assert_int_equal(in.held[1], 2);
     bm[0] = 0x07;
-    assert_int_equal(fx_have(fx, "carol", "127.0.0.1:7003", "g1", "f", 1, bm, 1),
+    assert_int_equal(fx_have(fx, "carol", "127.0.0.1:7003", "g1", "f", 1, bm,
+                             1),
                      TS_OK);
     assert_int_equal(fx_info(fx, "bob", "127.0.0.1:7002", "g1", "f", &in),
                      TS_OK);
@@ -248,7 +257,7 @@ test_offline_and_partial(void **state)
                      TS_ERR_NOTFOUND);
     /* and the name is free for other content */
     assert_int_equal(fx_upload(fx, "bob", "127.0.0.1:7002", "g1", "f",
-                            10, 1, 8), TS_OK);
+                               10, 1, 8), TS_OK);
 }
 
 
@@ -267,10 +276,11 @@ test_my_shares(void **state)
     fx_mkgroup(fx, "g2", "alice", NULL, NULL);
     fx_login(fx, "alice", "127.0.0.1:7001", 1, ha);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g2", "z",
-                            SZ2, 2, 1), TS_OK);
+                               SZ2, 2, 1), TS_OK);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7002", "g1", "y",
-                            SZ2, 2, 2), TS_OK);
-    assert_int_equal(fx_have(fx, "alice", "127.0.0.1:7001", "g1", "y", 0, bm, 1),
+                               SZ2, 2, 2), TS_OK);
+    assert_int_equal(fx_have(fx, "alice", "127.0.0.1:7001", "g1", "y", 0, bm,
+                             1),
                      TS_OK);
     c = fx_ctx(fx, "alice", "127.0.0.1:7001");
     ts_wbuf_init(&b);
@@ -313,15 +323,15 @@ test_leave_and_dissolve(void **state)
     fx_login(fx, "bob", "127.0.0.1:7002", 2, hb);
     fx_login(fx, "carol", "127.0.0.1:7003", 3, hc);
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "shared",
-                            SZ2, 2, 1), TS_OK);
+                               SZ2, 2, 1), TS_OK);
     assert_int_equal(fx_upload(fx, "bob", "127.0.0.1:7002", "g1", "shared",
-                            SZ2, 2, 1), TS_OK);
+                               SZ2, 2, 1), TS_OK);
     assert_int_equal(fx_upload(fx, "bob", "127.0.0.1:7012", "g1", "shared",
-                            SZ2, 2, 1), TS_OK);
+                               SZ2, 2, 1), TS_OK);
     assert_int_equal(fx_upload(fx, "bob", "127.0.0.1:7002", "g1", "bobs",
-                            SZ2, 2, 2), TS_OK);
+                               SZ2, 2, 2), TS_OK);
     assert_int_equal(fx_list(fx, "carol", "127.0.0.1:7003", "g1", "shared",
-                          &src), 2);
+                             &src), 2);
     assert_int_equal(src, 2);       /* bob's second node is offline */
 
     /* bob leaves: all his sources in g1 go; "bobs" had no other one */
@@ -330,10 +340,10 @@ test_leave_and_dissolve(void **state)
                                         msg, sizeof(msg)), TS_OK);
     fx_commit(fx);
     assert_int_equal(fx_list(fx, "carol", "127.0.0.1:7003", "g1", "shared",
-                          &src), 1);
+                             &src), 1);
     assert_int_equal(src, 1);
     assert_int_equal(fx_info(fx, "carol", "127.0.0.1:7003", "g1", "shared",
-                          &in), TS_OK);
+                             &in), TS_OK);
     assert_int_equal(in.n, 1);
     assert_string_equal(in.addr[0], "127.0.0.1:7001");
     assert_int_equal(fx_info(fx, "carol", "127.0.0.1:7003", "g1", "bobs", &in),
