@@ -392,8 +392,10 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
     }
     ts_put_raw(&rq.body, tok, sizeof(tok));
     /* the heartbeat period this tracker wants: a third of its timeout */
-    ts_put_u32(&rq.body, (uint32_t) (env->session_timeout_ms / 3 > 100
-                                     ? env->session_timeout_ms / 3 : 100));
+    ts_put_u32(&rq.body, (uint32_t) (env->session_timeout_ms / 3
+                                     > TS_TRK_HEARTBEAT_MIN_MS
+                                     ? env->session_timeout_ms / 3
+                                     : TS_TRK_HEARTBEAT_MIN_MS));
     trk_ops_reply(out, &rq, TS_OK);
     ts_wbuf_free(&rq.body);
     explicit_bzero(tok, sizeof(tok));

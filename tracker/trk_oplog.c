@@ -516,7 +516,7 @@ trk_log_apply(struct tdb_context *tdb, const uint8_t *op, size_t n,
         *maxhlc = hlc;
     }
     for (i = 0; i < cnt; i++) {
-        k = ts_get_blob(&r, &kl, 4096);
+        k = ts_get_blob(&r, &kl, TS_TRK_OP_KEY_MAX_B);
         e = ts_get_blob(&r, &el, TS_FRAME_MAX_B);
         if (r.err || k == NULL || e == NULL || !trk_key_replicated(k, kl)
             || trk_rec_decode(e, el, &rec) != 0)
@@ -573,7 +573,7 @@ trk_oplog_each_key(const uint8_t *op, size_t n,
         return -1;
     }
     for (i = 0; i < cnt; i++) {
-        k = ts_get_blob(&r, &kl, 4096);
+        k = ts_get_blob(&r, &kl, TS_TRK_OP_KEY_MAX_B);
         e = ts_get_blob(&r, &el, TS_FRAME_MAX_B);
         if (k == NULL || e == NULL) {
             return -1;
@@ -721,7 +721,7 @@ op_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
         return 0;
     }
     if (w->n == w->cap) {
-        if (w->n >= 200000) {
+        if (w->n >= TS_TRK_COMPACT_PASS_MAX_N) {
             return -1;
         }
         w->cap = w->cap ? w->cap * 2 : 256;

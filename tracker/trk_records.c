@@ -410,8 +410,8 @@ old_reply_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
     if (!r.err && stored >= w->cutoff) {
         return 0;
     }
-    if (w->n == w->cap || w->n >= 100000) {
-        if (w->n >= 100000) {
+    if (w->n == w->cap || w->n >= TS_TRK_EXPIRE_PASS_MAX_N) {
+        if (w->n >= TS_TRK_EXPIRE_PASS_MAX_N) {
             return -1;      /* enough for one pass */
         }
         w->cap = w->cap ? w->cap * 2 : 64;
