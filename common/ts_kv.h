@@ -19,6 +19,7 @@
 #define TS_KV_H_INCLUDED
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <tdb.h>
 
 typedef struct ts_kv_s ts_kv_t;

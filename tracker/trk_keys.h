@@ -28,6 +28,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <tdb.h>
 #include "ts_config.h"
 #include "ts_crypto.h"

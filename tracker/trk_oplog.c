@@ -1,5 +1,6 @@
 /*
- * trk_oplog.c -- op log, version vector, epoch, HLC and state digest.
+ * trk_oplog.c -- the op log, the stored version vector, epoch and HLC
+ * mark (the clock itself and the VV codec are in trk_vv.c).
  *
  * Purpose: turn one committed transaction into one replicable op
  * (o/<origin>/<seq>), apply ops received from peers exactly once and in
@@ -32,30 +33,6 @@
 #define OP_MAGIC    'O'
 #define OP_VERSION  1
 #define NEWSEG_KEY  "x/newseg"   /* next local op starts a new segment */
-
-
-uint64_t
-trk_hlc_next(_Atomic uint64_t *h)
-{
-    uint64_t old, wall, nv;
-
-    old = atomic_load(h);
-    do {
-        wall = (uint64_t) ts_wall_ms() << 16;
-        nv = wall > old ? wall : old + 1;
-    } while (!atomic_compare_exchange_weak(h, &old, nv));
-    return nv;
-}
-
-
-void
-trk_hlc_observe(_Atomic uint64_t *h, uint64_t seen)
-{
-    uint64_t old = atomic_load(h);
-
-    while (seen > old && !atomic_compare_exchange_weak(h, &old, seen)) {
-    }
-}
 
 
 /* ---- small local records --------------------------------------------- */
@@ -140,69 +117,6 @@ trk_log_vv_load(struct tdb_context *tdb, trk_vv_t *vv)
     return 0;
 }
 
-
-void
-trk_vv_encode(ts_wbuf_t *b, const trk_vv_t *vv)
-{
-    int      o;
-    uint32_t n = 0;
-
-    for (o = 1; o < TRK_ORIGINS_N; o++) {
-        n += vv->seq[o] != 0;
-    }
-    ts_put_u32(b, n);
-    for (o = 1; o < TRK_ORIGINS_N; o++) {
-        if (vv->seq[o] != 0) {
-            ts_put_u8(b, (uint8_t) o);
-            ts_put_u64(b, vv->seq[o]);
-        }
-    }
-}
-
-
-int
-trk_vv_decode(ts_rbuf_t *r, trk_vv_t *vv)
-{
-    uint32_t n, i;
-    uint8_t  o;
-    uint64_t s;
-
-    memset(vv, 0, sizeof(*vv));
-    n = ts_get_u32(r);
-    if (r->err || n >= TRK_ORIGINS_N) {
-        return -1;
-    }
-    for (i = 0; i < n; i++) {
-        o = ts_get_u8(r);
-        s = ts_get_u64(r);
-        if (r->err || o == 0 || o >= TRK_ORIGINS_N) {
-            return -1;
-        }
-        vv->seq[o] = s;
-    }
-    return 0;
-}
-
-
-void
-trk_vv_format(const trk_vv_t *vv, char *out, size_t outsz)
-{
-    size_t len = 0;
-    int    o, n;
-
-    out[0] = '\0';
-    for (o = 1; o < TRK_ORIGINS_N; o++) {
-        if (vv->seq[o] == 0) {
-            continue;
-        }
-        n = snprintf(out + len, outsz - len, "%s%d:%llu", len ? "," : "", o,
-                     (unsigned long long) vv->seq[o]);
-        if (n < 0 || (size_t) n >= outsz - len) {
-            return;
-        }
-        len += (size_t) n;
-    }
-}
 
 
 uint64_t

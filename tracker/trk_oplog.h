@@ -26,9 +26,10 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <tdb.h>
 #include "ts_config.h"
 #include "ts_buf.h"
-#include <tdb.h>
 #include "trk_merge.h"
 
 /* The tracker store (trk_store.h); the functions below that take one are

@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <tdb.h>
 #include "ts_config.h"
 #include "ts_buf.h"
