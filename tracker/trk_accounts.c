@@ -74,7 +74,8 @@ op_create_user(trk_req_t *rq)
      * (random per client, 64 bits): unique per creation, and the SAME
      * when a client retries this create_user on another tracker after a
      * failover.  Both trackers then store the same salt and hash, so the
-     * two incarnations are one account (see lost_account()). */
+     * two incarnations are one account (see lost_account() in
+     * trk_ops.c). */
     {
         uint8_t  d[TS_SHA256_B];
         ts_wbuf_t sb;

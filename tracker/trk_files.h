@@ -1,26 +1,11 @@
 /*
- * trk_files.h -- the tracker's file registry: handlers for message types
+ * trk_files.h -- the tracker's file registry: the rules of message types
  * 30..35 (UPLOAD_FILE, LIST_FILES, FILE_INFO, STOP_SHARE, HAVE_CHUNKS,
- * MY_SHARES), their tdb records, and the presence hooks that the session
- * and group code call.
+ * MY_SHARES) and the registration of their handlers.
  *
- * Keys (ASCII, next to trk_store.h's u/ g/ s/ r/):
- *   f/<group>/<name>      file    {size, sha1[20], nchunks, hashes[20 x
- *                                 nchunks], created_ms, first uploader}
- *   p/<group>/<name>      sources {size, nchunks, list of (user,
- *                                 node_addr, complete, chunks_held,
- *                                 bitmap when partial)}  -- apart from
- *                                 the hashes, so HAVE_CHUNKS rewrites a
- *                                 small record
- *   l/<group>             the group's file names, sorted (LIST_FILES,
- *                                 leave and dissolve without a traverse)
- *   m/<user>/<node_addr>  "group/name" of every file that node shares
- *                                 (MY_SHARES)
- *   n/<user>/<node_addr>  sha256(token) of the sessions logged in from
- *                                 that node (presence)
- * A source (user, node_addr) is online while one of the sessions listed
- * in its n/ record is live: live in the shm session cache, or absent from
- * it and still present in tdb (grace after a restart).
+ * Write rules and handlers: trk_files.c; read rules: trk_file_info.c;
+ * the f/ p/ l/ m/ n/ records, presence and the hooks the session and
+ * group code call: trk_sources.h (included here).  Keys: trk_keys.h.
  *
  * Locking: like trk_store.h -- one thread per trk_store_t; every rule and
  * hook runs inside the caller's tdb transaction, checks first and writes
@@ -36,11 +21,6 @@
 #include "ts_buf.h"
 #include "ts_proto.h"
 #include "trk_sources.h"
-
-
-
-
-
 
 /* ---- rules (inside a transaction; the writes do not commit) ----------- */
 ts_status_t trk_do_upload(const trk_fctx_t *c, const char *group,

@@ -1,7 +1,8 @@
 /*
  * trk_merge.h -- mergeable records: the envelope every replicated tdb key
  * holds, its codec, the merge rule, and the translation between an
- * envelope and the application value that trk_store.c / trk_files.c use.
+ * envelope and the application value the rules use (trk_merge.c: the
+ * envelope, its codec and the merge; trk_view.c: split and join).
  *
  * Model (docs/REPLICATION.md): an envelope is {D, incarnations sorted by
  * creation stamp C > D, each with elements sorted by key, each element

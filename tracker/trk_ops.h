@@ -16,13 +16,17 @@
  * and returns a ts_status_t (text in rq->msg on error).  It must check
  * everything before it writes, so an error leaves tdb unchanged.
  *
- * Extending: another file (e.g. trk_files.c for types 30..35) calls
- * trk_ops_register() with its own table, e.g. from a function marked
- * __attribute__((constructor)), or trk_ops_init() can be given a line.
+ * Extending: each domain file has its own table and registers it with
+ * trk_ops_register(): accounts, presence, groups and STATUS through
+ * trk_ops_init() (trk_accounts.c, trk_presence.c, trk_groups.c,
+ * trk_status.c), files (trk_files.c) and SYNC_* (trk_sync.c) from a
+ * function marked __attribute__((constructor)).  This header also holds
+ * the helpers the handlers share (trk_ops_fail, trk_ops_msg, ...).
  *
- * create_user and login run PBKDF2 off the event loop: their handlers
- * return TRK_OP_DEFER with a trk_kdf_job_t; a KDF thread runs
- * trk_kdf_run(); the event loop then calls trk_ops_finish().  Before a
+ * create_user and login (trk_accounts.c, trk_kdf.c) run PBKDF2 off the
+ * event loop: their handlers return TRK_OP_DEFER with a trk_kdf_job_t; a
+ * KDF thread runs trk_kdf_run(); the event loop then calls
+ * trk_ops_finish().  Before a
  * job is queued its attempt is reserved in the shm throttle table (per
  * user, per address, KDF jobs in progress per address, create_users per
  * address), so concurrent attempts count at once; trk_ops_finish() or

@@ -1,6 +1,6 @@
 /*
  * test_trk_files.c -- cmocka tests of the tracker's file registry
- * (tracker/trk_files.c) on a real tdb file in a fresh temp directory.
+ * (tracker/trk_files.c, trk_sources.c) on a real tdb file in a fresh temp directory.
  *
  * Covers: upload, the same content again adding a source, other content
  * under the same name refused, bad nchunks / bitmap / name / size refused,
