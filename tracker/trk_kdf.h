@@ -3,7 +3,8 @@
  * reservations (trk_kdf.c); used by the account handlers.
  *
  * Locking: event-loop thread only, except trk_kdf_run() (trk_ops.h),
- * which runs in a KDF thread on its job alone.
+ * which runs in a KDF thread on its job alone.  Crash behaviour: the
+ * reservations of a worker that dies lapse after TS_LOGIN_WINDOW_MS.
  */
 #ifndef TRK_KDF_H_INCLUDED
 #define TRK_KDF_H_INCLUDED

@@ -21,7 +21,8 @@
  *   v/<origin hex2>              highest seq applied from origin
  *   x/...                        epoch, HLC mark, segments, floors
  *
- * Header-only; no state.
+ * Header-only; no state, no locks (the builders write into the caller's
+ * buffer), nothing that a crash could leave behind.
  */
 #ifndef TRK_KEYS_H_INCLUDED
 #define TRK_KEYS_H_INCLUDED

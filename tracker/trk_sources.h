@@ -5,7 +5,8 @@
  *
  * Keys and records: trk_keys.h, trk_codec.h.  Locking: one thread per
  * trk_store_t; every function that writes runs inside the caller's
- * transaction and checks before it writes.
+ * transaction and checks before it writes.  Crash behaviour: nothing
+ * outlives the caller's transaction half-done.
  */
 #ifndef TRK_SOURCES_H_INCLUDED
 #define TRK_SOURCES_H_INCLUDED
