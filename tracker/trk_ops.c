@@ -422,31 +422,6 @@ trk_ops_preauth(trk_env_t *env, uint8_t type, const uint8_t *payload,
 
 
 void
-trk_ops_thr_defaults(trk_thr_cfg_t *user, trk_thr_cfg_t *addr)
-{
-    user->limit = TS_LOGIN_FAILS_USER_N;
-    user->window_ms = TS_LOGIN_WINDOW_MS;
-    user->delay_min_ms = TS_LOGIN_DELAY_MIN_MS;
-    user->delay_max_ms = TS_LOGIN_DELAY_MAX_MS;
-    *addr = *user;
-    addr->limit = TS_LOGIN_FAILS_ADDR_N;
-}
-
-
-void
-trk_ops_kdf_defaults(trk_thr_cfg_t *kdf, trk_thr_cfg_t *create)
-{
-    /* 'k' counts only attempts in progress (they never fail): limit */
-    kdf->limit = TS_TRK_KDF_ADDR_N;
-    kdf->window_ms = TS_LOGIN_WINDOW_MS;
-    kdf->delay_min_ms = TS_LOGIN_DELAY_MIN_MS;
-    kdf->delay_max_ms = TS_LOGIN_DELAY_MAX_MS;
-    *create = *kdf;
-    create->limit = TS_TRK_CREATE_ADDR_N;
-}
-
-
-void
 trk_ops_init(void)
 {
     trk_accounts_register();
