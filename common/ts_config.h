@@ -263,4 +263,14 @@
 #define TS_EV_ROUNDS_N            8        /* reads per connection per
                                             turn before the others */
 
+/* ---- tracker store and op log ----------------------------------------- */
+#define TS_TRK_EXPIRE_PASS_MAX_N  100000   /* cached replies one expiry
+                                            pass collects (the rest wait
+                                            for the next pass) */
+#define TS_TRK_COMPACT_PASS_MAX_N 200000   /* ops one compaction deletes */
+#define TS_TRK_OP_KEY_MAX_B       4096     /* key of one op entry */
+#define TS_TRK_HEARTBEAT_MIN_MS   100      /* least heartbeat period a LOGIN
+                                            reply asks for (else a third
+                                            of the session timeout) */
+
 #endif /* TS_CONFIG_H_INCLUDED */

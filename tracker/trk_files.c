@@ -1,30 +1,21 @@
 /*
- * trk_files.c -- the tracker's file registry (message types 30..35).
+ * trk_files.c -- the tracker's file registry: the write rules (UPLOAD_FILE,
+ * STOP_SHARE, HAVE_CHUNKS) and the handlers of types 30..35.
  *
  * Purpose: groups share files by name.  A file's metadata (size, whole
  * SHA1, chunk hashes) lives in f/<group>/<name>; who serves it lives in
- * p/<group>/<name> (small, rewritten by every HAVE_CHUNKS); l/<group> lists
- * a group's names, m/<user>/<node> lists what one node shares, and
- * n/<user>/<node> lists the sessions logged in from a node, which is all
- * that presence needs: a source is online while one of those sessions is
- * live (shm session cache, or tdb when the cache does not know it).  The
- * key schema is described in trk_files.h.  FILE_INFO (issue 5) gives each
- * source's node fingerprint (from its newest live session) and, after
- * the membership check, a download ticket signed with this tracker's key
- * for the requesting link's certificate (trk_fctx_t.signer / req_fp).
+ * p/<group>/<name> (small, rewritten by every HAVE_CHUNKS); the indexes
+ * l/ and m/ and the presence records n/ are kept by trk_sources.c (keys
+ * in trk_keys.h).  The read rules (LIST_FILES, FILE_INFO, MY_SHARES) are
+ * in trk_file_info.c.
  *
  * Locking: runs on a worker's event-loop thread with that worker's tdb
- * handle.  Writes run inside the dispatcher's transaction (or the caller's,
- * for the hooks), so tdb's locks serialise them between workers; every rule
- * checks before it writes.  Session liveness reads the shm cache with
- * touch = 0 (one stripe lock at a time, held only inside trk_shm.c).
+ * handle.  Writes run inside the dispatcher's transaction, so tdb's locks
+ * serialise them between workers; every rule checks before it writes.
  *
- * Crash behaviour: nothing here outlives a transaction half-done: a worker
- * killed mid-request leaves tdb as it was.  Indexes (l/, m/, n/) are
- * updated in the same transaction as the records they index.  A record
- * that fails to decode is an error for the request that met it
- * (TS_ERR_INTERNAL), except on leave/dissolve, where a corrupt file is
- * dropped so that a group can always be left.
+ * Crash behaviour: a worker killed mid-request leaves tdb as it was.  A
+ * record that fails to decode is an error for the request that met it
+ * (TS_ERR_INTERNAL).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,1045 +27,34 @@
 #include "ts_net.h"
 #include "trk_ops.h"
 #include "trk_files.h"
+#include "trk_keys.h"
 
-#define REC_FILE     'F'
-#define REC_SRCS     'P'
-#define REC_LIST     'L'
-#define REC_SHARES   'M'
-#define REC_NODE     'N'
-#define REC_VERSION  1
 
-#define KEY_B        (2 + TRK_ADDR_MAX_B + 2 + TS_ID_MAX_B + TS_NAME_MAX_B \
-                      + 16)
-#define ENTRY_B      (TS_ID_MAX_B + 1 + TS_NAME_MAX_B + 1)   /* "g/name" */
 
-#define DB_FAIL      "tracker database error"
-#define MALFORMED    "malformed request"
-#define BAD_GROUP_ID "invalid group id (use 1..64 characters of A-Z a-z 0-9 . _ -)"
 #define BAD_NAME     "invalid file name"
 #define NO_NODE      "this session has no node address; log in from a node"
 
 
-static ts_status_t
-fail(char *msg, size_t msgsz, ts_status_t st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static ts_status_t
-fail(char *msg, size_t msgsz, ts_status_t st, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, msgsz, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
-
-/* ---- keys and raw access ------------------------------------------- */
-
-static TDB_DATA
-mkkey(char *buf, char kind, const char *a, const char *b)
-{
-    TDB_DATA k;
-    int      n;
-
-    if (b != NULL) {
-        n = snprintf(buf, KEY_B, "%c/%s/%s", kind, a, b);
-    } else {
-        n = snprintf(buf, KEY_B, "%c/%s", kind, a);
-    }
-    if (n < 0 || n >= KEY_B) {
-        n = 0;
-    }
-    k.dptr = (unsigned char *) buf;
-    k.dsize = (size_t) n;
-    return k;
-}
-
-
-/* 0 found (out->dptr malloc'd), 1 absent, -1 error. */
-static int
-raw_get(trk_store_t *st, TDB_DATA key, TDB_DATA *out)
-{
-    struct tdb_context *tdb = trk_store_tdb(st);
-
-    ts_wbuf_t b;
-    int       rc;
-
-    (void) tdb;
-    if (key.dsize == 0) {
-        return -1;
-    }
-    /* K1: every key here is replicated; the store hands out the
-     * application value of its merge envelope */
-    ts_wbuf_init(&b);
-    rc = trk_kv_get(st, (const char *) key.dptr, key.dsize, &b);
-    if (rc == 0) {
-        out->dptr = b.data;
-        out->dsize = b.len;
-    } else {
-        ts_wbuf_free(&b);
-    }
-    return rc;
-}
-
-
-static int
-raw_put(trk_store_t *st, TDB_DATA key, const ts_wbuf_t *b)
-{
-    struct tdb_context *tdb = trk_store_tdb(st);
-    TDB_DATA            v;
-
-    (void) tdb;
-    (void) v;
-    if (key.dsize == 0 || b->err) {
-        return -1;
-    }
-    return trk_kv_put(st, (const char *) key.dptr, key.dsize, b->data,
-                      b->len);
-}
-
-
-/* 0 deleted or absent, -1 error. */
-static int
-raw_del(trk_store_t *st, TDB_DATA key)
-{
-    struct tdb_context *tdb = trk_store_tdb(st);
-
-    (void) tdb;
-    if (key.dsize == 0) {
-        return -1;
-    }
-    return trk_kv_del(st, (const char *) key.dptr, key.dsize) < 0 ? -1 : 0;
-}
-
-
-static void
-put_head(ts_wbuf_t *b, uint8_t kind)
-{
-    ts_put_u8(b, kind);
-    ts_put_u8(b, REC_VERSION);
-}
-
-
-static int
-get_head(ts_rbuf_t *r, uint8_t kind)
-{
-    uint8_t k, v;
-
-    k = ts_get_u8(r);
-    v = ts_get_u8(r);
-    return (r->err || k != kind || v != REC_VERSION) ? -1 : 0;
-}
-
-
-static uint32_t
-expect_chunks(uint64_t size)
-{
-    return (uint32_t) ((size + TS_CHUNK_B - 1) / TS_CHUNK_B);
-}
-
-
-/* Chunks set in a bitmap of nchunks bits (bits past nchunks ignored). */
-static uint32_t
-count_bits(const uint8_t *bm, uint32_t nchunks)
-{
-    uint32_t i, n = 0, full = nchunks / 8;
-
-    for (i = 0; i < full; i++) {
-        n += (uint32_t) __builtin_popcount(bm[i]);
-    }
-    if (nchunks % 8) {
-        n += (uint32_t) __builtin_popcount(bm[full]
-                                           & ((1u << (nchunks % 8)) - 1));
-    }
-    return n;
-}
-
-
-/* ---- codec: files --------------------------------------------------- */
-
-void
-trk_file_encode(ts_wbuf_t *b, const trk_file_t *f)
-{
-    put_head(b, REC_FILE);
-    ts_put_u64(b, f->size);
-    ts_put_raw(b, f->sha1, sizeof(f->sha1));
-    ts_put_u32(b, f->nchunks);
-    ts_put_raw(b, f->hashes, (size_t) f->nchunks * 20);
-    ts_put_u64(b, f->created_ms);
-    ts_put_str(b, f->uploader);
-}
-
-
-int
-trk_file_decode(const void *p, size_t n, trk_file_t *f)
-{
-    ts_rbuf_t r;
-
-    memset(f, 0, sizeof(*f));
-    ts_rbuf_init(&r, p, n);
-    if (get_head(&r, REC_FILE) != 0) {
-        return -1;
-    }
-    f->size = ts_get_u64(&r);
-    ts_get_raw(&r, f->sha1, sizeof(f->sha1));
-    f->nchunks = ts_get_u32(&r);
-    /* the counts are checked against the bytes present before malloc */
-    if (r.err || f->size > TS_FILE_MAX_B
-        || f->nchunks != expect_chunks(f->size)
-        || (size_t) f->nchunks * 20 > ts_rbuf_left(&r))
-    {
-        return -1;
-    }
-    f->hashes = malloc(f->nchunks ? (size_t) f->nchunks * 20 : 1);
-    if (f->hashes == NULL) {
-        return -1;
-    }
-    ts_get_raw(&r, f->hashes, (size_t) f->nchunks * 20);
-    f->created_ms = ts_get_u64(&r);
-    if (ts_get_str(&r, f->uploader, sizeof(f->uploader)) != 0
-        || ts_rbuf_end(&r) != 0 || !ts_valid_id(f->uploader))
-    {
-        trk_file_free(f);
-        return -1;
-    }
-    return 0;
-}
-
-
-void
-trk_file_free(trk_file_t *f)
-{
-    free(f->hashes);
-    f->hashes = NULL;
-}
-
-
-/* ---- codec: sources ------------------------------------------------- */
-
-void
-trk_srcs_encode(ts_wbuf_t *b, const trk_srcs_t *s)
-{
-    uint32_t i;
-
-    put_head(b, REC_SRCS);
-    ts_put_u64(b, s->size);
-    ts_put_u32(b, s->nchunks);
-    ts_put_u32(b, s->n);
-    for (i = 0; i < s->n; i++) {
-        ts_put_str(b, s->v[i].user);
-        ts_put_str(b, s->v[i].addr);
-        ts_put_u8(b, s->v[i].complete);
-        ts_put_u32(b, s->v[i].held);
-        ts_put_blob(b, s->v[i].bitmap, s->v[i].bmlen);
-    }
-}
-
-
-void
-trk_srcs_free(trk_srcs_t *s)
-{
-    uint32_t i;
-
-    if (s->v != NULL) {
-        for (i = 0; i < s->n; i++) {
-            free(s->v[i].bitmap);
-        }
-    }
-    free(s->v);
-    s->v = NULL;
-    s->n = 0;
-}
-
-
-int
-trk_srcs_decode(const void *p, size_t n, trk_srcs_t *s)
-{
-    ts_rbuf_t       r;
-    trk_src_t      *e;
-    const uint8_t  *bm;
-    uint32_t        i, cnt, bml, want;
-
-    memset(s, 0, sizeof(*s));
-    ts_rbuf_init(&r, p, n);
-    if (get_head(&r, REC_SRCS) != 0) {
-        return -1;
-    }
-    s->size = ts_get_u64(&r);
-    s->nchunks = ts_get_u32(&r);
-    cnt = ts_get_u32(&r);
-    /* an entry takes at least 2+1 + 2 + 1 + 4 + 4 bytes */
-    if (r.err || s->size > TS_FILE_MAX_B
-        || s->nchunks != expect_chunks(s->size)
-        || cnt > TS_TRK_FILE_SOURCES_MAX_N
-        || (size_t) cnt * 14 > ts_rbuf_left(&r))
-    {
-        return -1;
-    }
-    s->v = calloc(cnt ? cnt : 1, sizeof(*s->v));
-    if (s->v == NULL) {
-        return -1;
-    }
-    want = (s->nchunks + 7) / 8;
-    for (i = 0; i < cnt; i++) {
-        e = &s->v[i];
-        s->n = i + 1;                   /* so trk_srcs_free sees it */
-        if (ts_get_str(&r, e->user, sizeof(e->user)) != 0
-            || ts_get_str(&r, e->addr, sizeof(e->addr)) != 0
-            || !ts_valid_id(e->user) || e->addr[0] == '\0')
-        {
-            goto bad;
-        }
-        e->complete = ts_get_u8(&r);
-        e->held = ts_get_u32(&r);
-        bm = ts_get_blob(&r, &bml, want);
-        if (r.err || e->complete > 1) {
-            goto bad;
-        }
-        if (e->complete) {
-            if (bml != 0 || e->held != s->nchunks) {
-                goto bad;
-            }
-            continue;
-        }
-        if (bml != want || bm == NULL) {
-            goto bad;
-        }
-        e->bitmap = malloc(bml ? bml : 1);
-        if (e->bitmap == NULL) {
-            goto bad;
-        }
-        memcpy(e->bitmap, bm, bml);
-        e->bmlen = bml;
-        if (count_bits(e->bitmap, s->nchunks) != e->held) {
-            goto bad;
-        }
-    }
-    s->n = cnt;
-    if (ts_rbuf_end(&r) != 0) {
-        goto bad;
-    }
-    return 0;
-
-bad:
-    trk_srcs_free(s);
-    return -1;
-}
-
-
-/* ---- codec: string lists (l/, m/) and session lists (n/) ------------- */
-
-typedef struct {
-    uint32_t   n;
-    uint32_t   cap;
-    char     **v;
-} strlist_t;
-
-
-static void
-strlist_free(strlist_t *l)
-{
-    uint32_t i;
-
-    for (i = 0; i < l->n; i++) {
-        free(l->v[i]);
-    }
-    free(l->v);
-    memset(l, 0, sizeof(*l));
-}
-
-
-/* Kept sorted (bytewise), no duplicates. */
-static int
-strlist_find(const strlist_t *l, const char *s, uint32_t *pos)
-{
-    uint32_t lo = 0, hi = l->n, mid;
-    int      c;
-
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-        c = strcmp(l->v[mid], s);
-        if (c == 0) {
-            *pos = mid;
-            return 1;
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    *pos = lo;
-    return 0;
-}
-
-
-/* 1 added, 0 already there, -1 out of memory. */
-static int
-strlist_add(strlist_t *l, const char *s)
-{
-    uint32_t   pos;
-    char     **nv;
-    char      *d;
-
-    if (strlist_find(l, s, &pos)) {
-        return 0;
-    }
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        nv = realloc(l->v, l->cap * sizeof(*nv));
-        if (nv == NULL) {
-            return -1;
-        }
-        l->v = nv;
-    }
-    d = strdup(s);
-    if (d == NULL) {
-        return -1;
-    }
-    memmove(&l->v[pos + 1], &l->v[pos], (l->n - pos) * sizeof(*l->v));
-    l->v[pos] = d;
-    l->n++;
-    return 1;
-}
-
-
-/* 1 removed, 0 not there. */
-static int
-strlist_del(strlist_t *l, const char *s)
-{
-    uint32_t pos;
-
-    if (!strlist_find(l, s, &pos)) {
-        return 0;
-    }
-    free(l->v[pos]);
-    memmove(&l->v[pos], &l->v[pos + 1], (l->n - pos - 1) * sizeof(*l->v));
-    l->n--;
-    return 1;
-}
-
-
-static void
-strlist_encode(ts_wbuf_t *b, uint8_t kind, const strlist_t *l)
-{
-    uint32_t i;
-
-    put_head(b, kind);
-    ts_put_u32(b, l->n);
-    for (i = 0; i < l->n; i++) {
-        ts_put_str(b, l->v[i]);
-    }
-}
-
-
-/* Entries of l/ are file names; of m/ "group/name". */
-static int
-entry_valid(uint8_t kind, const char *s)
-{
-    char        g[TS_ID_MAX_B + 1];
-    const char *slash;
-    size_t      gl;
-
-    if (kind == REC_LIST) {
-        return ts_valid_filename(s);
-    }
-    slash = strchr(s, '/');
-    if (slash == NULL) {
-        return 0;
-    }
-    gl = (size_t) (slash - s);
-    if (gl == 0 || gl > TS_ID_MAX_B) {
-        return 0;
-    }
-    memcpy(g, s, gl);
-    g[gl] = '\0';
-    return ts_valid_id(g) && ts_valid_filename(slash + 1);
-}
-
-
-static int
-strlist_decode(const void *p, size_t n, uint8_t kind, uint32_t max,
-               strlist_t *l)
-{
-    ts_rbuf_t r;
-    char      tmp[ENTRY_B + 1];
-    uint32_t  i, cnt;
-
-    memset(l, 0, sizeof(*l));
-    ts_rbuf_init(&r, p, n);
-    if (get_head(&r, kind) != 0) {
-        return -1;
-    }
-    cnt = ts_get_u32(&r);
-    if (r.err || cnt > max || (size_t) cnt * 3 > ts_rbuf_left(&r)) {
-        return -1;
-    }
-    l->v = calloc(cnt ? cnt : 1, sizeof(*l->v));
-    if (l->v == NULL) {
-        return -1;
-    }
-    l->cap = cnt ? cnt : 1;
-    for (i = 0; i < cnt; i++) {
-        if (ts_get_str(&r, tmp, sizeof(tmp)) != 0 || !entry_valid(kind, tmp)
-            || (i > 0 && strcmp(l->v[i - 1], tmp) >= 0))
-        {
-            goto bad;
-        }
-        l->v[i] = strdup(tmp);
-        if (l->v[i] == NULL) {
-            goto bad;
-        }
-        l->n = i + 1;
-    }
-    if (ts_rbuf_end(&r) != 0) {
-        goto bad;
-    }
-    return 0;
-
-bad:
-    strlist_free(l);
-    return -1;
-}
-
-
-/* 0 found, 1 absent (l empty), -1 error or corrupt. */
-static int
-strlist_get(trk_store_t *st, TDB_DATA key, uint8_t kind, uint32_t max,
-            strlist_t *l)
-{
-    TDB_DATA v;
-    int      rc;
-
-    memset(l, 0, sizeof(*l));
-    rc = raw_get(st, key, &v);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = strlist_decode(v.dptr, v.dsize, kind, max, l);
-    free(v.dptr);
-    if (rc != 0) {
-        ts_err("corrupt record %.*s", (int) key.dsize, (char *) key.dptr);
-    }
-    return rc;
-}
-
-
-/* Stores l, or deletes the key when l is empty. */
-static int
-strlist_put(trk_store_t *st, TDB_DATA key, uint8_t kind, const strlist_t *l)
-{
-    ts_wbuf_t b;
-    int       rc;
-
-    if (l->n == 0) {
-        return raw_del(st, key);
-    }
-    ts_wbuf_init(&b);
-    strlist_encode(&b, kind, l);
-    rc = raw_put(st, key, &b);
-    ts_wbuf_free(&b);
-    return rc;
-}
-
-
-typedef struct {
-    uint32_t n;
-    uint8_t  h[TS_TRK_NODE_SESSIONS_MAX_N][32];
-} sesslist_t;
-
-
-/* 0 found, 1 absent (empty), -1 error or corrupt. */
-static int
-sesslist_get(trk_store_t *st, TDB_DATA key, sesslist_t *s)
-{
-    TDB_DATA  v;
-    ts_rbuf_t r;
-    uint32_t  i;
-    int       rc;
-
-    s->n = 0;
-    rc = raw_get(st, key, &v);
-    if (rc != 0) {
-        return rc;
-    }
-    ts_rbuf_init(&r, v.dptr, v.dsize);
-    rc = -1;
-    if (get_head(&r, REC_NODE) == 0) {
-        s->n = ts_get_u32(&r);
-        if (!r.err && s->n <= TS_TRK_NODE_SESSIONS_MAX_N
-            && ts_rbuf_left(&r) == (size_t) s->n * 32)
-        {
-            for (i = 0; i < s->n; i++) {
-                ts_get_raw(&r, s->h[i], 32);
-            }
-            rc = ts_rbuf_end(&r);
-        }
-    }
-    free(v.dptr);
-    if (rc != 0) {
-        s->n = 0;
-        ts_err("corrupt record %.*s", (int) key.dsize, (char *) key.dptr);
-    }
-    return rc;
-}
-
-
-static int
-sesslist_put(trk_store_t *st, TDB_DATA key, const sesslist_t *s)
-{
-    ts_wbuf_t b;
-    uint32_t  i;
-    int       rc;
-
-    if (s->n == 0) {
-        return raw_del(st, key);
-    }
-    ts_wbuf_init(&b);
-    put_head(&b, REC_NODE);
-    ts_put_u32(&b, s->n);
-    for (i = 0; i < s->n; i++) {
-        ts_put_raw(&b, s->h[i], 32);
-    }
-    rc = raw_put(st, key, &b);
-    ts_wbuf_free(&b);
-    return rc;
-}
-
-
-/* ---- typed records -------------------------------------------------- */
-
-int
-trk_file_get(trk_store_t *st, const char *group, const char *name,
-             trk_file_t *f)
-{
-    char     kb[KEY_B];
-    TDB_DATA v;
-    int      rc;
-
-    memset(f, 0, sizeof(*f));
-    rc = raw_get(st, mkkey(kb, 'f', group, name), &v);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = trk_file_decode(v.dptr, v.dsize, f);
-    free(v.dptr);
-    if (rc != 0) {
-        ts_err("corrupt file record for '%s' in '%s'", name, group);
-    }
-    return rc;
-}
-
-
-int
-trk_srcs_get(trk_store_t *st, const char *group, const char *name,
-             trk_srcs_t *s)
-{
-    char     kb[KEY_B];
-    TDB_DATA v;
-    int      rc;
-
-    memset(s, 0, sizeof(*s));
-    rc = raw_get(st, mkkey(kb, 'p', group, name), &v);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = trk_srcs_decode(v.dptr, v.dsize, s);
-    free(v.dptr);
-    if (rc != 0) {
-        ts_err("corrupt source record for '%s' in '%s'", name, group);
-    }
-    return rc;
-}
-
-
-static int
-srcs_put(trk_store_t *st, const char *group, const char *name,
-         const trk_srcs_t *s)
-{
-    char      kb[KEY_B];
-    ts_wbuf_t b;
-    int       rc;
-
-    ts_wbuf_init(&b);
-    trk_srcs_encode(&b, s);
-    rc = raw_put(st, mkkey(kb, 'p', group, name), &b);
-    ts_wbuf_free(&b);
-    return rc;
-}
-
-
-static int
-src_find(const trk_srcs_t *s, const char *user, const char *addr)
-{
-    uint32_t i;
-
-    for (i = 0; i < s->n; i++) {
-        if (strcmp(s->v[i].user, user) == 0
-            && strcmp(s->v[i].addr, addr) == 0)
-        {
-            return (int) i;
-        }
-    }
-    return -1;
-}
-
-
-static void
-src_remove_at(trk_srcs_t *s, uint32_t i)
-{
-    free(s->v[i].bitmap);
-    memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(*s->v));
-    s->n--;
-}
-
-
-/* The m/<user>/<addr> index: add (add = 1) or remove "group/name". */
-static int
-shares_update(trk_store_t *st, const char *user, const char *addr,
-              const char *group, const char *name, int add)
-{
-    char      kb[KEY_B];
-    char      ent[ENTRY_B + 1];
-    TDB_DATA  key;
-    strlist_t l;
-    int       rc;
-
-    snprintf(ent, sizeof(ent), "%s/%s", group, name);
-    key = mkkey(kb, 'm', user, addr);
-    rc = strlist_get(st, key, REC_SHARES, TS_TRK_NODE_SHARES_MAX_N, &l);
-    if (rc < 0) {
-        /* an index that does not decode is rebuilt from what follows:
-         * MY_SHARES checks every entry against p/ anyway */
-        memset(&l, 0, sizeof(l));
-    }
-    if (add) {
-        if (l.n >= TS_TRK_NODE_SHARES_MAX_N) {
-            strlist_free(&l);
-            return -2;
-        }
-        rc = strlist_add(&l, ent);
-    } else {
-        rc = strlist_del(&l, ent);
-    }
-    if (rc < 0 || (rc > 0 && strlist_put(st, key, REC_SHARES, &l) != 0)) {
-        strlist_free(&l);
-        return -1;
-    }
-    strlist_free(&l);
-    return 0;
-}
-
-
-/* Drops a file's records and its name from l/<group>; the callers fix
- * the m/ entries of its sources. */
-static int
-file_drop(trk_store_t *st, const char *group, const char *name)
-{
-    char      kb[KEY_B];
-    TDB_DATA  key;
-    strlist_t l;
-    int       rc;
-
-    if (raw_del(st, mkkey(kb, 'f', group, name)) != 0
-        || raw_del(st, mkkey(kb, 'p', group, name)) != 0)
-    {
-        return -1;
-    }
-    key = mkkey(kb, 'l', group, NULL);
-    rc = strlist_get(st, key, REC_LIST, TS_TRK_GROUP_FILES_MAX_N, &l);
-    if (rc == 1) {
-        return 0;
-    }
-    if (rc < 0) {
-        return -1;
-    }
-    rc = 0;
-    if (strlist_del(&l, name) > 0) {
-        rc = strlist_put(st, key, REC_LIST, &l);
-    }
-    strlist_free(&l);
-    return rc;
-}
-
-
-/* ---- presence ------------------------------------------------------- */
-
-static int
-sess_live(const trk_fctx_t *c, const uint8_t h[32])
-{
-    trk_session_t s;
-    char          user[TS_ID_MAX_B + 1];
-    int           rc;
-
-    if (c->shm != NULL) {
-        rc = trk_sess_lookup(c->shm, h, c->now_ms, c->timeout_ms, 0, user,
-                             sizeof(user));
-        if (rc == 1) {
-            return 1;
-        }
-        if (rc == 2) {
-            return 0;
-        }
-    }
-    /* not cached: tdb decides (a session reloaded after a restart is
-     * live until the housekeeper or a request says otherwise) */
-    return trk_session_get(c->st, h, &s) == 0;
-}
-
-
-/* 1 if one of the node's sessions is live.  fp != NULL: fp gets the
- * node fingerprint of its newest live session (zeros if none). */
-static int
-node_online(const trk_fctx_t *c, const char *user, const char *addr,
-            uint8_t *fp)
-{
-    char          kb[KEY_B];
-    sesslist_t   *sl;
-    trk_session_t s;
-    uint64_t      newest = 0;
-    uint32_t      i;
-    int           on = 0;
-
-    if (fp != NULL) {
-        memset(fp, 0, TS_FP_B);
-    }
-    sl = malloc(sizeof(*sl));
-    if (sl == NULL) {
-        return 0;
-    }
-    if (sesslist_get(c->st, mkkey(kb, 'n', user, addr), sl) == 0) {
-        for (i = 0; i < sl->n && (!on || fp != NULL); i++) {
-            if (!sess_live(c, sl->h[i])) {
-                continue;
-            }
-            /* a node that came back with a new key has a newer session */
-            if (fp != NULL && trk_session_get(c->st, sl->h[i], &s) == 0
-                && (!on || s.created_ms >= newest))
-            {
-                newest = s.created_ms;
-                memcpy(fp, s.fp, TS_FP_B);
-            }
-            on = 1;
-        }
-    }
-    free(sl);
-    return on;
-}
-
-
-/* A source worth handing out: online and holding something (fp as for
- * node_online). */
-static int
-src_useful(const trk_fctx_t *c, const trk_src_t *e, uint8_t *fp)
-{
-    if (!e->complete && e->held == 0) {
-        return 0;
-    }
-    return node_online(c, e->user, e->addr, fp);
-}
-
-
-int
-trk_files_session_added(trk_store_t *st, const uint8_t h[32],
-                        const char *user, const char *node_addr)
-{
-    char          kb[KEY_B];
-    TDB_DATA      key;
-    sesslist_t   *sl;
-    trk_session_t s;
-    uint32_t      i, j;
-    int           rc;
-
-    if (node_addr == NULL || node_addr[0] == '\0') {
-        return 0;
-    }
-    sl = malloc(sizeof(*sl));
-    if (sl == NULL) {
-        return -1;
-    }
-    key = mkkey(kb, 'n', user, node_addr);
-    if (sesslist_get(st, key, sl) < 0) {
-        sl->n = 0;                      /* rebuilt from this login on */
-    }
-    /* forget sessions that tdb no longer has (missed hooks, crashes) */
-    for (i = 0, j = 0; i < sl->n; i++) {
-        if (memcmp(sl->h[i], h, 32) == 0
-            || trk_session_get(st, sl->h[i], &s) != 0)
-        {
-            continue;
-        }
-        memmove(sl->h[j++], sl->h[i], 32);
-    }
-    sl->n = j;
-    if (sl->n == TS_TRK_NODE_SESSIONS_MAX_N) {
-        memmove(sl->h[0], sl->h[1], (sl->n - 1) * 32);    /* oldest out */
-        sl->n--;
-    }
-    memcpy(sl->h[sl->n++], h, 32);
-    rc = sesslist_put(st, key, sl);
-    free(sl);
-    return rc;
-}
-
-
-int
-trk_files_session_gone(trk_store_t *st, const uint8_t h[32])
-{
-    char          kb[KEY_B];
-    TDB_DATA      key;
-    sesslist_t   *sl;
-    trk_session_t s;
-    uint32_t      i;
-    int           rc;
-
-    rc = trk_session_get(st, h, &s);
-    if (rc != 0 || s.node_addr[0] == '\0') {
-        return 0;            /* nothing indexed for it (or unreadable) */
-    }
-    sl = malloc(sizeof(*sl));
-    if (sl == NULL) {
-        return -1;
-    }
-    key = mkkey(kb, 'n', s.user, s.node_addr);
-    rc = sesslist_get(st, key, sl);
-    if (rc < 0) {
-        rc = raw_del(st, key);        /* corrupt: this node is offline */
-    } else if (rc == 0) {
-        for (i = 0; i < sl->n; i++) {
-            if (memcmp(sl->h[i], h, 32) == 0) {
-                memmove(sl->h[i], sl->h[i + 1], (sl->n - i - 1) * 32);
-                sl->n--;
-                break;
-            }
-        }
-        rc = sesslist_put(st, key, sl);
-    } else {
-        rc = 0;
-    }
-    free(sl);
-    return rc;
-}
-
-
-/* ---- group hooks ---------------------------------------------------- */
-
-/* For each file of group: drops the sources of user (user NULL: all, and
- * the file with them).  Files left without a source go. */
-static int
-drop_sources(trk_store_t *st, const char *group, const char *user)
-{
-    char       kb[KEY_B];
-    TDB_DATA   lkey;
-    strlist_t  l;
-    trk_srcs_t s;
-    uint32_t   i, k;
-    int        rc, changed, lchanged = 0, err = 0;
-
-    lkey = mkkey(kb, 'l', group, NULL);
-    rc = strlist_get(st, lkey, REC_LIST, TS_TRK_GROUP_FILES_MAX_N, &l);
-    if (rc == 1) {
-        return 0;
-    }
-    if (rc < 0) {
-        /* unreadable index: the group's files can no longer be found
-         * through it; let the member leave, the orphans stay unlisted */
-        return user == NULL ? raw_del(st, lkey) : 0;
-    }
-    for (i = 0; i < l.n && !err; ) {
-        rc = trk_srcs_get(st, group, l.v[i], &s);
-        if (rc != 0) {
-            /* absent or corrupt: drop what is left of the file */
-            char fk[KEY_B];
-            if (raw_del(st, mkkey(fk, 'f', group, l.v[i])) != 0
-                || raw_del(st, mkkey(fk, 'p', group, l.v[i])) != 0)
-            {
-                err = 1;
-            }
-            free(l.v[i]);
-            memmove(&l.v[i], &l.v[i + 1], (l.n - i - 1) * sizeof(*l.v));
-            l.n--;
-            lchanged = 1;
-            continue;
-        }
-        changed = 0;
-        for (k = 0; k < s.n; ) {
-            if (user == NULL || strcmp(s.v[k].user, user) == 0) {
-                if (shares_update(st, s.v[k].user, s.v[k].addr, group,
-                                  l.v[i], 0) != 0)
-                {
-                    err = 1;
-                }
-                src_remove_at(&s, k);
-                changed = 1;
-                continue;
-            }
-            k++;
-        }
-        if (s.n == 0) {
-            char fk[KEY_B];
-            if (raw_del(st, mkkey(fk, 'f', group, l.v[i])) != 0
-                || raw_del(st, mkkey(fk, 'p', group, l.v[i])) != 0)
-            {
-                err = 1;
-            }
-            trk_srcs_free(&s);
-            free(l.v[i]);
-            memmove(&l.v[i], &l.v[i + 1], (l.n - i - 1) * sizeof(*l.v));
-            l.n--;
-            lchanged = 1;
-            continue;
-        }
-        if (changed && srcs_put(st, group, l.v[i], &s) != 0) {
-            err = 1;
-        }
-        trk_srcs_free(&s);
-        i++;
-    }
-    if (!err && lchanged && strlist_put(st, lkey, REC_LIST, &l) != 0) {
-        err = 1;
-    }
-    strlist_free(&l);
-    return err ? -1 : 0;
-}
-
-
-int
-trk_files_member_left(trk_store_t *st, const char *group, const char *user)
-{
-    return drop_sources(st, group, user);
-}
-
-
-int
-trk_files_group_gone(trk_store_t *st, const char *group)
-{
-    return drop_sources(st, group, NULL);
-}
-
-
 /* ---- rules ---------------------------------------------------------- */
 
-static ts_status_t
-check_member(const trk_fctx_t *c, const char *group, char *msg,
-             size_t msgsz)
+ts_status_t
+trk_files_check_member(const trk_fctx_t *c, const char *group, char *msg,
+                       size_t msgsz)
 {
     trk_group_t g;
     uint32_t    i;
     int         rc, found = 0;
 
     if (!ts_valid_id(group)) {
-        return fail(msg, msgsz, TS_ERR_BADREQ, BAD_GROUP_ID);
+        return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ, TRK_BAD_GROUP_ID);
     }
     rc = trk_group_get(c->st, group, &g);
     if (rc == 1) {
-        return fail(msg, msgsz, TS_ERR_NOTFOUND, "no such group '%s'",
-                    group);
+        return trk_ops_fail(msg, msgsz, TS_ERR_NOTFOUND, "no such group '%s'",
+                            group);
     }
     if (rc < 0) {
-        return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
+        return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
     for (i = 0; i < g.nmembers; i++) {
         if (strcmp(g.members[i].user, c->user) == 0) {
@@ -1083,33 +63,35 @@ check_member(const trk_fctx_t *c, const char *group, char *msg,
     }
     trk_group_free(&g);
     if (!found && trk_group_lost(c->st, group, c->user)) {
-        /* K1: the user's incarnation of the group lost to an earlier
+        /* the user's incarnation of the group lost to an earlier
          * concurrent creation on another tracker; so did its files */
-        return fail(msg, msgsz, TS_ERR_CONFLICT, "group '%s' was created "
-                    "concurrently on another tracker and lost; your files "
-                    "there are gone; create a new group", group);
+        return trk_ops_fail(msg, msgsz, TS_ERR_CONFLICT,
+                            "group '%s' was created concurrently on "
+                            "another tracker and lost; your files there "
+                            "are gone; create a new group", group);
     }
     if (!found) {
-        return fail(msg, msgsz, TS_ERR_PERM, "not a member of '%s'", group);
+        return trk_ops_fail(msg, msgsz, TS_ERR_PERM, "not a member of '%s'",
+                            group);
     }
     return TS_OK;
 }
 
 
-static ts_status_t
-check_file_args(const trk_fctx_t *c, const char *group, const char *name,
-                int need_node, char *msg, size_t msgsz)
+ts_status_t
+trk_files_check_args(const trk_fctx_t *c, const char *group, const char *name,
+                     int need_node, char *msg, size_t msgsz)
 {
     if (!ts_valid_id(group)) {
-        return fail(msg, msgsz, TS_ERR_BADREQ, BAD_GROUP_ID);
+        return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ, TRK_BAD_GROUP_ID);
     }
     if (!ts_valid_filename(name)) {
-        return fail(msg, msgsz, TS_ERR_BADREQ, BAD_NAME);
+        return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ, BAD_NAME);
     }
     if (need_node && (c->node_addr == NULL || c->node_addr[0] == '\0')) {
-        return fail(msg, msgsz, TS_ERR_BADREQ, NO_NODE);
+        return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ, NO_NODE);
     }
-    return check_member(c, group, msg, msgsz);
+    return trk_files_check_member(c, group, msg, msgsz);
 }
 
 
@@ -1134,7 +116,7 @@ src_set(const trk_fctx_t *c, trk_srcs_t *s, int complete,
             nb[bmlen - 1] &= (uint8_t) ((1u << (s->nchunks % 8)) - 1);
         }
     }
-    i = src_find(s, c->user, c->node_addr);
+    i = trk_src_find(s, c->user, c->node_addr);
     if (i < 0) {
         if (s->n >= TS_TRK_FILE_SOURCES_MAX_N) {
             free(nb);
@@ -1167,30 +149,31 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
               uint64_t size, const uint8_t sha1[20], uint32_t nchunks,
               const uint8_t *hashes, char *msg, size_t msgsz)
 {
-    char        kb[KEY_B];
+    char        kb[TRK_KEY_B];
     TDB_DATA    lkey;
     trk_file_t  f;
     trk_srcs_t  s;
-    strlist_t   l;
+    trk_strlist_t   l;
     ts_wbuf_t   b;
     ts_status_t st;
     int         rc, added;
 
     if (size > TS_FILE_MAX_B) {
-        return fail(msg, msgsz, TS_ERR_BADREQ, "file too large (max %llu "
-                    "bytes)", (unsigned long long) TS_FILE_MAX_B);
+        return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ,
+                            "file too large (max %llu "
+                            "bytes)", (unsigned long long) TS_FILE_MAX_B);
     }
-    if (nchunks != expect_chunks(size)) {
-        return fail(msg, msgsz, TS_ERR_BADREQ,
-                    "chunk count does not match the size");
+    if (nchunks != trk_file_nchunks(size)) {
+        return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ,
+                            "chunk count does not match the size");
     }
-    st = check_file_args(c, group, name, 1, msg, msgsz);
+    st = trk_files_check_args(c, group, name, 1, msg, msgsz);
     if (st != TS_OK) {
         return st;
     }
     rc = trk_file_get(c->st, group, name, &f);
     if (rc < 0) {
-        return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
+        return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
     if (rc == 0) {
         /* the same name again: only the same content adds a source */
@@ -1199,12 +182,13 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
                    && memcmp(f.hashes, hashes, (size_t) nchunks * 20) == 0;
         trk_file_free(&f);
         if (!same) {
-            return fail(msg, msgsz, TS_ERR_EXISTS, "a different file named "
-                        "'%s' is already shared in '%s'", name, group);
+            return trk_ops_fail(msg, msgsz, TS_ERR_EXISTS,
+                                "a different file named "
+                                "'%s' is already shared in '%s'", name, group);
         }
         rc = trk_srcs_get(c->st, group, name, &s);
         if (rc < 0) {
-            return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
+            return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
         }
         if (rc == 0 && (s.size != size || s.nchunks != nchunks)) {
             /* sources of a concurrent upload of other contents (the
@@ -1220,37 +204,40 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
         added = src_set(c, &s, 1, NULL, 0, nchunks);
         if (added == -2) {
             trk_srcs_free(&s);
-            return fail(msg, msgsz, TS_ERR_LIMIT,
-                        "too many sources for '%s'", name);
+            return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT,
+                                "too many sources for '%s'", name);
         }
-        rc = added < 0 ? -1 : srcs_put(c->st, group, name, &s);
+        rc = added < 0 ? -1 : trk_srcs_put(c->st, group, name, &s);
         trk_srcs_free(&s);
         if (rc == 0 && added) {
-            rc = shares_update(c->st, c->user, c->node_addr, group, name, 1);
+            rc = trk_shares_update(c->st, c->user, c->node_addr, group, name,
+                                   1);
         }
         if (rc == -2) {
-            return fail(msg, msgsz, TS_ERR_LIMIT,
-                        "this node shares too many files");
+            return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT,
+                                "this node shares too many files");
         }
-        return rc == 0 ? TS_OK : fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
+        return rc == 0 ? TS_OK : trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL,
+                                              TRK_DB_FAIL);
     }
 
     /* a new file */
-    lkey = mkkey(kb, 'l', group, NULL);
-    rc = strlist_get(c->st, lkey, REC_LIST, TS_TRK_GROUP_FILES_MAX_N, &l);
+    lkey = trk_key(kb, TRK_KEY_LIST, group, NULL);
+    rc = trk_strlist_get(c->st, lkey, TRK_REC_LIST, TS_TRK_GROUP_FILES_MAX_N,
+                         &l);
     if (rc < 0) {
-        return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
+        return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
     if (l.n >= TS_TRK_GROUP_FILES_MAX_N) {
-        strlist_free(&l);
-        return fail(msg, msgsz, TS_ERR_LIMIT, "too many files in '%s'",
-                    group);
+        trk_strlist_free(&l);
+        return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT, "too many files in '%s'",
+                            group);
     }
-    rc = shares_update(c->st, c->user, c->node_addr, group, name, 1);
+    rc = trk_shares_update(c->st, c->user, c->node_addr, group, name, 1);
     if (rc == -2) {
-        strlist_free(&l);
-        return fail(msg, msgsz, TS_ERR_LIMIT,
-                    "this node shares too many files");
+        trk_strlist_free(&l);
+        return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT,
+                            "this node shares too many files");
     }
     memset(&f, 0, sizeof(f));
     f.size = size;
@@ -1262,7 +249,7 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
     memset(&s, 0, sizeof(s));
     s.size = size;
     s.nchunks = nchunks;
-    if (rc == 0 && (strlist_add(&l, name) < 0
+    if (rc == 0 && (trk_strlist_add(&l, name) < 0
                     || src_set(c, &s, 1, NULL, 0, nchunks) < 0))
     {
         rc = -1;
@@ -1270,188 +257,20 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
     if (rc == 0) {
         ts_wbuf_init(&b);
         trk_file_encode(&b, &f);
-        rc = raw_put(c->st, mkkey(kb, 'f', group, name), &b);
+        rc = trk_kv_store(c->st, trk_key(kb, TRK_KEY_FILE, group, name), &b);
         ts_wbuf_free(&b);
     }
     if (rc == 0) {
-        rc = srcs_put(c->st, group, name, &s);
+        rc = trk_srcs_put(c->st, group, name, &s);
     }
     if (rc == 0) {
-        rc = strlist_put(c->st, mkkey(kb, 'l', group, NULL), REC_LIST, &l);
+        rc = trk_strlist_put(c->st, trk_key(kb, TRK_KEY_LIST, group, NULL),
+                             TRK_REC_LIST, &l);
     }
     trk_srcs_free(&s);
-    strlist_free(&l);
-    return rc == 0 ? TS_OK : fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
-}
-
-
-ts_status_t
-trk_do_list_files(const trk_fctx_t *c, const char *group, ts_wbuf_t *body,
-                  char *msg, size_t msgsz)
-{
-    char        kb[KEY_B];
-    strlist_t   l;
-    trk_srcs_t  s;
-    trk_file_t  f;
-    ts_wbuf_t   rows;
-    ts_status_t st;
-    uint32_t    i, k, n = 0, on;
-    uint64_t    size;
-    int         rc;
-
-    st = check_member(c, group, msg, msgsz);
-    if (st != TS_OK) {
-        return st;
-    }
-    rc = strlist_get(c->st, mkkey(kb, 'l', group, NULL), REC_LIST,
-                     TS_TRK_GROUP_FILES_MAX_N, &l);
-    if (rc < 0) {
-        return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
-    }
-    ts_wbuf_init(&rows);
-    for (i = 0; i < l.n; i++) {
-        if (trk_srcs_get(c->st, group, l.v[i], &s) != 0) {
-            continue;       /* logged; one bad file does not hide all */
-        }
-        on = 0;
-        size = s.size;
-        if (trk_file_get(c->st, group, l.v[i], &f) == 0) {
-            /* sources of a concurrent upload that lost do not count */
-            if (f.size == s.size && f.nchunks == s.nchunks) {
-                for (k = 0; k < s.n; k++) {
-                    on += (uint32_t) src_useful(c, &s.v[k], NULL);
-                }
-            }
-            size = f.size;
-            trk_file_free(&f);
-        }
-        ts_put_str(&rows, l.v[i]);
-        ts_put_u64(&rows, size);
-        ts_put_u32(&rows, on);
-        n++;
-        trk_srcs_free(&s);
-    }
-    strlist_free(&l);
-    ts_put_u32(body, n);
-    ts_put_raw(body, rows.data, rows.len);
-    rc = rows.err;
-    ts_wbuf_free(&rows);
-    return rc ? fail(msg, msgsz, TS_ERR_INTERNAL, "listing too large")
-              : TS_OK;
-}
-
-
-/* Appends blob ticket: the requester may fetch group/name until now +
- * TTL.  0, or -1 when signing failed. */
-static int
-put_ticket(const trk_fctx_t *c, const char *group, const char *name,
-           ts_wbuf_t *body)
-{
-    ts_ticket_t  t;
-    ts_wbuf_t    tb;
-    int          rc;
-
-    /* no certificate, no ticket (the bench build has no certificates and
-     * gets tickets for the zero fingerprint) */
-    if (c->signer == NULL || (c->req_fp == NULL && ts_tls_enabled())) {
-        ts_put_blob(body, NULL, 0);
-        return 0;
-    }
-    memset(&t, 0, sizeof(t));
-    snprintf(t.group, sizeof(t.group), "%s", group);
-    snprintf(t.name, sizeof(t.name), "%s", name);
-    if (c->req_fp != NULL) {
-        memcpy(t.fp, c->req_fp, TS_FP_B);
-    }
-    t.issued_ms = (uint64_t) ts_wall_ms();
-    t.expires_ms = t.issued_ms + (uint64_t) (c->ticket_ttl_ms > 0
-                                             ? c->ticket_ttl_ms
-                                             : TS_TICKET_TTL_MS);
-    ts_wbuf_init(&tb);
-    rc = ts_ticket_sign(c->signer, &t, &tb);
-    if (rc == 0 && !tb.err && tb.len <= TS_TICKET_MAX_B) {
-        ts_put_blob(body, tb.data, (uint32_t) tb.len);
-    } else {
-        ts_err("cannot sign a download ticket for '%s' in '%s'", name,
-               group);
-        rc = -1;
-    }
-    ts_wbuf_free(&tb);
-    return rc;
-}
-
-
-ts_status_t
-trk_do_file_info(const trk_fctx_t *c, const char *group, const char *name,
-                 ts_wbuf_t *body, char *msg, size_t msgsz)
-{
-    trk_file_t  f;
-    trk_srcs_t  s;
-    ts_wbuf_t   rows;
-    ts_status_t st;
-    uint8_t     fp[TS_FP_B];
-    uint32_t    k, n = 0;
-    int         rc;
-
-    st = check_file_args(c, group, name, 0, msg, msgsz);
-    if (st != TS_OK) {
-        return st;
-    }
-    rc = trk_file_get(c->st, group, name, &f);
-    if (rc == 1) {
-        return fail(msg, msgsz, TS_ERR_NOTFOUND, "no file '%s' in '%s'",
-                    name, group);
-    }
-    if (rc < 0) {
-        return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
-    }
-    rc = trk_srcs_get(c->st, group, name, &s);
-    if (rc < 0) {
-        trk_file_free(&f);
-        return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
-    }
-    if (rc == 0 && (s.size != f.size || s.nchunks != f.nchunks)) {
-        /* concurrent uploads of different contents: the sources are
-         * those of the other (losing) file, none of this one */
-        trk_srcs_free(&s);
-        rc = 1;
-    }
-    ts_wbuf_init(&rows);
-    for (k = 0; rc == 0 && k < s.n; k++) {
-        if (c->node_addr != NULL && strcmp(s.v[k].user, c->user) == 0
-            && strcmp(s.v[k].addr, c->node_addr) == 0)
-        {
-            continue;                   /* the requester's own node */
-        }
-        if (!src_useful(c, &s.v[k], fp)) {
-            continue;
-        }
-        ts_put_str(&rows, s.v[k].addr);
-        ts_put_u8(&rows, s.v[k].complete);
-        ts_put_u32(&rows, s.v[k].held);
-        ts_put_raw(&rows, fp, TS_FP_B);
-        n++;
-    }
-    if (rc == 0) {
-        trk_srcs_free(&s);
-    }
-    ts_put_u64(body, f.size);
-    ts_put_raw(body, f.sha1, 20);
-    ts_put_u32(body, f.nchunks);
-    ts_put_raw(body, f.hashes, (size_t) f.nchunks * 20);
-    ts_put_u32(body, n);
-    ts_put_raw(body, rows.data, rows.len);
-    rc = rows.err;
-    ts_wbuf_free(&rows);
-    trk_file_free(&f);
-    if (rc) {
-        return fail(msg, msgsz, TS_ERR_INTERNAL, "reply too large");
-    }
-    /* the membership check above is what gates the ticket */
-    if (put_ticket(c, group, name, body) != 0) {
-        return fail(msg, msgsz, TS_ERR_INTERNAL, "cannot sign a ticket");
-    }
-    return TS_OK;
+    trk_strlist_free(&l);
+    return rc == 0 ? TS_OK : trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL,
+                                          TRK_DB_FAIL);
 }
 
 
@@ -1463,32 +282,33 @@ trk_do_stop_share(const trk_fctx_t *c, const char *group, const char *name,
     ts_status_t st;
     int         rc, i;
 
-    st = check_file_args(c, group, name, 0, msg, msgsz);
+    st = trk_files_check_args(c, group, name, 0, msg, msgsz);
     if (st != TS_OK) {
         return st;
     }
     rc = trk_srcs_get(c->st, group, name, &s);
     if (rc < 0) {
-        return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
+        return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
-    i = rc == 0 ? src_find(&s, c->user, c->node_addr ? c->node_addr : "")
+    i = rc == 0 ? trk_src_find(&s, c->user, c->node_addr ? c->node_addr : "")
                 : -1;
     if (i < 0) {
         if (rc == 0) {
             trk_srcs_free(&s);
         }
-        return fail(msg, msgsz, TS_ERR_NOTFOUND, "not sharing '%s' in '%s'",
-                    name, group);
+        return trk_ops_fail(msg, msgsz, TS_ERR_NOTFOUND,
+                            "not sharing '%s' in '%s'", name, group);
     }
-    src_remove_at(&s, (uint32_t) i);
-    rc = shares_update(c->st, c->user, c->node_addr, group, name, 0);
+    trk_src_remove_at(&s, (uint32_t) i);
+    rc = trk_shares_update(c->st, c->user, c->node_addr, group, name, 0);
     if (rc == 0) {
         /* the last source (online or not) takes the file with it */
-        rc = s.n == 0 ? file_drop(c->st, group, name)
-                      : srcs_put(c->st, group, name, &s);
+        rc = s.n == 0 ? trk_file_drop(c->st, group, name)
+                      : trk_srcs_put(c->st, group, name, &s);
     }
     trk_srcs_free(&s);
-    return rc == 0 ? TS_OK : fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
+    return rc == 0 ? TS_OK : trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL,
+                                          TRK_DB_FAIL);
 }
 
 
@@ -1502,29 +322,29 @@ trk_do_have_chunks(const trk_fctx_t *c, const char *group, const char *name,
     uint32_t    held;
     int         rc, added;
 
-    st = check_file_args(c, group, name, 1, msg, msgsz);
+    st = trk_files_check_args(c, group, name, 1, msg, msgsz);
     if (st != TS_OK) {
         return st;
     }
     rc = trk_srcs_get(c->st, group, name, &s);
     if (rc == 1) {
-        return fail(msg, msgsz, TS_ERR_NOTFOUND, "no file '%s' in '%s'",
-                    name, group);
+        return trk_ops_fail(msg, msgsz, TS_ERR_NOTFOUND,
+                            "no file '%s' in '%s'", name, group);
     }
     if (rc < 0) {
-        return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
+        return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
     if (bmlen != (s.nchunks + 7) / 8 || (bmlen > 0 && bitmap == NULL)) {
         trk_srcs_free(&s);
-        return fail(msg, msgsz, TS_ERR_BADREQ,
-                    "chunk bitmap of %u bytes, %u expected", bmlen,
-                    (s.nchunks + 7) / 8);
+        return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ,
+                            "chunk bitmap of %u bytes, %u expected", bmlen,
+                            (s.nchunks + 7) / 8);
     }
-    held = bmlen ? count_bits(bitmap, s.nchunks) : 0;
+    held = bmlen ? trk_bits_count(bitmap, s.nchunks) : 0;
     if (complete && held != s.nchunks) {
         trk_srcs_free(&s);
-        return fail(msg, msgsz, TS_ERR_BADREQ,
-                    "a complete source must hold every chunk");
+        return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ,
+                            "a complete source must hold every chunk");
     }
     if (held == s.nchunks) {
         complete = 1;
@@ -1532,68 +352,22 @@ trk_do_have_chunks(const trk_fctx_t *c, const char *group, const char *name,
     added = src_set(c, &s, complete, bitmap, bmlen, held);
     if (added == -2) {
         trk_srcs_free(&s);
-        return fail(msg, msgsz, TS_ERR_LIMIT, "too many sources for '%s'",
-                    name);
+        return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT,
+                            "too many sources for '%s'", name);
     }
-    rc = added < 0 ? -1 : srcs_put(c->st, group, name, &s);
+    rc = added < 0 ? -1 : trk_srcs_put(c->st, group, name, &s);
     trk_srcs_free(&s);
     if (rc == 0 && added) {
-        rc = shares_update(c->st, c->user, c->node_addr, group, name, 1);
+        rc = trk_shares_update(c->st, c->user, c->node_addr, group, name, 1);
         if (rc == -2) {
-            return fail(msg, msgsz, TS_ERR_LIMIT,
-                        "this node shares too many files");
+            return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT,
+                                "this node shares too many files");
         }
     }
-    return rc == 0 ? TS_OK : fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
+    return rc == 0 ? TS_OK : trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL,
+                                          TRK_DB_FAIL);
 }
 
-
-ts_status_t
-trk_do_my_shares(const trk_fctx_t *c, ts_wbuf_t *body, char *msg,
-                 size_t msgsz)
-{
-    char        kb[KEY_B];
-    char        g[TS_ID_MAX_B + 1];
-    strlist_t   l;
-    trk_srcs_t  s;
-    ts_wbuf_t   rows;
-    const char *slash;
-    uint32_t    i, n = 0;
-    int         rc, k;
-
-    if (c->node_addr == NULL || c->node_addr[0] == '\0') {
-        ts_put_u32(body, 0);
-        return TS_OK;
-    }
-    rc = strlist_get(c->st, mkkey(kb, 'm', c->user, c->node_addr),
-                     REC_SHARES, TS_TRK_NODE_SHARES_MAX_N, &l);
-    if (rc < 0) {
-        return fail(msg, msgsz, TS_ERR_INTERNAL, DB_FAIL);
-    }
-    ts_wbuf_init(&rows);
-    for (i = 0; i < l.n; i++) {
-        slash = strchr(l.v[i], '/');        /* entry_valid() checked it */
-        memcpy(g, l.v[i], (size_t) (slash - l.v[i]));
-        g[slash - l.v[i]] = '\0';
-        if (trk_srcs_get(c->st, g, slash + 1, &s) != 0) {
-            continue;
-        }
-        k = src_find(&s, c->user, c->node_addr);
-        if (k >= 0) {
-            ts_put_str(&rows, g);
-            ts_put_str(&rows, slash + 1);
-            ts_put_u8(&rows, s.v[k].complete);
-            n++;
-        }
-        trk_srcs_free(&s);
-    }
-    strlist_free(&l);
-    ts_put_u32(body, n);
-    ts_put_raw(body, rows.data, rows.len);
-    rc = rows.err;
-    ts_wbuf_free(&rows);
-    return rc ? fail(msg, msgsz, TS_ERR_INTERNAL, "reply too large") : TS_OK;
-}
 
 
 /* ---- wire handlers -------------------------------------------------- */
@@ -1607,7 +381,7 @@ req_ctx(trk_req_t *rq, trk_fctx_t *c, trk_session_t *sess)
     rc = trk_session_get(rq->env->st, rq->tok_hash, sess);
     if (rc != 0) {
         snprintf(rq->msg, sizeof(rq->msg), "%s",
-                 rc < 0 ? DB_FAIL : "session expired; log in again");
+                 rc < 0 ? TRK_DB_FAIL : "session expired; log in again");
         return rc < 0 ? TS_ERR_INTERNAL : TS_ERR_AUTH;
     }
     memset(c, 0, sizeof(*c));
@@ -1635,7 +409,7 @@ get_group_name(trk_req_t *rq, char *group, size_t gsz, char *name,
     if (ts_get_str(&rq->in, group, gsz) != 0
         || (name != NULL && ts_get_str(&rq->in, name, nsz) != 0))
     {
-        snprintf(rq->msg, sizeof(rq->msg), "%s", MALFORMED);
+        snprintf(rq->msg, sizeof(rq->msg), "%s", TRK_MALFORMED);
         return -1;
     }
     return 0;
@@ -1645,7 +419,7 @@ get_group_name(trk_req_t *rq, char *group, size_t gsz, char *name,
 static int
 malformed(trk_req_t *rq)
 {
-    snprintf(rq->msg, sizeof(rq->msg), "%s", MALFORMED);
+    snprintf(rq->msg, sizeof(rq->msg), "%s", TRK_MALFORMED);
     return TS_ERR_BADREQ;
 }
 

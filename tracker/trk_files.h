@@ -1,26 +1,11 @@
 /*
- * trk_files.h -- the tracker's file registry: handlers for message types
+ * trk_files.h -- the tracker's file registry: the rules of message types
  * 30..35 (UPLOAD_FILE, LIST_FILES, FILE_INFO, STOP_SHARE, HAVE_CHUNKS,
- * MY_SHARES), their tdb records, and the presence hooks that the session
- * and group code call.
+ * MY_SHARES) and the registration of their handlers.
  *
- * Keys (ASCII, next to trk_store.h's u/ g/ s/ r/):
- *   f/<group>/<name>      file    {size, sha1[20], nchunks, hashes[20 x
- *                                 nchunks], created_ms, first uploader}
- *   p/<group>/<name>      sources {size, nchunks, list of (user,
- *                                 node_addr, complete, chunks_held,
- *                                 bitmap when partial)}  -- apart from
- *                                 the hashes, so HAVE_CHUNKS rewrites a
- *                                 small record
- *   l/<group>             the group's file names, sorted (LIST_FILES,
- *                                 leave and dissolve without a traverse)
- *   m/<user>/<node_addr>  "group/name" of every file that node shares
- *                                 (MY_SHARES)
- *   n/<user>/<node_addr>  sha256(token) of the sessions logged in from
- *                                 that node (presence)
- * A source (user, node_addr) is online while one of the sessions listed
- * in its n/ record is live: live in the shm session cache, or absent from
- * it and still present in tdb (grace after a restart).
+ * Write rules and handlers: trk_files.c; read rules: trk_file_info.c;
+ * the f/ p/ l/ m/ n/ records, presence and the hooks the session and
+ * group code call: trk_sources.h (included here).  Keys: trk_keys.h.
  *
  * Locking: like trk_store.h -- one thread per trk_store_t; every rule and
  * hook runs inside the caller's tdb transaction, checks first and writes
@@ -35,71 +20,21 @@
 #include "ts_config.h"
 #include "ts_buf.h"
 #include "ts_proto.h"
-#include "trk_store.h"
-#include "trk_shm.h"
-#include "ts_ticket.h"
-
-
-typedef struct {
-    uint64_t  size;
-    uint8_t   sha1[20];
-    uint32_t  nchunks;
-    uint8_t  *hashes;                   /* malloc'd, 20 x nchunks */
-    uint64_t  created_ms;
-    char      uploader[TS_ID_MAX_B + 1];
-} trk_file_t;
-
-typedef struct {
-    char      user[TS_ID_MAX_B + 1];
-    char      addr[TRK_ADDR_MAX_B];
-    uint8_t   complete;
-    uint32_t  held;                     /* chunks held */
-    uint32_t  bmlen;                    /* 0 when complete */
-    uint8_t  *bitmap;                   /* malloc'd, NULL when complete */
-} trk_src_t;
-
-typedef struct {
-    uint64_t   size;
-    uint32_t   nchunks;
-    uint32_t   n;
-    trk_src_t *v;                       /* malloc'd */
-} trk_srcs_t;
-
-/* Who asks, and how to tell whether a session is live.  shm may be NULL
- * (then tdb alone decides: a session record = live). */
-typedef struct {
-    trk_store_t *st;
-    trk_shm_t   *shm;
-    int64_t      now_ms;                /* monotonic */
-    int64_t      timeout_ms;
-    const char  *user;
-    const char  *node_addr;             /* of the requesting session */
-    /* FILE_INFO tickets (issue 5); signer NULL = an empty ticket */
-    ts_ticket_signer_t *signer;
-    const uint8_t      *req_fp;         /* requesting link's client cert
-                                           fingerprint, NULL = none */
-    int64_t             ticket_ttl_ms;
-} trk_fctx_t;
-
-/* ---- codec (exported for tests; decode: 0 or -1, never a crash) ------- */
-void trk_file_encode(ts_wbuf_t *b, const trk_file_t *f);
-int  trk_file_decode(const void *p, size_t n, trk_file_t *f);
-void trk_file_free(trk_file_t *f);
-void trk_srcs_encode(ts_wbuf_t *b, const trk_srcs_t *s);
-int  trk_srcs_decode(const void *p, size_t n, trk_srcs_t *s);
-void trk_srcs_free(trk_srcs_t *s);
-
-/* Records: 0 found, 1 absent, -1 error or corrupt. */
-int  trk_file_get(trk_store_t *st, const char *group, const char *name,
-                  trk_file_t *f);
-int  trk_srcs_get(trk_store_t *st, const char *group, const char *name,
-                  trk_srcs_t *s);
+#include "trk_sources.h"
 
 /* ---- rules (inside a transaction; the writes do not commit) ----------- */
 ts_status_t trk_do_upload(const trk_fctx_t *c, const char *group,
                           const char *name, uint64_t size,
                           const uint8_t sha1[20], uint32_t nchunks,
                           const uint8_t *hashes, char *msg, size_t msgsz);
+/* Membership of c->user in group (a valid id): TS_OK or an error with
+ * its text in msg. */
+ts_status_t trk_files_check_member(const trk_fctx_t *c, const char *group,
+                                   char *msg, size_t msgsz);
+/* A valid group id and file name (and a node address when need_node). */
+ts_status_t trk_files_check_args(const trk_fctx_t *c, const char *group,
+                                 const char *name, int need_node, char *msg,
+                                 size_t msgsz);
 /* Appends u32 n, n x (str name, u64 size, u32 sources_online). */
 ts_status_t trk_do_list_files(const trk_fctx_t *c, const char *group,
                               ts_wbuf_t *body, char *msg, size_t msgsz);
@@ -120,18 +55,6 @@ ts_status_t trk_do_have_chunks(const trk_fctx_t *c, const char *group,
 ts_status_t trk_do_my_shares(const trk_fctx_t *c, ts_wbuf_t *body,
                              char *msg, size_t msgsz);
 
-/* ---- hooks (inside the caller's transaction; 0 or -1) ----------------- */
-/* A session h of user was created from node_addr (login). */
-int trk_files_session_added(trk_store_t *st, const uint8_t h[32],
-                            const char *user, const char *node_addr);
-/* Session h is about to be deleted (logout, expiry): call before
- * trk_session_del(), it reads the session record. */
-int trk_files_session_gone(trk_store_t *st, const uint8_t h[32]);
-/* user left group (still existing): drops the user's sources there. */
-int trk_files_member_left(trk_store_t *st, const char *group,
-                          const char *user);
-/* group was dissolved: its files go. */
-int trk_files_group_gone(trk_store_t *st, const char *group);
 
 /* Registers the handlers of types 30..35 (also run as a constructor). */
 void trk_files_init(void);

@@ -1,7 +1,8 @@
 /*
  * trk_merge.h -- mergeable records: the envelope every replicated tdb key
  * holds, its codec, the merge rule, and the translation between an
- * envelope and the application value that trk_store.c / trk_files.c use.
+ * envelope and the application value the rules use (trk_merge.c: the
+ * envelope, its codec and the merge; trk_view.c: split and join).
  *
  * Model (docs/REPLICATION.md): an envelope is {D, incarnations sorted by
  * creation stamp C > D, each with elements sorted by key, each element
@@ -77,6 +78,10 @@ const trk_inc_t *trk_rec_visible(const trk_rec_t *r);
  * key has no live value, -1 error. */
 int  trk_rec_view(const trk_rec_t *r, const void *key, size_t klen,
                   ts_wbuf_t *out);
+/* The application value of an encoded envelope env of key (a record met
+ * in a traverse): 0 (out filled), 1 no live value, -1 corrupt. */
+int  trk_env_view(const void *key, size_t klen, const void *env,
+                  size_t envlen, ts_wbuf_t *out);
 /* Writes application value (val, vlen) under stamp s: diff against the
  * visible incarnation (or start one).  0 ok, -1 bad value / memory. */
 int  trk_rec_put(trk_rec_t *r, const void *key, size_t klen,
@@ -89,5 +94,29 @@ int  trk_rec_delta(const trk_rec_t *r, trk_stamp_t s, trk_rec_t *out);
 /* Group helpers: 1 if user is a member ('m') of a non-visible incarnation
  * and not of the visible one (lost a concurrent creation). */
 int  trk_rec_group_lost(const trk_rec_t *r, const char *user);
+
+/* ---- shared by trk_merge.c and trk_view.c only ------------------------- */
+#define TRK_APP_VERSION  1          /* of the values split into elements */
+#define TRK_ST_MEMBER    'm'        /* group element: a member */
+#define TRK_ST_PENDING   'p'        /* group element: a join request */
+
+/* The record kind ('G', 'P', ...) of a replicated key, 0 if none. */
+uint8_t      trk_key_app_kind(const void *key);
+void         trk_elem_free(trk_elem_t *e);
+uint8_t     *trk_dup_bytes(const void *p, uint32_t n);
+/* e := (ek, stamp st, tomb, val): 0 / -1 no memory. */
+int          trk_elem_set(trk_elem_t *e, const void *ek, uint32_t eklen,
+                          trk_stamp_t st, uint8_t tomb, const void *val,
+                          uint32_t vlen);
+int          trk_ek_cmp(const uint8_t *a, uint32_t al, const uint8_t *b,
+                        uint32_t bl);
+/* Position of element key ek in in (sorted); *found 1 if there. */
+uint32_t     trk_inc_find(const trk_inc_t *in, const void *ek,
+                          uint32_t eklen, int *found);
+trk_elem_t  *trk_inc_insert_at(trk_inc_t *in, uint32_t pos);
+/* The incarnation created at c (create: added when absent), or NULL. */
+trk_inc_t   *trk_rec_find_inc(trk_rec_t *r, trk_stamp_t c, int create);
+/* Drops incarnations with C <= D (set kinds keep C = 0 and D = 0). */
+int          trk_rec_prune(trk_rec_t *r);
 
 #endif

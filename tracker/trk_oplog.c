@@ -1,10 +1,14 @@
 /*
- * trk_oplog.c -- op log, version vector, epoch, HLC and state digest.
+ * trk_oplog.c -- the op log, the stored version vector, epoch and HLC
+ * mark (the clock itself and the VV codec are in trk_vv.c).
  *
  * Purpose: turn one committed transaction into one replicable op
  * (o/<origin>/<seq>), apply ops received from peers exactly once and in
  * per-origin order, find the ops a peer lacks, compact what every tracker
- * has, and hash the replicated state for convergence checks.
+ * has (the state digest is in trk_digest.c).  Works on a
+ * plain tdb handle: the caller gives the deltas of a local op and merges
+ * the keys of a received one through callbacks (trk_apply.c does both
+ * for the tracker store), so nothing here calls up into the store.
  *
  * Locking: writers run inside the caller's tdb transaction, so seq
  * allocation and the VV bump are serialised between worker processes by
@@ -29,30 +33,6 @@
 #define OP_MAGIC    'O'
 #define OP_VERSION  1
 #define NEWSEG_KEY  "x/newseg"   /* next local op starts a new segment */
-
-
-uint64_t
-trk_hlc_next(_Atomic uint64_t *h)
-{
-    uint64_t old, wall, nv;
-
-    old = atomic_load(h);
-    do {
-        wall = (uint64_t) ts_wall_ms() << 16;
-        nv = wall > old ? wall : old + 1;
-    } while (!atomic_compare_exchange_weak(h, &old, nv));
-    return nv;
-}
-
-
-void
-trk_hlc_observe(_Atomic uint64_t *h, uint64_t seen)
-{
-    uint64_t old = atomic_load(h);
-
-    while (seen > old && !atomic_compare_exchange_weak(h, &old, seen)) {
-    }
-}
 
 
 /* ---- small local records --------------------------------------------- */
@@ -124,88 +104,24 @@ vv_put1(struct tdb_context *tdb, int o, uint64_t v)
 
 
 int
-trk_vv_load(trk_store_t *st, trk_vv_t *vv)
+trk_log_vv_load(struct tdb_context *tdb, trk_vv_t *vv)
 {
     int o;
 
     memset(vv, 0, sizeof(*vv));
     for (o = 1; o < TRK_ORIGINS_N; o++) {
-        if (vv_get1(trk_store_tdb(st), o, &vv->seq[o]) != 0) {
+        if (vv_get1(tdb, o, &vv->seq[o]) != 0) {
             return -1;
         }
     }
     return 0;
 }
 
-
-void
-trk_vv_encode(ts_wbuf_t *b, const trk_vv_t *vv)
-{
-    int      o;
-    uint32_t n = 0;
-
-    for (o = 1; o < TRK_ORIGINS_N; o++) {
-        n += vv->seq[o] != 0;
-    }
-    ts_put_u32(b, n);
-    for (o = 1; o < TRK_ORIGINS_N; o++) {
-        if (vv->seq[o] != 0) {
-            ts_put_u8(b, (uint8_t) o);
-            ts_put_u64(b, vv->seq[o]);
-        }
-    }
-}
-
-
-int
-trk_vv_decode(ts_rbuf_t *r, trk_vv_t *vv)
-{
-    uint32_t n, i;
-    uint8_t  o;
-    uint64_t s;
-
-    memset(vv, 0, sizeof(*vv));
-    n = ts_get_u32(r);
-    if (r->err || n >= TRK_ORIGINS_N) {
-        return -1;
-    }
-    for (i = 0; i < n; i++) {
-        o = ts_get_u8(r);
-        s = ts_get_u64(r);
-        if (r->err || o == 0 || o >= TRK_ORIGINS_N) {
-            return -1;
-        }
-        vv->seq[o] = s;
-    }
-    return 0;
-}
-
-
-void
-trk_vv_format(const trk_vv_t *vv, char *out, size_t outsz)
-{
-    size_t len = 0;
-    int    o, n;
-
-    out[0] = '\0';
-    for (o = 1; o < TRK_ORIGINS_N; o++) {
-        if (vv->seq[o] == 0) {
-            continue;
-        }
-        n = snprintf(out + len, outsz - len, "%s%d:%llu", len ? "," : "", o,
-                     (unsigned long long) vv->seq[o]);
-        if (n < 0 || (size_t) n >= outsz - len) {
-            return;
-        }
-        len += (size_t) n;
-    }
-}
 
 
 uint64_t
-trk_epoch_get(trk_store_t *st, int create)
+trk_log_epoch_get(struct tdb_context *tdb, int create)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
     TDB_DATA            k, f;
     uint64_t            e = 0;
 
@@ -218,35 +134,36 @@ trk_epoch_get(trk_store_t *st, int create)
         return 0;
     }
     e = ts_random_u64() | 1;
-    if (trk_store_begin(st) != 0) {
+    if (tdb_transaction_start(tdb) != 0) {
         return 0;
     }
     f.dptr = (unsigned char *) "x/fresh";
     f.dsize = 7;
     /* a new directory takes one full snapshot from a peer (it may hold
      * older ops of its own id that a seq comparison would skip) */
-    if (u64_put(tdb, k, e) != 0 || u64_put(tdb, f, 1) != 0
-        || trk_store_commit(st) != 0)
-    {
-        trk_store_cancel(st);
+    if (u64_put(tdb, k, e) != 0 || u64_put(tdb, f, 1) != 0) {
+        tdb_transaction_cancel(tdb);
         return 0;
+    }
+    if (tdb_transaction_commit(tdb) != 0) {
+        return 0;               /* tdb cancels a failed commit */
     }
     return e;
 }
 
 
 int
-trk_fresh(trk_store_t *st, int clear)
+trk_log_fresh(struct tdb_context *tdb, int clear)
 {
     TDB_DATA k;
 
     k.dptr = (unsigned char *) "x/fresh";
     k.dsize = 7;
     if (clear) {
-        (void) tdb_delete(trk_store_tdb(st), k);
+        (void) tdb_delete(tdb, k);
         return 0;
     }
-    return tdb_exists(trk_store_tdb(st), k) ? 1 : 0;
+    return tdb_exists(tdb, k) ? 1 : 0;
 }
 
 
@@ -266,21 +183,21 @@ hlc_raise(struct tdb_context *tdb, uint64_t hlc)
 
 
 int
-trk_hlc_persist(trk_store_t *st, uint64_t hlc)
+trk_log_hlc_persist(struct tdb_context *tdb, uint64_t hlc)
 {
-    return hlc_raise(trk_store_tdb(st), hlc);
+    return hlc_raise(tdb, hlc);
 }
 
 
 uint64_t
-trk_hlc_saved(trk_store_t *st)
+trk_log_hlc_saved(struct tdb_context *tdb)
 {
     TDB_DATA k;
     uint64_t v = 0;
 
     k.dptr = (unsigned char *) "x/hlc";
     k.dsize = 5;
-    (void) u64_get(trk_store_tdb(st), k, &v);
+    (void) u64_get(tdb, k, &v);
     return v;
 }
 
@@ -392,14 +309,13 @@ opkey(char *kb, size_t sz, int o, uint64_t seq)
 /* ---- append ------------------------------------------------------------ */
 
 int
-trk_oplog_append(trk_store_t *st, trk_stamp_t s, uint64_t reqid,
-                 char **keys, size_t nkeys)
+trk_log_append(struct tdb_context *tdb, int o, trk_stamp_t s,
+               uint64_t reqid, char **keys, size_t nkeys,
+               trk_log_delta_fn delta, void *arg)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
-    int                 o = trk_store_origin(st);
     uint64_t            cur, seq, prev;
     ts_wbuf_t           b, e;
-    trk_rec_t           r, d;
+    trk_rec_t           d;
     size_t              i;
     char                kb[64];
     TDB_DATA            k, v, nk;
@@ -440,19 +356,13 @@ trk_oplog_append(trk_store_t *st, trk_stamp_t s, uint64_t reqid,
     ts_put_u64(&b, reqid);
     ts_put_u32(&b, (uint32_t) nkeys);
     for (i = 0; i < nkeys; i++) {
-        if (trk_kv_rec(st, keys[i], strlen(keys[i]), &r) < 0) {
-            goto done;
-        }
-        if (trk_rec_delta(&r, s, &d) != 0) {
-            trk_rec_free(&r);
-            trk_rec_free(&d);
+        if (delta(arg, keys[i], s, &d) != 0) {
             goto done;
         }
         ts_wbuf_reset(&e);
         trk_rec_encode(&e, &d);
         ts_put_blob(&b, keys[i], (uint32_t) strlen(keys[i]));
         ts_put_blob(&b, e.data, (uint32_t) e.len);
-        trk_rec_free(&r);
         trk_rec_free(&d);
     }
     if (b.err || e.err) {
@@ -479,10 +389,9 @@ done:
 /* ---- apply ------------------------------------------------------------- */
 
 int
-trk_oplog_apply(trk_store_t *st, const uint8_t *op, size_t n,
-                uint64_t *maxhlc)
+trk_log_apply(struct tdb_context *tdb, const uint8_t *op, size_t n,
+              uint64_t *maxhlc, trk_log_merge_fn merge, void *arg)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
     ts_rbuf_t           r;
     uint8_t             o;
     uint64_t            seq, prev, hlc, cur;
@@ -521,7 +430,7 @@ trk_oplog_apply(trk_store_t *st, const uint8_t *op, size_t n,
         *maxhlc = hlc;
     }
     for (i = 0; i < cnt; i++) {
-        k = ts_get_blob(&r, &kl, 4096);
+        k = ts_get_blob(&r, &kl, TS_TRK_OP_KEY_MAX_B);
         e = ts_get_blob(&r, &el, TS_FRAME_MAX_B);
         if (r.err || k == NULL || e == NULL || !trk_key_replicated(k, kl)
             || trk_rec_decode(e, el, &rec) != 0)
@@ -532,7 +441,7 @@ trk_oplog_apply(trk_store_t *st, const uint8_t *op, size_t n,
         if (mx.hlc > *maxhlc) {
             *maxhlc = mx.hlc;
         }
-        if (trk_kv_merge(st, (const char *) k, kl, &rec) != 0) {
+        if (merge(arg, k, kl, &rec) != 0) {
             trk_rec_free(&rec);
             return -1;
         }
@@ -578,7 +487,7 @@ trk_oplog_each_key(const uint8_t *op, size_t n,
         return -1;
     }
     for (i = 0; i < cnt; i++) {
-        k = ts_get_blob(&r, &kl, 4096);
+        k = ts_get_blob(&r, &kl, TS_TRK_OP_KEY_MAX_B);
         e = ts_get_blob(&r, &el, TS_FRAME_MAX_B);
         if (k == NULL || e == NULL) {
             return -1;
@@ -590,9 +499,9 @@ trk_oplog_each_key(const uint8_t *op, size_t n,
 
 
 int
-trk_oplog_get(trk_store_t *st, int origin, uint64_t seq, ts_wbuf_t *out)
+trk_log_get(struct tdb_context *tdb, int origin, uint64_t seq,
+            ts_wbuf_t *out)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
     char                kb[64];
     TDB_DATA            d;
 
@@ -608,9 +517,9 @@ trk_oplog_get(trk_store_t *st, int origin, uint64_t seq, ts_wbuf_t *out)
 
 
 int
-trk_oplog_next(trk_store_t *st, int origin, uint64_t after, uint64_t *seq)
+trk_log_next(struct tdb_context *tdb, int origin, uint64_t after,
+             uint64_t *seq)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
     char                kb[64];
     uint64_t            segs[TS_TRK_OPLOG_SEGS_MAX_N], mine;
     uint32_t            n, i;
@@ -642,9 +551,8 @@ trk_oplog_next(trk_store_t *st, int origin, uint64_t after, uint64_t *seq)
 
 
 int
-trk_oplog_adopt(trk_store_t *st, const trk_vv_t *vv)
+trk_log_adopt(struct tdb_context *tdb, int self, const trk_vv_t *vv)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
     uint64_t            cur;
     TDB_DATA            nk;
     int                 o;
@@ -665,7 +573,7 @@ trk_oplog_adopt(trk_store_t *st, const trk_vv_t *vv)
             /* our own origin's old seqs came from an earlier directory:
              * ops of it that this snapshot lacks may exist elsewhere, so
              * the next local op must not continue that sequence */
-            if (o == trk_store_origin(st) && u64_put(tdb, nk, 1) != 0) {
+            if (o == self && u64_put(tdb, nk, 1) != 0) {
                 return -1;
             }
         }
@@ -674,7 +582,7 @@ trk_oplog_adopt(trk_store_t *st, const trk_vv_t *vv)
 }
 
 
-/* ---- compaction, counting, digest ----------------------------------------- */
+/* ---- compaction and counting ------------------------------------------- */
 
 typedef struct {
     const trk_vv_t *upto;
@@ -727,7 +635,7 @@ op_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
         return 0;
     }
     if (w->n == w->cap) {
-        if (w->n >= 200000) {
+        if (w->n >= TS_TRK_COMPACT_PASS_MAX_N) {
             return -1;
         }
         w->cap = w->cap ? w->cap * 2 : 256;
@@ -752,9 +660,8 @@ op_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
 
 
 int
-trk_oplog_compact(trk_store_t *st, const trk_vv_t *upto)
+trk_log_compact(struct tdb_context *tdb, const trk_vv_t *upto)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
     op_walk_t           w;
     size_t              i;
     int                 o, rc;
@@ -764,7 +671,7 @@ trk_oplog_compact(trk_store_t *st, const trk_vv_t *upto)
     tdb_traverse_read(tdb, op_walk, &w);
     rc = (int) w.n;
     if (w.n > 0) {
-        if (trk_store_begin(st) != 0) {
+        if (tdb_transaction_start(tdb) != 0) {
             rc = -1;
         } else {
             for (o = 1; o < TRK_ORIGINS_N; o++) {
@@ -775,7 +682,7 @@ trk_oplog_compact(trk_store_t *st, const trk_vv_t *upto)
             for (i = 0; i < w.n; i++) {
                 (void) tdb_delete(tdb, w.keys[i]);
             }
-            if (trk_store_commit(st) != 0) {
+            if (tdb_transaction_commit(tdb) != 0) {
                 rc = -1;
             }
         }
@@ -789,142 +696,15 @@ trk_oplog_compact(trk_store_t *st, const trk_vv_t *upto)
 
 
 long
-trk_oplog_count(trk_store_t *st)
+trk_log_count(struct tdb_context *tdb)
 {
     op_walk_t w;
 
     memset(&w, 0, sizeof(w));
-    if (tdb_traverse_read(trk_store_tdb(st), op_walk, &w) < 0) {
+    if (tdb_traverse_read(tdb, op_walk, &w) < 0) {
         return -1;
     }
     return w.count;
 }
 
 
-typedef struct {
-    int (*fn)(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-              void *arg);
-    void *arg;
-} rep_walk_t;
-
-
-static int
-rep_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
-{
-    rep_walk_t *w = arg;
-
-    (void) tdb;
-    if (!trk_key_replicated(k.dptr, k.dsize)) {
-        return 0;
-    }
-    return w->fn(k.dptr, k.dsize, v.dptr, v.dsize, w->arg);
-}
-
-
-int
-trk_each_replicated(trk_store_t *st,
-                    int (*fn)(const uint8_t *k, size_t kl, const uint8_t *v,
-                              size_t vl, void *arg),
-                    void *arg)
-{
-    rep_walk_t w;
-
-    w.fn = fn;
-    w.arg = arg;
-    return tdb_traverse_read(trk_store_tdb(st), rep_walk, &w) < 0 ? -1 : 0;
-}
-
-
-typedef struct {
-    char    *key;
-    size_t   klen;
-    uint8_t  h[32];
-} dg_row_t;
-
-typedef struct {
-    dg_row_t *rows;
-    size_t    n;
-    size_t    cap;
-    int       err;
-} dg_t;
-
-
-static int
-dg_collect(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-           void *arg)
-{
-    dg_t      *d = arg;
-    dg_row_t  *nr;
-    ts_wbuf_t  b;
-
-    if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 1024;
-        nr = realloc(d->rows, d->cap * sizeof(*nr));
-        if (nr == NULL) {
-            d->err = 1;
-            return -1;
-        }
-        d->rows = nr;
-    }
-    ts_wbuf_init(&b);
-    ts_put_blob(&b, k, (uint32_t) kl);
-    ts_put_blob(&b, v, (uint32_t) vl);
-    d->rows[d->n].key = malloc(kl);
-    if (b.err || d->rows[d->n].key == NULL
-        || ts_sha256(b.data, b.len, d->rows[d->n].h) != 0)
-    {
-        free(d->rows[d->n].key);
-        ts_wbuf_free(&b);
-        d->err = 1;
-        return -1;
-    }
-    memcpy(d->rows[d->n].key, k, kl);
-    d->rows[d->n].klen = kl;
-    d->n++;
-    ts_wbuf_free(&b);
-    return 0;
-}
-
-
-static int
-dg_cmp(const void *a, const void *b)
-{
-    const dg_row_t *x = a, *y = b;
-    int             c = memcmp(x->key, y->key,
-                               x->klen < y->klen ? x->klen : y->klen);
-
-    if (c != 0) {
-        return c;
-    }
-    return x->klen == y->klen ? 0 : (x->klen < y->klen ? -1 : 1);
-}
-
-
-int
-trk_digest(trk_store_t *st, uint8_t out[32])
-{
-    dg_t      d;
-    ts_wbuf_t b;
-    size_t    i;
-    int       rc = -1;
-
-    memset(&d, 0, sizeof(d));
-    ts_wbuf_init(&b);
-    if (trk_each_replicated(st, dg_collect, &d) == 0 && !d.err) {
-        if (d.n > 1) {
-            qsort(d.rows, d.n, sizeof(*d.rows), dg_cmp);
-        }
-        for (i = 0; i < d.n; i++) {
-            ts_put_raw(&b, d.rows[i].h, 32);
-        }
-        if (!b.err && ts_sha256(b.data, b.len, out) == 0) {
-            rc = 0;
-        }
-    }
-    for (i = 0; i < d.n; i++) {
-        free(d.rows[i].key);
-    }
-    free(d.rows);
-    ts_wbuf_free(&b);
-    return rc;
-}

@@ -10,7 +10,8 @@
  *            u64 reqid, u32 n, n x (blob key, blob delta envelope).
  *
  * Locking: every function that writes runs inside the caller's tdb
- * transaction (trk_store_begin/commit), which serialises seq allocation
+ * transaction (trk_store_begin/commit; trk_log_epoch_get and
+ * trk_log_compact run their own), which serialises seq allocation
  * between worker processes.  The HLC is one atomic word in the tracker
  * shm, advanced by CAS.
  *
@@ -25,10 +26,16 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <tdb.h>
 #include "ts_config.h"
 #include "ts_buf.h"
-#include "trk_store.h"
 #include "trk_merge.h"
+
+/* The tracker store (trk_store.h); the functions below that take one are
+ * defined in trk_apply.c on top of the trk_log_*() functions, which work
+ * on a plain tdb handle (trk_oplog.c). */
+typedef struct trk_store_s trk_store_t;
 
 #define TRK_ORIGINS_N  (TS_TRACKERS_MAX_N + 1)     /* index 1..16 */
 
@@ -97,5 +104,42 @@ int  trk_each_replicated(trk_store_t *st,
                          int (*fn)(const uint8_t *k, size_t kl,
                                    const uint8_t *v, size_t vl, void *arg),
                          void *arg);
+
+/* ---- the same on a plain tdb handle (trk_oplog.c) ---------------------- */
+/* Gives the delta envelope of key written under stamp s (*d, freed by
+ * the caller): 0 / -1. */
+typedef int (*trk_log_delta_fn)(void *arg, const char *key, trk_stamp_t s,
+                                trk_rec_t *d);
+/* Merges a received envelope into key: 0 / -1. */
+typedef int (*trk_log_merge_fn)(void *arg, const uint8_t *key, uint32_t kl,
+                                const trk_rec_t *rec);
+
+int      trk_log_vv_load(struct tdb_context *tdb, trk_vv_t *vv);
+uint64_t trk_log_epoch_get(struct tdb_context *tdb, int create);
+int      trk_log_fresh(struct tdb_context *tdb, int clear);
+uint64_t trk_log_hlc_saved(struct tdb_context *tdb);
+int      trk_log_hlc_persist(struct tdb_context *tdb, uint64_t hlc);
+/* Appends one op of origin o for keys (their deltas from delta()). */
+int      trk_log_append(struct tdb_context *tdb, int o, trk_stamp_t s,
+                        uint64_t reqid, char **keys, size_t nkeys,
+                        trk_log_delta_fn delta, void *arg);
+/* Checks and records a received op; merge() applies each key. */
+int      trk_log_apply(struct tdb_context *tdb, const uint8_t *op, size_t n,
+                       uint64_t *maxhlc, trk_log_merge_fn merge, void *arg);
+int      trk_log_next(struct tdb_context *tdb, int origin, uint64_t after,
+                      uint64_t *seq);
+int      trk_log_get(struct tdb_context *tdb, int origin, uint64_t seq,
+                     ts_wbuf_t *out);
+int      trk_log_compact(struct tdb_context *tdb, const trk_vv_t *upto);
+/* self: this tracker's origin (its next op starts a new segment when the
+ * snapshot raised its own seq). */
+int      trk_log_adopt(struct tdb_context *tdb, int self, const trk_vv_t *vv);
+long     trk_log_count(struct tdb_context *tdb);
+int      trk_log_digest(struct tdb_context *tdb, uint8_t out[32]);
+int      trk_log_each_replicated(struct tdb_context *tdb,
+                                 int (*fn)(const uint8_t *k, size_t kl,
+                                           const uint8_t *v, size_t vl,
+                                           void *arg),
+                                 void *arg);
 
 #endif

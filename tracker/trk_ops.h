@@ -16,19 +16,23 @@
  * and returns a ts_status_t (text in rq->msg on error).  It must check
  * everything before it writes, so an error leaves tdb unchanged.
  *
- * Extending: another file (e.g. trk_files.c for types 30..35) calls
- * trk_ops_register() with its own table, e.g. from a function marked
- * __attribute__((constructor)), or trk_ops_init() can be given a line.
+ * Extending: each domain file has its own table and registers it with
+ * trk_ops_register(): accounts, presence, groups and STATUS through
+ * trk_ops_init() (trk_accounts.c, trk_presence.c, trk_groups.c,
+ * trk_status.c), files (trk_files.c) and SYNC_* (trk_sync.c) from a
+ * function marked __attribute__((constructor)).  This header also holds
+ * the helpers the handlers share (trk_ops_fail, trk_ops_msg, ...).
  *
- * create_user and login run PBKDF2 off the event loop: their handlers
- * return TRK_OP_DEFER with a trk_kdf_job_t; a KDF thread runs
- * trk_kdf_run(); the event loop then calls trk_ops_finish().  Before a
+ * create_user and login (trk_accounts.c, trk_kdf.c) run PBKDF2 off the
+ * event loop: their handlers return TRK_OP_DEFER with a trk_kdf_job_t; a
+ * KDF thread runs trk_kdf_run(); the event loop then calls
+ * trk_ops_finish().  Before a
  * job is queued its attempt is reserved in the shm throttle table (per
  * user, per address, KDF jobs in progress per address, create_users per
  * address), so concurrent attempts count at once; trk_ops_finish() or
  * trk_kdf_job_abort() settles the reservations.
  *
- * The link (issue 5): before each trk_ops_handle() the worker points
+ * The link: before each trk_ops_handle() the worker points
  * env->link at what it knows of the connection the request came on --
  * peer address, the fingerprint of its TLS client certificate, the
  * tracker id that certificate proves.  LOGIN stores the fingerprint in
@@ -74,7 +78,7 @@ typedef struct {
     int64_t      session_timeout_ms;
     int          workers_n;
     ts_owner_t   me;
-    /* issue 5 */
+    /* the link and the download tickets */
     trk_link_t          *link;          /* the request's link, or NULL */
     ts_ticket_signer_t  *signer;        /* FILE_INFO tickets; NULL: none */
     int64_t              ticket_ttl_ms;
@@ -95,7 +99,7 @@ typedef struct {
     int       user_found;
     uint8_t   out[TS_KDF_HASH_B];
     int       kdf_err;
-    /* issue 5: the link the login came on (copied: it may be gone) */
+    /* the link the login came on (copied: it may be gone) */
     char      addr[64];
     uint8_t   fp[TS_FP_B];
     int       logged_in;            /* set by trk_ops_finish on success */
@@ -132,7 +136,8 @@ typedef struct {
 
 /* Adds (or replaces) entries; 0, or -1 for a type out of range. */
 int  trk_ops_register(const trk_op_t *ops, size_t n);
-/* Registers the built-in account, group and status handlers. */
+/* Registers the account, presence, group and status handlers (the file
+ * and SYNC_* handlers register themselves at start-up). */
 void trk_ops_init(void);
 /* The default login throttle settings (TS_LOGIN_* in ts_config.h). */
 void trk_ops_thr_defaults(trk_thr_cfg_t *user, trk_thr_cfg_t *addr);
@@ -176,6 +181,40 @@ int trk_ops_preauth(trk_env_t *env, uint8_t type, const uint8_t *payload,
  * why gets the reason. */
 int trk_node_addr_check(const char *s, const char *peer, char *canon,
                         size_t canonsz, char *why, size_t whysz);
+
+/* ---- for the domain handlers ----------------------------------------- */
+#define TRK_MALFORMED  "malformed request"
+#define TRK_DB_FAIL    "tracker database error"
+#define TRK_BAD_USER_ID \
+    "invalid user id (use 1..64 characters of A-Z a-z 0-9 . _ -)"
+#define TRK_BAD_GROUP_ID \
+    "invalid group id (use 1..64 characters of A-Z a-z 0-9 . _ -)"
+
+/* Reads one id string field into dst (TS_ID_MAX_B + 1 bytes): 0 ok, -1
+ * malformed field, -2 a well-formed string that is no valid id. */
+int  trk_ops_get_id(ts_rbuf_t *in, char *dst);
+/* Writes the user-visible text of an error into msg; returns st. */
+ts_status_t trk_ops_fail(char *msg, size_t msgsz, ts_status_t st,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The error text of rq's reply. */
+void trk_ops_msg(trk_req_t *rq, const char *m);
+/* out := the REPLY payload of rq with status st (body when TS_OK). */
+void trk_ops_reply(ts_wbuf_t *out, trk_req_t *rq, ts_status_t st);
+/* 1 if fp is all zeros in a TLS build: a session without a node identity,
+ * never accepted. */
+int  trk_ops_fp_missing(const uint8_t fp[TS_FP_B]);
+/* Puts session h (record s, just read from tdb) into the shm cache and
+ * re-reads the record after the insert, so a concurrent delete is not
+ * undone: 0 cached (or the cache is full), -1 gone. */
+int  trk_ops_cache_session(trk_env_t *env, const uint8_t h[32],
+                           const trk_session_t *s, int64_t now);
+
+/* The op tables of the domains, registered by trk_ops_init(). */
+void trk_accounts_register(void);       /* trk_accounts.c */
+void trk_presence_register(void);       /* trk_presence.c */
+void trk_groups_register(void);         /* trk_groups.c */
+void trk_status_register(void);         /* trk_status.c */
 
 /* One housekeeping pass if it is due and no other worker runs one. */
 void trk_housekeep(trk_env_t *env, int64_t now_ms);

@@ -1,78 +1,37 @@
 /*
- * trk_store.h -- the tracker's durable state: tdb schema, record codec and
- * the account/group rules that run inside one tdb transaction.
+ * trk_store.h -- the tracker's durable state: the transaction module
+ * (trk_store.c), the typed records of accounts, groups, sessions and the
+ * reply cache (trk_records.c), and the rules of accounts and groups
+ * (trk_accounts.c, trk_groups.c) that run inside one transaction.
  *
- * Keys (all ASCII):
- *   u/<user>          user      {salt[16], iterations, hash[20], created_ms}
- *   g/<group>         group     {owner, next_join_seq, members[(user, seq)]
- *                               in join order, pending[(user, seq)] in
- *                               request order}
- *   s/<hex sha256(t)> session   {user, node_addr, created_ms, user_hlc,
- *                               user_origin, node fp[32]} (the token
- *                               itself is never stored; a record written
- *                               before issue 5 has no fp: zeros)
- *   r/<reqid hex>/<hash hex>  reply {stored_ms, type, request hash[32],
- *                               reply payload}; hash = trk_req_hash() of
- *                               the request (its first 8 bytes in the
- *                               key): only a byte-identical retry finds it
- *
- * Every record starts with a kind byte and a version byte and is decoded
- * with ts_buf, so a corrupt record is an error (TS_ERR_INTERNAL for the
- * request that met it), never a crash.
+ * Keys: trk_keys.h.  Records and their codec: trk_codec.h.  Every record
+ * is decoded strictly, so a corrupt record is an error (TS_ERR_INTERNAL
+ * for the request that met it), never a crash.
  *
  * Locking: a trk_store_t belongs to one thread of one process (tdb is not
  * thread-safe and a file may be opened once per process).  Between
- * processes tdb's fcntl locks serialise transactions.  The trk_*() rule
- * functions below must run inside trk_store_begin()/commit(): they check
- * everything first and only then write, so an error leaves no change.
+ * processes tdb's fcntl locks serialise transactions.  The trk_do_*()
+ * rule functions below must run inside trk_store_begin()/commit(): they
+ * check everything first and only then write, so an error leaves no
+ * change.
  */
 #ifndef TRK_STORE_H_INCLUDED
 #define TRK_STORE_H_INCLUDED
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <tdb.h>
 #include "ts_config.h"
 #include "ts_buf.h"
 #include "ts_crypto.h"
 #include "ts_proto.h"
 #include "ts_tls.h"
+#include "trk_codec.h"
 
-#define TRK_ADDR_MAX_B      80          /* node "ip:port" in a session */
-#define TRK_MSG_B           256         /* error text of one reply */
 
 typedef struct trk_store_s trk_store_t;
 
-typedef struct {
-    uint8_t  salt[TS_KDF_SALT_B];
-    uint32_t iterations;
-    uint8_t  hash[TS_KDF_HASH_B];
-    uint64_t created_ms;
-} trk_user_t;
-
-typedef struct {
-    char     user[TS_ID_MAX_B + 1];
-    uint64_t seq;
-} trk_member_t;
-
-typedef struct {
-    char          owner[TS_ID_MAX_B + 1];
-    uint64_t      next_join_seq;
-    uint32_t      nmembers;
-    uint32_t      npending;
-    trk_member_t *members;      /* malloc'd, join order */
-    trk_member_t *pending;      /* malloc'd, request order */
-} trk_group_t;
-
-typedef struct {
-    char     user[TS_ID_MAX_B + 1];
-    char     node_addr[TRK_ADDR_MAX_B];
-    uint64_t created_ms;
-    uint64_t user_hlc;          /* creation stamp of the user's account */
-    uint8_t  user_origin;       /* incarnation at login (cluster) */
-    uint8_t  fp[TS_FP_B];       /* the node's certificate fingerprint
-                                   (TLS client cert of the login link;
-                                   zeros: none) */
-} trk_session_t;
 
 /* ---- open, close, transactions ---------------------------------------- */
 /* Opens (creating if create) path.  nosync: TDB_NOSYNC.  NULL on failure
@@ -86,12 +45,12 @@ void trk_store_cancel(trk_store_t *st);
 int  trk_store_in_txn(const trk_store_t *st);
 /* tdb_errorstr of the last failure. */
 const char *trk_store_errstr(trk_store_t *st);
-/* G1 (trk_files.c): the tdb handle, for the file registry's own keys
- * (f/ p/ l/ m/ n/).  Same thread rules as the store itself. */
+/* The tdb handle (the op log, traverses).  Same thread rules as the
+ * store itself. */
 struct tdb_context;
 struct tdb_context *trk_store_tdb(trk_store_t *st);
 
-/* ---- cluster (K1): every replicated key goes through these ---------- */
+/* ---- cluster: every replicated key goes through these ---------------- */
 /* Keys u/ g/ s/ r/ f/ p/ l/ m/ n/ hold merge envelopes (trk_merge.h);
  * get returns the application value.  Writes inside a transaction are
  * stamped with one HLC value and recorded; trk_store_commit() appends one
@@ -123,13 +82,27 @@ int  trk_user_same_account(trk_store_t *st, const char *user, uint64_t hlc,
 int  trk_user_stamp(trk_store_t *st, const char *user, uint64_t *hlc,
                     uint8_t *origin);
 
-/* ---- raw records (0 found, 1 absent, -1 error or corrupt) ------------- */
+/* Calls fn for every record: inside a transaction a traverse of it,
+ * else a read traverse under one whole-file read lock.  0 / -1. */
+int trk_store_walk(trk_store_t *st,
+                   int (*fn)(struct tdb_context *, TDB_DATA, TDB_DATA,
+                             void *),
+                   void *arg);
+
+/* Record access by tdb key (replicated keys through the envelope, others
+ * raw): fetch 0 (out->dptr malloc'd, the application value) / 1 absent /
+ * -1; store 0 / -1 (b->err counts as an error); delete 0 / 1 absent /
+ * -1.  An empty key (dsize 0) is an error. */
+int trk_kv_fetch(trk_store_t *st, TDB_DATA key, TDB_DATA *out);
+int trk_kv_store(trk_store_t *st, TDB_DATA key, const ts_wbuf_t *b);
+int trk_kv_delete(trk_store_t *st, TDB_DATA key);
+
+/* ---- typed records, trk_records.c (0 found, 1 absent, -1 error) ------- */
 int trk_user_get(trk_store_t *st, const char *user, trk_user_t *u);
 int trk_user_put(trk_store_t *st, const char *user, const trk_user_t *u);
 int trk_group_get(trk_store_t *st, const char *group, trk_group_t *g);
 int trk_group_put(trk_store_t *st, const char *group, const trk_group_t *g);
 int trk_group_del(trk_store_t *st, const char *group);
-void trk_group_free(trk_group_t *g);
 int trk_session_get(trk_store_t *st, const uint8_t h[32], trk_session_t *s);
 int trk_session_put(trk_store_t *st, const uint8_t h[32],
                     const trk_session_t *s);
@@ -148,13 +121,6 @@ int trk_reply_put(trk_store_t *st, uint64_t reqid, uint8_t type,
                   const uint8_t hash[TS_SHA256_B], const void *payload,
                   size_t len, uint64_t now_wall_ms);
 
-/* Codec (exported for tests and fuzzing).  decode: 0 or -1. */
-void trk_user_encode(ts_wbuf_t *b, const trk_user_t *u);
-int  trk_user_decode(const void *p, size_t n, trk_user_t *u);
-void trk_group_encode(ts_wbuf_t *b, const trk_group_t *g);
-int  trk_group_decode(const void *p, size_t n, trk_group_t *g);
-void trk_session_encode(ts_wbuf_t *b, const trk_session_t *s);
-int  trk_session_decode(const void *p, size_t n, trk_session_t *s);
 
 /* ---- rules (inside a transaction) ------------------------------------- */
 /* Each returns a status and, on error, the user-visible text in msg. */

@@ -3,8 +3,8 @@
  * a corrupt or hostile file must give an error, never a crash.
  *
  * Input byte 0 picks a mode, the rest is the record:
- *   0..4  the tracker's value codecs: trk_user, trk_group, trk_session
- *         (trk_store.h), trk_file, trk_srcs (trk_files.h);
+ *   0..4  the tracker's value codecs: trk_user, trk_group, trk_session,
+ *         trk_file, trk_srcs (trk_codec.h);
  *   5, 6  the client's node.tdb codecs: cli_share, cli_dl (cli_state.h).
  *         For 0..6: decode; when it decodes, encode, and the encoding
  *         must decode again to the same encoding (a decoder may accept
@@ -15,7 +15,9 @@
  *   8     the tracker's tdb on disk: u8 n, n x (str key, blob value)
  *         stored raw (no envelope check) into a fresh tracker store,
  *         then read back with trk_kv_get and the getter of each key's
- *         kind (user, group, session, file, sources, reply cache).
+ *         kind (user, group, session, file, sources, reply cache);
+ *   9, 10 the tracker's string lists (trk_codec.h): l/ file names and
+ *         m/ "group/name" entries, round trip as for 0..6.
  *
  * Locking: single-threaded.  Crash behaviour: the tdb files live in the
  * process temp dir; node.tdb is recreated and the tracker store put back
@@ -105,6 +107,18 @@ ROUND_TRIP(rt_srcs, trk_srcs_t, trk_srcs_decode, trk_srcs_encode,
 ROUND_TRIP(rt_share, cli_share_rec_t, cli_share_decode, CLI_SHARE_ENC,
            NO_FREE)
 ROUND_TRIP(rt_dl, cli_dl_rec_t, cli_dl_decode, CLI_DL_ENC, cli_dl_free)
+
+/* the tracker's string lists take a kind and a bound */
+#define NAMES_DEC(p, n, r)   trk_strlist_decode(p, n, TRK_REC_LIST,        \
+                                                TS_TRK_GROUP_FILES_MAX_N, r)
+#define NAMES_ENC(b, r)      trk_strlist_encode(b, TRK_REC_LIST, r)
+#define SHARES_DEC(p, n, r)  trk_strlist_decode(p, n, TRK_REC_SHARES,      \
+                                                TS_TRK_NODE_SHARES_MAX_N, r)
+#define SHARES_ENC(b, r)     trk_strlist_encode(b, TRK_REC_SHARES, r)
+
+ROUND_TRIP(rt_names, trk_strlist_t, NAMES_DEC, NAMES_ENC, trk_strlist_free)
+ROUND_TRIP(rt_shares, trk_strlist_t, SHARES_DEC, SHARES_ENC,
+           trk_strlist_free)
 
 
 /* Stores u8 n, n x (str key, blob value) raw into tdb. */
@@ -231,7 +245,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const fz_mode_t modes[] = {
         rt_user, rt_group, rt_session, rt_file, rt_srcs, rt_share, rt_dl,
-        node_tdb, tracker_tdb,
+        node_tdb, tracker_tdb, rt_names, rt_shares,
     };
 
     return FZ_MODES(data, size, modes);

@@ -1,6 +1,7 @@
 /*
- * test_trk_merge.c -- merge rules of replicated records (trk_merge.c) and
- * convergence of real tdb stores exchanging ops (trk_oplog.c).
+ * test_trk_merge.c -- merge rules of replicated records (trk_merge.c,
+ * trk_view.c) and convergence of real tdb stores exchanging ops
+ * (trk_oplog.c, trk_apply.c).
  *
  * Purpose: show that merge is commutative, associative and idempotent
  * (a seeded random set of deltas merged in many orders gives one

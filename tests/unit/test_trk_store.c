@@ -1,6 +1,7 @@
 /*
- * test_trk_store.c -- cmocka tests of the tracker's tdb schema and rules
- * (tracker/trk_store.c) on a real tdb file in a fresh temp directory.
+ * test_trk_store.c -- cmocka tests of the tracker's store, records and
+ * account/group rules (tracker/trk_store.c, trk_records.c, trk_groups.c)
+ * on a real tdb file in a fresh temp directory.
  *
  * Covers: user create/duplicate, password verify, group create, join /
  * accept / reject / leave incl. owner succession by join order and
