@@ -68,29 +68,6 @@ cli_cmd_find(const char *name)
 
 
 int
-cli_error(const char *fmt, ...)
-{
-    va_list  ap;
-
-    fputs("error: ", stdout);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fputc('\n', stdout);
-    return -1;
-}
-
-
-void
-cli_print_empty(cli_ctx_t *ctx)
-{
-    if (ctx->tty) {
-        puts("(none)");
-    }
-}
-
-
-int
 cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
 {
     const cli_cmd_t  *c;
@@ -268,7 +245,7 @@ cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
 
     /* a new login replaces the old session: log that one out first */
     if (cli_session_get(ctx->sess, NULL, 0, tok)) {
-        if (ctx->ext != NULL) {
+        if (cli_agent_ready()) {
             cli_agent_logout();
         }
         cli_session_end(ctx->sess);
@@ -300,7 +277,7 @@ cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
         ts_warn("no heartbeat thread; the session will expire");
     }
     /* this user's shares and downloads on this node (re)start */
-    if (ctx->ext != NULL) {
+    if (cli_agent_ready()) {
         cli_agent_login(argv[1]);
     }
     printf("logged in as %s\n", argv[1]);
@@ -322,7 +299,7 @@ cli_cmd_logout(cli_ctx_t *ctx, int argc, char **argv)
     }
     /* sharing and downloads pause, then the local session ends whatever
      * the tracker says */
-    if (ctx->ext != NULL) {
+    if (cli_agent_ready()) {
         cli_agent_logout();
     }
     cli_session_end(ctx->sess);
@@ -354,7 +331,7 @@ cli_cmds_logout_quietly(cli_ctx_t *ctx, int quick)
     if (!cli_session_get(ctx->sess, NULL, 0, tok)) {
         return;
     }
-    if (ctx->ext != NULL) {
+    if (cli_agent_ready()) {
         cli_agent_logout();
     }
     cli_session_end(ctx->sess);
@@ -371,7 +348,7 @@ static int
 cli_cmd_exit(cli_ctx_t *ctx, int argc, char **argv)
 {
     /* a script's downloads end before its session does */
-    if (!ctx->tty && ctx->ext != NULL
+    if (!ctx->tty && cli_agent_ready()
         && cli_session_get(ctx->sess, NULL, 0, NULL))
     {
         cli_agent_wait_downloads();

@@ -440,7 +440,6 @@ cli_cmd_download_file(cli_ctx_t *ctx, int argc, char **argv)
     ts_wbuf_t      req;
     cli_reply_t    rep;
     cli_finfo_t    fi;
-    cli_dl_rec_t   rec;
     uint8_t        tok[TS_TOKEN_B];
     char           final[PATH_MAX], err[PATH_MAX + 128];
     char           qn[2 * TS_NAME_MAX_B + 3];
@@ -469,45 +468,9 @@ cli_cmd_download_file(cli_ctx_t *ctx, int argc, char **argv)
         cli_finfo_free(&fi);
         return -1;
     }
-    if (cli_agent_dl_check(group, name, final, err, sizeof(err)) != 0) {
-        cli_finfo_free(&fi);
-        return cli_error("%s", err);
-    }
-    memset(&rec, 0, sizeof(rec));
-    snprintf(rec.group, sizeof(rec.group), "%s", group);
-    snprintf(rec.name, sizeof(rec.name), "%s", name);
-    snprintf(rec.dest, sizeof(rec.dest), "%s", final);
-    if (snprintf(rec.part, sizeof(rec.part), "%s.part", final)
-        >= (int) sizeof(rec.part))
-    {
-        cli_finfo_free(&fi);
-        return cli_error("destination path too long");
-    }
-    rec.size = fi.size;
-    rec.nchunks = fi.nchunks;
-    memcpy(rec.sha1, fi.sha1, 20);
-    rec.state = CLI_DL_ACTIVE;
-    if (cli_dl_alloc(&rec) != 0) {
-        cli_finfo_free(&fi);
-        return cli_error("out of memory");
-    }
-    if (rec.nchunks > 0) {
-        memcpy(rec.hashes, fi.hashes, 20ull * rec.nchunks);
-    }
-    /* the .part is made here, exclusively: a new download never adopts
-     * (or writes through) a file it did not make, and the workers open
-     * only this inode (resumes come from node.tdb, not from here) */
-    if (cli_agent_part_create(rec.part, &rec.part_id, err, sizeof(err))
-        != 0)
-    {
-        cli_dl_free(&rec);
-        cli_finfo_free(&fi);
-        return cli_error("%s", err);
-    }
-    r = cli_agent_dl_start(&rec, &fi, err, sizeof(err));
+    r = cli_agent_download(group, name, final, &fi, err, sizeof(err));
     cli_finfo_free(&fi);
     if (r != 0) {
-        cli_agent_part_unlink(rec.part, &rec.part_id);
         return cli_error("%s", err);
     }
     snprintf(qn, sizeof(qn), "%s", name);
@@ -518,10 +481,57 @@ cli_cmd_download_file(cli_ctx_t *ctx, int argc, char **argv)
 
 /* ---- show_downloads, stop_share ---------------------------------------- */
 
+static void
+cli_print_download(const cli_dlview_t *v)
+{
+    char  rate[32], eta[32];
+
+    /* names as they are: only list_files quotes them */
+    switch (v->state) {
+    case CLI_DLV_DONE:
+        printf("[C] [%s] %s -> %s\n", v->group, v->name, v->dest);
+        break;
+    case CLI_DLV_FAILED:
+        printf("[F] [%s] %s: %s\n", v->group, v->name, v->error);
+        break;
+    case CLI_DLV_PAUSED:
+        printf("[D] [%s] %s %d%% paused\n", v->group, v->name, v->pct);
+        break;
+    case CLI_DLV_DENIED:
+        printf("[D] [%s] %s %d%% not permitted: peers refuse the "
+               "download ticket; waiting for a new one\n", v->group,
+               v->name, v->pct);
+        break;
+    case CLI_DLV_WAITING:
+        printf("[D] [%s] %s %d%% waiting for sources\n", v->group,
+               v->name, v->pct);
+        break;
+    default:
+        cli_out_rate(v->bps, rate, sizeof(rate));
+        cli_out_eta(v->eta_s, eta, sizeof(eta));
+        printf("[D] [%s] %s %d%% %s/s ETA %s\n", v->group, v->name, v->pct,
+               rate, eta);
+        break;
+    }
+}
+
+
 static int
 cli_cmd_show_downloads(cli_ctx_t *ctx, int argc, char **argv)
 {
-    cli_agent_show(ctx);
+    cli_dlview_t  *rows;
+    int            i, n;
+
+    if (cli_agent_downloads(&rows, &n) != 0) {
+        return cli_error("out of memory");
+    }
+    for (i = 0; i < n; i++) {
+        cli_print_download(&rows[i]);
+    }
+    free(rows);
+    if (n == 0) {
+        cli_print_empty(ctx);
+    }
     return 0;
 }
 

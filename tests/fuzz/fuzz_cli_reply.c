@@ -3,7 +3,7 @@
  * tracker's replies.
  *
  * Input byte 0 picks a mode, the rest is a reply payload (head + body):
- *   0  FILE_INFO: ts_reply_parse, then cli_finfo_parse (client/cli_agent.c,
+ *   0  FILE_INFO: ts_reply_parse, then cli_finfo_parse (client/cli_finfo.c,
  *      the real parser: hashes, sources with fingerprints, the ticket);
  *      kept sources are NUL-terminated, at most TS_NODE_SOURCES_N, complete
  *      ones first, the ticket within TS_TICKET_MAX_B;
@@ -31,6 +31,7 @@
 #include "ts_buf.h"
 #include "ts_proto.h"
 #include "cli_agent.h"
+#include "cli_out.h"
 #include "cli_reply.h"
 #include "fz_util.h"
 

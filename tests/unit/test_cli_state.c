@@ -25,6 +25,7 @@
 #include "ts_buf.h"
 #include "cli_state.h"
 #include "cli_agent.h"
+#include "cli_out.h"
 
 typedef struct {
     char  dir[64];

@@ -1,0 +1,103 @@
+/*
+ * cli_out.c -- the client's output helpers (see cli_out.h for the
+ * output rules every command follows).
+ *
+ * Locking: none; callers print from the main thread.
+ * Crash behaviour: nothing persistent.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli_out.h"
+
+
+int
+cli_error(const char *fmt, ...)
+{
+    va_list  ap;
+
+    fputs("error: ", stdout);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    return -1;
+}
+
+
+void
+cli_print_empty(cli_ctx_t *ctx)
+{
+    if (ctx->tty) {
+        puts("(none)");
+    }
+}
+
+
+void
+cli_quote_name(const char *name, char *out, size_t outsz)
+{
+    size_t       o = 0;
+    const char  *p;
+
+    if (outsz == 0) {
+        return;
+    }
+    if (name[0] != '\0' && strpbrk(name, " \t\"'\\") == NULL) {
+        snprintf(out, outsz, "%s", name);
+        return;
+    }
+    /* worst case 2 bytes per char + quotes + NUL */
+    if (outsz < 3) {
+        out[0] = '\0';
+        return;
+    }
+    out[o++] = '"';
+    for (p = name; *p != '\0' && o + 3 < outsz; p++) {
+        if (*p == '"' || *p == '\\') {
+            out[o++] = '\\';
+        }
+        out[o++] = *p;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
+
+void
+cli_out_rate(double bps, char *out, size_t outsz)
+{
+    static const char  *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    int                 u = 0;
+
+    while (bps >= 1024.0 && u < 4) {
+        bps /= 1024.0;
+        u++;
+    }
+    if (u == 0) {
+        snprintf(out, outsz, "%.0f%s", bps, unit[u]);
+    } else {
+        snprintf(out, outsz, "%.1f%s", bps, unit[u]);
+    }
+}
+
+
+void
+cli_out_eta(double secs, char *out, size_t outsz)
+{
+    long  s;
+
+    if (secs < 0 || secs > 99.0 * 3600) {
+        snprintf(out, outsz, "--");
+        return;
+    }
+    s = (long) (secs + 0.5);
+    if (s >= 3600) {
+        snprintf(out, outsz, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
+    } else if (s >= 60) {
+        snprintf(out, outsz, "%ldm%02lds", s / 60, s % 60);
+    } else {
+        snprintf(out, outsz, "%lds", s);
+    }
+}
