@@ -87,6 +87,32 @@ cli_loop_signals_init(void)
 }
 
 
+/* Waits for stdin or a signal: 1 when stdin is readable, 0 when the
+ * caller should look again (a signal came, EINTR), -1 on a poll error. */
+static int
+cli_loop_wait_stdin(void)
+{
+    struct pollfd  pfd[2];
+
+    pfd[0].fd = STDIN_FILENO;
+    pfd[0].events = POLLIN;
+    pfd[1].fd = cli_loop_sigpipe[0];
+    pfd[1].events = POLLIN;
+    if (poll(pfd, 2, -1) < 0) {
+        if (errno == EINTR) {
+            return 0;
+        }
+        ts_err("poll() failed: %s", strerror(errno));
+        return -1;
+    }
+    if (pfd[1].revents & POLLIN) {
+        cli_loop_drain();
+        return 0;
+    }
+    return pfd[0].revents != 0;
+}
+
+
 /* Runs one input line; sets *failed when the command failed. */
 static void
 cli_loop_exec(cli_ctx_t *ctx, const char *line, int *failed)
@@ -124,10 +150,10 @@ static int
 cli_loop_read_line(cli_loop_reader_t *r, char *line, size_t linesz,
                    int *toolong)
 {
-    struct pollfd  pfd[2];
     size_t         o;
     ssize_t        n;
     char           c;
+    int            w;
 
     o = 0;
     *toolong = 0;
@@ -153,22 +179,11 @@ cli_loop_read_line(cli_loop_reader_t *r, char *line, size_t linesz,
             return -1;
         }
 
-        pfd[0].fd = STDIN_FILENO;
-        pfd[0].events = POLLIN;
-        pfd[1].fd = cli_loop_sigpipe[0];
-        pfd[1].events = POLLIN;
-        if (poll(pfd, 2, -1) < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            ts_err("poll() failed: %s", strerror(errno));
+        w = cli_loop_wait_stdin();
+        if (w < 0) {
             return -1;
         }
-        if (pfd[1].revents & POLLIN) {
-            cli_loop_drain();
-            continue;
-        }
-        if (pfd[0].revents == 0) {
+        if (w == 0) {
             continue;
         }
         n = read(STDIN_FILENO, r->buf, sizeof(r->buf));
@@ -251,7 +266,7 @@ cli_loop_getc(FILE *f)
 {
     struct pollfd  pfd[2];
     unsigned char  b[4];
-    int            need, i, cp;
+    int            need, i, cp, w;
     ssize_t        n;
 
     (void) f;
@@ -262,21 +277,11 @@ cli_loop_getc(FILE *f)
         if (cli_loop_sig_int) {
             return '\n';
         }
-        pfd[0].fd = STDIN_FILENO;
-        pfd[0].events = POLLIN;
-        pfd[1].fd = cli_loop_sigpipe[0];
-        pfd[1].events = POLLIN;
-        if (poll(pfd, 2, -1) < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
+        w = cli_loop_wait_stdin();
+        if (w < 0) {
             return -1;
         }
-        if (pfd[1].revents & POLLIN) {
-            cli_loop_drain();
-            continue;
-        }
-        if (pfd[0].revents == 0) {
+        if (w == 0) {
             continue;
         }
         n = read(STDIN_FILENO, b, 1);

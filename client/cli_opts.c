@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,22 @@ cli_opts_num(const char *arg, long min, long max, long *v)
 }
 
 
+/* "client: <message>", the usage text on stderr, exit status 2. */
+static void __attribute__((format(printf, 1, 2), noreturn))
+cli_opts_bad(const char *fmt, ...)
+{
+    va_list  ap;
+
+    fputs("client: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    cli_opts_usage(stderr);
+    exit(2);
+}
+
+
 /* Options and positional arguments; exits 0 or 2 itself. */
 void
 cli_opts_parse(int argc, char **argv, cli_opts_t *o)
@@ -111,49 +128,33 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
             break;
         case 't':
             if (cli_opts_num(optarg, 1, TS_TRACKERS_MAX_N, &v) != 0) {
-                fprintf(stderr, "client: bad tracker number '%s'\n", optarg);
-                cli_opts_usage(stderr);
-                exit(2);
+                cli_opts_bad("bad tracker number '%s'", optarg);
             }
             o->prefer = (int) v - 1;
             break;
         case 'l':
             if (cli_opts_level(optarg, &lvl) != 0) {
-                fprintf(stderr, "client: bad log level '%s'\n", optarg);
-                cli_opts_usage(stderr);
-                exit(2);
+                cli_opts_bad("bad log level '%s'", optarg);
             }
             ts_log_set_level(lvl);
             break;
         case 'U':
         case 'D':
             if (cli_opts_num(optarg, 1, TS_SUP_WORKERS_MAX_N / 2, &v) != 0) {
-                fprintf(stderr, "client: bad worker count '%s' (1..%d)\n",
-                        optarg, TS_SUP_WORKERS_MAX_N / 2);
-                cli_opts_usage(stderr);
-                exit(2);
+                cli_opts_bad("bad worker count '%s' (1..%d)", optarg,
+                             TS_SUP_WORKERS_MAX_N / 2);
             }
-            if (c == 'U') {
-                o->uploaders = (int) v;
-            } else {
-                o->downloaders = (int) v;
-            }
+            *(c == 'U' ? &o->uploaders : &o->downloaders) = (int) v;
             break;
         case 'W':
         case 'S':
             if (cli_opts_num(optarg, TS_CLI_OPT_MS_MIN, TS_CLI_OPT_MS_MAX, &v)
                 != 0)
             {
-                fprintf(stderr, "client: bad time '%s' (%d..%d ms)\n",
-                        optarg, TS_CLI_OPT_MS_MIN, TS_CLI_OPT_MS_MAX);
-                cli_opts_usage(stderr);
-                exit(2);
+                cli_opts_bad("bad time '%s' (%d..%d ms)", optarg,
+                             TS_CLI_OPT_MS_MIN, TS_CLI_OPT_MS_MAX);
             }
-            if (c == 'W') {
-                o->ticket_wait_ms = (int) v;
-            } else {
-                o->slow_chunk_ms = (int) v;
-            }
+            *(c == 'W' ? &o->ticket_wait_ms : &o->slow_chunk_ms) = (int) v;
             break;
         case 'K':
             o->keep_running = 1;
