@@ -266,7 +266,7 @@ cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
         return cli_bad_body(&rep);
     }
     cli_reply_free(&rep);
-    if (hb_ms >= 100 && hb_ms <= 600000) {
+    if (hb_ms >= TS_CLI_HB_MIN_MS && hb_ms <= TS_CLI_HB_MAX_MS) {
         pthread_mutex_lock(&ctx->sess->mu);
         ctx->sess->heartbeat_ms = (int) hb_ms;
         pthread_mutex_unlock(&ctx->sess->mu);
@@ -336,7 +336,7 @@ cli_cmds_logout_quietly(cli_ctx_t *ctx, int quick)
     }
     cli_session_end(ctx->sess);
     if (quick) {
-        cli_logout_rpc(ctx, tok, 1, 1000);
+        cli_logout_rpc(ctx, tok, 1, TS_CLI_QUICK_LOGOUT_MS);
     } else {
         cli_logout_rpc(ctx, tok, ctx->rpc->trk.n > 0 ? ctx->rpc->trk.n : 1,
                        0);

@@ -101,3 +101,38 @@ cli_out_eta(double secs, char *out, size_t outsz)
         snprintf(out, outsz, "%lds", s);
     }
 }
+
+
+void
+cli_out_download(const cli_dlview_t *v)
+{
+    char  rate[32], eta[32];
+
+    /* names as they are: only list_files quotes them */
+    switch (v->state) {
+    case CLI_DLV_DONE:
+        printf("[C] [%s] %s -> %s\n", v->group, v->name, v->dest);
+        break;
+    case CLI_DLV_FAILED:
+        printf("[F] [%s] %s: %s\n", v->group, v->name, v->error);
+        break;
+    case CLI_DLV_PAUSED:
+        printf("[D] [%s] %s %d%% paused\n", v->group, v->name, v->pct);
+        break;
+    case CLI_DLV_DENIED:
+        printf("[D] [%s] %s %d%% not permitted: peers refuse the "
+               "download ticket; waiting for a new one\n", v->group,
+               v->name, v->pct);
+        break;
+    case CLI_DLV_WAITING:
+        printf("[D] [%s] %s %d%% waiting for sources\n", v->group,
+               v->name, v->pct);
+        break;
+    default:
+        cli_out_rate(v->bps, rate, sizeof(rate));
+        cli_out_eta(v->eta_s, eta, sizeof(eta));
+        printf("[D] [%s] %s %d%% %s/s ETA %s\n", v->group, v->name, v->pct,
+               rate, eta);
+        break;
+    }
+}

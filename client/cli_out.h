@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "cli_ctx.h"
+#include "cli_dlview.h"
 
 /* Prints "error: <fmt...>" and returns -1. */
 int  cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -30,5 +31,9 @@ void cli_out_rate(double bps, char *out, size_t outsz);
 /* A time left in seconds: "42s", "3m07s", "1h05m"; "--" when unknown
  * (negative) or beyond 99 hours. */
 void cli_out_eta(double secs, char *out, size_t outsz);
+
+/* One show_downloads line: "[C] [group] name -> dest", "[F] ...: why",
+ * "[D] [group] name pct% <state or rate/s ETA eta>". */
+void cli_out_download(const cli_dlview_t *v);
 
 #endif

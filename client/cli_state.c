@@ -375,42 +375,44 @@ cli_write(cli_state_t *st, const char *key, int klen, const ts_wbuf_t *val)
 }
 
 
+/* Writes val (NULL: deletes) under the key of (kind, user, group, name)
+ * and frees val.  0 or -1. */
+static int
+cli_store(cli_state_t *st, char kind, const char *user, const char *group,
+          const char *name, ts_wbuf_t *val)
+{
+    char  key[CLI_KEY_MAX_B + 1];
+    int   klen = cli_key(key, kind, user, group, name), rc;
+
+    rc = klen < 0 || (val != NULL && val->err) ? -1
+         : cli_write(st, key, klen, val);
+    if (val != NULL) {
+        ts_wbuf_free(val);
+    }
+    return rc;
+}
+
+
 int
 cli_state_share_put(cli_state_t *st, const char *user,
                     const cli_share_rec_t *r)
 {
-    char       key[CLI_KEY_MAX_B + 1];
     ts_wbuf_t  b;
-    int        klen, rc;
 
-    klen = cli_key(key, 's', user, r->group, r->name);
-    if (klen < 0) {
-        return -1;
-    }
     ts_wbuf_init(&b);
     cli_share_encode(r, &b);
-    rc = b.err ? -1 : cli_write(st, key, klen, &b);
-    ts_wbuf_free(&b);
-    return rc;
+    return cli_store(st, 's', user, r->group, r->name, &b);
 }
 
 
 int
 cli_state_dl_put(cli_state_t *st, const char *user, const cli_dl_rec_t *r)
 {
-    char       key[CLI_KEY_MAX_B + 1];
     ts_wbuf_t  b;
-    int        klen, rc;
 
-    klen = cli_key(key, 'd', user, r->group, r->name);
-    if (klen < 0) {
-        return -1;
-    }
     ts_wbuf_init(&b);
     cli_dl_encode(r, &b);
-    rc = b.err ? -1 : cli_write(st, key, klen, &b);
-    ts_wbuf_free(&b);
-    return rc;
+    return cli_store(st, 'd', user, r->group, r->name, &b);
 }
 
 
@@ -418,10 +420,7 @@ int
 cli_state_share_del(cli_state_t *st, const char *user, const char *group,
                     const char *name)
 {
-    char  key[CLI_KEY_MAX_B + 1];
-    int   klen = cli_key(key, 's', user, group, name);
-
-    return klen < 0 ? -1 : cli_write(st, key, klen, NULL);
+    return cli_store(st, 's', user, group, name, NULL);
 }
 
 
@@ -429,10 +428,7 @@ int
 cli_state_dl_del(cli_state_t *st, const char *user, const char *group,
                  const char *name)
 {
-    char  key[CLI_KEY_MAX_B + 1];
-    int   klen = cli_key(key, 'd', user, group, name);
-
-    return klen < 0 ? -1 : cli_write(st, key, klen, NULL);
+    return cli_store(st, 'd', user, group, name, NULL);
 }
 
 

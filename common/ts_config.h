@@ -254,5 +254,8 @@
 #define TS_CLI_EXIT_WAIT_MS     500      /* exit: heartbeat thread join */
 #define TS_CLI_OPT_MS_MIN       100      /* --ticket-wait/--slow-chunk min */
 #define TS_CLI_OPT_MS_MAX       3600000  /* --ticket-wait/--slow-chunk max */
+#define TS_CLI_HB_MIN_MS        100      /* tracker's heartbeat period kept */
+#define TS_CLI_HB_MAX_MS        600000   /*   only within these bounds */
+#define TS_CLI_QUICK_LOGOUT_MS  1000     /* logout after a signal: one try */
 
 #endif /* TS_CONFIG_H_INCLUDED */
