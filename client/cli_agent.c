@@ -89,7 +89,7 @@ cli_agent_init(cli_ctx_t *ctx, const char *state_dir, int (*stop_check)(void))
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cli_agent.cond, &ca);
     pthread_condattr_destroy(&ca);
-    ctx->ext = &cli_agent;       /* non-NULL: the agent is there */
+    cli_agent.ready = 1;
     return 0;
 }
 
@@ -216,7 +216,6 @@ cli_agent_wait_downloads(void)
     }
     return cli_agent_failures();
 }
-
 
 
 /* ---- login / logout ---------------------------------------------------- */
@@ -366,7 +365,7 @@ cli_agent_logout(void)
 int
 cli_agent_ready(void)
 {
-    return cli_agent.ctx != NULL && cli_agent.ctx->ext != NULL;
+    return cli_agent.ready;
 }
 
 

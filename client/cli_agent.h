@@ -39,7 +39,7 @@
 #include "cli_dlview.h"
 
 /* ---- life cycle (main thread) ------------------------------------- */
-/* Opens node.tdb in state_dir and remembers ctx (ctx->ext is set).
+/* Opens node.tdb in state_dir and remembers ctx.
  * stop_check: returns 1 when the CLI was asked to stop (signals). */
 int  cli_agent_init(cli_ctx_t *ctx, const char *state_dir,
                     int (*stop_check)(void));

@@ -67,6 +67,7 @@ typedef struct {
     pthread_mutex_t  mu;
     pthread_cond_t   cond;
     pthread_t        th;
+    int              ready;                   /* cli_agent_init succeeded */
     int              running;
     int              stop;
     cli_ctx_t       *ctx;

@@ -78,7 +78,7 @@ cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
     }
     c = cli_cmd_find(argv[0]);
     if (c == NULL) {
-        r = cli_error("unknown command '%s' (try help)", argv[0]);
+        r = cli_out_error("unknown command '%s' (try help)", argv[0]);
     } else {
         nargs = argc - 1;
         if (nargs < c->min_args || nargs > c->max_args) {
@@ -88,7 +88,7 @@ cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
         } else if ((c->flags & CLI_CMD_LOGIN)
                    && !cli_session_get(ctx->sess, NULL, 0, NULL))
         {
-            r = cli_error("not logged in");
+            r = cli_out_error("not logged in");
         } else {
             r = c->run(ctx, argc, argv);
         }
@@ -105,7 +105,7 @@ cli_begin_authed(cli_ctx_t *ctx, ts_wbuf_t *req, uint8_t *tok)
 
     ts_wbuf_init(req);
     if (!cli_session_get(ctx->sess, NULL, 0, t)) {
-        return cli_error("not logged in");
+        return cli_out_error("not logged in");
     }
     ts_put_raw(req, t, TS_TOKEN_B);
     if (tok != NULL) {
@@ -121,16 +121,16 @@ cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
 {
     if (req->err) {
         memset(rep, 0, sizeof(*rep));
-        return cli_error("argument too long");
+        return cli_out_error("argument too long");
     }
     if (req->len > TS_FRAME_MAX_B) {
         memset(rep, 0, sizeof(*rep));
-        return cli_error("request too large");
+        return cli_out_error("request too large");
     }
     if (cli_rpc_call(ctx->rpc, type, req->data, (uint32_t) req->len, rep)
         != 0)
     {
-        cli_error("%s", rep->msg);
+        cli_out_error("%s", rep->msg);
         cli_reply_free(rep);
         return -1;
     }
@@ -138,8 +138,8 @@ cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
         if (rep->status == TS_ERR_AUTH && tok != NULL) {
             cli_session_lost(ctx->sess, tok);
         }
-        cli_error("%s", rep->msg[0] ? rep->msg
-                        : ts_status_name(rep->status));
+        cli_out_error("%s", rep->msg[0] ? rep->msg
+                            : ts_status_name(rep->status));
         cli_reply_free(rep);
         return -1;
     }
@@ -155,8 +155,8 @@ cli_bad_body(cli_reply_t *rep)
     int  e = errno;
 
     cli_reply_free(rep);
-    return cli_error(e == ENOMEM ? "out of memory"
-                                 : "malformed reply from tracker");
+    return cli_out_error(e == ENOMEM ? "out of memory"
+                                     : "malformed reply from tracker");
 }
 
 
@@ -307,13 +307,13 @@ cli_cmd_logout(cli_ctx_t *ctx, int argc, char **argv)
                      &rep);
     ts_wbuf_free(&req);
     if (r != 0) {
-        cli_error("%s", rep.msg);
+        cli_out_error("%s", rep.msg);
         cli_reply_free(&rep);
         return -1;
     }
     /* TS_ERR_AUTH: the session had already expired; we are logged out */
     if (rep.status != TS_OK && rep.status != TS_ERR_AUTH) {
-        cli_error("%s", rep.msg[0] ? rep.msg : ts_status_name(rep.status));
+        cli_out_error("%s", rep.msg[0] ? rep.msg : ts_status_name(rep.status));
         cli_reply_free(&rep);
         return -1;
     }
@@ -445,7 +445,7 @@ cli_cmd_list_requests(cli_ctx_t *ctx, int argc, char **argv)
         puts(users[i].user);
     }
     if (n == 0) {
-        cli_print_empty(ctx);
+        cli_out_empty(ctx);
     }
     free(users);
     return 0;
@@ -515,7 +515,7 @@ cli_list_groups(cli_ctx_t *ctx, uint8_t type)
                (unsigned) rows[i].members);
     }
     if (n == 0) {
-        cli_print_empty(ctx);
+        cli_out_empty(ctx);
     }
     free(rows);
     return 0;

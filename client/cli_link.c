@@ -302,7 +302,8 @@ cli_link_do(cli_work_t *x, const uint8_t tok[TS_TOKEN_B])
         return;
     }
     if (cli_rpc_call_ex(&cli_agent.rpc, type, req.data, (uint32_t) req.len,
-                        &rep, cli_agent.ctx->sess->trk.n > 1 ? 2 : 1,
+                        &rep, cli_agent.ctx->sess->trk.n > 1
+                        ? TS_CLI_AGENT_TRIES_N : 1,
                         TS_CLI_AGENT_RPC_MS) != 0)
     {
         ts_debug("agent: %s %s/%s: %s", ts_msg_name(type), x->group,

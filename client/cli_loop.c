@@ -121,7 +121,7 @@ cli_loop_exec(cli_ctx_t *ctx, const char *line, int *failed)
     char        err[128];
 
     if (cli_parse_line(line, &a, err, sizeof(err)) != 0) {
-        cli_error("%s", err);
+        cli_out_error("%s", err);
         fflush(stdout);
         *failed = 1;
         return;
@@ -217,7 +217,7 @@ cli_loop_plain(cli_ctx_t *ctx)
             break;
         }
         if (toolong) {
-            cli_error("line too long (max %d bytes)", TS_CLI_LINE_MAX_B);
+            cli_out_error("line too long (max %d bytes)", TS_CLI_LINE_MAX_B);
             fflush(stdout);
             failed = 1;
             continue;

@@ -13,7 +13,7 @@
 
 
 int
-cli_error(const char *fmt, ...)
+cli_out_error(const char *fmt, ...)
 {
     va_list  ap;
 
@@ -27,7 +27,7 @@ cli_error(const char *fmt, ...)
 
 
 void
-cli_print_empty(cli_ctx_t *ctx)
+cli_out_empty(cli_ctx_t *ctx)
 {
     if (ctx->tty) {
         puts("(none)");
@@ -36,7 +36,7 @@ cli_print_empty(cli_ctx_t *ctx)
 
 
 void
-cli_quote_name(const char *name, char *out, size_t outsz)
+cli_out_quote(const char *name, char *out, size_t outsz)
 {
     size_t       o = 0;
     const char  *p;

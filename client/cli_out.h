@@ -18,13 +18,13 @@
 #include "cli_dlview.h"
 
 /* Prints "error: <fmt...>" and returns -1. */
-int  cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int  cli_out_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "(none)" when interactive; for empty lists. */
-void cli_print_empty(cli_ctx_t *ctx);
+void cli_out_empty(cli_ctx_t *ctx);
 
 /* A file name for output: as is, or in "..." with \" and \\ escapes when
  * it holds blanks, quotes or backslashes. */
-void cli_quote_name(const char *name, char *out, size_t outsz);
+void cli_out_quote(const char *name, char *out, size_t outsz);
 
 /* A transfer rate in bytes per second: "512B", "1.5MiB" (no "/s"). */
 void cli_out_rate(double bps, char *out, size_t outsz);

@@ -257,5 +257,6 @@
 #define TS_CLI_HB_MIN_MS        100      /* tracker's heartbeat period kept */
 #define TS_CLI_HB_MAX_MS        600000   /*   only within these bounds */
 #define TS_CLI_QUICK_LOGOUT_MS  1000     /* logout after a signal: one try */
+#define TS_CLI_AGENT_TRIES_N    2        /* agent request: trackers tried */
 
 #endif /* TS_CONFIG_H_INCLUDED */

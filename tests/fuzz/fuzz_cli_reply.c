@@ -7,7 +7,7 @@
  *      the real parser: hashes, sources with fingerprints, the ticket);
  *      kept sources are NUL-terminated, at most TS_NODE_SOURCES_N, complete
  *      ones first, the ticket within TS_TICKET_MAX_B;
- *   1  cli_quote_name (client output of names that came from the network)
+ *   1  cli_out_quote (client output of names that came from the network)
  *      on the body as a C string, into buffers of several sizes;
  *   2..7  the reply bodies the commands of client/cli_cmds.c and
  *      cli_files.c read, through the real decoders they call
@@ -88,7 +88,7 @@ quote(const uint8_t *p, size_t n)
     name[n] = '\0';
     for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         memset(out, 'x', sizeof(out));
-        cli_quote_name(name, out, sizes[i]);
+        cli_out_quote(name, out, sizes[i]);
         FZ_CHECK(memchr(out, '\0', sizes[i]) != NULL);
     }
     free(name);

@@ -668,11 +668,11 @@ test_quote_name(void **state)
     char  out[64];
 
     (void) state;
-    cli_quote_name("plain.bin", out, sizeof(out));
+    cli_out_quote("plain.bin", out, sizeof(out));
     assert_string_equal(out, "plain.bin");
-    cli_quote_name("my file.bin", out, sizeof(out));
+    cli_out_quote("my file.bin", out, sizeof(out));
     assert_string_equal(out, "\"my file.bin\"");
-    cli_quote_name("a\"b\\c", out, sizeof(out));
+    cli_out_quote("a\"b\\c", out, sizeof(out));
     assert_string_equal(out, "\"a\\\"b\\\\c\"");
 }
 
