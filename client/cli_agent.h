@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #include "cli_ctx.h"
-#include "cli_state.h"
+#include "cli_rec.h"
 #include "cli_finfo.h"
 #include "cli_dlview.h"
 

@@ -1,18 +1,18 @@
 /*
  * cli_files.c -- the client's file commands: upload_file, list_files,
- * download_file, show_downloads, stop_share (the user-visible contract is
- * in the task notes; wire layouts in common/ts_proto.h, types 30..35).
+ * download_file, show_downloads, stop_share (output rules in cli_out.h;
+ * wire layouts in common/ts_proto.h, types 30..35).
  *
  * upload_file reads the file once through one reused TS_CHUNK_B buffer,
  * hashing each chunk and the whole file (ts_sha1, OpenSSL), and checks
  * the file did not change while it was read.  download_file asks the
  * tracker for the file (FILE_INFO), resolves and checks the destination
- * and hands the download to the node (cli_agent_dl_start); it returns at
- * once, the node's downloaders do the work.
+ * and hands the download to the agent (cli_agent_download); it returns
+ * at once, the node's downloaders do the work.
  *
- * Locking: main thread only; shm and node.tdb are reached through
- * cli_agent.c, which takes its own lock.
- * Crash behaviour: nothing persistent here (cli_agent.c records shares
+ * Locking: main thread only; shm and node.tdb are reached only through
+ * cli_agent.h, which takes the agent's lock.
+ * Crash behaviour: nothing persistent here (the agent records shares
  * and downloads in node.tdb before a command reports success).
  */
 #include <errno.h>
@@ -31,7 +31,7 @@
 #include "ts_proto.h"
 #include "cli_cmds.h"
 #include "cli_rpc.h"
-#include "cli_state.h"
+#include "cli_rec.h"
 #include "cli_agent.h"
 #include "cli_files.h"
 #include "cli_reply.h"

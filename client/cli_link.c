@@ -81,8 +81,8 @@ cli_link_set_sources(ts_shm_t *shm, int idx, const cli_finfo_t *fi)
 
     for (i = 0; i < fi->nsrc; i++) {
         /* never ourselves, whatever the tracker says */
-        if ((cli_agent.ctx != NULL && strcmp(fi->src[i].addr,
-                                         cli_agent.ctx->node_addr) == 0)
+        if ((cli_agent.ctx != NULL
+             && strcmp(fi->src[i].addr, cli_agent.ctx->node_addr) == 0)
             || cli_link_fp_is_mine(fi->src[i].fp))
         {
             continue;
