@@ -7,7 +7,8 @@
  *                 failover, sources and ticket renewal;
  *   cli_hold.c    what the node holds: progress collected from shm into
  *                 node.tdb, shares, STOP_SHARE queue;
- *   cli_down.c    the download entries (shm slots, finish, fail, views);
+ *   cli_down.c    the download entries (shm slots, start, finish, fail);
+ *   cli_progress.c  rate samples, and what a command is shown of each;
  *   cli_part.c    the .part files (exclusive creation, reopening).
  *
  * Model: one entry per download of the logged-in user (running, paused,
