@@ -19,60 +19,61 @@
 #include "cli_out.h"
 
 
+/* rates in bytes per second, times left in seconds */
 static void
-test_rate(void **state)
+test_rate_eta(void **state)
 {
-    char  out[32];
+    static const struct {
+        void       (*fmt)(double, char *, size_t);
+        double       in;
+        const char  *want;
+    } cases[] = {
+        { cli_out_rate, 0, "0B" },
+        { cli_out_rate, 1023, "1023B" },
+        { cli_out_rate, 1536, "1.5KiB" },
+        { cli_out_rate, 3.0 * 1024 * 1024, "3.0MiB" },
+        { cli_out_rate, 2.0 * 1024 * 1024 * 1024 * 1024 * 1024, "2048.0TiB" },
+        { cli_out_eta, -1, "--" },
+        { cli_out_eta, 100.0 * 3600, "--" },
+        { cli_out_eta, 41.6, "42s" },
+        { cli_out_eta, 187, "3m07s" },
+        { cli_out_eta, 3900, "1h05m" },
+    };
+    char    out[32];
+    size_t  i;
 
     (void) state;
-    cli_out_rate(0, out, sizeof(out));
-    assert_string_equal(out, "0B");
-    cli_out_rate(1023, out, sizeof(out));
-    assert_string_equal(out, "1023B");
-    cli_out_rate(1536, out, sizeof(out));
-    assert_string_equal(out, "1.5KiB");
-    cli_out_rate(3.0 * 1024 * 1024, out, sizeof(out));
-    assert_string_equal(out, "3.0MiB");
-    cli_out_rate(2.0 * 1024 * 1024 * 1024 * 1024 * 1024, out, sizeof(out));
-    assert_string_equal(out, "2048.0TiB");
-}
-
-
-static void
-test_eta(void **state)
-{
-    char  out[32];
-
-    (void) state;
-    cli_out_eta(-1, out, sizeof(out));
-    assert_string_equal(out, "--");
-    cli_out_eta(100.0 * 3600, out, sizeof(out));
-    assert_string_equal(out, "--");
-    cli_out_eta(41.6, out, sizeof(out));
-    assert_string_equal(out, "42s");
-    cli_out_eta(187, out, sizeof(out));
-    assert_string_equal(out, "3m07s");
-    cli_out_eta(3900, out, sizeof(out));
-    assert_string_equal(out, "1h05m");
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cases[i].fmt(cases[i].in, out, sizeof(out));
+        assert_string_equal(out, cases[i].want);
+    }
 }
 
 
 static void
 test_quote(void **state)
 {
-    char  out[64], tiny[2];
+    static const struct {
+        const char  *name;
+        size_t       outsz;
+        const char  *want;
+    } cases[] = {
+        { "plain.bin", 64, "plain.bin" },
+        { "my file.bin", 64, "\"my file.bin\"" },
+        { "a\"b\\c", 64, "\"a\\\"b\\\\c\"" },
+        { "", 64, "\"\"" },
+        { "a'b", 64, "\"a'b\"" },
+        { "x", 2, "x" },
+        { "a b", 2, "" },
+    };
+    char                     out[64];
+    size_t                   i;
 
     (void) state;
-    cli_out_quote("a.bin", out, sizeof(out));
-    assert_string_equal(out, "a.bin");
-    cli_out_quote("", out, sizeof(out));
-    assert_string_equal(out, "\"\"");
-    cli_out_quote("a'b", out, sizeof(out));
-    assert_string_equal(out, "\"a'b\"");
-    cli_out_quote("x", tiny, sizeof(tiny));
-    assert_string_equal(tiny, "x");
-    cli_out_quote("a b", tiny, sizeof(tiny));
-    assert_string_equal(tiny, "");
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cli_out_quote(cases[i].name, out, cases[i].outsz);
+        assert_string_equal(out, cases[i].want);
+    }
 }
 
 
@@ -107,47 +108,45 @@ show(const cli_dlview_t *v, char *out, size_t outsz)
 static void
 test_download_lines(void **state)
 {
+    static const struct {
+        cli_dlv_state_t  st;
+        int              pct;
+        double           bps, eta_s;
+        const char      *want;
+    } cases[] = {
+        { CLI_DLV_DONE, 100, 0, -1,
+          "[C] [g1] my file.bin -> /tmp/out.bin\n" },
+        { CLI_DLV_FAILED, 0, 0, -1,
+          "[F] [g1] my file.bin: the file changed on the tracker\n" },
+        { CLI_DLV_PAUSED, 42, 0, -1, "[D] [g1] my file.bin 42% paused\n" },
+        { CLI_DLV_WAITING, 42, 0, -1,
+          "[D] [g1] my file.bin 42% waiting for sources\n" },
+        { CLI_DLV_DENIED, 42, 0, -1,
+          "[D] [g1] my file.bin 42% not permitted: peers refuse the "
+          "download ticket; waiting for a new one\n" },
+        { CLI_DLV_RUNNING, 42, 2048, 65,
+          "[D] [g1] my file.bin 42% 2.0KiB/s ETA 1m05s\n" },
+        { CLI_DLV_RUNNING, 42, 0, -1,
+          "[D] [g1] my file.bin 42% 0B/s ETA --\n" },
+    };
     cli_dlview_t  v;
     char          line[512];
+    size_t        i;
 
     (void) state;
     memset(&v, 0, sizeof(v));
     snprintf(v.group, sizeof(v.group), "g1");
     snprintf(v.name, sizeof(v.name), "my file.bin");
     snprintf(v.dest, sizeof(v.dest), "/tmp/out.bin");
-    v.state = CLI_DLV_DONE;
-    show(&v, line, sizeof(line));
-    assert_string_equal(line, "[C] [g1] my file.bin -> /tmp/out.bin\n");
-
-    v.state = CLI_DLV_FAILED;
     snprintf(v.error, sizeof(v.error), "the file changed on the tracker");
-    show(&v, line, sizeof(line));
-    assert_string_equal(line, "[F] [g1] my file.bin: the file changed on "
-                        "the tracker\n");
-
-    v.pct = 42;
-    v.state = CLI_DLV_PAUSED;
-    show(&v, line, sizeof(line));
-    assert_string_equal(line, "[D] [g1] my file.bin 42% paused\n");
-    v.state = CLI_DLV_WAITING;
-    show(&v, line, sizeof(line));
-    assert_string_equal(line, "[D] [g1] my file.bin 42% waiting for "
-                        "sources\n");
-    v.state = CLI_DLV_DENIED;
-    show(&v, line, sizeof(line));
-    assert_string_equal(line, "[D] [g1] my file.bin 42% not permitted: "
-                        "peers refuse the download ticket; waiting for a "
-                        "new one\n");
-    v.state = CLI_DLV_RUNNING;
-    v.bps = 2048;
-    v.eta_s = 65;
-    show(&v, line, sizeof(line));
-    assert_string_equal(line, "[D] [g1] my file.bin 42% 2.0KiB/s ETA "
-                        "1m05s\n");
-    v.bps = 0;
-    v.eta_s = -1;
-    show(&v, line, sizeof(line));
-    assert_string_equal(line, "[D] [g1] my file.bin 42% 0B/s ETA --\n");
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        v.state = cases[i].st;
+        v.pct = cases[i].pct;
+        v.bps = cases[i].bps;
+        v.eta_s = cases[i].eta_s;
+        show(&v, line, sizeof(line));
+        assert_string_equal(line, cases[i].want);
+    }
 }
 
 
@@ -155,8 +154,7 @@ int
 main(void)
 {
     const struct CMUnitTest  tests[] = {
-        cmocka_unit_test(test_rate),
-        cmocka_unit_test(test_eta),
+        cmocka_unit_test(test_rate_eta),
         cmocka_unit_test(test_quote),
         cmocka_unit_test(test_download_lines),
     };
