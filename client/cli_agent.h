@@ -3,8 +3,13 @@
  * it: the one way in for the commands (cli_cmds.c, cli_files.c), for
  * cli_main.c, and for the control API that is to drive a node from
  * several CLIs and HTTP.  Nothing of the agent's entries, locks or
- * tracker link shows through; every function below takes the agent's
- * lock itself and may be called from any thread.
+ * tracker link shows through: the operations (login state, shares,
+ * downloads) take the agent's lock themselves and may be called from
+ * any thread; the life cycle belongs to the main thread.  Results are
+ * copies (cli_dlview_t) and an operation's failure comes back as text
+ * in err, so another front end can present them its own way (the agent
+ * itself writes only log lines and the changed-share warning, to
+ * stderr).
  *
  * What the agent does: it joins the node's data plane (shm), node.tdb
  * and the trackers.  Its thread (its own cli_rpc_t, so the prompt never

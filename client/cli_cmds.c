@@ -13,7 +13,6 @@
  * by cli_rpc's failover.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
