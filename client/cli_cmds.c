@@ -13,7 +13,6 @@
  * by cli_rpc's failover.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,29 +67,6 @@ cli_cmd_find(const char *name)
 
 
 int
-cli_error(const char *fmt, ...)
-{
-    va_list  ap;
-
-    fputs("error: ", stdout);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fputc('\n', stdout);
-    return -1;
-}
-
-
-void
-cli_print_empty(cli_ctx_t *ctx)
-{
-    if (ctx->tty) {
-        puts("(none)");
-    }
-}
-
-
-int
 cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
 {
     const cli_cmd_t  *c;
@@ -101,7 +77,7 @@ cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
     }
     c = cli_cmd_find(argv[0]);
     if (c == NULL) {
-        r = cli_error("unknown command '%s' (try help)", argv[0]);
+        r = cli_out_error("unknown command '%s' (try help)", argv[0]);
     } else {
         nargs = argc - 1;
         if (nargs < c->min_args || nargs > c->max_args) {
@@ -111,7 +87,7 @@ cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
         } else if ((c->flags & CLI_CMD_LOGIN)
                    && !cli_session_get(ctx->sess, NULL, 0, NULL))
         {
-            r = cli_error("not logged in");
+            r = cli_out_error("not logged in");
         } else {
             r = c->run(ctx, argc, argv);
         }
@@ -128,7 +104,7 @@ cli_begin_authed(cli_ctx_t *ctx, ts_wbuf_t *req, uint8_t *tok)
 
     ts_wbuf_init(req);
     if (!cli_session_get(ctx->sess, NULL, 0, t)) {
-        return cli_error("not logged in");
+        return cli_out_error("not logged in");
     }
     ts_put_raw(req, t, TS_TOKEN_B);
     if (tok != NULL) {
@@ -144,16 +120,16 @@ cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
 {
     if (req->err) {
         memset(rep, 0, sizeof(*rep));
-        return cli_error("argument too long");
+        return cli_out_error("argument too long");
     }
     if (req->len > TS_FRAME_MAX_B) {
         memset(rep, 0, sizeof(*rep));
-        return cli_error("request too large");
+        return cli_out_error("request too large");
     }
     if (cli_rpc_call(ctx->rpc, type, req->data, (uint32_t) req->len, rep)
         != 0)
     {
-        cli_error("%s", rep->msg);
+        cli_out_error("%s", rep->msg);
         cli_reply_free(rep);
         return -1;
     }
@@ -161,8 +137,8 @@ cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
         if (rep->status == TS_ERR_AUTH && tok != NULL) {
             cli_session_lost(ctx->sess, tok);
         }
-        cli_error("%s", rep->msg[0] ? rep->msg
-                        : ts_status_name(rep->status));
+        cli_out_error("%s", rep->msg[0] ? rep->msg
+                            : ts_status_name(rep->status));
         cli_reply_free(rep);
         return -1;
     }
@@ -178,8 +154,8 @@ cli_bad_body(cli_reply_t *rep)
     int  e = errno;
 
     cli_reply_free(rep);
-    return cli_error(e == ENOMEM ? "out of memory"
-                                 : "malformed reply from tracker");
+    return cli_out_error(e == ENOMEM ? "out of memory"
+                                     : "malformed reply from tracker");
 }
 
 
@@ -268,7 +244,7 @@ cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
 
     /* a new login replaces the old session: log that one out first */
     if (cli_session_get(ctx->sess, NULL, 0, tok)) {
-        if (ctx->ext != NULL) {
+        if (cli_agent_ready()) {
             cli_agent_logout();
         }
         cli_session_end(ctx->sess);
@@ -289,7 +265,7 @@ cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
         return cli_bad_body(&rep);
     }
     cli_reply_free(&rep);
-    if (hb_ms >= 100 && hb_ms <= 600000) {
+    if (hb_ms >= TS_CLI_HB_MIN_MS && hb_ms <= TS_CLI_HB_MAX_MS) {
         pthread_mutex_lock(&ctx->sess->mu);
         ctx->sess->heartbeat_ms = (int) hb_ms;
         pthread_mutex_unlock(&ctx->sess->mu);
@@ -300,7 +276,7 @@ cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
         ts_warn("no heartbeat thread; the session will expire");
     }
     /* this user's shares and downloads on this node (re)start */
-    if (ctx->ext != NULL) {
+    if (cli_agent_ready()) {
         cli_agent_login(argv[1]);
     }
     printf("logged in as %s\n", argv[1]);
@@ -322,7 +298,7 @@ cli_cmd_logout(cli_ctx_t *ctx, int argc, char **argv)
     }
     /* sharing and downloads pause, then the local session ends whatever
      * the tracker says */
-    if (ctx->ext != NULL) {
+    if (cli_agent_ready()) {
         cli_agent_logout();
     }
     cli_session_end(ctx->sess);
@@ -330,13 +306,13 @@ cli_cmd_logout(cli_ctx_t *ctx, int argc, char **argv)
                      &rep);
     ts_wbuf_free(&req);
     if (r != 0) {
-        cli_error("%s", rep.msg);
+        cli_out_error("%s", rep.msg);
         cli_reply_free(&rep);
         return -1;
     }
     /* TS_ERR_AUTH: the session had already expired; we are logged out */
     if (rep.status != TS_OK && rep.status != TS_ERR_AUTH) {
-        cli_error("%s", rep.msg[0] ? rep.msg : ts_status_name(rep.status));
+        cli_out_error("%s", rep.msg[0] ? rep.msg : ts_status_name(rep.status));
         cli_reply_free(&rep);
         return -1;
     }
@@ -354,12 +330,12 @@ cli_cmds_logout_quietly(cli_ctx_t *ctx, int quick)
     if (!cli_session_get(ctx->sess, NULL, 0, tok)) {
         return;
     }
-    if (ctx->ext != NULL) {
+    if (cli_agent_ready()) {
         cli_agent_logout();
     }
     cli_session_end(ctx->sess);
     if (quick) {
-        cli_logout_rpc(ctx, tok, 1, 1000);
+        cli_logout_rpc(ctx, tok, 1, TS_CLI_QUICK_LOGOUT_MS);
     } else {
         cli_logout_rpc(ctx, tok, ctx->rpc->trk.n > 0 ? ctx->rpc->trk.n : 1,
                        0);
@@ -371,7 +347,7 @@ static int
 cli_cmd_exit(cli_ctx_t *ctx, int argc, char **argv)
 {
     /* a script's downloads end before its session does */
-    if (!ctx->tty && ctx->ext != NULL
+    if (!ctx->tty && cli_agent_ready()
         && cli_session_get(ctx->sess, NULL, 0, NULL))
     {
         cli_agent_wait_downloads();
@@ -468,7 +444,7 @@ cli_cmd_list_requests(cli_ctx_t *ctx, int argc, char **argv)
         puts(users[i].user);
     }
     if (n == 0) {
-        cli_print_empty(ctx);
+        cli_out_empty(ctx);
     }
     free(users);
     return 0;
@@ -538,7 +514,7 @@ cli_list_groups(cli_ctx_t *ctx, uint8_t type)
                (unsigned) rows[i].members);
     }
     if (n == 0) {
-        cli_print_empty(ctx);
+        cli_out_empty(ctx);
     }
     free(rows);
     return 0;

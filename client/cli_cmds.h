@@ -1,6 +1,6 @@
 /*
- * cli_cmds.h -- the client's command registry, the shared context of
- * commands, and helpers for files that add commands.
+ * cli_cmds.h -- the client's command registry and helpers for files
+ * that add commands.
  *
  * Each command file exports a table of cli_cmd_t ending with a
  * {NULL} entry (cli_cmds_core[] here; cli_files.c adds its own) and
@@ -9,9 +9,7 @@
  * (printing "usage: ...") and the login requirement before calling a
  * command.
  *
- * Output rules (the user-visible contract): results on stdout; a failure
- * prints exactly one line "error: <reason>"; empty lists print nothing,
- * or "(none)" on a TTY.
+ * Output rules: cli_out.h.  The context (cli_ctx_t): cli_ctx.h.
  *
  * Locking: commands run on the main thread only; the session they use is
  * itself locked (cli_session.h).  Crash behaviour: nothing persistent.
@@ -26,19 +24,9 @@
 #include "ts_tls.h"
 #include "cli_rpc.h"
 #include "cli_session.h"
+#include "cli_ctx.h"
+#include "cli_out.h"
 
-
-typedef struct {
-    cli_rpc_t      *rpc;
-    cli_session_t  *sess;
-    char            node_addr[96];    /* "ip:port" this node serves on */
-    uint8_t         node_fp[TS_FP_B]; /* this node's certificate
-                                         fingerprint: its identity */
-    const char     *state_dir;
-    int             tty;              /* interactive: "(none)" for empty */
-    int             want_exit;        /* set by the exit command */
-    void           *ext;              /* for later command files */
-} cli_ctx_t;
 
 /* 0 = success, -1 = failure (the error line is already printed). */
 typedef int (*cli_cmd_pt)(cli_ctx_t *ctx, int argc, char **argv);
@@ -67,8 +55,6 @@ int              cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv);
 void             cli_cmds_logout_quietly(cli_ctx_t *ctx, int quick);
 
 /* ---- helpers for command implementations ----------------------------- */
-/* Prints "error: <fmt...>" and returns -1. */
-int  cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Starts a request that needs the session: puts the token; -1 (after
  * printing "error: not logged in") if there is none. tok gets a copy. */
 int  cli_begin_authed(cli_ctx_t *ctx, ts_wbuf_t *req, uint8_t *tok);
@@ -78,7 +64,5 @@ int  cli_begin_authed(cli_ctx_t *ctx, ts_wbuf_t *req, uint8_t *tok);
  * then also ends the local session. */
 int  cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
                  const uint8_t *tok, cli_reply_t *rep);
-/* Prints "(none)" when interactive; for empty lists. */
-void cli_print_empty(cli_ctx_t *ctx);
 
 #endif

@@ -1,18 +1,18 @@
 /*
  * cli_files.c -- the client's file commands: upload_file, list_files,
- * download_file, show_downloads, stop_share (the user-visible contract is
- * in the task notes; wire layouts in common/ts_proto.h, types 30..35).
+ * download_file, show_downloads, stop_share (output rules in cli_out.h;
+ * wire layouts in common/ts_proto.h, types 30..35).
  *
  * upload_file reads the file once through one reused TS_CHUNK_B buffer,
  * hashing each chunk and the whole file (ts_sha1, OpenSSL), and checks
  * the file did not change while it was read.  download_file asks the
  * tracker for the file (FILE_INFO), resolves and checks the destination
- * and hands the download to the node (cli_agent_dl_start); it returns at
- * once, the node's downloaders do the work.
+ * and hands the download to the agent (cli_agent_download); it returns
+ * at once, the node's downloaders do the work.
  *
- * Locking: main thread only; shm and node.tdb are reached through
- * cli_agent.c, which takes its own lock.
- * Crash behaviour: nothing persistent here (cli_agent.c records shares
+ * Locking: main thread only; shm and node.tdb are reached only through
+ * cli_agent.h, which takes the agent's lock.
+ * Crash behaviour: nothing persistent here (the agent records shares
  * and downloads in node.tdb before a command reports success).
  */
 #include <errno.h>
@@ -31,7 +31,7 @@
 #include "ts_proto.h"
 #include "cli_cmds.h"
 #include "cli_rpc.h"
-#include "cli_state.h"
+#include "cli_rec.h"
 #include "cli_agent.h"
 #include "cli_files.h"
 #include "cli_reply.h"
@@ -43,7 +43,7 @@ static int
 cli_malformed(cli_reply_t *rep)
 {
     cli_reply_free(rep);
-    return cli_error("malformed reply from tracker");
+    return cli_out_error("malformed reply from tracker");
 }
 
 
@@ -53,7 +53,7 @@ cli_bad_body(cli_reply_t *rep)
 {
     if (errno == ENOMEM) {
         cli_reply_free(rep);
-        return cli_error("out of memory");
+        return cli_out_error("out of memory");
     }
     return cli_malformed(rep);
 }
@@ -113,8 +113,8 @@ cli_bad_name(const char *name)
     char  pn[4 * TS_NAME_MAX_B + 8];
 
     cli_printable(name, pn, sizeof(pn));
-    return cli_error("invalid file name '%s' (no '/', control characters, "
-                     "'.' or '..')", pn);
+    return cli_out_error("invalid file name '%s' (no '/', control characters, "
+                         "'.' or '..')", pn);
 }
 
 
@@ -176,18 +176,18 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
 
     fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        return cli_error("cannot read '%s': %s", path, strerror(errno));
+        return cli_out_error("cannot read '%s': %s", path, strerror(errno));
     }
     if (fstat(fd, &sb) != 0) {
         e = errno;
         close(fd);
-        return cli_error("cannot read '%s': %s", path, strerror(e));
+        return cli_out_error("cannot read '%s': %s", path, strerror(e));
     }
     if (!S_ISREG(sb.st_mode)) {
         close(fd);
-        return cli_error("cannot read '%s': %s", path,
-                         S_ISDIR(sb.st_mode) ? strerror(EISDIR)
-                                             : "not a regular file");
+        return cli_out_error("cannot read '%s': %s", path,
+                             S_ISDIR(sb.st_mode) ? strerror(EISDIR)
+                                                 : "not a regular file");
     }
     (void) fcntl(fd, F_SETFL, 0);
     if (!ts_valid_filename(sr.name)) {
@@ -196,13 +196,13 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
     }
     if ((uint64_t) sb.st_size > TS_FILE_MAX_B) {
         close(fd);
-        return cli_error("'%s' is too large (at most %llu bytes)", path,
-                         (unsigned long long) TS_FILE_MAX_B);
+        return cli_out_error("'%s' is too large (at most %llu bytes)", path,
+                             (unsigned long long) TS_FILE_MAX_B);
     }
     if (realpath(path, sr.path) == NULL) {
         e = errno;
         close(fd);
-        return cli_error("cannot read '%s': %s", path, strerror(e));
+        return cli_out_error("cannot read '%s': %s", path, strerror(e));
     }
     snprintf(sr.group, sizeof(sr.group), "%s", group);
     sr.size = (uint64_t) sb.st_size;
@@ -219,7 +219,7 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
     if (cli_chunk_buf == NULL || whole == NULL
         || (sr.nchunks > 0 && hashes == NULL))
     {
-        cli_error("out of memory");
+        cli_out_error("out of memory");
         goto out;
     }
 
@@ -228,20 +228,20 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
     for (c = 0; ; c++) {
         n = cli_read_full(fd, cli_chunk_buf, TS_CHUNK_B);
         if (n < 0) {
-            cli_error("cannot read '%s': %s", path, strerror(errno));
+            cli_out_error("cannot read '%s': %s", path, strerror(errno));
             goto out;
         }
         if (n == 0) {
             break;
         }
         if (c >= sr.nchunks) {
-            cli_error("'%s' changed while it was read", path);
+            cli_out_error("'%s' changed while it was read", path);
             goto out;
         }
         if (ts_sha1(cli_chunk_buf, (size_t) n, hashes + 20ull * c) != 0
             || ts_sha1_update(whole, cli_chunk_buf, (size_t) n) != 0)
         {
-            cli_error("SHA1 failed");
+            cli_out_error("SHA1 failed");
             goto out;
         }
         total += (uint64_t) n;
@@ -250,14 +250,14 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
         }
     }
     if (ts_sha1_final(whole, sr.sha1) != 0) {
-        cli_error("SHA1 failed");
+        cli_out_error("SHA1 failed");
         goto out;
     }
     if (total != sr.size || fstat(fd, &sb2) != 0
         || (uint64_t) sb2.st_size != sr.size
         || cli_mtime_ns(&sb2) != sr.mtime_ns)
     {
-        cli_error("'%s' changed while it was read", path);
+        cli_out_error("'%s' changed while it was read", path);
         goto out;
     }
 
@@ -283,8 +283,8 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
     cli_reply_free(&rep);
 
     if (cli_agent_share_add(&sr) != 0) {
-        cli_error("this node cannot serve more files (at most %d)",
-                  TS_NODE_SHARES_N);
+        cli_out_error("this node cannot serve more files (at most %d)",
+                      TS_NODE_SHARES_N);
         goto out;
     }
     {
@@ -348,12 +348,12 @@ cli_cmd_list_files(cli_ctx_t *ctx, int argc, char **argv)
         qsort(rows, n, sizeof(*rows), cli_file_cmp);
     }
     for (i = 0; i < n; i++) {
-        cli_quote_name(rows[i].name, qn, sizeof(qn));
+        cli_out_quote(rows[i].name, qn, sizeof(qn));
         printf("%s size=%llu sources=%u\n", qn,
                (unsigned long long) rows[i].size, (unsigned) rows[i].sources);
     }
     if (n == 0) {
-        cli_print_empty(ctx);
+        cli_out_empty(ctx);
     }
     free(rows);
     return 0;
@@ -377,17 +377,17 @@ cli_resolve_dest(const char *dest, const char *name, char *final,
     size_t       dl;
 
     if (dest[0] == '\0') {
-        return cli_error("empty destination");
+        return cli_out_error("empty destination");
     }
     if (stat(dest, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         if (realpath(dest, real) == NULL) {
-            return cli_error("cannot use '%s': %s", dest, strerror(errno));
+            return cli_out_error("cannot use '%s': %s", dest, strerror(errno));
         }
         snprintf(base, sizeof(base), "%s", name);
     } else {
         dl = strlen(dest);
         if (dest[dl - 1] == '/') {
-            return cli_error("no such directory '%s'", dest);
+            return cli_out_error("no such directory '%s'", dest);
         }
         slash = strrchr(dest, '/');
         if (slash == NULL) {
@@ -395,39 +395,40 @@ cli_resolve_dest(const char *dest, const char *name, char *final,
         } else if (slash == dest) {
             snprintf(dir, sizeof(dir), "/");
         } else if ((size_t) (slash - dest) >= sizeof(dir)) {
-            return cli_error("destination path too long");
+            return cli_out_error("destination path too long");
         } else {
             memcpy(dir, dest, (size_t) (slash - dest));
             dir[slash - dest] = '\0';
         }
         cli_last_component(dest, base, sizeof(base));
         if (!ts_valid_filename(base)) {
-            return cli_error("invalid destination '%s'", dest);
+            return cli_out_error("invalid destination '%s'", dest);
         }
         if (stat(dir, &sb) != 0) {
-            return cli_error("no such directory '%s'", dir);
+            return cli_out_error("no such directory '%s'", dir);
         }
         if (!S_ISDIR(sb.st_mode)) {
-            return cli_error("'%s' is not a directory", dir);
+            return cli_out_error("'%s' is not a directory", dir);
         }
         if (realpath(dir, real) == NULL) {
-            return cli_error("cannot use '%s': %s", dir, strerror(errno));
+            return cli_out_error("cannot use '%s': %s", dir, strerror(errno));
         }
     }
     /* room for ".part" too */
     if (strlen(real) + 1 + strlen(base) + 5 >= finalsz) {
-        return cli_error("destination path too long");
+        return cli_out_error("destination path too long");
     }
     if (snprintf(final, finalsz, "%s%s%s", real,
                  strcmp(real, "/") == 0 ? "" : "/", base) >= (int) finalsz)
     {
-        return cli_error("destination path too long");
+        return cli_out_error("destination path too long");
     }
     if (lstat(final, &sb) == 0) {
-        return cli_error("'%s' already exists", final);
+        return cli_out_error("'%s' already exists", final);
     }
     if (access(real, W_OK) != 0) {
-        return cli_error("cannot write to '%s': %s", real, strerror(errno));
+        return cli_out_error("cannot write to '%s': %s", real,
+                             strerror(errno));
     }
     return 0;
 }
@@ -440,7 +441,6 @@ cli_cmd_download_file(cli_ctx_t *ctx, int argc, char **argv)
     ts_wbuf_t      req;
     cli_reply_t    rep;
     cli_finfo_t    fi;
-    cli_dl_rec_t   rec;
     uint8_t        tok[TS_TOKEN_B];
     char           final[PATH_MAX], err[PATH_MAX + 128];
     char           qn[2 * TS_NAME_MAX_B + 3];
@@ -469,46 +469,10 @@ cli_cmd_download_file(cli_ctx_t *ctx, int argc, char **argv)
         cli_finfo_free(&fi);
         return -1;
     }
-    if (cli_agent_dl_check(group, name, final, err, sizeof(err)) != 0) {
-        cli_finfo_free(&fi);
-        return cli_error("%s", err);
-    }
-    memset(&rec, 0, sizeof(rec));
-    snprintf(rec.group, sizeof(rec.group), "%s", group);
-    snprintf(rec.name, sizeof(rec.name), "%s", name);
-    snprintf(rec.dest, sizeof(rec.dest), "%s", final);
-    if (snprintf(rec.part, sizeof(rec.part), "%s.part", final)
-        >= (int) sizeof(rec.part))
-    {
-        cli_finfo_free(&fi);
-        return cli_error("destination path too long");
-    }
-    rec.size = fi.size;
-    rec.nchunks = fi.nchunks;
-    memcpy(rec.sha1, fi.sha1, 20);
-    rec.state = CLI_DL_ACTIVE;
-    if (cli_dl_alloc(&rec) != 0) {
-        cli_finfo_free(&fi);
-        return cli_error("out of memory");
-    }
-    if (rec.nchunks > 0) {
-        memcpy(rec.hashes, fi.hashes, 20ull * rec.nchunks);
-    }
-    /* the .part is made here, exclusively: a new download never adopts
-     * (or writes through) a file it did not make, and the workers open
-     * only this inode (resumes come from node.tdb, not from here) */
-    if (cli_agent_part_create(rec.part, &rec.part_id, err, sizeof(err))
-        != 0)
-    {
-        cli_dl_free(&rec);
-        cli_finfo_free(&fi);
-        return cli_error("%s", err);
-    }
-    r = cli_agent_dl_start(&rec, &fi, err, sizeof(err));
+    r = cli_agent_download(group, name, final, &fi, err, sizeof(err));
     cli_finfo_free(&fi);
     if (r != 0) {
-        cli_agent_part_unlink(rec.part, &rec.part_id);
-        return cli_error("%s", err);
+        return cli_out_error("%s", err);
     }
     snprintf(qn, sizeof(qn), "%s", name);
     printf("downloading %s from %s to %s\n", qn, group, final);
@@ -521,7 +485,19 @@ cli_cmd_download_file(cli_ctx_t *ctx, int argc, char **argv)
 static int
 cli_cmd_show_downloads(cli_ctx_t *ctx, int argc, char **argv)
 {
-    cli_agent_show(ctx);
+    cli_dlview_t  *rows;
+    int            i, n;
+
+    if (cli_agent_downloads(&rows, &n) != 0) {
+        return cli_out_error("out of memory");
+    }
+    for (i = 0; i < n; i++) {
+        cli_out_download(&rows[i]);
+    }
+    free(rows);
+    if (n == 0) {
+        cli_out_empty(ctx);
+    }
     return 0;
 }
 
@@ -551,14 +527,14 @@ cli_cmd_stop_share(cli_ctx_t *ctx, int argc, char **argv)
             return -1;
         }
         cli_reply_free(&rep);
-        return cli_error("not sharing '%s' in '%s'", name, group);
+        return cli_out_error("not sharing '%s' in '%s'", name, group);
     }
     ts_put_str(&req, name);
     if (cli_rpc_call(ctx->rpc, TS_MSG_STOP_SHARE, req.data,
                      (uint32_t) req.len, &rep) != 0)
     {
         ts_wbuf_free(&req);
-        cli_error("%s", rep.msg);
+        cli_out_error("%s", rep.msg);
         cli_reply_free(&rep);
         return -1;
     }
@@ -568,7 +544,7 @@ cli_cmd_stop_share(cli_ctx_t *ctx, int argc, char **argv)
         if (rep.status == TS_ERR_AUTH) {
             cli_session_lost(ctx->sess, tok);
         }
-        cli_error("%s", rep.msg[0] ? rep.msg : ts_status_name(rep.status));
+        cli_out_error("%s", rep.msg[0] ? rep.msg : ts_status_name(rep.status));
         cli_reply_free(&rep);
         return -1;
     }

@@ -5,7 +5,7 @@
  * the empty OK body.  client/cli_cmds.c and cli_files.c call them after
  * cli_request() has taken the reply's head; the unit tests and the
  * libFuzzer target tests/fuzz/fuzz_cli_reply.c call the same functions.
- * (FILE_INFO has its own decoder, cli_finfo_parse in cli_agent.h.)
+ * (FILE_INFO has its own decoder, cli_finfo_parse in cli_finfo.h.)
  *
  * Each takes the body (an ts_rbuf_t positioned after the head, e.g.
  * cli_reply_t.body) and returns 0, or -1 for anything but a well-formed

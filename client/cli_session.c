@@ -68,6 +68,17 @@ cli_deadline_in(struct timespec *ts, int ms)
 }
 
 
+/* A heartbeat thread ends: cli_session_wait_threads may return. */
+static void
+cli_heartbeat_gone(cli_session_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->threads--;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+
 static void *
 cli_heartbeat_main(void *arg)
 {
@@ -81,10 +92,7 @@ cli_heartbeat_main(void *arg)
     if (cli_rpc_init(&rpc, &s->trk, hb->prefer) != 0) {
         ts_err("heartbeat: cannot set up its tracker link");
         free(hb);
-        pthread_mutex_lock(&s->mu);
-        s->threads--;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->mu);
+        cli_heartbeat_gone(s);
         return NULL;
     }
     down = 0;
@@ -140,11 +148,7 @@ cli_heartbeat_main(void *arg)
 
     cli_rpc_destroy(&rpc);
     free(hb);
-
-    pthread_mutex_lock(&s->mu);
-    s->threads--;
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->mu);
+    cli_heartbeat_gone(s);
     return NULL;
 }
 

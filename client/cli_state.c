@@ -2,12 +2,10 @@
  * cli_state.c -- node.tdb: the client node's shares and downloads, per
  * user (see cli_state.h for keys and record layouts).
  *
- * Records are ts_buf encoded with a version byte first; decode checks
- * every length against its bound before anything is allocated and the
- * whole record is consumed (ts_rbuf_end), so a truncated, padded or
- * otherwise corrupt record is rejected as a unit.
+ * Records are encoded by cli_rec.c (rejected whole when corrupt); this
+ * file keys them by user, writes them in transactions and walks them.
  *
- * Locking: none here; the CLI serialises every call (cli_agent.c's
+ * Locking: none here; the CLI serialises every call (the agent's
  * lock).  tdb's own fcntl locks keep a second process honest.
  * Crash behaviour: every put/delete runs inside a tdb transaction (its
  * own, or the caller's wider one), so a crash leaves each record old or
@@ -34,211 +32,6 @@ struct cli_state_s {
     struct tdb_context  *tdb;
     int                  in_tx;
 };
-
-
-uint32_t
-cli_nchunks(uint64_t size)
-{
-    return (uint32_t) ((size + TS_CHUNK_B - 1) / TS_CHUNK_B);
-}
-
-
-size_t
-cli_bitmap_b(uint32_t nchunks)
-{
-    return ((size_t) nchunks + 7) / 8;
-}
-
-
-/* ---- codec ------------------------------------------------------------ */
-
-void
-cli_share_encode(const cli_share_rec_t *r, ts_wbuf_t *b)
-{
-    ts_put_u8(b, CLI_REC_VERSION);
-    ts_put_str(b, r->group);
-    ts_put_str(b, r->name);
-    ts_put_str(b, r->path);
-    ts_put_u64(b, r->size);
-    ts_put_u64(b, (uint64_t) r->mtime_ns);
-    ts_put_u32(b, r->nchunks);
-    ts_put_raw(b, r->sha1, 20);
-}
-
-
-/* an absolute path, not empty */
-static int
-cli_path_ok(const char *p)
-{
-    return p[0] == '/';
-}
-
-
-static int
-cli_size_ok(uint64_t size, uint32_t nchunks)
-{
-    return size <= TS_FILE_MAX_B && nchunks == cli_nchunks(size);
-}
-
-
-int
-cli_share_decode(const void *p, size_t n, cli_share_rec_t *r)
-{
-    ts_rbuf_t  rb;
-
-    memset(r, 0, sizeof(*r));
-    ts_rbuf_init(&rb, p, n);
-    if (ts_get_u8(&rb) != CLI_REC_VERSION) {
-        return -1;
-    }
-    ts_get_str(&rb, r->group, sizeof(r->group));
-    ts_get_str(&rb, r->name, sizeof(r->name));
-    ts_get_str(&rb, r->path, sizeof(r->path));
-    r->size = ts_get_u64(&rb);
-    r->mtime_ns = (int64_t) ts_get_u64(&rb);
-    r->nchunks = ts_get_u32(&rb);
-    ts_get_raw(&rb, r->sha1, 20);
-    if (ts_rbuf_end(&rb) != 0 || !ts_valid_id(r->group)
-        || !ts_valid_filename(r->name) || !cli_path_ok(r->path)
-        || !cli_size_ok(r->size, r->nchunks))
-    {
-        memset(r, 0, sizeof(*r));
-        return -1;
-    }
-    return 0;
-}
-
-
-void
-cli_dl_encode(const cli_dl_rec_t *r, ts_wbuf_t *b)
-{
-    ts_put_u8(b, CLI_DL_VERSION);
-    ts_put_str(b, r->group);
-    ts_put_str(b, r->name);
-    ts_put_str(b, r->dest);
-    ts_put_str(b, r->part);
-    ts_put_u64(b, r->size);
-    ts_put_u32(b, r->nchunks);
-    ts_put_raw(b, r->sha1, 20);
-    ts_put_blob(b, r->hashes, (uint32_t) (20ull * r->nchunks));
-    ts_put_u8(b, (uint8_t) r->state);
-    ts_put_str(b, r->error);
-    ts_put_blob(b, r->done, (uint32_t) cli_bitmap_b(r->nchunks));
-    ts_put_u64(b, r->part_id.dev);
-    ts_put_u64(b, r->part_id.ino);
-    ts_put_u64(b, (uint64_t) r->part_id.btime_ns);
-}
-
-
-int
-cli_dl_alloc(cli_dl_rec_t *r)
-{
-    r->hashes = NULL;
-    r->done = NULL;
-    if (r->nchunks > TS_FILE_MAX_CHUNKS_N) {
-        return -1;
-    }
-    if (r->nchunks == 0) {
-        return 0;
-    }
-    r->hashes = calloc(r->nchunks, 20);
-    r->done = calloc(cli_bitmap_b(r->nchunks), 1);
-    if (r->hashes == NULL || r->done == NULL) {
-        cli_dl_free(r);
-        return -1;
-    }
-    return 0;
-}
-
-
-void
-cli_dl_free(cli_dl_rec_t *r)
-{
-    free(r->hashes);
-    free(r->done);
-    r->hashes = NULL;
-    r->done = NULL;
-}
-
-
-int
-cli_dl_copy(cli_dl_rec_t *dst, const cli_dl_rec_t *src)
-{
-    *dst = *src;
-    if (cli_dl_alloc(dst) != 0) {
-        return -1;
-    }
-    if (src->nchunks > 0) {
-        memcpy(dst->hashes, src->hashes, 20ull * src->nchunks);
-        memcpy(dst->done, src->done, cli_bitmap_b(src->nchunks));
-    }
-    return 0;
-}
-
-
-int
-cli_dl_decode(const void *p, size_t n, cli_dl_rec_t *r)
-{
-    ts_rbuf_t       rb;
-    const uint8_t  *hashes, *done;
-    uint32_t        hlen, dlen;
-    uint32_t        i;
-    uint8_t         ver;
-
-    memset(r, 0, sizeof(*r));
-    ts_rbuf_init(&rb, p, n);
-    ver = ts_get_u8(&rb);
-    if (ver != CLI_REC_VERSION && ver != CLI_DL_VERSION) {
-        return -1;
-    }
-    ts_get_str(&rb, r->group, sizeof(r->group));
-    ts_get_str(&rb, r->name, sizeof(r->name));
-    ts_get_str(&rb, r->dest, sizeof(r->dest));
-    ts_get_str(&rb, r->part, sizeof(r->part));
-    r->size = ts_get_u64(&rb);
-    r->nchunks = ts_get_u32(&rb);
-    ts_get_raw(&rb, r->sha1, 20);
-    if (rb.err || !cli_size_ok(r->size, r->nchunks)) {
-        goto bad;
-    }
-    /* the blobs' bounds follow from nchunks, checked above */
-    hashes = ts_get_blob(&rb, &hlen, (uint32_t) (20ull * r->nchunks));
-    r->state = ts_get_u8(&rb);
-    ts_get_str(&rb, r->error, sizeof(r->error));
-    done = ts_get_blob(&rb, &dlen, (uint32_t) cli_bitmap_b(r->nchunks));
-    if (ver >= CLI_DL_VERSION) {
-        r->part_id.dev = ts_get_u64(&rb);
-        r->part_id.ino = ts_get_u64(&rb);
-        r->part_id.btime_ns = (int64_t) ts_get_u64(&rb);
-    }
-    if (ts_rbuf_end(&rb) != 0
-        || hlen != 20ull * r->nchunks || dlen != cli_bitmap_b(r->nchunks)
-        || (r->state != CLI_DL_ACTIVE && r->state != CLI_DL_DONE
-            && r->state != CLI_DL_FAILED)
-        || !ts_valid_id(r->group) || !ts_valid_filename(r->name)
-        || !cli_path_ok(r->dest) || !cli_path_ok(r->part))
-    {
-        goto bad;
-    }
-    /* bits past the last chunk must be clear */
-    for (i = r->nchunks; i < dlen * 8; i++) {
-        if ((done[i >> 3] >> (i & 7)) & 1) {
-            goto bad;
-        }
-    }
-    if (cli_dl_alloc(r) != 0) {
-        goto bad;
-    }
-    if (r->nchunks > 0) {
-        memcpy(r->hashes, hashes, hlen);
-        memcpy(r->done, done, dlen);
-    }
-    return 0;
-
-bad:
-    memset(r, 0, sizeof(*r));
-    return -1;
-}
 
 
 /* ---- database ------------------------------------------------------- */
@@ -375,42 +168,44 @@ cli_write(cli_state_t *st, const char *key, int klen, const ts_wbuf_t *val)
 }
 
 
+/* Writes val (NULL: deletes) under the key of (kind, user, group, name)
+ * and frees val.  0 or -1. */
+static int
+cli_store(cli_state_t *st, char kind, const char *user, const char *group,
+          const char *name, ts_wbuf_t *val)
+{
+    char  key[CLI_KEY_MAX_B + 1];
+    int   klen = cli_key(key, kind, user, group, name), rc;
+
+    rc = klen < 0 || (val != NULL && val->err) ? -1
+         : cli_write(st, key, klen, val);
+    if (val != NULL) {
+        ts_wbuf_free(val);
+    }
+    return rc;
+}
+
+
 int
 cli_state_share_put(cli_state_t *st, const char *user,
                     const cli_share_rec_t *r)
 {
-    char       key[CLI_KEY_MAX_B + 1];
     ts_wbuf_t  b;
-    int        klen, rc;
 
-    klen = cli_key(key, 's', user, r->group, r->name);
-    if (klen < 0) {
-        return -1;
-    }
     ts_wbuf_init(&b);
     cli_share_encode(r, &b);
-    rc = b.err ? -1 : cli_write(st, key, klen, &b);
-    ts_wbuf_free(&b);
-    return rc;
+    return cli_store(st, 's', user, r->group, r->name, &b);
 }
 
 
 int
 cli_state_dl_put(cli_state_t *st, const char *user, const cli_dl_rec_t *r)
 {
-    char       key[CLI_KEY_MAX_B + 1];
     ts_wbuf_t  b;
-    int        klen, rc;
 
-    klen = cli_key(key, 'd', user, r->group, r->name);
-    if (klen < 0) {
-        return -1;
-    }
     ts_wbuf_init(&b);
     cli_dl_encode(r, &b);
-    rc = b.err ? -1 : cli_write(st, key, klen, &b);
-    ts_wbuf_free(&b);
-    return rc;
+    return cli_store(st, 'd', user, r->group, r->name, &b);
 }
 
 
@@ -418,10 +213,7 @@ int
 cli_state_share_del(cli_state_t *st, const char *user, const char *group,
                     const char *name)
 {
-    char  key[CLI_KEY_MAX_B + 1];
-    int   klen = cli_key(key, 's', user, group, name);
-
-    return klen < 0 ? -1 : cli_write(st, key, klen, NULL);
+    return cli_store(st, 's', user, group, name, NULL);
 }
 
 
@@ -429,10 +221,7 @@ int
 cli_state_dl_del(cli_state_t *st, const char *user, const char *group,
                  const char *name)
 {
-    char  key[CLI_KEY_MAX_B + 1];
-    int   klen = cli_key(key, 'd', user, group, name);
-
-    return klen < 0 ? -1 : cli_write(st, key, klen, NULL);
+    return cli_store(st, 'd', user, group, name, NULL);
 }
 
 

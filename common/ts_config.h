@@ -273,4 +273,17 @@
                                             reply asks for (else a third
                                             of the session timeout) */
 
+/* ---- client (client/) ---------------------------------------------- */
+#define TS_CLI_WAIT_POLL_MS     50       /* end of input: download check */
+#define TS_CLI_RATE_MIN_MS      200      /* shortest window for a rate */
+#define TS_CLI_IDLE_POLL_MS     1000     /* --keep-running: signal check */
+#define TS_CLI_UTF8_WAIT_MS     100      /* rest of a typed UTF-8 char */
+#define TS_CLI_EXIT_WAIT_MS     500      /* exit: heartbeat thread join */
+#define TS_CLI_OPT_MS_MIN       100      /* --ticket-wait/--slow-chunk min */
+#define TS_CLI_OPT_MS_MAX       3600000  /* --ticket-wait/--slow-chunk max */
+#define TS_CLI_HB_MIN_MS        100      /* tracker's heartbeat period kept */
+#define TS_CLI_HB_MAX_MS        600000   /*   only within these bounds */
+#define TS_CLI_QUICK_LOGOUT_MS  1000     /* logout after a signal: one try */
+#define TS_CLI_AGENT_TRIES_N    2        /* agent request: trackers tried */
+
 #endif /* TS_CONFIG_H_INCLUDED */

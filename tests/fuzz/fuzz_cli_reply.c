@@ -3,11 +3,11 @@
  * tracker's replies.
  *
  * Input byte 0 picks a mode, the rest is a reply payload (head + body):
- *   0  FILE_INFO: ts_reply_parse, then cli_finfo_parse (client/cli_agent.c,
+ *   0  FILE_INFO: ts_reply_parse, then cli_finfo_parse (client/cli_finfo.c,
  *      the real parser: hashes, sources with fingerprints, the ticket);
  *      kept sources are NUL-terminated, at most TS_NODE_SOURCES_N, complete
  *      ones first, the ticket within TS_TICKET_MAX_B;
- *   1  cli_quote_name (client output of names that came from the network)
+ *   1  cli_out_quote (client output of names that came from the network)
  *      on the body as a C string, into buffers of several sizes;
  *   2..7  the reply bodies the commands of client/cli_cmds.c and
  *      cli_files.c read, through the real decoders they call
@@ -31,6 +31,7 @@
 #include "ts_buf.h"
 #include "ts_proto.h"
 #include "cli_agent.h"
+#include "cli_out.h"
 #include "cli_reply.h"
 #include "fz_util.h"
 
@@ -87,7 +88,7 @@ quote(const uint8_t *p, size_t n)
     name[n] = '\0';
     for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         memset(out, 'x', sizeof(out));
-        cli_quote_name(name, out, sizes[i]);
+        cli_out_quote(name, out, sizes[i]);
         FZ_CHECK(memchr(out, '\0', sizes[i]) != NULL);
     }
     free(name);

@@ -661,21 +661,6 @@ test_finfo_parse(void **state)
 }
 
 
-static void
-test_quote_name(void **state)
-{
-    char  out[64];
-
-    (void) state;
-    cli_quote_name("plain.bin", out, sizeof(out));
-    assert_string_equal(out, "plain.bin");
-    cli_quote_name("my file.bin", out, sizeof(out));
-    assert_string_equal(out, "\"my file.bin\"");
-    cli_quote_name("a\"b\\c", out, sizeof(out));
-    assert_string_equal(out, "\"a\\\"b\\\\c\"");
-}
-
-
 int
 main(void)
 {
@@ -693,7 +678,6 @@ main(void)
         cmocka_unit_test_setup_teardown(test_db_corrupt_records, setup,
                                         teardown),
         cmocka_unit_test(test_finfo_parse),
-        cmocka_unit_test(test_quote_name),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

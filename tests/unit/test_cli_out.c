@@ -1,0 +1,163 @@
+/*
+ * test_cli_out.c -- unit tests of the client's output helpers
+ * (client/cli_out.c): rates, times left and the show_downloads lines,
+ * which are the user-visible contract of the download commands.
+ *
+ * Locking: none (single-threaded).  Crash behaviour: none; stdout goes
+ * through a temporary file that is removed at the end.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cli_out.h"
+
+
+/* rates in bytes per second, times left in seconds */
+static void
+test_rate_eta(void **state)
+{
+    static const struct {
+        void       (*fmt)(double, char *, size_t);
+        double       in;
+        const char  *want;
+    } cases[] = {
+        { cli_out_rate, 0, "0B" },
+        { cli_out_rate, 1023, "1023B" },
+        { cli_out_rate, 1536, "1.5KiB" },
+        { cli_out_rate, 3.0 * 1024 * 1024, "3.0MiB" },
+        { cli_out_rate, 2.0 * 1024 * 1024 * 1024 * 1024 * 1024, "2048.0TiB" },
+        { cli_out_eta, -1, "--" },
+        { cli_out_eta, 100.0 * 3600, "--" },
+        { cli_out_eta, 41.6, "42s" },
+        { cli_out_eta, 187, "3m07s" },
+        { cli_out_eta, 3900, "1h05m" },
+    };
+    char    out[32];
+    size_t  i;
+
+    (void) state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cases[i].fmt(cases[i].in, out, sizeof(out));
+        assert_string_equal(out, cases[i].want);
+    }
+}
+
+
+static void
+test_quote(void **state)
+{
+    static const struct {
+        const char  *name;
+        size_t       outsz;
+        const char  *want;
+    } cases[] = {
+        { "plain.bin", 64, "plain.bin" },
+        { "my file.bin", 64, "\"my file.bin\"" },
+        { "a\"b\\c", 64, "\"a\\\"b\\\\c\"" },
+        { "", 64, "\"\"" },
+        { "a'b", 64, "\"a'b\"" },
+        { "x", 2, "x" },
+        { "a b", 2, "" },
+    };
+    char                     out[64];
+    size_t                   i;
+
+    (void) state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cli_out_quote(cases[i].name, out, cases[i].outsz);
+        assert_string_equal(out, cases[i].want);
+    }
+}
+
+
+/* The line cli_out_download prints for v. */
+static void
+show(const cli_dlview_t *v, char *out, size_t outsz)
+{
+    char   path[] = "/tmp/tsr-cli-out-XXXXXX";
+    FILE  *f;
+    int    fd, saved;
+    size_t n;
+
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stdout);
+    saved = dup(STDOUT_FILENO);
+    assert_true(dup2(fd, STDOUT_FILENO) >= 0);
+    cli_out_download(v);
+    fflush(stdout);
+    assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+    close(saved);
+    f = fdopen(fd, "r");
+    assert_non_null(f);
+    rewind(f);
+    n = fread(out, 1, outsz - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    unlink(path);
+}
+
+
+static void
+test_download_lines(void **state)
+{
+    static const struct {
+        cli_dlv_state_t  st;
+        int              pct;
+        double           bps, eta_s;
+        const char      *want;
+    } cases[] = {
+        { CLI_DLV_DONE, 100, 0, -1,
+          "[C] [g1] my file.bin -> /tmp/out.bin\n" },
+        { CLI_DLV_FAILED, 0, 0, -1,
+          "[F] [g1] my file.bin: the file changed on the tracker\n" },
+        { CLI_DLV_PAUSED, 42, 0, -1, "[D] [g1] my file.bin 42% paused\n" },
+        { CLI_DLV_WAITING, 42, 0, -1,
+          "[D] [g1] my file.bin 42% waiting for sources\n" },
+        { CLI_DLV_DENIED, 42, 0, -1,
+          "[D] [g1] my file.bin 42% not permitted: peers refuse the "
+          "download ticket; waiting for a new one\n" },
+        { CLI_DLV_RUNNING, 42, 2048, 65,
+          "[D] [g1] my file.bin 42% 2.0KiB/s ETA 1m05s\n" },
+        { CLI_DLV_RUNNING, 42, 0, -1,
+          "[D] [g1] my file.bin 42% 0B/s ETA --\n" },
+    };
+    cli_dlview_t  v;
+    char          line[512];
+    size_t        i;
+
+    (void) state;
+    memset(&v, 0, sizeof(v));
+    snprintf(v.group, sizeof(v.group), "g1");
+    snprintf(v.name, sizeof(v.name), "my file.bin");
+    snprintf(v.dest, sizeof(v.dest), "/tmp/out.bin");
+    snprintf(v.error, sizeof(v.error), "the file changed on the tracker");
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        v.state = cases[i].st;
+        v.pct = cases[i].pct;
+        v.bps = cases[i].bps;
+        v.eta_s = cases[i].eta_s;
+        show(&v, line, sizeof(line));
+        assert_string_equal(line, cases[i].want);
+    }
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest  tests[] = {
+        cmocka_unit_test(test_rate_eta),
+        cmocka_unit_test(test_quote),
+        cmocka_unit_test(test_download_lines),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
