@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-import cluster as C
 from cluster import Cluster, start_writers, stop_writers, assert_writers_ok
+from proto import ERR_CONFLICT, OK
 from tessera import pid_alive, pstr, wait_until
 
 CONV_S = 30         # bound for convergence after the faults end
@@ -70,7 +70,7 @@ def test_sigkill_tracker_under_write_load(tmp_path):
 def test_partition_with_conflicting_creations(tmp_path):
     cl = Cluster(tmp_path, 2, proxies=True).start()
     for i, u in ((1, "x"), (2, "y")):
-        assert cl.create_user(i, u)[0] == C.OK
+        assert cl.create_user(i, u)[0] == OK
     cl.converge()
     cl.partition(1, 2, "blackhole")
     w1 = cl.writer("p1", order=[1])
@@ -79,17 +79,17 @@ def test_partition_with_conflicting_creations(tmp_path):
     for w in ws:
         w.start()
     # the same user id on both sides: tracker 1 first, so it is earlier
-    assert cl.create_user(1, "dup", "one")[0] == C.OK
+    assert cl.create_user(1, "dup", "one")[0] == OK
     time.sleep(0.05)
-    assert cl.create_user(2, "dup", "two")[0] == C.OK
+    assert cl.create_user(2, "dup", "two")[0] == OK
     st, msg, loser_tok = cl.login(2, "dup", "two")
-    assert st == C.OK, (st, msg)
+    assert st == OK, (st, msg)
     # the same group id on both sides, tracker 1 first again
     _, _, tx = cl.login(1, "x")
     _, _, ty = cl.login(2, "y")
-    assert cl.call(1, "CREATE_GROUP", tx, pstr("gdup"))[0] == C.OK
+    assert cl.call(1, "CREATE_GROUP", tx, pstr("gdup"))[0] == OK
     time.sleep(0.05)
-    assert cl.call(2, "CREATE_GROUP", ty, pstr("gdup"))[0] == C.OK
+    assert cl.call(2, "CREATE_GROUP", ty, pstr("gdup"))[0] == OK
     wait_more_acks(ws, 20)
     # the partition is real: the two sides differ
     def cut():
@@ -102,15 +102,15 @@ def test_partition_with_conflicting_creations(tmp_path):
     finish(cl, ws)
     # the documented winner: the earlier (hlc, origin) = tracker 1's
     for i in (1, 2):
-        assert cl.login(i, "dup", "one")[0] == C.OK
-        assert cl.login(i, "dup", "two")[0] != C.OK
+        assert cl.login(i, "dup", "one")[0] == OK
+        assert cl.login(i, "dup", "two")[0] != OK
         assert cl.groups(i, tx)["gdup"] == "x"
     # the loser's clear error, the next time they use it
     st, msg, _ = cl.call(2, "LIST_GROUPS", loser_tok)
-    assert st == C.ERR_CONFLICT, (st, msg)
+    assert st == ERR_CONFLICT, (st, msg)
     assert "dup" in msg and "created concurrently" in msg, msg
     st, msg, _ = cl.call(2, "LIST_REQUESTS", ty, pstr("gdup"))
-    assert st == C.ERR_CONFLICT, (st, msg)
+    assert st == ERR_CONFLICT, (st, msg)
     assert "gdup" in msg and "created concurrently" in msg, msg
     cl.converge()
 

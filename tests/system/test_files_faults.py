@@ -20,7 +20,8 @@ import pytest
 
 
 from nodes import CHUNK, Swarm, Node, create_users, make_file, sha1_file, \
-    nchunks, file_info, peer_connect, peer_auth, get_frame
+    nchunks
+from proto import file_info, peer_connect, peer_auth, get_frame
 from tessera import kill_pid, pid_alive, proc_stat, wait_until, node_cert, \
     OK
 
