@@ -26,6 +26,9 @@ import tempfile
 
 from tessera import REPO
 
+# download states (NODE_DL_* of workers/node_shm.h)
+DL_FREE, DL_ACTIVE, DL_DONE, DL_FAILED, DL_PAUSED = 0, 1, 3, 4, 5
+
 _PROBE_FIELDS = [
     # (key, expression)
     ("hdr.ntables", "offsetof(ts_shm_hdr_sh_t, ntables)"),
@@ -153,16 +156,20 @@ class NodeShm:
         return {k[3:]: self._u(base + v, "I" if k in small else "Q")
                 for k, v in self.L.items() if k.startswith("st.")}
 
+    def _entries(self, tid, state_key):
+        """(index, offset, state) of every non-FREE entry of table tid."""
+        base, esz, cap = self.table(self.L[tid])
+        for i in range(cap):
+            e = base + i * esz
+            st = self._u(e + self.L[state_key], "I")
+            if st != 0:
+                yield i, e, st
+
     def shares(self):
         """[{group, name, state, chunks_served, bytes_served}] non-FREE."""
         L = self.L
-        base, esz, cap = self.table(L["T_SHARES"])
         out = []
-        for i in range(cap):
-            e = base + i * esz
-            st = self._u(e + L["sh.state"], "I")
-            if st == 0:
-                continue
+        for _, e, st in self._entries("T_SHARES", "sh.state"):
             out.append({"state": st,
                         "group": self._str(e + L["sh.group"], 65),
                         "name": self._str(e + L["sh.name"], 256),
@@ -175,11 +182,8 @@ class NodeShm:
     def find_dl(self, group, name):
         """Index of the non-FREE download group/name, or None."""
         L = self.L
-        base, esz, cap = self.table(L["T_DLS"])
-        for i in range(cap):
-            e = base + i * esz
-            if self._u(e + L["dl.state"], "I") != 0 and \
-                    self._str(e + L["dl.group"], 65) == group and \
+        for i, e, _ in self._entries("T_DLS", "dl.state"):
+            if self._str(e + L["dl.group"], 65) == group and \
                     self._str(e + L["dl.name"], 256) == name:
                 return i
         return None
@@ -218,13 +222,8 @@ class NodeShm:
         """[{group, name, state, waiting, bytes_done, chunks_done,
         sources: {addr: {state, chunks, failures}}}] non-FREE."""
         L = self.L
-        base, esz, cap = self.table(L["T_DLS"])
         out = []
-        for i in range(cap):
-            e = base + i * esz
-            st = self._u(e + L["dl.state"], "I")
-            if st == 0:
-                continue
+        for _, e, st in self._entries("T_DLS", "dl.state"):
             srcs = {}
             for k in range(L["sources_n"]):
                 s = e + L["dl.src"] + k * L["src.size"]

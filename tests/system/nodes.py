@@ -30,7 +30,7 @@ import threading
 import time
 
 import tessera
-from node_shm import NodeShm
+from node_shm import DL_ACTIVE, DL_FREE, NodeShm
 from procs import Proc, kill_pid, pid_alive, wait_until
 from tessera import BIN, CLIENT_KINDS, free_port
 
@@ -291,29 +291,26 @@ class Node(Proc):
     def shm(self):
         return NodeShm(self.port)
 
-    def shm_stats(self):
+    def _shm_read(self, what):
+        """NodeShm.<what>() on a view opened for it."""
         s = self.shm()
         try:
-            return s.stats()
+            return getattr(s, what)()
         finally:
             s.close()
+
+    def shm_stats(self):
+        return self._shm_read("stats")
 
     def shm_shares(self):
-        s = self.shm()
-        try:
-            return s.shares()
-        finally:
-            s.close()
+        return self._shm_read("shares")
 
     def shm_downloads(self):
+        """The downloads in shm, or None if the segment is gone."""
         try:
-            s = self.shm()
+            return self._shm_read("downloads")
         except OSError:
             return None
-        try:
-            return s.downloads()
-        finally:
-            s.close()
 
     def shm_download(self, group, name):
         for d in self.shm_downloads() or []:
@@ -325,6 +322,33 @@ class Node(Proc):
         """Chunks this node served of group/name (0 if not shared)."""
         return sum(s["chunks_served"] for s in self.shm_shares()
                    if s["group"] == group and s["name"] == name)
+
+    def run_until_mid(self, group, name, frozen, min_bytes=1, timeout=30):
+        """frozen: this node's downloaders, SIGSTOPped before download_file
+        was issued.  Waits until the download is in shm, lets them run
+        until >= min_bytes are done (or it is neither active nor free),
+        polling tightly, and SIGSTOPs them again: the download is then
+        mid-way whatever the speed of loopback."""
+        shm = self.shm()
+        try:
+            idx = [None]
+
+            def found():
+                idx[0] = shm.find_dl(group, name)
+                return idx[0] is not None
+            assert wait_until(found, timeout, 0.001), name
+            end = time.monotonic() + timeout
+            self.thaw(frozen)
+            try:
+                while time.monotonic() < end:
+                    st, done, _ = shm.dl_progress(idx[0])
+                    if done >= min_bytes or st not in (DL_FREE, DL_ACTIVE):
+                        break
+            finally:
+                for p in frozen:
+                    kill_pid(p, signal.SIGSTOP)
+        finally:
+            shm.close()
 
     def freeze_downloaders(self):
         pids = self.workers("downloader")
@@ -382,6 +406,14 @@ def create_users(info, tmpdir, *names, pw="pw"):
         info, ["create_user %s %s" % (u, pw) for u in names], tmpdir)
     assert rc == 0 and out == ["user %s created" % u for u in names], \
         (rc, out, err[-2000:])
+
+
+def swarm_nodes(tracker, tmpdir, *users):
+    """Creates users and starts one node for each, logged in and in one
+    group (a Swarm): the nodes, in order."""
+    create_users(tracker.info, tmpdir, *users)
+    sw = Swarm(tracker, tmpdir)
+    return [sw.node(u) for u in users]
 
 
 class Swarm:

@@ -14,7 +14,6 @@ conftest fixture reaps the trackers, nodes and the cluster's proxies).
 """
 
 import os
-import signal
 import time
 
 import pytest
@@ -51,12 +50,19 @@ def wait_more_acks(ws, n, timeout=20):
         "no progress: %s" % "; ".join(w.summary() for w in ws)
 
 
+def under_load(tmp_path, n, writers, prefix, acks):
+    """A linked cluster of n trackers and writers that have made progress
+    (acks acknowledged writes): (cluster, writers)."""
+    cl = Cluster(tmp_path, n).start()
+    ws = start_writers(cl, writers, prefix)
+    wait_more_acks(ws, acks)
+    return cl, ws
+
+
 # ---- 1 ----------------------------------------------------------------------
 
 def test_sigkill_tracker_under_write_load(tmp_path):
-    cl = Cluster(tmp_path, 2).start()
-    ws = start_writers(cl, 4, "k")
-    wait_more_acks(ws, 40)
+    cl, ws = under_load(tmp_path, 2, 4, "k", 40)
     pids = cl.kill(1)
     assert not any(pid_alive(p) for p in pids)
     wait_more_acks(ws, 40)          # all on tracker 2 now
@@ -118,9 +124,7 @@ def test_partition_with_conflicting_creations(tmp_path):
 # ---- 3 ----------------------------------------------------------------------
 
 def test_sigstop_then_sigcont(tmp_path):
-    cl = Cluster(tmp_path, 2).start()
-    ws = start_writers(cl, 4, "s")
-    wait_more_acks(ws, 40)
+    cl, ws = under_load(tmp_path, 2, 4, "s", 40)
     pids = cl.pause(2)
     wait_more_acks(ws, 60)          # writers of 2 time out, go to 1
     time.sleep(2)
@@ -133,9 +137,7 @@ def test_sigstop_then_sigcont(tmp_path):
 # ---- 4 ----------------------------------------------------------------------
 
 def test_wiped_tracker_gets_full_state(tmp_path):
-    cl = Cluster(tmp_path, 2).start()
-    ws = start_writers(cl, 3, "wa")
-    wait_more_acks(ws, 60)
+    cl, ws = under_load(tmp_path, 2, 3, "wa", 60)
     # replication is asynchronous: a write acknowledged by tracker 2 and
     # not yet pushed when its disk is destroyed is gone with it.  So the
     # wipe comes after a convergence; writes go on while it is down.
@@ -156,9 +158,7 @@ def test_wiped_tracker_gets_full_state(tmp_path):
 # ---- 5 ----------------------------------------------------------------------
 
 def test_three_trackers_two_killed(tmp_path):
-    cl = Cluster(tmp_path, 3).start()
-    ws = start_writers(cl, 3, "t")
-    wait_more_acks(ws, 40)
+    cl, ws = under_load(tmp_path, 3, 3, "t", 40)
     cl.kill(2)
     cl.kill(3)
     wait_more_acks(ws, 80)          # the survivor takes every write
@@ -172,9 +172,7 @@ def test_three_trackers_two_killed(tmp_path):
 # ---- 6 ----------------------------------------------------------------------
 
 def test_sync_process_killed_and_respawned(tmp_path):
-    cl = Cluster(tmp_path, 2).start()
-    ws = start_writers(cl, 4, "y")
-    wait_more_acks(ws, 40)
+    cl, ws = under_load(tmp_path, 2, 4, "y", 40)
     for i in (1, 2, 1):
         old = cl.sync_pid(i)
         assert old, "no trk-sync child of tracker %d" % i
@@ -256,25 +254,7 @@ def _catch_mid(N, leech, group, name, timeout=30):
     until the download has some bytes, then SIGSTOPs them again; returns
     the frozen pids.  Loopback is too fast to catch it any other way."""
     downloaders = leech.workers("downloader")
-    shm = leech.shm()
-    try:
-        idx = [None]
-
-        def found():
-            idx[0] = shm.find_dl(group, name)
-            return idx[0] is not None
-        assert wait_until(found, timeout, 0.001), name
-        for p in downloaders:
-            os.kill(p, signal.SIGCONT)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            st, done, size = shm.dl_progress(idx[0])
-            if done >= 1 or st not in (0, 1):
-                break
-    finally:
-        for p in downloaders:
-            os.kill(p, signal.SIGSTOP)
-        shm.close()
+    leech.run_until_mid(group, name, downloaders, 1, timeout)
     frozen = downloaders + leech.freeze_downloaders()
     d = leech.shm_download(group, name)
     assert d is not None and 0 < d["bytes_done"] < d["size"], \
