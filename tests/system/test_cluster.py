@@ -1,5 +1,6 @@
 """
-test_cluster.py -- the tracker cluster under faults (issue 4 scenarios).
+test_cluster.py -- the tracker cluster under faults (crashes, pauses,
+wipes, partitions) with clients writing all along.
 
 Purpose: real trackers on 127.0.0.1 with their own data dirs; raw client
 writers that fail over like the real client and record every

@@ -1,5 +1,5 @@
 """
-test_sec_client.py -- issue 5 (security) from the client's side: download
+test_sec_client.py -- security from the client's side: download
 tickets and group membership, hostile file names and destinations, peer
 identities, and the cluster CA.
 

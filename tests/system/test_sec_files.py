@@ -1,5 +1,5 @@
 """
-test_sec_files.py -- issue 5 (security): a download's files and its
+test_sec_files.py -- security: a download's files and its
 sources cannot be turned against the node that downloads.
 
   - the .part is made by download_file itself (O_EXCL) and only that

@@ -1,5 +1,5 @@
 """
-test_sec_tracker.py -- issue 5: attacks on a tracker.  Each test shows
+test_sec_tracker.py -- security: attacks on a tracker.  Each test shows
 that the attempt fails cleanly (an error reply or a closed connection,
 nothing else) AND that the tracker then still serves a normal client
 (same worker processes, correct answers).
