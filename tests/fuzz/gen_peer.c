@@ -193,6 +193,38 @@ frame(ts_wbuf_t *all, uint8_t type, uint8_t flags, uint64_t reqid,
 }
 
 
+/* starts a peer stream: the target's two leading bytes */
+static void
+stream(ts_wbuf_t *all, uint8_t side, uint8_t arg)
+{
+    ts_wbuf_reset(all);
+    ts_put_u8(all, side);
+    ts_put_u8(all, arg);
+}
+
+
+/* a PEER_AUTH frame with ticket tk onto all (its payload left in pl) */
+static void
+auth(ts_wbuf_t *all, ts_wbuf_t *pl, const ts_wbuf_t *tk, uint8_t flags,
+     uint64_t reqid)
+{
+    ts_wbuf_reset(pl);
+    peer_msg_auth_encode(pl, tk->data, (uint32_t) tk->len);
+    frame(all, TS_MSG_PEER_AUTH, flags, reqid, pl);
+}
+
+
+/* a PEER_MAP or PEER_GET frame for g1/name onto all */
+static void
+req(ts_wbuf_t *all, ts_wbuf_t *pl, uint8_t type, const char *name,
+    uint32_t idx, uint64_t reqid)
+{
+    ts_wbuf_reset(pl);
+    peer_msg_req_encode(pl, type, "g1", name, idx);
+    frame(all, type, 0, reqid, pl);
+}
+
+
 void
 gen_peer(ts_ticket_signer_t *s)
 {
@@ -206,41 +238,23 @@ gen_peer(ts_ticket_signer_t *s)
            TS_TICKET_TTL_MS, &tk);
 
     /* uploader: AUTH (re-signed for this link), MAP, GET */
-    ts_put_u8(&all, 0);
-    ts_put_u8(&all, 0);
-    peer_msg_auth_encode(&pl, tk.data, (uint32_t) tk.len);
-    frame(&all, TS_MSG_PEER_AUTH, 0xc0, 1, &pl);
-    ts_wbuf_reset(&pl);
-    peer_msg_req_encode(&pl, TS_MSG_PEER_MAP, "g1", "f1.bin", 0);
-    frame(&all, TS_MSG_PEER_MAP, 0, 2, &pl);
-    ts_wbuf_reset(&pl);
-    peer_msg_req_encode(&pl, TS_MSG_PEER_GET, "g1", "f1.bin", 1);
-    frame(&all, TS_MSG_PEER_GET, 0, 3, &pl);
-    ts_wbuf_reset(&pl);
-    peer_msg_req_encode(&pl, TS_MSG_PEER_MAP, "g1", "other.bin", 0);
-    frame(&all, TS_MSG_PEER_MAP, 0, 4, &pl);
+    stream(&all, 0, 0);
+    auth(&all, &pl, &tk, 0xc0, 1);
+    req(&all, &pl, TS_MSG_PEER_MAP, "f1.bin", 0, 2);
+    req(&all, &pl, TS_MSG_PEER_GET, "f1.bin", 1, 3);
+    req(&all, &pl, TS_MSG_PEER_MAP, "other.bin", 0, 4);
     gen_emit("peer", "up-auth-map-get", all.data, all.len);
 
     /* uploader: no ticket, then one for another identity */
-    ts_wbuf_reset(&all);
-    ts_put_u8(&all, 0);
-    ts_put_u8(&all, 0);
-    ts_wbuf_reset(&pl);
-    peer_msg_req_encode(&pl, TS_MSG_PEER_MAP, "g1", "f1.bin", 0);
-    frame(&all, TS_MSG_PEER_MAP, 0, 1, &pl);
-    ts_wbuf_reset(&pl);
-    peer_msg_auth_encode(&pl, tk.data, (uint32_t) tk.len);
-    frame(&all, TS_MSG_PEER_AUTH, 0x80, 2, &pl);
+    stream(&all, 0, 0);
+    req(&all, &pl, TS_MSG_PEER_MAP, "f1.bin", 0, 1);
+    auth(&all, &pl, &tk, 0x80, 2);
     frame(&all, TS_MSG_PEER_AUTH, 0, 3, &pl);
-    ts_wbuf_reset(&pl);
-    peer_msg_req_encode(&pl, TS_MSG_PEER_GET, "g1", "f1.bin", 0);
-    frame(&all, TS_MSG_PEER_GET, 0, 4, &pl);
+    req(&all, &pl, TS_MSG_PEER_GET, "f1.bin", 0, 4);
     gen_emit("peer", "up-unauth", all.data, all.len);
 
     /* downloader of a 3-chunk file: MAP reply, PEER_DATA ok and refused */
-    ts_wbuf_reset(&all);
-    ts_put_u8(&all, 1);
-    ts_put_u8(&all, 2);
+    stream(&all, 1, 2);
     ts_wbuf_reset(&pl);
     bits = peer_msg_map_encode(&pl, 1, 3, 0);
     gen_must(bits != NULL, "peer_msg_map_encode");
@@ -259,9 +273,7 @@ gen_peer(ts_ticket_signer_t *s)
 
     /* downloader: the answers to a PEER_AUTH (accepted, refused), a
      * refused MAP, and a whole seeder's map of 1 + 0x81 chunks */
-    ts_wbuf_reset(&all);
-    ts_put_u8(&all, 1);
-    ts_put_u8(&all, 0x81);
+    stream(&all, 1, 0x81);
     ts_wbuf_reset(&pl);
     ts_reply_begin(&pl, TS_OK, NULL);
     frame(&all, TS_MSG_REPLY, TS_FF_REPLY, 1, &pl);
