@@ -17,8 +17,7 @@ Crash behaviour: every Proc is recorded in REGISTRY when made; the
 conftest fixture calls reap_all() at teardown, which kills whatever is
 still alive (children are recorded while their parent lives, so they are
 found after it is gone).  Nothing is killed by name: a pid is killed only
-when it is ours and its comm is one of the wrapper's KINDS (if it names
-any).
+when it is ours and its comm is one of the wrapper's KINDS.
 """
 
 import os
@@ -150,8 +149,9 @@ class Proc:
     """One program a test started, and the processes below it.
 
     KINDS: the comm names its children have; only those are killed when
-    they outlive it (None: any process recorded below it).  logpath: where its stderr goes (and its stdout,
-    unless spawn() is told to pipe it)."""
+    they outlive it (a recorded pid may have been reused).  logpath:
+    where its stderr goes (and its stdout, unless spawn() is told to pipe
+    it)."""
 
     KINDS = ()
 
@@ -191,8 +191,9 @@ class Proc:
         return self.proc is not None and self.proc.poll() is None
 
     def pids(self):
-        """The program and every live process below it (recorded)."""
-        if self.proc is None:
+        """The program and every live process below it (recorded); []
+        once it has exited (its pid may then be another's)."""
+        if self.proc is None or self.proc.poll() is not None:
             return []
         p = [self.proc.pid] + descendants(self.proc.pid)
         self.known.update(p)
@@ -228,8 +229,7 @@ class Proc:
         """SIGKILL those of pids (not the program itself) still alive and
         of our KINDS."""
         for p in pids:
-            if p != self.proc.pid and pid_alive(p) and \
-                    (self.KINDS is None or comm(p) in self.KINDS):
+            if p != self.proc.pid and pid_alive(p) and comm(p) in self.KINDS:
                 kill_pid(p)
 
     def stop(self, timeout=10):
@@ -253,7 +253,7 @@ class Proc:
     def kill_tree(self):
         """SIGSTOP then SIGKILL the program and every process below it
         (nobody restarts anybody); waits, bounded, until they are gone.
-        Returns the pids."""
+        Returns (the pids, whether all are gone)."""
         pids = self.pids()
         for p in pids:
             kill_pid(p, signal.SIGSTOP)
@@ -271,7 +271,8 @@ class Proc:
         if self.proc is None:
             return
         pids = set(self.pids()) | self.known
-        kill_pid(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:    # else the pid may be another's now
+            kill_pid(self.proc.pid, signal.SIGKILL)
         self.kill_leftovers(pids)
         self.wait(STOP_WAIT_S)
         self.close_pipes()

@@ -180,7 +180,7 @@ def client_argv(info, port=None, state_dir=None):
 class Client(Proc):
     """A ./client process fed through a pipe (non-TTY mode)."""
 
-    KINDS = None        # a one-shot client: anything below it is its own
+    KINDS = CLIENT_KINDS
     _n = 0
 
     def __init__(self, info, tmpdir):
