@@ -31,7 +31,7 @@ import time
 
 import tessera
 from node_shm import DL_ACTIVE, DL_FREE, NodeShm
-from procs import Proc, kill_pid, pid_alive, wait_until
+from procs import SEGMENTS, Proc, kill_pid, pid_alive, wait_until
 from tessera import BIN, CLIENT_KINDS, free_port
 
 CHUNK = 512 * 1024
@@ -98,6 +98,7 @@ class Node(Proc):
         os.makedirs(self.dir, exist_ok=True)
         self.port = port or free_port()
         self.addr = "127.0.0.1:%d" % self.port
+        SEGMENTS.add("tessera-node-%d" % self.port)
         self.state_dir = state_dir or os.path.join(self.dir, "state")
         self.uploaders = uploaders or 2
         self.downloaders = downloaders or 4

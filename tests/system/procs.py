@@ -27,6 +27,7 @@ import subprocess
 import time
 
 REGISTRY = []           # every Proc (and Cluster) started by a test
+SEGMENTS = set()        # /dev/shm names this test process's programs use
 STOP_WAIT_S = 5         # bounded wait after a SIGKILL, seconds
 LEFTOVER_WAIT_S = 3     # how long children may take to follow, seconds
 

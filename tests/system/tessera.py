@@ -20,9 +20,9 @@ import select
 import subprocess
 import time
 
-from procs import (REGISTRY, Proc, children, comm, descendants,  # noqa: F401
-                   free_port, kill_pid, pid_alive, port_accepts, proc_stat,
-                   reap_all, vm_rss_kb, wait_gone, wait_until)
+from procs import (REGISTRY, SEGMENTS, Proc, children, comm,  # noqa: F401
+                   descendants, free_port, kill_pid, pid_alive, port_accepts,
+                   proc_stat, reap_all, vm_rss_kb, wait_gone, wait_until)
 from proto import (CA_BY_PORT, DEFAULT, ERR_AUTH, ERR_BADREQ,  # noqa: F401
                    ERR_BUSY, ERR_PERM, FF_REPLY, HDR, MAGIC, MSG, OK,
                    VERSION, Raw, cert_fp, closed_within, default_node_cert,
@@ -91,6 +91,7 @@ class Tracker(Proc):
         self.pki = pki_dir(info, self.extra_args)
         self.ca = os.path.join(self.pki, "ca.crt")
         CA_BY_PORT[self.port] = self.ca
+        SEGMENTS.add("tessera-trk-%d" % self.port)
         Proc.__init__(self, os.path.join(self.tmpdir,
                                          "tracker-%d.log" % tid))
         self.known_workers = self.known
@@ -171,6 +172,7 @@ class Tracker(Proc):
 
 def client_argv(info, port=None, state_dir=None):
     port = port or free_port()
+    SEGMENTS.add("tessera-node-%d" % port)
     a = [os.path.join(BIN, "client")]
     if state_dir:
         a += ["-s", state_dir]
