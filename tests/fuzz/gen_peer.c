@@ -81,6 +81,15 @@ gen_ticket(ts_ticket_signer_t *s)
 }
 
 
+/* b emptied and started as an OK reply with no message */
+static void
+ok_reply(ts_wbuf_t *b)
+{
+    ts_wbuf_reset(b);
+    ts_reply_begin(b, TS_OK, NULL);
+}
+
+
 void
 gen_cli_reply(ts_ticket_signer_t *s)
 {
@@ -114,8 +123,7 @@ gen_cli_reply(ts_ticket_signer_t *s)
     }
     ts_put_blob(&b, tk.data, (uint32_t) tk.len);
     gen_emit_m("cli_reply", "file_info", 0, b.data, b.len);
-    ts_wbuf_reset(&b);
-    ts_reply_begin(&b, TS_OK, NULL);
+    ok_reply(&b);
     ts_put_u64(&b, 0);
     ts_put_raw(&b, sha1, sizeof(sha1));
     ts_put_u32(&b, 0);
@@ -124,30 +132,25 @@ gen_cli_reply(ts_ticket_signer_t *s)
     gen_emit_m("cli_reply", "file_info-empty", 0, b.data, b.len);
     gen_emit_m("cli_reply", "quote", 1, "a \"b\"\\c", 7);
 
-    ts_wbuf_reset(&b);
-    ts_reply_begin(&b, TS_OK, NULL);
+    ok_reply(&b);
     ts_put_raw(&b, hashes, TS_TOKEN_B);
     ts_put_u32(&b, 5000);
     gen_emit_m("cli_reply", "login", 2, b.data, b.len);
-    ts_wbuf_reset(&b);
-    ts_reply_begin(&b, TS_OK, NULL);
+    ok_reply(&b);
     ts_put_str(&b, "carol");
     gen_emit_m("cli_reply", "leave", 3, b.data, b.len);
-    ts_wbuf_reset(&b);
-    ts_reply_begin(&b, TS_OK, NULL);
+    ok_reply(&b);
     ts_put_u32(&b, 2);
     ts_put_str(&b, "bob");
     ts_put_str(&b, "carol");
     gen_emit_m("cli_reply", "list_requests", 4, b.data, b.len);
-    ts_wbuf_reset(&b);
-    ts_reply_begin(&b, TS_OK, NULL);
+    ok_reply(&b);
     ts_put_u32(&b, 1);
     ts_put_str(&b, "g1");
     ts_put_str(&b, "alice");
     ts_put_u32(&b, 2);
     gen_emit_m("cli_reply", "list_groups", 5, b.data, b.len);
-    ts_wbuf_reset(&b);
-    ts_reply_begin(&b, TS_OK, NULL);
+    ok_reply(&b);
     ts_put_u32(&b, 1);
     ts_put_str(&b, "f1.bin");
     ts_put_u64(&b, 2ull * TS_CHUNK_B + 5);
@@ -157,8 +160,7 @@ gen_cli_reply(ts_ticket_signer_t *s)
     ts_put_u32(&b, 1);
     b.data[2 + 2 + 3] = 2;              /* the row count, now 2 */
     gen_emit_m("cli_reply", "list_files", 6, b.data, b.len);
-    ts_wbuf_reset(&b);
-    ts_reply_begin(&b, TS_OK, NULL);
+    ok_reply(&b);
     ts_put_u32(&b, 2);
     ts_put_str(&b, "g1");
     ts_put_str(&b, "f1.bin");
@@ -167,11 +169,9 @@ gen_cli_reply(ts_ticket_signer_t *s)
     ts_put_str(&b, "part.bin");
     ts_put_u8(&b, 0);
     gen_emit_m("cli_reply", "my_shares", 7, b.data, b.len);
-    ts_wbuf_reset(&b);
-    ts_reply_begin(&b, TS_OK, NULL);
+    ok_reply(&b);
     gen_emit_m("cli_reply", "empty", 8, b.data, b.len);
-    ts_wbuf_reset(&b);
-    ts_reply_begin(&b, TS_OK, NULL);
+    ok_reply(&b);
     ts_put_str(&b, "-");
     gen_emit_m("cli_reply", "leave-dissolved", 3, b.data, b.len);
     ts_wbuf_free(&b);
@@ -274,8 +274,7 @@ gen_peer(ts_ticket_signer_t *s)
     /* downloader: the answers to a PEER_AUTH (accepted, refused), a
      * refused MAP, and a whole seeder's map of 1 + 0x81 chunks */
     stream(&all, 1, 0x81);
-    ts_wbuf_reset(&pl);
-    ts_reply_begin(&pl, TS_OK, NULL);
+    ok_reply(&pl);
     frame(&all, TS_MSG_REPLY, TS_FF_REPLY, 1, &pl);
     ts_wbuf_reset(&pl);
     ts_reply_begin(&pl, TS_ERR_AUTH, "ticket expired");
