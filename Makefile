@@ -138,6 +138,9 @@ $(OUT)/tools/%: tests/tools/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDOPT) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
+# a tool's further sources live in tests/tools/<tool>/
+$(OUT)/tools/ts_sec: $(wildcard tests/tools/ts_sec/*.c tests/tools/ts_sec/*.h)
+
 # ---- packages -----------------------------------------------------------
 # deps: what building needs; deps-test: what the tests need on top.
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends

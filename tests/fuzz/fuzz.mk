@@ -110,6 +110,11 @@ $(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_LINK_RULE,fuzz_$(t),\
     $(FUZZ_NEEDS_$(t)),-fsanitize=fuzzer)))
 # the corpus generator: a plain program over the same objects
 $(eval $(call FUZZ_LINK_RULE,gen_corpus,$(FUZZ_NEEDS_gen),))
+# with the generator's other files (one per codec family, gen_*.c)
+FUZZ_GEN_OBJ  := $(patsubst %.c,$(FUZZ_OUT)/obj/%.o, \
+                   $(filter-out tests/fuzz/gen_corpus.c, \
+                     $(wildcard tests/fuzz/gen_*.c)))
+$(FUZZ_OUT)/gen_corpus: $(FUZZ_GEN_OBJ)
 
 .DEFAULT_GOAL := $(FUZZ_SAVED_GOAL)
 

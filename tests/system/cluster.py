@@ -4,7 +4,7 @@ cluster.py -- helpers for the tracker-cluster fault tests.
 Purpose: start N real ./tracker processes on 127.0.0.1, each with its own
 data dir and one PKI for the cluster (<dir of the info files>/pki, made
 by the first tracker to start; every raw connection here is TLS, through
-tessera.tls_connect), optionally with a fault proxy
+proto.tls_connect), optionally with a fault proxy
 (tests/tools/faultproxy.py) on every tracker-to-tracker link; read each tracker's STATUS (digest, vv,
 peers, leader, sync pid); wait, bounded, until the live trackers report
 equal digests; crash, pause, restart or wipe trackers and their sync
@@ -28,7 +28,7 @@ appended under its own lock and read by the test after join().  The
 proxies are threads of the test process (faultproxy.FaultProxy).
 
 Crash behaviour: every tracker goes through tessera.Tracker, so it is in
-tessera.REGISTRY and the conftest fixture reaps it by pid; Cluster.close()
+procs.REGISTRY and the conftest fixture reaps it by pid; Cluster.close()
 (also called at teardown through the registry) stops the proxies and
 writers and CONTinues any process it stopped before it is killed.
 """
@@ -37,92 +37,44 @@ import os
 import random
 import shutil
 import signal
-import socket
-import struct
 import sys
 import threading
 import time
 
 import tessera
-from tessera import (HDR, MAGIC, VERSION, descendants, comm, free_port,
-                     kill_pid, pid_alive, pstr, wait_until, write_info)
+from procs import REGISTRY, children, free_port, kill_pid, wait_until
+from proto import (DEFAULT, ERR_AUTH, ERR_BUSY, ERR_EXISTS, OK, Raw,
+                   Unreachable, parse_groups, parse_status, pki_dir, pstr,
+                   tracker_cert)
+from tessera import write_info
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tools"))
 import faultproxy  # noqa: E402
 
-OK, ERR_BADREQ, ERR_AUTH, ERR_EXISTS, ERR_NOTFOUND = 0, 1, 2, 3, 4
-ERR_PERM, ERR_STATE, ERR_LIMIT, ERR_BUSY, ERR_CONFLICT = 5, 6, 7, 8, 9
-
-MSG = dict(tessera.MSG)
 SESSION_TIMEOUT_MS = 120000     # raw writers send no heartbeats
 
 
 # ---- one request, raw ---------------------------------------------------
 
-class Unreachable(Exception):
-    """The tracker did not answer (refused, reset, closed, timed out)."""
+class Conn(Raw):
+    """One raw protocol connection to one tracker port that fails as
+    Unreachable; cert: (crt, key) to present, default the test process's
+    node certificate (LOGIN needs one; STATUS needs a tracker
+    certificate, see Cluster.status)."""
 
-
-def _recv_exact(sock, n, deadline):
-    buf = b""
-    while len(buf) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout("deadline")
-        sock.settimeout(left)
-        d = sock.recv(n - len(buf))
-        if not d:
-            raise EOFError("closed")
-        buf += d
-    return buf
-
-
-class Conn:
-    """One raw protocol connection to one tracker port; cert: (crt, key)
-    to present, default the test process's node certificate (LOGIN needs
-    one; STATUS needs a tracker certificate, see Cluster.status)."""
-
-    def __init__(self, port, timeout=2.0, cert=tessera.DEFAULT):
-        self.port = port
+    def __init__(self, port, timeout=2.0, cert=DEFAULT):
         self.timeout = timeout
-        if cert is tessera.DEFAULT:
-            cert = tessera.default_node_cert()
         try:
-            self.sock = tessera.tls_connect(port, timeout, cert=cert)
+            Raw.__init__(self, port, timeout, cert=cert)
         except (OSError, ValueError) as e:
             raise Unreachable("connect %d: %s" % (port, e))
 
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def request(self, mtype, payload, reqid, timeout=None):
-        """(status, message, body); raises Unreachable."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        try:
-            self.sock.sendall(tessera.frame(MSG[mtype] if isinstance(
-                mtype, str) else mtype, payload, reqid))
-            while True:
-                hdr = _recv_exact(self.sock, HDR.size, deadline)
-                magic, ver, t, flags, length, rid = HDR.unpack(hdr)
-                if magic != MAGIC or ver != VERSION or length > (8 << 20):
-                    raise Unreachable("bad frame from %d" % self.port)
-                body = _recv_exact(self.sock, length, deadline) \
-                    if length else b""
-                if rid == reqid and t == MSG["REPLY"]:
-                    break
-        except (OSError, EOFError, socket.timeout) as e:
-            self.close()
-            raise Unreachable("%d: %s" % (self.port, e))
-        if len(body) < 4:
-            raise Unreachable("short reply from %d" % self.port)
-        st = struct.unpack(">H", body[:2])[0]
-        ml = struct.unpack(">H", body[2:4])[0]
-        msg = body[4:4 + ml].decode("utf-8", "replace")
-        return st, msg, body[4 + ml:]
+    def call(self, mtype, payload, reqid, timeout=None):
+        """(status, message, body) of the reply to reqid, within timeout
+        seconds (default the connection's); raises Unreachable."""
+        return self.exchange(mtype, payload, reqid, time.monotonic() +
+                             (timeout or self.timeout))
 
 
 _reqid_lock = threading.Lock()
@@ -135,30 +87,12 @@ def new_reqid():
         return _reqid_next[0]
 
 
-def one_request(port, mtype, payload, timeout=3.0, cert=tessera.DEFAULT):
+def one_request(port, mtype, payload, timeout=3.0, cert=DEFAULT):
     c = Conn(port, timeout, cert)
     try:
-        return c.request(mtype, payload, new_reqid(), timeout)
+        return c.call(mtype, payload, new_reqid(), timeout)
     finally:
         c.close()
-
-
-def parse_status(body):
-    """STATUS body (str text) -> {key: value}."""
-    text = b""
-    if len(body) >= 2 and struct.unpack(">H", body[:2])[0] == len(body) - 2:
-        text = body[2:]
-    elif len(body) >= 4 and \
-            struct.unpack(">I", body[:4])[0] == len(body) - 4:
-        text = body[4:]
-    else:
-        text = body
-    out = {}
-    for line in text.decode("utf-8", "replace").splitlines():
-        k, sep, v = line.partition(":")
-        if sep:
-            out[k.strip()] = v.strip()
-    return out
 
 
 def parse_vv(text):
@@ -209,7 +143,7 @@ class Cluster:
                 os.path.join(self.tmp, "t%d" % i), workers=workers,
                 session_timeout=session_timeout, info=info, tid=i,
                 extra_args=extra_args)
-        tessera.REGISTRY.append(self)
+        REGISTRY.append(self)
 
     def ids(self):
         return list(range(1, self.n + 1))
@@ -237,22 +171,12 @@ class Cluster:
 
     def pids(self, i):
         t = self.trackers[i]
-        if t.proc is None or t.proc.poll() is not None:
-            return []
-        return [t.proc.pid] + descendants(t.proc.pid)
+        return t.pids() if t.alive() else []
 
     def kill(self, i):
         """SIGKILL tracker i: supervisor, workers and sync process."""
-        t = self.trackers[i]
-        pids = self.pids(i)
-        for p in pids:
-            kill_pid(p, signal.SIGSTOP)     # nobody respawns anybody
-        for p in pids:
-            kill_pid(p, signal.SIGKILL)
-        t.wait(5)
-        t.close_stdin()
-        assert wait_until(lambda: not any(pid_alive(p) for p in pids), 5), \
-            "tracker %d pids survived SIGKILL" % i
+        pids, gone = self.trackers[i].kill_tree()
+        assert gone, "tracker %d pids survived SIGKILL" % i
         self.stopped.difference_update(pids)
         return pids
 
@@ -283,7 +207,7 @@ class Cluster:
         t = self.trackers[i]
         if not self.alive(i):
             return None
-        pids = tessera.children(t.proc.pid, "trk-sync")
+        pids = children(t.proc.pid, "trk-sync")
         t.known_workers.update(pids)
         return pids[0] if pids else None
 
@@ -323,7 +247,7 @@ class Cluster:
         try:
             st, msg, body = one_request(
                 self.port(i), "STATUS", b"", timeout,
-                cert=tessera.tracker_cert(tessera.pki_dir(self.info), i))
+                cert=tracker_cert(pki_dir(self.info), i))
         except Unreachable:
             return None
         if st != OK:
@@ -410,7 +334,7 @@ class Cluster:
         """{group: owner} from LIST_GROUPS on tracker i."""
         st, msg, body = self.call(i, "LIST_GROUPS", tok)
         assert st == OK, (i, st, msg)
-        return {g: o for g, o, _n in tessera.parse_groups(body)}
+        return {g: o for g, o, _n in parse_groups(body)}
 
     def writer(self, name, order=None, **kw):
         w = Writer(self, name, order or self.ids(), **kw)
@@ -506,8 +430,8 @@ class Writer(threading.Thread):
             try:
                 if self.conn is None:
                     self.conn = Conn(self._port(), self.req_timeout)
-                st, msg, body = self.conn.request(mtype, payload_fn(),
-                                                  reqid, self.req_timeout)
+                st, msg, body = self.conn.call(mtype, payload_fn(),
+                                               reqid, self.req_timeout)
             except Unreachable:
                 self.conn = None
                 self.cur += 1

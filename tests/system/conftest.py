@@ -3,7 +3,8 @@ conftest.py -- pytest fixtures for the Tessera system tests.
 
 Purpose: give each test a started tracker (or a factory for several) and a
 client runner bound to it; at teardown every process started through
-tessera.py is stopped by pid, whatever the test did.  No locks; each test
+procs.Proc (tessera.Tracker, tessera.Client, nodes.Node) is stopped by
+pid, whatever the test did.  No locks; each test
 gets its own temp dir, free ports and data dir.
 """
 
@@ -35,11 +36,13 @@ def _shm_segments():
 def _unlink_leftover_segments():
     """Segments of nodes and trackers the tests SIGKILLed stay in /dev/shm
     (nobody was left to unlink them); remove the ones this session made,
-    after every process it started is gone."""
+    after every process it started is gone -- only those named after its
+    own ports (tessera.SEGMENTS): another test session on the machine may
+    have live ones."""
     before = _shm_segments()
     yield
     tessera.reap_all()
-    for name in _shm_segments() - before:
+    for name in (_shm_segments() - before) & tessera.SEGMENTS:
         try:
             os.unlink(os.path.join("/dev/shm", name))
         except OSError:

@@ -5,56 +5,36 @@ Purpose: a Node is one ./client started with --keep-running whose stdin is
 a pipe we write commands to and whose stdout a reader thread collects;
 each command is followed by a marker line (an unknown command, whose
 error line is contracted) so we know where its output ends even when it
-prints nothing.  Also: random test files, SHA1s, the raw frames of the
-file messages, and a read-only view of a node's shm segment
-(/dev/shm/tessera-node-<port>) for the counters the client keeps there
-(chunks served per share, chunks fetched per source, bytes fetched).
-Peer links as a hostile or test downloader makes them (issue 5: TLS with
-a node certificate, a download ticket from FILE_INFO, PEER_AUTH):
-file_info(), peer_connect(), peer_auth(), peer_get().
-The struct offsets of that segment are not hard-coded: they are taken
-from the real headers (workers/node_shm.h, shm/ts_shm.h) by compiling a
-tiny offsetof() probe once per test session.
+prints nothing.  Also: random test files and their SHA1s, groups and
+swarms of nodes (Swarm), and the node's shm counters through
+node_shm.NodeShm.  The raw frames of the file messages and the peer links
+a hostile or test downloader makes (TLS with a node certificate, a
+download ticket from FILE_INFO, PEER_AUTH) are proto.py's.
 
 Locking: none shared between processes; a Node's output list is guarded
 by a threading.Condition between its reader thread and the test.  Every
 wait is bounded.
 
-Crash behaviour: every Node is recorded in tessera.REGISTRY, so the
-conftest fixture reaps it (SIGKILL by pid, the client and every process
-below it, recorded while alive) whatever the test did.
+Crash behaviour: a Node is a procs.Proc, recorded in procs.REGISTRY, so
+the conftest fixture reaps it (SIGKILL by pid, the client and every
+process below it, recorded while alive) whatever the test did; a
+SIGKILLed node's segment is unlinked once nothing of it is left.
 """
 
-import atexit
 import hashlib
-import mmap
 import os
 import random
 import re
-import shutil
 import signal
-import socket
-import ssl
-import struct
-import subprocess
-import tempfile
 import threading
 import time
 
 import tessera
-from tessera import (BIN, REPO, REGISTRY, descendants, free_port, kill_pid,
-                     pid_alive, comm, wait_until, pstr, frame, recv_exact,
-                     HDR, Raw, OK)
+from node_shm import DL_ACTIVE, DL_FREE, NodeShm
+from procs import SEGMENTS, Proc, kill_pid, pid_alive, wait_until
+from tessera import BIN, CLIENT_KINDS, free_port
 
 CHUNK = 512 * 1024
-
-# file messages (common/ts_proto.h); added to tessera.MSG for Raw.request
-FILE_MSG = {"UPLOAD_FILE": 30, "LIST_FILES": 31, "FILE_INFO": 32,
-            "STOP_SHARE": 33, "HAVE_CHUNKS": 34, "MY_SHARES": 35}
-PEER_MAP, PEER_GET, PEER_DATA, PEER_AUTH = 60, 61, 62, 63
-ERR_AUTH, ERR_PERM = 2, 5
-tessera.MSG.update({k: v for k, v in FILE_MSG.items()
-                    if k not in tessera.MSG})
 
 
 # ---- files ----------------------------------------------------------------
@@ -100,352 +80,12 @@ def chunk_hashes(path):
     return out
 
 
-# ---- raw file frames --------------------------------------------------------
-
-def upload_frame(tok, group, name, size, sha1, hashes):
-    return (tok + pstr(group) + pstr(name) + struct.pack(">Q", size) + sha1
-            + struct.pack(">I", len(hashes)) + b"".join(hashes))
-
-
-def parse_list_files(body):
-    n = struct.unpack(">I", body[:4])[0]
-    off, out = 4, []
-    for _ in range(n):
-        ln = struct.unpack(">H", body[off:off + 2])[0]
-        name = body[off + 2:off + 2 + ln].decode("utf-8", "replace")
-        off += 2 + ln
-        size, src = struct.unpack(">QI", body[off:off + 12])
-        off += 12
-        out.append((name, size, src))
-    return out
-
-
-# ---- peer links (TLS, tickets) ------------------------------------------------
-
-def parse_file_info(body):
-    """FILE_INFO OK body -> (size, sha1, hashes, [(addr, complete, held,
-    fp)], ticket bytes)."""
-    size, = struct.unpack(">Q", body[:8])
-    sha1 = body[8:28]
-    n, = struct.unpack(">I", body[28:32])
-    off = 32
-    hashes = [body[off + 20 * i:off + 20 * i + 20] for i in range(n)]
-    off += 20 * n
-    nsrc, = struct.unpack(">I", body[off:off + 4])
-    off += 4
-    srcs = []
-    for _ in range(nsrc):
-        ln, = struct.unpack(">H", body[off:off + 2])
-        addr = body[off + 2:off + 2 + ln].decode()
-        off += 2 + ln
-        complete, held = struct.unpack(">BI", body[off:off + 5])
-        off += 5
-        srcs.append((addr, complete, held, body[off:off + 32]))
-        off += 32
-    tl, = struct.unpack(">I", body[off:off + 4])
-    ticket = body[off + 4:off + 4 + tl]
-    assert off + 4 + tl == len(body), "FILE_INFO: trailing bytes"
-    return size, sha1, hashes, srcs, ticket
-
-
-def file_info(tracker_port, user, pw, group, name, cert):
-    """Logs user in over a tracker link presenting cert (crt, key) and asks
-    FILE_INFO: returns (status, msg, parsed body or None).  The ticket in
-    it names cert's fingerprint."""
-    r = Raw(tracker_port, cert=cert)
-    try:
-        tok = r.login(user, pw)
-        st, msg, body = r.request("FILE_INFO", tok + pstr(group) +
-                                  pstr(name))
-        return st, msg, (parse_file_info(body) if st == OK else None)
-    finally:
-        r.close()
-
-
-def peer_connect(port, cert, expect_fp=None, rcvbuf=None, timeout=5):
-    """A TLS peer link to the node on 127.0.0.1:port presenting cert (crt,
-    key); if expect_fp is given, the node's certificate must have it."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE      # self-signed: checked by fp below
-    ctx.load_cert_chain(*cert)
-    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    raw.settimeout(timeout)
-    raw.connect(("127.0.0.1", port))
-    s = ctx.wrap_socket(raw)
-    if expect_fp is not None:
-        got = hashlib.sha256(s.getpeercert(binary_form=True)).digest()
-        assert got == expect_fp, "peer %d is not who we expected" % port
-    return s
-
-
-def _peer_reply(s, reqid, timeout=10):
-    h = recv_exact(s, HDR.size, timeout)
-    magic, ver, mtype, flags, length, rid = HDR.unpack(h)
-    assert rid == reqid, (rid, reqid)
-    body = recv_exact(s, length, timeout) if length else b""
-    st, ml = struct.unpack(">HH", body[:4])
-    return mtype, st, body[4:4 + ml].decode("utf-8", "replace"), \
-        body[4 + ml:]
-
-
-def peer_auth(s, ticket, reqid=1, wait=True):
-    """PEER_AUTH with ticket; returns (status, msg) (None if not wait)."""
-    s.sendall(frame(PEER_AUTH, struct.pack(">I", len(ticket)) + ticket,
-                    reqid))
-    if not wait:
-        return None
-    _, st, msg, _ = _peer_reply(s, reqid)
-    return st, msg
-
-
-def get_frame(group, name, index, reqid):
-    return frame(PEER_GET, pstr(group) + pstr(name) +
-                 struct.pack(">I", index), reqid)
-
-
-def peer_get(s, group, name, index, reqid=2):
-    """One PEER_GET; returns (status, msg, chunk bytes or b"")."""
-    s.sendall(get_frame(group, name, index, reqid))
-    mtype, st, msg, rest = _peer_reply(s, reqid)
-    assert mtype == PEER_DATA, mtype
-    data = b""
-    if st == OK:
-        ln, = struct.unpack(">I", rest[8:12])
-        data = rest[12:12 + ln]
-    return st, msg, data
-
-
-# ---- shm view -----------------------------------------------------------------
-
-_PROBE_FIELDS = [
-    # (key, expression)
-    ("hdr.ntables", "offsetof(ts_shm_hdr_sh_t, ntables)"),
-    ("hdr.tables", "offsetof(ts_shm_hdr_sh_t, tables)"),
-    ("tbl.size", "sizeof(ts_shm_table_sh_t)"),
-    ("tbl.id", "offsetof(ts_shm_table_sh_t, id)"),
-    ("tbl.entry_size", "offsetof(ts_shm_table_sh_t, entry_size)"),
-    ("tbl.capacity", "offsetof(ts_shm_table_sh_t, capacity)"),
-    ("tbl.offset", "offsetof(ts_shm_table_sh_t, offset)"),
-    ("tables_max", "TS_SHM_TABLES_MAX_N"),
-    ("T_STATS", "NODE_T_STATS"),
-    ("T_SHARES", "NODE_T_SHARES"),
-    ("T_DLS", "NODE_T_DLS"),
-    ("st.active_uploads", "offsetof(node_stats_sh_t, active_uploads)"),
-    ("st.queued", "offsetof(node_stats_sh_t, queued)"),
-    ("st.paused", "offsetof(node_stats_sh_t, paused)"),
-    ("st.bytes_up", "offsetof(node_stats_sh_t, bytes_up)"),
-    ("st.bytes_down", "offsetof(node_stats_sh_t, bytes_down)"),
-    ("st.chunks_up", "offsetof(node_stats_sh_t, chunks_up)"),
-    ("st.chunks_down", "offsetof(node_stats_sh_t, chunks_down)"),
-    ("st.hash_failures", "offsetof(node_stats_sh_t, hash_failures)"),
-    ("st.reclaimed_claims", "offsetof(node_stats_sh_t, reclaimed_claims)"),
-    ("sh.state", "offsetof(node_share_sh_t, state)"),
-    ("sh.group", "offsetof(node_share_sh_t, group)"),
-    ("sh.name", "offsetof(node_share_sh_t, name)"),
-    ("sh.chunks_served", "offsetof(node_share_sh_t, chunks_served)"),
-    ("sh.bytes_served", "offsetof(node_share_sh_t, bytes_served)"),
-    ("dl.state", "offsetof(node_dl_sh_t, state)"),
-    ("dl.waiting", "offsetof(node_dl_sh_t, waiting)"),
-    ("dl.group", "offsetof(node_dl_sh_t, group)"),
-    ("dl.name", "offsetof(node_dl_sh_t, name)"),
-    ("dl.size", "offsetof(node_dl_sh_t, size)"),
-    ("dl.nchunks", "offsetof(node_dl_sh_t, nchunks)"),
-    ("dl.bytes_done", "offsetof(node_dl_sh_t, bytes_done)"),
-    ("dl.chunks_done", "offsetof(node_dl_sh_t, chunks_done)"),
-    ("dl.src", "offsetof(node_dl_sh_t, src)"),
-    ("src.size", "sizeof(node_src_sh_t)"),
-    ("src.addr", "offsetof(node_src_sh_t, addr)"),
-    ("src.state", "offsetof(node_src_sh_t, state)"),
-    ("src.failures", "offsetof(node_src_sh_t, failures)"),
-    ("src.chunks", "offsetof(node_src_sh_t, chunks)"),
-    ("sources_n", "TS_NODE_SOURCES_N"),
-    ("T_DLDATA", "NODE_T_DLDATA"),
-    ("off.claims", "NODE_OFF_CLAIMS"),
-    ("src.inflight", "offsetof(node_src_sh_t, inflight)"),
-]
-
-_layout = None
-_probe_dir = None
-
-
-def _cleanup_probe():
-    if _probe_dir:
-        shutil.rmtree(_probe_dir, ignore_errors=True)
-
-
-def layout():
-    """Field offsets of the node segment, from the real headers."""
-    global _layout, _probe_dir
-    if _layout is not None:
-        return _layout
-    _probe_dir = tempfile.mkdtemp(prefix="tessera-probe.")
-    atexit.register(_cleanup_probe)
-    src = os.path.join(_probe_dir, "probe.c")
-    with open(src, "w") as f:
-        f.write("#include <stddef.h>\n#include <stdio.h>\n"
-                "#include \"ts_shm.h\"\n#include \"node_shm.h\"\n"
-                "int main(void) {\n")
-        for key, expr in _PROBE_FIELDS:
-            f.write('    printf("%%s %%zu\\n", "%s", (size_t) (%s));\n'
-                    % (key, expr))
-        f.write("    return 0;\n}\n")
-    exe = os.path.join(_probe_dir, "probe")
-    inc = []
-    for d in ("common", "net", "shm", "master", "workers"):
-        inc += ["-I", os.path.join(REPO, d)]
-    r = subprocess.run(["cc", "-std=gnu11", "-D_GNU_SOURCE"] + inc +
-                       ["-o", exe, src], capture_output=True, timeout=60)
-    if r.returncode != 0:
-        raise AssertionError("shm layout probe did not compile:\n%s"
-                             % r.stderr.decode(errors="replace"))
-    out = subprocess.run([exe], capture_output=True, timeout=10,
-                         check=True).stdout.decode()
-    _layout = {k: int(v) for k, v in (l.split() for l in out.splitlines())}
-    return _layout
-
-
-class NodeShm:
-    """Read-only view of /dev/shm/tessera-node-<port> (None if absent)."""
-
-    def __init__(self, port):
-        self.path = "/dev/shm/tessera-node-%d" % port
-        self.L = layout()
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            size = os.fstat(fd).st_size
-            self.m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
-        finally:
-            os.close(fd)
-
-    def close(self):
-        self.m.close()
-
-    def _u(self, off, fmt):
-        return struct.unpack_from("<" + fmt, self.m, off)[0]
-
-    def _str(self, off, maxlen):
-        b = self.m[off:off + maxlen]
-        return b.split(b"\0", 1)[0].decode("utf-8", "replace")
-
-    def table(self, tid):
-        L = self.L
-        n = self._u(L["hdr.ntables"], "I")
-        for i in range(min(n, L["tables_max"])):
-            t = L["hdr.tables"] + i * L["tbl.size"]
-            if self._u(t + L["tbl.id"], "I") == tid:
-                return (self._u(t + L["tbl.offset"], "Q"),
-                        self._u(t + L["tbl.entry_size"], "I"),
-                        self._u(t + L["tbl.capacity"], "I"))
-        raise AssertionError("no table %d in %s" % (tid, self.path))
-
-    def stats(self):
-        base, _, _ = self.table(self.L["T_STATS"])
-        small = ("st.paused", "st.active_uploads", "st.queued")
-        return {k[3:]: self._u(base + v, "I" if k in small else "Q")
-                for k, v in self.L.items() if k.startswith("st.")}
-
-    def shares(self):
-        """[{group, name, state, chunks_served, bytes_served}] non-FREE."""
-        L = self.L
-        base, esz, cap = self.table(L["T_SHARES"])
-        out = []
-        for i in range(cap):
-            e = base + i * esz
-            st = self._u(e + L["sh.state"], "I")
-            if st == 0:
-                continue
-            out.append({"state": st,
-                        "group": self._str(e + L["sh.group"], 65),
-                        "name": self._str(e + L["sh.name"], 256),
-                        "chunks_served": self._u(e + L["sh.chunks_served"],
-                                                 "Q"),
-                        "bytes_served": self._u(e + L["sh.bytes_served"],
-                                                "Q")})
-        return out
-
-    def find_dl(self, group, name):
-        """Index of the non-FREE download group/name, or None."""
-        L = self.L
-        base, esz, cap = self.table(L["T_DLS"])
-        for i in range(cap):
-            e = base + i * esz
-            if self._u(e + L["dl.state"], "I") != 0 and \
-                    self._str(e + L["dl.group"], 65) == group and \
-                    self._str(e + L["dl.name"], 256) == name:
-                return i
-        return None
-
-    def dl_claims(self, i):
-        """Chunk claims of download i still held: [(chunk, owner word)]."""
-        L = self.L
-        e = self.table(L["T_DLS"])
-        nch = self._u(e[0] + i * e[1] + L["dl.nchunks"], "I")
-        base, esz, _ = self.table(L["T_DLDATA"])
-        c0 = base + i * esz + L["off.claims"]
-        return [(c, w) for c, w in
-                ((c, self._u(c0 + 8 * c, "Q")) for c in range(nch)) if w]
-
-    def dl_inflight(self, i):
-        """Sum of the in-flight counts of download i's sources."""
-        L = self.L
-        base, esz, _ = self.table(L["T_DLS"])
-        e = base + i * esz
-        return sum(self._u(e + L["dl.src"] + k * L["src.size"]
-                           + L["src.inflight"], "I")
-                   for k in range(L["sources_n"]))
-
-    def dl_progress(self, i):
-        """(state, bytes_done, size) of download i, cheaply."""
-        L = self.L
-        base, esz, _ = self._dls if hasattr(self, "_dls") else \
-            self.table(L["T_DLS"])
-        self._dls = (base, esz, 0)
-        e = base + i * esz
-        return (self._u(e + L["dl.state"], "I"),
-                self._u(e + L["dl.bytes_done"], "Q"),
-                self._u(e + L["dl.size"], "Q"))
-
-    def downloads(self):
-        """[{group, name, state, waiting, bytes_done, chunks_done,
-        sources: {addr: {state, chunks, failures}}}] non-FREE."""
-        L = self.L
-        base, esz, cap = self.table(L["T_DLS"])
-        out = []
-        for i in range(cap):
-            e = base + i * esz
-            st = self._u(e + L["dl.state"], "I")
-            if st == 0:
-                continue
-            srcs = {}
-            for k in range(L["sources_n"]):
-                s = e + L["dl.src"] + k * L["src.size"]
-                sst = self._u(s + L["src.state"], "I")
-                if sst == 0:
-                    continue
-                srcs[self._str(s + L["src.addr"], 64)] = {
-                    "state": sst,
-                    "chunks": self._u(s + L["src.chunks"], "Q"),
-                    "failures": self._u(s + L["src.failures"], "I")}
-            out.append({"state": st,
-                        "waiting": self._u(e + L["dl.waiting"], "I"),
-                        "group": self._str(e + L["dl.group"], 65),
-                        "name": self._str(e + L["dl.name"], 256),
-                        "size": self._u(e + L["dl.size"], "Q"),
-                        "bytes_done": self._u(e + L["dl.bytes_done"], "Q"),
-                        "chunks_done": self._u(e + L["dl.chunks_done"], "I"),
-                        "sources": srcs})
-        return out
-
-
 # ---- the node ---------------------------------------------------------------
 
-class Node:
+class Node(Proc):
     """One ./client --keep-running, driven through a stdin pipe."""
 
+    KINDS = CLIENT_KINDS
     _n = 0
 
     def __init__(self, info, tmpdir, name=None, port=None, state_dir=None,
@@ -458,20 +98,19 @@ class Node:
         os.makedirs(self.dir, exist_ok=True)
         self.port = port or free_port()
         self.addr = "127.0.0.1:%d" % self.port
+        SEGMENTS.add("tessera-node-%d" % self.port)
         self.state_dir = state_dir or os.path.join(self.dir, "state")
         self.uploaders = uploaders or 2
         self.downloaders = downloaders or 4
         self.log_level = log_level
         self.extra = list(extra)
         self.env = dict(env or {})      # added to the client's environment
-        self.errpath = os.path.join(self.dir, "stderr.log")
-        self.proc = None
-        self.known = set()
         self.lines = []
         self.cond = threading.Condition()
         self.eof = False
         self.mark = 0
-        REGISTRY.append(self)
+        Proc.__init__(self, os.path.join(self.dir, "stderr.log"))
+        self.errpath = self.logpath
 
     # -- process ---------------------------------------------------------
 
@@ -484,17 +123,7 @@ class Node:
 
     def start(self, timeout=10):
         self.lines, self.eof = [], False
-        errf = open(self.errpath, "ab")
-        try:
-            env = None
-            if self.env:
-                env = dict(os.environ)
-                env.update(self.env)
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=errf,
-                                         cwd=self.dir, env=env)
-        finally:
-            errf.close()
+        self.spawn(self.argv(), self.dir, stdout_pipe=True, env=self.env)
         t = threading.Thread(target=self._reader, args=(self.proc,),
                              daemon=True)
         t.start()
@@ -520,90 +149,30 @@ class Node:
             self.eof = True
             self.cond.notify_all()
 
-    def pids(self):
-        if self.proc is None:
-            return []
-        p = [self.proc.pid] + descendants(self.proc.pid)
-        self.known.update(p)
-        return p
-
     def workers(self, kind):
         """Live worker pids of this node with comm == kind."""
         if self.proc is None:
             return []
-        out = [p for p in descendants(self.proc.pid) if comm(p) == kind]
-        self.known.update(out)
+        out = [p for p in self.pids()[1:] if tessera.comm(p) == kind]
         return sorted(out)
 
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
     def stderr(self):
-        try:
-            with open(self.errpath, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return self.log()
 
     def kill(self):
         """SIGKILL the client and its whole process tree (by pid)."""
         if self.proc is None:
             return
-        pids = self.pids()
-        for p in pids:
-            kill_pid(p, signal.SIGSTOP)     # nobody restarts anybody
-        for p in pids:
-            kill_pid(p, signal.SIGKILL)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        wait_until(lambda: not any(pid_alive(p) for p in pids), 5)
-        self._close_pipes()
+        self.kill_tree()
 
-    def stop(self, timeout=10):
-        """SIGTERM, bounded wait, SIGKILL leftovers; returns the exit code."""
-        if self.proc is None:
-            return None
-        pids = self.pids()
-        if self.proc.poll() is None:
-            kill_pid(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                kill_pid(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        wait_until(lambda: not any(pid_alive(p) for p in pids[1:]), 3)
-        for p in pids[1:]:
-            if pid_alive(p) and comm(p) in ("uploader", "downloader",
-                                            "client", "supervisor",
-                                            "node-sup"):
-                kill_pid(p)
-        self._close_pipes()
-        return self.proc.returncode
-
-    def _close_pipes(self):
-        for f in (self.proc.stdin,):
-            try:
-                f.close()
-            except OSError:
-                pass
+    def close_pipes(self):
+        self.close_stdin()      # the reader thread owns stdout
 
     def reap(self):
         if self.proc is None:
             return
         pids = set(self.pids()) | self.known
-        kill_pid(self.proc.pid, signal.SIGKILL)
-        for p in pids:
-            if p != self.proc.pid and pid_alive(p) and \
-                    comm(p) in ("uploader", "downloader", "client",
-                                "supervisor", "node-sup"):
-                kill_pid(p)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self._close_pipes()
+        Proc.reap(self)
         # a SIGKILLed node leaves its segment behind: drop it once nothing
         # of ours maps it (a later node on the port would replace it anyway)
         if not any(pid_alive(p) for p in pids):
@@ -723,29 +292,26 @@ class Node:
     def shm(self):
         return NodeShm(self.port)
 
-    def shm_stats(self):
+    def _shm_read(self, what):
+        """NodeShm.<what>() on a view opened for it."""
         s = self.shm()
         try:
-            return s.stats()
+            return getattr(s, what)()
         finally:
             s.close()
+
+    def shm_stats(self):
+        return self._shm_read("stats")
 
     def shm_shares(self):
-        s = self.shm()
-        try:
-            return s.shares()
-        finally:
-            s.close()
+        return self._shm_read("shares")
 
     def shm_downloads(self):
+        """The downloads in shm, or None if the segment is gone."""
         try:
-            s = self.shm()
+            return self._shm_read("downloads")
         except OSError:
             return None
-        try:
-            return s.downloads()
-        finally:
-            s.close()
 
     def shm_download(self, group, name):
         for d in self.shm_downloads() or []:
@@ -757,6 +323,33 @@ class Node:
         """Chunks this node served of group/name (0 if not shared)."""
         return sum(s["chunks_served"] for s in self.shm_shares()
                    if s["group"] == group and s["name"] == name)
+
+    def run_until_mid(self, group, name, frozen, min_bytes=1, timeout=30):
+        """frozen: this node's downloaders, SIGSTOPped before download_file
+        was issued.  Waits until the download is in shm, lets them run
+        until >= min_bytes are done (or it is neither active nor free),
+        polling tightly, and SIGSTOPs them again: the download is then
+        mid-way whatever the speed of loopback."""
+        shm = self.shm()
+        try:
+            idx = [None]
+
+            def found():
+                idx[0] = shm.find_dl(group, name)
+                return idx[0] is not None
+            assert wait_until(found, timeout, 0.001), name
+            end = time.monotonic() + timeout
+            self.thaw(frozen)
+            try:
+                while time.monotonic() < end:
+                    st, done, _ = shm.dl_progress(idx[0])
+                    if done >= min_bytes or st not in (DL_FREE, DL_ACTIVE):
+                        break
+            finally:
+                for p in frozen:
+                    kill_pid(p, signal.SIGSTOP)
+        finally:
+            shm.close()
 
     def freeze_downloaders(self):
         pids = self.workers("downloader")
@@ -814,6 +407,14 @@ def create_users(info, tmpdir, *names, pw="pw"):
         info, ["create_user %s %s" % (u, pw) for u in names], tmpdir)
     assert rc == 0 and out == ["user %s created" % u for u in names], \
         (rc, out, err[-2000:])
+
+
+def swarm_nodes(tracker, tmpdir, *users):
+    """Creates users and starts one node for each, logged in and in one
+    group (a Swarm): the nodes, in order."""
+    create_users(tracker.info, tmpdir, *users)
+    sw = Swarm(tracker, tmpdir)
+    return [sw.node(u) for u in users]
 
 
 class Swarm:

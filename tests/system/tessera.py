@@ -1,37 +1,34 @@
 """
 tessera.py -- helpers for the Tessera system tests.
 
-Purpose: start real ./tracker and ./client processes on 127.0.0.1, talk
-to them (through the client's non-TTY mode or raw protocol frames), and
-stop every process by pid whatever happens.  Nothing here is shared
-between test processes; every wait is bounded.
+Purpose: start real ./tracker and ./client processes on 127.0.0.1 and
+talk to them through the client's non-TTY mode (Tracker, Client,
+run_client).  The wire protocol (frames, TLS, Raw) is proto.py and the
+process wrapper (pid discipline, bounded waits) is procs.py; their names
+are re-exported here, so a test imports whichever it needs from this one
+module.  Nothing here is shared between test processes; every wait is
+bounded.
 
-TLS (issue 5): every raw connection to a tracker is TLS 1.3 (python
-`ssl`), verifying the tracker's chain against the cluster CA, which the
-tracker creates at start in <dir of its tracker_info.txt>/pki (the
-hostname check is off: the tracker id is in the CN, checked by
-tls_connect when asked).  A connection may present a client certificate
-made by node_cert() (`openssl req -x509 -newkey ed25519`), which the
-tracker takes as the node identity.  A LOGIN needs one, so Raw presents
-default_node_cert() unless told otherwise (cert=None: none); STATUS needs
-a tracker certificate of the cluster (tracker_cert()).
-
-Crash behaviour: every process started is recorded in REGISTRY; the
-conftest fixture calls reap_all() at teardown, which SIGKILLs whatever is
-still alive (the tracker's workers and a client's children are found by
-ppid and recorded before the parent is killed).
+Crash behaviour: every process started is recorded in procs.REGISTRY;
+the conftest fixture calls reap_all() at teardown, which kills whatever
+is still alive (the tracker's workers and a client's children are found
+by ppid and recorded before the parent is killed).
 """
 
-import atexit
 import os
-import shutil
-import signal
-import socket
-import ssl
-import struct
+import select
 import subprocess
-import tempfile
 import time
+
+from procs import (REGISTRY, SEGMENTS, Proc, children, comm,  # noqa: F401
+                   descendants, free_port, kill_pid, pid_alive, port_accepts,
+                   proc_stat, reap_all, vm_rss_kb, wait_gone, wait_until)
+from proto import (CA_BY_PORT, DEFAULT, ERR_AUTH, ERR_BADREQ,  # noqa: F401
+                   ERR_BUSY, ERR_PERM, FF_REPLY, HDR, MAGIC, MSG, OK,
+                   VERSION, Raw, cert_fp, closed_within, default_node_cert,
+                   frame, new_user, node_cert, parse_groups, pki_dir, pstr,
+                   recv_exact, send_or_closed, tls_connect, tls_context,
+                   tracker_cert)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.abspath(os.environ.get("TESSERA_BIN",
@@ -39,6 +36,8 @@ BIN = os.path.abspath(os.environ.get("TESSERA_BIN",
 TOOLS = os.path.abspath(os.environ.get("TESSERA_TOOLS",
                                        os.path.join(REPO, "build/release/tools")))
 KDF = "1000"
+TRACKER_KINDS = ("trk-worker", "trk-sync", "supervisor")
+CLIENT_KINDS = ("uploader", "downloader", "client", "supervisor", "node-sup")
 
 
 def _is_asan(path):
@@ -52,216 +51,6 @@ def _is_asan(path):
 # ASan builds are slower and keep freed memory in quarantine.
 ASAN = _is_asan(os.path.join(BIN, "tracker"))
 
-# Protocol constants (common/ts_proto.h).
-MAGIC = 0x54
-VERSION = 2
-HDR = struct.Struct(">BBBBIQ")
-FF_REPLY = 0x01
-MSG = {
-    "REPLY": 1, "CREATE_USER": 10, "LOGIN": 11, "LOGOUT": 12,
-    "HEARTBEAT": 13, "CREATE_GROUP": 20, "JOIN_GROUP": 21,
-    "LEAVE_GROUP": 22, "LIST_REQUESTS": 23, "ACCEPT_REQUEST": 24,
-    "REJECT_REQUEST": 25, "LIST_GROUPS": 26, "LIST_MY_GROUPS": 27,
-    "STATUS": 40, "UPLOAD_FILE": 30, "LIST_FILES": 31, "FILE_INFO": 32,
-    "STOP_SHARE": 33, "HAVE_CHUNKS": 34, "MY_SHARES": 35,
-    "SYNC_HELLO": 50, "SYNC_OPS": 51, "SYNC_ACK": 52, "SYNC_SNAPSHOT": 53,
-}
-OK, ERR_BADREQ, ERR_AUTH = 0, 1, 2
-ERR_PERM, ERR_BUSY = 5, 8
-
-REGISTRY = []           # every Popen / Tracker started by a test
-
-
-# ---- processes ----------------------------------------------------------
-
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def proc_stat(pid):
-    """(comm, state, ppid) from /proc/<pid>/stat, or None if gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    lp, rp = data.find("("), data.rfind(")")
-    if lp < 0 or rp < 0:
-        return None
-    rest = data[rp + 2:].split()
-    return data[lp + 1:rp], rest[0], int(rest[1])
-
-
-def pid_alive(pid):
-    st = proc_stat(pid)
-    return st is not None and st[1] not in ("Z", "X")
-
-
-def comm(pid):
-    st = proc_stat(pid)
-    return st[0] if st else None
-
-
-def children(ppid, name=None):
-    """Live children of ppid (optionally only those with comm == name)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        st = proc_stat(int(d))
-        if st is None or st[2] != ppid or st[1] in ("Z", "X"):
-            continue
-        if name is None or st[0] == name:
-            out.append(int(d))
-    return sorted(out)
-
-
-def descendants(pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for c in children(p):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def vm_rss_kb(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def kill_pid(pid, sig=signal.SIGKILL):
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def wait_until(pred, timeout, step=0.02):
-    """Polls pred() until true or timeout seconds; returns its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(step)
-
-
-def wait_gone(pids, timeout):
-    return wait_until(lambda: not any(pid_alive(p) for p in pids), timeout)
-
-
-def port_accepts(port, timeout=0.2):
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    except OSError:
-        return False
-    s.close()
-    return True
-
-
-# ---- TLS ----------------------------------------------------------------
-
-CA_BY_PORT = {}         # tracker port -> its cluster's ca.crt
-
-
-def pki_dir(info, extra_args=()):
-    """The PKI directory a tracker started with these arguments uses."""
-    a = list(extra_args)
-    if "--pki" in a and a.index("--pki") + 1 < len(a):
-        return os.path.abspath(a[a.index("--pki") + 1])
-    return os.path.join(os.path.dirname(os.path.abspath(info)), "pki")
-
-
-def tls_context(ca, cert=None, key=None):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    ctx.check_hostname = False          # the CN names the tracker id
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_verify_locations(ca)
-    if cert is not None:
-        ctx.load_cert_chain(cert, key)
-    return ctx
-
-
-def tls_connect(port, timeout=5, cert=None, ca=None, tracker_id=None,
-                source=None):
-    """A TLS connection to the tracker on 127.0.0.1:port (handshake done
-    within timeout).  cert: (crt, key) paths to present, or None.
-    tracker_id: also check the server certificate names that tracker.
-    source: local address to bind (e.g. "127.0.0.2")."""
-    ca = ca or CA_BY_PORT.get(port)
-    if ca is None:
-        raise AssertionError("no CA known for port %d" % port)
-    ctx = tls_context(ca, *(cert or (None, None)))
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                   source_address=(source, 0) if source
-                                   else None)
-    try:
-        s = ctx.wrap_socket(raw, server_hostname=None)
-    except BaseException:
-        raw.close()
-        raise
-    if tracker_id is not None:
-        cn = dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
-        assert cn == "tessera-tracker-%d" % tracker_id, cn
-    return s
-
-
-def node_cert(dirpath, name="node"):
-    """A self-signed Ed25519 certificate, as a node makes; returns
-    (crt path, key path)."""
-    os.makedirs(dirpath, exist_ok=True)
-    crt = os.path.join(dirpath, name + ".crt")
-    key = os.path.join(dirpath, name + ".key")
-    if not os.path.exists(crt):
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ed25519",
-                        "-nodes", "-keyout", key, "-out", crt, "-days", "2",
-                        "-subj", "/CN=tessera-node"], check=True,
-                       capture_output=True, timeout=30)
-    return crt, key
-
-
-DEFAULT = object()       # "the default node certificate" (Raw, Conn)
-_default_cert = []
-
-
-def default_node_cert():
-    """One node certificate for this test process (made once, removed at
-    exit): what Raw presents when no cert is given."""
-    if not _default_cert:
-        d = tempfile.mkdtemp(prefix="tessera-test-node-")
-        atexit.register(shutil.rmtree, d, True)
-        _default_cert.append(node_cert(d, "node"))
-    return _default_cert[0]
-
-
-def tracker_cert(pki, tid):
-    """(crt, key) of tracker tid in the cluster PKI dir pki."""
-    return (os.path.join(pki, "tracker-%d.crt" % tid),
-            os.path.join(pki, "tracker-%d.key" % tid))
-
-
-def cert_fp(crt):
-    """SHA-256 of a PEM certificate's DER: the node identity."""
-    import hashlib
-    with open(crt) as f:
-        der = ssl.PEM_cert_to_DER_cert(f.read())
-    return hashlib.sha256(der).digest()
-
 
 def write_info(path, ports, extra_lines=()):
     with open(path, "w") as f:
@@ -273,8 +62,12 @@ def write_info(path, ports, extra_lines=()):
     return path
 
 
-class Tracker:
+# ---- the tracker ----------------------------------------------------------
+
+class Tracker(Proc):
     """One ./tracker process with its own tracker_info.txt and data dir."""
+
+    KINDS = TRACKER_KINDS
 
     def __init__(self, tmpdir, workers=None, session_timeout=None,
                  info=None, tid=1, data_dir=None, extra_args=()):
@@ -298,14 +91,10 @@ class Tracker:
         self.pki = pki_dir(info, self.extra_args)
         self.ca = os.path.join(self.pki, "ca.crt")
         CA_BY_PORT[self.port] = self.ca
-        self.logpath = os.path.join(self.tmpdir, "tracker-%d.log" % tid)
-        self.proc = None
-        self.known_workers = set()
-        REGISTRY.append(self)
-
-    @property
-    def pid(self):
-        return self.proc.pid
+        SEGMENTS.add("tessera-trk-%d" % self.port)
+        Proc.__init__(self, os.path.join(self.tmpdir,
+                                         "tracker-%d.log" % tid))
+        self.known_workers = self.known
 
     def argv(self):
         a = [os.path.join(BIN, "tracker"), "-d", self.data_dir,
@@ -316,14 +105,8 @@ class Tracker:
             a += ["--session-timeout", str(self.session_timeout)]
         return a + self.extra_args + [self.info, str(self.tid)]
 
-    def start(self, timeout=15):
-        logf = open(self.logpath, "ab")
-        try:
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.PIPE,
-                                         stdout=logf, stderr=logf,
-                                         cwd=self.tmpdir)
-        finally:
-            logf.close()
+    def start(self, timeout=15, preexec_fn=None):
+        self.spawn(self.argv(), self.tmpdir, preexec_fn=preexec_fn)
         want = self.workers or 2
 
         def ready():
@@ -352,7 +135,7 @@ class Tracker:
         if self.proc is None:
             return []
         pids = children(self.proc.pid, "trk-worker")
-        self.known_workers.update(pids)
+        self.known.update(pids)
         return pids
 
     def all_pids(self):
@@ -360,49 +143,9 @@ class Tracker:
             return []
         return [self.proc.pid] + descendants(self.proc.pid)
 
-    def log(self):
-        try:
-            with open(self.logpath, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
     def send_stdin(self, text):
         self.proc.stdin.write(text.encode())
         self.proc.stdin.flush()
-
-    def close_stdin(self):
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-
-    def wait(self, timeout):
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self, timeout=10):
-        """SIGTERM, bounded wait, then SIGKILL; returns the exit code."""
-        if self.proc is None:
-            return None
-        self.worker_pids()
-        others = descendants(self.proc.pid)
-        if self.proc.poll() is None:
-            kill_pid(self.proc.pid, signal.SIGTERM)
-            if self.wait(timeout) is None:
-                kill_pid(self.proc.pid, signal.SIGKILL)
-                self.wait(5)
-        for p in others + list(self.known_workers):
-            if pid_alive(p) and comm(p) in ("trk-worker", "trk-sync"):
-                wait_gone([p], 2)
-                kill_pid(p)
-        self.close_stdin()
-        return self.proc.returncode
 
     def kill(self, workers_too=False):
         """SIGKILL the supervisor (and, if asked, every worker) by pid."""
@@ -416,30 +159,30 @@ class Tracker:
         return pids
 
     def reap(self):
+        """Teardown: a graceful stop if it still runs, then leftovers."""
         if self.proc is None:
             return
-        pids = self.all_pids() + list(self.known_workers)
+        pids = set(self.all_pids()) | self.known
         if self.proc.poll() is None:
             self.stop(timeout=5)
-        for p in pids:
-            if pid_alive(p) and comm(p) in ("trk-worker", "trk-sync",
-                                            "supervisor"):
-                kill_pid(p)
+        self.kill_leftovers(pids)
 
 
-# ---- the client ---------------------------------------------------------
+# ---- the client -----------------------------------------------------------
 
 def client_argv(info, port=None, state_dir=None):
     port = port or free_port()
+    SEGMENTS.add("tessera-node-%d" % port)
     a = [os.path.join(BIN, "client")]
     if state_dir:
         a += ["-s", state_dir]
     return a + ["127.0.0.1:%d" % port, info]
 
 
-class Client:
+class Client(Proc):
     """A ./client process fed through a pipe (non-TTY mode)."""
 
+    KINDS = CLIENT_KINDS
     _n = 0
 
     def __init__(self, info, tmpdir):
@@ -447,20 +190,14 @@ class Client:
         self.dir = os.path.join(str(tmpdir), "client-%d-%d"
                                 % (os.getpid(), Client._n))
         os.makedirs(self.dir, exist_ok=True)
-        self.errpath = os.path.join(self.dir, "stderr.log")
-        errf = open(self.errpath, "wb")
-        try:
-            self.proc = subprocess.Popen(
-                client_argv(info, state_dir=os.path.join(self.dir, "state")),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errf,
-                cwd=self.dir)
-        finally:
-            errf.close()
-        self.known = set()
-        REGISTRY.append(self)
+        Proc.__init__(self, os.path.join(self.dir, "stderr.log"))
+        self.errpath = self.logpath
+        self.spawn(client_argv(info, state_dir=os.path.join(self.dir,
+                                                             "state")),
+                   self.dir, stdout_pipe=True, mode="wb")
 
     def send(self, lines):
-        self.known.update(descendants(self.proc.pid))
+        self.pids()
         try:
             self.proc.stdin.write("".join(l + "\n" for l in lines).encode())
             self.proc.stdin.flush()
@@ -469,7 +206,6 @@ class Client:
 
     def read_line(self, timeout):
         """One stdout line within timeout seconds, or None."""
-        import select
         fd = self.proc.stdout.fileno()
         end = time.monotonic() + timeout
         buf = b""
@@ -487,7 +223,7 @@ class Client:
 
     def finish(self, timeout=60):
         """Closes stdin, waits; returns (rc, stdout lines, stderr)."""
-        self.known.update(descendants(self.proc.pid))
+        self.pids()
         try:
             out, _ = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -499,35 +235,22 @@ class Client:
                 out.decode("utf-8", "replace").splitlines(), self.stderr())
 
     def stderr(self):
-        try:
-            with open(self.errpath, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return self.log()
 
     def kill(self):
-        self.known.update(descendants(self.proc.pid))
+        self.pids()
         kill_pid(self.proc.pid)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        self.wait(5)
 
-    def reap(self):
-        pids = [self.proc.pid] + descendants(self.proc.pid) + list(self.known)
-        for p in pids:
-            if p == self.proc.pid or pid_alive(p):
-                kill_pid(p)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        for f in (self.proc.stdin, self.proc.stdout):
-            try:
-                if f:
-                    f.close()
-            except OSError:
-                pass
+
+def ts_sec(*args, timeout=40):
+    """Runs tests/tools/ts_sec (the hostile peer and tracker client) to
+    its end, bounded: (rc, stdout stripped, stderr)."""
+    r = subprocess.run([os.path.join(TOOLS, "ts_sec")] +
+                       [str(a) for a in args], capture_output=True,
+                       timeout=timeout)
+    return (r.returncode, r.stdout.decode().strip(),
+            r.stderr.decode(errors="replace"))
 
 
 def run_client(info, script_lines, tmpdir, timeout=60):
@@ -538,158 +261,3 @@ def run_client(info, script_lines, tmpdir, timeout=60):
         return c.finish(timeout)
     finally:
         c.reap()
-
-
-def reap_all():
-    while REGISTRY:
-        obj = REGISTRY.pop()
-        try:
-            obj.reap()
-        except Exception:       # teardown must go on whatever happened
-            pass
-
-
-# ---- raw protocol -------------------------------------------------------
-
-def pstr(s):
-    b = s.encode() if isinstance(s, str) else s
-    return struct.pack(">H", len(b)) + b
-
-
-def frame(mtype, payload=b"", reqid=1, flags=0, version=VERSION,
-          magic=MAGIC, length=None):
-    if length is None:
-        length = len(payload)
-    return HDR.pack(magic, version, mtype, flags, length, reqid) + payload
-
-
-def recv_exact(sock, n, timeout):
-    sock.settimeout(timeout)
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise EOFError("connection closed")
-        buf += chunk
-    return buf
-
-
-def send_or_closed(sock, data):
-    """sendall, except that a peer which has already closed (reset,
-    broken pipe, TLS EOF) is no error: the close is what an attack test
-    checks next."""
-    try:
-        sock.sendall(data)
-    except OSError:
-        pass
-
-
-def closed_within(sock, timeout, no_frame=False):
-    """True if the peer closes (EOF, reset, broken pipe, TLS failure)
-    within timeout seconds.  With no_frame, any bytes received before
-    must not be a protocol frame."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        sock.settimeout(max(0.01, end - time.monotonic()))
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            return False
-        except OSError:
-            return True
-        if not data:
-            return True
-        if no_frame:
-            assert data[:1] != bytes([MAGIC]), data[:32]
-    return False
-
-
-class Raw:
-    """A raw protocol connection (TLS) to a tracker; cert = (crt, key) to
-    present as the node identity, None for none, default: the test
-    process's node certificate (a LOGIN needs one)."""
-
-    def __init__(self, port, timeout=5, cert=DEFAULT, source=None):
-        if cert is DEFAULT:
-            cert = default_node_cert()
-        self.sock = tls_connect(port, timeout, cert=cert, source=source)
-        self.reqid = int.from_bytes(os.urandom(4), "big") << 16
-
-    @classmethod
-    def over(cls, sock):
-        """A Raw on an already connected (TLS) socket."""
-        r = cls.__new__(cls)
-        r.sock = sock
-        r.reqid = int.from_bytes(os.urandom(4), "big") << 16
-        return r
-
-    def close(self):
-        self.sock.close()
-
-    def request(self, name, payload=b"", timeout=10):
-        """Sends one request; returns (status, message, body bytes)."""
-        self.reqid += 1
-        self.sock.sendall(frame(MSG[name], payload, self.reqid))
-        hdr = recv_exact(self.sock, HDR.size, timeout)
-        magic, ver, mtype, flags, length, rid = HDR.unpack(hdr)
-        assert magic == MAGIC and ver == VERSION, hdr
-        assert mtype == MSG["REPLY"] and rid == self.reqid, (mtype, rid)
-        assert length <= 4 << 20
-        body = recv_exact(self.sock, length, timeout) if length else b""
-        st = struct.unpack(">H", body[:2])[0]
-        ml = struct.unpack(">H", body[2:4])[0]
-        msg = body[4:4 + ml].decode("utf-8", "replace")
-        return st, msg, body[4 + ml:]
-
-    def create_user(self, user, pw):
-        return self.request("CREATE_USER", pstr(user) + pstr(pw))
-
-    def status(self):
-        """STATUS text as {key: value} (needs a tracker certificate)."""
-        st, msg, body = self.request("STATUS")
-        assert st == OK, (st, msg)
-        ln = struct.unpack(">H", body[:2])[0]
-        out = {}
-        for line in body[2:2 + ln].decode().splitlines():
-            k, _, v = line.partition(":")
-            out[k.strip()] = v.strip()
-        return out
-
-    def login(self, user, pw, node="127.0.0.1:1"):
-        st, msg, body = self.request("LOGIN", pstr(user) + pstr(pw) +
-                                     pstr(node))
-        assert st == OK, (st, msg)
-        # raw tok[16], u32 heartbeat_ms
-        assert len(body) == 20, body
-        self.heartbeat_ms = struct.unpack(">I", body[16:])[0]
-        return body[:16]
-
-    def list_groups(self, tok):
-        st, msg, body = self.request("LIST_GROUPS", tok)
-        return st, msg, parse_groups(body) if st == OK else None
-
-
-def new_user(port, user, pw="pw", source=None):
-    """Creates user over a raw TLS link (from source, an address of
-    127.0.0.0/8, if given); asserts OK."""
-    r = Raw(port, source=source)
-    try:
-        st, msg, _ = r.create_user(user, pw)
-        assert st == OK, (st, msg)
-    finally:
-        r.close()
-
-
-def parse_groups(body):
-    n = struct.unpack(">I", body[:4])[0]
-    off, out = 4, []
-    for _ in range(n):
-        fields = []
-        for _ in range(2):
-            ln = struct.unpack(">H", body[off:off + 2])[0]
-            fields.append(body[off + 2:off + 2 + ln].decode())
-            off += 2 + ln
-        members = struct.unpack(">I", body[off:off + 4])[0]
-        off += 4
-        out.append((fields[0], fields[1], members))
-    return out

@@ -1,5 +1,6 @@
 """
-test_cluster.py -- the tracker cluster under faults (issue 4 scenarios).
+test_cluster.py -- the tracker cluster under faults (crashes, pauses,
+wipes, partitions) with clients writing all along.
 
 Purpose: real trackers on 127.0.0.1 with their own data dirs; raw client
 writers that fail over like the real client and record every
@@ -14,13 +15,12 @@ conftest fixture reaps the trackers, nodes and the cluster's proxies).
 """
 
 import os
-import signal
 import time
 
 import pytest
 
-import cluster as C
 from cluster import Cluster, start_writers, stop_writers, assert_writers_ok
+from proto import ERR_CONFLICT, OK
 from tessera import pid_alive, pstr, wait_until
 
 CONV_S = 30         # bound for convergence after the faults end
@@ -51,12 +51,19 @@ def wait_more_acks(ws, n, timeout=20):
         "no progress: %s" % "; ".join(w.summary() for w in ws)
 
 
+def under_load(tmp_path, n, writers, prefix, acks):
+    """A linked cluster of n trackers and writers that have made progress
+    (acks acknowledged writes): (cluster, writers)."""
+    cl = Cluster(tmp_path, n).start()
+    ws = start_writers(cl, writers, prefix)
+    wait_more_acks(ws, acks)
+    return cl, ws
+
+
 # ---- 1 ----------------------------------------------------------------------
 
 def test_sigkill_tracker_under_write_load(tmp_path):
-    cl = Cluster(tmp_path, 2).start()
-    ws = start_writers(cl, 4, "k")
-    wait_more_acks(ws, 40)
+    cl, ws = under_load(tmp_path, 2, 4, "k", 40)
     pids = cl.kill(1)
     assert not any(pid_alive(p) for p in pids)
     wait_more_acks(ws, 40)          # all on tracker 2 now
@@ -70,7 +77,7 @@ def test_sigkill_tracker_under_write_load(tmp_path):
 def test_partition_with_conflicting_creations(tmp_path):
     cl = Cluster(tmp_path, 2, proxies=True).start()
     for i, u in ((1, "x"), (2, "y")):
-        assert cl.create_user(i, u)[0] == C.OK
+        assert cl.create_user(i, u)[0] == OK
     cl.converge()
     cl.partition(1, 2, "blackhole")
     w1 = cl.writer("p1", order=[1])
@@ -79,17 +86,17 @@ def test_partition_with_conflicting_creations(tmp_path):
     for w in ws:
         w.start()
     # the same user id on both sides: tracker 1 first, so it is earlier
-    assert cl.create_user(1, "dup", "one")[0] == C.OK
+    assert cl.create_user(1, "dup", "one")[0] == OK
     time.sleep(0.05)
-    assert cl.create_user(2, "dup", "two")[0] == C.OK
+    assert cl.create_user(2, "dup", "two")[0] == OK
     st, msg, loser_tok = cl.login(2, "dup", "two")
-    assert st == C.OK, (st, msg)
+    assert st == OK, (st, msg)
     # the same group id on both sides, tracker 1 first again
     _, _, tx = cl.login(1, "x")
     _, _, ty = cl.login(2, "y")
-    assert cl.call(1, "CREATE_GROUP", tx, pstr("gdup"))[0] == C.OK
+    assert cl.call(1, "CREATE_GROUP", tx, pstr("gdup"))[0] == OK
     time.sleep(0.05)
-    assert cl.call(2, "CREATE_GROUP", ty, pstr("gdup"))[0] == C.OK
+    assert cl.call(2, "CREATE_GROUP", ty, pstr("gdup"))[0] == OK
     wait_more_acks(ws, 20)
     # the partition is real: the two sides differ
     def cut():
@@ -102,15 +109,15 @@ def test_partition_with_conflicting_creations(tmp_path):
     finish(cl, ws)
     # the documented winner: the earlier (hlc, origin) = tracker 1's
     for i in (1, 2):
-        assert cl.login(i, "dup", "one")[0] == C.OK
-        assert cl.login(i, "dup", "two")[0] != C.OK
+        assert cl.login(i, "dup", "one")[0] == OK
+        assert cl.login(i, "dup", "two")[0] != OK
         assert cl.groups(i, tx)["gdup"] == "x"
     # the loser's clear error, the next time they use it
     st, msg, _ = cl.call(2, "LIST_GROUPS", loser_tok)
-    assert st == C.ERR_CONFLICT, (st, msg)
+    assert st == ERR_CONFLICT, (st, msg)
     assert "dup" in msg and "created concurrently" in msg, msg
     st, msg, _ = cl.call(2, "LIST_REQUESTS", ty, pstr("gdup"))
-    assert st == C.ERR_CONFLICT, (st, msg)
+    assert st == ERR_CONFLICT, (st, msg)
     assert "gdup" in msg and "created concurrently" in msg, msg
     cl.converge()
 
@@ -118,9 +125,7 @@ def test_partition_with_conflicting_creations(tmp_path):
 # ---- 3 ----------------------------------------------------------------------
 
 def test_sigstop_then_sigcont(tmp_path):
-    cl = Cluster(tmp_path, 2).start()
-    ws = start_writers(cl, 4, "s")
-    wait_more_acks(ws, 40)
+    cl, ws = under_load(tmp_path, 2, 4, "s", 40)
     pids = cl.pause(2)
     wait_more_acks(ws, 60)          # writers of 2 time out, go to 1
     time.sleep(2)
@@ -133,9 +138,7 @@ def test_sigstop_then_sigcont(tmp_path):
 # ---- 4 ----------------------------------------------------------------------
 
 def test_wiped_tracker_gets_full_state(tmp_path):
-    cl = Cluster(tmp_path, 2).start()
-    ws = start_writers(cl, 3, "wa")
-    wait_more_acks(ws, 60)
+    cl, ws = under_load(tmp_path, 2, 3, "wa", 60)
     # replication is asynchronous: a write acknowledged by tracker 2 and
     # not yet pushed when its disk is destroyed is gone with it.  So the
     # wipe comes after a convergence; writes go on while it is down.
@@ -156,9 +159,7 @@ def test_wiped_tracker_gets_full_state(tmp_path):
 # ---- 5 ----------------------------------------------------------------------
 
 def test_three_trackers_two_killed(tmp_path):
-    cl = Cluster(tmp_path, 3).start()
-    ws = start_writers(cl, 3, "t")
-    wait_more_acks(ws, 40)
+    cl, ws = under_load(tmp_path, 3, 3, "t", 40)
     cl.kill(2)
     cl.kill(3)
     wait_more_acks(ws, 80)          # the survivor takes every write
@@ -172,9 +173,7 @@ def test_three_trackers_two_killed(tmp_path):
 # ---- 6 ----------------------------------------------------------------------
 
 def test_sync_process_killed_and_respawned(tmp_path):
-    cl = Cluster(tmp_path, 2).start()
-    ws = start_writers(cl, 4, "y")
-    wait_more_acks(ws, 40)
+    cl, ws = under_load(tmp_path, 2, 4, "y", 40)
     for i in (1, 2, 1):
         old = cl.sync_pid(i)
         assert old, "no trk-sync child of tracker %d" % i
@@ -256,25 +255,7 @@ def _catch_mid(N, leech, group, name, timeout=30):
     until the download has some bytes, then SIGSTOPs them again; returns
     the frozen pids.  Loopback is too fast to catch it any other way."""
     downloaders = leech.workers("downloader")
-    shm = leech.shm()
-    try:
-        idx = [None]
-
-        def found():
-            idx[0] = shm.find_dl(group, name)
-            return idx[0] is not None
-        assert wait_until(found, timeout, 0.001), name
-        for p in downloaders:
-            os.kill(p, signal.SIGCONT)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            st, done, size = shm.dl_progress(idx[0])
-            if done >= 1 or st not in (0, 1):
-                break
-    finally:
-        for p in downloaders:
-            os.kill(p, signal.SIGSTOP)
-        shm.close()
+    leech.run_until_mid(group, name, downloaders, 1, timeout)
     frozen = downloaders + leech.freeze_downloaders()
     d = leech.shm_download(group, name)
     assert d is not None and 0 < d["bytes_done"] < d["size"], \

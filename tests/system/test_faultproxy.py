@@ -10,7 +10,6 @@ is bounded.  No locks; every socket has a timeout; every process started
 
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -21,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS_SRC = os.path.join(HERE, "..", "tools")
 sys.path.insert(0, TOOLS_SRC)
 import faultproxy  # noqa: E402
+from procs import Proc, free_port  # noqa: E402
 
 
 class EchoServer:
@@ -261,7 +261,7 @@ def test_kick_closes_but_mode_stays(proxy):
 
 
 def test_upstream_refused_closes_downstream():
-    port = faultproxy_free_port()
+    port = free_port()
     p = faultproxy.FaultProxy(("127.0.0.1", port)).start()
     try:
         assert dial_outcome(p) in ("eof", "reset")
@@ -315,19 +315,11 @@ def test_stop_is_bounded_and_closes_everything(echo):
         socket.create_connection(("127.0.0.1", p.port), timeout=1).close()
 
 
-def faultproxy_free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def test_standalone_program_and_control_port(echo):
+def test_standalone_program_and_control_port(echo, tmp_path):
     prog = os.path.join(TOOLS_SRC, "faultproxy.py")
-    proc = subprocess.Popen(["/usr/bin/python3", prog,
-                             "127.0.0.1:%d" % echo.port],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    fp = Proc(str(tmp_path / "faultproxy.log"))
+    proc = fp.spawn(["/usr/bin/python3", prog, "127.0.0.1:%d" % echo.port],
+                    str(tmp_path), stdout_pipe=True)
     try:
         import select
         r, _, _ = select.select([proc.stdout], [], [], 10)
@@ -348,10 +340,6 @@ def test_standalone_program_and_control_port(echo):
         assert faultproxy.control(ctl, "bogus 1").startswith("err")
         assert "accepted=1" in faultproxy.control(ctl, "stats")
         assert faultproxy.control(ctl, "quit") == "ok bye"
-        assert proc.wait(10) == 0
+        assert proc.wait(10) == 0, fp.log()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-        proc.stdout.close()
-        proc.stderr.close()
+        fp.reap()

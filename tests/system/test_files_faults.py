@@ -16,18 +16,16 @@ import random
 import signal
 import time
 
-import pytest
-
-
 from nodes import CHUNK, Swarm, Node, create_users, make_file, sha1_file, \
-    nchunks, file_info, peer_connect, peer_auth, get_frame
+    nchunks, swarm_nodes
+from node_shm import DL_ACTIVE, DL_DONE, DL_FAILED, DL_PAUSED
+from proto import file_info, peer_connect, peer_auth, get_frame
 from tessera import kill_pid, pid_alive, proc_stat, wait_until, node_cert, \
     OK
 
 G = "g"
 MiB = 1024 * 1024
 
-DL_ACTIVE, DL_DONE, DL_FAILED, DL_PAUSED = 1, 3, 4, 5
 
 
 def seed_file(node, tmp_path, name, size, seed):
@@ -47,24 +45,7 @@ def catch_mid(leech, name, start, min_bytes=1, timeout=30):
     frozen = leech.freeze_downloaders()
     assert frozen
     res = start()
-    shm = leech.shm()
-    try:
-        idx = [None]
-
-        def found():
-            idx[0] = shm.find_dl(G, name)
-            return idx[0] is not None
-        assert wait_until(found, timeout, 0.001), name
-        end = time.monotonic() + timeout
-        leech.thaw(frozen)
-        while time.monotonic() < end:
-            st, done, size = shm.dl_progress(idx[0])
-            if done >= min_bytes or st != DL_ACTIVE:
-                break
-        for p in frozen:
-            kill_pid(p, signal.SIGSTOP)
-    finally:
-        shm.close()
+    leech.run_until_mid(G, name, frozen, min_bytes, timeout)
     d = leech.shm_download(G, name)
     assert d is not None and d["state"] == DL_ACTIVE and \
         d["bytes_done"] < d["size"], \
@@ -141,11 +122,7 @@ def test_corrupt_seeder(tracker, tmp_path):
     """Altered after upload: same size with the old mtime (bad bytes are
     served and must be refused by SHA1), same size new mtime, and a
     different size: the results are intact, from the good seeder."""
-    create_users(tracker.info, tmp_path, "bad", "good", "l")
-    sw = Swarm(tracker, tmp_path)
-    bad = sw.node("bad")
-    good = sw.node("good")
-    leech = sw.node("l")
+    bad, good, leech = swarm_nodes(tracker, tmp_path, "bad", "good", "l")
     size = 8 * MiB
     wants, paths = {}, {}
     for i, n in enumerate(("same.bin", "touched.bin", "shrunk.bin")):
@@ -183,19 +160,23 @@ def test_corrupt_seeder(tracker, tmp_path):
           "hash failures %d" % (served_bad, st["hash_failures"]))
 
 
+def three_seeders(tracker, tmp_path, name, size, seed):
+    """Seeders s1, s2, s3 sharing the same random file name of size bytes
+    in group G, and a leecher l: (seeders, leech, path, its SHA1)."""
+    *seeders, leech = swarm_nodes(tracker, tmp_path, "s1", "s2", "s3", "l")
+    src = tmp_path / name
+    want = make_file(str(src), size, seed=seed)
+    for s in seeders:       # the same file, shared by all three
+        s.upload(str(src), G)
+    return seeders, leech, src, want
+
+
 def test_worker_crashes_256m(tracker_factory, tmp_path):
     """SIGKILL a random uploader/downloader (of the leecher and the
     seeders) every 200 ms during a 256 MiB download from 3 sources."""
     tracker = tracker_factory()
-    create_users(tracker.info, tmp_path, "s1", "s2", "s3", "l")
-    sw = Swarm(tracker, tmp_path)
-    seeders = [sw.node(u) for u in ("s1", "s2", "s3")]
-    leech = sw.node("l")
-    size = 256 * MiB
-    src = tmp_path / "big.bin"
-    want = make_file(str(src), size, seed=42)
-    for s in seeders:       # the same file, shared by all three
-        s.upload(str(src), G)
+    seeders, leech, src, want = three_seeders(tracker, tmp_path, "big.bin",
+                                              256 * MiB, 42)
     dest = leech.download(G, "big.bin", str(tmp_path / "out.bin"))
     nodes = seeders + [leech]
     rnd = random.Random(1)
@@ -263,15 +244,8 @@ def test_worker_crashes_256m(tracker_factory, tmp_path):
 def test_seeder_node_killed(tracker_factory, tmp_path):
     """One of 3 seeders SIGKILLed mid-download: the others finish it."""
     tracker = tracker_factory(session_timeout=3000)
-    create_users(tracker.info, tmp_path, "s1", "s2", "s3", "l")
-    sw = Swarm(tracker, tmp_path)
-    seeders = [sw.node(u) for u in ("s1", "s2", "s3")]
-    leech = sw.node("l")
-    size = 48 * MiB
-    src = tmp_path / "f.bin"
-    want = make_file(str(src), size, seed=5)
-    for s in seeders:
-        s.upload(str(src), G)
+    seeders, leech, src, want = three_seeders(tracker, tmp_path, "f.bin",
+                                              48 * MiB, 5)
     frozen, d, dest = catch_mid(
         leech, "f.bin", lambda: leech.download(G, "f.bin",
                                                str(tmp_path / "out.bin")))
@@ -327,11 +301,7 @@ def test_resume_after_sigkill(tracker, tmp_path):
     """The whole leecher killed mid-download, started again with the same
     state dir: after login it completes without fetching verified chunks
     again (bytes fetched by the second run, from its shm counters)."""
-    create_users(tracker.info, tmp_path, "s1", "s2", "l")
-    sw = Swarm(tracker, tmp_path)
-    s1 = sw.node("s1")
-    s2 = sw.node("s2")
-    leech = sw.node("l")
+    s1, s2, leech = swarm_nodes(tracker, tmp_path, "s1", "s2", "l")
     size = 96 * MiB
     src = tmp_path / "f.bin"
     want = make_file(str(src), size, seed=8)

@@ -1,5 +1,5 @@
 """
-test_sec_client.py -- issue 5 (security) from the client's side: download
+test_sec_client.py -- security from the client's side: download
 tickets and group membership, hostile file names and destinations, peer
 identities, and the cluster CA.
 
@@ -25,9 +25,9 @@ import os
 import subprocess
 import time
 
-from nodes import Node, Swarm, create_users, sha1_file, seed, \
-    file_info, peer_connect, peer_auth, peer_get, upload_frame, ERR_AUTH, \
-    ERR_PERM
+from nodes import Node, Swarm, create_users, sha1_file, seed
+from proto import file_info, peer_connect, peer_auth, peer_get, \
+    upload_frame, ERR_AUTH, ERR_PERM
 from tessera import OK, Raw, node_cert, run_client, wait_until, \
     write_info, free_port, BIN
 

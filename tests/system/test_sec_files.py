@@ -1,5 +1,5 @@
 """
-test_sec_files.py -- issue 5 (security): a download's files and its
+test_sec_files.py -- security: a download's files and its
 sources cannot be turned against the node that downloads.
 
   - the .part is made by download_file itself (O_EXCL) and only that
@@ -23,25 +23,20 @@ wait is bounded; every process is stopped by pid (conftest).
 import hashlib
 import os
 import signal
-import subprocess
 import time
 
 from nodes import CHUNK, Node, Swarm, create_users, make_file, seed, \
     sha1_file
-from tessera import TOOLS, free_port
+from tessera import TOOLS, free_port, ts_sec
 from test_files_faults import catch_mid
 
 G = "g"
 MiB = 1024 * 1024
-TS_SEC = os.path.join(TOOLS, "ts_sec")
 DRIP = os.path.join(TOOLS, "drip.so")
 SLOW_CHUNK_MS = 5000        # the leecher's --slow-chunk
 
 
-def sec(*args):
-    r = subprocess.run([TS_SEC] + [str(a) for a in args],
-                       capture_output=True, timeout=40)
-    return r.returncode, r.stdout.decode().strip(), r.stderr.decode()
+sec = ts_sec
 
 
 def test_planted_part_never_adopted(tracker, tmp_path):

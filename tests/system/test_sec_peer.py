@@ -20,27 +20,21 @@ conftest reaper).
 import os
 import socket
 import ssl
-import struct
-import subprocess
 import time
 
-import tessera
 from nodes import CHUNK, Swarm, create_users, make_file, sha1_file, \
     chunk_hashes
-from tessera import TOOLS, wait_until
+from proto import (auth_frame, map_frame, peer_connect, read_frame,
+                   read_statuses, split_reply)
+from tessera import ts_sec, wait_until
 
 G = "g"
-TS_SEC = os.path.join(TOOLS, "ts_sec")
-PEER_MAP, PEER_GET, PEER_DATA, PEER_AUTH, REPLY = 60, 61, 62, 63, 1
+REPLY = 1
 UNAUTH_S = 3.0          # the seeder's --ticket-wait
 CONNS_ADDR_N = 64       # TS_NODE_CONNS_ADDR_N (per uploader worker)
 
 
-def sec(*args, timeout=40):
-    r = subprocess.run([TS_SEC] + [str(a) for a in args],
-                       capture_output=True, timeout=timeout)
-    return (r.returncode, r.stdout.decode().strip(),
-            r.stderr.decode(errors="replace"))
+sec = ts_sec
 
 
 def sec_ok(*args):
@@ -217,13 +211,10 @@ def test_tickets_gate_map_and_get(tracker, tmp_path):
 
 
 def tls_link(s, cert_dir):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE         # pinning is ts_sec's test
-    ctx.load_cert_chain(os.path.join(cert_dir, "node.crt"),
-                        os.path.join(cert_dir, "node.key"))
-    raw = socket.create_connection(("127.0.0.1", s.seed.port), timeout=10)
-    return ctx.wrap_socket(raw)
+    # no fingerprint check: pinning is ts_sec's test
+    return peer_connect(s.seed.port, (os.path.join(cert_dir, "node.crt"),
+                                      os.path.join(cert_dir, "node.key")),
+                        timeout=10)
 
 
 def pipelined_maps(s, tickets, n):
@@ -234,24 +225,19 @@ def pipelined_maps(s, tickets, n):
     rid = 0
     for tk in tickets:
         rid += 1
-        b = bytes.fromhex(tk)
-        out += tessera.frame(PEER_AUTH, struct.pack(">I", len(b)) + b,
-                             reqid=rid)
-    name = tessera.pstr("f.bin")
+        out += auth_frame(bytes.fromhex(tk), rid)
     for _ in range(n):
         rid += 1
-        out += tessera.frame(PEER_MAP, tessera.pstr(G) + name, reqid=rid)
+        out += map_frame(G, "f.bin", rid)
     sk = tls_link(s, s.a1)
     try:
         sk.sendall(out)
         sts = []
         for want in range(1, rid + 1):
-            hdr = tessera.recv_exact(sk, 16, 10)
-            magic, ver, mtype, flags, ln, r = struct.unpack(">BBBBIQ", hdr)
+            (magic, _, mtype, _, _, r), body = read_frame(sk, 10)
             assert magic == 0x54 and mtype == REPLY and r == want, \
                 (magic, mtype, r, want)
-            body = tessera.recv_exact(sk, ln, 10)
-            sts.append(struct.unpack(">H", body[:2])[0])
+            sts.append(split_reply(body)[0])
     finally:
         sk.close()
     assert sts[0] == 2 and sts[len(tickets) - 1] == 0, sts[:len(tickets)]
@@ -269,8 +255,7 @@ def test_transport_identity_and_limits(tracker, tmp_path):
     assert rc == 1 and f.get("get") != "OK", (rc, f, err)
     sk = socket.create_connection(("127.0.0.1", s.seed.port), timeout=5)
     try:
-        sk.sendall(tessera.frame(PEER_MAP, tessera.pstr(G) +
-                                 tessera.pstr("f.bin"), reqid=1))
+        sk.sendall(map_frame(G, "f.bin", 1))
         got = b""
         try:
             while len(got) < 64:
@@ -342,20 +327,7 @@ def test_transport_identity_and_limits(tracker, tmp_path):
 BAD_AUTH_N = 8          # TS_UP_BAD_AUTH_N
 
 
-def read_replies(sk, until_s):
-    """Reads replies until EOF or until_s seconds: (statuses, eof)."""
-    sts, end = [], time.monotonic() + until_s
-    while time.monotonic() < end:
-        try:
-            hdr = tessera.recv_exact(sk, 16, max(0.1, end - time.monotonic()))
-        except socket.timeout:
-            return sts, False
-        except (EOFError, ConnectionError, ssl.SSLError, OSError):
-            return sts, True
-        _, _, _, _, ln, _ = struct.unpack(">BBBBIQ", hdr)
-        body = tessera.recv_exact(sk, ln, 5)
-        sts.append(struct.unpack(">H", body[:2])[0])
-    return sts, False
+read_replies = read_statuses
 
 
 def test_bad_or_expired_tickets_close_the_link(tracker, tmp_path):
@@ -364,8 +336,7 @@ def test_bad_or_expired_tickets_close_the_link(tracker, tmp_path):
     # a link that shows ticket after bad ticket is closed once it has
     # shown more than TS_UP_BAD_AUTH_N (each costs a signature check)
     bad = bytes.fromhex(s.ticket(s.fp1, ttl_ms=-5000))
-    out = b"".join(tessera.frame(PEER_AUTH, struct.pack(">I", len(bad)) + bad,
-                                 reqid=i + 1) for i in range(4 * BAD_AUTH_N))
+    out = b"".join(auth_frame(bad, i + 1) for i in range(4 * BAD_AUTH_N))
     sk = tls_link(s, s.a1)
     try:
         sk.sendall(out)
@@ -382,10 +353,7 @@ def test_bad_or_expired_tickets_close_the_link(tracker, tmp_path):
     tk = bytes.fromhex(s.ticket(s.fp1, ttl_ms=2000))
     sk = tls_link(s, s.a1)
     try:
-        sk.sendall(tessera.frame(PEER_AUTH, struct.pack(">I", len(tk)) + tk,
-                                 reqid=1) +
-                   tessera.frame(PEER_MAP, tessera.pstr(G) +
-                                 tessera.pstr("f.bin"), reqid=2))
+        sk.sendall(auth_frame(tk, 1) + map_frame(G, "f.bin", 2))
         sts, eof = read_replies(sk, 1)
         assert sts == [0, 0] and not eof, sts
         t0 = time.monotonic()
@@ -394,8 +362,7 @@ def test_bad_or_expired_tickets_close_the_link(tracker, tmp_path):
         while time.monotonic() < t0 + UNAUTH_S + 15:
             time.sleep(1)
             try:
-                sk.sendall(tessera.frame(PEER_MAP, tessera.pstr(G) +
-                                         tessera.pstr("f.bin"), reqid=rid))
+                sk.sendall(map_frame(G, "f.bin", rid))
             except (OSError, ssl.SSLError):
                 closed = True
                 break

@@ -1,5 +1,5 @@
 """
-test_sec_tracker.py -- issue 5: attacks on a tracker.  Each test shows
+test_sec_tracker.py -- security: attacks on a tracker.  Each test shows
 that the attempt fails cleanly (an error reply or a closed connection,
 nothing else) AND that the tracker then still serves a normal client
 (same worker processes, correct answers).
@@ -29,6 +29,7 @@ import pytest
 
 import tessera
 from tessera import OK, ERR_AUTH, ERR_BADREQ, ERR_PERM, ERR_BUSY, pstr
+from proto import parse_file_info, parse_ticket, upload_frame
 
 import cluster as cl
 
@@ -69,50 +70,7 @@ def worker_rss(t):
 
 
 def upload_payload(tok, group, name, size=100):
-    nchunks = 1
-    return (tok + pstr(group) + pstr(name) + struct.pack(">Q", size) +
-            b"\x11" * 20 + struct.pack(">I", nchunks) + b"\x22" * 20)
-
-
-def parse_file_info(body):
-    """FILE_INFO body -> (sources [(addr, complete, held, fp)], ticket)."""
-    off = 8 + 20
-    nchunks = struct.unpack(">I", body[off:off + 4])[0]
-    off += 4 + 20 * nchunks
-    n = struct.unpack(">I", body[off:off + 4])[0]
-    off += 4
-    srcs = []
-    for _ in range(n):
-        ln = struct.unpack(">H", body[off:off + 2])[0]
-        addr = body[off + 2:off + 2 + ln].decode()
-        off += 2 + ln
-        complete = body[off]
-        held = struct.unpack(">I", body[off + 1:off + 5])[0]
-        fp = body[off + 5:off + 37]
-        off += 37
-        srcs.append((addr, complete, held, fp))
-    tl = struct.unpack(">I", body[off:off + 4])[0]
-    ticket = body[off + 4:off + 4 + tl]
-    assert off + 4 + tl == len(body), (off, tl, len(body))
-    return srcs, ticket
-
-
-def parse_ticket(t):
-    """ts_ticket.h wire form -> dict."""
-    assert t[:4] == b"TKT1", t[:8]
-    off = 4
-    issuer = struct.unpack(">I", t[off:off + 4])[0]
-    off += 4
-    fields = []
-    for _ in range(2):
-        ln = struct.unpack(">H", t[off:off + 2])[0]
-        fields.append(t[off + 2:off + 2 + ln].decode())
-        off += 2 + ln
-    fp = t[off:off + 32]
-    off += 32
-    issued, expires = struct.unpack(">QQ", t[off:off + 16])
-    return dict(issuer=issuer, group=fields[0], name=fields[1], fp=fp,
-                issued=issued, expires=expires)
+    return upload_frame(tok, group, name, size, b"\x11" * 20, [b"\x22" * 20])
 
 
 # ---- unauthenticated and stolen tokens -------------------------------------
@@ -211,7 +169,7 @@ def test_wrong_group_gets_perm_and_no_ticket(tracker_factory):
         == OK
     st, msg, body = c.request("FILE_INFO", tc + pstr("g") + pstr("f.bin"))
     assert st == OK, msg
-    srcs, ticket = parse_file_info(body)
+    _, _, _, srcs, ticket = parse_file_info(body)
     assert [(s[0], s[3]) for s in srcs] == \
         [("127.0.0.1:5001", tessera.cert_fp(xa[0]))], srcs
     tk = parse_ticket(ticket)

@@ -20,6 +20,7 @@ import time
 
 import tessera
 from tessera import OK, ERR_AUTH, ERR_BADREQ, ERR_BUSY, pstr
+from proto import read_frame, split_reply
 
 ERR_EXISTS = 3
 
@@ -58,13 +59,9 @@ def send_frames(sock, frames):
 
 def read_reply(sock, timeout=30):
     """(reqid, status, message, body) of the next reply frame."""
-    hdr = tessera.recv_exact(sock, tessera.HDR.size, timeout)
-    magic, ver, mtype, flags, length, rid = tessera.HDR.unpack(hdr)
-    assert magic == tessera.MAGIC and mtype == tessera.MSG["REPLY"], hdr
-    body = tessera.recv_exact(sock, length, timeout) if length else b""
-    st = struct.unpack(">H", body[:2])[0]
-    ml = struct.unpack(">H", body[2:4])[0]
-    return rid, st, body[4:4 + ml].decode("utf-8", "replace"), body[4 + ml:]
+    h, body = read_frame(sock, timeout)
+    assert h[0] == tessera.MAGIC and h[2] == tessera.MSG["REPLY"], h
+    return (h[5],) + split_reply(body)
 
 
 def cpu_ticks(pid):
@@ -261,14 +258,7 @@ def test_nofile_limit_raised_and_caps_clamped(tmp_path):
     def low_soft():
         resource.setrlimit(resource.RLIMIT_NOFILE, (100, 200))
     t = tessera.Tracker(tmp_path / "lim")
-    argv = t.argv()
-    logf = open(t.logpath, "ab")
-    try:
-        t.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=logf,
-                                  stderr=logf, cwd=t.tmpdir,
-                                  preexec_fn=low_soft)
-    finally:
-        logf.close()
+    t.spawn(t.argv(), t.tmpdir, preexec_fn=low_soft)
     assert tessera.wait_until(lambda: "ready on" in t.log(), 15), t.log()
     log = t.log()
     # raised to the hard limit, caps clamped to 2 x (200 - 32)
@@ -577,12 +567,8 @@ def test_worker_output_queue_is_bounded(tracker_factory):
     hogs = []
     info = tessera.frame(32, tok + pstr("g") + pstr("huge"))
     for _ in range(12):
-        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        raw.connect(("127.0.0.1", t.port))
-        ctx = tessera.tls_context(tessera.CA_BY_PORT[t.port],
-                                  *tessera.default_node_cert())
-        s = ctx.wrap_socket(raw, server_hostname=None)
+        s = tessera.tls_connect(t.port, None, rcvbuf=4096,
+                                cert=tessera.default_node_cert())
         s.sendall(info * 5)
         hogs.append(s)
     t0 = time.monotonic()

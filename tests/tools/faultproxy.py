@@ -254,12 +254,7 @@ class FaultProxy:
         if self._ctl_thread is not None:
             self._ctl_thread.join(timeout)
         if self._thread is None or not self._thread.is_alive():
-            for c in self._conns:
-                self._kill_conn(c, False)
-            self._conns = []
-            _close(self._lsock)
-            _close(self._wr)
-            _close(self._ww)
+            self._close_all()
         _close(self._csock)
 
     def __enter__(self):
@@ -420,16 +415,20 @@ class FaultProxy:
         d.q.append([due, data])
         d.qbytes += len(data)
 
+    def _close_all(self):
+        """Closes every link, the listener and the wake pipe."""
+        for c in self._conns:
+            self._kill_conn(c, False)
+        self._conns = []
+        _close(self._lsock)
+        _close(self._wr)
+        _close(self._ww)
+
     def _loop(self):
         try:
             self._run()
         finally:
-            for c in self._conns:
-                self._kill_conn(c, False)
-            self._conns = []
-            _close(self._lsock)
-            _close(self._wr)
-            _close(self._ww)
+            self._close_all()
 
     def _run(self):
         R, W = select.POLLIN, select.POLLOUT
