@@ -246,4 +246,21 @@
 #define TS_SHM_LAYOUT_VERSION     1
 #define TS_SHM_TABLES_MAX_N       16
 
+/* ---- tracker worker, sync process and shm tables ---------------------- */
+#define TS_TRK_THR_PROBE_N        32       /* throttle entries probed per
+                                            lookup (one probe window) */
+#define TS_TRK_ACCEPT_BATCH_N     64       /* accept4() calls per wakeup of
+                                            the listening socket */
+#define TS_TRK_EPOLL_BATCH_N      64       /* events taken per epoll_wait */
+#define TS_TRK_LOG_EVERY_MS       1000     /* refused connections and
+                                            accept failures: one summary
+                                            log line per this period */
+#define TS_TRK_CONSOLE_LINE_B     256      /* longest console line (stdin);
+                                            a longer one is dropped */
+#define TS_TRK_STATUS_CONNECT_MS  2000     /* tracker --status: connect */
+#define TS_SYNC_MAIN_TICK_MS      50       /* sync process main thread:
+                                            leader election period */
+#define TS_SYNC_NAP_SLICE_MS      20       /* a backoff nap checks for stop
+                                            this often */
+
 #endif /* TS_CONFIG_H_INCLUDED */
