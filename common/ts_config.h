@@ -262,5 +262,12 @@
                                             leader election period */
 #define TS_SYNC_NAP_SLICE_MS      20       /* a backoff nap checks for stop
                                             this often */
+#define TS_SYNC_SESS_TOUCHED_N    1024     /* session keys of one merged
+                                            batch dropped from the cache
+                                            at once (more: housekeeper) */
+#define TS_SYNC_SNAP_KEY_MAX_B    4096     /* one key of a SYNC_SNAPSHOT */
+#define TS_SYNC_FRAME_SLACK_B     (64 * 1024) /* a SYNC_OPS batch stays this
+                                            far under TS_FRAME_MAX_B (room
+                                            for the request's fields) */
 
 #endif /* TS_CONFIG_H_INCLUDED */

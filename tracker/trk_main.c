@@ -49,6 +49,7 @@
 #include "trk_worker.h"
 #include "trk_oplog.h"
 #include "trk_sync.h"
+#include "trk_statuscmd.h"
 
 
 static trk_config_t  cfg;
