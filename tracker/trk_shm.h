@@ -5,8 +5,9 @@
  * connection counters.
  *
  * Session cache (trk_sess.c): TS_SESSIONS_SHM_N entries split into
- * TS_TRK_SESS_STRIPES_N stripes; a session hashes (first bytes of sha256(token)) to one stripe
- * and is probed linearly inside it, under that stripe's robust mutex.  An
+ * TS_TRK_SESS_STRIPES_N stripes; a session hashes (first bytes of
+ * sha256(token)) to one stripe and is probed linearly inside it, under
+ * that stripe's robust mutex.  An
  * entry is marked WRITING while it changes; the repair callback that runs
  * when a holder died frees every WRITING entry of the stripe, so a
  * half-written entry is never read (the session is then reloaded from tdb).

@@ -206,6 +206,43 @@ applied(trk_req_t *rq, uint64_t maxhlc, int any)
 }
 
 
+/* A SYNC_OPS or SYNC_SNAPSHOT batch begins: its transaction, and the
+ * list of session keys it touches (*touched NULL if no memory: the
+ * housekeeper will drop them).  TS_OK or TS_ERR_BUSY. */
+static int
+batch_begin(trk_req_t *rq, sess_touched_t **touched)
+{
+    if (trk_store_begin(rq->env->st) != 0) {
+        snprintf(rq->msg, sizeof(rq->msg), "tracker database busy");
+        return TS_ERR_BUSY;
+    }
+    *touched = calloc(1, sizeof(**touched));
+    return TS_OK;
+}
+
+
+/* The batch ends: committed unless failed (or the commit fails: what is
+ * the error's name); then a session the merge deleted (a logout or an
+ * expiry elsewhere) stops working here now, not at the next
+ * housekeeping.  Frees touched.  TS_OK or TS_ERR_BADREQ. */
+static int
+batch_end(trk_req_t *rq, sess_touched_t *touched, int failed,
+          const char *what)
+{
+    if (failed || trk_store_commit(rq->env->st) != 0) {
+        trk_store_cancel(rq->env->st);
+        free(touched);
+        snprintf(rq->msg, sizeof(rq->msg), "%s or database error", what);
+        return TS_ERR_BADREQ;
+    }
+    if (touched != NULL) {
+        drop_gone_sessions(rq, touched);
+        free(touched);
+    }
+    return TS_OK;
+}
+
+
 static int
 op_sync_ops(trk_req_t *rq)
 {
@@ -225,11 +262,9 @@ op_sync_ops(trk_req_t *rq)
         snprintf(rq->msg, sizeof(rq->msg), "malformed request");
         return TS_ERR_BADREQ;
     }
-    if (trk_store_begin(rq->env->st) != 0) {
-        snprintf(rq->msg, sizeof(rq->msg), "tracker database busy");
-        return TS_ERR_BUSY;
+    if ((st = batch_begin(rq, &touched)) != TS_OK) {
+        return st;
     }
-    touched = calloc(1, sizeof(*touched));  /* NULL: the housekeeper */
     for (i = 0; i < n; i++) {
         op = ts_get_blob(&rq->in, &len, TS_FRAME_MAX_B);
         if (op == NULL) {
@@ -254,15 +289,8 @@ op_sync_ops(trk_req_t *rq)
     /* raise the clock before the merged stamps become visible, so no
      * local write in between can be stamped below them */
     trk_hlc_observe(&rq->env->shm->stats->hlc, maxhlc);
-    if (rc < 0 || trk_store_commit(rq->env->st) != 0) {
-        trk_store_cancel(rq->env->st);
-        free(touched);
-        snprintf(rq->msg, sizeof(rq->msg), "bad op or database error");
-        return TS_ERR_BADREQ;
-    }
-    if (touched != NULL) {
-        drop_gone_sessions(rq, touched);
-        free(touched);
+    if ((st = batch_end(rq, touched, rc < 0, "bad op")) != TS_OK) {
+        return st;
     }
     applied(rq, maxhlc, any);
     return reply_vv(rq);
@@ -290,11 +318,9 @@ op_sync_snapshot(trk_req_t *rq)
         snprintf(rq->msg, sizeof(rq->msg), "malformed request");
         return TS_ERR_BADREQ;
     }
-    if (trk_store_begin(rq->env->st) != 0) {
-        snprintf(rq->msg, sizeof(rq->msg), "tracker database busy");
-        return TS_ERR_BUSY;
+    if ((st = batch_begin(rq, &touched)) != TS_OK) {
+        return st;
     }
-    touched = calloc(1, sizeof(*touched));  /* NULL: the housekeeper */
     for (i = 0; i < n && rc == 0; i++) {
         k = ts_get_blob(&rq->in, &kl, TS_SYNC_SNAP_KEY_MAX_B);
         v = ts_get_blob(&rq->in, &vl, TS_FRAME_MAX_B);
@@ -326,19 +352,10 @@ op_sync_snapshot(trk_req_t *rq)
         rc = -1;
     }
     trk_hlc_observe(&rq->env->shm->stats->hlc, maxhlc);
-    if (rc != 0 || ts_rbuf_end(&rq->in) != 0
-        || trk_store_commit(rq->env->st) != 0)
-    {
-        trk_store_cancel(rq->env->st);
-        free(touched);
-        snprintf(rq->msg, sizeof(rq->msg), "bad snapshot or database error");
-        return TS_ERR_BADREQ;
-    }
-    /* like SYNC_OPS: a session the merge deleted (a logout or an expiry
-     * elsewhere) stops working here now, not at the next housekeeping */
-    if (touched != NULL) {
-        drop_gone_sessions(rq, touched);
-        free(touched);
+    st = batch_end(rq, touched, rc != 0 || ts_rbuf_end(&rq->in) != 0,
+                   "bad snapshot");
+    if (st != TS_OK) {
+        return st;
     }
     if (last) {
         drop_cached_gone(rq);

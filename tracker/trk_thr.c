@@ -258,6 +258,42 @@ thr_left(const trk_thr_sh_t *e, const trk_thr_cfg_t *cfg, int64_t now_ms)
 }
 
 
+/* Locks the table and finds name's counter into *e (NULL if it has
+ * none; with claim, a new one is claimed when there is room).  -1, the
+ * table not locked: the counter is off (limit 0) or the lock failed. */
+static int
+thr_open(trk_shm_t *t, char kind, const char *name,
+         const trk_thr_cfg_t *cfg, int64_t now_ms, int claim,
+         trk_thr_sh_t **e)
+{
+    trk_thr_sh_t *v;
+    uint64_t      key = thr_key(t, kind, name);
+
+    if (cfg->limit == 0 || thr_lock(t) != 0) {
+        return -1;
+    }
+    *e = thr_find(t, key, now_ms, &v);
+    if (*e == NULL && claim) {
+        *e = thr_claim(v, key, cfg);
+    }
+    return 0;
+}
+
+
+/* Counts one failure of e, now (a window of quiet starts a fresh run). */
+static void
+thr_count_fail(trk_thr_sh_t *e, int64_t now_ms)
+{
+    if (thr_fails(e, now_ms) == 0) {
+        e->fails = 0;           /* quiet for a window: a fresh run */
+    }
+    if (e->fails < UINT32_MAX) {
+        e->fails++;
+    }
+    e->last_ms = now_ms;
+}
+
+
 int64_t
 trk_thr_wait_ms(trk_shm_t *t, char kind, const char *name,
                 const trk_thr_cfg_t *cfg, int64_t now_ms)
@@ -284,20 +320,15 @@ int64_t
 trk_thr_reserve(trk_shm_t *t, char kind, const char *name,
                 const trk_thr_cfg_t *cfg, int64_t now_ms, int *why)
 {
-    trk_thr_sh_t *e, *v;
-    uint64_t      key = thr_key(t, kind, name);
+    trk_thr_sh_t *e;
     int64_t       left = 0;
     int           w = TRK_THR_OK;
 
-    if (cfg->limit == 0 || thr_lock(t) != 0) {
+    if (thr_open(t, kind, name, cfg, now_ms, 1, &e) != 0) {
         if (why != NULL) {
             *why = TRK_THR_OK;
         }
         return 0;
-    }
-    e = thr_find(t, key, now_ms, &v);
-    if (e == NULL) {
-        e = thr_claim(v, key, cfg);
     }
     if (e == NULL) {
         /* every counter around is refusing someone: so is this one,
@@ -336,29 +367,19 @@ uint32_t
 trk_thr_done(trk_shm_t *t, char kind, const char *name,
              const trk_thr_cfg_t *cfg, int64_t now_ms, int failed)
 {
-    trk_thr_sh_t *e, *v;
-    uint64_t      key = thr_key(t, kind, name);
+    trk_thr_sh_t *e;
     uint32_t      n = 0;
 
-    if (cfg->limit == 0 || thr_lock(t) != 0) {
+    /* a failure whose reservation was lost claims a counter again */
+    if (thr_open(t, kind, name, cfg, now_ms, failed, &e) != 0) {
         return 0;
-    }
-    e = thr_find(t, key, now_ms, &v);
-    if (e == NULL && failed) {
-        e = thr_claim(v, key, cfg);     /* its reservation was lost */
     }
     if (e != NULL) {
         if (e->pending > 0) {
             e->pending--;
         }
         if (failed) {
-            if (thr_fails(e, now_ms) == 0) {
-                e->fails = 0;
-            }
-            if (e->fails < UINT32_MAX) {
-                e->fails++;
-            }
-            e->last_ms = now_ms;
+            thr_count_fail(e, now_ms);
         }
         n = thr_fails(e, now_ms);
     }
@@ -371,25 +392,14 @@ uint32_t
 trk_thr_fail(trk_shm_t *t, char kind, const char *name,
              const trk_thr_cfg_t *cfg, int64_t now_ms)
 {
-    trk_thr_sh_t *e, *v;
-    uint64_t      key = thr_key(t, kind, name);
+    trk_thr_sh_t *e;
     uint32_t      n = 0;
 
-    if (cfg->limit == 0 || thr_lock(t) != 0) {
+    if (thr_open(t, kind, name, cfg, now_ms, 1, &e) != 0) {
         return 0;
     }
-    e = thr_find(t, key, now_ms, &v);
-    if (e == NULL) {
-        e = thr_claim(v, key, cfg);
-    }
     if (e != NULL) {
-        if (thr_fails(e, now_ms) == 0) {
-            e->fails = 0;           /* quiet for a window: a fresh run */
-        }
-        if (e->fails < UINT32_MAX) {
-            e->fails++;
-        }
-        e->last_ms = now_ms;
+        thr_count_fail(e, now_ms);
         e->limit = cfg->limit;
         e->window_ms = cfg->window_ms;
         n = e->fails;
