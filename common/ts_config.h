@@ -262,6 +262,9 @@
                                             leader election period */
 #define TS_SYNC_NAP_SLICE_MS      20       /* a backoff nap checks for stop
                                             this often */
+#define TS_SYNC_SNAP_ROUNDS_N     3        /* snapshots sent in one push
+                                            round before gossip comes
+                                            first again */
 #define TS_SYNC_SESS_TOUCHED_N    1024     /* session keys of one merged
                                             batch dropped from the cache
                                             at once (more: housekeeper) */

@@ -238,18 +238,77 @@ do_snapshot(peer_t *p, ts_conn_t *c)
  * header and the request's own fields). */
 #define PUSH_FRAME_B   (TS_FRAME_MAX_B - TS_SYNC_FRAME_SLACK_B)
 
+/* Fills b with the next SYNC_OPS batch for p (sender id, count, ops in
+ * per-origin seq order; *n ops), op being the scratch buffer; *theirs
+ * gets the peer's VV it was built from, *snap = 1 if the peer needs a
+ * snapshot instead.  0, or -1 (database error). */
+static int
+push_fill(peer_t *p, ts_wbuf_t *b, ts_wbuf_t *op, trk_vv_t *theirs,
+          uint32_t *n, int *snap)
+{
+    trk_vv_t  mine;
+    uint64_t  after, seq;
+    int       o, rc, full = 0;
+
+    ts_wbuf_reset(b);
+    ts_put_u8(b, (uint8_t) scfg->id);
+    ts_put_u32(b, 0);                   /* count, patched by the caller */
+    *n = 0;
+    *snap = 0;
+    pthread_mutex_lock(&mu);
+    *theirs = p->vv;
+    rc = trk_vv_load(sst, &mine);
+    for (o = 1; rc == 0 && o < TRK_ORIGINS_N && !*snap && !full; o++) {
+        after = theirs->seq[o];
+        while (mine.seq[o] > after && *n < TS_SYNC_BATCH_N
+               && b->len < TS_SYNC_BATCH_B)
+        {
+            rc = trk_oplog_next(sst, o, after, &seq);
+            if (rc == 2) {
+                *snap = 1;
+                rc = 0;
+                break;
+            }
+            if (rc != 0) {
+                rc = 0;
+                break;
+            }
+            if (trk_oplog_get(sst, o, seq, op) != 0) {
+                break;
+            }
+            if (b->len + 4 + op->len > PUSH_FRAME_B) {
+                if (*n > 0) {
+                    full = 1;           /* send what is there first */
+                    break;
+                }
+                /* cannot happen (every op is bounded); a snapshot
+                 * still gets its effects across */
+                ts_err("op %d/%llu too big for a frame (%zu bytes)", o,
+                       (unsigned long long) seq, op->len);
+                *snap = 1;
+                break;
+            }
+            ts_put_blob(b, op->data, (uint32_t) op->len);
+            (*n)++;
+            after = seq;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+
+
 /* Sends what the peer lacks, at most TS_SYNC_PUSH_ROUNDS_N batches: 0 done
  * (or no progress), 1 more to send, -1 link error. */
 static int
 do_push(peer_t *p, ts_conn_t *c)
 {
-    trk_vv_t   mine, theirs;
+    trk_vv_t   theirs;
     ts_wbuf_t  b, op;
     ts_rbuf_t  r;
     uint8_t   *frame;
-    uint64_t   after, seq;
     uint32_t   n;
-    int        o, rc, snap, full, rounds = 0, sent = 0;
+    int        rc, snap, rounds = 0, sent = 0;
 
     ts_wbuf_init(&b);
     ts_wbuf_init(&op);
@@ -259,58 +318,14 @@ do_push(peer_t *p, ts_conn_t *c)
             rc = 1;
             break;
         }
-        ts_wbuf_reset(&b);
-        ts_put_u8(&b, (uint8_t) scfg->id);
-        ts_put_u32(&b, 0);               /* count, patched below */
-        n = 0;
-        snap = 0;
-        pthread_mutex_lock(&mu);
-        theirs = p->vv;
-        rc = trk_vv_load(sst, &mine);
-        full = 0;
-        for (o = 1; rc == 0 && o < TRK_ORIGINS_N && !snap && !full; o++) {
-            after = theirs.seq[o];
-            while (mine.seq[o] > after && n < TS_SYNC_BATCH_N
-                   && b.len < TS_SYNC_BATCH_B)
-            {
-                rc = trk_oplog_next(sst, o, after, &seq);
-                if (rc == 2) {
-                    snap = 1;
-                    rc = 0;
-                    break;
-                }
-                if (rc != 0) {
-                    rc = 0;
-                    break;
-                }
-                if (trk_oplog_get(sst, o, seq, &op) != 0) {
-                    break;
-                }
-                if (b.len + 4 + op.len > PUSH_FRAME_B) {
-                    if (n > 0) {
-                        full = 1;       /* send what is there first */
-                        break;
-                    }
-                    /* cannot happen (every op is bounded); a snapshot
-                     * still gets its effects across */
-                    ts_err("op %d/%llu too big for a frame (%zu bytes)", o,
-                           (unsigned long long) seq, op.len);
-                    snap = 1;
-                    break;
-                }
-                ts_put_blob(&b, op.data, (uint32_t) op.len);
-                n++;
-                after = seq;
-            }
-        }
-        pthread_mutex_unlock(&mu);
+        rc = push_fill(p, &b, &op, &theirs, &n, &snap);
         if (rc != 0 || b.err) {
             rc = -1;
             break;
         }
         if (snap) {
             rc = do_snapshot(p, c);
-            if (rc != 0 || ++rounds > 3) {
+            if (rc != 0 || ++rounds > TS_SYNC_SNAP_ROUNDS_N) {
                 break;
             }
             continue;

@@ -227,6 +227,59 @@ big_before_login(trk_wconn_t *c, const ts_frame_hdr_t *h)
 }
 
 
+/* Runs the whole frame h (flen bytes) at the head of c's input and
+ * queues its reply, or hands it to the KDF threads.  0 go on with the
+ * next frame, 1 stop reading (a KDF job, or the link closes after the
+ * reply), -1 the connection was closed. */
+static int
+run_one(trk_wconn_t *c, const ts_frame_hdr_t *h, size_t flen)
+{
+    trk_kdf_job_t  *job;
+    trk_do_t        what;
+
+    trk_wk.env.link = &c->link;
+    what = trk_ops_handle(&trk_wk.env, h->type, h->reqid,
+                          c->in + TS_FRAME_HDR_B, h->len, &trk_wk.scratch,
+                          &job);
+    trk_wk.env.link = NULL;
+    if (c->link.authed) {
+        trk_wconn_authed(c);
+    }
+    ts_debug("%s %s reqid %016llx", c->peer, ts_msg_name(h->type),
+             (unsigned long long) h->reqid);
+    memmove(c->in, c->in + flen, c->in_len - flen);
+    c->in_len -= flen;
+    c->frame_ms = c->in_len > 0 ? ts_now_ms() : 0;
+    if (what == TRK_DO_CLOSE) {
+        ts_info("unexpected %s frame from %s", ts_msg_name(h->type),
+                c->peer);
+        trk_wconn_close(c, NULL);
+        return -1;
+    }
+    if (what == TRK_DO_DEFER) {
+        if (trk_kdfq_submit(job, c->idx, c->id) != 0) {
+            trk_kdf_job_abort(&trk_wk.env, job);
+            conn_busy_reply(c, h->reqid);
+            return c->dead ? -1 : 0;
+        }
+        c->job_pending = 1;
+        return 1;
+    }
+    if (trk_wio_reply(c, h->reqid, &trk_wk.scratch) != 0) {
+        return -1;
+    }
+    if (c->link.close_after) {
+        /* e.g. SYNC_* without the tracker certificate: the reply
+         * goes out, then the link closes; nothing more is read */
+        c->eof = 1;
+        c->in_len = 0;
+        c->frame_ms = 0;
+        return 1;
+    }
+    return 0;
+}
+
+
 /* Runs the complete frames in the input buffer, in order, until one must
  * wait or TS_TRK_REQS_PER_TURN_N have run (the rest goes on the ready
  * list for the next loop turn).  -1: the connection was closed. */
@@ -234,10 +287,8 @@ int
 trk_wio_process(trk_wconn_t *c)
 {
     ts_frame_hdr_t  h;
-    trk_kdf_job_t  *job;
-    trk_do_t        what;
     size_t          flen;
-    int             ran = 0, ok;
+    int             ran = 0, ok, rc;
 
     c->backlog = 0;
     while (!c->job_pending && out_pending(c) < TS_TRK_OUT_SOFT_B
@@ -276,46 +327,11 @@ trk_wio_process(trk_wconn_t *c)
             break;
         }
         ran++;
-        trk_wk.env.link = &c->link;
-        what = trk_ops_handle(&trk_wk.env, h.type, h.reqid,
-                              c->in + TS_FRAME_HDR_B, h.len, &trk_wk.scratch,
-                              &job);
-        trk_wk.env.link = NULL;
-        if (c->link.authed) {
-            trk_wconn_authed(c);
-        }
-        ts_debug("%s %s reqid %016llx", c->peer, ts_msg_name(h.type),
-                 (unsigned long long) h.reqid);
-        memmove(c->in, c->in + flen, c->in_len - flen);
-        c->in_len -= flen;
-        c->frame_ms = c->in_len > 0 ? ts_now_ms() : 0;
-        if (what == TRK_DO_CLOSE) {
-            ts_info("unexpected %s frame from %s", ts_msg_name(h.type),
-                    c->peer);
-            trk_wconn_close(c, NULL);
+        rc = run_one(c, &h, flen);
+        if (rc < 0) {
             return -1;
         }
-        if (what == TRK_DO_DEFER) {
-            if (trk_kdfq_submit(job, c->idx, c->id) != 0) {
-                trk_kdf_job_abort(&trk_wk.env, job);
-                conn_busy_reply(c, h.reqid);
-                if (c->dead) {
-                    return -1;
-                }
-                continue;
-            }
-            c->job_pending = 1;
-            break;
-        }
-        if (trk_wio_reply(c, h.reqid, &trk_wk.scratch) != 0) {
-            return -1;
-        }
-        if (c->link.close_after) {
-            /* e.g. SYNC_* without the tracker certificate: the reply
-             * goes out, then the link closes; nothing more is read */
-            c->eof = 1;
-            c->in_len = 0;
-            c->frame_ms = 0;
+        if (rc > 0) {
             break;
         }
     }
