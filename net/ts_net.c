@@ -3,11 +3,11 @@
  * layer every Tessera link (client-tracker, tracker-tracker, peer-peer)
  * goes through.
  *
- * Purpose: a ts_conn_t wraps an OpenSSL BIO over a socket.  Today that is
- * a plain socket BIO (BIO_new_socket); the struct is private so TLS can
- * later put an SSL BIO in front inside ts_conn_new() without touching any
- * caller.  Raw reads/writes map "BIO should retry" to errno EAGAIN for
- * event loops; the *_full and frame helpers poll(2) against one total
+ * Purpose: a ts_conn_t is a socket plus a transport ops table
+ * (ts_conn_int.h): the plain transport here (an OpenSSL socket BIO) or TLS
+ * (ts_tls.c, set by ts_conn_new_tls).  The calls below dispatch through
+ * the table, so no caller and no code here asks which one it is.  Raw
+ * reads/writes map "should retry" to errno EAGAIN for event loops; the *_full and frame helpers poll(2) against one total
  * deadline taken from CLOCK_MONOTONIC, so they never hang, and a blocking
  * fd is switched to non-blocking for the duration of a write so a full
  * send buffer cannot outlive the deadline.  A frame's length is checked
@@ -40,18 +40,8 @@
 #include "ts_config.h"
 #include "ts_proto.h"
 #include "ts_net.h"
-#include "ts_tls.h"
 
 #include "ts_conn_int.h"
-
-/* frames up to this size are sent with one write (header + payload) */
-#define TS_NET_COALESCE_B  (64u * 1024u)
-
-static int64_t
-deadline_from(int timeout_ms)
-{
-    return ts_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-}
 
 /*
  * Waits until fd is ready for events or the deadline passes.  0 = ready
@@ -62,18 +52,13 @@ static int
 wait_fd(int fd, short events, int64_t deadline)
 {
     struct pollfd pfd;
-    int64_t       left;
     int           rc;
 
     for (;;) {
-        left = deadline - ts_now_ms();
-        if (left < 0) {
-            left = 0;
-        }
         pfd.fd = fd;
         pfd.events = events;
         pfd.revents = 0;
-        rc = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int) left);
+        rc = poll(&pfd, 1, ts_ms_left(deadline));
         if (rc < 0) {
             if (errno == EINTR) {
                 continue;
@@ -93,133 +78,6 @@ wait_fd(int fd, short events, int64_t deadline)
         }
         return 0;
     }
-}
-
-/* ---- addresses ------------------------------------------------------- */
-
-static int
-is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static int
-parse_port(const char *s, size_t n, uint16_t *port)
-{
-    unsigned long v = 0;
-    size_t        i;
-
-    if (n == 0 || n > 5) {
-        return -1;
-    }
-    for (i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return -1;
-        }
-        v = v * 10 + (unsigned long) (s[i] - '0');
-    }
-    if (v < 1 || v > 65535) {
-        return -1;
-    }
-    *port = (uint16_t) v;
-    return 0;
-}
-
-/* copies s[0..n) into ip and checks that it is a literal address of the
- * allowed families (4: IPv4, 6: IPv6, 0: either) */
-static int
-take_ip(const char *s, size_t n, int fam, char *ip, size_t ipsz)
-{
-    char            tmp[INET6_ADDRSTRLEN + 1];
-    struct in6_addr a6;
-    struct in_addr  a4;
-    int             ok = 0;
-
-    if (n == 0 || n >= sizeof(tmp) || n >= ipsz) {
-        return -1;
-    }
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    if (fam != 6 && inet_pton(AF_INET, tmp, &a4) == 1) {
-        ok = 1;
-    }
-    if (!ok && fam != 4 && inet_pton(AF_INET6, tmp, &a6) == 1) {
-        ok = 1;
-    }
-    if (!ok) {
-        return -1;
-    }
-    memcpy(ip, tmp, n + 1);
-    return 0;
-}
-
-int
-ts_parse_hostport(const char *s, char *ip, size_t ipsz, uint16_t *port)
-{
-    const char *b, *e, *p, *q;
-
-    if (s == NULL || ip == NULL || port == NULL || ipsz == 0) {
-        return -1;
-    }
-    /* trim surrounding blanks */
-    b = s;
-    while (is_blank(*b)) {
-        b++;
-    }
-    e = b + strlen(b);
-    while (e > b && is_blank(e[-1])) {
-        e--;
-    }
-    if (b == e) {
-        return -1;
-    }
-
-    if (*b == '[') {
-        /* "[v6]:port" or "[v6] port" */
-        q = memchr(b, ']', (size_t) (e - b));
-        if (q == NULL) {
-            return -1;
-        }
-        p = q + 1;
-        if (p < e && *p == ':') {
-            p++;
-        } else if (p < e && is_blank(*p)) {
-            while (p < e && is_blank(*p)) {
-                p++;
-            }
-        } else {
-            return -1;
-        }
-        if (parse_port(p, (size_t) (e - p), port) != 0) {
-            return -1;
-        }
-        return take_ip(b + 1, (size_t) (q - b - 1), 6, ip, ipsz);
-    }
-
-    /* "ip port": the first blank run separates them */
-    for (q = b; q < e && !is_blank(*q); q++) {
-        /* find the blank */
-    }
-    if (q < e) {
-        p = q;
-        while (p < e && is_blank(*p)) {
-            p++;
-        }
-        if (parse_port(p, (size_t) (e - p), port) != 0) {
-            return -1;
-        }
-        return take_ip(b, (size_t) (q - b), 0, ip, ipsz);
-    }
-
-    /* "v4:port": exactly one colon (a bare IPv6 needs brackets) */
-    q = memchr(b, ':', (size_t) (e - b));
-    if (q == NULL || memchr(q + 1, ':', (size_t) (e - q - 1)) != NULL) {
-        return -1;
-    }
-    if (parse_port(q + 1, (size_t) (e - q - 1), port) != 0) {
-        return -1;
-    }
-    return take_ip(b, (size_t) (q - b), 4, ip, ipsz);
 }
 
 static int
@@ -301,12 +159,11 @@ fail:
 }
 
 int
-ts_net_connect(const char *ip, uint16_t port, int timeout_ms)
+ts_net_connect_start(const char *ip, uint16_t port)
 {
     struct sockaddr_storage ss;
-    socklen_t               sl, el;
-    int64_t                 deadline = deadline_from(timeout_ms);
-    int                     fd, one = 1, soerr = 0, saved;
+    socklen_t               sl;
+    int                     fd, saved;
 
     if (ip == NULL || make_sockaddr(ip, port, &ss, &sl) != 0 || port == 0) {
         errno = EINVAL;
@@ -316,36 +173,58 @@ ts_net_connect(const char *ip, uint16_t port, int timeout_ms)
     if (fd < 0) {
         return -1;
     }
-    if (connect(fd, (struct sockaddr *) &ss, sl) < 0) {
-        if (errno != EINPROGRESS && errno != EINTR) {
-            goto fail;
-        }
-        /* EINTR: the connect goes on asynchronously, same as EINPROGRESS */
-        if (wait_fd(fd, POLLOUT, deadline) != 0) {
-            goto fail;
-        }
-        el = sizeof(soerr);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) < 0) {
-            goto fail;
-        }
-        if (soerr != 0) {
-            errno = soerr;
-            goto fail;
-        }
-    }
-    if (ts_net_set_nonblock(fd, 0) != 0) {
-        goto fail;
-    }
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
-        goto fail;
+    /* EINTR: the connect goes on asynchronously, same as EINPROGRESS; 0
+     * (loopback) is reported writable at once like a finished one */
+    if (connect(fd, (struct sockaddr *) &ss, sl) < 0 && errno != EINPROGRESS
+        && errno != EINTR)
+    {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
     }
     return fd;
+}
 
-fail:
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
+int
+ts_net_connect_finish(int fd)
+{
+    socklen_t el;
+    int       soerr = 0, one = 1;
+
+    el = sizeof(soerr);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) < 0) {
+        return -1;
+    }
+    if (soerr != 0) {
+        errno = soerr;
+        return -1;
+    }
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int
+ts_net_connect(const char *ip, uint16_t port, int timeout_ms)
+{
+    int64_t deadline = ts_deadline_ms(timeout_ms);
+    int     fd, saved;
+
+    fd = ts_net_connect_start(ip, port);
+    if (fd < 0) {
+        return -1;
+    }
+    if (wait_fd(fd, POLLOUT, deadline) != 0 || ts_net_connect_finish(fd) != 0
+        || ts_net_set_nonblock(fd, 0) != 0)
+    {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
 }
 
 /* ---- connections ----------------------------------------------------- */
@@ -368,6 +247,77 @@ ignore_sigpipe(void)
     }
 }
 
+/* ---- the plain transport ---------------------------------------------- */
+
+/* BIO_read or BIO_write with the ts_conn_read/ts_conn_write contract */
+static ssize_t
+plain_io(ts_conn_t *c, void *buf, size_t n, int is_write)
+{
+    int rc, saved;
+
+    if (n > INT_MAX) {
+        n = INT_MAX;
+    }
+    errno = 0;
+    c->want = is_write ? 2 : 1;
+    rc = is_write ? BIO_write(c->bio, buf, (int) n)
+                  : BIO_read(c->bio, buf, (int) n);
+    if (rc > 0) {
+        return rc;
+    }
+    saved = errno;
+    if (BIO_should_retry(c->bio)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (!is_write && (rc == 0 || (saved == 0 && BIO_eof(c->bio)))) {
+        return 0;
+    }
+    errno = saved ? saved : EIO;
+    return -1;
+}
+
+static ssize_t
+plain_read(ts_conn_t *c, void *buf, size_t n)
+{
+    return plain_io(c, buf, n, 0);
+}
+
+static ssize_t
+plain_write(ts_conn_t *c, const void *buf, size_t n)
+{
+    return plain_io(c, (void *) buf, n, 1);
+}
+
+static int
+plain_pending(ts_conn_t *c)
+{
+    size_t n = BIO_ctrl_pending(c->bio);
+
+    return n > INT_MAX ? INT_MAX : (int) n;
+}
+
+static int
+plain_handshake(ts_conn_t *c)
+{
+    return 1;                   /* nothing to agree on */
+}
+
+static void
+plain_close(ts_conn_t *c)
+{
+    BIO_free_all(c->bio);       /* BIO_CLOSE: closes the fd */
+    c->bio = NULL;
+    c->fd = -1;
+}
+
+static const ts_conn_ops_t plain_ops = {
+    plain_read, plain_write, plain_pending, ts_conn_sendfile_direct,
+    plain_handshake, plain_close, 0
+};
+
+/* ---- connections: the calls every transport shares ------------------- */
+
 ts_conn_t *
 ts_conn_new(int fd)
 {
@@ -384,6 +334,8 @@ ts_conn_new(int fd)
         errno = ENOMEM;
         return NULL;
     }
+    c->ops = &plain_ops;
+    c->ready = 1;
     c->fd = fd;
     c->bio = BIO_new_socket(fd, BIO_CLOSE);
     if (c->bio == NULL) {
@@ -403,11 +355,7 @@ ts_conn_free(ts_conn_t *c)
     if (c == NULL) {
         return;
     }
-    if (c->ssl != NULL) {
-        ts_tls_conn_free(c);    /* frees the session, closes the fd */
-    } else {
-        BIO_free_all(c->bio);   /* BIO_CLOSE: closes the fd */
-    }
+    c->ops->close(c);
     free(c->stage);
     free(c);
     errno = saved;
@@ -422,77 +370,37 @@ ts_conn_fd(const ts_conn_t *c)
 int
 ts_conn_pending(ts_conn_t *c)
 {
-    size_t n;
-
-    if (c == NULL) {
-        return 0;
-    }
-    if (c->ssl != NULL) {
-        return ts_tls_pending(c);
-    }
-    n = BIO_ctrl_pending(c->bio);
-    return n > INT_MAX ? INT_MAX : (int) n;
+    return c != NULL ? c->ops->pending(c) : 0;
 }
 
 ssize_t
 ts_conn_read(ts_conn_t *c, void *buf, size_t n)
 {
-    int rc, saved;
-
-    if (n == 0) {
-        return 0;
-    }
-    if (c->ssl != NULL) {
-        return ts_tls_read(c, buf, n);
-    }
-    if (n > INT_MAX) {
-        n = INT_MAX;
-    }
-    errno = 0;
-    c->want = 1;
-    rc = BIO_read(c->bio, buf, (int) n);
-    if (rc > 0) {
-        return rc;
-    }
-    saved = errno;
-    if (BIO_should_retry(c->bio)) {
-        errno = EAGAIN;
-        return -1;
-    }
-    if (rc == 0 || (saved == 0 && BIO_eof(c->bio))) {
-        return 0;
-    }
-    errno = saved ? saved : EIO;
-    return -1;
+    return n == 0 ? 0 : c->ops->read(c, buf, n);
 }
 
 ssize_t
 ts_conn_write(ts_conn_t *c, const void *buf, size_t n)
 {
-    int rc, saved;
+    return n == 0 ? 0 : c->ops->write(c, buf, n);
+}
 
-    if (n == 0) {
-        return 0;
-    }
-    if (c->ssl != NULL) {
-        return ts_tls_write(c, buf, n);
-    }
-    if (n > INT_MAX) {
-        n = INT_MAX;
-    }
-    errno = 0;
-    c->want = 2;
-    rc = BIO_write(c->bio, buf, (int) n);
-    if (rc > 0) {
-        return rc;
-    }
-    saved = errno;
-    if (BIO_should_retry(c->bio)) {
-        errno = EAGAIN;
-        return -1;
-    }
-    errno = saved ? saved : EIO;
-    return -1;
+int
+ts_conn_ready(const ts_conn_t *c)
+{
+    return c != NULL && c->ready;
+}
+
+int
+ts_conn_want(const ts_conn_t *c)
+{
+    return c != NULL && c->want == 2 ? 2 : 1;
+}
+
+int
+ts_conn_is_tls(const ts_conn_t *c)
+{
+    return c != NULL && c->ops->is_tls;
 }
 
 /*
@@ -603,23 +511,33 @@ write_full_until(ts_conn_t *c, const void *buf, size_t n, int64_t deadline)
 }
 
 int
+ts_conn_handshake_step(ts_conn_t *c)
+{
+    if (c == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    return c->ready ? 1 : c->ops->handshake(c);
+}
+
+int
 ts_conn_handshake(ts_conn_t *c, int timeout_ms)
 {
-    int64_t deadline = deadline_from(timeout_ms);
+    int64_t deadline = ts_deadline_ms(timeout_ms);
     int     fl, rc;
 
     if (c == NULL) {
         errno = EINVAL;
         return -1;
     }
-    if (c->ssl == NULL || c->ready) {
+    if (c->ready) {
         return 0;
     }
     if (nonblock_begin(c->fd, &fl) != 0) {
         return -1;
     }
     for (;;) {
-        rc = ts_tls_handshake_step(c);
+        rc = ts_conn_handshake_step(c);
         if (rc != 0) {
             break;
         }
@@ -635,13 +553,13 @@ ts_conn_handshake(ts_conn_t *c, int timeout_ms)
 int
 ts_conn_read_full(ts_conn_t *c, void *buf, size_t n, int timeout_ms)
 {
-    return read_full_until(c, buf, n, deadline_from(timeout_ms));
+    return read_full_until(c, buf, n, ts_deadline_ms(timeout_ms));
 }
 
 int
 ts_conn_write_full(ts_conn_t *c, const void *buf, size_t n, int timeout_ms)
 {
-    return write_full_until(c, buf, n, deadline_from(timeout_ms));
+    return write_full_until(c, buf, n, ts_deadline_ms(timeout_ms));
 }
 
 int
@@ -649,11 +567,10 @@ ts_conn_send_frame(ts_conn_t *c, uint8_t type, uint8_t flags,
                    uint64_t reqid, const void *payload, uint32_t len,
                    int timeout_ms)
 {
-    ts_frame_hdr_t h;
-    uint8_t        hdr[TS_FRAME_HDR_B];
-    uint8_t       *one;
-    int64_t        deadline = deadline_from(timeout_ms);
-    int            rc;
+    uint8_t  hdr[TS_FRAME_HDR_B];
+    uint8_t *one;
+    int64_t  deadline = ts_deadline_ms(timeout_ms);
+    int      rc;
 
     if (len > 0 && payload == NULL) {
         errno = EINVAL;
@@ -663,11 +580,7 @@ ts_conn_send_frame(ts_conn_t *c, uint8_t type, uint8_t flags,
         errno = EMSGSIZE;
         return -1;
     }
-    h.type = type;
-    h.flags = flags;
-    h.len = len;
-    h.reqid = reqid;
-    ts_frame_hdr_encode(hdr, &h);
+    ts_frame_hdr_make(hdr, type, flags, reqid, len);
 
     /* small frames leave in one segment; big ones are not copied */
     if (len <= TS_NET_COALESCE_B) {
@@ -695,7 +608,7 @@ ts_conn_recv_frame(ts_conn_t *c, ts_frame_hdr_t *h, uint8_t **payload,
 {
     uint8_t  hdr[TS_FRAME_HDR_B];
     uint8_t *buf = NULL;
-    int64_t  deadline = deadline_from(timeout_ms);
+    int64_t  deadline = ts_deadline_ms(timeout_ms);
     int      saved;
 
     *payload = NULL;
