@@ -265,7 +265,6 @@
                                             lookup (one probe window) */
 #define TS_TRK_ACCEPT_BATCH_N     64       /* accept4() calls per wakeup of
                                             the listening socket */
-#define TS_TRK_EPOLL_BATCH_N      64       /* events taken per epoll_wait */
 #define TS_TRK_LOG_EVERY_MS       1000     /* refused connections and
                                             accept failures: one summary
                                             log line per this period */

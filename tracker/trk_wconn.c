@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,7 +37,9 @@
 #include "ts_log.h"
 #include "trk_wconn.h"
 
-trk_wk_t  trk_wk = { .ep = -1, .next_cid = 1, .listen_on = 1 };
+trk_wk_t  trk_wk = { .next_cid = 1 };
+
+static ts_ev_io_cb  conn_io_cb;     /* every connection's fd */
 
 static int64_t   refuse_log_ms;
 static uint32_t  refused_n;
@@ -53,7 +54,7 @@ trk_wconn_close(trk_wconn_t *c, const char *why)
     if (why != NULL) {
         ts_debug("closing connection from %s: %s", c->peer, why);
     }
-    epoll_ctl(trk_wk.ep, EPOLL_CTL_DEL, c->fd, NULL);
+    ts_ev_del(trk_wk.ev, &c->io);
     trk_wk.conns[c->idx] = NULL;
     trk_wk.nconns--;
     atomic_fetch_sub(&trk_wk.my_counts->total, 1);
@@ -87,14 +88,13 @@ trk_wconn_authed(trk_wconn_t *c)
 }
 
 
-/* Puts c on the ready list: TLS holds bytes epoll will not report. */
+/* c runs again before the loop sleeps: TLS holds bytes epoll will not
+ * report. */
 void
 trk_wconn_queue(trk_wconn_t *c)
 {
-    if (!c->queued && !c->dead) {
-        c->queued = 1;
-        c->next_ready = trk_wk.ready_list;
-        trk_wk.ready_list = c;
+    if (!c->dead) {
+        ts_ev_again(trk_wk.ev, &c->io);
     }
 }
 
@@ -167,24 +167,32 @@ refused(const char *ip, const char *why)
 }
 
 
-/* The listening socket in or out of this worker's epoll set (it was
- * added with EPOLLEXCLUSIVE, which EPOLL_CTL_MOD refuses: DEL and ADD). */
+static void accept_some(void);
+
+
+/* The listening socket is readable. */
+static void
+on_listen(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events)
+{
+    accept_some();
+}
+
+
+/* The listening socket in or out of this worker's loop (it is
+ * registered with EPOLLEXCLUSIVE, which EPOLL_CTL_MOD refuses: delete
+ * and add). */
 void
 trk_wconn_listen_poll(int on)
 {
-    struct epoll_event e;
-
     if (on == trk_wk.listen_on) {
         return;
     }
-    memset(&e, 0, sizeof(e));
-    e.events = EPOLLIN | EPOLLEXCLUSIVE;
-    e.data.ptr = &trk_wk.tag_listen;
-    if (epoll_ctl(trk_wk.ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
-                  trk_wk.cfg->listen_fd, on ? &e : NULL) != 0)
+    if (!on) {
+        ts_ev_del(trk_wk.ev, &trk_wk.listen_io);
+    } else if (ts_ev_add(trk_wk.ev, &trk_wk.listen_io, trk_wk.cfg->listen_fd,
+                         EPOLLIN | EPOLLEXCLUSIVE, on_listen, NULL) != 0)
     {
-        ts_err("epoll_ctl(listen, %s) failed: %s", on ? "add" : "del",
-               strerror(errno));
+        ts_err("epoll_ctl(listen, add) failed: %s", strerror(errno));
         return;
     }
     trk_wk.listen_on = on;
@@ -241,7 +249,6 @@ peer_names(const struct sockaddr_storage *ss, char *ip, size_t ipsz,
 static void
 accept_one(int fd, const struct sockaddr_storage *ss)
 {
-    struct epoll_event  e;
     trk_wconn_t        *c;
     char                ip[INET6_ADDRSTRLEN], peer[72];
     const char         *why;
@@ -289,17 +296,13 @@ accept_one(int fd, const struct sockaddr_storage *ss)
     snprintf(c->link.addr, sizeof(c->link.addr), "%s", ip);
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     ts_wbuf_init(&c->out);
-    memset(&e, 0, sizeof(e));
-    e.events = EPOLLIN;
-    e.data.ptr = c;
-    if (epoll_ctl(trk_wk.ep, EPOLL_CTL_ADD, fd, &e) != 0) {
+    if (ts_ev_add(trk_wk.ev, &c->io, fd, EPOLLIN, conn_io_cb, c) != 0) {
         ts_err("epoll_ctl() failed: %s", strerror(errno));
         ts_conn_free(c->c);
         ts_wbuf_free(&c->out);
         free(c);
         return;
     }
-    c->ev = EPOLLIN;
     trk_wk.conns[i] = c;
     trk_wk.nconns++;
     c->unauth = 1;
@@ -313,8 +316,8 @@ accept_one(int fd, const struct sockaddr_storage *ss)
 }
 
 
-void
-trk_wconn_accept(void)
+static void
+accept_some(void)
 {
     struct sockaddr_storage  ss;
     socklen_t                sl;
@@ -348,4 +351,13 @@ trk_wconn_accept_resume(int64_t now)
     if (!trk_wk.listen_on && now >= accept_resume_ms) {
         trk_wconn_listen_poll(1);
     }
+}
+
+
+int
+trk_wconn_listen_start(ts_ev_io_cb on_io)
+{
+    conn_io_cb = on_io;
+    trk_wconn_listen_poll(1);
+    return trk_wk.listen_on ? 0 : -1;
 }

@@ -14,13 +14,13 @@
  * TLS and the event loop: ts_conn_read/ts_conn_write drive the handshake
  * and may want the other direction (ts_conn_want) -- the epoll mask
  * follows; decrypted bytes buffered inside TLS (ts_conn_pending) are not
- * seen by epoll, so such a connection goes on the ready list that the
- * loop serves before its next epoll_wait (with a zero timeout).  A
+ * seen by epoll, so such a connection goes on the loop's again list
+ * (ts_ev_again), served before the loop next sleeps.  A
  * plaintext client or garbage fails the handshake: the connection is
  * closed, and nothing else happens.
  *
  * Fairness and memory: one connection runs at most TS_TRK_REQS_PER_TURN_N
- * requests per loop turn (the rest waits on the ready list, unread);
+ * requests per loop turn (the rest waits on the again list, unread);
  * before login a frame may be at most TS_TRK_UNAUTH_FRAME_MAX_B (a bigger
  * one must start with a valid token of a logged-in request type); the
  * replies queued in this worker are summed, and above --worker-out-max
@@ -35,7 +35,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 
 #include "ts_clock.h"
 #include "ts_log.h"
@@ -77,9 +76,8 @@ trk_wio_reading(const trk_wconn_t *c)
 static void
 update_events(trk_wconn_t *c)
 {
-    struct epoll_event e;
-    uint32_t           want;
-    int                reading;
+    uint32_t want;
+    int      reading;
 
     want = 0;
     reading = !c->ready || trk_wio_reading(c);
@@ -93,15 +91,7 @@ update_events(trk_wconn_t *c)
     if (c->out.len > c->out_off) {
         want |= c->wwant == 1 ? EPOLLIN : EPOLLOUT;
     }
-    if (want == c->ev) {
-        return;
-    }
-    memset(&e, 0, sizeof(e));
-    e.events = want;
-    e.data.ptr = c;
-    if (epoll_ctl(trk_wk.ep, EPOLL_CTL_MOD, c->fd, &e) == 0) {
-        c->ev = want;
-    } else {
+    if (ts_ev_mod(trk_wk.ev, &c->io, want) != 0) {
         ts_err("epoll_ctl() failed: %s", strerror(errno));
     }
 }
@@ -439,5 +429,56 @@ trk_wio_read(trk_wconn_t *c)
         free(c->in);
         c->in = NULL;
         c->in_cap = 0;
+    }
+}
+
+
+/* An epoll event of a connection. */
+static void
+conn_event(trk_wconn_t *c, uint32_t ev)
+{
+    if (ev & (EPOLLERR | EPOLLHUP) && !(ev & EPOLLIN)) {
+        trk_wconn_close(c, "socket error");
+        return;
+    }
+    if (!c->ready) {
+        trk_wio_read(c);        /* drives the handshake */
+        return;
+    }
+    if ((ev & EPOLLOUT) || ((ev & EPOLLIN) && c->wwant == 1)) {
+        if (c->out.len > c->out_off && trk_wio_flush(c) != 0) {
+            return;
+        }
+        if (trk_wio_process(c) != 0) {
+            return;
+        }
+    }
+    if ((ev & EPOLLIN) || ((ev & EPOLLOUT) && c->rwant == 2)) {
+        trk_wio_read(c);
+    }
+}
+
+
+void
+trk_wio_on_io(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events)
+{
+    trk_wconn_t *c = io->data;
+
+    /* a closed connection has left the loop; it is freed after the
+     * turn */
+    if (c->dead) {
+        return;
+    }
+    if (events != 0) {
+        conn_event(c, events);
+        return;
+    }
+    /* from the again list: its next share of requests, then what TLS
+     * holds */
+    if (c->backlog && (trk_wio_process(c) != 0 || c->backlog)) {
+        return;
+    }
+    if (!c->dead) {
+        trk_wio_read(c);
     }
 }

@@ -22,5 +22,9 @@ int  trk_wio_reply(trk_wconn_t *c, uint64_t reqid, const ts_wbuf_t *p);
 int  trk_wio_process(trk_wconn_t *c);
 /* Reads what c has (driving the TLS handshake first) and runs it. */
 void trk_wio_read(trk_wconn_t *c);
+/* The io callback of every connection (io->data is the trk_wconn_t):
+ * an epoll event, or events 0 from the again list (whole frames waiting
+ * for their turn, or bytes TLS holds). */
+void trk_wio_on_io(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events);
 
 #endif

@@ -3,12 +3,12 @@
  * set-up and its event loop.
  *
  * Purpose: open this worker's tdb handle, TLS context and ticket signer,
- * start its KDF threads (trk_kdfq.c), and run one epoll loop over the
- * shared listen socket (accept: trk_wconn.c), its client connections
- * (frames and replies: trk_wio.c), the KDF eventfd and the supervisor's
- * stop fd.  Connections whose TLS layer holds decrypted bytes, or whose
- * whole frames wait for their next turn, are served from the ready list
- * before the next epoll_wait.
+ * start its KDF threads (trk_kdfq.c), and run one event loop (ts_ev) over
+ * the shared listen socket (accept: trk_wconn.c), its client connections
+ * (frames and replies: trk_wio.c), the KDF eventfd, the supervisor's
+ * stop fd and the tick timer.  Connections whose TLS layer holds
+ * decrypted bytes, or whose whole frames wait for their next turn, are
+ * on the loop's again list, served before it next sleeps.
  *
  * Deadlines (checked every TS_TRK_TICK_MS): the TLS handshake must finish
  * within --handshake-ms (TS_TLS_HANDSHAKE_MS); a connection must log in
@@ -36,10 +36,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "ts_clock.h"
+#include "ts_ev.h"
 #include "ts_log.h"
 #include "ts_ticket.h"
 #include "ts_tls.h"
@@ -81,34 +81,6 @@ kdf_drain(void)
         }
         trk_kdf_job_free(it->job);
         free(it);
-    }
-}
-
-
-/* Reads connections whose TLS layer holds decrypted bytes; those that
- * still hold some go on a fresh list.  Must run before
- * trk_wconn_free_dead(): the list may name connections closed in this
- * round. */
-static void
-serve_ready(void)
-{
-    trk_wconn_t *c, *next;
-
-    c = trk_wk.ready_list;
-    trk_wk.ready_list = NULL;
-    for (; c != NULL; c = next) {
-        next = c->next_ready;
-        c->queued = 0;
-        c->next_ready = NULL;
-        if (!c->dead && c->backlog) {
-            /* its next share of requests */
-            if (trk_wio_process(c) != 0 || c->backlog) {
-                continue;
-            }
-        }
-        if (!c->dead) {
-            trk_wio_read(c);
-        }
     }
 }
 
@@ -259,117 +231,70 @@ worker_setup(const ts_worker_ctx_t *ctx, trk_store_t *st)
 }
 
 
-/* Adds fd to the epoll set, readable, tagged.  0 or -1 (logged). */
-static int
-poll_add(int fd, uint32_t events, void *tag, const char *what)
+/* The KDF threads finished jobs. */
+static void
+on_kdf(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events)
 {
-    struct epoll_event e;
-
-    memset(&e, 0, sizeof(e));
-    e.events = events;
-    e.data.ptr = tag;
-    if (epoll_ctl(trk_wk.ep, EPOLL_CTL_ADD, fd, &e) != 0) {
-        ts_err("epoll_ctl(%s) failed: %s", what, strerror(errno));
-        return -1;
-    }
-    return 0;
+    kdf_drain();
 }
 
 
-/* The epoll set (listen socket, stop fd, KDF eventfd) and the KDF
- * threads.  0 or -1 (logged). */
-static int
-loop_setup(void)
+static void
+on_tick(ts_ev_t *ev, ts_ev_timer_t *t)
 {
-    trk_wk.ep = epoll_create1(EPOLL_CLOEXEC);
-    if (trk_wk.ep < 0) {
+    tick(t->data, ts_now_ms());
+    if (ts_ev_timer_in(ev, t, TS_TRK_TICK_MS) != 0) {
+        ts_err("cannot re-arm the worker's tick: out of memory");
+    }
+}
+
+
+/* The event loop: the listen socket, the stop fd, the KDF eventfd, the
+ * tick, and the KDF threads.  0 or -1 (logged). */
+static int
+loop_setup(ts_slot_sh_t *slot)
+{
+    trk_wk.ev = ts_ev_new();
+    if (trk_wk.ev == NULL) {
         ts_err("epoll_create1() failed: %s", strerror(errno));
         return -1;
     }
-    if (trk_kdfq_start() != 0) {
+    if (trk_kdfq_start() != 0 || trk_wconn_listen_start(trk_wio_on_io) != 0)
+    {
         return -1;
     }
-    if (poll_add(trk_wk.cfg->listen_fd, EPOLLIN | EPOLLEXCLUSIVE,
-                 &trk_wk.tag_listen, "listen") != 0
-        || poll_add(ts_worker_stop_fd(), EPOLLIN, &trk_wk.tag_stop, "stop")
-           != 0
-        || poll_add(trk_kdfq_fd(), EPOLLIN, &trk_wk.tag_kdf, "eventfd") != 0)
+    if (ts_ev_set_stop_fd(trk_wk.ev, ts_worker_stop_fd()) != 0) {
+        ts_err("epoll_ctl(stop) failed: %s", strerror(errno));
+        return -1;
+    }
+    if (ts_ev_add(trk_wk.ev, &trk_wk.kdf_io, trk_kdfq_fd(), EPOLLIN, on_kdf,
+                  NULL) != 0)
     {
+        ts_err("epoll_ctl(eventfd) failed: %s", strerror(errno));
+        return -1;
+    }
+    ts_ev_timer_init(&trk_wk.tick_timer, on_tick, slot);
+    if (ts_ev_timer_in(trk_wk.ev, &trk_wk.tick_timer, TS_TRK_TICK_MS) != 0) {
+        ts_err("cannot arm the worker's tick: out of memory");
         return -1;
     }
     return 0;
 }
 
 
-/* One event of a connection. */
+/* Until the supervisor stops us (or dies).  Connections closed in a
+ * turn are freed after it. */
 static void
-conn_event(trk_wconn_t *c, uint32_t ev)
+loop(const ts_worker_ctx_t *ctx)
 {
-    /* an earlier event of this batch may have closed it (it is freed
-     * only after the batch) */
-    if (c->dead) {
-        return;
-    }
-    if (ev & (EPOLLERR | EPOLLHUP) && !(ev & EPOLLIN)) {
-        trk_wconn_close(c, "socket error");
-        return;
-    }
-    if (!c->ready) {
-        trk_wio_read(c);        /* drives the handshake */
-        return;
-    }
-    if ((ev & EPOLLOUT) || ((ev & EPOLLIN) && c->wwant == 1)) {
-        if (c->out.len > c->out_off && trk_wio_flush(c) != 0) {
-            return;
-        }
-        if (trk_wio_process(c) != 0) {
-            return;
-        }
-    }
-    if ((ev & EPOLLIN) || ((ev & EPOLLOUT) && c->rwant == 2)) {
-        trk_wio_read(c);
-    }
-}
-
-
-/* Until the supervisor stops us (or dies). */
-static void
-loop(const ts_worker_ctx_t *ctx, ts_slot_sh_t *slot)
-{
-    struct epoll_event  evs[TS_TRK_EPOLL_BATCH_N];
-    int64_t             now, last_tick;
-    int                 n, k, stop;
-
-    stop = 0;
-    last_tick = ts_now_ms();
-    while (!stop) {
-        /* bytes waiting inside TLS: look again at once */
-        n = epoll_wait(trk_wk.ep, evs, TS_TRK_EPOLL_BATCH_N,
-                       trk_wk.ready_list != NULL ? 0 : TS_TRK_TICK_MS);
-        if (n < 0 && errno != EINTR) {
+    while (!ts_ev_stopped(trk_wk.ev)) {
+        if (ts_ev_run_once(trk_wk.ev, TS_TRK_TICK_MS) != 0) {
             ts_err("epoll_wait() failed: %s", strerror(errno));
             break;
         }
-        for (k = 0; k < n; k++) {
-            if (evs[k].data.ptr == &trk_wk.tag_listen) {
-                trk_wconn_accept();
-            } else if (evs[k].data.ptr == &trk_wk.tag_stop) {
-                stop = 1;
-            } else if (evs[k].data.ptr == &trk_wk.tag_kdf) {
-                kdf_drain();
-            } else {
-                conn_event(evs[k].data.ptr, evs[k].events);
-            }
-        }
-        serve_ready();
         trk_wconn_free_dead();
         if (ts_worker_stopping() || ts_worker_orphaned(ctx)) {
-            stop = 1;
-        }
-        now = ts_now_ms();
-        if (now - last_tick >= TS_TRK_TICK_MS) {
-            last_tick = now;
-            tick(slot, now);
+            break;
         }
     }
 }
@@ -395,14 +320,14 @@ trk_worker_main(const ts_worker_ctx_t *ctx)
         ts_err("%s", err);
         return 1;
     }
-    if (worker_setup(ctx, st) != 0 || loop_setup() != 0) {
+    if (worker_setup(ctx, st) != 0 || loop_setup(slot) != 0) {
         return 1;
     }
     ts_worker_ready(ctx);
     ts_slot_set_active(slot, trk_wk.env.me);
     ts_debug("worker %d ready", ctx->slot);
 
-    loop(ctx, slot);
+    loop(ctx);
 
     atomic_store(&slot->state, TS_SLOT_STOPPING);
     for (i = 0; i < TS_TRK_CONNS_PER_WORKER_N; i++) {
@@ -411,12 +336,15 @@ trk_worker_main(const ts_worker_ctx_t *ctx)
         }
     }
     trk_wconn_free_dead();
+    ts_ev_timer_cancel(trk_wk.ev, &trk_wk.tick_timer);
+    ts_ev_del(trk_wk.ev, &trk_wk.kdf_io);
+    trk_wconn_listen_poll(0);
     trk_kdfq_stop(&trk_wk.env);
     ts_ticket_signer_free(trk_wk.env.signer);
     ts_tls_ctx_free(trk_wk.server_tls);
     trk_store_close(st);
     ts_wbuf_free(&trk_wk.scratch);
-    close(trk_wk.ep);
+    ts_ev_free(trk_wk.ev);
     ts_debug("worker %d stopped", ctx->slot);
     return 0;
 }
