@@ -286,4 +286,30 @@
 #define TS_CLI_QUICK_LOGOUT_MS  1000     /* logout after a signal: one try */
 #define TS_CLI_AGENT_TRIES_N    2        /* agent request: trackers tried */
 
+/* ---- tracker worker, sync process and shm tables ---------------------- */
+#define TS_TRK_THR_PROBE_N        32       /* throttle entries probed per
+                                            lookup (one probe window) */
+#define TS_TRK_ACCEPT_BATCH_N     64       /* accept4() calls per wakeup of
+                                            the listening socket */
+#define TS_TRK_LOG_EVERY_MS       1000     /* refused connections and
+                                            accept failures: one summary
+                                            log line per this period */
+#define TS_TRK_CONSOLE_LINE_B     256      /* longest console line (stdin);
+                                            a longer one is dropped */
+#define TS_TRK_STATUS_CONNECT_MS  2000     /* tracker --status: connect */
+#define TS_SYNC_MAIN_TICK_MS      50       /* sync process main thread:
+                                            leader election period */
+#define TS_SYNC_NAP_SLICE_MS      20       /* a backoff nap checks for stop
+                                            this often */
+#define TS_SYNC_SNAP_ROUNDS_N     3        /* snapshots sent in one push
+                                            round before gossip comes
+                                            first again */
+#define TS_SYNC_SESS_TOUCHED_N    1024     /* session keys of one merged
+                                            batch dropped from the cache
+                                            at once (more: housekeeper) */
+#define TS_SYNC_SNAP_KEY_MAX_B    4096     /* one key of a SYNC_SNAPSHOT */
+#define TS_SYNC_FRAME_SLACK_B     (64 * 1024) /* a SYNC_OPS batch stays this
+                                            far under TS_FRAME_MAX_B (room
+                                            for the request's fields) */
+
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -4,14 +4,15 @@
  * housekeeper block, the failed-login throttle table and the per-worker
  * connection counters.
  *
- * Session cache: TS_SESSIONS_SHM_N entries split into TS_TRK_SESS_STRIPES_N
- * stripes; a session hashes (first bytes of sha256(token)) to one stripe
- * and is probed linearly inside it, under that stripe's robust mutex.  An
+ * Session cache (trk_sess.c): TS_SESSIONS_SHM_N entries split into
+ * TS_TRK_SESS_STRIPES_N stripes; a session hashes (first bytes of
+ * sha256(token)) to one stripe and is probed linearly inside it, under
+ * that stripe's robust mutex.  An
  * entry is marked WRITING while it changes; the repair callback that runs
  * when a holder died frees every WRITING entry of the stripe, so a
  * half-written entry is never read (the session is then reloaded from tdb).
  *
- * Login throttle (issue 5): TS_THROTTLE_SLOTS_N counters, keyed by a
+ * Login throttle (trk_thr.c): TS_THROTTLE_SLOTS_N counters, keyed by a
  * keyed hash of (kind, name): 'u' a user id; 'a' (failed logins), 'k'
  * (KDF jobs in progress) and 'c' (create_users) a peer address -- IPv6
  * addresses by their /TS_THR_V6_PREFIX_BITS prefix, IPv4-mapped ones as
@@ -26,7 +27,7 @@
  * flood of failures for made-up names can never flush a counter that
  * is refusing someone.
  *
- * Connection counters (issue 5): one trk_conns_sh_t per worker slot,
+ * Connection counters (trk_shm.c): one trk_conns_sh_t per worker slot,
  * written only by the worker that owns the slot (lock-free atomics) and
  * summed over all slots by whoever checks a cap.  A dead worker's counts
  * vanish when the supervisor resets its slot (trk_conns_reset).
@@ -59,9 +60,6 @@ enum {
     TRK_TBL_CONNS   = 7         /* connection counters per worker slot */
 };
 
-/* base of the doubling refusal delay once a login counter is over its
- * limit (the cap is TS_LOGIN_DELAY_MAX_MS) */
-
 enum {
     TRK_SESS_FREE    = 0,
     TRK_SESS_LIVE    = 1,
@@ -77,7 +75,7 @@ typedef struct {
     char             user[TS_ID_MAX_B + 1];
     uint8_t          fp[TS_FP_B];            /* node identity at login */
     _Atomic int64_t  last_hb_ms;             /* monotonic */
-    _Atomic int64_t  local_hb_ms;            /* last request HERE (K1
+    _Atomic int64_t  local_hb_ms;            /* last request HERE (sync
                                                 gossip); 0 = none */
 } trk_sess_sh_t;
 
@@ -89,7 +87,7 @@ typedef struct {
     _Atomic uint32_t workers_n;
     _Atomic uint32_t ready_logged;
     _Atomic uint64_t lock_repairs;
-    /* K1: cluster */
+    /* cluster (the sync process) */
     _Atomic uint64_t hlc;            /* hybrid logical clock */
     _Atomic uint64_t op_wake;        /* bumped after each logged commit */
     _Atomic int32_t  leader;         /* tracker id; 0 = not known yet */
@@ -158,10 +156,10 @@ int  trk_sess_lookup_fp(trk_shm_t *t, const uint8_t h[32], int64_t now_ms,
 int  trk_sess_insert(trk_shm_t *t, const uint8_t h[32], const char *user,
                      const uint8_t *fp, int64_t now_ms);
 void trk_sess_remove(trk_shm_t *t, const uint8_t h[32]);
-/* K1: a peer saw a request of session h: refresh its heartbeat if cached
+/* A peer saw a request of session h: refresh its heartbeat if cached
  * (live or expired-but-kept entries alike).  1 refreshed, 0 absent. */
 int  trk_sess_refresh(trk_shm_t *t, const uint8_t h[32], int64_t now_ms);
-/* K1: sessions with a request on this tracker since since_ms. */
+/* Sessions with a request on this tracker since since_ms. */
 void trk_sess_each_local(trk_shm_t *t, int64_t since_ms,
                          void (*fn)(const uint8_t h[32], void *arg),
                          void *arg);

@@ -1,0 +1,440 @@
+/*
+ * trk_opts.c -- the tracker's command line: defaults, options, usage.
+ *
+ * Purpose: fill the trk_config_t from ts_config.h's defaults and the
+ * options, check each value against its range (numeric options are a
+ * table: name, range, field), and tell main which mode was asked for
+ * (run, --status, --init-pki).  A bad option exits 2 with a message and
+ * the usage line; --help and --version exit 0.
+ *
+ * Locking: none (the supervisor, before anything is forked).
+ *
+ * Crash behaviour: nothing kept.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ts_config.h"
+#include "ts_log.h"
+#include "ts_sup.h"
+#include "trk_opts.h"
+
+#define USAGE_LINE  "usage: tracker [options] tracker_info.txt <id> " \
+                    "(try --help)\n"
+
+static const struct option opts_long[] = {
+    { "data-dir",        required_argument, NULL, 'd' },
+    { "workers",         required_argument, NULL, 'w' },
+    { "kdf-iterations",  required_argument, NULL, 'k' },
+    { "session-timeout", required_argument, NULL, 't' },
+    { "fsync",           required_argument, NULL, 'f' },
+    { "log-level",       required_argument, NULL, 'l' },
+    { "status",          no_argument,       NULL, 'S' },
+    { "pki",             required_argument, NULL, 'P' },
+    { "init-pki",        no_argument,       NULL, 'I' },
+    { "ticket-ttl",      required_argument, NULL, 'T' },
+    { "handshake-ms",    required_argument, NULL, 'H' },
+    { "frame-timeout",   required_argument, NULL, 'F' },
+    { "max-conns",       required_argument, NULL, 'C' },
+    { "max-conns-per-addr", required_argument, NULL, 'A' },
+    { "max-unauth",      required_argument, NULL, 'U' },
+    { "login-fails-user", required_argument, NULL, 'u' },
+    { "login-fails-addr", required_argument, NULL, 'a' },
+    { "login-timeout",   required_argument, NULL, 'L' },
+    { "kdf-per-addr",    required_argument, NULL, 'K' },
+    { "create-user-per-addr", required_argument, NULL, 'c' },
+    { "worker-out-max",  required_argument, NULL, 'O' },
+    { "help",            no_argument,       NULL, 'h' },
+    { "version",         no_argument,       NULL, 'V' },
+    { NULL, 0, NULL, 0 }
+};
+
+/* A numeric option: its range and the trk_config_t field it sets. */
+enum { NUM_INT, NUM_U32, NUM_I64, NUM_U64 };
+
+typedef struct {
+    int          opt;               /* getopt_long's value */
+    const char  *what;              /* "bad --workers" */
+    const char  *range;             /* " (1..64)" */
+    long long    min, max;
+    size_t       off;               /* offsetof(trk_config_t, field) */
+    int          type;              /* NUM_* */
+} num_opt_t;
+
+#define CFG(f)  offsetof(trk_config_t, f)
+
+static const num_opt_t num_opts[] = {
+    { 'w', "bad --workers", " (1..64)", 1, TS_SUP_WORKERS_MAX_N,
+      CFG(workers), NUM_INT },
+    { 'k', "bad --kdf-iterations", "", 1, 100000000,
+      CFG(kdf_iterations), NUM_U32 },
+    { 't', "bad --session-timeout", " (100..86400000 ms)", 100, 86400000,
+      CFG(session_timeout_ms), NUM_I64 },
+    { 'T', "bad --ticket-ttl", " (1000..86400000 ms)", 1000, 86400000,
+      CFG(ticket_ttl_ms), NUM_I64 },
+    { 'H', "bad --handshake-ms", " (50..3600000 ms)", 50, 3600000,
+      CFG(handshake_ms), NUM_I64 },
+    { 'F', "bad --frame-timeout", " (50..3600000 ms)", 50, 3600000,
+      CFG(frame_ms), NUM_I64 },
+    { 'C', "bad connection cap", " (1..1000000)", 1, 1000000,
+      CFG(conns_max), NUM_U32 },
+    { 'A', "bad connection cap", " (1..1000000)", 1, 1000000,
+      CFG(conns_addr), NUM_U32 },
+    { 'U', "bad connection cap", " (1..1000000)", 1, 1000000,
+      CFG(unauth_max), NUM_U32 },
+    { 'u', "bad login failure limit", " (0..1000000)", 0, 1000000,
+      CFG(login_fails_user), NUM_U32 },
+    { 'a', "bad login failure limit", " (0..1000000)", 0, 1000000,
+      CFG(login_fails_addr), NUM_U32 },
+    { 'L', "bad --login-timeout", " (50..3600000 ms)", 50, 3600000,
+      CFG(login_ms), NUM_I64 },
+    { 'K', "bad --kdf-per-addr", " (0..1000000)", 0, 1000000,
+      CFG(kdf_per_addr), NUM_U32 },
+    { 'c', "bad --create-user-per-addr", " (0..1000000)", 0, 1000000,
+      CFG(create_per_addr), NUM_U32 },
+    { 'O', "bad --worker-out-max", " (65536..2^40 bytes)", 1 << 16,
+      1LL << 40, CFG(worker_out_max), NUM_U64 },
+};
+
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: tracker [options] tracker_info.txt <id>\n"
+        "       tracker [--pki DIR] --init-pki tracker_info.txt\n"
+        "       tracker [--pki DIR] --status tracker_info.txt <id>\n"
+        "  -d, --data-dir DIR          state directory "
+        "(default ./tsr-tracker-<id>)\n"
+        "  -w, --workers N             request workers (default %d)\n"
+        "      --kdf-iterations N      PBKDF2 iterations for new passwords "
+        "(default %d)\n"
+        "      --session-timeout MS    session ends without a heartbeat "
+        "(default %d)\n"
+        "      --fsync on|off          sync tdb commits (default on)\n"
+        "      --status                print STATUS of tracker <id> and "
+        "exit (shows\n"
+        "                              <pki>/tracker-<id>.crt: run it on "
+        "that tracker's\n"
+        "                              machine)\n"
+        "  security (TLS 1.3 on every link):\n"
+        "      --pki DIR               CA and tracker certificates "
+        "(default <dir of\n"
+        "                              tracker_info.txt>/pki); ca.crt/.key "
+        "and this\n"
+        "                              tracker's tracker-<id>.crt/.key are "
+        "created\n"
+        "                              there when missing (the latter needs "
+        "ca.key)\n"
+        "      --init-pki              create the CA and every tracker's "
+        "certificate\n"
+        "                              for tracker_info.txt, then exit (copy "
+        "ca.crt +\n"
+        "                              tracker-N.* to tracker N, ca.crt to "
+        "clients,\n"
+        "                              keep ca.key offline)\n"
+        "      --ticket-ttl MS         lifetime of download tickets "
+        "(default %d)\n"
+        "      --handshake-ms MS       a TLS handshake must finish "
+        "(default %d)\n"
+        "      --frame-timeout MS      a request frame begun must finish "
+        "(default %d)\n"
+        "      --max-conns N           connections in all (default %d)\n"
+        "      --max-conns-per-addr N  connections from one address "
+        "(default %d)\n"
+        "      --max-unauth N          connections not logged in "
+        "(default %d)\n"
+        "      --login-fails-user N    failed logins of a user before "
+        "refusals\n"
+        "                              (default %d; 0 = never refuse)\n"
+        "      --login-fails-addr N    failed logins from an address "
+        "before refusals\n"
+        "                              (default %d; 0 = never refuse); "
+        "refusals last\n"
+        "                              %d ms, doubling per failure up to "
+        "%d ms; a\n"
+        "                              counter is forgotten after %d ms "
+        "without failures\n"
+        "      --login-timeout MS      a connection that has not logged in "
+        "by then is\n"
+        "                              closed (default %d)\n"
+        "      --kdf-per-addr N        password checks (login, create_user) "
+        "in progress\n"
+        "                              from one address (default %d; 0 = "
+        "no cap)\n"
+        "      --create-user-per-addr N  create_users from one address "
+        "before refusals\n"
+        "                              (default %d; 0 = no cap); refusals "
+        "double like\n"
+        "                              login refusals\n"
+        "      --worker-out-max BYTES  replies queued in one worker before "
+        "connections\n"
+        "                              with queued replies are not read "
+        "(default %u)\n"
+        "  -l, --log-level LEVEL       error|warn|info|debug\n"
+        "  -h, --help                  this text\n"
+        "  -V, --version               print the version\n",
+        TS_TRK_WORKERS_N, TS_KDF_ITERATIONS_N, TS_SESSION_TIMEOUT_MS,
+        TS_TICKET_TTL_MS, TS_TLS_HANDSHAKE_MS, TS_TRK_FRAME_TIMEOUT_MS,
+        TS_TRK_CONNS_MAX_N, TS_TRK_CONNS_ADDR_N, TS_TRK_UNAUTH_MAX_N,
+        TS_LOGIN_FAILS_USER_N, TS_LOGIN_FAILS_ADDR_N, TS_LOGIN_DELAY_MIN_MS,
+        TS_LOGIN_DELAY_MAX_MS, TS_LOGIN_WINDOW_MS, TS_TRK_LOGIN_MS,
+        TS_TRK_KDF_ADDR_N, TS_TRK_CREATE_ADDR_N, TS_TRK_WORKER_OUT_MAX_B);
+}
+
+
+void
+trk_opts_bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "tracker: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n" USAGE_LINE);
+    exit(2);
+}
+
+
+/* Parses a decimal in [min, max]; -1 on error. */
+static long long
+parse_num(const char *s, long long min, long long max)
+{
+    char      *end;
+    long long  v;
+
+    if (s == NULL || *s == '\0') {
+        return -1;
+    }
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max) {
+        return -1;
+    }
+    return v;
+}
+
+
+static void
+opts_defaults(trk_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->workers = TS_TRK_WORKERS_N;
+    cfg->kdf_iterations = TS_KDF_ITERATIONS_N;
+    cfg->session_timeout_ms = TS_SESSION_TIMEOUT_MS;
+    cfg->listen_fd = -1;
+    cfg->ticket_ttl_ms = TS_TICKET_TTL_MS;
+    cfg->handshake_ms = TS_TLS_HANDSHAKE_MS;
+    cfg->frame_ms = TS_TRK_FRAME_TIMEOUT_MS;
+    cfg->conns_max = TS_TRK_CONNS_MAX_N;
+    cfg->conns_addr = TS_TRK_CONNS_ADDR_N;
+    cfg->unauth_max = TS_TRK_UNAUTH_MAX_N;
+    cfg->login_fails_user = TS_LOGIN_FAILS_USER_N;
+    cfg->login_fails_addr = TS_LOGIN_FAILS_ADDR_N;
+    cfg->login_ms = TS_TRK_LOGIN_MS;
+    cfg->worker_out_max = TS_TRK_WORKER_OUT_MAX_B;
+    cfg->kdf_per_addr = TS_TRK_KDF_ADDR_N;
+    cfg->create_per_addr = TS_TRK_CREATE_ADDR_N;
+    cfg->conns_per_worker = TS_TRK_CONNS_PER_WORKER_N;
+}
+
+
+/* A numeric option: 1 if opt is one (the value set, or exit 2). */
+static int
+opts_num(int opt, const char *arg, trk_config_t *cfg)
+{
+    const num_opt_t *n;
+    long long        v;
+    char            *f;
+    size_t           i;
+
+    for (i = 0; i < sizeof(num_opts) / sizeof(num_opts[0]); i++) {
+        n = &num_opts[i];
+        if (n->opt != opt) {
+            continue;
+        }
+        v = parse_num(arg, n->min, n->max);
+        if (v < 0) {
+            trk_opts_bad_usage("%s '%s'%s", n->what, arg, n->range);
+        }
+        f = (char *) cfg + n->off;
+        switch (n->type) {
+        case NUM_INT:
+            *(int *) (void *) f = (int) v;
+            break;
+        case NUM_U32:
+            *(uint32_t *) (void *) f = (uint32_t) v;
+            break;
+        case NUM_I64:
+            *(int64_t *) (void *) f = (int64_t) v;
+            break;
+        default:
+            *(uint64_t *) (void *) f = (uint64_t) v;
+            break;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+
+static void
+opts_log_level(const char *arg)
+{
+    static const struct { const char *name; int level; } levels[] = {
+        { "error", TS_LOG_ERROR }, { "warn", TS_LOG_WARN },
+        { "info", TS_LOG_INFO }, { "debug", TS_LOG_DEBUG },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        if (strcmp(arg, levels[i].name) == 0) {
+            ts_log_set_level(levels[i].level);
+            return;
+        }
+    }
+    trk_opts_bad_usage("bad --log-level '%s'", arg);
+}
+
+
+/* <dirname of info>/pki, unless --pki gave one. */
+static int
+pki_dir_of(const char *info, const char *opt, char *out, size_t outsz)
+{
+    char tmp[PATH_MAX];
+    int  n;
+
+    if (opt != NULL) {
+        n = snprintf(out, outsz, "%s", opt);
+    } else {
+        snprintf(tmp, sizeof(tmp), "%s", info);
+        n = snprintf(out, outsz, "%s/pki", dirname(tmp));
+    }
+    return n < 0 || (size_t) n >= outsz ? -1 : 0;
+}
+
+
+int
+trk_opts_pki_paths(trk_config_t *cfg)
+{
+    if (strlen(cfg->pki_dir) + 32 >= sizeof(cfg->ca_path)) {
+        return -1;
+    }
+    /* (the length was checked above; the precision tells gcc) */
+    snprintf(cfg->ca_path, sizeof(cfg->ca_path), "%.*s/ca.crt",
+             (int) (sizeof(cfg->ca_path) - 32), cfg->pki_dir);
+    snprintf(cfg->crt_path, sizeof(cfg->crt_path), "%.*s/tracker-%d.crt",
+             (int) (sizeof(cfg->crt_path) - 32), cfg->pki_dir, cfg->id);
+    snprintf(cfg->key_path, sizeof(cfg->key_path), "%.*s/tracker-%d.key",
+             (int) (sizeof(cfg->key_path) - 32), cfg->pki_dir, cfg->id);
+    return 0;
+}
+
+
+/* The options proper.  -1: go on; else the exit code. */
+static int
+opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
+            const char **pki_opt)
+{
+    int opt, status_mode = 0, init_mode = 0;
+
+    while ((opt = getopt_long(argc, argv, "d:w:l:hV", opts_long, NULL))
+           != -1)
+    {
+        if (opts_num(opt, optarg, cfg)) {
+            continue;
+        }
+        switch (opt) {
+        case 'd':
+            o->data_dir = optarg;
+            break;
+        case 'f':
+            if (strcmp(optarg, "on") == 0) {
+                cfg->nosync = 0;
+            } else if (strcmp(optarg, "off") == 0) {
+                cfg->nosync = 1;
+            } else {
+                trk_opts_bad_usage("bad --fsync '%s' (on|off)", optarg);
+            }
+            break;
+        case 'l':
+            opts_log_level(optarg);
+            break;
+        case 'S':
+            status_mode = 1;
+            break;
+        case 'P':
+            *pki_opt = optarg;
+            break;
+        case 'I':
+            init_mode = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("tessera tracker %s\n", TS_VERSION_STRING);
+            return 0;
+        default:
+            fprintf(stderr, USAGE_LINE);
+            return 2;
+        }
+    }
+    if (init_mode && status_mode) {
+        fprintf(stderr, "usage: tracker [--pki DIR] --init-pki "
+                "tracker_info.txt (try --help)\n");
+        return 2;
+    }
+    o->mode = init_mode ? TRK_MODE_INIT_PKI
+              : status_mode ? TRK_MODE_STATUS : TRK_MODE_RUN;
+    return -1;
+}
+
+
+int
+trk_opts_parse(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o)
+{
+    const char *pki_opt = NULL;
+    long long   v;
+    int         rc, nargs;
+
+    opts_defaults(cfg);
+    memset(o, 0, sizeof(*o));
+    rc = opts_getopt(argc, argv, cfg, o, &pki_opt);
+    if (rc >= 0) {
+        return rc;
+    }
+    nargs = o->mode == TRK_MODE_INIT_PKI ? 1 : 2;
+    if (argc - optind != nargs) {
+        fprintf(stderr, o->mode == TRK_MODE_INIT_PKI
+                ? "usage: tracker [--pki DIR] --init-pki "
+                  "tracker_info.txt (try --help)\n" : USAGE_LINE);
+        return 2;
+    }
+    o->info_path = argv[optind];
+    if (pki_dir_of(o->info_path, pki_opt, cfg->pki_dir,
+                   sizeof(cfg->pki_dir)) != 0)
+    {
+        trk_opts_bad_usage("PKI directory path too long");
+    }
+    if (o->mode == TRK_MODE_INIT_PKI) {
+        return -1;
+    }
+    v = parse_num(argv[optind + 1], 1, TS_TRACKERS_MAX_N);
+    if (v < 0) {
+        trk_opts_bad_usage("bad tracker id '%s' (a 1-based line number)",
+                           argv[optind + 1]);
+    }
+    cfg->id = (int) v;
+    if (o->mode == TRK_MODE_STATUS && trk_opts_pki_paths(cfg) != 0) {
+        trk_opts_bad_usage("PKI directory path too long");
+    }
+    return -1;
+}

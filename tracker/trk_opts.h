@@ -1,0 +1,78 @@
+/*
+ * trk_opts.h -- the tracker's configuration (trk_config_t) and its
+ * command line.
+ *
+ * The supervisor fills one trk_config_t from the options (trk_opts_parse)
+ * and at start-up (trk_start.c: listen socket, shm mapping, trackers)
+ * before forking; every worker and the sync process inherit it
+ * read-only.
+ */
+#ifndef TRK_OPTS_H_INCLUDED
+#define TRK_OPTS_H_INCLUDED
+
+#include <limits.h>
+#include <stdint.h>
+#include "trk_shm.h"
+#include "ts_trackers.h"
+
+typedef struct {
+    int        id;                  /* 1-based tracker id */
+    char       ip[64];
+    uint16_t   port;
+    char       data_dir[PATH_MAX];
+    char       db_path[PATH_MAX];
+    int        workers;
+    uint32_t   kdf_iterations;
+    int64_t    session_timeout_ms;
+    int        nosync;
+    int        listen_fd;
+    trk_shm_t  shm;
+    ts_trackers_t trackers;         /* every tracker, for trk-sync */
+    /* identities (PEM files under --pki) */
+    char       pki_dir[PATH_MAX];
+    char       ca_path[PATH_MAX];   /* <pki>/ca.crt */
+    char       crt_path[PATH_MAX];  /* <pki>/tracker-<id>.crt */
+    char       key_path[PATH_MAX];  /* <pki>/tracker-<id>.key */
+    int64_t    ticket_ttl_ms;       /* --ticket-ttl */
+    /* deadlines and caps (options; defaults in ts_config.h) */
+    int64_t    handshake_ms;        /* --handshake-ms */
+    int64_t    frame_ms;            /* --frame-timeout */
+    uint32_t   conns_max;           /* --max-conns */
+    uint32_t   conns_addr;          /* --max-conns-per-addr */
+    uint32_t   unauth_max;          /* --max-unauth */
+    uint32_t   login_fails_user;    /* --login-fails-user (0 = off) */
+    uint32_t   login_fails_addr;    /* --login-fails-addr (0 = off) */
+    int64_t    login_ms;            /* --login-timeout */
+    uint64_t   worker_out_max;      /* --worker-out-max (bytes) */
+    uint32_t   kdf_per_addr;        /* --kdf-per-addr (0 = off) */
+    uint32_t   create_per_addr;     /* --create-user-per-addr (0 = off) */
+    uint32_t   conns_per_worker;    /* TS_TRK_CONNS_PER_WORKER_N, less if
+                                       the open files limit is lower */
+} trk_config_t;
+
+/* What the command line asks for. */
+enum {
+    TRK_MODE_RUN      = 0,          /* tracker [options] info <id> */
+    TRK_MODE_STATUS   = 1,          /* --status info <id> */
+    TRK_MODE_INIT_PKI = 2           /* --init-pki info */
+};
+
+typedef struct {
+    int          mode;              /* TRK_MODE_* */
+    const char  *info_path;         /* tracker_info.txt */
+    const char  *data_dir;          /* --data-dir, NULL = default */
+} trk_opts_t;
+
+/* Parses argv into cfg (defaults from ts_config.h first) and o: the
+ * tracker id and cfg->pki_dir are set for every mode, the PKI file
+ * paths for TRK_MODE_STATUS.  -1: go on; else the exit code (help,
+ * version, or a usage error already printed). */
+int  trk_opts_parse(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o);
+/* Fills cfg->ca_path, crt_path and key_path from pki_dir and id.  0, or
+ * -1 if pki_dir is too long for them. */
+int  trk_opts_pki_paths(trk_config_t *cfg);
+/* Exits 2 after printing "tracker: <message>" and the usage line. */
+void trk_opts_bad_usage(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+#endif
