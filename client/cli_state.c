@@ -23,14 +23,14 @@
 #include "ts_buf.h"
 #include "ts_log.h"
 #include "ts_proto.h"
+#include "ts_kv.h"
 #include "cli_state.h"
 
 #define CLI_KEY_MAX_B  (2 + TS_ID_MAX_B + 1 + TS_ID_MAX_B + 1 \
                         + TS_NAME_MAX_B + 1)
 
 struct cli_state_s {
-    struct tdb_context  *tdb;
-    int                  in_tx;
+    ts_kv_t  *kv;
 };
 
 
@@ -40,7 +40,7 @@ cli_state_t *
 cli_state_open(const char *dir)
 {
     cli_state_t  *st;
-    char          path[PATH_MAX];
+    char          path[PATH_MAX], err[512];
 
     if (snprintf(path, sizeof(path), "%s/%s", dir, CLI_STATE_FILE)
         >= (int) sizeof(path))
@@ -52,10 +52,10 @@ cli_state_open(const char *dir)
     if (st == NULL) {
         return NULL;
     }
-    st->tdb = tdb_open(path, 0, TDB_DEFAULT, O_RDWR | O_CREAT | O_CLOEXEC,
-                       0600);
-    if (st->tdb == NULL) {
-        ts_err("tdb_open(%s) failed: %s", path, strerror(errno));
+    st->kv = ts_kv_open(path, 0, TDB_DEFAULT, O_CREAT | O_CLOEXEC, err,
+                        sizeof(err));
+    if (st->kv == NULL) {
+        ts_err("%s", err);
         free(st);
         return NULL;
     }
@@ -66,54 +66,31 @@ cli_state_open(const char *dir)
 void
 cli_state_close(cli_state_t *st)
 {
-    if (st == NULL) {
-        return;
+    if (st != NULL) {
+        ts_kv_close(st->kv);
+        free(st);
     }
-    if (st->in_tx) {
-        tdb_transaction_cancel(st->tdb);
-    }
-    tdb_close(st->tdb);
-    free(st);
 }
 
 
 int
 cli_state_begin(cli_state_t *st)
 {
-    if (st->in_tx) {
-        return -1;
-    }
-    if (tdb_transaction_start(st->tdb) != 0) {
-        ts_err("tdb_transaction_start() failed: %s", tdb_errorstr(st->tdb));
-        return -1;
-    }
-    st->in_tx = 1;
-    return 0;
+    return ts_kv_begin(st->kv);
 }
 
 
 int
 cli_state_commit(cli_state_t *st)
 {
-    if (!st->in_tx) {
-        return -1;
-    }
-    st->in_tx = 0;
-    if (tdb_transaction_commit(st->tdb) != 0) {
-        ts_err("tdb_transaction_commit() failed: %s", tdb_errorstr(st->tdb));
-        return -1;
-    }
-    return 0;
+    return ts_kv_commit(st->kv);
 }
 
 
 void
 cli_state_cancel(cli_state_t *st)
 {
-    if (st->in_tx) {
-        st->in_tx = 0;
-        tdb_transaction_cancel(st->tdb);
-    }
+    ts_kv_cancel(st->kv);
 }
 
 
@@ -143,22 +120,19 @@ cli_write(cli_state_t *st, const char *key, int klen, const ts_wbuf_t *val)
 
     k.dptr = (unsigned char *) key;
     k.dsize = (size_t) klen;
-    own = !st->in_tx;
+    own = !ts_kv_in_txn(st->kv);
     if (own && cli_state_begin(st) != 0) {
         return -1;
     }
     if (val != NULL) {
         v.dptr = val->data;
         v.dsize = val->len;
-        r = tdb_store(st->tdb, k, v, TDB_REPLACE);
+        r = ts_kv_store(st->kv, k, v);
     } else {
-        r = tdb_delete(st->tdb, k);
-        if (r != 0 && tdb_error(st->tdb) == TDB_ERR_NOEXIST) {
-            r = 0;
-        }
+        r = ts_kv_delete(st->kv, k) < 0 ? -1 : 0;
     }
     if (r != 0) {
-        ts_err("tdb write of %s failed: %s", key, tdb_errorstr(st->tdb));
+        ts_err("node.tdb write of %s failed", key);
         if (own) {
             cli_state_cancel(st);
         }
@@ -239,11 +213,7 @@ cli_fetch(cli_state_t *st, char kind, const char *user, const char *group,
     }
     k.dptr = (unsigned char *) key;
     k.dsize = (size_t) klen;
-    *data = tdb_fetch(st->tdb, k);
-    if (data->dptr == NULL) {
-        return tdb_error(st->tdb) == TDB_ERR_NOEXIST ? 1 : -1;
-    }
-    return 0;
+    return ts_kv_fetch(st->kv, k, data);
 }
 
 
@@ -390,8 +360,8 @@ cli_traverse(cli_state_t *st, char kind, const char *user, cli_trav_t *t)
     t->plen = (size_t) snprintf(t->prefix, sizeof(t->prefix), "%c/%s/",
                                 kind, user);
     t->count = 0;
-    if (tdb_traverse(st->tdb, cli_trav_fn, t) < 0) {
-        ts_err("tdb_traverse() failed: %s", tdb_errorstr(st->tdb));
+    if (ts_kv_walk(st->kv, cli_trav_fn, t) < 0) {
+        ts_err("node.tdb walk failed");
         return -1;
     }
     return t->count;
