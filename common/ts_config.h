@@ -246,4 +246,24 @@
 #define TS_SHM_LAYOUT_VERSION     1
 #define TS_SHM_TABLES_MAX_N       16
 
+/* ---- client node workers (workers/) ---------------------------------- */
+#define TS_DL_LINKS_N             (TS_NODE_DOWNLOADS_N * TS_NODE_SOURCES_N)
+                                           /* peer links one downloader
+                                            keeps (one per identity) */
+#define TS_DL_LINK_QUEUE_N        (TS_NODE_PIPELINE_N + TS_NODE_DOWNLOADS_N)
+                                           /* requests pipelined on a link:
+                                            MAP/GETs plus PEER_AUTHs */
+#define TS_DL_SNAPSHOT_TRIES_N    1000     /* seqlock reads of a download's
+                                            text fields before giving up
+                                            until the next pass */
+#define TS_DL_EPOLL_EVENTS_N      64       /* epoll events per epoll_wait() */
+#define TS_UP_MSG_B               128      /* a PEER_AUTH refusal's reason,
+                                            bytes */
+#define TS_UP_HANDLE_ROUNDS_N     8        /* answer/read rounds per link
+                                            per wakeup */
+#define TS_NODE_STOP_GRACE_MS     1000     /* node_stop: waited past the
+                                            supervisor's own stop deadline
+                                            before SIGKILL */
+#define TS_NODE_STOP_POLL_MS      10       /* node_stop: waitpid() poll step */
+
 #endif /* TS_CONFIG_H_INCLUDED */
