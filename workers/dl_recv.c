@@ -39,7 +39,7 @@
  * this link until the agent brings a new ticket. */
 static void
 dl_recv_auth(dl_t *w, dl_link_t *k, const dl_req_t *r, const uint8_t *p,
-            size_t n)
+             size_t n)
 {
     node_dl_sh_t *d = &w->dls[r->dl];
     dl_local_t   *l = &w->loc[r->dl];
@@ -101,7 +101,7 @@ dl_recv_no_ticket(dl_t *w, dl_link_t *k, const dl_req_t *r)
 
 static void
 dl_recv_map(dl_t *w, dl_link_t *k, const dl_req_t *r, const uint8_t *p,
-           size_t n)
+            size_t n)
 {
     node_dl_sh_t      *d = &w->dls[r->dl];
     dl_local_t        *l = &w->loc[r->dl];
@@ -275,7 +275,7 @@ dl_recv_chunk(dl_t *w, dl_link_t *k, const dl_req_t *r)
         if (n <= 0) {
             ts_err("pwrite(\"%s\") failed: %s", l->part, strerror(errno));
             dl_local_fail(w, r->dl, NODE_DL_ACTIVE,
-                    "write to the .part file failed");
+                          "write to the .part file failed");
             return;
         }
     }
@@ -291,7 +291,7 @@ dl_recv_chunk(dl_t *w, dl_link_t *k, const dl_req_t *r)
     atomic_fetch_add(&w->stats->chunks_down, 1);
     atomic_fetch_add(&src->chunks, 1);
     dl_recv_rate(src, r->len, ts_now_us() - k->start_us,
-                   dl_recv_links(w, r->dl, r->src));
+                 dl_recv_links(w, r->dl, r->src));
     /* the chunk is cache-hot: if it is the frontier, hash it from here */
     dl_fh_advance(w, r->dl, k->data, r->chunk, TS_DL_FH_BATCH_N);
 }

@@ -82,7 +82,8 @@ up_serve_mtime_ns(const struct stat *sb)
  * u->share_snap) or -1, *dl = download index (snapshot in u->dl_snap)
  * or -1. */
 static void
-up_serve_find(up_t *u, const char *group, const char *name, int *share, int *dl)
+up_serve_find(up_t *u, const char *group, const char *name, int *share,
+              int *dl)
 {
     node_share_sh_t  *sh = node_shares(u->shm);
     node_dl_sh_t     *dls = node_dls(u->shm);
@@ -374,7 +375,8 @@ up_serve_map(up_t *u, up_link_t *k, const up_req_t *r)
     if (s >= 0 && atomic_load(&u->share_snap.state) == NODE_SHARE_READY
         && up_serve_share_fd(u, s, &why) >= 0)
     {
-        (void) peer_msg_map_encode(b, up_serve_load(u), u->share_snap.nchunks, 1);
+        (void) peer_msg_map_encode(b, up_serve_load(u),
+                                   u->share_snap.nchunks, 1);
         goto out;
     }
     if (d >= 0 && up_serve_dl_servable(&u->dl_snap)) {
@@ -402,7 +404,7 @@ out:
 
 
 static void
-up_serve_data_error(up_t *u, up_link_t *k, const up_req_t *r, ts_status_t st,
+up_serve_error(up_t *u, up_link_t *k, const up_req_t *r, ts_status_t st,
     const char *msg)
 {
     ts_wbuf_t  *b = &k->out;
@@ -424,15 +426,15 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
     const char  *why = NULL;
 
     if (r->bad) {
-        up_serve_data_error(u, k, r, TS_ERR_BADREQ, "malformed request");
+        up_serve_error(u, k, r, TS_ERR_BADREQ, "malformed request");
         return;
     }
     if (!up_serve_authorized(k, r)) {
-        up_serve_data_error(u, k, r, TS_ERR_PERM, "no valid ticket");
+        up_serve_error(u, k, r, TS_ERR_PERM, "no valid ticket");
         return;
     }
     if (atomic_load(&u->st->paused)) {
-        up_serve_data_error(u, k, r, TS_ERR_AUTH, "peer is not sharing right now");
+        up_serve_error(u, k, r, TS_ERR_AUTH, "peer is not sharing right now");
         return;
     }
     up_serve_find(u, r->group, r->name, &s, &d);
@@ -442,7 +444,7 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
         n = u->share_snap.nchunks;
         size = u->share_snap.size;
         if (r->index >= n) {
-            up_serve_data_error(u, k, r, TS_ERR_BADREQ, "chunk index out of range");
+            up_serve_error(u, k, r, TS_ERR_BADREQ, "chunk index out of range");
             return;
         }
         fd = up_serve_share_fd(u, s, &why);
@@ -454,11 +456,11 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
         n = u->dl_snap.nchunks;
         size = u->dl_snap.size;
         if (r->index >= n) {
-            up_serve_data_error(u, k, r, TS_ERR_BADREQ, "chunk index out of range");
+            up_serve_error(u, k, r, TS_ERR_BADREQ, "chunk index out of range");
             return;
         }
         if (!node_bit_test(node_dl_done(u->shm, d), r->index)) {
-            up_serve_data_error(u, k, r, TS_ERR_NOTFOUND, "chunk not available");
+            up_serve_error(u, k, r, TS_ERR_NOTFOUND, "chunk not available");
             return;
         }
         fd = up_serve_dl_fd(u, d);
@@ -467,17 +469,17 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
         if (fd < 0 || fstat(fd, &sb) != 0
             || (uint64_t) sb.st_size < off + len)
         {
-            up_serve_data_error(u, k, r, TS_ERR_NOTFOUND, "chunk not available");
+            up_serve_error(u, k, r, TS_ERR_NOTFOUND, "chunk not available");
             return;
         }
         why = NULL;
     }
     if (fd < 0) {
         if (s >= 0 || why != NULL) {
-            up_serve_data_error(u, k, r, TS_ERR_STATE,
-                          why ? why : "file changed on disk");
+            up_serve_error(u, k, r, TS_ERR_STATE,
+                           why ? why : "file changed on disk");
         } else {
-            up_serve_data_error(u, k, r, TS_ERR_NOTFOUND, "unknown file");
+            up_serve_error(u, k, r, TS_ERR_NOTFOUND, "unknown file");
         }
         return;
     }
@@ -488,7 +490,7 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
     k->file_fd = dup(fd);
     if (k->file_fd < 0) {
         ts_err("dup() failed: %s", strerror(errno));
-        up_serve_data_error(u, k, r, TS_ERR_INTERNAL, "out of file descriptors");
+        up_serve_error(u, k, r, TS_ERR_INTERNAL, "out of file descriptors");
         return;
     }
     k->file_off = (off_t) off;

@@ -133,7 +133,7 @@ up_loop_timeouts(up_t *u)
                    && up_loop_unauth_again(u, k, now) != 0)
         {
             up_link_close(u, i, "its tickets expired and too many links hold "
-                     "none");
+                          "none");
         } else if (!k->authed && now - k->unauth_ms > u->unauth_ms) {
             up_link_close(u, i, k->authed_until != 0
                            ? "its tickets expired, no new one in time"
