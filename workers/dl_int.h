@@ -109,16 +109,18 @@ typedef struct {
 } dl_link_t;
 
 typedef struct {
-    int        active;
-    uint32_t   id;
+    /* copied under the entry's seqlock (dl_local_snapshot) */
     char       group[TS_ID_MAX_B + 1];
     char       name[TS_NAME_MAX_B + 1];
-    char       dest[PATH_MAX];
-    char       part[PATH_MAX];
     node_fid_t part_id;      /* the .part the CLI made (node_open_part) */
+    char       part[PATH_MAX];
+    char       dest[PATH_MAX];
     uint64_t   size;
     uint32_t   nchunks;
     uint8_t    sha1[20];
+    /* this worker's own state of the download */
+    int        active;
+    uint32_t   id;           /* node_dl_sh_t.id snapshotted */
     int        fd;
     uint16_t  *avail;
     uint8_t   *avoid;        /* src+1 that sent bad data for a chunk */

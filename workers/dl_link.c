@@ -522,12 +522,8 @@ dl_link_send(dl_t *w, dl_link_t *k, uint8_t type, const dl_req_t *r)
     if (l->tlen > 0 && a->sent_gen != l->tgen) {
         ts_wbuf_reset(&w->pl);
         peer_msg_auth_encode(&w->pl, l->ticket, l->tlen);
-        memset(&ar, 0, sizeof(ar));
-        ar.kind = REQ_AUTH;
-        ar.dl = r->dl;
-        ar.dl_id = l->id;
-        ar.src = r->src;
-        ar.gen = l->tgen;
+        ar = (dl_req_t) { .kind = REQ_AUTH, .dl = r->dl, .dl_id = l->id,
+                          .src = r->src, .gen = l->tgen };
         if (dl_link_queue(w, k, TS_MSG_PEER_AUTH, &ar) != 0) {
             return -1;
         }

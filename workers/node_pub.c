@@ -63,6 +63,15 @@ node_text_ok(const char *group, const char *name, const char *path)
 }
 
 
+/* A text field of an entry, zero-padded (inside the entry's seqlock). */
+static void
+node_text_put(char *dst, size_t size, const char *src)
+{
+    memset(dst, 0, size);
+    snprintf(dst, size, "%s", src);
+}
+
+
 int
 node_share_find(const ts_shm_t *s, const char *group, const char *name)
 {
@@ -118,12 +127,9 @@ node_share_add(ts_shm_t *s, const char *group, const char *name,
 
     e = &sh[i];
     node_seq_begin(&e->seq);
-    memset(e->group, 0, sizeof(e->group));
-    memset(e->name, 0, sizeof(e->name));
-    memset(e->path, 0, sizeof(e->path));
-    snprintf(e->group, sizeof(e->group), "%s", group);
-    snprintf(e->name, sizeof(e->name), "%s", name);
-    snprintf(e->path, sizeof(e->path), "%s", path);
+    node_text_put(e->group, sizeof(e->group), group);
+    node_text_put(e->name, sizeof(e->name), name);
+    node_text_put(e->path, sizeof(e->path), path);
     e->size = size;
     e->mtime_ns = mtime_ns;
     e->nchunks = nchunks;
@@ -154,6 +160,20 @@ node_share_remove(ts_shm_t *s, int idx)
     node_seq_end(&sh[idx].seq);
     atomic_store_explicit(&sh[idx].state, NODE_SHARE_FREE,
                           memory_order_release);
+}
+
+
+/* A source's statistics and backoff back to "never heard from". */
+static void
+node_src_fresh(node_src_sh_t *sr)
+{
+    atomic_store(&sr->load, 0);
+    atomic_store(&sr->failures, 0);
+    atomic_store(&sr->errors, 0);
+    atomic_store(&sr->rate_bps, 0);
+    atomic_store(&sr->chunks, 0);
+    atomic_store(&sr->map_ms, 0);
+    atomic_store(&sr->retry_after_ms, 0);
 }
 
 
@@ -200,10 +220,11 @@ node_dl_add(ts_shm_t *s, const char *group, const char *name,
     {
         return -1;
     }
-    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
-        if (atomic_load(&dls[i].state) == NODE_DL_FREE) {
-            break;
-        }
+    i = 0;
+    while (i < TS_NODE_DOWNLOADS_N
+           && atomic_load(&dls[i].state) != NODE_DL_FREE)
+    {
+        i++;
     }
     if (i == TS_NODE_DOWNLOADS_N) {
         ts_err("download table full (%d)", TS_NODE_DOWNLOADS_N);
@@ -241,14 +262,10 @@ node_dl_add(ts_shm_t *s, const char *group, const char *name,
     }
 
     node_seq_begin(&d->seq);
-    memset(d->group, 0, sizeof(d->group));
-    memset(d->name, 0, sizeof(d->name));
-    memset(d->dest, 0, sizeof(d->dest));
-    memset(d->part, 0, sizeof(d->part));
-    snprintf(d->group, sizeof(d->group), "%s", group);
-    snprintf(d->name, sizeof(d->name), "%s", name);
-    snprintf(d->dest, sizeof(d->dest), "%s", dest);
-    snprintf(d->part, sizeof(d->part), "%s", part);
+    node_text_put(d->group, sizeof(d->group), group);
+    node_text_put(d->name, sizeof(d->name), name);
+    node_text_put(d->dest, sizeof(d->dest), dest);
+    node_text_put(d->part, sizeof(d->part), part);
     memset(&d->part_id, 0, sizeof(d->part_id));
     if (part_id != NULL) {
         d->part_id = *part_id;
@@ -268,15 +285,9 @@ node_dl_add(ts_shm_t *s, const char *group, const char *name,
         memset(sr->addr, 0, sizeof(sr->addr));
         memset(sr->fp, 0, sizeof(sr->fp));
         atomic_store(&sr->complete, 0);
-        atomic_store(&sr->load, 0);
         atomic_store(&sr->inflight, 0);
-        atomic_store(&sr->failures, 0);
-        atomic_store(&sr->errors, 0);
-        atomic_store(&sr->rate_bps, 0);
-        atomic_store(&sr->chunks, 0);
-        atomic_store(&sr->map_ms, 0);
-        atomic_store(&sr->retry_after_ms, 0);
         atomic_store(&sr->map_owner, 0);
+        node_src_fresh(sr);
     }
     node_seq_end(&d->seq);
 
@@ -401,21 +412,14 @@ node_dl_set_sources(ts_shm_t *s, int idx, const char *const *addrs,
             }
         }
         sr = &d->src[j];
-        memset(sr->addr, 0, sizeof(sr->addr));
-        snprintf(sr->addr, sizeof(sr->addr), "%s", addrs[i]);
+        node_text_put(sr->addr, sizeof(sr->addr), addrs[i]);
         if (fps != NULL) {
             memcpy(sr->fp, fps + (size_t) i * TS_FP_B, TS_FP_B);
         } else {
             memset(sr->fp, 0, sizeof(sr->fp));
         }
         atomic_store(&sr->complete, complete ? (complete[i] != 0) : 0);
-        atomic_store(&sr->load, 0);
-        atomic_store(&sr->failures, 0);
-        atomic_store(&sr->errors, 0);
-        atomic_store(&sr->rate_bps, 0);
-        atomic_store(&sr->chunks, 0);
-        atomic_store(&sr->map_ms, 0);
-        atomic_store(&sr->retry_after_ms, 0);
+        node_src_fresh(sr);
         node_bits_load(node_dl_map(s, idx, j), NULL, d->nchunks);
         atomic_store_explicit(&sr->state, NODE_SRC_LIVE,
                               memory_order_release);

@@ -120,10 +120,8 @@ scan:
         }
     }
     for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
-        if (atomic_load(&dls[i].state) == NODE_DL_FREE) {
-            continue;
-        }
-        if (node_dl_snapshot(u->shm, i, &u->dl_snap) == 0
+        if (atomic_load(&dls[i].state) != NODE_DL_FREE
+            && node_dl_snapshot(u->shm, i, &u->dl_snap) == 0
             && strcmp(u->dl_snap.group, group) == 0
             && strcmp(u->dl_snap.name, name) == 0)
         {
