@@ -579,4 +579,15 @@ nf_expect_done(int li, int idx, const nf_file_t *f, const char *dest, int ms)
     assert_int_equal(atomic_load(&d->bytes_done), f->size);
 }
 
+/* The end of a download test: nothing left claimed or counted in
+ * download idx of pool node li, every pool node stopped, f's hashes
+ * freed. */
+static inline void
+nf_finish(int li, int idx, nf_file_t *f)
+{
+    nf_check_clean(li, idx, f);
+    nf_stop_all();
+    free(f->hashes);
+}
+
 #endif

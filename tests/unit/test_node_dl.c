@@ -62,9 +62,7 @@ test_three_seeders(void **state)
         assert_true(atomic_load(&d->src[s].chunks) > 0);
         assert_true(atomic_load(&node_stats(&nf_nodes[k].shm)->chunks_up) > 0);
     }
-    nf_check_clean(li, idx, &f);
-    nf_stop_all();
-    free(f.hashes);
+    nf_finish(li, idx, &f);
 }
 
 static void
@@ -235,9 +233,7 @@ test_seeder_stops(void **state)
     at = atomic_load(&d->chunks_done);
     fprintf(stderr, "seeder stopped at %u/%u chunks\n", at, f.nchunks);
     nf_expect_done(li, idx, &f, dest, 20000);
-    nf_check_clean(li, idx, &f);
-    nf_stop_all();
-    free(f.hashes);
+    nf_finish(li, idx, &f);
 }
 
 static void
@@ -268,9 +264,7 @@ test_no_source_then_seeder(void **state)
     nf_seeder(sdir, &f, port, NULL, 0);
     nf_expect_done(li, idx, &f, dest, 15000);
     assert_int_equal(atomic_load(&d->waiting), 0);
-    nf_check_clean(li, idx, &f);
-    nf_stop_all();
-    free(f.hashes);
+    nf_finish(li, idx, &f);
 }
 
 /* Peers come and go: more distinct peer identities over a download's life
@@ -326,9 +320,7 @@ test_link_table_churn(void **state)
     c[0] = 1;
     nf_set_sources(li, idx, a, c, 1);
     nf_expect_done(li, idx, &f, dest, 15000);
-    nf_check_clean(li, idx, &f);
-    nf_stop_all();
-    free(f.hashes);
+    nf_finish(li, idx, &f);
 }
 
 static int
@@ -439,9 +431,7 @@ test_speed_one_seeder(void **state)
             256000.0 / (double) (t1 - t0 > 0 ? t1 - t0 : 1),
             (long long) (atomic_load(&d->finished_ms)
                          - atomic_load(&d->started_ms)));
-    nf_check_clean(li, idx, &f);
-    nf_stop_all();
-    free(f.hashes);
+    nf_finish(li, idx, &f);
 }
 
 static int

@@ -163,6 +163,40 @@ t_liar_accept(void *arg)
     return NULL;
 }
 
+/* The liar serves f at a free port of 127.0.0.1 (its address to addr,
+ * its identity known there), in threads of this process: started after
+ * every fork of the test's nodes. */
+static pthread_t
+t_liar_start(const nf_file_t *f, char *addr, size_t addrsz)
+{
+    uint16_t  port = nf_free_port();
+    pthread_t th;
+    int       lfd;
+
+    t_liar_nchunks = f->nchunks;
+    t_liar_size = f->size;
+    lfd = ts_net_listen("127.0.0.1", port, 16);
+    assert_true(lfd >= 0);
+    snprintf(addr, addrsz, "127.0.0.1:%u", port);
+    t_liar_identity(addr);
+    atomic_store(&t_liar_stop, 0);
+    assert_int_equal(pthread_create(&th, NULL, t_liar_accept,
+                                    (void *) (intptr_t) lfd), 0);
+    return th;
+}
+
+/* The end of a test with the liar: the download's checks, then the
+ * liar stopped (joined) before the nodes. */
+static void
+t_liar_finish(pthread_t th, int li, int idx, nf_file_t *f)
+{
+    nf_check_clean(li, idx, f);
+    atomic_store(&t_liar_stop, 1);
+    pthread_join(th, NULL);
+    nf_stop_all();
+    free(f->hashes);
+}
+
 /* ---- tests ----------------------------------------------------------- */
 
 static void
@@ -170,24 +204,14 @@ test_corrupt_peer(void **state)
 {
     nf_file_t  f;
     char      addrs[2][64], dest[PATH_MAX];
-    int       li, idx, lfd, s;
-    uint16_t  port = nf_free_port();
+    int       li, idx, s;
     pthread_t th;
     node_dl_sh_t *d;
 
     nf_make_file(&f, 6ull * TS_CHUNK_B + 777);
-    t_liar_nchunks = f.nchunks;
-    t_liar_size = 6ull * TS_CHUNK_B + 777;
     nf_seeder(NULL, &f, 0, addrs[0], sizeof(addrs[0]));
     li = nf_node_in(NULL, 0, 1, 2, NULL, 0);
-    /* the liar's threads start after every fork */
-    lfd = ts_net_listen("127.0.0.1", port, 16);
-    assert_true(lfd >= 0);
-    snprintf(addrs[1], sizeof(addrs[1]), "127.0.0.1:%u", port);
-    t_liar_identity(addrs[1]);
-    atomic_store(&t_liar_stop, 0);
-    assert_int_equal(pthread_create(&th, NULL, t_liar_accept,
-                                    (void *) (intptr_t) lfd), 0);
+    th = t_liar_start(&f, addrs[1], sizeof(addrs[1]));
     idx = nf_leech(li, &f, dest, sizeof(dest), addrs, 2, T_TTL_MS);
     nf_expect_done(li, idx, &f, dest, 20000);
     d = &node_dls(&nf_nodes[li].shm)[idx];
@@ -204,11 +228,7 @@ test_corrupt_peer(void **state)
     }
     assert_true(atomic_load(&node_stats(&nf_nodes[li].shm)->hash_failures)
                 > 0);
-    nf_check_clean(li, idx, &f);
-    atomic_store(&t_liar_stop, 1);
-    pthread_join(th, NULL);
-    nf_stop_all();
-    free(f.hashes);
+    t_liar_finish(th, li, idx, &f);
 }
 
 /* A liar as the only source at first: it must be DROPPED after
@@ -220,24 +240,15 @@ test_liar_dropped(void **state)
     char      addrs[2][64], dest[PATH_MAX];
     const char *a[2];
     int       c[2] = { 1, 1 };
-    int       li, idx, lfd, s;
-    uint16_t  port = nf_free_port();
+    int       li, idx, s;
     pthread_t th;
     node_dl_sh_t *d;
     int64_t   end;
 
     nf_make_file(&f, 8ull * TS_CHUNK_B);
-    t_liar_nchunks = f.nchunks;
-    t_liar_size = 8ull * TS_CHUNK_B;
     nf_seeder(NULL, &f, 0, addrs[1], sizeof(addrs[1]));
     li = nf_node_in(NULL, 0, 1, 2, NULL, 0);
-    lfd = ts_net_listen("127.0.0.1", port, 16);
-    assert_true(lfd >= 0);
-    snprintf(addrs[0], sizeof(addrs[0]), "127.0.0.1:%u", port);
-    t_liar_identity(addrs[0]);
-    atomic_store(&t_liar_stop, 0);
-    assert_int_equal(pthread_create(&th, NULL, t_liar_accept,
-                                    (void *) (intptr_t) lfd), 0);
+    th = t_liar_start(&f, addrs[0], sizeof(addrs[0]));
     idx = nf_leech(li, &f, dest, sizeof(dest), addrs, 1, T_TTL_MS);
     d = &node_dls(&nf_nodes[li].shm)[idx];
     s = nf_src_index(d, addrs[0]);
@@ -255,11 +266,7 @@ test_liar_dropped(void **state)
     nf_set_sources(li, idx, a, c, 2);
     nf_expect_done(li, idx, &f, dest, 20000);
     assert_int_equal(atomic_load(&d->src[s].state), NODE_SRC_DROPPED);
-    nf_check_clean(li, idx, &f);
-    atomic_store(&t_liar_stop, 1);
-    pthread_join(th, NULL);
-    nf_stop_all();
-    free(f.hashes);
+    t_liar_finish(th, li, idx, &f);
 }
 
 /* The tracker lists seeder B's address with seeder A's fingerprint (A is
@@ -306,9 +313,7 @@ test_wrong_identity(void **state)
     assert_int_equal(atomic_load(&node_stats(&nf_nodes[bi].shm)->chunks_up),
                      0);
     assert_true(atomic_load(&node_stats(&nf_nodes[ai].shm)->chunks_up) > 0);
-    nf_check_clean(li, idx, &f);
-    nf_stop_all();
-    free(f.hashes);
+    nf_finish(li, idx, &f);
 }
 
 /* A ticket the seeder refuses (another identity's, then an expired one):
@@ -369,9 +374,7 @@ test_ticket_refused(void **state)
     nf_give_ticket(li, idx, NULL, 60000);
     nf_expect_done(li, idx, &f, dest, 10000);
     assert_int_equal(atomic_load(&d->denied), 0);
-    nf_check_clean(li, idx, &f);
-    nf_stop_all();
-    free(f.hashes);
+    nf_finish(li, idx, &f);
 }
 
 static int
