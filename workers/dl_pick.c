@@ -208,21 +208,16 @@ dl_pick_cost(const node_src_sh_t *src)
             + 1) * 1000000000ull / rate;
 }
 
-/* Picks and sends one GET for download i.  1 if sent, 0 if nothing. */
-int
-dl_pick_one(dl_t *w, int i, int64_t now)
+/* The sources of download i a GET may go to now (a usable link with room
+ * and a live authorization): their bit in the result, their link in
+ * ks[s] and their chunk map in maps[s]. */
+static uint32_t
+dl_pick_links(dl_t *w, int i, int64_t now, dl_link_t **ks,
+              _Atomic uint64_t **maps)
 {
-    dl_local_t       *l = &w->loc[i];
-    node_dl_sh_t     *d = &w->dls[i];
-    _Atomic uint64_t *done = node_dl_done(w->shm, i);
-    _Atomic uint64_t *claims = node_dl_claims(w->shm, i);
-    _Atomic uint64_t *maps[TS_NODE_SOURCES_N];
-    dl_link_t        *ks[TS_NODE_SOURCES_N];
-    uint32_t          elig = 0, wd, c, best = UINT32_MAX, cnt = 0;
-    uint32_t          pick = UINT32_MAX;
-    uint64_t          bits, bcost = UINT64_MAX;
-    int               s, bs = -1, nbest = 0;
-    dl_req_t          r;
+    node_dl_sh_t *d = &w->dls[i];
+    uint32_t      elig = 0;
+    int           s;
 
     for (s = 0; s < TS_NODE_SOURCES_N; s++) {
         ks[s] = NULL;
@@ -240,14 +235,26 @@ dl_pick_one(dl_t *w, int i, int64_t now)
             maps[s] = node_dl_map(w->shm, i, s);
         }
     }
-    if (elig == 0) {
-        return 0;
-    }
+    return elig;
+}
+
+/* The rarest missing, unclaimed chunk of download i that an eligible
+ * source has; among equally rare ones a random one of the first
+ * TS_DL_PICK_WINDOW_N in file order.  UINT32_MAX if none. */
+static uint32_t
+dl_pick_chunk(dl_t *w, int i, uint32_t elig, _Atomic uint64_t **maps)
+{
+    dl_local_t       *l = &w->loc[i];
+    _Atomic uint64_t *done = node_dl_done(w->shm, i);
+    _Atomic uint64_t *claims = node_dl_claims(w->shm, i);
+    uint32_t          wd, c, e, best = UINT32_MAX, cnt = 0;
+    uint32_t          pick = UINT32_MAX;
+    uint64_t          bits;
+    int               s;
+
     for (wd = 0; wd < (l->nchunks + 63) / 64; wd++) {
         bits = ~atomic_load(&done[wd]);
         while (bits) {
-            uint32_t e;
-
             c = wd * 64 + (uint32_t) __builtin_ctzll(bits);
             bits &= bits - 1;
             if (c >= l->nchunks) {
@@ -280,18 +287,28 @@ dl_pick_one(dl_t *w, int i, int64_t now)
             }
         }
     }
-    if (pick == UINT32_MAX) {
-        return 0;
-    }
-    /* least-loaded holder: (reported load + our in-flight + 1) / rate */
-    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
-        node_src_sh_t *src = &d->src[s];
-        uint64_t       cost;
+    return pick;
+}
 
+/* The least-loaded eligible holder of chunk pick: (reported load + our
+ * in-flight + 1) / rate.  -1 if none, or if a holder whose pipeline is
+ * full right now costs less than 1/TS_DL_SPILL_FACTOR of it: then we wait
+ * for that one to drain instead (a busy peer gets only what others
+ * lack). */
+static int
+dl_pick_holder(dl_t *w, int i, int64_t now, uint32_t elig,
+               _Atomic uint64_t **maps, uint32_t pick)
+{
+    dl_local_t   *l = &w->loc[i];
+    node_dl_sh_t *d = &w->dls[i];
+    uint64_t      cost, bcost = UINT64_MAX;
+    int           s, bs = -1, nbest = 0;
+
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
         if (!(elig & (1u << s)) || !node_bit_test(maps[s], pick)) {
             continue;
         }
-        cost = dl_pick_cost(src);
+        cost = dl_pick_cost(&d->src[s]);
         if (l->avoid[pick] == s + 1) {
             cost = UINT64_MAX - 1;     /* only if no one else has it */
         }
@@ -304,14 +321,10 @@ dl_pick_one(dl_t *w, int i, int64_t now)
         }
     }
     if (bs < 0) {
-        return 0;
+        return -1;
     }
-    /* No spill to a much worse peer: if a holder whose pipeline is full
-     * right now costs less than a third of the best one with room, wait
-     * for it to drain instead (a busy peer gets only what others lack). */
     for (s = 0; s < TS_NODE_SOURCES_N; s++) {
         node_src_sh_t *src = &d->src[s];
-        uint64_t       cost;
 
         if ((elig & (1u << s)) || !dl_pick_usable(src, now)
             || atomic_load(&src->map_ms) == 0
@@ -319,10 +332,37 @@ dl_pick_one(dl_t *w, int i, int64_t now)
         {
             continue;
         }
-        cost = dl_pick_cost(src);
-        if (cost < bcost / TS_DL_SPILL_FACTOR) {
-            return 0;
+        if (dl_pick_cost(src) < bcost / TS_DL_SPILL_FACTOR) {
+            return -1;
         }
+    }
+    return bs;
+}
+
+/* Picks and sends one GET for download i.  1 if sent, 0 if nothing. */
+int
+dl_pick_one(dl_t *w, int i, int64_t now)
+{
+    dl_local_t       *l = &w->loc[i];
+    _Atomic uint64_t *done = node_dl_done(w->shm, i);
+    _Atomic uint64_t *claims = node_dl_claims(w->shm, i);
+    _Atomic uint64_t *maps[TS_NODE_SOURCES_N];
+    dl_link_t        *ks[TS_NODE_SOURCES_N];
+    uint32_t          elig, pick;
+    int               bs;
+    dl_req_t          r;
+
+    elig = dl_pick_links(w, i, now, ks, maps);
+    if (elig == 0) {
+        return 0;
+    }
+    pick = dl_pick_chunk(w, i, elig, maps);
+    if (pick == UINT32_MAX) {
+        return 0;
+    }
+    bs = dl_pick_holder(w, i, now, elig, maps, pick);
+    if (bs < 0) {
+        return 0;
     }
     if (!ts_claim_try(&claims[pick], w->me)) {
         return 0;

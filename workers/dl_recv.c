@@ -346,6 +346,89 @@ dl_recv_head(dl_link_t *k)
     return 0;
 }
 
+/* ts_conn_read() returned n <= 0 on k: EOF, a handshake failure, a
+ * read error (k closed: -1) or nothing more for now (0). */
+static int
+dl_recv_eof(dl_t *w, dl_link_t *k, ssize_t n)
+{
+    char why[96];
+
+    if (n == 0) {
+        if (k->hs) {
+            dl_link_hs_fail(w, k, ECONNRESET);
+            return -1;
+        }
+        /* an idle link the peer closed is no fault of the peer */
+        dl_link_close(w, k, k->qn > 0 || k->got > 0,
+                      "connection closed by peer");
+        return -1;
+    }
+    if (errno == EAGAIN || errno == EINTR) {
+        if (k->hs) {
+            /* wait for what the handshake wants next */
+            dl_link_events(w, k, ts_conn_want(k->c) == 2 ? EPOLLOUT
+                                                         : EPOLLIN);
+        }
+        return 0;
+    }
+    if (k->hs) {
+        dl_link_hs_fail(w, k, errno);
+        return -1;
+    }
+    if (k->qn == 0 && k->got == 0) {
+        /* an idle link broken by a peer going away (TLS may say so as
+         * an error, not EOF): no fault of the peer */
+        ts_debug("peer %s: idle link closed (%s)", k->addr,
+                 strerror(errno));
+        dl_link_close(w, k, 0, NULL);
+        return -1;
+    }
+    snprintf(why, sizeof(why), "read failed: %s", strerror(errno));
+    dl_link_close(w, k, 1, why);
+    return -1;
+}
+
+/* A whole frame header is in k->hdr: it must be the reply to the head
+ * request; sets up what is read next.  0, or -1 after closing k. */
+static int
+dl_recv_frame(dl_t *w, dl_link_t *k)
+{
+    const dl_req_t *r;
+
+    if (k->qn == 0
+        || ts_frame_hdr_decode(k->hdr, &k->fh, PEER_MSG_REPLY_IN_MAX_B) != 0)
+    {
+        dl_link_close(w, k, 1, "unexpected or bad frame");
+        return -1;
+    }
+    r = &k->q[k->qhead];
+    if (k->fh.reqid != r->reqid
+        || peer_msg_reply_hdr_check(&k->fh,
+                                    r->kind == REQ_GET ? TS_MSG_PEER_GET
+                                    : r->kind == REQ_AUTH ? TS_MSG_PEER_AUTH
+                                    : TS_MSG_PEER_MAP) != 0)
+    {
+        dl_link_close(w, k, 1, "reply out of order");
+        return -1;
+    }
+    k->got = 0;
+    if (r->kind != REQ_GET) {
+        k->rx = RX_BODY;
+        k->need = k->fh.len;
+        if (k->need == 0) {
+            dl_recv_done(w, k);
+        }
+        return 0;
+    }
+    k->rx = RX_HEAD;
+    k->need = k->fh.len < 4 ? k->fh.len : 4;
+    if (k->need == 0) {
+        dl_link_close(w, k, 1, "empty PEER_DATA");
+        return -1;
+    }
+    return 0;
+}
+
 /* Reads what the socket has (driving the TLS handshake first while it
  * runs).  Reads until EAGAIN, so bytes TLS has already decrypted
  * (ts_conn_pending(), which epoll cannot see) are never left behind.
@@ -378,45 +461,8 @@ dl_recv_input(dl_t *w, dl_link_t *k)
         if (k->hs && (n > 0 || ts_conn_ready(k->c))) {
             dl_link_hs_done(w, k);
         }
-        if (n == 0) {
-            if (k->hs) {
-                dl_link_hs_fail(w, k, ECONNRESET);
-                return -1;
-            }
-            /* an idle link the peer closed is no fault of the peer */
-            dl_link_close(w, k, k->qn > 0 || k->got > 0,
-                          "connection closed by peer");
-            return -1;
-        }
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR) {
-                if (k->hs) {
-                    /* wait for what the handshake wants next */
-                    dl_link_events(w, k, ts_conn_want(k->c) == 2 ? EPOLLOUT
-                                                                 : EPOLLIN);
-                }
-                return 0;
-            }
-            if (k->hs) {
-                dl_link_hs_fail(w, k, errno);
-                return -1;
-            }
-            if (k->qn == 0 && k->got == 0) {
-                /* an idle link broken by a peer going away (TLS may say
-                 * so as an error, not EOF): no fault of the peer */
-                ts_debug("peer %s: idle link closed (%s)", k->addr,
-                         strerror(errno));
-                dl_link_close(w, k, 0, NULL);
-                return -1;
-            }
-            {
-                char why[96];
-
-                snprintf(why, sizeof(why), "read failed: %s",
-                         strerror(errno));
-                dl_link_close(w, k, 1, why);
-            }
-            return -1;
+        if (n <= 0) {
+            return dl_recv_eof(w, k, n);
         }
         k->last_rx_ms = ts_now_ms();
         k->got += (size_t) n;
@@ -424,44 +470,8 @@ dl_recv_input(dl_t *w, dl_link_t *k)
             k->need -= (size_t) n;
         }
         if (k->rx == RX_HDR) {
-            const dl_req_t *r;
-
-            if (k->got < TS_FRAME_HDR_B) {
-                continue;
-            }
-            if (k->qn == 0
-                || ts_frame_hdr_decode(k->hdr, &k->fh,
-                                       PEER_MSG_REPLY_IN_MAX_B) != 0)
-            {
-                dl_link_close(w, k, 1, "unexpected or bad frame");
+            if (k->got >= TS_FRAME_HDR_B && dl_recv_frame(w, k) != 0) {
                 return -1;
-            }
-            r = &k->q[k->qhead];
-            if (k->fh.reqid != r->reqid
-                || peer_msg_reply_hdr_check(&k->fh,
-                                            r->kind == REQ_GET
-                                            ? TS_MSG_PEER_GET
-                                            : r->kind == REQ_AUTH
-                                            ? TS_MSG_PEER_AUTH
-                                            : TS_MSG_PEER_MAP) != 0)
-            {
-                dl_link_close(w, k, 1, "reply out of order");
-                return -1;
-            }
-            k->got = 0;
-            if (r->kind != REQ_GET) {
-                k->rx = RX_BODY;
-                k->need = k->fh.len;
-                if (k->need == 0) {
-                    dl_recv_done(w, k);
-                }
-            } else {
-                k->rx = RX_HEAD;
-                k->need = k->fh.len < 4 ? k->fh.len : 4;
-                if (k->need == 0) {
-                    dl_link_close(w, k, 1, "empty PEER_DATA");
-                    return -1;
-                }
             }
             continue;
         }

@@ -231,63 +231,60 @@ dl_loop_cleanup(dl_t *w)
     }
 }
 
-int
-dl_main(const ts_worker_ctx_t *ctx)
+/* Sets w up for ctx: the node's segment, our TLS context, the buffers,
+ * the epoll set with the stop fd; *slot is our worker slot (or NULL).
+ * 0, or the exit code after logging why. */
+static int
+dl_loop_init(dl_t *w, const ts_worker_ctx_t *ctx, ts_slot_sh_t **slot)
 {
-    static dl_t         w;
-    struct epoll_event  evs[TS_DL_EPOLL_EVENTS_N], ev;
-    ts_slot_sh_t       *slot = NULL;
+    struct epoll_event  ev;
     uint32_t            cap = 0;
-    int                 i, n, sfd;
-    int64_t             last_sched = 0, now;
+    int                 i, sfd;
+    char                err[256];
 
-    memset(&w, 0, sizeof(w));
-    w.ctx = ctx;
-    w.node = (const node_t *) ctx->arg;
-    w.slow_ms = w.node->opts.slow_chunk_ms > 0 ? w.node->opts.slow_chunk_ms
-                                               : TS_DL_GET_SLOW_MS;
-    w.shm = w.node != NULL ? &w.node->shm : NULL;
-    w.me = ts_owner_make(getpid(), ctx->generation);
-    w.slot = ctx->slot;
-    w.ep = -1;
-    if (w.shm == NULL || w.slot < 0 || w.slot >= TS_SUP_WORKERS_MAX_N) {
+    memset(w, 0, sizeof(*w));
+    w->ctx = ctx;
+    w->node = (const node_t *) ctx->arg;
+    w->slow_ms = w->node->opts.slow_chunk_ms > 0
+                 ? w->node->opts.slow_chunk_ms : TS_DL_GET_SLOW_MS;
+    w->shm = w->node != NULL ? &w->node->shm : NULL;
+    w->me = ts_owner_make(getpid(), ctx->generation);
+    w->slot = ctx->slot;
+    w->ep = -1;
+    *slot = NULL;
+    if (w->shm == NULL || w->slot < 0 || w->slot >= TS_SUP_WORKERS_MAX_N) {
         ts_err("downloader: no segment or bad slot");
         return 2;
     }
-    {
-        char err[256];
-
-        /* our node certificate goes to every peer: its fingerprint is
-         * the identity our tickets name */
-        w.tls = ts_tls_ctx_new(TS_TLS_PEER_CLIENT, w.node->opts.crt_path,
-                               w.node->opts.key_path, NULL, err,
-                               sizeof(err));
-        if (w.tls == NULL) {
-            ts_err("downloader: TLS setup failed: %s", err);
-            return 2;
-        }
+    /* our node certificate goes to every peer: its fingerprint is the
+     * identity our tickets name */
+    w->tls = ts_tls_ctx_new(TS_TLS_PEER_CLIENT, w->node->opts.crt_path,
+                            w->node->opts.key_path, NULL, err, sizeof(err));
+    if (w->tls == NULL) {
+        ts_err("downloader: TLS setup failed: %s", err);
+        return 2;
     }
-    w.dls = node_dls(w.shm);
-    w.stats = node_stats(w.shm);
-    if (w.dls == NULL || w.stats == NULL) {
+    w->dls = node_dls(w->shm);
+    w->stats = node_stats(w->shm);
+    if (w->dls == NULL || w->stats == NULL) {
         ts_err("downloader: segment without downloads table");
         return 2;
     }
-    if (ts_shm_table(w.shm, NODE_T_SLOTS, &cap, NULL) != NULL
-        && (uint32_t) w.slot < cap)
+    if (ts_shm_table(w->shm, NODE_T_SLOTS, &cap, NULL) != NULL
+        && (uint32_t) w->slot < cap)
     {
-        slot = &node_slots(w.shm)[w.slot];
+        *slot = &node_slots(w->shm)[w->slot];
     }
     for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
-        w.loc[i].fd = -1;
+        w->loc[i].fd = -1;
     }
-    w.rnd = ts_random_u64() | 1;
-    ts_wbuf_init(&w.pl);
-    w.fbuf = malloc(TS_DL_FINAL_BLOCK_B);
-    w.ep = epoll_create1(EPOLL_CLOEXEC);
-    if (w.fbuf == NULL || w.ep < 0) {
+    w->rnd = ts_random_u64() | 1;
+    ts_wbuf_init(&w->pl);
+    w->fbuf = malloc(TS_DL_FINAL_BLOCK_B);
+    w->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (w->fbuf == NULL || w->ep < 0) {
         ts_err("downloader init failed: %s", strerror(errno));
-        dl_loop_cleanup(&w);
+        dl_loop_cleanup(w);
         return 1;
     }
     sfd = ts_worker_stop_fd();
@@ -295,7 +292,57 @@ dl_main(const ts_worker_ctx_t *ctx)
         memset(&ev, 0, sizeof(ev));
         ev.events = EPOLLIN;
         ev.data.ptr = NULL;
-        epoll_ctl(w.ep, EPOLL_CTL_ADD, sfd, &ev);
+        epoll_ctl(w->ep, EPOLL_CTL_ADD, sfd, &ev);
+    }
+    return 0;
+}
+
+/* One epoll event on link k (NULL: the stop fd).  1 if a link changed
+ * so that the scheduling pass should run now. */
+static int
+dl_loop_event(dl_t *w, dl_link_t *k, uint32_t events)
+{
+    int before;
+
+    if (k != NULL && k->connecting) {
+        dl_link_connected(w, k);
+        return 1;
+    }
+    if (k == NULL || k->c == NULL) {
+        return 0;
+    }
+    if (k->hs) {
+        /* the handshake reads and writes as it needs */
+        (void) dl_recv_input(w, k);
+        return 1;
+    }
+    if ((events & EPOLLOUT) || k->woff < k->out.len) {
+        if (dl_link_flush(w, k) != 0) {
+            dl_link_close(w, k, 1, "write failed");
+            return 1;
+        }
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        before = k->qn;
+        if (dl_recv_input(w, k) != 0 || k->qn != before) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+dl_main(const ts_worker_ctx_t *ctx)
+{
+    static dl_t         w;
+    struct epoll_event  evs[TS_DL_EPOLL_EVENTS_N];
+    ts_slot_sh_t       *slot;
+    int                 i, n, rc, need;
+    int64_t             last_sched = 0, now;
+
+    rc = dl_loop_init(&w, ctx, &slot);
+    if (rc != 0) {
+        return rc;
     }
     if (slot != NULL) {
         ts_slot_set_active(slot, w.me);
@@ -304,44 +351,14 @@ dl_main(const ts_worker_ctx_t *ctx)
     ts_debug("downloader ready (slot %d)", w.slot);
 
     while (!ts_worker_stopping()) {
-        int need = 0;
-
+        need = 0;
         n = epoll_wait(w.ep, evs, TS_DL_EPOLL_EVENTS_N, TS_NODE_IDLE_POLL_MS);
         if (n < 0 && errno != EINTR) {
             ts_err("epoll_wait() failed: %s", strerror(errno));
             break;
         }
         for (i = 0; i < n; i++) {
-            dl_link_t *k = evs[i].data.ptr;
-            int        before;
-
-            if (k != NULL && k->connecting) {
-                dl_link_connected(&w, k);
-                need = 1;
-                continue;
-            }
-            if (k == NULL || k->c == NULL) {
-                continue;
-            }
-            if (k->hs) {
-                /* the handshake reads and writes as it needs */
-                (void) dl_recv_input(&w, k);
-                need = 1;
-                continue;
-            }
-            if ((evs[i].events & EPOLLOUT) || k->woff < k->out.len) {
-                if (dl_link_flush(&w, k) != 0) {
-                    dl_link_close(&w, k, 1, "write failed");
-                    need = 1;
-                    continue;
-                }
-            }
-            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-                before = k->qn;
-                if (dl_recv_input(&w, k) != 0 || k->qn != before) {
-                    need = 1;
-                }
-            }
+            need |= dl_loop_event(&w, evs[i].data.ptr, evs[i].events);
         }
         now = ts_now_ms();
         if (w.need) {

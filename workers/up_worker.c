@@ -165,19 +165,22 @@ up_loop_free_keys(up_t *u)
 }
 
 
-int
-up_main(const ts_worker_ctx_t *ctx)
+/* A new uploader for ctx: the node's segment and listening socket, our
+ * TLS context, the epoll set with the stop fd and the listening socket.
+ * NULL after logging why (*rc: the exit code). */
+static up_t *
+up_loop_init(const ts_worker_ctx_t *ctx, int *rc)
 {
-    struct epoll_event  ev, evs[TS_UP_EV_N];
+    struct epoll_event  ev;
     up_t               *u;
-    int64_t             last_tick = 0, now;
-    int                 i, n, rc = 0;
+    int                 i;
     char                err[256];
 
+    *rc = 1;
     u = calloc(1, sizeof(*u));
     if (u == NULL) {
         ts_err("out of memory");
-        return 1;
+        return NULL;
     }
     u->ctx = ctx;
     u->node = ctx->arg;
@@ -202,7 +205,7 @@ up_main(const ts_worker_ctx_t *ctx)
         ts_err("cannot serve peers: node certificate \"%s\": %s",
                u->node->opts.crt_path, err);
         free(u);
-        return 1;
+        return NULL;
     }
     /* NULL if the CA cannot be read yet: retried on the next PEER_AUTH */
     (void) up_link_verifier(u);
@@ -212,7 +215,7 @@ up_main(const ts_worker_ctx_t *ctx)
         ts_err("epoll_create1() failed: %s", strerror(errno));
         up_loop_free_keys(u);
         free(u);
-        return 1;
+        return NULL;
     }
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN;
@@ -225,9 +228,50 @@ up_main(const ts_worker_ctx_t *ctx)
         close(u->ep);
         up_loop_free_keys(u);
         free(u);
-        return 2;
+        *rc = 2;
+        return NULL;
     }
+    *rc = 0;
+    return u;
+}
 
+/* Closes every link and cached file, then frees u. */
+static void
+up_loop_cleanup(up_t *u)
+{
+    int i;
+
+    for (i = 0; i < TS_NODE_PEER_CONNS_N; i++) {
+        up_link_close(u, i, NULL);
+    }
+    for (i = 0; i < TS_NODE_SHARES_N; i++) {
+        if (u->shares[i].fd >= 0) {
+            close(u->shares[i].fd);
+        }
+    }
+    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
+        if (u->dls[i].fd >= 0) {
+            close(u->dls[i].fd);
+        }
+    }
+    close(u->ep);
+    up_loop_free_keys(u);
+    free(u);
+}
+
+
+int
+up_main(const ts_worker_ctx_t *ctx)
+{
+    struct epoll_event  evs[TS_UP_EV_N];
+    up_t               *u;
+    int64_t             last_tick = 0, now;
+    int                 i, n, rc;
+
+    u = up_loop_init(ctx, &rc);
+    if (u == NULL) {
+        return rc;
+    }
     ts_slot_set_active(u->slot, u->me);
     ts_worker_ready(ctx);
 
@@ -268,22 +312,6 @@ up_main(const ts_worker_ctx_t *ctx)
             up_loop_timeouts(u);
         }
     }
-
-    for (i = 0; i < TS_NODE_PEER_CONNS_N; i++) {
-        up_link_close(u, i, NULL);
-    }
-    for (i = 0; i < TS_NODE_SHARES_N; i++) {
-        if (u->shares[i].fd >= 0) {
-            close(u->shares[i].fd);
-        }
-    }
-    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
-        if (u->dls[i].fd >= 0) {
-            close(u->dls[i].fd);
-        }
-    }
-    close(u->ep);
-    up_loop_free_keys(u);
-    free(u);
+    up_loop_cleanup(u);
     return rc;
 }
