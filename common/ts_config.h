@@ -246,6 +246,23 @@
 #define TS_SHM_LAYOUT_VERSION     1
 #define TS_SHM_TABLES_MAX_N       16
 
+/* ---- network layer (net/) ------------------------------------------ */
+#define TS_NET_COALESCE_B         (64u * 1024u) /* frames up to this size
+                                            are sent with one write */
+#define TS_NET_SENDFILE_MAX_B     (1u << 30) /* bytes one ts_conn_sendfile
+                                            moves at most (fairness) */
+#define TS_TLS_READ_BUF_B         (256u * 1024u) /* peer links: TLS
+                                            read-ahead buffer */
+#define TS_TLS_CERT_BACKDATE_S    3600     /* generated certs are valid
+                                            from this long before now
+                                            (clock skew between hosts) */
+#define TS_EV_EVENTS_N            64       /* epoll events per wait */
+#define TS_EV_TIMERS_INIT_N       16       /* timer heap's first size */
+#define TS_EV_READ_CHUNK_B        (64u * 1024u) /* bytes per read() of a
+                                            framed connection */
+#define TS_EV_ROUNDS_N            8        /* reads per connection per
+                                            turn before the others */
+
 /* ---- client node workers (workers/) ---------------------------------- */
 #define TS_DL_LINKS_N             (TS_NODE_DOWNLOADS_N * TS_NODE_SOURCES_N)
                                            /* peer links one downloader

@@ -68,21 +68,29 @@ ts_frame_hdr_decode(const uint8_t in[TS_FRAME_HDR_B], ts_frame_hdr_t *h,
 }
 
 void
+ts_frame_hdr_make(uint8_t out[TS_FRAME_HDR_B], uint8_t type, uint8_t flags,
+                  uint64_t reqid, uint32_t len)
+{
+    ts_frame_hdr_t h;
+
+    h.type = type;
+    h.flags = flags;
+    h.len = len;
+    h.reqid = reqid;
+    ts_frame_hdr_encode(out, &h);
+}
+
+void
 ts_frame_build(ts_wbuf_t *out, uint8_t type, uint8_t flags, uint64_t reqid,
                const void *payload, uint32_t len)
 {
-    ts_frame_hdr_t h;
-    uint8_t        hdr[TS_FRAME_HDR_B];
+    uint8_t hdr[TS_FRAME_HDR_B];
 
     ts_wbuf_reset(out);
     if (ts_wbuf_reserve(out, TS_FRAME_HDR_B + (size_t) len) != 0) {
         return;
     }
-    h.type = type;
-    h.flags = flags;
-    h.len = len;
-    h.reqid = reqid;
-    ts_frame_hdr_encode(hdr, &h);
+    ts_frame_hdr_make(hdr, type, flags, reqid, len);
     ts_put_raw(out, hdr, sizeof(hdr));
     ts_put_raw(out, payload, len);
 }

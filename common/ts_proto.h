@@ -85,7 +85,7 @@ typedef enum {
     /* tracker administration */
     TS_MSG_STATUS         = 40, /* - -> str text (one "key: value" a line) */
 
-    /* tracker <-> tracker (the cluster issue) */
+    /* tracker <-> tracker (replication) */
     TS_MSG_SYNC_HELLO     = 50,
     TS_MSG_SYNC_OPS       = 51,
     TS_MSG_SYNC_ACK       = 52,
@@ -139,6 +139,10 @@ typedef struct {
 void ts_frame_hdr_encode(uint8_t out[TS_FRAME_HDR_B], const ts_frame_hdr_t *h);
 int  ts_frame_hdr_decode(const uint8_t in[TS_FRAME_HDR_B], ts_frame_hdr_t *h,
                          uint32_t max_payload);
+
+/* Encodes the header of a frame with these fields. */
+void ts_frame_hdr_make(uint8_t out[TS_FRAME_HDR_B], uint8_t type,
+                       uint8_t flags, uint64_t reqid, uint32_t len);
 
 /* Builds a whole frame (header + payload) into out (reset first). */
 void ts_frame_build(ts_wbuf_t *out, uint8_t type, uint8_t flags,

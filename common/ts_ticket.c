@@ -28,7 +28,7 @@
 #include "ts_crypto.h"
 #include "ts_proto.h"
 #include "ts_ticket.h"
-#include "ts_tls.h"
+#include "ts_pki_key.h"
 
 #define TKT_MAGIC      "TKT1"
 #define TKT_SIG_B      64           /* Ed25519 */

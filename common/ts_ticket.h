@@ -26,7 +26,7 @@
 
 #include "ts_config.h"
 #include "ts_buf.h"
-#include "ts_tls.h"
+#include "ts_pki_key.h"
 
 typedef struct {
     uint32_t issuer;

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "ts_config.h"
-#include "ts_net.h"
+#include "ts_addr.h"
 #include "ts_trackers.h"
 
 #define TRK_LINE_MAX_B   256           /* one line, comments included */

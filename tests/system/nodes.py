@@ -295,7 +295,7 @@ def layout():
         f.write("    return 0;\n}\n")
     exe = os.path.join(_probe_dir, "probe")
     inc = []
-    for d in ("common", "shm", "master", "workers"):
+    for d in ("common", "net", "shm", "master", "workers"):
         inc += ["-I", os.path.join(REPO, d)]
     r = subprocess.run(["cc", "-std=gnu11", "-D_GNU_SOURCE"] + inc +
                        ["-o", exe, src], capture_output=True, timeout=60)

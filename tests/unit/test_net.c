@@ -33,17 +33,9 @@
 #include "ts_proto.h"
 #include "ts_net.h"
 
+#include "net_fixture.h"
+
 /* ---- helpers --------------------------------------------------------- */
-
-static uint16_t
-local_port(int fd)
-{
-    struct sockaddr_in sa;
-    socklen_t          sl = sizeof(sa);
-
-    assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &sl), 0);
-    return ntohs(sa.sin_port);
-}
 
 /* a connected loopback TCP pair: *cfd from ts_net_connect, *sfd accepted */
 static void

@@ -301,6 +301,17 @@ test_frame_hdr_roundtrip(void **state)
     h.len = 0;
     ts_frame_hdr_encode(b, &h);
     assert_int_equal(ts_frame_hdr_decode(b, &g, 0), 0);
+
+    /* ts_frame_hdr_make writes the same bytes from the fields */
+    {
+        uint8_t m[TS_FRAME_HDR_B];
+
+        h.type = TS_MSG_LOGIN;
+        h.len = 777;
+        ts_frame_hdr_encode(b, &h);
+        ts_frame_hdr_make(m, h.type, h.flags, h.reqid, h.len);
+        assert_memory_equal(m, b, TS_FRAME_HDR_B);
+    }
 }
 
 static void

@@ -25,8 +25,8 @@
 #include "ts_conn_int.h"
 #include "ts_net.h"
 
-static ssize_t
-tls_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n)
+ssize_t
+ts_conn_sendfile_staged(ts_conn_t *c, int in_fd, off_t *off, size_t n)
 {
     ssize_t r, w;
     size_t  want;
@@ -65,28 +65,32 @@ tls_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n)
     return w;
 }
 
-/* one call moves at most this much, so a big n cannot starve a loop */
-#define TS_SENDFILE_MAX_B  (1u << 30)
-
 ssize_t
 ts_conn_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    if (c == NULL) {
+        errno = EBADF;
+        return -1;
+    }
+    return c->ops->sendfile(c, in_fd, off, n);
+}
+
+ssize_t
+ts_conn_sendfile_direct(ts_conn_t *c, int in_fd, off_t *off, size_t n)
 {
     ssize_t  rc;
     int      fd;
 
-    if (n == 0) {
-        return 0;
-    }
-    if (c != NULL && c->ssl != NULL) {
-        return tls_sendfile(c, in_fd, off, n);
-    }
     fd = ts_conn_fd(c);
     if (fd < 0 || in_fd < 0 || off == NULL) {
         errno = EBADF;
         return -1;
     }
-    if (n > TS_SENDFILE_MAX_B) {
-        n = TS_SENDFILE_MAX_B;
+    if (n > TS_NET_SENDFILE_MAX_B) {
+        n = TS_NET_SENDFILE_MAX_B;
     }
 
     do {

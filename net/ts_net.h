@@ -1,10 +1,9 @@
 /*
  * ts_net.h -- sockets and the one connection layer every link uses.
  *
- * All network I/O of Tessera goes through ts_conn_t, built on an OpenSSL
- * BIO over a socket.  Today the BIO is a plain socket BIO; TLS (a later
- * issue) swaps it for an SSL BIO inside ts_conn_new() without touching
- * callers.  Two styles:
+ * All network I/O of Tessera goes through ts_conn_t: a socket with a
+ * transport, plain (ts_conn_new) or TLS (ts_conn_new_tls, ts_tls.h); the
+ * calls are the same for both.  Two styles:
  *   - non-blocking (event loops): ts_conn_read/ts_conn_write return -1
  *     with errno EAGAIN when they would block;
  *   - blocking with a deadline (clients, tools): *_full and the frame
@@ -18,20 +17,25 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "ts_addr.h"    /* ts_parse_hostport */
 #include "ts_proto.h"
 #include "ts_clock.h"   /* callers still get the clocks from here */
 
 typedef struct ts_conn_s ts_conn_t;
 
-/* "IP:PORT" or "IP PORT" (IPv4 dotted quad or hostname-free IPv6 in []).
- * Returns 0 or -1. ip gets the address text. */
-int ts_parse_hostport(const char *s, char *ip, size_t ipsz, uint16_t *port);
 
 /* Listening socket, non-blocking, SO_REUSEADDR; -1 with errno on error. */
 int ts_net_listen(const char *ip, uint16_t port, int backlog);
 /* Connect with a timeout; returns a blocking fd with TCP_NODELAY set, or
  * -1 (errno ETIMEDOUT, ECONNREFUSED, ...). */
 int ts_net_connect(const char *ip, uint16_t port, int timeout_ms);
+/* The two halves of a non-blocking connect, for event loops:
+ * ts_net_connect_start returns a non-blocking fd whose connect is under
+ * way (wait for it to become writable), or -1 with errno;
+ * ts_net_connect_finish, once it is writable: 0 (connected, TCP_NODELAY
+ * set, still non-blocking) or -1 with errno (ECONNREFUSED, ...). */
+int ts_net_connect_start(const char *ip, uint16_t port);
+int ts_net_connect_finish(int fd);
 int ts_net_set_nonblock(int fd, int on);
 
 /* Takes ownership of fd (closed by ts_conn_free). NULL on OOM; the fd
@@ -39,20 +43,36 @@ int ts_net_set_nonblock(int fd, int on);
 ts_conn_t *ts_conn_new(int fd);
 void       ts_conn_free(ts_conn_t *c);
 int        ts_conn_fd(const ts_conn_t *c);
-/* Bytes already buffered inside the BIO layer (0 for a plain socket; an
- * SSL BIO may hold decrypted bytes poll(2) cannot see).  Event loops read
+/* Bytes already buffered inside the transport (0 for a plain socket; TLS
+ * may hold decrypted bytes poll(2) cannot see).  Event loops read
  * again while this is > 0 before going back to poll. */
 int        ts_conn_pending(ts_conn_t *c);
+
+/* Blocking handshake with a deadline: 0, or -1 with errno ETIMEDOUT,
+ * EPROTO (not TLS, bad certificate), EPERM (wrong identity),
+ * ECONNRESET.  A plain connection returns 0 at once. */
+int ts_conn_handshake(ts_conn_t *c, int timeout_ms);
+/* One non-blocking handshake step, for event loops: 1 done (always for a
+ * plain connection), 0 again (wait as ts_conn_want() says), -1 failed
+ * (errno as for ts_conn_handshake, never ETIMEDOUT). */
+int ts_conn_handshake_step(ts_conn_t *c);
+/* 1 when application data can flow (always 1 for a plain connection). */
+int ts_conn_ready(const ts_conn_t *c);
+/* After an EAGAIN: 1 = wait for readable, 2 = wait for writable. */
+int ts_conn_want(const ts_conn_t *c);
+/* 1 if this connection is TLS. */
+int ts_conn_is_tls(const ts_conn_t *c);
 
 /* Raw I/O: >0 bytes, 0 = EOF (read only), -1 = error (errno EAGAIN if
  * the socket is non-blocking and would block). */
 ssize_t ts_conn_read(ts_conn_t *c, void *buf, size_t n);
 ssize_t ts_conn_write(ts_conn_t *c, const void *buf, size_t n);
 
-/* sendfile(2) of n bytes of in_fd from *off (advanced) to the connection
- * (a plain socket today).  Non-blocking like ts_conn_write: >0 bytes
- * sent, 0 = in_fd has no bytes at *off (file shrank), -1 = error (errno
- * EAGAIN if the socket would block).  Defined in ts_net_sendfile.c. */
+/* sendfile(2) of n bytes of in_fd from *off (advanced) to the connection.
+ * Non-blocking like ts_conn_write: >0 bytes sent, 0 = in_fd has no bytes
+ * at *off (file shrank), -1 = error (errno EAGAIN if the socket would
+ * block).  Over TLS the bytes are staged through a buffer.  Defined in
+ * ts_net_sendfile.c. */
 ssize_t ts_conn_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n);
 
 /* Deadline helpers: 0 on success, -1 on error/EOF/timeout (errno

@@ -33,12 +33,12 @@
  * ts_conn_new_tls() returns a plain connection and fingerprints are all
  * zero; nothing else changes.
  *
+ * The PKI files (CA, certificates, keys, fingerprints) are in ts_pki.h,
+ * which this header includes.
+ *
  * Locking: a ts_tls_t (SSL_CTX) is shared read-only by the threads of a
- * process after creation.  PKI creation takes an flock(2) on <pki>/.lock
- * so trackers started together make one CA.
- * Crash behaviour: key files appear whole or not at all (temp + fsync +
- * rename); a kill mid-creation leaves at most a temp file that the next
- * run overwrites.
+ * process after creation.
+ * Crash behaviour: nothing persistent here (see ts_pki.h for the files).
  */
 #ifndef TS_TLS_H_INCLUDED
 #define TS_TLS_H_INCLUDED
@@ -47,8 +47,7 @@
 #include <stdint.h>
 
 #include "ts_net.h"
-
-#define TS_FP_B   32            /* certificate fingerprint, SHA-256 */
+#include "ts_pki.h"       /* PKI files, TS_FP_B, ts_pki_key_private */
 
 typedef struct ts_tls_s ts_tls_t;
 
@@ -61,26 +60,6 @@ typedef enum {
 
 /* 1 if this build encrypts (0 in a TS_TLS_OFF build). */
 int ts_tls_enabled(void);
-
-/* ---- PKI files ------------------------------------------------------ */
-/* Creates <dir>/ca.crt and ca.key if both are missing (dir made 0700).
- * 0 (created or already there) or -1 with err. */
-int ts_pki_ensure_ca(const char *dir, char *err, size_t errsz);
-/* Creates <dir>/tracker-<id>.crt/.key signed by <dir>/ca.key if missing
- * (ip goes into subjectAltName).  Needs ca.key only when it must issue.
- * 0 or -1 with err. */
-int ts_pki_ensure_tracker(const char *dir, int id, const char *ip,
-                          char *err, size_t errsz);
-/* Creates <state_dir>/node.crt/.key (self-signed) if missing; fills fp
- * (may be NULL).  0 or -1 with err. */
-int ts_pki_ensure_node(const char *state_dir, uint8_t fp[TS_FP_B],
-                       char *err, size_t errsz);
-/* A private key file must be a regular file that only its owner can
- * read or write (as ssh insists): 0, or -1 with err saying what to do
- * ("chmod 600 ..."). */
-int ts_pki_key_private(const char *key_path, char *err, size_t errsz);
-/* Fingerprint of a PEM certificate file.  0 or -1. */
-int ts_pki_cert_fp(const char *crt_path, uint8_t fp[TS_FP_B]);
 
 /* ---- contexts ------------------------------------------------------- */
 /* crt/key: this end's certificate and key (PEM files; NULL for a client
@@ -107,16 +86,8 @@ void      ts_tls_ctx_free(ts_tls_t *t);
 ts_conn_t *ts_conn_new_tls(int fd, ts_tls_t *t, int expect_tracker,
                            const uint8_t *expect_fp);
 
-/* Blocking handshake with a deadline: 0, or -1 with errno ETIMEDOUT,
- * EPROTO (not TLS, bad certificate), EPERM (wrong identity),
- * ECONNRESET.  A plain connection returns 0 at once. */
-int ts_conn_handshake(ts_conn_t *c, int timeout_ms);
-/* 1 when application data can flow (always 1 for a plain connection). */
-int ts_conn_ready(const ts_conn_t *c);
-/* After an EAGAIN: 1 = wait for readable, 2 = wait for writable. */
-int ts_conn_want(const ts_conn_t *c);
-/* 1 if this connection is TLS. */
-int ts_conn_is_tls(const ts_conn_t *c);
+/* ts_conn_handshake, ts_conn_handshake_step, ts_conn_ready, ts_conn_want
+ * and ts_conn_is_tls are in ts_net.h (the same for every transport). */
 
 /* Peer identity, valid once ts_conn_ready():
  * ts_conn_peer_fp: 0 and fp filled if the peer presented a certificate,

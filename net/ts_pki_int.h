@@ -1,0 +1,35 @@
+/*
+ * ts_pki_int.h -- certificate helpers and the last-error text shared by
+ * the two files of the TLS layer, ts_pki.c (which defines them) and
+ * ts_tls.c.  Nothing outside net/ts_tls.c and net/ts_pki.c includes this.
+ *
+ * Locking: the error text is thread-local.
+ * Crash behaviour: nothing persistent.
+ */
+#ifndef TS_PKI_INT_H_INCLUDED
+#define TS_PKI_INT_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "ts_pki_key.h"
+
+#define TS_TLS_TRACKER_CN  "tessera-tracker-"
+#define TS_TLS_NODE_CN     "tessera-node"
+
+/* SHA-256 of x's DER.  0 or -1. */
+int  ts_pki_x509_fp(X509 *x, uint8_t fp[TS_FP_B]);
+/* "tessera-tracker-N" in x's CN -> N (1..TS_TRACKERS_MAX_N), else 0 */
+int  ts_pki_x509_tracker_id(X509 *x);
+
+/* Records the OpenSSL error queue (prefixed with what) as this thread's
+ * last TLS error and clears the queue; copies it to err if err != NULL. */
+void ts_pki_set_err(const char *what, char *err, size_t errsz);
+/* Sets this thread's last TLS error text. */
+void ts_pki_set_errf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+const char *ts_pki_last_error(void);
+
+#endif
