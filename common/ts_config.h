@@ -273,7 +273,6 @@
 #define TS_DL_SNAPSHOT_TRIES_N    1000     /* seqlock reads of a download's
                                             text fields before giving up
                                             until the next pass */
-#define TS_DL_EPOLL_EVENTS_N      64       /* epoll events per epoll_wait() */
 #define TS_UP_MSG_B               128      /* a PEER_AUTH refusal's reason,
                                             bytes */
 #define TS_UP_HANDLE_ROUNDS_N     8        /* answer/read rounds per link

@@ -29,6 +29,7 @@
 #include "ts_config.h"
 #include "ts_buf.h"
 #include "ts_claim.h"
+#include "ts_ev.h"
 #include "ts_net.h"
 #include "ts_proto.h"
 #include "ts_shm.h"
@@ -72,6 +73,7 @@ typedef struct {
 } dl_auth_t;
 
 typedef struct {
+    ts_ev_io_t  io;          /* in the loop while fd is (io.data: dl_t) */
     char        addr[64];
     uint8_t     fp[TS_FP_B]; /* the identity the tracker gave for addr */
     ts_conn_t  *c;
@@ -143,7 +145,7 @@ typedef struct {
     node_stats_sh_t *stats;
     ts_owner_t       me;
     int              slot;
-    int              ep;
+    ts_ev_t         *ev;     /* the loop */
     int              inflight;
     uint64_t         reqid;
     uint64_t         rnd;
@@ -163,6 +165,10 @@ dl_local_chunk_len(const dl_local_t *l, uint32_t i)
     return (uint32_t) (l->size - off < TS_CHUNK_B ? l->size - off
                                                    : TS_CHUNK_B);
 }
+
+/* ---- dl_worker.c: the loop ------------------------------------------ */
+/* A link's epoll callback (io.data is the dl_t). */
+void dl_loop_io(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events);
 
 /* ---- dl_local.c: the worker's copy of each download ------------------ */
 void dl_local_drop(dl_local_t *l);

@@ -107,13 +107,13 @@ dl_link_close(dl_t *w, dl_link_t *k, int error, const char *why)
     /* the next link is a new TLS session: the peer knows no ticket */
     memset(k->auth, 0, sizeof(k->auth));
     if (k->c != NULL) {
-        epoll_ctl(w->ep, EPOLL_CTL_DEL, k->fd, NULL);
+        ts_ev_del(w->ev, &k->io);
         ts_conn_free(k->c);
         k->c = NULL;
         k->fd = -1;
     } else if (k->fd >= 0) {
         /* still connecting: a bare socket */
-        epoll_ctl(w->ep, EPOLL_CTL_DEL, k->fd, NULL);
+        ts_ev_del(w->ev, &k->io);
         close(k->fd);
         k->fd = -1;
     }
@@ -208,7 +208,6 @@ dl_link_start(dl_t *w, dl_link_t *k, const char *ip, uint16_t port)
     struct sockaddr_in      *s4 = (struct sockaddr_in *) &ss;
     struct sockaddr_in6     *s6 = (struct sockaddr_in6 *) &ss;
     socklen_t                sl;
-    struct epoll_event       ev;
     int                      fd;
 
     memset(&ss, 0, sizeof(ss));
@@ -234,10 +233,7 @@ dl_link_start(dl_t *w, dl_link_t *k, const char *ip, uint16_t port)
         close(fd);
         return -1;
     }
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLOUT;
-    ev.data.ptr = k;
-    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    if (ts_ev_add(w->ev, &k->io, fd, EPOLLOUT, dl_loop_io, w) != 0) {
         ts_err("epoll_ctl() failed: %s", strerror(errno));
         close(fd);
         return -1;
@@ -265,12 +261,7 @@ dl_link_fp_zero(const uint8_t fp[TS_FP_B])
 void
 dl_link_events(dl_t *w, dl_link_t *k, uint32_t events)
 {
-    struct epoll_event ev;
-
-    memset(&ev, 0, sizeof(ev));
-    ev.events = events;
-    ev.data.ptr = k;
-    if (epoll_ctl(w->ep, EPOLL_CTL_MOD, k->fd, &ev) != 0) {
+    if (ts_ev_mod(w->ev, &k->io, events) != 0) {
         ts_err("epoll_ctl() failed: %s", strerror(errno));
     }
 }
@@ -297,7 +288,9 @@ dl_link_connected(dl_t *w, dl_link_t *k)
      * build without a listed identity never gets this far) */
     k->c = ts_conn_new_tls(fd, w->tls, 0, ts_tls_enabled() ? k->fp : NULL);
     if (k->c == NULL) {
-        /* fd closed by ts_conn_new_tls (and so out of the epoll set) */
+        /* fd closed by ts_conn_new_tls (and so out of the epoll set;
+         * the loop forgets it too) */
+        ts_ev_del(w->ev, &k->io);
         k->fd = -1;
         dl_link_close(w, k, 1, "out of memory");
         return;
@@ -398,15 +391,10 @@ dl_link_get(dl_t *w, const node_src_sh_t *src)
 static void
 dl_link_want_out(dl_t *w, dl_link_t *k, int on)
 {
-    struct epoll_event ev;
-
     if (k->want_out == on || k->c == NULL || k->hs) {
         return;
     }
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN | (on ? EPOLLOUT : 0);
-    ev.data.ptr = k;
-    epoll_ctl(w->ep, EPOLL_CTL_MOD, k->fd, &ev);
+    (void) ts_ev_mod(w->ev, &k->io, EPOLLIN | (on ? EPOLLOUT : 0));
     k->want_out = on;
 }
 

@@ -2,7 +2,8 @@
  * dl_worker.c -- the downloader worker of a client node (dl_main): its
  * event loop.
  *
- * Purpose: one epoll loop per worker process.  It keeps one persistent
+ * Purpose: one event loop (net/ts_ev.h: each link's fd with its callback,
+ * the supervisor's stop fd) per worker process.  It keeps one persistent
  * link per peer identity (dl_link.c), pipelines up to TS_NODE_PIPELINE_N
  * PEER_GETs on each and at most TS_NODE_WORKER_INFLIGHT_N in total, and
  * for every ACTIVE download in the node's segment: refreshes the sources'
@@ -143,8 +144,7 @@ dl_loop_slow(dl_t *w, dl_link_t *k, int64_t now)
  * slot per peer identity ever met) cannot fill up for good: links closed
  * for TS_DL_LINK_LINGER_MS past their retry time, and, when the table is
  * more than three quarters full, every closed link past its retry time.
- * Runs between epoll batches only: an event of the current batch may
- * point at a link (data.ptr).
+ * Runs between turns of the loop only, on links whose fd is out of it.
  */
 static void
 dl_loop_reap(dl_t *w, int64_t now)
@@ -222,9 +222,8 @@ dl_loop_cleanup(dl_t *w)
     }
     ts_wbuf_free(&w->pl);
     free(w->fbuf);
-    if (w->ep >= 0) {
-        close(w->ep);
-    }
+    ts_ev_free(w->ev);
+    w->ev = NULL;
     if (w->tls != NULL) {
         ts_tls_ctx_free(w->tls);
         w->tls = NULL;
@@ -232,12 +231,11 @@ dl_loop_cleanup(dl_t *w)
 }
 
 /* Sets w up for ctx: the node's segment, our TLS context, the buffers,
- * the epoll set with the stop fd; *slot is our worker slot (or NULL).
+ * the event loop with the stop fd; *slot is our worker slot (or NULL).
  * 0, or the exit code after logging why. */
 static int
 dl_loop_init(dl_t *w, const ts_worker_ctx_t *ctx, ts_slot_sh_t **slot)
 {
-    struct epoll_event  ev;
     uint32_t            cap = 0;
     int                 i, sfd;
     char                err[256];
@@ -250,7 +248,6 @@ dl_loop_init(dl_t *w, const ts_worker_ctx_t *ctx, ts_slot_sh_t **slot)
     w->shm = w->node != NULL ? &w->node->shm : NULL;
     w->me = ts_owner_make(getpid(), ctx->generation);
     w->slot = ctx->slot;
-    w->ep = -1;
     *slot = NULL;
     if (w->shm == NULL || w->slot < 0 || w->slot >= TS_SUP_WORKERS_MAX_N) {
         ts_err("downloader: no segment or bad slot");
@@ -281,34 +278,31 @@ dl_loop_init(dl_t *w, const ts_worker_ctx_t *ctx, ts_slot_sh_t **slot)
     w->rnd = ts_random_u64() | 1;
     ts_wbuf_init(&w->pl);
     w->fbuf = malloc(TS_DL_FINAL_BLOCK_B);
-    w->ep = epoll_create1(EPOLL_CLOEXEC);
-    if (w->fbuf == NULL || w->ep < 0) {
+    w->ev = ts_ev_new();
+    if (w->fbuf == NULL || w->ev == NULL) {
         ts_err("downloader init failed: %s", strerror(errno));
         dl_loop_cleanup(w);
         return 1;
     }
     sfd = ts_worker_stop_fd();
     if (sfd >= 0) {
-        memset(&ev, 0, sizeof(ev));
-        ev.events = EPOLLIN;
-        ev.data.ptr = NULL;
-        epoll_ctl(w->ep, EPOLL_CTL_ADD, sfd, &ev);
+        (void) ts_ev_set_stop_fd(w->ev, sfd);
     }
     return 0;
 }
 
-/* One epoll event on link k (NULL: the stop fd).  1 if a link changed
- * so that the scheduling pass should run now. */
+/* One epoll event on link k.  1 if a link changed so that the
+ * scheduling pass should run now. */
 static int
 dl_loop_event(dl_t *w, dl_link_t *k, uint32_t events)
 {
     int before;
 
-    if (k != NULL && k->connecting) {
+    if (k->connecting) {
         dl_link_connected(w, k);
         return 1;
     }
-    if (k == NULL || k->c == NULL) {
+    if (k->c == NULL) {
         return 0;
     }
     if (k->hs) {
@@ -331,13 +325,23 @@ dl_loop_event(dl_t *w, dl_link_t *k, uint32_t events)
     return 0;
 }
 
+void
+dl_loop_io(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events)
+{
+    dl_t      *w = io->data;
+    dl_link_t *k = (dl_link_t *) ((char *) io - offsetof(dl_link_t, io));
+
+    if (dl_loop_event(w, k, events)) {
+        w->need = 1;
+    }
+}
+
 int
 dl_main(const ts_worker_ctx_t *ctx)
 {
     static dl_t         w;
-    struct epoll_event  evs[TS_DL_EPOLL_EVENTS_N];
     ts_slot_sh_t       *slot;
-    int                 i, n, rc, need;
+    int                 rc;
     int64_t             last_sched = 0, now;
 
     rc = dl_loop_init(&w, ctx, &slot);
@@ -350,22 +354,14 @@ dl_main(const ts_worker_ctx_t *ctx)
     ts_worker_ready(ctx);
     ts_debug("downloader ready (slot %d)", w.slot);
 
-    while (!ts_worker_stopping()) {
-        need = 0;
-        n = epoll_wait(w.ep, evs, TS_DL_EPOLL_EVENTS_N, TS_NODE_IDLE_POLL_MS);
-        if (n < 0 && errno != EINTR) {
+    while (!ts_worker_stopping() && !ts_ev_stopped(w.ev)) {
+        if (ts_ev_run_once(w.ev, TS_NODE_IDLE_POLL_MS) != 0) {
             ts_err("epoll_wait() failed: %s", strerror(errno));
             break;
         }
-        for (i = 0; i < n; i++) {
-            need |= dl_loop_event(&w, evs[i].data.ptr, evs[i].events);
-        }
         now = ts_now_ms();
-        if (w.need) {
-            need = 1;
+        if (w.need || now - last_sched >= TS_NODE_IDLE_POLL_MS) {
             w.need = 0;
-        }
-        if (need || now - last_sched >= TS_NODE_IDLE_POLL_MS) {
             dl_loop_timeouts(&w);
             dl_loop_schedule(&w);
             last_sched = now;

@@ -22,6 +22,7 @@
 #include "ts_config.h"
 #include "ts_buf.h"
 #include "ts_claim.h"
+#include "ts_ev.h"
 #include "ts_net.h"
 #include "ts_proto.h"
 #include "ts_sup.h"
@@ -31,10 +32,6 @@
 #include "node.h"
 #include "up_auth.h"
 #include "peer_msg.h"
-
-/* epoll keys other than a link index (0 .. TS_NODE_PEER_CONNS_N - 1) */
-#define UP_KEY_LISTEN    ((uint64_t) -1)
-#define UP_KEY_STOP      ((uint64_t) -2)
 
 /* a PEER_AUTH carries a whole ticket; MAP/GET stay limited to
  * TS_UP_REQ_MAX_B (peer_msg_req_hdr_decode) */
@@ -64,15 +61,14 @@ typedef struct {
 } up_addr_t;
 
 typedef struct {
+    ts_ev_io_t  io;             /* in the loop (io.data: the up_t) */
+    int         idx;            /* in up_t conns[] */
     ts_conn_t  *c;
     int         fd;
-    uint32_t    events;
     int64_t     born_ms;        /* accepted at: handshake, ticket deadlines */
     int64_t     last_ms;        /* last byte in or out */
     int64_t     frame_ms;       /* a partial frame began at */
     int         ready;          /* handshake done, peer identity known */
-    int         again;          /* has buffered requests: handle it again
-                                   without waiting for epoll */
     int         authed;         /* holds an unexpired ticket */
     int64_t     authed_until;   /* wall clock: the last ticket's expiry */
     int64_t     unauth_ms;      /* unauthenticated since (monotonic) */
@@ -118,12 +114,13 @@ typedef struct {
     node_stats_sh_t   *st;
     ts_slot_sh_t      *slot;
     ts_owner_t         me;
-    int                ep;
+    ts_ev_t           *ev;          /* the loop */
+    ts_ev_io_t         listen_io;   /* the shared listening socket */
+    ts_ev_timer_t      tick;        /* every TS_UP_TICK_MS: deadlines */
     int                listen_fd;
     int                listening;
     int                nconns;
     int                nunauth;     /* links that showed no ticket yet */
-    int                nagain;      /* links with again set */
     ts_tls_t          *tls;
     ts_ticket_verifier_t *verifier; /* NULL while the CA is unreadable */
     int64_t            verifier_ms; /* last attempt to load it */
@@ -136,6 +133,10 @@ typedef struct {
     node_share_sh_t    share_snap;
     node_dl_sh_t       dl_snap;
 } up_t;
+
+/* ---- up_worker.c: the loop ------------------------------------------ */
+/* A link's epoll callback (io.data is the up_t). */
+void up_loop_io(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events);
 
 /* ---- up_link.c: links ------------------------------------------------ */
 void up_link_events(up_t *u, up_link_t *k, int idx);

@@ -49,7 +49,6 @@
 void
 up_link_events(up_t *u, up_link_t *k, int idx)
 {
-    struct epoll_event  ev;
     uint32_t            want = 0;
 
     if (!k->ready) {
@@ -67,36 +66,32 @@ up_link_events(up_t *u, up_link_t *k, int idx)
         }
         want |= k->rd_want;         /* TLS: a read that must write first */
     }
-    if (want == k->events) {
-        return;
-    }
-    memset(&ev, 0, sizeof(ev));
-    ev.events = want;
-    ev.data.u64 = (uint64_t) idx;
-    if (epoll_ctl(u->ep, EPOLL_CTL_MOD, k->fd, &ev) == 0) {
-        k->events = want;
-    }
+    (void) ts_ev_mod(u->ev, &k->io, want);
+}
+
+
+static void
+up_link_accept_ev(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events)
+{
+    up_link_accept(io->data);
 }
 
 
 void
 up_link_listen(up_t *u, int on)
 {
-    struct epoll_event  ev;
-
     if (on == u->listening) {
         return;
     }
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-    ev.data.u64 = UP_KEY_LISTEN;
     if (on) {
-        if (epoll_ctl(u->ep, EPOLL_CTL_ADD, u->listen_fd, &ev) != 0) {
+        if (ts_ev_add(u->ev, &u->listen_io, u->listen_fd,
+                      EPOLLIN | EPOLLEXCLUSIVE, up_link_accept_ev, u) != 0)
+        {
             ts_err("epoll_ctl(listen) failed: %s", strerror(errno));
             return;
         }
     } else {
-        epoll_ctl(u->ep, EPOLL_CTL_DEL, u->listen_fd, NULL);
+        ts_ev_del(u->ev, &u->listen_io);
     }
     u->listening = on;
 }
@@ -116,9 +111,6 @@ up_link_close(up_t *u, int idx, const char *why)
     if (!k->authed) {
         u->nunauth--;
     }
-    if (k->again) {
-        u->nagain--;
-    }
     /* requests never answered no longer count as load */
     up_serve_queued(u, -k->q_n);
     if (k->active) {
@@ -127,7 +119,7 @@ up_link_close(up_t *u, int idx, const char *why)
     if (k->file_fd >= 0) {
         close(k->file_fd);
     }
-    epoll_ctl(u->ep, EPOLL_CTL_DEL, k->fd, NULL);
+    ts_ev_del(u->ev, &k->io);
     ts_conn_free(k->c);
     ts_wbuf_free(&k->out);
     free(k);
@@ -176,7 +168,6 @@ up_link_addr_count(const up_t *u, const up_addr_t *a)
 void
 up_link_accept(up_t *u)
 {
-    struct epoll_event       ev;
     struct sockaddr_storage  ss;
     socklen_t                sl;
     up_addr_t                a;
@@ -243,16 +234,13 @@ up_link_accept(up_t *u)
         up_auth_init(&k->auth);
         ts_wbuf_init(&k->out);
 
-        memset(&ev, 0, sizeof(ev));
-        ev.events = EPOLLIN;
-        ev.data.u64 = (uint64_t) i;
-        if (epoll_ctl(u->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        k->idx = i;
+        if (ts_ev_add(u->ev, &k->io, fd, EPOLLIN, up_loop_io, u) != 0) {
             ts_err("epoll_ctl(peer) failed: %s", strerror(errno));
             ts_conn_free(k->c);
             free(k);
             return;
         }
-        k->events = EPOLLIN;
         u->conns[i] = k;
         u->nconns++;
         u->nunauth++;

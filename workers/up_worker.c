@@ -3,15 +3,17 @@
  * PEER_GET to other nodes' downloaders on the node's shared listening
  * socket; this file is its event loop.
  *
- * Purpose: each uploader runs one epoll loop; the listening socket is in
- * every uploader's epoll set with EPOLLEXCLUSIVE, so one wakes per new
- * link.  A link is persistent: requests are read into a fixed per-link
- * buffer, queued, and answered strictly in order (up_link.c reads and
- * parses, up_serve.c answers).  A link gets at most TS_UP_HANDLE_ROUNDS_N
- * answer/read rounds per wakeup; one with requests still buffered
- * (TLS-decrypted bytes epoll cannot see) is handled again after the
- * others.  Every TS_UP_TICK_MS the loop beats the slot and enforces the
- * links' deadlines (handshake, ticket, partial frame, stalled send, idle).
+ * Purpose: each uploader runs one event loop (net/ts_ev.h: the links' fds,
+ * the stop fd, the tick timer, the "handle again" list); the listening
+ * socket is in every uploader's epoll set with EPOLLEXCLUSIVE, so one
+ * wakes per new link.  A link is persistent: requests are read into a fixed
+ * per-link buffer, queued, and answered strictly in order (up_link.c reads
+ * and parses, up_serve.c answers).  A link gets at most
+ * TS_UP_HANDLE_ROUNDS_N answer/read rounds per wakeup; one with requests
+ * still buffered (TLS-decrypted bytes epoll cannot see) is handled again
+ * after the others (ts_ev_again).  Every TS_UP_TICK_MS a timer beats the
+ * slot and enforces the links' deadlines (handshake, ticket, partial
+ * frame, stalled send, idle).
  *
  * Locking: none.  Share and download text fields are copied with the
  * seqlock readers (node_share_snapshot/node_dl_snapshot); states, bits
@@ -42,10 +44,6 @@ up_loop_handle(up_t *u, int idx, uint32_t events)
 
     if (k == NULL) {
         return;
-    }
-    if (k->again) {
-        k->again = 0;
-        u->nagain--;
     }
     /* during the handshake any event may move it on; a TLS read may
      * also have been waiting for writability */
@@ -81,8 +79,7 @@ up_loop_handle(up_t *u, int idx, uint32_t events)
         }
         if (rounds == TS_UP_HANDLE_ROUNDS_N) {
             /* fairness: come back at once, after the other links */
-            k->again = 1;
-            u->nagain++;
+            ts_ev_again(u->ev, &k->io);
             break;
         }
         before = k->q_n;
@@ -95,6 +92,15 @@ up_loop_handle(up_t *u, int idx, uint32_t events)
         }
     }
     up_link_events(u, k, idx);
+}
+
+
+void
+up_loop_io(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events)
+{
+    up_link_t *k = (up_link_t *) ((char *) io - offsetof(up_link_t, io));
+
+    up_loop_handle(io->data, k->idx, events);
 }
 
 
@@ -165,13 +171,24 @@ up_loop_free_keys(up_t *u)
 }
 
 
+/* Every TS_UP_TICK_MS: the slot's heartbeat and the links' deadlines. */
+static void
+up_loop_tick(ts_ev_t *ev, ts_ev_timer_t *t)
+{
+    up_t *u = t->data;
+
+    ts_slot_beat(u->slot);
+    up_loop_timeouts(u);
+    (void) ts_ev_timer_in(ev, t, TS_UP_TICK_MS);
+}
+
+
 /* A new uploader for ctx: the node's segment and listening socket, our
- * TLS context, the epoll set with the stop fd and the listening socket.
- * NULL after logging why (*rc: the exit code). */
+ * TLS context, the event loop with the stop fd, the listening socket and
+ * the tick.  NULL after logging why (*rc: the exit code). */
 static up_t *
 up_loop_init(const ts_worker_ctx_t *ctx, int *rc)
 {
-    struct epoll_event  ev;
     up_t               *u;
     int                 i;
     char                err[256];
@@ -210,22 +227,22 @@ up_loop_init(const ts_worker_ctx_t *ctx, int *rc)
     /* NULL if the CA cannot be read yet: retried on the next PEER_AUTH */
     (void) up_link_verifier(u);
 
-    u->ep = epoll_create1(EPOLL_CLOEXEC);
-    if (u->ep < 0) {
+    u->ev = ts_ev_new();
+    if (u->ev == NULL) {
         ts_err("epoll_create1() failed: %s", strerror(errno));
         up_loop_free_keys(u);
         free(u);
         return NULL;
     }
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN;
-    ev.data.u64 = UP_KEY_STOP;
     if (ts_worker_stop_fd() >= 0) {
-        epoll_ctl(u->ep, EPOLL_CTL_ADD, ts_worker_stop_fd(), &ev);
+        (void) ts_ev_set_stop_fd(u->ev, ts_worker_stop_fd());
     }
+    ts_ev_timer_init(&u->tick, up_loop_tick, u);
     up_link_listen(u, 1);
-    if (!u->listening) {
-        close(u->ep);
+    if (!u->listening || ts_ev_timer_in(u->ev, &u->tick, TS_UP_TICK_MS) != 0)
+    {
+        ts_ev_del(u->ev, &u->listen_io);
+        ts_ev_free(u->ev);
         up_loop_free_keys(u);
         free(u);
         *rc = 2;
@@ -254,7 +271,9 @@ up_loop_cleanup(up_t *u)
             close(u->dls[i].fd);
         }
     }
-    close(u->ep);
+    ts_ev_timer_cancel(u->ev, &u->tick);
+    ts_ev_del(u->ev, &u->listen_io);
+    ts_ev_free(u->ev);
     up_loop_free_keys(u);
     free(u);
 }
@@ -263,10 +282,8 @@ up_loop_cleanup(up_t *u)
 int
 up_main(const ts_worker_ctx_t *ctx)
 {
-    struct epoll_event  evs[TS_UP_EV_N];
-    up_t               *u;
-    int64_t             last_tick = 0, now;
-    int                 i, n, rc;
+    up_t *u;
+    int   rc;
 
     u = up_loop_init(ctx, &rc);
     if (u == NULL) {
@@ -275,41 +292,13 @@ up_main(const ts_worker_ctx_t *ctx)
     ts_slot_set_active(u->slot, u->me);
     ts_worker_ready(ctx);
 
-    while (!ts_worker_stopping() && !ts_worker_orphaned(ctx)) {
-        n = epoll_wait(u->ep, evs, TS_UP_EV_N,
-                       u->nagain > 0 ? 0 : TS_UP_TICK_MS);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
+    while (!ts_worker_stopping() && !ts_worker_orphaned(ctx)
+           && !ts_ev_stopped(u->ev))
+    {
+        if (ts_ev_run_once(u->ev, TS_UP_TICK_MS) != 0) {
             ts_err("epoll_wait() failed: %s", strerror(errno));
             rc = 1;
             break;
-        }
-        for (i = 0; i < n; i++) {
-            if (evs[i].data.u64 == UP_KEY_STOP) {
-                continue;
-            }
-            if (evs[i].data.u64 == UP_KEY_LISTEN) {
-                up_link_accept(u);
-                continue;
-            }
-            if (evs[i].data.u64 < TS_NODE_PEER_CONNS_N) {
-                up_loop_handle(u, (int) evs[i].data.u64, evs[i].events);
-            }
-        }
-        /* links with requests left in their buffers (TLS-decrypted ones
-         * epoll cannot see) */
-        for (i = 0; u->nagain > 0 && i < TS_NODE_PEER_CONNS_N; i++) {
-            if (u->conns[i] != NULL && u->conns[i]->again) {
-                up_loop_handle(u, i, 0);
-            }
-        }
-        now = ts_now_ms();
-        if (now - last_tick >= TS_UP_TICK_MS) {
-            last_tick = now;
-            ts_slot_beat(u->slot);
-            up_loop_timeouts(u);
         }
     }
     up_loop_cleanup(u);
