@@ -10,15 +10,10 @@
  * through ctx->arg (this node_t, as copied into the supervisor), and
  * the node's identity through its opts (node_start copies them: the
  * certificate and key every link presents, the CA tickets chain to).
- * The CLI also publishes each download's ticket (node_dl_set_ticket,
- * under the entry's seqlock, then a generation bump) and each source's
- * certificate fingerprint (node_dl_set_sources).
  *
- * Locking: the CLI is the single writer of share and download text
- * fields; it writes them inside the entry's seqlock (seq odd while
- * writing) before the state leaves FREE.  Everything else (states,
- * bits, claims, counters) changes only by C11 atomics, so the supervisor
- * never takes a lock and node_reclaim is lock-free.
+ * Locking: none.  States, bits, claims and counters change only by C11
+ * atomics (the CLI writes text fields under seqlocks: node_pub.c), so the
+ * supervisor never takes a lock and node_reclaim is lock-free.
  *
  * Crash behaviour: a worker that dies is reaped by the supervisor, whose
  * on_exit hook (node_reclaim) frees every claim of that (pid,
