@@ -153,7 +153,6 @@
 #define TS_UP_TICK_MS           100      /* timeouts and heartbeat */
 #define TS_UP_ACCEPT_BURST      32       /* accept() calls per wakeup (count) */
 #define TS_UP_LOOKUP_N          8        /* (group, name) -> entry cache */
-#define TS_UP_EV_N              64       /* epoll events per epoll_wait() */
 
 /* ---- security: TLS, identities, tickets, limits ---------------------- */
 #define TS_TLS_HANDSHAKE_MS       5000     /* a TLS handshake must finish
