@@ -153,7 +153,6 @@
 #define TS_UP_TICK_MS           100      /* timeouts and heartbeat */
 #define TS_UP_ACCEPT_BURST      32       /* accept() calls per wakeup (count) */
 #define TS_UP_LOOKUP_N          8        /* (group, name) -> entry cache */
-#define TS_UP_EV_N              64       /* epoll events per epoll_wait() */
 
 /* ---- security: TLS, identities, tickets, limits ---------------------- */
 #define TS_TLS_HANDSHAKE_MS       5000     /* a TLS handshake must finish
@@ -311,5 +310,24 @@
 #define TS_SYNC_FRAME_SLACK_B     (64 * 1024) /* a SYNC_OPS batch stays this
                                             far under TS_FRAME_MAX_B (room
                                             for the request's fields) */
+
+/* ---- client node workers (workers/) ---------------------------------- */
+#define TS_DL_LINKS_N             (TS_NODE_DOWNLOADS_N * TS_NODE_SOURCES_N)
+                                           /* peer links one downloader
+                                            keeps (one per identity) */
+#define TS_DL_LINK_QUEUE_N        (TS_NODE_PIPELINE_N + TS_NODE_DOWNLOADS_N)
+                                           /* requests pipelined on a link:
+                                            MAP/GETs plus PEER_AUTHs */
+#define TS_DL_SNAPSHOT_TRIES_N    1000     /* seqlock reads of a download's
+                                            text fields before giving up
+                                            until the next pass */
+#define TS_UP_MSG_B               128      /* a PEER_AUTH refusal's reason,
+                                            bytes */
+#define TS_UP_HANDLE_ROUNDS_N     8        /* answer/read rounds per link
+                                            per wakeup */
+#define TS_NODE_STOP_GRACE_MS     1000     /* node_stop: waited past the
+                                            supervisor's own stop deadline
+                                            before SIGKILL */
+#define TS_NODE_STOP_POLL_MS      10       /* node_stop: waitpid() poll step */
 
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -1,7 +1,8 @@
 /*
  * node.c -- a client node's data plane from the outside: node_start/stop,
  * the node supervisor (uploader x U, downloader x D on ts_sup), the
- * reclaim hook, and the CLI-side calls that publish shares and downloads.
+ * reclaim hook.  The CLI-side calls that publish shares and downloads
+ * are in node_pub.c, the .part file helpers in node_part.c.
  *
  * Purpose: the CLI creates the segment and binds the node's ip:port, then
  * forks a supervisor that inherits both (the mapping and the listening
@@ -9,15 +10,10 @@
  * through ctx->arg (this node_t, as copied into the supervisor), and
  * the node's identity through its opts (node_start copies them: the
  * certificate and key every link presents, the CA tickets chain to).
- * The CLI also publishes each download's ticket (node_dl_set_ticket,
- * under the entry's seqlock, then a generation bump) and each source's
- * certificate fingerprint (node_dl_set_sources).
  *
- * Locking: the CLI is the single writer of share and download text
- * fields; it writes them inside the entry's seqlock (seq odd while
- * writing) before the state leaves FREE.  Everything else (states,
- * bits, claims, counters) changes only by C11 atomics, so the supervisor
- * never takes a lock and node_reclaim is lock-free.
+ * Locking: none.  States, bits, claims and counters change only by C11
+ * atomics (the CLI writes text fields under seqlocks: node_pub.c), so the
+ * supervisor never takes a lock and node_reclaim is lock-free.
  *
  * Crash behaviour: a worker that dies is reaped by the supervisor, whose
  * on_exit hook (node_reclaim) frees every claim of that (pid,
@@ -47,7 +43,9 @@
 #include "ts_log.h"
 #include "ts_net.h"
 #include "ts_shm.h"
+#include "ts_atomic.h"
 #include "ts_claim.h"
+#include "ts_clock.h"
 #include "ts_sup.h"
 #include "node_shm.h"
 #include "node.h"
@@ -210,7 +208,8 @@ node_stop(node_t *n)
 
     if (n->sup_pid > 0) {
         kill(n->sup_pid, SIGTERM);
-        deadline = ts_now_ms() + TS_SUP_STOP_DEADLINE_MS + 1000;
+        deadline = ts_now_ms() + TS_SUP_STOP_DEADLINE_MS
+                   + TS_NODE_STOP_GRACE_MS;
         for (;;) {
             rc = waitpid(n->sup_pid, &st, WNOHANG);
             if (rc == n->sup_pid || (rc < 0 && errno != EINTR)) {
@@ -225,7 +224,7 @@ node_stop(node_t *n)
                 }
                 break;
             }
-            usleep(10 * 1000);
+            usleep(TS_NODE_STOP_POLL_MS * 1000);
         }
         n->sup_pid = -1;
     }
@@ -253,25 +252,6 @@ node_alive(const node_t *n)
 
 
 /* ---- reclaim (supervisor, lock-free) --------------------------------- */
-
-static uint32_t
-node_sub_sat(_Atomic uint32_t *v, uint32_t d)
-{
-    uint32_t  cur = atomic_load_explicit(v, memory_order_relaxed);
-
-    /* never wrap below zero, whatever else raced */
-    while (d > 0) {
-        uint32_t nv = cur > d ? cur - d : 0;
-
-        if (atomic_compare_exchange_weak_explicit(v, &cur, nv,
-                memory_order_acq_rel, memory_order_relaxed))
-        {
-            return cur - nv;
-        }
-    }
-    return 0;
-}
-
 
 void
 node_reclaim(const ts_shm_t *shm, ts_owner_t dead)
@@ -304,9 +284,9 @@ node_reclaim(const ts_shm_t *shm, ts_owner_t dead)
         && atomic_load(&slots[slot].role) == NODE_ROLE_UPLOADER)
     {
         k = (uint32_t) atomic_exchange(&slots[slot].counter[0], 0);
-        node_sub_sat(&st->queued, k);
+        ts_atomic_sub_sat32(&st->queued, k);
         k = (uint32_t) atomic_exchange(&slots[slot].counter[1], 0);
-        node_sub_sat(&st->active_uploads, k);
+        ts_atomic_sub_sat32(&st->active_uploads, k);
     }
 
     for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
@@ -318,7 +298,7 @@ node_reclaim(const ts_shm_t *shm, ts_owner_t dead)
             for (j = 0; slot_if != NULL && j < TS_NODE_SOURCES_N; j++) {
                 k = atomic_exchange(&slot_if[j], 0);
                 if (k > 0) {
-                    node_sub_sat(&d->src[j].inflight, k);
+                    ts_atomic_sub_sat32(&d->src[j].inflight, k);
                 }
             }
         }
@@ -373,528 +353,4 @@ node_reclaim(const ts_shm_t *shm, ts_owner_t dead)
         ts_info("reclaimed %zu claims of dead worker %d", freed,
                 (int) ts_owner_pid(dead));
     }
-}
-
-
-/* ---- CLI side: publication ------------------------------------------- */
-
-static void
-node_seq_begin(_Atomic uint32_t *seq)
-{
-    atomic_fetch_add_explicit(seq, 1, memory_order_acq_rel);   /* odd */
-    atomic_thread_fence(memory_order_release);
-}
-
-
-static void
-node_seq_end(_Atomic uint32_t *seq)
-{
-    atomic_fetch_add_explicit(seq, 1, memory_order_release);   /* even */
-}
-
-
-static int
-node_chunks_ok(uint64_t size, uint32_t nchunks)
-{
-    return size <= TS_FILE_MAX_B
-           && (uint64_t) nchunks == (size + TS_CHUNK_B - 1) / TS_CHUNK_B;
-}
-
-
-static int
-node_text_ok(const char *group, const char *name, const char *path)
-{
-    return group != NULL && name != NULL && path != NULL
-           && strlen(group) <= TS_ID_MAX_B && strlen(name) <= TS_NAME_MAX_B
-           && strlen(path) < PATH_MAX;
-}
-
-
-int
-node_share_find(const ts_shm_t *s, const char *group, const char *name)
-{
-    node_share_sh_t  *sh = node_shares(s);
-    int               i;
-    uint32_t          state;
-
-    if (sh == NULL) {
-        return -1;
-    }
-    for (i = 0; i < TS_NODE_SHARES_N; i++) {
-        state = atomic_load_explicit(&sh[i].state, memory_order_acquire);
-        if ((state == NODE_SHARE_READY || state == NODE_SHARE_STALE)
-            && strcmp(sh[i].group, group) == 0
-            && strcmp(sh[i].name, name) == 0)
-        {
-            return i;
-        }
-    }
-    return -1;
-}
-
-
-int
-node_share_add(ts_shm_t *s, const char *group, const char *name,
-    const char *path, uint64_t size, int64_t mtime_ns, uint32_t nchunks)
-{
-    node_share_sh_t  *sh = node_shares(s), *e;
-    int               i;
-
-    if (sh == NULL || !node_text_ok(group, name, path)
-        || !node_chunks_ok(size, nchunks))
-    {
-        return -1;
-    }
-
-    /* a re-upload of the same name replaces the old entry */
-    i = node_share_find(s, group, name);
-    if (i >= 0) {
-        atomic_store_explicit(&sh[i].state, NODE_SHARE_STOPPED,
-                              memory_order_release);
-    } else {
-        for (i = 0; i < TS_NODE_SHARES_N; i++) {
-            if (atomic_load(&sh[i].state) == NODE_SHARE_FREE) {
-                break;
-            }
-        }
-        if (i == TS_NODE_SHARES_N) {
-            ts_err("share table full (%d)", TS_NODE_SHARES_N);
-            return -1;
-        }
-    }
-
-    e = &sh[i];
-    node_seq_begin(&e->seq);
-    memset(e->group, 0, sizeof(e->group));
-    memset(e->name, 0, sizeof(e->name));
-    memset(e->path, 0, sizeof(e->path));
-    snprintf(e->group, sizeof(e->group), "%s", group);
-    snprintf(e->name, sizeof(e->name), "%s", name);
-    snprintf(e->path, sizeof(e->path), "%s", path);
-    e->size = size;
-    e->mtime_ns = mtime_ns;
-    e->nchunks = nchunks;
-    atomic_store(&e->chunks_served, 0);
-    atomic_store(&e->bytes_served, 0);
-    node_seq_end(&e->seq);
-    atomic_store_explicit(&e->state, NODE_SHARE_READY, memory_order_release);
-    return i;
-}
-
-
-void
-node_share_remove(ts_shm_t *s, int idx)
-{
-    node_share_sh_t  *sh = node_shares(s);
-
-    if (sh == NULL || idx < 0 || idx >= TS_NODE_SHARES_N) {
-        return;
-    }
-    /* STOPPED first: an uploader that looks now refuses; then the text
-     * goes (seq moves, so cached lookups are invalid) and the entry frees */
-    atomic_store_explicit(&sh[idx].state, NODE_SHARE_STOPPED,
-                          memory_order_release);
-    node_seq_begin(&sh[idx].seq);
-    sh[idx].group[0] = '\0';
-    sh[idx].name[0] = '\0';
-    sh[idx].path[0] = '\0';
-    node_seq_end(&sh[idx].seq);
-    atomic_store_explicit(&sh[idx].state, NODE_SHARE_FREE,
-                          memory_order_release);
-}
-
-
-static void
-node_bits_load(_Atomic uint64_t *bm, const uint8_t *bytes, uint32_t nbits)
-{
-    uint32_t  w, b, nwords = (nbits + 63) / 64;
-    uint64_t  v;
-
-    for (w = 0; w < nwords; w++) {
-        v = 0;
-        if (bytes != NULL) {
-            for (b = 0; b < 64 && w * 64 + b < nbits; b++) {
-                uint32_t i = w * 64 + b;
-
-                if ((bytes[i >> 3] >> (i & 7)) & 1) {
-                    v |= 1ull << b;
-                }
-            }
-        }
-        atomic_store_explicit(&bm[w], v, memory_order_relaxed);
-    }
-}
-
-
-int
-node_dl_add(ts_shm_t *s, const char *group, const char *name,
-    const char *dest, const char *part, const node_fid_t *part_id,
-    uint64_t size, uint32_t nchunks,
-    const uint8_t file_sha1[20], const uint8_t *hashes, const uint8_t *done,
-    const uint8_t *maybe)
-{
-    node_dl_sh_t      *dls = node_dls(s), *d;
-    _Atomic uint64_t  *bm;
-    _Atomic uint32_t  *sif;
-    node_fhash_sh_t   *fh;
-    uint32_t           c, ndone = 0;
-    uint64_t           bytes = 0;
-    int                i, j, k;
-
-    if (dls == NULL || !node_text_ok(group, name, dest) || part == NULL
-        || strlen(part) >= PATH_MAX || !node_chunks_ok(size, nchunks)
-        || file_sha1 == NULL || (nchunks > 0 && hashes == NULL))
-    {
-        return -1;
-    }
-    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
-        if (atomic_load(&dls[i].state) == NODE_DL_FREE) {
-            break;
-        }
-    }
-    if (i == TS_NODE_DOWNLOADS_N) {
-        ts_err("download table full (%d)", TS_NODE_DOWNLOADS_N);
-        return -1;
-    }
-    d = &dls[i];
-
-    /* per-download arrays, only as far as this file's chunks go */
-    if (nchunks > 0) {
-        memcpy(node_dl_hashes(s, i), hashes, 20ull * nchunks);
-    }
-    node_bits_load(node_dl_done(s, i), done, nchunks);
-    node_bits_load(node_dl_maybe(s, i), maybe, nchunks);
-    bm = node_dl_claims(s, i);
-    for (c = 0; c < nchunks; c++) {
-        atomic_store_explicit(&bm[c], 0, memory_order_relaxed);
-    }
-    for (j = 0; j < TS_NODE_SOURCES_N; j++) {
-        node_bits_load(node_dl_map(s, i, j), NULL, nchunks);
-    }
-    for (k = 0; k < TS_SUP_WORKERS_MAX_N; k++) {
-        sif = node_slot_inflight(s, k, i);
-        for (j = 0; j < TS_NODE_SOURCES_N; j++) {
-            atomic_store(&sif[j], 0);
-        }
-    }
-
-    bm = node_dl_done(s, i);
-    for (c = 0; c < nchunks; c++) {
-        if (node_bit_test(bm, c)) {
-            ndone++;
-            bytes += (c + 1 == nchunks) ? size - (uint64_t) c * TS_CHUNK_B
-                                        : TS_CHUNK_B;
-        }
-    }
-
-    node_seq_begin(&d->seq);
-    memset(d->group, 0, sizeof(d->group));
-    memset(d->name, 0, sizeof(d->name));
-    memset(d->dest, 0, sizeof(d->dest));
-    memset(d->part, 0, sizeof(d->part));
-    snprintf(d->group, sizeof(d->group), "%s", group);
-    snprintf(d->name, sizeof(d->name), "%s", name);
-    snprintf(d->dest, sizeof(d->dest), "%s", dest);
-    snprintf(d->part, sizeof(d->part), "%s", part);
-    memset(&d->part_id, 0, sizeof(d->part_id));
-    if (part_id != NULL) {
-        d->part_id = *part_id;
-    }
-    d->size = size;
-    d->nchunks = nchunks;
-    memcpy(d->file_sha1, file_sha1, 20);
-    d->error[0] = '\0';
-    d->ticket_len = 0;
-    atomic_store(&d->ticket_gen, 0);
-    atomic_store(&d->denied, 0);
-    atomic_store(&d->ticket_expires_ms, 0);
-    for (j = 0; j < TS_NODE_SOURCES_N; j++) {
-        node_src_sh_t *sr = &d->src[j];
-
-        atomic_store(&sr->state, NODE_SRC_FREE);
-        memset(sr->addr, 0, sizeof(sr->addr));
-        memset(sr->fp, 0, sizeof(sr->fp));
-        atomic_store(&sr->complete, 0);
-        atomic_store(&sr->load, 0);
-        atomic_store(&sr->inflight, 0);
-        atomic_store(&sr->failures, 0);
-        atomic_store(&sr->errors, 0);
-        atomic_store(&sr->rate_bps, 0);
-        atomic_store(&sr->chunks, 0);
-        atomic_store(&sr->map_ms, 0);
-        atomic_store(&sr->retry_after_ms, 0);
-        atomic_store(&sr->map_owner, 0);
-    }
-    node_seq_end(&d->seq);
-
-    atomic_store(&d->waiting, 0);
-    atomic_store(&d->finalize_owner, 0);
-    atomic_store(&d->bytes_done, bytes);
-    atomic_store(&d->chunks_done, ndone);
-    atomic_store(&d->started_ms, ts_wall_ms());
-    atomic_store(&d->finished_ms, 0);
-    atomic_fetch_add(&d->id, 1);
-    /* frontier hasher: generation 0 of the new id, both copies unused */
-    fh = node_dl_fhash(s, i);
-    if (fh != NULL) {
-        fh->copy[0].id = fh->copy[1].id = 0;
-        fh->copy[0].next = fh->copy[1].next = 0;
-        atomic_store(&fh->owner, 0);
-        atomic_store(&fh->pub, (uint64_t) atomic_load(&d->id) << 32);
-    }
-    atomic_store_explicit(&d->state, NODE_DL_ACTIVE, memory_order_release);
-    return i;
-}
-
-
-static int
-node_fp_eq(const node_src_sh_t *sr, const uint8_t *fps, int i)
-{
-    static const uint8_t  zero[TS_FP_B];
-
-    return memcmp(sr->fp, fps != NULL ? fps + (size_t) i * TS_FP_B : zero,
-                  TS_FP_B) == 0;
-}
-
-
-void
-node_dl_set_sources(ts_shm_t *s, int idx, const char *const *addrs,
-    const int *complete, const uint8_t *fps, int n)
-{
-    node_dl_sh_t      *d;
-    node_src_sh_t     *sr;
-    uint32_t           st;
-    int                i, j, found;
-
-    if (node_dls(s) == NULL || idx < 0 || idx >= TS_NODE_DOWNLOADS_N
-        || n < 0)
-    {
-        return;
-    }
-    d = &node_dls(s)[idx];
-
-    /* sources no longer listed (an address now listed with another
-     * fingerprint is another node: the old entry goes) */
-    for (j = 0; j < TS_NODE_SOURCES_N; j++) {
-        sr = &d->src[j];
-        if (atomic_load(&sr->state) != NODE_SRC_LIVE) {
-            continue;
-        }
-        found = 0;
-        for (i = 0; i < n; i++) {
-            if (addrs[i] != NULL && strcmp(addrs[i], sr->addr) == 0
-                && node_fp_eq(sr, fps, i))
-            {
-                found = 1;
-                break;
-            }
-        }
-        if (!found) {
-            atomic_store(&sr->state, NODE_SRC_GONE);
-        }
-    }
-
-    for (i = 0; i < n; i++) {
-        if (addrs[i] == NULL || addrs[i][0] == '\0'
-            || strlen(addrs[i]) >= sizeof(sr->addr))
-        {
-            continue;
-        }
-        found = -1;
-        for (j = 0; j < TS_NODE_SOURCES_N; j++) {
-            st = atomic_load(&d->src[j].state);
-            if (st != NODE_SRC_FREE && strcmp(d->src[j].addr, addrs[i]) == 0
-                && node_fp_eq(&d->src[j], fps, i))
-            {
-                found = j;
-                break;
-            }
-        }
-        if (found >= 0) {
-            sr = &d->src[found];
-            atomic_store(&sr->complete, complete ? (complete[i] != 0) : 0);
-            st = NODE_SRC_GONE;
-            /* a returning source is live again; a dropped one stays out */
-            if (atomic_compare_exchange_strong(&sr->state, &st,
-                                               NODE_SRC_LIVE))
-            {
-                atomic_store(&sr->map_ms, 0);
-                atomic_store(&sr->errors, 0);
-                atomic_store(&sr->retry_after_ms, 0);
-            }
-            continue;
-        }
-
-        /* a new source: a FREE entry, else a quiet GONE one */
-        for (j = 0; j < TS_NODE_SOURCES_N; j++) {
-            if (atomic_load(&d->src[j].state) == NODE_SRC_FREE) {
-                break;
-            }
-        }
-        if (j == TS_NODE_SOURCES_N) {
-            for (j = 0; j < TS_NODE_SOURCES_N; j++) {
-                sr = &d->src[j];
-                if (atomic_load(&sr->state) == NODE_SRC_GONE
-                    && atomic_load(&sr->inflight) == 0
-                    && atomic_load(&sr->map_owner) == 0)
-                {
-                    atomic_store(&sr->state, NODE_SRC_FREE);
-                    break;
-                }
-            }
-            if (j == TS_NODE_SOURCES_N) {
-                ts_warn("download %d: no room for source %s", idx, addrs[i]);
-                continue;
-            }
-        }
-        sr = &d->src[j];
-        memset(sr->addr, 0, sizeof(sr->addr));
-        snprintf(sr->addr, sizeof(sr->addr), "%s", addrs[i]);
-        if (fps != NULL) {
-            memcpy(sr->fp, fps + (size_t) i * TS_FP_B, TS_FP_B);
-        } else {
-            memset(sr->fp, 0, sizeof(sr->fp));
-        }
-        atomic_store(&sr->complete, complete ? (complete[i] != 0) : 0);
-        atomic_store(&sr->load, 0);
-        atomic_store(&sr->failures, 0);
-        atomic_store(&sr->errors, 0);
-        atomic_store(&sr->rate_bps, 0);
-        atomic_store(&sr->chunks, 0);
-        atomic_store(&sr->map_ms, 0);
-        atomic_store(&sr->retry_after_ms, 0);
-        node_bits_load(node_dl_map(s, idx, j), NULL, d->nchunks);
-        atomic_store_explicit(&sr->state, NODE_SRC_LIVE,
-                              memory_order_release);
-    }
-}
-
-
-int
-node_dl_set_ticket(ts_shm_t *s, int idx, const void *ticket, size_t len,
-    int64_t expires_ms)
-{
-    node_dl_sh_t  *d;
-    uint32_t       g;
-
-    if (node_dls(s) == NULL || idx < 0 || idx >= TS_NODE_DOWNLOADS_N
-        || len > TS_TICKET_MAX_B || (len > 0 && ticket == NULL))
-    {
-        return -1;
-    }
-    d = &node_dls(s)[idx];
-    node_seq_begin(&d->seq);
-    if (len > 0) {
-        memcpy(d->ticket, ticket, len);
-    }
-    d->ticket_len = (uint32_t) len;
-    node_seq_end(&d->seq);
-    atomic_store(&d->ticket_expires_ms, expires_ms);
-    atomic_store(&d->denied, 0);
-    /* never 0 again once set: 0 means "no ticket yet" */
-    g = atomic_fetch_add_explicit(&d->ticket_gen, 1, memory_order_acq_rel)
-        + 1;
-    if (g == 0) {
-        atomic_fetch_add_explicit(&d->ticket_gen, 1, memory_order_acq_rel);
-    }
-    return 0;
-}
-
-
-void
-node_fsync_dir_of(const char *path)
-{
-    char   dir[PATH_MAX], *slash;
-    int    dfd;
-
-    snprintf(dir, sizeof(dir), "%s", path);
-    slash = strrchr(dir, '/');
-    if (slash == NULL) {
-        snprintf(dir, sizeof(dir), ".");
-    } else if (slash == dir) {
-        slash[1] = '\0';
-    } else {
-        *slash = '\0';
-    }
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void) fsync(dfd);
-        close(dfd);
-    }
-}
-
-
-int
-node_fid_of(int fd, node_fid_t *id)
-{
-    struct statx sx;
-
-    memset(id, 0, sizeof(*id));
-    if (statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &sx) != 0) {
-        return -1;
-    }
-    id->dev = ((uint64_t) sx.stx_dev_major << 32) | sx.stx_dev_minor;
-    id->ino = sx.stx_ino;
-    if (sx.stx_mask & STATX_BTIME) {
-        id->btime_ns = (int64_t) sx.stx_btime.tv_sec * 1000000000
-                       + sx.stx_btime.tv_nsec;
-    }
-    return 0;
-}
-
-
-int
-node_fid_eq(const node_fid_t *a, const node_fid_t *b)
-{
-    return a->dev == b->dev && a->ino == b->ino
-           && (a->btime_ns == 0 || b->btime_ns == 0
-               || a->btime_ns == b->btime_ns);
-}
-
-
-int
-node_open_part(const char *path, int flags, const node_fid_t *id)
-{
-    static const node_fid_t  zero;
-    struct stat              sb;
-    node_fid_t               have;
-    int                      fd, e;
-
-    /* O_NONBLOCK: a FIFO put at the name must not block the open */
-    fd = open(path, (flags & ~(O_CREAT | O_EXCL | O_TRUNC)) | O_NOFOLLOW
-                    | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        return -1;              /* ELOOP: a symlink took the name */
-    }
-    if (fstat(fd, &sb) != 0) {
-        e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    if (!S_ISREG(sb.st_mode)
-        || (id != NULL && memcmp(id, &zero, sizeof(zero)) != 0
-            && (node_fid_of(fd, &have) != 0 || !node_fid_eq(&have, id))))
-    {
-        close(fd);
-        errno = ESTALE;
-        return -1;
-    }
-    (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    return fd;
-}
-
-
-void
-node_dl_remove(ts_shm_t *s, int idx)
-{
-    node_dl_sh_t  *dls = node_dls(s);
-
-    if (dls == NULL || idx < 0 || idx >= TS_NODE_DOWNLOADS_N) {
-        return;
-    }
-    /* the id moves first so a worker holding this index sees it changed */
-    atomic_fetch_add(&dls[idx].id, 1);
-    atomic_store_explicit(&dls[idx].state, NODE_DL_FREE,
-                          memory_order_release);
 }

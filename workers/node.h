@@ -96,11 +96,6 @@ void node_dl_set_sources(ts_shm_t *s, int idx, const char *const *addrs,
  * (PEER_AUTH) on its links; clears `denied`.  0 or -1. */
 int  node_dl_set_ticket(ts_shm_t *s, int idx, const void *ticket,
                         size_t len, int64_t expires_ms);
-/* Seqlock reader: copies download idx's ticket into buf (bufsz >=
- * TS_TICKET_MAX_B), *len and its generation *gen (0 = none yet).
- * 0, or -1 (no consistent copy). */
-int  node_dl_ticket(const ts_shm_t *s, int idx, uint8_t *buf, size_t bufsz,
-                    uint32_t *len, uint32_t *gen);
 void node_dl_remove(ts_shm_t *s, int idx);    /* frees the entry */
 
 /* fsync of the directory holding path, so a name made, renamed or
@@ -119,10 +114,7 @@ int  node_fid_eq(const node_fid_t *a, const node_fid_t *b);
  * the name) or open(2)'s. */
 int  node_open_part(const char *path, int flags, const node_fid_t *id);
 
-/* Seqlock readers (added by F1): copy entry idx consistently into *out
- * (text and size fields; atomics are loaded once).  0, or -1 if the entry
- * is FREE. */
-int  node_share_snapshot(const ts_shm_t *s, int idx, node_share_sh_t *out);
-int  node_dl_snapshot(const ts_shm_t *s, int idx, node_dl_sh_t *out);
+/* The seqlock readers (node_share_snapshot, node_dl_snapshot,
+ * node_dl_ticket) are declared in node_shm.h, included above. */
 
 #endif

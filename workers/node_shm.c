@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "node_shm.h"
-#include "node.h"
 
 const ts_shm_spec_t node_shm_specs[] = {
     { NODE_T_SLOTS,    sizeof(ts_slot_sh_t),    TS_SUP_WORKERS_MAX_N, NULL },

@@ -49,7 +49,7 @@
 #include "ts_shm.h"
 #include "ts_tls.h"
 
-/* 2: source fingerprints, download tickets (issue 5)
+/* 2: source fingerprints, download tickets
  * 3: the .part's identity (part_id) */
 #define NODE_SHM_LAYOUT  3
 
@@ -59,8 +59,8 @@ enum {
     NODE_T_SHARES = 3,
     NODE_T_DLS    = 4,
     NODE_T_DLDATA = 5,
-    NODE_T_INFLIGHT = 6,    /* added by F1: node_inflight_sh_t x slots */
-    NODE_T_FHASH  = 7       /* added by P: node_fhash_sh_t x downloads */
+    NODE_T_INFLIGHT = 6,    /* node_inflight_sh_t x slots */
+    NODE_T_FHASH  = 7       /* node_fhash_sh_t x downloads */
 };
 
 /* Which file a download's .part is: a name can be taken by another file
@@ -87,7 +87,7 @@ typedef struct {
     _Atomic uint64_t chunks_down;
     _Atomic uint64_t hash_failures;
     _Atomic uint64_t reclaimed_claims;
-    _Atomic uint64_t fh_rereads;       /* added by P: finalizations that
+    _Atomic uint64_t fh_rereads;       /* finalizations that
                                           re-read the .part because the
                                           frontier hash was incomplete or
                                           disagreed */
@@ -187,7 +187,7 @@ typedef struct {
 } node_dl_sh_t;
 
 /*
- * Per-worker in-flight GETs (added by F1 for reclaim): entry w belongs to
+ * Per-worker in-flight GETs (for reclaim): entry w belongs to
  * worker slot w (ctx->slot).  A downloader that sends a GET for download
  * i to source k does atomic ++ on both dls[i].src[k].inflight and
  * node_slot_inflight(s, ctx->slot, i)[k], and -- on both when the reply
@@ -201,7 +201,7 @@ typedef struct {
 } node_inflight_sh_t;
 
 /*
- * Whole-file SHA1 computed while downloading (added by P): entry i belongs
+ * Whole-file SHA1 computed while downloading : entry i belongs
  * to download i.  The "frontier" is the count of leading chunks already
  * fed, in order, into a SHA1 state; a downloader that finds the chunk at
  * the frontier done (after claiming `owner`) feeds it and the done chunks
@@ -252,13 +252,24 @@ _Atomic uint64_t *node_dl_claims(const ts_shm_t *s, int i);
 _Atomic uint64_t *node_dl_map(const ts_shm_t *s, int i, int src);
 /* TS_NODE_SOURCES_N counters of worker slot `slot` for download i. */
 _Atomic uint32_t *node_slot_inflight(const ts_shm_t *s, int slot, int i);
-/* The frontier hasher of download i, or NULL (added by P). */
+/* The frontier hasher of download i, or NULL. */
 node_fhash_sh_t  *node_dl_fhash(const ts_shm_t *s, int i);
 
 /* The table specs for ts_shm_create, and the segment name for a port. */
 extern const ts_shm_spec_t node_shm_specs[];
 extern const int           node_shm_nspecs;
 void node_shm_name(char *out, size_t outsz, uint16_t port);
+
+/* Seqlock readers: copy entry idx consistently into *out
+ * (text and size fields; atomics are loaded once).  0, or -1 if the entry
+ * is FREE. */
+int  node_share_snapshot(const ts_shm_t *s, int idx, node_share_sh_t *out);
+int  node_dl_snapshot(const ts_shm_t *s, int idx, node_dl_sh_t *out);
+/* Seqlock reader: copies download idx's ticket into buf (bufsz >=
+ * TS_TICKET_MAX_B), *len and its generation *gen (0 = none yet).
+ * 0, or -1 (no consistent copy). */
+int  node_dl_ticket(const ts_shm_t *s, int idx, uint8_t *buf, size_t bufsz,
+                    uint32_t *len, uint32_t *gen);
 
 /* bit helpers on atomic u64 bitmaps */
 static inline int

@@ -1,10 +1,10 @@
 /*
  * peer_msg.h -- the codec of the peer-to-peer messages (PEER_MAP,
  * PEER_GET, PEER_AUTH and their answers; layouts in common/ts_proto.h):
- * what the uploader (up_worker.c) decodes from a downloader and encodes
- * back, and what the downloader (dl_worker.c) encodes and decodes.  The
- * workers, the unit tests and the libFuzzer target (tests/fuzz/
- * fuzz_peer.c) all call these same functions.
+ * what the uploader (up_link.c, up_serve.c) decodes from a downloader and
+ * encodes back, and what the downloader (dl_link.c, dl_recv.c) encodes
+ * and decodes.  The workers, the unit tests and the libFuzzer target
+ * (tests/fuzz/fuzz_peer.c) all call these same functions.
  *
  * Every decoder is pure: caller buffers, no worker state, no allocation;
  * it returns 0, or -1 for anything but the exact canonical encoding

@@ -1,9 +1,9 @@
 /*
  * fuzz_peer.c -- libFuzzer target: the peer-to-peer messages, through
- * the very codec the workers run (workers/peer_msg.h: up_worker.c's
- * up_read / up_parse / up_parse_auth and dl_worker.c's dl_conn_input /
- * dl_got_map / dl_got_auth / dl_parse_head call these functions and
- * nothing else to read the wire).  PEER_AUTH is checked further with the
+ * the very codec the workers run (workers/peer_msg.h: up_link.c's
+ * up_link_read / up_link_parse / up_link_parse_auth and dl_recv.c's
+ * dl_recv_input / dl_recv_map / dl_recv_auth / dl_recv_head call these
+ * functions and nothing else to read the wire).  PEER_AUTH is checked further with the
  * real ts_ticket_verify (CA made at start-up) and the real per-link
  * authorization table (workers/up_auth.h, header-only).
  *
@@ -24,9 +24,9 @@
  *   TS_UP_AUTH_N distinct files were granted, so nothing was evicted).
  *   downloader: each frame answers a MAP or PEER_AUTH (type REPLY) or a
  *   GET (type PEER_DATA) of a download of nchunks = 1 + byte 1 chunks
- *   (the count a MAP answer must match, as in dl_got_map);
+ *   (the count a MAP answer must match, as in dl_recv_map);
  *   headers pass ts_frame_hdr_decode and peer_msg_reply_hdr_check, a
- *   PEER_DATA head is read piece by piece as dl_conn_input does
+ *   PEER_DATA head is read piece by piece as dl_recv_input does
  *   (peer_msg_data_head_len, then peer_msg_data_decode), a REPLY goes to
  *   peer_msg_map_decode and peer_msg_status_decode.  Oracles: re-encoding
  *   gives the same bytes, lengths add up to the frame, no bitmap bit past
@@ -136,7 +136,7 @@ granted(const grant_t *g, int ng, const char *group, const char *name)
 }
 
 
-/* up_parse_auth: decode, verify, grant */
+/* up_link_parse_auth: decode, verify, grant */
 static void
 up_auth_frame(up_auth_tab_t *tab, grant_t *g, int *ng, const uint8_t *pl,
               uint32_t len)
@@ -176,7 +176,7 @@ up_auth_frame(up_auth_tab_t *tab, grant_t *g, int *ng, const uint8_t *pl,
 }
 
 
-/* up_parse of a MAP / GET */
+/* up_link_parse of a MAP / GET */
 static void
 up_req_frame(const up_auth_tab_t *tab, const grant_t *g, int ng,
              uint8_t type, const uint8_t *pl, uint32_t len)
@@ -255,7 +255,7 @@ uploader(const uint8_t *p, size_t n)
 
 
 /* dl_parse_head on a PEER_DATA payload of flen bytes at p (exact size),
- * read as dl_conn_input reads it: the first 4 bytes, then what
+ * read as dl_recv_input reads it: the first 4 bytes, then what
  * peer_msg_data_head_len asks for */
 static void
 dl_data_frame(const uint8_t *p, uint32_t flen)
@@ -302,7 +302,7 @@ dl_data_frame(const uint8_t *p, uint32_t flen)
 }
 
 
-/* dl_got_map / dl_got_auth on a REPLY payload */
+/* dl_recv_map / dl_recv_auth on a REPLY payload */
 static void
 dl_reply_frame(const uint8_t *p, uint32_t len, uint32_t nchunks)
 {

@@ -1,10 +1,11 @@
 /*
- * node_fixture.h -- what the node tests (test_node_dl.c, test_node_up.c,
+ * node_fixture.h -- what the node tests (test_node_dl*.c, test_node_up.c,
  * test_node_perf.c) share: a temp dir holding a test PKI (a CA and its
  * tracker 1, whose key signs download tickets as a tracker would), node
  * identities, real nodes started on 127.0.0.1 with them (a pool of
  * NF_MAX_NODES, defined by the test before including this), download
- * tickets, and source files with their chunk hashes.
+ * tickets, source files with their chunk hashes, and the downloads'
+ * checks (done, byte for byte, nothing left claimed or counted).
  *
  * Header-only, every helper static inline: the Makefile compiles each
  * tests/unit/test_node_*.c alone with the client objects, and a test
@@ -71,6 +72,16 @@ static node_t               nf_nodes[NF_MAX_NODES];
 static int                  nf_used[NF_MAX_NODES];
 static uint8_t              nf_fp[NF_MAX_NODES][TS_FP_B];
 static char                 nf_addr[NF_MAX_NODES][64];
+
+/* who is who, as the tracker would list them: (address, fingerprint) of
+ * every node started and of any fake peer a test adds, the last one at
+ * an address winning */
+#define NF_IDS_N 256
+static struct {
+    char     addr[64];
+    uint8_t  fp[TS_FP_B];
+} nf_ids[NF_IDS_N];
+static int                  nf_nids;
 
 static inline void
 nf_sleep_ms(int ms)
@@ -207,6 +218,51 @@ nf_node_start(node_t *nd, const char *dir, uint8_t fp[TS_FP_B],
     return ntohs(sin.sin_port);
 }
 
+/* From now on the identity at addr is fp. */
+static inline void
+nf_id_add(const char *addr, const uint8_t fp[TS_FP_B])
+{
+    assert_true(nf_nids < NF_IDS_N);
+    snprintf(nf_ids[nf_nids].addr, sizeof(nf_ids[0].addr), "%s", addr);
+    memcpy(nf_ids[nf_nids].fp, fp, TS_FP_B);
+    nf_nids++;
+}
+
+/* The identity last seen at addr. */
+static inline void
+nf_fp_of(const char *addr, uint8_t fp[TS_FP_B])
+{
+    int i;
+
+    for (i = nf_nids - 1; i >= 0; i--) {
+        if (strcmp(nf_ids[i].addr, addr) == 0) {
+            memcpy(fp, nf_ids[i].fp, TS_FP_B);
+            return;
+        }
+    }
+    fail_msg("no identity known for %s", addr);
+}
+
+/* A port free on 127.0.0.1 right now. */
+static inline uint16_t
+nf_free_port(void)
+{
+    struct sockaddr_in sin;
+    socklen_t          sl = sizeof(sin);
+    int                fd = socket(AF_INET, SOCK_STREAM, 0);
+    uint16_t           port;
+
+    assert_true(fd >= 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *) &sin, sizeof(sin)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *) &sin, &sl), 0);
+    port = ntohs(sin.sin_port);
+    close(fd);
+    return port;
+}
+
 /* Starts a pool node; sdir NULL = a new identity, port 0 = any.  Returns
  * its index; its address also goes to addr unless NULL. */
 static inline int
@@ -227,6 +283,7 @@ nf_node_in(const char *sdir, uint16_t port, int ups, int downs, char *addr,
     port = nf_node_start(&nf_nodes[i], dir, nf_fp[i], port, ups, downs);
     nf_used[i] = 1;
     snprintf(nf_addr[i], sizeof(nf_addr[i]), "127.0.0.1:%u", port);
+    nf_id_add(nf_addr[i], nf_fp[i]);
     if (addr != NULL) {
         snprintf(addr, addrsz, "%s", nf_addr[i]);
     }
@@ -402,6 +459,135 @@ nf_wait_state(int li, int idx, uint32_t want, int ms)
         }
         nf_sleep_ms(5);
     }
+}
+
+/* A pool node (2 uploaders, 1 downloader) sharing f; sdir and port as
+ * for nf_node_in. */
+static inline int
+nf_seeder(const char *sdir, const nf_file_t *f, uint16_t port, char *addr,
+          size_t addrsz)
+{
+    int i = nf_node_in(sdir, port, 2, 1, addr, addrsz);
+
+    nf_share(i, f);
+    return i;
+}
+
+/* node_dl_set_sources with each address's known identity (all complete
+ * unless c says otherwise). */
+static inline void
+nf_set_sources(int li, int idx, const char *const *a, const int *c, int n)
+{
+    uint8_t  fps[8 * TS_FP_B];
+    int      k;
+
+    assert_true(n <= 8);
+    for (k = 0; k < n; k++) {
+        nf_fp_of(a[k], fps + (size_t) k * TS_FP_B);
+    }
+    node_dl_set_sources(&nf_nodes[li].shm, idx, a, c, fps, n);
+}
+
+/* What the agent does for a new download of f on pool node li: the
+ * download, its ticket (ttl_ms), then its n complete sources.  Returns
+ * the download's index. */
+static inline int
+nf_leech(int li, const nf_file_t *f, char *dest, size_t destsz,
+         char addrs[][64], int n, int64_t ttl_ms)
+{
+    const char *a[8];
+    int         c[8], k, idx;
+
+    assert_true(n <= 8);
+    idx = nf_dl_add(li, f, dest, destsz);
+    for (k = 0; k < n; k++) {
+        a[k] = addrs[k];
+        c[k] = 1;
+    }
+    /* as the agent does: the ticket first, then the sources */
+    nf_give_ticket(li, idx, NULL, ttl_ms);
+    nf_set_sources(li, idx, a, c, n);
+    return idx;
+}
+
+/* The source index of addr in download d, or -1. */
+static inline int
+nf_src_index(node_dl_sh_t *d, const char *addr)
+{
+    int s;
+
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        if (atomic_load(&d->src[s].state) != NODE_SRC_FREE
+            && strcmp(d->src[s].addr, addr) == 0)
+        {
+            return s;
+        }
+    }
+    return -1;
+}
+
+/* No claims, no in-flight counts left in download idx (bounded wait). */
+static inline void
+nf_check_clean(int li, int idx, const nf_file_t *f)
+{
+    const ts_shm_t   *shm = &nf_nodes[li].shm;
+    node_dl_sh_t     *d = &node_dls(shm)[idx];
+    _Atomic uint64_t *claims = node_dl_claims(shm, idx);
+    int64_t           end = ts_now_ms() + 3000;
+    uint32_t          c, left;
+    int               s, w;
+
+    for ( ;; ) {
+        left = 0;
+        for (c = 0; c < f->nchunks; c++) {
+            left += atomic_load(&claims[c]) != 0;
+        }
+        for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+            left += atomic_load(&d->src[s].inflight);
+            left += atomic_load(&d->src[s].map_owner) != 0;
+            for (w = 0; w < TS_SUP_WORKERS_MAX_N; w++) {
+                left += atomic_load(&node_slot_inflight(shm, w, idx)[s]);
+            }
+        }
+        left += atomic_load(&d->finalize_owner) != 0;
+        if (left == 0 || ts_now_ms() > end) {
+            break;
+        }
+        nf_sleep_ms(10);
+    }
+    assert_int_equal(left, 0);
+}
+
+/* Download idx of pool node li is DONE within ms: dest is f byte for
+ * byte, no .part is left, the counts are whole. */
+static inline void
+nf_expect_done(int li, int idx, const nf_file_t *f, const char *dest, int ms)
+{
+    node_dl_sh_t *d = &node_dls(&nf_nodes[li].shm)[idx];
+    char          part[PATH_MAX + 8];
+    uint32_t      st = nf_wait_state(li, idx, NODE_DL_DONE, ms);
+
+    if (st != NODE_DL_DONE) {
+        fprintf(stderr, "state %u chunks %u/%u error '%s'\n", st,
+                atomic_load(&d->chunks_done), f->nchunks, d->error);
+    }
+    assert_int_equal(st, NODE_DL_DONE);
+    assert_true(nf_same_file(f->path, dest));
+    snprintf(part, sizeof(part), "%s.part", dest);
+    assert_int_equal(access(part, F_OK), -1);
+    assert_int_equal(atomic_load(&d->chunks_done), f->nchunks);
+    assert_int_equal(atomic_load(&d->bytes_done), f->size);
+}
+
+/* The end of a download test: nothing left claimed or counted in
+ * download idx of pool node li, every pool node stopped, f's hashes
+ * freed. */
+static inline void
+nf_finish(int li, int idx, nf_file_t *f)
+{
+    nf_check_clean(li, idx, f);
+    nf_stop_all();
+    free(f->hashes);
 }
 
 #endif

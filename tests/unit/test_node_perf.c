@@ -45,34 +45,7 @@
 #include "node_fixture.h"
 
 #define P_RUNS_MAX  15
-
-/* What the agent does with a FILE_INFO reply: download idx of node li
- * gets a ticket, then its one source (a node of this test) with the
- * source's identity. */
-static void
-p_give(int li, int idx, const char *src)
-{
-    const char  *a[1] = { src };
-    int          c[1] = { 1 }, i;
-
-    nf_give_ticket(li, idx, NULL, 600000);
-    for (i = 0; i < NF_MAX_NODES; i++) {
-        if (nf_used[i] && strcmp(nf_addr[i], src) == 0) {
-            break;
-        }
-    }
-    assert_true(i < NF_MAX_NODES);
-    node_dl_set_sources(&nf_nodes[li].shm, idx, a, c, nf_fp[i], 1);
-}
-
-static int64_t
-p_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+#define P_TTL_MS    600000      /* the tickets' lifetime, ms */
 
 /* A pool node with a new identity on any port. */
 static int
@@ -98,16 +71,6 @@ p_wait_workers(int ni, int want)
         }
         nf_sleep_ms(5);
     } while (ts_now_ms() < end);
-}
-
-static int
-p_leech(int li, const nf_file_t *f, char *dest, size_t destsz,
-        const char *src)
-{
-    int idx = nf_dl_add(li, f, dest, destsz);
-
-    p_give(li, idx, src);
-    return idx;
 }
 
 /* ---- /proc: a node's process tree ------------------------------------ */
@@ -275,9 +238,10 @@ p_run(const nf_file_t *f, int n, int ups, int downs, p_res_t *res,
         cpu0[k + 1] = p_tree_cpu(nf_nodes[li[k]].sup_pid);
         tchunks[k] = tdone[k] = 0;
     }
-    t0 = p_now_us();
+    t0 = ts_now_us();
     for (k = 0; k < n; k++) {
-        idx[k] = p_leech(li[k], f, dest[k], sizeof(dest[k]), addr);
+        idx[k] = nf_leech(li[k], f, dest[k], sizeof(dest[k]), &addr, 1,
+                          P_TTL_MS);
     }
     end = ts_now_ms() + 120000;
     lastp = 0;
@@ -289,10 +253,10 @@ p_run(const nf_file_t *f, int n, int ups, int downs, p_res_t *res,
             d = &node_dls(&nf_nodes[li[k]].shm)[idx[k]];
             st = atomic_load(&d->state);
             if (tchunks[k] == 0 && atomic_load(&d->chunks_done) >= f->nchunks) {
-                tchunks[k] = p_now_us();
+                tchunks[k] = ts_now_us();
             }
             if (tdone[k] == 0 && (st == NODE_DL_DONE || st == NODE_DL_FAILED)) {
-                tdone[k] = p_now_us();
+                tdone[k] = ts_now_us();
                 if (tchunks[k] == 0) {
                     tchunks[k] = tdone[k];
                 }
@@ -304,7 +268,7 @@ p_run(const nf_file_t *f, int n, int ups, int downs, p_res_t *res,
         if (ts_now_ms() - lastp >= 200) {
             lastp = ts_now_ms();
             if (p_env("TRACE", 0)) {
-                printf("  %6.3f s:", (double) (p_now_us() - t0) / 1e6);
+                printf("  %6.3f s:", (double) (ts_now_us() - t0) / 1e6);
                 for (k = 0; k < n; k++) {
                     d = &node_dls(&nf_nodes[li[k]].shm)[idx[k]];
                     printf(" %5u", atomic_load(&d->chunks_done));
@@ -443,7 +407,7 @@ test_frontier_kill(void **state)
     nf_share(si, &f);
     li = p_node(1, 4, NULL, 0);
     p_wait_workers(li, 5);
-    idx = p_leech(li, &f, dest, sizeof(dest), addr);
+    idx = nf_leech(li, &f, dest, sizeof(dest), &addr, 1, P_TTL_MS);
     fh = node_dl_fhash(&nf_nodes[li].shm, idx);
     d = &node_dls(&nf_nodes[li].shm)[idx];
     assert_non_null(fh);
@@ -532,7 +496,13 @@ test_frontier_resume(void **state)
     idx = node_dl_add(&nf_nodes[li].shm, "grp", "file", dest, part, &id,
                       f.size, f.nchunks, f.sha1, f.hashes, done, NULL);
     assert_true(idx >= 0);
-    p_give(li, idx, addr);
+    {
+        const char *a[1] = { addr };
+        int         c[1] = { 1 };
+
+        nf_give_ticket(li, idx, NULL, P_TTL_MS);
+        nf_set_sources(li, idx, a, c, 1);
+    }
     assert_int_equal(nf_wait_state(li, idx, NODE_DL_DONE, 20000),
                      NODE_DL_DONE);
     assert_true(nf_same_file(f.path, dest));
@@ -560,7 +530,7 @@ test_file_sha1_mismatch(void **state)
     si = p_node(1, 1, addr, sizeof(addr));
     nf_share(si, &f);
     li = p_node(1, 2, NULL, 0);
-    idx = p_leech(li, &f, dest, sizeof(dest), addr);
+    idx = nf_leech(li, &f, dest, sizeof(dest), &addr, 1, P_TTL_MS);
     d = &node_dls(&nf_nodes[li].shm)[idx];
     assert_int_equal(nf_wait_state(li, idx, NODE_DL_FAILED, 20000),
                      NODE_DL_FAILED);

@@ -1,0 +1,219 @@
+/*
+ * dl_int.h -- the downloader worker's internal header: the worker state
+ * (dl_t), its links (dl_link_t), its pipelined requests (dl_req_t) and
+ * its private copy of each download (dl_local_t), shared by the
+ * downloader's modules and by nothing else.  The way in from outside is
+ * dl_main() in node.h.
+ *
+ *   dl_worker.c    the loop: init, epoll, scheduling, deadlines, cleanup
+ *   dl_local.c     per-download snapshot, .part descriptor, state moves,
+ *                  in-flight accounting
+ *   dl_link.c      links: connect, TLS handshake, output, PEER_AUTH tickets
+ *   dl_recv.c      the receive path: reply framing, MAP/AUTH replies,
+ *                  chunk SHA1 verify, pwrite into the .part, done bit
+ *   dl_pick.c      chunk maps, crash re-verify, rarest-first and
+ *                  least-loaded choice, chunk claims
+ *   dl_frontier.c  the streaming whole-file SHA1 (node_fhash_sh_t)
+ *   dl_final.c     finalization: whole-file check, fsync, rename, DONE
+ *
+ * Locking: none; a dl_t belongs to one worker process (one thread).  What
+ * the workers share lives in the node segment (node_shm.h) and changes by
+ * C11 atomics and ts_claim CAS words only.
+ */
+#ifndef DL_INT_H_INCLUDED
+#define DL_INT_H_INCLUDED
+
+#include <limits.h>
+#include <stdint.h>
+#include <stddef.h>
+#include "ts_config.h"
+#include "ts_buf.h"
+#include "ts_claim.h"
+#include "ts_ev.h"
+#include "ts_net.h"
+#include "ts_proto.h"
+#include "ts_shm.h"
+#include "ts_sup.h"
+#include "ts_tls.h"
+#include "node_shm.h"
+#include "node.h"
+#include "peer_msg.h"
+
+/* k->small holds a whole REPLY or a PEER_DATA head (peer_msg.h) */
+#define DL_SMALL_MAX_B      PEER_MSG_MAP_MAX_B
+_Static_assert(PEER_MSG_HEAD_MAX_B <= PEER_MSG_MAP_MAX_B,
+               "a PEER_DATA head must fit in k->small");
+/* dl_fh_advance: another worker holds the frontier, or it was reset */
+#define DL_FH_BUSY          UINT32_MAX
+
+enum { REQ_GET = 1, REQ_MAP = 2, REQ_AUTH = 3 };
+enum { RX_HDR = 0, RX_HEAD, RX_BODY, RX_DATA };
+
+typedef struct {
+    int       kind;
+    int       dl;            /* download index */
+    uint32_t  dl_id;         /* node_dl_sh_t.id when sent */
+    int       src;
+    uint32_t  chunk;
+    uint32_t  len;           /* expected chunk length */
+    uint32_t  gen;           /* REQ_AUTH: ticket generation sent */
+    int       pub;           /* counted in shm inflight */
+    uint64_t  reqid;
+    int64_t   sent_us;
+} dl_req_t;
+
+/* What one link's peer knows of one download's ticket.  A link is one
+ * TLS session: the uploader remembers authorizations per link, so this
+ * is reset whenever the link closes. */
+typedef struct {
+    uint32_t    dl_id;       /* download id this state is for */
+    uint32_t    sent_gen;    /* ticket generation sent (0 = none) */
+    uint32_t    bad_gen;     /* generation the peer refused (0 = none) */
+    int64_t     hold_ms;     /* no MAP/GET of the download before */
+} dl_auth_t;
+
+typedef struct {
+    ts_ev_io_t  io;          /* in the loop while fd is (io.data: dl_t) */
+    char        addr[64];
+    uint8_t     fp[TS_FP_B]; /* the identity the tracker gave for addr */
+    ts_conn_t  *c;
+    int         fd;
+    int         connecting;  /* fd in the epoll set for EPOLLOUT, no c */
+    int         hs;          /* c exists, TLS handshake not finished */
+    int         hs_warned;   /* a handshake failure was logged */
+    int64_t     connect_until_ms;   /* connect, then handshake deadline */
+    int64_t     retry_at_ms;
+    int         errors;
+    int64_t     penalty_ms;  /* next error close: back off this long */
+    int64_t     closed_ms;   /* made or last closed at */
+    dl_auth_t   auth[TS_NODE_DOWNLOADS_N];
+    /* requests, answered in order */
+    dl_req_t    q[TS_DL_LINK_QUEUE_N];
+    int         qhead, qn;
+    int         nauth;       /* PEER_AUTHs among the qn */
+    /* output */
+    ts_wbuf_t   out;
+    size_t      woff;
+    int         want_out;
+    /* input */
+    int         rx;
+    uint8_t     hdr[TS_FRAME_HDR_B];
+    ts_frame_hdr_t fh;
+    size_t      got;
+    size_t      need;
+    uint8_t    *small;       /* DL_SMALL_MAX_B */
+    uint8_t    *data;        /* TS_CHUNK_B, allocated once */
+    uint16_t    st;
+    uint32_t    load;
+    uint32_t    index;
+    int64_t     last_rx_ms;
+    int64_t     start_us;    /* current reply started (for rate) */
+} dl_link_t;
+
+typedef struct {
+    /* copied under the entry's seqlock (dl_local_snapshot) */
+    char       group[TS_ID_MAX_B + 1];
+    char       name[TS_NAME_MAX_B + 1];
+    node_fid_t part_id;      /* the .part the CLI made (node_open_part) */
+    char       part[PATH_MAX];
+    char       dest[PATH_MAX];
+    uint64_t   size;
+    uint32_t   nchunks;
+    uint8_t    sha1[20];
+    /* this worker's own state of the download */
+    int        active;
+    uint32_t   id;           /* node_dl_sh_t.id snapshotted */
+    int        fd;
+    uint16_t  *avail;
+    uint8_t   *avoid;        /* src+1 that sent bad data for a chunk */
+    int64_t    avail_ms;
+    int        dirty;
+    uint32_t   fh_next;      /* frontier last seen (a lower bound) */
+    uint64_t   wb_off;       /* writeback started up to here */
+    uint32_t   tgen;         /* ticket generation copied (0 = none) */
+    uint32_t   tlen;
+    uint8_t    ticket[TS_TICKET_MAX_B];
+} dl_local_t;
+
+typedef struct {
+    const ts_worker_ctx_t *ctx;
+    const node_t    *node;
+    ts_tls_t        *tls;    /* TS_TLS_PEER_CLIENT, our node certificate */
+    int              need;   /* a link became usable: schedule now */
+    const ts_shm_t  *shm;
+    node_dl_sh_t    *dls;
+    node_stats_sh_t *stats;
+    ts_owner_t       me;
+    int              slot;
+    ts_ev_t         *ev;     /* the loop */
+    int              inflight;
+    uint64_t         reqid;
+    uint64_t         rnd;
+    dl_link_t       *conns[TS_DL_LINKS_N];
+    dl_local_t       loc[TS_NODE_DOWNLOADS_N];
+    ts_wbuf_t        pl;
+    uint8_t         *fbuf;   /* finalize / maybe re-hash buffer */
+    int64_t          slow_ms; /* dl_loop_slow's limit */
+} dl_t;
+
+/* The length of chunk i (the last one may be short). */
+static inline uint32_t
+dl_local_chunk_len(const dl_local_t *l, uint32_t i)
+{
+    uint64_t off = (uint64_t) i * TS_CHUNK_B;
+
+    return (uint32_t) (l->size - off < TS_CHUNK_B ? l->size - off
+                                                   : TS_CHUNK_B);
+}
+
+/* ---- dl_worker.c: the loop ------------------------------------------ */
+/* A link's epoll callback (io.data is the dl_t). */
+void dl_loop_io(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events);
+
+/* ---- dl_local.c: the worker's copy of each download ------------------ */
+void dl_local_drop(dl_local_t *l);
+int  dl_local_snapshot(dl_t *w, int i);
+int  dl_local_part_fd(dl_local_t *l);
+const char *dl_local_part_why(int err);
+int  dl_local_set_state(dl_t *w, int i, uint32_t from, uint32_t to,
+                        const char *why);
+void dl_local_fail(dl_t *w, int i, uint32_t from, const char *why);
+int  dl_local_chunk_mine(dl_t *w, int i, uint32_t id, uint32_t c);
+void dl_local_ticket_refresh(dl_t *w, int i);
+int  dl_local_inflight_add(dl_t *w, int i, int s);
+void dl_local_inflight_sub(dl_t *w, const dl_req_t *r);
+
+/* ---- dl_link.c: links to peers --------------------------------------- */
+void dl_link_backoff(dl_t *w, const dl_link_t *k, int64_t until);
+void dl_link_release(dl_t *w, dl_req_t *r);
+void dl_link_close(dl_t *w, dl_link_t *k, int error, const char *why);
+void dl_link_free(dl_link_t *k);
+void dl_link_events(dl_t *w, dl_link_t *k, uint32_t events);
+void dl_link_connected(dl_t *w, dl_link_t *k);
+void dl_link_hs_done(dl_t *w, dl_link_t *k);
+void dl_link_hs_fail(dl_t *w, dl_link_t *k, int err);
+dl_link_t *dl_link_get(dl_t *w, const node_src_sh_t *src);
+int  dl_link_flush(dl_t *w, dl_link_t *k);
+dl_auth_t *dl_link_auth(dl_link_t *k, int i, uint32_t id);
+int  dl_link_auth_ok(dl_t *w, dl_link_t *k, int i, int64_t now);
+int  dl_link_send(dl_t *w, dl_link_t *k, uint8_t type, const dl_req_t *r);
+
+/* ---- dl_recv.c: the receive path ------------------------------------- */
+int  dl_recv_input(dl_t *w, dl_link_t *k);
+
+/* ---- dl_pick.c: what to fetch from whom ------------------------------ */
+void dl_pick_maps(dl_t *w, int i, int64_t now);
+void dl_pick_maybe(dl_t *w, int i);
+void dl_pick_avail(dl_t *w, int i, int64_t now);
+int  dl_pick_one(dl_t *w, int i, int64_t now);
+int  dl_pick_elsewhere(dl_t *w, int i, int src, uint32_t c, int64_t now);
+
+/* ---- dl_frontier.c: the streaming whole-file SHA1 -------------------- */
+uint32_t dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
+                       uint32_t max);
+int  dl_fh_final(dl_t *w, int i, uint8_t md[20]);
+
+/* ---- dl_final.c: finalization ---------------------------------------- */
+void dl_final_run(dl_t *w, int i);
+
+#endif

@@ -1,0 +1,406 @@
+/*
+ * dl_pick.c -- what the downloader fetches from whom: the sources' chunk
+ * maps, the re-verify of chunks left by a crash, rarest-first counts and
+ * the choice of one chunk and its least-loaded holder.
+ *
+ * Purpose: complete sources get an all-ones map, partial ones a PEER_MAP
+ * every TS_NODE_MAP_REFRESH_MS (one worker at a time: the map_owner
+ * claim).  Among the missing, unclaimed chunks the rarest is picked;
+ * among equally rare ones a random one within the first
+ * TS_DL_PICK_WINDOW_N in file order, so chunks complete roughly in order
+ * and the whole-file hash frontier keeps up.  The holder is the one with
+ * the lowest (reported load + our in-flight + 1) / estimated rate, and no
+ * request spills to a holder TS_DL_SPILL_FACTOR times worse than a busy
+ * one.
+ *
+ * Locking: none taken.  A chunk is claimed (ts_claim CAS) before its GET
+ * is queued and released when the reply is handled or the link closes.
+ *
+ * Crash behaviour: a killed worker's chunk and map claims are freed by
+ * node_reclaim(); "maybe" bits are cleared only after the chunk was
+ * re-hashed (done) or found wanting (fetched again).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ts_crypto.h"
+#include "dl_int.h"
+
+static uint64_t
+dl_pick_rand(dl_t *w)
+{
+    /* xorshift64: tie-breaks only */
+    w->rnd ^= w->rnd << 13;
+    w->rnd ^= w->rnd >> 7;
+    w->rnd ^= w->rnd << 17;
+    return w->rnd;
+}
+
+static int
+dl_pick_usable(const node_src_sh_t *src, int64_t now)
+{
+    return atomic_load(&src->state) == NODE_SRC_LIVE
+           && !(atomic_load(&src->errors) > 0
+                && atomic_load(&src->retry_after_ms) > now);
+}
+
+/* Complete sources get an all-ones map; partial ones a PEER_MAP. */
+void
+dl_pick_maps(dl_t *w, int i, int64_t now)
+{
+    node_dl_sh_t *d = &w->dls[i];
+    dl_local_t   *l = &w->loc[i];
+    int           s;
+    uint32_t      c;
+
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        node_src_sh_t    *src = &d->src[s];
+        _Atomic uint64_t *map;
+        dl_link_t        *k;
+        dl_req_t          r;
+
+        if (!dl_pick_usable(src, now)) {
+            continue;
+        }
+        if (atomic_load(&src->complete)) {
+            /* refilled now and then too: a seeder that answered "not
+             * available" while it restarted has every chunk again */
+            if ((atomic_load(&src->map_ms) != 0
+                 && now - atomic_load(&src->map_ms) < TS_DL_COMPLETE_REFILL_MS)
+                || !ts_claim_try(&src->map_owner, w->me))
+            {
+                continue;
+            }
+            map = node_dl_map(w->shm, i, s);
+            for (c = 0; c < l->nchunks; c++) {
+                node_bit_set(map, c);
+            }
+            atomic_store(&src->map_ms, now);
+            ts_claim_release(&src->map_owner, w->me);
+            l->dirty = 1;
+            continue;
+        }
+        if (atomic_load(&src->map_ms) != 0
+            && now - atomic_load(&src->map_ms) < TS_NODE_MAP_REFRESH_MS)
+        {
+            continue;
+        }
+        if (!ts_claim_try(&src->map_owner, w->me)) {
+            continue;
+        }
+        k = dl_link_get(w, src);
+        if (k == NULL || !dl_link_auth_ok(w, k, i, now)) {
+            ts_claim_release(&src->map_owner, w->me);
+            continue;
+        }
+        memset(&r, 0, sizeof(r));
+        r.kind = REQ_MAP;
+        r.dl = i;
+        r.dl_id = l->id;
+        r.src = s;
+        if (dl_link_send(w, k, TS_MSG_PEER_MAP, &r) < 0) {
+            ts_claim_release(&src->map_owner, w->me);
+        }
+    }
+}
+
+/* Chunks restored from disk after a crash: re-hash before fetching. */
+void
+dl_pick_maybe(dl_t *w, int i)
+{
+    dl_local_t       *l = &w->loc[i];
+    node_dl_sh_t     *d = &w->dls[i];
+    _Atomic uint64_t *maybe = node_dl_maybe(w->shm, i);
+    _Atomic uint64_t *done = node_dl_done(w->shm, i);
+    _Atomic uint64_t *claims = node_dl_claims(w->shm, i);
+    uint32_t          wd, c, len;
+    uint64_t          bits, old;
+    uint8_t           md[20];
+    ssize_t           n;
+    int               fd;
+
+    for (wd = 0; wd < (l->nchunks + 63) / 64; wd++) {
+        bits = atomic_load(&maybe[wd]);
+        while (bits) {
+            c = wd * 64 + (uint32_t) __builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (c >= l->nchunks || !ts_claim_try(&claims[c], w->me)) {
+                continue;
+            }
+            len = dl_local_chunk_len(l, c);
+            fd = dl_local_part_fd(l);
+            if (!node_bit_test(done, c) && fd >= 0) {
+                n = pread(fd, w->fbuf, len, (off_t) c * TS_CHUNK_B);
+                if (n == (ssize_t) len && ts_sha1(w->fbuf, len, md) == 0
+                    && memcmp(md, node_dl_hashes(w->shm, i) + 20ull * c, 20)
+                       == 0 && dl_local_chunk_mine(w, i, l->id, c))
+                {
+                    old = atomic_fetch_or(&done[wd], 1ull << (c & 63));
+                    if (!(old & (1ull << (c & 63)))) {
+                        atomic_fetch_add(&d->bytes_done, len);
+                        atomic_fetch_add(&d->chunks_done, 1);
+                    }
+                }
+            }
+            if (atomic_load(&d->id) == l->id) {
+                node_bit_clear(maybe, c);
+            }
+            ts_claim_release(&claims[c], w->me);
+        }
+    }
+}
+
+/* Rarest-first counts over usable sources; sets waiting. */
+void
+dl_pick_avail(dl_t *w, int i, int64_t now)
+{
+    dl_local_t       *l = &w->loc[i];
+    node_dl_sh_t     *d = &w->dls[i];
+    _Atomic uint64_t *done = node_dl_done(w->shm, i);
+    uint32_t          wd, nw = (l->nchunks + 63) / 64, c;
+    uint64_t          bits, any = 0, missing = 0;
+    int               s;
+
+    memset(l->avail, 0, l->nchunks * sizeof(uint16_t));
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        _Atomic uint64_t *map;
+
+        if (!dl_pick_usable(&d->src[s], now)) {
+            continue;
+        }
+        map = node_dl_map(w->shm, i, s);
+        for (wd = 0; wd < nw; wd++) {
+            bits = atomic_load(&map[wd]) & ~atomic_load(&done[wd]);
+            any |= bits;
+            while (bits) {
+                c = wd * 64 + (uint32_t) __builtin_ctzll(bits);
+                bits &= bits - 1;
+                if (c < l->nchunks) {
+                    l->avail[c]++;
+                }
+            }
+        }
+    }
+    for (wd = 0; wd < nw; wd++) {
+        missing |= ~atomic_load(&done[wd]);
+    }
+    atomic_store(&d->waiting, (l->nchunks > 0 && missing && !any) ? 1 : 0);
+    if (atomic_load(&d->chunks_done) >= l->nchunks) {
+        atomic_store(&d->waiting, 0);
+    }
+    l->avail_ms = now;
+    l->dirty = 0;
+}
+
+/* Least-loaded score of a source: (its reported load + our requests in
+ * flight to it + 1) per unit of its estimated throughput to this node
+ * (dl_recv_rate); lower is better. */
+static uint64_t
+dl_pick_cost(const node_src_sh_t *src)
+{
+    uint64_t rate = atomic_load(&src->rate_bps);
+
+    if (rate == 0) {
+        rate = TS_DL_DEFAULT_RATE;
+    }
+    return ((uint64_t) atomic_load(&src->load) + atomic_load(&src->inflight)
+            + 1) * 1000000000ull / rate;
+}
+
+/* The sources of download i a GET may go to now (a usable link with room
+ * and a live authorization): their bit in the result, their link in
+ * ks[s] and their chunk map in maps[s]. */
+static uint32_t
+dl_pick_links(dl_t *w, int i, int64_t now, dl_link_t **ks,
+              _Atomic uint64_t **maps)
+{
+    node_dl_sh_t *d = &w->dls[i];
+    uint32_t      elig = 0;
+    int           s;
+
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        ks[s] = NULL;
+        if (!dl_pick_usable(&d->src[s], now)
+            || atomic_load(&d->src[s].map_ms) == 0)
+        {
+            continue;
+        }
+        ks[s] = dl_link_get(w, &d->src[s]);
+        if (ks[s] != NULL && !dl_link_auth_ok(w, ks[s], i, now)) {
+            ks[s] = NULL;
+        }
+        if (ks[s] != NULL) {
+            elig |= 1u << s;
+            maps[s] = node_dl_map(w->shm, i, s);
+        }
+    }
+    return elig;
+}
+
+/* The rarest missing, unclaimed chunk of download i that an eligible
+ * source has; among equally rare ones a random one of the first
+ * TS_DL_PICK_WINDOW_N in file order.  UINT32_MAX if none. */
+static uint32_t
+dl_pick_chunk(dl_t *w, int i, uint32_t elig, _Atomic uint64_t **maps)
+{
+    dl_local_t       *l = &w->loc[i];
+    _Atomic uint64_t *done = node_dl_done(w->shm, i);
+    _Atomic uint64_t *claims = node_dl_claims(w->shm, i);
+    uint32_t          wd, c, e, best = UINT32_MAX, cnt = 0;
+    uint32_t          pick = UINT32_MAX;
+    uint64_t          bits;
+    int               s;
+
+    for (wd = 0; wd < (l->nchunks + 63) / 64; wd++) {
+        bits = ~atomic_load(&done[wd]);
+        while (bits) {
+            c = wd * 64 + (uint32_t) __builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (c >= l->nchunks) {
+                break;
+            }
+            if (l->avail[c] == 0 || l->avail[c] > best
+                || atomic_load_explicit(&claims[c], memory_order_relaxed))
+            {
+                continue;
+            }
+            for (e = elig; e; e &= e - 1) {
+                s = __builtin_ctz(e);
+                if (node_bit_test(maps[s], c)) {
+                    break;
+                }
+            }
+            if (e == 0) {
+                continue;
+            }
+            if (l->avail[c] < best) {
+                best = l->avail[c];
+                cnt = 1;
+                pick = c;
+            } else if (cnt < TS_DL_PICK_WINDOW_N
+                       && dl_pick_rand(w) % ++cnt == 0)
+            {
+                /* among equally rare chunks, one of the first few in file
+                 * order: the whole-file hash frontier keeps up */
+                pick = c;
+            }
+        }
+    }
+    return pick;
+}
+
+/* The least-loaded eligible holder of chunk pick: (reported load + our
+ * in-flight + 1) / rate.  -1 if none, or if a holder whose pipeline is
+ * full right now costs less than 1/TS_DL_SPILL_FACTOR of it: then we wait
+ * for that one to drain instead (a busy peer gets only what others
+ * lack). */
+static int
+dl_pick_holder(dl_t *w, int i, int64_t now, uint32_t elig,
+               _Atomic uint64_t **maps, uint32_t pick)
+{
+    dl_local_t   *l = &w->loc[i];
+    node_dl_sh_t *d = &w->dls[i];
+    uint64_t      cost, bcost = UINT64_MAX;
+    int           s, bs = -1, nbest = 0;
+
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        if (!(elig & (1u << s)) || !node_bit_test(maps[s], pick)) {
+            continue;
+        }
+        cost = dl_pick_cost(&d->src[s]);
+        if (l->avoid[pick] == s + 1) {
+            cost = UINT64_MAX - 1;     /* only if no one else has it */
+        }
+        if (cost < bcost) {
+            bcost = cost;
+            bs = s;
+            nbest = 1;
+        } else if (cost == bcost && dl_pick_rand(w) % ++nbest == 0) {
+            bs = s;
+        }
+    }
+    if (bs < 0) {
+        return -1;
+    }
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        node_src_sh_t *src = &d->src[s];
+
+        if ((elig & (1u << s)) || !dl_pick_usable(src, now)
+            || atomic_load(&src->map_ms) == 0
+            || !node_bit_test(node_dl_map(w->shm, i, s), pick))
+        {
+            continue;
+        }
+        if (dl_pick_cost(src) < bcost / TS_DL_SPILL_FACTOR) {
+            return -1;
+        }
+    }
+    return bs;
+}
+
+/* Picks and sends one GET for download i.  1 if sent, 0 if nothing. */
+int
+dl_pick_one(dl_t *w, int i, int64_t now)
+{
+    dl_local_t       *l = &w->loc[i];
+    _Atomic uint64_t *done = node_dl_done(w->shm, i);
+    _Atomic uint64_t *claims = node_dl_claims(w->shm, i);
+    _Atomic uint64_t *maps[TS_NODE_SOURCES_N];
+    dl_link_t        *ks[TS_NODE_SOURCES_N];
+    uint32_t          elig, pick;
+    int               bs;
+    dl_req_t          r;
+
+    elig = dl_pick_links(w, i, now, ks, maps);
+    if (elig == 0) {
+        return 0;
+    }
+    pick = dl_pick_chunk(w, i, elig, maps);
+    if (pick == UINT32_MAX) {
+        return 0;
+    }
+    bs = dl_pick_holder(w, i, now, elig, maps, pick);
+    if (bs < 0) {
+        return 0;
+    }
+    if (!ts_claim_try(&claims[pick], w->me)) {
+        return 0;
+    }
+    if (node_bit_test(done, pick)) {
+        ts_claim_release(&claims[pick], w->me);
+        return 0;
+    }
+    memset(&r, 0, sizeof(r));
+    r.kind = REQ_GET;
+    r.dl = i;
+    r.dl_id = l->id;
+    r.src = bs;
+    r.chunk = pick;
+    r.len = dl_local_chunk_len(l, pick);
+    r.pub = dl_local_inflight_add(w, i, bs);
+    w->inflight++;
+    if (dl_link_send(w, ks[bs], TS_MSG_PEER_GET, &r) < 0) {
+        dl_link_release(w, &r);
+        return 0;
+    }
+    return 1;
+}
+
+/* 1 if a usable source other than src has chunk c of download i */
+int
+dl_pick_elsewhere(dl_t *w, int i, int src, uint32_t c, int64_t now)
+{
+    node_dl_sh_t *d = &w->dls[i];
+    int           s;
+
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        if (s != src && dl_pick_usable(&d->src[s], now)
+            && atomic_load(&d->src[s].map_ms) != 0
+            && node_bit_test(node_dl_map(w->shm, i, s), c))
+        {
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,513 @@
+/*
+ * dl_recv.c -- the downloader's receive path: reply framing on a link,
+ * the MAP and AUTH replies, and each chunk's SHA1 check, pwrite into the
+ * .part and done bit.
+ *
+ * Purpose: reads what a link's socket has (driving the TLS handshake
+ * first while it runs), frames the replies in request order (a reply out
+ * of order or malformed closes the link), and hands each whole reply to
+ * its handler.  Every answer is decoded by workers/peer_msg.h, the codec
+ * the fuzz target tests/fuzz/fuzz_peer.c exercises.  A chunk is received
+ * into the link's buffer, verified against its SHA1, written with
+ * pwrite() and only then marked done; the cache-hot buffer then feeds the
+ * whole-file hash if the chunk is at the frontier (dl_frontier.c).  This
+ * is the per-chunk path: no copy, no allocation (the link's chunk buffer
+ * is allocated once), no lock.
+ *
+ * Locking: none taken.  The done bit is set by fetch_or, counters by
+ * fetch_add; a chunk counts only while its claim is still ours.
+ *
+ * Crash behaviour: a chunk is marked done only after its hash matched and
+ * pwrite() returned, so a chunk half written by a killed worker is simply
+ * fetched again (its claim is reclaimed); the final whole-file SHA1
+ * catches anything else.
+ */
+#include <errno.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "ts_clock.h"
+#include "ts_log.h"
+#include "dl_int.h"
+
+/* The reply to a PEER_AUTH: accepted, or the peer refused this ticket
+ * (forged, expired, another identity's): no MAP/GET of the download on
+ * this link until the agent brings a new ticket. */
+static void
+dl_recv_auth(dl_t *w, dl_link_t *k, const dl_req_t *r, const uint8_t *p,
+             size_t n)
+{
+    node_dl_sh_t *d = &w->dls[r->dl];
+    dl_local_t   *l = &w->loc[r->dl];
+    dl_auth_t    *a;
+    ts_status_t   st;
+    char          msg[PEER_MSG_MSG_B];
+
+    if (atomic_load(&d->id) != r->dl_id || !l->active || l->id != r->dl_id)
+    {
+        return;
+    }
+    a = dl_link_auth(k, r->dl, r->dl_id);
+    if (peer_msg_status_decode(p, n, &st, msg, sizeof(msg)) != 0) {
+        st = TS_ERR_BADREQ;
+        snprintf(msg, sizeof(msg), "malformed reply");
+    }
+    if (st == TS_OK) {
+        if (a->bad_gen == r->gen) {
+            a->bad_gen = 0;
+        }
+        return;
+    }
+    if (st == TS_ERR_INTERNAL || st == TS_ERR_BUSY) {
+        /* the peer's trouble, not the ticket's: send it again later */
+        if (a->sent_gen == r->gen) {
+            a->sent_gen = 0;
+        }
+        a->hold_ms = ts_now_ms() + TS_DL_PAUSED_RETRY_MS;
+        return;
+    }
+    if (a->bad_gen != r->gen) {
+        ts_warn("peer %s refused our ticket for %s/%s: %s", k->addr,
+                l->group, l->name, msg[0] ? msg : ts_status_name(st));
+    }
+    a->bad_gen = r->gen;
+    if (atomic_load(&d->ticket_gen) == r->gen) {
+        atomic_store(&d->denied, 1);
+    }
+}
+
+/* A MAP/GET answered TS_ERR_PERM ("no valid ticket"): the link holds no
+ * live authorization for the download (its ticket expired there, or none
+ * was sent).  The ticket goes again with the next request, after a
+ * pause; a refused one waits for the next ticket (dl_link_auth_ok). */
+static void
+dl_recv_no_ticket(dl_t *w, dl_link_t *k, const dl_req_t *r)
+{
+    dl_local_t *l = &w->loc[r->dl];
+    dl_auth_t  *a = dl_link_auth(k, r->dl, r->dl_id);
+
+    if (a->sent_gen != 0 && a->bad_gen != a->sent_gen) {
+        ts_debug("peer %s: no valid ticket for %s/%s on the link", k->addr,
+                 l->group, l->name);
+    }
+    a->sent_gen = 0;
+    a->hold_ms = ts_now_ms() + TS_DL_PAUSED_RETRY_MS;
+    l->dirty = 1;
+}
+
+static void
+dl_recv_map(dl_t *w, dl_link_t *k, const dl_req_t *r, const uint8_t *p,
+            size_t n)
+{
+    node_dl_sh_t      *d = &w->dls[r->dl];
+    dl_local_t        *l = &w->loc[r->dl];
+    peer_msg_map_t     m;
+    uint32_t           i;
+    _Atomic uint64_t  *map;
+
+    if (atomic_load(&d->id) != r->dl_id || !l->active) {
+        return;
+    }
+    /* a malformed answer changes nothing (a long message is no reason to
+     * drop the link: the decoder truncates it) */
+    if (peer_msg_map_decode(p, n, &m) != 0) {
+        ts_warn("peer %s: bad PEER_MAP reply", k->addr);
+        return;
+    }
+    map = node_dl_map(w->shm, r->dl, r->src);
+    if (m.status == TS_ERR_PERM) {
+        /* no valid ticket on the link: its map is unknown, not empty */
+        dl_recv_no_ticket(w, k, r);
+        atomic_store(&d->src[r->src].map_ms, 0);
+        return;
+    }
+    if (m.status == TS_ERR_AUTH || m.status == TS_ERR_INTERNAL
+        || m.status == TS_ERR_BUSY)
+    {
+        /* paused (its user logged out) or short of resources: a passing
+         * state, so back off and ask again; its map stays as it was */
+        dl_link_backoff(w, k, ts_now_ms() + TS_DL_PAUSED_RETRY_MS);
+        atomic_store(&d->src[r->src].map_ms, 0);
+        return;
+    }
+    if (m.status != TS_OK) {
+        /* the peer no longer has the file: nothing from it */
+        for (i = 0; i < (l->nchunks + 63) / 64; i++) {
+            atomic_store(&map[i], 0);
+        }
+        atomic_store(&d->src[r->src].map_ms, ts_now_ms());
+        l->dirty = 1;
+        return;
+    }
+    if (m.nchunks != l->nchunks) {
+        ts_warn("peer %s: bad PEER_MAP reply", k->addr);
+        return;
+    }
+    atomic_store(&d->src[r->src].load, m.load);
+    for (i = 0; i < (m.nchunks + 63) / 64; i++) {
+        atomic_store(&map[i], peer_msg_map_word(&m, i));
+    }
+    atomic_store(&d->src[r->src].map_ms, ts_now_ms());
+    l->dirty = 1;
+}
+
+/*
+ * How many of this node's downloader workers have requests at source k
+ * of download i right now (at least 1).  A peer's uploader shares its
+ * bandwidth among the links it serves, so one link's transfer rate times
+ * the number of our links it is serving estimates what the peer gives us
+ * in all; without that, a peer we keep busy looks slower than one we
+ * barely use, and the least-loaded choice drifts to the busier peer.
+ */
+static uint32_t
+dl_recv_links(const dl_t *w, int i, uint32_t k)
+{
+    uint32_t n = 0;
+    int      s;
+
+    for (s = 0; s < TS_SUP_WORKERS_MAX_N; s++) {
+        _Atomic uint32_t *col = node_slot_inflight(w->shm, s, i);
+
+        if (col != NULL && atomic_load(&col[k]) > 0) {
+            n++;
+        }
+    }
+    return n > 0 ? n : 1;
+}
+
+static void
+dl_recv_rate(node_src_sh_t *src, uint32_t len, int64_t us, uint32_t links)
+{
+    uint64_t sample, old;
+
+    if (us < 1) {
+        us = 1;
+    }
+    sample = (uint64_t) len * 1000000ull * links / (uint64_t) us;
+    old = atomic_load(&src->rate_bps);
+    atomic_store(&src->rate_bps, old == 0 ? sample : (old * 7 + sample) / 8);
+}
+
+static void
+dl_recv_chunk(dl_t *w, dl_link_t *k, const dl_req_t *r)
+{
+    node_dl_sh_t     *d = &w->dls[r->dl];
+    dl_local_t       *l = &w->loc[r->dl];
+    node_src_sh_t    *src = &d->src[r->src];
+    uint8_t           md[20];
+    uint64_t          off, old;
+    size_t            put;
+    ssize_t           n;
+    int               fd;
+    _Atomic uint64_t *done;
+
+    if (atomic_load(&d->id) != r->dl_id || !l->active) {
+        return;
+    }
+    atomic_store(&src->load, k->load);
+    if (k->st == TS_ERR_PERM) {
+        /* no valid ticket on the link: the peer may well hold the chunk */
+        dl_recv_no_ticket(w, k, r);
+        return;
+    }
+    if (k->st == TS_ERR_AUTH || k->st == TS_ERR_INTERNAL
+        || k->st == TS_ERR_BUSY)
+    {
+        /* paused or out of resources: try it again later, keep its map */
+        dl_link_backoff(w, k, ts_now_ms() + TS_DL_PAUSED_RETRY_MS);
+        ts_debug("peer %s: chunk %u of %s: status %u, backing off", k->addr,
+                 r->chunk, l->name, k->st);
+        return;
+    }
+    if (k->st != TS_OK) {
+        /* the peer lacks it (or its share went stale): not from it */
+        node_bit_clear(node_dl_map(w->shm, r->dl, r->src), r->chunk);
+        l->dirty = 1;
+        ts_debug("peer %s: chunk %u of %s: status %u", k->addr, r->chunk,
+                 l->name, k->st);
+        return;
+    }
+    atomic_store(&src->errors, 0);
+    k->errors = 0;
+    SHA1(k->data, r->len, md);
+    if (memcmp(md, node_dl_hashes(w->shm, r->dl) + 20ull * r->chunk, 20)
+        != 0)
+    {
+        uint32_t f = atomic_fetch_add(&src->failures, 1) + 1;
+
+        atomic_fetch_add(&w->stats->hash_failures, 1);
+        l->avoid[r->chunk] = (uint8_t) (r->src + 1);
+        ts_warn("peer %s: chunk %u of %s failed SHA1 (%u bad)", k->addr,
+                r->chunk, l->name, f);
+        if (f >= TS_NODE_SRC_FAILS_MAX_N) {
+            uint32_t live = NODE_SRC_LIVE;
+
+            if (atomic_compare_exchange_strong(&src->state, &live,
+                                               NODE_SRC_DROPPED))
+            {
+                ts_warn("peer %s dropped from %s/%s: %u bad chunks",
+                        k->addr, l->group, l->name, f);
+            }
+            l->dirty = 1;
+        }
+        return;
+    }
+    done = node_dl_done(w->shm, r->dl);
+    if (node_bit_test(done, r->chunk)) {
+        return;
+    }
+    fd = dl_local_part_fd(l);
+    if (fd < 0) {
+        dl_local_fail(w, r->dl, NODE_DL_ACTIVE, dl_local_part_why(errno));
+        return;
+    }
+    off = (uint64_t) r->chunk * TS_CHUNK_B;
+    for (put = 0; put < r->len; put += (size_t) n) {
+        n = pwrite(fd, k->data + put, r->len - put, (off_t) (off + put));
+        if (n < 0 && errno == EINTR) {
+            n = 0;
+            continue;
+        }
+        if (n <= 0) {
+            ts_err("pwrite(\"%s\") failed: %s", l->part, strerror(errno));
+            dl_local_fail(w, r->dl, NODE_DL_ACTIVE,
+                          "write to the .part file failed");
+            return;
+        }
+    }
+    if (!dl_local_chunk_mine(w, r->dl, r->dl_id, r->chunk)) {
+        return;
+    }
+    old = atomic_fetch_or(&done[r->chunk >> 6], 1ull << (r->chunk & 63));
+    if (!(old & (1ull << (r->chunk & 63)))) {
+        atomic_fetch_add(&d->bytes_done, r->len);
+        atomic_fetch_add(&d->chunks_done, 1);
+    }
+    atomic_fetch_add(&w->stats->bytes_down, r->len);
+    atomic_fetch_add(&w->stats->chunks_down, 1);
+    atomic_fetch_add(&src->chunks, 1);
+    dl_recv_rate(src, r->len, ts_now_us() - k->start_us,
+                 dl_recv_links(w, r->dl, r->src));
+    /* the chunk is cache-hot: if it is the frontier, hash it from here */
+    dl_fh_advance(w, r->dl, k->data, r->chunk, TS_DL_FH_BATCH_N);
+}
+
+/* A whole reply has arrived for the head request. */
+static void
+dl_recv_done(dl_t *w, dl_link_t *k)
+{
+    dl_req_t r = k->q[k->qhead];
+
+    k->qhead = (k->qhead + 1) % TS_DL_LINK_QUEUE_N;
+    k->qn--;
+    if (r.kind == REQ_GET) {
+        dl_recv_chunk(w, k, &r);
+    } else if (r.kind == REQ_AUTH) {
+        k->nauth--;
+        dl_recv_auth(w, k, &r, k->small, k->fh.len);
+    } else {
+        dl_recv_map(w, k, &r, k->small, k->fh.len);
+    }
+    dl_link_release(w, &r);
+    k->rx = RX_HDR;
+    k->got = 0;
+    k->start_us = ts_now_us();
+}
+
+/* Parses a PEER_DATA head in k->small[0..got) (peer_msg.h).  Returns
+ * bytes still needed for the head (>0), 0 when complete, -1 on a protocol
+ * error (a malformed head, another chunk or length than asked for). */
+static int
+dl_recv_head(dl_link_t *k)
+{
+    const dl_req_t  *r = &k->q[k->qhead];
+    peer_msg_data_t  h;
+    long             need;
+
+    need = peer_msg_data_head_len(k->small, k->got, k->fh.len);
+    if (need < 0) {
+        return -1;
+    }
+    if (k->got < (size_t) need) {
+        return (int) ((size_t) need - k->got);
+    }
+    if (peer_msg_data_decode(k->small, k->got, k->fh.len, &h) != 0
+        || h.index != r->chunk || (h.status == TS_OK && h.len != r->len))
+    {
+        return -1;
+    }
+    k->st = (uint16_t) h.status;
+    k->load = h.load;
+    k->index = h.index;
+    return 0;
+}
+
+/* ts_conn_read() returned n <= 0 on k: EOF, a handshake failure, a
+ * read error (k closed: -1) or nothing more for now (0). */
+static int
+dl_recv_eof(dl_t *w, dl_link_t *k, ssize_t n)
+{
+    char why[96];
+
+    if (n == 0) {
+        if (k->hs) {
+            dl_link_hs_fail(w, k, ECONNRESET);
+            return -1;
+        }
+        /* an idle link the peer closed is no fault of the peer */
+        dl_link_close(w, k, k->qn > 0 || k->got > 0,
+                      "connection closed by peer");
+        return -1;
+    }
+    if (errno == EAGAIN || errno == EINTR) {
+        if (k->hs) {
+            /* wait for what the handshake wants next */
+            dl_link_events(w, k, ts_conn_want(k->c) == 2 ? EPOLLOUT
+                                                         : EPOLLIN);
+        }
+        return 0;
+    }
+    if (k->hs) {
+        dl_link_hs_fail(w, k, errno);
+        return -1;
+    }
+    if (k->qn == 0 && k->got == 0) {
+        /* an idle link broken by a peer going away (TLS may say so as
+         * an error, not EOF): no fault of the peer */
+        ts_debug("peer %s: idle link closed (%s)", k->addr,
+                 strerror(errno));
+        dl_link_close(w, k, 0, NULL);
+        return -1;
+    }
+    snprintf(why, sizeof(why), "read failed: %s", strerror(errno));
+    dl_link_close(w, k, 1, why);
+    return -1;
+}
+
+/* A whole frame header is in k->hdr: it must be the reply to the head
+ * request; sets up what is read next.  0, or -1 after closing k. */
+static int
+dl_recv_frame(dl_t *w, dl_link_t *k)
+{
+    const dl_req_t *r;
+
+    if (k->qn == 0
+        || ts_frame_hdr_decode(k->hdr, &k->fh, PEER_MSG_REPLY_IN_MAX_B) != 0)
+    {
+        dl_link_close(w, k, 1, "unexpected or bad frame");
+        return -1;
+    }
+    r = &k->q[k->qhead];
+    if (k->fh.reqid != r->reqid
+        || peer_msg_reply_hdr_check(&k->fh,
+                                    r->kind == REQ_GET ? TS_MSG_PEER_GET
+                                    : r->kind == REQ_AUTH ? TS_MSG_PEER_AUTH
+                                    : TS_MSG_PEER_MAP) != 0)
+    {
+        dl_link_close(w, k, 1, "reply out of order");
+        return -1;
+    }
+    k->got = 0;
+    if (r->kind != REQ_GET) {
+        k->rx = RX_BODY;
+        k->need = k->fh.len;
+        if (k->need == 0) {
+            dl_recv_done(w, k);
+        }
+        return 0;
+    }
+    k->rx = RX_HEAD;
+    k->need = k->fh.len < 4 ? k->fh.len : 4;
+    if (k->need == 0) {
+        dl_link_close(w, k, 1, "empty PEER_DATA");
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads what the socket has (driving the TLS handshake first while it
+ * runs).  Reads until EAGAIN, so bytes TLS has already decrypted
+ * (ts_conn_pending(), which epoll cannot see) are never left behind.
+ * 0, or -1 after closing the connection. */
+int
+dl_recv_input(dl_t *w, dl_link_t *k)
+{
+    ssize_t  n;
+    int      rc;
+    uint8_t *dst;
+    size_t   want;
+
+    for ( ;; ) {
+        switch (k->rx) {
+        case RX_HDR:
+            dst = k->hdr + k->got;
+            want = TS_FRAME_HDR_B - k->got;
+            break;
+        case RX_HEAD:
+        case RX_BODY:
+            dst = k->small + k->got;
+            want = k->need;
+            break;
+        default:
+            dst = k->data + k->got;
+            want = k->need;
+            break;
+        }
+        n = ts_conn_read(k->c, dst, want);
+        if (k->hs && (n > 0 || ts_conn_ready(k->c))) {
+            dl_link_hs_done(w, k);
+        }
+        if (n <= 0) {
+            return dl_recv_eof(w, k, n);
+        }
+        k->last_rx_ms = ts_now_ms();
+        k->got += (size_t) n;
+        if (k->rx != RX_HDR) {
+            k->need -= (size_t) n;
+        }
+        if (k->rx == RX_HDR) {
+            if (k->got >= TS_FRAME_HDR_B && dl_recv_frame(w, k) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (k->need > 0) {
+            continue;
+        }
+        if (k->rx == RX_BODY || k->rx == RX_DATA) {
+            dl_recv_done(w, k);
+            continue;
+        }
+        /* RX_HEAD */
+        rc = dl_recv_head(k);
+        if (rc < 0) {
+            dl_link_close(w, k, 1, "bad PEER_DATA");
+            return -1;
+        }
+        if (rc > 0) {
+            k->need = (size_t) rc;
+            continue;
+        }
+        if (k->st != TS_OK) {
+            dl_recv_done(w, k);
+            continue;
+        }
+        if (k->data == NULL) {
+            k->data = malloc(TS_CHUNK_B);
+            if (k->data == NULL) {
+                dl_link_close(w, k, 1, "out of memory");
+                return -1;
+            }
+        }
+        k->rx = RX_DATA;
+        k->got = 0;
+        k->need = k->q[k->qhead].len;
+        if (k->need == 0) {
+            dl_recv_done(w, k);
+        }
+    }
+}

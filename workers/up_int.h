@@ -1,0 +1,156 @@
+/*
+ * up_int.h -- the uploader worker's internal header: the worker state
+ * (up_t), its links (up_link_t) and their queued requests (up_req_t),
+ * shared by the uploader's modules and by nothing else.  The way in from
+ * outside is up_main() in node.h.
+ *
+ *   up_worker.c   the loop: init, epoll dispatch, per-link turns,
+ *                 deadlines, cleanup
+ *   up_link.c     links: accept and its caps, TLS handshake, epoll
+ *                 interest, reading and parsing requests, PEER_AUTH
+ *   up_serve.c    serving: (group, name) lookups, open files, MAP and
+ *                 GET answers, chunk bytes by sendfile (or pread + TLS),
+ *                 the node's load counts
+ *
+ * Locking: none; an up_t belongs to one worker process (one thread).
+ */
+#ifndef UP_INT_H_INCLUDED
+#define UP_INT_H_INCLUDED
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "ts_config.h"
+#include "ts_buf.h"
+#include "ts_claim.h"
+#include "ts_ev.h"
+#include "ts_net.h"
+#include "ts_proto.h"
+#include "ts_sup.h"
+#include "ts_ticket.h"
+#include "ts_tls.h"
+#include "node_shm.h"
+#include "node.h"
+#include "up_auth.h"
+#include "peer_msg.h"
+
+/* a PEER_AUTH carries a whole ticket; MAP/GET stay limited to
+ * TS_UP_REQ_MAX_B (peer_msg_req_hdr_decode) */
+#define UP_IN_MAX_B        PEER_MSG_REQ_IN_MAX_B
+
+typedef struct {
+    uint8_t   type;
+    uint8_t   bad;              /* payload malformed */
+    uint8_t   perm;             /* MAP/GET: authorized when parsed */
+    uint8_t   status;           /* PEER_AUTH: the answer, decided when
+                                   parsed */
+    uint64_t  reqid;
+    uint32_t  index;
+    char      group[TS_ID_MAX_B + 1];
+    char      name[TS_NAME_MAX_B + 1];
+    char      msg[TS_UP_MSG_B];    /* PEER_AUTH: the reason of a refusal */
+} up_req_t;
+
+_Static_assert(sizeof(((up_req_t *) 0)->group)
+               == sizeof(((peer_msg_req_t *) 0)->group)
+               && sizeof(((up_req_t *) 0)->name)
+               == sizeof(((peer_msg_req_t *) 0)->name),
+               "up_req_t and peer_msg_req_t name buffers differ");
+
+typedef struct {
+    uint8_t   b[16];            /* IPv6, or IPv4-mapped */
+} up_addr_t;
+
+typedef struct {
+    ts_ev_io_t  io;             /* in the loop (io.data: the up_t) */
+    int         idx;            /* in up_t conns[] */
+    ts_conn_t  *c;
+    int         fd;
+    int64_t     born_ms;        /* accepted at: handshake, ticket deadlines */
+    int64_t     last_ms;        /* last byte in or out */
+    int64_t     frame_ms;       /* a partial frame began at */
+    int         ready;          /* handshake done, peer identity known */
+    int         authed;         /* holds an unexpired ticket */
+    int64_t     authed_until;   /* wall clock: the last ticket's expiry */
+    int64_t     unauth_ms;      /* unauthenticated since (monotonic) */
+    int         bad_auth;       /* tickets refused on this link */
+    int         has_fp;
+    uint32_t    rd_want;        /* a read's EAGAIN needs this event too */
+    uint32_t    wr_want;        /* a write's EAGAIN needs this event too */
+    uint8_t     fp[TS_FP_B];    /* the peer's certificate fingerprint */
+    up_addr_t   addr;
+    up_auth_tab_t auth;
+    size_t      in_len;
+    uint8_t     in[TS_FRAME_HDR_B + UP_IN_MAX_B];
+    up_req_t    q[TS_UP_QUEUE_N];
+    int         q_head;
+    int         q_n;
+    /* output: out[out_off..] then file bytes */
+    ts_wbuf_t   out;
+    size_t      out_off;
+    int         file_fd;        /* dup()ed; -1 when none */
+    off_t       file_off;
+    size_t      file_left;
+    uint32_t    chunk_len;
+    int         active;         /* counted in active_uploads */
+    int         share_idx;      /* for per-share counters, or -1 */
+} up_link_t;
+
+typedef struct {
+    int       fd;
+    uint32_t  gen;              /* share seq / download id when opened */
+} up_fcache_t;
+
+typedef struct {
+    char      group[TS_ID_MAX_B + 1];
+    char      name[TS_NAME_MAX_B + 1];
+    int       share;            /* share index or -1 */
+    int       dl;               /* download index or -1 */
+} up_lookup_t;
+
+typedef struct {
+    const ts_worker_ctx_t *ctx;
+    node_t            *node;
+    const ts_shm_t    *shm;
+    node_stats_sh_t   *st;
+    ts_slot_sh_t      *slot;
+    ts_owner_t         me;
+    ts_ev_t           *ev;          /* the loop */
+    ts_ev_io_t         listen_io;   /* the shared listening socket */
+    ts_ev_timer_t      tick;        /* every TS_UP_TICK_MS: deadlines */
+    int                listen_fd;
+    int                listening;
+    int                nconns;
+    int                nunauth;     /* links that showed no ticket yet */
+    ts_tls_t          *tls;
+    ts_ticket_verifier_t *verifier; /* NULL while the CA is unreadable */
+    int64_t            verifier_ms; /* last attempt to load it */
+    int64_t            unauth_ms;   /* links must hold a ticket within */
+    up_link_t         *conns[TS_NODE_PEER_CONNS_N];
+    up_fcache_t        shares[TS_NODE_SHARES_N];
+    up_fcache_t        dls[TS_NODE_DOWNLOADS_N];
+    up_lookup_t        look[TS_UP_LOOKUP_N];
+    int                look_next;
+    node_share_sh_t    share_snap;
+    node_dl_sh_t       dl_snap;
+} up_t;
+
+/* ---- up_worker.c: the loop ------------------------------------------ */
+/* A link's epoll callback (io.data is the up_t). */
+void up_loop_io(ts_ev_t *ev, ts_ev_io_t *io, uint32_t events);
+
+/* ---- up_link.c: links ------------------------------------------------ */
+void up_link_events(up_t *u, up_link_t *k, int idx);
+void up_link_listen(up_t *u, int on);
+void up_link_close(up_t *u, int idx, const char *why);
+void up_link_accept(up_t *u);
+int  up_link_again(up_link_t *k, uint32_t *want, int other);
+ts_ticket_verifier_t *up_link_verifier(up_t *u);
+int  up_link_ready(up_link_t *k);
+int  up_link_read(up_t *u, up_link_t *k);
+
+/* ---- up_serve.c: answers --------------------------------------------- */
+void up_serve_queued(up_t *u, int d);
+void up_serve_active(up_t *u, int d);
+int  up_serve_pump(up_t *u, up_link_t *k);
+
+#endif
