@@ -38,8 +38,6 @@
 #include "ts_shm.h"
 
 #define TS_SHM_ALIGN          64u
-#define TS_SHM_CREATE_WAIT_MS 500     /* a concurrent creator's header */
-#define TS_SHM_CREATE_TRIES_N 4
 
 static size_t
 shm_align(size_t n)
@@ -189,7 +187,7 @@ shm_inspect_old(const char *name, uint32_t layout_version)
     ts_shm_hdr_sh_t  *h;
     pid_t             creator;
     const char       *why;
-    struct timespec   nap = { 0, 10 * 1000000L };
+    struct timespec   nap = { 0, TS_SHM_CREATE_NAP_MS * 1000000L };
 
     fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
     if (fd == -1) {
@@ -246,7 +244,7 @@ shm_inspect_old(const char *name, uint32_t layout_version)
             && waited < TS_SHM_CREATE_WAIT_MS)
         {
             nanosleep(&nap, NULL);
-            waited += 10;
+            waited += TS_SHM_CREATE_NAP_MS;
             continue;
         }
         break;
