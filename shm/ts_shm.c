@@ -506,3 +506,95 @@ ts_shm_table(const ts_shm_t *s, uint32_t id, uint32_t *capacity,
 
     return NULL;
 }
+
+
+/* ---- tier-2 reset ---------------------------------------------------- */
+
+void
+ts_shm_request_reset(ts_shm_t *s)
+{
+    if (s == NULL || s->hdr == NULL) {
+        return;
+    }
+    if (atomic_exchange(&s->hdr->reset_needed, 1) == 0) {
+        ts_err("shm segment \"%s\" needs a rebuild: reset_needed set",
+               s->name);
+    }
+}
+
+
+int
+ts_shm_reset_needed(const ts_shm_t *s)
+{
+    if (s == NULL || s->hdr == NULL) {
+        return 0;
+    }
+    return atomic_load(&s->hdr->reset_needed) != 0;
+}
+
+
+int
+ts_shm_lock(ts_shm_t *s, ts_shlock_sh_t *l, ts_shlock_repair_pt repair,
+    void *arg)
+{
+    int  rc;
+
+    rc = ts_shlock_lock(l, repair, arg);
+    if (rc < 0) {
+        ts_shm_request_reset(s);
+    }
+    return rc;
+}
+
+
+static const ts_shm_spec_t *
+shm_spec_of(const ts_shm_spec_t *specs, int nspecs, uint32_t id)
+{
+    int  i;
+
+    for (i = 0; i < nspecs; i++) {
+        if (specs[i].id == id) {
+            return &specs[i];
+        }
+    }
+    return NULL;
+}
+
+
+int
+ts_shm_reinit(ts_shm_t *s, const ts_shm_spec_t *specs, int nspecs,
+    const uint32_t *ids, int nids)
+{
+    int                   i;
+    void                 *t;
+    uint32_t              cap, esz;
+    const ts_shm_spec_t  *sp;
+
+    for (i = 0; i < nids; i++) {
+        sp = shm_spec_of(specs, nspecs, ids[i]);
+        t = ts_shm_table(s, ids[i], &cap, &esz);
+        if (sp == NULL || t == NULL || cap != sp->capacity
+            || esz != sp->entry_size)
+        {
+            ts_err("shm segment \"%s\": cannot rebuild table %u", s->name,
+                   ids[i]);
+            return -1;
+        }
+    }
+
+    for (i = 0; i < nids; i++) {
+        sp = shm_spec_of(specs, nspecs, ids[i]);
+        t = ts_shm_table(s, ids[i], NULL, NULL);
+        memset(t, 0, (size_t) sp->entry_size * sp->capacity);
+        if (sp->init != NULL) {
+            sp->init(t, sp->capacity);
+        }
+    }
+
+    atomic_store(&s->hdr->boot_epoch, shm_new_epoch());
+    atomic_store(&s->hdr->reset_needed, 0);
+    ts_info("rebuilt %d tables of shm segment \"%s\" in place, epoch %llx",
+            nids, s->name,
+            (unsigned long long) atomic_load(&s->hdr->boot_epoch));
+    return 0;
+}

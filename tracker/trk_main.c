@@ -293,6 +293,56 @@ on_tick(void *arg)
 }
 
 
+/* ---- segment: filled at start, rebuilt on reset_needed --------------- */
+
+static void
+shm_publish(int64_t start_wall_ms, uint64_t epoch, uint64_t hlc)
+{
+    atomic_store(&cfg.shm.stats->start_wall_ms, start_wall_ms);
+    atomic_store(&cfg.shm.stats->sup_pid, (int32_t) getpid());
+    atomic_store(&cfg.shm.stats->workers_n, (uint32_t) cfg.workers);
+    atomic_store(&cfg.shm.stats->epoch, epoch);
+    atomic_store(&cfg.shm.stats->hlc, hlc);
+    atomic_store(&cfg.shm.stats->leader, cfg.id);
+    atomic_store(&cfg.shm.stats->ntrackers, cfg.trackers.n);
+}
+
+
+static int
+shm_reset_needed(void *arg)
+{
+    return ts_shm_reset_needed(&cfg.shm.shm);
+}
+
+
+/* Every worker is gone: a new segment made the way main() makes it, the
+ * epoch and HLC read back from tracker.tdb (sessions reload from it). */
+static int
+shm_rebuild(void *arg)
+{
+    char          err[512];
+    uint64_t      epoch, hlc, hlc_old = atomic_load(&cfg.shm.stats->hlc);
+    int64_t       started = atomic_load(&cfg.shm.stats->start_wall_ms);
+    trk_store_t  *st;
+
+    st = trk_store_open(cfg.db_path, 0, cfg.nosync, err, sizeof(err));
+    if (st == NULL) {
+        ts_err("%s", err);
+        return -1;
+    }
+    epoch = trk_epoch_get(st, 0);
+    hlc = trk_hlc_saved(st);
+    trk_store_close(st);
+    ts_shm_detach(&cfg.shm.shm);
+    if (epoch == 0 || trk_shm_create(&cfg.shm, cfg.port) != 0) {
+        ts_err("cannot rebuild the shared memory segment");
+        return -1;
+    }
+    shm_publish(started, epoch, hlc > hlc_old ? hlc : hlc_old);
+    return 0;
+}
+
+
 /* ---- open files ----------------------------------------------------- */
 
 /*
@@ -811,13 +861,7 @@ main(int argc, char **argv)
         return 1;
     }
     trk_shm_name(shm_name, sizeof(shm_name), cfg.port);
-    atomic_store(&cfg.shm.stats->start_wall_ms, ts_wall_ms());
-    atomic_store(&cfg.shm.stats->sup_pid, (int32_t) getpid());
-    atomic_store(&cfg.shm.stats->workers_n, (uint32_t) cfg.workers);
-    atomic_store(&cfg.shm.stats->epoch, epoch);
-    atomic_store(&cfg.shm.stats->hlc, hlc0);
-    atomic_store(&cfg.shm.stats->leader, cfg.id);
-    atomic_store(&cfg.shm.stats->ntrackers, trk.n);
+    shm_publish(ts_wall_ms(), epoch, hlc0);
     trk_ops_init();
 
     ts_info("tracker %d starting on %s:%u (%d workers, data %s, fsync %s, "
@@ -847,6 +891,8 @@ main(int argc, char **argv)
     sc.on_watch = on_watch;
     sc.tick_ms = TS_TRK_SUP_TICK_MS;
     sc.on_tick = on_tick;
+    sc.reset_needed = shm_reset_needed;
+    sc.on_reset = shm_rebuild;
 
     rc = ts_sup_run(&sc);
 
