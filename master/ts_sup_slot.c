@@ -134,14 +134,11 @@ sup_child(const ts_sup_config_t *cfg, int slot, int chan)
         _exit(1);
     }
 
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.slot = slot;
-    ctx.role = me->role;
-    ctx.instance = me->instance;
-    ctx.generation = me->generation;
-    ctx.role_name = role->name;
-    ctx.arg = role->arg;
-    ctx.channel_fd = chan;
+    ctx = (ts_worker_ctx_t) {
+        .slot = slot, .role = me->role, .instance = me->instance,
+        .generation = me->generation, .role_name = role->name,
+        .arg = role->arg, .channel_fd = chan
+    };
     sup_nslots = 0;
 
     if (cfg->on_child_init != NULL) {

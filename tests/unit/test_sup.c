@@ -35,6 +35,7 @@
 
 #include "ts_config.h"
 #include "ts_sup.h"
+#include "sup_fixture.h"
 
 #define T_WAIT_MS   5000
 #define T_MAXP      64
@@ -274,24 +275,7 @@ t_pid_gone(pid_t pid)
 static int
 t_wait(pid_t pid, int ms)
 {
-    int      st;
-    pid_t    r;
-    int64_t  end = t_now_ms() + ms;
-
-    do {
-        r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            return st;
-        }
-        if (r == -1 && errno != EINTR) {
-            return -2;
-        }
-        t_sleep_ms(2);
-    } while (t_now_ms() < end);
-
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
+    return sup_fx_wait(pid, ms);
 }
 
 
@@ -299,27 +283,14 @@ t_wait(pid_t pid, int ms)
 static int
 t_hook_next(t_hook_rec_t *r, int ms)
 {
-    struct pollfd  p = { g_hook[0], POLLIN, 0 };
-
-    if (poll(&p, 1, ms) != 1) {
-        return -1;
-    }
-    return read(g_hook[0], r, sizeof(*r)) == (ssize_t) sizeof(*r) ? 0 : -1;
+    return sup_fx_read(g_hook[0], r, sizeof(*r), ms);
 }
 
 
 static pid_t
 t_start(const ts_sup_config_t *cfg)
 {
-    pid_t  pid;
-
-    fflush(NULL);
-    pid = fork();
-    if (pid == 0) {
-        close(g_hook[0]);
-        _exit(ts_sup_run(cfg));
-    }
-    return pid;
+    return sup_fx_start(cfg, g_hook[0]);
 }
 
 

@@ -39,6 +39,7 @@
 #include "ts_shlock.h"
 #include "ts_shm.h"
 #include "ts_sup.h"
+#include "sup_fixture.h"
 
 #define T_WAIT_MS    5000
 #define T_TAB_LOCK   1
@@ -156,30 +157,14 @@ h_rebuild(void *arg)
 static int
 t_next(t_rec_t *r, int ms)
 {
-    struct pollfd  p = { g_hook[0], POLLIN, 0 };
-
-    if (poll(&p, 1, ms) != 1) {
-        return -1;
-    }
-    return read(g_hook[0], r, sizeof(*r)) == (ssize_t) sizeof(*r) ? 0 : -1;
+    return sup_fx_read(g_hook[0], r, sizeof(*r), ms);
 }
 
 
 static int
 t_wait(pid_t pid, int ms)
 {
-    int      st;
-    int64_t  end = ts_now_ms() + ms;
-
-    do {
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            return st;
-        }
-        usleep(2000);
-    } while (ts_now_ms() < end);
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
+    return sup_fx_wait(pid, ms);
 }
 
 
@@ -222,15 +207,7 @@ t_config(ts_sup_config_t *cfg, const ts_sup_role_t *roles)
 static pid_t
 t_start(const ts_sup_config_t *cfg)
 {
-    pid_t  pid;
-
-    fflush(NULL);
-    pid = fork();
-    if (pid == 0) {
-        close(g_hook[0]);
-        _exit(ts_sup_run(cfg));
-    }
-    return pid;
+    return sup_fx_start(cfg, g_hook[0]);
 }
 
 
