@@ -250,6 +250,10 @@
 #define TS_SUP_RESET_POLL_MS      100      /* how often the supervisor reads
                                             the segment's reset_needed */
 #define TS_SUP_POLL_ERROR_NAP_MS  10       /* after a failed poll(): no spin */
+#define TS_SUP_RESETS_MAX_N       3        /* rebuilds in a row, each asked
+                                            for again within ... */
+#define TS_SUP_RESET_WINDOW_MS    10000    /* ... this long after the last:
+                                            then the node stops (exit 1) */
 #define TS_SHM_CREATE_WAIT_MS     500      /* a concurrent creator may take
                                             this long to publish its header */
 #define TS_SHM_CREATE_NAP_MS      10       /* ... re-read it this often */

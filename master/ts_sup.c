@@ -20,7 +20,10 @@
  *               (tier 2: a shm lock is ENOTRECOVERABLE): every worker
  *               is stopped as for STOPPING, on_reset rebuilds the
  *               segment from durable state, and the workers are spawned
- *               again (RUNNING).  A stop request meanwhile wins.
+ *               again (RUNNING).  A stop request meanwhile wins; a
+ *               segment that keeps asking (TS_SUP_RESETS_MAX_N rebuilds
+ *               each within TS_SUP_RESET_WINDOW_MS of the last) is a
+ *               crash loop.
  *
  * Locking: the supervisor takes no shm lock, ever, so a worker that dies
  * holding one cannot wedge it; the reset_needed hook reads one atomic
@@ -68,6 +71,8 @@ typedef struct {
     int64_t                 stop_at;        /* STOPPING, RESETTING */
     int64_t                 next_tick;      /* 0 = no tick */
     int64_t                 next_reset_check;   /* 0 = no reset hook */
+    int64_t                 last_reset_at;      /* last rebuild, monotonic */
+    int                     resets_in_row;      /* each soon after the last */
     int                     watching;
     int                     nslots;
     struct sigaction        old_sa[SUP_NSIGNALS];
@@ -297,11 +302,26 @@ sup_check_reset(sup_loop_t *lp, int64_t now)
         return;
     }
     lp->next_reset_check = now + TS_SUP_RESET_POLL_MS;
-    if (cfg->reset_needed(cfg->hook_arg)) {
-        ts_err("shm segment marked reset_needed (a lock is not "
-               "recoverable): rebuilding it");
-        sup_begin_stop(lp, SUP_RESETTING);
+    if (!cfg->reset_needed(cfg->hook_arg)) {
+        return;
     }
+    if (lp->last_reset_at != 0
+        && now - lp->last_reset_at < TS_SUP_RESET_WINDOW_MS)
+    {
+        lp->resets_in_row++;
+    } else {
+        lp->resets_in_row = 1;
+    }
+    if (lp->resets_in_row > TS_SUP_RESETS_MAX_N) {
+        ts_err("shm segment needs a rebuild again after %d rebuilds, "
+               "each within %d ms of the last: stopping",
+               TS_SUP_RESETS_MAX_N, TS_SUP_RESET_WINDOW_MS);
+        sup_begin_stop(lp, SUP_CRASH_STOP);
+        return;
+    }
+    ts_err("shm segment marked reset_needed (a lock is not recoverable): "
+           "rebuilding it");
+    sup_begin_stop(lp, SUP_RESETTING);
 }
 
 
@@ -321,6 +341,7 @@ sup_rebuild(sup_loop_t *lp)
     }
     sup_slots_rearm();
     lp->state = SUP_RUNNING;
+    lp->last_reset_at = ts_now_ms();
     lp->next_reset_check = ts_now_ms() + TS_SUP_RESET_POLL_MS;
     ts_info("shm segment rebuilt in %lld ms; restarting the workers",
             (long long) (ts_now_ms() - t0));

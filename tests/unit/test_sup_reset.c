@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "ts_clock.h"
+#include "ts_config.h"
 #include "ts_shlock.h"
 #include "ts_shm.h"
 #include "ts_sup.h"
@@ -57,6 +58,7 @@ static char      g_name[64];
 static pid_t     g_sup = -1;
 static int       g_hook[2] = { -1, -1 };
 static int       g_rebuild_fails;
+static int       g_rebuild_keeps_flag;
 
 
 static void
@@ -148,7 +150,13 @@ h_rebuild(void *arg)
     if (g_rebuild_fails) {
         return -1;
     }
-    return ts_shm_reinit(&g_shm, t_specs, 2, ids, 2);
+    if (ts_shm_reinit(&g_shm, t_specs, 2, ids, 2) != 0) {
+        return -1;
+    }
+    if (g_rebuild_keeps_flag) {
+        ts_shm_request_reset(&g_shm);       /* a fault that stays */
+    }
+    return 0;
 }
 
 
@@ -235,6 +243,7 @@ t_setup(void **state)
     snprintf(g_name, sizeof(g_name), "/tessera-test-supr-%d",
              (int) getpid());
     g_rebuild_fails = 0;
+    g_rebuild_keeps_flag = 0;
     g_sup = -1;
     if (pipe2(g_hook, O_CLOEXEC) == -1
         || ts_shm_create(&g_shm, g_name, 1, t_specs, 2) != 0)
@@ -354,6 +363,37 @@ test_reset_rebuild_failure_stops(void **state)
 }
 
 
+/* A segment that needs a rebuild again at once, every time: after
+ * TS_SUP_RESETS_MAX_N rebuilds the supervisor stops (exit 1). */
+static void
+test_reset_loop_stops(void **state)
+{
+    ts_sup_config_t  cfg;
+    int              i, st;
+
+    (void) state;
+    g_rebuild_keeps_flag = 1;
+    t_config(&cfg, t_roles);
+    g_sup = t_start(&cfg);
+    assert_true(g_sup > 0);
+    t_expect('S', T_WORKERS_N, NULL);
+
+    ts_shm_request_reset(&g_shm);
+    for (i = 0; i < TS_SUP_RESETS_MAX_N; i++) {
+        t_expect('X', T_WORKERS_N, NULL);
+        t_expect('B', 1, NULL);
+        t_expect('S', T_WORKERS_N, NULL);
+    }
+    t_expect('X', T_WORKERS_N, NULL);
+    st = t_wait(g_sup, T_WAIT_MS);
+    g_sup = -1;
+    assert_true(st >= 0 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    assert_int_equal(waitpid(-1, &st, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
+
 int
 main(void)
 {
@@ -361,6 +401,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_reset_rebuilds_once_and_restarts,
                                         t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_reset_rebuild_failure_stops,
+                                        t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_reset_loop_stops,
                                         t_setup, t_teardown),
     };
 
