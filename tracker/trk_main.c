@@ -22,7 +22,10 @@
  * Crash behaviour: workers that die are respawned by ts_sup; their tdb
  * transactions roll back and their stripe locks are repaired by the next
  * locker.  If the supervisor dies, workers get SIGTERM (PDEATHSIG) and the
- * stale shm segment is detected and replaced at the next start.
+ * stale shm segment is detected and replaced at the next start.  A lock
+ * found not recoverable sets reset_needed: the supervisor stops every
+ * worker, shm_rebuild() makes a new segment the way main() does (epoch and
+ * HLC from tracker.tdb; sessions reload from it) and starts them again.
  */
 #include <errno.h>
 #include <fcntl.h>

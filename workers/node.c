@@ -27,7 +27,10 @@
  * counts and its uploader load counts; then the slot is freed and
  * ts_sup respawns the worker.  The supervisor dies with the CLI
  * (PR_SET_PDEATHSIG) and its workers die with it.  The segment is a
- * cache: the next node_start replaces it.
+ * cache: the next node_start replaces it.  If reset_needed is set, the
+ * supervisor stops every worker (each reclaimed), node_rebuild() resets
+ * the workers' tables in place (the CLI keeps its mapping and its
+ * publications from node.tdb) and the workers start again.
  */
 #include <errno.h>
 #include <fcntl.h>

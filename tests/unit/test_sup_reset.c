@@ -236,6 +236,25 @@ t_expect(int kind, int n, pid_t *pids)
 }
 
 
+/* The supervisor exits with code within T_WAIT_MS, and nothing outlives
+ * it (orphans would be our children: we are a subreaper). */
+static void
+t_expect_exit(int code)
+{
+    int  st;
+
+    st = t_wait(g_sup, T_WAIT_MS);
+    g_sup = -1;
+    assert_true(st >= 0 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), code);
+    if (code == 0) {
+        t_expect('X', T_WORKERS_N, NULL);
+    }
+    assert_int_equal(waitpid(-1, &st, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
+
 static int
 t_setup(void **state)
 {
@@ -327,14 +346,7 @@ test_reset_rebuilds_once_and_restarts(void **state)
     assert_int_equal(waitpid(g_sup, &st, WNOHANG), 0);
 
     assert_int_equal(kill(g_sup, SIGTERM), 0);
-    st = t_wait(g_sup, T_WAIT_MS);
-    g_sup = -1;
-    assert_true(st >= 0 && WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-    t_expect('X', T_WORKERS_N, NULL);
-    /* nothing outlived the supervisor (orphans would be our children) */
-    assert_int_equal(waitpid(-1, &st, WNOHANG), -1);
-    assert_int_equal(errno, ECHILD);
+    t_expect_exit(0);
 }
 
 
@@ -342,7 +354,6 @@ static void
 test_reset_rebuild_failure_stops(void **state)
 {
     ts_sup_config_t  cfg;
-    int              st;
 
     (void) state;
     g_rebuild_fails = 1;
@@ -354,12 +365,7 @@ test_reset_rebuild_failure_stops(void **state)
     ts_shm_request_reset(&g_shm);
     t_expect('X', T_WORKERS_N, NULL);
     t_expect('B', 1, NULL);
-    st = t_wait(g_sup, T_WAIT_MS);
-    g_sup = -1;
-    assert_true(st >= 0 && WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 1);
-    assert_int_equal(waitpid(-1, &st, WNOHANG), -1);
-    assert_int_equal(errno, ECHILD);
+    t_expect_exit(1);
 }
 
 
@@ -369,7 +375,7 @@ static void
 test_reset_loop_stops(void **state)
 {
     ts_sup_config_t  cfg;
-    int              i, st;
+    int              i;
 
     (void) state;
     g_rebuild_keeps_flag = 1;
@@ -385,12 +391,7 @@ test_reset_loop_stops(void **state)
         t_expect('S', T_WORKERS_N, NULL);
     }
     t_expect('X', T_WORKERS_N, NULL);
-    st = t_wait(g_sup, T_WAIT_MS);
-    g_sup = -1;
-    assert_true(st >= 0 && WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 1);
-    assert_int_equal(waitpid(-1, &st, WNOHANG), -1);
-    assert_int_equal(errno, ECHILD);
+    t_expect_exit(1);
 }
 
 
