@@ -303,6 +303,18 @@ static const ts_sup_role_t  t_roles[] = {
 };
 
 
+/* Starts the supervisor and waits for its first workers' spawns (their
+ * pids into pids if not NULL). */
+static void
+t_boot(ts_sup_config_t *cfg, pid_t *pids)
+{
+    t_config(cfg, t_roles);
+    g_sup = t_start(cfg);
+    assert_true(g_sup > 0);
+    t_expect('S', T_WORKERS_N, pids);
+}
+
+
 static void
 test_reset_rebuilds_once_and_restarts(void **state)
 {
@@ -313,10 +325,7 @@ test_reset_rebuilds_once_and_restarts(void **state)
     int64_t          t0;
 
     (void) state;
-    t_config(&cfg, t_roles);
-    g_sup = t_start(&cfg);
-    assert_true(g_sup > 0);
-    t_expect('S', T_WORKERS_N, old);
+    t_boot(&cfg, old);
 
     t_poison_lock();
     assert_int_equal(ts_shm_reset_needed(&g_shm), 0);
@@ -357,10 +366,7 @@ test_reset_rebuild_failure_stops(void **state)
 
     (void) state;
     g_rebuild_fails = 1;
-    t_config(&cfg, t_roles);
-    g_sup = t_start(&cfg);
-    assert_true(g_sup > 0);
-    t_expect('S', T_WORKERS_N, NULL);
+    t_boot(&cfg, NULL);
 
     ts_shm_request_reset(&g_shm);
     t_expect('X', T_WORKERS_N, NULL);
@@ -379,10 +385,7 @@ test_reset_loop_stops(void **state)
 
     (void) state;
     g_rebuild_keeps_flag = 1;
-    t_config(&cfg, t_roles);
-    g_sup = t_start(&cfg);
-    assert_true(g_sup > 0);
-    t_expect('S', T_WORKERS_N, NULL);
+    t_boot(&cfg, NULL);
 
     ts_shm_request_reset(&g_shm);
     for (i = 0; i < TS_SUP_RESETS_MAX_N; i++) {
