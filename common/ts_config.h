@@ -330,4 +330,18 @@
                                             before SIGKILL */
 #define TS_NODE_STOP_POLL_MS      10       /* node_stop: waitpid() poll step */
 
+/* ---- supervisor and shm segment (lifecycle, reset) ------------------ */
+#define TS_SUP_RESET_POLL_MS      100      /* how often the supervisor reads
+                                            the segment's reset_needed */
+#define TS_SUP_POLL_ERROR_NAP_MS  10       /* after a failed poll(): no spin */
+#define TS_SUP_RESETS_MAX_N       3        /* rebuilds in a row, each asked
+                                            for again within ... */
+#define TS_SUP_RESET_WINDOW_MS    10000    /* ... this long after the last:
+                                            then the node stops (exit 1) */
+#define TS_SHM_CREATE_WAIT_MS     500      /* a concurrent creator may take
+                                            this long to publish its header */
+#define TS_SHM_CREATE_NAP_MS      10       /* ... re-read it this often */
+#define TS_SHM_CREATE_TRIES_N     4        /* stale segments replaced before
+                                            giving up */
+
 #endif /* TS_CONFIG_H_INCLUDED */

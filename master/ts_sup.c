@@ -1,113 +1,99 @@
 /*
- * ts_sup.c -- the supervisor: prefork workers by role, reap, respawn, stop.
+ * ts_sup.c -- the supervisor's lifecycle: prefork workers by role, reap,
+ * respawn, stop, and rebuild the shm segment when asked.
  *
  * Purpose: every node (tracker or client) runs one supervisor process
  * that forks its workers, watches them and replaces the ones that die.
  * The model is the nginx master plus the PostgreSQL postmaster: a private
- * child table (never in shm), signal handlers that only set a flag and
- * write a byte to a self-pipe, and one poll() loop that reaps with
- * waitpid(WNOHANG) and decides.  Each child gets a socketpair channel: it
- * writes "R" when ready; the supervisor sees EOF when the child is gone,
- * the child sees EOF when the supervisor is gone.
+ * child table (ts_sup_slot.c, never in shm), signal handlers that only
+ * set a flag and write a byte to a self-pipe, and one poll() loop that
+ * reaps with waitpid(WNOHANG) and decides.  Each child gets a socketpair
+ * channel: it writes "R" when ready; the supervisor sees EOF when the
+ * child is gone, the child sees EOF when the supervisor is gone.
  *
- * Respawn policy: a dead worker is replaced at once.  A worker that keeps
- * dying young (< TS_SUP_SHORT_LIFE_MS) waits TS_SUP_BACKOFF_BASE_MS,
- * doubling up to TS_SUP_BACKOFF_MAX_MS; a life of TS_SUP_HEALTHY_MS resets
- * that.  TS_SUP_STARTUP_FAILS_N deaths in a row before "ready", or any exit
- * status 2, is a crash loop: stop everything and return 1.
+ * States (sup_state_t):
+ *   RUNNING     workers run; dead ones are respawned (with backoff);
+ *   STOPPING    a stop was asked for: SIGTERM to all, SIGKILL after the
+ *               deadline, then ts_sup_run() returns 0;
+ *   CRASH_STOP  the same after a crash loop or a fatal exit: returns 1;
+ *   RESETTING   the reset_needed hook said the segment must be rebuilt
+ *               (tier 2: a shm lock is ENOTRECOVERABLE): every worker
+ *               is stopped as for STOPPING, on_reset rebuilds the
+ *               segment from durable state, and the workers are spawned
+ *               again (RUNNING).  A stop request meanwhile wins; a
+ *               segment that keeps asking (TS_SUP_RESETS_MAX_N rebuilds
+ *               each within TS_SUP_RESET_WINDOW_MS of the last) is a
+ *               crash loop.
  *
  * Locking: the supervisor takes no shm lock, ever, so a worker that dies
- * holding one cannot wedge it.  The child table is touched only by the
- * supervisor's main loop; signal handlers touch only sig_atomic_t flags
- * and write(2) to the self-pipe.
+ * holding one cannot wedge it; the reset_needed hook reads one atomic
+ * flag.  Signal handlers touch only sig_atomic_t flags and write(2) to
+ * the self-pipe.
  *
  * Crash behaviour: children set PR_SET_PDEATHSIG(SIGTERM) and also see
  * channel EOF, so no worker outlives a killed supervisor.  ts_sup_run()
  * itself never returns while a child is alive: after the stop deadline it
- * SIGKILLs the rest and reaps them.
+ * SIGKILLs the rest and reaps them.  A reset never runs on_reset while a
+ * worker is alive (the same SIGKILL deadline applies), so the rebuild
+ * cannot race a worker.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "ts_clock.h"
 #include "ts_config.h"
 #include "ts_log.h"
 #include "ts_sup.h"
+#include "ts_sup_slot.h"
 
-typedef struct {
-    pid_t     pid;              /* 0 = not running */
-    uint32_t  generation;
-    int       role;
-    int       instance;
-    int64_t   spawned_at;       /* monotonic ms */
-    int       ready;
-    int       short_deaths;     /* in a row, each < TS_SUP_SHORT_LIFE_MS */
-    int       early_deaths;     /* in a row, before "R" */
-    int64_t   next_spawn_at;    /* when pid == 0 and not stopping */
-    int       chan;             /* supervisor's end, -1 = closed */
-} sup_child_t;
-
-/* supervisor state: private to the supervisor process */
-static sup_child_t              sup_children[TS_SUP_WORKERS_MAX_N];
-static int                      sup_nchildren;
-static const ts_sup_config_t   *sup_cfg;
-static pid_t                    sup_pid;
-static int                      sup_pipe[2] = { -1, -1 };
-static volatile sig_atomic_t    sup_sigchld;
-static volatile sig_atomic_t    sup_stop_req;
-
-/* worker state: set up in the child after fork */
-static volatile sig_atomic_t    wk_stop;
-static int                      wk_pipe[2] = { -1, -1 };
-static int                      wk_chan = -1;
-static pid_t                    wk_parent;
+typedef enum {
+    SUP_RUNNING = 0,
+    SUP_STOPPING,
+    SUP_CRASH_STOP,
+    SUP_RESETTING
+} sup_state_t;
 
 static const int                sup_signals[] = {
     SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE
 };
 #define SUP_NSIGNALS (int) (sizeof(sup_signals) / sizeof(sup_signals[0]))
+#define SUP_PFD_N    (TS_SUP_WORKERS_MAX_N + 2)
 
+typedef struct {
+    const ts_sup_config_t  *cfg;
+    sup_state_t             state;
+    int                     deadline_ms;
+    int64_t                 stop_at;        /* STOPPING, RESETTING */
+    int64_t                 next_tick;      /* 0 = no tick */
+    int64_t                 next_reset_check;   /* 0 = no reset hook */
+    int64_t                 last_reset_at;      /* last rebuild, monotonic */
+    int                     resets_in_row;      /* each soon after the last */
+    int                     watching;
+    int                     nslots;
+    struct sigaction        old_sa[SUP_NSIGNALS];
+    sigset_t                old_mask;
+} sup_loop_t;
 
-static int64_t
-sup_now_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int                      sup_pipe[2] = { -1, -1 };
+static volatile sig_atomic_t    sup_sigchld;
+static volatile sig_atomic_t    sup_stop_req;
 
 
 static void
-pipe_poke(int fd)
+sup_poke(void)
 {
     int  saved = errno;
 
-    if (fd >= 0) {
+    if (sup_pipe[1] >= 0) {
         /* a full pipe already wakes the loop: EAGAIN is fine */
-        (void) !write(fd, "x", 1);
+        (void) !write(sup_pipe[1], "x", 1);
     }
     errno = saved;
-}
-
-
-static void
-pipe_drain(int fd)
-{
-    char  buf[64];
-
-    while (read(fd, buf, sizeof(buf)) > 0) {
-        /* void */
-    }
 }
 
 
@@ -119,16 +105,7 @@ sup_signal_handler(int signo)
     } else {
         sup_stop_req = 1;
     }
-    pipe_poke(sup_pipe[1]);
-}
-
-
-static void
-wk_signal_handler(int signo)
-{
-    (void) signo;
-    wk_stop = 1;
-    pipe_poke(wk_pipe[1]);
+    sup_poke();
 }
 
 
@@ -136,550 +113,23 @@ void
 ts_sup_stop(void)
 {
     sup_stop_req = 1;
-    pipe_poke(sup_pipe[1]);
-}
-
-
-void
-ts_proc_set_name(const char *name)
-{
-    char  buf[16];
-
-    if (name == NULL) {
-        return;
-    }
-    /* the kernel keeps 15 characters; truncate here so it never fails */
-    snprintf(buf, sizeof(buf), "%s", name);
-    if (prctl(PR_SET_NAME, buf, 0, 0, 0) == -1) {
-        ts_warn("prctl(PR_SET_NAME) failed: %s", strerror(errno));
-    }
+    sup_poke();
 }
 
 
 int
 ts_sup_pids(int role, pid_t *out, int max)
 {
-    int  i, n = 0;
-
-    if (getpid() != sup_pid) {
-        return 0;
-    }
-    for (i = 0; i < sup_nchildren && n < max; i++) {
-        if (sup_children[i].pid > 0 && sup_children[i].role == role) {
-            out[n++] = sup_children[i].pid;
-        }
-    }
-    return n;
-}
-
-
-/* ---- worker side ----------------------------------------------------- */
-
-static int
-chan_eof(int fd)
-{
-    char     c;
-    ssize_t  n;
-
-    if (fd < 0) {
-        return 0;
-    }
-    /* the supervisor never writes to a worker: readable means EOF */
-    n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0) {
-        return 1;
-    }
-    if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK
-        && errno != EINTR)
-    {
-        return 1;
-    }
-    return 0;
-}
-
-
-void
-ts_worker_ready(const ts_worker_ctx_t *ctx)
-{
-    ssize_t  n;
-
-    do {
-        n = write(ctx->channel_fd, "R", 1);
-    } while (n == -1 && errno == EINTR);
-
-    if (n != 1) {
-        ts_warn("ready: write() to supervisor failed: %s",
-                n == -1 ? strerror(errno) : "short write");
-    }
-}
-
-
-int
-ts_worker_stopping(void)
-{
-    if (wk_stop) {
-        return 1;
-    }
-    if (chan_eof(wk_chan) || (wk_parent > 0 && getppid() != wk_parent)) {
-        wk_stop = 1;
-        pipe_poke(wk_pipe[1]);
-        return 1;
-    }
-    return 0;
-}
-
-
-int
-ts_worker_stop_fd(void)
-{
-    return wk_pipe[0];
-}
-
-
-int
-ts_worker_orphaned(const ts_worker_ctx_t *ctx)
-{
-    if (chan_eof(ctx->channel_fd)) {
-        return 1;
-    }
-    return wk_parent > 0 && getppid() != wk_parent;
+    return sup_slots_pids(role, out, max);
 }
 
 
 static void
-child_reset_signals(void)
-{
-    int               signo;
-    struct sigaction  sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-
-    /* start from a clean slate: nothing inherited but the defaults */
-    for (signo = 1; signo < NSIG; signo++) {
-        if (signo == SIGKILL || signo == SIGSTOP) {
-            continue;
-        }
-        (void) sigaction(signo, &sa, NULL);
-    }
-}
-
-
-static void
-child_run(const ts_sup_config_t *cfg, sup_child_t *me, int slot, int chan)
-    __attribute__((noreturn));
-
-static void
-child_run(const ts_sup_config_t *cfg, sup_child_t *me, int slot, int chan)
+sup_install_signals(sup_loop_t *lp)
 {
     int               i;
-    ts_worker_ctx_t   ctx;
-    sigset_t          none;
+    sigset_t          unblock;
     struct sigaction  sa;
-    const ts_sup_role_t *role = &cfg->roles[me->role];
-
-    /* every signal is blocked since before fork(): a SIGTERM sent now
-     * stays pending until our own handler is in place */
-    child_reset_signals();
-
-    for (i = 0; i < sup_nchildren; i++) {
-        if (sup_children[i].chan >= 0) {
-            close(sup_children[i].chan);
-            sup_children[i].chan = -1;
-        }
-        sup_children[i].pid = 0;
-    }
-    sup_nchildren = 0;
-    if (sup_pipe[0] >= 0) {
-        close(sup_pipe[0]);
-        close(sup_pipe[1]);
-        sup_pipe[0] = sup_pipe[1] = -1;
-    }
-    sup_cfg = NULL;
-
-    wk_stop = 0;
-    wk_chan = chan;
-    if (pipe2(wk_pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
-        ts_err("pipe2() failed: %s", strerror(errno));
-        _exit(1);
-    }
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = wk_signal_handler;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sa.sa_flags = 0;
-    sigaction(SIGPIPE, &sa, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-
-    /* armed after the SIGTERM handler, so the parent's death always
-     * reaches a worker as "stop", never as the default action */
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) == -1) {
-        ts_warn("prctl(PR_SET_PDEATHSIG) failed: %s", strerror(errno));
-    }
-    /* the supervisor may have died before PDEATHSIG was armed */
-    if (getppid() != sup_pid) {
-        _exit(1);
-    }
-    wk_parent = sup_pid;
-
-    ts_proc_set_name(role->name);
-    ts_log_set_role(role->name);
-
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.slot = slot;
-    ctx.role = me->role;
-    ctx.instance = me->instance;
-    ctx.generation = me->generation;
-    ctx.role_name = role->name;
-    ctx.arg = role->arg;
-    ctx.channel_fd = chan;
-
-    if (cfg->on_child_init != NULL) {
-        cfg->on_child_init(&ctx, cfg->hook_arg);
-    }
-
-    exit(role->main(&ctx));
-}
-
-
-/* ---- supervisor side ------------------------------------------------- */
-
-static int
-sup_spawn(const ts_sup_config_t *cfg, int slot)
-{
-    int           sv[2], fl, err;
-    pid_t         pid;
-    sigset_t      all, saved;
-    sup_child_t  *c = &sup_children[slot];
-    const char   *name = cfg->roles[c->role].name;
-
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-        ts_err("socketpair() failed: %s", strerror(errno));
-        return -1;
-    }
-
-    c->generation++;
-    c->ready = 0;
-
-    /* unflushed stdio would be written twice, once by the child's exit() */
-    fflush(NULL);
-
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &saved);
-
-    pid = fork();
-    if (pid == -1) {
-        err = errno;
-        sigprocmask(SIG_SETMASK, &saved, NULL);
-        ts_err("fork() failed: %s", strerror(err));
-        close(sv[0]);
-        close(sv[1]);
-        return -1;
-    }
-
-    if (pid == 0) {
-        close(sv[0]);
-        child_run(cfg, c, slot, sv[1]);
-    }
-
-    sigprocmask(SIG_SETMASK, &saved, NULL);
-
-    close(sv[1]);
-    fl = fcntl(sv[0], F_GETFL);
-    if (fl != -1) {
-        fcntl(sv[0], F_SETFL, fl | O_NONBLOCK);
-    }
-
-    c->pid = pid;
-    c->chan = sv[0];
-    c->spawned_at = sup_now_ms();
-
-    ts_debug("spawned %s[%d] slot %d gen %u", name, (int) pid, slot,
-             c->generation);
-
-    if (cfg->on_spawn != NULL) {
-        cfg->on_spawn(slot, pid, c->generation, c->role, cfg->hook_arg);
-    }
-    return 0;
-}
-
-
-/* Read what a child wrote; close the channel on EOF. */
-static void
-sup_read_chan(sup_child_t *c)
-{
-    char     buf[32];
-    ssize_t  n, i;
-
-    while (c->chan >= 0) {
-        n = read(c->chan, buf, sizeof(buf));
-        if (n > 0) {
-            for (i = 0; i < n; i++) {
-                if (buf[i] == 'R' && !c->ready) {
-                    c->ready = 1;
-                    c->early_deaths = 0;
-                }
-            }
-            continue;
-        }
-        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            return;
-        }
-        if (n == -1 && errno == EINTR) {
-            continue;
-        }
-        close(c->chan);
-        c->chan = -1;
-    }
-}
-
-
-static void
-sup_describe(int wstatus, char *buf, size_t size)
-{
-    if (WIFEXITED(wstatus)) {
-        snprintf(buf, size, "exited with status %d", WEXITSTATUS(wstatus));
-    } else if (WIFSIGNALED(wstatus)) {
-        snprintf(buf, size, "killed by signal %d%s", WTERMSIG(wstatus),
-                 WCOREDUMP(wstatus) ? " (core dumped)" : "");
-    } else {
-        snprintf(buf, size, "changed state 0x%x", (unsigned) wstatus);
-    }
-}
-
-
-/* A child was reaped; returns 1 if this is a crash loop. */
-static int
-sup_child_died(const ts_sup_config_t *cfg, int slot, int wstatus,
-    int stopping)
-{
-    sup_child_t  *c = &sup_children[slot];
-    pid_t         pid = c->pid;
-    int64_t       now, life, delay;
-    int           shift;
-    char          what[64];
-    const char   *name = cfg->roles[c->role].name;
-
-    /* a last "R" may still sit in the channel */
-    sup_read_chan(c);
-    if (c->chan >= 0) {
-        close(c->chan);
-        c->chan = -1;
-    }
-    c->pid = 0;
-
-    now = sup_now_ms();
-    life = now - c->spawned_at;
-    sup_describe(wstatus, what, sizeof(what));
-
-    if (cfg->on_exit != NULL) {
-        cfg->on_exit(slot, pid, c->generation, c->role, wstatus,
-                     cfg->hook_arg);
-    }
-
-    if (stopping) {
-        ts_info("worker %s[%d] slot %d %s", name, (int) pid, slot, what);
-        return 0;
-    }
-
-    if (!c->ready) {
-        c->early_deaths++;
-    }
-
-    if ((WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 2)
-        || c->early_deaths >= TS_SUP_STARTUP_FAILS_N)
-    {
-        ts_err("worker %s[%d] slot %d %s after %lld ms", name, (int) pid,
-               slot, what, (long long) life);
-        ts_err("crash loop in %s slot %d: stopping", name, slot);
-        return 1;
-    }
-
-    if (life < TS_SUP_SHORT_LIFE_MS) {
-        c->short_deaths++;
-    } else if (life >= TS_SUP_HEALTHY_MS) {
-        c->short_deaths = 0;
-    }
-
-    delay = TS_SUP_RESPAWN_MIN_MS;
-    if (life < TS_SUP_SHORT_LIFE_MS && c->short_deaths > 1) {
-        shift = c->short_deaths - 2;
-        delay = TS_SUP_BACKOFF_BASE_MS;
-        while (shift-- > 0 && delay < TS_SUP_BACKOFF_MAX_MS) {
-            delay *= 2;
-        }
-        if (delay > TS_SUP_BACKOFF_MAX_MS) {
-            delay = TS_SUP_BACKOFF_MAX_MS;
-        }
-    }
-    c->next_spawn_at = now + delay;
-
-    if (delay > 0) {
-        ts_warn("worker %s[%d] slot %d %s after %lld ms; respawning in "
-                "%lld ms", name, (int) pid, slot, what, (long long) life,
-                (long long) delay);
-    } else {
-        ts_warn("worker %s[%d] slot %d %s; respawning", name, (int) pid,
-                slot, what);
-    }
-    return 0;
-}
-
-
-static int
-sup_find(pid_t pid)
-{
-    int  i;
-
-    for (i = 0; i < sup_nchildren; i++) {
-        if (sup_children[i].pid == pid) {
-            return i;
-        }
-    }
-    return -1;
-}
-
-
-static int
-sup_live_count(void)
-{
-    int  i, n = 0;
-
-    for (i = 0; i < sup_nchildren; i++) {
-        n += sup_children[i].pid > 0;
-    }
-    return n;
-}
-
-
-/* Reap every dead child without blocking; returns 1 on a crash loop. */
-static int
-sup_reap(const ts_sup_config_t *cfg, int stopping)
-{
-    int    st, slot, crash = 0;
-    pid_t  pid;
-
-    sup_sigchld = 0;
-
-    for ( ;; ) {
-        pid = waitpid(-1, &st, WNOHANG);
-        if (pid == 0) {
-            break;
-        }
-        if (pid == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno != ECHILD) {
-                ts_err("waitpid() failed: %s", strerror(errno));
-            }
-            break;
-        }
-        slot = sup_find(pid);
-        if (slot == -1) {
-            ts_debug("reaped unknown child %d", (int) pid);
-            continue;
-        }
-        crash |= sup_child_died(cfg, slot, st, stopping || crash);
-    }
-
-    return crash;
-}
-
-
-static void
-sup_signal_all(int signo)
-{
-    int  i;
-
-    for (i = 0; i < sup_nchildren; i++) {
-        if (sup_children[i].pid > 0
-            && kill(sup_children[i].pid, signo) == -1 && errno != ESRCH)
-        {
-            ts_err("kill(%d, %d) failed: %s", (int) sup_children[i].pid,
-                   signo, strerror(errno));
-        }
-    }
-}
-
-
-/* After SIGKILL: wait for each straggler (SIGKILL cannot be refused). */
-static void
-sup_reap_blocking(const ts_sup_config_t *cfg)
-{
-    int    i, st;
-    pid_t  r;
-
-    for (i = 0; i < sup_nchildren; i++) {
-        if (sup_children[i].pid <= 0) {
-            continue;
-        }
-        do {
-            r = waitpid(sup_children[i].pid, &st, 0);
-        } while (r == -1 && errno == EINTR);
-
-        if (r == -1) {
-            ts_err("waitpid(%d) failed: %s", (int) sup_children[i].pid,
-                   strerror(errno));
-            sup_children[i].pid = 0;
-            continue;
-        }
-        sup_child_died(cfg, i, st, 1);
-    }
-}
-
-
-int
-ts_sup_run(const ts_sup_config_t *cfg)
-{
-    int               i, j, n, nfds, timeout, rc, crash = 0, stopping = 0;
-    int               watching, deadline_ms, r;
-    int64_t           now, stop_at = 0, next_tick = 0, t;
-    struct pollfd     pfd[TS_SUP_WORKERS_MAX_N + 2];
-    int               pfd_slot[TS_SUP_WORKERS_MAX_N + 2];
-    struct sigaction  sa, old_sa[SUP_NSIGNALS];
-    sigset_t          unblock, old_mask;
-    struct timespec   nap = { 0, 10 * 1000000L };
-
-    if (cfg == NULL || cfg->roles == NULL || cfg->nroles <= 0) {
-        ts_err("supervisor: no roles configured");
-        return 1;
-    }
-
-    n = 0;
-    for (i = 0; i < cfg->nroles; i++) {
-        if (cfg->roles[i].count < 0 || cfg->roles[i].main == NULL
-            || cfg->roles[i].name == NULL
-            || cfg->roles[i].count > TS_SUP_WORKERS_MAX_N - n)
-        {
-            ts_err("supervisor: bad role %d (or more than %d workers)", i,
-                   TS_SUP_WORKERS_MAX_N);
-            return 1;
-        }
-        n += cfg->roles[i].count;
-    }
-
-    if (pipe2(sup_pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
-        ts_err("pipe2() failed: %s", strerror(errno));
-        return 1;
-    }
-
-    sup_cfg = cfg;
-    sup_pid = getpid();
-    sup_sigchld = 0;
-    sup_stop_req = 0;
-    deadline_ms = cfg->stop_deadline_ms > 0 ? cfg->stop_deadline_ms
-                                            : TS_SUP_STOP_DEADLINE_MS;
-
-    if (cfg->name != NULL) {
-        ts_proc_set_name(cfg->name);
-    }
 
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
@@ -695,192 +145,341 @@ ts_sup_run(const ts_sup_config_t *cfg)
             sa.sa_flags = SA_RESTART
                           | (sup_signals[i] == SIGCHLD ? SA_NOCLDSTOP : 0);
         }
-        sigaction(sup_signals[i], &sa, &old_sa[i]);
+        sigaction(sup_signals[i], &sa, &lp->old_sa[i]);
     }
 
     sigemptyset(&unblock);
     sigaddset(&unblock, SIGCHLD);
     sigaddset(&unblock, SIGTERM);
     sigaddset(&unblock, SIGINT);
-    sigprocmask(SIG_UNBLOCK, &unblock, &old_mask);
+    sigprocmask(SIG_UNBLOCK, &unblock, &lp->old_mask);
+}
 
-    sup_nchildren = 0;
-    for (i = 0; i < cfg->nroles; i++) {
-        for (j = 0; j < cfg->roles[i].count; j++) {
-            sup_child_t *c = &sup_children[sup_nchildren++];
 
-            memset(c, 0, sizeof(*c));
-            c->role = i;
-            c->instance = j;
-            c->chan = -1;
-        }
-    }
-
-    ts_info("supervisor %s starting %d workers",
-            cfg->name ? cfg->name : "", sup_nchildren);
-
-    now = sup_now_ms();
-    for (i = 0; i < sup_nchildren; i++) {
-        if (sup_spawn(cfg, i) == -1) {
-            sup_children[i].next_spawn_at = now + TS_SUP_BACKOFF_BASE_MS;
-        }
-    }
-
-    watching = cfg->watch_fd >= 0 && cfg->on_watch != NULL;
-    if (cfg->tick_ms > 0 && cfg->on_tick != NULL) {
-        next_tick = sup_now_ms() + cfg->tick_ms;
-    }
-
-    for ( ;; ) {
-        now = sup_now_ms();
-
-        /* ---- decide how long to sleep ---- */
-        timeout = -1;
-        if (next_tick) {
-            t = next_tick - now;
-            timeout = (int) (t < 0 ? 0 : t);
-        }
-        if (stopping) {
-            t = stop_at - now;
-            t = t < 0 ? 0 : t;
-            if (timeout < 0 || t < timeout) {
-                timeout = (int) t;
-            }
-        } else {
-            for (i = 0; i < sup_nchildren; i++) {
-                if (sup_children[i].pid > 0) {
-                    continue;
-                }
-                t = sup_children[i].next_spawn_at - now;
-                t = t < 0 ? 0 : t;
-                if (timeout < 0 || t < timeout) {
-                    timeout = (int) t;
-                }
-            }
-        }
-        if (sup_sigchld || sup_stop_req) {
-            timeout = 0;
-        }
-
-        nfds = 0;
-        pfd[nfds].fd = sup_pipe[0];
-        pfd[nfds].events = POLLIN;
-        pfd_slot[nfds++] = -1;
-        if (watching) {
-            pfd[nfds].fd = cfg->watch_fd;
-            pfd[nfds].events = POLLIN;
-            pfd_slot[nfds++] = -2;
-        }
-        for (i = 0; i < sup_nchildren; i++) {
-            if (sup_children[i].chan >= 0) {
-                pfd[nfds].fd = sup_children[i].chan;
-                pfd[nfds].events = POLLIN;
-                pfd_slot[nfds++] = i;
-            }
-        }
-
-        rc = poll(pfd, (nfds_t) nfds, timeout);
-        if (rc == -1 && errno != EINTR) {
-            ts_err("poll() failed: %s", strerror(errno));
-            /* do not spin; go on to reaping and stop decisions */
-            nanosleep(&nap, NULL);
-        }
-
-        if (rc > 0) {
-            for (i = 0; i < nfds; i++) {
-                if (pfd[i].revents == 0) {
-                    continue;
-                }
-                if (pfd_slot[i] == -1) {
-                    pipe_drain(sup_pipe[0]);
-
-                } else if (pfd_slot[i] == -2) {
-                    if (pfd[i].revents & POLLNVAL) {
-                        ts_warn("watched fd %d is not open; ignoring it",
-                                cfg->watch_fd);
-                        watching = 0;
-                        continue;
-                    }
-                    r = cfg->on_watch(cfg->watch_fd, cfg->hook_arg);
-                    if (r == 1) {
-                        ts_info("stop requested via watched fd");
-                        sup_stop_req = 1;
-                    } else if (r == -1) {
-                        watching = 0;
-                    }
-
-                } else {
-                    sup_read_chan(&sup_children[pfd_slot[i]]);
-                }
-            }
-        }
-
-        /* ---- reap ---- */
-        if (sup_reap(cfg, stopping)) {
-            crash = 1;
-            sup_stop_req = 1;
-        }
-
-        /* ---- tick ---- */
-        if (next_tick && sup_now_ms() >= next_tick) {
-            cfg->on_tick(cfg->hook_arg);
-            next_tick = sup_now_ms() + cfg->tick_ms;
-        }
-
-        /* ---- stop ---- */
-        if (sup_stop_req && !stopping) {
-            stopping = 1;
-            stop_at = sup_now_ms() + deadline_ms;
-            ts_info("stopping %d workers (deadline %d ms)",
-                    sup_live_count(), deadline_ms);
-            sup_signal_all(SIGTERM);
-        }
-
-        if (stopping) {
-            if (sup_live_count() == 0) {
-                break;
-            }
-            if (sup_now_ms() >= stop_at) {
-                ts_warn("%d workers still alive after %d ms: SIGKILL",
-                        sup_live_count(), deadline_ms);
-                sup_signal_all(SIGKILL);
-                sup_reap_blocking(cfg);
-                break;
-            }
-            continue;
-        }
-
-        /* ---- respawn ---- */
-        now = sup_now_ms();
-        for (i = 0; i < sup_nchildren; i++) {
-            sup_child_t *c = &sup_children[i];
-
-            if (c->pid == 0 && c->next_spawn_at <= now) {
-                if (sup_spawn(cfg, i) == -1) {
-                    c->next_spawn_at = now + TS_SUP_BACKOFF_BASE_MS;
-                }
-            }
-        }
-    }
-
-    for (i = 0; i < sup_nchildren; i++) {
-        if (sup_children[i].chan >= 0) {
-            close(sup_children[i].chan);
-            sup_children[i].chan = -1;
-        }
-    }
-    sup_nchildren = 0;
+static void
+sup_restore_signals(sup_loop_t *lp)
+{
+    int  i;
 
     for (i = 0; i < SUP_NSIGNALS; i++) {
-        sigaction(sup_signals[i], &old_sa[i], NULL);
+        sigaction(sup_signals[i], &lp->old_sa[i], NULL);
     }
-    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    sigprocmask(SIG_SETMASK, &lp->old_mask, NULL);
+}
 
+
+/* Lowers *timeout to the ms until `at` (a timeout of -1 = none yet). */
+static void
+sup_wake_at(int *timeout, int64_t at, int64_t now)
+{
+    int64_t  t = at - now;
+
+    t = t < 0 ? 0 : t;
+    if (*timeout < 0 || t < *timeout) {
+        *timeout = (int) t;
+    }
+}
+
+
+/* How long poll() may sleep: the next tick, reset check, respawn or
+ * stop deadline, whichever comes first. */
+static int
+sup_timeout(const sup_loop_t *lp, int64_t now)
+{
+    int      timeout = -1;
+    int64_t  spawn_in;
+
+    if (sup_sigchld || sup_stop_req) {
+        return 0;
+    }
+    if (lp->next_tick) {
+        sup_wake_at(&timeout, lp->next_tick, now);
+    }
+    if (lp->state != SUP_RUNNING) {
+        sup_wake_at(&timeout, lp->stop_at, now);
+        return timeout;
+    }
+    if (lp->next_reset_check) {
+        sup_wake_at(&timeout, lp->next_reset_check, now);
+    }
+    spawn_in = sup_slots_next_spawn_in(now);
+    if (spawn_in >= 0) {
+        sup_wake_at(&timeout, now + spawn_in, now);
+    }
+    return timeout;
+}
+
+
+static void
+sup_on_watch(sup_loop_t *lp, short revents)
+{
+    int  r;
+
+    if (revents & POLLNVAL) {
+        ts_warn("watched fd %d is not open; ignoring it", lp->cfg->watch_fd);
+        lp->watching = 0;
+        return;
+    }
+    r = lp->cfg->on_watch(lp->cfg->watch_fd, lp->cfg->hook_arg);
+    if (r == 1) {
+        ts_info("stop requested via watched fd");
+        sup_stop_req = 1;
+    } else if (r == -1) {
+        lp->watching = 0;
+    }
+}
+
+
+/* Sleeps in poll() and handles what woke it: the self-pipe, the watched
+ * fd, the workers' channels. */
+static void
+sup_poll(sup_loop_t *lp, int timeout)
+{
+    int              i, nfds, rc;
+    struct pollfd    pfd[SUP_PFD_N];
+    int              pfd_slot[SUP_PFD_N];
+    char             buf[64];
+    struct timespec  nap = { 0, TS_SUP_POLL_ERROR_NAP_MS * 1000000L };
+
+    nfds = 0;
+    pfd[nfds].fd = sup_pipe[0];
+    pfd[nfds].events = POLLIN;
+    pfd_slot[nfds++] = -1;
+    if (lp->watching) {
+        pfd[nfds].fd = lp->cfg->watch_fd;
+        pfd[nfds].events = POLLIN;
+        pfd_slot[nfds++] = -2;
+    }
+    nfds += sup_slots_pollfds(pfd + nfds, pfd_slot + nfds, SUP_PFD_N - nfds);
+
+    rc = poll(pfd, (nfds_t) nfds, timeout);
+    if (rc == -1 && errno != EINTR) {
+        ts_err("poll() failed: %s", strerror(errno));
+        /* do not spin; go on to reaping and stop decisions */
+        nanosleep(&nap, NULL);
+    }
+    for (i = 0; rc > 0 && i < nfds; i++) {
+        if (pfd[i].revents == 0) {
+            continue;
+        }
+        if (pfd_slot[i] == -1) {
+            while (read(sup_pipe[0], buf, sizeof(buf)) > 0) {
+                /* drain */
+            }
+        } else if (pfd_slot[i] == -2) {
+            sup_on_watch(lp, pfd[i].revents);
+        } else {
+            sup_slot_read(pfd_slot[i]);
+        }
+    }
+}
+
+
+/* SIGTERM to every worker; the loop waits for them until the deadline. */
+static void
+sup_begin_stop(sup_loop_t *lp, sup_state_t next)
+{
+    if (lp->state == SUP_RUNNING) {
+        lp->stop_at = ts_now_ms() + lp->deadline_ms;
+        ts_info("stopping %d workers (deadline %d ms)%s", sup_slots_live(),
+                lp->deadline_ms,
+                next == SUP_RESETTING ? " to rebuild the shm segment" : "");
+        sup_slots_signal(SIGTERM);
+    } else if (next == SUP_STOPPING && lp->state == SUP_RESETTING) {
+        ts_info("stop requested during a segment reset");
+    }
+    lp->state = next;
+}
+
+
+/* RUNNING: polls the reset_needed hook every TS_SUP_RESET_POLL_MS. */
+static void
+sup_check_reset(sup_loop_t *lp, int64_t now)
+{
+    const ts_sup_config_t  *cfg = lp->cfg;
+
+    if (lp->next_reset_check == 0 || now < lp->next_reset_check) {
+        return;
+    }
+    lp->next_reset_check = now + TS_SUP_RESET_POLL_MS;
+    if (!cfg->reset_needed(cfg->hook_arg)) {
+        return;
+    }
+    if (lp->last_reset_at != 0
+        && now - lp->last_reset_at < TS_SUP_RESET_WINDOW_MS)
+    {
+        lp->resets_in_row++;
+    } else {
+        lp->resets_in_row = 1;
+    }
+    if (lp->resets_in_row > TS_SUP_RESETS_MAX_N) {
+        ts_err("shm segment needs a rebuild again after %d rebuilds, "
+               "each within %d ms of the last: stopping",
+               TS_SUP_RESETS_MAX_N, TS_SUP_RESET_WINDOW_MS);
+        sup_begin_stop(lp, SUP_CRASH_STOP);
+        return;
+    }
+    ts_err("shm segment marked reset_needed (a lock is not recoverable): "
+           "rebuilding it");
+    sup_begin_stop(lp, SUP_RESETTING);
+}
+
+
+/* RESETTING, every worker gone: rebuild, then start them all again. */
+static void
+sup_rebuild(sup_loop_t *lp)
+{
+    int64_t                 t0 = ts_now_ms();
+    const ts_sup_config_t  *cfg = lp->cfg;
+
+    ts_info("all workers stopped; rebuilding the shm segment from durable "
+            "state");
+    if (cfg->on_reset(cfg->hook_arg) != 0) {
+        ts_err("shm segment rebuild failed: stopping");
+        lp->state = SUP_CRASH_STOP;
+        return;
+    }
+    sup_slots_rearm();
+    lp->state = SUP_RUNNING;
+    lp->last_reset_at = ts_now_ms();
+    lp->next_reset_check = ts_now_ms() + TS_SUP_RESET_POLL_MS;
+    ts_info("shm segment rebuilt in %lld ms; restarting the workers",
+            (long long) (ts_now_ms() - t0));
+}
+
+
+/* STOPPING, CRASH_STOP, RESETTING: 1 once every worker is gone (SIGKILL
+ * after the deadline), else 0. */
+static int
+sup_drained(sup_loop_t *lp)
+{
+    if (sup_slots_live() == 0) {
+        return 1;
+    }
+    if (ts_now_ms() < lp->stop_at) {
+        return 0;
+    }
+    ts_warn("%d workers still alive after %d ms: SIGKILL", sup_slots_live(),
+            lp->deadline_ms);
+    sup_slots_signal(SIGKILL);
+    sup_slots_reap_blocking(lp->cfg);
+    return 1;
+}
+
+
+static void
+sup_tick(sup_loop_t *lp)
+{
+    if (lp->next_tick && ts_now_ms() >= lp->next_tick) {
+        lp->cfg->on_tick(lp->cfg->hook_arg);
+        lp->next_tick = ts_now_ms() + lp->cfg->tick_ms;
+    }
+}
+
+
+/* One pass of the loop; 0 to go on, 1 when ts_sup_run() should return. */
+static int
+sup_step(sup_loop_t *lp)
+{
+    sup_poll(lp, sup_timeout(lp, ts_now_ms()));
+
+    sup_sigchld = 0;
+    if (sup_slots_reap(lp->cfg, lp->state != SUP_RUNNING)) {
+        sup_begin_stop(lp, SUP_CRASH_STOP);
+    }
+    sup_tick(lp);
+
+    if (sup_stop_req && lp->state != SUP_STOPPING
+        && lp->state != SUP_CRASH_STOP)
+    {
+        sup_begin_stop(lp, SUP_STOPPING);
+    }
+    if (lp->state == SUP_RUNNING) {
+        sup_check_reset(lp, ts_now_ms());
+    }
+    if (lp->state != SUP_RUNNING) {
+        if (!sup_drained(lp)) {
+            return 0;
+        }
+        if (lp->state != SUP_RESETTING) {
+            return 1;
+        }
+        sup_rebuild(lp);
+        if (lp->state != SUP_RUNNING) {
+            return 1;
+        }
+    }
+    sup_slots_spawn_due(lp->cfg, ts_now_ms());
+    return 0;
+}
+
+
+static int
+sup_init(sup_loop_t *lp, const ts_sup_config_t *cfg)
+{
+    memset(lp, 0, sizeof(*lp));
+    lp->cfg = cfg;
+    lp->state = SUP_RUNNING;
+
+    if (cfg == NULL || cfg->roles == NULL || cfg->nroles <= 0) {
+        ts_err("supervisor: no roles configured");
+        return -1;
+    }
+    if (pipe2(sup_pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+        ts_err("pipe2() failed: %s", strerror(errno));
+        return -1;
+    }
+    lp->nslots = sup_slots_init(cfg, sup_pipe);
+    if (lp->nslots < 0) {
+        close(sup_pipe[0]);
+        close(sup_pipe[1]);
+        sup_pipe[0] = sup_pipe[1] = -1;
+        return -1;
+    }
+
+    sup_sigchld = 0;
+    sup_stop_req = 0;
+    lp->deadline_ms = cfg->stop_deadline_ms > 0 ? cfg->stop_deadline_ms
+                                                : TS_SUP_STOP_DEADLINE_MS;
+    lp->watching = cfg->watch_fd >= 0 && cfg->on_watch != NULL;
+    if (cfg->tick_ms > 0 && cfg->on_tick != NULL) {
+        lp->next_tick = ts_now_ms() + cfg->tick_ms;
+    }
+    if (cfg->reset_needed != NULL && cfg->on_reset != NULL) {
+        lp->next_reset_check = ts_now_ms() + TS_SUP_RESET_POLL_MS;
+    }
+    if (cfg->name != NULL) {
+        ts_proc_set_name(cfg->name);
+    }
+    return 0;
+}
+
+
+int
+ts_sup_run(const ts_sup_config_t *cfg)
+{
+    sup_loop_t  lp;
+
+    if (sup_init(&lp, cfg) != 0) {
+        return 1;
+    }
+    sup_install_signals(&lp);
+
+    ts_info("supervisor %s starting %d workers", cfg->name ? cfg->name : "",
+            lp.nslots);
+    sup_slots_spawn_due(cfg, ts_now_ms());
+
+    while (sup_step(&lp) == 0) {
+        /* void */
+    }
+
+    sup_slots_close();
+    sup_restore_signals(&lp);
     close(sup_pipe[0]);
     close(sup_pipe[1]);
     sup_pipe[0] = sup_pipe[1] = -1;
-    sup_cfg = NULL;
 
-    ts_info("supervisor stopped%s", crash ? " after a crash loop" : "");
-    return crash ? 1 : 0;
+    ts_info("supervisor stopped%s",
+            lp.state == SUP_CRASH_STOP ? " after a crash loop" : "");
+    return lp.state == SUP_CRASH_STOP ? 1 : 0;
 }

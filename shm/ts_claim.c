@@ -15,18 +15,8 @@
  * having reaped it, calls ts_claim_reclaim() with its (pid, generation);
  * a successor with the same pid but a newer generation never matches.
  */
-#include <time.h>
-
 #include "ts_claim.h"
-
-static int64_t
-claim_now_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "ts_clock.h"
 
 
 int
@@ -89,7 +79,7 @@ ts_slot_assign(ts_slot_sh_t *s, ts_owner_t o, uint32_t role)
     /* hide the slot while it is rewritten, then publish owner + state */
     atomic_store_explicit(&s->state, TS_SLOT_FREE, memory_order_release);
     atomic_store_explicit(&s->role, role, memory_order_relaxed);
-    atomic_store_explicit(&s->heartbeat_ms, claim_now_ms(),
+    atomic_store_explicit(&s->heartbeat_ms, ts_now_ms(),
                           memory_order_relaxed);
     for (i = 0; i < 4; i++) {
         atomic_store_explicit(&s->counter[i], 0, memory_order_relaxed);
@@ -107,7 +97,7 @@ ts_slot_set_active(ts_slot_sh_t *s, ts_owner_t me)
     if (atomic_load_explicit(&s->owner, memory_order_acquire) != me) {
         return;
     }
-    atomic_store_explicit(&s->heartbeat_ms, claim_now_ms(),
+    atomic_store_explicit(&s->heartbeat_ms, ts_now_ms(),
                           memory_order_relaxed);
     atomic_compare_exchange_strong_explicit(&s->state, &expected,
         TS_SLOT_ACTIVE, memory_order_acq_rel, memory_order_acquire);
@@ -117,7 +107,7 @@ ts_slot_set_active(ts_slot_sh_t *s, ts_owner_t me)
 void
 ts_slot_beat(ts_slot_sh_t *s)
 {
-    atomic_store_explicit(&s->heartbeat_ms, claim_now_ms(),
+    atomic_store_explicit(&s->heartbeat_ms, ts_now_ms(),
                           memory_order_release);
 }
 

@@ -6,8 +6,8 @@
  * while holding it: ts_shlock_lock() then calls the table's repair
  * callback, marks the mutex consistent and returns normally (1 instead of
  * 0, so callers may count it).  ENOTRECOVERABLE (someone unlocked without
- * repair) returns -1: the caller sets reset_needed and the supervisor
- * rebuilds the segment (tier 2).
+ * repair) returns -1: the caller sets reset_needed (ts_shm_lock() in
+ * ts_shm.h does) and the supervisor rebuilds the segment (tier 2).
  */
 #ifndef TS_SHLOCK_H_INCLUDED
 #define TS_SHLOCK_H_INCLUDED

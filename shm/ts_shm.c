@@ -21,6 +21,9 @@
  * then sees EBUSY and the name in the log, never a silently shared
  * segment.  ts_shm_attach() checks every offset against the real size of
  * the object, so a corrupt header costs an EPROTO, not a wild pointer.
+ * Tier 2: a lock that cannot be recovered sets reset_needed
+ * (ts_shm_lock); the supervisor then stops every worker and the owner
+ * rebuilds the segment, anew (ts_shm_create) or in place (ts_shm_reinit).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,8 +41,6 @@
 #include "ts_shm.h"
 
 #define TS_SHM_ALIGN          64u
-#define TS_SHM_CREATE_WAIT_MS 500     /* a concurrent creator's header */
-#define TS_SHM_CREATE_TRIES_N 4
 
 static size_t
 shm_align(size_t n)
@@ -180,16 +181,76 @@ typedef enum {
 } shm_old_t;
 
 
+/* What is wrong with the open segment fd (NULL: nothing) and who made
+ * it (*creator, 0 if unknown); waits up to TS_SHM_CREATE_WAIT_MS for a
+ * creator that has not published its header yet.  0, or -1 on error. */
+static int
+shm_old_why(int fd, const char *name, uint32_t layout_version,
+    pid_t *creator, const char **why)
+{
+    int               waited = 0;
+    struct stat       st;
+    ts_shm_hdr_sh_t  *h;
+    struct timespec   nap = { 0, TS_SHM_CREATE_NAP_MS * 1000000L };
+
+    for ( ;; ) {
+        if (fstat(fd, &st) == -1) {
+            ts_err("fstat(\"%s\") failed: %s", name, strerror(errno));
+            return -1;
+        }
+
+        *why = NULL;
+        *creator = 0;
+
+        if ((size_t) st.st_size < sizeof(ts_shm_hdr_sh_t)) {
+            *why = "too small";
+
+        } else {
+            h = shm_map(fd, sizeof(ts_shm_hdr_sh_t));
+            if (h == NULL) {
+                ts_err("mmap(\"%s\") failed: %s", name, strerror(errno));
+                return -1;
+            }
+
+            if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE)
+                != TS_SHM_MAGIC)
+            {
+                *why = "bad magic";
+
+            } else {
+                *creator = atomic_load(&h->creator_pid);
+
+                if (h->layout_version != layout_version) {
+                    *why = "other layout version";
+                } else if (h->header_size != shm_header_size()
+                           || h->total_size != (uint64_t) st.st_size)
+                {
+                    *why = "size mismatch";
+                }
+            }
+            munmap(h, sizeof(ts_shm_hdr_sh_t));
+        }
+
+        /* a creator may be between shm_open() and publishing the magic */
+        if (*why != NULL && *creator == 0
+            && waited < TS_SHM_CREATE_WAIT_MS)
+        {
+            nanosleep(&nap, NULL);
+            waited += TS_SHM_CREATE_NAP_MS;
+            continue;
+        }
+        return 0;
+    }
+}
+
+
 /* Inspect an existing segment; unlink it if it is stale. */
 static shm_old_t
 shm_inspect_old(const char *name, uint32_t layout_version)
 {
-    int               fd, waited = 0;
-    struct stat       st;
-    ts_shm_hdr_sh_t  *h;
+    int               fd;
     pid_t             creator;
     const char       *why;
-    struct timespec   nap = { 0, 10 * 1000000L };
 
     fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
     if (fd == -1) {
@@ -200,56 +261,9 @@ shm_inspect_old(const char *name, uint32_t layout_version)
         return SHM_OLD_ERROR;
     }
 
-    for ( ;; ) {
-        if (fstat(fd, &st) == -1) {
-            ts_err("fstat(\"%s\") failed: %s", name, strerror(errno));
-            close(fd);
-            return SHM_OLD_ERROR;
-        }
-
-        why = NULL;
-        h = NULL;
-        creator = 0;
-
-        if ((size_t) st.st_size < sizeof(ts_shm_hdr_sh_t)) {
-            why = "too small";
-
-        } else {
-            h = shm_map(fd, sizeof(ts_shm_hdr_sh_t));
-            if (h == NULL) {
-                ts_err("mmap(\"%s\") failed: %s", name, strerror(errno));
-                close(fd);
-                return SHM_OLD_ERROR;
-            }
-
-            if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE)
-                != TS_SHM_MAGIC)
-            {
-                why = "bad magic";
-
-            } else {
-                creator = atomic_load(&h->creator_pid);
-
-                if (h->layout_version != layout_version) {
-                    why = "other layout version";
-                } else if (h->header_size != shm_header_size()
-                           || h->total_size != (uint64_t) st.st_size)
-                {
-                    why = "size mismatch";
-                }
-            }
-            munmap(h, sizeof(ts_shm_hdr_sh_t));
-        }
-
-        /* a creator may be between shm_open() and publishing the magic */
-        if (why != NULL && creator == 0
-            && waited < TS_SHM_CREATE_WAIT_MS)
-        {
-            nanosleep(&nap, NULL);
-            waited += 10;
-            continue;
-        }
-        break;
+    if (shm_old_why(fd, name, layout_version, &creator, &why) != 0) {
+        close(fd);
+        return SHM_OLD_ERROR;
     }
 
     close(fd);
@@ -280,34 +294,17 @@ shm_inspect_old(const char *name, uint32_t layout_version)
 }
 
 
-int
-ts_shm_create(ts_shm_t *s, const char *name, uint32_t layout_version,
-    const ts_shm_spec_t *specs, int nspecs)
+/* Creates name exclusively, replacing stale segments on the way: the fd,
+ * or -1 with errno (EBUSY: a live node owns it). */
+static int
+shm_open_new(const char *name, uint32_t layout_version)
 {
-    int               fd = -1, i, tries, err;
-    size_t            size, off;
-    void             *base;
-    ts_shm_hdr_sh_t  *h;
-
-    memset(s, 0, sizeof(*s));
-
-    if (!shm_name_ok(name)) {
-        ts_err("bad shm segment name");
-        errno = EINVAL;
-        return -1;
-    }
-
-    size = ts_shm_layout_size(specs, nspecs);
-    if (size == 0) {
-        ts_err("bad shm layout for \"%s\"", name);
-        errno = EINVAL;
-        return -1;
-    }
+    int  fd, tries;
 
     for (tries = 0; tries < TS_SHM_CREATE_TRIES_N; tries++) {
         fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd != -1) {
-            break;
+            return fd;
         }
         if (errno != EEXIST) {
             ts_err("shm_open(\"%s\") failed: %s", name, strerror(errno));
@@ -325,9 +322,73 @@ ts_shm_create(ts_shm_t *s, const char *name, uint32_t layout_version,
         }
     }
 
+    ts_err("shm segment \"%s\" keeps reappearing; giving up", name);
+    errno = EBUSY;
+    return -1;
+}
+
+
+/* Writes the header and the table directory into fresh zeroed memory and
+ * runs each table's init(); the magic is published last. */
+static void
+shm_fill(void *base, size_t size, uint32_t layout_version,
+    const ts_shm_spec_t *specs, int nspecs)
+{
+    int               i;
+    size_t            off;
+    ts_shm_hdr_sh_t  *h = base;
+
+    h->layout_version = layout_version;
+    h->header_size = (uint32_t) shm_header_size();
+    h->ntables = (uint32_t) nspecs;
+    h->total_size = size;
+    atomic_store(&h->creator_pid, (int32_t) getpid());
+    atomic_store(&h->reset_needed, 0);
+    atomic_store(&h->boot_epoch, shm_new_epoch());
+
+    off = shm_header_size();
+    for (i = 0; i < nspecs; i++) {
+        h->tables[i].id = specs[i].id;
+        h->tables[i].entry_size = specs[i].entry_size;
+        h->tables[i].capacity = specs[i].capacity;
+        h->tables[i].offset = off;
+        if (specs[i].init != NULL) {
+            specs[i].init((char *) base + off, specs[i].capacity);
+        }
+        off = shm_align(off + (size_t) specs[i].entry_size
+                              * specs[i].capacity);
+    }
+
+    /* publish: openers treat magic == 0 as "being created" */
+    __atomic_store_n(&h->magic, TS_SHM_MAGIC, __ATOMIC_RELEASE);
+}
+
+
+int
+ts_shm_create(ts_shm_t *s, const char *name, uint32_t layout_version,
+    const ts_shm_spec_t *specs, int nspecs)
+{
+    int     fd, err;
+    size_t  size;
+    void   *base;
+
+    memset(s, 0, sizeof(*s));
+
+    if (!shm_name_ok(name)) {
+        ts_err("bad shm segment name");
+        errno = EINVAL;
+        return -1;
+    }
+
+    size = ts_shm_layout_size(specs, nspecs);
+    if (size == 0) {
+        ts_err("bad shm layout for \"%s\"", name);
+        errno = EINVAL;
+        return -1;
+    }
+
+    fd = shm_open_new(name, layout_version);
     if (fd == -1) {
-        ts_err("shm segment \"%s\" keeps reappearing; giving up", name);
-        errno = EBUSY;
         return -1;
     }
 
@@ -352,39 +413,16 @@ ts_shm_create(ts_shm_t *s, const char *name, uint32_t layout_version,
     close(fd);
 
     /* ftruncate() of a new object gives zeroed pages */
-    h = base;
-    h->layout_version = layout_version;
-    h->header_size = (uint32_t) shm_header_size();
-    h->ntables = (uint32_t) nspecs;
-    h->total_size = size;
-    atomic_store(&h->creator_pid, (int32_t) getpid());
-    atomic_store(&h->reset_needed, 0);
-    atomic_store(&h->boot_epoch, shm_new_epoch());
-
-    off = shm_header_size();
-    for (i = 0; i < nspecs; i++) {
-        h->tables[i].id = specs[i].id;
-        h->tables[i].entry_size = specs[i].entry_size;
-        h->tables[i].capacity = specs[i].capacity;
-        h->tables[i].offset = off;
-        if (specs[i].init != NULL) {
-            specs[i].init((char *) base + off, specs[i].capacity);
-        }
-        off = shm_align(off + (size_t) specs[i].entry_size
-                              * specs[i].capacity);
-    }
-
-    /* publish: openers treat magic == 0 as "being created" */
-    __atomic_store_n(&h->magic, TS_SHM_MAGIC, __ATOMIC_RELEASE);
+    shm_fill(base, size, layout_version, specs, nspecs);
 
     snprintf(s->name, sizeof(s->name), "%s", name);
     s->base = base;
     s->size = size;
-    s->hdr = h;
+    s->hdr = base;
 
     ts_info("created shm segment \"%s\": %zu bytes, %d tables, epoch %llx",
             name, size, nspecs,
-            (unsigned long long) atomic_load(&h->boot_epoch));
+            (unsigned long long) atomic_load(&s->hdr->boot_epoch));
     return 0;
 
 failed:
@@ -507,4 +545,96 @@ ts_shm_table(const ts_shm_t *s, uint32_t id, uint32_t *capacity,
     }
 
     return NULL;
+}
+
+
+/* ---- tier-2 reset ---------------------------------------------------- */
+
+void
+ts_shm_request_reset(ts_shm_t *s)
+{
+    if (s == NULL || s->hdr == NULL) {
+        return;
+    }
+    if (atomic_exchange(&s->hdr->reset_needed, 1) == 0) {
+        ts_err("shm segment \"%s\" needs a rebuild: reset_needed set",
+               s->name);
+    }
+}
+
+
+int
+ts_shm_reset_needed(const ts_shm_t *s)
+{
+    if (s == NULL || s->hdr == NULL) {
+        return 0;
+    }
+    return atomic_load(&s->hdr->reset_needed) != 0;
+}
+
+
+int
+ts_shm_lock(ts_shm_t *s, ts_shlock_sh_t *l, ts_shlock_repair_pt repair,
+    void *arg)
+{
+    int  rc;
+
+    rc = ts_shlock_lock(l, repair, arg);
+    if (rc < 0) {
+        ts_shm_request_reset(s);
+    }
+    return rc;
+}
+
+
+static const ts_shm_spec_t *
+shm_spec_of(const ts_shm_spec_t *specs, int nspecs, uint32_t id)
+{
+    int  i;
+
+    for (i = 0; i < nspecs; i++) {
+        if (specs[i].id == id) {
+            return &specs[i];
+        }
+    }
+    return NULL;
+}
+
+
+int
+ts_shm_reinit(ts_shm_t *s, const ts_shm_spec_t *specs, int nspecs,
+    const uint32_t *ids, int nids)
+{
+    int                   i;
+    void                 *t;
+    uint32_t              cap, esz;
+    const ts_shm_spec_t  *sp;
+
+    for (i = 0; i < nids; i++) {
+        sp = shm_spec_of(specs, nspecs, ids[i]);
+        t = ts_shm_table(s, ids[i], &cap, &esz);
+        if (sp == NULL || t == NULL || cap != sp->capacity
+            || esz != sp->entry_size)
+        {
+            ts_err("shm segment \"%s\": cannot rebuild table %u", s->name,
+                   ids[i]);
+            return -1;
+        }
+    }
+
+    for (i = 0; i < nids; i++) {
+        sp = shm_spec_of(specs, nspecs, ids[i]);
+        t = ts_shm_table(s, ids[i], NULL, NULL);
+        memset(t, 0, (size_t) sp->entry_size * sp->capacity);
+        if (sp->init != NULL) {
+            sp->init(t, sp->capacity);
+        }
+    }
+
+    atomic_store(&s->hdr->boot_epoch, shm_new_epoch());
+    atomic_store(&s->hdr->reset_needed, 0);
+    ts_info("rebuilt %d tables of shm segment \"%s\" in place, epoch %llx",
+            nids, s->name,
+            (unsigned long long) atomic_load(&s->hdr->boot_epoch));
+    return 0;
 }

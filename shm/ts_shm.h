@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "ts_config.h"
+#include "ts_shlock.h"
 
 #define TS_SHM_MAGIC 0x54534d31u   /* "TSM1" */
 
@@ -82,5 +83,26 @@ void *ts_shm_table(const ts_shm_t *s, uint32_t id, uint32_t *capacity,
                    uint32_t *entry_size);
 /* Total bytes a layout needs (for logs and tests). */
 size_t ts_shm_layout_size(const ts_shm_spec_t *specs, int nspecs);
+
+/* ---- tier-2 reset ---------------------------------------------------
+ * A lock in the segment that cannot be repaired (ENOTRECOVERABLE) makes
+ * the whole segment suspect: whoever meets it sets reset_needed, and the
+ * supervisor (its reset_needed hook reads ts_shm_reset_needed) stops
+ * every worker and has the segment rebuilt from durable state. */
+/* Sets reset_needed (logged once per segment generation). */
+void ts_shm_request_reset(ts_shm_t *s);
+/* 1 if reset_needed is set. */
+int  ts_shm_reset_needed(const ts_shm_t *s);
+/* ts_shlock_lock() on a lock in segment s; a lock that cannot be taken
+ * (-1: not recoverable) also sets reset_needed. */
+int  ts_shm_lock(ts_shm_t *s, ts_shlock_sh_t *l, ts_shlock_repair_pt repair,
+                 void *arg);
+/* In-place rebuild for a segment whose other users keep their mapping:
+ * zeroes the tables listed in ids (as at create, then their spec's
+ * init()), clears reset_needed and starts a new boot_epoch.  Only while
+ * no worker runs.  0, or -1 (an id not in both specs and segment, or a
+ * size that differs). */
+int  ts_shm_reinit(ts_shm_t *s, const ts_shm_spec_t *specs, int nspecs,
+                   const uint32_t *ids, int nids);
 
 #endif

@@ -15,8 +15,11 @@
  *
  * Crash behaviour: workers that die are respawned by ts_sup; their tdb
  * transactions roll back and their stripe locks are repaired by the next
- * locker.  If the supervisor dies, workers get SIGTERM (PDEATHSIG) and the
- * stale shm segment is detected and replaced at the next start.
+ * locker.  A lock that cannot be repaired (a tier-2 fault: the segment
+ * flags reset_needed) makes the supervisor stop every worker, rebuild the
+ * segment from tracker.tdb and start them again.  If the supervisor dies,
+ * workers get SIGTERM (PDEATHSIG) and the stale shm segment is detected
+ * and replaced at the next start.
  */
 #include <stdio.h>
 #include <string.h>
@@ -100,6 +103,20 @@ on_tick(void *arg)
 }
 
 
+static int
+shm_reset_needed(void *arg)
+{
+    return ts_shm_reset_needed(&cfg.shm.shm);
+}
+
+
+static int
+shm_rebuild(void *arg)
+{
+    return trk_start_shm_rebuild(&cfg);
+}
+
+
 /* The supervisor: the workers, the sync process when there is any other
  * tracker, the console; until quit or a signal.  Its exit code. */
 static int
@@ -128,6 +145,8 @@ run_supervisor(int console_fd)
     sc.on_watch = trk_console_on_watch;
     sc.tick_ms = TS_TRK_SUP_TICK_MS;
     sc.on_tick = on_tick;
+    sc.reset_needed = shm_reset_needed;
+    sc.on_reset = shm_rebuild;
     return ts_sup_run(&sc);
 }
 

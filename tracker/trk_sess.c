@@ -74,7 +74,7 @@ stripe_lock(trk_shm_t *t, const uint8_t h[32], uint32_t *stripe)
     *stripe = stripe_of(h);
     ra.t = t;
     ra.stripe = *stripe;
-    if (ts_shlock_lock(&t->stripes[*stripe], stripe_repair, &ra) < 0) {
+    if (ts_shm_lock(&t->shm, &t->stripes[*stripe], stripe_repair, &ra) < 0) {
         atomic_store(&t->shm.hdr->reset_needed, 1);
         return NULL;
     }
@@ -234,7 +234,7 @@ trk_sess_each(trk_shm_t *t, int64_t now_ms, int64_t timeout_ms,
             if (st != TRK_SESS_LIVE && st != TRK_SESS_EXPIRED) {
                 continue;
             }
-            if (ts_shlock_lock(&t->stripes[s], stripe_repair, &ra) < 0) {
+            if (ts_shm_lock(&t->shm, &t->stripes[s], stripe_repair, &ra) < 0) {
                 return;
             }
             st = atomic_load(&e[i].state);
@@ -268,7 +268,7 @@ trk_sess_each_user(trk_shm_t *t, const char *user,
         ra.t = t;
         ra.stripe = s;
         e = t->sess + (size_t) s * STRIPE_N;
-        if (ts_shlock_lock(&t->stripes[s], stripe_repair, &ra) < 0) {
+        if (ts_shm_lock(&t->shm, &t->stripes[s], stripe_repair, &ra) < 0) {
             return;
         }
         n = 0;

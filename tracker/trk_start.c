@@ -265,13 +265,29 @@ start_store(trk_config_t *cfg, const char *data_dir, uint64_t *epoch,
 }
 
 
+/* The stats block of a new segment: who runs it, since when, the epoch
+ * and the HLC high-water mark. */
+static void
+start_publish(trk_config_t *cfg, int64_t start_wall_ms, uint64_t epoch,
+              uint64_t hlc)
+{
+    trk_stats_sh_t *s = cfg->shm.stats;
+
+    atomic_store(&s->start_wall_ms, start_wall_ms);
+    atomic_store(&s->sup_pid, (int32_t) getpid());
+    atomic_store(&s->workers_n, (uint32_t) cfg->workers);
+    atomic_store(&s->epoch, epoch);
+    atomic_store(&s->hlc, hlc);
+    atomic_store(&s->leader, cfg->id);
+    atomic_store(&s->ntrackers, cfg->trackers.n);
+}
+
+
 /* The listen socket and the shm segment with its stats block filled.
  * 0 or -1 (logged; nothing left open). */
 static int
 start_listen_shm(trk_config_t *cfg, uint64_t epoch, uint64_t hlc0)
 {
-    trk_stats_sh_t *s;
-
     cfg->listen_fd = ts_net_listen(cfg->ip, cfg->port,
                                    TS_TRK_LISTEN_BACKLOG_N);
     if (cfg->listen_fd < 0) {
@@ -290,14 +306,33 @@ start_listen_shm(trk_config_t *cfg, uint64_t epoch, uint64_t hlc0)
         cfg->listen_fd = -1;
         return -1;
     }
-    s = cfg->shm.stats;
-    atomic_store(&s->start_wall_ms, ts_wall_ms());
-    atomic_store(&s->sup_pid, (int32_t) getpid());
-    atomic_store(&s->workers_n, (uint32_t) cfg->workers);
-    atomic_store(&s->epoch, epoch);
-    atomic_store(&s->hlc, hlc0);
-    atomic_store(&s->leader, cfg->id);
-    atomic_store(&s->ntrackers, cfg->trackers.n);
+    start_publish(cfg, ts_wall_ms(), epoch, hlc0);
+    return 0;
+}
+
+
+int
+trk_start_shm_rebuild(trk_config_t *cfg)
+{
+    char          err[512];
+    uint64_t      epoch, hlc, hlc_old = atomic_load(&cfg->shm.stats->hlc);
+    int64_t       started = atomic_load(&cfg->shm.stats->start_wall_ms);
+    trk_store_t  *st;
+
+    st = trk_store_open(cfg->db_path, 0, cfg->nosync, err, sizeof(err));
+    if (st == NULL) {
+        ts_err("%s", err);
+        return -1;
+    }
+    epoch = trk_epoch_get(st, 0);
+    hlc = trk_hlc_saved(st);
+    trk_store_close(st);
+    ts_shm_detach(&cfg->shm.shm);
+    if (epoch == 0 || trk_shm_create(&cfg->shm, cfg->port) != 0) {
+        ts_err("cannot rebuild the shared memory segment");
+        return -1;
+    }
+    start_publish(cfg, started, epoch, hlc > hlc_old ? hlc : hlc_old);
     return 0;
 }
 

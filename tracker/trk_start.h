@@ -17,5 +17,9 @@ int  trk_start_init_pki(const char *info, const char *dir);
 int  trk_start_setup(trk_config_t *cfg, const trk_opts_t *o);
 /* Unmaps and unlinks the shm segment, closes the listen socket. */
 void trk_start_teardown(trk_config_t *cfg);
+/* The tier-2 reset: with every worker stopped, a new segment made the
+ * way start-up makes it (epoch and HLC read back from tracker.tdb; the
+ * workers reload sessions from it).  0 or -1 (logged). */
+int  trk_start_shm_rebuild(trk_config_t *cfg);
 
 #endif

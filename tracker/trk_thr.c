@@ -118,7 +118,7 @@ thr_repair(void *arg)
 static int
 thr_lock(trk_shm_t *t)
 {
-    if (ts_shlock_lock(t->thr_lock, thr_repair, t) < 0) {
+    if (ts_shm_lock(&t->shm, t->thr_lock, thr_repair, t) < 0) {
         atomic_store(&t->shm.hdr->reset_needed, 1);
         return -1;
     }

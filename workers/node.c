@@ -23,7 +23,10 @@
  * counts and its uploader load counts; then the slot is freed and
  * ts_sup respawns the worker.  The supervisor dies with the CLI
  * (PR_SET_PDEATHSIG) and its workers die with it.  The segment is a
- * cache: the next node_start replaces it.
+ * cache: the next node_start replaces it.  If reset_needed is set, the
+ * supervisor stops every worker (each reclaimed), node_rebuild() resets
+ * the workers' tables in place (the CLI keeps its mapping and its
+ * publications from node.tdb) and the workers start again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -90,6 +93,25 @@ node_child_exit(int slot, pid_t pid, uint32_t gen, int role, int wstatus,
 
 
 static int
+node_reset_needed(void *arg)
+{
+    return ts_shm_reset_needed(&((node_t *) arg)->shm);
+}
+
+
+/* Every worker is gone and reclaimed: their tables start afresh; shares
+ * and downloads stay as the CLI published them from node.tdb. */
+static int
+node_rebuild(void *arg)
+{
+    static const uint32_t  ids[] = { NODE_T_SLOTS, NODE_T_INFLIGHT };
+
+    return ts_shm_reinit(&((node_t *) arg)->shm, node_shm_specs,
+                         node_shm_nspecs, ids, 2);
+}
+
+
+static int
 node_supervise(node_t *n, const node_opts_t *o)
 {
     ts_sup_role_t    roles[2];
@@ -123,6 +145,8 @@ node_supervise(node_t *n, const node_opts_t *o)
     cfg.hook_arg = &node_sup_self;
     cfg.on_child_init = node_child_init;
     cfg.on_exit = node_child_exit;
+    cfg.reset_needed = node_reset_needed;
+    cfg.on_reset = node_rebuild;
     cfg.watch_fd = -1;
 
     return ts_sup_run(&cfg);

@@ -525,6 +525,67 @@ test_robust_lock_not_recoverable(void **state)
 }
 
 
+/* The tier-2 path: a lock that is not recoverable, met through
+ * ts_shm_lock(), sets reset_needed; ts_shm_reinit() rebuilds that table
+ * in place (the lock works again), clears the flag and starts a new
+ * boot epoch; the other tables keep their contents. */
+static void
+test_not_recoverable_sets_reset_needed(void **state)
+{
+    ts_shm_t         s, a;
+    t_locked_sh_t   *l;
+    uint32_t        *d;
+    uint64_t         epoch;
+    const uint32_t   lock_id[] = { T_TAB_LOCK };
+    const uint32_t   bad_id[] = { 99 };
+
+    (void) state;
+
+    assert_int_equal(ts_shm_create(&s, t_name, 1, t_specs, T_NSPECS), 0);
+    l = ts_shm_table(&s, T_TAB_LOCK, NULL, NULL);
+    d = ts_shm_table(&s, T_TAB_DATA, NULL, NULL);
+    d[7] = 77;
+    epoch = atomic_load(&s.hdr->boot_epoch);
+    assert_int_equal(ts_shm_reset_needed(&s), 0);
+
+    /* healthy or repaired: no reset */
+    assert_int_equal(ts_shm_lock(&s, &l->lock, t_repair, l), 0);
+    ts_shlock_unlock(&l->lock);
+    t_die_holding_lock();
+    assert_int_equal(ts_shm_lock(&s, &l->lock, t_repair, l), 1);
+    ts_shlock_unlock(&l->lock);
+    assert_int_equal(ts_shm_reset_needed(&s), 0);
+
+    /* dies holding it; the next locker unlocks without consistent() */
+    t_die_holding_lock();
+    assert_int_equal(pthread_mutex_lock(&l->lock.mutex), EOWNERDEAD);
+    assert_int_equal(pthread_mutex_unlock(&l->lock.mutex), 0);
+
+    assert_int_equal(ts_shm_lock(&s, &l->lock, t_repair, l), -1);
+    assert_int_equal(ts_shm_reset_needed(&s), 1);
+    /* another process's mapping sees the flag */
+    assert_int_equal(ts_shm_attach(&a, t_name, 1), 0);
+    assert_int_equal(ts_shm_reset_needed(&a), 1);
+
+    /* a table the layout does not have: refused, nothing changed */
+    assert_int_equal(ts_shm_reinit(&s, t_specs, T_NSPECS, bad_id, 1), -1);
+    assert_int_equal(ts_shm_reset_needed(&s), 1);
+
+    assert_int_equal(ts_shm_reinit(&s, t_specs, T_NSPECS, lock_id, 1), 0);
+    assert_int_equal(ts_shm_reset_needed(&a), 0);
+    assert_true(atomic_load(&a.hdr->boot_epoch) != epoch);
+    assert_int_equal(l->counter, 0);
+    assert_int_equal(d[7], 77);
+    t_repaired = 0;
+    assert_int_equal(ts_shm_lock(&a, &l->lock, t_repair, l), 0);
+    ts_shlock_unlock(&l->lock);
+    assert_int_equal(t_repaired, 0);
+
+    ts_shm_detach(&a);
+    ts_shm_detach(&s);
+}
+
+
 static void
 test_claims(void **state)
 {
@@ -697,6 +758,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_robust_lock_owner_killed,
                                         t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_robust_lock_not_recoverable,
+                                        t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_not_recoverable_sets_reset_needed,
                                         t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_claims, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_claims_dead_owner_pid_reuse,

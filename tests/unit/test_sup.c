@@ -35,6 +35,7 @@
 
 #include "ts_config.h"
 #include "ts_sup.h"
+#include "sup_fixture.h"
 
 #define T_WAIT_MS   5000
 #define T_MAXP      64
@@ -274,24 +275,7 @@ t_pid_gone(pid_t pid)
 static int
 t_wait(pid_t pid, int ms)
 {
-    int      st;
-    pid_t    r;
-    int64_t  end = t_now_ms() + ms;
-
-    do {
-        r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            return st;
-        }
-        if (r == -1 && errno != EINTR) {
-            return -2;
-        }
-        t_sleep_ms(2);
-    } while (t_now_ms() < end);
-
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
+    return sup_fx_wait(pid, ms);
 }
 
 
@@ -299,27 +283,45 @@ t_wait(pid_t pid, int ms)
 static int
 t_hook_next(t_hook_rec_t *r, int ms)
 {
-    struct pollfd  p = { g_hook[0], POLLIN, 0 };
-
-    if (poll(&p, 1, ms) != 1) {
-        return -1;
-    }
-    return read(g_hook[0], r, sizeof(*r)) == (ssize_t) sizeof(*r) ? 0 : -1;
+    return sup_fx_read(g_hook[0], r, sizeof(*r), ms);
 }
 
 
 static pid_t
 t_start(const ts_sup_config_t *cfg)
 {
-    pid_t  pid;
+    return sup_fx_start(cfg, g_hook[0]);
+}
 
-    fflush(NULL);
-    pid = fork();
-    if (pid == 0) {
-        close(g_hook[0]);
-        _exit(ts_sup_run(cfg));
+
+/* A supervisor config over roles; with_hooks: the spawn/exit records. */
+static void
+t_config(ts_sup_config_t *cfg, const ts_sup_role_t *roles, int nroles,
+    int with_hooks)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->name = "tsu-sup";
+    cfg->roles = roles;
+    cfg->nroles = nroles;
+    cfg->watch_fd = -1;
+    if (with_hooks) {
+        cfg->on_spawn = h_spawn;
+        cfg->on_exit = h_exit;
     }
-    return pid;
+}
+
+
+/* The supervisor exits with code within ms. */
+static void
+t_exited(int ms, int code)
+{
+    int  st;
+
+    st = t_wait(g_sup, ms);
+    g_sup = -1;
+    assert_true(st >= 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), code);
 }
 
 
@@ -372,34 +374,35 @@ static const ts_sup_role_t  t_roles_basic[] = {
 };
 
 
+/* Starts t_roles_basic and waits for its 2 alpha and 1 beta workers. */
+static void
+t_start_basic(ts_sup_config_t *cfg, int with_hooks, pid_t *alpha,
+    pid_t *beta)
+{
+    t_config(cfg, t_roles_basic, 2, with_hooks);
+    g_sup = t_start(cfg);
+    assert_true(g_sup > 0);
+    assert_int_equal(t_wait_children(g_sup, "tsu-alpha", 2, alpha,
+                                     T_WAIT_MS), 2);
+    assert_int_equal(t_wait_children(g_sup, "tsu-beta", 1, beta,
+                                     T_WAIT_MS), 1);
+}
+
+
 static void
 test_sup_respawn_and_stop(void **state)
 {
     ts_sup_config_t  cfg;
     pid_t            alpha[T_MAXP], beta[T_MAXP], now_alpha[T_MAXP];
     pid_t            all[T_MAXP], victim, fresh = 0;
-    int              i, n, nall = 0, st, found;
+    int              i, n, nall = 0, found;
     int64_t          t0, t1;
     char             comm[32];
     t_hook_rec_t     r;
 
     (void) state;
 
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.name = "tsu-sup";
-    cfg.roles = t_roles_basic;
-    cfg.nroles = 2;
-    cfg.watch_fd = -1;
-    cfg.on_spawn = h_spawn;
-    cfg.on_exit = h_exit;
-
-    g_sup = t_start(&cfg);
-    assert_true(g_sup > 0);
-
-    assert_int_equal(t_wait_children(g_sup, "tsu-alpha", 2, alpha,
-                                     T_WAIT_MS), 2);
-    assert_int_equal(t_wait_children(g_sup, "tsu-beta", 1, beta,
-                                     T_WAIT_MS), 1);
+    t_start_basic(&cfg, 1, alpha, beta);
     /* nothing else under the supervisor */
     assert_int_equal(t_children(g_sup, NULL, all, T_MAXP), 3);
 
@@ -467,11 +470,7 @@ test_sup_respawn_and_stop(void **state)
     /* graceful stop */
     t0 = t_now_ms();
     assert_int_equal(kill(g_sup, SIGTERM), 0);
-    st = t_wait(g_sup, T_WAIT_MS);
-    g_sup = -1;
-    assert_true(st >= 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    t_exited(T_WAIT_MS, 0);
     print_message("graceful stop took %lld ms\n",
                   (long long) (t_now_ms() - t0));
 
@@ -491,7 +490,6 @@ static void
 test_sup_fatal_exit_stops_node(void **state)
 {
     ts_sup_config_t  cfg;
-    int              st;
     int64_t          t0;
     t_hook_rec_t     r;
     pid_t            seen[T_MAXP];
@@ -499,23 +497,13 @@ test_sup_fatal_exit_stops_node(void **state)
 
     (void) state;
 
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.name = "tsu-sup";
-    cfg.roles = t_roles_fatal;
-    cfg.nroles = 2;
-    cfg.watch_fd = -1;
-    cfg.on_spawn = h_spawn;
-    cfg.on_exit = h_exit;
+    t_config(&cfg, t_roles_fatal, 2, 1);
 
     t0 = t_now_ms();
     g_sup = t_start(&cfg);
     assert_true(g_sup > 0);
 
-    st = t_wait(g_sup, T_WAIT_MS);
-    g_sup = -1;
-    assert_true(st >= 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 1);
+    t_exited(T_WAIT_MS, 1);
     print_message("fatal exit -> supervisor gone after %lld ms\n",
                   (long long) (t_now_ms() - t0));
 
@@ -544,30 +532,20 @@ static void
 test_sup_crash_loop_with_backoff(void **state)
 {
     ts_sup_config_t  cfg;
-    int              st, spawns = 0;
+    int              spawns = 0;
     int64_t          t0, took;
     t_hook_rec_t     r;
 
     (void) state;
 
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.name = "tsu-sup";
-    cfg.roles = t_roles_early;
-    cfg.nroles = 1;
-    cfg.watch_fd = -1;
-    cfg.on_spawn = h_spawn;
-    cfg.on_exit = h_exit;
+    t_config(&cfg, t_roles_early, 1, 1);
 
     t0 = t_now_ms();
     g_sup = t_start(&cfg);
     assert_true(g_sup > 0);
 
-    st = t_wait(g_sup, 10000);
-    g_sup = -1;
+    t_exited(10000, 1);
     took = t_now_ms() - t0;
-    assert_true(st >= 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 1);
 
     while (t_hook_next(&r, 0) == 0) {
         spawns += r.kind == 'S';
@@ -592,7 +570,7 @@ test_sup_sigkill_after_deadline(void **state)
 {
     ts_sup_config_t  cfg;
     pid_t            stub[T_MAXP], beta[T_MAXP];
-    int              st, got_stub = 0;
+    int              got_stub = 0;
     int64_t          t0, took;
     t_hook_rec_t     r;
     struct pollfd    p;
@@ -600,14 +578,8 @@ test_sup_sigkill_after_deadline(void **state)
 
     (void) state;
 
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.name = "tsu-sup";
-    cfg.roles = t_roles_stubborn;
-    cfg.nroles = 2;
+    t_config(&cfg, t_roles_stubborn, 2, 1);
     cfg.stop_deadline_ms = 300;
-    cfg.watch_fd = -1;
-    cfg.on_spawn = h_spawn;
-    cfg.on_exit = h_exit;
 
     g_sup = t_start(&cfg);
     assert_true(g_sup > 0);
@@ -626,12 +598,8 @@ test_sup_sigkill_after_deadline(void **state)
 
     t0 = t_now_ms();
     assert_int_equal(kill(g_sup, SIGTERM), 0);
-    st = t_wait(g_sup, T_WAIT_MS);
-    g_sup = -1;
+    t_exited(T_WAIT_MS, 0);
     took = t_now_ms() - t0;
-    assert_true(st >= 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
     print_message("stop with a SIGTERM-ignoring worker took %lld ms "
                   "(deadline 300 ms)\n", (long long) took);
     assert_true(took >= 250);
@@ -666,18 +634,7 @@ test_sup_killed_workers_follow(void **state)
 
     (void) state;
 
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.name = "tsu-sup";
-    cfg.roles = t_roles_basic;
-    cfg.nroles = 2;
-    cfg.watch_fd = -1;
-
-    g_sup = t_start(&cfg);
-    assert_true(g_sup > 0);
-    assert_int_equal(t_wait_children(g_sup, "tsu-alpha", 2, alpha,
-                                     T_WAIT_MS), 2);
-    assert_int_equal(t_wait_children(g_sup, "tsu-beta", 1, beta,
-                                     T_WAIT_MS), 1);
+    t_start_basic(&cfg, 0, alpha, beta);
     w[0] = alpha[0];
     w[1] = alpha[1];
     w[2] = beta[0];
@@ -727,14 +684,9 @@ test_sup_exit0_respawned_and_watch_stop(void **state)
 
     (void) state;
 
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.name = "tsu-sup";
-    cfg.roles = t_roles_short;
-    cfg.nroles = 2;
+    t_config(&cfg, t_roles_short, 2, 1);
     cfg.watch_fd = g_watch[0];
     cfg.on_watch = h_watch;
-    cfg.on_spawn = h_spawn;
-    cfg.on_exit = h_exit;
 
     g_sup = t_start(&cfg);
     assert_true(g_sup > 0);
@@ -754,11 +706,7 @@ test_sup_exit0_respawned_and_watch_stop(void **state)
 
     /* "q" on the watched fd stops the node: exit 0 */
     assert_int_equal(write(g_watch[1], "q", 1), 1);
-    st = t_wait(g_sup, T_WAIT_MS);
-    g_sup = -1;
-    assert_true(st >= 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    t_exited(T_WAIT_MS, 0);
 }
 
 
