@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "ts_config.h"
-#include "ts_crypto.h"
+#include "ts_file.h"
 #include "node.h"
 #include "cli_state.h"
 #include "cli_part.h"
@@ -32,49 +32,20 @@
 int
 cli_part_dest_is_done(const cli_dl_rec_t *r)
 {
-    struct stat  sb;
-    ts_sha1_t   *h;
-    uint8_t      md[20], *buf;
-    uint64_t     off;
-    ssize_t      n = 0;
-    int          fd;
+    uint8_t     *buf;
+    int          fd, ok;
 
     /* the renamed .part keeps its inode: nothing else is ours */
     fd = node_open_part(r->dest, O_RDONLY, &r->part_id);
     if (fd < 0) {
         return 0;
     }
-    if (fstat(fd, &sb) != 0 || (uint64_t) sb.st_size != r->size) {
-        close(fd);
-        return 0;
-    }
     buf = malloc(TS_CHUNK_B);
-    h = ts_sha1_new();
-    if (buf == NULL || h == NULL) {
-        free(buf);
-        ts_sha1_free(h);
-        close(fd);
-        return 0;
-    }
-    for (off = 0; off < r->size; off += (uint64_t) n) {
-        size_t want = r->size - off < TS_CHUNK_B ? r->size - off
-                                                 : TS_CHUNK_B;
-
-        n = pread(fd, buf, want, (off_t) off);
-        if (n < 0 && errno == EINTR) {
-            n = 0;
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        ts_sha1_update(h, buf, (size_t) n);
-    }
-    ts_sha1_final(h, md);
-    ts_sha1_free(h);
+    ok = buf != NULL && ts_file_is_sha1(fd, r->size, r->sha1, buf,
+                                        TS_CHUNK_B);
     free(buf);
     close(fd);
-    return off == r->size && memcmp(md, r->sha1, 20) == 0;
+    return ok;
 }
 
 

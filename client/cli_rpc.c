@@ -33,6 +33,7 @@
 #include "ts_config.h"
 #include "ts_crypto.h"
 #include "ts_log.h"
+#include "ts_clock.h"
 #include "ts_net.h"
 #include "ts_proto.h"
 #include "ts_tls.h"

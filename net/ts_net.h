@@ -19,7 +19,6 @@
 #include <sys/types.h>
 #include "ts_addr.h"    /* ts_parse_hostport */
 #include "ts_proto.h"
-#include "ts_clock.h"   /* callers still get the clocks from here */
 
 typedef struct ts_conn_s ts_conn_t;
 

@@ -2,7 +2,8 @@
 # tests/run.sh OUTDIR -- the single test entry point (`make check`).
 #
 # Runs every OUTDIR/tests/test_* cmocka binary (each under timeout 120),
-# then the pytest system tests (under timeout 540), then the libFuzzer
+# then the source layout check, then the pytest system tests (under
+# timeout 540), then the libFuzzer
 # targets of tests/fuzz/ (built with clang-14 into build/fuzz/, each
 # replaying its corpus and fuzzing 20 s; one test per target), and prints
 # one last line "N passed, M failed" with the totals.  Exit 0 only if nothing
@@ -72,6 +73,22 @@ for t in "$OUT"/tests/test_*; do
         echo "unit $name: $p passed"
     fi
 done
+
+# ---- source layout ---------------------------------------------------------
+# tests/tools/layout_check.py: file and function size limits, the layer
+# order of includes (docs/ARCHITECTURE.md) and no include circles.  One
+# test: it passes only with no violation.
+if [ -f tests/tools/layout_check.py ]; then
+    if timeout -k 5 60 /usr/bin/python3 tests/tools/layout_check.py . \
+        >"$log/layout.out" 2>&1; then
+        echo "layout: $(tail -n 1 "$log/layout.out")"
+        passed=$((passed + 1))
+    else
+        echo "layout: FAILED"
+        tail -n 20 "$log/layout.out" | sed 's/^/    /'
+        failed=$((failed + 1))
+    fi
+fi
 
 # ---- system tests --------------------------------------------------------
 if [ -d tests/system ]; then

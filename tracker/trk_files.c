@@ -24,6 +24,7 @@
 #include <tdb.h>
 
 #include "ts_log.h"
+#include "ts_clock.h"
 #include "ts_net.h"
 #include "trk_ops.h"
 #include "trk_files.h"

@@ -32,6 +32,7 @@
 
 #include "ts_crypto.h"
 #include "ts_log.h"
+#include "ts_clock.h"
 #include "ts_net.h"
 #include "trk_ops.h"
 

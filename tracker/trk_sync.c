@@ -34,6 +34,7 @@
 
 #include "ts_crypto.h"
 #include "ts_log.h"
+#include "ts_clock.h"
 #include "ts_net.h"
 #include "ts_tls.h"
 #include "ts_trackers.h"

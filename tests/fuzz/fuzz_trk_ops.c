@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "ts_buf.h"
+#include "ts_clock.h"
 #include "ts_net.h"
 #include "ts_proto.h"
 #include "ts_shm.h"

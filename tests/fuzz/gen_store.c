@@ -20,6 +20,7 @@
 
 #include "ts_buf.h"
 #include "ts_crypto.h"
+#include "ts_clock.h"
 #include "ts_net.h"
 #include "ts_proto.h"
 #include "ts_ticket.h"

@@ -41,6 +41,7 @@
 #include "ts_config.h"
 #include "ts_buf.h"
 #include "ts_crypto.h"
+#include "ts_clock.h"
 #include "ts_net.h"
 #include "ts_ticket.h"
 #include "ts_tls.h"

@@ -31,6 +31,7 @@
 
 #include "ts_config.h"
 #include "ts_proto.h"
+#include "ts_clock.h"
 #include "ts_net.h"
 
 #include "net_fixture.h"

@@ -22,6 +22,7 @@
 #include <tdb.h>
 
 #include "ts_buf.h"
+#include "ts_clock.h"
 #include "ts_net.h"
 #include "ts_proto.h"
 #include "trk_store.h"

@@ -143,7 +143,7 @@ test_session_without_fingerprint(void **state)
         skip();
     }
     create_user(g, "alice");
-    /* a record as written before issue 5: no node fingerprint */
+    /* a record in the older format: no node fingerprint */
     memset(&s, 0, sizeof(s));
     snprintf(s.user, sizeof(s.user), "alice");
     snprintf(s.node_addr, sizeof(s.node_addr), "127.0.0.1:7000");

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "ts_buf.h"
+#include "ts_clock.h"
 #include "ts_net.h"
 #include "trk_shm.h"
 #include "trk_store.h"
