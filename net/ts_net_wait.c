@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ts_clock.h"
 #include "ts_config.h"
 #include "ts_proto.h"
 #include "ts_net.h"

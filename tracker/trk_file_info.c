@@ -18,6 +18,7 @@
 #include <string.h>
 #include <tdb.h>
 
+#include "ts_clock.h"
 #include "ts_log.h"
 #include "trk_ops.h"
 #include "trk_keys.h"

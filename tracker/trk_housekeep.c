@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ts_clock.h"
 #include "ts_log.h"
 #include "trk_ops.h"
 #include "trk_sources.h"

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <tdb.h>
 
+#include "ts_clock.h"
 #include "ts_crypto.h"
 #include "ts_log.h"
 #include "ts_net.h"

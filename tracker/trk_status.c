@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ts_clock.h"
 #include "ts_crypto.h"
 #include "ts_log.h"
 #include "ts_tls.h"

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ts_clock.h"
 #include "ts_crypto.h"
 #include "ts_log.h"
 #include "trk_ops.h"

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ts_clock.h"
 #include "ts_config.h"
 #include "ts_claim.h"
 #include "ts_log.h"

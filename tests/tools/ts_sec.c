@@ -53,6 +53,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "ts_clock.h"
 #include "ts_buf.h"
 #include "ts_config.h"
 #include "ts_crypto.h"

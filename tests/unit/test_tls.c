@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "ts_clock.h"
 #include "ts_config.h"
 #include "ts_crypto.h"
 #include "ts_net.h"

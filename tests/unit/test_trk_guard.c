@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "ts_clock.h"
 #include "trk_guard_fixture.h"
 
 

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 #include <tdb.h>
 
+#include "ts_clock.h"
 #include "ts_buf.h"
 #include "ts_net.h"
 #include "trk_store.h"

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "ts_clock.h"
 #include "trk_guard_fixture.h"
 
 
