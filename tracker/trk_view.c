@@ -234,19 +234,26 @@ join_group(const trk_inc_t *in, ts_wbuf_t *out)
         }
     }
     ts_put_u64(out, (uint64_t) n + 1);
+    /* v is in stamp order: past a list's cap (two trackers admitted
+     * members at once), the earliest stay and the rest are left out --
+     * the same ones on every tracker; the next write of the group turns
+     * them into tombstones */
     for (pass = 0; pass < 2; pass++) {
-        uint8_t want = pass == 0 ? TRK_ST_MEMBER : TRK_ST_PENDING;
-        uint32_t cnt = 0;
+        uint8_t  want = pass == 0 ? TRK_ST_MEMBER : TRK_ST_PENDING;
+        uint32_t max = pass == 0 ? TS_GROUP_MEMBERS_MAX_N
+                                 : TS_GROUP_PENDING_MAX_N;
+        uint32_t cnt = 0, put = 0;
 
         for (i = 0; i < n; i++) {
             cnt += v[i]->val[0] == want;
         }
-        ts_put_u32(out, cnt);
-        for (i = 0; i < n; i++) {
+        ts_put_u32(out, cnt < max ? cnt : max);
+        for (i = 0; i < n && put < max; i++) {
             if (v[i]->val[0] == want) {
                 ts_put_u16(out, (uint16_t) v[i]->eklen);
                 ts_put_raw(out, v[i]->ek, v[i]->eklen);
                 ts_put_u64(out, seq++);
+                put++;
             }
         }
     }
@@ -288,15 +295,172 @@ src_fits(const trk_elem_t *e, uint32_t nchunks)
 }
 
 
+/* Which elements of in (from index 'from' on) a joined list keeps: those
+ * ok() accepts and, when more than max do, only the max earliest by
+ * stamp (newest != 0: the max latest).  Stamps and element keys are
+ * replicated, so every tracker keeps the same ones; a merge of two
+ * trackers' concurrent additions can thus never make a record that its
+ * decoder refuses for being over its cap.  Sets keep[i] for each kept
+ * element; returns how many, or -1 (out of memory). */
+static int64_t
+join_keep(const trk_inc_t *in, uint32_t from, uint32_t max, int newest,
+          int (*ok)(const trk_elem_t *e, uint32_t arg), uint32_t arg,
+          uint8_t *keep)
+{
+    const trk_elem_t **v;
+    uint32_t           i, n = 0;
+
+    for (i = from; i < in->n; i++) {
+        keep[i] = (uint8_t) ok(&in->e[i], arg);
+        n += keep[i];
+    }
+    if (n <= max) {
+        return n;
+    }
+    v = malloc(n * sizeof(*v));
+    if (v == NULL) {
+        return -1;
+    }
+    n = 0;
+    for (i = from; i < in->n; i++) {
+        if (keep[i]) {
+            v[n++] = &in->e[i];
+            keep[i] = 0;
+        }
+    }
+    qsort(v, n, sizeof(*v), stamp_order);
+    for (i = newest ? n - max : 0; i < (newest ? n : max); i++) {
+        keep[v[i] - in->e] = 1;
+    }
+    free(v);
+    return max;
+}
+
+
+static int
+elem_live(const trk_elem_t *e, uint32_t unused)
+{
+    return !e->tomb;
+}
+
+
+static int
+src_live_fits(const trk_elem_t *e, uint32_t nchunks)
+{
+    return !e->tomb && src_fits(e, nchunks);
+}
+
+
+/* The cap of a list kind's decoder (trk_codec.c, trk_sources.c). */
+static uint32_t
+list_max(uint8_t kind)
+{
+    switch (kind) {
+    case 'L': return TS_TRK_GROUP_FILES_MAX_N;
+    case 'M': return TS_TRK_NODE_SHARES_MAX_N;
+    default:  return TS_TRK_NODE_SESSIONS_MAX_N;
+    }
+}
+
+
+static int
+join_sources(const trk_inc_t *in, ts_wbuf_t *out)
+{
+    const trk_elem_t *hdr;
+    uint8_t          *keep;
+    uint32_t          i, hn;
+    int64_t           n;
+
+    if (in->n == 0 || in->e[0].eklen != 0 || in->e[0].tomb) {
+        return 1;
+    }
+    hdr = &in->e[0];
+    if (in->n <= 1 || hdr->vlen != 12) {
+        return 1;
+    }
+    /* the header is LWW, sources are written against the header their
+     * writer saw: after concurrent uploads of different contents they
+     * may not fit; such sources are left out, and past the cap the
+     * oldest updated ones */
+    hn = (uint32_t) hdr->val[8] << 24 | (uint32_t) hdr->val[9] << 16
+         | (uint32_t) hdr->val[10] << 8 | hdr->val[11];
+    keep = calloc(in->n, 1);
+    if (keep == NULL) {
+        return -1;
+    }
+    n = join_keep(in, 1, TS_TRK_FILE_SOURCES_MAX_N, 1, src_live_fits, hn,
+                  keep);
+    if (n <= 0) {
+        free(keep);
+        return n < 0 ? -1 : 1;
+    }
+    ts_put_u8(out, 'P');
+    ts_put_u8(out, TRK_APP_VERSION);
+    ts_put_raw(out, hdr->val, 12);
+    ts_put_u32(out, (uint32_t) n);
+    for (i = 1; i < in->n; i++) {
+        const trk_elem_t *e = &in->e[i];
+        const uint8_t    *sl;
+
+        if (!keep[i]) {
+            continue;
+        }
+        sl = memchr(e->ek, '/', e->eklen);
+        if (sl == NULL) {
+            free(keep);
+            return -1;
+        }
+        ts_put_u16(out, (uint16_t) (sl - e->ek));
+        ts_put_raw(out, e->ek, (size_t) (sl - e->ek));
+        ts_put_u16(out, (uint16_t) (e->eklen - (uint32_t) (sl - e->ek)
+                                    - 1));
+        ts_put_raw(out, sl + 1, e->eklen - (size_t) (sl - e->ek) - 1);
+        ts_put_raw(out, e->val, e->vlen);
+    }
+    free(keep);
+    return out->err ? -1 : 0;
+}
+
+
+/* l/ m/ n/: a list of names (L, M) or of session hashes (N).  Past the
+ * cap, file names and shares keep the earliest added, sessions the
+ * latest. */
+static int
+join_list(uint8_t kind, const trk_inc_t *in, ts_wbuf_t *out)
+{
+    uint8_t *keep;
+    uint32_t i;
+    int64_t  n;
+
+    keep = calloc(in->n ? in->n : 1, 1);
+    if (keep == NULL) {
+        return -1;
+    }
+    n = join_keep(in, 0, list_max(kind), kind == 'N', elem_live, 0, keep);
+    if (n <= 0) {
+        free(keep);
+        return n < 0 ? -1 : 1;
+    }
+    ts_put_u8(out, kind);
+    ts_put_u8(out, TRK_APP_VERSION);
+    ts_put_u32(out, (uint32_t) n);
+    for (i = 0; i < in->n; i++) {
+        if (!keep[i]) {
+            continue;
+        }
+        if (kind != 'N') {
+            ts_put_u16(out, (uint16_t) in->e[i].eklen);
+        }
+        ts_put_raw(out, in->e[i].ek, in->e[i].eklen);
+    }
+    free(keep);
+    return out->err ? -1 : 0;
+}
+
+
 static int
 join_value(uint8_t kind, const trk_inc_t *in, ts_wbuf_t *out)
 {
-    uint32_t i, n = 0, hn;
-    const trk_elem_t *hdr = NULL;
-
-    for (i = 0; i < in->n; i++) {
-        n += !in->e[i].tomb;
-    }
     switch (kind) {
     case 'U': case 'F': case 'R': case 'S':
         if (in->n != 1 || in->e[0].tomb || in->e[0].eklen != 0) {
@@ -309,66 +473,10 @@ join_value(uint8_t kind, const trk_inc_t *in, ts_wbuf_t *out)
         return join_group(in, out);
 
     case 'P':
-        if (in->n == 0 || in->e[0].eklen != 0 || in->e[0].tomb) {
-            return 1;
-        }
-        hdr = &in->e[0];
-        if (n <= 1 || hdr->vlen != 12) {
-            return 1;
-        }
-        /* the header is LWW, sources are written against the header
-         * their writer saw: after concurrent uploads of different
-         * contents they may not fit; such sources are left out */
-        hn = (uint32_t) hdr->val[8] << 24 | (uint32_t) hdr->val[9] << 16
-             | (uint32_t) hdr->val[10] << 8 | hdr->val[11];
-        n = 0;
-        for (i = 1; i < in->n; i++) {
-            n += !in->e[i].tomb && src_fits(&in->e[i], hn);
-        }
-        if (n == 0) {
-            return 1;
-        }
-        ts_put_u8(out, 'P');
-        ts_put_u8(out, TRK_APP_VERSION);
-        ts_put_raw(out, hdr->val, 12);
-        ts_put_u32(out, n);
-        for (i = 1; i < in->n; i++) {
-            const trk_elem_t *e = &in->e[i];
-            const uint8_t    *sl;
-
-            if (e->tomb || !src_fits(e, hn)) {
-                continue;
-            }
-            sl = memchr(e->ek, '/', e->eklen);
-            if (sl == NULL) {
-                return -1;
-            }
-            ts_put_u16(out, (uint16_t) (sl - e->ek));
-            ts_put_raw(out, e->ek, (size_t) (sl - e->ek));
-            ts_put_u16(out, (uint16_t) (e->eklen - (uint32_t) (sl - e->ek)
-                                        - 1));
-            ts_put_raw(out, sl + 1, e->eklen - (size_t) (sl - e->ek) - 1);
-            ts_put_raw(out, e->val, e->vlen);
-        }
-        return out->err ? -1 : 0;
+        return join_sources(in, out);
 
     case 'L': case 'M': case 'N':
-        if (n == 0) {
-            return 1;
-        }
-        ts_put_u8(out, kind);
-        ts_put_u8(out, TRK_APP_VERSION);
-        ts_put_u32(out, n);
-        for (i = 0; i < in->n; i++) {
-            if (in->e[i].tomb) {
-                continue;
-            }
-            if (kind != 'N') {
-                ts_put_u16(out, (uint16_t) in->e[i].eklen);
-            }
-            ts_put_raw(out, in->e[i].ek, in->e[i].eklen);
-        }
-        return out->err ? -1 : 0;
+        return join_list(kind, in, out);
 
     default:
         return -1;
