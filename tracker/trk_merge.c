@@ -536,6 +536,27 @@ trk_rec_max_stamp(const trk_rec_t *r)
 }
 
 
+void
+trk_rec_restamp(trk_rec_t *r, trk_stamp_t from, trk_stamp_t to)
+{
+    uint32_t i, j;
+
+    if (trk_stamp_cmp(r->d, from) == 0) {
+        r->d = to;
+    }
+    for (i = 0; i < r->n; i++) {
+        if (trk_stamp_cmp(r->inc[i].c, from) == 0) {
+            r->inc[i].c = to;
+        }
+        for (j = 0; j < r->inc[i].n; j++) {
+            if (trk_stamp_cmp(r->inc[i].e[j].st, from) == 0) {
+                r->inc[i].e[j].st = to;
+            }
+        }
+    }
+}
+
+
 const trk_inc_t *
 trk_rec_visible(const trk_rec_t *r)
 {

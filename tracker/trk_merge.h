@@ -88,6 +88,10 @@ int  trk_rec_put(trk_rec_t *r, const void *key, size_t klen,
                  const void *val, size_t vlen, trk_stamp_t s);
 /* Deletes the key's value under stamp s.  0 ok (also if absent). */
 int  trk_rec_del(trk_rec_t *r, const void *key, size_t klen, trk_stamp_t s);
+/* Replaces stamp 'from' by 'to' wherever r holds it (delete, creation
+ * and element stamps).  For a transaction that has to raise its stamp
+ * after writing: valid only while r holds no stamp between the two. */
+void trk_rec_restamp(trk_rec_t *r, trk_stamp_t from, trk_stamp_t to);
 /* The part of r written under stamp s (a delta that merges like r). */
 int  trk_rec_delta(const trk_rec_t *r, trk_stamp_t s, trk_rec_t *out);
 

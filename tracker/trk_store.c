@@ -399,6 +399,50 @@ note_key(trk_store_t *st, const char *key, size_t klen)
 }
 
 
+/* The guard of every write: its stamp must be above every stamp of the
+ * record it overwrites, even if the clock was behind a stamp merged from
+ * a peer (else the write would lose to what it overwrote).  A
+ * transaction takes its stamp at its first write; when a later key holds
+ * a stamp at or above it, the transaction takes a new, higher stamp and
+ * the keys it already wrote are re-stamped, so that every key carries
+ * the one stamp its op is logged under.  Nothing those keys hold lies
+ * between the two stamps: each was below the old one when written. */
+static int
+stamp_above(trk_store_t *st, const trk_rec_t *r)
+{
+    trk_stamp_t m = trk_rec_max_stamp(r), old = st->stamp, nw;
+    trk_rec_t   w;
+    size_t      i;
+    int         rc;
+
+    trk_hlc_observe(st->hlc, m.hlc);
+    if (trk_stamp_zero(old) || trk_stamp_cmp(m, old) < 0) {
+        return 0;
+    }
+    nw.hlc = trk_hlc_next(st->hlc);
+    nw.origin = (uint8_t) st->origin;
+    for (i = 0; i < st->nkeys; i++) {
+        size_t klen = strlen(st->keys[i]);
+
+        rc = kv_rec_ex(st, st->keys[i], klen, &w);
+        if (rc != 0) {
+            if (rc < 0) {
+                return -1;
+            }
+            continue;
+        }
+        trk_rec_restamp(&w, old, nw);
+        rc = rec_store(st, st->keys[i], klen, &w);
+        trk_rec_free(&w);
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    st->stamp = nw;
+    return 0;
+}
+
+
 /* A write outside a transaction gets one of its own. */
 static int
 kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
@@ -449,10 +493,7 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
             return rc < 0 ? -1 : 1;
         }
     }
-    /* the write's stamp must be above everything it overwrites, even if
-     * the clock was behind a stamp merged from a peer */
-    trk_hlc_observe(st->hlc, trk_rec_max_stamp(&r).hlc);
-    if (note_key(st, key, klen) != 0) {
+    if (stamp_above(st, &r) != 0 || note_key(st, key, klen) != 0) {
         goto fail;
     }
     if (del) {

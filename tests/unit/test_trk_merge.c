@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "ts_buf.h"
+#include "ts_clock.h"
 #include "ts_config.h"
 #include "trk_store.h"
 #include "trk_codec.h"
@@ -737,6 +738,92 @@ test_stores_converge(void **state)
 }
 
 
+/* An l/ value holding the one name n. */
+static void
+list_val(ts_wbuf_t *b, const char *n)
+{
+    trk_strlist_t l;
+
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(trk_strlist_add(&l, n), 1);
+    ts_wbuf_reset(b);
+    trk_strlist_encode(b, TRK_REC_LIST, &l);
+    trk_strlist_free(&l);
+}
+
+
+/* One transaction writes two keys; the second holds a stamp above the
+ * transaction's clock (merged from a peer whose clock runs ahead).  The
+ * write must still win everywhere: the transaction's stamp is raised
+ * above the second key's and the first key re-stamped, so the peer that
+ * applies the op ends with the same value and the same digest. */
+static void
+test_txn_stamp_above_every_key(void **state)
+{
+    trk_store_t *a, *b;
+    trk_rec_t    p;
+    ts_wbuf_t    v, out;
+    oplist_t     la;
+    trk_strlist_t l;
+    uint8_t      da[32], db[32];
+    uint32_t     pos;
+    size_t       i;
+    char         cmd[128];
+
+    (void) state;
+    snprintf(dir, sizeof(dir), "/tmp/test_trk_merge.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    a = open_store("sa", 1);
+    b = open_store("sb", 2);
+    ts_wbuf_init(&v);
+    ts_wbuf_init(&out);
+    /* both hold l/g2 = {old}, stamped an hour ahead of a's clock */
+    trk_rec_init(&p);
+    list_val(&v, "old");
+    assert_int_equal(trk_rec_put(&p, "l/g2", 4, v.data, v.len,
+                                 stamp(((uint64_t) ts_wall_ms() + 3600000)
+                                       << 16, 2)), 0);
+    assert_int_equal(trk_store_begin(a), 0);
+    assert_int_equal(trk_kv_merge(a, "l/g2", 4, &p), 0);
+    assert_int_equal(trk_store_commit(a), 0);
+    assert_int_equal(trk_store_begin(b), 0);
+    assert_int_equal(trk_kv_merge(b, "l/g2", 4, &p), 0);
+    assert_int_equal(trk_store_commit(b), 0);
+    trk_rec_free(&p);
+    /* one transaction on a: l/g1 first, then l/g2 */
+    assert_int_equal(trk_store_begin(a), 0);
+    list_val(&v, "x");
+    assert_int_equal(trk_kv_put(a, "l/g1", 4, v.data, v.len), 0);
+    list_val(&v, "new");
+    assert_int_equal(trk_kv_put(a, "l/g2", 4, v.data, v.len), 0);
+    assert_int_equal(trk_store_commit(a), 0);
+    collect_ops(a, 1, &la);
+    assert_int_equal(la.n, 1);
+    apply_all(b, &la, 0, la.n);
+    /* b took the write on both keys */
+    assert_int_equal(trk_kv_get(b, "l/g2", 4, &out), 0);
+    assert_int_equal(trk_strlist_decode(out.data, out.len, TRK_REC_LIST,
+                                        10, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(trk_strlist_find(&l, "new", &pos), 1);
+    trk_strlist_free(&l);
+    assert_int_equal(trk_kv_get(b, "l/g1", 4, &out), 0);
+    assert_int_equal(trk_digest(a, da), 0);
+    assert_int_equal(trk_digest(b, db), 0);
+    assert_memory_equal(da, db, 32);
+    for (i = 0; i < la.n; i++) {
+        ts_wbuf_free(&la.ops[i]);
+    }
+    free(la.ops);
+    ts_wbuf_free(&v);
+    ts_wbuf_free(&out);
+    trk_store_close(a);
+    trk_store_close(b);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+
 int
 main(void)
 {
@@ -747,6 +834,7 @@ main(void)
         cmocka_unit_test(test_merge_respects_caps),
         cmocka_unit_test(test_set_lww),
         cmocka_unit_test(test_stores_converge),
+        cmocka_unit_test(test_txn_stamp_above_every_key),
     };
     const char *s = getenv("TS_SEED");
 
