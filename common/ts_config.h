@@ -344,4 +344,8 @@
 #define TS_SHM_CREATE_TRIES_N     4        /* stale segments replaced before
                                             giving up */
 
+/* ---- tracker group commit ------------------------------------------- */
+#define TS_TRK_BATCH_MAX_N        256      /* write requests sharing one tdb
+                                            transaction and fsync at most */
+
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -16,7 +16,9 @@
  * concurrent logout cannot be undone by the cache.
  *
  * Locking: runs on a worker's event-loop thread.  Write requests run in
- * one tdb transaction (tdb serialises them between workers); the session
+ * one tdb transaction (tdb serialises them between workers) -- with group
+ * commit (env->group_commit, the default) as one part of the worker's
+ * batch, whose replies wait for its commit (trk_wbatch.c); the session
  * cache takes one stripe lock at a time (trk_shm.c) and never while
  * waiting for anything else.
  *
@@ -330,7 +332,9 @@ trk_ops_handle(trk_env_t *env, uint8_t type, uint64_t reqid,
         trk_req_hash(type, payload, len, rq.req_hash);
     }
     if (op->is_write) {
-        if (trk_store_begin(env->st) != 0) {
+        if ((env->group_commit ? trk_store_sub_begin(env->st)
+                               : trk_store_begin(env->st)) != 0)
+        {
             trk_ops_msg(&rq, "tracker database busy");
             trk_ops_reply(out, &rq, TS_ERR_BUSY);
             return TRK_DO_REPLY;
@@ -397,6 +401,13 @@ trk_ops_handle(trk_env_t *env, uint8_t type, uint64_t reqid,
     }
     ts_wbuf_free(&rq.body);
     return TRK_DO_REPLY;
+}
+
+
+int
+trk_ops_is_write(uint8_t type)
+{
+    return type < TS_MSG_MAX_ && op_set[type] && op_table[type].is_write;
 }
 
 

@@ -87,6 +87,8 @@ typedef struct {
     trk_thr_cfg_t        thr_kdf;       /* KDF jobs in progress per
                                            address (pending only) */
     trk_thr_cfg_t        thr_create;    /* create_users per address */
+    int                  group_commit;  /* writes join the worker's batch
+                                           (trk_store_sub_begin) */
 } trk_env_t;
 
 typedef struct {
@@ -165,6 +167,9 @@ void trk_kdf_job_free(trk_kdf_job_t *job);
 /* A job that will never run (queue full, shutdown): settles its throttle
  * reservations as not failed, then frees it. */
 void trk_kdf_job_abort(trk_env_t *env, trk_kdf_job_t *job);
+
+/* 1 if requests of this type write (their reply waits for the commit). */
+int trk_ops_is_write(uint8_t type);
 
 /* A frame bigger than the not-logged-in limit arrived on a link that has
  * not logged in: 1 if it is a logged-in request type and the token at the

@@ -34,6 +34,7 @@ static const struct option opts_long[] = {
     { "kdf-iterations",  required_argument, NULL, 'k' },
     { "session-timeout", required_argument, NULL, 't' },
     { "fsync",           required_argument, NULL, 'f' },
+    { "group-commit",    required_argument, NULL, 'G' },
     { "log-level",       required_argument, NULL, 'l' },
     { "status",          no_argument,       NULL, 'S' },
     { "pki",             required_argument, NULL, 'P' },
@@ -118,6 +119,9 @@ usage(FILE *f)
         "      --session-timeout MS    session ends without a heartbeat "
         "(default %d)\n"
         "      --fsync on|off          sync tdb commits (default on)\n"
+        "      --group-commit on|off   the writes of one event-loop turn "
+        "share one\n"
+        "                              commit and fsync (default on)\n"
         "      --status                print STATUS of tracker <id> and "
         "exit (shows\n"
         "                              <pki>/tracker-<id>.crt: run it on "
@@ -362,6 +366,16 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
                 cfg->nosync = 1;
             } else {
                 trk_opts_bad_usage("bad --fsync '%s' (on|off)", optarg);
+            }
+            break;
+        case 'G':
+            if (strcmp(optarg, "on") == 0) {
+                cfg->no_group_commit = 0;
+            } else if (strcmp(optarg, "off") == 0) {
+                cfg->no_group_commit = 1;
+            } else {
+                trk_opts_bad_usage("bad --group-commit '%s' (on|off)",
+                                   optarg);
             }
             break;
         case 'l':

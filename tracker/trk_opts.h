@@ -25,6 +25,7 @@ typedef struct {
     uint32_t   kdf_iterations;
     int64_t    session_timeout_ms;
     int        nosync;
+    int        no_group_commit;     /* --group-commit off */
     int        listen_fd;
     trk_shm_t  shm;
     ts_trackers_t trackers;         /* every tracker, for trk-sync */

@@ -48,6 +48,15 @@ struct trk_store_s {
     char              **keys;       /* replicated keys written */
     size_t              nkeys;
     size_t              capkeys;
+    uint64_t            nwrites;    /* records stored or deleted, ever */
+    /* group commit: one tdb transaction for several requests */
+    int                 batch;      /* its transaction is open */
+    int                 sub;        /* a request's part of it runs */
+    uint64_t            sub_writes; /* nwrites when that part began */
+    uint32_t            batch_n;    /* requests in it so far */
+    int                 batch_ops;  /* it appended ops (wake trk-sync) */
+    int                 batch_seen; /* a batch ran since the last end */
+    int                 batch_failed; /* ... and failed */
 };
 
 /* Used when no tracker shm is attached (tests, tools). */
@@ -110,9 +119,18 @@ trk_store_close(trk_store_t *st)
 }
 
 
+static void batch_leave(trk_store_t *st);
+static int  sub_commit(trk_store_t *st);
+static void sub_cancel(trk_store_t *st);
+
+
 int
 trk_store_begin(trk_store_t *st)
 {
+    if (st->sub) {
+        return -1;
+    }
+    batch_leave(st);
     if (ts_kv_in_txn(st->kv) || ts_kv_begin(st->kv) != 0) {
         return -1;
     }
@@ -155,7 +173,10 @@ trk_store_commit(trk_store_t *st)
 {
     int logged;
 
-    if (!ts_kv_in_txn(st->kv)) {
+    if (st->sub) {
+        return sub_commit(st);
+    }
+    if (!ts_kv_in_txn(st->kv) || st->batch) {
         return -1;
     }
     /* the op that replicates this transaction commits with it */
@@ -181,6 +202,13 @@ trk_store_commit(trk_store_t *st)
 void
 trk_store_cancel(trk_store_t *st)
 {
+    if (st->sub) {
+        sub_cancel(st);
+        return;
+    }
+    if (st->batch) {
+        return;                 /* the batch is not this caller's */
+    }
     ts_kv_cancel(st->kv);
     txn_reset(st);
 }
@@ -189,7 +217,136 @@ trk_store_cancel(trk_store_t *st)
 int
 trk_store_in_txn(const trk_store_t *st)
 {
-    return ts_kv_in_txn(st->kv);
+    return st->sub || (!st->batch && ts_kv_in_txn(st->kv));
+}
+
+
+/* ---- group commit ------------------------------------------------------
+ *
+ * A request worker runs the write requests of one event-loop turn in one
+ * tdb transaction: each request is a "part" (trk_store_sub_begin, then
+ * the usual trk_store_commit or trk_store_cancel) that appends its own op
+ * with its own stamp and reply-cache entry, and trk_store_batch_end
+ * commits them all with one fsync.  The worker holds every reply of the
+ * turn until then (trk_wbatch.c), so a write is acknowledged only once
+ * it is durable.  tdb has no savepoints: a part refused before it wrote
+ * (the rule of every handler) leaves the batch alone, but one that wrote
+ * and then failed takes the whole batch with it, and every request in
+ * it is answered "try again" -- safe, since a retry with the same request
+ * id is answered from the reply cache if it did commit.  Any other
+ * transaction or write outside a part first commits the open batch. */
+
+int
+trk_store_sub_begin(trk_store_t *st)
+{
+    if (st->sub) {
+        return -1;
+    }
+    if (!st->batch) {
+        if (ts_kv_in_txn(st->kv) || ts_kv_begin(st->kv) != 0) {
+            return -1;
+        }
+        st->batch = 1;
+        st->batch_n = 0;
+        st->batch_ops = 0;
+        st->batch_seen = 1;
+    }
+    txn_reset(st);
+    st->sub = 1;
+    st->sub_writes = st->nwrites;
+    return 0;
+}
+
+
+/* Commits the open batch.  0, or -1 (its requests are lost). */
+static int
+batch_flush(trk_store_t *st)
+{
+    int ops = st->batch_ops;
+
+    st->batch = 0;
+    st->batch_ops = 0;
+    if (ts_kv_commit(st->kv) != 0) {
+        st->batch_failed = 1;
+        return -1;
+    }
+    if (ops) {
+        atomic_fetch_add(st->wake, 1);
+    }
+    return 0;
+}
+
+
+/* Before anything that is not a part of the batch touches the store. */
+static void
+batch_leave(trk_store_t *st)
+{
+    if (st->batch && !st->sub) {
+        (void) batch_flush(st);
+    }
+}
+
+
+static int
+sub_commit(trk_store_t *st)
+{
+    if (st->nkeys > 0 && trk_oplog_append(st, st->stamp, st->reqid, st->keys,
+                                          st->nkeys) != 0)
+    {
+        ts_err("cannot append to the op log");
+        sub_cancel(st);
+        return -1;
+    }
+    st->batch_ops |= st->nkeys > 0;
+    txn_reset(st);
+    st->sub = 0;
+    if (++st->batch_n >= TS_TRK_BATCH_MAX_N) {
+        return batch_flush(st);
+    }
+    return 0;
+}
+
+
+static void
+sub_cancel(trk_store_t *st)
+{
+    int wrote = st->nwrites != st->sub_writes;
+
+    txn_reset(st);
+    st->sub = 0;
+    if (wrote) {
+        ts_warn("a request failed after writing: its group commit of %u "
+                "request(s) is rolled back", (unsigned) st->batch_n + 1);
+        ts_kv_cancel(st->kv);
+        st->batch = 0;
+        st->batch_ops = 0;
+        st->batch_failed = 1;
+    }
+}
+
+
+int
+trk_store_batch_pending(const trk_store_t *st)
+{
+    return st->batch || st->batch_seen;
+}
+
+
+int
+trk_store_batch_end(trk_store_t *st)
+{
+    int failed;
+
+    if (st->sub) {
+        sub_cancel(st);
+    }
+    if (st->batch) {
+        (void) batch_flush(st);
+    }
+    failed = st->batch_failed;
+    st->batch_failed = 0;
+    st->batch_seen = 0;
+    return failed ? -1 : 0;
 }
 
 
@@ -247,8 +404,10 @@ trk_kv_store(trk_store_t *st, TDB_DATA key, const ts_wbuf_t *b)
         return trk_kv_put(st, (const char *) key.dptr, key.dsize, b->data,
                           b->len);
     }
+    batch_leave(st);
     v.dptr = b->data;
     v.dsize = b->len;
+    st->nwrites++;
     return ts_kv_store(st->kv, key, v);
 }
 
@@ -262,6 +421,8 @@ trk_kv_delete(trk_store_t *st, TDB_DATA key)
     if (trk_key_replicated(key.dptr, key.dsize)) {
         return trk_kv_del(st, (const char *) key.dptr, key.dsize);
     }
+    batch_leave(st);
+    st->nwrites++;
     return ts_kv_delete(st->kv, key);
 }
 
@@ -342,6 +503,7 @@ rec_store(trk_store_t *st, const char *key, size_t klen, const trk_rec_t *r)
     k.dsize = klen;
     v.dptr = b.data;
     v.dsize = b.len;
+    st->nwrites++;
     if (b.err || ts_kv_store(st->kv, k, v) != 0) {
         rc = -1;
     }
@@ -452,6 +614,7 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
     ts_wbuf_t view;
     int       rc, own = 0;
 
+    batch_leave(st);
     if (!ts_kv_in_txn(st->kv)) {
         if (trk_store_begin(st) != 0) {
             return -1;

@@ -43,6 +43,14 @@ int  trk_store_begin(trk_store_t *st);      /* 0 or -1 */
 int  trk_store_commit(trk_store_t *st);     /* 0 or -1 (cancelled) */
 void trk_store_cancel(trk_store_t *st);
 int  trk_store_in_txn(const trk_store_t *st);
+/* Group commit (see trk_store.c): sub_begin opens a request's part of
+ * the worker's batch (0 or -1), ended by trk_store_commit/cancel as
+ * usual; batch_end commits the batch: 0, or -1 if a batch since the last
+ * end failed (none of its parts is durable).  batch_pending: a batch is
+ * open or ran since the last end. */
+int  trk_store_sub_begin(trk_store_t *st);
+int  trk_store_batch_end(trk_store_t *st);
+int  trk_store_batch_pending(const trk_store_t *st);
 /* tdb_errorstr of the last failure. */
 const char *trk_store_errstr(trk_store_t *st);
 /* The tdb handle (the op log, traverses).  Same thread rules as the

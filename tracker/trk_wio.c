@@ -40,6 +40,7 @@
 #include "ts_log.h"
 #include "ts_proto.h"
 #include "trk_kdfq.h"
+#include "trk_wbatch.h"
 #include "trk_wconn.h"
 #include "trk_wio.h"
 
@@ -134,9 +135,10 @@ trk_wio_flush(trk_wconn_t *c)
 }
 
 
-/* Queues one REPLY frame with payload p.  -1: the connection was closed. */
+/* Queues one REPLY frame with payload p now.  -1: the connection was
+ * closed. */
 int
-trk_wio_reply(trk_wconn_t *c, uint64_t reqid, const ts_wbuf_t *p)
+trk_wio_send(trk_wconn_t *c, uint64_t reqid, const ts_wbuf_t *p)
 {
     uint8_t        hdr[TS_FRAME_HDR_B];
     ts_frame_hdr_t h;
@@ -178,6 +180,49 @@ trk_wio_reply(trk_wconn_t *c, uint64_t reqid, const ts_wbuf_t *p)
                 (unsigned long long) trk_wk.cfg->worker_out_max);
     }
     return 0;
+}
+
+
+int
+trk_wio_reply_w(trk_wconn_t *c, uint64_t reqid, const ts_wbuf_t *p,
+                int write)
+{
+    int held = trk_wbatch_hold(c, reqid, p, write);
+
+    if (held != 0) {
+        return held < 0 ? -1 : 0;
+    }
+    return trk_wio_send(c, reqid, p);
+}
+
+
+int
+trk_wio_reply(trk_wconn_t *c, uint64_t reqid, const ts_wbuf_t *p)
+{
+    return trk_wio_reply_w(c, reqid, p, 0);
+}
+
+
+/* 1 if c has nothing left to do after its peer closed. */
+static int
+finished(const trk_wconn_t *c)
+{
+    return c->eof && !c->job_pending && !c->backlog
+           && c->out.len == c->out_off && !trk_wbatch_holding(c);
+}
+
+
+void
+trk_wio_settle(trk_wconn_t *c)
+{
+    if (c->dead) {
+        return;
+    }
+    if (finished(c)) {
+        trk_wconn_close(c, "peer closed");
+        return;
+    }
+    update_events(c);
 }
 
 
@@ -255,7 +300,9 @@ run_one(trk_wconn_t *c, const ts_frame_hdr_t *h, size_t flen)
         c->job_pending = 1;
         return 1;
     }
-    if (trk_wio_reply(c, h->reqid, &trk_wk.scratch) != 0) {
+    if (trk_wio_reply_w(c, h->reqid, &trk_wk.scratch,
+                        trk_ops_is_write(h->type)) != 0)
+    {
         return -1;
     }
     if (c->link.close_after) {
@@ -325,8 +372,7 @@ trk_wio_process(trk_wconn_t *c)
             break;
         }
     }
-    if (c->eof && !c->job_pending && !c->backlog && c->out.len == c->out_off)
-    {
+    if (finished(c)) {
         trk_wconn_close(c, "peer closed");
         return -1;
     }

@@ -14,8 +14,17 @@
 int  trk_wio_reading(const trk_wconn_t *c);
 /* Writes what it can.  -1: the connection was closed. */
 int  trk_wio_flush(trk_wconn_t *c);
-/* Queues one REPLY frame with payload p.  -1: the connection was closed. */
+/* Queues one REPLY frame with payload p, or holds it until the group
+ * commit of this loop turn is durable (trk_wbatch.h; write: the request
+ * wrote).  -1: the connection was closed. */
 int  trk_wio_reply(trk_wconn_t *c, uint64_t reqid, const ts_wbuf_t *p);
+int  trk_wio_reply_w(trk_wconn_t *c, uint64_t reqid, const ts_wbuf_t *p,
+                     int write);
+/* Queues it now, whatever is held (for trk_wbatch.c).  -1: closed. */
+int  trk_wio_send(trk_wconn_t *c, uint64_t reqid, const ts_wbuf_t *p);
+/* After replies were sent from outside its own callbacks: closes c if its
+ * peer has closed and nothing is left, else sets its epoll mask. */
+void trk_wio_settle(trk_wconn_t *c);
 /* Runs the complete frames in the input buffer, in order, until one must
  * wait or TS_TRK_REQS_PER_TURN_N have run (the rest goes on the ready
  * list).  -1: the connection was closed. */

@@ -6,7 +6,10 @@
  * start its KDF threads (trk_kdfq.c), and run one event loop (ts_ev) over
  * the shared listen socket (accept: trk_wconn.c), its client connections
  * (frames and replies: trk_wio.c), the KDF eventfd, the supervisor's
- * stop fd and the tick timer.  Connections whose TLS layer holds
+ * stop fd and the tick timer.  The write requests of one loop turn share
+ * one tdb transaction; at the end of the turn it is committed (one
+ * fsync) and only then are the turn's replies sent (trk_wbatch.c).
+ * Connections whose TLS layer holds
  * decrypted bytes, or whose whole frames wait for their next turn, are
  * on the loop's again list, served before it next sleeps.
  *
@@ -46,6 +49,7 @@
 #include "trk_kdfq.h"
 #include "trk_ops.h"
 #include "trk_store.h"
+#include "trk_wbatch.h"
 #include "trk_wconn.h"
 #include "trk_wio.h"
 #include "trk_worker.h"
@@ -202,6 +206,7 @@ worker_setup(const ts_worker_ctx_t *ctx, trk_store_t *st)
     env->session_timeout_ms = cfg->session_timeout_ms;
     env->workers_n = cfg->workers;
     env->ticket_ttl_ms = cfg->ticket_ttl_ms;
+    env->group_commit = !cfg->no_group_commit;
     trk_ops_thr_defaults(&env->thr_user, &env->thr_addr);
     env->thr_user.limit = cfg->login_fails_user;
     env->thr_addr.limit = cfg->login_fails_addr;
@@ -292,6 +297,8 @@ loop(const ts_worker_ctx_t *ctx)
             ts_err("epoll_wait() failed: %s", strerror(errno));
             break;
         }
+        /* the turn's writes become durable, then their replies go */
+        trk_wbatch_end();
         trk_wconn_free_dead();
         if (ts_worker_stopping() || ts_worker_orphaned(ctx)) {
             break;
@@ -329,6 +336,7 @@ trk_worker_main(const ts_worker_ctx_t *ctx)
 
     loop(ctx);
 
+    trk_wbatch_end();
     atomic_store(&slot->state, TS_SLOT_STOPPING);
     for (i = 0; i < TS_TRK_CONNS_PER_WORKER_N; i++) {
         if (trk_wk.conns[i] != NULL) {
