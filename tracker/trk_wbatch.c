@@ -31,7 +31,6 @@
 #include "trk_store.h"
 #include "trk_wbatch.h"
 #include "trk_wconn.h"
-#include "trk_wio.h"
 
 typedef struct {
     trk_wconn_t *c;
@@ -105,7 +104,7 @@ alive(const held_t *h)
 
 
 void
-trk_wbatch_end(void)
+trk_wbatch_end(trk_wbatch_send_fn send_fn, trk_wbatch_settle_fn settle_fn)
 {
     ts_wbuf_t busy;
     size_t    i, n = nheld;
@@ -128,13 +127,13 @@ trk_wbatch_end(void)
 
         /* in the order they were made */
         if (alive(h)) {
-            (void) trk_wio_send(h->c, h->reqid,
-                                failed && h->write ? &busy : &h->p);
+            (void) send_fn(h->c, h->reqid,
+                           failed && h->write ? &busy : &h->p);
         }
     }
     for (i = 0; i < n; i++) {
         if (alive(&held[i])) {
-            trk_wio_settle(held[i].c);
+            settle_fn(held[i].c);
         }
         ts_wbuf_free(&held[i].p);
     }

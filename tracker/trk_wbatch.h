@@ -25,7 +25,11 @@ int  trk_wbatch_hold(trk_wconn_t *c, uint64_t reqid, const ts_wbuf_t *p,
 /* 1 while c has replies held. */
 int  trk_wbatch_holding(const trk_wconn_t *c);
 /* The end of a loop turn: commits the batch (one fsync) and sends every
- * held reply to the connections still open. */
-void trk_wbatch_end(void);
+ * held reply to the connections still open, through send (trk_wio_send),
+ * then calls settle (trk_wio_settle) on each of them. */
+typedef int  (*trk_wbatch_send_fn)(trk_wconn_t *c, uint64_t reqid,
+                                   const ts_wbuf_t *p);
+typedef void (*trk_wbatch_settle_fn)(trk_wconn_t *c);
+void trk_wbatch_end(trk_wbatch_send_fn send, trk_wbatch_settle_fn settle);
 
 #endif

@@ -298,7 +298,7 @@ loop(const ts_worker_ctx_t *ctx)
             break;
         }
         /* the turn's writes become durable, then their replies go */
-        trk_wbatch_end();
+        trk_wbatch_end(trk_wio_send, trk_wio_settle);
         trk_wconn_free_dead();
         if (ts_worker_stopping() || ts_worker_orphaned(ctx)) {
             break;
@@ -336,7 +336,7 @@ trk_worker_main(const ts_worker_ctx_t *ctx)
 
     loop(ctx);
 
-    trk_wbatch_end();
+    trk_wbatch_end(trk_wio_send, trk_wio_settle);
     atomic_store(&slot->state, TS_SLOT_STOPPING);
     for (i = 0; i < TS_TRK_CONNS_PER_WORKER_N; i++) {
         if (trk_wk.conns[i] != NULL) {
