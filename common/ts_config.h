@@ -353,6 +353,9 @@
                                             nodes are refused for a
                                             doubling period (0 = none);
                                             one address counts once */
+#define TS_LOGIN_NET_DELAY_MIN_MS 5000     /* ... refused this long first,
+                                            doubling per further address
+                                            up to TS_LOGIN_DELAY_MAX_MS */
 #define TS_LOGIN_FAILS_NODE_N     20       /* failed logins of one known
                                             node identity (a certificate
                                             that logged in to the user

@@ -101,6 +101,12 @@ kdf_cfg_net(const trk_env_t *env, trk_thr_cfg_t *c)
 {
     *c = env->thr_user;
     c->limit = env->thr_user.limit > 0 ? TS_LOGIN_USER_ADDRS_N : 0;
+    if (c->delay_min_ms < TS_LOGIN_NET_DELAY_MIN_MS) {
+        c->delay_min_ms = TS_LOGIN_NET_DELAY_MIN_MS;
+    }
+    if (c->delay_max_ms < c->delay_min_ms) {
+        c->delay_max_ms = c->delay_min_ms;
+    }
 }
 
 
