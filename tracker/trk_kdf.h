@@ -37,7 +37,8 @@ void    trk_kdf_settle(trk_env_t *env, trk_kdf_job_t *job, int failed,
 /* Refuses rq for a throttle: frees the job after releasing what it holds
  * and sets the message.  Returns TS_ERR_BUSY. */
 int     trk_kdf_refuse(trk_req_t *rq, char kind, int why, int64_t wait);
-/* The login throttles of rq's job (trk_thr.h lists the counters): a
+/* The login throttles of rq's job (trk_thr.h lists the counters): KDF
+ * jobs in progress from the address ('k', as trk_kdf_reserve_addr), then a
  * known node identity (known: it logged in to the user before) is
  * counted alone under 'i'; any other node under 'a' and 'p', and is
  * refused while the user's safety net 'u' is tripped.  A known node whose
