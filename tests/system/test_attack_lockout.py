@@ -8,7 +8,8 @@ What must hold (docs/SECURITY.md, "Login throttle: who is locked out"):
   - the victim's usual node (a certificate that logged in to the account
     before -- on tracker 1 only: tracker 2 knows it from the replicated
     session) logs in on both trackers during the attack, every time, with
-    a bounded latency;
+    a bounded latency; so do two real client nodes (./client, one per
+    tracker) that log out and in again;
   - a fresh node of the victim (a new certificate, never seen) on another
     address (127.0.0.3) logs in too: one attacker address counts once in
     the per-user safety net, which needs TS_LOGIN_USER_ADDRS_N (8);
@@ -20,8 +21,8 @@ What must hold (docs/SECURITY.md, "Login throttle: who is locked out"):
 On the old tracker (per-user counter) the victim's logins during the
 attack are refused: that is the lockout this test guards against.
 
-Every process is a tessera.Tracker of cluster.Cluster, reaped by pid by
-the conftest fixture; every wait is bounded.  Locking: the attacker
+Every process is a tessera.Tracker of cluster.Cluster or a nodes.Node,
+reaped by pid by the conftest fixture; every wait is bounded.  Locking: the attacker
 threads own their sockets; their counters are read after join().
 """
 
@@ -31,6 +32,8 @@ import time
 
 import tessera
 import cluster as cl
+import nodes
+from procs import free_port
 from proto import node_cert
 from tessera import OK, ERR_AUTH, ERR_BUSY, pstr
 
@@ -137,6 +140,19 @@ def test_attacker_locks_out_only_itself(tmp_path):
         finally:
             r.close()
     assert tessera.wait_until(on_t2, 10, 0.1)
+    # two real client nodes of the victim, one per tracker, logged in once
+    # before; a client talks to the first tracker of its tracker_info.txt
+    # that answers (line i is tracker i): for node 2, line 1 is a port
+    # nobody listens on
+    reals = []
+    for i in c.ids():
+        ports = [c.port(1), c.port(2)] if i == 1 else [free_port(),
+                                                       c.port(2)]
+        info = tessera.write_info(str(tmp_path / ("info-%d.txt" % i)),
+                                  ports)
+        n = nodes.Node(info, tmp_path, name="real%d" % i).start()
+        n.login("victim", "right")
+        reals.append(n)
 
     stop = threading.Event()
     attackers = [Attacker(c.port(i), "victim", "127.0.0.2", evil, stop)
@@ -144,19 +160,28 @@ def test_attacker_locks_out_only_itself(tmp_path):
     for a in attackers:
         a.start()
     time.sleep(1.0)                     # the attack is under way
-    usual_res, fresh_res = [], []
+    usual_res, fresh_res, real_res = [], [], []
+    in_ = [True, True]                  # the real nodes are logged in
     t_end = time.monotonic() + ATTACK_S - 1.0
     k = 0
     while time.monotonic() < t_end:
         i = 1 + k % 2
         usual_res.append((i,) + login(c.port(i), "victim", "right", usual,
                                       "127.0.0.1"))
+        # the real client: log out, log in again, timed
+        n = reals[k % 2]
+        if in_[k % 2]:
+            n.expect("logout", "logged out")
+        t0 = time.monotonic()
+        out = n.cmd("login victim right")
+        real_res.append((k % 2 + 1, out, time.monotonic() - t0))
+        in_[k % 2] = out == ["logged in as victim"]
         if k % 4 == 3 and fresh:
             # each time a node never seen (once in, it is known)
             fresh_res.append((i,) + login(c.port(i), "victim", "right",
                                           fresh.pop(), "127.0.0.3"))
         k += 1
-        time.sleep(0.2)
+        time.sleep(0.1)
     stop.set()
     for a in attackers:
         a.join(10)
@@ -166,16 +191,25 @@ def test_attacker_locks_out_only_itself(tmp_path):
     print("usual node: %d/%d logins ok, latency median %.3f s max %.3f s"
           % (sum(x[1] == OK for x in usual_res), len(usual_res),
              lat[len(lat) // 2], lat[-1]))
+    rlat = sorted(x[2] for x in real_res)
+    print("real client nodes: %d/%d logins ok, latency median %.3f s max "
+          "%.3f s" % (sum(x[1] == ["logged in as victim"] for x in real_res),
+                      len(real_res), rlat[len(rlat) // 2], rlat[-1]))
     print("fresh node (127.0.0.3): %d/%d ok" %
           (sum(x[1] == OK for x in fresh_res), len(fresh_res)))
     for i, a in zip(c.ids(), attackers):
         print("attacker -> tracker %d: %d sent in %.0f s, %s" %
               (i, a.sent, ATTACK_S, sorted(a.res.items())))
     # the victim gets in, on both trackers, from its usual node ...
-    assert len(usual_res) >= 10
+    assert len(usual_res) >= 6
     assert all(x[1] == OK for x in usual_res), usual_res
     assert {x[0] for x in usual_res} == {1, 2}
     assert lat[-1] < LAT_MAX_S, lat
+    assert all(x[1] == ["logged in as victim"] for x in real_res), real_res
+    for i, n in zip(c.ids(), reals):
+        assert c.t(i).log().count("'victim' logged in from node %s"
+                                  % n.addr) >= 3, i
+    assert rlat[-1] < LAT_MAX_S, rlat
     # ... and from a fresh node on its own address
     assert fresh_res and all(x[1] == OK for x in fresh_res), fresh_res
     for a in attackers:
