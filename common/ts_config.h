@@ -169,7 +169,8 @@
 #define TS_TICKET_RENEW_MS        (TS_TICKET_TTL_MS / 2) /* renew when less
                                             than this is left */
 #define TS_LOGIN_WINDOW_MS        60000    /* failed-login counting window */
-#define TS_LOGIN_FAILS_USER_N     5        /* per user, then throttled
+#define TS_LOGIN_FAILS_USER_N     5        /* per user from one address,
+                                            then throttled
                                             (--login-fails-user) */
 #define TS_LOGIN_FAILS_ADDR_N     20       /* per address, then throttled
                                             (--login-fails-addr) */
@@ -347,5 +348,29 @@
 /* ---- tracker group commit ------------------------------------------- */
 #define TS_TRK_BATCH_MAX_N        256      /* write requests sharing one tdb
                                             transaction and fsync at most */
+
+/* ---- login throttle: per (user, address), known nodes ------------- */
+#define TS_LOGIN_USER_ADDRS_N     8        /* addresses (IPv6: /64s) that
+                                            reached TS_LOGIN_FAILS_USER_N
+                                            for one user in a window;
+                                            then logins for it from unknown
+                                            nodes are refused for a
+                                            doubling period (0 = none);
+                                            one address counts once */
+#define TS_LOGIN_NET_DELAY_MIN_MS 5000     /* ... refused this long first,
+                                            doubling per further address
+                                            up to TS_LOGIN_DELAY_MAX_MS */
+#define TS_LOGIN_FAILS_NODE_N     20       /* failed logins of one known
+                                            node identity (a certificate
+                                            that logged in to the user
+                                            before) for that user, then
+                                            throttled; it skips the other
+                                            login counters */
+#define TS_LOGIN_KNOWN_NODES_N    16       /* node identities remembered
+                                            per user (least recently used
+                                            out), local tdb key */
+#define TS_THR_NODE_SLOTS_N       512      /* throttle table slots kept
+                                            for known-node counters (of
+                                            TS_THROTTLE_SLOTS_N) */
 
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -5,7 +5,10 @@
  * after it (trk_ops_finish).  A LOGIN stores the link's client
  * certificate fingerprint in the session; every logged-in request must
  * come over a link showing the same one, so a token is bound to its node
- * identity and a stolen token alone is worthless.  In TLS builds a LOGIN
+ * identity and a stolen token alone is worthless.  A successful LOGIN
+ * also makes that identity known to the user (trk_known.c), which the
+ * login throttle lets past the failures strangers cause (trk_kdf.c).
+ * In TLS builds a LOGIN
  * without a client certificate is refused.  The node address a LOGIN
  * names is checked strictly (trk_node_addr_check, trk_presence.c).  An
  * account holds at most TS_TRK_SESSIONS_PER_USER_N sessions (a login past
@@ -27,6 +30,7 @@
 #include "ts_crypto.h"
 #include "ts_log.h"
 #include "trk_kdf.h"
+#include "trk_known.h"
 #include "trk_sources.h"
 
 #define BAD_LOGIN     "wrong user id or password"
@@ -110,8 +114,7 @@ op_login(trk_req_t *rq)
     trk_env_t     *env = rq->env;
     trk_kdf_job_t *job;
     char           canon[TRK_ADDR_MAX_B], why[TRK_MSG_B];
-    int64_t        w;
-    int            rc, wy;
+    int            rc, known;
 
     rc = trk_kdf_job_new(rq, 1);
     if (rc != TS_OK) {
@@ -140,20 +143,15 @@ op_login(trk_req_t *rq)
     }
     snprintf(job->node_addr, sizeof(job->node_addr), "%s", canon);
     /* refused before the KDF runs: a throttled guess costs nothing; the
-     * attempt counts from now on, so parallel guesses are limited too */
-    rc = trk_kdf_reserve_addr(rq);
+     * attempt counts from now on, so parallel guesses are limited too.
+     * A node identity that logged in to this user before is counted on
+     * its own, so strangers' failures do not lock its owner out */
+    known = env->link != NULL && env->link->has_fp
+            && trk_known_has(env->st, job->user, job->node_addr,
+                             job->fp) == 1;
+    rc = trk_kdf_reserve_login(rq, known);
     if (rc != TS_OK) {
         return rc;
-    }
-    w = trk_kdf_reserve(env, job, 'a', job->addr, &env->thr_addr,
-                        TRK_HELD_ADDR, &wy);
-    if (w > 0) {
-        return trk_kdf_refuse(rq, 'a', wy, w);
-    }
-    w = trk_kdf_reserve(env, job, 'u', job->user, &env->thr_user,
-                        TRK_HELD_USER, &wy);
-    if (w > 0) {
-        return trk_kdf_refuse(rq, 'u', wy, w);
     }
     rc = trk_user_get(env->st, job->user, &job->rec);
     if (rc < 0) {
@@ -330,10 +328,12 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
                 fu, fa);
         return;
     }
-    /* a success clears the user's failures (not the address's: one good
-     * account must not launder guesses at others) */
+    /* a success clears the user's failures it was counted under (not
+     * the address's: one good account must not launder guesses at others;
+     * nor the safety net's: strangers at many addresses are not undone
+     * by the owner) */
+    trk_kdf_login_ok(env, job);
     trk_kdf_settle(env, job, 0, NULL, NULL);
-    trk_thr_reset(env->shm, 'u', job->user);
     if (!deliver) {
         return;
     }
@@ -364,7 +364,9 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
                   || trk_session_del(env->st, drop[i].h) < 0;
         }
     }
+    /* this node identity is known to the user from now on */
     if (bad
+        || trk_known_add(env->st, s.user, s.fp, s.created_ms) != 0
         || trk_session_put(env->st, h, &s) != 0
         || trk_files_session_added(env->st, h, s.user, s.node_addr) != 0
         || trk_store_commit(env->st) != 0)

@@ -13,7 +13,9 @@
  * half-written entry is never read (the session is then reloaded from tdb).
  *
  * Login throttle (trk_thr.c): TS_THROTTLE_SLOTS_N counters, keyed by a
- * keyed hash of (kind, name): 'u' a user id; 'a' (failed logins), 'k'
+ * keyed hash of (kind, name): the login kinds 'a' 'p' 'u' 'i' of
+ * trk_thr.h ('i', known node identities, in the last TS_THR_NODE_SLOTS_N
+ * slots, a region of their own); 'k'
  * (KDF jobs in progress) and 'c' (create_users) a peer address -- IPv6
  * addresses by their /TS_THR_V6_PREFIX_BITS prefix, IPv4-mapped ones as
  * IPv4 -- under one robust mutex (each use runs a KDF).  Per tracker,
@@ -177,8 +179,8 @@ void trk_sess_each(trk_shm_t *t, int64_t now_ms, int64_t timeout_ms,
                    void *arg);
 
 /* ---- failed-login throttle ------------------------------------------ */
-/* kind 'u' (user id) or 'a' (peer address).  How many ms a login for
- * name is still refused (0 = go ahead). */
+/* kind: see trk_thr.h ('a', 'k', 'c': a peer address).  How many ms a
+ * login for name is still refused (0 = go ahead). */
 int64_t trk_thr_wait_ms(trk_shm_t *t, char kind, const char *name,
                         const trk_thr_cfg_t *cfg, int64_t now_ms);
 /* Counts one failure; returns the failures now counted. */

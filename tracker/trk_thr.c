@@ -2,10 +2,14 @@
  * trk_thr.c -- the failed-login throttle table of the tracker's shm
  * segment, and the keyed hashes of names and peer addresses.
  *
- * Purpose: count failed logins (per user and per address), KDF jobs in
- * progress and create_users per address, and say how long a name is
- * refused (declared in trk_shm.h, which describes the table); key the
- * counters and the connection buckets by a hash only this tracker knows.
+ * Purpose: count failed logins (per address, per user and address, per
+ * known node identity, and the addresses throttled for one user -- the
+ * kinds are listed in trk_thr.h), KDF jobs in progress and create_users
+ * per address, and say how long a name is refused (declared in
+ * trk_shm.h, which describes the table); key the counters and the
+ * connection buckets by a hash only this tracker knows.  The known-node
+ * counters ('i') have a region of the table of their own, so that
+ * counters anyone can create never take their place.
  *
  * Locking: one robust mutex for the whole table (each use runs a KDF, so
  * it is never hot), never held together with a session stripe.
@@ -21,7 +25,7 @@
 
 #include "ts_crypto.h"
 #include "ts_log.h"
-#include "trk_shm.h"
+#include "trk_thr.h"
 
 /* ---- keyed hashes ------------------------------------------------------ */
 
@@ -173,21 +177,40 @@ thr_active_ms(const trk_thr_sh_t *e)
 }
 
 
+/* The part of the table a kind's counters live in: the known-node
+ * counters ('i') have a region of their own, which nobody but a holder
+ * of a known node identity can claim, so a flood of failures from
+ * anywhere else can never take the place the owner's node needs. */
+static void
+thr_region(char kind, uint32_t *base, uint32_t *n)
+{
+    if (kind == 'i') {
+        *base = TS_THROTTLE_SLOTS_N - TS_THR_NODE_SLOTS_N;
+        *n = TS_THR_NODE_SLOTS_N;
+    } else {
+        *base = 0;
+        *n = TS_THROTTLE_SLOTS_N - TS_THR_NODE_SLOTS_N;
+    }
+}
+
+
 /* The entry of key, or NULL; *victim gets the slot to (re)use for it, or
  * NULL when every entry of the probe window must be kept.  Every probe
  * position is looked at (no early stop at a free entry), so removing an
  * entry needs no tombstone. */
 static trk_thr_sh_t *
-thr_find(trk_shm_t *t, uint64_t key, int64_t now_ms, trk_thr_sh_t **victim)
+thr_find(trk_shm_t *t, char kind, uint64_t key, int64_t now_ms,
+         trk_thr_sh_t **victim)
 {
     trk_thr_sh_t *e, *v = NULL;
-    uint32_t      i, k;
+    uint32_t      i, k, base, n;
     int           r, vr = 3;
 
-    for (k = 0, i = (uint32_t) (key % TS_THROTTLE_SLOTS_N);
-         k < TS_TRK_THR_PROBE_N; k++, i = (i + 1) % TS_THROTTLE_SLOTS_N)
+    thr_region(kind, &base, &n);
+    for (k = 0, i = (uint32_t) (key % n); k < TS_TRK_THR_PROBE_N;
+         k++, i = (i + 1) % n)
     {
-        e = &t->thr[i];
+        e = &t->thr[base + i];
         if (e->key == key) {
             *victim = e;
             return e;
@@ -205,13 +228,16 @@ thr_find(trk_shm_t *t, uint64_t key, int64_t now_ms, trk_thr_sh_t **victim)
 }
 
 
+/* The key of a counter: the keyed hash of (kind, name), the address
+ * kinds by their normalised address (the composite 'p' and 'i' names
+ * come normalised, trk_thr.h). */
 static uint64_t
 thr_key(trk_shm_t *t, char kind, const char *name)
 {
     char     norm[INET6_ADDRSTRLEN + 8];
     uint64_t k;
 
-    if (kind != 'u') {
+    if (kind == 'a' || kind == 'k' || kind == 'c') {
         trk_addr_norm(name, norm, sizeof(norm));
         name = norm;
     }
@@ -272,7 +298,7 @@ thr_open(trk_shm_t *t, char kind, const char *name,
     if (cfg->limit == 0 || thr_lock(t) != 0) {
         return -1;
     }
-    *e = thr_find(t, key, now_ms, &v);
+    *e = thr_find(t, kind, key, now_ms, &v);
     if (*e == NULL && claim) {
         *e = thr_claim(v, key, cfg);
     }
@@ -305,7 +331,7 @@ trk_thr_wait_ms(trk_shm_t *t, char kind, const char *name,
     if (cfg->limit == 0 || thr_lock(t) != 0) {
         return 0;
     }
-    e = thr_find(t, key, now_ms, &v);
+    e = thr_find(t, kind, key, now_ms, &v);
     if (e != NULL) {
         left = thr_left(e, cfg, now_ms);
     } else if (v == NULL) {
@@ -418,7 +444,7 @@ trk_thr_reset(trk_shm_t *t, char kind, const char *name)
     if (thr_lock(t) != 0) {
         return;
     }
-    e = thr_find(t, key, 0, &v);
+    e = thr_find(t, kind, key, 0, &v);
     if (e != NULL) {
         e->fails = 0;
         e->last_ms = 0;
@@ -427,4 +453,28 @@ trk_thr_reset(trk_shm_t *t, char kind, const char *name)
         }
     }
     ts_shlock_unlock(t->thr_lock);
+}
+
+
+/* ---- composite counter names (trk_thr.h) ----------------------------- */
+
+void
+trk_thr_pair_name(const char *user, const char *addr, char *out,
+                  size_t outsz)
+{
+    char norm[INET6_ADDRSTRLEN + 8];
+
+    trk_addr_norm(addr, norm, sizeof(norm));
+    snprintf(out, outsz, "%s/%s", user, norm);
+}
+
+
+void
+trk_thr_node_name(const char *user, const uint8_t fp[TS_FP_B], char *out,
+                  size_t outsz)
+{
+    char hex[2 * TS_FP_B + 1];
+
+    ts_hex(fp, TS_FP_B, hex);
+    snprintf(out, outsz, "%s/%s", user, hex);
 }

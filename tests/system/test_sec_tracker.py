@@ -190,8 +190,8 @@ def test_wrong_group_gets_perm_and_no_ticket(tracker_factory):
 
 # ---- login throttling ------------------------------------------------------
 
-def login_status(port, user, pw, source=None):
-    r = tessera.Raw(port, source=source)
+def login_status(port, user, pw, source=None, cert=tessera.DEFAULT):
+    r = tessera.Raw(port, source=source, cert=cert)
     try:
         # the node address must be on the connection's own IP
         st, msg, _ = r.request("LOGIN", pstr(user) + pstr(pw) +
@@ -205,19 +205,25 @@ def test_login_throttled_per_user(tracker):
     new_user(tracker.port, "victim", "right")
     new_user(tracker.port, "honest")
     pids = tracker.worker_pids()
-    # below the limit a success clears the count
+    d = tracker.tmpdir
+    # nodes never seen (a node that logged in before is counted apart,
+    # test_attack_lockout.py); below the limit a success from the address
+    # clears its count for the user
     for _ in range(4):
         assert login_status(tracker.port, "victim", "wrong")[0] == ERR_AUTH
-    assert login_status(tracker.port, "victim", "right")[0] == OK
+    assert login_status(tracker.port, "victim", "right",
+                        cert=tessera.node_cert(d, "n1"))[0] == OK
     for _ in range(4):
         assert login_status(tracker.port, "victim", "wrong")[0] == ERR_AUTH
-    assert login_status(tracker.port, "victim", "right")[0] == OK
-    # TS_LOGIN_FAILS_USER_N (5) failures: now even the right password is
-    # refused, with a clear message
+    assert login_status(tracker.port, "victim", "right",
+                        cert=tessera.node_cert(d, "n2"))[0] == OK
+    # TS_LOGIN_FAILS_USER_N (5) failures from this address: now even the
+    # right password is refused here, with a clear message
     for _ in range(5):
         assert login_status(tracker.port, "victim", "wrong")[0] == ERR_AUTH
     t0 = time.monotonic()
-    st, msg = login_status(tracker.port, "victim", "right")
+    st, msg = login_status(tracker.port, "victim", "right",
+                           cert=tessera.node_cert(d, "n3"))
     assert st == ERR_BUSY and "too many failed logins" in msg and \
         "try again in" in msg, (st, msg)
     # other users are not affected
@@ -241,7 +247,8 @@ def test_login_throttled_per_address(tracker):
     st, msg = login_status(tracker.port, "honest", "pw")
     assert st == ERR_BUSY and "too many failed logins" in msg, (st, msg)
     # another address is served meanwhile
-    st, msg = login_status(tracker.port, "honest", "pw", source="127.0.0.2")
+    st, msg = login_status(tracker.port, "honest", "pw", source="127.0.0.2",
+                           cert=tessera.node_cert(tracker.tmpdir, "n4"))
     assert st == OK, (st, msg)
     assert tessera.wait_until(
         lambda: login_status(tracker.port, "honest", "pw")[0] == OK, 5, 0.1)
