@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "ts_esc.h"
 #include "cli_out.h"
 
 
@@ -65,6 +66,18 @@ test_quote(void **state)
         { "a'b", 64, "\"a'b\"" },
         { "x", 2, "x" },
         { "a b", 2, "" },
+        /* text a terminal would act on: quoted, escaped, backslashes
+         * doubled so "\\x9b" (typed) and "\x9b" (a byte) differ */
+        { "a\x9b" "31m", 64, "\"a\\x9b31m\"" },
+        { "a\xc2\x9b" "31m", 64, "\"a\\u{009b}31m\"" },
+        { "evil\xe2\x80\xaetxt.exe", 64, "\"evil\\u{202e}txt.exe\"" },
+        { "x\x1b[2J", 64, "\"x\\x1b[2J\"" },
+        { "tab\there", 64, "\"tab\\x09here\"" },
+        { "a\\x9b", 64, "\"a\\\\x9b\"" },
+        { "r\xc3\xa9sum\xc3\xa9", 64, "r\xc3\xa9sum\xc3\xa9" },
+        /* cut between whole escapes, the quote closed */
+        { "ab\x9b\x9b", 9, "\"ab\\x9b\"" },
+        { "ab\x9b\x9b", 8, "\"ab\"" },
     };
     char                     out[64];
     size_t                   i;
@@ -150,6 +163,61 @@ test_download_lines(void **state)
 }
 
 
+/* stdout of one cli_out_line / cli_out_error call, through a file */
+static void
+capture(int err, const char *arg, char *out, size_t outsz)
+{
+    char   path[] = "/tmp/tsr-cli-out-XXXXXX";
+    FILE  *f;
+    int    fd, saved;
+    size_t n;
+
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stdout);
+    saved = dup(STDOUT_FILENO);
+    assert_true(dup2(fd, STDOUT_FILENO) >= 0);
+    if (err) {
+        assert_int_equal(cli_out_error("tracker says: %s", arg), -1);
+    } else {
+        cli_out_line("%s size=1 sources=0", arg);
+    }
+    fflush(stdout);
+    assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+    close(saved);
+    f = fdopen(fd, "r");
+    assert_non_null(f);
+    rewind(f);
+    n = fread(out, 1, outsz - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    unlink(path);
+}
+
+
+/* every line escapes its arguments whole: a tracker's error message or
+ * a name never brings a raw control, C1, bidi control or bad UTF-8 */
+static void
+test_lines_escaped(void **state)
+{
+    static char  big[5000];
+    char         out[TS_ESC_MAX_B(sizeof(big)) + 64];
+
+    (void) state;
+    capture(1, "no\x1b[2J\xc2\x9b\x9b\xe2\x80\xae\xe2\x81\xa6 \xc3\xa9",
+            out, sizeof(out));
+    assert_string_equal(out, "error: tracker says: no\\x1b[2J\\u{009b}"
+                        "\\x9b\\u{202e}\\u{2066} \xc3\xa9\n");
+    capture(0, "line\nfake", out, sizeof(out));
+    assert_string_equal(out, "line\\x0afake size=1 sources=0\n");
+    /* longer than the stack buffer: still whole, still escaped */
+    memset(big, '\x9b', sizeof(big) - 1);
+    capture(0, big, out, sizeof(out));
+    assert_int_equal(strlen(out), 4 * (sizeof(big) - 1) + 18);
+    assert_null(memchr(out, 0x9b, strlen(out)));
+}
+
+
 int
 main(void)
 {
@@ -157,6 +225,7 @@ main(void)
         cmocka_unit_test(test_rate_eta),
         cmocka_unit_test(test_quote),
         cmocka_unit_test(test_download_lines),
+        cmocka_unit_test(test_lines_escaped),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
