@@ -30,9 +30,11 @@ import hashlib
 import os
 import re
 import subprocess
+import time
 
-from nodes import Node, create_users, group_of, make_file, sha1_file
-from proto import pstr, upload_frame
+from nodes import (Node, chunk_hashes, create_users, group_of, make_file,
+                   sha1_file)
+from proto import ERR_EXISTS, pstr, upload_frame
 from tessera import (ERR_BADREQ, OK, Client, Raw, free_port, node_cert,
                      write_info)
 
@@ -260,11 +262,13 @@ def test_stored_hostile_names_listed_escaped(tracker, tmp_path):
 
     # a member's one-shot script: lists, errors, stop_share -- raw bytes
     c_name = HOSTILE[2][0]
+    t_list = time.monotonic()
     rc, out, err = run_raw(tracker.info, [
         b"login m pw", b"list_files " + G.encode(), b"list_groups",
         b'stop_share %s "%s"' % (G.encode(), c_name),
         b'download_file %s "%s" /nonexistent/x' % (G.encode(), c_name)],
         tmp_path)
+    t_list = time.monotonic() - t_list
     assert_clean(out, "stdout")
     assert_clean(err, "stderr")
     lines = out.decode().splitlines()
@@ -279,6 +283,23 @@ def test_stored_hostile_names_listed_escaped(tracker, tmp_path):
                     "error: not sharing 'c\\u{202e}txt.exe' in 'g'",
                     "error: no such directory '/nonexistent'"], lines
     assert rc == 1
+
+    # another node may still become a source of a stored name (same
+    # content); other content under it is refused as before
+    b_name = HOSTILE[1][0]
+    b_path = os.path.join(d.encode(), b_name)
+    with open(b_path, "rb") as f:
+        b_sha = hashlib.sha1(f.read()).digest()
+    r, tok = login_raw(tracker, tmp_path, "m")
+    try:
+        st, msg, _ = r.request("UPLOAD_FILE", upload_frame(
+            tok, G, b_name, 1001, b_sha, chunk_hashes(b_path)))
+        assert st == OK, (st, msg)
+        st, msg, _ = r.request("UPLOAD_FILE", upload_frame(
+            tok, G, b_name, 1001, b"\1" * 20, [b"\1" * 20]))
+        assert st == ERR_EXISTS, (st, msg)
+    finally:
+        r.close()
 
     # the member's node downloads one: every line escaped, the bytes
     # right, the file on disk under its stored name
@@ -295,10 +316,21 @@ def test_stored_hostile_names_listed_escaped(tracker, tmp_path):
     with open(os.path.join(dl.encode(), c_name), "rb") as f:
         assert hashlib.sha1(f.read()).hexdigest() == sums[c_name]
     # and a plain file as before
+    t0 = time.monotonic()
     final = member.download(G, "plain.bin", os.path.join(dl, "plain.bin"))
     assert member.wait_download(G, "plain.bin", 60).startswith("[C]")
     assert sha1_file(final) == plain_sum
+    print("honest member: list_files script %.2fs, plain download %.2fs"
+          % (t_list, time.monotonic() - t0))
+    # the owner stops sharing it: its line and the tracker's log record
+    # of it name the file escaped
+    owner.expect('stop_share %s "%s"' % (G, c_name.decode()),
+                 "stopped sharing %s in %s" % (shown, G))
     clean_str(member.lines + owner.lines, "node stdout")
+    logs = {}
     for log in (tracker.logpath, member.errpath, owner.errpath):
         with open(log, "rb") as f:
-            assert_clean(f.read(), log)
+            logs[log] = f.read()
+        assert_clean(logs[log], log)
+    assert b"'o' stopped sharing 'c\\u{202e}txt.exe' in 'g'" in \
+        logs[tracker.logpath], logs[tracker.logpath][-3000:]
