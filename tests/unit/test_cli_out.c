@@ -90,9 +90,12 @@ test_quote(void **state)
 }
 
 
-/* The line cli_out_download prints for v. */
+/* What one output call prints on stdout (through a temp file): the
+ * show_downloads line of v when arg is NULL, else cli_out_error (err) or
+ * cli_out_line with arg. */
 static void
-show(const cli_dlview_t *v, char *out, size_t outsz)
+capture(const cli_dlview_t *v, int err, const char *arg, char *out,
+        size_t outsz)
 {
     char   path[] = "/tmp/tsr-cli-out-XXXXXX";
     FILE  *f;
@@ -104,7 +107,13 @@ show(const cli_dlview_t *v, char *out, size_t outsz)
     fflush(stdout);
     saved = dup(STDOUT_FILENO);
     assert_true(dup2(fd, STDOUT_FILENO) >= 0);
-    cli_out_download(v);
+    if (arg == NULL) {
+        cli_out_download(v);
+    } else if (err) {
+        assert_int_equal(cli_out_error("tracker says: %s", arg), -1);
+    } else {
+        cli_out_line("%s size=1 sources=0", arg);
+    }
     fflush(stdout);
     assert_true(dup2(saved, STDOUT_FILENO) >= 0);
     close(saved);
@@ -157,41 +166,9 @@ test_download_lines(void **state)
         v.pct = cases[i].pct;
         v.bps = cases[i].bps;
         v.eta_s = cases[i].eta_s;
-        show(&v, line, sizeof(line));
+        capture(&v, 0, NULL, line, sizeof(line));
         assert_string_equal(line, cases[i].want);
     }
-}
-
-
-/* stdout of one cli_out_line / cli_out_error call, through a file */
-static void
-capture(int err, const char *arg, char *out, size_t outsz)
-{
-    char   path[] = "/tmp/tsr-cli-out-XXXXXX";
-    FILE  *f;
-    int    fd, saved;
-    size_t n;
-
-    fd = mkstemp(path);
-    assert_true(fd >= 0);
-    fflush(stdout);
-    saved = dup(STDOUT_FILENO);
-    assert_true(dup2(fd, STDOUT_FILENO) >= 0);
-    if (err) {
-        assert_int_equal(cli_out_error("tracker says: %s", arg), -1);
-    } else {
-        cli_out_line("%s size=1 sources=0", arg);
-    }
-    fflush(stdout);
-    assert_true(dup2(saved, STDOUT_FILENO) >= 0);
-    close(saved);
-    f = fdopen(fd, "r");
-    assert_non_null(f);
-    rewind(f);
-    n = fread(out, 1, outsz - 1, f);
-    out[n] = '\0';
-    fclose(f);
-    unlink(path);
 }
 
 
@@ -204,15 +181,15 @@ test_lines_escaped(void **state)
     char         out[TS_ESC_MAX_B(sizeof(big)) + 64];
 
     (void) state;
-    capture(1, "no\x1b[2J\xc2\x9b\x9b\xe2\x80\xae\xe2\x81\xa6 \xc3\xa9",
+    capture(NULL, 1, "no\x1b[2J\xc2\x9b\x9b\xe2\x80\xae\xe2\x81\xa6 \xc3\xa9",
             out, sizeof(out));
     assert_string_equal(out, "error: tracker says: no\\x1b[2J\\u{009b}"
                         "\\x9b\\u{202e}\\u{2066} \xc3\xa9\n");
-    capture(0, "line\nfake", out, sizeof(out));
+    capture(NULL, 0, "line\nfake", out, sizeof(out));
     assert_string_equal(out, "line\\x0afake size=1 sources=0\n");
     /* longer than the stack buffer: still whole, still escaped */
     memset(big, '\x9b', sizeof(big) - 1);
-    capture(0, big, out, sizeof(out));
+    capture(NULL, 0, big, out, sizeof(out));
     assert_int_equal(strlen(out), 4 * (sizeof(big) - 1) + 18);
     assert_null(memchr(out, 0x9b, strlen(out)));
 }

@@ -1,8 +1,8 @@
 /*
  * test_esc.c -- unit tests of the escaper of text from others
  * (common/ts_esc.c), the file name rule built on it
- * (ts_valid_new_filename in common/ts_proto.c) and the log records that
- * use it (common/ts_log.c).
+ * (ts_valid_new_filename in common/ts_proto.c); the log records that use
+ * it are tested in test_proto.c.
  *
  * Every class of ts_esc.h is checked with its boundaries (the code points
  * just outside each range stay as they are), every ill-formed UTF-8 form
@@ -10,8 +10,7 @@
  * between whole characters), idempotence and cleanliness of the output
  * over random input.
  *
- * Locking: none (single-threaded).  Crash behaviour: none; stderr is
- * captured through a pipe and restored.
+ * Locking: none (single-threaded).  Crash behaviour: none.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,12 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <cmocka.h>
 
 #include "ts_config.h"
 #include "ts_esc.h"
-#include "ts_log.h"
 #include "ts_proto.h"
 
 
@@ -337,58 +334,6 @@ test_valid_new_filename(void **state)
 }
 
 
-/* stderr of fn(), through a pipe */
-static void
-capture_stderr(void (*fn)(void), char *out, size_t outsz)
-{
-    int      pfd[2], saved;
-    ssize_t  r;
-    size_t   got = 0;
-
-    assert_int_equal(pipe(pfd), 0);
-    saved = dup(STDERR_FILENO);
-    assert_true(saved >= 0);
-    assert_true(dup2(pfd[1], STDERR_FILENO) >= 0);
-    close(pfd[1]);
-    fn();
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    while (got < outsz - 1
-           && (r = read(pfd[0], out + got, outsz - 1 - got)) > 0)
-    {
-        got += (size_t) r;
-    }
-    out[got] = '\0';
-    close(pfd[0]);
-}
-
-
-static void
-log_names(void)
-{
-    ts_log_set_level(TS_LOG_INFO);
-    ts_info("upload of '%s' and '%s' and '%s'", "a\xc2\x9b" "2J",
-            "b\x9b" "2J", "evil\xe2\x80\xaetxt.exe \xc3\xa9");
-}
-
-
-/* a log record never carries a C1 or bidi control, or invalid UTF-8 */
-static void
-test_log_escapes(void **state)
-{
-    char  out[2048];
-
-    (void) state;
-    capture_stderr(log_names, out, sizeof(out));
-    assert_non_null(strstr(out, "upload of 'a\\u{009b}2J' and 'b\\x9b2J' "
-                           "and 'evil\\u{202e}txt.exe \xc3\xa9'\n"));
-    assert_null(strstr(out, "\xc2\x9b"));
-    assert_null(memchr(out, 0x9b, strlen(out)));
-    assert_null(strstr(out, "\xe2\x80\xae"));
-    assert_int_equal(strchr(out, '\n') - out, (long) strlen(out) - 1);
-}
-
-
 int
 main(void)
 {
@@ -400,7 +345,6 @@ main(void)
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_scan_why),
         cmocka_unit_test(test_valid_new_filename),
-        cmocka_unit_test(test_log_escapes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
