@@ -163,14 +163,6 @@ ts_esc(char *out, size_t outsz, const void *s, size_t n, unsigned flags)
 
 
 const char *
-ts_esc_str(char *out, size_t outsz, const char *s)
-{
-    (void) ts_esc(out, outsz, s, strlen(s), 0);
-    return out;
-}
-
-
-const char *
 ts_esc_class_name(ts_esc_class_t cls)
 {
     switch (cls) {

@@ -71,8 +71,6 @@ size_t ts_esc_scan(const void *s, size_t n, ts_esc_class_t *cls,
  * returns the bytes written before the NUL. */
 size_t ts_esc(char *out, size_t outsz, const void *s, size_t n,
               unsigned flags);
-/* The same for a NUL-terminated string, flags 0; returns out. */
-const char *ts_esc_str(char *out, size_t outsz, const char *s);
 
 /* "a control character", "a C1 control character", "a bidirectional
  * control", "a line separator", "invalid UTF-8" ("" for TS_ESC_PRINT). */
