@@ -19,6 +19,7 @@
 
 #include "ts_config.h"
 #include "ts_buf.h"
+#include "ts_esc.h"
 #include "ts_log.h"
 #include "ts_proto.h"
 #include "cli_cmds.h"
@@ -198,6 +199,24 @@ cli_simple_authed(cli_ctx_t *ctx, uint8_t type, int n, char **strs)
 
 /* ---- accounts ---------------------------------------------------------- */
 
+/* 0 if id may name a new user or group; else one error line, -1.  The
+ * tracker applies the same rule; refusing here spares the round trip
+ * and shows the id as typed (escaped). */
+static int
+cli_check_new_id(const char *what, const char *id)
+{
+    char  esc[TS_ESC_MAX_B(TS_ID_MAX_B + 1)];
+
+    if (ts_valid_id(id)) {
+        return 0;
+    }
+    /* an id too long to be valid is shown cut after TS_ID_MAX_B + 1 bytes */
+    (void) ts_esc(esc, sizeof(esc), id, strnlen(id, TS_ID_MAX_B + 1),
+                  TS_ESC_BSLASH);
+    return cli_out_error("invalid %s id '%s' (%s)", what, esc, TS_ID_RULE);
+}
+
+
 static int
 cli_cmd_create_user(cli_ctx_t *ctx, int argc, char **argv)
 {
@@ -205,6 +224,9 @@ cli_cmd_create_user(cli_ctx_t *ctx, int argc, char **argv)
     cli_reply_t  rep;
     int          r;
 
+    if (cli_check_new_id("user", argv[1]) != 0) {
+        return -1;
+    }
     ts_wbuf_init(&req);
     ts_put_str(&req, argv[1]);
     ts_put_str(&req, argv[2]);
@@ -213,7 +235,7 @@ cli_cmd_create_user(cli_ctx_t *ctx, int argc, char **argv)
     if (r != 0 || cli_body_end(&rep) != 0) {
         return -1;
     }
-    printf("user %s created\n", argv[1]);
+    cli_out_line("user %s created", argv[1]);
     return 0;
 }
 
@@ -279,7 +301,7 @@ cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv)
     if (cli_agent_ready()) {
         cli_agent_login(argv[1]);
     }
-    printf("logged in as %s\n", argv[1]);
+    cli_out_line("logged in as %s", argv[1]);
     return 0;
 }
 
@@ -363,10 +385,13 @@ cli_cmd_exit(cli_ctx_t *ctx, int argc, char **argv)
 static int
 cli_cmd_create_group(cli_ctx_t *ctx, int argc, char **argv)
 {
+    if (cli_check_new_id("group", argv[1]) != 0) {
+        return -1;
+    }
     if (cli_simple_authed(ctx, TS_MSG_CREATE_GROUP, 1, &argv[1]) != 0) {
         return -1;
     }
-    printf("group %s created\n", argv[1]);
+    cli_out_line("group %s created", argv[1]);
     return 0;
 }
 
@@ -377,7 +402,7 @@ cli_cmd_join_group(cli_ctx_t *ctx, int argc, char **argv)
     if (cli_simple_authed(ctx, TS_MSG_JOIN_GROUP, 1, &argv[1]) != 0) {
         return -1;
     }
-    printf("join request sent to %s\n", argv[1]);
+    cli_out_line("join request sent to %s", argv[1]);
     return 0;
 }
 
@@ -406,11 +431,11 @@ cli_cmd_leave_group(cli_ctx_t *ctx, int argc, char **argv)
     }
     cli_reply_free(&rep);
     if (owner[0] == '\0') {
-        printf("left %s\n", argv[1]);
+        cli_out_line("left %s", argv[1]);
     } else if (strcmp(owner, "-") == 0) {
-        printf("left %s; group dissolved\n", argv[1]);
+        cli_out_line("left %s; group dissolved", argv[1]);
     } else {
-        printf("left %s; %s is now the owner\n", argv[1], owner);
+        cli_out_line("left %s; %s is now the owner", argv[1], owner);
     }
     return 0;
 }
@@ -441,7 +466,7 @@ cli_cmd_list_requests(cli_ctx_t *ctx, int argc, char **argv)
     }
     cli_reply_free(&rep);
     for (i = 0; i < n; i++) {
-        puts(users[i].user);
+        cli_out_line("%s", users[i].user);
     }
     if (n == 0) {
         cli_out_empty(ctx);
@@ -457,7 +482,7 @@ cli_cmd_accept_request(cli_ctx_t *ctx, int argc, char **argv)
     if (cli_simple_authed(ctx, TS_MSG_ACCEPT_REQUEST, 2, &argv[1]) != 0) {
         return -1;
     }
-    printf("%s accepted into %s\n", argv[2], argv[1]);
+    cli_out_line("%s accepted into %s", argv[2], argv[1]);
     return 0;
 }
 
@@ -468,7 +493,8 @@ cli_cmd_reject_request(cli_ctx_t *ctx, int argc, char **argv)
     if (cli_simple_authed(ctx, TS_MSG_REJECT_REQUEST, 2, &argv[1]) != 0) {
         return -1;
     }
-    printf("request of %s to join %s rejected\n", argv[2], argv[1]);
+    cli_out_line("request of %s to join %s rejected", argv[2],
+                 argv[1]);
     return 0;
 }
 
@@ -510,8 +536,8 @@ cli_list_groups(cli_ctx_t *ctx, uint8_t type)
         qsort(rows, n, sizeof(*rows), cli_group_cmp);
     }
     for (i = 0; i < n; i++) {
-        printf("%s owner=%s members=%u\n", rows[i].group, rows[i].owner,
-               (unsigned) rows[i].members);
+        cli_out_line("%s owner=%s members=%u", rows[i].group, rows[i].owner,
+                     (unsigned) rows[i].members);
     }
     if (n == 0) {
         cli_out_empty(ctx);

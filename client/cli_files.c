@@ -27,6 +27,7 @@
 #include "ts_config.h"
 #include "ts_buf.h"
 #include "ts_crypto.h"
+#include "ts_esc.h"
 #include "ts_log.h"
 #include "ts_proto.h"
 #include "cli_cmds.h"
@@ -83,38 +84,36 @@ cli_last_component(const char *path, char *out, size_t outsz)
 }
 
 
-/* A name for an error line: control characters, DEL and backslashes as
- * \xNN / \\, so a hostile name cannot drive the terminal. */
-static void
-cli_printable(const char *s, char *out, size_t outsz)
-{
-    size_t  o = 0;
-
-    for ( ; *s != '\0' && o + 5 < outsz; s++) {
-        unsigned char c = (unsigned char) *s;
-
-        if (c < 0x20 || c == 0x7f) {
-            o += (size_t) snprintf(out + o, outsz - o, "\\x%02x", c);
-        } else if (c == '\\') {
-            out[o++] = '\\';
-            out[o++] = '\\';
-        } else {
-            out[o++] = (char) c;
-        }
-    }
-    out[o] = '\0';
-}
-
-
-/* "error: invalid file name ..." for a name ts_valid_filename refuses */
+/* "error: invalid file name ..." for a name ts_valid_filename refuses;
+ * the name is shown escaped, backslashes doubled (ts_esc.h) */
 static int
 cli_bad_name(const char *name)
 {
-    char  pn[4 * TS_NAME_MAX_B + 8];
+    char  pn[TS_ESC_MAX_B(TS_NAME_MAX_B) + 8];
 
-    cli_printable(name, pn, sizeof(pn));
+    (void) ts_esc(pn, sizeof(pn), name, strlen(name), TS_ESC_BSLASH);
     return cli_out_error("invalid file name '%s' (no '/', control characters, "
                          "'.' or '..')", pn);
+}
+
+
+/* 0 if name may be the name of a new file (ts_valid_new_filename), else
+ * one error line saying which character is refused and -1: a name with
+ * a C1 or bidirectional control would reach every member's terminal. */
+static int
+cli_check_new_name(const char *name)
+{
+    char  pn[TS_ESC_MAX_B(TS_NAME_MAX_B) + 8], why[128];
+
+    if (!ts_valid_filename(name)) {
+        return cli_bad_name(name);
+    }
+    if (ts_valid_new_filename(name, why, sizeof(why))) {
+        return 0;
+    }
+    (void) ts_esc(pn, sizeof(pn), name, strlen(name), TS_ESC_BSLASH);
+    return cli_out_error("invalid file name '%s': %s; a new file name must "
+                         "be printable UTF-8", pn, why);
 }
 
 
@@ -170,8 +169,8 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
     memset(&sr, 0, sizeof(sr));
     cli_last_component(path, sr.name, sizeof(sr.name));
     /* the name others will see and build paths from: checked first */
-    if (sr.name[0] != '\0' && !ts_valid_filename(sr.name)) {
-        return cli_bad_name(sr.name);
+    if (sr.name[0] != '\0' && cli_check_new_name(sr.name) != 0) {
+        return -1;
     }
 
     fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -190,9 +189,9 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
                                                  : "not a regular file");
     }
     (void) fcntl(fd, F_SETFL, 0);
-    if (!ts_valid_filename(sr.name)) {
+    if (cli_check_new_name(sr.name) != 0) {
         close(fd);
-        return cli_bad_name(sr.name);
+        return -1;
     }
     if ((uint64_t) sb.st_size > TS_FILE_MAX_B) {
         close(fd);
@@ -287,13 +286,9 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
                       TS_NODE_SHARES_N);
         goto out;
     }
-    {
-        char qn[2 * TS_NAME_MAX_B + 3];
-
-        snprintf(qn, sizeof(qn), "%s", sr.name);
-        printf("shared %s in %s (%llu bytes, %u chunks)\n", qn, sr.group,
-               (unsigned long long) sr.size, (unsigned) sr.nchunks);
-    }
+    cli_out_line("shared %s in %s (%llu bytes, %u chunks)", sr.name,
+                 sr.group, (unsigned long long) sr.size,
+                 (unsigned) sr.nchunks);
     r = 0;
 out:
     close(fd);
@@ -321,7 +316,7 @@ cli_cmd_list_files(cli_ctx_t *ctx, int argc, char **argv)
     cli_reply_t        rep;
     cli_reply_file_t  *rows = NULL;
     uint8_t            tok[TS_TOKEN_B];
-    char               qn[2 * TS_NAME_MAX_B + 3];
+    char               qn[CLI_OUT_QUOTE_B(TS_NAME_MAX_B)];
     uint32_t           n, i, dropped;
 
     if (cli_begin_authed(ctx, &req, tok) != 0) {
@@ -349,8 +344,9 @@ cli_cmd_list_files(cli_ctx_t *ctx, int argc, char **argv)
     }
     for (i = 0; i < n; i++) {
         cli_out_quote(rows[i].name, qn, sizeof(qn));
-        printf("%s size=%llu sources=%u\n", qn,
-               (unsigned long long) rows[i].size, (unsigned) rows[i].sources);
+        cli_out_line("%s size=%llu sources=%u", qn,
+                     (unsigned long long) rows[i].size,
+                     (unsigned) rows[i].sources);
     }
     if (n == 0) {
         cli_out_empty(ctx);
@@ -443,7 +439,6 @@ cli_cmd_download_file(cli_ctx_t *ctx, int argc, char **argv)
     cli_finfo_t    fi;
     uint8_t        tok[TS_TOKEN_B];
     char           final[PATH_MAX], err[PATH_MAX + 128];
-    char           qn[2 * TS_NAME_MAX_B + 3];
     int            r;
 
     if (!ts_valid_filename(name)) {
@@ -474,8 +469,7 @@ cli_cmd_download_file(cli_ctx_t *ctx, int argc, char **argv)
     if (r != 0) {
         return cli_out_error("%s", err);
     }
-    snprintf(qn, sizeof(qn), "%s", name);
-    printf("downloading %s from %s to %s\n", qn, group, final);
+    cli_out_line("downloading %s from %s to %s", name, group, final);
     return 0;
 }
 
@@ -509,7 +503,6 @@ cli_cmd_stop_share(cli_ctx_t *ctx, int argc, char **argv)
     ts_wbuf_t     req;
     cli_reply_t   rep;
     uint8_t       tok[TS_TOKEN_B];
-    char          qn[2 * TS_NAME_MAX_B + 3];
     int           local, r;
 
     local = ts_valid_filename(name) ? cli_agent_share_stop(group, name) : 1;
@@ -549,8 +542,7 @@ cli_cmd_stop_share(cli_ctx_t *ctx, int argc, char **argv)
         return -1;
     }
     cli_reply_free(&rep);
-    snprintf(qn, sizeof(qn), "%s", name);
-    printf("stopped sharing %s in %s\n", qn, group);
+    cli_out_line("stopped sharing %s in %s", name, group);
     return 0;
 }
 

@@ -24,6 +24,7 @@
 #include "cli_state.h"
 #include "cli_down.h"
 #include "cli_progress.h"
+#include "cli_out.h"
 #include "cli_hold.h"
 
 
@@ -184,8 +185,8 @@ cli_hold_stale(void)
         if (node_share_snapshot(shm, i, &snap) != 0) {
             continue;
         }
-        fprintf(stderr, "warning: %s changed on disk; no longer sharing "
-                "'%s' in '%s'\n", snap.path, snap.name, snap.group);
+        cli_out_eline("warning: %s changed on disk; no longer sharing "
+                      "'%s' in '%s'", snap.path, snap.name, snap.group);
         node_share_remove(shm, i);
         if (cli_agent.st != NULL) {
             (void) cli_state_share_del(cli_agent.st, cli_agent.user,
@@ -220,8 +221,8 @@ cli_hold_load_share(void *arg, cli_share_rec_t *r)
     return;
 
 stale:
-    fprintf(stderr, "warning: %s changed on disk; no longer sharing '%s' "
-            "in '%s'\n", r->path, r->name, r->group);
+    cli_out_eline("warning: %s changed on disk; no longer sharing '%s' "
+                  "in '%s'", r->path, r->name, r->group);
     cli_hold_queue_stop(r->group, r->name);
 }
 

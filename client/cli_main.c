@@ -43,6 +43,7 @@
 #include "cli_node.h"
 #include "cli_opts.h"
 #include "cli_loop.h"
+#include "cli_out.h"
 
 
 static cli_rpc_t              cli_main_rpc;
@@ -107,8 +108,8 @@ cli_main_identity(const cli_opts_t *o, char *ca, char *crt, char *key,
         exit(2);
     }
     if (ts_pki_ensure_node(o->state_dir, fp, err, sizeof(err)) != 0) {
-        fprintf(stderr, "client: cannot create the node identity in %s: "
-                "%s\n", o->state_dir, err);
+        cli_out_eline("client: cannot create the node identity in %s: %s",
+                      o->state_dir, err);
         exit(2);
     }
     snprintf(crt, pathsz, "%s/node.crt", o->state_dir);
@@ -125,7 +126,7 @@ cli_main_trackers(const cli_opts_t *o, ts_trackers_t *trk)
     char  err[512];
 
     if (ts_trackers_load(o->trackers_path, trk, err, sizeof(err)) != 0) {
-        fprintf(stderr, "client: %s\n", err);
+        cli_out_eline("client: %s", err);     /* may quote the file */
         return 2;
     }
     if (trk->n == 0) {
@@ -206,7 +207,7 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, cli_ctx_t *ctx,
     /* who we are (node.crt) and whom we trust (the cluster CA) */
     cli_main_identity(o, ca, crt, key, sizeof(ca), ctx->node_fp);
     if (cli_rpc_tls_init(crt, key, ca, err, sizeof(err)) != 0) {
-        fprintf(stderr, "client: TLS setup failed: %s\n", err);
+        cli_out_eline("client: TLS setup failed: %s", err);
         return 2;
     }
     if ((r = cli_main_node_start(o, ip, port, ca, crt, key)) != 0) {

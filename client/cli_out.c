@@ -1,15 +1,66 @@
 /*
  * cli_out.c -- the client's output helpers (see cli_out.h for the
- * output rules every command follows).
+ * output rules every command follows).  Every line goes through ts_esc()
+ * after it is formatted, so no argument can bring a control sequence,
+ * a bidirectional override or invalid UTF-8 to the user's terminal.
  *
- * Locking: none; callers print from the main thread.
+ * Locking: none; callers print from the main thread (stderr lines may
+ * come from the agent's threads: one stdio call each).
  * Crash behaviour: nothing persistent.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli_out.h"
+
+/* A formatted line up to this many bytes needs no allocation. */
+#define CLI_OUT_LINE_B  1024
+
+
+/* Formats fmt, escapes the result whole and writes it to f after prefix
+ * and before '\n' in one stdio call (lines of two threads do not mix).
+ * A line longer than the stack buffers is formatted on the heap. */
+static void __attribute__((format(printf, 3, 0)))
+cli_out_vline(FILE *f, const char *prefix, const char *fmt, va_list ap)
+{
+    char     line[CLI_OUT_LINE_B], esc[TS_ESC_MAX_B(CLI_OUT_LINE_B)];
+    char    *lp = line, *ep = esc;
+    size_t   n, esz;
+    va_list  again;
+    int      r;
+
+    va_copy(again, ap);
+    r = vsnprintf(line, sizeof(line), fmt, ap);
+    n = r < 0 ? 0 : (size_t) r;
+    if (n >= sizeof(line)) {
+        lp = malloc(n + 1);
+        if (lp == NULL || vsnprintf(lp, n + 1, fmt, again) < 0) {
+            free(lp);
+            lp = line;
+            n = sizeof(line) - 1;     /* the truncated line is shown */
+        }
+    }
+    va_end(again);
+    esz = TS_ESC_MAX_B(n);
+    if (esz > sizeof(esc)) {
+        ep = malloc(esz);
+        if (ep == NULL) {
+            ep = esc;
+            esz = sizeof(esc);
+        }
+    }
+    (void) ts_esc(ep, esz, lp, n, 0);
+    fprintf(f, "%s%s\n", prefix, ep);
+    if (ep != esc) {
+        free(ep);
+    }
+    if (lp != line) {
+        free(lp);
+    }
+}
 
 
 int
@@ -17,12 +68,32 @@ cli_out_error(const char *fmt, ...)
 {
     va_list  ap;
 
-    fputs("error: ", stdout);
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    cli_out_vline(stdout, "error: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stdout);
     return -1;
+}
+
+
+void
+cli_out_line(const char *fmt, ...)
+{
+    va_list  ap;
+
+    va_start(ap, fmt);
+    cli_out_vline(stdout, "", fmt, ap);
+    va_end(ap);
+}
+
+
+void
+cli_out_eline(const char *fmt, ...)
+{
+    va_list  ap;
+
+    va_start(ap, fmt);
+    cli_out_vline(stderr, "", fmt, ap);
+    va_end(ap);
 }
 
 
@@ -38,27 +109,39 @@ cli_out_empty(cli_ctx_t *ctx)
 void
 cli_out_quote(const char *name, char *out, size_t outsz)
 {
-    size_t       o = 0;
-    const char  *p;
+    size_t    n = strlen(name), i = 0, o = 0, len, w;
+    uint32_t  cp;
+    char      one[16];
 
     if (outsz == 0) {
         return;
     }
-    if (name[0] != '\0' && strpbrk(name, " \t\"'\\") == NULL) {
-        snprintf(out, outsz, "%s", name);
+    if (name[0] != '\0' && strpbrk(name, " \"'\\") == NULL
+        && ts_esc_scan(name, n, NULL, NULL) == n)
+    {
+        (void) ts_esc(out, outsz, name, n, 0);
         return;
     }
-    /* worst case 2 bytes per char + quotes + NUL */
     if (outsz < 3) {
         out[0] = '\0';
         return;
     }
     out[o++] = '"';
-    for (p = name; *p != '\0' && o + 3 < outsz; p++) {
-        if (*p == '"' || *p == '\\') {
-            out[o++] = '\\';
+    while (i < n) {
+        (void) ts_esc_next(name + i, n - i, &cp, &len);
+        if (name[i] == '"') {
+            memcpy(one, "\\\"", 3);
+            w = 2;
+        } else {
+            w = ts_esc(one, sizeof(one), name + i, len, TS_ESC_BSLASH);
         }
-        out[o++] = *p;
+        /* room for this character, the closing quote and the NUL */
+        if (o + w + 2 > outsz) {
+            break;
+        }
+        memcpy(out + o, one, w);
+        o += w;
+        i += len;
     }
     out[o++] = '"';
     out[o] = '\0';
@@ -108,31 +191,31 @@ cli_out_download(const cli_dlview_t *v)
 {
     char  rate[32], eta[32];
 
-    /* names as they are: only list_files quotes them */
+    /* names as they are (escaped): only list_files quotes them */
     switch (v->state) {
     case CLI_DLV_DONE:
-        printf("[C] [%s] %s -> %s\n", v->group, v->name, v->dest);
+        cli_out_line("[C] [%s] %s -> %s", v->group, v->name, v->dest);
         break;
     case CLI_DLV_FAILED:
-        printf("[F] [%s] %s: %s\n", v->group, v->name, v->error);
+        cli_out_line("[F] [%s] %s: %s", v->group, v->name, v->error);
         break;
     case CLI_DLV_PAUSED:
-        printf("[D] [%s] %s %d%% paused\n", v->group, v->name, v->pct);
+        cli_out_line("[D] [%s] %s %d%% paused", v->group, v->name, v->pct);
         break;
     case CLI_DLV_DENIED:
-        printf("[D] [%s] %s %d%% not permitted: peers refuse the "
-               "download ticket; waiting for a new one\n", v->group,
-               v->name, v->pct);
+        cli_out_line("[D] [%s] %s %d%% not permitted: peers refuse the "
+                     "download ticket; waiting for a new one", v->group,
+                     v->name, v->pct);
         break;
     case CLI_DLV_WAITING:
-        printf("[D] [%s] %s %d%% waiting for sources\n", v->group,
-               v->name, v->pct);
+        cli_out_line("[D] [%s] %s %d%% waiting for sources", v->group,
+                     v->name, v->pct);
         break;
     default:
         cli_out_rate(v->bps, rate, sizeof(rate));
         cli_out_eta(v->eta_s, eta, sizeof(eta));
-        printf("[D] [%s] %s %d%% %s/s ETA %s\n", v->group, v->name, v->pct,
-               rate, eta);
+        cli_out_line("[D] [%s] %s %d%% %s/s ETA %s", v->group, v->name,
+                     v->pct, rate, eta);
         break;
     }
 }

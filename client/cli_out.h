@@ -14,16 +14,32 @@
 
 #include <stddef.h>
 
+#include "ts_esc.h"
 #include "cli_ctx.h"
 #include "cli_dlview.h"
 
+/* Every line below is formatted first and then escaped whole (ts_esc.h):
+ * whatever a tracker, a peer, node.tdb or the disk put into an argument
+ * (a file name, an error message, a path), nothing but printable text
+ * reaches the terminal -- no C0/C1 control, no bidirectional control, no
+ * invalid UTF-8.  The format itself must not hold '\n'. */
+
 /* Prints "error: <fmt...>" and returns -1. */
 int  cli_out_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints one line on stdout. */
+void cli_out_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints one line on stderr ("warning: ...", "client: ..."). */
+void cli_out_eline(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 /* Prints "(none)" when interactive; for empty lists. */
 void cli_out_empty(cli_ctx_t *ctx);
 
-/* A file name for output: as is, or in "..." with \" and \\ escapes when
- * it holds blanks, quotes or backslashes. */
+/* A file name for output: as is, or in "..." when it holds blanks,
+ * quotes, backslashes or anything ts_esc.h rewrites; inside the quotes
+ * '"' and '\' are written \" and \\, the rest as ts_esc() writes it
+ * (\xNN, \u{NNNN}), so the quoted form names the stored bytes without
+ * ambiguity.  CLI_OUT_QUOTE_B(n) bytes hold a name of n bytes whole. */
+#define CLI_OUT_QUOTE_B(n)  (TS_ESC_MAX_B(n) + 2)
 void cli_out_quote(const char *name, char *out, size_t outsz);
 
 /* A transfer rate in bytes per second: "512B", "1.5MiB" (no "/s"). */
@@ -33,7 +49,8 @@ void cli_out_rate(double bps, char *out, size_t outsz);
 void cli_out_eta(double secs, char *out, size_t outsz);
 
 /* One show_downloads line: "[C] [group] name -> dest", "[F] ...: why",
- * "[D] [group] name pct% <state or rate/s ETA eta>". */
+ * "[D] [group] name pct% <state or rate/s ETA eta>" (escaped as every
+ * line is, not quoted). */
 void cli_out_download(const cli_dlview_t *v);
 
 #endif

@@ -5,10 +5,11 @@
  * stderr; each record is formatted into a stack buffer and emitted with a
  * single write(2) so lines never interleave.  Records longer than
  * TS_LOG_LINE_B are truncated and still end in '\n'.  A message may carry
- * text from the network (a peer's refusal, an address the tracker gave):
- * control characters in it are written as \xNN, so a record is always
- * one line and can never move a terminal's cursor or fake another
- * record.
+ * text from the network (a peer's refusal, an address the tracker gave,
+ * a file name): control characters, C1 controls, bidirectional controls
+ * and invalid UTF-8 in it are escaped (ts_esc.h), so a record is always
+ * one line and can never move a terminal's cursor, reorder what the
+ * reader sees or fake another record.
  *
  * Locking: none.  Role, pid and level are process-local globals written
  * only at start-up or right after fork (ts_log_set_role); the level is
@@ -28,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ts_esc.h"
 #include "ts_log.h"
 
 /* lets -Wformat=2 accept the va_list format below */
@@ -123,9 +125,8 @@ ts_vlog(ts_log_level_t level, const char *fmt, va_list ap)
     char            line[TS_LOG_LINE_B], msg[TS_LOG_LINE_B];
     struct timespec ts;
     struct tm       tm;
-    size_t          off, i, mlen;
+    size_t          off, mlen;
     int             n, saved = errno;
-    unsigned char   c;
     pid_t           pid;
 
     if ((int) level < TS_LOG_ERROR || level > TS_LOG_DEBUG) {
@@ -157,22 +158,9 @@ ts_vlog(ts_log_level_t level, const char *fmt, va_list ap)
     while (mlen > 0 && msg[mlen - 1] == '\n') {
         mlen--;
     }
-    /* copy, escaping control characters; room is kept for '\n' */
-    for (i = 0; i < mlen; i++) {
-        c = (unsigned char) msg[i];
-        if (c >= 0x20 && c != 0x7f) {
-            if (off + 1 > sizeof(line) - 2) {
-                break;
-            }
-            line[off++] = (char) c;
-        } else {
-            if (off + 4 > sizeof(line) - 2) {
-                break;
-            }
-            snprintf(line + off, 5, "\\x%02x", c);
-            off += 4;
-        }
-    }
+    /* copy, escaping what could drive a terminal (ts_esc.h); room is
+     * kept for '\n' */
+    off += ts_esc(line + off, sizeof(line) - 1 - off, msg, mlen, 0);
     line[off++] = '\n';
     write_all(STDERR_FILENO, line, off);
     errno = saved;

@@ -1,6 +1,7 @@
 /*
  * ts_proto.c -- frame header codec, reply head, names and the validation
- * of identifiers and file names that arrive from the network.
+ * of identifiers and file names that arrive from the network (and the
+ * stricter rule for the file names a user creates).
  *
  * Purpose: the single place that knows the 16-byte frame header layout
  * (see ts_proto.h).  A decoded header is only trusted after its magic,
@@ -10,11 +11,13 @@
  * Locking: none; pure functions over caller buffers.
  * Crash behaviour: no state, nothing to recover.
  */
-#include <string.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "ts_config.h"
 #include "ts_buf.h"
+#include "ts_esc.h"
 #include "ts_proto.h"
 
 static void
@@ -232,6 +235,30 @@ ts_valid_filename(const char *s)
         if (c == '/' || c < 0x20 || c == 0x7f) {
             return 0;
         }
+    }
+    return 1;
+}
+
+
+int
+ts_valid_new_filename(const char *s, char *why, size_t whysz)
+{
+    char  tmp[96];
+
+    if (!ts_valid_filename(s)) {
+        if (why != NULL && whysz > 0) {
+            snprintf(why, whysz, "no '/', control characters, '.' or '..'");
+        }
+        return 0;
+    }
+    if (ts_esc_why(s, tmp, sizeof(tmp)) != 0) {
+        if (why != NULL && whysz > 0) {
+            snprintf(why, whysz, "%s", tmp);
+        }
+        return 0;
+    }
+    if (why != NULL && whysz > 0) {
+        why[0] = '\0';
     }
     return 1;
 }

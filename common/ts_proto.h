@@ -159,8 +159,19 @@ const char *ts_status_name(ts_status_t st);
 /* ---- validation of names that arrive from anywhere ------------------- */
 /* user/group ids: 1..64 chars of [A-Za-z0-9._-] */
 int ts_valid_id(const char *s);
+/* the rule of ts_valid_id, for error messages */
+#define TS_ID_RULE  "use 1..64 characters of A-Z a-z 0-9 . _ -"
 /* file names: 1..255 bytes, no '/', no control chars (< 0x20, 0x7f),
  * not "." or "..", valid as a single path component. */
 int ts_valid_filename(const char *s);
+/* a file name a user may create (UPLOAD_FILE, on the client before it
+ * sends and on the tracker): ts_valid_filename and nothing ts_esc.h
+ * would rewrite, i.e. well-formed UTF-8 with no C1 control, no
+ * bidirectional control and no line separator.  Names stored before
+ * this rule (or merged from a tracker without it) stay readable under
+ * ts_valid_filename and are escaped wherever they are shown.  On 0,
+ * why (if not NULL) gets the reason, e.g. "U+202E (a bidirectional
+ * control) at byte 3". */
+int ts_valid_new_filename(const char *s, char *why, size_t whysz);
 
 #endif

@@ -33,6 +33,8 @@
 
 
 #define BAD_NAME     "invalid file name"
+#define BAD_NEW_NAME "invalid file name: %s; a new file name must be " \
+                     "printable UTF-8"
 #define NO_NODE      "this session has no node address; log in from a node"
 
 
@@ -157,6 +159,7 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
     trk_strlist_t   l;
     ts_wbuf_t   b;
     ts_status_t st;
+    char        why[128];
     int         rc, added;
 
     if (size > TS_FILE_MAX_B) {
@@ -222,7 +225,11 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
                                               TRK_DB_FAIL);
     }
 
-    /* a new file */
+    /* a new file: its name must also be one every member's terminal
+     * shows as it is (names stored before this rule only get escaped) */
+    if (!ts_valid_new_filename(name, why, sizeof(why))) {
+        return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ, BAD_NEW_NAME, why);
+    }
     lkey = trk_key(kb, TRK_KEY_LIST, group, NULL);
     rc = trk_strlist_get(c->st, lkey, TRK_REC_LIST, TS_TRK_GROUP_FILES_MAX_N,
                          &l);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ts_config.h"
+#include "ts_esc.h"
 #include "ts_tls.h"
 #include "ts_trackers.h"
 #include "trk_rpc.h"
@@ -90,8 +91,17 @@ trk_status_cmd(const char *info_path, int id, const char *ca_path,
     text = malloc(TS_STR_MAX_B + 1);
     if (rc == 0 && text != NULL && ts_get_str(&r, text, TS_STR_MAX_B + 1) == 0)
     {
-        fputs(text, stdout);
-        rc = 0;
+        /* another process's text: one "key: value" a line, escaped */
+        size_t  n = strlen(text);
+        char   *esc = malloc(TS_ESC_MAX_B(n));
+
+        rc = 1;
+        if (esc != NULL) {
+            (void) ts_esc(esc, TS_ESC_MAX_B(n), text, n, TS_ESC_KEEP_NL);
+            fputs(esc, stdout);
+            free(esc);
+            rc = 0;
+        }
     } else {
         fprintf(stderr, "tracker: no STATUS answer from tracker %d%s\n", id,
                 rc == -2 ? " (refused; see the log line above)" : "");

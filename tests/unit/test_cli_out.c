@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "ts_esc.h"
 #include "cli_out.h"
 
 
@@ -65,6 +66,18 @@ test_quote(void **state)
         { "a'b", 64, "\"a'b\"" },
         { "x", 2, "x" },
         { "a b", 2, "" },
+        /* text a terminal would act on: quoted, escaped, backslashes
+         * doubled so "\\x9b" (typed) and "\x9b" (a byte) differ */
+        { "a\x9b" "31m", 64, "\"a\\x9b31m\"" },
+        { "a\xc2\x9b" "31m", 64, "\"a\\u{009b}31m\"" },
+        { "evil\xe2\x80\xaetxt.exe", 64, "\"evil\\u{202e}txt.exe\"" },
+        { "x\x1b[2J", 64, "\"x\\x1b[2J\"" },
+        { "tab\there", 64, "\"tab\\x09here\"" },
+        { "a\\x9b", 64, "\"a\\\\x9b\"" },
+        { "r\xc3\xa9sum\xc3\xa9", 64, "r\xc3\xa9sum\xc3\xa9" },
+        /* cut between whole escapes, the quote closed */
+        { "ab\x9b\x9b", 9, "\"ab\\x9b\"" },
+        { "ab\x9b\x9b", 8, "\"ab\"" },
     };
     char                     out[64];
     size_t                   i;
@@ -77,9 +90,12 @@ test_quote(void **state)
 }
 
 
-/* The line cli_out_download prints for v. */
+/* What one output call prints on stdout (through a temp file): the
+ * show_downloads line of v when arg is NULL, else cli_out_error (err) or
+ * cli_out_line with arg. */
 static void
-show(const cli_dlview_t *v, char *out, size_t outsz)
+capture(const cli_dlview_t *v, int err, const char *arg, char *out,
+        size_t outsz)
 {
     char   path[] = "/tmp/tsr-cli-out-XXXXXX";
     FILE  *f;
@@ -91,7 +107,13 @@ show(const cli_dlview_t *v, char *out, size_t outsz)
     fflush(stdout);
     saved = dup(STDOUT_FILENO);
     assert_true(dup2(fd, STDOUT_FILENO) >= 0);
-    cli_out_download(v);
+    if (arg == NULL) {
+        cli_out_download(v);
+    } else if (err) {
+        assert_int_equal(cli_out_error("tracker says: %s", arg), -1);
+    } else {
+        cli_out_line("%s size=1 sources=0", arg);
+    }
     fflush(stdout);
     assert_true(dup2(saved, STDOUT_FILENO) >= 0);
     close(saved);
@@ -144,9 +166,32 @@ test_download_lines(void **state)
         v.pct = cases[i].pct;
         v.bps = cases[i].bps;
         v.eta_s = cases[i].eta_s;
-        show(&v, line, sizeof(line));
+        capture(&v, 0, NULL, line, sizeof(line));
         assert_string_equal(line, cases[i].want);
     }
+}
+
+
+/* every line escapes its arguments whole: a tracker's error message or
+ * a name never brings a raw control, C1, bidi control or bad UTF-8 */
+static void
+test_lines_escaped(void **state)
+{
+    static char  big[5000];
+    char         out[TS_ESC_MAX_B(sizeof(big)) + 64];
+
+    (void) state;
+    capture(NULL, 1, "no\x1b[2J\xc2\x9b\x9b\xe2\x80\xae\xe2\x81\xa6 \xc3\xa9",
+            out, sizeof(out));
+    assert_string_equal(out, "error: tracker says: no\\x1b[2J\\u{009b}"
+                        "\\x9b\\u{202e}\\u{2066} \xc3\xa9\n");
+    capture(NULL, 0, "line\nfake", out, sizeof(out));
+    assert_string_equal(out, "line\\x0afake size=1 sources=0\n");
+    /* longer than the stack buffer: still whole, still escaped */
+    memset(big, '\x9b', sizeof(big) - 1);
+    capture(NULL, 0, big, out, sizeof(out));
+    assert_int_equal(strlen(out), 4 * (sizeof(big) - 1) + 18);
+    assert_null(memchr(out, 0x9b, strlen(out)));
 }
 
 
@@ -157,6 +202,7 @@ main(void)
         cmocka_unit_test(test_rate_eta),
         cmocka_unit_test(test_quote),
         cmocka_unit_test(test_download_lines),
+        cmocka_unit_test(test_lines_escaped),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -660,6 +660,15 @@ log_hostile(void)
 }
 
 static void
+log_names(void)
+{
+    /* names a hostile member chose: C1 in UTF-8, a raw 0x9B, a
+     * bidirectional override; valid UTF-8 stays */
+    ts_warn("upload of '%s' and '%s' and '%s'", "a\xc2\x9b" "2J",
+            "b\x9b" "2J", "evil\xe2\x80\xaetxt.exe \xc3\xa9");
+}
+
+static void
 log_env_error_level(void)
 {
     ts_warn("warn must be hidden");
@@ -737,6 +746,14 @@ test_log_format(void **state)
                            " tracker[1] error: fake\\x1b[2J\\x7f\\x09end\n"));
     assert_int_equal(strchr(out, '\n') - out, (long) strlen(out) - 1);
     assert_null(strchr(out, '\x1b'));
+
+    /* nor a C1 control, a bidirectional control or invalid UTF-8 */
+    capture_stderr(log_names, out, sizeof(out));
+    assert_non_null(strstr(out, "upload of 'a\\u{009b}2J' and 'b\\x9b2J' "
+                           "and 'evil\\u{202e}txt.exe \xc3\xa9'\n"));
+    assert_null(strstr(out, "\xc2\x9b"));
+    assert_null(memchr(out, 0x9b, strlen(out)));
+    assert_null(strstr(out, "\xe2\x80\xae"));
     ts_log_set_level(TS_LOG_INFO);
 }
 
