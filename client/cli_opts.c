@@ -28,7 +28,8 @@ cli_opts_usage(FILE *f)
     fprintf(f,
         "usage: client [options] <IP>:<PORT> tracker_info.txt\n"
         "  -s, --state-dir DIR   node state (default ./tsr-node-<ip>-<port>)\n"
-        "  -t, --tracker N       talk to tracker N (1-based) first\n"
+        "  -t, --tracker N       talk to the Nth tracker of "
+        "tracker_info.txt first\n"
         "  -l, --log-level L     error|warn|info|debug\n"
         "      --uploaders N     uploader workers (default %d)\n"
         "      --downloaders N   downloader workers (default %d)\n"

@@ -15,8 +15,11 @@
  * it is checked for a pending EOF (nothing else may arrive on an idle
  * link), and one that fails anyway is reopened once.
  * Connections are TLS (cli_rpc.h): a tracker whose handshake fails (not
- * signed by our CA, another tracker's id) fails the attempt like an
- * unreachable one, with the reason logged once per tracker.
+ * signed by our CA, a certificate without the tracker role) fails the
+ * attempt like an unreachable one, with the reason logged once per
+ * address until it answers again.  Which tracker answered is learnt from
+ * its certificate (rpc->known_id, per address, for the log lines), so a
+ * list in any order, or a subset of the cluster, works.
  *
  * Locking: rpc->mu serialises calls on one instance.
  * Crash behaviour: nothing persistent; see cli_rpc.h.
@@ -104,6 +107,32 @@ cli_rpc_close_locked(cli_rpc_t *rpc)
         ts_conn_free(rpc->conn);
         rpc->conn = NULL;
     }
+}
+
+
+/* "tracker K (ip:port)" when the link proved tracker K, else
+ * "tracker ip:port", for log lines */
+static void
+cli_rpc_name(const ts_tracker_addr_t *a, int id, char *out, size_t outsz)
+{
+    if (id > 0) {
+        snprintf(out, outsz, "tracker %d (%s:%u)", id, a->ip,
+                 (unsigned) a->port);
+    } else {
+        snprintf(out, outsz, "tracker %s:%u", a->ip, (unsigned) a->port);
+    }
+}
+
+
+int
+cli_rpc_current_id(cli_rpc_t *rpc)
+{
+    int  id;
+
+    pthread_mutex_lock(&rpc->mu);
+    id = rpc->conn != NULL ? rpc->known_id[rpc->cur] : 0;
+    pthread_mutex_unlock(&rpc->mu);
+    return id;
 }
 
 
@@ -219,8 +248,9 @@ cli_rpc_open(cli_rpc_t *rpc, int64_t deadline, char *why, size_t whysz)
     if (cli_rpc_tls == NULL) {
         rpc->conn = ts_conn_new(fd);
     } else {
-        /* the tracker's id is its position in tracker_info.txt */
-        rpc->conn = ts_conn_new_tls(fd, cli_rpc_tls, rpc->cur + 1, NULL);
+        /* any tracker of our cluster CA: its certificate says which one
+         * (a line of tracker_info.txt is only an address) */
+        rpc->conn = ts_conn_new_tls(fd, cli_rpc_tls, 0, NULL);
     }
     if (rpc->conn == NULL) {
         /* ts_conn_new* closed fd already */
@@ -237,8 +267,8 @@ cli_rpc_open(cli_rpc_t *rpc, int64_t deadline, char *why, size_t whysz)
     if (ts_conn_handshake(rpc->conn, hs_ms) != 0) {
         err = errno;
         if (err == EPERM) {
-            snprintf(why, whysz, "TLS: not tracker %d of our cluster CA%s%s",
-                     rpc->cur + 1, ts_tls_last_error()[0] ? ": " : "",
+            snprintf(why, whysz, "TLS: not a tracker of our cluster%s%s",
+                     ts_tls_last_error()[0] ? ": " : "",
                      ts_tls_last_error());
         } else if (err == ETIMEDOUT) {
             snprintf(why, whysz, "TLS handshake timed out");
@@ -247,18 +277,22 @@ cli_rpc_open(cli_rpc_t *rpc, int64_t deadline, char *why, size_t whysz)
                      ts_tls_last_error()[0] ? ts_tls_last_error()
                                             : strerror(err));
         }
-        if (rpc->cur < TS_TRACKERS_MAX_N
-            && atomic_exchange(&cli_rpc_hs_logged[rpc->cur], 1) == 0)
-        {
-            ts_warn("tracker %s:%u (id %d): %s", t->ip, (unsigned) t->port,
-                    rpc->cur + 1, why);
+        rpc->known_id[rpc->cur] = 0;
+        if (atomic_exchange(&cli_rpc_hs_logged[rpc->cur], 1) == 0) {
+            ts_warn("tracker %s:%u (line %d of the tracker list): %s",
+                    t->ip, (unsigned) t->port, t->line, why);
         }
         cli_rpc_close_locked(rpc);
         errno = err;
         return -1;
     }
-    if (rpc->cur < TS_TRACKERS_MAX_N) {
-        atomic_store(&cli_rpc_hs_logged[rpc->cur], 0);
+    rpc->known_id[rpc->cur] = ts_conn_peer_tracker(rpc->conn);
+    if (atomic_exchange(&cli_rpc_hs_logged[rpc->cur], 0) != 0) {
+        ts_info("tracker %s:%u answers again (tracker %d)", t->ip,
+                (unsigned) t->port, rpc->known_id[rpc->cur]);
+    } else {
+        ts_debug("connected to tracker %d at %s:%u",
+                 rpc->known_id[rpc->cur], t->ip, (unsigned) t->port);
     }
     return 0;
 }
@@ -348,7 +382,7 @@ cli_rpc_call_ex(cli_rpc_t *rpc, uint8_t type, const void *payload,
     uint64_t                  reqid;
     int                       attempt, pause_ms, have_busy, err, from;
     const ts_tracker_addr_t  *a, *b;
-    char                      why[128];
+    char                      why[320], an[96];
 
     memset(rep, 0, sizeof(*rep));
     rep->status = TS_ERR_INTERNAL;
@@ -385,7 +419,7 @@ cli_rpc_call_ex(cli_rpc_t *rpc, uint8_t type, const void *payload,
         }
 
         cli_reply_t  cur;
-        char         tlswhy[128];
+        char         tlswhy[320];
 
         memset(&cur, 0, sizeof(cur));
         tlswhy[0] = '\0';
@@ -420,12 +454,12 @@ cli_rpc_call_ex(cli_rpc_t *rpc, uint8_t type, const void *payload,
         if (attempt + 1 < attempts && rpc->log_failover) {
             a = &rpc->trk.t[from];
             b = &rpc->trk.t[rpc->cur];
+            cli_rpc_name(a, rpc->known_id[from], an, sizeof(an));
             if (strcmp(why, "busy") == 0) {
-                ts_info("tracker %s:%u busy; trying %s:%u", a->ip,
-                        (unsigned) a->port, b->ip, (unsigned) b->port);
+                ts_info("%s busy; trying %s:%u", an, b->ip,
+                        (unsigned) b->port);
             } else {
-                ts_info("tracker %s:%u unreachable; trying %s:%u (%s)",
-                        a->ip, (unsigned) a->port, b->ip,
+                ts_info("%s unreachable; trying %s:%u (%s)", an, b->ip,
                         (unsigned) b->port, why);
             }
         }

@@ -7,12 +7,14 @@
  * retries and failover, so a tracker applies a write at most once.
  *
  * Every connection is TLS (TS_TLS_TRACKER_CLIENT): the tracker must show
- * a certificate of the cluster CA naming the tracker id dialled (its line
- * among the trackers), and we present the node certificate (the tracker
- * takes our node identity from it).  The context is process-wide, set
- * once by cli_rpc_tls_init() before any instance connects; a failed
- * handshake (wrong CA, wrong tracker id, not TLS) makes that tracker
- * unusable for the attempt, is logged once per tracker with its reason,
+ * a certificate of the cluster CA with the tracker role; which tracker it
+ * is comes from that certificate (cli_rpc_current_id), not from its line
+ * in tracker_info.txt, so a client may list any subset of the cluster in
+ * any order.  We present the node certificate (the tracker takes our
+ * node identity from it).  The context is process-wide, set once by
+ * cli_rpc_tls_init() before any instance connects; a failed handshake
+ * (another CA, a node's certificate, not TLS) makes that address
+ * unusable for the attempt, is logged once per address with its reason,
  * and failover goes on.
  *
  * Locking: every call takes rpc->mu, so one cli_rpc_t may be shared by
@@ -40,6 +42,9 @@ typedef struct {
     ts_trackers_t    trk;
     int              cur;           /* index into trk.t */
     ts_conn_t       *conn;          /* to trk.t[cur], or NULL */
+    int              known_id[TS_TRACKERS_MAX_N];
+                                    /* tracker id the certificate at
+                                     * trk.t[i] proved last, 0 if none */
     uint64_t         next_reqid;
     int              log_failover;  /* 1: info line at each failover */
 } cli_rpc_t;
@@ -66,6 +71,9 @@ void cli_rpc_destroy(cli_rpc_t *rpc);
 void cli_rpc_disconnect(cli_rpc_t *rpc);
 /* Index of the tracker in use (to point a second instance at it). */
 int  cli_rpc_current(cli_rpc_t *rpc);
+/* Id of the tracker the open connection reaches, as its certificate
+ * says (not its line in tracker_info.txt); 0 when not connected. */
+int  cli_rpc_current_id(cli_rpc_t *rpc);
 
 /* One logical request with failover: up to TS_RPC_ATTEMPTS_N attempts,
  * each waiting TS_RPC_TIMEOUT_MS (TS_RPC_KDF_TIMEOUT_MS for CREATE_USER

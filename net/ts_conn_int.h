@@ -49,7 +49,10 @@ struct ts_conn_s {
     int       ready;        /* application data can flow */
     int       failed;       /* identity check failed: errno EPERM */
     int       strict;       /* the handshake verifies a CA chain */
-    int       expect_tracker;       /* TRACKER_CLIENT: server must be N */
+    int       expect_tracker;       /* TRACKER_CLIENT: server must be N
+                                     * (0: any tracker of the CA) */
+    int       reject_said;          /* the verify callback set the error
+                                     * text of a refused certificate */
     int       has_expect_fp;
     uint8_t   expect_fp[32];
     int       has_peer_fp;

@@ -38,5 +38,13 @@ int ts_pki_ensure_node(const char *state_dir, uint8_t fp[TS_FP_B],
                        char *err, size_t errsz);
 /* Fingerprint of a PEM certificate file.  0 or -1. */
 int ts_pki_cert_fp(const char *crt_path, uint8_t fp[TS_FP_B]);
+/* Is the PEM certificate file crt a tracker certificate of the CA in the
+ * PEM file ca (chain to that CA, then the tracker role: not a CA, CN and
+ * subjectAltName "tessera-tracker-N", TLS server use)?  The tracker id N
+ * (>= 1) it proves, or 0 with the reason in why ("not issued by this
+ * cluster's CA (...)", "... without the tracker role (CN ...)").  The
+ * same check a client applies to a tracker during the handshake. */
+int ts_pki_tracker_cert_id(const char *crt, const char *ca, char *why,
+                           size_t whysz);
 
 #endif

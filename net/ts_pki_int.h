@@ -1,7 +1,8 @@
 /*
  * ts_pki_int.h -- certificate helpers and the last-error text shared by
- * the two files of the TLS layer, ts_pki.c (which defines them) and
- * ts_tls.c.  Nothing outside net/ts_tls.c and net/ts_pki.c includes this.
+ * the files of the TLS layer: ts_pki.c and ts_pki_role.c (which define
+ * them) and ts_tls.c.  Nothing outside net/ts_tls.c, net/ts_pki.c and
+ * net/ts_pki_role.c includes this.
  *
  * Locking: the error text is thread-local.
  * Crash behaviour: nothing persistent.
@@ -23,6 +24,17 @@
 int  ts_pki_x509_fp(X509 *x, uint8_t fp[TS_FP_B]);
 /* "tessera-tracker-N" in x's CN -> N (1..TS_TRACKERS_MAX_N), else 0 */
 int  ts_pki_x509_tracker_id(X509 *x);
+/* The tracker role of x (ts_pki_role.c): N if x is tracker N's
+ * certificate -- not a CA, CN and subjectAltName "tessera-tracker-N",
+ * usable for purpose (X509_PURPOSE_SSL_SERVER for the end that answers,
+ * X509_PURPOSE_SSL_CLIENT for the end that dials) -- else 0 with the
+ * reason in why.  The chain to the CA is the caller's to check. */
+int  ts_pki_x509_tracker_role(X509 *x, int purpose, char *why,
+                              size_t whysz);
+/* Text for a failed chain verification (X509_V_ERR_*), naming "not
+ * issued by this cluster's CA" where that is what it means; written to
+ * buf, which is returned. */
+const char *ts_pki_chain_reason(long vr, char *buf, size_t bufsz);
 
 /* Records the OpenSSL error queue (prefixed with what) as this thread's
  * last TLS error and clears the queue; copies it to err if err != NULL. */

@@ -10,10 +10,12 @@
  * event loops see write(2) semantics, read-ahead so one recv() takes
  * several records.  Keys are Ed25519 (fast handshakes, small tickets).
  * Identity checks happen inside the handshake where the role allows it:
- * the tracker name (SSL_set1_host on "tessera-tracker-N") and a pinned
- * peer fingerprint (the verify callback at depth 0), so a wrong peer
- * never gets to exchange application data.  A tracker server accepts any
- * client certificate (nodes are self-signed) and decides afterwards, in
+ * the tracker role of a tracker server (chain to the cluster CA, then
+ * ts_pki_x509_tracker_role in the verify callback at depth 0; the id it
+ * proves, or the id a tracker-to-tracker link dialled) and a pinned peer
+ * fingerprint (the same place), so a wrong peer never gets to exchange
+ * application data.  A tracker server accepts any client certificate
+ * (nodes are self-signed) and decides afterwards, in
  * ts_conn_peer_tracker(), whether it is a CA-signed tracker certificate.
  *
  * Locking: SSL_CTXs are read-only after ts_tls_ctx_new() and may be shared
@@ -103,6 +105,51 @@ verify_any(int ok, X509_STORE_CTX *sc)
     return 1;
 }
 
+/*
+ * The client end of a tracker link (TRACKER_CLIENT).  OpenSSL has built
+ * and checked the chain to the cluster CA; at depth 0, once the chain
+ * holds, the server must also carry the tracker role (ts_pki_role.c), and
+ * its id comes from the certificate.  A link that dialled a given tracker
+ * (tracker to tracker, `tracker --status`) also needs that id; a client
+ * takes whichever tracker of the cluster answers.  A refusal is explained
+ * in the thread's error text (reject_said) before the handshake fails.
+ */
+static int
+verify_tracker(int ok, X509_STORE_CTX *sc)
+{
+    SSL              *ssl;
+    struct ts_conn_s *c;
+    X509             *x;
+    char              why[200];
+    int               id;
+
+    if (!ok || X509_STORE_CTX_get_error_depth(sc) != 0) {
+        return ok;              /* a chain error: io_fail explains it */
+    }
+    ssl = X509_STORE_CTX_get_ex_data(sc,
+                                     SSL_get_ex_data_X509_STORE_CTX_idx());
+    c = ssl ? SSL_get_ex_data(ssl, conn_idx) : NULL;
+    x = X509_STORE_CTX_get_current_cert(sc);
+    if (c == NULL || x == NULL) {
+        return 0;
+    }
+    id = ts_pki_x509_tracker_role(x, X509_PURPOSE_SSL_SERVER, why,
+                                  sizeof(why));
+    if (id > 0 && c->expect_tracker > 0 && id != c->expect_tracker) {
+        snprintf(why, sizeof(why), "it is tracker %d, not tracker %d", id,
+                 c->expect_tracker);
+        id = 0;
+    }
+    if (id == 0) {
+        ts_pki_set_errf("peer certificate rejected: %s", why);
+        c->reject_said = 1;
+        X509_STORE_CTX_set_error(sc, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    c->peer_tracker = id;
+    return 1;
+}
+
 ts_tls_t *
 ts_tls_ctx_new(ts_tls_role_t role, const char *crt, const char *key,
                const char *ca, char *err, size_t errsz)
@@ -168,7 +215,7 @@ ts_tls_ctx_new(ts_tls_role_t role, const char *crt, const char *key,
             ts_pki_set_err(ca ? ca : "no CA file", err, errsz);
             goto fail;
         }
-        SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, verify_tracker);
         break;
     case TS_TLS_TRACKER_SERVER:
         if (ca == NULL) {
@@ -237,7 +284,6 @@ ts_conn_new_tls(int fd, ts_tls_t *t, int expect_tracker,
     return ts_conn_new(fd);
 #else
     ts_conn_t *c;
-    char       host[64];
     int        server;
 
     if (t == NULL) {
@@ -275,14 +321,7 @@ ts_conn_new_tls(int fd, ts_tls_t *t, int expect_tracker,
     }
     c->strict = t->role == TS_TLS_TRACKER_CLIENT;   /* CA chain checked */
     if (t->role == TS_TLS_TRACKER_CLIENT && expect_tracker > 0) {
-        c->expect_tracker = expect_tracker;
-        snprintf(host, sizeof(host), TS_TLS_TRACKER_CN "%d", expect_tracker);
-        SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if (SSL_set1_host(c->ssl, host) != 1) {
-            ts_conn_free(c);
-            errno = ENOMEM;
-            return NULL;
-        }
+        c->expect_tracker = expect_tracker;     /* verify_tracker checks */
     }
     if (t->role == TS_TLS_PEER_CLIENT && expect_fp != NULL) {
         c->has_expect_fp = 1;
@@ -304,6 +343,7 @@ after_handshake(struct ts_conn_s *c)
     X509           *x = SSL_get1_peer_certificate(c->ssl);
     ts_tls_t       *t = SSL_get_app_data(c->ssl);
     X509_STORE_CTX *sc;
+    char            why[200];
     int             id;
 
     c->ready = 1;
@@ -313,17 +353,21 @@ after_handshake(struct ts_conn_s *c)
     if (ts_pki_x509_fp(x, c->peer_fp) == 0) {
         c->has_peer_fp = 1;
     }
-    if (t != NULL && t->ca != NULL && (id = ts_pki_x509_tracker_id(x)) > 0) {
+    /* server side: a dialling tracker proves itself by the CA chain and
+     * the tracker role (for client use); a node is known by its
+     * fingerprint.  (The client side learnt peer_tracker in
+     * verify_tracker.) */
+    if (t != NULL && t->ca != NULL && ts_pki_x509_tracker_id(x) > 0) {
         sc = X509_STORE_CTX_new();
         if (sc != NULL && X509_STORE_CTX_init(sc, t->ca, x, NULL) == 1
             && X509_verify_cert(sc) == 1)
         {
+            id = ts_pki_x509_tracker_role(x, X509_PURPOSE_SSL_CLIENT, why,
+                                          sizeof(why));
             c->peer_tracker = id;
         }
         X509_STORE_CTX_free(sc);
         ERR_clear_error();
-    } else if (c->expect_tracker > 0) {
-        c->peer_tracker = c->expect_tracker;  /* checked by SSL_set1_host */
     }
     X509_free(x);
     return 0;
@@ -335,6 +379,7 @@ io_fail(struct ts_conn_s *c, int rc, int is_read)
 {
     int  e = SSL_get_error(c->ssl, rc);
     long vr;
+    char why[160];
 
     switch (e) {
     case SSL_ERROR_WANT_READ:
@@ -372,11 +417,14 @@ io_fail(struct ts_conn_s *c, int rc, int is_read)
                      "match the fingerprint the tracker gave");
             ERR_clear_error();
             errno = EPERM;
+        } else if (c->reject_said && c->strict) {
+            ERR_clear_error();          /* verify_tracker said why */
+            errno = EPERM;
         } else if (vr != X509_V_OK && !SSL_is_init_finished(c->ssl)
                    && c->strict)
         {
-            ts_pki_set_errf("peer certificate rejected: "
-                     "%s", X509_verify_cert_error_string(vr));
+            ts_pki_set_errf("peer certificate rejected: %s",
+                            ts_pki_chain_reason(vr, why, sizeof(why)));
             ERR_clear_error();
             errno = EPERM;
         } else {

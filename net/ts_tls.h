@@ -11,16 +11,22 @@
  * A fingerprint is SHA-256 of the certificate's DER (TS_FP_B bytes).
  *
  * Links and what each end checks (ts_tls_ctx_new roles):
- *   client -> tracker   TS_TLS_TRACKER_CLIENT: the server's chain ends at
- *                       the CA and its CN names the tracker id dialled;
- *                       the client presents its node certificate.
+ *   client -> tracker   TS_TLS_TRACKER_CLIENT, expect_tracker 0: the
+ *                       server's chain ends at the CA and it has the
+ *                       tracker role (ts_pki_tracker_cert_id); any
+ *                       tracker of the cluster will do and its id is
+ *                       learnt from the certificate (ts_conn_peer_tracker)
+ *                       -- never from the line it has in the client's
+ *                       tracker_info.txt; the client presents its node
+ *                       certificate.
  *   tracker <- anyone   TS_TLS_TRACKER_SERVER: tracker cert; a client
  *                       certificate is asked for but optional.  After the
  *                       handshake ts_conn_peer_tracker() says whether the
  *                       peer proved to be tracker N (CA chain + CN) and
  *                       ts_conn_peer_fp() gives a node's fingerprint.
  *   tracker -> tracker  TS_TLS_TRACKER_CLIENT with the tracker's own
- *                       certificate: mutual authentication.
+ *                       certificate and expect_tracker N: mutual
+ *                       authentication, and the server must be tracker N.
  *   node -> node        TS_TLS_PEER_CLIENT: node cert both ways; the
  *                       caller compares ts_conn_peer_fp() with the
  *                       fingerprint the tracker gave (ts_conn_new_tls
@@ -79,7 +85,12 @@ void      ts_tls_ctx_free(ts_tls_t *t);
  *     tells which direction to wait for; ts_conn_ready() becomes 1 when
  *     the handshake is complete;
  *   - blocking callers call ts_conn_handshake(c, timeout_ms).
- * expect_tracker (> 0, TRACKER_CLIENT): the server must be tracker N.
+ * expect_tracker (TRACKER_CLIENT): the server must show a tracker
+ * certificate of the CA; > 0: of tracker N (another id fails with "it is
+ * tracker K, not tracker N"); 0: of any tracker.  A refused certificate
+ * fails the handshake with errno EPERM and ts_tls_last_error() saying why
+ * ("not issued by this cluster's CA ...", "... without the tracker role
+ * (CN ...)").
  * expect_fp (PEER_CLIENT, may be NULL): the server's fingerprint must be
  * this; otherwise the handshake fails (errno EPERM).  Takes ownership of
  * fd; NULL (fd closed) on OOM. */
@@ -93,7 +104,8 @@ ts_conn_t *ts_conn_new_tls(int fd, ts_tls_t *t, int expect_tracker,
  * ts_conn_peer_fp: 0 and fp filled if the peer presented a certificate,
  * -1 if none (or a plain connection: fp zeroed, returns -1).
  * ts_conn_peer_tracker: N if the peer's certificate chains to the CA and
- * names tracker N, else 0. */
+ * has the role of tracker N, else 0 (TRACKER_CLIENT: the tracker that
+ * answered; TRACKER_SERVER: a dialling tracker). */
 int ts_conn_peer_fp(const ts_conn_t *c, uint8_t fp[TS_FP_B]);
 int ts_conn_peer_tracker(const ts_conn_t *c);
 

@@ -298,8 +298,10 @@ def test_cluster_ca_needed(tracker, tmp_path):
     out, err = r.stdout.decode(), r.stderr.decode()
     assert r.returncode == 1, (r.returncode, out, err)
     assert out.startswith("error: no tracker reachable (TLS"), out
-    assert err.count("tracker 127.0.0.1:%d (id 1): TLS" % tracker.port) \
-        == 1, err
+    assert err.count("tracker 127.0.0.1:%d (line 2 of the tracker list): "
+                     "TLS: not a tracker of our cluster: peer certificate "
+                     "rejected: not issued by this cluster's CA"
+                     % tracker.port) == 1, err
 
     # the right CA (the default one) works, and the node identity stays
     rc, out, err = run_client(tracker.info, ["create_user zed pw"],

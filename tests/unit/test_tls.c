@@ -37,6 +37,7 @@
 #include "ts_tls.h"
 
 static char dir[200], dir2[256], nodea[256], nodeb[256];
+static int  t_cli_tracker;      /* the client's ts_conn_peer_tracker */
 static char path_buf[8][512];
 static int  path_i;
 
@@ -165,6 +166,7 @@ link_once(ts_tls_t *ct, int expect_tracker, const uint8_t *expect_fp,
     assert_non_null(c);
     rc = ts_conn_handshake(c, 3000);
     *cli_errno = errno;
+    t_cli_tracker = ts_conn_peer_tracker(c);
     if (rc == 0) {
         /* a round trip proves data flows both ways */
         if (ts_conn_send_frame(c, TS_MSG_STATUS, 0, 7, "ping", 4, 3000) != 0
@@ -574,6 +576,154 @@ test_tickets(void **state)
     ts_ticket_signer_free(sbad);
 }
 
+/* ---- trust: any tracker of the CA, by its certificate ----------------- */
+
+/* A certificate of the CA in dir (CN cn, extensions ext, one per line)
+ * as <dir>/<name>.crt/.key, made with the openssl tool: the shapes a
+ * CA key holder could sign that ts_pki never issues. */
+static void
+mk_cert(const char *name, const char *cn, const char *ext)
+{
+    char  cmd[4 * PATH_MAX];
+    FILE *f;
+
+    f = fopen(P(dir, "x.ext"), "w");
+    assert_non_null(f);
+    fputs(ext, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && openssl req -new -newkey ed25519 -nodes -keyout "
+             "%s.key -out x.csr -subj '/O=Tessera/CN=%s' >/dev/null 2>&1 && "
+             "openssl x509 -req -in x.csr -CA ca.crt -CAkey ca.key "
+             "-set_serial 77 -days 2 -extfile x.ext -out %s.crt "
+             ">/dev/null 2>&1 && chmod 600 %s.key", dir, name, cn, name,
+             name);
+    assert_int_equal(system(cmd), 0);
+}
+
+#define EXT_LEAF "basicConstraints=critical,CA:FALSE\n" \
+                 "keyUsage=critical,digitalSignature\n"
+
+/* ts_pki_tracker_cert_id: the chain to the CA, then the tracker role */
+static void
+test_tracker_role(void **state)
+{
+    static const struct {
+        const char *name, *cn, *ext, *why;
+    } bad[] = {
+        { "rolenode", "tessera-node", EXT_LEAF
+          "extendedKeyUsage=serverAuth,clientAuth\n"
+          "subjectAltName=DNS:tessera-node\n", "without the tracker role" },
+        { "badsan", "tessera-tracker-3", EXT_LEAF
+          "extendedKeyUsage=serverAuth,clientAuth\n"
+          "subjectAltName=DNS:tessera-tracker-4\n", "subjectAltName" },
+        { "subca", "tessera-tracker-6", "basicConstraints=critical,CA:TRUE\n"
+          "keyUsage=critical,keyCertSign,digitalSignature\n"
+          "subjectAltName=DNS:tessera-tracker-6\n", "a CA certificate" },
+        { "cliuse", "tessera-tracker-5", EXT_LEAF
+          "extendedKeyUsage=clientAuth\n"
+          "subjectAltName=DNS:tessera-tracker-5\n", "server" },
+    };
+    char   why[256], crt[PATH_MAX];
+    size_t i;
+
+    (void) state;
+    assert_int_equal(ts_pki_tracker_cert_id(P(dir, "tracker-1.crt"),
+                                            P(dir, "ca.crt"), why,
+                                            sizeof(why)), 1);
+    assert_int_equal(ts_pki_tracker_cert_id(P(dir, "tracker-2.crt"),
+                                            P(dir, "ca.crt"), why,
+                                            sizeof(why)), 2);
+    /* another cluster's tracker 2, a node's self-signed certificate, the
+     * CA itself */
+    assert_int_equal(ts_pki_tracker_cert_id(P(dir2, "tracker-2.crt"),
+                                            P(dir, "ca.crt"), why,
+                                            sizeof(why)), 0);
+    assert_non_null(strstr(why, "not issued by this cluster's CA"));
+    assert_int_equal(ts_pki_tracker_cert_id(P(nodea, "node.crt"),
+                                            P(dir, "ca.crt"), why,
+                                            sizeof(why)), 0);
+    assert_non_null(strstr(why, "self-signed"));
+    assert_int_equal(ts_pki_tracker_cert_id(P(dir, "ca.crt"),
+                                            P(dir, "ca.crt"), why,
+                                            sizeof(why)), 0);
+    assert_non_null(strstr(why, "a CA certificate"));
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        mk_cert(bad[i].name, bad[i].cn, bad[i].ext);
+        snprintf(crt, sizeof(crt), "%s/%s.crt", dir, bad[i].name);
+        why[0] = '\0';
+        assert_int_equal(ts_pki_tracker_cert_id(crt, P(dir, "ca.crt"), why,
+                                                sizeof(why)), 0);
+        if (strstr(why, bad[i].why) == NULL) {
+            fail_msg("%s: %s", bad[i].name, why);
+        }
+    }
+}
+
+/* client -> "tracker" handshakes with expect_tracker 0 (any tracker);
+ * the odd certificates are the ones test_tracker_role made */
+static void
+test_client_any_tracker(void **state)
+{
+    static const struct {
+        const char *d, *crt, *key, *why;
+    } bad[] = {
+        { NULL, "rolenode.crt", "rolenode.key", "without the tracker role" },
+        { NULL, "subca.crt", "subca.key", "a CA certificate" },
+        { NULL, "badsan.crt", "badsan.key", "subjectAltName" },
+        { NULL, "cliuse.crt", "cliuse.key", "rejected" },
+        { "b", "node.crt", "node.key", "self-signed" },
+        { "2", "tracker-2.crt", "tracker-2.key", "not issued by this" },
+    };
+    ts_tls_t   *st, *ct;
+    srv_t       s;
+    size_t      i;
+    const char *d;
+    int         e;
+
+    (void) state;
+    ct = ctx(TS_TLS_TRACKER_CLIENT, P(nodea, "node.crt"),
+             P(nodea, "node.key"), P(dir, "ca.crt"));
+    st = ctx(TS_TLS_TRACKER_SERVER, P(dir, "tracker-2.crt"),
+             P(dir, "tracker-2.key"), P(dir, "ca.crt"));
+    assert_int_equal(link_once(ct, 0, NULL, st, &s, &e), 0);
+    assert_int_equal(t_cli_tracker, 2);         /* learnt, not dialled */
+    /* a link that dialled tracker 1 and reached tracker 2 is refused */
+    assert_int_equal(link_once(ct, 1, NULL, st, &s, &e), -1);
+    assert_int_equal(e, EPERM);
+    assert_non_null(strstr(ts_tls_last_error(),
+                           "it is tracker 2, not tracker 1"));
+    ts_tls_ctx_free(st);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        d = bad[i].d == NULL ? dir : bad[i].d[0] == 'b' ? nodeb : dir2;
+        st = ctx(TS_TLS_TRACKER_SERVER, P(d, bad[i].crt), P(d, bad[i].key),
+                 P(dir, "ca.crt"));
+        assert_int_equal(link_once(ct, 0, NULL, st, &s, &e), -1);
+        assert_int_equal(e, EPERM);
+        assert_int_equal(t_cli_tracker, 0);
+        if (strstr(ts_tls_last_error(), bad[i].why) == NULL) {
+            fail_msg("%s: %s", bad[i].crt, ts_tls_last_error());
+        }
+        ts_tls_ctx_free(st);
+    }
+    ts_tls_ctx_free(ct);
+    /* server side: a dialling tracker is known by its role for client
+     * use (cliuse is a tracker 5 certificate for client use only) */
+    st = ctx(TS_TLS_TRACKER_SERVER, P(dir, "tracker-1.crt"),
+             P(dir, "tracker-1.key"), P(dir, "ca.crt"));
+    ct = ctx(TS_TLS_TRACKER_CLIENT, P(dir, "cliuse.crt"),
+             P(dir, "cliuse.key"), P(dir, "ca.crt"));
+    assert_int_equal(link_once(ct, 1, NULL, st, &s, &e), 0);
+    assert_int_equal(s.peer_tracker, 5);
+    ts_tls_ctx_free(ct);
+    ct = ctx(TS_TLS_TRACKER_CLIENT, P(dir, "rolenode.crt"),
+             P(dir, "rolenode.key"), P(dir, "ca.crt"));
+    assert_int_equal(link_once(ct, 1, NULL, st, &s, &e), 0);
+    assert_int_equal(s.peer_tracker, 0);        /* a link, not a tracker */
+    ts_tls_ctx_free(ct);
+    ts_tls_ctx_free(st);
+}
+
 int
 main(void)
 {
@@ -586,6 +736,8 @@ main(void)
         cmocka_unit_test(test_plaintext_to_tls),
         cmocka_unit_test(test_sendfile_over_tls),
         cmocka_unit_test(test_tickets),
+        cmocka_unit_test(test_tracker_role),
+        cmocka_unit_test(test_client_any_tracker),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
