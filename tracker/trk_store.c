@@ -35,6 +35,7 @@
 #include "trk_keys.h"
 #include "trk_merge.h"
 #include "trk_oplog.h"
+#include "trk_quota.h"
 
 struct trk_store_s {
     ts_kv_t            *kv;
@@ -407,6 +408,7 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
     trk_rec_t r;
     ts_wbuf_t view;
     int       rc, own = 0;
+    trk_qpart_t q0, q1;             /* the key's usage, before and after */
 
     if (!ts_kv_in_txn(st->kv)) {
         if (trk_store_begin(st) != 0) {
@@ -449,6 +451,7 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
             return rc < 0 ? -1 : 1;
         }
     }
+    trk_quota_part(key, klen, &r, &q0);
     /* the write's stamp must be above everything it overwrites, even if
      * the clock was behind a stamp merged from a peer */
     trk_hlc_observe(st->hlc, trk_rec_max_stamp(&r).hlc);
@@ -461,6 +464,10 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
         rc = trk_rec_put(&r, key, klen, val, vlen, st->stamp);
     }
     if (rc != 0 || rec_store(st, key, klen, &r) != 0) {
+        goto fail;
+    }
+    trk_quota_part(key, klen, &r, &q1);
+    if (trk_quota_change(st, &q0, &q1) != 0) {
         goto fail;
     }
     trk_rec_free(&r);
@@ -498,6 +505,7 @@ trk_kv_merge(trk_store_t *st, const char *key, size_t klen, const void *rec)
 {
     trk_rec_t r;
     int       rc;
+    trk_qpart_t q0, q1;             /* the key's usage, before and after */
 
     if (!trk_key_replicated(key, klen)) {
         return -1;
@@ -506,6 +514,7 @@ trk_kv_merge(trk_store_t *st, const char *key, size_t klen, const void *rec)
     if (rc == -1) {
         return -1;
     }
+    memset(&q0, 0, sizeof(q0));
     if (rc == -2) {
         /* a stored record that does not decode (logged by kv_rec_ex)
          * must not refuse every batch forever: it counts as empty and
@@ -515,10 +524,13 @@ trk_kv_merge(trk_store_t *st, const char *key, size_t klen, const void *rec)
         rc = trk_rec_merge(&r, rec);
         rc = rc < 0 ? -1 : 1;
     } else {
+        trk_quota_part(key, klen, &r, &q0);
         rc = trk_rec_merge(&r, rec);
     }
     if (rc > 0) {
         rc = rec_store(st, key, klen, &r);
+        trk_quota_part(key, klen, &r, &q1);
+        rc = rc == 0 ? trk_quota_change(st, &q0, &q1) : rc;
     }
     trk_rec_free(&r);
     return rc < 0 ? -1 : 0;
