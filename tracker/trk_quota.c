@@ -672,6 +672,6 @@ trk_quota_check_group(trk_store_t *st, const char *user, char *msg,
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
     snprintf(wu, sizeof(wu), "user %s", user);
-    return over("groups owned", wu, u.v[TRK_USE_GROUPS], 1,
+    return over("owned groups", wu, u.v[TRK_USE_GROUPS], 1,
                 trk_quota_limits()->user[TRK_USE_GROUPS], 0, msg, msgsz);
 }
