@@ -1,26 +1,19 @@
 /*
- * trk_quota.c -- storage usage counters and the quota checks of the
- * write rules (the model is in trk_quota.h; the limits, --quota and
- * --usage are in trk_quota_cmd.c).
+ * trk_quota.c -- the storage quotas: the checks the write rules make
+ * before they add to what a user, a group or the tracker holds, and the
+ * rebuild of the usage counters (trk_usage.h) at start-up.
  *
- * Purpose: trk_store.c calls trk_quota_part() on a counted key's
- * envelope before and after each write or merge and trk_quota_change()
- * with the two, which moves the difference into the q/ counters of the
- * owners involved (the uploader and group of a file, the owner of a
- * group, the user of a session or node).  As every replicated write and
- * every merge passes there, the counters follow the records exactly: the
- * ops of another tracker count the same as local writes, in any order.
- * The checks read the counters only (no walk of the database), inside
- * the request's transaction, so a check and the write it allows are
- * atomic on this tracker.
+ * Purpose: a check reads the counters only (three small records, no walk
+ * of the database) inside the request's transaction, so a check and the
+ * write it allows are atomic on this tracker.  A refusal is
+ * TS_ERR_LIMIT with a text naming the quota, its limit, what is used and
+ * what the write needed; the client prints it as it is.
  *
- * Locking: on the store's thread, inside its transaction (rebuild opens
- * its own).  tdb's transaction lock serialises the workers.
+ * Locking: on the store's thread, inside its transaction (the rebuild
+ * opens its own, before the workers start).
  *
- * Crash behaviour: counters are written in the transaction of the write
- * they count and vanish with it.  A counter that would go below zero
- * (it drifted, e.g. a corrupt record was replaced) stops at zero; the
- * rebuild at start-up makes every counter exact again.
+ * Crash behaviour: a check writes nothing; a rebuild commits whole or
+ * not at all.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,279 +25,6 @@
 #include "trk_ops.h"
 #include "trk_keys.h"
 #include "trk_quota.h"
-
-#define QREC_KIND  'Q'
-
-
-/* ---- counter records ------------------------------------------------- */
-
-/* q/u/<name>, q/g/<name> or q/t. */
-static TDB_DATA
-qkey(char *kb, char kind, const char *name)
-{
-    char k[2] = { kind, '\0' };
-
-    return trk_key(kb, TRK_KEY_QUOTA, k, kind == 't' ? NULL : name);
-}
-
-
-/* 'Q', version, u32 n, n x u64 (a longer record from a newer version
- * keeps its first fields). */
-static void
-use_decode(const TDB_DATA *d, uint64_t *v, uint32_t nv)
-{
-    ts_rbuf_t r;
-    uint32_t  i, n;
-
-    memset(v, 0, nv * sizeof(*v));
-    ts_rbuf_init(&r, d->dptr, d->dsize);
-    if (ts_get_u8(&r) != QREC_KIND || ts_get_u8(&r) != 1) {
-        return;
-    }
-    n = ts_get_u32(&r);
-    for (i = 0; i < n && i < nv && !r.err; i++) {
-        v[i] = ts_get_u64(&r);
-    }
-    if (r.err) {
-        memset(v, 0, nv * sizeof(*v));
-    }
-}
-
-
-static int
-use_store(struct tdb_context *tdb, TDB_DATA k, const uint64_t *v,
-          uint32_t nv)
-{
-    ts_wbuf_t b;
-    TDB_DATA  d;
-    uint32_t  i;
-    int       rc;
-
-    ts_wbuf_init(&b);
-    ts_put_u8(&b, QREC_KIND);
-    ts_put_u8(&b, 1);
-    ts_put_u32(&b, nv);
-    for (i = 0; i < nv; i++) {
-        ts_put_u64(&b, v[i]);
-    }
-    d.dptr = b.data;
-    d.dsize = b.len;
-    rc = b.err || tdb_store(tdb, k, d, TDB_REPLACE) != 0 ? -1 : 0;
-    ts_wbuf_free(&b);
-    return rc;
-}
-
-
-/* Raw q/ record into v (zeros when absent): 0 or -1. */
-static int
-qrec_get(struct tdb_context *tdb, TDB_DATA k, uint64_t *v, uint32_t nv)
-{
-    TDB_DATA d;
-
-    memset(v, 0, nv * sizeof(*v));
-    if (k.dsize == 0) {
-        return -1;
-    }
-    d = tdb_fetch(tdb, k);
-    if (d.dptr == NULL) {
-        return tdb_error(tdb) == TDB_ERR_NOEXIST ? 0 : -1;
-    }
-    use_decode(&d, v, nv);
-    free(d.dptr);
-    return 0;
-}
-
-
-int
-trk_quota_get(trk_store_t *st, char kind, const char *name, trk_use_t *u)
-{
-    char kb[TRK_KEY_B];
-
-    return qrec_get(trk_store_tdb(st), qkey(kb, kind, name), u->v, TRK_USE_N);
-}
-
-
-/* Adds d to the counters of (kind, name); all zero: the key goes. */
-static int
-bump(trk_store_t *st, char kind, const char *name, const int64_t *d)
-{
-    struct tdb_context *tdb = trk_store_tdb(st);
-    char      kb[TRK_KEY_B];
-    TDB_DATA  k;
-    uint64_t  v[TRK_USE_N];
-    int       i, any = 0, zero = 1;
-
-    for (i = 0; i < TRK_USE_N; i++) {
-        any |= d[i] != 0;
-    }
-    if (!any || (kind != 't' && name[0] == '\0')) {
-        return 0;
-    }
-    k = qkey(kb, kind, name);
-    if (qrec_get(tdb, k, v, TRK_USE_N) != 0) {
-        return -1;
-    }
-    for (i = 0; i < TRK_USE_N; i++) {
-        if (d[i] < 0 && (uint64_t) -d[i] > v[i]) {
-            ts_debug("usage counter %c/%s below zero; kept at 0", kind, name);
-            v[i] = 0;
-        } else {
-            v[i] += (uint64_t) d[i];
-        }
-        zero &= v[i] == 0;
-    }
-    if (zero) {
-        return tdb_delete(tdb, k) == 0 || tdb_error(tdb) == TDB_ERR_NOEXIST
-               ? 0 : -1;
-    }
-    return use_store(tdb, k, v, TRK_USE_N);
-}
-
-
-/* ---- what a key counts ----------------------------------------------- */
-
-/* The first path element after "<kind>/" of key into out. */
-static void
-key_name(const char *k, size_t klen, char *out, size_t outsz)
-{
-    size_t i, n = 0;
-
-    for (i = 2; i < klen && k[i] != '/' && n + 1 < outsz; i++) {
-        out[n++] = k[i];
-    }
-    out[n] = '\0';
-}
-
-
-/* An f/ value: 'F', version, size, sha1, nchunks, hashes, created,
- * uploader (trk_file_encode); parsed without copying the hashes. */
-static void
-part_file(const ts_wbuf_t *view, trk_qpart_t *p)
-{
-    ts_rbuf_t r;
-    uint8_t   sha1[20];
-    uint32_t  n;
-
-    ts_rbuf_init(&r, view->data, view->len);
-    if (trk_codec_get_head(&r, TRK_REC_FILE) != 0) {
-        return;
-    }
-    (void) ts_get_u64(&r);
-    (void) ts_get_raw(&r, sha1, sizeof(sha1));
-    n = ts_get_u32(&r);
-    if (r.err || ts_rbuf_left(&r) < (size_t) n * 20) {
-        return;
-    }
-    r.off += (size_t) n * 20;
-    (void) ts_get_u64(&r);
-    if (ts_get_str(&r, p->user, sizeof(p->user)) != 0) {
-        p->user[0] = '\0';
-    }
-    p->u.v[TRK_USE_FILES] = 1;
-    p->u.v[TRK_USE_HASH_B] = (uint64_t) n * 20;
-}
-
-
-void
-trk_quota_part(const void *key, size_t klen, const trk_rec_t *r,
-               trk_qpart_t *p)
-{
-    const char   *k = key;
-    ts_wbuf_t     view;
-    trk_group_t   g;
-    trk_session_t s;
-
-    memset(p, 0, sizeof(*p));
-    if (klen < 3 || k[1] != '/'
-        || (k[0] != 'f' && k[0] != 'g' && k[0] != 's' && k[0] != 'm'))
-    {
-        return;
-    }
-    ts_wbuf_init(&view);
-    if (trk_rec_view(r, key, klen, &view) != 0) {
-        ts_wbuf_free(&view);
-        return;                             /* no live value */
-    }
-    switch (k[0]) {
-    case 'f':
-        key_name(k, klen, p->group, sizeof(p->group));
-        part_file(&view, p);
-        break;
-    case 'g':
-        if (trk_group_decode(view.data, view.len, &g) == 0) {
-            snprintf(p->user, sizeof(p->user), "%s", g.owner);
-            p->u.v[TRK_USE_GROUPS] = 1;
-            trk_group_free(&g);
-        }
-        break;
-    case 's':
-        if (trk_session_decode(view.data, view.len, &s) == 0) {
-            snprintf(p->user, sizeof(p->user), "%s", s.user);
-            p->u.v[TRK_USE_SESSIONS] = 1;
-        }
-        break;
-    default:                                /* m/<user>/<addr> */
-        if (view.len >= 6) {
-            key_name(k, klen, p->user, sizeof(p->user));
-            p->u.v[TRK_USE_NODES] = 1;
-            p->u.v[TRK_USE_SHARES] = (uint64_t) view.data[2] << 24
-                                     | (uint64_t) view.data[3] << 16
-                                     | (uint64_t) view.data[4] << 8
-                                     | view.data[5];
-        }
-        break;
-    }
-    ts_wbuf_free(&view);
-}
-
-
-/* Moves counters of one kind from (bname, b) to (aname, a); only the
- * fields below nf. */
-static int
-move(trk_store_t *st, char kind, const char *bname, const trk_use_t *b,
-     const char *aname, const trk_use_t *a, int nf)
-{
-    int64_t d[TRK_USE_N];
-    int     i;
-
-    memset(d, 0, sizeof(d));
-    if (strcmp(bname, aname) == 0) {
-        for (i = 0; i < nf; i++) {
-            d[i] = (int64_t) a->v[i] - (int64_t) b->v[i];
-        }
-        return bump(st, kind, aname, d);
-    }
-    for (i = 0; i < nf; i++) {
-        d[i] = -(int64_t) b->v[i];
-    }
-    if (bump(st, kind, bname, d) != 0) {
-        return -1;
-    }
-    for (i = 0; i < nf; i++) {
-        d[i] = (int64_t) a->v[i];
-    }
-    return bump(st, kind, aname, d);
-}
-
-
-int
-trk_quota_change(trk_store_t *st, const trk_qpart_t *before,
-                 const trk_qpart_t *after)
-{
-    static const char none[1] = "";
-
-    if (move(st, 'u', before->user, &before->u, after->user, &after->u,
-             TRK_USE_N) != 0
-        || move(st, 'g', before->group, &before->u, after->group, &after->u,
-                TRK_USE_HASH_B + 1) != 0
-        || move(st, 't', none, &before->u, none, &after->u, TRK_USE_N) != 0)
-    {
-        ts_err("cannot update the usage counters");
-        return -1;
-    }
-    return 0;
-}
-
 
 /* ---- rebuild --------------------------------------------------------- */
 
@@ -428,7 +148,7 @@ rebuild_visit(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
     {
         return 0;           /* a corrupt record counts nothing */
     }
-    trk_quota_part(k.dptr, k.dsize, &r, &p);
+    trk_usage_part(k.dptr, k.dsize, &r, &p);
     trk_rec_free(&r);
     acc_add(a, 'u', p.user, &p.u, TRK_USE_N);
     acc_add(a, 'g', p.group, &p.u, TRK_USE_HASH_B + 1);
@@ -459,8 +179,8 @@ rebuild_write(trk_store_t *st, acc_t *a)
         if (a->e[i].key[0] == '\0') {
             continue;
         }
-        k = qkey(kb, a->e[i].key[0], a->e[i].key + 2);
-        if (k.dsize == 0 || use_store(tdb, k, a->e[i].v, TRK_USE_N) != 0) {
+        k = trk_usage_key(kb, a->e[i].key[0], a->e[i].key + 2);
+        if (k.dsize == 0 || trk_usage_store(tdb, k, a->e[i].v, TRK_USE_N) != 0) {
             return -1;
         }
     }
@@ -468,7 +188,7 @@ rebuild_write(trk_store_t *st, acc_t *a)
     memcpy(lim + TRK_USE_N, q->group, sizeof(q->group));
     memcpy(lim + 2 * TRK_USE_N, q->tracker, sizeof(q->tracker));
     lim[3 * TRK_USE_N] = q->file_size_b;
-    return use_store(tdb, trk_key(kb, TRK_KEY_QUOTA, "limits", NULL), lim,
+    return trk_usage_store(tdb, trk_key(kb, TRK_KEY_QUOTA, "limits", NULL), lim,
                      3 * TRK_USE_N + 1);
 }
 
@@ -589,9 +309,9 @@ trk_quota_check_file(trk_store_t *st, const char *user, const char *group,
     uint64_t           hb = (uint64_t) nchunks * 20;
     ts_status_t        s;
 
-    if (trk_quota_get(st, 'u', user, &u) != 0
-        || trk_quota_get(st, 'g', group, &g) != 0
-        || trk_quota_get(st, 't', NULL, &t) != 0)
+    if (trk_usage_get(trk_store_tdb(st), 'u', user, &u) != 0
+        || trk_usage_get(trk_store_tdb(st), 'g', group, &g) != 0
+        || trk_usage_get(trk_store_tdb(st), 't', NULL, &t) != 0)
     {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
@@ -635,7 +355,7 @@ trk_quota_check_share(trk_store_t *st, const char *user, const char *addr,
     ts_status_t        s;
     int                rc;
 
-    if (trk_quota_get(st, 'u', user, &u) != 0) {
+    if (trk_usage_get(trk_store_tdb(st), 'u', user, &u) != 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
     snprintf(wu, sizeof(wu), "user %s", user);
@@ -668,7 +388,7 @@ trk_quota_check_group(trk_store_t *st, const char *user, char *msg,
     trk_use_t u;
     char      wu[TS_ID_MAX_B + 8];
 
-    if (trk_quota_get(st, 'u', user, &u) != 0) {
+    if (trk_usage_get(trk_store_tdb(st), 'u', user, &u) != 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
     snprintf(wu, sizeof(wu), "user %s", user);

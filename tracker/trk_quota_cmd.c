@@ -199,29 +199,15 @@ trk_quota_usage_text(FILE *f)
 
 /* ---- tracker --usage ------------------------------------------------- */
 
+/* The q/ record key into v[nv]: 0, 1 absent, -1. */
 static int
 fetch_use(struct tdb_context *tdb, const char *key, uint64_t *v, uint32_t nv)
 {
-    TDB_DATA  k, d;
-    ts_rbuf_t r;
-    uint32_t  i, n;
+    TDB_DATA k;
 
-    memset(v, 0, nv * sizeof(*v));
     k.dptr = (unsigned char *) key;
     k.dsize = strlen(key);
-    d = tdb_fetch(tdb, k);
-    if (d.dptr == NULL) {
-        return tdb_error(tdb) == TDB_ERR_NOEXIST ? 1 : -1;
-    }
-    ts_rbuf_init(&r, d.dptr, d.dsize);
-    if (ts_get_u8(&r) == 'Q' && ts_get_u8(&r) == 1) {
-        n = ts_get_u32(&r);
-        for (i = 0; i < n && i < nv && !r.err; i++) {
-            v[i] = ts_get_u64(&r);
-        }
-    }
-    free(d.dptr);
-    return r.err ? -1 : 0;
+    return trk_usage_read(tdb, k, v, nv);
 }
 
 

@@ -8,6 +8,8 @@
  * transaction are stamped with one HLC value and noted, and
  * trk_store_commit() appends the op that replicates them (trk_oplog.h) in
  * the same transaction -- the reply-cache entry of the request included.
+ * Every write and merge of a counted key also moves the storage usage
+ * counters (trk_usage.h) in that transaction.
  * Keys: trk_keys.h; records: trk_codec.h; envelopes: trk_merge.h.
  *
  * Locking: a trk_store_t is used by one thread only.  tdb's fcntl locks
@@ -35,7 +37,7 @@
 #include "trk_keys.h"
 #include "trk_merge.h"
 #include "trk_oplog.h"
-#include "trk_quota.h"
+#include "trk_usage.h"
 
 struct trk_store_s {
     ts_kv_t            *kv;
@@ -451,7 +453,7 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
             return rc < 0 ? -1 : 1;
         }
     }
-    trk_quota_part(key, klen, &r, &q0);
+    trk_usage_part(key, klen, &r, &q0);
     /* the write's stamp must be above everything it overwrites, even if
      * the clock was behind a stamp merged from a peer */
     trk_hlc_observe(st->hlc, trk_rec_max_stamp(&r).hlc);
@@ -466,8 +468,8 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
     if (rc != 0 || rec_store(st, key, klen, &r) != 0) {
         goto fail;
     }
-    trk_quota_part(key, klen, &r, &q1);
-    if (trk_quota_change(st, &q0, &q1) != 0) {
+    trk_usage_part(key, klen, &r, &q1);
+    if (trk_usage_change(st->tdb, &q0, &q1) != 0) {
         goto fail;
     }
     trk_rec_free(&r);
@@ -524,13 +526,13 @@ trk_kv_merge(trk_store_t *st, const char *key, size_t klen, const void *rec)
         rc = trk_rec_merge(&r, rec);
         rc = rc < 0 ? -1 : 1;
     } else {
-        trk_quota_part(key, klen, &r, &q0);
+        trk_usage_part(key, klen, &r, &q0);
         rc = trk_rec_merge(&r, rec);
     }
     if (rc > 0) {
         rc = rec_store(st, key, klen, &r);
-        trk_quota_part(key, klen, &r, &q1);
-        rc = rc == 0 ? trk_quota_change(st, &q0, &q1) : rc;
+        trk_usage_part(key, klen, &r, &q1);
+        rc = rc == 0 ? trk_usage_change(st->tdb, &q0, &q1) : rc;
     }
     trk_rec_free(&r);
     return rc < 0 ? -1 : 0;

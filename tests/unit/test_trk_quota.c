@@ -76,7 +76,7 @@ use_of(trk_store_t *st, char kind, const char *name)
 {
     trk_use_t u;
 
-    assert_int_equal(trk_quota_get(st, kind, name, &u), 0);
+    assert_int_equal(trk_usage_get(trk_store_tdb(st), kind, name, &u), 0);
     return u;
 }
 
