@@ -61,11 +61,10 @@ static const struct {
 } qnames[] = {
     { "user-files", 0, TRK_USE_FILES, 0, 0, "files a user uploaded" },
     { "user-hash-bytes", 0, TRK_USE_HASH_B, 1, 0,
-      "their chunk hashes (20 B per 512 KiB chunk)" },
+      "chunk hashes of a user's files" },
     { "user-groups", 0, TRK_USE_GROUPS, 0, 0, "groups a user owns" },
     { "user-nodes", 0, TRK_USE_NODES, 0, 0, "nodes a user shares from" },
-    { "user-shares", 0, TRK_USE_SHARES, 0, 0,
-      "(node, file) pairs a user serves" },
+    { "user-shares", 0, TRK_USE_SHARES, 0, 0, "(node, file) sources" },
     { "group-files", 1, TRK_USE_FILES, 0, TS_TRK_GROUP_FILES_MAX_N,
       "files in one group" },
     { "group-hash-bytes", 1, TRK_USE_HASH_B, 1, 0,
@@ -73,7 +72,7 @@ static const struct {
     { "tracker-files", 2, TRK_USE_FILES, 0, 0, "files on this tracker" },
     { "tracker-hash-bytes", 2, TRK_USE_HASH_B, 1, 0,
       "chunk hashes on this tracker" },
-    { "file-size", 3, 0, 1, TS_FILE_MAX_B, "largest file, bytes" },
+    { "file-size", 3, 0, 1, TS_FILE_MAX_B, "largest file" },
 };
 
 #define NQNAMES  (sizeof(qnames) / sizeof(qnames[0]))
@@ -183,17 +182,26 @@ trk_quota_usage_text(FILE *f)
 {
     size_t   i;
     uint64_t v;
+    char     d[32];
+    int      sh;
 
-    fprintf(f, "      --quota NAME=VALUE      a storage quota (repeatable; "
-            "0 or off = none):\n");
+    fprintf(f, "      --quota NAME=VALUE      a storage quota, repeatable "
+            "(0 or off: none;\n"
+            "                              bytes may end in K, M, G, T):\n");
     for (i = 0; i < NQNAMES; i++) {
         v = *limit_field(qnames[i].who, qnames[i].field);
-        fprintf(f, "          %-19s %s (default %" PRIu64 ")\n",
-                qnames[i].name, qnames[i].help, v);
+        for (sh = 40; sh > 0 && (!qnames[i].bytes || v % (1ull << sh) != 0
+                                 || v == 0); sh -= 10) {
+        }
+        snprintf(d, sizeof(d), "%" PRIu64 "%s", sh ? v >> sh : v,
+                 sh == 40 ? "T" : sh == 30 ? "G" : sh == 20 ? "M"
+                 : sh == 10 ? "K" : "");
+        fprintf(f, "          %-19s %s (default %s)\n", qnames[i].name,
+                qnames[i].help, v == 0 ? "off" : d);
     }
-    fprintf(f, "      --usage NAME            print the storage user NAME, "
-            "group NAME and\n"
-            "                              the tracker hold, and exit\n");
+    fprintf(f, "      --usage NAME            print what user NAME, group "
+            "NAME and the\n"
+            "                              tracker hold, and exit\n");
 }
 
 
