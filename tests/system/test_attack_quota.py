@@ -234,3 +234,41 @@ def test_metadata_flood_is_bounded(tmp_path):
     for up, ls in times:
         assert up < HONEST_MAX_S and ls < HONEST_MAX_S, times
     assert usage(cl, 1, "alice")["user"]["files"][0] == len(times)
+
+
+def test_client_prints_the_quota(tracker_factory, tmp_path):
+    """A real ./client sharing past a quota prints the tracker's reason;
+    stopping a share frees the quota again; a restart rebuilds the same
+    counters (tracker --usage)."""
+    from nodes import Swarm, create_users, make_file
+    t = tracker_factory(extra_args=["--quota", "user-files=2",
+                                    "--quota", "user-hash-bytes=50"])
+    create_users(t.info, tmp_path, "carol")
+    sw = Swarm(t, tmp_path)
+    c = sw.node("carol")
+    src = tmp_path / "src"
+    src.mkdir()
+    for n, sz in (("a", CHUNK), ("b", 2 * CHUNK), ("c", 0), ("d", 1)):
+        make_file(str(src / n), sz, seed=len(n) + sz)
+    c.upload(str(src / "a"), "g")
+    assert c.cmd("upload_file %s g" % (src / "b")) == [
+        "error: quota exceeded: hash bytes of user carol (50 bytes; "
+        "20 bytes used, this file needs 40 bytes)"]
+    c.upload(str(src / "c"), "g")
+    assert c.cmd("upload_file %s g" % (src / "d")) == [
+        "error: quota exceeded: files of user carol (2)"]
+    before = subprocess.run([os.path.join(BIN, "tracker"), "-d", t.data_dir,
+                             "--usage", "carol", t.info, "1"],
+                            capture_output=True, text=True, timeout=10)
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.startswith(
+        "user carol: files 2/2 hash_bytes 20/50 groups 1/64 sessions 1/64 "
+        "nodes 1/32 shares 2/65536\n"), before.stdout
+    assert c.cmd("stop_share g c") == ["stopped sharing c in g"]
+    c.upload(str(src / "d"), "g")
+    t.kill()
+    t.start()
+    after = subprocess.run([os.path.join(BIN, "tracker"), "-d", t.data_dir,
+                            "--usage", "carol", t.info, "1"],
+                           capture_output=True, text=True, timeout=10)
+    assert "files 2/2 hash_bytes 40/50 " in after.stdout, after.stdout
