@@ -220,6 +220,23 @@ test_counts_follow_writes(void **state)
 }
 
 
+/* With quota `set` in force (`reset` after), user's upload of name
+ * (nch chunks, content seed 1 as in the tests) into g1 is refused with
+ * want. */
+static void
+upload_refused(fx_t *fx, const char *set, const char *reset,
+               const char *user, const char *addr, const char *name,
+               uint32_t nch, const char *want)
+{
+    set_quota(set);
+    assert_int_equal(fx_upload(fx, user, addr, "g1", name,
+                               (uint64_t) nch * TS_CHUNK_B, nch, 1),
+                     TS_ERR_LIMIT);
+    assert_string_equal(msg, want);
+    set_quota(reset);
+}
+
+
 static void
 test_quotas_refuse(void **state)
 {
@@ -249,32 +266,21 @@ test_quotas_refuse(void **state)
                                15 * TS_CHUNK_B, 15, 1), TS_OK);
     set_quota("user-hash-bytes=256M");
 
-    set_quota("user-files=2");
-    assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "c",
-                               0, 0, 3), TS_ERR_LIMIT);
-    assert_string_equal(msg, "quota exceeded: files of user alice (2)");
-    set_quota("user-files=20000");
-
-    set_quota("group-hash-bytes=1K");
-    assert_int_equal(fx_upload(fx, "bob", "127.0.0.1:7003", "g1", "c",
-                               40 * TS_CHUNK_B, 40, 3), TS_ERR_LIMIT);
-    assert_string_equal(msg, "quota exceeded: hash bytes of group g1 (1 KiB; "
-                        "400 bytes used, this file needs 800 bytes)");
-    set_quota("group-hash-bytes=1G");
-    set_quota("tracker-hash-bytes=1000");
-    assert_int_equal(fx_upload(fx, "bob", "127.0.0.1:7003", "g1", "c",
-                               40 * TS_CHUNK_B, 40, 3), TS_ERR_LIMIT);
-    assert_string_equal(msg, "quota exceeded: hash bytes of this tracker "
-                        "(1000 bytes; 400 bytes used, this file needs "
-                        "800 bytes)");
-    set_quota("tracker-hash-bytes=16G");
-
-    set_quota("file-size=1M");
-    assert_int_equal(fx_upload(fx, "bob", "127.0.0.1:7003", "g1", "c",
-                               3 * TS_CHUNK_B, 3, 3), TS_ERR_LIMIT);
-    assert_string_equal(msg, "file too large: 1.5 MiB (this tracker takes "
-                        "at most 1 MiB)");
-    set_quota("file-size=off");
+    upload_refused(fx, "user-files=2", "user-files=20000", "alice",
+                   "127.0.0.1:7001", "c", 0,
+                   "quota exceeded: files of user alice (2)");
+    upload_refused(fx, "group-hash-bytes=1K", "group-hash-bytes=1G", "bob",
+                   "127.0.0.1:7003", "c", 40,
+                   "quota exceeded: hash bytes of group g1 (1 KiB; 400 "
+                   "bytes used, this file needs 800 bytes)");
+    upload_refused(fx, "tracker-hash-bytes=1000", "tracker-hash-bytes=16G",
+                   "bob", "127.0.0.1:7003", "c", 40,
+                   "quota exceeded: hash bytes of this tracker (1000 bytes; "
+                   "400 bytes used, this file needs 800 bytes)");
+    upload_refused(fx, "file-size=1M", "file-size=off", "bob",
+                   "127.0.0.1:7003", "c", 3,
+                   "file too large: 1.5 MiB (this tracker takes at most "
+                   "1 MiB)");
 
     set_quota("user-groups=1");
     fx_begin(fx);
@@ -289,17 +295,16 @@ test_quotas_refuse(void **state)
     set_quota("user-groups=64");
 
     /* a node that shares already may add more; a new one may not */
+    upload_refused(fx, "user-nodes=1", "user-nodes=32", "alice",
+                   "127.0.0.1:7002", "a", 15,
+                   "quota exceeded: nodes of user alice (1)");
     set_quota("user-nodes=1");
-    assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7002", "g1", "a",
-                               15 * TS_CHUNK_B, 15, 1), TS_ERR_LIMIT);
-    assert_string_equal(msg, "quota exceeded: nodes of user alice (1)");
     assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7001", "g1", "d",
                                0, 0, 4), TS_OK);
     set_quota("user-nodes=32");
-    set_quota("user-shares=3");
-    assert_int_equal(fx_upload(fx, "alice", "127.0.0.1:7002", "g1", "a",
-                               15 * TS_CHUNK_B, 15, 1), TS_ERR_LIMIT);
-    assert_string_equal(msg, "quota exceeded: shares of user alice (3)");
+    upload_refused(fx, "user-shares=3", "user-shares=65536", "alice",
+                   "127.0.0.1:7002", "a", 15,
+                   "quota exceeded: shares of user alice (3)");
     assert_rebuild_same(fx->st);
 }
 
