@@ -49,8 +49,9 @@ void trk_quota_usage_text(FILE *f);
 int  trk_quota_rebuild(trk_store_t *st);
 
 /* ---- checks (write rules, inside their transaction) ------------------ */
-/* Each returns TS_OK, or TS_ERR_LIMIT / TS_ERR_BADREQ with the text the
- * client prints in msg ("quota exceeded: hash bytes of user alice ..."). */
+/* Each returns TS_OK, or TS_ERR_LIMIT with the text the client prints in
+ * msg ("quota exceeded: hash bytes of user alice (...)"; TS_ERR_INTERNAL
+ * when a counter cannot be read). */
 ts_status_t trk_quota_check_size(uint64_t size, char *msg, size_t msgsz);
 ts_status_t trk_quota_check_file(trk_store_t *st, const char *user,
                                  const char *group, uint32_t nchunks,

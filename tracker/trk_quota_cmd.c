@@ -122,7 +122,7 @@ parse_value(const char *s, int bytes, uint64_t *out)
         return -1;
     }
     if (*end != '\0' && bytes) {
-        switch (*end == '\0' ? 0 : *end | 0x20) {
+        switch (*end | 0x20) {
         case 'k': shift = 10; break;
         case 'm': shift = 20; break;
         case 'g': shift = 30; break;
@@ -177,27 +177,42 @@ trk_quota_option(const char *arg, char *err, size_t errlen)
 }
 
 
+/* A default for --help: "off", "256M", "20000". */
+static void
+fmt_limit(uint64_t v, int bytes, char *out, size_t outsz)
+{
+    static const char suffix[] = "KMGT";
+    int               i;
+
+    if (v == 0) {
+        snprintf(out, outsz, "off");
+        return;
+    }
+    for (i = 3; bytes && i >= 0; i--) {
+        if (v % (1ull << (10 * (i + 1))) == 0) {
+            snprintf(out, outsz, "%" PRIu64 "%c", v >> (10 * (i + 1)),
+                     suffix[i]);
+            return;
+        }
+    }
+    snprintf(out, outsz, "%" PRIu64, v);
+}
+
+
 void
 trk_quota_usage_text(FILE *f)
 {
-    size_t   i;
-    uint64_t v;
-    char     d[32];
-    int      sh;
+    size_t i;
+    char   d[32];
 
     fprintf(f, "      --quota NAME=VALUE      a storage quota, repeatable "
             "(0 or off: none;\n"
             "                              bytes may end in K, M, G, T):\n");
     for (i = 0; i < NQNAMES; i++) {
-        v = *limit_field(qnames[i].who, qnames[i].field);
-        for (sh = 40; sh > 0 && (!qnames[i].bytes || v % (1ull << sh) != 0
-                                 || v == 0); sh -= 10) {
-        }
-        snprintf(d, sizeof(d), "%" PRIu64 "%s", sh ? v >> sh : v,
-                 sh == 40 ? "T" : sh == 30 ? "G" : sh == 20 ? "M"
-                 : sh == 10 ? "K" : "");
+        fmt_limit(*limit_field(qnames[i].who, qnames[i].field),
+                  qnames[i].bytes, d, sizeof(d));
         fprintf(f, "          %-19s %s (default %s)\n", qnames[i].name,
-                qnames[i].help, v == 0 ? "off" : d);
+                qnames[i].help, d);
     }
     fprintf(f, "      --usage NAME            print what user NAME, group "
             "NAME and the\n"
