@@ -352,7 +352,7 @@
 #define TS_QUOTA_USER_HASH_B      (256ull << 20) /* their chunk hashes,
                                             bytes: 20 B per 512 KiB chunk,
                                             so 256 MiB = 6.4 TiB shared */
-#define TS_QUOTA_USER_GROUPS_N    64       /* groups a user owns */
+#define TS_QUOTA_USER_GROUPS_N    256      /* groups a user owns */
 #define TS_QUOTA_USER_NODES_N     32       /* node addresses a user shares
                                             from (m/ records) */
 #define TS_QUOTA_USER_SHARES_N    65536    /* (node, file) sources of a user */

@@ -262,7 +262,7 @@ def test_client_prints_the_quota(tracker_factory, tmp_path):
                             capture_output=True, text=True, timeout=10)
     assert before.returncode == 0, before.stderr
     assert before.stdout.startswith(
-        "user carol: files 2/2 hash_bytes 20/50 groups 1/64 sessions 1/64 "
+        "user carol: files 2/2 hash_bytes 20/50 groups 1/256 sessions 1/64 "
         "nodes 1/32 shares 2/65536\n"), before.stdout
     assert c.cmd("stop_share g c") == ["stopped sharing c in g"]
     c.upload(str(src / "d"), "g")

@@ -59,7 +59,7 @@ teardown(void **state)
 {
     set_quota("user-files=20000");
     set_quota("user-hash-bytes=256M");
-    set_quota("user-groups=64");
+    set_quota("user-groups=256");
     set_quota("user-nodes=32");
     set_quota("user-shares=65536");
     set_quota("group-files=10000");
@@ -292,7 +292,7 @@ test_quotas_refuse(void **state)
     assert_int_equal(trk_do_create_group(fx->st, "bob", "g2", msg,
                                          sizeof(msg)), TS_OK);
     fx_commit(fx);
-    set_quota("user-groups=64");
+    set_quota("user-groups=256");
 
     /* a node that shares already may add more; a new one may not */
     upload_refused(fx, "user-nodes=1", "user-nodes=32", "alice",
