@@ -7,7 +7,10 @@
  * p/<group>/<name> (small, rewritten by every HAVE_CHUNKS); the indexes
  * l/ and m/ and the presence records n/ are kept by trk_sources.c (keys
  * in trk_keys.h).  The read rules (LIST_FILES, FILE_INFO, MY_SHARES) are
- * in trk_file_info.c.
+ * in trk_file_info.c.  A write that adds a file or a source checks the
+ * storage quotas first (trk_quota.h): the largest file size, then the
+ * uploader's, the group's and the tracker's files and hash bytes, then
+ * the uploader's shares and nodes.
  *
  * Locking: runs on a worker's event-loop thread with that worker's tdb
  * handle.  Writes run inside the dispatcher's transaction, so tdb's locks

@@ -66,7 +66,7 @@ ts_status_t trk_quota_check_group(trk_store_t *st, const char *user,
 /* tracker --usage NAME: prints the usage of user NAME, group NAME and
  * the tracker from <data_dir>/tracker.tdb (data_dir NULL: the default
  * ./tsr-tracker-<id>; opened read-only, the tracker may be running).
- * Exit code: 0, or 1 if the database cannot be read. */
+ * Exit code: 0, 1 if the database cannot be read, 2 for a bad name. */
 int  trk_quota_usage_cmd(const char *data_dir, int id, const char *name);
 
 #endif

@@ -13,7 +13,8 @@
  *
  * Locking: none (the supervisor before fork, or the --usage process).
  *
- * Crash behaviour: nothing kept; --usage only reads.
+ * Crash behaviour: nothing kept; --usage only reads (exit 0, 1 if the
+ * database cannot be read, 2 for a bad name).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -266,6 +267,11 @@ trk_quota_usage_cmd(const char *data_dir, int id, const char *name)
     if (rc < 0 || (size_t) rc >= sizeof(db_path)) {
         fprintf(stderr, "tracker: data directory path too long\n");
         return 1;
+    }
+    if (!ts_valid_id(name)) {
+        fprintf(stderr, "tracker: bad --usage name '%s' (a user or group "
+                "id)\n", name);
+        return 2;
     }
     rc = 0;
     tdb = tdb_open(db_path, 0, TDB_DEFAULT, O_RDONLY, 0);

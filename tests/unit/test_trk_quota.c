@@ -1,7 +1,8 @@
 /*
  * test_trk_quota.c -- cmocka tests of the tracker's storage quotas
- * (tracker/trk_quota.c, trk_quota_cmd.c and the hooks in trk_store.c,
- * trk_files.c and trk_groups.c) on real tdb files in a fresh temp dir.
+ * (tracker/trk_usage.c, trk_quota.c, trk_quota_cmd.c and their hooks in
+ * trk_store.c, trk_files.c and trk_groups.c) on real tdb files in a fresh
+ * temp dir.
  *
  * Covers: the counters following uploads, shares, stop_share, sessions,
  * groups and a change of owner, and equal to a rebuild from the records
