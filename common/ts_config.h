@@ -373,4 +373,25 @@
                                             for known-node counters (of
                                             TS_THROTTLE_SLOTS_N) */
 
+/* ---- storage quotas (tracker) ---- */
+/* What one account may keep in tracker.tdb (tracker --quota NAME=VALUE;
+ * docs/SECURITY.md gives the reasoning).  Sized for a heavy real user:
+ * tens of thousands of files, several TiB, a few machines. */
+#define TS_QUOTA_USER_FILES_N     20000    /* files a user uploaded first */
+#define TS_QUOTA_USER_HASH_B      (256ull << 20) /* their chunk hashes,
+                                            bytes: 20 B per 512 KiB chunk,
+                                            so 256 MiB = 6.4 TiB shared */
+#define TS_QUOTA_USER_GROUPS_N    256      /* groups a user owns */
+#define TS_QUOTA_USER_NODES_N     32       /* node addresses a user shares
+                                            from (m/ records) */
+#define TS_QUOTA_USER_SHARES_N    65536    /* (node, file) sources of a user */
+#define TS_QUOTA_GROUP_FILES_N    TS_TRK_GROUP_FILES_MAX_N /* per group */
+#define TS_QUOTA_GROUP_HASH_B     (1ull << 30) /* chunk hashes of a group's
+                                            files, bytes (25 TiB shared) */
+#define TS_QUOTA_TRACKER_FILES_N  0        /* files on a tracker (0 = none) */
+#define TS_QUOTA_TRACKER_HASH_B   (16ull << 30) /* chunk hashes on a
+                                            tracker, bytes: bounds the disk
+                                            against many accounts */
+#define TS_QUOTA_FILE_MAX_B       TS_FILE_MAX_B /* largest file accepted */
+
 #endif /* TS_CONFIG_H_INCLUDED */

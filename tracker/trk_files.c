@@ -7,7 +7,10 @@
  * p/<group>/<name> (small, rewritten by every HAVE_CHUNKS); the indexes
  * l/ and m/ and the presence records n/ are kept by trk_sources.c (keys
  * in trk_keys.h).  The read rules (LIST_FILES, FILE_INFO, MY_SHARES) are
- * in trk_file_info.c.
+ * in trk_file_info.c.  A write that adds a file or a source checks the
+ * storage quotas first (trk_quota.h): the largest file size, then the
+ * uploader's, the group's and the tracker's files and hash bytes, then
+ * the uploader's shares and nodes.
  *
  * Locking: runs on a worker's event-loop thread with that worker's tdb
  * handle.  Writes run inside the dispatcher's transaction, so tdb's locks
@@ -29,6 +32,7 @@
 #include "trk_ops.h"
 #include "trk_files.h"
 #include "trk_keys.h"
+#include "trk_quota.h"
 
 
 
@@ -171,7 +175,10 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
         return trk_ops_fail(msg, msgsz, TS_ERR_BADREQ,
                             "chunk count does not match the size");
     }
-    st = trk_files_check_args(c, group, name, 1, msg, msgsz);
+    st = trk_quota_check_size(size, msg, msgsz);
+    if (st == TS_OK) {
+        st = trk_files_check_args(c, group, name, 1, msg, msgsz);
+    }
     if (st != TS_OK) {
         return st;
     }
@@ -205,6 +212,14 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
         }
         s.size = size;
         s.nchunks = nchunks;
+        if (trk_src_find(&s, c->user, c->node_addr) < 0) {
+            st = trk_quota_check_share(c->st, c->user, c->node_addr, msg,
+                                       msgsz);
+            if (st != TS_OK) {
+                trk_srcs_free(&s);
+                return st;
+            }
+        }
         added = src_set(c, &s, 1, NULL, 0, nchunks);
         if (added == -2) {
             trk_srcs_free(&s);
@@ -240,6 +255,14 @@ trk_do_upload(const trk_fctx_t *c, const char *group, const char *name,
         trk_strlist_free(&l);
         return trk_ops_fail(msg, msgsz, TS_ERR_LIMIT, "too many files in '%s'",
                             group);
+    }
+    st = trk_quota_check_file(c->st, c->user, group, nchunks, msg, msgsz);
+    if (st == TS_OK) {
+        st = trk_quota_check_share(c->st, c->user, c->node_addr, msg, msgsz);
+    }
+    if (st != TS_OK) {
+        trk_strlist_free(&l);
+        return st;
     }
     rc = trk_shares_update(c->st, c->user, c->node_addr, group, name, 1);
     if (rc == -2) {
@@ -356,6 +379,13 @@ trk_do_have_chunks(const trk_fctx_t *c, const char *group, const char *name,
     }
     if (held == s.nchunks) {
         complete = 1;
+    }
+    if (trk_src_find(&s, c->user, c->node_addr) < 0) {
+        st = trk_quota_check_share(c->st, c->user, c->node_addr, msg, msgsz);
+        if (st != TS_OK) {
+            trk_srcs_free(&s);
+            return st;
+        }
     }
     added = src_set(c, &s, complete, bitmap, bmlen, held);
     if (added == -2) {

@@ -25,6 +25,7 @@
 #include "trk_ops.h"
 #include "trk_sources.h"
 #include "trk_merge.h"
+#include "trk_quota.h"
 
 /* ---- rules ---------------------------------------------------------- */
 
@@ -90,6 +91,10 @@ trk_do_create_group(trk_store_t *st, const char *user, const char *group,
     }
     if (rc < 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
+    }
+    rc = (int) trk_quota_check_group(st, user, msg, msgsz);
+    if (rc != TS_OK) {
+        return (ts_status_t) rc;    /* msg names the quota */
     }
     memset(&g, 0, sizeof(g));
     memset(&m, 0, sizeof(m));

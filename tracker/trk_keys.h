@@ -20,6 +20,8 @@
  *   o/<origin hex2>/<seq hex16>  op record
  *   v/<origin hex2>              highest seq applied from origin
  *   x/...                        epoch, HLC mark, segments, floors
+ *   q/u/<user>, q/g/<group>, q/t storage usage counters (trk_quota.h),
+ *   q/limits                     derived from f/ g/ s/ m/, rebuilt at start
  *
  * Header-only; no state, no locks (the builders write into the caller's
  * buffer), nothing that a crash could leave behind.
@@ -48,6 +50,7 @@
 #define TRK_KEY_OP       'o'
 #define TRK_KEY_VV       'v'
 #define TRK_KEY_LOCAL    'x'
+#define TRK_KEY_QUOTA    'q'
 
 /* Room for the longest key ("m/<user>/<node_addr>", "f/<group>/<name>",
  * "s/<64 hex>"). */

@@ -30,6 +30,7 @@
 #include "ts_sup.h"
 #include "trk_console.h"
 #include "trk_opts.h"
+#include "trk_quota.h"
 #include "trk_start.h"
 #include "trk_statuscmd.h"
 #include "trk_sync.h"
@@ -168,6 +169,9 @@ main(int argc, char **argv)
     if (o.mode == TRK_MODE_STATUS) {
         return trk_status_cmd(o.info_path, cfg.id, cfg.ca_path,
                               cfg.crt_path, cfg.key_path);
+    }
+    if (o.mode == TRK_MODE_USAGE) {
+        return trk_quota_usage_cmd(o.data_dir, cfg.id, o.usage_name);
     }
     console_fd = trk_console_fd();
     rc = trk_start_setup(&cfg, &o);

@@ -24,7 +24,9 @@
 #include "ts_log.h"
 #include "ts_sup.h"
 #include "trk_opts.h"
+#include "trk_quota.h"
 
+#define OPT_USAGE   0x1051      /* --usage (no short option) */
 #define USAGE_LINE  "usage: tracker [options] tracker_info.txt <id> " \
                     "(try --help)\n"
 
@@ -51,6 +53,8 @@ static const struct option opts_long[] = {
     { "kdf-per-addr",    required_argument, NULL, 'K' },
     { "create-user-per-addr", required_argument, NULL, 'c' },
     { "worker-out-max",  required_argument, NULL, 'O' },
+    { "quota",           required_argument, NULL, 'Q' },
+    { "usage",           required_argument, NULL, OPT_USAGE },
     { "help",            no_argument,       NULL, 'h' },
     { "version",         no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -184,16 +188,18 @@ usage(FILE *f)
         "      --worker-out-max BYTES  replies queued in one worker before "
         "connections\n"
         "                              with queued replies are not read "
-        "(default %u)\n"
-        "  -l, --log-level LEVEL       error|warn|info|debug\n"
-        "  -h, --help                  this text\n"
-        "  -V, --version               print the version\n",
+        "(default %u)\n",
         TS_TRK_WORKERS_N, TS_KDF_ITERATIONS_N, TS_SESSION_TIMEOUT_MS,
         TS_TICKET_TTL_MS, TS_TLS_HANDSHAKE_MS, TS_TRK_FRAME_TIMEOUT_MS,
         TS_TRK_CONNS_MAX_N, TS_TRK_CONNS_ADDR_N, TS_TRK_UNAUTH_MAX_N,
         TS_LOGIN_FAILS_USER_N, TS_LOGIN_FAILS_ADDR_N, TS_LOGIN_DELAY_MIN_MS,
         TS_LOGIN_DELAY_MAX_MS, TS_LOGIN_WINDOW_MS, TS_TRK_LOGIN_MS,
         TS_TRK_KDF_ADDR_N, TS_TRK_CREATE_ADDR_N, TS_TRK_WORKER_OUT_MAX_B);
+    trk_quota_usage_text(f);
+    fprintf(f,
+        "  -l, --log-level LEVEL       error|warn|info|debug\n"
+        "  -h, --help                  this text\n"
+        "  -V, --version               print the version\n");
 }
 
 
@@ -352,6 +358,7 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
             const char **pki_opt)
 {
     int opt, status_mode = 0, init_mode = 0;
+    char err[160];
 
     while ((opt = getopt_long(argc, argv, "d:w:l:hV", opts_long, NULL))
            != -1)
@@ -394,6 +401,14 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
         case 'I':
             init_mode = 1;
             break;
+        case 'Q':
+            if (trk_quota_option(optarg, err, sizeof(err)) != 0) {
+                trk_opts_bad_usage("%s", err);
+            }
+            break;
+        case OPT_USAGE:
+            o->usage_name = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -411,7 +426,8 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
         return 2;
     }
     o->mode = init_mode ? TRK_MODE_INIT_PKI
-              : status_mode ? TRK_MODE_STATUS : TRK_MODE_RUN;
+              : status_mode ? TRK_MODE_STATUS
+              : o->usage_name != NULL ? TRK_MODE_USAGE : TRK_MODE_RUN;
     return -1;
 }
 

@@ -55,13 +55,15 @@ typedef struct {
 enum {
     TRK_MODE_RUN      = 0,          /* tracker [options] info <id> */
     TRK_MODE_STATUS   = 1,          /* --status info <id> */
-    TRK_MODE_INIT_PKI = 2           /* --init-pki info */
+    TRK_MODE_INIT_PKI = 2,          /* --init-pki info */
+    TRK_MODE_USAGE    = 3           /* --usage NAME info <id> */
 };
 
 typedef struct {
     int          mode;              /* TRK_MODE_* */
     const char  *info_path;         /* tracker_info.txt */
     const char  *data_dir;          /* --data-dir, NULL = default */
+    const char  *usage_name;        /* --usage NAME */
 } trk_opts_t;
 
 /* Parses argv into cfg (defaults from ts_config.h first) and o: the

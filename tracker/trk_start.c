@@ -4,7 +4,8 @@
  *
  * Purpose: find this tracker's address in tracker_info.txt, make sure
  * the data directory and tracker.tdb are usable (and read the database
- * epoch and the HLC high-water mark), that the PKI is in place (cluster
+ * epoch and the HLC high-water mark, and rebuild the storage usage
+ * counters, trk_quota.h), that the PKI is in place (cluster
  * CA and this tracker's certificate under --pki, created when missing
  * and possible; the TLS context and the ticket key are loaded once
  * here), raise the open files limit to its hard limit (and clamp the
@@ -35,6 +36,7 @@
 #include "trk_oplog.h"
 #include "trk_ops.h"
 #include "trk_store.h"
+#include "trk_quota.h"
 #include "trk_start.h"
 
 
@@ -229,6 +231,7 @@ start_store(trk_config_t *cfg, const char *data_dir, uint64_t *epoch,
 {
     trk_store_t *st;
     char         err[512];
+    int          rc;
 
     if (data_dir == NULL) {
         snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./tsr-tracker-%d",
@@ -256,7 +259,11 @@ start_store(trk_config_t *cfg, const char *data_dir, uint64_t *epoch,
     }
     *epoch = trk_epoch_get(st, 1);
     *hlc0 = trk_hlc_saved(st);
+    rc = trk_quota_rebuild(st);
     trk_store_close(st);
+    if (rc != 0) {
+        return -1;
+    }
     if (*epoch == 0) {
         ts_err("cannot initialise the database epoch in %s", cfg->db_path);
         return -1;

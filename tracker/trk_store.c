@@ -8,6 +8,8 @@
  * transaction are stamped with one HLC value and noted, and
  * trk_store_commit() appends the op that replicates them (trk_oplog.h) in
  * the same transaction -- the reply-cache entry of the request included.
+ * Every write and merge of a counted key also moves the storage usage
+ * counters (trk_usage.h) in that transaction.
  * Keys: trk_keys.h; records: trk_codec.h; envelopes: trk_merge.h.
  *
  * Locking: a trk_store_t is used by one thread only.  tdb's fcntl locks
@@ -35,6 +37,7 @@
 #include "trk_keys.h"
 #include "trk_merge.h"
 #include "trk_oplog.h"
+#include "trk_usage.h"
 
 struct trk_store_s {
     ts_kv_t            *kv;
@@ -568,9 +571,11 @@ note_key(trk_store_t *st, const char *key, size_t klen)
  * a stamp at or above it, the transaction takes a new, higher stamp and
  * the keys it already wrote are re-stamped, so that every key carries
  * the one stamp its op is logged under.  Nothing those keys hold lies
- * between the two stamps: each was below the old one when written. */
+ * between the two stamps: each was below the old one when written.  A
+ * key this transaction wrote before holds its own stamp, which is no
+ * reason to move. */
 static int
-stamp_above(trk_store_t *st, const trk_rec_t *r)
+stamp_above(trk_store_t *st, trk_rec_t *r)
 {
     trk_stamp_t m = trk_rec_max_stamp(r), old = st->stamp, nw;
     trk_rec_t   w;
@@ -578,7 +583,8 @@ stamp_above(trk_store_t *st, const trk_rec_t *r)
     int         rc;
 
     trk_hlc_observe(st->hlc, m.hlc);
-    if (trk_stamp_zero(old) || trk_stamp_cmp(m, old) < 0) {
+    /* equal: this transaction wrote the key before (stamps are unique) */
+    if (trk_stamp_zero(old) || trk_stamp_cmp(m, old) <= 0) {
         return 0;
     }
     nw.hlc = trk_hlc_next(st->hlc);
@@ -600,6 +606,8 @@ stamp_above(trk_store_t *st, const trk_rec_t *r)
             return -1;
         }
     }
+    /* r, read before, is one of them if this transaction wrote it */
+    trk_rec_restamp(r, old, nw);
     st->stamp = nw;
     return 0;
 }
@@ -613,6 +621,7 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
     trk_rec_t r;
     ts_wbuf_t view;
     int       rc, own = 0;
+    trk_qpart_t q0, q1;             /* the key's usage, before and after */
 
     batch_leave(st);
     if (!ts_kv_in_txn(st->kv)) {
@@ -656,6 +665,7 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
             return rc < 0 ? -1 : 1;
         }
     }
+    trk_usage_part(key, klen, &r, &q0);
     if (stamp_above(st, &r) != 0 || note_key(st, key, klen) != 0) {
         goto fail;
     }
@@ -665,6 +675,10 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
         rc = trk_rec_put(&r, key, klen, val, vlen, st->stamp);
     }
     if (rc != 0 || rec_store(st, key, klen, &r) != 0) {
+        goto fail;
+    }
+    trk_usage_part(key, klen, &r, &q1);
+    if (trk_usage_change(st->tdb, &q0, &q1) != 0) {
         goto fail;
     }
     trk_rec_free(&r);
@@ -702,6 +716,7 @@ trk_kv_merge(trk_store_t *st, const char *key, size_t klen, const void *rec)
 {
     trk_rec_t r;
     int       rc;
+    trk_qpart_t q0, q1;             /* the key's usage, before and after */
 
     if (!trk_key_replicated(key, klen)) {
         return -1;
@@ -710,6 +725,7 @@ trk_kv_merge(trk_store_t *st, const char *key, size_t klen, const void *rec)
     if (rc == -1) {
         return -1;
     }
+    memset(&q0, 0, sizeof(q0));
     if (rc == -2) {
         /* a stored record that does not decode (logged by kv_rec_ex)
          * must not refuse every batch forever: it counts as empty and
@@ -719,10 +735,13 @@ trk_kv_merge(trk_store_t *st, const char *key, size_t klen, const void *rec)
         rc = trk_rec_merge(&r, rec);
         rc = rc < 0 ? -1 : 1;
     } else {
+        trk_usage_part(key, klen, &r, &q0);
         rc = trk_rec_merge(&r, rec);
     }
     if (rc > 0) {
         rc = rec_store(st, key, klen, &r);
+        trk_usage_part(key, klen, &r, &q1);
+        rc = rc == 0 ? trk_usage_change(st->tdb, &q0, &q1) : rc;
     }
     trk_rec_free(&r);
     return rc < 0 ? -1 : 0;

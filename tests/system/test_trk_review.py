@@ -20,6 +20,7 @@ import time
 
 import tessera
 from tessera import OK, ERR_AUTH, ERR_BADREQ, ERR_BUSY, pstr
+from cluster import lift_group_quota
 from proto import read_frame, split_reply
 
 ERR_EXISTS = 3
@@ -157,7 +158,8 @@ def test_status_command_needs_the_trackers_key(tracker, tmp_path):
 # ---- 1b. one connection cannot hold the event loop -------------------------
 
 def test_pipelined_writes_do_not_starve_others(tracker_factory):
-    t = start(tracker_factory, workers=1)
+    # the load is 1,500 groups of one user: past the owned-groups quota
+    t = start(tracker_factory, *lift_group_quota(), workers=1)
     new_user(t.port, "honest")
     new_user(t.port, "flooder")
     a = tessera.Raw(t.port, timeout=60)
