@@ -37,6 +37,10 @@ typedef struct {
     const uint8_t      *req_fp;         /* requesting link's client cert
                                            fingerprint, NULL = none */
     int64_t             ticket_ttl_ms;
+    /* FILE_INFO: addresses the requester asks to leave out (sources
+     * that never answered it); listed only to fill the sample */
+    const char        (*excl)[TRK_ADDR_MAX_B];
+    uint32_t            nexcl;
 } trk_fctx_t;
 
 /* Records: 0 found, 1 absent, -1 error or corrupt. */
