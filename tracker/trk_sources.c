@@ -27,7 +27,6 @@
 #include "ts_log.h"
 #include "trk_keys.h"
 #include "trk_sources.h"
-#include "trk_srcpick.h"
 
 /* The sessions of one node (an n/ record). */
 typedef struct {

@@ -122,7 +122,7 @@ pv_put(trk_store_t *st, const char *group, const char *name, const pv_t *pv)
     int       rc;
 
     if (pv->n == 0) {
-        return trk_kv_delete(st, pv_key(kb, group, name));
+        return trk_kv_delete(st, pv_key(kb, group, name)) < 0 ? -1 : 0;
     }
     ts_wbuf_init(&b);
     trk_codec_put_head(&b, PV_REC_KIND);
@@ -160,7 +160,8 @@ trk_proven_drop(trk_store_t *st, const char *group, const char *name)
 {
     char kb[TRK_KEY_B];
 
-    return trk_kv_delete(st, pv_key(kb, group, name));
+    /* absent (1) is fine: most files have no proven source */
+    return trk_kv_delete(st, pv_key(kb, group, name)) < 0 ? -1 : 0;
 }
 
 

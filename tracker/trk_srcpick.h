@@ -51,7 +51,4 @@ int trk_srcpick_get_served(ts_rbuf_t *r, trk_served_t *out, uint32_t *n);
 int trk_proven_note(const trk_fctx_t *c, const char *group,
                     const char *name, const trk_served_t *sv, uint32_t n);
 
-/* Forgets group/name's proven record (the file went).  0 or -1. */
-int trk_proven_drop(trk_store_t *st, const char *group, const char *name);
-
 #endif
