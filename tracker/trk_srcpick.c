@@ -13,6 +13,7 @@
  *
  *   0  proven: another user's node reported, within TS_TRK_PROVEN_TTL_MS,
  *      that this source served it verified chunks (HAVE_CHUNKS tail);
+ *      at most half the list, the rest of them rank as below;
  *   1  complete sources;
  *   2  partial sources;
  *   3  sources the requester asked to leave out (its dead ones): only to
@@ -46,7 +47,7 @@
 #define PV_REC_KIND  'V'        /* local record kind byte (not replicated) */
 
 enum { TIER_PROVEN = 0, TIER_COMPLETE, TIER_PARTIAL, TIER_EXCLUDED,
-       TIERS_N };
+       TIERS_N, TIER_DONE = 0xFF };
 
 typedef struct {
     char     user[TS_ID_MAX_B + 1];
@@ -341,7 +342,7 @@ trk_srcpick_rows(const trk_fctx_t *c, const char *group, const char *name,
 {
     const char *users[TS_TRK_FINFO_SOURCES_N];
     uint32_t    cnt[TS_TRK_FINFO_SOURCES_N];
-    uint32_t    nusers = 0, m = 0, i, j, t, k;
+    uint32_t    nusers = 0, m = 0, i, j, t, k, lim;
     uint8_t     fp[TS_FP_B];
     uint64_t    x, now = (uint64_t) ts_wall_ms();
     uint16_t   *ord;
@@ -382,12 +383,18 @@ trk_srcpick_rows(const trk_fctx_t *c, const char *group, const char *name,
         ord[j] = tmp;
     }
     for (t = 0; t < TIERS_N && *n < TS_TRK_FINFO_SOURCES_N; t++) {
-        for (i = 0; i < m && *n < TS_TRK_FINFO_SOURCES_N; i++) {
+        /* proven sources fill half the list at most: reports are the
+         * word of other members, and colluding accounts could vouch for
+         * dead nodes; the other half stays a fair draw */
+        lim = t == TIER_PROVEN ? TS_TRK_FINFO_SOURCES_N / 2
+                               : TS_TRK_FINFO_SOURCES_N;
+        for (i = 0; i < m && *n < lim; i++) {
             const trk_src_t *e = &s->v[ord[i]];
 
             if (tier[ord[i]] != t) {
                 continue;
             }
+            tier[ord[i]] = TIER_DONE;
             /* the cap first (cheap), liveness after (tdb and shm) */
             u = sp_user_slot(users, cnt, nusers, e->user);
             if (u < 0 || !trk_src_useful(c, e, fp)) {
@@ -403,6 +410,12 @@ trk_srcpick_rows(const trk_fctx_t *c, const char *group, const char *name,
             ts_put_u32(rows, e->held);
             ts_put_raw(rows, fp, TS_FP_B);
             (*n)++;
+        }
+        for (i = 0; t == TIER_PROVEN && i < m; i++) {
+            if (tier[ord[i]] == TIER_PROVEN) {      /* past the half */
+                tier[ord[i]] = s->v[ord[i]].complete ? TIER_COMPLETE
+                                                     : TIER_PARTIAL;
+            }
         }
     }
     free(ord);
