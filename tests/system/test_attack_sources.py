@@ -12,8 +12,9 @@ must finish within DOWNLOAD_MAX_S with the right SHA1 (before the fix it
 sat at "waiting for sources" for good: the tracker listed the seeder after
 the attacker's entries and the client never saw it).  Raw FILE_INFO
 requests check the list itself: at most USER_SRC_N entries of one user,
-the seeder always in it, a fresh shuffle per request, and the optional
-exclusion tail moving the excluded addresses to the end.  A second test
+the seeder always in it, a fresh shuffle per request, the seeder first
+once the leecher reported it served (HAVE_CHUNKS' served-by tail), and
+the optional exclusion tail moving the excluded addresses to the end.  A second test
 spreads the dead sources over several accounts (more dead entries than a
 reply lists even with the cap), so the client must re-ask and leave out
 the sources that never answered.
@@ -29,7 +30,7 @@ import time
 
 from nodes import Swarm, create_users, seed, sha1_file, chunk_hashes
 from proto import MSG, OK, Raw, parse_file_info, pstr, upload_frame
-from tessera import free_port
+from tessera import free_port, wait_until
 
 G = "g"
 USER_SRC_N = 4          # TS_TRK_FINFO_USER_SRC_N
@@ -150,6 +151,13 @@ def test_one_member_cannot_hide_the_seeder(tracker, tmp_path):
     a = atk[0]
     try:
         timed_download(leech, tmp_path, name, want)
+        # the leecher told the tracker who served it (HAVE_CHUNKS): the
+        # seeder, proven, now heads every list
+        assert wait_until(lambda: file_info(tracker.port, "leech", name)
+                          [0][0] == seeder.addr, timeout=5, step=0.5)
+        for _ in range(3):
+            assert file_info(tracker.port, "leech", name)[0][0] == \
+                seeder.addr
         # the list itself: the cap, the seeder always in, a fresh shuffle
         seen = set()
         for _ in range(8):
