@@ -57,6 +57,8 @@ typedef struct {
     int64_t       ticket_renew_ms;  /* renew when less than this is left */
     cli_sample_t  samp[TS_CLI_RATE_SAMPLES_N];
     int           nsamp, head;
+    struct cli_srcmem *srcmem;      /* dead / serving sources (malloc,
+                                       cli_srcdead.h); NULL = none yet */
 } cli_dlent_t;
 
 typedef struct {

@@ -122,6 +122,7 @@ cli_down_free(cli_dlent_t *e)
         node_dl_remove(shm, e->idx);
     }
     cli_dl_free(&e->rec);
+    free(e->srcmem);
     free(e);
 }
 

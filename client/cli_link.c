@@ -39,6 +39,7 @@
 #include "cli_down.h"
 #include "cli_hold.h"
 #include "cli_link.h"
+#include "cli_srcdead.h"
 
 
 /* tracker work collected under the lock, done without it */
@@ -55,7 +56,13 @@ typedef struct {
     int          ok;
     ts_status_t  status;
     cli_finfo_t  fi;                /* INFO result */
+    ts_wbuf_t    tail;              /* optional request tail: INFO's
+                                       exclusions, HAVE's served-by */
 } cli_work_t;
+
+/* A tracker refused a request tail (an older release): 1 = send none
+ * from now on (the lists still work, shuffled; only the hints go). */
+static int cli_link_no_tail;
 
 
 /* 1 if fp is this node's own identity */
@@ -206,6 +213,7 @@ cli_link_work_add(cli_work_t **w, int *n, int *cap, cli_wkind_t kind,
     memset(nw, 0, sizeof(*nw));
     nw->kind = kind;
     nw->serial = serial;
+    ts_wbuf_init(&nw->tail);
     snprintf(nw->group, sizeof(nw->group), "%s", group);
     snprintf(nw->name, sizeof(nw->name), "%s", name);
     return 0;
@@ -216,9 +224,11 @@ cli_link_work_add(cli_work_t **w, int *n, int *cap, cli_wkind_t kind,
 static int
 cli_link_plan(int64_t now, cli_work_t **w, int *cap)
 {
+    ts_shm_t     *shm = cli_agent_shm();
+    node_dl_sh_t *d;
     cli_dlent_t  *e;
     cli_work_t   *x;
-    int           i, n = 0;
+    int           i, n = 0, soon;
     size_t        nb;
 
     for (i = 0; i < cli_agent.nstops; i++) {
@@ -228,6 +238,7 @@ cli_link_plan(int64_t now, cli_work_t **w, int *cap)
     for (i = 0; i < cli_agent.ndls; i++) {
         e = cli_agent.dls[i];
         nb = cli_bitmap_b(e->rec.nchunks);
+        d = shm != NULL && e->idx >= 0 ? &node_dls(shm)[e->idx] : NULL;
         if (e->need_stop) {
             cli_link_work_add(w, &n, cap, CLI_W_STOP, e->serial,
                               e->rec.group, e->rec.name);
@@ -257,14 +268,29 @@ cli_link_plan(int64_t now, cli_work_t **w, int *cap)
                 free(x->bitmap);
                 n--;
                 e->have_dirty = 0;
+            } else if (d != NULL && !cli_link_no_tail) {
+                /* who served the chunks: the tracker's proven sources */
+                cli_srcdead_put_served(&e->srcmem, d, &x->tail);
             }
         }
-        if (e->rec.state == CLI_DL_ACTIVE && e->idx >= 0 && !cli_agent.paused
-            && now >= e->next_src_ms)
+        if (e->rec.state != CLI_DL_ACTIVE || d == NULL || cli_agent.paused) {
+            continue;
+        }
+        /* a source that just died, or nothing to fetch from: ask again
+         * soon (TS_CLI_SRC_REASK_MS after the last ask), not in 2 s */
+        soon = cli_srcdead_scan(&e->srcmem, d, now)
+               || atomic_load(&d->waiting);
+        if (now >= e->next_src_ms
+            || (soon && now >= e->next_src_ms - TS_NODE_SRC_REFRESH_MS
+                               + TS_CLI_SRC_REASK_MS))
         {
             e->next_src_ms = cli_link_next_info_ms(e, now);
-            cli_link_work_add(w, &n, cap, CLI_W_INFO, e->serial,
-                              e->rec.group, e->rec.name);
+            if (cli_link_work_add(w, &n, cap, CLI_W_INFO, e->serial,
+                                  e->rec.group, e->rec.name) == 0
+                && !cli_link_no_tail)
+            {
+                cli_srcdead_put_excl(e->srcmem, &(*w)[n - 1].tail, now);
+            }
         }
     }
     return n;
@@ -278,6 +304,8 @@ cli_link_do(cli_work_t *x, const uint8_t tok[TS_TOKEN_B])
     ts_wbuf_t    req;
     cli_reply_t  rep;
     uint8_t      type;
+    size_t       base;
+    int          rc;
 
     ts_wbuf_init(&req);
     ts_put_raw(&req, tok, TS_TOKEN_B);
@@ -296,16 +324,34 @@ cli_link_do(cli_work_t *x, const uint8_t tok[TS_TOKEN_B])
         type = TS_MSG_FILE_INFO;
         break;
     }
+    base = req.len;
+    if (x->tail.len > 0 && !x->tail.err) {
+        ts_put_raw(&req, x->tail.data, x->tail.len);
+    }
     x->ok = 0;
     if (req.err || req.len > TS_FRAME_MAX_B) {
         ts_wbuf_free(&req);
         return;
     }
-    if (cli_rpc_call_ex(&cli_agent.rpc, type, req.data, (uint32_t) req.len,
-                        &rep, cli_agent.ctx->sess->trk.n > 1
-                        ? TS_CLI_AGENT_TRIES_N : 1,
-                        TS_CLI_AGENT_RPC_MS) != 0)
-    {
+    for (;;) {
+        rc = cli_rpc_call_ex(&cli_agent.rpc, type, req.data,
+                             (uint32_t) req.len, &rep,
+                             cli_agent.ctx->sess->trk.n > 1
+                             ? TS_CLI_AGENT_TRIES_N : 1, TS_CLI_AGENT_RPC_MS);
+        /* an older tracker takes the tail for a malformed body */
+        if (rc != 0 || rep.status != TS_ERR_BADREQ || req.len == base
+            || strstr(rep.msg, "malformed") == NULL)
+        {
+            break;
+        }
+        /* a tracker that does not know the tail: once more without */
+        ts_warn("agent: the tracker refused a %s request tail (%s); sending "
+                "none from now on", ts_msg_name(type), rep.msg);
+        cli_link_no_tail = 1;
+        cli_reply_free(&rep);
+        req.len = base;
+    }
+    if (rc != 0) {
         ts_debug("agent: %s %s/%s: %s", ts_msg_name(type), x->group,
                  x->name, rep.msg);
         ts_wbuf_free(&req);
@@ -396,6 +442,8 @@ cli_link_apply(cli_work_t *x)
                 cli_link_ticket_apply(shm, e, &x->fi,
                                  atomic_load(&node_dls(shm)[e->idx].denied)
                                  != 0);
+                /* the ones that never answered stay out a while */
+                cli_srcdead_filter(e->srcmem, &x->fi, ts_now_ms());
                 cli_link_set_sources(shm, e->idx, &x->fi);
                 e->next_src_ms = cli_link_next_info_ms(e, ts_now_ms());
             }
@@ -463,6 +511,7 @@ cli_link_tick(void)
 
     for (i = 0; i < n; i++) {
         free(w[i].bitmap);
+        ts_wbuf_free(&w[i].tail);
         cli_finfo_free(&w[i].fi);
     }
     free(w);

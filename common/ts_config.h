@@ -394,4 +394,31 @@
                                             against many accounts */
 #define TS_QUOTA_FILE_MAX_B       TS_FILE_MAX_B /* largest file accepted */
 
+/* ---- source lists (FILE_INFO sample, dead sources) ------------------ */
+#define TS_TRK_FINFO_SOURCES_N    32       /* sources one FILE_INFO reply
+                                            lists at most (a shuffled
+                                            sample of the live ones) */
+#define TS_TRK_FINFO_USER_SRC_N   4        /* entries of one user in one
+                                            FILE_INFO reply at most, all
+                                            its sessions together */
+#define TS_TRK_FINFO_EXCLUDE_N    64       /* addresses a FILE_INFO request
+                                            may ask to leave out (more:
+                                            TS_ERR_BADREQ) */
+#define TS_TRK_PROVEN_N           32       /* sources remembered per file as
+                                            having served someone else */
+#define TS_TRK_PROVEN_TTL_MS      3600000  /* such a report counts this long
+                                            (wall clock) */
+#define TS_CLI_SRC_DEAD_ERRORS_N  3        /* consecutive connect, handshake
+                                            or auth failures: the source is
+                                            dead for this download */
+#define TS_CLI_SRC_DEAD_MIN_MS    5000     /* a dead source is left out (and
+                                            excluded from FILE_INFO) this
+                                            long first, doubling ... */
+#define TS_CLI_SRC_DEAD_MAX_MS    120000   /* ... up to this */
+#define TS_CLI_SRC_DEAD_N         64       /* dead sources remembered per
+                                            download (oldest forgotten) */
+#define TS_CLI_SRC_REASK_MS       500      /* FILE_INFO again this soon when
+                                            the download waits or a source
+                                            just died */
+
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -75,10 +75,20 @@ typedef enum {
                                    certificate fingerprint), blob ticket
                                    (ts_ticket.h, for the requester's
                                    node fingerprint; empty if it showed
-                                   no certificate)                       */
+                                   no certificate).  Optional request
+                                   tail: u32 n, n x str addr (n <= 64):
+                                   sources that never answered the
+                                   requester, listed only to fill.  The
+                                   sources are a shuffled sample: at
+                                   most 32, at most 4 of one user, those
+                                   reported as serving first.           */
     TS_MSG_STOP_SHARE     = 33, /* tok, str group, str name -> -         */
     TS_MSG_HAVE_CHUNKS    = 34, /* tok, str group, str name, u8 complete,
-                                   bitmap -> -  (partial source update)  */
+                                   bitmap -> -  (partial source update).
+                                   Optional tail: u32 n, n x (str addr,
+                                   raw fp[32]) (n <= 32): sources that
+                                   served this node verified chunks of
+                                   the file since its last report      */
     TS_MSG_MY_SHARES      = 35, /* tok -> u32 n, n x (str group, str name,
                                    u8 complete)  (this user, this node)  */
 

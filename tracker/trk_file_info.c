@@ -2,7 +2,9 @@
  * trk_file_info.c -- the read side of the file registry: LIST_FILES,
  * FILE_INFO (with its download ticket) and MY_SHARES.
  *
- * Purpose: FILE_INFO gives each source's node fingerprint (from its
+ * Purpose: FILE_INFO gives a sample of the live sources
+ * (trk_srcpick.c: shuffled, bounded, capped per user, proven first, the
+ * requester's dead ones last), each with its node fingerprint (from its
  * newest live session) and, after the membership check, a download
  * ticket signed with this tracker's key for the requesting link's
  * certificate (trk_fctx_t.signer / req_fp).  The handlers are in
@@ -23,6 +25,7 @@
 #include "trk_ops.h"
 #include "trk_keys.h"
 #include "trk_sources.h"
+#include "trk_srcpick.h"
 #include "trk_files.h"
 
 
@@ -131,8 +134,7 @@ trk_do_file_info(const trk_fctx_t *c, const char *group, const char *name,
     trk_srcs_t  s;
     ts_wbuf_t   rows;
     ts_status_t st;
-    uint8_t     fp[TS_FP_B];
-    uint32_t    k, n = 0;
+    uint32_t    n = 0;
     int         rc;
 
     st = trk_files_check_args(c, group, name, 0, msg, msgsz);
@@ -159,20 +161,9 @@ trk_do_file_info(const trk_fctx_t *c, const char *group, const char *name,
         rc = 1;
     }
     ts_wbuf_init(&rows);
-    for (k = 0; rc == 0 && k < s.n; k++) {
-        if (c->node_addr != NULL && strcmp(s.v[k].user, c->user) == 0
-            && strcmp(s.v[k].addr, c->node_addr) == 0)
-        {
-            continue;                   /* the requester's own node */
-        }
-        if (!trk_src_useful(c, &s.v[k], fp)) {
-            continue;
-        }
-        ts_put_str(&rows, s.v[k].addr);
-        ts_put_u8(&rows, s.v[k].complete);
-        ts_put_u32(&rows, s.v[k].held);
-        ts_put_raw(&rows, fp, TS_FP_B);
-        n++;
+    /* a shuffled, per-user capped sample, proven sources first */
+    if (rc == 0 && trk_srcpick_rows(c, group, name, &s, &rows, &n) != 0) {
+        rows.err = 1;
     }
     if (rc == 0) {
         trk_srcs_free(&s);

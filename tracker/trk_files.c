@@ -33,6 +33,7 @@
 #include "trk_files.h"
 #include "trk_keys.h"
 #include "trk_quota.h"
+#include "trk_srcpick.h"
 
 
 
@@ -528,10 +529,14 @@ op_file_info(trk_req_t *rq)
     trk_fctx_t    c;
     trk_session_t sess;
     char          g[TS_STR_MAX_B + 1], nm[TS_STR_MAX_B + 1];
+    char          ex[TS_TRK_FINFO_EXCLUDE_N][TRK_ADDR_MAX_B];
+    uint32_t      nex;
     int           st;
 
+    /* optional tail: the addresses to leave out (trk_srcpick.h) */
     if (get_group_name(rq, g, sizeof(g), nm, sizeof(nm)) != 0
-        || ts_rbuf_end(&rq->in) != 0)
+        || trk_srcpick_get_addrs(&rq->in, ex, TS_TRK_FINFO_EXCLUDE_N,
+                                 &nex) != 0)
     {
         return malformed(rq);
     }
@@ -539,6 +544,8 @@ op_file_info(trk_req_t *rq)
     if (st != TS_OK) {
         return st;
     }
+    c.excl = (const char (*)[TRK_ADDR_MAX_B]) ex;
+    c.nexcl = nex;
     return trk_do_file_info(&c, g, nm, &rq->body, rq->msg, sizeof(rq->msg));
 }
 
@@ -576,8 +583,9 @@ op_have_chunks(trk_req_t *rq)
     trk_session_t  sess;
     char           g[TS_STR_MAX_B + 1], nm[TS_STR_MAX_B + 1];
     const uint8_t *bm;
-    uint32_t       bml;
+    uint32_t       bml, nsv;
     uint8_t        complete;
+    trk_served_t   sv[TS_NODE_SOURCES_N];
     int            st;
 
     if (get_group_name(rq, g, sizeof(g), nm, sizeof(nm)) != 0) {
@@ -585,15 +593,23 @@ op_have_chunks(trk_req_t *rq)
     }
     complete = ts_get_u8(&rq->in);
     bm = ts_get_blob(&rq->in, &bml, (TS_FILE_MAX_CHUNKS_N + 7) / 8 + 1);
-    if (bm == NULL || complete > 1 || ts_rbuf_end(&rq->in) != 0) {
+    /* optional tail: the sources that served these chunks */
+    if (bm == NULL || complete > 1
+        || trk_srcpick_get_served(&rq->in, sv, &nsv) != 0)
+    {
         return malformed(rq);
     }
     st = req_ctx(rq, &c, &sess);
     if (st != TS_OK) {
         return st;
     }
-    return trk_do_have_chunks(&c, g, nm, complete, bm, bml, rq->msg,
-                              sizeof(rq->msg));
+    st = trk_do_have_chunks(&c, g, nm, complete, bm, bml, rq->msg,
+                            sizeof(rq->msg));
+    if (st == TS_OK && trk_proven_note(&c, g, nm, sv, nsv) != 0) {
+        st = trk_ops_fail(rq->msg, sizeof(rq->msg), TS_ERR_INTERNAL,
+                          TRK_DB_FAIL);
+    }
+    return st;
 }
 
 

@@ -270,7 +270,8 @@ trk_file_drop(trk_store_t *st, const char *group, const char *name)
     int       rc;
 
     if (trk_kv_delete(st, trk_key(kb, TRK_KEY_FILE, group, name)) != 0
-        || trk_kv_delete(st, trk_key(kb, TRK_KEY_SOURCES, group, name)) != 0)
+        || trk_kv_delete(st, trk_key(kb, TRK_KEY_SOURCES, group, name)) != 0
+        || trk_proven_drop(st, group, name) != 0)
     {
         return -1;
     }
@@ -484,7 +485,8 @@ trk_drop_sources(trk_store_t *st, const char *group, const char *user)
             if (trk_kv_delete(st, trk_key(fk, TRK_KEY_FILE, group,
                               l.v[i])) != 0
                 || trk_kv_delete(st, trk_key(fk, TRK_KEY_SOURCES, group,
-                                 l.v[i])) != 0)
+                                 l.v[i])) != 0
+                || trk_proven_drop(st, group, l.v[i]) != 0)
             {
                 err = 1;
             }
@@ -513,7 +515,8 @@ trk_drop_sources(trk_store_t *st, const char *group, const char *user)
             if (trk_kv_delete(st, trk_key(fk, TRK_KEY_FILE, group,
                               l.v[i])) != 0
                 || trk_kv_delete(st, trk_key(fk, TRK_KEY_SOURCES, group,
-                                 l.v[i])) != 0)
+                                 l.v[i])) != 0
+                || trk_proven_drop(st, group, l.v[i]) != 0)
             {
                 err = 1;
             }

@@ -37,6 +37,10 @@ typedef struct {
     const uint8_t      *req_fp;         /* requesting link's client cert
                                            fingerprint, NULL = none */
     int64_t             ticket_ttl_ms;
+    /* FILE_INFO: addresses the requester asks to leave out (sources
+     * that never answered it); listed only to fill the sample */
+    const char        (*excl)[TRK_ADDR_MAX_B];
+    uint32_t            nexcl;
 } trk_fctx_t;
 
 /* Records: 0 found, 1 absent, -1 error or corrupt. */
@@ -63,6 +67,9 @@ int  trk_shares_update(trk_store_t *st, const char *user, const char *addr,
 /* Drops a file's records and its name from l/<group>; the callers fix
  * the m/ index of its sources. */
 int  trk_file_drop(trk_store_t *st, const char *group, const char *name);
+/* Forgets group/name's proven-source record (trk_srcpick.c) when the
+ * file goes.  0 or -1. */
+int  trk_proven_drop(trk_store_t *st, const char *group, const char *name);
 /* A source worth handing out: online and holding something (fp gets the
  * node fingerprint of its newest live session). */
 int  trk_src_useful(const trk_fctx_t *c, const trk_src_t *e, uint8_t *fp);
