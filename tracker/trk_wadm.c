@@ -7,14 +7,20 @@
  * in all (--max-conns), from its address (--max-conns-per-addr), not
  * logged in from its address (--max-unauth-per-addr) and not logged in
  * at all (--max-unauth; these two are split evenly among the workers,
- * each enforcing its share on its own links).  When one of them is full, the oldest
- * connection of this worker that is not logged in and not in the middle
- * of a password check (of the same address, for the per-address caps)
- * is closed to make room, so idle junk cannot hold the pool: an honest
- * client's new link (a heartbeat after a reconnect, a login) always gets
- * in unless the pool is full of links younger than its own.  A link
- * that logs in, or shows a valid token or a tracker certificate, leaves
- * the pool at once.  Each link is also counted under the user whose
+ * each enforcing its share on its own links).  When one of these two,
+ * or the cap of the tracker, is full, the oldest connection of this
+ * worker that is not logged in and not in the middle of a password
+ * check is closed to make room: of the same address for the per-address
+ * cap, else of the address holding the most such links here (a link
+ * still in a young TLS handshake only if nothing else can go).  So idle
+ * junk cannot hold the pool: an honest client's new link (a heartbeat
+ * after a reconnect, a login) gets in unless its own address floods the
+ * pool faster than it can log in; a link that shows the certificate of
+ * a live session is kept (it is that node's) rather than closed.  The
+ * per-address cap on all links refuses, as it always did (the links not
+ * logged in among them are capped far lower).  A link that logs in, or
+ * shows a valid token or a tracker certificate, leaves the pool at
+ * once.  Each link is also counted under the user whose
  * token or login it last showed (keyed hash buckets in shm, summed over
  * the workers): one more than --max-conns-per-user is closed, so what
  * one user can make the tracker hold is that cap times the frame limit.
@@ -31,6 +37,8 @@
 #include "ts_clock.h"
 #include "ts_log.h"
 #include "trk_wconn.h"
+
+#define SCOPE_NONE  (UINT32_MAX - 1)   /* victim(): nobody makes room */
 
 static int64_t   evict_log_ms;
 static uint32_t  evicted_n;
@@ -135,6 +143,9 @@ victim(uint32_t scope)
     int64_t      now = ts_now_ms();
     int          strict;
 
+    if (scope == SCOPE_NONE) {
+        return NULL;
+    }
     for (strict = 1; strict >= 0; strict--) {
         v = NULL;
         best = 0;
@@ -223,7 +234,8 @@ share(uint32_t cap)
 
 
 /* Which cap a new connection from bucket would break, or NULL; *scope
- * is the bucket whose connections may make room (UINT32_MAX: any). */
+ * is the bucket whose connections may make room (UINT32_MAX: any,
+ * SCOPE_NONE: none may). */
 static const char *
 over_cap(uint32_t bucket, uint32_t *scope)
 {
@@ -235,10 +247,13 @@ over_cap(uint32_t bucket, uint32_t *scope)
     if (total >= cfg->conns_max) {
         return "connection cap of the tracker";
     }
-    *scope = bucket;
+    *scope = SCOPE_NONE;
     if (in_bucket >= cfg->conns_addr) {
+        /* its own links, of which those not logged in are capped far
+         * lower: refused, as before */
         return "connection cap per address";
     }
+    *scope = bucket;
     /* the caps on links not logged in are split among the workers: a
      * worker makes room from its own links, so it must not count the
      * others' */
