@@ -365,7 +365,7 @@
                                             them), whole tracker; one more
                                             is closed (--max-conns-per-user;
                                             0 = no cap) */
-#define TS_TRK_UNAUTH_ADDR_N      64       /* not logged in, from one
+#define TS_TRK_UNAUTH_ADDR_N      128      /* not logged in, from one
                                             address (--max-unauth-per-addr);
                                             when a cap on connections not
                                             logged in is reached the oldest

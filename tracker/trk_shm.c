@@ -183,6 +183,18 @@ trk_conns_reset(trk_shm_t *t, int slot)
 }
 
 
+uint32_t
+trk_conns_addr_unauth(const trk_shm_t *t, uint32_t bucket)
+{
+    uint32_t i, n = 0;
+
+    for (i = 0; bucket < TS_ADDR_SLOTS_N && i < TS_SUP_WORKERS_MAX_N; i++) {
+        n += atomic_load(&t->conns[i].addr_unauth[bucket]);
+    }
+    return n;
+}
+
+
 /* sha256(key, 'U', user): keyed, so that nobody can pick user ids that
  * share an honest user's bucket (and its cap). */
 uint32_t

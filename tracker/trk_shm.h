@@ -232,6 +232,8 @@ uint32_t trk_addr_bucket(const trk_shm_t *t, const char *addr);
 /* Sums over every worker slot (any may be NULL). */
 void trk_conns_sum(const trk_shm_t *t, uint32_t bucket, uint32_t *total,
                    uint32_t *in_bucket, uint32_t *unauth);
+/* Not-logged-in connections of address bucket, summed over the slots. */
+uint32_t trk_conns_addr_unauth(const trk_shm_t *t, uint32_t bucket);
 /* The counter bucket of a user id (keyed hash, < TS_TRK_USER_SLOTS_N). */
 uint32_t trk_user_bucket(const trk_shm_t *t, const char *user);
 /* Connections of user bucket ubucket, summed over the slots. */

@@ -6,8 +6,9 @@
  * Purpose: a new connection is checked against the caps on connections
  * in all (--max-conns), from its address (--max-conns-per-addr), not
  * logged in from its address (--max-unauth-per-addr) and not logged in
- * at all (--max-unauth; these two are split evenly among the workers,
- * each enforcing its share on its own links).  When one of these two,
+ * at all (--max-unauth; at these two a worker makes room from its own
+ * links, and one holding less than its share admits anyway, so the
+ * pool stays under the cap plus the other workers' shares).  When one of these two,
  * or the cap of the tracker, is full, the oldest connection of this
  * worker that is not logged in and not in the middle of a password
  * check is closed to make room: of the same address for the per-address
@@ -240,9 +241,9 @@ static const char *
 over_cap(uint32_t bucket, uint32_t *scope)
 {
     const trk_config_t *cfg = trk_wk.cfg;
-    uint32_t            total, in_bucket;
+    uint32_t            total, in_bucket, unauth;
 
-    trk_conns_sum(trk_wk.env.shm, bucket, &total, &in_bucket, NULL);
+    trk_conns_sum(trk_wk.env.shm, bucket, &total, &in_bucket, &unauth);
     *scope = UINT32_MAX;
     if (total >= cfg->conns_max) {
         return "connection cap of the tracker";
@@ -254,16 +255,20 @@ over_cap(uint32_t bucket, uint32_t *scope)
         return "connection cap per address";
     }
     *scope = bucket;
-    /* the caps on links not logged in are split among the workers: a
-     * worker makes room from its own links, so it must not count the
-     * others' */
-    if (atomic_load(&trk_wk.my_counts->addr_unauth[bucket])
-        >= share(cfg->unauth_addr))
+    /* a worker makes room only from its own links: at a cap on links
+     * not logged in, one holding less than its share of the cap admits
+     * anyway (the others make room from theirs), so the pool may exceed
+     * the cap by the other workers' shares at most */
+    if (trk_conns_addr_unauth(trk_wk.env.shm, bucket) >= cfg->unauth_addr
+        && atomic_load(&trk_wk.my_counts->addr_unauth[bucket])
+           >= share(cfg->unauth_addr))
     {
         return "cap per address on connections not logged in";
     }
     *scope = UINT32_MAX;
-    if (atomic_load(&trk_wk.my_counts->unauth) >= share(cfg->unauth_max)) {
+    if (unauth >= cfg->unauth_max
+        && atomic_load(&trk_wk.my_counts->unauth) >= share(cfg->unauth_max))
+    {
         return "cap on connections not logged in";
     }
     return NULL;
