@@ -11,7 +11,8 @@
  * (EPOLLIN off), until reservations go back (a frame consumed, a
  * connection closed) or its frame timeout closes it -- the frame clock
  * keeps running while it waits, so a stalled frame cannot hold its
- * place.  All or nothing: a connection reading its frame can always
+ * place; once admitted it gets its whole frame timeout to arrive.
+ * Frames of a proven peer tracker never wait (a few links each).  All or nothing: a connection reading its frame can always
  * finish it, so stalled half-frames cannot deadlock the budget.  A frame
  * longer than --conn-in-max closes its connection.  The tracker holds at
  * most --worker-in-max per worker plus TS_TRK_IN_FREE_B per connection
@@ -21,6 +22,7 @@
  *
  * Crash behaviour: nothing kept; budget and list die with the worker.
  */
+#include "ts_clock.h"
 #include "ts_log.h"
 #include "trk_wconn.h"
 #include "trk_wio.h"
@@ -58,6 +60,12 @@ trk_win_reserve(trk_wconn_t *c, size_t flen)
         return -1;
     }
     if (flen <= TS_TRK_IN_FREE_B || c->in_resv >= flen) {
+        return 1;
+    }
+    if (c->link.tracker > 0) {
+        /* a proven peer tracker (SYNC_*, a few links each): its frames
+         * never wait, so a flood cannot stall replication */
+        take(c, flen);
         return 1;
     }
     if (c->in_wait) {
@@ -101,6 +109,7 @@ trk_win_release(trk_wconn_t *c)
         trk_wl_remove(TRK_WL_WAIT, w);
         w->in_wait = 0;
         take(w, w->in_need);
+        w->frame_ms = ts_now_ms();  /* its whole frame timeout to arrive */
         trk_wio_resume_read(w);
     }
 }

@@ -392,6 +392,9 @@ in_append(trk_wconn_t *c, size_t n)
                 ncap = need;
             }
         }
+        if (ncap > need && ncap > TS_TRK_IN_FREE_B && c->in_resv == 0) {
+            ncap = need > TS_TRK_IN_FREE_B ? need : TS_TRK_IN_FREE_B;
+        }
         nb = realloc(c->in, ncap);
         if (nb == NULL) {
             trk_wconn_close(c, "out of memory");
