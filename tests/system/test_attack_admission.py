@@ -25,8 +25,8 @@ must fail there).  Every wait is bounded; every process is stopped by
 pid (conftest).
 """
 
+import contextlib
 import os
-import socket
 import ssl
 import struct
 import threading
@@ -59,14 +59,12 @@ def tracker_rss_kb(t):
 def honest_login(t, user="honest", cert=None, timeout=10, source=None):
     """Logs in on a new link and runs LIST_GROUPS: seconds it took."""
     t0 = time.monotonic()
-    r = tessera.Raw(t.port, timeout=timeout, cert=cert or tessera.DEFAULT,
-                    source=source)
-    try:
+    with contextlib.closing(tessera.Raw(t.port, timeout=timeout,
+                                        cert=cert or tessera.DEFAULT,
+                                        source=source)) as r:
         tok = r.login(user, "pw", node="%s:1" % (source or "127.0.0.1"))
         st, msg, _ = r.list_groups(tok)
-        assert st == OK, (st, msg)
-    finally:
-        r.close()
+    assert st == OK, (st, msg)
     return time.monotonic() - t0
 
 
