@@ -32,6 +32,8 @@ import struct
 import threading
 import time
 
+import pytest
+
 import tessera
 from tessera import OK, pstr
 from proto import HDR, MAGIC, MSG, VERSION
@@ -197,7 +199,7 @@ def test_waiting_frame_keeps_its_clock(tracker_factory):
     """A frame waiting for the input budget still times out: stalled
     frames cannot hold their places, and the budget comes back."""
     if OLD:
-        return
+        pytest.skip("the old tracker has no such option")
     t = start(tracker_factory, ["--worker-in-max", str(FRAME_MAX + 16)],
               "--frame-timeout", "1500", workers=1)
     cert = tessera.default_node_cert()
@@ -327,7 +329,7 @@ def test_per_address_pool_is_below_the_global_one(tracker_factory):
     """One address cannot take the whole pool: its idle connections are
     capped well below --max-unauth, others still get places."""
     if OLD:
-        return
+        pytest.skip("the old tracker has no such option")
     t = start(tracker_factory, ["--max-unauth-per-addr", "8"],
               "--max-unauth", "40", workers=1)
     tessera.new_user(t.port, "honest")
@@ -353,7 +355,7 @@ def test_token_reuse_is_capped_per_user(tracker_factory):
     newest link is closed (a small request is answered first); other
     users are not affected."""
     if OLD:
-        return
+        pytest.skip("the old tracker has no such option")
     t = start(tracker_factory, ["--max-conns-per-user", "4"], workers=2)
     cert = tessera.default_node_cert()
     tessera.new_user(t.port, "m")
