@@ -5,8 +5,9 @@
  * Purpose: lay out the segment (worker slots, session cache, lock
  * stripes, stats block, login throttle, connection counters), bind the
  * table pointers of a mapped one, and sum or reset the connection
- * counters (also per address and per user bucket).  The session cache is trk_sess.c, the login throttle and the
- * keyed address hashes trk_thr.c (all declared in trk_shm.h).
+ * counters (also per address and per user bucket).  The session cache
+ * is trk_sess.c, the login throttle and the keyed address hashes
+ * trk_thr.c (all declared in trk_shm.h).
  *
  * Locking: nothing here takes a lock.  The stats block and the
  * connection counters are lock-free atomics (each worker writes only its

@@ -8,23 +8,24 @@
  * logged in from its address (--max-unauth-per-addr) and not logged in
  * at all (--max-unauth; at these two a worker makes room from its own
  * links, and one holding less than its share admits anyway, so the
- * pool stays under the cap plus the other workers' shares).  When one of these two,
- * or the cap of the tracker, is full, the oldest connection of this
- * worker that is not logged in and not in the middle of a password
- * check is closed to make room: of the same address for the per-address
- * cap, else of the address holding the most such links here (a link
- * still in a young TLS handshake only if nothing else can go).  So idle
- * junk cannot hold the pool: an honest client's new link (a heartbeat
- * after a reconnect, a login) gets in unless its own address floods the
- * pool faster than it can log in; a link that shows the certificate of
- * a live session is kept (it is that node's) rather than closed.  The
- * per-address cap on all links refuses, as it always did (the links not
- * logged in among them are capped far lower).  A link that logs in, or
- * shows a valid token or a tracker certificate, leaves the pool at
- * once.  Each link is also counted under the user whose
- * token or login it last showed (keyed hash buckets in shm, summed over
- * the workers): one more than --max-conns-per-user is closed, so what
- * one user can make the tracker hold is that cap times the frame limit.
+ * pool stays under the cap plus the other workers' shares).  When one
+ * of these two, or the cap of the tracker, is full, the oldest
+ * connection of this worker that is not logged in and not in the middle
+ * of a password check is closed to make room: of the same address for
+ * the per-address cap, else of the address holding the most such links
+ * here (a link still in a young TLS handshake only if nothing else can
+ * go).  So idle junk cannot hold the pool: an honest client's new link
+ * (a heartbeat after a reconnect, a login) gets in unless its own
+ * address floods the pool faster than it can log in; a link that shows
+ * the certificate of a live session is kept (it is that node's) rather
+ * than closed.  The per-address cap on all links refuses, as it always
+ * did (the links not logged in among them are capped far lower).  A
+ * link that logs in, or shows a valid token or a tracker certificate,
+ * leaves the pool at once.  Each link is also counted under the user
+ * whose token or login it last showed (keyed hash buckets in shm,
+ * summed over the workers): one more than --max-conns-per-user is
+ * closed, so what one user can make the tracker hold is that cap times
+ * the frame limit.
  *
  * Locking: the worker's event-loop thread only.  The shm counters are
  * lock-free atomics written only by this worker (its slot).

@@ -11,9 +11,8 @@
  * the open files limit -- and close one over a cap at once; count them
  * in this worker slot's shm counters (summed over the slots by whoever
  * checks a cap); note who is on the other end once the TLS handshake is
- * done (the link:
- * peer address, client certificate fingerprint, proven tracker id); and
- * close them.  If accept4() fails with EMFILE/ENFILE (or
+ * done (the link: peer address, client certificate fingerprint, proven
+ * tracker id); and close them.  If accept4() fails with EMFILE/ENFILE (or
  * ENOBUFS/ENOMEM) the listening socket leaves the epoll set for
  * TS_TRK_ACCEPT_PAUSE_MS (as nginx does) instead of waking the loop at
  * once again.  Refusals and accept failures are logged at most once per

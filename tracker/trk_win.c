@@ -12,8 +12,9 @@
  * connection closed) or its frame timeout closes it -- the frame clock
  * keeps running while it waits, so a stalled frame cannot hold its
  * place; once admitted it gets its whole frame timeout to arrive.
- * Frames of a proven peer tracker never wait (a few links each).  All or nothing: a connection reading its frame can always
- * finish it, so stalled half-frames cannot deadlock the budget.  A frame
+ * Frames of a proven peer tracker never wait (a few links each).  All
+ * or nothing: a connection reading its frame can always finish it, so
+ * stalled half-frames cannot deadlock the budget.  A frame
  * longer than --conn-in-max closes its connection.  The tracker holds at
  * most --worker-in-max per worker plus TS_TRK_IN_FREE_B per connection
  * of input, whatever its peers send.

@@ -16,8 +16,9 @@
  * --login-timeout (TS_TRK_LOGIN_MS), whatever it sends meanwhile; a
  * frame begun must complete within --frame-timeout
  * (TS_TRK_FRAME_TIMEOUT_MS) of the time we read from the link (also
- * while replies are queued, and while it waits for input budget); a connection with nothing to do is closed
- * after TS_TRK_IDLE_TIMEOUT_MS; a peer that does not read its replies
+ * while replies are queued, and while it waits for input budget; an
+ * admitted frame's clock restarts); a connection with nothing to do is
+ * closed after TS_TRK_IDLE_TIMEOUT_MS; a peer that does not read its replies
  * (no write progress for the frame timeout, replies queued without a
  * break for TS_TRK_OUT_DRAIN_MS) is dropped.  The tick also beats the
  * worker's slot and runs the housekeeper when this worker holds its
@@ -136,7 +137,6 @@ conn_deadlines(trk_wconn_t *c, int64_t now, int resume)
         if (!trk_wio_reading(c) && !c->in_wait) {
             /* we are not reading it: its frame's clock restarts (but a
              * frame waiting for input budget keeps its clock) */
-            /* we are not reading it: its frame's clock restarts */
             c->frame_ms = now;
         } else if (now - c->frame_ms > cfg->frame_ms) {
             ts_info("dropping %s: frame not completed in %lld ms",

@@ -154,7 +154,7 @@ test_budget_all_or_nothing_fifo(void **state)
 }
 
 
-/* ---- pool caps and eviction ----------------------------------------------- */
+/* ---- pool caps and eviction ---------------------------------------- */
 
 static void
 test_pool_evicts_oldest_of_biggest_holder(void **state)
@@ -236,7 +236,7 @@ test_live_session_link_is_kept(void **state)
 }
 
 
-/* ---- per-user cap --------------------------------------------------------- */
+/* ---- per-user cap -------------------------------------------------- */
 
 static void
 test_user_cap_tracker_wide(void **state)
