@@ -371,6 +371,9 @@
                                             logged in is reached the oldest
                                             such connection goes instead */
 #define TS_TRK_USER_SLOTS_N       4096     /* per-user counter buckets */
+#define TS_TRK_IN_STALL_MS        2000     /* a frame holding input budget
+                                            while others wait, with no
+                                            byte for this long: closed */
 #define TS_TRK_EVICT_GRACE_MS     1000     /* a link in its TLS handshake
                                             is closed to make room only if
                                             it is older, or nothing else

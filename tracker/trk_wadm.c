@@ -319,9 +319,7 @@ trk_wadm_user(trk_wconn_t *c, const char *user)
     uint32_t ub, n;
     int64_t  now;
 
-    if (trk_wk.cfg->conns_user == 0 || user[0] == '\0'
-        || (c->has_user && strcmp(c->user, user) == 0))
-    {
+    if (user[0] == '\0' || (c->has_user && strcmp(c->user, user) == 0)) {
         return 0;
     }
     ub = trk_user_bucket(trk_wk.env.shm, user);
@@ -331,7 +329,7 @@ trk_wadm_user(trk_wconn_t *c, const char *user)
     }
     trk_wadm_user_drop(c);
     n = trk_conns_user(trk_wk.env.shm, ub);
-    if (n >= trk_wk.cfg->conns_user) {
+    if (trk_wk.cfg->conns_user > 0 && n >= trk_wk.cfg->conns_user) {
         now = ts_now_ms();
         user_refused_n++;
         if (now - user_log_ms >= TS_TRK_LOG_EVERY_MS) {

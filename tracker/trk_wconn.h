@@ -62,6 +62,10 @@ typedef struct trk_wconn_s {
     size_t      in_resv;        /* budget reserved for the head frame */
     size_t      in_need;        /* waiting: what the head frame needs */
     int         in_wait;        /* on the wait list, not read */
+    int64_t     in_prog_ms;     /* last input bytes arrived */
+    uint32_t    in_ukey;        /* waiting or reserved: counted under
+                                   this user bucket (trk_win.c) */
+    int         in_counted;
     int         fp_checked;     /* its certificate was looked up */
     int         promoted;       /* shows a live session's certificate:
                                    out of the pool, small frames only
@@ -144,6 +148,9 @@ size_t trk_win_room(const trk_wconn_t *c);
  * small), 0 it waits for budget (c not read meanwhile), -1 c was closed
  * (over --conn-in-max). */
 int  trk_win_reserve(trk_wconn_t *c, size_t flen);
+/* 1 if c holds a reservation while others wait, and its frame has not
+ * moved for TS_TRK_IN_STALL_MS (the caller closes it). */
+int  trk_win_stalled(const trk_wconn_t *c, int64_t now);
 /* The head frame of c was consumed, or c closes: its reservation goes
  * back and waiting connections that now fit are admitted. */
 void trk_win_release(trk_wconn_t *c);

@@ -404,8 +404,9 @@ in_append(trk_wconn_t *c, size_t n)
         c->in_cap = ncap;
     }
     memcpy(c->in + c->in_len, rbuf, n);
+    c->in_prog_ms = ts_now_ms();
     if (c->in_len == 0) {
-        c->frame_ms = ts_now_ms();
+        c->frame_ms = c->in_prog_ms;
     }
     c->in_len += n;
     return 0;

@@ -17,10 +17,11 @@
  * frame begun must complete within --frame-timeout
  * (TS_TRK_FRAME_TIMEOUT_MS) of the time we read from the link (also
  * while replies are queued, and while it waits for input budget; an
- * admitted frame's clock restarts); a connection with nothing to do is
- * closed after TS_TRK_IDLE_TIMEOUT_MS; a peer that does not read its replies
- * (no write progress for the frame timeout, replies queued without a
- * break for TS_TRK_OUT_DRAIN_MS) is dropped.  The tick also beats the
+ * admitted frame's clock restarts; one that holds input budget others
+ * wait for must not stall for TS_TRK_IN_STALL_MS); a connection with
+ * nothing to do is closed after TS_TRK_IDLE_TIMEOUT_MS; a peer that does
+ * not read its replies (no write progress for the frame timeout, replies
+ * queued without a break for TS_TRK_OUT_DRAIN_MS) is dropped.  The tick also beats the
  * worker's slot and runs the housekeeper when this worker holds its
  * claim.
  *
@@ -141,6 +142,12 @@ conn_deadlines(trk_wconn_t *c, int64_t now, int resume)
         } else if (now - c->frame_ms > cfg->frame_ms) {
             ts_info("dropping %s: frame not completed in %lld ms",
                     c->peer, (long long) cfg->frame_ms);
+            trk_wconn_close(c, NULL);
+            return;
+        } else if (trk_win_stalled(c, now)) {
+            ts_info("dropping %s: its frame holds input budget others "
+                    "wait for and sent nothing for %d ms", c->peer,
+                    TS_TRK_IN_STALL_MS);
             trk_wconn_close(c, NULL);
             return;
         }

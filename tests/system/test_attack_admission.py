@@ -82,6 +82,16 @@ def big_upload_start(tok):
     return hdr + body[:-1024]
 
 
+def big_upload(t, tok, cert, group, name, n=20000):
+    """UPLOAD_FILE of n chunks (20 n bytes of hashes) on a new link:
+    (status, message)."""
+    up = (tok + pstr(group) + pstr(name) + struct.pack(">Q", n * 524288)
+          + b"\1" * 20 + struct.pack(">I", n) + b"\2" * (20 * n))
+    with contextlib.closing(tessera.Raw(t.port, cert=cert)) as r:
+        st, msg, _ = r.request("UPLOAD_FILE", up, 30)
+    return st, msg
+
+
 def push(socks, data, seconds):
     """Sends data on every socket (non-blocking) until each has sent it,
     is closed, or nothing moves for a while; returns bytes sent."""
@@ -149,7 +159,10 @@ def test_stalled_big_frames_cannot_exhaust_memory(tracker_factory):
             assert r.request("CREATE_GROUP", toks[0] + pstr("g"))[0] == OK
         r.close()
     tessera.new_user(t.port, "honest")
-    honest_login(t)
+    r = tessera.Raw(t.port, cert=cert)
+    htok = r.login("honest", "pw")
+    assert r.request("CREATE_GROUP", htok + pstr("hg"))[0] == OK
+    r.close()
     rss0 = tracker_rss_kb(t)
 
     # 150 connections, 15 per user, each with one token reused: a 4 MiB
@@ -165,9 +178,19 @@ def test_stalled_big_frames_cannot_exhaust_memory(tracker_factory):
             push(mine, data, 0.3)
         took = honest_login(t)
         rss = tracker_rss_kb(t)
+        # an honest big frame (an upload of 20000 chunks, 400 KB of
+        # hashes) waits its turn behind the stalled ones and goes through
+        t1 = time.monotonic()
+        st, msg = big_upload(t, htok, cert, "hg", "during")
+        up_took = time.monotonic() - t1
         print("attack: %d connections in %.1f s; tracker RSS %d -> %d KiB; "
-              "honest login + command %.2f s"
-              % (len(socks), time.monotonic() - t0, rss0, rss, took))
+              "honest login + command %.2f s; honest 400 KB upload %.2f s"
+              % (len(socks), time.monotonic() - t0, rss0, rss, took,
+                 up_took))
+        assert st == OK, (st, msg)
+        # served before the other users' many stalled frames, within
+        # about one stall period (TS_TRK_IN_STALL_MS, 2 s)
+        assert up_took < 4, up_took
         grew = rss - rss0
         # the budget per worker, 16 KiB (+ TLS) per connection, slack
         bound = (2 * budget + len(socks) * 64 * 1024) // 1024 + 24 * 1024
@@ -184,15 +207,10 @@ def test_stalled_big_frames_cannot_exhaust_memory(tracker_factory):
     finally:
         for s in socks:
             s.close()
-    # once the stalled frames are gone an honest big frame is read: an
-    # upload of 20000 chunks (400 KB of hashes) from a new link
-    r = tessera.Raw(t.port, cert=cert)
-    n = 20000
-    up = (toks[0] + pstr("g") + pstr("big") + struct.pack(">Q", n * 524288)
-          + b"\1" * 20 + struct.pack(">I", n) + b"\2" * (20 * n))
-    st, msg, _ = r.request("UPLOAD_FILE", up, 20)
-    assert st == OK, (st, msg)
-    r.close()
+    # once the stalled frames are gone a big frame is read at once
+    t1 = time.monotonic()
+    assert big_upload(t, htok, cert, "hg", "after")[0] == OK
+    assert time.monotonic() - t1 < 3
 
 
 def test_waiting_frame_keeps_its_clock(tracker_factory):
@@ -201,7 +219,7 @@ def test_waiting_frame_keeps_its_clock(tracker_factory):
     if OLD:
         pytest.skip("the old tracker has no such option")
     t = start(tracker_factory, ["--worker-in-max", str(FRAME_MAX + 16)],
-              "--frame-timeout", "1500", workers=1)
+              "--frame-timeout", "4000", workers=1)
     cert = tessera.default_node_cert()
     tessera.new_user(t.port, "m")
     r = tessera.Raw(t.port, cert=cert)
@@ -210,21 +228,24 @@ def test_waiting_frame_keeps_its_clock(tracker_factory):
     r.close()
     data = big_upload_start(tok)
     a = [tessera.tls_connect(t.port, 5, cert=cert) for _ in range(3)]
+    t0 = time.monotonic()
     push(a, data, 1.0)
-    # one holds the budget, two wait; all three go by the frame timeout
+    # one holds the budget, two wait: the holder sends nothing more, so
+    # it goes after TS_TRK_IN_STALL_MS (2 s), well before its frame
+    # timeout (4 s), and the next one gets the room
+    assert tessera.wait_until(lambda: any(closed_now(s) for s in a), 3.5,
+                              0.05), t.log()[-2000:]
+    took = time.monotonic() - t0
+    assert 1.5 < took < 3.5, took
+    assert "holds input budget others wait for" in t.log()
+    # the others go too, by stalling or by their frame timeout (which
+    # ran while they waited)
     assert tessera.wait_until(lambda: all(closed_now(s) for s in a), 6,
                               0.1), t.log()[-2000:]
-    assert t.log().count("frame not completed") >= 3, t.log()[-2000:]
     for s in a:
         s.close()
     # the budget is free again: a big frame goes through
-    r = tessera.Raw(t.port, cert=cert)
-    n = 10000
-    up = (tok + pstr("g") + pstr("big") + struct.pack(">Q", n * 524288)
-          + b"\1" * 20 + struct.pack(">I", n) + b"\2" * (20 * n))
-    st, msg, _ = r.request("UPLOAD_FILE", up, 20)
-    assert st == OK, (st, msg)
-    r.close()
+    assert big_upload(t, tok, cert, "g", "big", 10000)[0] == OK
 
 
 # ---- finding 4: the pool of connections not logged in ----------------------

@@ -154,6 +154,40 @@ test_budget_all_or_nothing_fifo(void **state)
 }
 
 
+static void
+test_budget_serves_least_loaded_user(void **state)
+{
+    fx_t        *fx = *state;
+    trk_wconn_t *m[4], *h;
+    size_t       big = 4u << 20;
+    int          i;
+
+    fx->cfg.conns_user = 0;             /* counted, not capped */
+    for (i = 0; i < 4; i++) {
+        m[i] = conn(fx, "10.0.0.1");
+        trk_wconn_authed(m[i]);
+        assert_int_equal(trk_wadm_user(m[i], "mallory"), 0);
+    }
+    h = conn(fx, "10.0.0.2");
+    trk_wconn_authed(h);
+    assert_int_equal(trk_wadm_user(h, "honest"), 0);
+    /* mallory holds the room and queues two more; honest comes last */
+    assert_int_equal(trk_win_reserve(m[0], big), 1);
+    assert_int_equal(trk_win_reserve(m[1], big), 1);
+    assert_int_equal(trk_win_reserve(m[2], big), 0);
+    assert_int_equal(trk_win_reserve(m[3], big), 0);
+    assert_int_equal(trk_win_reserve(h, big), 0);
+    /* room for one: honest (one frame) before mallory (four) */
+    trk_win_release(m[0]);
+    assert_int_equal(h->in_resv, big);
+    assert_true(m[2]->in_wait && m[3]->in_wait);
+    /* then mallory's, oldest first */
+    trk_win_release(h);
+    assert_int_equal(m[2]->in_resv, big);
+    assert_true(m[3]->in_wait);
+}
+
+
 /* ---- pool caps and eviction ---------------------------------------- */
 
 static void
@@ -279,6 +313,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_budget_all_or_nothing_fifo,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_budget_serves_least_loaded_user, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_pool_evicts_oldest_of_biggest_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_session_link_is_kept,
