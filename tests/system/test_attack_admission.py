@@ -70,6 +70,17 @@ def honest_login(t, user="honest", cert=None, timeout=10, source=None):
     return time.monotonic() - t0
 
 
+def user_token(t, user, cert, group=None):
+    """Creates user, logs in over a link showing cert, creates group if
+    given: the session token."""
+    tessera.new_user(t.port, user)
+    with contextlib.closing(tessera.Raw(t.port, cert=cert)) as r:
+        tok = r.login(user, "pw")
+        if group is not None:
+            assert r.request("CREATE_GROUP", tok + pstr(group))[0] == OK
+    return tok
+
+
 def big_upload_start(tok):
     """The bytes of an UPLOAD_FILE frame claiming FRAME_MAX - 64 bytes,
     all but its last KiB (it never completes)."""
@@ -150,19 +161,9 @@ def test_stalled_big_frames_cannot_exhaust_memory(tracker_factory):
                "--max-conns-per-user", str(cap_user)],
               "--frame-timeout", "6000", workers=2)
     cert = tessera.default_node_cert()
-    toks = []
-    for i in range(users):
-        tessera.new_user(t.port, "m%d" % i)
-        r = tessera.Raw(t.port, cert=cert)
-        toks.append(r.login("m%d" % i, "pw"))
-        if i == 0:
-            assert r.request("CREATE_GROUP", toks[0] + pstr("g"))[0] == OK
-        r.close()
-    tessera.new_user(t.port, "honest")
-    r = tessera.Raw(t.port, cert=cert)
-    htok = r.login("honest", "pw")
-    assert r.request("CREATE_GROUP", htok + pstr("hg"))[0] == OK
-    r.close()
+    toks = [user_token(t, "m%d" % i, cert, "g" if i == 0 else None)
+            for i in range(users)]
+    htok = user_token(t, "honest", cert, "hg")
     rss0 = tracker_rss_kb(t)
 
     # 150 connections, 15 per user, each with one token reused: a 4 MiB
@@ -221,11 +222,7 @@ def test_waiting_frame_keeps_its_clock(tracker_factory):
     t = start(tracker_factory, ["--worker-in-max", str(FRAME_MAX + 16)],
               "--frame-timeout", "4000", workers=1)
     cert = tessera.default_node_cert()
-    tessera.new_user(t.port, "m")
-    r = tessera.Raw(t.port, cert=cert)
-    tok = r.login("m", "pw")
-    assert r.request("CREATE_GROUP", tok + pstr("g"))[0] == OK
-    r.close()
+    tok = user_token(t, "m", cert, "g")
     data = big_upload_start(tok)
     a = [tessera.tls_connect(t.port, 5, cert=cert) for _ in range(3)]
     t0 = time.monotonic()
