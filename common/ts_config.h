@@ -421,4 +421,39 @@
                                             the download waits or a source
                                             just died */
 
+/* ---- tracker admission: input budget and connection caps ------------ */
+#define TS_TRK_IN_FREE_B          (16u * 1024u) /* input a connection may
+                                            buffer without a reservation
+                                            (frames up to this size; also
+                                            the most one read takes then) */
+#define TS_TRK_WORKER_IN_MAX_B    (64u << 20) /* bytes of unfinished frames
+                                            over TS_TRK_IN_FREE_B reserved
+                                            in one worker, all connections;
+                                            a frame that does not fit is not
+                                            read until room frees or its
+                                            frame timeout closes it
+                                            (--worker-in-max) */
+#define TS_TRK_CONN_IN_MAX_B      (TS_FRAME_MAX_B + TS_FRAME_HDR_B) /* one
+                                            connection's unfinished frame;
+                                            a bigger one closes it
+                                            (--conn-in-max) */
+#define TS_TRK_CONNS_USER_N       16       /* connections of one user (its
+                                            tokens or its login seen on
+                                            them), whole tracker; one more
+                                            is closed (--max-conns-per-user;
+                                            0 = no cap) */
+#define TS_TRK_UNAUTH_ADDR_N      128      /* not logged in, from one
+                                            address (--max-unauth-per-addr);
+                                            when a cap on connections not
+                                            logged in is reached the oldest
+                                            such connection goes instead */
+#define TS_TRK_USER_SLOTS_N       4096     /* per-user counter buckets */
+#define TS_TRK_IN_STALL_MS        2000     /* a frame holding input budget
+                                            while others wait, with no
+                                            byte for this long: closed */
+#define TS_TRK_EVICT_GRACE_MS     1000     /* a link in its TLS handshake
+                                            is closed to make room only if
+                                            it is older, or nothing else
+                                            can go */
+
 #endif /* TS_CONFIG_H_INCLUDED */

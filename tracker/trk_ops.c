@@ -140,6 +140,8 @@ authed(trk_req_t *rq)
 
     if (st == TS_OK && rq->env->link != NULL) {
         rq->env->link->authed = 1;
+        snprintf(rq->env->link->user, sizeof(rq->env->link->user), "%s",
+                 rq->user);
     }
     return st;
 }

@@ -68,6 +68,7 @@ typedef struct {
                                        valid token was seen here */
     int      close_after;           /* set by trk_ops: close the link
                                        once this reply is sent */
+    char     user[TS_ID_MAX_B + 1]; /* set with authed: whose token */
 } trk_link_t;
 
 typedef struct {

@@ -55,6 +55,11 @@ static const struct option opts_long[] = {
     { "worker-out-max",  required_argument, NULL, 'O' },
     { "quota",           required_argument, NULL, 'Q' },
     { "usage",           required_argument, NULL, OPT_USAGE },
+    /* admission (long options only) */
+    { "worker-in-max",   required_argument, NULL, 1101 },
+    { "conn-in-max",     required_argument, NULL, 1102 },
+    { "max-conns-per-user", required_argument, NULL, 1103 },
+    { "max-unauth-per-addr", required_argument, NULL, 1104 },
     { "help",            no_argument,       NULL, 'h' },
     { "version",         no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -105,6 +110,16 @@ static const num_opt_t num_opts[] = {
       CFG(create_per_addr), NUM_U32 },
     { 'O', "bad --worker-out-max", " (65536..2^40 bytes)", 1 << 16,
       1LL << 40, CFG(worker_out_max), NUM_U64 },
+    { 1101, "bad --worker-in-max", " (4194320..2^40 bytes)",
+      TS_FRAME_MAX_B + TS_FRAME_HDR_B, 1LL << 40, CFG(worker_in_max),
+      NUM_U64 },
+    { 1102, "bad --conn-in-max", " (16400..4194320 bytes)",
+      TS_TRK_IN_FREE_B + TS_FRAME_HDR_B, TS_FRAME_MAX_B + TS_FRAME_HDR_B,
+      CFG(conn_in_max), NUM_U32 },
+    { 1103, "bad --max-conns-per-user", " (0..1000000)", 0, 1000000,
+      CFG(conns_user), NUM_U32 },
+    { 1104, "bad --max-unauth-per-addr", " (1..1000000)", 1, 1000000,
+      CFG(unauth_addr), NUM_U32 },
 };
 
 
@@ -188,13 +203,31 @@ usage(FILE *f)
         "      --worker-out-max BYTES  replies queued in one worker before "
         "connections\n"
         "                              with queued replies are not read "
-        "(default %u)\n",
+        "(default %u)\n"
+        "      --worker-in-max BYTES   unfinished request frames over %u "
+        "bytes held\n"
+        "                              in one worker; a frame that does not "
+        "fit waits\n"
+        "                              unread (default %u)\n"
+        "      --conn-in-max BYTES     largest request frame of one "
+        "connection\n"
+        "                              (default %u)\n"
+        "      --max-conns-per-user N  connections of one user (default %d; "
+        "0 = no cap)\n"
+        "      --max-unauth-per-addr N connections not logged in from one "
+        "address\n"
+        "                              (default %d); at a cap on links not "
+        "logged in\n"
+        "                              the oldest idle one is closed for a "
+        "new one\n",
         TS_TRK_WORKERS_N, TS_KDF_ITERATIONS_N, TS_SESSION_TIMEOUT_MS,
         TS_TICKET_TTL_MS, TS_TLS_HANDSHAKE_MS, TS_TRK_FRAME_TIMEOUT_MS,
         TS_TRK_CONNS_MAX_N, TS_TRK_CONNS_ADDR_N, TS_TRK_UNAUTH_MAX_N,
         TS_LOGIN_FAILS_USER_N, TS_LOGIN_FAILS_ADDR_N, TS_LOGIN_DELAY_MIN_MS,
         TS_LOGIN_DELAY_MAX_MS, TS_LOGIN_WINDOW_MS, TS_TRK_LOGIN_MS,
-        TS_TRK_KDF_ADDR_N, TS_TRK_CREATE_ADDR_N, TS_TRK_WORKER_OUT_MAX_B);
+        TS_TRK_KDF_ADDR_N, TS_TRK_CREATE_ADDR_N, TS_TRK_WORKER_OUT_MAX_B,
+        TS_TRK_IN_FREE_B, TS_TRK_WORKER_IN_MAX_B, TS_TRK_CONN_IN_MAX_B,
+        TS_TRK_CONNS_USER_N, TS_TRK_UNAUTH_ADDR_N);
     trk_quota_usage_text(f);
     fprintf(f,
         "  -l, --log-level LEVEL       error|warn|info|debug\n"
@@ -257,6 +290,10 @@ opts_defaults(trk_config_t *cfg)
     cfg->kdf_per_addr = TS_TRK_KDF_ADDR_N;
     cfg->create_per_addr = TS_TRK_CREATE_ADDR_N;
     cfg->conns_per_worker = TS_TRK_CONNS_PER_WORKER_N;
+    cfg->worker_in_max = TS_TRK_WORKER_IN_MAX_B;
+    cfg->conn_in_max = TS_TRK_CONN_IN_MAX_B;
+    cfg->conns_user = TS_TRK_CONNS_USER_N;
+    cfg->unauth_addr = TS_TRK_UNAUTH_ADDR_N;
 }
 
 

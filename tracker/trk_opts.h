@@ -49,6 +49,11 @@ typedef struct {
     uint32_t   create_per_addr;     /* --create-user-per-addr (0 = off) */
     uint32_t   conns_per_worker;    /* TS_TRK_CONNS_PER_WORKER_N, less if
                                        the open files limit is lower */
+    /* admission: input budget and connection caps */
+    uint64_t   worker_in_max;       /* --worker-in-max (bytes) */
+    uint32_t   conn_in_max;         /* --conn-in-max (bytes) */
+    uint32_t   conns_user;          /* --max-conns-per-user (0 = off) */
+    uint32_t   unauth_addr;         /* --max-unauth-per-addr */
 } trk_config_t;
 
 /* What the command line asks for. */

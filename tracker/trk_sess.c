@@ -338,3 +338,35 @@ trk_sess_each_local(trk_shm_t *t, int64_t since_ms,
         }
     }
 }
+
+
+int
+trk_sess_fp_live(trk_shm_t *t, const uint8_t fp[TS_FP_B], int64_t now_ms,
+                 int64_t timeout_ms, char *user, size_t usersz)
+{
+    trk_sess_sh_t *e;
+    repair_arg_t   ra;
+    uint32_t       s, i;
+    int            found = 0;
+
+    for (s = 0; s < TS_TRK_SESS_STRIPES_N && !found; s++) {
+        ra.t = t;
+        ra.stripe = s;
+        e = t->sess + (size_t) s * STRIPE_N;
+        if (ts_shm_lock(&t->shm, &t->stripes[s], stripe_repair, &ra) < 0) {
+            return 0;
+        }
+        for (i = 0; i < STRIPE_N; i++) {
+            if (atomic_load(&e[i].state) == TRK_SESS_LIVE
+                && now_ms - atomic_load(&e[i].last_hb_ms) <= timeout_ms
+                && memcmp(e[i].fp, fp, TS_FP_B) == 0)
+            {
+                snprintf(user, usersz, "%s", e[i].user);
+                found = 1;
+                break;
+            }
+        }
+        ts_shlock_unlock(&t->stripes[s]);
+    }
+    return found;
+}

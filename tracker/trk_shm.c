@@ -5,8 +5,9 @@
  * Purpose: lay out the segment (worker slots, session cache, lock
  * stripes, stats block, login throttle, connection counters), bind the
  * table pointers of a mapped one, and sum or reset the connection
- * counters.  The session cache is trk_sess.c, the login throttle and the
- * keyed address hashes trk_thr.c (all declared in trk_shm.h).
+ * counters (also per address and per user bucket).  The session cache
+ * is trk_sess.c, the login throttle and the keyed address hashes
+ * trk_thr.c (all declared in trk_shm.h).
  *
  * Locking: nothing here takes a lock.  The stats block and the
  * connection counters are lock-free atomics (each worker writes only its
@@ -175,5 +176,54 @@ trk_conns_reset(trk_shm_t *t, int slot)
     atomic_store(&c->unauth, 0);
     for (i = 0; i < TS_ADDR_SLOTS_N; i++) {
         atomic_store(&c->addr[i], 0);
+        atomic_store(&c->addr_unauth[i], 0);
     }
+    for (i = 0; i < TS_TRK_USER_SLOTS_N; i++) {
+        atomic_store(&c->user[i], 0);
+    }
+}
+
+
+uint32_t
+trk_conns_addr_unauth(const trk_shm_t *t, uint32_t bucket)
+{
+    uint32_t i, n = 0;
+
+    for (i = 0; bucket < TS_ADDR_SLOTS_N && i < TS_SUP_WORKERS_MAX_N; i++) {
+        n += atomic_load(&t->conns[i].addr_unauth[bucket]);
+    }
+    return n;
+}
+
+
+/* sha256(key, 'U', user): keyed, so that nobody can pick user ids that
+ * share an honest user's bucket (and its cap). */
+uint32_t
+trk_user_bucket(const trk_shm_t *t, const char *user)
+{
+    uint8_t  buf[32 + 1 + TS_ID_MAX_B], d[TS_SHA256_B];
+    size_t   n = strnlen(user, TS_ID_MAX_B);
+
+    memcpy(buf, t->stats->key, 32);
+    buf[32] = 'U';
+    memcpy(buf + 33, user, n);
+    if (ts_sha256(buf, 33 + n, d) != 0) {
+        return 0;               /* cannot happen: one shared bucket */
+    }
+    return ((uint32_t) d[0] << 24 | (uint32_t) d[1] << 16
+            | (uint32_t) d[2] << 8 | d[3]) % TS_TRK_USER_SLOTS_N;
+}
+
+
+uint32_t
+trk_conns_user(const trk_shm_t *t, uint32_t ubucket)
+{
+    uint32_t i, n = 0;
+
+    for (i = 0; ubucket < TS_TRK_USER_SLOTS_N && i < TS_SUP_WORKERS_MAX_N;
+         i++)
+    {
+        n += atomic_load(&t->conns[i].user[ubucket]);
+    }
+    return n;
 }

@@ -32,7 +32,10 @@
  * Connection counters (trk_shm.c): one trk_conns_sh_t per worker slot,
  * written only by the worker that owns the slot (lock-free atomics) and
  * summed over all slots by whoever checks a cap.  A dead worker's counts
- * vanish when the supervisor resets its slot (trk_conns_reset).
+ * vanish when the supervisor resets its slot (trk_conns_reset).  They
+ * count connections in all, not logged in, per address bucket (in all
+ * and not logged in) and per user bucket (a keyed hash of the user id:
+ * the user whose token or login was last seen on the connection).
  *
  * Crash behaviour: the whole segment is a cache of tdb plus liveness data.
  * A lost entry only costs a tdb lookup (and a fresh grace period).  A
@@ -50,7 +53,7 @@
 #include "ts_shlock.h"
 #include "ts_tls.h"
 
-#define TRK_SHM_LAYOUT_VERSION  4
+#define TRK_SHM_LAYOUT_VERSION  5
 
 enum {
     TRK_TBL_SLOTS   = 1,
@@ -116,6 +119,8 @@ typedef struct {
     _Atomic uint32_t total;          /* open connections */
     _Atomic uint32_t unauth;         /* not (yet) logged in */
     _Atomic uint32_t addr[TS_ADDR_SLOTS_N];  /* by address bucket */
+    _Atomic uint32_t addr_unauth[TS_ADDR_SLOTS_N]; /* ... not logged in */
+    _Atomic uint32_t user[TS_TRK_USER_SLOTS_N];    /* by user bucket */
 } trk_conns_sh_t;
 
 typedef struct {
@@ -178,6 +183,11 @@ void trk_sess_each(trk_shm_t *t, int64_t now_ms, int64_t timeout_ms,
                    void (*fn)(const uint8_t h[32], int state, void *arg),
                    void *arg);
 
+/* 1 if a live session of node fingerprint fp is cached (user filled),
+ * else 0.  A memory walk of the cache, one stripe lock at a time. */
+int  trk_sess_fp_live(trk_shm_t *t, const uint8_t fp[TS_FP_B], int64_t now_ms,
+                      int64_t timeout_ms, char *user, size_t usersz);
+
 /* ---- failed-login throttle ------------------------------------------ */
 /* kind: see trk_thr.h ('a', 'k', 'c': a peer address).  How many ms a
  * login for name is still refused (0 = go ahead). */
@@ -224,6 +234,12 @@ uint32_t trk_addr_bucket(const trk_shm_t *t, const char *addr);
 /* Sums over every worker slot (any may be NULL). */
 void trk_conns_sum(const trk_shm_t *t, uint32_t bucket, uint32_t *total,
                    uint32_t *in_bucket, uint32_t *unauth);
+/* Not-logged-in connections of address bucket, summed over the slots. */
+uint32_t trk_conns_addr_unauth(const trk_shm_t *t, uint32_t bucket);
+/* The counter bucket of a user id (keyed hash, < TS_TRK_USER_SLOTS_N). */
+uint32_t trk_user_bucket(const trk_shm_t *t, const char *user);
+/* Connections of user bucket ubucket, summed over the slots. */
+uint32_t trk_conns_user(const trk_shm_t *t, uint32_t ubucket);
 /* Zeroes slot's counters (worker start; supervisor after a death). */
 void trk_conns_reset(trk_shm_t *t, int slot);
 

@@ -5,13 +5,14 @@
  * Purpose: accept connections (EPOLLEXCLUSIVE on the socket every worker
  * inherited), check each against the caps -- connections in all
  * (--max-conns), from one address (--max-conns-per-addr), not logged in
- * (--max-unauth: no LOGIN, no valid token and no tracker certificate
- * seen on the link yet), and this worker's share of the open files
- * limit -- and close one over a cap at once; count them in this worker
- * slot's shm counters (summed over the slots by whoever checks a cap);
- * note who is on the other end once the TLS handshake is done (the link:
- * peer address, client certificate fingerprint, proven tracker id); and
- * close them.  If accept4() fails with EMFILE/ENFILE (or
+ * (--max-unauth and --max-unauth-per-addr: no LOGIN, no valid token and
+ * no tracker certificate seen on the link yet; at these caps the oldest
+ * idle such link goes instead, trk_wadm.c), and this worker's share of
+ * the open files limit -- and close one over a cap at once; count them
+ * in this worker slot's shm counters (summed over the slots by whoever
+ * checks a cap); note who is on the other end once the TLS handshake is
+ * done (the link: peer address, client certificate fingerprint, proven
+ * tracker id); and close them.  If accept4() fails with EMFILE/ENFILE (or
  * ENOBUFS/ENOMEM) the listening socket leaves the epoll set for
  * TS_TRK_ACCEPT_PAUSE_MS (as nginx does) instead of waking the loop at
  * once again.  Refusals and accept failures are logged at most once per
@@ -59,10 +60,9 @@ trk_wconn_close(trk_wconn_t *c, const char *why)
     trk_wk.nconns--;
     atomic_fetch_sub(&trk_wk.my_counts->total, 1);
     atomic_fetch_sub(&trk_wk.my_counts->addr[c->bucket], 1);
-    if (c->unauth) {
-        c->unauth = 0;
-        atomic_fetch_sub(&trk_wk.my_counts->unauth, 1);
-    }
+    trk_wadm_unauth_drop(c);
+    trk_wadm_user_drop(c);
+    trk_win_release(c);
     ts_conn_free(c->c);
     c->c = NULL;
     free(c->in);
@@ -81,10 +81,8 @@ trk_wconn_close(trk_wconn_t *c, const char *why)
 void
 trk_wconn_authed(trk_wconn_t *c)
 {
-    if (c->unauth) {
-        c->unauth = 0;
-        atomic_fetch_sub(&trk_wk.my_counts->unauth, 1);
-    }
+    trk_wadm_unauth_drop(c);
+    c->promoted = 0;
 }
 
 
@@ -127,26 +125,6 @@ trk_wconn_on_ready(trk_wconn_t *c)
              c->link.tracker > 0 ? "tracker certificate"
              : c->link.has_fp ? "node certificate" : "no certificate",
              ts_conn_is_tls(c->c) ? "" : ", plain build");
-}
-
-
-/* Which cap a new connection from bucket would break, or NULL. */
-static const char *
-over_cap(uint32_t bucket)
-{
-    uint32_t total, in_bucket, unauth;
-
-    trk_conns_sum(trk_wk.env.shm, bucket, &total, &in_bucket, &unauth);
-    if (total >= trk_wk.cfg->conns_max) {
-        return "connection cap of the tracker";
-    }
-    if (in_bucket >= trk_wk.cfg->conns_addr) {
-        return "connection cap per address";
-    }
-    if (unauth >= trk_wk.cfg->unauth_max) {
-        return "cap on connections not logged in";
-    }
-    return NULL;
 }
 
 
@@ -266,7 +244,7 @@ accept_one(int fd, const struct sockaddr_storage *ss)
     (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     peer_names(ss, ip, sizeof(ip), peer, sizeof(peer));
     bucket = trk_addr_bucket(trk_wk.env.shm, ip);
-    why = over_cap(bucket);
+    why = trk_wadm_admit(bucket);
     if (why != NULL) {
         refused(ip, why);
         close(fd);
@@ -305,10 +283,9 @@ accept_one(int fd, const struct sockaddr_storage *ss)
     }
     trk_wk.conns[i] = c;
     trk_wk.nconns++;
-    c->unauth = 1;
     atomic_fetch_add(&trk_wk.my_counts->total, 1);
     atomic_fetch_add(&trk_wk.my_counts->addr[bucket], 1);
-    atomic_fetch_add(&trk_wk.my_counts->unauth, 1);
+    trk_wadm_unauth_add(c);
     ts_debug("connection from %s", c->peer);
     if (!ts_conn_is_tls(c->c)) {
         trk_wconn_on_ready(c);  /* plain build: nothing to negotiate */

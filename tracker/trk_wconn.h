@@ -17,6 +17,13 @@
 #include "trk_opts.h"
 #include "trk_ops.h"
 
+/* The lists a connection may be on (its index in lprev/lnext). */
+enum {
+    TRK_WL_UNAUTH = 0,          /* not logged in, by accept time */
+    TRK_WL_WAIT   = 1,          /* waiting for input budget, FIFO */
+    TRK_WL_N_
+};
+
 typedef struct trk_wconn_s {
     ts_conn_t  *c;
     ts_ev_io_t  io;             /* its fd in the worker's loop */
@@ -45,7 +52,31 @@ typedef struct trk_wconn_s {
     int         eof;
     int         dead;           /* closed; freed after the epoll batch */
     struct trk_wconn_s *next_dead;
+    /* admission (trk_wadm.c) and the input budget (trk_win.c) */
+    struct trk_wconn_s *lprev[TRK_WL_N_];   /* on the worker's lists */
+    struct trk_wconn_s *lnext[TRK_WL_N_];
+    int         on_list[TRK_WL_N_];
+    int         has_user;       /* counted under user / ubucket */
+    uint32_t    ubucket;
+    char        user[TS_ID_MAX_B + 1];
+    size_t      in_resv;        /* budget reserved for the head frame */
+    size_t      in_need;        /* waiting: what the head frame needs */
+    int         in_wait;        /* on the wait list, not read */
+    int64_t     in_prog_ms;     /* last input bytes arrived */
+    uint32_t    in_ukey;        /* waiting or reserved: counted under
+                                   this user bucket (trk_win.c) */
+    int         in_counted;
+    int         fp_checked;     /* its certificate was looked up */
+    int         promoted;       /* shows a live session's certificate:
+                                   out of the pool, small frames only
+                                   until a token is seen */
 } trk_wconn_t;
+
+/* A worker's list of connections, oldest first. */
+typedef struct {
+    trk_wconn_t *head;
+    trk_wconn_t *tail;
+} trk_wlist_t;
 
 typedef struct {
     const trk_config_t *cfg;
@@ -64,6 +95,8 @@ typedef struct {
     uint64_t            out_total;    /* reply bytes queued, all conns */
     int                 bp_on;        /* out_total over the cap */
     int                 listen_on;    /* listening socket in the loop */
+    trk_wlist_t         lists[TRK_WL_N_];
+    uint64_t            in_total;     /* input budget reserved, all conns */
 } trk_wk_t;
 
 extern trk_wk_t trk_wk;
@@ -90,5 +123,36 @@ int  trk_wconn_listen_start(ts_ev_io_cb on_io);
 void trk_wconn_listen_poll(int on);
 /* Polls the listening socket again once an accept pause is over. */
 void trk_wconn_accept_resume(int64_t now);
+
+/* ---- admission (trk_wadm.c) ---- */
+void trk_wl_push(int list, trk_wconn_t *c);
+void trk_wl_remove(int list, trk_wconn_t *c);
+/* A new connection from address bucket: NULL if it may come in (an idle
+ * connection not logged in may have been closed to make room), else
+ * which cap refuses it. */
+const char *trk_wadm_admit(uint32_t bucket);
+/* c counts as not logged in (accept) / no longer (login, close). */
+void trk_wadm_unauth_add(trk_wconn_t *c);
+void trk_wadm_unauth_drop(trk_wconn_t *c);
+/* A token or login of user was seen on c: c counts under that user.  0,
+ * or -1 if the user is at --max-conns-per-user (c is not counted; the
+ * caller closes it). */
+int  trk_wadm_user(trk_wconn_t *c, const char *user);
+/* c no longer counts under its user (close). */
+void trk_wadm_user_drop(trk_wconn_t *c);
+
+/* ---- input budget (trk_win.c) ---- */
+/* Bytes the next read of c may take (0: none now). */
+size_t trk_win_room(const trk_wconn_t *c);
+/* The head frame of c is flen bytes: 1 it may be read (reserved, or
+ * small), 0 it waits for budget (c not read meanwhile), -1 c was closed
+ * (over --conn-in-max). */
+int  trk_win_reserve(trk_wconn_t *c, size_t flen);
+/* 1 if c holds a reservation while others wait, and its frame has not
+ * moved for TS_TRK_IN_STALL_MS (the caller closes it). */
+int  trk_win_stalled(const trk_wconn_t *c, int64_t now);
+/* The head frame of c was consumed, or c closes: its reservation goes
+ * back and waiting connections that now fit are admitted. */
+void trk_win_release(trk_wconn_t *c);
 
 #endif

@@ -26,7 +26,11 @@
  * replies queued in this worker are summed, and above --worker-out-max
  * connections that have replies queued are not read until it drops
  * (backpressure); a connection with more than TS_TRK_OUT_MAX_B queued is
- * dropped.  Bad input closes that connection only.
+ * dropped.  Input is bounded the same way (trk_win.c): a frame over
+ * TS_TRK_IN_FREE_B is read only once the worker's --worker-in-max budget
+ * holds it.  A link over --max-conns-per-user (trk_wadm.c) is closed:
+ * before a big first frame's payload is read, else after its reply.
+ * Bad input closes that connection only.
  *
  * Locking: the worker's event-loop thread only.
  *
@@ -69,8 +73,15 @@ backpressured(const trk_wconn_t *c)
 int
 trk_wio_reading(const trk_wconn_t *c)
 {
-    return !c->eof && !c->job_pending && !c->backlog
+    return !c->eof && !c->job_pending && !c->backlog && !c->in_wait
            && out_pending(c) < TS_TRK_OUT_SOFT_B && !backpressured(c);
+}
+
+
+void
+trk_wio_resume_read(trk_wconn_t *c)
+{
+    trk_wconn_queue(c);
 }
 
 
@@ -81,7 +92,7 @@ update_events(trk_wconn_t *c)
     int      reading;
 
     want = 0;
-    reading = !c->ready || trk_wio_reading(c);
+    reading = !c->ready || (trk_wio_reading(c) && trk_win_room(c) > 0);
     if (reading) {
         /* TLS may need to write to go on reading (handshake) */
         want |= c->rwant == 2 ? EPOLLOUT : EPOLLIN;
@@ -258,6 +269,11 @@ big_before_login(trk_wconn_t *c, const ts_frame_hdr_t *h)
         return -1;
     }
     trk_wconn_authed(c);
+    if (trk_wadm_user(c, c->link.user) != 0) {
+        /* over --max-conns-per-user: before its payload costs anything */
+        trk_wconn_close(c, NULL);
+        return -1;
+    }
     return 1;
 }
 
@@ -279,6 +295,11 @@ run_one(trk_wconn_t *c, const ts_frame_hdr_t *h, size_t flen)
     trk_wk.env.link = NULL;
     if (c->link.authed) {
         trk_wconn_authed(c);
+        if (trk_wadm_user(c, c->link.user) != 0) {
+            /* over --max-conns-per-user: this answer, then the link
+             * closes */
+            c->link.close_after = 1;
+        }
     }
     ts_debug("%s %s reqid %016llx", c->peer, ts_msg_name(h->type),
              (unsigned long long) h->reqid);
@@ -344,7 +365,9 @@ trk_wio_process(trk_wconn_t *c)
             trk_wconn_close(c, NULL);
             return -1;
         }
-        if (c->unauth && h.len > TS_TRK_UNAUTH_FRAME_MAX_B) {
+        if ((c->unauth || c->promoted)
+            && h.len > TS_TRK_UNAUTH_FRAME_MAX_B)
+        {
             ok = big_before_login(c, &h);
             if (ok < 0) {
                 return -1;
@@ -354,6 +377,13 @@ trk_wio_process(trk_wconn_t *c)
             }
         }
         flen = TS_FRAME_HDR_B + (size_t) h.len;
+        ok = trk_win_reserve(c, flen);
+        if (ok < 0) {
+            return -1;
+        }
+        if (ok == 0) {
+            break;              /* waits for the worker's input budget */
+        }
         if (c->in_len < flen) {
             break;
         }
@@ -367,6 +397,9 @@ trk_wio_process(trk_wconn_t *c)
         rc = run_one(c, &h, flen);
         if (rc < 0) {
             return -1;
+        }
+        if (c->in_resv > 0) {
+            trk_win_release(c);     /* the frame is consumed */
         }
         if (rc > 0) {
             break;
@@ -405,6 +438,9 @@ in_append(trk_wconn_t *c, size_t n)
                 ncap = need;
             }
         }
+        if (ncap > need && ncap > TS_TRK_IN_FREE_B && c->in_resv == 0) {
+            ncap = need > TS_TRK_IN_FREE_B ? need : TS_TRK_IN_FREE_B;
+        }
         nb = realloc(c->in, ncap);
         if (nb == NULL) {
             trk_wconn_close(c, "out of memory");
@@ -414,8 +450,9 @@ in_append(trk_wconn_t *c, size_t n)
         c->in_cap = ncap;
     }
     memcpy(c->in + c->in_len, rbuf, n);
+    c->in_prog_ms = ts_now_ms();
     if (c->in_len == 0) {
-        c->frame_ms = ts_now_ms();
+        c->frame_ms = c->in_prog_ms;
     }
     c->in_len += n;
     return 0;
@@ -426,16 +463,22 @@ void
 trk_wio_read(trk_wconn_t *c)
 {
     ssize_t n;
+    size_t  room;
 
-    if (c->ready && !trk_wio_reading(c)) {
+    room = trk_win_room(c);
+    if (c->ready && (!trk_wio_reading(c) || room == 0)) {
         update_events(c);
         return;
+    }
+    if (room > sizeof(rbuf)) {
+        room = sizeof(rbuf);
     }
     /* read into the worker's buffer, keep only what arrived: an idle
      * connection holds no input buffer, one in the middle of a frame
      * holds that frame's bytes so far (a header is checked against
-     * TS_FRAME_MAX_B as soon as it is whole, in trk_wio_process) */
-    n = ts_conn_read(c->c, rbuf, sizeof(rbuf));
+     * TS_FRAME_MAX_B as soon as it is whole, in trk_wio_process), and
+     * never more than the input budget allows (trk_win.c) */
+    n = ts_conn_read(c->c, rbuf, room);
     if (!c->ready && ts_conn_ready(c->c)) {
         trk_wconn_on_ready(c);
     }

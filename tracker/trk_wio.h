@@ -12,6 +12,8 @@
 /* 1 if we read from c (and run its requests) now; 0 while it waits for
  * its KDF job, its queued replies, its next turn, or has ended. */
 int  trk_wio_reading(const trk_wconn_t *c);
+/* c got its input budget: it is read again (before the loop sleeps). */
+void trk_wio_resume_read(trk_wconn_t *c);
 /* Writes what it can.  -1: the connection was closed. */
 int  trk_wio_flush(trk_wconn_t *c);
 /* Queues one REPLY frame with payload p, or holds it until the group

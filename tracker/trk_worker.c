@@ -19,10 +19,12 @@
  * --login-timeout (TS_TRK_LOGIN_MS), whatever it sends meanwhile; a
  * frame begun must complete within --frame-timeout
  * (TS_TRK_FRAME_TIMEOUT_MS) of the time we read from the link (also
- * while replies are queued); a connection with nothing to do is closed
- * after TS_TRK_IDLE_TIMEOUT_MS; a peer that does not read its replies
- * (no write progress for the frame timeout, replies queued without a
- * break for TS_TRK_OUT_DRAIN_MS) is dropped.  The tick also beats the
+ * while replies are queued, and while it waits for input budget; an
+ * admitted frame's clock restarts; one that holds input budget others
+ * wait for must not stall for TS_TRK_IN_STALL_MS); a connection with
+ * nothing to do is closed after TS_TRK_IDLE_TIMEOUT_MS; a peer that does
+ * not read its replies (no write progress for the frame timeout, replies
+ * queued without a break for TS_TRK_OUT_DRAIN_MS) is dropped.  The tick also beats the
  * worker's slot and runs the housekeeper when this worker holds its
  * claim.
  *
@@ -77,9 +79,20 @@ kdf_drain(void)
         if (live) {
             if (it->job->logged_in) {
                 trk_wconn_authed(c);
+                if (trk_wadm_user(c, it->job->user) != 0) {
+                    /* over --max-conns-per-user: the answer, then the
+                     * link closes */
+                    c->link.close_after = 1;
+                }
             }
             c->job_pending = 0;
             if (trk_wio_reply(c, it->job->reqid, &trk_wk.scratch) == 0) {
+                if (c->link.close_after) {
+                    c->eof = 1;         /* nothing more is read */
+                    c->in_len = 0;
+                    c->frame_ms = 0;
+                    trk_win_release(c);
+                }
                 (void) trk_wio_process(c);
             }
         }
@@ -126,12 +139,19 @@ conn_deadlines(trk_wconn_t *c, int64_t now, int resume)
         return;
     }
     if (c->in_len > 0 && c->frame_ms != 0) {
-        if (!trk_wio_reading(c)) {
-            /* we are not reading it: its frame's clock restarts */
+        if (!trk_wio_reading(c) && !c->in_wait) {
+            /* we are not reading it: its frame's clock restarts (but a
+             * frame waiting for input budget keeps its clock) */
             c->frame_ms = now;
         } else if (now - c->frame_ms > cfg->frame_ms) {
             ts_info("dropping %s: frame not completed in %lld ms",
                     c->peer, (long long) cfg->frame_ms);
+            trk_wconn_close(c, NULL);
+            return;
+        } else if (trk_win_stalled(c, now)) {
+            ts_info("dropping %s: its frame holds input budget others "
+                    "wait for and sent nothing for %d ms", c->peer,
+                    TS_TRK_IN_STALL_MS);
             trk_wconn_close(c, NULL);
             return;
         }

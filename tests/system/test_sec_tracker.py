@@ -507,22 +507,28 @@ def test_connection_flood_per_address(tracker_factory):
 
 def test_cap_on_connections_not_logged_in(tracker_factory):
     cap = 8
-    t = start(tracker_factory, "--max-unauth", str(cap))
+    t = start(tracker_factory, "--max-unauth", str(cap), workers=1)
     new_user(t.port, "honest")
     # the readiness probes of start() and new_user() are gone by then
     assert tessera.wait_until(lambda: can_connect(t.port, None), 3, 0.05)
+    time.sleep(0.2)
     idle = []
     try:
         for _ in range(cap):
             s = try_tls(t.port, None)
             assert s is not None, len(idle)
             idle.append(s)
-        assert try_tls(t.port, None) is None
-        # logging in on one of them frees a place
-        r = tessera.Raw.over(idle[0])
+        # at the cap the oldest idle link makes room for the new one
+        extra = try_tls(t.port, None)
+        assert extra is not None
+        idle.append(extra)
+        assert closed_within(idle[0], 3)
+        # logging in on one of them takes it out of the pool
+        r = tessera.Raw.over(idle[1])
         tok = r.login("honest", "pw")
         assert r.list_groups(tok)[0] == OK
         assert tessera.wait_until(lambda: can_connect(t.port, None), 3, 0.1)
+        assert r.list_groups(tok)[0] == OK
         assert "cap on connections not logged in" in t.log()
     finally:
         for s in idle:
