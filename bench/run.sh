@@ -83,10 +83,19 @@ run_one() {
     dir=$WORK/$name
     mkdir -p "$dir"
     printf '127.0.0.1:%s\n' "$port" >"$dir/tracker_info.txt"
+    # caps of newer builds that one bench client would hit: connections
+    # per user and per address, the groups a user may own
+    local caps=()
+    if "$tbin/tracker" --help 2>&1 | grep -q -- '--max-conns-per-user'; then
+        caps+=(--max-conns-per-user 0 --max-unauth-per-addr 100000)
+    fi
+    if "$tbin/tracker" --help 2>&1 | grep -q -- '--quota'; then
+        caps+=(--quota user-groups=off)
+    fi
     "$tbin/tracker" -d "$dir/data" --kdf-iterations "$KDF" -w "$WORKERS" \
         --max-conns-per-addr 100000 --max-unauth 100000 \
         --kdf-per-addr 0 --create-user-per-addr 0 --login-fails-addr 0 \
-        -l warn "$@" "$dir/tracker_info.txt" 1 </dev/null \
+        "${caps[@]}" -l warn "$@" "$dir/tracker_info.txt" 1 </dev/null \
         >"$dir/tracker.log" 2>&1 &
     TRK_PID=$!
     for i in $(seq 100); do
