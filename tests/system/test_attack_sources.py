@@ -146,9 +146,11 @@ def timed_download(leech, tmp_path, name, want):
 
 
 def test_one_member_cannot_hide_the_seeder(tracker_factory, tmp_path):
-    # the nodes quota (32 per user) alone would stop this attacker short of
-    # 32 dead sources; lifted, so that the list's own fairness is tested
-    tracker = tracker_factory(extra_args=["--quota", "user-nodes=off"])
+    # the nodes quota (32 per user) and the per-user connection cap (16)
+    # alone would stop this attacker short of 32 dead sources; lifted, so
+    # that the list's own fairness is tested
+    tracker = tracker_factory(extra_args=["--quota", "user-nodes=off",
+                                          "--max-conns-per-user", "0"])
     seeder, leech, atk, name, want = setup_attack(tracker, tmp_path,
                                                   ["aaaa"], 48)
     a = atk[0]
