@@ -5,7 +5,7 @@
 # then the source layout check, then the pytest system tests (under
 # timeout 540), then the libFuzzer
 # targets of tests/fuzz/ (built with clang-14 into build/fuzz/, each
-# replaying its corpus and fuzzing 20 s; one test per target), and prints
+# replaying its corpus and fuzzing 10 s; one test per target), and prints
 # one last line "N passed, M failed" with the totals.  Exit 0 only if nothing
 # failed and something ran.  A unit binary that crashes, times out or
 # prints no cmocka summary counts as one failure; so does a pytest run
@@ -116,7 +116,7 @@ fi
 
 # ---- fuzz targets --------------------------------------------------------
 # tests/fuzz/: build the libFuzzer targets (clang-14, build/fuzz/), replay
-# each committed corpus and fuzz each target TESSERA_FUZZ_S seconds (20),
+# each committed corpus and fuzz each target TESSERA_FUZZ_S seconds (10),
 # two at a time; each target is one test.  TESSERA_FUZZ=0 skips the step.
 # A target that does not build (another module half-changed) fails alone.
 if [ "${TESSERA_FUZZ:-1}" != 0 ] && [ -f tests/fuzz/fuzz.mk ]; then
@@ -126,7 +126,7 @@ if [ "${TESSERA_FUZZ:-1}" != 0 ] && [ -f tests/fuzz/fuzz.mk ]; then
         grep -E 'error|Error' "$log/fuzz-build.out" | head -n 10 | \
             sed 's/^/    /'
     }
-    timeout -k 10 400 tests/fuzz/run.sh check "${TESSERA_FUZZ_S:-20}" 2 \
+    timeout -k 10 400 tests/fuzz/run.sh check "${TESSERA_FUZZ_S:-10}" 2 \
         >"$log/fuzz.out" 2>&1
     grep -v '^fuzz: [0-9]* targets ok' "$log/fuzz.out"
     p=$(grep -c '^fuzz [^ ]*: ok (' "$log/fuzz.out")
