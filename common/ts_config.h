@@ -344,4 +344,10 @@
 #define TS_SHM_CREATE_TRIES_N     4        /* stale segments replaced before
                                             giving up */
 
+/* ---- tracker: database scale (indexes, tdb) --------------------------- */
+#define TS_TRK_IDX_Q_UNIT_MS      1000     /* expiry queue bucket, ms of
+                                            wall time */
+#define TS_TRK_IDX_DUE_MAX_N      20000    /* queue entries one
+                                            housekeeping pass handles */
+
 #endif /* TS_CONFIG_H_INCLUDED */

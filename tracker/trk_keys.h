@@ -20,6 +20,9 @@
  *   o/<origin hex2>/<seq hex16>  op record
  *   v/<origin hex2>              highest seq applied from origin
  *   x/...                        epoch, HLC mark, segments, floors
+ *   y/...                        derived indexes (trk_index.h): counts
+ *                                and digest, group lists, expiry queues;
+ *                                rebuilt at start-up
  *
  * Header-only; no state, no locks (the builders write into the caller's
  * buffer), nothing that a crash could leave behind.
@@ -48,6 +51,7 @@
 #define TRK_KEY_OP       'o'
 #define TRK_KEY_VV       'v'
 #define TRK_KEY_LOCAL    'x'
+#define TRK_KEY_INDEX    'y'
 
 /* Room for the longest key ("m/<user>/<node_addr>", "f/<group>/<name>",
  * "s/<64 hex>"). */

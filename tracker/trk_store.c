@@ -32,6 +32,7 @@
 #include "ts_log.h"
 #include "ts_kv.h"
 #include "trk_store.h"
+#include "trk_index.h"
 #include "trk_keys.h"
 #include "trk_merge.h"
 #include "trk_oplog.h"
@@ -48,6 +49,7 @@ struct trk_store_s {
     char              **keys;       /* replicated keys written */
     size_t              nkeys;
     size_t              capkeys;
+    trk_idx_meta_t      idx;        /* index counters of this txn */
 };
 
 /* Used when no tracker shm is attached (tests, tools). */
@@ -77,6 +79,14 @@ trk_store_open(const char *path, int create, int nosync, char *err,
         return NULL;
     }
     st->tdb = ts_kv_tdb(st->kv);
+    /* the opener that may create the file (the supervisor at start-up,
+     * before any worker) builds the local indexes from the data */
+    if (create && trk_idx_rebuild(st) != 0) {
+        snprintf(err, errlen, "cannot build the indexes of %s", path);
+        ts_kv_close(st->kv);
+        free(st);
+        return NULL;
+    }
     return st;
 }
 
@@ -93,6 +103,8 @@ txn_reset(trk_store_t *st)
     st->stamp.hlc = 0;
     st->stamp.origin = 0;
     st->reqid = 0;
+    st->idx.loaded = 0;
+    st->idx.dirty = 0;
 }
 
 
@@ -164,6 +176,11 @@ trk_store_commit(trk_store_t *st)
                                    st->nkeys) != 0)
     {
         ts_err("cannot append to the op log");
+        trk_store_cancel(st);
+        return -1;
+    }
+    if (trk_idx_flush(st, &st->idx) != 0) {
+        ts_err("cannot update the database indexes");
         trk_store_cancel(st);
         return -1;
     }
@@ -329,11 +346,13 @@ trk_kv_rec(trk_store_t *st, const char *key, size_t klen, void *rec)
 }
 
 
+/* Every store of a replicated envelope (local write, merge, snapshot)
+ * comes here: the local indexes follow in the same transaction. */
 static int
 rec_store(trk_store_t *st, const char *key, size_t klen, const trk_rec_t *r)
 {
     ts_wbuf_t b;
-    TDB_DATA  k, v;
+    TDB_DATA  k, v, old;
     int       rc = 0;
 
     ts_wbuf_init(&b);
@@ -342,9 +361,15 @@ rec_store(trk_store_t *st, const char *key, size_t klen, const trk_rec_t *r)
     k.dsize = klen;
     v.dptr = b.data;
     v.dsize = b.len;
-    if (b.err || ts_kv_store(st->kv, k, v) != 0) {
+    old = tdb_fetch(st->tdb, k);
+    if (b.err
+        || trk_idx_note(st, &st->idx, key, klen, old, v) != 0
+        || ts_kv_store(st->kv, k, v) != 0
+        || (!ts_kv_in_txn(st->kv) && trk_idx_flush(st, &st->idx) != 0))
+    {
         rc = -1;
     }
+    free(old.dptr);
     ts_wbuf_free(&b);
     return rc;
 }

@@ -1,0 +1,77 @@
+/*
+ * trk_index.h -- the tracker's local-only derived keys (y/...): counts,
+ * an order-independent digest, the group list, each user's groups and
+ * the expiry queues of sessions and cached replies (trk_index.c).
+ *
+ * They exist so that no request and no periodic pass has to walk the
+ * whole database: LIST_GROUPS reads the group list, LIST_MY_GROUPS the
+ * user's list, STATUS the counts and the digest, the housekeeper only the
+ * queue buckets that are due.
+ *
+ * Every store of a replicated envelope (a local write, a merged op, a
+ * snapshot batch: all go through trk_store.c's one store function) calls
+ * trk_idx_note() with the envelope before and after, in the same
+ * transaction, so the indexes commit or roll back with the data.  They
+ * are never replicated and are rebuilt from the replicated keys when the
+ * supervisor opens the database at start-up (trk_idx_rebuild()).
+ *
+ * Locking: like the store (one thread per trk_store_t; tdb transactions
+ * serialise processes).  Crash behaviour: nothing of its own -- the keys
+ * live in the store's transactions, and a start-up rebuilds them.
+ */
+#ifndef TRK_INDEX_H_INCLUDED
+#define TRK_INDEX_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include <tdb.h>
+#include "trk_codec.h"
+#include "trk_store.h"
+
+#define TRK_IDX_VERSION      1
+#define TRK_IDX_Q_SESSION    's'        /* queue kinds */
+#define TRK_IDX_Q_REPLY      'r'
+
+/* The counters of y/meta, kept in the store handle during a transaction
+ * and written once by trk_idx_flush() before the commit. */
+typedef struct {
+    int      loaded;
+    int      dirty;
+    uint64_t users, groups, sessions, replies;
+    uint64_t nrep;                      /* replicated keys stored */
+    uint8_t  sum[32];                   /* sum of key hashes mod 2^256 */
+} trk_idx_meta_t;
+
+/* The hook: key (a replicated key) goes from envelope old (dsize 0: no
+ * record) to envelope nv.  0 or -1 (the transaction must fail). */
+int  trk_idx_note(trk_store_t *st, trk_idx_meta_t *m, const char *key,
+                  size_t klen, TDB_DATA old, TDB_DATA nv);
+/* Writes the counters if the transaction changed them: 0 / -1. */
+int  trk_idx_flush(trk_store_t *st, trk_idx_meta_t *m);
+
+/* Drops every y/ key and builds them again from the replicated keys, in
+ * one transaction of its own.  0 / -1. */
+int  trk_idx_rebuild(trk_store_t *st);
+
+/* Counts and digest (docs/REPLICATION.md) from y/meta: 0 / -1. */
+int  trk_idx_status(trk_store_t *st, trk_counts_t *c, uint8_t digest[32]);
+
+/* The ids of every live group (member_of NULL) or of the groups user
+ * member_of belongs to, sorted.  0 / -1. */
+int  trk_idx_groups(trk_store_t *st, const char *member_of,
+                    trk_strlist_t *out);
+
+/* Queue entries due by now_ms (kind TRK_IDX_Q_*), oldest bucket first,
+ * at least max when there are that many: session entries are the hex
+ * of the hash, reply entries "<16 hex stored ms>|<r/ key>".  0 / -1. */
+int  trk_idx_due(trk_store_t *st, char kind, uint64_t now_ms, size_t max,
+                 trk_strlist_t *out);
+/* Inside a transaction: removes the entries of done (sorted; those
+ * trk_idx_due returned) from the buckets due by now_ms.  0 / -1. */
+int  trk_idx_done(trk_store_t *st, char kind, uint64_t now_ms,
+                  const trk_strlist_t *done);
+/* Inside a transaction: queues entry (kind TRK_IDX_Q_*) at at_ms. */
+int  trk_idx_queue(trk_store_t *st, char kind, uint64_t at_ms,
+                   const char *entry);
+
+#endif
