@@ -452,12 +452,11 @@ trk_store_expire_replies_ex(trk_store_t *st, uint64_t cutoff_wall_ms,
         return -1;
     }
     /* bounded transactions: each one is one op, which must fit a
-     * SYNC_OPS frame (TS_TRK_EXPIRE_CHUNK_N keys at most); one runs even
-     * for an empty list, to move the queue past empty buckets */
-    do {
+     * SYNC_OPS frame (TS_TRK_EXPIRE_CHUNK_N keys at most) */
+    while (rc >= 0 && i < due.n) {
         n = expire_chunk(st, &due, i, cutoff_wall_ms, may_delete, &i);
         rc = n < 0 ? -1 : rc + n;
-    } while (rc >= 0 && i < due.n);
+    }
     trk_strlist_free(&due);
     return rc;
 }
