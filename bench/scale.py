@@ -91,10 +91,13 @@ def build_big(port):
 def build(port, n, threads):
     t0 = time.monotonic()
     errors = []
-    step = (n + threads - 1) // threads
+    # the group creators first, so that every join finds its group
+    g = min(n, groups_n(n))
+    build_range(port, 0, g, n, errors)
+    step = (n - g + threads - 1) // threads
     ts = [threading.Thread(target=build_range,
-                           args=(port, k * step, min(n, (k + 1) * step), n,
-                                 errors))
+                           args=(port, g + k * step,
+                                 min(n, g + (k + 1) * step), n, errors))
           for k in range(threads)]
     for t in ts:
         t.start()

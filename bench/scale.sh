@@ -16,7 +16,10 @@
 # Usage: bench/scale.sh [SIZES...]      (default: 1000 10000; 100000 is
 #                                        possible but takes long to build)
 # Environment: TESSERA_BIN (dir of the tracker; default build/release/bin),
-# KDF (default 1000), WORKERS (2), COUNT (requests timed per type, 100),
+# BUILD_BIN (dir of the tracker that builds the dataset; default
+# TESSERA_BIN: an old tracker can be measured on a dataset a faster one
+# built, the file format being the same), FSYNC (--fsync of the measured
+# run, default on), KDF (default 1000), WORKERS (2), COUNT (requests timed per type, 100),
 # IDLE_S (5), KEEP=1 keeps the temp dir.
 
 set -u
@@ -29,6 +32,9 @@ COUNT=${COUNT:-100}
 IDLE_S=${IDLE_S:-5}
 BIN=${TESSERA_BIN:-$ROOT/build/release/bin}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+BBIN=${BUILD_BIN:-$BIN}
+case $BBIN in /*) ;; *) BBIN=$ROOT/$BBIN ;; esac
+FSYNC=${FSYNC:-on}
 PY=/usr/bin/python3
 
 if ! [ -x "$BIN/tracker" ]; then
@@ -72,12 +78,12 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 
 now_ms() { date +%s%3N; }
 
-# start_tracker DIR PORT FSYNC: sets TRK_PID and START_MS (to the port
-# answering); 1 if it did not come up in 120 s.
+# start_tracker BIN DIR PORT FSYNC: sets TRK_PID and START_MS (to the
+# port answering); 1 if it did not come up in 120 s.
 start_tracker() {
-    local dir=$1 port=$2 fsync=$3 t0 i
+    local bin=$1 dir=$2 port=$3 fsync=$4 t0 i
     t0=$(now_ms)
-    "$BIN/tracker" -d "$dir/data" --kdf-iterations "$KDF" -w "$WORKERS" \
+    "$bin/tracker" -d "$dir/data" --kdf-iterations "$KDF" -w "$WORKERS" \
         --fsync "$fsync" --session-timeout 86400000 \
         --max-conns-per-addr 100000 --max-unauth 100000 \
         --kdf-per-addr 0 --create-user-per-addr 0 --login-fails-addr 0 \
@@ -112,15 +118,15 @@ run_size() {
     port=$(free_port)
     mkdir -p "$dir"
     printf '127.0.0.1:%s\n' "$port" >"$dir/tracker_info.txt"
-    echo "== $n users, workers=$WORKERS, TLS 1.3 ($BIN)"
-    echo "   building with --fsync off and --kdf-iterations $KDF (low: a" \
-         "bench setting, never a deployment one)"
-    start_tracker "$dir" "$port" off || return 1
+    echo "== $n users, workers=$WORKERS, TLS 1.3, measured: $BIN"
+    echo "   building with $BBIN, --fsync off and --kdf-iterations $KDF" \
+         "(low: a bench setting, never a deployment one)"
+    start_tracker "$BBIN" "$dir" "$port" off || return 1
     timeout 7200 $PY "$ROOT/bench/scale.py" build "$port" "$dir/pki/ca.crt" \
         "$n" 4 | sed 's/^/   /' || { stop_tracker; return 1; }
     stop_tracker
-    start_tracker "$dir" "$port" on || return 1
-    printf '   %-18s %9d ms (--fsync on)\n' "start-up" "$START_MS"
+    start_tracker "$BIN" "$dir" "$port" "$FSYNC" || return 1
+    printf '   %-18s %9d ms (--fsync %s)\n' "start-up" "$START_MS" "$FSYNC"
     printf '   %-18s %9.1f MiB\n' "tdb size" \
         "$(echo "$(stat -c %s "$dir/data/tracker.tdb") / 1048576" | bc -l)"
     sleep 2

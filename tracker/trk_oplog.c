@@ -753,23 +753,27 @@ trk_log_compact_range(struct tdb_context *tdb, const trk_vv_t *from,
 }
 
 
-/* Op records above each origin's compaction floor up to vv (probing
- * each seq), or the traverse's count when a range is too wide. */
+/* Op records of each origin's current run: from vv down to the first
+ * seq missing or at the compaction floor, probing each key (seqs are
+ * dense within a segment; ops of an older segment not compacted yet are
+ * not counted).  At most TS_TRK_COMPACT_PASS_MAX_N probes per origin. */
 long
 trk_log_count_kept(struct tdb_context *tdb, const trk_vv_t *vv)
 {
     char     kb[32];
     uint64_t s, f;
-    long     n = 0;
+    long     n = 0, k;
     int      o;
 
     for (o = 1; o < TRK_ORIGINS_N; o++) {
         f = floor_get(tdb, o);
-        if (vv->seq[o] > f && vv->seq[o] - f > TS_TRK_COMPACT_PASS_MAX_N) {
-            return trk_log_count(tdb);
-        }
-        for (s = f + 1; s <= vv->seq[o]; s++) {
-            n += tdb_exists(tdb, opkey(kb, sizeof(kb), o, s)) ? 1 : 0;
+        for (s = vv->seq[o], k = 0; s > f && k < TS_TRK_COMPACT_PASS_MAX_N;
+             s--, k++)
+        {
+            if (!tdb_exists(tdb, opkey(kb, sizeof(kb), o, s))) {
+                break;
+            }
+            n++;
         }
     }
     return n;
