@@ -27,31 +27,8 @@
 #include <tdb.h>
 #include "trk_codec.h"
 #include "trk_store.h"
+#include "trk_index_hook.h"
 
-#define TRK_IDX_VERSION      1
-#define TRK_IDX_Q_SESSION    's'        /* queue kinds */
-#define TRK_IDX_Q_REPLY      'r'
-
-/* The counters of y/meta, kept in the store handle during a transaction
- * and written once by trk_idx_flush() before the commit. */
-typedef struct {
-    int      loaded;
-    int      dirty;
-    uint64_t users, groups, sessions, replies;
-    uint64_t nrep;                      /* replicated keys stored */
-    uint8_t  sum[32];                   /* sum of key hashes mod 2^256 */
-} trk_idx_meta_t;
-
-/* The hook: key (a replicated key) goes from envelope old (dsize 0: no
- * record) to envelope nv.  0 or -1 (the transaction must fail). */
-int  trk_idx_note(trk_store_t *st, trk_idx_meta_t *m, const char *key,
-                  size_t klen, TDB_DATA old, TDB_DATA nv);
-/* Writes the counters if the transaction changed them: 0 / -1. */
-int  trk_idx_flush(trk_store_t *st, trk_idx_meta_t *m);
-
-/* Drops every y/ key and builds them again from the replicated keys, in
- * one transaction of its own.  0 / -1. */
-int  trk_idx_rebuild(trk_store_t *st);
 
 /* Counts and digest (docs/REPLICATION.md) from y/meta: 0 / -1. */
 int  trk_idx_status(trk_store_t *st, trk_counts_t *c, uint8_t digest[32]);

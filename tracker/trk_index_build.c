@@ -24,6 +24,7 @@
 
 #include "ts_clock.h"
 #include "ts_log.h"
+#include "trk_index.h"
 #include "trk_index_int.h"
 #include "trk_merge.h"
 

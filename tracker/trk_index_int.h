@@ -11,7 +11,8 @@
 
 #include <stdint.h>
 #include <tdb.h>
-#include "trk_index.h"
+#include "trk_codec.h"
+#include "trk_index_hook.h"
 #include "trk_keys.h"
 
 #define TRK_IDX_REC      'Y'            /* record kind of an index list */

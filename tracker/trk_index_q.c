@@ -23,6 +23,7 @@
 
 #include "ts_buf.h"
 #include "ts_config.h"
+#include "trk_index.h"
 #include "trk_index_int.h"
 
 

@@ -32,7 +32,7 @@
 #include "ts_log.h"
 #include "ts_kv.h"
 #include "trk_store.h"
-#include "trk_index.h"
+#include "trk_index_hook.h"
 #include "trk_keys.h"
 #include "trk_merge.h"
 #include "trk_oplog.h"
