@@ -753,20 +753,33 @@ trk_log_compact_range(struct tdb_context *tdb, const trk_vv_t *from,
 }
 
 
-/* Op records of each origin's current run: from vv down to the first
- * seq missing or at the compaction floor, probing each key (seqs are
- * dense within a segment; ops of an older segment not compacted yet are
- * not counted).  At most TS_TRK_COMPACT_PASS_MAX_N probes per origin. */
+/* Op records of each origin's current run: seqs are dense from the
+ * start of the origin's last segment (x/seg/) to its VV entry, and those
+ * at or below the compaction floor are gone, so the count is arithmetic;
+ * ops of an older segment not compacted yet are not counted.  Without a
+ * known segment the keys are probed down from vv (at most
+ * TS_TRK_COMPACT_PASS_MAX_N). */
 long
 trk_log_count_kept(struct tdb_context *tdb, const trk_vv_t *vv)
 {
     char     kb[32];
-    uint64_t s, f;
+    uint64_t s, f, segs[TS_TRK_OPLOG_SEGS_MAX_N];
+    uint32_t nseg;
     long     n = 0, k;
     int      o;
 
     for (o = 1; o < TRK_ORIGINS_N; o++) {
         f = floor_get(tdb, o);
+        if (vv->seq[o] <= f) {
+            continue;
+        }
+        if (segs_get(tdb, o, segs, &nseg) == 0 && nseg > 0
+            && segs[nseg - 1] <= vv->seq[o])
+        {
+            s = segs[nseg - 1] - 1 > f ? segs[nseg - 1] - 1 : f;
+            n += (long) (vv->seq[o] - s);
+            continue;
+        }
         for (s = vv->seq[o], k = 0; s > f && k < TS_TRK_COMPACT_PASS_MAX_N;
              s--, k++)
         {

@@ -94,8 +94,8 @@ int  trk_oplog_compact(trk_store_t *st, const trk_vv_t *upto);
 int  trk_oplog_adopt(trk_store_t *st, const trk_vv_t *vv);
 /* Number of op records kept. */
 long trk_oplog_count(trk_store_t *st);
-/* The same without a traverse: the ops of each origin's current run, vv
- * down to the first missing seq (the STATUS figure). */
+/* The same without a traverse (the STATUS figure): the ops of each
+ * origin's last segment above its compaction floor, up to vv. */
 long trk_oplog_count_kept(trk_store_t *st, const trk_vv_t *vv);
 /* Compaction when every op at or below from is deleted already: probes
  * from < seq <= upto instead of walking (-2: range too wide). */
@@ -144,8 +144,8 @@ int      trk_log_compact(struct tdb_context *tdb, const trk_vv_t *upto);
 int      trk_log_adopt(struct tdb_context *tdb, int self, const trk_vv_t *vv);
 long     trk_log_count(struct tdb_context *tdb);
 /* By seq range, no traverse: compaction of from < seq <= upto (-2: a
- * range too wide, use trk_log_compact) and the count of the ops of each
- * origin's current run up to vv (probing down from vv). */
+ * range too wide, use trk_log_compact) and the count of the ops kept
+ * (trk_oplog_count_kept). */
 int      trk_log_compact_range(struct tdb_context *tdb, const trk_vv_t *from,
                                const trk_vv_t *upto);
 long     trk_log_count_kept(struct tdb_context *tdb, const trk_vv_t *vv);
