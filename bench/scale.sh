@@ -18,7 +18,9 @@
 # Environment: TESSERA_BIN (dir of the tracker; default build/release/bin),
 # BUILD_BIN (dir of the tracker that builds the dataset; default
 # TESSERA_BIN: an old tracker can be measured on a dataset a faster one
-# built, the file format being the same), FSYNC (--fsync of the measured
+# built, the file format being the same), BUILD_OPTS (more options of the
+# building tracker, e.g. "--tdb-hash-size 4099" for the old default),
+# FSYNC (--fsync of the measured
 # run, default on), KDF (default 1000), WORKERS (2), COUNT (requests timed per type, 100),
 # IDLE_S (5), KEEP=1 keeps the temp dir.
 
@@ -78,16 +80,17 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 
 now_ms() { date +%s%3N; }
 
-# start_tracker BIN DIR PORT FSYNC: sets TRK_PID and START_MS (to the
-# port answering); 1 if it did not come up in 120 s.
+# start_tracker BIN DIR PORT FSYNC [OPTIONS...]: sets TRK_PID and
+# START_MS (to the port answering); 1 if it did not come up in 120 s.
 start_tracker() {
     local bin=$1 dir=$2 port=$3 fsync=$4 t0 i
+    shift 4
     t0=$(now_ms)
     "$bin/tracker" -d "$dir/data" --kdf-iterations "$KDF" -w "$WORKERS" \
         --fsync "$fsync" --session-timeout 86400000 \
         --max-conns-per-addr 100000 --max-unauth 100000 \
         --kdf-per-addr 0 --create-user-per-addr 0 --login-fails-addr 0 \
-        -l warn "$dir/tracker_info.txt" 1 </dev/null \
+        -l warn "$@" "$dir/tracker_info.txt" 1 </dev/null \
         >>"$dir/tracker.log" 2>&1 &
     TRK_PID=$!
     for i in $(seq 6000); do
@@ -121,7 +124,8 @@ run_size() {
     echo "== $n users, workers=$WORKERS, TLS 1.3, measured: $BIN"
     echo "   building with $BBIN, --fsync off and --kdf-iterations $KDF" \
          "(low: a bench setting, never a deployment one)"
-    start_tracker "$BBIN" "$dir" "$port" off || return 1
+    # shellcheck disable=SC2086
+    start_tracker "$BBIN" "$dir" "$port" off ${BUILD_OPTS:-} || return 1
     timeout 7200 $PY "$ROOT/bench/scale.py" build "$port" "$dir/pki/ca.crt" \
         "$n" 4 | sed 's/^/   /' || { stop_tracker; return 1; }
     stop_tracker

@@ -50,6 +50,7 @@ static const struct option opts_long[] = {
     { "kdf-per-addr",    required_argument, NULL, 'K' },
     { "create-user-per-addr", required_argument, NULL, 'c' },
     { "worker-out-max",  required_argument, NULL, 'O' },
+    { "tdb-hash-size",   required_argument, NULL, 'Z' },
     { "help",            no_argument,       NULL, 'h' },
     { "version",         no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -100,6 +101,8 @@ static const num_opt_t num_opts[] = {
       CFG(create_per_addr), NUM_U32 },
     { 'O', "bad --worker-out-max", " (65536..2^40 bytes)", 1 << 16,
       1LL << 40, CFG(worker_out_max), NUM_U64 },
+    { 'Z', "bad --tdb-hash-size", " (1..16777213 chains)", 1, 16777213,
+      CFG(tdb_hash_n), NUM_INT },
 };
 
 
@@ -186,6 +189,12 @@ usage(FILE *f)
         TS_LOGIN_FAILS_USER_N, TS_LOGIN_FAILS_ADDR_N, TS_LOGIN_DELAY_MIN_MS,
         TS_LOGIN_DELAY_MAX_MS, TS_LOGIN_WINDOW_MS, TS_TRK_LOGIN_MS,
         TS_TRK_KDF_ADDR_N, TS_TRK_CREATE_ADDR_N, TS_TRK_WORKER_OUT_MAX_B);
+    fprintf(f,
+        "  database:\n"
+        "      --tdb-hash-size N       hash chains of a NEW tracker.tdb "
+        "(default %d;\n"
+        "                              an existing file keeps its own)\n",
+        TS_TRK_TDB_HASH_N);
 }
 
 
@@ -243,6 +252,7 @@ opts_defaults(trk_config_t *cfg)
     cfg->kdf_per_addr = TS_TRK_KDF_ADDR_N;
     cfg->create_per_addr = TS_TRK_CREATE_ADDR_N;
     cfg->conns_per_worker = TS_TRK_CONNS_PER_WORKER_N;
+    cfg->tdb_hash_n = TS_TRK_TDB_HASH_N;
 }
 
 

@@ -48,6 +48,8 @@ typedef struct {
     uint32_t   create_per_addr;     /* --create-user-per-addr (0 = off) */
     uint32_t   conns_per_worker;    /* TS_TRK_CONNS_PER_WORKER_N, less if
                                        the open files limit is lower */
+    int        tdb_hash_n;          /* --tdb-hash-size: hash chains of a
+                                       new tracker.tdb */
 } trk_config_t;
 
 /* What the command line asks for. */

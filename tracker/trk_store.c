@@ -52,6 +52,9 @@ struct trk_store_s {
     trk_idx_meta_t      idx;        /* index counters of this txn */
 };
 
+/* Hash chains of a file this process creates (--tdb-hash-size). */
+static int               new_hash_n = TS_TRK_TDB_HASH_N;
+
 /* Used when no tracker shm is attached (tests, tools). */
 static _Atomic uint64_t  local_hlc;
 static _Atomic uint64_t  local_wake;
@@ -71,7 +74,7 @@ trk_store_open(const char *path, int create, int nosync, char *err,
     st->origin = 1;
     st->hlc = &local_hlc;
     st->wake = &local_wake;
-    st->kv = ts_kv_open(path, TS_TRK_TDB_HASH_SIZE,
+    st->kv = ts_kv_open(path, new_hash_n,
                         TDB_DEFAULT | (nosync ? TDB_NOSYNC : 0),
                         create ? O_CREAT : 0, err, errlen);
     if (st->kv == NULL) {
@@ -88,6 +91,15 @@ trk_store_open(const char *path, int create, int nosync, char *err,
         return NULL;
     }
     return st;
+}
+
+
+void
+trk_store_hash_size(int n)
+{
+    if (n > 0) {
+        new_hash_n = n;
+    }
 }
 
 

@@ -39,6 +39,9 @@ typedef struct trk_store_s trk_store_t;
 trk_store_t *trk_store_open(const char *path, int create, int nosync,
                             char *err, size_t errlen);
 void trk_store_close(trk_store_t *st);
+/* Hash chains of a tdb file trk_store_open() creates from now on (an
+ * existing file keeps its own); default TS_TRK_TDB_HASH_N. */
+void trk_store_hash_size(int n);
 int  trk_store_begin(trk_store_t *st);      /* 0 or -1 */
 int  trk_store_commit(trk_store_t *st);     /* 0 or -1 (cancelled) */
 void trk_store_cancel(trk_store_t *st);
