@@ -47,36 +47,11 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tessera-scale.XXXXXX")
 TRK_PID=
 
-stop_tracker() {
-    local i
-    [ -n "$TRK_PID" ] || return 0
-    if kill -0 "$TRK_PID" 2>/dev/null; then
-        kill -TERM "$TRK_PID" 2>/dev/null
-        for i in $(seq 300); do
-            kill -0 "$TRK_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$TRK_PID" 2>/dev/null && kill -KILL "$TRK_PID" 2>/dev/null
-    fi
-    wait "$TRK_PID" 2>/dev/null
-    TRK_PID=
-}
-
-cleanup() {
-    stop_tracker
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "scale: files kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
+STOP_TENTHS=300
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    $PY -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 now_ms() { date +%s%3N; }
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <tdb.h>
 
 #include "ts_clock.h"
 #include "ts_log.h"
@@ -195,6 +196,36 @@ sessions_requeue(trk_env_t *env, trk_strlist_t *due, const hash_list_t *again,
 }
 
 
+/* Step 3: the cached sessions whose tdb record is gone leave the cache.
+ * The lookups run under one whole-file read lock (one fcntl instead of
+ * two per session; the cache may hold TS_SESSIONS_SHM_N); the cache is
+ * changed after it is released. */
+static void
+cache_drop_gone(trk_env_t *env, const hash_list_t *all)
+{
+    struct tdb_context *tdb = trk_store_tdb(env->st);
+    trk_session_t       s;
+    hash_list_t         gone;
+    size_t              i;
+    int                 locked;
+
+    memset(&gone, 0, sizeof(gone));
+    locked = tdb_lockall_read(tdb) == 0;
+    for (i = 0; i < all->n; i++) {
+        if (trk_session_get(env->st, all->h[i], &s) == 1) {
+            hash_list_add(&gone, all->h[i]);
+        }
+    }
+    if (locked) {
+        tdb_unlockall_read(tdb);
+    }
+    for (i = 0; i < gone.n; i++) {
+        trk_sess_remove(env->shm, gone.h[i]);
+    }
+    free(gone.h);
+}
+
+
 static void
 housekeep_pass(trk_env_t *env, int64_t now, int full)
 {
@@ -279,11 +310,7 @@ housekeep_pass(trk_env_t *env, int64_t now, int full)
     /* 3. cache entries whose tdb record is gone (expired above, logged
      *    out, or a stale reload) */
     if (deleted >= 0) {
-        for (i = 0; i < sw.all.n; i++) {
-            if (trk_session_get(env->st, sw.all.h[i], &s) == 1) {
-                trk_sess_remove(env->shm, sw.all.h[i]);
-            }
-        }
+        cache_drop_gone(env, &sw.all);
     }
     if (deleted > 0) {
         ts_info("expired %d session(s)", deleted);
