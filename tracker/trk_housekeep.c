@@ -165,34 +165,48 @@ sessions_to_check(trk_env_t *env, int full, hash_list_t *out,
 
 /* Takes the handled entries off the session queue and queues again the
  * sessions that still need a look later (at wall time at_ms[i]). */
+static int
+str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+
 static void
 sessions_requeue(trk_env_t *env, trk_strlist_t *due, const hash_list_t *again,
                  const uint64_t *at_ms)
 {
-    trk_strlist_t sorted;
-    char          hex[2 * TS_SHA256_B + 1];
-    uint32_t      i;
-    int           bad;
+    char   hex[2 * TS_SHA256_B + 1];
+    size_t i = 0, j;
+    int    bad = 0, first = 1;
 
     if (due->n == 0 && again->n == 0) {
         return;
     }
-    memset(&sorted, 0, sizeof(sorted));
-    for (i = 0; i < due->n; i++) {
-        (void) trk_strlist_add(&sorted, due->v[i]);
+    /* trk_idx_done() wants the handled entries sorted */
+    if (due->n > 1) {
+        qsort(due->v, due->n, sizeof(*due->v), str_cmp);
     }
-    bad = trk_store_begin(env->st) != 0
-          || trk_idx_done(env->st, TRK_IDX_Q_SESSION,
-                          (uint64_t) ts_wall_ms(), &sorted) != 0;
-    for (i = 0; !bad && i < again->n; i++) {
-        ts_hex(again->h[i], TS_SHA256_B, hex);
-        bad = trk_idx_queue(env->st, TRK_IDX_Q_SESSION, at_ms[i], hex) != 0;
+    /* bounded transactions, so that a pass over many sessions (the first
+     * one after a start) never holds the database for long */
+    while (!bad && (first || i < again->n)) {
+        bad = trk_store_begin(env->st) != 0
+              || (first && trk_idx_done(env->st, TRK_IDX_Q_SESSION,
+                                        (uint64_t) ts_wall_ms(), due) != 0);
+        first = 0;
+        for (j = 0; !bad && j < TS_TRK_EXPIRE_CHUNK_N && i < again->n;
+             j++, i++)
+        {
+            ts_hex(again->h[i], TS_SHA256_B, hex);
+            bad = trk_idx_queue(env->st, TRK_IDX_Q_SESSION, at_ms[i], hex)
+                  != 0;
+        }
+        if (bad || trk_store_commit(env->st) != 0) {
+            trk_store_cancel(env->st);
+            ts_warn("cannot update the session expiry queue");
+            bad = 1;
+        }
     }
-    if (bad || trk_store_commit(env->st) != 0) {
-        trk_store_cancel(env->st);
-        ts_warn("cannot update the session expiry queue");
-    }
-    trk_strlist_free(&sorted);
 }
 
 
