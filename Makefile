@@ -187,15 +187,19 @@ demo: deps
 	$(MAKE) all
 	@tests/demo.sh
 
-# bench: tracker requests, cluster replication, then the swarm against
-# aria2 + opentracker (installed by ../shared/bench/anchor_swarm.sh).
+# bench: tracker requests, cluster replication, the tracker at 10^3 and
+# 10^4 users (SCALE_SIZES; add 100000 for 10^5, long to build), then the
+# swarm against aria2 + opentracker (installed by
+# ../shared/bench/anchor_swarm.sh).
 bench: deps-test
 	$(MAKE) all tools
 	$(MAKE) BUILD=notls all
 	@NOTLS_BIN=build/notls/bin bench/run.sh
 	@bench/cluster.sh
+	@bench/scale.sh $(SCALE_SIZES)
 	@NOTLS_BIN=build/notls/bin bench/swarm.sh $(SWARM_SIZE) $(SWARM_N) $(SWARM_RUNS)
 
+SCALE_SIZES ?= 1000 10000
 SWARM_SIZE ?= 1G
 SWARM_N    ?= 4
 SWARM_RUNS ?= 3

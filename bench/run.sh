@@ -44,36 +44,10 @@ done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench.XXXXXX")
 TRK_PID=
 
-stop_tracker() {
-    local i
-    [ -n "$TRK_PID" ] || return 0
-    if kill -0 "$TRK_PID" 2>/dev/null; then
-        kill -TERM "$TRK_PID" 2>/dev/null
-        for i in $(seq 100); do
-            kill -0 "$TRK_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$TRK_PID" 2>/dev/null && kill -KILL "$TRK_PID" 2>/dev/null
-    fi
-    wait "$TRK_PID" 2>/dev/null
-    TRK_PID=
-}
-
-cleanup() {
-    stop_tracker
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "bench: files kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    /usr/bin/python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # run_one NAME TLS(1|0) TRACKER-BIN-DIR TRACKER-OPTIONS...
 run_one() {

@@ -61,7 +61,6 @@
 #define TS_TRK_TICK_MS         100      /* deadlines, heartbeat, housekeeping */
 #define TS_TRK_LISTEN_BACKLOG_N 511     /* listen() backlog, connections */
 #define TS_TRK_SUP_TICK_MS     50       /* tracker supervisor loop period */
-#define TS_TRK_TDB_HASH_SIZE   4099     /* tdb hash buckets (count, prime) */
 /* Most keys one maintenance transaction (expiry) deletes: each
  * transaction is one replicated op, which must fit a SYNC_OPS frame. */
 #define TS_TRK_EXPIRE_CHUNK_N  2000
@@ -455,5 +454,19 @@
                                             is closed to make room only if
                                             it is older, or nothing else
                                             can go */
+
+/* ---- tracker: database scale (indexes, tdb) --------------------------- */
+#define TS_TRK_IDX_Q_UNIT_MS      1000     /* expiry queue bucket, ms of
+                                            wall time */
+#define TS_TRK_IDX_DUE_MAX_N      20000    /* queue entries one
+                                            housekeeping pass handles */
+#define TS_TRK_TDB_HASH_N         131071   /* --tdb-hash-size: hash chains
+                                            of a new tracker.tdb (prime;
+                                            tests/tools/tdb_bench: at 10^5
+                                            and 10^6 records faster
+                                            commits and fetches than 4099,
+                                            and than 2^20, whose larger
+                                            hash table makes every
+                                            commit dearer) */
 
 #endif /* TS_CONFIG_H_INCLUDED */

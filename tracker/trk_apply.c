@@ -20,6 +20,7 @@
 
 #include "trk_store.h"
 #include "trk_oplog.h"
+#include "trk_index.h"
 
 
 static int
@@ -115,10 +116,30 @@ trk_oplog_count(trk_store_t *st)
 }
 
 
+long
+trk_oplog_count_kept(trk_store_t *st, const trk_vv_t *vv)
+{
+    return trk_log_count_kept(trk_store_tdb(st), vv);
+}
+
+
+int
+trk_oplog_compact_range(trk_store_t *st, const trk_vv_t *from,
+                        const trk_vv_t *upto)
+{
+    if (trk_store_in_txn(st)) {
+        return -1;
+    }
+    return trk_log_compact_range(trk_store_tdb(st), from, upto);
+}
+
+
 int
 trk_digest(trk_store_t *st, uint8_t out[32])
 {
-    return trk_log_digest(trk_store_tdb(st), out);
+    trk_counts_t c;
+
+    return trk_idx_status(st, &c, out);
 }
 
 

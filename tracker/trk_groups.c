@@ -26,6 +26,7 @@
 #include "trk_sources.h"
 #include "trk_merge.h"
 #include "trk_quota.h"
+#include "trk_index.h"
 
 /* ---- rules ---------------------------------------------------------- */
 
@@ -330,75 +331,6 @@ typedef struct {
     uint32_t members;
 } grp_row_t;
 
-typedef struct {
-    const char *member_of;
-    grp_row_t  *rows;
-    size_t      n;
-    size_t      cap;
-    int         err;
-} grp_walk_t;
-
-
-static int
-group_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
-{
-    grp_walk_t  *w = arg;
-    trk_group_t  g;
-    grp_row_t   *nr;
-    size_t       nl;
-
-    (void) tdb;
-    if (k.dsize < 3 || k.dptr[0] != 'g' || k.dptr[1] != '/') {
-        return 0;
-    }
-    nl = k.dsize - 2;
-    if (nl > TS_ID_MAX_B) {
-        return 0;
-    }
-    {
-        ts_wbuf_t b;
-        int       rc;
-
-        ts_wbuf_init(&b);
-        rc = trk_env_view(k.dptr, k.dsize, v.dptr, v.dsize, &b);
-        if (rc == 0) {
-            rc = trk_group_decode(b.data, b.len, &g);
-        }
-        ts_wbuf_free(&b);
-        if (rc == 1) {
-            return 0;               /* dissolved: a tombstone */
-        }
-        if (rc != 0) {
-            ts_warn("skipping a corrupt group record");
-            return 0;
-        }
-    }
-    if (w->member_of != NULL
-        && find_member(g.members, g.nmembers, w->member_of) < 0)
-    {
-        trk_group_free(&g);
-        return 0;
-    }
-    if (w->n == w->cap) {
-        w->cap = w->cap ? w->cap * 2 : 64;
-        nr = realloc(w->rows, w->cap * sizeof(*nr));
-        if (nr == NULL) {
-            w->err = 1;
-            trk_group_free(&g);
-            return -1;
-        }
-        w->rows = nr;
-    }
-    memcpy(w->rows[w->n].name, k.dptr + 2, nl);
-    w->rows[w->n].name[nl] = '\0';
-    snprintf(w->rows[w->n].owner, sizeof(w->rows[0].owner), "%s", g.owner);
-    w->rows[w->n].members = g.nmembers;
-    w->n++;
-    trk_group_free(&g);
-    return 0;
-}
-
-
 static int
 row_cmp(const void *a, const void *b)
 {
@@ -407,34 +339,54 @@ row_cmp(const void *a, const void *b)
 }
 
 
+/* From the group index (trk_index.h): only the listed groups are read,
+ * never the whole database. */
 ts_status_t
 trk_do_list_groups(trk_store_t *st, const char *member_of, ts_wbuf_t *body,
                    char *msg, size_t msgsz)
 {
-    grp_walk_t w;
-    size_t     i;
-    int        rc;
+    trk_strlist_t ids;
+    trk_group_t   g;
+    grp_row_t    *rows;
+    size_t        i, n = 0;
+    int           rc;
 
-    memset(&w, 0, sizeof(w));
-    w.member_of = member_of;
-    rc = trk_store_walk(st, group_walk, &w);
-    if (rc < 0 || w.err) {
-        free(w.rows);
+    if (trk_idx_groups(st, member_of, &ids) != 0) {
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
-    if (w.n > 1) {
-        qsort(w.rows, w.n, sizeof(*w.rows), row_cmp);
+    rows = calloc(ids.n ? ids.n : 1, sizeof(*rows));
+    if (rows == NULL) {
+        trk_strlist_free(&ids);
+        return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
-    ts_put_u32(body, (uint32_t) w.n);
-    for (i = 0; i < w.n; i++) {
-        ts_put_str(body, w.rows[i].name);
-        ts_put_str(body, w.rows[i].owner);
-        ts_put_u32(body, w.rows[i].members);
+    for (i = 0; i < ids.n; i++) {
+        rc = trk_group_get(st, ids.v[i], &g);
+        if (rc != 0) {
+            continue;           /* dissolved meanwhile, or corrupt */
+        }
+        if (member_of == NULL
+            || find_member(g.members, g.nmembers, member_of) >= 0)
+        {
+            snprintf(rows[n].name, sizeof(rows[n].name), "%s", ids.v[i]);
+            snprintf(rows[n].owner, sizeof(rows[n].owner), "%s", g.owner);
+            rows[n].members = g.nmembers;
+            n++;
+        }
+        trk_group_free(&g);
     }
-    free(w.rows);
+    trk_strlist_free(&ids);
+    if (n > 1) {
+        qsort(rows, n, sizeof(*rows), row_cmp);
+    }
+    ts_put_u32(body, (uint32_t) n);
+    for (i = 0; i < n; i++) {
+        ts_put_str(body, rows[i].name);
+        ts_put_str(body, rows[i].owner);
+        ts_put_u32(body, rows[i].members);
+    }
+    free(rows);
     return TS_OK;
 }
-
 
 
 /* ---- handlers ------------------------------------------------------ */

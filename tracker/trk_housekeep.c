@@ -2,7 +2,9 @@
  * trk_housekeep.c -- the periodic pass: expired sessions and cached
  * replies.
  *
- * Purpose: sessions in tdb that no worker has cached get a grace period,
+ * Purpose: sessions in tdb that no worker has cached get a grace period
+ * (all of them on the first pass of a segment, afterwards those the
+ * session queue of trk_index.h gives: no walk of the database),
  * expired ones leave tdb and then the cache, and the reply cache drops
  * entries older than TS_REPLY_CACHE_TTL_S.  Only the cluster's leader
  * deletes (its deletes replicate as ops).
@@ -17,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <tdb.h>
 
 #include "ts_clock.h"
 #include "ts_log.h"
 #include "trk_ops.h"
 #include "trk_sources.h"
+#include "trk_index.h"
 
 /* ---- housekeeping --------------------------------------------------- */
 
@@ -130,12 +134,120 @@ still_uncached(trk_env_t *env, const uint8_t h[32])
 }
 
 
+/* The sessions to look at in step 1: every session of tdb on the first
+ * pass of a new shm segment (after a start or a reset the cache is
+ * empty), else only those the session queue holds as due (new in tdb:
+ * logged in here or merged from a peer, or waiting for their timeout),
+ * taken off the queue in *due. */
 static void
-housekeep_pass(trk_env_t *env, int64_t now)
+sessions_to_check(trk_env_t *env, int full, hash_list_t *out,
+                  trk_strlist_t *due)
+{
+    uint8_t  h[TS_SHA256_B];
+    uint32_t i;
+
+    memset(due, 0, sizeof(*due));
+    if (full) {
+        trk_store_each_session(env->st, collect_tdb, out);
+    }
+    if (trk_idx_due(env->st, TRK_IDX_Q_SESSION, (uint64_t) ts_wall_ms(),
+                    TS_TRK_IDX_DUE_MAX_N, due) != 0)
+    {
+        return;
+    }
+    for (i = 0; !full && i < due->n; i++) {
+        if (ts_unhex(due->v[i], h, sizeof(h)) == 0) {
+            hash_list_add(out, h);
+        }
+    }
+}
+
+
+/* Takes the handled entries off the session queue and queues again the
+ * sessions that still need a look later (at wall time at_ms[i]). */
+static int
+str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+
+static void
+sessions_requeue(trk_env_t *env, trk_strlist_t *due, const hash_list_t *again,
+                 const uint64_t *at_ms)
+{
+    char   hex[2 * TS_SHA256_B + 1];
+    size_t i = 0, j;
+    int    bad = 0, first = 1;
+
+    if (due->n == 0 && again->n == 0) {
+        return;
+    }
+    /* trk_idx_done() wants the handled entries sorted */
+    if (due->n > 1) {
+        qsort(due->v, due->n, sizeof(*due->v), str_cmp);
+    }
+    /* bounded transactions, so that a pass over many sessions (the first
+     * one after a start) never holds the database for long */
+    while (!bad && (first || i < again->n)) {
+        bad = trk_store_begin(env->st) != 0
+              || (first && trk_idx_done(env->st, TRK_IDX_Q_SESSION,
+                                        (uint64_t) ts_wall_ms(), due) != 0);
+        first = 0;
+        for (j = 0; !bad && j < TS_TRK_EXPIRE_CHUNK_N && i < again->n;
+             j++, i++)
+        {
+            ts_hex(again->h[i], TS_SHA256_B, hex);
+            bad = trk_idx_queue(env->st, TRK_IDX_Q_SESSION, at_ms[i], hex)
+                  != 0;
+        }
+        if (bad || trk_store_commit(env->st) != 0) {
+            trk_store_cancel(env->st);
+            ts_warn("cannot update the session expiry queue");
+            bad = 1;
+        }
+    }
+}
+
+
+/* Step 3: the cached sessions whose tdb record is gone leave the cache.
+ * The lookups run under one whole-file read lock (one fcntl instead of
+ * two per session; the cache may hold TS_SESSIONS_SHM_N); the cache is
+ * changed after it is released. */
+static void
+cache_drop_gone(trk_env_t *env, const hash_list_t *all)
+{
+    struct tdb_context *tdb = trk_store_tdb(env->st);
+    trk_session_t       s;
+    hash_list_t         gone;
+    size_t              i;
+    int                 locked;
+
+    memset(&gone, 0, sizeof(gone));
+    locked = tdb_lockall_read(tdb) == 0;
+    for (i = 0; i < all->n; i++) {
+        if (trk_session_get(env->st, all->h[i], &s) == 1) {
+            hash_list_add(&gone, all->h[i]);
+        }
+    }
+    if (locked) {
+        tdb_unlockall_read(tdb);
+    }
+    for (i = 0; i < gone.n; i++) {
+        trk_sess_remove(env->shm, gone.h[i]);
+    }
+    free(gone.h);
+}
+
+
+static void
+housekeep_pass(trk_env_t *env, int64_t now, int full)
 {
     hash_list_t    tdbs;
     shm_walk_t     sw;
-    hash_list_t    gone;
+    hash_list_t    gone, again;
+    uint64_t      *at = NULL, *nat;
+    trk_strlist_t  due;
     trk_session_t  s;
     char           user[TS_ID_MAX_B + 1];
     uint64_t       cutoff;
@@ -145,14 +257,17 @@ housekeep_pass(trk_env_t *env, int64_t now)
     memset(&tdbs, 0, sizeof(tdbs));
     memset(&sw, 0, sizeof(sw));
     memset(&gone, 0, sizeof(gone));
+    memset(&again, 0, sizeof(again));
     cutoff = (uint64_t) ts_wall_ms() - (uint64_t) env->session_timeout_ms;
+    leader = atomic_load(&env->shm->stats->leader) == env->tracker_id;
 
     /* 1. sessions in tdb that no worker has cached get a grace period
      *    (e.g. after a restart), so live clients keep working.  Those
      *    that find no place in the cache (it is full) have nothing that
      *    times them out: once older than a session timeout they go, like
-     *    sessions without a node fingerprint (never accepted again) */
-    trk_store_each_session(env->st, collect_tdb, &tdbs);
+     *    sessions without a node fingerprint (never accepted again).
+     *    Those are looked at again later through the session queue */
+    sessions_to_check(env, full, &tdbs, &due);
     for (i = 0; i < tdbs.n; i++) {
         rc = trk_sess_lookup(env->shm, tdbs.h[i], now,
                              env->session_timeout_ms, 0, user, sizeof(user));
@@ -167,17 +282,34 @@ housekeep_pass(trk_env_t *env, int64_t now)
             if (s.created_ms < cutoff) {
                 hash_list_add(&gone, tdbs.h[i]);
             }
+            if (s.created_ms >= cutoff || !leader) {
+                /* look again once it is old enough (or, not being the
+                 * leader, once the leader should have ended it) */
+                nat = realloc(at, (again.n + 1) * sizeof(*at));
+                if (nat != NULL) {
+                    at = nat;
+                    at[again.n] = s.created_ms >= cutoff
+                                  ? s.created_ms
+                                    + (uint64_t) env->session_timeout_ms
+                                  : (uint64_t) ts_wall_ms()
+                                    + (uint64_t) env->session_timeout_ms;
+                    hash_list_add(&again, tdbs.h[i]);
+                }
+            }
         } else if (trk_session_get(env->st, tdbs.h[i], &s) != 0) {
             /* deleted meanwhile: see trk_ops_cache_session() */
             trk_sess_remove(env->shm, tdbs.h[i]);
         }
     }
+    sessions_requeue(env, &due, &again, at);
+    trk_strlist_free(&due);
+    free(again.h);
+    free(at);
 
     /* 2. expired sessions leave tdb first, then the cache (the cache
      *    entry, kept EXPIRED meanwhile, stops a reload from tdb) */
     trk_sess_each(env->shm, now, env->session_timeout_ms, collect_shm, &sw);
     /* only the leader expires (its deletes replicate as ops) */
-    leader = atomic_load(&env->shm->stats->leader) == env->tracker_id;
     deleted = 0;
     dropped = 0;
     if (leader) {
@@ -192,11 +324,7 @@ housekeep_pass(trk_env_t *env, int64_t now)
     /* 3. cache entries whose tdb record is gone (expired above, logged
      *    out, or a stale reload) */
     if (deleted >= 0) {
-        for (i = 0; i < sw.all.n; i++) {
-            if (trk_session_get(env->st, sw.all.h[i], &s) == 1) {
-                trk_sess_remove(env->shm, sw.all.h[i]);
-            }
-        }
+        cache_drop_gone(env, &sw.all);
     }
     if (deleted > 0) {
         ts_info("expired %d session(s)", deleted);
@@ -206,10 +334,11 @@ housekeep_pass(trk_env_t *env, int64_t now)
                 "(or without a node identity)", dropped);
     }
 
-    /* 4. the reply cache (leader only, like sessions) */
-    rr = !leader ? 0
-         : trk_store_expire_replies(env->st, (uint64_t) ts_wall_ms()
-                                    - (uint64_t) TS_REPLY_CACHE_TTL_S * 1000);
+    /* 4. the reply cache: the leader deletes (like sessions); the others
+     *    only take replies the leader's deletes removed off the queue */
+    rr = trk_store_expire_replies_ex(env->st, (uint64_t) ts_wall_ms()
+                                     - (uint64_t) TS_REPLY_CACHE_TTL_S
+                                       * 1000, leader);
     if (rr > 0) {
         ts_debug("expired %d cached replies", rr);
     }
@@ -233,7 +362,9 @@ trk_housekeep(trk_env_t *env, int64_t now)
     }
     /* re-check: another worker may have just finished a pass */
     if (now - atomic_load(&sb->hk_last_ms) >= TS_HOUSEKEEP_MS) {
-        housekeep_pass(env, now);
+        /* a new segment (start, reset) has an empty session cache: its
+         * first pass looks at every session of tdb */
+        housekeep_pass(env, now, atomic_load(&sb->hk_last_ms) == 0);
         atomic_store(&sb->hk_last_ms, ts_now_ms());
     }
     ts_claim_release(&sb->hk_owner, env->me);

@@ -22,6 +22,9 @@
  *   x/...                        epoch, HLC mark, segments, floors
  *   q/u/<user>, q/g/<group>, q/t storage usage counters (trk_quota.h),
  *   q/limits                     derived from f/ g/ s/ m/, rebuilt at start
+ *   y/...                        derived indexes (trk_index.h): counts
+ *                                and digest, group lists, expiry queues;
+ *                                rebuilt at start-up
  *
  * Header-only; no state, no locks (the builders write into the caller's
  * buffer), nothing that a crash could leave behind.
@@ -51,6 +54,7 @@
 #define TRK_KEY_VV       'v'
 #define TRK_KEY_LOCAL    'x'
 #define TRK_KEY_QUOTA    'q'
+#define TRK_KEY_INDEX    'y'
 
 /* Room for the longest key ("m/<user>/<node_addr>", "f/<group>/<name>",
  * "s/<64 hex>"). */

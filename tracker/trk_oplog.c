@@ -709,3 +709,85 @@ trk_log_count(struct tdb_context *tdb)
 }
 
 
+
+
+/* ---- compaction and counting by seq range (no traverse) ---------------- */
+
+/* Deletes the ops o/<o>/<seq> for from[o] < seq <= upto[o] that exist,
+ * probing each key: for a compaction that knows every op at or below
+ * from[] is gone already.  Ranges wider than TS_TRK_COMPACT_PASS_MAX_N
+ * are left to the traverse (returns -2 without writing).  How many, or
+ * -1. */
+int
+trk_log_compact_range(struct tdb_context *tdb, const trk_vv_t *from,
+                      const trk_vv_t *upto)
+{
+    char     kb[32];
+    uint64_t s;
+    int      o, n = 0;
+
+    for (o = 1; o < TRK_ORIGINS_N; o++) {
+        if (upto->seq[o] > from->seq[o]
+            && upto->seq[o] - from->seq[o] > TS_TRK_COMPACT_PASS_MAX_N)
+        {
+            return -2;
+        }
+    }
+    if (tdb_transaction_start(tdb) != 0) {
+        return -1;
+    }
+    for (o = 1; o < TRK_ORIGINS_N; o++) {
+        if (upto->seq[o] <= from->seq[o]) {
+            continue;
+        }
+        if (upto->seq[o] > floor_get(tdb, o)) {
+            (void) floor_put(tdb, o, upto->seq[o]);
+        }
+        for (s = from->seq[o] + 1; s <= upto->seq[o]; s++) {
+            if (tdb_delete(tdb, opkey(kb, sizeof(kb), o, s)) == 0) {
+                n++;
+            }
+        }
+    }
+    return tdb_transaction_commit(tdb) == 0 ? n : -1;
+}
+
+
+/* Op records of each origin's current run: seqs are dense from the
+ * start of the origin's last segment (x/seg/) to its VV entry, and those
+ * at or below the compaction floor are gone, so the count is arithmetic;
+ * ops of an older segment not compacted yet are not counted.  Without a
+ * known segment the keys are probed down from vv (at most
+ * TS_TRK_COMPACT_PASS_MAX_N). */
+long
+trk_log_count_kept(struct tdb_context *tdb, const trk_vv_t *vv)
+{
+    char     kb[32];
+    uint64_t s, f, segs[TS_TRK_OPLOG_SEGS_MAX_N];
+    uint32_t nseg;
+    long     n = 0, k;
+    int      o;
+
+    for (o = 1; o < TRK_ORIGINS_N; o++) {
+        f = floor_get(tdb, o);
+        if (vv->seq[o] <= f) {
+            continue;
+        }
+        if (segs_get(tdb, o, segs, &nseg) == 0 && nseg > 0
+            && segs[nseg - 1] <= vv->seq[o])
+        {
+            s = segs[nseg - 1] - 1 > f ? segs[nseg - 1] - 1 : f;
+            n += (long) (vv->seq[o] - s);
+            continue;
+        }
+        for (s = vv->seq[o], k = 0; s > f && k < TS_TRK_COMPACT_PASS_MAX_N;
+             s--, k++)
+        {
+            if (!tdb_exists(tdb, opkey(kb, sizeof(kb), o, s))) {
+                break;
+            }
+            n++;
+        }
+    }
+    return n;
+}

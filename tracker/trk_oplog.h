@@ -94,8 +94,16 @@ int  trk_oplog_compact(trk_store_t *st, const trk_vv_t *upto);
 int  trk_oplog_adopt(trk_store_t *st, const trk_vv_t *vv);
 /* Number of op records kept. */
 long trk_oplog_count(trk_store_t *st);
+/* The same without a traverse (the STATUS figure): the ops of each
+ * origin's last segment above its compaction floor, up to vv. */
+long trk_oplog_count_kept(trk_store_t *st, const trk_vv_t *vv);
+/* Compaction when every op at or below from is deleted already: probes
+ * from < seq <= upto instead of walking (-2: range too wide). */
+int  trk_oplog_compact_range(trk_store_t *st, const trk_vv_t *from,
+                             const trk_vv_t *upto);
 
-/* SHA-256 over every replicated key and its envelope, keys sorted. */
+/* The state digest (docs/REPLICATION.md): from the maintained sum of
+ * the per-key hashes (trk_index.h), no walk. */
 int  trk_digest(trk_store_t *st, uint8_t out[32]);
 
 /* Calls fn(key, klen, env, envlen, arg) for every replicated key (read
@@ -135,6 +143,12 @@ int      trk_log_compact(struct tdb_context *tdb, const trk_vv_t *upto);
  * snapshot raised its own seq). */
 int      trk_log_adopt(struct tdb_context *tdb, int self, const trk_vv_t *vv);
 long     trk_log_count(struct tdb_context *tdb);
+/* By seq range, no traverse: compaction of from < seq <= upto (-2: a
+ * range too wide, use trk_log_compact) and the count of the ops kept
+ * (trk_oplog_count_kept). */
+int      trk_log_compact_range(struct tdb_context *tdb, const trk_vv_t *from,
+                               const trk_vv_t *upto);
+long     trk_log_count_kept(struct tdb_context *tdb, const trk_vv_t *vv);
 int      trk_log_digest(struct tdb_context *tdb, uint8_t out[32]);
 int      trk_log_each_replicated(struct tdb_context *tdb,
                                  int (*fn)(const uint8_t *k, size_t kl,

@@ -60,6 +60,7 @@ static const struct option opts_long[] = {
     { "conn-in-max",     required_argument, NULL, 1102 },
     { "max-conns-per-user", required_argument, NULL, 1103 },
     { "max-unauth-per-addr", required_argument, NULL, 1104 },
+    { "tdb-hash-size",   required_argument, NULL, 'Z' },
     { "help",            no_argument,       NULL, 'h' },
     { "version",         no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -120,6 +121,8 @@ static const num_opt_t num_opts[] = {
       CFG(conns_user), NUM_U32 },
     { 1104, "bad --max-unauth-per-addr", " (1..1000000)", 1, 1000000,
       CFG(unauth_addr), NUM_U32 },
+    { 'Z', "bad --tdb-hash-size", " (1..16777213 chains)", 1, 16777213,
+      CFG(tdb_hash_n), NUM_INT },
 };
 
 
@@ -230,6 +233,12 @@ usage(FILE *f)
         TS_TRK_CONNS_USER_N, TS_TRK_UNAUTH_ADDR_N);
     trk_quota_usage_text(f);
     fprintf(f,
+        "  database:\n"
+        "      --tdb-hash-size N       hash chains of a NEW tracker.tdb "
+        "(default %d;\n"
+        "                              an existing file keeps its own)\n",
+        TS_TRK_TDB_HASH_N);
+    fprintf(f,
         "  -l, --log-level LEVEL       error|warn|info|debug\n"
         "  -h, --help                  this text\n"
         "  -V, --version               print the version\n");
@@ -294,6 +303,7 @@ opts_defaults(trk_config_t *cfg)
     cfg->conn_in_max = TS_TRK_CONN_IN_MAX_B;
     cfg->conns_user = TS_TRK_CONNS_USER_N;
     cfg->unauth_addr = TS_TRK_UNAUTH_ADDR_N;
+    cfg->tdb_hash_n = TS_TRK_TDB_HASH_N;
 }
 
 

@@ -54,6 +54,8 @@ typedef struct {
     uint32_t   conn_in_max;         /* --conn-in-max (bytes) */
     uint32_t   conns_user;          /* --max-conns-per-user (0 = off) */
     uint32_t   unauth_addr;         /* --max-unauth-per-addr */
+    int        tdb_hash_n;          /* --tdb-hash-size: hash chains of a
+                                       new tracker.tdb */
 } trk_config_t;
 
 /* What the command line asks for. */

@@ -22,6 +22,7 @@
 #include "ts_log.h"
 #include "trk_store.h"
 #include "trk_keys.h"
+#include "trk_index.h"
 #include "trk_merge.h"
 
 int
@@ -368,102 +369,103 @@ trk_store_count(trk_store_t *st, trk_counts_t *c)
 }
 
 
-typedef struct {
-    uint64_t   cutoff;
-    TDB_DATA  *keys;
-    size_t     n;
-    size_t     cap;
-    int        err;
-} old_walk_t;
-
-
+/* 1 if key has a live value. */
 static int
-old_reply_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
+kv_live(trk_store_t *st, TDB_DATA k)
 {
-    old_walk_t *w = arg;
-    ts_rbuf_t   r;
-    uint64_t    stored;
-    TDB_DATA   *nk;
+    TDB_DATA v;
 
-    (void) tdb;
-    if (k.dsize < 3 || k.dptr[0] != 'r' || k.dptr[1] != '/') {
+    if (trk_kv_fetch(st, k, &v) != 0) {
         return 0;
     }
-    {
-        ts_wbuf_t b;
-        int       rc;
+    free(v.dptr);
+    return 1;
+}
 
-        ts_wbuf_init(&b);
-        rc = trk_env_view(k.dptr, k.dsize, v.dptr, v.dsize, &b);
-        if (rc != 0) {
-            ts_wbuf_free(&b);
-            return 0;               /* already a tombstone (or corrupt) */
-        }
-        ts_rbuf_init(&r, b.data, b.len);
-        stored = 0;
-        if (trk_codec_get_head(&r, TRK_REC_REPLY) == 0) {
-            stored = ts_get_u64(&r);
-        }
-        ts_wbuf_free(&b);
-    }
-    /* a reply record that does not decode is useless: expire it too */
-    if (!r.err && stored >= w->cutoff) {
-        return 0;
-    }
-    if (w->n == w->cap || w->n >= TS_TRK_EXPIRE_PASS_MAX_N) {
-        if (w->n >= TS_TRK_EXPIRE_PASS_MAX_N) {
-            return -1;      /* enough for one pass */
-        }
-        w->cap = w->cap ? w->cap * 2 : 64;
-        nk = realloc(w->keys, w->cap * sizeof(*nk));
-        if (nk == NULL) {
-            w->err = 1;
-            return -1;
-        }
-        w->keys = nk;
-    }
-    w->keys[w->n].dptr = malloc(k.dsize);
-    if (w->keys[w->n].dptr == NULL) {
-        w->err = 1;
+
+/* One chunk of due reply-queue entries (from i on): deletes those stored
+ * before cutoff that are still live (when may_delete), and takes every
+ * handled entry off the queue, in one transaction (one op).  *next gets
+ * where the next chunk starts; returns how many were deleted or -1. */
+static int
+expire_chunk(trk_store_t *st, const trk_strlist_t *due, uint32_t i,
+             uint64_t cutoff, int may_delete, uint32_t *next)
+{
+    trk_strlist_t done;
+    TDB_DATA      k;
+    uint64_t      stored;
+    const char   *bar;
+    int           n = 0, rc, live;
+
+    memset(&done, 0, sizeof(done));
+    if (trk_store_begin(st) != 0) {
         return -1;
     }
-    memcpy(w->keys[w->n].dptr, k.dptr, k.dsize);
-    w->keys[w->n].dsize = k.dsize;
-    w->n++;
-    return 0;
+    for (; i < due->n && n < TS_TRK_EXPIRE_CHUNK_N; i++) {
+        bar = strchr(due->v[i], '|');
+        stored = strtoull(due->v[i], NULL, 16);
+        if (bar == NULL || stored >= cutoff) {
+            if (bar == NULL) {
+                (void) trk_strlist_add(&done, due->v[i]);
+            }
+            continue;               /* not old enough yet */
+        }
+        k.dptr = (unsigned char *) bar + 1;
+        k.dsize = strlen(bar + 1);
+        live = kv_live(st, k);
+        if (live && !may_delete) {
+            continue;               /* the leader deletes it */
+        }
+        if (live) {
+            rc = trk_kv_delete(st, k);
+            if (rc < 0) {
+                continue;
+            }
+            n++;
+        }
+        if (trk_strlist_add(&done, due->v[i]) < 0) {
+            break;
+        }
+    }
+    *next = i;
+    rc = trk_idx_done(st, TRK_IDX_Q_REPLY, cutoff, &done);
+    trk_strlist_free(&done);
+    if (rc != 0 || trk_store_commit(st) != 0) {
+        trk_store_cancel(st);
+        return -1;
+    }
+    return n;
+}
+
+
+int
+trk_store_expire_replies_ex(trk_store_t *st, uint64_t cutoff_wall_ms,
+                            int may_delete)
+{
+    trk_strlist_t due;
+    uint32_t      i = 0;
+    int           rc = 0, n;
+
+    if (trk_idx_due(st, TRK_IDX_Q_REPLY, cutoff_wall_ms,
+                    TS_TRK_EXPIRE_PASS_MAX_N, &due) != 0)
+    {
+        return -1;
+    }
+    /* bounded transactions: each one is one op, which must fit a
+     * SYNC_OPS frame (TS_TRK_EXPIRE_CHUNK_N keys at most) */
+    while (rc >= 0 && i < due.n) {
+        n = expire_chunk(st, &due, i, cutoff_wall_ms, may_delete, &i);
+        rc = n < 0 ? -1 : rc + n;
+    }
+    trk_strlist_free(&due);
+    return rc;
 }
 
 
 int
 trk_store_expire_replies(trk_store_t *st, uint64_t cutoff_wall_ms)
 {
-    old_walk_t w;
-    size_t     i, j = 0;
-    int        rc;
-
-    memset(&w, 0, sizeof(w));
-    w.cutoff = cutoff_wall_ms;
-    tdb_traverse_read(trk_store_tdb(st), old_reply_walk, &w);
-    rc = (int) w.n;
-    /* bounded transactions: each one is one op, which must fit a
-     * SYNC_OPS frame (TS_TRK_EXPIRE_CHUNK_N keys at most) */
-    for (i = 0; i < w.n && rc >= 0; i += j) {
-        if (trk_store_begin(st) != 0) {
-            rc = -1;
-            break;
-        }
-        for (j = 0; j < TS_TRK_EXPIRE_CHUNK_N && i + j < w.n; j++) {
-            (void) trk_kv_delete(st, w.keys[i + j]);
-        }
-        if (trk_store_commit(st) != 0) {
-            rc = -1;
-        }
-    }
-    for (i = 0; i < w.n; i++) {
-        free(w.keys[i].dptr);
-    }
-    free(w.keys);
-    return rc;
+    return trk_store_expire_replies_ex(st, cutoff_wall_ms, 1);
 }
 
 

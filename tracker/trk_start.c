@@ -252,6 +252,7 @@ start_store(trk_config_t *cfg, const char *data_dir, uint64_t *epoch,
         ts_err("data directory path too long");
         return -1;
     }
+    trk_store_hash_size(cfg->tdb_hash_n);
     st = trk_store_open(cfg->db_path, 1, cfg->nosync, err, sizeof(err));
     if (st == NULL) {
         ts_err("%s", err);

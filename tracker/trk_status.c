@@ -21,12 +21,13 @@
 #include "ts_tls.h"
 #include "trk_ops.h"
 #include "trk_oplog.h"
+#include "trk_index.h"
 
 /* ---- status --------------------------------------------------------- */
 
-/* What STATUS reports of the database: a full read of it (digest, counts,
- * op log size), kept per worker and recomputed only when the state
- * changed -- every commit that changes replicated state bumps the shm
+/* What STATUS reports of the database: digest and counts from the
+ * maintained index record, the op log size by seq range; kept per
+ * worker and re-read only when the state changed -- every commit that changes replicated state bumps the shm
  * op_wake word, and every op it applies moves the version vector.  Not
  * rate-limited by time: two trackers showing digests of different ages
  * would look converged when they are not. */
@@ -53,13 +54,12 @@ status_db(trk_env_t *env, const trk_vv_t *vv)
         return 0;
     }
     status_cache.valid = 0;
-    ts_debug("STATUS: reading the whole database (state changed)");
-    if (trk_digest(env->st, status_cache.dg) != 0
-        || trk_store_count(env->st, &status_cache.c) != 0)
-    {
+    /* counts and digest are maintained (trk_index.h); the op log is
+     * counted by seq range: no walk of the database */
+    if (trk_idx_status(env->st, &status_cache.c, status_cache.dg) != 0) {
         return -1;
     }
-    status_cache.ops = trk_oplog_count(env->st);
+    status_cache.ops = trk_oplog_count_kept(env->st, vv);
     status_cache.st = env->st;
     status_cache.wake = wake;
     status_cache.vv = *vv;

@@ -34,33 +34,15 @@
 #include "ts_log.h"
 #include "ts_kv.h"
 #include "trk_store.h"
+#include "trk_store_int.h"
+#include "trk_index_hook.h"
 #include "trk_keys.h"
 #include "trk_merge.h"
 #include "trk_oplog.h"
 #include "trk_usage.h"
 
-struct trk_store_s {
-    ts_kv_t            *kv;
-    struct tdb_context *tdb;        /* ts_kv_tdb(kv) */
-    /* replication */
-    int                 origin;
-    _Atomic uint64_t   *hlc;
-    _Atomic uint64_t   *wake;
-    trk_stamp_t         stamp;      /* of this transaction's writes */
-    uint64_t            reqid;
-    char              **keys;       /* replicated keys written */
-    size_t              nkeys;
-    size_t              capkeys;
-    uint64_t            nwrites;    /* records stored or deleted, ever */
-    /* group commit: one tdb transaction for several requests */
-    int                 batch;      /* its transaction is open */
-    int                 sub;        /* a request's part of it runs */
-    uint64_t            sub_writes; /* nwrites when that part began */
-    uint32_t            batch_n;    /* requests in it so far */
-    int                 batch_ops;  /* it appended ops (wake trk-sync) */
-    int                 batch_seen; /* a batch ran since the last end */
-    int                 batch_failed; /* ... and failed */
-};
+/* Hash chains of a file this process creates (--tdb-hash-size). */
+static int               new_hash_n = TS_TRK_TDB_HASH_N;
 
 /* Used when no tracker shm is attached (tests, tools). */
 static _Atomic uint64_t  local_hlc;
@@ -81,7 +63,7 @@ trk_store_open(const char *path, int create, int nosync, char *err,
     st->origin = 1;
     st->hlc = &local_hlc;
     st->wake = &local_wake;
-    st->kv = ts_kv_open(path, TS_TRK_TDB_HASH_SIZE,
+    st->kv = ts_kv_open(path, new_hash_n,
                         TDB_DEFAULT | (nosync ? TDB_NOSYNC : 0),
                         create ? O_CREAT : 0, err, errlen);
     if (st->kv == NULL) {
@@ -89,12 +71,29 @@ trk_store_open(const char *path, int create, int nosync, char *err,
         return NULL;
     }
     st->tdb = ts_kv_tdb(st->kv);
+    /* the opener that may create the file (the supervisor at start-up,
+     * before any worker) builds the local indexes from the data */
+    if (create && trk_idx_rebuild(st) != 0) {
+        snprintf(err, errlen, "cannot build the indexes of %s", path);
+        ts_kv_close(st->kv);
+        free(st);
+        return NULL;
+    }
     return st;
 }
 
 
-static void
-txn_reset(trk_store_t *st)
+void
+trk_store_hash_size(int n)
+{
+    if (n > 0) {
+        new_hash_n = n;
+    }
+}
+
+
+void
+trk_store_txn_reset(trk_store_t *st)
 {
     size_t i;
 
@@ -105,6 +104,8 @@ txn_reset(trk_store_t *st)
     st->stamp.hlc = 0;
     st->stamp.origin = 0;
     st->reqid = 0;
+    st->idx.loaded = 0;
+    st->idx.dirty = 0;
 }
 
 
@@ -115,16 +116,11 @@ trk_store_close(trk_store_t *st)
         return;
     }
     ts_kv_cancel(st->kv);
-    txn_reset(st);
+    trk_store_txn_reset(st);
     free(st->keys);
     ts_kv_close(st->kv);
     free(st);
 }
-
-
-static void batch_leave(trk_store_t *st);
-static int  sub_commit(trk_store_t *st);
-static void sub_cancel(trk_store_t *st);
 
 
 int
@@ -133,11 +129,11 @@ trk_store_begin(trk_store_t *st)
     if (st->sub) {
         return -1;
     }
-    batch_leave(st);
+    trk_batch_leave(st);
     if (ts_kv_in_txn(st->kv) || ts_kv_begin(st->kv) != 0) {
         return -1;
     }
-    txn_reset(st);
+    trk_store_txn_reset(st);
     return 0;
 }
 
@@ -177,7 +173,7 @@ trk_store_commit(trk_store_t *st)
     int logged;
 
     if (st->sub) {
-        return sub_commit(st);
+        return trk_batch_sub_commit(st);
     }
     if (!ts_kv_in_txn(st->kv) || st->batch) {
         return -1;
@@ -191,7 +187,12 @@ trk_store_commit(trk_store_t *st)
         trk_store_cancel(st);
         return -1;
     }
-    txn_reset(st);
+    if (trk_idx_flush(st, &st->idx) != 0) {
+        ts_err("cannot update the database indexes");
+        trk_store_cancel(st);
+        return -1;
+    }
+    trk_store_txn_reset(st);
     if (ts_kv_commit(st->kv) != 0) {
         return -1;
     }
@@ -206,14 +207,14 @@ void
 trk_store_cancel(trk_store_t *st)
 {
     if (st->sub) {
-        sub_cancel(st);
+        trk_batch_sub_cancel(st);
         return;
     }
     if (st->batch) {
         return;                 /* the batch is not this caller's */
     }
     ts_kv_cancel(st->kv);
-    txn_reset(st);
+    trk_store_txn_reset(st);
 }
 
 
@@ -221,135 +222,6 @@ int
 trk_store_in_txn(const trk_store_t *st)
 {
     return st->sub || (!st->batch && ts_kv_in_txn(st->kv));
-}
-
-
-/* ---- group commit ------------------------------------------------------
- *
- * A request worker runs the write requests of one event-loop turn in one
- * tdb transaction: each request is a "part" (trk_store_sub_begin, then
- * the usual trk_store_commit or trk_store_cancel) that appends its own op
- * with its own stamp and reply-cache entry, and trk_store_batch_end
- * commits them all with one fsync.  The worker holds every reply of the
- * turn until then (trk_wbatch.c), so a write is acknowledged only once
- * it is durable.  tdb has no savepoints: a part refused before it wrote
- * (the rule of every handler) leaves the batch alone, but one that wrote
- * and then failed takes the whole batch with it, and every request in
- * it is answered "try again" -- safe, since a retry with the same request
- * id is answered from the reply cache if it did commit.  Any other
- * transaction or write outside a part first commits the open batch. */
-
-int
-trk_store_sub_begin(trk_store_t *st)
-{
-    if (st->sub) {
-        return -1;
-    }
-    if (!st->batch) {
-        if (ts_kv_in_txn(st->kv) || ts_kv_begin(st->kv) != 0) {
-            return -1;
-        }
-        st->batch = 1;
-        st->batch_n = 0;
-        st->batch_ops = 0;
-        st->batch_seen = 1;
-    }
-    txn_reset(st);
-    st->sub = 1;
-    st->sub_writes = st->nwrites;
-    return 0;
-}
-
-
-/* Commits the open batch.  0, or -1 (its requests are lost). */
-static int
-batch_flush(trk_store_t *st)
-{
-    int ops = st->batch_ops;
-
-    st->batch = 0;
-    st->batch_ops = 0;
-    if (ts_kv_commit(st->kv) != 0) {
-        st->batch_failed = 1;
-        return -1;
-    }
-    if (ops) {
-        atomic_fetch_add(st->wake, 1);
-    }
-    return 0;
-}
-
-
-/* Before anything that is not a part of the batch touches the store. */
-static void
-batch_leave(trk_store_t *st)
-{
-    if (st->batch && !st->sub) {
-        (void) batch_flush(st);
-    }
-}
-
-
-static int
-sub_commit(trk_store_t *st)
-{
-    if (st->nkeys > 0 && trk_oplog_append(st, st->stamp, st->reqid, st->keys,
-                                          st->nkeys) != 0)
-    {
-        ts_err("cannot append to the op log");
-        sub_cancel(st);
-        return -1;
-    }
-    st->batch_ops |= st->nkeys > 0;
-    txn_reset(st);
-    st->sub = 0;
-    if (++st->batch_n >= TS_TRK_BATCH_MAX_N) {
-        return batch_flush(st);
-    }
-    return 0;
-}
-
-
-static void
-sub_cancel(trk_store_t *st)
-{
-    int wrote = st->nwrites != st->sub_writes;
-
-    txn_reset(st);
-    st->sub = 0;
-    if (wrote) {
-        ts_warn("a request failed after writing: its group commit of %u "
-                "request(s) is rolled back", (unsigned) st->batch_n + 1);
-        ts_kv_cancel(st->kv);
-        st->batch = 0;
-        st->batch_ops = 0;
-        st->batch_failed = 1;
-    }
-}
-
-
-int
-trk_store_batch_pending(const trk_store_t *st)
-{
-    return st->batch || st->batch_seen;
-}
-
-
-int
-trk_store_batch_end(trk_store_t *st)
-{
-    int failed;
-
-    if (st->sub) {
-        sub_cancel(st);
-    }
-    if (st->batch) {
-        (void) batch_flush(st);
-    }
-    failed = st->batch_failed;
-    st->batch_failed = 0;
-    st->batch_seen = 0;
-    return failed ? -1 : 0;
 }
 
 
@@ -407,7 +279,7 @@ trk_kv_store(trk_store_t *st, TDB_DATA key, const ts_wbuf_t *b)
         return trk_kv_put(st, (const char *) key.dptr, key.dsize, b->data,
                           b->len);
     }
-    batch_leave(st);
+    trk_batch_leave(st);
     v.dptr = b->data;
     v.dsize = b->len;
     st->nwrites++;
@@ -424,7 +296,7 @@ trk_kv_delete(trk_store_t *st, TDB_DATA key)
     if (trk_key_replicated(key.dptr, key.dsize)) {
         return trk_kv_del(st, (const char *) key.dptr, key.dsize);
     }
-    batch_leave(st);
+    trk_batch_leave(st);
     st->nwrites++;
     return ts_kv_delete(st->kv, key);
 }
@@ -493,11 +365,13 @@ trk_kv_rec(trk_store_t *st, const char *key, size_t klen, void *rec)
 }
 
 
+/* Every store of a replicated envelope (local write, merge, snapshot)
+ * comes here: the local indexes follow in the same transaction. */
 static int
 rec_store(trk_store_t *st, const char *key, size_t klen, const trk_rec_t *r)
 {
     ts_wbuf_t b;
-    TDB_DATA  k, v;
+    TDB_DATA  k, v, old;
     int       rc = 0;
 
     ts_wbuf_init(&b);
@@ -507,9 +381,15 @@ rec_store(trk_store_t *st, const char *key, size_t klen, const trk_rec_t *r)
     v.dptr = b.data;
     v.dsize = b.len;
     st->nwrites++;
-    if (b.err || ts_kv_store(st->kv, k, v) != 0) {
+    old = tdb_fetch(st->tdb, k);
+    if (b.err
+        || trk_idx_note(st, &st->idx, key, klen, old, v) != 0
+        || ts_kv_store(st->kv, k, v) != 0
+        || (!ts_kv_in_txn(st->kv) && trk_idx_flush(st, &st->idx) != 0))
+    {
         rc = -1;
     }
+    free(old.dptr);
     ts_wbuf_free(&b);
     return rc;
 }
@@ -623,7 +503,7 @@ kv_write(trk_store_t *st, const char *key, size_t klen, const void *val,
     int       rc, own = 0;
     trk_qpart_t q0, q1;             /* the key's usage, before and after */
 
-    batch_leave(st);
+    trk_batch_leave(st);
     if (!ts_kv_in_txn(st->kv)) {
         if (trk_store_begin(st) != 0) {
             return -1;

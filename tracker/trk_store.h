@@ -39,6 +39,9 @@ typedef struct trk_store_s trk_store_t;
 trk_store_t *trk_store_open(const char *path, int create, int nosync,
                             char *err, size_t errlen);
 void trk_store_close(trk_store_t *st);
+/* Hash chains of a tdb file trk_store_open() creates from now on (an
+ * existing file keeps its own); default TS_TRK_TDB_HASH_N. */
+void trk_store_hash_size(int n);
 int  trk_store_begin(trk_store_t *st);      /* 0 or -1 */
 int  trk_store_commit(trk_store_t *st);     /* 0 or -1 (cancelled) */
 void trk_store_cancel(trk_store_t *st);
@@ -165,10 +168,15 @@ typedef struct {
 } trk_counts_t;
 
 int trk_store_count(trk_store_t *st, trk_counts_t *c);
-/* Deletes reply-cache entries stored before cutoff_wall_ms, in
+/* Deletes reply-cache entries stored before cutoff_wall_ms (found in the
+ * reply queue of the local indexes, no walk), in
  * transactions of at most TS_TRK_EXPIRE_CHUNK_N keys; returns how many
  * or -1. */
 int trk_store_expire_replies(trk_store_t *st, uint64_t cutoff_wall_ms);
+/* The same from the reply queue (trk_index.h); without may_delete (not
+ * the leader) only entries whose reply is gone leave the queue. */
+int trk_store_expire_replies_ex(trk_store_t *st, uint64_t cutoff_wall_ms,
+                                int may_delete);
 /* Calls fn for every session hash in the store (read traverse). */
 int trk_store_each_session(trk_store_t *st,
                            void (*fn)(const uint8_t h[32], void *arg),

@@ -562,6 +562,41 @@ elect(void)
 }
 
 
+/* Compacts up to upto.  The first pass of this process walks the op log
+ * (whatever an earlier run left); later ones delete only the seqs
+ * between the last pass's bound and this one, and nothing at all when
+ * the bound did not move (an idle cluster).  A bound that went down (an
+ * origin restarted its seqs in a new data directory) walks again. */
+static int
+compact_since(const trk_vv_t *upto)
+{
+    static trk_vv_t last;
+    static int      have_last;
+    int             o, n = -2, same = 1;
+
+    for (o = 1; o < TRK_ORIGINS_N; o++) {
+        if (upto->seq[o] < last.seq[o]) {
+            have_last = 0;
+        }
+        same = same && upto->seq[o] == last.seq[o];
+    }
+    if (have_last && same) {
+        return 0;
+    }
+    if (have_last) {
+        n = trk_oplog_compact_range(sst, &last, upto);
+    }
+    if (n == -2) {
+        n = trk_oplog_compact(sst, upto);
+    }
+    if (n >= 0) {
+        last = *upto;
+        have_last = 1;
+    }
+    return n;
+}
+
+
 static void
 compact(void)
 {
@@ -587,7 +622,7 @@ compact(void)
             }
         }
     }
-    n = trk_oplog_compact(sst, &upto);
+    n = compact_since(&upto);
     pthread_mutex_unlock(&mu);
     if (n > 0) {
         ts_debug("compacted %d ops every tracker has", n);
