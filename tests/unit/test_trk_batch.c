@@ -28,6 +28,7 @@
 
 #include "ts_buf.h"
 #include "ts_proto.h"
+#include "trk_index.h"
 #include "trk_oplog.h"
 #include "trk_ops.h"
 #include "trk_store.h"
@@ -97,6 +98,21 @@ ops_logged(fx_t *fx)
 }
 
 
+/* The indexes every write keeps (trk_index.h) followed each part: the
+ * group count, and the kept digest equals a walk's. */
+static void
+index_check(fx_t *fx, uint64_t groups)
+{
+    trk_counts_t c;
+    uint8_t      kept[32], walked[32];
+
+    assert_int_equal(trk_idx_status(fx->st, &c, kept), 0);
+    assert_int_equal(c.groups, groups);
+    assert_int_equal(trk_log_digest(trk_store_tdb(fx->st), walked), 0);
+    assert_memory_equal(kept, walked, 32);
+}
+
+
 static void
 test_durable_only_at_end(void **state)
 {
@@ -119,6 +135,7 @@ test_durable_only_at_end(void **state)
     assert_true(group_exists(fx, "g1"));
     assert_true(group_exists(fx, "g2"));
     assert_int_equal(ops_logged(fx), 2);        /* one op per request */
+    index_check(fx, 2);
 }
 
 
@@ -136,6 +153,7 @@ test_refused_part_keeps_batch(void **state)
     assert_true(group_exists(fx, "g1"));
     assert_true(group_exists(fx, "g2"));
     assert_int_equal(ops_logged(fx), 2);
+    index_check(fx, 2);
 }
 
 
@@ -161,6 +179,7 @@ test_failed_part_fails_batch(void **state)
     assert_int_equal(trk_store_batch_end(fx->st), 0);
     reopen(fx);
     assert_true(group_exists(fx, "g3"));
+    index_check(fx, 1);
 }
 
 
