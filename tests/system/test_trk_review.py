@@ -123,17 +123,17 @@ def test_status_only_for_trackers_and_cached(tracker_factory):
     assert sum(counts) >= 100, counts
     assert took < 5, took
     assert t.log().count(reads) == 0
-    # a tracker certificate: answered; the same state again is not read
-    # again, a change is
+    # a tracker certificate: answered from the counts and digest every
+    # write keeps (y/meta), never by reading the whole database; a change
+    # shows at once
     r = tracker_raw(t)
     s1 = r.status()
     s2 = r.status()
     assert s1["digest"] == s2["digest"] and s1["users"] == "1", s1
-    assert t.log().count(reads) == 1, t.log().count(reads)
     new_user(t.port, "second")
     s3 = r.status()
     assert s3["users"] == "2" and s3["digest"] != s1["digest"], s3
-    assert t.log().count(reads) == 2
+    assert t.log().count(reads) == 0
     r.close()
     assert t.worker_pids() == pids
 
