@@ -349,13 +349,16 @@ trk_do_list_groups(trk_store_t *st, const char *member_of, ts_wbuf_t *body,
     trk_group_t   g;
     grp_row_t    *rows;
     size_t        i, n = 0;
-    int           rc;
+    int           rc, locked;
 
+    locked = trk_store_read_begin(st);
     if (trk_idx_groups(st, member_of, &ids) != 0) {
+        trk_store_read_end(st, locked);
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
     rows = calloc(ids.n ? ids.n : 1, sizeof(*rows));
     if (rows == NULL) {
+        trk_store_read_end(st, locked);
         trk_strlist_free(&ids);
         return trk_ops_fail(msg, msgsz, TS_ERR_INTERNAL, TRK_DB_FAIL);
     }
@@ -374,6 +377,7 @@ trk_do_list_groups(trk_store_t *st, const char *member_of, ts_wbuf_t *body,
         }
         trk_group_free(&g);
     }
+    trk_store_read_end(st, locked);
     trk_strlist_free(&ids);
     if (n > 1) {
         qsort(rows, n, sizeof(*rows), row_cmp);

@@ -647,3 +647,22 @@ trk_store_walk(trk_store_t *st,
     tdb_unlockall_read(st->tdb);
     return rc < 0 ? -1 : 0;
 }
+
+
+int
+trk_store_read_begin(trk_store_t *st)
+{
+    if (ts_kv_in_txn(st->kv)) {
+        return 0;
+    }
+    return tdb_lockall_read(st->tdb) == 0;
+}
+
+
+void
+trk_store_read_end(trk_store_t *st, int locked)
+{
+    if (locked) {
+        tdb_unlockall_read(st->tdb);
+    }
+}

@@ -93,6 +93,15 @@ int  trk_user_same_account(trk_store_t *st, const char *user, uint64_t hlc,
 int  trk_user_stamp(trk_store_t *st, const char *user, uint64_t *hlc,
                     uint8_t *origin);
 
+/* A run of reads outside a transaction under one read lock of the whole
+ * file: tdb otherwise takes and drops an fcntl lock on a hash chain for
+ * every fetch, and a listing of many records spends most of its time
+ * there.  1 if locked (end with trk_store_read_end), 0 if not (inside a
+ * transaction, or the lock failed: each read then locks for itself).
+ * Writers of other processes wait while it is held: keep runs short. */
+int  trk_store_read_begin(trk_store_t *st);
+void trk_store_read_end(trk_store_t *st, int locked);
+
 /* Calls fn for every record: inside a transaction a traverse of it,
  * else a read traverse under one whole-file read lock.  0 / -1. */
 int trk_store_walk(trk_store_t *st,
