@@ -59,6 +59,7 @@ import time
 
 import cluster as C
 import tessera
+from proto import MSG
 from tessera import pstr, wait_until
 
 OPS = int(os.environ["BENCH_OPS"])
@@ -102,11 +103,12 @@ def lag(tmp):
     lags, missed = [], 0
     for k in range(SAMPLES):
         g = "lag-%d" % k
-        st, msg, _ = c1.request("CREATE_GROUP", tok + pstr(g), C.new_reqid())
+        st, msg, _ = c1.call(MSG["CREATE_GROUP"], tok + pstr(g),
+                             C.new_reqid())
         assert st == C.OK, msg
         t0 = time.monotonic()
         while True:
-            st, _, _ = c2.request("LIST_REQUESTS", tok + pstr(g),
+            st, _, _ = c2.call(MSG["LIST_REQUESTS"], tok + pstr(g),
                                   C.new_reqid())
             dt = time.monotonic() - t0
             if st == C.OK:
