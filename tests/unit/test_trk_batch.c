@@ -43,17 +43,6 @@ setup(void **state)
 }
 
 
-static void
-reopen(fx_t *fx)
-{
-    char err[256];
-
-    trk_store_close(fx->st);
-    fx->st = trk_store_open(fx->path, 0, 1, err, sizeof(err));
-    assert_non_null(fx->st);
-}
-
-
 /* One create_group as a part of the open batch; its status. */
 static ts_status_t
 part_create(fx_t *fx, const char *user, const char *group)
@@ -122,7 +111,7 @@ test_durable_only_at_end(void **state)
     assert_int_equal(part_create(fx, "bob", "g2"), TS_OK);
     assert_true(trk_store_batch_pending(fx->st));
     /* the worker dies before the end of its turn: nothing of it */
-    reopen(fx);
+    fx_reopen(fx);
     assert_false(group_exists(fx, "g1"));
     assert_false(group_exists(fx, "g2"));
     assert_int_equal(ops_logged(fx), 0);
@@ -131,7 +120,7 @@ test_durable_only_at_end(void **state)
     assert_int_equal(part_create(fx, "bob", "g2"), TS_OK);
     assert_int_equal(trk_store_batch_end(fx->st), 0);
     assert_false(trk_store_batch_pending(fx->st));
-    reopen(fx);
+    fx_reopen(fx);
     assert_true(group_exists(fx, "g1"));
     assert_true(group_exists(fx, "g2"));
     assert_int_equal(ops_logged(fx), 2);        /* one op per request */
@@ -149,7 +138,7 @@ test_refused_part_keeps_batch(void **state)
     assert_int_not_equal(part_create(fx, "bob", "g1"), TS_OK);
     assert_int_equal(part_create(fx, "bob", "g2"), TS_OK);
     assert_int_equal(trk_store_batch_end(fx->st), 0);
-    reopen(fx);
+    fx_reopen(fx);
     assert_true(group_exists(fx, "g1"));
     assert_true(group_exists(fx, "g2"));
     assert_int_equal(ops_logged(fx), 2);
@@ -171,13 +160,13 @@ test_failed_part_fails_batch(void **state)
     assert_int_equal(trk_store_batch_end(fx->st), -1);
     /* the next end reports only what came after */
     assert_int_equal(trk_store_batch_end(fx->st), 0);
-    reopen(fx);
+    fx_reopen(fx);
     assert_false(group_exists(fx, "g1"));
     assert_false(group_exists(fx, "g2"));
     /* and the store goes on working */
     assert_int_equal(part_create(fx, "carol", "g3"), TS_OK);
     assert_int_equal(trk_store_batch_end(fx->st), 0);
-    reopen(fx);
+    fx_reopen(fx);
     assert_true(group_exists(fx, "g3"));
     index_check(fx, 1);
 }
@@ -195,7 +184,7 @@ test_other_txn_commits_batch_first(void **state)
                                          sizeof(msg)), TS_OK);
     assert_int_equal(trk_store_commit(fx->st), 0);
     /* the batch is already durable; its end still reports success */
-    reopen(fx);
+    fx_reopen(fx);
     assert_true(group_exists(fx, "g1"));
     assert_true(group_exists(fx, "g2"));
     assert_int_equal(trk_store_batch_end(fx->st), 0);
@@ -215,7 +204,7 @@ test_flush_at_cap(void **state)
         assert_int_equal(part_create(fx, u, g), TS_OK);
     }
     /* the first TS_TRK_BATCH_MAX_N were committed when the cap was hit */
-    reopen(fx);
+    fx_reopen(fx);
     assert_int_equal(ops_logged(fx), TS_TRK_BATCH_MAX_N);
     snprintf(g, sizeof(g), "g%u", TS_TRK_BATCH_MAX_N - 1);
     assert_true(group_exists(fx, g));

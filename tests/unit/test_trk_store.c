@@ -39,17 +39,6 @@ setup(void **state)
 }
 
 
-static void
-reopen(fx_t *fx)
-{
-    char err[256];
-
-    trk_store_close(fx->st);
-    fx->st = trk_store_open(fx->path, 0, 1, err, sizeof(err));
-    assert_non_null(fx->st);
-}
-
-
 static trk_user_t
 make_user(const char *pw, uint32_t iters)
 {
@@ -284,7 +273,7 @@ test_cancel_leaves_nothing(void **state)
     trk_store_cancel(fx->st);
 
     /* ... and gone after the cancel, also after a reopen */
-    reopen(fx);
+    fx_reopen(fx);
     assert_int_equal(trk_user_get(fx->st, "bob", &got), 1);
     assert_int_equal(trk_group_get(fx->st, "g2", &grp), 1);
     assert_int_equal(trk_group_get(fx->st, "g1", &grp), 0);
@@ -319,7 +308,7 @@ test_reopen_keeps_commits(void **state)
                                    2, 1000), 0);
     assert_int_equal(trk_store_commit(fx->st), 0);
 
-    reopen(fx);
+    fx_reopen(fx);
     assert_int_equal(trk_user_get(fx->st, "alice", &got), 0);
     assert_true(trk_password_ok(&got, "pw"));
     check_group(fx, "g1", "alice", 1);

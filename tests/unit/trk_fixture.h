@@ -59,6 +59,18 @@ fx_setup(void **state, const char *tmpl)
     return 0;
 }
 
+/* Closes the store and opens its file again (what a restarted worker
+ * sees: only what was committed). */
+static inline void
+fx_reopen(fx_t *fx)
+{
+    char err[256];
+
+    trk_store_close(fx->st);
+    fx->st = trk_store_open(fx->path, 0, 1, err, sizeof(err));
+    assert_non_null(fx->st);
+}
+
 /* cmocka teardown: closes the store and removes its file and dir. */
 static inline int
 fx_teardown(void **state)
