@@ -16,7 +16,7 @@ DESTDIR  ?=
 BUILD    ?= release
 CC       ?= cc
 
-PKGS      = openssl tdb libedit
+PKGS      = openssl tdb libedit jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -153,6 +153,7 @@ deps:
 	pkg-config --exists openssl 2>/dev/null || miss="$$miss libssl-dev"; \
 	pkg-config --exists tdb 2>/dev/null || miss="$$miss libtdb-dev"; \
 	pkg-config --exists libedit 2>/dev/null || miss="$$miss libedit-dev"; \
+	pkg-config --exists jansson 2>/dev/null || miss="$$miss libjansson-dev"; \
 	[ -x /usr/bin/python3 ] || miss="$$miss python3"; \
 	if [ -n "$$miss" ]; then \
 	  echo "installing:$$miss"; \
