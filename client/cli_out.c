@@ -63,15 +63,47 @@ cli_out_vline(FILE *f, const char *prefix, const char *fmt, va_list ap)
 }
 
 
+/* The class of the last failure of the command being run (cli_exit.h). */
+static int  cli_out_cls = CLI_EXIT_OK;
+
+
 int
 cli_out_error(const char *fmt, ...)
 {
     va_list  ap;
 
+    cli_out_cls = CLI_EXIT_FAILURE;
     va_start(ap, fmt);
     cli_out_vline(stdout, "error: ", fmt, ap);
     va_end(ap);
     return -1;
+}
+
+
+int
+cli_out_fail(int cls, const char *fmt, ...)
+{
+    va_list  ap;
+
+    cli_out_cls = cls;
+    va_start(ap, fmt);
+    cli_out_vline(stdout, "error: ", fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+
+int
+cli_out_class(void)
+{
+    return cli_out_cls;
+}
+
+
+void
+cli_out_class_reset(void)
+{
+    cli_out_cls = CLI_EXIT_OK;
 }
 
 

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "ts_esc.h"
+#include "cli_exit.h"
 #include "cli_ctx.h"
 #include "cli_dlview.h"
 
@@ -24,8 +25,17 @@
  * reaches the terminal -- no C0/C1 control, no bidirectional control, no
  * invalid UTF-8.  The format itself must not hold '\n'. */
 
-/* Prints "error: <fmt...>" and returns -1. */
+/* Prints "error: <fmt...>" and returns -1; the failure's class is
+ * CLI_EXIT_FAILURE. */
 int  cli_out_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with the failure's class (a cli_exit_t), which the exit code
+ * of a piped session and --json report. */
+int  cli_out_fail(int cls, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The class of the last failure since cli_out_class_reset() (main thread:
+ * reset before a command runs, read after). */
+int  cli_out_class(void);
+void cli_out_class_reset(void);
 /* Prints one line on stdout. */
 void cli_out_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints one line on stderr ("warning: ...", "client: ..."). */
