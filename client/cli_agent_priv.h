@@ -59,6 +59,12 @@ typedef struct {
     int           nsamp, head;
     struct cli_srcmem *srcmem;      /* dead / serving sources (malloc,
                                        cli_srcdead.h); NULL = none yet */
+    int64_t       progress_ms;      /* monotonic: last time a chunk came
+                                       (or the download (re)started, or
+                                       was held); the source timeout */
+    uint64_t      progress_bytes;   /* bytes_done seen then */
+    int           fail_cls;         /* cli_exit_t of its failure in this
+                                       run; 0 = none (or an older run's) */
 } cli_dlent_t;
 
 typedef struct {
@@ -86,6 +92,8 @@ typedef struct {
     int              failures;                /* this run */
     cli_gname_t     *stops;                   /* STOP_SHARE to send */
     int              nstops, stopcap;
+    int64_t          source_timeout_ms;       /* 0 = TS_CLI_SOURCE_TIMEOUT_S */
+    int              last_fail_cls;           /* cli_exit_t, this run */
 } cli_agent_t;
 
 /* the one agent of this process (cli_agent.c) */
