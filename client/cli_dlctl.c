@@ -201,6 +201,9 @@ cli_dlctl_retry(cli_dlent_t *e, ts_shm_t *shm)
     r->error[0] = '\0';
     e->fail_cls = 0;
     e->need_stop = 0;
+    /* sources found dead before are worth asking again at once */
+    free(e->srcmem);
+    e->srcmem = NULL;
     e->have_dirty = r->nchunks > 0 && cli_down_bitmap_any(r->done,
                                                           r->nchunks);
     if (!cli_agent.paused && cli_down_publish(e) != 0) {
