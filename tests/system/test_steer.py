@@ -252,3 +252,29 @@ def test_retry_after_source_returns(tracker, tmp_path):
     assert sum(c for _, c in peers.values()) == nchunks(size), peers
     assert leech.cmd("retry %s f.bin" % G) == \
         ["error: 'f.bin' from '%s' is already complete" % G]
+
+
+def test_paused_download_does_not_hold_end_of_input(tracker, tmp_path):
+    """At the end of piped input a paused download is not waited for (the
+    default 180 s source timeout would otherwise hold the client): the
+    client says so and exits 0 at once; the record stays paused."""
+    create_users(tracker.info, tmp_path, "a", "b")
+    sw = Swarm(tracker, tmp_path)
+    seeder = sw.node("a")
+    member = sw.node("b")
+    member.kill()
+    seed(seeder, tmp_path, "f.bin", 3 * MiB, 5)
+    seeder.kill()
+    dest = str(tmp_path / "f.out")
+    leech = Piped(tracker.info, tmp_path, "leech")
+    t0 = time.monotonic()
+    rc, out = leech.run(["login b pw",
+                         "download_file %s f.bin %s" % (G, dest),
+                         "pause %s f.bin" % G, "show_downloads"], timeout=30)
+    assert rc == 0, (rc, out, leech.log()[-2000:])
+    assert time.monotonic() - t0 < 20
+    assert out[-3:] == ["paused f.bin from %s" % G,
+                        "[D] [%s] f.bin 0%% 0B/3.0MiB paused" % G,
+                        "1 paused download left"], out
+    # the .part (the download may go on later) is kept
+    assert os.path.exists(dest + ".part")

@@ -20,118 +20,78 @@
 #include "cli_dlsm.h"
 
 
-static int
-op(uint32_t st, uint32_t nst, cli_dlop_t o, uint32_t *next)
+/* Every operation from every state: what it becomes, or which class
+ * refuses it (and then the record stays as it was). */
+static void
+test_ops(void **state)
 {
-    const char  *why = NULL;
-    int          cls = cli_dlsm_op(st, nst, o, next, &why);
+    enum { A = CLI_DL_ACTIVE, P = CLI_DL_PAUSED, F = CLI_DL_FAILED,
+           D = CLI_DL_DONE };
+    static const struct {
+        uint32_t    st, nst;
+        cli_dlop_t  op;
+        int         cls;
+        uint32_t    next;
+    } cases[] = {
+        /* cancel: running, paused, failed, out of the table -> gone */
+        { A, NODE_DL_ACTIVE, CLI_DLOP_CANCEL, CLI_EXIT_OK, 0 },
+        { P, NODE_DL_PAUSED, CLI_DLOP_CANCEL, CLI_EXIT_OK, 0 },
+        { F, NODE_DL_FAILED, CLI_DLOP_CANCEL, CLI_EXIT_OK, 0 },
+        { A, NODE_DL_FREE, CLI_DLOP_CANCEL, CLI_EXIT_OK, 0 },
+        /* being renamed into place: not now */
+        { A, NODE_DL_FINALIZING, CLI_DLOP_CANCEL, CLI_EXIT_CONFLICT, A },
+        { A, NODE_DL_DONE, CLI_DLOP_CANCEL, CLI_EXIT_CONFLICT, A },
+        /* complete: a share now, not a download */
+        { D, NODE_DL_DONE, CLI_DLOP_CANCEL, CLI_EXIT_EXISTS, D },
 
-    /* a refusal always says why; a success never does */
-    if (cls != CLI_EXIT_OK) {
-        assert_non_null(why);
-        assert_true(strlen(why) > 0);
-    } else {
-        assert_null(why);
+        { A, NODE_DL_ACTIVE, CLI_DLOP_PAUSE, CLI_EXIT_OK, P },
+        /* held by a logout: still pausable (stays paused after login) */
+        { A, NODE_DL_PAUSED, CLI_DLOP_PAUSE, CLI_EXIT_OK, P },
+        /* already paused: nothing to do, no error */
+        { P, NODE_DL_PAUSED, CLI_DLOP_PAUSE, CLI_EXIT_OK, P },
+        { A, NODE_DL_FINALIZING, CLI_DLOP_PAUSE, CLI_EXIT_CONFLICT, A },
+        { F, NODE_DL_FAILED, CLI_DLOP_PAUSE, CLI_EXIT_FAILURE, F },
+        { D, NODE_DL_FREE, CLI_DLOP_PAUSE, CLI_EXIT_EXISTS, D },
+
+        { P, NODE_DL_PAUSED, CLI_DLOP_RESUME, CLI_EXIT_OK, A },
+        /* evicted from the node's table while paused: resumes anyway */
+        { P, NODE_DL_FREE, CLI_DLOP_RESUME, CLI_EXIT_OK, A },
+        { A, NODE_DL_ACTIVE, CLI_DLOP_RESUME, CLI_EXIT_OK, A },
+        { F, NODE_DL_FAILED, CLI_DLOP_RESUME, CLI_EXIT_FAILURE, F },
+        { D, NODE_DL_DONE, CLI_DLOP_RESUME, CLI_EXIT_EXISTS, D },
+
+        { F, NODE_DL_FAILED, CLI_DLOP_RETRY, CLI_EXIT_OK, A },
+        { F, NODE_DL_FREE, CLI_DLOP_RETRY, CLI_EXIT_OK, A },
+        { A, NODE_DL_ACTIVE, CLI_DLOP_RETRY, CLI_EXIT_FAILURE, A },
+        { P, NODE_DL_PAUSED, CLI_DLOP_RETRY, CLI_EXIT_FAILURE, P },
+        { D, NODE_DL_DONE, CLI_DLOP_RETRY, CLI_EXIT_EXISTS, D },
+
+        /* a state node.tdb cannot hold, an operation that does not exist */
+        { 99, NODE_DL_FREE, CLI_DLOP_RETRY, CLI_EXIT_FAILURE, 99 },
+        { A, NODE_DL_ACTIVE, (cli_dlop_t) 77, CLI_EXIT_USAGE, A },
+    };
+    const char  *why;
+    uint32_t     next;
+    size_t       i;
+    int          cls;
+
+    (void) state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        why = NULL;
+        cls = cli_dlsm_op(cases[i].st, cases[i].nst, cases[i].op, &next,
+                          &why);
+        if (cls != cases[i].cls || next != cases[i].next) {
+            fail_msg("case %zu: class %d next %u, want %d and %u", i, cls,
+                     next, cases[i].cls, cases[i].next);
+        }
+        /* a refusal always says why; a success never does */
+        if (cls != CLI_EXIT_OK) {
+            assert_non_null(why);
+            assert_true(strlen(why) > 0);
+        } else {
+            assert_null(why);
+        }
     }
-    return cls;
-}
-
-
-static void
-test_cancel(void **state)
-{
-    uint32_t  next;
-
-    (void) state;
-    /* running, paused, failed: the record goes */
-    assert_int_equal(op(CLI_DL_ACTIVE, NODE_DL_ACTIVE, CLI_DLOP_CANCEL, &next),
-                     CLI_EXIT_OK);
-    assert_int_equal(next, 0);
-    assert_int_equal(op(CLI_DL_PAUSED, NODE_DL_PAUSED, CLI_DLOP_CANCEL, &next),
-                     CLI_EXIT_OK);
-    assert_int_equal(next, 0);
-    assert_int_equal(op(CLI_DL_FAILED, NODE_DL_FAILED, CLI_DLOP_CANCEL, &next),
-                     CLI_EXIT_OK);
-    assert_int_equal(next, 0);
-    assert_int_equal(op(CLI_DL_ACTIVE, NODE_DL_FREE, CLI_DLOP_CANCEL, &next),
-                     CLI_EXIT_OK);
-    /* being renamed into place: not now */
-    assert_int_equal(op(CLI_DL_ACTIVE, NODE_DL_FINALIZING, CLI_DLOP_CANCEL,
-                        &next), CLI_EXIT_CONFLICT);
-    assert_int_equal(next, CLI_DL_ACTIVE);
-    assert_int_equal(op(CLI_DL_ACTIVE, NODE_DL_DONE, CLI_DLOP_CANCEL, &next),
-                     CLI_EXIT_CONFLICT);
-    /* complete: it is a share now, not a download */
-    assert_int_equal(op(CLI_DL_DONE, NODE_DL_DONE, CLI_DLOP_CANCEL, &next),
-                     CLI_EXIT_EXISTS);
-    assert_int_equal(next, CLI_DL_DONE);
-}
-
-
-static void
-test_pause_resume(void **state)
-{
-    uint32_t  next;
-
-    (void) state;
-    assert_int_equal(op(CLI_DL_ACTIVE, NODE_DL_ACTIVE, CLI_DLOP_PAUSE, &next),
-                     CLI_EXIT_OK);
-    assert_int_equal(next, CLI_DL_PAUSED);
-    /* held by a logout: still pausable (it stays paused after login) */
-    assert_int_equal(op(CLI_DL_ACTIVE, NODE_DL_PAUSED, CLI_DLOP_PAUSE, &next),
-                     CLI_EXIT_OK);
-    assert_int_equal(next, CLI_DL_PAUSED);
-    /* already paused: nothing to do, no error */
-    assert_int_equal(op(CLI_DL_PAUSED, NODE_DL_PAUSED, CLI_DLOP_PAUSE, &next),
-                     CLI_EXIT_OK);
-    assert_int_equal(next, CLI_DL_PAUSED);
-    assert_int_equal(op(CLI_DL_ACTIVE, NODE_DL_FINALIZING, CLI_DLOP_PAUSE,
-                        &next), CLI_EXIT_CONFLICT);
-    assert_int_equal(op(CLI_DL_FAILED, NODE_DL_FAILED, CLI_DLOP_PAUSE, &next),
-                     CLI_EXIT_FAILURE);
-    assert_int_equal(op(CLI_DL_DONE, NODE_DL_FREE, CLI_DLOP_PAUSE, &next),
-                     CLI_EXIT_EXISTS);
-
-    assert_int_equal(op(CLI_DL_PAUSED, NODE_DL_PAUSED, CLI_DLOP_RESUME, &next),
-                     CLI_EXIT_OK);
-    assert_int_equal(next, CLI_DL_ACTIVE);
-    /* evicted from the node's table while paused: resumes all the same */
-    assert_int_equal(op(CLI_DL_PAUSED, NODE_DL_FREE, CLI_DLOP_RESUME, &next),
-                     CLI_EXIT_OK);
-    assert_int_equal(next, CLI_DL_ACTIVE);
-    assert_int_equal(op(CLI_DL_ACTIVE, NODE_DL_ACTIVE, CLI_DLOP_RESUME, &next),
-                     CLI_EXIT_OK);
-    assert_int_equal(next, CLI_DL_ACTIVE);
-    assert_int_equal(op(CLI_DL_FAILED, NODE_DL_FAILED, CLI_DLOP_RESUME, &next),
-                     CLI_EXIT_FAILURE);
-    assert_int_equal(op(CLI_DL_DONE, NODE_DL_DONE, CLI_DLOP_RESUME, &next),
-                     CLI_EXIT_EXISTS);
-}
-
-
-static void
-test_retry(void **state)
-{
-    uint32_t  next;
-
-    (void) state;
-    assert_int_equal(op(CLI_DL_FAILED, NODE_DL_FAILED, CLI_DLOP_RETRY, &next),
-                     CLI_EXIT_OK);
-    assert_int_equal(next, CLI_DL_ACTIVE);
-    assert_int_equal(op(CLI_DL_FAILED, NODE_DL_FREE, CLI_DLOP_RETRY, &next),
-                     CLI_EXIT_OK);
-    assert_int_equal(next, CLI_DL_ACTIVE);
-    assert_int_equal(op(CLI_DL_ACTIVE, NODE_DL_ACTIVE, CLI_DLOP_RETRY, &next),
-                     CLI_EXIT_FAILURE);
-    assert_int_equal(op(CLI_DL_PAUSED, NODE_DL_PAUSED, CLI_DLOP_RETRY, &next),
-                     CLI_EXIT_FAILURE);
-    assert_int_equal(op(CLI_DL_DONE, NODE_DL_DONE, CLI_DLOP_RETRY, &next),
-                     CLI_EXIT_EXISTS);
-    /* a state node.tdb cannot hold, an operation that does not exist */
-    assert_int_equal(op(99, NODE_DL_FREE, CLI_DLOP_RETRY, &next),
-                     CLI_EXIT_FAILURE);
-    assert_int_equal(op(CLI_DL_ACTIVE, NODE_DL_ACTIVE, (cli_dlop_t) 77,
-                        &next), CLI_EXIT_USAGE);
 }
 
 
@@ -168,9 +128,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cancel),
-        cmocka_unit_test(test_pause_resume),
-        cmocka_unit_test(test_retry),
+        cmocka_unit_test(test_ops),
         cmocka_unit_test(test_stall_clock),
     };
 
