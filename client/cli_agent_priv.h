@@ -9,7 +9,11 @@
  *                 node.tdb, shares, STOP_SHARE queue;
  *   cli_down.c    the download entries (shm slots, start, finish, fail);
  *   cli_progress.c  rate samples, and what a command is shown of each;
- *   cli_part.c    the .part files (exclusive creation, reopening).
+ *   cli_part.c    the .part files (exclusive creation, reopening);
+ *   cli_dlctl.c   steering one download (cancel, pause, resume, retry,
+ *                 its sources for download_info) by the rules of
+ *                 cli_dlsm.c; cli_down.c fails the ones no source served
+ *                 for --source-timeout.
  *
  * Model: one entry per download of the logged-in user (running, paused,
  * done or failed), each with the record as last written to node.tdb plus
