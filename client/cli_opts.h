@@ -19,6 +19,7 @@ typedef struct {
     int          ticket_wait_ms;  /* 0 = default */
     int          slow_chunk_ms;   /* 0 = default */
     int          keep_running;
+    int          source_timeout_s; /* 0 = default */
     const char  *ca;            /* cluster CA certificate (--ca) */
 } cli_opts_t;
 
