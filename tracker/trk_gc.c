@@ -430,6 +430,37 @@ close_round(trk_store_t *st, trk_gc_t *g)
 }
 
 
+/* Key loses its tombstones stamped at or below bound, with no op; the
+ * key goes when nothing is left.  1 changed, 0 nothing to do, -1. */
+static int
+collect_key(trk_store_t *st, const char *key, size_t klen,
+            trk_stamp_t bound)
+{
+    TDB_DATA  k, v;
+    trk_rec_t r;
+    int       rc;
+
+    k.dptr = (unsigned char *) key;
+    k.dsize = klen;
+    v = tdb_fetch(trk_store_tdb(st), k);
+    if (v.dptr == NULL) {
+        return 0;               /* gone meanwhile */
+    }
+    rc = trk_rec_decode(v.dptr, v.dsize, &r);
+    free(v.dptr);
+    if (rc != 0) {
+        return 0;               /* not ours to repair: the merge does */
+    }
+    rc = 0;
+    if (trk_gc_prune(&r, bound)) {
+        rc = trk_kv_replace(st, key, klen, trk_gc_empty(&r) ? NULL : &r)
+             == 0 ? 1 : -1;
+    }
+    trk_rec_free(&r);
+    return rc;
+}
+
+
 /* Collects the entries of list l (bucket k) up to max: each key loses
  * the tombstones at or below its entry's bound.  Returns the entries
  * taken (they leave l) or -1. */
@@ -456,8 +487,7 @@ collect_list(trk_store_t *st, TDB_DATA k, trk_strlist_t *l, uint32_t max,
         memcpy(hex, e + 16, 2);
         hex[2] = '\0';
         b.origin = (uint8_t) strtoul(hex, NULL, 16);
-        rc = trk_kv_collect(st, e + GC_ENTRY_HEAD, strlen(e + GC_ENTRY_HEAD),
-                            b);
+        rc = collect_key(st, e + GC_ENTRY_HEAD, strlen(e + GC_ENTRY_HEAD), b);
         if (rc > 0) {
             (*keys)++;
         }

@@ -81,12 +81,6 @@ int  trk_gc_snapshot_mark(trk_store_t *st, int last);
  * deleted, or -1; *more = 1 when collection work is left. */
 int  trk_gc_step(trk_store_t *st, trk_gc_t *g, const trk_vv_t *lo,
                  const trk_vv_t *hi, uint32_t max_keys, int *more);
-/* In trk_store.c: drops key's tombstones stamped at or below bound, no
- * op (inside a transaction).  1 changed, 0 nothing, -1 error. */
-int  trk_kv_collect(trk_store_t *st, const char *key, size_t klen,
-                    trk_stamp_t bound);
-/* In trk_store.c: tells STATUS caches the state moved (no op). */
-void trk_store_wake(trk_store_t *st);
 /* Index entries waiting (rounds not collected yet): 0 / -1. */
 int  trk_gc_pending(trk_store_t *st, uint64_t *n);
 

@@ -40,7 +40,6 @@
 #include "trk_merge.h"
 #include "trk_oplog.h"
 #include "trk_usage.h"
-#include "trk_gc.h"
 
 /* Hash chains of a file this process creates (--tdb-hash-size). */
 static int               new_hash_n = TS_TRK_TDB_HASH_N;
@@ -629,34 +628,29 @@ trk_kv_merge(trk_store_t *st, const char *key, size_t klen, const void *rec)
 }
 
 
-/* Tombstone collection (trk_gc.c decides when it is safe): key loses
- * its tombstones stamped at or below bound, with no op and no stamp;
- * the key goes when nothing is left.  1 changed, 0 nothing to do, -1. */
+/* Tombstone collection (trk_gc.c decides when it is safe). */
 int
-trk_kv_collect(trk_store_t *st, const char *key, size_t klen,
-               trk_stamp_t bound)
+trk_kv_replace(trk_store_t *st, const char *key, size_t klen,
+               const void *rec)
 {
-    trk_rec_t r;
-    TDB_DATA  k, old, none = { NULL, 0 };
-    int       rc = kv_rec_ex(st, key, klen, &r);
+    TDB_DATA k, old, none = { NULL, 0 };
+    int      rc;
 
-    if (rc != 0 || !trk_gc_prune(&r, bound)) {
-        trk_rec_free(&r);
-        return rc == -1 || rc == -2 ? -1 : 0;
+    if (!trk_key_replicated(key, klen)) {
+        return -1;
     }
-    if (!trk_gc_empty(&r)) {
-        rc = rec_store(st, key, klen, &r);
-    } else {
-        k.dptr = (unsigned char *) key;
-        k.dsize = klen;
-        old = tdb_fetch(st->tdb, k);
-        st->nwrites++;
-        rc = trk_idx_note(st, &st->idx, key, klen, old, none) != 0
-             || ts_kv_delete(st->kv, k) != 0 ? -1 : 0;
-        free(old.dptr);
+    if (rec != NULL) {
+        return rec_store(st, key, klen, rec);
     }
-    trk_rec_free(&r);
-    return rc == 0 ? 1 : -1;
+    k.dptr = (unsigned char *) key;
+    k.dsize = klen;
+    old = tdb_fetch(st->tdb, k);
+    st->nwrites++;
+    rc = old.dptr == NULL
+         || trk_idx_note(st, &st->idx, key, klen, old, none) != 0
+         || ts_kv_delete(st->kv, k) != 0 ? -1 : 0;
+    free(old.dptr);
+    return rc;
 }
 
 
