@@ -278,16 +278,24 @@ test_index_collects(void **state)
 }
 
 
+/* A fresh round machine and the deletes of group grp. */
+static fx_t *
+with_deletes(void **state, trk_gc_t *g, const char *grp)
+{
+    memset(g, 0, sizeof(*g));
+    deletes(*state, grp);
+    return *state;
+}
+
+
 static void
 test_later_round_waits(void **state)
 {
-    fx_t    *fx = *state;
     trk_gc_t g;
+    fx_t    *fx = with_deletes(state, &g, "a1");
     trk_vv_t vv;
     int      more, n;
 
-    memset(&g, 0, sizeof(g));
-    deletes(fx, "a1");
     assert_int_equal(trk_vv_load(fx->st, &vv), 0);
     assert_int_equal(trk_gc_step(fx->st, &g, &vv, &vv, 1000, &more), 0);
     assert_int_equal(g.stage, TRK_GC_MERGED);
@@ -307,12 +315,10 @@ test_later_round_waits(void **state)
 static void
 test_snapshot_holds_rounds(void **state)
 {
-    fx_t    *fx = *state;
     trk_gc_t g;
+    fx_t    *fx = with_deletes(state, &g, "s1");
     int      n;
 
-    memset(&g, 0, sizeof(g));
-    deletes(fx, "s1");
     /* a snapshot half merged: its tombs are not covered by the VV yet */
     fx_begin(fx);
     assert_int_equal(trk_gc_snapshot_mark(fx->st, 0), 0);
