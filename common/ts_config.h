@@ -477,8 +477,11 @@
                                             collect */
 #define TS_TRK_GC_CHUNK_N         2000     /* keys one collection
                                             transaction rewrites */
-#define TS_TRK_GC_STEP_N          20000    /* keys one step collects before
-                                            trk-sync's main loop runs again */
+#define TS_TRK_GC_STEP_N          2000     /* keys one step collects before
+                                            trk-sync's main loop (every
+                                            50 ms) runs again: the sync
+                                            links wait for its lock that
+                                            long at most */
 #define TS_TRK_GC_SLOTS_N         64       /* index records per round (the
                                             entries of a round spread over
                                             them, so a note rewrites a
