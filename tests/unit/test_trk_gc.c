@@ -7,7 +7,7 @@
  * kind noted, collected without a walk and without an op, a tombstone
  * of a later round left for later, a held-back tracker holds everything,
  * the rebuild gives the same index, the maintained digest stays equal to
- * a walk's).
+ * a walk's; an expired cached reply's tombstone goes the same way).
  *
  * Each store test works on a fresh tdb in a temp dir.  Single-threaded;
  * a crashed test leaves its dir under /tmp.
@@ -27,6 +27,7 @@
 #include "trk_index.h"
 #include "trk_oplog.h"
 #include "trk_gc.h"
+#include "trk_keys.h"
 
 #include "trk_fixture.h"
 
@@ -334,6 +335,38 @@ test_snapshot_holds_rounds(void **state)
 }
 
 
+/* A cached reply expires by its queue (no walk); its tombstone then
+ * ages out by the rule like any other. */
+static void
+test_reply_tombstone(void **state)
+{
+    fx_t    *fx = *state;
+    trk_gc_t g;
+    uint8_t  hash[TS_SHA256_B];
+    char     kb[TRK_KEY_B];
+    TDB_DATA k;
+    uint64_t now = (uint64_t) ts_wall_ms();
+    int      n;
+
+    memset(&g, 0, sizeof(g));
+    memset(hash, 0xab, sizeof(hash));
+    fx_begin(fx);
+    assert_int_equal(trk_reply_put(fx->st, 77, 20, hash, "ok", 2, now), 0);
+    fx_commit(fx);
+    k = trk_key_reply(kb, 77, hash);
+    assert_true(tdb_exists(trk_store_tdb(fx->st), k));
+    assert_int_equal(pending(fx), 0);
+    assert_int_equal(trk_store_expire_replies(fx->st, now + 1000), 1);
+    /* deleted: a tombstone still in tdb, noted in the index */
+    assert_true(tdb_exists(trk_store_tdb(fx->st), k));
+    assert_int_equal(pending(fx), 1);
+    assert_int_equal(run_steps(fx, &g, 0, &n), TRK_GC_IDLE);
+    assert_int_equal(n, 1);
+    assert_false(tdb_exists(trk_store_tdb(fx->st), k));
+    assert_int_equal(pending(fx), 0);
+}
+
+
 int
 main(void)
 {
@@ -345,6 +378,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_later_round_waits, setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_holds_rounds, setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_reply_tombstone, setup,
                                         fx_teardown),
     };
 
