@@ -543,7 +543,11 @@ collect(trk_store_t *st, trk_gc_t *g, uint32_t max, int *more)
             }
         }
     }
-    if (trk_store_begin(st) != 0 || u64_put(tdb, "tgl", g->closed + 1) != 0
+    /* the lowest round left only moves up (the housekeeper of a lone
+     * tracker runs in whichever worker claims it, each with its own
+     * machine, so another may have collected further already) */
+    if (trk_store_begin(st) != 0 || u64_get(tdb, "tgl", &lo) != 0
+        || (g->closed + 1 > lo && u64_put(tdb, "tgl", g->closed + 1) != 0)
         || trk_store_commit(st) != 0)
     {
         trk_store_cancel(st);
@@ -551,6 +555,23 @@ collect(trk_store_t *st, trk_gc_t *g, uint32_t max, int *more)
     }
     *more = 0;
     return (int) keys;
+}
+
+
+int
+trk_gc_alone(trk_store_t *st)
+{
+    static trk_gc_t g;          /* per worker process: a new one starts
+                                   over, which only delays */
+    trk_vv_t        vv;
+    int             more;
+
+    /* one step a pass: the round closed by one pass is collected by the
+     * next (this tracker is every tracker that must have acked) */
+    if (trk_vv_load(st, &vv) != 0) {
+        return -1;
+    }
+    return trk_gc_step(st, &g, &vv, &vv, TS_TRK_GC_STEP_N, &more);
 }
 
 

@@ -81,6 +81,9 @@ int  trk_gc_snapshot_mark(trk_store_t *st, int last);
  * deleted, or -1; *more = 1 when collection work is left. */
 int  trk_gc_step(trk_store_t *st, trk_gc_t *g, const trk_vv_t *lo,
                  const trk_vv_t *hi, uint32_t max_keys, int *more);
+/* A tracker alone (no trk-sync): one step with its own VV as every
+ * tracker's, from the housekeeper.  Keys collected, or -1. */
+int  trk_gc_alone(trk_store_t *st);
 /* Index entries waiting (rounds not collected yet): 0 / -1. */
 int  trk_gc_pending(trk_store_t *st, uint64_t *n);
 

@@ -26,6 +26,7 @@
 #include "trk_ops.h"
 #include "trk_sources.h"
 #include "trk_index.h"
+#include "trk_gc.h"
 
 /* ---- housekeeping --------------------------------------------------- */
 
@@ -341,6 +342,13 @@ housekeep_pass(trk_env_t *env, int64_t now, int full)
                                        * 1000, leader);
     if (rr > 0) {
         ts_debug("expired %d cached replies", rr);
+    }
+    /* 5. a tracker alone runs no trk-sync: its tombstones (those of the
+     *    deletes above too) are collected here, by the same rule */
+    if (atomic_load(&env->shm->stats->ntrackers) == 1
+        && (rr = trk_gc_alone(env->st)) > 0)
+    {
+        ts_debug("collected the tombstones of %d keys", rr);
     }
     free(tdbs.h);
     free(gone.h);

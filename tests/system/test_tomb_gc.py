@@ -119,3 +119,19 @@ def test_wiped_tracker_gets_snapshot_without_collected_keys(tmp_path):
     # the snapshot carried no tombstone of the collected groups
     assert tombs(cl, 2) == 0
     assert not live_groups(cl, 2, tc) & set(GROUPS)
+
+
+def test_lone_tracker_collects_in_housekeeping(tmp_path):
+    # one line in tracker_info.txt: no trk-sync; the housekeeper collects
+    cl = Cluster(tmp_path, 1).start()
+    assert cl.create_user(1, "dave")[0] == OK
+    _, _, td = cl.login(1, "dave")
+    _, _, gone = cl.login(1, "dave", node="127.0.0.1:3")
+    for g in GROUPS:
+        assert cl.call(1, "CREATE_GROUP", td, pstr(g))[0] == OK
+        assert cl.call(1, "LEAVE_GROUP", td, pstr(g))[0] == OK
+    assert cl.call(1, "LOGOUT", gone)[0] == OK
+    assert tombs(cl, 1) >= len(GROUPS) + 1
+    assert wait_until(lambda: tombs(cl, 1) == 0, 15, 0.1), cl.status(1)
+    assert not live_groups(cl, 1, td) & set(GROUPS)
+    assert cl.call(1, "LOGOUT", gone)[0] != OK
