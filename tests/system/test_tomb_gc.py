@@ -133,5 +133,8 @@ def test_lone_tracker_collects_in_housekeeping(tmp_path):
     assert cl.call(1, "LOGOUT", gone)[0] == OK
     assert tombs(cl, 1) >= len(GROUPS) + 1
     assert wait_until(lambda: tombs(cl, 1) == 0, 15, 0.1), cl.status(1)
+    cl.kill(1)
+    cl.restart(1)
+    assert tombs(cl, 1) == 0
     assert not live_groups(cl, 1, td) & set(GROUPS)
     assert cl.call(1, "LOGOUT", gone)[0] != OK
