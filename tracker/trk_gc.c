@@ -206,6 +206,27 @@ u64_put(struct tdb_context *tdb, const char *name, uint64_t v)
 }
 
 
+/* The number of entries the index holds (y/tgn) moves by delta. */
+static int
+count_add(struct tdb_context *tdb, int64_t delta)
+{
+    uint64_t n;
+
+    if (u64_get(tdb, "tgn", &n) != 0) {
+        return -1;
+    }
+    n = delta < 0 && (uint64_t) -delta > n ? 0 : n + (uint64_t) delta;
+    return u64_put(tdb, "tgn", n);
+}
+
+
+int
+trk_gc_count_put(struct tdb_context *tdb, uint64_t n)
+{
+    return u64_put(tdb, "tgn", n);
+}
+
+
 static TDB_DATA
 round_key(char *buf, uint64_t round, unsigned slot)
 {
@@ -298,6 +319,7 @@ trk_gc_note(struct tdb_context *tdb, const char *key, size_t klen,
     if (rc > 0) {
         rc = trk_idx_list_put(tdb, round_key(kb, round,
                                              entry_slot(key, klen)), &l);
+        rc = rc == 0 ? count_add(tdb, 1) : rc;
     }
     trk_strlist_free(&l);
     return rc < 0 ? -1 : 0;
@@ -346,28 +368,7 @@ trk_gc_snapshot_mark(trk_store_t *st, int last)
 int
 trk_gc_pending(trk_store_t *st, uint64_t *n)
 {
-    struct tdb_context *tdb = trk_store_tdb(st);
-    trk_strlist_t       l;
-    uint64_t            lo, hi, r;
-    char                kb[TRK_KEY_B];
-    unsigned            s;
-
-    *n = 0;
-    if (u64_get(tdb, "tgl", &lo) != 0 || u64_get(tdb, "tr", &hi) != 0) {
-        return -1;
-    }
-    /* only the open round and the one or two closed ones before it hold
-     * entries: a round closes only after the previous one was collected */
-    for (r = lo; r <= hi; r++) {
-        for (s = 0; s < TS_TRK_GC_SLOTS_N; s++) {
-            if (trk_idx_list_get(tdb, round_key(kb, r, s), &l) != 0) {
-                return -1;
-            }
-            *n += l.n;
-            trk_strlist_free(&l);
-        }
-    }
-    return 0;
+    return u64_get(trk_store_tdb(st), "tgn", n);
 }
 
 
@@ -498,7 +499,8 @@ collect_list(trk_store_t *st, TDB_DATA k, trk_strlist_t *l, uint32_t max,
     memset(&rest, 0, sizeof(rest));
     rest.v = l->v + take;
     rest.n = l->n - take;
-    return trk_idx_list_put(tdb, k, &rest) == 0 ? (int) take : -1;
+    return trk_idx_list_put(tdb, k, &rest) == 0
+           && count_add(tdb, -(int64_t) take) == 0 ? (int) take : -1;
 }
 
 

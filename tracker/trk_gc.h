@@ -69,6 +69,8 @@ int  trk_gc_note(struct tdb_context *tdb, const char *key, size_t klen,
  * 1 filled, 0 no tombstone, -1 corrupt. */
 int  trk_gc_build_entry(const char *key, size_t klen, TDB_DATA v,
                         char *kbuf, TDB_DATA *ik, char *ebuf, size_t eb);
+/* From the index rebuild: the number of entries it wrote.  0 / -1. */
+int  trk_gc_count_put(struct tdb_context *tdb, uint64_t n);
 /* From a SYNC_SNAPSHOT batch: a snapshot is being merged (last 0) or
  * was merged whole (last 1).  While one is open no round closes. */
 int  trk_gc_snapshot_mark(trk_store_t *st, int last);
@@ -84,7 +86,7 @@ int  trk_gc_step(trk_store_t *st, trk_gc_t *g, const trk_vv_t *lo,
 /* A tracker alone (no trk-sync): one step with its own VV as every
  * tracker's, from the housekeeper.  Keys collected, or -1. */
 int  trk_gc_alone(trk_store_t *st);
-/* Index entries waiting (rounds not collected yet): 0 / -1. */
+/* Index entries waiting (a maintained count, y/tgn): 0 / -1. */
 int  trk_gc_pending(trk_store_t *st, uint64_t *n);
 
 #endif

@@ -41,6 +41,7 @@ typedef struct {
     TDB_DATA      *old;         /* y/ keys found */
     size_t         nold, capold;
     trk_strlist_t  rdir;        /* reply queue seconds */
+    uint64_t       tombs;       /* tombstone index entries (trk_gc.h) */
     int            err;
 } build_t;
 
@@ -154,6 +155,7 @@ build_tomb(build_t *w, const char *key, size_t klen, TDB_DATA v)
     if (rc > 0 && add_pair(w, ik, eb) != 0) {
         rc = -1;
     }
+    w->tombs += rc > 0;
     if (rc < 0) {
         w->err = 1;
     }
@@ -265,6 +267,9 @@ build_write(struct tdb_context *tdb, build_t *w)
     }
     if (rc == 0) {
         rc = trk_idx_meta_put(tdb, &w->m);
+    }
+    if (rc == 0) {
+        rc = trk_gc_count_put(tdb, w->tombs);
     }
     return rc;
 }
