@@ -7,7 +7,8 @@
  * session queue of trk_index.h gives: no walk of the database),
  * expired ones leave tdb and then the cache, and the reply cache drops
  * entries older than TS_REPLY_CACHE_TTL_S.  Only the cluster's leader
- * deletes (its deletes replicate as ops).
+ * deletes (its deletes replicate as ops).  A tracker alone (no trk-sync)
+ * also collects its tombstones here (trk_gc.h).
  *
  * Locking: one worker at a time, chosen by a CAS on an owner word in shm
  * (ts_claim); the session cache takes one stripe lock at a time.
