@@ -476,5 +476,22 @@
                                             fails (CLI_EXIT_TIMEOUT) */
 #define TS_CLI_SOURCE_TIMEOUT_MIN_S 1      /* --source-timeout bounds, s */
 #define TS_CLI_SOURCE_TIMEOUT_MAX_S 86400
+/* ---- tracker: tombstone collection ----------------------------------- */
+#define TS_TRK_GC_MS              5000     /* --gc-ms: how often trk-sync
+                                            moves tombstone collection on
+                                            (closes a round, checks the
+                                            acknowledged VVs), ms; 0 = never
+                                            collect */
+#define TS_TRK_GC_CHUNK_N         2000     /* keys one collection
+                                            transaction rewrites */
+#define TS_TRK_GC_STEP_N          2000     /* keys one step collects before
+                                            trk-sync's main loop (every
+                                            50 ms) runs again: the sync
+                                            links wait for its lock that
+                                            long at most */
+#define TS_TRK_GC_SLOTS_N         64       /* index records per round (the
+                                            entries of a round spread over
+                                            them, so a note rewrites a
+                                            short list) */
 
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -7,7 +7,8 @@
  * session queue of trk_index.h gives: no walk of the database),
  * expired ones leave tdb and then the cache, and the reply cache drops
  * entries older than TS_REPLY_CACHE_TTL_S.  Only the cluster's leader
- * deletes (its deletes replicate as ops).
+ * deletes (its deletes replicate as ops).  A tracker alone (no trk-sync)
+ * also collects its tombstones here (trk_gc.h).
  *
  * Locking: one worker at a time, chosen by a CAS on an owner word in shm
  * (ts_claim); the session cache takes one stripe lock at a time.
@@ -26,6 +27,7 @@
 #include "trk_ops.h"
 #include "trk_sources.h"
 #include "trk_index.h"
+#include "trk_gc.h"
 
 /* ---- housekeeping --------------------------------------------------- */
 
@@ -341,6 +343,13 @@ housekeep_pass(trk_env_t *env, int64_t now, int full)
                                        * 1000, leader);
     if (rr > 0) {
         ts_debug("expired %d cached replies", rr);
+    }
+    /* 5. a tracker alone runs no trk-sync: its tombstones (those of the
+     *    deletes above too) are collected here, by the same rule */
+    if (atomic_load(&env->shm->stats->ntrackers) == 1
+        && (rr = trk_gc_alone(env->st)) > 0)
+    {
+        ts_debug("collected the tombstones of %d keys", rr);
     }
     free(tdbs.h);
     free(gone.h);

@@ -32,6 +32,7 @@
 #include "trk_index_int.h"
 #include "trk_keys.h"
 #include "trk_merge.h"
+#include "trk_gc.h"
 
 
 /* ---- small records ---------------------------------------------------- */
@@ -383,6 +384,19 @@ trk_idx_note(trk_store_t *st, trk_idx_meta_t *m, const char *key,
     int                 was, is;
 
     if (!m->loaded && meta_load(tdb, m) != 0) {
+        return -1;
+    }
+    if (nv.dsize == 0) {
+        /* collected (trk_gc.c): a record without a live value goes */
+        if (trk_idx_key_hash(key, klen, old, h) != 0) {
+            return -1;
+        }
+        trk_idx_sum(m->sum, h, -1);
+        m->nrep--;
+        m->dirty = 1;
+        return 0;
+    }
+    if (trk_gc_note(tdb, key, klen, old, nv) != 0) {
         return -1;
     }
     if (old.dsize == 0) {

@@ -27,6 +27,7 @@
 #include "trk_index.h"
 #include "trk_index_int.h"
 #include "trk_merge.h"
+#include "trk_gc.h"
 
 typedef struct {
     char *key;                  /* the index key */
@@ -40,6 +41,7 @@ typedef struct {
     TDB_DATA      *old;         /* y/ keys found */
     size_t         nold, capold;
     trk_strlist_t  rdir;        /* reply queue seconds */
+    uint64_t       tombs;       /* tombstone index entries (trk_gc.h) */
     int            err;
 } build_t;
 
@@ -142,6 +144,25 @@ build_reply(build_t *w, const char *key, size_t klen, const ts_wbuf_t *val)
 }
 
 
+/* A tombstone goes into round 0 of the collection index (trk_gc.h). */
+static int
+build_tomb(build_t *w, const char *key, size_t klen, TDB_DATA v)
+{
+    char     kb[TRK_KEY_B], eb[TRK_IDX_ENTRY_B];
+    TDB_DATA ik;
+    int      rc = trk_gc_build_entry(key, klen, v, kb, &ik, eb, sizeof(eb));
+
+    if (rc > 0 && add_pair(w, ik, eb) != 0) {
+        rc = -1;
+    }
+    w->tombs += rc > 0;
+    if (rc < 0) {
+        w->err = 1;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+
 static int
 build_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
 {
@@ -165,6 +186,9 @@ build_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
     }
     trk_idx_sum(w->m.sum, h, 1);
     w->m.nrep++;
+    if (build_tomb(w, key, k.dsize, v) != 0) {
+        return -1;
+    }
     if (!strchr("ugsr", key[0])) {
         return 0;
     }
@@ -243,6 +267,9 @@ build_write(struct tdb_context *tdb, build_t *w)
     }
     if (rc == 0) {
         rc = trk_idx_meta_put(tdb, &w->m);
+    }
+    if (rc == 0) {
+        rc = trk_gc_count_put(tdb, w->tombs);
     }
     return rc;
 }

@@ -56,6 +56,8 @@ typedef struct {
     uint32_t   unauth_addr;         /* --max-unauth-per-addr */
     int        tdb_hash_n;          /* --tdb-hash-size: hash chains of a
                                        new tracker.tdb */
+    int64_t    gc_ms;               /* --gc-ms: tombstone collection
+                                       period (0 = off) */
 } trk_config_t;
 
 /* What the command line asks for. */

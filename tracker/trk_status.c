@@ -22,6 +22,7 @@
 #include "trk_ops.h"
 #include "trk_oplog.h"
 #include "trk_index.h"
+#include "trk_gc.h"
 
 /* ---- status --------------------------------------------------------- */
 
@@ -39,6 +40,7 @@ static struct {
     uint8_t            dg[32];
     trk_counts_t       c;
     long               ops;
+    uint64_t           gc_pending;      /* tombstones waiting (trk_gc.h) */
 } status_cache;
 
 
@@ -60,6 +62,9 @@ status_db(trk_env_t *env, const trk_vv_t *vv)
         return -1;
     }
     status_cache.ops = trk_oplog_count_kept(env->st, vv);
+    if (trk_gc_pending(env->st, &status_cache.gc_pending) != 0) {
+        return -1;
+    }
     status_cache.st = env->st;
     status_cache.wake = wake;
     status_cache.vv = *vv;
@@ -136,10 +141,11 @@ op_status(trk_req_t *rq)
     n = (int) strlen(text);
     snprintf(text + n, sizeof(text) - (size_t) n,
              "leader: %d\nvv: %s\ndigest: %s\nepoch: %016llx\npeers: %s\n"
-             "ops_logged: %ld\nsync_pid: %d\n",
+             "ops_logged: %ld\nsync_pid: %d\ntombstones: %llu\n",
              (int) atomic_load(&sb->leader), vvs, dhex,
              (unsigned long long) atomic_load(&sb->epoch), peers,
-             status_cache.ops, (int) atomic_load(&sb->sync_pid));
+             status_cache.ops, (int) atomic_load(&sb->sync_pid),
+             (unsigned long long) status_cache.gc_pending);
     ts_put_str(&rq->body, text);
     return TS_OK;
 }

@@ -628,6 +628,41 @@ trk_kv_merge(trk_store_t *st, const char *key, size_t klen, const void *rec)
 }
 
 
+/* Tombstone collection (trk_gc.c decides when it is safe). */
+int
+trk_kv_replace(trk_store_t *st, const char *key, size_t klen,
+               const void *rec)
+{
+    TDB_DATA k, old, none = { NULL, 0 };
+    int      rc;
+
+    if (!trk_key_replicated(key, klen)) {
+        return -1;
+    }
+    if (rec != NULL) {
+        return rec_store(st, key, klen, rec);
+    }
+    k.dptr = (unsigned char *) key;
+    k.dsize = klen;
+    old = tdb_fetch(st->tdb, k);
+    st->nwrites++;
+    rc = old.dptr == NULL
+         || trk_idx_note(st, &st->idx, key, klen, old, none) != 0
+         || ts_kv_delete(st->kv, k) != 0 ? -1 : 0;
+    free(old.dptr);
+    return rc;
+}
+
+
+void
+trk_store_wake(trk_store_t *st)
+{
+    if (st->wake != NULL) {
+        atomic_fetch_add(st->wake, 1);
+    }
+}
+
+
 int
 trk_store_walk(trk_store_t *st,
                int (*fn)(struct tdb_context *, TDB_DATA, TDB_DATA, void *),

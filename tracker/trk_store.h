@@ -80,6 +80,13 @@ int  trk_kv_del(trk_store_t *st, const char *key, size_t klen);
 /* Envelope of a key (trk_rec_t *): 0 / 1 absent / -1. */
 int  trk_kv_rec(trk_store_t *st, const char *key, size_t klen, void *rec);
 /* Merges a received envelope into key (no op is logged for it). */
+/* For tombstone collection (trk_gc.c), inside a transaction, with no op
+ * and no stamp: stores envelope rec (a trk_rec_t *) under key, or
+ * deletes the key (rec NULL; a record without a live value).  0 / -1. */
+int  trk_kv_replace(trk_store_t *st, const char *key, size_t klen,
+                    const void *rec);
+/* Tells the STATUS caches that the state moved without an op. */
+void trk_store_wake(trk_store_t *st);
 int  trk_kv_merge(trk_store_t *st, const char *key, size_t klen,
                   const void *rec);
 /* 1 if user is a member of a losing incarnation of group only. */

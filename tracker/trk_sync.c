@@ -41,6 +41,7 @@
 #include "trk_ops.h"
 #include "trk_oplog.h"
 #include "trk_merge.h"
+#include "trk_gc.h"
 #include "trk_rpc.h"
 #include "trk_worker.h"
 #include "trk_sync.h"
@@ -597,30 +598,73 @@ compact_since(const trk_vv_t *upto)
 }
 
 
-static void
-compact(void)
+/* With mu held: the minimum (upto) and the maximum (hi, may be NULL)
+ * VV over this tracker and every configured peer as last reported.
+ * 0, or -1 while some tracker has not acknowledged anything yet. */
+static int
+acked_vv(trk_vv_t *upto, trk_vv_t *hi)
 {
-    trk_vv_t upto;
-    int      i, o, n;
+    int i, o;
 
-    pthread_mutex_lock(&mu);
-    if (trk_vv_load(sst, &upto) != 0) {
-        pthread_mutex_unlock(&mu);
-        return;
+    if (trk_vv_load(sst, upto) != 0) {
+        return -1;
+    }
+    if (hi != NULL) {
+        *hi = *upto;
     }
     for (i = 1; i <= scfg->trackers.n; i++) {
         if (i == scfg->id) {
             continue;
         }
         if (!peers[i].vv_known) {
-            pthread_mutex_unlock(&mu);
-            return;             /* every tracker must have acknowledged */
+            return -1;          /* every tracker must have acknowledged */
         }
         for (o = 1; o < TRK_ORIGINS_N; o++) {
-            if (peers[i].vv.seq[o] < upto.seq[o]) {
-                upto.seq[o] = peers[i].vv.seq[o];
+            if (peers[i].vv.seq[o] < upto->seq[o]) {
+                upto->seq[o] = peers[i].vv.seq[o];
+            }
+            if (hi != NULL && peers[i].vv.seq[o] > hi->seq[o]) {
+                hi->seq[o] = peers[i].vv.seq[o];
             }
         }
+    }
+    return 0;
+}
+
+
+/* One step of tombstone collection (trk_gc.h) by the same acknowledged
+ * VVs as the compaction.  1 when collection work is left. */
+static int
+gc_step(void)
+{
+    static trk_gc_t g;
+    trk_vv_t        lo, hi;
+    int             n = 0, more = 0;
+
+    pthread_mutex_lock(&mu);
+    if (acked_vv(&lo, &hi) == 0) {
+        n = trk_gc_step(sst, &g, &lo, &hi, TS_TRK_GC_STEP_N, &more);
+    }
+    pthread_mutex_unlock(&mu);
+    if (n > 0) {
+        ts_debug("collected the tombstones of %d keys", n);
+    } else if (n < 0) {
+        ts_warn("tombstone collection failed; it starts over");
+    }
+    return more;
+}
+
+
+static void
+compact(void)
+{
+    trk_vv_t upto;
+    int      n;
+
+    pthread_mutex_lock(&mu);
+    if (acked_vv(&upto, NULL) != 0) {
+        pthread_mutex_unlock(&mu);
+        return;
     }
     n = compact_since(&upto);
     pthread_mutex_unlock(&mu);
@@ -635,7 +679,8 @@ trk_sync_main(const ts_worker_ctx_t *ctx)
 {
     char     err[512];
     int      i;
-    int64_t  last_compact = ts_now_ms();
+    int64_t  last_compact = ts_now_ms(), last_gc = ts_now_ms();
+    int      gc_more = 0;
 
     scfg = ctx->arg;
     sst = trk_store_open(scfg->db_path, 0, scfg->nosync, err, sizeof(err));
@@ -676,6 +721,12 @@ trk_sync_main(const ts_worker_ctx_t *ctx)
         if (ts_now_ms() - last_compact >= TS_SYNC_COMPACT_MS) {
             compact();
             last_compact = ts_now_ms();
+        }
+        if (scfg->gc_ms > 0
+            && (gc_more || ts_now_ms() - last_gc >= scfg->gc_ms))
+        {
+            gc_more = gc_step();
+            last_gc = ts_now_ms();
         }
         usleep(TS_SYNC_MAIN_TICK_MS * 1000);
     }

@@ -28,6 +28,7 @@
 #include "trk_ops.h"
 #include "trk_oplog.h"
 #include "trk_merge.h"
+#include "trk_gc.h"
 #include "trk_syncops.h"
 
 /* The sending tracker's id, after checking that the link proves it:
@@ -348,6 +349,9 @@ op_sync_snapshot(trk_req_t *rq)
         {
             rc = -1;
         }
+    }
+    if (rc == 0 && trk_gc_snapshot_mark(rq->env->st, last) != 0) {
+        rc = -1;                /* no collection round closes meanwhile */
     }
     if (rc == 0 && trk_hlc_persist(rq->env->st, maxhlc) != 0) {
         rc = -1;
