@@ -141,6 +141,15 @@ ts_worker_orphaned(const ts_worker_ctx_t *ctx)
 }
 
 
+/* SIGHUP: reopen the log file (logrotate); nothing else. */
+static void
+wk_hup_handler(int signo)
+{
+    (void) signo;
+    ts_log_reopen();
+}
+
+
 static void
 wk_reset_signals(void)
 {
@@ -187,6 +196,9 @@ ts_worker_enter(pid_t supervisor, int chan, const char *name)
     sa.sa_handler = SIG_IGN;
     sa.sa_flags = 0;
     sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = wk_hup_handler;     /* the supervisor forwards SIGHUP */
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 

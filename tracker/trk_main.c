@@ -21,6 +21,7 @@
  * workers get SIGTERM (PDEATHSIG) and the stale shm segment is detected
  * and replaced at the next start.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "ts_config.h"
 #include "ts_log.h"
 #include "ts_sup.h"
+#include "trk_admin.h"
 #include "trk_console.h"
 #include "trk_opts.h"
 #include "trk_quota.h"
@@ -172,6 +174,17 @@ main(int argc, char **argv)
     }
     if (o.mode == TRK_MODE_USAGE) {
         return trk_quota_usage_cmd(o.data_dir, cfg.id, o.usage_name);
+    }
+    if (o.mode == TRK_MODE_BACKUP) {
+        return trk_backup_cmd(o.data_dir, cfg.id, o.backup_path);
+    }
+    if (o.mode == TRK_MODE_RESTORE) {
+        return trk_restore_cmd(o.data_dir, cfg.id, o.backup_path);
+    }
+    if (o.log_file != NULL && ts_log_open_file(o.log_file) != 0) {
+        fprintf(stderr, "tracker: cannot open --log-file %s: %s\n",
+                o.log_file, strerror(errno));
+        return 1;
     }
     console_fd = trk_console_fd();
     rc = trk_start_setup(&cfg, &o);

@@ -27,8 +27,15 @@
 #include "trk_quota.h"
 
 #define OPT_USAGE   0x1051      /* --usage (no short option) */
-#define USAGE_LINE  "usage: tracker [options] tracker_info.txt <id> " \
-                    "(try --help)\n"
+#define OPT_LOG_FILE 0x1052     /* --log-file (no short option) */
+#define OPT_BACKUP   0x1053     /* --backup FILE */
+#define OPT_RESTORE  0x1054     /* --restore FILE */
+#define USAGE_FMT   "usage: %s [options] tracker_info.txt <id> (try --help)\n"
+#define USAGE_LINE  USAGE_FMT, opts_prog
+
+/* the name we were run as (basename of argv[0]: "tessera-tracker" when
+ * installed, "tracker" in the build tree), for usage and errors */
+static const char  *opts_prog = "tracker";
 
 static const struct option opts_long[] = {
     { "data-dir",        required_argument, NULL, 'd' },
@@ -55,6 +62,9 @@ static const struct option opts_long[] = {
     { "worker-out-max",  required_argument, NULL, 'O' },
     { "quota",           required_argument, NULL, 'Q' },
     { "usage",           required_argument, NULL, OPT_USAGE },
+    { "log-file",        required_argument, NULL, OPT_LOG_FILE },
+    { "backup",          required_argument, NULL, OPT_BACKUP },
+    { "restore",         required_argument, NULL, OPT_RESTORE },
     /* admission (long options only) */
     { "worker-in-max",   required_argument, NULL, 1101 },
     { "conn-in-max",     required_argument, NULL, 1102 },
@@ -130,9 +140,19 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-        "usage: tracker [options] tracker_info.txt <id>\n"
-        "       tracker [--pki DIR] --init-pki tracker_info.txt\n"
-        "       tracker [--pki DIR] --status tracker_info.txt <id>\n"
+        "usage: %s [options] tracker_info.txt <id>\n"
+        "       %s [--pki DIR] --init-pki tracker_info.txt\n"
+        "       %s [--pki DIR] --status tracker_info.txt <id>\n"
+        "       %s [-d DIR] --backup FILE tracker_info.txt <id>\n"
+        "       %s [-d DIR] --restore FILE tracker_info.txt <id>\n"
+        "      --backup FILE           write a consistent copy of the "
+        "tracker.tdb of\n"
+        "                              tracker <id> (running or not) to "
+        "FILE\n"
+        "      --restore FILE          make FILE (a --backup) the tracker.tdb "
+        "of a new\n"
+        "                              data directory; the tracker then "
+        "converges\n"
         "  -d, --data-dir DIR          state directory "
         "(default ./tsr-tracker-<id>)\n"
         "  -w, --workers N             request workers (default %d)\n"
@@ -223,6 +243,7 @@ usage(FILE *f)
         "logged in\n"
         "                              the oldest idle one is closed for a "
         "new one\n",
+        opts_prog, opts_prog, opts_prog, opts_prog, opts_prog,
         TS_TRK_WORKERS_N, TS_KDF_ITERATIONS_N, TS_SESSION_TIMEOUT_MS,
         TS_TICKET_TTL_MS, TS_TLS_HANDSHAKE_MS, TS_TRK_FRAME_TIMEOUT_MS,
         TS_TRK_CONNS_MAX_N, TS_TRK_CONNS_ADDR_N, TS_TRK_UNAUTH_MAX_N,
@@ -240,6 +261,9 @@ usage(FILE *f)
         TS_TRK_TDB_HASH_N);
     fprintf(f,
         "  -l, --log-level LEVEL       error|warn|info|debug\n"
+        "      --log-file FILE         append the log to FILE, not stderr; "
+        "SIGHUP\n"
+        "                              reopens it (logrotate)\n"
         "  -h, --help                  this text\n"
         "  -V, --version               print the version\n");
 }
@@ -250,11 +274,12 @@ trk_opts_bad_usage(const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "tracker: ");
+    fprintf(stderr, "%s: ", opts_prog);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n" USAGE_LINE);
+    fprintf(stderr, "\n");
+    fprintf(stderr, USAGE_LINE);
     exit(2);
 }
 
@@ -456,6 +481,17 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
         case OPT_USAGE:
             o->usage_name = optarg;
             break;
+        case OPT_LOG_FILE:
+            o->log_file = optarg;
+            break;
+        case OPT_BACKUP:
+        case OPT_RESTORE:
+            if (o->backup_path != NULL) {
+                trk_opts_bad_usage("one --backup or --restore at a time");
+            }
+            o->backup_path = optarg;
+            o->mode = opt == OPT_BACKUP ? TRK_MODE_BACKUP : TRK_MODE_RESTORE;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -468,13 +504,14 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
         }
     }
     if (init_mode && status_mode) {
-        fprintf(stderr, "usage: tracker [--pki DIR] --init-pki "
-                "tracker_info.txt (try --help)\n");
+        fprintf(stderr, "usage: %s [--pki DIR] --init-pki "
+                "tracker_info.txt (try --help)\n", opts_prog);
         return 2;
     }
     o->mode = init_mode ? TRK_MODE_INIT_PKI
               : status_mode ? TRK_MODE_STATUS
-              : o->usage_name != NULL ? TRK_MODE_USAGE : TRK_MODE_RUN;
+              : o->usage_name != NULL ? TRK_MODE_USAGE
+              : o->backup_path != NULL ? o->mode : TRK_MODE_RUN;
     return -1;
 }
 
@@ -488,15 +525,23 @@ trk_opts_parse(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o)
 
     opts_defaults(cfg);
     memset(o, 0, sizeof(*o));
+    if (argc > 0 && argv[0] != NULL && strrchr(argv[0], '/') != NULL) {
+        opts_prog = strrchr(argv[0], '/') + 1;
+    } else if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
+        opts_prog = argv[0];
+    }
     rc = opts_getopt(argc, argv, cfg, o, &pki_opt);
     if (rc >= 0) {
         return rc;
     }
     nargs = o->mode == TRK_MODE_INIT_PKI ? 1 : 2;
     if (argc - optind != nargs) {
-        fprintf(stderr, o->mode == TRK_MODE_INIT_PKI
-                ? "usage: tracker [--pki DIR] --init-pki "
-                  "tracker_info.txt (try --help)\n" : USAGE_LINE);
+        if (o->mode == TRK_MODE_INIT_PKI) {
+            fprintf(stderr, "usage: %s [--pki DIR] --init-pki "
+                    "tracker_info.txt (try --help)\n", opts_prog);
+        } else {
+            fprintf(stderr, USAGE_LINE);
+        }
         return 2;
     }
     o->info_path = argv[optind];

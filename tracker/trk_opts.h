@@ -63,7 +63,9 @@ enum {
     TRK_MODE_RUN      = 0,          /* tracker [options] info <id> */
     TRK_MODE_STATUS   = 1,          /* --status info <id> */
     TRK_MODE_INIT_PKI = 2,          /* --init-pki info */
-    TRK_MODE_USAGE    = 3           /* --usage NAME info <id> */
+    TRK_MODE_USAGE    = 3,          /* --usage NAME info <id> */
+    TRK_MODE_BACKUP   = 4,          /* --backup FILE info <id> */
+    TRK_MODE_RESTORE  = 5           /* --restore FILE info <id> */
 };
 
 typedef struct {
@@ -71,6 +73,8 @@ typedef struct {
     const char  *info_path;         /* tracker_info.txt */
     const char  *data_dir;          /* --data-dir, NULL = default */
     const char  *usage_name;        /* --usage NAME */
+    const char  *log_file;          /* --log-file FILE, NULL = stderr */
+    const char  *backup_path;       /* --backup / --restore FILE */
 } trk_opts_t;
 
 /* Parses argv into cfg (defaults from ts_config.h first) and o: the
