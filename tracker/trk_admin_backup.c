@@ -193,7 +193,9 @@ trk_backup_cmd(const char *data_dir, int id, const char *file)
     {
         return 2;
     }
-    src = tdb_open(db, 0, TDB_DEFAULT, O_RDONLY, 0);
+    /* read-write: tdb takes the all-record lock only on such a handle;
+     * nothing is written to it */
+    src = tdb_open(db, 0, TDB_DEFAULT, O_RDWR, 0);
     if (src == NULL) {
         fprintf(stderr, "tracker: cannot open %s: %s\n", db,
                 strerror(errno));
@@ -241,7 +243,9 @@ trk_restore_cmd(const char *data_dir, int id, const char *file)
                 strerror(errno));
         return 1;
     }
-    src = tdb_open(file, 0, TDB_DEFAULT, O_RDONLY, 0);
+    /* nobody else has the backup open: no locks needed (and a read-only
+     * handle could not take them) */
+    src = tdb_open(file, 0, TDB_NOLOCK, O_RDONLY, 0);
     if (src == NULL) {
         fprintf(stderr, "tracker: cannot open backup %s: %s\n", file,
                 strerror(errno));
