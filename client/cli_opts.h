@@ -20,6 +20,7 @@ typedef struct {
     int          slow_chunk_ms;   /* 0 = default */
     int          keep_running;
     const char  *ca;            /* cluster CA certificate (--ca) */
+    const char  *log_file;      /* --log-file: the log, not stderr */
 } cli_opts_t;
 
 /* Options and positional arguments into o; exits 0 or 2 itself. */

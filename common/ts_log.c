@@ -254,3 +254,9 @@ ts_log_reopen(void)
     (void) ts_log_reopen_fd();
     errno = saved;
 }
+
+int
+ts_log_has_file(void)
+{
+    return log_path[0] != '\0';
+}

@@ -37,6 +37,7 @@ int  ts_log_open_file(const char *path);
  * nothing when no file was opened.  Async-signal-safe (open, dup2,
  * close only): SIGHUP handlers call it in every process. */
 void ts_log_reopen(void);
+int  ts_log_has_file(void);                        /* 1 after open_file */
 
 #define ts_err(...)   ts_log(TS_LOG_ERROR, __VA_ARGS__)
 #define ts_warn(...)  ts_log(TS_LOG_WARN, __VA_ARGS__)
