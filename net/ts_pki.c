@@ -299,6 +299,11 @@ lock_dir(const char *dir)
 
     snprintf(path, sizeof(path), "%s/.lock", dir);
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && (errno == EROFS || errno == EACCES)) {
+        /* a read-only PKI dir (systemd credentials): lock the dir itself;
+         * nothing can be created there anyway */
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
     if (fd < 0) {
         return -1;
     }
