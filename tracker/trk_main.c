@@ -146,6 +146,7 @@ run_supervisor(int console_fd)
     sc.on_exit = on_exit_hook;
     sc.watch_fd = console_fd;
     sc.on_watch = trk_console_on_watch;
+    sc.hook_arg = &cfg;             /* the console's status reads it */
     sc.tick_ms = TS_TRK_SUP_TICK_MS;
     sc.on_tick = on_tick;
     sc.reset_needed = shm_reset_needed;
