@@ -494,6 +494,63 @@ out:
 }
 
 int
+ts_pki_make_admin(const char *dir, const char *name, char *err,
+                  size_t errsz)
+{
+    char      crt_p[PATH_MAX], key_p[PATH_MAX], ca_p[PATH_MAX],
+              cakey_p[PATH_MAX], cn[64], san[80];
+    EVP_PKEY *key = NULL, *ca_key = NULL;
+    X509     *crt = NULL, *ca_crt = NULL;
+    pki_spec_t spec = { 0 };
+    int       lk, rc = -1;
+
+    snprintf(crt_p, sizeof(crt_p), "%s/admin-%s.crt", dir, name);
+    snprintf(key_p, sizeof(key_p), "%s/admin-%s.key", dir, name);
+    snprintf(ca_p, sizeof(ca_p), "%s/ca.crt", dir);
+    snprintf(cakey_p, sizeof(cakey_p), "%s/ca.key", dir);
+    snprintf(cn, sizeof(cn), TS_TLS_ADMIN_CN "%s", name);
+    snprintf(san, sizeof(san), "DNS:%s", cn);
+    lk = lock_dir(dir);
+    if (lk < 0) {
+        snprintf(err, errsz, "cannot lock %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (file_exists(crt_p) || file_exists(key_p)) {
+        snprintf(err, errsz, "%s exists (remove it first to issue a new "
+                 "one)", crt_p);
+        goto out;
+    }
+    ca_crt = load_crt(ca_p);
+    if (file_exists(cakey_p) && ts_pki_key_private(cakey_p, err, errsz) != 0)
+    {
+        goto out;
+    }
+    ca_key = load_key(cakey_p);
+    if (ca_crt == NULL || ca_key == NULL) {
+        snprintf(err, errsz, "no cluster CA (%s and %s) to sign with: run "
+                 "it where the CA key is", ca_p, cakey_p);
+        goto out;
+    }
+    spec.cn = cn;
+    spec.ca_key = ca_key;
+    spec.ca_crt = ca_crt;
+    spec.san = san;
+    spec.what = "cannot issue the admin certificate";
+    rc = pki_issue(dir, key_p, crt_p, &spec, &key, &crt, err, errsz);
+    if (rc == 0 && chmod(crt_p, 0600) != 0) {
+        snprintf(err, errsz, "chmod %s: %s", crt_p, strerror(errno));
+        rc = -1;
+    }
+out:
+    unlock_dir(lk);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(ca_key);
+    X509_free(crt);
+    X509_free(ca_crt);
+    return rc;
+}
+
+int
 ts_pki_x509_fp(X509 *x, uint8_t fp[TS_FP_B])
 {
     unsigned int n = 0;

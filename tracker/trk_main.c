@@ -155,6 +155,26 @@ run_supervisor(int console_fd)
 }
 
 
+static int
+run_admin(const trk_opts_t *o)
+{
+    trk_admin_req_t a;
+
+    memset(&a, 0, sizeof(a));
+    a.info_path = o->info_path;
+    a.id = cfg.id;
+    a.pki_dir = cfg.pki_dir;
+    a.ca_path = cfg.ca_path;
+    a.name = o->admin_name;
+    a.args = o->admin_args;
+    a.nargs = o->admin_nargs;
+    a.json = o->admin_json;
+    a.limit = o->admin_limit ? o->admin_limit : TS_TRK_ADMIN_PAGE_N;
+    a.cursor = o->admin_cursor ? o->admin_cursor : "";
+    return trk_admin_cmd(&a);
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -181,6 +201,12 @@ main(int argc, char **argv)
     }
     if (o.mode == TRK_MODE_RESTORE) {
         return trk_restore_cmd(o.data_dir, cfg.id, o.backup_path);
+    }
+    if (o.mode == TRK_MODE_MKADMIN) {
+        return trk_admin_make_cert(cfg.pki_dir, o.admin_name);
+    }
+    if (o.mode == TRK_MODE_ADMIN) {
+        return run_admin(&o);
     }
     if (o.log_file != NULL && ts_log_open_file(o.log_file) != 0) {
         fprintf(stderr, "tracker: cannot open --log-file %s: %s\n",

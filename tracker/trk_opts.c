@@ -30,6 +30,11 @@
 #define OPT_LOG_FILE 0x1052     /* --log-file (no short option) */
 #define OPT_BACKUP   0x1053     /* --backup FILE */
 #define OPT_RESTORE  0x1054     /* --restore FILE */
+#define OPT_ADMIN    0x1055     /* --admin NAME, --make-admin-cert NAME */
+#define OPT_MKADMIN  0x1056
+#define OPT_JSON     0x1057     /* --admin: --json, --limit N, --cursor C */
+#define OPT_LIMIT    0x1058
+#define OPT_CURSOR   0x1059
 #define USAGE_FMT   "usage: %s [options] tracker_info.txt <id> (try --help)\n"
 #define USAGE_LINE  USAGE_FMT, opts_prog
 
@@ -65,6 +70,11 @@ static const struct option opts_long[] = {
     { "log-file",        required_argument, NULL, OPT_LOG_FILE },
     { "backup",          required_argument, NULL, OPT_BACKUP },
     { "restore",         required_argument, NULL, OPT_RESTORE },
+    { "admin",           required_argument, NULL, OPT_ADMIN },
+    { "make-admin-cert", required_argument, NULL, OPT_MKADMIN },
+    { "json",            no_argument,       NULL, OPT_JSON },
+    { "limit",           required_argument, NULL, OPT_LIMIT },
+    { "cursor",          required_argument, NULL, OPT_CURSOR },
     /* admission (long options only) */
     { "worker-in-max",   required_argument, NULL, 1101 },
     { "conn-in-max",     required_argument, NULL, 1102 },
@@ -153,6 +163,20 @@ usage(FILE *f)
         "of a new\n"
         "                              data directory; the tracker then "
         "converges\n"
+        "  operators (docs/OPERATIONS.md):\n"
+        "      --make-admin-cert NAME  with tracker_info.txt only: write "
+        "<pki>/admin-NAME.crt\n"
+        "                              and .key, signed by <pki>/ca.key\n"
+        "      --admin NAME            with tracker_info.txt <id> COMMAND: "
+        "list over TLS\n"
+        "                              with <pki>/admin-NAME.crt; COMMAND: "
+        "users, groups,\n"
+        "                              sessions, files GROUP\n"
+        "      --limit N               --admin: entries to print "
+        "(default 100)\n"
+        "      --cursor NAME           --admin: start after NAME (from "
+        "the last page)\n"
+        "      --json                  --admin: one JSON object\n"
         "  -d, --data-dir DIR          state directory "
         "(default ./tsr-tracker-<id>)\n"
         "  -w, --workers N             request workers (default %d)\n"
@@ -430,6 +454,7 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
             const char **pki_opt)
 {
     int opt, status_mode = 0, init_mode = 0;
+    long long v;
     char err[160];
 
     while ((opt = getopt_long(argc, argv, "d:w:l:hV", opts_long, NULL))
@@ -486,11 +511,32 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
             break;
         case OPT_BACKUP:
         case OPT_RESTORE:
-            if (o->backup_path != NULL) {
+            if (o->backup_path != NULL || o->admin_name != NULL) {
                 trk_opts_bad_usage("one --backup or --restore at a time");
             }
             o->backup_path = optarg;
             o->mode = opt == OPT_BACKUP ? TRK_MODE_BACKUP : TRK_MODE_RESTORE;
+            break;
+        case OPT_ADMIN:
+        case OPT_MKADMIN:
+            if (o->backup_path != NULL || o->admin_name != NULL) {
+                trk_opts_bad_usage("one command mode at a time");
+            }
+            o->admin_name = optarg;
+            o->mode = opt == OPT_ADMIN ? TRK_MODE_ADMIN : TRK_MODE_MKADMIN;
+            break;
+        case OPT_JSON:
+            o->admin_json = 1;
+            break;
+        case OPT_LIMIT:
+            v = parse_num(optarg, 1, 1000000);
+            if (v < 0) {
+                trk_opts_bad_usage("bad --limit '%s' (1..1000000)", optarg);
+            }
+            o->admin_limit = (uint32_t) v;
+            break;
+        case OPT_CURSOR:
+            o->admin_cursor = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -511,7 +557,8 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
     o->mode = init_mode ? TRK_MODE_INIT_PKI
               : status_mode ? TRK_MODE_STATUS
               : o->usage_name != NULL ? TRK_MODE_USAGE
-              : o->backup_path != NULL ? o->mode : TRK_MODE_RUN;
+              : o->backup_path != NULL || o->admin_name != NULL ? o->mode
+              : TRK_MODE_RUN;
     return -1;
 }
 
@@ -534,7 +581,13 @@ trk_opts_parse(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o)
     if (rc >= 0) {
         return rc;
     }
-    nargs = o->mode == TRK_MODE_INIT_PKI ? 1 : 2;
+    nargs = o->mode == TRK_MODE_INIT_PKI || o->mode == TRK_MODE_MKADMIN ? 1
+            : 2;
+    if (o->mode == TRK_MODE_ADMIN && argc - optind > nargs) {
+        o->admin_args = argv + optind + nargs;      /* COMMAND [ARG] */
+        o->admin_nargs = argc - optind - nargs;
+        argc = optind + nargs;
+    }
     if (argc - optind != nargs) {
         if (o->mode == TRK_MODE_INIT_PKI) {
             fprintf(stderr, "usage: %s [--pki DIR] --init-pki "
@@ -550,7 +603,7 @@ trk_opts_parse(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o)
     {
         trk_opts_bad_usage("PKI directory path too long");
     }
-    if (o->mode == TRK_MODE_INIT_PKI) {
+    if (o->mode == TRK_MODE_INIT_PKI || o->mode == TRK_MODE_MKADMIN) {
         return -1;
     }
     v = parse_num(argv[optind + 1], 1, TS_TRACKERS_MAX_N);
@@ -559,7 +612,9 @@ trk_opts_parse(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o)
                            argv[optind + 1]);
     }
     cfg->id = (int) v;
-    if (o->mode == TRK_MODE_STATUS && trk_opts_pki_paths(cfg) != 0) {
+    if ((o->mode == TRK_MODE_STATUS || o->mode == TRK_MODE_ADMIN)
+        && trk_opts_pki_paths(cfg) != 0)
+    {
         trk_opts_bad_usage("PKI directory path too long");
     }
     return -1;
