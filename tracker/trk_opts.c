@@ -448,19 +448,62 @@ trk_opts_pki_paths(trk_config_t *cfg)
 }
 
 
+/* The command modes (backup, restore, admin) and the admin options: 1 if
+ * opt is one of them (done, or exit 2), else 0. */
+static int
+opts_cmd_mode(int opt, const char *arg, trk_opts_t *o)
+{
+    static const struct { int opt, mode; } modes[] = {
+        { OPT_BACKUP, TRK_MODE_BACKUP }, { OPT_RESTORE, TRK_MODE_RESTORE },
+        { OPT_ADMIN, TRK_MODE_ADMIN }, { OPT_MKADMIN, TRK_MODE_MKADMIN },
+    };
+    long long v;
+    size_t    i;
+
+    for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        if (modes[i].opt != opt) {
+            continue;
+        }
+        if (o->mode != TRK_MODE_RUN) {
+            trk_opts_bad_usage("one of --backup, --restore, --admin, "
+                               "--make-admin-cert at a time");
+        }
+        o->mode = modes[i].mode;
+        *(opt == OPT_BACKUP || opt == OPT_RESTORE ? &o->backup_path
+                                                  : &o->admin_name) = arg;
+        return 1;
+    }
+    switch (opt) {
+    case OPT_JSON:
+        o->admin_json = 1;
+        return 1;
+    case OPT_LIMIT:
+        v = parse_num(arg, 1, 1000000);
+        if (v < 0) {
+            trk_opts_bad_usage("bad --limit '%s' (1..1000000)", arg);
+        }
+        o->admin_limit = (uint32_t) v;
+        return 1;
+    case OPT_CURSOR:
+        o->admin_cursor = arg;
+        return 1;
+    }
+    return 0;
+}
+
+
 /* The options proper.  -1: go on; else the exit code. */
 static int
 opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
             const char **pki_opt)
 {
     int opt, status_mode = 0, init_mode = 0;
-    long long v;
     char err[160];
 
     while ((opt = getopt_long(argc, argv, "d:w:l:hV", opts_long, NULL))
            != -1)
     {
-        if (opts_num(opt, optarg, cfg)) {
+        if (opts_num(opt, optarg, cfg) || opts_cmd_mode(opt, optarg, o)) {
             continue;
         }
         switch (opt) {
@@ -508,35 +551,6 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
             break;
         case OPT_LOG_FILE:
             o->log_file = optarg;
-            break;
-        case OPT_BACKUP:
-        case OPT_RESTORE:
-            if (o->backup_path != NULL || o->admin_name != NULL) {
-                trk_opts_bad_usage("one --backup or --restore at a time");
-            }
-            o->backup_path = optarg;
-            o->mode = opt == OPT_BACKUP ? TRK_MODE_BACKUP : TRK_MODE_RESTORE;
-            break;
-        case OPT_ADMIN:
-        case OPT_MKADMIN:
-            if (o->backup_path != NULL || o->admin_name != NULL) {
-                trk_opts_bad_usage("one command mode at a time");
-            }
-            o->admin_name = optarg;
-            o->mode = opt == OPT_ADMIN ? TRK_MODE_ADMIN : TRK_MODE_MKADMIN;
-            break;
-        case OPT_JSON:
-            o->admin_json = 1;
-            break;
-        case OPT_LIMIT:
-            v = parse_num(optarg, 1, 1000000);
-            if (v < 0) {
-                trk_opts_bad_usage("bad --limit '%s' (1..1000000)", optarg);
-            }
-            o->admin_limit = (uint32_t) v;
-            break;
-        case OPT_CURSOR:
-            o->admin_cursor = optarg;
             break;
         case 'h':
             usage(stdout);

@@ -110,7 +110,7 @@ def test_backup_bad_input(tmp_path):
     assert r.returncode == 1 and "cannot open" in r.stderr, r
     # both at once
     r = trk("--backup", "a", "--restore", "b", t.info, "1")
-    assert r.returncode == 2 and "one --backup or --restore" in r.stderr, r
+    assert r.returncode == 2 and "one of --backup, --restore" in r.stderr, r
     # an existing backup file is replaced whole, not appended to
     bk = tmp_path / "bk"
     bk.write_bytes(b"x" * 10)
