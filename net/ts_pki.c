@@ -493,15 +493,37 @@ out:
     return rc;
 }
 
+/* A new key and certificate (cn, san) signed by the CA, written to
+ * key_p and crt_p.  0, or -1 with err. */
+static int
+pki_issue_by_ca(const char *dir, const char *key_p, const char *crt_p,
+                X509 *ca_crt, EVP_PKEY *ca_key, const char *cn,
+                const char *san, const char *what, char *err, size_t errsz)
+{
+    pki_spec_t  spec = { 0 };
+    EVP_PKEY   *key = NULL;
+    X509       *crt = NULL;
+    int         rc;
+
+    spec.cn = cn;
+    spec.ca_key = ca_key;
+    spec.ca_crt = ca_crt;
+    spec.san = san;
+    spec.what = what;
+    rc = pki_issue(dir, key_p, crt_p, &spec, &key, &crt, err, errsz);
+    EVP_PKEY_free(key);
+    X509_free(crt);
+    return rc;
+}
+
 int
 ts_pki_make_admin(const char *dir, const char *name, char *err,
                   size_t errsz)
 {
     char      crt_p[PATH_MAX], key_p[PATH_MAX], ca_p[PATH_MAX],
               cakey_p[PATH_MAX], cn[64], san[80];
-    EVP_PKEY *key = NULL, *ca_key = NULL;
-    X509     *crt = NULL, *ca_crt = NULL;
-    pki_spec_t spec = { 0 };
+    EVP_PKEY *ca_key = NULL;
+    X509     *ca_crt = NULL;
     int       lk, rc = -1;
 
     snprintf(crt_p, sizeof(crt_p), "%s/admin-%s.crt", dir, name);
@@ -531,21 +553,16 @@ ts_pki_make_admin(const char *dir, const char *name, char *err,
                  "it where the CA key is", ca_p, cakey_p);
         goto out;
     }
-    spec.cn = cn;
-    spec.ca_key = ca_key;
-    spec.ca_crt = ca_crt;
-    spec.san = san;
-    spec.what = "cannot issue the admin certificate";
-    rc = pki_issue(dir, key_p, crt_p, &spec, &key, &crt, err, errsz);
+    rc = pki_issue_by_ca(dir, key_p, crt_p, ca_crt, ca_key, cn, san,
+                         "cannot issue the admin certificate", err, errsz);
+    /* an operator's credential: the certificate is as private as its key */
     if (rc == 0 && chmod(crt_p, 0600) != 0) {
         snprintf(err, errsz, "chmod %s: %s", crt_p, strerror(errno));
         rc = -1;
     }
 out:
     unlock_dir(lk);
-    EVP_PKEY_free(key);
     EVP_PKEY_free(ca_key);
-    X509_free(crt);
     X509_free(ca_crt);
     return rc;
 }
