@@ -12,6 +12,27 @@
 
 #include <stdint.h>
 
+#include "ts_config.h"
+#include "trk_keys.h"
+#include "trk_store.h"
+
+struct tdb_context;
+
+/* One entry of an admin listing: the name and a short detail text. */
+typedef struct {
+    char  key[TRK_KEY_B];
+    char  detail[320];
+} trk_admin_item_t;
+
+/* One page of a listing (trk_admin_ops.c): the limit (1..1000) smallest
+ * names of kind (TS_ADMIN_*; files: of group) after cursor, live records
+ * only, from st (a worker) or from tdb (the console); *items malloc'd
+ * (the caller frees), *more set when names remain after the page.
+ * 0, -1 out of memory, -2 the database could not be read. */
+int trk_admin_page(trk_store_t *st, struct tdb_context *tdb, int kind,
+                   const char *group, const char *cursor, uint32_t limit,
+                   trk_admin_item_t **items, uint32_t *n, int *more);
+
 /* --backup FILE: a consistent copy of <data dir>/tracker.tdb (the
  * default dir ./tsr-tracker-<id> when data_dir is NULL). */
 int trk_backup_cmd(const char *data_dir, int id, const char *file);

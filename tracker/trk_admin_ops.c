@@ -30,23 +30,17 @@
 
 #include "ts_config.h"
 #include "ts_log.h"
+#include "trk_admin.h"
 #include "trk_codec.h"
 #include "trk_keys.h"
 #include "trk_merge.h"
 #include "trk_ops.h"
 
-#define ADM_DETAIL_B  320
-
-typedef struct {
-    char  key[TRK_KEY_B];
-    char  detail[ADM_DETAIL_B];
-} adm_item_t;
-
 typedef struct {
     const char  *prefix;            /* "u/", "g/", "s/", "f/<group>/" */
     size_t       plen;
     const char  *cursor;            /* names after this one */
-    adm_item_t  *v;                 /* sorted by key, at most max */
+    trk_admin_item_t *v;            /* sorted by key, at most max */
     uint32_t     n, max;
     int          more;              /* a candidate fell off the end */
     int          kind;
@@ -212,15 +206,54 @@ adm_parse(trk_req_t *rq, int *kind, char *group, size_t gsz, char *cursor,
 }
 
 
-static int
-op_admin_list(trk_req_t *rq)
+int
+trk_admin_page(trk_store_t *st, struct tdb_context *tdb, int kind,
+               const char *group, const char *cursor, uint32_t limit,
+               trk_admin_item_t **items, uint32_t *n, int *more)
 {
     static const char *const prefixes[] = { "", "u/", "g/", "s/", "f/" };
     adm_walk_t  w;
-    char        group[TS_ID_MAX_B + 1], cursor[TS_TRK_ADMIN_CURSOR_MAX_B + 1];
     char        prefix[TS_ID_MAX_B + 4];
-    uint32_t    i, limit;
-    int         kind, rc;
+    int         rc;
+
+    snprintf(prefix, sizeof(prefix), "%s%s%s", prefixes[kind], group,
+             group[0] ? "/" : "");
+    memset(&w, 0, sizeof(w));
+    w.prefix = prefix;
+    w.plen = strlen(prefix);
+    w.cursor = cursor;
+    w.kind = kind;
+    w.max = limit;
+    w.v = malloc(limit * sizeof(w.v[0]));
+    if (w.v == NULL) {
+        return -1;
+    }
+    if (st != NULL) {
+        rc = trk_store_walk(st, adm_walk_one, &w);
+    } else if (tdb_lockall_read(tdb) == 0) {
+        rc = tdb_traverse_read(tdb, adm_walk_one, &w) < 0 ? -1 : 0;
+        tdb_unlockall_read(tdb);
+    } else {
+        rc = -1;
+    }
+    if (rc != 0) {
+        free(w.v);
+        return -2;
+    }
+    *items = w.v;
+    *n = w.n;
+    *more = w.more;
+    return 0;
+}
+
+
+static int
+op_admin_list(trk_req_t *rq)
+{
+    trk_admin_item_t *v;
+    char        group[TS_ID_MAX_B + 1], cursor[TS_TRK_ADMIN_CURSOR_MAX_B + 1];
+    uint32_t    i, n, limit;
+    int         kind, rc, more;
 
     if (rq->env->link == NULL || !rq->env->link->admin) {
         ts_info("ADMIN_LIST from %s refused: no admin certificate",
@@ -236,31 +269,19 @@ op_admin_list(trk_req_t *rq)
     if (rc != 0) {
         return rc;
     }
-    snprintf(prefix, sizeof(prefix), "%s%s%s", prefixes[kind], group,
-             group[0] ? "/" : "");
-    memset(&w, 0, sizeof(w));
-    w.prefix = prefix;
-    w.plen = strlen(prefix);
-    w.cursor = cursor;
-    w.kind = kind;
-    w.max = limit;
-    w.v = malloc(limit * sizeof(w.v[0]));
-    if (w.v == NULL) {
-        trk_ops_msg(rq, "out of memory");
-        return TS_ERR_INTERNAL;
+    rc = trk_admin_page(rq->env->st, NULL, kind, group, cursor, limit, &v,
+                        &n, &more);
+    if (rc != 0) {
+        trk_ops_msg(rq, rc == -1 ? "out of memory" : "tracker database busy");
+        return rc == -1 ? TS_ERR_INTERNAL : TS_ERR_BUSY;
     }
-    if (trk_store_walk(rq->env->st, adm_walk_one, &w) != 0) {
-        free(w.v);
-        trk_ops_msg(rq, "tracker database busy");
-        return TS_ERR_BUSY;
+    ts_put_u32(&rq->body, n);
+    for (i = 0; i < n; i++) {
+        ts_put_str(&rq->body, v[i].key);
+        ts_put_str(&rq->body, v[i].detail);
     }
-    ts_put_u32(&rq->body, w.n);
-    for (i = 0; i < w.n; i++) {
-        ts_put_str(&rq->body, w.v[i].key);
-        ts_put_str(&rq->body, w.v[i].detail);
-    }
-    ts_put_str(&rq->body, w.more && w.n > 0 ? w.v[w.n - 1].key : "");
-    free(w.v);
+    ts_put_str(&rq->body, more && n > 0 ? v[n - 1].key : "");
+    free(v);
     return 0;
 }
 

@@ -2,7 +2,11 @@
  * trk_console.c -- the tracker's console: commands typed on stdin.
  *
  * Purpose: the supervisor watches stdin (when it is open at start) and
- * hands each read here.  Commands: "help" (the list), "status" (this
+ * hands each read here.  Commands: "users", "groups", "sessions" and
+ * "files GROUP", each with an optional cursor (one page of
+ * TS_TRK_ADMIN_PAGE_N names, read from tracker.tdb through its own
+ * short-lived read-only use of the file, the same listing as `tracker
+ * --admin`, trk_admin_ops.c), "help" (the list), "status" (this
  * tracker's id, address, uptime, workers, sync process, peers, leader,
  * connections and data directory, printed on stdout from the shm stats
  * words), "quit" (stops the tracker); an empty line is ignored, anything
@@ -10,7 +14,10 @@
  * watching (a tracker started in the background keeps running).
  *
  * Locking: none (the supervisor's loop thread); the shm words are read
- * with atomic loads, no shm lock is taken.
+ * with atomic loads, no shm lock is taken; a listing holds tdb's
+ * all-record read lock for one pass (writers wait for it) and closes the
+ * file before returning, so no tdb handle is inherited by a worker
+ * forked later.
  *
  * Crash behaviour: nothing kept; a line longer than TS_TRK_CONSOLE_LINE_B
  * is dropped.
@@ -22,9 +29,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdlib.h>
+#include <tdb.h>
+
 #include "ts_clock.h"
 #include "ts_config.h"
+#include "ts_esc.h"
 #include "ts_log.h"
+#include "ts_proto.h"
+#include "trk_admin.h"
 #include "trk_console.h"
 #include "trk_opts.h"
 
@@ -47,6 +60,10 @@ console_help(void)
            "  help     this list\n"
            "  status   id, address, uptime, workers, peers, leader, "
            "connections\n"
+           "  users [CURSOR]         one page of user names, after CURSOR\n"
+           "  groups [CURSOR]        groups: owner, members, pending\n"
+           "  sessions [CURSOR]      sessions: user, node, created\n"
+           "  files GROUP [CURSOR]   the files of GROUP\n"
            "  quit     stop the tracker\n");
 }
 
@@ -92,10 +109,88 @@ console_status(const trk_config_t *cfg)
 }
 
 
+/* "users|groups|sessions [CURSOR]", "files GROUP [CURSOR]": one page. */
+static void
+console_list(const trk_config_t *cfg, int kind, char *rest)
+{
+    static const char *const names[] = { "", "users", "groups",
+                                         "sessions", "files" };
+    struct tdb_context *tdb;
+    trk_admin_item_t   *v;
+    const char         *group = "", *cursor;
+    char                esc[TS_ESC_MAX_B(sizeof(v->detail))];
+    uint32_t            i, n;
+    int                 more, rc;
+
+    if (kind == TS_ADMIN_FILES) {
+        group = strsep(&rest, " \t");
+        if (group == NULL || !ts_valid_id(group)) {
+            printf("usage: files GROUP [CURSOR]\n");
+            return;
+        }
+    }
+    while (rest != NULL && (*rest == ' ' || *rest == '\t')) {
+        rest++;
+    }
+    cursor = rest != NULL ? rest : "";
+    if (strlen(cursor) > TS_TRK_ADMIN_CURSOR_MAX_B || strchr(cursor, ' ')) {
+        printf("bad cursor (one name from the last page)\n");
+        return;
+    }
+    tdb = tdb_open(cfg->db_path, 0, TDB_DEFAULT, O_RDWR, 0);
+    if (tdb == NULL) {
+        printf("cannot open %s: %s\n", cfg->db_path, strerror(errno));
+        return;
+    }
+    rc = trk_admin_page(NULL, tdb, kind, group, cursor, TS_TRK_ADMIN_PAGE_N,
+                        &v, &n, &more);
+    tdb_close(tdb);
+    if (rc != 0) {
+        printf("cannot list %s: %s\n", names[kind],
+               rc == -1 ? "out of memory" : "database busy");
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        (void) ts_esc(esc, sizeof(esc), v[i].key, strlen(v[i].key), 0);
+        printf("%s", esc);
+        (void) ts_esc(esc, sizeof(esc), v[i].detail, strlen(v[i].detail), 0);
+        printf("  %s\n", esc);
+    }
+    if (more && n > 0) {
+        (void) ts_esc(esc, sizeof(esc), v[n - 1].key, strlen(v[n - 1].key),
+                      0);
+        printf("(more: %s %s%s%s)\n", names[kind], group,
+               group[0] ? " " : "", esc);
+    } else {
+        printf("(%u %s)\n", n, names[kind]);
+    }
+    free(v);
+}
+
+
 /* One console line (trimmed): 1 to stop the tracker, else 0. */
 static int
-console_cmd(const char *p, const trk_config_t *cfg)
+console_cmd(char *p, const trk_config_t *cfg)
 {
+    static const char *const lists[] = { "", "users", "groups", "sessions",
+                                         "files" };
+    char *rest = p, *word;
+    int   k;
+
+    word = strsep(&rest, " \t");
+    for (k = TS_ADMIN_USERS; cfg != NULL && k <= TS_ADMIN_FILES; k++) {
+        if (strcmp(word, lists[k]) == 0) {
+            while (rest != NULL && (*rest == ' ' || *rest == '\t')) {
+                rest++;
+            }
+            console_list(cfg, k, rest != NULL && *rest ? rest : NULL);
+            fflush(stdout);
+            return 0;
+        }
+    }
+    if (rest != NULL) {
+        rest[-1] = ' ';         /* not a listing: the line as typed */
+    }
     if (strcmp(p, "quit") == 0) {
         ts_info("quit typed on stdin");
         return 1;

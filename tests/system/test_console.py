@@ -16,6 +16,7 @@ import re
 
 from cluster import Cluster
 from procs import wait_until
+from proto import OK, pstr, upload_frame
 
 
 def test_console_commands(tmp_path):
@@ -40,6 +41,46 @@ def test_console_commands(tmp_path):
     t.send_stdin("x" * 5000 + "\nstatus\n")
     assert wait_until(lambda: t.log().count("connections:") == 2, 5), \
         t.log()[-500:]
+    assert cl.status(1) is not None
+    t.send_stdin("quit\n")
+    assert t.wait(10) == 0
+
+
+def test_console_listings(tmp_path):
+    cl = Cluster(tmp_path / "cl", n=2).start()
+    for i in range(5):
+        st, msg, _ = cl.create_user(2, "cu%d" % i)
+        assert st == OK, msg
+    st, msg, tok = cl.login(1, "cu0")
+    assert st == OK, msg
+    st, msg, _ = cl.call(1, "CREATE_GROUP", tok, pstr("cg"))
+    assert st == OK, msg
+    st, msg, _ = cl.call(1, "UPLOAD_FILE", b"", upload_frame(
+        tok, "cg", "doc.txt", 100, b"\x11" * 20, [b"\x22" * 20]))
+    assert st == OK, msg
+    cl.converge(None, 30)
+    t = cl.t(1)
+
+    def said(text, timeout=5):
+        return wait_until(lambda: text in t.log(), timeout)
+    t.send_stdin("users\n")
+    assert said("(5 users)"), t.log()[-800:]
+    assert re.search(r"^cu0  created_ms=\d+$", t.log(), re.M)
+    t.send_stdin("users cu2\n")
+    assert said("(2 users)")
+    tail = t.log().split("(5 users)")[1]
+    assert "cu3  created_ms" in tail and "cu1  created" not in tail
+    t.send_stdin("groups\n")
+    assert said("cg  owner=cu0 members=1 pending=0")
+    t.send_stdin("sessions\n")
+    assert said("user=cu0 node=127.0.0.1:1")
+    t.send_stdin("files cg\n")
+    assert said("doc.txt  size=100 chunks=1 uploader=cu0")
+    t.send_stdin("files\n")
+    assert said("usage: files GROUP [CURSOR]")
+    t.send_stdin("files a/b\n")
+    t.send_stdin("users cu1 cu2\n")
+    assert said("bad cursor (one name from the last page)")
     assert cl.status(1) is not None
     t.send_stdin("quit\n")
     assert t.wait(10) == 0
