@@ -25,10 +25,15 @@
  *               each within TS_SUP_RESET_WINDOW_MS of the last) is a
  *               crash loop.
  *
+ * SIGHUP (logrotate, `systemctl reload`): the handler reopens the log
+ * file (ts_log_reopen, async-signal-safe) and sets a flag; the loop then
+ * passes SIGHUP to every child, whose handler (ts_worker.c) reopens its
+ * own, and calls the on_reload hook.  Nothing stops.
+ *
  * Locking: the supervisor takes no shm lock, ever, so a worker that dies
  * holding one cannot wedge it; the reset_needed hook reads one atomic
  * flag.  Signal handlers touch only sig_atomic_t flags and write(2) to
- * the self-pipe.
+ * the self-pipe (and, for SIGHUP, open/dup2/close the log file).
  *
  * Crash behaviour: children set PR_SET_PDEATHSIG(SIGTERM) and also see
  * channel EOF, so no worker outlives a killed supervisor.  ts_sup_run()

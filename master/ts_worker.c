@@ -7,7 +7,9 @@
  * "is my supervisor gone".
  *
  * Locking: the stop flag is a sig_atomic_t set by the signal handler,
- * which otherwise only writes a byte to the self-pipe.
+ * which otherwise only writes a byte to the self-pipe.  The SIGHUP
+ * handler (the supervisor passes it on) only reopens the log file
+ * (ts_log_reopen: open, dup2, close).
  *
  * Crash behaviour: SIGTERM from PR_SET_PDEATHSIG and EOF on the channel
  * both mean "the supervisor is gone": the worker stops.  If the
