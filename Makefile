@@ -5,13 +5,17 @@
 #   make check      install test deps if missing, build, run every test
 #   make demo       install deps if missing, build, run the loopback demo
 #   make bench      benchmarks (not part of check)
-#   make install    PREFIX (default /usr/local) and DESTDIR honoured
+#   make install    binaries, man pages, systemd units; PREFIX (default
+#                   /usr/local), DESTDIR, BINDIR, MANDIR, UNITDIR honoured
 #
 # Missing Debian packages are installed with apt-get, only when pkg-config
 # (or a probe) cannot find them; `apt-get update` runs once, first.
 
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+UNITS     = tessera-tracker@.service tessera-client.service
 DESTDIR  ?=
 BUILD    ?= release
 CC       ?= cc
@@ -213,13 +217,28 @@ soak: deps-test
 	    /usr/bin/python3 -m pytest tests/system/test_nemesis.py -q -s \
 	    -p no:cacheprovider
 
+# install: the binaries as tessera-tracker and tessera-client, their man
+# pages, and the systemd units (ExecStart= names $(BINDIR)).  UNITDIR may
+# be set to /lib/systemd/system for a PREFIX of /usr/local.
 install: all
-	install -d $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BINOUT)/tracker $(DESTDIR)$(BINDIR)/tessera-tracker
 	install -m 0755 $(BINOUT)/client $(DESTDIR)$(BINDIR)/tessera-client
+	install -m 0644 man/tessera-client.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/tessera-tracker.8 $(DESTDIR)$(MANDIR)/man8/
+	for u in $(UNITS); do \
+	    sed 's|@BINDIR@|$(BINDIR)|g' dist/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp \
+	    && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp \
+	    && mv -f $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u \
+	    || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/tessera-tracker $(DESTDIR)$(BINDIR)/tessera-client
+	rm -f $(DESTDIR)$(MANDIR)/man1/tessera-client.1 \
+	    $(DESTDIR)$(MANDIR)/man8/tessera-tracker.8
+	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
 
 clean:
 	rm -rf build tracker/tracker client/client

@@ -41,6 +41,18 @@ cli_loop_on_signal(int signo)
 {
     int  saved = errno;
 
+    if (signo == SIGHUP && ts_log_has_file()) {
+        /* --log-file: SIGHUP is logrotate's, not a hangup: reopen the
+         * log here and in the node's processes (ts_sup forwards it) */
+        node_t *n = cli_node_get();
+
+        ts_log_reopen();
+        if (n != NULL && n->sup_pid > 0) {
+            (void) kill(n->sup_pid, SIGHUP);
+        }
+        errno = saved;
+        return;
+    }
     if (signo == SIGINT) {
         cli_loop_sig_int = 1;
     } else {

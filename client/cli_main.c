@@ -187,6 +187,11 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, cli_ctx_t *ctx,
     int                   r;
 
     cli_opts_parse(argc, argv, o);
+    if (o->log_file != NULL && ts_log_open_file(o->log_file) != 0) {
+        fprintf(stderr, "client: cannot open --log-file %s: %s\n",
+                o->log_file, strerror(errno));
+        return 1;
+    }
     memset(ctx, 0, sizeof(*ctx));
     cli_opts_check_addr(o->addr, ip, sizeof(ip), &port, ctx->node_addr,
                         sizeof(ctx->node_addr));

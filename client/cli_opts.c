@@ -22,15 +22,21 @@
 #include "cli_opts.h"
 
 
+/* the name we were run as ("tessera-client" when installed) */
+static const char  *cli_opts_prog = "client";
+
+
 static void
 cli_opts_usage(FILE *f)
 {
     fprintf(f,
-        "usage: client [options] <IP>:<PORT> tracker_info.txt\n"
+        "usage: %s [options] <IP>:<PORT> tracker_info.txt\n"
         "  -s, --state-dir DIR   node state (default ./tsr-node-<ip>-<port>)\n"
         "  -t, --tracker N       talk to the Nth tracker of "
         "tracker_info.txt first\n"
         "  -l, --log-level L     error|warn|info|debug\n"
+        "      --log-file FILE   append the log to FILE, not stderr; "
+        "SIGHUP reopens it\n"
         "      --uploaders N     uploader workers (default %d)\n"
         "      --downloaders N   downloader workers (default %d)\n"
         "      --ticket-wait MS  a peer link must show a valid download "
@@ -51,8 +57,8 @@ cli_opts_usage(FILE *f)
         "there)\n"
         "  -h, --help            this text\n"
         "  -V, --version         print the version\n",
-        TS_NODE_UPLOADERS_N, TS_NODE_DOWNLOADERS_N, TS_NODE_UNAUTH_MS,
-        TS_DL_GET_SLOW_MS, TS_CLI_SOURCE_TIMEOUT_S);
+        cli_opts_prog, TS_NODE_UPLOADERS_N, TS_NODE_DOWNLOADERS_N,
+        TS_NODE_UNAUTH_MS, TS_DL_GET_SLOW_MS, TS_CLI_SOURCE_TIMEOUT_S);
 }
 
 
@@ -117,6 +123,7 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
         { "slow-chunk", required_argument, NULL, 'S' },
         { "ca",        required_argument, NULL, 'C' },
         { "source-timeout", required_argument, NULL, 'T' },
+        { "log-file",  required_argument, NULL, 0x1052 },
         { NULL, 0, NULL, 0 }
     };
     ts_log_level_t  lvl;
@@ -125,6 +132,10 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
 
     memset(o, 0, sizeof(*o));
     o->prefer = -1;
+    if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
+        cli_opts_prog = strrchr(argv[0], '/') != NULL
+                        ? strrchr(argv[0], '/') + 1 : argv[0];
+    }
 
     while ((c = getopt_long(argc, argv, "s:t:l:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -176,6 +187,9 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
             break;
         case 'C':
             o->ca = optarg;
+            break;
+        case 0x1052:
+            o->log_file = optarg;
             break;
         case 'h':
             cli_opts_usage(stdout);

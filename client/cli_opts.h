@@ -21,6 +21,7 @@ typedef struct {
     int          keep_running;
     int          source_timeout_s; /* 0 = default */
     const char  *ca;            /* cluster CA certificate (--ca) */
+    const char  *log_file;      /* --log-file: the log, not stderr */
 } cli_opts_t;
 
 /* Options and positional arguments into o; exits 0 or 2 itself. */

@@ -493,5 +493,14 @@
                                             entries of a round spread over
                                             them, so a note rewrites a
                                             short list) */
+/* ---- operator commands ---- */
+#define TS_TRK_ADMIN_PAGE_MAX_N    1000     /* entries in one ADMIN_LIST
+                                               reply (each <= ~500 bytes:
+                                               far under TS_FRAME_MAX_B) */
+#define TS_TRK_ADMIN_PAGE_N        100      /* `tracker --admin` default
+                                               --limit */
+#define TS_TRK_ADMIN_CURSOR_MAX_B  400      /* longest ADMIN_LIST cursor
+                                               (a key's name part) */
+#define TS_TRK_ADMIN_CONNECT_MS    5000     /* `tracker --admin` connect */
 
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -11,6 +11,11 @@
  * one line and can never move a terminal's cursor, reorder what the
  * reader sees or fake another record.
  *
+ * With --log-file the file is opened onto fd 2 (ts_log_open_file) before
+ * anything is forked, so every process appends to it; on SIGHUP each
+ * process reopens the same path onto its own fd 2 (ts_log_reopen), which
+ * is how logrotate's rename-then-HUP lands new lines in the new file.
+ *
  * Locking: none.  Role, pid and level are process-local globals written
  * only at start-up or right after fork (ts_log_set_role); the level is
  * read and written with relaxed atomics so a signal handler or another
@@ -20,6 +25,7 @@
  * crash loses no earlier lines.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +44,9 @@ void ts_vlog(ts_log_level_t level, const char *fmt, va_list ap)
 
 static char        log_role[32] = "tessera";
 static _Atomic int log_level = -1;      /* -1: not yet read from env */
+
+/* the --log-file path, written once before any fork or handler */
+static char        log_path[4096];
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -188,4 +197,66 @@ ts_log_raw(const char *msg)
     n = strlen(msg);
     write_all(STDERR_FILENO, msg, n);
     errno = saved;
+}
+
+static int ts_log_reopen_fd(void);
+
+int
+ts_log_open_file(const char *path)
+{
+    size_t n = strlen(path);
+
+    if (n == 0 || n >= sizeof(log_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(log_path, path, n + 1);
+    if (ts_log_reopen_fd() != 0) {
+        log_path[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+/* open + dup2 onto fd 2: 0, or -1 (the old fd 2 kept). */
+static int
+ts_log_reopen_fd(void)
+{
+    int fd, saved = errno;
+
+    if (log_path[0] == '\0') {
+        return 0;
+    }
+    fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+              0640);
+    if (fd < 0) {
+        return -1;          /* keep writing to the old file */
+    }
+    if (fd == STDERR_FILENO) {
+        (void) fcntl(fd, F_SETFD, 0);
+    } else {
+        /* dup2 clears FD_CLOEXEC on fd 2: children inherit the log */
+        if (dup2(fd, STDERR_FILENO) < 0) {
+            close(fd);
+            return -1;
+        }
+        close(fd);
+    }
+    errno = saved;
+    return 0;
+}
+
+void
+ts_log_reopen(void)
+{
+    int saved = errno;
+
+    (void) ts_log_reopen_fd();
+    errno = saved;
+}
+
+int
+ts_log_has_file(void)
+{
+    return log_path[0] != '\0';
 }

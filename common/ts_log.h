@@ -29,6 +29,15 @@ void ts_log(ts_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void ts_vlog(ts_log_level_t level, const char *fmt, va_list ap);
 void ts_log_raw(const char *msg);                 /* async-signal-safe */
+/* --log-file: open path (append, created 0640) onto stderr, so every
+ * process forked later shares it; the path is kept for ts_log_reopen.
+ * 0, or -1 with errno. */
+int  ts_log_open_file(const char *path);
+/* Reopens the kept path onto stderr (after logrotate renamed the file);
+ * nothing when no file was opened.  Async-signal-safe (open, dup2,
+ * close only): SIGHUP handlers call it in every process. */
+void ts_log_reopen(void);
+int  ts_log_has_file(void);                        /* 1 after open_file */
 
 #define ts_err(...)   ts_log(TS_LOG_ERROR, __VA_ARGS__)
 #define ts_warn(...)  ts_log(TS_LOG_WARN, __VA_ARGS__)

@@ -94,6 +94,13 @@ typedef enum {
 
     /* tracker administration */
     TS_MSG_STATUS         = 40, /* - -> str text (one "key: value" a line) */
+    TS_MSG_ADMIN_LIST     = 41, /* u8 kind (TS_ADMIN_*), str group (files
+                                   only, else ""), str cursor ("" = first
+                                   page), u16 limit (1..1000)
+                                   -> u32 n, n x (str name, str detail),
+                                   str next_cursor ("" = last page).
+                                   Only over a link with an admin
+                                   certificate of the cluster CA.        */
 
     /* tracker <-> tracker (replication) */
     TS_MSG_SYNC_HELLO     = 50,
@@ -169,6 +176,14 @@ const char *ts_status_name(ts_status_t st);
 /* ---- validation of names that arrive from anywhere ------------------- */
 /* user/group ids: 1..64 chars of [A-Za-z0-9._-] */
 int ts_valid_id(const char *s);
+
+/* ADMIN_LIST kinds */
+enum {
+    TS_ADMIN_USERS    = 1,
+    TS_ADMIN_GROUPS   = 2,
+    TS_ADMIN_SESSIONS = 3,
+    TS_ADMIN_FILES    = 4
+};
 /* the rule of ts_valid_id, for error messages */
 #define TS_ID_RULE  "use 1..64 characters of A-Z a-z 0-9 . _ -"
 /* file names: 1..255 bytes, no '/', no control chars (< 0x20, 0x7f),

@@ -25,10 +25,15 @@
  *               each within TS_SUP_RESET_WINDOW_MS of the last) is a
  *               crash loop.
  *
+ * SIGHUP (logrotate, `systemctl reload`): the handler reopens the log
+ * file (ts_log_reopen, async-signal-safe) and sets a flag; the loop then
+ * passes SIGHUP to every child, whose handler (ts_worker.c) reopens its
+ * own, and calls the on_reload hook.  Nothing stops.
+ *
  * Locking: the supervisor takes no shm lock, ever, so a worker that dies
  * holding one cannot wedge it; the reset_needed hook reads one atomic
  * flag.  Signal handlers touch only sig_atomic_t flags and write(2) to
- * the self-pipe.
+ * the self-pipe (and, for SIGHUP, open/dup2/close the log file).
  *
  * Crash behaviour: children set PR_SET_PDEATHSIG(SIGTERM) and also see
  * channel EOF, so no worker outlives a killed supervisor.  ts_sup_run()
@@ -82,6 +87,7 @@ typedef struct {
 static int                      sup_pipe[2] = { -1, -1 };
 static volatile sig_atomic_t    sup_sigchld;
 static volatile sig_atomic_t    sup_stop_req;
+static volatile sig_atomic_t    sup_hup_req;
 
 
 static void
@@ -102,6 +108,9 @@ sup_signal_handler(int signo)
 {
     if (signo == SIGCHLD) {
         sup_sigchld = 1;
+    } else if (signo == SIGHUP) {
+        ts_log_reopen();        /* async-signal-safe */
+        sup_hup_req = 1;
     } else {
         sup_stop_req = 1;
     }
@@ -135,7 +144,6 @@ sup_install_signals(sup_loop_t *lp)
     sigemptyset(&sa.sa_mask);
     for (i = 0; i < SUP_NSIGNALS; i++) {
         switch (sup_signals[i]) {
-        case SIGHUP:            /* reload: not yet */
         case SIGPIPE:
             sa.sa_handler = SIG_IGN;
             sa.sa_flags = 0;
@@ -152,6 +160,7 @@ sup_install_signals(sup_loop_t *lp)
     sigaddset(&unblock, SIGCHLD);
     sigaddset(&unblock, SIGTERM);
     sigaddset(&unblock, SIGINT);
+    sigaddset(&unblock, SIGHUP);
     sigprocmask(SIG_UNBLOCK, &unblock, &lp->old_mask);
 }
 
@@ -189,7 +198,7 @@ sup_timeout(const sup_loop_t *lp, int64_t now)
     int      timeout = -1;
     int64_t  spawn_in;
 
-    if (sup_sigchld || sup_stop_req) {
+    if (sup_sigchld || sup_stop_req || sup_hup_req) {
         return 0;
     }
     if (lp->next_tick) {
@@ -367,6 +376,24 @@ sup_drained(sup_loop_t *lp)
 }
 
 
+/* SIGHUP: the handler reopened our log; the workers reopen theirs
+ * (ts_worker.c) and the node re-reads what it can (on_reload). */
+static void
+sup_reload(sup_loop_t *lp)
+{
+    if (!sup_hup_req) {
+        return;
+    }
+    sup_hup_req = 0;
+    ts_info("SIGHUP: log file reopened; passing it to %d workers",
+            sup_slots_live());
+    sup_slots_signal(SIGHUP);
+    if (lp->cfg->on_reload != NULL) {
+        lp->cfg->on_reload(lp->cfg->hook_arg);
+    }
+}
+
+
 static void
 sup_tick(sup_loop_t *lp)
 {
@@ -388,6 +415,7 @@ sup_step(sup_loop_t *lp)
         sup_begin_stop(lp, SUP_CRASH_STOP);
     }
     sup_tick(lp);
+    sup_reload(lp);
 
     if (sup_stop_req && lp->state != SUP_STOPPING
         && lp->state != SUP_CRASH_STOP)
@@ -439,6 +467,7 @@ sup_init(sup_loop_t *lp, const ts_sup_config_t *cfg)
 
     sup_sigchld = 0;
     sup_stop_req = 0;
+    sup_hup_req = 0;
     lp->deadline_ms = cfg->stop_deadline_ms > 0 ? cfg->stop_deadline_ms
                                                 : TS_SUP_STOP_DEADLINE_MS;
     lp->watching = cfg->watch_fd >= 0 && cfg->on_watch != NULL;

@@ -55,6 +55,10 @@ typedef struct {
      * on_reset returns 0, or -1 to stop the node (ts_sup_run returns 1). */
     int (*reset_needed)(void *arg);
     int (*on_reset)(void *arg);
+
+    /* After SIGHUP (the logs already reopened, the workers signalled):
+     * re-read what can be re-read without a restart. */
+    void (*on_reload)(void *arg);
 } ts_sup_config_t;
 
 #endif

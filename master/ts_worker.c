@@ -7,7 +7,9 @@
  * "is my supervisor gone".
  *
  * Locking: the stop flag is a sig_atomic_t set by the signal handler,
- * which otherwise only writes a byte to the self-pipe.
+ * which otherwise only writes a byte to the self-pipe.  The SIGHUP
+ * handler (the supervisor passes it on) only reopens the log file
+ * (ts_log_reopen: open, dup2, close).
  *
  * Crash behaviour: SIGTERM from PR_SET_PDEATHSIG and EOF on the channel
  * both mean "the supervisor is gone": the worker stops.  If the
@@ -141,6 +143,15 @@ ts_worker_orphaned(const ts_worker_ctx_t *ctx)
 }
 
 
+/* SIGHUP: reopen the log file (logrotate); nothing else. */
+static void
+wk_hup_handler(int signo)
+{
+    (void) signo;
+    ts_log_reopen();
+}
+
+
 static void
 wk_reset_signals(void)
 {
@@ -187,6 +198,9 @@ ts_worker_enter(pid_t supervisor, int chan, const char *name)
     sa.sa_handler = SIG_IGN;
     sa.sa_flags = 0;
     sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = wk_hup_handler;     /* the supervisor forwards SIGHUP */
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 

@@ -58,6 +58,7 @@ struct ts_conn_s {
     int       has_peer_fp;
     uint8_t   peer_fp[32];
     int       peer_tracker;         /* CA-signed tracker id, else 0 */
+    int       peer_admin;           /* CA-signed admin certificate */
     uint8_t  *stage;                /* sendfile over TLS: pread buffer */
     size_t    stage_len, stage_pos;
 };

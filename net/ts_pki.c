@@ -299,6 +299,11 @@ lock_dir(const char *dir)
 
     snprintf(path, sizeof(path), "%s/.lock", dir);
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && (errno == EROFS || errno == EACCES)) {
+        /* a read-only PKI dir (systemd credentials): lock the dir itself;
+         * nothing can be created there anyway */
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
     if (fd < 0) {
         return -1;
     }
@@ -484,6 +489,80 @@ out:
     EVP_PKEY_free(key);
     EVP_PKEY_free(ca_key);
     X509_free(crt);
+    X509_free(ca_crt);
+    return rc;
+}
+
+/* A new key and certificate (cn, san) signed by the CA, written to
+ * key_p and crt_p.  0, or -1 with err. */
+static int
+pki_issue_by_ca(const char *dir, const char *key_p, const char *crt_p,
+                X509 *ca_crt, EVP_PKEY *ca_key, const char *cn,
+                const char *san, const char *what, char *err, size_t errsz)
+{
+    pki_spec_t  spec = { 0 };
+    EVP_PKEY   *key = NULL;
+    X509       *crt = NULL;
+    int         rc;
+
+    spec.cn = cn;
+    spec.ca_key = ca_key;
+    spec.ca_crt = ca_crt;
+    spec.san = san;
+    spec.what = what;
+    rc = pki_issue(dir, key_p, crt_p, &spec, &key, &crt, err, errsz);
+    EVP_PKEY_free(key);
+    X509_free(crt);
+    return rc;
+}
+
+int
+ts_pki_make_admin(const char *dir, const char *name, char *err,
+                  size_t errsz)
+{
+    char      crt_p[PATH_MAX], key_p[PATH_MAX], ca_p[PATH_MAX],
+              cakey_p[PATH_MAX], cn[64], san[80];
+    EVP_PKEY *ca_key = NULL;
+    X509     *ca_crt = NULL;
+    int       lk, rc = -1;
+
+    snprintf(crt_p, sizeof(crt_p), "%s/admin-%s.crt", dir, name);
+    snprintf(key_p, sizeof(key_p), "%s/admin-%s.key", dir, name);
+    snprintf(ca_p, sizeof(ca_p), "%s/ca.crt", dir);
+    snprintf(cakey_p, sizeof(cakey_p), "%s/ca.key", dir);
+    snprintf(cn, sizeof(cn), TS_TLS_ADMIN_CN "%s", name);
+    snprintf(san, sizeof(san), "DNS:%s", cn);
+    lk = lock_dir(dir);
+    if (lk < 0) {
+        snprintf(err, errsz, "cannot lock %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (file_exists(crt_p) || file_exists(key_p)) {
+        snprintf(err, errsz, "%s exists (remove it first to issue a new "
+                 "one)", crt_p);
+        goto out;
+    }
+    ca_crt = load_crt(ca_p);
+    if (file_exists(cakey_p) && ts_pki_key_private(cakey_p, err, errsz) != 0)
+    {
+        goto out;
+    }
+    ca_key = load_key(cakey_p);
+    if (ca_crt == NULL || ca_key == NULL) {
+        snprintf(err, errsz, "no cluster CA (%s and %s) to sign with: run "
+                 "it where the CA key is", ca_p, cakey_p);
+        goto out;
+    }
+    rc = pki_issue_by_ca(dir, key_p, crt_p, ca_crt, ca_key, cn, san,
+                         "cannot issue the admin certificate", err, errsz);
+    /* an operator's credential: the certificate is as private as its key */
+    if (rc == 0 && chmod(crt_p, 0600) != 0) {
+        snprintf(err, errsz, "chmod %s: %s", crt_p, strerror(errno));
+        rc = -1;
+    }
+out:
+    unlock_dir(lk);
+    EVP_PKEY_free(ca_key);
     X509_free(ca_crt);
     return rc;
 }

@@ -36,6 +36,11 @@ int ts_pki_ensure_tracker(const char *dir, int id, const char *ip,
  * (may be NULL).  0 or -1 with err. */
 int ts_pki_ensure_node(const char *state_dir, uint8_t fp[TS_FP_B],
                        char *err, size_t errsz);
+/* Creates <dir>/admin-<name>.crt/.key (0600), an operator's certificate
+ * with the admin role, signed by <dir>/ca.key; refuses to replace an
+ * existing one.  0 or -1 with err. */
+int ts_pki_make_admin(const char *dir, const char *name, char *err,
+                      size_t errsz);
 /* Fingerprint of a PEM certificate file.  0 or -1. */
 int ts_pki_cert_fp(const char *crt_path, uint8_t fp[TS_FP_B]);
 /* Is the PEM certificate file crt a tracker certificate of the CA in the

@@ -19,6 +19,7 @@
 
 #define TS_TLS_TRACKER_CN  "tessera-tracker-"
 #define TS_TLS_NODE_CN     "tessera-node"
+#define TS_TLS_ADMIN_CN    "tessera-admin-"
 
 /* SHA-256 of x's DER.  0 or -1. */
 int  ts_pki_x509_fp(X509 *x, uint8_t fp[TS_FP_B]);
@@ -31,6 +32,11 @@ int  ts_pki_x509_tracker_id(X509 *x);
  * reason in why.  The chain to the CA is the caller's to check. */
 int  ts_pki_x509_tracker_role(X509 *x, int purpose, char *why,
                               size_t whysz);
+/* The admin role of x (ts_pki_role.c): 1 if x is an operator's
+ * certificate -- not a CA, CN and subjectAltName "tessera-admin-NAME"
+ * with NAME a valid id, usable for TLS client use -- with NAME copied to
+ * name, else 0.  The chain to the CA is the caller's to check. */
+int  ts_pki_x509_admin_role(X509 *x, char *name, size_t namesz);
 /* Text for a failed chain verification (X509_V_ERR_*), naming "not
  * issued by this cluster's CA" where that is what it means; written to
  * buf, which is returned. */

@@ -15,6 +15,9 @@
  *     the way a TLS client checks a host name, no wildcards),
  *   - extended key usage for the side it is used on (serverAuth for a
  *     tracker that answers, clientAuth for a tracker that dials).
+ * The admin role (an operator's certificate, `tracker --make-admin-cert
+ * NAME`) is the same shape with CN and subjectAltName
+ * "tessera-admin-NAME" and TLS client use; it carries no tracker id.
  * A node certificate (CN "tessera-node", self-signed) has no such role;
  * a certificate of another CA fails the chain before the role is looked
  * at.  The chain itself is verified by OpenSSL (the TLS handshake, or
@@ -92,6 +95,45 @@ ts_pki_x509_tracker_role(X509 *x, int purpose, char *why, size_t whysz)
         return 0;
     }
     return id;
+}
+
+int
+ts_pki_x509_admin_role(X509 *x, char *name, size_t namesz)
+{
+    char        cn[80], dns[96];
+    const char *n;
+    size_t      i, len;
+
+    role_cn(x, cn, sizeof(cn));
+    if (X509_check_ca(x) != 0
+        || strncmp(cn, TS_TLS_ADMIN_CN, sizeof(TS_TLS_ADMIN_CN) - 1) != 0)
+    {
+        return 0;
+    }
+    n = cn + sizeof(TS_TLS_ADMIN_CN) - 1;
+    len = strlen(n);
+    if (len == 0 || len > TS_ID_MAX_B || len >= namesz) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        char c = n[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_' || c == '-'
+              || c == '.'))
+        {
+            return 0;
+        }
+    }
+    snprintf(dns, sizeof(dns), "%s", cn);
+    if (X509_check_host(x, dns, 0, X509_CHECK_FLAG_NO_WILDCARDS, NULL) != 1
+        || X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT, 0) != 1)
+    {
+        ERR_clear_error();
+        return 0;
+    }
+    memcpy(name, n, len + 1);
+    return 1;
 }
 
 const char *

@@ -344,7 +344,7 @@ after_handshake(struct ts_conn_s *c)
     ts_tls_t       *t = SSL_get_app_data(c->ssl);
     X509_STORE_CTX *sc;
     char            why[200];
-    int             id;
+    int             id, admin;
 
     c->ready = 1;
     if (x == NULL) {
@@ -357,14 +357,20 @@ after_handshake(struct ts_conn_s *c)
      * the tracker role (for client use); a node is known by its
      * fingerprint.  (The client side learnt peer_tracker in
      * verify_tracker.) */
-    if (t != NULL && t->ca != NULL && ts_pki_x509_tracker_id(x) > 0) {
+    admin = t != NULL && t->ca != NULL
+            && ts_pki_x509_admin_role(x, why, sizeof(why));
+    if (t != NULL && t->ca != NULL
+        && (ts_pki_x509_tracker_id(x) > 0 || admin))
+    {
         sc = X509_STORE_CTX_new();
         if (sc != NULL && X509_STORE_CTX_init(sc, t->ca, x, NULL) == 1
             && X509_verify_cert(sc) == 1)
         {
-            id = ts_pki_x509_tracker_role(x, X509_PURPOSE_SSL_CLIENT, why,
-                                          sizeof(why));
+            /* an operator's certificate (the admin role) is no tracker */
+            id = admin ? 0 : ts_pki_x509_tracker_role(
+                     x, X509_PURPOSE_SSL_CLIENT, why, sizeof(why));
             c->peer_tracker = id;
+            c->peer_admin = admin;
         }
         X509_STORE_CTX_free(sc);
         ERR_clear_error();
@@ -541,6 +547,13 @@ ts_conn_peer_fp(const ts_conn_t *c, uint8_t fp[TS_FP_B])
     memcpy(fp, c->peer_fp, TS_FP_B);
     return 0;
 }
+
+int
+ts_conn_peer_admin(const ts_conn_t *c)
+{
+    return c != NULL && c->ready ? c->peer_admin : 0;
+}
+
 
 int
 ts_conn_peer_tracker(const ts_conn_t *c)

@@ -108,6 +108,9 @@ ts_conn_t *ts_conn_new_tls(int fd, ts_tls_t *t, int expect_tracker,
  * answered; TRACKER_SERVER: a dialling tracker). */
 int ts_conn_peer_fp(const ts_conn_t *c, uint8_t fp[TS_FP_B]);
 int ts_conn_peer_tracker(const ts_conn_t *c);
+/* 1 if the peer's certificate chains to the CA and has the admin role
+ * (an operator: `tracker --make-admin-cert`), else 0 (server side). */
+int ts_conn_peer_admin(const ts_conn_t *c);
 
 /* Last TLS failure of this thread as text (for logs), "" if none. */
 const char *ts_tls_last_error(void);

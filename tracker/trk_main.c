@@ -21,6 +21,7 @@
  * workers get SIGTERM (PDEATHSIG) and the stale shm segment is detected
  * and replaced at the next start.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "ts_config.h"
 #include "ts_log.h"
 #include "ts_sup.h"
+#include "trk_admin.h"
 #include "trk_console.h"
 #include "trk_opts.h"
 #include "trk_quota.h"
@@ -144,11 +146,32 @@ run_supervisor(int console_fd)
     sc.on_exit = on_exit_hook;
     sc.watch_fd = console_fd;
     sc.on_watch = trk_console_on_watch;
+    sc.hook_arg = &cfg;             /* the console's status reads it */
     sc.tick_ms = TS_TRK_SUP_TICK_MS;
     sc.on_tick = on_tick;
     sc.reset_needed = shm_reset_needed;
     sc.on_reset = shm_rebuild;
     return ts_sup_run(&sc);
+}
+
+
+static int
+run_admin(const trk_opts_t *o)
+{
+    trk_admin_req_t a;
+
+    memset(&a, 0, sizeof(a));
+    a.info_path = o->info_path;
+    a.id = cfg.id;
+    a.pki_dir = cfg.pki_dir;
+    a.ca_path = cfg.ca_path;
+    a.name = o->admin_name;
+    a.args = o->admin_args;
+    a.nargs = o->admin_nargs;
+    a.json = o->admin_json;
+    a.limit = o->admin_limit ? o->admin_limit : TS_TRK_ADMIN_PAGE_N;
+    a.cursor = o->admin_cursor ? o->admin_cursor : "";
+    return trk_admin_cmd(&a);
 }
 
 
@@ -172,6 +195,23 @@ main(int argc, char **argv)
     }
     if (o.mode == TRK_MODE_USAGE) {
         return trk_quota_usage_cmd(o.data_dir, cfg.id, o.usage_name);
+    }
+    if (o.mode == TRK_MODE_BACKUP) {
+        return trk_backup_cmd(o.data_dir, cfg.id, o.backup_path);
+    }
+    if (o.mode == TRK_MODE_RESTORE) {
+        return trk_restore_cmd(o.data_dir, cfg.id, o.backup_path);
+    }
+    if (o.mode == TRK_MODE_MKADMIN) {
+        return trk_admin_make_cert(cfg.pki_dir, o.admin_name);
+    }
+    if (o.mode == TRK_MODE_ADMIN) {
+        return run_admin(&o);
+    }
+    if (o.log_file != NULL && ts_log_open_file(o.log_file) != 0) {
+        fprintf(stderr, "tracker: cannot open --log-file %s: %s\n",
+                o.log_file, strerror(errno));
+        return 1;
     }
     console_fd = trk_console_fd();
     rc = trk_start_setup(&cfg, &o);

@@ -64,6 +64,7 @@ typedef struct {
     uint8_t  fp[TS_FP_B];           /* client certificate fingerprint */
     int      has_fp;                /* 0: no certificate (fp zeros) */
     int      tracker;               /* CA-proven tracker id, else 0 */
+    int      admin;                 /* CA-proven admin certificate */
     int      authed;                /* set by trk_ops: a login or a
                                        valid token was seen here */
     int      close_after;           /* set by trk_ops: close the link

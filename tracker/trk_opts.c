@@ -27,8 +27,20 @@
 #include "trk_quota.h"
 
 #define OPT_USAGE   0x1051      /* --usage (no short option) */
-#define USAGE_LINE  "usage: tracker [options] tracker_info.txt <id> " \
-                    "(try --help)\n"
+#define OPT_LOG_FILE 0x1052     /* --log-file (no short option) */
+#define OPT_BACKUP   0x1053     /* --backup FILE */
+#define OPT_RESTORE  0x1054     /* --restore FILE */
+#define OPT_ADMIN    0x1055     /* --admin NAME, --make-admin-cert NAME */
+#define OPT_MKADMIN  0x1056
+#define OPT_JSON     0x1057     /* --admin: --json, --limit N, --cursor C */
+#define OPT_LIMIT    0x1058
+#define OPT_CURSOR   0x1059
+#define USAGE_FMT   "usage: %s [options] tracker_info.txt <id> (try --help)\n"
+#define USAGE_LINE  USAGE_FMT, opts_prog
+
+/* the name we were run as (basename of argv[0]: "tessera-tracker" when
+ * installed, "tracker" in the build tree), for usage and errors */
+static const char  *opts_prog = "tracker";
 
 static const struct option opts_long[] = {
     { "data-dir",        required_argument, NULL, 'd' },
@@ -55,6 +67,14 @@ static const struct option opts_long[] = {
     { "worker-out-max",  required_argument, NULL, 'O' },
     { "quota",           required_argument, NULL, 'Q' },
     { "usage",           required_argument, NULL, OPT_USAGE },
+    { "log-file",        required_argument, NULL, OPT_LOG_FILE },
+    { "backup",          required_argument, NULL, OPT_BACKUP },
+    { "restore",         required_argument, NULL, OPT_RESTORE },
+    { "admin",           required_argument, NULL, OPT_ADMIN },
+    { "make-admin-cert", required_argument, NULL, OPT_MKADMIN },
+    { "json",            no_argument,       NULL, OPT_JSON },
+    { "limit",           required_argument, NULL, OPT_LIMIT },
+    { "cursor",          required_argument, NULL, OPT_CURSOR },
     /* admission (long options only) */
     { "worker-in-max",   required_argument, NULL, 1101 },
     { "conn-in-max",     required_argument, NULL, 1102 },
@@ -133,9 +153,33 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-        "usage: tracker [options] tracker_info.txt <id>\n"
-        "       tracker [--pki DIR] --init-pki tracker_info.txt\n"
-        "       tracker [--pki DIR] --status tracker_info.txt <id>\n"
+        "usage: %s [options] tracker_info.txt <id>\n"
+        "       %s [--pki DIR] --init-pki tracker_info.txt\n"
+        "       %s [--pki DIR] --status tracker_info.txt <id>\n"
+        "       %s [-d DIR] --backup FILE tracker_info.txt <id>\n"
+        "       %s [-d DIR] --restore FILE tracker_info.txt <id>\n"
+        "      --backup FILE           write a consistent copy of the "
+        "tracker.tdb of\n"
+        "                              tracker <id> (running or not) to "
+        "FILE\n"
+        "      --restore FILE          make FILE (a --backup) the tracker.tdb "
+        "of a new\n"
+        "                              data directory; the tracker then "
+        "converges\n"
+        "  operators (docs/OPERATIONS.md):\n"
+        "      --make-admin-cert NAME  with tracker_info.txt only: write "
+        "<pki>/admin-NAME.crt\n"
+        "                              and .key, signed by <pki>/ca.key\n"
+        "      --admin NAME            with tracker_info.txt <id> COMMAND: "
+        "list over TLS\n"
+        "                              with <pki>/admin-NAME.crt; COMMAND: "
+        "users, groups,\n"
+        "                              sessions, files GROUP\n"
+        "      --limit N               --admin: entries to print "
+        "(default 100)\n"
+        "      --cursor NAME           --admin: start after NAME (from "
+        "the last page)\n"
+        "      --json                  --admin: one JSON object\n"
         "  -d, --data-dir DIR          state directory "
         "(default ./tsr-tracker-<id>)\n"
         "  -w, --workers N             request workers (default %d)\n"
@@ -226,6 +270,7 @@ usage(FILE *f)
         "logged in\n"
         "                              the oldest idle one is closed for a "
         "new one\n",
+        opts_prog, opts_prog, opts_prog, opts_prog, opts_prog,
         TS_TRK_WORKERS_N, TS_KDF_ITERATIONS_N, TS_SESSION_TIMEOUT_MS,
         TS_TICKET_TTL_MS, TS_TLS_HANDSHAKE_MS, TS_TRK_FRAME_TIMEOUT_MS,
         TS_TRK_CONNS_MAX_N, TS_TRK_CONNS_ADDR_N, TS_TRK_UNAUTH_MAX_N,
@@ -245,6 +290,9 @@ usage(FILE *f)
         TS_TRK_TDB_HASH_N, TS_TRK_GC_MS);
     fprintf(f,
         "  -l, --log-level LEVEL       error|warn|info|debug\n"
+        "      --log-file FILE         append the log to FILE, not stderr; "
+        "SIGHUP\n"
+        "                              reopens it (logrotate)\n"
         "  -h, --help                  this text\n"
         "  -V, --version               print the version\n");
 }
@@ -255,11 +303,12 @@ trk_opts_bad_usage(const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "tracker: ");
+    fprintf(stderr, "%s: ", opts_prog);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n" USAGE_LINE);
+    fprintf(stderr, "\n");
+    fprintf(stderr, USAGE_LINE);
     exit(2);
 }
 
@@ -405,6 +454,50 @@ trk_opts_pki_paths(trk_config_t *cfg)
 }
 
 
+/* The command modes (backup, restore, admin) and the admin options: 1 if
+ * opt is one of them (done, or exit 2), else 0. */
+static int
+opts_cmd_mode(int opt, const char *arg, trk_opts_t *o)
+{
+    static const struct { int opt, mode; } modes[] = {
+        { OPT_BACKUP, TRK_MODE_BACKUP }, { OPT_RESTORE, TRK_MODE_RESTORE },
+        { OPT_ADMIN, TRK_MODE_ADMIN }, { OPT_MKADMIN, TRK_MODE_MKADMIN },
+    };
+    long long v;
+    size_t    i;
+
+    for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        if (modes[i].opt != opt) {
+            continue;
+        }
+        if (o->mode != TRK_MODE_RUN) {
+            trk_opts_bad_usage("one of --backup, --restore, --admin, "
+                               "--make-admin-cert at a time");
+        }
+        o->mode = modes[i].mode;
+        *(opt == OPT_BACKUP || opt == OPT_RESTORE ? &o->backup_path
+                                                  : &o->admin_name) = arg;
+        return 1;
+    }
+    switch (opt) {
+    case OPT_JSON:
+        o->admin_json = 1;
+        return 1;
+    case OPT_LIMIT:
+        v = parse_num(arg, 1, 1000000);
+        if (v < 0) {
+            trk_opts_bad_usage("bad --limit '%s' (1..1000000)", arg);
+        }
+        o->admin_limit = (uint32_t) v;
+        return 1;
+    case OPT_CURSOR:
+        o->admin_cursor = arg;
+        return 1;
+    }
+    return 0;
+}
+
+
 /* The options proper.  -1: go on; else the exit code. */
 static int
 opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
@@ -416,7 +509,7 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
     while ((opt = getopt_long(argc, argv, "d:w:l:hV", opts_long, NULL))
            != -1)
     {
-        if (opts_num(opt, optarg, cfg)) {
+        if (opts_num(opt, optarg, cfg) || opts_cmd_mode(opt, optarg, o)) {
             continue;
         }
         switch (opt) {
@@ -462,6 +555,9 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
         case OPT_USAGE:
             o->usage_name = optarg;
             break;
+        case OPT_LOG_FILE:
+            o->log_file = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -474,13 +570,15 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
         }
     }
     if (init_mode && status_mode) {
-        fprintf(stderr, "usage: tracker [--pki DIR] --init-pki "
-                "tracker_info.txt (try --help)\n");
+        fprintf(stderr, "usage: %s [--pki DIR] --init-pki "
+                "tracker_info.txt (try --help)\n", opts_prog);
         return 2;
     }
     o->mode = init_mode ? TRK_MODE_INIT_PKI
               : status_mode ? TRK_MODE_STATUS
-              : o->usage_name != NULL ? TRK_MODE_USAGE : TRK_MODE_RUN;
+              : o->usage_name != NULL ? TRK_MODE_USAGE
+              : o->backup_path != NULL || o->admin_name != NULL ? o->mode
+              : TRK_MODE_RUN;
     return -1;
 }
 
@@ -494,15 +592,29 @@ trk_opts_parse(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o)
 
     opts_defaults(cfg);
     memset(o, 0, sizeof(*o));
+    if (argc > 0 && argv[0] != NULL && strrchr(argv[0], '/') != NULL) {
+        opts_prog = strrchr(argv[0], '/') + 1;
+    } else if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
+        opts_prog = argv[0];
+    }
     rc = opts_getopt(argc, argv, cfg, o, &pki_opt);
     if (rc >= 0) {
         return rc;
     }
-    nargs = o->mode == TRK_MODE_INIT_PKI ? 1 : 2;
+    nargs = o->mode == TRK_MODE_INIT_PKI || o->mode == TRK_MODE_MKADMIN ? 1
+            : 2;
+    if (o->mode == TRK_MODE_ADMIN && argc - optind > nargs) {
+        o->admin_args = argv + optind + nargs;      /* COMMAND [ARG] */
+        o->admin_nargs = argc - optind - nargs;
+        argc = optind + nargs;
+    }
     if (argc - optind != nargs) {
-        fprintf(stderr, o->mode == TRK_MODE_INIT_PKI
-                ? "usage: tracker [--pki DIR] --init-pki "
-                  "tracker_info.txt (try --help)\n" : USAGE_LINE);
+        if (o->mode == TRK_MODE_INIT_PKI) {
+            fprintf(stderr, "usage: %s [--pki DIR] --init-pki "
+                    "tracker_info.txt (try --help)\n", opts_prog);
+        } else {
+            fprintf(stderr, USAGE_LINE);
+        }
         return 2;
     }
     o->info_path = argv[optind];
@@ -511,7 +623,7 @@ trk_opts_parse(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o)
     {
         trk_opts_bad_usage("PKI directory path too long");
     }
-    if (o->mode == TRK_MODE_INIT_PKI) {
+    if (o->mode == TRK_MODE_INIT_PKI || o->mode == TRK_MODE_MKADMIN) {
         return -1;
     }
     v = parse_num(argv[optind + 1], 1, TS_TRACKERS_MAX_N);
@@ -520,7 +632,9 @@ trk_opts_parse(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o)
                            argv[optind + 1]);
     }
     cfg->id = (int) v;
-    if (o->mode == TRK_MODE_STATUS && trk_opts_pki_paths(cfg) != 0) {
+    if ((o->mode == TRK_MODE_STATUS || o->mode == TRK_MODE_ADMIN)
+        && trk_opts_pki_paths(cfg) != 0)
+    {
         trk_opts_bad_usage("PKI directory path too long");
     }
     return -1;

@@ -65,7 +65,11 @@ enum {
     TRK_MODE_RUN      = 0,          /* tracker [options] info <id> */
     TRK_MODE_STATUS   = 1,          /* --status info <id> */
     TRK_MODE_INIT_PKI = 2,          /* --init-pki info */
-    TRK_MODE_USAGE    = 3           /* --usage NAME info <id> */
+    TRK_MODE_USAGE    = 3,          /* --usage NAME info <id> */
+    TRK_MODE_BACKUP   = 4,          /* --backup FILE info <id> */
+    TRK_MODE_RESTORE  = 5,          /* --restore FILE info <id> */
+    TRK_MODE_ADMIN    = 6,          /* --admin NAME info <id> CMD [ARG] */
+    TRK_MODE_MKADMIN  = 7           /* --make-admin-cert NAME info */
 };
 
 typedef struct {
@@ -73,6 +77,14 @@ typedef struct {
     const char  *info_path;         /* tracker_info.txt */
     const char  *data_dir;          /* --data-dir, NULL = default */
     const char  *usage_name;        /* --usage NAME */
+    const char  *log_file;          /* --log-file FILE, NULL = stderr */
+    const char  *backup_path;       /* --backup / --restore FILE */
+    const char  *admin_name;        /* --admin / --make-admin-cert NAME */
+    int          admin_json;        /* --json */
+    uint32_t     admin_limit;       /* --limit (entries) */
+    const char  *admin_cursor;      /* --cursor ("" = start) */
+    char       **admin_args;        /* the command after info and id */
+    int          admin_nargs;
 } trk_opts_t;
 
 /* Parses argv into cfg (defaults from ts_config.h first) and o: the

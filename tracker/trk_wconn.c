@@ -117,8 +117,9 @@ trk_wconn_on_ready(trk_wconn_t *c)
     c->ready = 1;
     c->link.has_fp = ts_conn_peer_fp(c->c, c->link.fp) == 0;
     c->link.tracker = ts_conn_peer_tracker(c->c);
+    c->link.admin = ts_conn_peer_admin(c->c);
     c->last_ms = ts_now_ms();
-    if (c->link.tracker > 0) {
+    if (c->link.tracker > 0 || c->link.admin) {
         trk_wconn_authed(c);         /* a peer tracker (CA-signed cert) */
     }
     ts_debug("TLS with %s up (%s%s)", c->peer,
