@@ -469,4 +469,11 @@
                                             hash table makes every
                                             commit dearer) */
 
+/* ---- tracker: write path and idle cost ---- */
+#define TS_TRK_IDX_UG_INLINE_N    64       /* groups of one user kept in
+                                            one index record; above, the
+                                            list is split in buckets */
+#define TS_TRK_IDX_UG_BUCKETS_N   64       /* buckets of a split list of a
+                                            user's groups (at most 256) */
+
 #endif /* TS_CONFIG_H_INCLUDED */
