@@ -142,18 +142,26 @@ int
 trk_idx_list_put(struct tdb_context *tdb, TDB_DATA k, const trk_strlist_t *l)
 {
     ts_wbuf_t b;
-    TDB_DATA  v;
-    int       rc;
 
     if (l->n == 0) {
         return tdb_exists(tdb, k) && tdb_delete(tdb, k) != 0 ? -1 : 0;
     }
     ts_wbuf_init(&b);
     trk_strlist_encode(&b, TRK_IDX_REC, l);
-    v.dptr = b.data;
-    v.dsize = b.len;
-    rc = b.err || tdb_store(tdb, k, v, TDB_REPLACE) != 0 ? -1 : 0;
-    ts_wbuf_free(&b);
+    return trk_idx_put_wbuf(tdb, k, &b);
+}
+
+
+int
+trk_idx_put_wbuf(struct tdb_context *tdb, TDB_DATA k, ts_wbuf_t *b)
+{
+    TDB_DATA v;
+    int      rc;
+
+    v.dptr = b->data;
+    v.dsize = b->len;
+    rc = b->err || tdb_store(tdb, k, v, TDB_REPLACE) != 0 ? -1 : 0;
+    ts_wbuf_free(b);
     return rc;
 }
 
