@@ -502,5 +502,17 @@
 #define TS_TRK_ADMIN_CURSOR_MAX_B  400      /* longest ADMIN_LIST cursor
                                                (a key's name part) */
 #define TS_TRK_ADMIN_CONNECT_MS    5000     /* `tracker --admin` connect */
+/* ---- tracker: write path and idle cost ---- */
+#define TS_TRK_IDX_UG_INLINE_N    64       /* groups of one user kept in
+                                            one index record; above, the
+                                            list is split in buckets */
+#define TS_TRK_IDX_UG_BUCKETS_N   64       /* buckets of a split list of a
+                                            user's groups (at most 256) */
+#define TS_TRK_HK_WALK_DIV        4        /* an idle tracker walks its
+                                            session cache once per session
+                                            timeout / this (at least every
+                                            TS_HOUSEKEEP_MS); any change of
+                                            the data walks at the next
+                                            pass */
 
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -10,7 +10,9 @@
  *                     2^256) of their per-key hashes: the digest
  *   y/g/<2 hex>       live group ids, bucketed by the first byte of
  *                     sha256(id), each bucket a sorted list
- *   y/ug/<user>       the groups user is a member of
+ *   y/ug/<user>       the groups user is a member of: one sorted list
+ *                     while short, else split into hash buckets
+ *                     y/ug/<user>/<2 hex> (trk_index_ug.c)
  *   y/q<k>/...        expiry queue k (s: sessions, r: cached replies)
  *                     by wall-clock second, with a directory y/qd<k>
  * The rebuild at start-up is in trk_index_build.c.
@@ -94,24 +96,173 @@ out:
 }
 
 
+/* The room a list record of n bytes is given: the next power of two.
+ * A list that grows into a larger class is stored once padded to it,
+ * then with its exact bytes: tdb then rewrites the record in place (no
+ * free-list search, no new allocation) for every later edit within the
+ * class, so an edit dirties only the pages of the record itself. */
+static size_t
+room_of(size_t n)
+{
+    size_t r = 64;
+
+    while (r < n) {
+        r *= 2;
+    }
+    return r;
+}
+
+
+static int
+idx_store(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, size_t old_n)
+{
+    TDB_DATA p;
+    size_t   room = room_of(v.dsize);
+    int      rc;
+
+    if (old_n > 0 && room_of(old_n) >= room) {
+        return tdb_store(tdb, k, v, TDB_REPLACE) == 0 ? 0 : -1;
+    }
+    p.dsize = room;
+    p.dptr = calloc(1, room);
+    if (p.dptr == NULL) {
+        return -1;
+    }
+    memcpy(p.dptr, v.dptr, v.dsize);
+    rc = tdb_store(tdb, k, p, TDB_REPLACE);
+    free(p.dptr);
+    if (rc == 0 && room != v.dsize) {
+        rc = tdb_store(tdb, k, v, TDB_REPLACE);
+    }
+    return rc == 0 ? 0 : -1;
+}
+
+
 /* Stores l under k (an empty list deletes k): 0 / -1. */
 int
 trk_idx_list_put(struct tdb_context *tdb, TDB_DATA k, const trk_strlist_t *l)
 {
     ts_wbuf_t b;
-    TDB_DATA  v;
-    int       rc;
 
     if (l->n == 0) {
         return tdb_exists(tdb, k) && tdb_delete(tdb, k) != 0 ? -1 : 0;
     }
     ts_wbuf_init(&b);
     trk_strlist_encode(&b, TRK_IDX_REC, l);
+    return trk_idx_put_wbuf(tdb, k, &b);
+}
+
+
+int
+trk_idx_put_wbuf(struct tdb_context *tdb, TDB_DATA k, ts_wbuf_t *b)
+{
+    TDB_DATA v;
+    int      rc;
+
+    v.dptr = b->data;
+    v.dsize = b->len;
+    rc = b->err || tdb_store(tdb, k, v, TDB_REPLACE) != 0 ? -1 : 0;
+    ts_wbuf_free(b);
+    return rc;
+}
+
+
+/* strcmp order of entry e (n bytes, no NUL) against the string s. */
+static int
+entry_cmp(const uint8_t *e, size_t n, const char *s, size_t sl)
+{
+    int c = memcmp(e, s, n < sl ? n : sl);
+
+    return c != 0 ? c : (n > sl) - (n < sl);
+}
+
+
+int
+trk_idx_list_edit(struct tdb_context *tdb, TDB_DATA k, const char *s,
+                  int add, uint32_t *count)
+{
+    TDB_DATA  v;
+    ts_rbuf_t r;
+    ts_wbuf_t b;
+    size_t    sl = strlen(s), at = 0, old_n;
+    uint32_t  i, cnt = 0;
+    uint16_t  n;
+    int       c = 1, rc = -1;
+
+    /* the list is edited in its encoded form: a scan for the place, one
+     * copy with the entry spliced in or out, no decode of the others */
+    if (k.dsize == 0 || sl == 0 || sl >= TRK_IDX_ENTRY_B) {
+        return -1;
+    }
+    v = tdb_fetch(tdb, k);
+    if (v.dptr != NULL) {
+        ts_rbuf_init(&r, v.dptr, v.dsize);
+        if (trk_codec_get_head(&r, TRK_IDX_REC) != 0) {
+            goto corrupt;
+        }
+        cnt = ts_get_u32(&r);
+        for (i = 0; i < cnt && !r.err; i++) {
+            at = r.off;
+            n = ts_get_u16(&r);
+            if (r.err || n > ts_rbuf_left(&r)) {
+                goto corrupt;
+            }
+            c = entry_cmp(r.p + r.off, n, s, sl);
+            if (c >= 0) {
+                break;
+            }
+            r.off += n;
+        }
+        if (r.err || (i == cnt && ts_rbuf_end(&r) != 0)) {
+            goto corrupt;
+        }
+        if (i == cnt) {
+            at = r.off;
+        }
+    }
+    if (count != NULL) {
+        *count = cnt;
+    }
+    if ((add && c == 0) || (!add && c != 0)) {
+        free(v.dptr);
+        return 0;                       /* already (not) there */
+    }
+    if (!add && cnt == 1) {
+        free(v.dptr);
+        if (count != NULL) {
+            *count = 0;
+        }
+        return tdb_delete(tdb, k) == 0 ? 1 : -1;
+    }
+    ts_wbuf_init(&b);
+    trk_codec_put_head(&b, TRK_IDX_REC);
+    ts_put_u32(&b, add ? cnt + 1 : cnt - 1);
+    if (v.dptr != NULL) {
+        ts_put_raw(&b, v.dptr + 6, at - 6);
+    }
+    if (add) {
+        ts_put_str(&b, s);
+    } else {
+        at += 2 + sl;
+    }
+    old_n = 0;
+    if (v.dptr != NULL) {
+        ts_put_raw(&b, v.dptr + at, v.dsize - at);
+        old_n = v.dsize;
+    }
+    free(v.dptr);
+    if (count != NULL) {
+        *count = add ? cnt + 1 : cnt - 1;
+    }
     v.dptr = b.data;
     v.dsize = b.len;
-    rc = b.err || tdb_store(tdb, k, v, TDB_REPLACE) != 0 ? -1 : 0;
+    rc = b.err || idx_store(tdb, k, v, old_n) != 0 ? -1 : 1;
     ts_wbuf_free(&b);
     return rc;
+corrupt:
+    free(v.dptr);
+    ts_err("corrupt index record %.*s", (int) k.dsize, (char *) k.dptr);
+    return -1;
 }
 
 
@@ -119,18 +270,7 @@ trk_idx_list_put(struct tdb_context *tdb, TDB_DATA k, const trk_strlist_t *l)
 static int
 list_edit(struct tdb_context *tdb, TDB_DATA k, const char *s, int add)
 {
-    trk_strlist_t l;
-    int           rc;
-
-    if (k.dsize == 0 || trk_idx_list_get(tdb, k, &l) != 0) {
-        return -1;
-    }
-    rc = add ? trk_strlist_add(&l, s) : trk_strlist_del(&l, s);
-    if (rc > 0) {
-        rc = trk_idx_list_put(tdb, k, &l);
-    }
-    trk_strlist_free(&l);
-    return rc < 0 ? -1 : 0;
+    return trk_idx_list_edit(tdb, k, s, add, NULL) < 0 ? -1 : 0;
 }
 
 
@@ -317,12 +457,12 @@ note_group(struct tdb_context *tdb, const char *key, size_t klen,
     }
     for (i = 0; rc == 0 && i < a.n; i++) {
         if (!trk_strlist_find(&b, a.v[i], &pos)) {
-            rc = list_edit(tdb, trk_idx_key(kb, "ug", a.v[i]), gid, 0);
+            rc = trk_idx_ug_edit(tdb, a.v[i], gid, 0);
         }
     }
     for (i = 0; rc == 0 && i < b.n; i++) {
         if (!trk_strlist_find(&a, b.v[i], &pos)) {
-            rc = list_edit(tdb, trk_idx_key(kb, "ug", b.v[i]), gid, 1);
+            rc = trk_idx_ug_edit(tdb, b.v[i], gid, 1);
         }
     }
     trk_strlist_free(&a);
@@ -474,7 +614,7 @@ trk_idx_groups(trk_store_t *st, const char *member_of, trk_strlist_t *out)
     int                 b;
 
     if (member_of != NULL) {
-        return trk_idx_list_get(tdb, trk_idx_key(kb, "ug", member_of), out);
+        return trk_idx_ug_get(tdb, member_of, out);
     }
     memset(out, 0, sizeof(*out));
     for (b = 0; b < 256; b++) {

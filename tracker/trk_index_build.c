@@ -29,6 +29,9 @@
 #include "trk_merge.h"
 #include "trk_gc.h"
 
+#define UG_PREFIX    "y/ug/"
+#define UG_PREFIX_B  (sizeof(UG_PREFIX) - 1)
+
 typedef struct {
     char *key;                  /* the index key */
     char *entry;
@@ -114,7 +117,7 @@ build_group(build_t *w, const char *gid, const ts_wbuf_t *val)
         return 0;
     }
     for (rc = 0, i = 0; rc == 0 && i < g.nmembers; i++) {
-        rc = add_pair(w, trk_idx_key(kb, "ug", g.members[i].user), gid);
+        rc = add_pair(w, trk_idx_ug_key(kb, g.members[i].user), gid);
     }
     trk_group_free(&g);
     return rc;
@@ -257,7 +260,10 @@ build_write(struct tdb_context *tdb, build_t *w)
         }
         k.dptr = (unsigned char *) w->p[i].key;
         k.dsize = strlen(w->p[i].key);
-        if (rc == 0) {
+        if (rc == 0 && strncmp(w->p[i].key, UG_PREFIX, UG_PREFIX_B) == 0) {
+            /* a user's groups: a list or buckets, by the count */
+            rc = trk_idx_ug_put(tdb, w->p[i].key + UG_PREFIX_B, &l);
+        } else if (rc == 0) {
             rc = trk_idx_list_put(tdb, k, &l);
         }
         trk_strlist_free(&l);

@@ -277,6 +277,189 @@ test_session_queue(void **state)
 }
 
 
+/* ---- the groups of a user in many groups ---------------------------- */
+
+typedef struct {
+    char  **v;
+    size_t  n, cap;
+    size_t  ug_max;                     /* most entries in one y/ug/ key */
+    size_t  ug_keys;
+} dump_t;
+
+
+static int
+dump_walk(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
+{
+    dump_t  *d = arg;
+    char    *line;
+    size_t   i;
+    uint32_t cnt;
+
+    (void) tdb;
+    /* the group lists and counts; the expiry queues differ by design
+     * (the rebuild does not queue sessions) */
+    if (k.dsize < 3 || memcmp(k.dptr, "y/", 2) != 0
+        || memcmp(k.dptr, "y/q", 3) == 0)
+    {
+        return 0;
+    }
+    if (k.dsize > 5 && memcmp(k.dptr, "y/ug/", 5) == 0) {
+        d->ug_keys++;
+        if (v.dsize >= 6 && v.dptr[0] == 'Y') {
+            cnt = (uint32_t) v.dptr[2] << 24 | (uint32_t) v.dptr[3] << 16
+                  | (uint32_t) v.dptr[4] << 8 | v.dptr[5];
+            d->ug_max = cnt > d->ug_max ? cnt : d->ug_max;
+        }
+    }
+    line = malloc(k.dsize + 2 * v.dsize + 2);
+    assert_non_null(line);
+    memcpy(line, k.dptr, k.dsize);
+    line[k.dsize] = '=';
+    for (i = 0; i < v.dsize; i++) {
+        snprintf(line + k.dsize + 1 + 2 * i, 3, "%02x", v.dptr[i]);
+    }
+    line[k.dsize + 1 + 2 * v.dsize] = '\0';
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 256;
+        d->v = realloc(d->v, d->cap * sizeof(*d->v));
+        assert_non_null(d->v);
+    }
+    d->v[d->n++] = line;
+    return 0;
+}
+
+
+static int
+line_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+
+/* Every y/ record but the queues, as sorted "key=hex" lines. */
+static void
+dump_index(trk_store_t *st, dump_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    assert_true(tdb_traverse_read(trk_store_tdb(st), dump_walk, d) >= 0);
+    qsort(d->v, d->n, sizeof(*d->v), line_cmp);
+}
+
+
+static void
+dump_equal(const dump_t *a, const dump_t *b)
+{
+    size_t i;
+
+    assert_int_equal(a->n, b->n);
+    for (i = 0; i < a->n; i++) {
+        assert_string_equal(a->v[i], b->v[i]);
+    }
+}
+
+
+static void
+dump_free(dump_t *d)
+{
+    size_t i;
+
+    for (i = 0; i < d->n; i++) {
+        free(d->v[i]);
+    }
+    free(d->v);
+}
+
+
+/* bob's groups from the index equal "gNNNN" for every i with keep(i). */
+static void
+check_bob(trk_store_t *st, int n, int step)
+{
+    trk_strlist_t l;
+    char          g[16];
+    int           i, k = 0;
+
+    assert_int_equal(trk_idx_groups(st, "bob", &l), 0);
+    for (i = 0; i < n; i += step) {
+        snprintf(g, sizeof(g), "g%04d", i);
+        assert_true((uint32_t) k < l.n);
+        assert_string_equal(l.v[k], g);
+        k++;
+    }
+    assert_int_equal(l.n, k);
+    trk_strlist_free(&l);
+}
+
+
+static void
+test_user_in_many_groups(void **state)
+{
+    fx_t        *fx = *state;
+    trk_store_t *b;
+    dump_t       d1, d2, d3;
+    char         path[160], err[256], g[16], o[16], np[TS_ID_MAX_B + 1];
+    uint64_t     seq = 0;
+    int          i, n = 1000;
+
+    snprintf(path, sizeof(path), "%s/b.tdb", fx->dir);
+    b = trk_store_open(path, 1, 1, err, sizeof(err));
+    assert_non_null(b);
+    trk_store_set_origin(b, 2, NULL, NULL);
+    /* bob is in n groups (of 5 owners: the quota of groups one user
+     * owns), alice in every third */
+    for (i = 0; i < n; i++) {
+        snprintf(g, sizeof(g), "g%04d", i);
+        snprintf(o, sizeof(o), "a%d", i / 200);
+        fx_mkgroup(fx, g, o, "bob", i % 3 == 0 ? "alice" : NULL);
+    }
+    check_bob(fx->st, n, 1);
+    dump_index(fx->st, &d1);
+    /* no one record holds a user's whole list: an edit rewrites about
+     * n / TS_TRK_IDX_UG_BUCKETS_N entries */
+    assert_true(d1.ug_max <= (size_t) (3 * n / TS_TRK_IDX_UG_BUCKETS_N + 8));
+    assert_true(d1.ug_keys > TS_TRK_IDX_UG_BUCKETS_N);
+    /* a rebuild and a merge on another tracker give the same records */
+    assert_int_equal(trk_idx_rebuild(fx->st), 0);
+    dump_index(fx->st, &d2);
+    dump_equal(&d1, &d2);
+    dump_free(&d2);
+    ship(fx->st, b, &seq);
+    check_bob(b, n, 1);
+    dump_index(b, &d2);
+    dump_equal(&d1, &d2);
+    dump_free(&d2);
+    dump_free(&d1);
+
+    /* bob leaves all but every 20th: his list shrinks past the
+     * threshold and is one record again */
+    fx_begin(fx);
+    for (i = 0; i < n; i++) {
+        if (i % 20 != 0) {
+            snprintf(g, sizeof(g), "g%04d", i);
+            assert_int_equal(trk_do_leave_group(fx->st, "bob", g, np,
+                                                sizeof(np), msg, sizeof(msg)),
+                             TS_OK);
+        }
+    }
+    fx_commit(fx);
+    check_bob(fx->st, n, 20);
+    dump_index(fx->st, &d1);
+    /* bob's 50 in one list; alice (334) and the owners (200) split */
+    assert_int_equal(d1.ug_max, (size_t) (n / 20));
+    ship(fx->st, b, &seq);
+    check_bob(b, n, 20);
+    dump_index(b, &d2);
+    dump_equal(&d1, &d2);
+    assert_int_equal(trk_idx_rebuild(b), 0);
+    dump_index(b, &d3);
+    dump_equal(&d1, &d3);
+    dump_free(&d1);
+    dump_free(&d2);
+    dump_free(&d3);
+    trk_store_close(b);
+    unlink(path);
+}
+
+
 int
 main(void)
 {
@@ -288,6 +471,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_reply_queue, setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_session_queue, setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_user_in_many_groups, setup,
                                         fx_teardown),
     };
 
