@@ -469,4 +469,21 @@
                                             hash table makes every
                                             commit dearer) */
 
+/* ---- node bandwidth limits ------------------------------------------- */
+#define TS_RATE_BURST_B           (256u * 1024u) /* default bucket depth,
+                                            bytes (at least; see below) */
+#define TS_RATE_BURST_MS          100      /* ... or this many ms of the
+                                            rate, whichever is more */
+#define TS_RATE_SLICE_B           (64u * 1024u) /* most bytes one send or
+                                            read asks the bucket for */
+#define TS_RATE_WAIT_MAX_MS       200      /* a link waiting for tokens
+                                            looks again at least this
+                                            often (a raised cap takes
+                                            effect within it) */
+#define TS_RATE_MIN_BPS           1024u    /* smallest cap, bytes/s (0 =
+                                            unlimited) */
+#define TS_RATE_MAX_BPS           (1ull << 40) /* largest cap, bytes/s */
+#define TS_RATE_SAMPLE_MS         500      /* the rate command measures
+                                            the current rates over this */
+
 #endif /* TS_CONFIG_H_INCLUDED */
