@@ -27,6 +27,7 @@
 #include "cli_session.h"
 #include "cli_agent.h"
 #include "cli_reply.h"
+#include "cli_rate.h"
 
 static const cli_cmd_t  *cli_tables[TS_CLI_TABLES_MAX_N];
 static int               cli_ntables;
@@ -621,5 +622,7 @@ const cli_cmd_t  cli_cmds_core[] = {
     { "help", "", 0, 0, 0, cli_cmd_help, "this table" },
     { "exit", "", 0, 0, 0, cli_cmd_exit,
       "log out if logged in and quit" },
+    { "rate", "[up RATE] [down RATE]", 0, 4, 0, cli_cmd_rate,
+      "show or set the node's bandwidth caps (0 = unlimited; K, M, G)" },
     { NULL, NULL, 0, 0, 0, NULL, NULL }
 };

@@ -20,6 +20,7 @@
 #include "ts_log.h"
 #include "ts_net.h"
 #include "cli_opts.h"
+#include "cli_rate.h"
 
 
 static void
@@ -46,6 +47,12 @@ cli_opts_usage(FILE *f)
         "<dir of tracker_info.txt>/pki/ca.crt,\n"
         "                        written by the first tracker started "
         "there)\n"
+        "      --max-upload-rate RATE    node-wide upload cap, bytes/s "
+        "(suffix K, M, G:\n"
+        "                        powers of 1024; 0 = unlimited, the "
+        "default)\n"
+        "      --max-download-rate RATE  node-wide download cap (the "
+        "same)\n"
         "  -h, --help            this text\n"
         "  -V, --version         print the version\n",
         TS_NODE_UPLOADERS_N, TS_NODE_DOWNLOADERS_N, TS_NODE_UNAUTH_MS,
@@ -113,6 +120,8 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
         { "ticket-wait", required_argument, NULL, 'W' },
         { "slow-chunk", required_argument, NULL, 'S' },
         { "ca",        required_argument, NULL, 'C' },
+        { "max-upload-rate", required_argument, NULL, 'R' },
+        { "max-download-rate", required_argument, NULL, 'r' },
         { NULL, 0, NULL, 0 }
     };
     ts_log_level_t  lvl;
@@ -156,6 +165,17 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
                              TS_CLI_OPT_MS_MIN, TS_CLI_OPT_MS_MAX);
             }
             *(c == 'W' ? &o->ticket_wait_ms : &o->slow_chunk_ms) = (int) v;
+            break;
+        case 'R':
+        case 'r':
+            if (cli_rate_parse(optarg, c == 'R' ? &o->max_up_Bps
+                                                : &o->max_down_Bps) != 0)
+            {
+                cli_opts_bad("bad rate '%s' (0 = unlimited, or %u..%llu "
+                             "bytes/s; suffix K, M, G)", optarg,
+                             TS_RATE_MIN_BPS,
+                             (unsigned long long) TS_RATE_MAX_BPS);
+            }
             break;
         case 'K':
             o->keep_running = 1;

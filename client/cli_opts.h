@@ -20,6 +20,8 @@ typedef struct {
     int          slow_chunk_ms;   /* 0 = default */
     int          keep_running;
     const char  *ca;            /* cluster CA certificate (--ca) */
+    uint64_t     max_up_Bps;    /* --max-upload-rate, 0 = unlimited */
+    uint64_t     max_down_Bps;  /* --max-download-rate */
 } cli_opts_t;
 
 /* Options and positional arguments into o; exits 0 or 2 itself. */
