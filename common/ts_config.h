@@ -470,10 +470,12 @@
                                             commit dearer) */
 
 /* ---- node bandwidth limits ------------------------------------------- */
-#define TS_RATE_BURST_B           (256u * 1024u) /* default bucket depth,
-                                            bytes (at least; see below) */
-#define TS_RATE_BURST_MS          100      /* ... or this many ms of the
-                                            rate, whichever is more */
+#define TS_RATE_BURST_B           (512u * 1024u) /* default bucket depth,
+                                            bytes: one chunk at least */
+#define TS_RATE_BURST_MS          250      /* ... or this many ms of the
+                                            rate, whichever is more (a
+                                            worker delayed by less loses
+                                            no tokens) */
 #define TS_RATE_SLICE_B           (64u * 1024u) /* most bytes one send or
                                             read asks the bucket for */
 #define TS_RATE_WAIT_MAX_MS       200      /* a link waiting for tokens
