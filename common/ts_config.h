@@ -478,6 +478,10 @@
                                             no tokens) */
 #define TS_RATE_SLICE_B           (64u * 1024u) /* most bytes one send or
                                             read asks the bucket for */
+#define TS_RATE_SLICE_MIN_B       (4u * 1024u) /* ... and the least it takes
+                                            (a part of a slice), so a big
+                                            request is never starved by
+                                            small ones */
 #define TS_RATE_WAIT_MAX_MS       200      /* a link waiting for tokens
                                             looks again at least this
                                             often (a raised cap takes

@@ -52,14 +52,17 @@ ts_rate_bytes(int64_t ns, uint64_t rate)
     if (ns <= 0) {
         return 0;
     }
-    return (uint64_t) ((unsigned __int128) ns * rate / TS_RATE_NS);
+    /* to the nearest byte: ts_rate_cost rounds up, so a bucket that
+     * holds exactly n bytes must not come out one short */
+    return (uint64_t) (((unsigned __int128) ns * rate + TS_RATE_NS / 2)
+                       / TS_RATE_NS);
 }
 
 
 uint64_t
 ts_rate_default_burst(uint64_t rate_Bps)
 {
-    uint64_t b = rate_Bps / 1000u * TS_RATE_BURST_MS;
+    uint64_t b = rate_Bps * TS_RATE_BURST_MS / 1000u;
 
     return b > TS_RATE_BURST_B ? b : TS_RATE_BURST_B;
 }

@@ -85,7 +85,8 @@ dl_rate_allow(dl_t *w, dl_link_t *k, size_t want)
         {
             want = TS_RATE_SLICE_B;
         }
-        wait_ns = ts_rate_take(w->rate, want, want, ts_rate_now_ns(), &g);
+        wait_ns = ts_rate_take(w->rate, want, TS_RATE_SLICE_MIN_B,
+                               ts_rate_now_ns(), &g);
         if (wait_ns > 0) {
             k->rate_wait = 1;
             k->rate_held_ms = ts_now_ms();

@@ -85,7 +85,8 @@ up_rate_allow(up_t *u, up_link_t *k)
         {
             want = TS_RATE_SLICE_B;
         }
-        wait_ns = ts_rate_take(u->rate, want, want, ts_rate_now_ns(), &g);
+        wait_ns = ts_rate_take(u->rate, want, TS_RATE_SLICE_MIN_B,
+                               ts_rate_now_ns(), &g);
         if (wait_ns > 0) {
             k->rate_wait = 1;
             u->rate_waiting++;
