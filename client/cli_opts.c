@@ -47,12 +47,12 @@ cli_opts_usage(FILE *f)
         "<dir of tracker_info.txt>/pki/ca.crt,\n"
         "                        written by the first tracker started "
         "there)\n"
-        "      --max-upload-rate RATE    node-wide upload cap, bytes/s "
-        "(suffix K, M, G:\n"
-        "                        powers of 1024; 0 = unlimited, the "
-        "default)\n"
-        "      --max-download-rate RATE  node-wide download cap (the "
-        "same)\n"
+        "      --max-upload-rate RATE\n"
+        "                        node-wide upload cap in bytes/s, suffix "
+        "K, M, G (powers\n"
+        "                        of 1024); 0 = unlimited (the default)\n"
+        "      --max-download-rate RATE\n"
+        "                        node-wide download cap, the same way\n"
         "  -h, --help            this text\n"
         "  -V, --version         print the version\n",
         TS_NODE_UPLOADERS_N, TS_NODE_DOWNLOADERS_N, TS_NODE_UNAUTH_MS,
