@@ -100,6 +100,7 @@ up_rate_allow(up_t *u, up_link_t *k)
             return 0;
         }
         k->rate_credit = (size_t) g;
+        k->rate_wait = 0;       /* granted before its timer: EPOLLOUT again */
     }
     return k->rate_credit < k->file_left ? k->rate_credit : k->file_left;
 }

@@ -87,6 +87,19 @@ def _within(rate, cap, tol=0.05):
     return abs(rate - cap) <= tol * cap
 
 
+def _capped_download(leech, tmp_path, want, which):
+    """Downloads big.bin (40 MiB) under a 2 MiB/s cap: the rate is within
+    5 % of it and the copy is whole."""
+    dest = str(tmp_path / "out.bin")
+    secs, done, _ = _transfer(leech, "big.bin", dest, 60)
+    rate = done / secs
+    print("%s cap 2 MiB/s: %.0f B/s over %.1f s" % (which, rate, secs))
+    assert _within(rate, 2 * MIB), \
+        "%s cap 2 MiB/s: measured %.0f B/s over %.1f s" % (which, rate, secs)
+    assert leech.wait_download(G, "big.bin", 30).startswith("[C]")
+    assert sha1_file(dest) == want
+
+
 def test_upload_cap_holds(tracker, tmp_path):
     create_users(tracker.info, tmp_path, "seed", "leech")
     sw = Swarm(tracker, tmp_path)
@@ -100,14 +113,7 @@ def test_upload_cap_holds(tracker, tmp_path):
     assert out[0].startswith("upload: cap 2097152 B/s (2.0MiB/s), now "), out
     assert out[1].startswith("download: unlimited, now "), out
 
-    dest = str(tmp_path / "out.bin")
-    secs, done, _ = _transfer(leech, "big.bin", dest, 60)
-    rate = done / secs
-    print("upload cap 2 MiB/s: %.0f B/s over %.1f s" % (rate, secs))
-    assert _within(rate, 2 * MIB), \
-        "upload cap 2 MiB/s: measured %.0f B/s over %.1f s" % (rate, secs)
-    assert leech.wait_download(G, "big.bin", 30).startswith("[C]")
-    assert sha1_file(dest) == want
+    _capped_download(leech, tmp_path, want, "upload")
 
 
 def test_download_cap_two_sources_and_runtime_change(tracker, tmp_path):
@@ -119,14 +125,7 @@ def test_download_cap_two_sources_and_runtime_change(tracker, tmp_path):
     for s in seeders:
         want = _share(s, tmp_path, "big.bin", size)
 
-    dest = str(tmp_path / "out.bin")
-    secs, done, _ = _transfer(leech, "big.bin", dest, 60)
-    rate = done / secs
-    print("download cap 2 MiB/s: %.0f B/s over %.1f s" % (rate, secs))
-    assert _within(rate, 2 * MIB), \
-        "download cap 2 MiB/s: measured %.0f B/s over %.1f s" % (rate, secs)
-    assert leech.wait_download(G, "big.bin", 30).startswith("[C]")
-    assert sha1_file(dest) == want
+    _capped_download(leech, tmp_path, want, "download")
     served = [s.served(G, "big.bin") for s in seeders]
     assert all(n > 0 for n in served), \
         "the cap should span sources, yet one seeder served nothing: %r" \
