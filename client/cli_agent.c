@@ -265,7 +265,9 @@ cli_agent_load_user(ts_shm_t *shm, const char *user)
         {
             e->have_complete = 1;
         }
-        if (e->rec.state == CLI_DL_ACTIVE && cli_down_publish(e) != 0) {
+        if ((e->rec.state == CLI_DL_ACTIVE || e->rec.state == CLI_DL_PAUSED)
+            && cli_down_publish(e) != 0)
+        {
             ts_warn("download %s/%s waits for a free slot",
                     e->rec.group, e->rec.name);
         }
@@ -455,6 +457,12 @@ cli_agent_downloads(cli_dlview_t **rows, int *n)
     *rows = NULL;
     *n = 0;
     pthread_mutex_lock(&cli_agent.mu);
+    if (cli_agent.user[0] == '\0') {
+        /* nobody logged in: what node.tdb holds */
+        i = cli_dlctl_stored(rows, n);
+        pthread_mutex_unlock(&cli_agent.mu);
+        return i;
+    }
     if (cli_agent.ndls > 0) {
         *rows = calloc((size_t) cli_agent.ndls, sizeof(**rows));
         if (*rows == NULL) {

@@ -89,4 +89,23 @@ int  cli_agent_download(const char *group, const char *name,
  * out of memory. */
 int  cli_agent_downloads(cli_dlview_t **rows, int *n);
 
+/* ---- steering downloads (cli_dlctl.c) ------------------------------- */
+/* --source-timeout: a running download no source served a chunk for
+ * secs fails (0: TS_CLI_SOURCE_TIMEOUT_S). */
+void cli_agent_set_source_timeout(int secs);
+/* Cancel, pause, resume or retry (op: cli_dlop_t, cli_dlsm.h) the
+ * download (group, name) of the loaded user.  CLI_EXIT_OK (also when it
+ * already was so), or a class of cli_exit.h with the reason in err. */
+int  cli_agent_dl_steer(const char *group, const char *name, int op,
+                        char *err, size_t errsz);
+/* download_info: the view of (group, name) and up to max of its sources
+ * (*n of them) with their counters.  CLI_EXIT_OK, or CLI_EXIT_NOT_FOUND
+ * with the reason in err. */
+int  cli_agent_dl_peers(const char *group, const char *name,
+                        cli_dlview_t *v, cli_peerview_t *rows, int max,
+                        int *n, char *err, size_t errsz);
+/* The class (cli_exit.h) of the last download failure of this run, 0
+ * when none failed. */
+int  cli_agent_fail_class(void);
+
 #endif

@@ -9,7 +9,11 @@
  *                 node.tdb, shares, STOP_SHARE queue;
  *   cli_down.c    the download entries (shm slots, start, finish, fail);
  *   cli_progress.c  rate samples, and what a command is shown of each;
- *   cli_part.c    the .part files (exclusive creation, reopening).
+ *   cli_part.c    the .part files (exclusive creation, reopening);
+ *   cli_dlctl.c   steering one download (cancel, pause, resume, retry,
+ *                 its sources for download_info) by the rules of
+ *                 cli_dlsm.c; cli_down.c fails the ones no source served
+ *                 for --source-timeout.
  *
  * Model: one entry per download of the logged-in user (running, paused,
  * done or failed), each with the record as last written to node.tdb plus
@@ -59,6 +63,12 @@ typedef struct {
     int           nsamp, head;
     struct cli_srcmem *srcmem;      /* dead / serving sources (malloc,
                                        cli_srcdead.h); NULL = none yet */
+    int64_t       progress_ms;      /* monotonic: last time a chunk came
+                                       (or the download (re)started, or
+                                       was held); the source timeout */
+    uint64_t      progress_bytes;   /* bytes_done seen then */
+    int           fail_cls;         /* cli_exit_t of its failure in this
+                                       run; 0 = none (or an older run's) */
 } cli_dlent_t;
 
 typedef struct {
@@ -86,6 +96,8 @@ typedef struct {
     int              failures;                /* this run */
     cli_gname_t     *stops;                   /* STOP_SHARE to send */
     int              nstops, stopcap;
+    int64_t          source_timeout_ms;       /* 0 = TS_CLI_SOURCE_TIMEOUT_S */
+    int              last_fail_cls;           /* cli_exit_t, this run */
 } cli_agent_t;
 
 /* the one agent of this process (cli_agent.c) */

@@ -27,6 +27,7 @@
 #include "cli_session.h"
 #include "cli_agent.h"
 #include "cli_reply.h"
+#include "cli_steer.h"
 #include "cli_rate.h"
 
 static const cli_cmd_t  *cli_tables[TS_CLI_TABLES_MAX_N];
@@ -622,6 +623,18 @@ const cli_cmd_t  cli_cmds_core[] = {
     { "help", "", 0, 0, 0, cli_cmd_help, "this table" },
     { "exit", "", 0, 0, 0, cli_cmd_exit,
       "log out if logged in and quit" },
+    { "cancel", "<group_id> <file_name>", 2, 2, CLI_CMD_LOGIN,
+      cli_cmd_cancel, "stop a download; its record and .part go" },
+    { "pause", "<group_id> <file_name>", 2, 2, CLI_CMD_LOGIN, cli_cmd_pause,
+      "fetch no new chunk of a download (resume continues it)" },
+    { "resume", "<group_id> <file_name>", 2, 2, CLI_CMD_LOGIN,
+      cli_cmd_resume, "continue a paused download" },
+    { "retry", "<group_id> <file_name>", 2, 2, CLI_CMD_LOGIN, cli_cmd_retry,
+      "restart a failed download from its verified chunks" },
+    { "download_info", "<group_id> <file_name>", 2, 2, 0,
+      cli_cmd_download_info, "a download's sources: chunks, rate, load" },
+    { "peers", "<group_id> <file_name>", 2, 2, 0, cli_cmd_download_info,
+      "the same as download_info" },
     { "rate", "[up RATE] [down RATE]", 0, 4, 0, cli_cmd_rate,
       "show or set the node's bandwidth caps (0 = unlimited; K, M, G)" },
     { NULL, NULL, 0, 0, 0, NULL, NULL }

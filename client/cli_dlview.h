@@ -9,6 +9,7 @@
 #define CLI_DLVIEW_H_INCLUDED
 
 #include <limits.h>
+#include <stdint.h>
 
 #include "ts_config.h"
 
@@ -30,6 +31,35 @@ typedef struct {
     int              pct;               /* 0..100; 100 only when finished */
     double           bps;               /* over the sample window */
     double           eta_s;             /* -1: unknown */
+    uint64_t         bytes;             /* verified so far */
+    uint64_t         size;              /* the whole file */
+    int              serving;           /* sources with our GETs now */
+    int              sources;           /* sources listed and usable */
+    int              held;              /* not running: nobody logged in */
+    int              fail_cls;          /* cli_exit_t of a failure in
+                                           this run, 0 = none */
 } cli_dlview_t;
+
+/* One source of a download as download_info shows it. */
+typedef enum {
+    CLI_PEER_LISTED = 1,    /* listed by the tracker, nothing from it yet */
+    CLI_PEER_SERVING,       /* gave us chunks, still listed */
+    CLI_PEER_GONE,          /* no longer listed by the tracker */
+    CLI_PEER_DEAD,          /* did not answer: left out for a while */
+    CLI_PEER_DROPPED        /* sent bad data: never asked again */
+} cli_peer_state_t;
+
+typedef struct {
+    char              addr[64];
+    char              fp[17];           /* first 8 bytes of its certificate
+                                           fingerprint, hex */
+    cli_peer_state_t  state;
+    int               complete;         /* has every chunk */
+    uint64_t          chunks;           /* verified chunks it gave us */
+    uint64_t          rate_bps;         /* measured (EWMA) */
+    uint32_t          load;             /* its own last reported load */
+    uint32_t          inflight;         /* our GETs to it now */
+    uint32_t          bad;              /* chunks that failed SHA1 */
+} cli_peerview_t;
 
 #endif

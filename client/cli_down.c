@@ -24,6 +24,8 @@
 #include "node_shm.h"
 #include "cli_state.h"
 #include "cli_part.h"
+#include "cli_exit.h"
+#include "cli_dlsm.h"
 #include "cli_down.h"
 
 
@@ -96,6 +98,13 @@ cli_down_find(const char *group, const char *name)
         }
     }
     return NULL;
+}
+
+
+int
+cli_down_busy(const cli_dlent_t *e)
+{
+    return e->rec.state == CLI_DL_ACTIVE || e->rec.state == CLI_DL_PAUSED;
 }
 
 
@@ -283,7 +292,8 @@ cli_down_publish(cli_dlent_t *e)
     e->head = 0;
     e->next_src_ms = 0;
     e->ticket_exp_ms = 0;       /* a fresh entry: the next FILE_INFO's */
-    if (cli_agent.paused) {
+    e->progress_ms = 0;         /* the no-source clock starts again */
+    if (cli_agent.paused || r->state == CLI_DL_PAUSED) {
         uint32_t act = NODE_DL_ACTIVE;
 
         atomic_compare_exchange_strong(&node_dls(shm)[idx].state, &act,
@@ -381,8 +391,20 @@ cli_down_fail(cli_dlent_t *e, ts_shm_t *shm, const char *why)
     e->have_dirty = 0;
     e->have_complete = 0;
     e->need_stop = e->advertised;
+    e->fail_cls = CLI_EXIT_FAILURE;
+    cli_agent.last_fail_cls = CLI_EXIT_FAILURE;
     cli_agent.failures++;
     ts_warn("download %s/%s failed: %s", r->group, r->name, r->error);
+    /* nothing ever verified: an empty .part is only clutter (retry makes
+     * it again); one with bytes may hold chunks a retry re-hashes */
+    if ((e->idx < 0 || shm == NULL
+         || atomic_load(&node_dls(shm)[e->idx].state) == NODE_DL_FAILED)
+        && r->nchunks > 0
+        && !cli_down_bitmap_any(r->done, r->nchunks)
+        && cli_part_remove(r->part, &r->part_id, 0) == 1)
+    {
+        ts_info("%s/%s: removed the empty %s", r->group, r->name, r->part);
+    }
 }
 
 
@@ -423,7 +445,7 @@ cli_down_check(const char *group, const char *name, const char *dest,
 
     for (i = 0; i < cli_agent.ndls; i++) {
         e = cli_agent.dls[i];
-        if (e->rec.state != CLI_DL_ACTIVE) {
+        if (!cli_down_busy(e)) {
             continue;
         }
         if (strcmp(e->rec.group, group) == 0
@@ -503,7 +525,7 @@ cli_down_start(cli_dl_rec_t *rec, char *err, size_t errsz)
         return NULL;
     }
     old = cli_down_find(rec->group, rec->name);
-    if (old != NULL && old->rec.state == CLI_DL_ACTIVE) {
+    if (old != NULL && cli_down_busy(old)) {
         snprintf(err, errsz, "'%s' from '%s' is already being downloaded",
                  rec->name, rec->group);
         cli_dl_free(rec);
@@ -535,4 +557,50 @@ cli_down_start(cli_dl_rec_t *rec, char *err, size_t errsz)
         cli_down_drop(old);
     }
     return e;
+}
+
+
+/* ---- the no-source timeout ------------------------------------------------ */
+
+/* Fails every running download no source served a chunk for
+ * cli_agent.source_timeout_ms of running time (a pause or a logout stops
+ * the clock).  Such a download leaves the node's table (the tracker is
+ * not asked about it again), keeps its verified chunks for a retry, and
+ * its empty .part goes (cli_down_fail). */
+void
+cli_down_timeouts(int64_t now)
+{
+    ts_shm_t      *shm = cli_agent_shm();
+    node_dl_sh_t  *d;
+    cli_dlent_t   *e;
+    int64_t        tmo = cli_agent.source_timeout_ms > 0
+                         ? cli_agent.source_timeout_ms
+                         : (int64_t) TS_CLI_SOURCE_TIMEOUT_S * 1000;
+    uint64_t       bytes;
+    int            i, held;
+    char           why[128];
+
+    if (shm == NULL) {
+        return;
+    }
+    for (i = 0; i < cli_agent.ndls; i++) {
+        e = cli_agent.dls[i];
+        if (e->rec.state != CLI_DL_ACTIVE) {
+            continue;
+        }
+        d = e->idx >= 0 ? &node_dls(shm)[e->idx] : NULL;
+        held = cli_agent.paused || d == NULL
+               || atomic_load(&d->state) != NODE_DL_ACTIVE;
+        bytes = d != NULL ? atomic_load(&d->bytes_done) : 0;
+        if (!cli_dlsm_stalled(&e->progress_ms, &e->progress_bytes, bytes,
+                              held, now, tmo))
+        {
+            continue;
+        }
+        snprintf(why, sizeof(why), "no source served a chunk for %lld s",
+                 (long long) (tmo / 1000));
+        cli_down_fail(e, shm, why);
+        e->fail_cls = CLI_EXIT_TIMEOUT;
+        cli_agent.last_fail_cls = CLI_EXIT_TIMEOUT;
+    }
 }

@@ -14,6 +14,7 @@
 #include "node_shm.h"
 #include "cli_state.h"
 #include "cli_finfo.h"
+#include "cli_dlview.h"
 #include "cli_agent_priv.h"
 
 /* ---- done bitmaps --------------------------------------------------- */
@@ -26,6 +27,8 @@ uint64_t cli_down_chunk_len(uint64_t size, uint32_t nchunks, uint32_t c);
 
 /* ---- entries -------------------------------------------------------- */
 cli_dlent_t *cli_down_find(const char *group, const char *name);
+/* 1 while e is running or paused: the name and dest are taken. */
+int          cli_down_busy(const cli_dlent_t *e);
 cli_dlent_t *cli_down_by_serial(uint64_t serial);
 /* Takes rec's arrays.  NULL when out of memory. */
 cli_dlent_t *cli_down_new(cli_dl_rec_t *rec);
@@ -54,5 +57,13 @@ int          cli_down_rec_init(cli_dl_rec_t *rec, const char *group,
                                const cli_finfo_t *fi, char *err,
                                size_t errsz);
 cli_dlent_t *cli_down_start(cli_dl_rec_t *rec, char *err, size_t errsz);
+
+/* ---- steering (cancel, pause, resume, retry, the source timeout) ---- */
+/* Fails every running download no source served a chunk for
+ * cli_agent.source_timeout_ms (CLI_EXIT_TIMEOUT). */
+void cli_down_timeouts(int64_t now);
+/* No user loaded: every download record of node.tdb as a view (*rows
+ * malloc()ed).  0, or -1 (cli_dlctl.c). */
+int  cli_dlctl_stored(cli_dlview_t **rows, int *n);
 
 #endif

@@ -556,7 +556,7 @@ const cli_cmd_t  cli_files_cmds[] = {
     { "download_file", "<group_id> <file_name> <destination>", 3, 3,
       CLI_CMD_LOGIN, cli_cmd_download_file,
       "fetch a file in the background (destination: file or directory)" },
-    { "show_downloads", "", 0, 0, CLI_CMD_LOGIN, cli_cmd_show_downloads,
+    { "show_downloads", "", 0, 0, 0, cli_cmd_show_downloads,
       "downloads of this node: progress, done, failed" },
     { "stop_share", "<group_id> <file_name>", 2, 2, CLI_CMD_LOGIN,
       cli_cmd_stop_share, "stop sharing a file from this node" },

@@ -481,6 +481,7 @@ cli_link_tick(void)
         return;
     }
     cli_hold_collect(now);
+    cli_down_timeouts(now);
     cli_hold_stale();
     online = !cli_agent.paused
              && cli_session_get(cli_agent.ctx->sess, user, sizeof(user), tok)

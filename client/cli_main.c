@@ -44,6 +44,7 @@
 #include "cli_opts.h"
 #include "cli_loop.h"
 #include "cli_out.h"
+#include "cli_steer.h"
 
 
 static cli_rpc_t              cli_main_rpc;
@@ -234,6 +235,7 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, cli_ctx_t *ctx,
     ctx->state_dir = o->state_dir;
     ctx->tty = isatty(STDIN_FILENO);
 
+    cli_agent_set_source_timeout(o->source_timeout_s);
     if (cli_agent_init(ctx, o->state_dir, cli_loop_stop_requested) != 0
         || cli_agent_start() != 0)
     {
@@ -262,7 +264,7 @@ cli_main_run(const cli_opts_t *o, cli_ctx_t *ctx, const char *history)
     if (!ctx->tty && !ctx->want_exit && !cli_loop_stop_requested()
         && cli_session_get(&cli_main_sess, NULL, 0, NULL))
     {
-        cli_agent_wait_downloads();
+        cli_steer_wait_end(ctx);
     }
     if (o->keep_running && !cli_loop_stop_requested()) {
         cli_loop_keep_running();
@@ -301,9 +303,9 @@ main(int argc, char **argv)
         /* a heartbeat is stuck in a request: leave without running the
          * libraries' exit handlers under it */
         fflush(stderr);
-        _exit(failed ? 1 : 0);
+        _exit(cli_steer_exit(failed));
     }
     cli_rpc_destroy(&cli_main_rpc);
     cli_rpc_tls_free();
-    return failed ? 1 : 0;
+    return cli_steer_exit(failed);
 }

@@ -43,6 +43,9 @@ cli_opts_usage(FILE *f)
         "                        source has the chunk (default %d)\n"
         "      --keep-running    keep seeding after input ends, until "
         "SIGTERM\n"
+        "      --source-timeout SEC  a download no source served a chunk "
+        "for this long\n"
+        "                        fails; `retry` restarts it (default %d)\n"
         "      --ca FILE         the cluster CA certificate (default "
         "<dir of tracker_info.txt>/pki/ca.crt,\n"
         "                        written by the first tracker started "
@@ -56,7 +59,7 @@ cli_opts_usage(FILE *f)
         "  -h, --help            this text\n"
         "  -V, --version         print the version\n",
         TS_NODE_UPLOADERS_N, TS_NODE_DOWNLOADERS_N, TS_NODE_UNAUTH_MS,
-        TS_DL_GET_SLOW_MS);
+        TS_DL_GET_SLOW_MS, TS_CLI_SOURCE_TIMEOUT_S);
 }
 
 
@@ -120,6 +123,7 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
         { "ticket-wait", required_argument, NULL, 'W' },
         { "slow-chunk", required_argument, NULL, 'S' },
         { "ca",        required_argument, NULL, 'C' },
+        { "source-timeout", required_argument, NULL, 'T' },
         { "max-upload-rate", required_argument, NULL, 'R' },
         { "max-download-rate", required_argument, NULL, 'r' },
         { NULL, 0, NULL, 0 }
@@ -165,6 +169,16 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
                              TS_CLI_OPT_MS_MIN, TS_CLI_OPT_MS_MAX);
             }
             *(c == 'W' ? &o->ticket_wait_ms : &o->slow_chunk_ms) = (int) v;
+            break;
+        case 'T':
+            if (cli_opts_num(optarg, TS_CLI_SOURCE_TIMEOUT_MIN_S,
+                             TS_CLI_SOURCE_TIMEOUT_MAX_S, &v) != 0)
+            {
+                cli_opts_bad("bad time '%s' (%d..%d s)", optarg,
+                             TS_CLI_SOURCE_TIMEOUT_MIN_S,
+                             TS_CLI_SOURCE_TIMEOUT_MAX_S);
+            }
+            o->source_timeout_s = (int) v;
             break;
         case 'R':
         case 'r':

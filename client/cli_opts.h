@@ -19,6 +19,7 @@ typedef struct {
     int          ticket_wait_ms;  /* 0 = default */
     int          slow_chunk_ms;   /* 0 = default */
     int          keep_running;
+    int          source_timeout_s; /* 0 = default */
     const char  *ca;            /* cluster CA certificate (--ca) */
     uint64_t     max_up_Bps;    /* --max-upload-rate, 0 = unlimited */
     uint64_t     max_down_Bps;  /* --max-download-rate */

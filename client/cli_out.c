@@ -221,33 +221,44 @@ cli_out_eta(double secs, char *out, size_t outsz)
 void
 cli_out_download(const cli_dlview_t *v)
 {
-    char  rate[32], eta[32];
+    char  rate[32], eta[32], got[32], all[32];
 
     /* names as they are (escaped): only list_files quotes them */
+    cli_out_rate((double) v->bytes, got, sizeof(got));
+    cli_out_rate((double) v->size, all, sizeof(all));
     switch (v->state) {
     case CLI_DLV_DONE:
         cli_out_line("[C] [%s] %s -> %s", v->group, v->name, v->dest);
         break;
     case CLI_DLV_FAILED:
-        cli_out_line("[F] [%s] %s: %s", v->group, v->name, v->error);
+        if (v->bytes > 0) {
+            cli_out_line("[F] [%s] %s: %s (%s of %s kept; retry resumes)",
+                         v->group, v->name, v->error, got, all);
+        } else {
+            cli_out_line("[F] [%s] %s: %s", v->group, v->name, v->error);
+        }
         break;
     case CLI_DLV_PAUSED:
-        cli_out_line("[D] [%s] %s %d%% paused", v->group, v->name, v->pct);
+        cli_out_line("[D] [%s] %s %d%% %s/%s paused%s", v->group, v->name,
+                     v->pct, got, all,
+                     v->held ? " (not logged in)" : "");
         break;
     case CLI_DLV_DENIED:
-        cli_out_line("[D] [%s] %s %d%% not permitted: peers refuse the "
-                     "download ticket; waiting for a new one", v->group,
-                     v->name, v->pct);
+        cli_out_line("[D] [%s] %s %d%% %s/%s not permitted: peers refuse "
+                     "the download ticket; waiting for a new one", v->group,
+                     v->name, v->pct, got, all);
         break;
     case CLI_DLV_WAITING:
-        cli_out_line("[D] [%s] %s %d%% waiting for sources", v->group,
-                     v->name, v->pct);
+        cli_out_line("[D] [%s] %s %d%% %s/%s waiting for sources (%d "
+                     "listed)", v->group, v->name, v->pct, got, all,
+                     v->sources);
         break;
     default:
         cli_out_rate(v->bps, rate, sizeof(rate));
         cli_out_eta(v->eta_s, eta, sizeof(eta));
-        cli_out_line("[D] [%s] %s %d%% %s/s ETA %s", v->group, v->name,
-                     v->pct, rate, eta);
+        cli_out_line("[D] [%s] %s %d%% %s/%s from %d/%d peers %s/s ETA %s",
+                     v->group, v->name, v->pct, got, all, v->serving,
+                     v->sources, rate, eta);
         break;
     }
 }

@@ -58,9 +58,11 @@ void cli_out_rate(double bps, char *out, size_t outsz);
  * (negative) or beyond 99 hours. */
 void cli_out_eta(double secs, char *out, size_t outsz);
 
-/* One show_downloads line: "[C] [group] name -> dest", "[F] ...: why",
- * "[D] [group] name pct% <state or rate/s ETA eta>" (escaped as every
- * line is, not quoted). */
+/* One show_downloads line: "[C] [group] name -> dest", "[F] ...: why
+ * [(got of size kept; retry resumes)]", "[D] [group] name pct% got/size
+ * <paused | waiting for sources (n listed) | not permitted: ... |
+ * from serving/listed peers rate/s ETA eta>" (escaped as every line is,
+ * not quoted). */
 void cli_out_download(const cli_dlview_t *v);
 
 #endif

@@ -144,3 +144,30 @@ cli_part_of(const char *path, const char *part)
 
     return strncmp(path, part, n) == 0 && strcmp(part + n, ".part") == 0;
 }
+
+
+/* Removes the .part of a cancelled (or never served) download, only if
+ * the name still is that file, and makes the removal durable (fsync of
+ * the directory).  max_b >= 0: only when it holds at most that many
+ * bytes.  1 removed, 0 not there (or not ours, or larger), -1 unlink
+ * failed. */
+int
+cli_part_remove(const char *part, const node_fid_t *id, int64_t max_b)
+{
+    struct stat  sb;
+    int          fd = node_open_part(part, O_RDONLY, id);
+
+    if (fd < 0) {
+        return 0;
+    }
+    if (max_b >= 0 && (fstat(fd, &sb) != 0 || sb.st_size > max_b)) {
+        close(fd);
+        return 0;
+    }
+    close(fd);
+    if (unlink(part) != 0) {
+        return errno == ENOENT ? 0 : -1;
+    }
+    ts_file_fsync_dir(part);
+    return 1;
+}

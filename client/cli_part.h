@@ -23,6 +23,10 @@ int  cli_part_create(const char *part, node_fid_t *id, char *err,
 /* Removes a .part made by cli_part_create, only if the name still is
  * that file. */
 void cli_part_unlink(const char *part, const node_fid_t *id);
+/* Removes it durably (directory fsynced), only if the name still is that
+ * file and (max_b >= 0) it holds at most max_b bytes: 1 removed, 0 not
+ * there or kept, -1 unlink failed. */
+int  cli_part_remove(const char *part, const node_fid_t *id, int64_t max_b);
 /* Reopens the .part of a download being put back: 1 (there, its size
  * in *have), 0 (made anew), -1 (the reason in why). */
 int  cli_part_reopen(cli_dl_rec_t *r, uint64_t *have, int *dirty,

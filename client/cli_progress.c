@@ -82,6 +82,24 @@ cli_progress_rate(const cli_dlent_t *e, int64_t now, uint64_t bytes)
 }
 
 
+/* How many sources of d are usable, and how many have our GETs now. */
+static void
+cli_progress_sources(node_dl_sh_t *d, cli_dlview_t *v)
+{
+    int  j;
+
+    for (j = 0; d != NULL && j < TS_NODE_SOURCES_N; j++) {
+        if (atomic_load(&d->src[j].state) != NODE_SRC_LIVE) {
+            continue;
+        }
+        v->sources++;
+        if (atomic_load(&d->src[j].inflight) > 0) {
+            v->serving++;
+        }
+    }
+}
+
+
 /* What a command shows of entry e at now (monotonic ms). */
 void
 cli_progress_view(const cli_dlent_t *e, int64_t now, cli_dlview_t *v)
@@ -96,9 +114,12 @@ cli_progress_view(const cli_dlent_t *e, int64_t now, cli_dlview_t *v)
     snprintf(v->name, sizeof(v->name), "%s", e->rec.name);
     snprintf(v->dest, sizeof(v->dest), "%s", e->rec.dest);
     v->eta_s = -1.0;
+    v->size = e->rec.size;
+    v->fail_cls = e->fail_cls;
     if (e->rec.state == CLI_DL_FAILED) {
         v->state = CLI_DLV_FAILED;
         snprintf(v->error, sizeof(v->error), "%s", e->rec.error);
+        v->bytes = cli_progress_bytes(e, NULL);
         return;
     }
     if (e->rec.state != CLI_DL_DONE && e->idx >= 0 && shm != NULL) {
@@ -108,18 +129,23 @@ cli_progress_view(const cli_dlent_t *e, int64_t now, cli_dlview_t *v)
     if (e->rec.state == CLI_DL_DONE || state == NODE_DL_DONE) {
         v->state = CLI_DLV_DONE;
         v->pct = 100;
+        v->bytes = e->rec.size;
         return;
     }
     bytes = cli_progress_bytes(e, d);
     if (bytes > e->rec.size) {
         bytes = e->rec.size;
     }
+    v->bytes = bytes;
+    cli_progress_sources(d, v);
     v->pct = e->rec.size > 0 ? (int) (bytes * 100 / e->rec.size) : 100;
     if (v->pct == 100 && state != NODE_DL_FINALIZING && bytes < e->rec.size)
     {
         v->pct = 99;
     }
-    if (cli_agent.paused || state == NODE_DL_PAUSED) {
+    if (cli_agent.paused || state == NODE_DL_PAUSED
+        || e->rec.state == CLI_DL_PAUSED)
+    {
         v->state = CLI_DLV_PAUSED;
     } else if (d != NULL && atomic_load(&d->denied)
                && state == NODE_DL_ACTIVE && cli_progress_stalled(e, now))

@@ -197,7 +197,7 @@ cli_dl_decode(const void *p, size_t n, cli_dl_rec_t *r)
     if (ts_rbuf_end(&rb) != 0
         || hlen != 20ull * r->nchunks || dlen != cli_bitmap_b(r->nchunks)
         || (r->state != CLI_DL_ACTIVE && r->state != CLI_DL_DONE
-            && r->state != CLI_DL_FAILED)
+            && r->state != CLI_DL_FAILED && r->state != CLI_DL_PAUSED)
         || !ts_valid_id(r->group) || !ts_valid_filename(r->name)
         || !cli_path_ok(r->dest) || !cli_path_ok(r->part))
     {

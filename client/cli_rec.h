@@ -33,9 +33,10 @@ typedef struct {
 } cli_share_rec_t;
 
 typedef enum {
-    CLI_DL_ACTIVE = 1,      /* running or paused */
+    CLI_DL_ACTIVE = 1,      /* running (or held by a logout) */
     CLI_DL_DONE   = 2,
-    CLI_DL_FAILED = 3
+    CLI_DL_FAILED = 3,
+    CLI_DL_PAUSED = 4       /* paused by the user: no new chunk fetched */
 } cli_dl_state_t;
 
 typedef struct {

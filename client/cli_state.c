@@ -309,13 +309,24 @@ cli_trav_fn(struct tdb_context *tdb, TDB_DATA key, TDB_DATA val, void *arg)
     char              group[TS_ID_MAX_B + 1], name[TS_NAME_MAX_B + 1];
     cli_share_rec_t   sr;
     cli_dl_rec_t      dr;
+    size_t            off;
 
     (void) tdb;
     if (key.dsize <= t->plen || memcmp(key.dptr, t->prefix, t->plen) != 0) {
         return 0;
     }
-    if (cli_key_rest(key.dptr + t->plen, key.dsize - t->plen, group, name)
-        != 0)
+    off = t->plen;
+    if (t->user == NULL) {
+        /* every user's: past "<user>/" */
+        const unsigned char *sl = memchr(key.dptr + off, '/',
+                                         key.dsize - off);
+
+        if (sl == NULL) {
+            return 0;
+        }
+        off = (size_t) (sl - key.dptr) + 1;
+    }
+    if (cli_key_rest(key.dptr + off, key.dsize - off, group, name) != 0)
     {
         ts_warn("node.tdb: bad key skipped");
         return 0;
@@ -390,4 +401,23 @@ cli_state_dls(cli_state_t *st, const char *user, cli_dl_cb_t fn, void *arg)
     t.dl_fn = fn;
     t.arg = arg;
     return cli_traverse(st, 'd', user, &t);
+}
+
+
+/* Every user's download records (a node nobody is logged in to). */
+int
+cli_state_dls_all(cli_state_t *st, cli_dl_cb_t fn, void *arg)
+{
+    cli_trav_t  t;
+
+    memset(&t, 0, sizeof(t));
+    t.dl_fn = fn;
+    t.arg = arg;
+    t.kind = 'd';
+    t.plen = (size_t) snprintf(t.prefix, sizeof(t.prefix), "d/");
+    if (ts_kv_walk(st->kv, cli_trav_fn, &t) < 0) {
+        ts_err("node.tdb walk failed");
+        return -1;
+    }
+    return t.count;
 }

@@ -76,5 +76,7 @@ int  cli_state_shares(cli_state_t *st, const char *user, cli_share_cb_t fn,
                       void *arg);
 int  cli_state_dls(cli_state_t *st, const char *user, cli_dl_cb_t fn,
                    void *arg);
+/* The same over every user's download records. */
+int  cli_state_dls_all(cli_state_t *st, cli_dl_cb_t fn, void *arg);
 
 #endif

@@ -469,6 +469,14 @@
                                             hash table makes every
                                             commit dearer) */
 
+/* ---- client: steering downloads (cancel, pause, timeout) ------------ */
+#define TS_CLI_SOURCE_TIMEOUT_S   180      /* --source-timeout: a running
+                                            download no source served a
+                                            chunk for this many seconds
+                                            fails (CLI_EXIT_TIMEOUT) */
+#define TS_CLI_SOURCE_TIMEOUT_MIN_S 1      /* --source-timeout bounds, s */
+#define TS_CLI_SOURCE_TIMEOUT_MAX_S 86400
+
 /* ---- node bandwidth limits ------------------------------------------- */
 #define TS_RATE_BURST_B           (512u * 1024u) /* default bucket depth,
                                             bytes: one chunk at least */

@@ -159,7 +159,7 @@ typedef enum {
     NODE_DL_FINALIZING = 2,   /* whole-file SHA1, fsync, rename */
     NODE_DL_DONE       = 3,
     NODE_DL_FAILED     = 4,
-    NODE_DL_PAUSED     = 5    /* logged out */
+    NODE_DL_PAUSED     = 5    /* logged out, or paused by the user */
 } node_dl_state_t;
 
 typedef struct {

@@ -106,13 +106,18 @@ class Tracker(Proc):
         return a + self.extra_args + [self.info, str(self.tid)]
 
     def start(self, timeout=15, preexec_fn=None):
+        # the log is appended to: only a "ready" line of this start counts
+        # (after a SIGKILL of the supervisor its old workers may still
+        # accept on the port while they stop)
+        seen = len(self.log())
         self.spawn(self.argv(), self.tmpdir, preexec_fn=preexec_fn)
         want = self.workers or 2
 
         def ready():
             if self.proc.poll() is not None:
                 return True
-            return "ready on" in self.log() and port_accepts(self.port)
+            return ("ready on" in self.log()[seen:] and
+                    port_accepts(self.port))
         if not wait_until(ready, timeout, 0.02):
             # no "ready" line: go on if it serves anyway, so tests that
             # check something else still run (test_process_names checks

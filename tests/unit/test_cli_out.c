@@ -139,17 +139,22 @@ test_download_lines(void **state)
         { CLI_DLV_DONE, 100, 0, -1,
           "[C] [g1] my file.bin -> /tmp/out.bin\n" },
         { CLI_DLV_FAILED, 0, 0, -1,
-          "[F] [g1] my file.bin: the file changed on the tracker\n" },
-        { CLI_DLV_PAUSED, 42, 0, -1, "[D] [g1] my file.bin 42% paused\n" },
+          "[F] [g1] my file.bin: the file changed on the tracker (42.0KiB of "
+          "100.0KiB kept; retry resumes)\n" },
+        { CLI_DLV_PAUSED, 42, 0, -1, "[D] [g1] my file.bin 42% 42.0KiB/100.0KiB paused\n" },
         { CLI_DLV_WAITING, 42, 0, -1,
-          "[D] [g1] my file.bin 42% waiting for sources\n" },
+          "[D] [g1] my file.bin 42% 42.0KiB/100.0KiB waiting for sources "
+          "(3 listed)\n" },
         { CLI_DLV_DENIED, 42, 0, -1,
-          "[D] [g1] my file.bin 42% not permitted: peers refuse the "
+          "[D] [g1] my file.bin 42% 42.0KiB/100.0KiB not permitted: peers "
+          "refuse the "
           "download ticket; waiting for a new one\n" },
         { CLI_DLV_RUNNING, 42, 2048, 65,
-          "[D] [g1] my file.bin 42% 2.0KiB/s ETA 1m05s\n" },
+          "[D] [g1] my file.bin 42% 42.0KiB/100.0KiB from 2/3 peers 2.0KiB/s "
+          "ETA 1m05s\n" },
         { CLI_DLV_RUNNING, 42, 0, -1,
-          "[D] [g1] my file.bin 42% 0B/s ETA --\n" },
+          "[D] [g1] my file.bin 42% 42.0KiB/100.0KiB from 2/3 peers 0B/s "
+          "ETA --\n" },
     };
     cli_dlview_t  v;
     char          line[512];
@@ -161,6 +166,10 @@ test_download_lines(void **state)
     snprintf(v.name, sizeof(v.name), "my file.bin");
     snprintf(v.dest, sizeof(v.dest), "/tmp/out.bin");
     snprintf(v.error, sizeof(v.error), "the file changed on the tracker");
+    v.bytes = 42 * 1024;
+    v.size = 100 * 1024;
+    v.serving = 2;
+    v.sources = 3;
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         v.state = cases[i].st;
         v.pct = cases[i].pct;
