@@ -116,7 +116,11 @@ ts_rate_take(ts_rate_sh_t *b, uint64_t want, uint64_t min, int64_t now_ns,
         room = ts_rate_cost(burst, rate) - (base - now_ns);
         avail = ts_rate_bytes(room, rate);
         if (avail < min || avail == 0) {
-            room = ts_rate_cost(min > 0 ? min : 1, rate) - room;
+            /* sleep until the whole request is there, not just min: a
+             * waiter wakes once per slice, not once per min bytes (it
+             * still takes a part if others got there first) */
+            room = ts_rate_cost(want < burst ? (want > 0 ? want : 1)
+                                             : burst, rate) - room;
             return room > 0 ? room : 1;
         }
         g = want < avail ? want : avail;

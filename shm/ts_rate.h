@@ -47,8 +47,10 @@ uint64_t ts_rate_default_burst(uint64_t rate_Bps);
  * starts empty at the new rate, so a change never lets a burst out. */
 void     ts_rate_set(ts_rate_sh_t *b, uint64_t rate_Bps, uint64_t burst_B);
 /* Up to want bytes, at least min (min is capped at want and at the
- * burst).  0 with *granted set, or the nanoseconds to wait (> 0) with
- * *granted = 0.  Unlimited: always want. */
+ * burst).  0 with *granted set, or (fewer than min there) the
+ * nanoseconds (> 0) until want bytes (at most the burst) will be, with
+ * *granted = 0: a waiter wakes once per request, and then takes what is
+ * there.  Unlimited: always want. */
 int64_t  ts_rate_take(ts_rate_sh_t *b, uint64_t want, uint64_t min,
                       int64_t now_ns, uint64_t *granted);
 /* Counts n bytes that went out without asking (small control replies):
