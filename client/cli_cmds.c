@@ -28,6 +28,7 @@
 #include "cli_agent.h"
 #include "cli_reply.h"
 #include "cli_steer.h"
+#include "cli_rate.h"
 
 static const cli_cmd_t  *cli_tables[TS_CLI_TABLES_MAX_N];
 static int               cli_ntables;
@@ -634,5 +635,7 @@ const cli_cmd_t  cli_cmds_core[] = {
       cli_cmd_download_info, "a download's sources: chunks, rate, load" },
     { "peers", "<group_id> <file_name>", 2, 2, 0, cli_cmd_download_info,
       "the same as download_info" },
+    { "rate", "[up RATE] [down RATE]", 0, 4, 0, cli_cmd_rate,
+      "show or set the node's bandwidth caps (0 = unlimited; K, M, G)" },
     { NULL, NULL, 0, 0, 0, NULL, NULL }
 };

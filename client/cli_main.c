@@ -157,6 +157,8 @@ cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
     no.downloaders = o->downloaders;
     no.ticket_wait_ms = o->ticket_wait_ms;
     no.slow_chunk_ms = o->slow_chunk_ms;
+    no.max_up_Bps = o->max_up_Bps;
+    no.max_down_Bps = o->max_down_Bps;
     if (snprintf(no.crt_path, sizeof(no.crt_path), "%s", crt)
         >= (int) sizeof(no.crt_path)
         || snprintf(no.key_path, sizeof(no.key_path), "%s", key)

@@ -20,6 +20,7 @@
 #include "ts_log.h"
 #include "ts_net.h"
 #include "cli_opts.h"
+#include "cli_rate.h"
 
 
 /* the name we were run as ("tessera-client" when installed) */
@@ -55,6 +56,12 @@ cli_opts_usage(FILE *f)
         "<dir of tracker_info.txt>/pki/ca.crt,\n"
         "                        written by the first tracker started "
         "there)\n"
+        "      --max-upload-rate RATE\n"
+        "                        node-wide upload cap in bytes/s, suffix "
+        "K, M, G (powers\n"
+        "                        of 1024); 0 = unlimited (the default)\n"
+        "      --max-download-rate RATE\n"
+        "                        node-wide download cap, the same way\n"
         "  -h, --help            this text\n"
         "  -V, --version         print the version\n",
         cli_opts_prog, TS_NODE_UPLOADERS_N, TS_NODE_DOWNLOADERS_N,
@@ -124,6 +131,8 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
         { "ca",        required_argument, NULL, 'C' },
         { "source-timeout", required_argument, NULL, 'T' },
         { "log-file",  required_argument, NULL, 0x1052 },
+        { "max-upload-rate", required_argument, NULL, 'R' },
+        { "max-download-rate", required_argument, NULL, 'r' },
         { NULL, 0, NULL, 0 }
     };
     ts_log_level_t  lvl;
@@ -181,6 +190,17 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
                              TS_CLI_SOURCE_TIMEOUT_MAX_S);
             }
             o->source_timeout_s = (int) v;
+            break;
+        case 'R':
+        case 'r':
+            if (cli_rate_parse(optarg, c == 'R' ? &o->max_up_Bps
+                                                : &o->max_down_Bps) != 0)
+            {
+                cli_opts_bad("bad rate '%s' (0 = unlimited, or %u..%llu "
+                             "bytes/s; suffix K, M, G)", optarg,
+                             TS_RATE_MIN_BPS,
+                             (unsigned long long) TS_RATE_MAX_BPS);
+            }
             break;
         case 'K':
             o->keep_running = 1;

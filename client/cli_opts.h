@@ -22,6 +22,8 @@ typedef struct {
     int          source_timeout_s; /* 0 = default */
     const char  *ca;            /* cluster CA certificate (--ca) */
     const char  *log_file;      /* --log-file: the log, not stderr */
+    uint64_t     max_up_Bps;    /* --max-upload-rate, 0 = unlimited */
+    uint64_t     max_down_Bps;  /* --max-download-rate */
 } cli_opts_t;
 
 /* Options and positional arguments into o; exits 0 or 2 itself. */

@@ -515,4 +515,27 @@
                                             the data walks at the next
                                             pass */
 
+/* ---- node bandwidth limits ------------------------------------------- */
+#define TS_RATE_BURST_B           (512u * 1024u) /* default bucket depth,
+                                            bytes: one chunk at least */
+#define TS_RATE_BURST_MS          250      /* ... or this many ms of the
+                                            rate, whichever is more (a
+                                            worker delayed by less loses
+                                            no tokens) */
+#define TS_RATE_SLICE_B           (64u * 1024u) /* most bytes one send or
+                                            read asks the bucket for */
+#define TS_RATE_SLICE_MIN_B       (4u * 1024u) /* ... and the least it takes
+                                            (a part of a slice), so a big
+                                            request is never starved by
+                                            small ones */
+#define TS_RATE_WAIT_MAX_MS       200      /* a link waiting for tokens
+                                            looks again at least this
+                                            often (a raised cap takes
+                                            effect within it) */
+#define TS_RATE_MIN_BPS           1024u    /* smallest cap, bytes/s (0 =
+                                            unlimited) */
+#define TS_RATE_MAX_BPS           (1ull << 40) /* largest cap, bytes/s */
+#define TS_RATE_SAMPLE_MS         500      /* the rate command measures
+                                            the current rates over this */
+
 #endif /* TS_CONFIG_H_INCLUDED */

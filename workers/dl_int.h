@@ -11,6 +11,8 @@
  *   dl_link.c      links: connect, TLS handshake, output, PEER_AUTH tickets
  *   dl_recv.c      the receive path: reply framing, MAP/AUTH replies,
  *                  chunk SHA1 verify, pwrite into the .part, done bit
+ *   dl_rate.c      the node-wide download cap: reads against the shared
+ *                  token bucket, EPOLLIN off while it is empty
  *   dl_pick.c      chunk maps, crash re-verify, rarest-first and
  *                  least-loaded choice, chunk claims
  *   dl_frontier.c  the streaming whole-file SHA1 (node_fhash_sh_t)
@@ -108,6 +110,9 @@ typedef struct {
     uint32_t    index;
     int64_t     last_rx_ms;
     int64_t     start_us;    /* current reply started (for rate) */
+    size_t      rate_credit; /* download-cap bytes granted, not yet read */
+    int         rate_wait;   /* waiting for tokens: EPOLLIN removed */
+    int64_t     rate_held_ms; /* last time the cap held this link back */
 } dl_link_t;
 
 typedef struct {
@@ -154,6 +159,9 @@ typedef struct {
     ts_wbuf_t        pl;
     uint8_t         *fbuf;   /* finalize / maybe re-hash buffer */
     int64_t          slow_ms; /* dl_loop_slow's limit */
+    ts_rate_sh_t    *rate;   /* the node's download cap */
+    ts_ev_timer_t    rate_timer; /* wakes links waiting for tokens */
+    int              rate_waiting; /* links with rate_wait set */
 } dl_t;
 
 /* The length of chunk i (the last one may be short). */
@@ -182,6 +190,17 @@ int  dl_local_chunk_mine(dl_t *w, int i, uint32_t id, uint32_t c);
 void dl_local_ticket_refresh(dl_t *w, int i);
 int  dl_local_inflight_add(dl_t *w, int i, int s);
 void dl_local_inflight_sub(dl_t *w, const dl_req_t *r);
+
+/* ---- dl_rate.c: the download cap ------------------------------------- */
+void   dl_rate_init(dl_t *w);
+/* How much of `want` bytes k may read now (its credit), or 0: k waits
+ * for the rate timer with EPOLLIN removed. */
+size_t dl_rate_allow(dl_t *w, dl_link_t *k, size_t want);
+/* n bytes were read on k. */
+void   dl_rate_got(dl_t *w, dl_link_t *k, size_t n);
+/* From the loop's idle pass: resumes waiting links if the timer is not
+ * armed (it could not be). */
+void   dl_rate_idle(dl_t *w);
 
 /* ---- dl_link.c: links to peers --------------------------------------- */
 void dl_link_backoff(dl_t *w, const dl_link_t *k, int64_t until);

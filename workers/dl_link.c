@@ -121,6 +121,8 @@ dl_link_close(dl_t *w, dl_link_t *k, int error, const char *why)
     ts_wbuf_reset(&k->out);
     k->woff = 0;
     k->want_out = 0;
+    k->rate_wait = 0;
+    k->rate_credit = 0;
     k->rx = RX_HDR;
     k->got = 0;
     k->closed_ms = ts_now_ms();
@@ -297,6 +299,8 @@ dl_link_connected(dl_t *w, dl_link_t *k)
     }
     k->hs = 1;
     k->want_out = 0;
+    k->rate_wait = 0;
+    k->rate_credit = 0;
     k->rx = RX_HDR;
     k->got = 0;
     k->last_rx_ms = ts_now_ms();
@@ -394,7 +398,9 @@ dl_link_want_out(dl_t *w, dl_link_t *k, int on)
     if (k->want_out == on || k->c == NULL || k->hs) {
         return;
     }
-    (void) ts_ev_mod(w->ev, &k->io, EPOLLIN | (on ? EPOLLOUT : 0));
+    /* no EPOLLIN while the download cap holds k back (dl_rate.c) */
+    (void) ts_ev_mod(w->ev, &k->io, (k->rate_wait ? 0 : EPOLLIN)
+                                    | (on ? EPOLLOUT : 0));
     k->want_out = on;
 }
 

@@ -457,6 +457,11 @@ dl_recv_input(dl_t *w, dl_link_t *k)
             want = k->need;
             break;
         }
+        /* the node's download cap: read only what it granted */
+        want = dl_rate_allow(w, k, want);
+        if (want == 0) {
+            return 0;
+        }
         n = ts_conn_read(k->c, dst, want);
         if (k->hs && (n > 0 || ts_conn_ready(k->c))) {
             dl_link_hs_done(w, k);
@@ -464,6 +469,7 @@ dl_recv_input(dl_t *w, dl_link_t *k)
         if (n <= 0) {
             return dl_recv_eof(w, k, n);
         }
+        dl_rate_got(w, k, (size_t) n);
         k->last_rx_ms = ts_now_ms();
         k->got += (size_t) n;
         if (k->rx != RX_HDR) {

@@ -115,7 +115,9 @@ dl_loop_slow(dl_t *w, dl_link_t *k, int64_t now)
     }
     t0 = r->sent_us > k->start_us ? r->sent_us : k->start_us;
     age_us = ts_now_us() - t0;
-    if (age_us <= (int64_t) w->slow_ms * 1000) {
+    if (age_us <= (int64_t) w->slow_ms * 1000
+        || k->rate_held_ms * 1000 >= t0)    /* our own cap held it back */
+    {
         return 0;
     }
     if (r->kind != REQ_GET) {
@@ -222,6 +224,9 @@ dl_loop_cleanup(dl_t *w)
     }
     ts_wbuf_free(&w->pl);
     free(w->fbuf);
+    if (w->ev != NULL) {
+        ts_ev_timer_cancel(w->ev, &w->rate_timer);
+    }
     ts_ev_free(w->ev);
     w->ev = NULL;
     if (w->tls != NULL) {
@@ -288,6 +293,7 @@ dl_loop_init(dl_t *w, const ts_worker_ctx_t *ctx, ts_slot_sh_t **slot)
     if (sfd >= 0) {
         (void) ts_ev_set_stop_fd(w->ev, sfd);
     }
+    dl_rate_init(w);
     return 0;
 }
 
@@ -363,6 +369,7 @@ dl_main(const ts_worker_ctx_t *ctx)
         if (w.need || now - last_sched >= TS_NODE_IDLE_POLL_MS) {
             w.need = 0;
             dl_loop_timeouts(&w);
+            dl_rate_idle(&w);
             dl_loop_schedule(&w);
             last_sched = now;
             if (slot != NULL && atomic_load(&slot->owner) == w.me) {

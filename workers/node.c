@@ -193,6 +193,8 @@ node_start(node_t *n, const node_opts_t *o)
         n->listen_fd = -1;
         return -1;
     }
+    (void) node_rate_set(&n->shm, (int64_t) o->max_up_Bps,
+                         (int64_t) o->max_down_Bps);
 
     parent = getpid();
     pid = fork();

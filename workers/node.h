@@ -28,6 +28,8 @@ typedef struct {
     int         slow_chunk_ms;  /* 0 = TS_DL_GET_SLOW_MS: a chunk reply
                                    slower than this is given up when
                                    another source has the chunk */
+    uint64_t    max_up_Bps;     /* node-wide upload cap, bytes/s; 0 = none */
+    uint64_t    max_down_Bps;   /* node-wide download cap; 0 = none */
     char        crt_path[4096]; /* node certificate (PEM, state dir) */
     char        key_path[4096]; /* node key (PEM, state dir) */
     char        ca_path[4096];  /* cluster CA (PEM): ticket issuers */
@@ -66,6 +68,24 @@ int  dl_main(const ts_worker_ctx_t *ctx);
  * map refresh claims, finalize claims -> download back to ACTIVE) and
  * undoes its in-flight counts.  Lock-free. */
 void node_reclaim(const ts_shm_t *shm, ts_owner_t dead);
+
+/* ---- bandwidth caps (node_rate.c) ---------------------------------- */
+typedef struct {
+    uint64_t    up_Bps;         /* caps, 0 = unlimited */
+    uint64_t    down_Bps;
+    uint64_t    up_total_B;     /* bytes sent / received so far (grants) */
+    uint64_t    down_total_B;
+    int64_t     at_ns;          /* when read (monotonic) */
+} node_rate_now_t;
+
+/* Sets the node-wide caps in bytes/s (0 = unlimited, -1 = leave as is);
+ * takes effect for every worker at once.  0, or -1 (no such table). */
+int  node_rate_set(const ts_shm_t *s, int64_t up_Bps, int64_t down_Bps);
+/* The caps and the byte counters now.  0 or -1. */
+int  node_rate_get(const ts_shm_t *s, node_rate_now_t *out);
+/* A bucket's wait (ns, > 0) as a timer delay in ms: rounded up, at most
+ * TS_RATE_WAIT_MAX_MS so a raised cap is seen soon. */
+int  node_rate_wait_ms(int64_t wait_ns);
 
 /* ---- CLI side: publish into shm (single writer: the CLI process) ---- */
 /* Returns the share index, or -1 (table full). */

@@ -31,6 +31,7 @@ const ts_shm_spec_t node_shm_specs[] = {
     { NODE_T_INFLIGHT, sizeof(node_inflight_sh_t), TS_SUP_WORKERS_MAX_N,
       NULL },
     { NODE_T_FHASH,    sizeof(node_fhash_sh_t), TS_NODE_DOWNLOADS_N,  NULL },
+    { NODE_T_RATE,     sizeof(node_rate_sh_t),  1,                    NULL },
 };
 
 const int node_shm_nspecs = (int) (sizeof(node_shm_specs)

@@ -47,11 +47,13 @@
 #include "ts_config.h"
 #include "ts_claim.h"
 #include "ts_shm.h"
+#include "ts_rate.h"
 #include "ts_tls.h"
 
 /* 2: source fingerprints, download tickets
- * 3: the .part's identity (part_id) */
-#define NODE_SHM_LAYOUT  3
+ * 3: the .part's identity (part_id)
+ * 4: the bandwidth caps (NODE_T_RATE) */
+#define NODE_SHM_LAYOUT  4
 
 enum {
     NODE_T_SLOTS  = 1,
@@ -60,8 +62,18 @@ enum {
     NODE_T_DLS    = 4,
     NODE_T_DLDATA = 5,
     NODE_T_INFLIGHT = 6,    /* node_inflight_sh_t x slots */
-    NODE_T_FHASH  = 7       /* node_fhash_sh_t x downloads */
+    NODE_T_FHASH  = 7,      /* node_fhash_sh_t x downloads */
+    NODE_T_RATE   = 8       /* node_rate_sh_t x 1 */
 };
+
+/* The node-wide bandwidth caps (shm/ts_rate.h): every uploader takes from
+ * `up` before a chunk's bytes go out, every downloader from `down`
+ * before it reads a socket.  Set by the node at start and by
+ * node_rate_set (workers/node_rate.c) at run time. */
+typedef struct {
+    ts_rate_sh_t     up;
+    ts_rate_sh_t     down;
+} node_rate_sh_t;
 
 /* Which file a download's .part is: a name can be taken by another file
  * (even one with the same inode number, reused at once by ext4 after an
@@ -254,6 +266,8 @@ _Atomic uint64_t *node_dl_map(const ts_shm_t *s, int i, int src);
 _Atomic uint32_t *node_slot_inflight(const ts_shm_t *s, int slot, int i);
 /* The frontier hasher of download i, or NULL. */
 node_fhash_sh_t  *node_dl_fhash(const ts_shm_t *s, int i);
+/* The bandwidth caps, or NULL (workers/node_rate.c). */
+node_rate_sh_t   *node_rate(const ts_shm_t *s);
 
 /* The table specs for ts_shm_create, and the segment name for a port. */
 extern const ts_shm_spec_t node_shm_specs[];

@@ -8,6 +8,8 @@
  *                 deadlines, cleanup
  *   up_link.c     links: accept and its caps, TLS handshake, epoll
  *                 interest, reading and parsing requests, PEER_AUTH
+ *   up_rate.c     the node-wide upload cap: slices of chunks against
+ *                 the shared token bucket, the rate timer
  *   up_serve.c    serving: (group, name) lookups, open files, MAP and
  *                 GET answers, chunk bytes by sendfile (or pread + TLS),
  *                 the node's load counts
@@ -93,6 +95,8 @@ typedef struct {
     uint32_t    chunk_len;
     int         active;         /* counted in active_uploads */
     int         share_idx;      /* for per-share counters, or -1 */
+    size_t      rate_credit;    /* upload-cap bytes granted, not yet sent */
+    int         rate_wait;      /* waiting for tokens (no EPOLLOUT) */
 } up_link_t;
 
 typedef struct {
@@ -132,6 +136,9 @@ typedef struct {
     int                look_next;
     node_share_sh_t    share_snap;
     node_dl_sh_t       dl_snap;
+    ts_rate_sh_t      *rate;        /* the node's upload cap */
+    ts_ev_timer_t      rate_timer;  /* wakes links waiting for tokens */
+    int                rate_waiting; /* links with rate_wait set */
 } up_t;
 
 /* ---- up_worker.c: the loop ------------------------------------------ */
@@ -152,5 +159,16 @@ int  up_link_read(up_t *u, up_link_t *k);
 void up_serve_queued(up_t *u, int d);
 void up_serve_active(up_t *u, int d);
 int  up_serve_pump(up_t *u, up_link_t *k);
+
+/* ---- up_rate.c: the upload cap ------------------------------------------ */
+void   up_rate_init(up_t *u);
+/* Bytes of the chunk k may send now (its credit), or 0: k waits for the
+ * rate timer (rate_wait set, no EPOLLOUT). */
+size_t up_rate_allow(up_t *u, up_link_t *k);
+/* n bytes left: of the chunk (file 1, from the credit) or of a reply
+ * (file 0, charged). */
+void   up_rate_sent(up_t *u, up_link_t *k, size_t n, int file);
+/* The rate timer: every waiting link tries again. */
+void   up_rate_resume(up_t *u);
 
 #endif

@@ -60,7 +60,9 @@ up_link_events(up_t *u, up_link_t *k, int idx)
         if (k->q_n < TS_UP_QUEUE_N) {
             want |= EPOLLIN;
         }
-        if (k->out_off < k->out.len || k->file_left > 0) {
+        /* a link waiting for upload tokens sleeps on the rate timer */
+        if (k->out_off < k->out.len || (k->file_left > 0 && !k->rate_wait))
+        {
             want |= EPOLLOUT;
             want |= k->wr_want;     /* TLS: a write that must read first */
         }

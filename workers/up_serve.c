@@ -536,6 +536,7 @@ up_serve_pump(up_t *u, up_link_t *k)
 {
     up_req_t  *r;
     ssize_t    w;
+    size_t     n;
 
     for (;;) {
         while (k->out_off < k->out.len) {
@@ -547,10 +548,15 @@ up_serve_pump(up_t *u, up_link_t *k)
             k->wr_want = 0;
             k->out_off += (size_t) w;
             k->last_ms = ts_now_ms();
+            up_rate_sent(u, k, (size_t) w, 0);
         }
         while (k->file_left > 0) {
-            w = ts_conn_sendfile(k->c, k->file_fd, &k->file_off,
-                                 k->file_left);
+            /* the node's upload cap: send only what it granted */
+            n = up_rate_allow(u, k);
+            if (n == 0) {
+                return 0;
+            }
+            w = ts_conn_sendfile(k->c, k->file_fd, &k->file_off, n);
             if (w < 0) {
                 return up_link_again(k, &k->wr_want, 1);
             }
@@ -562,6 +568,7 @@ up_serve_pump(up_t *u, up_link_t *k)
             }
             k->file_left -= (size_t) w;
             k->last_ms = ts_now_ms();
+            up_rate_sent(u, k, (size_t) w, 1);
         }
         if (k->file_fd >= 0) {
             up_serve_chunk_sent(u, k);

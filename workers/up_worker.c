@@ -178,6 +178,7 @@ up_loop_tick(ts_ev_t *ev, ts_ev_timer_t *t)
     up_t *u = t->data;
 
     ts_slot_beat(u->slot);
+    up_rate_resume(u);      /* in case the rate timer could not be armed */
     up_loop_timeouts(u);
     (void) ts_ev_timer_in(ev, t, TS_UP_TICK_MS);
 }
@@ -238,6 +239,7 @@ up_loop_init(const ts_worker_ctx_t *ctx, int *rc)
         (void) ts_ev_set_stop_fd(u->ev, ts_worker_stop_fd());
     }
     ts_ev_timer_init(&u->tick, up_loop_tick, u);
+    up_rate_init(u);
     up_link_listen(u, 1);
     if (!u->listening || ts_ev_timer_in(u->ev, &u->tick, TS_UP_TICK_MS) != 0)
     {
@@ -272,6 +274,7 @@ up_loop_cleanup(up_t *u)
         }
     }
     ts_ev_timer_cancel(u->ev, &u->tick);
+    ts_ev_timer_cancel(u->ev, &u->rate_timer);
     ts_ev_del(u->ev, &u->listen_io);
     ts_ev_free(u->ev);
     up_loop_free_keys(u);

@@ -74,6 +74,9 @@ _PROBE_FIELDS = [
     ("T_DLDATA", "NODE_T_DLDATA"),
     ("off.claims", "NODE_OFF_CLAIMS"),
     ("src.inflight", "offsetof(node_src_sh_t, inflight)"),
+    ("T_RATE", "NODE_T_RATE"),
+    ("rate.up_taken", "offsetof(node_rate_sh_t, up.taken_B)"),
+    ("rate.down_taken", "offsetof(node_rate_sh_t, down.taken_B)"),
 ]
 
 _layout = None
@@ -155,6 +158,13 @@ class NodeShm:
         small = ("st.paused", "st.active_uploads", "st.queued")
         return {k[3:]: self._u(base + v, "I" if k in small else "Q")
                 for k, v in self.L.items() if k.startswith("st.")}
+
+    def rate_totals(self):
+        """(bytes sent, bytes received) as the node's rate buckets
+        counted them: every byte on a peer link, not whole chunks."""
+        base, _, _ = self.table(self.L["T_RATE"])
+        return (self._u(base + self.L["rate.up_taken"], "Q"),
+                self._u(base + self.L["rate.down_taken"], "Q"))
 
     def _entries(self, tid, state_key):
         """(index, offset, state) of every non-FREE entry of table tid."""
