@@ -44,6 +44,7 @@
 #include "cli_opts.h"
 #include "cli_loop.h"
 #include "cli_out.h"
+#include "cli_lock.h"
 
 
 static cli_rpc_t              cli_main_rpc;
@@ -142,6 +143,35 @@ cli_main_trackers(const cli_opts_t *o, ts_trackers_t *trk)
 }
 
 
+/* One node per state directory (cli_lock.h): 0, or CLI_EXIT_NODE after
+ * the message naming the node that runs there. */
+static int
+cli_main_lock(const char *state_dir)
+{
+    pid_t  holder;
+    int    r;
+
+    r = cli_lock_take(state_dir, &holder);
+    if (r == -1) {
+        if (holder > 0) {
+            cli_out_eline("client: a node already runs on %s (pid %ld): "
+                          "stop it first or give another --state-dir",
+                          state_dir, (long) holder);
+        } else {
+            cli_out_eline("client: a node already runs on %s: stop it "
+                          "first or give another --state-dir", state_dir);
+        }
+        return CLI_EXIT_NODE;
+    }
+    if (r != 0) {
+        cli_out_eline("client: cannot lock %s/node.lock: %s", state_dir,
+                      strerror(errno));
+        return CLI_EXIT_NODE;
+    }
+    return 0;
+}
+
+
 /* The node first: forked before any thread exists.  0, 1 or 2. */
 static int
 cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
@@ -203,6 +233,9 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, cli_ctx_t *ctx,
         return 2;
     }
     snprintf(history, historysz, "%s/history", o->state_dir);
+    if ((r = cli_main_lock(o->state_dir)) != 0) {
+        return r;
+    }
 
     /* who we are (node.crt) and whom we trust (the cluster CA) */
     cli_main_identity(o, ca, crt, key, sizeof(ca), ctx->node_fp);

@@ -210,6 +210,9 @@ node_start(node_t *n, const node_opts_t *o)
         if (getppid() != parent) {
             _exit(0);
         }
+        /* its own session and process group: a terminal's Ctrl-C or
+         * hangup reaches the CLI only, never the node's workers */
+        (void) setsid();
         ts_log_set_role("node-sup");
         ts_proc_set_name("node-sup");
         rc = node_supervise(n, o);
