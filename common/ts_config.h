@@ -469,4 +469,15 @@
                                             hash table makes every
                                             commit dearer) */
 
+/* ---- client: the node's control socket (client/cli_ctl*.c) ---------- */
+#define TS_CLI_CTL_REQ_MAX_B      65536    /* a request frame's body, bytes;
+                                            longer: refused, link closed */
+#define TS_CLI_CTL_REPLY_MAX_B    (16 * 1024 * 1024) /* a reply or event
+                                            frame's body, bytes */
+#define TS_CLI_CTL_FRAME_MS       5000     /* a frame begun must be read
+                                            whole within this, ms */
+#define TS_CLI_CTL_ARGS_N         16       /* arguments in one request */
+#define TS_CLI_CTL_ARG_MAX_B      4096     /* bytes of one argument */
+#define TS_CLI_CTL_CMD_MAX_B      32       /* bytes of a command name */
+
 #endif /* TS_CONFIG_H_INCLUDED */
