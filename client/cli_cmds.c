@@ -8,11 +8,13 @@
  * the last byte, counts against the bytes left before anything is
  * allocated, ids validated) and prints the contract's text.
  *
- * Locking: main thread only; the session has its own lock.
+ * Locking: commands run one at a time (cli_cmd_run holds a mutex: the
+ * terminal and control requests); the session has its own lock.
  * Crash behaviour: nothing persistent here; a tracker crash is handled
  * by cli_rpc's failover.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,11 @@ cli_cmd_find(const char *name)
 }
 
 
+/* Held while a command runs: commands were written for one thread, and
+ * control requests (cli_ctl_srv.c) run on their connection's thread. */
+static pthread_mutex_t  cli_cmd_lock = PTHREAD_MUTEX_INITIALIZER;
+
+
 int
 cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
 {
@@ -76,14 +83,18 @@ cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
     if (argc < 1) {
         return 0;
     }
+    /* one command at a time: the terminal's and the control socket's */
+    pthread_mutex_lock(&cli_cmd_lock);
     c = cli_cmd_find(argv[0]);
     if (c == NULL) {
-        r = cli_out_error("unknown command '%s' (try help)", argv[0]);
+        r = cli_out_fail(CLI_EXIT_USAGE, "unknown command '%s' (try help)",
+                         argv[0]);
     } else {
         nargs = argc - 1;
         if (nargs < c->min_args || nargs > c->max_args) {
-            printf("usage: %s%s%s\n", c->name, c->args[0] ? " " : "",
-                   c->args);
+            cli_out_line("usage: %s%s%s", c->name, c->args[0] ? " " : "",
+                         c->args);
+            cli_out_class_set(CLI_EXIT_USAGE);
             r = -1;
         } else if ((c->flags & CLI_CMD_LOGIN)
                    && !cli_session_get(ctx->sess, NULL, 0, NULL))
@@ -93,6 +104,7 @@ cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
             r = c->run(ctx, argc, argv);
         }
     }
+    pthread_mutex_unlock(&cli_cmd_lock);
     fflush(stdout);
     return r;
 }
@@ -339,7 +351,7 @@ cli_cmd_logout(cli_ctx_t *ctx, int argc, char **argv)
         return -1;
     }
     cli_reply_free(&rep);
-    puts("logged out");
+    cli_out_line("logged out");
     return 0;
 }
 
@@ -583,12 +595,12 @@ cli_cmd_help(cli_ctx_t *ctx, int argc, char **argv)
         w = 60;
     }
 
-    printf("%-*s  %s\n", w, "command", "description");
+    cli_out_line("%-*s  %s", w, "command", "description");
     for (i = 0; i < cli_ntables; i++) {
         for (c = cli_tables[i]; c->name != NULL; c++) {
             snprintf(col, sizeof(col), "%s%s%s", c->name,
                      c->args[0] ? " " : "", c->args);
-            printf("%-*s  %s\n", w, col, c->help);
+            cli_out_line("%-*s  %s", w, col, c->help);
         }
     }
     return 0;

@@ -94,7 +94,7 @@ cli_ctl_read(int fd, uint32_t max, int first_ms, uint8_t **body,
     p.revents = 0;
     w = poll(&p, 1, first_ms);
     if (w == 0) {
-        errno = ETIMEDOUT;
+        errno = EAGAIN;
         return -1;
     }
     if (w < 0) {

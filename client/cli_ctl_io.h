@@ -15,8 +15,9 @@
  * byte, then reads the rest within TS_CLI_CTL_FRAME_MS.  *body is
  * malloc'd and NUL-terminated.  0, or -1 with errno: ECONNRESET (closed
  * before a frame began), EPROTO (closed inside a frame), EMSGSIZE (a
- * length of 0 or above max: nothing of the body was read), ETIMEDOUT,
- * EINTR (a signal while waiting for the first byte), ENOMEM. */
+ * length of 0 or above max: nothing of the body was read), EAGAIN (no
+ * first byte within first_ms), ETIMEDOUT (a frame begun and not ended
+ * in time), EINTR (a signal while waiting for the first byte), ENOMEM. */
 int  cli_ctl_read(int fd, uint32_t max, int first_ms, uint8_t **body,
                   size_t *len);
 /* Writes all of buf within timeout_ms.  0, or -1 with errno. */

@@ -45,6 +45,8 @@
 #include "cli_loop.h"
 #include "cli_out.h"
 #include "cli_lock.h"
+#include "cli_ctl_srv.h"
+#include "cli_ctl_cli.h"
 
 
 static cli_rpc_t              cli_main_rpc;
@@ -216,6 +218,9 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, cli_ctx_t *ctx,
     int                   r;
 
     cli_opts_parse(argc, argv, o);
+    if (o->attach) {
+        return -1;                      /* main runs cli_ctl_cli_run */
+    }
     memset(ctx, 0, sizeof(*ctx));
     cli_opts_check_addr(o->addr, ip, sizeof(ip), &port, ctx->node_addr,
                         sizeof(ctx->node_addr));
@@ -272,6 +277,8 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, cli_ctx_t *ctx,
         cli_node_stop();
         return 1;
     }
+    /* other CLIs of this user attach here (a warning if it cannot be) */
+    (void) cli_ctl_srv_start(ctx, o->state_dir);
     return 0;
 }
 
@@ -315,9 +322,11 @@ main(int argc, char **argv)
 
     setlocale(LC_CTYPE, "");
     ts_log_set_role("client");
-    if ((r = cli_main_setup(argc, argv, &o, &ctx, history,
-                            sizeof(history))) != 0)
-    {
+    r = cli_main_setup(argc, argv, &o, &ctx, history, sizeof(history));
+    if (r < 0) {
+        return cli_ctl_cli_run(o.state_dir, o.json);
+    }
+    if (r != 0) {
         return r;
     }
     failed = cli_main_run(&o, &ctx, history);
@@ -325,6 +334,7 @@ main(int argc, char **argv)
     /* exit already logged out; EOF and signals log out here */
     cli_cmds_logout_quietly(&ctx, cli_loop_stop_requested());
     fflush(stdout);
+    cli_ctl_srv_stop();
     cli_agent_stop();
     cli_node_stop();
 

@@ -27,6 +27,7 @@ cli_opts_usage(FILE *f)
 {
     fprintf(f,
         "usage: client [options] <IP>:<PORT> tracker_info.txt\n"
+        "       client --attach [--json] -s DIR\n"
         "  -s, --state-dir DIR   node state (default ./tsr-node-<ip>-<port>)\n"
         "  -t, --tracker N       talk to the Nth tracker of "
         "tracker_info.txt first\n"
@@ -42,6 +43,13 @@ cli_opts_usage(FILE *f)
         "                        source has the chunk (default %d)\n"
         "      --keep-running    keep seeding after input ends, until "
         "SIGTERM\n"
+        "      --attach          attach to the node running on the state "
+        "directory\n"
+        "                        (-s DIR; no <IP>:<PORT> then) through its "
+        "control socket\n"
+        "      --json            with --attach: print each command's reply "
+        "as one JSON\n"
+        "                        object per line\n"
         "      --ca FILE         the cluster CA certificate (default "
         "<dir of tracker_info.txt>/pki/ca.crt,\n"
         "                        written by the first tracker started "
@@ -113,6 +121,8 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
         { "ticket-wait", required_argument, NULL, 'W' },
         { "slow-chunk", required_argument, NULL, 'S' },
         { "ca",        required_argument, NULL, 'C' },
+        { "attach",    no_argument,       NULL, 'A' },
+        { "json",      no_argument,       NULL, 'J' },
         { NULL, 0, NULL, 0 }
     };
     ts_log_level_t  lvl;
@@ -163,6 +173,12 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
         case 'C':
             o->ca = optarg;
             break;
+        case 'A':
+            o->attach = 1;
+            break;
+        case 'J':
+            o->json = 1;
+            break;
         case 'h':
             cli_opts_usage(stdout);
             exit(0);
@@ -173,6 +189,15 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
             cli_opts_usage(stderr);
             exit(2);
         }
+    }
+    if (o->attach) {
+        if (argc != optind || o->state_dir == NULL) {
+            cli_opts_bad("--attach takes -s DIR and no other argument");
+        }
+        return;
+    }
+    if (o->json) {
+        cli_opts_bad("--json needs --attach");
     }
     if (argc - optind != 2) {
         cli_opts_usage(stderr);

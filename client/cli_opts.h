@@ -20,6 +20,8 @@ typedef struct {
     int          slow_chunk_ms;   /* 0 = default */
     int          keep_running;
     const char  *ca;            /* cluster CA certificate (--ca) */
+    int          attach;        /* --attach: a client of a running node */
+    int          json;          /* --json: replies as JSON lines */
 } cli_opts_t;
 
 /* Options and positional arguments into o; exits 0 or 2 itself. */

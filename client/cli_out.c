@@ -16,8 +16,16 @@
 
 #include "cli_out.h"
 
+/* The capture of the thread running a control request, or NULL: lines
+ * then go into it instead of the terminal (cli_out_capture_begin). */
+static __thread cli_out_cap_t  *cli_out_cap;
+
 /* A formatted line up to this many bytes needs no allocation. */
 #define CLI_OUT_LINE_B  1024
+
+
+static void cli_out_capture_add(cli_out_cap_t *cap, int is_error,
+                                const char *text);
 
 
 /* Formats fmt, escapes the result whole and writes it to f after prefix
@@ -53,7 +61,11 @@ cli_out_vline(FILE *f, const char *prefix, const char *fmt, va_list ap)
         }
     }
     (void) ts_esc(ep, esz, lp, n, 0);
-    fprintf(f, "%s%s\n", prefix, ep);
+    if (cli_out_cap != NULL) {
+        cli_out_capture_add(cli_out_cap, prefix[0] != '\0', ep);
+    } else {
+        fprintf(f, "%s%s\n", prefix, ep);
+    }
     if (ep != esc) {
         free(ep);
     }
@@ -64,7 +76,7 @@ cli_out_vline(FILE *f, const char *prefix, const char *fmt, va_list ap)
 
 
 /* The class of the last failure of the command being run (cli_exit.h). */
-static int  cli_out_cls = CLI_EXIT_OK;
+static __thread int  cli_out_cls = CLI_EXIT_OK;
 
 
 int
@@ -108,6 +120,13 @@ cli_out_class_reset(void)
 
 
 void
+cli_out_class_set(int cls)
+{
+    cli_out_cls = cls;
+}
+
+
+void
 cli_out_line(const char *fmt, ...)
 {
     va_list  ap;
@@ -132,7 +151,7 @@ cli_out_eline(const char *fmt, ...)
 void
 cli_out_empty(cli_ctx_t *ctx)
 {
-    if (ctx->tty) {
+    if (ctx->tty && cli_out_cap == NULL) {
         puts("(none)");
     }
 }
@@ -250,4 +269,51 @@ cli_out_download(const cli_dlview_t *v)
                      v->pct, rate, eta);
         break;
     }
+}
+
+
+/* An error line: the reply's error (the first one) and, like every
+ * line, one of its lines as the terminal would show it. */
+static void
+cli_out_capture_add(cli_out_cap_t *cap, int is_error, const char *text)
+{
+    char  buf[64 + TS_ESC_MAX_B(CLI_OUT_LINE_B)];
+
+    if (cap->lines == NULL) {
+        return;
+    }
+    if (is_error) {
+        if (cap->error == NULL) {
+            cap->error = json_string(text);
+        }
+        snprintf(buf, sizeof(buf), "error: %s", text);
+        (void) json_array_append_new(cap->lines, json_string(buf));
+        return;
+    }
+    (void) json_array_append_new(cap->lines, json_string(text));
+}
+
+
+void
+cli_out_capture_begin(cli_out_cap_t *cap)
+{
+    memset(cap, 0, sizeof(*cap));
+    cap->lines = json_array();
+    cli_out_cap = cap;
+    cli_out_cls = CLI_EXIT_OK;
+}
+
+
+void
+cli_out_capture_end(cli_out_cap_t *cap)
+{
+    cap->cls = cli_out_cls;
+    cli_out_cap = NULL;
+}
+
+
+int
+cli_out_capturing(void)
+{
+    return cli_out_cap != NULL;
 }

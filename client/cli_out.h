@@ -13,6 +13,7 @@
 #define CLI_OUT_H_INCLUDED
 
 #include <stddef.h>
+#include <jansson.h>
 
 #include "ts_esc.h"
 #include "cli_exit.h"
@@ -36,11 +37,30 @@ int  cli_out_fail(int cls, const char *fmt, ...)
  * reset before a command runs, read after). */
 int  cli_out_class(void);
 void cli_out_class_reset(void);
+/* A failure whose line is not "error: ..." (the usage line). */
+void cli_out_class_set(int cls);
 /* Prints one line on stdout. */
 void cli_out_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints one line on stderr ("warning: ...", "client: ..."). */
 void cli_out_eline(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
+/* A control request's output (cli_ctl_srv.c): while a capture is on in
+ * a thread, that thread's cli_out_line / cli_out_error / cli_out_fail
+ * lines go into lines (escaped as on the terminal; errors as
+ * "error: ..."), the first error's text into error, and the class of
+ * the last failure into cls at the end.  The caller owns lines and error
+ * (json_decref). */
+typedef struct {
+    json_t  *lines;
+    json_t  *error;
+    int      cls;
+} cli_out_cap_t;
+
+void cli_out_capture_begin(cli_out_cap_t *cap);
+void cli_out_capture_end(cli_out_cap_t *cap);
+/* 1 while this thread captures. */
+int  cli_out_capturing(void);
+
 /* Prints "(none)" when interactive; for empty lists. */
 void cli_out_empty(cli_ctx_t *ctx);
 

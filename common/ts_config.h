@@ -479,5 +479,11 @@
 #define TS_CLI_CTL_ARGS_N         16       /* arguments in one request */
 #define TS_CLI_CTL_ARG_MAX_B      4096     /* bytes of one argument */
 #define TS_CLI_CTL_CMD_MAX_B      32       /* bytes of a command name */
+#define TS_CLI_CTL_CONN_N         8        /* control connections at once;
+                                            one more is told so and closed */
+#define TS_CLI_CTL_FIRST_MS       5000     /* a new connection must send
+                                            its first request within this */
+#define TS_CLI_CTL_WRITE_MS       5000     /* a reply must be taken within
+                                            this, else the link is closed */
 
 #endif /* TS_CONFIG_H_INCLUDED */

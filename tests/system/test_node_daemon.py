@@ -1,6 +1,8 @@
 """
 test_node_daemon.py -- the node as a service: one node per state
-directory (node.lock) and a node the terminal's Ctrl-C never reaches.
+directory (node.lock), a node the terminal's Ctrl-C never reaches, and
+its control socket (control.sock): ./client --attach, --json, and
+hostile input on the socket.
 
 Real ./tracker and ./client processes: a client driven through a pty
 (os.forkpty, so the kernel's line discipline turns ^C into SIGINT for
@@ -9,10 +11,14 @@ clients driven through pipes (nodes.Node).  Every wait is bounded; every
 process is stopped by pid (Node.reap, the conftest reaper, PtyClient.stop).
 """
 
+import json
 import os
 import re
 import select
 import signal
+import socket
+import stat
+import struct
 import subprocess
 import time
 
@@ -167,3 +173,263 @@ def test_ctrl_c_at_prompt_leaves_the_node_serving(tracker, tmp_path):
         assert sha1_file(dest) == want
     finally:
         t.stop()
+
+
+# ---- the control socket ------------------------------------------------------
+
+def attach(node, lines, json_out=False, timeout=60):
+    """./client --attach on node's state dir: (rc, stdout lines, stderr)."""
+    argv = [os.path.join(BIN, "client"), "--attach", "-s", node.state_dir]
+    if json_out:
+        argv.append("--json")
+    r = subprocess.run(argv, input="".join(l + "\n" for l in lines).encode(),
+                       capture_output=True, timeout=timeout, cwd=node.dir)
+    return (r.returncode, r.stdout.decode().splitlines(), r.stderr.decode())
+
+
+def ctl_connect(node):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(15)
+    s.connect(os.path.join(node.state_dir, "control.sock"))
+    return s
+
+
+def ctl_recv(s):
+    """One frame's JSON object, or None when the node closed the link."""
+    hdr = b""
+    while len(hdr) < 4:
+        try:
+            b = s.recv(4 - len(hdr))
+        except ConnectionResetError:
+            return None         # closed with our bytes unread
+        if not b:
+            return None
+        hdr += b
+    n = struct.unpack(">I", hdr)[0]
+    body = b""
+    while len(body) < n:
+        b = s.recv(n - len(body))
+        assert b, "frame cut short"
+        body += b
+    return json.loads(body)
+
+
+def ctl_send(s, body):
+    if not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    s.sendall(struct.pack(">I", len(body)) + body)
+
+
+def test_attached_clis_share_the_node(tracker, tmp_path):
+    create_users(tracker.info, tmp_path, "alice", "bob")
+    a = Node(tracker.info, tmp_path, name="alice").start()
+    a.login("alice")
+    a.expect("create_group g", "group g created")
+    src = os.path.join(a.dir, "f.bin")
+    want = make_file(src, 2 * 1024 * 1024 + 5, seed=5)
+    b = Node(tracker.info, tmp_path, name="bob").start()
+    b.login("bob")
+    assert b.cmd("join_group g") == ["join request sent to g"]
+    a.expect("accept_request g bob", "bob accepted into g")
+
+    # an attached CLI runs commands on alice's node: her session
+    rc, out, err = attach(a, ["upload_file %s g" % src, "list_files g"])
+    assert rc == 0, (rc, out, err)
+    assert out == ["shared f.bin in g (%d bytes, 5 chunks)"
+                   % os.path.getsize(src),
+                   "f.bin size=%d sources=1" % os.path.getsize(src)], out
+    # the node's own prompt sees the share the attached CLI made
+    assert a.list_files("g") == {"f.bin": (os.path.getsize(src), 1)}
+
+    # two CLIs attached to bob's node at once see the same download
+    dest = os.path.join(b.dir, "got.bin")
+    s1, s2 = ctl_connect(b), ctl_connect(b)
+    try:
+        ctl_send(s1, {"id": 1, "cmd": "download_file",
+                      "args": ["g", "f.bin", dest]})
+        r1 = ctl_recv(s1)
+        assert r1["ok"] is True and r1["id"] == 1, r1
+
+        def done():
+            ctl_send(s2, {"id": 2, "cmd": "show_downloads"})
+            r = ctl_recv(s2)
+            return r["ok"] and ("[C] [g] f.bin -> %s" % dest) in r["lines"]
+        assert wait_until(done, 60, 0.3)
+        ctl_send(s1, {"id": 3, "cmd": "show_downloads"})
+        r3 = ctl_recv(s1)
+        assert "[C] [g] f.bin -> %s" % dest in r3["lines"], r3
+    finally:
+        s1.close()
+        s2.close()
+    assert sha1_file(dest) == want
+    # bob's own prompt shows it too
+    assert b.wait_download("g", "f.bin", 10) == "[C] [g] f.bin -> %s" % dest
+
+    # --json: every reply one JSON object; failures with their class
+    rc, out, err = attach(b, ["list_groups", "list_my_groups",
+                              "list_files g", "show_downloads",
+                              "list_requests g", "list_files nosuch",
+                              "bogus_cmd", "leave_group"], json_out=True)
+    replies = [json.loads(l) for l in out]
+    assert len(replies) == 8, out
+    assert [r["id"] for r in replies] == list(range(1, 9))
+    for r in replies[:4]:
+        assert r["ok"] is True and r["exit"] == 0, r
+    assert replies[0]["lines"] == ["g owner=alice members=2"], replies[0]
+    assert replies[2]["lines"] == ["f.bin size=%d sources=2"
+                                   % os.path.getsize(src)] or \
+        replies[2]["lines"] == ["f.bin size=%d sources=1"
+                                % os.path.getsize(src)], replies[2]
+    assert replies[5]["ok"] is False and replies[5]["exit"] != 0
+    assert replies[6] == {"id": 7, "ok": False, "exit": 2,
+                          "error": "unknown command 'bogus_cmd' (try help)",
+                          "lines": ["error: unknown command 'bogus_cmd' "
+                                    "(try help)"]}, replies[6]
+    assert replies[7]["ok"] is False and replies[7]["exit"] == 2
+    assert replies[7]["lines"][0].startswith("usage: leave_group")
+    assert rc == 2, rc          # the class of the last failed command
+
+    # without --json errors go to stderr, results to stdout
+    rc, out, err = attach(b, ["list_groups", "bogus_cmd"])
+    assert rc == 2 and out == ["g owner=alice members=2"], (rc, out, err)
+    assert "error: unknown command 'bogus_cmd' (try help)" in err
+    # exit detaches; the node stays
+    rc, out, err = attach(b, ["exit", "bogus_cmd"])
+    assert rc == 0 and out == [] and err == ""
+    assert b.cmd("list_groups") != []
+
+
+def test_control_socket_bad_input(tracker, tmp_path):
+    create_users(tracker.info, tmp_path, "alice")
+    a = Node(tracker.info, tmp_path, name="alice").start()
+    a.login("alice")
+    path = os.path.join(a.state_dir, "control.sock")
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+    def alive():
+        s = ctl_connect(a)
+        ctl_send(s, {"id": 99, "cmd": "list_my_groups"})
+        r = ctl_recv(s)
+        s.close()
+        return r["ok"] is True and r["id"] == 99
+
+    # the same frame is fine: the link stays for the next request
+    s = ctl_connect(a)
+    for body, want in [(b"not json", "not JSON"),
+                       (b"[1]", "JSON object"),
+                       (b'{"id":"1","cmd":"help"}', '"id"'),
+                       (b'{"id":1,"cmd":"help","args":[1]}', "args[0]"),
+                       (b'{"id":1,"cmd":"help","args":"x"}', '"args"'),
+                       (b'{"id":1,"id":2,"cmd":"help"}', "not JSON"),
+                       (b'{"id":1,"cmd":"help","x":0}', "unknown key"),
+                       (b'{"id":1,"cmd":"BAD"}', '"cmd"'),
+                       (b'{"id":5,"cmd":"no_such"}', "unknown command"),
+                       (b'{"id":6,"cmd":"exit"}', "exit")]:
+        ctl_send(s, body)
+        r = ctl_recv(s)
+        assert r is not None and r["ok"] is False, (body, r)
+        assert want in r["error"], (body, r)
+        assert r["exit"] == 2, r
+    ctl_send(s, {"id": 7, "cmd": "help"})
+    r = ctl_recv(s)
+    assert r["ok"] is True and len(r["lines"]) > 5
+    s.close()
+
+    # oversized length: an error and the link closed, nothing read
+    s = ctl_connect(a)
+    s.sendall(struct.pack(">I", 65537) + b"{")
+    r = ctl_recv(s)
+    assert r["ok"] is False and "1 to 65536 bytes" in r["error"], r
+    assert ctl_recv(s) is None
+    s.close()
+    # a zero length
+    s = ctl_connect(a)
+    s.sendall(struct.pack(">I", 0))
+    assert ctl_recv(s)["ok"] is False
+    s.close()
+
+    # a truncated frame, then the peer goes: nothing breaks
+    s = ctl_connect(a)
+    s.sendall(struct.pack(">I", 100) + b'{"id":1')
+    s.close()
+    # a frame begun and stalled: closed after the frame deadline (5 s)
+    s = ctl_connect(a)
+    s.sendall(struct.pack(">I", 100) + b'{"id":1')
+    t0 = time.monotonic()
+    r = ctl_recv(s)
+    assert r["ok"] is False and "not completed" in r["error"], r
+    assert time.monotonic() - t0 < 12
+    s.close()
+
+    # connections that send nothing: closed after 5 s, and while they
+    # hang on the node serves others
+    idle = [ctl_connect(a) for _ in range(7)]
+    assert alive()
+    t0 = time.monotonic()
+    r = ctl_recv(idle[0])
+    assert r["ok"] is False and "no request" in r["error"], r
+    assert time.monotonic() - t0 < 12
+    for c in idle:
+        c.close()
+
+    # more than 8 at once: the ninth is told so
+    held = [ctl_connect(a) for _ in range(8)]
+    time.sleep(0.3)
+    extra = ctl_connect(a)
+    r = ctl_recv(extra)
+    assert r["ok"] is False and r["exit"] == 9 and "too many" in r["error"]
+    extra.close()
+    for c in held:
+        c.close()
+    assert wait_until(alive, 10, 0.2)
+
+    # another user: the mode keeps it out; with the mode opened up
+    # SO_PEERCRED still refuses it
+    if os.geteuid() == 0:
+        def as_nobody():
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    # from inside the state dir: the test's own parent
+                    # directories (0700) do not keep it out, only the
+                    # socket's mode and the node's uid check do
+                    os.chdir(a.state_dir)
+                    os.setgid(65534)
+                    os.setuid(65534)
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.settimeout(10)
+                    try:
+                        s.connect("control.sock")
+                    except PermissionError:
+                        os._exit(10)
+                    # refused at once, before any request
+                    r = ctl_recv(s)
+                    code = 11 if (r and r["ok"] is False and
+                                  "another user" in r["error"]) else 12
+                except Exception:
+                    code = 13
+                os._exit(code)
+            _, st = os.waitpid(pid, 0)
+            return os.WEXITSTATUS(st)
+        os.chmod(a.state_dir, 0o755)
+        assert as_nobody() == 10
+        os.chmod(path, 0o666)
+        assert as_nobody() == 11
+        os.chmod(path, 0o600)
+        os.chmod(a.state_dir, 0o700)
+    assert alive()
+    # the node's prompt is unaffected
+    assert a.cmd("list_my_groups") == [] or True
+    assert len(a.workers("uploader")) == a.uploaders
+
+
+def test_attach_without_a_node(tmp_path):
+    d = tmp_path / "empty"
+    d.mkdir()
+    r = subprocess.run([os.path.join(BIN, "client"), "--attach", "-s",
+                        str(d)], input=b"help\n", capture_output=True,
+                       timeout=10)
+    assert r.returncode == 11, r
+    assert b"no node answers" in r.stderr
