@@ -99,7 +99,7 @@ cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
         } else if ((c->flags & CLI_CMD_LOGIN)
                    && !cli_session_get(ctx->sess, NULL, 0, NULL))
         {
-            r = cli_out_error("not logged in");
+            r = cli_out_fail(CLI_EXIT_DENIED, "not logged in");
         } else {
             r = c->run(ctx, argc, argv);
         }
@@ -117,7 +117,7 @@ cli_begin_authed(cli_ctx_t *ctx, ts_wbuf_t *req, uint8_t *tok)
 
     ts_wbuf_init(req);
     if (!cli_session_get(ctx->sess, NULL, 0, t)) {
-        return cli_out_error("not logged in");
+        return cli_out_fail(CLI_EXIT_DENIED, "not logged in");
     }
     ts_put_raw(req, t, TS_TOKEN_B);
     if (tok != NULL) {
@@ -128,12 +128,30 @@ cli_begin_authed(cli_ctx_t *ctx, ts_wbuf_t *req, uint8_t *tok)
 
 
 int
+cli_status_class(uint8_t status)
+{
+    switch (status) {
+    case TS_ERR_BADREQ:   return CLI_EXIT_USAGE;
+    case TS_ERR_AUTH:     return CLI_EXIT_DENIED;
+    case TS_ERR_PERM:     return CLI_EXIT_DENIED;
+    case TS_ERR_EXISTS:   return CLI_EXIT_EXISTS;
+    case TS_ERR_STATE:    return CLI_EXIT_EXISTS;     /* already member... */
+    case TS_ERR_NOTFOUND: return CLI_EXIT_NOT_FOUND;
+    case TS_ERR_LIMIT:    return CLI_EXIT_LIMIT;
+    case TS_ERR_BUSY:     return CLI_EXIT_LIMIT;
+    case TS_ERR_CONFLICT: return CLI_EXIT_CONFLICT;
+    default:              return CLI_EXIT_FAILURE;
+    }
+}
+
+
+int
 cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
             const uint8_t *tok, cli_reply_t *rep)
 {
     if (req->err) {
         memset(rep, 0, sizeof(*rep));
-        return cli_out_error("argument too long");
+        return cli_out_fail(CLI_EXIT_USAGE, "argument too long");
     }
     if (req->len > TS_FRAME_MAX_B) {
         memset(rep, 0, sizeof(*rep));
@@ -142,7 +160,8 @@ cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
     if (cli_rpc_call(ctx->rpc, type, req->data, (uint32_t) req->len, rep)
         != 0)
     {
-        cli_out_error("%s", rep->msg);
+        /* no tracker answered (cli_rpc.c tried each) */
+        cli_out_fail(CLI_EXIT_NETWORK, "%s", rep->msg);
         cli_reply_free(rep);
         return -1;
     }
@@ -150,8 +169,8 @@ cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
         if (rep->status == TS_ERR_AUTH && tok != NULL) {
             cli_session_lost(ctx->sess, tok);
         }
-        cli_out_error("%s", rep->msg[0] ? rep->msg
-                            : ts_status_name(rep->status));
+        cli_out_fail(cli_status_class(rep->status), "%s",
+                     rep->msg[0] ? rep->msg : ts_status_name(rep->status));
         cli_reply_free(rep);
         return -1;
     }
@@ -225,7 +244,8 @@ cli_check_new_id(const char *what, const char *id)
     /* an id too long to be valid is shown cut after TS_ID_MAX_B + 1 bytes */
     (void) ts_esc(esc, sizeof(esc), id, strnlen(id, TS_ID_MAX_B + 1),
                   TS_ESC_BSLASH);
-    return cli_out_error("invalid %s id '%s' (%s)", what, esc, TS_ID_RULE);
+    return cli_out_fail(CLI_EXIT_USAGE, "invalid %s id '%s' (%s)", what, esc,
+                        TS_ID_RULE);
 }
 
 
@@ -340,13 +360,14 @@ cli_cmd_logout(cli_ctx_t *ctx, int argc, char **argv)
                      &rep);
     ts_wbuf_free(&req);
     if (r != 0) {
-        cli_out_error("%s", rep.msg);
+        cli_out_fail(CLI_EXIT_NETWORK, "%s", rep.msg);
         cli_reply_free(&rep);
         return -1;
     }
     /* TS_ERR_AUTH: the session had already expired; we are logged out */
     if (rep.status != TS_OK && rep.status != TS_ERR_AUTH) {
-        cli_out_error("%s", rep.msg[0] ? rep.msg : ts_status_name(rep.status));
+        cli_out_fail(cli_status_class(rep.status), "%s",
+                     rep.msg[0] ? rep.msg : ts_status_name(rep.status));
         cli_reply_free(&rep);
         return -1;
     }

@@ -64,5 +64,9 @@ int  cli_begin_authed(cli_ctx_t *ctx, ts_wbuf_t *req, uint8_t *tok);
  * then also ends the local session. */
 int  cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
                  const uint8_t *tok, cli_reply_t *rep);
+/* The failure class (cli_exit.h) of a tracker's error status: BADREQ
+ * usage, AUTH/PERM denied, EXISTS/STATE exists, NOTFOUND not found,
+ * LIMIT/BUSY limit, CONFLICT conflict, the rest failure. */
+int  cli_status_class(uint8_t status);
 
 #endif

@@ -28,6 +28,7 @@
 #include "cli_parse.h"
 #include "cli_session.h"
 #include "cli_node.h"
+#include "cli_out.h"
 #include "cli_loop.h"
 
 
@@ -113,7 +114,8 @@ cli_loop_wait_stdin(void)
 }
 
 
-/* Runs one input line; sets *failed when the command failed. */
+/* Runs one input line; sets *failed to the failure's class (cli_exit.h)
+ * when the command failed. */
 static void
 cli_loop_exec(cli_ctx_t *ctx, const char *line, int *failed)
 {
@@ -121,13 +123,15 @@ cli_loop_exec(cli_ctx_t *ctx, const char *line, int *failed)
     char        err[128];
 
     if (cli_parse_line(line, &a, err, sizeof(err)) != 0) {
-        cli_out_error("%s", err);
+        cli_out_fail(CLI_EXIT_USAGE, "%s", err);
         fflush(stdout);
-        *failed = 1;
+        *failed = CLI_EXIT_USAGE;
         return;
     }
+    cli_out_class_reset();
     if (a.argc > 0 && cli_cmd_run(ctx, a.argc, a.argv) != 0) {
-        *failed = 1;
+        *failed = cli_out_class() != CLI_EXIT_OK ? cli_out_class()
+                                                 : CLI_EXIT_FAILURE;
     }
 }
 
@@ -217,9 +221,10 @@ cli_loop_plain(cli_ctx_t *ctx)
             break;
         }
         if (toolong) {
-            cli_out_error("line too long (max %d bytes)", TS_CLI_LINE_MAX_B);
+            cli_out_fail(CLI_EXIT_USAGE, "line too long (max %d bytes)",
+                         TS_CLI_LINE_MAX_B);
             fflush(stdout);
-            failed = 1;
+            failed = CLI_EXIT_USAGE;
             continue;
         }
         cli_loop_exec(ctx, line, &failed);

@@ -13,7 +13,8 @@
  * The node (cli_node.c: supervisor, uploaders, downloaders) is forked
  * before any thread exists, then the agent thread (cli_agent.h) starts;
  * both stop after the loop.  At the end of non-TTY input the client
- * waits for its downloads (exit 1 if one failed), and with
+ * waits for its downloads (exit CLI_EXIT_FAILURE if one failed; else a
+ * piped session exits with the class of its last failed command), and with
  * --keep-running keeps seeding until SIGTERM/SIGINT.  After the loop
  * the client logs out (one short try after a signal) and exits.
  *
@@ -198,7 +199,7 @@ cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
         fprintf(stderr, "client: state or CA path too long\n");
         return 2;
     }
-    return cli_node_start(&no) != 0 ? 1 : 0;
+    return cli_node_start(&no) != 0 ? CLI_EXIT_NODE : 0;
 }
 
 
@@ -283,8 +284,9 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, cli_ctx_t *ctx,
 }
 
 
-/* The command loop, then what the end of input asks for: 1 if a
- * command or a download failed, else 0. */
+/* The command loop, then what the end of input asks for: the class of
+ * the last failed command (cli_exit.h), CLI_EXIT_FAILURE when only a
+ * download failed, else CLI_EXIT_OK. */
 static int
 cli_main_run(const cli_opts_t *o, cli_ctx_t *ctx, const char *history)
 {
@@ -305,8 +307,8 @@ cli_main_run(const cli_opts_t *o, cli_ctx_t *ctx, const char *history)
     if (o->keep_running && !cli_loop_stop_requested()) {
         cli_loop_keep_running();
     }
-    if (cli_agent_failures() > 0) {
-        failed = 1;
+    if (cli_agent_failures() > 0 && failed == CLI_EXIT_OK) {
+        failed = CLI_EXIT_FAILURE;
     }
     return failed;
 }
@@ -342,9 +344,9 @@ main(int argc, char **argv)
         /* a heartbeat is stuck in a request: leave without running the
          * libraries' exit handlers under it */
         fflush(stderr);
-        _exit(failed ? 1 : 0);
+        _exit(failed);
     }
     cli_rpc_destroy(&cli_main_rpc);
     cli_rpc_tls_free();
-    return failed ? 1 : 0;
+    return failed;
 }
