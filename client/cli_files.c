@@ -152,6 +152,15 @@ cli_mtime_ns(const struct stat *sb)
 
 /* ---- upload_file ------------------------------------------------------- */
 
+/* The error line of a file that cannot be read; -1. */
+static int
+cli_files_unreadable(const char *path, int err)
+{
+    return cli_out_fail(CLI_EXIT_DATA, "cannot read '%s': %s", path,
+                        strerror(err));
+}
+
+
 static int
 cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
 {
@@ -177,14 +186,12 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
 
     fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        return cli_out_fail(CLI_EXIT_DATA,
-                            "cannot read '%s': %s", path, strerror(errno));
+        return cli_files_unreadable(path, errno);
     }
     if (fstat(fd, &sb) != 0) {
         e = errno;
         close(fd);
-        return cli_out_fail(CLI_EXIT_DATA,
-                            "cannot read '%s': %s", path, strerror(e));
+        return cli_files_unreadable(path, e);
     }
     if (!S_ISREG(sb.st_mode)) {
         close(fd);
@@ -206,8 +213,7 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
     if (realpath(path, sr.path) == NULL) {
         e = errno;
         close(fd);
-        return cli_out_fail(CLI_EXIT_DATA,
-                            "cannot read '%s': %s", path, strerror(e));
+        return cli_files_unreadable(path, e);
     }
     snprintf(sr.group, sizeof(sr.group), "%s", group);
     sr.size = (uint64_t) sb.st_size;
@@ -233,8 +239,7 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
     for (c = 0; ; c++) {
         n = cli_read_full(fd, cli_chunk_buf, TS_CHUNK_B);
         if (n < 0) {
-            cli_out_fail(CLI_EXIT_DATA,
-                         "cannot read '%s': %s", path, strerror(errno));
+            cli_files_unreadable(path, errno);
             goto out;
         }
         if (n == 0) {
