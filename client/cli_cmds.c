@@ -498,7 +498,10 @@ cli_cmd_list_requests(cli_ctx_t *ctx, int argc, char **argv)
         return cli_bad_body(&rep);
     }
     cli_reply_free(&rep);
+    cli_out_json_list();
     for (i = 0; i < n; i++) {
+        cli_out_json_row(json_pack("{s:o}", "user",
+                                   cli_out_json_text(users[i].user)));
         cli_out_line("%s", users[i].user);
     }
     if (n == 0) {
@@ -568,7 +571,12 @@ cli_list_groups(cli_ctx_t *ctx, uint8_t type)
     if (n > 1) {
         qsort(rows, n, sizeof(*rows), cli_group_cmp);
     }
+    cli_out_json_list();
     for (i = 0; i < n; i++) {
+        cli_out_json_row(json_pack("{s:o, s:o, s:i}",
+                                   "group", cli_out_json_text(rows[i].group),
+                                   "owner", cli_out_json_text(rows[i].owner),
+                                   "members", (int) rows[i].members));
         cli_out_line("%s owner=%s members=%u", rows[i].group, rows[i].owner,
                      (unsigned) rows[i].members);
     }

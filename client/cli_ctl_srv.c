@@ -99,8 +99,9 @@ srv_run(cli_ctl_req_t *rq)
     cli_out_capture_end(&cap);
     if (r == 0) {
         json_decref(cap.error);
-        return cli_ctl_reply_ok(rq->id, CLI_EXIT_OK, cap.lines, NULL);
+        return cli_ctl_reply_ok(rq->id, CLI_EXIT_OK, cap.lines, cap.result);
     }
+    json_decref(cap.result);
     cls = cap.cls != CLI_EXIT_OK ? cap.cls : CLI_EXIT_FAILURE;
     rep = cli_ctl_reply_err(1, rq->id, cls,
                             cap.error != NULL ? json_string_value(cap.error)

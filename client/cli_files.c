@@ -356,7 +356,12 @@ cli_cmd_list_files(cli_ctx_t *ctx, int argc, char **argv)
     if (n > 1) {
         qsort(rows, n, sizeof(*rows), cli_file_cmp);
     }
+    cli_out_json_list();
     for (i = 0; i < n; i++) {
+        cli_out_json_row(json_pack("{s:o, s:I, s:i}",
+                                   "name", cli_out_json_text(rows[i].name),
+                                   "size", (json_int_t) rows[i].size,
+                                   "sources", (int) rows[i].sources));
         cli_out_quote(rows[i].name, qn, sizeof(qn));
         cli_out_line("%s size=%llu sources=%u", qn,
                      (unsigned long long) rows[i].size,
@@ -502,6 +507,7 @@ cli_cmd_show_downloads(cli_ctx_t *ctx, int argc, char **argv)
     if (cli_agent_downloads(&rows, &n) != 0) {
         return cli_out_error("out of memory");
     }
+    cli_out_json_list();
     for (i = 0; i < n; i++) {
         cli_out_download(&rows[i]);
     }

@@ -237,11 +237,36 @@ cli_out_eta(double secs, char *out, size_t outsz)
 }
 
 
+/* The state of a download as its "state" field. */
+static const char *
+cli_out_dl_state(cli_dlv_state_t st)
+{
+    switch (st) {
+    case CLI_DLV_DONE:    return "done";
+    case CLI_DLV_FAILED:  return "failed";
+    case CLI_DLV_PAUSED:  return "paused";
+    case CLI_DLV_DENIED:  return "denied";
+    case CLI_DLV_WAITING: return "waiting";
+    default:              return "running";
+    }
+}
+
+
 void
 cli_out_download(const cli_dlview_t *v)
 {
     char  rate[32], eta[32];
 
+    cli_out_json_row(json_pack("{s:o, s:o, s:o, s:s, s:i, s:f, s:f, s:o}",
+                               "group", cli_out_json_text(v->group),
+                               "name", cli_out_json_text(v->name),
+                               "dest", cli_out_json_text(v->dest),
+                               "state", cli_out_dl_state(v->state),
+                               "pct", v->pct, "bps", v->bps,
+                               "eta_s", v->eta_s,
+                               "error", cli_out_json_text(
+                                   v->state == CLI_DLV_FAILED ? v->error
+                                                              : "")));
     /* names as they are (escaped): only list_files quotes them */
     switch (v->state) {
     case CLI_DLV_DONE:
@@ -316,4 +341,46 @@ int
 cli_out_capturing(void)
 {
     return cli_out_cap != NULL;
+}
+
+
+void
+cli_out_json_list(void)
+{
+    if (cli_out_cap != NULL && cli_out_cap->result == NULL) {
+        cli_out_cap->result = json_array();
+    }
+}
+
+
+void
+cli_out_json_row(json_t *row)
+{
+    if (row == NULL) {
+        return;
+    }
+    if (cli_out_cap == NULL) {
+        json_decref(row);
+        return;
+    }
+    cli_out_json_list();
+    if (cli_out_cap->result == NULL
+        || json_array_append_new(cli_out_cap->result, row) != 0)
+    {
+        json_decref(row);       /* out of memory: the lines still say it */
+    }
+}
+
+
+json_t *
+cli_out_json_text(const char *s)
+{
+    char     buf[TS_ESC_MAX_B(CLI_OUT_LINE_B)];
+    size_t   n = strlen(s);
+
+    if (n > CLI_OUT_LINE_B) {
+        n = CLI_OUT_LINE_B;
+    }
+    (void) ts_esc(buf, sizeof(buf), s, n, 0);
+    return json_string(buf);
 }

@@ -53,6 +53,7 @@ void cli_out_eline(const char *fmt, ...)
 typedef struct {
     json_t  *lines;
     json_t  *error;
+    json_t  *result;            /* a listing's rows, or NULL */
     int      cls;
 } cli_out_cap_t;
 
@@ -60,6 +61,16 @@ void cli_out_capture_begin(cli_out_cap_t *cap);
 void cli_out_capture_end(cli_out_cap_t *cap);
 /* 1 while this thread captures. */
 int  cli_out_capturing(void);
+
+/* A listing's structured result (the reply's "result": an array of
+ * objects with named fields).  cli_out_json_list() says the command is a
+ * listing (so no rows is []), cli_out_json_row() appends one row made
+ * with json_pack (stolen; NULL is ignored); both do nothing unless the
+ * thread captures.  cli_out_json_text() is a string for a row: escaped
+ * as a line is (ts_esc), so bytes from the network stay valid UTF-8. */
+void    cli_out_json_list(void);
+void    cli_out_json_row(json_t *row);
+json_t *cli_out_json_text(const char *s);
 
 /* Prints "(none)" when interactive; for empty lists. */
 void cli_out_empty(cli_ctx_t *ctx);

@@ -275,11 +275,28 @@ def test_attached_clis_share_the_node(tracker, tmp_path):
     assert [r["id"] for r in replies] == list(range(1, 9))
     for r in replies[:4]:
         assert r["ok"] is True and r["exit"] == 0, r
+    for r in replies[4:]:
+        assert r["ok"] is False and r["exit"] != 0, r
+        assert "result" not in r, r
+    for r in replies[:4]:
+        assert r["ok"] is True and r["exit"] == 0, r
     assert replies[0]["lines"] == ["g owner=alice members=2"], replies[0]
     assert replies[2]["lines"] == ["f.bin size=%d sources=2"
                                    % os.path.getsize(src)] or \
         replies[2]["lines"] == ["f.bin size=%d sources=1"
                                 % os.path.getsize(src)], replies[2]
+    # the listings carry a structured result: rows with named fields
+    size = os.path.getsize(src)
+    assert replies[0]["result"] == [{"group": "g", "owner": "alice",
+                                     "members": 2}], replies[0]
+    assert replies[1]["result"] == replies[0]["result"]
+    assert replies[2]["result"] in ([{"name": "f.bin", "size": size,
+                                      "sources": n}] for n in (1, 2))
+    dl = replies[3]["result"]
+    assert len(dl) == 1 and dl[0]["state"] == "done" and \
+        dl[0]["pct"] == 100 and dl[0]["dest"] == dest and \
+        dl[0]["group"] == "g" and dl[0]["name"] == "f.bin", dl
+    assert replies[4]["ok"] is False and replies[4]["exit"] == 4, replies[4]
     assert replies[5]["ok"] is False and replies[5]["exit"] != 0
     assert replies[6] == {"id": 7, "ok": False, "exit": 2,
                           "error": "unknown command 'bogus_cmd' (try help)",
