@@ -69,6 +69,63 @@ cli_cmd_find(const char *name)
 }
 
 
+/* The edit distance (insertions, deletions, substitutions, and swaps of
+ * two neighbours) of a and b, capped at 9; names are short. */
+static int
+cli_cmd_distance(const char *a, const char *b)
+{
+    int     d[TS_CLI_CTL_CMD_MAX_B + 2][TS_CLI_CTL_CMD_MAX_B + 2];
+    size_t  la = strlen(a), lb = strlen(b), i, j;
+    int     v;
+
+    if (la > TS_CLI_CTL_CMD_MAX_B || lb > TS_CLI_CTL_CMD_MAX_B) {
+        return 9;
+    }
+    for (i = 0; i <= la; i++) {
+        d[i][0] = (int) i;
+    }
+    for (j = 0; j <= lb; j++) {
+        d[0][j] = (int) j;
+    }
+    for (i = 1; i <= la; i++) {
+        for (j = 1; j <= lb; j++) {
+            v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            v = d[i - 1][j] + 1 < v ? d[i - 1][j] + 1 : v;
+            v = d[i][j - 1] + 1 < v ? d[i][j - 1] + 1 : v;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2]
+                && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+            {
+                v = d[i - 2][j - 2] + 1;
+            }
+            d[i][j] = v;
+        }
+    }
+    return d[la][lb] > 9 ? 9 : d[la][lb];
+}
+
+
+/* The command closest to a mistyped name (at most 2 edits, and fewer
+ * than a third of its letters), or NULL. */
+static const char *
+cli_cmd_suggest(const char *name)
+{
+    const cli_cmd_t  *c;
+    const char       *best = NULL;
+    int               i, dist, bestd = 3;
+
+    for (i = 0; i < cli_ntables; i++) {
+        for (c = cli_tables[i]; c->name != NULL; c++) {
+            dist = cli_cmd_distance(name, c->name);
+            if (dist < bestd && dist * 3 < (int) strlen(c->name)) {
+                bestd = dist;
+                best = c->name;
+            }
+        }
+    }
+    return best;
+}
+
+
 /* Held while a command runs: commands were written for one thread, and
  * control requests (cli_ctl_srv.c) run on their connection's thread. */
 static pthread_mutex_t  cli_cmd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -87,8 +144,15 @@ cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
     pthread_mutex_lock(&cli_cmd_lock);
     c = cli_cmd_find(argv[0]);
     if (c == NULL) {
-        r = cli_out_fail(CLI_EXIT_USAGE, "unknown command '%s' (try help)",
-                         argv[0]);
+        const char  *near = cli_cmd_suggest(argv[0]);
+
+        if (near != NULL) {
+            r = cli_out_fail(CLI_EXIT_USAGE, "unknown command '%s' (did you "
+                             "mean %s?)", argv[0], near);
+        } else {
+            r = cli_out_fail(CLI_EXIT_USAGE, "unknown command '%s' (try "
+                             "help)", argv[0]);
+        }
     } else {
         nargs = argc - 1;
         if (nargs < c->min_args || nargs > c->max_args) {

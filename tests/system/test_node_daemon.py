@@ -450,3 +450,17 @@ def test_attach_without_a_node(tmp_path):
                        timeout=10)
     assert r.returncode == 11, r
     assert b"no node answers" in r.stderr
+
+
+def test_did_you_mean_and_exit_class(tracker, tmp_path):
+    rc, out, err = tessera.run_client(
+        tracker.info, ["lsit_files g", "list_file g", "helpp", "frobnicate",
+                       "zz-mark-1", "ab"], tmp_path)
+    assert out == [
+        "error: unknown command 'lsit_files' (did you mean list_files?)",
+        "error: unknown command 'list_file' (did you mean list_files?)",
+        "error: unknown command 'helpp' (did you mean help?)",
+        "error: unknown command 'frobnicate' (try help)",
+        "error: unknown command 'zz-mark-1' (try help)",
+        "error: unknown command 'ab' (try help)"], out
+    assert rc == 2, (rc, err[-2000:])
