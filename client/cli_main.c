@@ -181,6 +181,7 @@ cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
                     const char *ca, const char *crt, const char *key)
 {
     node_opts_t  no;
+    int          r;
 
     memset(&no, 0, sizeof(no));
     snprintf(no.ip, sizeof(no.ip), "%s", ip);
@@ -189,6 +190,14 @@ cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
     no.downloaders = o->downloaders;
     no.ticket_wait_ms = o->ticket_wait_ms;
     no.slow_chunk_ms = o->slow_chunk_ms;
+    /* at a terminal the node's log goes to <state>/node.log, not on top
+     * of the prompt */
+    if (isatty(STDIN_FILENO)
+        && snprintf(no.log_path, sizeof(no.log_path), "%s/node.log",
+                    o->state_dir) >= (int) sizeof(no.log_path))
+    {
+        no.log_path[0] = '\0';
+    }
     if (snprintf(no.crt_path, sizeof(no.crt_path), "%s", crt)
         >= (int) sizeof(no.crt_path)
         || snprintf(no.key_path, sizeof(no.key_path), "%s", key)
@@ -199,7 +208,8 @@ cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
         fprintf(stderr, "client: state or CA path too long\n");
         return 2;
     }
-    return cli_node_start(&no) != 0 ? CLI_EXIT_NODE : 0;
+    r = cli_node_start(&no);
+    return r != 0 ? CLI_EXIT_NODE : 0;
 }
 
 

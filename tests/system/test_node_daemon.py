@@ -137,9 +137,17 @@ def test_ctrl_c_at_prompt_leaves_the_node_serving(tracker, tmp_path):
     create_users(tracker.info, tmp_path, "alice", "bob")
     t = PtyClient(tracker.info, tmp_path, "alice")
     try:
-        t.read_until(r"tessera> ")
+        first = t.read_until(r"tessera> ")
         assert wait_until(lambda: t.sup() is not None, 10)
         sup = t.sup()
+        # no internal start line before the prompt: they are in node.log
+        assert "segment" not in first and "supervisor" not in first, first
+        log = os.path.join(t.state, "node.log")
+        assert wait_until(lambda: os.path.exists(log) and
+                          "supervisor node-sup starting" in open(log).read(),
+                          10)
+        assert "created shm segment" in open(log).read()
+        assert os.stat(log).st_mode & 0o777 == 0o600
         t.cmd("login alice pw", r"logged in as alice.*alice@tessera> ")
         t.cmd("create_group g", r"group g created.*tessera> ")
         src = os.path.join(t.dir, "f.bin")
