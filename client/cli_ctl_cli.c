@@ -2,7 +2,8 @@
  * cli_ctl_cli.c -- ./client --attach -s DIR: sends each input line as a
  * request to the node's control socket (<DIR>/control.sock) and prints
  * the reply: its lines on stdout and its "error: ..." line on stderr,
- * or with --json the reply object as one line.  Input lines are split
+ * or with --json the reply object as one line.  Events the node pushes
+ * while a command runs (its warnings) go to stderr (--json: stdout).  Input lines are split
  * as the node's own prompt splits them (cli_parse_line); "exit" (or
  * EOF) detaches and leaves the node running.
  *
@@ -87,6 +88,29 @@ cli_ctl_cli_print(const cli_ctl_msg_t *m, int json)
 }
 
 
+/* A pushed event (a node's warning, ...): its lines on stderr, or with
+ * --json the object on stdout. */
+static void
+cli_ctl_cli_event(const cli_ctl_msg_t *m, int json)
+{
+    size_t   i;
+    char    *dump;
+
+    if (json) {
+        dump = json_dumps(m->root, JSON_COMPACT);
+        if (dump != NULL) {
+            printf("%s\n", dump);
+            free(dump);
+        }
+        return;
+    }
+    for (i = 0; m->lines != NULL && i < json_array_size(m->lines); i++) {
+        fprintf(stderr, "%s\n",
+                json_string_value(json_array_get(m->lines, i)));
+    }
+}
+
+
 /* One request and its reply: the class, or -1 when the link is gone. */
 static int
 cli_ctl_cli_one(int fd, uint64_t id, cli_args_t *a, int json)
@@ -122,7 +146,12 @@ cli_ctl_cli_one(int fd, uint64_t id, cli_args_t *a, int json)
             cli_out_eline("client: bad reply from the node: %s", err);
             return -1;
         }
-        if (m.is_event || m.id != id) {
+        if (m.is_event) {
+            cli_ctl_cli_event(&m, json);
+            cli_ctl_msg_free(&m);
+            continue;
+        }
+        if (m.id != id) {
             cli_ctl_msg_free(&m);       /* not the answer to this one */
             continue;
         }

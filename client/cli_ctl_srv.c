@@ -20,8 +20,16 @@
  * its output captured (cli_out_capture_begin) into the reply.  "exit" is
  * refused: it ends a terminal session, not a request.
  *
+ * Events: a line the node prints on stderr outside a request (the
+ * agent's warnings, say a share changed on disk) is pushed as
+ * {"event":"log","lines":[...]} to every connection that has sent a
+ * valid request; one that does not take it within TS_CLI_CTL_EVENT_MS
+ * is shut down.
+ *
  * Locking: commands run under cli_cmd_run's mutex, one at a time with
- * the terminal's; srv_mu guards the connection count.  Crash behaviour:
+ * the terminal's; srv_mu guards the slots (a connection's descriptor and
+ * attached flag), each slot's wmu its writes (a reply and an event
+ * never interleave).  Crash behaviour:
  * a killed client leaves the socket file, replaced at the next start.
  */
 #include <errno.h>
@@ -54,12 +62,24 @@ static int              srv_up;
 static cli_ctx_t        srv_ctx;        /* commands' context: not a tty */
 static pthread_mutex_t  srv_mu = PTHREAD_MUTEX_INITIALIZER;
 static int              srv_conns;      /* live connection threads */
+
+/* One per connection thread: its descriptor and the lock that keeps a
+ * reply and a pushed event from interleaving on it.  attached: it has
+ * sent a valid request, so it gets events. */
+typedef struct {
+    int              fd;
+    int              attached;
+    pthread_mutex_t  wmu;
+} srv_slot_t;
+
+static srv_slot_t       srv_slots[TS_CLI_CTL_CONN_N];
 static volatile int     srv_closing;
 
 
-/* Frames obj and writes it; 0 or -1.  obj is freed. */
+/* Frames obj and writes it (under wmu when given); 0 or -1.  obj is
+ * freed. */
 static int
-srv_send(int fd, json_t *obj)
+srv_send_locked(int fd, pthread_mutex_t *wmu, json_t *obj, int timeout_ms)
 {
     uint8_t  *f;
     size_t    n;
@@ -69,11 +89,53 @@ srv_send(int fd, json_t *obj)
         return -1;
     }
     if (cli_ctl_frame(obj, TS_CLI_CTL_REPLY_MAX_B, &f, &n) == 0) {
-        r = cli_ctl_write(fd, f, n, TS_CLI_CTL_WRITE_MS);
+        if (wmu != NULL) {
+            pthread_mutex_lock(wmu);
+        }
+        r = cli_ctl_write(fd, f, n, timeout_ms);
+        if (wmu != NULL) {
+            pthread_mutex_unlock(wmu);
+        }
         free(f);
     }
     json_decref(obj);
     return r;
+}
+
+
+static int
+srv_send(int fd, json_t *obj)
+{
+    return srv_send_locked(fd, NULL, obj, TS_CLI_CTL_WRITE_MS);
+}
+
+
+/* cli_out's sink: a stderr line of the node as a "log" event to every
+ * attached connection.  A connection that does not take it within
+ * TS_CLI_CTL_EVENT_MS is shut down (its thread then ends). */
+static void
+srv_event(const char *line)
+{
+    int  i, fd;
+
+    if (srv_closing) {
+        return;
+    }
+    pthread_mutex_lock(&srv_mu);
+    for (i = 0; i < TS_CLI_CTL_CONN_N; i++) {
+        fd = srv_slots[i].fd;
+        if (fd < 0 || !srv_slots[i].attached) {
+            continue;
+        }
+        if (srv_send_locked(fd, &srv_slots[i].wmu,
+                            cli_ctl_event("log", line),
+                            TS_CLI_CTL_EVENT_MS) != 0)
+        {
+            (void) shutdown(fd, SHUT_RDWR);
+            srv_slots[i].attached = 0;
+        }
+    }
+    pthread_mutex_unlock(&srv_mu);
 }
 
 
@@ -137,7 +199,8 @@ srv_frame_error(int fd, int err)
 static void *
 srv_conn(void *arg)
 {
-    int             fd = (int) (intptr_t) arg;
+    srv_slot_t     *slot = arg;
+    int             fd = slot->fd;
     int64_t         first_by = ts_now_ms() + TS_CLI_CTL_FIRST_MS;
     int             served = 0, err;
     uint8_t        *body;
@@ -163,14 +226,17 @@ srv_conn(void *arg)
         } else {
             rep = srv_run(&rq);
             cli_ctl_req_free(&rq);
+            slot->attached = 1;         /* events from now on */
         }
         free(body);
-        if (srv_send(fd, rep) != 0) {
+        if (srv_send_locked(fd, &slot->wmu, rep, TS_CLI_CTL_WRITE_MS) != 0) {
             break;
         }
     }
-    close(fd);
     pthread_mutex_lock(&srv_mu);
+    close(fd);
+    slot->fd = -1;
+    slot->attached = 0;
     srv_conns--;
     pthread_mutex_unlock(&srv_mu);
     return NULL;
@@ -185,7 +251,8 @@ srv_admit(int fd)
     socklen_t       sl = sizeof(uc);
     pthread_attr_t  at;
     pthread_t       t;
-    int             full;
+    srv_slot_t     *slot;
+    int             i;
 
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) != 0
         || uc.uid != geteuid())
@@ -195,13 +262,18 @@ srv_admit(int fd)
         close(fd);
         return;
     }
+    slot = NULL;
     pthread_mutex_lock(&srv_mu);
-    full = srv_conns >= TS_CLI_CTL_CONN_N;
-    if (!full) {
-        srv_conns++;
+    for (i = 0; i < TS_CLI_CTL_CONN_N && slot == NULL; i++) {
+        if (srv_slots[i].fd < 0) {
+            slot = &srv_slots[i];
+            slot->fd = fd;
+            slot->attached = 0;
+            srv_conns++;
+        }
     }
     pthread_mutex_unlock(&srv_mu);
-    if (full) {
+    if (slot == NULL) {
         (void) srv_send(fd, cli_ctl_reply_err(0, 0, CLI_EXIT_LIMIT,
                         "too many control connections", NULL));
         close(fd);
@@ -209,9 +281,10 @@ srv_admit(int fd)
     }
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &at, srv_conn, (void *) (intptr_t) fd) != 0) {
-        close(fd);
+    if (pthread_create(&t, &at, srv_conn, slot) != 0) {
         pthread_mutex_lock(&srv_mu);
+        close(fd);
+        slot->fd = -1;
         srv_conns--;
         pthread_mutex_unlock(&srv_mu);
     }
@@ -251,9 +324,15 @@ cli_ctl_srv_start(const cli_ctx_t *ctx, const char *state_dir)
 {
     struct sockaddr_un  sun;
     sigset_t            all, old;
+    int                 i;
 
     srv_ctx = *ctx;
     srv_ctx.tty = 0;
+    for (i = 0; i < TS_CLI_CTL_CONN_N; i++) {
+        srv_slots[i].fd = -1;
+        srv_slots[i].attached = 0;
+        pthread_mutex_init(&srv_slots[i].wmu, NULL);
+    }
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     if (snprintf(srv_path, sizeof(srv_path), "%s/control.sock", state_dir)
@@ -291,6 +370,7 @@ cli_ctl_srv_start(const cli_ctx_t *ctx, const char *state_dir)
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     srv_up = 1;
+    cli_out_set_sink(srv_event);
     return 0;
 }
 
@@ -305,6 +385,7 @@ cli_ctl_srv_stop(void)
         return;
     }
     srv_up = 0;
+    cli_out_set_sink(NULL);
     srv_closing = 1;
     (void) !write(srv_stop[1], "x", 1);
     pthread_join(srv_thr, NULL);

@@ -19,6 +19,8 @@
 /* The capture of the thread running a control request, or NULL: lines
  * then go into it instead of the terminal (cli_out_capture_begin). */
 static __thread cli_out_cap_t  *cli_out_cap;
+/* The event sink of stderr lines (cli_out_set_sink), or NULL. */
+static void                   (*cli_out_sink)(const char *line);
 
 /* A formatted line up to this many bytes needs no allocation. */
 #define CLI_OUT_LINE_B  1024
@@ -65,6 +67,12 @@ cli_out_vline(FILE *f, const char *prefix, const char *fmt, va_list ap)
         cli_out_capture_add(cli_out_cap, prefix[0] != '\0', ep);
     } else {
         fprintf(f, "%s%s\n", prefix, ep);
+        void  (*sink)(const char *) = __atomic_load_n(&cli_out_sink,
+                                                      __ATOMIC_ACQUIRE);
+
+        if (f == stderr && sink != NULL) {
+            sink(ep);
+        }
     }
     if (ep != esc) {
         free(ep);
@@ -383,4 +391,11 @@ cli_out_json_text(const char *s)
     }
     (void) ts_esc(buf, sizeof(buf), s, n, 0);
     return json_string(buf);
+}
+
+
+void
+cli_out_set_sink(void (*fn)(const char *line))
+{
+    __atomic_store_n(&cli_out_sink, fn, __ATOMIC_RELEASE);
 }

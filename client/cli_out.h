@@ -62,6 +62,12 @@ void cli_out_capture_end(cli_out_cap_t *cap);
 /* 1 while this thread captures. */
 int  cli_out_capturing(void);
 
+/* Where lines on stderr from outside a capture (warnings of the agent's
+ * threads, of the terminal's commands) also go: the control socket's
+ * event push (cli_ctl_srv.c).  fn gets the escaped line; it is called
+ * from any thread and must not print. */
+void    cli_out_set_sink(void (*fn)(const char *line));
+
 /* A listing's structured result (the reply's "result": an array of
  * objects with named fields).  cli_out_json_list() says the command is a
  * listing (so no rows is []), cli_out_json_row() appends one row made

@@ -485,5 +485,8 @@
                                             its first request within this */
 #define TS_CLI_CTL_WRITE_MS       5000     /* a reply must be taken within
                                             this, else the link is closed */
+#define TS_CLI_CTL_EVENT_MS       200      /* a pushed event likewise: the
+                                            node's threads never wait long
+                                            for a slow attached CLI */
 
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -472,3 +472,51 @@ def test_did_you_mean_and_exit_class(tracker, tmp_path):
         "error: unknown command 'zz-mark-1' (try help)",
         "error: unknown command 'ab' (try help)"], out
     assert rc == 2, (rc, err[-2000:])
+
+
+def test_node_warning_reaches_attached_clis(tracker, tmp_path):
+    """A warning the node's agent prints on its own (a share changed on
+    disk) is pushed to every attached connection as a log event."""
+    create_users(tracker.info, tmp_path, "alice", "bob")
+    a = Node(tracker.info, tmp_path, name="alice").start()
+    a.login("alice")
+    a.expect("create_group g", "group g created")
+    src = os.path.join(a.dir, "f.bin")
+    make_file(src, 1024 * 1024, seed=9)
+    a.upload(src, "g")
+    b = Node(tracker.info, tmp_path, name="bob").start()
+    b.login("bob")
+    assert b.cmd("join_group g") == ["join request sent to g"]
+    a.expect("accept_request g bob", "bob accepted into g")
+
+    s1, s2, quiet = ctl_connect(a), ctl_connect(a), ctl_connect(a)
+    try:
+        for i, s in enumerate((s1, s2)):
+            ctl_send(s, {"id": i, "cmd": "list_my_groups"})
+            assert ctl_recv(s)["ok"] is True
+        # the file changes under the share; a peer asks for it
+        with open(src, "r+b") as f:
+            f.write(b"changed!")
+        st = os.stat(src)
+        os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
+        b.download("g", "f.bin", os.path.join(b.dir, "got.bin"))
+        for s in (s1, s2):
+            s.settimeout(30)
+            ev = ctl_recv(s)
+            assert ev is not None and ev.get("event") == "log", ev
+            assert any("changed on disk; no longer sharing 'f.bin' in 'g'"
+                       in l for l in ev["lines"]), ev
+        # a connection that never sent a request gets no events: its
+        # first frame is the node's "no request" error
+        quiet.settimeout(15)
+        r = ctl_recv(quiet)
+        assert r is not None and "event" not in r and r["ok"] is False, r
+        # the node still serves the attached ones
+        ctl_send(s1, {"id": 9, "cmd": "list_files", "args": ["g"]})
+        r = ctl_recv(s1)
+        while r.get("event"):
+            r = ctl_recv(s1)
+        assert r["id"] == 9 and r["ok"] is True, r
+    finally:
+        for s in (s1, s2, quiet):
+            s.close()
