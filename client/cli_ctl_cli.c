@@ -58,20 +58,29 @@ cli_ctl_cli_connect(const char *state_dir)
 }
 
 
+/* --json: the message as it came, one compact line on stdout. */
+static void
+cli_ctl_cli_dump(const cli_ctl_msg_t *m)
+{
+    char  *dump;
+
+    dump = json_dumps(m->root, JSON_COMPACT);
+    if (dump != NULL) {
+        printf("%s\n", dump);
+        free(dump);
+    }
+}
+
+
 /* Prints a reply; its class (CLI_EXIT_OK when it succeeded). */
 static int
 cli_ctl_cli_print(const cli_ctl_msg_t *m, int json)
 {
     const char  *s;
     size_t       i;
-    char        *dump;
 
     if (json) {
-        dump = json_dumps(m->root, JSON_COMPACT);
-        if (dump != NULL) {
-            printf("%s\n", dump);
-            free(dump);
-        }
+        cli_ctl_cli_dump(m);
     } else {
         for (i = 0; m->lines != NULL && i < json_array_size(m->lines); i++) {
             s = json_string_value(json_array_get(m->lines, i));
@@ -93,15 +102,10 @@ cli_ctl_cli_print(const cli_ctl_msg_t *m, int json)
 static void
 cli_ctl_cli_event(const cli_ctl_msg_t *m, int json)
 {
-    size_t   i;
-    char    *dump;
+    size_t  i;
 
     if (json) {
-        dump = json_dumps(m->root, JSON_COMPACT);
-        if (dump != NULL) {
-            printf("%s\n", dump);
-            free(dump);
-        }
+        cli_ctl_cli_dump(m);
         return;
     }
     for (i = 0; m->lines != NULL && i < json_array_size(m->lines); i++) {

@@ -129,11 +129,11 @@ def test_edge_files(tracker, tmp_path):
     b.expect("logout", "logged out")
     assert b.cmd("list_files %s" % G) == ["error: not logged in"]
     assert b.cmd("show_downloads") == ["error: not logged in"]
-    # SIGTERM stops each node cleanly (exit 1: the markers and the
-    # refusals above were failed commands), its workers with it
+    # SIGTERM stops each node cleanly (exit 2, the usage class: the last
+    # failed command was a marker, an unknown command), its workers with it
     for n in (a, b, c, d):
         pids = n.pids()
-        assert n.stop() == 1, n.stderr()[-2000:]
+        assert n.stop() == 2, n.stderr()[-2000:]
         assert not any(tessera.pid_alive(p) for p in pids)
 
 
