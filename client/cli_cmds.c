@@ -69,6 +69,23 @@ cli_cmd_find(const char *name)
 }
 
 
+const char *
+cli_cmd_name_at(int n)
+{
+    const cli_cmd_t  *c;
+    int               i;
+
+    for (i = 0; i < cli_ntables; i++) {
+        for (c = cli_tables[i]; c->name != NULL; c++) {
+            if (n-- == 0) {
+                return c->name;
+            }
+        }
+    }
+    return NULL;
+}
+
+
 /* The edit distance (insertions, deletions, substitutions, and swaps of
  * two neighbours) of a and b, capped at 9; names are short. */
 static int

@@ -346,6 +346,39 @@ cli_loop_history_ok(const char *line)
 }
 
 
+/* Tab completion of the first word: the command names that begin with
+ * what is typed (libedit calls this with state 0 first, then on). */
+static char *
+cli_loop_cmd_gen(const char *text, int state)
+{
+    static int   next;
+    const char  *name;
+    size_t       n = strlen(text);
+
+    if (state == 0) {
+        next = 0;
+    }
+    while ((name = cli_cmd_name_at(next++)) != NULL) {
+        if (strncmp(name, text, n) == 0) {
+            return strdup(name);
+        }
+    }
+    return NULL;
+}
+
+
+/* Commands for the first word; file names (libedit's default) after. */
+static char **
+cli_loop_complete(const char *text, int start, int end)
+{
+    (void) end;
+    if (start != 0) {
+        return NULL;
+    }
+    return rl_completion_matches(text, cli_loop_cmd_gen);
+}
+
+
 int
 cli_loop_tty(cli_ctx_t *ctx, const char *history)
 {
@@ -355,6 +388,7 @@ cli_loop_tty(cli_ctx_t *ctx, const char *history)
 
     rl_catch_signals = 0;           /* our handlers, not libedit's */
     rl_getc_function = cli_loop_getc;
+    rl_attempted_completion_function = cli_loop_complete;
     using_history();
     stifle_history(TS_CLI_HISTORY_MAX_N);
     (void) read_history(history);

@@ -169,6 +169,12 @@ def test_ctrl_c_at_prompt_leaves_the_node_serving(tracker, tmp_path):
         out = t.cmd("list_groups", r"alice@tessera> ")
         assert "g" in out.split() and "list_gro\r" not in out
 
+        # tab completes a command name (one match: the whole name)
+        t.send("list_my_gr\t")
+        t.read_until(r"oups ")      # libedit redraws the rest of the word
+        out = t.cmd("", r"alice@tessera> ")
+        assert "g owner=alice members=1" in out, out
+
         # a peer downloads from the node that saw the ^C
         b = Node(tracker.info, tmp_path, name="bob").start()
         b.login("bob")
