@@ -8,11 +8,13 @@
  * the last byte, counts against the bytes left before anything is
  * allocated, ids validated) and prints the contract's text.
  *
- * Locking: main thread only; the session has its own lock.
+ * Locking: commands run one at a time (cli_cmd_run holds a mutex: the
+ * terminal and control requests); the session has its own lock.
  * Crash behaviour: nothing persistent here; a tracker crash is handled
  * by cli_rpc's failover.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,85 @@ cli_cmd_find(const char *name)
 }
 
 
+const char *
+cli_cmd_name_at(int n)
+{
+    const cli_cmd_t  *c;
+    int               i;
+
+    for (i = 0; i < cli_ntables; i++) {
+        for (c = cli_tables[i]; c->name != NULL; c++) {
+            if (n-- == 0) {
+                return c->name;
+            }
+        }
+    }
+    return NULL;
+}
+
+
+/* The edit distance (insertions, deletions, substitutions, and swaps of
+ * two neighbours) of a and b, capped at 9; names are short. */
+static int
+cli_cmd_distance(const char *a, const char *b)
+{
+    int     d[TS_CLI_CTL_CMD_MAX_B + 2][TS_CLI_CTL_CMD_MAX_B + 2];
+    size_t  la = strlen(a), lb = strlen(b), i, j;
+    int     v;
+
+    if (la > TS_CLI_CTL_CMD_MAX_B || lb > TS_CLI_CTL_CMD_MAX_B) {
+        return 9;
+    }
+    for (i = 0; i <= la; i++) {
+        d[i][0] = (int) i;
+    }
+    for (j = 0; j <= lb; j++) {
+        d[0][j] = (int) j;
+    }
+    for (i = 1; i <= la; i++) {
+        for (j = 1; j <= lb; j++) {
+            v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            v = d[i - 1][j] + 1 < v ? d[i - 1][j] + 1 : v;
+            v = d[i][j - 1] + 1 < v ? d[i][j - 1] + 1 : v;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2]
+                && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+            {
+                v = d[i - 2][j - 2] + 1;
+            }
+            d[i][j] = v;
+        }
+    }
+    return d[la][lb] > 9 ? 9 : d[la][lb];
+}
+
+
+/* The command closest to a mistyped name (at most 2 edits, and fewer
+ * than a third of its letters), or NULL. */
+static const char *
+cli_cmd_suggest(const char *name)
+{
+    const cli_cmd_t  *c;
+    const char       *best = NULL;
+    int               i, dist, bestd = 3;
+
+    for (i = 0; i < cli_ntables; i++) {
+        for (c = cli_tables[i]; c->name != NULL; c++) {
+            dist = cli_cmd_distance(name, c->name);
+            if (dist < bestd && dist * 3 < (int) strlen(c->name)) {
+                bestd = dist;
+                best = c->name;
+            }
+        }
+    }
+    return best;
+}
+
+
+/* Held while a command runs: commands were written for one thread, and
+ * control requests (cli_ctl_srv.c) run on their connection's thread. */
+static pthread_mutex_t  cli_cmd_lock = PTHREAD_MUTEX_INITIALIZER;
+
+
 int
 cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
 {
@@ -78,23 +159,35 @@ cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
     if (argc < 1) {
         return 0;
     }
+    /* one command at a time: the terminal's and the control socket's */
+    pthread_mutex_lock(&cli_cmd_lock);
     c = cli_cmd_find(argv[0]);
     if (c == NULL) {
-        r = cli_out_error("unknown command '%s' (try help)", argv[0]);
+        const char  *near = cli_cmd_suggest(argv[0]);
+
+        if (near != NULL) {
+            r = cli_out_fail(CLI_EXIT_USAGE, "unknown command '%s' (did you "
+                             "mean %s?)", argv[0], near);
+        } else {
+            r = cli_out_fail(CLI_EXIT_USAGE, "unknown command '%s' (try "
+                             "help)", argv[0]);
+        }
     } else {
         nargs = argc - 1;
         if (nargs < c->min_args || nargs > c->max_args) {
-            printf("usage: %s%s%s\n", c->name, c->args[0] ? " " : "",
-                   c->args);
+            cli_out_line("usage: %s%s%s", c->name, c->args[0] ? " " : "",
+                         c->args);
+            cli_out_class_set(CLI_EXIT_USAGE);
             r = -1;
         } else if ((c->flags & CLI_CMD_LOGIN)
                    && !cli_session_get(ctx->sess, NULL, 0, NULL))
         {
-            r = cli_out_error("not logged in");
+            r = cli_out_fail(CLI_EXIT_DENIED, "not logged in");
         } else {
             r = c->run(ctx, argc, argv);
         }
     }
+    pthread_mutex_unlock(&cli_cmd_lock);
     fflush(stdout);
     return r;
 }
@@ -107,7 +200,7 @@ cli_begin_authed(cli_ctx_t *ctx, ts_wbuf_t *req, uint8_t *tok)
 
     ts_wbuf_init(req);
     if (!cli_session_get(ctx->sess, NULL, 0, t)) {
-        return cli_out_error("not logged in");
+        return cli_out_fail(CLI_EXIT_DENIED, "not logged in");
     }
     ts_put_raw(req, t, TS_TOKEN_B);
     if (tok != NULL) {
@@ -118,12 +211,30 @@ cli_begin_authed(cli_ctx_t *ctx, ts_wbuf_t *req, uint8_t *tok)
 
 
 int
+cli_status_class(uint8_t status)
+{
+    switch (status) {
+    case TS_ERR_BADREQ:   return CLI_EXIT_USAGE;
+    case TS_ERR_AUTH:     return CLI_EXIT_DENIED;
+    case TS_ERR_PERM:     return CLI_EXIT_DENIED;
+    case TS_ERR_EXISTS:   return CLI_EXIT_EXISTS;
+    case TS_ERR_STATE:    return CLI_EXIT_EXISTS;     /* already member... */
+    case TS_ERR_NOTFOUND: return CLI_EXIT_NOT_FOUND;
+    case TS_ERR_LIMIT:    return CLI_EXIT_LIMIT;
+    case TS_ERR_BUSY:     return CLI_EXIT_LIMIT;
+    case TS_ERR_CONFLICT: return CLI_EXIT_CONFLICT;
+    default:              return CLI_EXIT_FAILURE;
+    }
+}
+
+
+int
 cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
             const uint8_t *tok, cli_reply_t *rep)
 {
     if (req->err) {
         memset(rep, 0, sizeof(*rep));
-        return cli_out_error("argument too long");
+        return cli_out_fail(CLI_EXIT_USAGE, "argument too long");
     }
     if (req->len > TS_FRAME_MAX_B) {
         memset(rep, 0, sizeof(*rep));
@@ -132,7 +243,8 @@ cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
     if (cli_rpc_call(ctx->rpc, type, req->data, (uint32_t) req->len, rep)
         != 0)
     {
-        cli_out_error("%s", rep->msg);
+        /* no tracker answered (cli_rpc.c tried each) */
+        cli_out_fail(CLI_EXIT_NETWORK, "%s", rep->msg);
         cli_reply_free(rep);
         return -1;
     }
@@ -140,8 +252,8 @@ cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
         if (rep->status == TS_ERR_AUTH && tok != NULL) {
             cli_session_lost(ctx->sess, tok);
         }
-        cli_out_error("%s", rep->msg[0] ? rep->msg
-                            : ts_status_name(rep->status));
+        cli_out_fail(cli_status_class(rep->status), "%s",
+                     rep->msg[0] ? rep->msg : ts_status_name(rep->status));
         cli_reply_free(rep);
         return -1;
     }
@@ -215,7 +327,8 @@ cli_check_new_id(const char *what, const char *id)
     /* an id too long to be valid is shown cut after TS_ID_MAX_B + 1 bytes */
     (void) ts_esc(esc, sizeof(esc), id, strnlen(id, TS_ID_MAX_B + 1),
                   TS_ESC_BSLASH);
-    return cli_out_error("invalid %s id '%s' (%s)", what, esc, TS_ID_RULE);
+    return cli_out_fail(CLI_EXIT_USAGE, "invalid %s id '%s' (%s)", what, esc,
+                        TS_ID_RULE);
 }
 
 
@@ -330,18 +443,19 @@ cli_cmd_logout(cli_ctx_t *ctx, int argc, char **argv)
                      &rep);
     ts_wbuf_free(&req);
     if (r != 0) {
-        cli_out_error("%s", rep.msg);
+        cli_out_fail(CLI_EXIT_NETWORK, "%s", rep.msg);
         cli_reply_free(&rep);
         return -1;
     }
     /* TS_ERR_AUTH: the session had already expired; we are logged out */
     if (rep.status != TS_OK && rep.status != TS_ERR_AUTH) {
-        cli_out_error("%s", rep.msg[0] ? rep.msg : ts_status_name(rep.status));
+        cli_out_fail(cli_status_class(rep.status), "%s",
+                     rep.msg[0] ? rep.msg : ts_status_name(rep.status));
         cli_reply_free(&rep);
         return -1;
     }
     cli_reply_free(&rep);
-    puts("logged out");
+    cli_out_line("logged out");
     return 0;
 }
 
@@ -467,7 +581,10 @@ cli_cmd_list_requests(cli_ctx_t *ctx, int argc, char **argv)
         return cli_bad_body(&rep);
     }
     cli_reply_free(&rep);
+    cli_out_json_list();
     for (i = 0; i < n; i++) {
+        cli_out_json_row(json_pack("{s:o}", "user",
+                                   cli_out_json_text(users[i].user)));
         cli_out_line("%s", users[i].user);
     }
     if (n == 0) {
@@ -537,7 +654,12 @@ cli_list_groups(cli_ctx_t *ctx, uint8_t type)
     if (n > 1) {
         qsort(rows, n, sizeof(*rows), cli_group_cmp);
     }
+    cli_out_json_list();
     for (i = 0; i < n; i++) {
+        cli_out_json_row(json_pack("{s:o, s:o, s:i}",
+                                   "group", cli_out_json_text(rows[i].group),
+                                   "owner", cli_out_json_text(rows[i].owner),
+                                   "members", (int) rows[i].members));
         cli_out_line("%s owner=%s members=%u", rows[i].group, rows[i].owner,
                      (unsigned) rows[i].members);
     }
@@ -585,12 +707,12 @@ cli_cmd_help(cli_ctx_t *ctx, int argc, char **argv)
         w = 60;
     }
 
-    printf("%-*s  %s\n", w, "command", "description");
+    cli_out_line("%-*s  %s", w, "command", "description");
     for (i = 0; i < cli_ntables; i++) {
         for (c = cli_tables[i]; c->name != NULL; c++) {
             snprintf(col, sizeof(col), "%s%s%s", c->name,
                      c->args[0] ? " " : "", c->args);
-            printf("%-*s  %s\n", w, col, c->help);
+            cli_out_line("%-*s  %s", w, col, c->help);
         }
     }
     return 0;

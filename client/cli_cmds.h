@@ -48,6 +48,9 @@ extern const cli_cmd_t  cli_cmds_core[];
 /* Adds a {NULL}-terminated table.  0, or -1 when the registry is full. */
 int              cli_cmds_register(const cli_cmd_t *table);
 const cli_cmd_t *cli_cmd_find(const char *name);
+/* The name of the nth registered command (0-based), NULL past the last:
+ * for tab completion. */
+const char      *cli_cmd_name_at(int n);
 /* Runs argv[0] with usage/login checks; 0 or -1.  Flushes stdout. */
 int              cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv);
 /* Best-effort logout on the way out (exit, EOF, SIGTERM): a single try
@@ -64,5 +67,9 @@ int  cli_begin_authed(cli_ctx_t *ctx, ts_wbuf_t *req, uint8_t *tok);
  * then also ends the local session. */
 int  cli_request(cli_ctx_t *ctx, uint8_t type, ts_wbuf_t *req,
                  const uint8_t *tok, cli_reply_t *rep);
+/* The failure class (cli_exit.h) of a tracker's error status: BADREQ
+ * usage, AUTH/PERM denied, EXISTS/STATE exists, NOTFOUND not found,
+ * LIMIT/BUSY limit, CONFLICT conflict, the rest failure. */
+int  cli_status_class(uint8_t status);
 
 #endif

@@ -92,8 +92,9 @@ cli_bad_name(const char *name)
     char  pn[TS_ESC_MAX_B(TS_NAME_MAX_B) + 8];
 
     (void) ts_esc(pn, sizeof(pn), name, strlen(name), TS_ESC_BSLASH);
-    return cli_out_error("invalid file name '%s' (no '/', control characters, "
-                         "'.' or '..')", pn);
+    return cli_out_fail(CLI_EXIT_USAGE,
+                        "invalid file name '%s' (no '/', control characters, "
+                        "'.' or '..')", pn);
 }
 
 
@@ -112,8 +113,9 @@ cli_check_new_name(const char *name)
         return 0;
     }
     (void) ts_esc(pn, sizeof(pn), name, strlen(name), TS_ESC_BSLASH);
-    return cli_out_error("invalid file name '%s': %s; a new file name must "
-                         "be printable UTF-8", pn, why);
+    return cli_out_fail(CLI_EXIT_USAGE,
+                        "invalid file name '%s': %s; a new file name must "
+                        "be printable UTF-8", pn, why);
 }
 
 
@@ -150,6 +152,15 @@ cli_mtime_ns(const struct stat *sb)
 
 /* ---- upload_file ------------------------------------------------------- */
 
+/* The error line of a file that cannot be read; -1. */
+static int
+cli_files_unreadable(const char *path, int err)
+{
+    return cli_out_fail(CLI_EXIT_DATA, "cannot read '%s': %s", path,
+                        strerror(err));
+}
+
+
 static int
 cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
 {
@@ -175,18 +186,18 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
 
     fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        return cli_out_error("cannot read '%s': %s", path, strerror(errno));
+        return cli_files_unreadable(path, errno);
     }
     if (fstat(fd, &sb) != 0) {
         e = errno;
         close(fd);
-        return cli_out_error("cannot read '%s': %s", path, strerror(e));
+        return cli_files_unreadable(path, e);
     }
     if (!S_ISREG(sb.st_mode)) {
         close(fd);
-        return cli_out_error("cannot read '%s': %s", path,
-                             S_ISDIR(sb.st_mode) ? strerror(EISDIR)
-                                                 : "not a regular file");
+        return cli_out_fail(CLI_EXIT_DATA, "cannot read '%s': %s", path,
+                            S_ISDIR(sb.st_mode) ? strerror(EISDIR)
+                                                : "not a regular file");
     }
     (void) fcntl(fd, F_SETFL, 0);
     if (cli_check_new_name(sr.name) != 0) {
@@ -195,13 +206,14 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
     }
     if ((uint64_t) sb.st_size > TS_FILE_MAX_B) {
         close(fd);
-        return cli_out_error("'%s' is too large (at most %llu bytes)", path,
-                             (unsigned long long) TS_FILE_MAX_B);
+        return cli_out_fail(CLI_EXIT_LIMIT,
+                            "'%s' is too large (at most %llu bytes)", path,
+                            (unsigned long long) TS_FILE_MAX_B);
     }
     if (realpath(path, sr.path) == NULL) {
         e = errno;
         close(fd);
-        return cli_out_error("cannot read '%s': %s", path, strerror(e));
+        return cli_files_unreadable(path, e);
     }
     snprintf(sr.group, sizeof(sr.group), "%s", group);
     sr.size = (uint64_t) sb.st_size;
@@ -227,14 +239,15 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
     for (c = 0; ; c++) {
         n = cli_read_full(fd, cli_chunk_buf, TS_CHUNK_B);
         if (n < 0) {
-            cli_out_error("cannot read '%s': %s", path, strerror(errno));
+            cli_files_unreadable(path, errno);
             goto out;
         }
         if (n == 0) {
             break;
         }
         if (c >= sr.nchunks) {
-            cli_out_error("'%s' changed while it was read", path);
+            cli_out_fail(CLI_EXIT_DATA,
+                         "'%s' changed while it was read", path);
             goto out;
         }
         if (ts_sha1(cli_chunk_buf, (size_t) n, hashes + 20ull * c) != 0
@@ -256,7 +269,7 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
         || (uint64_t) sb2.st_size != sr.size
         || cli_mtime_ns(&sb2) != sr.mtime_ns)
     {
-        cli_out_error("'%s' changed while it was read", path);
+        cli_out_fail(CLI_EXIT_DATA, "'%s' changed while it was read", path);
         goto out;
     }
 
@@ -282,8 +295,9 @@ cli_cmd_upload_file(cli_ctx_t *ctx, int argc, char **argv)
     cli_reply_free(&rep);
 
     if (cli_agent_share_add(&sr) != 0) {
-        cli_out_error("this node cannot serve more files (at most %d)",
-                      TS_NODE_SHARES_N);
+        cli_out_fail(CLI_EXIT_LIMIT,
+                     "this node cannot serve more files (at most %d)",
+                     TS_NODE_SHARES_N);
         goto out;
     }
     cli_out_line("shared %s in %s (%llu bytes, %u chunks)", sr.name,
@@ -342,7 +356,12 @@ cli_cmd_list_files(cli_ctx_t *ctx, int argc, char **argv)
     if (n > 1) {
         qsort(rows, n, sizeof(*rows), cli_file_cmp);
     }
+    cli_out_json_list();
     for (i = 0; i < n; i++) {
+        cli_out_json_row(json_pack("{s:o, s:I, s:i}",
+                                   "name", cli_out_json_text(rows[i].name),
+                                   "size", (json_int_t) rows[i].size,
+                                   "sources", (int) rows[i].sources));
         cli_out_quote(rows[i].name, qn, sizeof(qn));
         cli_out_line("%s size=%llu sources=%u", qn,
                      (unsigned long long) rows[i].size,
@@ -373,7 +392,7 @@ cli_resolve_dest(const char *dest, const char *name, char *final,
     size_t       dl;
 
     if (dest[0] == '\0') {
-        return cli_out_error("empty destination");
+        return cli_out_fail(CLI_EXIT_USAGE, "empty destination");
     }
     if (stat(dest, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         if (realpath(dest, real) == NULL) {
@@ -383,7 +402,8 @@ cli_resolve_dest(const char *dest, const char *name, char *final,
     } else {
         dl = strlen(dest);
         if (dest[dl - 1] == '/') {
-            return cli_out_error("no such directory '%s'", dest);
+            return cli_out_fail(CLI_EXIT_NOT_FOUND,
+                                "no such directory '%s'", dest);
         }
         slash = strrchr(dest, '/');
         if (slash == NULL) {
@@ -398,10 +418,12 @@ cli_resolve_dest(const char *dest, const char *name, char *final,
         }
         cli_last_component(dest, base, sizeof(base));
         if (!ts_valid_filename(base)) {
-            return cli_out_error("invalid destination '%s'", dest);
+            return cli_out_fail(CLI_EXIT_USAGE,
+                                "invalid destination '%s'", dest);
         }
         if (stat(dir, &sb) != 0) {
-            return cli_out_error("no such directory '%s'", dir);
+            return cli_out_fail(CLI_EXIT_NOT_FOUND,
+                                "no such directory '%s'", dir);
         }
         if (!S_ISDIR(sb.st_mode)) {
             return cli_out_error("'%s' is not a directory", dir);
@@ -420,11 +442,11 @@ cli_resolve_dest(const char *dest, const char *name, char *final,
         return cli_out_error("destination path too long");
     }
     if (lstat(final, &sb) == 0) {
-        return cli_out_error("'%s' already exists", final);
+        return cli_out_fail(CLI_EXIT_EXISTS, "'%s' already exists", final);
     }
     if (access(real, W_OK) != 0) {
-        return cli_out_error("cannot write to '%s': %s", real,
-                             strerror(errno));
+        return cli_out_fail(CLI_EXIT_DATA, "cannot write to '%s': %s", real,
+                            strerror(errno));
     }
     return 0;
 }
@@ -485,6 +507,7 @@ cli_cmd_show_downloads(cli_ctx_t *ctx, int argc, char **argv)
     if (cli_agent_downloads(&rows, &n) != 0) {
         return cli_out_error("out of memory");
     }
+    cli_out_json_list();
     for (i = 0; i < n; i++) {
         cli_out_download(&rows[i]);
     }
@@ -520,14 +543,15 @@ cli_cmd_stop_share(cli_ctx_t *ctx, int argc, char **argv)
             return -1;
         }
         cli_reply_free(&rep);
-        return cli_out_error("not sharing '%s' in '%s'", name, group);
+        return cli_out_fail(CLI_EXIT_NOT_FOUND, "not sharing '%s' in '%s'",
+                            name, group);
     }
     ts_put_str(&req, name);
     if (cli_rpc_call(ctx->rpc, TS_MSG_STOP_SHARE, req.data,
                      (uint32_t) req.len, &rep) != 0)
     {
         ts_wbuf_free(&req);
-        cli_out_error("%s", rep.msg);
+        cli_out_fail(CLI_EXIT_NETWORK, "%s", rep.msg);
         cli_reply_free(&rep);
         return -1;
     }
@@ -537,7 +561,8 @@ cli_cmd_stop_share(cli_ctx_t *ctx, int argc, char **argv)
         if (rep.status == TS_ERR_AUTH) {
             cli_session_lost(ctx->sess, tok);
         }
-        cli_out_error("%s", rep.msg[0] ? rep.msg : ts_status_name(rep.status));
+        cli_out_fail(cli_status_class(rep.status), "%s",
+                     rep.msg[0] ? rep.msg : ts_status_name(rep.status));
         cli_reply_free(&rep);
         return -1;
     }

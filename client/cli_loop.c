@@ -28,6 +28,7 @@
 #include "cli_parse.h"
 #include "cli_session.h"
 #include "cli_node.h"
+#include "cli_out.h"
 #include "cli_loop.h"
 
 
@@ -125,7 +126,8 @@ cli_loop_wait_stdin(void)
 }
 
 
-/* Runs one input line; sets *failed when the command failed. */
+/* Runs one input line; sets *failed to the failure's class (cli_exit.h)
+ * when the command failed. */
 static void
 cli_loop_exec(cli_ctx_t *ctx, const char *line, int *failed)
 {
@@ -133,13 +135,15 @@ cli_loop_exec(cli_ctx_t *ctx, const char *line, int *failed)
     char        err[128];
 
     if (cli_parse_line(line, &a, err, sizeof(err)) != 0) {
-        cli_out_error("%s", err);
+        cli_out_fail(CLI_EXIT_USAGE, "%s", err);
         fflush(stdout);
-        *failed = 1;
+        *failed = CLI_EXIT_USAGE;
         return;
     }
+    cli_out_class_reset();
     if (a.argc > 0 && cli_cmd_run(ctx, a.argc, a.argv) != 0) {
-        *failed = 1;
+        *failed = cli_out_class() != CLI_EXIT_OK ? cli_out_class()
+                                                 : CLI_EXIT_FAILURE;
     }
 }
 
@@ -229,9 +233,10 @@ cli_loop_plain(cli_ctx_t *ctx)
             break;
         }
         if (toolong) {
-            cli_out_error("line too long (max %d bytes)", TS_CLI_LINE_MAX_B);
+            cli_out_fail(CLI_EXIT_USAGE, "line too long (max %d bytes)",
+                         TS_CLI_LINE_MAX_B);
             fflush(stdout);
-            failed = 1;
+            failed = CLI_EXIT_USAGE;
             continue;
         }
         cli_loop_exec(ctx, line, &failed);
@@ -353,6 +358,39 @@ cli_loop_history_ok(const char *line)
 }
 
 
+/* Tab completion of the first word: the command names that begin with
+ * what is typed (libedit calls this with state 0 first, then on). */
+static char *
+cli_loop_cmd_gen(const char *text, int state)
+{
+    static int   next;
+    const char  *name;
+    size_t       n = strlen(text);
+
+    if (state == 0) {
+        next = 0;
+    }
+    while ((name = cli_cmd_name_at(next++)) != NULL) {
+        if (strncmp(name, text, n) == 0) {
+            return strdup(name);
+        }
+    }
+    return NULL;
+}
+
+
+/* Commands for the first word; file names (libedit's default) after. */
+static char **
+cli_loop_complete(const char *text, int start, int end)
+{
+    (void) end;
+    if (start != 0) {
+        return NULL;
+    }
+    return rl_completion_matches(text, cli_loop_cmd_gen);
+}
+
+
 int
 cli_loop_tty(cli_ctx_t *ctx, const char *history)
 {
@@ -362,6 +400,7 @@ cli_loop_tty(cli_ctx_t *ctx, const char *history)
 
     rl_catch_signals = 0;           /* our handlers, not libedit's */
     rl_getc_function = cli_loop_getc;
+    rl_attempted_completion_function = cli_loop_complete;
     using_history();
     stifle_history(TS_CLI_HISTORY_MAX_N);
     (void) read_history(history);

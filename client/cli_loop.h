@@ -11,8 +11,9 @@
 /* SIGINT/SIGTERM/SIGHUP handlers and their self-pipe; SIGPIPE ignored.
  * 0, or -1. */
 int  cli_loop_signals_init(void);
-/* Piped input: runs every line until EOF, exit or a signal.  1 if a
- * command failed (or a line was too long), else 0. */
+/* Piped input: runs every line until EOF, exit or a signal.  The class
+ * (cli_exit.h) of the last command that failed (or of a line too long),
+ * else CLI_EXIT_OK. */
 int  cli_loop_plain(cli_ctx_t *ctx);
 /* A terminal: the prompt (user@tessera>), libedit with the history file
  * (lines with passwords are kept out of it).  Returns 0. */

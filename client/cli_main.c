@@ -13,7 +13,8 @@
  * The node (cli_node.c: supervisor, uploaders, downloaders) is forked
  * before any thread exists, then the agent thread (cli_agent.h) starts;
  * both stop after the loop.  At the end of non-TTY input the client
- * waits for its downloads (exit 1 if one failed), and with
+ * waits for its downloads (exit CLI_EXIT_FAILURE if one failed; else a
+ * piped session exits with the class of its last failed command), and with
  * --keep-running keeps seeding until SIGTERM/SIGINT.  After the loop
  * the client logs out (one short try after a signal) and exits.
  *
@@ -45,6 +46,9 @@
 #include "cli_loop.h"
 #include "cli_out.h"
 #include "cli_steer.h"
+#include "cli_lock.h"
+#include "cli_ctl_srv.h"
+#include "cli_ctl_cli.h"
 
 
 static cli_rpc_t              cli_main_rpc;
@@ -143,12 +147,42 @@ cli_main_trackers(const cli_opts_t *o, ts_trackers_t *trk)
 }
 
 
+/* One node per state directory (cli_lock.h): 0, or CLI_EXIT_NODE after
+ * the message naming the node that runs there. */
+static int
+cli_main_lock(const char *state_dir)
+{
+    pid_t  holder;
+    int    r;
+
+    r = cli_lock_take(state_dir, &holder);
+    if (r == -1) {
+        if (holder > 0) {
+            cli_out_eline("client: a node already runs on %s (pid %ld): "
+                          "stop it first or give another --state-dir",
+                          state_dir, (long) holder);
+        } else {
+            cli_out_eline("client: a node already runs on %s: stop it "
+                          "first or give another --state-dir", state_dir);
+        }
+        return CLI_EXIT_NODE;
+    }
+    if (r != 0) {
+        cli_out_eline("client: cannot lock %s/node.lock: %s", state_dir,
+                      strerror(errno));
+        return CLI_EXIT_NODE;
+    }
+    return 0;
+}
+
+
 /* The node first: forked before any thread exists.  0, 1 or 2. */
 static int
 cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
                     const char *ca, const char *crt, const char *key)
 {
     node_opts_t  no;
+    int          r;
 
     memset(&no, 0, sizeof(no));
     snprintf(no.ip, sizeof(no.ip), "%s", ip);
@@ -159,6 +193,14 @@ cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
     no.slow_chunk_ms = o->slow_chunk_ms;
     no.max_up_Bps = o->max_up_Bps;
     no.max_down_Bps = o->max_down_Bps;
+    /* at a terminal the node's log goes to <state>/node.log, not on top
+     * of the prompt (with --log-file, to that file like the CLI's own) */
+    if (o->log_file == NULL && isatty(STDIN_FILENO)
+        && snprintf(no.log_path, sizeof(no.log_path), "%s/node.log",
+                    o->state_dir) >= (int) sizeof(no.log_path))
+    {
+        no.log_path[0] = '\0';
+    }
     if (snprintf(no.crt_path, sizeof(no.crt_path), "%s", crt)
         >= (int) sizeof(no.crt_path)
         || snprintf(no.key_path, sizeof(no.key_path), "%s", key)
@@ -169,7 +211,8 @@ cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
         fprintf(stderr, "client: state or CA path too long\n");
         return 2;
     }
-    return cli_node_start(&no) != 0 ? 1 : 0;
+    r = cli_node_start(&no);
+    return r != 0 ? CLI_EXIT_NODE : 0;
 }
 
 
@@ -189,6 +232,9 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, cli_ctx_t *ctx,
     int                   r;
 
     cli_opts_parse(argc, argv, o);
+    if (o->attach) {
+        return -1;                      /* main runs cli_ctl_cli_run */
+    }
     if (o->log_file != NULL && ts_log_open_file(o->log_file) != 0) {
         fprintf(stderr, "client: cannot open --log-file %s: %s\n",
                 o->log_file, strerror(errno));
@@ -211,6 +257,9 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, cli_ctx_t *ctx,
         return 2;
     }
     snprintf(history, historysz, "%s/history", o->state_dir);
+    if ((r = cli_main_lock(o->state_dir)) != 0) {
+        return r;
+    }
 
     /* who we are (node.crt) and whom we trust (the cluster CA) */
     cli_main_identity(o, ca, crt, key, sizeof(ca), ctx->node_fp);
@@ -248,12 +297,15 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, cli_ctx_t *ctx,
         cli_node_stop();
         return 1;
     }
+    /* other CLIs of this user attach here (a warning if it cannot be) */
+    (void) cli_ctl_srv_start(ctx, o->state_dir);
     return 0;
 }
 
 
-/* The command loop, then what the end of input asks for: 1 if a
- * command or a download failed, else 0. */
+/* The command loop, then what the end of input asks for: the class of
+ * the last failed command (cli_exit.h), CLI_EXIT_FAILURE when only a
+ * download failed, else CLI_EXIT_OK. */
 static int
 cli_main_run(const cli_opts_t *o, cli_ctx_t *ctx, const char *history)
 {
@@ -269,13 +321,18 @@ cli_main_run(const cli_opts_t *o, cli_ctx_t *ctx, const char *history)
     if (!ctx->tty && !ctx->want_exit && !cli_loop_stop_requested()
         && cli_session_get(&cli_main_sess, NULL, 0, NULL))
     {
+        cli_out_class_reset();
         cli_steer_wait_end(ctx);
+        if (cli_out_class() != CLI_EXIT_OK) {
+            failed = cli_out_class();   /* a download that ended badly */
+        }
     }
     if (o->keep_running && !cli_loop_stop_requested()) {
         cli_loop_keep_running();
     }
-    if (cli_agent_failures() > 0) {
-        failed = 1;
+    if (cli_agent_failures() > 0 && failed == CLI_EXIT_OK) {
+        failed = cli_agent_fail_class() != CLI_EXIT_OK
+                 ? cli_agent_fail_class() : CLI_EXIT_FAILURE;
     }
     return failed;
 }
@@ -291,9 +348,11 @@ main(int argc, char **argv)
 
     setlocale(LC_CTYPE, "");
     ts_log_set_role("client");
-    if ((r = cli_main_setup(argc, argv, &o, &ctx, history,
-                            sizeof(history))) != 0)
-    {
+    r = cli_main_setup(argc, argv, &o, &ctx, history, sizeof(history));
+    if (r < 0) {
+        return cli_ctl_cli_run(o.state_dir, o.json);
+    }
+    if (r != 0) {
         return r;
     }
     failed = cli_main_run(&o, &ctx, history);
@@ -301,6 +360,7 @@ main(int argc, char **argv)
     /* exit already logged out; EOF and signals log out here */
     cli_cmds_logout_quietly(&ctx, cli_loop_stop_requested());
     fflush(stdout);
+    cli_ctl_srv_stop();
     cli_agent_stop();
     cli_node_stop();
 
@@ -308,9 +368,9 @@ main(int argc, char **argv)
         /* a heartbeat is stuck in a request: leave without running the
          * libraries' exit handlers under it */
         fflush(stderr);
-        _exit(cli_steer_exit(failed));
+        _exit(failed);
     }
     cli_rpc_destroy(&cli_main_rpc);
     cli_rpc_tls_free();
-    return cli_steer_exit(failed);
+    return failed;
 }

@@ -1,14 +1,20 @@
 /*
  * cli_node.c -- starts and stops the client's node (see cli_node.h).
  *
+ * At a terminal (o->log_path set) the node logs to <state>/node.log:
+ * its supervisor and workers for good (node.c), the CLI's own start
+ * lines while node_start runs.
+ *
  * Locking: main thread only.
  * Crash behaviour: nothing persistent; a killed CLI takes the node with
  * it (PR_SET_PDEATHSIG in node_start) and the next start replaces the
  * stale shm segment.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ts_log.h"
 #include "node.h"
@@ -16,6 +22,36 @@
 
 static node_t  cli_node;
 static int     cli_node_up;
+
+
+/* node_start, with its start lines (segment, supervisor) in o->log_path
+ * when one is given rather than on the terminal before the prompt. */
+static int
+cli_node_start_logged(node_opts_t *o)
+{
+    int  fd, saved, r, err;
+
+    if (o->log_path[0] == '\0') {
+        return node_start(&cli_node, o);
+    }
+    fd = open(o->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC
+              | O_NOFOLLOW, 0600);
+    saved = fd >= 0 ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3) : -1;
+    if (saved < 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return node_start(&cli_node, o);
+    }
+    (void) dup2(fd, STDERR_FILENO);
+    close(fd);
+    r = node_start(&cli_node, o);
+    err = errno;
+    (void) dup2(saved, STDERR_FILENO);
+    close(saved);
+    errno = err;
+    return r;
+}
 
 
 int
@@ -26,7 +62,7 @@ cli_node_start(node_opts_t *o)
     int          err;
 
     errno = 0;
-    if (node_start(&cli_node, o) != 0) {
+    if (cli_node_start_logged(o) != 0) {
         err = errno;
         if (err == EADDRINUSE) {
             fprintf(stderr, "client: cannot serve on %s:%u: port already "

@@ -32,6 +32,7 @@ cli_opts_usage(FILE *f)
 {
     fprintf(f,
         "usage: %s [options] <IP>:<PORT> tracker_info.txt\n"
+        "       %s --attach [--json] -s DIR\n"
         "  -s, --state-dir DIR   node state (default ./tsr-node-<ip>-<port>)\n"
         "  -t, --tracker N       talk to the Nth tracker of "
         "tracker_info.txt first\n"
@@ -52,6 +53,13 @@ cli_opts_usage(FILE *f)
         "      --source-timeout SEC  a download no source served a chunk "
         "for this long\n"
         "                        fails; `retry` restarts it (default %d)\n"
+        "      --attach          attach to the node running on the state "
+        "directory\n"
+        "                        (-s DIR; no <IP>:<PORT> then) through its "
+        "control socket\n"
+        "      --json            with --attach: print each command's reply "
+        "as one JSON\n"
+        "                        object per line\n"
         "      --ca FILE         the cluster CA certificate (default "
         "<dir of tracker_info.txt>/pki/ca.crt,\n"
         "                        written by the first tracker started "
@@ -64,7 +72,8 @@ cli_opts_usage(FILE *f)
         "                        node-wide download cap, the same way\n"
         "  -h, --help            this text\n"
         "  -V, --version         print the version\n",
-        cli_opts_prog, TS_NODE_UPLOADERS_N, TS_NODE_DOWNLOADERS_N,
+        cli_opts_prog, cli_opts_prog, TS_NODE_UPLOADERS_N,
+        TS_NODE_DOWNLOADERS_N,
         TS_NODE_UNAUTH_MS, TS_DL_GET_SLOW_MS, TS_CLI_SOURCE_TIMEOUT_S);
 }
 
@@ -133,6 +142,8 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
         { "log-file",  required_argument, NULL, 0x1052 },
         { "max-upload-rate", required_argument, NULL, 'R' },
         { "max-download-rate", required_argument, NULL, 'r' },
+        { "attach",    no_argument,       NULL, 'A' },
+        { "json",      no_argument,       NULL, 'J' },
         { NULL, 0, NULL, 0 }
     };
     ts_log_level_t  lvl;
@@ -211,6 +222,12 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
         case 0x1052:
             o->log_file = optarg;
             break;
+        case 'A':
+            o->attach = 1;
+            break;
+        case 'J':
+            o->json = 1;
+            break;
         case 'h':
             cli_opts_usage(stdout);
             exit(0);
@@ -221,6 +238,15 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
             cli_opts_usage(stderr);
             exit(2);
         }
+    }
+    if (o->attach) {
+        if (argc != optind || o->state_dir == NULL) {
+            cli_opts_bad("--attach takes -s DIR and no other argument");
+        }
+        return;
+    }
+    if (o->json) {
+        cli_opts_bad("--json needs --attach");
     }
     if (argc - optind != 2) {
         cli_opts_usage(stderr);

@@ -24,6 +24,8 @@ typedef struct {
     const char  *log_file;      /* --log-file: the log, not stderr */
     uint64_t     max_up_Bps;    /* --max-upload-rate, 0 = unlimited */
     uint64_t     max_down_Bps;  /* --max-download-rate */
+    int          attach;        /* --attach: a client of a running node */
+    int          json;          /* --json: replies as JSON lines */
 } cli_opts_t;
 
 /* Options and positional arguments into o; exits 0 or 2 itself. */

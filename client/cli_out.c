@@ -16,8 +16,18 @@
 
 #include "cli_out.h"
 
+/* The capture of the thread running a control request, or NULL: lines
+ * then go into it instead of the terminal (cli_out_capture_begin). */
+static __thread cli_out_cap_t  *cli_out_cap;
+/* The event sink of stderr lines (cli_out_set_sink), or NULL. */
+static void                   (*cli_out_sink)(const char *line);
+
 /* A formatted line up to this many bytes needs no allocation. */
 #define CLI_OUT_LINE_B  1024
+
+
+static void cli_out_capture_add(cli_out_cap_t *cap, int is_error,
+                                const char *text);
 
 
 /* Formats fmt, escapes the result whole and writes it to f after prefix
@@ -53,7 +63,17 @@ cli_out_vline(FILE *f, const char *prefix, const char *fmt, va_list ap)
         }
     }
     (void) ts_esc(ep, esz, lp, n, 0);
-    fprintf(f, "%s%s\n", prefix, ep);
+    if (cli_out_cap != NULL) {
+        cli_out_capture_add(cli_out_cap, prefix[0] != '\0', ep);
+    } else {
+        fprintf(f, "%s%s\n", prefix, ep);
+        void  (*sink)(const char *) = __atomic_load_n(&cli_out_sink,
+                                                      __ATOMIC_ACQUIRE);
+
+        if (f == stderr && sink != NULL) {
+            sink(ep);
+        }
+    }
     if (ep != esc) {
         free(ep);
     }
@@ -64,7 +84,7 @@ cli_out_vline(FILE *f, const char *prefix, const char *fmt, va_list ap)
 
 
 /* The class of the last failure of the command being run (cli_exit.h). */
-static int  cli_out_cls = CLI_EXIT_OK;
+static __thread int  cli_out_cls = CLI_EXIT_OK;
 
 
 int
@@ -108,6 +128,13 @@ cli_out_class_reset(void)
 
 
 void
+cli_out_class_set(int cls)
+{
+    cli_out_cls = cls;
+}
+
+
+void
 cli_out_line(const char *fmt, ...)
 {
     va_list  ap;
@@ -132,7 +159,7 @@ cli_out_eline(const char *fmt, ...)
 void
 cli_out_empty(cli_ctx_t *ctx)
 {
-    if (ctx->tty) {
+    if (ctx->tty && cli_out_cap == NULL) {
         puts("(none)");
     }
 }
@@ -218,11 +245,36 @@ cli_out_eta(double secs, char *out, size_t outsz)
 }
 
 
+/* The state of a download as its "state" field. */
+static const char *
+cli_out_dl_state(cli_dlv_state_t st)
+{
+    switch (st) {
+    case CLI_DLV_DONE:    return "done";
+    case CLI_DLV_FAILED:  return "failed";
+    case CLI_DLV_PAUSED:  return "paused";
+    case CLI_DLV_DENIED:  return "denied";
+    case CLI_DLV_WAITING: return "waiting";
+    default:              return "running";
+    }
+}
+
+
 void
 cli_out_download(const cli_dlview_t *v)
 {
     char  rate[32], eta[32], got[32], all[32];
 
+    cli_out_json_row(json_pack("{s:o, s:o, s:o, s:s, s:i, s:f, s:f, s:o}",
+                               "group", cli_out_json_text(v->group),
+                               "name", cli_out_json_text(v->name),
+                               "dest", cli_out_json_text(v->dest),
+                               "state", cli_out_dl_state(v->state),
+                               "pct", v->pct, "bps", v->bps,
+                               "eta_s", v->eta_s,
+                               "error", cli_out_json_text(
+                                   v->state == CLI_DLV_FAILED ? v->error
+                                                              : "")));
     /* names as they are (escaped): only list_files quotes them */
     cli_out_rate((double) v->bytes, got, sizeof(got));
     cli_out_rate((double) v->size, all, sizeof(all));
@@ -261,4 +313,100 @@ cli_out_download(const cli_dlview_t *v)
                      v->sources, rate, eta);
         break;
     }
+}
+
+
+/* An error line: the reply's error (the first one) and, like every
+ * line, one of its lines as the terminal would show it. */
+static void
+cli_out_capture_add(cli_out_cap_t *cap, int is_error, const char *text)
+{
+    char  buf[64 + TS_ESC_MAX_B(CLI_OUT_LINE_B)];
+
+    if (cap->lines == NULL) {
+        return;
+    }
+    if (is_error) {
+        if (cap->error == NULL) {
+            cap->error = json_string(text);
+        }
+        snprintf(buf, sizeof(buf), "error: %s", text);
+        (void) json_array_append_new(cap->lines, json_string(buf));
+        return;
+    }
+    (void) json_array_append_new(cap->lines, json_string(text));
+}
+
+
+void
+cli_out_capture_begin(cli_out_cap_t *cap)
+{
+    memset(cap, 0, sizeof(*cap));
+    cap->lines = json_array();
+    cli_out_cap = cap;
+    cli_out_cls = CLI_EXIT_OK;
+}
+
+
+void
+cli_out_capture_end(cli_out_cap_t *cap)
+{
+    cap->cls = cli_out_cls;
+    cli_out_cap = NULL;
+}
+
+
+int
+cli_out_capturing(void)
+{
+    return cli_out_cap != NULL;
+}
+
+
+void
+cli_out_json_list(void)
+{
+    if (cli_out_cap != NULL && cli_out_cap->result == NULL) {
+        cli_out_cap->result = json_array();
+    }
+}
+
+
+void
+cli_out_json_row(json_t *row)
+{
+    if (row == NULL) {
+        return;
+    }
+    if (cli_out_cap == NULL) {
+        json_decref(row);
+        return;
+    }
+    cli_out_json_list();
+    if (cli_out_cap->result == NULL
+        || json_array_append_new(cli_out_cap->result, row) != 0)
+    {
+        json_decref(row);       /* out of memory: the lines still say it */
+    }
+}
+
+
+json_t *
+cli_out_json_text(const char *s)
+{
+    char     buf[TS_ESC_MAX_B(CLI_OUT_LINE_B)];
+    size_t   n = strlen(s);
+
+    if (n > CLI_OUT_LINE_B) {
+        n = CLI_OUT_LINE_B;
+    }
+    (void) ts_esc(buf, sizeof(buf), s, n, 0);
+    return json_string(buf);
+}
+
+
+void
+cli_out_set_sink(void (*fn)(const char *line))
+{
+    __atomic_store_n(&cli_out_sink, fn, __ATOMIC_RELEASE);
 }

@@ -13,6 +13,7 @@
 #define CLI_OUT_H_INCLUDED
 
 #include <stddef.h>
+#include <jansson.h>
 
 #include "ts_esc.h"
 #include "cli_exit.h"
@@ -36,11 +37,47 @@ int  cli_out_fail(int cls, const char *fmt, ...)
  * reset before a command runs, read after). */
 int  cli_out_class(void);
 void cli_out_class_reset(void);
+/* A failure whose line is not "error: ..." (the usage line). */
+void cli_out_class_set(int cls);
 /* Prints one line on stdout. */
 void cli_out_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints one line on stderr ("warning: ...", "client: ..."). */
 void cli_out_eline(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
+/* A control request's output (cli_ctl_srv.c): while a capture is on in
+ * a thread, that thread's cli_out_line / cli_out_error / cli_out_fail
+ * lines go into lines (escaped as on the terminal; errors as
+ * "error: ..."), the first error's text into error, and the class of
+ * the last failure into cls at the end.  The caller owns lines and error
+ * (json_decref). */
+typedef struct {
+    json_t  *lines;
+    json_t  *error;
+    json_t  *result;            /* a listing's rows, or NULL */
+    int      cls;
+} cli_out_cap_t;
+
+void cli_out_capture_begin(cli_out_cap_t *cap);
+void cli_out_capture_end(cli_out_cap_t *cap);
+/* 1 while this thread captures. */
+int  cli_out_capturing(void);
+
+/* Where lines on stderr from outside a capture (warnings of the agent's
+ * threads, of the terminal's commands) also go: the control socket's
+ * event push (cli_ctl_srv.c).  fn gets the escaped line; it is called
+ * from any thread and must not print. */
+void    cli_out_set_sink(void (*fn)(const char *line));
+
+/* A listing's structured result (the reply's "result": an array of
+ * objects with named fields).  cli_out_json_list() says the command is a
+ * listing (so no rows is []), cli_out_json_row() appends one row made
+ * with json_pack (stolen; NULL is ignored); both do nothing unless the
+ * thread captures.  cli_out_json_text() is a string for a row: escaped
+ * as a line is (ts_esc), so bytes from the network stay valid UTF-8. */
+void    cli_out_json_list(void);
+void    cli_out_json_row(json_t *row);
+json_t *cli_out_json_text(const char *s);
+
 /* Prints "(none)" when interactive; for empty lists. */
 void cli_out_empty(cli_ctx_t *ctx);
 

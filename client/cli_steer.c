@@ -1,8 +1,7 @@
 /*
  * cli_steer.c -- the commands that steer downloads: cancel, pause,
  * resume, retry, download_info (alias peers), and what the end of piped
- * input does with the downloads still running (cli_steer_wait_end) and
- * the exit code it leaves (cli_steer_exit).
+ * input does with the downloads still running (cli_steer_wait_end).
  *
  * Each command is one agent operation (cli_agent.h, carried out in
  * client/cli_dlctl.c) and prints its result by the rules of cli_out.h:
@@ -209,20 +208,4 @@ cli_steer_wait_end(cli_ctx_t *ctx)
     free(before);
     fflush(stdout);
     return cli_agent_failures();
-}
-
-
-int
-cli_steer_exit(int failed)
-{
-    int  cls;
-
-    if (!failed) {
-        return CLI_EXIT_OK;
-    }
-    cls = cli_out_class();
-    if (cls == CLI_EXIT_OK) {
-        cls = cli_agent_fail_class();
-    }
-    return cls != CLI_EXIT_OK ? cls : CLI_EXIT_FAILURE;
 }

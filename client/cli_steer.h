@@ -21,8 +21,5 @@ int  cli_cmd_download_info(cli_ctx_t *ctx, int argc, char **argv);
  * left"), prints how each ended.  Returns the number of downloads that
  * failed in this run. */
 int  cli_steer_wait_end(cli_ctx_t *ctx);
-/* The exit code of a session (failed: a command or a download failed):
- * the class of the last failure (cli_exit.h), 0 when none. */
-int  cli_steer_exit(int failed);
 
 #endif

@@ -537,5 +537,24 @@
 #define TS_RATE_MAX_BPS           (1ull << 40) /* largest cap, bytes/s */
 #define TS_RATE_SAMPLE_MS         500      /* the rate command measures
                                             the current rates over this */
+/* ---- client: the node's control socket (client/cli_ctl*.c) ---------- */
+#define TS_CLI_CTL_REQ_MAX_B      65536    /* a request frame's body, bytes;
+                                            longer: refused, link closed */
+#define TS_CLI_CTL_REPLY_MAX_B    (16 * 1024 * 1024) /* a reply or event
+                                            frame's body, bytes */
+#define TS_CLI_CTL_FRAME_MS       5000     /* a frame begun must be read
+                                            whole within this, ms */
+#define TS_CLI_CTL_ARGS_N         16       /* arguments in one request */
+#define TS_CLI_CTL_ARG_MAX_B      4096     /* bytes of one argument */
+#define TS_CLI_CTL_CMD_MAX_B      32       /* bytes of a command name */
+#define TS_CLI_CTL_CONN_N         8        /* control connections at once;
+                                            one more is told so and closed */
+#define TS_CLI_CTL_FIRST_MS       5000     /* a new connection must send
+                                            its first request within this */
+#define TS_CLI_CTL_WRITE_MS       5000     /* a reply must be taken within
+                                            this, else the link is closed */
+#define TS_CLI_CTL_EVENT_MS       200      /* a pushed event likewise: the
+                                            node's threads never wait long
+                                            for a slow attached CLI */
 
 #endif /* TS_CONFIG_H_INCLUDED */

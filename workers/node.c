@@ -22,7 +22,10 @@
  * download goes back from FINALIZING to ACTIVE), its per-source in-flight
  * counts and its uploader load counts; then the slot is freed and
  * ts_sup respawns the worker.  The supervisor dies with the CLI
- * (PR_SET_PDEATHSIG) and its workers die with it.  The segment is a
+ * (PR_SET_PDEATHSIG) and its workers die with it.  It runs in a session
+ * of its own (setsid), so a terminal's ^C or hangup reaches the CLI and
+ * never the node, and with stdin on /dev/null and, when the CLI is
+ * interactive, its log in <state>/node.log (node_opts_t.log_path).  The segment is a
  * cache: the next node_start replaces it.  If reset_needed is set, the
  * supervisor stops every worker (each reclaimed), node_rebuild() resets
  * the workers' tables in place (the CLI keeps its mapping and its
@@ -153,6 +156,32 @@ node_supervise(node_t *n, const node_opts_t *o)
 }
 
 
+/* The supervisor's standard descriptors: no terminal input ever (it
+ * has no terminal), and its log (its workers' too) in o->log_path when
+ * one is given.  Failures keep the inherited descriptor. */
+static void
+node_detach_stdio(const node_opts_t *o)
+{
+    int  fd;
+
+    fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void) dup2(fd, STDIN_FILENO);
+        close(fd);
+    }
+    if (o->log_path[0] == '\0') {
+        return;
+    }
+    fd = open(o->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC
+              | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        (void) dup2(fd, STDOUT_FILENO);
+        (void) dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
+}
+
+
 int
 node_start(node_t *n, const node_opts_t *o)
 {
@@ -212,6 +241,10 @@ node_start(node_t *n, const node_opts_t *o)
         if (getppid() != parent) {
             _exit(0);
         }
+        /* its own session and process group: a terminal's Ctrl-C or
+         * hangup reaches the CLI only, never the node's workers */
+        (void) setsid();
+        node_detach_stdio(o);
         ts_log_set_role("node-sup");
         ts_proc_set_name("node-sup");
         rc = node_supervise(n, o);

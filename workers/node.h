@@ -33,6 +33,8 @@ typedef struct {
     char        crt_path[4096]; /* node certificate (PEM, state dir) */
     char        key_path[4096]; /* node key (PEM, state dir) */
     char        ca_path[4096];  /* cluster CA (PEM): ticket issuers */
+    char        log_path[4096]; /* "": the node logs on the CLI's stderr;
+                                   else it appends to this file (0600) */
 } node_opts_t;
 
 typedef struct {

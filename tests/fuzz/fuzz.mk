@@ -25,8 +25,8 @@ FUZZ_JOBS     ?= 2
 FUZZ_OUT      := build/fuzz
 
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_PKG_CFLAGS := $(shell pkg-config --cflags openssl tdb libedit 2>/dev/null)
-FUZZ_PKG_LIBS   := $(shell pkg-config --libs openssl tdb libedit 2>/dev/null)
+FUZZ_PKG_CFLAGS := $(shell pkg-config --cflags openssl tdb libedit jansson 2>/dev/null)
+FUZZ_PKG_LIBS   := $(shell pkg-config --libs openssl tdb libedit jansson 2>/dev/null)
 FUZZ_CFLAGS   := -std=gnu11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
                  -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN) \
                  -Icommon -Inet -Ishm -Imaster -Iworkers -Itracker -Iclient \
@@ -55,6 +55,7 @@ FUZZ_NEEDS_trk_sync  := $(FUZZ_LIB_TRK)
 FUZZ_NEEDS_records   := $(FUZZ_LIB_TRK) $(FUZZ_LIB_CLI)
 FUZZ_NEEDS_cli_reply := $(FUZZ_LIB_CLI)
 FUZZ_NEEDS_peer      := $(FUZZ_LIB_CLI)
+FUZZ_NEEDS_ctl       := $(FUZZ_LIB_CLI)
 FUZZ_NEEDS_gen       := $(FUZZ_LIB_TRK) $(FUZZ_LIB_CLI)
 
 # keep the Makefile's default goal whatever the place of the include

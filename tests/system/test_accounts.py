@@ -10,13 +10,13 @@ def test_create_user_and_duplicate(cli):
     rc, out, _ = cli.run(["create_user alice pw1", "create_user alice pw2"])
     assert out == ["user alice created",
                    "error: user 'alice' already exists"]
-    assert rc == 1
+    assert rc == 5
 
 
 def test_invalid_user_ids(cli):
     bad = ["a" * 65, "bad/user", "user!", "semi;colon", "'two words'", "''"]
     rc, out, _ = cli.run(["create_user %s pw" % b for b in bad])
-    assert rc == 1
+    assert rc == 2
     assert len(out) == len(bad), out
     for line in out:
         assert line.startswith("error: invalid user id"), out
@@ -34,7 +34,7 @@ def test_login_success_wrong_password_unknown_user(cli):
     assert out == ["error: wrong user id or password",
                    "error: wrong user id or password",
                    "logged in as bob"]
-    assert rc == 1
+    assert rc == 4
 
 
 def test_commands_before_login(cli):
@@ -42,7 +42,7 @@ def test_commands_before_login(cli):
             "list_requests g", "accept_request g u", "reject_request g u",
             "list_groups", "list_my_groups"]
     rc, out, _ = cli.run(cmds)
-    assert rc == 1
+    assert rc == 4
     assert out == ["error: not logged in"] * len(cmds)
 
 
@@ -52,7 +52,7 @@ def test_logout_then_commands_fail(cli):
                           "list_groups", "logout"])
     assert out == ["logged in as carol", "group cg created", "logged out",
                    "error: not logged in", "error: not logged in"]
-    assert rc == 1
+    assert rc == 4
 
 
 def test_same_user_on_two_clients(cli):
@@ -92,7 +92,7 @@ def test_usage_on_wrong_argument_counts(cli):
     }
     lines = [c for v in cmds.values() for c in v]
     rc, out, _ = cli.run(lines)
-    assert rc == 1
+    assert rc == 2
     assert len(out) == len(lines), out
     for cmd, line in zip(lines, out):
         assert line.startswith("usage: " + cmd.split()[0]), (cmd, line)
@@ -101,7 +101,7 @@ def test_usage_on_wrong_argument_counts(cli):
 def test_unknown_command(cli):
     rc, out, _ = cli.run(["frobnicate a b"])
     assert out == ["error: unknown command 'frobnicate' (try help)"]
-    assert rc == 1
+    assert rc == 2
 
 
 def test_help_lists_every_command(cli):
@@ -126,7 +126,7 @@ def test_quoting(cli):
                    "logged in as q1", "logged in as q2", "logged in as q3"]
     # unquoted, the password with a space is two arguments
     rc, out, _ = cli.run(["login q1 pass word"])
-    assert rc == 1 and out[0].startswith("usage: login"), out
+    assert rc == 2 and out[0].startswith("usage: login"), out
 
 
 def test_exit_codes_comments_and_blank_lines(cli):
@@ -137,7 +137,7 @@ def test_exit_codes_comments_and_blank_lines(cli):
                           "create_group eg"])
     assert out == ["logged in as eve", "error: no such group 'nosuch'",
                    "group eg created"]
-    assert rc == 1
+    assert rc == 3
     rc, out, _ = cli.run([])
     assert (rc, out) == (0, [])
 

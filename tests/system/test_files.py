@@ -131,11 +131,11 @@ def test_edge_files(tracker, tmp_path):
     # ... but show_downloads, which reads the node's own state
     shown = b.cmd("show_downloads")
     assert shown and all(l.startswith("[C] [%s] " % G) for l in shown), shown
-    # SIGTERM stops each node cleanly (exit 1: the markers and the
-    # refusals above were failed commands), its workers with it
+    # SIGTERM stops each node cleanly (exit 2, the usage class: the last
+    # failed command was a marker, an unknown command), its workers with it
     for n in (a, b, c, d):
         pids = n.pids()
-        assert n.stop() == 1, n.stderr()[-2000:]
+        assert n.stop() == 2, n.stderr()[-2000:]
         assert not any(tessera.pid_alive(p) for p in pids)
 
 

@@ -27,10 +27,10 @@ def test_create_group(cli):
     assert out[5:] == ["group %s created" % ("y" * 64),
                        "g1 owner=u1 members=1",
                        "%s owner=u1 members=1" % ("y" * 64)]
-    assert rc == 1
+    assert rc == 2
     # another user cannot take the name either
     rc, out, _ = cli.run(["login u2 pw", "create_group g1"])
-    assert out[1] == "error: group 'g1' already exists" and rc == 1
+    assert out[1] == "error: group 'g1' already exists" and rc == 5
 
 
 def test_join_group_paths(grp):
@@ -39,12 +39,12 @@ def test_join_group_paths(grp):
     assert out == ["logged in as a", "error: no such group 'nosuch'",
                    "join request sent to g",
                    "error: a request to join 'g' is already pending"]
-    assert rc == 1
+    assert rc == 5
     rc, out, _ = grp.run(["login o pw", "join_group g"])
-    assert out[1] == "error: already a member of 'g'" and rc == 1
+    assert out[1] == "error: already a member of 'g'" and rc == 5
     assert grp.as_user("o", ["accept_request g a"]) == ["a accepted into g"]
     rc, out, _ = grp.run(["login a pw", "join_group g"])
-    assert out[1] == "error: already a member of 'g'" and rc == 1
+    assert out[1] == "error: already a member of 'g'" and rc == 5
 
 
 def test_list_requests_in_order_owner_only(grp):
@@ -53,18 +53,18 @@ def test_list_requests_in_order_owner_only(grp):
     assert grp.as_user("o", ["list_requests g"]) == ["c", "a", "b"]
     # a pending requester is not a member
     rc, out, _ = grp.run(["login a pw", "list_requests g"])
-    assert out[1] == "error: not a member of 'g'" and rc == 1
+    assert out[1] == "error: not a member of 'g'" and rc == 4
     # a member that is not the owner
     assert grp.as_user("o", ["accept_request g c"]) == ["c accepted into g"]
     rc, out, _ = grp.run(["login c pw", "list_requests g",
                           "accept_request g a", "reject_request g b"])
     assert out[1:] == ["error: only the owner of 'g' can do that"] * 3
-    assert rc == 1
+    assert rc == 4
     # a stranger
     rc, out, _ = grp.run(["login d pw", "list_requests g",
                           "accept_request g a", "reject_request g b"])
     assert out[1:] == ["error: not a member of 'g'"] * 3
-    assert rc == 1
+    assert rc == 4
     assert grp.as_user("o", ["list_requests g"]) == ["a", "b"]
 
 
@@ -84,7 +84,7 @@ def test_accept_and_reject(grp):
                    "request of b to join g rejected",
                    "error: no pending request from 'b' for 'g'",
                    "g owner=o members=2"]
-    assert rc == 1
+    assert rc == 3
     assert grp.as_user("a", ["list_my_groups"]) == ["g owner=o members=2"]
     assert grp.as_user("b", ["list_my_groups"]) == []
     # a rejected user may ask again
@@ -96,7 +96,7 @@ def test_commands_on_missing_group(grp):
     rc, out, _ = grp.run(["login o pw", "list_requests nog",
                           "accept_request nog a", "reject_request nog a",
                           "leave_group nog"])
-    assert rc == 1
+    assert rc == 3
     for line in out[1:]:
         assert line in ("error: no such group 'nog'",
                         "error: not a member of 'nog'"), out
@@ -105,9 +105,9 @@ def test_commands_on_missing_group(grp):
 def test_leave_group_non_member_and_pending(grp):
     grp.as_user("a", ["join_group g"])
     rc, out, _ = grp.run(["login a pw", "leave_group g"])
-    assert out[1] == "error: not a member of 'g'" and rc == 1
+    assert out[1] == "error: not a member of 'g'" and rc == 4
     rc, out, _ = grp.run(["login d pw", "leave_group g"])
-    assert out[1] == "error: not a member of 'g'" and rc == 1
+    assert out[1] == "error: not a member of 'g'" and rc == 4
     assert grp.as_user("o", ["list_requests g"]) == ["a"]
 
 
@@ -124,7 +124,7 @@ def test_owner_succession_and_dissolution(grp):
         ["left g; b is now the owner"]
     assert grp.as_user("a", ["list_groups"]) == ["g owner=b members=3"]
     rc, out, _ = grp.run(["login o pw", "list_requests g", "list_my_groups"])
-    assert out[1:] == ["error: not a member of 'g'"] and rc == 1
+    assert out[1:] == ["error: not a member of 'g'"] and rc == 4
     # the new owner has the owner's rights, the old one has none
     assert grp.as_user("b", ["list_requests g"]) == ["d"]
     # a non-owner leaving changes nothing else
@@ -148,7 +148,7 @@ def test_dissolution_of_single_member_group(grp):
     assert grp.as_user("o", ["leave_group g", "list_groups"]) == \
         ["left g; group dissolved"]
     rc, out, _ = grp.run(["login a pw", "join_group g"])
-    assert out[1] == "error: no such group 'g'" and rc == 1
+    assert out[1] == "error: no such group 'g'" and rc == 3
     # a new group of the same name starts with no requests from before
     assert grp.as_user("b", ["create_group g", "list_requests g"]) == \
         ["group g created"]

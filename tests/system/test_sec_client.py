@@ -296,7 +296,7 @@ def test_cluster_ca_needed(tracker, tmp_path):
                        input=b"create_user zed pw\n", capture_output=True,
                        timeout=60)
     out, err = r.stdout.decode(), r.stderr.decode()
-    assert r.returncode == 1, (r.returncode, out, err)
+    assert r.returncode == 6, (r.returncode, out, err)
     assert out.startswith("error: no tracker reachable (TLS"), out
     assert err.count("tracker 127.0.0.1:%d (line 2 of the tracker list): "
                      "TLS: not a tracker of our cluster: peer certificate "

@@ -1,0 +1,528 @@
+"""
+test_node_daemon.py -- the node as a service: one node per state
+directory (node.lock), a node the terminal's Ctrl-C never reaches, and
+its control socket (control.sock): ./client --attach, --json, and
+hostile input on the socket.
+
+Real ./tracker and ./client processes: a client driven through a pty
+(os.forkpty, so the kernel's line discipline turns ^C into SIGINT for
+the terminal's foreground process group, as a user's terminal does) and
+clients driven through pipes (nodes.Node).  Every wait is bounded; every
+process is stopped by pid (Node.reap, the conftest reaper, PtyClient.stop).
+"""
+
+import json
+import os
+import re
+import select
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import time
+
+import tessera
+from nodes import Node, create_users, make_file, sha1_file, BIN
+from tessera import wait_until, pid_alive, children, free_port
+
+
+class PtyClient:
+    """./client on a pseudo-terminal: what a user at a terminal runs."""
+
+    def __init__(self, info, tmpdir, name):
+        self.dir = os.path.join(str(tmpdir), name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.state = os.path.join(self.dir, "state")
+        self.port = free_port()
+        tessera.SEGMENTS.add("tessera-node-%d" % self.port)
+        argv = [os.path.join(BIN, "client"), "-s", self.state,
+                "127.0.0.1:%d" % self.port, str(info)]
+        self.pid, self.fd = os.forkpty()
+        if self.pid == 0:
+            try:
+                os.chdir(self.dir)
+                os.execv(argv[0], argv)
+            finally:
+                os._exit(127)
+        self.buf = b""
+        self.tree = set()
+
+    def read_until(self, pattern, timeout=15):
+        """Reads the terminal until pattern (a regex) shows; the text."""
+        rx = re.compile(pattern.encode(), re.S)
+        deadline = time.monotonic() + timeout
+        while not rx.search(self.buf):
+            left = deadline - time.monotonic()
+            assert left > 0, ("no %r on the terminal; got %r"
+                              % (pattern, self.buf[-2000:]))
+            r, _, _ = select.select([self.fd], [], [], min(left, 0.5))
+            if r:
+                try:
+                    data = os.read(self.fd, 4096)
+                except OSError:
+                    data = b""
+                assert data, "terminal closed: %r" % self.buf[-2000:]
+                self.buf += data
+            self.remember()
+        out = self.buf
+        self.buf = b""
+        return out.decode("utf-8", "replace")
+
+    def send(self, text):
+        os.write(self.fd, text.encode())
+
+    def cmd(self, line, want, timeout=30):
+        self.send(line + "\r")
+        return self.read_until(want, timeout)
+
+    def sup(self):
+        """The node supervisor: the client's child called node-sup."""
+        kids = children(self.pid, "node-sup")
+        return kids[0] if kids else None
+
+    def remember(self):
+        for p in tessera.descendants(self.pid):
+            self.tree.add(p)
+
+    def stop(self):
+        """SIGKILL by pid: the client and every process recorded below it."""
+        self.remember()
+        for p in [self.pid] + sorted(self.tree):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            os.waitpid(self.pid, 0)
+        except OSError:
+            pass
+        os.close(self.fd)
+        try:
+            os.unlink("/dev/shm/tessera-node-%d" % self.port)
+        except OSError:
+            pass
+
+
+def test_second_node_on_one_state_dir_is_refused(tracker, tmp_path):
+    a = Node(tracker.info, tmp_path, name="a").start()
+    # another port, the same state directory
+    port = free_port()
+    tessera.SEGMENTS.add("tessera-node-%d" % port)
+    r = subprocess.run([os.path.join(BIN, "client"), "-s", a.state_dir,
+                        "127.0.0.1:%d" % port, str(tracker.info)],
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=20, cwd=a.dir)
+    rc, out, err = r.returncode, r.stdout.decode(), r.stderr.decode()
+    assert rc == 11, (rc, out, err[-2000:])
+    assert "pid %d" % a.proc.pid in err, err[-2000:]
+    assert a.state_dir in err, err[-2000:]
+    assert out == "", out
+    # nothing of the refused one started: no node on its port
+    assert not os.path.exists("/dev/shm/tessera-node-%d" % port)
+    with open(os.path.join(a.state_dir, "node.lock")) as f:
+        assert f.read().strip() == str(a.proc.pid)
+    assert os.stat(os.path.join(a.state_dir, "node.lock")).st_mode \
+        & 0o777 == 0o600
+    # the running node is untouched and still answers
+    assert a.cmd("help") != []
+    assert len(a.workers("uploader")) == a.uploaders
+    # once it is gone the directory is free again
+    a.stop()
+    b = Node(tracker.info, tmp_path, name="b", state_dir=a.state_dir).start()
+    assert b.cmd("help") != []
+
+
+def test_ctrl_c_at_prompt_leaves_the_node_serving(tracker, tmp_path):
+    create_users(tracker.info, tmp_path, "alice", "bob")
+    t = PtyClient(tracker.info, tmp_path, "alice")
+    try:
+        first = t.read_until(r"tessera> ")
+        assert wait_until(lambda: t.sup() is not None, 10)
+        sup = t.sup()
+        # no internal start line before the prompt: they are in node.log
+        assert "segment" not in first and "supervisor" not in first, first
+        log = os.path.join(t.state, "node.log")
+        assert wait_until(lambda: os.path.exists(log) and
+                          "supervisor node-sup starting" in open(log).read(),
+                          10)
+        assert "created shm segment" in open(log).read()
+        assert os.stat(log).st_mode & 0o777 == 0o600
+        t.cmd("login alice pw", r"logged in as alice.*alice@tessera> ")
+        t.cmd("create_group g", r"group g created.*tessera> ")
+        src = os.path.join(t.dir, "f.bin")
+        want = make_file(src, 3 * 1024 * 1024 + 7, seed=3)
+        t.cmd("upload_file %s g" % src, r"shared f\.bin in g.*tessera> ")
+        workers = sorted(tessera.descendants(sup))
+
+        # ^C with a half-typed line: the line goes, client and node stay
+        t.send("list_gro")
+        time.sleep(0.2)
+        t.send("\x03")
+        t.read_until(r"alice@tessera> ")
+        time.sleep(0.5)         # a SIGINT would have been delivered by now
+        assert pid_alive(t.pid)
+        assert pid_alive(sup), "the node supervisor died of the ^C"
+        assert t.sup() == sup
+        assert sorted(tessera.descendants(sup)) == workers, \
+            "workers were restarted: they got the ^C"
+        out = t.cmd("list_groups", r"alice@tessera> ")
+        assert "g" in out.split() and "list_gro\r" not in out
+
+        # tab completes a command name (one match: the whole name)
+        t.send("list_my_gr\t")
+        t.read_until(r"oups ")      # libedit redraws the rest of the word
+        out = t.cmd("", r"alice@tessera> ")
+        assert "g owner=alice members=1" in out, out
+
+        # a peer downloads from the node that saw the ^C
+        b = Node(tracker.info, tmp_path, name="bob").start()
+        b.login("bob")
+        assert b.cmd("join_group g") == ["join request sent to g"]
+        t.cmd("accept_request g bob", r"bob accepted into g.*tessera> ")
+        dest = os.path.join(b.dir, "got.bin")
+        b.download("g", "f.bin", dest)
+        assert b.wait_download("g", "f.bin", 60) == \
+            "[C] [g] f.bin -> %s" % dest
+        assert sha1_file(dest) == want
+    finally:
+        t.stop()
+
+
+# ---- the control socket ------------------------------------------------------
+
+def attach(node, lines, json_out=False, timeout=60):
+    """./client --attach on node's state dir: (rc, stdout lines, stderr)."""
+    argv = [os.path.join(BIN, "client"), "--attach", "-s", node.state_dir]
+    if json_out:
+        argv.append("--json")
+    r = subprocess.run(argv, input="".join(l + "\n" for l in lines).encode(),
+                       capture_output=True, timeout=timeout, cwd=node.dir)
+    return (r.returncode, r.stdout.decode().splitlines(), r.stderr.decode())
+
+
+def ctl_connect(node):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(15)
+    s.connect(os.path.join(node.state_dir, "control.sock"))
+    return s
+
+
+def ctl_recv(s):
+    """One frame's JSON object, or None when the node closed the link."""
+    hdr = b""
+    while len(hdr) < 4:
+        try:
+            b = s.recv(4 - len(hdr))
+        except ConnectionResetError:
+            return None         # closed with our bytes unread
+        if not b:
+            return None
+        hdr += b
+    n = struct.unpack(">I", hdr)[0]
+    body = b""
+    while len(body) < n:
+        b = s.recv(n - len(body))
+        assert b, "frame cut short"
+        body += b
+    return json.loads(body)
+
+
+def ctl_send(s, body):
+    if not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    s.sendall(struct.pack(">I", len(body)) + body)
+
+
+def test_attached_clis_share_the_node(tracker, tmp_path):
+    create_users(tracker.info, tmp_path, "alice", "bob")
+    a = Node(tracker.info, tmp_path, name="alice").start()
+    a.login("alice")
+    a.expect("create_group g", "group g created")
+    src = os.path.join(a.dir, "f.bin")
+    want = make_file(src, 2 * 1024 * 1024 + 5, seed=5)
+    b = Node(tracker.info, tmp_path, name="bob").start()
+    b.login("bob")
+    assert b.cmd("join_group g") == ["join request sent to g"]
+    a.expect("accept_request g bob", "bob accepted into g")
+
+    # an attached CLI runs commands on alice's node: her session
+    rc, out, err = attach(a, ["upload_file %s g" % src, "list_files g"])
+    assert rc == 0, (rc, out, err)
+    assert out == ["shared f.bin in g (%d bytes, 5 chunks)"
+                   % os.path.getsize(src),
+                   "f.bin size=%d sources=1" % os.path.getsize(src)], out
+    # the node's own prompt sees the share the attached CLI made
+    assert a.list_files("g") == {"f.bin": (os.path.getsize(src), 1)}
+
+    # two CLIs attached to bob's node at once see the same download
+    dest = os.path.join(b.dir, "got.bin")
+    s1, s2 = ctl_connect(b), ctl_connect(b)
+    try:
+        ctl_send(s1, {"id": 1, "cmd": "download_file",
+                      "args": ["g", "f.bin", dest]})
+        r1 = ctl_recv(s1)
+        assert r1["ok"] is True and r1["id"] == 1, r1
+
+        def done():
+            ctl_send(s2, {"id": 2, "cmd": "show_downloads"})
+            r = ctl_recv(s2)
+            return r["ok"] and ("[C] [g] f.bin -> %s" % dest) in r["lines"]
+        assert wait_until(done, 60, 0.3)
+        ctl_send(s1, {"id": 3, "cmd": "show_downloads"})
+        r3 = ctl_recv(s1)
+        assert "[C] [g] f.bin -> %s" % dest in r3["lines"], r3
+    finally:
+        s1.close()
+        s2.close()
+    assert sha1_file(dest) == want
+    # bob's own prompt shows it too
+    assert b.wait_download("g", "f.bin", 10) == "[C] [g] f.bin -> %s" % dest
+
+    # --json: every reply one JSON object; failures with their class
+    rc, out, err = attach(b, ["list_groups", "list_my_groups",
+                              "list_files g", "show_downloads",
+                              "list_requests g", "list_files nosuch",
+                              "bogus_cmd", "leave_group"], json_out=True)
+    replies = [json.loads(l) for l in out]
+    assert len(replies) == 8, out
+    assert [r["id"] for r in replies] == list(range(1, 9))
+    for r in replies[:4]:
+        assert r["ok"] is True and r["exit"] == 0, r
+    for r in replies[4:]:
+        assert r["ok"] is False and r["exit"] != 0, r
+        assert "result" not in r, r
+    for r in replies[:4]:
+        assert r["ok"] is True and r["exit"] == 0, r
+    assert replies[0]["lines"] == ["g owner=alice members=2"], replies[0]
+    assert replies[2]["lines"] == ["f.bin size=%d sources=2"
+                                   % os.path.getsize(src)] or \
+        replies[2]["lines"] == ["f.bin size=%d sources=1"
+                                % os.path.getsize(src)], replies[2]
+    # the listings carry a structured result: rows with named fields
+    size = os.path.getsize(src)
+    assert replies[0]["result"] == [{"group": "g", "owner": "alice",
+                                     "members": 2}], replies[0]
+    assert replies[1]["result"] == replies[0]["result"]
+    assert replies[2]["result"] in ([{"name": "f.bin", "size": size,
+                                      "sources": n}] for n in (1, 2))
+    dl = replies[3]["result"]
+    assert len(dl) == 1 and dl[0]["state"] == "done" and \
+        dl[0]["pct"] == 100 and dl[0]["dest"] == dest and \
+        dl[0]["group"] == "g" and dl[0]["name"] == "f.bin", dl
+    assert replies[4]["ok"] is False and replies[4]["exit"] == 4, replies[4]
+    assert replies[5]["ok"] is False and replies[5]["exit"] != 0
+    assert replies[6] == {"id": 7, "ok": False, "exit": 2,
+                          "error": "unknown command 'bogus_cmd' (try help)",
+                          "lines": ["error: unknown command 'bogus_cmd' "
+                                    "(try help)"]}, replies[6]
+    assert replies[7]["ok"] is False and replies[7]["exit"] == 2
+    assert replies[7]["lines"][0].startswith("usage: leave_group")
+    assert rc == 2, rc          # the class of the last failed command
+
+    # without --json errors go to stderr, results to stdout
+    rc, out, err = attach(b, ["list_groups", "bogus_cmd"])
+    assert rc == 2 and out == ["g owner=alice members=2"], (rc, out, err)
+    assert "error: unknown command 'bogus_cmd' (try help)" in err
+    # exit detaches; the node stays
+    rc, out, err = attach(b, ["exit", "bogus_cmd"])
+    assert rc == 0 and out == [] and err == ""
+    assert b.cmd("list_groups") != []
+
+
+def test_control_socket_bad_input(tracker, tmp_path):
+    create_users(tracker.info, tmp_path, "alice")
+    a = Node(tracker.info, tmp_path, name="alice").start()
+    a.login("alice")
+    path = os.path.join(a.state_dir, "control.sock")
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+    def alive():
+        s = ctl_connect(a)
+        ctl_send(s, {"id": 99, "cmd": "list_my_groups"})
+        r = ctl_recv(s)
+        s.close()
+        return r["ok"] is True and r["id"] == 99
+
+    # the same frame is fine: the link stays for the next request
+    s = ctl_connect(a)
+    for body, want in [(b"not json", "not JSON"),
+                       (b"[1]", "JSON object"),
+                       (b'{"id":"1","cmd":"help"}', '"id"'),
+                       (b'{"id":1,"cmd":"help","args":[1]}', "args[0]"),
+                       (b'{"id":1,"cmd":"help","args":"x"}', '"args"'),
+                       (b'{"id":1,"id":2,"cmd":"help"}', "not JSON"),
+                       (b'{"id":1,"cmd":"help","x":0}', "unknown key"),
+                       (b'{"id":1,"cmd":"BAD"}', '"cmd"'),
+                       (b'{"id":5,"cmd":"no_such"}', "unknown command"),
+                       (b'{"id":6,"cmd":"exit"}', "exit")]:
+        ctl_send(s, body)
+        r = ctl_recv(s)
+        assert r is not None and r["ok"] is False, (body, r)
+        assert want in r["error"], (body, r)
+        assert r["exit"] == 2, r
+    ctl_send(s, {"id": 7, "cmd": "help"})
+    r = ctl_recv(s)
+    assert r["ok"] is True and len(r["lines"]) > 5
+    s.close()
+
+    # oversized length: an error and the link closed, nothing read
+    s = ctl_connect(a)
+    s.sendall(struct.pack(">I", 65537) + b"{")
+    r = ctl_recv(s)
+    assert r["ok"] is False and "1 to 65536 bytes" in r["error"], r
+    assert ctl_recv(s) is None
+    s.close()
+    # a zero length
+    s = ctl_connect(a)
+    s.sendall(struct.pack(">I", 0))
+    assert ctl_recv(s)["ok"] is False
+    s.close()
+
+    # a truncated frame, then the peer goes: nothing breaks
+    s = ctl_connect(a)
+    s.sendall(struct.pack(">I", 100) + b'{"id":1')
+    s.close()
+    # a frame begun and stalled: closed after the frame deadline (5 s)
+    s = ctl_connect(a)
+    s.sendall(struct.pack(">I", 100) + b'{"id":1')
+    t0 = time.monotonic()
+    r = ctl_recv(s)
+    assert r["ok"] is False and "not completed" in r["error"], r
+    assert time.monotonic() - t0 < 12
+    s.close()
+
+    # connections that send nothing: closed after 5 s, and while they
+    # hang on the node serves others
+    idle = [ctl_connect(a) for _ in range(7)]
+    assert alive()
+    t0 = time.monotonic()
+    r = ctl_recv(idle[0])
+    assert r["ok"] is False and "no request" in r["error"], r
+    assert time.monotonic() - t0 < 12
+    for c in idle:
+        c.close()
+
+    # more than 8 at once: the ninth is told so
+    held = [ctl_connect(a) for _ in range(8)]
+    time.sleep(0.3)
+    extra = ctl_connect(a)
+    r = ctl_recv(extra)
+    assert r["ok"] is False and r["exit"] == 9 and "too many" in r["error"]
+    extra.close()
+    for c in held:
+        c.close()
+    assert wait_until(alive, 10, 0.2)
+
+    # another user: the mode keeps it out; with the mode opened up
+    # SO_PEERCRED still refuses it
+    if os.geteuid() == 0:
+        def as_nobody():
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    # from inside the state dir: the test's own parent
+                    # directories (0700) do not keep it out, only the
+                    # socket's mode and the node's uid check do
+                    os.chdir(a.state_dir)
+                    os.setgid(65534)
+                    os.setuid(65534)
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.settimeout(10)
+                    try:
+                        s.connect("control.sock")
+                    except PermissionError:
+                        os._exit(10)
+                    # refused at once, before any request
+                    r = ctl_recv(s)
+                    code = 11 if (r and r["ok"] is False and
+                                  "another user" in r["error"]) else 12
+                except Exception:
+                    code = 13
+                os._exit(code)
+            _, st = os.waitpid(pid, 0)
+            return os.WEXITSTATUS(st)
+        os.chmod(a.state_dir, 0o755)
+        assert as_nobody() == 10
+        os.chmod(path, 0o666)
+        assert as_nobody() == 11
+        os.chmod(path, 0o600)
+        os.chmod(a.state_dir, 0o700)
+    assert alive()
+    # the node's prompt is unaffected
+    assert a.cmd("list_my_groups") == [] or True
+    assert len(a.workers("uploader")) == a.uploaders
+
+
+def test_attach_without_a_node(tmp_path):
+    d = tmp_path / "empty"
+    d.mkdir()
+    r = subprocess.run([os.path.join(BIN, "client"), "--attach", "-s",
+                        str(d)], input=b"help\n", capture_output=True,
+                       timeout=10)
+    assert r.returncode == 11, r
+    assert b"no node answers" in r.stderr
+
+
+def test_did_you_mean_and_exit_class(tracker, tmp_path):
+    rc, out, err = tessera.run_client(
+        tracker.info, ["lsit_files g", "list_file g", "helpp", "frobnicate",
+                       "zz-mark-1", "ab"], tmp_path)
+    assert out == [
+        "error: unknown command 'lsit_files' (did you mean list_files?)",
+        "error: unknown command 'list_file' (did you mean list_files?)",
+        "error: unknown command 'helpp' (did you mean help?)",
+        "error: unknown command 'frobnicate' (try help)",
+        "error: unknown command 'zz-mark-1' (try help)",
+        "error: unknown command 'ab' (try help)"], out
+    assert rc == 2, (rc, err[-2000:])
+
+
+def test_node_warning_reaches_attached_clis(tracker, tmp_path):
+    """A warning the node's agent prints on its own (a share changed on
+    disk) is pushed to every attached connection as a log event."""
+    create_users(tracker.info, tmp_path, "alice", "bob")
+    a = Node(tracker.info, tmp_path, name="alice").start()
+    a.login("alice")
+    a.expect("create_group g", "group g created")
+    src = os.path.join(a.dir, "f.bin")
+    make_file(src, 1024 * 1024, seed=9)
+    a.upload(src, "g")
+    b = Node(tracker.info, tmp_path, name="bob").start()
+    b.login("bob")
+    assert b.cmd("join_group g") == ["join request sent to g"]
+    a.expect("accept_request g bob", "bob accepted into g")
+
+    s1, s2, quiet = ctl_connect(a), ctl_connect(a), ctl_connect(a)
+    try:
+        for i, s in enumerate((s1, s2)):
+            ctl_send(s, {"id": i, "cmd": "list_my_groups"})
+            assert ctl_recv(s)["ok"] is True
+        # the file changes under the share; a peer asks for it
+        with open(src, "r+b") as f:
+            f.write(b"changed!")
+        st = os.stat(src)
+        os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
+        b.download("g", "f.bin", os.path.join(b.dir, "got.bin"))
+        for s in (s1, s2):
+            s.settimeout(30)
+            ev = ctl_recv(s)
+            assert ev is not None and ev.get("event") == "log", ev
+            assert any("changed on disk; no longer sharing 'f.bin' in 'g'"
+                       in l for l in ev["lines"]), ev
+        # a connection that never sent a request gets no events: its
+        # first frame is the node's "no request" error
+        quiet.settimeout(15)
+        r = ctl_recv(quiet)
+        assert r is not None and "event" not in r and r["ok"] is False, r
+        # the node still serves the attached ones
+        ctl_send(s1, {"id": 9, "cmd": "list_files", "args": ["g"]})
+        r = ctl_recv(s1)
+        while r.get("event"):
+            r = ctl_recv(s1)
+        assert r["id"] == 9 and r["ok"] is True, r
+    finally:
+        for s in (s1, s2, quiet):
+            s.close()
