@@ -476,4 +476,10 @@
 #define TS_TRK_IDX_UG_BUCKETS_N   64       /* buckets of a split list of a
                                             user's groups (at most 256) */
 
+/* ---- tracker: sync catch-up and snapshots ---- */
+#define TS_SYNC_SNAP_BATCH_N      4096     /* records per SYNC_SNAPSHOT
+                                            batch (each is one receiving
+                                            transaction, well inside
+                                            TS_SYNC_RPC_TIMEOUT_MS) */
+
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -61,6 +61,7 @@ static const struct option opts_long[] = {
     { "max-conns-per-user", required_argument, NULL, 1103 },
     { "max-unauth-per-addr", required_argument, NULL, 1104 },
     { "tdb-hash-size",   required_argument, NULL, 'Z' },
+    { "sync-snap-batch", required_argument, NULL, 1201 },
     { "help",            no_argument,       NULL, 'h' },
     { "version",         no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -123,6 +124,8 @@ static const num_opt_t num_opts[] = {
       CFG(unauth_addr), NUM_U32 },
     { 'Z', "bad --tdb-hash-size", " (1..16777213 chains)", 1, 16777213,
       CFG(tdb_hash_n), NUM_INT },
+    { 1201, "bad --sync-snap-batch", " (1..65536 records)", 1, 65536,
+      CFG(snap_batch_n), NUM_U32 },
 };
 
 
@@ -239,6 +242,11 @@ usage(FILE *f)
         "                              an existing file keeps its own)\n",
         TS_TRK_TDB_HASH_N);
     fprintf(f,
+        "  replication:\n"
+        "      --sync-snap-batch N     records per snapshot batch sent to a "
+        "new peer\n"
+        "                              (default %d)\n", TS_SYNC_SNAP_BATCH_N);
+    fprintf(f,
         "  -l, --log-level LEVEL       error|warn|info|debug\n"
         "  -h, --help                  this text\n"
         "  -V, --version               print the version\n");
@@ -288,6 +296,7 @@ opts_defaults(trk_config_t *cfg)
     cfg->listen_fd = -1;
     cfg->ticket_ttl_ms = TS_TICKET_TTL_MS;
     cfg->handshake_ms = TS_TLS_HANDSHAKE_MS;
+    cfg->snap_batch_n = TS_SYNC_SNAP_BATCH_N;
     cfg->frame_ms = TS_TRK_FRAME_TIMEOUT_MS;
     cfg->conns_max = TS_TRK_CONNS_MAX_N;
     cfg->conns_addr = TS_TRK_CONNS_ADDR_N;

@@ -56,6 +56,8 @@ typedef struct {
     uint32_t   unauth_addr;         /* --max-unauth-per-addr */
     int        tdb_hash_n;          /* --tdb-hash-size: hash chains of a
                                        new tracker.tdb */
+    uint32_t   snap_batch_n;        /* --sync-snap-batch: records per
+                                       snapshot batch sent */
 } trk_config_t;
 
 /* What the command line asks for. */

@@ -42,6 +42,7 @@
 #include "trk_oplog.h"
 #include "trk_merge.h"
 #include "trk_rpc.h"
+#include "trk_snap.h"
 #include "trk_worker.h"
 #include "trk_sync.h"
 #include "trk_syncops.h"
@@ -132,112 +133,82 @@ do_hello(peer_t *p, ts_conn_t *c)
 
 /* ---- snapshot ---------------------------------------------------------- */
 
-typedef struct {
-    ts_wbuf_t *batches;
-    uint32_t  *counts;
-    size_t     n;
-    size_t     cap;
-    int        err;
-} snap_t;
+/* A SYNC_* request never exceeds this (frame limit minus room for the
+ * header and the request's own fields). */
+#define PUSH_FRAME_B   (TS_FRAME_MAX_B - TS_SYNC_FRAME_SLACK_B)
 
-
-static int
-snap_collect(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-             void *arg)
-{
-    snap_t    *s = arg;
-    ts_wbuf_t *nb;
-    uint32_t  *nc;
-
-    if (s->n == 0 || s->batches[s->n - 1].len + kl + vl + 8
-                     > TS_SYNC_BATCH_B)
-    {
-        if (s->n == s->cap) {
-            s->cap = s->cap ? s->cap * 2 : 16;
-            nb = realloc(s->batches, s->cap * sizeof(*nb));
-            if (nb == NULL) {
-                s->err = 1;
-                return -1;
-            }
-            s->batches = nb;
-            nc = realloc(s->counts, s->cap * sizeof(*nc));
-            if (nc == NULL) {
-                s->err = 1;
-                return -1;
-            }
-            s->counts = nc;
-        }
-        ts_wbuf_init(&s->batches[s->n]);
-        s->counts[s->n] = 0;
-        s->n++;
-    }
-    ts_put_blob(&s->batches[s->n - 1], k, (uint32_t) kl);
-    ts_put_blob(&s->batches[s->n - 1], v, (uint32_t) vl);
-    s->counts[s->n - 1]++;
-    return s->batches[s->n - 1].err ? -1 : 0;
-}
-
-
+/* Streams a snapshot (trk_snap.c): the VV and the key list first, then
+ * batches of at most --sync-snap-batch records / TS_SYNC_BATCH_B
+ * bytes, each read under mu and sent without it; the receiver merges
+ * each in its own transaction and stays fresh until the last, which
+ * carries the VV. */
 static int
 do_snapshot(peer_t *p, ts_conn_t *c)
 {
-    snap_t     s;
-    trk_vv_t   vv;
-    ts_wbuf_t  b;
-    ts_rbuf_t  r;
-    uint8_t   *frame;
-    size_t     i, total = 0;
-    int        rc = 0;
+    trk_snap_t  s;
+    trk_vv_t    vv;
+    ts_wbuf_t   b;
+    ts_rbuf_t   r;
+    uint8_t    *frame;
+    uint32_t    n;
+    size_t      batches = 0;
+    int64_t     t0 = ts_now_ms();
+    int         rc, last = 0;
 
-    memset(&s, 0, sizeof(s));
     pthread_mutex_lock(&mu);
-    /* the VV first: the state read after it holds at least its ops */
-    if (trk_vv_load(sst, &vv) != 0
-        || trk_each_replicated(sst, snap_collect, &s) != 0 || s.err)
-    {
-        rc = -1;
-    }
+    rc = trk_snap_open(sst, &s, &vv);
     pthread_mutex_unlock(&mu);
-    ts_info("sending a snapshot to tracker %d (%zu batches)", p->id, s.n);
+    if (rc != 0) {
+        ts_err("cannot read the database for a snapshot to tracker %d",
+               p->id);
+        return -1;
+    }
+    ts_info("sending a snapshot to tracker %d (%zu records)", p->id, s.n);
     ts_wbuf_init(&b);
-    for (i = 0; rc == 0 && (i < s.n || (i == 0 && s.n == 0)); i++) {
-        int last = i + 1 >= s.n;
-
+    while (rc == 0 && !last) {
         ts_wbuf_reset(&b);
         ts_put_u8(&b, (uint8_t) scfg->id);
-        ts_put_u8(&b, (uint8_t) last);
-        ts_put_u32(&b, s.n ? s.counts[i] : 0);
-        if (s.n) {
-            ts_put_raw(&b, s.batches[i].data, s.batches[i].len);
-            total += s.counts[i];
+        ts_put_u8(&b, 0);               /* last, patched below */
+        ts_put_u32(&b, 0);              /* count, patched below */
+        pthread_mutex_lock(&mu);
+        last = trk_snap_next(sst, &s, &b, &n, TS_SYNC_BATCH_B,
+                             scfg->snap_batch_n, PUSH_FRAME_B);
+        pthread_mutex_unlock(&mu);
+        if (last < 0 || b.err) {
+            rc = -1;
+            break;
         }
+        b.data[1] = (uint8_t) last;
+        b.data[2] = (uint8_t) (n >> 24);
+        b.data[3] = (uint8_t) (n >> 16);
+        b.data[4] = (uint8_t) (n >> 8);
+        b.data[5] = (uint8_t) n;
         if (last) {
             trk_vv_encode(&b, &vv);
         }
         rc = trk_rpc_call(c, TS_MSG_SYNC_SNAPSHOT, &b, &frame, &r);
         if (rc == 0) {
             rc = last ? take_vv(p, &r) : 0;
+            atomic_store(&p->last_ok_ms, ts_now_ms());
         }
         free(frame);
+        batches++;
     }
     ts_wbuf_free(&b);
-    for (i = 0; i < s.n; i++) {
-        ts_wbuf_free(&s.batches[i]);
-    }
-    free(s.batches);
-    free(s.counts);
     if (rc == 0) {
-        ts_info("snapshot of %zu records sent to tracker %d", total, p->id);
+        ts_info("snapshot of %zu records sent to tracker %d (%zu batches, "
+                "%lld ms)", s.sent, p->id, batches,
+                (long long) (ts_now_ms() - t0));
+    } else {
+        ts_warn("snapshot to tracker %d stopped after %zu of %zu records",
+                p->id, s.sent, s.n);
     }
+    trk_snap_close(&s);
     return rc;
 }
 
 
 /* ---- ops ---------------------------------------------------------------- */
-
-/* A SYNC_OPS request never exceeds this (frame limit minus room for the
- * header and the request's own fields). */
-#define PUSH_FRAME_B   (TS_FRAME_MAX_B - TS_SYNC_FRAME_SLACK_B)
 
 /* Fills b with the next SYNC_OPS batch for p (sender id, count, ops in
  * per-origin seq order; *n ops), op being the scratch buffer; *theirs
