@@ -211,11 +211,12 @@ do_snapshot(peer_t *p, ts_conn_t *c)
 /* ---- ops ---------------------------------------------------------------- */
 
 /* Fills b with the next SYNC_OPS batch for p (sender id, count, ops in
- * per-origin seq order; *n ops), op being the scratch buffer; *theirs
- * gets the peer's VV it was built from, *snap = 1 if the peer needs a
- * snapshot instead.  0, or -1 (database error). */
+ * per-origin seq order; *n ops), op being the scratch buffer, built on
+ * the assumption that the peer has *from; *upto gets the VV it will have
+ * once the batch is applied, *snap = 1 if it needs a snapshot instead.
+ * 0, or -1 (database error). */
 static int
-push_fill(peer_t *p, ts_wbuf_t *b, ts_wbuf_t *op, trk_vv_t *theirs,
+push_fill(ts_wbuf_t *b, ts_wbuf_t *op, const trk_vv_t *from, trk_vv_t *upto,
           uint32_t *n, int *snap)
 {
     trk_vv_t  mine;
@@ -227,11 +228,11 @@ push_fill(peer_t *p, ts_wbuf_t *b, ts_wbuf_t *op, trk_vv_t *theirs,
     ts_put_u32(b, 0);                   /* count, patched by the caller */
     *n = 0;
     *snap = 0;
+    *upto = *from;
     pthread_mutex_lock(&mu);
-    *theirs = p->vv;
     rc = trk_vv_load(sst, &mine);
     for (o = 1; rc == 0 && o < TRK_ORIGINS_N && !*snap && !full; o++) {
-        after = theirs->seq[o];
+        after = from->seq[o];
         while (mine.seq[o] > after && *n < TS_SYNC_BATCH_N
                && b->len < TS_SYNC_BATCH_B)
         {
@@ -264,23 +265,65 @@ push_fill(peer_t *p, ts_wbuf_t *b, ts_wbuf_t *op, trk_vv_t *theirs,
             (*n)++;
             after = seq;
         }
+        upto->seq[o] = after;
     }
     pthread_mutex_unlock(&mu);
     return rc;
 }
 
 
-/* Sends what the peer lacks, at most TS_SYNC_PUSH_ROUNDS_N batches: 0 done
- * (or no progress), 1 more to send, -1 link error. */
+/* Reads the reply of the SYNC_OPS batch reqid: the peer's VV.  0 / -1. */
+static int
+push_reply(peer_t *p, ts_conn_t *c, uint64_t reqid)
+{
+    ts_rbuf_t  r;
+    uint8_t   *frame;
+    int        rc;
+
+    rc = trk_rpc_recv(c, TS_MSG_SYNC_OPS, reqid, &frame, &r);
+    if (rc == 0) {
+        rc = take_vv(p, &r);
+    }
+    free(frame);
+    return rc == 0 ? 0 : -1;
+}
+
+
+/* 1 if the peer's last VV differs from *was (progress), or covers all of
+ * *upto (when upto is not NULL: everything sent was applied). */
+static int
+peer_vv_is(peer_t *p, const trk_vv_t *was, const trk_vv_t *upto)
+{
+    int o, yes = 1;
+
+    pthread_mutex_lock(&mu);
+    if (upto == NULL) {
+        yes = memcmp(was, &p->vv, sizeof(*was)) != 0;
+    } else {
+        for (o = 1; o < TRK_ORIGINS_N; o++) {
+            yes = yes && p->vv.seq[o] >= upto->seq[o];
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return yes;
+}
+
+
+/* Sends what the peer lacks, at most TS_SYNC_PUSH_ROUNDS_N batches, two
+ * in flight: batch k+1 is built (on the VV the peer will have after
+ * batch k) and sent before batch k's reply is read, so the peer's worker
+ * applies one while the next travels.  A batch the peer did not apply
+ * whole (an order it refused) stops the pipeline: the one behind it is
+ * drained and the next is built on the VV the peer reported.  0 done (or
+ * no progress), 1 more to send, -1 link error. */
 static int
 do_push(peer_t *p, ts_conn_t *c)
 {
-    trk_vv_t   theirs;
+    trk_vv_t   base, upto, fly_from, fly_upto;
     ts_wbuf_t  b, op;
-    ts_rbuf_t  r;
-    uint8_t   *frame;
+    uint64_t   reqid, fly_id = 0;
     uint32_t   n;
-    int        rc, snap, rounds = 0, sent = 0;
+    int        rc, snap, rounds = 0, sent = 0, flying = 0;
 
     ts_wbuf_init(&b);
     ts_wbuf_init(&op);
@@ -290,10 +333,29 @@ do_push(peer_t *p, ts_conn_t *c)
             rc = 1;
             break;
         }
-        rc = push_fill(p, &b, &op, &theirs, &n, &snap);
+        if (flying) {
+            base = fly_upto;
+        } else {
+            pthread_mutex_lock(&mu);
+            base = p->vv;
+            pthread_mutex_unlock(&mu);
+        }
+        rc = push_fill(&b, &op, &base, &upto, &n, &snap);
         if (rc != 0 || b.err) {
             rc = -1;
             break;
+        }
+        if (flying && (snap || n == 0)) {
+            /* decide on what the peer reports, not on what was sent */
+            flying = 0;
+            if ((rc = push_reply(p, c, fly_id)) != 0) {
+                break;
+            }
+            if (!peer_vv_is(p, &fly_from, NULL)) {
+                break;                  /* no progress: wait for a wake */
+            }
+            sent--;
+            continue;
         }
         if (snap) {
             rc = do_snapshot(p, c);
@@ -310,23 +372,33 @@ do_push(peer_t *p, ts_conn_t *c)
         b.data[2] = (uint8_t) (n >> 16);
         b.data[3] = (uint8_t) (n >> 8);
         b.data[4] = (uint8_t) n;
-        rc = trk_rpc_call(c, TS_MSG_SYNC_OPS, &b, &frame, &r);
-        if (rc == 0) {
-            rc = take_vv(p, &r);
-        }
-        free(frame);
-        if (rc != 0) {
+        if ((rc = trk_rpc_send(c, TS_MSG_SYNC_OPS, &b, &reqid)) != 0) {
             break;
         }
-        pthread_mutex_lock(&mu);
-        /* no progress (e.g. an order the peer refused): wait for the
-         * next wake-up or gossip instead of spinning */
-        rc = memcmp(&theirs, &p->vv, sizeof(theirs)) == 0;
-        pthread_mutex_unlock(&mu);
-        if (rc) {
-            rc = 0;
-            break;
+        if (flying) {
+            if ((rc = push_reply(p, c, fly_id)) != 0) {
+                break;
+            }
+            if (!peer_vv_is(p, NULL, &fly_upto)) {
+                /* batch k stopped early: batch k+1 was built on ops the
+                 * peer lacks; its reply, then rebuild from the peer */
+                flying = 0;
+                if ((rc = push_reply(p, c, reqid)) != 0) {
+                    break;
+                }
+                if (!peer_vv_is(p, &fly_from, NULL)) {
+                    break;
+                }
+                continue;
+            }
         }
+        flying = 1;
+        fly_id = reqid;
+        fly_from = base;
+        fly_upto = upto;
+    }
+    if (flying && rc >= 0 && push_reply(p, c, fly_id) != 0) {
+        rc = -1;
     }
     ts_wbuf_free(&b);
     ts_wbuf_free(&op);
