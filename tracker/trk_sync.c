@@ -6,8 +6,9 @@
  * log (its own ops and relayed ones): one TLS link per peer (mutual:
  * this tracker presents its own CA-signed certificate and checks that
  * the peer's names the tracker id dialled), HELLO to learn the peer's
- * version vector, then SYNC_OPS batches in per-origin seq order (or a
- * SNAPSHOT when the peer needs ops compacted away), woken within
+ * version vector, then SYNC_OPS batches in per-origin seq order, two in
+ * flight (or a streamed SNAPSHOT, trk_snap.c, when the peer needs ops
+ * compacted away or its data directory is new), woken within
  * TS_SYNC_POLL_MS of a local commit; SYNC_ACK every TS_SYNC_GOSSIP_MS
  * carries the sessions that had requests here (soft state) and doubles
  * as the liveness probe from which the leader (lowest live id) is

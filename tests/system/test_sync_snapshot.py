@@ -88,7 +88,7 @@ def finish(cl, ws):
 
 
 def test_receiver_killed_midway_then_adopts_whole(tmp_path):
-    cl, ws, full = filled(tmp_path, 3, 150)
+    cl, ws, full = filled(tmp_path, 3, 250)
     cl.kill(2)
     cl.wipe(2)
     cl.restart(2, linked=False)
@@ -106,7 +106,7 @@ def test_receiver_killed_midway_then_adopts_whole(tmp_path):
 
 
 def test_sender_sync_killed_midway_writes_go_on(tmp_path):
-    cl, ws, full = filled(tmp_path, 3, 150)
+    cl, ws, full = filled(tmp_path, 3, 250)
     cl.kill(2)
     cl.wipe(2)
     cl.restart(2, linked=False)
