@@ -8,6 +8,7 @@
 # N/100 groups with pending joins, a group of 505 files), stops it, then
 # starts it again with --fsync on and prints: start-up time (to the port
 # answering), tdb size, the trackers' idle CPU over IDLE_S seconds, the
+# anonymous resident memory of the tracker's processes (RssAnon), the
 # time of one `tracker --status`, and p50/p99 of LIST_GROUPS,
 # LIST_MY_GROUPS, LIST_FILES (505 files), LOGIN and CREATE_GROUP
 # (bench/scale.py measure); then the wiped-tracker snapshot: the
@@ -134,9 +135,10 @@ snapshot_size() {
         -l info "$info" 2 </dev/null \
         >>"$dir/tracker2.log" 2>&1 &
     TRK2_PID=$!
-    d1=$(digest "$dir" "$info" 1)
     for i in $(seq 36000); do
+        # tracker 1's digest each time: its housekeeping may change it
         d2=$(digest "$dir" "$info" 2)
+        d1=$(digest "$dir" "$info" 1)
         if [ -n "$d1" ] && [ "$d1" = "$d2" ]; then ok=1; break; fi
         kill -0 "$TRK2_PID" 2>/dev/null || break
         sleep 0.05
@@ -156,6 +158,19 @@ snapshot_size() {
     TRK2_PID=
     TRK_PID=$p
     stop_tracker
+}
+
+# Anonymous resident memory (RssAnon, KiB) of the tracker and its
+# children, summed: the shm segment and the mapped tdb file are not
+# anonymous and are not counted.
+rss_anon_kib() {
+    local p sum=0 t
+    for p in $TRK_PID $(ps -o pid= --ppid "$TRK_PID" 2>/dev/null); do
+        t=$(awk '/^RssAnon:/ {print $2}' "/proc/$p/status" 2>/dev/null) \
+            || continue
+        sum=$((sum + ${t:-0}))
+    done
+    echo $sum
 }
 
 run_size() {
@@ -192,6 +207,9 @@ run_size() {
     printf '   %-18s %9.1f %% of a core (seconds %d-%d)\n' "idle CPU" \
         "$(echo "($c1 - $c0) * 100 / $hz / $IDLE_S" | bc -l)" \
         $((2 + IDLE_S + IDLE_LATE_S)) $((2 + 2 * IDLE_S + IDLE_LATE_S))
+    printf '   %-18s %9.1f MiB (RssAnon of the %d tracker processes)\n' \
+        "tracker RSS anon" "$(echo "$(rss_anon_kib) / 1024" | bc -l)" \
+        "$(( $(ps -o pid= --ppid "$TRK_PID" | wc -l) + 1 ))"
     t0=$(now_ms)
     if timeout 120 "$BIN/tracker" --status "$dir/tracker_info.txt" 1 \
         >/dev/null 2>&1; then st=ok; else st=failed; fi

@@ -475,6 +475,12 @@
                                             list is split in buckets */
 #define TS_TRK_IDX_UG_BUCKETS_N   64       /* buckets of a split list of a
                                             user's groups (at most 256) */
+#define TS_TRK_HK_WALK_DIV        4        /* an idle tracker walks its
+                                            session cache once per session
+                                            timeout / this (at least every
+                                            TS_HOUSEKEEP_MS); any change of
+                                            the data walks at the next
+                                            pass */
 
 /* ---- tracker: sync catch-up and snapshots ---- */
 #define TS_SYNC_SNAP_BATCH_N      4096     /* records per SYNC_SNAPSHOT

@@ -240,6 +240,43 @@ cache_drop_gone(trk_env_t *env, const hash_list_t *all)
 }
 
 
+/* The walk of the session cache (steps 2 and 3 below) costs one lock
+ * and one tdb lookup per cached session: at 10^5 sessions far too much
+ * to pay every second on an idle tracker.  It finds something only when
+ * a cached session timed out or its tdb record went (a logout or expiry
+ * here or merged from another tracker).  So it runs when the replicated
+ * data changed since the last walk (the digest of y/meta moves with
+ * every replicated write, so a deleted session is never missed), and
+ * otherwise once per walk period: a session that timed out is refused
+ * at once by every lookup (trk_sess_lookup checks the heartbeat age) and
+ * only its clean-up waits.  Per process: the worker that holds the
+ * housekeeping claim keeps its own view (a first pass walks). */
+static int64_t  walk_next_ms;
+static uint8_t  walk_digest[32];
+static int      walk_have;
+
+static int
+walk_due(trk_env_t *env, int64_t now, int full)
+{
+    trk_counts_t c;
+    uint8_t      d[32];
+    int64_t      period;
+    int          ok, changed;
+
+    ok = trk_idx_status(env->st, &c, d) == 0;
+    changed = !ok || !walk_have || memcmp(d, walk_digest, sizeof(d)) != 0;
+    if (!full && !changed && now < walk_next_ms) {
+        return 0;
+    }
+    period = env->session_timeout_ms / TS_TRK_HK_WALK_DIV;
+    walk_next_ms = now + (period > TS_HOUSEKEEP_MS ? period
+                                                   : TS_HOUSEKEEP_MS);
+    memcpy(walk_digest, d, sizeof(d));
+    walk_have = ok;
+    return 1;
+}
+
+
 static void
 housekeep_pass(trk_env_t *env, int64_t now, int full)
 {
@@ -307,8 +344,12 @@ housekeep_pass(trk_env_t *env, int64_t now, int full)
     free(at);
 
     /* 2. expired sessions leave tdb first, then the cache (the cache
-     *    entry, kept EXPIRED meanwhile, stops a reload from tdb) */
-    trk_sess_each(env->shm, now, env->session_timeout_ms, collect_shm, &sw);
+     *    entry, kept EXPIRED meanwhile, stops a reload from tdb); the
+     *    walk of the cache runs only when it can find something */
+    if (walk_due(env, now, full)) {
+        trk_sess_each(env->shm, now, env->session_timeout_ms, collect_shm,
+                      &sw);
+    }
     /* only the leader expires (its deletes replicate as ops) */
     deleted = 0;
     dropped = 0;

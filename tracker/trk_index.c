@@ -95,23 +95,73 @@ out:
 }
 
 
+/* The room a list record of n bytes is given: the next power of two.
+ * A list that grows into a larger class is stored once padded to it,
+ * then with its exact bytes: tdb then rewrites the record in place (no
+ * free-list search, no new allocation) for every later edit within the
+ * class, so an edit dirties only the pages of the record itself. */
+static size_t
+room_of(size_t n)
+{
+    size_t r = 64;
+
+    while (r < n) {
+        r *= 2;
+    }
+    return r;
+}
+
+
+static int
+idx_store(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, size_t old_n)
+{
+    TDB_DATA p;
+    size_t   room = room_of(v.dsize);
+    int      rc;
+
+    if (old_n > 0 && room_of(old_n) >= room) {
+        return tdb_store(tdb, k, v, TDB_REPLACE) == 0 ? 0 : -1;
+    }
+    p.dsize = room;
+    p.dptr = calloc(1, room);
+    if (p.dptr == NULL) {
+        return -1;
+    }
+    memcpy(p.dptr, v.dptr, v.dsize);
+    rc = tdb_store(tdb, k, p, TDB_REPLACE);
+    free(p.dptr);
+    if (rc == 0 && room != v.dsize) {
+        rc = tdb_store(tdb, k, v, TDB_REPLACE);
+    }
+    return rc == 0 ? 0 : -1;
+}
+
+
 /* Stores l under k (an empty list deletes k): 0 / -1. */
 int
 trk_idx_list_put(struct tdb_context *tdb, TDB_DATA k, const trk_strlist_t *l)
 {
     ts_wbuf_t b;
-    TDB_DATA  v;
-    int       rc;
 
     if (l->n == 0) {
         return tdb_exists(tdb, k) && tdb_delete(tdb, k) != 0 ? -1 : 0;
     }
     ts_wbuf_init(&b);
     trk_strlist_encode(&b, TRK_IDX_REC, l);
-    v.dptr = b.data;
-    v.dsize = b.len;
-    rc = b.err || tdb_store(tdb, k, v, TDB_REPLACE) != 0 ? -1 : 0;
-    ts_wbuf_free(&b);
+    return trk_idx_put_wbuf(tdb, k, &b);
+}
+
+
+int
+trk_idx_put_wbuf(struct tdb_context *tdb, TDB_DATA k, ts_wbuf_t *b)
+{
+    TDB_DATA v;
+    int      rc;
+
+    v.dptr = b->data;
+    v.dsize = b->len;
+    rc = b->err || tdb_store(tdb, k, v, TDB_REPLACE) != 0 ? -1 : 0;
+    ts_wbuf_free(b);
     return rc;
 }
 
@@ -133,7 +183,7 @@ trk_idx_list_edit(struct tdb_context *tdb, TDB_DATA k, const char *s,
     TDB_DATA  v;
     ts_rbuf_t r;
     ts_wbuf_t b;
-    size_t    sl = strlen(s), at = 0;
+    size_t    sl = strlen(s), at = 0, old_n;
     uint32_t  i, cnt = 0;
     uint16_t  n;
     int       c = 1, rc = -1;
@@ -194,8 +244,10 @@ trk_idx_list_edit(struct tdb_context *tdb, TDB_DATA k, const char *s,
     } else {
         at += 2 + sl;
     }
+    old_n = 0;
     if (v.dptr != NULL) {
         ts_put_raw(&b, v.dptr + at, v.dsize - at);
+        old_n = v.dsize;
     }
     free(v.dptr);
     if (count != NULL) {
@@ -203,7 +255,7 @@ trk_idx_list_edit(struct tdb_context *tdb, TDB_DATA k, const char *s,
     }
     v.dptr = b.data;
     v.dsize = b.len;
-    rc = b.err || tdb_store(tdb, k, v, TDB_REPLACE) != 0 ? -1 : 1;
+    rc = b.err || idx_store(tdb, k, v, old_n) != 0 ? -1 : 1;
     ts_wbuf_free(&b);
     return rc;
 corrupt:

@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 #include <tdb.h>
+#include "ts_buf.h"
 #include "trk_codec.h"
 #include "trk_index_hook.h"
 #include "trk_keys.h"
@@ -23,6 +24,8 @@ TDB_DATA trk_idx_group_bucket(char *buf, const char *group);
 int  trk_idx_list_get(struct tdb_context *tdb, TDB_DATA k, trk_strlist_t *l);
 int  trk_idx_list_put(struct tdb_context *tdb, TDB_DATA k,
                       const trk_strlist_t *l);
+/* Stores the bytes of b under k and frees b: 0 / -1. */
+int  trk_idx_put_wbuf(struct tdb_context *tdb, TDB_DATA k, ts_wbuf_t *b);
 /* Adds (add) or removes s in the sorted list at k without decoding it:
  * 1 changed, 0 already so, -1 error; *count (may be NULL) gets the
  * number of entries after. */

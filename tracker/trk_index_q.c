@@ -103,35 +103,21 @@ int
 trk_idx_queue(trk_store_t *st, char kind, uint64_t at_ms, const char *entry)
 {
     struct tdb_context *tdb = trk_store_tdb(st);
-    trk_strlist_t       l;
     char                kb[TRK_KEY_B], sec[17];
     uint64_t            b = at_ms / TS_TRK_IDX_Q_UNIT_MS;
     unsigned            slot = trk_idx_qslot(entry);
-    int                 rc, was_empty;
+    uint32_t            n;
+    int                 rc;
 
-    if (trk_idx_list_get(tdb, trk_idx_qkey(kb, kind, b, slot), &l) != 0) {
-        return -1;
-    }
-    was_empty = l.n == 0;
-    rc = trk_strlist_add(&l, entry);
-    if (rc > 0) {
-        rc = trk_idx_list_put(tdb, trk_idx_qkey(kb, kind, b, slot), &l);
-    }
-    trk_strlist_free(&l);
-    if (rc < 0 || !was_empty) {
+    rc = trk_idx_list_edit(tdb, trk_idx_qkey(kb, kind, b, slot), entry, 1,
+                           &n);
+    if (rc <= 0 || n != 1) {
         return rc < 0 ? -1 : 0;
     }
     /* a new record: the directory learns its second */
-    if (trk_idx_list_get(tdb, dir_key(kb, kind), &l) != 0) {
-        return -1;
-    }
     snprintf(sec, sizeof(sec), "%016llx", (unsigned long long) b);
-    rc = trk_strlist_add(&l, sec);
-    if (rc > 0) {
-        rc = trk_idx_list_put(tdb, dir_key(kb, kind), &l);
-    }
-    trk_strlist_free(&l);
-    return rc < 0 ? -1 : 0;
+    return trk_idx_list_edit(tdb, dir_key(kb, kind), sec, 1, NULL) < 0
+           ? -1 : 0;
 }
 
 

@@ -112,17 +112,11 @@ static int
 head_put_split(struct tdb_context *tdb, TDB_DATA k, uint32_t n)
 {
     ts_wbuf_t b;
-    TDB_DATA  v;
-    int       rc;
 
     ts_wbuf_init(&b);
     trk_codec_put_head(&b, TRK_IDX_SPLIT);
     ts_put_u32(&b, n);
-    v.dptr = b.data;
-    v.dsize = b.len;
-    rc = b.err || tdb_store(tdb, k, v, TDB_REPLACE) != 0 ? -1 : 0;
-    ts_wbuf_free(&b);
-    return rc;
+    return trk_idx_put_wbuf(tdb, k, &b);
 }
 
 

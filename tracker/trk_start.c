@@ -20,6 +20,7 @@
  * tracker is detected and replaced by trk_shm_create.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -262,6 +263,9 @@ start_store(trk_config_t *cfg, const char *data_dir, uint64_t *epoch,
     *hlc0 = trk_hlc_saved(st);
     rc = trk_quota_rebuild(st);
     trk_store_close(st);
+    /* the rebuilds' freed heap goes back to the system: forked workers
+     * would otherwise each carry it as resident anonymous memory */
+    (void) malloc_trim(0);
     if (rc != 0) {
         return -1;
     }

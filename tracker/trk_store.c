@@ -40,6 +40,7 @@
 #include "trk_merge.h"
 #include "trk_oplog.h"
 #include "trk_usage.h"
+#include "trk_wake.h"
 
 /* Hash chains of a file this process creates (--tdb-hash-size). */
 static int               new_hash_n = TS_TRK_TDB_HASH_N;
@@ -197,7 +198,7 @@ trk_store_commit(trk_store_t *st)
         return -1;
     }
     if (logged) {
-        atomic_fetch_add(st->wake, 1);
+        trk_wake_bump(st->wake);
     }
     return 0;
 }

@@ -24,6 +24,7 @@
 #include "trk_oplog.h"
 #include "trk_store.h"
 #include "trk_store_int.h"
+#include "trk_wake.h"
 
 
 /*
@@ -75,7 +76,7 @@ batch_flush(trk_store_t *st)
         return -1;
     }
     if (ops) {
-        atomic_fetch_add(st->wake, 1);
+        trk_wake_bump(st->wake);
     }
     return 0;
 }

@@ -8,8 +8,9 @@
  * the peer's names the tracker id dialled), HELLO to learn the peer's
  * version vector, then SYNC_OPS batches in per-origin seq order, two in
  * flight (or a streamed SNAPSHOT, trk_snap.c, when the peer needs ops
- * compacted away or its data directory is new), woken within
- * TS_SYNC_POLL_MS of a local commit; SYNC_ACK every TS_SYNC_GOSSIP_MS
+ * compacted away or its data directory is new), woken by every local
+ * commit (a futex on the op wake word, trk_wake.h); SYNC_ACK every
+ * TS_SYNC_GOSSIP_MS
  * carries the sessions that had requests here (soft state) and doubles
  * as the liveness probe from which the leader (lowest live id) is
  * chosen; the main thread elects and compacts the op log every
@@ -47,6 +48,7 @@
 #include "trk_worker.h"
 #include "trk_sync.h"
 #include "trk_syncops.h"
+#include "trk_wake.h"
 
 typedef struct {
     int              id;
@@ -559,7 +561,9 @@ peer_main(void *arg)
                 seen = wake;
                 rc = do_push(p, c);
             } else {
-                usleep(TS_SYNC_POLL_MS * 1000);
+                /* nothing to push: sleep until a commit or the gossip */
+                trk_wake_wait(&scfg->shm.stats->op_wake, seen,
+                              TS_SYNC_GOSSIP_MS - (now - last_gossip));
             }
             if (rc == 1) {
                 seen = (uint64_t) -1;     /* more to send: come back */
@@ -724,6 +728,7 @@ trk_sync_main(const ts_worker_ctx_t *ctx)
         usleep(TS_SYNC_MAIN_TICK_MS * 1000);
     }
     atomic_store(&sync_stop, 1);
+    trk_wake_bump(&scfg->shm.stats->op_wake);   /* the sleepers see it */
     for (i = 1; i <= scfg->trackers.n; i++) {
         if (peers[i].started) {
             pthread_join(peers[i].th, NULL);

@@ -29,6 +29,7 @@
 #include "trk_oplog.h"
 #include "trk_merge.h"
 #include "trk_syncops.h"
+#include "trk_wake.h"
 
 /* The sending tracker's id, after checking that the link proves it:
  * its TLS client certificate is CA-signed for exactly that tracker.
@@ -202,7 +203,7 @@ applied(trk_req_t *rq, uint64_t maxhlc, int any)
     trk_hlc_observe(&rq->env->shm->stats->hlc, maxhlc);
     if (any) {
         /* our own sync process relays what we just learnt */
-        atomic_fetch_add(&rq->env->shm->stats->op_wake, 1);
+        trk_wake_bump(&rq->env->shm->stats->op_wake);
     }
 }
 
