@@ -11,8 +11,14 @@
 # anonymous resident memory of the tracker's processes (RssAnon), the
 # time of one `tracker --status`, and p50/p99 of LIST_GROUPS,
 # LIST_MY_GROUPS, LIST_FILES (505 files), LOGIN and CREATE_GROUP
-# (bench/scale.py measure).  Every tracker is stopped by pid (SIGTERM,
-# bounded wait, SIGKILL); a trap stops it on any exit.
+# (bench/scale.py measure); then the wiped-tracker snapshot: the
+# dataset's tracker is restarted as tracker 1 of a 2-tracker cluster and
+# a tracker 2 with an empty data dir joins; the time from tracker 2's
+# start until both STATUS digests are equal, and how many snapshots
+# tracker 1 began sending ("attempts"; 1 when none was cut), is printed
+# as "wiped tracker snapshot adopted in N s, attempts K".  Every tracker
+# is stopped by pid (SIGTERM, bounded wait, SIGKILL); a trap stops them
+# on any exit.
 #
 # Usage: bench/scale.sh [SIZES...]      (default: 1000 10000; 100000 is
 #                                        possible but takes long to build)
@@ -53,12 +59,24 @@ TRK_PID=
 STOP_TENTHS=300
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-trap cleanup EXIT
+TRK2_PID=
+
+# the second tracker of the snapshot step, then lib.sh's cleanup
+cleanup_scale() {
+    local p=$TRK_PID
+    TRK_PID=$TRK2_PID
+    stop_tracker
+    TRK2_PID=
+    TRK_PID=$p
+    cleanup
+}
+trap cleanup_scale EXIT
 trap 'exit 130' INT TERM
 
 now_ms() { date +%s%3N; }
 
-# start_tracker BIN DIR PORT FSYNC [OPTIONS...]: sets TRK_PID and
+# start_tracker BIN DIR PORT FSYNC [OPTIONS...]: tracker 1 of INFO
+# (default DIR/tracker_info.txt); sets TRK_PID and
 # START_MS (to the port answering); 1 if it did not come up in 120 s.
 start_tracker() {
     local bin=$1 dir=$2 port=$3 fsync=$4 t0 i
@@ -68,7 +86,7 @@ start_tracker() {
         --fsync "$fsync" --session-timeout 86400000 \
         --max-conns-per-addr 100000 --max-unauth 100000 \
         --kdf-per-addr 0 --create-user-per-addr 0 --login-fails-addr 0 \
-        -l warn "$@" "$dir/tracker_info.txt" 1 </dev/null \
+        -l warn "$@" "${INFO:-$dir/tracker_info.txt}" 1 </dev/null \
         >>"$dir/tracker.log" 2>&1 &
     TRK_PID=$!
     for i in $(seq 6000); do
@@ -92,6 +110,54 @@ cpu_ticks() {
         sum=$((sum + ${t:-0}))
     done
     echo $sum
+}
+
+# digest DIR INFO ID: tracker ID's STATUS digest (empty if no answer).
+digest() {
+    timeout 20 "$BIN/tracker" --status "$2" "$3" 2>/dev/null |
+        sed -n 's/^digest: *//p'
+}
+
+# snapshot_size DIR PORT: tracker 1 (the dataset) and a wiped tracker 2;
+# prints the adoption time and the number of snapshots sent.
+snapshot_size() {
+    local dir=$1 port=$2 port2 info t0 d1 d2 i tries ok=0
+    port2=$(free_port)
+    info=$dir/tracker_info2.txt
+    printf '127.0.0.1:%s\n127.0.0.1:%s\n' "$port" "$port2" >"$info"
+    mkdir -p "$dir/t2"
+    INFO=$info start_tracker "$BIN" "$dir" "$port" "$FSYNC" -l info ||
+        return 1
+    # the same start_tracker, for id 2 with its own (empty) data dir
+    t0=$(now_ms)
+    "$BIN/tracker" -d "$dir/t2/data" --kdf-iterations "$KDF" \
+        -w "$WORKERS" --fsync "$FSYNC" --session-timeout 86400000 \
+        -l info "$info" 2 </dev/null \
+        >>"$dir/tracker2.log" 2>&1 &
+    TRK2_PID=$!
+    for i in $(seq 36000); do
+        # tracker 1's digest each time: its housekeeping may change it
+        d2=$(digest "$dir" "$info" 2)
+        d1=$(digest "$dir" "$info" 1)
+        if [ -n "$d1" ] && [ "$d1" = "$d2" ]; then ok=1; break; fi
+        kill -0 "$TRK2_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    tries=$(grep -c "sending a snapshot to tracker 2" "$dir/tracker.log")
+    if [ $ok = 1 ]; then
+        printf '   wiped tracker snapshot adopted in %.2f s, attempts %d\n' \
+            "$(echo "($(now_ms) - $t0) / 1000" | bc -l)" "$tries"
+    else
+        printf '   wiped tracker snapshot NOT adopted (attempts %d)\n' \
+            "$tries"
+        tail -5 "$dir/tracker2.log" | sed 's/^/     /'
+    fi
+    local p=$TRK_PID
+    TRK_PID=$TRK2_PID
+    stop_tracker
+    TRK2_PID=
+    TRK_PID=$p
+    stop_tracker
 }
 
 # Anonymous resident memory (RssAnon, KiB) of the tracker and its
@@ -151,6 +217,7 @@ run_size() {
     timeout 3600 $PY "$ROOT/bench/scale.py" measure "$port" \
         "$dir/pki/ca.crt" "$n" "$COUNT" | sed 's/^/   /'
     stop_tracker
+    snapshot_size "$dir" "$port" || return 1
     echo
 }
 

@@ -556,5 +556,10 @@
 #define TS_CLI_CTL_EVENT_MS       200      /* a pushed event likewise: the
                                             node's threads never wait long
                                             for a slow attached CLI */
+/* ---- tracker: sync catch-up and snapshots ---- */
+#define TS_SYNC_SNAP_BATCH_N      4096     /* records per SYNC_SNAPSHOT
+                                            batch (each is one receiving
+                                            transaction, well inside
+                                            TS_SYNC_RPC_TIMEOUT_MS) */
 
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -82,6 +82,7 @@ static const struct option opts_long[] = {
     { "max-unauth-per-addr", required_argument, NULL, 1104 },
     { "tdb-hash-size",   required_argument, NULL, 'Z' },
     { "gc-ms",           required_argument, NULL, 1201 },
+    { "sync-snap-batch", required_argument, NULL, 1202 },
     { "help",            no_argument,       NULL, 'h' },
     { "version",         no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -146,6 +147,8 @@ static const num_opt_t num_opts[] = {
       CFG(tdb_hash_n), NUM_INT },
     { 1201, "bad --gc-ms", " (0..86400000 ms)", 0, 86400000, CFG(gc_ms),
       NUM_I64 },
+    { 1202, "bad --sync-snap-batch", " (1..65536 records)", 1, 65536,
+      CFG(snap_batch_n), NUM_U32 },
 };
 
 
@@ -289,6 +292,11 @@ usage(FILE *f)
         "(default %d; 0 = off)\n",
         TS_TRK_TDB_HASH_N, TS_TRK_GC_MS);
     fprintf(f,
+        "  replication:\n"
+        "      --sync-snap-batch N     records per snapshot batch sent to a "
+        "new peer\n"
+        "                              (default %d)\n", TS_SYNC_SNAP_BATCH_N);
+    fprintf(f,
         "  -l, --log-level LEVEL       error|warn|info|debug\n"
         "      --log-file FILE         append the log to FILE, not stderr; "
         "SIGHUP\n"
@@ -343,6 +351,7 @@ opts_defaults(trk_config_t *cfg)
     cfg->ticket_ttl_ms = TS_TICKET_TTL_MS;
     cfg->handshake_ms = TS_TLS_HANDSHAKE_MS;
     cfg->gc_ms = TS_TRK_GC_MS;
+    cfg->snap_batch_n = TS_SYNC_SNAP_BATCH_N;
     cfg->frame_ms = TS_TRK_FRAME_TIMEOUT_MS;
     cfg->conns_max = TS_TRK_CONNS_MAX_N;
     cfg->conns_addr = TS_TRK_CONNS_ADDR_N;

@@ -58,6 +58,8 @@ typedef struct {
                                        new tracker.tdb */
     int64_t    gc_ms;               /* --gc-ms: tombstone collection
                                        period (0 = off) */
+    uint32_t   snap_batch_n;        /* --sync-snap-batch: records per
+                                       snapshot batch sent */
 } trk_config_t;
 
 /* What the command line asks for. */

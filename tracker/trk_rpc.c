@@ -4,7 +4,9 @@
  *
  * Purpose: send one request frame and wait for its reply, within
  * TS_SYNC_RPC_TIMEOUT_MS each way; check that the reply answers this
- * request and parse its status.
+ * request and parse its status.  The sync process may also send a
+ * request before reading the previous one's reply (trk_rpc_send, then
+ * trk_rpc_recv): a worker answers a link's requests in order.
  *
  * Locking: none; the caller owns the link.
  *
@@ -14,25 +16,34 @@
 #include "ts_log.h"
 #include "trk_rpc.h"
 
-/* Sends one request and waits for its reply; on OK *body / *blen get the
- * reply body (inside *frame, which the caller frees).  0 ok, -1 link
- * error, -2 the peer refused (status != OK). */
+/* Sends one request without waiting: *reqid names its reply.  0 / -1. */
 int
-trk_rpc_call(ts_conn_t *c, uint8_t type, const ts_wbuf_t *req, uint8_t **frame,
-             ts_rbuf_t *body)
+trk_rpc_send(ts_conn_t *c, uint8_t type, const ts_wbuf_t *req,
+             uint64_t *reqid)
 {
-    ts_frame_hdr_t h;
-    uint64_t       reqid = ts_random_u64();
-    ts_status_t    s;
-    char           msg[256];
-
-    *frame = NULL;
-    if (req->err || ts_conn_send_frame(c, type, 0, reqid, req->data,
+    *reqid = ts_random_u64();
+    if (req->err || ts_conn_send_frame(c, type, 0, *reqid, req->data,
                                        (uint32_t) req->len,
                                        TS_SYNC_RPC_TIMEOUT_MS) != 0)
     {
         return -1;
     }
+    return 0;
+}
+
+
+/* Reads the reply to the request reqid of type (replies come in request
+ * order on a link); on OK *body gets the reply body (inside *frame,
+ * which the caller frees).  0 ok, -1 link error, -2 refused. */
+int
+trk_rpc_recv(ts_conn_t *c, uint8_t type, uint64_t reqid, uint8_t **frame,
+             ts_rbuf_t *body)
+{
+    ts_frame_hdr_t h;
+    ts_status_t    s;
+    char           msg[256];
+
+    *frame = NULL;
     if (ts_conn_recv_frame(c, &h, frame, TS_FRAME_MAX_B,
                            TS_SYNC_RPC_TIMEOUT_MS) != 0)
     {
@@ -50,4 +61,20 @@ trk_rpc_call(ts_conn_t *c, uint8_t type, const ts_wbuf_t *req, uint8_t **frame,
         return -2;
     }
     return 0;
+}
+
+
+/* Sends one request and waits for its reply (trk_rpc_send, then
+ * trk_rpc_recv). */
+int
+trk_rpc_call(ts_conn_t *c, uint8_t type, const ts_wbuf_t *req, uint8_t **frame,
+             ts_rbuf_t *body)
+{
+    uint64_t reqid;
+
+    *frame = NULL;
+    if (trk_rpc_send(c, type, req, &reqid) != 0) {
+        return -1;
+    }
+    return trk_rpc_recv(c, type, reqid, frame, body);
 }

@@ -13,6 +13,12 @@
  * (TS_SYNC_RPC_TIMEOUT_MS each way); on OK *body is the reply body
  * (inside *frame, which the caller frees).  0 ok, -1 link error, -2 the
  * peer refused (status != OK, logged). */
+/* A request sent now and its reply read later (pipelining: replies come
+ * in request order). */
+int trk_rpc_send(ts_conn_t *c, uint8_t type, const ts_wbuf_t *req,
+                 uint64_t *reqid);
+int trk_rpc_recv(ts_conn_t *c, uint8_t type, uint64_t reqid,
+                 uint8_t **frame, ts_rbuf_t *body);
 int trk_rpc_call(ts_conn_t *c, uint8_t type, const ts_wbuf_t *req,
                  uint8_t **frame, ts_rbuf_t *body);
 

@@ -6,9 +6,10 @@
  * log (its own ops and relayed ones): one TLS link per peer (mutual:
  * this tracker presents its own CA-signed certificate and checks that
  * the peer's names the tracker id dialled), HELLO to learn the peer's
- * version vector, then SYNC_OPS batches in per-origin seq order (or a
- * SNAPSHOT when the peer needs ops compacted away), woken by every
- * local commit (a futex on the op wake word, trk_wake.h); SYNC_ACK every
+ * version vector, then SYNC_OPS batches in per-origin seq order, two in
+ * flight (or a streamed SNAPSHOT, trk_snap.c, when the peer needs ops
+ * compacted away or its data directory is new), woken by every local
+ * commit (a futex on the op wake word, trk_wake.h); SYNC_ACK every
  * TS_SYNC_GOSSIP_MS
  * carries the sessions that had requests here (soft state) and doubles
  * as the liveness probe from which the leader (lowest live id) is
@@ -44,6 +45,7 @@
 #include "trk_merge.h"
 #include "trk_gc.h"
 #include "trk_rpc.h"
+#include "trk_snap.h"
 #include "trk_worker.h"
 #include "trk_sync.h"
 #include "trk_syncops.h"
@@ -135,119 +137,90 @@ do_hello(peer_t *p, ts_conn_t *c)
 
 /* ---- snapshot ---------------------------------------------------------- */
 
-typedef struct {
-    ts_wbuf_t *batches;
-    uint32_t  *counts;
-    size_t     n;
-    size_t     cap;
-    int        err;
-} snap_t;
+/* A SYNC_* request never exceeds this (frame limit minus room for the
+ * header and the request's own fields). */
+#define PUSH_FRAME_B   (TS_FRAME_MAX_B - TS_SYNC_FRAME_SLACK_B)
 
-
-static int
-snap_collect(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-             void *arg)
-{
-    snap_t    *s = arg;
-    ts_wbuf_t *nb;
-    uint32_t  *nc;
-
-    if (s->n == 0 || s->batches[s->n - 1].len + kl + vl + 8
-                     > TS_SYNC_BATCH_B)
-    {
-        if (s->n == s->cap) {
-            s->cap = s->cap ? s->cap * 2 : 16;
-            nb = realloc(s->batches, s->cap * sizeof(*nb));
-            if (nb == NULL) {
-                s->err = 1;
-                return -1;
-            }
-            s->batches = nb;
-            nc = realloc(s->counts, s->cap * sizeof(*nc));
-            if (nc == NULL) {
-                s->err = 1;
-                return -1;
-            }
-            s->counts = nc;
-        }
-        ts_wbuf_init(&s->batches[s->n]);
-        s->counts[s->n] = 0;
-        s->n++;
-    }
-    ts_put_blob(&s->batches[s->n - 1], k, (uint32_t) kl);
-    ts_put_blob(&s->batches[s->n - 1], v, (uint32_t) vl);
-    s->counts[s->n - 1]++;
-    return s->batches[s->n - 1].err ? -1 : 0;
-}
-
-
+/* Streams a snapshot (trk_snap.c): the VV and the key list first, then
+ * batches of at most --sync-snap-batch records / TS_SYNC_BATCH_B
+ * bytes, each read under mu and sent without it; the receiver merges
+ * each in its own transaction and stays fresh until the last, which
+ * carries the VV. */
 static int
 do_snapshot(peer_t *p, ts_conn_t *c)
 {
-    snap_t     s;
-    trk_vv_t   vv;
-    ts_wbuf_t  b;
-    ts_rbuf_t  r;
-    uint8_t   *frame;
-    size_t     i, total = 0;
-    int        rc = 0;
+    trk_snap_t  s;
+    trk_vv_t    vv;
+    ts_wbuf_t   b;
+    ts_rbuf_t   r;
+    uint8_t    *frame;
+    uint32_t    n;
+    size_t      batches = 0;
+    int64_t     t0 = ts_now_ms();
+    int         rc, last = 0;
 
-    memset(&s, 0, sizeof(s));
     pthread_mutex_lock(&mu);
-    /* the VV first: the state read after it holds at least its ops */
-    if (trk_vv_load(sst, &vv) != 0
-        || trk_each_replicated(sst, snap_collect, &s) != 0 || s.err)
-    {
-        rc = -1;
-    }
+    rc = trk_snap_open(sst, &s, &vv);
     pthread_mutex_unlock(&mu);
-    ts_info("sending a snapshot to tracker %d (%zu batches)", p->id, s.n);
+    if (rc != 0) {
+        ts_err("cannot read the database for a snapshot to tracker %d",
+               p->id);
+        return -1;
+    }
+    ts_info("sending a snapshot to tracker %d (%zu records)", p->id, s.n);
     ts_wbuf_init(&b);
-    for (i = 0; rc == 0 && (i < s.n || (i == 0 && s.n == 0)); i++) {
-        int last = i + 1 >= s.n;
-
+    while (rc == 0 && !last) {
         ts_wbuf_reset(&b);
         ts_put_u8(&b, (uint8_t) scfg->id);
-        ts_put_u8(&b, (uint8_t) last);
-        ts_put_u32(&b, s.n ? s.counts[i] : 0);
-        if (s.n) {
-            ts_put_raw(&b, s.batches[i].data, s.batches[i].len);
-            total += s.counts[i];
+        ts_put_u8(&b, 0);               /* last, patched below */
+        ts_put_u32(&b, 0);              /* count, patched below */
+        pthread_mutex_lock(&mu);
+        last = trk_snap_next(sst, &s, &b, &n, TS_SYNC_BATCH_B,
+                             scfg->snap_batch_n, PUSH_FRAME_B);
+        pthread_mutex_unlock(&mu);
+        if (last < 0 || b.err) {
+            rc = -1;
+            break;
         }
+        b.data[1] = (uint8_t) last;
+        b.data[2] = (uint8_t) (n >> 24);
+        b.data[3] = (uint8_t) (n >> 16);
+        b.data[4] = (uint8_t) (n >> 8);
+        b.data[5] = (uint8_t) n;
         if (last) {
             trk_vv_encode(&b, &vv);
         }
         rc = trk_rpc_call(c, TS_MSG_SYNC_SNAPSHOT, &b, &frame, &r);
         if (rc == 0) {
             rc = last ? take_vv(p, &r) : 0;
+            atomic_store(&p->last_ok_ms, ts_now_ms());
         }
         free(frame);
+        batches++;
     }
     ts_wbuf_free(&b);
-    for (i = 0; i < s.n; i++) {
-        ts_wbuf_free(&s.batches[i]);
-    }
-    free(s.batches);
-    free(s.counts);
     if (rc == 0) {
-        ts_info("snapshot of %zu records sent to tracker %d", total, p->id);
+        ts_info("snapshot of %zu records sent to tracker %d (%zu batches, "
+                "%lld ms)", s.sent, p->id, batches,
+                (long long) (ts_now_ms() - t0));
+    } else {
+        ts_warn("snapshot to tracker %d stopped after %zu of %zu records",
+                p->id, s.sent, s.n);
     }
+    trk_snap_close(&s);
     return rc;
 }
 
 
 /* ---- ops ---------------------------------------------------------------- */
 
-/* A SYNC_OPS request never exceeds this (frame limit minus room for the
- * header and the request's own fields). */
-#define PUSH_FRAME_B   (TS_FRAME_MAX_B - TS_SYNC_FRAME_SLACK_B)
-
 /* Fills b with the next SYNC_OPS batch for p (sender id, count, ops in
- * per-origin seq order; *n ops), op being the scratch buffer; *theirs
- * gets the peer's VV it was built from, *snap = 1 if the peer needs a
- * snapshot instead.  0, or -1 (database error). */
+ * per-origin seq order; *n ops), op being the scratch buffer, built on
+ * the assumption that the peer has *from; *upto gets the VV it will have
+ * once the batch is applied, *snap = 1 if it needs a snapshot instead.
+ * 0, or -1 (database error). */
 static int
-push_fill(peer_t *p, ts_wbuf_t *b, ts_wbuf_t *op, trk_vv_t *theirs,
+push_fill(ts_wbuf_t *b, ts_wbuf_t *op, const trk_vv_t *from, trk_vv_t *upto,
           uint32_t *n, int *snap)
 {
     trk_vv_t  mine;
@@ -259,11 +232,11 @@ push_fill(peer_t *p, ts_wbuf_t *b, ts_wbuf_t *op, trk_vv_t *theirs,
     ts_put_u32(b, 0);                   /* count, patched by the caller */
     *n = 0;
     *snap = 0;
+    *upto = *from;
     pthread_mutex_lock(&mu);
-    *theirs = p->vv;
     rc = trk_vv_load(sst, &mine);
     for (o = 1; rc == 0 && o < TRK_ORIGINS_N && !*snap && !full; o++) {
-        after = theirs->seq[o];
+        after = from->seq[o];
         while (mine.seq[o] > after && *n < TS_SYNC_BATCH_N
                && b->len < TS_SYNC_BATCH_B)
         {
@@ -296,23 +269,65 @@ push_fill(peer_t *p, ts_wbuf_t *b, ts_wbuf_t *op, trk_vv_t *theirs,
             (*n)++;
             after = seq;
         }
+        upto->seq[o] = after;
     }
     pthread_mutex_unlock(&mu);
     return rc;
 }
 
 
-/* Sends what the peer lacks, at most TS_SYNC_PUSH_ROUNDS_N batches: 0 done
- * (or no progress), 1 more to send, -1 link error. */
+/* Reads the reply of the SYNC_OPS batch reqid: the peer's VV.  0 / -1. */
+static int
+push_reply(peer_t *p, ts_conn_t *c, uint64_t reqid)
+{
+    ts_rbuf_t  r;
+    uint8_t   *frame;
+    int        rc;
+
+    rc = trk_rpc_recv(c, TS_MSG_SYNC_OPS, reqid, &frame, &r);
+    if (rc == 0) {
+        rc = take_vv(p, &r);
+    }
+    free(frame);
+    return rc == 0 ? 0 : -1;
+}
+
+
+/* 1 if the peer's last VV differs from *was (progress), or covers all of
+ * *upto (when upto is not NULL: everything sent was applied). */
+static int
+peer_vv_is(peer_t *p, const trk_vv_t *was, const trk_vv_t *upto)
+{
+    int o, yes = 1;
+
+    pthread_mutex_lock(&mu);
+    if (upto == NULL) {
+        yes = memcmp(was, &p->vv, sizeof(*was)) != 0;
+    } else {
+        for (o = 1; o < TRK_ORIGINS_N; o++) {
+            yes = yes && p->vv.seq[o] >= upto->seq[o];
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return yes;
+}
+
+
+/* Sends what the peer lacks, at most TS_SYNC_PUSH_ROUNDS_N batches, two
+ * in flight: batch k+1 is built (on the VV the peer will have after
+ * batch k) and sent before batch k's reply is read, so the peer's worker
+ * applies one while the next travels.  A batch the peer did not apply
+ * whole (an order it refused) stops the pipeline: the one behind it is
+ * drained and the next is built on the VV the peer reported.  0 done (or
+ * no progress), 1 more to send, -1 link error. */
 static int
 do_push(peer_t *p, ts_conn_t *c)
 {
-    trk_vv_t   theirs;
+    trk_vv_t   base, upto, fly_from, fly_upto;
     ts_wbuf_t  b, op;
-    ts_rbuf_t  r;
-    uint8_t   *frame;
+    uint64_t   reqid, fly_id = 0;
     uint32_t   n;
-    int        rc, snap, rounds = 0, sent = 0;
+    int        rc, snap, rounds = 0, sent = 0, flying = 0;
 
     ts_wbuf_init(&b);
     ts_wbuf_init(&op);
@@ -322,10 +337,29 @@ do_push(peer_t *p, ts_conn_t *c)
             rc = 1;
             break;
         }
-        rc = push_fill(p, &b, &op, &theirs, &n, &snap);
+        if (flying) {
+            base = fly_upto;
+        } else {
+            pthread_mutex_lock(&mu);
+            base = p->vv;
+            pthread_mutex_unlock(&mu);
+        }
+        rc = push_fill(&b, &op, &base, &upto, &n, &snap);
         if (rc != 0 || b.err) {
             rc = -1;
             break;
+        }
+        if (flying && (snap || n == 0)) {
+            /* decide on what the peer reports, not on what was sent */
+            flying = 0;
+            if ((rc = push_reply(p, c, fly_id)) != 0) {
+                break;
+            }
+            if (!peer_vv_is(p, &fly_from, NULL)) {
+                break;                  /* no progress: wait for a wake */
+            }
+            sent--;
+            continue;
         }
         if (snap) {
             rc = do_snapshot(p, c);
@@ -342,23 +376,33 @@ do_push(peer_t *p, ts_conn_t *c)
         b.data[2] = (uint8_t) (n >> 16);
         b.data[3] = (uint8_t) (n >> 8);
         b.data[4] = (uint8_t) n;
-        rc = trk_rpc_call(c, TS_MSG_SYNC_OPS, &b, &frame, &r);
-        if (rc == 0) {
-            rc = take_vv(p, &r);
-        }
-        free(frame);
-        if (rc != 0) {
+        if ((rc = trk_rpc_send(c, TS_MSG_SYNC_OPS, &b, &reqid)) != 0) {
             break;
         }
-        pthread_mutex_lock(&mu);
-        /* no progress (e.g. an order the peer refused): wait for the
-         * next wake-up or gossip instead of spinning */
-        rc = memcmp(&theirs, &p->vv, sizeof(theirs)) == 0;
-        pthread_mutex_unlock(&mu);
-        if (rc) {
-            rc = 0;
-            break;
+        if (flying) {
+            if ((rc = push_reply(p, c, fly_id)) != 0) {
+                break;
+            }
+            if (!peer_vv_is(p, NULL, &fly_upto)) {
+                /* batch k stopped early: batch k+1 was built on ops the
+                 * peer lacks; its reply, then rebuild from the peer */
+                flying = 0;
+                if ((rc = push_reply(p, c, reqid)) != 0) {
+                    break;
+                }
+                if (!peer_vv_is(p, &fly_from, NULL)) {
+                    break;
+                }
+                continue;
+            }
         }
+        flying = 1;
+        fly_id = reqid;
+        fly_from = base;
+        fly_upto = upto;
+    }
+    if (flying && rc >= 0 && push_reply(p, c, fly_id) != 0) {
+        rc = -1;
     }
     ts_wbuf_free(&b);
     ts_wbuf_free(&op);
