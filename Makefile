@@ -168,6 +168,7 @@ deps-test: deps
 	@miss=""; \
 	pkg-config --exists cmocka 2>/dev/null || miss="$$miss libcmocka-dev"; \
 	/usr/bin/python3 -c 'import pytest' 2>/dev/null || miss="$$miss python3-pytest"; \
+	/usr/bin/python3 -c 'import xdist' 2>/dev/null || miss="$$miss python3-pytest-xdist"; \
 	command -v tdbtool >/dev/null || miss="$$miss tdb-tools"; \
 	command -v ps >/dev/null || miss="$$miss procps"; \
 	command -v openssl >/dev/null || miss="$$miss openssl"; \

@@ -91,8 +91,19 @@ if [ -f tests/tools/layout_check.py ]; then
 fi
 
 # ---- system tests --------------------------------------------------------
+# Two test files at a time (pytest-xdist, a file per worker): the tests
+# mostly wait on processes and sockets, and every test uses its own ports,
+# directories and shm names, so two sessions do not meet.
+# TESSERA_PYTEST_JOBS=1 runs them one after another.
 if [ -d tests/system ]; then
-    timeout -k 10 540 /usr/bin/python3 -m pytest tests/system -q \
+    jobs=${TESSERA_PYTEST_JOBS:-2}
+    par=""
+    if [ "$jobs" -gt 1 ] && /usr/bin/python3 -c 'import xdist' 2>/dev/null
+    then
+        par="-n $jobs --dist loadfile"
+    fi
+    # shellcheck disable=SC2086
+    timeout -k 10 540 /usr/bin/python3 -m pytest tests/system -q $par \
         -p no:cacheprovider --tb=short 2>&1 | tee "$log/pytest.out"
     rc=${PIPESTATUS[0]}
     last=$(grep -E '[0-9]+ (passed|failed|errors?)|no tests ran' \
