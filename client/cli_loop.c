@@ -341,20 +341,41 @@ cli_loop_getc(FILE *f)
 }
 
 
-/* Lines carrying a password never go to the history file. */
+/* The commands whose arguments hold a password. */
+static int
+cli_loop_secret_cmd(const char *name)
+{
+    return strcmp(name, "login") == 0 || strcmp(name, "create_user") == 0;
+}
+
+
+/* Lines carrying a password never go to the history file: neither a
+ * login or create_user line nor one that does not parse (an unclosed
+ * quote, say) whose first word, quotes left out, names one of them. */
 static int
 cli_loop_history_ok(const char *line)
 {
     cli_args_t  a;
+    char        first[32];
+    size_t      n = 0;
 
-    if (cli_parse_line(line, &a, NULL, 0) != 0) {
-        return 1;
+    if (cli_parse_line(line, &a, NULL, 0) == 0) {
+        return a.argc > 0 && !cli_loop_secret_cmd(a.argv[0]);
     }
-    if (a.argc == 0) {
-        return 0;
+    while (*line == ' ' || *line == '\t') {
+        line++;
     }
-    return strcmp(a.argv[0], "login") != 0
-           && strcmp(a.argv[0], "create_user") != 0;
+    for (; *line != '\0' && *line != ' ' && *line != '\t'; line++) {
+        if (*line == '"' || *line == '\'' || *line == '\\') {
+            continue;
+        }
+        if (n + 1 >= sizeof(first)) {
+            return 1;               /* longer than any command name */
+        }
+        first[n++] = *line;
+    }
+    first[n] = '\0';
+    return !cli_loop_secret_cmd(first);
 }
 
 

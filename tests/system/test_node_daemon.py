@@ -189,6 +189,27 @@ def test_ctrl_c_at_prompt_leaves_the_node_serving(tracker, tmp_path):
         t.stop()
 
 
+def test_history_never_keeps_a_password(tracker, tmp_path):
+    """Commands go to <state>/history, but no login or create_user line,
+    not even one that does not parse (an unclosed quote)."""
+    create_users(tracker.info, tmp_path, "alice")
+    t = PtyClient(tracker.info, tmp_path, "alice")
+    try:
+        t.read_until(r"tessera> ")
+        t.cmd('login alice "pw-secret-1', r"error: .*tessera> ")
+        t.cmd("'login' alice pw-secret-2", r"tessera> ")
+        t.cmd("create_user carol \"pw-secret-3", r"error: .*tessera> ")
+        t.cmd("login alice pw", r"logged in as alice.*alice@tessera> ")
+        t.cmd("list_groups", r"alice@tessera> ")
+        hist = os.path.join(t.state, "history")
+        assert wait_until(lambda: os.path.exists(hist) and
+                          "list_groups" in open(hist).read(), 10)
+        text = open(hist).read()
+        assert "secret" not in text and "alice pw" not in text, text
+    finally:
+        t.stop()
+
+
 # ---- the control socket ------------------------------------------------------
 
 def attach(node, lines, json_out=False, timeout=60):
