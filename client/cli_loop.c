@@ -30,6 +30,7 @@
 #include "cli_node.h"
 #include "cli_out.h"
 #include "cli_loop.h"
+#include "cli_names.h"
 
 
 static volatile sig_atomic_t  cli_loop_sig_int;
@@ -400,15 +401,64 @@ cli_loop_cmd_gen(const char *text, int state)
 }
 
 
-/* Commands for the first word; file names (libedit's default) after. */
+/* The kind of name the word being completed asks for (cli_names.h). */
+static int  cli_loop_name_kind = -1;
+
+
+static char *
+cli_loop_name_gen(const char *text, int state)
+{
+    static size_t  next;
+
+    if (state == 0) {
+        next = 0;
+    }
+    return cli_names_match((cli_names_kind_t) cli_loop_name_kind, text,
+                           next++);
+}
+
+
+/* Commands for the first word; for an argument that names a group or a
+ * file, the names of the last listings; else file names (libedit's
+ * default). */
 static char **
 cli_loop_complete(const char *text, int start, int end)
 {
+    char         cmd[64];
+    const char  *p = rl_line_buffer;
+    size_t       n = 0;
+    int          argi = 0, inword = 0, i;
+
     (void) end;
-    if (start != 0) {
+    if (start == 0) {
+        return rl_completion_matches(text, cli_loop_cmd_gen);
+    }
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    while (p[n] != '\0' && p[n] != ' ' && p[n] != '\t') {
+        if (n + 1 >= sizeof(cmd)) {
+            return NULL;
+        }
+        cmd[n] = p[n];
+        n++;
+    }
+    cmd[n] = '\0';
+    /* count the words before the one being completed */
+    for (i = (int) (p - rl_line_buffer); i < start; i++) {
+        if (rl_line_buffer[i] == ' ' || rl_line_buffer[i] == '\t') {
+            inword = 0;
+        } else if (!inword) {
+            inword = 1;
+            argi++;
+        }
+    }
+    cli_loop_name_kind = cli_names_arg_kind(cmd, argi);
+    if (cli_loop_name_kind < 0) {
         return NULL;
     }
-    return rl_completion_matches(text, cli_loop_cmd_gen);
+    rl_attempted_completion_over = 1;   /* no file names here */
+    return rl_completion_matches(text, cli_loop_name_gen);
 }
 
 

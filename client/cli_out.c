@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cli_out.h"
+#include "cli_names.h"
 
 /* The capture of the thread running a control request, or NULL: lines
  * then go into it instead of the terminal (cli_out_capture_begin). */
@@ -372,12 +373,29 @@ cli_out_json_list(void)
 }
 
 
+/* A listing's rows feed the prompt's completion (cli_names.h). */
+static void
+cli_out_note_names(json_t *row)
+{
+    json_t  *g = json_object_get(row, "group");
+    json_t  *n = json_object_get(row, "name");
+
+    if (json_is_string(g)) {
+        cli_names_note(CLI_NAMES_GROUP, json_string_value(g));
+    }
+    if (json_is_string(n)) {
+        cli_names_note(CLI_NAMES_FILE, json_string_value(n));
+    }
+}
+
+
 void
 cli_out_json_row(json_t *row)
 {
     if (row == NULL) {
         return;
     }
+    cli_out_note_names(row);
     if (cli_out_cap == NULL) {
         json_decref(row);
         return;

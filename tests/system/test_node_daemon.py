@@ -189,6 +189,37 @@ def test_ctrl_c_at_prompt_leaves_the_node_serving(tracker, tmp_path):
         t.stop()
 
 
+def test_tab_completes_names_from_the_last_listing(tracker, tmp_path):
+    """After a listing, Tab completes a group name where a command takes
+    a group and a file name where it takes a file; a name never listed
+    is not offered."""
+    create_users(tracker.info, tmp_path, "alice")
+    t = PtyClient(tracker.info, tmp_path, "alice")
+    try:
+        t.read_until(r"tessera> ")
+        t.cmd("login alice pw", r"logged in as alice.*alice@tessera> ")
+        t.cmd("create_group zeta-grp", r"created.*alice@tessera> ")
+        src = os.path.join(t.dir, "quux-file.bin")
+        make_file(src, 1000, seed=5)
+        t.cmd("upload_file %s zeta-grp" % src, r"shared.*alice@tessera> ")
+        # not listed yet: Tab offers nothing, the word stays as typed
+        t.send("list_files zet\t")
+        time.sleep(0.5)
+        t.send("\x03")                 # ^C: drop the line
+        assert "zeta-grp" not in t.read_until(r"alice@tessera> ")
+        t.cmd("list_my_groups", r"zeta-grp.*alice@tessera> ")
+        t.send("list_files zet\t")
+        t.read_until(r"a-grp ")         # completed: the rest of the name
+        out = t.cmd("", r"alice@tessera> ")
+        assert "quux-file.bin" in out, out
+        # the listing noted the file: the second argument completes it
+        t.send("download_info zeta-grp quu\t")
+        t.read_until(r"x-file\.bin ")
+        t.cmd("", r"alice@tessera> ")
+    finally:
+        t.stop()
+
+
 def test_history_never_keeps_a_password(tracker, tmp_path):
     """Commands go to <state>/history, but no login or create_user line,
     not even one that does not parse (an unclosed quote)."""
