@@ -71,7 +71,6 @@
 #define TS_TRK_REC_ELEM_MAX_N  (1u << 20) /* elements in one increment */
 
 /* ---- tracker: replication (trk_sync, docs/REPLICATION.md) ------------ */
-#define TS_SYNC_POLL_MS         2        /* new local op -> push */
 #define TS_SYNC_GOSSIP_MS       500      /* SYNC_ACK: heartbeat + sessions */
 #define TS_SYNC_PEER_DEAD_MS    3000     /* no answer: peer down */
 #define TS_SYNC_RPC_TIMEOUT_MS  10000    /* one SYNC_* request */
