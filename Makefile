@@ -170,6 +170,7 @@ deps-test: deps
 	/usr/bin/python3 -c 'import pytest' 2>/dev/null || miss="$$miss python3-pytest"; \
 	/usr/bin/python3 -c 'import xdist' 2>/dev/null || miss="$$miss python3-pytest-xdist"; \
 	command -v tdbtool >/dev/null || miss="$$miss tdb-tools"; \
+	command -v groff >/dev/null || miss="$$miss groff-base"; \
 	command -v ps >/dev/null || miss="$$miss procps"; \
 	command -v openssl >/dev/null || miss="$$miss openssl"; \
 	command -v clang-14 >/dev/null || miss="$$miss clang-14"; \
