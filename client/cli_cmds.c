@@ -154,14 +154,18 @@ int
 cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
 {
     const cli_cmd_t  *c;
-    int               r, nargs;
+    int               r, nargs, locked;
 
     if (argc < 1) {
         return 0;
     }
-    /* one command at a time: the terminal's and the control socket's */
-    pthread_mutex_lock(&cli_cmd_lock);
+    /* one command at a time (the control socket's connections), except
+     * those marked CLI_CMD_NOLOCK */
     c = cli_cmd_find(argv[0]);
+    locked = c == NULL || !(c->flags & CLI_CMD_NOLOCK);
+    if (locked) {
+        pthread_mutex_lock(&cli_cmd_lock);
+    }
     if (c == NULL) {
         const char  *near = cli_cmd_suggest(argv[0]);
 
@@ -187,7 +191,9 @@ cli_cmd_run(cli_ctx_t *ctx, int argc, char **argv)
             r = c->run(ctx, argc, argv);
         }
     }
-    pthread_mutex_unlock(&cli_cmd_lock);
+    if (locked) {
+        pthread_mutex_unlock(&cli_cmd_lock);
+    }
     fflush(stdout);
     return r;
 }

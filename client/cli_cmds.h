@@ -32,6 +32,11 @@
 typedef int (*cli_cmd_pt)(cli_ctx_t *ctx, int argc, char **argv);
 
 #define CLI_CMD_LOGIN   0x01    /* needs a login */
+#define CLI_CMD_NOLOCK  0x02    /* runs beside other commands (it takes
+                                   only the agent's own locks) */
+/* argv[i] is a path on the CLI's side, made absolute before the line
+ * goes to the node's agent (which may run in another directory) */
+#define CLI_CMD_PATH(i) (0x100u << (i))
 
 typedef struct {
     const char  *name;

@@ -1,15 +1,20 @@
 /*
- * cli_ctl_cli.c -- ./client --attach -s DIR: sends each input line as a
- * request to the node's control socket (<DIR>/control.sock) and prints
- * the reply: its lines on stdout and its "error: ..." line on stderr,
- * or with --json the reply object as one line.  Events the node pushes
- * while a command runs (its warnings) go to stderr (--json: stdout).  Input lines are split
- * as the node's own prompt splits them (cli_parse_line); "exit" (or
- * EOF) detaches and leaves the node running.
+ * cli_ctl_cli.c -- the client end of the control socket (cli_ctl_cli.h).
  *
- * Locking: single-threaded.  Crash behaviour: nothing persistent.
+ * A request is one frame (cli_ctl_codec.h); the node answers with one
+ * reply frame carrying the request's id, and may push event frames at
+ * any time (log lines, downloads ending).  Replies to other ids (a
+ * request abandoned on an earlier link) are skipped.  A reply is waited
+ * for as long as the caller says (TS_CLI_CTL_CMD_WAIT_MS for a command;
+ * no limit for "wait", which ends when the downloads do, a sourceless
+ * one after --source-timeout), a frame once begun TS_CLI_CTL_FRAME_MS
+ * (cli_ctl_io.c); a node that dies closes the link, which ends either.
+ *
+ * Locking: none (one link per thread).  Crash behaviour: nothing
+ * persistent; a node that dies mid-request breaks the link (-1).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +22,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ts_clock.h"
 #include "ts_config.h"
-#include "cli_exit.h"
-#include "cli_parse.h"
-#include "cli_out.h"
-#include "cli_ctl_codec.h"
 #include "cli_ctl_io.h"
 #include "cli_ctl_cli.h"
-
-/* How long a command may run on the node before we give up, ms. */
-#define CLI_CTL_CLI_WAIT_MS  (10 * 60 * 1000)
 
 
 static int
@@ -58,153 +57,130 @@ cli_ctl_cli_connect(const char *state_dir)
 }
 
 
-/* --json: the message as it came, one compact line on stdout. */
-static void
-cli_ctl_cli_dump(const cli_ctl_msg_t *m)
+int
+cli_ctl_cli_open(cli_ctl_link_t *l, const char *state_dir, int wait_ms,
+                 int (*alive)(void))
 {
-    char  *dump;
+    int64_t  deadline = ts_now_ms() + wait_ms;
+    int      err;
 
-    dump = json_dumps(m->root, JSON_COMPACT);
-    if (dump != NULL) {
-        printf("%s\n", dump);
-        free(dump);
-    }
-}
-
-
-/* Prints a reply; its class (CLI_EXIT_OK when it succeeded). */
-static int
-cli_ctl_cli_print(const cli_ctl_msg_t *m, int json)
-{
-    const char  *s;
-    size_t       i;
-
-    if (json) {
-        cli_ctl_cli_dump(m);
-    } else {
-        for (i = 0; m->lines != NULL && i < json_array_size(m->lines); i++) {
-            s = json_string_value(json_array_get(m->lines, i));
-            /* the node escaped every line already (ts_esc) */
-            fprintf(strncmp(s, "error: ", 7) == 0 ? stderr : stdout, "%s\n",
-                    s);
+    for ( ;; ) {
+        l->fd = cli_ctl_cli_connect(state_dir);
+        if (l->fd >= 0) {
+            return 0;
         }
-        if (!m->ok && (m->lines == NULL || json_array_size(m->lines) == 0)) {
-            cli_out_eline("error: %s", m->error);
+        err = errno;
+        if (err == ENAMETOOLONG || ts_now_ms() >= deadline
+            || (alive != NULL && !alive()))
+        {
+            errno = err;
+            return -1;
         }
+        usleep(TS_CLI_CTL_RETRY_MS * 1000);
     }
-    fflush(stdout);
-    return m->ok ? CLI_EXIT_OK : m->exit;
 }
 
 
-/* A pushed event (a node's warning, ...): its lines on stderr, or with
- * --json the object on stdout. */
-static void
-cli_ctl_cli_event(const cli_ctl_msg_t *m, int json)
+void
+cli_ctl_cli_close(cli_ctl_link_t *l)
 {
-    size_t  i;
-
-    if (json) {
-        cli_ctl_cli_dump(m);
-        return;
-    }
-    for (i = 0; m->lines != NULL && i < json_array_size(m->lines); i++) {
-        fprintf(stderr, "%s\n",
-                json_string_value(json_array_get(m->lines, i)));
+    if (l->fd >= 0) {
+        close(l->fd);
+        l->fd = -1;
     }
 }
 
 
-/* One request and its reply: the class, or -1 when the link is gone. */
+/* One message from the link within wait_ms: 0 with *m, -1 broken. */
 static int
-cli_ctl_cli_one(int fd, uint64_t id, cli_args_t *a, int json)
+cli_ctl_cli_recv(cli_ctl_link_t *l, int wait_ms, cli_ctl_msg_t *m)
 {
-    cli_ctl_msg_t  m;
-    json_t        *rq;
-    uint8_t       *f, *body;
-    size_t         n;
-    char           err[256];
-    int            r;
+    uint8_t  *body;
+    size_t    n;
+    char      err[256];
+    int       r;
 
-    rq = cli_ctl_req_make(id, a->argc, a->argv);
+    if (cli_ctl_read(l->fd, TS_CLI_CTL_REPLY_MAX_B, wait_ms, &body, &n) != 0)
+    {
+        return -1;
+    }
+    r = cli_ctl_msg_parse(body, n, m, err, sizeof(err));
+    free(body);
+    if (r != 0) {
+        fprintf(stderr, "client: bad message from the node: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+
+int
+cli_ctl_cli_call(cli_ctl_link_t *l, int argc, char **argv, int wait_ms,
+                 cli_ctl_event_pt on_event, cli_ctl_msg_t *reply)
+{
+    json_t   *rq;
+    uint8_t  *f;
+    size_t    n;
+    int       r;
+
+    if (l->fd < 0) {
+        return -1;
+    }
+    rq = cli_ctl_req_make(++l->id, argc, argv);
     if (rq == NULL || cli_ctl_frame(rq, TS_CLI_CTL_REQ_MAX_B, &f, &n) != 0) {
         json_decref(rq);
-        cli_out_eline("error: command too long for the control socket");
-        return CLI_EXIT_USAGE;
+        return 1;
     }
     json_decref(rq);
-    r = cli_ctl_write(fd, f, n, TS_CLI_CTL_WRITE_MS);
+    r = cli_ctl_write(l->fd, f, n, TS_CLI_CTL_WRITE_MS);
     free(f);
     if (r != 0) {
+        cli_ctl_cli_close(l);
         return -1;
     }
     for ( ;; ) {
-        if (cli_ctl_read(fd, TS_CLI_CTL_REPLY_MAX_B, CLI_CTL_CLI_WAIT_MS,
-                         &body, &n) != 0)
-        {
+        if (cli_ctl_cli_recv(l, wait_ms, reply) != 0) {
+            cli_ctl_cli_close(l);
             return -1;
         }
-        r = cli_ctl_msg_parse(body, n, &m, err, sizeof(err));
-        free(body);
-        if (r != 0) {
-            cli_out_eline("client: bad reply from the node: %s", err);
-            return -1;
-        }
-        if (m.is_event) {
-            cli_ctl_cli_event(&m, json);
-            cli_ctl_msg_free(&m);
+        if (reply->is_event) {
+            if (on_event != NULL) {
+                on_event(reply);
+            }
+            cli_ctl_msg_free(reply);
             continue;
         }
-        if (m.id != id) {
-            cli_ctl_msg_free(&m);       /* not the answer to this one */
+        if (reply->id != l->id) {
+            cli_ctl_msg_free(reply);    /* not the answer to this one */
             continue;
         }
-        r = cli_ctl_cli_print(&m, json);
-        cli_ctl_msg_free(&m);
-        return r;
+        return 0;
     }
 }
 
 
 int
-cli_ctl_cli_run(const char *state_dir, int json)
+cli_ctl_cli_pending(cli_ctl_link_t *l, cli_ctl_event_pt on_event)
 {
-    char        line[8192], err[128];
-    cli_args_t  a;
-    uint64_t    id = 0;
-    int         fd, r, last = CLI_EXIT_OK;
+    struct pollfd  pfd;
+    cli_ctl_msg_t  m;
 
-    fd = cli_ctl_cli_connect(state_dir);
-    if (fd < 0) {
-        fprintf(stderr, "client: no node answers on %s/control.sock: %s\n",
-                state_dir, strerror(errno));
-        return CLI_EXIT_NODE;
+    if (l->fd < 0) {
+        return -1;
     }
-    while (fgets(line, sizeof(line), stdin) != NULL) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (cli_parse_line(line, &a, err, sizeof(err)) != 0) {
-            cli_out_eline("error: %s", err);
-            last = CLI_EXIT_USAGE;
-            continue;
+    for ( ;; ) {
+        pfd.fd = l->fd;
+        pfd.events = POLLIN;
+        if (poll(&pfd, 1, 0) <= 0) {
+            return 0;                   /* nothing more now */
         }
-        if (a.argc == 0) {
-            continue;
+        if (cli_ctl_cli_recv(l, TS_CLI_CTL_FRAME_MS, &m) != 0) {
+            cli_ctl_cli_close(l);
+            return -1;
         }
-        if (strcmp(a.argv[0], "exit") == 0 || strcmp(a.argv[0], "quit") == 0)
-        {
-            break;                      /* detach: the node keeps running */
+        if (m.is_event && on_event != NULL) {
+            on_event(&m);
         }
-        r = cli_ctl_cli_one(fd, ++id, &a, json);
-        if (r < 0) {
-            fprintf(stderr, "client: the node closed the control "
-                    "connection\n");
-            close(fd);
-            return CLI_EXIT_NODE;
-        }
-        if (r != CLI_EXIT_OK) {
-            last = r;
-        }
+        cli_ctl_msg_free(&m);
     }
-    close(fd);
-    return last;
 }

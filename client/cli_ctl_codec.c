@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ts_crypto.h"
 #include "cli_exit.h"
 #include "cli_ctl_codec.h"
 
@@ -81,6 +82,45 @@ cli_ctl_name_ok(const char *s, size_t n)
 }
 
 
+/* One {"hex": "..."} argument (bytes that are not UTF-8, a file name
+ * on a Linux file system, say) into a malloc'd string: NULL with err. */
+static char *
+cli_ctl_get_hex(const json_t *v, size_t i, char *err, size_t errsz)
+{
+    const json_t  *h = json_object_get(v, "hex");
+    const char    *s;
+    size_t         n;
+    char          *out;
+
+    if (json_object_size(v) != 1 || !json_is_string(h)) {
+        snprintf(err, errsz, "args[%zu] is neither a string nor "
+                 "{\"hex\": string}", i);
+        return NULL;
+    }
+    s = json_string_value(h);
+    n = json_string_length(h);
+    if (n % 2 != 0 || n / 2 > TS_CLI_CTL_ARG_MAX_B) {
+        snprintf(err, errsz, "args[%zu]: hex of odd length or longer than "
+                 "%d bytes", i, TS_CLI_CTL_ARG_MAX_B);
+        return NULL;
+    }
+    out = malloc(n / 2 + 1);
+    if (out == NULL) {
+        snprintf(err, errsz, "out of memory");
+        return NULL;
+    }
+    if (ts_unhex(s, (uint8_t *) out, n / 2) != 0
+        || memchr(out, '\0', n / 2) != NULL)
+    {
+        free(out);
+        snprintf(err, errsz, "args[%zu]: not hex, or a NUL byte", i);
+        return NULL;
+    }
+    out[n / 2] = '\0';
+    return out;
+}
+
+
 /* The "args" array into r->argv[1..]; 0 or -1 with err. */
 static int
 cli_ctl_get_args(const json_t *args, cli_ctl_req_t *r, char *err,
@@ -100,6 +140,14 @@ cli_ctl_get_args(const json_t *args, cli_ctl_req_t *r, char *err,
         return -1;
     }
     json_array_foreach(args, i, v) {
+        if (json_is_object(v)) {
+            r->argv[r->argc] = cli_ctl_get_hex(v, i, err, errsz);
+            if (r->argv[r->argc] == NULL) {
+                return -1;
+            }
+            r->argc++;
+            continue;
+        }
         if (!json_is_string(v)) {
             snprintf(err, errsz, "args[%zu] is not a string", i);
             return -1;
@@ -211,7 +259,20 @@ cli_ctl_req_make(uint64_t id, int argc, char **argv)
     }
     a = json_array();
     for (i = 1; a != NULL && i < argc; i++) {
-        if (json_array_append_new(a, json_string(argv[i])) != 0) {
+        /* JSON strings are UTF-8; other bytes travel as hex */
+        json_t  *v = json_string(argv[i]);
+
+        if (v == NULL) {
+            size_t  n = strlen(argv[i]);
+            char   *hex = n <= TS_CLI_CTL_ARG_MAX_B ? malloc(2 * n + 1) : NULL;
+
+            if (hex != NULL) {
+                ts_hex((const uint8_t *) argv[i], n, hex);
+                v = json_pack("{s:s}", "hex", hex);
+                free(hex);
+            }
+        }
+        if (v == NULL || json_array_append_new(a, v) != 0) {
             json_decref(a);
             a = NULL;
         }

@@ -573,13 +573,13 @@ cli_cmd_stop_share(cli_ctx_t *ctx, int argc, char **argv)
 
 
 const cli_cmd_t  cli_files_cmds[] = {
-    { "upload_file", "<file_path> <group_id>", 2, 2, CLI_CMD_LOGIN,
-      cli_cmd_upload_file, "share a file with a group (it stays where it "
-      "is)" },
+    { "upload_file", "<file_path> <group_id>", 2, 2,
+      CLI_CMD_LOGIN | CLI_CMD_PATH(1), cli_cmd_upload_file,
+      "share a file with a group (it stays where it is)" },
     { "list_files", "<group_id>", 1, 1, CLI_CMD_LOGIN, cli_cmd_list_files,
       "files shared in a group, with their online sources" },
     { "download_file", "<group_id> <file_name> <destination>", 3, 3,
-      CLI_CMD_LOGIN, cli_cmd_download_file,
+      CLI_CMD_LOGIN | CLI_CMD_PATH(3), cli_cmd_download_file,
       "fetch a file in the background (destination: file or directory)" },
     { "show_downloads", "", 0, 0, 0, cli_cmd_show_downloads,
       "downloads of this node: progress, done, failed" },

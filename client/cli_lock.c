@@ -7,7 +7,8 @@
  * taken before the node is forked; the open descriptor is inherited by
  * the node supervisor and its workers (they fork, never exec), so the
  * lock lasts while any process of this node lives.  The file holds
- * the pid of the client that took it, as text, for the refusal message.
+ * the pid of the node's supervisor (first the client that took it), as
+ * text, for the message of a CLI that finds the node running.
  *
  * Locking: main thread only.  Crash behaviour: the kernel drops an flock
  * with its last holder; the file left behind is rewritten by the next
@@ -89,4 +90,49 @@ cli_lock_take(const char *state_dir, pid_t *holder)
     }
     cli_lock_fd = fd;
     return 0;
+}
+
+
+int
+cli_lock_note_pid(pid_t pid)
+{
+    char  buf[32];
+    int   n;
+
+    if (cli_lock_fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    n = snprintf(buf, sizeof(buf), "%ld\n", (long) pid);
+    if (ftruncate(cli_lock_fd, 0) != 0
+        || pwrite(cli_lock_fd, buf, (size_t) n, 0) != n)
+    {
+        return -1;
+    }
+    return 0;
+}
+
+
+int
+cli_lock_held(const char *state_dir)
+{
+    char  path[4200];
+    int   fd, held;
+
+    if (snprintf(path, sizeof(path), "%s/node.lock", state_dir)
+        >= (int) sizeof(path))
+    {
+        return 0;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        return 0;
+    }
+    /* a shared try fails only while someone holds it exclusively */
+    held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    if (!held) {
+        (void) flock(fd, LOCK_UN);
+    }
+    close(fd);
+    return held;
 }

@@ -18,4 +18,11 @@
  * process holds it; -2 with errno on a file error. */
 int  cli_lock_take(const char *state_dir, pid_t *holder);
 
+/* After the node is forked: the lock file names its supervisor (the
+ * process that holds the lock longest).  0, or -1 with errno. */
+int  cli_lock_note_pid(pid_t pid);
+/* 1 while the process a refusal named (or any holder) still holds the
+ * lock of state_dir. */
+int  cli_lock_held(const char *state_dir);
+
 #endif

@@ -26,7 +26,7 @@
 #include "ts_log.h"
 #include "cli_cmds.h"
 #include "cli_parse.h"
-#include "cli_session.h"
+#include "cli_exit.h"
 #include "cli_node.h"
 #include "cli_out.h"
 #include "cli_loop.h"
@@ -127,25 +127,45 @@ cli_loop_wait_stdin(void)
 }
 
 
+static cli_loop_hooks_t  cli_loop_hooks;
+static int               cli_loop_in_tty;   /* inside readline() now */
+
+
+void
+cli_loop_set_hooks(const cli_loop_hooks_t *h)
+{
+    cli_loop_hooks = *h;
+}
+
+
 /* Runs one input line; sets *failed to the failure's class (cli_exit.h)
  * when the command failed. */
 static void
 cli_loop_exec(cli_ctx_t *ctx, const char *line, int *failed)
 {
-    cli_args_t  a;
-    char        err[128];
+    int  cls;
 
-    if (cli_parse_line(line, &a, err, sizeof(err)) != 0) {
-        cli_out_fail(CLI_EXIT_USAGE, "%s", err);
+    cls = cli_loop_hooks.exec(ctx, line);
+    if (cls != CLI_EXIT_OK) {
+        *failed = cls;
+    }
+}
+
+
+void
+cli_loop_print_above(FILE *f, const char *line)
+{
+    if (cli_loop_in_tty) {
+        /* clear the prompt's line, print, let libedit draw it again */
+        fputs("\r\033[K", stdout);
         fflush(stdout);
-        *failed = CLI_EXIT_USAGE;
+        fprintf(f, "%s\n", line);
+        fflush(f);
+        rl_forced_update_display();
         return;
     }
-    cli_out_class_reset();
-    if (a.argc > 0 && cli_cmd_run(ctx, a.argc, a.argv) != 0) {
-        *failed = cli_out_class() != CLI_EXIT_OK ? cli_out_class()
-                                                 : CLI_EXIT_FAILURE;
-    }
+    fprintf(f, "%s\n", line);
+    fflush(f);
 }
 
 
@@ -254,14 +274,14 @@ cli_loop_stop_requested(void)
 }
 
 
-/* --keep-running: serve until a signal comes. */
+/* --keep-running: serve until a signal comes or the node is gone. */
 void
-cli_loop_keep_running(void)
+cli_loop_keep_running(int (*alive)(void))
 {
     struct pollfd  pfd;
 
     ts_info("input ended; still seeding until SIGTERM");
-    while (!cli_loop_stop_requested() && cli_node_get() != NULL) {
+    while (!cli_loop_stop_requested() && alive()) {
         pfd.fd = cli_loop_sigpipe[0];
         pfd.events = POLLIN;
         if (poll(&pfd, 1, TS_CLI_IDLE_POLL_MS) > 0) {
@@ -272,6 +292,46 @@ cli_loop_keep_running(void)
 
 
 /* ---- TTY input (libedit) ------------------------------------------------ */
+
+/* cli_loop_wait_stdin, with the hooks' async descriptor watched too:
+ * what comes there is printed above the prompt while the user types. */
+static int
+cli_loop_wait_tty(void)
+{
+    struct pollfd  pfd[3];
+    int            afd, n = 2;
+
+    afd = cli_loop_hooks.async_fd != NULL ? cli_loop_hooks.async_fd() : -1;
+    pfd[0].fd = STDIN_FILENO;
+    pfd[0].events = POLLIN;
+    pfd[1].fd = cli_loop_sigpipe[0];
+    pfd[1].events = POLLIN;
+    if (afd >= 0) {
+        pfd[2].fd = afd;
+        pfd[2].events = POLLIN;
+        pfd[2].revents = 0;
+        n = 3;
+    }
+    if (poll(pfd, (nfds_t) n, -1) < 0) {
+        if (errno == EINTR) {
+            return 0;
+        }
+        ts_err("poll() failed: %s", strerror(errno));
+        return -1;
+    }
+    if (pfd[1].revents & POLLIN) {
+        cli_loop_drain();
+        return 0;
+    }
+    if (n == 3 && pfd[2].revents != 0) {
+        (void) cli_loop_hooks.async();
+        if (pfd[0].revents == 0) {
+            return 0;
+        }
+    }
+    return pfd[0].revents != 0;
+}
+
 
 /*
  * libedit reads keys through this: it waits on stdin and the signal
@@ -295,7 +355,7 @@ cli_loop_getc(FILE *f)
         if (cli_loop_sig_int) {
             return '\n';
         }
-        w = cli_loop_wait_stdin();
+        w = cli_loop_wait_tty();
         if (w < 0) {
             return -1;
         }
@@ -477,7 +537,9 @@ cli_loop_tty(cli_ctx_t *ctx, const char *history)
     (void) read_history(history);
 
     while (!ctx->want_exit && !cli_loop_sig_term) {
-        if (cli_session_get(ctx->sess, user, sizeof(user), NULL)) {
+        if (cli_loop_hooks.user != NULL
+            && cli_loop_hooks.user(user, sizeof(user)))
+        {
             snprintf(prompt, sizeof(prompt), "%s@tessera> ", user);
         } else {
             snprintf(prompt, sizeof(prompt), "tessera> ");
@@ -485,7 +547,9 @@ cli_loop_tty(cli_ctx_t *ctx, const char *history)
         cli_loop_sig_int = 0;
         cli_loop_drain();
 
+        cli_loop_in_tty = 1;
         line = readline(prompt);
+        cli_loop_in_tty = 0;
         if (cli_loop_sig_term) {
             free(line);
             break;

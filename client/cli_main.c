@@ -1,28 +1,29 @@
 /*
  * cli_main.c -- entry point of ./client: startup (tracker list, state
- * directory, identity, the node, the agent), the command loop
- * (cli_loop.c) and the way out.  Options: cli_opts.c.
+ * directory, identity, the node), then the session at the prompt or on
+ * piped input (cli_front.c) and the way out.  Options: cli_opts.c.
  *
- * Command tables are registered here (cli_cmds_core, cli_files_cmds).
- * Identity: the cluster CA (--ca, default <dir of
- * tracker_info.txt>/pki/ca.crt) must exist; the node certificate and key
- * (<state dir>/node.crt, node.key) are created at the first start and
- * their fingerprint is this node's identity.  Every tracker link is TLS
- * with them (cli_rpc_tls_init); the node gets their paths.
+ * One node per state directory (cli_lock.h).  When none runs there,
+ * this CLI starts it: the node supervisor with its uploaders,
+ * downloaders and its agent (cli_daemon.h), which holds the tracker
+ * session and serves <state>/control.sock; then the CLI attaches to it
+ * like any other.  When one runs already, the CLI says so and attaches
+ * (as ./client --attach -s DIR does).  Identity: the cluster CA (--ca,
+ * default <dir of tracker_info.txt>/pki/ca.crt) must exist; the node
+ * certificate and key (<state dir>/node.crt, node.key) are created at
+ * the first start and their fingerprint is this node's identity.
  *
- * The node (cli_node.c: supervisor, uploaders, downloaders) is forked
- * before any thread exists, then the agent thread (cli_agent.h) starts;
- * both stop after the loop.  At the end of non-TTY input the client
- * waits for its downloads (exit CLI_EXIT_FAILURE if one failed; else a
- * piped session exits with the class of its last failed command), and with
- * --keep-running keeps seeding until SIGTERM/SIGINT.  After the loop
- * the client logs out (one short try after a signal) and exits.
+ * The node a CLI started ends with it (exit, end of input, a signal, or
+ * the CLI killed: PR_SET_PDEATHSIG), unless --keep-running: then the CLI
+ * serves on after its input ends until SIGTERM, and `exit` detaches,
+ * leaving the node running for later CLIs.
  *
- * Locking: single-threaded except the heartbeat (cli_session.c) and the
- * agent thread.  Crash behaviour: a killed client's tracker session
- * expires on its own; node.tdb keeps its shares and downloads.
+ * Locking: single-threaded.  Crash behaviour: a killed CLI takes a node
+ * it started without --keep-running with it; the agent's saved session
+ * and node.tdb let the next start go on.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,24 +36,21 @@
 #include "ts_trackers.h"
 #include "ts_tls.h"
 #include "node.h"
-#include "cli_ctx.h"
 #include "cli_cmds.h"
 #include "cli_rpc.h"
-#include "cli_session.h"
-#include "cli_agent.h"
 #include "cli_files.h"
 #include "cli_node.h"
+#include "cli_nodecmd.h"
 #include "cli_opts.h"
 #include "cli_loop.h"
 #include "cli_out.h"
-#include "cli_steer.h"
 #include "cli_lock.h"
-#include "cli_ctl_srv.h"
-#include "cli_ctl_cli.h"
+#include "cli_exit.h"
+#include "cli_daemon.h"
+#include "cli_front.h"
 
-
-static cli_rpc_t              cli_main_rpc;
-static cli_session_t          cli_main_sess;    /* outlives the heartbeat */
+static cli_daemon_cfg_t  cli_main_dmn;
+static int               cli_main_user_err_fd;  /* 0 = none */
 
 
 /* mkdir -p, new directories 0700. */
@@ -147,8 +145,9 @@ cli_main_trackers(const cli_opts_t *o, ts_trackers_t *trk)
 }
 
 
-/* One node per state directory (cli_lock.h): 0, or CLI_EXIT_NODE after
- * the message naming the node that runs there. */
+/* One node per state directory (cli_lock.h): 0 when we hold the lock
+ * (we start the node), 1 when a node runs there already (we attach; the
+ * message says so), or CLI_EXIT_NODE after the message. */
 static int
 cli_main_lock(const char *state_dir)
 {
@@ -158,14 +157,13 @@ cli_main_lock(const char *state_dir)
     r = cli_lock_take(state_dir, &holder);
     if (r == -1) {
         if (holder > 0) {
-            cli_out_eline("client: a node already runs on %s (pid %ld): "
-                          "stop it first or give another --state-dir",
-                          state_dir, (long) holder);
+            cli_out_eline("client: a node already runs on %s (pid %ld); "
+                          "attaching to it", state_dir, (long) holder);
         } else {
-            cli_out_eline("client: a node already runs on %s: stop it "
-                          "first or give another --state-dir", state_dir);
+            cli_out_eline("client: a node already runs on %s; attaching "
+                          "to it", state_dir);
         }
-        return CLI_EXIT_NODE;
+        return 1;
     }
     if (r != 0) {
         cli_out_eline("client: cannot lock %s/node.lock: %s", state_dir,
@@ -193,6 +191,9 @@ cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
     no.slow_chunk_ms = o->slow_chunk_ms;
     no.max_up_Bps = o->max_up_Bps;
     no.max_down_Bps = o->max_down_Bps;
+    no.agent_main = cli_daemon_main;
+    no.close_fd = cli_main_user_err_fd;
+    no.detached = o->keep_running;
     /* at a terminal the node's log goes to <state>/node.log, not on top
      * of the prompt (with --log-file, to that file like the CLI's own) */
     if (o->log_file == NULL && isatty(STDIN_FILENO)
@@ -212,37 +213,86 @@ cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
         return 2;
     }
     r = cli_node_start(&no);
-    return r != 0 ? CLI_EXIT_NODE : 0;
+    if (r != 0) {
+        return CLI_EXIT_NODE;
+    }
+    if (cli_lock_note_pid(cli_node_get()->sup_pid) != 0) {
+        ts_warn("cannot write the node's pid in node.lock: %s",
+                strerror(errno));
+    }
+    return 0;
+}
+
+
+/* The agent's configuration (cli_daemon.h), inherited by the node. */
+static int
+cli_main_daemon_cfg(const cli_opts_t *o, const ts_trackers_t *trk,
+                    const char *ca, const char *crt, const char *key,
+                    const char *node_addr, const uint8_t fp[TS_FP_B])
+{
+    cli_daemon_cfg_t  *d = &cli_main_dmn;
+
+    memset(d, 0, sizeof(*d));
+    d->trk = *trk;
+    d->prefer = o->prefer < 0 ? 0 : o->prefer;
+    d->source_timeout_s = o->source_timeout_s;
+    memcpy(d->node_fp, fp, TS_FP_B);
+    if (snprintf(d->ca, sizeof(d->ca), "%s", ca) >= (int) sizeof(d->ca)
+        || snprintf(d->crt, sizeof(d->crt), "%s", crt) >= (int) sizeof(d->crt)
+        || snprintf(d->key, sizeof(d->key), "%s", key) >= (int) sizeof(d->key)
+        || snprintf(d->state_dir, sizeof(d->state_dir), "%s", o->state_dir)
+           >= (int) sizeof(d->state_dir)
+        || snprintf(d->node_addr, sizeof(d->node_addr), "%s", node_addr)
+           >= (int) sizeof(d->node_addr))
+    {
+        fprintf(stderr, "client: state or CA path too long\n");
+        return 2;
+    }
+    cli_daemon_configure(d);
+    return 0;
 }
 
 
 /*
- * Everything before the command loop: the address, the trackers, the
- * state directory, the identity and TLS, the node, the tracker link and
- * session, the command tables and the agent.  0, or the exit status.
+ * Everything before the session: the address, the trackers, the state
+ * directory, the lock, the identity and the node.  0 when this CLI
+ * started the node, -1 when it attaches to one that runs, else the exit
+ * status.
  */
 static int
-cli_main_setup(int argc, char **argv, cli_opts_t *o, cli_ctx_t *ctx,
-               char *history, size_t historysz)
+cli_main_setup(int argc, char **argv, cli_opts_t *o, char *history,
+               size_t historysz)
 {
     static ts_trackers_t  trk;
     static char           defdir[128], ca[4096], crt[4200], key[4200];
-    char                  err[512], ip[64];
+    char                  err[512], ip[64], node_addr[96];
+    uint8_t               fp[TS_FP_B];
     uint16_t              port;
     int                   r;
 
     cli_opts_parse(argc, argv, o);
     if (o->attach) {
-        return -1;                      /* main runs cli_ctl_cli_run */
+        return -1;
     }
-    if (o->log_file != NULL && ts_log_open_file(o->log_file) != 0) {
-        fprintf(stderr, "client: cannot open --log-file %s: %s\n",
-                o->log_file, strerror(errno));
-        return 1;
+    if (o->log_file != NULL) {
+        /* the log takes fd 2; the user's errors stay on the stderr the
+         * CLI was given (not inherited by the node: node_opts.close_fd) */
+        int  fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+        if (f != NULL) {
+            setvbuf(f, NULL, _IONBF, 0);
+            cli_out_set_stderr(f);
+            cli_main_user_err_fd = fd;
+        }
+        if (ts_log_open_file(o->log_file) != 0) {
+            cli_out_eline("client: cannot open --log-file %s: %s",
+                          o->log_file, strerror(errno));
+            return 1;
+        }
     }
-    memset(ctx, 0, sizeof(*ctx));
-    cli_opts_check_addr(o->addr, ip, sizeof(ip), &port, ctx->node_addr,
-                        sizeof(ctx->node_addr));
+    cli_opts_check_addr(o->addr, ip, sizeof(ip), &port, node_addr,
+                        sizeof(node_addr));
     if ((r = cli_main_trackers(o, &trk)) != 0) {
         return r;
     }
@@ -258,119 +308,89 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, cli_ctx_t *ctx,
     }
     snprintf(history, historysz, "%s/history", o->state_dir);
     if ((r = cli_main_lock(o->state_dir)) != 0) {
-        return r;
+        return r == 1 ? -1 : r;
     }
 
-    /* who we are (node.crt) and whom we trust (the cluster CA) */
-    cli_main_identity(o, ca, crt, key, sizeof(ca), ctx->node_fp);
+    /* who we are (node.crt) and whom we trust (the cluster CA); TLS is
+     * set up here once so a bad certificate is told now, not by a node
+     * whose agent cannot start */
+    cli_main_identity(o, ca, crt, key, sizeof(ca), fp);
     if (cli_rpc_tls_init(crt, key, ca, err, sizeof(err)) != 0) {
         cli_out_eline("client: TLS setup failed: %s", err);
         return 2;
     }
-    if ((r = cli_main_node_start(o, ip, port, ca, crt, key)) != 0) {
+    cli_rpc_tls_free();
+    if ((r = cli_main_daemon_cfg(o, &trk, ca, crt, key, node_addr, fp)) != 0
+        || (r = cli_main_node_start(o, ip, port, ca, crt, key)) != 0)
+    {
         return r;
     }
-    if (cli_loop_signals_init() != 0
-        || cli_rpc_init(&cli_main_rpc, &trk, o->prefer < 0 ? 0 : o->prefer)
-           != 0
-        || cli_session_init(&cli_main_sess, &trk) != 0)
-    {
-        fprintf(stderr, "client: initialisation failed\n");
-        cli_node_stop();
-        return 1;
-    }
-
-    /* one line per command file */
-    cli_cmds_register(cli_cmds_core);
-    cli_cmds_register(cli_files_cmds);
-
-    ctx->rpc = &cli_main_rpc;
-    ctx->sess = &cli_main_sess;
-    ctx->state_dir = o->state_dir;
-    ctx->tty = isatty(STDIN_FILENO);
-
-    cli_agent_set_source_timeout(o->source_timeout_s);
-    if (cli_agent_init(ctx, o->state_dir, cli_loop_stop_requested) != 0
-        || cli_agent_start() != 0)
-    {
-        fprintf(stderr, "client: cannot open %s/node.tdb\n", o->state_dir);
-        cli_node_stop();
-        return 1;
-    }
-    /* other CLIs of this user attach here (a warning if it cannot be) */
-    (void) cli_ctl_srv_start(ctx, o->state_dir);
     return 0;
 }
 
 
-/* The command loop, then what the end of input asks for: the class of
- * the last failed command (cli_exit.h), CLI_EXIT_FAILURE when only a
- * download failed, else CLI_EXIT_OK. */
-static int
-cli_main_run(const cli_opts_t *o, cli_ctx_t *ctx, const char *history)
-{
-    int  failed;
+/* The lock holder of an attached node still runs. */
+static const char  *cli_main_attached_dir;
 
-    if (ctx->tty) {
-        failed = cli_loop_tty(ctx, history);
-    } else {
-        failed = cli_loop_plain(ctx);
-    }
-    fflush(stdout);
-    /* end of a script: its downloads finish first (exit already waited) */
-    if (!ctx->tty && !ctx->want_exit && !cli_loop_stop_requested()
-        && cli_session_get(&cli_main_sess, NULL, 0, NULL))
-    {
-        cli_out_class_reset();
-        cli_steer_wait_end(ctx);
-        if (cli_out_class() != CLI_EXIT_OK) {
-            failed = cli_out_class();   /* a download that ended badly */
-        }
-    }
-    if (o->keep_running && !cli_loop_stop_requested()) {
-        cli_loop_keep_running();
-    }
-    if (cli_agent_failures() > 0 && failed == CLI_EXIT_OK) {
-        failed = cli_agent_fail_class() != CLI_EXIT_OK
-                 ? cli_agent_fail_class() : CLI_EXIT_FAILURE;
-    }
-    return failed;
+static int
+cli_main_attached_alive(void)
+{
+    return cli_lock_held(cli_main_attached_dir);
+}
+
+
+static int
+cli_main_started_alive(void)
+{
+    return cli_node_get() != NULL && !cli_node_gone();
 }
 
 
 int
 main(int argc, char **argv)
 {
-    cli_opts_t  o;
-    cli_ctx_t   ctx;
-    char        history[4200];
-    int         r, failed;
+    cli_opts_t        o;
+    cli_front_opts_t  fo;
+    char              history[4200];
+    int               r, stop_node = 0;
 
     setlocale(LC_CTYPE, "");
     ts_log_set_role("client");
-    r = cli_main_setup(argc, argv, &o, &ctx, history, sizeof(history));
-    if (r < 0) {
-        return cli_ctl_cli_run(o.state_dir, o.json);
-    }
-    if (r != 0) {
+    memset(&o, 0, sizeof(o));
+    history[0] = '\0';
+    r = cli_main_setup(argc, argv, &o, history, sizeof(history));
+    if (r > 0) {
         return r;
     }
-    failed = cli_main_run(&o, &ctx, history);
-
-    /* exit already logged out; EOF and signals log out here */
-    cli_cmds_logout_quietly(&ctx, cli_loop_stop_requested());
-    fflush(stdout);
-    cli_ctl_srv_stop();
-    cli_agent_stop();
-    cli_node_stop();
-
-    if (cli_session_wait_threads(&cli_main_sess, TS_CLI_EXIT_WAIT_MS) > 0) {
-        /* a heartbeat is stuck in a request: leave without running the
-         * libraries' exit handlers under it */
-        fflush(stderr);
-        _exit(failed);
+    if (history[0] == '\0') {
+        snprintf(history, sizeof(history), "%s/history", o.state_dir);
     }
-    cli_rpc_destroy(&cli_main_rpc);
-    cli_rpc_tls_free();
-    return failed;
+    if (cli_loop_signals_init() != 0) {
+        fprintf(stderr, "client: initialisation failed\n");
+        cli_node_stop();
+        return 1;
+    }
+    /* the command table: help, completion, which arguments are paths */
+    cli_cmds_register(cli_cmds_core);
+    cli_cmds_register(cli_files_cmds);
+    cli_cmds_register(cli_nodecmd_cmds);
+
+    memset(&fo, 0, sizeof(fo));
+    fo.state_dir = o.state_dir;
+    fo.history = history;
+    fo.json = o.json;
+    fo.started = r == 0;
+    fo.keep_running = o.keep_running;
+    if (fo.started) {
+        fo.alive = cli_main_started_alive;
+    } else {
+        cli_main_attached_dir = o.state_dir;
+        fo.alive = cli_main_attached_alive;
+    }
+    r = cli_front_run(&fo, &stop_node);
+    fflush(stdout);
+    if (stop_node) {
+        cli_node_stop();
+    }
+    return r;
 }

@@ -5,10 +5,13 @@
  * its supervisor and workers for good (node.c), the CLI's own start
  * lines while node_start runs.
  *
+ * In the agent process (cli_daemon.c) there is no node of our own: the
+ * agent adopts the supervisor's node_t, whose segment it has mapped.
+ *
  * Locking: main thread only.
- * Crash behaviour: nothing persistent; a killed CLI takes the node with
- * it (PR_SET_PDEATHSIG in node_start) and the next start replaces the
- * stale shm segment.
+ * Crash behaviour: nothing persistent; a killed CLI takes a node it did
+ * not detach with it (PR_SET_PDEATHSIG in node_start) and the next start
+ * replaces the stale shm segment.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,8 +23,9 @@
 #include "node.h"
 #include "cli_node.h"
 
-static node_t  cli_node;
-static int     cli_node_up;
+static node_t   cli_node;
+static int      cli_node_up;
+static node_t  *cli_node_adopted;   /* in the agent: the supervisor's */
 
 
 /* node_start, with its start lines (segment, supervisor) in o->log_path
@@ -82,7 +86,17 @@ cli_node_start(node_opts_t *o)
 node_t *
 cli_node_get(void)
 {
+    if (cli_node_adopted != NULL) {
+        return cli_node_adopted;
+    }
     return cli_node_up ? &cli_node : NULL;
+}
+
+
+void
+cli_node_adopt(node_t *n)
+{
+    cli_node_adopted = n;
 }
 
 
@@ -93,4 +107,11 @@ cli_node_stop(void)
         cli_node_up = 0;
         node_stop(&cli_node);
     }
+}
+
+
+int
+cli_node_gone(void)
+{
+    return cli_node_up && !node_alive(&cli_node);
 }

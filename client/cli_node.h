@@ -27,5 +27,10 @@ int      cli_node_start(node_opts_t *o);
 node_t  *cli_node_get(void);
 /* Stops the node (idempotent). */
 void     cli_node_stop(void);
+/* The agent process: n (the supervisor's node, mapped) is the node. */
+void     cli_node_adopt(node_t *n);
+/* The node's supervisor is gone (reaped): 1.  0 while it runs or when
+ * this process started none. */
+int      cli_node_gone(void);
 
 #endif

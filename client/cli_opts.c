@@ -49,7 +49,9 @@ cli_opts_usage(FILE *f)
         "when another\n"
         "                        source has the chunk (default %d)\n"
         "      --keep-running    keep seeding after input ends, until "
-        "SIGTERM\n"
+        "SIGTERM; exit\n"
+        "                        then detaches and leaves the node "
+        "running\n"
         "      --source-timeout SEC  a download no source served a chunk "
         "for this long\n"
         "                        fails; `retry` restarts it (default %d)\n"
@@ -57,9 +59,8 @@ cli_opts_usage(FILE *f)
         "directory\n"
         "                        (-s DIR; no <IP>:<PORT> then) through its "
         "control socket\n"
-        "      --json            with --attach: print each command's reply "
-        "as one JSON\n"
-        "                        object per line\n"
+        "      --json            print each command's reply as one JSON "
+        "object per line\n"
         "      --ca FILE         the cluster CA certificate (default "
         "<dir of tracker_info.txt>/pki/ca.crt,\n"
         "                        written by the first tracker started "
@@ -244,9 +245,6 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
             cli_opts_bad("--attach takes -s DIR and no other argument");
         }
         return;
-    }
-    if (o->json) {
-        cli_opts_bad("--json needs --attach");
     }
     if (argc - optind != 2) {
         cli_opts_usage(stderr);

@@ -20,6 +20,9 @@
 /* The capture of the thread running a control request, or NULL: lines
  * then go into it instead of the terminal (cli_out_capture_begin). */
 static __thread cli_out_cap_t  *cli_out_cap;
+/* Where "error: ..." and warnings go: stderr, or the user's stderr kept
+ * aside when --log-file took fd 2 (cli_out_set_stderr). */
+static FILE                    *cli_out_errf;
 /* The event sink of stderr lines (cli_out_set_sink), or NULL. */
 static void                   (*cli_out_sink)(const char *line);
 
@@ -71,7 +74,7 @@ cli_out_vline(FILE *f, const char *prefix, const char *fmt, va_list ap)
         void  (*sink)(const char *) = __atomic_load_n(&cli_out_sink,
                                                       __ATOMIC_ACQUIRE);
 
-        if (f == stderr && sink != NULL) {
+        if (f == cli_out_stderr() && sink != NULL) {
             sink(ep);
         }
     }
@@ -95,7 +98,7 @@ cli_out_error(const char *fmt, ...)
 
     cli_out_cls = CLI_EXIT_FAILURE;
     va_start(ap, fmt);
-    cli_out_vline(stdout, "error: ", fmt, ap);
+    cli_out_vline(cli_out_stderr(), "error: ", fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -108,7 +111,7 @@ cli_out_fail(int cls, const char *fmt, ...)
 
     cli_out_cls = cls;
     va_start(ap, fmt);
-    cli_out_vline(stdout, "error: ", fmt, ap);
+    cli_out_vline(cli_out_stderr(), "error: ", fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -152,7 +155,7 @@ cli_out_eline(const char *fmt, ...)
     va_list  ap;
 
     va_start(ap, fmt);
-    cli_out_vline(stderr, "", fmt, ap);
+    cli_out_vline(cli_out_stderr(), "", fmt, ap);
     va_end(ap);
 }
 
@@ -373,6 +376,21 @@ cli_out_json_list(void)
 }
 
 
+void
+cli_out_json_set(json_t *obj)
+{
+    if (obj == NULL) {
+        return;
+    }
+    if (cli_out_cap == NULL) {
+        json_decref(obj);
+        return;
+    }
+    json_decref(cli_out_cap->result);
+    cli_out_cap->result = obj;
+}
+
+
 /* A listing's rows feed the prompt's completion (cli_names.h). */
 static void
 cli_out_note_names(json_t *row)
@@ -427,4 +445,18 @@ void
 cli_out_set_sink(void (*fn)(const char *line))
 {
     __atomic_store_n(&cli_out_sink, fn, __ATOMIC_RELEASE);
+}
+
+
+void
+cli_out_set_stderr(FILE *f)
+{
+    cli_out_errf = f;
+}
+
+
+FILE *
+cli_out_stderr(void)
+{
+    return cli_out_errf != NULL ? cli_out_errf : stderr;
 }

@@ -41,6 +41,10 @@ void cli_out_class_reset(void);
 void cli_out_class_set(int cls);
 /* Prints one line on stdout. */
 void cli_out_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The stream of the user's error lines: stderr unless set (--log-file
+ * points fd 2 at the log; the CLI keeps the terminal's aside). */
+void  cli_out_set_stderr(FILE *f);
+FILE *cli_out_stderr(void);
 /* Prints one line on stderr ("warning: ...", "client: ..."). */
 void cli_out_eline(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
@@ -75,6 +79,9 @@ void    cli_out_set_sink(void (*fn)(const char *line));
  * thread captures.  cli_out_json_text() is a string for a row: escaped
  * as a line is (ts_esc), so bytes from the network stay valid UTF-8. */
 void    cli_out_json_list(void);
+/* A command's structured result that is one object, not a listing
+ * (stolen; replaces any earlier one; nothing unless capturing). */
+void    cli_out_json_set(json_t *obj);
 void    cli_out_json_row(json_t *row);
 json_t *cli_out_json_text(const char *s);
 

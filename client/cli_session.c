@@ -7,8 +7,14 @@
  * never holds s->mu across network I/O.  All signals are blocked in it
  * so SIGINT/SIGTERM always reach the main thread's poll().
  *
- * Locking: s->mu for the fields; the thread's rpc is private to it.
- * Crash behaviour: nothing persistent.
+ * With a save path (cli_session_persist) the session is written to
+ * <state>/session at every start and removed when it ends or a tracker
+ * says it expired, so a restarted agent can resume it (cli_daemon.c).
+ *
+ * Locking: s->mu for the fields (and the saved file); the thread's rpc
+ * is private to it.  Crash behaviour: the saved session outlives a
+ * killed process on purpose; the tracker still ends it when no
+ * heartbeat comes for its timeout.
  */
 #include <errno.h>
 #include <signal.h>
@@ -21,6 +27,7 @@
 #include "ts_log.h"
 #include "ts_proto.h"
 #include "cli_rpc.h"
+#include "cli_sessfile.h"
 #include "cli_session.h"
 
 typedef struct {
@@ -129,6 +136,7 @@ cli_heartbeat_main(void *arg)
         } else if (rep.status == TS_ERR_AUTH) {
             s->logged_in = 0;
             s->gen++;
+            cli_sessfile_remove(s->save_path);
             pthread_cond_broadcast(&s->cond);
             ts_warn("session expired; log in again");
             cli_reply_free(&rep);
@@ -174,6 +182,19 @@ cli_session_start(cli_session_t *s, const char *user,
     s->logged_in = 1;
     snprintf(s->user, sizeof(s->user), "%s", user);
     memcpy(s->tok, tok, TS_TOKEN_B);
+    if (s->save_path[0] != '\0') {
+        cli_sessfile_t  f;
+
+        memset(&f, 0, sizeof(f));
+        snprintf(f.user, sizeof(f.user), "%s", user);
+        memcpy(f.tok, tok, TS_TOKEN_B);
+        f.heartbeat_ms = s->heartbeat_ms;
+        f.tracker = prefer < 0 ? 0 : prefer;
+        if (cli_sessfile_save(s->save_path, &f) != 0) {
+            ts_warn("cannot save the session in %s: %s", s->save_path,
+                    strerror(errno));
+        }
+    }
     hb->s = s;
     hb->gen = s->gen;
     memcpy(hb->tok, tok, TS_TOKEN_B);
@@ -213,9 +234,31 @@ cli_session_end(cli_session_t *s)
     s->logged_in = 0;
     s->gen++;
     memset(s->tok, 0, sizeof(s->tok));
+    cli_sessfile_remove(s->save_path);
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->mu);
     return was;
+}
+
+
+void
+cli_session_forget(cli_session_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->logged_in = 0;
+    s->gen++;
+    memset(s->tok, 0, sizeof(s->tok));
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+
+void
+cli_session_persist(cli_session_t *s, const char *path)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->save_path, sizeof(s->save_path), "%s", path);
+    pthread_mutex_unlock(&s->mu);
 }
 
 
@@ -248,6 +291,7 @@ cli_session_lost(cli_session_t *s, const uint8_t tok[TS_TOKEN_B])
         s->logged_in = 0;
         s->gen++;
         memset(s->tok, 0, sizeof(s->tok));
+        cli_sessfile_remove(s->save_path);
         pthread_cond_broadcast(&s->cond);
     }
     pthread_mutex_unlock(&s->mu);

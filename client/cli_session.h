@@ -35,6 +35,9 @@ typedef struct {
     ts_trackers_t    trk;
     int              heartbeat_ms;  /* TS_HEARTBEAT_MS unless a test sets it */
     int              threads;       /* heartbeat threads still running */
+    char             save_path[4200]; /* "" or <state>/session: the
+                                       session is saved there while it
+                                       lasts (cli_sessfile.h) */
 } cli_session_t;
 
 int  cli_session_init(cli_session_t *s, const ts_trackers_t *trk);
@@ -55,5 +58,10 @@ void cli_session_lost(cli_session_t *s, const uint8_t tok[TS_TOKEN_B]);
  * if any, the caller should leave with _exit() so that library exit
  * handlers (OpenSSL's) do not run under a live thread. */
 int  cli_session_wait_threads(cli_session_t *s, int timeout_ms);
+/* From now on the session is saved in path while it lasts. */
+void cli_session_persist(cli_session_t *s, const char *path);
+/* Drops the session locally but keeps its saved copy (the process is
+ * going away and the next agent resumes it). */
+void cli_session_forget(cli_session_t *s);
 
 #endif

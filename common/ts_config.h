@@ -546,7 +546,7 @@
 #define TS_CLI_CTL_ARGS_N         16       /* arguments in one request */
 #define TS_CLI_CTL_ARG_MAX_B      4096     /* bytes of one argument */
 #define TS_CLI_CTL_CMD_MAX_B      32       /* bytes of a command name */
-#define TS_CLI_CTL_CONN_N         8        /* control connections at once;
+#define TS_CLI_CTL_CONN_N         16       /* control connections at once;
                                             one more is told so and closed */
 #define TS_CLI_CTL_FIRST_MS       5000     /* a new connection must send
                                             its first request within this */
@@ -555,6 +555,19 @@
 #define TS_CLI_CTL_EVENT_MS       200      /* a pushed event likewise: the
                                             node's threads never wait long
                                             for a slow attached CLI */
+#define TS_CLI_CTL_RETRY_MS       50       /* a CLI retries connecting to
+                                            the socket this often, ms */
+#define TS_CLI_CTL_CMD_WAIT_MS    (10 * 60 * 1000) /* a CLI waits this long
+                                            for a command's reply, ms
+                                            ("wait" has no limit) */
+#define TS_CLI_ATTACH_WAIT_MS     15000    /* a CLI waits this long for a
+                                            starting node's socket, ms */
+#define TS_CLI_AGENT_BACK_MS      15000    /* after the link broke, a CLI
+                                            waits this long for a restarted
+                                            agent before it gives up, ms */
+#define TS_CLI_AGENT_RETRY_N      3        /* a request that may be sent
+                                            twice (wait) is sent again on
+                                            a restarted agent this often */
 /* ---- tracker: sync catch-up and snapshots ---- */
 #define TS_SYNC_SNAP_BATCH_N      4096     /* records per SYNC_SNAPSHOT
                                             batch (each is one receiving

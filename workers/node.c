@@ -21,8 +21,10 @@
  * frontier claim (node_fhash_sh_t), finalize claims (the
  * download goes back from FINALIZING to ACTIVE), its per-source in-flight
  * counts and its uploader load counts; then the slot is freed and
- * ts_sup respawns the worker.  The supervisor dies with the CLI
- * (PR_SET_PDEATHSIG) and its workers die with it.  It runs in a session
+ * ts_sup respawns the worker (the agent too: it republishes from
+ * node.tdb and resumes its saved session).  Unless opts.detached, the
+ * supervisor dies with the CLI (PR_SET_PDEATHSIG) and its workers die
+ * with it.  It runs in a session
  * of its own (setsid), so a terminal's ^C or hangup reaches the CLI and
  * never the node, and with stdin on /dev/null and, when the CLI is
  * interactive, its log in <state>/node.log (node_opts_t.log_path).  The segment is a
@@ -117,8 +119,9 @@ node_rebuild(void *arg)
 static int
 node_supervise(node_t *n, const node_opts_t *o)
 {
-    ts_sup_role_t    roles[2];
+    ts_sup_role_t    roles[3];
     ts_sup_config_t  cfg;
+    int              nroles = 2, rc;
 
     node_sup_self = *n;
 
@@ -135,8 +138,16 @@ node_supervise(node_t *n, const node_opts_t *o)
     roles[NODE_ROLE_DOWNLOADER].main = dl_main;
     roles[NODE_ROLE_DOWNLOADER].arg = &node_sup_self;
 
-    if (roles[0].count + roles[1].count > TS_SUP_WORKERS_MAX_N) {
-        ts_err("too many node workers (%d + %d > %d)", roles[0].count,
+    if (o->agent_main != NULL) {
+        roles[NODE_ROLE_AGENT].name = "agent";
+        roles[NODE_ROLE_AGENT].count = 1;
+        roles[NODE_ROLE_AGENT].main = o->agent_main;
+        roles[NODE_ROLE_AGENT].arg = &node_sup_self;
+        nroles = 3;
+    }
+
+    if (roles[0].count + roles[1].count + 1 > TS_SUP_WORKERS_MAX_N) {
+        ts_err("too many node workers (%d + %d + the agent > %d)", roles[0].count,
                roles[1].count, TS_SUP_WORKERS_MAX_N);
         return 2;
     }
@@ -144,7 +155,7 @@ node_supervise(node_t *n, const node_opts_t *o)
     memset(&cfg, 0, sizeof(cfg));
     cfg.name = "node-sup";
     cfg.roles = roles;
-    cfg.nroles = 2;
+    cfg.nroles = nroles;
     cfg.hook_arg = &node_sup_self;
     cfg.on_child_init = node_child_init;
     cfg.on_exit = node_child_exit;
@@ -152,7 +163,12 @@ node_supervise(node_t *n, const node_opts_t *o)
     cfg.on_reset = node_rebuild;
     cfg.watch_fd = -1;
 
-    return ts_sup_run(&cfg);
+    rc = ts_sup_run(&cfg);
+    /* a detached node is the segment's last user: nobody else unlinks */
+    if (o->detached) {
+        ts_shm_unlink(n->shm.name);
+    }
+    return rc;
 }
 
 
@@ -164,9 +180,12 @@ node_detach_stdio(const node_opts_t *o)
 {
     int  fd;
 
-    fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* no terminal input, and nothing of the node's on the CLI's stdout
+     * (its results come through the control socket) */
+    fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (fd >= 0) {
         (void) dup2(fd, STDIN_FILENO);
+        (void) dup2(fd, STDOUT_FILENO);
         close(fd);
     }
     if (o->log_path[0] == '\0') {
@@ -237,9 +256,14 @@ node_start(node_t *n, const node_opts_t *o)
     }
 
     if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent) {
+        if (!o->detached) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+        }
+        if (!o->detached && getppid() != parent) {
             _exit(0);
+        }
+        if (o->close_fd > 0) {
+            close(o->close_fd);
         }
         /* its own session and process group: a terminal's Ctrl-C or
          * hangup reaches the CLI only, never the node's workers */

@@ -4,10 +4,13 @@
  * shares and downloads into the node's shm segment (node_shm.h).
  *
  * Process tree:  client (CLI) -> node supervisor -> uploader x U,
- *                                                   downloader x D
+ *                                                   downloader x D,
+ *                                                   agent x 1
  * The CLI creates the segment and the listening socket, then forks the
- * supervisor (which inherits both); the supervisor dies with the CLI
- * (PR_SET_PDEATHSIG) and takes its workers with it.
+ * supervisor (which inherits both); unless opts.detached, the supervisor
+ * dies with the CLI (PR_SET_PDEATHSIG) and takes its workers with it.
+ * The agent (opts.agent_main, given by the client layer) holds the
+ * node's tracker session and serves its control socket.
  */
 #ifndef NODE_H_INCLUDED
 #define NODE_H_INCLUDED
@@ -35,6 +38,14 @@ typedef struct {
     char        ca_path[4096];  /* cluster CA (PEM): ticket issuers */
     char        log_path[4096]; /* "": the node logs on the CLI's stderr;
                                    else it appends to this file (0600) */
+    ts_worker_main_pt agent_main; /* the agent role's main (one process:
+                                   the tracker session, the control
+                                   socket); NULL = none */
+    int         close_fd;       /* an fd of the CLI's the node must not
+                                   keep (the user's stderr); 0 = none */
+    int         detached;       /* 1: the node outlives the process that
+                                   started it (no PR_SET_PDEATHSIG) and
+                                   unlinks its own segment at the end */
 } node_opts_t;
 
 typedef struct {
@@ -70,6 +81,10 @@ int  dl_main(const ts_worker_ctx_t *ctx);
  * map refresh claims, finalize claims -> download back to ACTIVE) and
  * undoes its in-flight counts.  Lock-free. */
 void node_reclaim(const ts_shm_t *shm, ts_owner_t dead);
+
+/* Drops every share and download entry from the segment (a restarted
+ * agent republishes them from node.tdb).  Single writer: the agent. */
+void node_pub_clear(ts_shm_t *s);
 
 /* ---- bandwidth caps (node_rate.c) ---------------------------------- */
 typedef struct {

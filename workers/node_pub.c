@@ -472,3 +472,42 @@ node_dl_remove(ts_shm_t *s, int idx)
     atomic_store_explicit(&dls[idx].state, NODE_DL_FREE,
                           memory_order_release);
 }
+
+
+/* A writer killed inside a seqlock left it odd: even it again, so the
+ * next write's begin makes it odd as readers expect. */
+static void
+node_seq_heal(_Atomic uint32_t *seq)
+{
+    uint32_t  v = atomic_load_explicit(seq, memory_order_acquire);
+
+    if (v & 1u) {
+        atomic_fetch_add_explicit(seq, 1, memory_order_acq_rel);
+    }
+}
+
+
+void
+node_pub_clear(ts_shm_t *s)
+{
+    node_share_sh_t  *sh = node_shares(s);
+    node_dl_sh_t     *dls = node_dls(s);
+    int               i;
+
+    for (i = 0; sh != NULL && i < TS_NODE_SHARES_N; i++) {
+        node_seq_heal(&sh[i].seq);
+        if (atomic_load_explicit(&sh[i].state, memory_order_acquire)
+            != NODE_SHARE_FREE)
+        {
+            node_share_remove(s, i);
+        }
+    }
+    for (i = 0; dls != NULL && i < TS_NODE_DOWNLOADS_N; i++) {
+        node_seq_heal(&dls[i].seq);
+        if (atomic_load_explicit(&dls[i].state, memory_order_acquire)
+            != NODE_DL_FREE)
+        {
+            node_dl_remove(s, i);
+        }
+    }
+}

@@ -86,7 +86,7 @@ typedef struct {
 } node_fid_t;
 
 /* worker roles in slots[].role and in the supervisor's role table */
-enum { NODE_ROLE_UPLOADER = 0, NODE_ROLE_DOWNLOADER = 1 };
+enum { NODE_ROLE_UPLOADER = 0, NODE_ROLE_DOWNLOADER = 1, NODE_ROLE_AGENT = 2 };
 
 typedef struct {
     _Atomic uint32_t active_uploads;   /* chunks being sent right now */

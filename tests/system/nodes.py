@@ -2,10 +2,12 @@
 nodes.py -- long-running client nodes for the file-sharing system tests.
 
 Purpose: a Node is one ./client started with --keep-running whose stdin is
-a pipe we write commands to and whose stdout a reader thread collects;
-each command is followed by a marker line (an unknown command, whose
-error line is contracted) so we know where its output ends even when it
-prints nothing.  Also: random test files and their SHA1s, groups and
+a pipe we write commands to and whose stdout and stderr (one pipe, so
+an "error: ..." line stays in order with the results) a reader thread
+collects; its log goes to a file (--log-file).  Each command is followed
+by "echo zz-mark-N", so we know where its output ends even when it
+prints nothing.  Lines the node pushes on its own ("warning: ...") are
+kept apart (Node.pushed) and appended to the log file.  Also: random test files and their SHA1s, groups and
 swarms of nodes (Swarm), and the node's shm counters through
 node_shm.NodeShm.  The raw frames of the file messages and the peer links
 a hostile or test downloader makes (TLS with a node certificate, a
@@ -117,13 +119,15 @@ class Node(Proc):
     def argv(self):
         a = [os.path.join(BIN, "client"), "-s", self.state_dir,
              "-l", self.log_level, "--keep-running",
+             "--log-file", self.logpath,
              "--uploaders", str(self.uploaders),
              "--downloaders", str(self.downloaders)]
         return a + self.extra + [self.addr, self.info]
 
     def start(self, timeout=10):
-        self.lines, self.eof = [], False
-        self.spawn(self.argv(), self.dir, stdout_pipe=True, env=self.env)
+        self.lines, self.eof, self.pushed = [], False, []
+        self.spawn(self.argv(), self.dir, stdout_pipe=True, env=self.env,
+                   stderr_pipe=True)
         t = threading.Thread(target=self._reader, args=(self.proc,),
                              daemon=True)
         t.start()
@@ -141,9 +145,14 @@ class Node(Proc):
     def _reader(self, proc):
         f = proc.stdout
         for raw in iter(f.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
             with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace")
-                                  .rstrip("\n"))
+                if line.startswith("warning: "):
+                    self.pushed.append(line)
+                    with open(self.logpath, "a") as log:
+                        log.write(line + "\n")
+                else:
+                    self.lines.append(line)
                 self.cond.notify_all()
         with self.cond:
             self.eof = True
@@ -191,12 +200,11 @@ class Node(Proc):
     def cmd(self, line, timeout=30):
         """Runs one command; returns the lines it printed (maybe [])."""
         self.mark += 1
-        marker = "zz-mark-%d" % self.mark
-        want = "error: unknown command '%s' (try help)" % marker
+        want = "zz-mark-%d" % self.mark
         with self.cond:
             start = len(self.lines)
         try:
-            self.send_raw(line + "\n" + marker + "\n")
+            self.send_raw(line + "\necho " + want + "\n")
         except (BrokenPipeError, OSError):
             raise AssertionError("%s: stdin closed (rc=%s); stderr:\n%s"
                                  % (self.name, self.proc.poll(),

@@ -165,9 +165,10 @@ class Proc:
     # -- start ------------------------------------------------------------
 
     def spawn(self, argv, cwd, stdout_pipe=False, env=None, mode="ab",
-              preexec_fn=None):
+              preexec_fn=None, stderr_pipe=False):
         """Starts argv with stdin a pipe; stderr (and stdout unless
-        stdout_pipe) to the log file; env: added to the environment."""
+        stdout_pipe) to the log file; env: added to the environment.
+        stderr_pipe: stderr into the stdout pipe (in the order written)."""
         full_env = None
         if env:
             full_env = dict(os.environ)
@@ -177,7 +178,8 @@ class Proc:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE if stdout_pipe else logf,
-                stderr=logf, cwd=cwd, env=full_env, preexec_fn=preexec_fn)
+                stderr=subprocess.STDOUT if stderr_pipe else logf, cwd=cwd,
+                env=full_env, preexec_fn=preexec_fn)
         finally:
             logf.close()
         return self.proc

@@ -37,7 +37,8 @@ TOOLS = os.path.abspath(os.environ.get("TESSERA_TOOLS",
                                        os.path.join(REPO, "build/release/tools")))
 KDF = "1000"
 TRACKER_KINDS = ("trk-worker", "trk-sync", "supervisor")
-CLIENT_KINDS = ("uploader", "downloader", "client", "supervisor", "node-sup")
+CLIENT_KINDS = ("uploader", "downloader", "agent", "client", "supervisor",
+                "node-sup")
 
 
 def _is_asan(path):
@@ -185,7 +186,9 @@ def client_argv(info, port=None, state_dir=None):
 
 
 class Client(Proc):
-    """A ./client process fed through a pipe (non-TTY mode)."""
+    """A ./client process fed through a pipe (non-TTY mode): its stdout
+    and stderr in one pipe (an "error: ..." line in order with the
+    results), its log in a file (--log-file)."""
 
     KINDS = CLIENT_KINDS
     _n = 0
@@ -197,9 +200,10 @@ class Client(Proc):
         os.makedirs(self.dir, exist_ok=True)
         Proc.__init__(self, os.path.join(self.dir, "stderr.log"))
         self.errpath = self.logpath
-        self.spawn(client_argv(info, state_dir=os.path.join(self.dir,
-                                                             "state")),
-                   self.dir, stdout_pipe=True, mode="wb")
+        argv = client_argv(info, state_dir=os.path.join(self.dir, "state"))
+        argv[1:1] = ["--log-file", self.logpath]
+        self.spawn(argv, self.dir, stdout_pipe=True, mode="wb",
+                   stderr_pipe=True)
 
     def send(self, lines):
         self.pids()

@@ -104,28 +104,40 @@ class PtyClient:
             pass
 
 
-def test_second_node_on_one_state_dir_is_refused(tracker, tmp_path):
+def test_second_client_on_one_state_dir_attaches(tracker, tmp_path):
+    """One node per state directory: a second ./client there starts no
+    node of its own (not even on another port) but attaches to the one
+    that runs, names its pid, and leaves it running when it ends."""
+    create_users(tracker.info, tmp_path, "alice")
     a = Node(tracker.info, tmp_path, name="a").start()
+    a.login("alice")
+    sup = [p for p in a.pids() if tessera.comm(p) == "node-sup"]
+    assert len(sup) == 1, a.pids()
+    with open(os.path.join(a.state_dir, "node.lock")) as f:
+        assert f.read().strip() == str(sup[0])
+    assert os.stat(os.path.join(a.state_dir, "node.lock")).st_mode \
+        & 0o777 == 0o600
     # another port, the same state directory
     port = free_port()
     tessera.SEGMENTS.add("tessera-node-%d" % port)
     r = subprocess.run([os.path.join(BIN, "client"), "-s", a.state_dir,
                         "127.0.0.1:%d" % port, str(tracker.info)],
-                       stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=20, cwd=a.dir)
+                       input=b"status\nlist_my_groups\nbogus\n",
+                       capture_output=True, timeout=30, cwd=a.dir)
     rc, out, err = r.returncode, r.stdout.decode(), r.stderr.decode()
-    assert rc == 11, (rc, out, err[-2000:])
-    assert "pid %d" % a.proc.pid in err, err[-2000:]
-    assert a.state_dir in err, err[-2000:]
-    assert out == "", out
-    # nothing of the refused one started: no node on its port
+    assert ("a node already runs on %s (pid %d); attaching to it"
+            % (a.state_dir, sup[0])) in err, err[-2000:]
+    # the session is alice's, on a's node and port
+    assert "node %d serving 127.0.0.1:%d" % (sup[0], a.port) in out, out
+    assert "logged in as alice" in out, out
+    assert "error: unknown command 'bogus' (try help)" in err, err
+    assert "bogus" not in out, out
+    assert rc == 2, (rc, out, err[-2000:])
+    # nothing of a second node started: no segment on its port
     assert not os.path.exists("/dev/shm/tessera-node-%d" % port)
-    with open(os.path.join(a.state_dir, "node.lock")) as f:
-        assert f.read().strip() == str(a.proc.pid)
-    assert os.stat(os.path.join(a.state_dir, "node.lock")).st_mode \
-        & 0o777 == 0o600
     # the running node is untouched and still answers
-    assert a.cmd("help") != []
+    assert [p for p in a.pids() if tessera.comm(p) == "node-sup"] == sup
+    assert "logged in as alice" in a.cmd("status")
     assert len(a.workers("uploader")) == a.uploaders
     # once it is gone the directory is free again
     a.stop()
@@ -338,7 +350,9 @@ def test_attached_clis_share_the_node(tracker, tmp_path):
                               "bogus_cmd", "leave_group"], json_out=True)
     replies = [json.loads(l) for l in out]
     assert len(replies) == 8, out
-    assert [r["id"] for r in replies] == list(range(1, 9))
+    # one id per request, in order (the CLI's own status came first)
+    ids = [r["id"] for r in replies]
+    assert ids == list(range(ids[0], ids[0] + 8)), ids
     for r in replies[:4]:
         assert r["ok"] is True and r["exit"] == 0, r
     for r in replies[4:]:
@@ -364,7 +378,7 @@ def test_attached_clis_share_the_node(tracker, tmp_path):
         dl[0]["group"] == "g" and dl[0]["name"] == "f.bin", dl
     assert replies[4]["ok"] is False and replies[4]["exit"] == 4, replies[4]
     assert replies[5]["ok"] is False and replies[5]["exit"] != 0
-    assert replies[6] == {"id": 7, "ok": False, "exit": 2,
+    assert replies[6] == {"id": ids[6], "ok": False, "exit": 2,
                           "error": "unknown command 'bogus_cmd' (try help)",
                           "lines": ["error: unknown command 'bogus_cmd' "
                                     "(try help)"]}, replies[6]
@@ -456,8 +470,9 @@ def test_control_socket_bad_input(tracker, tmp_path):
     for c in idle:
         c.close()
 
-    # more than 8 at once: the ninth is told so
-    held = [ctl_connect(a) for _ in range(8)]
+    # more than 16 at once: the 17th is told so (the Node's own CLI holds
+    # one of the 16)
+    held = [ctl_connect(a) for _ in range(15)]
     time.sleep(0.3)
     extra = ctl_connect(a)
     r = ctl_recv(extra)
@@ -522,6 +537,7 @@ def test_did_you_mean_and_exit_class(tracker, tmp_path):
     rc, out, err = tessera.run_client(
         tracker.info, ["lsit_files g", "list_file g", "helpp", "frobnicate",
                        "zz-mark-1", "ab"], tmp_path)
+    # (run_client reads stdout and stderr as one stream)
     assert out == [
         "error: unknown command 'lsit_files' (did you mean list_files?)",
         "error: unknown command 'list_file' (did you mean list_files?)",
@@ -578,3 +594,103 @@ def test_node_warning_reaches_attached_clis(tracker, tmp_path):
     finally:
         for s in (s1, s2, quiet):
             s.close()
+
+
+# ---- the agent: a supervised process that holds the session -----------------
+
+def test_killed_agent_is_restarted_and_the_download_completes(tracker,
+                                                               tmp_path):
+    """SIGKILL of the node's agent (the process with the tracker session)
+    mid-download: the supervisor starts a new one, which resumes the
+    saved session and the download from node.tdb; no new login, the
+    uploaders and downloaders untouched, the file verified."""
+    create_users(tracker.info, tmp_path, "alice", "bob")
+    a = Node(tracker.info, tmp_path, name="alice").start()
+    a.login("alice")
+    a.expect("create_group g", "group g created")
+    src = os.path.join(a.dir, "big.bin")
+    want = make_file(src, 12 * 1024 * 1024 + 3, seed=11)
+    a.upload(src, "g")
+    # a capped leecher: the download lasts a few seconds
+    b = Node(tracker.info, tmp_path, name="bob",
+             extra=["--max-download-rate", "2M"]).start()
+    b.login("bob")
+    assert b.cmd("join_group g") == ["join request sent to g"]
+    a.expect("accept_request g bob", "bob accepted into g")
+    sess = os.path.join(b.state_dir, "session")
+    assert os.stat(sess).st_mode & 0o777 == 0o600
+    assert "bob" in open(sess).read()
+
+    dest = os.path.join(b.dir, "got.bin")
+    b.download("g", "big.bin", dest)
+    assert wait_until(lambda: (b.shm_download("g", "big.bin") or {})
+                      .get("bytes_done", 0) > 1024 * 1024, 20), \
+        b.shm_downloads()
+    agents = b.workers("agent")
+    assert len(agents) == 1, agents
+    others = b.workers("uploader") + b.workers("downloader")
+    os.kill(agents[0], signal.SIGKILL)
+    assert wait_until(lambda: len(b.workers("agent")) == 1 and
+                      b.workers("agent") != agents, 10), b.stderr()[-2000:]
+    # only the agent was restarted
+    assert b.workers("uploader") + b.workers("downloader") == others
+
+    # the same session: no login, and the node still counts as bob's
+    out = b.cmd("status")
+    assert "logged in as bob" in out, out
+    assert b.cmd("list_my_groups") == ["g owner=alice members=2"]
+    line = b.wait_download("g", "big.bin", 60)
+    assert line == "[C] [g] big.bin -> %s" % dest, line
+    assert sha1_file(dest) == want
+    assert not os.path.exists(dest + ".part")
+    assert "resumed the session of bob" in b.stderr()
+
+    # logout ends the saved session too: a new agent would not resume it
+    b.expect("logout", "logged out")
+    assert not os.path.exists(sess)
+    agents = b.workers("agent")
+    os.kill(agents[0], signal.SIGKILL)
+    assert wait_until(lambda: len(b.workers("agent")) == 1 and
+                      b.workers("agent") != agents, 10)
+    assert "not logged in" in b.cmd("status")
+
+
+def test_piped_cli_waits_through_an_agent_restart(tracker, tmp_path):
+    """A script's CLI waiting at the end of its input for a download
+    keeps waiting when the agent is killed and restarted, and exits 0
+    once the download is done."""
+    create_users(tracker.info, tmp_path, "alice", "bob")
+    a = Node(tracker.info, tmp_path, name="alice").start()
+    a.login("alice")
+    a.expect("create_group g", "group g created")
+    src = os.path.join(a.dir, "f.bin")
+    want = make_file(src, 8 * 1024 * 1024, seed=12)
+    a.upload(src, "g")
+    b = Node(tracker.info, tmp_path, name="bob",
+             extra=["--max-download-rate", "2M"]).start()
+    b.login("bob")
+    assert b.cmd("join_group g") == ["join request sent to g"]
+    a.expect("accept_request g bob", "bob accepted into g")
+    dest = os.path.join(b.dir, "f.bin")
+    p = subprocess.Popen([os.path.join(BIN, "client"), "--attach", "-s",
+                          b.state_dir], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=b.dir)
+    try:
+        p.stdin.write(("download_file g f.bin %s\n" % dest).encode())
+        p.stdin.close()
+        p.stdin = None          # communicate() must not flush it
+        assert wait_until(lambda: (b.shm_download("g", "f.bin") or {})
+                          .get("bytes_done", 0) > 512 * 1024, 20)
+        agents = b.workers("agent")
+        os.kill(agents[0], signal.SIGKILL)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert sha1_file(dest) == want
+    assert b.dl_line("g", "f.bin") == "[C] [g] f.bin -> %s" % dest
+    # the wait broke with the agent; the CLI said so and waited again
+    assert "agent restarted; 'wait' again" in err.decode(), err
+    assert p.returncode == 0, (p.returncode, out, err)

@@ -33,7 +33,8 @@ EXIT_NOT_FOUND = 3
 
 
 class Piped(Proc):
-    """A ./client (no --keep-running) fed a whole script on stdin."""
+    """A ./client (no --keep-running) fed a whole script on stdin; its
+    stdout and stderr read as one stream, its log in a file."""
 
     KINDS = CLIENT_KINDS
 
@@ -46,12 +47,13 @@ class Piped(Proc):
         Proc.__init__(self, os.path.join(self.dir, "stderr.log"))
         self.errpath = self.logpath
         self.argv = ([os.path.join(BIN, "client"), "-s", self.state_dir,
-                      "-l", "info"] + list(extra)
+                      "-l", "info", "--log-file", self.logpath] + list(extra)
                      + ["127.0.0.1:%d" % self.port, str(info)])
 
     def run(self, lines, timeout):
         """Runs the script to its end, bounded: (rc, stdout lines)."""
-        self.spawn(self.argv, self.dir, stdout_pipe=True, mode="wb")
+        self.spawn(self.argv, self.dir, stdout_pipe=True, mode="wb",
+                   stderr_pipe=True)
         self.pids()
         try:
             out, _ = self.proc.communicate(
