@@ -18,8 +18,8 @@
  * supervisor to stop the node.  A segment reset (the supervisor restarts
  * every worker) keeps the session: the next agent resumes it.
  *
- * Locking: main thread only here; cli_daemon_request_stop is called from
- * a control thread and only sets an atomic flag.  Crash behaviour: a
+ * Locking: main thread only here (the shutdown command's request is an
+ * atomic flag of cli_nodecmd.c).  Crash behaviour: a
  * killed agent leaves node.tdb (bitmaps at most TS_NODE_PERSIST_MS old,
  * the rest re-hashed from the .part), the saved session and the socket
  * file; the supervisor starts a new agent, which picks up all three.
@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,35 +55,12 @@ static cli_daemon_cfg_t  dmn_cfg;
 static cli_rpc_t         dmn_rpc;
 static cli_session_t     dmn_sess;
 static cli_ctx_t         dmn_ctx;
-static atomic_int        dmn_stop_asked;
-static int64_t           dmn_started_ms;
 
 
 void
 cli_daemon_configure(const cli_daemon_cfg_t *cfg)
 {
     dmn_cfg = *cfg;
-}
-
-
-void
-cli_daemon_request_stop(void)
-{
-    atomic_store(&dmn_stop_asked, 1);
-}
-
-
-long
-cli_daemon_node_pid(void)
-{
-    return (long) getppid();
-}
-
-
-int64_t
-cli_daemon_uptime_ms(void)
-{
-    return ts_now_ms() - dmn_started_ms;
 }
 
 
@@ -204,7 +180,7 @@ cli_daemon_main(const ts_worker_ctx_t *wctx)
     struct pollfd  pfd;
     int            rc, asked = 0;
 
-    dmn_started_ms = ts_now_ms();
+    cli_nodecmd_started();
     rc = cli_daemon_setup(n);
     if (rc != 0) {
         return rc;
@@ -220,11 +196,11 @@ cli_daemon_main(const ts_worker_ctx_t *wctx)
     while (!ts_worker_stopping() && !ts_worker_orphaned(wctx)) {
         pfd.fd = ts_worker_stop_fd();
         pfd.events = POLLIN;
-        (void) poll(&pfd, 1, atomic_load(&dmn_stop_asked) ? 50 : 1000);
+        (void) poll(&pfd, 1, cli_nodecmd_stop_asked() ? 50 : 1000);
         if (slot != NULL && atomic_load(&slot->owner) == me) {
             ts_slot_beat(slot);
         }
-        if (atomic_load(&dmn_stop_asked) && !asked) {
+        if (cli_nodecmd_stop_asked() && !asked) {
             /* "shutdown" replied first; now the whole node stops */
             asked = 1;
             (void) kill(getppid(), SIGTERM);

@@ -39,12 +39,5 @@ typedef struct {
 void cli_daemon_configure(const cli_daemon_cfg_t *cfg);
 /* The agent role (ts_worker_main_pt). */
 int  cli_daemon_main(const ts_worker_ctx_t *wctx);
-/* The "shutdown" command: the agent logs out and asks its supervisor to
- * stop the node once the reply is out. */
-void cli_daemon_request_stop(void);
-/* The supervisor's pid (the node's), as seen from the agent. */
-long cli_daemon_node_pid(void);
-/* Milliseconds since this agent process started. */
-int64_t cli_daemon_uptime_ms(void);
 
 #endif

@@ -26,6 +26,7 @@
 #include "cli_part.h"
 #include "cli_exit.h"
 #include "cli_dlsm.h"
+#include "cli_out.h"
 #include "cli_down.h"
 
 
@@ -361,6 +362,7 @@ cli_down_finish(cli_dlent_t *e, ts_shm_t *shm)
     e->have_complete = ok;
     e->need_stop = !ok && e->advertised;
     ts_info("downloaded %s/%s -> %s", r->group, r->name, r->dest);
+    cli_out_notify("[C] [%s] %s -> %s", r->group, r->name, r->dest);
 }
 
 
@@ -395,6 +397,7 @@ cli_down_fail(cli_dlent_t *e, ts_shm_t *shm, const char *why)
     cli_agent.last_fail_cls = CLI_EXIT_FAILURE;
     cli_agent.failures++;
     ts_warn("download %s/%s failed: %s", r->group, r->name, r->error);
+    cli_out_notify("[F] [%s] %s: %s", r->group, r->name, r->error);
     /* nothing ever verified: an empty .part is only clutter (retry makes
      * it again); one with bytes may hold chunks a retry re-hashes */
     if ((e->idx < 0 || shm == NULL

@@ -13,18 +13,56 @@
  * "fail_class"}.  A CLI reads it when it attaches and again at the end
  * of its input, to tell the downloads that failed meanwhile.
  *
- * Locking: none of its own.  Crash behaviour: nothing persistent.
+ * Locking: the stop request is an atomic flag (set by shutdown in a
+ * control thread, read by the agent's main thread).  Crash behaviour:
+ * nothing persistent.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "ts_clock.h"
 
 #include "ts_config.h"
 #include "cli_out.h"
 #include "cli_agent.h"
 #include "cli_steer.h"
-#include "cli_daemon.h"
 #include "cli_nodecmd.h"
+
+
+static atomic_int  cli_nodecmd_stop;
+static int64_t     cli_nodecmd_start_ms;
+
+
+void
+cli_nodecmd_started(void)
+{
+    cli_nodecmd_start_ms = ts_now_ms();
+}
+
+
+int
+cli_nodecmd_stop_asked(void)
+{
+    return atomic_load(&cli_nodecmd_stop);
+}
+
+
+/* The node's pid: the agent's parent, the node supervisor. */
+static long
+cli_nodecmd_node_pid(void)
+{
+    return (long) getppid();
+}
+
+
+static long long
+cli_nodecmd_uptime_s(void)
+{
+    return (long long) ((ts_now_ms() - cli_nodecmd_start_ms) / 1000);
+}
 
 
 static int
@@ -49,8 +87,8 @@ cli_nodecmd_status(cli_ctx_t *ctx, int argc, char **argv)
         free(rows);
     }
     cli_out_line("node %ld serving %s, state in %s, up %lld s",
-                 cli_daemon_node_pid(), ctx->node_addr, ctx->state_dir,
-                 (long long) (cli_daemon_uptime_ms() / 1000));
+                 cli_nodecmd_node_pid(), ctx->node_addr, ctx->state_dir,
+                 cli_nodecmd_uptime_s());
     if (in) {
         cli_out_line("logged in as %s", user);
     } else {
@@ -60,13 +98,13 @@ cli_nodecmd_status(cli_ctx_t *ctx, int argc, char **argv)
                  run, pau, done, fail);
     cli_out_json_set(json_pack("{s:I, s:o, s:o, s:o, s:I, s:i, s:i, s:i, "
                                "s:i, s:i, s:i}",
-                               "pid", (json_int_t) cli_daemon_node_pid(),
+                               "pid", (json_int_t) cli_nodecmd_node_pid(),
                                "addr", cli_out_json_text(ctx->node_addr),
                                "state_dir", cli_out_json_text(ctx->state_dir),
                                "user", in ? cli_out_json_text(user)
                                           : json_null(),
-                               "uptime_s", (json_int_t)
-                                   (cli_daemon_uptime_ms() / 1000),
+                               "uptime_s",
+                               (json_int_t) cli_nodecmd_uptime_s(),
                                "running", run, "paused", pau, "done", done,
                                "failed", fail,
                                "failures", cli_agent_failures(),
@@ -94,7 +132,7 @@ cli_nodecmd_shutdown(cli_ctx_t *ctx, int argc, char **argv)
     (void) argc;
     (void) argv;
     cli_cmds_logout_quietly(ctx, 0);
-    cli_daemon_request_stop();
+    atomic_store(&cli_nodecmd_stop, 1);
     cli_out_line("the node is stopping");
     return 0;
 }

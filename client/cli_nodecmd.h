@@ -13,4 +13,10 @@
 
 extern const cli_cmd_t  cli_nodecmd_cmds[];
 
+/* The agent: when it started (for status's uptime), and whether the
+ * shutdown command asked the node to stop (the agent then tells its
+ * supervisor, once the reply is out). */
+void cli_nodecmd_started(void);
+int  cli_nodecmd_stop_asked(void);
+
 #endif

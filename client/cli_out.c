@@ -460,3 +460,27 @@ cli_out_stderr(void)
 {
     return cli_out_errf != NULL ? cli_out_errf : stderr;
 }
+
+
+void
+cli_out_notify(const char *fmt, ...)
+{
+    char     line[CLI_OUT_LINE_B], esc[TS_ESC_MAX_B(CLI_OUT_LINE_B)];
+    void   (*sink)(const char *) = __atomic_load_n(&cli_out_sink,
+                                                   __ATOMIC_ACQUIRE);
+    va_list  ap;
+    int      n;
+
+    if (sink == NULL) {
+        return;
+    }
+    memcpy(line, "notice: ", 8);
+    va_start(ap, fmt);
+    n = vsnprintf(line + 8, sizeof(line) - 8, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    (void) ts_esc(esc, sizeof(esc), line, strlen(line), 0);
+    sink(esc);
+}

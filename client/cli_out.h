@@ -71,6 +71,10 @@ int  cli_out_capturing(void);
  * event push (cli_ctl_srv.c).  fn gets the escaped line; it is called
  * from any thread and must not print. */
 void    cli_out_set_sink(void (*fn)(const char *line));
+/* A "notice: ..." line for the attached CLIs only (the sink; the log has
+ * its own line): a download ended, say.  Nothing without a sink. */
+void    cli_out_notify(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 
 /* A listing's structured result (the reply's "result": an array of
  * objects with named fields).  cli_out_json_list() says the command is a

@@ -6,8 +6,9 @@ a pipe we write commands to and whose stdout and stderr (one pipe, so
 an "error: ..." line stays in order with the results) a reader thread
 collects; its log goes to a file (--log-file).  Each command is followed
 by "echo zz-mark-N", so we know where its output ends even when it
-prints nothing.  Lines the node pushes on its own ("warning: ...") are
-kept apart (Node.pushed) and appended to the log file.  Also: random test files and their SHA1s, groups and
+prints nothing.  Lines the node pushes on its own ("warning: ...",
+"notice: ..." when a download ends) are kept apart (Node.pushed) and
+appended to the log file.  Also: random test files and their SHA1s, groups and
 swarms of nodes (Swarm), and the node's shm counters through
 node_shm.NodeShm.  The raw frames of the file messages and the peer links
 a hostile or test downloader makes (TLS with a node certificate, a
@@ -147,7 +148,7 @@ class Node(Proc):
         for raw in iter(f.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
             with self.cond:
-                if line.startswith("warning: "):
+                if line.startswith(("warning: ", "notice: ")):
                     self.pushed.append(line)
                     with open(self.logpath, "a") as log:
                         log.write(line + "\n")

@@ -292,6 +292,14 @@ def ctl_recv(s):
     return json.loads(body)
 
 
+def ctl_reply(s):
+    """The next reply, skipping the events pushed before it."""
+    r = ctl_recv(s)
+    while r is not None and "event" in r:
+        r = ctl_recv(s)
+    return r
+
+
 def ctl_send(s, body):
     if not isinstance(body, bytes):
         body = json.dumps(body).encode()
@@ -325,16 +333,21 @@ def test_attached_clis_share_the_node(tracker, tmp_path):
     try:
         ctl_send(s1, {"id": 1, "cmd": "download_file",
                       "args": ["g", "f.bin", dest]})
-        r1 = ctl_recv(s1)
+        r1 = ctl_reply(s1)
         assert r1["ok"] is True and r1["id"] == 1, r1
 
         def done():
             ctl_send(s2, {"id": 2, "cmd": "show_downloads"})
-            r = ctl_recv(s2)
+            r = ctl_reply(s2)
             return r["ok"] and ("[C] [g] f.bin -> %s" % dest) in r["lines"]
         assert wait_until(done, 60, 0.3)
+        # both attached connections were told when it ended
+        s1.settimeout(10)
+        ev = ctl_recv(s1)
+        assert ev.get("event") == "log" and ev["lines"] == [
+            "notice: [C] [g] f.bin -> %s" % dest], ev
         ctl_send(s1, {"id": 3, "cmd": "show_downloads"})
-        r3 = ctl_recv(s1)
+        r3 = ctl_reply(s1)
         assert "[C] [g] f.bin -> %s" % dest in r3["lines"], r3
     finally:
         s1.close()
@@ -694,3 +707,34 @@ def test_piped_cli_waits_through_an_agent_restart(tracker, tmp_path):
     # the wait broke with the agent; the CLI said so and waited again
     assert "agent restarted; 'wait' again" in err.decode(), err
     assert p.returncode == 0, (p.returncode, out, err)
+
+
+def test_download_notice_is_printed_above_the_prompt(tracker, tmp_path):
+    """At a terminal, a download that ends while the user sits at the
+    prompt is told above it, and the prompt (with the half-typed line)
+    is drawn again below."""
+    create_users(tracker.info, tmp_path, "alice", "bob")
+    a = Node(tracker.info, tmp_path, name="alice").start()
+    a.login("alice")
+    a.expect("create_group g", "group g created")
+    src = os.path.join(a.dir, "f.bin")
+    want = make_file(src, 6 * 1024 * 1024 + 1, seed=21)
+    a.upload(src, "g")
+    t = PtyClient(tracker.info, tmp_path, "bob")
+    try:
+        t.read_until(r"tessera> ")
+        t.cmd("login bob pw", r"logged in as bob.*bob@tessera> ")
+        t.cmd("join_group g", r"join request sent.*bob@tessera> ")
+        a.expect("accept_request g bob", "bob accepted into g")
+        dest = os.path.join(t.dir, "got.bin")
+        t.cmd("download_file g f.bin %s" % dest,
+              r"downloading f\.bin.*bob@tessera> ")
+        t.send("list_my")               # typed, not sent
+        out = t.read_until(r"notice: \[C\] \[g\] f\.bin -> %s\r?\n"
+                           r".*bob@tessera> list_my" % re.escape(dest), 60)
+        assert "notice" in out
+        assert sha1_file(dest) == want
+        # the half-typed line is still there to finish
+        out = t.cmd("_groups", r"g owner=alice members=2.*bob@tessera> ")
+    finally:
+        t.stop()
