@@ -91,8 +91,8 @@ test_quote(void **state)
 
 
 /* What one output call prints on stdout (through a temp file): the
- * show_downloads line of v when arg is NULL, else cli_out_error (err) or
- * cli_out_line with arg. */
+ * show_downloads line of v when arg is NULL, else cli_out_error (err, on
+ * the error stream) or cli_out_line with arg. */
 static void
 capture(const cli_dlview_t *v, int err, const char *arg, char *out,
         size_t outsz)
@@ -110,7 +110,15 @@ capture(const cli_dlview_t *v, int err, const char *arg, char *out,
     if (arg == NULL) {
         cli_out_download(v);
     } else if (err) {
+        /* error lines go to the user's stderr stream */
+        FILE  *ef = fdopen(dup(fd), "w");
+
+        assert_non_null(ef);
+        cli_out_set_stderr(ef);
         assert_int_equal(cli_out_error("tracker says: %s", arg), -1);
+        fflush(ef);
+        cli_out_set_stderr(NULL);
+        fclose(ef);
     } else {
         cli_out_line("%s size=1 sources=0", arg);
     }
