@@ -245,6 +245,7 @@ def test_partition_session_ended_and_flag_converges(tmp_path):
     cl = Cluster(tmp_path / "cl", n=2, proxies=True).start()
     assert cl.create_user(1, "alice")[0] == OK
     assert cl.create_user(1, "carol")[0] == OK
+    assert cl.create_user(1, "dave")[0] == OK
     make_admin(cl)
     cl.converge(None, 30)
     cl.partition(1, 2)
@@ -254,6 +255,11 @@ def test_partition_session_ended_and_flag_converges(tmp_path):
     st, msg, tok2 = cl.login(2, "alice", node="127.0.0.1:2")
     assert st == OK, msg
     assert heartbeat(cl, 2, tok2)[0] == OK
+    # the other way round: dave disabled on 2, logged in on 1 (the
+    # leader, whose expiry would not look at its own cached session)
+    assert adm(cl, 2, "disable-user", "dave").returncode == 0
+    st, msg, tokd = cl.login(1, "dave", node="127.0.0.1:4")
+    assert st == OK, msg
     # carol: disabled on 2, then enabled on 1 later (the last writer)
     assert adm(cl, 2, "disable-user", "carol").returncode == 0
     assert adm(cl, 1, "disable-user", "carol").returncode == 0
@@ -261,11 +267,14 @@ def test_partition_session_ended_and_flag_converges(tmp_path):
     cl.heal()
     # the session opened before tracker 2 knew ends there once merged
     assert wait_until(lambda: heartbeat(cl, 2, tok2)[0] == ERR_AUTH, 15)
+    assert wait_until(lambda: heartbeat(cl, 1, tokd)[0] == ERR_AUTH, 15)
     cl.converge(None, 40)
     for i in (1, 2):
-        assert session_users(cl, i) == [], i
+        assert wait_until(lambda: session_users(cl, i) == [], 10), \
+            (i, session_users(cl, i))
         u = users_listing(cl, i)
         assert u["alice"]["disabled"] is True
+        assert u["dave"]["disabled"] is True
         assert u["carol"]["disabled"] is False
     for i in (1, 2):
         assert cl.login(i, "carol")[0] == OK
