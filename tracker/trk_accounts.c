@@ -32,7 +32,7 @@
 #include "ts_clock.h"
 #include "ts_crypto.h"
 #include "ts_log.h"
-#include "trk_admin.h"
+#include "trk_userflag.h"
 #include "trk_kdf.h"
 #include "trk_known.h"
 #include "trk_sources.h"

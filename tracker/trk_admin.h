@@ -16,6 +16,7 @@
 #include "trk_keys.h"
 #include "trk_ops.h"
 #include "trk_store.h"
+#include "trk_userflag.h"
 
 struct tdb_context;
 
@@ -63,13 +64,6 @@ typedef struct {
     uint32_t   n;
 } trk_admin_cut_t;
 
-/* What a disabled account's login and requests are told (%s: user). */
-#define TRK_USER_DISABLED_MSG \
-    "account '%s' is disabled by an operator of this tracker cluster"
-
-/* 1 if user's account is disabled, 0 if not (or no such user), -1 on a
- * database error. */
-int  trk_user_disabled(trk_store_t *st, const char *user);
 /* Inside a transaction: action TS_ADMIN_ACT_* on a (user or group) and b
  * (file name or "").  TS_OK with what was done in msg, or an error with
  * its text (nothing written).  cut as above (zeroed first). */

@@ -74,20 +74,6 @@ static struct {
 } adm_merged;
 
 
-int
-trk_user_disabled(trk_store_t *st, const char *user)
-{
-    trk_user_t u;
-    int        rc;
-
-    rc = trk_user_get(st, user, &u);
-    if (rc != 0) {
-        return rc < 0 ? -1 : 0;
-    }
-    return u.disabled ? 1 : 0;
-}
-
-
 static int
 adm_sess_one(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
 {

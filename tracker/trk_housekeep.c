@@ -24,7 +24,7 @@
 
 #include "ts_clock.h"
 #include "ts_log.h"
-#include "trk_admin.h"
+#include "trk_userflag.h"
 #include "trk_ops.h"
 #include "trk_sources.h"
 #include "trk_index.h"

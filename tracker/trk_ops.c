@@ -38,7 +38,7 @@
 #include "ts_log.h"
 #include "ts_clock.h"
 #include "ts_net.h"
-#include "trk_admin.h"
+#include "trk_userflag.h"
 #include "trk_ops.h"
 
 #define SESSION_GONE  "session expired; log in again"
