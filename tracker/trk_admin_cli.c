@@ -110,6 +110,46 @@ adm_command(char **args, int nargs, int *kind, const char **group)
 }
 
 
+/* Sends request type with body b (freed) and reads its reply: 0 with
+ * *frame (malloc'd, the caller frees) and r at the reply's body, or 1
+ * after printing why (no answer, or refused: the tracker's message). */
+static int
+adm_rpc(ts_conn_t *c, uint8_t type, ts_wbuf_t *b, uint8_t **frame,
+        ts_rbuf_t *r)
+{
+    ts_frame_hdr_t  h;
+    ts_status_t     st;
+    uint64_t        reqid = ts_random_u64();
+    char            msg[512], esc[TS_ESC_MAX_B(512)];
+    int             rc;
+
+    *frame = NULL;
+    rc = b->err ? -1 : ts_conn_send_frame(c, type, 0, reqid, b->data,
+                                          (uint32_t) b->len,
+                                          TS_SYNC_RPC_TIMEOUT_MS);
+    ts_wbuf_free(b);
+    if (rc != 0 || ts_conn_recv_frame(c, &h, frame, TS_FRAME_MAX_B,
+                                      TS_SYNC_RPC_TIMEOUT_MS) != 0
+        || h.type != TS_MSG_REPLY || h.reqid != reqid)
+    {
+        fprintf(stderr, "tracker: no answer to the admin request (link "
+                "closed or timed out)\n");
+        free(*frame);
+        *frame = NULL;
+        return 1;
+    }
+    ts_rbuf_init(r, *frame, h.len);
+    if (ts_reply_parse(r, &st, msg, sizeof(msg)) != 0 || st != TS_OK) {
+        (void) ts_esc(esc, sizeof(esc), msg, strnlen(msg, sizeof(msg)), 0);
+        fprintf(stderr, "tracker: refused: %s\n", esc);
+        free(*frame);
+        *frame = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+
 /* One page: prints or collects its entries.  0 (out->next set, "" at the
  * end), or 1 after printing why. */
 static int
@@ -118,12 +158,9 @@ adm_page(ts_conn_t *c, int kind, const char *group, const char *cursor,
 {
     ts_wbuf_t       b;
     ts_rbuf_t       r;
-    ts_frame_hdr_t  h;
-    ts_status_t     st;
-    uint8_t        *frame = NULL;
-    uint64_t        reqid = ts_random_u64();
-    char            msg[512], name[TS_TRK_ADMIN_CURSOR_MAX_B + 1],
-                    detail[512], esc[TS_ESC_MAX_B(512)];
+    uint8_t        *frame;
+    char            name[TS_TRK_ADMIN_CURSOR_MAX_B + 1], detail[512],
+                    esc[TS_ESC_MAX_B(512)];
     uint32_t        n, i;
     int             rc;
 
@@ -132,24 +169,7 @@ adm_page(ts_conn_t *c, int kind, const char *group, const char *cursor,
     ts_put_str(&b, group);
     ts_put_str(&b, cursor);
     ts_put_u16(&b, (uint16_t) limit);
-    rc = b.err ? -1 : ts_conn_send_frame(c, TS_MSG_ADMIN_LIST, 0, reqid,
-                                         b.data, (uint32_t) b.len,
-                                         TS_SYNC_RPC_TIMEOUT_MS);
-    ts_wbuf_free(&b);
-    if (rc != 0 || ts_conn_recv_frame(c, &h, &frame, TS_FRAME_MAX_B,
-                                      TS_SYNC_RPC_TIMEOUT_MS) != 0
-        || h.type != TS_MSG_REPLY || h.reqid != reqid)
-    {
-        fprintf(stderr, "tracker: no answer to the admin request (link "
-                "closed or timed out)\n");
-        free(frame);
-        return 1;
-    }
-    ts_rbuf_init(&r, frame, h.len);
-    if (ts_reply_parse(&r, &st, msg, sizeof(msg)) != 0 || st != TS_OK) {
-        (void) ts_esc(esc, sizeof(esc), msg, strnlen(msg, sizeof(msg)), 0);
-        fprintf(stderr, "tracker: refused: %s\n", esc);
-        free(frame);
+    if (adm_rpc(c, TS_MSG_ADMIN_LIST, &b, &frame, &r) != 0) {
         return 1;
     }
     n = ts_get_u32(&r);
@@ -265,10 +285,7 @@ adm_act(ts_conn_t *c, int act, const char *x, const char *y, int json)
 {
     ts_wbuf_t       b;
     ts_rbuf_t       r;
-    ts_frame_hdr_t  h;
-    ts_status_t     st;
-    uint8_t        *frame = NULL;
-    uint64_t        reqid = ts_random_u64();
+    uint8_t        *frame;
     char            msg[512], esc[TS_ESC_MAX_B(512)];
     json_t         *doc;
     int             rc;
@@ -277,24 +294,7 @@ adm_act(ts_conn_t *c, int act, const char *x, const char *y, int json)
     ts_put_u8(&b, (uint8_t) act);
     ts_put_str(&b, x);
     ts_put_str(&b, y);
-    rc = b.err ? -1 : ts_conn_send_frame(c, TS_MSG_ADMIN_ACT, 0, reqid,
-                                         b.data, (uint32_t) b.len,
-                                         TS_SYNC_RPC_TIMEOUT_MS);
-    ts_wbuf_free(&b);
-    if (rc != 0 || ts_conn_recv_frame(c, &h, &frame, TS_FRAME_MAX_B,
-                                      TS_SYNC_RPC_TIMEOUT_MS) != 0
-        || h.type != TS_MSG_REPLY || h.reqid != reqid)
-    {
-        fprintf(stderr, "tracker: no answer to the admin request (link "
-                "closed or timed out)\n");
-        free(frame);
-        return 1;
-    }
-    ts_rbuf_init(&r, frame, h.len);
-    if (ts_reply_parse(&r, &st, msg, sizeof(msg)) != 0 || st != TS_OK) {
-        (void) ts_esc(esc, sizeof(esc), msg, strnlen(msg, sizeof(msg)), 0);
-        fprintf(stderr, "tracker: refused: %s\n", esc);
-        free(frame);
+    if (adm_rpc(c, TS_MSG_ADMIN_ACT, &b, &frame, &r) != 0) {
         return 1;
     }
     rc = ts_get_str(&r, msg, sizeof(msg)) != 0 || ts_rbuf_end(&r) != 0;
