@@ -148,10 +148,10 @@ trk_admin_cut_cache(trk_shm_t *shm, const char *user,
 {
     uint32_t i;
 
-    for (i = 0; cut != NULL && i < cut->n; i++) {
+    for (i = 0; shm != NULL && cut != NULL && i < cut->n; i++) {
         trk_sess_remove(shm, cut->h[i]);
     }
-    if (user != NULL) {
+    if (user != NULL && shm != NULL) {
         trk_admin_uncache_user(shm, user);
     }
     if (cut != NULL) {
@@ -415,7 +415,9 @@ trk_admin_merge_end(trk_env_t *env, int committed)
     trk_admin_cut_t   cut;
     uint32_t          i, n = 0;
 
-    if (!committed || (adm_merged.n == 0 && !adm_merged.over)) {
+    if (!committed || env->shm == NULL
+        || (adm_merged.n == 0 && !adm_merged.over))
+    {
         memset(&adm_merged, 0, sizeof(adm_merged));
         return;
     }
