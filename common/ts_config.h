@@ -561,11 +561,6 @@
                                             transaction, well inside
                                             TS_SYNC_RPC_TIMEOUT_MS) */
 /* ---- tracker: operator actions (disable-user, remove-file) ---- */
-#define TS_TRK_ADMIN_MERGED_USERS_N 64     /* user records one SYNC batch
-                                            may note for the disabled
-                                            check after its commit; past
-                                            it the whole session cache is
-                                            checked instead */
 #define TS_TRK_ADMIN_USER_SESS_N  512      /* sessions of one user that a
                                             disable ends in one
                                             transaction (op); any more

@@ -65,14 +65,6 @@ typedef struct {
     uint32_t     n, max;
 } adm_sess_walk_t;
 
-/* User records a SYNC batch merged: their disabled flag before it. */
-static struct {
-    char      user[TS_TRK_ADMIN_MERGED_USERS_N][TS_ID_MAX_B + 1];
-    uint8_t   was[TS_TRK_ADMIN_MERGED_USERS_N];
-    uint32_t  n;
-    int       over;                 /* more than fit: check the cache */
-} adm_merged;
-
 
 static int
 adm_sess_one(struct tdb_context *tdb, TDB_DATA k, TDB_DATA v, void *arg)
@@ -330,35 +322,58 @@ trk_admin_act_txn(trk_store_t *st, trk_shm_t *shm, int action,
 
 /* ---- the merge side ------------------------------------------------- */
 
+/* One user record a batch merged, with its flag before the batch. */
+typedef struct {
+    char     user[TS_ID_MAX_B + 1];
+    uint8_t  was;
+} adm_note_t;
+
+/* The user records of the batch being merged (notes in batch order; a
+ * user may come more than once, its first note holds the state before
+ * the batch).  Grown as needed: bounded by the keys of one batch. */
+static struct {
+    adm_note_t *v;
+    uint32_t    n, cap;
+    int         lost;               /* no memory for a note: check the
+                                       whole session cache instead */
+} adm_merged;
+
+
+static void
+adm_merged_reset(void)
+{
+    free(adm_merged.v);
+    memset(&adm_merged, 0, sizeof(adm_merged));
+}
+
+
 void
 trk_admin_merge_note(const uint8_t *k, uint32_t kl, void *st)
 {
-    char     user[TS_ID_MAX_B + 1];
-    uint32_t i;
-    int      d;
+    adm_note_t *nv, *e;
+    uint32_t    cap;
 
     if (!trk_key_is(k, kl, 'u') || kl - 2 > TS_ID_MAX_B) {
         return;
     }
-    memcpy(user, k + 2, kl - 2);
-    user[kl - 2] = '\0';
-    for (i = 0; i < adm_merged.n; i++) {
-        if (strcmp(adm_merged.user[i], user) == 0) {
-            return;             /* its state before the batch is noted */
+    if (adm_merged.n == adm_merged.cap) {
+        cap = adm_merged.cap ? adm_merged.cap * 2 : 64;
+        nv = realloc(adm_merged.v, cap * sizeof(*nv));
+        if (nv == NULL) {
+            adm_merged.lost = 1;
+            return;
         }
+        adm_merged.v = nv;
+        adm_merged.cap = cap;
     }
-    if (adm_merged.n == TS_TRK_ADMIN_MERGED_USERS_N) {
-        adm_merged.over = 1;
-        return;
-    }
-    d = trk_user_disabled(st, user);
-    memcpy(adm_merged.user[adm_merged.n], user, kl - 1);
-    adm_merged.was[adm_merged.n++] = (uint8_t) (d == 1);
+    e = &adm_merged.v[adm_merged.n++];
+    memcpy(e->user, k + 2, kl - 2);
+    e->user[kl - 2] = '\0';
+    e->was = (uint8_t) (trk_user_disabled(st, e->user) == 1);
 }
 
 
 typedef struct {
-    trk_env_t *env;
     uint8_t  (*h)[TS_SHA256_B];
     uint32_t   n, cap;
 } adm_scan_t;
@@ -384,8 +399,8 @@ adm_scan_one(const uint8_t h[32], int state, void *arg)
 }
 
 
-/* Too many user records in one batch to note: every cached session
- * whose user is disabled now leaves the cache. */
+/* A note was lost (no memory): every cached session whose user is
+ * disabled now leaves the cache. */
 static void
 adm_scan_cache(trk_env_t *env)
 {
@@ -394,7 +409,6 @@ adm_scan_cache(trk_env_t *env)
     uint32_t      i;
 
     memset(&s, 0, sizeof(s));
-    s.env = env;
     trk_sess_each(env->shm, ts_now_ms(), env->session_timeout_ms,
                   adm_scan_one, &s);
     for (i = 0; i < s.n; i++) {
@@ -408,41 +422,76 @@ adm_scan_cache(trk_env_t *env)
 }
 
 
+/* The noted users disabled now, once each (first note's state), into
+ * out (at most adm_merged.n); those newly disabled first.  Returns how
+ * many; *fresh gets how many were not disabled before the batch. */
+static uint32_t
+adm_disabled_now(trk_env_t *env, adm_note_t *out, uint32_t *fresh)
+{
+    uint32_t i, j, n = 0, k;
+
+    *fresh = 0;
+    for (i = 0; i < adm_merged.n; i++) {
+        for (j = 0; j < n; j++) {
+            if (strcmp(out[j].user, adm_merged.v[i].user) == 0) {
+                break;
+            }
+        }
+        if (j < n || trk_user_disabled(env->st, adm_merged.v[i].user) != 1) {
+            continue;           /* seen already, or not disabled */
+        }
+        out[n++] = adm_merged.v[i];
+    }
+    /* the newly disabled to the front, for the session cleanup */
+    for (i = 0, k = 0; i < n; i++) {
+        if (!out[i].was) {
+            adm_note_t t = out[k];
+
+            out[k++] = out[i];
+            out[i] = t;
+        }
+    }
+    *fresh = k;
+    return n;
+}
+
+
 void
 trk_admin_merge_end(trk_env_t *env, int committed)
 {
     char            (*now)[TS_ID_MAX_B + 1];
+    adm_note_t       *dis;
     trk_admin_cut_t   cut;
-    uint32_t          i, n = 0;
+    uint32_t          i, n, fresh;
 
     if (!committed || env->shm == NULL
-        || (adm_merged.n == 0 && !adm_merged.over))
+        || (adm_merged.n == 0 && !adm_merged.lost))
     {
-        memset(&adm_merged, 0, sizeof(adm_merged));
+        adm_merged_reset();
         return;
     }
-    now = malloc(TS_TRK_ADMIN_MERGED_USERS_N * sizeof(*now));
-    for (i = 0; now != NULL && i < adm_merged.n; i++) {
-        if (trk_user_disabled(env->st, adm_merged.user[i]) != 1) {
-            continue;
-        }
-        /* refused from now on: no cached entry may answer for it */
-        trk_admin_uncache_user(env->shm, adm_merged.user[i]);
-        if (!adm_merged.was[i]) {
-            memcpy(now[n++], adm_merged.user[i], TS_ID_MAX_B + 1);
-        }
+    dis = malloc((adm_merged.n ? adm_merged.n : 1) * sizeof(*dis));
+    now = malloc((adm_merged.n ? adm_merged.n : 1) * sizeof(*now));
+    if (dis == NULL || now == NULL) {
+        adm_merged.lost = 1;
     }
-    if (adm_merged.over) {
+    n = dis != NULL && now != NULL ? adm_disabled_now(env, dis, &fresh) : 0;
+    for (i = 0; i < n; i++) {
+        /* refused from now on: no cached entry may answer for it */
+        trk_admin_uncache_user(env->shm, dis[i].user);
+        memcpy(now[i], dis[i].user, sizeof(now[i]));
+    }
+    if (adm_merged.lost) {
         adm_scan_cache(env);
     }
-    memset(&adm_merged, 0, sizeof(adm_merged));
-    /* sessions this tracker holds of the users just disabled end here
-     * too (those opened here before the disable arrived) */
+    adm_merged_reset();
+    /* the sessions this tracker holds of the users just disabled end
+     * here too (those opened here before the disable arrived) */
     memset(&cut, 0, sizeof(cut));
-    if (n > 0 && trk_store_begin(env->st) == 0) {
+    if (n > 0 && fresh > 0 && trk_store_begin(env->st) == 0) {
         trk_store_set_reqid(env->st, 0);
         if (adm_end_sessions(env->st, (const char (*)[TS_ID_MAX_B + 1]) now,
-                             n, &cut) != 0
+                             fresh, &cut) != 0
             || trk_store_commit(env->st) != 0)
         {
             trk_store_cancel(env->st);
@@ -450,9 +499,10 @@ trk_admin_merge_end(trk_env_t *env, int committed)
                     "they are refused and expire");
         } else if (cut.n > 0) {
             ts_info("ended %u session(s) of %u user(s) disabled on another "
-                    "tracker", cut.n, n);
+                    "tracker", cut.n, fresh);
         }
         trk_admin_cut_cache(env->shm, NULL, &cut);
     }
+    free(dis);
     free(now);
 }
