@@ -13,7 +13,7 @@ Purpose: real trackers (2 or 3, real sync) and real clients.
     users listing; the real client's login is told so and exits with
     the "denied" class (4); enable-user restores logins.
   * a tracker down during the disable, restarted, converges (digests
-    equal) and refuses the user too; a session opened on a partitioned
+    equal) and refuses the user too, also after a wipe (a snapshot); a session opened on a partitioned
     tracker before it heard of the disable is ended there once the
     partition heals; a disable and an enable on two sides of a
     partition converge to one state on both.
@@ -238,6 +238,13 @@ def test_tracker_down_during_disable_converges(tmp_path):
     assert refused_disabled(cl.login(3, "alice"))
     assert heartbeat(cl, 3, tok3)[0] == ERR_AUTH
     assert session_users(cl, 3) == []
+    assert users_listing(cl, 3)["alice"]["disabled"] is True
+    # a wiped tracker 3 learns it from a snapshot
+    cl.kill(3)
+    cl.wipe(3)
+    cl.restart(3)
+    cl.converge(None, 40)
+    assert refused_disabled(cl.login(3, "alice"))
     assert users_listing(cl, 3)["alice"]["disabled"] is True
 
 
