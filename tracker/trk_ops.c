@@ -181,6 +181,25 @@ trk_ops_cache_session(trk_env_t *env, const uint8_t h[32],
 }
 
 
+/* A token with no session: "log in again" -- or, when the link last
+ * showed a token of an account that is disabled now (its sessions were
+ * ended by the disable), why not. */
+static ts_status_t
+session_gone(trk_req_t *rq)
+{
+    trk_link_t *l = rq->env->link;
+
+    if (l != NULL && l->authed && l->user[0] != '\0'
+        && trk_user_disabled(rq->env->st, l->user) == 1)
+    {
+        snprintf(rq->msg, sizeof(rq->msg), TRK_USER_DISABLED_MSG, l->user);
+        return TS_ERR_AUTH;
+    }
+    trk_ops_msg(rq, SESSION_GONE);
+    return TS_ERR_AUTH;
+}
+
+
 /* Finds the session of token tok: 0 (rq->user set) or a status. */
 static ts_status_t
 authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
@@ -219,8 +238,7 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
         return authed(rq);
     }
     if (rc == 2) {
-        trk_ops_msg(rq, SESSION_GONE);
-        return TS_ERR_AUTH;
+        return session_gone(rq);
     }
     /* not cached (new worker, restarted tracker, full cache): tdb has the
      * truth; a session found there gets a fresh grace period */
@@ -229,8 +247,7 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
         if (rc < 0) {
             ts_warn("session lookup failed or record corrupt");
         }
-        trk_ops_msg(rq, SESSION_GONE);
-        return TS_ERR_AUTH;
+        return session_gone(rq);
     }
     if (trk_ops_fp_missing(s.fp)) {
         trk_ops_msg(rq, OLD_SESSION);
@@ -247,9 +264,9 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
         return TS_ERR_AUTH;
     }
     if (trk_ops_cache_session(env, rq->tok_hash, &s, now) < 0) {
-        /* logged out (here or elsewhere) between the read and the insert */
-        trk_ops_msg(rq, SESSION_GONE);
-        return TS_ERR_AUTH;
+        /* logged out (here or elsewhere) between the read and the
+         * insert, or the account was disabled meanwhile */
+        return session_gone(rq);
     }
     snprintf(rq->user, sizeof(rq->user), "%s", s.user);
     (void) trk_sess_lookup(env->shm, rq->tok_hash, now,
