@@ -573,5 +573,11 @@
                                             batch (each is one receiving
                                             transaction, well inside
                                             TS_SYNC_RPC_TIMEOUT_MS) */
+/* ---- tracker: operator actions (disable-user, remove-file) ---- */
+#define TS_TRK_ADMIN_USER_SESS_N  512      /* sessions of one user that a
+                                            disable ends in one
+                                            transaction (op); any more
+                                            are refused at once and
+                                            left to session expiry */
 
 #endif /* TS_CONFIG_H_INCLUDED */

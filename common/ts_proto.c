@@ -162,6 +162,7 @@ ts_msg_name(unsigned type)
     case TS_MSG_MY_SHARES:      return "MY_SHARES";
     case TS_MSG_STATUS:         return "STATUS";
     case TS_MSG_ADMIN_LIST:     return "ADMIN_LIST";
+    case TS_MSG_ADMIN_ACT:      return "ADMIN_ACT";
     case TS_MSG_SYNC_HELLO:     return "SYNC_HELLO";
     case TS_MSG_SYNC_OPS:       return "SYNC_OPS";
     case TS_MSG_SYNC_ACK:       return "SYNC_ACK";

@@ -101,6 +101,14 @@ typedef enum {
                                    str next_cursor ("" = last page).
                                    Only over a link with an admin
                                    certificate of the cluster CA.        */
+    TS_MSG_ADMIN_ACT      = 42, /* u8 action (TS_ADMIN_ACT_*), str a,
+                                   str b -> str text (what was done).
+                                   disable-user / enable-user: a = user,
+                                   b = ""; remove-file: a = group, b =
+                                   file name.  Only over a link with an
+                                   admin certificate (else TS_ERR_AUTH);
+                                   NOTFOUND when there is no such user
+                                   or file.                              */
 
     /* tracker <-> tracker (replication) */
     TS_MSG_SYNC_HELLO     = 50,
@@ -183,6 +191,12 @@ enum {
     TS_ADMIN_GROUPS   = 2,
     TS_ADMIN_SESSIONS = 3,
     TS_ADMIN_FILES    = 4
+};
+/* ADMIN_ACT actions */
+enum {
+    TS_ADMIN_ACT_DISABLE     = 1,   /* disable-user USER */
+    TS_ADMIN_ACT_ENABLE      = 2,   /* enable-user USER */
+    TS_ADMIN_ACT_REMOVE_FILE = 3    /* remove-file GROUP NAME */
 };
 /* the rule of ts_valid_id, for error messages */
 #define TS_ID_RULE  "use 1..64 characters of A-Z a-z 0-9 . _ -"

@@ -12,8 +12,11 @@
  * without a client certificate is refused.  The node address a LOGIN
  * names is checked strictly (trk_node_addr_check, trk_presence.c).  An
  * account holds at most TS_TRK_SESSIONS_PER_USER_N sessions (a login past
- * that ends the least recently used).  A LOGOUT deletes the session
- * record, which replicates, so the token is refused on every tracker.
+ * that ends the least recently used).  An account an operator disabled
+ * (trk_admin_act.c) is refused once its password was right (a wrong one
+ * gets the usual answer, so the flag tells a guesser nothing).  A
+ * LOGOUT deletes the session record, which replicates, so the token is
+ * refused on every tracker.
  *
  * Locking: runs on a worker's event-loop thread; writes run in one tdb
  * transaction (the dispatcher's, or the one trk_ops_finish opens).
@@ -29,6 +32,7 @@
 #include "ts_clock.h"
 #include "ts_crypto.h"
 #include "ts_log.h"
+#include "trk_userflag.h"
 #include "trk_kdf.h"
 #include "trk_known.h"
 #include "trk_sources.h"
@@ -358,6 +362,17 @@ finish_login(trk_env_t *env, trk_kdf_job_t *job, int deliver, ts_wbuf_t *out)
     /* the node's presence record learns the session in the same
      * transaction */
     bad = trk_store_begin(env->st) != 0;
+    /* read in the login's own transaction: a disable that committed
+     * before it is seen, one after it finds and ends this session */
+    if (!bad && trk_user_disabled(env->st, job->user) == 1) {
+        trk_store_cancel(env->st);
+        free(drop);
+        ts_info("login for '%s' from %s refused: the account is disabled",
+                job->user, job->addr[0] ? job->addr : "-");
+        snprintf(rq.msg, sizeof(rq.msg), TRK_USER_DISABLED_MSG, job->user);
+        trk_ops_reply(out, &rq, TS_ERR_AUTH);
+        return;
+    }
     for (i = 0; !bad && i < ndrop; i++) {
         if (trk_session_get(env->st, drop[i].h, &old) == 0) {
             bad = trk_files_session_gone(env->st, drop[i].h) != 0

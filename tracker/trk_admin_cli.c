@@ -1,6 +1,6 @@
 /*
  * trk_admin_cli.c -- `tracker --admin NAME ... tracker_info.txt <id>
- * COMMAND` (an operator's listing over TLS) and `tracker
+ * COMMAND` (an operator's listing or action over TLS) and `tracker
  * --make-admin-cert NAME tracker_info.txt`.
  *
  * Purpose: --make-admin-cert issues <pki>/admin-NAME.crt/.key (0600)
@@ -16,8 +16,8 @@
  * --json one object {"kind", "items": [{"name", "detail"}], "next"}
  * (jansson).
  *
- * Exit codes: 0 listed, 1 unreachable or refused (the tracker's message
- * printed), 2 bad usage.
+ * Exit codes: 0 listed or done, 1 unreachable or refused (the tracker's
+ * message printed), 2 bad usage.
  *
  * Locking: none (a short-lived command process).
  * Crash behaviour: nothing kept.
@@ -40,6 +40,9 @@
 
 static const char *const adm_kinds[] = {
     "", "users", "groups", "sessions", "files"
+};
+static const char *const adm_acts[] = {
+    "", "disable-user", "enable-user", "remove-file"
 };
 
 typedef struct {
@@ -86,7 +89,8 @@ adm_command(char **args, int nargs, int *kind, const char **group)
     }
     if (*kind == 0) {
         fprintf(stderr, "tracker: unknown admin command '%.40s' (users, "
-                "groups, sessions, files GROUP)\n",
+                "groups, sessions, files GROUP, disable-user USER, "
+                "enable-user USER, remove-file GROUP FILE)\n",
                 nargs > 0 ? args[0] : "");
         return 2;
     }
@@ -106,6 +110,46 @@ adm_command(char **args, int nargs, int *kind, const char **group)
 }
 
 
+/* Sends request type with body b (freed) and reads its reply: 0 with
+ * *frame (malloc'd, the caller frees) and r at the reply's body, or 1
+ * after printing why (no answer, or refused: the tracker's message). */
+static int
+adm_rpc(ts_conn_t *c, uint8_t type, ts_wbuf_t *b, uint8_t **frame,
+        ts_rbuf_t *r)
+{
+    ts_frame_hdr_t  h;
+    ts_status_t     st;
+    uint64_t        reqid = ts_random_u64();
+    char            msg[512], esc[TS_ESC_MAX_B(512)];
+    int             rc;
+
+    *frame = NULL;
+    rc = b->err ? -1 : ts_conn_send_frame(c, type, 0, reqid, b->data,
+                                          (uint32_t) b->len,
+                                          TS_SYNC_RPC_TIMEOUT_MS);
+    ts_wbuf_free(b);
+    if (rc != 0 || ts_conn_recv_frame(c, &h, frame, TS_FRAME_MAX_B,
+                                      TS_SYNC_RPC_TIMEOUT_MS) != 0
+        || h.type != TS_MSG_REPLY || h.reqid != reqid)
+    {
+        fprintf(stderr, "tracker: no answer to the admin request (link "
+                "closed or timed out)\n");
+        free(*frame);
+        *frame = NULL;
+        return 1;
+    }
+    ts_rbuf_init(r, *frame, h.len);
+    if (ts_reply_parse(r, &st, msg, sizeof(msg)) != 0 || st != TS_OK) {
+        (void) ts_esc(esc, sizeof(esc), msg, strnlen(msg, sizeof(msg)), 0);
+        fprintf(stderr, "tracker: refused: %s\n", esc);
+        free(*frame);
+        *frame = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+
 /* One page: prints or collects its entries.  0 (out->next set, "" at the
  * end), or 1 after printing why. */
 static int
@@ -114,12 +158,9 @@ adm_page(ts_conn_t *c, int kind, const char *group, const char *cursor,
 {
     ts_wbuf_t       b;
     ts_rbuf_t       r;
-    ts_frame_hdr_t  h;
-    ts_status_t     st;
-    uint8_t        *frame = NULL;
-    uint64_t        reqid = ts_random_u64();
-    char            msg[512], name[TS_TRK_ADMIN_CURSOR_MAX_B + 1],
-                    detail[512], esc[TS_ESC_MAX_B(512)];
+    uint8_t        *frame;
+    char            name[TS_TRK_ADMIN_CURSOR_MAX_B + 1], detail[512],
+                    esc[TS_ESC_MAX_B(512)];
     uint32_t        n, i;
     int             rc;
 
@@ -128,24 +169,7 @@ adm_page(ts_conn_t *c, int kind, const char *group, const char *cursor,
     ts_put_str(&b, group);
     ts_put_str(&b, cursor);
     ts_put_u16(&b, (uint16_t) limit);
-    rc = b.err ? -1 : ts_conn_send_frame(c, TS_MSG_ADMIN_LIST, 0, reqid,
-                                         b.data, (uint32_t) b.len,
-                                         TS_SYNC_RPC_TIMEOUT_MS);
-    ts_wbuf_free(&b);
-    if (rc != 0 || ts_conn_recv_frame(c, &h, &frame, TS_FRAME_MAX_B,
-                                      TS_SYNC_RPC_TIMEOUT_MS) != 0
-        || h.type != TS_MSG_REPLY || h.reqid != reqid)
-    {
-        fprintf(stderr, "tracker: no answer to the admin request (link "
-                "closed or timed out)\n");
-        free(frame);
-        return 1;
-    }
-    ts_rbuf_init(&r, frame, h.len);
-    if (ts_reply_parse(&r, &st, msg, sizeof(msg)) != 0 || st != TS_OK) {
-        (void) ts_esc(esc, sizeof(esc), msg, strnlen(msg, sizeof(msg)), 0);
-        fprintf(stderr, "tracker: refused: %s\n", esc);
-        free(frame);
+    if (adm_rpc(c, TS_MSG_ADMIN_LIST, &b, &frame, &r) != 0) {
         return 1;
     }
     n = ts_get_u32(&r);
@@ -155,7 +179,13 @@ adm_page(ts_conn_t *c, int kind, const char *group, const char *cursor,
         {
             break;
         }
-        if (out->json) {
+        if (out->json && kind == TS_ADMIN_USERS) {
+            json_array_append_new(out->items,
+                                  json_pack("{s:s, s:s, s:b}", "name", name,
+                                            "detail", detail, "disabled",
+                                            strstr(detail, "disabled=yes")
+                                            != NULL));
+        } else if (out->json) {
             json_array_append_new(out->items,
                                   json_pack("{s:s, s:s}", "name", name,
                                             "detail", detail));
@@ -213,6 +243,79 @@ adm_dial(const ts_trackers_t *t, int id, const char *ca, const char *crt,
 }
 
 
+/* The action words: 0 (*act set, 0 when COMMAND is no action), or 2
+ * after printing why. */
+static int
+adm_action(char **args, int nargs, int *act)
+{
+    int i, want;
+
+    *act = 0;
+    for (i = 1; nargs > 0 && i <= TS_ADMIN_ACT_REMOVE_FILE; i++) {
+        if (strcmp(args[0], adm_acts[i]) == 0) {
+            *act = i;
+        }
+    }
+    if (*act == 0) {
+        return 0;
+    }
+    want = *act == TS_ADMIN_ACT_REMOVE_FILE ? 3 : 2;
+    if (nargs != want) {
+        fprintf(stderr, "tracker: usage: ... %s %s\n", adm_acts[*act],
+                want == 3 ? "GROUP FILE" : "USER");
+        return 2;
+    }
+    if (!ts_valid_id(args[1])) {
+        fprintf(stderr, "tracker: bad %s id '%.40s' (%s)\n",
+                want == 3 ? "group" : "user", args[1], TS_ID_RULE);
+        return 2;
+    }
+    if (want == 3 && !ts_valid_filename(args[2])) {
+        fprintf(stderr, "tracker: bad file name (1..255 bytes, no '/', no "
+                "control characters, not . or ..)\n");
+        return 2;
+    }
+    return 0;
+}
+
+
+/* One ADMIN_ACT on c: 0 done (printed), or 1 after printing why. */
+static int
+adm_act(ts_conn_t *c, int act, const char *x, const char *y, int json)
+{
+    ts_wbuf_t       b;
+    ts_rbuf_t       r;
+    uint8_t        *frame;
+    char            msg[512], esc[TS_ESC_MAX_B(512)];
+    json_t         *doc;
+    int             rc;
+
+    ts_wbuf_init(&b);
+    ts_put_u8(&b, (uint8_t) act);
+    ts_put_str(&b, x);
+    ts_put_str(&b, y);
+    if (adm_rpc(c, TS_MSG_ADMIN_ACT, &b, &frame, &r) != 0) {
+        return 1;
+    }
+    rc = ts_get_str(&r, msg, sizeof(msg)) != 0 || ts_rbuf_end(&r) != 0;
+    free(frame);
+    if (rc) {
+        fprintf(stderr, "tracker: malformed ADMIN_ACT reply\n");
+        return 1;
+    }
+    if (json) {
+        doc = json_pack("{s:s, s:s}", "action", adm_acts[act], "done", msg);
+        rc = doc == NULL || json_dumpf(doc, stdout, JSON_INDENT(1)) != 0;
+        printf("\n");
+        json_decref(doc);
+        return rc;
+    }
+    (void) ts_esc(esc, sizeof(esc), msg, strlen(msg), 0);
+    printf("%s\n", esc);
+    return 0;
+}
+
+
 int
 trk_admin_cmd(const trk_admin_req_t *a)
 {
@@ -220,12 +323,14 @@ trk_admin_cmd(const trk_admin_req_t *a)
     ts_tls_t      *tls = NULL;
     ts_conn_t     *c;
     adm_out_t      out;
-    const char    *group;
+    const char    *group = "";
     char           err[512], crt[4200], key[4200], cursor[sizeof(out.next)];
-    int            kind, rc;
+    int            kind = 0, rc, act;
     json_t        *doc;
 
-    if (adm_command(a->args, a->nargs, &kind, &group) != 0) {
+    if (adm_action(a->args, a->nargs, &act) != 0
+        || (act == 0 && adm_command(a->args, a->nargs, &kind, &group) != 0))
+    {
         return 2;
     }
     if (strlen(a->cursor) > TS_TRK_ADMIN_CURSOR_MAX_B) {
@@ -246,6 +351,13 @@ trk_admin_cmd(const trk_admin_req_t *a)
     if (c == NULL) {
         ts_tls_ctx_free(tls);
         return 1;
+    }
+    if (act != 0) {
+        rc = adm_act(c, act, a->args[1], a->nargs > 2 ? a->args[2] : "",
+                     a->json);
+        ts_conn_free(c);
+        ts_tls_ctx_free(tls);
+        return rc;
     }
     memset(&out, 0, sizeof(out));
     out.json = a->json;

@@ -1,6 +1,7 @@
 /*
  * trk_admin_ops.c -- ADMIN_LIST: an operator's paged listing of users,
- * groups, sessions or the files of a group.
+ * groups, sessions or the files of a group; ADMIN_ACT: the request of
+ * an operator's action (its rules: trk_admin_act.c).
  *
  * Purpose: answered only over a link whose client certificate chains to
  * the cluster CA and has the admin role (`tracker --make-admin-cert`,
@@ -60,7 +61,8 @@ adm_detail(int kind, const ts_wbuf_t *val, char *out, size_t outsz)
     switch (kind) {
     case TS_ADMIN_USERS:
         if (trk_user_decode(val->data, val->len, &u) == 0) {
-            snprintf(out, outsz, "created_ms=%" PRIu64, u.created_ms);
+            snprintf(out, outsz, "created_ms=%" PRIu64 " disabled=%s",
+                     u.created_ms, u.disabled ? "yes" : "no");
         }
         break;
     case TS_ADMIN_GROUPS:
@@ -247,6 +249,22 @@ trk_admin_page(trk_store_t *st, struct tdb_context *tdb, int kind,
 }
 
 
+int
+trk_admin_link_ok(trk_req_t *rq)
+{
+    if (rq->env->link == NULL || !rq->env->link->admin) {
+        ts_info("%s from %s refused: no admin certificate",
+                ts_msg_name(rq->type), rq->env->link != NULL
+                && rq->env->link->addr[0] ? rq->env->link->addr : "?");
+        trk_ops_msg(rq, "admin requests are answered only over a link with "
+                    "an admin certificate of this cluster (tracker "
+                    "--make-admin-cert NAME)");
+        return 0;
+    }
+    return 1;
+}
+
+
 static int
 op_admin_list(trk_req_t *rq)
 {
@@ -255,13 +273,7 @@ op_admin_list(trk_req_t *rq)
     uint32_t    i, n, limit;
     int         kind, rc, more;
 
-    if (rq->env->link == NULL || !rq->env->link->admin) {
-        ts_info("ADMIN_LIST from %s refused: no admin certificate",
-                rq->env->link != NULL && rq->env->link->addr[0]
-                ? rq->env->link->addr : "?");
-        trk_ops_msg(rq, "admin requests are answered only over a link with "
-                    "an admin certificate of this cluster (tracker "
-                    "--make-admin-cert NAME)");
+    if (!trk_admin_link_ok(rq)) {
         return TS_ERR_AUTH;
     }
     rc = adm_parse(rq, &kind, group, sizeof(group), cursor, sizeof(cursor),
@@ -286,6 +298,41 @@ op_admin_list(trk_req_t *rq)
 }
 
 
+/* ADMIN_ACT: u8 action, str a, str b -> str what was done.  Its own
+ * transaction (not the dispatcher's group commit), so the session cache
+ * is cut only after the change is durable. */
+static int
+op_admin_act(trk_req_t *rq)
+{
+    char  a[TS_ID_MAX_B + 1], b[TS_NAME_MAX_B + 1];
+    int   action, rc;
+
+    if (!trk_admin_link_ok(rq)) {
+        return TS_ERR_AUTH;
+    }
+    action = ts_get_u8(&rq->in);
+    if (adm_get_str(rq, a, sizeof(a), "bad name (too long: at most "
+                    "64 characters)") != 0
+        || adm_get_str(rq, b, sizeof(b), "bad file name (too long)") != 0)
+    {
+        return TS_ERR_BADREQ;
+    }
+    if (ts_rbuf_end(&rq->in) != 0) {
+        trk_ops_msg(rq, TRK_MALFORMED);
+        return TS_ERR_BADREQ;
+    }
+    rc = trk_admin_act_txn(rq->env->st, rq->env->shm, action, a, b,
+                           rq->reqid, rq->msg, sizeof(rq->msg));
+    if (rc == TS_OK) {
+        ts_info("admin (certificate link from %s): %s",
+                rq->env->link->addr[0] ? rq->env->link->addr : "?", rq->msg);
+        ts_put_str(&rq->body, rq->msg);
+        rq->msg[0] = '\0';
+    }
+    return rc;
+}
+
+
 static void trk_admin_ops_ctor(void) __attribute__((constructor));
 
 static void
@@ -293,6 +340,7 @@ trk_admin_ops_ctor(void)
 {
     static const trk_op_t ops[] = {
         { TS_MSG_ADMIN_LIST, 0, 0, op_admin_list },
+        { TS_MSG_ADMIN_ACT,  0, 0, op_admin_act },
     };
 
     (void) trk_ops_register(ops, sizeof(ops) / sizeof(ops[0]));

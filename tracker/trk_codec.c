@@ -46,6 +46,11 @@ trk_user_encode(ts_wbuf_t *b, const trk_user_t *u)
     ts_put_u32(b, u->iterations);
     ts_put_raw(b, u->hash, sizeof(u->hash));
     ts_put_u64(b, u->created_ms);
+    if (u->disabled) {
+        /* optional flags byte: written only when set, so the record of an
+         * account never disabled is byte-identical to older versions' */
+        ts_put_u8(b, TRK_USER_F_DISABLED);
+    }
 }
 
 
@@ -62,6 +67,14 @@ trk_user_decode(const void *p, size_t n, trk_user_t *u)
     u->iterations = ts_get_u32(&r);
     ts_get_raw(&r, u->hash, sizeof(u->hash));
     u->created_ms = ts_get_u64(&r);
+    u->disabled = 0;
+    if (r.err == 0 && ts_rbuf_left(&r) == 1) {
+        /* the flags byte: only a known, non-zero value (one encoding) */
+        if (ts_get_u8(&r) != TRK_USER_F_DISABLED) {
+            return -1;
+        }
+        u->disabled = 1;
+    }
     if (ts_rbuf_end(&r) != 0 || u->iterations == 0) {
         return -1;
     }

@@ -2,7 +2,9 @@
  * trk_codec.h -- the tracker's records and their codec (trk_codec.c).
  *
  * Every record starts with a kind byte and a version byte:
- *   'U' user      {salt[16], iterations, hash[20], created_ms}
+ *   'U' user      {salt[16], iterations, hash[20], created_ms,
+ *                 optional u8 flags (TRK_USER_F_*, present only when
+ *                 non-zero: an operator disabled the account)}
  *   'G' group     {owner, next_join_seq, members[(user, seq)] in join
  *                 order, pending[(user, seq)] in request order}
  *   'S' session   {user, node_addr, created_ms, user_hlc, user_origin,
@@ -49,11 +51,14 @@
 /* One entry of an m/ list, "group/name", with its NUL. */
 #define TRK_ENTRY_B  (TS_ID_MAX_B + 1 + TS_NAME_MAX_B + 1)
 
+#define TRK_USER_F_DISABLED  0x01   /* logins and sessions refused */
+
 typedef struct {
     uint8_t  salt[TS_KDF_SALT_B];
     uint32_t iterations;
     uint8_t  hash[TS_KDF_HASH_B];
     uint64_t created_ms;
+    uint8_t  disabled;          /* 1: disabled by an operator */
 } trk_user_t;
 
 typedef struct {

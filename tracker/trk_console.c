@@ -9,15 +9,21 @@
  * --admin`, trk_admin_ops.c), "help" (the list), "status" (this
  * tracker's id, address, uptime, workers, sync process, peers, leader,
  * connections and data directory, printed on stdout from the shm stats
- * words), "quit" (stops the tracker); an empty line is ignored, anything
- * else gets an "unknown command" line.  End of stdin only stops the
+ * words), the operator actions "disable-user USER", "enable-user USER"
+ * and "remove-file GROUP FILE" (the rules of `tracker --admin`,
+ * trk_admin_act.c, run in a transaction of this tracker's store opened
+ * for the command and closed again; the op replicates like any write),
+ * "quit" (stops the tracker); an empty line is ignored, anything else
+ * gets an "unknown command" line.  End of stdin only stops the
  * watching (a tracker started in the background keeps running).
  *
  * Locking: none (the supervisor's loop thread); the shm words are read
  * with atomic loads, no shm lock is taken; a listing holds tdb's
  * all-record read lock for one pass (writers wait for it) and closes the
  * file before returning, so no tdb handle is inherited by a worker
- * forked later.
+ * forked later; an action is one tdb transaction (writers of the
+ * workers wait for it) and then drops the sessions it ended from the
+ * session cache, one stripe lock at a time.
  *
  * Crash behaviour: nothing kept; a line longer than TS_TRK_CONSOLE_LINE_B
  * is dropped.
@@ -34,6 +40,7 @@
 
 #include "ts_clock.h"
 #include "ts_config.h"
+#include "ts_crypto.h"
 #include "ts_esc.h"
 #include "ts_log.h"
 #include "ts_proto.h"
@@ -64,6 +71,10 @@ console_help(void)
            "  groups [CURSOR]        groups: owner, members, pending\n"
            "  sessions [CURSOR]      sessions: user, node, created\n"
            "  files GROUP [CURSOR]   the files of GROUP\n"
+           "  disable-user USER      refuse USER's logins, end its "
+           "sessions (cluster-wide)\n"
+           "  enable-user USER       allow USER to log in again\n"
+           "  remove-file GROUP FILE remove the file record (cluster-wide)\n"
            "  quit     stop the tracker\n");
 }
 
@@ -168,16 +179,77 @@ console_list(const trk_config_t *cfg, int kind, char *rest)
 }
 
 
+/* "disable-user USER", "enable-user USER", "remove-file GROUP FILE"
+ * (FILE: the rest of the line, it may hold spaces). */
+static void
+console_act(const trk_config_t *cfg, int act, char *rest)
+{
+    trk_store_t *st;
+    const char  *a, *b = "";
+    char         err[512], msg[TRK_MSG_B], esc[TS_ESC_MAX_B(TRK_MSG_B)];
+    ts_status_t  rc;
+
+    a = rest != NULL ? strsep(&rest, " \t") : NULL;
+    while (rest != NULL && (*rest == ' ' || *rest == '\t')) {
+        rest++;
+    }
+    if (act == TS_ADMIN_ACT_REMOVE_FILE) {
+        b = rest != NULL ? rest : "";
+        rest = NULL;
+    }
+    if (a == NULL || a[0] == '\0' || (rest != NULL && *rest != '\0')
+        || (act == TS_ADMIN_ACT_REMOVE_FILE && b[0] == '\0'))
+    {
+        printf("usage: %s\n", act == TS_ADMIN_ACT_REMOVE_FILE
+               ? "remove-file GROUP FILE"
+               : act == TS_ADMIN_ACT_DISABLE ? "disable-user USER"
+                                             : "enable-user USER");
+        return;
+    }
+    st = trk_store_open(cfg->db_path, 0, cfg->nosync, err, sizeof(err));
+    if (st == NULL) {
+        printf("cannot open %s: %s\n", cfg->db_path, err);
+        return;
+    }
+    trk_store_set_origin(st, cfg->id, (void *) &cfg->shm.stats->hlc,
+                         (void *) &cfg->shm.stats->op_wake);
+    rc = trk_admin_act_txn(st, (trk_shm_t *) &cfg->shm, act, a, b,
+                           ts_random_u64(), msg, sizeof(msg));
+    trk_store_close(st);
+    (void) ts_esc(esc, sizeof(esc), msg, strlen(msg), 0);
+    if (rc == TS_OK) {
+        ts_info("admin (console): %s", esc);
+        printf("%s\n", esc);
+    } else {
+        printf("refused: %s\n", esc);
+    }
+}
+
+
 /* One console line (trimmed): 1 to stop the tracker, else 0. */
 static int
 console_cmd(char *p, const trk_config_t *cfg)
 {
     static const char *const lists[] = { "", "users", "groups", "sessions",
                                          "files" };
+    static const char *const acts[] = { "", "disable-user", "enable-user",
+                                        "remove-file" };
     char *rest = p, *word;
     int   k;
 
     word = strsep(&rest, " \t");
+    for (k = TS_ADMIN_ACT_DISABLE; cfg != NULL
+         && k <= TS_ADMIN_ACT_REMOVE_FILE; k++)
+    {
+        if (strcmp(word, acts[k]) == 0) {
+            while (rest != NULL && (*rest == ' ' || *rest == '\t')) {
+                rest++;
+            }
+            console_act(cfg, k, rest);
+            fflush(stdout);
+            return 0;
+        }
+    }
     for (k = TS_ADMIN_USERS; cfg != NULL && k <= TS_ADMIN_FILES; k++) {
         if (strcmp(word, lists[k]) == 0) {
             while (rest != NULL && (*rest == ' ' || *rest == '\t')) {

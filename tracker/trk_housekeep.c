@@ -24,6 +24,7 @@
 
 #include "ts_clock.h"
 #include "ts_log.h"
+#include "trk_userflag.h"
 #include "trk_ops.h"
 #include "trk_sources.h"
 #include "trk_index.h"
@@ -313,7 +314,10 @@ housekeep_pass(trk_env_t *env, int64_t now, int full)
         if (rc != 0 || trk_session_get(env->st, tdbs.h[i], &s) != 0) {
             continue;
         }
-        if (trk_ops_fp_missing(s.fp)) {
+        if (trk_ops_fp_missing(s.fp)
+            || trk_user_disabled(env->st, s.user) == 1)
+        {
+            /* never cached: refused, and the leader ends it */
             hash_list_add(&gone, tdbs.h[i]);
         } else if (trk_sess_insert(env->shm, tdbs.h[i], s.user, s.fp, now)
                    != 0)
@@ -335,8 +339,10 @@ housekeep_pass(trk_env_t *env, int64_t now, int full)
                     hash_list_add(&again, tdbs.h[i]);
                 }
             }
-        } else if (trk_session_get(env->st, tdbs.h[i], &s) != 0) {
-            /* deleted meanwhile: see trk_ops_cache_session() */
+        } else if (trk_session_get(env->st, tdbs.h[i], &s) != 0
+                   || trk_user_disabled(env->st, s.user) == 1)
+        {
+            /* deleted (or disabled) meanwhile: trk_ops_cache_session() */
             trk_sess_remove(env->shm, tdbs.h[i]);
         }
     }

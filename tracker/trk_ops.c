@@ -13,7 +13,9 @@
  * A session record without a fingerprint (written by an older version)
  * is not accepted in a TLS build (the client logs in again).  A token
  * read from tdb is re-checked after it enters the session cache, so a
- * concurrent logout cannot be undone by the cache.
+ * concurrent logout cannot be undone by the cache.  A session of an
+ * account an operator disabled is refused: the disable drops its cache
+ * entries, and the tdb path reads the account's flag.
  *
  * Locking: runs on a worker's event-loop thread.  Write requests run in
  * one tdb transaction (tdb serialises them between workers) -- with group
@@ -36,6 +38,7 @@
 #include "ts_log.h"
 #include "ts_clock.h"
 #include "ts_net.h"
+#include "trk_userflag.h"
 #include "trk_ops.h"
 
 #define SESSION_GONE  "session expired; log in again"
@@ -165,11 +168,35 @@ trk_ops_cache_session(trk_env_t *env, const uint8_t h[32],
     if (trk_sess_insert(env->shm, h, s->user, s->fp, now) != 0) {
         return 0;
     }
-    if (trk_session_get(env->st, h, &again) != 0) {
+    /* the same for a disable of the user (trk_admin_act.c): it drops the
+     * user's cache entries after its commit, so one committed before this
+     * read is seen here */
+    if (trk_session_get(env->st, h, &again) != 0
+        || trk_user_disabled(env->st, s->user) == 1)
+    {
         trk_sess_remove(env->shm, h);
         return -1;
     }
     return 0;
+}
+
+
+/* A token with no session: "log in again" -- or, when the link last
+ * showed a token of an account that is disabled now (its sessions were
+ * ended by the disable), why not. */
+static ts_status_t
+session_gone(trk_req_t *rq)
+{
+    trk_link_t *l = rq->env->link;
+
+    if (l != NULL && l->authed && l->user[0] != '\0'
+        && trk_user_disabled(rq->env->st, l->user) == 1)
+    {
+        snprintf(rq->msg, sizeof(rq->msg), TRK_USER_DISABLED_MSG, l->user);
+        return TS_ERR_AUTH;
+    }
+    trk_ops_msg(rq, SESSION_GONE);
+    return TS_ERR_AUTH;
 }
 
 
@@ -211,8 +238,7 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
         return authed(rq);
     }
     if (rc == 2) {
-        trk_ops_msg(rq, SESSION_GONE);
-        return TS_ERR_AUTH;
+        return session_gone(rq);
     }
     /* not cached (new worker, restarted tracker, full cache): tdb has the
      * truth; a session found there gets a fresh grace period */
@@ -221,8 +247,7 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
         if (rc < 0) {
             ts_warn("session lookup failed or record corrupt");
         }
-        trk_ops_msg(rq, SESSION_GONE);
-        return TS_ERR_AUTH;
+        return session_gone(rq);
     }
     if (trk_ops_fp_missing(s.fp)) {
         trk_ops_msg(rq, OLD_SESSION);
@@ -232,10 +257,16 @@ authenticate(trk_req_t *rq, const uint8_t tok[TS_TOKEN_B])
         trk_ops_msg(rq, OTHER_NODE);
         return TS_ERR_AUTH;
     }
-    if (trk_ops_cache_session(env, rq->tok_hash, &s, now) < 0) {
-        /* logged out (here or elsewhere) between the read and the insert */
-        trk_ops_msg(rq, SESSION_GONE);
+    /* a cached session of a disabled account was dropped from the cache
+     * by the disable (here or merged): every request then comes here */
+    if (trk_user_disabled(env->st, s.user) == 1) {
+        snprintf(rq->msg, sizeof(rq->msg), TRK_USER_DISABLED_MSG, s.user);
         return TS_ERR_AUTH;
+    }
+    if (trk_ops_cache_session(env, rq->tok_hash, &s, now) < 0) {
+        /* logged out (here or elsewhere) between the read and the
+         * insert, or the account was disabled meanwhile */
+        return session_gone(rq);
     }
     snprintf(rq->user, sizeof(rq->user), "%s", s.user);
     (void) trk_sess_lookup(env->shm, rq->tok_hash, now,

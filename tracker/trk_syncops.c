@@ -25,6 +25,7 @@
 #include "ts_clock.h"
 #include "ts_crypto.h"
 #include "ts_log.h"
+#include "trk_admin.h"
 #include "trk_ops.h"
 #include "trk_oplog.h"
 #include "trk_merge.h"
@@ -234,6 +235,7 @@ batch_end(trk_req_t *rq, sess_touched_t *touched, int failed,
 {
     if (failed || trk_store_commit(rq->env->st) != 0) {
         trk_store_cancel(rq->env->st);
+        trk_admin_merge_end(rq->env, 0);
         free(touched);
         snprintf(rq->msg, sizeof(rq->msg), "%s or database error", what);
         return TS_ERR_BADREQ;
@@ -242,6 +244,7 @@ batch_end(trk_req_t *rq, sess_touched_t *touched, int failed,
         drop_gone_sessions(rq, touched);
         free(touched);
     }
+    trk_admin_merge_end(rq->env, 1);    /* users disabled elsewhere */
     return TS_OK;
 }
 
@@ -277,6 +280,8 @@ op_sync_ops(trk_req_t *rq)
         if (touched != NULL) {
             (void) trk_oplog_each_key(op, len, note_session_key, touched);
         }
+        (void) trk_oplog_each_key(op, len, trk_admin_merge_note,
+                                  rq->env->st);
         rc = trk_oplog_apply(rq->env->st, op, len, &maxhlc);
         if (rc < 0) {
             break;
@@ -336,6 +341,7 @@ op_sync_snapshot(trk_req_t *rq)
         if (touched != NULL) {
             note_session_key(k, kl, touched);
         }
+        trk_admin_merge_note(k, kl, rq->env->st);
         mx = trk_rec_max_stamp(&rec);
         if (mx.hlc > maxhlc) {
             maxhlc = mx.hlc;

@@ -65,7 +65,7 @@ def test_console_listings(tmp_path):
         return wait_until(lambda: text in t.log(), timeout)
     t.send_stdin("users\n")
     assert said("(5 users)"), t.log()[-800:]
-    assert re.search(r"^cu0  created_ms=\d+$", t.log(), re.M)
+    assert re.search(r"^cu0  created_ms=\d+ disabled=no$", t.log(), re.M)
     t.send_stdin("users cu2\n")
     assert said("(2 users)")
     tail = t.log().split("(5 users)")[1]
