@@ -299,7 +299,6 @@ usage(FILE *f)
         "      --sync-snap-batch N     records per snapshot batch sent to a "
         "new peer\n"
         "                              (default %d)\n", TS_SYNC_SNAP_BATCH_N);
-    trk_http_usage_text(f);
     fprintf(f,
         "  -l, --log-level LEVEL       error|warn|info|debug\n"
         "      --log-file FILE         append the log to FILE, not stderr; "
@@ -576,6 +575,7 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
             break;
         case 'h':
             usage(stdout);
+            trk_http_usage_text(stdout);
             return 0;
         case 'V':
             printf("tessera tracker %s\n", TS_VERSION_STRING);
