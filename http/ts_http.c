@@ -386,6 +386,7 @@ ts_http_start(const ts_http_cfg_t *cfg, char *err, size_t errsz)
         flags |= MHD_USE_TLS;
     }
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket) cfg->listen_fd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int) cfg->conns_max,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) cfg->conns_per_ip,
@@ -393,7 +394,6 @@ ts_http_start(const ts_http_cfg_t *cfg, char *err, size_t errsz)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) cfg->mem_limit_b,
         MHD_OPTION_NOTIFY_CONNECTION, on_conn, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_done, s,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, cfg->tls_key,
         MHD_OPTION_HTTPS_MEM_CERT, cfg->tls_cert,
         MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-ALL:+VERS-TLS1.3",
