@@ -316,21 +316,33 @@ trk_http_peers_start(const trk_config_t *cfg)
 void
 trk_http_peers_stop(void)
 {
-    int i;
+    struct timespec  ts;
+    int              i, left = 0;
 
     pthread_mutex_lock(&mu);
     stopping = 1;
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
-    for (i = 0; i < npeers; i++) {
-        if (peers[i].started) {
-            pthread_join(peers[i].th, NULL);
-            peers[i].started = 0;
-        }
+    /* a thread inside a poll may take its whole deadline: the process is
+     * about to exit, so it is waited for only briefly, then left */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 500L * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
     }
-    npeers = 0;
-    ts_tls_ctx_free(ptls);
-    ptls = NULL;
+    for (i = 0; i < npeers; i++) {
+        if (peers[i].started && pthread_timedjoin_np(peers[i].th, NULL, &ts)
+                                != 0)
+        {
+            left++;
+        }
+        peers[i].started = 0;
+    }
+    if (left == 0) {
+        ts_tls_ctx_free(ptls);
+        ptls = NULL;
+    }
 }
 
 
