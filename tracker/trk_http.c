@@ -15,9 +15,11 @@
  * threads of trk_http_peers.c.  Shm is read with atomic loads only.
  *
  * Crash behaviour: a killed trk-http is forked again by the supervisor
- * on the same listen socket; it keeps nothing.  A failure to start its
- * server exits 1 (respawned with backoff); a store it cannot open is
- * reported by /healthz (not ready) and retried, not fatal.
+ * on the same listen socket; it keeps nothing.  It reports itself ready
+ * before its server starts, so a failure there exits 1 and is respawned
+ * with backoff (not counted as a start-up crash loop, which would stop
+ * the tracker); a store it cannot open is reported by /healthz (not
+ * ready) and retried, not fatal.
  */
 #include <string.h>
 #include <unistd.h>
@@ -64,6 +66,10 @@ trk_http_main(const ts_worker_ctx_t *ctx)
     hc.request_ms = TS_HTTP_REQUEST_MS;
     hc.lifetime_ms = TS_HTTP_LIFETIME_MS;
     hc.mem_limit_b = TS_HTTP_HEAD_MAX_B;
+    /* ready before the server starts: a server that cannot start is
+     * retried with the supervisor's backoff, never taken for a crash
+     * loop that would stop the whole tracker */
+    ts_worker_ready(ctx);
     srv = ts_http_start(&hc, err, sizeof(err));
     if (srv == NULL) {
         ts_err("http: %s", err);
@@ -73,7 +79,6 @@ trk_http_main(const ts_worker_ctx_t *ctx)
      * the cluster view empty, not the endpoint down */
     (void) trk_http_peers_start(cfg);
     (void) trk_http_db(cfg);
-    ts_worker_ready(ctx);
     ts_debug("http process ready");
     while (!ts_worker_stopping() && !ts_worker_orphaned(ctx)) {
         if (ts_http_run(srv, TS_HTTP_TICK_MS) != 0) {
