@@ -462,3 +462,42 @@ def test_cluster_view_shows_peer_down(tmp_path):
     # tracker 1 still serves its clients and reports itself ready
     assert cl.create_user(1, "cl_u2")[0] == OK
     assert h.get("/healthz", key=None)[0] == 200
+
+
+def test_healthz_not_ready_during_snapshot_catch_up(tmp_path):
+    from cluster import assert_writers_ok, stop_writers
+    cl = Cluster(tmp_path, 2, extra_args=["--sync-snap-batch", "1"])
+    hp = {}
+    for i in cl.ids():
+        hp[i] = free_port()
+        cl.t(i).extra_args += ["--http", "127.0.0.1:%d" % hp[i]]
+    cl.start()
+    ws = [cl.writer("hz%d-%x" % (k, os.getpid() & 0xffff), order=[1])
+          for k in range(3)]
+    for w in ws:
+        w.start()
+    assert wait_until(lambda: sum(len(w.acked_groups) for w in ws) >= 250,
+                      60, 0.05)
+    stop_writers(ws)
+    assert_writers_ok(ws)
+    cl.converge(timeout=60)
+    cl.kill(2)
+    cl.wipe(2)
+    cl.restart(2, linked=False)
+    h2 = Http(hp[2])
+    seen = []
+
+    def catching_up():
+        try:
+            code, js = h2.json("/healthz", key=None, timeout=1)
+        except (OSError, ValueError, http.client.HTTPException):
+            return False
+        if not js["ready"]:
+            seen.append((code, js["reasons"]))
+        return code == 503 and any("catch-up in progress" in r
+                                   for r in js["reasons"])
+    assert wait_until(catching_up, 30, 0.01), seen[-3:]
+    print("not ready during catch-up: %s" % (seen[-1],))
+    assert wait_until(lambda: h2.json("/healthz", key=None)[0] == 200,
+                      60, 0.1), h2.json("/healthz", key=None)
+    cl.converge(timeout=60)
