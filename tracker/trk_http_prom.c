@@ -171,16 +171,20 @@ prom_local(ts_prom_t *b, const trk_config_t *cfg, const trk_http_db_t *d)
 }
 
 
-/* The per-peer families that need a good STATUS: each family's samples
- * follow its own # TYPE line, as the format requires. */
-enum { PEER_AGE, PEER_AGREE, PEER_VV_EQ, PEER_BEHIND, PEER_MISSING,
-       PEER_KINDS };
+/* The per-peer families (all but the first two need a good STATUS):
+ * each family's samples follow its own # TYPE line, as the format
+ * requires. */
+enum { PEER_UP, PEER_REACH, PEER_AGE, PEER_AGREE, PEER_VV_EQ, PEER_BEHIND,
+       PEER_MISSING, PEER_KINDS };
 
 static void
 prom_peer_family(ts_prom_t *b, int kind, const trk_http_peer_t *ps, int n,
-                 const trk_http_db_t *d, const char *dg)
+                 const trk_http_db_t *d, const char *dg, uint32_t up)
 {
     static const char *const names[PEER_KINDS][2] = {
+        { P "peer_up", "1 when the sync link to the peer is up." },
+        { P "peer_reachable",
+          "1 when the peer answered its last STATUS poll." },
         { P "peer_status_age_seconds",
           "Age of the peer's last good STATUS answer." },
         { P "peer_digest_agree", "1 when the peer's digest equals ours." },
@@ -199,13 +203,19 @@ prom_peer_family(ts_prom_t *b, int kind, const trk_http_peer_t *ps, int n,
         ts_prom_family(b, name, "gauge", names[kind][1]);
     }
     for (i = 0; i < n; i++) {
-        if (ps[i].ok_ms == 0 || !d->store_ok) {
+        if (kind > PEER_REACH && (ps[i].ok_ms == 0 || !d->store_ok)) {
             continue;
         }
         snprintf(id, sizeof(id), "%d", ps[i].id);
         lb[0] = '\0';
         (void) ts_prom_label(lb, sizeof(lb), "peer", id);
         switch (kind) {
+        case PEER_UP:
+            ts_prom_u64(b, name, lb, (up >> ps[i].id) & 1);
+            break;
+        case PEER_REACH:
+            ts_prom_u64(b, name, lb, (uint64_t) ps[i].reachable);
+            break;
         case PEER_AGE:
             ts_prom_num(b, name, lb, (ts_now_ms() - ps[i].ok_ms) / 1000.0);
             break;
@@ -236,7 +246,7 @@ prom_cluster(ts_prom_t *b, const trk_config_t *cfg, const trk_http_db_t *d)
     trk_http_peer_t  ps[TS_TRACKERS_MAX_N];
     uint32_t         up = atomic_load(&cfg->shm.stats->peers_up);
     int              leader = atomic_load(&cfg->shm.stats->leader);
-    char             dg[65], lb[96], id[8];
+    char             dg[65];
     int              i, n;
 
     gauge(b, P "leader", "Id of the tracker this one takes as leader.",
@@ -248,24 +258,8 @@ prom_cluster(ts_prom_t *b, const trk_config_t *cfg, const trk_http_db_t *d)
         return;
     }
     ts_hex(d->digest, 32, dg);
-    ts_prom_family(b, P "peer_up", "gauge",
-                   "1 when the sync link to the peer is up.");
-    for (i = 0; i < n; i++) {
-        snprintf(id, sizeof(id), "%d", ps[i].id);
-        lb[0] = '\0';
-        (void) ts_prom_label(lb, sizeof(lb), "peer", id);
-        ts_prom_u64(b, P "peer_up", lb, (up >> ps[i].id) & 1);
-    }
-    ts_prom_family(b, P "peer_reachable", "gauge",
-                   "1 when the peer answered its last STATUS poll.");
-    for (i = 0; i < n; i++) {
-        snprintf(id, sizeof(id), "%d", ps[i].id);
-        lb[0] = '\0';
-        (void) ts_prom_label(lb, sizeof(lb), "peer", id);
-        ts_prom_u64(b, P "peer_reachable", lb, (uint64_t) ps[i].reachable);
-    }
     for (i = 0; i < PEER_KINDS; i++) {
-        prom_peer_family(b, i, ps, n, d, dg);
+        prom_peer_family(b, i, ps, n, d, dg, up);
     }
 }
 
