@@ -43,7 +43,7 @@ static json_t *
 vv_json(const trk_vv_t *vv)
 {
     json_t *o = json_object();
-    char    k[8];
+    char    k[16];
     int     i;
 
     for (i = 1; i < TRK_ORIGINS_N; i++) {
@@ -91,7 +91,7 @@ peers_up_json(const trk_config_t *cfg)
 {
     uint32_t  up = atomic_load(&cfg->shm.stats->peers_up);
     json_t   *o = json_object();
-    char      k[8];
+    char      k[16];
     int       i;
 
     for (i = 1; i <= cfg->trackers.n && i < TRK_ORIGINS_N; i++) {

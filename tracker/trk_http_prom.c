@@ -121,7 +121,7 @@ prom_local(ts_prom_t *b, const trk_config_t *cfg, const trk_http_db_t *d)
 {
     trk_stats_sh_t *sb = cfg->shm.stats;
     uint32_t        total = 0, unauth = 0;
-    char            lb[64], k[8];
+    char            lb[64], k[16];
     int             ready, n, i;
     char            why[4][TRK_HTTP_WHY_B];
 
@@ -196,7 +196,7 @@ prom_peer_family(ts_prom_t *b, int kind, const trk_http_peer_t *ps, int n,
         { NULL, NULL },
     };
     const char *name = names[kind == PEER_MISSING ? PEER_BEHIND : kind][0];
-    char        lb[96], id[8];
+    char        lb[96], id[16];
     int         i;
 
     if (kind != PEER_MISSING) {
@@ -300,7 +300,7 @@ trk_http_get_metrics(void *arg, const char *path, ts_http_resp_t *r)
     const trk_config_t  *cfg = arg;
     const trk_http_db_t *d = trk_http_db(cfg);
     ts_prom_t            b;
-    char                 lb[128], id[8];
+    char                 lb[128], id[16];
     size_t               len;
     char                *text;
 
