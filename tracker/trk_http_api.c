@@ -4,9 +4,9 @@
  * /api/v1/status (this tracker) and /api/v1/cluster (every tracker, from
  * the peer table of trk_http_peers.c).
  *
- * Field names and units are in docs/OPERATIONS.md-style comments below
- * and in README.md; every count is a JSON integer, every rate a number
- * per second, every age in seconds.
+ * README.md lists the fields.  Every count is a JSON integer, every rate
+ * a number per second, every age in seconds (-1: never), the digest and
+ * epoch hex text, a version vector an object {"origin": seq}.
  *
  * Locking: the trk-http main thread (MHD's callbacks); shm by atomic
  * loads, tdb through trk_http_db.c, the peer table by copy.

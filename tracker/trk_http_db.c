@@ -9,7 +9,8 @@
  * moved, and at least every second (the snapshot marks move without
  * either).  The shm words are read with atomic loads; the session cache
  * is walked without its stripe locks (a count, not a lookup), so no
- * request worker ever waits for this process.
+ * request worker ever waits for this process (a tdb fetch holds its
+ * hash chain's read lock for the fetch alone, like any worker's read).
  *
  * Locking: the main thread of trk-http only (the tdb handle is not
  * thread-safe).

@@ -100,6 +100,14 @@ setup_addr(trk_config_t *cfg)
     if (a->off) {
         return -1;
     }
+    /* the supervisor runs at most TS_SUP_WORKERS_MAX_N processes */
+    if (cfg->workers + (cfg->trackers.n > 1) + 1 > TS_SUP_WORKERS_MAX_N) {
+        ts_warn("no HTTP endpoint: %d workers%s leave no room for it "
+                "(at most %d processes; lower --workers)", cfg->workers,
+                cfg->trackers.n > 1 ? " and the sync process" : "",
+                TS_SUP_WORKERS_MAX_N);
+        return -1;
+    }
     if (a->spec != NULL) {
         (void) ts_parse_hostport(a->spec, cfg->http_ip, sizeof(cfg->http_ip),
                                  &cfg->http_port);
