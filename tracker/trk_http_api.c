@@ -134,7 +134,9 @@ self_json(const trk_config_t *cfg)
         "active", trk_http_workers_active(cfg),
         "connections", "open", (int) total, "not_logged_in", (int) unauth));
     json_object_set_new(o, "store_open", json_boolean(d->store_ok));
-    if (d->store_ok) {
+    if (!d->store_ok) {
+        json_object_set_new(o, "store_error", json_string(d->store_err));
+    } else {
         json_object_update_new(o, json_pack(
             "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:b}",
             "users", (json_int_t) d->c.users,

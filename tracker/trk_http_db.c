@@ -217,7 +217,10 @@ trk_http_health(const trk_config_t *cfg, int *ready,
         why_add(why, max, nwhy, "the tracker's supervisor is gone");
     }
     if (!d->store_ok) {
-        why_add(why, max, nwhy, "store not open: %s", d->store_err);
+        /* the cause (a path, an errno) is for /api/v1/status: /healthz
+         * answers without the key */
+        why_add(why, max, nwhy, "store not open (tracker.tdb cannot be "
+                "read)");
     }
     if (ts_shm_reset_needed(&cfg->shm.shm)) {
         why_add(why, max, nwhy, "shared memory segment being rebuilt");
