@@ -90,7 +90,8 @@ setup_tls(trk_config_t *cfg)
 }
 
 
-/* Where to listen: 1 explicit, 0 the default, -1 off. */
+/* Where to listen: 1 explicit, 0 the default, -1 off, -2 refused
+ * (logged). */
 static int
 setup_addr(trk_config_t *cfg)
 {
@@ -102,11 +103,12 @@ setup_addr(trk_config_t *cfg)
     }
     /* the supervisor runs at most TS_SUP_WORKERS_MAX_N processes */
     if (cfg->workers + (cfg->trackers.n > 1) + 1 > TS_SUP_WORKERS_MAX_N) {
-        ts_warn("no HTTP endpoint: %d workers%s leave no room for it "
-                "(at most %d processes; lower --workers)", cfg->workers,
-                cfg->trackers.n > 1 ? " and the sync process" : "",
-                TS_SUP_WORKERS_MAX_N);
-        return -1;
+        ts_log(a->spec != NULL ? TS_LOG_ERROR : TS_LOG_WARN,
+               "no HTTP endpoint: %d workers%s leave no room for it (at "
+               "most %d processes; lower --workers)", cfg->workers,
+               cfg->trackers.n > 1 ? " and the sync process" : "",
+               TS_SUP_WORKERS_MAX_N);
+        return a->spec != NULL ? -2 : -1;
     }
     if (a->spec != NULL) {
         (void) ts_parse_hostport(a->spec, cfg->http_ip, sizeof(cfg->http_ip),
@@ -135,7 +137,7 @@ trk_http_setup(trk_config_t *cfg)
     cfg->http_fd = -1;
     explicit = setup_addr(cfg);
     if (explicit < 0) {
-        return 0;
+        return explicit == -2 ? -1 : 0;
     }
     tls = !ts_http_is_loopback(cfg->http_ip);
     if (tls && setup_tls(cfg) != 0) {
