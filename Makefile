@@ -20,7 +20,7 @@ DESTDIR  ?=
 BUILD    ?= release
 CC       ?= cc
 
-PKGS      = openssl tdb libedit jansson
+PKGS      = openssl tdb libedit jansson libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -30,14 +30,15 @@ CSTD     = -std=gnu11 -D_GNU_SOURCE
 # The include path follows the layers (docs/ARCHITECTURE.md): a folder
 # sees only itself and the folders below it, so an upward include does
 # not compile.  Tests see everything.
-INCS     = -Icommon -Inet -Ishm -Imaster -Iworkers -Itracker -Iclient
+INCS     = -Icommon -Inet -Ishm -Imaster -Ihttp -Iworkers -Itracker -Iclient
 INCS_common  = -Icommon
+INCS_http    = -Icommon -Ihttp
 INCS_net     = -Icommon -Inet
 INCS_shm     = -Icommon -Ishm
 INCS_master  = -Icommon -Imaster
 INCS_workers = -Icommon -Inet -Ishm -Imaster -Iworkers
-INCS_tracker = -Icommon -Inet -Ishm -Imaster -Itracker
-INCS_client  = -Icommon -Inet -Ishm -Imaster -Iworkers -Iclient
+INCS_tracker = -Icommon -Inet -Ishm -Imaster -Ihttp -Itracker
+INCS_client  = -Icommon -Inet -Ishm -Imaster -Ihttp -Iworkers -Iclient
 
 ifeq ($(BUILD),asan)
 OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -65,7 +66,7 @@ BINOUT   = $(OUT)/bin
 CFLAGS  += $(CSTD) $(WARN) $(OPT) $(INCS) $(PKG_CFLAGS) -pthread -MMD -MP
 LDLIBS  += $(PKG_LIBS) -lrt -pthread
 
-CORE_SRC    = $(wildcard common/*.c net/*.c shm/*.c master/*.c)
+CORE_SRC    = $(wildcard common/*.c net/*.c shm/*.c master/*.c http/*.c)
 TRACKER_SRC = $(wildcard tracker/*.c)
 CLIENT_SRC  = $(wildcard client/*.c workers/*.c)
 UNIT_SRC    = $(wildcard tests/unit/test_*.c)
@@ -107,7 +108,7 @@ $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-LAYERS = common net shm master workers tracker client
+LAYERS = common net shm master http workers tracker client
 $(foreach l,$(LAYERS),$(eval $(OUT)/$(l)/%.o: INCS = $(INCS_$(l))))
 
 unit: $(UNIT_BIN)
@@ -158,6 +159,7 @@ deps:
 	pkg-config --exists tdb 2>/dev/null || miss="$$miss libtdb-dev"; \
 	pkg-config --exists libedit 2>/dev/null || miss="$$miss libedit-dev"; \
 	pkg-config --exists jansson 2>/dev/null || miss="$$miss libjansson-dev"; \
+	pkg-config --exists libmicrohttpd 2>/dev/null || miss="$$miss libmicrohttpd-dev"; \
 	[ -x /usr/bin/python3 ] || miss="$$miss python3"; \
 	if [ -n "$$miss" ]; then \
 	  echo "installing:$$miss"; \

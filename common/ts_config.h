@@ -580,4 +580,39 @@
                                             are refused at once and
                                             left to session expiry */
 
+/* ---- tracker: the HTTP observability endpoint ---- */
+#define TS_HTTP_PORT_OFFSET       1000     /* default HTTP port = the
+                                            tracker's port + this (off,
+                                            with a warning, when that is
+                                            over 65535 or in use) */
+#define TS_HTTP_KEY_B             32       /* random bytes of the API key
+                                            (written as 64 hex digits) */
+#define TS_HTTP_CONNS_MAX_N       64       /* HTTP connections at once;
+                                            more are closed at accept */
+#define TS_HTTP_CONNS_PER_IP_N    16       /* ... from one address */
+#define TS_HTTP_IDLE_TIMEOUT_S    10       /* seconds without traffic
+                                            before a connection closes */
+#define TS_HTTP_REQUEST_MS        5000     /* a request head must arrive
+                                            whole within this, ms (from
+                                            the connection's start or the
+                                            previous response) */
+#define TS_HTTP_LIFETIME_MS       60000    /* no connection lives longer,
+                                            ms (keep-alive reconnects) */
+#define TS_HTTP_HEAD_MAX_B        16384    /* memory of one connection:
+                                            request line + headers, bytes
+                                            (more: 431 or 414, closed) */
+#define TS_HTTP_BODY_MAX_B        (4u * 1024u * 1024u) /* largest reply
+                                            we build, bytes */
+#define TS_HTTP_TICK_MS           200      /* the server's loop wakes at
+                                            least this often (deadlines,
+                                            stop flag), ms */
+#define TS_HTTP_BACKLOG_N         64       /* listen backlog */
+#define TS_HTTP_PEER_POLL_MS      2000     /* the HTTP process asks each
+                                            other tracker's STATUS this
+                                            often, ms */
+#define TS_HTTP_PEER_CONNECT_MS   1000     /* ... connect() deadline, ms */
+#define TS_HTTP_PEER_RPC_MS       2000     /* ... TLS handshake and the
+                                            STATUS exchange, each, ms */
+#define TS_HTTP_PEER_REPLY_MAX_B  65536    /* ... largest reply, bytes */
+
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -22,6 +22,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "ts_clock.h"
 #include "ts_config.h"
 #include "ts_log.h"
 #include "trk_kdfq.h"
@@ -171,6 +172,7 @@ trk_kdfq_submit(trk_kdf_job_t *job, uint32_t idx, uint64_t cid)
     it->job = job;
     it->idx = idx;
     it->cid = cid;
+    it->t0_us = ts_now_us();
     list_put(&pool.q_head, &pool.q_tail, it);
     pool.queued++;
     pthread_cond_signal(&pool.cv);

@@ -18,6 +18,7 @@ typedef struct trk_kdfq_item_s {
     trk_kdf_job_t          *job;
     uint32_t                idx;    /* the connection's index ... */
     uint64_t                cid;    /* ... and id: is it still there? */
+    int64_t                 t0_us;  /* submitted (monotonic), metrics */
 } trk_kdfq_item_t;
 
 /* Starts TS_TRK_KDF_THREADS_N threads.  0 or -1 (logged). */

@@ -5,8 +5,9 @@
  * `--status` if asked (trk_start.c, trk_statuscmd.c), else do the
  * start-up checks (trk_start.c: database, PKI, open files, listen
  * socket, shm segment) and run the supervisor with N "trk-worker"
- * processes and, when tracker_info.txt lists other trackers, one
- * "trk-sync" process.  Typing "quit" on stdin stops the tracker
+ * processes, when tracker_info.txt lists other trackers one "trk-sync"
+ * process, and one "trk-http" (the HTTP endpoint, trk_http.h) unless it
+ * is off.  Typing "quit" on stdin stops the tracker
  * (trk_console.c); end of stdin does not.
  *
  * Locking: the supervisor never takes a shm lock.  It writes worker slots
@@ -31,6 +32,7 @@
 #include "ts_sup.h"
 #include "trk_admin.h"
 #include "trk_console.h"
+#include "trk_http.h"
 #include "trk_opts.h"
 #include "trk_quota.h"
 #include "trk_start.h"
@@ -40,6 +42,8 @@
 
 
 static trk_config_t  cfg;
+static int           sync_role = -1;     /* role indexes, -1 = not run */
+static int           http_role = -1;
 
 
 /* ---- supervisor hooks ----------------------------------------------- */
@@ -70,7 +74,11 @@ on_exit_hook(int slot, pid_t pid, uint32_t gen, int role, int wstatus,
     (void) arg;
     (void) wstatus;
     if (role != 0) {
-        atomic_store(&cfg.shm.stats->sync_pid, 0);
+        if (role == sync_role) {
+            atomic_store(&cfg.shm.stats->sync_pid, 0);
+        } else if (role == http_role) {
+            atomic_store(&cfg.shm.reqs->http_pid, 0);
+        }
         return;
     }
     ts_slot_free(&cfg.shm.slots[slot], o);
@@ -121,27 +129,39 @@ shm_rebuild(void *arg)
 
 
 /* The supervisor: the workers, the sync process when there is any other
- * tracker, the console; until quit or a signal.  Its exit code. */
+ * tracker, the HTTP process when its socket is bound, the console; until
+ * quit or a signal.  Its exit code. */
 static int
 run_supervisor(int console_fd)
 {
-    ts_sup_role_t    roles[2];
+    ts_sup_role_t    roles[3];
     ts_sup_config_t  sc;
+    int              n = 1;
 
     memset(roles, 0, sizeof(roles));
     roles[0].name = "trk-worker";
     roles[0].count = cfg.workers;
     roles[0].main = trk_worker_main;
     roles[0].arg = &cfg;
-    roles[1].name = "trk-sync";
-    roles[1].count = 1;
-    roles[1].main = trk_sync_main;
-    roles[1].arg = &cfg;
+    if (cfg.trackers.n > 1) {
+        sync_role = n;
+        roles[n].name = "trk-sync";
+        roles[n].count = 1;
+        roles[n].main = trk_sync_main;
+        roles[n++].arg = &cfg;
+    }
+    if (cfg.http_fd >= 0) {
+        http_role = n;
+        roles[n].name = "trk-http";
+        roles[n].count = 1;
+        roles[n].main = trk_http_main;
+        roles[n++].arg = &cfg;
+    }
 
     memset(&sc, 0, sizeof(sc));
     sc.name = "supervisor";
     sc.roles = roles;
-    sc.nroles = cfg.trackers.n > 1 ? 2 : 1;
+    sc.nroles = n;
     sc.on_spawn = on_spawn;
     sc.on_exit = on_exit_hook;
     sc.watch_fd = console_fd;

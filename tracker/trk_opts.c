@@ -23,6 +23,7 @@
 #include "ts_config.h"
 #include "ts_log.h"
 #include "ts_sup.h"
+#include "trk_http_opt.h"
 #include "trk_opts.h"
 #include "trk_quota.h"
 
@@ -83,6 +84,8 @@ static const struct option opts_long[] = {
     { "tdb-hash-size",   required_argument, NULL, 'Z' },
     { "gc-ms",           required_argument, NULL, 1201 },
     { "sync-snap-batch", required_argument, NULL, 1202 },
+    { "http",            required_argument, NULL, TRK_OPT_HTTP },
+    { "no-http",         no_argument,       NULL, TRK_OPT_NO_HTTP },
     { "help",            no_argument,       NULL, 'h' },
     { "version",         no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -348,6 +351,7 @@ opts_defaults(trk_config_t *cfg)
     cfg->kdf_iterations = TS_KDF_ITERATIONS_N;
     cfg->session_timeout_ms = TS_SESSION_TIMEOUT_MS;
     cfg->listen_fd = -1;
+    cfg->http_fd = -1;
     cfg->ticket_ttl_ms = TS_TICKET_TTL_MS;
     cfg->handshake_ms = TS_TLS_HANDSHAKE_MS;
     cfg->gc_ms = TS_TRK_GC_MS;
@@ -518,7 +522,9 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
     while ((opt = getopt_long(argc, argv, "d:w:l:hV", opts_long, NULL))
            != -1)
     {
-        if (opts_num(opt, optarg, cfg) || opts_cmd_mode(opt, optarg, o)) {
+        if (opts_num(opt, optarg, cfg) || opts_cmd_mode(opt, optarg, o)
+            || trk_http_option(opt, optarg))
+        {
             continue;
         }
         switch (opt) {
@@ -569,6 +575,7 @@ opts_getopt(int argc, char **argv, trk_config_t *cfg, trk_opts_t *o,
             break;
         case 'h':
             usage(stdout);
+            trk_http_usage_text(stdout);
             return 0;
         case 'V':
             printf("tessera tracker %s\n", TS_VERSION_STRING);

@@ -60,6 +60,15 @@ typedef struct {
                                        period (0 = off) */
     uint32_t   snap_batch_n;        /* --sync-snap-batch: records per
                                        snapshot batch sent */
+    /* the HTTP endpoint (trk_http_setup.c) */
+    int        http_fd;             /* bound by the supervisor; -1 = off */
+    char       http_ip[64];
+    uint16_t   http_port;
+    char      *http_crt_pem;        /* HTTPS (non-loopback): this tracker's
+                                       certificate and key; NULL = HTTP */
+    char      *http_key_pem;
+    char       http_key_path[PATH_MAX];     /* <data>/http-api.key */
+    char       http_api_key[2 * TS_HTTP_KEY_B + 1];
 } trk_config_t;
 
 /* What the command line asks for. */

@@ -90,6 +90,10 @@ trk_shm_bind(trk_shm_t *t)
     {
         return -1;
     }
+    t->reqs = ts_shm_table(&t->shm, TRK_TBL_REQS, &cap, &esz);
+    if (t->reqs == NULL || cap != 1 || esz != sizeof(trk_reqs_sh_t)) {
+        return -1;
+    }
     return 0;
 }
 
@@ -108,6 +112,7 @@ trk_shm_create(trk_shm_t *t, uint16_t port)
         { TRK_TBL_THRLOCK, sizeof(ts_shlock_sh_t), 1, stripes_init },
         { TRK_TBL_CONNS, sizeof(trk_conns_sh_t), TS_SUP_WORKERS_MAX_N,
           NULL },
+        { TRK_TBL_REQS, sizeof(trk_reqs_sh_t), 1, NULL },
     };
 
     memset(t, 0, sizeof(*t));

@@ -1,8 +1,8 @@
 /*
  * trk_shm.h -- the tracker's shared-memory segment /tessera-trk-<port>:
  * worker slots, the session cache with its lock stripes, a stats /
- * housekeeper block, the failed-login throttle table and the per-worker
- * connection counters.
+ * housekeeper block, the failed-login throttle table, the per-worker
+ * connection counters and the request counters (trk_metrics.h).
  *
  * Session cache (trk_sess.c): TS_SESSIONS_SHM_N entries split into
  * TS_TRK_SESS_STRIPES_N stripes; a session hashes (first bytes of
@@ -52,8 +52,9 @@
 #include "ts_claim.h"
 #include "ts_shlock.h"
 #include "ts_tls.h"
+#include "trk_metrics.h"
 
-#define TRK_SHM_LAYOUT_VERSION  5
+#define TRK_SHM_LAYOUT_VERSION  6
 
 enum {
     TRK_TBL_SLOTS   = 1,
@@ -62,7 +63,8 @@ enum {
     TRK_TBL_STATS   = 4,
     TRK_TBL_THR     = 5,        /* failed-login counters */
     TRK_TBL_THRLOCK = 6,        /* one ts_shlock_sh_t for TRK_TBL_THR */
-    TRK_TBL_CONNS   = 7         /* connection counters per worker slot */
+    TRK_TBL_CONNS   = 7,        /* connection counters per worker slot */
+    TRK_TBL_REQS    = 8         /* request counters (trk_metrics.h) */
 };
 
 enum {
@@ -132,6 +134,7 @@ typedef struct {
     trk_thr_sh_t   *thr;
     ts_shlock_sh_t *thr_lock;
     trk_conns_sh_t *conns;           /* TS_SUP_WORKERS_MAX_N */
+    trk_reqs_sh_t  *reqs;            /* one */
 } trk_shm_t;
 
 /* What one throttle counter allows (trk_thr_*). */

@@ -34,6 +34,7 @@
 #include "ts_ticket.h"
 #include "ts_tls.h"
 #include "ts_trackers.h"
+#include "trk_http.h"
 #include "trk_oplog.h"
 #include "trk_ops.h"
 #include "trk_store.h"
@@ -365,6 +366,10 @@ trk_start_setup(trk_config_t *cfg, const trk_opts_t *o)
     {
         return 1;
     }
+    if (trk_http_setup(cfg) != 0) {
+        trk_start_teardown(cfg);
+        return 1;
+    }
     trk_ops_init();
     ts_info("tracker %d starting on %s:%u (%d workers, data %s, fsync %s, "
             "%s, pki %s)", cfg->id, cfg->ip, (unsigned) cfg->port,
@@ -385,4 +390,5 @@ trk_start_teardown(trk_config_t *cfg)
     ts_shm_unlink(shm_name);
     close(cfg->listen_fd);
     cfg->listen_fd = -1;
+    trk_http_teardown(cfg);
 }

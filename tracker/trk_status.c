@@ -141,11 +141,13 @@ op_status(trk_req_t *rq)
     n = (int) strlen(text);
     snprintf(text + n, sizeof(text) - (size_t) n,
              "leader: %d\nvv: %s\ndigest: %s\nepoch: %016llx\npeers: %s\n"
-             "ops_logged: %ld\nsync_pid: %d\ntombstones: %llu\n",
+             "ops_logged: %ld\nsync_pid: %d\ntombstones: %llu\n"
+             "requests: %llu\n",
              (int) atomic_load(&sb->leader), vvs, dhex,
              (unsigned long long) atomic_load(&sb->epoch), peers,
              status_cache.ops, (int) atomic_load(&sb->sync_pid),
-             (unsigned long long) status_cache.gc_pending);
+             (unsigned long long) status_cache.gc_pending,
+             (unsigned long long) trk_metrics_total(env->shm->reqs));
     ts_put_str(&rq->body, text);
     return TS_OK;
 }

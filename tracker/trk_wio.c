@@ -287,12 +287,17 @@ run_one(trk_wconn_t *c, const ts_frame_hdr_t *h, size_t flen)
 {
     trk_kdf_job_t  *job;
     trk_do_t        what;
+    int64_t         t0 = ts_now_us();
 
     trk_wk.env.link = &c->link;
     what = trk_ops_handle(&trk_wk.env, h->type, h->reqid,
                           c->in + TS_FRAME_HDR_B, h->len, &trk_wk.scratch,
                           &job);
     trk_wk.env.link = NULL;
+    if (what == TRK_DO_REPLY) {
+        trk_metrics_note(trk_wk.env.shm->reqs, h->type, trk_wk.scratch.data,
+                         trk_wk.scratch.len, ts_now_us() - t0);
+    }
     if (c->link.authed) {
         trk_wconn_authed(c);
         if (trk_wadm_user(c, c->link.user) != 0) {

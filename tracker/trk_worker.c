@@ -76,6 +76,9 @@ kdf_drain(void)
         trk_wk.env.link = live ? &c->link : NULL;
         trk_ops_finish(&trk_wk.env, it->job, live, &trk_wk.scratch);
         trk_wk.env.link = NULL;
+        trk_metrics_note(trk_wk.env.shm->reqs, it->job->type,
+                         trk_wk.scratch.data, trk_wk.scratch.len,
+                         ts_now_us() - it->t0_us);
         if (live) {
             if (it->job->logged_in) {
                 trk_wconn_authed(c);
@@ -312,13 +315,21 @@ loop_setup(ts_slot_sh_t *slot)
 static void
 loop(const ts_worker_ctx_t *ctx)
 {
+    int64_t t0;
+    int     batch;
+
     while (!ts_ev_stopped(trk_wk.ev)) {
         if (ts_ev_run_once(trk_wk.ev, TS_TRK_TICK_MS) != 0) {
             ts_err("epoll_wait() failed: %s", strerror(errno));
             break;
         }
         /* the turn's writes become durable, then their replies go */
+        batch = trk_store_batch_pending(trk_wk.env.st);
+        t0 = batch ? ts_now_us() : 0;
         trk_wbatch_end(trk_wio_send, trk_wio_settle);
+        if (batch) {
+            trk_metrics_commit(trk_wk.env.shm->reqs, ts_now_us() - t0);
+        }
         trk_wconn_free_dead();
         if (ts_worker_stopping() || ts_worker_orphaned(ctx)) {
             break;

@@ -25,19 +25,19 @@ FUZZ_JOBS     ?= 2
 FUZZ_OUT      := build/fuzz
 
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_PKG_CFLAGS := $(shell pkg-config --cflags openssl tdb libedit jansson 2>/dev/null)
-FUZZ_PKG_LIBS   := $(shell pkg-config --libs openssl tdb libedit jansson 2>/dev/null)
+FUZZ_PKG_CFLAGS := $(shell pkg-config --cflags openssl tdb libedit jansson libmicrohttpd 2>/dev/null)
+FUZZ_PKG_LIBS   := $(shell pkg-config --libs openssl tdb libedit jansson libmicrohttpd 2>/dev/null)
 FUZZ_CFLAGS   := -std=gnu11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
                  -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN) \
-                 -Icommon -Inet -Ishm -Imaster -Iworkers -Itracker -Iclient \
-                 -Itests/fuzz $(FUZZ_PKG_CFLAGS) -pthread -MMD -MP
+                 -Icommon -Inet -Ishm -Imaster -Ihttp -Iworkers -Itracker \
+                 -Iclient -Itests/fuzz $(FUZZ_PKG_CFLAGS) -pthread -MMD -MP
 FUZZ_LIBS     := $(FUZZ_PKG_LIBS) -lrt -pthread
 
 # every module but the two mains, instrumented for coverage, in three
 # archives (core, tracker, client) so that a module someone is changing
 # breaks only the targets that link it (run.sh builds with make -k); a
 # target pulls in only the objects it references
-FUZZ_CORE_SRC := $(wildcard common/*.c net/*.c shm/*.c master/*.c)
+FUZZ_CORE_SRC := $(wildcard common/*.c net/*.c shm/*.c master/*.c http/*.c)
 FUZZ_TRK_SRC  := $(filter-out tracker/trk_main.c, $(wildcard tracker/*.c))
 FUZZ_CLI_SRC  := $(filter-out client/cli_main.c, \
                    $(wildcard client/*.c workers/*.c))

@@ -36,7 +36,7 @@ BIN = os.path.abspath(os.environ.get("TESSERA_BIN",
 TOOLS = os.path.abspath(os.environ.get("TESSERA_TOOLS",
                                        os.path.join(REPO, "build/release/tools")))
 KDF = "1000"
-TRACKER_KINDS = ("trk-worker", "trk-sync", "supervisor")
+TRACKER_KINDS = ("trk-worker", "trk-sync", "trk-http", "supervisor")
 CLIENT_KINDS = ("uploader", "downloader", "agent", "client", "supervisor",
                 "node-sup")
 

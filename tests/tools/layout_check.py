@@ -27,9 +27,10 @@ LAYERS = {
     "net": {"common"},
     "shm": {"common"},
     "master": {"common"},
+    "http": {"common"},
     "workers": {"common", "net", "shm", "master"},
-    "tracker": {"common", "net", "shm", "master"},
-    "client": {"common", "net", "shm", "master", "workers"},
+    "tracker": {"common", "net", "shm", "master", "http"},
+    "client": {"common", "net", "shm", "master", "http", "workers"},
 }
 TEST_DIRS = ["tests/unit", "tests/fuzz", "tests/tools"]
 
