@@ -1,0 +1,174 @@
+"""
+test_wanbed.py -- the WAN test bed (wanbed.py + tests/tools/wanemu.c)
+measured against what it was told to emulate.
+
+Purpose: ping RTT is twice the configured one-way delay, per pair; one
+TCP stream runs at the host's rate cap; seeded loss drops the configured
+share of a UDP burst, the same packets on a rerun with the same seed; a
+flood into a small queue is dropped at the tail and the emulator's
+memory stays within the queue; bad options are refused before anything
+is made; and every namespace and process is gone after the bed, also
+when the test body raises, and stale namespaces of a dead run are swept.
+The emulator's CPU at the TCP rate is printed, not asserted.
+
+Locking: none.  Crash behaviour: every bed is a context manager (see
+wanbed.py); a namespace left over by a killed run is swept by the next.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import wanbed  # noqa: E402
+from wanbed import WanBed  # noqa: E402
+
+WHY = wanbed.unsupported()
+pytestmark = pytest.mark.skipif(WHY is not None, reason=WHY or "")
+
+
+@pytest.fixture(autouse=True)
+def _no_namespace_left():
+    yield
+    assert wanbed.our_namespaces() == []
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                            text=True, timeout=10).stdout
+    assert "tsr-%d-" % os.getpid() not in listed
+
+
+def _link(stats, src, dst):
+    for ln in stats:
+        if ln["ev"] == "link" and ln["src"] == src and ln["dst"] == dst:
+            return ln
+    return {"pkts": 0, "lost": 0}
+
+
+def _host(stats, i):
+    return [ln for ln in stats if ln["ev"] == "host" and ln["host"] == i][0]
+
+
+def test_rtt_is_twice_the_one_way_delay_per_pair(tmp_path):
+    # 0<->1 at 20 ms one way; 0<->2 at 5 ms; 1->2 at 30 ms, 2->1 at 2 ms
+    with WanBed(3, delay_ms=20, workdir=tmp_path,
+                links=["0-2:delay=5ms", "1>2:delay=30ms",
+                       "2>1:delay=2ms"]) as bed:
+        for dst, src, want in ((1, 0, 40), (2, 0, 10), (2, 1, 32)):
+            r = bed.tool_json(src, "ping", bed.addr(dst), "--count", "15",
+                              "--interval", "20")
+            assert r["recv"] == 15, r
+            med = statistics.median(r["rtt_ms"])
+            print("ping h%d->h%d: configured %d ms, median %.2f ms, "
+                  "min %.2f ms" % (src, dst, want, med, min(r["rtt_ms"])))
+            assert min(r["rtt_ms"]) >= want - 0.1
+            assert med <= want + 4
+
+
+def test_one_tcp_stream_runs_at_the_rate_cap(tmp_path):
+    cap = 50.0
+    with WanBed(2, delay_ms=20, rate_mbit=cap, workdir=tmp_path) as bed:
+        sink = bed.tool(1, "tcp-sink", 5001, "--bind", bed.addr(1))
+        time.sleep(0.3)
+        cpu0, t0 = bed.emu_cpu_s(), time.monotonic()
+        snd = bed.tool(0, "tcp-send", bed.addr(1), 5001, "--secs", 3.5)
+        out, _ = sink.communicate(timeout=20)
+        snd.communicate(timeout=10)
+        cpu, wall = bed.emu_cpu_s() - cpu0, time.monotonic() - t0
+        samples = json.loads(out)["samples"]
+        # the steady state: past slow start (1 s) to the end
+        a = [s for s in samples if s[0] >= 1.0][0]
+        b = samples[-1]
+        rate = (b[1] - a[1]) * 8 / (b[0] - a[0]) / 1e6
+        st = bed.stats()
+        print("TCP at a %.0f Mbit/s cap, 40 ms RTT: %.2f Mbit/s steady; "
+              "emulator CPU %.2f s over %.1f s (%.1f%%); up-queue drops %d"
+              % (cap, rate, cpu, wall, 100 * cpu / wall,
+                 _host(st, 0)["drop_up"]))
+        assert abs(rate - cap) <= 0.1 * cap
+        # reverse direction carried only ACKs, nothing was lost by chance
+        assert _link(st, 0, 1)["lost"] == 0
+
+
+def _udp_burst(bed, src, dst, count, port=6001, interval=0.5, size=100):
+    sink = bed.tool(dst, "udp-sink", port, "--bind", bed.addr(dst),
+                    "--idle", 0.5)
+    time.sleep(0.3)
+    bed.tool_json(src, "udp-send", bed.addr(dst), port, "--count", count,
+                  "--interval", interval, "--size", size)
+    out, _ = sink.communicate(timeout=20)
+    return json.loads(out)["recv"]
+
+
+def test_seeded_loss_drops_its_share_reproducibly(tmp_path):
+    n = 2000
+    got = []
+    for seed in (7, 7, 8):
+        with WanBed(3, delay_ms=2, workdir=tmp_path, seed=seed,
+                    links=["0>1:loss=5"]) as bed:
+            recv = _udp_burst(bed, 0, 1, n, interval=0.25)
+            clean = _udp_burst(bed, 0, 2, 200, port=6002, interval=0.25)
+            st = bed.stats()
+        lost = _link(st, 0, 1)["lost"]
+        print("seed %d: %d of %d datagrams lost (%.2f%%)"
+              % (seed, n - recv, n, 100.0 * (n - recv) / n))
+        assert clean == 200                 # loss is per pair
+        assert lost == n - recv             # every loss is the emulator's
+        assert 0.035 * n <= lost <= 0.065 * n
+        got.append(lost)
+    assert got[0] == got[1]                 # same seed, same fate
+    assert got[0] != got[2]
+
+
+def test_flood_is_dropped_at_the_tail_and_memory_stays_bounded(tmp_path):
+    q = 64 * 1024
+    with WanBed(2, delay_ms=10, rate_mbit=5, queue="64K",
+                workdir=tmp_path) as bed:
+        # 1000 x 1 KB in 0.25 s = 32 Mbit/s into a 5 Mbit/s cap
+        recv = _udp_burst(bed, 0, 1, 1000, interval=0.25, size=1000)
+        st = bed.stats()
+    h0 = _host(st, 0)
+    summary = st[-1]
+    print("flood: %d of 1000 delivered, %d tail drops, mem peak %d"
+          % (recv, h0["drop_up"], summary["mem_peak"]))
+    assert h0["drop_up"] > 500
+    assert recv == 1000 - h0["drop_up"]
+    # the up queue, plus what 5 Mbit/s puts in 10 ms of flight, plus one
+    assert summary["mem_peak"] <= q + 5e6 / 8 * 0.010 + 2 * 1100
+
+
+def test_bad_options_are_refused_before_anything_is_made(tmp_path):
+    emu = os.path.join(wanbed.TOOLS, "wanemu")
+    for argv in (["--host", "tsr-x,10.77.0.1/24"],           # one host
+                 ["--host", "a,10.77.0.1", "--host", "b,10.77.0.2/24"],
+                 ["--host", "a,10.77.0.1/24,up=fast", "--host",
+                  "b,10.77.0.2/24"],
+                 ["--host", "a,10.77.0.1/24", "--host", "b,10.77.0.1/24"],
+                 ["--link", "0-1:loss=150", "--host", "a,10.77.0.1/24"],
+                 ["--mtu", "100"], ["--bogus", "1"]):
+        r = subprocess.run([emu] + argv, capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode == 2, (argv, r.stderr)
+        assert r.stderr.startswith("wanemu: "), r.stderr
+
+
+def test_teardown_when_the_test_body_fails_and_stale_sweep(tmp_path):
+    # a namespace of a crashed earlier run: its owner pid is dead
+    dead = subprocess.Popen(["true"])
+    dead.wait(timeout=10)
+    stale = "tsr-%d-b0-h0" % dead.pid
+    subprocess.run(["ip", "netns", "add", stale], check=True, timeout=10)
+    bed = WanBed(2, delay_ms=1, workdir=tmp_path)
+    with pytest.raises(ZeroDivisionError):
+        with bed:
+            assert not os.path.exists("/run/netns/" + stale)
+            child = bed.run(1, ["sleep", "60"])
+            emu = bed.emu.pid
+            assert len(wanbed.our_namespaces()) == 2
+            1 / 0
+    assert child.poll() is not None
+    assert not wanbed._pid_alive(emu)
+    assert wanbed.our_namespaces() == []
