@@ -54,9 +54,13 @@ def _host(stats, i):
 
 def test_rtt_is_twice_the_one_way_delay_per_pair(tmp_path):
     # 0<->1 at 20 ms one way; 0<->2 at 5 ms; 1->2 at 30 ms, 2->1 at 2 ms
+    # (the last two from a config file)
+    conf = tmp_path / "wan.conf"
+    conf.write_text("# pairs 1,2\nlink 1>2:delay=30ms\n"
+                    "  link\t2>1:delay=2000us   # back\n")
     with WanBed(3, delay_ms=20, workdir=tmp_path,
-                links=["0-2:delay=5ms", "1>2:delay=30ms",
-                       "2>1:delay=2ms"]) as bed:
+                links=["0-2:delay=5ms"],
+                emu_args=["--config", conf]) as bed:
         for dst, src, want in ((1, 0, 40), (2, 0, 10), (2, 1, 32)):
             r = bed.tool_json(src, "ping", bed.addr(dst), "--count", "15",
                               "--interval", "20")
@@ -142,13 +146,17 @@ def test_flood_is_dropped_at_the_tail_and_memory_stays_bounded(tmp_path):
 
 def test_bad_options_are_refused_before_anything_is_made(tmp_path):
     emu = os.path.join(wanbed.TOOLS, "wanemu")
+    bad = tmp_path / "bad.conf"
+    bad.write_text("host a,10.77.0.1/24\nhost b,10.77.0.2/24\n"
+                   "link 0-1:delay=soon\n")
     for argv in (["--host", "tsr-x,10.77.0.1/24"],           # one host
                  ["--host", "a,10.77.0.1", "--host", "b,10.77.0.2/24"],
                  ["--host", "a,10.77.0.1/24,up=fast", "--host",
                   "b,10.77.0.2/24"],
                  ["--host", "a,10.77.0.1/24", "--host", "b,10.77.0.1/24"],
                  ["--link", "0-1:loss=150", "--host", "a,10.77.0.1/24"],
-                 ["--mtu", "100"], ["--bogus", "1"]):
+                 ["--mtu", "100"], ["--bogus", "1"],
+                 ["--config", str(bad)], ["--config", str(tmp_path / "no")]):
         r = subprocess.run([emu] + argv, capture_output=True, text=True,
                            timeout=10)
         assert r.returncode == 2, (argv, r.stderr)

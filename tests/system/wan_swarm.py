@@ -9,7 +9,7 @@ exec`), bound to that host's address instead of 127.0.0.1; the
 tracker_info.txt lists the tracker host's address.  Every node gets a
 port of its own: a node's shm segment is /tessera-node-<port> for the
 whole machine, whatever its namespace.  swarm() runs one seeder and N
-leechers and returns the leechers' times and what each node served.
+leechers and returns the leechers' times and the chunks each node sent.
 
     python3 wan_swarm.py --size 256M --leechers 4 --delay 25 [--loss 1]
         prints one JSON line: {"wall_s":..,"leecher_s":[..],...}
@@ -146,7 +146,9 @@ def ns_nodes(bed, tracker, tmpdir, hosts_users):
 
 def swarm(bed, tmpdir, size, leechers, timeout=300):
     """Host 0 tracker, host 1 seeder, hosts 2.. leechers (all start at
-    once).  Returns a dict of figures; asserts every copy's SHA1."""
+    once).  Returns a dict of figures (chunks_up counts what a leecher
+    served while it was still downloading, too); asserts every copy's
+    SHA1."""
     tmpdir = str(tmpdir)
     trk = NsTracker(bed, 0, os.path.join(tmpdir, "trk")).start()
     nodes = ns_nodes(bed, trk, tmpdir,
@@ -161,18 +163,23 @@ def swarm(bed, tmpdir, size, leechers, timeout=300):
     dests = [n.download(GROUP, "f.bin", os.path.join(tmpdir, "out-%s.bin"
                                                      % n.user))
              for n in leech]
-    times = []
-    for n in leech:
-        last = n.wait_download(GROUP, "f.bin", timeout)
-        assert last.startswith("[C]"), (n.name, last)
-        times.append(time.monotonic() - t0)
-    wall = time.monotonic() - t0
+    done = {}                       # name -> seconds, when first seen done
+    while len(done) < len(leech):
+        assert time.monotonic() - t0 < timeout, ("not done", done)
+        for n in leech:
+            line = None if n.name in done else n.dl_line(GROUP, "f.bin")
+            if line and line[:3] in ("[C]", "[F]"):
+                assert line.startswith("[C]"), (n.name, line)
+                done[n.name] = time.monotonic() - t0
+        time.sleep(0.05)
+    times = [done[n.name] for n in leech]
+    wall = max(times)
     for d in dests:
         assert sha1_file(d) == want, d
     return {"size": size, "leechers": leechers, "wall_s": round(wall, 2),
             "leecher_s": [round(t, 2) for t in times],
             "mib_s": round(size * leechers / wall / 2**20, 2),
-            "served": {n.name: n.served(GROUP, "f.bin") for n in nodes},
+            "chunks_up": {n.name: n.shm_stats()["chunks_up"] for n in nodes},
             "chunks_down": {n.name: n.shm_stats()["chunks_down"]
                             for n in leech}}
 

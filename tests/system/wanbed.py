@@ -149,14 +149,15 @@ class WanBed:
     rate_mbit: every host's up and down cap (None = unlimited); up_mbit,
     down_mbit override it.  hosts: {i: {"up_mbit":.., "down_mbit":..,
     "queue": "256K"}} per host.  links: extra wanemu --link specs, e.g.
-    ["0-1:delay=5ms,loss=1"], applied after the defaults."""
+    ["0-1:delay=5ms,loss=1"], applied after the defaults.  emu_args:
+    more wanemu options, last (e.g. ["--config", path])."""
 
     _beds = 0
 
     def __init__(self, n, delay_ms=0, rate_mbit=None, up_mbit=None,
                  down_mbit=None, loss_pct=0, jitter_ms=0, reorder=False,
                  queue=None, seed=1, mtu=65000, hosts=None, links=(),
-                 workdir=None):
+                 emu_args=(), workdir=None):
         if not 2 <= n <= 64:
             raise ValueError("2..64 hosts")
         self.n = n
@@ -193,6 +194,7 @@ class WanBed:
             self.args += ["--host", spec]
         for spec in links:
             self.args += ["--link", spec]
+        self.args += [str(a) for a in emu_args]
 
     # -- life cycle --------------------------------------------------------
 
@@ -348,7 +350,7 @@ def _close_open_beds():
         bed.close()
 
 
-# ---- the in-namespace tools --------------------------------------------------
+# ---- the in-namespace tools -----------------------------------------------
 
 def _csum(b):
     if len(b) % 2:
