@@ -48,7 +48,8 @@
  * parent (PR_SET_PDEATHSIG), and on SIGTERM/SIGINT/SIGHUP.
  *
  * Stats (JSON lines, on SIGUSR1 and on exit): one
- *   {"ev":"host","host":N,"ns":..,"rx_pkts":..,"rx_bytes":..,"tx_pkts":..,
+ *   {"ev":"host","host":N,"ns":..,"up_bps":..,"down_bps":..,
+ *    "queue_bytes":..,"rx_pkts":..,"rx_bytes":..,"tx_pkts":..,
  *    "tx_bytes":..,"drop_up":..,"drop_down":..,"drop_loss":..,
  *    "drop_noroute":..,"drop_mem":..,"drop_other":..}
  * per host (rx = read from its TUN, tx = written to it), one
@@ -388,7 +389,7 @@ we_read_tun(int i)
             return;
         h->rx_pkts++;
         h->rx_bytes += (uint64_t) len;
-        if (len < 20 || (buf[0] >> 4) != 4) {
+        if (len < 20 || len > we.mtu || (buf[0] >> 4) != 4) {
             h->drop_other++;           /* IPv6 chatter, runts */
             continue;
         }

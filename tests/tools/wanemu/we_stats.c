@@ -45,8 +45,11 @@ we_stats(int exiting)
         we_host_t  *h = &we.hosts[i];
 
         we_emit(f, json_pack("{s:s,s:i,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-                             "s:I,s:I,s:I}",
+                             "s:I,s:I,s:I,s:I,s:I,s:I}",
                  "ev", "host", "host", i, "ns", h->ns,
+                 "up_bps", (json_int_t) h->up.rate_bps,
+                 "down_bps", (json_int_t) h->down.rate_bps,
+                 "queue_bytes", (json_int_t) h->up.limit,
                  "rx_pkts", (json_int_t) h->rx_pkts,
                  "rx_bytes", (json_int_t) h->rx_bytes,
                  "tx_pkts", (json_int_t) h->tx_pkts,
