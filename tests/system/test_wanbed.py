@@ -4,10 +4,12 @@ measured against what it was told to emulate.
 
 Purpose: ping RTT is twice the configured one-way delay, per pair
 (jitter spreads it, and reorders only when told); one TCP stream runs at
-the host's rate cap; seeded loss drops the configured
+the host's rate cap, two senders share a receiver's download cap;
+seeded loss drops the configured
 share of a UDP burst, the same packets on a rerun with the same seed; a
 flood into a small queue is dropped at the tail and the emulator's
-memory stays within the queue; bad options are refused before anything
+memory stays within the queue, and within --max-mem when nothing else
+bounds it; bad options are refused before anything
 is made; and every namespace and process is gone after the bed, also
 when the test body raises, and stale namespaces of a dead run are swept.
 The emulator's CPU at the TCP rate is printed, not asserted.
@@ -76,14 +78,12 @@ def test_rtt_is_twice_the_one_way_delay_per_pair(tmp_path):
 def test_one_tcp_stream_runs_at_the_rate_cap(tmp_path):
     cap = 50.0
     with WanBed(2, delay_ms=20, rate_mbit=cap, workdir=tmp_path) as bed:
-        sink = bed.tool(1, "tcp-sink", 5001, "--bind", bed.addr(1))
-        time.sleep(0.3)
+        sink = bed.sink(1, "tcp-sink", 5001, "--bind", bed.addr(1))
         cpu0, t0 = bed.emu_cpu_s(), time.monotonic()
         snd = bed.tool(0, "tcp-send", bed.addr(1), 5001, "--secs", 3.5)
-        out, _ = sink.communicate(timeout=20)
-        snd.communicate(timeout=10)
+        samples = wanbed.result(sink, 20)["samples"]
+        wanbed.result(snd, 10)
         cpu, wall = bed.emu_cpu_s() - cpu0, time.monotonic() - t0
-        samples = json.loads(out)["samples"]
         # the steady state: past slow start (1 s) to the end
         a = [s for s in samples if s[0] >= 1.0][0]
         b = samples[-1]
@@ -104,13 +104,11 @@ def test_one_tcp_stream_runs_at_the_rate_cap(tmp_path):
 
 def _udp_burst(bed, src, dst, count, port=6001, interval=0.5, size=100,
                what="recv"):
-    sink = bed.tool(dst, "udp-sink", port, "--bind", bed.addr(dst),
-                    "--idle", 0.5)
-    time.sleep(0.3)
+    sink = bed.sink(dst, "udp-sink", port, "--bind", bed.addr(dst),
+                    "--idle", 0.3)
     bed.tool_json(src, "udp-send", bed.addr(dst), port, "--count", count,
                   "--interval", interval, "--size", size)
-    out, _ = sink.communicate(timeout=20)
-    return json.loads(out)[what]
+    return wanbed.result(sink, 20)[what]
 
 
 def test_jitter_spreads_delay_and_keeps_order_unless_told(tmp_path):
@@ -143,12 +141,13 @@ def test_seeded_loss_drops_its_share_reproducibly(tmp_path):
         with WanBed(3, delay_ms=2, workdir=tmp_path, seed=seed,
                     links=["0>1:loss=5"]) as bed:
             recv = _udp_burst(bed, 0, 1, n, interval=0.25)
-            clean = _udp_burst(bed, 0, 2, 200, port=6002, interval=0.25)
+            if not got:                     # loss is per pair
+                assert _udp_burst(bed, 0, 2, 200, port=6002,
+                                  interval=0.25) == 200
             st = bed.stats()
         lost = _link(st, 0, 1)["lost"]
         print("seed %d: %d of %d datagrams lost (%.2f%%)"
               % (seed, n - recv, n, 100.0 * (n - recv) / n))
-        assert clean == 200                 # loss is per pair
         assert lost == n - recv             # every loss is the emulator's
         assert 0.035 * n <= lost <= 0.065 * n
         got.append(lost)
@@ -174,6 +173,47 @@ def test_flood_is_dropped_at_the_tail_and_memory_stays_bounded(tmp_path):
     # flight and in up to 10 ms of a late wakeup on a busy machine, a
     # packet or two: far below the 1 MB offered
     assert summary["mem_peak"] <= q + 1500 + 5e6 / 8 * 0.020 + 2 * 1100
+
+
+def test_two_senders_share_the_receivers_download_cap(tmp_path):
+    # hosts 0 and 1 send 20 Mbit/s each (up caps 100) into host 2, whose
+    # download is capped at 20: it gets 20, the rest drops at its queue
+    with WanBed(3, delay_ms=5, up_mbit=100, down_mbit=100, mtu=1500,
+                hosts={2: {"down_mbit": 20, "queue": "64K"}},
+                workdir=tmp_path) as bed:
+        sink = bed.sink(2, "udp-sink", 6003, "--bind", bed.addr(2),
+                        "--idle", 0.3)
+        # 1000-byte datagrams every 0.4 ms = 20 Mbit/s, for 1.2 s
+        snd = [bed.tool(i, "udp-send", bed.addr(2), 6003, "--count", 3000,
+                        "--interval", 0.4, "--size", 1000,
+                        "--base", 100000 * i) for i in (0, 1)]
+        for p in snd:
+            wanbed.result(p, 20)
+        r = wanbed.result(sink, 20)
+        st = bed.stats()
+    rate = r["bytes"] * 8 / r["secs"] / 1e6
+    h = [_host(st, i) for i in range(3)]
+    print("two 20 Mbit/s senders into a 20 Mbit/s download: %.2f Mbit/s "
+          "received, %d down-queue drops" % (rate, h[2]["drop_down"]))
+    assert abs(rate - 20) <= 2
+    assert h[0]["drop_up"] == 0 and h[1]["drop_up"] == 0
+    assert h[2]["drop_down"] > 1000
+    assert r["recv"] + h[2]["drop_down"] == 6000     # no other loss
+
+
+def test_memory_bound_drops_past_max_mem(tmp_path):
+    # no rate caps, 50 ms of delay: the delay line would hold the whole
+    # burst; --max-mem 32K holds it to 32 KiB
+    with WanBed(2, delay_ms=50, mtu=1500, emu_args=["--max-mem", "32K"],
+                workdir=tmp_path) as bed:
+        recv = _udp_burst(bed, 0, 1, 400, interval=0.05, size=1000)
+        st = bed.stats()
+    h0, summary = _host(st, 0), st[-1]
+    print("max-mem 32K: %d of 400 delivered, %d dropped for memory, "
+          "peak %d" % (recv, h0["drop_mem"], summary["mem_peak"]))
+    assert summary["mem_peak"] <= 32 * 1024
+    assert h0["drop_mem"] > 100
+    assert recv + h0["drop_mem"] == 400
 
 
 def test_bad_options_are_refused_before_anything_is_made(tmp_path):

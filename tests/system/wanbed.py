@@ -319,11 +319,18 @@ class WanBed:
                         + [str(a) for a in args], **kw)
 
     def tool_json(self, host, *args, timeout=30):
+        """Runs a tool to its end: its JSON result."""
+        return result(self.tool(host, *args), timeout)
+
+    def sink(self, host, *args, timeout=5):
+        """Starts a sink tool (tcp-sink, udp-sink) and returns once it
+        listens (its "ready" line); result() gives its figures."""
         p = self.tool(host, *args)
-        out, _ = p.communicate(timeout=timeout)
-        if p.returncode != 0:
-            raise RuntimeError("%s: exit %d" % (args[0], p.returncode))
-        return json.loads(out)
+        r, _, _ = select.select([p.stdout], [], [], timeout)
+        line = p.stdout.readline() if r else ""
+        if line.strip() != "ready":
+            raise RuntimeError("%s did not start: %r" % (args[0], line))
+        return p
 
     # -- emulator figures --------------------------------------------------
 
@@ -354,6 +361,14 @@ class WanBed:
             return []
         return [json.loads(ln) for ln in raw.splitlines() if ln.strip()
                 and ln.endswith("}")]
+
+
+def result(p, timeout=30):
+    """The JSON last line of a tool Popen, bounded; raises if it failed."""
+    out, _ = p.communicate(timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError("%s: exit %d" % (p.args, p.returncode))
+    return json.loads(out.splitlines()[-1])
 
 
 @atexit.register
@@ -412,6 +427,7 @@ def cmd_tcp_sink(a):
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((a.bind, a.port))
     ls.listen(1)
+    print("ready", flush=True)
     ls.settimeout(a.wait)
     c, _ = ls.accept()
     c.settimeout(a.wait)
@@ -447,15 +463,21 @@ def cmd_tcp_send(a):
 
 
 def cmd_udp_sink(a):
-    """Counts datagrams until a.idle seconds pass without one, and those
-    that came after a higher-numbered one (reordered)."""
+    """Counts datagrams until a.idle seconds pass without one: distinct
+    numbers (recv), those that came after a higher number (reordered),
+    IP bytes and the seconds from the first to the last."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((a.bind, a.port))
-    seen, top, late = set(), -1, 0
+    print("ready", flush=True)
+    seen, top, late, nbytes, first, last = set(), -1, 0, 0, None, None
     s.settimeout(a.wait)
     try:
         while True:
-            n = struct.unpack("!I", s.recv(65535)[:4])[0]
+            d = s.recv(65535)
+            last = time.monotonic()
+            first = first or last
+            nbytes += len(d) + 28               # + IPv4 and UDP headers
+            n = struct.unpack("!I", d[:4])[0]
             seen.add(n)
             if n < top:
                 late += 1
@@ -463,15 +485,19 @@ def cmd_udp_sink(a):
             s.settimeout(a.idle)
     except socket.timeout:
         pass
-    print(json.dumps({"recv": len(seen), "reordered": late}))
+    print(json.dumps({"recv": len(seen), "reordered": late,
+                      "bytes": nbytes,
+                      "secs": (last - first) if first else 0.0}))
 
 
 def cmd_udp_send(a):
-    """Sends a.count numbered datagrams, one every a.interval ms."""
+    """Sends a.count datagrams numbered from a.base, one every
+    a.interval ms."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     nxt = time.monotonic()
     for i in range(a.count):
-        s.sendto(struct.pack("!I", i) + b"u" * a.size, (a.addr, a.port))
+        s.sendto(struct.pack("!I", a.base + i) + b"u" * a.size,
+                 (a.addr, a.port))
         nxt += a.interval / 1000
         time.sleep(max(0.0, nxt - time.monotonic()))
     print(json.dumps({"sent": a.count}))
@@ -491,7 +517,7 @@ _TOOLS = {
                  {"secs": (float, 3), "wait": (float, 10)}),
     "udp-send": (cmd_udp_send, ["addr", "port"],
                  {"count": (int, 1000), "interval": (float, 1),  # ms
-                  "size": (int, 100)}),
+                  "size": (int, 100), "base": (int, 0)}),
 }
 
 

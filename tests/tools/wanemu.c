@@ -224,12 +224,34 @@ we_heap_pop(void)
 }
 
 
+/*
+ * Token refill up to now.  An idle queue's credit is capped at the bucket
+ * depth (the burst a link may send after a pause); a backlogged queue's
+ * is not: there the credit past the depth is what accrued while this
+ * process woke late, and dropping it would run the link below its rate
+ * (at small packets a wakeup 0.2 ms late is already a packet lost).
+ * The queue limit bounds that catch-up.
+ */
+static void
+we_refill(we_shaper_t *q, uint64_t now, int idle)
+{
+    if (now > q->last_ns) {
+        q->tokens += (double) (now - q->last_ns) * q->rate_bps / 8e9;
+        q->last_ns = now;
+    }
+    if (idle && q->tokens > (double) q->burst)
+        q->tokens = (double) q->burst;
+}
+
+
 /* Drop-tail enqueue; 0 if the queue is full (the caller drops). */
 static int
-we_enqueue(we_shaper_t *q, we_pkt_t *p)
+we_enqueue(we_shaper_t *q, we_pkt_t *p, uint64_t now)
 {
     if (q->rate_bps != 0 && q->bytes + p->len > q->limit)
         return 0;
+    if (q->head == NULL && q->rate_bps != 0)
+        we_refill(q, now, 1);
     p->next = NULL;
     if (q->tail) q->tail->next = p; else q->head = p;
     q->tail = p;
@@ -246,12 +268,7 @@ we_ready_at(we_shaper_t *q, uint64_t now)
         return UINT64_MAX;
     if (q->rate_bps == 0)
         return now;
-    if (now > q->last_ns) {
-        q->tokens += (double) (now - q->last_ns) * q->rate_bps / 8e9;
-        if (q->tokens > (double) q->burst)
-            q->tokens = (double) q->burst;
-        q->last_ns = now;
-    }
+    we_refill(q, now, 0);
     if (q->tokens >= (double) q->head->len)
         return now;
     return now + (uint64_t) (((double) q->head->len - q->tokens) * 8e9
@@ -339,7 +356,7 @@ we_run_due(void)
         while (we.nheap > 0 && we.heap[0]->due_ns <= now) {
             we_pkt_t  *p = we_heap_pop();
 
-            if (!we_enqueue(&we.hosts[p->dst].down, p)) {
+            if (!we_enqueue(&we.hosts[p->dst].down, p, now)) {
                 we.hosts[p->dst].drop_down++;
                 we_free(p);
             }
@@ -411,7 +428,7 @@ we_read_tun(int i)
         we.mem += p->len;
         if (we.mem > we.mem_peak)
             we.mem_peak = we.mem;
-        if (!we_enqueue(&h->up, p)) {
+        if (!we_enqueue(&h->up, p, we_now())) {
             h->drop_up++;
             we_free(p);
         }
