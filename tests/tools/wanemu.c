@@ -24,12 +24,14 @@
  * Options:
  *   --host NETNS,ADDR/PREFIX[,up=RATE][,down=RATE][,queue=SIZE]
  *          [,burst=SIZE][,tun=NAME]
- *          one host; hosts are numbered 0, 1, ... in order.  RATE in
+ *          one host, NETNS being /run/netns/NETNS (`ip netns add`);
+ *          hosts are numbered 0, 1, ... in order.  RATE in
  *          bit/s with k/M/G suffix (SI, "50M" = 50 Mbit/s; 0 or absent =
  *          unlimited).  queue: each of the host's two queues' byte limit
  *          (default one BDP: rate x 2 x the largest one-way delay of the
  *          host's links, at least 4 MTU).  burst: token bucket depth in
- *          bytes (default one MTU).  SIZE takes K/M suffixes (1024).
+ *          bytes, the credit an idle queue keeps (default and at least
+ *          one MTU).  SIZE takes K/M suffixes (1024).
  *   --link A-B:delay=TIME[,loss=PCT][,jitter=TIME][,reorder]
  *          both directions of the pair A,B (host numbers or '*' for all);
  *          A>B for one direction only.  Later specs override earlier ones.

@@ -77,7 +77,24 @@ we_parse_loss(const char *s)
 }
 
 
+/* A whole-string decimal in [lo, hi], or exit 2. */
+static int
+we_parse_int(const char *s, int lo, int hi, const char *what)
+{
+    char  *end;
+    long   v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || v < lo || v > hi)
+        we_die(what, s);
+    return (int) v;
+}
+
+
 /* ---- configuration ----------------------------------------------------- */
+
+static int  we_link_top = -1;     /* highest host number a --link named */
 
 static void
 we_add_host(char *spec)
@@ -102,8 +119,8 @@ we_add_host(char *spec)
     if (tok == NULL || (slash = strchr(tok, '/')) == NULL)
         we_die("host needs ADDR/PREFIX", tok);
     *slash = '\0';
-    h->prefix = atoi(slash + 1);
-    if (inet_pton(AF_INET, tok, &ia) != 1 || h->prefix < 8 || h->prefix > 30)
+    h->prefix = we_parse_int(slash + 1, 8, 30, "bad prefix length");
+    if (inet_pton(AF_INET, tok, &ia) != 1)
         we_die("bad host address", tok);
     h->addr = ntohl(ia.s_addr);
 
@@ -150,11 +167,12 @@ we_add_link(char *spec)
     both = (*sep == '-');
     *sep = '\0';
     if (strcmp(spec, "*") == 0) { a0 = 0; a1 = WE_MAX_HOSTS - 1; }
-    else { a0 = a1 = atoi(spec); }
+    else { a0 = a1 = we_parse_int(spec, 0, WE_MAX_HOSTS - 1, "bad host"); }
     if (strcmp(sep + 1, "*") == 0) { b0 = 0; b1 = WE_MAX_HOSTS - 1; }
-    else { b0 = b1 = atoi(sep + 1); }
-    if (a0 < 0 || a1 >= WE_MAX_HOSTS || b0 < 0 || b1 >= WE_MAX_HOSTS)
-        we_die("bad link host number", spec);
+    else { b0 = b1 = we_parse_int(sep + 1, 0, WE_MAX_HOSTS - 1,
+                                  "bad host"); }
+    if (a0 == a1 && a0 > we_link_top) we_link_top = a0;
+    if (b0 == b1 && b0 > we_link_top) we_link_top = b0;
 
     for (tok = strtok_r(colon + 1, ",", &save); tok != NULL;
          tok = strtok_r(NULL, ",", &save)) {
@@ -204,9 +222,7 @@ we_option(const char *name, char *val)
     } else if (strcmp(name, "seed") == 0 && val)
         we.seed = strtoull(val, NULL, 0);
     else if (strcmp(name, "mtu") == 0 && val) {
-        we.mtu = atoi(val);
-        if (we.mtu < 576 || we.mtu > WE_MAX_PKT)
-            we_die("bad mtu", val);
+        we.mtu = we_parse_int(val, 576, WE_MAX_PKT, "bad mtu");
     } else if (strcmp(name, "max-mem") == 0 && val)
         we.mem_limit = we_parse_num(val, 1024, "bad size");
     else if (strcmp(name, "stats") == 0 && val)
@@ -250,6 +266,8 @@ we_config_file(const char *path)
 void
 we_finish_config(void)
 {
+    if (we_link_top >= we.nhosts)
+        we_die("a --link names a host number past the last --host", NULL);
     for (int i = 0; i < we.nhosts; i++) {
         we_host_t  *h = &we.hosts[i];
         uint64_t    maxd = 0;
