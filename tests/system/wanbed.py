@@ -255,8 +255,8 @@ class WanBed:
             r, _, _ = select.select([self.emu.stdout], [], [], left)
             if r:
                 b = os.read(self.emu.stdout.fileno(), 64)
-                if not b:
-                    continue
+                if not b:               # it exited: poll() will say so
+                    time.sleep(0.01)
                 line += b
         if not line.startswith(b"ready"):
             raise RuntimeError("wanemu: %r" % line)
