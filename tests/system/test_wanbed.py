@@ -234,6 +234,8 @@ def test_bad_options_are_refused_before_anything_is_made(tmp_path):
                   "--link", "0-2:delay=1ms"],                 # no host 2
                  ["--link", "x-1:delay=1ms"], ["--link", "0-1"],
                  ["--mtu", "100"], ["--mtu", "9000x"], ["--bogus", "1"],
+                 ["--delay", "nan"], ["--loss", "inf"],
+                 ["--host", "a,10.77.0.1/24,up=nanM"],
                  ["--config", str(bad)], ["--config", str(tmp_path / "no")]):
         r = subprocess.run([emu] + argv, capture_output=True, text=True,
                            timeout=10)

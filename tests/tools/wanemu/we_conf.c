@@ -29,7 +29,7 @@ we_parse_num(const char *s, double mult, const char *what)
     char    *end;
     double   v = strtod(s, &end);
 
-    if (end == s || v < 0)
+    if (end == s || !(v >= 0))          /* NaN too */
         we_die(what, s);
     switch (*end) {
     case 'k': case 'K': v *= mult; end++; break;
@@ -52,7 +52,7 @@ we_parse_time(const char *s)
     char    *end;
     double   v = strtod(s, &end);
 
-    if (end == s || v < 0 || v > 600e3)
+    if (end == s || !(v >= 0) || v > 600e3)
         we_die("bad time", s);
     if (*end == '\0' || strcmp(end, "ms") == 0)
         return (uint64_t) (v * 1e6);
@@ -71,7 +71,8 @@ we_parse_loss(const char *s)
     char    *end;
     double   v = strtod(s, &end);
 
-    if (end == s || v < 0 || v > 100 || (*end != '\0' && strcmp(end, "%")))
+    if (end == s || !(v >= 0) || v > 100
+        || (*end != '\0' && strcmp(end, "%") != 0))
         we_die("bad loss percent", s);
     return (uint32_t) (v * 1e4 + 0.5);
 }
