@@ -4,21 +4,20 @@ measured against what it was told to emulate.
 
 Purpose: ping RTT is twice the configured one-way delay, per pair
 (jitter spreads it, and reorders only when told); one TCP stream runs at
-the host's rate cap, two senders share a receiver's download cap;
-seeded loss drops the configured
-share of a UDP burst, the same packets on a rerun with the same seed; a
-flood into a small queue is dropped at the tail and the emulator's
-memory stays within the queue, and within --max-mem when nothing else
-bounds it; bad options are refused before anything
-is made; and every namespace and process is gone after the bed, also
-when the test body raises, and stale namespaces of a dead run are swept.
-The emulator's CPU at the TCP rate is printed, not asserted.
+the host's rate cap, and two senders share a receiver's download cap;
+seeded loss drops the configured share of a UDP burst, the same packets
+on a rerun with the same seed; a flood into a small queue is dropped at
+the tail and the emulator's memory stays within the queue, and within
+--max-mem when nothing else bounds it; bad options are refused before
+anything is made; every namespace and process is gone after the bed,
+also when the test body raises; a SIGKILLed owner's emulator follows it
+and its namespaces are swept by the next bed.  The emulator's CPU at the
+TCP rate is printed, not asserted.
 
 Locking: none.  Crash behaviour: every bed is a context manager (see
 wanbed.py); a namespace left over by a killed run is swept by the next.
 """
 
-import json
 import os
 import statistics
 import subprocess
@@ -42,6 +41,16 @@ def _no_namespace_left():
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True,
                             text=True, timeout=10).stdout
     assert "tsr-%d-" % os.getpid() not in listed
+
+
+def _wait_for(pred, timeout):
+    """pred() within timeout seconds (polled), bounded."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
 
 
 def _link(stats, src, dst):
@@ -260,3 +269,31 @@ def test_teardown_when_the_test_body_fails_and_stale_sweep(tmp_path):
     assert child.poll() is not None
     assert not wanbed._pid_alive(emu)
     assert wanbed.our_namespaces() == []
+    # the emulator wrote its last stats as it went
+    assert bed._stats_lines()[-1]["exiting"] is True
+
+
+CRASHER = """
+import os, signal, sys
+sys.path.insert(0, %r)
+from wanbed import WanBed
+bed = WanBed(2, delay_ms=1, workdir=%r).start()
+p = bed.run(1, ["sleep", "60"], stdout=-3, stderr=-3)   # DEVNULL
+print(bed.emu.pid, p.pid, " ".join(bed.names), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_owner_is_swept_by_the_next_bed(tmp_path):
+    # the test process dies by SIGKILL with a bed open: no teardown ran
+    r = subprocess.run([sys.executable, "-c",
+                        CRASHER % (os.path.dirname(__file__), str(tmp_path))],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == -9, r.stderr
+    emu, sleeper, *names = r.stdout.split()
+    # the emulator follows its parent (PR_SET_PDEATHSIG)
+    assert _wait_for(lambda: not wanbed._pid_alive(int(emu)), 5)
+    assert all(os.path.exists("/run/netns/" + n) for n in names)
+    with WanBed(2, workdir=tmp_path):
+        assert not any(os.path.exists("/run/netns/" + n) for n in names)
+        assert _wait_for(lambda: not wanbed._pid_alive(int(sleeper)), 5)
