@@ -24,6 +24,7 @@ the bed's close() kills whatever is left in its namespaces anyway.
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -193,6 +194,9 @@ def main(argv=None):
     ap.add_argument("--loss", type=float, default=0, help="percent")
     ap.add_argument("--timeout", type=float, default=600)
     a = ap.parse_args(argv)
+    # a SIGTERM (bench/wan.sh's timeout) unwinds like Ctrl-C: the bed's
+    # teardown runs
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     size = a.size.upper()
     size = int(size[:-1]) * units[size[-1]] if size[-1] in units \
