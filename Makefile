@@ -145,6 +145,7 @@ $(OUT)/tools/%: tests/tools/%.c $(CORE_OBJ)
 
 # a tool's further sources live in tests/tools/<tool>/
 $(OUT)/tools/ts_sec: $(wildcard tests/tools/ts_sec/*.c tests/tools/ts_sec/*.h)
+$(OUT)/tools/wanemu: $(wildcard tests/tools/wanemu/*.c tests/tools/wanemu/*.h)
 
 # ---- packages -----------------------------------------------------------
 # deps: what building needs; deps-test: what the tests need on top.
