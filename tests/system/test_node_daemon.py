@@ -810,3 +810,18 @@ def test_every_command_answers_in_json(tracker, tmp_path):
     assert by["list_files"]["result"][0]["name"] == "f.bin"
     # shutdown stopped the node
     assert wait_until(lambda: not a.workers("uploader"), 15)
+
+
+def test_long_state_dir_still_has_a_control_socket(tracker, tmp_path):
+    """A state directory whose socket path does not fit in sun_path (108
+    bytes) is reached through a descriptor of the directory: the node
+    serves its CLIs there as anywhere."""
+    create_users(tracker.info, tmp_path, "alice")
+    deep = os.path.join(str(tmp_path), "d" * 60, "e" * 60, "state")
+    assert len(deep + "/control.sock") > 108
+    a = Node(tracker.info, tmp_path, name="alice", state_dir=deep).start()
+    a.login("alice")
+    assert "logged in as alice" in a.cmd("status")
+    rc, out, err = attach(a, ["status"])
+    assert rc == 0 and "logged in as alice" in out, (rc, out, err)
+    assert stat.S_ISSOCK(os.stat(os.path.join(deep, "control.sock")).st_mode)
