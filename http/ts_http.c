@@ -58,7 +58,7 @@ static int  req_seen;
 
 /* A POST whose body is being read (MHD's *con_cls until it is answered). */
 typedef struct {
-    const ts_http_route_t *rt;
+    const ts_http_post_route_t *rt;
     size_t                 len;
     char                   buf[];   /* cfg.post_max_b bytes */
 } hpost_t;
@@ -233,6 +233,24 @@ key_ok(ts_http_t *s, struct MHD_Connection *mc)
 }
 
 
+static const ts_http_post_route_t *
+post_route_of(ts_http_t *s, const char *url)
+{
+    const ts_http_post_route_t *r;
+    int                         i;
+
+    for (i = 0; i < s->cfg.nposts; i++) {
+        r = &s->cfg.posts[i];
+        if (r->prefix ? strncmp(url, r->path, strlen(r->path)) == 0
+                      : strcmp(url, r->path) == 0)
+        {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+
 static const ts_http_route_t *
 route_of(ts_http_t *s, const char *url)
 {
@@ -317,36 +335,58 @@ post_max(const ts_http_t *s)
 }
 
 
-/* The method's route, or an answer in r: NULL. */
+/* A GET's route, or NULL with r answered. */
 static const ts_http_route_t *
-method_route(ts_http_t *s, struct MHD_Connection *mc, const char *url,
-             int post, ts_http_resp_t *r)
+get_route(ts_http_t *s, struct MHD_Connection *mc, const char *url,
+          ts_http_resp_t *r)
 {
     const ts_http_route_t *rt;
     const char            *cl, *te;
 
-    if (!post) {
-        cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
-                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
-        te = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
-                                         MHD_HTTP_HEADER_TRANSFER_ENCODING);
-        if (te != NULL || (cl != NULL && strcmp(cl, "0") != 0)) {
-            ts_http_error(r, 400, "a GET request carries no body");
-            return NULL;
-        }
+    cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    te = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (te != NULL || (cl != NULL && strcmp(cl, "0") != 0)) {
+        ts_http_error(r, 400, "a GET request carries no body");
+        return NULL;
     }
     rt = route_of(s, url);
+    if (rt == NULL && post_route_of(s, url) != NULL) {
+        ts_http_error(r, 405, "only POST is served here");
+        r->allow = "POST";
+        return NULL;
+    }
     if (rt == NULL) {
         ts_http_error(r, 404, "no such path");
         return NULL;
     }
-    if (post ? rt->post == NULL : rt->fn == NULL) {
-        ts_http_error(r, 405, post ? "only GET is served here"
-                                   : "only POST is served here");
-        r->allow = post ? "GET" : "POST";
+    if (!rt->open && !key_ok(s, mc)) {
+        ts_http_error(r, 401, "missing or wrong API key (send it in the "
+                      "X-API-Key header)");
         return NULL;
     }
-    if (!rt->open && !key_ok(s, mc)) {
+    return rt;
+}
+
+
+/* A POST's route, or NULL with r answered. */
+static const ts_http_post_route_t *
+post_route(ts_http_t *s, struct MHD_Connection *mc, const char *url,
+           ts_http_resp_t *r)
+{
+    const ts_http_post_route_t *rt = post_route_of(s, url);
+
+    if (rt == NULL && route_of(s, url) != NULL) {
+        ts_http_error(r, 405, "only GET is served here");
+        r->allow = "GET";
+        return NULL;
+    }
+    if (rt == NULL) {
+        ts_http_error(r, 404, "no such path");
+        return NULL;
+    }
+    if (!key_ok(s, mc)) {
         ts_http_error(r, 401, "missing or wrong API key (send it in the "
                       "X-API-Key header)");
         return NULL;
@@ -362,6 +402,7 @@ dispatch(ts_http_t *s, struct MHD_Connection *mc, const char *url,
          const char *method, ts_http_resp_t *r)
 {
     const ts_http_route_t *rt;
+    const ts_http_post_route_t *pr;
     const char            *cl, *ct;
     char                   err[160];
     json_t                *o;
@@ -374,15 +415,19 @@ dispatch(ts_http_t *s, struct MHD_Connection *mc, const char *url,
         r->allow = "GET, POST";
         return NULL;
     }
-    rt = method_route(s, mc, url, post, r);
-    if (rt == NULL) {
-        return NULL;
-    }
     if (!post) {
+        rt = get_route(s, mc, url, r);
+        if (rt == NULL) {
+            return NULL;
+        }
         rt->fn(rt->arg, url, r);
         if (r->body == NULL) {
             ts_http_error(r, 500, "internal error");
         }
+        return NULL;
+    }
+    pr = post_route(s, mc, url, r);
+    if (pr == NULL) {
         return NULL;
     }
     /* the type now, so a wrong one is refused before its body is read */
@@ -408,7 +453,7 @@ dispatch(ts_http_t *s, struct MHD_Connection *mc, const char *url,
         ts_http_error(r, 503, "out of memory");
         return NULL;
     }
-    p->rt = rt;
+    p->rt = pr;
     p->len = 0;
     return p;
 }
@@ -436,7 +481,7 @@ post_run(ts_http_t *s, struct MHD_Connection *mc, const char *url,
         ts_http_error(r, st, err);
         return;
     }
-    p->rt->post(p->rt->arg, url, o, r);
+    p->rt->fn(p->rt->arg, url, o, r);
     json_decref(o);
     if (r->body == NULL) {
         ts_http_error(r, 500, "internal error");

@@ -11,8 +11,8 @@
  * until a deadline closes it.
  *
  * What a request must be (all else is refused, with a JSON error body):
- *   - GET, or POST on a route with a post handler: any other method is
- *     405 (Allow: the route's methods), and a GET that announces a body
+ *   - GET on a route, or POST on a POST route: any other method is 405
+ *     (Allow: the path's methods), and a GET that announces a body
  *     (Content-Length > 0, Transfer-Encoding) is 400;
  *   - a POST carries one JSON object (Content-Type application/json,
  *     else 415) of at most post_max_b bytes (else 413, before any of it
@@ -66,10 +66,17 @@ typedef struct {
     const char         *path;       /* "/metrics"; prefix: "/ui/" */
     int                 prefix;     /* 1: every path below path */
     int                 open;       /* 1: served without the API key */
-    ts_http_handler_pt  fn;         /* GET; NULL = POST only */
+    ts_http_handler_pt  fn;         /* GET */
     void               *arg;
-    ts_http_post_pt     post;       /* POST; NULL = GET only */
 } ts_http_route_t;
+
+/* A POST route (a table of its own, matched the same way). */
+typedef struct {
+    const char         *path;
+    int                 prefix;
+    ts_http_post_pt     fn;
+    void               *arg;
+} ts_http_post_route_t;
 
 typedef struct {
     int                    listen_fd;   /* bound and listening */
@@ -78,6 +85,8 @@ typedef struct {
     const char            *api_key;     /* hex text, required */
     const ts_http_route_t *routes;
     int                    nroutes;
+    const ts_http_post_route_t *posts;  /* POST routes (key required) */
+    int                    nposts;
     unsigned               conns_max;
     unsigned               conns_per_ip;
     unsigned               idle_timeout_s;
