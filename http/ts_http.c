@@ -5,8 +5,9 @@
  * Purpose: see ts_http.h for the rules a request must follow.  A POST's
  * head is judged first (route, method, key, type, announced length) and
  * only an accepted one has its body read, into a buffer of post_max_b
- * bytes allocated for that request: a body that grows past it is
- * answered 413 at once and the connection closed.  MHD runs
+ * bytes allocated for that request: a body that grows past it (sent
+ * chunked, with no length announced) is dropped as it comes and answered
+ * 413 at its end, or cut at the request deadline.  MHD runs
  * in its external epoll mode on the caller's thread; ts_http_run() waits
  * at most max_ms for traffic, lets MHD do its work, then walks the open
  * connections and shuts down (shutdown(2), so MHD closes it itself) any
@@ -60,6 +61,7 @@ static int  req_seen;
 typedef struct {
     const ts_http_post_route_t *rt;
     size_t                 len;
+    int                    over;    /* past the cap: the rest is dropped */
     char                   buf[];   /* cfg.post_max_b bytes */
 } hpost_t;
 
@@ -455,6 +457,7 @@ dispatch(ts_http_t *s, struct MHD_Connection *mc, const char *url,
     }
     p->rt = pr;
     p->len = 0;
+    p->over = 0;
     return p;
 }
 
@@ -546,14 +549,19 @@ on_request(void *cls, struct MHD_Connection *mc, const char *url,
     }
     if (p != NULL) {
         /* a POST's body: gathered up to its cap, run when all is in */
-        over = *data_size > post_max(s) - p->len;
-        if (*data_size > 0 && !over) {
-            memcpy(p->buf + p->len, data, *data_size);
-            p->len += *data_size;
+        if (*data_size > 0) {
+            /* libmicrohttpd takes no answer before the body is in: what
+             * is over the cap is dropped unread, the request deadline
+             * bounds how long that may go on */
+            p->over |= *data_size > post_max(s) - p->len;
+            if (!p->over) {
+                memcpy(p->buf + p->len, data, *data_size);
+                p->len += *data_size;
+            }
             *data_size = 0;
             return MHD_YES;
         }
-        *data_size = 0;
+        over = p->over;
         if (c != NULL) {
             c->head_by_ms = 0;      /* the whole request is in */
         }
