@@ -411,10 +411,15 @@ dispatch(ts_http_t *s, struct MHD_Connection *mc, const char *url,
     hpost_t               *p;
     int                    post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
 
-    if (!post && strcmp(method, MHD_HTTP_METHOD_GET) != 0) {
-        ts_http_error(r, 405, "only GET (and POST on the API's actions) "
-                      "is served here");
-        r->allow = "GET, POST";
+    if ((!post && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+        || (post && s->cfg.nposts == 0))
+    {
+        /* Allow: what the path takes (GET alone without POST routes) */
+        pr = s->cfg.nposts > 0 ? post_route_of(s, url) : NULL;
+        rt = pr != NULL ? route_of(s, url) : NULL;
+        ts_http_error(r, 405, pr == NULL ? "only GET is served here"
+                      : "only GET and POST are served here");
+        r->allow = pr == NULL ? "GET" : rt != NULL ? "GET, POST" : "POST";
         return NULL;
     }
     if (!post) {
