@@ -143,6 +143,7 @@ cli_http_ctl(ts_http_resp_t *r, int argc, char **argv)
     json_t               *o;
     int                   rc;
 
+    memset(&l, 0, sizeof(l));          /* request ids start at 1 */
     if (cli_ctl_cli_open(&l, c->state_dir, 1000, NULL) != 0) {
         ts_http_error(r, 503, "the node's agent does not answer on its "
                       "control socket");

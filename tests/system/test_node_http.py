@@ -243,11 +243,12 @@ def test_actions_and_bad_bodies(tracker, tmp_path):
                       == DL_PAUSED, 5)
     assert get(leech, "/api/v1/downloads")["downloads"][0]["state"] \
         == "paused"
+    # resumed with its downloaders held, so it is still mid-way to cancel
+    frozen = leech.freeze_downloaders()
     st, _, o = req(leech, "POST", base + "resume", body={})
     assert st == 200 and o["ok"], o
     assert wait_until(lambda: leech.shm_download(G, "f.bin")["state"]
-                      != DL_PAUSED, 5)
-    frozen = leech.freeze_downloaders()
+                      == DL_ACTIVE, 5)
     st, _, o = req(leech, "POST", base + "cancel", body={})
     assert st == 200 and o["ok"], o
     leech.thaw(frozen)
@@ -363,3 +364,78 @@ def test_restart_and_hostile_input(tracker, tmp_path):
     assert closed, "slowloris not cut"
     st, _, o = req(seeder, "GET", "/healthz", key=False)
     assert st == 200, o
+
+
+def test_default_port_taken_and_no_http(tracker, tmp_path):
+    """Without --http the endpoint is on 127.0.0.1 at the node's port +
+    1000; that port taken: a warning, no node-http, the node runs;
+    --no-http: none at all."""
+    create_users(tracker.info, tmp_path, "a", "b", "c")
+    sw = Swarm(tracker, tmp_path)
+
+    def ports():
+        while True:
+            p = free_port()
+            if p + 1000 < 65536 and not port_open(p + 1000):
+                return p
+    p = ports()
+    a = sw.node("a", port=p)
+    assert wait_until(lambda: len(a.workers("node-http")) == 1, 5)
+    a.http_port = p + 1000
+    with open(os.path.join(a.state_dir, "http-api.key")) as f:
+        a.key = f.read().strip()
+    assert wait_until(lambda: port_open(p + 1000), 5)
+    assert get(a, "/api/v1/node")["addr"] == a.addr
+
+    p = ports()
+    hold = socket.socket()
+    hold.bind(("127.0.0.1", p + 1000))
+    hold.listen(1)
+    try:
+        b = sw.node("b", port=p)
+        assert b.workers("node-http") == []
+        assert ("no HTTP endpoint: cannot listen on 127.0.0.1:%d"
+                % (p + 1000)) in b.stderr(), b.stderr()[-2000:]
+    finally:
+        hold.close()
+    c = sw.node("c", extra=["--no-http"])
+    assert c.workers("node-http") == []
+    assert not os.path.exists(os.path.join(c.state_dir, "http-api.key"))
+    # both still do their work: c fetches a's file
+    want = seed(a, tmp_path, "f.bin", 2 * MiB, 9)
+    dest = str(tmp_path / "f.out")
+    c.download(G, "f.bin", dest)
+    line = c.wait_download(G, "f.bin", timeout=30)
+    assert line.startswith("[C]") and sha1_file(dest) == want, line
+
+
+def test_https_on_non_loopback_address(tracker, tmp_path):
+    """--http 0.0.0.0:PORT: HTTPS with the node's certificate (TLS 1.3),
+    nothing in plaintext."""
+    import ssl
+    create_users(tracker.info, tmp_path, "a")
+    sw = Swarm(tracker, tmp_path)
+    port = free_port()
+    a = sw.node("a", extra=["--http", "0.0.0.0:%d" % port])
+    with open(os.path.join(a.state_dir, "http-api.key")) as f:
+        key = f.read().strip()
+    ctx = ssl.create_default_context(cafile=tracker.ca)
+    ctx.load_verify_locations(os.path.join(a.state_dir, "node.crt"))
+    ctx.check_hostname = False
+    assert wait_until(lambda: port_open(port), 5)
+    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=5,
+                                    context=ctx)
+    c.connect()
+    assert c.sock.version() == "TLSv1.3"
+    c.request("GET", "/api/v1/node", headers={"X-API-Key": key})
+    r = c.getresponse()
+    o = json.loads(r.read())
+    assert r.status == 200 and o["addr"] == a.addr, o
+    c.close()
+    plain = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        plain.request("GET", "/healthz")
+        code = plain.getresponse().status
+    except (OSError, http.client.HTTPException):
+        code = None
+    assert code is None
