@@ -48,6 +48,7 @@ typedef struct {
 } cli_http_sample_t;
 
 static const ts_shm_t    *hshm;
+static ts_http_t         *hsrv;
 static cli_http_sample_t  hs[2];        /* [1] the latest, [0] before */
 static int                hs_n;
 
@@ -56,6 +57,13 @@ const ts_shm_t *
 cli_http_shm(void)
 {
     return hshm;
+}
+
+
+const ts_http_stats_t *
+cli_http_server_stats(void)
+{
+    return hsrv != NULL ? ts_http_stats(hsrv) : NULL;
 }
 
 
@@ -287,27 +295,19 @@ cli_http_serve(const ts_worker_ctx_t *ctx, ts_slot_sh_t *slot,
         { "/api/v1/downloads/", 1, cli_http_post_action, NULL },
     };
 
-    memset(&hc, 0, sizeof(hc));
-    hc.listen_fd = c->fd;
-    hc.tls_cert = c->tls ? c->crt_pem : NULL;
-    hc.tls_key = c->tls ? c->key_pem : NULL;
-    hc.api_key = c->api_key;
+    ts_http_cfg_defaults(&hc, c->fd, c->api_key, c->tls ? c->crt_pem : NULL,
+                         c->key_pem);
     hc.routes = routes;
     hc.nroutes = (int) (sizeof(routes) / sizeof(routes[0]));
     hc.posts = posts;
     hc.nposts = (int) (sizeof(posts) / sizeof(posts[0]));
-    hc.conns_max = TS_HTTP_CONNS_MAX_N;
-    hc.conns_per_ip = TS_HTTP_CONNS_PER_IP_N;
-    hc.idle_timeout_s = TS_HTTP_IDLE_TIMEOUT_S;
-    hc.request_ms = TS_HTTP_REQUEST_MS;
-    hc.lifetime_ms = TS_HTTP_LIFETIME_MS;
-    hc.mem_limit_b = TS_HTTP_HEAD_MAX_B;
     hc.post_max_b = TS_NODE_HTTP_POST_MAX_B;
     srv = ts_http_start(&hc, err, sizeof(err));
     if (srv == NULL) {
         ts_err("http: %s", err);
         return 1;
     }
+    hsrv = srv;
     ts_debug("node-http ready");
     while (!ts_worker_stopping() && !ts_worker_orphaned(ctx)) {
         if (ts_http_run(srv, TS_HTTP_TICK_MS) != 0) {
@@ -321,6 +321,7 @@ cli_http_serve(const ts_worker_ctx_t *ctx, ts_slot_sh_t *slot,
             ts_slot_beat(slot);
         }
     }
+    hsrv = NULL;
     ts_http_stop(srv);
     return 0;
 }

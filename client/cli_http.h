@@ -54,9 +54,8 @@ typedef struct {
  * 0 returned) with --no-http or when the default port is taken (a
  * warning).  0, or -1 (told on stderr: the client does not start). */
 int  cli_http_setup(const cli_http_ask_t *ask, const char *state_dir,
-                    const char *ip, uint16_t node_port,
-                    const char *node_addr, const char *crt,
-                    const char *key);
+                    uint16_t node_port, const char *node_addr,
+                    const char *crt, const char *key);
 /* The configuration the node-http process inherits (fd -1 = none). */
 const cli_http_cfg_t *cli_http_cfg(void);
 /* Closes the socket and wipes the key (the CLI, after the fork). */
@@ -67,6 +66,8 @@ int  cli_http_main(const ts_worker_ctx_t *ctx);
 
 /* The node's shm (the process's mapping) and its rate samples. */
 const ts_shm_t *cli_http_shm(void);
+/* The server's own counters (NULL before it runs). */
+const ts_http_stats_t *cli_http_server_stats(void);
 /* Bytes/s now: the node's (up, down), a download's (by index and its
  * entry id) and an upload peer's (by peer table index); 0 if unknown. */
 double cli_http_rate_node(int up);

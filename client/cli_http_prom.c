@@ -217,6 +217,45 @@ cli_prom_node(ts_prom_t *b, const node_stats_sh_t *st)
 }
 
 
+/* The HTTP process's own counters. */
+static void
+cli_prom_http(ts_prom_t *b, const node_stats_sh_t *st)
+{
+    static const char *const codes[] = { "2xx", "400", "401", "404", "405",
+                                         "413", "415", "other" };
+    const ts_http_stats_t   *s = cli_http_server_stats();
+    uint64_t                 v[8];
+    char                     l[32];
+    int                      i;
+
+    ts_prom_family(b, "tessera_node_http_process_starts_total", "counter",
+                   "Times the node-http process was started");
+    ts_prom_u64(b, "tessera_node_http_process_starts_total", "",
+                atomic_load(&st->http_starts));
+    if (s == NULL) {
+        return;
+    }
+    v[0] = s->ok;
+    v[1] = s->bad_request;
+    v[2] = s->unauthorized;
+    v[3] = s->not_found;
+    v[4] = s->bad_method;
+    v[5] = s->too_large;
+    v[6] = s->bad_type;
+    v[7] = s->other;
+    ts_prom_family(b, "tessera_node_http_responses_total", "counter",
+                   "HTTP answers of this process, by code");
+    for (i = 0; i < 8; i++) {
+        snprintf(l, sizeof(l), "code=\"%s\"", codes[i]);
+        ts_prom_u64(b, "tessera_node_http_responses_total", l, v[i]);
+    }
+    ts_prom_family(b, "tessera_node_http_deadline_closed_total", "counter",
+                   "HTTP connections closed for a missed deadline");
+    ts_prom_u64(b, "tessera_node_http_deadline_closed_total", "",
+                s->deadline_closed);
+}
+
+
 void
 cli_http_get_metrics(void *arg, const char *path, ts_http_resp_t *r)
 {
@@ -234,6 +273,7 @@ cli_http_get_metrics(void *arg, const char *path, ts_http_resp_t *r)
     cli_prom_inflight(&b, st);
     cli_prom_node(&b, st);
     cli_prom_downloads(&b);
+    cli_prom_http(&b, st);
     s = ts_prom_take(&b, &len);
     ts_prom_free(&b);
     if (s == NULL) {

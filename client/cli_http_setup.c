@@ -45,29 +45,6 @@ cli_http_cfg(void)
 }
 
 
-/* The whole of a small text file (a PEM), NUL-terminated; NULL (errno). */
-static char *
-cli_http_slurp(const char *path)
-{
-    FILE   *f = fopen(path, "re");
-    char   *p;
-    size_t  n;
-
-    if (f == NULL) {
-        return NULL;
-    }
-    p = calloc(1, 65536 + 1);
-    n = p != NULL ? fread(p, 1, 65536, f) : 0;
-    fclose(f);
-    if (p != NULL && (n == 0 || n == 65536)) {
-        free(p);
-        errno = EFBIG;
-        return NULL;
-    }
-    return p;
-}
-
-
 /* HTTPS: the node's certificate and key, tried once by the TLS layer. */
 static int
 cli_http_tls(const char *crt, const char *key)
@@ -81,8 +58,8 @@ cli_http_tls(const char *crt, const char *key)
                (unsigned) hcfg.port);
         return -1;
     }
-    hcfg.crt_pem = cli_http_slurp(crt);
-    hcfg.key_pem = cli_http_slurp(key);
+    hcfg.crt_pem = ts_http_pem_read(crt);
+    hcfg.key_pem = ts_http_pem_read(key);
     if (hcfg.crt_pem == NULL || hcfg.key_pem == NULL) {
         ts_err("HTTPS: cannot read %s and %s: %s", crt, key,
                strerror(errno));
@@ -127,8 +104,8 @@ cli_http_where(const cli_http_ask_t *ask, uint16_t node_port)
 
 int
 cli_http_setup(const cli_http_ask_t *ask, const char *state_dir,
-               const char *ip, uint16_t node_port, const char *node_addr,
-               const char *crt, const char *key)
+               uint16_t node_port, const char *node_addr, const char *crt,
+               const char *key)
 {
     char  err[512];
     int   explicit, created;
@@ -171,7 +148,6 @@ cli_http_setup(const cli_http_ask_t *ask, const char *state_dir,
                 strerror(errno));
         return 0;
     }
-    (void) ip;
     ts_info("HTTP endpoint on %s://%s%s%s:%u (API key %s in %s)",
             hcfg.tls ? "https" : "http", strchr(hcfg.ip, ':') ? "[" : "",
             hcfg.ip, strchr(hcfg.ip, ':') ? "]" : "", (unsigned) hcfg.port,

@@ -327,8 +327,8 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, char *history,
     cli_rpc_tls_free();
     http_ask.spec = o->http;
     http_ask.off = o->no_http;
-    if (cli_http_setup(&http_ask, o->state_dir, ip, port, node_addr, crt,
-                       key) != 0)
+    if (cli_http_setup(&http_ask, o->state_dir, port, node_addr, crt, key)
+        != 0)
     {
         return 2;
     }

@@ -33,6 +33,7 @@
 #include <jansson.h>
 
 #include "ts_clock.h"
+#include "ts_config.h"
 #include "ts_crypto.h"
 #include "ts_log.h"
 #include "ts_http.h"
@@ -235,18 +236,23 @@ key_ok(ts_http_t *s, struct MHD_Connection *mc)
 }
 
 
+/* 1 if url is path (prefix: starts with it). */
+static int
+path_is(const char *url, const char *path, int prefix)
+{
+    return prefix ? strncmp(url, path, strlen(path)) == 0
+                  : strcmp(url, path) == 0;
+}
+
+
 static const ts_http_post_route_t *
 post_route_of(ts_http_t *s, const char *url)
 {
-    const ts_http_post_route_t *r;
-    int                         i;
+    int  i;
 
     for (i = 0; i < s->cfg.nposts; i++) {
-        r = &s->cfg.posts[i];
-        if (r->prefix ? strncmp(url, r->path, strlen(r->path)) == 0
-                      : strcmp(url, r->path) == 0)
-        {
-            return r;
+        if (path_is(url, s->cfg.posts[i].path, s->cfg.posts[i].prefix)) {
+            return &s->cfg.posts[i];
         }
     }
     return NULL;
@@ -256,15 +262,11 @@ post_route_of(ts_http_t *s, const char *url)
 static const ts_http_route_t *
 route_of(ts_http_t *s, const char *url)
 {
-    const ts_http_route_t *r;
-    int                    i;
+    int  i;
 
     for (i = 0; i < s->cfg.nroutes; i++) {
-        r = &s->cfg.routes[i];
-        if (r->prefix ? strncmp(url, r->path, strlen(r->path)) == 0
-                      : strcmp(url, r->path) == 0)
-        {
-            return r;
+        if (path_is(url, s->cfg.routes[i].path, s->cfg.routes[i].prefix)) {
+            return &s->cfg.routes[i];
         }
     }
     return NULL;
@@ -651,6 +653,46 @@ ts_http_start(const ts_http_cfg_t *cfg, char *err, size_t errsz)
         return NULL;
     }
     return s;
+}
+
+
+void
+ts_http_cfg_defaults(ts_http_cfg_t *cfg, int listen_fd, const char *api_key,
+                     const char *cert, const char *key)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->listen_fd = listen_fd;
+    cfg->api_key = api_key;
+    cfg->tls_cert = cert;
+    cfg->tls_key = cert != NULL ? key : NULL;
+    cfg->conns_max = TS_HTTP_CONNS_MAX_N;
+    cfg->conns_per_ip = TS_HTTP_CONNS_PER_IP_N;
+    cfg->idle_timeout_s = TS_HTTP_IDLE_TIMEOUT_S;
+    cfg->request_ms = TS_HTTP_REQUEST_MS;
+    cfg->lifetime_ms = TS_HTTP_LIFETIME_MS;
+    cfg->mem_limit_b = TS_HTTP_HEAD_MAX_B;
+}
+
+
+char *
+ts_http_pem_read(const char *path)
+{
+    FILE   *f = fopen(path, "re");
+    char   *p;
+    size_t  n;
+
+    if (f == NULL) {
+        return NULL;
+    }
+    p = calloc(1, 65536 + 1);
+    n = p != NULL ? fread(p, 1, 65536, f) : 0;
+    fclose(f);
+    if (p != NULL && (n == 0 || n == 65536)) {
+        free(p);
+        errno = EFBIG;
+        return NULL;
+    }
+    return p;
 }
 
 

@@ -134,6 +134,16 @@ void ts_http_error(ts_http_resp_t *r, int status, const char *msg);
 void ts_http_reply(ts_http_resp_t *r, int status, const char *ctype,
                    char *body, size_t len);
 
+/* cfg := zero, then the TS_HTTP_* limits of common/ts_config.h
+ * (connections, deadlines, head size) and the socket, key and PEMs
+ * given (cert NULL: plain HTTP). */
+void ts_http_cfg_defaults(ts_http_cfg_t *cfg, int listen_fd,
+                          const char *api_key, const char *cert,
+                          const char *key);
+/* The whole of a small text file (a PEM, < 64 KiB), NUL-terminated and
+ * malloc'd; NULL with errno (EFBIG: empty or too big). */
+char *ts_http_pem_read(const char *path);
+
 /* A POST body's checks, without the server: ctype is the request's
  * Content-Type (NULL: none), buf/len the body.  0 with *out the parsed
  * object (json_decref it), or the HTTP status to answer (415 or 400)

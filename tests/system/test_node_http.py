@@ -29,6 +29,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
+import nodes
 from nodes import Swarm, create_users, make_file, nchunks, sha1_file
 from node_shm import DL_ACTIVE, DL_PAUSED
 from procs import free_port, kill_pid, pid_alive, wait_until
@@ -114,11 +115,8 @@ def peer_chunks(lines):
 
 
 def seed(node, tmp_path, name, size, seed_):
-    d = tmp_path / ("files-%s" % node.name)
-    d.mkdir(exist_ok=True)
-    want = make_file(str(d / name), size, seed=seed_)
-    node.upload(str(d / name), G)
-    return want
+    """nodes.seed in group G: the file's SHA1."""
+    return nodes.seed(node, tmp_path, name, size, seed_, G)[1]
 
 
 def test_key_health_and_node(tracker, tmp_path):
@@ -243,6 +241,8 @@ def test_actions_and_bad_bodies(tracker, tmp_path):
                       == DL_PAUSED, 5)
     assert get(leech, "/api/v1/downloads")["downloads"][0]["state"] \
         == "paused"
+    assert leech.dl_line(G, "f.bin").endswith(" paused"), \
+        leech.dl_line(G, "f.bin")
     # resumed with its downloaders held, so it is still mid-way to cancel
     frozen = leech.freeze_downloaders()
     st, _, o = req(leech, "POST", base + "resume", body={})
@@ -328,6 +328,7 @@ def test_restart_and_hostile_input(tracker, tmp_path):
 
     # a slowloris: one header byte a second, cut at the request deadline
     slow = socket.create_connection(("127.0.0.1", seeder.http_port), 5)
+    t_slow = time.monotonic()
     slow.sendall(b"GET /metrics HTTP/1.1\r\nX-A")
     # oversized headers: refused, the connection closed
     big = socket.create_connection(("127.0.0.1", seeder.http_port), 5)
@@ -335,6 +336,7 @@ def test_restart_and_hostile_input(tracker, tmp_path):
                 + b"a" * 40000 + b"\r\n\r\n")
     big.settimeout(5)
     head = big.recv(200).decode("latin-1")
+    print("40 KB header: %r" % head.split("\r\n")[0])
     assert re.match(r"^HTTP/1\.1 (431|413|414|400)", head), head
     big.close()
     for p in ("/assets/../../etc/passwd", "/../etc/passwd",
@@ -361,9 +363,15 @@ def test_restart_and_hostile_input(tracker, tmp_path):
         except OSError:
             closed = True
     slow.close()
+    print("slowloris cut %.1f s after the download ended, %.1f s after "
+          "it began" % (time.monotonic() - t0, time.monotonic() - t_slow))
     assert closed, "slowloris not cut"
     st, _, o = req(seeder, "GET", "/healthz", key=False)
     assert st == 200, o
+    m = metrics(seeder)
+    assert summed(m, "tessera_node_http_deadline_closed_total") >= 1
+    assert summed(m, "tessera_node_http_responses_total", code="404") >= 4
+    assert summed(m, "tessera_node_http_process_starts_total") == 2
 
 
 def test_default_port_taken_and_no_http(tracker, tmp_path):
