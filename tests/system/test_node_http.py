@@ -330,6 +330,12 @@ def test_restart_and_hostile_input(tracker, tmp_path):
     slow = socket.create_connection(("127.0.0.1", seeder.http_port), 5)
     t_slow = time.monotonic()
     slow.sendall(b"GET /metrics HTTP/1.1\r\nX-A")
+    # and one that sends a whole head, then its body a byte at a time
+    slow_body = socket.create_connection(("127.0.0.1", seeder.http_port), 5)
+    slow_body.sendall(("POST /api/v1/downloads/g/f.bin/pause HTTP/1.1\r\n"
+                       "Host: x\r\nX-API-Key: %s\r\nContent-Type: "
+                       "application/json\r\nContent-Length: 100\r\n\r\n{"
+                       % seeder.key).encode())
     # oversized headers: refused, the connection closed
     big = socket.create_connection(("127.0.0.1", seeder.http_port), 5)
     big.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
@@ -351,21 +357,26 @@ def test_restart_and_hostile_input(tracker, tmp_path):
     assert line.startswith("[C]") and sha1_file(dest) == want, line
 
     t0 = time.monotonic()
-    slow.settimeout(1)
-    closed = False
-    while time.monotonic() - t0 < 12 and not closed:
-        try:
-            slow.sendall(b"x")
-            if slow.recv(1) == b"":
-                closed = True
-        except socket.timeout:
-            pass
-        except OSError:
-            closed = True
+    cut = {}
+    for s in (slow, slow_body):
+        s.settimeout(0.5)
+    while time.monotonic() - t0 < 12 and len(cut) < 2:
+        for name, s in (("head", slow), ("body", slow_body)):
+            if name in cut:
+                continue
+            try:
+                s.sendall(b" ")
+                if s.recv(1) == b"":
+                    cut[name] = time.monotonic() - t_slow
+            except socket.timeout:
+                pass
+            except OSError:
+                cut[name] = time.monotonic() - t_slow
     slow.close()
-    print("slowloris cut %.1f s after the download ended, %.1f s after "
-          "it began" % (time.monotonic() - t0, time.monotonic() - t_slow))
-    assert closed, "slowloris not cut"
+    slow_body.close()
+    print("slowloris (head, body) cut after %s s" % cut)
+    assert set(cut) == {"head", "body"}, cut
+    assert max(cut.values()) < 9, cut
     st, _, o = req(seeder, "GET", "/healthz", key=False)
     assert st == 200, o
     m = metrics(seeder)
