@@ -207,6 +207,8 @@ def test_two_sources_metrics_api_and_map(tracker, tmp_path):
         addr = cm["sources"][SRC.index(ch)]
         per[addr] = per.get(addr, 0) + 1
     assert per == info, (per, info)
+    # the id's parts may come percent-escaped
+    assert get(leech, "/api/v1/downloads/%67/f%2Ebin/chunks") == cm
     st, _, o = req(leech, "GET", "/api/v1/downloads/g/nope/chunks")
     assert st == 404, (st, o)
 
