@@ -21,11 +21,8 @@
 #   bed it says why and exits 0 so `make bench` goes on.  Takes about
 #   15 minutes with the defaults.
 set -u -o pipefail
-export LC_ALL=C
-
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export TESSERA_BIN=${TESSERA_BIN:-$ROOT/build/release/bin}
-export TESSERA_TOOLS=${TESSERA_TOOLS:-$ROOT/build/release/tools}
+# shellcheck source=bench/wan_lib.sh
+. "$(dirname "$0")/wan_lib.sh"
 SIZE=${1:-256M}
 N=${2:-4}
 RUNS=${3:-3}
@@ -33,12 +30,7 @@ RATE=${RATE:-200}
 LINKS=${LINKS:-50,100,50l,free}
 TIMEOUT=${TIMEOUT:-600}
 
-why=$(/usr/bin/python3 -c 'import sys; sys.path.insert(0, sys.argv[1])
-import wanbed; print(wanbed.unsupported() or "")' "$ROOT/tests/system")
-if [ -n "$why" ]; then
-    echo "wan_anchor.sh: skipped: $why"
-    exit 0
-fi
+wan_bed_or_skip wan_anchor.sh
 missing=
 for b in aria2c opentracker mktorrent curl; do
     command -v "$b" >/dev/null 2>&1 || missing=1

@@ -58,7 +58,7 @@ def test_cluster_and_swarm_on_separate_hosts(tmp_path):
         setup = time.monotonic() - t_start
 
         figs = [wcl.multi_source(wc, seed, first, rest, 8 << 20)]
-        figs.append(wcl.tracker_partition(wc, client_host=3))
+        figs.append(wcl.tracker_partition(wc, 3, ns))
         figs.append(wcl.tracker_kill(wc, ns, leech, seed))
         figs.append(wcl.seeder_partition(wc, seed, [first] + rest, leech,
                                          16 << 20))

@@ -248,22 +248,31 @@ class WanBed:
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=err, start_new_session=True,
                 preexec_fn=_emu_priority)
+        line = self._emu_line(timeout)
+        if line is None:
+            raise RuntimeError("wanemu did not start: %s"
+                               % self.emu_errors())
+        if not line.startswith(b"ready"):
+            raise RuntimeError("wanemu: %r" % line)
+        return self
+
+    def _emu_line(self, timeout):
+        """The emulator's next stdout line within timeout seconds, or
+        None (it exited or said nothing).  Read a byte at a time: what
+        follows the line stays in the pipe."""
         line = b""
         deadline = time.monotonic() + timeout
         while not line.endswith(b"\n"):
             left = deadline - time.monotonic()
             if left <= 0 or self.emu.poll() is not None:
-                raise RuntimeError("wanemu did not start: %s"
-                                   % self.emu_errors())
+                return None
             r, _, _ = select.select([self.emu.stdout], [], [], left)
             if r:
-                b = os.read(self.emu.stdout.fileno(), 64)
+                b = os.read(self.emu.stdout.fileno(), 1)
                 if not b:               # it exited: poll() will say so
                     time.sleep(0.01)
                 line += b
-        if not line.startswith(b"ready"):
-            raise RuntimeError("wanemu: %r" % line)
-        return self
+        return line
 
     def emu_errors(self):
         try:
@@ -352,19 +361,10 @@ class WanBed:
                 f.write("link %s\n" % spec)
         os.rename(tmp, self.ctl_path)
         self.emu.send_signal(signal.SIGUSR2)
-        line = b""
-        deadline = time.monotonic() + timeout
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or self.emu.poll() is not None:
-                raise RuntimeError("wanemu did not answer its control "
-                                   "file: %r" % line)
-            r, _, _ = select.select([self.emu.stdout], [], [], left)
-            if r:
-                b = os.read(self.emu.stdout.fileno(), 1)
-                if not b:
-                    time.sleep(0.01)
-                line += b
+        line = self._emu_line(timeout)
+        if line is None:
+            raise RuntimeError("wanemu did not answer its control file: %s"
+                               % self.emu_errors())
         if not line.startswith(b"ctl ok"):
             raise RuntimeError("wanemu: %s" % line.decode().strip())
         return int(line.split()[2])
