@@ -8,7 +8,9 @@ the host's rate cap, and two senders share a receiver's download cap;
 seeded loss drops the configured share of a UDP burst, the same packets
 on a rerun with the same seed; a flood into a small queue is dropped at
 the tail and the emulator's memory stays within the queue, and within
---max-mem when nothing else bounds it; bad options are refused before
+--max-mem when nothing else bounds it; a pair is cut, healed and slowed
+at run time (the control file + SIGUSR2) and a bad control line is
+refused while the emulator runs on; bad options are refused before
 anything is made; every namespace and process is gone after the bed,
 also when the test body raises; a SIGKILLed owner's emulator follows it
 and its namespaces are swept by the next bed.  The emulator's CPU at the

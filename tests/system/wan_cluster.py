@@ -256,12 +256,14 @@ def _logged_out(nodes):
     return [n for n in nodes if "not logged in" in n.cmd("status")]
 
 
-def tracker_partition(wc, client_host, nodes=(), tag="p", relogin=False):
+def tracker_partition(wc, client_host, nodes=(), tag="p", relogin=False,
+                      hold_s=0):
     """Tracker 1 (host 0) cut from trackers 2, 3; one write on each
     side; apart while cut; equal digests and both writes everywhere
     after the heal.  nodes: none of them may have lost its session (they
     kept talking to tracker 1 all along); relogin: count those that did
-    and log them in again instead of failing (the bench goes on)."""
+    and log them in again instead of failing (the bench goes on).
+    hold_s: keep the cut that much longer after the writes."""
     one, others = [wc.host(1)], [wc.host(i) for i in wc.ids()[1:]]
     t0 = time.monotonic()
     wc.bed.partition(one, others)
@@ -276,6 +278,7 @@ def tracker_partition(wc, client_host, nodes=(), tag="p", relogin=False):
         d_one = wc.digests([1])[1]
         assert d_one is not None and d_one != d_other, (d_one, d_other)
         assert not wc.login_ok(client_host, 1, tag + "2")
+        time.sleep(hold_s)
     finally:
         wc.bed.heal(one, others)
     t_heal = time.monotonic()
@@ -387,7 +390,7 @@ def seeder_partition(wc, seed, holders, leech, size, name="s.bin",
 # ---- the whole run (bench/wan_cluster.sh) --------------------------------------
 
 def run_all(tmp, nodes_n, size, delay, rate, leech_mbit, loss=0,
-            out=None):
+            out=None, hold_s=0):
     """3 trackers and nodes_n nodes (>= 5); every scenario; figures
     (each also printed to `out` as a JSON line when it is done)."""
     hosts = 3 + nodes_n
@@ -409,7 +412,7 @@ def run_all(tmp, nodes_n, size, delay, rate, leech_mbit, loss=0,
               "setup_s": round(time.monotonic() - t0, 2)})
         seed, first, rest, leech = ns[0], ns[1], ns[2:-1], ns[-1]
         done(multi_source(wc, seed, first, rest, size))
-        done(tracker_partition(wc, 3, ns, relogin=True))
+        done(tracker_partition(wc, 3, ns, relogin=True, hold_s=hold_s))
         done(tracker_kill(wc, ns, leech, seed))
         done(seeder_partition(wc, seed, [first] + rest[:2], leech, size))
         done({"scenario": "summary",
@@ -433,6 +436,8 @@ def main(argv=None):
     ap.add_argument("--leech-rate", type=float, default=50,
                     help="the cut scenario's leecher download, Mbit/s")
     ap.add_argument("--loss", type=float, default=0, help="percent")
+    ap.add_argument("--cut-hold", type=float, default=0,
+                    help="s the tracker partition lasts past its writes")
     a = ap.parse_args(argv)
     if a.nodes < 5:
         ap.error("--nodes: at least 5")
@@ -440,7 +445,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="tessera-wanc.") as tmp:
         try:
             run_all(tmp, a.nodes, _size(a.size), a.delay, a.rate,
-                    a.leech_rate, a.loss, out=sys.stdout)
+                    a.leech_rate, a.loss, out=sys.stdout, hold_s=a.cut_hold)
         finally:
             reap_all()
             for name in SEGMENTS:       # ours only (named after tmp)
