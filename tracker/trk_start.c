@@ -311,8 +311,8 @@ start_listen_shm(trk_config_t *cfg, uint64_t epoch, uint64_t hlc0)
     trk_shm_use_dir(cfg->data_dir);
     if (trk_shm_create(&cfg->shm, cfg->port) != 0) {
         if (errno == EBUSY) {
-            ts_err("shared memory for port %u is owned by a running "
-                   "tracker", (unsigned) cfg->port);
+            ts_err("shared memory of data directory %s is owned by a "
+                   "running tracker", cfg->data_dir);
         } else {
             ts_err("cannot create shared memory: %s", strerror(errno));
         }
