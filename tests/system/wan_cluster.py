@@ -60,6 +60,7 @@ TRK_PORT = 7000             # every tracker's port, on its own host
 NODE_PORT = 7001            # every node's port, on its own host
 STATUS_WAIT_S = 10          # one `tracker --status`, bounded
 CHUNK_B = 512 << 10
+SETTLE_S = 6.5              # two client heartbeats (TS_HEARTBEAT_MS) + slack
 
 
 class WanCluster:
@@ -287,6 +288,9 @@ def tracker_partition(wc, client_host, nodes=(), tag="p", relogin=False,
     for tid in wc.ids():
         assert wc.login_ok(client_host, tid, tag + "1"), tid
         assert wc.login_ok(client_host, tid, tag + "2"), tid
+    # a session the other side expired reaches the node at its next
+    # heartbeat or two, after the expiry replicated back
+    time.sleep(SETTLE_S if nodes else 0)
     gone = _logged_out(nodes)
     if relogin:
         for n in gone:
