@@ -39,6 +39,11 @@
 #define TS_KDF_HASH_B             20
 #define TS_TOKEN_B                16       /* 128-bit session token */
 #define TS_SESSION_TIMEOUT_MS     15000    /* --session-timeout; no heartbeat */
+#define TS_TRK_SPLIT_TIMEOUT_X    4        /* while the tracker cluster is
+                                            split (and one timeout after
+                                            it heals) the leader expires a
+                                            session only after this many
+                                            session timeouts */
 #define TS_SESSIONS_SHM_N         8192     /* shm session cache slots */
 #define TS_REPLY_CACHE_TTL_S      600      /* idempotent replies kept */
 #define TS_HOUSEKEEP_MS           1000     /* expiry sweep period */

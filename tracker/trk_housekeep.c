@@ -114,6 +114,32 @@ delete_sessions(trk_env_t *env, const hash_list_t *list,
 }
 
 
+/* The timeout the leader expires sessions at in this pass.  While the
+ * cluster is split (a peer down), and for one session timeout after it
+ * is whole again, a session's heartbeats may be reaching a tracker on
+ * the other side, whose gossip cannot get here: expiring it would log
+ * out a live node once the delete replicates after the heal.  Then the
+ * timeout is TS_TRK_SPLIT_TIMEOUT_X times longer, so a split shorter
+ * than that logs nobody out, and a dead node's session still ends (a
+ * peer down for good does not keep dead sources listed for ever). */
+static int64_t  hk_expire_ms;
+
+static int64_t
+expiry_timeout(trk_env_t *env, int64_t now)
+{
+    int64_t  whole = atomic_load(&env->shm->stats->peers_whole_ms);
+    int64_t  tmo = env->session_timeout_ms;
+
+    if (atomic_load(&env->shm->stats->ntrackers) <= 1) {
+        return tmo;
+    }
+    if (whole == 0 || now - whole < tmo) {
+        return tmo * TS_TRK_SPLIT_TIMEOUT_X;
+    }
+    return tmo;
+}
+
+
 /* A cache entry found expired: still expired?  A gossiped heartbeat may
  * have revived it since the walk (re-checked under its stripe lock). */
 static int
@@ -121,8 +147,8 @@ still_expired(trk_env_t *env, const uint8_t h[32])
 {
     char user[TS_ID_MAX_B + 1];
 
-    return trk_sess_lookup(env->shm, h, ts_now_ms(), env->session_timeout_ms,
-                           0, user, sizeof(user)) == 2;
+    return trk_sess_lookup(env->shm, h, ts_now_ms(), hk_expire_ms, 0, user,
+                           sizeof(user)) == 2;
 }
 
 
@@ -354,9 +380,9 @@ housekeep_pass(trk_env_t *env, int64_t now, int full)
     /* 2. expired sessions leave tdb first, then the cache (the cache
      *    entry, kept EXPIRED meanwhile, stops a reload from tdb); the
      *    walk of the cache runs only when it can find something */
+    hk_expire_ms = expiry_timeout(env, now);
     if (walk_due(env, now, full)) {
-        trk_sess_each(env->shm, now, env->session_timeout_ms, collect_shm,
-                      &sw);
+        trk_sess_each(env->shm, now, hk_expire_ms, collect_shm, &sw);
     }
     /* only the leader expires (its deletes replicate as ops) */
     deleted = 0;

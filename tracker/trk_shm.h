@@ -54,7 +54,7 @@
 #include "ts_tls.h"
 #include "trk_metrics.h"
 
-#define TRK_SHM_LAYOUT_VERSION  6
+#define TRK_SHM_LAYOUT_VERSION  7
 
 enum {
     TRK_TBL_SLOTS   = 1,
@@ -99,6 +99,10 @@ typedef struct {
     _Atomic uint64_t op_wake;        /* bumped after each logged commit */
     _Atomic int32_t  leader;         /* tracker id; 0 = not known yet */
     _Atomic uint32_t peers_up;       /* bit i = tracker id i is up */
+    _Atomic int64_t  peers_whole_ms; /* monotonic ms since every peer is
+                                        up; 0 while one is down (a split
+                                        cluster: trk_housekeep.c waits
+                                        longer before it expires) */
     _Atomic int32_t  sync_pid;
     _Atomic uint64_t epoch;
     _Atomic int32_t  ntrackers;      /* lines in tracker_info.txt */

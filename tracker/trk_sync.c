@@ -587,7 +587,7 @@ peer_main(void *arg)
 static void
 elect(void)
 {
-    uint32_t mask = 0;
+    uint32_t mask = 0, want = 0;
     int      i, leader = scfg->id;
     int64_t  now = ts_now_ms();
 
@@ -595,6 +595,7 @@ elect(void)
         if (i == scfg->id) {
             continue;
         }
+        want |= 1u << i;
         if (atomic_load(&peers[i].connected)
             && now - atomic_load(&peers[i].last_ok_ms) < TS_SYNC_PEER_DEAD_MS)
         {
@@ -605,6 +606,16 @@ elect(void)
         }
     }
     atomic_store(&scfg->shm.stats->peers_up, mask);
+    /* every peer up (and since when): the housekeeper expires sessions
+     * at the normal timeout only then */
+    if (mask == want) {
+        int64_t  zero = 0;
+
+        (void) atomic_compare_exchange_strong(
+            &scfg->shm.stats->peers_whole_ms, &zero, now > 0 ? now : 1);
+    } else {
+        atomic_store(&scfg->shm.stats->peers_whole_ms, 0);
+    }
     if (atomic_exchange(&scfg->shm.stats->leader, leader) != leader) {
         ts_info("leader is now tracker %d", leader);
     }

@@ -9,9 +9,9 @@ shm segments must not collide), 10 ms one way between any two hosts,
 Purpose: the acceptance scenarios over real (emulated) links, small:
 a multi-source download (SHA1-checked, served by the seeder and by an
 earlier leecher); a partition between tracker 1 and trackers 2, 3 (the
-emulator's loss 100 % on those pairs at run time) with a write on each
-side, digests apart while cut and equal (`tracker --status`) after the
-heal; tracker 1 SIGKILLed with every node going on through the others,
+emulator's loss 100 % on those pairs at run time), longer than the
+session timeout, with a write on each side, digests apart while cut and
+equal (`tracker --status`) after the heal, and no node logged out; tracker 1 SIGKILLed with every node going on through the others,
 then restarted and converging; the seeder's host cut away while a
 leecher is mid-download, the copy finishing from the other holders.
 The full size (3 trackers + 20 nodes) is bench/wan_cluster.sh.
@@ -37,6 +37,7 @@ WHY = wanbed.unsupported()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=WHY or "")
 
 LEECH_MBIT = 30     # the cut scenario's leecher: its download takes a while
+SESSION_MS = 4000   # the trackers' --session-timeout
 
 
 def test_cluster_and_swarm_on_separate_hosts(tmp_path):
@@ -44,7 +45,9 @@ def test_cluster_and_swarm_on_separate_hosts(tmp_path):
     with WanBed(8, delay_ms=10, rate_mbit=100,
                 hosts={7: {"down_mbit": LEECH_MBIT}},
                 workdir=tmp_path) as bed:
-        wc = wcl.WanCluster(bed, tmp_path).start()
+        # a short session timeout, so the partition below outlasts it
+        wc = wcl.WanCluster(bed, tmp_path,
+                            session_timeout=SESSION_MS).start()
         ns = wc.nodes([(3 + i, "u%d" % i) for i in range(5)])
         seed, first, rest, leech = ns[0], ns[1], ns[2:4], ns[4]
         # one port for every tracker, one for every node; one segment each
@@ -58,7 +61,11 @@ def test_cluster_and_swarm_on_separate_hosts(tmp_path):
         setup = time.monotonic() - t_start
 
         figs = [wcl.multi_source(wc, seed, first, rest, 8 << 20)]
-        figs.append(wcl.tracker_partition(wc, 3, ns))
+        # cut for well over a session timeout: each side's leader sees
+        # none of the other side's heartbeats, yet logs nobody out
+        figs.append(wcl.tracker_partition(wc, 3, ns,
+                                          hold_s=2.5 * SESSION_MS / 1000))
+        assert figs[-1]["cut_s"] > 2.5 * SESSION_MS / 1000, figs[-1]
         figs.append(wcl.tracker_kill(wc, ns, leech, seed))
         figs.append(wcl.seeder_partition(wc, seed, [first] + rest, leech,
                                          16 << 20))

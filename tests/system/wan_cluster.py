@@ -66,7 +66,7 @@ SETTLE_S = 6.5              # two client heartbeats (TS_HEARTBEAT_MS) + slack
 class WanCluster:
     """ntrk trackers on bed hosts 0..ntrk-1 (tracker i+1 on host i)."""
 
-    def __init__(self, bed, tmpdir, ntrk=3, workers=2):
+    def __init__(self, bed, tmpdir, ntrk=3, workers=2, **kw):
         self.bed, self.tmp, self.ntrk = bed, str(tmpdir), ntrk
         os.makedirs(self.tmp, exist_ok=True)
         self.info = self._write_info("tracker_info.txt",
@@ -75,7 +75,7 @@ class WanCluster:
         self.trackers = [NsTracker(bed, i, os.path.join(self.tmp,
                                                         "t%d" % (i + 1)),
                                    info=self.info, tid=i + 1,
-                                   workers=workers)
+                                   workers=workers, **kw)
                          for i in range(ntrk)]
 
     def _write_info(self, name, addrs):
