@@ -271,8 +271,15 @@
   // window is full, then the last HISTORY_MS.
   function trimChart(chart, now) {
     if (!chart.t0) chart.t0 = now;
-    chart.options.scales.x.min = Math.max(chart.t0, now - HISTORY_MS);
-    chart.options.scales.x.max = now;
+    const min = Math.max(chart.t0, now - HISTORY_MS);
+    const x = chart.options.scales.x;
+    x.min = min;
+    x.max = now;
+    // whole seconds between ticks, at most about 6 of them
+    const span = Math.max(1000, now - min);
+    x.ticks.stepSize = [1, 2, 5, 10, 15, 30, 60, 120].map(function (v) {
+      return v * 1000;
+    }).find(function (v) { return span / v <= 6; }) || 120000;
     chart.update('none');
   }
 
@@ -618,9 +625,13 @@
     const maxH = 180;
     let cell = 3;
     let per = 1;
-    for (const s of [14, 12, 10, 8, 6, 5, 4, 3]) {
-      const cols = Math.floor(w / s);
-      if (Math.ceil(n / cols) * s <= maxH) { cell = s; break; }
+    if (n > 0 && w / n >= 12) {
+      cell = Math.min(28, Math.floor(w / n));     // one row fills the width
+    } else {
+      for (const s of [20, 16, 14, 12, 10, 8, 6, 5, 4, 3]) {
+        const cols = Math.floor(w / s);
+        if (Math.ceil(n / cols) * s <= maxH) { cell = s; break; }
+      }
     }
     const cols = Math.max(1, Math.floor(w / cell));
     const rowsMax = Math.floor(maxH / cell);

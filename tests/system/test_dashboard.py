@@ -317,11 +317,13 @@ class FakeNode(http.server.ThreadingHTTPServer):
         states = {1: "running", 3: "done", 4: "failed", 5: "paused"}
         now = time.monotonic()
         for d in self.shm_().downloads():
+            # the rate over the last 2 s of samples
             k = (d["group"], d["name"])
-            t, b = self.last.get(k, (self.t0, 0))
-            bps = (d["bytes_done"] - b) / max(now - t, 1e-3)
-            if now - t >= 0.5:
-                self.last[k] = (now, d["bytes_done"])
+            hist = self.last.setdefault(k, [(self.t0, 0)])
+            hist.append((now, d["bytes_done"]))
+            while len(hist) > 2 and now - hist[1][0] >= 2:
+                hist.pop(0)
+            bps = (d["bytes_done"] - hist[0][1]) / max(now - hist[0][0], 0.1)
             nch = (d["size"] + CHUNK - 1) // CHUNK
             left = d["size"] - d["bytes_done"]
             srcs = [{"addr": a, "fp": "ab" * 32, "state": "active",
@@ -394,7 +396,7 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
         if p == "/api/v1/node":
             up, down = srv.shm_().rate_totals()
             return self.reply(200, {
-                "kind": "node", "pid": srv.node.pid(), "addr": srv.node.addr,
+                "kind": "node", "pid": srv.node.proc.pid, "addr": srv.node.addr,
                 "state_dir": srv.node.state_dir, "user": srv.node.user,
                 "uptime_s": int(time.monotonic() - srv.t0),
                 "up_Bps": 0, "down_Bps": sum(d["bps"] for d in
@@ -469,7 +471,9 @@ def test_node_page_during_multi_source_download(tracker_factory, tmp_path,
         assert "time left" in text or "complete" in text.lower(), text
         assert browser.js("return document.querySelectorAll("
                           "'#downloads .legend span').length") >= 4
+        d.set_window_size(1280, 1400)
         d.save_screenshot(str(tmp_path / "node-page.png"))
+        d.set_window_size(1280, 800)
         leech.wait_download("g", "movie.bin", 60)
         browser.wait("return document.querySelector('.dl').className"
                      ".includes('done')", 10, "the download shown complete")
