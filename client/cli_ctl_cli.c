@@ -32,23 +32,26 @@ static int
 cli_ctl_cli_connect(const char *state_dir)
 {
     struct sockaddr_un  sun;
-    int                 fd;
+    int                 fd, dirfd, r, err;
 
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/control.sock",
-                 state_dir) >= (int) sizeof(sun.sun_path))
-    {
-        errno = ENAMETOOLONG;
+    if (cli_ctl_addr(state_dir, &sun, &dirfd) != 0) {
         return -1;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
+        err = errno;
+        if (dirfd >= 0) {
+            close(dirfd);
+        }
+        errno = err;
         return -1;
     }
-    if (connect(fd, (struct sockaddr *) &sun, sizeof(sun)) != 0) {
-        int  err = errno;
-
+    r = connect(fd, (struct sockaddr *) &sun, sizeof(sun));
+    err = errno;
+    if (dirfd >= 0) {
+        close(dirfd);
+    }
+    if (r != 0) {
         close(fd);
         errno = err;
         return -1;

@@ -8,6 +8,7 @@
  * Crash behaviour: nothing persistent.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,5 +158,26 @@ cli_ctl_write(int fd, const void *buf, size_t n, int timeout_ms)
         p += r;
         n -= (size_t) r;
     }
+    return 0;
+}
+
+
+int
+cli_ctl_addr(const char *state_dir, struct sockaddr_un *sun, int *dirfd)
+{
+    *dirfd = -1;
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    if (snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/control.sock",
+                 state_dir) < (int) sizeof(sun->sun_path))
+    {
+        return 0;
+    }
+    *dirfd = open(state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*dirfd < 0) {
+        return -1;
+    }
+    snprintf(sun->sun_path, sizeof(sun->sun_path),
+             "/proc/self/fd/%d/control.sock", *dirfd);
     return 0;
 }

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/un.h>
 
 /* Reads one frame: waits up to first_ms (-1: no limit) for its first
  * byte, then reads the rest within TS_CLI_CTL_FRAME_MS.  *body is
@@ -22,5 +23,13 @@ int  cli_ctl_read(int fd, uint32_t max, int first_ms, uint8_t **body,
                   size_t *len);
 /* Writes all of buf within timeout_ms.  0, or -1 with errno. */
 int  cli_ctl_write(int fd, const void *buf, size_t n, int timeout_ms);
+
+/* The control socket's address in state_dir: <state_dir>/control.sock,
+ * or when that does not fit in sun_path (108 bytes), the same file
+ * through an O_PATH descriptor of the directory,
+ * /proc/self/fd/<*dirfd>/control.sock (*dirfd stays open while the
+ * address is used; -1 when not needed).  0, or -1 with errno. */
+int  cli_ctl_addr(const char *state_dir, struct sockaddr_un *sun,
+                  int *dirfd);
 
 #endif

@@ -57,6 +57,7 @@
 static int              srv_fd = -1;
 static int              srv_stop[2] = { -1, -1 };
 static char             srv_path[sizeof(((struct sockaddr_un *) 0)->sun_path)];
+static int              srv_dirfd = -1;     /* see cli_ctl_addr */
 static pthread_t        srv_thr;
 static int              srv_up;
 static cli_ctx_t        srv_ctx;        /* commands' context: not a tty */
@@ -333,15 +334,14 @@ cli_ctl_srv_start(const cli_ctx_t *ctx, const char *state_dir)
         srv_slots[i].attached = 0;
         pthread_mutex_init(&srv_slots[i].wmu, NULL);
     }
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    if (snprintf(srv_path, sizeof(srv_path), "%s/control.sock", state_dir)
-        >= (int) sizeof(srv_path))
-    {
-        cli_out_eline("warning: no control socket: state dir path too long");
+    /* a long state dir is reached through a descriptor (cli_ctl_addr),
+     * kept open for the unlink at the end */
+    if (cli_ctl_addr(state_dir, &sun, &srv_dirfd) != 0) {
+        cli_out_eline("warning: no control socket in %s: %s", state_dir,
+                      strerror(errno));
         return -1;
     }
-    memcpy(sun.sun_path, srv_path, sizeof(srv_path));
+    memcpy(srv_path, sun.sun_path, sizeof(srv_path));
     /* node.lock is ours: a socket file here is a dead node's */
     (void) unlink(srv_path);
     srv_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -391,6 +391,10 @@ cli_ctl_srv_stop(void)
     pthread_join(srv_thr, NULL);
     close(srv_fd);
     (void) unlink(srv_path);
+    if (srv_dirfd >= 0) {
+        close(srv_dirfd);
+        srv_dirfd = -1;
+    }
     /* connection threads notice within a second (or after their command) */
     until = ts_now_ms() + 3000;
     do {

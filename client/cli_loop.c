@@ -101,18 +101,34 @@ cli_loop_signals_init(void)
 }
 
 
-/* Waits for stdin or a signal: 1 when stdin is readable, 0 when the
- * caller should look again (a signal came, EINTR), -1 on a poll error. */
-static int
-cli_loop_wait_stdin(void)
-{
-    struct pollfd  pfd[2];
+static cli_loop_hooks_t  cli_loop_hooks;
+static int               cli_loop_in_tty;   /* inside readline() now */
 
+
+/* Waits for stdin or a signal: 1 when stdin is readable, 0 when the
+ * caller should look again (a signal came, EINTR, or what came on the
+ * hooks' async descriptor was printed), -1 on a poll error.  async:
+ * watch that descriptor too (at the prompt). */
+static int
+cli_loop_wait_stdin(int async)
+{
+    struct pollfd  pfd[3];
+    int            afd = -1, n = 2;
+
+    if (async && cli_loop_hooks.async_fd != NULL) {
+        afd = cli_loop_hooks.async_fd();
+    }
     pfd[0].fd = STDIN_FILENO;
     pfd[0].events = POLLIN;
     pfd[1].fd = cli_loop_sigpipe[0];
     pfd[1].events = POLLIN;
-    if (poll(pfd, 2, -1) < 0) {
+    if (afd >= 0) {
+        pfd[2].fd = afd;
+        pfd[2].events = POLLIN;
+        pfd[2].revents = 0;
+        n = 3;
+    }
+    if (poll(pfd, (nfds_t) n, -1) < 0) {
         if (errno == EINTR) {
             return 0;
         }
@@ -123,12 +139,14 @@ cli_loop_wait_stdin(void)
         cli_loop_drain();
         return 0;
     }
+    if (n == 3 && pfd[2].revents != 0) {
+        (void) cli_loop_hooks.async();
+        if (pfd[0].revents == 0) {
+            return 0;
+        }
+    }
     return pfd[0].revents != 0;
 }
-
-
-static cli_loop_hooks_t  cli_loop_hooks;
-static int               cli_loop_in_tty;   /* inside readline() now */
 
 
 void
@@ -216,7 +234,7 @@ cli_loop_read_line(cli_loop_reader_t *r, char *line, size_t linesz,
             return -1;
         }
 
-        w = cli_loop_wait_stdin();
+        w = cli_loop_wait_stdin(0);
         if (w < 0) {
             return -1;
         }
@@ -293,46 +311,6 @@ cli_loop_keep_running(int (*alive)(void))
 
 /* ---- TTY input (libedit) ------------------------------------------------ */
 
-/* cli_loop_wait_stdin, with the hooks' async descriptor watched too:
- * what comes there is printed above the prompt while the user types. */
-static int
-cli_loop_wait_tty(void)
-{
-    struct pollfd  pfd[3];
-    int            afd, n = 2;
-
-    afd = cli_loop_hooks.async_fd != NULL ? cli_loop_hooks.async_fd() : -1;
-    pfd[0].fd = STDIN_FILENO;
-    pfd[0].events = POLLIN;
-    pfd[1].fd = cli_loop_sigpipe[0];
-    pfd[1].events = POLLIN;
-    if (afd >= 0) {
-        pfd[2].fd = afd;
-        pfd[2].events = POLLIN;
-        pfd[2].revents = 0;
-        n = 3;
-    }
-    if (poll(pfd, (nfds_t) n, -1) < 0) {
-        if (errno == EINTR) {
-            return 0;
-        }
-        ts_err("poll() failed: %s", strerror(errno));
-        return -1;
-    }
-    if (pfd[1].revents & POLLIN) {
-        cli_loop_drain();
-        return 0;
-    }
-    if (n == 3 && pfd[2].revents != 0) {
-        (void) cli_loop_hooks.async();
-        if (pfd[0].revents == 0) {
-            return 0;
-        }
-    }
-    return pfd[0].revents != 0;
-}
-
-
 /*
  * libedit reads keys through this: it waits on stdin and the signal
  * pipe together.  SIGINT ends the line early (the loop then drops it);
@@ -355,7 +333,7 @@ cli_loop_getc(FILE *f)
         if (cli_loop_sig_int) {
             return '\n';
         }
-        w = cli_loop_wait_tty();
+        w = cli_loop_wait_stdin(1);
         if (w < 0) {
             return -1;
         }

@@ -185,9 +185,10 @@ start_node() {
     trk=$((NODE_COUNT % 2 + 1))
     NODE_COUNT=$((NODE_COUNT + 1))
     NODE_TRK[$u]=$trk
+    # results and error lines in one file, in order; the log apart
     "$BIN/client" -s "$WORK/$u/state" -l warn --keep-running --tracker "$trk" \
-        "${http[@]}" "127.0.0.1:$port" "$INFO" <"$WORK/$u/stdin" \
-        >"$WORK/$u/out" 2>"$WORK/$u/err" &
+        --log-file "$WORK/$u/err" "${http[@]}" "127.0.0.1:$port" "$INFO" \
+        <"$WORK/$u/stdin" >"$WORK/$u/out" 2>&1 &
     PIDS+=($!)
     exec {fd}>"$WORK/$u/stdin"
     FDS+=("$fd")
@@ -199,19 +200,20 @@ start_node() {
 }
 
 # ncmd USER CMD [QUIET]: runs CMD on USER's node; its output lines go to
-# stdout (prefixed unless QUIET).  A marker command after it (an unknown
-# command, whose error line is fixed) tells where the output ends.
+# stdout (prefixed unless QUIET).  A marker after it ("echo MARK", which
+# prints MARK) tells where the output ends.
 ncmd() {
     local u=$1 cmd=$2 quiet=${3:-} mark out n0 i
     NODE_MARK[$u]=$((NODE_MARK[$u] + 1))
     mark="zz-demo-mark-${NODE_MARK[$u]}"
     out=${NODE_OUT[$u]}
     n0=$(wc -l <"$out")
-    printf '%s\n%s\n' "$cmd" "$mark" >&"${NODE_FD[$u]}" ||
+    printf '%s\necho %s\n' "$cmd" "$mark" >&"${NODE_FD[$u]}" ||
         die "$u: node stdin closed"
     for i in $(seq 600); do
-        if tail -n +$((n0 + 1)) "$out" | grep -q "'$mark'"; then
-            tail -n +$((n0 + 1)) "$out" | sed "/'$mark'/,\$d" |
+        if tail -n +$((n0 + 1)) "$out" | grep -qx "$mark"; then
+            tail -n +$((n0 + 1)) "$out" | sed "/^$mark\$/,\$d" |
+                grep -v '^notice: ' |
                 if [ -n "$quiet" ]; then cat; else
                     sed "s/^/$(printf '%16s' '') /"; fi
             return 0

@@ -738,3 +738,90 @@ def test_download_notice_is_printed_above_the_prompt(tracker, tmp_path):
         out = t.cmd("_groups", r"g owner=alice members=2.*bob@tessera> ")
     finally:
         t.stop()
+
+
+def test_every_command_answers_in_json(tracker, tmp_path):
+    """--json: every command of the table (as `help` lists it) gives one
+    JSON object per line, parsed here, with its id, ok and exit class;
+    failures carry their error.  A command added to the table and not
+    here fails this test."""
+    create_users(tracker.info, tmp_path, "alice", "bob")
+    a = Node(tracker.info, tmp_path, name="alice").start()
+    src = os.path.join(a.dir, "f.bin")
+    make_file(src, 600 * 1024, seed=31)
+    dest = os.path.join(a.dir, "out")
+    os.makedirs(dest)
+    script = [
+        ("create_user", "create_user carol pw"),
+        ("login", "login alice pw"),
+        ("create_group", "create_group g"),
+        ("list_groups", "list_groups"),
+        ("list_my_groups", "list_my_groups"),
+        ("join_group", "join_group g"),             # already a member
+        ("list_requests", "list_requests g"),
+        ("accept_request", "accept_request g bob"),  # no such request
+        ("reject_request", "reject_request g bob"),
+        ("upload_file", "upload_file %s g" % src),
+        ("list_files", "list_files g"),
+        ("download_file", "download_file g f.bin %s" % dest),  # has it
+        ("show_downloads", "show_downloads"),
+        ("download_info", "download_info g f.bin"),
+        ("peers", "peers g f.bin"),
+        ("pause", "pause g f.bin"),
+        ("resume", "resume g f.bin"),
+        ("retry", "retry g f.bin"),
+        ("cancel", "cancel g f.bin"),
+        ("rate", "rate"),
+        ("status", "status"),
+        ("wait", "wait"),
+        ("echo", "echo hello there"),
+        ("help", "help"),
+        ("stop_share", "stop_share g f.bin"),
+        ("leave_group", "leave_group g"),
+        ("logout", "logout"),
+        ("shutdown", "shutdown"),
+    ]
+    # the table as the node lists it: every command is exercised here
+    listed = set(l.split()[0] for l in a.cmd("help") if l and l[0] != " ")
+    listed.discard("command")       # the header line
+    listed.discard("exit")          # the CLI's own: it sends nothing
+    assert len(listed) > 20 and listed == set(n for n, _ in script), \
+        sorted(listed ^ set(n for n, _ in script))
+    rc, out, err = attach(a, [line for _, line in script], json_out=True)
+    replies = [json.loads(l) for l in out]
+    assert len(replies) == len(script), (out, err)
+    ids = [r["id"] for r in replies]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids), ids
+    by = dict(zip([n for n, _ in script], replies))
+    for name, r in by.items():
+        assert set(r) >= {"id", "ok", "exit", "lines"}, (name, r)
+        assert isinstance(r["ok"], bool) and isinstance(r["exit"], int)
+        if r["ok"]:
+            assert r["exit"] == 0, (name, r)
+        else:
+            assert r["exit"] != 0 and isinstance(r["error"], str), (name, r)
+    for name in ("create_user", "login", "create_group", "list_groups",
+                 "upload_file", "list_files", "status", "echo", "help",
+                 "rate", "logout", "shutdown"):
+        assert by[name]["ok"] is True, (name, by[name])
+    assert by["echo"]["lines"] == ["hello there"]
+    assert by["status"]["result"]["user"] == "alice"
+    assert by["accept_request"]["ok"] is False
+    assert by["list_files"]["result"][0]["name"] == "f.bin"
+    # shutdown stopped the node
+    assert wait_until(lambda: not a.workers("uploader"), 15)
+
+
+def test_long_state_dir_still_has_a_control_socket(tracker, tmp_path):
+    """A state directory whose socket path does not fit in sun_path (108
+    bytes) is reached through a descriptor of the directory: the node
+    serves its CLIs there as anywhere."""
+    create_users(tracker.info, tmp_path, "alice")
+    deep = os.path.join(str(tmp_path), "d" * 60, "e" * 60, "state")
+    assert len(deep + "/control.sock") > 108
+    a = Node(tracker.info, tmp_path, name="alice", state_dir=deep).start()
+    a.login("alice")
+    assert "logged in as alice" in a.cmd("status")
+    rc, out, err = attach(a, ["status"])
+    assert rc == 0 and "logged in as alice" in out, (rc, out, err)
+    assert stat.S_ISSOCK(os.stat(os.path.join(deep, "control.sock")).st_mode)
