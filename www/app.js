@@ -238,7 +238,7 @@
         parsing: false, normalized: true,
         interaction: { mode: 'nearest', axis: 'x', intersect: false },
         elements: { point: { radius: 0 }, line: { borderWidth: 2,
-                                                  tension: 0.2 } },
+                                                  tension: 0 } },
         scales: scales,
         plugins: { legend: { position: 'bottom',
                              labels: { boxWidth: 12 } },
@@ -319,17 +319,20 @@
       kvRow(dl, 'Serving', t.ready ? 'ready' : 'not ready',
             t.ready ? 'good' : 'bad');
       kvRow(dl, 'Replication lag', 'reference');
-      kvRow(dl, 'Converged with all', c.digests_agree ? 'yes' : 'no',
-            c.digests_agree ? 'good' : 'bad');
+      const allUp = c.trackers_reachable === (c.trackers_total ||
+                                              c.trackers.length);
+      kvRow(dl, 'Converged with all', c.digests_agree ? 'yes'
+            : allUp ? 'no' : 'unknown', c.digests_agree ? 'good' : 'bad');
     } else {
       const lag = (num(t.lag_ops_behind) || 0) +
                   (num(t.lag_ops_missing_here) || 0);
       kvRow(dl, 'Replication link', t.sync_link === 'up' ? 'up' : 'down',
             t.sync_link === 'up' ? 'good' : 'bad');
-      kvRow(dl, 'Replication lag', t.lag_ops_behind === undefined
+      // a tracker that does not answer: its last figures are stale
+      kvRow(dl, 'Replication lag', t.lag_ops_behind === undefined || !up
             ? '\u2014' : fmtNum(lag) + (lag === 1 ? ' op' : ' ops'),
-            lag > 0 ? 'bad' : null);
-      const conv = t.digest_agrees;
+            up && lag > 0 ? 'bad' : null);
+      const conv = up ? t.digest_agrees : undefined;
       kvRow(dl, 'Converged', conv === undefined ? 'unknown' : conv ? 'yes'
             : 'no', conv ? 'good' : 'bad');
     }
