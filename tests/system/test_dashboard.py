@@ -17,12 +17,13 @@ Purpose:
   - the node page: during a real multi-source download (2 rate-capped
     seeders, 1 leecher) the leecher's dashboard shows the download's
     progress, its chunk map and each source's contribution, growing.
-    The node's own HTTP endpoint is not in this tree yet, so the page is
-    served by a small fake node endpoint in this file: it speaks the
-    node API contract (/api/v1/node, /downloads, /downloads/G/N/chunks,
-    /uploads, /shares, key required) with figures read live from the
-    real leecher's shm segment (nodes.NodeShm), and serves the page's
-    files proxied from the real tracker's embedded copy.
+    When the client has its own HTTP endpoint (--http), the page is the
+    node's, on the node's real API.  A client without one gets a small
+    fake node endpoint in this file instead: it speaks the node API
+    contract (/api/v1/node, /downloads, /downloads/G/N/chunks, /uploads,
+    /shares, key required) with figures read live from the real
+    leecher's shm segment (nodes.NodeShm), and serves the page's files
+    proxied from the real tracker's embedded copy.
   Each browser test fails on any SEVERE entry of the browser's console
   log (a JavaScript error, a refused load) and saves a screenshot in its
   tmp dir.  Skipped cleanly when chromium, chromedriver or selenium is
@@ -43,6 +44,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -50,6 +52,7 @@ import pytest
 
 from cluster import Cluster
 from nodes import CHUNK, NodeShm, Swarm, create_users, seed
+from tessera import BIN
 from procs import descendants, free_port, kill_pid, pid_alive, wait_until
 
 CHARTJS = "/usr/share/javascript/chart.js/chart.min.js"
@@ -295,6 +298,13 @@ def test_tracker_page_tiles_follow_the_cluster(tmp_path, browser):
 
 # ---- the node page, on a fake node endpoint fed by a real download -----------
 
+def client_has_http():
+    """1 if this client has its own HTTP endpoint (--http)."""
+    r = subprocess.run([os.path.join(BIN, "client"), "--help"],
+                       capture_output=True, text=True, timeout=10)
+    return "--http" in r.stdout + r.stderr
+
+
 class FakeNode(http.server.ThreadingHTTPServer):
     """The node API contract, with the figures of a real node's shm."""
     daemon_threads = True
@@ -435,17 +445,30 @@ def test_node_page_during_multi_source_download(tracker_factory, tmp_path,
     size = 24 * CHUNK                        # 12 MiB: ~6 s at 2 MiB/s
     path, _ = seed(s1, tmp_path, "movie.bin", size, seed_=7)
     s2.upload(path, "g")
-    leech = sw.node("dl1")
-    key = "k" * 64
-    fake = FakeNode(leech, key, hport)
-    th = threading.Thread(target=fake.serve_forever, daemon=True)
-    th.start()
+    fake = th = None
+    if client_has_http():
+        # the node's own endpoint: the real page on the real API
+        nport = free_port()
+        leech = sw.node("dl1", extra=["--http", "127.0.0.1:%d" % nport])
+        kf = os.path.join(leech.state_dir, "http-api.key")
+        assert wait_until(lambda: os.path.exists(kf), 10, 0.1), kf
+        with open(kf) as f:
+            key = f.read().strip()
+        print("node page on the node's own endpoint")
+    else:
+        leech = sw.node("dl1")
+        key = "k" * 64
+        fake = FakeNode(leech, key, hport)
+        nport = fake.server_address[1]
+        th = threading.Thread(target=fake.serve_forever, daemon=True)
+        th.start()
+        print("node page on the fake node endpoint (no --http in client)")
     try:
         dest = tmp_path / "down"
         dest.mkdir()
         leech.download("g", "movie.bin", str(dest))
         d = browser.d
-        d.get("http://127.0.0.1:%d/#key=%s" % (fake.server_address[1], key))
+        d.get("http://127.0.0.1:%d/#key=%s" % (nport, key))
         browser.wait("return document.body.dataset.kind === 'node'", 10,
                      "the node page")
         browser.wait("const d = document.querySelector('.dl'); return d && "
@@ -482,6 +505,7 @@ def test_node_page_during_multi_source_download(tracker_factory, tmp_path,
         bad = browser.severe()
         assert not bad, bad
     finally:
-        fake.shutdown()
-        fake.server_close()
-        th.join(5)
+        if fake is not None:
+            fake.shutdown()
+            fake.server_close()
+            th.join(5)
