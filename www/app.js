@@ -210,7 +210,8 @@
 
   function lineChart(canvas, yTitle, y2Title, fmtY) {
     const scales = {
-      x: { type: 'linear', ticks: { maxTicksLimit: 6, maxRotation: 0,
+      x: { type: 'linear', ticks: { maxTicksLimit: 7, maxRotation: 0,
+                                    includeBounds: false,
                                     callback: function (v) {
                                       return clock(v);
                                     } },

@@ -228,6 +228,13 @@ def browser(tmp_path):
     b.close()
 
 
+# the elements that stick out of the window (for an assertion's message)
+WIDE = """return Array.from(document.querySelectorAll('body *')).filter(
+    e => e.getBoundingClientRect().right > window.innerWidth + 1 &&
+         !e.closest('.scroll')).slice(0, 8).map(
+    e => e.tagName + '.' + e.className + ' ' +
+         Math.round(e.getBoundingClientRect().right));"""
+
 TILES = """Array.from(document.querySelectorAll('.tile')).map(
     t => [Number(t.dataset.id), t.dataset.up])"""
 
@@ -290,7 +297,7 @@ def test_tracker_page_tiles_follow_the_cluster(tmp_path, browser):
     time.sleep(0.5)
     w = browser.js("return [document.documentElement.scrollWidth, "
                    "window.innerWidth]")
-    assert w[0] <= w[1], w
+    assert w[0] <= w[1], (w, browser.js(WIDE))
     d.save_screenshot(str(tmp_path / "tracker-phone.png"))
     bad = browser.severe()
     assert not bad, bad
@@ -309,8 +316,9 @@ class FakeNode(http.server.ThreadingHTTPServer):
     """The node API contract, with the figures of a real node's shm."""
     daemon_threads = True
 
-    def __init__(self, node, key, assets_port):
+    def __init__(self, node, key, assets_port, dest):
         self.node, self.key, self.assets_port = node, key, assets_port
+        self.dest = dest
         self.shm = None
         self.t0 = time.monotonic()
         self.last = {}                  # rate samples per download
@@ -342,7 +350,8 @@ class FakeNode(http.server.ThreadingHTTPServer):
                      "load": 0, "inflight": 1}
                     for a, s in sorted(d["sources"].items())]
             out.append({"id": len(out) + 1, "group": d["group"],
-                        "name": d["name"], "dest": "/tmp/x",
+                        "name": d["name"],
+                        "dest": os.path.join(self.dest, d["name"]),
                         "state": states.get(d["state"], "running"),
                         "size": d["size"], "bytes": d["bytes_done"],
                         "pct": 100.0 * d["bytes_done"] / max(1, d["size"]),
@@ -458,7 +467,7 @@ def test_node_page_during_multi_source_download(tracker_factory, tmp_path,
     else:
         leech = sw.node("dl1")
         key = "k" * 64
-        fake = FakeNode(leech, key, hport)
+        fake = FakeNode(leech, key, hport, str(tmp_path / "down"))
         nport = fake.server_address[1]
         th = threading.Thread(target=fake.serve_forever, daemon=True)
         th.start()
@@ -496,6 +505,13 @@ def test_node_page_during_multi_source_download(tracker_factory, tmp_path,
                           "'#downloads .legend span').length") >= 4
         d.set_window_size(1280, 1400)
         d.save_screenshot(str(tmp_path / "node-page.png"))
+        # phone width: nothing wider than the screen (tables scroll)
+        d.set_window_size(375, 800)
+        time.sleep(0.5)
+        w = browser.js("return [document.documentElement.scrollWidth, "
+                       "window.innerWidth]")
+        assert w[0] <= w[1], (w, browser.js(WIDE))
+        d.save_screenshot(str(tmp_path / "node-phone.png"))
         d.set_window_size(1280, 800)
         leech.wait_download("g", "movie.bin", 60)
         browser.wait("return document.querySelector('.dl').className"
