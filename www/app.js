@@ -68,6 +68,9 @@
     return num(bps) === null ? '\u2014' : fmtBytes(bps) + '/s';
   }
 
+  // an axis label: "2 MiB/s", not "2.00 MiB/s"
+  function axisRate(v) { return fmtRate(v).replace(/\.0+ /, ' '); }
+
   function fmtDur(s) {
     s = num(s);
     if (s === null || s < 0) return '\u2014';
@@ -208,6 +211,21 @@
 
   // ---- a live line chart --------------------------------------------------
 
+  // A rate axis on round binary steps (256 KiB/s, 1 MiB/s, 2.5 MiB/s...)
+  // rather than Chart.js's decimal ones (976.6 KiB/s).
+  function binarySteps(scale) {
+    const max = scale.max;
+    if (!(max > 0)) return;
+    const unit = Math.pow(1024, Math.max(0, Math.floor(Math.log(max) /
+                                                        Math.log(1024))));
+    const raw = max / unit / 4;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 2.5, 5, 10].map(function (x) { return x * mag; })
+      .find(function (x) { return x >= raw; }) * unit;
+    scale.max = Math.ceil(max / step) * step;
+    scale.options.ticks.stepSize = step;
+  }
+
   function lineChart(canvas, yTitle, y2Title, fmtY) {
     const scales = {
       x: { type: 'linear', ticks: { maxTicksLimit: 7, maxRotation: 0,
@@ -219,6 +237,7 @@
       y: { beginAtZero: true, title: { display: true, text: yTitle },
            ticks: { callback: fmtY || function (v) { return fmtNum(v, 1); } } }
     };
+    if (fmtY) scales.y.afterDataLimits = binarySteps;
     if (y2Title) {
       scales.y2 = { beginAtZero: true, position: 'right',
                     title: { display: true, text: y2Title },
@@ -303,7 +322,9 @@
 
   function trackerTile(t, c) {
     const up = !!t.reachable;
-    const tile = el('article', 'tile' + (up ? '' : ' down'));
+    const tile = el('article', 'tile' + (up ? '' : t.error ===
+                                         'not polled yet' ? ' wait'
+                                                          : ' down'));
     tile.dataset.id = t.id;
     tile.dataset.up = up ? '1' : '0';
     const head = el('div', 'tile-head');
@@ -311,8 +332,10 @@
                                         (t.self ? ' (this one)' : '')));
     if (c.leader === t.id) head.appendChild(el('span', 'pill pill-lead',
                                                'leader'));
-    head.appendChild(el('span', 'pill ' + (up ? 'pill-ok' : 'pill-bad'),
-                        up ? 'up' : 'down'));
+    const checking = !up && t.error === 'not polled yet';
+    head.appendChild(el('span', 'pill ' + (up ? 'pill-ok' : checking
+                                           ? 'pill-wait' : 'pill-bad'),
+                        up ? 'up' : checking ? 'checking' : 'down'));
     tile.appendChild(head);
     tile.appendChild(el('div', 'addr', t.address || ''));
     const dl = el('dl', 'kv');
@@ -432,9 +455,7 @@
       (n.state_dir ? ' \u00b7 ' + n.state_dir : '');
     const now = Date.now();
     if (!node.chart) {
-      node.chart = lineChart($('node-chart'), 'rate', null, function (v) {
-        return fmtRate(v);
-      });
+      node.chart = lineChart($('node-chart'), 'rate', null, axisRate);
     }
     push(series(node.chart, 'down', 'download', '#2f7ed8'), now,
          num(n.down_Bps));
@@ -496,7 +517,7 @@
     c.srcWrap.appendChild(c.src);
     c.root.append(head, c.bar, c.facts, c.err, body, c.srcTitle, c.srcWrap);
     $('downloads').appendChild(c.root);
-    c.chart = lineChart(cv, 'rate', null, function (v) { return fmtRate(v); });
+    c.chart = lineChart(cv, 'rate', null, axisRate);
     c.chart.options.plugins.legend.display = false;
     node.dls[k] = c;
     return c;
