@@ -451,7 +451,7 @@ def test_node_page_during_multi_source_download(tracker_factory, tmp_path,
     sw = Swarm(t, tmp_path)
     s1 = sw.node("ds1", extra=["--max-upload-rate", "1M"])
     s2 = sw.node("ds2", extra=["--max-upload-rate", "1M"])
-    size = 24 * CHUNK                        # 12 MiB: ~6 s at 2 MiB/s
+    size = 32 * CHUNK                        # 16 MiB: ~8 s at 2 MiB/s
     path, _ = seed(s1, tmp_path, "movie.bin", size, seed_=7)
     s2.upload(path, "g")
     fake = th = None
@@ -473,19 +473,21 @@ def test_node_page_during_multi_source_download(tracker_factory, tmp_path,
         th.start()
         print("node page on the fake node endpoint (no --http in client)")
     try:
+        # the page first: the download appears on it live
+        d = browser.d
+        d.get("http://127.0.0.1:%d/#key=%s" % (nport, key))
+        browser.wait("return document.body.dataset.kind === 'node' && "
+                     "window.tesseraState.polls >= 1", 10, "the node page")
+        assert d.find_element("id", "dl-empty").is_displayed()
         dest = tmp_path / "down"
         dest.mkdir()
         leech.download("g", "movie.bin", str(dest))
-        d = browser.d
-        d.get("http://127.0.0.1:%d/#key=%s" % (nport, key))
-        browser.wait("return document.body.dataset.kind === 'node'", 10,
-                     "the node page")
         browser.wait("const d = document.querySelector('.dl'); return d && "
                      "Number(d.dataset.pct) > 0", 15, "progress shown")
         m0 = browser.wait("const r = (function(){" + MAP + "})(); "
                           "return r && r[1] > 0 ? r : null;", 10,
                           "the chunk map drawn")
-        assert m0[0] == 24, m0
+        assert m0[0] == 32, m0
         s0 = browser.wait("const r = (function(){" + SRC + "})(); return "
                           "r.filter(x => x[1] > 0).length >= 1 ? r : null;",
                           10, "a source's contribution")
