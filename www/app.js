@@ -69,7 +69,12 @@
   }
 
   // an axis label: "2 MiB/s", not "2.00 MiB/s"
-  function axisRate(v) { return fmtRate(v).replace(/\.0+ /, ' '); }
+  function axisRate(v) {
+    const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
+    return parseFloat(v.toFixed(2)) + ' ' + u[i] + '/s';
+  }
 
   function fmtDur(s) {
     s = num(s);

@@ -18,7 +18,8 @@ Purpose:
     seeders, 1 leecher) the leecher's dashboard shows the download's
     progress, its chunk map and each source's contribution, growing.
     When the client has its own HTTP endpoint (--http), the page is the
-    node's, on the node's real API.  A client without one gets a small
+    node's, on the node's real API, and a seeder's page then shows the
+    leecher among who downloaded from it.  A client without one gets a small
     fake node endpoint in this file instead: it speaks the node API
     contract (/api/v1/node, /downloads, /downloads/G/N/chunks, /uploads,
     /shares, key required) with figures read live from the real
@@ -449,13 +450,16 @@ def test_node_page_during_multi_source_download(tracker_factory, tmp_path,
     t, hport, _ = tracker_with_http(tracker_factory)
     create_users(t.info, tmp_path, "ds1", "ds2", "dl1")
     sw = Swarm(t, tmp_path)
-    s1 = sw.node("ds1", extra=["--max-upload-rate", "1M"])
+    real = client_has_http()
+    sport = free_port()
+    s1 = sw.node("ds1", extra=["--max-upload-rate", "1M"] +
+                 (["--http", "127.0.0.1:%d" % sport] if real else []))
     s2 = sw.node("ds2", extra=["--max-upload-rate", "1M"])
     size = 32 * CHUNK                        # 16 MiB: ~8 s at 2 MiB/s
     path, _ = seed(s1, tmp_path, "movie.bin", size, seed_=7)
     s2.upload(path, "g")
     fake = th = None
-    if client_has_http():
+    if real:
         # the node's own endpoint: the real page on the real API
         nport = free_port()
         leech = sw.node("dl1", extra=["--http", "127.0.0.1:%d" % nport])
@@ -522,8 +526,30 @@ def test_node_page_during_multi_source_download(tracker_factory, tmp_path,
                      "return r[1] === r[0];", 10, "the full chunk map")
         bad = browser.severe()
         assert not bad, bad
+        if real:
+            seeder_page(browser, s1, sport, tmp_path)
     finally:
         if fake is not None:
             fake.shutdown()
             fake.server_close()
             th.join(5)
+
+
+def seeder_page(browser, s1, sport, tmp_path):
+    """A seeder's own page: the leecher among who downloaded from it,
+    the shared file with what it sent."""
+    with open(os.path.join(s1.state_dir, "http-api.key")) as f:
+        key = f.read().strip()
+    browser.d.get("about:blank")
+    browser.d.get("http://127.0.0.1:%d/#key=%s" % (sport, key))
+    browser.wait("return document.querySelectorAll('#uploads tbody tr')"
+                 ".length >= 1 && !document.getElementById('uploads')"
+                 ".hidden", 10, "the seeder's uploads")
+    browser.wait("return document.getElementById('shares').innerText"
+                 ".includes('movie.bin')", 10, "the seeder's shares")
+    row = browser.js("return document.querySelector('#uploads tbody tr')"
+                     ".innerText")
+    assert "127.0.0.1" in row and "MiB" in row, row
+    browser.d.save_screenshot(str(tmp_path / "seeder-page.png"))
+    bad = browser.severe()
+    assert not bad, bad
