@@ -502,6 +502,8 @@ def test_node_page_during_multi_source_download(tracker_factory, tmp_path,
         s1_ = browser.wait("const r = (function(){" + SRC + "})(); return "
                            "r.filter(x => x[1] > 0).length >= 2 ? r : null;",
                            20, "two sources contributing")
+        if real:
+            pause_resume(browser)
         print("chunk map %r -> %r; sources %r -> %r" % (m0, m1, s0, s1_))
         text = d.find_element("id", "downloads").text
         assert "movie.bin" in text and "downloading" in text.lower() or \
@@ -553,3 +555,25 @@ def seeder_page(browser, s1, sport, tmp_path):
     browser.d.save_screenshot(str(tmp_path / "seeder-page.png"))
     bad = browser.severe()
     assert not bad, bad
+
+
+def pause_resume(browser):
+    """The pause and resume buttons, through the node's POST actions."""
+    def click(label):
+        for b in browser.d.find_elements("css selector", ".dl-actions button"):
+            if b.text == label:
+                b.click()
+                return
+        raise AssertionError("no %s button" % label)
+    click("pause")
+    browser.wait("return document.querySelector('.dl').className"
+                 ".includes('paused')", 10, "the download paused")
+    b0 = browser.js("return Number(document.querySelector('.dl')"
+                    ".dataset.bytes)")
+    time.sleep(2)
+    b1 = browser.js("return Number(document.querySelector('.dl')"
+                    ".dataset.bytes)")
+    assert b1 - b0 <= 2 * CHUNK, (b0, b1)   # what was in flight at most
+    click("resume")
+    browser.wait("const c = document.querySelector('.dl').className; "
+                 "return !c.includes('paused');", 10, "the download resumed")
