@@ -169,7 +169,7 @@
     $('tracker-page').hidden = true;
     $('node-page').hidden = true;
     setConn('no access', 'pill-bad');
-    banner(why);
+    banner(null);
   }
 
   function setupKeyForm() {
@@ -732,6 +732,7 @@
     const k = dlKey(d);
     try {
       const m = await api(dlPath(d) + '/chunks');
+      if (!node.dls[k]) return;       // gone meanwhile
       node.maps[k] = m;
       drawMap(node.dls[k], m);
       updateSources(node.dls[k], d);

@@ -256,14 +256,20 @@ def test_tracker_page_tiles_follow_the_cluster(tmp_path, browser):
     d.get(base)
     browser.wait("return !document.getElementById('keybox').hidden", 10,
                  "the key box without a key")
-    assert "No API key" in d.find_element("id", "banner").text
+    assert "No API key" in d.find_element("id", "keybox").text
     assert d.find_element("id", "tracker-page").is_displayed() is False
     d.get(base + "#key=" + "0" * 64)
     d.refresh()
-    browser.wait("return document.getElementById('banner').innerText"
+    browser.wait("return document.getElementById('keybox').innerText"
                  ".includes('refused')", 10, "the wrong-key message")
     assert d.find_element("id", "keybox").is_displayed()
+    d.save_screenshot(str(tmp_path / "wrong-key.png"))
     browser.severe()                # the 401 it logged is expected
+    # the key pasted into the page's field works too
+    d.find_element("id", "keyinput").send_keys(key)
+    d.find_element("css selector", "#keyform button").click()
+    browser.wait("return document.querySelectorAll('.tile').length === 2",
+                 15, "the tiles after the key was pasted")
     d.get("about:blank")
 
     # the key in the fragment: both tiles up
