@@ -285,6 +285,9 @@ def test_tracker_page_tiles_follow_the_cluster(tmp_path, browser):
     assert "leader" in text and "Converged" in text
     assert "lag_ops" not in d.find_element("tag name", "body").text
     browser.wait("return window.tesseraState.polls >= 3", 10, "3 polls")
+    w = browser.js("return [document.documentElement.scrollWidth, "
+                   "window.innerWidth]")
+    assert w[0] <= w[1], (w, browser.js(WIDE))
     d.save_screenshot(str(tmp_path / "tracker-page.png"))
 
     # tracker 2 dies: its tile turns down within seconds
