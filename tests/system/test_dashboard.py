@@ -210,6 +210,12 @@ class Browser:
             what, timeout, self.js("return document.body.innerText")[:3000])
         return v
 
+    def fits(self):
+        """Asserts that nothing on the page is wider than the window."""
+        w = self.js("return [document.documentElement.scrollWidth, "
+                    "window.innerWidth]")
+        assert w[0] <= w[1], (w, self.js(WIDE))
+
     def close(self):
         try:
             self.note_pids()
@@ -285,9 +291,7 @@ def test_tracker_page_tiles_follow_the_cluster(tmp_path, browser):
     assert "leader" in text and "Converged" in text
     assert "lag_ops" not in d.find_element("tag name", "body").text
     browser.wait("return window.tesseraState.polls >= 3", 10, "3 polls")
-    w = browser.js("return [document.documentElement.scrollWidth, "
-                   "window.innerWidth]")
-    assert w[0] <= w[1], (w, browser.js(WIDE))
+    browser.fits()
     d.save_screenshot(str(tmp_path / "tracker-page.png"))
 
     # tracker 2 dies: its tile turns down within seconds
@@ -305,9 +309,7 @@ def test_tracker_page_tiles_follow_the_cluster(tmp_path, browser):
     # phone width: nothing wider than the screen
     d.set_window_size(375, 800)
     time.sleep(0.5)
-    w = browser.js("return [document.documentElement.scrollWidth, "
-                   "window.innerWidth]")
-    assert w[0] <= w[1], (w, browser.js(WIDE))
+    browser.fits()
     d.save_screenshot(str(tmp_path / "tracker-phone.png"))
     bad = browser.severe()
     assert not bad, bad
@@ -525,9 +527,7 @@ def test_node_page_during_multi_source_download(tracker_factory, tmp_path,
         # phone width: nothing wider than the screen (tables scroll)
         d.set_window_size(375, 800)
         time.sleep(0.5)
-        w = browser.js("return [document.documentElement.scrollWidth, "
-                       "window.innerWidth]")
-        assert w[0] <= w[1], (w, browser.js(WIDE))
+        browser.fits()
         d.save_screenshot(str(tmp_path / "node-phone.png"))
         d.set_window_size(1280, 800)
         leech.wait_download("g", "movie.bin", 60)
