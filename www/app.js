@@ -787,6 +787,17 @@
     ]);
     renderNode(res[0]);
     const maps = renderDownloads(res[1].downloads || []);
+    // the tab's title tells the progress, as a download manager's does
+    let size = 0;
+    let got = 0;
+    (res[1].downloads || []).forEach(function (d) {
+      if (d.state === 'running' || d.state === 'waiting') {
+        size += d.size || 0;
+        got += d.bytes || 0;
+      }
+    });
+    document.title = (size ? Math.floor(100 * got / size) + ' % \u00b7 ' : '') +
+                     'Tessera node ' + (res[0].addr || '');
     fillTable('uploads', 'up-empty', (res[2].peers || []).slice()
       .sort(function (a, b) { return (b.rate_Bps || 0) - (a.rate_Bps || 0); }),
     function (p) {
@@ -857,7 +868,9 @@
     if (found.kind === 'tracker') {
       $('kind-title').textContent = '\u00b7 tracker cluster';
       $('where').textContent = 'seen from tracker ' + found.first.tracker_id +
-                               ' at ' + (found.first.address || '');
+                               ' at ' + (found.first.address || '') +
+                               (found.first.version ? ' \u00b7 version ' +
+                                found.first.version : '');
       document.title = 'Tessera cluster (tracker ' + found.first.tracker_id +
                        ')';
       $('tracker-page').hidden = false;
