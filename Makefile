@@ -79,6 +79,8 @@ TOOL_SRC    = $(wildcard tests/tools/*.c)
 # compiled into the core like any http/ source (http/ts_www.c serves it)
 CHARTJS     ?= /usr/share/javascript/chart.js/chart.min.js
 WWW_FILES   = index.html=www/index.html assets/app.js=www/app.js \
+              assets/common.js=www/common.js assets/tracker.js=www/tracker.js \
+              assets/node.js=www/node.js \
               assets/style.css=www/style.css assets/icon.svg=www/icon.svg \
               assets/chart.min.js=$(CHARTJS)
 WWW_OBJ     = $(OUT)/gen/ts_www_data.o

@@ -112,6 +112,9 @@ def test_assets_headers_and_hostile_paths(tracker_factory):
     assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     assert b"/assets/app.js" in body and b"<html" in body
     want = {"/assets/app.js": "text/javascript; charset=utf-8",
+            "/assets/common.js": "text/javascript; charset=utf-8",
+            "/assets/tracker.js": "text/javascript; charset=utf-8",
+            "/assets/node.js": "text/javascript; charset=utf-8",
             "/assets/style.css": "text/css; charset=utf-8",
             "/assets/icon.svg": "image/svg+xml",
             "/assets/chart.min.js": "text/javascript; charset=utf-8",
