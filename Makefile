@@ -200,6 +200,7 @@ deps-test: deps
 	pkg-config --exists cmocka 2>/dev/null || miss="$$miss libcmocka-dev"; \
 	/usr/bin/python3 -c 'import pytest' 2>/dev/null || miss="$$miss python3-pytest"; \
 	/usr/bin/python3 -c 'import xdist' 2>/dev/null || miss="$$miss python3-pytest-xdist"; \
+	/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || miss="$$miss python3-prometheus-client"; \
 	command -v tdbtool >/dev/null || miss="$$miss tdb-tools"; \
 	command -v groff >/dev/null || miss="$$miss groff-base"; \
 	command -v ps >/dev/null || miss="$$miss procps"; \

@@ -36,6 +36,7 @@
 #include "ts_trackers.h"
 #include "ts_tls.h"
 #include "node.h"
+#include "cli_http.h"
 #include "cli_cmds.h"
 #include "cli_rpc.h"
 #include "cli_files.h"
@@ -192,6 +193,7 @@ cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
     no.max_up_Bps = o->max_up_Bps;
     no.max_down_Bps = o->max_down_Bps;
     no.agent_main = cli_daemon_main;
+    no.http_main = cli_http_cfg()->fd >= 0 ? cli_http_main : NULL;
     no.close_fd = cli_main_user_err_fd;
     no.detached = o->keep_running;
     /* at a terminal the node's log goes to <state>/node.log, not on top
@@ -213,6 +215,8 @@ cli_main_node_start(const cli_opts_t *o, const char *ip, uint16_t port,
         return 2;
     }
     r = cli_node_start(&no);
+    /* the node has its copy of the HTTP socket and key; the CLI's go */
+    cli_http_teardown();
     if (r != 0) {
         return CLI_EXIT_NODE;
     }
@@ -268,6 +272,7 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, char *history,
     char                  err[512], ip[64], node_addr[96];
     uint8_t               fp[TS_FP_B];
     uint16_t              port;
+    cli_http_ask_t        http_ask;
     int                   r;
 
     cli_opts_parse(argc, argv, o);
@@ -320,6 +325,13 @@ cli_main_setup(int argc, char **argv, cli_opts_t *o, char *history,
         return 2;
     }
     cli_rpc_tls_free();
+    http_ask.spec = o->http;
+    http_ask.off = o->no_http;
+    if (cli_http_setup(&http_ask, o->state_dir, port, node_addr, crt, key)
+        != 0)
+    {
+        return 2;
+    }
     if ((r = cli_main_daemon_cfg(o, &trk, ca, crt, key, node_addr, fp)) != 0
         || (r = cli_main_node_start(o, ip, port, ca, crt, key)) != 0)
     {

@@ -71,11 +71,20 @@ cli_opts_usage(FILE *f)
         "                        of 1024); 0 = unlimited (the default)\n"
         "      --max-download-rate RATE\n"
         "                        node-wide download cap, the same way\n"
+        "      --http ADDR:PORT  the HTTP endpoint (/metrics, /healthz, "
+        "/api/v1/...):\n"
+        "                        default 127.0.0.1 and the node's port + "
+        "%d; a\n"
+        "                        non-loopback address is HTTPS with "
+        "node.crt; API key\n"
+        "                        (header X-API-Key) in <state>/http-api.key\n"
+        "      --no-http         no HTTP endpoint\n"
         "  -h, --help            this text\n"
         "  -V, --version         print the version\n",
         cli_opts_prog, cli_opts_prog, TS_NODE_UPLOADERS_N,
         TS_NODE_DOWNLOADERS_N,
-        TS_NODE_UNAUTH_MS, TS_DL_GET_SLOW_MS, TS_CLI_SOURCE_TIMEOUT_S);
+        TS_NODE_UNAUTH_MS, TS_DL_GET_SLOW_MS, TS_CLI_SOURCE_TIMEOUT_S,
+        TS_HTTP_PORT_OFFSET);
 }
 
 
@@ -123,6 +132,20 @@ cli_opts_bad(const char *fmt, ...)
 }
 
 
+/* --http's form (IP:PORT, port > 0); its binding is cli_http_setup's. */
+static void
+cli_opts_http(const char *arg)
+{
+    char      ip[64];
+    uint16_t  port;
+
+    if (ts_parse_hostport(arg, ip, sizeof(ip), &port) != 0 || port == 0) {
+        cli_opts_bad("bad --http '%s' (IP:PORT, e.g. 127.0.0.1:9443 or "
+                     "[::1]:9443)", arg);
+    }
+}
+
+
 /* Options and positional arguments; exits 0 or 2 itself. */
 void
 cli_opts_parse(int argc, char **argv, cli_opts_t *o)
@@ -145,6 +168,8 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
         { "max-download-rate", required_argument, NULL, 'r' },
         { "attach",    no_argument,       NULL, 'A' },
         { "json",      no_argument,       NULL, 'J' },
+        { "http",      required_argument, NULL, 0x1060 },
+        { "no-http",   no_argument,       NULL, 0x1061 },
         { NULL, 0, NULL, 0 }
     };
     ts_log_level_t  lvl;
@@ -228,6 +253,13 @@ cli_opts_parse(int argc, char **argv, cli_opts_t *o)
             break;
         case 'J':
             o->json = 1;
+            break;
+        case 0x1060:
+            cli_opts_http(optarg);
+            o->http = optarg;
+            break;
+        case 0x1061:
+            o->no_http = 1;
             break;
         case 'h':
             cli_opts_usage(stdout);

@@ -26,6 +26,8 @@ typedef struct {
     uint64_t     max_down_Bps;  /* --max-download-rate */
     int          attach;        /* --attach: a client of a running node */
     int          json;          /* --json: replies as JSON lines */
+    const char  *http;          /* --http ADDR:PORT; NULL = default */
+    int          no_http;       /* --no-http */
 } cli_opts_t;
 
 /* Options and positional arguments into o; exits 0 or 2 itself. */

@@ -615,6 +615,21 @@
                                             STATUS exchange, each, ms */
 #define TS_HTTP_PEER_REPLY_MAX_B  65536    /* ... largest reply, bytes */
 
+/* ---- node HTTP endpoint ---- */
+#define TS_NODE_PEER_STATS_N      256      /* peers whose bytes the node
+                                            counts, per direction summed
+                                            (2 entries are "other") */
+#define TS_NODE_HTTP_POST_MAX_B   4096     /* largest POST body of the
+                                            node's API, bytes (more: 413) */
+#define TS_NODE_HTTP_PEERS_TOP_N  20       /* peers with their own label
+                                            in /metrics, per direction;
+                                            the rest are peer="other" */
+#define TS_NODE_HTTP_CTL_MS       10000    /* an action's wait for the
+                                            agent's reply on the control
+                                            socket, ms */
+#define TS_NODE_HTTP_SAMPLE_MS    1000     /* the rates the API shows are
+                                            measured over this, ms */
+
 /* ---- web dashboard (http/ts_www.c) ---- */
 #define TS_WWW_PATH_MAX_B         256      /* longest path of a
                                             dashboard file, bytes

@@ -11,8 +11,13 @@
  * until a deadline closes it.
  *
  * What a request must be (all else is refused, with a JSON error body):
- *   - GET only: any other method is 405 (Allow: GET), and a GET that
- *     announces a body (Content-Length > 0, Transfer-Encoding) is 400;
+ *   - GET on a route, or POST on a POST route: any other method is 405
+ *     (Allow: the path's methods), and a GET that announces a body
+ *     (Content-Length > 0, Transfer-Encoding) is 400;
+ *   - a POST carries one JSON object (Content-Type application/json,
+ *     else 415) of at most post_max_b bytes (else 413, before any of it
+ *     is read when Content-Length says so) that jansson parses (else
+ *     400); the handler gets it parsed (ts_http_body_parse);
  *   - the path must be a route: exact, or a prefix route ending in '/'
  *     (for static assets later): else 404;
  *   - routes not marked open need the API key, in the header
@@ -50,20 +55,33 @@ typedef struct {
     int          static_body;   /* 1: body is constant, never freed */
     const char  *cache;         /* Cache-Control, NULL: "no-store" */
     const char  *csp;           /* Content-Security-Policy, NULL: none */
+    const char  *allow;             /* a 405's Allow header (the server's) */
 } ts_http_resp_t;
 
 /* path: the request path (a prefix route sees the whole path).  Fills r;
  * a handler that leaves r->body NULL answers 500. */
 typedef void (*ts_http_handler_pt)(void *arg, const char *path,
                                    ts_http_resp_t *r);
+/* A POST: body is the request's JSON object (the server frees it). */
+struct json_t;
+typedef void (*ts_http_post_pt)(void *arg, const char *path,
+                                struct json_t *body, ts_http_resp_t *r);
 
 typedef struct {
     const char         *path;       /* "/metrics"; prefix: "/ui/" */
     int                 prefix;     /* 1: every path below path */
     int                 open;       /* 1: served without the API key */
-    ts_http_handler_pt  fn;
+    ts_http_handler_pt  fn;         /* GET */
     void               *arg;
 } ts_http_route_t;
+
+/* A POST route (a table of its own, matched the same way). */
+typedef struct {
+    const char         *path;
+    int                 prefix;
+    ts_http_post_pt     fn;
+    void               *arg;
+} ts_http_post_route_t;
 
 typedef struct {
     int                    listen_fd;   /* bound and listening */
@@ -72,12 +90,15 @@ typedef struct {
     const char            *api_key;     /* hex text, required */
     const ts_http_route_t *routes;
     int                    nroutes;
+    const ts_http_post_route_t *posts;  /* POST routes (key required) */
+    int                    nposts;
     unsigned               conns_max;
     unsigned               conns_per_ip;
     unsigned               idle_timeout_s;
     int64_t                request_ms;
     int64_t                lifetime_ms;
     size_t                 mem_limit_b;
+    size_t                 post_max_b;  /* largest POST body; 0 = 4096 */
 } ts_http_cfg_t;
 
 /* What the server has answered since it started. */
@@ -90,6 +111,8 @@ typedef struct {
     uint64_t other;             /* any other status we answered */
     uint64_t conns;             /* connections accepted */
     uint64_t deadline_closed;   /* closed by request_ms / lifetime_ms */
+    uint64_t too_large;         /* 413 */
+    uint64_t bad_type;          /* 415 */
 } ts_http_stats_t;
 
 typedef struct ts_http_s ts_http_t;
@@ -115,6 +138,23 @@ void ts_http_error(ts_http_resp_t *r, int status, const char *msg);
 /* r := status with body (malloc'd, taken over; NULL -> 500). */
 void ts_http_reply(ts_http_resp_t *r, int status, const char *ctype,
                    char *body, size_t len);
+
+/* cfg := zero, then the TS_HTTP_* limits of common/ts_config.h
+ * (connections, deadlines, head size) and the socket, key and PEMs
+ * given (cert NULL: plain HTTP). */
+void ts_http_cfg_defaults(ts_http_cfg_t *cfg, int listen_fd,
+                          const char *api_key, const char *cert,
+                          const char *key);
+/* The whole of a small text file (a PEM, < 64 KiB), NUL-terminated and
+ * malloc'd; NULL with errno (EFBIG: empty or too big). */
+char *ts_http_pem_read(const char *path);
+
+/* A POST body's checks, without the server: ctype is the request's
+ * Content-Type (NULL: none), buf/len the body.  0 with *out the parsed
+ * object (json_decref it), or the HTTP status to answer (415 or 400)
+ * with a reason in err. */
+int  ts_http_body_parse(const char *ctype, const char *buf, size_t len,
+                        struct json_t **out, char *err, size_t errsz);
 
 /* 1 if ip (numeric IPv4 or IPv6 text) is a loopback address
  * (127.0.0.0/8, ::1, ::ffff:127.x.y.z). */

@@ -36,29 +36,6 @@
 #include "trk_http_opt.h"
 
 
-/* The whole of a small text file (a PEM), NUL-terminated; NULL (errno). */
-static char *
-slurp(const char *path)
-{
-    FILE   *f = fopen(path, "re");
-    char   *p;
-    size_t  n;
-
-    if (f == NULL) {
-        return NULL;
-    }
-    p = calloc(1, 65536 + 1);
-    n = p != NULL ? fread(p, 1, 65536, f) : 0;
-    fclose(f);
-    if (p != NULL && (n == 0 || n == 65536)) {
-        free(p);
-        errno = EFBIG;
-        return NULL;
-    }
-    return p;
-}
-
-
 /* HTTPS: the certificate and key, and one trial start of the TLS layer
  * so a key GnuTLS cannot use fails here.  0 or -1 (logged). */
 static int
@@ -73,8 +50,8 @@ setup_tls(trk_config_t *cfg)
                (unsigned) cfg->http_port);
         return -1;
     }
-    cfg->http_crt_pem = slurp(cfg->crt_path);
-    cfg->http_key_pem = slurp(cfg->key_path);
+    cfg->http_crt_pem = ts_http_pem_read(cfg->crt_path);
+    cfg->http_key_pem = ts_http_pem_read(cfg->key_path);
     if (cfg->http_crt_pem == NULL || cfg->http_key_pem == NULL) {
         ts_err("HTTPS: cannot read %s and %s: %s", cfg->crt_path,
                cfg->key_path, strerror(errno));

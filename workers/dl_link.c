@@ -314,6 +314,7 @@ dl_link_hs_done(dl_t *w, dl_link_t *k)
 {
     k->hs = 0;
     k->hs_warned = 0;
+    atomic_fetch_add(&w->stats->tls_ok[1], 1);
     k->want_out = 0;
     k->last_rx_ms = ts_now_ms();
     dl_link_events(w, k, EPOLLIN);
@@ -342,6 +343,7 @@ dl_link_hs_fail(dl_t *w, dl_link_t *k, int err)
     ts_log(k->hs_warned ? TS_LOG_DEBUG : TS_LOG_WARN, "peer %s: %s",
            k->addr, why);
     k->hs_warned = 1;
+    atomic_fetch_add(&w->stats->tls_fail[1], 1);
     dl_link_close(w, k, 1, NULL);
 }
 

@@ -93,6 +93,8 @@ dl_rate_allow(dl_t *w, dl_link_t *k, size_t want)
             w->rate_waiting++;
             dl_link_events(w, k, k->want_out ? EPOLLOUT : 0);
             at = ts_now_ms() + node_rate_wait_ms(wait_ns);
+            atomic_fetch_add(&w->stats->rate_wait_ns[1],
+                             (uint64_t) node_rate_wait_ms(wait_ns) * 1000000);
             if (!ts_ev_timer_armed(&w->rate_timer)
                 || w->rate_timer.at_ms > at)
             {

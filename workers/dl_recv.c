@@ -282,6 +282,8 @@ dl_recv_chunk(dl_t *w, dl_link_t *k, const dl_req_t *r)
     if (!dl_local_chunk_mine(w, r->dl, r->dl_id, r->chunk)) {
         return;
     }
+    atomic_store_explicit(&node_dl_srcof(w->shm, r->dl)[r->chunk],
+                          (uint8_t) (r->src + 1), memory_order_relaxed);
     old = atomic_fetch_or(&done[r->chunk >> 6], 1ull << (r->chunk & 63));
     if (!(old & (1ull << (r->chunk & 63)))) {
         atomic_fetch_add(&d->bytes_done, r->len);
@@ -290,6 +292,8 @@ dl_recv_chunk(dl_t *w, dl_link_t *k, const dl_req_t *r)
     atomic_fetch_add(&w->stats->bytes_down, r->len);
     atomic_fetch_add(&w->stats->chunks_down, 1);
     atomic_fetch_add(&src->chunks, 1);
+    atomic_fetch_add(&src->bytes, r->len);
+    node_peer_count(w->shm, NODE_DIR_DOWN, k->addr, src->fp, r->len);
     dl_recv_rate(src, r->len, ts_now_us() - k->start_us,
                  dl_recv_links(w, r->dl, r->src));
     /* the chunk is cache-hot: if it is the frontier, hash it from here */

@@ -79,6 +79,12 @@ node_child_init(const ts_worker_ctx_t *ctx, void *arg)
                        ts_owner_make(getpid(), ctx->generation),
                        (uint32_t) ctx->role);
     }
+    /* generation 1 is a slot's first process: any later one a restart */
+    if (ctx->generation > 1 && ctx->role >= 0 && ctx->role < NODE_ROLES_N
+        && node_stats(&n->shm) != NULL)
+    {
+        atomic_fetch_add(&node_stats(&n->shm)->restarts[ctx->role], 1);
+    }
 }
 
 
@@ -119,9 +125,9 @@ node_rebuild(void *arg)
 static int
 node_supervise(node_t *n, const node_opts_t *o)
 {
-    ts_sup_role_t    roles[3];
+    ts_sup_role_t    roles[NODE_ROLES_N];
     ts_sup_config_t  cfg;
-    int              nroles = 2, rc;
+    int              nroles = 2, rc, extra = 0;
 
     node_sup_self = *n;
 
@@ -144,11 +150,22 @@ node_supervise(node_t *n, const node_opts_t *o)
         roles[NODE_ROLE_AGENT].main = o->agent_main;
         roles[NODE_ROLE_AGENT].arg = &node_sup_self;
         nroles = 3;
+        extra = 1;
+    }
+    /* the HTTP endpoint, whose actions are the agent's commands: only
+     * beside an agent (role indexes are fixed: NODE_ROLE_HTTP follows it) */
+    if (o->http_main != NULL && o->agent_main != NULL) {
+        roles[NODE_ROLE_HTTP].name = "node-http";
+        roles[NODE_ROLE_HTTP].count = 1;
+        roles[NODE_ROLE_HTTP].main = o->http_main;
+        roles[NODE_ROLE_HTTP].arg = &node_sup_self;
+        nroles = NODE_ROLES_N;
+        extra++;
     }
 
-    if (roles[0].count + roles[1].count + 1 > TS_SUP_WORKERS_MAX_N) {
-        ts_err("too many node workers (%d + %d + the agent > %d)", roles[0].count,
-               roles[1].count, TS_SUP_WORKERS_MAX_N);
+    if (roles[0].count + roles[1].count + extra > TS_SUP_WORKERS_MAX_N) {
+        ts_err("too many node workers (%d + %d + %d > %d)", roles[0].count,
+               roles[1].count, extra, TS_SUP_WORKERS_MAX_N);
         return 2;
     }
 

@@ -5,7 +5,8 @@
  *
  * Process tree:  client (CLI) -> node supervisor -> uploader x U,
  *                                                   downloader x D,
- *                                                   agent x 1
+ *                                                   agent x 1,
+ *                                                   node-http x 0..1
  * The CLI creates the segment and the listening socket, then forks the
  * supervisor (which inherits both); unless opts.detached, the supervisor
  * dies with the CLI (PR_SET_PDEATHSIG) and takes its workers with it.
@@ -41,6 +42,9 @@ typedef struct {
     ts_worker_main_pt agent_main; /* the agent role's main (one process:
                                    the tracker session, the control
                                    socket); NULL = none */
+    ts_worker_main_pt http_main; /* the node-http role's main (one
+                                   process: the HTTP endpoint, reading
+                                   shm only); NULL = none */
     int         close_fd;       /* an fd of the CLI's the node must not
                                    keep (the user's stderr); 0 = none */
     int         detached;       /* 1: the node outlives the process that

@@ -173,6 +173,7 @@ node_src_fresh(node_src_sh_t *sr)
     atomic_store(&sr->errors, 0);
     atomic_store(&sr->rate_bps, 0);
     atomic_store(&sr->chunks, 0);
+    atomic_store(&sr->bytes, 0);
     atomic_store(&sr->map_ms, 0);
     atomic_store(&sr->retry_after_ms, 0);
 }
@@ -242,6 +243,8 @@ node_dl_add(ts_shm_t *s, const char *group, const char *name,
     bm = node_dl_claims(s, i);
     for (c = 0; c < nchunks; c++) {
         atomic_store_explicit(&bm[c], 0, memory_order_relaxed);
+        atomic_store_explicit(&node_dl_srcof(s, i)[c], 0,
+                              memory_order_relaxed);
     }
     for (j = 0; j < TS_NODE_SOURCES_N; j++) {
         node_bits_load(node_dl_map(s, i, j), NULL, nchunks);

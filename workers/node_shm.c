@@ -32,6 +32,7 @@ const ts_shm_spec_t node_shm_specs[] = {
       NULL },
     { NODE_T_FHASH,    sizeof(node_fhash_sh_t), TS_NODE_DOWNLOADS_N,  NULL },
     { NODE_T_RATE,     sizeof(node_rate_sh_t),  1,                    NULL },
+    { NODE_T_PEERS,    sizeof(node_peer_sh_t),  TS_NODE_PEER_STATS_N, NULL },
 };
 
 const int node_shm_nspecs = (int) (sizeof(node_shm_specs)
@@ -155,6 +156,77 @@ node_slot_inflight(const ts_shm_t *s, int slot, int i)
         return NULL;
     }
     return t[slot].n[i];
+}
+
+
+_Atomic uint8_t *
+node_dl_srcof(const ts_shm_t *s, int i)
+{
+    uint8_t *d = node_dldata(s, i);
+
+    return d ? (_Atomic uint8_t *) (void *) (d + NODE_OFF_SRCOF) : NULL;
+}
+
+
+node_peer_sh_t *
+node_peers(const ts_shm_t *s)
+{
+    return node_table(s, NODE_T_PEERS);
+}
+
+
+/* 1 if entry e (USED) is the key (dir, addr, fp). */
+static int
+node_peer_is(const node_peer_sh_t *e, int dir, const char *addr,
+             const uint8_t *fp)
+{
+    static const uint8_t  zero[TS_FP_B];
+
+    return (int) e->dir == dir && strcmp(e->addr, addr) == 0
+           && memcmp(e->fp, fp != NULL ? fp : zero, TS_FP_B) == 0;
+}
+
+
+void
+node_peer_count(const ts_shm_t *s, int dir, const char *addr,
+                const uint8_t *fp, uint64_t bytes)
+{
+    node_peer_sh_t *t = node_peers(s), *e = NULL;
+    uint32_t        st, exp;
+    int             i;
+
+    if (t == NULL || (dir != NODE_DIR_UP && dir != NODE_DIR_DOWN)) {
+        return;
+    }
+    /* entries 0 and 1 are "other" (up, down); keys start at 2 */
+    for (i = 2; i < TS_NODE_PEER_STATS_N && e == NULL; i++) {
+        st = atomic_load_explicit(&t[i].state, memory_order_acquire);
+        if (st == NODE_PEER_USED && node_peer_is(&t[i], dir, addr, fp)) {
+            e = &t[i];
+        } else if (st == NODE_PEER_FREE) {
+            exp = NODE_PEER_FREE;
+            if (!atomic_compare_exchange_strong(&t[i].state, &exp,
+                                                NODE_PEER_BUSY))
+            {
+                i--;                /* taken meanwhile: look at it again */
+                continue;
+            }
+            t[i].dir = (uint32_t) dir;
+            snprintf(t[i].addr, sizeof(t[i].addr), "%s", addr);
+            memset(t[i].fp, 0, sizeof(t[i].fp));
+            if (fp != NULL) {
+                memcpy(t[i].fp, fp, TS_FP_B);
+            }
+            atomic_store_explicit(&t[i].state, NODE_PEER_USED,
+                                  memory_order_release);
+            e = &t[i];
+        }
+    }
+    if (e == NULL) {
+        e = &t[dir];
+    }
+    atomic_fetch_add_explicit(&e->chunks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->bytes, bytes, memory_order_relaxed);
 }
 
 

@@ -9,6 +9,7 @@
  *   NODE_T_SHARES  node_share_sh_t x TS_NODE_SHARES_N    files served
  *   NODE_T_DLS     node_dl_sh_t x TS_NODE_DOWNLOADS_N    downloads
  *   NODE_T_DLDATA  NODE_DLDATA_B x TS_NODE_DOWNLOADS_N   per-download arrays
+ *   NODE_T_PEERS   node_peer_sh_t x TS_NODE_PEER_STATS_N  bytes per peer
  *
  * Per-download arrays (NODE_T_DLDATA entry i belongs to download i), at
  * fixed offsets inside the entry (node_dl_* accessors below):
@@ -18,6 +19,9 @@
  *           (a downloader re-hashes it from the .part before fetching)
  *   claims  ts_owner_t per chunk: the downloader fetching it (0 = free)
  *   maps    1 bit per chunk per source (TS_NODE_SOURCES_N maps)
+ *   srcof   1 byte per chunk (atomic): 1 + the source index that served
+ *           the chunk, written by the downloader that verified it before
+ *           it sets the done bit; 0 = unknown (verified from the .part)
  * Pages are touched only as far as a file's chunk count, so a 1 GiB file
  * uses ~90 KiB of them.
  *
@@ -52,8 +56,10 @@
 
 /* 2: source fingerprints, download tickets
  * 3: the .part's identity (part_id)
- * 4: the bandwidth caps (NODE_T_RATE) */
-#define NODE_SHM_LAYOUT  4
+ * 4: the bandwidth caps (NODE_T_RATE)
+ * 5: per-chunk source (srcof), per-source bytes, the peer table
+ *    (NODE_T_PEERS), TLS / rate-wait / restart counters */
+#define NODE_SHM_LAYOUT  5
 
 enum {
     NODE_T_SLOTS  = 1,
@@ -63,7 +69,8 @@ enum {
     NODE_T_DLDATA = 5,
     NODE_T_INFLIGHT = 6,    /* node_inflight_sh_t x slots */
     NODE_T_FHASH  = 7,      /* node_fhash_sh_t x downloads */
-    NODE_T_RATE   = 8       /* node_rate_sh_t x 1 */
+    NODE_T_RATE   = 8,      /* node_rate_sh_t x 1 */
+    NODE_T_PEERS  = 9       /* node_peer_sh_t x TS_NODE_PEER_STATS_N */
 };
 
 /* The node-wide bandwidth caps (shm/ts_rate.h): every uploader takes from
@@ -86,7 +93,9 @@ typedef struct {
 } node_fid_t;
 
 /* worker roles in slots[].role and in the supervisor's role table */
-enum { NODE_ROLE_UPLOADER = 0, NODE_ROLE_DOWNLOADER = 1, NODE_ROLE_AGENT = 2 };
+enum { NODE_ROLE_UPLOADER = 0, NODE_ROLE_DOWNLOADER = 1, NODE_ROLE_AGENT = 2,
+       NODE_ROLE_HTTP = 3 };
+#define NODE_ROLES_N  4
 
 typedef struct {
     _Atomic uint32_t active_uploads;   /* chunks being sent right now */
@@ -103,7 +112,40 @@ typedef struct {
                                           re-read the .part because the
                                           frontier hash was incomplete or
                                           disagreed */
+    /* TLS handshakes: [0] peers connecting to our uploaders, [1] our
+     * downloaders' links; ok = finished, fail = closed before */
+    _Atomic uint64_t tls_ok[2];
+    _Atomic uint64_t tls_fail[2];
+    /* the timer delays links slept for tokens of the caps, ns summed
+     * over links: [0] upload, [1] download */
+    _Atomic uint64_t rate_wait_ns[2];
+    /* workers respawned after they exited, by role (NODE_ROLE_*);
+     * written by the supervisor */
+    _Atomic uint64_t restarts[NODE_ROLES_N];
+    _Atomic int32_t  http_pid;         /* the node-http process, 0 = none */
+    _Atomic uint32_t http_starts;
 } node_stats_sh_t;
+
+/*
+ * Bytes and chunks moved per peer and direction (NODE_T_PEERS), for the
+ * node's /metrics and /api/v1/uploads: entry 0 counts uploads and entry
+ * 1 downloads to peers that found the table full ("other").  An entry
+ * is claimed by CAS of state FREE -> BUSY, its key written, then USED
+ * (release); counters are atomic adds.  Two workers that claim the same
+ * key at once make two entries: readers add entries of one key up.
+ * Never emptied while the node runs (counters only grow).
+ */
+enum { NODE_PEER_FREE = 0, NODE_PEER_BUSY = 1, NODE_PEER_USED = 2 };
+enum { NODE_DIR_UP = 0, NODE_DIR_DOWN = 1 };
+typedef struct {
+    _Atomic uint32_t state;
+    uint32_t         dir;              /* NODE_DIR_* */
+    char             addr[64];         /* up: the peer's IP; down: the
+                                          source's "ip:port" */
+    uint8_t          fp[TS_FP_B];      /* its certificate fingerprint */
+    _Atomic uint64_t chunks;
+    _Atomic uint64_t bytes;
+} node_peer_sh_t;
 
 typedef enum {
     NODE_SHARE_FREE    = 0,
@@ -151,6 +193,7 @@ typedef struct {
     _Atomic int64_t  map_ms;           /* map refreshed at (monotonic) */
     _Atomic int64_t  retry_after_ms;   /* after an error: back off */
     _Atomic uint64_t map_owner;        /* claim: who refreshes the map */
+    _Atomic uint64_t bytes;            /* verified bytes we got from it */
 } node_src_sh_t;
 
 typedef enum {
@@ -249,8 +292,9 @@ typedef struct {
 #define NODE_OFF_MAYBE      (NODE_OFF_DONE + 8ull * NODE_BITMAP_WORDS)
 #define NODE_OFF_CLAIMS     (NODE_OFF_MAYBE + 8ull * NODE_BITMAP_WORDS)
 #define NODE_OFF_MAPS       (NODE_OFF_CLAIMS + 8ull * TS_FILE_MAX_CHUNKS_N)
-#define NODE_DLDATA_B       (NODE_OFF_MAPS + 8ull * NODE_BITMAP_WORDS \
+#define NODE_OFF_SRCOF      (NODE_OFF_MAPS + 8ull * NODE_BITMAP_WORDS \
                              * TS_NODE_SOURCES_N)
+#define NODE_DLDATA_B       (NODE_OFF_SRCOF + TS_FILE_MAX_CHUNKS_N)
 
 /* Accessors (defined in workers/node_shm.c). i = download index. */
 node_stats_sh_t  *node_stats(const ts_shm_t *s);
@@ -268,6 +312,16 @@ _Atomic uint32_t *node_slot_inflight(const ts_shm_t *s, int slot, int i);
 node_fhash_sh_t  *node_dl_fhash(const ts_shm_t *s, int i);
 /* The bandwidth caps, or NULL (workers/node_rate.c). */
 node_rate_sh_t   *node_rate(const ts_shm_t *s);
+/* Download i's per-chunk source bytes (srcof above), or NULL. */
+_Atomic uint8_t  *node_dl_srcof(const ts_shm_t *s, int i);
+/* The peer table (TS_NODE_PEER_STATS_N entries), or NULL. */
+node_peer_sh_t   *node_peers(const ts_shm_t *s);
+/* Adds one chunk of `bytes` to the entry of (dir, addr, fp), claiming
+ * one if there is none (the "other" entry when the table is full).
+ * fp may be NULL (all zero).  Lock-free. */
+void              node_peer_count(const ts_shm_t *s, int dir,
+                                  const char *addr, const uint8_t *fp,
+                                  uint64_t bytes);
 
 /* The table specs for ts_shm_create, and the segment name for a port. */
 extern const ts_shm_spec_t node_shm_specs[];

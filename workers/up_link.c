@@ -113,6 +113,9 @@ up_link_close(up_t *u, int idx, const char *why)
     if (!k->authed) {
         u->nunauth--;
     }
+    if (!k->ready) {
+        atomic_fetch_add(&u->st->tls_fail[0], 1);
+    }
     /* requests never answered no longer count as load */
     up_serve_queued(u, -k->q_n);
     if (k->active) {

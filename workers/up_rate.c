@@ -91,6 +91,8 @@ up_rate_allow(up_t *u, up_link_t *k)
             k->rate_wait = 1;
             u->rate_waiting++;
             at = ts_now_ms() + node_rate_wait_ms(wait_ns);
+            atomic_fetch_add(&u->st->rate_wait_ns[0],
+                             (uint64_t) node_rate_wait_ms(wait_ns) * 1000000);
             if (!ts_ev_timer_armed(&u->rate_timer)
                 || u->rate_timer.at_ms > at)
             {

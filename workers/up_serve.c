@@ -19,6 +19,7 @@
  *
  * Crash behaviour: nothing is written but counters; see up_worker.c.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -503,6 +504,24 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
 }
 
 
+/* The per-peer counters of the node (node_peer_count): keyed by the
+ * peer's IP (its port is an ephemeral one) and its certificate. */
+static void
+up_serve_peer_count(up_t *u, const up_link_t *k)
+{
+    char  ip[INET6_ADDRSTRLEN];
+    int   v4 = IN6_IS_ADDR_V4MAPPED((const struct in6_addr *) k->addr.b);
+
+    if (inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? k->addr.b + 12 : k->addr.b,
+                  ip, sizeof(ip)) == NULL)
+    {
+        snprintf(ip, sizeof(ip), "?");
+    }
+    node_peer_count(u->shm, NODE_DIR_UP, ip, k->has_fp ? k->fp : NULL,
+                    k->chunk_len);
+}
+
+
 /* A chunk went out completely. */
 static void
 up_serve_chunk_sent(up_t *u, up_link_t *k)
@@ -518,6 +537,7 @@ up_serve_chunk_sent(up_t *u, up_link_t *k)
         atomic_fetch_add(&u->st->bytes_up, k->chunk_len);
         atomic_fetch_add(&u->slot->counter[2], 1);
         atomic_fetch_add(&u->slot->counter[3], k->chunk_len);
+        up_serve_peer_count(u, k);
         if (k->share_idx >= 0) {
             sh = &node_shares(u->shm)[k->share_idx];
             atomic_fetch_add(&sh->chunks_served, 1);

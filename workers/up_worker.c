@@ -40,11 +40,12 @@ static void
 up_loop_handle(up_t *u, int idx, uint32_t events)
 {
     up_link_t  *k = u->conns[idx];
-    int         rounds, before;
+    int         rounds, before, was_ready;
 
     if (k == NULL) {
         return;
     }
+    was_ready = k->ready;
     /* during the handshake any event may move it on; a TLS read may
      * also have been waiting for writability */
     if (((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || !k->ready
@@ -63,6 +64,9 @@ up_loop_handle(up_t *u, int idx, uint32_t events)
             up_link_events(u, k, idx);
             return;
         }
+    }
+    if (!was_ready) {
+        atomic_fetch_add(&u->st->tls_ok[0], 1);
     }
     for (rounds = 0; ; rounds++) {
         if (up_serve_pump(u, k) != 0) {

@@ -56,6 +56,7 @@ FUZZ_NEEDS_records   := $(FUZZ_LIB_TRK) $(FUZZ_LIB_CLI)
 FUZZ_NEEDS_cli_reply := $(FUZZ_LIB_CLI)
 FUZZ_NEEDS_peer      := $(FUZZ_LIB_CLI)
 FUZZ_NEEDS_ctl       := $(FUZZ_LIB_CLI)
+FUZZ_NEEDS_http_body := $(FUZZ_LIB_CLI)
 FUZZ_NEEDS_gen       := $(FUZZ_LIB_TRK) $(FUZZ_LIB_CLI)
 
 # keep the Makefile's default goal whatever the place of the include

@@ -37,7 +37,8 @@ TOOLS = os.path.abspath(os.environ.get("TESSERA_TOOLS",
                                        os.path.join(REPO, "build/release/tools")))
 KDF = "1000"
 TRACKER_KINDS = ("trk-worker", "trk-sync", "trk-http", "supervisor")
-CLIENT_KINDS = ("uploader", "downloader", "agent", "client", "supervisor",
+CLIENT_KINDS = ("uploader", "downloader", "agent", "node-http", "client",
+                "supervisor",
                 "node-sup")
 
 

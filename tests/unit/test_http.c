@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "ts_http.h"
 #include "ts_http_key.h"
@@ -149,6 +150,52 @@ test_key_file(void **state)
 }
 
 
+/* A POST body's type and JSON rules (ts_http_body_parse). */
+static void
+test_body_parse(void **state)
+{
+    static const struct {
+        const char *ct, *body;
+        int         want;
+    } cases[] = {
+        { "application/json", "{}", 0 },
+        { "Application/JSON; charset=utf-8", "{\"a\":1}", 0 },
+        { "  application/json", "{}", 0 },
+        { "application/json ", " {} ", 0 },
+        { NULL, "{}", 415 },
+        { "", "{}", 415 },
+        { "text/plain", "{}", 415 },
+        { "application/jsonx", "{}", 415 },
+        { "application/json-patch+json", "{}", 415 },
+        { "application/json", "", 400 },
+        { "application/json", "[]", 400 },
+        { "application/json", "\"s\"", 400 },
+        { "application/json", "{\"a\":1,\"a\":2}", 400 },
+        { "application/json", "{\"a\":1} x", 400 },
+        { "application/json", "{\"a\":\"\xff\"}", 400 },
+    };
+    char    err[200];
+    json_t *o;
+    size_t  i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        o = (json_t *) (void *) err;
+        err[0] = '\0';
+        assert_int_equal(ts_http_body_parse(cases[i].ct, cases[i].body,
+                                            strlen(cases[i].body), &o, err,
+                                            sizeof(err)), cases[i].want);
+        if (cases[i].want == 0) {
+            assert_non_null(o);
+            assert_true(json_is_object(o));
+            json_decref(o);
+        } else {
+            assert_null(o);
+            assert_true(err[0] != '\0');
+        }
+    }
+}
+
+
 static void
 test_loopback(void **state)
 {
@@ -174,6 +221,7 @@ main(void)
         cmocka_unit_test(test_prom_cap),
         cmocka_unit_test(test_key_file),
         cmocka_unit_test(test_loopback),
+        cmocka_unit_test(test_body_parse),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

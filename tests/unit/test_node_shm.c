@@ -43,6 +43,56 @@ teardown(void **state)
     return 0;
 }
 
+/* The peer table: one entry per (direction, addr, fp), counters that
+ * add up, and the "other" entry of a direction once the table is full,
+ * so nothing is ever lost from the totals. */
+static void
+test_peer_table(void **state)
+{
+    node_peer_sh_t *pt = node_peers(&seg);
+    uint8_t         fp[TS_FP_B];
+    uint64_t        up = 0, down = 0, chunks = 0;
+    char            addr[64];
+    int             i, used = 0;
+
+    assert_non_null(pt);
+    memset(fp, 7, sizeof(fp));
+    node_peer_count(&seg, NODE_DIR_UP, "10.0.0.1", fp, 100);
+    node_peer_count(&seg, NODE_DIR_UP, "10.0.0.1", fp, 50);
+    node_peer_count(&seg, NODE_DIR_DOWN, "10.0.0.1", fp, 7);
+    node_peer_count(&seg, NODE_DIR_UP, "10.0.0.1", NULL, 1);
+    assert_int_equal(atomic_load(&pt[2].bytes), 150);
+    assert_int_equal(atomic_load(&pt[2].chunks), 2);
+    assert_int_equal(pt[3].dir, NODE_DIR_DOWN);
+    assert_int_equal(atomic_load(&pt[3].bytes), 7);
+    assert_int_equal(atomic_load(&pt[4].bytes), 1);    /* another fp */
+    /* fill it: the rest goes to "other" (entry 0 up, 1 down) */
+    for (i = 0; i < 2 * TS_NODE_PEER_STATS_N; i++) {
+        snprintf(addr, sizeof(addr), "10.1.%d.%d:6000", i / 256, i % 256);
+        node_peer_count(&seg, i % 2 ? NODE_DIR_DOWN : NODE_DIR_UP, addr,
+                        NULL, 1000);
+    }
+    assert_true(atomic_load(&pt[NODE_DIR_UP].chunks) > 0);
+    assert_true(atomic_load(&pt[NODE_DIR_DOWN].chunks) > 0);
+    for (i = 0; i < TS_NODE_PEER_STATS_N; i++) {
+        if (i >= 2) {
+            assert_int_equal(atomic_load(&pt[i].state), NODE_PEER_USED);
+            used++;
+        }
+        if (i == NODE_DIR_UP || (i >= 2 && pt[i].dir == NODE_DIR_UP)) {
+            up += atomic_load(&pt[i].bytes);
+        } else {
+            down += atomic_load(&pt[i].bytes);
+        }
+        chunks += atomic_load(&pt[i].chunks);
+    }
+    assert_int_equal(used, TS_NODE_PEER_STATS_N - 2);
+    assert_int_equal(up, 151 + TS_NODE_PEER_STATS_N * 1000ull);
+    assert_int_equal(down, 7 + TS_NODE_PEER_STATS_N * 1000ull);
+    assert_int_equal(chunks, 4 + 2ull * TS_NODE_PEER_STATS_N);
+}
+
+
 static void
 test_share_publish(void **state)
 {
@@ -310,6 +360,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_peer_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_share_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dl_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seqlock, setup, teardown),
