@@ -15,45 +15,34 @@ Purpose:
     SIGKILLed tracker's tile turns down within seconds; at phone width
     (375 px) nothing is wider than the screen;
   - the node page: during a real multi-source download (2 rate-capped
-    seeders, 1 leecher) the leecher's dashboard shows the download's
-    progress, its chunk map and each source's contribution, growing.
-    When the client has its own HTTP endpoint (--http), the page is the
-    node's, on the node's real API, and a seeder's page then shows the
-    leecher among who downloaded from it.  A client without one gets a small
-    fake node endpoint in this file instead: it speaks the node API
-    contract (/api/v1/node, /downloads, /downloads/G/N/chunks, /uploads,
-    /shares, key required) with figures read live from the real
-    leecher's shm segment (nodes.NodeShm), and serves the page's files
-    proxied from the real tracker's embedded copy.
+    seeders, 1 leecher) the leecher's own endpoint (--http) shows the
+    download's progress, its chunk map and each source's contribution,
+    growing; pause holds it (no byte while paused) and resume moves it
+    again; at the end the map is full, and a seeder's page shows the
+    leecher among who downloaded from it and the file it sent.
   Each browser test fails on any SEVERE entry of the browser's console
   log (a JavaScript error, a refused load) and saves a screenshot in its
   tmp dir.  Skipped cleanly when chromium, chromedriver or selenium is
   missing.
 
-Locking: the fake node endpoint is a server thread of the test process
-(ThreadingHTTPServer); it only reads the shm segment.
+Locking: none (the test drives the browser from one thread).
 
 Crash behaviour: trackers and nodes are procs.Proc (reaped by the
 conftest fixture by pid); the browser and its driver are stopped by pid
 at the end of each test, whatever happened.
 """
 
-import http.client
-import http.server
 import json
 import os
 import shutil
 import signal
 import socket
-import subprocess
-import threading
 import time
 
 import pytest
 
 from cluster import Cluster
-from nodes import CHUNK, NodeShm, Swarm, create_users, seed
-from tessera import BIN
+from nodes import CHUNK, Swarm, create_users, seed
 from procs import descendants, free_port, kill_pid, pid_alive, wait_until
 
 CHARTJS = "/usr/share/javascript/chart.js/chart.min.js"
@@ -318,140 +307,7 @@ def test_tracker_page_tiles_follow_the_cluster(tmp_path, browser):
     assert not bad, bad
 
 
-# ---- the node page, on a fake node endpoint fed by a real download -----------
-
-def client_has_http():
-    """1 if this client has its own HTTP endpoint (--http)."""
-    r = subprocess.run([os.path.join(BIN, "client"), "--help"],
-                       capture_output=True, text=True, timeout=10)
-    return "--http" in r.stdout + r.stderr
-
-
-class FakeNode(http.server.ThreadingHTTPServer):
-    """The node API contract, with the figures of a real node's shm."""
-    daemon_threads = True
-
-    def __init__(self, node, key, assets_port, dest):
-        self.node, self.key, self.assets_port = node, key, assets_port
-        self.dest = dest
-        self.shm = None
-        self.t0 = time.monotonic()
-        self.last = {}                  # rate samples per download
-        http.server.ThreadingHTTPServer.__init__(
-            self, ("127.0.0.1", free_port()), FakeHandler)
-
-    def shm_(self):
-        if self.shm is None:
-            self.shm = NodeShm(self.node.port)
-        return self.shm
-
-    def downloads(self):
-        out = []
-        states = {1: "running", 3: "done", 4: "failed", 5: "paused"}
-        now = time.monotonic()
-        for d in self.shm_().downloads():
-            # the rate over the last 2 s of samples
-            k = (d["group"], d["name"])
-            hist = self.last.setdefault(k, [(self.t0, 0)])
-            hist.append((now, d["bytes_done"]))
-            while len(hist) > 2 and now - hist[1][0] >= 2:
-                hist.pop(0)
-            bps = (d["bytes_done"] - hist[0][1]) / max(now - hist[0][0], 0.1)
-            nch = (d["size"] + CHUNK - 1) // CHUNK
-            left = d["size"] - d["bytes_done"]
-            srcs = [{"addr": a, "fp": "ab" * 32, "state": "active",
-                     "chunks": s["chunks"], "bytes": s["chunks"] * CHUNK,
-                     "rate_Bps": bps / max(1, len(d["sources"])),
-                     "load": 0, "inflight": 1}
-                    for a, s in sorted(d["sources"].items())]
-            out.append({"id": len(out) + 1, "group": d["group"],
-                        "name": d["name"],
-                        "dest": os.path.join(self.dest, d["name"]),
-                        "state": states.get(d["state"], "running"),
-                        "size": d["size"], "bytes": d["bytes_done"],
-                        "pct": 100.0 * d["bytes_done"] / max(1, d["size"]),
-                        "bps": bps, "eta_s": left / bps if bps > 0 else -1,
-                        "error": None, "nchunks": nch,
-                        "chunks_done": d["chunks_done"], "sources": srcs})
-        return out
-
-    def chunks(self, group, name):
-        for d in self.downloads():
-            if d["group"] == group and d["name"] == name:
-                break
-        else:
-            return None
-        m, addrs = [], []
-        for i, s in enumerate(d["sources"]):
-            addrs.append(s["addr"])
-            m += ["ABCDEFGHIJ"[i]] * s["chunks"]
-        m = m[:d["chunks_done"]]
-        m += ["+"] * (d["chunks_done"] - len(m))
-        if d["state"] == "running":
-            m += ["*"] * min(4, d["nchunks"] - len(m))
-        m += ["."] * (d["nchunks"] - len(m))
-        return {"nchunks": d["nchunks"], "sources": addrs,
-                "map": "".join(m[:d["nchunks"]])}
-
-
-class FakeHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *a):
-        pass
-
-    def reply(self, status, obj=None, body=None, ctype="application/json",
-              extra=None):
-        body = body if body is not None else json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        srv, p = self.server, self.path.split("?")[0]
-        if p == "/assets/site.json":
-            return self.reply(200, {"kind": "node"})
-        if p == "/" or p.startswith("/assets/"):
-            c = http.client.HTTPConnection("127.0.0.1", srv.assets_port,
-                                           timeout=5)
-            c.request("GET", p)
-            r = c.getresponse()
-            body = r.read()
-            c.close()
-            return self.reply(r.status, body=body,
-                              ctype=r.getheader("Content-Type"),
-                              extra={"Content-Security-Policy":
-                                     r.getheader("Content-Security-Policy")
-                                     or "default-src 'none'"})
-        if self.headers.get("X-API-Key") != srv.key:
-            return self.reply(401, {"error": "missing or wrong API key"})
-        if p == "/api/v1/node":
-            up, down = srv.shm_().rate_totals()
-            return self.reply(200, {
-                "kind": "node", "pid": srv.node.proc.pid, "addr": srv.node.addr,
-                "state_dir": srv.node.state_dir, "user": srv.node.user,
-                "uptime_s": int(time.monotonic() - srv.t0),
-                "up_Bps": 0, "down_Bps": sum(d["bps"] for d in
-                                             srv.downloads()),
-                "up_cap_Bps": 0, "down_cap_Bps": 0, "up_total_B": up,
-                "down_total_B": down})
-        if p == "/api/v1/downloads":
-            return self.reply(200, {"downloads": srv.downloads()})
-        if p == "/api/v1/uploads":
-            return self.reply(200, {"peers": []})
-        if p == "/api/v1/shares":
-            return self.reply(200, {"shares": []})
-        parts = p.split("/")
-        if len(parts) == 7 and parts[:4] == ["", "api", "v1", "downloads"] \
-                and parts[6] == "chunks":
-            from urllib.parse import unquote
-            m = srv.chunks(unquote(parts[4]), unquote(parts[5]))
-            if m is not None:
-                return self.reply(200, m)
-        return self.reply(404, {"error": "no such path"})
-
+# ---- the node page, on the node's own endpoint, during a real download -----
 
 MAP = """const c = document.querySelector('.dl canvas.chunkmap');
 return c ? [Number(c.dataset.n || 0), Number(c.dataset.done || 0)] : null;"""
@@ -461,103 +317,83 @@ SRC = """return Array.from(document.querySelectorAll('.dl tbody tr')).map(
 
 def test_node_page_during_multi_source_download(tracker_factory, tmp_path,
                                                 browser):
-    t, hport, _ = tracker_with_http(tracker_factory)
+    t = tracker_factory()
     create_users(t.info, tmp_path, "ds1", "ds2", "dl1")
     sw = Swarm(t, tmp_path)
-    real = client_has_http()
-    sport = free_port()
-    # 16 MiB at 2 MiB/s (~8 s); where the pause is tried too, 32 MiB at
-    # 4 MiB/s, so that what is in flight when it is clicked cannot
-    # finish the file
-    cap, nch = ("2M", 64) if real else ("1M", 32)
-    s1 = sw.node("ds1", extra=["--max-upload-rate", cap] +
-                 (["--http", "127.0.0.1:%d" % sport] if real else []))
-    s2 = sw.node("ds2", extra=["--max-upload-rate", cap])
-    size = nch * CHUNK
-    path, _ = seed(s1, tmp_path, "movie.bin", size, seed_=7)
+    sport, nport = free_port(), free_port()
+    # 32 MiB at 4 MiB/s (~8 s): what is in flight when pause is clicked
+    # cannot finish the file
+    nch = 64
+    s1 = sw.node("ds1", extra=["--max-upload-rate", "2M",
+                               "--http", "127.0.0.1:%d" % sport])
+    s2 = sw.node("ds2", extra=["--max-upload-rate", "2M"])
+    path, _ = seed(s1, tmp_path, "movie.bin", nch * CHUNK, seed_=7)
     s2.upload(path, "g")
-    fake = th = None
-    if real:
-        # the node's own endpoint: the real page on the real API
-        nport = free_port()
-        leech = sw.node("dl1", extra=["--http", "127.0.0.1:%d" % nport])
-        kf = os.path.join(leech.state_dir, "http-api.key")
-        assert wait_until(lambda: os.path.exists(kf), 10, 0.1), kf
-        with open(kf) as f:
-            key = f.read().strip()
-        print("node page on the node's own endpoint")
-    else:
-        leech = sw.node("dl1")
-        key = "k" * 64
-        fake = FakeNode(leech, key, hport, str(tmp_path / "down"))
-        nport = fake.server_address[1]
-        th = threading.Thread(target=fake.serve_forever, daemon=True)
-        th.start()
-        print("node page on the fake node endpoint (no --http in client)")
-    try:
-        # the page first: the download appears on it live
-        d = browser.d
-        d.get("http://127.0.0.1:%d/#key=%s" % (nport, key))
-        browser.wait("return document.body.dataset.kind === 'node' && "
-                     "window.tesseraState.polls >= 1", 10, "the node page")
-        assert d.find_element("id", "dl-empty").is_displayed()
-        dest = tmp_path / "down"
-        dest.mkdir()
-        leech.download("g", "movie.bin", str(dest))
-        browser.wait("const d = document.querySelector('.dl'); return d && "
-                     "Number(d.dataset.pct) > 0", 15, "progress shown")
-        m0 = browser.wait("const r = (function(){" + MAP + "})(); "
-                          "return r && r[1] > 0 ? r : null;", 10,
-                          "the chunk map drawn")
-        assert m0[0] == nch, m0
-        s0 = browser.wait("const r = (function(){" + SRC + "})(); return "
-                          "r.filter(x => x[1] > 0).length >= 1 ? r : null;",
-                          10, "a source's contribution")
-        # it grows: more chunks done, and both sources contributed
-        m1 = browser.wait("const r = (function(){" + MAP + "})(); "
-                          "return r[1] > %d ? r : null;" % m0[1], 15,
-                          "the chunk map growing")
-        s1_ = browser.wait("const r = (function(){" + SRC + "})(); return "
-                           "r.filter(x => x[1] > 0).length >= 2 ? r : null;",
-                           20, "two sources contributing")
-        if real:
-            pause_resume(browser)
-        print("chunk map %r -> %r; sources %r -> %r" % (m0, m1, s0, s1_))
-        text = d.find_element("id", "downloads").text
-        assert "movie.bin" in text and "downloading" in text.lower() or \
-            "complete" in text.lower(), text
-        assert "time left" in text or "complete" in text.lower(), text
-        assert browser.js("return document.querySelectorAll("
-                          "'#downloads .legend span').length") >= 4
-        d.set_window_size(1280, 1400)
-        d.save_screenshot(str(tmp_path / "node-page.png"))
-        # phone width: nothing wider than the screen (tables scroll)
-        d.set_window_size(375, 800)
-        time.sleep(0.5)
-        browser.fits()
-        d.save_screenshot(str(tmp_path / "node-phone.png"))
-        d.set_window_size(1280, 800)
-        leech.wait_download("g", "movie.bin", 60)
-        browser.wait("return document.querySelector('.dl').className"
-                     ".includes('done')", 10, "the download shown complete")
-        browser.wait("const r = (function(){" + MAP + "})(); "
-                     "return r[1] === r[0];", 10, "the full chunk map")
-        bad = browser.severe()
-        assert not bad, bad
-        if real:
-            seeder_page(browser, s1, sport, tmp_path)
-    finally:
-        if fake is not None:
-            fake.shutdown()
-            fake.server_close()
-            th.join(5)
+    leech = sw.node("dl1", extra=["--http", "127.0.0.1:%d" % nport])
+    key = node_key(leech)
+    # the page first: the download appears on it live
+    d = browser.d
+    d.get("http://127.0.0.1:%d/#key=%s" % (nport, key))
+    browser.wait("return document.body.dataset.kind === 'node' && "
+                 "window.tesseraState.polls >= 1", 10, "the node page")
+    assert d.find_element("id", "dl-empty").is_displayed()
+    dest = tmp_path / "down"
+    dest.mkdir()
+    leech.download("g", "movie.bin", str(dest))
+    browser.wait("const d = document.querySelector('.dl'); return d && "
+                 "Number(d.dataset.pct) > 0", 15, "progress shown")
+    m0 = browser.wait("const r = (function(){" + MAP + "})(); "
+                      "return r && r[1] > 0 ? r : null;", 10,
+                      "the chunk map drawn")
+    assert m0[0] == nch, m0
+    s0 = browser.wait("const r = (function(){" + SRC + "})(); return "
+                      "r.filter(x => x[1] > 0).length >= 1 ? r : null;",
+                      10, "a source's contribution")
+    # it grows: more chunks done, and both sources contributed
+    m1 = browser.wait("const r = (function(){" + MAP + "})(); "
+                      "return r[1] > %d ? r : null;" % m0[1], 15,
+                      "the chunk map growing")
+    s1_ = browser.wait("const r = (function(){" + SRC + "})(); return "
+                       "r.filter(x => x[1] > 0).length >= 2 ? r : null;",
+                       20, "two sources contributing")
+    pause_resume(browser)
+    print("chunk map %r -> %r; sources %r -> %r" % (m0, m1, s0, s1_))
+    text = d.find_element("id", "downloads").text
+    assert "movie.bin" in text and "group g" in text, text
+    assert ("downloading" in text and "time left" in text) or \
+        "complete" in text, text
+    assert browser.js("return document.querySelectorAll("
+                      "'#downloads .legend span').length") >= 4
+    d.set_window_size(1280, 1400)
+    d.save_screenshot(str(tmp_path / "node-page.png"))
+    # phone width: nothing wider than the screen (tables scroll)
+    d.set_window_size(375, 800)
+    time.sleep(0.5)
+    browser.fits()
+    d.save_screenshot(str(tmp_path / "node-phone.png"))
+    d.set_window_size(1280, 800)
+    leech.wait_download("g", "movie.bin", 60)
+    browser.wait("return document.querySelector('.dl').className"
+                 ".includes('done')", 10, "the download shown complete")
+    browser.wait("const r = (function(){" + MAP + "})(); "
+                 "return r[1] === r[0];", 10, "the full chunk map")
+    bad = browser.severe()
+    assert not bad, bad
+    seeder_page(browser, s1, sport, tmp_path)
+
+
+def node_key(n):
+    """The API key of node n's HTTP endpoint, made at its start."""
+    kf = os.path.join(n.state_dir, "http-api.key")
+    assert wait_until(lambda: os.path.exists(kf), 10, 0.1), kf
+    with open(kf) as f:
+        return f.read().strip()
 
 
 def seeder_page(browser, s1, sport, tmp_path):
     """A seeder's own page: the leecher among who downloaded from it,
     the shared file with what it sent."""
-    with open(os.path.join(s1.state_dir, "http-api.key")) as f:
-        key = f.read().strip()
+    key = node_key(s1)
     browser.d.get("about:blank")
     browser.d.get("http://127.0.0.1:%d/#key=%s" % (sport, key))
     browser.wait("return document.querySelectorAll('#uploads tbody tr')"
