@@ -77,12 +77,7 @@ TOOL_SRC    = $(wildcard tests/tools/*.c)
 # the dashboard's files, embedded: tools/embed.c (built first, with the
 # host compiler) writes them as C arrays into $(OUT)/gen/ts_www_data.c,
 # compiled into the core like any http/ source (http/ts_www.c serves it)
-CHARTJS     ?= /usr/share/javascript/chart.js/chart.min.js
-WWW_FILES   = index.html=www/index.html assets/app.js=www/app.js \
-              assets/common.js=www/common.js assets/tracker.js=www/tracker.js \
-              assets/node.js=www/node.js \
-              assets/style.css=www/style.css assets/icon.svg=www/icon.svg \
-              assets/chart.min.js=$(CHARTJS)
+include www/www.mk
 WWW_OBJ     = $(OUT)/gen/ts_www_data.o
 CORE_OBJ    = $(CORE_SRC:%.c=$(OUT)/%.o) $(WWW_OBJ)
 TRACKER_OBJ = $(TRACKER_SRC:%.c=$(OUT)/%.o)
@@ -120,20 +115,10 @@ $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(OUT)/host/embed: tools/embed.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) -O2 -o $@ $<
-
-$(OUT)/gen/ts_www_data.c: $(OUT)/host/embed $(foreach f,$(WWW_FILES),$(lastword $(subst =, ,$(f))))
-	@mkdir -p $(dir $@)
-	$(OUT)/host/embed $@ $(WWW_FILES)
+$(eval $(call WWW_RULES,$(OUT)))
 
 $(WWW_OBJ): $(OUT)/gen/ts_www_data.c
 	$(CC) $(CFLAGS) -Icommon -Ihttp -c -o $@ $<
-
-$(CHARTJS):
-	@echo "missing $@: run 'make deps' (Debian package libjs-chart.js)" >&2
-	@exit 1
 
 LAYERS = common net shm master http workers tracker client
 $(foreach l,$(LAYERS),$(eval $(OUT)/$(l)/%.o: INCS = $(INCS_$(l))))
