@@ -217,7 +217,10 @@ demo: deps
 # bench: tracker requests, cluster replication, the tracker at 10^3 and
 # 10^4 users (SCALE_SIZES; add 100000 for 10^5, long to build), then the
 # swarm against aria2 + opentracker (installed by
-# ../shared/bench/anchor_swarm.sh).
+# ../shared/bench/anchor_swarm.sh), then (root) the cluster on separate
+# emulated hosts (bench/wan_cluster.sh: 3 trackers + WAN_NODES nodes) and,
+# with WAN_ANCHOR=1, aria2 + opentracker vs Tessera on the same emulated
+# WAN (bench/wan_anchor.sh, about 15 minutes).
 bench: deps-test
 	$(MAKE) all tools
 	$(MAKE) BUILD=notls all
@@ -225,19 +228,33 @@ bench: deps-test
 	@bench/cluster.sh
 	@bench/scale.sh $(SCALE_SIZES)
 	@NOTLS_BIN=build/notls/bin bench/swarm.sh $(SWARM_SIZE) $(SWARM_N) $(SWARM_RUNS)
+	@TESSERA_BIN=$(OUT)/bin bench/wan_cluster.sh $(WAN_NODES) $(WAN_SIZE) 1
+	@if [ "$(WAN_ANCHOR)" = 1 ]; then \
+	    TESSERA_BIN=$(OUT)/bin bench/wan_anchor.sh $(WAN_ANCHOR_SIZE) 4 $(WAN_ANCHOR_RUNS); \
+	else echo "bench: WAN anchor skipped (make bench WAN_ANCHOR=1 runs it)"; fi
 
 SCALE_SIZES ?= 1000 10000
 SWARM_SIZE ?= 1G
 SWARM_N    ?= 4
 SWARM_RUNS ?= 3
 SOAK_S     ?= 1800
+WAN_NODES  ?= 20
+WAN_SIZE   ?= 64M
+WAN_ANCHOR ?= 0
+WAN_ANCHOR_SIZE ?= 256M
+WAN_ANCHOR_RUNS ?= 3
+WAN_SOAK_RUNS   ?= 3
 
-# soak: the randomized nemesis (kills, pauses, partitions) for SOAK_S s.
+# soak: the randomized nemesis (kills, pauses, partitions) for SOAK_S s,
+# then (root) the cluster on separate emulated hosts, full size (3
+# trackers + WAN_NODES nodes), WAN_SOAK_RUNS times.
 soak: deps-test
 	$(MAKE) all unit tools
 	TESSERA_BIN=$(OUT)/bin TESSERA_NEMESIS_S=$(SOAK_S) \
 	    /usr/bin/python3 -m pytest tests/system/test_nemesis.py -q -s \
 	    -p no:cacheprovider
+	TESSERA_BIN=$(OUT)/bin bench/wan_cluster.sh $(WAN_NODES) $(WAN_SIZE) \
+	    $(WAN_SOAK_RUNS)
 
 # install: the binaries as tessera-tracker and tessera-client, their man
 # pages, and the systemd units (ExecStart= names $(BINDIR)).  UNITDIR may

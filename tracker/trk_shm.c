@@ -1,6 +1,6 @@
 /*
- * trk_shm.c -- the tracker's shm segment /tessera-trk-<port>: its layout
- * and the per-worker connection counters.
+ * trk_shm.c -- the tracker's shm segment: its name, its layout and the
+ * per-worker connection counters.
  *
  * Purpose: lay out the segment (worker slots, session cache, lock
  * stripes, stats block, login throttle, connection counters), bind the
@@ -8,6 +8,12 @@
  * counters (also per address and per user bucket).  The session cache
  * is trk_sess.c, the login throttle and the keyed address hashes
  * trk_thr.c (all declared in trk_shm.h).
+ *
+ * The name: a running tracker's is /tessera-trk-<hash of its data
+ * dir's real path> (trk_shm_use_dir, shm/ts_shm_name.c: a port is not
+ * unique on a machine with network namespaces, a locked data dir is);
+ * until trk_shm_use_dir is called (unit tests, fuzz targets) it is
+ * /tessera-trk-<port>.
  *
  * Locking: nothing here takes a lock.  The stats block and the
  * connection counters are lock-free atomics (each worker writes only its
@@ -25,6 +31,10 @@
 #include "ts_crypto.h"
 #include "ts_log.h"
 #include "trk_shm.h"
+#include "ts_shm_name.h"
+
+/* set once by the supervisor before the segment is made */
+static char  trk_shm_dir_name[64];
 
 static void
 stripes_init(void *table, uint32_t capacity)
@@ -43,7 +53,24 @@ stripes_init(void *table, uint32_t capacity)
 void
 trk_shm_name(char *buf, size_t bufsz, uint16_t port)
 {
+    if (trk_shm_dir_name[0] != '\0') {
+        snprintf(buf, bufsz, "%s", trk_shm_dir_name);
+        return;
+    }
     snprintf(buf, bufsz, "/tessera-trk-%u", (unsigned) port);
+}
+
+
+void
+trk_shm_use_dir(const char *data_dir)
+{
+    if (ts_shm_name_dir(trk_shm_dir_name, sizeof(trk_shm_dir_name),
+                        "tessera-trk", data_dir) != 0)
+    {
+        ts_warn("cannot resolve data directory %s (%s): the shm segment "
+                "is named after the port", data_dir, strerror(errno));
+        trk_shm_dir_name[0] = '\0';
+    }
 }
 
 

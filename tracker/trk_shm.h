@@ -1,5 +1,5 @@
 /*
- * trk_shm.h -- the tracker's shared-memory segment /tessera-trk-<port>:
+ * trk_shm.h -- the tracker's shared-memory segment (trk_shm.c names it):
  * worker slots, the session cache with its lock stripes, a stats /
  * housekeeper block, the failed-login throttle table, the per-worker
  * connection counters and the request counters (trk_metrics.h).
@@ -150,6 +150,9 @@ int  trk_shm_create(trk_shm_t *t, uint16_t port);
 /* Fills the table pointers of an already mapped segment. */
 int  trk_shm_bind(trk_shm_t *t);
 void trk_shm_name(char *buf, size_t bufsz, uint16_t port);
+/* From now on this process's segment is named after data_dir (which
+ * must exist), not the port (trk_shm.c). */
+void trk_shm_use_dir(const char *data_dir);
 
 /* Session cache.  Results: 1 found live (user filled, heartbeat refreshed
  * if touch), 0 absent, 2 expired (marked so), -1 lock failure. */

@@ -10,7 +10,7 @@
  * and possible; the TLS context and the ticket key are loaded once
  * here), raise the open files limit to its hard limit (and clamp the
  * connection caps to what it allows), open the listen socket that every
- * worker inherits and create the shm segment /tessera-trk-<port> -- so a
+ * worker inherits and create the shm segment /tessera-trk-<hash> -- so a
  * bad setup fails here, with a clear message, instead of in a
  * crash-looping worker.
  *
@@ -308,10 +308,11 @@ start_listen_shm(trk_config_t *cfg, uint64_t epoch, uint64_t hlc0)
                strerror(errno));
         return -1;
     }
+    trk_shm_use_dir(cfg->data_dir);
     if (trk_shm_create(&cfg->shm, cfg->port) != 0) {
         if (errno == EBUSY) {
-            ts_err("shared memory for port %u is owned by a running "
-                   "tracker", (unsigned) cfg->port);
+            ts_err("shared memory of data directory %s is owned by a "
+                   "running tracker", cfg->data_dir);
         } else {
             ts_err("cannot create shared memory: %s", strerror(errno));
         }

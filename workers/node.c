@@ -249,7 +249,7 @@ node_start(node_t *n, const node_opts_t *o)
     }
     n->opts.port = port;
 
-    node_shm_name(name, sizeof(name), port);
+    node_shm_name_state(name, sizeof(name), o->crt_path, port);
     if (ts_shm_create(&n->shm, name, NODE_SHM_LAYOUT, node_shm_specs,
                       node_shm_nspecs) != 0)
     {

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "node_shm.h"
+#include "ts_shm_name.h"
 
 const ts_shm_spec_t node_shm_specs[] = {
     { NODE_T_SLOTS,    sizeof(ts_slot_sh_t),    TS_SUP_WORKERS_MAX_N, NULL },
@@ -46,6 +47,46 @@ void
 node_shm_name(char *out, size_t outsz, uint16_t port)
 {
     snprintf(out, outsz, "/tessera-node-%u", (unsigned) port);
+}
+
+
+/*
+ * The segment of the node whose state directory holds cert_path (the
+ * node's identity lives at <state>/node.crt): "/tessera-node-<hash of
+ * the state dir's real path>" (shm/ts_shm_name.c says why: a port or an
+ * address is not unique on a machine with network namespaces, a locked
+ * state dir is).  A node without a resolvable state dir (no certificate
+ * path) falls back to the port's name.
+ */
+void
+node_shm_name_state(char *out, size_t outsz, const char *cert_path,
+                    uint16_t port)
+{
+    char         dir[4096];
+    const char  *slash = cert_path ? strrchr(cert_path, '/') : NULL;
+    size_t       len;
+
+    if (cert_path == NULL || cert_path[0] == '\0') {
+        node_shm_name(out, outsz, port);
+        return;
+    }
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    } else {
+        len = (size_t) (slash - cert_path);
+        if (len >= sizeof(dir)) {
+            node_shm_name(out, outsz, port);
+            return;
+        }
+        memcpy(dir, cert_path, len);
+        dir[len] = '\0';
+        if (len == 0) {
+            snprintf(dir, sizeof(dir), "/");
+        }
+    }
+    if (ts_shm_name_dir(out, outsz, "tessera-node", dir) != 0) {
+        node_shm_name(out, outsz, port);
+    }
 }
 
 

@@ -1,7 +1,8 @@
 /*
  * node_shm.h -- the client node's shared-memory layout (one segment per
- * node, "/tessera-node-<port>"), shared by the CLI process, the node
- * supervisor, the uploader workers and the downloader workers.
+ * node, "/tessera-node-<hash of its state dir>", node_shm_name_state),
+ * shared by the CLI process, the node supervisor, the uploader workers
+ * and the downloader workers.
  *
  * Tables (ids for ts_shm_table):
  *   NODE_T_SLOTS   ts_slot_sh_t  x TS_SUP_WORKERS_MAX_N  worker slots
@@ -327,6 +328,10 @@ void              node_peer_count(const ts_shm_t *s, int dir,
 extern const ts_shm_spec_t node_shm_specs[];
 extern const int           node_shm_nspecs;
 void node_shm_name(char *out, size_t outsz, uint16_t port);
+/* The name the node uses: from its state dir (cert_path's directory),
+ * the port's name only if that cannot be resolved. */
+void node_shm_name_state(char *out, size_t outsz, const char *cert_path,
+                         uint16_t port);
 
 /* Seqlock readers: copy entry idx consistently into *out
  * (text and size fields; atomics are loaded once).  0, or -1 if the entry

@@ -1,7 +1,8 @@
 """
 node_shm.py -- a read-only view of a client node's shm segment.
 
-Purpose: NodeShm maps /dev/shm/tessera-node-<port> read-only and reads
+Purpose: NodeShm maps a node's segment (/dev/shm/tessera-node-<hash of
+its state dir>, procs.node_segment) read-only and reads
 the counters the client keeps there (chunks served per share, chunks
 fetched per source, bytes fetched, claims and in-flight requests of a
 download).  The struct offsets of that segment are not hard-coded: they
@@ -24,6 +25,7 @@ import struct
 import subprocess
 import tempfile
 
+from procs import node_segment
 from tessera import REPO
 
 # download states (NODE_DL_* of workers/node_shm.h)
@@ -120,10 +122,11 @@ def layout():
 
 
 class NodeShm:
-    """Read-only view of /dev/shm/tessera-node-<port> (None if absent)."""
+    """Read-only view of the segment of the node whose state directory is
+    state_dir (OSError if absent)."""
 
-    def __init__(self, port):
-        self.path = "/dev/shm/tessera-node-%d" % port
+    def __init__(self, state_dir):
+        self.path = os.path.join("/dev/shm", node_segment(state_dir))
         self.L = layout()
         fd = os.open(self.path, os.O_RDONLY)
         try:

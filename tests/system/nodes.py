@@ -34,7 +34,8 @@ import time
 
 import tessera
 from node_shm import DL_ACTIVE, DL_FREE, NodeShm
-from procs import SEGMENTS, Proc, kill_pid, pid_alive, wait_until
+from procs import (SEGMENTS, Proc, kill_pid, node_segment, pid_alive,  # noqa
+                   unlink_segment, wait_until)
 from tessera import BIN, CLIENT_KINDS, free_port
 
 CHUNK = 512 * 1024
@@ -101,8 +102,9 @@ class Node(Proc):
         os.makedirs(self.dir, exist_ok=True)
         self.port = port or free_port()
         self.addr = "127.0.0.1:%d" % self.port
-        SEGMENTS.add("tessera-node-%d" % self.port)
         self.state_dir = state_dir or os.path.join(self.dir, "state")
+        self.segment = node_segment(self.state_dir)
+        SEGMENTS.add(self.segment)
         self.uploaders = uploaders or 2
         self.downloaders = downloaders or 4
         self.log_level = log_level
@@ -184,12 +186,9 @@ class Node(Proc):
         pids = set(self.pids()) | self.known
         Proc.reap(self)
         # a SIGKILLed node leaves its segment behind: drop it once nothing
-        # of ours maps it (a later node on the port would replace it anyway)
+        # of ours maps it (a later node on the state dir would replace it)
         if not any(pid_alive(p) for p in pids):
-            try:
-                os.unlink("/dev/shm/tessera-node-%d" % self.port)
-            except OSError:
-                pass
+            unlink_segment(self.segment)
 
     # -- commands -----------------------------------------------------------
 
@@ -299,7 +298,7 @@ class Node(Proc):
     # -- shm counters -----------------------------------------------------------
 
     def shm(self):
-        return NodeShm(self.port)
+        return NodeShm(self.state_dir)
 
     def _shm_read(self, what):
         """NodeShm.<what>() on a view opened for it."""

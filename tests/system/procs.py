@@ -20,6 +20,7 @@ found after it is gone).  Nothing is killed by name: a pid is killed only
 when it is ours and its comm is one of the wrapper's KINDS.
 """
 
+import hashlib
 import os
 import signal
 import socket
@@ -30,6 +31,33 @@ REGISTRY = []           # every Proc (and Cluster) started by a test
 SEGMENTS = set()        # /dev/shm names this test process's programs use
 STOP_WAIT_S = 5         # bounded wait after a SIGKILL, seconds
 LEFTOVER_WAIT_S = 3     # how long children may take to follow, seconds
+
+
+# ---- shm segment names -----------------------------------------------------
+
+def segment_for_dir(prefix, d):
+    """The /dev/shm name (no "/") of the program whose state lives in d:
+    prefix-<16 hex digits of SHA-256(realpath(d))>, as shm/ts_shm_name.c
+    makes it.  d need not exist yet (realpath keeps a missing tail)."""
+    real = os.path.realpath(str(d))
+    return "%s-%s" % (prefix, hashlib.sha256(real.encode()).hexdigest()[:16])
+
+
+def node_segment(state_dir):
+    """A node's segment name: from its state directory."""
+    return segment_for_dir("tessera-node", state_dir)
+
+
+def tracker_segment(data_dir):
+    """A tracker's segment name: from its data directory."""
+    return segment_for_dir("tessera-trk", data_dir)
+
+
+def unlink_segment(name):
+    try:
+        os.unlink(os.path.join("/dev/shm", name))
+    except OSError:
+        pass
 
 
 # ---- /proc ------------------------------------------------------------------

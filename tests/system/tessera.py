@@ -21,8 +21,10 @@ import subprocess
 import time
 
 from procs import (REGISTRY, SEGMENTS, Proc, children, comm,  # noqa: F401
-                   descendants, free_port, kill_pid, pid_alive, port_accepts,
-                   proc_stat, reap_all, vm_rss_kb, wait_gone, wait_until)
+                   descendants, free_port, kill_pid, node_segment,
+                   pid_alive, port_accepts, proc_stat, reap_all,
+                   segment_for_dir, tracker_segment, unlink_segment,
+                   vm_rss_kb, wait_gone, wait_until)
 from proto import (CA_BY_PORT, DEFAULT, ERR_AUTH, ERR_BADREQ,  # noqa: F401
                    ERR_BUSY, ERR_PERM, FF_REPLY, HDR, MAGIC, MSG, OK,
                    VERSION, Raw, cert_fp, closed_within, default_node_cert,
@@ -93,7 +95,8 @@ class Tracker(Proc):
         self.pki = pki_dir(info, self.extra_args)
         self.ca = os.path.join(self.pki, "ca.crt")
         CA_BY_PORT[self.port] = self.ca
-        SEGMENTS.add("tessera-trk-%d" % self.port)
+        self.segment = tracker_segment(self.data_dir)
+        SEGMENTS.add(self.segment)
         Proc.__init__(self, os.path.join(self.tmpdir,
                                          "tracker-%d.log" % tid))
         self.known_workers = self.known
@@ -179,7 +182,8 @@ class Tracker(Proc):
 
 def client_argv(info, port=None, state_dir=None):
     port = port or free_port()
-    SEGMENTS.add("tessera-node-%d" % port)
+    # without -s the client makes ./tsr-node-<ip>-<port> where it runs
+    SEGMENTS.add(node_segment(state_dir or "tsr-node-127.0.0.1-%d" % port))
     a = [os.path.join(BIN, "client")]
     if state_dir:
         a += ["-s", state_dir]

@@ -35,7 +35,7 @@ class PtyClient:
         os.makedirs(self.dir, exist_ok=True)
         self.state = os.path.join(self.dir, "state")
         self.port = free_port()
-        tessera.SEGMENTS.add("tessera-node-%d" % self.port)
+        tessera.SEGMENTS.add(tessera.node_segment(self.state))
         argv = [os.path.join(BIN, "client"), "-s", self.state,
                 "127.0.0.1:%d" % self.port, str(info)]
         self.pid, self.fd = os.forkpty()
@@ -98,10 +98,7 @@ class PtyClient:
         except OSError:
             pass
         os.close(self.fd)
-        try:
-            os.unlink("/dev/shm/tessera-node-%d" % self.port)
-        except OSError:
-            pass
+        tessera.unlink_segment(tessera.node_segment(self.state))
 
 
 def test_second_client_on_one_state_dir_attaches(tracker, tmp_path):
@@ -119,7 +116,8 @@ def test_second_client_on_one_state_dir_attaches(tracker, tmp_path):
         & 0o777 == 0o600
     # another port, the same state directory
     port = free_port()
-    tessera.SEGMENTS.add("tessera-node-%d" % port)
+    seg = os.path.join("/dev/shm", a.segment)
+    seg_ino = os.stat(seg).st_ino
     r = subprocess.run([os.path.join(BIN, "client"), "-s", a.state_dir,
                         "127.0.0.1:%d" % port, str(tracker.info)],
                        input=b"status\nlist_my_groups\nbogus\n",
@@ -133,7 +131,9 @@ def test_second_client_on_one_state_dir_attaches(tracker, tmp_path):
     assert "error: unknown command 'bogus' (try help)" in err, err
     assert "bogus" not in out, out
     assert rc == 2, (rc, out, err[-2000:])
-    # nothing of a second node started: no segment on its port
+    # nothing of a second node started: the one segment of the state dir
+    # is still the running node's (not replaced), none named for the port
+    assert os.stat(seg).st_ino == seg_ino
     assert not os.path.exists("/dev/shm/tessera-node-%d" % port)
     # the running node is untouched and still answers
     assert [p for p in a.pids() if tessera.comm(p) == "node-sup"] == sup

@@ -54,7 +54,7 @@ def test_tracker_segment_rebuilt(tracker, tmp_path):
     sw = Swarm(tracker, tmp_path)
     seeder = sw.node("seed")
     path, want = seed(seeder, tmp_path, "t.bin", 3 * MiB, seed_=11)
-    seg = "/tessera-trk-%d" % tracker.port
+    seg = "/" + tracker.segment
     before = shm_show(seg)
     old = tracker.worker_pids()
     assert len(old) == 2 and before["reset_needed"] == "0"
@@ -108,7 +108,7 @@ def test_node_segment_rebuilt(tracker, tmp_path):
     _, want = seed(seeder, tmp_path, "n.bin", 48 * MiB, seed_=12)
 
     # the seeder: shares survive, new workers serve them
-    seg = "/tessera-node-%d" % seeder.port
+    seg = "/" + seeder.segment
     old = seeder.workers("uploader") + seeder.workers("downloader")
     epoch = shm_show(seg)["epoch"]
     poison(seg, "flag")
@@ -125,7 +125,7 @@ def test_node_segment_rebuilt(tracker, tmp_path):
     dest = leech.download(G, "n.bin", str(tmp_path / "n.out"))
     assert wait_until(lambda: leech.shm_download(G, "n.bin") is not None,
                       10)
-    lseg = "/tessera-node-%d" % leech.port
+    lseg = "/" + leech.segment
     lold = leech.workers("uploader") + frozen
     poison(lseg, "flag")
     leech.thaw(frozen)
@@ -152,7 +152,7 @@ def test_cluster_tracker_segment_rebuilt(tmp_path):
         return t1.worker_pids() + [p for p in [cl.sync_pid(1)] if p]
     old = procs()
     assert len(old) == 3
-    poison("/tessera-trk-%d" % cl.port(1), "lock", str(TRK_TBL_THRLOCK))
+    poison("/" + cl.t(1).segment, "lock", str(TRK_TBL_THRLOCK))
     try:
         cl.login(1, "before")
     except Exception:       # meets the lock: the answer may be lost

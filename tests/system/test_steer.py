@@ -23,7 +23,7 @@ import time
 
 from nodes import Node, Swarm, create_users, make_file, nchunks, sha1_file
 from node_shm import DL_ACTIVE, DL_PAUSED
-from procs import SEGMENTS, Proc, wait_until
+from procs import SEGMENTS, Proc, node_segment, wait_until
 from tessera import BIN, CLIENT_KINDS, free_port
 
 G = "g"
@@ -42,8 +42,8 @@ class Piped(Proc):
         self.dir = os.path.join(str(tmpdir), name)
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
-        SEGMENTS.add("tessera-node-%d" % self.port)
         self.state_dir = state_dir or os.path.join(self.dir, "state")
+        SEGMENTS.add(node_segment(self.state_dir))
         Proc.__init__(self, os.path.join(self.dir, "stderr.log"))
         self.errpath = self.logpath
         self.argv = ([os.path.join(BIN, "client"), "-s", self.state_dir,

@@ -8,7 +8,9 @@ the host's rate cap, and two senders share a receiver's download cap;
 seeded loss drops the configured share of a UDP burst, the same packets
 on a rerun with the same seed; a flood into a small queue is dropped at
 the tail and the emulator's memory stays within the queue, and within
---max-mem when nothing else bounds it; bad options are refused before
+--max-mem when nothing else bounds it; a pair is cut, healed and slowed
+at run time (the control file + SIGUSR2) and a bad control line is
+refused while the emulator runs on; bad options are refused before
 anything is made; every namespace and process is gone after the bed,
 also when the test body raises; a SIGKILLed owner's emulator follows it
 and its namespaces are swept by the next bed.  The emulator's CPU at the
@@ -225,6 +227,38 @@ def test_memory_bound_drops_past_max_mem(tmp_path):
     assert summary["mem_peak"] <= 32 * 1024
     assert h0["drop_mem"] > 100
     assert recv + h0["drop_mem"] == 400
+
+
+def test_a_pair_is_cut_and_healed_at_run_time(tmp_path):
+    """SIGUSR2 + the control file: a partition between host 0 and hosts
+    1, 2 drops every packet between them (and only those: 1 and 2 still
+    talk), a heal brings the pair back with its delay, a bad control line
+    is refused with its reason while the emulator keeps running, and a
+    delay change takes effect."""
+    with WanBed(3, delay_ms=5, workdir=tmp_path) as bed:
+        assert bed.tool_json(0, "ping", bed.addr(1), "--count", 5)["recv"] \
+            == 5
+        assert bed.partition([0], [1, 2]) == 2      # lines applied
+        cut = bed.tool_json(0, "ping", bed.addr(1), "--count", 10,
+                            "--wait", 0.5)
+        assert cut["sent"] == 10 and cut["recv"] == 0, cut
+        assert bed.tool_json(2, "ping", bed.addr(0), "--count", 5,
+                             "--wait", 0.5)["recv"] == 0
+        assert bed.tool_json(1, "ping", bed.addr(2), "--count", 5)["recv"] \
+            == 5
+        lost = _link(bed.stats(), 0, 1)["lost"]
+        assert lost >= 10, lost
+        bed.heal([0], [1, 2])
+        back = bed.tool_json(0, "ping", bed.addr(1), "--count", 10)
+        assert back["recv"] == 10 and 9 <= min(back["rtt_ms"]) < 30, back
+        with pytest.raises(RuntimeError, match="bad host"):
+            bed.set_links(["0-3:loss=100"])         # no host 3
+        with pytest.raises(RuntimeError, match="bad loss"):
+            bed.set_links(["0-1:loss=200"])
+        assert bed.emu.poll() is None
+        bed.set_links(["0-1:delay=40ms"])
+        slow = bed.tool_json(0, "ping", bed.addr(1), "--count", 5)
+        assert slow["recv"] == 5 and min(slow["rtt_ms"]) >= 79, slow
 
 
 def test_bad_options_are_refused_before_anything_is_made(tmp_path):

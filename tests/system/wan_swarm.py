@@ -6,10 +6,12 @@ that test_wan_swarm.py asserts on and bench/wan.sh times.
 Purpose: NsTracker, NsNode and ns_run_client are tessera.Tracker,
 nodes.Node and tessera.run_client started inside a bed host (`ip netns
 exec`), bound to that host's address instead of 127.0.0.1; the
-tracker_info.txt lists the tracker host's address.  Every node gets a
-port of its own: a node's shm segment is /tessera-node-<port> for the
-whole machine, whatever its namespace.  swarm() runs one seeder and N
-leechers and returns the leechers' times and the chunks each node sent.
+tracker_info.txt lists the tracker host's address.  Nodes and trackers
+may share a port across hosts (their shm segments are named after their
+state directories; wan_cluster.py runs every tracker on one port and
+every node on another); distinct_port() is the single-tracker swarm's
+habit.  swarm() runs one seeder and N leechers and returns the
+leechers' times and the chunks each node sent.
 
     python3 wan_swarm.py --size 256M --leechers 4 --delay 25 [--loss 1]
         prints one JSON line: {"wall_s":..,"leecher_s":[..],...}
@@ -49,16 +51,21 @@ def distinct_port():
 
 
 class NsTracker(tessera.Tracker):
-    """A tracker inside bed host `host`, on that host's address."""
+    """A tracker inside bed host `host`, on that host's address.  info:
+    a cluster's tracker_info.txt (line tid is this tracker's address);
+    default a one-line file of its own on a port no other tracker of
+    this process has."""
 
-    def __init__(self, bed, host, tmpdir, **kw):
+    def __init__(self, bed, host, tmpdir, info=None, tid=1, **kw):
         self.bed, self.host = bed, host
         os.makedirs(str(tmpdir), exist_ok=True)
-        port = distinct_port()
-        info = os.path.join(str(tmpdir), "tracker_info.txt")
-        with open(info, "w") as f:
-            f.write("# a WAN bed tracker\n%s:%d\n" % (bed.addr(host), port))
-        tessera.Tracker.__init__(self, tmpdir, info=info, tid=1, **kw)
+        if info is None:
+            port = distinct_port()
+            info = os.path.join(str(tmpdir), "tracker_info.txt")
+            with open(info, "w") as f:
+                f.write("# a WAN bed tracker\n%s:%d\n"
+                        % (bed.addr(host), port))
+        tessera.Tracker.__init__(self, tmpdir, info=info, tid=tid, **kw)
 
     def argv(self):
         return self.bed.netns_argv(self.host, tessera.Tracker.argv(self))
@@ -119,9 +126,10 @@ def ns_run_client(bed, host, info, lines, tmpdir, timeout=60):
         c.reap()
 
 
-def ns_nodes(bed, tracker, tmpdir, hosts_users):
+def ns_nodes(bed, tracker, tmpdir, hosts_users, **node_kw):
     """Creates the users, starts one logged-in node per (host, user), all
-    in GROUP (the first one owns it); returns the nodes."""
+    in GROUP (the first one owns it); returns the nodes.  node_kw: NsNode
+    options (port, uploaders, downloaders, ...)."""
     users = [u for _, u in hosts_users]
     rc, out, err = ns_run_client(bed, hosts_users[0][0], tracker.info,
                                  ["create_user %s pw" % u for u in users],
@@ -131,7 +139,7 @@ def ns_nodes(bed, tracker, tmpdir, hosts_users):
     nodes = []
     for host, user in hosts_users:
         n = NsNode(bed, host, tracker.info, tmpdir,
-                   name="%s-h%d" % (user, host)).start()
+                   name="%s-h%d" % (user, host), **node_kw).start()
         n.user = user
         n.login(user)
         if not nodes:

@@ -49,6 +49,7 @@ SUBNET = "10.77.0."
 READY_WAIT_S = 10       # emulator start, bounded
 STOP_WAIT_S = 3         # after SIGTERM, before SIGKILL
 CMD_WAIT_S = 10         # each `ip` command
+CTL_WAIT_S = 5          # the emulator's answer to a control file
 EMU_NICE = -5           # the emulator's niceness (root may lower it)
 
 _open_beds = []
@@ -179,11 +180,13 @@ class WanBed:
         self.workdir = workdir or "/tmp"
         self.stats_path = os.path.join(
             str(self.workdir), "wanemu-%d-%d.jsonl" % (os.getpid(), self.k))
+        self.ctl_path = self.stats_path[:-len(".jsonl")] + ".ctl"
+        self.loss_pct = loss_pct
         self.procs = []
         self.emu = None
         self.made = []
         self.args = ["--seed", str(seed), "--mtu", str(mtu),
-                     "--stats", self.stats_path,
+                     "--stats", self.stats_path, "--control", self.ctl_path,
                      "--link", "*-*:delay=%gms,loss=%g%s%s" % (
                          delay_ms, loss_pct,
                          ",jitter=%gms" % jitter_ms if jitter_ms else "",
@@ -245,22 +248,31 @@ class WanBed:
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=err, start_new_session=True,
                 preexec_fn=_emu_priority)
+        line = self._emu_line(timeout)
+        if line is None:
+            raise RuntimeError("wanemu did not start: %s"
+                               % self.emu_errors())
+        if not line.startswith(b"ready"):
+            raise RuntimeError("wanemu: %r" % line)
+        return self
+
+    def _emu_line(self, timeout):
+        """The emulator's next stdout line within timeout seconds, or
+        None (it exited or said nothing).  Read a byte at a time: what
+        follows the line stays in the pipe."""
         line = b""
         deadline = time.monotonic() + timeout
         while not line.endswith(b"\n"):
             left = deadline - time.monotonic()
             if left <= 0 or self.emu.poll() is not None:
-                raise RuntimeError("wanemu did not start: %s"
-                                   % self.emu_errors())
+                return None
             r, _, _ = select.select([self.emu.stdout], [], [], left)
             if r:
-                b = os.read(self.emu.stdout.fileno(), 64)
+                b = os.read(self.emu.stdout.fileno(), 1)
                 if not b:               # it exited: poll() will say so
                     time.sleep(0.01)
                 line += b
-        if not line.startswith(b"ready"):
-            raise RuntimeError("wanemu: %r" % line)
-        return self
+        return line
 
     def emu_errors(self):
         try:
@@ -293,6 +305,11 @@ class WanBed:
         for ns in self.made:
             _delete_ns(ns)
         self.made = []
+        for path in (self.ctl_path, self.ctl_path + ".tmp"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
         if self in _open_beds:
             _open_beds.remove(self)
 
@@ -331,6 +348,40 @@ class WanBed:
         if line.strip() != "ready":
             raise RuntimeError("%s did not start: %r" % (args[0], line))
         return p
+
+    # -- changing links at run time ----------------------------------------
+
+    def set_links(self, specs, timeout=CTL_WAIT_S):
+        """Applies wanemu --link specs ("0-1:loss=100", "2>3:delay=80ms")
+        to the running emulator (its control file and SIGUSR2) and
+        returns once it answered; raises if it rejected one."""
+        tmp = self.ctl_path + ".tmp"
+        with open(tmp, "w") as f:
+            for spec in specs:
+                f.write("link %s\n" % spec)
+        os.rename(tmp, self.ctl_path)
+        self.emu.send_signal(signal.SIGUSR2)
+        line = self._emu_line(timeout)
+        if line is None:
+            raise RuntimeError("wanemu did not answer its control file: %s"
+                               % self.emu_errors())
+        if not line.startswith(b"ctl ok"):
+            raise RuntimeError("wanemu: %s" % line.decode().strip())
+        return int(line.split()[2])
+
+    def _pairs(self, side_a, side_b):
+        return [(a, b) for a in side_a for b in side_b if a != b]
+
+    def partition(self, side_a, side_b):
+        """Cuts every pair between the hosts of side_a and those of
+        side_b (100 % loss both ways); heal() undoes it."""
+        return self.set_links(["%d-%d:loss=100" % p
+                               for p in self._pairs(side_a, side_b)])
+
+    def heal(self, side_a, side_b):
+        """Those pairs back at the bed's default loss."""
+        return self.set_links(["%d-%d:loss=%g" % (a, b, self.loss_pct)
+                               for a, b in self._pairs(side_a, side_b)])
 
     # -- emulator figures --------------------------------------------------
 

@@ -46,6 +46,9 @@
  *   --max-mem SIZE  bound on all queued and delayed packet bytes
  *                 (default 256M); past it packets drop ("drop_mem")
  *   --stats FILE  append the stats JSON lines there (default stderr)
+ *   --control FILE  on SIGUSR2 apply the link/delay/loss lines of FILE
+ *                 to the running emulator and answer "ctl ok N" or
+ *                 "ctl error LINE: WHY" on stdout (wanemu/we_ctl.c)
  * When every TUN is up it prints "ready PID" on stdout.  It dies with its
  * parent (PR_SET_PDEATHSIG), and on SIGTERM/SIGINT/SIGHUP.
  *
@@ -481,6 +484,8 @@ we_loop(int ep, int sfd)
                     continue;
                 if (si.ssi_signo == SIGUSR1) {
                     we_stats(0);
+                } else if (si.ssi_signo == SIGUSR2) {
+                    we_ctl_apply();
                 } else {
                     we_stats(1);
                     return 0;
@@ -517,6 +522,7 @@ main(int argc, char **argv)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     sigemptyset(&ss);
     sigaddset(&ss, SIGUSR1);
+    sigaddset(&ss, SIGUSR2);
     sigaddset(&ss, SIGTERM);
     sigaddset(&ss, SIGINT);
     sigaddset(&ss, SIGHUP);
@@ -550,6 +556,7 @@ main(int argc, char **argv)
     epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
 
     we.start_ns = we_now();
+    we.running = 1;
     for (int i = 0; i < we.nhosts; i++)
         we.hosts[i].up.last_ns = we.hosts[i].down.last_ns = we.start_ns;
     printf("ready %d\n", (int) getpid());

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -94,6 +95,11 @@ typedef struct {
     const char    *stats_path;
     uint64_t       start_ns;
     int            tfd;
+    const char    *control_path; /* --control: read on SIGUSR2 */
+    int            running;      /* devices made: links name real hosts */
+    jmp_buf       *ctl_env;      /* set while a control file is applied:
+                                    we_die() jumps back instead of exit */
+    char           ctl_err[256];
 } we_t;
 
 extern we_t  we;
@@ -102,6 +108,9 @@ extern we_t  we;
 void we_die(const char *what, const char *arg);
 int we_option(const char *name, char *val);
 void we_finish_config(void);
+
+/* we_ctl.c: the runtime control file (SIGUSR2) */
+void we_ctl_apply(void);
 
 /* we_stats.c: the JSON lines on SIGUSR1 and at exit */
 uint64_t we_now(void);

@@ -14,6 +14,12 @@
 void
 we_die(const char *what, const char *arg)
 {
+    if (we.ctl_env != NULL) {           /* a runtime control line: reject
+                                           it, keep running */
+        snprintf(we.ctl_err, sizeof(we.ctl_err), "%s%s%s", what,
+                 arg ? ": " : "", arg ? arg : "");
+        longjmp(*we.ctl_env, 1);
+    }
     fprintf(stderr, "wanemu: %s%s%s\n", what, arg ? ": " : "",
             arg ? arg : "");
     exit(2);
@@ -154,6 +160,7 @@ we_add_link(char *spec)
 {
     char       *colon, *sep, *tok, *save = NULL;
     int         a0, a1, b0, b1, both;
+    int         top = we.running ? we.nhosts - 1 : WE_MAX_HOSTS - 1;
     we_link_t   l;
     int         have_delay = 0, have_loss = 0, have_jit = 0, have_re = 0;
 
@@ -168,10 +175,9 @@ we_add_link(char *spec)
     both = (*sep == '-');
     *sep = '\0';
     if (strcmp(spec, "*") == 0) { a0 = 0; a1 = WE_MAX_HOSTS - 1; }
-    else { a0 = a1 = we_parse_int(spec, 0, WE_MAX_HOSTS - 1, "bad host"); }
+    else { a0 = a1 = we_parse_int(spec, 0, top, "bad host"); }
     if (strcmp(sep + 1, "*") == 0) { b0 = 0; b1 = WE_MAX_HOSTS - 1; }
-    else { b0 = b1 = we_parse_int(sep + 1, 0, WE_MAX_HOSTS - 1,
-                                  "bad host"); }
+    else { b0 = b1 = we_parse_int(sep + 1, 0, top, "bad host"); }
     if (a0 == a1 && a0 > we_link_top) we_link_top = a0;
     if (b0 == b1 && b0 > we_link_top) we_link_top = b0;
 
@@ -228,6 +234,8 @@ we_option(const char *name, char *val)
         we.mem_limit = we_parse_num(val, 1024, "bad size");
     else if (strcmp(name, "stats") == 0 && val)
         we.stats_path = strdup(val);
+    else if (strcmp(name, "control") == 0 && val && !we.running)
+        we.control_path = strdup(val);
     else if (strcmp(name, "config") == 0 && val)
         we_config_file(val);
     else
