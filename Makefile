@@ -20,6 +20,8 @@ DESTDIR  ?=
 BUILD    ?= release
 CC       ?= cc
 
+# (the dashboard also needs libjs-chart.js, a file, not a pkg-config
+# package: `make deps` installs it, see CHARTJS)
 PKGS      = openssl tdb libedit jansson libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -72,7 +74,12 @@ CLIENT_SRC  = $(wildcard client/*.c workers/*.c)
 UNIT_SRC    = $(wildcard tests/unit/test_*.c)
 TOOL_SRC    = $(wildcard tests/tools/*.c)
 
-CORE_OBJ    = $(CORE_SRC:%.c=$(OUT)/%.o)
+# the dashboard's files, embedded: tools/embed.c (built first, with the
+# host compiler) writes them as C arrays into $(OUT)/gen/ts_www_data.c,
+# compiled into the core like any http/ source (http/ts_www.c serves it)
+include www/www.mk
+WWW_OBJ     = $(OUT)/gen/ts_www_data.o
+CORE_OBJ    = $(CORE_SRC:%.c=$(OUT)/%.o) $(WWW_OBJ)
 TRACKER_OBJ = $(TRACKER_SRC:%.c=$(OUT)/%.o)
 CLIENT_OBJ  = $(CLIENT_SRC:%.c=$(OUT)/%.o)
 # tracker/ and client/ objects other than the mains may be unit-tested too
@@ -107,6 +114,11 @@ $(BINOUT)/client: $(CORE_OBJ) $(CLIENT_OBJ)
 $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(eval $(call WWW_RULES,$(OUT)))
+
+$(WWW_OBJ): $(OUT)/gen/ts_www_data.c
+	$(CC) $(CFLAGS) -Icommon -Ihttp -c -o $@ $<
 
 LAYERS = common net shm master http workers tracker client
 $(foreach l,$(LAYERS),$(eval $(OUT)/$(l)/%.o: INCS = $(INCS_$(l))))
@@ -161,6 +173,7 @@ deps:
 	pkg-config --exists libedit 2>/dev/null || miss="$$miss libedit-dev"; \
 	pkg-config --exists jansson 2>/dev/null || miss="$$miss libjansson-dev"; \
 	pkg-config --exists libmicrohttpd 2>/dev/null || miss="$$miss libmicrohttpd-dev"; \
+	[ -f $(CHARTJS) ] || miss="$$miss libjs-chart.js"; \
 	[ -x /usr/bin/python3 ] || miss="$$miss python3"; \
 	if [ -n "$$miss" ]; then \
 	  echo "installing:$$miss"; \
@@ -178,6 +191,9 @@ deps-test: deps
 	command -v ps >/dev/null || miss="$$miss procps"; \
 	command -v openssl >/dev/null || miss="$$miss openssl"; \
 	command -v clang-14 >/dev/null || miss="$$miss clang-14"; \
+	command -v chromium >/dev/null || miss="$$miss chromium"; \
+	command -v chromedriver >/dev/null || miss="$$miss chromium-driver"; \
+	/usr/bin/python3 -c 'import selenium' 2>/dev/null || miss="$$miss python3-selenium"; \
 	ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
 	  >/dev/null 2>&1 || miss="$$miss libclang-rt-14-dev"; \
 	if [ -n "$$miss" ]; then \

@@ -33,6 +33,7 @@
 #include "ts_clock.h"
 #include "ts_config.h"
 #include "ts_log.h"
+#include "ts_www.h"
 #include "node.h"
 #include "node_shm.h"
 #include "cli_ctl_cli.h"
@@ -279,7 +280,7 @@ cli_http_serve(const ts_worker_ctx_t *ctx, ts_slot_sh_t *slot,
     ts_http_t            *srv;
     char                  err[256];
     int64_t               next = 0;
-    const ts_http_route_t routes[] = {
+    ts_http_route_t       routes[7 + TS_WWW_ROUTES_N] = {
         { "/healthz",           0, 1, cli_http_get_healthz, NULL },
         { "/metrics",           0, 0, cli_http_get_metrics, NULL },
         { "/api/v1/node",       0, 0, cli_http_get_node, NULL },
@@ -287,8 +288,7 @@ cli_http_serve(const ts_worker_ctx_t *ctx, ts_slot_sh_t *slot,
         { "/api/v1/downloads/", 1, 0, cli_http_get_dl_sub, NULL },
         { "/api/v1/shares",     0, 0, cli_http_get_shares, NULL },
         { "/api/v1/uploads",    0, 0, cli_http_get_uploads, NULL },
-        /* the dashboard's static assets (http/ts_www.h) go here, as
-         * open routes: "/" exact and "/assets/" prefix */
+        /* + the dashboard (http/ts_www.h): "/" and "/assets/", open */
     };
     const ts_http_post_route_t posts[] = {
         { "/api/v1/downloads",  0, cli_http_post_download, NULL },
@@ -298,7 +298,7 @@ cli_http_serve(const ts_worker_ctx_t *ctx, ts_slot_sh_t *slot,
     ts_http_cfg_defaults(&hc, c->fd, c->api_key, c->tls ? c->crt_pem : NULL,
                          c->key_pem);
     hc.routes = routes;
-    hc.nroutes = (int) (sizeof(routes) / sizeof(routes[0]));
+    hc.nroutes = ts_www_routes(routes, 7, 7 + TS_WWW_ROUTES_N, "node");
     hc.posts = posts;
     hc.nposts = (int) (sizeof(posts) / sizeof(posts[0]));
     hc.post_max_b = TS_NODE_HTTP_POST_MAX_B;

@@ -635,4 +635,21 @@
 #define TS_NODE_HTTP_SAMPLE_MS    1000     /* the rates the API shows are
                                             measured over this, ms */
 
+/* ---- web dashboard (http/ts_www.c) ---- */
+#define TS_WWW_PATH_MAX_B         256      /* longest path of a
+                                            dashboard file, bytes
+                                            (longer: 414) */
+#define TS_WWW_CACHE              "no-cache" /* Cache-Control of the
+                                            dashboard's files: the
+                                            browser revalidates, so an
+                                            upgraded binary's page is
+                                            never mixed with old code */
+#define TS_WWW_CSP                "default-src 'none'; script-src 'self'; " \
+                                  "style-src 'self'; img-src 'self'; "       \
+                                  "connect-src 'self'; base-uri 'none'; "   \
+                                  "form-action 'none'; "                    \
+                                  "frame-ancestors 'none'"
+                                  /* the page's Content-Security-Policy:
+                                     only its own files, no inline code */
+
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -97,7 +97,10 @@ void
 ts_http_reply(ts_http_resp_t *r, int status, const char *ctype, char *body,
               size_t len)
 {
-    free(r->body);
+    if (!r->static_body) {
+        free(r->body);
+    }
+    r->static_body = 0;
     r->status = status;
     r->ctype = ctype;
     r->body = body;
@@ -511,17 +514,20 @@ answer(ts_http_t *s, struct MHD_Connection *mc, ts_http_resp_t *r)
     }
     count(s, r->status);
     resp = MHD_create_response_from_buffer(r->len, r->body,
-                                           MHD_RESPMEM_MUST_FREE);
+        r->static_body ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
-        free(r->body);
+        ts_http_reply(r, 0, NULL, NULL, 0);     /* frees a malloc'd body */
         return MHD_NO;
     }
     (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                    r->ctype);
     (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
-                                   "no-store");
+                                   r->cache != NULL ? r->cache : "no-store");
     (void) MHD_add_response_header(resp, "X-Content-Type-Options",
                                    "nosniff");
+    (void) MHD_add_response_header(resp, "Content-Security-Policy",
+        r->csp != NULL ? r->csp : "default-src 'none'; frame-ancestors 'none'");
+    (void) MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
     if (r->status == 405) {
         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                        r->allow != NULL ? r->allow : "GET");
@@ -591,6 +597,22 @@ on_request(void *cls, struct MHD_Connection *mc, const char *url,
 }
 
 
+/* MHD's own unescaping, except that a decoded NUL ("%00") would cut the
+ * C string short ("/a.js%00.png" read as "/a.js"): such a path becomes
+ * one that no route has (404). */
+static size_t
+on_unescape(void *cls, struct MHD_Connection *mc, char *s)
+{
+    size_t n = MHD_http_unescape(s);
+
+    if (strlen(s) != n) {
+        strcpy(s, "/\x7f");            /* never longer than "%00" */
+        n = 2;
+    }
+    return n;
+}
+
+
 static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -641,6 +663,7 @@ ts_http_start(const ts_http_cfg_t *cfg, char *err, size_t errsz)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) cfg->mem_limit_b,
         MHD_OPTION_NOTIFY_CONNECTION, on_conn, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_done, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
         tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, cfg->tls_key,
         MHD_OPTION_HTTPS_MEM_CERT, cfg->tls_cert,
         MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-ALL:+VERS-TLS1.3",

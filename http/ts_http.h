@@ -44,12 +44,17 @@
 #include <stdint.h>
 
 /* What a handler answers: status, content type and a malloc'd body
- * (the server frees it). */
+ * (the server frees it, unless static_body says it is constant data).
+ * cache and csp, when set, replace the default Cache-Control
+ * ("no-store") and Content-Security-Policy (nothing may load). */
 typedef struct {
     int          status;
     const char  *ctype;
     char        *body;
     size_t       len;
+    int          static_body;   /* 1: body is constant, never freed */
+    const char  *cache;         /* Cache-Control, NULL: "no-store" */
+    const char  *csp;           /* Content-Security-Policy, NULL: none */
     const char  *allow;             /* a 405's Allow header (the server's) */
 } ts_http_resp_t;
 

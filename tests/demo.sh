@@ -9,7 +9,11 @@
 # by the 3 seeders; both leechers download it at once while show_downloads
 # progress lines are printed every 0.2 s; then every copy's SHA1 is checked
 # against the original and a summary is printed (time, MiB/s, and the
-# chunks each seeder served, read from the nodes' shm counters).
+# chunks each seeder served, read from the nodes' shm counters).  The
+# web dashboards' URLs (tracker 1's cluster view and, where the client
+# has an HTTP endpoint, leecher1's node view, each with its API key in
+# the fragment) are printed before the download; when stdin is a
+# terminal the cluster stays up after the summary until Enter.
 #
 # Every process is stopped by pid on exit (trap), whatever happened; every
 # wait is bounded.  Environment: TESSERA_BIN (dir holding tracker and
@@ -89,10 +93,17 @@ while [ "$TP2" = "$TP1" ]; do TP2=$(free_port); done
 INFO=$WORK/tracker_info.txt
 printf '# demo trackers\n127.0.0.1:%s\n127.0.0.1:%s\n' "$TP1" "$TP2" >"$INFO"
 
+# each tracker's HTTP endpoint (metrics, JSON API, the web dashboard)
+HP1=$(free_port)
+HP2=$(free_port)
+while [ "$HP2" = "$HP1" ]; do HP2=$(free_port); done
+HPORT=([1]=$HP1 [2]=$HP2)
+
 start_tracker() {
     local id=$1 fd
     mkfifo "$WORK/tracker$id.stdin"
     "$BIN/tracker" -d "$WORK/tracker$id-data" --kdf-iterations 100000 \
+        --http "127.0.0.1:${HPORT[$id]}" \
         "$INFO" "$id" <"$WORK/tracker$id.stdin" \
         >"$WORK/tracker$id.log" 2>&1 &
     PIDS+=($!)
@@ -117,6 +128,20 @@ for id in 1 2; do
                        die "tracker $id not ready within 15 s"; }
     grep "ready on" "$WORK/tracker$id.log" | sed 's/^/   | /'
 done
+# the dashboard URL carries the key in its fragment (#key=...), which the
+# browser keeps to itself: it is never sent to the server
+dash_url() {           # dash_url PORT KEYFILE
+    local i
+    for i in $(seq 50); do
+        [ -s "$2" ] && break
+        sleep 0.1
+    done
+    [ -s "$2" ] || return 1
+    echo "http://127.0.0.1:$1/#key=$(cat "$2")"
+}
+TRK_URL=$(dash_url "$HP1" "$WORK/tracker1-data/http-api.key") ||
+    TRK_URL="(no HTTP endpoint: $WORK/tracker1-data/http-api.key missing)"
+echo "   dashboard of the cluster (tracker 1): $TRK_URL"
 if [ -f "$WORK/pki/ca.crt" ]; then
     echo "   every link is TLS 1.3: cluster CA and tracker certificates made in"
     echo "   $WORK/pki/ ($(cd "$WORK/pki" && ls -- *.crt | tr '\n' ' '))"
@@ -141,9 +166,18 @@ declare -A NODE_FD NODE_OUT NODE_PORT NODE_MARK NODE_TRK
 NODE_NPID=()
 
 NODE_COUNT=0
+# a node's own HTTP endpoint (its dashboard), where the client has one:
+# the first leecher gets it
+NODE_HTTP=""
+if "$BIN/client" --help 2>&1 | grep -q -- '--http'; then
+    NODE_HTTP=$(free_port)
+fi
 start_node() {
-    local u=$1 port fd trk
+    local u=$1 port fd trk http=()
     port=$(free_port)
+    if [ "$u" = leecher1 ] && [ -n "$NODE_HTTP" ]; then
+        http=(--http "127.0.0.1:$NODE_HTTP")
+    fi
     mkdir -p "$WORK/$u"
     mkfifo "$WORK/$u/stdin"
     # nodes alternate between the two trackers: the cluster keeps them in
@@ -153,7 +187,7 @@ start_node() {
     NODE_TRK[$u]=$trk
     # results and error lines in one file, in order; the log apart
     "$BIN/client" -s "$WORK/$u/state" -l warn --keep-running --tracker "$trk" \
-        --log-file "$WORK/$u/err" "127.0.0.1:$port" "$INFO" \
+        --log-file "$WORK/$u/err" "${http[@]}" "127.0.0.1:$port" "$INFO" \
         <"$WORK/$u/stdin" >"$WORK/$u/out" 2>&1 &
     PIDS+=($!)
     exec {fd}>"$WORK/$u/stdin"
@@ -203,6 +237,22 @@ done
 for u in "${ALL[@]}"; do
     show "$u" "login $u pw-$u"
 done
+LEECH_URL=""
+if [ -n "$NODE_HTTP" ]; then
+    LEECH_URL=$(dash_url "$NODE_HTTP" "$WORK/leecher1/state/http-api.key") ||
+        LEECH_URL=""
+fi
+print_urls() {
+    echo "   dashboard of the cluster:   $TRK_URL"
+    if [ -n "$LEECH_URL" ]; then
+        echo "   dashboard of leecher1:      $LEECH_URL"
+    else
+        echo "   (this client has no HTTP endpoint: no node dashboard)"
+    fi
+}
+echo
+echo "== dashboards (open them in a browser now to watch the transfer)"
+print_urls
 
 echo
 echo "== a group, through the client"
@@ -304,6 +354,15 @@ for u, port in zip(a[::2], a[1::2]):
                                           st["hash_failures"]))
     s.close()
 EOF
+
+# from a terminal, the cluster stays up for the dashboards until Enter
+if [ -t 0 ]; then
+    echo
+    echo "== the cluster keeps running for the dashboards:"
+    print_urls
+    printf '   press Enter to stop everything... '
+    read -r _ || true
+fi
 
 echo
 echo "== stopping everything by pid"

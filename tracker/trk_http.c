@@ -5,7 +5,7 @@
  * Purpose: serve /healthz (no key), /metrics, /api/v1/status and
  * /api/v1/cluster (API key) on the socket the supervisor bound
  * (trk_http_setup.c), HTTPS when the supervisor loaded a certificate.
- * Static assets (a dashboard) would be prefix routes of the same table.
+ * The web dashboard (http/ts_www.c) adds "/" and "/assets/" to the table.
  * The loop runs the server for at most TS_HTTP_TICK_MS at a time, then
  * looks at the stop flag and the supervisor's channel and refreshes the
  * request-rate sample, so the process is idle between requests apart
@@ -26,6 +26,7 @@
 
 #include "ts_config.h"
 #include "ts_log.h"
+#include "ts_www.h"
 #include "trk_http.h"
 
 static ts_http_t  *srv;
@@ -44,12 +45,13 @@ trk_http_main(const ts_worker_ctx_t *ctx)
     trk_config_t    *cfg = ctx->arg;
     ts_http_cfg_t    hc;
     char             err[256];
-    const ts_http_route_t routes[] = {
+    ts_http_route_t  routes[4 + TS_WWW_ROUTES_N] = {
         { "/healthz",        0, 1, trk_http_get_healthz, cfg },
         { "/metrics",        0, 0, trk_http_get_metrics, cfg },
         { "/api/v1/status",  0, 0, trk_http_get_status, cfg },
         { "/api/v1/cluster", 0, 0, trk_http_get_cluster, cfg },
     };
+    int              nroutes;
 
     atomic_store(&cfg->shm.reqs->http_pid, (int32_t) getpid());
     atomic_fetch_add(&cfg->shm.reqs->http_starts, 1);
@@ -58,8 +60,12 @@ trk_http_main(const ts_worker_ctx_t *ctx)
     hc.tls_cert = cfg->http_crt_pem;
     hc.tls_key = cfg->http_key_pem;
     hc.api_key = cfg->http_api_key;
+    /* the dashboard ("/", "/assets/"): open, the page asks for the key */
+    nroutes = ts_www_routes(routes, 4, (int) (sizeof(routes)
+                                              / sizeof(routes[0])),
+                            "tracker");
     hc.routes = routes;
-    hc.nroutes = (int) (sizeof(routes) / sizeof(routes[0]));
+    hc.nroutes = nroutes;
     hc.conns_max = TS_HTTP_CONNS_MAX_N;
     hc.conns_per_ip = TS_HTTP_CONNS_PER_IP_N;
     hc.idle_timeout_s = TS_HTTP_IDLE_TIMEOUT_S;

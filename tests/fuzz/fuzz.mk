@@ -45,6 +45,10 @@ FUZZ_LIB_CORE := $(FUZZ_OUT)/lib/core.a
 FUZZ_LIB_TRK  := $(FUZZ_OUT)/lib/trk.a
 FUZZ_LIB_CLI  := $(FUZZ_OUT)/lib/cli.a
 FUZZ_UTIL_OBJ := $(FUZZ_OUT)/obj/tests/fuzz/fz_util.o
+# the dashboard's embedded files (http/ts_www.c links them), made the
+# same way as for the main build (www/www.mk)
+include www/www.mk
+FUZZ_WWW_OBJ  := $(FUZZ_OUT)/obj/$(FUZZ_OUT)/gen/ts_www_data.o
 FUZZ_TARGETS  := $(patsubst tests/fuzz/fuzz_%.c,%, \
                    $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN      := $(FUZZ_TARGETS:%=$(FUZZ_OUT)/fuzz_%)
@@ -93,7 +97,8 @@ $(FUZZ_OUT)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_LIB_CORE): $(FUZZ_CORE_SRC:%.c=$(FUZZ_OUT)/obj/%.o)
+$(FUZZ_LIB_CORE): $(FUZZ_CORE_SRC:%.c=$(FUZZ_OUT)/obj/%.o) $(FUZZ_WWW_OBJ)
+$(eval $(call WWW_RULES,$(FUZZ_OUT)))
 $(FUZZ_LIB_TRK):  $(FUZZ_TRK_SRC:%.c=$(FUZZ_OUT)/obj/%.o)
 $(FUZZ_LIB_CLI):  $(FUZZ_CLI_SRC:%.c=$(FUZZ_OUT)/obj/%.o)
 $(FUZZ_LIB_CORE) $(FUZZ_LIB_TRK) $(FUZZ_LIB_CLI):
