@@ -10,8 +10,7 @@
  * flight (or a streamed SNAPSHOT, trk_snap.c, when the peer needs ops
  * compacted away or its data directory is new), woken by every local
  * commit (a futex on the op wake word, trk_wake.h); SYNC_ACK every
- * TS_SYNC_GOSSIP_MS
- * carries the sessions that had requests here (soft state) and doubles
+ * TS_SYNC_GOSSIP_MS carries the sessions that had requests here (soft state) and doubles
  * as the liveness probe from which the leader (lowest live id) is
  * chosen; the main thread elects and compacts the op log every
  * TS_SYNC_COMPACT_MS down to what every peer has.  The receiving side is
@@ -50,6 +49,7 @@
 #include "trk_sync.h"
 #include "trk_syncops.h"
 #include "trk_wake.h"
+#include "trk_peers.h"
 
 typedef struct {
     int              id;
@@ -605,20 +605,7 @@ elect(void)
             }
         }
     }
-    atomic_store(&scfg->shm.stats->peers_up, mask);
-    /* every peer up (and since when): the housekeeper expires sessions
-     * at the normal timeout only then */
-    if (mask == want) {
-        int64_t  zero = 0;
-
-        (void) atomic_compare_exchange_strong(
-            &scfg->shm.stats->peers_whole_ms, &zero, now > 0 ? now : 1);
-    } else {
-        atomic_store(&scfg->shm.stats->peers_whole_ms, 0);
-    }
-    if (atomic_exchange(&scfg->shm.stats->leader, leader) != leader) {
-        ts_info("leader is now tracker %d", leader);
-    }
+    trk_peers_publish(scfg->shm.stats, mask, want, leader, now);
 }
 
 
