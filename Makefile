@@ -227,7 +227,7 @@ bench: deps-test
 	@NOTLS_BIN=build/notls/bin bench/run.sh
 	@bench/cluster.sh
 	@bench/scale.sh $(SCALE_SIZES)
-	@NOTLS_BIN=build/notls/bin bench/swarm.sh $(SWARM_SIZE) $(SWARM_N) $(SWARM_RUNS)
+	@NOTLS_BIN=build/notls/bin HTTP_POLL=1 bench/swarm.sh $(SWARM_SIZE) $(SWARM_N) $(SWARM_RUNS)
 	@TESSERA_BIN=$(OUT)/bin bench/wan_cluster.sh $(WAN_NODES) $(WAN_SIZE) 1
 	@if [ "$(WAN_ANCHOR)" = 1 ]; then \
 	    TESSERA_BIN=$(OUT)/bin bench/wan_anchor.sh $(WAN_ANCHOR_SIZE) 4 $(WAN_ANCHOR_RUNS); \

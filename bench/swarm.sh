@@ -18,6 +18,10 @@
 #   also runs that build, so TLS on and off are compared in one run),
 #   KEEP=1 keeps the temp dir.  Every process is stopped by pid; every wait
 #   is bounded (LEECH_TIMEOUT, default 300 s).
+#   HTTP_POLL=1: every round also runs Tessera with a dashboard's load on
+#   the HTTP endpoints (bench/http_poll.py: leecher 1's API, chunk map and
+#   /metrics, and the tracker's cluster view, every 200 ms), so the cost
+#   of being watched is measured in the same run.
 set -u -o pipefail
 export LC_ALL=C
 
@@ -68,15 +72,18 @@ wait_port() { # PORT: bounded wait until something accepts on it
 }
 
 # ---------------------------------------------------------------- one run
-tessera_run() { # RUN [BIN] -> prints "wall_s status verified pss"
+tessera_run() { # RUN [BIN] [POLL] -> prints "wall_s status verified pss"
     local run=$1
     local BIN=${2:-$BIN}
+    local poll=${3:-0} poller=''
+    local lport1; lport1=$(free_port)
     local rd=$WORK/t$run i
     mkdir -p "$rd"
     local tport; tport=$(free_port)
     echo "127.0.0.1:$tport" > "$rd/trackers.txt"
-    "$BIN/tracker" -d "$rd/trk" --kdf-iterations 1000 "$rd/trackers.txt" 1 \
-        < /dev/null 2> "$rd/tracker.log" &
+    local thttp; thttp=$(free_port)
+    "$BIN/tracker" -d "$rd/trk" --kdf-iterations 1000 --http "127.0.0.1:$thttp" \
+        "$rd/trackers.txt" 1 < /dev/null 2> "$rd/tracker.log" &
     local tpid=$!; PIDS+=("$tpid")
     wait_port "$tport" || die "tracker did not start: $(tail -3 "$rd/tracker.log")"
 
@@ -111,11 +118,19 @@ tessera_run() { # RUN [BIN] -> prints "wall_s status verified pss"
     t0=${EPOCHREALTIME/./}
     for ((i = 1; i <= N; i++)); do
         mkdir -p "$rd/l$i/dl"
+        local lp; lp=$(free_port); [ "$i" = 1 ] && lp=$lport1
         printf 'login l%d pw\ndownload_file g data.bin %s\n' "$i" "$rd/l$i/dl" |
-            "$BIN/client" --keep-running -s "$rd/l$i/state" "127.0.0.1:$(free_port)" \
+            "$BIN/client" --keep-running -s "$rd/l$i/state" "127.0.0.1:$lp" \
                 "$rd/trackers.txt" > "$rd/l$i.out" 2> "$rd/l$i.log" &
         lpids[i]=$!; PIDS+=("${lpids[i]}")
     done
+    if [ "$poll" = 1 ]; then
+        /usr/bin/python3 "$ROOT/bench/http_poll.py" --interval 0.2 \
+            --node "127.0.0.1:$((lport1 + 1000))" --node-key "$rd/l1/state/http-api.key" \
+            --tracker "127.0.0.1:$thttp" --tracker-key "$rd/trk/http-api.key" \
+            --seconds "$LEECH_TIMEOUT" > "$rd/poll.out" 2>&1 &
+        poller=$!; PIDS+=("$poller")
+    fi
     local status=OK all deadline=$((t0 + LEECH_TIMEOUT * 1000000))
     while :; do
         all=1
@@ -133,6 +148,7 @@ tessera_run() { # RUN [BIN] -> prints "wall_s status verified pss"
         done
     done
     exec 7>&-
+    [ -n "$poller" ] && { stop_pid "$poller"; log "poller: $(tail -1 "$rd/poll.out")"; }
     for ((i = 1; i <= N; i++)); do stop_pid "${lpids[i]}"; done
     stop_pid "$spid"; stop_pid "$tpid"
     PIDS=()
@@ -170,9 +186,16 @@ log "creating $SIZE of random data"
 head -c "$BYTES" /dev/urandom > "$SRC" || die "cannot create $SRC"
 SRC_SHA1=$(sha1sum "$SRC" | awk '{print $1}')
 
-ours=() theirs=() plain=()
+ours=() theirs=() plain=() polled=()
 NOTLS_BIN=${NOTLS_BIN:-}
+HTTP_POLL=${HTTP_POLL:-0}
 for ((r = 1; r <= RUNS; r++)); do
+    if [ "$HTTP_POLL" = 1 ]; then
+        read -r w st ver pss < <(tessera_run "h$r" "$BIN" 1)
+        log "tessera polled run $r: ${w}s $st verified=$ver"
+        [ "$st" = OK ] && polled+=("$w")
+        echo "$r $w $st $ver $pss" >> "$WORK/polled.tsv"
+    fi
     if [ -n "$NOTLS_BIN" ]; then
         read -r w st ver pss < <(tessera_run "p$r" "$NOTLS_BIN")
         log "tessera TLS-off run $r: ${w}s $st verified=$ver"
@@ -195,6 +218,11 @@ if [ -n "$NOTLS_BIN" ]; then
     mp=$(printf '%s\n' "${plain[@]}" | median)
     printf '  tessera TLS off  %s s  (runs: %s)\n' "$mp" "$(cut -d' ' -f2 "$WORK/plain.tsv" | tr '\n' ' ')"
     awk -v a="$mo" -v b="$mp" 'BEGIN{if(a!="NA"&&b!="NA") printf "  TLS extra = %.2f s\n", a-b}'
+fi
+if [ "$HTTP_POLL" = 1 ]; then
+    mh=$(printf '%s\n' "${polled[@]}" | median)
+    printf '  tessera polled   %s s  (runs: %s)\n' "$mh" "$(cut -d' ' -f2 "$WORK/polled.tsv" | tr '\n' ' ')"
+    awk -v a="$mh" -v b="$mo" 'BEGIN{if(a!="NA"&&b!="NA"&&b>0) printf "  HTTP polling every 200 ms: %+.1f %%\n", 100*(a-b)/b}'
 fi
 if [ "$ANCHOR" = yes ]; then
     ma=$(printf '%s\n' "${theirs[@]}" | grep -v NA | median)
