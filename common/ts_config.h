@@ -615,4 +615,24 @@
                                             STATUS exchange, each, ms */
 #define TS_HTTP_PEER_REPLY_MAX_B  65536    /* ... largest reply, bytes */
 
+/* ---- client nodes: piece selection and peer links ---- */
+#define TS_DL_MAP_REFRESH_MS      250      /* a partial source's chunk map
+                                            is asked again after this, ms
+                                            (what other leechers hold) */
+#define TS_DL_PICK_RELAX_N        0        /* GETs of a download in flight,
+                                            node-wide, at or below which a
+                                            complete source may be asked a
+                                            chunk a partial peer holds */
+#define TS_DL_SEED_REFILL_MS      1000     /* a complete source's map is
+                                            set whole again after this, ms
+                                            (chunks it refused return) */
+#define TS_UP_SENT_N              16384    /* slots of a seeder's sent-lately
+                                            cache (8 bytes each, one per
+                                            node) */
+#define TS_UP_SEED_HOLD_MS        2000     /* a chunk of a complete share
+                                            sent to one peer is refused
+                                            ("already in the swarm") to
+                                            another for this long, ms; 0 =
+                                            never refused */
+
 #endif /* TS_CONFIG_H_INCLUDED */

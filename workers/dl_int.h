@@ -132,6 +132,8 @@ typedef struct {
     uint16_t  *avail;
     uint8_t   *avoid;        /* src+1 that sent bad data for a chunk */
     int64_t    avail_ms;
+    uint16_t   ncomplete;    /* usable complete sources (dl_pick_avail) */
+    uint16_t   npartial;     /* usable partial sources with a map */
     int        dirty;
     uint32_t   fh_next;      /* frontier last seen (a lower bound) */
     uint64_t   wb_off;       /* writeback started up to here */
@@ -150,6 +152,8 @@ typedef struct {
     node_stats_sh_t *stats;
     ts_owner_t       me;
     int              slot;
+    int              inst;   /* our index among the node's downloaders */
+    int              ndl;    /* the node's downloaders (peer affinity) */
     ts_ev_t         *ev;     /* the loop */
     int              inflight;
     uint64_t         reqid;
@@ -226,6 +230,7 @@ void dl_pick_maybe(dl_t *w, int i);
 void dl_pick_avail(dl_t *w, int i, int64_t now);
 int  dl_pick_one(dl_t *w, int i, int64_t now);
 int  dl_pick_elsewhere(dl_t *w, int i, int src, uint32_t c, int64_t now);
+int  dl_pick_owned(const dl_t *w, int i, int s);
 
 /* ---- dl_frontier.c: the streaming whole-file SHA1 -------------------- */
 uint32_t dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,

@@ -253,6 +253,9 @@ dl_loop_init(dl_t *w, const ts_worker_ctx_t *ctx, ts_slot_sh_t **slot)
     w->shm = w->node != NULL ? &w->node->shm : NULL;
     w->me = ts_owner_make(getpid(), ctx->generation);
     w->slot = ctx->slot;
+    w->inst = ctx->instance >= 0 ? ctx->instance : 0;
+    w->ndl = w->node != NULL && w->node->opts.downloaders > 0
+             ? w->node->opts.downloaders : TS_NODE_DOWNLOADERS_N;
     *slot = NULL;
     if (w->shm == NULL || w->slot < 0 || w->slot >= TS_SUP_WORKERS_MAX_N) {
         ts_err("downloader: no segment or bad slot");

@@ -32,6 +32,7 @@ const ts_shm_spec_t node_shm_specs[] = {
       NULL },
     { NODE_T_FHASH,    sizeof(node_fhash_sh_t), TS_NODE_DOWNLOADS_N,  NULL },
     { NODE_T_RATE,     sizeof(node_rate_sh_t),  1,                    NULL },
+    { NODE_T_SENT,     sizeof(node_sent_sh_t),  1,                    NULL },
 };
 
 const int node_shm_nspecs = (int) (sizeof(node_shm_specs)
@@ -155,6 +156,13 @@ node_slot_inflight(const ts_shm_t *s, int slot, int i)
         return NULL;
     }
     return t[slot].n[i];
+}
+
+
+node_sent_sh_t *
+node_sent(const ts_shm_t *s)
+{
+    return node_table(s, NODE_T_SENT);
 }
 
 
