@@ -626,6 +626,9 @@
 #define TS_DL_SEED_REFILL_MS      1000     /* a complete source's map is
                                             set whole again after this, ms
                                             (chunks it refused return) */
+#define TS_DL_UNOWNED_IDLE_MS     1000     /* an idle link to a peer another
+                                            downloader worker now serves is
+                                            closed after this, ms */
 #define TS_UP_SENT_N              16384    /* slots of a seeder's sent-lately
                                             cache (8 bytes each, one per
                                             node) */

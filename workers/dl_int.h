@@ -209,6 +209,7 @@ void   dl_rate_idle(dl_t *w);
 /* ---- dl_link.c: links to peers --------------------------------------- */
 void dl_link_backoff(dl_t *w, const dl_link_t *k, int64_t until);
 void dl_link_release(dl_t *w, dl_req_t *r);
+int  dl_link_wanted(const dl_t *w, const dl_link_t *k);
 void dl_link_close(dl_t *w, dl_link_t *k, int error, const char *why);
 void dl_link_free(dl_link_t *k);
 void dl_link_events(dl_t *w, dl_link_t *k, uint32_t events);

@@ -69,6 +69,30 @@ dl_link_backoff(dl_t *w, const dl_link_t *k, int64_t until)
     }
 }
 
+/* 1 if k's peer is a live source of an active download that peer
+ * affinity gives to this worker (dl_pick_owned). */
+int
+dl_link_wanted(const dl_t *w, const dl_link_t *k)
+{
+    int i, s;
+
+    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
+        if (!w->loc[i].active) {
+            continue;
+        }
+        for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+            const node_src_sh_t *src = &w->dls[i].src[s];
+
+            if (atomic_load(&src->state) == NODE_SRC_LIVE
+                && dl_link_is_src(src, k) && dl_pick_owned(w, i, s))
+            {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 void
 dl_link_release(dl_t *w, dl_req_t *r)
 {

@@ -232,13 +232,15 @@ int
 dl_pick_owned(const dl_t *w, int i, int s)
 {
     const node_src_sh_t *src = &w->dls[i].src[s];
-    const dl_local_t    *l = &w->loc[i];
-    uint32_t             h, n, peers;
+    uint32_t             h, n, peers = 0;
+    int                  j;
 
     if (w->ndl <= 1) {
         return 1;
     }
-    peers = (uint32_t) l->ncomplete + l->npartial;
+    for (j = 0; j < TS_NODE_SOURCES_N; j++) {
+        peers += atomic_load(&w->dls[i].src[j].state) == NODE_SRC_LIVE;
+    }
     n = peers > 0 ? (uint32_t) w->ndl / peers : (uint32_t) w->ndl;
     if (n < 1) {
         n = 1;

@@ -160,6 +160,15 @@ dl_loop_reap(dl_t *w, int64_t now)
     crowded = used > TS_DL_LINKS_N / 4 * 3;
     for (i = 0; i < TS_DL_LINKS_N; i++) {
         k = w->conns[i];
+        if (k != NULL && k->c != NULL && !k->hs && k->qn == 0
+            && now - k->last_rx_ms > TS_DL_UNOWNED_IDLE_MS
+            && !dl_link_wanted(w, k))
+        {
+            /* another worker serves this peer now (peer affinity): one
+             * flow per peer and node */
+            dl_link_close(w, k, 0, "");
+            continue;
+        }
         if (k == NULL || k->c != NULL || k->fd >= 0 || k->connecting
             || k->qn > 0 || now < k->retry_at_ms
             || (!crowded && now - k->closed_ms < TS_DL_LINK_LINGER_MS))

@@ -1,0 +1,147 @@
+"""
+test_wan_pick.py -- piece selection and peer links over the emulated WAN
+(wanbed.py, wan_swarm.py; docs/TESTBED.md).
+
+Purpose: what the downloader's choices do to a swarm on a real-looking
+network, asserted on counts, not times (the machine is shared):
+  - one seeder and four leechers starting at once: the seeder uploads
+    the file about once (at most 1.3 copies), the leechers pass the rest
+    among themselves (random-first then rarest-first picking, seeders
+    asked only for chunks no leecher holds, the seeder's super-seeding
+    refusals);
+  - a download at 100 ms RTT completes with no link closed for a timeout
+    or a slow reply;
+  - two complete sources, one behind a 20 Mbit/s uplink and one behind
+    200 Mbit/s: the narrow one delivers proportionally fewer chunks;
+  - each peer sees one TCP flow from a leecher node (peer affinity), not
+    one per downloader worker.
+
+Locking: none.  Crash behaviour: the bed kills whatever runs in its
+namespaces and deletes them; the conftest fixture and reap_all() stop
+every node and tracker by pid and unlink their segments.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import wanbed  # noqa: E402
+from nodes import make_file, sha1_file  # noqa: E402
+from tessera import reap_all  # noqa: E402
+from wan_swarm import CHUNK, GROUP, NsTracker, ns_nodes, swarm  # noqa: E402
+from wanbed import WanBed  # noqa: E402
+
+WHY = wanbed.unsupported()
+pytestmark = pytest.mark.skipif(WHY is not None, reason=WHY or "")
+
+# what a link closed for a deadline logs (dl_worker.c, dl_link.c)
+TIMEOUT_MARKS = ("timed out", "too slow", "connect failed")
+
+
+def _download(node, dest, timeout=90):
+    node.download(GROUP, "f.bin", dest)
+    last = node.wait_download(GROUP, "f.bin", timeout)
+    assert last.startswith("[C]"), last
+
+
+def _flows(bed, host, port):
+    """TCP connections established to host's port (ss inside its
+    namespace), by remote address."""
+    out = subprocess.run(bed.netns_argv(host, ["ss", "-Htn", "state",
+                                               "established"]),
+                         capture_output=True, text=True, timeout=10).stdout
+    peers = {}
+    for ln in out.splitlines():
+        f = ln.split()
+        if len(f) >= 4 and f[-2].endswith(":%d" % port):
+            ip = f[-1].rsplit(":", 1)[0]
+            peers[ip] = peers.get(ip, 0) + 1
+    return peers
+
+
+def test_seeder_uploads_about_one_copy(tmp_path):
+    size = 16 << 20
+    with WanBed(6, delay_ms=10, rate_mbit=100, workdir=tmp_path) as bed:
+        r = swarm(bed, tmp_path, size, 4, timeout=120)
+        print("4 leechers, 16 MiB, RTT 20 ms, 100 Mbit/s: %s" % r)
+        nch = size // CHUNK
+        ups = r["chunks_up"]
+        seed = ups["seed-h1"]
+        # every leecher got the whole file; the seeder sent each chunk
+        # about once, the leechers the rest
+        assert sum(r["chunks_down"].values()) == 4 * nch
+        assert seed >= nch, ups
+        assert seed <= 1.3 * nch, ups
+        assert sum(ups.values()) - seed >= 4 * nch - seed
+        reap_all()
+
+
+def test_rtt_100ms_no_timeouts_one_flow_per_peer(tmp_path):
+    size = 32 << 20
+    with WanBed(4, delay_ms=50, rate_mbit=100, workdir=tmp_path) as bed:
+        trk = NsTracker(bed, 0, tmp_path / "trk").start()
+        seed, l0, l1 = ns_nodes(bed, trk, tmp_path,
+                                [(1, "seed"), (2, "l0"), (3, "l1")])
+        (tmp_path / "src").mkdir()
+        want = make_file(str(tmp_path / "src" / "f.bin"), size, seed=3)
+        seed.upload(str(tmp_path / "src" / "f.bin"), GROUP)
+        t0 = time.monotonic()
+        l0.download(GROUP, "f.bin", str(tmp_path / "l0.bin"))
+        l1.download(GROUP, "f.bin", str(tmp_path / "l1.bin"))
+        # flows into the seeder while both still download, once each
+        # leecher knows the other (source list every 2 s, idle links of
+        # a worker that no longer owns the peer close after 1 s)
+        late = []
+        while time.monotonic() - t0 < 90:
+            lines = [n.dl_line(GROUP, "f.bin") or "" for n in (l0, l1)]
+            if any(ln[:3] in ("[C]", "[F]") for ln in lines):
+                break
+            if time.monotonic() - t0 > 3.5:
+                late.append(_flows(bed, 1, seed.port))
+            time.sleep(0.2)
+        for n in (l0, l1):
+            last = n.wait_download(GROUP, "f.bin", 90)
+            assert last.startswith("[C]"), last
+        for n, p in ((l0, "l0.bin"), (l1, "l1.bin")):
+            assert sha1_file(str(tmp_path / p)) == want
+            bad = [ln for ln in n.log().splitlines()
+                   if any(m in ln for m in TIMEOUT_MARKS)]
+            assert not bad, bad
+        # 4 downloader workers per node, two sources each: at most 2
+        # flows per leecher node into the seeder (peer affinity)
+        print("flows into the seeder late in the download: %s" % late)
+        assert late, "the downloads ended too early to look"
+        assert all(v <= 2 for f in late[-3:] for v in f.values()), late
+        reap_all()
+
+
+def test_narrow_source_gets_fewer_chunks(tmp_path):
+    size = 32 << 20
+    hosts = {1: {"up_mbit": 200, "down_mbit": 200},
+             2: {"up_mbit": 20, "down_mbit": 200},
+             3: {"up_mbit": 200, "down_mbit": 200}}
+    with WanBed(4, delay_ms=10, rate_mbit=200, hosts=hosts,
+                workdir=tmp_path) as bed:
+        trk = NsTracker(bed, 0, tmp_path / "trk").start()
+        fast, slow, leech = ns_nodes(bed, trk, tmp_path,
+                                     [(1, "fast"), (2, "slow"), (3, "lee")])
+        (tmp_path / "src").mkdir()
+        path = str(tmp_path / "src" / "f.bin")
+        want = make_file(path, size, seed=4)
+        # both hold the file complete: two seeders
+        fast.upload(path, GROUP)
+        slow.upload(path, GROUP)
+        _download(leech, str(tmp_path / "lee.bin"))
+        assert sha1_file(str(tmp_path / "lee.bin")) == want
+        got_fast = fast.served(GROUP, "f.bin")
+        got_slow = slow.served(GROUP, "f.bin")
+        print("chunks from the 200 Mbit/s source %d, from the 20 Mbit/s "
+              "one %d" % (got_fast, got_slow))
+        assert got_fast + got_slow >= size // CHUNK
+        # 10:1 in capacity; the narrow one well under a third of the fast
+        assert got_slow * 3 < got_fast, (got_fast, got_slow)
+        reap_all()
