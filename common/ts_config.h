@@ -629,10 +629,28 @@
 #define TS_DL_UNOWNED_IDLE_MS     1000     /* an idle link to a peer another
                                             downloader worker now serves is
                                             closed after this, ms */
+#define TS_DL_WIN_MIN_N           2        /* GETs in flight per link: least */
+#define TS_DL_WIN_MAX_N           12       /* ... most (within the uploader's
+                                            TS_UP_QUEUE_N with room for a
+                                            MAP and the AUTHs) */
+#define TS_DL_WIN_SPARE_N         2        /* ... beyond rate x RTT / chunk */
+#define TS_DL_WORKER_INFLIGHT_MAX_N 32     /* GETs in flight per downloader
+                                            worker, all links */
+#define TS_DL_NOBYTE_RTT_N        16       /* no byte back for this many
+                                            RTTs plus a chunk's time: the
+                                            link is dead */
+#define TS_DL_NOBYTE_MIN_MS       5000     /* ... but never sooner, ms */
+#define TS_DL_SLOW_X              8        /* a GET reply taking this many
+                                            times its expected time (RTT +
+                                            chunk / link rate) is slow */
+#define TS_DL_SLOW_MIN_MS         5000     /* ... but never sooner, ms */
+#define TS_DL_ENDGAME_N           4        /* missing chunks, all claimed, at
+                                            or below which a second peer is
+                                            asked for them too */
 #define TS_UP_SENT_N              16384    /* slots of a seeder's sent-lately
                                             cache (8 bytes each, one per
                                             node) */
-#define TS_UP_SEED_HOLD_MS        2000     /* a chunk of a complete share
+#define TS_UP_SEED_HOLD_MS        5000     /* a chunk of a complete share
                                             sent to one peer is refused
                                             ("already in the swarm") to
                                             another for this long, ms; 0 =

@@ -103,7 +103,10 @@ dl_link_release(dl_t *w, dl_req_t *r)
     }
     if (atomic_load(&d->id) == r->dl_id) {
         if (r->kind == REQ_GET) {
-            ts_claim_release(&node_dl_claims(w->shm, r->dl)[r->chunk], w->me);
+            if (!r->dup) {
+                ts_claim_release(&node_dl_claims(w->shm, r->dl)[r->chunk],
+                                 w->me);
+            }
         } else {
             ts_claim_release(&d->src[r->src].map_owner, w->me);
         }
@@ -122,7 +125,7 @@ dl_link_close(dl_t *w, dl_link_t *k, int error, const char *why)
 
     while (k->qn > 0) {
         dl_link_release(w, &k->q[k->qhead]);
-        k->qhead = (k->qhead + 1) % TS_DL_LINK_QUEUE_N;
+        k->qhead = (k->qhead + 1) % DL_LINK_QUEUE_N;
         k->qn--;
     }
     k->qhead = 0;
@@ -322,6 +325,7 @@ dl_link_connected(dl_t *w, dl_link_t *k)
         return;
     }
     k->hs = 1;
+    dl_win_reset(k);
     k->want_out = 0;
     k->rate_wait = 0;
     k->rate_credit = 0;
@@ -389,8 +393,8 @@ dl_link_get(dl_t *w, const node_src_sh_t *src)
     }
     if (k->c != NULL) {
         /* room for a request and the PEER_AUTH that may precede it */
-        return !k->hs && k->qn - k->nauth < TS_NODE_PIPELINE_N
-               && k->qn + 2 <= TS_DL_LINK_QUEUE_N ? k : NULL;
+        return !k->hs && (uint32_t) (k->qn - k->nauth) < k->win
+               && k->qn + 2 <= DL_LINK_QUEUE_N ? k : NULL;
     }
     if (k->connecting || ts_now_ms() < k->retry_at_ms) {
         return NULL;
@@ -494,7 +498,7 @@ dl_link_queue(dl_t *w, dl_link_t *k, uint8_t type, const dl_req_t *r)
     dl_req_t       *q;
     size_t          len0;
 
-    if (w->pl.err || k->qn >= TS_DL_LINK_QUEUE_N) {
+    if (w->pl.err || k->qn >= DL_LINK_QUEUE_N) {
         return -1;
     }
     h.type = type;
@@ -515,7 +519,7 @@ dl_link_queue(dl_t *w, dl_link_t *k, uint8_t type, const dl_req_t *r)
         k->last_rx_ms = ts_now_ms();
         k->start_us = ts_now_us();      /* the head reply starts now */
     }
-    q = &k->q[(k->qhead + k->qn) % TS_DL_LINK_QUEUE_N];
+    q = &k->q[(k->qhead + k->qn) % DL_LINK_QUEUE_N];
     *q = *r;
     q->reqid = h.reqid;
     q->sent_us = ts_now_us();

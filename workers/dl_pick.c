@@ -208,7 +208,7 @@ dl_pick_avail(dl_t *w, int i, int64_t now)
 /* Least-loaded score of a source: (its reported load + our requests in
  * flight to it + 1) per unit of its estimated throughput to this node
  * (dl_recv_rate); lower is better. */
-static uint64_t
+uint64_t
 dl_pick_cost(const node_src_sh_t *src)
 {
     uint64_t rate = atomic_load(&src->rate_bps);
@@ -415,18 +415,51 @@ dl_pick_pair(dl_t *w, int i, int64_t now, uint32_t elig,
     return -1;
 }
 
-/* Picks and sends one GET for download i.  1 if sent, 0 if nothing. */
+/* Sends a GET of chunk pick of download i to source bs on link k: the
+ * chunk claimed first, unless dup (an endgame copy of a GET another
+ * request holds the claim for).  1 if sent, 0 if not. */
 int
-dl_pick_one(dl_t *w, int i, int64_t now)
+dl_pick_send(dl_t *w, int i, int bs, dl_link_t *k, uint32_t pick, int dup)
 {
     dl_local_t       *l = &w->loc[i];
     _Atomic uint64_t *done = node_dl_done(w->shm, i);
     _Atomic uint64_t *claims = node_dl_claims(w->shm, i);
+    dl_req_t          r;
+
+    if (!dup && !ts_claim_try(&claims[pick], w->me)) {
+        return 0;
+    }
+    if (node_bit_test(done, pick)) {
+        if (!dup) {
+            ts_claim_release(&claims[pick], w->me);
+        }
+        return 0;
+    }
+    memset(&r, 0, sizeof(r));
+    r.kind = REQ_GET;
+    r.dl = i;
+    r.dl_id = l->id;
+    r.src = bs;
+    r.chunk = pick;
+    r.dup = dup;
+    r.len = dl_local_chunk_len(l, pick);
+    r.pub = dl_local_inflight_add(w, i, bs);
+    w->inflight++;
+    if (dl_link_send(w, k, TS_MSG_PEER_GET, &r) < 0) {
+        dl_link_release(w, &r);
+        return 0;
+    }
+    return 1;
+}
+
+/* Picks and sends one GET for download i.  1 if sent, 0 if nothing. */
+int
+dl_pick_one(dl_t *w, int i, int64_t now)
+{
     _Atomic uint64_t *maps[TS_NODE_SOURCES_N];
     dl_link_t        *ks[TS_NODE_SOURCES_N];
     uint32_t          elig, pick = UINT32_MAX;
     int               bs;
-    dl_req_t          r;
 
     elig = dl_pick_links(w, i, now, ks, maps);
     if (elig == 0) {
@@ -438,29 +471,10 @@ dl_pick_one(dl_t *w, int i, int64_t now)
         bs = dl_pick_pair(w, i, now, elig, maps, 1, &pick);
     }
     if (bs < 0) {
-        return 0;
+        /* every missing chunk is on its way: the last ones from two */
+        return dl_eg_pick(w, i, elig, ks, maps);
     }
-    if (!ts_claim_try(&claims[pick], w->me)) {
-        return 0;
-    }
-    if (node_bit_test(done, pick)) {
-        ts_claim_release(&claims[pick], w->me);
-        return 0;
-    }
-    memset(&r, 0, sizeof(r));
-    r.kind = REQ_GET;
-    r.dl = i;
-    r.dl_id = l->id;
-    r.src = bs;
-    r.chunk = pick;
-    r.len = dl_local_chunk_len(l, pick);
-    r.pub = dl_local_inflight_add(w, i, bs);
-    w->inflight++;
-    if (dl_link_send(w, ks[bs], TS_MSG_PEER_GET, &r) < 0) {
-        dl_link_release(w, &r);
-        return 0;
-    }
-    return 1;
+    return dl_pick_send(w, i, bs, ks[bs], pick, 0);
 }
 
 /* 1 if a usable source other than src has chunk c of download i */

@@ -4,8 +4,10 @@
  *
  * Purpose: one event loop (net/ts_ev.h: each link's fd with its callback,
  * the supervisor's stop fd) per worker process.  It keeps one persistent
- * link per peer identity (dl_link.c), pipelines up to TS_NODE_PIPELINE_N
- * PEER_GETs on each and at most TS_NODE_WORKER_INFLIGHT_N in total, and
+ * link per peer identity (dl_link.c) for the peers peer affinity gives it
+ * (dl_pick_owned), pipelines as many PEER_GETs on each as its measured
+ * rate x RTT asks for (dl_win.c) and at most TS_DL_WORKER_INFLIGHT_MAX_N
+ * in total, and
  * for every ACTIVE download in the node's segment: refreshes the sources'
  * chunk maps, re-verifies "maybe" chunks left on disk by a crash, picks
  * the rarest missing chunk that no one has claimed and sends it to the
@@ -79,7 +81,7 @@ dl_loop_schedule(dl_t *w)
     do {
         progress = 0;
         for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
-            if (w->inflight >= TS_NODE_WORKER_INFLIGHT_N) {
+            if (w->inflight >= TS_DL_WORKER_INFLIGHT_MAX_N) {
                 return;
             }
             if (!w->loc[i].active
@@ -115,7 +117,7 @@ dl_loop_slow(dl_t *w, dl_link_t *k, int64_t now)
     }
     t0 = r->sent_us > k->start_us ? r->sent_us : k->start_us;
     age_us = ts_now_us() - t0;
-    if (age_us <= (int64_t) w->slow_ms * 1000
+    if (age_us <= dl_win_slow_ms(k, w->slow_ms) * 1000
         || k->rate_held_ms * 1000 >= t0)    /* our own cap held it back */
     {
         return 0;
@@ -202,12 +204,12 @@ dl_loop_timeouts(dl_t *w)
             continue;
         }
         if (k != NULL && k->c != NULL && k->qn > 0
-            && now - k->last_rx_ms > TS_NODE_PEER_TIMEOUT_MS)
+            && now - k->last_rx_ms > dl_win_nobyte_ms(k))
         {
             dl_link_close(w, k, 1, "timed out");
             continue;
         }
-        if (k != NULL) {
+        if (k != NULL && !dl_eg_cancel(w, k)) {
             (void) dl_loop_slow(w, k, now);
         }
     }
