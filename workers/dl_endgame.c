@@ -9,7 +9,10 @@
  * seeder when one has it, as dl_pick_chunk does): a copy of the GET
  * (dl_req_t.dup) that holds no claim, whose verified bytes are written
  * and marked done like any other (the done bit is set once, whoever is
- * first).  Each chunk is copied once per worker (loc->eg).  The reply
+ * first).  Never to the peer the first request went to: ours is in our
+ * links' queues, and a source another worker has requests at is left
+ * out for a chunk another worker claimed.  Each chunk is copied once per
+ * worker (loc->eg).  The reply
  * that loses is cancelled: a link whose only request is a GET for a chunk
  * that came from elsewhere meanwhile, with more than half of the reply
  * still to come, is closed quietly (no error, no backoff) and its bytes
@@ -47,6 +50,23 @@ dl_eg_mine(const dl_t *w, int i, uint32_t c, uint32_t id)
     return -1;
 }
 
+/* 1 if another downloader worker of the node has a GET of download i
+ * in flight at source s: a chunk whose claim is not ours may be there. */
+static int
+dl_eg_others_at(const dl_t *w, int i, int s)
+{
+    int slot;
+
+    for (slot = 0; slot < TS_SUP_WORKERS_MAX_N; slot++) {
+        _Atomic uint32_t *col = node_slot_inflight(w->shm, slot, i);
+
+        if (slot != w->slot && col != NULL && atomic_load(&col[s]) > 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int
 dl_eg_copied(const dl_local_t *l, uint32_t c)
 {
@@ -72,7 +92,7 @@ dl_eg_pick(dl_t *w, int i, uint32_t elig, dl_link_t **ks,
     _Atomic uint64_t *claims = node_dl_claims(w->shm, i);
     uint32_t          wd, c, e, missing;
     uint64_t          bits, cost, bcost;
-    int               s, bs, busy;
+    int               s, bs, busy, theirs;
 
     missing = l->nchunks - atomic_load(&d->chunks_done);
     if (missing == 0 || missing > TS_DL_ENDGAME_N
@@ -92,11 +112,13 @@ dl_eg_pick(dl_t *w, int i, uint32_t elig, dl_link_t **ks,
                 continue;
             }
             busy = dl_eg_mine(w, i, c, l->id);
+            theirs = atomic_load(&claims[c]) != w->me;
             bs = -1;
             bcost = UINT64_MAX;
             for (e = elig; e; e &= e - 1) {
                 s = __builtin_ctz(e);
                 if (s == busy || !node_bit_test(maps[s], c)
+                    || (theirs && dl_eg_others_at(w, i, s))
                     || (atomic_load(&d->src[s].complete) && l->npartial > 0
                         && l->avail[c] > l->ncomplete))
                 {

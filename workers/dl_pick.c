@@ -3,15 +3,23 @@
  * maps, the re-verify of chunks left by a crash, rarest-first counts and
  * the choice of one chunk and its least-loaded holder.
  *
- * Purpose: complete sources get an all-ones map, partial ones a PEER_MAP
- * every TS_NODE_MAP_REFRESH_MS (one worker at a time: the map_owner
- * claim).  Among the missing, unclaimed chunks the rarest is picked;
- * among equally rare ones a random one within the first
- * TS_DL_PICK_WINDOW_N in file order, so chunks complete roughly in order
- * and the whole-file hash frontier keeps up.  The holder is the one with
- * the lowest (reported load + our in-flight + 1) / estimated rate, and no
- * request spills to a holder TS_DL_SPILL_FACTOR times worse than a busy
- * one.
+ * Purpose: complete sources get an all-ones map (made whole again every
+ * TS_DL_SEED_REFILL_MS: chunks a seeder refused come back), partial ones
+ * a PEER_MAP every TS_DL_MAP_REFRESH_MS (one worker at a time: the
+ * map_owner claim), so what the other leechers hold is known within a
+ * fraction of a second.  The choice goes per source: the cheapest link
+ * with room (lowest (reported load + our in-flight + 1) / estimated
+ * rate) gets the rarest missing, unclaimed chunk it holds, and among
+ * equally rare ones a uniformly random one, so leechers that start
+ * together open on different chunks (random first, rarest first after).
+ * A complete source is asked only for chunks no partial peer holds:
+ * leechers take from each other what they have, and the seeder's uplink
+ * carries new chunks (it refuses, for a while, a chunk it just sent to
+ * another peer: workers/up_seed.c).  No request spills to a holder
+ * TS_DL_SPILL_FACTOR times worse than a busy one.  Peer affinity
+ * (dl_pick_owned) gives each source to one or few of the node's
+ * downloader workers, so a peer sees one flow per node.  The last chunks
+ * go to a second peer too (dl_endgame.c).
  *
  * Locking: none taken.  A chunk is claimed (ts_claim CAS) before its GET
  * is queued and released when the reply is handled or the link closes.

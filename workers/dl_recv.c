@@ -290,10 +290,11 @@ dl_recv_chunk(dl_t *w, dl_link_t *k, const dl_req_t *r)
     if (!(old & (1ull << (r->chunk & 63)))) {
         atomic_fetch_add(&d->bytes_done, r->len);
         atomic_fetch_add(&d->chunks_done, 1);
+        /* an endgame copy that lost the race by a hair is not counted */
+        atomic_fetch_add(&w->stats->chunks_down, 1);
+        atomic_fetch_add(&src->chunks, 1);
     }
     atomic_fetch_add(&w->stats->bytes_down, r->len);
-    atomic_fetch_add(&w->stats->chunks_down, 1);
-    atomic_fetch_add(&src->chunks, 1);
     dl_recv_rate(src, r->len, ts_now_us() - k->start_us,
                  dl_recv_links(w, r->dl, r->src));
     dl_win_reply(k, r->len, ts_now_us() - (r->sent_us > k->start_us

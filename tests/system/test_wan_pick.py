@@ -145,3 +145,36 @@ def test_narrow_source_gets_fewer_chunks(tmp_path):
         # 10:1 in capacity; the narrow one well under a third of the fast
         assert got_slow * 3 < got_fast, (got_fast, got_slow)
         reap_all()
+
+
+def test_endgame_asks_a_second_peer_and_cancels_the_loser(tmp_path):
+    size = 8 << 20
+    # a 4 Mbit/s uplink takes a second per chunk: whatever the leecher
+    # asked of it first is still coming when the fast source is done
+    hosts = {1: {"up_mbit": 200, "down_mbit": 200},
+             2: {"up_mbit": 4, "down_mbit": 200},
+             3: {"up_mbit": 200, "down_mbit": 200}}
+    with WanBed(4, delay_ms=10, rate_mbit=200, hosts=hosts,
+                workdir=tmp_path) as bed:
+        trk = NsTracker(bed, 0, tmp_path / "trk").start()
+        fast, slow, leech = ns_nodes(bed, trk, tmp_path,
+                                     [(1, "fast"), (2, "slow"), (3, "lee")])
+        (tmp_path / "src").mkdir()
+        path = str(tmp_path / "src" / "f.bin")
+        want = make_file(path, size, seed=6)
+        fast.upload(path, GROUP)
+        slow.upload(path, GROUP)
+        _download(leech, str(tmp_path / "lee.bin"))
+        assert sha1_file(str(tmp_path / "lee.bin")) == want
+        log = leech.log()
+        cancelled = [ln for ln in log.splitlines()
+                     if "came from another peer first" in ln]
+        got = leech.shm_download(GROUP, "f.bin")
+        print("cancelled: %s; sources: %s" % (cancelled,
+                                              got and got["sources"]))
+        # the chunks the slow peer had were asked of the fast one too,
+        # the fast one won, the slow one's replies were cut off
+        assert cancelled, log[-3000:]
+        assert all(slow.addr in ln for ln in cancelled), cancelled
+        assert slow.served(GROUP, "f.bin") < size // CHUNK // 2
+        reap_all()
