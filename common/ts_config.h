@@ -644,7 +644,7 @@
                                             times its expected time (RTT +
                                             chunk / link rate) is slow */
 #define TS_DL_SLOW_MIN_MS         5000     /* ... but never sooner, ms */
-#define TS_DL_ENDGAME_N           4        /* missing chunks, all claimed, at
+#define TS_DL_ENDGAME_N           16       /* missing chunks, all claimed, at
                                             or below which a second peer is
                                             asked for them too */
 #define TS_UP_SENT_N              16384    /* slots of a seeder's sent-lately

@@ -142,30 +142,35 @@ dl_eg_pick(dl_t *w, int i, uint32_t elig, dl_link_t **ks,
     return 0;
 }
 
-/* Cancels the head reply of k when its chunk came from another peer
- * meanwhile and most of it is still to come (k's only request).  1 if k
- * was closed. */
+/* Cancels the replies still to come on k when every request queued on
+ * it is a GET whose chunk came from another peer meanwhile, and most of
+ * the head reply is still to come.  1 if k was closed. */
 int
 dl_eg_cancel(dl_t *w, dl_link_t *k)
 {
     const dl_req_t *r;
     size_t          left;
+    int             q;
 
-    if (k->c == NULL || k->hs || k->qn != 1) {
+    if (k->c == NULL || k->hs || k->qn == 0) {
         return 0;
+    }
+    for (q = 0; q < k->qn; q++) {
+        r = &k->q[(k->qhead + q) % DL_LINK_QUEUE_N];
+        if (r->kind != REQ_GET || atomic_load(&w->dls[r->dl].id) != r->dl_id
+            || !node_bit_test(node_dl_done(w->shm, r->dl), r->chunk))
+        {
+            return 0;
+        }
     }
     r = &k->q[k->qhead];
-    if (r->kind != REQ_GET || atomic_load(&w->dls[r->dl].id) != r->dl_id
-        || !node_bit_test(node_dl_done(w->shm, r->dl), r->chunk))
-    {
-        return 0;
-    }
     left = k->rx == RX_DATA ? k->need : r->len;
-    if (left * 2 <= r->len) {
-        return 0;
+    if (k->qn == 1 && left * 2 <= r->len) {
+        return 0;       /* nearly here: cheaper to read than to reconnect */
     }
     ts_info("peer %s: chunk %u of %s came from another peer first; its "
-            "reply is cancelled", k->addr, r->chunk, w->loc[r->dl].name);
+            "reply is cancelled (%d request%s dropped)", k->addr, r->chunk,
+            w->loc[r->dl].name, k->qn, k->qn == 1 ? "" : "s");
     dl_link_close(w, k, 0, NULL);
     return 1;
 }
