@@ -629,7 +629,7 @@
 #define TS_DL_UNOWNED_IDLE_MS     1000     /* an idle link to a peer another
                                             downloader worker now serves is
                                             closed after this, ms */
-#define TS_DL_WIN_MIN_N           2        /* GETs in flight per link: least */
+#define TS_DL_WIN_MIN_N           4        /* GETs in flight per link: least */
 #define TS_DL_WIN_MAX_N           12       /* ... most (within the uploader's
                                             TS_UP_QUEUE_N with room for a
                                             MAP and the AUTHs) */

@@ -204,7 +204,8 @@ dl_loop_timeouts(dl_t *w)
             continue;
         }
         if (k != NULL && k->c != NULL && k->qn > 0
-            && now - k->last_rx_ms > dl_win_nobyte_ms(k))
+            && now - k->last_rx_ms > dl_win_nobyte_ms(k)
+            && now - k->rate_held_ms > dl_win_nobyte_ms(k))  /* our cap */
         {
             dl_link_close(w, k, 1, "timed out");
             continue;
