@@ -655,5 +655,9 @@
                                             ("already in the swarm") to
                                             another for this long, ms; 0 =
                                             never refused */
+#define TS_UP_SEED_BUSY_MS        1500     /* ... only while another peer
+                                            asked for the file within this,
+                                            ms */
+#define TS_UP_SEED_ASKERS_N       64       /* peers remembered for that */
 
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -291,15 +291,26 @@ dl_pick_links(dl_t *w, int i, int64_t now, dl_link_t **ks,
     return elig;
 }
 
+/* 1 if source src serves others besides us: the load it last reported
+ * (its uploads and queued requests, all peers) exceeds our GETs to it,
+ * or it has sent us nothing yet. */
+static int
+dl_pick_others(const node_src_sh_t *src)
+{
+    return atomic_load(&src->rate_bps) == 0       /* not heard from yet */
+           || atomic_load(&src->load) > atomic_load(&src->inflight);
+}
+
 /*
  * The chunk to ask source s for: missing, unclaimed, in s's map; the
  * rarest among them (fewest usable holders), and among equally rare ones
  * a uniformly random one, so that leechers starting together open on
  * different chunks and have something to give each other.  A complete
- * source (a seeder) is asked only for chunks no partial peer holds: what
- * a leecher has is taken from the leecher, and the seeder's uplink
- * carries each chunk into the swarm about once; `relax` lifts that rule
- * (nothing else is in flight).  UINT32_MAX if none.
+ * source (a seeder) that serves others too is asked only for chunks no
+ * partial peer holds: what a leecher has is taken from the leecher, and
+ * the seeder's uplink carries each chunk into the swarm about once (a
+ * seeder that serves only us is idle otherwise: anything goes); `relax`
+ * lifts that rule (nothing else is in flight).  UINT32_MAX if none.
  */
 static uint32_t
 dl_pick_chunk(dl_t *w, int i, int s, _Atomic uint64_t *map, int relax)
@@ -312,7 +323,7 @@ dl_pick_chunk(dl_t *w, int i, int s, _Atomic uint64_t *map, int relax)
     uint64_t          bits;
 
     if (!relax && atomic_load(&w->dls[i].src[s].complete)
-        && l->npartial > 0)
+        && l->npartial > 0 && dl_pick_others(&w->dls[i].src[s]))
     {
         lim = l->ncomplete;    /* held by the complete sources alone */
     }

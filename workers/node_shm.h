@@ -78,6 +78,8 @@ enum {
  * twice. */
 typedef struct {
     _Atomic uint64_t slot[TS_UP_SENT_N];
+    _Atomic uint64_t askers[TS_UP_SEED_ASKERS_N];  /* share, peer tag and
+                                                      when it last asked */
 } node_sent_sh_t;
 
 /* The node-wide bandwidth caps (shm/ts_rate.h): every uploader takes from

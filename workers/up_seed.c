@@ -9,7 +9,9 @@
  * the node segment (node_sent_sh_t), which chunk of which share went to
  * which peer and when; a GET for a chunk of a complete share that went to
  * another peer less than TS_UP_SEED_HOLD_MS ago is answered "not
- * available" (TS_ERR_NOTFOUND, "already in the swarm").  Every
+ * available" (TS_ERR_NOTFOUND, "already in the swarm") while other peers
+ * ask for the file too (within TS_UP_SEED_BUSY_MS; a seeder asked by one
+ * peer alone refuses nothing: its uplink would idle).  Every
  * downloader, old ones too, takes that as "this source lacks it": it
  * clears the chunk from that source's map and fetches it from the peer
  * that has it, and the map of a complete source is made whole again after
@@ -54,6 +56,36 @@ up_seed_tag(const up_link_t *k)
     return t != 0 ? t : 1;
 }
 
+/* Notes that k's peer asks for chunks of share now, and returns 1 if
+ * another peer asked for chunks of it within TS_UP_SEED_BUSY_MS: the
+ * seeder's uplink is shared, so a chunk it just sent elsewhere is worth
+ * refusing.  A seeder only one peer asks of refuses nothing: its uplink
+ * would idle.  The askers are a small direct-mapped table by tag. */
+static int
+up_seed_contended(up_t *u, int share, uint32_t tag, uint64_t now8)
+{
+    node_sent_sh_t *t = node_sent(u->shm);
+    uint64_t        key = (uint64_t) (uint32_t) share << 54, w, age;
+    int             j, busy = 0;
+
+    for (j = 0; j < TS_UP_SEED_ASKERS_N; j++) {
+        w = atomic_load(&t->askers[j]);
+        if (w == 0 || (w & (0x3ffull << 54)) != key
+            || ((w >> UP_SEED_T_BITS) & UP_SEED_TAG_MASK) == tag)
+        {
+            continue;
+        }
+        age = (now8 - (w & UP_SEED_T_MASK)) & UP_SEED_T_MASK;
+        if (age * 8 < (uint64_t) TS_UP_SEED_BUSY_MS) {
+            busy = 1;
+            break;
+        }
+    }
+    atomic_store(&t->askers[tag % TS_UP_SEED_ASKERS_N],
+                 key | (uint64_t) tag << UP_SEED_T_BITS | now8);
+    return busy;
+}
+
 static _Atomic uint64_t *
 up_seed_slot(up_t *u, int share, uint32_t chunk)
 {
@@ -76,6 +108,7 @@ up_seed_allow(up_t *u, const up_link_t *k, int share, uint32_t chunk)
     _Atomic uint64_t *slot;
     uint64_t          w, key, now8, age;
     uint32_t          tag = up_seed_tag(k);
+    int               busy;
 
     if (TS_UP_SEED_HOLD_MS <= 0 || share < 0) {
         return 1;
@@ -86,9 +119,10 @@ up_seed_allow(up_t *u, const up_link_t *k, int share, uint32_t chunk)
     }
     now8 = ((uint64_t) ts_now_ms() / 8) & UP_SEED_T_MASK;
     key = (uint64_t) (uint32_t) share << 54 | (uint64_t) chunk << 37;
+    busy = up_seed_contended(u, share, tag, now8);
     w = atomic_load(slot);
-    if (w != 0 && (w & ~((UP_SEED_TAG_MASK << UP_SEED_T_BITS)
-                         | UP_SEED_T_MASK)) == key)
+    if (busy && w != 0 && (w & ~((UP_SEED_TAG_MASK << UP_SEED_T_BITS)
+                                 | UP_SEED_T_MASK)) == key)
     {
         age = (now8 - (w & UP_SEED_T_MASK)) & UP_SEED_T_MASK;
         if (((w >> UP_SEED_T_BITS) & UP_SEED_TAG_MASK) != tag

@@ -115,6 +115,12 @@ test_seed_refuses_another_peer(void **state)
     a.has_fp = b.has_fp = 1;
     a.fp[0] = 0x11;
     b.fp[0] = 0x22;
+    /* a asks share 5 alone: served; b asks too, a moment after: what
+     * went to a is refused to b, what did not is served */
+    assert_int_equal(up_seed_allow(&u, &a, 5, 9), 1);
+    assert_int_equal(up_seed_allow(&u, &a, 5, 10), 1);
+    assert_int_equal(up_seed_allow(&u, &b, 5, 9), 0);
+    assert_int_equal(up_seed_allow(&u, &b, 5, 11), 1);
     /* first ask: served and noted */
     assert_int_equal(up_seed_allow(&u, &a, 3, 77), 1);
     /* the same peer again (a lost chunk, a retry): served */
