@@ -651,5 +651,49 @@
                                   "frame-ancestors 'none'"
                                   /* the page's Content-Security-Policy:
                                      only its own files, no inline code */
+/* ---- client nodes: piece selection and peer links ---- */
+#define TS_DL_MAP_REFRESH_MS      250      /* a partial source's chunk map
+                                            is asked again after this, ms
+                                            (what other leechers hold) */
+#define TS_DL_PICK_RELAX_N        0        /* GETs of a download in flight,
+                                            node-wide, at or below which a
+                                            complete source may be asked a
+                                            chunk a partial peer holds */
+#define TS_DL_SEED_REFILL_MS      1000     /* a complete source's map is
+                                            set whole again after this, ms
+                                            (chunks it refused return) */
+#define TS_DL_UNOWNED_IDLE_MS     1000     /* an idle link to a peer another
+                                            downloader worker now serves is
+                                            closed after this, ms */
+#define TS_DL_WIN_MIN_N           4        /* GETs in flight per link: least */
+#define TS_DL_WIN_MAX_N           12       /* ... most (within the uploader's
+                                            TS_UP_QUEUE_N with room for a
+                                            MAP and the AUTHs) */
+#define TS_DL_WIN_SPARE_N         2        /* ... beyond rate x RTT / chunk */
+#define TS_DL_WORKER_INFLIGHT_MAX_N 32     /* GETs in flight per downloader
+                                            worker, all links */
+#define TS_DL_NOBYTE_RTT_N        16       /* no byte back for this many
+                                            RTTs plus a chunk's time: the
+                                            link is dead */
+#define TS_DL_NOBYTE_MIN_MS       5000     /* ... but never sooner, ms */
+#define TS_DL_SLOW_X              8        /* a GET reply taking this many
+                                            times its expected time (RTT +
+                                            chunk / link rate) is slow */
+#define TS_DL_SLOW_MIN_MS         5000     /* ... but never sooner, ms */
+#define TS_DL_ENDGAME_N           16       /* missing chunks, all claimed, at
+                                            or below which a second peer is
+                                            asked for them too */
+#define TS_UP_SENT_N              16384    /* slots of a seeder's sent-lately
+                                            cache (8 bytes each, one per
+                                            node) */
+#define TS_UP_SEED_HOLD_MS        5000     /* a chunk of a complete share
+                                            sent to one peer is refused
+                                            ("already in the swarm") to
+                                            another for this long, ms; 0 =
+                                            never refused */
+#define TS_UP_SEED_BUSY_MS        1500     /* ... only while another peer
+                                            asked for the file within this,
+                                            ms */
+#define TS_UP_SEED_ASKERS_N       64       /* peers remembered for that */
 
 #endif /* TS_CONFIG_H_INCLUDED */

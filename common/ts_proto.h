@@ -126,7 +126,12 @@ typedef enum {
                                    u32 len + len bytes of chunk data.
                                    load = the peer's active uploads +
                                    queued requests.  Requests on one
-                                   connection are answered in order.    */
+                                   connection are answered in order.
+                                   A seeder may answer NOTFOUND "chunk
+                                   already in the swarm" for a chunk it
+                                   sent another peer a moment ago
+                                   (super-seeding, workers/up_seed.c):
+                                   the asker takes it from that peer. */
     TS_MSG_PEER_AUTH      = 63, /* blob ticket -> REPLY (status, msg).
                                    Authorizes MAP/GET of the ticket's
                                    (group, name) on this link until it

@@ -11,10 +11,13 @@
  *   dl_link.c      links: connect, TLS handshake, output, PEER_AUTH tickets
  *   dl_recv.c      the receive path: reply framing, MAP/AUTH replies,
  *                  chunk SHA1 verify, pwrite into the .part, done bit
+ *   dl_win.c       each link's request window (rate x RTT) and deadlines
  *   dl_rate.c      the node-wide download cap: reads against the shared
  *                  token bucket, EPOLLIN off while it is empty
  *   dl_pick.c      chunk maps, crash re-verify, rarest-first and
  *                  least-loaded choice, chunk claims
+ *   dl_endgame.c   the last chunks asked of a second peer, the loser's
+ *                  reply cancelled
  *   dl_frontier.c  the streaming whole-file SHA1 (node_fhash_sh_t)
  *   dl_final.c     finalization: whole-file check, fsync, rename, DONE
  *
@@ -45,6 +48,8 @@
 #define DL_SMALL_MAX_B      PEER_MSG_MAP_MAX_B
 _Static_assert(PEER_MSG_HEAD_MAX_B <= PEER_MSG_MAP_MAX_B,
                "a PEER_DATA head must fit in k->small");
+/* a link's request queue: a full window and a PEER_AUTH per download */
+#define DL_LINK_QUEUE_N     (TS_DL_WIN_MAX_N + TS_NODE_DOWNLOADS_N)
 /* dl_fh_advance: another worker holds the frontier, or it was reset */
 #define DL_FH_BUSY          UINT32_MAX
 
@@ -60,6 +65,7 @@ typedef struct {
     uint32_t  len;           /* expected chunk length */
     uint32_t  gen;           /* REQ_AUTH: ticket generation sent */
     int       pub;           /* counted in shm inflight */
+    int       dup;           /* endgame copy: the claim is another's */
     uint64_t  reqid;
     int64_t   sent_us;
 } dl_req_t;
@@ -90,9 +96,12 @@ typedef struct {
     int64_t     closed_ms;   /* made or last closed at */
     dl_auth_t   auth[TS_NODE_DOWNLOADS_N];
     /* requests, answered in order */
-    dl_req_t    q[TS_DL_LINK_QUEUE_N];
+    dl_req_t    q[DL_LINK_QUEUE_N];
     int         qhead, qn;
     int         nauth;       /* PEER_AUTHs among the qn */
+    uint32_t    win;         /* GETs + MAPs it may have out (dl_win.c) */
+    int64_t     rtt_us;      /* least request -> first byte, drifting */
+    uint64_t    lrate;       /* bytes/s of its GET replies, EWMA */
     /* output */
     ts_wbuf_t   out;
     size_t      woff;
@@ -132,6 +141,10 @@ typedef struct {
     uint16_t  *avail;
     uint8_t   *avoid;        /* src+1 that sent bad data for a chunk */
     int64_t    avail_ms;
+    uint16_t   ncomplete;    /* usable complete sources (dl_pick_avail) */
+    uint16_t   npartial;     /* usable partial sources with a map */
+    uint32_t   eg[TS_DL_ENDGAME_N];  /* chunks this worker asked twice */
+    uint32_t   neg;
     int        dirty;
     uint32_t   fh_next;      /* frontier last seen (a lower bound) */
     uint64_t   wb_off;       /* writeback started up to here */
@@ -150,6 +163,8 @@ typedef struct {
     node_stats_sh_t *stats;
     ts_owner_t       me;
     int              slot;
+    int              inst;   /* our index among the node's downloaders */
+    int              ndl;    /* the node's downloaders (peer affinity) */
     ts_ev_t         *ev;     /* the loop */
     int              inflight;
     uint64_t         reqid;
@@ -191,6 +206,13 @@ void dl_local_ticket_refresh(dl_t *w, int i);
 int  dl_local_inflight_add(dl_t *w, int i, int s);
 void dl_local_inflight_sub(dl_t *w, const dl_req_t *r);
 
+/* ---- dl_win.c: per-link window and deadlines ------------------------ */
+void    dl_win_reset(dl_link_t *k);
+void    dl_win_rtt(dl_link_t *k, int64_t sample_us);
+void    dl_win_reply(dl_link_t *k, uint32_t len, int64_t us);
+int64_t dl_win_nobyte_ms(const dl_link_t *k);
+int64_t dl_win_slow_ms(const dl_link_t *k, int64_t limit);
+
 /* ---- dl_rate.c: the download cap ------------------------------------- */
 void   dl_rate_init(dl_t *w);
 /* How much of `want` bytes k may read now (its credit), or 0: k waits
@@ -205,6 +227,7 @@ void   dl_rate_idle(dl_t *w);
 /* ---- dl_link.c: links to peers --------------------------------------- */
 void dl_link_backoff(dl_t *w, const dl_link_t *k, int64_t until);
 void dl_link_release(dl_t *w, dl_req_t *r);
+int  dl_link_wanted(const dl_t *w, const dl_link_t *k);
 void dl_link_close(dl_t *w, dl_link_t *k, int error, const char *why);
 void dl_link_free(dl_link_t *k);
 void dl_link_events(dl_t *w, dl_link_t *k, uint32_t events);
@@ -226,6 +249,15 @@ void dl_pick_maybe(dl_t *w, int i);
 void dl_pick_avail(dl_t *w, int i, int64_t now);
 int  dl_pick_one(dl_t *w, int i, int64_t now);
 int  dl_pick_elsewhere(dl_t *w, int i, int src, uint32_t c, int64_t now);
+int  dl_pick_owned(const dl_t *w, int i, int s);
+uint64_t dl_pick_cost(const node_src_sh_t *src);
+int  dl_pick_send(dl_t *w, int i, int bs, dl_link_t *k, uint32_t pick,
+                  int dup);
+
+/* ---- dl_endgame.c: the last chunks from two peers -------------------- */
+int  dl_eg_pick(dl_t *w, int i, uint32_t elig, dl_link_t **ks,
+                _Atomic uint64_t **maps);
+int  dl_eg_cancel(dl_t *w, dl_link_t *k);
 
 /* ---- dl_frontier.c: the streaming whole-file SHA1 -------------------- */
 uint32_t dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,

@@ -69,6 +69,30 @@ dl_link_backoff(dl_t *w, const dl_link_t *k, int64_t until)
     }
 }
 
+/* 1 if k's peer is a live source of an active download that peer
+ * affinity gives to this worker (dl_pick_owned). */
+int
+dl_link_wanted(const dl_t *w, const dl_link_t *k)
+{
+    int i, s;
+
+    for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
+        if (!w->loc[i].active) {
+            continue;
+        }
+        for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+            const node_src_sh_t *src = &w->dls[i].src[s];
+
+            if (atomic_load(&src->state) == NODE_SRC_LIVE
+                && dl_link_is_src(src, k) && dl_pick_owned(w, i, s))
+            {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 void
 dl_link_release(dl_t *w, dl_req_t *r)
 {
@@ -79,7 +103,10 @@ dl_link_release(dl_t *w, dl_req_t *r)
     }
     if (atomic_load(&d->id) == r->dl_id) {
         if (r->kind == REQ_GET) {
-            ts_claim_release(&node_dl_claims(w->shm, r->dl)[r->chunk], w->me);
+            if (!r->dup) {
+                ts_claim_release(&node_dl_claims(w->shm, r->dl)[r->chunk],
+                                 w->me);
+            }
         } else {
             ts_claim_release(&d->src[r->src].map_owner, w->me);
         }
@@ -98,7 +125,7 @@ dl_link_close(dl_t *w, dl_link_t *k, int error, const char *why)
 
     while (k->qn > 0) {
         dl_link_release(w, &k->q[k->qhead]);
-        k->qhead = (k->qhead + 1) % TS_DL_LINK_QUEUE_N;
+        k->qhead = (k->qhead + 1) % DL_LINK_QUEUE_N;
         k->qn--;
     }
     k->qhead = 0;
@@ -298,6 +325,7 @@ dl_link_connected(dl_t *w, dl_link_t *k)
         return;
     }
     k->hs = 1;
+    dl_win_reset(k);
     k->want_out = 0;
     k->rate_wait = 0;
     k->rate_credit = 0;
@@ -367,8 +395,8 @@ dl_link_get(dl_t *w, const node_src_sh_t *src)
     }
     if (k->c != NULL) {
         /* room for a request and the PEER_AUTH that may precede it */
-        return !k->hs && k->qn - k->nauth < TS_NODE_PIPELINE_N
-               && k->qn + 2 <= TS_DL_LINK_QUEUE_N ? k : NULL;
+        return !k->hs && (uint32_t) (k->qn - k->nauth) < k->win
+               && k->qn + 2 <= DL_LINK_QUEUE_N ? k : NULL;
     }
     if (k->connecting || ts_now_ms() < k->retry_at_ms) {
         return NULL;
@@ -472,7 +500,7 @@ dl_link_queue(dl_t *w, dl_link_t *k, uint8_t type, const dl_req_t *r)
     dl_req_t       *q;
     size_t          len0;
 
-    if (w->pl.err || k->qn >= TS_DL_LINK_QUEUE_N) {
+    if (w->pl.err || k->qn >= DL_LINK_QUEUE_N) {
         return -1;
     }
     h.type = type;
@@ -493,7 +521,7 @@ dl_link_queue(dl_t *w, dl_link_t *k, uint8_t type, const dl_req_t *r)
         k->last_rx_ms = ts_now_ms();
         k->start_us = ts_now_us();      /* the head reply starts now */
     }
-    q = &k->q[(k->qhead + k->qn) % TS_DL_LINK_QUEUE_N];
+    q = &k->q[(k->qhead + k->qn) % DL_LINK_QUEUE_N];
     *q = *r;
     q->reqid = h.reqid;
     q->sent_us = ts_now_us();

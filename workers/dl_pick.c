@@ -3,15 +3,23 @@
  * maps, the re-verify of chunks left by a crash, rarest-first counts and
  * the choice of one chunk and its least-loaded holder.
  *
- * Purpose: complete sources get an all-ones map, partial ones a PEER_MAP
- * every TS_NODE_MAP_REFRESH_MS (one worker at a time: the map_owner
- * claim).  Among the missing, unclaimed chunks the rarest is picked;
- * among equally rare ones a random one within the first
- * TS_DL_PICK_WINDOW_N in file order, so chunks complete roughly in order
- * and the whole-file hash frontier keeps up.  The holder is the one with
- * the lowest (reported load + our in-flight + 1) / estimated rate, and no
- * request spills to a holder TS_DL_SPILL_FACTOR times worse than a busy
- * one.
+ * Purpose: complete sources get an all-ones map (made whole again every
+ * TS_DL_SEED_REFILL_MS: chunks a seeder refused come back), partial ones
+ * a PEER_MAP every TS_DL_MAP_REFRESH_MS (one worker at a time: the
+ * map_owner claim), so what the other leechers hold is known within a
+ * fraction of a second.  The choice goes per source: the cheapest link
+ * with room (lowest (reported load + our in-flight + 1) / estimated
+ * rate) gets the rarest missing, unclaimed chunk it holds, and among
+ * equally rare ones a uniformly random one, so leechers that start
+ * together open on different chunks (random first, rarest first after).
+ * A complete source is asked only for chunks no partial peer holds:
+ * leechers take from each other what they have, and the seeder's uplink
+ * carries new chunks (it refuses, for a while, a chunk it just sent to
+ * another peer: workers/up_seed.c).  No request spills to a holder
+ * TS_DL_SPILL_FACTOR times worse than a busy one.  Peer affinity
+ * (dl_pick_owned) gives each source to one or few of the node's
+ * downloader workers, so a peer sees one flow per node.  The last chunks
+ * go to a second peer too (dl_endgame.c).
  *
  * Locking: none taken.  A chunk is claimed (ts_claim CAS) before its GET
  * is queued and released when the reply is handled or the link closes.
@@ -67,7 +75,7 @@ dl_pick_maps(dl_t *w, int i, int64_t now)
             /* refilled now and then too: a seeder that answered "not
              * available" while it restarted has every chunk again */
             if ((atomic_load(&src->map_ms) != 0
-                 && now - atomic_load(&src->map_ms) < TS_DL_COMPLETE_REFILL_MS)
+                 && now - atomic_load(&src->map_ms) < TS_DL_SEED_REFILL_MS)
                 || !ts_claim_try(&src->map_owner, w->me))
             {
                 continue;
@@ -82,9 +90,12 @@ dl_pick_maps(dl_t *w, int i, int64_t now)
             continue;
         }
         if (atomic_load(&src->map_ms) != 0
-            && now - atomic_load(&src->map_ms) < TS_NODE_MAP_REFRESH_MS)
+            && now - atomic_load(&src->map_ms) < TS_DL_MAP_REFRESH_MS)
         {
             continue;
+        }
+        if (!dl_pick_owned(w, i, s)) {
+            continue;       /* its owner's link asks (peer affinity) */
         }
         if (!ts_claim_try(&src->map_owner, w->me)) {
             continue;
@@ -163,11 +174,20 @@ dl_pick_avail(dl_t *w, int i, int64_t now)
     int               s;
 
     memset(l->avail, 0, l->nchunks * sizeof(uint16_t));
+    l->ncomplete = 0;
+    l->npartial = 0;
     for (s = 0; s < TS_NODE_SOURCES_N; s++) {
         _Atomic uint64_t *map;
 
         if (!dl_pick_usable(&d->src[s], now)) {
             continue;
+        }
+        if (atomic_load(&d->src[s].complete)) {
+            l->ncomplete++;
+        } else if (atomic_load(&d->src[s].map_ms) != 0) {
+            l->npartial++;
+        } else {
+            continue;       /* nothing known of it yet */
         }
         map = node_dl_map(w->shm, i, s);
         for (wd = 0; wd < nw; wd++) {
@@ -196,7 +216,7 @@ dl_pick_avail(dl_t *w, int i, int64_t now)
 /* Least-loaded score of a source: (its reported load + our requests in
  * flight to it + 1) per unit of its estimated throughput to this node
  * (dl_recv_rate); lower is better. */
-static uint64_t
+uint64_t
 dl_pick_cost(const node_src_sh_t *src)
 {
     uint64_t rate = atomic_load(&src->rate_bps);
@@ -208,9 +228,41 @@ dl_pick_cost(const node_src_sh_t *src)
             + 1) * 1000000000ull / rate;
 }
 
-/* The sources of download i a GET may go to now (a usable link with room
- * and a live authorization): their bit in the result, their link in
- * ks[s] and their chunk map in maps[s]. */
+/*
+ * Peer affinity: each source of a download is served by few of the
+ * node's downloader workers, so a peer sees one TCP flow per node (or a
+ * few when the download has fewer sources than we have downloaders), not
+ * one per worker.  Source s belongs to the workers h .. h + n - 1 (modulo
+ * the downloader count), h a hash of its fingerprint, n the downloader
+ * count over the usable sources (at least 1).  1 if it is ours.
+ */
+int
+dl_pick_owned(const dl_t *w, int i, int s)
+{
+    const node_src_sh_t *src = &w->dls[i].src[s];
+    uint32_t             h, n, peers = 0;
+    int                  j;
+
+    if (w->ndl <= 1) {
+        return 1;
+    }
+    for (j = 0; j < TS_NODE_SOURCES_N; j++) {
+        peers += atomic_load(&w->dls[i].src[j].state) == NODE_SRC_LIVE;
+    }
+    n = peers > 0 ? (uint32_t) w->ndl / peers : (uint32_t) w->ndl;
+    if (n < 1) {
+        n = 1;
+    }
+    h = (uint32_t) src->fp[0] | (uint32_t) src->fp[1] << 8
+        | (uint32_t) src->fp[2] << 16 | (uint32_t) src->fp[3] << 24;
+    h ^= (uint32_t) src->addr[strnlen(src->addr, sizeof(src->addr)) / 2];
+    return ((uint32_t) w->inst + (uint32_t) w->ndl - h % (uint32_t) w->ndl)
+           % (uint32_t) w->ndl < n;
+}
+
+/* The sources of download i a GET may go to now (ours by affinity, a
+ * usable link with room and a live authorization): their bit in the
+ * result, their link in ks[s] and their chunk map in maps[s]. */
 static uint32_t
 dl_pick_links(dl_t *w, int i, int64_t now, dl_link_t **ks,
               _Atomic uint64_t **maps)
@@ -222,7 +274,8 @@ dl_pick_links(dl_t *w, int i, int64_t now, dl_link_t **ks,
     for (s = 0; s < TS_NODE_SOURCES_N; s++) {
         ks[s] = NULL;
         if (!dl_pick_usable(&d->src[s], now)
-            || atomic_load(&d->src[s].map_ms) == 0)
+            || atomic_load(&d->src[s].map_ms) == 0
+            || !dl_pick_owned(w, i, s))
         {
             continue;
         }
@@ -238,51 +291,60 @@ dl_pick_links(dl_t *w, int i, int64_t now, dl_link_t **ks,
     return elig;
 }
 
-/* The rarest missing, unclaimed chunk of download i that an eligible
- * source has; among equally rare ones a random one of the first
- * TS_DL_PICK_WINDOW_N in file order.  UINT32_MAX if none. */
+/* 1 if source src serves others besides us: the load it last reported
+ * (its uploads and queued requests, all peers) exceeds our GETs to it,
+ * or it has sent us nothing yet. */
+static int
+dl_pick_others(const node_src_sh_t *src)
+{
+    return atomic_load(&src->rate_bps) == 0       /* not heard from yet */
+           || atomic_load(&src->load) > atomic_load(&src->inflight);
+}
+
+/*
+ * The chunk to ask source s for: missing, unclaimed, in s's map; the
+ * rarest among them (fewest usable holders), and among equally rare ones
+ * a uniformly random one, so that leechers starting together open on
+ * different chunks and have something to give each other.  A complete
+ * source (a seeder) that serves others too is asked only for chunks no
+ * partial peer holds: what a leecher has is taken from the leecher, and
+ * the seeder's uplink carries each chunk into the swarm about once (a
+ * seeder that serves only us is idle otherwise: anything goes); `relax`
+ * lifts that rule (nothing else is in flight).  UINT32_MAX if none.
+ */
 static uint32_t
-dl_pick_chunk(dl_t *w, int i, uint32_t elig, _Atomic uint64_t **maps)
+dl_pick_chunk(dl_t *w, int i, int s, _Atomic uint64_t *map, int relax)
 {
     dl_local_t       *l = &w->loc[i];
     _Atomic uint64_t *done = node_dl_done(w->shm, i);
     _Atomic uint64_t *claims = node_dl_claims(w->shm, i);
-    uint32_t          wd, c, e, best = UINT32_MAX, cnt = 0;
+    uint32_t          wd, c, best = UINT32_MAX, cnt = 0, lim = UINT32_MAX;
     uint32_t          pick = UINT32_MAX;
     uint64_t          bits;
-    int               s;
 
+    if (!relax && atomic_load(&w->dls[i].src[s].complete)
+        && l->npartial > 0 && dl_pick_others(&w->dls[i].src[s]))
+    {
+        lim = l->ncomplete;    /* held by the complete sources alone */
+    }
     for (wd = 0; wd < (l->nchunks + 63) / 64; wd++) {
-        bits = ~atomic_load(&done[wd]);
+        bits = atomic_load(&map[wd]) & ~atomic_load(&done[wd]);
         while (bits) {
             c = wd * 64 + (uint32_t) __builtin_ctzll(bits);
             bits &= bits - 1;
             if (c >= l->nchunks) {
                 break;
             }
-            if (l->avail[c] == 0 || l->avail[c] > best
+            if (l->avail[c] == 0 || l->avail[c] > best || l->avail[c] > lim
                 || atomic_load_explicit(&claims[c], memory_order_relaxed))
             {
-                continue;
-            }
-            for (e = elig; e; e &= e - 1) {
-                s = __builtin_ctz(e);
-                if (node_bit_test(maps[s], c)) {
-                    break;
-                }
-            }
-            if (e == 0) {
                 continue;
             }
             if (l->avail[c] < best) {
                 best = l->avail[c];
                 cnt = 1;
                 pick = c;
-            } else if (cnt < TS_DL_PICK_WINDOW_N
-                       && dl_pick_rand(w) % ++cnt == 0)
-            {
-                /* among equally rare chunks, one of the first few in file
-                 * order: the whole-file hash frontier keeps up */
+            } else if (dl_pick_rand(w) % ++cnt == 0) {
                 pick = c;
             }
         }
@@ -290,85 +352,106 @@ dl_pick_chunk(dl_t *w, int i, uint32_t elig, _Atomic uint64_t **maps)
     return pick;
 }
 
-/* The least-loaded eligible holder of chunk pick: (reported load + our
- * in-flight + 1) / rate.  -1 if none, or if a holder whose pipeline is
- * full right now costs less than 1/TS_DL_SPILL_FACTOR of it: then we wait
- * for that one to drain instead (a busy peer gets only what others
- * lack). */
+/* 1 if chunk pick should rather wait for a holder whose pipeline is
+ * full right now but costs less than 1/TS_DL_SPILL_FACTOR of source bs
+ * (a fast busy peer gets what a much slower one would take ages on), or
+ * that sent bad data for it (avoid) while another holder can be asked. */
 static int
-dl_pick_holder(dl_t *w, int i, int64_t now, uint32_t elig,
-               _Atomic uint64_t **maps, uint32_t pick)
+dl_pick_spill(dl_t *w, int i, int64_t now, uint32_t elig, int bs,
+              uint32_t pick)
 {
     dl_local_t   *l = &w->loc[i];
     node_dl_sh_t *d = &w->dls[i];
-    uint64_t      cost, bcost = UINT64_MAX;
-    int           s, bs = -1, nbest = 0;
+    uint64_t      bcost = dl_pick_cost(&d->src[bs]);
+    int           s;
 
-    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
-        if (!(elig & (1u << s)) || !node_bit_test(maps[s], pick)) {
-            continue;
-        }
-        cost = dl_pick_cost(&d->src[s]);
-        if (l->avoid[pick] == s + 1) {
-            cost = UINT64_MAX - 1;     /* only if no one else has it */
-        }
-        if (cost < bcost) {
-            bcost = cost;
-            bs = s;
-            nbest = 1;
-        } else if (cost == bcost && dl_pick_rand(w) % ++nbest == 0) {
-            bs = s;
-        }
-    }
-    if (bs < 0) {
-        return -1;
+    if (l->avoid[pick] == bs + 1) {
+        return dl_pick_elsewhere(w, i, bs, pick, now);
     }
     for (s = 0; s < TS_NODE_SOURCES_N; s++) {
         node_src_sh_t *src = &d->src[s];
 
-        if ((elig & (1u << s)) || !dl_pick_usable(src, now)
+        if (s == bs || (elig & (1u << s)) || !dl_pick_usable(src, now)
             || atomic_load(&src->map_ms) == 0
             || !node_bit_test(node_dl_map(w->shm, i, s), pick))
         {
             continue;
         }
         if (dl_pick_cost(src) < bcost / TS_DL_SPILL_FACTOR) {
-            return -1;
+            return 1;
         }
     }
-    return bs;
+    return 0;
 }
 
-/* Picks and sends one GET for download i.  1 if sent, 0 if nothing. */
+/* GETs of download i in flight from this node, all workers. */
+static uint32_t
+dl_pick_node_inflight(const dl_t *w, int i)
+{
+    uint32_t n = 0;
+    int      s;
+
+    for (s = 0; s < TS_NODE_SOURCES_N; s++) {
+        n += atomic_load(&w->dls[i].src[s].inflight);
+    }
+    return n;
+}
+
+/* The eligible source with the lowest cost (random among equals) and a
+ * chunk for it, trying the next one when a source has nothing for us.
+ * -1 if none. */
+static int
+dl_pick_pair(dl_t *w, int i, int64_t now, uint32_t elig,
+             _Atomic uint64_t **maps, int relax, uint32_t *chunk)
+{
+    node_dl_sh_t *d = &w->dls[i];
+    uint32_t      left = elig, e, pick;
+    uint64_t      cost, bcost;
+    int           s, bs, nbest;
+
+    while (left) {
+        bcost = UINT64_MAX;
+        bs = -1;
+        nbest = 0;
+        for (e = left; e; e &= e - 1) {
+            s = __builtin_ctz(e);
+            cost = dl_pick_cost(&d->src[s]);
+            if (cost < bcost) {
+                bcost = cost;
+                bs = s;
+                nbest = 1;
+            } else if (cost == bcost && dl_pick_rand(w) % ++nbest == 0) {
+                bs = s;
+            }
+        }
+        left &= ~(1u << bs);
+        pick = dl_pick_chunk(w, i, bs, maps[bs], relax);
+        if (pick != UINT32_MAX && !dl_pick_spill(w, i, now, elig, bs, pick)) {
+            *chunk = pick;
+            return bs;
+        }
+    }
+    return -1;
+}
+
+/* Sends a GET of chunk pick of download i to source bs on link k: the
+ * chunk claimed first, unless dup (an endgame copy of a GET another
+ * request holds the claim for).  1 if sent, 0 if not. */
 int
-dl_pick_one(dl_t *w, int i, int64_t now)
+dl_pick_send(dl_t *w, int i, int bs, dl_link_t *k, uint32_t pick, int dup)
 {
     dl_local_t       *l = &w->loc[i];
     _Atomic uint64_t *done = node_dl_done(w->shm, i);
     _Atomic uint64_t *claims = node_dl_claims(w->shm, i);
-    _Atomic uint64_t *maps[TS_NODE_SOURCES_N];
-    dl_link_t        *ks[TS_NODE_SOURCES_N];
-    uint32_t          elig, pick;
-    int               bs;
     dl_req_t          r;
 
-    elig = dl_pick_links(w, i, now, ks, maps);
-    if (elig == 0) {
-        return 0;
-    }
-    pick = dl_pick_chunk(w, i, elig, maps);
-    if (pick == UINT32_MAX) {
-        return 0;
-    }
-    bs = dl_pick_holder(w, i, now, elig, maps, pick);
-    if (bs < 0) {
-        return 0;
-    }
-    if (!ts_claim_try(&claims[pick], w->me)) {
+    if (!dup && !ts_claim_try(&claims[pick], w->me)) {
         return 0;
     }
     if (node_bit_test(done, pick)) {
-        ts_claim_release(&claims[pick], w->me);
+        if (!dup) {
+            ts_claim_release(&claims[pick], w->me);
+        }
         return 0;
     }
     memset(&r, 0, sizeof(r));
@@ -377,14 +460,40 @@ dl_pick_one(dl_t *w, int i, int64_t now)
     r.dl_id = l->id;
     r.src = bs;
     r.chunk = pick;
+    r.dup = dup;
     r.len = dl_local_chunk_len(l, pick);
     r.pub = dl_local_inflight_add(w, i, bs);
     w->inflight++;
-    if (dl_link_send(w, ks[bs], TS_MSG_PEER_GET, &r) < 0) {
+    if (dl_link_send(w, k, TS_MSG_PEER_GET, &r) < 0) {
         dl_link_release(w, &r);
         return 0;
     }
     return 1;
+}
+
+/* Picks and sends one GET for download i.  1 if sent, 0 if nothing. */
+int
+dl_pick_one(dl_t *w, int i, int64_t now)
+{
+    _Atomic uint64_t *maps[TS_NODE_SOURCES_N];
+    dl_link_t        *ks[TS_NODE_SOURCES_N];
+    uint32_t          elig, pick = UINT32_MAX;
+    int               bs;
+
+    elig = dl_pick_links(w, i, now, ks, maps);
+    if (elig == 0) {
+        return 0;
+    }
+    bs = dl_pick_pair(w, i, now, elig, maps, 0, &pick);
+    if (bs < 0 && dl_pick_node_inflight(w, i) <= TS_DL_PICK_RELAX_N) {
+        /* nothing moves: a partial peer we count on may never answer */
+        bs = dl_pick_pair(w, i, now, elig, maps, 1, &pick);
+    }
+    if (bs < 0) {
+        /* every missing chunk is on its way: the last ones from two */
+        return dl_eg_pick(w, i, elig, ks, maps);
+    }
+    return dl_pick_send(w, i, bs, ks[bs], pick, 0);
 }
 
 /* 1 if a usable source other than src has chunk c of download i */

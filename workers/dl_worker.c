@@ -4,8 +4,10 @@
  *
  * Purpose: one event loop (net/ts_ev.h: each link's fd with its callback,
  * the supervisor's stop fd) per worker process.  It keeps one persistent
- * link per peer identity (dl_link.c), pipelines up to TS_NODE_PIPELINE_N
- * PEER_GETs on each and at most TS_NODE_WORKER_INFLIGHT_N in total, and
+ * link per peer identity (dl_link.c) for the peers peer affinity gives it
+ * (dl_pick_owned), pipelines as many PEER_GETs on each as its measured
+ * rate x RTT asks for (dl_win.c) and at most TS_DL_WORKER_INFLIGHT_MAX_N
+ * in total, and
  * for every ACTIVE download in the node's segment: refreshes the sources'
  * chunk maps, re-verifies "maybe" chunks left on disk by a crash, picks
  * the rarest missing chunk that no one has claimed and sends it to the
@@ -79,7 +81,7 @@ dl_loop_schedule(dl_t *w)
     do {
         progress = 0;
         for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
-            if (w->inflight >= TS_NODE_WORKER_INFLIGHT_N) {
+            if (w->inflight >= TS_DL_WORKER_INFLIGHT_MAX_N) {
                 return;
             }
             if (!w->loc[i].active
@@ -115,7 +117,7 @@ dl_loop_slow(dl_t *w, dl_link_t *k, int64_t now)
     }
     t0 = r->sent_us > k->start_us ? r->sent_us : k->start_us;
     age_us = ts_now_us() - t0;
-    if (age_us <= (int64_t) w->slow_ms * 1000
+    if (age_us <= dl_win_slow_ms(k, w->slow_ms) * 1000
         || k->rate_held_ms * 1000 >= t0)    /* our own cap held it back */
     {
         return 0;
@@ -160,6 +162,15 @@ dl_loop_reap(dl_t *w, int64_t now)
     crowded = used > TS_DL_LINKS_N / 4 * 3;
     for (i = 0; i < TS_DL_LINKS_N; i++) {
         k = w->conns[i];
+        if (k != NULL && k->c != NULL && !k->hs && k->qn == 0
+            && now - k->last_rx_ms > TS_DL_UNOWNED_IDLE_MS
+            && !dl_link_wanted(w, k))
+        {
+            /* another worker serves this peer now (peer affinity): one
+             * flow per peer and node */
+            dl_link_close(w, k, 0, "");
+            continue;
+        }
         if (k == NULL || k->c != NULL || k->fd >= 0 || k->connecting
             || k->qn > 0 || now < k->retry_at_ms
             || (!crowded && now - k->closed_ms < TS_DL_LINK_LINGER_MS))
@@ -193,12 +204,13 @@ dl_loop_timeouts(dl_t *w)
             continue;
         }
         if (k != NULL && k->c != NULL && k->qn > 0
-            && now - k->last_rx_ms > TS_NODE_PEER_TIMEOUT_MS)
+            && now - k->last_rx_ms > dl_win_nobyte_ms(k)
+            && now - k->rate_held_ms > dl_win_nobyte_ms(k))  /* our cap */
         {
             dl_link_close(w, k, 1, "timed out");
             continue;
         }
-        if (k != NULL) {
+        if (k != NULL && !dl_eg_cancel(w, k)) {
             (void) dl_loop_slow(w, k, now);
         }
     }
@@ -253,6 +265,9 @@ dl_loop_init(dl_t *w, const ts_worker_ctx_t *ctx, ts_slot_sh_t **slot)
     w->shm = w->node != NULL ? &w->node->shm : NULL;
     w->me = ts_owner_make(getpid(), ctx->generation);
     w->slot = ctx->slot;
+    w->inst = ctx->instance >= 0 ? ctx->instance : 0;
+    w->ndl = w->node != NULL && w->node->opts.downloaders > 0
+             ? w->node->opts.downloaders : TS_NODE_DOWNLOADERS_N;
     *slot = NULL;
     if (w->shm == NULL || w->slot < 0 || w->slot >= TS_SUP_WORKERS_MAX_N) {
         ts_err("downloader: no segment or bad slot");

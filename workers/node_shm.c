@@ -34,6 +34,7 @@ const ts_shm_spec_t node_shm_specs[] = {
     { NODE_T_FHASH,    sizeof(node_fhash_sh_t), TS_NODE_DOWNLOADS_N,  NULL },
     { NODE_T_RATE,     sizeof(node_rate_sh_t),  1,                    NULL },
     { NODE_T_PEERS,    sizeof(node_peer_sh_t),  TS_NODE_PEER_STATS_N, NULL },
+    { NODE_T_SENT,     sizeof(node_sent_sh_t),  1,                    NULL },
 };
 
 const int node_shm_nspecs = (int) (sizeof(node_shm_specs)
@@ -268,6 +269,13 @@ node_peer_count(const ts_shm_t *s, int dir, const char *addr,
     }
     atomic_fetch_add_explicit(&e->chunks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->bytes, bytes, memory_order_relaxed);
+}
+
+
+node_sent_sh_t *
+node_sent(const ts_shm_t *s)
+{
+    return node_table(s, NODE_T_SENT);
 }
 
 

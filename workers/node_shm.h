@@ -11,6 +11,8 @@
  *   NODE_T_DLS     node_dl_sh_t x TS_NODE_DOWNLOADS_N    downloads
  *   NODE_T_DLDATA  NODE_DLDATA_B x TS_NODE_DOWNLOADS_N   per-download arrays
  *   NODE_T_PEERS   node_peer_sh_t x TS_NODE_PEER_STATS_N  bytes per peer
+ *   NODE_T_SENT    node_sent_sh_t x 1                    chunks of shares
+ *                                                        sent lately (up_seed.c)
  *
  * Per-download arrays (NODE_T_DLDATA entry i belongs to download i), at
  * fixed offsets inside the entry (node_dl_* accessors below):
@@ -59,8 +61,9 @@
  * 3: the .part's identity (part_id)
  * 4: the bandwidth caps (NODE_T_RATE)
  * 5: per-chunk source (srcof), per-source bytes, the peer table
- *    (NODE_T_PEERS), TLS / rate-wait / restart counters */
-#define NODE_SHM_LAYOUT  5
+ *    (NODE_T_PEERS), TLS / rate-wait / restart counters
+ * 6: the chunks a seeder sent lately (NODE_T_SENT) */
+#define NODE_SHM_LAYOUT  6
 
 enum {
     NODE_T_SLOTS  = 1,
@@ -71,8 +74,21 @@ enum {
     NODE_T_INFLIGHT = 6,    /* node_inflight_sh_t x slots */
     NODE_T_FHASH  = 7,      /* node_fhash_sh_t x downloads */
     NODE_T_RATE   = 8,      /* node_rate_sh_t x 1 */
-    NODE_T_PEERS  = 9       /* node_peer_sh_t x TS_NODE_PEER_STATS_N */
+    NODE_T_PEERS  = 9,      /* node_peer_sh_t x TS_NODE_PEER_STATS_N */
+    NODE_T_SENT   = 10      /* node_sent_sh_t x 1 */
 };
+
+/* What the node's uploaders sent lately of the files it shares complete
+ * (workers/up_seed.c): a direct-mapped cache, one word per slot packing
+ * the share index, the chunk, a tag of the peer it went to and when (see
+ * up_seed.c); 0 = empty.  Written with plain atomic stores by any
+ * uploader: a lost or overwritten entry only means a chunk may go out
+ * twice. */
+typedef struct {
+    _Atomic uint64_t slot[TS_UP_SENT_N];
+    _Atomic uint64_t askers[TS_UP_SEED_ASKERS_N];  /* share, peer tag and
+                                                      when it last asked */
+} node_sent_sh_t;
 
 /* The node-wide bandwidth caps (shm/ts_rate.h): every uploader takes from
  * `up` before a chunk's bytes go out, every downloader from `down`
@@ -323,6 +339,8 @@ node_peer_sh_t   *node_peers(const ts_shm_t *s);
 void              node_peer_count(const ts_shm_t *s, int dir,
                                   const char *addr, const uint8_t *fp,
                                   uint64_t bytes);
+/* The seeder's sent-lately cache, or NULL. */
+node_sent_sh_t   *node_sent(const ts_shm_t *s);
 
 /* The table specs for ts_shm_create, and the segment name for a port. */
 extern const ts_shm_spec_t node_shm_specs[];

@@ -13,6 +13,8 @@
  *   up_serve.c    serving: (group, name) lookups, open files, MAP and
  *                 GET answers, chunk bytes by sendfile (or pread + TLS),
  *                 the node's load counts
+ *   up_seed.c     super-seeding: a complete share's chunk sent to one
+ *                 peer is refused to another for a while
  *
  * Locking: none; an up_t belongs to one worker process (one thread).
  */
@@ -159,6 +161,11 @@ int  up_link_read(up_t *u, up_link_t *k);
 void up_serve_queued(up_t *u, int d);
 void up_serve_active(up_t *u, int d);
 int  up_serve_pump(up_t *u, up_link_t *k);
+
+/* ---- up_seed.c: super-seeding ------------------------------------------ */
+/* 1 if chunk of complete share `share` may go to k's peer now (noted as
+ * sent to it), 0 if another peer got it lately. */
+int  up_seed_allow(up_t *u, const up_link_t *k, int share, uint32_t chunk);
 
 /* ---- up_rate.c: the upload cap ------------------------------------------ */
 void   up_rate_init(up_t *u);

@@ -450,6 +450,13 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
         if (fd >= 0) {
             k->share_idx = s;
         }
+        if (fd >= 0 && !up_seed_allow(u, k, s, r->index)) {
+            /* another peer got it a moment ago: take it from there */
+            k->share_idx = -1;
+            up_serve_error(u, k, r, TS_ERR_NOTFOUND,
+                           "chunk already in the swarm");
+            return;
+        }
     }
     if (fd < 0 && d >= 0 && up_serve_dl_servable(&u->dl_snap)) {
         n = u->dl_snap.nchunks;

@@ -38,6 +38,7 @@ from procs import SEGMENTS, reap_all, wait_until  # noqa: E402
 from wanbed import WanBed  # noqa: E402
 
 GROUP = "g"
+CHUNK = 512 << 10                   # TS_CHUNK_B
 _ports = set()
 
 
@@ -185,10 +186,13 @@ def swarm(bed, tmpdir, size, leechers, timeout=300):
     wall = max(times)
     for d in dests:
         assert sha1_file(d) == want, d
+    ups = {n.name: n.shm_stats()["chunks_up"] for n in nodes}
+    nch = (size + CHUNK - 1) // CHUNK
     return {"size": size, "leechers": leechers, "wall_s": round(wall, 2),
+            "seeder_copies": round(ups[seeder.name] / nch, 3),
             "leecher_s": [round(t, 2) for t in times],
             "mib_s": round(size * leechers / wall / 2**20, 2),
-            "chunks_up": {n.name: n.shm_stats()["chunks_up"] for n in nodes},
+            "chunks_up": ups,
             "chunks_down": {n.name: n.shm_stats()["chunks_down"]
                             for n in leech}}
 
