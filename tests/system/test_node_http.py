@@ -149,10 +149,16 @@ def test_key_health_and_node(tracker, tmp_path):
     assert o["up_cap_Bps"] == 0 and o["down_cap_Bps"] == 0, o
 
 
+ENDGAME_CHUNKS = 16     # TS_DL_ENDGAME_N: chunks asked of a second peer
+CHUNK = 512 * 1024
+
+
 def test_two_sources_metrics_api_and_map(tracker, tmp_path):
-    """A download served by two seeders: the leecher's down counters and
-    the seeders' up counters sum to exactly the file; the API's sources
-    and chunk map agree with download_info."""
+    """A download served by two seeders: the leecher's down counters sum
+    to exactly the file, the seeders' up counters to the file plus at
+    most the endgame's second copies (the last chunks are asked of two
+    peers, the loser's reply cancelled: its bytes left the seeder); the
+    API's sources and chunk map agree with download_info."""
     create_users(tracker.info, tmp_path, "a", "b", "c")
     sw = Swarm(tracker, tmp_path)
     sa, sb = http_node(sw, "a"), http_node(sw, "b")
@@ -175,7 +181,8 @@ def test_two_sources_metrics_api_and_map(tracker, tmp_path):
     assert set(peers) == {sa.addr, sb.addr}, peers
     up = [summed(metrics(s), "tessera_node_bytes_total", direction="up")
           for s in (sa, sb)]
-    assert sum(up) == size and min(up) > 0, up
+    assert size <= sum(up) <= size + ENDGAME_CHUNKS * CHUNK \
+        and min(up) > 0, up
     assert summed(m, "tessera_node_download_bytes", name="f.bin") == size
     assert summed(m, "tessera_node_download_size_bytes", name="f.bin") == size
     assert summed(m, "tessera_node_hash_failures_total") == 0
