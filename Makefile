@@ -200,7 +200,9 @@ demo: deps
 # bench: tracker requests, cluster replication, the tracker at 10^3 and
 # 10^4 users (SCALE_SIZES; add 100000 for 10^5, long to build), then the
 # swarm against aria2 + opentracker (installed by
-# ../shared/bench/anchor_swarm.sh).
+# ../shared/bench/anchor_swarm.sh), then the data plane against the limit
+# probe (bench/limit.sh: 1->1 and 1->4, TLS and not, interleaved; N16=1
+# adds 16 leechers).
 bench: deps-test
 	$(MAKE) all tools
 	$(MAKE) BUILD=notls all
@@ -208,6 +210,7 @@ bench: deps-test
 	@bench/cluster.sh
 	@bench/scale.sh $(SCALE_SIZES)
 	@NOTLS_BIN=build/notls/bin bench/swarm.sh $(SWARM_SIZE) $(SWARM_N) $(SWARM_RUNS)
+	@NOTLS_BIN=build/notls/bin SIZE=$(SWARM_SIZE) RUNS=$(SWARM_RUNS) bench/limit.sh
 
 SCALE_SIZES ?= 1000 10000
 SWARM_SIZE ?= 1G

@@ -615,4 +615,18 @@
                                             STATUS exchange, each, ms */
 #define TS_HTTP_PEER_REPLY_MAX_B  65536    /* ... largest reply, bytes */
 
+/* ---- data plane speed ---- */
+#define TS_DL_WHOLE_SHA1_CHECK    0        /* 1 = every download also hashes
+                                            the whole file (a second SHA1
+                                            of every byte) and checks the
+                                            tracker's file SHA1; 0 = only a
+                                            resumed download does, a fresh
+                                            one is known good when every
+                                            chunk verified against the
+                                            tracker's chunk list */
+#define TS_DL_PREALLOC_B          (64ull << 20) /* .part blocks reserved
+                                            (fallocate, KEEP_SIZE) ahead of
+                                            the highest chunk written, bytes;
+                                            0 = none */
+
 #endif /* TS_CONFIG_H_INCLUDED */

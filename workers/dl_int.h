@@ -231,6 +231,7 @@ int  dl_pick_elsewhere(dl_t *w, int i, int src, uint32_t c, int64_t now);
 uint32_t dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
                        uint32_t max);
 int  dl_fh_final(dl_t *w, int i, uint8_t md[20]);
+int  dl_fh_hashing(const dl_t *w, int i);
 
 /* ---- dl_final.c: finalization ---------------------------------------- */
 void dl_final_run(dl_t *w, int i);
