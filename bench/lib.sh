@@ -41,7 +41,9 @@ cleanup() {
 # download_file commands to the last verified file (the file appears only
 # after its whole-file check: .part -> rename).  The caller sets WORK,
 # SRC, SRC_SHA1 and LB_PIDS=() (every process started here is added and
-# stopped by pid).  lb_ names keep clear of the callers' own helpers.
+# stopped by pid); LB_LEECH_ARGS, when set, are extra options of the
+# leecher clients (e.g. --downloaders 2).  lb_ names keep clear of the
+# callers' own helpers.
 
 lb_log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
@@ -91,18 +93,18 @@ lb_pss_kb() { # PID...: the sum of Pss (kB) over the trees
     echo "$s"
 }
 
-lb_cpu_ticks() { # PID...: utime+stime (clock ticks) over the live trees
-    local p s=0 v
+lb_cpu_ticks() { # PID...: "utime+stime utime" (clock ticks) over the live trees
+    local p s=0 u=0 v
     for p in $(lb_tree "$@"); do
-        v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null)
-        s=$((s + ${v:-0}))
+        read -r v w < <(awk '{sub(/^.*\) /, ""); print $12 + $13, $12}' "/proc/$p/stat" 2>/dev/null)
+        s=$((s + ${v:-0})); u=$((u + ${w:-0}))
     done
-    echo "$s"
+    echo "$s $u"
 }
 
-# lb_tessera TAG BIN N -> "wall_s status ok/N pss_max_kB cpu_s setup_s"
-# cpu_s: user+sys of the seeder's and the leechers' processes (workers
-# included) during the whole run; pss_max_kB: the highest sum of Pss over
+# lb_tessera TAG BIN N -> "wall_s status ok/N pss_max_kB cpu_s setup_s user_s"
+# cpu_s (user_s): user+sys (user) time of the seeder's and the leechers'
+# processes (workers included) while the clock ran; pss_max_kB: the highest sum of Pss over
 # leecher 1's processes, sampled every 0.1 s during the download.
 lb_tessera() {
     local tag=$1 bin=$2 n=$3 rd=$WORK/$1 i ts tport sport spid tpid
@@ -133,8 +135,8 @@ lb_tessera() {
     for ((i = 1; i <= n; i++)); do
         mkdir -p "$rd/l$i/dl"
         mkfifo "$rd/l$i.in"
-        "$bin/client" --keep-running -s "$rd/l$i/state" "127.0.0.1:$(free_port)" \
-            "$rd/trackers.txt" < "$rd/l$i.in" > "$rd/l$i.out" 2> "$rd/l$i.log" &
+        "$bin/client" --keep-running ${LB_LEECH_ARGS:-} -s "$rd/l$i/state" \
+            "127.0.0.1:$(free_port)" "$rd/trackers.txt" < "$rd/l$i.in" > "$rd/l$i.out" 2> "$rd/l$i.log" &
         lp[i]=$!; LB_PIDS+=("${lp[i]}")
         exec {lfd[i]}> "$rd/l$i.in"
         printf 'login l%d pw\n' "$i" >&"${lfd[i]}"
@@ -143,8 +145,8 @@ lb_tessera() {
         lb_wait_line "$rd/l$i.out" '^logged in' 300 || lb_log "leecher $i: no login"
     done
     timeout 60 cat "$SRC" > /dev/null          # the seeder's file is warm
-    local c0 t0 t1 st=OK all pss=0 v k=0 deadline
-    c0=$(lb_cpu_ticks "$spid" "${lp[@]}")
+    local c0 u0 t0 t1 st=OK all pss=0 v k=0 deadline
+    read -r c0 u0 < <(lb_cpu_ticks "$spid" "${lp[@]}")
     t0=${EPOCHREALTIME/./}
     for ((i = 1; i <= n; i++)); do
         printf 'download_file g data.bin %s\n' "$rd/l$i/dl" >&"${lfd[i]}"
@@ -163,7 +165,7 @@ lb_tessera() {
     done
     t1=${EPOCHREALTIME/./}
     v=$(lb_pss_kb "${lp[1]}"); [ "$v" -gt "$pss" ] && pss=$v
-    local c1; c1=$(lb_cpu_ticks "$spid" "${lp[@]}")
+    local c1 u1; read -r c1 u1 < <(lb_cpu_ticks "$spid" "${lp[@]}")
     exec 7>&-
     for ((i = 1; i <= n; i++)); do exec {lfd[i]}>&-; lb_stop_pid "${lp[i]}"; done
     lb_stop_pid "$spid"; lb_stop_pid "$tpid"
@@ -178,8 +180,8 @@ lb_tessera() {
     [ "$st" = OK ] || { mkdir -p "$WORK/failed-$tag"; cp "$rd"/*.log "$rd"/*.out "$WORK/failed-$tag/" 2>/dev/null; }
     [ "${KEEP:-0}" = 1 ] || rm -rf "$rd"
     awk -v a="$t0" -v b="$t1" -v s="$ts" -v st="$st" -v ok="$ok" -v n="$n" \
-        -v pss="$pss" -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" \
-        'BEGIN{printf "%.3f %s %d/%d %d %.2f %.1f\n", (b-a)/1e6, st, ok, n, pss, c/hz, (a-s)/1e6}'
+        -v pss="$pss" -v c="$((c1 - c0))" -v u="$((u1 - u0))" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN{printf "%.3f %s %d/%d %d %.2f %.1f %.2f\n", (b-a)/1e6, st, ok, n, pss, c/hz, (a-s)/1e6, u/hz}'
 }
 
 lb_median() { # numbers on stdin -> "median [min-max]" (NA when none)

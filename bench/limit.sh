@@ -85,12 +85,12 @@ if [ -n "$PROBE" ]; then
     "$PROBE" prep "$SRC" "$WORK/hashes" > /dev/null || PROBE=
     mkdir -p "$WORK/probe-out"
 fi
-RES=$WORK/results.tsv       # item wall_s status cpu_s pss_kB setup_s
+RES=$WORK/results.tsv       # item wall_s status cpu_s pss_kB setup_s user_s
 
 settle() { sync; sleep "$PAUSE"; }
 
 probe_item() { # NAME ARGS...: one probe run -> a results row
-    local name=$1 out w c
+    local name=$1 out w c u
     shift
     settle
     out=$(timeout 120 "$PROBE" run --timeout 100 "$@" "$SRC" "$WORK/hashes" \
@@ -98,17 +98,19 @@ probe_item() { # NAME ARGS...: one probe run -> a results row
     w=$(sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p' <<< "$out")
     c=$(awk '{for(i=1;i<=NF;i++){split($i,kv,"=");v[kv[1]]=kv[2]}
         printf "%.2f", v["seeder_user_s"]+v["seeder_sys_s"]+v["rx_user_s"]+v["rx_sys_s"]}' <<< "$out")
+    u=$(awk '{for(i=1;i<=NF;i++){split($i,kv,"=");v[kv[1]]=kv[2]}
+        printf "%.2f", v["seeder_user_s"]+v["rx_user_s"]}' <<< "$out")
     case $out in *verify=OK*) st=OK ;; *) st=FAIL ;; esac
-    printf '%s\t%s\t%s\t%s\t0\t0\n' "$name" "${w:-0}" "$st" "${c:-0}" >> "$RES"
+    printf '%s\t%s\t%s\t%s\t0\t0\t%s\n' "$name" "${w:-0}" "$st" "${c:-0}" "${u:-0}" >> "$RES"
     lb_log "$name: ${w}s $st cpu=${c}s"
 }
 
 tessera_item() { # NAME BIN N: one Tessera run -> a results row
-    local w st ver pss cpu setup
+    local w st ver pss cpu setup user
     settle
-    read -r w st ver pss cpu setup < <(lb_tessera "$1" "$2" "$3")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$w" "$st" "$cpu" "$pss" "$setup" >> "$RES"
-    lb_log "$1: ${w}s $st verified=$ver cpu=${cpu}s leecher-1 PSS=${pss} kB setup=${setup}s"
+    read -r w st ver pss cpu setup user < <(lb_tessera "$1" "$2" "$3")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$w" "$st" "$cpu" "$pss" "$setup" "$user" >> "$RES"
+    lb_log "$1: ${w}s $st verified=$ver cpu=${cpu}s (user ${user}s) leecher-1 PSS=${pss} kB setup=${setup}s"
 }
 
 anchor_item() { # aria2 + opentracker, 1 -> 4
@@ -118,7 +120,7 @@ anchor_item() { # aria2 + opentracker, 1 -> 4
     RESULTS_DIR=$rdir bash "$SHARED/anchor_swarm.sh" swarm "$SIZE" 4 1 exit > "$rdir/out.log" 2>&1
     w=$(awk -F'\t' 'NR>1{l=$7; s=$6} END{print (s=="OK")?l:"NA"}' "$rdir/swarm.tsv" 2>/dev/null)
     rm -f "$rdir/swarm.tsv"
-    [ -n "$w" ] && [ "$w" != NA ] && printf 'anchor4\t%s\tOK\t0\t0\t0\n' "$w" >> "$RES"
+    [ -n "$w" ] && [ "$w" != NA ] && printf 'anchor4\t%s\tOK\t0\t0\t0\t0\n' "$w" >> "$RES"
     lb_log "anchor 1->4: ${w:-NA}s"
 }
 
@@ -145,16 +147,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if(a!="NA"&&b!="NA"&&b>0) printf "%.2f"
 
 echo
 echo "limit: $SIZE, $RUNS rounds, ${PAUSE}s pause before each item, $(date -u '+%F %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '  %-12s %-28s %-10s %-22s %s\n' item "wall s median [range]" "MiB/s" "CPU-s median [range]" "PSS kB / setup s"
+printf '  %-12s %-26s %-7s %-22s %-8s %s\n' item "wall s median [range]" "MiB/s" "CPU-s median [range]" "user s" "PSS kB / setup s"
 for it in probe1 probe1_aead plain1 tls1 probe4 probe4_aead plain4 tls4 anchor4 tls16; do
     [ -n "$(col "$it" 2)" ] || continue
     n=1; case $it in *4*) n=4 ;; *16) n=16 ;; esac
     w=$(med "$it" 2)
     extra=
-    case $it in plain* | tls*) extra="$(med "$it" 5) / $(med "$it" 6)" ;; esac
-    printf '  %-12s %-28s %-10s %-22s %s\n' "$it" "$(col "$it" 2 | lb_median)" \
+    case $it in plain* | tls*) extra="$(med "$it" 5 | cut -d. -f1) / $(med "$it" 6)" ;; esac
+    printf '  %-12s %-26s %-7s %-22s %-8s %s\n' "$it" "$(col "$it" 2 | lb_median)" \
         "$(awk -v w="$w" -v m="$MIB" -v n="$n" 'BEGIN{printf "%.0f", n*m/w}')" \
-        "$(col "$it" 4 | lb_median)" "$extra"
+        "$(col "$it" 4 | lb_median)" "$(med "$it" 7)" "$extra"
 done
 echo "ratios (medians):"
 echo "  1->1 speed TLS off / probe       $(ratio "$(med probe1 2)" "$(med plain1 2)")   (targets: >= 1000 MiB/s off, >= 650 MiB/s TLS)"
