@@ -12,17 +12,8 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 stop_tracker() {
-    local i
     [ -n "$TRK_PID" ] || return 0
-    if kill -0 "$TRK_PID" 2>/dev/null; then
-        kill -TERM "$TRK_PID" 2>/dev/null
-        for i in $(seq "${STOP_TENTHS:-100}"); do
-            kill -0 "$TRK_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$TRK_PID" 2>/dev/null && kill -KILL "$TRK_PID" 2>/dev/null
-    fi
-    wait "$TRK_PID" 2>/dev/null
+    lb_stop_pid "$TRK_PID" "${STOP_TENTHS:-100}"
     TRK_PID=
 }
 
@@ -47,11 +38,11 @@ cleanup() {
 
 lb_log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
-lb_stop_pid() { # PID: SIGTERM, bounded wait, SIGKILL
+lb_stop_pid() { # PID [TENTHS]: SIGTERM, a bounded wait (default 5 s), SIGKILL
     local pid=$1 i
     kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
     kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for ((i = 0; i < ${2:-50}; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     return 0
@@ -170,14 +161,15 @@ lb_tessera() {
     for ((i = 1; i <= n; i++)); do exec {lfd[i]}>&-; lb_stop_pid "${lp[i]}"; done
     lb_stop_pid "$spid"; lb_stop_pid "$tpid"
     LB_PIDS=()
-    local ok=0 s
-    for ((i = 1; i <= n; i++)); do
-        [ -f "$rd/l$i/dl/data.bin" ] || continue
-        s=$(sha1sum "$rd/l$i/dl/data.bin" | awk '{print $1}')
-        [ "$s" = "$SRC_SHA1" ] && ok=$((ok + 1))
-    done
-    [ "$st" = OK ] && [ "$ok" != "$n" ] && st=BADHASH
-    [ "$st" = OK ] || { mkdir -p "$WORK/failed-$tag"; cp "$rd"/*.log "$rd"/*.out "$WORK/failed-$tag/" 2>/dev/null; }
+    # each leecher's copy against the source, by sha1sum(1)
+    local ok
+    ok=$(ls "$rd"/l*/dl/data.bin 2>/dev/null | xargs -r sha1sum |
+        awk -v h="$SRC_SHA1" '$1 == h {c++} END {print c + 0}')
+    if [ "$st" = OK ] && [ "$ok" != "$n" ]; then st=BADHASH; fi
+    if [ "$st" != OK ]; then
+        mkdir -p "$WORK/failed-$tag"
+        cp "$rd"/*.log "$rd"/*.out "$WORK/failed-$tag/" 2>/dev/null
+    fi
     [ "${KEEP:-0}" = 1 ] || rm -rf "$rd"
     awk -v a="$t0" -v b="$t1" -v s="$ts" -v st="$st" -v ok="$ok" -v n="$n" \
         -v pss="$pss" -v c="$((c1 - c0))" -v u="$((u1 - u0))" -v hz="$(getconf CLK_TCK)" \

@@ -624,9 +624,5 @@
                                             one is known good when every
                                             chunk verified against the
                                             tracker's chunk list */
-#define TS_DL_PREALLOC_B          (64ull << 20) /* .part blocks reserved
-                                            (fallocate, KEEP_SIZE) ahead of
-                                            the highest chunk written, bytes;
-                                            0 = none */
 
 #endif /* TS_CONFIG_H_INCLUDED */
