@@ -8,8 +8,9 @@
  * hashes each byte once, on receipt against the tracker's chunk list,
  * and its frontier only marks how far writeback may start; a resumed
  * one (chunks restored from node.tdb, whose pages a crash may have
- * lost) or every one with TS_DL_WHOLE_SHA1_CHECK hashes the whole file.  The frontier is advanced by whichever worker finds the
- * chunk at the frontier done: the chunk it just verified is hashed
+ * lost) or every one with TS_DL_WHOLE_SHA1_CHECK hashes the whole file.
+ * The frontier is advanced by whichever worker finds the chunk at the
+ * frontier done: the chunk it just verified is hashed
  * straight from its receive buffer, the following done chunks are read
  * back from the page cache.  Writeback of the hashed prefix is started
  * every TS_DL_WB_STEP_B (sync_file_range, no wait), so the final fsync
