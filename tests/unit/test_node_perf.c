@@ -389,6 +389,9 @@ p_is_worker(int ni, pid_t pid)
 /* The restored-bits array of p_resume_part: one bit per chunk of the
  * largest file these tests resume (192 MiB = 385 chunks), bytes. */
 #define P_DONE_B  64
+#define P_KILL_SIZE_B  (192ull * 1024 * 1024 + 777)
+_Static_assert((P_KILL_SIZE_B + TS_CHUNK_B - 1) / TS_CHUNK_B <= P_DONE_B * 8,
+               "P_DONE_B too small for the frontier kill file");
 
 /* Writes a .part for a resumed download of f at dest: chunks 0..12 on
  * disk, 0..8 and 12 marked in done (9 on disk but not marked); with
@@ -546,7 +549,7 @@ test_frontier_kill(void **state)
     uint64_t         own, pub;
 
     (void) state;
-    nf_make_file(&f, 192ull * 1024 * 1024 + 777);
+    nf_make_file(&f, P_KILL_SIZE_B);
     si = p_node(1, 1, addr, sizeof(addr));
     nf_share(si, &f);
     li = p_node(1, 4, NULL, 0);
