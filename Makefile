@@ -217,10 +217,12 @@ demo: deps
 # bench: tracker requests, cluster replication, the tracker at 10^3 and
 # 10^4 users (SCALE_SIZES; add 100000 for 10^5, long to build), then the
 # swarm against aria2 + opentracker (installed by
-# ../shared/bench/anchor_swarm.sh), then (root) the cluster on separate
-# emulated hosts (bench/wan_cluster.sh: 3 trackers + WAN_NODES nodes) and,
-# with WAN_ANCHOR=1, aria2 + opentracker vs Tessera on the same emulated
-# WAN (bench/wan_anchor.sh, about 15 minutes).
+# ../shared/bench/anchor_swarm.sh), then the data plane against the limit
+# probe (bench/limit.sh: 1->1 and 1->4, TLS and not, interleaved; N16=1
+# adds 16 leechers), then (root) the cluster on separate emulated hosts
+# (bench/wan_cluster.sh: 3 trackers + WAN_NODES nodes) and, with
+# WAN_ANCHOR=1, aria2 + opentracker vs Tessera on the same emulated WAN
+# (bench/wan_anchor.sh, about 15 minutes).
 bench: deps-test
 	$(MAKE) all tools
 	$(MAKE) BUILD=notls all
@@ -228,6 +230,7 @@ bench: deps-test
 	@bench/cluster.sh
 	@bench/scale.sh $(SCALE_SIZES)
 	@NOTLS_BIN=build/notls/bin HTTP_POLL=1 bench/swarm.sh $(SWARM_SIZE) $(SWARM_N) $(SWARM_RUNS)
+	@NOTLS_BIN=build/notls/bin SIZE=$(SWARM_SIZE) RUNS=$(SWARM_RUNS) bench/limit.sh
 	@TESSERA_BIN=$(OUT)/bin bench/wan_cluster.sh $(WAN_NODES) $(WAN_SIZE) 1
 	@if [ "$(WAN_ANCHOR)" = 1 ]; then \
 	    TESSERA_BIN=$(OUT)/bin bench/wan_anchor.sh $(WAN_ANCHOR_SIZE) 4 $(WAN_ANCHOR_RUNS); \

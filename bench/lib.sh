@@ -12,17 +12,8 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 stop_tracker() {
-    local i
     [ -n "$TRK_PID" ] || return 0
-    if kill -0 "$TRK_PID" 2>/dev/null; then
-        kill -TERM "$TRK_PID" 2>/dev/null
-        for i in $(seq "${STOP_TENTHS:-100}"); do
-            kill -0 "$TRK_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$TRK_PID" 2>/dev/null && kill -KILL "$TRK_PID" 2>/dev/null
-    fi
-    wait "$TRK_PID" 2>/dev/null
+    lb_stop_pid "$TRK_PID" "${STOP_TENTHS:-100}"
     TRK_PID=
 }
 
@@ -33,4 +24,160 @@ cleanup() {
     else
         rm -rf "$WORK"
     fi
+}
+
+# ---- the data-plane benchmark (bench/limit.sh) ---------------------------
+# One Tessera distribution: a tracker, one seeder sharing $SRC, N leecher
+# nodes started and logged in BEFORE the clock; the clock runs from the
+# download_file commands to the last verified file (the file appears only
+# after its whole-file check: .part -> rename).  The caller sets WORK,
+# SRC, SRC_SHA1 and LB_PIDS=() (every process started here is added and
+# stopped by pid); LB_LEECH_ARGS, when set, are extra options of the
+# leecher clients (e.g. --downloaders 2).  lb_ names keep clear of the
+# callers' own helpers.
+
+lb_log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+lb_stop_pid() { # PID [TENTHS]: SIGTERM, a bounded wait (default 5 s), SIGKILL
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < ${2:-50}; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+lb_wait_port() { # PORT: bounded wait (10 s) until something accepts on it
+    local i
+    for ((i = 0; i < 100; i++)); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+lb_wait_line() { # FILE REGEX TENTHS: bounded wait for a line in FILE
+    local i
+    for ((i = 0; i < $3; i++)); do
+        grep -qE "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+lb_tree() { # PID...: the pids and all their descendants
+    local p
+    for p in "$@"; do
+        [ -d "/proc/$p" ] || continue
+        echo "$p"
+        lb_tree $(cat "/proc/$p/task/"*/children 2>/dev/null)
+    done
+}
+
+lb_pss_kb() { # PID...: the sum of Pss (kB) over the trees
+    local p s=0 v
+    for p in $(lb_tree "$@"); do
+        v=$(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null)
+        s=$((s + ${v:-0}))
+    done
+    echo "$s"
+}
+
+lb_cpu_ticks() { # PID...: "utime+stime utime" (clock ticks) over the live trees
+    local p s=0 u=0 v
+    for p in $(lb_tree "$@"); do
+        read -r v w < <(awk '{sub(/^.*\) /, ""); print $12 + $13, $12}' "/proc/$p/stat" 2>/dev/null)
+        s=$((s + ${v:-0})); u=$((u + ${w:-0}))
+    done
+    echo "$s $u"
+}
+
+# lb_tessera TAG BIN N -> "wall_s status ok/N pss_max_kB cpu_s setup_s user_s"
+# cpu_s (user_s): user+sys (user) time of the seeder's and the leechers'
+# processes (workers included) while the clock ran; pss_max_kB: the highest sum of Pss over
+# leecher 1's processes, sampled every 0.1 s during the download.
+lb_tessera() {
+    local tag=$1 bin=$2 n=$3 rd=$WORK/$1 i ts tport sport spid tpid
+    mkdir -p "$rd"
+    ts=${EPOCHREALTIME/./}
+    tport=$(free_port)
+    echo "127.0.0.1:$tport" > "$rd/trackers.txt"
+    "$bin/tracker" -d "$rd/trk" --kdf-iterations 1000 "$rd/trackers.txt" 1 \
+        < /dev/null 2> "$rd/tracker.log" &
+    tpid=$!; LB_PIDS+=("$tpid")
+    lb_wait_port "$tport" || { lb_log "tracker did not start"; echo "0 NOTRACKER 0/$n 0 0 0"; return; }
+    sport=$(free_port)
+    mkfifo "$rd/seed.in"
+    "$bin/client" --keep-running -s "$rd/seed" "127.0.0.1:$sport" "$rd/trackers.txt" \
+        < "$rd/seed.in" > "$rd/seed.out" 2> "$rd/seed.log" &
+    spid=$!; LB_PIDS+=("$spid")
+    exec 7> "$rd/seed.in"
+    printf 'create_user seed pw\nlogin seed pw\ncreate_group g\nupload_file %s g\n' "$SRC" >&7
+    lb_wait_line "$rd/seed.out" '^shared ' 600 || { lb_log "seeder: $(tail -2 "$rd/seed.out")"; echo "0 NOSEED 0/$n 0 0 0"; return; }
+    local lp=() lfd=()
+    for ((i = 1; i <= n; i++)); do
+        printf 'create_user l%d pw\nlogin l%d pw\njoin_group g\n' "$i" "$i" |
+            timeout 30 "$bin/client" -s "$rd/setup$i" "127.0.0.1:$(free_port)" \
+                "$rd/trackers.txt" > /dev/null 2>&1
+        echo "accept_request g l$i" >&7
+    done
+    # the leecher nodes: started and logged in outside the clock
+    for ((i = 1; i <= n; i++)); do
+        mkdir -p "$rd/l$i/dl"
+        mkfifo "$rd/l$i.in"
+        "$bin/client" --keep-running ${LB_LEECH_ARGS:-} -s "$rd/l$i/state" \
+            "127.0.0.1:$(free_port)" "$rd/trackers.txt" < "$rd/l$i.in" > "$rd/l$i.out" 2> "$rd/l$i.log" &
+        lp[i]=$!; LB_PIDS+=("${lp[i]}")
+        exec {lfd[i]}> "$rd/l$i.in"
+        printf 'login l%d pw\n' "$i" >&"${lfd[i]}"
+    done
+    for ((i = 1; i <= n; i++)); do
+        lb_wait_line "$rd/l$i.out" '^logged in' 300 || lb_log "leecher $i: no login"
+    done
+    timeout 60 cat "$SRC" > /dev/null          # the seeder's file is warm
+    local c0 u0 t0 t1 st=OK all pss=0 v k=0 deadline
+    read -r c0 u0 < <(lb_cpu_ticks "$spid" "${lp[@]}")
+    t0=${EPOCHREALTIME/./}
+    for ((i = 1; i <= n; i++)); do
+        printf 'download_file g data.bin %s\n' "$rd/l$i/dl" >&"${lfd[i]}"
+    done
+    deadline=$((t0 + ${LEECH_TIMEOUT:-300} * 1000000))
+    while :; do
+        all=1
+        for ((i = 1; i <= n; i++)); do [ -f "$rd/l$i/dl/data.bin" ] || { all=0; break; }; done
+        [ "$all" = 1 ] && break
+        [ "${EPOCHREALTIME/./}" -gt "$deadline" ] && { st=TIMEOUT; break; }
+        if ((k++ % 10 == 0)); then
+            grep -q '^error' "$rd"/l*.out && { st=ERROR; break; }
+            v=$(lb_pss_kb "${lp[1]}"); [ "$v" -gt "$pss" ] && pss=$v
+        fi
+        sleep 0.01
+    done
+    t1=${EPOCHREALTIME/./}
+    v=$(lb_pss_kb "${lp[1]}"); [ "$v" -gt "$pss" ] && pss=$v
+    local c1 u1; read -r c1 u1 < <(lb_cpu_ticks "$spid" "${lp[@]}")
+    exec 7>&-
+    for ((i = 1; i <= n; i++)); do exec {lfd[i]}>&-; lb_stop_pid "${lp[i]}"; done
+    lb_stop_pid "$spid"; lb_stop_pid "$tpid"
+    LB_PIDS=()
+    # each leecher's copy against the source, by sha1sum(1)
+    local ok
+    ok=$(ls "$rd"/l*/dl/data.bin 2>/dev/null | xargs -r sha1sum |
+        awk -v h="$SRC_SHA1" '$1 == h {c++} END {print c + 0}')
+    if [ "$st" = OK ] && [ "$ok" != "$n" ]; then st=BADHASH; fi
+    if [ "$st" != OK ]; then
+        mkdir -p "$WORK/failed-$tag"
+        cp "$rd"/*.log "$rd"/*.out "$WORK/failed-$tag/" 2>/dev/null
+    fi
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$rd"
+    awk -v a="$t0" -v b="$t1" -v s="$ts" -v st="$st" -v ok="$ok" -v n="$n" \
+        -v pss="$pss" -v c="$((c1 - c0))" -v u="$((u1 - u0))" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN{printf "%.3f %s %d/%d %d %.2f %.1f %.2f\n", (b-a)/1e6, st, ok, n, pss, c/hz, (a-s)/1e6, u/hz}'
+}
+
+lb_median() { # numbers on stdin -> "median [min-max]" (NA when none)
+    sort -g | awk '{v[NR]=$1} END{if(NR==0){print "NA"; exit}
+        m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2
+        printf "%.3f [%.3f-%.3f]\n", m, v[1], v[NR]}'
 }

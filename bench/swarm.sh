@@ -40,15 +40,8 @@ PIDS=()
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
-}
+. "$ROOT/bench/lib.sh"          # lb_stop_pid, lb_wait_port
+stop_pid() { lb_stop_pid "$1"; }
 cleanup() {
     local p
     for p in "${PIDS[@]}"; do stop_pid "$p"; done
@@ -62,14 +55,7 @@ free_port() {
 }
 bytes_of() { numfmt --from=iec "$1"; }
 
-wait_port() { # PORT: bounded wait until something accepts on it
-    local i
-    for ((i = 0; i < 100; i++)); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+wait_port() { lb_wait_port "$1"; }
 
 # ---------------------------------------------------------------- one run
 tessera_run() { # RUN [BIN] [POLL] -> prints "wall_s status verified pss"

@@ -695,5 +695,14 @@
                                             asked for the file within this,
                                             ms */
 #define TS_UP_SEED_ASKERS_N       64       /* peers remembered for that */
+/* ---- data plane speed ---- */
+#define TS_DL_WHOLE_SHA1_CHECK    0        /* 1 = every download also hashes
+                                            the whole file (a second SHA1
+                                            of every byte) and checks the
+                                            tracker's file SHA1; 0 = only a
+                                            resumed download does, a fresh
+                                            one is known good when every
+                                            chunk verified against the
+                                            tracker's chunk list */
 
 #endif /* TS_CONFIG_H_INCLUDED */

@@ -4,8 +4,13 @@
  *
  * Purpose: the whole-file SHA1 is computed while downloading, not by
  * re-reading the .part at the end (tests/unit/test_node_perf.c is the
- * benchmark).  The frontier is advanced by whichever worker finds the
- * chunk at the frontier done: the chunk it just verified is hashed
+ * benchmark).  Only where it is needed (dl_fh_hashing): a fresh download
+ * hashes each byte once, on receipt against the tracker's chunk list,
+ * and its frontier only marks how far writeback may start; a resumed
+ * one (chunks restored from node.tdb, whose pages a crash may have
+ * lost) or every one with TS_DL_WHOLE_SHA1_CHECK hashes the whole file.
+ * The frontier is advanced by whichever worker finds the chunk at the
+ * frontier done: the chunk it just verified is hashed
  * straight from its receive buffer, the following done chunks are read
  * back from the page cache.  Writeback of the hashed prefix is started
  * every TS_DL_WB_STEP_B (sync_file_range, no wait), so the final fsync
@@ -35,6 +40,18 @@
 
 _Static_assert(sizeof(SHA_CTX) <= NODE_FHASH_CTX_B, "SHA_CTX too big");
 
+/* 1 if download i needs the whole-file SHA1: configured for every
+ * download, or this one resumed from node.tdb.  Else every chunk was
+ * verified against the tracker's list in memory right before its pwrite,
+ * in this segment's life, and that is the whole-file check. */
+int
+dl_fh_hashing(const dl_t *w, int i)
+{
+    return TS_DL_WHOLE_SHA1_CHECK
+           || atomic_load_explicit(&w->dls[i].restored,
+                                   memory_order_relaxed) != 0;
+}
+
 /* Feeds done chunks at the frontier of download i into the whole-file
  * SHA1, at most max of them; chunk `chunk` is taken from buf (when not
  * NULL), the others are read back from the .part (page cache).  Returns
@@ -53,7 +70,7 @@ dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
     uint64_t           pub, off, wb;
     uint32_t           next, n = 0, len;
     ssize_t            got;
-    int                fd;
+    int                fd, hashing;
 
     if (fh == NULL || !l->active) {
         return 0;               /* no frontier: finalization re-reads */
@@ -82,9 +99,15 @@ dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
         memcpy(&ctx, cp->ctx, sizeof(ctx));
     }
     fd = -1;
+    hashing = dl_fh_hashing(w, i);
+    if (!hashing) {
+        max = UINT32_MAX;       /* no work per chunk: catch up at once */
+    }
     while (next < l->nchunks && n < max && node_bit_test(done, next)) {
         len = dl_local_chunk_len(l, next);
-        if (buf != NULL && next == chunk) {
+        if (!hashing) {
+            /* verified on receipt: the frontier only paces writeback */
+        } else if (buf != NULL && next == chunk) {
             SHA1_Update(&ctx, buf, len);
         } else {
             if (fd < 0 && (fd = dl_local_part_fd(l)) < 0) {

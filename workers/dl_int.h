@@ -263,6 +263,7 @@ int  dl_eg_cancel(dl_t *w, dl_link_t *k);
 uint32_t dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
                        uint32_t max);
 int  dl_fh_final(dl_t *w, int i, uint8_t md[20]);
+int  dl_fh_hashing(const dl_t *w, int i);
 
 /* ---- dl_final.c: finalization ---------------------------------------- */
 void dl_final_run(dl_t *w, int i);

@@ -277,6 +277,7 @@ node_dl_add(ts_shm_t *s, const char *group, const char *name,
     d->size = size;
     d->nchunks = nchunks;
     memcpy(d->file_sha1, file_sha1, 20);
+    atomic_store(&d->restored, ndone > 0);
     d->error[0] = '\0';
     d->ticket_len = 0;
     atomic_store(&d->ticket_gen, 0);

@@ -240,7 +240,10 @@ typedef struct {
     _Atomic uint64_t finalize_owner;   /* claim for FINALIZING */
     _Atomic uint64_t bytes_done;
     _Atomic uint32_t chunks_done;
-    _Atomic uint32_t pad0;
+    _Atomic uint32_t restored;         /* 1 = chunks came done from node.tdb
+                                          (a resume): the whole-file SHA1
+                                          is checked from the .part, as a
+                                          crash may have lost their pages */
     _Atomic int64_t  started_ms;       /* wall clock */
     _Atomic int64_t  finished_ms;
     char             error[256];       /* FAILED reason, set before state */

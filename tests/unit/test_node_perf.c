@@ -386,15 +386,162 @@ p_is_worker(int ni, pid_t pid)
     return 0;
 }
 
+/* The restored-bits array of p_resume_part: one bit per chunk of the
+ * largest file these tests resume (192 MiB = 385 chunks), bytes. */
+#define P_DONE_B  64
+#define P_KILL_SIZE_B  (192ull * 1024 * 1024 + 777)
+_Static_assert((P_KILL_SIZE_B + TS_CHUNK_B - 1) / TS_CHUNK_B <= P_DONE_B * 8,
+               "P_DONE_B too small for the frontier kill file");
+
+/* Writes a .part for a resumed download of f at dest: chunks 0..12 on
+ * disk, 0..8 and 12 marked in done (9 on disk but not marked); with
+ * `lost` chunk 3 holds zeros, as when a crash lost its pages after its
+ * bit reached node.tdb.  Leaves the part's path in part. */
+static void
+p_resume_part(const nf_file_t *f, const char *dest, char *part, size_t psz,
+              uint8_t done[P_DONE_B], int lost)
+{
+    uint8_t  *buf;
+    int       in, out;
+    uint32_t  k;
+
+    snprintf(part, psz, "%s.part", dest);
+    buf = malloc(TS_CHUNK_B);
+    assert_non_null(buf);
+    in = open(f->path, O_RDONLY);
+    out = open(part, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(in >= 0 && out >= 0);
+    memset(done, 0, P_DONE_B);
+    for (k = 0; k < 13; k++) {
+        assert_int_equal(pread(in, buf, TS_CHUNK_B, (off_t) k * TS_CHUNK_B),
+                         TS_CHUNK_B);
+        if (lost && k == 3) {
+            memset(buf, 0, TS_CHUNK_B);
+        }
+        assert_int_equal(pwrite(out, buf, TS_CHUNK_B,
+                                (off_t) k * TS_CHUNK_B), TS_CHUNK_B);
+        if (k <= 8 || k == 12) {
+            done[k >> 3] |= (uint8_t) (1u << (k & 7));
+        }
+    }
+    close(in);
+    close(out);
+    free(buf);
+}
+
+/* Starts the resumed download of f (done: the restored bits) on node li
+ * from the seeder at addr; its index. */
+static int
+p_resume_start(int li, const nf_file_t *f, const char *dest,
+               const char *part, const uint8_t *done, const char *addr)
+{
+    node_fid_t  id;
+    const char *a[1] = { addr };
+    int         c[1] = { 1 }, idx;
+
+    nf_fid(part, &id);
+    idx = node_dl_add(&nf_nodes[li].shm, "grp", "file", dest, part, &id,
+                      f->size, f->nchunks, f->sha1, f->hashes, done, NULL);
+    assert_true(idx >= 0);
+    assert_int_equal(atomic_load(&node_dls(&nf_nodes[li].shm)[idx].restored),
+                     1);
+    nf_give_ticket(li, idx, NULL, P_TTL_MS);
+    nf_set_sources(li, idx, a, c, 1);
+    return idx;
+}
+
+/* A resumed download: the first chunks are already in the .part and
+ * marked done; the frontier reads them back from disk. */
+static void
+test_frontier_resume(void **state)
+{
+    nf_file_t  f;
+    char      addr[64], dest[PATH_MAX], part[PATH_MAX + 8];
+    uint8_t   done[P_DONE_B];
+    int       si, li, idx;
+
+    (void) state;
+    nf_make_file(&f, 20ull * TS_CHUNK_B + 5);
+    snprintf(dest, sizeof(dest), "%s/resume%d", nf_dir, ++nf_seq);
+    p_resume_part(&f, dest, part, sizeof(part), done, 0);
+    si = p_node(1, 1, addr, sizeof(addr));
+    nf_share(si, &f);
+    li = p_node(1, 2, NULL, 0);
+    idx = p_resume_start(li, &f, dest, part, done, addr);
+    assert_int_equal(nf_wait_state(li, idx, NODE_DL_DONE, 20000),
+                     NODE_DL_DONE);
+    assert_true(nf_same_file(f.path, dest));
+    assert_int_equal(atomic_load(&node_stats(&nf_nodes[li].shm)->fh_rereads),
+                     0);
+    nf_stop_all();
+    unlink(dest);
+    free(f.hashes);
+}
+
+/* A resumed download whose wrong whole-file SHA1 (bad) or whose restored
+ * chunk lost its bytes (lost): every fetched chunk verifies, the frontier
+ * hash disagrees, the re-read agrees with it, the download FAILS and the
+ * .part is kept (never renamed into place). */
+static void
+p_resume_bad(int bad, int lost)
+{
+    nf_file_t      f;
+    char          addr[64], dest[PATH_MAX], part[PATH_MAX + 8];
+    uint8_t        done[P_DONE_B];
+    int           si, li, idx;
+    node_dl_sh_t *d;
+
+    nf_make_file(&f, 20ull * TS_CHUNK_B + 100);
+    if (bad) {
+        f.sha1[7] ^= 0x40;
+    }
+    snprintf(dest, sizeof(dest), "%s/bad%d", nf_dir, ++nf_seq);
+    p_resume_part(&f, dest, part, sizeof(part), done, lost);
+    si = p_node(1, 1, addr, sizeof(addr));
+    nf_share(si, &f);
+    li = p_node(1, 2, NULL, 0);
+    idx = p_resume_start(li, &f, dest, part, done, addr);
+    d = &node_dls(&nf_nodes[li].shm)[idx];
+    assert_int_equal(nf_wait_state(li, idx, NODE_DL_FAILED, 20000),
+                     NODE_DL_FAILED);
+    assert_non_null(strstr(d->error, "SHA1 mismatch"));
+    assert_int_equal(atomic_load(&node_stats(&nf_nodes[li].shm)->fh_rereads),
+                     1);
+    assert_int_equal(access(dest, F_OK), -1);
+    assert_int_equal(access(part, F_OK), 0);
+    nf_stop_all();
+    unlink(part);
+    free(f.hashes);
+}
+
+static void
+test_file_sha1_mismatch(void **state)
+{
+    (void) state;
+    p_resume_bad(1, 0);
+}
+
+/* A crash lost a restored chunk's pages (zeros where its bit says done):
+ * a fresh download hashes each byte once, but a resumed one is checked
+ * whole, so the lost chunk never reaches dest. */
+static void
+test_restored_chunk_lost(void **state)
+{
+    (void) state;
+    p_resume_bad(0, 1);
+}
+
 /* The downloader holding the whole-file hash frontier is SIGKILLed
  * whenever it is seen holding it: the file still completes, correct,
  * from the published copy (no re-read of the .part), with no claim
- * left. */
+ * left.  A resumed download, so that the frontier hashes (a fresh one
+ * only paces writeback with it and holds it for microseconds). */
 static void
 test_frontier_kill(void **state)
 {
     nf_file_t         f;
-    char             addr[64], dest[PATH_MAX];
+    char             addr[64], dest[PATH_MAX], part[PATH_MAX + 8];
+    uint8_t          done[P_DONE_B];
     int              si, li, idx, kills = 0;
     node_fhash_sh_t *fh;
     node_dl_sh_t    *d;
@@ -402,12 +549,14 @@ test_frontier_kill(void **state)
     uint64_t         own, pub;
 
     (void) state;
-    nf_make_file(&f, 192ull * 1024 * 1024 + 777);
+    nf_make_file(&f, P_KILL_SIZE_B);
     si = p_node(1, 1, addr, sizeof(addr));
     nf_share(si, &f);
     li = p_node(1, 4, NULL, 0);
     p_wait_workers(li, 5);
-    idx = nf_leech(li, &f, dest, sizeof(dest), &addr, 1, P_TTL_MS);
+    snprintf(dest, sizeof(dest), "%s/kill%d", nf_dir, ++nf_seq);
+    p_resume_part(&f, dest, part, sizeof(part), done, 0);
+    idx = p_resume_start(li, &f, dest, part, done, addr);
     fh = node_dl_fhash(&nf_nodes[li].shm, idx);
     d = &node_dls(&nf_nodes[li].shm)[idx];
     assert_non_null(fh);
@@ -451,97 +600,6 @@ test_frontier_kill(void **state)
     assert_int_equal(atomic_load(&fh->owner), 0);
     nf_stop_all();
     unlink(dest);
-    free(f.hashes);
-}
-
-/* A resumed download: the first chunks are already in the .part and
- * marked done; the frontier reads them back from disk. */
-static void
-test_frontier_resume(void **state)
-{
-    nf_file_t  f;
-    char      addr[64], dest[PATH_MAX], part[PATH_MAX + 8];
-    uint8_t  *buf, done[8];
-    node_fid_t id;
-    int       si, li, idx, in, out;
-    uint32_t  k;
-
-    (void) state;
-    nf_make_file(&f, 20ull * TS_CHUNK_B + 5);
-    snprintf(dest, sizeof(dest), "%s/resume%d", nf_dir, ++nf_seq);
-    snprintf(part, sizeof(part), "%s.part", dest);
-    /* chunks 0..8 and 12 on disk (and 9 on disk but not marked done) */
-    buf = malloc(TS_CHUNK_B);
-    assert_non_null(buf);
-    in = open(f.path, O_RDONLY);
-    out = open(part, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    assert_true(in >= 0 && out >= 0);
-    memset(done, 0, sizeof(done));
-    for (k = 0; k < 13; k++) {
-        assert_int_equal(pread(in, buf, TS_CHUNK_B, (off_t) k * TS_CHUNK_B),
-                         TS_CHUNK_B);
-        assert_int_equal(pwrite(out, buf, TS_CHUNK_B,
-                                (off_t) k * TS_CHUNK_B), TS_CHUNK_B);
-        if (k <= 8 || k == 12) {
-            done[k >> 3] |= (uint8_t) (1u << (k & 7));
-        }
-    }
-    close(in);
-    close(out);
-    free(buf);
-    si = p_node(1, 1, addr, sizeof(addr));
-    nf_share(si, &f);
-    li = p_node(1, 2, NULL, 0);
-    nf_fid(part, &id);
-    idx = node_dl_add(&nf_nodes[li].shm, "grp", "file", dest, part, &id,
-                      f.size, f.nchunks, f.sha1, f.hashes, done, NULL);
-    assert_true(idx >= 0);
-    {
-        const char *a[1] = { addr };
-        int         c[1] = { 1 };
-
-        nf_give_ticket(li, idx, NULL, P_TTL_MS);
-        nf_set_sources(li, idx, a, c, 1);
-    }
-    assert_int_equal(nf_wait_state(li, idx, NODE_DL_DONE, 20000),
-                     NODE_DL_DONE);
-    assert_true(nf_same_file(f.path, dest));
-    assert_int_equal(atomic_load(&node_stats(&nf_nodes[li].shm)->fh_rereads),
-                     0);
-    nf_stop_all();
-    unlink(dest);
-    free(f.hashes);
-}
-
-/* A wrong whole-file SHA1: every chunk verifies, the frontier hash
- * disagrees, the re-read agrees with it, the download FAILS and the
- * .part is kept (never renamed into place). */
-static void
-test_file_sha1_mismatch(void **state)
-{
-    nf_file_t      f;
-    char          addr[64], dest[PATH_MAX], part[PATH_MAX + 8];
-    int           si, li, idx;
-    node_dl_sh_t *d;
-
-    (void) state;
-    nf_make_file(&f, 3ull * TS_CHUNK_B + 100);
-    f.sha1[7] ^= 0x40;
-    si = p_node(1, 1, addr, sizeof(addr));
-    nf_share(si, &f);
-    li = p_node(1, 2, NULL, 0);
-    idx = nf_leech(li, &f, dest, sizeof(dest), &addr, 1, P_TTL_MS);
-    d = &node_dls(&nf_nodes[li].shm)[idx];
-    assert_int_equal(nf_wait_state(li, idx, NODE_DL_FAILED, 20000),
-                     NODE_DL_FAILED);
-    assert_non_null(strstr(d->error, "SHA1 mismatch"));
-    assert_int_equal(atomic_load(&node_stats(&nf_nodes[li].shm)->fh_rereads),
-                     1);
-    assert_int_equal(access(dest, F_OK), -1);
-    snprintf(part, sizeof(part), "%s.part", dest);
-    assert_int_equal(access(part, F_OK), 0);
-    nf_stop_all();
-    unlink(part);
     free(f.hashes);
 }
 
@@ -622,6 +680,7 @@ main(void)
         cmocka_unit_test(test_small_two_leechers),
         cmocka_unit_test(test_frontier_resume),
         cmocka_unit_test(test_file_sha1_mismatch),
+        cmocka_unit_test(test_restored_chunk_lost),
         cmocka_unit_test(test_frontier_kill),
     };
     const struct CMUnitTest bench[] = {
