@@ -4,8 +4,9 @@ tracker, a seeder and two leechers, each in its own host, 25 ms one way
 between any two, 100 Mbit/s up and down per host.
 
 Purpose: the first scenario on the bed.  The first leecher's copy comes
-from the seeder alone; the second one's from both the seeder and the
-first leecher (multi-source), every copy checked by SHA1.  Each download
+from the seeder alone; the second one's mostly from the first leecher,
+which holds it all (the seeder is asked only for what no leecher holds),
+every copy checked by SHA1.  Each download
 must take at least what the leecher's 100 Mbit/s download cap allows,
 and the emulator must have carried the bytes: the traffic went over the
 WAN, not over loopback.  Timings are printed.
@@ -79,8 +80,12 @@ def test_multi_source_download_over_the_wan(tmp_path):
               "l1's chunks: %d from the seeder, %d from l0; emulator CPU "
               "%.2f s" % (setup, t_l0, t_l1, floor, from_seed, from_l0,
                           bed.emu_cpu_s()))
-        assert from_seed > 0 and from_l0 > 0, (from_seed, from_l0)
-        assert from_seed + from_l0 >= SIZE // (512 << 10)
+        # l0 holds the whole file: l1 takes it from l0, and from the
+        # seeder at most what l0 could not give in time (the seeder is
+        # asked only for chunks no leecher holds)
+        total = SIZE // (512 << 10)
+        assert from_l0 >= total // 2, (from_seed, from_l0)
+        assert from_seed + from_l0 >= total
         assert t_l0 >= 0.95 * floor and t_l1 >= 0.95 * floor
         # the bytes went through the emulator: each leecher's TUN got
         # at least the file, and l1 got some from l0's host
