@@ -189,6 +189,7 @@ deps-test: deps
 	command -v tdbtool >/dev/null || miss="$$miss tdb-tools"; \
 	command -v groff >/dev/null || miss="$$miss groff-base"; \
 	command -v ps >/dev/null || miss="$$miss procps"; \
+	command -v ip >/dev/null || miss="$$miss iproute2"; \
 	command -v openssl >/dev/null || miss="$$miss openssl"; \
 	command -v clang-14 >/dev/null || miss="$$miss clang-14"; \
 	command -v chromium >/dev/null || miss="$$miss chromium"; \
