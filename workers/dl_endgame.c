@@ -143,8 +143,9 @@ dl_eg_pick(dl_t *w, int i, uint32_t elig, dl_link_t **ks,
 }
 
 /* Cancels the replies still to come on k when every request queued on
- * it is a GET whose chunk came from another peer meanwhile, and most of
- * the head reply is still to come.  1 if k was closed. */
+ * it is a GET whose chunk came from another peer meanwhile or whose
+ * download has ended (done, cancelled, failed), and most of the head
+ * reply is still to come.  1 if k was closed. */
 int
 dl_eg_cancel(dl_t *w, dl_link_t *k)
 {
@@ -157,9 +158,12 @@ dl_eg_cancel(dl_t *w, dl_link_t *k)
     }
     for (q = 0; q < k->qn; q++) {
         r = &k->q[(k->qhead + q) % DL_LINK_QUEUE_N];
-        if (r->kind != REQ_GET || atomic_load(&w->dls[r->dl].id) != r->dl_id
-            || !node_bit_test(node_dl_done(w->shm, r->dl), r->chunk))
-        {
+        if (r->kind != REQ_GET) {
+            return 0;
+        }
+        if (atomic_load(&w->dls[r->dl].id) != r->dl_id) {
+            continue;       /* finished, cancelled or failed meanwhile */
+        } else if (!node_bit_test(node_dl_done(w->shm, r->dl), r->chunk)) {
             return 0;
         }
     }
@@ -168,9 +172,15 @@ dl_eg_cancel(dl_t *w, dl_link_t *k)
     if (k->qn == 1 && left * 2 <= r->len) {
         return 0;       /* nearly here: cheaper to read than to reconnect */
     }
-    ts_info("peer %s: chunk %u of %s came from another peer first; its "
-            "reply is cancelled (%d request%s dropped)", k->addr, r->chunk,
-            w->loc[r->dl].name, k->qn, k->qn == 1 ? "" : "s");
+    if (atomic_load(&w->dls[r->dl].id) != r->dl_id) {
+        ts_info("peer %s: the download of chunk %u ended before its reply "
+                "came; the reply is cancelled (%d request%s dropped)",
+                k->addr, r->chunk, k->qn, k->qn == 1 ? "" : "s");
+    } else {
+        ts_info("peer %s: chunk %u of %s came from another peer first; "
+                "its reply is cancelled (%d request%s dropped)", k->addr,
+                r->chunk, w->loc[r->dl].name, k->qn, k->qn == 1 ? "" : "s");
+    }
     dl_link_close(w, k, 0, NULL);
     return 1;
 }

@@ -352,8 +352,14 @@ def test_hostile_http_input(tracker_factory):
     assert protocol_ok(t.port, "flooded") < 2.0
     for s in flood:
         s.close()
-    assert wait_until(lambda: h.get("/healthz", key=None, timeout=1)[0]
-                      == 200, 5, 0.1)
+    # the flood's closes may still be draining: a reset meanwhile is a
+    # retry, not a failure (bounded by the wait)
+    def healthy():
+        try:
+            return h.get("/healthz", key=None, timeout=1)[0] == 200
+        except OSError:
+            return False
+    assert wait_until(healthy, 10, 0.1)
     s, _ = h.metrics()
     assert val(s, "tessera_tracker_http_deadline_closed_total") >= len(slow)
 
