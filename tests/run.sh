@@ -104,7 +104,7 @@ if [ -d tests/system ]; then
     fi
     # shellcheck disable=SC2086
     timeout -k 10 540 /usr/bin/python3 -m pytest tests/system -q $par \
-        -p no:cacheprovider --tb=short 2>&1 | tee "$log/pytest.out"
+        -p no:cacheprovider --tb=short --durations=12 2>&1 | tee "$log/pytest.out"
     rc=${PIPESTATUS[0]}
     last=$(grep -E '[0-9]+ (passed|failed|errors?)|no tests ran' \
            "$log/pytest.out" | tail -n 1)
