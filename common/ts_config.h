@@ -655,6 +655,22 @@
 #define TS_DL_MAP_REFRESH_MS      250      /* a partial source's chunk map
                                             is asked again after this, ms
                                             (what other leechers hold) */
+#define TS_DL_MAP_PUSHED_MS       3000     /* ... after this instead when it
+                                            pushes its new chunks
+                                            (PEER_HAVE): the poll is only
+                                            the fallback, ms */
+#define TS_PEER_HAVE_MAX_N        64       /* chunk indices in one PEER_HAVE */
+#define TS_NODE_HAVE_RING_N       256      /* chunks a download verified
+                                            lately, kept in shm for the
+                                            uploaders to push (a ring) */
+#define TS_UP_HAVE_SUBS_N         4        /* downloads one uploader link
+                                            pushes new chunks of */
+#define TS_UP_HAVE_CHECK_MS       10       /* an uploader with such links
+                                            looks for new chunks this
+                                            often, ms */
+#define TS_UP_HAVE_STALL_MS       1000     /* a ring slot reserved but not
+                                            written (its writer killed) is
+                                            skipped after this, ms */
 #define TS_DL_PICK_RELAX_N        0        /* GETs of a download in flight,
                                             node-wide, at or below which a
                                             complete source may be asked a

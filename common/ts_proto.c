@@ -167,6 +167,7 @@ ts_msg_name(unsigned type)
     case TS_MSG_SYNC_OPS:       return "SYNC_OPS";
     case TS_MSG_SYNC_ACK:       return "SYNC_ACK";
     case TS_MSG_SYNC_SNAPSHOT:  return "SYNC_SNAPSHOT";
+    case TS_MSG_PEER_HAVE:      return "PEER_HAVE";
     case TS_MSG_PEER_MAP:       return "PEER_MAP";
     case TS_MSG_PEER_GET:       return "PEER_GET";
     case TS_MSG_PEER_DATA:      return "PEER_DATA";

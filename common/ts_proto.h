@@ -29,6 +29,7 @@
 #define TS_FRAME_MAGIC  0x54
 
 #define TS_FF_REPLY     0x01
+#define TS_FF_HAVE      0x02    /* PEER_MAP and its reply: see PEER_HAVE */
 
 typedef enum {
     TS_MSG_REPLY          = 1,
@@ -117,8 +118,25 @@ typedef enum {
     TS_MSG_SYNC_SNAPSHOT  = 53,
 
     /* peer <-> peer, on the node's IP:PORT (uploader workers) */
+    TS_MSG_PEER_HAVE      = 59, /* (uploader -> downloader, unsolicited:
+                                   flags 0, reqid 0) str group, str name,
+                                   u32 n (1..TS_PEER_HAVE_MAX_N), n x u32
+                                   chunk index: chunks of that file the
+                                   uploader's node verified since the map
+                                   it sent.  Sent only on a link whose
+                                   PEER_MAP of the file carried
+                                   TS_FF_HAVE and whose OK reply echoed
+                                   it, only between whole replies; a
+                                   hint (a GET of such a chunk may still
+                                   be refused), never needed for
+                                   correctness.                          */
     TS_MSG_PEER_MAP       = 60, /* str group, str name -> REPLY: status,
-                                   msg, u32 load, u32 nchunks, bitmap    */
+                                   msg, u32 load, u32 nchunks, bitmap.
+                                   Header flag TS_FF_HAVE on the request:
+                                   "push me this file's new chunks"
+                                   (PEER_HAVE); on an OK reply: "I will,
+                                   on this link" (a peer that does not
+                                   echo it pushes nothing).              */
     TS_MSG_PEER_GET       = 61, /* str group, str name, u32 index
                                    -> PEER_DATA                          */
     TS_MSG_PEER_DATA      = 62, /* (flags REPLY) u16 status, str msg,

@@ -54,7 +54,11 @@ _Static_assert(PEER_MSG_HEAD_MAX_B <= PEER_MSG_MAP_MAX_B,
 #define DL_FH_BUSY          UINT32_MAX
 
 enum { REQ_GET = 1, REQ_MAP = 2, REQ_AUTH = 3 };
-enum { RX_HDR = 0, RX_HEAD, RX_BODY, RX_DATA };
+/* RX_HAVE: the body of a pushed PEER_HAVE (dl_have.c), outside the
+ * request order */
+enum { RX_HDR = 0, RX_HEAD, RX_BODY, RX_DATA, RX_HAVE };
+_Static_assert(PEER_MSG_HAVE_MAX_B <= DL_SMALL_MAX_B,
+               "a PEER_HAVE must fit in k->small");
 
 typedef struct {
     int       kind;
@@ -242,6 +246,21 @@ int  dl_link_send(dl_t *w, dl_link_t *k, uint8_t type, const dl_req_t *r);
 
 /* ---- dl_recv.c: the receive path ------------------------------------- */
 int  dl_recv_input(dl_t *w, dl_link_t *k);
+
+/* ---- dl_have.c: pushed holdings (PEER_HAVE) ---------------------------- */
+/* 1 if (addr, fp) of source src is k's peer */
+int  dl_link_is_src(const node_src_sh_t *src, const dl_link_t *k);
+/* A PEER_HAVE header is in k->fh: its body is read next (RX_HAVE).  0,
+ * or -1 after closing k (a header that does not fit). */
+int  dl_have_frame(dl_t *w, dl_link_t *k);
+/* Its whole body is in k->small: the source's map gets the chunks.  0,
+ * or -1 after closing k (malformed). */
+int  dl_have_recv(dl_t *w, dl_link_t *k);
+/* An OK PEER_MAP reply of source r->src came on k: did the peer promise
+ * pushes (TS_FF_HAVE echoed)? */
+void dl_have_map_reply(dl_t *w, const dl_link_t *k, const dl_req_t *r);
+/* k is closing: the pushes on it stop, its sources are polled again. */
+void dl_have_link_closed(dl_t *w, const dl_link_t *k);
 
 /* ---- dl_pick.c: what to fetch from whom ------------------------------ */
 void dl_pick_maps(dl_t *w, int i, int64_t now);

@@ -40,7 +40,7 @@
 #include "dl_int.h"
 
 /* 1 if source src is the peer of link k: same address and identity */
-static int
+int
 dl_link_is_src(const node_src_sh_t *src, const dl_link_t *k)
 {
     return strncmp(src->addr, k->addr, sizeof(src->addr)) == 0
@@ -131,6 +131,7 @@ dl_link_close(dl_t *w, dl_link_t *k, int error, const char *why)
     k->qhead = 0;
     k->nauth = 0;
     k->hs = 0;
+    dl_have_link_closed(w, k);
     /* the next link is a new TLS session: the peer knows no ticket */
     memset(k->auth, 0, sizeof(k->auth));
     if (k->c != NULL) {
@@ -504,7 +505,8 @@ dl_link_queue(dl_t *w, dl_link_t *k, uint8_t type, const dl_req_t *r)
         return -1;
     }
     h.type = type;
-    h.flags = 0;
+    /* a map request asks for the file's new chunks pushed (PEER_HAVE) */
+    h.flags = type == TS_MSG_PEER_MAP ? TS_FF_HAVE : 0;
     h.len = (uint32_t) w->pl.len;
     h.reqid = ++w->reqid;
     ts_frame_hdr_encode(hb, &h);

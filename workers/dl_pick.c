@@ -89,8 +89,12 @@ dl_pick_maps(dl_t *w, int i, int64_t now)
             l->dirty = 1;
             continue;
         }
+        /* a source that pushes its new chunks is polled only now and
+         * then, in case a push went missing */
         if (atomic_load(&src->map_ms) != 0
-            && now - atomic_load(&src->map_ms) < TS_DL_MAP_REFRESH_MS)
+            && now - atomic_load(&src->map_ms)
+               < (atomic_load(&src->push_owner) != 0 ? TS_DL_MAP_PUSHED_MS
+                                                     : TS_DL_MAP_REFRESH_MS))
         {
             continue;
         }

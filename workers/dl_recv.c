@@ -151,6 +151,7 @@ dl_recv_map(dl_t *w, dl_link_t *k, const dl_req_t *r, const uint8_t *p,
     for (i = 0; i < (m.nchunks + 63) / 64; i++) {
         atomic_store(&map[i], peer_msg_map_word(&m, i));
     }
+    dl_have_map_reply(w, k, r);
     atomic_store(&d->src[r->src].map_ms, ts_now_ms());
     l->dirty = 1;
 }
@@ -290,6 +291,7 @@ dl_recv_chunk(dl_t *w, dl_link_t *k, const dl_req_t *r)
                           (uint8_t) (r->src + 1), memory_order_relaxed);
     old = atomic_fetch_or(&done[r->chunk >> 6], 1ull << (r->chunk & 63));
     if (!(old & (1ull << (r->chunk & 63)))) {
+        node_dl_have_note(d, r->chunk);     /* pushed to who asked */
         atomic_fetch_add(&d->bytes_done, r->len);
         atomic_fetch_add(&d->chunks_done, 1);
         /* an endgame copy that lost the race by a hair is not counted */
@@ -406,6 +408,11 @@ dl_recv_frame(dl_t *w, dl_link_t *k)
 {
     const dl_req_t *r;
 
+    if (ts_frame_hdr_decode(k->hdr, &k->fh, PEER_MSG_REPLY_IN_MAX_B) == 0
+        && peer_msg_is_have(&k->fh))
+    {
+        return dl_have_frame(w, k);     /* pushed, not a reply */
+    }
     if (k->qn == 0
         || ts_frame_hdr_decode(k->hdr, &k->fh, PEER_MSG_REPLY_IN_MAX_B) != 0)
     {
@@ -462,6 +469,7 @@ dl_recv_input(dl_t *w, dl_link_t *k)
             break;
         case RX_HEAD:
         case RX_BODY:
+        case RX_HAVE:
             dst = k->small + k->got;
             want = k->need;
             break;
@@ -495,6 +503,12 @@ dl_recv_input(dl_t *w, dl_link_t *k)
             continue;
         }
         if (k->need > 0) {
+            continue;
+        }
+        if (k->rx == RX_HAVE) {
+            if (dl_have_recv(w, k) != 0) {
+                return -1;
+            }
             continue;
         }
         if (k->rx == RX_BODY || k->rx == RX_DATA) {

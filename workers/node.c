@@ -415,6 +415,10 @@ node_reclaim(const ts_shm_t *shm, ts_owner_t dead)
             {
                 freed++;
             }
+            /* its link (and the pushes on it) died with it: poll again */
+            exp = dead;
+            (void) atomic_compare_exchange_strong(&d->src[j].push_owner,
+                                                  &exp, 0);
         }
 
         /* finalize claim: the download goes back to ACTIVE first, so the

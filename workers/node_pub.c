@@ -176,6 +176,8 @@ node_src_fresh(node_src_sh_t *sr)
     atomic_store(&sr->bytes, 0);
     atomic_store(&sr->map_ms, 0);
     atomic_store(&sr->retry_after_ms, 0);
+    atomic_store(&sr->push_owner, 0);
+    atomic_store(&sr->pushed, 0);
 }
 
 

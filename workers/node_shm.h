@@ -62,8 +62,9 @@
  * 4: the bandwidth caps (NODE_T_RATE)
  * 5: per-chunk source (srcof), per-source bytes, the peer table
  *    (NODE_T_PEERS), TLS / rate-wait / restart counters
- * 6: the chunks a seeder sent lately (NODE_T_SENT) */
-#define NODE_SHM_LAYOUT  6
+ * 6: the chunks a seeder sent lately (NODE_T_SENT)
+ * 7: chunks verified lately (have_seq, have_ring), push_owner */
+#define NODE_SHM_LAYOUT  7
 
 enum {
     NODE_T_SLOTS  = 1,
@@ -141,6 +142,8 @@ typedef struct {
     _Atomic uint64_t restarts[NODE_ROLES_N];
     _Atomic int32_t  http_pid;         /* the node-http process, 0 = none */
     _Atomic uint32_t http_starts;
+    _Atomic uint64_t haves_sent;       /* chunk indices our uploaders
+                                          pushed (PEER_HAVE) */
 } node_stats_sh_t;
 
 /*
@@ -211,6 +214,11 @@ typedef struct {
     _Atomic int64_t  retry_after_ms;   /* after an error: back off */
     _Atomic uint64_t map_owner;        /* claim: who refreshes the map */
     _Atomic uint64_t bytes;            /* verified bytes we got from it */
+    _Atomic uint64_t push_owner;       /* the downloader worker (ts_owner)
+                                          whose link gets this source's
+                                          new chunks pushed (PEER_HAVE);
+                                          0 = none: its map is polled */
+    _Atomic uint64_t pushed;           /* chunk indices it pushed to us */
 } node_src_sh_t;
 
 typedef enum {
@@ -259,6 +267,17 @@ typedef struct {
     uint32_t         ticket_len;
     uint8_t          ticket[TS_TICKET_MAX_B];
     node_src_sh_t    src[TS_NODE_SOURCES_N];
+    /* The chunks this download verified lately, for the uploaders to
+     * push to the peers that asked (PEER_HAVE): a downloader that set a
+     * done bit takes sequence s = have_seq++ and writes
+     * ((s + 1) << 32 | chunk) into have_ring[s % TS_NODE_HAVE_RING_N]
+     * (node_dl_have_note).  A reader at sequence s takes the slot only
+     * when its top half is s + 1 (not yet written: wait; larger:
+     * overwritten, the reader fell behind).  Never reset: a reader
+     * checks the download id. */
+    _Atomic uint32_t have_seq;
+    uint32_t         have_pad;
+    _Atomic uint64_t have_ring[TS_NODE_HAVE_RING_N];
 } node_dl_sh_t;
 
 /*
@@ -385,6 +404,17 @@ node_bit_clear(_Atomic uint64_t *bm, uint32_t i)
 {
     atomic_fetch_and_explicit(&bm[i >> 6], ~(1ull << (i & 63)),
                               memory_order_acq_rel);
+}
+
+/* Chunk `chunk` of download d was just verified (our fetch_or set its
+ * done bit): into the ring the uploaders push from (see have_ring). */
+static inline void
+node_dl_have_note(node_dl_sh_t *d, uint32_t chunk)
+{
+    uint32_t s = atomic_fetch_add(&d->have_seq, 1);
+
+    atomic_store(&d->have_ring[s % TS_NODE_HAVE_RING_N],
+                 (uint64_t) (s + 1) << 32 | chunk);
 }
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * peer_msg.c -- the codec of the peer-to-peer messages (see peer_msg.h):
- * the one place where PEER_MAP / PEER_GET / PEER_AUTH requests and their
- * answers are turned into bytes and back, shared by the uploader and
+ * the one place where PEER_MAP / PEER_GET / PEER_AUTH requests, their
+ * answers and the pushed PEER_HAVE are turned into bytes and back, shared by the uploader and
  * downloader workers, the unit tests and the fuzz target.
  *
  * Decoders accept only the canonical encoding the encoders produce:
@@ -18,6 +18,15 @@
 #include "ts_buf.h"
 #include "ts_proto.h"
 #include "peer_msg.h"
+
+
+/* 1 if the payload ended exactly and its (group, name) are valid */
+static int
+peer_msg_tail_ok(const ts_rbuf_t *rb, const char *group, const char *name)
+{
+    return ts_rbuf_end(rb) == 0 && ts_valid_id(group)
+           && ts_valid_filename(name);
+}
 
 
 int
@@ -64,12 +73,9 @@ peer_msg_req_decode(uint8_t type, const uint8_t *p, size_t n,
     if (type == TS_MSG_PEER_GET) {
         out->index = ts_get_u32(&rb);
     }
-    if (ts_rbuf_end(&rb) != 0 || !ts_valid_id(out->group)
-        || !ts_valid_filename(out->name))
-    {
-        goto bad;
+    if (peer_msg_tail_ok(&rb, out->group, out->name)) {
+        return 0;
     }
-    return 0;
 
 bad:
     memset(out, 0, sizeof(*out));
@@ -307,5 +313,75 @@ peer_msg_data_decode(const uint8_t *p, size_t n, uint32_t flen,
 
 bad:
     memset(d, 0, sizeof(*d));
+    return -1;
+}
+
+
+int
+peer_msg_is_have(const ts_frame_hdr_t *h)
+{
+    return h->type == TS_MSG_PEER_HAVE;
+}
+
+
+int
+peer_msg_have_hdr_check(const ts_frame_hdr_t *h)
+{
+    return h->type == TS_MSG_PEER_HAVE && h->flags == 0 && h->reqid == 0
+           && h->len > 0 && h->len <= PEER_MSG_HAVE_MAX_B ? 0 : -1;
+}
+
+
+void
+peer_msg_have_encode(ts_wbuf_t *b, const char *group, const char *name,
+                     const uint32_t *idx, uint32_t n)
+{
+    uint32_t i;
+
+    if (n == 0 || n > TS_PEER_HAVE_MAX_N) {
+        b->err = 1;
+        return;
+    }
+    ts_put_str(b, group);
+    ts_put_str(b, name);
+    ts_put_u32(b, n);
+    for (i = 0; i < n; i++) {
+        ts_put_u32(b, idx[i]);
+    }
+}
+
+
+int
+peer_msg_have_decode(const uint8_t *p, size_t n, peer_msg_have_t *out)
+{
+    ts_rbuf_t  rb;
+    uint32_t   i;
+
+    memset(out, 0, sizeof(*out));
+    if (n > PEER_MSG_HAVE_MAX_B) {
+        return -1;
+    }
+    ts_rbuf_init(&rb, p, n);
+    if (ts_get_str(&rb, out->group, sizeof(out->group)) != 0
+        || ts_get_str(&rb, out->name, sizeof(out->name)) != 0)
+    {
+        goto bad;
+    }
+    out->n = ts_get_u32(&rb);
+    if (out->n == 0 || out->n > TS_PEER_HAVE_MAX_N) {
+        goto bad;
+    }
+    for (i = 0; i < out->n; i++) {
+        out->idx[i] = ts_get_u32(&rb);
+        if (out->idx[i] >= TS_FILE_MAX_CHUNKS_N) {
+            goto bad;
+        }
+    }
+    if (peer_msg_tail_ok(&rb, out->group, out->name)) {
+        return 0;
+    }
+
+bad:
+    memset(out, 0, sizeof(*out));
     return -1;
 }

@@ -1,6 +1,7 @@
 /*
  * peer_msg.h -- the codec of the peer-to-peer messages (PEER_MAP,
- * PEER_GET, PEER_AUTH and their answers; layouts in common/ts_proto.h):
+ * PEER_GET, PEER_AUTH and their answers, the pushed PEER_HAVE; layouts
+ * in common/ts_proto.h):
  * what the uploader (up_link.c, up_serve.c) decodes from a downloader and
  * encodes back, and what the downloader (dl_link.c, dl_recv.c) encodes
  * and decodes.  The workers, the unit tests and the libFuzzer target
@@ -45,6 +46,9 @@
 #define PEER_MSG_HEAD_MIN_B    4u
 /* what a downloader accepts in one frame */
 #define PEER_MSG_REPLY_IN_MAX_B (PEER_MSG_MAP_MAX_B + TS_CHUNK_B)
+/* a PEER_HAVE: group, name, the count and its indices */
+#define PEER_MSG_HAVE_MAX_B    (2u + TS_ID_MAX_B + 2u + TS_NAME_MAX_B + 4u  \
+                                + 4u * TS_PEER_HAVE_MAX_N)
 /* the copy of an answer's message a decoder keeps (longer: truncated) */
 #define PEER_MSG_MSG_B         128
 
@@ -145,5 +149,31 @@ long peer_msg_data_head_len(const uint8_t *p, size_t got, uint32_t flen);
  * exactly flen. */
 int  peer_msg_data_decode(const uint8_t *p, size_t n, uint32_t flen,
                           peer_msg_data_t *d);
+
+/* ---- pushed holdings (uploader -> downloader, unsolicited) ------------ */
+
+/* PEER_HAVE: str group, str name, u32 n, n x u32 chunk index. */
+typedef struct {
+    char      group[TS_ID_MAX_B + 1];
+    char      name[TS_NAME_MAX_B + 1];
+    uint32_t  n;                            /* 1..TS_PEER_HAVE_MAX_N */
+    uint32_t  idx[TS_PEER_HAVE_MAX_N];      /* each < TS_FILE_MAX_CHUNKS_N */
+} peer_msg_have_t;
+
+/* 1 if a frame header a downloader read is a PEER_HAVE (it is then
+ * handled outside the request order); 0 if not.  Whether it fits is
+ * peer_msg_have_hdr_check's to say. */
+int  peer_msg_is_have(const ts_frame_hdr_t *h);
+/* A PEER_HAVE header: flags 0, reqid 0, 0 < len <= PEER_MSG_HAVE_MAX_B.
+ * 0 if so, -1 if not (the link must close). */
+int  peer_msg_have_hdr_check(const ts_frame_hdr_t *h);
+/* n: 1..TS_PEER_HAVE_MAX_N (more are not encoded: b->err). */
+void peer_msg_have_encode(ts_wbuf_t *b, const char *group, const char *name,
+                          const uint32_t *idx, uint32_t n);
+/* -1 for a malformed payload, an invalid group id or file name, n of 0
+ * or over TS_PEER_HAVE_MAX_N, an index of TS_FILE_MAX_CHUNKS_N or more;
+ * out is then zeroed.  Whether an index is within the file is the
+ * caller's to check (it knows the file). */
+int  peer_msg_have_decode(const uint8_t *p, size_t n, peer_msg_have_t *out);
 
 #endif

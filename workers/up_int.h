@@ -15,6 +15,8 @@
  *                 the node's load counts
  *   up_seed.c     super-seeding: a complete share's chunk sent to one
  *                 peer is refused to another for a while
+ *   up_have.c     pushed holdings: new chunks of a download in progress
+ *                 sent (PEER_HAVE) to the links that asked for its map
  *
  * Locking: none; an up_t belongs to one worker process (one thread).
  */
@@ -47,6 +49,7 @@ typedef struct {
     uint8_t   perm;             /* MAP/GET: authorized when parsed */
     uint8_t   status;           /* PEER_AUTH: the answer, decided when
                                    parsed */
+    uint8_t   want_have;        /* PEER_MAP with TS_FF_HAVE */
     uint64_t  reqid;
     uint32_t  index;
     char      group[TS_ID_MAX_B + 1];
@@ -63,6 +66,17 @@ _Static_assert(sizeof(((up_req_t *) 0)->group)
 typedef struct {
     uint8_t   b[16];            /* IPv6, or IPv4-mapped */
 } up_addr_t;
+
+/* A link's subscription to a download's new chunks (up_have.c) */
+typedef struct {
+    int       used;
+    int       dl;               /* download index */
+    uint32_t  dl_id;            /* ... and its id then */
+    uint32_t  seq;              /* the next have_ring sequence to push */
+    int64_t   stall_ms;         /* waiting on an unwritten slot since */
+    char      group[TS_ID_MAX_B + 1];
+    char      name[TS_NAME_MAX_B + 1];
+} up_have_sub_t;
 
 typedef struct {
     ts_ev_io_t  io;             /* in the loop (io.data: the up_t) */
@@ -99,6 +113,7 @@ typedef struct {
     int         share_idx;      /* for per-share counters, or -1 */
     size_t      rate_credit;    /* upload-cap bytes granted, not yet sent */
     int         rate_wait;      /* waiting for tokens (no EPOLLOUT) */
+    up_have_sub_t have[TS_UP_HAVE_SUBS_N];
 } up_link_t;
 
 typedef struct {
@@ -141,6 +156,7 @@ typedef struct {
     ts_rate_sh_t      *rate;        /* the node's upload cap */
     ts_ev_timer_t      rate_timer;  /* wakes links waiting for tokens */
     int                rate_waiting; /* links with rate_wait set */
+    ts_ev_timer_t      have_timer;  /* wakes links with chunks to push */
 } up_t;
 
 /* ---- up_worker.c: the loop ------------------------------------------ */
@@ -166,6 +182,19 @@ int  up_serve_pump(up_t *u, up_link_t *k);
 /* 1 if chunk of complete share `share` may go to k's peer now (noted as
  * sent to it), 0 if another peer got it lately. */
 int  up_seed_allow(up_t *u, const up_link_t *k, int share, uint32_t chunk);
+
+/* ---- up_have.c: pushed holdings --------------------------------------- */
+void up_have_init(up_t *u);
+/* PEER_MAP r (want_have) is answered from download dl (id): k is
+ * subscribed to its new chunks from now on.  1 if so (the reply echoes
+ * TS_FF_HAVE: up_have_ack), 0 when k's table is full. */
+int  up_have_sub(up_t *u, up_link_t *k, const up_req_t *r, int dl,
+                 uint32_t id);
+/* Sets TS_FF_HAVE in the header of the frame built in b. */
+void up_have_ack(ts_wbuf_t *b);
+/* At a reply boundary (k->out empty): 1 if a PEER_HAVE was built in
+ * k->out, 0 if there is nothing to push. */
+int  up_have_emit(up_t *u, up_link_t *k);
 
 /* ---- up_rate.c: the upload cap ------------------------------------------ */
 void   up_rate_init(up_t *u);

@@ -394,6 +394,8 @@ up_link_parse(up_t *u, up_link_t *k, const ts_frame_hdr_t *h, const uint8_t *p)
         }
         r->perm = !r->bad
                   && up_auth_ok(&k->auth, r->group, r->name, ts_wall_ms());
+        r->want_have = h->type == TS_MSG_PEER_MAP
+                       && (h->flags & TS_FF_HAVE) != 0;
     }
     k->q_n++;
     up_serve_queued(u, 1);

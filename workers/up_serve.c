@@ -352,7 +352,7 @@ up_serve_map(up_t *u, up_link_t *k, const up_req_t *r)
     _Atomic uint64_t *done;
     uint8_t          *bits;
     uint32_t          n, i;
-    int               s, d;
+    int               s, d, sub = 0;
     const char       *why = NULL;
 
     up_serve_frame_begin(b);
@@ -381,6 +381,9 @@ up_serve_map(up_t *u, up_link_t *k, const up_req_t *r)
     if (d >= 0 && up_serve_dl_servable(&u->dl_snap)) {
         n = u->dl_snap.nchunks;
         done = node_dl_done(u->shm, d);
+        /* before the bitmap: what is verified later gets pushed */
+        sub = r->want_have
+              && up_have_sub(u, k, r, d, atomic_load(&u->dl_snap.id));
         bits = peer_msg_map_encode(b, up_serve_load(u), n, 0);
         if (bits != NULL) {
             for (i = 0; i < n; i++) {
@@ -399,6 +402,9 @@ up_serve_map(up_t *u, up_link_t *k, const up_req_t *r)
 
 out:
     up_serve_frame_end(b, TS_MSG_REPLY, r->reqid, 0);
+    if (sub) {
+        up_have_ack(b);
+    }
 }
 
 
@@ -602,6 +608,9 @@ up_serve_pump(up_t *u, up_link_t *k)
         }
         ts_wbuf_reset(&k->out);
         k->out_off = 0;
+        if (up_have_emit(u, k)) {
+            continue;       /* pushed chunks go before the next answer */
+        }
 
         if (k->q_n == 0) {
             return 0;

@@ -244,6 +244,7 @@ up_loop_init(const ts_worker_ctx_t *ctx, int *rc)
     }
     ts_ev_timer_init(&u->tick, up_loop_tick, u);
     up_rate_init(u);
+    up_have_init(u);
     up_link_listen(u, 1);
     if (!u->listening || ts_ev_timer_in(u->ev, &u->tick, TS_UP_TICK_MS) != 0)
     {
@@ -279,6 +280,7 @@ up_loop_cleanup(up_t *u)
     }
     ts_ev_timer_cancel(u->ev, &u->tick);
     ts_ev_timer_cancel(u->ev, &u->rate_timer);
+    ts_ev_timer_cancel(u->ev, &u->have_timer);
     ts_ev_del(u->ev, &u->listen_io);
     ts_ev_free(u->ev);
     up_loop_free_keys(u);

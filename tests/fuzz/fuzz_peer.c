@@ -28,9 +28,13 @@
  *   headers pass ts_frame_hdr_decode and peer_msg_reply_hdr_check, a
  *   PEER_DATA head is read piece by piece as dl_recv_input does
  *   (peer_msg_data_head_len, then peer_msg_data_decode), a REPLY goes to
- *   peer_msg_map_decode and peer_msg_status_decode.  Oracles: re-encoding
- *   gives the same bytes, lengths add up to the frame, no bitmap bit past
- *   nchunks, and the two REPLY decoders agree on refusals.
+ *   peer_msg_map_decode and peer_msg_status_decode.  A PEER_HAVE frame
+ *   (peer_msg_is_have, pushed between replies, dl_have.c) passes
+ *   peer_msg_have_hdr_check, then peer_msg_have_decode.  Oracles:
+ *   re-encoding gives the same bytes, lengths add up to the frame, no
+ *   bitmap bit past nchunks, the two REPLY decoders agree on refusals,
+ *   and a decoded PEER_HAVE holds 1..TS_PEER_HAVE_MAX_N indices within
+ *   the largest file and valid names.
  *
  * Locking: single-threaded.  Crash behaviour: PEM files in the temp dir.
  */
@@ -358,6 +362,30 @@ dl_reply_frame(const uint8_t *p, uint32_t len, uint32_t nchunks)
 }
 
 
+/* dl_have_recv on a PEER_HAVE payload */
+static void
+dl_have_frame(const uint8_t *p, uint32_t len)
+{
+    peer_msg_have_t  h;
+    ts_wbuf_t        w;
+    uint32_t         i;
+
+    if (peer_msg_have_decode(p, len, &h) != 0) {
+        FZ_CHECK(h.n == 0 && h.group[0] == '\0');
+        return;
+    }
+    FZ_CHECK(h.n >= 1 && h.n <= TS_PEER_HAVE_MAX_N);
+    FZ_CHECK(ts_valid_id(h.group) && ts_valid_filename(h.name));
+    for (i = 0; i < h.n; i++) {
+        FZ_CHECK(h.idx[i] < TS_FILE_MAX_CHUNKS_N);
+    }
+    ts_wbuf_init(&w);
+    peer_msg_have_encode(&w, h.group, h.name, h.idx, h.n);
+    same_bytes(&w, p, len);
+    ts_wbuf_free(&w);
+}
+
+
 static void
 downloader(uint32_t nchunks, const uint8_t *p, size_t n)
 {
@@ -369,6 +397,19 @@ downloader(uint32_t nchunks, const uint8_t *p, size_t n)
     {
         if (ts_frame_hdr_decode(p, &h, PEER_MSG_REPLY_IN_MAX_B) != 0) {
             break;                      /* "unexpected or bad frame" */
+        }
+        if (peer_msg_is_have(&h)) {
+            if (peer_msg_have_hdr_check(&h) != 0
+                || n - TS_FRAME_HDR_B < h.len)
+            {
+                break;                  /* "bad PEER_HAVE" */
+            }
+            own = fz_dup(p + TS_FRAME_HDR_B, h.len);
+            p += TS_FRAME_HDR_B + h.len;
+            n -= TS_FRAME_HDR_B + h.len;
+            dl_have_frame(own, h.len);
+            free(own);
+            continue;
         }
         /* the request this answers: a GET for PEER_DATA, else a MAP or
          * a PEER_AUTH (the same checks) */

@@ -228,6 +228,7 @@ req(ts_wbuf_t *all, ts_wbuf_t *pl, uint8_t type, const char *name,
 void
 gen_peer(ts_ticket_signer_t *s)
 {
+    static const uint32_t have_idx[3] = { 0, 2, 1 };
     ts_wbuf_t all, pl, tk;
     uint8_t   chunk[64], *bits;
 
@@ -287,6 +288,21 @@ gen_peer(ts_ticket_signer_t *s)
              "peer_msg_map_encode");
     frame(&all, TS_MSG_REPLY, TS_FF_REPLY, 4, &pl);
     gen_emit("peer", "dl-auth-maps", all.data, all.len);
+
+    /* downloader: a MAP reply that promises pushes, then two PEER_HAVEs
+     * between the replies */
+    stream(&all, 1, 2);
+    ts_wbuf_reset(&pl);
+    bits = peer_msg_map_encode(&pl, 0, 3, 0);
+    gen_must(bits != NULL, "peer_msg_map_encode");
+    frame(&all, TS_MSG_REPLY, TS_FF_REPLY | TS_FF_HAVE, 1, &pl);
+    ts_wbuf_reset(&pl);
+    peer_msg_have_encode(&pl, "g1", "f.bin", have_idx, 2);
+    frame(&all, TS_MSG_PEER_HAVE, 0, 0, &pl);
+    ts_wbuf_reset(&pl);
+    peer_msg_have_encode(&pl, "g1", "f.bin", have_idx + 2, 1);
+    frame(&all, TS_MSG_PEER_HAVE, 0, 0, &pl);
+    gen_emit("peer", "dl-map-have", all.data, all.len);
 
     ts_wbuf_free(&all);
     ts_wbuf_free(&pl);

@@ -53,6 +53,7 @@ _PROBE_FIELDS = [
     ("st.chunks_down", "offsetof(node_stats_sh_t, chunks_down)"),
     ("st.hash_failures", "offsetof(node_stats_sh_t, hash_failures)"),
     ("st.reclaimed_claims", "offsetof(node_stats_sh_t, reclaimed_claims)"),
+    ("st.haves_sent", "offsetof(node_stats_sh_t, haves_sent)"),
     ("sh.state", "offsetof(node_share_sh_t, state)"),
     ("sh.group", "offsetof(node_share_sh_t, group)"),
     ("sh.name", "offsetof(node_share_sh_t, name)"),
@@ -76,6 +77,10 @@ _PROBE_FIELDS = [
     ("T_DLDATA", "NODE_T_DLDATA"),
     ("off.claims", "NODE_OFF_CLAIMS"),
     ("src.inflight", "offsetof(node_src_sh_t, inflight)"),
+    ("src.pushed", "offsetof(node_src_sh_t, pushed)"),
+    ("src.push_owner", "offsetof(node_src_sh_t, push_owner)"),
+    ("off.maps", "NODE_OFF_MAPS"),
+    ("bitmap_words", "NODE_BITMAP_WORDS"),
     ("T_RATE", "NODE_T_RATE"),
     ("rate.up_taken", "offsetof(node_rate_sh_t, up.taken_B)"),
     ("rate.down_taken", "offsetof(node_rate_sh_t, down.taken_B)"),
@@ -219,6 +224,32 @@ class NodeShm:
         return sum(self._u(e + L["dl.src"] + k * L["src.size"]
                            + L["src.inflight"], "I")
                    for k in range(L["sources_n"]))
+
+    def dl_src_views(self, i):
+        """What download i knows of each of its sources: {addr: {"map":
+        chunks its map shows, "pushed": chunk indices it pushed
+        (PEER_HAVE), "push": 1 while it pushes to us, "inflight": our
+        GETs to it now, "chunks": chunks we took from it}}."""
+        L = self.L
+        base, esz, _ = self.table(L["T_DLS"])
+        e = base + i * esz
+        nw = (self._u(e + L["dl.nchunks"], "I") + 63) // 64
+        dbase, desz, _ = self.table(L["T_DLDATA"])
+        out = {}
+        for k in range(L["sources_n"]):
+            s = e + L["dl.src"] + k * L["src.size"]
+            if self._u(s + L["src.state"], "I") == 0:
+                continue
+            m0 = dbase + i * desz + L["off.maps"] + 8 * L["bitmap_words"] * k
+            bits = sum(bin(self._u(m0 + 8 * w, "Q")).count("1")
+                       for w in range(nw))
+            out[self._str(s + L["src.addr"], 64)] = {
+                "map": bits,
+                "pushed": self._u(s + L["src.pushed"], "Q"),
+                "push": int(self._u(s + L["src.push_owner"], "Q") != 0),
+                "inflight": self._u(s + L["src.inflight"], "I"),
+                "chunks": self._u(s + L["src.chunks"], "Q")}
+        return out
 
     def dl_progress(self, i):
         """(state, bytes_done, size) of download i, cheaply."""

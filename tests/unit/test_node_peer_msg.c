@@ -2,7 +2,7 @@
  * test_node_peer_msg.c -- the peer wire codec the workers share with
  * the fuzz targets: workers/peer_msg.h (PEER_MAP / PEER_GET /
  * PEER_AUTH requests, the MAP answer, the PEER_DATA head, status-only
- * answers, frame header limits).  Each decoder gets what its encoder
+ * answers, the pushed PEER_HAVE, frame header limits).  Each decoder gets what its encoder
  * writes, then truncations, a byte too many, bad lengths, invalid ids
  * and names, bad statuses.  The tracker's reply bodies the client reads
  * (client/cli_reply.h) are tested in test_cli_reply.c.
@@ -473,6 +473,121 @@ test_data_head(void **state)
 }
 
 
+/* ---- pushed holdings (PEER_HAVE) ---------------------------------------- */
+
+/* A PEER_HAVE payload built by hand: count n, indices i0 + k. */
+static void
+have_raw(const char *group, const char *name, uint32_t n, uint32_t i0)
+{
+    uint32_t k;
+
+    ts_wbuf_reset(&w);
+    ts_put_str(&w, group);
+    ts_put_str(&w, name);
+    ts_put_u32(&w, n);
+    for (k = 0; k < n; k++) {
+        ts_put_u32(&w, i0 + k);
+    }
+}
+
+static void
+test_have(void **state)
+{
+    static const uint32_t idx[3] = { 7, 0, 131071 };
+    uint32_t              many[TS_PEER_HAVE_MAX_N + 1];
+    peer_msg_have_t       h;
+    ts_frame_hdr_t        fh;
+    size_t                full, cut;
+    uint32_t              k;
+
+    (void) state;
+    peer_msg_have_encode(&w, "grp", "f.bin", idx, 3);
+    assert_false(w.err);
+    assert_int_equal(w.len, 2 + 3 + 2 + 5 + 4 + 12);
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), 0);
+    assert_string_equal(h.group, "grp");
+    assert_string_equal(h.name, "f.bin");
+    assert_int_equal(h.n, 3);
+    assert_int_equal(h.idx[0], 7);
+    assert_int_equal(h.idx[2], 131071);
+    /* every truncation and a byte too many */
+    full = w.len;
+    for (cut = 0; cut < full; cut++) {
+        assert_int_equal(peer_msg_have_decode(w.data, cut, &h), -1);
+        assert_int_equal(h.n, 0);
+    }
+    ts_put_u8(&w, 0);
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), -1);
+
+    /* the most indices a frame holds, and one more (the encoder refuses
+     * it; a hostile peer's hand-made one is refused by the decoder) */
+    for (k = 0; k <= TS_PEER_HAVE_MAX_N; k++) {
+        many[k] = k;
+    }
+    ts_wbuf_reset(&w);
+    peer_msg_have_encode(&w, "g", "n", many, TS_PEER_HAVE_MAX_N);
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), 0);
+    assert_int_equal(h.n, TS_PEER_HAVE_MAX_N);
+    ts_wbuf_reset(&w);
+    peer_msg_have_encode(&w, "g", "n", many, TS_PEER_HAVE_MAX_N + 1);
+    assert_true(w.err);
+    ts_wbuf_reset(&w);
+    peer_msg_have_encode(&w, "g", "n", many, 0);
+    assert_true(w.err);
+    have_raw("g", "n", TS_PEER_HAVE_MAX_N + 1, 0);
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), -1);
+    have_raw("g", "n", 0, 0);
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), -1);
+    /* a count that claims more than the payload holds */
+    have_raw("g", "n", 2, 0);
+    w.len -= 4;
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), -1);
+    have_raw("g", "n", 0xffffffffu, 0);
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), -1);
+
+    /* indices past the largest file */
+    have_raw("g", "n", 2, TS_FILE_MAX_CHUNKS_N - 1);
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), -1);
+    have_raw("g", "n", 1, 0xffffffffu);
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), -1);
+    have_raw("g", "n", 1, TS_FILE_MAX_CHUNKS_N - 1);
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), 0);
+
+    /* invalid names */
+    have_raw("a/b", "n", 1, 0);
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), -1);
+    have_raw("g", "..", 1, 0);
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), -1);
+    have_raw("g", "", 1, 0);
+    assert_int_equal(peer_msg_have_decode(w.data, w.len, &h), -1);
+    /* a payload longer than any PEER_HAVE */
+    assert_int_equal(peer_msg_have_decode(w.data, PEER_MSG_HAVE_MAX_B + 1,
+                                          &h), -1);
+
+    /* the header: unsolicited (flags 0, reqid 0), bounded */
+    fh = (ts_frame_hdr_t) { .type = TS_MSG_PEER_HAVE, .flags = 0,
+                            .len = 20, .reqid = 0 };
+    assert_true(peer_msg_is_have(&fh));
+    assert_int_equal(peer_msg_have_hdr_check(&fh), 0);
+    fh.len = PEER_MSG_HAVE_MAX_B;
+    assert_int_equal(peer_msg_have_hdr_check(&fh), 0);
+    fh.len = PEER_MSG_HAVE_MAX_B + 1;
+    assert_int_equal(peer_msg_have_hdr_check(&fh), -1);
+    fh.len = 0;
+    assert_int_equal(peer_msg_have_hdr_check(&fh), -1);
+    fh.len = 20;
+    fh.flags = TS_FF_REPLY;
+    assert_int_equal(peer_msg_have_hdr_check(&fh), -1);
+    fh.flags = 0;
+    fh.reqid = 5;
+    assert_int_equal(peer_msg_have_hdr_check(&fh), -1);
+    fh.reqid = 0;
+    fh.type = TS_MSG_PEER_DATA;
+    assert_false(peer_msg_is_have(&fh));
+    assert_int_equal(peer_msg_have_hdr_check(&fh), -1);
+}
+
+
 int
 main(void)
 {
@@ -487,6 +602,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_map_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_have, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
