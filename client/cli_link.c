@@ -277,9 +277,13 @@ cli_link_plan(int64_t now, cli_work_t **w, int *cap)
             continue;
         }
         /* a source that just died, or nothing to fetch from: ask again
-         * soon (TS_CLI_SRC_REASK_MS after the last ask), not in 2 s */
+         * soon (TS_CLI_SRC_REASK_MS after the last ask), not in 2 s; so
+         * does a young download, to learn of the leechers that started
+         * with it as soon as they hold chunks to pass on */
         soon = cli_srcdead_scan(&e->srcmem, d, now)
-               || atomic_load(&d->waiting);
+               || atomic_load(&d->waiting)
+               || ts_wall_ms() - atomic_load(&d->started_ms)
+                  < TS_CLI_SRC_YOUNG_MS;
         if (now >= e->next_src_ms
             || (soon && now >= e->next_src_ms - TS_NODE_SRC_REFRESH_MS
                                + TS_CLI_SRC_REASK_MS))

@@ -422,7 +422,11 @@
                                             download (oldest forgotten) */
 #define TS_CLI_SRC_REASK_MS       500      /* FILE_INFO again this soon when
                                             the download waits or a source
-                                            just died */
+                                            just died, or is young */
+#define TS_CLI_SRC_YOUNG_MS       5000     /* a download is young this long
+                                            after it started, ms: the
+                                            peers that started with it
+                                            become sources then */
 
 /* ---- tracker admission: input budget and connection caps ------------ */
 #define TS_TRK_IN_FREE_B          (16u * 1024u) /* input a connection may

@@ -34,10 +34,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tessera  # noqa: E402
 from nodes import Node, make_file, sha1_file  # noqa: E402
+from node_shm import NodeShm  # noqa: E402
 from procs import SEGMENTS, reap_all, wait_until  # noqa: E402
 from wanbed import WanBed  # noqa: E402
 
 GROUP = "g"
+DL_DONE, DL_FAILED = 3, 4           # node_dl_state_t
 CHUNK = 512 << 10                   # TS_CHUNK_B
 _ports = set()
 
@@ -154,11 +156,12 @@ def ns_nodes(bed, tracker, tmpdir, hosts_users, **node_kw):
     return nodes
 
 
-def swarm(bed, tmpdir, size, leechers, timeout=300):
+def swarm(bed, tmpdir, size, leechers, timeout=300, trace=None):
     """Host 0 tracker, host 1 seeder, hosts 2.. leechers (all start at
     once).  Returns a dict of figures (chunks_up counts what a leecher
     served while it was still downloading, too); asserts every copy's
-    SHA1."""
+    SHA1.  trace: a list that gets (seconds, [(bytes_up, bytes_down) per
+    node, seeder first]) about every 0.25 s while the clock runs."""
     tmpdir = str(tmpdir)
     trk = NsTracker(bed, 0, os.path.join(tmpdir, "trk")).start()
     nodes = ns_nodes(bed, trk, tmpdir,
@@ -173,15 +176,36 @@ def swarm(bed, tmpdir, size, leechers, timeout=300):
     dests = [n.download(GROUP, "f.bin", os.path.join(tmpdir, "out-%s.bin"
                                                      % n.user))
              for n in leech]
+    # the clock is read from the nodes' segments (the download's state
+    # DONE or FAILED), not by asking each node's CLI 20 times a second:
+    # on a 2-core machine that polling took CPU from the swarm it timed
+    views = {n.name: NodeShm(n.state_dir) for n in nodes}
     done = {}                       # name -> seconds, when first seen done
-    while len(done) < len(leech):
-        assert time.monotonic() - t0 < timeout, ("not done", done)
-        for n in leech:
-            line = None if n.name in done else n.dl_line(GROUP, "f.bin")
-            if line and line[:3] in ("[C]", "[F]"):
-                assert line.startswith("[C]"), (n.name, line)
-                done[n.name] = time.monotonic() - t0
-        time.sleep(0.05)
+    next_sample = 0.0
+    try:
+        idx = {}
+        while len(done) < len(leech):
+            assert time.monotonic() - t0 < timeout, ("not done", done)
+            if trace is not None and time.monotonic() - t0 >= next_sample:
+                next_sample += 0.25
+                trace.append((round(time.monotonic() - t0, 3),
+                              [(v["bytes_up"], v["bytes_down"]) for v in
+                               (views[n.name].stats() for n in nodes)]))
+            for n in leech:
+                if n.name in done:
+                    continue
+                if idx.get(n.name) is None:
+                    idx[n.name] = views[n.name].find_dl(GROUP, "f.bin")
+                if idx[n.name] is not None and views[n.name].dl_progress(
+                        idx[n.name])[0] in (DL_DONE, DL_FAILED):
+                    done[n.name] = time.monotonic() - t0
+            time.sleep(0.05)
+    finally:
+        for v in views.values():
+            v.close()
+    for n in leech:
+        line = n.dl_line(GROUP, "f.bin")
+        assert line and line.startswith("[C]"), (n.name, line)
     times = [done[n.name] for n in leech]
     wall = max(times)
     for d in dests:
@@ -194,7 +218,9 @@ def swarm(bed, tmpdir, size, leechers, timeout=300):
             "mib_s": round(size * leechers / wall / 2**20, 2),
             "chunks_up": ups,
             "chunks_down": {n.name: n.shm_stats()["chunks_down"]
-                            for n in leech}}
+                            for n in leech},
+            "haves_sent": {n.name: n.shm_stats()["haves_sent"]
+                           for n in leech}}
 
 
 def main(argv=None):
@@ -205,6 +231,10 @@ def main(argv=None):
     ap.add_argument("--rate", type=float, default=100, help="Mbit/s")
     ap.add_argument("--loss", type=float, default=0, help="percent")
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--keep", help="run in a new directory under KEEP "
+                    "and leave it (logs, state) instead of a temporary one")
+    ap.add_argument("--trace", help="write the seeder's and leechers' "
+                    "bytes every 0.25 s to this JSON file")
     a = ap.parse_args(argv)
     # a SIGTERM (bench/wan.sh's timeout) unwinds like Ctrl-C: the bed's
     # teardown runs
@@ -214,10 +244,17 @@ def main(argv=None):
     size = int(size[:-1]) * units[size[-1]] if size[-1] in units \
         else int(size)
     with tempfile.TemporaryDirectory(prefix="tessera-wan.") as tmp:
+        if a.keep:
+            # the nodes' state dirs and logs stay for a look afterwards
+            tmp = tempfile.mkdtemp(prefix="tessera-wan.", dir=a.keep)
         try:
             with WanBed(2 + a.leechers, delay_ms=a.delay, rate_mbit=a.rate,
                         loss_pct=a.loss, workdir=tmp) as bed:
-                r = swarm(bed, tmp, size, a.leechers, a.timeout)
+                trace = [] if a.trace else None
+                r = swarm(bed, tmp, size, a.leechers, a.timeout, trace)
+                if a.trace:
+                    with open(a.trace, "w") as f:
+                        json.dump(trace, f)
                 cpu = bed.emu_cpu_s()
         finally:
             reap_all()
