@@ -207,6 +207,7 @@ def swarm(bed, tmpdir, size, leechers, timeout=300, trace=None):
         line = n.dl_line(GROUP, "f.bin")
         assert line and line.startswith("[C]"), (n.name, line)
     times = [done[n.name] for n in leech]
+    names = {n.addr: n.name for n in nodes}
     wall = max(times)
     for d in dests:
         assert sha1_file(d) == want, d
@@ -220,7 +221,11 @@ def swarm(bed, tmpdir, size, leechers, timeout=300, trace=None):
             "chunks_down": {n.name: n.shm_stats()["chunks_down"]
                             for n in leech},
             "haves_sent": {n.name: n.shm_stats()["haves_sent"]
-                           for n in leech}}
+                           for n in leech},
+            # chunks each leecher took from each node (by name)
+            "took": {n.name: {names.get(a, a): v["chunks"] for a, v in
+                              n.shm_download(GROUP, "f.bin")["sources"]
+                              .items()} for n in leech}}
 
 
 def main(argv=None):
