@@ -475,7 +475,8 @@ test_data_head(void **state)
 
 /* ---- pushed holdings (PEER_HAVE) ---------------------------------------- */
 
-/* A PEER_HAVE payload built by hand: count n, indices i0 + k. */
+/* A PEER_HAVE payload built by hand: count n, then indices i0 + k
+ * (at most one more than a frame may hold, whatever n claims). */
 static void
 have_raw(const char *group, const char *name, uint32_t n, uint32_t i0)
 {
@@ -485,7 +486,7 @@ have_raw(const char *group, const char *name, uint32_t n, uint32_t i0)
     ts_put_str(&w, group);
     ts_put_str(&w, name);
     ts_put_u32(&w, n);
-    for (k = 0; k < n; k++) {
+    for (k = 0; k < n && k <= TS_PEER_HAVE_MAX_N; k++) {
         ts_put_u32(&w, i0 + k);
     }
 }

@@ -427,7 +427,7 @@ test_reply_cache_idempotent(void **state)
     assert_int_equal(c.users, 1);
 
     /* not a message type at all: the connection is to be closed */
-    assert_int_equal(trk_ops_handle(&env, 59, 1, NULL, 0, &out2, &job),
+    assert_int_equal(trk_ops_handle(&env, 58, 1, NULL, 0, &out2, &job),
                      TRK_DO_CLOSE);
     assert_int_equal(trk_ops_handle(&env, TS_MSG_REPLY, 1, NULL, 0, &out2,
                                     &job), TRK_DO_CLOSE);
