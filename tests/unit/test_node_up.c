@@ -3,7 +3,8 @@
  * downloaders on 127.0.0.1 and a kernel-chosen port) serving a real temp
  * file to a test peer over real sockets: PEER_MAP, pipelined PEER_GETs,
  * errors, STALE detection, pause, garbage frames, a partial download
- * served from its .part, and SIGKILLed uploaders being replaced.  Every
+ * served from its .part and its new chunks pushed (PEER_HAVE) to the
+ * link that asked, and SIGKILLed uploaders being replaced.  Every
  * link is TLS with a download ticket (PEER_AUTH) signed by a test
  * tracker key of a test CA (both in a temp dir); test_tickets checks the
  * refusals: no ticket, another identity's, an expired one, another
@@ -38,6 +39,7 @@
 #include "node_shm.h"
 #include "node.h"
 #include "node_fixture.h"
+#include "peer_msg.h"
 
 #define FILE_B   (2u * TS_CHUNK_B + 12345u)
 #define NCHUNKS  3
@@ -175,8 +177,8 @@ peer(void)
 }
 
 static void
-send_req(ts_conn_t *c, uint8_t type, uint64_t reqid, const char *group,
-    const char *name, uint32_t index)
+send_req_fl(ts_conn_t *c, uint8_t type, uint8_t flags, uint64_t reqid,
+    const char *group, const char *name, uint32_t index)
 {
     ts_wbuf_t b;
 
@@ -186,9 +188,16 @@ send_req(ts_conn_t *c, uint8_t type, uint64_t reqid, const char *group,
     if (type == TS_MSG_PEER_GET) {
         ts_put_u32(&b, index);
     }
-    assert_int_equal(ts_conn_send_frame(c, type, 0, reqid, b.data,
+    assert_int_equal(ts_conn_send_frame(c, type, flags, reqid, b.data,
                                         (uint32_t) b.len, TMO), 0);
     ts_wbuf_free(&b);
+}
+
+static void
+send_req(ts_conn_t *c, uint8_t type, uint64_t reqid, const char *group,
+    const char *name, uint32_t index)
+{
+    send_req_fl(c, type, 0, reqid, group, name, index);
 }
 
 /* reads one PEER_DATA; returns status; data copied into out */
@@ -221,9 +230,10 @@ recv_data(ts_conn_t *c, uint64_t reqid, uint32_t index, uint8_t *out,
     return st;
 }
 
+/* reads a MAP reply; *flags (if not NULL) gets its header flags */
 static ts_status_t
-recv_map(ts_conn_t *c, uint64_t reqid, uint32_t *nchunks, uint8_t *bits,
-    char *msg)
+recv_map_fl(ts_conn_t *c, uint64_t reqid, uint32_t *nchunks, uint8_t *bits,
+    char *msg, uint8_t *flags)
 {
     ts_frame_hdr_t  h;
     uint8_t        *p = NULL;
@@ -235,6 +245,9 @@ recv_map(ts_conn_t *c, uint64_t reqid, uint32_t *nchunks, uint8_t *bits,
     assert_int_equal(ts_conn_recv_frame(c, &h, &p, TS_FRAME_MAX_B, TMO), 0);
     assert_int_equal(h.type, TS_MSG_REPLY);
     assert_int_equal(h.reqid, reqid);
+    if (flags != NULL) {
+        *flags = h.flags;
+    }
     ts_rbuf_init(&r, p, h.len);
     assert_int_equal(ts_reply_parse(&r, &st, msg, 256), 0);
     if (st == TS_OK) {
@@ -248,6 +261,13 @@ recv_map(ts_conn_t *c, uint64_t reqid, uint32_t *nchunks, uint8_t *bits,
     assert_int_equal(ts_rbuf_end(&r), 0);
     free(p);
     return st;
+}
+
+static ts_status_t
+recv_map(ts_conn_t *c, uint64_t reqid, uint32_t *nchunks, uint8_t *bits,
+    char *msg)
+{
+    return recv_map_fl(c, reqid, nchunks, bits, msg, NULL);
 }
 
 static void
@@ -350,29 +370,38 @@ test_garbage_closes_only_that_link(void **state)
     free(buf);
 }
 
+/* grp/dl.bin, a download in progress whose .part holds the chunks of
+ * done (a bitmap byte); its index */
+static int
+add_part_dl(const uint8_t *done)
+{
+    static const uint8_t sha[20];
+    static const uint8_t hashes[NCHUNKS * 20];
+    node_fid_t           id;
+    int                  i, fd;
+
+    write_file(part, data, FILE_B);
+    fd = open(part, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(node_fid_of(fd, &id), 0);
+    close(fd);
+    i = node_dl_add(&nd.shm, "grp", "dl.bin", "/tmp/never-renamed.bin",
+                    part, &id, FILE_B, NCHUNKS, sha, hashes, done, NULL);
+    assert_true(i >= 0);
+    return i;
+}
+
 static void
 test_partial_download_served(void **state)
 {
     ts_conn_t  *c = peer();
-    uint8_t    *buf = malloc(TS_CHUNK_B), bits[8], sha[20] = { 0 };
-    uint8_t     hashes[NCHUNKS * 20] = { 0 }, done[1] = { 0x4 };
+    uint8_t    *buf = malloc(TS_CHUNK_B), bits[8], done[1] = { 0x4 };
     uint32_t    n, len;
     char        msg[256];
     int         i;
 
     /* a .part holding only chunk 2 (the short last one) */
-    write_file(part, data, FILE_B);
-    {
-        node_fid_t id;
-        int        fd = open(part, O_RDONLY);
-
-        assert_true(fd >= 0);
-        assert_int_equal(node_fid_of(fd, &id), 0);
-        close(fd);
-        i = node_dl_add(&nd.shm, "grp", "dl.bin", "/tmp/never-renamed.bin",
-                        part, &id, FILE_B, NCHUNKS, sha, hashes, done, NULL);
-    }
-    assert_true(i >= 0);
+    i = add_part_dl(done);
     send_req(c, TS_MSG_PEER_MAP, 1, "grp", "dl.bin", 0);
     assert_int_equal(recv_map(c, 1, &n, bits, msg), TS_OK);
     assert_int_equal(n, NCHUNKS);
@@ -391,6 +420,53 @@ test_partial_download_served(void **state)
     assert_memory_equal(buf, data, TS_CHUNK_B);
     node_dl_remove(&nd.shm, i);
     ts_conn_free(c);
+    free(buf);
+}
+
+/* A MAP with TS_FF_HAVE of a download in progress: the reply echoes the
+ * flag and a chunk verified afterwards comes as a PEER_HAVE on that
+ * link, before anything else; a link that did not ask gets none. */
+static void
+test_partial_download_pushes(void **state)
+{
+    ts_conn_t       *c = peer(), *q = peer();
+    uint8_t         *buf = malloc(TS_CHUNK_B), bits[8], fl, *p = NULL;
+    uint8_t          done[1] = { 0x1 };
+    ts_frame_hdr_t   h;
+    peer_msg_have_t  hv;
+    uint32_t         n, len;
+    char             msg[256];
+    int              i = add_part_dl(done);
+
+    send_req_fl(c, TS_MSG_PEER_MAP, TS_FF_HAVE, 1, "grp", "dl.bin", 0);
+    assert_int_equal(recv_map_fl(c, 1, &n, bits, msg, &fl), TS_OK);
+    assert_true(fl & TS_FF_HAVE);
+    assert_int_equal(bits[0] & 0x07, 0x01);
+    send_req(q, TS_MSG_PEER_MAP, 1, "grp", "dl.bin", 0);
+    assert_int_equal(recv_map_fl(q, 1, &n, bits, msg, &fl), TS_OK);
+    assert_false(fl & TS_FF_HAVE);
+
+    /* chunk 1 verified: done bit, then the ring (as dl_recv.c does) */
+    node_bit_set(node_dl_done(&nd.shm, i), 1);
+    node_dl_have_note(&node_dls(&nd.shm)[i], 1);
+    assert_int_equal(ts_conn_recv_frame(c, &h, &p, TS_FRAME_MAX_B, TMO), 0);
+    assert_int_equal(peer_msg_have_hdr_check(&h), 0);
+    assert_int_equal(peer_msg_have_decode(p, h.len, &hv), 0);
+    free(p);
+    assert_string_equal(hv.group, "grp");
+    assert_string_equal(hv.name, "dl.bin");
+    assert_int_equal(hv.n, 1);
+    assert_int_equal(hv.idx[0], 1);
+    /* nothing more on c, nothing at all on q: the next frames are the
+     * answers */
+    send_req(c, TS_MSG_PEER_GET, 2, "grp", "dl.bin", 1);
+    assert_int_equal(recv_data(c, 2, 1, buf, &len, msg), TS_OK);
+    assert_memory_equal(buf, data + TS_CHUNK_B, TS_CHUNK_B);
+    send_req(q, TS_MSG_PEER_GET, 2, "grp", "dl.bin", 1);
+    assert_int_equal(recv_data(q, 2, 1, buf, &len, msg), TS_OK);
+    node_dl_remove(&nd.shm, i);
+    ts_conn_free(c);
+    ts_conn_free(q);
     free(buf);
 }
 
@@ -581,6 +657,7 @@ main(void)
         cmocka_unit_test(test_paused_refused),
         cmocka_unit_test(test_garbage_closes_only_that_link),
         cmocka_unit_test(test_partial_download_served),
+        cmocka_unit_test(test_partial_download_pushes),
         cmocka_unit_test(test_sigkill_uploaders),
         cmocka_unit_test(test_tickets),
         cmocka_unit_test(test_modified_file_stale),
