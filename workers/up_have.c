@@ -16,9 +16,10 @@
  * frame, before the next answer; an idle link is woken for it by a timer
  * that runs every TS_UP_HAVE_CHECK_MS while any link subscribes.  A
  * subscription ends with its link, when the download entry is reused or
- * no longer servable, or when the link's authorization for the file has
- * expired.  A reader that fell more than the ring behind skips what was
- * overwritten, and a slot reserved by a downloader killed before it
+ * no longer servable, once a finished download's last chunks went out,
+ * or when the link's authorization for the file has expired.  A reader
+ * that fell more than the ring behind skips what was overwritten, and a
+ * slot reserved by a downloader killed before it
  * wrote it is skipped after TS_UP_HAVE_STALL_MS: the asker's slow map
  * poll (TS_DL_MAP_PUSHED_MS) covers both.
  *
@@ -85,11 +86,15 @@ up_have_collect(up_t *u, up_have_sub_t *s, uint32_t *idx, int64_t now)
     node_dl_sh_t *d = &node_dls(u->shm)[s->dl];
     uint32_t      head, tag, n = 0;
     uint64_t      e;
+    int           over;
 
     if (atomic_load(&d->id) != s->dl_id || !up_have_servable(d)) {
         s->used = 0;
         return 0;
     }
+    /* read before the sequence: a download that is no longer ACTIVE
+     * verified its last chunk (and noted it) before it left ACTIVE */
+    over = atomic_load(&d->state) != NODE_DL_ACTIVE;
     head = atomic_load(&d->have_seq);
     if (head - s->seq > TS_NODE_HAVE_RING_N) {
         /* fell behind the ring: what was overwritten is the poll's */
@@ -115,6 +120,9 @@ up_have_collect(up_t *u, up_have_sub_t *s, uint32_t *idx, int64_t now)
         s->stall_ms = 0;
         idx[n++] = (uint32_t) e;
         s->seq++;
+    }
+    if (over && s->seq == head) {
+        s->used = 0;            /* all pushed; nothing more will come */
     }
     return n;
 }
@@ -157,19 +165,30 @@ up_have_emit(up_t *u, up_link_t *k)
     return 0;
 }
 
-/* 1 if a subscription of k has chunks to push (or waits on a slot). */
+/* 1 if a subscription of k has chunks to push (or waits on a slot);
+ * one whose download is gone, or over with everything pushed, ends. */
 static int
-up_have_due(up_t *u, const up_link_t *k, int *any)
+up_have_due(up_t *u, up_link_t *k, int *any)
 {
     int i, due = 0;
 
     for (i = 0; i < TS_UP_HAVE_SUBS_N; i++) {
-        const up_have_sub_t *s = &k->have[i];
+        up_have_sub_t *s = &k->have[i];
+        node_dl_sh_t  *d = &node_dls(u->shm)[s->dl];
+        int            over;
 
-        if (s->used) {
-            *any = 1;
-            due |= atomic_load(&node_dls(u->shm)[s->dl].have_seq) != s->seq;
+        if (!s->used) {
+            continue;
         }
+        over = atomic_load(&d->id) != s->dl_id || !up_have_servable(d)
+               || atomic_load(&d->state) != NODE_DL_ACTIVE;
+        if (atomic_load(&d->have_seq) != s->seq) {
+            due = 1;
+        } else if (over) {
+            s->used = 0;
+            continue;
+        }
+        *any = 1;
     }
     return due;
 }
