@@ -140,7 +140,10 @@ cli_sessfile_load(const char *path, cli_sessfile_t *f)
     {
         return -1;
     }
-    snprintf(f->user, sizeof(f->user), "%s", user);
+    if (strlen(user) >= sizeof(f->user)) {
+        return -1;
+    }
+    memcpy(f->user, user, strlen(user) + 1);
     f->heartbeat_ms = hb;
     f->tracker = trk;
     return 0;
