@@ -66,22 +66,41 @@ lb_wait_line() { # FILE REGEX TENTHS: bounded wait for a line in FILE
     return 1
 }
 
-lb_tree() { # PID...: the pids and all their descendants
-    local p
-    for p in "$@"; do
+# The sampling below runs every 0.1 s beside the download on the same
+# cores, so it forks as little as it can (bash builtins; one awk a sample).
+lb_tree_set() { # PID...: LB_TREE = the live pids and all their descendants
+    local p t kids todo=("$@")
+    LB_TREE=()
+    while ((${#todo[@]} > 0)); do
+        p=${todo[0]}
+        todo=("${todo[@]:1}")
         [ -d "/proc/$p" ] || continue
-        echo "$p"
-        lb_tree $(cat "/proc/$p/task/"*/children 2>/dev/null)
+        LB_TREE+=("$p")
+        for t in "/proc/$p/task/"*/children; do
+            kids=()
+            { read -r -a kids < "$t"; } 2>/dev/null
+            todo+=("${kids[@]}")
+        done
     done
 }
 
+lb_tree() { # PID...: the pids and all their descendants
+    lb_tree_set "$@"
+    echo "${LB_TREE[@]}"
+}
+
 lb_pss_kb() { # PID...: the sum of Pss (kB) over the trees
-    local p s=0 v
-    for p in $(lb_tree "$@"); do
-        v=$(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null)
-        s=$((s + ${v:-0}))
-    done
-    echo "$s"
+    local p f=()
+    lb_tree_set "$@"
+    for p in "${LB_TREE[@]}"; do f+=("/proc/$p/smaps_rollup"); done
+    ((${#f[@]} > 0)) || { echo 0; return; }
+    # getline, not awk's file arguments: a process gone meanwhile is
+    # skipped (mawk stops at a missing file argument)
+    awk 'BEGIN{for (i = 1; i < ARGC; i++) {
+            while ((getline l < ARGV[i]) > 0)
+                if (l ~ /^Pss:/) { split(l, a, " "); s += a[2] }
+            close(ARGV[i]) }
+        print s + 0}' "${f[@]}"
 }
 
 lb_cpu_ticks() { # PID...: "utime+stime utime" (clock ticks) over the live trees
@@ -143,6 +162,10 @@ lb_tessera() {
         printf 'download_file g data.bin %s\n' "$rd/l$i/dl" >&"${lfd[i]}"
     done
     deadline=$((t0 + ${LEECH_TIMEOUT:-300} * 1000000))
+    # the 10 ms pause without forking sleep(1): a read timing out on a fifo
+    # nobody writes (opened read-write, so the open does not block)
+    local tick
+    mkfifo "$rd/tick" && exec {tick}<> "$rd/tick"
     while :; do
         all=1
         for ((i = 1; i <= n; i++)); do [ -f "$rd/l$i/dl/data.bin" ] || { all=0; break; }; done
@@ -152,9 +175,10 @@ lb_tessera() {
             grep -q '^error' "$rd"/l*.out && { st=ERROR; break; }
             v=$(lb_pss_kb "${lp[1]}"); [ "$v" -gt "$pss" ] && pss=$v
         fi
-        sleep 0.01
+        if [ -n "$tick" ]; then read -r -t 0.01 -u "$tick"; else sleep 0.01; fi
     done
     t1=${EPOCHREALTIME/./}
+    [ -n "$tick" ] && exec {tick}<&-
     v=$(lb_pss_kb "${lp[1]}"); [ "$v" -gt "$pss" ] && pss=$v
     local c1 u1; read -r c1 u1 < <(lb_cpu_ticks "$spid" "${lp[@]}")
     exec 7>&-
