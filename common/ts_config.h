@@ -142,6 +142,9 @@
 #define TS_DL_FH_BATCH_N        8        /* chunks per frontier-hash turn */
 #define TS_DL_PICK_WINDOW_N     64       /* in-order candidates picked among */
 #define TS_DL_WB_STEP_B         (32ull << 20)  /* start writeback every ... B */
+#define TS_DL_DROP_LAG_N        64       /* chunks: a worker gives back the
+                                            page cache of the chunk it wrote
+                                            this many chunks before (0: never) */
 #define TS_DL_GET_SLOW_MS       20000    /* a chunk reply taking longer is
                                             given up if another source has
                                             the chunk (dl_slow_reply) */

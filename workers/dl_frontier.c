@@ -14,7 +14,10 @@
  * straight from its receive buffer, the following done chunks are read
  * back from the page cache.  Writeback of the hashed prefix is started
  * every TS_DL_WB_STEP_B (sync_file_range, no wait), so the final fsync
- * has little left to do.  Finalization then only finishes the hash; if
+ * has little left to do; each pwrite()n chunk also has its writeback
+ * started at once and leaves the page cache some chunks later
+ * (dl_fh_wrote), so a download reuses a bounded set of pages.
+ * Finalization then only finishes the hash; if
  * the frontier is incomplete or disagrees, the .part is re-read and
  * decides (node_stats fh_rereads counts that).
  *
@@ -50,6 +53,35 @@ dl_fh_hashing(const dl_t *w, int i)
     return TS_DL_WHOLE_SHA1_CHECK
            || atomic_load_explicit(&w->dls[i].restored,
                                    memory_order_relaxed) != 0;
+}
+
+/*
+ * Chunk `chunk` was just written to the .part (fd): its writeback starts
+ * now, and the chunk this worker wrote TS_DL_DROP_LAG_N writes ago, on
+ * disk by then, leaves the page cache.  So a download keeps a bounded set
+ * of page-cache pages that the next pwrite()s reuse, instead of touching
+ * a gigabyte of new memory: on a VM whose host takes back the guest's
+ * free pages, writing into fresh pages costs several times more.  A page
+ * still dirty or under writeback is left alone (the final fsync covers
+ * it); a peer asking for a dropped chunk is served from disk.
+ */
+void
+dl_fh_wrote(dl_local_t *l, int fd, uint32_t chunk)
+{
+    uint32_t *slot, old;
+
+    if (TS_DL_DROP_LAG_N == 0) {
+        return;
+    }
+    sync_file_range(fd, (off_t) chunk * TS_CHUNK_B, TS_CHUNK_B,
+                    SYNC_FILE_RANGE_WRITE);
+    slot = &l->wrote[l->nwrote++ % TS_DL_DROP_LAG_N];
+    old = *slot;
+    *slot = chunk + 1;
+    if (old != 0) {
+        posix_fadvise(fd, (off_t) (old - 1) * TS_CHUNK_B, TS_CHUNK_B,
+                      POSIX_FADV_DONTNEED);
+    }
 }
 
 /* Feeds done chunks at the frontier of download i into the whole-file

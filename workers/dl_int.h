@@ -151,6 +151,9 @@ typedef struct {
     uint32_t   neg;
     int        dirty;
     uint32_t   fh_next;      /* frontier last seen (a lower bound) */
+    uint32_t   wrote[TS_DL_DROP_LAG_N > 0 ? TS_DL_DROP_LAG_N : 1];
+                             /* chunk+1 of our last pwrite()s (a ring) */
+    uint32_t   nwrote;       /* pwrite()s so far (ring position) */
     uint64_t   wb_off;       /* writeback started up to here */
     uint32_t   tgen;         /* ticket generation copied (0 = none) */
     uint32_t   tlen;
@@ -283,6 +286,7 @@ uint32_t dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,
                        uint32_t max);
 int  dl_fh_final(dl_t *w, int i, uint8_t md[20]);
 int  dl_fh_hashing(const dl_t *w, int i);
+void dl_fh_wrote(dl_local_t *l, int fd, uint32_t chunk);
 
 /* ---- dl_final.c: finalization ---------------------------------------- */
 void dl_final_run(dl_t *w, int i);

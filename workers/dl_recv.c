@@ -280,6 +280,7 @@ dl_recv_chunk(dl_t *w, dl_link_t *k, const dl_req_t *r)
             return;
         }
     }
+    dl_fh_wrote(l, fd, r->chunk);
     if (r->dup ? atomic_load(&d->id) != r->dl_id
                : !dl_local_chunk_mine(w, r->dl, r->dl_id, r->chunk))
     {
