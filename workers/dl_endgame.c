@@ -142,6 +142,17 @@ dl_eg_pick(dl_t *w, int i, uint32_t elig, dl_link_t **ks,
     return 0;
 }
 
+/* 1 if the download r was sent for is no longer being fetched: its entry
+ * was reused, or it is finishing, done or failed. */
+static int
+dl_eg_ended(dl_t *w, const dl_req_t *r)
+{
+    uint32_t st = atomic_load(&w->dls[r->dl].state);
+
+    return atomic_load(&w->dls[r->dl].id) != r->dl_id
+           || (st != NODE_DL_ACTIVE && st != NODE_DL_PAUSED);
+}
+
 /* Cancels the replies still to come on k when every request queued on
  * it is a GET whose chunk came from another peer meanwhile or whose
  * download has ended (done, cancelled, failed), and most of the head
@@ -161,7 +172,7 @@ dl_eg_cancel(dl_t *w, dl_link_t *k)
         if (r->kind != REQ_GET) {
             return 0;
         }
-        if (atomic_load(&w->dls[r->dl].id) != r->dl_id) {
+        if (dl_eg_ended(w, r)) {
             continue;       /* finished, cancelled or failed meanwhile */
         } else if (!node_bit_test(node_dl_done(w->shm, r->dl), r->chunk)) {
             return 0;
@@ -172,7 +183,7 @@ dl_eg_cancel(dl_t *w, dl_link_t *k)
     if (k->qn == 1 && left * 2 <= r->len) {
         return 0;       /* nearly here: cheaper to read than to reconnect */
     }
-    if (atomic_load(&w->dls[r->dl].id) != r->dl_id) {
+    if (dl_eg_ended(w, r)) {
         ts_info("peer %s: the download of chunk %u ended before its reply "
                 "came; the reply is cancelled (%d request%s dropped)",
                 k->addr, r->chunk, k->qn, k->qn == 1 ? "" : "s");
