@@ -294,7 +294,9 @@ cli_dlctl_peer_state(const cli_dlent_t *e, const node_src_sh_t *s,
         }
         return CLI_PEER_GONE;
     }
-    return atomic_load(&s->chunks) > 0 ? CLI_PEER_SERVING : CLI_PEER_LISTED;
+    /* verified bytes, not chunks: a peer may have sent only blocks of
+     * chunks credited to another (workers/dl_block.c) */
+    return atomic_load(&s->bytes) > 0 ? CLI_PEER_SERVING : CLI_PEER_LISTED;
 }
 
 

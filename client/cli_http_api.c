@@ -215,7 +215,8 @@ cli_http_src_state(const node_src_sh_t *s)
     case NODE_SRC_DROPPED:
         return "dropped";
     default:
-        return atomic_load(&s->chunks) > 0 ? "serving" : "listed";
+        /* verified bytes: a peer may have sent blocks only */
+        return atomic_load(&s->bytes) > 0 ? "serving" : "listed";
     }
 }
 

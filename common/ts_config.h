@@ -25,6 +25,11 @@
 #define TS_CHUNK_B                (512u * 1024u)
 #define TS_FILE_MAX_B             (64ull << 30)           /* 64 GiB */
 #define TS_FILE_MAX_CHUNKS_N      (TS_FILE_MAX_B / TS_CHUNK_B)
+#define TS_BLOCK_B                (128u * 1024u) /* a ranged PEER_GET asks
+                                            whole blocks of this many bytes
+                                            (the chunk's tail excepted);
+                                            part of the peer protocol:
+                                            peers must agree */
 
 /* ---- trackers -------------------------------------------------------- */
 #define TS_TRACKERS_MAX_N         16
@@ -706,6 +711,21 @@
 #define TS_DL_ENDGAME_N           16       /* missing chunks, all claimed, at
                                             or below which a second peer is
                                             asked for them too */
+#define TS_DL_BLOCK_TAIL_N        16       /* chunks left to ask for (missing,
+                                            not claimed) at or below which
+                                            a chunk is fetched as blocks
+                                            (TS_BLOCK_B) from several peers
+                                            at once; 0 = never */
+#define TS_DL_BLOCK_SCAN_N        1024     /* ... counted (a scan of the
+                                            claims) only while at most
+                                            this many chunks are missing */
+#define TS_DL_ASM_N               8        /* chunks one downloader worker
+                                            assembles from blocks at once
+                                            (a TS_CHUNK_B buffer each) */
+#define TS_DL_BLOCK_COPY_MS       200      /* a block asked this long ago, ms,
+                                            whose link has sent nothing of
+                                            it, may be asked of another
+                                            peer too (endgame per block) */
 #define TS_UP_SENT_N              16384    /* slots of a seeder's sent-lately
                                             cache (8 bytes each, one per
                                             node) */

@@ -138,7 +138,19 @@ typedef enum {
                                    on this link" (a peer that does not
                                    echo it pushes nothing).              */
     TS_MSG_PEER_GET       = 61, /* str group, str name, u32 index
-                                   -> PEER_DATA                          */
+                                   -> PEER_DATA.  Optional tail (a
+                                   ranged GET): u32 offset, u32 length
+                                   of bytes within the chunk; offset a
+                                   multiple of TS_BLOCK_B, length a
+                                   multiple too unless the range ends
+                                   at the chunk's end, 0 < length,
+                                   offset + length <= the chunk's
+                                   length; anything else: PEER_DATA
+                                   TS_ERR_BADREQ.  An uploader without
+                                   ranges answers any tail BADREQ
+                                   "malformed request" with index 0.
+                                   The answer to a ranged GET is a
+                                   PEER_DATA of length bytes.          */
     TS_MSG_PEER_DATA      = 62, /* (flags REPLY) u16 status, str msg,
                                    u32 load, u32 index, then on OK:
                                    u32 len + len bytes of chunk data.

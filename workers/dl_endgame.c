@@ -108,8 +108,10 @@ dl_eg_pick(dl_t *w, int i, uint32_t elig, dl_link_t **ks,
             if (c >= l->nchunks) {
                 break;
             }
-            if (atomic_load(&claims[c]) == 0 || dl_eg_copied(l, c)) {
-                continue;
+            if (atomic_load(&claims[c]) == 0 || dl_eg_copied(l, c)
+                || dl_blk_has(w, i, c))
+            {
+                continue;       /* an assembly asks its blocks twice */
             }
             busy = dl_eg_mine(w, i, c, l->id);
             theirs = atomic_load(&claims[c]) != w->me;
@@ -174,12 +176,18 @@ dl_eg_cancel(dl_t *w, dl_link_t *k)
         }
         if (dl_eg_ended(w, r)) {
             continue;       /* finished, cancelled or failed meanwhile */
-        } else if (!node_bit_test(node_dl_done(w->shm, r->dl), r->chunk)) {
+        } else if (!node_bit_test(node_dl_done(w->shm, r->dl), r->chunk)
+                   && !dl_blk_moot(w, r))
+        {
             return 0;
         }
     }
     r = &k->q[k->qhead];
     left = k->rx == RX_DATA ? k->need : r->len;
+    if (r->blk > 0 && k->qn == 1 && r->len < TS_CHUNK_B) {
+        /* one block: a reconnect costs more than reading it */
+        return 0;
+    }
     if (k->qn == 1 && left * 2 <= r->len) {
         return 0;       /* nearly here: cheaper to read than to reconnect */
     }

@@ -18,6 +18,8 @@
  *                  least-loaded choice, chunk claims
  *   dl_endgame.c   the last chunks asked of a second peer, the loser's
  *                  reply cancelled
+ *   dl_block.c     the last chunks as blocks (ranged GETs) from several
+ *                  peers, assembled and verified as one chunk
  *   dl_frontier.c  the streaming whole-file SHA1 (node_fhash_sh_t)
  *   dl_final.c     finalization: whole-file check, fsync, rename, DONE
  *
@@ -54,6 +56,10 @@ _Static_assert(PEER_MSG_HEAD_MAX_B <= PEER_MSG_MAP_MAX_B,
 #define DL_FH_BUSY          UINT32_MAX
 
 enum { REQ_GET = 1, REQ_MAP = 2, REQ_AUTH = 3 };
+/* blocks of a chunk (a ranged GET asks one) */
+#define DL_BLK_MAX_N        (TS_CHUNK_B / TS_BLOCK_B)
+_Static_assert(TS_CHUNK_B % TS_BLOCK_B == 0 && DL_BLK_MAX_N <= 32,
+               "a chunk must be whole blocks, at most 32");
 /* RX_HAVE: the body of a pushed PEER_HAVE (dl_have.c), outside the
  * request order */
 enum { RX_HDR = 0, RX_HEAD, RX_BODY, RX_DATA, RX_HAVE };
@@ -66,8 +72,13 @@ typedef struct {
     uint32_t  dl_id;         /* node_dl_sh_t.id when sent */
     int       src;
     uint32_t  chunk;
-    uint32_t  len;           /* expected chunk length */
-    uint32_t  gen;           /* REQ_AUTH: ticket generation sent */
+    uint32_t  len;           /* expected chunk (or block) length */
+    uint32_t  gen;           /* REQ_AUTH: ticket generation sent;
+                                as > 0: the assembly's generation */
+    int       as;            /* assembly slot + 1 the bytes go to (then
+                                dup: the assembly holds the claim) */
+    int       blk;           /* block + 1 of a ranged GET; 0 = whole */
+    uint32_t  off;           /* ranged GET: offset in the chunk */
     int       pub;           /* counted in shm inflight */
     int       dup;           /* endgame copy: the claim is another's */
     uint64_t  reqid;
@@ -96,6 +107,8 @@ typedef struct {
     int64_t     connect_until_ms;   /* connect, then handshake deadline */
     int64_t     retry_at_ms;
     int         errors;
+    int         norange;     /* answered a ranged GET "bad request": the
+                                peer serves whole chunks only */
     int64_t     penalty_ms;  /* next error close: back off this long */
     int64_t     closed_ms;   /* made or last closed at */
     dl_auth_t   auth[TS_NODE_DOWNLOADS_N];
@@ -160,6 +173,26 @@ typedef struct {
     uint8_t    ticket[TS_TICKET_MAX_B];
 } dl_local_t;
 
+/* A chunk being assembled from blocks (dl_block.c): its claim is held by
+ * the worker for as long as the assembly lives. */
+typedef struct {
+    int        used;
+    uint32_t   gen;          /* bumped at each use (stale replies) */
+    int        dl;
+    uint32_t   dl_id;
+    uint32_t   chunk;
+    uint32_t   len;
+    uint32_t   nblk;
+    uint32_t   got;          /* bit b: block b is in buf */
+    int        whole;        /* the blocks failed SHA1: a whole copy */
+    int        whole_out;    /* ... is on its way */
+    uint8_t    asked[DL_BLK_MAX_N];  /* requests in flight for block b */
+    uint8_t    from[DL_BLK_MAX_N];   /* src + 1 whose bytes block b is */
+    uint32_t   at[DL_BLK_MAX_N];     /* sources asked for block b */
+    int64_t    asked_ms[DL_BLK_MAX_N];
+    uint8_t   *buf;          /* TS_CHUNK_B, allocated once */
+} dl_asm_t;
+
 typedef struct {
     const ts_worker_ctx_t *ctx;
     const node_t    *node;
@@ -184,6 +217,7 @@ typedef struct {
     ts_rate_sh_t    *rate;   /* the node's download cap */
     ts_ev_timer_t    rate_timer; /* wakes links waiting for tokens */
     int              rate_waiting; /* links with rate_wait set */
+    dl_asm_t         as[TS_DL_ASM_N]; /* chunks assembled from blocks */
 } dl_t;
 
 /* The length of chunk i (the last one may be short). */
@@ -249,6 +283,12 @@ int  dl_link_send(dl_t *w, dl_link_t *k, uint8_t type, const dl_req_t *r);
 
 /* ---- dl_recv.c: the receive path ------------------------------------- */
 int  dl_recv_input(dl_t *w, dl_link_t *k);
+int  dl_recv_status(dl_t *w, dl_link_t *k, const dl_req_t *r);
+void dl_recv_blame(dl_t *w, int i, int s, uint32_t c, const char *what);
+void dl_recv_count(dl_t *w, int i, int s, uint32_t chunks, uint32_t len);
+void dl_recv_pace(dl_t *w, dl_link_t *k, const dl_req_t *r);
+int  dl_recv_store(dl_t *w, int i, uint32_t id, uint32_t c,
+                   const uint8_t *buf, uint32_t len, int s, int dup);
 
 /* ---- dl_have.c: pushed holdings (PEER_HAVE) ---------------------------- */
 /* 1 if (addr, fp) of source src is k's peer */
@@ -271,6 +311,8 @@ void dl_pick_maybe(dl_t *w, int i);
 void dl_pick_avail(dl_t *w, int i, int64_t now);
 int  dl_pick_one(dl_t *w, int i, int64_t now);
 int  dl_pick_elsewhere(dl_t *w, int i, int src, uint32_t c, int64_t now);
+int  dl_pick_spill(dl_t *w, int i, int64_t now, uint32_t elig, int bs,
+                   uint32_t pick);
 int  dl_pick_owned(const dl_t *w, int i, int s);
 uint64_t dl_pick_cost(const node_src_sh_t *src);
 int  dl_pick_send(dl_t *w, int i, int bs, dl_link_t *k, uint32_t pick,
@@ -280,6 +322,18 @@ int  dl_pick_send(dl_t *w, int i, int bs, dl_link_t *k, uint32_t pick,
 int  dl_eg_pick(dl_t *w, int i, uint32_t elig, dl_link_t **ks,
                 _Atomic uint64_t **maps);
 int  dl_eg_cancel(dl_t *w, dl_link_t *k);
+
+/* ---- dl_block.c: the last chunks as blocks from several peers -------- */
+int  dl_blk_start(dl_t *w, int i, int64_t now, uint32_t c);
+int  dl_blk_pick(dl_t *w, int i, int64_t now, uint32_t elig,
+                 dl_link_t **ks, _Atomic uint64_t **maps);
+void dl_blk_recv(dl_t *w, dl_link_t *k, const dl_req_t *r);
+void dl_blk_release(dl_t *w, const dl_req_t *r);
+int  dl_blk_moot(const dl_t *w, const dl_req_t *r);
+int  dl_blk_has(const dl_t *w, int i, uint32_t c);
+uint32_t dl_blk_queued(const dl_link_t *k);
+void dl_blk_sweep(dl_t *w);
+void dl_blk_cleanup(dl_t *w);
 
 /* ---- dl_frontier.c: the streaming whole-file SHA1 -------------------- */
 uint32_t dl_fh_advance(dl_t *w, int i, const uint8_t *buf, uint32_t chunk,

@@ -101,6 +101,9 @@ dl_link_release(dl_t *w, dl_req_t *r)
     if (r->kind == REQ_AUTH) {
         return;                 /* nothing claimed, nothing counted */
     }
+    if (r->kind == REQ_GET && r->as > 0) {
+        dl_blk_release(w, r);   /* the assembly may ask it again */
+    }
     if (atomic_load(&d->id) == r->dl_id) {
         if (r->kind == REQ_GET) {
             if (!r->dup) {
@@ -385,6 +388,7 @@ dl_link_get(dl_t *w, const node_src_sh_t *src)
     char                ip[64], addr[64];
     uint8_t             fp[TS_FP_B];
     uint16_t            port;
+    uint32_t            nb;
 
     /* addr and fp are written while the source entry is FREE */
     memcpy(addr, src->addr, sizeof(addr));
@@ -395,8 +399,11 @@ dl_link_get(dl_t *w, const node_src_sh_t *src)
         return NULL;
     }
     if (k->c != NULL) {
-        /* room for a request and the PEER_AUTH that may precede it */
-        return !k->hs && (uint32_t) (k->qn - k->nauth) < k->win
+        /* room for a request and the PEER_AUTH that may precede it; the
+         * window counts chunks' worth: the blocks of a chunk as one */
+        nb = dl_blk_queued(k);
+        return !k->hs && (uint32_t) (k->qn - k->nauth) - nb
+                         + (nb + DL_BLK_MAX_N - 1) / DL_BLK_MAX_N < k->win
                && k->qn + 2 <= DL_LINK_QUEUE_N ? k : NULL;
     }
     if (k->connecting || ts_now_ms() < k->retry_at_ms) {
@@ -556,7 +563,12 @@ dl_link_send(dl_t *w, dl_link_t *k, uint8_t type, const dl_req_t *r)
         a->sent_gen = l->tgen;
     }
     ts_wbuf_reset(&w->pl);
-    peer_msg_req_encode(&w->pl, type, l->group, l->name, r->chunk);
+    if (type == TS_MSG_PEER_GET && r->blk > 0) {
+        peer_msg_range_encode(&w->pl, l->group, l->name, r->chunk, r->off,
+                              r->len);
+    } else {
+        peer_msg_req_encode(&w->pl, type, l->group, l->name, r->chunk);
+    }
     if (dl_link_queue(w, k, type, r) != 0) {
         /* a PEER_AUTH queued above stays: it is harmless and answered */
         if (dl_link_flush(w, k) != 0) {

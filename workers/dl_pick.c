@@ -360,7 +360,7 @@ dl_pick_chunk(dl_t *w, int i, int s, _Atomic uint64_t *map, int relax)
  * full right now but costs less than 1/TS_DL_SPILL_FACTOR of source bs
  * (a fast busy peer gets what a much slower one would take ages on), or
  * that sent bad data for it (avoid) while another holder can be asked. */
-static int
+int
 dl_pick_spill(dl_t *w, int i, int64_t now, uint32_t elig, int bs,
               uint32_t pick)
 {
@@ -488,6 +488,10 @@ dl_pick_one(dl_t *w, int i, int64_t now)
     if (elig == 0) {
         return 0;
     }
+    /* blocks of the chunks assembled here first (dl_block.c) */
+    if (dl_blk_pick(w, i, now, elig, ks, maps)) {
+        return 1;
+    }
     bs = dl_pick_pair(w, i, now, elig, maps, 0, &pick);
     if (bs < 0 && dl_pick_node_inflight(w, i) <= TS_DL_PICK_RELAX_N) {
         /* nothing moves: a partial peer we count on may never answer */
@@ -496,6 +500,11 @@ dl_pick_one(dl_t *w, int i, int64_t now)
     if (bs < 0) {
         /* every missing chunk is on its way: the last ones from two */
         return dl_eg_pick(w, i, elig, ks, maps);
+    }
+    if (dl_blk_start(w, i, now, pick)) {
+        /* near the end: its blocks from several peers */
+        (void) dl_blk_pick(w, i, now, elig, ks, maps);
+        return 1;
     }
     return dl_pick_send(w, i, bs, ks[bs], pick, 0);
 }

@@ -193,27 +193,20 @@ dl_recv_rate(node_src_sh_t *src, uint32_t len, int64_t us, uint32_t links)
     atomic_store(&src->rate_bps, old == 0 ? sample : (old * 7 + sample) / 8);
 }
 
-static void
-dl_recv_chunk(dl_t *w, dl_link_t *k, const dl_req_t *r)
+/* The status of a GET reply that is not OK (k->st): what it says of
+ * the peer.  0 if the reply is OK (the caller goes on), 1 if handled. */
+int
+dl_recv_status(dl_t *w, dl_link_t *k, const dl_req_t *r)
 {
-    node_dl_sh_t     *d = &w->dls[r->dl];
-    dl_local_t       *l = &w->loc[r->dl];
-    node_src_sh_t    *src = &d->src[r->src];
-    uint8_t           md[20];
-    uint64_t          off, old;
-    size_t            put;
-    ssize_t           n;
-    int               fd;
-    _Atomic uint64_t *done;
+    dl_local_t *l = &w->loc[r->dl];
 
-    if (atomic_load(&d->id) != r->dl_id || !l->active) {
-        return;
+    if (k->st == TS_OK) {
+        return 0;
     }
-    atomic_store(&src->load, k->load);
     if (k->st == TS_ERR_PERM) {
         /* no valid ticket on the link: the peer may well hold the chunk */
         dl_recv_no_ticket(w, k, r);
-        return;
+        return 1;
     }
     if (k->st == TS_ERR_AUTH || k->st == TS_ERR_INTERNAL
         || k->st == TS_ERR_BUSY)
@@ -222,14 +215,141 @@ dl_recv_chunk(dl_t *w, dl_link_t *k, const dl_req_t *r)
         dl_link_backoff(w, k, ts_now_ms() + TS_DL_PAUSED_RETRY_MS);
         ts_debug("peer %s: chunk %u of %s: status %u, backing off", k->addr,
                  r->chunk, l->name, k->st);
+        return 1;
+    }
+    /* the peer lacks it (or its share went stale): not from it */
+    node_bit_clear(node_dl_map(w->shm, r->dl, r->src), r->chunk);
+    l->dirty = 1;
+    ts_debug("peer %s: chunk %u of %s: status %u", k->addr, r->chunk,
+             l->name, k->st);
+    return 1;
+}
+
+/* Source s of download i sent bytes of chunk c that failed SHA1: one
+ * failure more (dropped at TS_NODE_SRC_FAILS_MAX_N), the chunk avoided
+ * there. */
+void
+dl_recv_blame(dl_t *w, int i, int s, uint32_t c, const char *what)
+{
+    node_src_sh_t *src = &w->dls[i].src[s];
+    dl_local_t    *l = &w->loc[i];
+    uint32_t       f = atomic_fetch_add(&src->failures, 1) + 1;
+
+    atomic_fetch_add(&w->stats->hash_failures, 1);
+    l->avoid[c] = (uint8_t) (s + 1);
+    ts_warn("peer %s: %s of chunk %u of %s failed SHA1 (%u bad)", src->addr,
+            what, c, l->name, f);
+    if (f >= TS_NODE_SRC_FAILS_MAX_N) {
+        uint32_t live = NODE_SRC_LIVE;
+
+        if (atomic_compare_exchange_strong(&src->state, &live,
+                                           NODE_SRC_DROPPED))
+        {
+            ts_warn("peer %s dropped from %s/%s: %u bad chunks",
+                    src->addr, l->group, l->name, f);
+        }
+        l->dirty = 1;
+    }
+}
+
+/* Verified bytes (and chunks: 0 for a block) from source s of download
+ * i: the node's and the source's counts and the per-peer table. */
+void
+dl_recv_count(dl_t *w, int i, int s, uint32_t chunks, uint32_t len)
+{
+    node_src_sh_t *src = &w->dls[i].src[s];
+
+    atomic_fetch_add(&w->stats->bytes_down, len);
+    atomic_fetch_add(&src->bytes, len);
+    node_peer_count(w->shm, NODE_DIR_DOWN, src->addr, src->fp, chunks, len);
+}
+
+/* A GET reply of r->len bytes came on k: the source's rate and the
+ * link's window follow. */
+void
+dl_recv_pace(dl_t *w, dl_link_t *k, const dl_req_t *r)
+{
+    dl_recv_rate(&w->dls[r->dl].src[r->src], r->len,
+                 ts_now_us() - k->start_us, dl_recv_links(w, r->dl, r->src));
+    dl_win_reply(k, r->len, ts_now_us() - (r->sent_us > k->start_us
+                                           ? r->sent_us : k->start_us));
+}
+
+/* Chunk c of download i (id), len bytes in buf, verified: pwrite into
+ * the .part, then its done bit and counts, credited to source s.  -1
+ * when nothing was marked: the chunk was done already, the write failed
+ * (the download failed) or, unless dup (no claim held), its claim is no
+ * longer ours; 1 if this call set the done bit, 0 if a racer did. */
+int
+dl_recv_store(dl_t *w, int i, uint32_t id, uint32_t c, const uint8_t *buf,
+              uint32_t len, int s, int dup)
+{
+    node_dl_sh_t     *d = &w->dls[i];
+    dl_local_t       *l = &w->loc[i];
+    uint64_t          off, old;
+    size_t            put;
+    ssize_t           n;
+    int               fd;
+    _Atomic uint64_t *done = node_dl_done(w->shm, i);
+
+    if (node_bit_test(done, c)) {
+        return -1;
+    }
+    fd = dl_local_part_fd(l);
+    if (fd < 0) {
+        dl_local_fail(w, i, NODE_DL_ACTIVE, dl_local_part_why(errno));
+        return -1;
+    }
+    off = (uint64_t) c * TS_CHUNK_B;
+    for (put = 0; put < len; put += (size_t) n) {
+        n = pwrite(fd, buf + put, len - put, (off_t) (off + put));
+        if (n < 0 && errno == EINTR) {
+            n = 0;
+            continue;
+        }
+        if (n <= 0) {
+            ts_err("pwrite(\"%s\") failed: %s", l->part, strerror(errno));
+            dl_local_fail(w, i, NODE_DL_ACTIVE,
+                          "write to the .part file failed");
+            return -1;
+        }
+    }
+    dl_fh_wrote(l, fd, c);
+    if (dup ? atomic_load(&d->id) != id
+            : !dl_local_chunk_mine(w, i, id, c))
+    {
+        /* an endgame copy holds no claim: verified bytes are the same
+         * whoever writes them, the done bit is set once */
+        return -1;
+    }
+    atomic_store_explicit(&node_dl_srcof(w->shm, i)[c], (uint8_t) (s + 1),
+                          memory_order_relaxed);
+    old = atomic_fetch_or(&done[c >> 6], 1ull << (c & 63));
+    if (old & (1ull << (c & 63))) {
+        return 0;
+    }
+    node_dl_have_note(d, c);            /* pushed to who asked */
+    atomic_fetch_add(&d->bytes_done, len);
+    atomic_fetch_add(&d->chunks_done, 1);
+    /* an endgame copy that lost the race by a hair is not counted */
+    atomic_fetch_add(&w->stats->chunks_down, 1);
+    atomic_fetch_add(&d->src[s].chunks, 1);
+    return 1;
+}
+
+static void
+dl_recv_chunk(dl_t *w, dl_link_t *k, const dl_req_t *r)
+{
+    node_dl_sh_t     *d = &w->dls[r->dl];
+    dl_local_t       *l = &w->loc[r->dl];
+    node_src_sh_t    *src = &d->src[r->src];
+    uint8_t           md[20];
+
+    if (atomic_load(&d->id) != r->dl_id || !l->active) {
         return;
     }
-    if (k->st != TS_OK) {
-        /* the peer lacks it (or its share went stale): not from it */
-        node_bit_clear(node_dl_map(w->shm, r->dl, r->src), r->chunk);
-        l->dirty = 1;
-        ts_debug("peer %s: chunk %u of %s: status %u", k->addr, r->chunk,
-                 l->name, k->st);
+    atomic_store(&src->load, k->load);
+    if (dl_recv_status(w, k, r)) {
         return;
     }
     atomic_store(&src->errors, 0);
@@ -238,74 +358,16 @@ dl_recv_chunk(dl_t *w, dl_link_t *k, const dl_req_t *r)
     if (memcmp(md, node_dl_hashes(w->shm, r->dl) + 20ull * r->chunk, 20)
         != 0)
     {
-        uint32_t f = atomic_fetch_add(&src->failures, 1) + 1;
-
-        atomic_fetch_add(&w->stats->hash_failures, 1);
-        l->avoid[r->chunk] = (uint8_t) (r->src + 1);
-        ts_warn("peer %s: chunk %u of %s failed SHA1 (%u bad)", k->addr,
-                r->chunk, l->name, f);
-        if (f >= TS_NODE_SRC_FAILS_MAX_N) {
-            uint32_t live = NODE_SRC_LIVE;
-
-            if (atomic_compare_exchange_strong(&src->state, &live,
-                                               NODE_SRC_DROPPED))
-            {
-                ts_warn("peer %s dropped from %s/%s: %u bad chunks",
-                        k->addr, l->group, l->name, f);
-            }
-            l->dirty = 1;
-        }
+        dl_recv_blame(w, r->dl, r->src, r->chunk, "the whole");
         return;
     }
-    done = node_dl_done(w->shm, r->dl);
-    if (node_bit_test(done, r->chunk)) {
-        return;
-    }
-    fd = dl_local_part_fd(l);
-    if (fd < 0) {
-        dl_local_fail(w, r->dl, NODE_DL_ACTIVE, dl_local_part_why(errno));
-        return;
-    }
-    off = (uint64_t) r->chunk * TS_CHUNK_B;
-    for (put = 0; put < r->len; put += (size_t) n) {
-        n = pwrite(fd, k->data + put, r->len - put, (off_t) (off + put));
-        if (n < 0 && errno == EINTR) {
-            n = 0;
-            continue;
-        }
-        if (n <= 0) {
-            ts_err("pwrite(\"%s\") failed: %s", l->part, strerror(errno));
-            dl_local_fail(w, r->dl, NODE_DL_ACTIVE,
-                          "write to the .part file failed");
-            return;
-        }
-    }
-    dl_fh_wrote(l, fd, r->chunk);
-    if (r->dup ? atomic_load(&d->id) != r->dl_id
-               : !dl_local_chunk_mine(w, r->dl, r->dl_id, r->chunk))
+    if (dl_recv_store(w, r->dl, r->dl_id, r->chunk, k->data, r->len,
+                      r->src, r->dup) < 0)
     {
-        /* an endgame copy holds no claim: verified bytes are the same
-         * whoever writes them, the done bit is set once */
         return;
     }
-    atomic_store_explicit(&node_dl_srcof(w->shm, r->dl)[r->chunk],
-                          (uint8_t) (r->src + 1), memory_order_relaxed);
-    old = atomic_fetch_or(&done[r->chunk >> 6], 1ull << (r->chunk & 63));
-    if (!(old & (1ull << (r->chunk & 63)))) {
-        node_dl_have_note(d, r->chunk);     /* pushed to who asked */
-        atomic_fetch_add(&d->bytes_done, r->len);
-        atomic_fetch_add(&d->chunks_done, 1);
-        /* an endgame copy that lost the race by a hair is not counted */
-        atomic_fetch_add(&w->stats->chunks_down, 1);
-        atomic_fetch_add(&src->chunks, 1);
-    }
-    atomic_fetch_add(&w->stats->bytes_down, r->len);
-    atomic_fetch_add(&src->bytes, r->len);
-    node_peer_count(w->shm, NODE_DIR_DOWN, k->addr, src->fp, r->len);
-    dl_recv_rate(src, r->len, ts_now_us() - k->start_us,
-                 dl_recv_links(w, r->dl, r->src));
-    dl_win_reply(k, r->len, ts_now_us() - (r->sent_us > k->start_us
-                                           ? r->sent_us : k->start_us));
+    dl_recv_count(w, r->dl, r->src, 1, r->len);
+    dl_recv_pace(w, k, r);
     /* the chunk is cache-hot: if it is the frontier, hash it from here */
     dl_fh_advance(w, r->dl, k->data, r->chunk, TS_DL_FH_BATCH_N);
 }
@@ -318,7 +380,9 @@ dl_recv_done(dl_t *w, dl_link_t *k)
 
     k->qhead = (k->qhead + 1) % DL_LINK_QUEUE_N;
     k->qn--;
-    if (r.kind == REQ_GET) {
+    if (r.kind == REQ_GET && r.as > 0) {
+        dl_blk_recv(w, k, &r);      /* a block, or a chunk to assemble */
+    } else if (r.kind == REQ_GET) {
         dl_recv_chunk(w, k, &r);
     } else if (r.kind == REQ_AUTH) {
         k->nauth--;
@@ -349,8 +413,12 @@ dl_recv_head(dl_link_t *k)
     if (k->got < (size_t) need) {
         return (int) ((size_t) need - k->got);
     }
+    /* a peer without ranges answers a ranged GET "malformed" with
+     * index 0 (ts_proto.h) */
     if (peer_msg_data_decode(k->small, k->got, k->fh.len, &h) != 0
-        || h.index != r->chunk || (h.status == TS_OK && h.len != r->len))
+        || (h.index != r->chunk
+            && !(r->blk > 0 && h.status == TS_ERR_BADREQ && h.index == 0))
+        || (h.status == TS_OK && h.len != r->len))
     {
         return -1;
     }

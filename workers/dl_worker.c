@@ -56,6 +56,7 @@ dl_loop_schedule(dl_t *w)
     int64_t now = ts_now_ms();
     int     i, progress;
 
+    dl_blk_sweep(w);        /* assemblies whose chunk or download ended */
     for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
         node_dl_sh_t *d = &w->dls[i];
         dl_local_t   *l = &w->loc[i];
@@ -231,6 +232,7 @@ dl_loop_cleanup(dl_t *w)
         dl_link_free(k);
         w->conns[i] = NULL;
     }
+    dl_blk_cleanup(w);
     for (i = 0; i < TS_NODE_DOWNLOADS_N; i++) {
         dl_local_drop(&w->loc[i]);
     }

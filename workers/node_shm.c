@@ -231,7 +231,7 @@ node_peer_is(const node_peer_sh_t *e, int dir, const char *addr,
 
 void
 node_peer_count(const ts_shm_t *s, int dir, const char *addr,
-                const uint8_t *fp, uint64_t bytes)
+                const uint8_t *fp, uint32_t chunks, uint64_t bytes)
 {
     node_peer_sh_t *t = node_peers(s), *e = NULL;
     uint32_t        st, exp;
@@ -267,7 +267,7 @@ node_peer_count(const ts_shm_t *s, int dir, const char *addr,
     if (e == NULL) {
         e = &t[dir];
     }
-    atomic_fetch_add_explicit(&e->chunks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->chunks, chunks, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->bytes, bytes, memory_order_relaxed);
 }
 

@@ -209,7 +209,9 @@ typedef struct {
     _Atomic uint32_t failures;         /* bad chunks from it */
     _Atomic uint32_t errors;           /* consecutive I/O errors */
     _Atomic uint64_t rate_bps;         /* measured, EWMA */
-    _Atomic uint64_t chunks;           /* chunks we got from it */
+    _Atomic uint64_t chunks;           /* chunks we got from it (one
+                                          assembled from blocks: for the
+                                          peer of most of them) */
     _Atomic int64_t  map_ms;           /* map refreshed at (monotonic) */
     _Atomic int64_t  retry_after_ms;   /* after an error: back off */
     _Atomic uint64_t map_owner;        /* claim: who refreshes the map */
@@ -355,12 +357,13 @@ node_rate_sh_t   *node_rate(const ts_shm_t *s);
 _Atomic uint8_t  *node_dl_srcof(const ts_shm_t *s, int i);
 /* The peer table (TS_NODE_PEER_STATS_N entries), or NULL. */
 node_peer_sh_t   *node_peers(const ts_shm_t *s);
-/* Adds one chunk of `bytes` to the entry of (dir, addr, fp), claiming
- * one if there is none (the "other" entry when the table is full).
- * fp may be NULL (all zero).  Lock-free. */
+/* Adds `chunks` chunks of `bytes` in all to the entry of (dir, addr,
+ * fp), claiming one if there is none (the "other" entry when the table
+ * is full); a block of a chunk counts 0 chunks.  fp may be NULL (all
+ * zero).  Lock-free. */
 void              node_peer_count(const ts_shm_t *s, int dir,
                                   const char *addr, const uint8_t *fp,
-                                  uint64_t bytes);
+                                  uint32_t chunks, uint64_t bytes);
 /* The seeder's sent-lately cache, or NULL. */
 node_sent_sh_t   *node_sent(const ts_shm_t *s);
 

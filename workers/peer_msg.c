@@ -54,6 +54,32 @@ peer_msg_req_encode(ts_wbuf_t *b, uint8_t type, const char *group,
 }
 
 
+void
+peer_msg_range_encode(ts_wbuf_t *b, const char *group, const char *name,
+                      uint32_t index, uint32_t off, uint32_t len)
+{
+    peer_msg_req_encode(b, TS_MSG_PEER_GET, group, name, index);
+    ts_put_u32(b, off);
+    ts_put_u32(b, len);
+}
+
+
+int
+peer_msg_range_check(uint32_t off, uint32_t len, uint32_t chunk_len)
+{
+    if (chunk_len == 0 || chunk_len > TS_CHUNK_B || len == 0
+        || off % TS_BLOCK_B != 0 || off >= chunk_len
+        || len > chunk_len - off)
+    {
+        return -1;
+    }
+    if (len % TS_BLOCK_B != 0 && off + len != chunk_len) {
+        return -1;
+    }
+    return 0;
+}
+
+
 int
 peer_msg_req_decode(uint8_t type, const uint8_t *p, size_t n,
                     peer_msg_req_t *out)
@@ -72,6 +98,13 @@ peer_msg_req_decode(uint8_t type, const uint8_t *p, size_t n,
     }
     if (type == TS_MSG_PEER_GET) {
         out->index = ts_get_u32(&rb);
+        /* a ranged GET: exactly two more u32 (ts_rbuf_end says if any
+         * byte is left over or one was missing) */
+        if (ts_rbuf_left(&rb) > 0) {
+            out->ranged = 1;
+            out->off = ts_get_u32(&rb);
+            out->len = ts_get_u32(&rb);
+        }
     }
     if (peer_msg_tail_ok(&rb, out->group, out->name)) {
         return 0;

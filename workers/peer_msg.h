@@ -54,11 +54,14 @@
 
 /* ---- requests (downloader -> uploader) -------------------------------- */
 
-/* PEER_MAP: str group, str name.  PEER_GET: the same, then u32 index. */
+/* PEER_MAP: str group, str name.  PEER_GET: the same, then u32 index,
+ * and for a ranged GET u32 offset, u32 length (bytes within the chunk). */
 typedef struct {
     char      group[TS_ID_MAX_B + 1];
     char      name[TS_NAME_MAX_B + 1];
     uint32_t  index;            /* PEER_GET; 0 for a PEER_MAP */
+    uint8_t   ranged;           /* a ranged PEER_GET */
+    uint32_t  off, len;         /* its range (unchecked: see below) */
 } peer_msg_req_t;
 
 /* The header of a frame an uploader reads: ts_frame_hdr_decode within
@@ -70,10 +73,19 @@ int  peer_msg_req_hdr_decode(const uint8_t in[TS_FRAME_HDR_B],
 /* type is TS_MSG_PEER_MAP or TS_MSG_PEER_GET. */
 void peer_msg_req_encode(ts_wbuf_t *b, uint8_t type, const char *group,
                          const char *name, uint32_t index);
+/* A ranged PEER_GET of len bytes at off within chunk index. */
+void peer_msg_range_encode(ts_wbuf_t *b, const char *group, const char *name,
+                           uint32_t index, uint32_t off, uint32_t len);
 /* -1 for another type, a malformed payload, an invalid group id or file
- * name; out is then zeroed. */
+ * name; out is then zeroed.  A ranged GET's offset and length are only
+ * read here: peer_msg_range_check says whether they fit the chunk. */
 int  peer_msg_req_decode(uint8_t type, const uint8_t *p, size_t n,
                          peer_msg_req_t *out);
+/* 0 if [off, off + len) is a range a ranged GET may ask of a chunk of
+ * chunk_len bytes (1..TS_CHUNK_B): 0 < len, offset a multiple of
+ * TS_BLOCK_B, length a multiple too unless the range ends at the chunk's
+ * end, off + len <= chunk_len (no overflow).  -1 otherwise. */
+int  peer_msg_range_check(uint32_t off, uint32_t len, uint32_t chunk_len);
 
 /* PEER_AUTH: blob ticket (1..TS_TICKET_MAX_B bytes). */
 void peer_msg_auth_encode(ts_wbuf_t *b, const uint8_t *ticket, uint32_t len);

@@ -50,8 +50,10 @@ typedef struct {
     uint8_t   status;           /* PEER_AUTH: the answer, decided when
                                    parsed */
     uint8_t   want_have;        /* PEER_MAP with TS_FF_HAVE */
+    uint8_t   ranged;           /* PEER_GET: a ranged one (roff, rlen) */
     uint64_t  reqid;
     uint32_t  index;
+    uint32_t  roff, rlen;       /* its range, checked when served */
     char      group[TS_ID_MAX_B + 1];
     char      name[TS_NAME_MAX_B + 1];
     char      msg[TS_UP_MSG_B];    /* PEER_AUTH: the reason of a refusal */
@@ -108,7 +110,11 @@ typedef struct {
     int         file_fd;        /* dup()ed; -1 when none */
     off_t       file_off;
     size_t      file_left;
-    uint32_t    chunk_len;
+    uint32_t    chunk_len;      /* bytes of the reply's data (a chunk,
+                                   or a ranged GET's range) */
+    int         ranged;         /* the reply in progress is a range
+                                   that does not end at the chunk's end
+                                   (not counted as a chunk) */
     int         active;         /* counted in active_uploads */
     int         share_idx;      /* for per-share counters, or -1 */
     size_t      rate_credit;    /* upload-cap bytes granted, not yet sent */

@@ -389,6 +389,9 @@ up_link_parse(up_t *u, up_link_t *k, const ts_frame_hdr_t *h, const uint8_t *p)
             memcpy(r->group, m.group, sizeof(r->group));
             memcpy(r->name, m.name, sizeof(r->name));
             r->index = m.index;
+            r->ranged = m.ranged;
+            r->roff = m.off;
+            r->rlen = m.len;
         } else {
             r->bad = 1;
         }

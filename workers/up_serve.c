@@ -5,7 +5,9 @@
  * Purpose: a chunk goes out as a small header (ts_conn_write) followed by
  * the bytes straight from the page cache (ts_conn_sendfile: sendfile on a
  * plaintext link, pread + TLS otherwise), non-blocking, with the send
- * state kept per link.  Shares are served from their path after
+ * state kept per link.  A ranged GET is served the same way, its range
+ * checked by peer_msg_range_check once the chunk's length is known
+ * (anything else: BADREQ, nothing more).  Shares are served from their path after
  * fstat/stat show the size and mtime recorded at upload (else the share
  * becomes STALE and is never served again); downloads in progress are
  * served from the .part (or the final file), only for chunks whose done
@@ -426,7 +428,7 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
     ts_wbuf_t   *b = &k->out;
     struct stat  sb;
     uint64_t     size, off;
-    uint32_t     n, len;
+    uint32_t     n, len, clen;
     int          s, d, fd = -1;
     const char  *why = NULL;
 
@@ -456,7 +458,10 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
         if (fd >= 0) {
             k->share_idx = s;
         }
-        if (fd >= 0 && !up_seed_allow(u, k, s, r->index)) {
+        /* a range is asked at a download's end (the downloader spares
+         * a seeder whose chunk a leecher holds, dl_block.c): a refusal
+         * would stall the chunk's assembly */
+        if (fd >= 0 && !r->ranged && !up_seed_allow(u, k, s, r->index)) {
             /* another peer got it a moment ago: take it from there */
             k->share_idx = -1;
             up_serve_error(u, k, r, TS_ERR_NOTFOUND,
@@ -498,6 +503,17 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
 
     off = (uint64_t) r->index * TS_CHUNK_B;
     len = (uint32_t) (size - off < TS_CHUNK_B ? size - off : TS_CHUNK_B);
+    clen = len;
+    if (r->ranged) {
+        /* hostile offsets and lengths get this answer and nothing else */
+        if (peer_msg_range_check(r->roff, r->rlen, len) != 0) {
+            up_serve_error(u, k, r, TS_ERR_BADREQ, "bad range: not whole "
+                           "blocks within the chunk");
+            return;
+        }
+        off += r->roff;
+        len = r->rlen;
+    }
 
     k->file_fd = dup(fd);
     if (k->file_fd < 0) {
@@ -508,6 +524,9 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
     k->file_off = (off_t) off;
     k->file_left = len;
     k->chunk_len = len;
+    /* the block that ends a chunk counts the chunk: the blocks of one
+     * chunk count one chunk, whoever served the others */
+    k->ranged = r->ranged && r->roff + r->rlen < clen;
     k->active = 1;
     up_serve_active(u, 1);
 
@@ -531,6 +550,7 @@ up_serve_peer_count(up_t *u, const up_link_t *k)
         snprintf(ip, sizeof(ip), "?");
     }
     node_peer_count(u->shm, NODE_DIR_UP, ip, k->has_fp ? k->fp : NULL,
+                    k->ranged ? 0 : 1,
                     k->chunk_len);
 }
 
@@ -546,14 +566,15 @@ up_serve_chunk_sent(up_t *u, up_link_t *k)
     if (k->active) {
         k->active = 0;
         up_serve_active(u, -1);
-        atomic_fetch_add(&u->st->chunks_up, 1);
+        /* a range counts its bytes, and a chunk if it ends the chunk */
+        atomic_fetch_add(&u->st->chunks_up, k->ranged ? 0 : 1);
         atomic_fetch_add(&u->st->bytes_up, k->chunk_len);
-        atomic_fetch_add(&u->slot->counter[2], 1);
+        atomic_fetch_add(&u->slot->counter[2], k->ranged ? 0 : 1);
         atomic_fetch_add(&u->slot->counter[3], k->chunk_len);
         up_serve_peer_count(u, k);
         if (k->share_idx >= 0) {
             sh = &node_shares(u->shm)[k->share_idx];
-            atomic_fetch_add(&sh->chunks_served, 1);
+            atomic_fetch_add(&sh->chunks_served, k->ranged ? 0 : 1);
             atomic_fetch_add(&sh->bytes_served, k->chunk_len);
         }
     }

@@ -190,13 +190,27 @@ up_req_frame(const up_auth_tab_t *tab, const grant_t *g, int ng,
     int             perm;
 
     if (peer_msg_req_decode(type, pl, len, &m) != 0) {
-        FZ_CHECK(m.group[0] == '\0' && m.name[0] == '\0' && m.index == 0);
+        FZ_CHECK(m.group[0] == '\0' && m.name[0] == '\0' && m.index == 0
+                 && m.ranged == 0 && m.off == 0 && m.len == 0);
         return;                         /* TS_ERR_BADREQ */
     }
     FZ_CHECK(ts_valid_id(m.group) && ts_valid_filename(m.name));
-    FZ_CHECK(type == TS_MSG_PEER_GET || m.index == 0);
+    FZ_CHECK(type == TS_MSG_PEER_GET || (m.index == 0 && !m.ranged));
     ts_wbuf_init(&w);
-    peer_msg_req_encode(&w, type, m.group, m.name, m.index);
+    if (m.ranged) {
+        /* up_serve_get's rule: whatever passes fits the chunk */
+        uint32_t clen = (m.index % TS_CHUNK_B) + 1;
+
+        if (peer_msg_range_check(m.off, m.len, clen) == 0) {
+            FZ_CHECK(m.len > 0 && m.off < clen && m.len <= clen - m.off
+                     && m.off % TS_BLOCK_B == 0
+                     && (m.len % TS_BLOCK_B == 0 || m.off + m.len == clen));
+        }
+        peer_msg_range_encode(&w, m.group, m.name, m.index, m.off, m.len);
+    } else {
+        FZ_CHECK(m.off == 0 && m.len == 0);
+        peer_msg_req_encode(&w, type, m.group, m.name, m.index);
+    }
     same_bytes(&w, pl, len);
     ts_wbuf_free(&w);
     perm = up_auth_ok(tab, m.group, m.name, ts_wall_ms());

@@ -246,6 +246,17 @@ gen_peer(ts_ticket_signer_t *s)
     req(&all, &pl, TS_MSG_PEER_MAP, "other.bin", 0, 4);
     gen_emit("peer", "up-auth-map-get", all.data, all.len);
 
+    /* uploader: ranged GETs, a valid one and hostile ones */
+    stream(&all, 0, 0);
+    auth(&all, &pl, &tk, 0xc0, 1);
+    ts_wbuf_reset(&pl);
+    peer_msg_range_encode(&pl, "g1", "f1.bin", 0, TS_BLOCK_B, TS_BLOCK_B);
+    frame(&all, TS_MSG_PEER_GET, 0, 2, &pl);
+    ts_wbuf_reset(&pl);
+    peer_msg_range_encode(&pl, "g1", "f1.bin", 0, 1, UINT32_MAX);
+    frame(&all, TS_MSG_PEER_GET, 0, 3, &pl);
+    gen_emit("peer", "up-ranged-get", all.data, all.len);
+
     /* uploader: no ticket, then one for another identity */
     stream(&all, 0, 0);
     req(&all, &pl, TS_MSG_PEER_MAP, "f1.bin", 0, 1);

@@ -73,6 +73,7 @@ _PROBE_FIELDS = [
     ("src.state", "offsetof(node_src_sh_t, state)"),
     ("src.failures", "offsetof(node_src_sh_t, failures)"),
     ("src.chunks", "offsetof(node_src_sh_t, chunks)"),
+    ("src.bytes", "offsetof(node_src_sh_t, bytes)"),
     ("sources_n", "TS_NODE_SOURCES_N"),
     ("T_DLDATA", "NODE_T_DLDATA"),
     ("off.claims", "NODE_OFF_CLAIMS"),
@@ -264,7 +265,7 @@ class NodeShm:
 
     def downloads(self):
         """[{group, name, state, waiting, bytes_done, chunks_done,
-        sources: {addr: {state, chunks, failures}}}] non-FREE."""
+        sources: {addr: {state, chunks, bytes, failures}}}] non-FREE."""
         L = self.L
         out = []
         for _, e, st in self._entries("T_DLS", "dl.state"):
@@ -277,6 +278,7 @@ class NodeShm:
                 srcs[self._str(s + L["src.addr"], 64)] = {
                     "state": sst,
                     "chunks": self._u(s + L["src.chunks"], "Q"),
+                    "bytes": self._u(s + L["src.bytes"], "Q"),
                     "failures": self._u(s + L["src.failures"], "I")}
             out.append({"state": st,
                         "waiting": self._u(e + L["dl.waiting"], "I"),

@@ -228,6 +228,24 @@ def swarm(bed, tmpdir, size, leechers, timeout=300, trace=None):
                               .items()} for n in leech}}
 
 
+def cleanup():
+    """Stops every process by pid; unlinks their shm segments (SIGKILLed
+    programs leave them; ours only)."""
+    reap_all()
+    for name in SEGMENTS:
+        try:
+            os.unlink(os.path.join("/dev/shm", name))
+        except OSError:
+            pass
+
+
+def parse_size(text):
+    """'64M' -> 67108864 (K, M, G suffixes; a plain number is bytes)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.upper()
+    return int(t[:-1]) * units[t[-1]] if t[-1] in units else int(t)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="a Tessera swarm on a WAN bed")
     ap.add_argument("--size", default="256M")
@@ -244,10 +262,7 @@ def main(argv=None):
     # a SIGTERM (bench/wan.sh's timeout) unwinds like Ctrl-C: the bed's
     # teardown runs
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    size = a.size.upper()
-    size = int(size[:-1]) * units[size[-1]] if size[-1] in units \
-        else int(size)
+    size = parse_size(a.size)
     with tempfile.TemporaryDirectory(prefix="tessera-wan.") as tmp:
         if a.keep:
             # the nodes' state dirs and logs stay for a look afterwards
@@ -262,13 +277,7 @@ def main(argv=None):
                         json.dump(trace, f)
                 cpu = bed.emu_cpu_s()
         finally:
-            reap_all()
-            # SIGKILLed programs leave their segments: ours only (ports)
-            for name in SEGMENTS:
-                try:
-                    os.unlink(os.path.join("/dev/shm", name))
-                except OSError:
-                    pass
+            cleanup()
     r.update({"delay_ms": a.delay, "rate_mbit": a.rate, "loss_pct": a.loss,
               "emu_cpu_s": cpu})
     print(json.dumps(r))

@@ -21,11 +21,13 @@
  *                     certificate no CA signed).  T < 0: already expired.
  *   peer --addr IP:PORT (--cert DIR | --no-cert) [--expect-fp HEX]
  *        [--ticket HEX] --group G --name F [--get IDX [--count N]]
- *        [--plain] [--idle-ms MS] [--timeout-ms MS]
+ *        [--range OFF:LEN] [--plain] [--idle-ms MS] [--timeout-ms MS]
  *                     connects as a downloader (TLS, DIR's identity made
  *                     if missing, or --plain), sends PEER_AUTH with the
  *                     ticket if given, then PEER_GET IDX .. IDX+N-1 (or
- *                     PEER_MAP), pipelined, and prints one line
+ *                     PEER_MAP), pipelined (ranged GETs of bytes
+ *                     OFF..OFF+LEN-1 of each chunk with --range, the
+ *                     values sent as given), and prints one line
  *                       auth=<st> map=<st> get=<st> bytes=N sha1=<hex|->
  *                     (<st>: a status name such as OK, PERM, AUTH, "-"
  *                     when not sent, "closed" when no reply came; for N
@@ -76,7 +78,8 @@ sec_usage(FILE *f)
 "                     --ttl-ms T [--key K --crt C]\n"
 "       ts_sec peer --addr IP:PORT (--cert DIR | --no-cert)\n"
 "                   [--expect-fp HEX] [--ticket HEX] --group G --name F\n"
-"                   [--get IDX [--count N]] [--plain] [--idle-ms MS]\n"
+"                   [--get IDX [--count N]] [--range OFF:LEN] [--plain]\n"
+"                   [--idle-ms MS]\n"
 "                   [--timeout-ms MS]\n"
 "\n"
 "  mkcert   make (if missing) a self-signed node identity in DIR; print\n"
@@ -292,6 +295,19 @@ sec_ticket(const sec_opts_t *o)
 
 /* ---- main ------------------------------------------------------------- */
 
+/* --range OFF:LEN into o, the values as given (hostile ones too).  0,
+ * or EINVAL. */
+static int
+sec_range_arg(const char *arg, sec_opts_t *o)
+{
+    char tail;
+
+    o->ranged = 1;
+    return sscanf(arg, "%" SCNu32 ":%" SCNu32 "%c", &o->roff, &o->rlen,
+                  &tail) == 2 ? 0 : EINVAL;
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -311,6 +327,7 @@ main(int argc, char **argv)
         { "ticket",     required_argument, NULL, 't' },
         { "get",        required_argument, NULL, 'G' },
         { "count",      required_argument, NULL, 'K' },
+        { "range",      required_argument, NULL, 'R' },
         { "plain",      no_argument,       NULL, 'p' },
         { "idle-ms",    required_argument, NULL, 'i' },
         { "timeout-ms", required_argument, NULL, 'o' },
@@ -371,6 +388,9 @@ main(int argc, char **argv)
             if (o.get_idx < 0 || o.get_idx > (long) UINT32_MAX) {
                 errno = ERANGE;
             }
+            break;
+        case 'R':
+            errno = sec_range_arg(optarg, &o);
             break;
         case 'K':
             o.count = strtol(optarg, &end, 10);

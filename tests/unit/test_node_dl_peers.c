@@ -115,6 +115,12 @@ t_liar_conn(void *arg)
             {
                 len = (uint32_t) (t_liar_size - (uint64_t) idx * TS_CHUNK_B);
             }
+            if (ts_rbuf_left(&r) == 8) {
+                /* a ranged GET (offset, length): that many wrong bytes */
+                (void) ts_get_u32(&r);
+                len = ts_get_u32(&r);
+                len = len <= TS_CHUNK_B ? len : TS_CHUNK_B;
+            }
             ts_random(junk, len);
             ts_reply_begin(&b, TS_OK, "");
             ts_put_u32(&b, 0);

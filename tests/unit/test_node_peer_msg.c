@@ -66,6 +66,79 @@ test_req_roundtrip(void **state)
                                          &m), -1);
 }
 
+/* A ranged GET: the trailing offset and length round-trip; one byte
+ * short or over is malformed; a plain GET reads as not ranged. */
+static void
+test_req_range(void **state)
+{
+    peer_msg_req_t m;
+    size_t         full, i;
+
+    (void) state;
+    peer_msg_range_encode(&w, "grp", "f", 7, 2 * TS_BLOCK_B, TS_BLOCK_B);
+    assert_false(w.err);
+    full = w.len;
+    assert_int_equal(full, 2 + 3 + 2 + 1 + 4 + 8);
+    assert_int_equal(peer_msg_req_decode(TS_MSG_PEER_GET, w.data, w.len,
+                                         &m), 0);
+    assert_int_equal(m.index, 7);
+    assert_int_equal(m.ranged, 1);
+    assert_int_equal(m.off, 2 * TS_BLOCK_B);
+    assert_int_equal(m.len, TS_BLOCK_B);
+    /* not a MAP; every truncation inside the tail is malformed, except
+     * the one that leaves a plain GET */
+    assert_int_equal(peer_msg_req_decode(TS_MSG_PEER_MAP, w.data, w.len,
+                                         &m), -1);
+    for (i = full - 8 + 1; i < full; i++) {
+        assert_int_equal(peer_msg_req_decode(TS_MSG_PEER_GET, w.data, i,
+                                             &m), -1);
+        assert_int_equal(m.ranged, 0);
+    }
+    assert_int_equal(peer_msg_req_decode(TS_MSG_PEER_GET, w.data, full - 8,
+                                         &m), 0);
+    assert_int_equal(m.ranged, 0);
+    assert_int_equal(m.off, 0);
+    ts_put_u8(&w, 0);
+    assert_int_equal(peer_msg_req_decode(TS_MSG_PEER_GET, w.data, w.len,
+                                         &m), -1);
+}
+
+/* The range rule: whole blocks within the chunk, the tail excepted;
+ * hostile offsets and lengths (overflow, zero, misaligned) refused. */
+static void
+test_range_check(void **state)
+{
+    const uint32_t B = TS_BLOCK_B, C = TS_CHUNK_B;
+
+    (void) state;
+    assert_int_equal(peer_msg_range_check(0, C, C), 0);
+    assert_int_equal(peer_msg_range_check(0, B, C), 0);
+    assert_int_equal(peer_msg_range_check(C - B, B, C), 0);
+    assert_int_equal(peer_msg_range_check(B, 2 * B, C), 0);
+    /* a short last chunk: its tail block may be short */
+    assert_int_equal(peer_msg_range_check(B, 1000, B + 1000), 0);
+    assert_int_equal(peer_msg_range_check(0, 1000, 1000), 0);
+    assert_int_equal(peer_msg_range_check(0, B + 1000, B + 1000), 0);
+    /* ... but only at the chunk's end */
+    assert_int_equal(peer_msg_range_check(0, 1000, B + 1000), -1);
+    assert_int_equal(peer_msg_range_check(0, B + 1, C), -1);
+    assert_int_equal(peer_msg_range_check(0, B - 1, C), -1);
+    /* zero, misaligned, past the end, overflow */
+    assert_int_equal(peer_msg_range_check(0, 0, C), -1);
+    assert_int_equal(peer_msg_range_check(1, B, C), -1);
+    assert_int_equal(peer_msg_range_check(B / 2, B, C), -1);
+    assert_int_equal(peer_msg_range_check(C, B, C), -1);
+    assert_int_equal(peer_msg_range_check(C - B, 2 * B, C), -1);
+    assert_int_equal(peer_msg_range_check(0, C + B, C), -1);
+    assert_int_equal(peer_msg_range_check(B, UINT32_MAX, C), -1);
+    assert_int_equal(peer_msg_range_check(UINT32_MAX - B + 1, 2 * B, C), -1);
+    assert_int_equal(peer_msg_range_check(UINT32_MAX & ~(B - 1), B, C), -1);
+    assert_int_equal(peer_msg_range_check(B, 1000, B + 999), -1);
+    /* a chunk length no chunk has */
+    assert_int_equal(peer_msg_range_check(0, B, 0), -1);
+    assert_int_equal(peer_msg_range_check(0, B, C + B), -1);
+}
+
 static void
 test_req_bad(void **state)
 {
@@ -594,6 +667,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_req_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_req_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_range_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_req_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_req_hdr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),

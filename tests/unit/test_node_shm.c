@@ -57,20 +57,23 @@ test_peer_table(void **state)
 
     assert_non_null(pt);
     memset(fp, 7, sizeof(fp));
-    node_peer_count(&seg, NODE_DIR_UP, "10.0.0.1", fp, 100);
-    node_peer_count(&seg, NODE_DIR_UP, "10.0.0.1", fp, 50);
-    node_peer_count(&seg, NODE_DIR_DOWN, "10.0.0.1", fp, 7);
-    node_peer_count(&seg, NODE_DIR_UP, "10.0.0.1", NULL, 1);
+    node_peer_count(&seg, NODE_DIR_UP, "10.0.0.1", fp, 1, 100);
+    node_peer_count(&seg, NODE_DIR_UP, "10.0.0.1", fp, 1, 50);
+    node_peer_count(&seg, NODE_DIR_DOWN, "10.0.0.1", fp, 1, 7);
+    node_peer_count(&seg, NODE_DIR_UP, "10.0.0.1", NULL, 1, 1);
+    /* a block: its bytes, no chunk */
+    node_peer_count(&seg, NODE_DIR_DOWN, "10.0.0.1", fp, 0, 3);
     assert_int_equal(atomic_load(&pt[2].bytes), 150);
     assert_int_equal(atomic_load(&pt[2].chunks), 2);
     assert_int_equal(pt[3].dir, NODE_DIR_DOWN);
-    assert_int_equal(atomic_load(&pt[3].bytes), 7);
+    assert_int_equal(atomic_load(&pt[3].bytes), 10);
+    assert_int_equal(atomic_load(&pt[3].chunks), 1);
     assert_int_equal(atomic_load(&pt[4].bytes), 1);    /* another fp */
     /* fill it: the rest goes to "other" (entry 0 up, 1 down) */
     for (i = 0; i < 2 * TS_NODE_PEER_STATS_N; i++) {
         snprintf(addr, sizeof(addr), "10.1.%d.%d:6000", i / 256, i % 256);
         node_peer_count(&seg, i % 2 ? NODE_DIR_DOWN : NODE_DIR_UP, addr,
-                        NULL, 1000);
+                        NULL, 1, 1000);
     }
     assert_true(atomic_load(&pt[NODE_DIR_UP].chunks) > 0);
     assert_true(atomic_load(&pt[NODE_DIR_DOWN].chunks) > 0);
@@ -88,7 +91,7 @@ test_peer_table(void **state)
     }
     assert_int_equal(used, TS_NODE_PEER_STATS_N - 2);
     assert_int_equal(up, 151 + TS_NODE_PEER_STATS_N * 1000ull);
-    assert_int_equal(down, 7 + TS_NODE_PEER_STATS_N * 1000ull);
+    assert_int_equal(down, 10 + TS_NODE_PEER_STATS_N * 1000ull);
     assert_int_equal(chunks, 4 + 2ull * TS_NODE_PEER_STATS_N);
 }
 

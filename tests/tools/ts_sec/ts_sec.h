@@ -27,6 +27,8 @@ typedef struct {
     int         trackers;
     long        get_idx;            /* -1: PEER_MAP */
     long        count;              /* GETs from get_idx on */
+    int         ranged;             /* --range: every GET a ranged one */
+    uint32_t    roff, rlen;         /* ... of these bytes (any values) */
     int         plain;
     int         no_cert;
     int         idle_ms;

@@ -86,6 +86,10 @@ sec_send_req(ts_conn_t *c, const sec_opts_t *o, long i, int tmo)
     ts_put_str(&b, o->name);
     if (i >= 0) {
         ts_put_u32(&b, (uint32_t) (o->get_idx + i));
+        if (o->ranged) {
+            ts_put_u32(&b, o->roff);
+            ts_put_u32(&b, o->rlen);
+        }
     }
     rc = sec_send(c, i >= 0 ? TS_MSG_PEER_GET : TS_MSG_PEER_MAP,
                   2 + (uint64_t) (i >= 0 ? i : 0), &b, tmo);
