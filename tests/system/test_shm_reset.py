@@ -118,7 +118,10 @@ def test_node_segment_rebuilt(tracker, tmp_path):
                       15), seeder.stderr()[-3000:]
     assert "shm segment rebuilt" in seeder.stderr()
     assert shm_show(seg)["epoch"] != epoch
-    assert [s["name"] for s in seeder.shm_shares()] == ["n.bin"]
+    # the shares come back from node.tdb as the new segment is filled
+    # (the agent republishes them): wait for it, bounded
+    assert wait_until(lambda: [s["name"] for s in seeder.shm_shares()]
+                      == ["n.bin"], 10), seeder.shm_shares()
 
     # the leecher: reset while its download is in progress
     frozen = leech.freeze_downloaders()
