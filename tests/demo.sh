@@ -332,19 +332,19 @@ awk -v mib="$MIB" -v ms="$ms" 'BEGIN {
     printf "   %d MiB to each of 2 leechers in %.2f s: %.1f MiB/s in total\n",
         mib, ms / 1000, 2 * mib * 1000 / ms }'
 # chunks each seeder served: the shares' counters in the nodes' shm
-# segments (the client prints no such counter); offsets come from the
-# real headers through tests/system/nodes.py.
+# segments, named after each node's state directory; offsets come from
+# the real headers through tests/system/nodes.py.
 args=()
 for u in "${SEEDERS[@]}" "${LEECHERS[@]}"; do
-    args+=("$u" "${NODE_PORT[$u]}")
+    args+=("$u" "$WORK/$u/state")
 done
 ROOT=$ROOT $PY - "${args[@]}" <<'EOF' 2>/dev/null || echo "   (chunks per source: shm counters not readable)"
 import os, sys
 sys.path.insert(0, os.path.join(os.environ.get("ROOT", "."), "tests/system"))
 import nodes
 a = sys.argv[1:]
-for u, port in zip(a[::2], a[1::2]):
-    s = nodes.NodeShm(int(port))
+for u, state in zip(a[::2], a[1::2]):
+    s = nodes.NodeShm(state)
     served = sum(x["chunks_served"] for x in s.shares()
                  if x["name"] == "movie.bin")
     st = s.stats()
