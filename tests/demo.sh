@@ -76,6 +76,9 @@ die() {
     echo "demo: $*" >&2
     exit 1
 }
+# a client that exits closes its stdin FIFO: writing to it then fails
+# with EPIPE (and a message), not a SIGPIPE that ends the demo silently
+trap '' PIPE
 
 free_port() {
     $PY -c 'import socket
@@ -208,8 +211,9 @@ ncmd() {
     mark="zz-demo-mark-${NODE_MARK[$u]}"
     out=${NODE_OUT[$u]}
     n0=$(wc -l <"$out")
-    printf '%s\necho %s\n' "$cmd" "$mark" >&"${NODE_FD[$u]}" ||
-        die "$u: node stdin closed"
+    printf '%s\necho %s\n' "$cmd" "$mark" >&"${NODE_FD[$u]}" || {
+        tail -n 5 "$out" "$WORK/$u/err" 2>/dev/null | sed 's/^/   /' >&2
+        die "$u: its client exited (stdin closed)"; }
     for i in $(seq 600); do
         if tail -n +$((n0 + 1)) "$out" | grep -qx "$mark"; then
             tail -n +$((n0 + 1)) "$out" | sed "/^$mark\$/,\$d" |
