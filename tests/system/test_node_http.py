@@ -173,7 +173,10 @@ def test_two_sources_metrics_api_and_map(tracker, tmp_path):
     assert line.startswith("[C]") and sha1_file(dest) == want, line
 
     m = metrics(leech)
-    assert summed(m, "tessera_node_bytes_total", direction="down") == size
+    # every byte of the file, plus what an endgame or block copy fetched
+    # twice (whole blocks; the same bound as the seeders' side below)
+    down = summed(m, "tessera_node_bytes_total", direction="down")
+    assert size <= down <= size + ENDGAME_CHUNKS * CHUNK, (down, size)
     assert summed(m, "tessera_node_chunks_total", direction="down") == n
     peers = {dict(lab)["peer"]: v for (nm, lab), v in m.items()
              if nm == "tessera_node_chunks_total"
