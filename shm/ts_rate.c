@@ -137,6 +137,38 @@ ts_rate_take(ts_rate_sh_t *b, uint64_t want, uint64_t min, int64_t now_ns,
 }
 
 
+int64_t
+ts_rate_reserve(ts_rate_sh_t *b, uint64_t *want, int64_t now_ns,
+                uint64_t *rate_Bps)
+{
+    uint64_t  rate, burst = 0;
+    int64_t   tat, base, due;
+
+    rate = atomic_load_explicit(&b->rate_Bps, memory_order_acquire);
+    *rate_Bps = rate;
+    if (rate != 0) {
+        burst = atomic_load_explicit(&b->burst_B, memory_order_relaxed);
+        if (*want > burst) {
+            *want = burst;
+        }
+    }
+    atomic_fetch_add_explicit(&b->taken_B, *want, memory_order_relaxed);
+    if (rate == 0 || *want == 0) {
+        return 0;
+    }
+    tat = atomic_load_explicit(&b->tat_ns, memory_order_acquire);
+    do {
+        base = tat > now_ns ? tat : now_ns;
+    } while (!atomic_compare_exchange_weak_explicit(&b->tat_ns, &tat,
+                 base + ts_rate_cost(*want, rate), memory_order_acq_rel,
+                 memory_order_acquire));
+    /* the bytes are there once the new tat is within the bucket's depth
+     * of now */
+    due = base + ts_rate_cost(*want, rate) - ts_rate_cost(burst, rate);
+    return due > now_ns ? due - now_ns : 0;
+}
+
+
 void
 ts_rate_charge(ts_rate_sh_t *b, uint64_t n, int64_t now_ns)
 {

@@ -53,6 +53,15 @@ void     ts_rate_set(ts_rate_sh_t *b, uint64_t rate_Bps, uint64_t burst_B);
  * there.  Unlimited: always want. */
 int64_t  ts_rate_take(ts_rate_sh_t *b, uint64_t want, uint64_t min,
                       int64_t now_ns, uint64_t *granted);
+/* Takes want bytes (capped at the burst) now, into debt if need be:
+ * they are the caller's, to be used once the returned nanoseconds have
+ * passed (0: at once).  Waiters are so served in the order they asked:
+ * one that wakes late finds its bytes still there, and none can be
+ * starved by others whose timers fire sooner.  *rate_Bps is the rate the
+ * reservation was made at (a caller whose wait sees another rate gives
+ * the bytes back and asks again).  Unlimited: want, at once. */
+int64_t  ts_rate_reserve(ts_rate_sh_t *b, uint64_t *want, int64_t now_ns,
+                         uint64_t *rate_Bps);
 /* Counts n bytes that went out without asking (small control replies):
  * the bucket may go into debt, which the next takers wait out. */
 void     ts_rate_charge(ts_rate_sh_t *b, uint64_t n, int64_t now_ns);

@@ -136,7 +136,7 @@ typedef struct {
     uint32_t    index;
     int64_t     last_rx_ms;
     int64_t     start_us;    /* current reply started (for rate) */
-    size_t      rate_credit; /* download-cap bytes granted, not yet read */
+    node_rate_credit_t rate_cr; /* download-cap bytes reserved, not read */
     int         rate_wait;   /* waiting for tokens: EPOLLIN removed */
     int64_t     rate_held_ms; /* last time the cap held this link back */
 } dl_link_t;
@@ -259,6 +259,8 @@ void   dl_rate_init(dl_t *w);
 /* How much of `want` bytes k may read now (its credit), or 0: k waits
  * for the rate timer with EPOLLIN removed. */
 size_t dl_rate_allow(dl_t *w, dl_link_t *k, size_t want);
+/* Gives back the credit k did not read (it closes or starts over). */
+void   dl_rate_drop(dl_t *w, dl_link_t *k);
 /* n bytes were read on k. */
 void   dl_rate_got(dl_t *w, dl_link_t *k, size_t n);
 /* From the loop's idle pass: resumes waiting links if the timer is not

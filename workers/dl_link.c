@@ -153,7 +153,7 @@ dl_link_close(dl_t *w, dl_link_t *k, int error, const char *why)
     k->woff = 0;
     k->want_out = 0;
     k->rate_wait = 0;
-    k->rate_credit = 0;
+    dl_rate_drop(w, k);
     k->rx = RX_HDR;
     k->got = 0;
     k->closed_ms = ts_now_ms();
@@ -332,7 +332,7 @@ dl_link_connected(dl_t *w, dl_link_t *k)
     dl_win_reset(k);
     k->want_out = 0;
     k->rate_wait = 0;
-    k->rate_credit = 0;
+    dl_rate_drop(w, k);
     k->rx = RX_HDR;
     k->got = 0;
     k->last_rx_ms = ts_now_ms();

@@ -3,10 +3,12 @@
  *
  * Purpose: bytes are read from a peer link only against tokens from the
  * node's download bucket (node_rate_sh_t.down, shared by every
- * downloader worker, whatever the sources).  A link asks for what its
- * next read wants, at most TS_RATE_SLICE_B, and keeps the grant as
- * credit for the reads that follow.  When the bucket is short the link
- * stops reading: EPOLLIN is removed, so the socket's receive window fills
+ * downloader worker, whatever the sources).  A link reserves what its
+ * next read wants, at most TS_RATE_SLICE_B, and keeps it as credit for
+ * the reads that follow.  Reserved rather than taken once there, so the
+ * links of all downloaders are served in the order they asked (one the
+ * scheduler wakes late is not starved by the others).  Until the
+ * reservation is due the link stops reading: EPOLLIN is removed, so the socket's receive window fills
  * and TCP slows the sender; the worker's rate timer, armed for the time
  * the bucket can serve, then re-arms EPOLLIN and reads on.  Nothing
  * spins: an EPOLLHUP/EPOLLERR reported while a link waits (epoll reports
@@ -19,7 +21,8 @@
  *
  * Locking: none (one worker process; the bucket is lock-free).
  * Crash behaviour: a killed worker loses at most its links' unused
- * credit; nothing to repair.
+ * credit; nothing to repair.  A link that closes or starts over gives
+ * its credit back (dl_rate_drop).
  */
 #include <sys/epoll.h>
 
@@ -69,8 +72,8 @@ dl_rate_init(dl_t *w)
 size_t
 dl_rate_allow(dl_t *w, dl_link_t *k, size_t want)
 {
-    uint64_t  g;
-    int64_t   wait_ns, at;
+    int64_t  wait_ns, at;
+    int      ms;
 
     if (w->rate == NULL || k->hs) {
         return want;
@@ -79,32 +82,31 @@ dl_rate_allow(dl_t *w, dl_link_t *k, size_t want)
         /* HUP/ERR while waiting: read through, charged (dl_rate_got) */
         return want;
     }
-    if (k->rate_credit == 0) {
-        if (atomic_load_explicit(&w->rate->rate_Bps, memory_order_relaxed)
-            != 0 && want > TS_RATE_SLICE_B)
-        {
-            want = TS_RATE_SLICE_B;
+    wait_ns = node_rate_credit(w->rate, &k->rate_cr, want, ts_rate_now_ns());
+    if (wait_ns > 0) {
+        ms = node_rate_wait_ms(wait_ns);
+        k->rate_wait = 1;
+        k->rate_held_ms = ts_now_ms();
+        w->rate_waiting++;
+        dl_link_events(w, k, k->want_out ? EPOLLOUT : 0);
+        at = ts_now_ms() + ms;
+        atomic_fetch_add(&w->stats->rate_wait_ns[1], (uint64_t) ms * 1000000);
+        if (!ts_ev_timer_armed(&w->rate_timer) || w->rate_timer.at_ms > at) {
+            (void) ts_ev_timer_at(w->ev, &w->rate_timer, at);
         }
-        wait_ns = ts_rate_take(w->rate, want, TS_RATE_SLICE_MIN_B,
-                               ts_rate_now_ns(), &g);
-        if (wait_ns > 0) {
-            k->rate_wait = 1;
-            k->rate_held_ms = ts_now_ms();
-            w->rate_waiting++;
-            dl_link_events(w, k, k->want_out ? EPOLLOUT : 0);
-            at = ts_now_ms() + node_rate_wait_ms(wait_ns);
-            atomic_fetch_add(&w->stats->rate_wait_ns[1],
-                             (uint64_t) node_rate_wait_ms(wait_ns) * 1000000);
-            if (!ts_ev_timer_armed(&w->rate_timer)
-                || w->rate_timer.at_ms > at)
-            {
-                (void) ts_ev_timer_at(w->ev, &w->rate_timer, at);
-            }
-            return 0;
-        }
-        k->rate_credit = (size_t) g;
+        return 0;
     }
-    return k->rate_credit < want ? k->rate_credit : want;
+    return k->rate_cr.left_B < want ? k->rate_cr.left_B : want;
+}
+
+
+void
+dl_rate_drop(dl_t *w, dl_link_t *k)
+{
+    if (w->rate != NULL) {
+        node_rate_credit_drop(w->rate, &k->rate_cr);
+    }
+    k->rate_cr.left_B = 0;
 }
 
 
@@ -114,16 +116,16 @@ dl_rate_got(dl_t *w, dl_link_t *k, size_t n)
     if (w->rate == NULL || k->hs) {
         return;
     }
-    if (k->rate_wait || n > k->rate_credit) {
+    if (k->rate_wait || n > k->rate_cr.left_B) {
         /* read without (enough) credit: counted as debt */
-        ts_rate_charge(w->rate, k->rate_wait ? n : n - k->rate_credit,
+        ts_rate_charge(w->rate, k->rate_wait ? n : n - k->rate_cr.left_B,
                        ts_rate_now_ns());
         if (!k->rate_wait) {
-            k->rate_credit = 0;
+            k->rate_cr.left_B = 0;
         }
         return;
     }
-    k->rate_credit -= n;
+    k->rate_cr.left_B -= n;
 }
 
 

@@ -104,6 +104,20 @@ typedef struct {
 int  node_rate_set(const ts_shm_t *s, int64_t up_Bps, int64_t down_Bps);
 /* The caps and the byte counters now.  0 or -1. */
 int  node_rate_get(const ts_shm_t *s, node_rate_now_t *out);
+/* A link's share of a cap: bytes reserved in the bucket, not yet used,
+ * the time they may be used from, and the cap they were reserved at. */
+typedef struct {
+    size_t      left_B;
+    int64_t     due_ns;         /* monotonic */
+    uint64_t    at_Bps;
+} node_rate_credit_t;
+/* Gives c's unused bytes back to b (a link that closes or starts over). */
+void node_rate_credit_drop(ts_rate_sh_t *b, node_rate_credit_t *c);
+/* Makes sure c holds credit: with none (or when the cap changed while c
+ * waited) reserves `want` bytes, at most TS_RATE_SLICE_B under a cap.
+ * 0: c->left_B bytes may be used now; else the ns to wait for them. */
+int64_t node_rate_credit(ts_rate_sh_t *b, node_rate_credit_t *c,
+                         size_t want, int64_t now_ns);
 /* A bucket's wait (ns, > 0) as a timer delay in ms: rounded up, at most
  * TS_RATE_WAIT_MAX_MS so a raised cap is seen soon. */
 int  node_rate_wait_ms(int64_t wait_ns);

@@ -117,7 +117,7 @@ typedef struct {
                                    (not counted as a chunk) */
     int         active;         /* counted in active_uploads */
     int         share_idx;      /* for per-share counters, or -1 */
-    size_t      rate_credit;    /* upload-cap bytes granted, not yet sent */
+    node_rate_credit_t rate_cr; /* upload-cap bytes reserved, not sent */
     int         rate_wait;      /* waiting for tokens (no EPOLLOUT) */
     up_have_sub_t have[TS_UP_HAVE_SUBS_N];
 } up_link_t;
@@ -207,6 +207,8 @@ void   up_rate_init(up_t *u);
 /* Bytes of the chunk k may send now (its credit), or 0: k waits for the
  * rate timer (rate_wait set, no EPOLLOUT). */
 size_t up_rate_allow(up_t *u, up_link_t *k);
+/* A closing link gives back the credit it did not send. */
+void   up_rate_drop(up_t *u, up_link_t *k);
 /* n bytes left: of the chunk (file 1, from the credit) or of a reply
  * (file 0, charged). */
 void   up_rate_sent(up_t *u, up_link_t *k, size_t n, int file);

@@ -124,6 +124,7 @@ up_link_close(up_t *u, int idx, const char *why)
     if (k->file_fd >= 0) {
         close(k->file_fd);
     }
+    up_rate_drop(u, k);
     ts_ev_del(u->ev, &k->io);
     ts_conn_free(k->c);
     ts_wbuf_free(&k->out);

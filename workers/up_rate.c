@@ -3,21 +3,26 @@
  *
  * Purpose: a chunk's bytes leave only against tokens from the node's
  * upload bucket (node_rate_sh_t.up, shared by every uploader).  A link
- * asks for at most TS_RATE_SLICE_B at a time and keeps what it got as
- * credit; each sendfile is limited to that credit, so after EAGAIN the
- * same bytes are offered again (as TLS requires) and the cap binds what
+ * reserves at most TS_RATE_SLICE_B at a time and keeps it as credit;
+ * each sendfile is limited to that credit, so after EAGAIN the same
+ * bytes are offered again (as TLS requires) and the cap binds what
  * actually goes out.  Unlimited, the whole chunk is one grant and one
- * sendfile, as without a cap.  A link whose grant was refused stops
- * asking for EPOLLOUT (up_link_events) and sleeps on the worker's rate
- * timer, armed for the earliest time the bucket can serve one; the
- * timer then pumps every waiting link again.  Nothing spins.
+ * sendfile, as without a cap.  A reservation the bucket cannot cover yet
+ * comes with the time it will be: the link stops asking for EPOLLOUT
+ * (up_link_events) and sleeps on the worker's rate timer until then; the
+ * timer then pumps every waiting link again.  Nothing spins.  Because
+ * the bytes are reserved rather than taken once there, links of several
+ * uploader processes are served in the order they asked: a process the
+ * scheduler wakes late still finds its slice, instead of finding it
+ * taken by one that woke sooner, again and again.
  *
  * Small replies (chunk headers, maps) are charged without waiting: the
  * bucket may go into debt, which later grants wait out.
  *
  * Locking: none (one worker process; the bucket is lock-free).
  * Crash behaviour: a killed worker loses at most its links' unused
- * credit (a slice each); nothing to repair.
+ * credit (a slice each); nothing to repair.  A closed link gives its
+ * credit back (up_rate_drop).
  */
 #include <sys/epoll.h>
 
@@ -71,40 +76,38 @@ up_rate_resume(up_t *u)
 size_t
 up_rate_allow(up_t *u, up_link_t *k)
 {
-    uint64_t  g;
-    int64_t   wait_ns, at;
-    size_t    want;
+    int64_t  wait_ns, at;
+    int      ms;
 
     if (u->rate == NULL) {
         return k->file_left;
     }
-    if (k->rate_credit == 0) {
-        want = k->file_left;
-        if (atomic_load_explicit(&u->rate->rate_Bps, memory_order_relaxed)
-            != 0 && want > TS_RATE_SLICE_B)
-        {
-            want = TS_RATE_SLICE_B;
+    wait_ns = node_rate_credit(u->rate, &k->rate_cr, k->file_left,
+                               ts_rate_now_ns());
+    if (wait_ns > 0) {
+        ms = node_rate_wait_ms(wait_ns);
+        k->rate_wait = 1;
+        u->rate_waiting++;
+        at = ts_now_ms() + ms;
+        atomic_fetch_add(&u->st->rate_wait_ns[0], (uint64_t) ms * 1000000);
+        if (!ts_ev_timer_armed(&u->rate_timer) || u->rate_timer.at_ms > at) {
+            /* on ENOMEM the worker's tick resumes it instead */
+            (void) ts_ev_timer_at(u->ev, &u->rate_timer, at);
         }
-        wait_ns = ts_rate_take(u->rate, want, TS_RATE_SLICE_MIN_B,
-                               ts_rate_now_ns(), &g);
-        if (wait_ns > 0) {
-            k->rate_wait = 1;
-            u->rate_waiting++;
-            at = ts_now_ms() + node_rate_wait_ms(wait_ns);
-            atomic_fetch_add(&u->st->rate_wait_ns[0],
-                             (uint64_t) node_rate_wait_ms(wait_ns) * 1000000);
-            if (!ts_ev_timer_armed(&u->rate_timer)
-                || u->rate_timer.at_ms > at)
-            {
-                /* on ENOMEM the worker's tick resumes it instead */
-                (void) ts_ev_timer_at(u->ev, &u->rate_timer, at);
-            }
-            return 0;
-        }
-        k->rate_credit = (size_t) g;
-        k->rate_wait = 0;       /* granted before its timer: EPOLLOUT again */
+        return 0;
     }
-    return k->rate_credit < k->file_left ? k->rate_credit : k->file_left;
+    k->rate_wait = 0;           /* its time came before its timer */
+    return k->rate_cr.left_B < k->file_left ? k->rate_cr.left_B
+                                            : k->file_left;
+}
+
+
+void
+up_rate_drop(up_t *u, up_link_t *k)
+{
+    if (u->rate != NULL) {
+        node_rate_credit_drop(u->rate, &k->rate_cr);
+    }
 }
 
 
@@ -115,7 +118,7 @@ up_rate_sent(up_t *u, up_link_t *k, size_t n, int file)
         return;
     }
     if (file) {
-        k->rate_credit -= n < k->rate_credit ? n : k->rate_credit;
+        k->rate_cr.left_B -= n < k->rate_cr.left_B ? n : k->rate_cr.left_B;
     } else {
         ts_rate_charge(u->rate, n, ts_rate_now_ns());
     }

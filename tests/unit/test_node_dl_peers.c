@@ -210,12 +210,17 @@ test_corrupt_peer(void **state)
 {
     nf_file_t  f;
     char      addrs[2][64], dest[PATH_MAX];
-    int       li, idx, s;
+    int       gi, li, idx, s;
     pthread_t th;
     node_dl_sh_t *d;
 
     nf_make_file(&f, 6ull * TS_CHUNK_B + 777);
-    nf_seeder(NULL, &f, 0, addrs[0], sizeof(addrs[0]));
+    gi = nf_seeder(NULL, &f, 0, addrs[0], sizeof(addrs[0]));
+    /* the good seeder at 4 MiB/s takes ~0.75 s: the liar's link is up
+     * and its garbage read and hashed before the download can end
+     * without it (a machine under load makes its handshake late) */
+    assert_int_equal(node_rate_set(&nf_nodes[gi].shm, 4 * 1024 * 1024, -1),
+                     0);
     li = nf_node_in(NULL, 0, 1, 2, NULL, 0);
     th = t_liar_start(&f, addrs[1], sizeof(addrs[1]));
     idx = nf_leech(li, &f, dest, sizeof(dest), addrs, 2, T_TTL_MS);

@@ -115,6 +115,59 @@ test_long_run_exact(void **state)
 
 /* A charge (bytes sent without asking) puts the bucket into debt; a
  * refund gives unused bytes back. */
+/* Reservations: served in the order asked, each due when the bucket
+ * covers it; a waiter that wakes late still has its bytes, so taker
+ * after taker at random late times never gets more, or less, than the
+ * rate over the run plus one bucket. */
+static void
+test_reserve_order(void **state)
+{
+    ts_rate_sh_t  b;
+    uint64_t      n, at, total = 0;
+    int64_t       t0, now, due, d1, d2, d3;
+    int           i;
+
+    t0 = test_bucket(&b, MIB, 64 * KIB);
+    /* empty at set: three 64 KiB slices are due at 1/16, 2/16, 3/16 s */
+    n = 64 * KIB;
+    d1 = ts_rate_reserve(&b, &n, t0, &at);
+    assert_int_equal(n, 64 * KIB);
+    assert_int_equal(at, MIB);
+    d2 = ts_rate_reserve(&b, &n, t0, &at);
+    d3 = ts_rate_reserve(&b, &n, t0 + NS / 32, &at);
+    assert_true(d1 > NS / 16 - NS / 100 && d1 <= NS / 16 + NS / 100);
+    assert_true(d2 > 2 * NS / 16 - NS / 100 && d2 <= 2 * NS / 16 + NS / 100);
+    /* asked 1/32 s later, due at 3/16 s all the same: the order holds */
+    assert_true(t0 + NS / 32 + d3 > t0 + 3 * NS / 16 - NS / 100
+                && t0 + NS / 32 + d3 <= t0 + 3 * NS / 16 + NS / 100);
+    /* more than the bucket is capped at the bucket */
+    n = MIB;
+    (void) ts_rate_reserve(&b, &n, t0, &at);
+    assert_int_equal(n, 64 * KIB);
+
+    /* 10 s of takers that each wake up to 40 ms after their due time */
+    t0 = test_bucket(&b, MIB, 64 * KIB);
+    now = t0;
+    srand(7);
+    for (i = 0; now < t0 + 10 * NS; i++) {
+        n = 32 * KIB;
+        due = now + ts_rate_reserve(&b, &n, now, &at);
+        total += n;
+        now = due + (rand() % 40) * (NS / 1000);
+    }
+    /* what was reserved by t0 + 10 s: 10 s of the rate (the bucket
+     * starts empty), give or take the last slice */
+    assert_true(total >= 10 * MIB && total <= 10 * MIB + 64 * KIB);
+    assert_int_equal(atomic_load(&b.taken_B), total);
+    /* unlimited: at once */
+    t0 = test_bucket(&b, 0, 0);
+    n = 5 * MIB;
+    assert_int_equal(ts_rate_reserve(&b, &n, t0, &at), 0);
+    assert_int_equal(n, 5 * MIB);
+    assert_int_equal(at, 0);
+}
+
+
 static void
 test_charge_refund(void **state)
 {
@@ -244,6 +297,7 @@ main(void)
         cmocka_unit_test(test_unlimited),
         cmocka_unit_test(test_grant_and_wait),
         cmocka_unit_test(test_long_run_exact),
+        cmocka_unit_test(test_reserve_order),
         cmocka_unit_test(test_charge_refund),
         cmocka_unit_test(test_change),
         cmocka_unit_test(test_processes),
