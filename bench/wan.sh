@@ -36,8 +36,8 @@ TIMEOUT=${TIMEOUT:-900}
 [ "$(id -u)" = 0 ] || { echo "wan.sh: needs root (namespaces, TUN)" >&2; exit 1; }
 [ -x "$TESSERA_TOOLS/wanemu" ] || { echo "wan.sh: make tools first" >&2; exit 1; }
 
-printf '%-34s %5s %9s %9s %7s %11s  %s\n' "link" "run" "wall_s" "MiB/s" \
-    "copies" "emu_cpu_s" "leechers done at (s)"
+printf '%-34s %5s %9s %9s %7s %11s  %s  %s\n' "link" "run" "wall_s" "MiB/s" \
+    "copies" "emu_cpu_s" "leechers done at (s)" "chunks from the seeder"
 for spec in "RTT 50 ms|25|0" "RTT 100 ms|50|0" "RTT 50 ms + 1% loss|25|1"; do
     IFS='|' read -r name delay loss <<< "$spec"
     for ((r = 1; r <= RUNS; r++)); do
@@ -52,9 +52,10 @@ for spec in "RTT 50 ms|25|0" "RTT 100 ms|50|0" "RTT 50 ms + 1% loss|25|1"; do
         echo "$out" >&2
         /usr/bin/python3 -c 'import json, sys
 r = json.loads(sys.argv[1])
-print("%-34s %5s %9.2f %9.2f %7.2f %11.2f  %s" % (sys.argv[2], sys.argv[3],
-      r["wall_s"], r["mib_s"], r["seeder_copies"], r["emu_cpu_s"],
-      " ".join("%.2f" % t for t in r["leecher_s"])))' \
+print("%-34s %5s %9.2f %9.2f %7.2f %11.2f  %s  %s" % (sys.argv[2],
+      sys.argv[3], r["wall_s"], r["mib_s"], r["seeder_copies"],
+      r["emu_cpu_s"], " ".join("%.2f" % t for t in r["leecher_s"]),
+      " ".join("%d" % c for c in r["from_seeder"])))' \
             "$out" "$name ($RATE Mbit/s)" "$r"
     done
 done

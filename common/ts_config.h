@@ -738,6 +738,26 @@
                                             asked for the file within this,
                                             ms */
 #define TS_UP_SEED_ASKERS_N       64       /* peers remembered for that */
+#define TS_UP_FAIR_LEAD_N         2        /* chunks of a complete share one
+                                            peer may get beyond the least
+                                            served peer asking for it too
+                                            (up_seed.c); 0 = no fair share */
+#define TS_UP_FAIR_ACTIVE_MS      300      /* ... a peer counts as asking
+                                            while a GET of it waited or
+                                            started within this, ms */
+#define TS_UP_FAIR_CATCHUP_N      32       /* ... a peer that starts asking
+                                            may catch up this many chunks
+                                            on the least served */
+#define TS_UP_FAIR_RETRY_MS       5        /* a link held back tries again
+                                            after this, ms */
+#define TS_UP_FAIR_HOLD_MAX_MS    250      /* ... and is never held longer
+                                            in a row, ms (a peer that
+                                            cannot take its share does not
+                                            idle the uplink) */
+#define TS_UP_FAIR_LOWAT_B        (512u << 10) /* unsent bytes a link of a
+                                            shared seeder keeps in the
+                                            kernel (TCP_NOTSENT_LOWAT), so
+                                            the share is decided here */
 /* ---- data plane speed ---- */
 #define TS_DL_WHOLE_SHA1_CHECK    0        /* 1 = every download also hashes
                                             the whole file (a second SHA1

@@ -63,8 +63,9 @@
  * 5: per-chunk source (srcof), per-source bytes, the peer table
  *    (NODE_T_PEERS), TLS / rate-wait / restart counters
  * 6: the chunks a seeder sent lately (NODE_T_SENT)
- * 7: chunks verified lately (have_seq, have_ring), push_owner */
-#define NODE_SHM_LAYOUT  7
+ * 7: chunks verified lately (have_seq, have_ring), push_owner
+ * 8: the seeder's fair share per asking peer (node_sent_sh_t fair) */
+#define NODE_SHM_LAYOUT  8
 
 enum {
     NODE_T_SLOTS  = 1,
@@ -89,6 +90,10 @@ typedef struct {
     _Atomic uint64_t slot[TS_UP_SENT_N];
     _Atomic uint64_t askers[TS_UP_SEED_ASKERS_N];  /* share, peer tag and
                                                       when it last asked */
+    _Atomic uint64_t fair[TS_UP_SEED_ASKERS_N];    /* share, peer tag, when
+                                                      it last asked and the
+                                                      chunks it got (up_seed.c
+                                                      fair share) */
 } node_sent_sh_t;
 
 /* The node-wide bandwidth caps (shm/ts_rate.h): every uploader takes from
@@ -144,6 +149,9 @@ typedef struct {
     _Atomic uint32_t http_starts;
     _Atomic uint64_t haves_sent;       /* chunk indices our uploaders
                                           pushed (PEER_HAVE) */
+    _Atomic uint64_t fair_holds;       /* GETs held back a moment for
+                                          the seeder's fair share
+                                          (up_seed.c) */
 } node_stats_sh_t;
 
 /*

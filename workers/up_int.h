@@ -118,7 +118,13 @@ typedef struct {
     int         active;         /* counted in active_uploads */
     int         share_idx;      /* for per-share counters, or -1 */
     node_rate_credit_t rate_cr; /* upload-cap bytes reserved, not sent */
-    int         rate_wait;      /* waiting for tokens (no EPOLLOUT) */
+    int         rate_wait;      /* waiting for tokens (no EPOLLOUT), or
+                                   held back for the fair share */
+    int         fair_share;     /* complete share counted as asked by
+                                   this link's peer (up_seed.c), or -1 */
+    int         fair_slot;      /* its word in node_sent_sh_t fair, or -1 */
+    int64_t     fair_held_ms;   /* held back since (ms), 0 = not held */
+    int         lowat;          /* TCP_NOTSENT_LOWAT set */
     up_have_sub_t have[TS_UP_HAVE_SUBS_N];
 } up_link_t;
 
@@ -188,6 +194,14 @@ int  up_serve_pump(up_t *u, up_link_t *k);
 /* 1 if chunk of complete share `share` may go to k's peer now (noted as
  * sent to it), 0 if another peer got it lately. */
 int  up_seed_allow(up_t *u, const up_link_t *k, int share, uint32_t chunk);
+/* 1 if k's GET of a chunk of complete share `share` must wait: its
+ * peer got TS_UP_FAIR_LEAD_N chunks of it more than the least served
+ * peer that asks for it too (k sleeps on the rate timer then).  Notes
+ * k's peer as asking. */
+int  up_fair_hold(up_t *u, up_link_t *k, int share);
+/* A chunk of share went to k's peer; idle: k has no GET waiting. */
+void up_fair_start(up_t *u, up_link_t *k, int share);
+void up_fair_idle(up_t *u, up_link_t *k);
 
 /* ---- up_have.c: pushed holdings --------------------------------------- */
 void up_have_init(up_t *u);
@@ -214,5 +228,7 @@ void   up_rate_drop(up_t *u, up_link_t *k);
 void   up_rate_sent(up_t *u, up_link_t *k, size_t n, int file);
 /* The rate timer: every waiting link tries again. */
 void   up_rate_resume(up_t *u);
+/* k waits (rate_wait, no EPOLLOUT) until the rate timer at `at` (ms). */
+void   up_rate_sleep(up_t *u, up_link_t *k, int64_t at);
 
 #endif

@@ -73,10 +73,24 @@ up_rate_resume(up_t *u)
 }
 
 
+void
+up_rate_sleep(up_t *u, up_link_t *k, int64_t at)
+{
+    if (!k->rate_wait) {
+        k->rate_wait = 1;
+        u->rate_waiting++;
+    }
+    if (!ts_ev_timer_armed(&u->rate_timer) || u->rate_timer.at_ms > at) {
+        /* on ENOMEM the worker's tick resumes it instead */
+        (void) ts_ev_timer_at(u->ev, &u->rate_timer, at);
+    }
+}
+
+
 size_t
 up_rate_allow(up_t *u, up_link_t *k)
 {
-    int64_t  wait_ns, at;
+    int64_t  wait_ns;
     int      ms;
 
     if (u->rate == NULL) {
@@ -86,14 +100,8 @@ up_rate_allow(up_t *u, up_link_t *k)
                                ts_rate_now_ns());
     if (wait_ns > 0) {
         ms = node_rate_wait_ms(wait_ns);
-        k->rate_wait = 1;
-        u->rate_waiting++;
-        at = ts_now_ms() + ms;
         atomic_fetch_add(&u->st->rate_wait_ns[0], (uint64_t) ms * 1000000);
-        if (!ts_ev_timer_armed(&u->rate_timer) || u->rate_timer.at_ms > at) {
-            /* on ENOMEM the worker's tick resumes it instead */
-            (void) ts_ev_timer_at(u->ev, &u->rate_timer, at);
-        }
+        up_rate_sleep(u, k, ts_now_ms() + ms);
         return 0;
     }
     k->rate_wait = 0;           /* its time came before its timer */

@@ -468,6 +468,9 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
                            "chunk already in the swarm");
             return;
         }
+        if (fd >= 0 && !r->ranged) {
+            up_fair_start(u, k, s);
+        }
     }
     if (fd < 0 && d >= 0 && up_serve_dl_servable(&u->dl_snap)) {
         n = u->dl_snap.nchunks;
@@ -555,6 +558,25 @@ up_serve_peer_count(up_t *u, const up_link_t *k)
 }
 
 
+/* 1 if GET r at the head of k's queue waits for the fair share of a
+ * complete share (up_fair_hold); anything it would be refused for is
+ * answered at once instead. */
+static int
+up_serve_held(up_t *u, up_link_t *k, const up_req_t *r)
+{
+    int s, d;
+
+    if (r->type != TS_MSG_PEER_GET || r->bad || r->ranged
+        || !up_serve_authorized(k, r) || atomic_load(&u->st->paused))
+    {
+        return 0;
+    }
+    up_serve_find(u, r->group, r->name, &s, &d);
+    return s >= 0 && atomic_load(&u->share_snap.state) == NODE_SHARE_READY
+           && r->index < u->share_snap.nchunks && up_fair_hold(u, k, s);
+}
+
+
 /* A chunk went out completely. */
 static void
 up_serve_chunk_sent(up_t *u, up_link_t *k)
@@ -634,9 +656,13 @@ up_serve_pump(up_t *u, up_link_t *k)
         }
 
         if (k->q_n == 0) {
+            up_fair_idle(u, k);     /* its peer asks us for no more now */
             return 0;
         }
         r = &k->q[k->q_head];
+        if (up_serve_held(u, k, r)) {
+            return 0;               /* the rate timer wakes it */
+        }
         k->q_head = (k->q_head + 1) % TS_UP_QUEUE_N;
         k->q_n--;
         up_serve_queued(u, -1);

@@ -54,6 +54,7 @@ _PROBE_FIELDS = [
     ("st.hash_failures", "offsetof(node_stats_sh_t, hash_failures)"),
     ("st.reclaimed_claims", "offsetof(node_stats_sh_t, reclaimed_claims)"),
     ("st.haves_sent", "offsetof(node_stats_sh_t, haves_sent)"),
+    ("st.fair_holds", "offsetof(node_stats_sh_t, fair_holds)"),
     ("sh.state", "offsetof(node_share_sh_t, state)"),
     ("sh.group", "offsetof(node_share_sh_t, group)"),
     ("sh.name", "offsetof(node_share_sh_t, name)"),

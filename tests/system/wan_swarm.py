@@ -213,6 +213,9 @@ def swarm(bed, tmpdir, size, leechers, timeout=300, trace=None):
         assert sha1_file(d) == want, d
     ups = {n.name: n.shm_stats()["chunks_up"] for n in nodes}
     nch = (size + CHUNK - 1) // CHUNK
+    took = {n.name: {names.get(a, a): v["chunks"] for a, v in
+                     n.shm_download(GROUP, "f.bin")["sources"].items()}
+            for n in leech}
     return {"size": size, "leechers": leechers, "wall_s": round(wall, 2),
             "seeder_copies": round(ups[seeder.name] / nch, 3),
             "leecher_s": [round(t, 2) for t in times],
@@ -222,10 +225,11 @@ def swarm(bed, tmpdir, size, leechers, timeout=300, trace=None):
                             for n in leech},
             "haves_sent": {n.name: n.shm_stats()["haves_sent"]
                            for n in leech},
-            # chunks each leecher took from each node (by name)
-            "took": {n.name: {names.get(a, a): v["chunks"] for a, v in
-                              n.shm_download(GROUP, "f.bin")["sources"]
-                              .items()} for n in leech}}
+            # chunks each leecher took from each node (by name), and
+            # from the seeder alone, leechers in order
+            "took": took,
+            "from_seeder": [took[n.name].get(seeder.name, 0) for n in leech],
+            "fair_holds": seeder.shm_stats().get("fair_holds", 0)}
 
 
 def cleanup():
