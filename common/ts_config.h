@@ -745,12 +745,12 @@
 #define TS_UP_FAIR_ACTIVE_MS      300      /* ... a peer counts as asking
                                             while a GET of it waited or
                                             started within this, ms */
-#define TS_UP_FAIR_CATCHUP_N      32       /* ... a peer that starts asking
+#define TS_UP_FAIR_CATCHUP_N      16       /* ... a peer that starts asking
                                             may catch up this many chunks
                                             on the least served */
 #define TS_UP_FAIR_RETRY_MS       5        /* a link held back tries again
                                             after this, ms */
-#define TS_UP_FAIR_HOLD_MAX_MS    250      /* ... and is never held longer
+#define TS_UP_FAIR_HOLD_MAX_MS    100      /* ... and is never held longer
                                             in a row, ms (a peer that
                                             cannot take its share does not
                                             idle the uplink) */
