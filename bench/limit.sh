@@ -26,7 +26,9 @@
 # Usage: bench/limit.sh            (`make bench` runs it)
 # Environment: SIZE (default 1G), RUNS (rounds, default 3), PAUSE (seconds
 #   before each item, default 5), N16=1 (add the 16-leecher run),
-#   ANCHOR=no (skip aria2), TESSERA_BIN (default build/release/bin),
+#   ANCHOR=no (skip aria2), ITEMS (the items to run, by the names of
+#   the summary, e.g. ITEMS="plain4 tls4 probe4 probe4_aead"; default
+#   all), TESSERA_BIN (default build/release/bin),
 #   NOTLS_BIN (default build/notls/bin; its runs are skipped when not
 #   built), KEEP=1 keeps the temp dir, LEECH_TIMEOUT (s, default 300).
 # Every process is stopped by pid; every wait is bounded.  The probe is
@@ -46,6 +48,7 @@ RUNS=${RUNS:-3}
 PAUSE=${PAUSE:-5}
 N16=${N16:-0}
 ANCHOR=${ANCHOR:-yes}
+ITEMS=${ITEMS:-}
 SHARED=
 for d in "$ROOT/../shared/bench" "$ROOT/../../shared/bench"; do
     [ -d "$d" ] && { SHARED=$(cd "$d" && pwd); break; }
@@ -88,6 +91,7 @@ fi
 RES=$WORK/results.tsv       # item wall_s status cpu_s pss_kB setup_s user_s
 
 settle() { sync; sleep "$PAUSE"; }
+want() { [ -z "$ITEMS" ] || [[ " $ITEMS " == *" $1 "* ]]; } # ITEM: run it?
 
 probe_item() { # NAME ARGS...: one probe run -> a results row
     local name=$1 out w c u
@@ -126,16 +130,16 @@ anchor_item() { # aria2 + opentracker, 1 -> 4
 
 for ((r = 1; r <= RUNS; r++)); do
     lb_log "round $r of $RUNS"
-    [ -n "$PROBE" ] && probe_item probe1 --shape star -n 1 --send write --pipe
-    [ -n "$PROBE" ] && probe_item probe1_aead --shape star -n 1 --send write --pipe --aead
-    [ -n "$NOTLS" ] && tessera_item plain1 "$NOTLS" 1
-    tessera_item tls1 "$BIN" 1
-    [ -n "$PROBE" ] && probe_item probe4 --shape swarm -n 4 --send write
-    [ -n "$PROBE" ] && probe_item probe4_aead --shape swarm -n 4 --send write --aead
-    [ -n "$NOTLS" ] && tessera_item plain4 "$NOTLS" 4
-    tessera_item tls4 "$BIN" 4
-    [ "$ANCHOR" = yes ] && anchor_item
-    [ "$N16" = 1 ] && tessera_item tls16 "$BIN" 16
+    [ -n "$PROBE" ] && want probe1 && probe_item probe1 --shape star -n 1 --send write --pipe
+    [ -n "$PROBE" ] && want probe1_aead && probe_item probe1_aead --shape star -n 1 --send write --pipe --aead
+    [ -n "$NOTLS" ] && want plain1 && tessera_item plain1 "$NOTLS" 1
+    want tls1 && tessera_item tls1 "$BIN" 1
+    [ -n "$PROBE" ] && want probe4 && probe_item probe4 --shape swarm -n 4 --send write
+    [ -n "$PROBE" ] && want probe4_aead && probe_item probe4_aead --shape swarm -n 4 --send write --aead
+    [ -n "$NOTLS" ] && want plain4 && tessera_item plain4 "$NOTLS" 4
+    want tls4 && tessera_item tls4 "$BIN" 4
+    [ "$ANCHOR" = yes ] && want anchor4 && anchor_item
+    [ "$N16" = 1 ] && want tls16 && tessera_item tls16 "$BIN" 16
 done
 
 # ---------------------------------------------------------------- summary

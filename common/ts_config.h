@@ -170,7 +170,11 @@
                                             (tracker --handshake-ms) */
 #define TS_TLS_CERT_DAYS_N        3650     /* validity of generated certs */
 #define TS_TLS_STAGE_B            (256u * 1024u) /* ts_conn_sendfile over
-                                            TLS: pread() staging buffer */
+                                            TLS: pread() staging buffer,
+                                            encrypted and sent as one
+                                            batch of records */
+#define TS_TLS_BATCH_REC_N        32       /* records in one such batch
+                                            at most (16 KiB each) */
 #define TS_FP_HEX_B               65       /* fingerprint as hex + NUL */
 #define TS_TICKET_TTL_MS          120000   /* --ticket-ttl (tracker): a
                                             download ticket's lifetime */
@@ -262,8 +266,10 @@
                                             are sent with one write */
 #define TS_NET_SENDFILE_MAX_B     (1u << 30) /* bytes one ts_conn_sendfile
                                             moves at most (fairness) */
-#define TS_TLS_READ_BUF_B         (256u * 1024u) /* peer links: TLS
-                                            read-ahead buffer */
+#define TS_TLS_READ_BUF_B         (64u * 1024u) /* peer links: TLS
+                                            read-ahead buffer (bigger
+                                            ones fall out of cache before
+                                            SSL_read copies out of them) */
 #define TS_TLS_CERT_BACKDATE_S    3600     /* generated certs are valid
                                             from this long before now
                                             (clock skew between hosts) */

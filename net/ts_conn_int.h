@@ -18,6 +18,8 @@
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 
+#include "ts_config.h"
+
 struct ts_conn_s;
 
 /*
@@ -61,6 +63,16 @@ struct ts_conn_s {
     int       peer_admin;           /* CA-signed admin certificate */
     uint8_t  *stage;                /* sendfile over TLS: pread buffer */
     size_t    stage_len, stage_pos;
+    /* sendfile over TLS (ts_tls_batch.c): records encrypted into batch
+     * and not yet sent; record i ends at batch offset rec_end[i] and
+     * carries rec_plain[i] file bytes */
+    BIO      *batch_bio;
+    uint8_t  *batch;
+    size_t    batch_len, batch_off;
+    size_t    batch_unsaid;         /* file bytes sent, not yet returned */
+    uint32_t  rec_end[TS_TLS_BATCH_REC_N];
+    uint32_t  rec_plain[TS_TLS_BATCH_REC_N];
+    int       rec_head, rec_n;
 };
 
 /* ts_net_sendfile.c: sendfile(2) straight to the socket (plain), and the
@@ -70,5 +82,18 @@ ssize_t ts_conn_sendfile_direct(struct ts_conn_s *c, int in_fd, off_t *off,
                                 size_t n);
 ssize_t ts_conn_sendfile_staged(struct ts_conn_s *c, int in_fd, off_t *off,
                                 size_t n);
+/* the stage holds file bytes from off on (pread() when it is used up):
+ * how many of them (at most n) start at stage_pos; 0 the file has no
+ * bytes at off, -1 error (errno) */
+ssize_t ts_conn_stage_fill(struct ts_conn_s *c, int in_fd, off_t off,
+                           size_t n);
+
+/* ts_tls_batch.c: the TLS sendfile (a batch of records per send), the
+ * flush of a batch not yet sent (1 empty, 0 EAGAIN, -1 error) that every
+ * TLS write does first, and freeing the batch (tls_close). */
+ssize_t ts_tls_sendfile(struct ts_conn_s *c, int in_fd, off_t *off,
+                        size_t n);
+int     ts_tls_batch_flush(struct ts_conn_s *c);
+void    ts_tls_batch_free(struct ts_conn_s *c);
 
 #endif

@@ -70,8 +70,9 @@ ssize_t ts_conn_write(ts_conn_t *c, const void *buf, size_t n);
 /* sendfile(2) of n bytes of in_fd from *off (advanced) to the connection.
  * Non-blocking like ts_conn_write: >0 bytes sent, 0 = in_fd has no bytes
  * at *off (file shrank), -1 = error (errno EAGAIN if the socket would
- * block).  Over TLS the bytes are staged through a buffer.  Defined in
- * ts_net_sendfile.c. */
+ * block).  Over TLS the bytes are staged through a buffer and sent a
+ * batch of records at a time (ts_tls_batch.c); a return counts bytes
+ * whose records have left.  Defined in ts_net_sendfile.c. */
 ssize_t ts_conn_sendfile(ts_conn_t *c, int in_fd, off_t *off, size_t n);
 
 /* Deadline helpers: 0 on success, -1 on error/EOF/timeout (errno

@@ -6,11 +6,14 @@
  * never through a user buffer, on a plain connection.  On a TLS
  * connection the bytes must pass through the cipher in user space: they
  * are pread() into a per-connection staging buffer (TS_TLS_STAGE_B,
- * allocated on first use) and written with ts_conn_write, which encrypts
- * them once straight into the record sent.  The staged bytes are the
- * ones at *off, so a partial write or EAGAIN resumes from the stage
- * without reading again; *off and the return value count bytes that
- * actually left, as with sendfile(2).
+ * allocated on first use, filled by ts_conn_stage_fill) and encrypted
+ * once: a batch of records per send(2) on an established link
+ * (ts_tls_batch.c), or here, record by record through ts_conn_write
+ * (ts_conn_sendfile_staged, the path before the handshake ends and after
+ * an SSL_write error).  The staged bytes are the ones at *off, so a
+ * partial write or EAGAIN resumes from the stage without reading again;
+ * *off and the return value count bytes that actually left, as with
+ * sendfile(2).
  *
  * Locking: none; a ts_conn_t belongs to one thread.
  * Crash behaviour: nothing persistent; a dead sender's peer sees EOF/RST.
@@ -26,9 +29,9 @@
 #include "ts_net.h"
 
 ssize_t
-ts_conn_sendfile_staged(ts_conn_t *c, int in_fd, off_t *off, size_t n)
+ts_conn_stage_fill(ts_conn_t *c, int in_fd, off_t off, size_t n)
 {
-    ssize_t r, w;
+    ssize_t r;
     size_t  want;
 
     if (c->stage == NULL) {
@@ -42,19 +45,28 @@ ts_conn_sendfile_staged(ts_conn_t *c, int in_fd, off_t *off, size_t n)
     if (c->stage_pos >= c->stage_len) {
         want = n < TS_TLS_STAGE_B ? n : TS_TLS_STAGE_B;
         do {
-            r = pread(in_fd, c->stage, want, *off);
+            r = pread(in_fd, c->stage, want, off);
         } while (r < 0 && errno == EINTR);
         if (r <= 0) {
-            return r;           /* 0: the file has no bytes at *off */
+            return r;           /* 0: the file has no bytes at off */
         }
         c->stage_len = (size_t) r;
         c->stage_pos = 0;
     }
     want = c->stage_len - c->stage_pos;
-    if (want > n) {
-        want = n;
+    return (ssize_t) (want < n ? want : n);
+}
+
+ssize_t
+ts_conn_sendfile_staged(ts_conn_t *c, int in_fd, off_t *off, size_t n)
+{
+    ssize_t r, w;
+
+    r = ts_conn_stage_fill(c, in_fd, *off, n);
+    if (r <= 0) {
+        return r;
     }
-    w = ts_conn_write(c, c->stage + c->stage_pos, want);
+    w = ts_conn_write(c, c->stage + c->stage_pos, (size_t) r);
     if (w > 0) {
         c->stage_pos += (size_t) w;
         *off += w;

@@ -8,7 +8,9 @@
  * AES-128-GCM first (AES-NI/VAES make it the cheapest AEAD here), no
  * session tickets (nothing to resume, nothing to leak), partial writes so
  * event loops see write(2) semantics, read-ahead so one recv() takes
- * several records.  Keys are Ed25519 (fast handshakes, small tickets).
+ * several records (into a buffer small enough, TS_TLS_READ_BUF_B, to stay
+ * in cache until SSL_read copies the plaintext out), and file bytes sent
+ * a batch of records per send(2) (ts_tls_batch.c).  Keys are Ed25519 (fast handshakes, small tickets).
  * Identity checks happen inside the handshake where the role allows it:
  * the tracker role of a tracker server (chain to the cluster CA, then
  * ts_pki_x509_tracker_role in the verify callback at depth 0; the id it
@@ -269,7 +271,7 @@ static void    tls_close(struct ts_conn_s *c);
 
 /* the TLS transport (unused in a TS_TLS_OFF build) */
 static const ts_conn_ops_t tls_ops __attribute__((unused)) = {
-    tls_read, tls_write, tls_pending, ts_conn_sendfile_staged,
+    tls_read, tls_write, tls_pending, ts_tls_sendfile,
     tls_handshake_step, tls_close, 1
 };
 
@@ -450,7 +452,9 @@ tls_begin(struct ts_conn_s *c)
         errno = EPERM;
         return -1;
     }
-    ERR_clear_error();
+    if (ERR_peek_error() != 0) {
+        ERR_clear_error();      /* (clearing an empty queue costs more) */
+    }
     errno = 0;
     return 0;
 }
@@ -486,6 +490,11 @@ tls_read(struct ts_conn_s *c, void *buf, size_t n)
 static ssize_t
 tls_write(struct ts_conn_s *c, const void *buf, size_t n)
 {
+    int rc = ts_tls_batch_flush(c);     /* records sendfile left first */
+
+    if (rc <= 0) {
+        return -1;                      /* EAGAIN (want set) or error */
+    }
     return tls_io(c, (void *) buf, n, 1);
 }
 
@@ -531,6 +540,7 @@ tls_close(struct ts_conn_s *c)
      * gone; the frame layer knows where messages end */
     SSL_free(c->ssl);
     c->ssl = NULL;
+    ts_tls_batch_free(c);
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;

@@ -429,14 +429,19 @@ sink_run(void *arg)
     return NULL;
 }
 
+/* The file is sent in grants of varying size (as the upload cap hands
+ * them out) into a small socket buffer, so batches of records stop half
+ * sent; a frame written between two chunks must arrive between them. */
 static void
 test_sendfile_over_tls(void **state)
 {
+    static const char mark[] = "--between two chunks--";
     ts_tls_t     *st, *ct;
     sink_t        k;
     pthread_t     th;
-    int           cfd, sfd, ffd;
-    size_t        n = 3u * 1024 * 1024 + 12345;
+    int           cfd, sfd, ffd, small = 32 * 1024;
+    size_t        n = 3u * 1024 * 1024 + 12345, half = n / 2 + 777, grant;
+    size_t        ml = sizeof(mark) - 1, put = 0;
     uint8_t      *data = malloc(n);
     off_t         off = 0;
     ssize_t       w;
@@ -454,17 +459,29 @@ test_sendfile_over_tls(void **state)
     ct = ctx(TS_TLS_PEER_CLIENT, P(nodeb, "node.crt"), P(nodeb, "node.key"),
              NULL);
     pair(&cfd, &sfd);
+    assert_int_equal(setsockopt(cfd, SOL_SOCKET, SO_SNDBUF, &small,
+                                sizeof(small)), 0);
     k.fd = sfd;
     k.t = st;
-    k.n = n;
-    k.got = malloc(n);
+    k.n = n + ml;
+    k.got = malloc(k.n);
     assert_non_null(k.got);
     assert_int_equal(pthread_create(&th, NULL, sink_run, &k), 0);
     c = ts_conn_new_tls(cfd, ct, 0, NULL);
     assert_int_equal(ts_conn_handshake(c, 3000), 0);
     assert_int_equal(ts_net_set_nonblock(cfd, 1), 0);
-    while ((size_t) off < n) {
-        w = ts_conn_sendfile(c, ffd, &off, n - (size_t) off);
+    while ((size_t) off < n || put < ml) {
+        if ((size_t) off == half && put < ml) {
+            w = ts_conn_write(c, mark + put, ml - put);
+            put += w > 0 ? (size_t) w : 0;
+        } else {
+            grant = 1000 + (size_t) off % 70001;
+            if (grant > ((size_t) off < half ? half : n) - (size_t) off) {
+                grant = ((size_t) off < half ? half : n) - (size_t) off;
+            }
+            w = ts_conn_sendfile(c, ffd, &off, grant);
+            assert_true(w <= (ssize_t) grant);
+        }
         if (w > 0) {
             continue;
         }
@@ -476,7 +493,9 @@ test_sendfile_over_tls(void **state)
     }
     pthread_join(th, NULL);
     assert_int_equal(k.rc, 0);
-    assert_memory_equal(k.got, data, n);
+    assert_memory_equal(k.got, data, half);
+    assert_memory_equal(k.got + half, mark, ml);
+    assert_memory_equal(k.got + half + ml, data + half, n - half);
     ts_conn_free(c);
     close(ffd);
     free(k.got);
