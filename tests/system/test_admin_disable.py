@@ -24,7 +24,7 @@ Purpose: real trackers (2 or 3, real sync) and real clients.
     refused (TS_ERR_AUTH) and change nothing; bad names and malformed
     requests get TS_ERR_BADREQ with a clear text and the admin link
     keeps working; bad command lines exit 2.
-Checked against the last release (/work/wt/old): the actions do not exist
+Checked against the release before them: the actions do not exist
 there (unknown admin command, exit 2).
 
 No locks; every wait is bounded; every process is stopped by pid (the

@@ -9,7 +9,7 @@ PEER_GETs, workers/dl_block.c) from several peers:
     changed on disk, size and mtime kept, so it still serves it) is the
     one blamed: its failures count, the good source's stays 0, and the
     file still arrives intact;
-  - a source of a build without ranges (OLD_BIN, when there is one)
+  - a source of a build without ranges (TESSERA_OLD_BIN, when set)
     answers a ranged GET "malformed request" and nothing else happens:
     the downloader takes whole chunks from it and the file arrives;
   - ranged GETs from outside (tests/tools/ts_sec): a valid range returns
@@ -34,7 +34,7 @@ from test_sec_peer import Setup, fields
 G = "g"
 BLOCK = 128 * 1024          # TS_BLOCK_B
 # release binaries of a build before ranged GETs, if the machine has them
-OLD_BIN = os.environ.get("TESSERA_OLD_BIN", "/work/wt/old/build/release/bin")
+OLD_BIN = os.environ.get("TESSERA_OLD_BIN", "")
 
 
 class OldNode(Node):
