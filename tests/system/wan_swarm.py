@@ -30,6 +30,7 @@ import signal
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tessera  # noqa: E402
@@ -156,7 +157,80 @@ def ns_nodes(bed, tracker, tmpdir, hosts_users, **node_kw):
     return nodes
 
 
-def swarm(bed, tmpdir, size, leechers, timeout=300, trace=None):
+def ns_tx_bytes(pid):
+    """Bytes sent by the host (network namespace) process pid is in: the
+    sum of tx_bytes over its interfaces but lo (/proc/PID/net/dev is that
+    of the process's namespace; one read, no process started)."""
+    try:
+        with open("/proc/%d/net/dev" % pid) as f:
+            lines = f.read().splitlines()[2:]
+    except OSError:
+        return None
+    tx = 0
+    for ln in lines:
+        name, _, rest = ln.partition(":")
+        if name.strip() != "lo":
+            tx += int(rest.split()[8])
+    return tx
+
+
+def ns_tcp_counts(pid):
+    """{counter: value} of the Tcp line of /proc/PID/net/snmp (that of
+    the process's network namespace): OutSegs, RetransSegs, ..."""
+    try:
+        with open("/proc/%d/net/snmp" % pid) as f:
+            rows = [ln.split()[1:] for ln in f if ln.startswith("Tcp:")]
+    except OSError:
+        return {}
+    return dict(zip(rows[0], (int(v) for v in rows[1]))) if len(rows) == 2 \
+        else {}
+
+
+def _emu_drops(bed):
+    """{host: (drop_up, drop_down)} packets from the emulator, or None."""
+    try:
+        return {h["host"]: (h["drop_up"], h["drop_down"])
+                for h in bed.stats() if h.get("ev") == "host"}
+    except (RuntimeError, OSError, ValueError):
+        return None
+
+
+def uplink_phases(samples, rate_mbit, done_s):
+    """Where the seeder's uplink idled, from (seconds, bytes) samples of
+    the chunks the leechers took from it (verified), about every 0.1 s from
+    download_file on: the first chunk, MiB by 1, 2 and 5 s and what
+    the cap allowed by 5 s from the first chunk on, its last chunk against
+    the last leecher's end, and the seconds of samples between the two
+    in which it fed less than half its cap."""
+    if len(samples) < 2 or not rate_mbit:
+        return {}
+    t0, b0 = samples[0]
+    total = samples[-1][1] - b0
+    cap = rate_mbit * 1e6 / 8                       # bytes/s
+    first = next((t for t, b in samples if b > b0), None)
+    last = next((t for t, b in samples if b - b0 >= total), None)
+
+    def sent_by(s):
+        return max([b - b0 for t, b in samples if t <= s] or [0])
+    r = {"first_data_s": first, "last_data_s": last,
+         "last_leecher_s": round(done_s, 2),
+         "seeder_mib": round(total / 2**20, 1)}
+    for s in (1, 2, 5):
+        r["mib_by_%ds" % s] = round(sent_by(s) / 2**20, 1)
+    if first is not None:
+        r["cap_mib_by_5s"] = round(max(0, 5 - first) * cap / 2**20, 1)
+    if first is not None and last is not None:
+        idle = 0.0
+        for (ta, ba), (tb, bb) in zip(samples, samples[1:]):
+            if first <= ta and tb <= last and tb > ta \
+                    and (bb - ba) / (tb - ta) < cap / 2:
+                idle += tb - ta
+        r["idle_s"] = round(idle, 2)
+    return r
+
+
+def swarm(bed, tmpdir, size, leechers, timeout=300, trace=None,
+          rate_mbit=None):
     """Host 0 tracker, host 1 seeder, hosts 2.. leechers (all start at
     once).  Returns a dict of figures (chunks_up counts what a leecher
     served while it was still downloading, too); asserts every copy's
@@ -172,20 +246,36 @@ def swarm(bed, tmpdir, size, leechers, timeout=300, trace=None):
     os.makedirs(src, exist_ok=True)
     want = make_file(os.path.join(src, "f.bin"), size, seed=11)
     seeder.upload(os.path.join(src, "f.bin"), GROUP)
+    tx0 = ns_tx_bytes(seeder.proc.pid)
+    emu0 = _emu_drops(bed)
+    tcp0 = ns_tcp_counts(seeder.proc.pid)
+    fed = [(0.0, 0)]        # (seconds, bytes the leechers took of the seeder)
     t0 = time.monotonic()
-    dests = [n.download(GROUP, "f.bin", os.path.join(tmpdir, "out-%s.bin"
-                                                     % n.user))
-             for n in leech]
+    # the leechers start at once: download_file asks the tracker (a round
+    # trip or two) before it answers, so one after the other the last
+    # leecher would start 1.5 RTT x its place late
+    with ThreadPoolExecutor(len(leech)) as pool:
+        dests = list(pool.map(lambda n: (n.download(
+            GROUP, "f.bin", os.path.join(tmpdir, "out-%s.bin" % n.user)),
+            round(time.monotonic() - t0, 3)), leech))
+    started = [t for _, t in dests]     # when download_file answered
+    dests = [d for d, _ in dests]
     # the clock is read from the nodes' segments (the download's state
     # DONE or FAILED), not by asking each node's CLI 20 times a second:
     # on a 2-core machine that polling took CPU from the swarm it timed
     views = {n.name: NodeShm(n.state_dir) for n in nodes}
     done = {}                       # name -> seconds, when first seen done
-    next_sample = 0.0
+    next_sample, next_tx = 0.0, 0.1
     try:
         idx = {}
         while len(done) < len(leech):
             assert time.monotonic() - t0 < timeout, ("not done", done)
+            if time.monotonic() - t0 >= next_tx:
+                next_tx += 0.1
+                fed.append((round(time.monotonic() - t0, 3), CHUNK * sum(
+                    views[n.name].dl_src_views(idx[n.name]).get(
+                        seeder.addr, {}).get("chunks", 0)
+                    for n in leech if idx.get(n.name) is not None)))
             if trace is not None and time.monotonic() - t0 >= next_sample:
                 next_sample += 0.25
                 trace.append((round(time.monotonic() - t0, 3),
@@ -203,6 +293,8 @@ def swarm(bed, tmpdir, size, leechers, timeout=300, trace=None):
     finally:
         for v in views.values():
             v.close()
+    tcp1, tx1 = ns_tcp_counts(seeder.proc.pid), ns_tx_bytes(seeder.proc.pid)
+    emu1 = _emu_drops(bed)
     for n in leech:
         line = n.dl_line(GROUP, "f.bin")
         assert line and line.startswith("[C]"), (n.name, line)
@@ -216,20 +308,38 @@ def swarm(bed, tmpdir, size, leechers, timeout=300, trace=None):
     took = {n.name: {names.get(a, a): v["chunks"] for a, v in
                      n.shm_download(GROUP, "f.bin")["sources"].items()}
             for n in leech}
-    return {"size": size, "leechers": leechers, "wall_s": round(wall, 2),
-            "seeder_copies": round(ups[seeder.name] / nch, 3),
-            "leecher_s": [round(t, 2) for t in times],
-            "mib_s": round(size * leechers / wall / 2**20, 2),
-            "chunks_up": ups,
-            "chunks_down": {n.name: n.shm_stats()["chunks_down"]
-                            for n in leech},
-            "haves_sent": {n.name: n.shm_stats()["haves_sent"]
-                           for n in leech},
-            # chunks each leecher took from each node (by name), and
-            # from the seeder alone, leechers in order
-            "took": took,
-            "from_seeder": [took[n.name].get(seeder.name, 0) for n in leech],
-            "fair_holds": seeder.shm_stats().get("fair_holds", 0)}
+    r = {"size": size, "leechers": leechers, "wall_s": round(wall, 2),
+         "seeder_copies": round(ups[seeder.name] / nch, 3),
+         "leecher_s": [round(t, 2) for t in times],
+         "mib_s": round(size * leechers / wall / 2**20, 2),
+         "chunks_up": ups,
+         "chunks_down": {n.name: n.shm_stats()["chunks_down"]
+                         for n in leech},
+         "haves_sent": {n.name: n.shm_stats()["haves_sent"]
+                        for n in leech},
+         # chunks each leecher took from each node (by name), and
+         # from the seeder alone, leechers in order
+         "took": took,
+         "from_seeder": [took[n.name].get(seeder.name, 0) for n in leech],
+         "fair_holds": seeder.shm_stats().get("fair_holds", 0),
+         "seeder_up": uplink_phases(fed, rate_mbit, wall)}
+    # what the seeder's host offered its uplink (the emulator drops what
+    # overflows its queue: TCP sends that again), its TCP segments sent
+    # and sent again, while the clock ran
+    r["seeder_up"]["started_s"] = started
+    if tx0 is not None and tx1 is not None:
+        r["seeder_up"]["offered_mib"] = round((tx1 - tx0) / 2**20, 1)
+    r["seeder_up"].update({k.lower(): tcp1.get(k, 0) - tcp0.get(k, 0)
+                           for k in ("OutSegs", "RetransSegs")})
+    # packets the emulator dropped at the seeder's uplink queue and at
+    # the leechers' downlink queues (full: one BDP each)
+    if emu0 and emu1:
+        r["seeder_up"]["drop_up"] = emu1[1][0] - emu0[1][0]
+        r["seeder_up"]["leech_drop_down"] = sum(
+            emu1[h][1] - emu0[h][1] for h in range(2, 2 + leechers))
+    if trace is not None:
+        r["seeder_fed"] = fed
+    return r
 
 
 def cleanup():
@@ -275,10 +385,12 @@ def main(argv=None):
             with WanBed(2 + a.leechers, delay_ms=a.delay, rate_mbit=a.rate,
                         loss_pct=a.loss, workdir=tmp) as bed:
                 trace = [] if a.trace else None
-                r = swarm(bed, tmp, size, a.leechers, a.timeout, trace)
+                r = swarm(bed, tmp, size, a.leechers, a.timeout, trace,
+                          a.rate)
                 if a.trace:
                     with open(a.trace, "w") as f:
-                        json.dump(trace, f)
+                        json.dump({"nodes": trace,
+                                   "seeder_fed": r.pop("seeder_fed")}, f)
                 cpu = bed.emu_cpu_s()
         finally:
             cleanup()
