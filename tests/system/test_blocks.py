@@ -131,7 +131,8 @@ def test_corrupt_block_is_blamed(tracker, tmp_path):
                          log), log[-3000:]
 
 
-@pytest.mark.skipif(not os.path.exists(os.path.join(OLD_BIN, "client")),
+@pytest.mark.skipif(not OLD_BIN
+                    or not os.path.isfile(os.path.join(OLD_BIN, "client")),
                     reason="no binaries of a build without ranges")
 def test_old_uploader_gets_whole_chunks(tracker, tmp_path):
     size = 12 * CHUNK + 777
