@@ -112,6 +112,15 @@ lb_cpu_ticks() { # PID...: "utime+stime utime" (clock ticks) over the live trees
     echo "$s $u"
 }
 
+lb_read_bytes() { # PID...: bytes the live trees had read from disk (io read_bytes)
+    local p s=0 v
+    for p in $(lb_tree "$@"); do
+        v=$(awk '$1 == "read_bytes:" {print $2}' "/proc/$p/io" 2>/dev/null)
+        s=$((s + ${v:-0}))
+    done
+    echo "$s"
+}
+
 # lb_tessera TAG BIN N -> "wall_s status ok/N pss_max_kB cpu_s setup_s user_s"
 # cpu_s (user_s): user+sys (user) time of the seeder's and the leechers'
 # processes (workers included) while the clock ran; pss_max_kB: the highest sum of Pss over
@@ -156,6 +165,20 @@ lb_tessera() {
     done
     timeout 60 cat "$SRC" > /dev/null          # the seeder's file is warm
     local c0 u0 t0 t1 st=OK all pss=0 v k=0 deadline
+    # PERF_OUT=DIR: the clock's span recorded system-wide (perf record
+    # -a -g, and perf stat of switches/migrations/faults) into DIR/TAG.*
+    local perf_pid= stat_pid=
+    if [ -n "${PERF_OUT:-}" ]; then
+        mkdir -p "$PERF_OUT"
+        perf record -q -F "${PERF_FREQ:-499}" -a -g -o "$PERF_OUT/$tag.data" 2> /dev/null &
+        perf_pid=$!
+        perf stat -a -e context-switches,cpu-migrations,page-faults,task-clock \
+            -o "$PERF_OUT/$tag.stat" 2> /dev/null &
+        stat_pid=$!
+        sleep 0.5
+    fi
+    local io0 io1
+    io0=$(lb_read_bytes "$spid" "${lp[@]}")
     read -r c0 u0 < <(lb_cpu_ticks "$spid" "${lp[@]}")
     t0=${EPOCHREALTIME/./}
     for ((i = 1; i <= n; i++)); do
@@ -181,6 +204,16 @@ lb_tessera() {
     [ -n "$tick" ] && exec {tick}<&-
     v=$(lb_pss_kb "${lp[1]}"); [ "$v" -gt "$pss" ] && pss=$v
     local c1 u1; read -r c1 u1 < <(lb_cpu_ticks "$spid" "${lp[@]}")
+    io1=$(lb_read_bytes "$spid" "${lp[@]}")
+    # what the nodes read from disk meanwhile (re-serves of chunks no
+    # longer in the page cache show here)
+    lb_log "$tag: $(( (io1 - io0) >> 20 )) MiB read from disk by the nodes during the clock"
+    local pp
+    for pp in $perf_pid $stat_pid; do   # SIGINT: perf writes its file and exits
+        kill -INT "$pp" 2> /dev/null
+        timeout 60 tail --pid="$pp" -f /dev/null
+        wait "$pp" 2> /dev/null
+    done
     exec 7>&-
     for ((i = 1; i <= n; i++)); do exec {lfd[i]}>&-; lb_stop_pid "${lp[i]}"; done
     lb_stop_pid "$spid"; lb_stop_pid "$tpid"

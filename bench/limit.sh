@@ -31,6 +31,14 @@
 #   all), TESSERA_BIN (default build/release/bin),
 #   NOTLS_BIN (default build/notls/bin; its runs are skipped when not
 #   built), KEEP=1 keeps the temp dir, LEECH_TIMEOUT (s, default 300).
+#   With ITEMS, tls16 runs when named (no N16=1 needed), aria2 only when
+#   anchor4 is named, and the probe is built only for a probe item
+#   (e.g. ITEMS="tls4 tls16" for the 16-leecher scaling).  The summary
+#   also prints CPU-s per GiB received (CPU-s / (leechers x SIZE)), which
+#   the other load on a shared machine disturbs less than wall time.
+#   PERF_OUT=DIR records each Tessera item's clocked span with perf(1)
+#   (record -a -g at PERF_FREQ Hz, default 499, and stat of context
+#   switches, migrations and page faults) into DIR/ITEM-rROUND.{data,stat}.
 # Every process is stopped by pid; every wait is bounded.  The probe is
 # built from ../shared/bench/limit_probe/probe.c when that is there, and
 # skipped with a message when not.
@@ -49,6 +57,11 @@ PAUSE=${PAUSE:-5}
 N16=${N16:-0}
 ANCHOR=${ANCHOR:-yes}
 ITEMS=${ITEMS:-}
+want() { [ -z "$ITEMS" ] || [[ " $ITEMS " == *" $1 "* ]]; } # ITEM: run it?
+if [ -n "$ITEMS" ]; then
+    want tls16 && N16=1
+    want anchor4 || ANCHOR=no
+fi
 SHARED=
 for d in "$ROOT/../shared/bench" "$ROOT/../../shared/bench"; do
     [ -d "$d" ] && { SHARED=$(cd "$d" && pwd); break; }
@@ -68,7 +81,9 @@ trap 'exit 130' INT TERM
 [ -x "$BIN/tracker" ] && [ -x "$BIN/client" ] || { lb_log "build first (make)"; exit 1; }
 [ -x "$NOTLS/client" ] || { lb_log "no notls build in $NOTLS: TLS-off runs skipped"; NOTLS=; }
 PROBE=
-if [ -n "$SHARED" ] && [ -f "$SHARED/limit_probe/probe.c" ]; then
+if [ -n "$ITEMS" ] && ! want probe1 && ! want probe1_aead && ! want probe4 && ! want probe4_aead; then
+    :
+elif [ -n "$SHARED" ] && [ -f "$SHARED/limit_probe/probe.c" ]; then
     if gcc -O2 -pthread -o "$WORK/probe" "$SHARED/limit_probe/probe.c" -lcrypto; then
         PROBE=$WORK/probe
     else
@@ -91,7 +106,6 @@ fi
 RES=$WORK/results.tsv       # item wall_s status cpu_s pss_kB setup_s user_s
 
 settle() { sync; sleep "$PAUSE"; }
-want() { [ -z "$ITEMS" ] || [[ " $ITEMS " == *" $1 "* ]]; } # ITEM: run it?
 
 probe_item() { # NAME ARGS...: one probe run -> a results row
     local name=$1 out w c u
@@ -112,7 +126,7 @@ probe_item() { # NAME ARGS...: one probe run -> a results row
 tessera_item() { # NAME BIN N: one Tessera run -> a results row
     local w st ver pss cpu setup user
     settle
-    read -r w st ver pss cpu setup user < <(lb_tessera "$1" "$2" "$3")
+    read -r w st ver pss cpu setup user < <(lb_tessera "$1-r$r" "$2" "$3")
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$w" "$st" "$cpu" "$pss" "$setup" "$user" >> "$RES"
     lb_log "$1: ${w}s $st verified=$ver cpu=${cpu}s (user ${user}s) leecher-1 PSS=${pss} kB setup=${setup}s"
 }
@@ -151,16 +165,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if(a!="NA"&&b!="NA"&&b>0) printf "%.2f"
 
 echo
 echo "limit: $SIZE, $RUNS rounds, ${PAUSE}s pause before each item, $(date -u '+%F %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '  %-12s %-26s %-7s %-22s %-8s %s\n' item "wall s median [range]" "MiB/s" "CPU-s median [range]" "user s" "PSS kB / setup s"
+printf '  %-12s %-26s %-7s %-22s %-8s %-8s %s\n' item "wall s median [range]" "MiB/s" "CPU-s median [range]" "user s" "CPU-s/GiB" "PSS kB / setup s"
 for it in probe1 probe1_aead plain1 tls1 probe4 probe4_aead plain4 tls4 anchor4 tls16; do
     [ -n "$(col "$it" 2)" ] || continue
     n=1; case $it in *4*) n=4 ;; *16) n=16 ;; esac
     w=$(med "$it" 2)
     extra=
     case $it in plain* | tls*) extra="$(med "$it" 5 | cut -d. -f1) / $(med "$it" 6)" ;; esac
-    printf '  %-12s %-26s %-7s %-22s %-8s %s\n' "$it" "$(col "$it" 2 | lb_median)" \
+    printf '  %-12s %-26s %-7s %-22s %-8s %-8s %s\n' "$it" "$(col "$it" 2 | lb_median)" \
         "$(awk -v w="$w" -v m="$MIB" -v n="$n" 'BEGIN{printf "%.0f", n*m/w}')" \
-        "$(col "$it" 4 | lb_median)" "$(med "$it" 7)" "$extra"
+        "$(col "$it" 4 | lb_median)" "$(med "$it" 7)" \
+        "$(awk -v c="$(med "$it" 4)" -v m="$MIB" -v n="$n" 'BEGIN{if(c!="NA"&&m>0) printf "%.2f", c*1024/(n*m); else print "NA"}')" \
+        "$extra"
 done
 echo "ratios (medians):"
 echo "  1->1 speed TLS off / probe       $(ratio "$(med probe1 2)" "$(med plain1 2)")   (targets: >= 1000 MiB/s off, >= 650 MiB/s TLS)"
