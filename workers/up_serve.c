@@ -285,6 +285,13 @@ up_serve_dl_fd(up_t *u, int idx)
             return -1;
         }
         fc->gen = gen;
+        /* no readahead: peers ask for scattered chunks, and the
+         * device's readahead (8 MiB on some VMs) would read the
+         * neighbouring chunks the downloader dropped from the page
+         * cache back from disk and fill the page cache with the holes
+         * (zeroed pages) of chunks not yet written.  The dup()s for the
+         * sends share this open file, so its mode with it. */
+        (void) posix_fadvise(fc->fd, 0, 0, POSIX_FADV_RANDOM);
     }
     return fc->fd;
 }
