@@ -162,6 +162,11 @@
                                             MAP/GET < 400 */
 #define TS_UP_QUEUE_N           16       /* parsed requests waiting per link */
 #define TS_UP_TICK_MS           100      /* timeouts and heartbeat */
+#define TS_UP_DROP_LAG_N        64       /* chunks: an uploader worker gives
+                                            back the page cache of a
+                                            download's chunk it served this
+                                            many chunks before, if not
+                                            served again since (0: never) */
 #define TS_UP_ACCEPT_BURST      32       /* accept() calls per wakeup (count) */
 #define TS_UP_LOOKUP_N          8        /* (group, name) -> entry cache */
 

@@ -75,7 +75,8 @@ dl_fh_wrote(dl_local_t *l, int fd, uint32_t chunk)
     }
     sync_file_range(fd, (off_t) chunk * TS_CHUNK_B, TS_CHUNK_B,
                     SYNC_FILE_RANGE_WRITE);
-    slot = &l->wrote[l->nwrote++ % TS_DL_DROP_LAG_N];
+    slot = &l->wrote[l->nwrote++
+                     % (TS_DL_DROP_LAG_N > 0 ? TS_DL_DROP_LAG_N : 1)];
     old = *slot;
     *slot = chunk + 1;
     if (old != 0) {

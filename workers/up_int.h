@@ -125,6 +125,10 @@ typedef struct {
     int         fair_slot;      /* its word in node_sent_sh_t fair, or -1 */
     int64_t     fair_held_ms;   /* held back since (ms), 0 = not held */
     int         lowat;          /* TCP_NOTSENT_LOWAT set */
+    int         dl_idx;         /* the download the reply in progress is
+                                   read from, or -1 (up_serve_drop) */
+    uint32_t    dl_gen;         /* ... its id when its file was opened */
+    uint32_t    chunk_idx;      /* ... the chunk */
     up_have_sub_t have[TS_UP_HAVE_SUBS_N];
 } up_link_t;
 
@@ -132,6 +136,14 @@ typedef struct {
     int       fd;
     uint32_t  gen;              /* share seq / download id when opened */
 } up_fcache_t;
+
+/* A chunk of a download this worker served lately (up_serve_drop);
+ * dl1 == 0: an empty slot. */
+typedef struct {
+    uint32_t  dl1;              /* download index + 1 */
+    uint32_t  gen;              /* its id (up_fcache_t gen) */
+    uint32_t  chunk;
+} up_drop_t;
 
 typedef struct {
     char      group[TS_ID_MAX_B + 1];
@@ -161,6 +173,8 @@ typedef struct {
     up_link_t         *conns[TS_NODE_PEER_CONNS_N];
     up_fcache_t        shares[TS_NODE_SHARES_N];
     up_fcache_t        dls[TS_NODE_DOWNLOADS_N];
+    up_drop_t          served[TS_UP_DROP_LAG_N > 0 ? TS_UP_DROP_LAG_N : 1];
+    uint32_t           nserved;     /* chunks noted in served[], ever */
     up_lookup_t        look[TS_UP_LOOKUP_N];
     int                look_next;
     node_share_sh_t    share_snap;

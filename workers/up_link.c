@@ -235,6 +235,7 @@ up_link_accept(up_t *u)
         k->share_idx = -1;
         k->fair_share = -1;
         k->fair_slot = -1;
+        k->dl_idx = -1;
         k->addr = a;
         k->born_ms = ts_now_ms();
         k->last_ms = k->born_ms;

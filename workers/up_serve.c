@@ -454,6 +454,7 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
     up_serve_find(u, r->group, r->name, &s, &d);
 
     k->share_idx = -1;
+    k->dl_idx = -1;
     if (s >= 0 && atomic_load(&u->share_snap.state) == NODE_SHARE_READY) {
         n = u->share_snap.nchunks;
         size = u->share_snap.size;
@@ -500,6 +501,9 @@ up_serve_get(up_t *u, up_link_t *k, const up_req_t *r)
             return;
         }
         why = NULL;
+        k->dl_idx = d;
+        k->dl_gen = u->dls[d].gen;
+        k->chunk_idx = r->index;
     }
     if (fd < 0) {
         if (s >= 0 || why != NULL) {
@@ -584,6 +588,52 @@ up_serve_held(up_t *u, up_link_t *k, const up_req_t *r)
 }
 
 
+/*
+ * Chunk `chunk` of download dl (opened as gen) was just served: the chunk
+ * this worker served TS_UP_DROP_LAG_N chunks before leaves the page cache,
+ * unless it was served again since.  The downloader drops what it wrote
+ * (dl_fh_wrote), but a chunk a peer asks for after that is read back
+ * from disk into new pages; without this they would stay, and the page
+ * cache of a swarm would grow by the whole file on every node.  On a VM
+ * whose host takes back the guest's free pages, new pages cost several
+ * times more than reused ones.  Only a hint to the kernel: a dirty page
+ * stays, and a chunk dropped too soon is read from disk again.  Shares
+ * (the user's own files) are left alone.
+ */
+static void
+up_serve_drop(up_t *u, int dl, uint32_t gen, uint32_t chunk)
+{
+    up_drop_t    *e, old;
+    up_fcache_t  *fc;
+    int           i;
+
+    if (TS_UP_DROP_LAG_N == 0) {
+        return;
+    }
+    e = &u->served[u->nserved++
+                    % (TS_UP_DROP_LAG_N > 0 ? TS_UP_DROP_LAG_N : 1)];
+    old = *e;
+    e->dl1 = (uint32_t) dl + 1;
+    e->gen = gen;
+    e->chunk = chunk;
+    if (old.dl1 == 0 || old.dl1 > TS_NODE_DOWNLOADS_N) {
+        return;
+    }
+    for (i = 0; i < TS_UP_DROP_LAG_N; i++) {
+        if (u->served[i].dl1 == old.dl1 && u->served[i].gen == old.gen
+            && u->served[i].chunk == old.chunk)
+        {
+            return;     /* served again lately: keep it */
+        }
+    }
+    fc = &u->dls[old.dl1 - 1];
+    if (fc->fd >= 0 && fc->gen == old.gen) {
+        (void) posix_fadvise(fc->fd, (off_t) old.chunk * TS_CHUNK_B,
+                             TS_CHUNK_B, POSIX_FADV_DONTNEED);
+    }
+}
+
+
 /* A chunk went out completely. */
 static void
 up_serve_chunk_sent(up_t *u, up_link_t *k)
@@ -592,6 +642,10 @@ up_serve_chunk_sent(up_t *u, up_link_t *k)
 
     close(k->file_fd);
     k->file_fd = -1;
+    if (k->dl_idx >= 0) {
+        up_serve_drop(u, k->dl_idx, k->dl_gen, k->chunk_idx);
+        k->dl_idx = -1;
+    }
     if (k->active) {
         k->active = 0;
         up_serve_active(u, -1);
